@@ -1,0 +1,158 @@
+/* lb_abi.h: every struct and constant shared by the XDP program and user space (declared once). */
+#ifndef XDPLB_LB_ABI_H
+#define XDPLB_LB_ABI_H
+
+/* No kernel includes: fixed-width types come from the includer (vmlinux/linux types in BPF,
+ * <linux/types.h> in the addon). Network-order fields are __be16/__be32. */
+
+/* Default map sizes; user space may change every one of them before load. */
+#define LB_MAX_SERVICES 256       /* services, maglev (outer), service_stats */
+#define LB_MAX_BACKENDS 4096      /* backends, backend_stats; backend id 0 is never used */
+#define LB_MAX_VIPS 256           /* vips */
+#define LB_MAX_REVERSE 4096       /* reverse */
+#define LB_MAX_TX_PORTS 64        /* tx_ports DEVMAP_HASH */
+#define LB_MAX_FLOWS 65536        /* flows LRU_HASH (flow affinity cache) */
+#define LB_MAGLEV_DEFAULT_SIZE 65537 /* inner maglev table entries (prime) */
+#define LB_EVENTS_BYTES (1 << 20) /* events ring buffer size */
+
+/* Forwarding mode of a service (lb_service.mode). */
+#define LB_MODE_NAT 0
+#define LB_MODE_DSR 1
+
+/* Fragment policy (lb_settings.frag_policy). */
+#define LB_FRAG_DROP 0
+#define LB_FRAG_PASS 1
+
+/* lb_backend.flags */
+#define LB_BACKEND_F_ACTIVE 1   /* entry in use; flows cached on it keep going to it */
+#define LB_BACKEND_F_DRAINING 2 /* informational: draining backends are not in the maglev table,
+                                 * but stay ACTIVE so their cached (existing) flows live on */
+
+/* Verdict reasons: index into reason_stats and lb_event.reason. Every PASS/DROP/TX/REDIRECT
+ * leaves the program with exactly one reason. */
+#define LB_REASON_FORWARDED 0      /* VIP traffic sent to a backend (TX or REDIRECT) */
+#define LB_REASON_REVERSED 1       /* NAT reply rewritten to the VIP and sent on */
+#define LB_REASON_ICMP_ECHO 2      /* echo request to a VIP answered by the program */
+#define LB_REASON_ICMP_ERROR 3     /* ICMP error quoting a VIP flow sent to its backend */
+#define LB_REASON_NOT_IPV4 4       /* PASS: not an IPv4 frame (ARP, IPv6, ...) */
+#define LB_REASON_VLAN 5           /* PASS: 802.1Q/802.1ad tagged frame */
+#define LB_REASON_NOT_VIP 6        /* PASS: IPv4 but not for a VIP and not a NAT reply */
+#define LB_REASON_MALFORMED 7      /* DROP: truncated header, IHL < 5, bad total length */
+#define LB_REASON_FRAGMENT 8       /* DROP or PASS (per lb_settings.frag_policy): VIP fragment */
+#define LB_REASON_NO_SERVICE 9     /* DROP: VIP address, but no service for this port/proto */
+#define LB_REASON_NO_BACKEND 10    /* DROP: service has no usable backend */
+#define LB_REASON_TTL 11           /* PASS: TTL <= 1, the kernel answers with ICMP time exceeded */
+#define LB_REASON_NO_NEIGH 12      /* PASS: no neighbour entry for the next hop yet */
+#define LB_REASON_NO_ROUTE 13      /* PASS: bpf_fib_lookup found no usable route */
+#define LB_REASON_NO_TX_PORT 14    /* PASS: egress interface not in tx_ports */
+#define LB_REASON_ICMP_UNSUPPORTED 15 /* DROP: ICMP to a VIP that is neither echo nor a known error */
+#define LB_REASON_COUNT 16
+#define LB_REASON_SLOTS 32         /* reason_stats max_entries */
+
+/* XDP actions are counted in action_stats at index = XDP action (0..4). */
+#define LB_ACTION_SLOTS 8
+
+/* services: key */
+struct lb_service_key {
+	__be32 vip;
+	__be16 port;   /* 0 = every port of proto */
+	__u8 proto;    /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 pad;
+};
+
+/* services: value */
+struct lb_service {
+	__u32 id;          /* index into maglev (outer) and service_stats; 0 is never used */
+	__u32 table_size;  /* M: entries of this service's inner maglev table (<= its max_entries) */
+	__u8 mode;         /* LB_MODE_* */
+	__u8 flags;
+	__u16 pad;
+};
+
+/* vips: key is __be32 address; value: */
+struct lb_vip {
+	__u32 services;    /* number of services on this address (informational) */
+};
+
+/* backends: ARRAY indexed by backend id */
+struct lb_backend {
+	__be32 ip;
+	__be16 port;       /* 0 = keep the client's destination port */
+	__u8 flags;        /* LB_BACKEND_F_* */
+	__u8 pad;
+	__u32 service_id;  /* owner service */
+};
+
+/* reverse: key (source of a NAT-mode reply) */
+struct lb_reverse_key {
+	__be32 ip;         /* backend address */
+	__be16 port;       /* backend port; 0 = any source port (wildcard service, port kept) */
+	__u8 proto;
+	__u8 pad;
+};
+
+/* reverse: value */
+struct lb_reverse {
+	__be32 vip;
+	__be16 vport;      /* 0 = keep the reply's source port */
+	__u16 pad;
+	__u32 service_id;
+	__u32 backend_id;
+};
+
+/* settings: ARRAY[1], run-time knobs */
+struct lb_settings {
+	__u32 frag_policy;   /* LB_FRAG_* */
+	__u32 sample_rate;   /* 1 in N packets goes to events; 0 = off */
+	__u32 flow_cache;    /* 1 = remember each TCP/UDP flow's backend in flows (default), 0 = pure maglev */
+	__u32 pad;
+};
+
+/* flows: LRU_HASH key, the client->VIP 5-tuple as received */
+struct lb_flow_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* flows: value. A hit is used only while backends[backend_id] is ACTIVE and owned by service_id. */
+struct lb_flow {
+	__u32 backend_id;
+	__u32 service_id;
+};
+
+/* service_stats and backend_stats: PERCPU_ARRAY values (index = id) */
+struct lb_flow_stats {
+	__u64 fwd_packets;   /* client -> backend */
+	__u64 fwd_bytes;
+	__u64 rev_packets;   /* backend -> client (NAT replies) */
+	__u64 rev_bytes;
+};
+
+/* action_stats and reason_stats: PERCPU_ARRAY values */
+struct lb_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* events: ring buffer record */
+struct lb_event {
+	__u64 ts_ns;        /* bpf_ktime_get_ns() */
+	__u32 ifindex;      /* ingress interface */
+	__u32 pkt_len;      /* frame length */
+	__u32 service_id;   /* 0 = none */
+	__u32 backend_id;   /* 0 = none */
+	__be32 saddr;       /* as received */
+	__be32 daddr;
+	__be16 sport;       /* 0 when not TCP/UDP */
+	__be16 dport;
+	__u8 proto;
+	__u8 action;        /* XDP action */
+	__u8 reason;        /* LB_REASON_* */
+	__u8 pad;
+};
+
+#endif

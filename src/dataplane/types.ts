@@ -1,0 +1,69 @@
+/**
+ * What the control plane hands the data plane: the effective state of every service.
+ * The reconciler (src/balancer/reconciler.ts) turns it into map writes; nothing else writes maps.
+ */
+
+export type Protocol = 'tcp' | 'udp';
+export type ForwardingMode = 'nat' | 'dsr';
+
+export interface DataplaneBackend {
+  address: string;         // IPv4 dotted quad
+  port: number;            // 0 = keep the client's destination port
+  weight: number;          // integer >= 0; 0 = drained (no new flows)
+  /** false = health checks say down: out of the table AND its cached flows move elsewhere. */
+  healthy: boolean;
+  /** true = no new flows, existing (cached) flows stay. */
+  draining: boolean;
+}
+
+export interface DataplaneService {
+  name: string;            // unique; stable key for ids across reconciles
+  vip: string;             // IPv4 dotted quad
+  port: number;            // 0 = every port of the protocol
+  protocol: Protocol;
+  mode: ForwardingMode;
+  tableSize: number;       // Maglev M (prime)
+  backends: DataplaneBackend[];
+}
+
+export interface DataplaneSettings {
+  fragPolicy: 'drop' | 'pass';
+  sampleRate: number;      // 1 in N packets to the event ring; 0 = off
+  flowCache: boolean;
+}
+
+export interface DataplaneState {
+  services: DataplaneService[];
+  settings: DataplaneSettings;
+}
+
+export const REASONS = [
+  'forwarded', 'reversed', 'icmp_echo', 'icmp_error', 'not_ipv4', 'vlan', 'not_vip', 'malformed',
+  'fragment', 'no_service', 'no_backend', 'ttl', 'no_neigh', 'no_route', 'no_tx_port',
+  'icmp_unsupported',
+] as const;
+export type Reason = (typeof REASONS)[number];
+
+export const XDP_ACTIONS = ['aborted', 'drop', 'pass', 'tx', 'redirect'] as const;
+export type XdpAction = (typeof XDP_ACTIONS)[number];
+
+export interface FlowCounters { fwdPackets: number; fwdBytes: number; revPackets: number; revBytes: number }
+export interface PacketCounter { packets: number; bytes: number }
+
+/** Counters summed over CPUs, as read at `at` (ms since the epoch). */
+export interface StatsSnapshot {
+  at: number;
+  services: Record<string, FlowCounters>;                 // by service name
+  backends: Record<string, Record<string, FlowCounters>>; // service name -> "address:port" -> counters
+  actions: Record<XdpAction, PacketCounter>;
+  reasons: Record<Reason, PacketCounter>;
+}
+
+/** One decoded ring-buffer record. */
+export interface TraceEvent {
+  tsNs: number; ifindex: number; pktLen: number;
+  service: string | null; backend: string | null;   // names resolved by the data plane
+  serviceId: number; backendId: number;
+  saddr: string; daddr: string; sport: number; dport: number; proto: number;
+  action: XdpAction; reason: Reason;
+}
