@@ -1,0 +1,74 @@
+/**
+ * What the HTTP API needs from the daemon. src/daemon implements it over the real data plane;
+ * the API never touches maps itself. Mutations validate the whole resulting state first and
+ * throw an XdplbError (src/api/errors.ts) without changing anything when it is invalid.
+ */
+import type { ProgramInfo, MapInfo } from '../bpf/api';
+import type { TraceEvent } from '../dataplane/types';
+
+export type Role = 'viewer' | 'admin';
+
+export interface HealthCheckSpec {
+  type: 'tcp' | 'http'; port?: number; path?: string; expectStatus?: [number, number];
+  intervalMs: number; timeoutMs: number; rise: number; fall: number;
+}
+export interface BackendSpec { address: string; port: number; weight: number; drain?: boolean }
+export interface ServiceSpec {
+  name: string; vip: string; port: number; protocol: 'tcp' | 'udp'; mode: 'nat' | 'dsr';
+  tableSize?: number; backends: BackendSpec[]; healthCheck?: HealthCheckSpec;
+}
+export interface BackendView extends BackendSpec {
+  id: number; key: string; health: 'up' | 'down' | 'unknown'; draining: boolean;
+  inTable: boolean; tableShare: number;
+}
+export interface ServiceView extends Omit<ServiceSpec, 'backends'> { id: number; backends: BackendView[] }
+export interface SettingsView { fragPolicy: 'drop' | 'pass'; sampleRate: number; flowCache: boolean }
+
+export interface RateRow { pps: number; bps: number; packets: number; bytes: number }
+export interface StatsView {
+  at: number; interval: number;
+  totals: RateRow;
+  services: Array<{
+    name: string; fwdPps: number; fwdBps: number; revPps: number; revBps: number; packets: number; bytes: number;
+    backends: Array<{ key: string; fwdPps: number; fwdBps: number; revPps: number; revBps: number;
+      packets: number; bytes: number; health: 'up' | 'down' | 'unknown' }>;
+  }>;
+  actions: Array<{ name: string; pps: number; packets: number }>;
+  reasons: Array<{ name: string; pps: number; packets: number }>;
+}
+export interface ProgramView extends ProgramInfo {
+  attach?: { ifname: string; ifindex: number; mode: string }; avgNs: number | null; xdplb: boolean;
+}
+export interface MapView extends Pick<MapInfo, 'name' | 'id' | 'type' | 'keySize' | 'valueSize' | 'maxEntries'> {
+  typeName: string; usedEntries: number;
+}
+export interface MapPage { name: string; total: number; offset: number; entries: Array<{ key: unknown; value: unknown }> }
+
+export type StreamMessage =
+  | { type: 'stats'; data: StatsView }
+  | { type: 'event'; data: TraceEvent }
+  | { type: 'health'; data: { service: string; backend: string; health: 'up' | 'down' } }
+  | { type: 'state'; data: { services: ServiceView[] } };
+
+export interface Controller {
+  listServices(): ServiceView[];
+  getService(name: string): ServiceView;                 // throws NOT_FOUND
+  createService(spec: ServiceSpec): Promise<ServiceView>;  // throws CONFLICT / VALIDATION
+  replaceService(name: string, spec: ServiceSpec): Promise<ServiceView>;
+  deleteService(name: string): Promise<void>;
+  addBackend(service: string, spec: BackendSpec): Promise<ServiceView>;
+  patchBackend(service: string, key: string, patch: { weight?: number; drain?: boolean }): Promise<ServiceView>;
+  deleteBackend(service: string, key: string): Promise<void>;
+  getSettings(): SettingsView;
+  patchSettings(patch: Partial<SettingsView>): Promise<SettingsView>;
+  programs(): { programs: ProgramView[]; statsEnabled: boolean };
+  setProgramStats(enabled: boolean): void;
+  maps(): MapView[];
+  mapEntries(name: string, offset: number, limit: number): MapPage;  // throws NOT_FOUND
+  interfaces(): Array<{ ifname: string; ifindex: number; mode: string; progId: number }>;
+  stats(): StatsView;
+  statsHistory(seconds: number): StatsView[];
+  latestBench(): unknown | null;
+  /** Subscribe to the live stream; returns the unsubscribe function. */
+  subscribe(listener: (msg: StreamMessage) => void): () => void;
+}
