@@ -1,0 +1,557 @@
+/* lb.bpf.c: the xdplb XDP entry point: parse -> classify -> pick backend -> rewrite -> forward. */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "lb_abi.h"
+#include "maps.h"
+#include "parse.h"
+#include "csum.h"
+#include "jhash.h"
+
+#define AF_INET 2
+#define CONTINUE -1          /* helper result: no verdict yet, keep going */
+#define IP_MF 0x2000         /* frag_off flags/offset, host order */
+#define IP_OFFSET 0x1fff
+#define ECHO_REPLY_TTL 64
+#define TCP_CHECK_OFF 16     /* offset of the checksum in the TCP header */
+#define UDP_CHECK_OFF 6
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Load-time knob: seed of the flow hash; every balancer node behind one ECMP group uses the same. */
+const volatile __u32 hash_seed = 0;
+
+/* Source and destination ports, common to the TCP and UDP headers (network order). */
+struct l4_ports {
+	__be16 source;
+	__be16 dest;
+};
+
+/* The packet in flight and the bookkeeping of its verdict. */
+struct packet {
+	struct xdp_md *ctx;
+	void *data_end;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	void *l4;               /* TCP/UDP/ICMP fixed header inside the frame, or NULL */
+	__u32 payload_len;      /* IP payload bytes according to tot_len */
+	__u32 frame_len;
+	struct lb_settings settings;
+	/* As received (for the trace event); ports 0 unless TCP/UDP. */
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 reason;
+	__u32 service_id;
+	__u32 backend_id;
+};
+
+static __always_inline int verdict(struct packet *p, int action, __u8 reason)
+{
+	p->reason = reason;
+	return action;
+}
+
+/* ---- backend choice ---------------------------------------------------------------------- */
+
+/* jhash over the 5-tuple in host-order words (so every architecture agrees), 3-tuple without ports. */
+static __always_inline __u32 flow_hash(__be32 saddr, __be32 daddr, __be16 sport, __be16 dport,
+				       __u8 proto)
+{
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP)
+		return jhash_4words(bpf_ntohl(saddr), bpf_ntohl(daddr),
+				    ((__u32)bpf_ntohs(sport) << 16) | bpf_ntohs(dport), proto, hash_seed);
+	return jhash_3words(bpf_ntohl(saddr), bpf_ntohl(daddr), proto, hash_seed);
+}
+
+/* A backend may take a packet of a service while ACTIVE and owned by that service. */
+static __always_inline struct lb_backend *usable_backend(__u32 id, __u32 service_id)
+{
+	struct lb_backend *b;
+
+	if (id == 0)
+		return NULL;
+	b = bpf_map_lookup_elem(&backends, &id);
+	if (!b || !(b->flags & LB_BACKEND_F_ACTIVE) || b->service_id != service_id)
+		return NULL;
+	return b;
+}
+
+/* Flow cache first (if on), then the service's Maglev slot; remembers new flows if `remember`. */
+static __always_inline struct lb_backend *pick_backend(struct packet *p, const struct lb_service *svc,
+						       struct lb_flow_key *key, int remember)
+{
+	struct lb_backend *b;
+	struct lb_flow *cached;
+	struct lb_flow flow;
+	void *table;
+	__u32 slot, *id;
+
+	if (p->settings.flow_cache) {
+		cached = bpf_map_lookup_elem(&flows, key);
+		if (cached) {
+			b = usable_backend(cached->backend_id, svc->id);
+			if (b) {
+				p->backend_id = cached->backend_id;
+				return b;
+			}
+		}
+	}
+	table = bpf_map_lookup_elem(&maglev, &svc->id);
+	if (!table || svc->table_size == 0)
+		return NULL;
+	slot = flow_hash(key->saddr, key->daddr, key->sport, key->dport, key->proto) % svc->table_size;
+	id = bpf_map_lookup_elem(table, &slot);
+	if (!id)
+		return NULL;
+	b = usable_backend(*id, svc->id);
+	if (!b)
+		return NULL;
+	p->backend_id = *id;
+	if (p->settings.flow_cache && remember) {
+		flow.backend_id = *id;
+		flow.service_id = svc->id;
+		bpf_map_update_elem(&flows, key, &flow, BPF_ANY);
+	}
+	return b;
+}
+
+/* The service of {vip, port, proto}, else the VIP's every-port service of proto. */
+static __always_inline struct lb_service *find_service(__be32 vip, __be16 port, __u8 proto)
+{
+	struct lb_service_key key = { .vip = vip, .port = port, .proto = proto };
+	struct lb_service *svc;
+
+	svc = bpf_map_lookup_elem(&services, &key);
+	if (svc)
+		return svc;
+	key.port = 0;
+	return bpf_map_lookup_elem(&services, &key);
+}
+
+/* ---- rewriting --------------------------------------------------------------------------- */
+
+/* TTL - 1; returns the IP checksum difference accumulated with `diff`. */
+static __always_inline __u32 decrement_ttl(struct iphdr *ip, __u32 diff)
+{
+	__u16 *word = (__u16 *)&ip->ttl;   /* ttl and protocol share one checksum word */
+	__u16 old = *word;
+
+	ip->ttl--;
+	return csum_diff16(diff, old, *word);
+}
+
+/* Applies a pseudo-header/port difference to the TCP or UDP checksum at `l4`. The TCP bound is
+ * re-checked because the verifier cannot tie a re-read protocol to the header size checked. */
+static __always_inline void update_l4_check(struct packet *p, __u32 diff)
+{
+	if (p->proto == IPPROTO_TCP) {
+		struct tcphdr *tcp = p->l4;
+		if ((void *)(tcp + 1) > p->data_end)
+			return;
+		tcp->check = csum_apply(tcp->check, diff);
+	} else {
+		struct udphdr *udp = p->l4;
+		udp->check = csum_apply_udp(udp->check, diff);
+	}
+}
+
+/* NAT forward: destination VIP(:port) -> backend(:port), TTL - 1, checksums. */
+static __always_inline void nat_to_backend(struct packet *p, const struct lb_backend *b)
+{
+	struct iphdr *ip = p->ip;
+	struct l4_ports *ports = p->l4;
+	__u32 ip_diff, l4_diff;
+
+	ip_diff = decrement_ttl(ip, 0);
+	ip_diff = csum_diff32(ip_diff, ip->daddr, b->ip);
+	l4_diff = csum_diff32(0, ip->daddr, b->ip);
+	ip->daddr = b->ip;
+	if (b->port && b->port != ports->dest) {
+		l4_diff = csum_diff16(l4_diff, ports->dest, b->port);
+		ports->dest = b->port;
+	}
+	ip->check = csum_apply(ip->check, ip_diff);
+	update_l4_check(p, l4_diff);
+}
+
+/* NAT reply: source backend(:port) -> VIP(:vport), TTL - 1, checksums. */
+static __always_inline void nat_to_client(struct packet *p, const struct lb_reverse *rev)
+{
+	struct iphdr *ip = p->ip;
+	struct l4_ports *ports = p->l4;
+	__u32 ip_diff, l4_diff;
+
+	ip_diff = decrement_ttl(ip, 0);
+	ip_diff = csum_diff32(ip_diff, ip->saddr, rev->vip);
+	l4_diff = csum_diff32(0, ip->saddr, rev->vip);
+	ip->saddr = rev->vip;
+	if (rev->vport && rev->vport != ports->source) {
+		l4_diff = csum_diff16(l4_diff, ports->source, rev->vport);
+		ports->source = rev->vport;
+	}
+	ip->check = csum_apply(ip->check, ip_diff);
+	update_l4_check(p, l4_diff);
+}
+
+/* ---- forwarding -------------------------------------------------------------------------- */
+
+/* Next hop for `dst` from the kernel's FIB and neighbours: TX on the ingress interface,
+ * REDIRECT through tx_ports otherwise; the packet goes to the kernel when that cannot be done. */
+static __always_inline int forward(struct packet *p, __be32 dst, __u8 sent_reason)
+{
+	struct bpf_fib_lookup fib = {};
+	struct iphdr *ip = p->ip;
+	struct ethhdr *eth = p->eth;
+	int rc, action;
+
+	fib.family = AF_INET;
+	fib.tos = ip->tos;
+	fib.l4_protocol = ip->protocol;
+	fib.tot_len = bpf_ntohs(ip->tot_len);
+	fib.ipv4_src = ip->saddr;
+	fib.ipv4_dst = dst;
+	fib.ifindex = p->ctx->ingress_ifindex;
+	if (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) {
+		struct l4_ports *ports = p->l4;
+		fib.sport = ports->source;
+		fib.dport = ports->dest;
+	}
+
+	rc = bpf_fib_lookup(p->ctx, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return verdict(p, XDP_PASS, LB_REASON_NO_NEIGH);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return verdict(p, XDP_PASS, LB_REASON_NO_ROUTE);
+
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	if (fib.ifindex == p->ctx->ingress_ifindex)
+		return verdict(p, XDP_TX, sent_reason);
+	action = bpf_redirect_map(&tx_ports, fib.ifindex, XDP_PASS);
+	if (action != XDP_REDIRECT)
+		return verdict(p, XDP_PASS, LB_REASON_NO_TX_PORT);
+	return verdict(p, XDP_REDIRECT, sent_reason);
+}
+
+/* ---- the packet classes ------------------------------------------------------------------ */
+
+/* TCP/UDP to a VIP: service -> backend -> rewrite (nat) or not (dsr) -> forward. */
+static __always_inline int to_service(struct packet *p)
+{
+	struct lb_flow_key key = {
+		.saddr = p->saddr, .daddr = p->daddr, .sport = p->sport, .dport = p->dport,
+		.proto = p->proto,
+	};
+	struct lb_service *svc;
+	struct lb_backend *b;
+
+	svc = find_service(p->daddr, p->dport, p->proto);
+	if (!svc)
+		return verdict(p, XDP_DROP, LB_REASON_NO_SERVICE);
+	p->service_id = svc->id;
+	b = pick_backend(p, svc, &key, 1);
+	if (!b)
+		return verdict(p, XDP_DROP, LB_REASON_NO_BACKEND);
+	if (svc->mode == LB_MODE_DSR)
+		return forward(p, b->ip, LB_REASON_FORWARDED);
+	if (p->ip->ttl <= 1)
+		return verdict(p, XDP_PASS, LB_REASON_TTL);
+	nat_to_backend(p, b);
+	return forward(p, b->ip, LB_REASON_FORWARDED);
+}
+
+/* Not to a VIP: a NAT-mode reply from a backend (exact source port, then any port), else not ours. */
+static __always_inline int from_backend(struct packet *p)
+{
+	struct lb_reverse_key key = { .ip = p->saddr, .port = p->sport, .proto = p->proto };
+	struct lb_reverse *rev;
+
+	rev = bpf_map_lookup_elem(&reverse, &key);
+	if (!rev) {
+		key.port = 0;
+		rev = bpf_map_lookup_elem(&reverse, &key);
+		if (!rev)
+			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
+	}
+	p->service_id = rev->service_id;
+	p->backend_id = rev->backend_id;
+	if (p->ip->ttl <= 1)
+		return verdict(p, XDP_PASS, LB_REASON_TTL);
+	nat_to_client(p, rev);
+	return forward(p, p->ip->daddr, LB_REASON_REVERSED);
+}
+
+/* Echo request to a VIP: answered in place and sent back out the ingress interface. */
+static __always_inline int icmp_echo_reply(struct packet *p)
+{
+	struct ethhdr *eth = p->eth;
+	struct iphdr *ip = p->ip;
+	struct icmphdr *icmp = p->l4;
+	__u8 mac[ETH_ALEN];
+	__u16 old_word;
+	__be32 addr;
+
+	__builtin_memcpy(mac, eth->h_dest, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, mac, ETH_ALEN);
+	addr = ip->saddr;               /* swapping addresses leaves every checksum unchanged */
+	ip->saddr = ip->daddr;
+	ip->daddr = addr;
+
+	old_word = *(__u16 *)icmp;      /* type and code share one checksum word */
+	icmp->type = ICMP_ECHOREPLY;
+	icmp->checksum = csum_apply(icmp->checksum, csum_diff16(0, old_word, *(__u16 *)icmp));
+
+	old_word = *(__u16 *)&ip->ttl;
+	ip->ttl = ECHO_REPLY_TTL;
+	ip->check = csum_apply(ip->check, csum_diff16(0, old_word, *(__u16 *)&ip->ttl));
+	return verdict(p, XDP_TX, LB_REASON_ICMP_ECHO);
+}
+
+/* NAT translation of an ICMP error quoting VIP -> client: outer destination and quoted source
+ * become the backend's (and the quoted source port, if the backend's differs); the outer IP,
+ * quoted IP, quoted L4 (when inside the packet) and ICMP checksums are updated incrementally. */
+static __always_inline void nat_icmp_error(struct packet *p, struct iphdr *inner, struct l4_ports *ports,
+					   int l4_check_off, const struct lb_backend *b)
+{
+	struct iphdr *ip = p->ip;
+	struct icmphdr *icmp = p->l4;
+	__u32 ip_diff, inner_diff, l4_diff, icmp_diff;
+	__u16 old_check;
+
+	ip_diff = decrement_ttl(ip, 0);
+	ip_diff = csum_diff32(ip_diff, ip->daddr, b->ip);
+	ip->daddr = b->ip;
+	ip->check = csum_apply(ip->check, ip_diff);
+
+	inner_diff = csum_diff32(0, inner->saddr, b->ip);
+	l4_diff = inner_diff;
+	icmp_diff = inner_diff;
+	inner->saddr = b->ip;
+	old_check = inner->check;
+	inner->check = csum_apply(old_check, inner_diff);
+	icmp_diff = csum_diff16(icmp_diff, old_check, inner->check);
+
+	if (b->port && b->port != ports->source) {
+		l4_diff = csum_diff16(l4_diff, ports->source, b->port);
+		icmp_diff = csum_diff16(icmp_diff, ports->source, b->port);
+		ports->source = b->port;
+	}
+	if (l4_check_off == TCP_CHECK_OFF) {
+		__u16 *check = (void *)ports + TCP_CHECK_OFF;
+		if ((void *)(check + 1) <= p->data_end) {
+			old_check = *check;
+			*check = csum_apply(old_check, l4_diff);
+			icmp_diff = csum_diff16(icmp_diff, old_check, *check);
+		}
+	} else if (l4_check_off == UDP_CHECK_OFF) {
+		__u16 *check = (void *)ports + UDP_CHECK_OFF;
+		if ((void *)(check + 1) <= p->data_end) {
+			old_check = *check;
+			*check = csum_apply_udp(old_check, l4_diff);
+			icmp_diff = csum_diff16(icmp_diff, old_check, *check);
+		}
+	}
+	icmp->checksum = csum_apply(icmp->checksum, icmp_diff);
+}
+
+/* Destination unreachable / time exceeded quoting a packet VIP -> client: goes to the backend
+ * that owns the client -> VIP flow (same choice as the forward direction). */
+static __always_inline int icmp_error_to_backend(struct packet *p)
+{
+	struct icmphdr *icmp = p->l4;
+	struct iphdr *inner = (void *)(icmp + 1);
+	struct l4_ports *ports;
+	struct lb_flow_key key = {};
+	struct lb_service *svc;
+	struct lb_backend *b;
+	__u32 inner_len, quoted = p->payload_len - sizeof(*icmp);
+	int l4_check_off = 0;
+
+	if ((void *)(inner + 1) > p->data_end || quoted < sizeof(*inner))
+		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
+	inner_len = inner->ihl * 4;
+	if (inner_len < sizeof(*inner) || inner_len + sizeof(*ports) > quoted)
+		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
+	ports = (void *)inner + inner_len;
+	if ((void *)(ports + 1) > p->data_end)
+		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
+	if ((inner->protocol != IPPROTO_TCP && inner->protocol != IPPROTO_UDP) ||
+	    inner->saddr != p->daddr)
+		return verdict(p, XDP_DROP, LB_REASON_ICMP_UNSUPPORTED);
+
+	svc = find_service(inner->saddr, ports->source, inner->protocol);
+	if (!svc)
+		return verdict(p, XDP_DROP, LB_REASON_NO_SERVICE);
+	p->service_id = svc->id;
+	key.saddr = inner->daddr;
+	key.daddr = inner->saddr;
+	key.sport = ports->dest;
+	key.dport = ports->source;
+	key.proto = inner->protocol;
+	b = pick_backend(p, svc, &key, 0);   /* an error must not create flow state */
+	if (!b)
+		return verdict(p, XDP_DROP, LB_REASON_NO_BACKEND);
+	if (svc->mode == LB_MODE_DSR)
+		return forward(p, b->ip, LB_REASON_ICMP_ERROR);
+	if (p->ip->ttl <= 1)
+		return verdict(p, XDP_PASS, LB_REASON_TTL);
+
+	/* The quoted L4 checksum is fixed only if it lies inside the quoted bytes. */
+	if (inner->protocol == IPPROTO_TCP && inner_len + TCP_CHECK_OFF + 2 <= quoted)
+		l4_check_off = TCP_CHECK_OFF;
+	else if (inner->protocol == IPPROTO_UDP)
+		l4_check_off = UDP_CHECK_OFF;
+	nat_icmp_error(p, inner, ports, l4_check_off, b);
+	return forward(p, b->ip, LB_REASON_ICMP_ERROR);
+}
+
+static __always_inline int icmp_to_vip(struct packet *p)
+{
+	struct icmphdr *icmp = p->l4;
+
+	if (icmp->type == ICMP_ECHO)
+		return icmp_echo_reply(p);
+	if (icmp->type == ICMP_DEST_UNREACH || icmp->type == ICMP_TIME_EXCEEDED)
+		return icmp_error_to_backend(p);
+	return verdict(p, XDP_DROP, LB_REASON_ICMP_UNSUPPORTED);
+}
+
+/* Parses and dispatches: every path ends in a verdict. */
+static __always_inline int process(struct packet *p)
+{
+	struct cursor c = { .pos = (void *)(long)p->ctx->data, .end = p->data_end };
+	int eth_type, proto, is_fragment;
+
+	eth_type = parse_ethhdr(&c, &p->eth);
+	if (eth_type == PARSE_ERROR)
+		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
+	if (eth_type == ETH_P_8021Q || eth_type == ETH_P_8021AD)
+		return verdict(p, XDP_PASS, LB_REASON_VLAN);
+	if (eth_type != ETH_P_IP)
+		return verdict(p, XDP_PASS, LB_REASON_NOT_IPV4);
+
+	proto = parse_iphdr(&c, &p->ip, &p->payload_len);
+	if (proto == PARSE_ERROR)
+		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
+	p->saddr = p->ip->saddr;
+	p->daddr = p->ip->daddr;
+	p->proto = proto;
+	is_fragment = (bpf_ntohs(p->ip->frag_off) & (IP_MF | IP_OFFSET)) != 0;
+
+	if (!bpf_map_lookup_elem(&vips, &p->daddr)) {
+		/* Replies come from backends as whole TCP/UDP packets; anything else is not ours. */
+		if (is_fragment || (proto != IPPROTO_TCP && proto != IPPROTO_UDP) ||
+		    parse_l4(&c, proto, p->payload_len, &p->l4) == PARSE_ERROR)
+			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
+		p->sport = ((struct l4_ports *)p->l4)->source;
+		p->dport = ((struct l4_ports *)p->l4)->dest;
+		return from_backend(p);
+	}
+
+	if (is_fragment)
+		return verdict(p, p->settings.frag_policy == LB_FRAG_PASS ? XDP_PASS : XDP_DROP,
+			       LB_REASON_FRAGMENT);
+	if (parse_l4(&c, proto, p->payload_len, &p->l4) == PARSE_ERROR)
+		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
+	if (proto == IPPROTO_ICMP)
+		return icmp_to_vip(p);
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return verdict(p, XDP_DROP, LB_REASON_NO_SERVICE);
+	p->sport = ((struct l4_ports *)p->l4)->source;
+	p->dport = ((struct l4_ports *)p->l4)->dest;
+	return to_service(p);
+}
+
+/* ---- the one exit ------------------------------------------------------------------------ */
+
+static __always_inline void count(void *map, __u32 index, __u32 bytes)
+{
+	struct lb_counter *counter = bpf_map_lookup_elem(map, &index);
+
+	if (counter) {
+		counter->packets++;
+		counter->bytes += bytes;
+	}
+}
+
+static __always_inline void count_flow(void *map, __u32 index, __u32 bytes, int reply)
+{
+	struct lb_flow_stats *stats = bpf_map_lookup_elem(map, &index);
+
+	if (!stats)
+		return;
+	if (reply) {
+		stats->rev_packets++;
+		stats->rev_bytes += bytes;
+	} else {
+		stats->fwd_packets++;
+		stats->fwd_bytes += bytes;
+	}
+}
+
+static __always_inline void emit_event(struct packet *p, int action)
+{
+	__u32 rate = p->settings.sample_rate;
+	struct lb_event *e;
+
+	if (rate == 0 || (rate != 1 && bpf_get_prandom_u32() % rate != 0))
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return;                 /* ring full: the trace is best effort */
+	e->ts_ns = bpf_ktime_get_ns();
+	e->ifindex = p->ctx->ingress_ifindex;
+	e->pkt_len = p->frame_len;
+	e->service_id = p->service_id;
+	e->backend_id = p->backend_id;
+	e->saddr = p->saddr;
+	e->daddr = p->daddr;
+	e->sport = p->sport;
+	e->dport = p->dport;
+	e->proto = p->proto;
+	e->action = action;
+	e->reason = p->reason;
+	e->pad = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* Counts the verdict (action, reason, and the service/backend that carried the packet). */
+static __always_inline int finish(struct packet *p, int action)
+{
+	count(&action_stats, action, p->frame_len);
+	count(&reason_stats, p->reason, p->frame_len);
+	if (p->reason == LB_REASON_FORWARDED || p->reason == LB_REASON_ICMP_ERROR ||
+	    p->reason == LB_REASON_REVERSED) {
+		int reply = p->reason == LB_REASON_REVERSED;
+		count_flow(&service_stats, p->service_id, p->frame_len, reply);
+		count_flow(&backend_stats, p->backend_id, p->frame_len, reply);
+	}
+	emit_event(p, action);
+	return action;
+}
+
+SEC("xdp")
+int xdp_lb(struct xdp_md *ctx)
+{
+	struct packet p = {
+		.ctx = ctx,
+		.data_end = (void *)(long)ctx->data_end,
+		.frame_len = ctx->data_end - ctx->data,
+	};
+	__u32 zero = 0;
+	struct lb_settings *s = bpf_map_lookup_elem(&settings, &zero);
+
+	if (s)
+		p.settings = *s;
+	return finish(&p, process(&p));
+}

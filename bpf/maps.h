@@ -1,0 +1,120 @@
+/* maps.h: every map of the XDP program (sizes from lb_abi.h; user space may resize before load). */
+#ifndef XDPLB_MAPS_H
+#define XDPLB_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "lb_abi.h"
+
+/* services: {vip, port, proto} -> service; port 0 is the every-port (wildcard) service */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, struct lb_service_key);
+	__type(value, struct lb_service);
+} services SEC(".maps");
+
+/* vips: every VIP address (fragments and ICMP carry no port, so they are classified by address) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_VIPS);
+	__type(key, __be32);
+	__type(value, struct lb_vip);
+} vips SEC(".maps");
+
+/* maglev_table: template of one service's inner table, slot -> backend id (sizes differ per service) */
+struct maglev_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAGLEV_DEFAULT_SIZE);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+/* maglev: service id -> its inner maglev table; a pool change swaps one entry (atomic cut-over) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, __u32);
+	__array(values, struct maglev_table);
+} maglev SEC(".maps");
+
+/* backends: backend id -> address, port, flags, owner service */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct lb_backend);
+} backends SEC(".maps");
+
+/* reverse: source {backend ip, port, proto} of a NAT-mode reply -> the VIP it answers for */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_REVERSE);
+	__type(key, struct lb_reverse_key);
+	__type(value, struct lb_reverse);
+} reverse SEC(".maps");
+
+/* flows: client->VIP 5-tuple -> backend it was sent to (affinity across pool changes) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB_MAX_FLOWS);
+	__type(key, struct lb_flow_key);
+	__type(value, struct lb_flow);
+} flows SEC(".maps");
+
+/* settings: the run-time knobs, one entry */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct lb_settings);
+} settings SEC(".maps");
+
+/* tx_ports: egress ifindex -> ifindex, the interfaces bpf_redirect_map may send to */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, LB_MAX_TX_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} tx_ports SEC(".maps");
+
+/* service_stats: per-CPU forward/reverse packets and bytes by service id */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct lb_flow_stats);
+} service_stats SEC(".maps");
+
+/* backend_stats: per-CPU forward/reverse packets and bytes by backend id */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct lb_flow_stats);
+} backend_stats SEC(".maps");
+
+/* action_stats: per-CPU packets and bytes by XDP action */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LB_ACTION_SLOTS);
+	__type(key, __u32);
+	__type(value, struct lb_counter);
+} action_stats SEC(".maps");
+
+/* reason_stats: per-CPU packets and bytes by verdict reason (LB_REASON_*) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LB_REASON_SLOTS);
+	__type(key, __u32);
+	__type(value, struct lb_counter);
+} reason_stats SEC(".maps");
+
+/* events: sampled lb_event records for the trace log */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, LB_EVENTS_BYTES);
+} events SEC(".maps");
+
+#endif
