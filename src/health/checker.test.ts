@@ -1,0 +1,215 @@
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { HealthChecker, type HealthChange } from './checker';
+import { HealthMonitor } from './monitor';
+import type { HealthCheckSpec } from '../api/controller';
+
+const LOCAL = '127.0.0.1';
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 3000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A TCP server that can be switched off (connections refused) and on again on the same port. */
+class FlipTcpServer {
+  private server: net.Server | null = null;
+  port = 0;
+  accepted = 0;
+  private sockets = new Set<net.Socket>();
+  async up(): Promise<void> {
+    const server = net.createServer((s) => { this.accepted++; this.sockets.add(s); s.on('close', () => this.sockets.delete(s)); s.on('error', () => {}); });
+    await new Promise<void>((resolve) => server.listen(this.port, LOCAL, resolve));
+    this.port = (server.address() as AddressInfo).port;
+    this.server = server;
+  }
+  async down(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    for (const s of this.sockets) s.destroy();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** An HTTP server whose answer a test controls; records requested paths. */
+async function httpServer(answer: (n: number) => number | 'silent'): Promise<{ port: number; paths: string[]; open: () => number; close: () => Promise<void> }> {
+  const paths: string[] = [];
+  let n = 0;
+  const sockets = new Set<net.Socket>();
+  const server = http.createServer((req, res) => {
+    paths.push(req.url ?? '');
+    const status = answer(n++);
+    if (status === 'silent') return;   // accepts, reads the request, never answers
+    res.writeHead(status).end('x');
+  });
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  await new Promise<void>((resolve) => server.listen(0, LOCAL, resolve));
+  return {
+    port: (server.address() as AddressInfo).port, paths, open: () => sockets.size,
+    close: async () => { for (const s of sockets) s.destroy(); await new Promise<void>((r) => server.close(() => r())); },
+  };
+}
+
+function spec(over: Partial<HealthCheckSpec>): HealthCheckSpec {
+  return { type: 'tcp', intervalMs: 30, timeoutMs: 200, rise: 2, fall: 2, ...over };
+}
+
+const toStop: Array<{ stop(): void }> = [];
+after(() => { for (const c of toStop) c.stop(); });
+
+describe('HealthChecker', () => {
+  test('TCP: up after exactly `rise` successes, down after exactly `fall` failures', async () => {
+    const server = new FlipTcpServer();
+    await server.up();
+    const checker = new HealthChecker({ service: 'web', servicePort: 80, spec: spec({ rise: 3, fall: 2 }), backends: [{ address: LOCAL, port: server.port }] });
+    toStop.push(checker);
+    const key = `${LOCAL}:${server.port}`;
+    const changes: Array<HealthChange & { checks: number }> = [];
+    checker.on('change', (c) => changes.push({ ...c, checks: checker.status()[0].checks }));
+    assert.equal(checker.health(key), 'unknown');
+    checker.start();
+    await waitFor('two checks', () => checker.status()[0].checks >= 2);
+    if (checker.status()[0].checks === 2) assert.equal(checker.health(key), 'unknown', 'two successes are fewer than rise=3');
+    await waitFor('up', () => checker.health(key) === 'up');
+    assert.deepEqual(changes[0], { service: 'web', backend: key, health: 'up', previous: 'unknown', checks: 3 });
+
+    await server.down();
+    await waitFor('down', () => checker.health(key) === 'down');
+    assert.equal(changes.length, 2);
+    assert.equal(changes[1].health, 'down');
+    assert.equal(changes[1].checks - changes[0].checks >= 2, true);
+    assert.equal(changes[1].checks - changes[0].checks <= 3, true, 'at most one success between the switch and the failures');
+    assert.match(checker.status()[0].lastDetail, /ECONNREFUSED/);
+    assert.equal(checker.transitions, 2);
+
+    await server.up();
+    await waitFor('up again', () => checker.health(key) === 'up');
+    assert.equal(checker.status()[0].transitions, 3);
+    checker.stop();
+    await server.down();
+  });
+
+  test('HTTP: a server that accepts but never answers is down after the timeout', async () => {
+    const server = await httpServer(() => 'silent');
+    const checker = new HealthChecker({ service: 'web', servicePort: 80,
+      spec: spec({ type: 'http', path: '/health', timeoutMs: 120, intervalMs: 50, fall: 1 }), backends: [{ address: LOCAL, port: server.port }] });
+    toStop.push(checker);
+    const started = Date.now();
+    checker.start();
+    await waitFor('down', () => checker.health(`${LOCAL}:${server.port}`) === 'down');
+    assert.ok(Date.now() - started >= 110, 'not before the timeout');
+    assert.match(checker.status()[0].lastDetail, /timeout after 120 ms/);
+    assert.equal(server.paths[0], '/health');
+    checker.stop();
+    await server.close();
+  });
+
+  test('HTTP: the expected status range decides', async () => {
+    const server = await httpServer(() => 503);
+    const port = server.port;
+    const strict = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ type: 'http', rise: 1, fall: 1 }), backends: [{ address: LOCAL, port }] });
+    const lenient = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ type: 'http', rise: 1, fall: 1, expectStatus: [500, 503] }), backends: [{ address: LOCAL, port }] });
+    toStop.push(strict, lenient);
+    strict.start(); lenient.start();
+    await waitFor('verdicts', () => strict.health(`${LOCAL}:${port}`) !== 'unknown' && lenient.health(`${LOCAL}:${port}`) !== 'unknown');
+    assert.equal(strict.health(`${LOCAL}:${port}`), 'down');
+    assert.match(strict.status()[0].lastDetail, /HTTP 503 not in 200\.\.399/);
+    assert.equal(lenient.health(`${LOCAL}:${port}`), 'up');
+    assert.equal(server.paths[0], '/', 'default path');
+    strict.stop(); lenient.stop();
+    await server.close();
+  });
+
+  test('flapping: alternating results never cross rise=2/fall=2', async () => {
+    // First 2 answers OK (-> up), then OK/FAIL alternating: no two equal results in a row.
+    const server = await httpServer((n) => (n < 2 || n % 2 === 0 ? 200 : 500));
+    const checker = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ type: 'http', intervalMs: 20 }), backends: [{ address: LOCAL, port: server.port }] });
+    toStop.push(checker);
+    checker.start();
+    await waitFor('12 checks', () => checker.status()[0].checks >= 12);
+    checker.stop();
+    assert.equal(checker.health(`${LOCAL}:${server.port}`), 'up');
+    assert.equal(checker.transitions, 1, 'only unknown -> up');
+    await server.close();
+  });
+
+  test('port override and service-port fallback', async () => {
+    const server = new FlipTcpServer();
+    await server.up();
+    // backend port 0 (keep the client's port) -> the service port is probed
+    const viaService = new HealthChecker({ service: 's', servicePort: server.port, spec: spec({ rise: 1 }), backends: [{ address: LOCAL, port: 0 }] });
+    // the check's own port wins over the backend's (1 is closed)
+    const viaOverride = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ rise: 1, port: server.port }), backends: [{ address: LOCAL, port: 1 }] });
+    toStop.push(viaService, viaOverride);
+    viaService.start(); viaOverride.start();
+    await waitFor('both up', () => viaService.health(`${LOCAL}:0`) === 'up' && viaOverride.health(`${LOCAL}:1`) === 'up');
+    viaService.stop(); viaOverride.stop();
+    await server.down();
+  });
+
+  test('stop() cancels timers and the in-flight socket', async () => {
+    const server = await httpServer(() => 'silent');
+    const checker = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ type: 'http', timeoutMs: 5000, intervalMs: 20 }), backends: [{ address: LOCAL, port: server.port }] });
+    checker.start();
+    await waitFor('a probe in flight', () => server.open() === 1);
+    checker.stop();
+    await waitFor('the probe socket closed', () => server.open() === 0, 1000);
+    const requests = server.paths.length;
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(server.paths.length, requests, 'no probe after stop()');
+    assert.equal(checker.status()[0].checks, 0, 'the cancelled probe is not recorded');
+    await server.close();
+  });
+
+  test('setBackends keeps the state of kept backends; invalid specs are refused', async () => {
+    const server = new FlipTcpServer();
+    await server.up();
+    const checker = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ rise: 1 }), backends: [{ address: LOCAL, port: server.port }] });
+    toStop.push(checker);
+    checker.start();
+    await waitFor('up', () => checker.health(`${LOCAL}:${server.port}`) === 'up');
+    checker.setBackends([{ address: LOCAL, port: server.port }, { address: LOCAL, port: 1 }]);
+    assert.equal(checker.health(`${LOCAL}:${server.port}`), 'up');
+    assert.equal(checker.health(`${LOCAL}:1`), 'unknown');
+    await waitFor('new one down', () => checker.health(`${LOCAL}:1`) === 'down');
+    checker.setBackends([{ address: LOCAL, port: 1 }]);
+    assert.deepEqual(checker.status().map((s) => s.backend), [`${LOCAL}:1`]);
+    checker.stop();
+    await server.down();
+    assert.throws(() => new HealthChecker({ service: 's', servicePort: 80, spec: spec({ rise: 0 }) }), /rise must be a positive integer/);
+  });
+});
+
+describe('HealthMonitor', () => {
+  test('sync adds, keeps and removes checkers and forwards changes', async () => {
+    const server = new FlipTcpServer();
+    await server.up();
+    const monitor = new HealthMonitor();
+    toStop.push(monitor);
+    const changes: HealthChange[] = [];
+    monitor.on('change', (c) => changes.push(c));
+    const key = `${LOCAL}:${server.port}`;
+    const svc = {
+      name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp' as const, mode: 'nat' as const,
+      backends: [{ address: LOCAL, port: server.port, weight: 1 }], healthCheck: spec({ rise: 1 }),
+    };
+    monitor.sync([svc, { ...svc, name: 'plain', healthCheck: undefined }]);
+    monitor.start();
+    await waitFor('up', () => monitor.health('web', key) === 'up');
+    assert.equal(monitor.health('plain', key), 'unknown', 'no check, no verdict');
+    // weight change only: the checker (and its verdict) stays
+    monitor.sync([{ ...svc, backends: [{ ...svc.backends[0], weight: 5 }] }]);
+    assert.equal(monitor.health('web', key), 'up');
+    monitor.sync([]);
+    assert.equal(monitor.health('web', key), 'unknown');
+    assert.deepEqual(changes, [{ service: 'web', backend: key, health: 'up', previous: 'unknown' }]);
+    monitor.stop();
+    await server.down();
+  });
+});
