@@ -1,0 +1,175 @@
+/**
+ * Maglev consistent hashing (Eisenbud et al., NSDI 2016) with integer weights.
+ *
+ * Each backend walks its own permutation of the M slots (offset and skip from two
+ * independent hashes of its key, M prime) and on each of its turns claims the permutation's
+ * next slot if it is still free. Turns come in rounds: each backend accumulates its weight
+ * and takes a turn whenever the accumulator reaches the largest weight (Katran's weighted
+ * scheme), and stops once it holds its quota (size split by weight, largest remainder), so
+ * slot counts match weights to within one slot.
+ *
+ * Two deliberate departures from the paper's loop, both measured in maglev.test.ts: a turn
+ * spent on a taken slot is not retried (the paper walks on to the next free one), and quotas
+ * are exact. Removing one of N equal backends then moves <= 2/N of the slots up to N = 100 at
+ * M >= 100 N (classic Maglev: ~2.9/N at N = 100, M = 10007); for N = 1000 at M = 65537 or
+ * 131071 it moves ~4/N (classic: ~7/N), the cascade the paper's Fig. 13 shows.
+ * The hashes depend only on the key bytes, so every node builds the same table.
+ */
+
+export interface MaglevBackend {
+  /** Stable identity of the backend (e.g. "10.0.0.1:80"); the permutation derives from it. */
+  key: string;
+  /** Integer >= 0; 0 keeps the backend out of the table. */
+  weight: number;
+}
+
+const OFFSET_SEED = 0x9747b28c;
+const SKIP_SEED = 0x5bd1e995;
+
+/** True when n is a prime number (deterministic trial division; n up to 2^32 is quick enough). */
+export function isPrime(n: number): boolean {
+  if (!Number.isInteger(n) || n < 2) return false;
+  if (n % 2 === 0) return n === 2;
+  if (n % 3 === 0) return n === 3;
+  for (let d = 5; d * d <= n; d += 6) {
+    if (n % d === 0 || n % (d + 2) === 0) return false;
+  }
+  return true;
+}
+
+/** MurmurHash3 x86 32-bit over the UTF-8 bytes of `text`: fixed, well known, process-independent. */
+export function murmur3(text: string, seed: number): number {
+  const data = Buffer.from(text, 'utf8');
+  const c1 = 0xcc9e2d51;
+  const c2 = 0x1b873593;
+  let h = seed >>> 0;
+  const blocks = data.length >>> 2;
+  for (let i = 0; i < blocks; i++) {
+    let k = data.readUInt32LE(i * 4);
+    k = Math.imul(k, c1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, c2);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  const tail = blocks * 4;
+  const rest = data.length & 3;
+  if (rest > 0) {
+    let k = data[tail];
+    if (rest > 1) k ^= data[tail + 1] << 8;
+    if (rest > 2) k ^= data[tail + 2] << 16;
+    k = Math.imul(k, c1);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, c2);
+    h ^= k;
+  }
+  h ^= data.length;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/**
+ * Builds a Maglev lookup table of `size` slots; each entry is an index into `backends`.
+ * The result does not depend on the order of `backends` (they are walked sorted by key).
+ * Returns an EMPTY table when no backend has a weight > 0 (the caller treats the service
+ * as having no usable backend).
+ * @throws Error when size is not a prime, is smaller than the number of weighted backends,
+ *   when a weight is not an integer >= 0, or when two backends share a key.
+ */
+export function buildMaglevTable(backends: MaglevBackend[], size: number): Uint32Array {
+  if (!isPrime(size)) throw new Error(`maglev: table size ${size} is not a prime number`);
+  const seen = new Set<string>();
+  for (const b of backends) {
+    if (!Number.isInteger(b.weight) || b.weight < 0) {
+      throw new Error(`maglev: backend "${b.key}" weight ${b.weight} is not an integer >= 0`);
+    }
+    if (seen.has(b.key)) throw new Error(`maglev: duplicate backend key "${b.key}"`);
+    seen.add(b.key);
+  }
+  // Sorted by key (code point order, locale-independent) so input order does not matter.
+  const order = backends
+    .map((b, index) => ({ index, key: b.key, weight: b.weight }))
+    .filter((b) => b.weight > 0)
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const n = order.length;
+  if (n === 0) return new Uint32Array(0);
+  if (size < n) throw new Error(`maglev: table size ${size} is smaller than the ${n} weighted backends`);
+
+  const quota = weightedQuotas(order.map((b) => b.weight), size);
+  const position = new Uint32Array(n); // slot of each backend's next permutation entry
+  const skip = new Uint32Array(n);
+  const weight = new Float64Array(n);
+  const credit = new Float64Array(n);
+  const claimed = new Float64Array(n);
+  let maxWeight = 0;
+  for (let i = 0; i < n; i++) {
+    position[i] = murmur3(order[i].key, OFFSET_SEED) % size;
+    skip[i] = (murmur3(order[i].key, SKIP_SEED) % (size - 1)) + 1;
+    weight[i] = order[i].weight;
+    if (weight[i] > maxWeight) maxWeight = weight[i];
+  }
+
+  const table = new Uint32Array(size);
+  const taken = new Uint8Array(size);
+  let active = Array.from({ length: n }, (_, i) => i);
+  let filled = 0;
+  while (filled < size) {
+    let stillActive = 0;
+    for (const i of active) {
+      credit[i] += weight[i];
+      if (credit[i] >= maxWeight) {
+        credit[i] -= maxWeight;
+        // A turn consumes one permutation entry even when that slot is taken: a backend's
+        // claims then happen at fixed "times", so a freed slot does not shift all of its later
+        // claims (which is what makes classic Maglev's changes cascade).
+        const slot = position[i];
+        const next = slot + skip[i];
+        position[i] = next >= size ? next - size : next;
+        if (!taken[slot]) {
+          taken[slot] = 1;
+          table[slot] = order[i].index;
+          filled++;
+          claimed[i]++;
+        }
+      }
+      if (claimed[i] < quota[i]) active[stillActive++] = i;
+    }
+    active.length = stillActive;
+  }
+  return table;
+}
+
+/**
+ * Splits `size` slots in proportion to integer weights by largest remainder (ties go to the
+ * lower index, i.e. the smaller key): the counts sum to size and each is within one slot of
+ * its exact share.
+ */
+function weightedQuotas(weights: number[], size: number): Float64Array {
+  const total = weights.reduce((a, b) => a + b, 0);
+  const quota = new Float64Array(weights.length);
+  const remainders: Array<{ index: number; remainder: number }> = [];
+  let assigned = 0;
+  weights.forEach((w, index) => {
+    const exact = (size * w) / total;
+    quota[index] = Math.floor(exact);
+    assigned += quota[index];
+    remainders.push({ index, remainder: exact - quota[index] });
+  });
+  remainders.sort((a, b) => b.remainder - a.remainder || a.index - b.index);
+  for (let k = 0; assigned < size; k++, assigned++) quota[remainders[k].index]++;
+  return quota;
+}
+
+/** Fraction of the table's slots held by each backend index 0..n-1 (all 0 for an empty table). */
+export function tableShares(table: Uint32Array, n: number): number[] {
+  const counts = new Array<number>(n).fill(0);
+  for (const entry of table) {
+    if (entry < n) counts[entry]++;
+  }
+  return counts.map((c) => (table.length === 0 ? 0 : c / table.length));
+}
