@@ -1,0 +1,65 @@
+/**
+ * Bob Jenkins' lookup3 as the kernel's jhash2(), bit-identical to bpf/jhash.h, and the flow
+ * hash the XDP program picks Maglev slots with (test/datapath.test.ts checks both agree).
+ */
+
+const JHASH_INITVAL = 0xdeadbeef;
+
+function rol32(word: number, shift: number): number {
+  return ((word << shift) | (word >>> (32 - shift))) >>> 0;
+}
+
+function mix(s: Uint32Array): void {
+  s[0] -= s[2]; s[0] ^= rol32(s[2], 4); s[2] += s[1];
+  s[1] -= s[0]; s[1] ^= rol32(s[0], 6); s[0] += s[2];
+  s[2] -= s[1]; s[2] ^= rol32(s[1], 8); s[1] += s[0];
+  s[0] -= s[2]; s[0] ^= rol32(s[2], 16); s[2] += s[1];
+  s[1] -= s[0]; s[1] ^= rol32(s[0], 19); s[0] += s[2];
+  s[2] -= s[1]; s[2] ^= rol32(s[1], 4); s[1] += s[0];
+}
+
+function final(s: Uint32Array): void {
+  s[2] ^= s[1]; s[2] -= rol32(s[1], 14);
+  s[0] ^= s[2]; s[0] -= rol32(s[2], 11);
+  s[1] ^= s[0]; s[1] -= rol32(s[0], 25);
+  s[2] ^= s[1]; s[2] -= rol32(s[1], 16);
+  s[0] ^= s[2]; s[0] -= rol32(s[2], 4);
+  s[1] ^= s[0]; s[1] -= rol32(s[0], 14);
+  s[2] ^= s[1]; s[2] -= rol32(s[1], 24);
+}
+
+/**
+ * jhash2(words, words.length, seed) over 32-bit words (the kernel's lookup3 "hashword").
+ * Throws on a word that is not an integer in [0, 2^32).
+ */
+export function jhash2(words: readonly number[], seed: number): number {
+  for (const w of words) {
+    if (!Number.isInteger(w) || w < 0 || w > 0xffffffff) throw new Error(`jhash2: word ${w} is not a u32`);
+  }
+  const s = new Uint32Array(3); // Uint32Array wraps every operation to 32 bits, as C does
+  s[0] = s[1] = s[2] = JHASH_INITVAL + ((words.length << 2) >>> 0) + (seed >>> 0);
+  let i = 0;
+  let left = words.length;
+  while (left > 3) {
+    s[0] += words[i]; s[1] += words[i + 1]; s[2] += words[i + 2];
+    mix(s);
+    i += 3;
+    left -= 3;
+  }
+  if (left === 0) return s[2];
+  if (left >= 3) s[2] += words[i + 2];
+  if (left >= 2) s[1] += words[i + 1];
+  s[0] += words[i];
+  final(s);
+  return s[2];
+}
+
+/**
+ * The program's flow hash: jhash2 over host-order words {saddr, daddr, sport << 16 | dport,
+ * proto} for TCP/UDP, {saddr, daddr, proto} otherwise. Addresses and ports are numbers
+ * (addresses as u32 from ipToU32).
+ */
+export function flowHash(saddr: number, daddr: number, sport: number, dport: number, proto: number, seed: number): number {
+  if (proto === 6 || proto === 17) return jhash2([saddr, daddr, ((sport << 16) | dport) >>> 0, proto], seed);
+  return jhash2([saddr, daddr, proto], seed);
+}

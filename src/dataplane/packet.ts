@@ -1,0 +1,380 @@
+/**
+ * Frame building, parsing and from-scratch checksums for data-plane tests and benchmarks.
+ * Builders write exactly what they are told (arbitrary IHL, total length, fragment bits,
+ * checksums), so tests can craft malformed packets; checksums default to the correct value.
+ */
+
+export const ETH_P_IP = 0x0800;
+export const ETH_P_ARP = 0x0806;
+export const ETH_P_IPV6 = 0x86dd;
+export const ETH_P_8021Q = 0x8100;
+export const ETH_P_8021AD = 0x88a8;
+export const IPPROTO_ICMP = 1;
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
+export const ETH_HLEN = 14;
+
+/** Parses a dotted-quad IPv4 address. Throws on anything else. */
+export function ipToU32(ip: string): number {
+  const parts = ip.split('.');
+  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) {
+    throw new Error(`invalid IPv4 address: ${JSON.stringify(ip)}`);
+  }
+  return parts.reduce((acc, p) => ((acc << 8) | Number(p)) >>> 0, 0);
+}
+
+export function u32ToIp(value: number): string {
+  return [24, 16, 8, 0].map((s) => (value >>> s) & 0xff).join('.');
+}
+
+/** Parses "aa:bb:cc:dd:ee:ff". Throws on anything else. */
+export function macToBuffer(mac: string): Buffer {
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(mac)) throw new Error(`invalid MAC address: ${JSON.stringify(mac)}`);
+  return Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
+}
+
+export function bufferToMac(buf: Buffer): string {
+  return [...buf.subarray(0, 6)].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+// ---- checksums (from scratch) ----------------------------------------------------------------
+
+/** Ones'-complement sum of big-endian 16-bit words (odd length padded with a zero byte), folded. */
+export function onesComplementSum(buf: Buffer, initial = 0): number {
+  let sum = initial;
+  for (let i = 0; i + 1 < buf.length; i += 2) sum += buf.readUInt16BE(i);
+  if (buf.length % 2) sum += buf[buf.length - 1] << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return sum;
+}
+
+/** The Internet checksum of `buf` (RFC 1071), i.e. the value to store in a zeroed field. */
+export function internetChecksum(buf: Buffer, initial = 0): number {
+  return ~onesComplementSum(buf, initial) & 0xffff;
+}
+
+function pseudoHeaderSum(src: number, dst: number, proto: number, length: number): number {
+  return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + proto + length;
+}
+
+/** TCP/UDP checksum of `segment` (its checksum field zeroed or not: it is excluded). */
+export function l4Checksum(src: number, dst: number, proto: number, segment: Buffer): number {
+  const copy = Buffer.from(segment);
+  const off = proto === IPPROTO_TCP ? 16 : 6;
+  copy.writeUInt16BE(0, off);
+  const sum = internetChecksum(copy, pseudoHeaderSum(src, dst, proto, segment.length));
+  // UDP: a computed 0 is transmitted as 0xffff (0 means "no checksum").
+  return proto === IPPROTO_UDP && sum === 0 ? 0xffff : sum;
+}
+
+/** The receiver's check: the segment including its checksum sums to 0xffff with the pseudo-header. */
+export function l4ChecksumValid(src: number, dst: number, proto: number, segment: Buffer): boolean {
+  return onesComplementSum(segment, pseudoHeaderSum(src, dst, proto, segment.length)) === 0xffff;
+}
+
+// ---- building ----------------------------------------------------------------------------------
+
+export interface EthernetSpec {
+  dst?: string;
+  src?: string;
+  etherType?: number;     // default IPv4
+  vlan?: number;          // VLAN id: inserts a tag with tpid (default 0x8100)
+  tpid?: number;
+}
+
+export interface Ipv4Spec {
+  src: string;
+  dst: string;
+  proto: number;
+  ttl?: number;           // default 64
+  tos?: number;
+  id?: number;
+  df?: boolean;
+  mf?: boolean;
+  fragOffset?: number;    // in 8-byte units
+  options?: Buffer;       // appended after the 20-byte header (a multiple of 4 unless ihl is forced)
+  ihl?: number;           // override (default from options)
+  totalLength?: number;   // override (default header + payload)
+  checksum?: number;      // override (default correct)
+}
+
+export interface TcpSpec {
+  sport: number; dport: number; seq?: number; ack?: number; flags?: number; window?: number;
+  payload?: Buffer;
+  checksum?: number;      // override (default correct, computed over the IP addresses)
+}
+
+export interface UdpSpec {
+  sport: number; dport: number; payload?: Buffer;
+  checksum?: number;      // override; 0 = "no checksum"
+  length?: number;        // override of the UDP length field
+}
+
+export interface IcmpSpec {
+  type: number; code?: number;
+  rest?: number;          // the 4 bytes after the checksum (echo id/seq, MTU), big-endian
+  payload?: Buffer;       // echo data, or the quoted datagram of an error
+  checksum?: number;      // override
+}
+
+/** What to put in an IPv4 packet: one L4 kind or raw payload bytes. */
+export interface Ipv4PacketSpec {
+  ip: Ipv4Spec;
+  tcp?: TcpSpec;
+  udp?: UdpSpec;
+  icmp?: IcmpSpec;
+  payload?: Buffer;       // raw L4 bytes when no tcp/udp/icmp is given
+}
+
+export interface FrameSpec extends Ipv4PacketSpec {
+  eth?: EthernetSpec;
+  trailer?: Buffer;       // bytes after the IP datagram (Ethernet padding)
+  truncate?: number;      // cut the finished frame to this many bytes
+}
+
+export const DEFAULT_SRC_MAC = '02:00:00:00:00:01';
+export const DEFAULT_DST_MAC = '02:00:00:00:00:02';
+
+/** Ethernet header (with an optional VLAN tag) in front of `payload`. */
+export function buildEthernet(eth: EthernetSpec, payload: Buffer): Buffer {
+  const parts = [macToBuffer(eth.dst ?? DEFAULT_DST_MAC), macToBuffer(eth.src ?? DEFAULT_SRC_MAC)];
+  if (eth.vlan !== undefined) {
+    const tag = Buffer.alloc(4);
+    tag.writeUInt16BE(eth.tpid ?? ETH_P_8021Q, 0);
+    tag.writeUInt16BE(eth.vlan & 0x0fff, 2);
+    parts.push(tag);
+  }
+  const type = Buffer.alloc(2);
+  type.writeUInt16BE(eth.etherType ?? ETH_P_IP, 0);
+  parts.push(type, payload);
+  return Buffer.concat(parts);
+}
+
+function buildL4(spec: Ipv4PacketSpec, src: number, dst: number): Buffer {
+  if (spec.tcp) {
+    const t = spec.tcp;
+    const payload = t.payload ?? Buffer.alloc(0);
+    const seg = Buffer.alloc(20 + payload.length);
+    seg.writeUInt16BE(t.sport, 0);
+    seg.writeUInt16BE(t.dport, 2);
+    seg.writeUInt32BE((t.seq ?? 1) >>> 0, 4);
+    seg.writeUInt32BE((t.ack ?? 0) >>> 0, 8);
+    seg[12] = 5 << 4;
+    seg[13] = t.flags ?? 0x02;
+    seg.writeUInt16BE(t.window ?? 65535, 14);
+    payload.copy(seg, 20);
+    seg.writeUInt16BE(t.checksum ?? l4Checksum(src, dst, IPPROTO_TCP, seg), 16);
+    return seg;
+  }
+  if (spec.udp) {
+    const u = spec.udp;
+    const payload = u.payload ?? Buffer.alloc(0);
+    const seg = Buffer.alloc(8 + payload.length);
+    seg.writeUInt16BE(u.sport, 0);
+    seg.writeUInt16BE(u.dport, 2);
+    seg.writeUInt16BE(u.length ?? seg.length, 4);
+    payload.copy(seg, 8);
+    seg.writeUInt16BE(u.checksum ?? l4Checksum(src, dst, IPPROTO_UDP, seg), 6);
+    return seg;
+  }
+  if (spec.icmp) {
+    const c = spec.icmp;
+    const payload = c.payload ?? Buffer.alloc(0);
+    const msg = Buffer.alloc(8 + payload.length);
+    msg[0] = c.type;
+    msg[1] = c.code ?? 0;
+    msg.writeUInt32BE((c.rest ?? 0) >>> 0, 4);
+    payload.copy(msg, 8);
+    msg.writeUInt16BE(c.checksum ?? internetChecksum(msg), 2);
+    return msg;
+  }
+  return spec.payload ?? Buffer.alloc(0);
+}
+
+/** An IPv4 datagram (no Ethernet header). Throws on invalid addresses. */
+export function buildIpv4(spec: Ipv4PacketSpec): Buffer {
+  const ip = spec.ip;
+  const src = ipToU32(ip.src);
+  const dst = ipToU32(ip.dst);
+  const options = ip.options ?? Buffer.alloc(0);
+  const l4 = buildL4(spec, src, dst);
+  const header = Buffer.alloc(20 + options.length);
+  header[0] = (4 << 4) | ((ip.ihl ?? (20 + options.length) / 4) & 0x0f);
+  header[1] = ip.tos ?? 0;
+  header.writeUInt16BE((ip.totalLength ?? header.length + l4.length) & 0xffff, 2);
+  header.writeUInt16BE(ip.id ?? 0x1234, 4);
+  const flags = (ip.df ? 0x4000 : 0) | (ip.mf ? 0x2000 : 0) | ((ip.fragOffset ?? 0) & 0x1fff);
+  header.writeUInt16BE(flags, 6);
+  header[8] = ip.ttl ?? 64;
+  header[9] = ip.proto;
+  header.writeUInt32BE(src, 12);
+  header.writeUInt32BE(dst, 16);
+  options.copy(header, 20);
+  header.writeUInt16BE(ip.checksum ?? internetChecksum(header), 10);
+  return Buffer.concat([header, l4]);
+}
+
+/** A whole Ethernet + IPv4 frame. Throws on invalid addresses. */
+export function buildFrame(spec: FrameSpec): Buffer {
+  const frame = buildEthernet(spec.eth ?? {}, Buffer.concat([buildIpv4(spec), spec.trailer ?? Buffer.alloc(0)]));
+  return spec.truncate === undefined ? frame : frame.subarray(0, spec.truncate);
+}
+
+/** An ARP request "who has targetIp, tell senderIp". */
+export function buildArpRequest(senderIp: string, targetIp: string, senderMac = DEFAULT_SRC_MAC): Buffer {
+  const arp = Buffer.alloc(28);
+  arp.writeUInt16BE(1, 0);          // Ethernet
+  arp.writeUInt16BE(ETH_P_IP, 2);
+  arp[4] = 6;
+  arp[5] = 4;
+  arp.writeUInt16BE(1, 6);          // request
+  macToBuffer(senderMac).copy(arp, 8);
+  arp.writeUInt32BE(ipToU32(senderIp), 14);
+  arp.writeUInt32BE(ipToU32(targetIp), 24);
+  return buildEthernet({ dst: 'ff:ff:ff:ff:ff:ff', src: senderMac, etherType: ETH_P_ARP }, arp);
+}
+
+/** An IPv6 UDP frame (the program passes it untouched; no real addresses needed). */
+export function buildIpv6Udp(sport: number, dport: number, payload = Buffer.alloc(8)): Buffer {
+  const ip6 = Buffer.alloc(40 + 8 + payload.length);
+  ip6.writeUInt32BE(0x60000000, 0);
+  ip6.writeUInt16BE(8 + payload.length, 4);
+  ip6[6] = IPPROTO_UDP;
+  ip6[7] = 64;
+  ip6[8] = 0x20; ip6[9] = 0x01; ip6[10] = 0x0d; ip6[11] = 0xb8; ip6[23] = 1; // 2001:db8::1
+  ip6[24] = 0x20; ip6[25] = 0x01; ip6[26] = 0x0d; ip6[27] = 0xb8; ip6[39] = 2; // 2001:db8::2
+  ip6.writeUInt16BE(sport, 40);
+  ip6.writeUInt16BE(dport, 42);
+  ip6.writeUInt16BE(8 + payload.length, 44);
+  payload.copy(ip6, 48);
+  return buildEthernet({ etherType: ETH_P_IPV6 }, ip6);
+}
+
+// ---- parsing -------------------------------------------------------------------------------
+
+export interface ParsedIpv4 {
+  offset: number;         // of the IP header in the buffer
+  ihl: number; tos: number; totalLength: number; id: number;
+  df: boolean; mf: boolean; fragOffset: number;
+  ttl: number; proto: number; checksum: number;
+  src: string; dst: string; options: Buffer;
+}
+export interface ParsedPorts { offset: number; sport: number; dport: number; checksum: number }
+export interface ParsedIcmp { offset: number; type: number; code: number; checksum: number; rest: number }
+
+export interface ParsedFrame {
+  dst: string; src: string;
+  etherType: number;      // after any VLAN tag
+  vlan?: number;
+  ipv4?: ParsedIpv4;
+  tcp?: ParsedPorts & { seq: number; ack: number; flags: number };
+  udp?: ParsedPorts & { length: number };
+  icmp?: ParsedIcmp;
+  /** For ICMP errors: the quoted datagram's header and ports, when they are present. */
+  quoted?: { ipv4: ParsedIpv4; ports?: ParsedPorts };
+}
+
+function parseIpv4At(buf: Buffer, off: number): ParsedIpv4 | undefined {
+  if (buf.length < off + 20 || buf[off] >> 4 !== 4) return undefined;
+  const ihl = buf[off] & 0x0f;
+  const flags = buf.readUInt16BE(off + 6);
+  return {
+    offset: off, ihl, tos: buf[off + 1], totalLength: buf.readUInt16BE(off + 2), id: buf.readUInt16BE(off + 4),
+    df: (flags & 0x4000) !== 0, mf: (flags & 0x2000) !== 0, fragOffset: flags & 0x1fff,
+    ttl: buf[off + 8], proto: buf[off + 9], checksum: buf.readUInt16BE(off + 10),
+    src: u32ToIp(buf.readUInt32BE(off + 12)), dst: u32ToIp(buf.readUInt32BE(off + 16)),
+    options: Buffer.from(buf.subarray(off + 20, Math.min(buf.length, off + ihl * 4))),
+  };
+}
+
+function parsePortsAt(buf: Buffer, off: number, proto: number): ParsedPorts | undefined {
+  if (buf.length < off + 4) return undefined;
+  const checkOff = off + (proto === IPPROTO_TCP ? 16 : 6);
+  return {
+    offset: off, sport: buf.readUInt16BE(off), dport: buf.readUInt16BE(off + 2),
+    checksum: buf.length >= checkOff + 2 ? buf.readUInt16BE(checkOff) : -1,
+  };
+}
+
+/** Parses as far as the bytes allow; absent layers stay undefined. Throws if shorter than 14 bytes. */
+export function parseFrame(buf: Buffer): ParsedFrame {
+  if (buf.length < ETH_HLEN) throw new Error(`frame too short: ${buf.length} bytes`);
+  let off = 12;
+  let etherType = buf.readUInt16BE(off);
+  const out: ParsedFrame = { dst: bufferToMac(buf.subarray(0, 6)), src: bufferToMac(buf.subarray(6, 12)), etherType };
+  if ((etherType === ETH_P_8021Q || etherType === ETH_P_8021AD) && buf.length >= 18) {
+    out.vlan = buf.readUInt16BE(14) & 0x0fff;
+    off += 4;
+    etherType = buf.readUInt16BE(off);
+    out.etherType = etherType;
+  }
+  off += 2;
+  if (etherType !== ETH_P_IP) return out;
+  const ip = parseIpv4At(buf, off);
+  if (!ip) return out;
+  out.ipv4 = ip;
+  const l4 = off + ip.ihl * 4;
+  if (ip.ihl < 5 || ip.fragOffset !== 0) return out;
+  if (ip.proto === IPPROTO_TCP && buf.length >= l4 + 20) {
+    out.tcp = { ...parsePortsAt(buf, l4, IPPROTO_TCP)!, seq: buf.readUInt32BE(l4 + 4), ack: buf.readUInt32BE(l4 + 8), flags: buf[l4 + 13] };
+  } else if (ip.proto === IPPROTO_UDP && buf.length >= l4 + 8) {
+    out.udp = { ...parsePortsAt(buf, l4, IPPROTO_UDP)!, length: buf.readUInt16BE(l4 + 4) };
+  } else if (ip.proto === IPPROTO_ICMP && buf.length >= l4 + 8) {
+    out.icmp = { offset: l4, type: buf[l4], code: buf[l4 + 1], checksum: buf.readUInt16BE(l4 + 2), rest: buf.readUInt32BE(l4 + 4) };
+    if (out.icmp.type === 3 || out.icmp.type === 11) {
+      const inner = parseIpv4At(buf, l4 + 8);
+      if (inner) out.quoted = { ipv4: inner, ports: parsePortsAt(buf, l4 + 8 + inner.ihl * 4, inner.proto) };
+    }
+  }
+  return out;
+}
+
+// ---- checksum verification -----------------------------------------------------------------
+
+/**
+ * Recomputes every checksum the frame carries (IPv4 header, TCP/UDP over the pseudo-header,
+ * ICMP message, and for ICMP errors the quoted IP header and, when the quoted segment is
+ * complete, the quoted TCP/UDP checksum) and returns a description of each that is wrong.
+ * An empty list means every checksum is right. Throws if the frame is shorter than 14 bytes.
+ */
+export function checksumProblems(frame: Buffer): string[] {
+  const parsed = parseFrame(frame);
+  const ip = parsed.ipv4;
+  if (!ip) return [];
+  const problems: string[] = [];
+  const header = frame.subarray(ip.offset, ip.offset + ip.ihl * 4);
+  if (onesComplementSum(header) !== 0xffff) problems.push(`IPv4 header checksum 0x${ip.checksum.toString(16)} is wrong`);
+  const end = Math.min(frame.length, ip.offset + ip.totalLength);
+  const l4 = frame.subarray(ip.offset + ip.ihl * 4, end);
+  const src = ipToU32(ip.src);
+  const dst = ipToU32(ip.dst);
+  if (parsed.tcp || parsed.udp) {
+    const proto = parsed.tcp ? IPPROTO_TCP : IPPROTO_UDP;
+    const got = (parsed.tcp ?? parsed.udp)!.checksum;
+    if (!(proto === IPPROTO_UDP && got === 0) && !l4ChecksumValid(src, dst, proto, l4)) {
+      const want = l4Checksum(src, dst, proto, l4);
+      problems.push(`${proto === IPPROTO_TCP ? 'TCP' : 'UDP'} checksum 0x${got.toString(16)}, expected 0x${want.toString(16)}`);
+    }
+  }
+  if (parsed.icmp) {
+    if (onesComplementSum(l4) !== 0xffff) problems.push(`ICMP checksum 0x${parsed.icmp.checksum.toString(16)} is wrong`);
+    const q = parsed.quoted;
+    if (q) {
+      const qHeader = frame.subarray(q.ipv4.offset, q.ipv4.offset + q.ipv4.ihl * 4);
+      if (qHeader.length === q.ipv4.ihl * 4 && onesComplementSum(qHeader) !== 0xffff) {
+        problems.push(`quoted IPv4 header checksum 0x${q.ipv4.checksum.toString(16)} is wrong`);
+      }
+      const qStart = q.ipv4.offset + q.ipv4.ihl * 4;
+      const qEnd = q.ipv4.offset + q.ipv4.totalLength;
+      const isL4 = q.ipv4.proto === IPPROTO_TCP || q.ipv4.proto === IPPROTO_UDP;
+      if (isL4 && q.ports && qEnd <= end && q.ports.checksum >= 0 && !(q.ipv4.proto === IPPROTO_UDP && q.ports.checksum === 0)) {
+        const qSrc = ipToU32(q.ipv4.src);
+        const qDst = ipToU32(q.ipv4.dst);
+        const segment = frame.subarray(qStart, qEnd);
+        const want = l4Checksum(qSrc, qDst, q.ipv4.proto, segment);
+        if (!l4ChecksumValid(qSrc, qDst, q.ipv4.proto, segment)) problems.push(`quoted L4 checksum 0x${q.ports.checksum.toString(16)}, expected 0x${want.toString(16)}`);
+      }
+    }
+  }
+  return problems;
+}
