@@ -1,0 +1,154 @@
+/**
+ * The config file (YAML): load with precise error positions, save atomically, and the secret
+ * hashing used for users' passwords and API tokens.
+ */
+import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { LineCounter, parseDocument, stringify, isScalar } from 'yaml';
+import { XdplbError } from '../api/errors';
+import type { Config } from './schema';
+import { validateState } from './state';
+
+// ---------------------------------------------------------------------------------------------
+// Secrets: scrypt$N$r$p$salt$hash (salt and hash base64url)
+
+const SCRYPT_N = 16384;
+const SCRYPT_R = 8;
+const SCRYPT_P = 1;
+const SCRYPT_KEYLEN = 32;
+
+/** Hashes a password or token with scrypt and a random 16-byte salt: "scrypt$N$r$p$salt$hash". */
+export function hashSecret(plain: string): string {
+  const salt = randomBytes(16);
+  const hash = scryptSync(plain, salt, SCRYPT_KEYLEN, { N: SCRYPT_N, r: SCRYPT_R, p: SCRYPT_P });
+  return ['scrypt', SCRYPT_N, SCRYPT_R, SCRYPT_P, salt.toString('base64url'), hash.toString('base64url')].join('$');
+}
+
+/**
+ * True when `plain` matches a hash from hashSecret (compared in constant time). A malformed
+ * hash, or one whose cost parameters are out of the sane range, never matches.
+ */
+export function verifySecret(plain: string, stored: string): boolean {
+  const parts = stored.split('$');
+  if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
+  const [N, r, p] = parts.slice(1, 4).map(Number);
+  // Bounds stop a config from making every check cost seconds or gigabytes.
+  if (!Number.isInteger(N) || N < 2 || N > 1 << 20 || (N & (N - 1)) !== 0) return false;
+  if (!Number.isInteger(r) || r < 1 || r > 32 || !Number.isInteger(p) || p < 1 || p > 16) return false;
+  const salt = Buffer.from(parts[4], 'base64url');
+  const expected = Buffer.from(parts[5], 'base64url');
+  if (salt.length < 8 || expected.length < 16 || expected.length > 64) return false;
+  let actual: Buffer;
+  try {
+    actual = scryptSync(plain, salt, expected.length, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 });
+  } catch {
+    return false;
+  }
+  return timingSafeEqual(actual, expected);
+}
+
+/** Replaces plain `password:` / `token:` entries by their hashes (so they are never saved). */
+function hashPlainSecrets(config: Config): Config {
+  for (const user of config.users) {
+    if (user.password !== undefined) { user.passwordHash = hashSecret(user.password); delete user.password; }
+  }
+  for (const token of config.tokens) {
+    if (token.token !== undefined) { token.tokenHash = hashSecret(token.token); delete token.token; }
+  }
+  return config;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+/** Splits a JSON pointer into its path segments (numbers for array indexes). */
+function pointerSegments(pointer: string): Array<string | number> {
+  if (!pointer) return [];
+  return pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')).map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+/**
+ * Parses and validates config text (YAML, or JSON which is YAML). Plain passwords and tokens
+ * are hashed. `source` names the file in messages.
+ * @throws XdplbError XDPLB_ERR_VALIDATION "source:line:col: ..." for YAML syntax errors;
+ *   XDPLB_ERR_VALIDATION / XDPLB_ERR_CONFLICT with `field` (JSON pointer) and the line of
+ *   the offending node for schema and semantic errors.
+ */
+export function parseConfigText(text: string, source = '<config>'): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const error = doc.errors[0];
+    const pos = error.linePos?.[0] ?? lineCounter.linePos(error.pos[0]);
+    const reason = error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+    throw new XdplbError('XDPLB_ERR_VALIDATION', `${source}:${pos.line}:${pos.col}: YAML syntax error: ${reason}`);
+  }
+  const data = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  try {
+    return hashPlainSecrets(validateState(data));
+  } catch (error) {
+    if (!(error instanceof XdplbError) || error.field === undefined) throw error;
+    // Point at the deepest node of the pointer that exists in the document.
+    let segments = pointerSegments(error.field);
+    let node: unknown;
+    while (segments.length > 0 && !(node = doc.getIn(segments, true))) segments = segments.slice(0, -1);
+    const range = (node as { range?: [number, number, number] } | undefined)?.range ?? (isScalar(doc.contents) ? undefined : doc.contents?.range);
+    const where = range ? (({ line, col }) => `${source}:${line}:${col}`)(lineCounter.linePos(range[0])) : source;
+    throw new XdplbError(error.code, `${where}: ${error.message}`, error.field, { cause: error });
+  }
+}
+
+/**
+ * Reads and validates a config file.
+ * @throws XdplbError XDPLB_ERR_CONFIG_FILE when the file cannot be read; otherwise as
+ *   parseConfigText.
+ */
+export function loadConfigFile(file: string): Config {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new XdplbError('XDPLB_ERR_CONFIG_FILE', `cannot read config file ${file}: ${(error as Error).message}`, undefined, { cause: error });
+  }
+  return parseConfigText(text, file);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Saving
+
+/** The YAML text for a config (plain secrets are hashed first). */
+export function formatConfig(config: Config): string {
+  const copy = hashPlainSecrets(structuredClone(config));
+  return `# xdplb config (docs/config.md). Written by xdplb; comments are not kept.\n${stringify(copy, { lineWidth: 0 })}`;
+}
+
+/**
+ * Validates and writes a config atomically: a temporary file in the same directory is
+ * written, fsynced and renamed over the target, then the directory is fsynced, so a reader
+ * (or a crash) sees either the old or the new file, never half of one.
+ * @throws XdplbError VALIDATION / CONFLICT when the config is invalid (nothing is written);
+ *   XDPLB_ERR_CONFIG_FILE when writing fails (the temporary file is removed).
+ */
+export function saveConfigFile(file: string, config: Config): void {
+  const text = formatConfig(validateState(config));
+  const dir = path.dirname(path.resolve(file));
+  const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  let fd: number | undefined;
+  try {
+    let mode = 0o600;
+    try { mode = fs.statSync(file).mode & 0o777; } catch { /* new file: private, it holds hashes */ }
+    fd = fs.openSync(temp, 'wx', mode);
+    fs.writeFileSync(fd, text);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = undefined;
+    fs.renameSync(temp, file);
+    const dirFd = fs.openSync(dir, 'r');
+    try { fs.fsyncSync(dirFd); } finally { fs.closeSync(dirFd); }
+  } catch (error) {
+    if (fd !== undefined) fs.closeSync(fd);
+    fs.rmSync(temp, { force: true });
+    throw new XdplbError('XDPLB_ERR_CONFIG_FILE', `cannot write config file ${file}: ${(error as Error).message}`, undefined, { cause: error });
+  }
+}

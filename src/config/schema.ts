@@ -1,0 +1,279 @@
+/**
+ * The one schema: the config file, the API bodies and the CLI input are validated by these
+ * TypeBox schemas, and the same schemas document the API (OpenAPI). Shapes mirror
+ * src/api/controller.ts and docs/api.md; a compile-time check below keeps the keys identical.
+ *
+ * Input schemas mark fields with defaults optional; after validation (Ajv `useDefaults`) the
+ * value has every default filled in and has the normalised type (ServiceSpec, Config...).
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import type { BackendSpec, HealthCheckSpec, Role, ServiceSpec, SettingsView } from '../api/controller';
+import { XdplbError } from '../api/errors';
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks
+
+/** A string enum as JSON Schema `enum` (clearer errors than TypeBox's anyOf of literals). */
+function StringEnum<T extends string[]>(values: [...T], options: { description?: string; default?: T[number] } = {}) {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: values, ...options });
+}
+
+const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
+/** First octet 1..223: refuses 0.0.0.0/8, multicast 224/4, reserved 240/4 and broadcast. */
+const UNICAST_FIRST_OCTET = '(22[0-3]|2[01][0-9]|1[0-9]{2}|[1-9][0-9]?)';
+
+/** Any IPv4 dotted quad, strictly (four decimal octets, no leading zeros). */
+export const IPV4_PATTERN = `^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`;
+/** A unicast IPv4 address usable as a VIP or backend. */
+export const UNICAST_IPV4_PATTERN = `^${UNICAST_FIRST_OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`;
+export const NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$';
+
+export const UnicastIPv4 = Type.String({
+  pattern: UNICAST_IPV4_PATTERN, maxLength: 15,
+  description: 'a unicast IPv4 address in dotted-quad form without leading zeros (not 0.x.x.x, multicast, reserved or broadcast)',
+});
+export const Name = Type.String({
+  pattern: NAME_PATTERN, maxLength: 63,
+  description: 'a name of 1..63 characters: lower-case letters, digits, "_" and "-", starting with a letter or digit',
+});
+const Port = (description: string) => Type.Integer({ minimum: 0, maximum: 65535, description });
+
+export const MIN_TABLE_SIZE = 13;
+export const MAX_SERVICE_TABLE_SIZE = 65537;
+export const MAX_TABLE_SIZE = 131071;
+export const DEFAULT_TABLE_SIZE = 65537;
+export const MAX_BACKENDS_PER_SERVICE = 1000;
+export const MAX_SERVICES = 256;
+export const MAX_WEIGHT = 1000;
+export const U32_MAX = 0xffffffff;
+
+// ---------------------------------------------------------------------------------------------
+// Services, backends, health checks (the API's ServiceSpec / BackendSpec / HealthCheckSpec)
+
+export const HealthCheckSpecSchema = Type.Object({
+  type: StringEnum(['tcp', 'http'], { description: 'tcp: connect; http: GET path, status within expectStatus' }),
+  port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'port to check; default the backend port (or the service port when the backend port is 0)' })),
+  path: Type.Optional(Type.String({ pattern: '^/[\\x21-\\x7e]*$', maxLength: 1024, description: 'an absolute HTTP path of printable ASCII without spaces (http only; default "/")' })),
+  expectStatus: Type.Optional(Type.Tuple([
+    Type.Integer({ minimum: 100, maximum: 599 }), Type.Integer({ minimum: 100, maximum: 599 }),
+  ], { description: 'inclusive range of healthy HTTP status codes (http only; default [200, 399])' })),
+  intervalMs: Type.Optional(Type.Integer({ minimum: 100, maximum: 60000, default: 1000 })),
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 50, maximum: 60000, default: 500 })),
+  rise: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, default: 2, description: 'consecutive successes to mark up' })),
+  fall: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, default: 2, description: 'consecutive failures to mark down' })),
+}, { $id: 'HealthCheckSpec', additionalProperties: false });
+
+export const BackendSpecSchema = Type.Object({
+  address: UnicastIPv4,
+  port: Port('backend port; 0 = keep the client\'s destination port'),
+  weight: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_WEIGHT, default: 1, description: 'relative share of the Maglev table; 0 = no new flows' })),
+  drain: Type.Optional(Type.Boolean({ description: 'true = no new flows, existing flows stay' })),
+}, { $id: 'BackendSpec', additionalProperties: false });
+
+export const ServiceSpecSchema = Type.Object({
+  name: Name,
+  vip: UnicastIPv4,
+  port: Port('service port; 0 = every port of the protocol'),
+  protocol: StringEnum(['tcp', 'udp']),
+  mode: StringEnum(['nat', 'dsr'], { description: 'nat: rewrite destination address (and port); dsr: rewrite MAC only' }),
+  tableSize: Type.Optional(Type.Integer({ minimum: MIN_TABLE_SIZE, maximum: MAX_SERVICE_TABLE_SIZE, description: 'Maglev table size (prime); default maglev.tableSize' })),
+  backends: Type.Array(BackendSpecSchema, { maxItems: MAX_BACKENDS_PER_SERVICE }),
+  healthCheck: Type.Optional(HealthCheckSpecSchema),
+}, { $id: 'ServiceSpec', additionalProperties: false });
+
+export const BackendPatchSchema = Type.Object({
+  weight: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_WEIGHT })),
+  drain: Type.Optional(Type.Boolean()),
+}, { $id: 'BackendPatch', additionalProperties: false });
+
+export const SettingsSchema = Type.Object({
+  fragPolicy: StringEnum(['drop', 'pass'], { description: 'what to do with IPv4 fragments addressed to a VIP' }),
+  sampleRate: Type.Integer({ minimum: 0, maximum: U32_MAX, description: '1 in N packets to the trace log; 0 = off' }),
+  flowCache: Type.Boolean(),
+}, { $id: 'Settings', additionalProperties: false });
+
+export const SettingsPatchSchema = Type.Partial(SettingsSchema, { $id: 'SettingsPatch', additionalProperties: false });
+
+// ---------------------------------------------------------------------------------------------
+// Views returned by the API (documentation and response serialisation)
+
+export const BackendViewSchema = Type.Object({
+  address: Type.String(), port: Type.Integer(), weight: Type.Integer(), drain: Type.Optional(Type.Boolean()),
+  id: Type.Integer(), key: Type.String({ description: '"address:port"' }),
+  health: StringEnum(['up', 'down', 'unknown']), draining: Type.Boolean(), inTable: Type.Boolean(),
+  tableShare: Type.Number({ description: '0..1 of the Maglev slots' }),
+}, { $id: 'Backend' });
+
+export const ServiceViewSchema = Type.Object({
+  id: Type.Integer(), name: Type.String(), vip: Type.String(), port: Type.Integer(),
+  protocol: StringEnum(['tcp', 'udp']), mode: StringEnum(['nat', 'dsr']),
+  tableSize: Type.Optional(Type.Integer()),
+  healthCheck: Type.Optional(Type.Ref(HealthCheckSpecSchema)),
+  backends: Type.Array(Type.Ref(BackendViewSchema)),
+}, { $id: 'Service' });
+
+export const ErrorBodySchema = Type.Object({
+  error: Type.Object({
+    code: Type.String({ description: 'XDPLB_ERR_* (src/api/errors.ts)' }),
+    message: Type.String(),
+    field: Type.Optional(Type.String({ description: 'JSON pointer of the offending field' })),
+  }),
+}, { $id: 'Error' });
+
+// ---------------------------------------------------------------------------------------------
+// Config file
+
+export const UserSchema = Type.Object({
+  name: Name,
+  role: StringEnum(['viewer', 'admin']),
+  passwordHash: Type.Optional(Type.String({ pattern: '^scrypt\\$', maxLength: 512, description: 'from `xdplb hash-password` (scrypt$N$r$p$salt$hash)' })),
+  password: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'plain text, development only: hashed at load' })),
+}, { additionalProperties: false });
+
+export const TokenSchema = Type.Object({
+  name: Name,
+  role: StringEnum(['viewer', 'admin']),
+  tokenHash: Type.Optional(Type.String({ pattern: '^scrypt\\$', maxLength: 512 })),
+  token: Type.Optional(Type.String({ minLength: 16, maxLength: 1024, description: 'plain text, development only: hashed at load' })),
+}, { additionalProperties: false });
+
+export const InterfaceSchema = Type.Object({
+  name: Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,15}$', description: 'a Linux interface name (1..15 characters)' }),
+  mode: Type.Optional(StringEnum(['native', 'generic'], { default: 'native' })),
+}, { additionalProperties: false });
+
+export const LISTEN_PATTERN = '^(\\[[0-9A-Fa-f:.]{2,45}\\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}$';
+
+export const ConfigSchema = Type.Object({
+  interfaces: Type.Optional(Type.Array(InterfaceSchema, { maxItems: 64, default: [] })),
+  maglev: Type.Optional(Type.Object({
+    tableSize: Type.Optional(Type.Integer({ minimum: MIN_TABLE_SIZE, maximum: MAX_TABLE_SIZE, default: DEFAULT_TABLE_SIZE, description: 'default Maglev table size (prime)' })),
+  }, { additionalProperties: false, default: {} })),
+  hashSeed: Type.Optional(Type.Integer({ minimum: 0, maximum: U32_MAX, default: 0, description: 'flow hash seed; the same on every node behind ECMP' })),
+  fragments: Type.Optional(StringEnum(['drop', 'pass'], { default: 'drop' })),
+  sampling: Type.Optional(Type.Object({
+    rate: Type.Optional(Type.Integer({ minimum: 0, maximum: U32_MAX, default: 0, description: '1 in N packets to the trace log; 0 = off' })),
+  }, { additionalProperties: false, default: {} })),
+  flowCache: Type.Optional(Type.Boolean({ default: true })),
+  api: Type.Optional(Type.Object({
+    listen: Type.Optional(Type.String({ pattern: LISTEN_PATTERN, maxLength: 260, default: '127.0.0.1:8720', description: 'host:port' })),
+  }, { additionalProperties: false, default: {} })),
+  users: Type.Optional(Type.Array(UserSchema, { maxItems: 100, default: [] })),
+  tokens: Type.Optional(Type.Array(TokenSchema, { maxItems: 100, default: [] })),
+  services: Type.Optional(Type.Array(Type.Ref(ServiceSpecSchema), { maxItems: MAX_SERVICES, default: [] })),
+}, { $id: 'Config', additionalProperties: false });
+
+/** What a config file may contain (defaults omitted). */
+export type ConfigInput = Static<typeof ConfigSchema>;
+
+export interface UserEntry { name: string; role: Role; passwordHash?: string; password?: string }
+export interface TokenEntry { name: string; role: Role; tokenHash?: string; token?: string }
+
+/** A validated config with every default filled in. */
+export interface Config {
+  interfaces: Array<{ name: string; mode: 'native' | 'generic' }>;
+  maglev: { tableSize: number };
+  hashSeed: number;
+  fragments: 'drop' | 'pass';
+  sampling: { rate: number };
+  flowCache: boolean;
+  api: { listen: string };
+  users: UserEntry[];
+  tokens: TokenEntry[];
+  services: ServiceSpec[];
+}
+
+// Compile-time: the schemas have exactly the keys of the contract types (src/api/controller.ts).
+type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : false) : false;
+const keysMatch: [
+  SameKeys<Static<typeof ServiceSpecSchema>, ServiceSpec>,
+  SameKeys<Static<typeof BackendSpecSchema>, BackendSpec>,
+  SameKeys<Static<typeof HealthCheckSpecSchema>, HealthCheckSpec>,
+  SameKeys<Static<typeof SettingsSchema>, SettingsView>,
+  SameKeys<ConfigInput, Config>,
+] = [true, true, true, true, true];
+void keysMatch;
+
+/** Every named schema, registered with the validators and published in OpenAPI components. */
+export const NAMED_SCHEMAS: TSchema[] = [
+  HealthCheckSpecSchema, BackendSpecSchema, ServiceSpecSchema, BackendPatchSchema, SettingsSchema,
+  SettingsPatchSchema, BackendViewSchema, ServiceViewSchema, ErrorBodySchema, ConfigSchema,
+];
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+function makeAjv(coerceTypes: boolean): Ajv {
+  // verbose: errors carry parentSchema, whose description makes pattern errors readable.
+  const ajv = new Ajv({ allErrors: false, useDefaults: true, coerceTypes, removeAdditional: false, verbose: true, strict: true });
+  for (const schema of NAMED_SCHEMAS) ajv.addSchema(schema);
+  return ajv;
+}
+
+/** Strict validator for documents and bodies: no type coercion, unknown fields are errors. */
+export const bodyAjv = makeAjv(false);
+/** Validator for query strings and path parameters, where every value arrives as a string. */
+export const queryAjv = makeAjv(true);
+
+/** Turns one Ajv error into a JSON pointer and a reason a person can act on. */
+export function describeAjvError(error: ErrorObject, basePointer = ''): { field: string; reason: string } {
+  const at = basePointer + error.instancePath;
+  const params = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case 'required':
+      return { field: `${at}/${String(params.missingProperty)}`, reason: 'is required' };
+    case 'additionalProperties': {
+      const allowed = Object.keys((error.parentSchema as { properties?: object })?.properties ?? {});
+      return { field: `${at}/${String(params.additionalProperty)}`, reason: `is not a known field${allowed.length ? ` (known: ${allowed.join(', ')})` : ''}` };
+    }
+    case 'enum':
+      return { field: at, reason: `must be one of: ${(params.allowedValues as unknown[]).map(String).join(', ')}` };
+    case 'pattern': {
+      const description = (error.parentSchema as { description?: string })?.description;
+      return { field: at, reason: description ? `must be ${description}` : `must match ${String(params.pattern)}` };
+    }
+    case 'type':
+      return { field: at, reason: `must be ${params.type === 'integer' ? 'an integer' : `of type ${String(params.type)}`}` };
+    default:
+      return { field: at, reason: error.message ?? 'is invalid' };
+  }
+}
+
+/** Builds the catalogue's validation error from the first Ajv error. */
+export function validationErrorFrom(errors: ErrorObject[] | null | undefined, basePointer = ''): XdplbError {
+  const first = errors?.[0];
+  if (!first) return new XdplbError('XDPLB_ERR_VALIDATION', 'invalid input', basePointer || undefined);
+  const { field, reason } = describeAjvError(first, basePointer);
+  return new XdplbError('XDPLB_ERR_VALIDATION', `${field || '(document)'}: ${reason}`, field || '');
+}
+
+const compiled = new WeakMap<TSchema, ValidateFunction>();
+function compile(schema: TSchema): ValidateFunction {
+  let validate = compiled.get(schema);
+  if (!validate) {
+    validate = (schema.$id ? bodyAjv.getSchema(schema.$id) : undefined) ?? bodyAjv.compile(schema);
+    compiled.set(schema, validate);
+  }
+  return validate;
+}
+
+/**
+ * Validates `value` against `schema` (without changing it) and returns a deep copy with the
+ * defaults filled in. `basePointer` prefixes error fields (e.g. "/services/2").
+ * @throws XdplbError XDPLB_ERR_VALIDATION naming the first wrong field as a JSON pointer.
+ */
+export function validateInput<T>(schema: TSchema, value: unknown, basePointer = ''): T {
+  const copy = value === undefined ? undefined : structuredClone(value);
+  const validate = compile(schema);
+  if (!validate(copy)) throw validationErrorFrom(validate.errors, basePointer);
+  return copy as T;
+}
+
+/** Parses an api.listen value ("host:port", "[v6]:port") into host and port. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const at = listen.lastIndexOf(':');
+  let host = listen.slice(0, at);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return { host, port: Number(listen.slice(at + 1)) };
+}

@@ -1,0 +1,176 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { XdplbError } from '../api/errors';
+import { DesiredState, stateErrors, validateState } from './state';
+
+const WEB = {
+  name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat',
+  backends: [{ address: '198.18.1.2', port: 8080, weight: 1 }, { address: '198.18.1.3', port: 8080, weight: 2 }],
+};
+const DNS = {
+  name: 'dns', vip: '198.18.100.2', port: 53, protocol: 'udp', mode: 'dsr',
+  backends: [{ address: '198.18.1.10', port: 0 }],
+};
+const base = () => structuredClone({ services: [WEB, DNS] }) as { services: Array<Record<string, any>> } & Record<string, any>;
+
+function expectError(fn: () => unknown, code: string, field: string): XdplbError {
+  let caught: unknown;
+  try { fn(); } catch (error) { caught = error; }
+  assert.ok(caught instanceof XdplbError, `expected an XdplbError, got ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  assert.equal(caught.field, field, caught.message);
+  assert.ok(caught.message.length > field.length + 5, 'message says why');
+  return caught;
+}
+
+describe('validateState: whole-config rejections name the field', () => {
+  // [description, mutate(config), code, field]
+  const cases: Array<[string, (c: ReturnType<typeof base>) => void, string, string]> = [
+    ['VIP with a leading zero', (c) => { c.services[0].vip = '198.18.100.01'; }, 'XDPLB_ERR_VALIDATION', '/services/0/vip'],
+    ['VIP 0.0.0.0', (c) => { c.services[0].vip = '0.0.0.0'; }, 'XDPLB_ERR_VALIDATION', '/services/0/vip'],
+    ['VIP multicast', (c) => { c.services[0].vip = '224.0.0.1'; }, 'XDPLB_ERR_VALIDATION', '/services/0/vip'],
+    ['VIP broadcast', (c) => { c.services[0].vip = '255.255.255.255'; }, 'XDPLB_ERR_VALIDATION', '/services/0/vip'],
+    ['VIP octet > 255', (c) => { c.services[0].vip = '198.18.256.1'; }, 'XDPLB_ERR_VALIDATION', '/services/0/vip'],
+    ['VIP with three octets', (c) => { c.services[0].vip = '198.18.1'; }, 'XDPLB_ERR_VALIDATION', '/services/0/vip'],
+    ['VIP hostname', (c) => { c.services[0].vip = 'example.com'; }, 'XDPLB_ERR_VALIDATION', '/services/0/vip'],
+    ['backend address with spaces', (c) => { c.services[0].backends[1].address = ' 198.18.1.3'; }, 'XDPLB_ERR_VALIDATION', '/services/0/backends/1/address'],
+    ['backend multicast', (c) => { c.services[0].backends[0].address = '239.1.1.1'; }, 'XDPLB_ERR_VALIDATION', '/services/0/backends/0/address'],
+    ['service port 65536', (c) => { c.services[0].port = 65536; }, 'XDPLB_ERR_VALIDATION', '/services/0/port'],
+    ['service port negative', (c) => { c.services[0].port = -1; }, 'XDPLB_ERR_VALIDATION', '/services/0/port'],
+    ['service port as string', (c) => { c.services[0].port = '80'; }, 'XDPLB_ERR_VALIDATION', '/services/0/port'],
+    ['backend port fractional', (c) => { c.services[0].backends[0].port = 80.5; }, 'XDPLB_ERR_VALIDATION', '/services/0/backends/0/port'],
+    ['weight above 1000', (c) => { c.services[0].backends[0].weight = 1001; }, 'XDPLB_ERR_VALIDATION', '/services/0/backends/0/weight'],
+    ['weight negative', (c) => { c.services[0].backends[1].weight = -1; }, 'XDPLB_ERR_VALIDATION', '/services/0/backends/1/weight'],
+    ['weight fractional', (c) => { c.services[0].backends[1].weight = 1.5; }, 'XDPLB_ERR_VALIDATION', '/services/0/backends/1/weight'],
+    ['name with upper case', (c) => { c.services[1].name = 'DNS'; }, 'XDPLB_ERR_VALIDATION', '/services/1/name'],
+    ['name starting with "-"', (c) => { c.services[1].name = '-dns'; }, 'XDPLB_ERR_VALIDATION', '/services/1/name'],
+    ['name of 64 characters', (c) => { c.services[1].name = 'a'.repeat(64); }, 'XDPLB_ERR_VALIDATION', '/services/1/name'],
+    ['empty name', (c) => { c.services[1].name = ''; }, 'XDPLB_ERR_VALIDATION', '/services/1/name'],
+    ['protocol sctp', (c) => { c.services[0].protocol = 'sctp'; }, 'XDPLB_ERR_VALIDATION', '/services/0/protocol'],
+    ['mode tunnel', (c) => { c.services[0].mode = 'ipip'; }, 'XDPLB_ERR_VALIDATION', '/services/0/mode'],
+    ['missing vip', (c) => { delete c.services[0].vip; }, 'XDPLB_ERR_VALIDATION', '/services/0/vip'],
+    ['unknown service field', (c) => { c.services[0].weight = 3; }, 'XDPLB_ERR_VALIDATION', '/services/0/weight'],
+    ['unknown backend field', (c) => { c.services[0].backends[0].host = 'x'; }, 'XDPLB_ERR_VALIDATION', '/services/0/backends/0/host'],
+    ['unknown top-level field', (c) => { c.listen = ':80'; }, 'XDPLB_ERR_VALIDATION', '/listen'],
+    ['backends not an array', (c) => { c.services[0].backends = { address: '198.18.1.2' }; }, 'XDPLB_ERR_VALIDATION', '/services/0/backends'],
+    ['services not an array', (c) => { c.services = 'web'; }, 'XDPLB_ERR_VALIDATION', '/services'],
+    ['1001 backends', (c) => { c.services[0].backends = Array.from({ length: 1001 }, (_, i) => ({ address: `198.18.${2 + (i >> 8)}.${i & 255 || 1}`, port: i + 1 })); }, 'XDPLB_ERR_VALIDATION', '/services/0/backends'],
+    ['257 services', (c) => { c.services = Array.from({ length: 257 }, (_, i) => ({ ...WEB, name: `s${i}`, port: i + 1, backends: [] })); }, 'XDPLB_ERR_VALIDATION', '/services'],
+    ['oversized health path', (c) => { c.services[0].healthCheck = { type: 'http', path: '/' + 'a'.repeat(2000) }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/path'],
+    ['health interval too short', (c) => { c.services[0].healthCheck = { type: 'tcp', intervalMs: 10 }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/intervalMs'],
+    ['health timeout above interval', (c) => { c.services[0].healthCheck = { type: 'tcp', intervalMs: 1000, timeoutMs: 2000 }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/timeoutMs'],
+    ['health path on a tcp check', (c) => { c.services[0].healthCheck = { type: 'tcp', path: '/' }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/path'],
+    ['empty expectStatus range', (c) => { c.services[0].healthCheck = { type: 'http', expectStatus: [399, 200] }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/expectStatus'],
+    ['non-prime service table size', (c) => { c.services[0].tableSize = 1000; }, 'XDPLB_ERR_VALIDATION', '/services/0/tableSize'],
+    ['table size below 13', (c) => { c.services[0].tableSize = 11; }, 'XDPLB_ERR_VALIDATION', '/services/0/tableSize'],
+    ['non-prime default table size', (c) => { c.maglev = { tableSize: 65536 }; }, 'XDPLB_ERR_VALIDATION', '/maglev/tableSize'],
+    ['table smaller than the backends', (c) => { c.services[0].tableSize = 13; c.services[0].backends = Array.from({ length: 14 }, (_, i) => ({ address: '198.18.1.2', port: 1000 + i })); }, 'XDPLB_ERR_VALIDATION', '/services/0/tableSize'],
+    ['duplicate service name', (c) => { c.services[1].name = 'web'; }, 'XDPLB_ERR_CONFLICT', '/services/1/name'],
+    ['duplicate vip:port:protocol', (c) => { c.services[1] = { ...structuredClone(WEB), name: 'web2', backends: [] }; }, 'XDPLB_ERR_CONFLICT', '/services/1/vip'],
+    ['duplicate backend in a service', (c) => { c.services[0].backends[1] = { address: '198.18.1.2', port: 8080 }; }, 'XDPLB_ERR_CONFLICT', '/services/0/backends/1'],
+    ['reverse-NAT clash across VIPs', (c) => { c.services[1] = { ...structuredClone(WEB), name: 'web2', vip: '198.18.100.9', backends: [{ address: '198.18.1.3', port: 8080 }] }; }, 'XDPLB_ERR_CONFLICT', '/services/1/backends/0'],
+    ['reverse-NAT clash via port 0 backend', (c) => { c.services[1] = { ...structuredClone(WEB), name: 'alt', vip: '198.18.100.9', port: 8080, backends: [{ address: '198.18.1.2', port: 0 }] }; }, 'XDPLB_ERR_CONFLICT', '/services/1/backends/0'],
+    ['DSR port translation', (c) => { c.services[1].backends[0].port = 5353; }, 'XDPLB_ERR_VALIDATION', '/services/1/backends/0/port'],
+    ['duplicate DSR backend address', (c) => { c.services[1].backends.push({ address: '198.18.1.10', port: 53 }); }, 'XDPLB_ERR_CONFLICT', '/services/1/backends/1'],
+    ['health port needed for port-0 everything', (c) => { c.services[0].port = 0; c.services[0].backends = [{ address: '198.18.1.2', port: 0 }]; c.services[0].healthCheck = { type: 'tcp' }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/port'],
+    ['hashSeed above u32', (c) => { c.hashSeed = 2 ** 32; }, 'XDPLB_ERR_VALIDATION', '/hashSeed'],
+    ['fragments policy unknown', (c) => { c.fragments = 'reassemble'; }, 'XDPLB_ERR_VALIDATION', '/fragments'],
+    ['interface mode offload', (c) => { c.interfaces = [{ name: 'eth0', mode: 'offload' }]; }, 'XDPLB_ERR_VALIDATION', '/interfaces/0/mode'],
+    ['interface name too long', (c) => { c.interfaces = [{ name: 'a-very-long-interface' }]; }, 'XDPLB_ERR_VALIDATION', '/interfaces/0/name'],
+    ['api listen without port', (c) => { c.api = { listen: '127.0.0.1' }; }, 'XDPLB_ERR_VALIDATION', '/api/listen'],
+    ['api listen port 70000', (c) => { c.api = { listen: '127.0.0.1:70000' }; }, 'XDPLB_ERR_VALIDATION', '/api/listen'],
+    ['user without a password', (c) => { c.users = [{ name: 'admin', role: 'admin' }]; }, 'XDPLB_ERR_VALIDATION', '/users/0/passwordHash'],
+    ['user role root', (c) => { c.users = [{ name: 'admin', role: 'root', password: 'x' }]; }, 'XDPLB_ERR_VALIDATION', '/users/0/role'],
+    ['duplicate user', (c) => { c.users = [{ name: 'a', role: 'admin', password: 'x' }, { name: 'a', role: 'viewer', password: 'y' }]; }, 'XDPLB_ERR_CONFLICT', '/users/1/name'],
+    ['short plain token', (c) => { c.tokens = [{ name: 'ci', role: 'admin', token: 'short' }]; }, 'XDPLB_ERR_VALIDATION', '/tokens/0/token'],
+    ['malformed token hash', (c) => { c.tokens = [{ name: 'ci', role: 'admin', tokenHash: 'scrypt$1$2' }]; }, 'XDPLB_ERR_VALIDATION', '/tokens/0/tokenHash'],
+  ];
+
+  for (const [description, mutate, code, field] of cases) {
+    test(description, () => {
+      const config = base();
+      mutate(config);
+      const before = structuredClone(config);
+      expectError(() => validateState(config), code, field);
+      assert.deepEqual(config, before, 'validation does not change its input');
+    });
+  }
+
+  test('the base config is valid and gets its defaults', () => {
+    const config = validateState(base());
+    assert.equal(config.maglev.tableSize, 65537);
+    assert.equal(config.fragments, 'drop');
+    assert.equal(config.flowCache, true);
+    assert.equal(config.services[1].backends[0].weight, 1);
+    assert.deepEqual(stateErrors(config), []);
+  });
+
+  test('a port-0 service and a specific-port service may share a VIP and protocol', () => {
+    const config = base();
+    config.services.push({ ...structuredClone(WEB), name: 'web-any', port: 0, backends: [{ address: '198.18.1.20', port: 0 }] });
+    assert.equal(validateState(config).services.length, 3);
+  });
+
+  test('two NAT services may share a backend behind the same VIP:port on another protocol', () => {
+    const config = base();
+    config.services.push({ ...structuredClone(WEB), name: 'web-udp', protocol: 'udp' });
+    assert.equal(validateState(config).services.length, 3);
+  });
+});
+
+describe('DesiredState: mutations are whole-or-nothing', () => {
+  const state = new DesiredState(base());
+  const snapshot = structuredClone(state.config);
+
+  const rejected: Array<[string, (s: DesiredState) => unknown, string, string]> = [
+    ['create: duplicate name', (s) => s.createService({ ...WEB, vip: '198.18.100.7' }), 'XDPLB_ERR_CONFLICT', '/name'],
+    ['create: vip:port clash', (s) => s.createService({ ...WEB, name: 'other' }), 'XDPLB_ERR_CONFLICT', '/vip'],
+    ['create: bad backend port', (s) => s.createService({ ...WEB, name: 'n', vip: '198.18.100.7', backends: [{ address: '198.18.1.9', port: 1e6 }] }), 'XDPLB_ERR_VALIDATION', '/backends/0/port'],
+    ['create: reverse-NAT clash', (s) => s.createService({ ...WEB, name: 'n', vip: '198.18.100.7' }), 'XDPLB_ERR_CONFLICT', '/backends/0'],
+    ['create: not an object', (s) => s.createService('web'), 'XDPLB_ERR_VALIDATION', ''],
+    ['replace: renaming', (s) => s.replaceService('web', { ...WEB, name: 'www' }), 'XDPLB_ERR_VALIDATION', '/name'],
+    ['replace: missing service', (s) => s.replaceService('nope', WEB), 'XDPLB_ERR_NOT_FOUND', undefined as unknown as string],
+    ['delete: missing service', (s) => s.deleteService('nope'), 'XDPLB_ERR_NOT_FOUND', undefined as unknown as string],
+    ['add backend: duplicate', (s) => s.addBackend('web', { address: '198.18.1.2', port: 8080 }), 'XDPLB_ERR_CONFLICT', ''],
+    ['add backend: DSR port translation', (s) => s.addBackend('dns', { address: '198.18.1.11', port: 5353 }), 'XDPLB_ERR_VALIDATION', '/port'],
+    ['add backend: unknown field', (s) => s.addBackend('dns', { address: '198.18.1.11', port: 53, up: true }), 'XDPLB_ERR_VALIDATION', '/up'],
+    ['patch backend: weight 2000', (s) => s.patchBackend('web', '198.18.1.2:8080', { weight: 2000 }), 'XDPLB_ERR_VALIDATION', '/weight'],
+    ['patch backend: missing backend', (s) => s.patchBackend('web', '198.18.1.99:8080', { weight: 1 }), 'XDPLB_ERR_NOT_FOUND', undefined as unknown as string],
+    ['delete backend: missing service', (s) => s.deleteBackend('nope', '198.18.1.2:8080'), 'XDPLB_ERR_NOT_FOUND', undefined as unknown as string],
+    ['settings: sample rate negative', (s) => s.patchSettings({ sampleRate: -1 }), 'XDPLB_ERR_VALIDATION', '/sampleRate'],
+    ['settings: unknown field', (s) => s.patchSettings({ hashSeed: 1 }), 'XDPLB_ERR_VALIDATION', '/hashSeed'],
+  ];
+  for (const [description, mutate, code, field] of rejected) {
+    test(description, () => {
+      expectErrorOrNotFound(() => mutate(state), code, field);
+      assert.deepEqual(state.config, snapshot, 'state unchanged');
+    });
+  }
+
+  test('accepted mutations return a new state and leave the old one alone', () => {
+    const created = state.createService({ name: 'api', vip: '198.18.100.3', port: 443, protocol: 'tcp', mode: 'nat', backends: [{ address: '198.18.1.30', port: 8443 }] });
+    assert.equal(created.services.length, 3);
+    assert.equal(created.getService('api').backends[0].weight, 1);
+    const patched = created.patchBackend('api', '198.18.1.30:8443', { weight: 5, drain: true });
+    assert.deepEqual(patched.getService('api').backends[0], { address: '198.18.1.30', port: 8443, weight: 5, drain: true });
+    const grown = patched.addBackend('api', { address: '198.18.1.31', port: 8443, weight: 0 });
+    assert.equal(grown.getService('api').backends.length, 2);
+    const shrunk = grown.deleteBackend('api', '198.18.1.30:8443');
+    assert.deepEqual(shrunk.getService('api').backends.map((b) => b.address), ['198.18.1.31']);
+    const replaced = shrunk.replaceService('api', { name: 'api', vip: '198.18.100.3', port: 443, protocol: 'tcp', mode: 'dsr', tableSize: 13, backends: [] });
+    assert.equal(replaced.getService('api').mode, 'dsr');
+    const settings = replaced.patchSettings({ fragPolicy: 'pass', sampleRate: 100 });
+    assert.deepEqual(settings.settings(), { fragPolicy: 'pass', sampleRate: 100, flowCache: true });
+    assert.equal(settings.deleteService('api').services.length, 2);
+    assert.deepEqual(state.config, snapshot);
+    assert.ok(Object.isFrozen(settings.config.services[0].backends[0]), 'states are frozen');
+  });
+});
+
+function expectErrorOrNotFound(fn: () => unknown, code: string, field: string | undefined): void {
+  let caught: unknown;
+  try { fn(); } catch (error) { caught = error; }
+  assert.ok(caught instanceof XdplbError, `expected an XdplbError, got ${String(caught)}`);
+  assert.equal(caught.code, code, caught.message);
+  assert.equal(caught.field, field, caught.message);
+}

@@ -1,0 +1,337 @@
+/**
+ * The desired state: one validated Config, changed only through pure, whole-or-nothing
+ * methods that build the next state, validate all of it, and return it (or throw, leaving
+ * the current state untouched). Checks here are the ones a schema cannot express: they look
+ * across fields and across services.
+ */
+import type { BackendSpec, ServiceSpec, SettingsView } from '../api/controller';
+import { XdplbError } from '../api/errors';
+import { isPrime } from '../balancer/maglev';
+import {
+  BackendPatchSchema, BackendSpecSchema, ConfigSchema, ServiceSpecSchema, SettingsPatchSchema,
+  parseListen, validateInput, type Config,
+} from './schema';
+
+/** The stable identity of a backend within a service: "address:port". */
+export function backendKey(backend: Pick<BackendSpec, 'address' | 'port'>): string {
+  return `${backend.address}:${backend.port}`;
+}
+
+/** The Maglev table size a service uses: its own, or the config default. */
+export function effectiveTableSize(service: ServiceSpec, config: Pick<Config, 'maglev'>): number {
+  return service.tableSize ?? config.maglev.tableSize;
+}
+
+function invalid(field: string, reason: string): XdplbError {
+  return new XdplbError('XDPLB_ERR_VALIDATION', `${field}: ${reason}`, field);
+}
+function conflict(field: string, reason: string): XdplbError {
+  return new XdplbError('XDPLB_ERR_CONFLICT', `${field}: ${reason}`, field);
+}
+
+export interface ValidateOptions {
+  /** Index of the service being changed: a clash between two services is blamed on this one. */
+  focus?: number;
+}
+
+/** Checks one service on its own (fields that depend on each other). */
+function serviceErrors(service: ServiceSpec, index: number, config: Config): XdplbError[] {
+  const errors: XdplbError[] = [];
+  const at = `/services/${index}`;
+  const tableSize = effectiveTableSize(service, config);
+  const tableField = service.tableSize === undefined ? '/maglev/tableSize' : `${at}/tableSize`;
+  if (!isPrime(tableSize)) errors.push(invalid(tableField, `Maglev table size ${tableSize} must be a prime number`));
+  if (tableSize < service.backends.length) {
+    errors.push(invalid(tableField, `Maglev table size ${tableSize} is smaller than the ${service.backends.length} backends of service "${service.name}"`));
+  }
+  const seen = new Map<string, number>();
+  service.backends.forEach((backend, b) => {
+    const bAt = `${at}/backends/${b}`;
+    if (service.mode === 'dsr' && backend.port !== 0 && backend.port !== service.port) {
+      errors.push(invalid(`${bAt}/port`, `DSR cannot translate ports: backend port must be 0 or the service port ${service.port}`));
+    }
+    // In DSR the port is never rewritten, so two entries for one address are one destination.
+    const identity = service.mode === 'dsr' ? backend.address : backendKey(backend);
+    const first = seen.get(identity);
+    if (first !== undefined) {
+      errors.push(conflict(bAt, `backend ${backendKey(backend)} duplicates /services/${index}/backends/${first} in service "${service.name}"`));
+    } else {
+      seen.set(identity, b);
+    }
+  });
+  const check = service.healthCheck;
+  if (check) {
+    const hAt = `${at}/healthCheck`;
+    if (check.type === 'tcp' && check.path !== undefined) errors.push(invalid(`${hAt}/path`, 'only applies to http checks'));
+    if (check.type === 'tcp' && check.expectStatus !== undefined) errors.push(invalid(`${hAt}/expectStatus`, 'only applies to http checks'));
+    if (check.expectStatus && check.expectStatus[0] > check.expectStatus[1]) {
+      errors.push(invalid(`${hAt}/expectStatus`, `range [${check.expectStatus.join(', ')}] is empty (low > high)`));
+    }
+    if (check.timeoutMs > check.intervalMs) errors.push(invalid(`${hAt}/timeoutMs`, `timeout ${check.timeoutMs} ms exceeds the interval ${check.intervalMs} ms`));
+    if (check.port === undefined && service.port === 0 && service.backends.some((b) => b.port === 0)) {
+      errors.push(invalid(`${hAt}/port`, 'is required when the service and a backend both use port 0 (there is no port to check)'));
+    }
+  }
+  return errors;
+}
+
+/** Of two clashing services, the one to blame: the focus if involved, else the later one. */
+function blame(a: number, b: number, focus?: number): [number, number] {
+  if (focus === b) return [b, a];
+  if (focus === a) return [a, b];
+  return a > b ? [a, b] : [b, a];
+}
+
+/** Checks that look across services: names, listeners, reverse NAT. */
+function crossServiceErrors(services: ServiceSpec[], focus?: number): XdplbError[] {
+  const errors: XdplbError[] = [];
+  const byName = new Map<string, number>();
+  const byListener = new Map<string, number>();
+  // Reverse NAT is keyed by {backend address, backend port, protocol} and maps to one {vip, port}.
+  const byReverse = new Map<string, { index: number; backend: number; vip: string; port: number }>();
+  services.forEach((service, i) => {
+    const seenName = byName.get(service.name);
+    if (seenName !== undefined) {
+      const [guilty, other] = blame(i, seenName, focus);
+      errors.push(conflict(`/services/${guilty}/name`, `service name "${service.name}" is already used by /services/${other}`));
+    } else byName.set(service.name, i);
+
+    const listener = `${service.vip}|${service.port}|${service.protocol}`;
+    const seenListener = byListener.get(listener);
+    if (seenListener !== undefined) {
+      const [guilty, other] = blame(i, seenListener, focus);
+      errors.push(conflict(`/services/${guilty}/vip`, `${service.vip}:${service.port}/${service.protocol} is already served by "${services[other].name}" (/services/${other})`));
+    } else byListener.set(listener, i);
+
+    if (service.mode !== 'nat') return;
+    service.backends.forEach((backend, b) => {
+      const port = backend.port || service.port;
+      const key = `${backend.address}|${port}|${service.protocol}`;
+      const seen = byReverse.get(key);
+      if (!seen) {
+        byReverse.set(key, { index: i, backend: b, vip: service.vip, port: service.port });
+      } else if (seen.index !== i && (seen.vip !== service.vip || seen.port !== service.port)) {
+        const [guilty] = blame(i, seen.index, focus);
+        const guiltyBackend = guilty === i ? b : seen.backend;
+        const other = guilty === i ? seen.index : i;
+        errors.push(conflict(`/services/${guilty}/backends/${guiltyBackend}`,
+          `backend ${backend.address}:${port}/${service.protocol} is also a NAT backend of "${services[other].name}" ` +
+          `behind a different VIP:port; stateless reverse NAT could not tell their replies apart`));
+      }
+    });
+  });
+  return errors;
+}
+
+/** Checks on users and API tokens. */
+function credentialErrors(config: Config): XdplbError[] {
+  const errors: XdplbError[] = [];
+  const check = (list: Array<{ name: string }>, kind: 'users' | 'tokens', hashField: string, plainField: string) => {
+    const names = new Set<string>();
+    list.forEach((item, i) => {
+      const record = item as unknown as Record<string, unknown>;
+      if (names.has(item.name)) errors.push(conflict(`/${kind}/${i}/name`, `${kind === 'users' ? 'user' : 'token'} name "${item.name}" is used twice`));
+      names.add(item.name);
+      const hasHash = record[hashField] !== undefined;
+      const hasPlain = record[plainField] !== undefined;
+      if (hasHash === hasPlain) errors.push(invalid(`/${kind}/${i}/${hashField}`, `exactly one of ${hashField} and ${plainField} is required`));
+      else if (hasHash && String(record[hashField]).split('$').length !== 6) {
+        errors.push(invalid(`/${kind}/${i}/${hashField}`, 'must have the form scrypt$N$r$p$salt$hash'));
+      }
+    });
+  };
+  check(config.users, 'users', 'passwordHash', 'password');
+  check(config.tokens, 'tokens', 'tokenHash', 'token');
+  return errors;
+}
+
+/**
+ * Every semantic error in a schema-valid config, each naming its field as a JSON pointer.
+ * Empty when the config is valid.
+ */
+export function stateErrors(config: Config, options: ValidateOptions = {}): XdplbError[] {
+  const errors: XdplbError[] = [];
+  if (!isPrime(config.maglev.tableSize)) errors.push(invalid('/maglev/tableSize', `${config.maglev.tableSize} must be a prime number`));
+  const { port } = parseListen(config.api.listen);
+  if (!(port >= 1 && port <= 65535)) errors.push(invalid('/api/listen', `port ${port} must be 1..65535`));
+  config.services.forEach((service, i) => errors.push(...serviceErrors(service, i, config)));
+  errors.push(...crossServiceErrors(config.services, options.focus));
+  errors.push(...credentialErrors(config));
+  // A service-level table error blamed on /maglev/tableSize would repeat per service: keep one.
+  const unique = new Map<string, XdplbError>();
+  for (const error of errors) if (!unique.has(error.message)) unique.set(error.message, error);
+  return [...unique.values()];
+}
+
+/**
+ * Validates a whole config: the schema first, then the semantic checks.
+ * Returns a deep copy with the defaults filled in.
+ * @throws XdplbError XDPLB_ERR_VALIDATION (400) or XDPLB_ERR_CONFLICT (409) for the first
+ *   problem, with `field` set to its JSON pointer.
+ */
+export function validateState(input: unknown, options: ValidateOptions = {}): Config {
+  const config = validateInput<Config>(ConfigSchema, input ?? {});
+  const errors = stateErrors(config, options);
+  if (errors.length > 0) throw errors[0];
+  return config;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+/**
+ * Rewrites an error's pointer from the whole config to the input the caller gave (e.g. a
+ * POSTed ServiceSpec at /services/3 reports "/backends/0/port"), so that the API names the
+ * field in the request body. Errors elsewhere keep their full pointer.
+ */
+function relativeTo(prefix: string, fn: () => Config): Config {
+  try {
+    return fn();
+  } catch (error) {
+    if (error instanceof XdplbError && error.field !== undefined && (error.field === prefix || error.field.startsWith(`${prefix}/`))) {
+      const field = error.field.slice(prefix.length);
+      const message = error.message.startsWith(`${error.field}:`) ? `${field || '(body)'}:${error.message.slice(error.field.length + 1)}` : error.message;
+      throw new XdplbError(error.code, message, field);
+    }
+    throw error;
+  }
+}
+
+function notFound(what: string): XdplbError {
+  return new XdplbError('XDPLB_ERR_NOT_FOUND', what);
+}
+
+/** An immutable, valid desired state. Every mutation returns a new DesiredState. */
+export class DesiredState {
+  readonly config: Readonly<Config>;
+
+  /**
+   * @throws XdplbError VALIDATION / CONFLICT when the config is invalid (see validateState).
+   */
+  constructor(config: unknown) {
+    this.config = deepFreeze(validateState(config));
+  }
+
+  /** A deep, mutable copy of the config (e.g. to save it). */
+  toConfig(): Config {
+    return structuredClone(this.config) as Config;
+  }
+
+  get services(): readonly ServiceSpec[] {
+    return this.config.services;
+  }
+
+  /** @throws XdplbError NOT_FOUND */
+  getService(name: string): ServiceSpec {
+    return this.config.services[this.serviceIndex(name)];
+  }
+
+  settings(): SettingsView {
+    return { fragPolicy: this.config.fragments, sampleRate: this.config.sampling.rate, flowCache: this.config.flowCache };
+  }
+
+  /** @throws XdplbError VALIDATION (field relative to the spec), CONFLICT */
+  createService(spec: unknown): DesiredState {
+    const config = this.toConfig();
+    const index = config.services.length;
+    return this.next(`/services/${index}`, () => {
+      config.services.push(validateInput<ServiceSpec>(ServiceSpecSchema, spec, `/services/${index}`));
+      return validateState(config, { focus: index });
+    });
+  }
+
+  /** @throws XdplbError NOT_FOUND, VALIDATION (name must match, field relative to the spec), CONFLICT */
+  replaceService(name: string, spec: unknown): DesiredState {
+    const index = this.serviceIndex(name);
+    const config = this.toConfig();
+    return this.next(`/services/${index}`, () => {
+      const service = validateInput<ServiceSpec>(ServiceSpecSchema, spec, `/services/${index}`);
+      if (service.name !== name) throw invalid(`/services/${index}/name`, `must match the service being replaced ("${name}"); delete and create to rename`);
+      config.services[index] = service;
+      return validateState(config, { focus: index });
+    });
+  }
+
+  /** @throws XdplbError NOT_FOUND */
+  deleteService(name: string): DesiredState {
+    const index = this.serviceIndex(name);
+    const config = this.toConfig();
+    config.services.splice(index, 1);
+    return DesiredState.fromValid(validateState(config));
+  }
+
+  /** @throws XdplbError NOT_FOUND, VALIDATION (field relative to the spec), CONFLICT */
+  addBackend(serviceName: string, spec: unknown): DesiredState {
+    const index = this.serviceIndex(serviceName);
+    const config = this.toConfig();
+    const backends = config.services[index].backends;
+    const at = `/services/${index}/backends/${backends.length}`;
+    return this.next(at, () => {
+      backends.push(validateInput<BackendSpec>(BackendSpecSchema, spec, at));
+      return validateState(config, { focus: index });
+    });
+  }
+
+  /** @throws XdplbError NOT_FOUND (service or backend), VALIDATION, CONFLICT */
+  patchBackend(serviceName: string, key: string, patch: unknown): DesiredState {
+    const index = this.serviceIndex(serviceName);
+    const b = this.backendIndex(index, key);
+    const config = this.toConfig();
+    const at = `/services/${index}/backends/${b}`;
+    return this.next(at, () => {
+      const changes = validateInput<{ weight?: number; drain?: boolean }>(BackendPatchSchema, patch, at);
+      Object.assign(config.services[index].backends[b], changes);
+      return validateState(config, { focus: index });
+    });
+  }
+
+  /** @throws XdplbError NOT_FOUND (service or backend) */
+  deleteBackend(serviceName: string, key: string): DesiredState {
+    const index = this.serviceIndex(serviceName);
+    const b = this.backendIndex(index, key);
+    const config = this.toConfig();
+    config.services[index].backends.splice(b, 1);
+    return DesiredState.fromValid(validateState(config));
+  }
+
+  /** @throws XdplbError VALIDATION (field relative to the patch) */
+  patchSettings(patch: unknown): DesiredState {
+    const config = this.toConfig();
+    return this.next('', () => {
+      const changes = validateInput<Partial<SettingsView>>(SettingsPatchSchema, patch);
+      if (changes.fragPolicy !== undefined) config.fragments = changes.fragPolicy;
+      if (changes.sampleRate !== undefined) config.sampling.rate = changes.sampleRate;
+      if (changes.flowCache !== undefined) config.flowCache = changes.flowCache;
+      return validateState(config);
+    });
+  }
+
+  private next(prefix: string, build: () => Config): DesiredState {
+    return DesiredState.fromValid(prefix ? relativeTo(prefix, build) : build());
+  }
+
+  /** Wraps a config that validateState has just returned (skips validating it twice). */
+  private static fromValid(config: Config): DesiredState {
+    const state = Object.create(DesiredState.prototype) as { config: Readonly<Config> };
+    state.config = deepFreeze(config);
+    return state as DesiredState;
+  }
+
+  private serviceIndex(name: string): number {
+    const index = this.config.services.findIndex((s) => s.name === name);
+    if (index < 0) throw notFound(`service "${name}" does not exist`);
+    return index;
+  }
+
+  private backendIndex(serviceIndex: number, key: string): number {
+    const service = this.config.services[serviceIndex];
+    const index = service.backends.findIndex((b) => backendKey(b) === key);
+    if (index < 0) throw notFound(`backend "${key}" does not exist in service "${service.name}"`);
+    return index;
+  }
+}
