@@ -53,7 +53,7 @@ describe('validateState: whole-config rejections name the field', () => {
     ['unknown backend field', (c) => { c.services[0].backends[0].host = 'x'; }, 'XDPLB_ERR_VALIDATION', '/services/0/backends/0/host'],
     ['unknown top-level field', (c) => { c.listen = ':80'; }, 'XDPLB_ERR_VALIDATION', '/listen'],
     ['backends not an array', (c) => { c.services[0].backends = { address: '198.18.1.2' }; }, 'XDPLB_ERR_VALIDATION', '/services/0/backends'],
-    ['services not an array', (c) => { c.services = 'web'; }, 'XDPLB_ERR_VALIDATION', '/services'],
+    ['services not an array', (c) => { (c as Record<string, unknown>).services = 'web'; }, 'XDPLB_ERR_VALIDATION', '/services'],
     ['1001 backends', (c) => { c.services[0].backends = Array.from({ length: 1001 }, (_, i) => ({ address: `198.18.${2 + (i >> 8)}.${i & 255 || 1}`, port: i + 1 })); }, 'XDPLB_ERR_VALIDATION', '/services/0/backends'],
     ['257 services', (c) => { c.services = Array.from({ length: 257 }, (_, i) => ({ ...WEB, name: `s${i}`, port: i + 1, backends: [] })); }, 'XDPLB_ERR_VALIDATION', '/services'],
     ['oversized health path', (c) => { c.services[0].healthCheck = { type: 'http', path: '/' + 'a'.repeat(2000) }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/path'],
