@@ -1,0 +1,69 @@
+// Confirmation dialogs on the native <dialog>: modal, focus-trapped, Esc closes it.
+// The action runs inside the dialog so that an API refusal is shown where it was asked.
+import { describeError } from './api';
+import { h } from './dom';
+
+export interface DialogField {
+  name: string; label: string; type?: 'text' | 'number'; value?: string;
+  min?: number; max?: number; required?: boolean; placeholder?: string; hint?: string;
+}
+
+export interface ConfirmOptions {
+  title: string;
+  body: Array<Node | string>;
+  confirmLabel: string;
+  danger?: boolean;
+  fields?: DialogField[];
+  /** Runs on confirm with the field values; a throw keeps the dialog open with the message. */
+  action: (values: Record<string, string>) => Promise<unknown>;
+}
+
+/** Opens a modal confirmation; resolves true when the action succeeded, false on cancel. */
+export function confirmDialog(opts: ConfirmOptions): Promise<boolean> {
+  return new Promise((resolve) => {
+    const error = h('p', { class: 'dialog-error', role: 'alert' });
+    const inputs = (opts.fields ?? []).map((field) => {
+      const input = h('input', {
+        name: field.name, id: `dlg-${field.name}`, type: field.type ?? 'text', value: field.value ?? '',
+        min: field.min, max: field.max, required: field.required, placeholder: field.placeholder,
+        autocomplete: 'off',
+      });
+      return { field, input };
+    });
+    const cancel = h('button', { type: 'button', class: 'btn' }, 'Cancel');
+    const confirm = h('button', { type: 'submit', class: `btn ${opts.danger ? 'btn-danger' : 'btn-primary'}` }, opts.confirmLabel);
+    const form = h('form', { method: 'dialog' },
+      h('h2', null, opts.title),
+      h('div', { class: 'dialog-body' }, opts.body),
+      inputs.map(({ field, input }) => h('div', { class: 'field' },
+        h('label', { for: input.id }, field.label), input,
+        field.hint ? h('small', null, field.hint) : null)),
+      error,
+      h('div', { class: 'dialog-actions' }, cancel, confirm));
+    const dialog = h('dialog', { class: 'dialog', 'aria-label': opts.title }, form);
+    let settled = false;
+    const finish = (ok: boolean) => {
+      if (settled) return;
+      settled = true;
+      dialog.close();
+      dialog.remove();
+      resolve(ok);
+    };
+    cancel.addEventListener('click', () => finish(false));
+    dialog.addEventListener('close', () => finish(false)); // Esc
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const values: Record<string, string> = {};
+      for (const { field, input } of inputs) values[field.name] = input.value.trim();
+      confirm.disabled = true;
+      error.textContent = '';
+      opts.action(values).then(() => finish(true), (err: unknown) => {
+        confirm.disabled = false;
+        error.textContent = describeError(err);
+      });
+    });
+    document.body.appendChild(dialog);
+    dialog.showModal();
+    (inputs[0]?.input ?? cancel).focus();
+  });
+}

@@ -1,0 +1,66 @@
+// A tiny DOM builder: h('button', {class: 'x', onclick}, 'text'). Strings become text nodes,
+// never HTML, so nothing from the API can inject markup.
+
+type Child = Node | string | number | null | undefined | false | Child[];
+type Attrs = Record<string, unknown>;
+
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K, attrs: Attrs | null = null, ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  if (attrs) {
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key.startsWith('on') && typeof value === 'function') {
+        el.addEventListener(key.slice(2), value as EventListener);
+      } else if (key === 'style' && typeof value === 'object') {
+        Object.assign(el.style, value);
+      } else if (key === 'dataset' && typeof value === 'object') {
+        Object.assign(el.dataset, value);
+      } else if (key === 'value' || key === 'checked' || key === 'disabled') {
+        (el as unknown as Record<string, unknown>)[key] = value;
+      } else {
+        el.setAttribute(key, value === true ? '' : String(value));
+      }
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(parent: Node, children: Child[]): void {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(parent, child);
+    else parent.appendChild(typeof child === 'object' ? child : document.createTextNode(String(child)));
+  }
+}
+
+/** Replaces all children of `el`. */
+export function replaceChildren(el: Element, ...children: Child[]): void {
+  el.textContent = '';
+  append(el, children);
+}
+
+/** A horizontal bar for a 0..1 fraction, with its label for screen readers. */
+export function bar(fraction: number, label: string, kind = ''): HTMLElement {
+  const pct = Math.max(0, Math.min(1, Number.isFinite(fraction) ? fraction : 0)) * 100;
+  return h('span', { class: `bar ${kind}`, role: 'img', 'aria-label': label, title: label },
+    h('span', { class: 'bar-fill', style: { width: `${pct.toFixed(2)}%` } }));
+}
+
+/** A coloured pill for health and states. */
+export function badge(text: string, kind: string): HTMLElement {
+  return h('span', { class: `badge badge-${kind}` }, text);
+}
+
+/** A table whose wrapper scrolls sideways on narrow screens. */
+export function table(headers: Array<string | { text: string; num?: boolean }>, rows: Node[], caption?: string): HTMLElement {
+  return h('div', { class: 'table-wrap' },
+    h('table', null,
+      caption ? h('caption', null, caption) : null,
+      h('thead', null, h('tr', null, headers.map((hd) => typeof hd === 'string'
+        ? h('th', { scope: 'col' }, hd)
+        : h('th', { scope: 'col', class: hd.num ? 'num' : '' }, hd.text)))),
+      h('tbody', null, rows)));
+}
