@@ -409,7 +409,7 @@ static __always_inline int icmp_error_to_backend(struct packet *p)
 	/* The quoted L4 checksum is fixed only if it lies inside the quoted bytes. */
 	if (inner->protocol == IPPROTO_TCP && inner_len + TCP_CHECK_OFF + 2 <= quoted)
 		l4_check_off = TCP_CHECK_OFF;
-	else if (inner->protocol == IPPROTO_UDP)
+	else if (inner->protocol == IPPROTO_UDP && inner_len + UDP_CHECK_OFF + 2 <= quoted)
 		l4_check_off = UDP_CHECK_OFF;
 	nat_icmp_error(p, inner, ports, l4_check_off, b);
 	return forward(p, b->ip, LB_REASON_ICMP_ERROR);

@@ -1,0 +1,145 @@
+/**
+ * Writes a reference-model state (test/refmodel.ts) into the program's maps byte for byte as
+ * bpf/lb_abi.h lays them out, and reads the counters back. The data-plane tests drive the
+ * maps directly (exact ids, inactive backends, odd table sizes) instead of going through the
+ * reconciler, so that every branch of the program can be reached on purpose.
+ */
+import type { ModelState } from './refmodel';
+
+/** The few map operations the harness needs (implemented over src/bpf by the tests). */
+export interface MapAccess {
+  update(map: string, key: Buffer, value: Buffer): void;
+  delete(map: string, key: Buffer): void;
+  /** Raw value bytes; per-CPU maps return every CPU's value, each padded to 8 bytes. */
+  lookup(map: string, key: Buffer): Buffer | null;
+  keys(map: string): Buffer[];
+  /** Creates an ARRAY u32 -> u32 (flags BPF_F_INNER_MAP) to be an inner maglev table; returns its fd. */
+  createInnerTable(maxEntries: number, entries: number[]): number;
+  closeFd(fd: number): void;
+  possibleCpus: number;
+}
+
+const u32le = (v: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32LE(v >>> 0); return b; };
+const be32 = (v: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32BE(v >>> 0); return b; };
+
+export function serviceKey(vip: number, port: number, proto: number): Buffer {
+  const k = Buffer.alloc(8);
+  k.writeUInt32BE(vip >>> 0, 0); k.writeUInt16BE(port, 4); k[6] = proto;
+  return k;
+}
+export function serviceValue(id: number, tableSize: number, mode: number): Buffer {
+  const v = Buffer.alloc(12);
+  v.writeUInt32LE(id, 0); v.writeUInt32LE(tableSize, 4); v[8] = mode;
+  return v;
+}
+export function backendValue(ip: number, port: number, flags: number, serviceId: number): Buffer {
+  const v = Buffer.alloc(12);
+  v.writeUInt32BE(ip >>> 0, 0); v.writeUInt16BE(port, 4); v[6] = flags; v.writeUInt32LE(serviceId, 8);
+  return v;
+}
+export function reverseKey(ip: number, port: number, proto: number): Buffer {
+  return serviceKey(ip, port, proto);
+}
+export function reverseValue(vip: number, vport: number, serviceId: number, backendId: number): Buffer {
+  const v = Buffer.alloc(16);
+  v.writeUInt32BE(vip >>> 0, 0); v.writeUInt16BE(vport, 4); v.writeUInt32LE(serviceId, 8); v.writeUInt32LE(backendId, 12);
+  return v;
+}
+export function settingsValue(fragPolicy: number, sampleRate: number, flowCache: boolean): Buffer {
+  const v = Buffer.alloc(16);
+  v.writeUInt32LE(fragPolicy, 0); v.writeUInt32LE(sampleRate, 4); v.writeUInt32LE(flowCache ? 1 : 0, 8);
+  return v;
+}
+export function flowKeyBytes(saddr: number, daddr: number, sport: number, dport: number, proto: number): Buffer {
+  const k = Buffer.alloc(16);
+  k.writeUInt32BE(saddr >>> 0, 0); k.writeUInt32BE(daddr >>> 0, 4); k.writeUInt16BE(sport, 8); k.writeUInt16BE(dport, 10); k[12] = proto;
+  return k;
+}
+
+/** Installed inner tables, to close when the state is replaced. */
+export interface Installed { innerFds: number[] }
+
+/**
+ * Writes `state` into the maps (replacing services, vips, backends, reverse, maglev, settings,
+ * tx_ports and flows wholesale). @throws whatever the map operations throw.
+ */
+export function installState(maps: MapAccess, state: ModelState, previous?: Installed): Installed {
+  for (const name of ['services', 'vips', 'reverse', 'flows', 'tx_ports']) {
+    for (const k of maps.keys(name)) maps.delete(name, k);
+  }
+  for (const id of [...state.maglev.keys(), ...state.services.map((s) => s.id)]) {
+    maps.delete('maglev', u32le(id));
+  }
+  for (const fd of previous?.innerFds ?? []) maps.closeFd(fd);
+
+  maps.update('settings', u32le(0), settingsValue(state.settings.fragPolicy, state.settings.sampleRate, state.settings.flowCache));
+  for (const s of state.services) maps.update('services', serviceKey(s.vip, s.port, s.proto), serviceValue(s.id, s.tableSize, s.mode));
+  for (const vip of state.vips) maps.update('vips', be32(vip), u32le(state.services.filter((s) => s.vip === vip).length));
+  for (const b of state.backends.values()) maps.update('backends', u32le(b.id), backendValue(b.ip, b.port, b.flags, b.serviceId));
+  for (const r of state.reverse) maps.update('reverse', reverseKey(r.ip, r.port, r.proto), reverseValue(r.vip, r.vport, r.serviceId, r.backendId));
+  for (const p of state.txPorts) maps.update('tx_ports', u32le(p), u32le(p));
+  const innerFds: number[] = [];
+  for (const [id, table] of state.maglev) {
+    const fd = maps.createInnerTable(table.length, table);
+    innerFds.push(fd);
+    maps.update('maglev', u32le(id), u32le(fd));
+  }
+  for (const [key, f] of state.flows) {
+    const [saddr, daddr, sport, dport, proto] = key.split(':').map(Number);
+    const v = Buffer.alloc(8);
+    v.writeUInt32LE(f.backendId, 0); v.writeUInt32LE(f.serviceId, 4);
+    maps.update('flows', flowKeyBytes(saddr, daddr, sport, dport, proto), v);
+  }
+  return { innerFds };
+}
+
+/** Clears the backends entries of `state` (ARRAY entries cannot be deleted: zero them). */
+export function clearBackends(maps: MapAccess, state: ModelState): void {
+  for (const b of state.backends.values()) maps.update('backends', u32le(b.id), Buffer.alloc(12));
+}
+
+// ---- counters ----------------------------------------------------------------------------------
+
+/** Sums a per-CPU value of `fields` u64 counters over every CPU. */
+function perCpuSum(maps: MapAccess, map: string, index: number, fields: number): bigint[] {
+  const raw = maps.lookup(map, u32le(index));
+  const sums = new Array<bigint>(fields).fill(0n);
+  if (!raw) return sums;
+  const stride = fields * 8;
+  for (let cpu = 0; cpu < maps.possibleCpus; cpu++) {
+    for (let f = 0; f < fields; f++) sums[f] += raw.readBigUInt64LE(cpu * stride + f * 8);
+  }
+  return sums;
+}
+
+export interface Counters {
+  actions: bigint[][];     // [action][packets, bytes]
+  reasons: bigint[][];     // [reason][packets, bytes]
+  services: Map<number, bigint[]>;   // id -> [fwdP, fwdB, revP, revB]
+  backends: Map<number, bigint[]>;
+}
+
+/** Reads action/reason counters and the service/backend counters of the given ids. */
+export function readCounters(maps: MapAccess, serviceIds: number[], backendIds: number[]): Counters {
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  return {
+    actions: range(8).map((i) => perCpuSum(maps, 'action_stats', i, 2)),
+    reasons: range(32).map((i) => perCpuSum(maps, 'reason_stats', i, 2)),
+    services: new Map(serviceIds.map((id) => [id, perCpuSum(maps, 'service_stats', id, 4)])),
+    backends: new Map(backendIds.map((id) => [id, perCpuSum(maps, 'backend_stats', id, 4)])),
+  };
+}
+
+/** Every counter that differs between two reads, as "map[index].field: +delta". */
+export function counterDeltas(before: Counters, after: Counters): string[] {
+  const out: string[] = [];
+  const cmp = (name: string, fields: string[], a: bigint[], b: bigint[], index: number) => {
+    fields.forEach((f, i) => { if (b[i] !== a[i]) out.push(`${name}[${index}].${f}: +${b[i] - a[i]}`); });
+  };
+  before.actions.forEach((a, i) => cmp('action_stats', ['packets', 'bytes'], a, after.actions[i], i));
+  before.reasons.forEach((a, i) => cmp('reason_stats', ['packets', 'bytes'], a, after.reasons[i], i));
+  const flowFields = ['fwd_packets', 'fwd_bytes', 'rev_packets', 'rev_bytes'];
+  for (const [id, a] of before.services) cmp('service_stats', flowFields, a, after.services.get(id)!, id);
+  for (const [id, a] of before.backends) cmp('backend_stats', flowFields, a, after.backends.get(id)!, id);
+  return out.sort();
+}

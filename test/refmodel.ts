@@ -1,0 +1,371 @@
+/**
+ * A reference model of the XDP data plane (bpf/lb.bpf.c) in plain TypeScript: same inputs
+ * (settings, services, VIPs, backends, reverse entries, Maglev tables, flow cache, FIB), same
+ * hash, same incremental checksum arithmetic. The fuzz test runs random packets through both
+ * and requires identical verdicts and output frames.
+ */
+import { flowHash } from '../src/dataplane/jhash';
+
+export const XDP_DROP = 1;
+export const XDP_PASS = 2;
+export const XDP_TX = 3;
+export const XDP_REDIRECT = 4;
+
+export const REASON = {
+  forwarded: 0, reversed: 1, icmp_echo: 2, icmp_error: 3, not_ipv4: 4, vlan: 5, not_vip: 6, malformed: 7,
+  fragment: 8, no_service: 9, no_backend: 10, ttl: 11, no_neigh: 12, no_route: 13, no_tx_port: 14,
+  icmp_unsupported: 15,
+} as const;
+export type ReasonName = keyof typeof REASON;
+
+export const MODE_NAT = 0;
+export const MODE_DSR = 1;
+export const BACKEND_ACTIVE = 1;
+
+export interface ModelService { id: number; vip: number; port: number; proto: number; tableSize: number; mode: number }
+export interface ModelBackend { id: number; ip: number; port: number; flags: number; serviceId: number }
+export interface ModelReverse { ip: number; port: number; proto: number; vip: number; vport: number; serviceId: number; backendId: number }
+export interface ModelSettings { fragPolicy: number; sampleRate: number; flowCache: boolean }
+
+export type FibResult =
+  | { kind: 'success'; ifindex: number; smac: Buffer; dmac: Buffer }
+  | { kind: 'no_neigh' }
+  | { kind: 'no_route' };
+
+export interface ModelState {
+  seed: number;
+  settings: ModelSettings;
+  services: ModelService[];
+  vips: Set<number>;
+  backends: Map<number, ModelBackend>;
+  reverse: ModelReverse[];
+  /** service id -> inner table (index = slot, value = backend id); length = inner max_entries. */
+  maglev: Map<number, number[]>;
+  /** flow cache contents, key from flowKey(); only consulted when settings.flowCache. */
+  flows: Map<string, { backendId: number; serviceId: number }>;
+  txPorts: Set<number>;
+  fib: (dst: number, ingressIfindex: number) => FibResult;
+}
+
+export interface ModelResult {
+  action: number;
+  reason: number;
+  frame: Buffer;          // the frame as the program leaves it (also for PASS/DROP)
+  serviceId: number;
+  backendId: number;
+  /** Fields of the trace event (as received). */
+  saddr: number; daddr: number; sport: number; dport: number; proto: number;
+}
+
+export function flowKey(saddr: number, daddr: number, sport: number, dport: number, proto: number): string {
+  return `${saddr}:${daddr}:${sport}:${dport}:${proto}`;
+}
+
+// ---- the program's checksum arithmetic (csum.h) --------------------------------------------
+
+function fold(sum: number): number {
+  sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return sum;
+}
+const diff16 = (acc: number, from: number, to: number): number => acc + (~from & 0xffff) + to;
+const diff32 = (acc: number, from: number, to: number): number =>
+  diff16(diff16(acc, from >>> 16, to >>> 16), from & 0xffff, to & 0xffff);
+const apply = (check: number, diff: number): number => ~fold((~check & 0xffff) + diff) & 0xffff;
+const applyUdp = (check: number, diff: number): number => {
+  if (check === 0) return 0;
+  const out = apply(check, diff);
+  return out === 0 ? 0xffff : out;
+};
+
+// ---- one packet ------------------------------------------------------------------------------
+
+const IPPROTO_ICMP = 1;
+const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
+
+class Run {
+  r: ModelResult;
+  ip = 0;          // offset of the IP header
+  l4 = 0;          // offset of the L4 header
+  payloadLen = 0;
+
+  constructor(readonly st: ModelState, readonly f: Buffer, readonly ingress: number) {
+    this.r = { action: 0, reason: 0, frame: f, serviceId: 0, backendId: 0, saddr: 0, daddr: 0, sport: 0, dport: 0, proto: 0 };
+  }
+
+  verdict(action: number, reason: ReasonName): number {
+    this.r.reason = REASON[reason];
+    return action;
+  }
+
+  process(): number {
+    const f = this.f;
+    const end = f.length;
+    if (end < 14) return this.verdict(XDP_DROP, 'malformed');
+    const type = f.readUInt16BE(12);
+    if (type === 0x8100 || type === 0x88a8) return this.verdict(XDP_PASS, 'vlan');
+    if (type !== 0x0800) return this.verdict(XDP_PASS, 'not_ipv4');
+
+    // parse_iphdr
+    const ip = 14;
+    if (ip + 20 > end) return this.verdict(XDP_DROP, 'malformed');
+    const hdrLen = (f[ip] & 0x0f) * 4;
+    if (hdrLen < 20 || ip + hdrLen > end) return this.verdict(XDP_DROP, 'malformed');
+    const totLen = f.readUInt16BE(ip + 2);
+    if (totLen < hdrLen || totLen > end - ip) return this.verdict(XDP_DROP, 'malformed');
+    this.ip = ip;
+    this.l4 = ip + hdrLen;
+    this.payloadLen = totLen - hdrLen;
+    const proto = f[ip + 9];
+    this.r.saddr = f.readUInt32BE(ip + 12);
+    this.r.daddr = f.readUInt32BE(ip + 16);
+    this.r.proto = proto;
+    const isFragment = (f.readUInt16BE(ip + 6) & 0x3fff) !== 0;
+
+    if (!this.st.vips.has(this.r.daddr)) {
+      if (isFragment || (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) || !this.l4Fits(proto)) {
+        return this.verdict(XDP_PASS, 'not_vip');
+      }
+      this.r.sport = f.readUInt16BE(this.l4);
+      this.r.dport = f.readUInt16BE(this.l4 + 2);
+      return this.fromBackend();
+    }
+    if (isFragment) return this.verdict(this.st.settings.fragPolicy === 1 ? XDP_PASS : XDP_DROP, 'fragment');
+    if (!this.l4Fits(proto)) return this.verdict(XDP_DROP, 'malformed');
+    if (proto === IPPROTO_ICMP) return this.icmpToVip();
+    if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return this.verdict(XDP_DROP, 'no_service');
+    this.r.sport = f.readUInt16BE(this.l4);
+    this.r.dport = f.readUInt16BE(this.l4 + 2);
+    return this.toService();
+  }
+
+  l4Fits(proto: number): boolean {
+    const size = proto === IPPROTO_TCP ? 20 : proto === IPPROTO_UDP || proto === IPPROTO_ICMP ? 8 : 0;
+    return size <= this.payloadLen && this.l4 + size <= this.f.length;
+  }
+
+  findService(vip: number, port: number, proto: number): ModelService | undefined {
+    const svcs = this.st.services;
+    return svcs.find((s) => s.vip === vip && s.port === port && s.proto === proto)
+      ?? svcs.find((s) => s.vip === vip && s.port === 0 && s.proto === proto);
+  }
+
+  usableBackend(id: number, serviceId: number): ModelBackend | undefined {
+    if (id === 0) return undefined;
+    const b = this.st.backends.get(id);
+    if (!b || !(b.flags & BACKEND_ACTIVE) || b.serviceId !== serviceId) return undefined;
+    return b;
+  }
+
+  pickBackend(svc: ModelService, key: [number, number, number, number, number], remember: boolean): ModelBackend | undefined {
+    const k = flowKey(...key);
+    if (this.st.settings.flowCache) {
+      const cached = this.st.flows.get(k);
+      if (cached) {
+        const b = this.usableBackend(cached.backendId, svc.id);
+        if (b) {
+          this.r.backendId = cached.backendId;
+          return b;
+        }
+      }
+    }
+    const table = this.st.maglev.get(svc.id);
+    if (!table || svc.tableSize === 0) return undefined;
+    const slot = flowHash(...key, this.st.seed) % svc.tableSize;
+    if (slot >= table.length) return undefined;
+    const id = table[slot];
+    const b = this.usableBackend(id, svc.id);
+    if (!b) return undefined;
+    this.r.backendId = id;
+    if (this.st.settings.flowCache && remember) this.st.flows.set(k, { backendId: id, serviceId: svc.id });
+    return b;
+  }
+
+  decrementTtl(diff: number): number {
+    const f = this.f;
+    const old = f.readUInt16BE(this.ip + 8);
+    f[this.ip + 8] = (f[this.ip + 8] - 1) & 0xff;
+    return diff16(diff, old, f.readUInt16BE(this.ip + 8));
+  }
+
+  updateL4Check(diff: number): void {
+    const f = this.f;
+    if (this.r.proto === IPPROTO_TCP) {
+      if (this.l4 + 20 > f.length) return;
+      f.writeUInt16BE(apply(f.readUInt16BE(this.l4 + 16), diff), this.l4 + 16);
+    } else {
+      f.writeUInt16BE(applyUdp(f.readUInt16BE(this.l4 + 6), diff), this.l4 + 6);
+    }
+  }
+
+  /** Rewrites the 32-bit address at `addrOff` and the port at `portOff` (when newPort != 0 and differs). */
+  natRewrite(addrOff: number, newAddr: number, portOff: number, newPort: number): void {
+    const f = this.f;
+    let ipDiff = this.decrementTtl(0);
+    const oldAddr = f.readUInt32BE(addrOff);
+    ipDiff = diff32(ipDiff, oldAddr, newAddr);
+    let l4Diff = diff32(0, oldAddr, newAddr);
+    f.writeUInt32BE(newAddr, addrOff);
+    const oldPort = f.readUInt16BE(portOff);
+    if (newPort && newPort !== oldPort) {
+      l4Diff = diff16(l4Diff, oldPort, newPort);
+      f.writeUInt16BE(newPort, portOff);
+    }
+    f.writeUInt16BE(apply(f.readUInt16BE(this.ip + 10), ipDiff), this.ip + 10);
+    this.updateL4Check(l4Diff);
+  }
+
+  forward(dst: number, sentReason: ReasonName): number {
+    const res = this.st.fib(dst, this.ingress);
+    if (res.kind === 'no_neigh') return this.verdict(XDP_PASS, 'no_neigh');
+    if (res.kind !== 'success') return this.verdict(XDP_PASS, 'no_route');
+    res.dmac.copy(this.f, 0);
+    res.smac.copy(this.f, 6);
+    if (res.ifindex === this.ingress) return this.verdict(XDP_TX, sentReason);
+    if (!this.st.txPorts.has(res.ifindex)) return this.verdict(XDP_PASS, 'no_tx_port');
+    return this.verdict(XDP_REDIRECT, sentReason);
+  }
+
+  toService(): number {
+    const r = this.r;
+    const svc = this.findService(r.daddr, r.dport, r.proto);
+    if (!svc) return this.verdict(XDP_DROP, 'no_service');
+    r.serviceId = svc.id;
+    const b = this.pickBackend(svc, [r.saddr, r.daddr, r.sport, r.dport, r.proto], true);
+    if (!b) return this.verdict(XDP_DROP, 'no_backend');
+    if (svc.mode === MODE_DSR) return this.forward(b.ip, 'forwarded');
+    if (this.f[this.ip + 8] <= 1) return this.verdict(XDP_PASS, 'ttl');
+    this.natRewrite(this.ip + 16, b.ip, this.l4 + 2, b.port);
+    return this.forward(b.ip, 'forwarded');
+  }
+
+  fromBackend(): number {
+    const r = this.r;
+    const rev = this.st.reverse.find((e) => e.ip === r.saddr && e.port === r.sport && e.proto === r.proto)
+      ?? this.st.reverse.find((e) => e.ip === r.saddr && e.port === 0 && e.proto === r.proto);
+    if (!rev) return this.verdict(XDP_PASS, 'not_vip');
+    r.serviceId = rev.serviceId;
+    r.backendId = rev.backendId;
+    if (this.f[this.ip + 8] <= 1) return this.verdict(XDP_PASS, 'ttl');
+    this.natRewrite(this.ip + 12, rev.vip, this.l4, rev.vport);
+    return this.forward(this.f.readUInt32BE(this.ip + 16), 'reversed');
+  }
+
+  icmpToVip(): number {
+    const type = this.f[this.l4];
+    if (type === 8) return this.echoReply();
+    if (type === 3 || type === 11) return this.icmpError();
+    return this.verdict(XDP_DROP, 'icmp_unsupported');
+  }
+
+  echoReply(): number {
+    const f = this.f;
+    const dmac = Buffer.from(f.subarray(0, 6));
+    f.copy(f, 0, 6, 12);
+    dmac.copy(f, 6);
+    const saddr = f.readUInt32BE(this.ip + 12);
+    f.copy(f, this.ip + 12, this.ip + 16, this.ip + 20);
+    f.writeUInt32BE(saddr, this.ip + 16);
+    let old = f.readUInt16BE(this.l4);
+    f[this.l4] = 0;
+    f.writeUInt16BE(apply(f.readUInt16BE(this.l4 + 2), diff16(0, old, f.readUInt16BE(this.l4))), this.l4 + 2);
+    old = f.readUInt16BE(this.ip + 8);
+    f[this.ip + 8] = 64;
+    f.writeUInt16BE(apply(f.readUInt16BE(this.ip + 10), diff16(0, old, f.readUInt16BE(this.ip + 8))), this.ip + 10);
+    return this.verdict(XDP_TX, 'icmp_echo');
+  }
+
+  icmpError(): number {
+    const f = this.f;
+    const end = f.length;
+    const inner = this.l4 + 8;
+    const quoted = this.payloadLen - 8;
+    if (inner + 20 > end || quoted < 20) return this.verdict(XDP_DROP, 'malformed');
+    const innerLen = (f[inner] & 0x0f) * 4;
+    if (innerLen < 20 || innerLen + 4 > quoted) return this.verdict(XDP_DROP, 'malformed');
+    const ports = inner + innerLen;
+    if (ports + 4 > end) return this.verdict(XDP_DROP, 'malformed');
+    const proto = f[inner + 9];
+    const innerSaddr = f.readUInt32BE(inner + 12);
+    const innerDaddr = f.readUInt32BE(inner + 16);
+    if ((proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) || innerSaddr !== this.r.daddr) {
+      return this.verdict(XDP_DROP, 'icmp_unsupported');
+    }
+    const sport = f.readUInt16BE(ports);
+    const dport = f.readUInt16BE(ports + 2);
+    const svc = this.findService(innerSaddr, sport, proto);
+    if (!svc) return this.verdict(XDP_DROP, 'no_service');
+    this.r.serviceId = svc.id;
+    const b = this.pickBackend(svc, [innerDaddr, innerSaddr, dport, sport, proto], false);
+    if (!b) return this.verdict(XDP_DROP, 'no_backend');
+    if (svc.mode === MODE_DSR) return this.forward(b.ip, 'icmp_error');
+    if (f[this.ip + 8] <= 1) return this.verdict(XDP_PASS, 'ttl');
+
+    let checkOff = 0;
+    if (proto === IPPROTO_TCP && innerLen + 18 <= quoted) checkOff = 16;
+    else if (proto === IPPROTO_UDP && innerLen + 8 <= quoted) checkOff = 6;
+
+    // outer header
+    let ipDiff = this.decrementTtl(0);
+    ipDiff = diff32(ipDiff, f.readUInt32BE(this.ip + 16), b.ip);
+    f.writeUInt32BE(b.ip, this.ip + 16);
+    f.writeUInt16BE(apply(f.readUInt16BE(this.ip + 10), ipDiff), this.ip + 10);
+    // quoted header
+    const innerDiff = diff32(0, innerSaddr, b.ip);
+    let l4Diff = innerDiff;
+    let icmpDiff = innerDiff;
+    f.writeUInt32BE(b.ip, inner + 12);
+    let oldCheck = f.readUInt16BE(inner + 10);
+    f.writeUInt16BE(apply(oldCheck, innerDiff), inner + 10);
+    icmpDiff = diff16(icmpDiff, oldCheck, f.readUInt16BE(inner + 10));
+    if (b.port && b.port !== sport) {
+      l4Diff = diff16(l4Diff, sport, b.port);
+      icmpDiff = diff16(icmpDiff, sport, b.port);
+      f.writeUInt16BE(b.port, ports);
+    }
+    if (checkOff && ports + checkOff + 2 <= end) {
+      oldCheck = f.readUInt16BE(ports + checkOff);
+      const next = checkOff === 16 ? apply(oldCheck, l4Diff) : applyUdp(oldCheck, l4Diff);
+      f.writeUInt16BE(next, ports + checkOff);
+      icmpDiff = diff16(icmpDiff, oldCheck, next);
+    }
+    f.writeUInt16BE(apply(f.readUInt16BE(this.l4 + 2), icmpDiff), this.l4 + 2);
+    return this.forward(b.ip, 'icmp_error');
+  }
+}
+
+/**
+ * Runs one frame through the model (the frame is copied, never modified). `state.flows` is
+ * updated as the program updates its flow cache.
+ */
+export function runModel(state: ModelState, frame: Buffer, ingressIfindex: number): ModelResult {
+  const run = new Run(state, Buffer.from(frame), ingressIfindex);
+  run.r.action = run.process();
+  return run.r;
+}
+
+/** Interface and neighbour configuration of a test namespace, as the FIB model sees it. */
+export interface FibInterface { ifindex: number; mac: Buffer; address: number; prefixLen: number }
+export interface FibNeighbour { ifindex: number; ip: number; mac: Buffer }
+
+/**
+ * The kernel's answer to bpf_fib_lookup for a namespace with only connected routes and
+ * permanent neighbours: local and broadcast addresses are not forwarded, a connected
+ * destination needs a neighbour, everything else has no route.
+ */
+export function connectedFib(ifaces: FibInterface[], neighbours: FibNeighbour[]): (dst: number, ingress: number) => FibResult {
+  return (dst) => {
+    for (const i of ifaces) {
+      if (dst === i.address) return { kind: 'no_route' };
+    }
+    for (const i of ifaces) {
+      const mask = i.prefixLen === 0 ? 0 : (0xffffffff << (32 - i.prefixLen)) >>> 0;
+      if (((dst & mask) >>> 0) !== ((i.address & mask) >>> 0)) continue;
+      if (((dst | ~mask) >>> 0) === dst && i.prefixLen < 31) return { kind: 'no_route' }; // subnet broadcast
+      const n = neighbours.find((x) => x.ifindex === i.ifindex && x.ip === dst);
+      return n ? { kind: 'success', ifindex: i.ifindex, smac: i.mac, dmac: n.mac } : { kind: 'no_neigh' };
+    }
+    return { kind: 'no_route' };
+  };
+}
