@@ -1,0 +1,101 @@
+/**
+ * The HTTP benchmark's site: a client running wrk, the lb, and three backends each on its own
+ * veth from the lb (no bridge: every hop the lb makes is one XDP redirect or one route).
+ *
+ *   xlbb-hcli [xlbbc0 198.18.202.2] ── [xlbbh0 198.18.202.1] xlbb-hlb [xlbbbN 198.18.20(2+N).1]
+ *                                         ── [xlbbeN 198.18.20(2+N).2] xlbb-hbeN   (N = 1..3)
+ *
+ * The VIP 198.18.211.1:8080 is routed to the lb; backends answer on :8080 (origin servers
+ * are HAProxy instances returning a fixed 200, so the backends are not the bottleneck).
+ * Every veth end has threaded NAPI: the lb's receive work runs in its own kthreads, whose CPU
+ * time (plus any lb user-space process) is the lb's CPU cost.
+ */
+import {
+  BENCH_PREFIX, createNamespace, createVeth, deleteNamespace, enableThreadedNapi, napiThreadPids, setSysctls,
+} from './netns';
+import { run } from './exec';
+
+export interface HttpBackendHost { netns: string; ifname: string; address: string; lbLeg: string; lbAddress: string }
+
+export interface HttpTopology {
+  client: { netns: string; ifname: string; address: string };
+  lb: { netns: string; clientLeg: string; backendLegs: string[]; address: string };
+  backends: HttpBackendHost[];
+  vip: string;
+  port: number;
+}
+
+export const HTTP_BACKEND_COUNT = 3;
+export const HTTP_CLIENT_NS = `${BENCH_PREFIX}-hcli`;
+export const HTTP_LB_NS = `${BENCH_PREFIX}-hlb`;
+export const HTTP_NAMESPACES = [HTTP_CLIENT_NS, HTTP_LB_NS,
+  ...Array.from({ length: HTTP_BACKEND_COUNT }, (_, i) => `${BENCH_PREFIX}-hbe${i + 1}`)];
+
+/** Removes the HTTP benchmark's namespaces (their veths, addresses and routes go with them). */
+export function tearDownHttpTopology(): void {
+  for (const ns of HTTP_NAMESPACES) deleteNamespace(ns);
+}
+
+/** The lb's NAPI kthreads (all its legs): where its per-packet work runs. */
+export function httpLbNapiPids(topology: HttpTopology): number[] {
+  return [topology.lb.clientLeg, ...topology.lb.backendLegs].flatMap((ifname) => napiThreadPids(ifname));
+}
+
+/**
+ * Builds the client / lb / backends site. `dsrVipOnBackends` puts the VIP on each backend's lo
+ * (direct server return needs it; the kernel ignores ARP for lo addresses here since the
+ * backends' only link is to the lb). On failure it removes what it made before rethrowing.
+ * @throws Error when a system tool fails.
+ */
+export function setUpHttpTopology(): HttpTopology {
+  const vip = '198.18.211.1';
+  try {
+    for (const ns of HTTP_NAMESPACES) createNamespace(ns);
+    createVeth({ netns: HTTP_CLIENT_NS, name: 'xlbbc0', mac: '02:b1:00:00:00:02', cidrs: ['198.18.202.2/24'] },
+      { netns: HTTP_LB_NS, name: 'xlbbh0', mac: '02:b1:00:00:00:01', cidrs: ['198.18.202.1/24'] });
+    const backends: HttpBackendHost[] = [];
+    for (let i = 1; i <= HTTP_BACKEND_COUNT; i++) {
+      const net = `198.18.${202 + i}`;
+      const b: HttpBackendHost = {
+        netns: `${BENCH_PREFIX}-hbe${i}`, ifname: `xlbbe${i}`, address: `${net}.2`, lbLeg: `xlbbb${i}`, lbAddress: `${net}.1`,
+      };
+      createVeth({ netns: HTTP_LB_NS, name: b.lbLeg, mac: `02:b1:00:00:0${i}:01`, cidrs: [`${b.lbAddress}/24`] },
+        { netns: b.netns, name: b.ifname, mac: `02:b1:00:00:0${i}:02`, cidrs: [`${b.address}/24`] });
+      run('ip', ['route', 'add', 'default', 'via', b.lbAddress], { netns: b.netns });
+      // The backend's end of the veth must not drop replies whose source is the VIP (DSR).
+      setSysctls(b.netns, { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0' });
+      backends.push(b);
+    }
+    run('ip', ['route', 'add', 'default', 'via', '198.18.202.1'], { netns: HTTP_CLIENT_NS });
+    setSysctls(HTTP_CLIENT_NS, { 'net.ipv4.ip_local_port_range': '1024 65000', 'net.ipv4.tcp_tw_reuse': '1' });
+    setSysctls(HTTP_LB_NS, {
+      'net.ipv4.ip_forward': '1', 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0',
+      'net.ipv4.ip_local_port_range': '1024 65000', 'net.ipv4.tcp_tw_reuse': '1',
+    });
+    for (const ns of HTTP_NAMESPACES) {
+      for (const ifname of run('ls', ['/sys/class/net'], { netns: ns }).split(/\s+/).filter((n) => n.startsWith(BENCH_PREFIX))) {
+        enableThreadedNapi(ns, ifname);
+      }
+    }
+    return {
+      client: { netns: HTTP_CLIENT_NS, ifname: 'xlbbc0', address: '198.18.202.2' },
+      lb: { netns: HTTP_LB_NS, clientLeg: 'xlbbh0', backendLegs: backends.map((b) => b.lbLeg), address: '198.18.202.1' },
+      backends, vip, port: 8080,
+    };
+  } catch (err) {
+    tearDownHttpTopology();
+    throw err;
+  }
+}
+
+/** Adds the VIP to every backend's lo (direct server return); removeDsrVip undoes it. */
+export function addDsrVip(topology: HttpTopology): void {
+  for (const b of topology.backends) run('ip', ['addr', 'add', `${topology.vip}/32`, 'dev', 'lo'], { netns: b.netns });
+}
+
+/** Removes the VIP from the backends' lo; a missing address is fine. */
+export function removeDsrVip(topology: HttpTopology): void {
+  for (const b of topology.backends) {
+    try { run('ip', ['addr', 'del', `${topology.vip}/32`, 'dev', 'lo'], { netns: b.netns }); } catch { /* not there */ }
+  }
+}

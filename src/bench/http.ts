@@ -1,0 +1,194 @@
+/**
+ * `xdplb bench http`: wrk from the client host through the VIP to three backends, per load
+ * balancer, with keep-alive and with a new connection per request. Bounded: every case runs
+ * `seconds` (default 5) per connection mode.
+ */
+import { readFileSync } from 'node:fs';
+import { setUpHttpTopology, tearDownHttpTopology, httpLbNapiPids, type HttpTopology } from './http-topology';
+import { balancerConfig, originConfig, startHaproxy, stopHaproxy, type HaproxyInstance } from './haproxy';
+import { addNftDnat, removeNftDnat } from './nft';
+import { runWrk } from './wrk';
+import { run, tryRun } from './exec';
+import { tasksCpuNs } from './netns';
+import { ratio } from './stats';
+import { xdplbHttpCase } from './xdplb-cases';
+
+export type ConnectionMode = 'keepalive' | 'close';
+
+/** One way to put a load balancer between the client and the backends. */
+export interface HttpLbCase {
+  name: string;
+  label: string;
+  /** Installs the load balancer; returns the pids of its user-space processes (their CPU counts). */
+  setUp(topology: HttpTopology): Promise<number[]>;
+  tearDown(topology: HttpTopology): Promise<void>;
+  url(topology: HttpTopology): string;
+}
+
+export interface HttpCaseResult {
+  name: string;
+  label: string;
+  connection: ConnectionMode;
+  requests: number;
+  seconds: number;
+  requestsPerSecond: number;
+  latencyUs: { p50: number; p99: number; p999: number; max: number };
+  errors: number;
+  non2xx: number;
+  /** lb CPU (NAPI threads + lb processes) per request, microseconds. */
+  lbCpuUsPerRequest: number | null;
+  /** lb CPU time over wall time: 1.0 = one CPU busy. */
+  lbCpuUtilisation: number;
+}
+
+export interface HttpTarget { description: string; ratio: number | null; goal: number; met: boolean | null }
+
+export interface HttpReport {
+  kind: 'http';
+  seconds: number;
+  connections: number;
+  threads: number;
+  backends: number;
+  results: HttpCaseResult[];
+  failures: Array<{ name: string; error: string }>;
+  targets: HttpTarget[];
+  method: string;
+}
+
+export interface HttpOptions {
+  seconds?: number;
+  connections?: number;
+  threads?: number;
+  /** Case names to run (default all). */
+  only?: string[];
+  onProgress?: (message: string) => void;
+}
+
+function processCpuNs(pid: number): number {
+  // utime + stime of the whole process (all threads), in clock ticks of 10 ms.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 1e7;
+}
+
+function lbCpuNs(topology: HttpTopology, processPids: number[]): number {
+  let total = tasksCpuNs(httpLbNapiPids(topology));
+  for (const pid of processPids) {
+    try { total += processCpuNs(pid); } catch { /* exited */ }
+  }
+  return total;
+}
+
+const nftablesCase: HttpLbCase = {
+  name: 'nftables', label: 'nftables DNAT (jhash)',
+  async setUp(t) {
+    addNftDnat({ netns: t.lb.netns, vip: t.vip, port: t.port, proto: 'tcp', backends: t.backends.map((b) => b.address) });
+    return [];
+  },
+  async tearDown(t) { removeNftDnat(t.lb.netns); },
+  url: (t) => `http://${t.vip}:${t.port}/`,
+};
+
+let lbHaproxy: HaproxyInstance | null = null;
+const haproxyCase: HttpLbCase = {
+  name: 'haproxy', label: 'HAProxy (L7, round robin)',
+  async setUp(t) {
+    run('ip', ['addr', 'add', `${t.vip}/32`, 'dev', 'lo'], { netns: t.lb.netns });
+    lbHaproxy = await startHaproxy(t.lb.netns, balancerConfig(t.vip, t.port, t.backends.map((b) => `${b.address}:${t.port}`)), t.port);
+    return lbHaproxy.child.pid ? [lbHaproxy.child.pid] : [];
+  },
+  async tearDown(t) {
+    if (lbHaproxy) await stopHaproxy(lbHaproxy);
+    lbHaproxy = null;
+    tryRun('ip', ['addr', 'del', `${t.vip}/32`, 'dev', 'lo'], { netns: t.lb.netns });
+  },
+  url: (t) => `http://${t.vip}:${t.port}/`,
+};
+
+const directCase: HttpLbCase = {
+  name: 'direct', label: 'direct to one backend (no lb)',
+  async setUp() { return []; },
+  async tearDown() { /* nothing */ },
+  url: (t) => `http://${t.backends[0].address}:${t.port}/`,
+};
+
+/** Every case of the HTTP benchmark in run order. */
+export function httpCases(): HttpLbCase[] {
+  return [xdplbHttpCase('nat'), xdplbHttpCase('dsr'), nftablesCase, haproxyCase, directCase];
+}
+
+export const HTTP_METHOD = 'wrk in the client namespace, fixed duration per case and connection mode; origin servers are '
+  + 'HAProxy instances answering 200 from memory; lb CPU = CPU time of the lb namespace\'s threaded-NAPI kthreads '
+  + '(where its packet processing runs) plus its user-space load balancer process (HAProxy), divided by requests.';
+
+/**
+ * Runs the HTTP benchmark. Namespaces, servers and rules are removed in `finally`, failures included.
+ * A case that fails is recorded in `failures` and the others still run.
+ * @throws Error when the topology or the origin servers cannot be set up.
+ */
+export async function runHttpBench(options: HttpOptions = {}): Promise<HttpReport> {
+  const seconds = options.seconds ?? 5;
+  const connections = options.connections ?? 32;
+  const threads = options.threads ?? 2;
+  const progress = options.onProgress ?? (() => {});
+  const cases = httpCases().filter((c) => !options.only || options.only.includes(c.name));
+  const results: HttpCaseResult[] = [];
+  const failures: Array<{ name: string; error: string }> = [];
+  const origins: HaproxyInstance[] = [];
+  tearDownHttpTopology();
+  try {
+    const topology = setUpHttpTopology();
+    for (const b of topology.backends) origins.push(await startHaproxy(b.netns, originConfig(topology.port), topology.port));
+    for (const c of cases) {
+      let pids: number[] = [];
+      try {
+        progress(`http: ${c.name}`);
+        pids = await c.setUp(topology);
+        for (const connection of ['keepalive', 'close'] as ConnectionMode[]) {
+          progress(`http: ${c.name} ${connection} (${seconds} s)`);
+          const cpuBefore = lbCpuNs(topology, pids);
+          const started = process.hrtime.bigint();
+          const r = runWrk({ netns: topology.client.netns, url: c.url(topology), seconds, connections, threads, closeEach: connection === 'close' });
+          const wallNs = Number(process.hrtime.bigint() - started);
+          const cpuNs = lbCpuNs(topology, pids) - cpuBefore;
+          results.push({
+            name: c.name, label: c.label, connection, requests: r.requests, seconds: r.seconds,
+            requestsPerSecond: r.requestsPerSecond, latencyUs: r.latencyUs, errors: r.errors, non2xx: r.non2xx,
+            lbCpuUsPerRequest: r.requests > 0 ? cpuNs / 1000 / r.requests : null,
+            lbCpuUtilisation: cpuNs / wallNs,
+          });
+        }
+      } catch (err) {
+        failures.push({ name: c.name, error: (err as Error).message });
+      } finally {
+        await c.tearDown(topology).catch((err: Error) => failures.push({ name: `${c.name} teardown`, error: err.message }));
+      }
+    }
+  } finally {
+    for (const o of origins) await stopHaproxy(o).catch(() => {});
+    tearDownHttpTopology();
+  }
+  return {
+    kind: 'http', seconds, connections, threads, backends: 3, results, failures,
+    targets: httpTargets(results), method: HTTP_METHOD,
+  };
+}
+
+function rps(results: HttpCaseResult[], name: string, connection: ConnectionMode): number | null {
+  return results.find((r) => r.name === name && r.connection === connection)?.requestsPerSecond ?? null;
+}
+
+/** The HTTP targets: xdplb >= 0.97x direct and >= 2x HAProxy, per connection mode and xdplb mode. */
+export function httpTargets(results: HttpCaseResult[]): HttpTarget[] {
+  const targets: HttpTarget[] = [];
+  for (const mode of ['nat', 'dsr']) {
+    for (const connection of ['keepalive', 'close'] as ConnectionMode[]) {
+      const mine = rps(results, `xdplb-${mode}`, connection);
+      for (const [other, goal] of [['direct', 0.97], ['haproxy', 2]] as Array<[string, number]>) {
+        const r = ratio(mine, rps(results, other, connection));
+        targets.push({ description: `xdplb ${mode} / ${other} (${connection})`, ratio: r, goal, met: r === null ? null : r >= goal });
+      }
+    }
+  }
+  return targets;
+}
+
