@@ -4,7 +4,7 @@
  * throw an XdplbError (src/api/errors.ts) without changing anything when it is invalid.
  */
 import type { ProgramInfo, MapInfo } from '../bpf/api';
-import type { TraceEvent } from '../dataplane/types';
+import type { StatsSnapshot, TraceEvent } from '../dataplane/types';
 
 export type Role = 'viewer' | 'admin';
 
@@ -67,6 +67,12 @@ export interface Controller {
   mapEntries(name: string, offset: number, limit: number): MapPage;  // throws NOT_FOUND
   interfaces(): Array<{ ifname: string; ifindex: number; mode: string; progId: number }>;
   stats(): StatsView;
+  /**
+   * Optional: the raw cumulative counters (summed over CPUs) behind stats(). /metrics exports
+   * them with their fwd/rev direction; without it, /metrics falls back to stats() totals
+   * (direction="all").
+   */
+  counters?(): StatsSnapshot;
   statsHistory(seconds: number): StatsView[];
   latestBench(): unknown | null;
   /** Subscribe to the live stream; returns the unsubscribe function. */
