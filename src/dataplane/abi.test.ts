@@ -1,0 +1,135 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as os from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { btfStructLayout, possibleCpus, repoRoot } from '../bpf';
+import {
+  LB, STRUCT_CODECS, LbServiceKeyCodec, LbServiceCodec, LbBackendCodec, LbReverseCodec, LbFlowKeyCodec,
+  LbEventCodec, LbFlowStatsCodec, LbSettingsCodec, decodePerCpuSum, encodePerCpu, encodeU32, decodeU32,
+  ipv4ToBytes,
+} from './abi';
+
+const OBJECT = path.join(repoRoot(), 'bpf/lb.o');
+const HEADER = path.join(repoRoot(), 'bpf/lb_abi.h');
+
+/** `#define LB_NAME value` lines of the header, values evaluated (integers, parentheses, <<). */
+function headerConstants(): Map<string, number> {
+  const out = new Map<string, number>();
+  const text = fs.readFileSync(HEADER, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '');
+  for (const m of text.matchAll(/^#define\s+LB_(\w+)\s+(.+?)\s*$/gm)) {
+    const expr = m[2];
+    assert.match(expr, /^[\d\s()<|+]+$/, `LB_${m[1]}: unexpected expression "${expr}"`);
+    out.set(m[1], Function(`"use strict"; return (${expr});`)() as number);
+  }
+  return out;
+}
+
+/**
+ * BTF layout of a struct from bpf/lb.o; a struct the program only uses through a pointer (e.g.
+ * lb_event, written into the ring buffer) has no BTF there, so it is read from a probe object
+ * compiled from the same header by the same clang.
+ */
+let probeObject: string | null = null;
+function layoutOf(structName: string) {
+  try {
+    return { ...btfStructLayout(OBJECT, structName), from: 'bpf/lb.o' };
+  } catch (err) {
+    if (!/ENOENT/.test(String(err))) throw err;
+    if (!probeObject) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbt-dv-abi-'));
+      const names = [...fs.readFileSync(HEADER, 'utf8').matchAll(/^struct\s+(\w+)\s*\{/gm)].map((m) => m[1]);
+      const source = path.join(dir, 'probe.bpf.c');
+      fs.writeFileSync(source, `#include <linux/types.h>\n#include "lb_abi.h"\n${names.map((n) => `struct ${n} probe_${n};`).join('\n')}\n`);
+      probeObject = path.join(dir, 'probe.o');
+      execFileSync('clang', ['-g', '-O2', '-target', 'bpf', `-I/usr/include/${os.arch() === 'x64' ? 'x86_64' : 'aarch64'}-linux-gnu`,
+        '-I', path.dirname(HEADER), '-c', source, '-o', probeObject]);
+    }
+    return { ...btfStructLayout(probeObject, structName), from: 'probe' };
+  }
+}
+
+describe('ABI vs bpf/lb_abi.h and the BTF of bpf/lb.o', () => {
+  test('every LB_* constant of the header equals the TypeScript one, and none is extra', () => {
+    const header = headerConstants();
+    assert.ok(header.size > 20, 'header parsed');
+    for (const [name, value] of header) {
+      assert.ok(name in LB, `LB_${name} is in lb_abi.h but not in abi.ts`);
+      assert.equal(LB[name as keyof typeof LB], value, `LB_${name}`);
+    }
+    for (const name of Object.keys(LB)) assert.ok(header.has(name), `LB.${name} is not in lb_abi.h`);
+  });
+
+  test('every struct of the header has a codec', () => {
+    const text = fs.readFileSync(HEADER, 'utf8');
+    const structs = [...text.matchAll(/^struct\s+(\w+)\s*\{/gm)].map((m) => m[1]).sort();
+    assert.deepEqual(STRUCT_CODECS.map((c) => c.cName).sort(), structs);
+  });
+
+  for (const codec of STRUCT_CODECS) {
+    test(`struct ${codec.cName}: size and every member offset/size match BTF`, () => {
+      const layout = layoutOf(codec.cName);
+      assert.equal(codec.size, layout.size, `${codec.cName} size (BTF from ${layout.from})`);
+      assert.deepEqual(
+        codec.fields.map((f) => ({ name: f.c, offset: f.offset, size: f.size })),
+        layout.members.map((m) => ({ name: m.name, offset: m.offset, size: m.size })),
+        `${codec.cName} members`,
+      );
+    });
+  }
+});
+
+describe('codecs', () => {
+  test('network-order fields are big-endian, addresses dotted quads', () => {
+    const key = LbServiceKeyCodec.encode({ vip: '198.18.100.1', port: 5300, proto: 17 });
+    assert.deepEqual([...key], [198, 18, 100, 1, 0x14, 0xb4, 17, 0]);
+    assert.deepEqual(LbServiceKeyCodec.decode(key), { vip: '198.18.100.1', port: 5300, proto: 17 });
+  });
+
+  test('host-order fields are in the host byte order', () => {
+    const value = LbServiceCodec.encode({ id: 7, tableSize: 65537, mode: LB.MODE_DSR, flags: 0 });
+    assert.equal(value.length, 12);
+    assert.equal(value.readUInt32LE(0), 7); // x86/arm64 are little-endian
+    assert.equal(value.readUInt32LE(4), 65537);
+    assert.equal(value[8], 1);
+    assert.equal(decodeU32(encodeU32(0xdeadbeef)), 0xdeadbeef);
+  });
+
+  test('round trips', () => {
+    const backend = { ip: '198.18.1.2', port: 5301, flags: LB.BACKEND_F_ACTIVE | LB.BACKEND_F_DRAINING, serviceId: 3 };
+    assert.deepEqual(LbBackendCodec.decode(LbBackendCodec.encode(backend)), backend);
+    const rev = { vip: '198.18.100.1', vport: 0, serviceId: 2, backendId: 4095 };
+    assert.deepEqual(LbReverseCodec.decode(LbReverseCodec.encode(rev)), rev);
+    const flow = { saddr: '198.18.0.2', daddr: '198.18.100.1', sport: 40000, dport: 53, proto: 6 };
+    assert.deepEqual(LbFlowKeyCodec.decode(LbFlowKeyCodec.encode(flow)), flow);
+    const settings = { fragPolicy: LB.FRAG_PASS, sampleRate: 100, flowCache: 1 };
+    assert.deepEqual(LbSettingsCodec.decode(LbSettingsCodec.encode(settings)), settings);
+    const ev = {
+      tsNs: 123456789012, ifindex: 5, pktLen: 98, serviceId: 1, backendId: 2, saddr: '198.18.0.2',
+      daddr: '198.18.100.1', sport: 1234, dport: 80, proto: 6, action: 3, reason: LB.REASON_FORWARDED,
+    };
+    assert.deepEqual(LbEventCodec.decode(LbEventCodec.encode(ev)), ev);
+  });
+
+  test('bad values are refused, naming the field', () => {
+    assert.throws(() => LbServiceKeyCodec.encode({ vip: '198.18.300.1', port: 1, proto: 6 }), /198\.18\.300\.1" is not an IPv4/);
+    assert.throws(() => LbServiceKeyCodec.encode({ vip: '198.18.0.1', port: 70000, proto: 6 }), /lb_service_key\.port = 70000/);
+    assert.throws(() => ipv4ToBytes('1.2.3'), /not an IPv4/);
+    assert.throws(() => LbServiceCodec.decode(Buffer.alloc(4)), /needs 12 bytes/);
+  });
+
+  test('per-CPU values sum over possible CPUs, slots rounded up to 8 bytes', () => {
+    const cpus = possibleCpus();
+    assert.ok(cpus >= 1);
+    const one = { fwdPackets: 2, fwdBytes: 100, revPackets: 1, revBytes: 60 };
+    const buf = encodePerCpu(LbFlowStatsCodec, one, cpus);
+    assert.equal(buf.length, 32 * cpus);
+    assert.deepEqual(decodePerCpuSum(LbFlowStatsCodec, buf, cpus),
+      { fwdPackets: 2 * cpus, fwdBytes: 100 * cpus, revPackets: cpus, revBytes: 60 * cpus });
+    // A 12-byte struct takes 16-byte slots.
+    const svc = encodePerCpu(LbServiceCodec, { id: 1, tableSize: 2, mode: 0, flags: 0 }, 3);
+    assert.equal(svc.length, 48);
+    assert.throws(() => decodePerCpuSum(LbFlowStatsCodec, Buffer.alloc(33)), /not 32-byte slots/);
+  });
+});
