@@ -1,3 +1,150 @@
-import { h, replaceChildren } from '../dom';
-import type { MountPage } from '../page';
-export const mountServices: MountPage = (container) => { replaceChildren(container, h('h1', null, 'services')); return () => undefined; };
+// Services: each service's VIP, mode and backends with weight, health, drain state, live rates
+// and Maglev share. Admins get add/remove/weight/drain controls, each behind a confirmation;
+// viewers get the same page with no controls at all.
+import { request } from '../api';
+import type { BackendView, ServiceView } from '../api-types';
+import { confirmDialog } from '../dialog';
+import { badge, bar, h, replaceChildren, table } from '../dom';
+import { formatBytesRate, formatEndpoint, formatPercent, formatPps } from '../format';
+import { errorBanner, pageHeader, type MountPage, type PageContext } from '../page';
+import { store } from '../store';
+import { healthBadge } from './overview';
+
+type RateCells = { fwdPps: HTMLElement; fwdBps: HTMLElement; revPps: HTMLElement };
+
+export const mountServices: MountPage = (container, ctx) => {
+  const list = h('div');
+  const error = errorBanner();
+  replaceChildren(container,
+    pageHeader('Services', ctx.isAdmin ? null : h('span', { class: 'badge badge-muted' }, 'read-only: log in as admin to change')),
+    error, list);
+  // Rate cells are updated in place every second so that buttons keep their focus.
+  let cells = new Map<string, RateCells>();
+
+  const renderStructure = () => {
+    const focusKey = (document.activeElement as HTMLElement | null)?.dataset?.focusKey;
+    cells = new Map();
+    if (store.services.length === 0) {
+      replaceChildren(list, h('p', { class: 'empty' }, 'No services configured yet.'));
+      return;
+    }
+    replaceChildren(list, store.services.map((svc) => servicePanel(svc, ctx, cells)));
+    updateRates();
+    if (focusKey) list.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
+  };
+
+  const updateRates = () => {
+    const latest = store.latest;
+    if (!latest) return;
+    for (const svc of latest.services) {
+      setRates(cells.get(svc.name), svc);
+      for (const be of svc.backends) setRates(cells.get(`${svc.name}|${be.key}`), be);
+    }
+  };
+
+  const offServices = store.on('services', renderStructure);
+  const offStats = store.on('stats', updateRates);
+  renderStructure();
+  return () => { offServices(); offStats(); };
+};
+
+function setRates(target: RateCells | undefined, rates: { fwdPps: number; fwdBps: number; revPps: number }): void {
+  if (!target) return;
+  target.fwdPps.textContent = formatPps(rates.fwdPps);
+  target.fwdBps.textContent = formatBytesRate(rates.fwdBps);
+  target.revPps.textContent = formatPps(rates.revPps);
+}
+
+function rateCells(): RateCells & { tds: HTMLElement[] } {
+  const fwdPps = h('td', { class: 'num' }, '—');
+  const fwdBps = h('td', { class: 'num' }, '—');
+  const revPps = h('td', { class: 'num' }, '—');
+  return { fwdPps, fwdBps, revPps, tds: [fwdPps, fwdBps, revPps] };
+}
+
+function servicePanel(svc: ServiceView, ctx: PageContext, cells: Map<string, RateCells>): HTMLElement {
+  const svcRates = h('span', { class: 'muted' });
+  const svcCells = { fwdPps: h('span'), fwdBps: h('span'), revPps: h('span') };
+  cells.set(svc.name, svcCells);
+  svcRates.append('in ', svcCells.fwdPps, ' · ', svcCells.fwdBps, ' · out ', svcCells.revPps);
+  const hc = svc.healthCheck;
+  const meta = h('div', { class: 'service-meta' },
+    h('span', { class: 'mono' }, formatEndpoint(svc.vip, svc.port, svc.protocol)),
+    badge(svc.mode.toUpperCase(), svc.mode === 'nat' ? 'info' : 'warn'),
+    h('span', { class: 'muted small' }, `Maglev table ${svc.tableSize ?? 'default'} slots`),
+    h('span', { class: 'muted small' }, hc
+      ? `health: ${hc.type}${hc.path ? ` ${hc.path}` : ''} every ${hc.intervalMs} ms (rise ${hc.rise}, fall ${hc.fall})`
+      : 'no health check'),
+    svcRates);
+  const addButton = ctx.isAdmin
+    ? h('button', { type: 'button', class: 'btn btn-small btn-primary', 'data-action': 'add-backend', 'data-focus-key': `add|${svc.name}`,
+      onclick: () => void addBackendDialog(svc) }, '+ Add backend')
+    : null;
+  const headers = ['Backend', { text: 'Weight', num: true }, 'Health', 'State',
+    { text: 'In pkt/s', num: true }, { text: 'In bytes/s', num: true }, { text: 'Out pkt/s', num: true }, 'Maglev share'];
+  if (ctx.isAdmin) headers.push('Actions');
+  const rows = svc.backends.map((b) => {
+    const rc = rateCells();
+    cells.set(`${svc.name}|${b.key}`, rc);
+    return h('tr', { 'data-backend': b.key },
+      h('td', { class: 'mono' }, b.key),
+      h('td', { class: 'num', 'data-field': 'weight' }, String(b.weight)),
+      h('td', null, healthBadge(b.health)),
+      h('td', { 'data-field': 'state' }, b.draining ? badge('draining', 'warn') : b.inTable ? badge('in table', 'ok') : badge('out of table', 'muted')),
+      rc.tds,
+      h('td', { class: 'bar-cell' }, h('div', { class: 'share' },
+        bar(b.tableShare, `${formatPercent(b.tableShare)} of ${svc.name}'s Maglev slots`),
+        h('span', { class: 'share-label' }, formatPercent(b.tableShare)))),
+      ctx.isAdmin ? h('td', null, backendActions(svc, b)) : null);
+  });
+  return h('section', { class: 'panel', 'data-service': svc.name, 'aria-label': `Service ${svc.name}` },
+    h('div', { class: 'panel-head' }, h('h2', null, svc.name), addButton),
+    meta,
+    svc.backends.length ? table(headers, rows) : h('p', { class: 'muted' }, 'No backends: every packet to this VIP is dropped (no_backend).'));
+}
+
+function backendActions(svc: ServiceView, b: BackendView): HTMLElement {
+  const path = `/services/${encodeURIComponent(svc.name)}/backends/${encodeURIComponent(b.key)}`;
+  const button = (action: string, label: string, onclick: () => void, kind = '') =>
+    h('button', { type: 'button', class: `btn btn-small ${kind}`, 'data-action': action, 'data-focus-key': `${action}|${svc.name}|${b.key}`,
+      'aria-label': `${label} ${b.key}`, onclick }, label);
+  return h('div', { class: 'actions' },
+    button('weight', 'Weight…', () => void confirmDialog({
+      title: `Change weight of ${b.key}`,
+      body: [`Service ${svc.name}. The Maglev table is rebuilt with the new weight and swapped in at once.`],
+      fields: [{ name: 'weight', label: 'Weight', type: 'number', value: String(b.weight), min: 0, max: 1000, required: true,
+        hint: 'Integer 0..1000; 0 takes it out of the table.' }],
+      confirmLabel: 'Set weight',
+      action: (v) => request('PATCH', path, { weight: Number(v.weight) }),
+    })),
+    b.draining
+      ? button('undrain', 'Undrain', () => void confirmDialog({
+        title: `Undrain ${b.key}?`, body: [`It takes new flows of ${svc.name} again.`], confirmLabel: 'Undrain',
+        action: () => request('PATCH', path, { drain: false }),
+      }))
+      : button('drain', 'Drain', () => void confirmDialog({
+        title: `Drain ${b.key}?`, body: [`It stops taking new flows of ${svc.name}; its Maglev slots go to the other backends.`],
+        confirmLabel: 'Drain', danger: true,
+        action: () => request('PATCH', path, { drain: true }),
+      })),
+    button('remove', 'Remove', () => void confirmDialog({
+      title: `Remove ${b.key}?`, body: [`It leaves ${svc.name} for good (the desired state is saved without it).`],
+      confirmLabel: 'Remove', danger: true,
+      action: () => request('DELETE', path),
+    }), 'btn-danger-outline'));
+}
+
+function addBackendDialog(svc: ServiceView): Promise<boolean> {
+  return confirmDialog({
+    title: `Add a backend to ${svc.name}`,
+    body: [`${formatEndpoint(svc.vip, svc.port, svc.protocol)}, ${svc.mode.toUpperCase()} mode.`],
+    fields: [
+      { name: 'address', label: 'Address (IPv4)', required: true, placeholder: '198.18.1.20' },
+      { name: 'port', label: 'Port', type: 'number', min: 0, max: 65535, value: String(svc.port), hint: '0 keeps the client\'s port.' },
+      { name: 'weight', label: 'Weight', type: 'number', min: 0, max: 1000, value: '1' },
+    ],
+    confirmLabel: 'Add backend',
+    action: (v) => request('POST', `/services/${encodeURIComponent(svc.name)}/backends`,
+      { address: v.address, port: Number(v.port || 0), weight: Number(v.weight || 1) }),
+  });
+}
