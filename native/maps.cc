@@ -1,0 +1,305 @@
+// maps.cc: map create/info/CRUD/iterate/batch, pinning, fds from ids, and type-name tables.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "common.h"
+
+namespace xdplb {
+
+namespace {
+
+std::string Label(const Napi::CallbackInfo &info, size_t i, const char *kind) {
+  return std::string(kind) + " '" + OptString(info, i, "?") + "'";
+}
+
+void CheckLen(Napi::Env env, const char *op, const std::string &what, const char *part, size_t got, size_t want) {
+  if (got != want)
+    ThrowBpfError(env, op, what, EINVAL,
+                  std::string(part) + " is " + std::to_string(got) + " bytes, the map expects " + std::to_string(want));
+}
+
+// mapCreate(type, name, keySize, valueSize, maxEntries, flags, innerMapFd) -> fd
+Napi::Value MapCreate(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto type = static_cast<bpf_map_type>(ArgInt(info, 0, "map type"));
+  std::string name = ArgString(info, 1, "map name");
+  bpf_map_create_opts opts;
+  memset(&opts, 0, sizeof(opts));
+  opts.sz = sizeof(opts);
+  opts.map_flags = static_cast<uint32_t>(ArgInt(info, 5, "flags"));
+  int64_t inner = ArgInt(info, 6, "inner map fd");
+  if (inner >= 0) opts.inner_map_fd = static_cast<uint32_t>(inner);
+  LibbpfLogReset();
+  int fd = bpf_map_create(type, name.c_str(), static_cast<uint32_t>(ArgInt(info, 2, "key size")),
+                          static_cast<uint32_t>(ArgInt(info, 3, "value size")),
+                          static_cast<uint32_t>(ArgInt(info, 4, "max entries")), &opts);
+  if (fd < 0) {
+    int err = errno;
+    std::string hint = err == EINVAL ? "check type, sizes, flags, name ([A-Za-z0-9_.], <16 chars) and inner map"
+                                     : DefaultHint(err);
+    ThrowBpfError(env, "map create", "'" + name + "'", err, hint);
+  }
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Object MapInfoObject(Napi::Env env, const bpf_map_info &mi) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("id", mi.id);
+  o.Set("name", mi.name);
+  o.Set("type", mi.type);
+  const char *typeName = libbpf_bpf_map_type_str(static_cast<bpf_map_type>(mi.type));
+  o.Set("typeName", typeName ? typeName : "unknown");
+  o.Set("keySize", mi.key_size);
+  o.Set("valueSize", mi.value_size);
+  o.Set("maxEntries", mi.max_entries);
+  o.Set("flags", mi.map_flags);
+  return o;
+}
+
+Napi::Value MapInfo(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
+  bpf_map_info mi;
+  memset(&mi, 0, sizeof(mi));
+  uint32_t len = sizeof(mi);
+  int err = bpf_obj_get_info_by_fd(fd, &mi, &len);
+  if (err) ThrowBpfError(env, "map info", Label(info, 1, "map"), -err);
+  return MapInfoObject(env, mi);
+}
+
+// mapLookup(fd, key, keySize, valueLen, name) -> Buffer | null (null when the key is absent)
+Napi::Value MapLookup(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
+  auto key = ArgBuffer(info, 1, "key");
+  size_t keySize = static_cast<size_t>(ArgInt(info, 2, "key size"));
+  size_t valueLen = static_cast<size_t>(ArgInt(info, 3, "value length"));
+  std::string what = Label(info, 4, "map");
+  CheckLen(env, "map lookup", what, "key", key.Length(), keySize);
+  auto value = Napi::Buffer<uint8_t>::New(env, valueLen);
+  int err = bpf_map_lookup_elem(fd, key.Data(), value.Data());
+  if (err == -ENOENT) return env.Null();
+  if (err) ThrowBpfError(env, "map lookup", what, -err);
+  return value;
+}
+
+// mapUpdate(fd, key, keySize, value, valueLen, flags, name)
+Napi::Value MapUpdate(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
+  auto key = ArgBuffer(info, 1, "key");
+  size_t keySize = static_cast<size_t>(ArgInt(info, 2, "key size"));
+  auto value = ArgBuffer(info, 3, "value");
+  size_t valueLen = static_cast<size_t>(ArgInt(info, 4, "value length"));
+  uint64_t flags = static_cast<uint64_t>(ArgInt(info, 5, "flags"));
+  std::string what = Label(info, 6, "map");
+  CheckLen(env, "map update", what, "key", key.Length(), keySize);
+  CheckLen(env, "map update", what, "value", value.Length(), valueLen);
+  int err = bpf_map_update_elem(fd, key.Data(), value.Data(), flags);
+  if (err) {
+    std::string hint;
+    if (err == -EEXIST) hint = "the key exists and flag 'noexist' was given";
+    else if (err == -ENOENT) hint = "the key does not exist and flag 'exist' was given";
+    else if (err == -E2BIG) hint = "the map is full (max_entries reached) or the index is out of range";
+    else if (err == -EBADF || err == -EINVAL) hint = "for a map-in-map the value must be an fd of a compatible inner map";
+    ThrowBpfError(env, "map update", what, -err, hint);
+  }
+  return env.Undefined();
+}
+
+// mapDelete(fd, key, keySize, name) -> true when deleted, false when absent
+Napi::Value MapDelete(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
+  auto key = ArgBuffer(info, 1, "key");
+  size_t keySize = static_cast<size_t>(ArgInt(info, 2, "key size"));
+  std::string what = Label(info, 3, "map");
+  CheckLen(env, "map delete", what, "key", key.Length(), keySize);
+  int err = bpf_map_delete_elem(fd, key.Data());
+  if (err == -ENOENT) return Napi::Boolean::New(env, false);
+  if (err)
+    ThrowBpfError(env, "map delete", what, -err, err == -EINVAL ? "array maps cannot delete entries" : "");
+  return Napi::Boolean::New(env, true);
+}
+
+// mapNextKey(fd, key | null, keySize, name) -> Buffer | null at the end
+Napi::Value MapNextKey(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
+  size_t keySize = static_cast<size_t>(ArgInt(info, 2, "key size"));
+  std::string what = Label(info, 3, "map");
+  const void *cur = nullptr;
+  if (info[1].IsBuffer()) {
+    auto key = info[1].As<Napi::Buffer<uint8_t>>();
+    CheckLen(env, "map next key", what, "key", key.Length(), keySize);
+    cur = key.Data();
+  }
+  auto next = Napi::Buffer<uint8_t>::New(env, keySize);
+  int err = bpf_map_get_next_key(fd, cur, next.Data());
+  if (err == -ENOENT) return env.Null();
+  if (err) ThrowBpfError(env, "map next key", what, -err);
+  return next;
+}
+
+// mapLookupBatch(fd, keySize, valueLen, maxEntries, name) -> {keys, values, count}
+Napi::Value MapLookupBatch(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
+  size_t keySize = static_cast<size_t>(ArgInt(info, 1, "key size"));
+  size_t valueLen = static_cast<size_t>(ArgInt(info, 2, "value length"));
+  size_t capacity = std::max<size_t>(1, static_cast<size_t>(ArgInt(info, 3, "max entries")));
+  std::string what = Label(info, 4, "map");
+  std::vector<uint8_t> keys(capacity * keySize), values(capacity * valueLen);
+  // The batch token is opaque (a bucket index for hashes); give it room for any key.
+  std::vector<uint8_t> inBatch(std::max<size_t>(keySize, 8)), outBatch(inBatch.size());
+  bpf_map_batch_opts opts;
+  memset(&opts, 0, sizeof(opts));
+  opts.sz = sizeof(opts);
+  size_t total = 0;
+  bool first = true;
+  while (total < capacity) {
+    uint32_t count = static_cast<uint32_t>(capacity - total);
+    int err = bpf_map_lookup_batch(fd, first ? nullptr : inBatch.data(), outBatch.data(),
+                                   keys.data() + total * keySize, values.data() + total * valueLen, &count, &opts);
+    if (err && err != -ENOENT) ThrowBpfError(env, "map lookup batch", what, -err);
+    total += count;
+    if (err == -ENOENT) break;
+    std::swap(inBatch, outBatch);
+    first = false;
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("keys", Napi::Buffer<uint8_t>::Copy(env, keys.data(), total * keySize));
+  out.Set("values", Napi::Buffer<uint8_t>::Copy(env, values.data(), total * valueLen));
+  out.Set("count", static_cast<double>(total));
+  return out;
+}
+
+// mapUpdateBatch(fd, keys, values, count, flags, name)
+Napi::Value MapUpdateBatch(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
+  auto keys = ArgBuffer(info, 1, "keys");
+  auto values = ArgBuffer(info, 2, "values");
+  uint32_t count = static_cast<uint32_t>(ArgInt(info, 3, "count"));
+  uint64_t flags = static_cast<uint64_t>(ArgInt(info, 4, "flags"));
+  std::string what = Label(info, 5, "map");
+  bpf_map_batch_opts opts;
+  memset(&opts, 0, sizeof(opts));
+  opts.sz = sizeof(opts);
+  opts.elem_flags = flags;
+  uint32_t done = count;
+  int err = bpf_map_update_batch(fd, keys.Data(), values.Data(), &done, &opts);
+  if (err)
+    ThrowBpfError(env, "map update batch", what, -err,
+                  std::to_string(done) + " of " + std::to_string(count) + " entries were written before the error");
+  return env.Undefined();
+}
+
+// objPin(fd, path, what)
+Napi::Value ObjPin(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ArgInt(info, 0, "fd"));
+  std::string path = ArgString(info, 1, "pin path");
+  LibbpfLogReset();
+  int err = bpf_obj_pin(fd, path.c_str());
+  if (err) {
+    std::string hint;
+    if (err == -EEXIST) hint = "something is already pinned at that path";
+    else if (err == -ENOENT) hint = "the parent directory does not exist under bpffs";
+    else if (err == -EPERM || err == -EINVAL) hint = "the path must be on a mounted bpffs (/sys/fs/bpf; run scripts/setup.sh)";
+    ThrowBpfError(env, OptString(info, 2, "object") + " pin", path, -err, hint);
+  }
+  return env.Undefined();
+}
+
+// objGet(path, what) -> fd
+Napi::Value ObjGet(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = ArgString(info, 0, "pin path");
+  LibbpfLogReset();
+  int fd = bpf_obj_get(path.c_str());
+  if (fd < 0) {
+    int err = errno;
+    ThrowBpfError(env, OptString(info, 1, "object") + " open pinned", path, err,
+                  err == ENOENT ? "nothing is pinned at that path (is bpffs mounted at /sys/fs/bpf?)" : "");
+  }
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value FdFromId(const Napi::CallbackInfo &info, const char *kind, int (*get)(uint32_t)) {
+  Napi::Env env = info.Env();
+  uint32_t id = static_cast<uint32_t>(ArgInt(info, 0, "id"));
+  int fd = get(id);
+  if (fd < 0) {
+    int err = errno;
+    ThrowBpfError(env, std::string(kind) + " from id", std::to_string(id), err,
+                  err == ENOENT ? std::string("no ") + kind + " with that id (it may have been unloaded)" : "");
+  }
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value ProgFdFromId(const Napi::CallbackInfo &info) { return FdFromId(info, "program", bpf_prog_get_fd_by_id); }
+Napi::Value MapFdFromId(const Napi::CallbackInfo &info) { return FdFromId(info, "map", bpf_map_get_fd_by_id); }
+Napi::Value LinkFdFromId(const Napi::CallbackInfo &info) { return FdFromId(info, "link", bpf_link_get_fd_by_id); }
+
+Napi::Value CloseFd(const Napi::CallbackInfo &info) {
+  int fd = static_cast<int>(ArgInt(info, 0, "fd"));
+  if (fd >= 0) close(fd);
+  return info.Env().Undefined();
+}
+
+Napi::Value PossibleCpus(const Napi::CallbackInfo &info) {
+  int n = libbpf_num_possible_cpus();
+  if (n < 0) ThrowBpfError(info.Env(), "possible cpus", "", -n);
+  return Napi::Number::New(info.Env(), n);
+}
+
+// Type names indexed by number, as libbpf spells them ("hash", "array_of_maps", "xdp", ...).
+Napi::Value MapTypeNames(const Napi::CallbackInfo &info) {
+  Napi::Array out = Napi::Array::New(info.Env());
+  for (uint32_t t = 0; t < 256; t++) {
+    const char *s = libbpf_bpf_map_type_str(static_cast<bpf_map_type>(t));
+    if (!s) break;
+    out.Set(t, s);
+  }
+  return out;
+}
+
+Napi::Value ProgTypeNames(const Napi::CallbackInfo &info) {
+  Napi::Array out = Napi::Array::New(info.Env());
+  for (uint32_t t = 0; t < 256; t++) {
+    const char *s = libbpf_bpf_prog_type_str(static_cast<bpf_prog_type>(t));
+    if (!s) break;
+    out.Set(t, s);
+  }
+  return out;
+}
+
+}  // namespace
+
+void RegisterMaps(Napi::Env env, Napi::Object exports) {
+  exports.Set("mapCreate", Napi::Function::New(env, MapCreate, "mapCreate"));
+  exports.Set("mapInfo", Napi::Function::New(env, MapInfo, "mapInfo"));
+  exports.Set("mapLookup", Napi::Function::New(env, MapLookup, "mapLookup"));
+  exports.Set("mapUpdate", Napi::Function::New(env, MapUpdate, "mapUpdate"));
+  exports.Set("mapDelete", Napi::Function::New(env, MapDelete, "mapDelete"));
+  exports.Set("mapNextKey", Napi::Function::New(env, MapNextKey, "mapNextKey"));
+  exports.Set("mapLookupBatch", Napi::Function::New(env, MapLookupBatch, "mapLookupBatch"));
+  exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch, "mapUpdateBatch"));
+  exports.Set("objPin", Napi::Function::New(env, ObjPin, "objPin"));
+  exports.Set("objGet", Napi::Function::New(env, ObjGet, "objGet"));
+  exports.Set("progFdFromId", Napi::Function::New(env, ProgFdFromId, "progFdFromId"));
+  exports.Set("mapFdFromId", Napi::Function::New(env, MapFdFromId, "mapFdFromId"));
+  exports.Set("linkFdFromId", Napi::Function::New(env, LinkFdFromId, "linkFdFromId"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("possibleCpus", Napi::Function::New(env, PossibleCpus, "possibleCpus"));
+  exports.Set("mapTypeNames", Napi::Function::New(env, MapTypeNames, "mapTypeNames"));
+  exports.Set("progTypeNames", Napi::Function::New(env, ProgTypeNames, "progTypeNames"));
+}
+
+}  // namespace xdplb

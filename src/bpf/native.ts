@@ -1,0 +1,100 @@
+/**
+ * Loads the xdplb_native addon (build/Release/xdplb_native.node) and declares its raw type.
+ * Only the modules of src/bpf call it; everything else uses their typed handles.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { BpfError } from './errors';
+import type { MapInfo, ProgramInfo } from './api';
+
+/** The repository root: the nearest directory above this file holding package.json (works from src/ and dist/src/). */
+export function repoRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`xdplb: no package.json above ${__dirname}`);
+    dir = parent;
+  }
+}
+
+export interface RawTestRunOptions {
+  repeat?: number; dataOutSize?: number; ingressIfindex?: number; flags?: number; batchSize?: number; cpu?: number;
+}
+export interface RawLinkInfo { id: number; type: number; progId: number; ifindex: number }
+export interface RawXdpQuery { mode: number; progId: number; drvProgId: number; skbProgId: number; hwProgId: number }
+export interface RawStructLayout {
+  size: number;
+  members: { name: string; offset: number; size: number; bitSize?: number }[];
+}
+export interface RawRingBufferConsumer { close(): void; consume(): number }
+
+export interface NativeAddon {
+  setErrorClass(ctor: new (fields: never) => Error): void;
+  objectLoad(path: string, opts: object): number;
+  objectClose(handle: number): void;
+  objectProgramNames(handle: number): string[];
+  objectMapNames(handle: number, withInternal?: boolean): string[];
+  objectProgramFd(handle: number, name: string): number;
+  objectMapFd(handle: number, name: string): number;
+  mapCreate(type: number, name: string, keySize: number, valueSize: number, maxEntries: number, flags: number,
+    innerMapFd: number): number;
+  mapInfo(fd: number, name: string): MapInfo;
+  mapLookup(fd: number, key: Buffer, keySize: number, valueLen: number, name: string): Buffer | null;
+  mapUpdate(fd: number, key: Buffer, keySize: number, value: Buffer, valueLen: number, flags: number, name: string): void;
+  mapDelete(fd: number, key: Buffer, keySize: number, name: string): boolean;
+  mapNextKey(fd: number, key: Buffer | null, keySize: number, name: string): Buffer | null;
+  mapLookupBatch(fd: number, keySize: number, valueLen: number, maxEntries: number, name: string):
+    { keys: Buffer; values: Buffer; count: number };
+  mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, flags: number, name: string): void;
+  objPin(fd: number, path: string, what: string): void;
+  objGet(path: string, what: string): number;
+  progFdFromId(id: number): number;
+  mapFdFromId(id: number): number;
+  linkFdFromId(id: number): number;
+  closeFd(fd: number): void;
+  possibleCpus(): number;
+  mapTypeNames(): string[];
+  progTypeNames(): string[];
+  xdpLinkCreate(progFd: number, ifindex: number, mode: string, ifname: string): number;
+  linkUpdate(linkFd: number, progFd: number, what: string): void;
+  linkDetach(linkFd: number, what: string): void;
+  linkInfo(linkFd: number, what: string): RawLinkInfo;
+  xdpQuery(ifindex: number, ifname: string): RawXdpQuery;
+  ifNameToIndex(name: string): number;
+  ifIndexToName(index: number): string;
+  listInterfaces(): { index: number; name: string }[];
+  progInfo(fd: number, name: string): ProgramInfo;
+  listPrograms(): ProgramInfo[];
+  listMaps(): MapInfo[];
+  listLinks(): RawLinkInfo[];
+  enableStats(): number;
+  testRun(fd: number, data: Buffer, opts: RawTestRunOptions, name: string): { retval: number; data: Buffer; durationNs: number };
+  testRunMany(fd: number, data: Buffer, count: number, ingressIfindex: number, pinCpu: number, name: string):
+    { durations: Float64Array; retvals: Record<string, number> };
+  testRunLive(fd: number, frame: Buffer, count: number, batchSize: number, ingressIfindex: number, pinCpu: number,
+    name: string): { retval: number; durationNs: number; wallNs: number };
+  RingBufferConsumer: new (mapFd: number, onRecord: (rec: Buffer) => void, name: string) => RawRingBufferConsumer;
+  netnsEnter(name: string): number;
+  netnsRestore(savedFd: number): void;
+  btfStructLayout(objectPath: string, structName: string): RawStructLayout;
+}
+
+let addon: NativeAddon | undefined;
+
+/**
+ * The addon, loaded on first use.
+ * @throws Error when build/Release/xdplb_native.node is missing (run `npx node-gyp rebuild`).
+ */
+export function native(): NativeAddon {
+  if (addon) return addon;
+  const file = path.join(repoRoot(), 'build', 'Release', 'xdplb_native.node');
+  if (!fs.existsSync(file)) {
+    throw new Error(`xdplb native addon not built: ${file} is missing (run \`npx node-gyp rebuild\` or scripts/build.sh)`);
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const loaded = require(file) as NativeAddon;
+  loaded.setErrorClass(BpfError as unknown as new (fields: never) => Error);
+  addon = loaded;
+  return loaded;
+}

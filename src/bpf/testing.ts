@@ -1,0 +1,57 @@
+/** Helpers for the bridge's kernel tests: testdata objects, frames, and a veth pair in a netns. */
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { repoRoot } from './native';
+
+/** Path of bpf/testdata/NAME.o (built by `make -C bpf`). */
+export function testdataObject(name: string): string {
+  return path.join(repoRoot(), 'bpf', 'testdata', `${name}.o`);
+}
+
+/** A 64-byte frame whose byte 14 is `slot` (what bridge.bpf.c's programs read). */
+export function frame(slot: number): Buffer {
+  const buf = Buffer.alloc(64);
+  buf[14] = slot;
+  return buf;
+}
+
+export function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
+
+export function u64(n: number | bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(n));
+  return b;
+}
+
+function ip(...args: string[]): void {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/**
+ * Creates netns `ns` holding a veth pair `a` <-> `b` (both up). Returns the cleanup, which deletes
+ * the namespace (and with it the pair) and tolerates it being gone already.
+ */
+export function createVethNetns(ns: string, a: string, b: string): () => void {
+  const cleanup = (): void => {
+    try {
+      ip('netns', 'del', ns);
+    } catch {
+      /* already gone */
+    }
+  };
+  cleanup();
+  try {
+    ip('netns', 'add', ns);
+    ip('-n', ns, 'link', 'add', a, 'type', 'veth', 'peer', 'name', b);
+    ip('-n', ns, 'link', 'set', a, 'up');
+    ip('-n', ns, 'link', 'set', b, 'up');
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+  return cleanup;
+}
