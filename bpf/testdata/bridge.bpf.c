@@ -60,6 +60,9 @@ struct event {
 	__u32 ifindex;
 };
 
+/* Puts struct event into BTF (clang keeps the types of globals, not of locals) for btfStructLayout. */
+const struct event *unused_event __attribute__((unused));
+
 /* Returns `verdict` when slot pkt[14] exists (so max_entries shows in the verdict), DROP otherwise;
  * writes `stamp` and the ingress ifindex into bytes 16..23 so tests can read both back. */
 SEC("xdp")

@@ -1,5 +1,6 @@
 /** Helpers for the bridge's kernel tests: testdata objects, frames, and a veth pair in a netns. */
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from './native';
 
@@ -54,4 +55,26 @@ export function createVethNetns(ns: string, a: string, b: string): () => void {
     throw err;
   }
   return cleanup;
+}
+
+/** Where the bridge's tests pin (bpffs). */
+export const PIN_DIR = '/sys/fs/bpf/xlbt-br';
+
+/**
+ * Creates PIN_DIR (empty) and returns a cleanup that removes it with whatever is pinned inside.
+ * @throws Error when bpffs is not mounted at /sys/fs/bpf (run scripts/setup.sh).
+ */
+export function freshPinDir(): () => void {
+  const mounts = fs.readFileSync('/proc/self/mounts', 'utf8');
+  if (!/ \/sys\/fs\/bpf bpf /.test(mounts)) throw new Error('bpffs is not mounted at /sys/fs/bpf: run scripts/setup.sh');
+  const cleanup = (): void => fs.rmSync(PIN_DIR, { recursive: true, force: true });
+  cleanup();
+  fs.mkdirSync(PIN_DIR);
+  return cleanup;
+}
+
+/** Cpus_allowed_list of the calling thread. */
+export function threadCpus(): string {
+  const status = fs.readFileSync('/proc/thread-self/status', 'utf8');
+  return /Cpus_allowed_list:\s*(\S+)/.exec(status)?.[1] ?? '';
 }
