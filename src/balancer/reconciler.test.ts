@@ -1,0 +1,287 @@
+/**
+ * The reconciler against the REAL loaded bpf/lb.o (no kernel mocks): apply states, read every
+ * map back, check table swaps, removals, idempotence and refused states.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { BpfMap } from '../bpf';
+import { Dataplane, MAP_NAMES } from '../dataplane/dataplane';
+import {
+  LB, LbBackendCodec, LbReverseCodec, LbReverseKeyCodec, LbServiceCodec, LbServiceKeyCodec, LbSettingsCodec,
+  LbVipCodec, decodeU32, encodeIpv4Key, encodeU32,
+} from '../dataplane/abi';
+import { buildMaglevTable } from './maglev';
+import type { DataplaneBackend, DataplaneService, DataplaneState } from '../dataplane/types';
+
+const up = (address: string, port: number, weight = 1): DataplaneBackend =>
+  ({ address, port, weight, healthy: true, draining: false });
+
+function baseState(): DataplaneState {
+  return {
+    services: [
+      {
+        name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 251,
+        backends: [
+          up('198.18.1.2', 8080, 1), up('198.18.1.3', 8080, 2), { ...up('198.18.1.4', 0), draining: true },
+          { ...up('198.18.1.5', 8080), healthy: false },
+        ],
+      },
+      {
+        name: 'dns', vip: '198.18.100.1', port: 53, protocol: 'udp', mode: 'dsr', tableSize: 13,
+        backends: [up('198.18.1.2', 53), up('198.18.1.6', 53)],
+      },
+      {
+        name: 'every-port', vip: '198.18.100.2', port: 0, protocol: 'tcp', mode: 'nat', tableSize: 7,
+        backends: [up('198.18.1.7', 0)],
+      },
+    ],
+    settings: { fragPolicy: 'pass', sampleRate: 10, flowCache: true },
+  };
+}
+
+function clone(s: DataplaneState): DataplaneState {
+  return JSON.parse(JSON.stringify(s)) as DataplaneState;
+}
+
+/** Every used entry of every map (hex), events excluded: the whole kernel-visible state. */
+function snapshot(dp: Dataplane): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const name of MAP_NAMES) {
+    if (name === 'events') continue;
+    const m = dp.map(name);
+    out[name] = [...m.keys()].flatMap((k) => {
+      const v = m.lookup(k);
+      return v && v.some((b) => b !== 0) ? [`${k.toString('hex')}=${v.toString('hex')}`] : [];
+    }).sort();
+  }
+  return out;
+}
+
+function innerTableOf(dp: Dataplane, serviceId: number): { id: number; entries: number[] } | null {
+  const v = dp.map('maglev').lookup(encodeU32(serviceId));
+  if (!v) return null;
+  const id = decodeU32(v);
+  const inner = BpfMap.fromId(id);
+  try {
+    const entries: number[] = [];
+    for (let i = 0; i < inner.maxEntries; i++) entries.push(decodeU32(inner.lookup(encodeU32(i))!));
+    return { id, entries };
+  } finally {
+    inner.close();
+  }
+}
+
+function mapExists(id: number): boolean {
+  try {
+    BpfMap.fromId(id).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitGone(id: number): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    if (!mapExists(id)) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+}
+
+/** Checks every map entry the state should produce, and nothing else. */
+function checkMaps(dp: Dataplane, state: DataplaneState): void {
+  const proto = { tcp: 6, udp: 17 } as const;
+  const serviceKeys = new Set<string>();
+  const reverseKeys = new Set<string>();
+  const backendIds = new Set<number>();
+  const vipCounts = new Map<string, number>();
+  for (const s of state.services) {
+    const sid = dp.serviceId(s.name);
+    assert.ok(sid !== null && sid >= 1 && sid < dp.map('services').maxEntries, `${s.name} has an id`);
+    const key = LbServiceKeyCodec.encode({ vip: s.vip, port: s.port, proto: proto[s.protocol] });
+    serviceKeys.add(key.toString('hex'));
+    const svc = LbServiceCodec.decode(dp.map('services').lookup(key)!);
+    const usable = s.backends.filter((b) => b.healthy && !b.draining && b.weight > 0);
+    assert.deepEqual(svc, { id: sid, tableSize: usable.length ? s.tableSize : 0, mode: s.mode === 'nat' ? 0 : 1, flags: 0 }, s.name);
+    vipCounts.set(s.vip, (vipCounts.get(s.vip) ?? 0) + 1);
+
+    const table = buildMaglevTable(usable.map((b) => ({ key: `${b.address}:${b.port}`, weight: b.weight })), s.tableSize);
+    const inner = innerTableOf(dp, sid!);
+    if (usable.length === 0) {
+      assert.equal(inner, null, `${s.name}: no table without usable backends`);
+    } else {
+      assert.ok(inner, `${s.name}: outer map holds a table`);
+      assert.equal(inner.entries.length, s.tableSize);
+      const expected = [...table].map((i) => dp.backendId(s.name, usable[i].address, usable[i].port));
+      assert.deepEqual(inner.entries, expected, `${s.name}: inner table is the Maglev table of its usable backends`);
+    }
+    for (const b of s.backends) {
+      const bid = dp.backendId(s.name, b.address, b.port)!;
+      assert.ok(bid >= 1 && bid < dp.map('backends').maxEntries);
+      assert.ok(!backendIds.has(bid), 'backend ids are unique');
+      backendIds.add(bid);
+      const flags = b.healthy ? LB.BACKEND_F_ACTIVE | (b.draining || b.weight === 0 ? LB.BACKEND_F_DRAINING : 0) : 0;
+      assert.deepEqual(LbBackendCodec.decode(dp.map('backends').lookup(encodeU32(bid))!),
+        { ip: b.address, port: b.port, flags, serviceId: sid }, `${s.name} backend ${b.address}:${b.port}`);
+      if (s.mode !== 'nat') continue;
+      const rkey = LbReverseKeyCodec.encode({ ip: b.address, port: b.port || s.port, proto: proto[s.protocol] });
+      reverseKeys.add(rkey.toString('hex'));
+      assert.deepEqual(LbReverseCodec.decode(dp.map('reverse').lookup(rkey)!),
+        { vip: s.vip, vport: s.port, serviceId: sid, backendId: bid });
+    }
+  }
+  assert.deepEqual(new Set([...dp.map('services').keys()].map((k) => k.toString('hex'))), serviceKeys, 'no other services');
+  assert.deepEqual(new Set([...dp.map('reverse').keys()].map((k) => k.toString('hex'))), reverseKeys, 'no other reverse entries');
+  for (const [vip, count] of vipCounts) {
+    assert.deepEqual(LbVipCodec.decode(dp.map('vips').lookup(encodeIpv4Key(vip))!), { services: count });
+  }
+  assert.equal(dp.map('vips').count(), vipCounts.size);
+  for (let id = 1; id < dp.map('backends').maxEntries; id++) {
+    if (backendIds.has(id)) continue;
+    assert.ok(dp.map('backends').lookup(encodeU32(id))!.every((b) => b === 0), `backend slot ${id} is zero`);
+  }
+  const st = state.settings;
+  assert.deepEqual(LbSettingsCodec.decode(dp.map('settings').lookup(encodeU32(0))!),
+    { fragPolicy: st.fragPolicy === 'pass' ? 1 : 0, sampleRate: st.sampleRate, flowCache: st.flowCache ? 1 : 0 });
+}
+
+describe('reconciler on the loaded bpf/lb.o', () => {
+  let dp: Dataplane;
+  before(() => {
+    dp = Dataplane.load({ hashSeed: 0x1234, maxServices: 8, maxBackends: 32, maxFlows: 1024, maglevMaxSize: 65537 });
+  });
+  after(() => dp?.close());
+
+  test('apply writes every entry the state implies', () => {
+    const state = baseState();
+    const r = dp.applyState(state);
+    assert.ok(r.writes > 0);
+    checkMaps(dp, state);
+  });
+
+  test('applying the same state again writes nothing', () => {
+    const before = snapshot(dp);
+    const r = dp.applyState(baseState());
+    assert.equal(r.writes, 0);
+    assert.deepEqual(r.tablesSwapped, []);
+    assert.deepEqual(snapshot(dp), before);
+  });
+
+  test('a pool change swaps in a new inner table; the old one is freed', async () => {
+    const sid = dp.serviceId('web')!;
+    const old = innerTableOf(dp, sid)!;
+    const removedId = dp.backendId('web', '198.18.1.3', 8080)!;
+    const state = baseState();
+    state.services[0].backends.splice(1, 1); // drop 198.18.1.3:8080
+    const r = dp.applyState(state);
+    assert.deepEqual(r.tablesSwapped, [sid]);
+    checkMaps(dp, state);
+    const now = innerTableOf(dp, sid)!;
+    assert.notEqual(now.id, old.id, 'outer map points at a new inner map');
+    assert.ok(await waitGone(old.id), `old inner map ${old.id} is freed`);
+    assert.ok(dp.map('backends').lookup(encodeU32(removedId))!.every((b) => b === 0), 'removed backend zeroed');
+    // Untouched services keep their tables.
+    assert.deepEqual(r.tablesSwapped.includes(dp.serviceId('dns')!), false);
+  });
+
+  test('new backends take fresh ids (round-robin), not the one just freed', () => {
+    const freed = dp.backendId('web', '198.18.1.2', 8080)!;
+    const state = baseState();
+    state.services[0].backends = state.services[0].backends.filter((b) => b.address !== '198.18.1.2');
+    state.services[0].backends.splice(1, 1);
+    dp.applyState(state);
+    const again = baseState();
+    again.services[0].backends.splice(1, 1);
+    dp.applyState(again);
+    const newId = dp.backendId('web', '198.18.1.2', 8080)!;
+    assert.notEqual(newId, freed);
+    checkMaps(dp, again);
+  });
+
+  test('table size grows and shrinks with table_size never above the installed table', () => {
+    for (const size of [65537, 31, 251]) {
+      const state = baseState();
+      state.services[0].tableSize = size;
+      dp.applyState(state);
+      checkMaps(dp, state);
+      const inner = BpfMap.fromId(decodeU32(dp.map('maglev').lookup(encodeU32(dp.serviceId('web')!))!));
+      assert.equal(inner.maxEntries, size);
+      inner.close();
+    }
+  });
+
+  test('a service with no usable backend has table_size 0 and no table', () => {
+    const state = baseState();
+    state.services[2].backends[0].healthy = false;
+    dp.applyState(state);
+    checkMaps(dp, state);
+    dp.applyState(baseState());
+    checkMaps(dp, baseState());
+  });
+
+  test('removing a service removes its entry, table, backends, reverse entries and VIP share', () => {
+    const state = baseState();
+    const dnsId = dp.serviceId('dns')!;
+    const dnsBackends = [dp.backendId('dns', '198.18.1.2', 53)!, dp.backendId('dns', '198.18.1.6', 53)!];
+    state.services.splice(1, 1);
+    dp.applyState(state);
+    checkMaps(dp, state);
+    assert.equal(dp.map('maglev').lookup(encodeU32(dnsId)), null);
+    assert.equal(dp.serviceId('dns'), null);
+    for (const id of dnsBackends) assert.ok(dp.map('backends').lookup(encodeU32(id))!.every((b) => b === 0));
+    const allGone = { services: [], settings: state.settings };
+    dp.applyState(allGone);
+    checkMaps(dp, allGone);
+    for (let id = 1; id < 8; id++) assert.equal(dp.map('maglev').lookup(encodeU32(id)), null);
+    dp.applyState(baseState());
+    checkMaps(dp, baseState());
+  });
+
+  test('states the kernel cannot express are refused and nothing changes', () => {
+    const before = snapshot(dp);
+    const writes = dp.writeCount;
+    const bad: Array<[string, (s: DataplaneState) => void, RegExp]> = [
+      ['two NAT services, one backend ip:port:proto', (s) => {
+        s.services.push({ name: 'web2', vip: '198.18.100.3', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 7,
+          backends: [up('198.18.1.2', 8080)] });
+      }, /198\.18\.1\.2:8080\/tcp would belong to both service "web" and "web2"/],
+      ['more services than the maps hold', (s) => {
+        for (let i = 0; i < 6; i++) {
+          s.services.push({ name: `x${i}`, vip: `198.18.101.${i + 1}`, port: 1, protocol: 'tcp', mode: 'dsr', tableSize: 7, backends: [] });
+        }
+      }, /9 services exceed the data plane's 7/],
+      ['more backends than the maps hold', (s) => {
+        s.services[1].backends = Array.from({ length: 40 }, (_, i) => up(`198.18.2.${i + 1}`, 53));
+        s.services[1].tableSize = 251;
+      }, /backends exceed the data plane's 31/],
+      ['table size not prime', (s) => { s.services[0].tableSize = 100; }, /service "web": tableSize 100 is not a prime/],
+      ['table size above the largest', (s) => { s.services[0].tableSize = 131071; }, /exceeds the largest table/],
+      ['port-0 NAT service with a backend port', (s) => { s.services[2].backends[0].port = 8080; }, /needs backends on port 0/],
+      ['duplicate service key', (s) => { s.services[1].port = 80; s.services[1].protocol = 'tcp'; }, /is already service "web"/],
+      ['bad address', (s) => { s.services[0].backends[0].address = '198.18.1'; }, /not IPv4/],
+    ];
+    for (const [what, mutate, message] of bad) {
+      const s = clone(baseState());
+      mutate(s);
+      assert.throws(() => dp.applyState(s), message, what);
+      assert.equal(dp.writeCount, writes, `${what}: no write`);
+      assert.deepEqual(snapshot(dp), before, `${what}: maps unchanged`);
+    }
+  });
+});
+
+describe('reconciler with services on every port', () => {
+  test('a port-0 NAT service maps reverse key port 0 -> vport 0', () => {
+    const dp = Dataplane.load({ hashSeed: 7, maxServices: 4, maxBackends: 8, maxFlows: 64 });
+    try {
+      const s: DataplaneService = { name: 'any', vip: '198.18.100.9', port: 0, protocol: 'udp', mode: 'nat', tableSize: 7,
+        backends: [up('198.18.1.9', 0)] };
+      dp.applyState({ services: [s], settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: false } });
+      const rkey = LbReverseKeyCodec.encode({ ip: '198.18.1.9', port: 0, proto: 17 });
+      assert.deepEqual(LbReverseCodec.decode(dp.map('reverse').lookup(rkey)!),
+        { vip: '198.18.100.9', vport: 0, serviceId: dp.serviceId('any'), backendId: dp.backendId('any', '198.18.1.9', 0) });
+    } finally {
+      dp.close();
+    }
+  });
+});

@@ -1,0 +1,523 @@
+/**
+ * The reconciler: turns a DataplaneState into the balancer's map contents. Nothing else writes
+ * the services / vips / maglev / backends / reverse / settings maps.
+ *
+ * It compares the desired bytes with what the maps hold and writes only the difference (so a
+ * second apply of the same state writes nothing), in an order where a packet never meets a
+ * half state:
+ *   1. backends that become usable and reverse entries, then settings;
+ *   2. per service: a NEW inner Maglev array swapped in with one outer-map update, and the
+ *      service entry, ordered so service.table_size never exceeds the installed table's size;
+ *   3. vips (a VIP goes live only once its services are complete);
+ *   4. backends that stop taking traffic (unhealthy) lose ACTIVE only after leaving the tables;
+ *   5. what is gone: vips, services, outer entries, reverse entries, then backends (ACTIVE
+ *      cleared, then zeroed) and their counters.
+ * Ids: services 1..maxServices-1 and backends 1..maxBackends-1, allocated round-robin so a
+ * freed id is reused as late as possible (flow caches may still name it).
+ */
+import { buildMaglevTable, isPrime } from './maglev';
+import type { DataplaneBackend, DataplaneService, DataplaneState } from '../dataplane/types';
+import {
+  LB, LbBackendCodec, LbReverseCodec, LbReverseKeyCodec, LbServiceCodec, LbServiceKeyCodec,
+  LbSettingsCodec, LbVipCodec, encodeU32, encodeIpv4Key, ipv4ToBytes, bytesToIpv4,
+  type LbBackend, type LbService, type LbServiceKey,
+} from '../dataplane/abi';
+
+/** The part of a bridge BpfMap the reconciler uses. */
+export interface KernelMap {
+  lookup(key: Buffer): Buffer | null;
+  update(key: Buffer, value: Buffer, flag?: 'any' | 'noexist' | 'exist'): void;
+  delete(key: Buffer): boolean | void;
+  keys(): Iterable<Buffer>;
+}
+
+export interface ReconcilerMaps {
+  services: KernelMap;
+  vips: KernelMap;
+  maglev: KernelMap;
+  backends: KernelMap;
+  reverse: KernelMap;
+  settings: KernelMap;
+  serviceStats?: KernelMap;
+  backendStats?: KernelMap;
+}
+
+export interface ReconcilerLimits {
+  maxServices: number;
+  maxBackends: number;
+  maxVips: number;
+  maxReverse: number;
+  /** largest Maglev table size accepted */
+  maglevMaxSize: number;
+}
+
+/** A freshly created inner Maglev array holding `entries`; `fd` goes into the outer map. */
+export interface InnerTable { fd: number; close(): void }
+export type CreateInnerTable = (entries: Uint32Array) => InnerTable;
+
+/** What one apply did. */
+export interface ApplyResult { writes: number; tablesSwapped: number[] }
+
+const PROTO_NUMBER = { tcp: 6, udp: 17 } as const;
+const ZERO_BACKEND = Buffer.alloc(LbBackendCodec.size);
+const FLAGS_AT = LbBackendCodec.fields.find((f) => f.c === 'flags')!.offset;
+
+export class ReconcileError extends Error {
+  override name = 'ReconcileError';
+}
+
+function serviceKeyOf(s: DataplaneService): LbServiceKey {
+  return { vip: s.vip, port: s.port, proto: PROTO_NUMBER[s.protocol] };
+}
+
+function backendKey(b: { address: string; port: number }): string {
+  return `${b.address}:${b.port}`;
+}
+
+function backendFlags(b: DataplaneBackend): number {
+  if (!b.healthy) return 0; // its cached flows must move elsewhere
+  return LB.BACKEND_F_ACTIVE | (b.draining || b.weight === 0 ? LB.BACKEND_F_DRAINING : 0);
+}
+
+function inTable(b: DataplaneBackend): boolean {
+  return b.healthy && !b.draining && b.weight > 0;
+}
+
+function sameTable(a: Uint32Array | undefined, b: Uint32Array): boolean {
+  if (!a || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Plan of one service: ids and the bytes it should produce. */
+interface ServicePlan {
+  service: DataplaneService;
+  id: number;
+  key: Buffer;
+  value: LbService;
+  table: Uint32Array; // backend ids by slot (empty: no usable backend)
+  backends: Array<{ spec: DataplaneBackend; id: number; value: Buffer }>;
+}
+
+export class Reconciler {
+  private readonly serviceIdByName = new Map<string, number>();
+  private readonly serviceNameById = new Map<number, string>();
+  /** service key hex -> id, from the maps after recover(); claimed by name on the next apply */
+  private readonly recoveredServiceIds = new Map<string, number>();
+  /** `${serviceId}|${address}:${port}` -> backend id */
+  private readonly backendIds = new Map<string, number>();
+  private readonly backendById = new Map<number, { serviceId: number; key: string }>();
+  /** backend ids of each service's installed Maglev table, by service id */
+  private readonly installedTables = new Map<number, Uint32Array>();
+  private readonly tableBackendKeys = new Map<number, Map<number, string>>();
+  private nextServiceId = 1;
+  private nextBackendId = 1;
+  private writes = 0;
+
+  constructor(
+    private readonly maps: ReconcilerMaps,
+    private readonly limits: ReconcilerLimits,
+    private readonly createInnerTable: CreateInnerTable,
+  ) {}
+
+  /** Re-learns service and backend ids from the maps (after adopting pinned maps). */
+  recover(): void {
+    let maxService = 0;
+    for (const key of this.maps.services.keys()) {
+      const value = this.maps.services.lookup(key);
+      if (!value) continue;
+      const svc = LbServiceCodec.decode(value);
+      this.recoveredServiceIds.set(key.toString('hex'), svc.id);
+      maxService = Math.max(maxService, svc.id);
+    }
+    let maxBackend = 0;
+    for (let id = 1; id < this.limits.maxBackends; id++) {
+      const value = this.maps.backends.lookup(encodeU32(id));
+      if (!value || value.equals(ZERO_BACKEND)) continue;
+      const b = LbBackendCodec.decode(value);
+      const key = `${b.ip}:${b.port}`;
+      this.backendIds.set(`${b.serviceId}|${key}`, id);
+      this.backendById.set(id, { serviceId: b.serviceId, key });
+      maxBackend = id;
+    }
+    this.nextServiceId = maxService + 1 >= this.limits.maxServices ? 1 : maxService + 1;
+    this.nextBackendId = maxBackend + 1 >= this.limits.maxBackends ? 1 : maxBackend + 1;
+  }
+
+  /** [id, name] of every service of the last applied state. */
+  services(): Array<[number, string]> {
+    return [...this.serviceNameById];
+  }
+
+  /** [id, {serviceId, key "address:port"}] of every backend the maps hold. */
+  backends(): Array<[number, { serviceId: number; key: string }]> {
+    return [...this.backendById];
+  }
+
+  /** Name of the service with this id, or null. */
+  serviceName(id: number): string | null {
+    return this.serviceNameById.get(id) ?? null;
+  }
+
+  serviceId(name: string): number | null {
+    return this.serviceIdByName.get(name) ?? null;
+  }
+
+  /** "address:port" of a backend id, or null. */
+  backendName(id: number): string | null {
+    return this.backendById.get(id)?.key ?? null;
+  }
+
+  backendId(serviceName: string, address: string, port: number): number | null {
+    const sid = this.serviceIdByName.get(serviceName);
+    if (sid === undefined) return null;
+    return this.backendIds.get(`${sid}|${address}:${port}`) ?? null;
+  }
+
+  /** The installed Maglev table of a service: backend "address:port" -> fraction of slots. */
+  tableShares(serviceName: string): Record<string, number> | null {
+    const id = this.serviceIdByName.get(serviceName);
+    if (id === undefined) return null;
+    const table = this.installedTables.get(id);
+    const names = this.tableBackendKeys.get(id);
+    if (!table || !names) return {};
+    const counts = new Map<number, number>();
+    for (const b of table) counts.set(b, (counts.get(b) ?? 0) + 1);
+    const out: Record<string, number> = {};
+    for (const [bid, key] of names) out[key] = table.length ? (counts.get(bid) ?? 0) / table.length : 0;
+    return out;
+  }
+
+  /**
+   * Checks that the kernel side can express `state` (no map is touched).
+   * @throws ReconcileError naming the service/backend/field that is wrong
+   */
+  validate(state: DataplaneState): void {
+    const fail = (msg: string): never => { throw new ReconcileError(msg); };
+    const names = new Set<string>();
+    const keys = new Map<string, string>();
+    const vips = new Set<string>();
+    const reverse = new Map<string, string>();
+    let backendCount = 0;
+    for (const s of state.services) {
+      const where = `service "${s.name}"`;
+      if (!s.name) fail('service without a name');
+      if (names.has(s.name)) fail(`${where}: duplicate name`);
+      names.add(s.name);
+      try { ipv4ToBytes(s.vip); } catch { fail(`${where}: vip "${s.vip}" is not an IPv4 address`); }
+      if (!Number.isInteger(s.port) || s.port < 0 || s.port > 65535) fail(`${where}: port ${s.port} is not 0..65535`);
+      if (!(s.protocol in PROTO_NUMBER)) fail(`${where}: protocol "${s.protocol}" is not tcp or udp`);
+      if (s.mode !== 'nat' && s.mode !== 'dsr') fail(`${where}: mode "${s.mode}" is not nat or dsr`);
+      if (!isPrime(s.tableSize)) fail(`${where}: tableSize ${s.tableSize} is not a prime`);
+      if (s.tableSize > this.limits.maglevMaxSize) {
+        fail(`${where}: tableSize ${s.tableSize} exceeds the largest table the data plane takes (${this.limits.maglevMaxSize})`);
+      }
+      const keyText = `${s.vip}:${s.port}/${s.protocol}`;
+      const other = keys.get(keyText);
+      if (other !== undefined) fail(`${where}: ${keyText} is already service "${other}"`);
+      keys.set(keyText, s.name);
+      vips.add(s.vip);
+      const seen = new Set<string>();
+      let weighted = 0;
+      for (const b of s.backends) {
+        const bkey = backendKey(b);
+        const bwhere = `${where} backend ${bkey}`;
+        try { ipv4ToBytes(b.address); } catch { fail(`${where}: backend address "${b.address}" is not IPv4`); }
+        if (!Number.isInteger(b.port) || b.port < 0 || b.port > 65535) fail(`${bwhere}: port is not 0..65535`);
+        if (!Number.isInteger(b.weight) || b.weight < 0) fail(`${bwhere}: weight ${b.weight} is not an integer >= 0`);
+        if (seen.has(bkey)) fail(`${bwhere}: listed twice`);
+        seen.add(bkey);
+        if (inTable(b)) weighted++;
+        backendCount++;
+        if (s.mode !== 'nat') continue;
+        if (s.port === 0 && b.port !== 0) {
+          fail(`${bwhere}: a NAT service on every port (port 0) needs backends on port 0, replies could not be mapped back`);
+        }
+        const rkey = `${b.address}:${b.port || s.port}/${s.protocol}`;
+        const owner = reverse.get(rkey);
+        if (owner !== undefined) {
+          fail(`${bwhere}: NAT replies from ${rkey} would belong to both service "${owner}" and "${s.name}"`);
+        }
+        reverse.set(rkey, s.name);
+      }
+      if (weighted > s.tableSize) fail(`${where}: tableSize ${s.tableSize} is smaller than its ${weighted} usable backends`);
+    }
+    if (state.services.length > this.limits.maxServices - 1) {
+      fail(`${state.services.length} services exceed the data plane's ${this.limits.maxServices - 1}`);
+    }
+    if (vips.size > this.limits.maxVips) fail(`${vips.size} VIPs exceed the data plane's ${this.limits.maxVips}`);
+    if (reverse.size > this.limits.maxReverse) {
+      fail(`${reverse.size} NAT backends exceed the reverse map's ${this.limits.maxReverse} entries`);
+    }
+    if (backendCount > this.limits.maxBackends - 1) {
+      fail(`${backendCount} backends exceed the data plane's ${this.limits.maxBackends - 1}`);
+    }
+    const st = state.settings;
+    if (st.fragPolicy !== 'drop' && st.fragPolicy !== 'pass') fail(`settings: fragPolicy "${st.fragPolicy}" is not drop or pass`);
+    if (!Number.isInteger(st.sampleRate) || st.sampleRate < 0 || st.sampleRate > 0xffffffff) {
+      fail(`settings: sampleRate ${st.sampleRate} is not an integer >= 0`);
+    }
+  }
+
+  /**
+   * Makes the maps hold `state`, writing only what differs.
+   * @throws ReconcileError (before any write) when the state cannot be expressed; BpfError
+   *   from the bridge when the kernel refuses a write
+   */
+  apply(state: DataplaneState): ApplyResult {
+    this.validate(state);
+    const before = this.writes;
+    const plans = this.plan(state);
+    const tablesSwapped: number[] = [];
+    const m = this.maps;
+
+    // 1. Backends that become usable, reverse entries, settings.
+    const desiredBackends = new Map<number, Buffer>();
+    for (const p of plans) for (const b of p.backends) desiredBackends.set(b.id, b.value);
+    const currentBackends = new Map<number, Buffer>();
+    for (const id of new Set([...desiredBackends.keys(), ...this.backendById.keys()])) {
+      currentBackends.set(id, m.backends.lookup(encodeU32(id)) ?? ZERO_BACKEND);
+    }
+    for (const [id, value] of desiredBackends) {
+      if (!currentBackends.get(id)!.equals(value) && (value[FLAGS_AT] & LB.BACKEND_F_ACTIVE)) {
+        this.write(m.backends, encodeU32(id), value);
+      }
+    }
+    const desiredReverse = new Map<string, Buffer>();
+    for (const p of plans) {
+      if (p.service.mode !== 'nat') continue;
+      for (const b of p.backends) {
+        const key = LbReverseKeyCodec.encode({
+          ip: b.spec.address, port: b.spec.port || p.service.port, proto: PROTO_NUMBER[p.service.protocol],
+        });
+        const value = LbReverseCodec.encode({ vip: p.service.vip, vport: p.service.port, serviceId: p.id, backendId: b.id });
+        desiredReverse.set(key.toString('hex'), value);
+      }
+    }
+    const currentReverse = this.readAll(m.reverse);
+    for (const [hex, value] of desiredReverse) {
+      if (!currentReverse.get(hex)?.equals(value)) this.write(m.reverse, Buffer.from(hex, 'hex'), value);
+    }
+    const settings = LbSettingsCodec.encode({
+      fragPolicy: state.settings.fragPolicy === 'pass' ? LB.FRAG_PASS : LB.FRAG_DROP,
+      sampleRate: state.settings.sampleRate,
+      flowCache: state.settings.flowCache ? 1 : 0,
+    });
+    if (!m.settings.lookup(encodeU32(0))?.equals(settings)) this.write(m.settings, encodeU32(0), settings);
+
+    // 2. Tables and service entries.
+    const currentServices = this.readAll(m.services);
+    for (const p of plans) {
+      const current = currentServices.get(p.key.toString('hex'));
+      const currentSize = current ? LbServiceCodec.decode(current).tableSize : 0;
+      const value = LbServiceCodec.encode(p.value);
+      const swap = !sameTable(this.installedTables.get(p.id), p.table);
+      const shrinkFirst = current !== undefined && currentSize > p.table.length;
+      if (shrinkFirst && !current.equals(value)) this.write(m.services, p.key, value);
+      if (swap) {
+        this.installTable(p.id, p.table);
+        tablesSwapped.push(p.id);
+      }
+      if (!shrinkFirst && !current?.equals(value)) this.write(m.services, p.key, value);
+      this.tableBackendKeys.set(p.id, new Map(p.backends.map((b) => [b.id, backendKey(b.spec)])));
+    }
+
+    // 3. VIPs.
+    const vipCounts = new Map<string, number>();
+    for (const p of plans) vipCounts.set(p.service.vip, (vipCounts.get(p.service.vip) ?? 0) + 1);
+    const currentVips = this.readAll(m.vips);
+    for (const [vip, count] of vipCounts) {
+      const key = encodeIpv4Key(vip);
+      const value = LbVipCodec.encode({ services: count });
+      if (!currentVips.get(key.toString('hex'))?.equals(value)) this.write(m.vips, key, value);
+    }
+
+    // 4. Backends that stop taking traffic, now that no table holds them.
+    for (const [id, value] of desiredBackends) {
+      if (!currentBackends.get(id)!.equals(value) && !(value[FLAGS_AT] & LB.BACKEND_F_ACTIVE)) {
+        this.write(m.backends, encodeU32(id), value);
+      }
+    }
+
+    // 5. What is gone.
+    for (const hex of currentVips.keys()) {
+      if (!vipCounts.has(bytesToIpv4(Buffer.from(hex, 'hex')))) this.remove(m.vips, Buffer.from(hex, 'hex'));
+    }
+    const desiredServiceKeys = new Set(plans.map((p) => p.key.toString('hex')));
+    for (const hex of currentServices.keys()) {
+      if (!desiredServiceKeys.has(hex)) this.remove(m.services, Buffer.from(hex, 'hex'));
+    }
+    const liveServiceIds = new Set(plans.map((p) => p.id));
+    for (const id of [...this.installedTables.keys()]) {
+      if (liveServiceIds.has(id)) continue;
+      this.removeIfPresent(m.maglev, encodeU32(id));
+      this.installedTables.delete(id);
+    }
+    for (const [id, name] of [...this.serviceNameById]) {
+      if (liveServiceIds.has(id)) continue;
+      this.serviceNameById.delete(id);
+      if (this.serviceIdByName.get(name) === id) this.serviceIdByName.delete(name);
+      this.tableBackendKeys.delete(id);
+      this.zeroStats(m.serviceStats, id);
+    }
+    for (const [hex, id] of [...this.recoveredServiceIds]) {
+      if (liveServiceIds.has(id)) continue;
+      // A pinned service nobody claimed: its outer entry may still hold a table.
+      this.removeIfPresent(m.maglev, encodeU32(id));
+      this.zeroStats(m.serviceStats, id);
+      this.recoveredServiceIds.delete(hex);
+    }
+    for (const hex of currentReverse.keys()) {
+      if (!desiredReverse.has(hex)) this.remove(m.reverse, Buffer.from(hex, 'hex'));
+    }
+    for (const [id, owner] of [...this.backendById]) {
+      if (desiredBackends.has(id)) continue;
+      const current = currentBackends.get(id) ?? ZERO_BACKEND;
+      if (current[FLAGS_AT] & LB.BACKEND_F_ACTIVE) {
+        const inactive = Buffer.from(current);
+        inactive[FLAGS_AT] &= ~LB.BACKEND_F_ACTIVE;
+        this.write(m.backends, encodeU32(id), inactive);
+      }
+      if (!current.equals(ZERO_BACKEND)) this.write(m.backends, encodeU32(id), ZERO_BACKEND);
+      this.zeroStats(m.backendStats, id);
+      this.backendById.delete(id);
+      this.backendIds.delete(`${owner.serviceId}|${owner.key}`);
+    }
+    return { writes: this.writes - before, tablesSwapped };
+  }
+
+  /** Total map writes (updates + deletes) done so far. */
+  get writeCount(): number {
+    return this.writes;
+  }
+
+  private plan(state: DataplaneState): ServicePlan[] {
+    // Service ids first (names keep theirs; pinned ids are claimed by service key).
+    const live = new Set(state.services.map((s) => s.name));
+    const claimed = new Set<number>();
+    const ids = new Map<string, number>();
+    for (const s of state.services) {
+      let id = this.serviceIdByName.get(s.name);
+      if (id === undefined) {
+        const hex = LbServiceKeyCodec.encode(serviceKeyOf(s)).toString('hex');
+        const recovered = this.recoveredServiceIds.get(hex);
+        if (recovered !== undefined && !this.serviceNameById.has(recovered)) {
+          id = recovered;
+          this.recoveredServiceIds.delete(hex);
+        }
+      }
+      if (id !== undefined) { ids.set(s.name, id); claimed.add(id); }
+    }
+    const busyServiceIds = new Set<number>([...claimed, ...this.recoveredServiceIds.values()]);
+    for (const [id, name] of this.serviceNameById) if (!live.has(name)) busyServiceIds.add(id);
+    for (const s of state.services) {
+      if (ids.has(s.name)) continue;
+      const id = this.allocate('service', busyServiceIds, this.limits.maxServices);
+      busyServiceIds.add(id);
+      ids.set(s.name, id);
+    }
+
+    // Backend ids: per service id + address:port, round-robin over the ids nobody holds.
+    const busyBackendIds = new Set<number>(this.backendById.keys());
+    const plans: ServicePlan[] = [];
+    for (const s of state.services) {
+      const id = ids.get(s.name)!;
+      const backends: ServicePlan['backends'] = [];
+      for (const b of s.backends) {
+        const mapKey = `${id}|${backendKey(b)}`;
+        let bid = this.backendIds.get(mapKey);
+        if (bid === undefined) {
+          bid = this.allocate('backend', busyBackendIds, this.limits.maxBackends);
+          busyBackendIds.add(bid);
+        }
+        backends.push({
+          spec: b, id: bid,
+          value: LbBackendCodec.encode({ ip: b.address, port: b.port, flags: backendFlags(b), serviceId: id } satisfies LbBackend),
+        });
+      }
+      const usable = backends.filter((b) => inTable(b.spec));
+      const slots = buildMaglevTable(usable.map((b) => ({ key: backendKey(b.spec), weight: b.spec.weight })), s.tableSize);
+      const table = new Uint32Array(slots.length);
+      for (let i = 0; i < slots.length; i++) table[i] = usable[slots[i]].id;
+      plans.push({
+        service: s, id, backends, table,
+        key: LbServiceKeyCodec.encode(serviceKeyOf(s)),
+        value: { id, tableSize: table.length, mode: s.mode === 'dsr' ? LB.MODE_DSR : LB.MODE_NAT, flags: 0 },
+      });
+    }
+
+    // Commit the allocations (validation already passed, so the apply goes ahead).
+    for (const p of plans) {
+      const oldName = this.serviceNameById.get(p.id);
+      if (oldName !== undefined && oldName !== p.service.name) this.serviceIdByName.delete(oldName);
+      this.serviceIdByName.set(p.service.name, p.id);
+      this.serviceNameById.set(p.id, p.service.name);
+      for (const b of p.backends) {
+        this.backendIds.set(`${p.id}|${backendKey(b.spec)}`, b.id);
+        this.backendById.set(b.id, { serviceId: p.id, key: backendKey(b.spec) });
+      }
+    }
+    // Ids of backends that are gone stay in backendById until step 5 of apply removes them.
+    return plans;
+  }
+
+  /** Next free id after the cursor, wrapping; ids are 1..limit-1. */
+  private allocate(kind: 'service' | 'backend', busy: Set<number>, limit: number): number {
+    const cursorName = kind === 'service' ? 'nextServiceId' : 'nextBackendId';
+    let id = this[cursorName];
+    for (let tries = 0; tries < limit; tries++) {
+      if (id < 1 || id >= limit) id = 1;
+      if (!busy.has(id)) {
+        this[cursorName] = id + 1 >= limit ? 1 : id + 1;
+        return id;
+      }
+      id++;
+    }
+    throw new ReconcileError(`no free ${kind} id: all ${limit - 1} are in use (removed ones are freed after this apply; apply the change in two steps)`);
+  }
+
+  private installTable(serviceId: number, table: Uint32Array): void {
+    if (table.length === 0) {
+      // service.table_size is 0 by now, so no packet reads the table any more.
+      this.removeIfPresent(this.maps.maglev, encodeU32(serviceId));
+    } else {
+      const inner = this.createInnerTable(table);
+      try {
+        this.write(this.maps.maglev, encodeU32(serviceId), encodeU32(inner.fd));
+      } finally {
+        inner.close(); // the outer map holds its own reference
+      }
+    }
+    this.installedTables.set(serviceId, table);
+  }
+
+  private readAll(map: KernelMap): Map<string, Buffer> {
+    const out = new Map<string, Buffer>();
+    for (const key of map.keys()) {
+      const value = map.lookup(key);
+      if (value) out.set(key.toString('hex'), value);
+    }
+    return out;
+  }
+
+  private write(map: KernelMap, key: Buffer, value: Buffer): void {
+    map.update(key, value, 'any');
+    this.writes++;
+  }
+
+  private remove(map: KernelMap, key: Buffer): void {
+    map.delete(key);
+    this.writes++;
+  }
+
+  private removeIfPresent(map: KernelMap, key: Buffer): void {
+    if (map.lookup(key)) this.remove(map, key);
+  }
+
+  private zeroStats(map: KernelMap | undefined, id: number): void {
+    if (!map) return;
+    const current = map.lookup(encodeU32(id));
+    if (current && current.some((byte) => byte !== 0)) this.write(map, encodeU32(id), Buffer.alloc(current.length));
+  }
+}
+

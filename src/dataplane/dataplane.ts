@@ -1,0 +1,520 @@
+/**
+ * Dataplane: the typed face of the loaded XDP balancer (bpf/lb.o) or of its pinned maps and
+ * links after a restart. It owns the maps; every state change goes through the reconciler.
+ *
+ * Pin layout under a pin directory (default /sys/fs/bpf/xdplb):
+ *   maps/<map name>   every map of the object (services, vips, maglev, backends, reverse,
+ *                     flows, settings, tx_ports, *_stats, events)
+ *   links/<ifname>    one XDP bpf_link per attached interface
+ *   prog              the xdp_lb program (testRun and replaceProgram after adopt)
+ *   meta              a one-entry ARRAY: hash seed and largest Maglev size, for adopt
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  BpfObject, BpfMap, Program, XdpLink, RingBuffer, BPF_F_INNER_MAP, possibleCpus, xdpAttachments,
+  repoRoot, type XdpMode, type TestRunResult,
+} from '../bpf';
+import { Reconciler, type ApplyResult, type ReconcilerMaps } from '../balancer/reconciler';
+import {
+  LB, LbCounterCodec, LbEventCodec, LbFlowStatsCodec, LbServiceKeyCodec, LbServiceCodec, LbBackendCodec,
+  LbReverseKeyCodec, LbReverseCodec, LbFlowKeyCodec, LbFlowCodec, LbSettingsCodec, LbVipCodec,
+  bytesToIpv4, decodePerCpuSum, decodeU32, encodeU32, type StructCodec,
+} from './abi';
+import {
+  REASONS, XDP_ACTIONS, type DataplaneState, type FlowCounters, type PacketCounter, type StatsSnapshot,
+  type TraceEvent, type XdpAction, type Reason,
+} from './types';
+
+export const PROGRAM_NAME = 'xdp_lb';
+export const DEFAULT_PIN_DIR = '/sys/fs/bpf/xdplb';
+/** Maps of bpf/lb.o, all pinned and all reused by replaceProgram. */
+export const MAP_NAMES = [
+  'services', 'vips', 'maglev', 'backends', 'reverse', 'flows', 'settings', 'tx_ports',
+  'service_stats', 'backend_stats', 'action_stats', 'reason_stats', 'events',
+] as const;
+export type MapName = (typeof MAP_NAMES)[number];
+
+export interface DataplaneLoadOptions {
+  /** default <repo>/bpf/lb.o */
+  objectPath?: string;
+  /** flow hash seed: every node behind one ECMP group must use the same */
+  hashSeed: number;
+  maxServices?: number;
+  maxBackends?: number;
+  maxFlows?: number;
+  maxVips?: number;
+  maxReverse?: number;
+  /** largest Maglev table accepted (and the inner template's size) */
+  maglevMaxSize?: number;
+  /** pin everything there right after load */
+  pinDir?: string;
+}
+
+export interface AttachmentInfo { ifname: string; ifindex: number; mode: XdpMode; progId: number }
+export interface MapSummary {
+  name: string; id: number; type: number; typeName: string; keySize: number; valueSize: number;
+  maxEntries: number; usedEntries: number;
+}
+export interface MapEntriesPage { name: string; total: number; offset: number; entries: Array<{ key: unknown; value: unknown }> }
+
+const META_SIZE = 16; // u32 magic, u32 hash seed, u32 maglevMaxSize, u32 reserved
+const META_MAGIC = 0x786c6231; // "xlb1"
+
+function u32Global(value: number, what: string): Buffer {
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new Error(`dataplane: ${what} ${value} is not an integer in 0..2^32-1`);
+  }
+  return encodeU32(value);
+}
+
+function positive(value: number | undefined, fallback: number, what: string): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < 2) throw new Error(`dataplane: ${what} ${v} is not an integer >= 2`);
+  return v;
+}
+
+interface Attached { link: XdpLink; ifindex: number; mode: XdpMode }
+
+export class Dataplane {
+  private object: BpfObject | null;
+  private prog: Program;
+  private readonly maps: Record<MapName, BpfMap>;
+  private readonly links = new Map<string, Attached>();
+  private readonly reconciler: Reconciler;
+  private pinnedAt: string | null = null;
+  private ring: RingBuffer | null = null;
+  private readonly listeners = new Set<(e: TraceEvent) => void>();
+  readonly hashSeed: number;
+  readonly maglevMaxSize: number;
+  private readonly cpus = possibleCpus();
+
+  private constructor(object: BpfObject | null, prog: Program, maps: Record<MapName, BpfMap>,
+    hashSeed: number, maglevMaxSize: number) {
+    this.object = object;
+    this.prog = prog;
+    this.maps = maps;
+    this.hashSeed = hashSeed;
+    this.maglevMaxSize = maglevMaxSize;
+    const reconcilerMaps: ReconcilerMaps = {
+      services: maps.services, vips: maps.vips, maglev: maps.maglev, backends: maps.backends,
+      reverse: maps.reverse, settings: maps.settings, serviceStats: maps.service_stats,
+      backendStats: maps.backend_stats,
+    };
+    this.reconciler = new Reconciler(reconcilerMaps, {
+      maxServices: maps.services.maxEntries,
+      maxBackends: maps.backends.maxEntries,
+      maxVips: maps.vips.maxEntries,
+      maxReverse: maps.reverse.maxEntries,
+      maglevMaxSize,
+    }, (entries) => createMaglevTable(entries));
+  }
+
+  /**
+   * Loads bpf/lb.o with the map sizes and the hash seed set before load.
+   * @throws Error for bad options; BpfError from the bridge (missing object, verifier refusal).
+   */
+  static load(opts: DataplaneLoadOptions): Dataplane {
+    const objectPath = opts.objectPath ?? path.join(repoRoot(), 'bpf', 'lb.o');
+    const maxServices = positive(opts.maxServices, LB.MAX_SERVICES, 'maxServices');
+    const maxBackends = positive(opts.maxBackends, LB.MAX_BACKENDS, 'maxBackends');
+    const maglevMaxSize = positive(opts.maglevMaxSize, LB.MAGLEV_DEFAULT_SIZE, 'maglevMaxSize');
+    const object = BpfObject.load(objectPath, {
+      maxEntries: {
+        services: maxServices, maglev: maxServices, service_stats: maxServices,
+        backends: maxBackends, backend_stats: maxBackends,
+        flows: positive(opts.maxFlows, LB.MAX_FLOWS, 'maxFlows'),
+        vips: positive(opts.maxVips, LB.MAX_VIPS, 'maxVips'),
+        reverse: positive(opts.maxReverse, LB.MAX_REVERSE, 'maxReverse'),
+      },
+      innerMaxEntries: { maglev: maglevMaxSize },
+      globals: { hash_seed: u32Global(opts.hashSeed, 'hashSeed') },
+    });
+    let dp: Dataplane;
+    try {
+      const maps = Object.fromEntries(MAP_NAMES.map((n) => [n, object.map(n)])) as Record<MapName, BpfMap>;
+      dp = new Dataplane(object, object.program(PROGRAM_NAME), maps, opts.hashSeed, maglevMaxSize);
+    } catch (err) {
+      object.close();
+      throw err;
+    }
+    if (opts.pinDir) {
+      try {
+        dp.pin(opts.pinDir);
+      } catch (err) {
+        dp.close();
+        throw err;
+      }
+    }
+    return dp;
+  }
+
+  /**
+   * Reopens what a previous process pinned under `pinDir`; null when nothing is pinned there.
+   * Service and backend ids are recovered from the maps.
+   * @throws BpfError when the pins are there but cannot be opened (e.g. half removed).
+   */
+  static adopt(pinDir: string = DEFAULT_PIN_DIR): Dataplane | null {
+    if (!fs.existsSync(path.join(pinDir, 'maps', 'services'))) return null;
+    const opened: Array<{ close(): void }> = [];
+    try {
+      const maps = {} as Record<MapName, BpfMap>;
+      for (const name of MAP_NAMES) {
+        maps[name] = BpfMap.fromPin(path.join(pinDir, 'maps', name));
+        opened.push(maps[name]);
+      }
+      const meta = BpfMap.fromPin(path.join(pinDir, 'meta'));
+      opened.push(meta);
+      const raw = meta.lookup(encodeU32(0));
+      meta.close();
+      if (!raw || decodeU32(raw, 0) !== META_MAGIC) throw new Error(`dataplane: ${pinDir}/meta is not an xdplb meta map`);
+      const prog = Program.fromPin(path.join(pinDir, 'prog'));
+      opened.push(prog);
+      const dp = new Dataplane(null, prog, maps, decodeU32(raw, 4), decodeU32(raw, 8));
+      dp.pinnedAt = pinDir;
+      const modes = new Map(xdpAttachments().map((a) => [a.ifindex, a.mode]));
+      const linkDir = path.join(pinDir, 'links');
+      for (const ifname of fs.existsSync(linkDir) ? fs.readdirSync(linkDir) : []) {
+        const link = XdpLink.fromPin(path.join(linkDir, ifname));
+        const mode = modes.get(link.ifindex);
+        dp.links.set(ifname, { link, ifindex: link.ifindex, mode: mode === 'generic' ? 'generic' : 'native' });
+      }
+      dp.reconciler.recover();
+      return dp;
+    } catch (err) {
+      for (const h of opened) h.close();
+      throw err;
+    }
+  }
+
+  /** The loaded xdp_lb program (for testRun, info, benches). */
+  get program(): Program {
+    return this.prog;
+  }
+
+  /** Where this data plane is pinned, or null. */
+  get pinDir(): string | null {
+    return this.pinnedAt;
+  }
+
+  /**
+   * Pins every map, the program, a meta map and every link under `pinDir` (layout in the module
+   * comment); does nothing when already pinned there.
+   * @throws Error when pinned elsewhere; BpfError EEXIST when a pin path is taken (another data
+   *   plane pinned there: adopt it or unpin it first).
+   */
+  pin(pinDir: string = DEFAULT_PIN_DIR): void {
+    if (this.pinnedAt === pinDir) return;
+    if (this.pinnedAt) throw new Error(`dataplane: already pinned at ${this.pinnedAt}`);
+    fs.mkdirSync(path.join(pinDir, 'maps'), { recursive: true });
+    fs.mkdirSync(path.join(pinDir, 'links'), { recursive: true });
+    this.pinnedAt = pinDir;
+    for (const name of MAP_NAMES) this.maps[name].pin(path.join(pinDir, 'maps', name));
+    this.prog.pin(path.join(pinDir, 'prog'));
+    const meta = BpfMap.create({ type: 'array', name: 'xdplb_meta', keySize: 4, valueSize: META_SIZE, maxEntries: 1 });
+    try {
+      const value = Buffer.alloc(META_SIZE);
+      encodeU32(META_MAGIC).copy(value, 0);
+      encodeU32(this.hashSeed).copy(value, 4);
+      encodeU32(this.maglevMaxSize).copy(value, 8);
+      meta.update(encodeU32(0), value);
+      meta.pin(path.join(pinDir, 'meta'));
+    } finally {
+      meta.close();
+    }
+    for (const [ifname, a] of this.links) a.link.pin(path.join(pinDir, 'links', ifname));
+  }
+
+  /**
+   * Removes exactly the pins pin() made (the program stays attached while this process holds
+   * the links; close() then detaches it).
+   */
+  unpin(): void {
+    const dir = this.pinnedAt;
+    if (!dir) return;
+    const paths = [
+      ...MAP_NAMES.map((n) => path.join(dir, 'maps', n)),
+      ...[...this.links.keys()].map((ifname) => path.join(dir, 'links', ifname)),
+      path.join(dir, 'prog'), path.join(dir, 'meta'),
+    ];
+    for (const p of paths) fs.rmSync(p, { force: true });
+    for (const sub of ['maps', 'links', '']) {
+      try { fs.rmdirSync(path.join(dir, sub)); } catch { /* not empty or gone: leave it */ }
+    }
+    this.pinnedAt = null;
+  }
+
+  /**
+   * Loads a newer build of the program reusing the pinned maps, and swaps it into every
+   * attached link in place (bpf_link update: no packet sees a detached interface).
+   * @throws Error when not pinned; BpfError from load (incompatible maps, verifier) or update
+   */
+  replaceProgram(objectPath: string = path.join(repoRoot(), 'bpf', 'lb.o')): void {
+    const dir = this.pinnedAt;
+    if (!dir) throw new Error('dataplane: replaceProgram needs pinned maps: pin() first');
+    const object = BpfObject.load(objectPath, {
+      reuseMaps: Object.fromEntries(MAP_NAMES.map((n) => [n, path.join(dir, 'maps', n)])),
+      innerMaxEntries: { maglev: this.maglevMaxSize },
+      globals: { hash_seed: encodeU32(this.hashSeed) },
+    });
+    let prog: Program;
+    try {
+      prog = object.program(PROGRAM_NAME);
+      for (const a of this.links.values()) a.link.update(prog);
+    } catch (err) {
+      object.close();
+      throw err;
+    }
+    fs.rmSync(path.join(dir, 'prog'), { force: true });
+    prog.pin(path.join(dir, 'prog'));
+    this.prog.close();
+    this.object?.close();
+    this.prog = prog;
+    this.object = object;
+  }
+
+  /**
+   * Attaches the program to `ifname` (in the calling thread's netns) and lets it redirect
+   * there (tx_ports). Pins the link when the data plane is pinned.
+   * @throws Error when already attached there; BpfError ENODEV / EBUSY / EOPNOTSUPP
+   */
+  attach(ifname: string, mode: XdpMode = 'native'): AttachmentInfo {
+    if (this.links.has(ifname)) throw new Error(`dataplane: already attached to ${ifname}`);
+    const link = this.prog.attachXdp(ifname, mode);
+    const ifindex = link.ifindex;
+    try {
+      this.maps.tx_ports.update(encodeU32(ifindex), encodeU32(ifindex));
+      if (this.pinnedAt) link.pin(path.join(this.pinnedAt, 'links', ifname));
+    } catch (err) {
+      link.detach();
+      link.close();
+      throw err;
+    }
+    this.links.set(ifname, { link, ifindex, mode });
+    return { ifname, ifindex, mode, progId: link.progId() };
+  }
+
+  /**
+   * Detaches the program from `ifname`, removes it from tx_ports and its link pin.
+   * @throws Error when not attached there
+   */
+  detach(ifname: string): void {
+    const a = this.links.get(ifname);
+    if (!a) throw new Error(`dataplane: not attached to ${ifname}`);
+    a.link.detach();
+    a.link.close();
+    this.links.delete(ifname);
+    this.maps.tx_ports.delete(encodeU32(a.ifindex));
+    if (this.pinnedAt) fs.rmSync(path.join(this.pinnedAt, 'links', ifname), { force: true });
+  }
+
+  attachments(): AttachmentInfo[] {
+    return [...this.links].map(([ifname, a]) => ({ ifname, ifindex: a.ifindex, mode: a.mode, progId: a.link.progId() }));
+  }
+
+  /**
+   * Makes the maps hold `state` (see src/balancer/reconciler.ts for order and ids).
+   * @throws ReconcileError before any write when the kernel side cannot express the state
+   */
+  applyState(state: DataplaneState): ApplyResult {
+    return this.reconciler.apply(state);
+  }
+
+  /** Total map writes done by the reconciler (idempotence checks). */
+  get writeCount(): number {
+    return this.reconciler.writeCount;
+  }
+
+  serviceId(name: string): number | null {
+    return this.reconciler.serviceId(name);
+  }
+
+  backendId(service: string, address: string, port: number): number | null {
+    return this.reconciler.backendId(service, address, port);
+  }
+
+  /** Installed Maglev share per backend "address:port" of a service; null for an unknown one. */
+  maglevShares(serviceName: string): Record<string, number> | null {
+    return this.reconciler.tableShares(serviceName);
+  }
+
+  /** Every counter summed over CPUs, names resolved. @throws BpfError */
+  readStats(): StatsSnapshot {
+    const services: Record<string, FlowCounters> = {};
+    const backends: Record<string, Record<string, FlowCounters>> = {};
+    const zeroFlow: FlowCounters = { fwdPackets: 0, fwdBytes: 0, revPackets: 0, revBytes: 0 };
+    for (const [id, name] of this.reconciler.services()) {
+      services[name] = this.perCpu(this.maps.service_stats, id, LbFlowStatsCodec) ?? { ...zeroFlow };
+      backends[name] = {};
+    }
+    for (const [id, b] of this.reconciler.backends()) {
+      const service = this.reconciler.serviceName(b.serviceId);
+      if (service === null) continue;
+      backends[service] ??= {};
+      backends[service][b.key] = this.perCpu(this.maps.backend_stats, id, LbFlowStatsCodec) ?? { ...zeroFlow };
+    }
+    const actions = {} as Record<XdpAction, PacketCounter>;
+    XDP_ACTIONS.forEach((a, i) => { actions[a] = this.perCpu(this.maps.action_stats, i, LbCounterCodec) ?? { packets: 0, bytes: 0 }; });
+    const reasons = {} as Record<Reason, PacketCounter>;
+    REASONS.forEach((r, i) => { reasons[r] = this.perCpu(this.maps.reason_stats, i, LbCounterCodec) ?? { packets: 0, bytes: 0 }; });
+    return { at: Date.now(), services, backends, actions, reasons };
+  }
+
+  /**
+   * Calls `cb` with every trace event from the ring buffer (names resolved); returns the
+   * unsubscribe function. Events are only produced while settings.sampleRate > 0.
+   * @throws BpfError when the ring cannot be opened
+   */
+  subscribe(cb: (e: TraceEvent) => void): () => void {
+    if (!this.ring) {
+      this.ring = new RingBuffer(this.maps.events, (rec) => {
+        if (rec.length < LbEventCodec.size) return;
+        const e = this.decodeEvent(rec);
+        for (const l of this.listeners) l(e);
+      });
+    }
+    this.listeners.add(cb);
+    return () => {
+      this.listeners.delete(cb);
+      if (this.listeners.size === 0 && this.ring) {
+        this.ring.close();
+        this.ring = null;
+      }
+    };
+  }
+
+  /** Drains the ring buffer now (tests: deliver what the kernel wrote without waiting). */
+  drainEvents(): number {
+    return this.ring ? this.ring.consume() : 0;
+  }
+
+  decodeEvent(rec: Buffer): TraceEvent {
+    const e = LbEventCodec.decode(rec);
+    return {
+      tsNs: e.tsNs, ifindex: e.ifindex, pktLen: e.pktLen,
+      service: e.serviceId ? this.reconciler.serviceName(e.serviceId) : null,
+      backend: e.backendId ? this.reconciler.backendName(e.backendId) : null,
+      serviceId: e.serviceId, backendId: e.backendId, saddr: e.saddr, daddr: e.daddr,
+      sport: e.sport, dport: e.dport, proto: e.proto,
+      action: XDP_ACTIONS[e.action] ?? 'aborted',
+      reason: REASONS[e.reason] ?? 'malformed',
+    };
+  }
+
+  /** A handle on one of the balancer's maps (owned by the data plane: do not close it). */
+  map(name: MapName): BpfMap {
+    const m = this.maps[name];
+    if (!m) throw new Error(`dataplane: no map named "${name}"`);
+    return m;
+  }
+
+  /** The balancer's maps with kernel info and how many entries are in use. @throws BpfError */
+  mapView(): MapSummary[] {
+    return MAP_NAMES.map((name) => {
+      const m = this.maps[name];
+      const info = m.info();
+      return {
+        name, id: info.id, type: info.type, typeName: info.typeName, keySize: info.keySize,
+        valueSize: info.valueSize, maxEntries: info.maxEntries,
+        usedEntries: name === 'events' ? 0 : this.usedKeys(name).length,
+      };
+    });
+  }
+
+  /**
+   * One page of a map's used entries, decoded (per-CPU values summed).
+   * @throws Error for an unknown map name or a bad offset/limit
+   */
+  mapEntries(name: string, offset = 0, limit = 100): MapEntriesPage {
+    if (!(MAP_NAMES as readonly string[]).includes(name)) throw new Error(`dataplane: no map named "${name}"`);
+    if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(limit) || limit < 0) {
+      throw new Error(`dataplane: offset ${offset} / limit ${limit} must be integers >= 0`);
+    }
+    const mapName = name as MapName;
+    if (mapName === 'events') return { name, total: 0, offset, entries: [] };
+    const keys = this.usedKeys(mapName);
+    const entries = keys.slice(offset, offset + limit).flatMap((key) => {
+      const value = this.maps[mapName].lookup(key);
+      return value ? [this.decodeEntry(mapName, key, value)] : [];
+    });
+    return { name, total: keys.length, offset, entries };
+  }
+
+  /** BPF_PROG_TEST_RUN of the balancer program on one frame. @throws BpfError */
+  testRun(frame: Buffer, ingressIfindex?: number): TestRunResult {
+    return this.prog.testRun(frame, ingressIfindex === undefined ? {} : { ingressIfindex });
+  }
+
+  /**
+   * Closes every handle. Unpinned links detach with it; pinned ones keep the program running.
+   */
+  close(): void {
+    this.ring?.close();
+    this.ring = null;
+    this.listeners.clear();
+    for (const a of this.links.values()) a.link.close();
+    this.links.clear();
+    for (const m of Object.values(this.maps)) m.close();
+    this.prog.close();
+    this.object?.close();
+    this.object = null;
+  }
+
+  private perCpu<T>(map: BpfMap, index: number, codec: StructCodec<T>): T | null {
+    const value = map.lookup(encodeU32(index));
+    return value ? decodePerCpuSum(codec, value, this.cpus) : null;
+  }
+
+  /** Keys of entries in use: present keys of hashes; non-zero slots of arrays. */
+  private usedKeys(name: MapName): Buffer[] {
+    const m = this.maps[name];
+    const keys = [...m.keys()];
+    if (!/array/.test(m.typeName) || name === 'maglev') {
+      return name === 'maglev' ? keys.filter((k) => m.lookup(k) !== null) : keys;
+    }
+    return keys.filter((k) => {
+      const v = m.lookup(k);
+      return v !== null && v.some((byte) => byte !== 0);
+    });
+  }
+
+  private decodeEntry(name: MapName, key: Buffer, value: Buffer): { key: unknown; value: unknown } {
+    const index = decodeU32(key);
+    switch (name) {
+      case 'services': return { key: LbServiceKeyCodec.decode(key), value: { ...LbServiceCodec.decode(value), name: this.reconciler.serviceName(LbServiceCodec.decode(value).id) } };
+      case 'vips': return { key: bytesToIpv4(key), value: LbVipCodec.decode(value) };
+      case 'maglev': return { key: index, value: { innerMapId: decodeU32(value), service: this.reconciler.serviceName(index) } };
+      case 'backends': return { key: index, value: { ...LbBackendCodec.decode(value), name: this.reconciler.backendName(index) } };
+      case 'reverse': return { key: LbReverseKeyCodec.decode(key), value: LbReverseCodec.decode(value) };
+      case 'flows': return { key: LbFlowKeyCodec.decode(key), value: LbFlowCodec.decode(value) };
+      case 'settings': return { key: index, value: LbSettingsCodec.decode(value) };
+      case 'tx_ports': return { key: index, value: decodeU32(value) };
+      case 'service_stats': return { key: index, value: { ...decodePerCpuSum(LbFlowStatsCodec, value, this.cpus), service: this.reconciler.serviceName(index) } };
+      case 'backend_stats': return { key: index, value: { ...decodePerCpuSum(LbFlowStatsCodec, value, this.cpus), backend: this.reconciler.backendName(index) } };
+      case 'action_stats': return { key: XDP_ACTIONS[index] ?? index, value: decodePerCpuSum(LbCounterCodec, value, this.cpus) };
+      case 'reason_stats': return { key: REASONS[index] ?? index, value: decodePerCpuSum(LbCounterCodec, value, this.cpus) };
+      case 'events': return { key: index, value: null };
+    }
+  }
+}
+
+/** A new inner Maglev array (BPF_F_INNER_MAP, so its size may differ from the template) holding `entries`. */
+function createMaglevTable(entries: Uint32Array): { fd: number; close(): void } {
+  const table = BpfMap.create({
+    type: 'array', name: 'maglev_table', keySize: 4, valueSize: 4, maxEntries: entries.length, flags: BPF_F_INNER_MAP,
+  });
+  try {
+    const keys: Buffer[] = new Array(entries.length);
+    const values: Buffer[] = new Array(entries.length);
+    for (let i = 0; i < entries.length; i++) {
+      keys[i] = encodeU32(i);
+      values[i] = encodeU32(entries[i]);
+    }
+    table.updateBatch(keys, values);
+  } catch (err) {
+    table.close();
+    throw err;
+  }
+  return table;
+}
+
