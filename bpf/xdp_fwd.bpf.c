@@ -37,12 +37,29 @@ int xdp_fwd(struct xdp_md *ctx)
 	return bpf_redirect_map(&fwd_ports, 0, XDP_DROP);
 }
 
-/* ---- generator: every run rewrites the flow of the frame, then sends it out (XDP_TX) ---- */
+/* ---- generator: every run rewrites the whole frame to the next flow, then sends it (XDP_TX) ----
+ * The frames live in the test run's page pool and are recycled after the lb and sink are done
+ * with them, carrying whatever the lb wrote (MACs, TTL, NAT addresses): so every header field
+ * anyone may change is written here on each run and both checksums are computed afresh. */
 
-/* Number of distinct flows (>= 1) and the first source address (host byte order). Flow i uses
- * source port 1024 + i % 16384 and source address gen_saddr_base + i / 16384. */
-const volatile __u32 gen_flows = 16384;
-const volatile __u32 gen_saddr_base = 0;
+/* gen_config: slot 0, set by user space before each run (network byte order unless noted) */
+struct gen_config {
+	__u8 dst_mac[ETH_ALEN];
+	__u8 src_mac[ETH_ALEN];
+	__be32 daddr;
+	__be16 dport;
+	__u16 pad;
+	__u32 saddr_base;   /* host order: flow i uses saddr_base + i / GEN_PORTS_PER_ADDR */
+	__u32 flows;        /* >= 1 */
+	__u32 payload_sum;  /* ones' complement partial sum of the UDP payload, as native u16 loads */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gen_config);
+} gen_config SEC(".maps");
 
 #define GEN_PORTS_PER_ADDR 16384
 
@@ -50,13 +67,13 @@ const volatile __u32 gen_saddr_base = 0;
  * only repeats a flow. */
 __u32 gen_seq = 0;
 
-/* RFC 1624 incremental update of a 16-bit ones' complement checksum when a 32-bit word changes. */
-static __always_inline __u16 csum_replace32(__u16 check, __be32 from, __be32 to)
+static __always_inline __u32 sum32(__be32 word)
 {
-	__u32 sum = (__u16)~check;
+	return (word & 0xffff) + (word >> 16);
+}
 
-	sum += (__u16)~from + (__u16)~(from >> 16);
-	sum += (__u16)to + (__u16)(to >> 16);
+static __always_inline __u16 fold(__u32 sum)
+{
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	return (__u16)~sum;
@@ -70,27 +87,38 @@ int xdp_gen(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
 	struct udphdr *udp = (void *)(ip + 1);
+	__u32 slot = 0;
+	struct gen_config *cfg = bpf_map_lookup_elem(&gen_config, &slot);
 
 	/* The frame is ours (built by the benchmark without IP options): a short one is a bug. */
-	if ((void *)(udp + 1) > data_end || ip->ihl != 5 || ip->protocol != IPPROTO_UDP)
+	if (!cfg || (void *)(udp + 1) > data_end)
 		return XDP_ABORTED;
 
-	__u32 flow = gen_seq++ % (gen_flows ? gen_flows : 1);
-	__be32 old_saddr = ip->saddr;
-	__be32 new_saddr = bpf_htonl(gen_saddr_base + flow / GEN_PORTS_PER_ADDR);
-	__be32 old_ports = *(__be32 *)&udp->source;
-	__be16 new_sport = bpf_htons(1024 + flow % GEN_PORTS_PER_ADDR);
+	__u32 flow = gen_seq++ % (cfg->flows ? cfg->flows : 1);
 
-	ip->saddr = new_saddr;
-	ip->check = csum_replace32(ip->check, old_saddr, new_saddr);
-	udp->source = new_sport;
-	/* UDP checksum 0 means "none" (RFC 768) and stays 0; otherwise it covers the pseudo header. */
-	if (udp->check) {
-		__u16 check = csum_replace32(udp->check, old_saddr, new_saddr);
+	__builtin_memcpy(eth->h_dest, cfg->dst_mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, cfg->src_mac, ETH_ALEN);
+	ip->ttl = 64;
+	ip->saddr = bpf_htonl(cfg->saddr_base + flow / GEN_PORTS_PER_ADDR);
+	ip->daddr = cfg->daddr;
+	udp->source = bpf_htons(1024 + flow % GEN_PORTS_PER_ADDR);
+	udp->dest = cfg->dport;
 
-		check = csum_replace32(check, old_ports, *(__be32 *)&udp->source);
-		udp->check = check ? check : 0xffff;
-	}
+	/* IPv4 header checksum over the 20-byte header (ihl is 5), from scratch. */
+	__u16 *words = (__u16 *)ip;
+	__u32 sum = 0;
+	ip->check = 0;
+#pragma unroll
+	for (int i = 0; i < 10; i++)
+		sum += words[i];
+	ip->check = fold(sum);
+
+	/* UDP checksum: pseudo header + UDP header + the payload's precomputed sum. */
+	udp->check = 0;
+	sum = sum32(ip->saddr) + sum32(ip->daddr) + bpf_htons(IPPROTO_UDP) + udp->len;
+	sum += udp->source + udp->dest + udp->len + cfg->payload_sum;
+	__u16 check = fold(sum);
+	udp->check = check ? check : 0xffff;
 	return XDP_TX;
 }
 

@@ -106,9 +106,13 @@ export function tasksCpuNs(pids: number[]): number {
   return total;
 }
 
-/** Pins a task (a NAPI kthread) to one CPU. */
+/**
+ * Pins a task (a NAPI kthread) to one CPU and gives it real-time priority (SCHED_FIFO 50), so
+ * the other work on a shared machine does not preempt the packet path under test.
+ */
 export function pinTask(pid: number, cpu: number): void {
   run('taskset', ['-p', '-c', String(cpu), String(pid)]);
+  run('chrt', ['-f', '-p', '50', String(pid)]);
 }
 
 /** Number of online CPUs. */

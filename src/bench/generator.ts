@@ -1,0 +1,188 @@
+/**
+ * The benchmark's own packet generator and sink, over bpf/xdp_fwd.o:
+ * - xdp_gen runs under BPF_PROG_TEST_RUN with LIVE_FRAMES in the generator namespace: each run
+ *   rewrites the frame to the next of N flows and returns XDP_TX, which the kernel turns into a
+ *   real transmit out of the generator's veth, i.e. a receive on the lb's veth.
+ * - xdp_sink, attached natively to the sink's veth, counts per CPU what arrives and drops it.
+ * - xdp_fwd is the trivial forwarder (MAC rewrite + redirect), the ceiling for XDP cases.
+ */
+import * as path from 'node:path';
+import { BpfObject, BPF_F_TEST_XDP_LIVE_FRAMES, inNetns, repoRoot, type BpfMap, type Program, type XdpLink } from '../bpf';
+import { buildFrame, ipToU32, macToBuffer, IPPROTO_UDP } from '../dataplane/packet';
+import type { ForwardTopology } from './forward-topology';
+
+export { BPF_F_TEST_XDP_LIVE_FRAMES };
+
+/** Frame length without FCS: 64 bytes (so 68 on a wire with FCS; the classic "64-byte" test frame is 60 + 4). */
+export const FRAME_BYTES = 64;
+/** Default number of distinct flows the generator cycles through. */
+export const DEFAULT_FLOWS = 16384;
+
+export interface ForwarderConfig {
+  /** MACs the trivial forwarder writes: next hop (destination) and its egress interface (source). */
+  fwdDstMac: string;
+  fwdSrcMac: string;
+}
+
+/** What the generator sends: flow i uses saddrBase + i / 16384 and source port 1024 + i % 16384. */
+export interface TrafficConfig {
+  flows: number;
+  saddrBase: string;
+  daddr: string;
+  dport: number;
+  srcMac: string;
+  dstMac: string;
+}
+
+/**
+ * Ones' complement partial sum of `bytes` as the BPF program loads it: 16-bit words in memory
+ * order read natively (little-endian here), so no byte swapping on either side.
+ */
+export function nativeWordSum(bytes: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i < bytes.length; i += 2) sum += i + 1 < bytes.length ? bytes.readUInt16LE(i) : bytes[i];
+  return sum >>> 0;
+}
+
+function u32le(value: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(value >>> 0, 0);
+  return b;
+}
+
+/** Path of the benchmark's BPF object (built by `make -C bpf`). */
+export function benchObjectPath(): string {
+  return path.join(repoRoot(), 'bpf', 'xdp_fwd.o');
+}
+
+/**
+ * A UDP frame from the generator to `dst`:`dport` via the lb's MAC, FRAME_BYTES long, with
+ * correct checksums: the initial content of the test run's pages (the generator rewrites it).
+ */
+export function benchFrame(t: ForwardTopology, dst: string, dport: number): Buffer {
+  return buildFrame({
+    eth: { src: t.gen.mac, dst: t.lb.ingressMac },
+    ip: { src: t.clientBase, dst, proto: IPPROTO_UDP, ttl: 64 },
+    udp: { sport: 1024, dport, payload: benchPayload() },
+  });
+}
+
+/** The UDP payload of every generated frame (fills the frame to FRAME_BYTES). */
+export function benchPayload(): Buffer {
+  return Buffer.alloc(FRAME_BYTES - 14 - 20 - 8, 0x58);
+}
+
+export interface SendResult { packets: number; wallNs: number; stoppedBy: 'packets' | 'seconds' }
+
+/** The loaded benchmark programs and the sink's attachment. close() releases everything. */
+export class BenchPrograms {
+  readonly object: BpfObject;
+  readonly gen: Program;
+  readonly fwd: Program;
+  readonly sink: Program;
+  readonly sinkCounts: BpfMap;
+  readonly fwdPorts: BpfMap;
+  readonly genConfig: BpfMap;
+  private links: XdpLink[] = [];
+
+  private constructor(object: BpfObject) {
+    this.object = object;
+    this.gen = object.program('xdp_gen');
+    this.fwd = object.program('xdp_fwd');
+    this.sink = object.program('xdp_sink');
+    this.sinkCounts = object.map('sink_counts');
+    this.fwdPorts = object.map('fwd_ports');
+    this.genConfig = object.map('gen_config');
+  }
+
+  /**
+   * Loads bpf/xdp_fwd.o with the forwarder's MACs.
+   * @throws BpfError when the object is missing or does not load.
+   */
+  static load(config: ForwarderConfig): BenchPrograms {
+    const object = BpfObject.load(benchObjectPath(), {
+      globals: {
+        fwd_dst_mac: macToBuffer(config.fwdDstMac),
+        fwd_src_mac: macToBuffer(config.fwdSrcMac),
+      },
+    });
+    return new BenchPrograms(object);
+  }
+
+  /**
+   * Sets what the generator sends from its next run on (the frame itself only needs the right
+   * length: the program rewrites every header field and both checksums).
+   * @throws Error on a flow count outside 1..4194304 or a bad address, port or MAC.
+   */
+  configure(traffic: TrafficConfig): void {
+    if (!Number.isInteger(traffic.flows) || traffic.flows < 1 || traffic.flows > 16384 * 256) {
+      throw new Error(`generator: flows=${traffic.flows} must be an integer in 1..${16384 * 256}`);
+    }
+    if (!Number.isInteger(traffic.dport) || traffic.dport < 1 || traffic.dport > 65535) {
+      throw new Error(`generator: dport=${traffic.dport} must be in 1..65535`);
+    }
+    const value = Buffer.alloc(32);
+    macToBuffer(traffic.dstMac).copy(value, 0);
+    macToBuffer(traffic.srcMac).copy(value, 6);
+    value.writeUInt32BE(ipToU32(traffic.daddr), 12);
+    value.writeUInt16BE(traffic.dport, 16);
+    value.writeUInt32LE(ipToU32(traffic.saddrBase), 20);
+    value.writeUInt32LE(traffic.flows, 24);
+    value.writeUInt32LE(nativeWordSum(benchPayload()), 28);
+    this.genConfig.update(Buffer.alloc(4), value);
+  }
+
+  /** Attaches the counting sink to the sink's veth (native XDP). */
+  attachSink(t: ForwardTopology): void {
+    this.links.push(inNetns(t.sink.netns, () => this.sink.attachXdp(t.sink.ifname, 'native')));
+  }
+
+  /** Attaches the trivial forwarder to the lb's ingress; returns its link (detach() to remove). */
+  attachForwarder(t: ForwardTopology): XdpLink {
+    return inNetns(t.lb.netns, () => {
+      const key = Buffer.alloc(4);
+      // DEVMAP values are ifindexes of the namespace the update is made from.
+      this.fwdPorts.update(key, u32le(t.lb.egressIfindex));
+      return this.fwd.attachXdp(t.lb.ingress, 'native');
+    });
+  }
+
+  /** Packets counted by the sink so far, summed over CPUs. */
+  sinkPackets(): number {
+    const values = this.sinkCounts.lookupPerCpu(Buffer.alloc(4));
+    let total = 0;
+    for (const v of values ?? []) total += Number(v.readBigUInt64LE(0));
+    return total;
+  }
+
+  /**
+   * Sends up to `packets` frames (in chunks of `chunk`), stopping early after `seconds`; the
+   * generator thread is pinned to `cpu`.
+   * @throws BpfError when the live test run fails.
+   */
+  send(t: ForwardTopology, frame: Buffer, packets: number, seconds: number, cpu: number, chunk = 65536): SendResult {
+    if (!(packets > 0) || !(seconds > 0)) throw new Error(`generator: packets=${packets} and seconds=${seconds} must be > 0`);
+    const started = process.hrtime.bigint();
+    const deadline = started + BigInt(Math.round(seconds * 1e9));
+    let sent = 0;
+    let stoppedBy: SendResult['stoppedBy'] = 'packets';
+    inNetns(t.gen.netns, () => {
+      while (sent < packets) {
+        if (process.hrtime.bigint() >= deadline) { stoppedBy = 'seconds'; break; }
+        const count = Math.min(chunk, packets - sent);
+        this.gen.testRunLive(frame, { count, batchSize: 64, ingressIfindex: t.gen.ifindex, pinCpu: cpu });
+        sent += count;
+      }
+    });
+    return { packets: sent, wallNs: Number(process.hrtime.bigint() - started), stoppedBy };
+  }
+
+  /** Detaches what this object attached and closes the object. */
+  close(): void {
+    for (const link of this.links) {
+      try { link.detach(); } catch { /* its namespace may be gone */ }
+    }
+    this.links = [];
+    this.object.close();
+  }
+}
