@@ -1,0 +1,76 @@
+/**
+ * The real XDP program loaded through the bridge (src/bpf), with the map access the harness
+ * needs. Tests create one, run frames through it inside their namespace, and close it.
+ */
+import path from 'node:path';
+import { BpfObject, BpfMap, BPF_F_INNER_MAP, repoRoot, type Program, type LoadOptions } from '../src/bpf';
+import type { MapAccess } from './datapath-harness';
+
+export const LB_OBJECT = () => path.join(repoRoot(), 'bpf', 'lb.o');
+
+export interface Target {
+  obj: BpfObject;
+  program: Program;
+  maps: MapAccess;
+  map(name: string): BpfMap;
+  close(): void;
+}
+
+/** Loads bpf/lb.o (hash_seed and map sizes as given). @throws BpfError when the load fails. */
+export function loadTarget(opts: { seed?: number; maxEntries?: Record<string, number>; innerMaxEntries?: number } = {}): Target {
+  const seed = Buffer.alloc(4);
+  seed.writeUInt32LE((opts.seed ?? 0) >>> 0);
+  const load: LoadOptions = {
+    globals: { hash_seed: seed },
+    maxEntries: opts.maxEntries,
+    innerMaxEntries: opts.innerMaxEntries ? { maglev: opts.innerMaxEntries } : undefined,
+  };
+  const obj = BpfObject.load(LB_OBJECT(), load);
+  const handles = new Map<string, BpfMap>();
+  const inners = new Map<number, BpfMap>();
+  const map = (name: string): BpfMap => {
+    let m = handles.get(name);
+    if (!m) {
+      m = obj.map(name);
+      handles.set(name, m);
+    }
+    return m;
+  };
+  let program: Program;
+  try {
+    program = obj.program('xdp_lb');
+  } catch (err) {
+    obj.close();
+    throw err;
+  }
+  const maps: MapAccess = {
+    possibleCpus: map('action_stats').valueBufferSize / map('action_stats').perCpuStride,
+    update: (name, key, value) => map(name).update(key, value),
+    delete: (name, key) => { map(name).delete(key); },
+    lookup: (name, key) => map(name).lookup(key),
+    keys: (name) => [...map(name).keys()],
+    createInnerTable: (maxEntries, entries) => {
+      const inner = BpfMap.create({ type: 'array', name: 'xlbt_maglev', keySize: 4, valueSize: 4, maxEntries, flags: BPF_F_INNER_MAP });
+      const keys: Buffer[] = [];
+      const values: Buffer[] = [];
+      entries.forEach((id, slot) => {
+        const k = Buffer.alloc(4); k.writeUInt32LE(slot);
+        const v = Buffer.alloc(4); v.writeUInt32LE(id);
+        keys.push(k); values.push(v);
+      });
+      if (keys.length) inner.updateBatch(keys, values);
+      inners.set(inner.fd, inner);
+      return inner.fd;
+    },
+    closeFd: (fd) => { inners.get(fd)?.close(); inners.delete(fd); },
+  };
+  return {
+    obj, program, maps, map,
+    close: () => {
+      for (const m of inners.values()) m.close();
+      for (const m of handles.values()) m.close();
+      program.close();
+      obj.close();
+    },
+  };
+}
