@@ -1,0 +1,215 @@
+/**
+ * Runs the real CLI (a child process) against the real API server over the real daemon
+ * controller, in this process. Only the kernel side is replaced (MemoryDriver): the kernel
+ * paths are covered by test/daemon.test.ts.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { createApiServer } from '../api/server';
+import { AuthStore } from '../api/auth';
+import { DaemonController } from '../daemon/controller';
+import { MemoryDriver } from '../daemon/memory-driver';
+import { HealthMonitor } from '../health/monitor';
+import { DesiredState } from '../config/state';
+import { cliCommand } from '../daemon/spawn';
+import { repoRoot } from '../daemon/paths';
+import type { ServiceView } from '../api/controller';
+
+const ADMIN_TOKEN = 'cli-test-admin-token-0123456789';
+const VIEWER_TOKEN = 'cli-test-viewer-token-0123456789';
+
+interface Run { code: number; stdout: string; stderr: string }
+
+let api = '';
+let server: FastifyInstance;
+let controller: DaemonController;
+let driver: MemoryDriver;
+
+/** Runs `xdplb ARGS` with the test API and admin token in the environment (unless overridden). */
+function xdplb(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Run> {
+  const [cmd, ...pre] = cliCommand();
+  return new Promise((resolve) => {
+    const child = execFile(cmd, [...pre, ...args], {
+      cwd: repoRoot(), timeout: 30_000,
+      env: { ...process.env, XDPLB_API: api, XDPLB_TOKEN: ADMIN_TOKEN, ...opts.env },
+    }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin!.end(opts.input ?? '');
+  });
+}
+
+/** Asserts a failure: the exit code and exactly one stderr line matching `pattern`. */
+function assertFails(run: Run, code: number, pattern: RegExp): void {
+  assert.equal(run.code, code, `exit code; stderr: ${run.stderr}`);
+  const lines = run.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one stderr line, got: ${run.stderr}`);
+  assert.match(lines[0], pattern);
+  assert.equal(run.stdout, '');
+}
+
+function snapshotState(): string {
+  return JSON.stringify(controller.state.config);
+}
+
+before(async () => {
+  driver = new MemoryDriver();
+  const logger = pino({ level: 'silent' });
+  const state = new DesiredState({
+    users: [{ name: 'alice', role: 'admin', password: 'wonderland' }],
+    services: [{ name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 13,
+      backends: [{ address: '198.18.1.11', port: 8080, weight: 1 }] }],
+  });
+  controller = new DaemonController({ state, driver, health: new HealthMonitor(), logger, persist: null });
+  await controller.start();
+  const auth = new AuthStore(state.config.users, [
+    { name: 'ci', role: 'admin', token: ADMIN_TOKEN }, { name: 'ro', role: 'viewer', token: VIEWER_TOKEN },
+  ]);
+  server = createApiServer(controller, { auth, logger });
+  await server.listen({ host: '127.0.0.1', port: 0 });
+  api = `http://127.0.0.1:${(server.server.address() as AddressInfo).port}`;
+});
+
+after(async () => {
+  controller?.stop();
+  await server?.close();
+});
+
+describe('xdplb CLI', () => {
+  test('--help lists every verb; a verb\'s --help lists its sub-verbs', async () => {
+    const top = await xdplb(['--help']);
+    assert.equal(top.code, 0);
+    for (const verb of ['daemon', 'service', 'backend', 'settings', 'stats', 'trace', 'programs', 'maps', 'login']) {
+      assert.match(top.stdout, new RegExp(`^\\s+${verb}\\b`, 'm'), `--help lists ${verb}`);
+    }
+    const service = await xdplb(['service', '--help']);
+    assert.equal(service.code, 0);
+    for (const sub of ['list', 'show', 'add', 'del']) assert.match(service.stdout, new RegExp(`^\\s+${sub}\\b`, 'm'));
+    const add = await xdplb(['service', 'add', '--help']);
+    for (const opt of ['--vip', '--port', '--proto', '--mode', '--backend', '--table-size', '--json', '--api', '--token']) {
+      assert.ok(add.stdout.includes(opt), `service add --help shows ${opt}`);
+    }
+  });
+
+  test('usage errors exit 2 with one line and change nothing', async () => {
+    const before = snapshotState();
+    assertFails(await xdplb(['bogus']), 2, /^xdplb: usage: unknown command 'bogus'/);
+    assertFails(await xdplb(['service', 'add', 'api', '--vip', '198.18.100.2']), 2, /^xdplb: usage: .*--port/);
+    assertFails(await xdplb(['service', 'add', 'api', '--vip', '198.18.100.2', '--port', '80', '--proto', 'sctp']), 2,
+      /^xdplb: usage: .*sctp.*(tcp|udp)/);
+    assertFails(await xdplb(['service', 'add', 'api', '--vip', '198.18.100.2', '--port', 'eighty']), 2, /^xdplb: usage: .*--port must be an integer/);
+    assertFails(await xdplb(['backend', 'add', 'web', '198.18.1.12']), 2, /^xdplb: usage: .*ADDRESS:PORT/);
+    assertFails(await xdplb(['stats', '--api', 'ftp://x']), 2, /^xdplb: XDPLB_ERR_USAGE: .*http/);
+    assert.equal(snapshotState(), before);
+  });
+
+  test('bad values are refused by the API with the field, exit 1, and change nothing', async () => {
+    const before = snapshotState();
+    const applies = driver.applyCount;
+    assertFails(await xdplb(['service', 'add', 'api', '--vip', '198.18.100.300', '--port', '80']), 1,
+      /^xdplb: XDPLB_ERR_VALIDATION: .* \(field \/vip\)$/);
+    assertFails(await xdplb(['service', 'add', 'api', '--vip', '198.18.100.2', '--port', '70000']), 1,
+      /^xdplb: XDPLB_ERR_VALIDATION: .* \(field \/port\)$/);
+    assertFails(await xdplb(['backend', 'add', 'web', '198.18.1.12:80', '--weight', '-1']), 1,
+      /^xdplb: XDPLB_ERR_VALIDATION: .* \(field \/weight\)$/);
+    assertFails(await xdplb(['backend', 'add', 'nope', '198.18.1.12:80']), 1, /^xdplb: XDPLB_ERR_NOT_FOUND: .*nope/);
+    assertFails(await xdplb(['service', 'add', 'web', '--vip', '198.18.100.9', '--port', '80']), 1, /^xdplb: XDPLB_ERR_CONFLICT: /);
+    assertFails(await xdplb(['service', 'show', 'nope']), 1, /^xdplb: XDPLB_ERR_NOT_FOUND: /);
+    assert.equal(snapshotState(), before);
+    assert.equal(driver.applyCount, applies, 'nothing reached the data plane');
+  });
+
+  test('service and backend verbs change the state; --json parses', async () => {
+    const added = await xdplb(['service', 'add', 'dns', '--vip', '198.18.100.2', '--port', '53', '--proto', 'udp',
+      '--backend', '198.18.1.11:53', '--backend', '198.18.1.12:53:3', '--table-size', '13', '--json']);
+    assert.equal(added.code, 0, added.stderr);
+    const view = JSON.parse(added.stdout) as ServiceView;
+    assert.equal(view.protocol, 'udp');
+    assert.deepEqual(view.backends.map((b) => [b.key, b.weight]), [['198.18.1.11:53', 1], ['198.18.1.12:53', 3]]);
+    assert.equal(driver.applied!.services.find((s) => s.name === 'dns')!.backends.length, 2);
+
+    const list = await xdplb(['service', 'list', '--json']);
+    assert.deepEqual((JSON.parse(list.stdout) as { services: ServiceView[] }).services.map((s) => s.name), ['web', 'dns']);
+    const table = await xdplb(['service', 'list']);
+    assert.match(table.stdout, /^UDP\s+198\.18\.100\.2:53\s+nat\s+dns/m);
+    assert.match(table.stdout, /^\s+->\s+198\.18\.1\.12:53\s+w 3\s+unknown\s+75\.0%/m);
+
+    assert.equal((await xdplb(['backend', 'weight', 'dns', '198.18.1.12:53', '5'])).code, 0);
+    assert.equal(controller.getService('dns').backends[1].weight, 5);
+    const drained = await xdplb(['backend', 'drain', 'dns', '198.18.1.11:53', '--json']);
+    assert.equal((JSON.parse(drained.stdout) as ServiceView).backends[0].draining, true);
+    assert.equal(driver.applied!.services.find((s) => s.name === 'dns')!.backends[0].draining, true);
+    await xdplb(['backend', 'drain', 'dns', '198.18.1.11:53', '--undo']);
+    assert.equal(controller.getService('dns').backends[0].draining, false);
+    assert.equal((await xdplb(['backend', 'add', 'dns', '198.18.1.13:53', '--weight', '2'])).code, 0);
+    assert.equal((await xdplb(['backend', 'del', 'dns', '198.18.1.11:53'])).code, 0);
+    assert.deepEqual(controller.getService('dns').backends.map((b) => b.key), ['198.18.1.12:53', '198.18.1.13:53']);
+
+    const settings = await xdplb(['settings', '--sample-rate', '100', '--frag-policy', 'pass', '--flow-cache', 'off', '--json']);
+    assert.deepEqual(JSON.parse(settings.stdout), { fragPolicy: 'pass', sampleRate: 100, flowCache: false });
+    assert.equal(driver.applied!.settings.sampleRate, 100);
+
+    const deleted = await xdplb(['service', 'del', 'dns']);
+    assert.equal(deleted.code, 0);
+    assert.deepEqual(controller.listServices().map((s) => s.name), ['web']);
+  });
+
+  test('auth: no token, viewer token, login with the password on stdin', async () => {
+    assertFails(await xdplb(['service', 'list'], { env: { XDPLB_TOKEN: '' } }), 1, /^xdplb: XDPLB_ERR_UNAUTHENTICATED: /);
+    assertFails(await xdplb(['service', 'del', 'web', '--token', VIEWER_TOKEN]), 1, /^xdplb: XDPLB_ERR_FORBIDDEN: /);
+    const login = await xdplb(['login', 'alice'], { env: { XDPLB_TOKEN: '' }, input: 'wonderland\n' });
+    assert.equal(login.code, 0, login.stderr);
+    const token = login.stdout.trim();
+    assert.match(token, /^[0-9a-f]{64}$/);
+    const who = await xdplb(['service', 'list', '--json', '--token', token]);
+    assert.equal(who.code, 0);
+    assertFails(await xdplb(['login', 'alice', '--password', 'nope'], { env: { XDPLB_TOKEN: '' } }), 1, /^xdplb: XDPLB_ERR_UNAUTHENTICATED: /);
+  });
+
+  test('stats, programs and maps answer; an unreachable API is one clear line', async () => {
+    const stats = await xdplb(['stats', '--json']);
+    assert.equal(stats.code, 0, stats.stderr);
+    const view = JSON.parse(stats.stdout) as { services: Array<{ name: string }>; totals: object };
+    assert.deepEqual(view.services.map((s) => s.name), ['web']);
+    const human = await xdplb(['stats']);
+    assert.match(human.stdout, /^web\b/m);
+    const watch = await xdplb(['stats', '--watch', '--interval', '1', '--count', '2', '--json']);
+    assert.equal(watch.stdout.trim().split('\n').length, 2);
+    const programs = await xdplb(['programs', '--json']);
+    assert.deepEqual(JSON.parse(programs.stdout), { programs: [], statsEnabled: false });
+    assertFails(await xdplb(['maps', 'nosuchmap']), 1, /^xdplb: XDPLB_ERR_NOT_FOUND: /);
+    assertFails(await xdplb(['service', 'list', '--api', 'http://127.0.0.1:1']), 1, /^xdplb: XDPLB_ERR_UNREACHABLE: no xdplb API at http:\/\/127\.0\.0\.1:1/);
+  });
+
+  test('trace follows kernel events from the stream, filtered', async () => {
+    const [cmd, ...pre] = cliCommand();
+    const child = spawn(cmd, [...pre, 'trace', '--service', 'web', '--count', '1', '--timeout', '20'], {
+      cwd: repoRoot(), env: { ...process.env, XDPLB_API: api, XDPLB_TOKEN: ADMIN_TOKEN }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const until = Date.now() + 15_000;
+    while (driver.eventSubscribers === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(driver.eventSubscribers, 1, `trace subscribed; stderr: ${stderr}`);
+    const base = { tsNs: 1, ifindex: 3, pktLen: 74, serviceId: 1, backendId: 1, saddr: '198.18.0.2', daddr: '198.18.100.1',
+      sport: 40000, dport: 80, proto: 6, action: 'tx' as const, reason: 'forwarded' as const };
+    driver.emitEvent({ ...base, service: 'other', backend: null });            // filtered out
+    driver.emitEvent({ ...base, service: 'web', backend: '198.18.1.11:8080' });
+    assert.equal(await exited, 0, stderr);
+    const lines = stdout.trim().split('\n');
+    assert.equal(lines.length, 1);
+    assert.match(lines[0], /tcp 198\.18\.0\.2:40000 > 198\.18\.100\.1:80 .* web -> 198\.18\.1\.11:8080 {2}tx\/forwarded$/);
+    const subscribers = (): number => driver.eventSubscribers;
+    const until2 = Date.now() + 5000;
+    while (subscribers() !== 0 && Date.now() < until2) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(subscribers(), 0, 'the daemon stops decoding events when nobody listens');
+  });
+});

@@ -1,0 +1,28 @@
+/** `xdplb daemon`: runs the balancer's control plane in the foreground (src/daemon). */
+import { Command, Option } from 'commander';
+import { reportError } from './output';
+import { DEFAULT_PIN_DIR } from '../daemon/defaults';
+
+
+export function registerDaemonCommand(program: Command): void {
+  program.command('daemon')
+    .description('run the daemon: load or adopt the XDP data plane, attach, health-check, serve the API and dashboard')
+    .requiredOption('--config <file>', 'YAML config file (desired state; rewritten atomically on API changes)')
+    .option('--pin-dir <dir>', 'bpffs directory of the pinned program, link and maps', DEFAULT_PIN_DIR)
+    .option('--object <file>', 'BPF object file (default: bpf/lb.o of this checkout)')
+    .option('--detach-on-exit', 'on SIGTERM/SIGINT detach and unpin (default: keep forwarding)')
+    .addOption(new Option('--listen <host:port>', 'override config api.listen'))
+    .addOption(new Option('--web-root <dir>', 'dashboard directory (default: web/dist if present)'))
+    .action(async (flags: { config: string; pinDir: string; object?: string; detachOnExit?: boolean; listen?: string; webRoot?: string }) => {
+      // Loaded lazily: API verbs must not load the native addon.
+      const { runDaemon } = await import('../daemon/daemon');
+      try {
+        await runDaemon({
+          configPath: flags.config, pinDir: flags.pinDir, objectPath: flags.object, detachOnExit: !!flags.detachOnExit,
+          listen: flags.listen, webRoot: flags.webRoot,
+        });
+      } catch (err) {
+        process.exitCode = reportError(err);
+      }
+    });
+}

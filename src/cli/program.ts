@@ -1,0 +1,70 @@
+/**
+ * The `xdplb` command tree. buildProgram() is separate from the entry point so tests and
+ * other tools can inspect it; main() parses argv and returns the exit code.
+ *
+ * Exit codes: 0 ok, 1 an error (API, kernel, daemon), 2 a usage error. Every failure is one
+ * line on stderr: `xdplb: <code>: <message> (field /x/y)`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { registerServiceCommands, registerBackendCommands } from './services';
+import { registerObserveCommands } from './observe';
+import { registerDaemonCommand } from './daemon';
+import { repoRoot } from '../daemon/paths';
+
+/**
+ * The lab and bench verbs live with their owners (src/lab/cli.ts, src/bench/cli.ts). They are
+ * loaded when present so that a checkout without them still has a working CLI.
+ */
+function registerOptionalCommands(program: Command): void {
+  const optional: Array<[string, string]> = [['../lab/cli', 'registerLabCommands'], ['../bench/cli', 'registerBenchCommands']];
+  for (const [modulePath, exportName] of optional) {
+    let mod: Record<string, unknown>;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      mod = require(modulePath) as Record<string, unknown>;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && String((err as Error).message).includes(modulePath.slice(3))) continue;
+      throw err;
+    }
+    const register = mod[exportName];
+    if (typeof register === 'function') register(program);
+  }
+}
+
+export function buildProgram(): Command {
+  const version = (JSON.parse(fs.readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  const program = new Command('xdplb')
+    .description('xdplb: a stateless L3/L4 load balancer on XDP. API verbs talk to the daemon at --api / XDPLB_API.')
+    .version(version)
+    .showSuggestionAfterError(true)
+    // Set before any subcommand is added: commander copies these settings into each one.
+    .configureOutput({
+      outputError: (str, write) => write(`xdplb: usage: ${str.replace(/^error: /, '').trim()}\n`),
+    })
+    .exitOverride();
+  registerDaemonCommand(program);
+  registerServiceCommands(program);
+  registerBackendCommands(program);
+  registerObserveCommands(program);
+  registerOptionalCommands(program);
+  return program;
+}
+
+/** Parses argv (process.argv form) and runs the verb; resolves the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let program: Command;
+  try {
+    program = buildProgram();
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      // 'commander.help': a group verb without its sub-verb printed its help to stderr.
+      return 2;
+    }
+    throw err;
+  }
+  return typeof process.exitCode === 'number' ? process.exitCode : 0;
+}

@@ -1,0 +1,135 @@
+/** `xdplb service ...` and `xdplb backend ...`: the desired state through the API. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { ServiceSpec, ServiceView, HealthCheckSpec } from '../api/controller';
+import {
+  withClientOptions, clientFrom, action, integerArg, parseBackendKey, parseBackendSpec, collect, type ClientFlags,
+} from './common';
+import { formatTable, percent, printJson } from './output';
+
+/** ipvsadm-like listing: one line per service, one indented line per backend. */
+export function formatServices(services: ServiceView[]): string {
+  const rows: string[][] = [];
+  for (const s of services) {
+    const check = s.healthCheck ? `${s.healthCheck.type}${s.healthCheck.type === 'http' ? ' ' + (s.healthCheck.path ?? '/') : ''}` : '-';
+    rows.push([s.protocol.toUpperCase(), `${s.vip}:${s.port}`, s.mode, s.name, `table ${s.tableSize ?? '-'}`, `check ${check}`]);
+    for (const b of s.backends) {
+      const flags = [b.draining ? 'draining' : '', b.inTable ? '' : 'out-of-table'].filter(Boolean).join(',') || '-';
+      rows.push(['  ->', b.key, `w ${b.weight}`, b.health, percent(b.tableShare), flags]);
+    }
+  }
+  const header = ['Prot', 'VIP:Port / -> Backend', 'Mode/Weight', 'Name/Health', 'Table/Share', 'Check/Flags'];
+  return services.length ? formatTable(header, rows) : 'no services';
+}
+
+interface AddFlags extends ClientFlags {
+  vip: string; port: number; proto: 'tcp' | 'udp'; mode: 'nat' | 'dsr';
+  backend?: Array<{ address: string; port: number; weight: number }>; tableSize?: number;
+  check?: 'tcp' | 'http'; checkPath?: string; checkPort?: number; checkStatus?: [number, number];
+  checkInterval: number; checkTimeout: number; rise: number; fall: number;
+}
+
+/** "200-299" or "204" -> [lo, hi]. @throws InvalidArgumentError on anything else. */
+function parseStatusRange(value: string): [number, number] {
+  const m = /^(\d{3})(?:-(\d{3}))?$/.exec(value.trim());
+  if (!m) throw new InvalidArgumentError(`--check-status must be LO-HI like 200-399, got '${value}'`);
+  return [Number(m[1]), Number(m[2] ?? m[1])];
+}
+
+function healthCheckFrom(flags: AddFlags): HealthCheckSpec | undefined {
+  if (!flags.check) return undefined;
+  const spec: HealthCheckSpec = {
+    type: flags.check, intervalMs: flags.checkInterval, timeoutMs: flags.checkTimeout, rise: flags.rise, fall: flags.fall,
+  };
+  if (flags.checkPort !== undefined) spec.port = flags.checkPort;
+  if (flags.check === 'http') {
+    spec.path = flags.checkPath ?? '/';
+    if (flags.checkStatus) spec.expectStatus = flags.checkStatus;
+  }
+  return spec;
+}
+
+export function registerServiceCommands(program: Command): void {
+  const service = program.command('service').description('list, show, add and delete services (VIP:port -> backends)');
+
+  withClientOptions(service.command('list').description('list every service and its backends'))
+    .action(action(async (flags: ClientFlags) => {
+      const services = await clientFrom(flags).listServices();
+      if (flags.json) printJson({ services }); else console.log(formatServices(services));
+    }));
+
+  withClientOptions(service.command('show').description('show one service').argument('<name>', 'service name'))
+    .action(action(async (name: string, flags: ClientFlags) => {
+      const svc = await clientFrom(flags).getService(name);
+      if (flags.json) printJson(svc); else console.log(formatServices([svc]));
+    }));
+
+  withClientOptions(service.command('add').description('create a service').argument('<name>', 'service name ([a-z0-9][a-z0-9_-]*)'))
+    .requiredOption('--vip <address>', 'virtual IPv4 address')
+    .requiredOption('--port <port>', 'virtual port (0 = every port)', integerArg('--port'))
+    .addOption(new Option('--proto <proto>', 'protocol').choices(['tcp', 'udp']).default('tcp'))
+    .addOption(new Option('--mode <mode>', 'forwarding mode: nat (rewrite to the backend) or dsr (direct server return)')
+      .choices(['nat', 'dsr']).default('nat'))
+    .option('--backend <addr:port[:weight]>', 'a backend (repeatable; weight defaults to 1)', collect(parseBackendSpec))
+    .option('--table-size <prime>', 'Maglev table size (prime; default from the config)', integerArg('--table-size'))
+    .addOption(new Option('--check <type>', 'active health check').choices(['tcp', 'http']))
+    .option('--check-path <path>', 'HTTP health check path (default /)')
+    .option('--check-port <port>', 'probe this port instead of the backend port', integerArg('--check-port'))
+    .option('--check-status <lo-hi>', 'HTTP status range counted as healthy (default 200-399)', parseStatusRange)
+    .option('--check-interval <ms>', 'health check interval', integerArg('--check-interval'), 1000)
+    .option('--check-timeout <ms>', 'health check timeout', integerArg('--check-timeout'), 500)
+    .option('--rise <n>', 'successes in a row to mark a backend up', integerArg('--rise'), 2)
+    .option('--fall <n>', 'failures in a row to mark a backend down', integerArg('--fall'), 2)
+    .action(action(async (name: string, flags: AddFlags) => {
+      const spec: ServiceSpec = {
+        name, vip: flags.vip, port: flags.port, protocol: flags.proto, mode: flags.mode,
+        backends: flags.backend ?? [],
+      };
+      if (flags.tableSize !== undefined) spec.tableSize = flags.tableSize;
+      const healthCheck = healthCheckFrom(flags);
+      if (healthCheck) spec.healthCheck = healthCheck;
+      const svc = await clientFrom(flags).createService(spec);
+      if (flags.json) printJson(svc); else console.log(formatServices([svc]));
+    }));
+
+  withClientOptions(service.command('del').alias('delete').description('delete a service').argument('<name>', 'service name'))
+    .action(action(async (name: string, flags: ClientFlags) => {
+      await clientFrom(flags).deleteService(name);
+      if (flags.json) printJson({ deleted: name }); else console.log(`deleted service ${name}`);
+    }));
+}
+
+export function registerBackendCommands(program: Command): void {
+  const backend = program.command('backend').description('add, delete, weight and drain the backends of a service');
+  const printService = (flags: ClientFlags, svc: ServiceView): void => {
+    if (flags.json) printJson(svc); else console.log(formatServices([svc]));
+  };
+
+  withClientOptions(backend.command('add').description('add a backend to a service')
+    .argument('<service>', 'service name').argument('<addr:port>', 'backend IPv4 address and port (0 = keep the client port)', parseBackendKey))
+    .option('--weight <n>', 'Maglev weight (0..1000)', integerArg('--weight'), 1)
+    .action(action(async (service: string, target: { address: string; port: number }, flags: ClientFlags & { weight: number }) => {
+      printService(flags, await clientFrom(flags).addBackend(service, { ...target, weight: flags.weight }));
+    }));
+
+  withClientOptions(backend.command('del').alias('delete').description('remove a backend from a service')
+    .argument('<service>', 'service name').argument('<addr:port>', 'backend', parseBackendKey))
+    .action(action(async (service: string, target: { address: string; port: number }, flags: ClientFlags) => {
+      const key = `${target.address}:${target.port}`;
+      await clientFrom(flags).deleteBackend(service, key);
+      if (flags.json) printJson({ deleted: key, service }); else console.log(`deleted backend ${key} of ${service}`);
+    }));
+
+  withClientOptions(backend.command('weight').description("set a backend's weight")
+    .argument('<service>', 'service name').argument('<addr:port>', 'backend', parseBackendKey)
+    .argument('<weight>', 'new weight (0..1000)', integerArg('weight')))
+    .action(action(async (service: string, target: { address: string; port: number }, weight: number, flags: ClientFlags) => {
+      printService(flags, await clientFrom(flags).patchBackend(service, `${target.address}:${target.port}`, { weight }));
+    }));
+
+  withClientOptions(backend.command('drain').description('drain a backend: no new flows, existing flows stay (--undo to end)')
+    .argument('<service>', 'service name').argument('<addr:port>', 'backend', parseBackendKey))
+    .option('--undo', 'stop draining')
+    .action(action(async (service: string, target: { address: string; port: number }, flags: ClientFlags & { undo?: boolean }) => {
+      printService(flags, await clientFrom(flags).patchBackend(service, `${target.address}:${target.port}`, { drain: !flags.undo }));
+    }));
+}

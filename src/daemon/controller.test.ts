@@ -1,0 +1,133 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import { DaemonController, buildDataplaneState } from './controller';
+import { MemoryDriver } from './memory-driver';
+import { HealthMonitor } from '../health/monitor';
+import { DesiredState } from '../config/state';
+import { XdplbError } from '../api/errors';
+import type { Config } from '../config/schema';
+import type { StreamMessage } from '../api/controller';
+
+const web = {
+  name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp' as const, mode: 'nat' as const, tableSize: 13,
+  backends: [{ address: '198.18.1.11', port: 8080, weight: 1 }, { address: '198.18.1.12', port: 8080, weight: 3 }],
+};
+
+function setup(config: unknown = { services: [web] }) {
+  const driver = new MemoryDriver();
+  const saved: Config[] = [];
+  let failPersist = false;
+  const health = new HealthMonitor();
+  const controller = new DaemonController({
+    state: new DesiredState(config), driver, health, logger: pino({ level: 'silent' }),
+    persist: (c) => { if (failPersist) throw new XdplbError('XDPLB_ERR_CONFIG_FILE', 'disk full'); saved.push(c); },
+  });
+  const messages: StreamMessage[] = [];
+  return { driver, saved, health, controller, messages, failPersist: (v: boolean) => { failPersist = v; } };
+}
+
+describe('DaemonController', () => {
+  test('a mutation reconciles, persists and broadcasts the new state', async () => {
+    const { driver, saved, controller, messages } = setup();
+    await controller.start();
+    const unsubscribe = controller.subscribe((m) => messages.push(m));
+    const view = await controller.addBackend('web', { address: '198.18.1.13', port: 8080, weight: 2 });
+    assert.equal(view.backends.length, 3);
+    assert.deepEqual(driver.applied!.services[0].backends.map((b) => b.address), ['198.18.1.11', '198.18.1.12', '198.18.1.13']);
+    assert.equal(saved.length, 1);
+    assert.equal(saved[0].services[0].backends.length, 3);
+    const state = messages.filter((m) => m.type === 'state');
+    assert.equal(state.length, 1);
+    assert.equal(view.backends[2].tableShare, 2 / 6);
+    assert.equal(view.backends[2].key, '198.18.1.13:8080');
+    unsubscribe();
+    controller.stop();
+  });
+
+  test('an invalid change changes nothing (no apply, no save)', async () => {
+    const { driver, saved, controller } = setup();
+    await controller.start();
+    const applies = driver.applyCount;
+    await assert.rejects(controller.addBackend('web', { address: '198.18.1.11', port: 70000, weight: 1 }),
+      (err: XdplbError) => err.code === 'XDPLB_ERR_VALIDATION' && err.field === '/port');
+    await assert.rejects(controller.deleteService('nope'), (err: XdplbError) => err.code === 'XDPLB_ERR_NOT_FOUND');
+    assert.equal(driver.applyCount, applies);
+    assert.equal(saved.length, 0);
+    assert.equal(controller.listServices()[0].backends.length, 2);
+    controller.stop();
+  });
+
+  test('a kernel refusal restores the previous state and surfaces XDPLB_ERR_DATAPLANE', async () => {
+    const { driver, saved, controller } = setup();
+    await controller.start();
+    driver.refuseNext = 'EINVAL: map full';
+    await assert.rejects(controller.deleteService('web'),
+      (err: XdplbError) => err.code === 'XDPLB_ERR_DATAPLANE' && /map full/.test(err.message));
+    assert.equal(controller.listServices().length, 1);
+    assert.equal(driver.applied!.services.length, 1, 'previous state re-applied');
+    assert.equal(saved.length, 0);
+    controller.stop();
+  });
+
+  test('a failed save rolls the data plane back too', async () => {
+    const h = setup();
+    await h.controller.start();
+    h.failPersist(true);
+    await assert.rejects(h.controller.patchSettings({ sampleRate: 5 }), (err: XdplbError) => err.code === 'XDPLB_ERR_CONFIG_FILE');
+    assert.equal(h.controller.getSettings().sampleRate, 0);
+    assert.equal(h.driver.applied!.settings.sampleRate, 0);
+    h.controller.stop();
+  });
+
+  test('replaceConfig applies a different config without persisting, and ignores an equal one', async () => {
+    const { driver, saved, controller } = setup();
+    await controller.start();
+    assert.equal(await controller.replaceConfig({ services: [web] }), false);
+    assert.equal(await controller.replaceConfig({ services: [{ ...web, backends: [web.backends[0]] }] }), true);
+    assert.equal(driver.applied!.services[0].backends.length, 1);
+    assert.equal(saved.length, 0);
+    await assert.rejects(controller.replaceConfig({ services: [{ ...web, port: -1 }] }), (e: XdplbError) => e.code === 'XDPLB_ERR_VALIDATION');
+    assert.equal(controller.listServices()[0].backends.length, 1);
+    controller.stop();
+  });
+
+  test('health verdicts reach the data plane; kernel events flow only while someone listens', async () => {
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const deadPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));   // nothing listens there now
+    const svc = {
+      ...web, backends: [{ address: '127.0.0.1', port: deadPort, weight: 1 }],
+      healthCheck: { type: 'tcp' as const, intervalMs: 100, timeoutMs: 50, rise: 1, fall: 1 },
+    };
+    const { driver, controller, messages } = setup({ services: [svc] });
+    await controller.start();
+    assert.equal(driver.applied!.services[0].backends[0].healthy, true, "'unknown' counts as up");
+    assert.equal(driver.eventSubscribers, 0);
+    const unsubscribe = controller.subscribe((m) => messages.push(m));
+    assert.equal(driver.eventSubscribers, 1);
+    const until = Date.now() + 3000;
+    while (driver.applied!.services[0].backends[0].healthy && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(driver.applied!.services[0].backends[0].healthy, false);
+    assert.deepEqual(messages.find((m) => m.type === 'health')?.data, { service: 'web', backend: `127.0.0.1:${deadPort}`, health: 'down' });
+    assert.equal(controller.getService('web').backends[0].health, 'down');
+    assert.equal(controller.getService('web').backends[0].inTable, false);
+    driver.emitEvent({ tsNs: 1, ifindex: 2, pktLen: 60, service: 'web', backend: null, serviceId: 1, backendId: 0,
+      saddr: '198.18.0.2', daddr: '198.18.100.1', sport: 1000, dport: 80, proto: 6, action: 'drop', reason: 'no_backend' });
+    assert.equal(messages.filter((m) => m.type === 'event').length, 1);
+    unsubscribe();
+    assert.equal(driver.eventSubscribers, 0);
+    controller.stop();
+  });
+
+  test('buildDataplaneState: drain flag, default table size, settings', () => {
+    const state = new DesiredState({ maglev: { tableSize: 251 }, fragments: 'pass', services: [{ ...web, tableSize: undefined, backends: [{ ...web.backends[0], drain: true }] }] });
+    const dp = buildDataplaneState(state.config, () => 'unknown');
+    assert.equal(dp.services[0].tableSize, 251);
+    assert.deepEqual(dp.services[0].backends[0], { address: '198.18.1.11', port: 8080, weight: 1, healthy: true, draining: true });
+    assert.deepEqual(dp.settings, { fragPolicy: 'pass', sampleRate: 0, flowCache: true });
+  });
+});

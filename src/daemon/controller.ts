@@ -1,0 +1,311 @@
+/**
+ * The daemon's Controller (src/api/controller.ts): one desired state, changed whole or not at
+ * all. Every change runs the same path, one at a time:
+ *   DesiredState mutation (validates) -> reconcile into the data plane -> persist the config
+ *   file atomically -> broadcast {type:'state'}.
+ * When the kernel refuses, the previous state is re-applied and the caller gets
+ * XDPLB_ERR_DATAPLANE; when the file cannot be written, likewise with XDPLB_ERR_CONFIG_FILE.
+ * Health transitions re-reconcile (not persisted: health is not configuration).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type {
+  Controller, ServiceSpec, ServiceView, BackendSpec, BackendView, SettingsView, StatsView, StreamMessage,
+  ProgramView, MapView, MapPage,
+} from '../api/controller';
+import { XdplbError } from '../api/errors';
+import { DesiredState, backendKey, effectiveTableSize } from '../config/state';
+import type { Config } from '../config/schema';
+import type { DataplaneState, StatsSnapshot } from '../dataplane/types';
+import type { HealthMonitor } from '../health/monitor';
+import type { Health } from '../health/checker';
+import type { DataplaneDriver } from './driver';
+import { StatsSampler, type StatsLayout } from './stats-history';
+
+export interface DaemonControllerOptions {
+  state: DesiredState;
+  driver: DataplaneDriver;
+  health: HealthMonitor;
+  /** Writes the config file atomically; null = in-memory only (tests). @throws XdplbError CONFIG_FILE */
+  persist: ((config: Config) => void) | null;
+  logger: Logger;
+  /** Directory of `xdplb bench` JSON results (latestBench). */
+  benchDir?: string;
+  statsIntervalMs?: number;
+}
+
+/** Desired config + health verdicts -> what the data plane should hold. */
+export function buildDataplaneState(config: Readonly<Config>, health: (service: string, backend: string) => Health): DataplaneState {
+  return {
+    services: config.services.map((s) => ({
+      name: s.name, vip: s.vip, port: s.port, protocol: s.protocol, mode: s.mode,
+      tableSize: effectiveTableSize(s, config),
+      backends: s.backends.map((b) => ({
+        address: b.address, port: b.port, weight: b.weight,
+        // 'unknown' counts as up: a new backend serves at once, until its first fall.
+        healthy: health(s.name, backendKey(b)) !== 'down',
+        draining: !!b.drain,
+      })),
+    })),
+    settings: { fragPolicy: config.fragments, sampleRate: config.sampling.rate, flowCache: config.flowCache },
+  };
+}
+
+/** Runs async jobs one after another (mutations must not interleave). */
+class SerialQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(job: () => Promise<T> | T): Promise<T> {
+    const result = this.tail.then(job, job);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+export class DaemonController implements Controller {
+  private desired: DesiredState;
+  private readonly driver: DataplaneDriver;
+  private readonly health: HealthMonitor;
+  private readonly persist: ((config: Config) => void) | null;
+  private readonly logger: Logger;
+  private readonly benchDir: string | undefined;
+  private readonly queue = new SerialQueue();
+  private readonly listeners = new Set<(msg: StreamMessage) => void>();
+  private unsubscribeEvents: (() => void) | null = null;
+  readonly sampler: StatsSampler;
+
+  constructor(opts: DaemonControllerOptions) {
+    this.desired = opts.state;
+    this.driver = opts.driver;
+    this.health = opts.health;
+    this.persist = opts.persist;
+    this.logger = opts.logger;
+    this.benchDir = opts.benchDir;
+    this.sampler = new StatsSampler(() => this.driver.readStats(), () => this.statsLayout(),
+      (view) => this.broadcast({ type: 'stats', data: view }), opts.statsIntervalMs ?? 1000);
+    this.health.on('change', (change) => {
+      this.logger.info({ service: change.service, backend: change.backend, health: change.health, previous: change.previous }, 'backend health changed');
+      if (change.health === 'up' || change.health === 'down') {
+        this.broadcast({ type: 'health', data: { service: change.service, backend: change.backend, health: change.health } });
+      }
+      void this.reconcileHealth();
+    });
+  }
+
+  /** The current desired state (the whole config). */
+  get state(): DesiredState { return this.desired; }
+
+  /** First reconcile at start-up; starts health checks and stats sampling. @throws XdplbError DATAPLANE */
+  async start(): Promise<void> {
+    await this.queue.run(async () => {
+      this.health.sync(this.desired.toConfig().services);
+      await this.applyOrThrow(this.desired);
+    });
+    this.health.start();
+    this.sampler.start();
+  }
+
+  stop(): void {
+    this.sampler.stop();
+    this.health.stop();
+    this.unsubscribeEvents?.();
+    this.unsubscribeEvents = null;
+    this.listeners.clear();
+  }
+
+  /**
+   * Replaces the whole desired state with a config read from disk (hot reload). Nothing is
+   * persisted: the file is already the source. A config equal to the running one is a no-op.
+   * @returns false when it was equal (nothing done). @throws XdplbError VALIDATION / DATAPLANE
+   */
+  replaceConfig(config: unknown): Promise<boolean> {
+    return this.queue.run(async () => {
+      const next = new DesiredState(config);
+      if (JSON.stringify(next.config) === JSON.stringify(this.desired.config)) return false;
+      await this.commit(next, false);
+      return true;
+    });
+  }
+
+  // ---- Controller: services and backends ------------------------------------------------
+
+  listServices(): ServiceView[] {
+    return this.desired.services.map((s) => this.serviceView(s));
+  }
+
+  getService(name: string): ServiceView {
+    return this.serviceView(this.desired.getService(name));
+  }
+
+  async createService(spec: ServiceSpec): Promise<ServiceView> {
+    await this.mutate((s) => s.createService(spec));
+    return this.getService(spec.name);
+  }
+
+  async replaceService(name: string, spec: ServiceSpec): Promise<ServiceView> {
+    await this.mutate((s) => s.replaceService(name, spec));
+    return this.getService(name);
+  }
+
+  async deleteService(name: string): Promise<void> {
+    await this.mutate((s) => s.deleteService(name));
+  }
+
+  async addBackend(service: string, spec: BackendSpec): Promise<ServiceView> {
+    await this.mutate((s) => s.addBackend(service, spec));
+    return this.getService(service);
+  }
+
+  async patchBackend(service: string, key: string, patch: { weight?: number; drain?: boolean }): Promise<ServiceView> {
+    await this.mutate((s) => s.patchBackend(service, key, patch));
+    return this.getService(service);
+  }
+
+  async deleteBackend(service: string, key: string): Promise<void> {
+    await this.mutate((s) => s.deleteBackend(service, key));
+  }
+
+  getSettings(): SettingsView { return this.desired.settings(); }
+
+  async patchSettings(patch: Partial<SettingsView>): Promise<SettingsView> {
+    await this.mutate((s) => s.patchSettings(patch));
+    return this.getSettings();
+  }
+
+  // ---- Controller: kernel views and stats -----------------------------------------------
+
+  programs(): { programs: ProgramView[]; statsEnabled: boolean } { return this.driver.programs(); }
+  setProgramStats(enabled: boolean): void { this.driver.setProgramStats(enabled); }
+  maps(): MapView[] { return this.driver.maps(); }
+  mapEntries(name: string, offset: number, limit: number): MapPage { return this.driver.mapEntries(name, offset, limit); }
+  interfaces(): Array<{ ifname: string; ifindex: number; mode: string; progId: number }> { return this.driver.interfaces(); }
+
+  stats(): StatsView { return this.sampler.current(); }
+  counters(): StatsSnapshot { return this.driver.readStats(); }
+  statsHistory(seconds: number): StatsView[] { return this.sampler.history.last(seconds); }
+
+  latestBench(): unknown | null {
+    if (!this.benchDir) return null;
+    let newest: { file: string; mtime: number } | null = null;
+    let names: string[];
+    try { names = fs.readdirSync(this.benchDir); } catch { return null; }
+    for (const name of names) {
+      if (!name.endsWith('.json')) continue;
+      const file = path.join(this.benchDir, name);
+      const mtime = fs.statSync(file).mtimeMs;
+      if (!newest || mtime > newest.mtime) newest = { file, mtime };
+    }
+    if (!newest) return null;
+    try {
+      return JSON.parse(fs.readFileSync(newest.file, 'utf8')) as unknown;
+    } catch (err) {
+      this.logger.warn({ file: newest.file, err: (err as Error).message }, 'unreadable bench result');
+      return null;
+    }
+  }
+
+  subscribe(listener: (msg: StreamMessage) => void): () => void {
+    this.listeners.add(listener);
+    // Kernel events are decoded only while someone listens.
+    if (!this.unsubscribeEvents) {
+      try {
+        this.unsubscribeEvents = this.driver.subscribe((event) => this.broadcast({ type: 'event', data: event }));
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'cannot follow kernel events');
+      }
+    }
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0 && this.unsubscribeEvents) {
+        this.unsubscribeEvents();
+        this.unsubscribeEvents = null;
+      }
+    };
+  }
+
+  // ---- internals --------------------------------------------------------------------------
+
+  private broadcast(msg: StreamMessage): void {
+    for (const listener of [...this.listeners]) {
+      try { listener(msg); } catch (err) { this.logger.warn({ err: (err as Error).message }, 'stream listener failed'); }
+    }
+  }
+
+  private mutate(build: (state: DesiredState) => DesiredState): Promise<void> {
+    return this.queue.run(async () => {
+      const next = build(this.desired);   // throws VALIDATION / CONFLICT / NOT_FOUND: nothing changed
+      await this.commit(next, true);
+    });
+  }
+
+  /** Reconciles `next`, persists it (if asked), and makes it current; rolls back on failure. */
+  private async commit(next: DesiredState, persist: boolean): Promise<void> {
+    const previous = this.desired;
+    this.health.sync(next.toConfig().services);
+    try {
+      await this.applyOrThrow(next);
+      if (persist && this.persist) this.persist(next.toConfig());
+    } catch (err) {
+      this.health.sync(previous.toConfig().services);
+      try {
+        await this.driver.applyState(buildDataplaneState(previous.config, (s, b) => this.health.health(s, b)));
+      } catch (restoreErr) {
+        this.logger.error({ err: (restoreErr as Error).message }, 'could not restore the previous state in the data plane');
+      }
+      throw err;
+    }
+    this.desired = next;
+    this.logger.info({ services: next.services.length }, 'desired state applied');
+    this.broadcast({ type: 'state', data: { services: this.listServices() } });
+  }
+
+  private async applyOrThrow(state: DesiredState): Promise<void> {
+    try {
+      await this.driver.applyState(buildDataplaneState(state.config, (s, b) => this.health.health(s, b)));
+    } catch (err) {
+      if (err instanceof XdplbError) throw err;
+      const message = (err as Error).message ?? String(err);
+      this.logger.error({ err: message }, 'the kernel refused the change');
+      throw new XdplbError('XDPLB_ERR_DATAPLANE', `the kernel refused the change: ${message}`, undefined, { cause: err });
+    }
+  }
+
+  /** A health verdict changed: the same desired state, reconciled with the new verdicts. */
+  private reconcileHealth(): Promise<void> {
+    return this.queue.run(async () => {
+      try {
+        await this.applyOrThrow(this.desired);
+        this.broadcast({ type: 'state', data: { services: this.listServices() } });
+      } catch (err) {
+        this.logger.error({ err: (err as Error).message }, 'health reconcile failed');
+      }
+    });
+  }
+
+  private statsLayout(): StatsLayout {
+    return {
+      services: this.desired.services.map((s) => ({
+        name: s.name,
+        backends: s.backends.map((b) => ({ key: backendKey(b), health: this.health.health(s.name, backendKey(b)) })),
+      })),
+    };
+  }
+
+  private serviceView(spec: ServiceSpec): ServiceView {
+    const placement = this.driver.placement(spec.name, spec.backends);
+    const { backends, ...rest } = spec;
+    return {
+      ...rest,
+      tableSize: effectiveTableSize(spec, this.desired.config),
+      id: placement?.id ?? 0,
+      backends: backends.map((b): BackendView => {
+        const key = backendKey(b);
+        const placed = placement?.backends[key];
+        return {
+          ...b, id: placed?.id ?? 0, key, health: this.health.health(spec.name, key), draining: !!b.drain,
+          inTable: (placed?.share ?? 0) > 0, tableShare: placed?.share ?? 0,
+        };
+      }),
+    };
+  }
+}

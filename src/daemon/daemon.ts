@@ -1,0 +1,196 @@
+/**
+ * The xdplb daemon: config file -> desired state -> health -> reconciler -> data plane, with
+ * the API and dashboard on config.api.listen.
+ *
+ * Start: load the config (invalid: throw, the CLI exits 1), adopt the data plane pinned under
+ * the pin dir (or load and pin a fresh one), replace its program in place when the object file
+ * is a newer build, attach to the configured interfaces, reconcile, start health checks and
+ * serve. Hot reload: the config file changing on disk, or SIGHUP. Stop (SIGTERM/SIGINT): the
+ * program stays attached and pinned and keeps forwarding, unless detachOnExit.
+ *
+ * In-process use (tests): `const d = await startDaemon({configPath, pinDir}); ...; await d.stop()`.
+ * Child-process use: see spawn.ts.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import pino, { type Logger } from 'pino';
+import { loadConfigFile, parseConfigText, saveConfigFile, formatConfig } from '../config/config';
+import { DesiredState } from '../config/state';
+import { parseListen, type Config } from '../config/schema';
+import { AuthStore } from '../api/auth';
+import { createApiServer } from '../api/server';
+import { HealthMonitor } from '../health/monitor';
+import { repoPath } from './paths';
+import { DaemonController } from './controller';
+import { openKernel, type KernelSession } from './kernel-driver';
+import { watchConfigFile, type ConfigWatcher } from './config-watcher';
+import { DEFAULT_PIN_DIR } from './defaults';
+
+export { DEFAULT_PIN_DIR };
+
+export interface DaemonOptions {
+  configPath: string;
+  /** bpffs directory of the pinned link and maps (default /sys/fs/bpf/xdplb). */
+  pinDir?: string;
+  /** BPF object (default bpf/lb.o of this checkout). */
+  objectPath?: string;
+  /** On stop(): detach and unpin instead of leaving the program forwarding. */
+  detachOnExit?: boolean;
+  /** Overrides config api.listen ("host:port"; port 0 = any free port). */
+  listen?: string;
+  /** Dashboard files (default web/dist when it exists). */
+  webRoot?: string;
+  /** Directory of `xdplb bench` results (default bench-results/ of this checkout). */
+  benchDir?: string;
+  logger?: Logger;
+  /** Debounce of config file events (ms). */
+  reloadDebounceMs?: number;
+}
+
+export type ReloadOutcome = 'applied' | 'unchanged' | 'invalid';
+
+export interface RunningDaemon {
+  controller: DaemonController;
+  /** Base URL of the API, e.g. http://127.0.0.1:8720 */
+  url: string;
+  host: string;
+  port: number;
+  pid: number;
+  /** Re-reads the config file (what SIGHUP and file edits do). Never throws. */
+  reload(reason?: string): Promise<ReloadOutcome>;
+  /** Stops health checks, the server and the watcher; detaches and unpins only if asked. */
+  stop(opts?: { detach?: boolean }): Promise<void>;
+}
+
+function defaultWebRoot(): string | undefined {
+  const dir = repoPath('web/dist');
+  return fs.existsSync(path.join(dir, 'index.html')) ? dir : undefined;
+}
+
+/**
+ * Starts the daemon in this process.
+ * @throws XdplbError VALIDATION / CONFLICT / CONFIG_FILE for a bad config, DATAPLANE when the
+ *   kernel refuses the initial state; BpfError when loading or attaching fails; Error when the
+ *   API cannot listen.
+ */
+export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
+  const logger = opts.logger ?? pino({ name: 'xdplb' });
+  const configPath = path.resolve(opts.configPath);
+  const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
+  const config = loadConfigFile(configPath);
+  const initial = new DesiredState(config);
+  logger.info({ config: configPath, services: initial.services.length, pinDir }, 'config loaded');
+
+  const kernel: KernelSession = await openKernel({
+    pinDir, objectPath: opts.objectPath ?? repoPath('bpf/lb.o'), config: initial.config, logger,
+  });
+  let lastWritten: string | null = null;
+  const health = new HealthMonitor();
+  const controller = new DaemonController({
+    state: initial, driver: kernel.driver, health, logger,
+    benchDir: opts.benchDir ?? repoPath('bench-results'),
+    persist: (next: Config) => {
+      lastWritten = formatConfig(next);
+      saveConfigFile(configPath, next);
+    },
+  });
+  const auth = new AuthStore(initial.config.users, initial.config.tokens);
+  let server: ReturnType<typeof createApiServer> | null = null;
+  let watcher: ConfigWatcher | null = null;
+  try {
+    await controller.start();
+    server = createApiServer(controller, { auth, logger, webRoot: opts.webRoot ?? defaultWebRoot() });
+    const { host, port } = parseListen(opts.listen ?? initial.config.api.listen);
+    await server.listen({ host, port });
+  } catch (err) {
+    controller.stop();
+    await server?.close().catch(() => {});
+    kernel.close({ detach: false });
+    throw err;
+  }
+  const address = server.server.address();
+  const bound = typeof address === 'object' && address ? address : { address: '127.0.0.1', port: 0 };
+  const url = `http://${bound.address.includes(':') ? `[${bound.address}]` : bound.address}:${bound.port}`;
+  logger.info({ url, interfaces: controller.interfaces() }, 'xdplb daemon ready');
+
+  let reloading: Promise<ReloadOutcome> = Promise.resolve('unchanged');
+  const reloadOnce = async (reason: string): Promise<ReloadOutcome> => {
+    let text: string;
+    try {
+      text = fs.readFileSync(configPath, 'utf8');
+    } catch (err) {
+      logger.warn({ reason, err: (err as Error).message }, 'config file unreadable; keeping the running state');
+      return 'invalid';
+    }
+    // Our own atomic write echoes back through the watcher: not a change.
+    if (text === lastWritten) return 'unchanged';
+    let next: Config;
+    try {
+      next = parseConfigText(text, configPath);
+    } catch (err) {
+      logger.error({ reason, err: (err as Error).message, field: (err as { field?: string }).field }, 'config file invalid; keeping the running state');
+      return 'invalid';
+    }
+    const before = controller.state.config;
+    try {
+      if (!(await controller.replaceConfig(next))) return 'unchanged';
+    } catch (err) {
+      logger.error({ reason, err: (err as Error).message }, 'config reload refused; keeping the running state');
+      return 'invalid';
+    }
+    auth.update(next.users, next.tokens);
+    await kernel.syncInterfaces(next.interfaces).catch((err: Error) =>
+      logger.error({ err: err.message }, 'could not attach to the configured interfaces'));
+    if (next.api.listen !== before.api.listen) logger.warn({ listen: next.api.listen }, 'api.listen changed: takes effect at the next start');
+    if (next.hashSeed !== before.hashSeed) logger.warn({ hashSeed: next.hashSeed }, 'hashSeed changed: takes effect at the next fresh load (after --detach-on-exit)');
+    logger.info({ reason, services: next.services.length }, 'config reloaded');
+    return 'applied';
+  };
+  const reload = (reason = 'request'): Promise<ReloadOutcome> => {
+    reloading = reloading.then(() => reloadOnce(reason), () => reloadOnce(reason));
+    return reloading;
+  };
+  try {
+    watcher = watchConfigFile(configPath, () => { void reload('file changed'); }, opts.reloadDebounceMs ?? 200);
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'cannot watch the config file; use SIGHUP to reload');
+  }
+
+  let stopped = false;
+  return {
+    controller, url, host: bound.address, port: bound.port, pid: process.pid, reload,
+    async stop(stopOpts = {}) {
+      if (stopped) return;
+      stopped = true;
+      watcher?.close();
+      controller.stop();
+      await server!.close().catch((err: Error) => logger.warn({ err: err.message }, 'server close failed'));
+      await reloading.catch(() => undefined);
+      const detach = stopOpts.detach ?? !!opts.detachOnExit;
+      kernel.close({ detach });
+      logger.info({ detached: detach }, detach ? 'stopped; program detached and unpinned' : 'stopped; program stays attached and pinned');
+    },
+  };
+}
+
+/**
+ * `xdplb daemon`: starts, then runs until SIGTERM/SIGINT (SIGHUP reloads the config).
+ * @throws as startDaemon when start-up fails.
+ */
+export async function runDaemon(opts: DaemonOptions): Promise<void> {
+  const logger = opts.logger ?? pino({ name: 'xdplb' });
+  const daemon = await startDaemon({ ...opts, logger });
+  await new Promise<void>((resolve) => {
+    const onHup = (): void => { logger.info('SIGHUP: reloading the config'); void daemon.reload('SIGHUP'); };
+    const onStop = (signal: NodeJS.Signals): void => {
+      logger.info({ signal }, 'stopping');
+      process.off('SIGHUP', onHup);
+      process.off('SIGTERM', onStop);
+      process.off('SIGINT', onStop);
+      daemon.stop().then(resolve, (err: Error) => { logger.error({ err: err.message }, 'stop failed'); process.exitCode = 1; resolve(); });
+    };
+    process.on('SIGHUP', onHup);
+    process.on('SIGTERM', onStop);
+    process.on('SIGINT', onStop);
+  });
+}

@@ -1,0 +1,30 @@
+/**
+ * What the daemon's controller needs from the kernel side, in one interface. The daemon
+ * implements it over the real Dataplane and bridge (kernel-driver.ts); keeping it an interface
+ * lets the controller be driven in-process by CLI and API tests without a kernel.
+ */
+import type { DataplaneState, StatsSnapshot, TraceEvent } from '../dataplane/types';
+import type { ProgramView, MapView, MapPage } from '../api/controller';
+
+/** Where one service landed in the data plane. */
+export interface ServicePlacement {
+  id: number;
+  /** backend key "address:port" -> its id and its share of the Maglev slots (0..1). */
+  backends: Record<string, { id: number; share: number }>;
+}
+
+export interface DataplaneDriver {
+  /** Makes the kernel maps match `state` (the reconciler). @throws when the kernel refuses. */
+  applyState(state: DataplaneState): void | Promise<void>;
+  /** Where a service and these backends of it are in the maps; null when it is not there (yet). */
+  placement(service: string, backends: Array<{ address: string; port: number }>): ServicePlacement | null;
+  readStats(): StatsSnapshot;
+  /** Kernel trace events; returns the unsubscribe function. */
+  subscribe(listener: (event: TraceEvent) => void): () => void;
+  programs(): { programs: ProgramView[]; statsEnabled: boolean };
+  setProgramStats(enabled: boolean): void;
+  maps(): MapView[];
+  /** @throws XdplbError NOT_FOUND for an unknown map. */
+  mapEntries(name: string, offset: number, limit: number): MapPage;
+  interfaces(): Array<{ ifname: string; ifindex: number; mode: string; progId: number }>;
+}

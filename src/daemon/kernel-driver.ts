@@ -1,0 +1,171 @@
+/**
+ * The daemon's kernel side: opens the data plane (adopting what a previous run pinned, or
+ * loading and pinning a fresh one), keeps its program current, attaches it to the configured
+ * interfaces, and implements DataplaneDriver over it and the bridge's host inventory.
+ */
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { BpfObject, enableRunStats, listPrograms, xdpAttachments } from '../bpf';
+import { Dataplane, MAP_NAMES, PROGRAM_NAME } from '../dataplane/dataplane';
+import { encodeU32, LB } from '../dataplane/abi';
+import { XdplbError } from '../api/errors';
+import type { Config } from '../config/schema';
+import type { MapPage, MapView, ProgramView } from '../api/controller';
+import type { DataplaneState, StatsSnapshot, TraceEvent } from '../dataplane/types';
+import type { DataplaneDriver, ServicePlacement } from './driver';
+
+export interface OpenKernelOptions {
+  pinDir: string;
+  objectPath: string;
+  config: Readonly<Config>;
+  logger: Logger;
+}
+
+export interface KernelSession {
+  dataplane: Dataplane;
+  driver: DataplaneDriver;
+  /** How the data plane was obtained at start. */
+  origin: 'adopted' | 'adopted+replaced' | 'loaded';
+  /** Attaches to exactly these interfaces (keeps matching attachments). @throws BpfError */
+  syncInterfaces(interfaces: Config['interfaces']): Promise<void>;
+  /** Closes every handle; with detach, detaches from every interface and removes the pins first. */
+  close(opts: { detach: boolean }): void;
+}
+
+/**
+ * True when `objectPath` builds the same program as the one running: the kernel's tag hashes
+ * the instructions with map references masked, so equal tags mean the same code.
+ * @throws BpfError when the object cannot be loaded.
+ */
+function programIsCurrent(dp: Dataplane, objectPath: string): { current: boolean; running: string; built: string } {
+  const pinDir = dp.pinDir!;
+  // Loaded against the pinned maps, as replaceProgram would: nothing new is created but .rodata.
+  const probe = BpfObject.load(objectPath, {
+    reuseMaps: Object.fromEntries(MAP_NAMES.map((n) => [n, path.join(pinDir, 'maps', n)])),
+    innerMaxEntries: { maglev: dp.maglevMaxSize },
+    globals: { hash_seed: encodeU32(dp.hashSeed) },
+  });
+  try {
+    const built = probe.program(PROGRAM_NAME).info().tag;
+    const running = dp.program.info().tag;
+    return { current: built === running, running, built };
+  } finally {
+    probe.close();
+  }
+}
+
+/**
+ * Adopts or loads the data plane and attaches it to the configured interfaces.
+ * @throws BpfError / Error when the object cannot be loaded, the pins cannot be opened or an
+ *   interface cannot be attached (what was pinned before stays pinned).
+ */
+export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession> {
+  const { logger, config, pinDir, objectPath } = opts;
+  let origin: KernelSession['origin'];
+  let dp = Dataplane.adopt(pinDir);
+  if (dp) {
+    origin = 'adopted';
+    logger.info({ pinDir, progId: dp.program.info().id, attachments: dp.attachments() }, 'adopted the pinned data plane');
+    if (dp.hashSeed !== config.hashSeed) {
+      logger.warn({ running: dp.hashSeed, configured: config.hashSeed }, 'hashSeed differs from the pinned data plane; the running one is kept until a fresh load');
+    }
+    try {
+      const check = programIsCurrent(dp, objectPath);
+      if (!check.current) {
+        dp.replaceProgram(objectPath);
+        origin = 'adopted+replaced';
+        logger.info({ from: check.running, to: check.built, progId: dp.program.info().id }, 'replaced the pinned program in place with the newer build');
+      }
+    } catch (err) {
+      logger.error({ err: (err as Error).message, objectPath }, 'cannot check or replace the pinned program; keeping it');
+    }
+  } else {
+    dp = Dataplane.load({
+      hashSeed: config.hashSeed, objectPath, pinDir,
+      maglevMaxSize: Math.max(LB.MAGLEV_DEFAULT_SIZE, config.maglev.tableSize),
+    });
+    origin = 'loaded';
+    logger.info({ pinDir, progId: dp.program.info().id, objectPath }, 'loaded and pinned a fresh data plane');
+  }
+  const dataplane = dp;
+
+  const syncInterfaces = async (interfaces: Config['interfaces']): Promise<void> => {
+    const wanted = new Map(interfaces.map((i) => [i.name, i.mode]));
+    for (const a of dataplane.attachments()) {
+      const mode = wanted.get(a.ifname);
+      if (mode === a.mode) continue;
+      dataplane.detach(a.ifname);
+      logger.info({ ifname: a.ifname, mode: a.mode }, mode ? 'detached to change the XDP mode' : 'detached from an interface no longer configured');
+    }
+    const attached = new Set(dataplane.attachments().map((a) => a.ifname));
+    for (const [ifname, mode] of wanted) {
+      if (attached.has(ifname)) continue;
+      const info = dataplane.attach(ifname, mode);
+      logger.info({ ...info }, 'attached');
+    }
+  };
+  try {
+    await syncInterfaces(config.interfaces);
+  } catch (err) {
+    dataplane.close();
+    throw err;
+  }
+
+  let runStats: { close(): void } | null = null;
+  const driver: DataplaneDriver = {
+    applyState: (state: DataplaneState) => { dataplane.applyState(state); },
+    placement: (service: string, backends: Array<{ address: string; port: number }>): ServicePlacement | null => {
+      const id = dataplane.serviceId(service);
+      if (id === null) return null;
+      const shares = dataplane.maglevShares(service) ?? {};
+      const placed: ServicePlacement['backends'] = {};
+      for (const b of backends) {
+        const key = `${b.address}:${b.port}`;
+        placed[key] = { id: dataplane.backendId(service, b.address, b.port) ?? 0, share: shares[key] ?? 0 };
+      }
+      return { id, backends: placed };
+    },
+    readStats: (): StatsSnapshot => dataplane.readStats(),
+    subscribe: (listener: (e: TraceEvent) => void) => dataplane.subscribe(listener),
+    programs: () => {
+      const ours = dataplane.program.info().id;
+      const attachByProg = new Map(xdpAttachments().map((a) => [a.progId, { ifname: a.ifname, ifindex: a.ifindex, mode: a.mode }]));
+      const programs: ProgramView[] = listPrograms().map((p) => ({
+        ...p,
+        ...(attachByProg.has(p.id) ? { attach: attachByProg.get(p.id)! } : {}),
+        avgNs: p.runCount > 0 ? p.runTimeNs / p.runCount : null,
+        xdplb: p.id === ours,
+      }));
+      return { programs, statsEnabled: runStats !== null };
+    },
+    setProgramStats: (enabled: boolean) => {
+      if (enabled && !runStats) runStats = enableRunStats();
+      if (!enabled && runStats) { runStats.close(); runStats = null; }
+    },
+    maps: (): MapView[] => dataplane.mapView(),
+    mapEntries: (name: string, offset: number, limit: number): MapPage => {
+      if (!(MAP_NAMES as readonly string[]).includes(name)) {
+        throw new XdplbError('XDPLB_ERR_NOT_FOUND', `map "${name}" does not exist; the balancer's maps are ${MAP_NAMES.join(', ')}`);
+      }
+      if (!Number.isInteger(offset) || offset < 0) throw new XdplbError('XDPLB_ERR_VALIDATION', `offset must be an integer >= 0, got ${offset}`, '/offset');
+      if (!Number.isInteger(limit) || limit < 0) throw new XdplbError('XDPLB_ERR_VALIDATION', `limit must be an integer >= 0, got ${limit}`, '/limit');
+      return dataplane.mapEntries(name, offset, limit);
+    },
+    interfaces: () => dataplane.attachments().map(({ ifname, ifindex, mode, progId }) => ({ ifname, ifindex, mode, progId })),
+  };
+
+  return {
+    dataplane, driver, origin, syncInterfaces,
+    close({ detach }) {
+      runStats?.close();
+      runStats = null;
+      if (detach) {
+        for (const a of dataplane.attachments()) {
+          try { dataplane.detach(a.ifname); } catch (err) { logger.error({ ifname: a.ifname, err: (err as Error).message }, 'detach failed'); }
+        }
+        dataplane.unpin();
+      }
+      dataplane.close();
+    },
+  };
+}
