@@ -1,0 +1,179 @@
+/**
+ * Dataplane against the real kernel: pin layout, adopt after a "restart" (ids recovered),
+ * program replacement in place, stats/events/map views. Pins under /sys/fs/bpf/xlbt-dv-*,
+ * namespace xlbt-dv-p; both removed by name in after().
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { enterNetns, repoRoot, listMaps } from '../bpf';
+import { Dataplane, MAP_NAMES } from './dataplane';
+import { buildFrame, IPPROTO_UDP } from './packet';
+import type { DataplaneState, TraceEvent } from './types';
+
+const PIN = '/sys/fs/bpf/xlbt-dv-pin';
+const NETNS = 'xlbt-dv-p';
+
+function state(): DataplaneState {
+  return {
+    services: [
+      {
+        name: 'dns', vip: '198.18.100.1', port: 53, protocol: 'udp', mode: 'nat', tableSize: 251,
+        backends: [
+          { address: '198.18.1.2', port: 5353, weight: 1, healthy: true, draining: false },
+          { address: '198.18.1.3', port: 5353, weight: 3, healthy: true, draining: false },
+        ],
+      },
+      {
+        name: 'web', vip: '198.18.100.2', port: 80, protocol: 'tcp', mode: 'dsr', tableSize: 13,
+        backends: [{ address: '198.18.1.4', port: 0, weight: 1, healthy: true, draining: false }],
+      },
+    ],
+    settings: { fragPolicy: 'drop', sampleRate: 1, flowCache: true },
+  };
+}
+
+function dnsQuery(sport: number): Buffer {
+  return buildFrame({
+    ip: { src: '198.18.0.2', dst: '198.18.100.1', proto: IPPROTO_UDP },
+    udp: { sport, dport: 53, payload: Buffer.from('query') },
+  });
+}
+
+function sh(...args: string[]): void {
+  execFileSync(args[0], args.slice(1), { stdio: 'ignore', timeout: 10_000 });
+}
+
+function cleanup(): void {
+  fs.rmSync(PIN, { recursive: true, force: true });
+  try { sh('ip', 'netns', 'del', NETNS); } catch { /* not there */ }
+}
+
+describe('Dataplane on the real kernel', () => {
+  let dp: Dataplane | null = null;
+  before(cleanup);
+  after(() => {
+    try { dp?.close(); } finally { cleanup(); }
+  });
+
+  test('load with pinDir pins every map, the program and meta', () => {
+    dp = Dataplane.load({ hashSeed: 42, maxServices: 8, maxBackends: 32, maxFlows: 256, pinDir: PIN });
+    for (const name of MAP_NAMES) assert.ok(fs.existsSync(path.join(PIN, 'maps', name)), name);
+    assert.ok(fs.existsSync(path.join(PIN, 'prog')));
+    assert.ok(fs.existsSync(path.join(PIN, 'meta')));
+    assert.equal(dp.map('services').maxEntries, 8);
+    assert.equal(dp.map('backends').maxEntries, 32);
+    assert.equal(dp.map('flows').maxEntries, 256);
+    dp.applyState(state());
+  });
+
+  test('testRun: the event carries resolved names, stats and flows are decoded', () => {
+    const events: TraceEvent[] = [];
+    const unsubscribe = dp!.subscribe((e) => events.push(e));
+    try {
+      const r = dp!.testRun(dnsQuery(40000));
+      assert.ok([2, 3, 4].includes(r.retval), `retval ${r.retval}`);
+      dp!.drainEvents();
+    } finally {
+      unsubscribe();
+    }
+    const e = events.find((x) => x.dport === 53);
+    assert.ok(e, `an event for the query (got ${events.length})`);
+    assert.equal(e.service, 'dns');
+    assert.match(e.backend!, /^198\.18\.1\.[23]:5353$/);
+    assert.equal(e.saddr, '198.18.0.2');
+    assert.equal(e.daddr, '198.18.100.1');
+    assert.equal(e.sport, 40000);
+    assert.equal(e.proto, 17);
+    const stats = dp!.readStats();
+    const total = Object.values(stats.reasons).reduce((a, c) => a + c.packets, 0);
+    assert.ok(total >= 1, 'a reason was counted');
+    assert.ok(stats.reasons[e.reason].packets >= 1, `reason ${e.reason} counted`);
+    assert.deepEqual(Object.keys(stats.services).sort(), ['dns', 'web']);
+    assert.deepEqual(Object.keys(stats.backends.dns).sort(), ['198.18.1.2:5353', '198.18.1.3:5353']);
+    const flows = dp!.mapEntries('flows', 0, 10);
+    assert.equal(flows.total, 1);
+    assert.deepEqual(flows.entries[0].key, { saddr: '198.18.0.2', daddr: '198.18.100.1', sport: 40000, dport: 53, proto: 17 });
+    assert.equal((flows.entries[0].value as { backendId: number }).backendId, e.backendId);
+  });
+
+  test('mapView lists every map with used entries; mapEntries pages decoded entries', () => {
+    const view = dp!.mapView();
+    assert.deepEqual(view.map((m) => m.name), [...MAP_NAMES]);
+    const byName = Object.fromEntries(view.map((m) => [m.name, m]));
+    assert.equal(byName.services.usedEntries, 2);
+    assert.equal(byName.backends.usedEntries, 3);
+    assert.equal(byName.maglev.usedEntries, 2);
+    assert.equal(byName.reverse.usedEntries, 2); // the DSR service has none
+    assert.equal(byName.services.typeName, 'hash');
+    const page = dp!.mapEntries('backends', 1, 1);
+    assert.equal(page.total, 3);
+    assert.equal(page.entries.length, 1);
+    const services = dp!.mapEntries('services', 0, 10).entries.map((x) => (x.value as { name: string }).name).sort();
+    assert.deepEqual(services, ['dns', 'web']);
+    assert.throws(() => dp!.mapEntries('nope'), /no map named "nope"/);
+    assert.equal(dp!.maglevShares('dns')!['198.18.1.3:5353'], 188 / 251);
+    assert.equal(dp!.maglevShares('missing'), null);
+  });
+
+  test('adopt after a restart: ids recovered, the same state re-applies without new ids', () => {
+    const ids = {
+      dns: dp!.serviceId('dns'), web: dp!.serviceId('web'),
+      b2: dp!.backendId('dns', '198.18.1.2', 5353), b3: dp!.backendId('dns', '198.18.1.3', 5353),
+      b4: dp!.backendId('web', '198.18.1.4', 0),
+    };
+    dp!.close();
+    dp = null;
+    dp = Dataplane.adopt(PIN);
+    assert.ok(dp, 'adopted');
+    assert.equal(dp.hashSeed, 42);
+    const r = dp.applyState(state());
+    // Only the tables are rebuilt (identical contents, fresh inner maps): one outer write each.
+    assert.equal(r.writes, 2);
+    assert.deepEqual({
+      dns: dp.serviceId('dns'), web: dp.serviceId('web'),
+      b2: dp.backendId('dns', '198.18.1.2', 5353), b3: dp.backendId('dns', '198.18.1.3', 5353),
+      b4: dp.backendId('web', '198.18.1.4', 0),
+    }, ids);
+    assert.equal(dp.applyState(state()).writes, 0);
+    // The flow cached before the restart is still there.
+    assert.equal(dp.mapEntries('flows').total, 1);
+  });
+
+  test('attach pins the link; replaceProgram swaps the program in place, reusing the maps', () => {
+    sh('ip', 'netns', 'add', NETNS);
+    sh('ip', 'netns', 'exec', NETNS, 'ip', 'link', 'add', 'xlbt-dv-p0', 'type', 'veth', 'peer', 'name', 'xlbt-dv-p1');
+    sh('ip', 'netns', 'exec', NETNS, 'ip', 'link', 'set', 'xlbt-dv-p0', 'up');
+    sh('ip', 'netns', 'exec', NETNS, 'ip', 'link', 'set', 'xlbt-dv-p1', 'up');
+    const restore = enterNetns(NETNS);
+    try {
+      const a = dp!.attach('xlbt-dv-p0', 'native');
+      assert.ok(fs.existsSync(path.join(PIN, 'links', 'xlbt-dv-p0')));
+      assert.equal(a.progId, dp!.program.info().id);
+      const before = dp!.program.info().id;
+      dp!.replaceProgram(path.join(repoRoot(), 'bpf', 'lb.o'));
+      const after = dp!.program.info();
+      assert.notEqual(after.id, before);
+      assert.equal(dp!.attachments()[0].progId, after.id, 'the link now runs the new program');
+      assert.ok(after.mapIds.includes(dp!.map('services').id), 'new program uses the pinned services map');
+      assert.equal(dp!.testRun(dnsQuery(40001)).retval > 0, true);
+      dp!.detach('xlbt-dv-p0');
+      assert.ok(!fs.existsSync(path.join(PIN, 'links', 'xlbt-dv-p0')));
+      assert.deepEqual(dp!.attachments(), []);
+    } finally {
+      restore();
+    }
+  });
+
+  test('unpin removes exactly the pins; adopt then finds nothing', () => {
+    const servicesId = dp!.map('services').id;
+    dp!.unpin();
+    assert.ok(!fs.existsSync(PIN), 'pin dir removed');
+    assert.equal(Dataplane.adopt(PIN), null);
+    assert.ok(listMaps().some((m) => m.id === servicesId), 'maps live on while held');
+    dp!.close();
+    dp = null;
+  });
+});
