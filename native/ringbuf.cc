@@ -63,7 +63,7 @@ class RingBufferConsumer : public Napi::ObjectWrap<RingBufferConsumer> {
     auto record = Napi::Buffer<uint8_t>::Copy(env, static_cast<uint8_t *>(data), size);
     self->delivered_++;
     try {
-      self->callback_.MakeCallback(env.Undefined(), {record}, *self->asyncContext_);
+      self->callback_.MakeCallback(self->Value(), {record}, *self->asyncContext_);
     } catch (const Napi::Error &e) {
       // Stop this round; the exception becomes an uncaught exception after consume returns.
       self->pendingError_ = Napi::Reference<Napi::Value>::New(e.Value(), 1);

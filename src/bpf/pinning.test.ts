@@ -2,8 +2,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { BpfMap, BpfObject, Program, XDP_ACTIONS, XdpLink, enterNetns, openFdCount, xdpAttachments } from './index';
-import { PIN_DIR, createVethNetns, frame, freshPinDir, testdataObject, u32, u64 } from './testing';
+import { BpfMap, BpfObject, Program, XDP_ACTIONS, XdpLink, enterNetns, xdpAttachments } from './index';
+import { PIN_DIR, assertNoFdLeak, createVethNetns, fdSnapshot, frame, freshPinDir, testdataObject, u32, u64 } from './testing';
 
 const BRIDGE = testdataObject('bridge');
 const NS = 'xlbt-br-t2';
@@ -13,16 +13,16 @@ const VETH_B = 'xlbt-br3';
 describe('pinning', () => {
   let removePins: () => void = () => {};
   let removeNetns: () => void = () => {};
-  let fdsBefore = 0;
+  let fdsBefore: string[] = [];
   before(() => {
-    fdsBefore = openFdCount();
+    fdsBefore = fdSnapshot();
     removePins = freshPinDir();
     removeNetns = createVethNetns(NS, VETH_A, VETH_B);
   });
   after(() => {
     removeNetns();
     removePins();
-    assert.equal(openFdCount(), fdsBefore, 'pinning tests leaked file descriptors');
+    assertNoFdLeak(fdsBefore, 'pinning tests');
   });
 
   test('a pinned map reopens with the same id and data, and is reused by a second load', () => {

@@ -78,3 +78,32 @@ export function threadCpus(): string {
   const status = fs.readFileSync('/proc/thread-self/status', 'utf8');
   return /Cpus_allowed_list:\s*(\S+)/.exec(status)?.[1] ?? '';
 }
+
+/**
+ * The process's open fds as "fd -> target", without those of tsx's compile cache (tsx opens them
+ * asynchronously while modules load, which would make a leak check flaky when run through tsx).
+ */
+export function fdSnapshot(): string[] {
+  const out: string[] = [];
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    let target = '';
+    try {
+      target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // the directory fd of readdirSync itself, already closed
+    }
+    if (/\/tsx-\d+/.test(target)) continue;
+    out.push(`${fd} -> ${target}`);
+  }
+  return out.sort();
+}
+
+/** Fails listing the fds opened since `before` (and those closed, which would hide a leak). */
+export function assertNoFdLeak(before: string[], what: string): void {
+  const now = fdSnapshot();
+  const opened = now.filter((x) => !before.includes(x));
+  const closed = before.filter((x) => !now.includes(x));
+  if (opened.length || closed.length) {
+    throw new Error(`${what}: fd leak; opened ${JSON.stringify(opened)}, closed ${JSON.stringify(closed)}`);
+  }
+}
