@@ -5,7 +5,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfMap } from '../bpf';
-import { Dataplane, MAP_NAMES } from '../dataplane/dataplane';
+import { Dataplane, MAP_NAMES, createMaglevTable } from '../dataplane/dataplane';
+import { Reconciler } from './reconciler';
 import {
   LB, LbBackendCodec, LbReverseCodec, LbReverseKeyCodec, LbServiceCodec, LbServiceKeyCodec, LbSettingsCodec,
   LbVipCodec, decodeU32, encodeIpv4Key, encodeU32,
@@ -280,6 +281,92 @@ describe('reconciler with services on every port', () => {
       const rkey = LbReverseKeyCodec.encode({ ip: '198.18.1.9', port: 0, proto: 17 });
       assert.deepEqual(LbReverseCodec.decode(dp.map('reverse').lookup(rkey)!),
         { vip: '198.18.100.9', vport: 0, serviceId: dp.serviceId('any'), backendId: dp.backendId('any', '198.18.1.9', 0) });
+    } finally {
+      dp.close();
+    }
+  });
+});
+
+describe('reconciler write order', () => {
+  /**
+   * Runs a sequence of states through a Reconciler whose (real) maps report every write, and
+   * after EACH write checks what a packet could meet: a live service's table_size never exceeds
+   * its installed table, and every backend id in a table is ACTIVE and owned by that service.
+   */
+  test('no packet can meet a half state between two writes', () => {
+    const dp = Dataplane.load({ hashSeed: 3, maxServices: 8, maxBackends: 32, maxFlows: 64, maglevMaxSize: 65537 });
+    try {
+      const violations: string[] = [];
+      let checks = 0;
+      const check = (after: string) => {
+        checks++;
+        for (const [key, value] of dp.map('services').entries()) {
+          const svc = LbServiceCodec.decode(value);
+          const vip = LbServiceKeyCodec.decode(key).vip;
+          const live = dp.map('vips').lookup(encodeIpv4Key(vip)) !== null;
+          if (!live || svc.tableSize === 0) continue;
+          const outer = dp.map('maglev').lookup(encodeU32(svc.id));
+          if (!outer) { violations.push(`${after}: service ${svc.id} table_size ${svc.tableSize} without a table`); continue; }
+          const inner = BpfMap.fromId(decodeU32(outer));
+          try {
+            if (inner.maxEntries < svc.tableSize) violations.push(`${after}: service ${svc.id} table_size ${svc.tableSize} > table ${inner.maxEntries}`);
+            const ids = new Set<number>();
+            for (let i = 0; i < Math.min(inner.maxEntries, svc.tableSize); i++) ids.add(decodeU32(inner.lookup(encodeU32(i))!));
+            for (const id of ids) {
+              const b = LbBackendCodec.decode(dp.map('backends').lookup(encodeU32(id))!);
+              if (!(b.flags & LB.BACKEND_F_ACTIVE) || b.serviceId !== svc.id) {
+                violations.push(`${after}: service ${svc.id} table holds backend ${id} (flags ${b.flags}, owner ${b.serviceId})`);
+              }
+            }
+          } finally {
+            inner.close();
+          }
+        }
+      };
+      const watched = <T extends object>(name: string, map: T): T => new Proxy(map, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          if ((prop === 'update' || prop === 'delete') && typeof v === 'function') {
+            return (...args: unknown[]) => {
+              const r = (v as (...a: unknown[]) => unknown).apply(target, args);
+              check(`${String(prop)} ${name}`);
+              return r;
+            };
+          }
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      const reconciler = new Reconciler({
+        services: watched('services', dp.map('services')), vips: watched('vips', dp.map('vips')),
+        maglev: watched('maglev', dp.map('maglev')), backends: watched('backends', dp.map('backends')),
+        reverse: watched('reverse', dp.map('reverse')), settings: watched('settings', dp.map('settings')),
+      }, { maxServices: 8, maxBackends: 32, maxVips: 256, maxReverse: 4096, maglevMaxSize: 65537 }, createMaglevTable);
+
+      const small = (): DataplaneState => {
+        const s = baseState();
+        s.services[0].tableSize = 31;
+        return s;
+      };
+      const steps: Array<[string, (s: DataplaneState) => void]> = [
+        ['initial', () => {}],
+        ['pool change', (s) => { s.services[0].backends.splice(0, 1); }],
+        ['new backend', (s) => { s.services[0].backends.push(up('198.18.1.20', 8080)); }],
+        ['grow table', (s) => { s.services[0].tableSize = 251; }],
+        ['shrink table', (s) => { s.services[0].tableSize = 7; }],
+        ['all unhealthy', (s) => { for (const b of s.services[0].backends) b.healthy = false; }],
+        ['healthy again', () => {}],
+        ['service moves VIP', (s) => { s.services[2].vip = '198.18.100.7'; }],
+        ['service removed', (s) => { s.services.splice(1, 1); }],
+        ['everything removed', (s) => { s.services = []; }],
+        ['everything back', () => {}],
+      ];
+      for (const [what, mutate] of steps) {
+        const s = small();
+        mutate(s);
+        reconciler.apply(s);
+        assert.deepEqual(violations, [], what);
+      }
+      assert.ok(checks > 50, `checked after each of ${checks} writes`);
     } finally {
       dp.close();
     }

@@ -499,7 +499,7 @@ export class Dataplane {
 }
 
 /** A new inner Maglev array (BPF_F_INNER_MAP, so its size may differ from the template) holding `entries`. */
-function createMaglevTable(entries: Uint32Array): { fd: number; close(): void } {
+export function createMaglevTable(entries: Uint32Array): { fd: number; close(): void } {
   const table = BpfMap.create({
     type: 'array', name: 'maglev_table', keySize: 4, valueSize: 4, maxEntries: entries.length, flags: BPF_F_INNER_MAP,
   });
