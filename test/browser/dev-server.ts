@@ -15,6 +15,7 @@ import type {
 } from '../../src/api/controller';
 import type { TraceEvent } from '../../src/dataplane/types';
 import { REASONS, XDP_ACTIONS } from '../../src/dataplane/types';
+import { repoRoot } from './repo-root';
 
 export interface DevUser { password: string; role: 'viewer' | 'admin' }
 export interface DevServerOptions {
@@ -28,17 +29,6 @@ export const DEFAULT_DEV_USERS: Record<string, DevUser> = {
   admin: { password: 'admin-pass', role: 'admin' },
   viewer: { password: 'viewer-pass', role: 'viewer' },
 };
-
-/** The repository root: the nearest ancestor of this file holding package.json (works from dist/ too). */
-export function repoRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${__dirname}`);
-    dir = parent;
-  }
-  return dir;
-}
 
 class HttpError extends Error {
   constructor(readonly status: number, readonly code: string, message: string, readonly field?: string) { super(message); }

@@ -8,6 +8,13 @@ export const PALETTE = ['#2563eb', '#16a34a', '#ea580c', '#9333ea', '#0891b2', '
 
 export interface SeriesData { label: string; values: Array<number | null>; color?: string; dash?: boolean }
 
+/** x-axis tick: "13:05" on whole minutes, ":20" between them, so labels stay short at 800 px. */
+function timeTick(seconds: number): string {
+  const d = new Date(seconds * 1000);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return d.getSeconds() === 0 ? `${pad(d.getHours())}:${pad(d.getMinutes())}` : `:${pad(d.getSeconds())}`;
+}
+
 export class TimeChart {
   readonly el: HTMLElement;
   private plot: uPlot | null = null;
@@ -43,7 +50,7 @@ export class TimeChart {
       legend: { live: false },
       scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
       axes: [
-        { stroke: '#64748b', grid: { stroke: '#e2e8f0' }, ticks: { stroke: '#cbd5e1' } },
+        { stroke: '#64748b', grid: { stroke: '#e2e8f0' }, ticks: { stroke: '#cbd5e1' }, values: (_u, splits) => splits.map(timeTick) },
         { stroke: '#64748b', grid: { stroke: '#e2e8f0' }, ticks: { stroke: '#cbd5e1' }, size: 78,
           values: (_u, splits) => splits.map((v) => fmt(v)) },
       ],

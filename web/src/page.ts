@@ -37,3 +37,12 @@ export function errorBanner(): HTMLElement {
 export function pageHeader(title: string, ...extra: Array<Node | string | null>): HTMLElement {
   return h('div', { class: 'page-header' }, h('h1', null, title), h('div', { class: 'page-header-extra' }, extra));
 }
+
+/** A small "updated 13:04:05" label; markUpdated() sets it (and data-at, which tests read). */
+export function updatedLabel(testid = 'updated-at'): HTMLElement {
+  return h('span', { class: 'muted small', 'data-testid': testid, 'aria-live': 'off' });
+}
+export function markUpdated(el: HTMLElement, at: number, prefix = 'updated'): void {
+  el.dataset.at = String(at);
+  el.textContent = `${prefix} ${new Date(at).toLocaleTimeString()}`;
+}

@@ -4,7 +4,7 @@ import { get } from '../api';
 import type { MapPage, MapView } from '../api-types';
 import { bar, h, replaceChildren, table } from '../dom';
 import { formatCount, formatPercent } from '../format';
-import { errorBanner, pageHeader, poll, type MountPage } from '../page';
+import { errorBanner, markUpdated, pageHeader, poll, updatedLabel, type MountPage } from '../page';
 
 const POLL_MS = 2000;
 const PAGE_SIZE = 25;
@@ -13,6 +13,7 @@ interface MaglevEntry { serviceId: number; service: string; tableSize: number; s
 
 export const mountMaps: MountPage = (container) => {
   const error = errorBanner();
+  const updated = updatedLabel();
   const mapsBox = h('div');
   const maglevBox = h('div');
   const browserTitle = h('h2', null, 'Entries');
@@ -23,7 +24,7 @@ export const mountMaps: MountPage = (container) => {
   const browser = h('section', { class: 'panel', id: 'map-entries', hidden: true },
     h('div', { class: 'panel-head' }, browserTitle, browserInfo), entriesBox, h('div', { class: 'pager' }, prev, next));
   replaceChildren(container,
-    pageHeader('BPF maps'),
+    pageHeader('BPF maps', updated),
     error,
     h('section', { class: 'panel' }, h('h2', null, "The balancer's maps"), mapsBox),
     h('section', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', null, 'Maglev table: share of slots per backend'),
@@ -80,6 +81,7 @@ export const mountMaps: MountPage = (container) => {
   const load = async () => {
     const res = await get<{ maps: MapView[] }>('/maps');
     maps = res.maps;
+    markUpdated(updated, Date.now());
     renderMaps();
     if (maps.some((m) => m.name === 'maglev')) {
       const page = await get<MapPage>('/maps/maglev?offset=0&limit=100');

@@ -4,7 +4,7 @@ import type { StatsView } from '../api-types';
 import { PALETTE, TimeChart, type SeriesData } from '../charts';
 import { badge, bar, h, replaceChildren, table } from '../dom';
 import { formatBytes, formatBytesRate, formatCount, formatPps } from '../format';
-import { pageHeader, type MountPage } from '../page';
+import { markUpdated, pageHeader, updatedLabel, type MountPage } from '../page';
 import { store } from '../store';
 
 const FORWARD_ACTIONS = new Set(['tx', 'redirect']);
@@ -19,7 +19,7 @@ export const mountOverview: MountPage = (container) => {
   const servicesBox = h('div');
   const actionsBox = h('div');
   const reasonsBox = h('div');
-  const asOf = h('span', { class: 'muted small', 'data-testid': 'stats-at' });
+  const asOf = updatedLabel('stats-at');
   replaceChildren(container,
     pageHeader('Overview', asOf),
     cards,
@@ -37,7 +37,7 @@ export const mountOverview: MountPage = (container) => {
       replaceChildren(cards, h('p', { class: 'muted' }, 'Waiting for the first stats sample…'));
       return;
     }
-    asOf.textContent = `sample at ${new Date(latest.at).toLocaleTimeString()} · every ${latest.interval.toFixed(1)} s`;
+    markUpdated(asOf, latest.at, 'sample at');
     renderCards(cards, latest);
     renderCharts(ppsChart, bpsChart, actionChart, store.history);
     renderServices(servicesBox, latest);

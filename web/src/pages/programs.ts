@@ -5,7 +5,7 @@ import type { InterfaceView, ProgramView } from '../api-types';
 import { confirmDialog } from '../dialog';
 import { badge, h, replaceChildren, table } from '../dom';
 import { formatBytes, formatCount, formatDateTime, formatNs, formatSi } from '../format';
-import { errorBanner, pageHeader, poll, type MountPage } from '../page';
+import { errorBanner, markUpdated, pageHeader, poll, updatedLabel, type MountPage } from '../page';
 
 const POLL_MS = 2000;
 
@@ -14,11 +14,12 @@ export const mountPrograms: MountPage = (container, ctx) => {
   const summary = h('div');
   const listBox = h('div');
   const statsState = h('span', { class: 'muted', 'data-testid': 'stats-state' });
+  const updated = updatedLabel();
   const toggle = ctx.isAdmin
     ? h('button', { type: 'button', class: 'btn toggle', 'aria-pressed': 'false', 'data-action': 'toggle-prog-stats' }, 'Collect run-time statistics')
     : null;
   replaceChildren(container,
-    pageHeader('BPF programs', statsState, toggle),
+    pageHeader('BPF programs', updated, statsState, toggle),
     error,
     h('section', { class: 'panel' }, h('h2', null, 'xdplb data plane'), summary),
     h('section', { class: 'panel' },
@@ -46,6 +47,7 @@ export const mountPrograms: MountPage = (container, ctx) => {
       get<{ interfaces: InterfaceView[] }>('/interfaces'),
     ]);
     statsEnabled = progs.statsEnabled;
+    markUpdated(updated, Date.now());
     statsState.textContent = `run-time statistics: ${statsEnabled ? 'on' : 'off'}`;
     if (toggle) {
       toggle.setAttribute('aria-pressed', String(statsEnabled));

@@ -6,7 +6,7 @@ import type { BackendView, ServiceView } from '../api-types';
 import { confirmDialog } from '../dialog';
 import { badge, bar, h, replaceChildren, table } from '../dom';
 import { formatBytesRate, formatEndpoint, formatPercent, formatPps } from '../format';
-import { errorBanner, pageHeader, type MountPage, type PageContext } from '../page';
+import { errorBanner, markUpdated, pageHeader, updatedLabel, type MountPage, type PageContext } from '../page';
 import { store } from '../store';
 import { healthBadge } from './overview';
 
@@ -15,8 +15,9 @@ type RateCells = { fwdPps: HTMLElement; fwdBps: HTMLElement; revPps: HTMLElement
 export const mountServices: MountPage = (container, ctx) => {
   const list = h('div');
   const error = errorBanner();
+  const asOf = updatedLabel('stats-at');
   replaceChildren(container,
-    pageHeader('Services', ctx.isAdmin ? null : h('span', { class: 'badge badge-muted' }, 'read-only: log in as admin to change')),
+    pageHeader('Services', asOf, ctx.isAdmin ? null : h('span', { class: 'badge badge-muted' }, 'read-only: log in as admin to change')),
     error, list);
   // Rate cells are updated in place every second so that buttons keep their focus.
   let cells = new Map<string, RateCells>();
@@ -36,6 +37,7 @@ export const mountServices: MountPage = (container, ctx) => {
   const updateRates = () => {
     const latest = store.latest;
     if (!latest) return;
+    markUpdated(asOf, latest.at, 'rates at');
     for (const svc of latest.services) {
       setRates(cells.get(svc.name), svc);
       for (const be of svc.backends) setRates(cells.get(`${svc.name}|${be.key}`), be);

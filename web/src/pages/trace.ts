@@ -29,7 +29,7 @@ export const mountTrace: MountPage = (container, ctx) => {
   const fBackend = select('f-backend', 'Backend', backendKeys());
   const fVerdict = select('f-verdict', 'Verdict', [...XDP_ACTIONS]);
   const fReason = select('f-reason', 'Reason', [...REASONS]);
-  const pause = h('button', { type: 'button', class: 'btn', 'aria-pressed': 'false', 'data-action': 'pause' }, 'Pause');
+  const pause = h('button', { type: 'button', class: 'btn', 'aria-pressed': 'false', 'data-testid': 'pause' }, 'Pause');
   const clear = h('button', { type: 'button', class: 'btn' }, 'Clear');
   const counts = h('span', { class: 'muted small', role: 'status', 'data-testid': 'trace-count' });
   const rowsBox = h('div');

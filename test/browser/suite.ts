@@ -1,0 +1,335 @@
+/**
+ * The dashboard's end-to-end browser suite, runnable against any xdplb API server: the real
+ * daemon (test/browser.test.ts wires it) or the synthetic dev server. It drives Debian's
+ * Chromium through playwright-core and checks what a user would: login and roles, live data
+ * on every page, an admin drain reaching the API, a viewer seeing no controls and being
+ * refused by the API, and no console errors. It saves a screenshot of every page at 1280 and
+ * 800 px under test-artifacts/screenshots/.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { repoRoot } from './repo-root';
+
+// Functions passed to page.evaluate/waitForFunction run in the browser. The root tsconfig has
+// no DOM lib (adding it globally would change every Node file's types), so these names are
+// declared loosely here, for this module only.
+declare const window: any;
+declare const document: any;
+declare const sessionStorage: any;
+
+export interface Credentials { username: string; password: string }
+export interface BrowserSuiteCreds { admin: Credentials; viewer: Credentials }
+
+export interface BrowserSuiteOptions {
+  /** Screenshot file prefix, e.g. 'daemon' or 'dev'. */
+  label?: string;
+  /** Default <repo>/test-artifacts/screenshots. */
+  screenshotDir?: string;
+  /** Chromium binary (default $XDPLB_CHROMIUM or /usr/bin/chromium). */
+  chromiumPath?: string;
+  /** Require sampled kernel events on the Trace page (default true: traffic must be flowing). */
+  expectTraceEvents?: boolean;
+  /** Called after the admin drained `backend` of `service` in the UI and the API shows it (kernel map check). */
+  afterDrain?: (service: string, backend: string) => Promise<void>;
+  /** Called after the admin undrained it again in the UI and the API shows it. */
+  afterUndrain?: (service: string, backend: string) => Promise<void>;
+  /** Progress lines (default: none). */
+  log?: (line: string) => void;
+}
+
+export interface BrowserSuiteReport {
+  screenshots: string[];
+  drained: { service: string; backend: string };
+  /** Distinct stats sample times seen on the overview (ms since the epoch). */
+  samples: number[];
+}
+
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+export const PAGES = ['overview', 'services', 'programs', 'maps', 'trace', 'bench'] as const;
+export type PageName = (typeof PAGES)[number];
+const WIDTHS = [1280, 800];
+const WAIT_MS = 15_000;
+
+/** Where Chromium is expected; the suite refuses to run (and says so) when it is missing. */
+export function chromiumPath(explicit?: string): string {
+  return explicit ?? process.env.XDPLB_CHROMIUM ?? '/usr/bin/chromium';
+}
+
+interface ApiReply { status: number; body: any }
+
+async function api(baseUrl: string, method: string, route: string, token: string | null, body?: unknown): Promise<ApiReply> {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`${baseUrl}/api/v1${route}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try { parsed = text ? JSON.parse(text) : null; } catch { /* keep text */ }
+  return { status: res.status, body: parsed };
+}
+
+/**
+ * Runs the whole suite. Throws (AssertionError or Error naming the failed step) on the first
+ * failure; throws Error when Chromium is missing or the server has no service with a backend.
+ */
+export async function runBrowserSuite(baseUrl: string, creds: BrowserSuiteCreds, opts: BrowserSuiteOptions = {}): Promise<BrowserSuiteReport> {
+  const base = baseUrl.replace(/\/+$/, '');
+  const log = opts.log ?? (() => undefined);
+  const label = opts.label ?? 'dashboard';
+  const shotDir = opts.screenshotDir ?? path.join(repoRoot(), 'test-artifacts', 'screenshots');
+  fs.mkdirSync(shotDir, { recursive: true });
+  const exe = chromiumPath(opts.chromiumPath);
+  if (!fs.existsSync(exe)) throw new Error(`Chromium not found at ${exe} (scripts/setup.sh installs Debian's chromium)`);
+
+  const consoleErrors: string[] = [];
+  let allowedConsole: RegExp | null = null;
+  const screenshots: string[] = [];
+  const watch = (page: Page, who: string) => {
+    page.on('console', (msg) => {
+      if (msg.type() !== 'error') return;
+      if (allowedConsole?.test(msg.text())) return;
+      consoleErrors.push(`[${who}] console.error: ${msg.text()} (${msg.location().url})`);
+    });
+    page.on('pageerror', (err) => consoleErrors.push(`[${who}] uncaught: ${err.message}`));
+  };
+  const step = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    log(`browser: ${name}`);
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof Error) err.message = `[${name}] ${err.message}`;
+      throw err;
+    }
+  };
+  const shoot = async (page: Page, name: string) => {
+    await page.evaluate(() => window.scrollTo(0, 0));
+    const file = path.join(shotDir, `${label}-${name}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    screenshots.push(file);
+  };
+
+  const browser: Browser = await chromium.launch({ executablePath: exe, args: CHROMIUM_ARGS });
+  try {
+    // A service with a backend that is not draining is what the drain check needs.
+    const target = await step('find a backend to drain', async () => {
+      const adminLogin = await api(base, 'POST', '/login', null, creds.admin);
+      assert.equal(adminLogin.status, 200, `admin login via API: ${JSON.stringify(adminLogin.body)}`);
+      const services = await api(base, 'GET', '/services', adminLogin.body.token);
+      assert.equal(services.status, 200);
+      for (const svc of services.body.services as Array<{ name: string; backends: Array<{ key: string; draining: boolean }> }>) {
+        const be = svc.backends.find((b) => !b.draining);
+        if (be) return { service: svc.name, backend: be.key, adminApiToken: adminLogin.body.token as string };
+      }
+      throw new Error('the server has no service with a non-draining backend');
+    });
+
+    await step('wrong password is refused', async () => {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      const page = await context.newPage();
+      watch(page, 'wrong-password');
+      allowedConsole = /status of 401/; // the browser logs the refused login request itself
+      await page.goto(`${base}/`);
+      await page.fill('#login-user', creds.admin.username);
+      await page.fill('#login-password', `${creds.admin.password}-wrong`);
+      await page.click('form.login-card button[type=submit]');
+      await page.waitForFunction(() => /wrong username or password/i.test(document.querySelector('.login-error')?.textContent ?? ''), null, { timeout: WAIT_MS });
+      assert.equal(await page.locator('[data-testid=whoami]').count(), 0, 'no shell after a wrong password');
+      assert.equal(await page.evaluate(() => sessionStorage.getItem('xdplb.token')), null, 'no token kept');
+      await shoot(page, 'login-refused-1280');
+      allowedConsole = null;
+      const direct = await api(base, 'POST', '/login', null, { username: creds.admin.username, password: `${creds.admin.password}-wrong` });
+      assert.equal(direct.status, 401, 'API refuses a wrong password with 401');
+      await context.close();
+    });
+
+    let samples: number[] = [];
+    await step('viewer: read-only pages, live data, no controls', async () => {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      const page = await context.newPage();
+      watch(page, 'viewer');
+      await page.goto(`${base}/`);
+      // Keyboard only: type, Tab, type, Enter.
+      await page.locator('#login-user').focus();
+      await page.keyboard.type(creds.viewer.username);
+      await page.keyboard.press('Tab');
+      await page.keyboard.type(creds.viewer.password);
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('[data-testid=whoami]', { timeout: WAIT_MS });
+      const who = await page.textContent('[data-testid=whoami]');
+      assert.match(who ?? '', new RegExp(`${creds.viewer.username}.*viewer: read-only`), `header: ${who}`);
+
+      samples = await checkOverview(page, base);
+      await gotoPage(page, base, 'services');
+      await waitForChange(page, '[data-testid=stats-at]');
+      assert.ok(await page.locator('section[data-service]').count() >= 1, 'services listed');
+      assert.equal(await page.locator('main [data-action]').count(), 0, 'a viewer sees no controls on Services');
+      assert.equal(await page.locator('main section[data-service] button').count(), 0, 'no buttons in service panels');
+      await shoot(page, 'viewer-services-1280');
+      await gotoPage(page, base, 'programs');
+      await page.waitForSelector('tr[data-prog-id]', { timeout: WAIT_MS });
+      assert.equal(await page.locator('[data-action=toggle-prog-stats]').count(), 0, 'a viewer has no stats toggle');
+      await gotoPage(page, base, 'trace');
+      assert.equal(await page.locator('[data-action=set-sample-rate]').count(), 0, 'a viewer cannot set the sampling rate');
+
+      const viewerToken = await page.evaluate(() => sessionStorage.getItem('xdplb.token'));
+      assert.ok(viewerToken, 'viewer token in sessionStorage');
+      const forged = await api(base, 'PATCH', `/services/${encodeURIComponent(target.service)}/backends/${encodeURIComponent(target.backend)}`, viewerToken, { drain: true });
+      assert.equal(forged.status, 403, `forged PATCH with a viewer token: ${JSON.stringify(forged.body)}`);
+      assert.equal(forged.body?.error?.code, 'XDPLB_ERR_FORBIDDEN');
+      const forgedSettings = await api(base, 'PATCH', '/settings', viewerToken, { sampleRate: 1 });
+      assert.equal(forgedSettings.status, 403, 'forged settings PATCH with a viewer token');
+      const after = await api(base, 'GET', `/services/${encodeURIComponent(target.service)}`, target.adminApiToken);
+      assert.equal(after.body.backends.find((b: { key: string }) => b.key === target.backend)?.draining, false, 'the forged drain changed nothing');
+
+      await page.click('.topbar button:has-text("Log out")');
+      await page.waitForSelector('#login-user', { timeout: WAIT_MS });
+      const stale = await api(base, 'GET', '/whoami', viewerToken);
+      assert.equal(stale.status, 401, 'the token is dead after logout');
+      await context.close();
+    });
+
+    await step('admin: drain and undrain a backend through the UI', async () => {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      const page = await context.newPage();
+      watch(page, 'admin');
+      await login(page, base, creds.admin);
+      const who = await page.textContent('[data-testid=whoami]');
+      assert.match(who ?? '', new RegExp(`${creds.admin.username}.*admin: can change`), `header: ${who}`);
+      const token = await page.evaluate(() => sessionStorage.getItem('xdplb.token'));
+      await gotoPage(page, base, 'services');
+      const row = page.locator(`section[data-service="${target.service}"] tr[data-backend="${target.backend}"]`);
+      await row.waitFor({ timeout: WAIT_MS });
+      const backendState = async () => {
+        const svc = await api(base, 'GET', '/services', token);
+        assert.equal(svc.status, 200);
+        return (svc.body.services as Array<{ name: string; backends: Array<{ key: string; draining: boolean }> }>)
+          .find((s) => s.name === target.service)?.backends.find((b) => b.key === target.backend);
+      };
+
+      // Esc closes the confirmation and changes nothing.
+      await row.locator('button[data-action=drain]').click();
+      await page.waitForSelector('dialog.dialog[open]', { timeout: WAIT_MS });
+      await shoot(page, 'admin-drain-dialog-1280');
+      await page.keyboard.press('Escape');
+      await page.waitForSelector('dialog.dialog', { state: 'detached', timeout: WAIT_MS });
+      assert.equal((await backendState())?.draining, false, 'Esc cancelled the drain');
+
+      await row.locator('button[data-action=drain]').click();
+      await page.locator('dialog.dialog[open] button[type=submit]').click();
+      await page.waitForSelector('dialog.dialog', { state: 'detached', timeout: WAIT_MS });
+      await row.locator('[data-field=state]:has-text("draining")').waitFor({ timeout: WAIT_MS });
+      assert.equal((await backendState())?.draining, true, 'GET /api/v1/services shows the backend draining');
+      if (opts.afterDrain) await opts.afterDrain(target.service, target.backend);
+
+      await row.locator('button[data-action=undrain]').click();
+      await page.locator('dialog.dialog[open] button[type=submit]').click();
+      await page.waitForSelector('dialog.dialog', { state: 'detached', timeout: WAIT_MS });
+      await row.locator('button[data-action=drain]').waitFor({ timeout: WAIT_MS });
+      assert.equal((await backendState())?.draining, false, 'GET /api/v1/services shows it undrained');
+      if (opts.afterUndrain) await opts.afterUndrain(target.service, target.backend);
+
+      // Run-time statistics toggle: on through the UI, seen by the API, then back as it was.
+      await gotoPage(page, base, 'programs');
+      const before = await api(base, 'GET', '/programs', token);
+      const toggle = page.locator('[data-action=toggle-prog-stats]');
+      await toggle.waitFor({ timeout: WAIT_MS });
+      for (const want of [!before.body.statsEnabled, before.body.statsEnabled]) {
+        await toggle.click();
+        await page.locator('dialog.dialog[open] button[type=submit]').click();
+        await page.waitForSelector('dialog.dialog', { state: 'detached', timeout: WAIT_MS });
+        await page.waitForFunction((w) => document.querySelector('[data-action=toggle-prog-stats]')?.getAttribute('aria-pressed') === String(w), want, { timeout: WAIT_MS });
+        assert.equal((await api(base, 'GET', '/programs', token)).body.statsEnabled, want, `statsEnabled ${want} after the toggle`);
+      }
+
+      // Every page, live, at both widths.
+      for (const width of WIDTHS) {
+        await page.setViewportSize({ width, height: 900 });
+        for (const name of PAGES) {
+          await gotoPage(page, base, name);
+          await checkPage(page, name, opts.expectTraceEvents ?? true);
+          await shoot(page, `${name}-${width}`);
+        }
+      }
+      await context.close();
+    });
+
+    assert.deepEqual(consoleErrors, [], 'no console errors on any page');
+    return { screenshots, drained: { service: target.service, backend: target.backend }, samples };
+  } finally {
+    await browser.close();
+  }
+}
+
+async function login(page: Page, base: string, creds: Credentials): Promise<void> {
+  await page.goto(`${base}/`);
+  await page.fill('#login-user', creds.username);
+  await page.fill('#login-password', creds.password);
+  await page.click('form.login-card button[type=submit]');
+  await page.waitForSelector('[data-testid=whoami]', { timeout: WAIT_MS });
+}
+
+async function gotoPage(page: Page, base: string, name: PageName): Promise<void> {
+  await page.goto(`${base}/#/${name}`);
+  await page.waitForSelector(`nav a[data-route="${name}"][aria-current=page]`, { timeout: WAIT_MS });
+}
+
+/** Waits until `selector`'s data-at is set and then changes: two different samples/refreshes. Returns both. */
+async function waitForChange(page: Page, selector: string): Promise<[number, number]> {
+  const first = await page.waitForFunction((sel) => document.querySelector(sel)?.dataset.at || null, selector, { timeout: WAIT_MS });
+  const a = String(await first.jsonValue());
+  const second = await page.waitForFunction(([sel, prev]) => {
+    const at = document.querySelector(sel)?.dataset.at;
+    return at && at !== prev ? at : null;
+  }, [selector, a] as const, { timeout: WAIT_MS });
+  return [Number(a), Number(await second.jsonValue())];
+}
+
+async function checkOverview(page: Page, base: string): Promise<number[]> {
+  await gotoPage(page, base, 'overview');
+  const [a, b] = await waitForChange(page, '[data-testid=stats-at]');
+  assert.ok(b > a, `stats samples move forward (${a} -> ${b})`);
+  assert.ok(await page.locator('.uplot').count() >= 2, 'time-series charts drawn');
+  const pps = await page.textContent('[data-testid=total-pps]');
+  assert.match(pps ?? '', /pps$/, `total packet rate shown: ${pps}`);
+  return [a, b];
+}
+
+async function checkPage(page: Page, name: PageName, expectTraceEvents: boolean): Promise<void> {
+  switch (name) {
+    case 'overview':
+      await waitForChange(page, '[data-testid=stats-at]');
+      assert.ok(await page.locator('.uplot').count() >= 2, 'charts drawn');
+      break;
+    case 'services':
+      await waitForChange(page, '[data-testid=stats-at]');
+      assert.ok(await page.locator('main [data-action=drain], main [data-action=undrain]').count() >= 1, 'an admin sees controls');
+      break;
+    case 'programs':
+      await waitForChange(page, '[data-testid=updated-at]');
+      assert.ok(await page.locator('tr.xdplb').count() >= 1, "xdplb's own program is listed");
+      break;
+    case 'maps': {
+      await waitForChange(page, '[data-testid=updated-at]');
+      assert.ok(await page.locator('tr[data-map-row]').count() >= 1, 'maps listed');
+      const browse = page.locator('button[data-map="maglev"]');
+      await ((await browse.count()) ? browse : page.locator('button[data-map]').first()).click();
+      await page.waitForFunction(() => /of|no entries/.test(document.querySelector('[data-testid=entries-info]')?.textContent ?? ''), null, { timeout: WAIT_MS });
+      break;
+    }
+    case 'trace':
+      if (expectTraceEvents) {
+        await page.waitForSelector('tr[data-seq]', { timeout: WAIT_MS });
+        const first = Number(await page.getAttribute('tr[data-seq]', 'data-seq'));
+        await page.waitForFunction((seq) => Number(document.querySelector('tr[data-seq]')?.getAttribute('data-seq')) > seq, first, { timeout: WAIT_MS });
+      }
+      break;
+    case 'bench':
+      await page.waitForSelector('[data-testid=bench-empty], [data-bench-section]', { timeout: WAIT_MS });
+      break;
+  }
+}
+
