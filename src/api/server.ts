@@ -126,17 +126,6 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
     return reply.code(404).send(new XdplbError('XDPLB_ERR_NOT_FOUND', `no route ${request.method} ${url}`).toJSON());
   });
 
-  app.addHook('onRequest', async (request: FastifyRequest) => {
-    const access = request.routeOptions.config?.access;
-    if (!access || access === 'public') return;
-    const query = request.query as { token?: string } | undefined;
-    const token = bearerFrom(request.headers.authorization) ?? (request.routeOptions.config.queryToken ? query?.token ?? null : null);
-    const identity = opts.auth.authenticate(token);
-    if (!identity) throw new XdplbError('XDPLB_ERR_UNAUTHENTICATED', token ? 'invalid or expired token' : 'authentication required: send Authorization: Bearer <token>');
-    if (access === 'write' && identity.role !== 'admin') throw new XdplbError('XDPLB_ERR_FORBIDDEN', `user "${identity.name}" (viewer) may not change anything`);
-    request.identity = identity;
-  });
-
   void app.register(fastifySwagger, {
     openapi: {
       openapi: '3.0.3',
@@ -149,10 +138,25 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
   });
   void app.register(fastifyWebsocket, { options: { maxPayload: 64 * 1024 } });
   void app.register(async (api) => {
+    // Added inside this context so that it runs after @fastify/websocket's own onRequest hook,
+    // which must mark upgrade requests first (else a refused upgrade leaves its socket open).
+    api.addHook('onRequest', (request) => authenticateRequest(opts.auth, request));
     registerRoutes(api, controller, opts.auth, metrics);
     registerStream(api, controller, metrics, opts.stream);
   });
   return app;
+}
+
+/** Enforces the route's access level: 401 without a valid token, 403 for viewers on changes. */
+async function authenticateRequest(auth: AuthStore, request: FastifyRequest): Promise<void> {
+  const access = request.routeOptions.config?.access;
+  if (!access || access === 'public') return;
+  const query = request.query as { token?: string } | undefined;
+  const token = bearerFrom(request.headers.authorization) ?? (request.routeOptions.config.queryToken ? query?.token ?? null : null);
+  const identity = auth.authenticate(token);
+  if (!identity) throw new XdplbError('XDPLB_ERR_UNAUTHENTICATED', token ? 'invalid or expired token' : 'authentication required: send Authorization: Bearer <token>');
+  if (access === 'write' && identity.role !== 'admin') throw new XdplbError('XDPLB_ERR_FORBIDDEN', `user "${identity.name}" (viewer) may not change anything`);
+  request.identity = identity;
 }
 
 function registerRoutes(app: FastifyInstance, controller: Controller, auth: AuthStore, metrics: ApiMetrics): void {
