@@ -127,6 +127,8 @@ int xdp_gen(struct xdp_md *ctx)
 struct sink_counter {
 	__u64 packets;
 	__u64 bytes;
+	__u64 first_ns;   /* bpf_ktime_get_ns() of the first packet since user space zeroed the slot */
+	__u64 last_ns;    /* ... and of the latest: the delivered rate is over [first, last] */
 };
 
 /* sink_counts: slot 0, per CPU so counting never contends */
@@ -144,6 +146,11 @@ int xdp_sink(struct xdp_md *ctx)
 	struct sink_counter *counter = bpf_map_lookup_elem(&sink_counts, &slot);
 
 	if (counter) {
+		__u64 now = bpf_ktime_get_ns();
+
+		if (!counter->first_ns)
+			counter->first_ns = now;
+		counter->last_ns = now;
 		counter->packets++;
 		counter->bytes += ctx->data_end - ctx->data;
 	}

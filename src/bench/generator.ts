@@ -15,6 +15,8 @@ export { BPF_F_TEST_XDP_LIVE_FRAMES };
 
 /** Frame length without FCS: 64 bytes (so 68 on a wire with FCS; the classic "64-byte" test frame is 60 + 4). */
 export const FRAME_BYTES = 64;
+/** Frames per LIVE_FRAMES batch: the NAPI budget, so the lb's ring (256) takes whole batches. */
+export const GEN_BATCH = 64;
 /** Default number of distinct flows the generator cycles through. */
 export const DEFAULT_FLOWS = 16384;
 
@@ -72,7 +74,23 @@ export function benchPayload(): Buffer {
   return Buffer.alloc(FRAME_BYTES - 14 - 20 - 8, 0x58);
 }
 
-export interface SendResult { packets: number; wallNs: number; stoppedBy: 'packets' | 'seconds' }
+/** struct sink_counter: packets, bytes, first_ns, last_ns (u64 each). */
+const SINK_COUNTER_BYTES = 32;
+
+export interface SinkReading {
+  packets: number;
+  /** Time between the first and the last packet the sink saw, by the kernel's clock. */
+  windowNs: number;
+}
+
+export interface SendResult {
+  packets: number;
+  /** Time the generator spent sending, by the kernel's clock (sum over calls of average x count). */
+  sendNs: number;
+  /** Wall time including each call's set-up (a fresh page pool per call, ~20 ms). */
+  wallNs: number;
+  stoppedBy: 'packets' | 'seconds';
+}
 
 /** The loaded benchmark programs and the sink's attachment. close() releases everything. */
 export class BenchPrograms {
@@ -147,34 +165,51 @@ export class BenchPrograms {
     });
   }
 
-  /** Packets counted by the sink so far, summed over CPUs. */
-  sinkPackets(): number {
-    const values = this.sinkCounts.lookupPerCpu(Buffer.alloc(4));
-    let total = 0;
-    for (const v of values ?? []) total += Number(v.readBigUInt64LE(0));
-    return total;
+  /** Zeroes the sink's counters on every CPU (a new measurement window starts at the next packet). */
+  resetSink(): void {
+    const cpus = (this.sinkCounts.lookupPerCpu(Buffer.alloc(4)) ?? []).length;
+    this.sinkCounts.update(Buffer.alloc(4), Buffer.alloc(SINK_COUNTER_BYTES * Math.max(cpus, 1)));
+  }
+
+  /** What the sink counted since resetSink(), summed over CPUs, with the window it spans. */
+  sinkReading(): SinkReading {
+    const values = this.sinkCounts.lookupPerCpu(Buffer.alloc(4)) ?? [];
+    let packets = 0;
+    let first = Infinity;
+    let last = 0;
+    for (const v of values) {
+      const n = Number(v.readBigUInt64LE(0));
+      if (n === 0) continue;
+      packets += n;
+      first = Math.min(first, Number(v.readBigUInt64LE(16)));
+      last = Math.max(last, Number(v.readBigUInt64LE(24)));
+    }
+    return { packets, windowNs: packets > 1 ? last - first : 0 };
   }
 
   /**
-   * Sends up to `packets` frames (in chunks of `chunk`), stopping early after `seconds`; the
-   * generator thread is pinned to `cpu`.
+   * Sends up to `packets` frames (in calls of at most `chunk`: each call has a fixed set-up cost,
+   * so calls are large), stopping between calls once `seconds` have passed; the generator
+   * thread is pinned to `cpu`.
    * @throws BpfError when the live test run fails.
    */
-  send(t: ForwardTopology, frame: Buffer, packets: number, seconds: number, cpu: number, chunk = 65536): SendResult {
+  send(t: ForwardTopology, frame: Buffer, packets: number, seconds: number, cpu: number, chunk = 1 << 22): SendResult {
     if (!(packets > 0) || !(seconds > 0)) throw new Error(`generator: packets=${packets} and seconds=${seconds} must be > 0`);
     const started = process.hrtime.bigint();
     const deadline = started + BigInt(Math.round(seconds * 1e9));
     let sent = 0;
+    let sendNs = 0;
     let stoppedBy: SendResult['stoppedBy'] = 'packets';
     inNetns(t.gen.netns, () => {
       while (sent < packets) {
         if (process.hrtime.bigint() >= deadline) { stoppedBy = 'seconds'; break; }
         const count = Math.min(chunk, packets - sent);
-        this.gen.testRunLive(frame, { count, batchSize: 64, ingressIfindex: t.gen.ifindex, pinCpu: cpu });
+        const r = this.gen.testRunLive(frame, { count, batchSize: GEN_BATCH, ingressIfindex: t.gen.ifindex, pinCpu: cpu });
+        sendNs += r.durationNs * count;
         sent += count;
       }
     });
-    return { packets: sent, wallNs: Number(process.hrtime.bigint() - started), stoppedBy };
+    return { packets: sent, sendNs, wallNs: Number(process.hrtime.bigint() - started), stoppedBy };
   }
 
   /** Detaches what this object attached and closes the object. */

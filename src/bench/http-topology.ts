@@ -62,11 +62,16 @@ export function setUpHttpTopology(): HttpTopology {
       createVeth({ netns: HTTP_LB_NS, name: b.lbLeg, mac: `02:b1:00:00:0${i}:01`, cidrs: [`${b.lbAddress}/24`] },
         { netns: b.netns, name: b.ifname, mac: `02:b1:00:00:0${i}:02`, cidrs: [`${b.address}/24`] });
       run('ip', ['route', 'add', 'default', 'via', b.lbAddress], { netns: b.netns });
+      // Permanent neighbours: bpf_fib_lookup answers NO_NEIGH for an unresolved next hop.
+      run('ip', ['neigh', 'replace', b.address, 'lladdr', `02:b1:00:00:0${i}:02`, 'dev', b.lbLeg, 'nud', 'permanent'], { netns: HTTP_LB_NS });
+      run('ip', ['neigh', 'replace', b.lbAddress, 'lladdr', `02:b1:00:00:0${i}:01`, 'dev', b.ifname, 'nud', 'permanent'], { netns: b.netns });
       // The backend's end of the veth must not drop replies whose source is the VIP (DSR).
       setSysctls(b.netns, { 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0' });
       backends.push(b);
     }
     run('ip', ['route', 'add', 'default', 'via', '198.18.202.1'], { netns: HTTP_CLIENT_NS });
+    run('ip', ['neigh', 'replace', '198.18.202.1', 'lladdr', '02:b1:00:00:00:01', 'dev', 'xlbbc0', 'nud', 'permanent'], { netns: HTTP_CLIENT_NS });
+    run('ip', ['neigh', 'replace', '198.18.202.2', 'lladdr', '02:b1:00:00:00:02', 'dev', 'xlbbh0', 'nud', 'permanent'], { netns: HTTP_LB_NS });
     setSysctls(HTTP_CLIENT_NS, { 'net.ipv4.ip_local_port_range': '1024 65000', 'net.ipv4.tcp_tw_reuse': '1' });
     setSysctls(HTTP_LB_NS, {
       'net.ipv4.ip_forward': '1', 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0',

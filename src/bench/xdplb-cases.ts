@@ -1,12 +1,86 @@
-/** xdplb itself as a benchmark case (HTTP and forwarding), over the real Dataplane. */
+/**
+ * xdplb itself as a benchmark case (forwarding and HTTP), over the real Dataplane (bpf/lb.o,
+ * loaded, given one service by the reconciler, attached natively to the lb's veths).
+ */
+import { Dataplane } from '../dataplane/dataplane';
+import type { DataplaneState, ForwardingMode } from '../dataplane/types';
+import { inNetns } from '../bpf';
+import type { ForwardCase } from './forward';
 import type { HttpLbCase } from './http';
+import { addDsrVip, removeDsrVip } from './http-topology';
 
-/** xdplb in `mode` between the HTTP client and the three backends. */
-export function xdplbHttpCase(mode: 'nat' | 'dsr'): HttpLbCase {
+/** Fixed flow-hash seed of the benchmarks' data planes. */
+const BENCH_HASH_SEED = 0x62656e63;
+export const BENCH_TABLE_SIZE = 65537;
+
+/** The one-service state the benchmarks give the data plane. */
+export function benchState(mode: ForwardingMode, vip: string, port: number, protocol: 'tcp' | 'udp',
+  backends: string[], backendPort: number, sampleRate = 0): DataplaneState {
+  return {
+    services: [{
+      name: 'bench', vip, port, protocol, mode, tableSize: BENCH_TABLE_SIZE,
+      backends: backends.map((address) => ({ address, port: backendPort, weight: 1, healthy: true, draining: false })),
+    }],
+    settings: { fragPolicy: 'drop', sampleRate, flowCache: true },
+  };
+}
+
+/** Attaches a data plane to interfaces of a namespace; returns the program id. */
+function attachIn(dp: Dataplane, netns: string, ifnames: string[]): number {
+  return inNetns(netns, () => {
+    let progId = 0;
+    for (const ifname of ifnames) progId = dp.attach(ifname, 'native').progId;
+    return progId;
+  });
+}
+
+function detachAll(dp: Dataplane | null, netns: string): void {
+  if (!dp) return;
+  inNetns(netns, () => {
+    for (const a of dp.attachments()) {
+      try { dp.detach(a.ifname); } catch { /* namespace going away */ }
+    }
+  });
+}
+
+/** xdplb in `mode` on the forwarding benchmark's lb: VIP:9/udp over the two sink backends. */
+export function xdplbForwardCase(mode: ForwardingMode): ForwardCase {
+  let dp: Dataplane | null = null;
+  return {
+    name: `xdplb-${mode}`, label: `xdplb ${mode}`, destination: 'vip',
+    prepare(t) {
+      dp = Dataplane.load({ hashSeed: BENCH_HASH_SEED });
+      dp.applyState(benchState(mode, t.vip, t.vipPort, 'udp', t.backends, 0));
+    },
+    setUp(t) {
+      if (!dp) throw new Error('xdplb data plane not loaded');
+      // The egress leg is attached too: only attached interfaces are redirect targets (tx_ports).
+      return attachIn(dp, t.lb.netns, [t.lb.ingress, t.lb.egress]);
+    },
+    tearDown(t) { detachAll(dp, t.lb.netns); },
+    dispose() { dp?.close(); dp = null; },
+  };
+}
+
+/** xdplb in `mode` between the HTTP client and the three backends (VIP:8080/tcp). */
+export function xdplbHttpCase(mode: ForwardingMode): HttpLbCase {
+  let dp: Dataplane | null = null;
   return {
     name: `xdplb-${mode}`, label: `xdplb ${mode}`,
-    async setUp() { throw new Error('xdplb data plane not available yet'); },
-    async tearDown() { /* nothing */ },
+    async setUp(t) {
+      dp = Dataplane.load({ hashSeed: BENCH_HASH_SEED });
+      dp.applyState(benchState(mode, t.vip, t.port, 'tcp', t.backends.map((b) => b.address), t.port));
+      if (mode === 'dsr') addDsrVip(t);
+      attachIn(dp, t.lb.netns, [t.lb.clientLeg, ...t.lb.backendLegs]);
+      return [];
+    },
+    async tearDown(t) {
+      try { detachAll(dp, t.lb.netns); } finally {
+        dp?.close();
+        dp = null;
+        if (mode === 'dsr') removeDsrVip(t);
+      }
+    },
     url: (t) => `http://${t.vip}:${t.port}/`,
   };
 }

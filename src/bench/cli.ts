@@ -1,0 +1,31 @@
+/**
+ * The `bench` verbs of the xdplb CLI (src/cli/program.ts loads registerBenchCommands when
+ * this module is present). Each verb lives in its own module; this file only wires options.
+ */
+import type { Command } from 'commander';
+import { formatProgBench, runProgBench } from './prog';
+
+function parseCount(what: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${what} must be a positive integer, got "${value}"`);
+    return n;
+  };
+}
+
+/** Adds `bench` and its verbs to the program (others add more verbs to the same `bench`). */
+export function registerBenchCommands(program: Command): void {
+  const bench = program.commands.find((c) => c.name() === 'bench')
+    ?? program.command('bench').description('benchmarks (run as root; each in its own xlbb-* namespace)');
+  bench
+    .command('prog')
+    .description('per-packet cost of the XDP program via BPF_PROG_TEST_RUN, against the empty program, at 2 and 1000 backends')
+    .option('--json', 'print the result as JSON')
+    .option('--calls <n>', 'test runs per measurement run', parseCount('--calls'), 100_000)
+    .option('--runs <n>', 'measurement runs per case', parseCount('--runs'), 5)
+    .option('--cpu <n>', 'CPU to pin the runs to (default: the last one)', (v: string) => Number(v))
+    .action((opts: { json?: boolean; calls: number; runs: number; cpu?: number }) => {
+      const result = runProgBench({ calls: opts.calls, runs: opts.runs, cpu: opts.cpu });
+      process.stdout.write(opts.json ? JSON.stringify(result, null, 2) + '\n' : formatProgBench(result) + '\n');
+    });
+}

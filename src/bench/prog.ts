@@ -1,0 +1,224 @@
+/**
+ * `xdplb bench prog`: the per-packet cost of the XDP program, measured by BPF_PROG_TEST_RUN
+ * (repeat = 1 per call, many calls pinned to one CPU) against the empty program in the same
+ * run, for each packet class at 2 and at 1000 backends.
+ *
+ * It runs in its own namespace (xlbb-prog): one veth carries the client /24 and the backend /16
+ * with permanent neighbours, so bpf_fib_lookup succeeds and the balancer answers XDP_TX.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { BpfObject, enterNetns, repoRoot, type Program } from '../bpf';
+import { Dataplane } from '../dataplane/dataplane';
+import type { DataplaneBackend, DataplaneState } from '../dataplane/types';
+import { buildFrame, ipToU32, u32ToIp, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../dataplane/packet';
+import { run } from './exec';
+import { createNamespace, createVeth, deleteNamespace, setSysctls } from './netns';
+import { summarize, type Summary } from './stats';
+
+export const PROG_BENCH_NETNS = 'xlbb-prog';
+const IFNAME = 'xlbb-prog-a';
+const PEER = 'xlbb-prog-ap';
+const LB_MAC = '02:00:00:b0:00:01';
+const CLIENT = '198.18.0.10';
+const CLIENT_MAC = '02:00:00:b0:00:0a';
+const VIP_NAT = '198.18.100.1';
+const VIP_DSR = '198.18.100.2';
+const TABLE_SIZE = 65537;
+
+/** Targets the figures are held to (reported, not enforced). */
+export const TARGETS = { natTcpOverEmptyNs: 40, scaleRatio: 1.05 };
+
+export interface ProgBenchOptions {
+  calls?: number;      // test runs per measurement run (>= 1), default 100,000
+  runs?: number;       // measurement runs per case (>= 1), default 5
+  cpu?: number;        // CPU to pin to, default the last one
+  backendCounts?: number[]; // default [2, 1000]
+}
+
+export interface ProgBenchCase {
+  name: string;
+  backends: number | null;  // null for the empty program
+  action: string;           // the XDP action every call returned
+  ns: Summary;              // per-packet ns: median, min, max over the runs (each run: median of its calls)
+  overEmptyNs: number;      // median - empty median
+}
+
+export interface ProgBenchTarget { name: string; value: number; limit: number; ok: boolean }
+
+export interface ProgBenchResult {
+  calls: number; runs: number; cpu: number; kernel: string; flowCache: boolean;
+  empty: ProgBenchCase;
+  cases: ProgBenchCase[];
+  targets: ProgBenchTarget[];
+}
+
+const ACTION_NAMES = ['aborted', 'drop', 'pass', 'tx', 'redirect'];
+
+function backendIp(i: number): string {
+  return u32ToIp(ipToU32('198.19.1.0') + i); // i >= 1; all inside 198.19.0.0/16 on the veth
+}
+
+function stateFor(backendCount: number): DataplaneState {
+  const backends: DataplaneBackend[] = Array.from({ length: backendCount }, (_, i) => ({
+    address: backendIp(i + 1), port: 0, weight: 1, healthy: true, draining: false,
+  }));
+  return {
+    services: [
+      { name: 'tcp', vip: VIP_NAT, port: 80, protocol: 'tcp', mode: 'nat', tableSize: TABLE_SIZE, backends },
+      { name: 'udp', vip: VIP_NAT, port: 53, protocol: 'udp', mode: 'nat', tableSize: TABLE_SIZE, backends },
+      { name: 'dsr', vip: VIP_DSR, port: 80, protocol: 'tcp', mode: 'dsr', tableSize: TABLE_SIZE, backends },
+    ],
+    settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true },
+  };
+}
+
+interface PacketCase { name: string; frame: Buffer; action: number }
+
+function packetCases(): PacketCase[] {
+  const eth = { dst: LB_MAC, src: CLIENT_MAC };
+  const payload = Buffer.alloc(18, 0x61);
+  return [
+    { name: 'non-VIP pass', action: 2, frame: buildFrame({ eth, ip: { src: CLIENT, dst: '198.18.0.99', proto: IPPROTO_TCP }, tcp: { sport: 40000, dport: 80, payload } }) },
+    { name: 'NAT TCP', action: 3, frame: buildFrame({ eth, ip: { src: CLIENT, dst: VIP_NAT, proto: IPPROTO_TCP }, tcp: { sport: 40000, dport: 80, payload } }) },
+    { name: 'NAT UDP', action: 3, frame: buildFrame({ eth, ip: { src: CLIENT, dst: VIP_NAT, proto: IPPROTO_UDP }, udp: { sport: 40000, dport: 53, payload } }) },
+    { name: 'reverse NAT', action: 3, frame: buildFrame({ eth, ip: { src: backendIp(1), dst: CLIENT, proto: IPPROTO_TCP }, tcp: { sport: 80, dport: 40000, flags: 0x12, payload } }) },
+    { name: 'DSR', action: 3, frame: buildFrame({ eth, ip: { src: CLIENT, dst: VIP_DSR, proto: IPPROTO_TCP }, tcp: { sport: 40000, dport: 80, payload } }) },
+    { name: 'ICMP echo', action: 3, frame: buildFrame({ eth, ip: { src: CLIENT, dst: VIP_NAT, proto: IPPROTO_ICMP }, icmp: { type: 8, rest: 0x00010001, payload } }) },
+  ];
+}
+
+function median(values: Float64Array): number {
+  const sorted = Float64Array.from(values).sort();
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Creates the namespace, its veth, addresses and neighbours. @throws Error when ip fails. */
+function createTopology(maxBackends: number): number {
+  createNamespace(PROG_BENCH_NETNS);
+  createVeth(
+    { netns: PROG_BENCH_NETNS, name: IFNAME, mac: LB_MAC, cidrs: ['198.18.0.1/24', '198.19.0.1/16'] },
+    { netns: PROG_BENCH_NETNS, name: PEER, mac: '02:00:00:b0:00:02', cidrs: [] },
+  );
+  setSysctls(PROG_BENCH_NETNS, { 'net.ipv4.conf.all.forwarding': '1' });
+  const neigh = [`neigh replace ${CLIENT} lladdr ${CLIENT_MAC} dev ${IFNAME} nud permanent`];
+  for (let i = 1; i <= maxBackends; i++) {
+    const mac = `02:00:00:b1:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`;
+    neigh.push(`neigh replace ${backendIp(i)} lladdr ${mac} dev ${IFNAME} nud permanent`);
+  }
+  run('ip', ['-n', PROG_BENCH_NETNS, '-batch', '-'], { input: neigh.join('\n') + '\n' });
+  const links = JSON.parse(run('ip', ['-n', PROG_BENCH_NETNS, '-j', 'link', 'show', IFNAME])) as Array<{ ifindex: number }>;
+  return links[0].ifindex;
+}
+
+function positiveInt(value: number | undefined, fallback: number, what: string): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < 1) throw new Error(`bench prog: ${what} must be a positive integer, got ${value}`);
+  return v;
+}
+
+/**
+ * Runs the benchmark. Needs root, bpf/lb.o and bpf/xdp_pass.o. Removes its namespace after,
+ * also on failure.
+ * @throws Error for bad options, when a case does not return its expected XDP action (the
+ *   message names the case and the action), or BpfError from the bridge.
+ */
+export function runProgBench(opts: ProgBenchOptions = {}): ProgBenchResult {
+  const calls = positiveInt(opts.calls, 100_000, '--calls');
+  const runs = positiveInt(opts.runs, 5, '--runs');
+  const backendCounts = opts.backendCounts ?? [2, 1000];
+  const cpus = os.cpus().length;
+  const cpu = opts.cpu ?? cpus - 1;
+  if (!Number.isInteger(cpu) || cpu < 0 || cpu >= cpus) throw new Error(`bench prog: --cpu ${opts.cpu} is not a CPU of this machine (0..${cpus - 1})`);
+
+  const ifindex = createTopology(Math.max(...backendCounts));
+  const restore = enterNetns(PROG_BENCH_NETNS);
+  const opened: Array<{ close(): void }> = [];
+  try {
+    const emptyObj = BpfObject.load(path.join(repoRoot(), 'bpf', 'xdp_pass.o'));
+    opened.push(emptyObj);
+    const emptyProg = emptyObj.program('xdp_pass');
+    opened.push(emptyProg);
+    const planes = backendCounts.map((n) => {
+      const dp = Dataplane.load({ hashSeed: 0 });
+      opened.push(dp);
+      dp.applyState(stateFor(n));
+      return { backends: n, program: dp.program };
+    });
+
+    const cases = packetCases();
+    type Slot = { name: string; backends: number | null; program: Program; frame: Buffer; action: number; perRun: number[] };
+    const slots: Slot[] = [{ name: 'empty program', backends: null, program: emptyProg, frame: cases[1].frame, action: 2, perRun: [] }];
+    for (const p of planes) for (const c of cases) slots.push({ name: c.name, backends: p.backends, program: p.program, frame: c.frame, action: c.action, perRun: [] });
+
+    // Check every case takes the path it is meant to measure before timing it.
+    for (const s of slots) {
+      const got = s.program.testRun(s.frame, { ingressIfindex: ifindex }).retval;
+      if (got !== s.action) {
+        throw new Error(`bench prog: case "${s.name}" (${s.backends ?? '-'} backends) returned ${ACTION_NAMES[got] ?? got}, expected ${ACTION_NAMES[s.action]}`);
+      }
+    }
+    // Runs interleave the cases so that drift (frequency, other load) spreads over all of them.
+    for (let r = 0; r < runs; r++) {
+      for (const s of slots) {
+        const res = s.program.testRunMany(s.frame, calls, { ingressIfindex: ifindex, pinCpu: cpu });
+        if ((res.retvals[s.action] ?? 0) !== calls) {
+          throw new Error(`bench prog: case "${s.name}" returned ${JSON.stringify(res.retvals)} over ${calls} calls, expected all ${ACTION_NAMES[s.action]}`);
+        }
+        s.perRun.push(median(res.durationsNs));
+      }
+    }
+
+    const toCase = (s: Slot, emptyMedian: number): ProgBenchCase => {
+      const ns = summarize(s.perRun);
+      return { name: s.name, backends: s.backends, action: ACTION_NAMES[s.action], ns, overEmptyNs: ns.median - emptyMedian };
+    };
+    const emptyMedian = summarize(slots[0].perRun).median;
+    const empty = toCase(slots[0], emptyMedian);
+    const measured = slots.slice(1).map((s) => toCase(s, emptyMedian));
+    return {
+      calls, runs, cpu, kernel: os.release(), flowCache: true,
+      empty, cases: measured, targets: targetsOf(measured, backendCounts),
+    };
+  } finally {
+    for (const h of opened.reverse()) {
+      try { h.close(); } catch { /* closing the rest matters more */ }
+    }
+    restore();
+    deleteNamespace(PROG_BENCH_NETNS);
+  }
+}
+
+function targetsOf(cases: ProgBenchCase[], counts: number[]): ProgBenchTarget[] {
+  const out: ProgBenchTarget[] = [];
+  const small = Math.min(...counts);
+  const large = Math.max(...counts);
+  const natSmall = cases.find((c) => c.name === 'NAT TCP' && c.backends === small);
+  if (natSmall) {
+    out.push({ name: `NAT TCP ns over empty (${small} backends)`, value: natSmall.overEmptyNs, limit: TARGETS.natTcpOverEmptyNs, ok: natSmall.overEmptyNs <= TARGETS.natTcpOverEmptyNs });
+  }
+  if (large !== small) {
+    for (const c of cases.filter((x) => x.backends === large)) {
+      const base = cases.find((x) => x.name === c.name && x.backends === small);
+      if (!base) continue;
+      const value = c.ns.median / base.ns.median;
+      out.push({ name: `${c.name}: ${large} / ${small} backends`, value, limit: TARGETS.scaleRatio, ok: value <= TARGETS.scaleRatio });
+    }
+  }
+  return out;
+}
+
+/** The result as a plain-text table. */
+export function formatProgBench(r: ProgBenchResult): string {
+  const lines: string[] = [];
+  lines.push(`xdp_lb per-packet cost: BPF_PROG_TEST_RUN, ${r.calls} calls x ${r.runs} runs, pinned to CPU ${r.cpu}, kernel ${r.kernel}, flow cache ${r.flowCache ? 'on' : 'off'}`);
+  lines.push('case               backends  action    median ns  min..max ns      ns over empty');
+  const row = (c: ProgBenchCase) => lines.push(
+    `${c.name.padEnd(18)} ${String(c.backends ?? '-').padStart(8)}  ${c.action.padEnd(8)} ${c.ns.median.toFixed(1).padStart(10)}  ${`${c.ns.min.toFixed(1)}..${c.ns.max.toFixed(1)}`.padEnd(16)} ${c.backends === null ? '' : c.overEmptyNs.toFixed(1).padStart(8)}`);
+  row(r.empty);
+  for (const c of r.cases) row(c);
+  lines.push('targets:');
+  for (const t of r.targets) lines.push(`  ${t.ok ? 'ok  ' : 'MISS'} ${t.name}: ${t.value.toFixed(t.limit < 2 ? 3 : 1)} (limit ${t.limit})`);
+  return lines.join('\n');
+}
