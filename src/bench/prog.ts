@@ -34,6 +34,8 @@ export interface ProgBenchOptions {
   runs?: number;       // measurement runs per case (>= 1), default 5
   cpu?: number;        // CPU to pin to, default the last one
   backendCounts?: number[]; // default [2, 1000]
+  flowCache?: boolean; // the flow-affinity cache setting, default on (the daemon's default)
+  objectPath?: string; // default bpf/lb.o (to compare builds)
 }
 
 export interface ProgBenchCase {
@@ -59,7 +61,7 @@ function backendIp(i: number): string {
   return u32ToIp(ipToU32('198.19.1.0') + i); // i >= 1; all inside 198.19.0.0/16 on the veth
 }
 
-function stateFor(backendCount: number): DataplaneState {
+function stateFor(backendCount: number, flowCache: boolean): DataplaneState {
   const backends: DataplaneBackend[] = Array.from({ length: backendCount }, (_, i) => ({
     address: backendIp(i + 1), port: 0, weight: 1, healthy: true, draining: false,
   }));
@@ -69,7 +71,7 @@ function stateFor(backendCount: number): DataplaneState {
       { name: 'udp', vip: VIP_NAT, port: 53, protocol: 'udp', mode: 'nat', tableSize: TABLE_SIZE, backends },
       { name: 'dsr', vip: VIP_DSR, port: 80, protocol: 'tcp', mode: 'dsr', tableSize: TABLE_SIZE, backends },
     ],
-    settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true },
+    settings: { fragPolicy: 'drop', sampleRate: 0, flowCache },
   };
 }
 
@@ -128,22 +130,24 @@ export function runProgBench(opts: ProgBenchOptions = {}): ProgBenchResult {
   const calls = positiveInt(opts.calls, 100_000, '--calls');
   const runs = positiveInt(opts.runs, 5, '--runs');
   const backendCounts = opts.backendCounts ?? [2, 1000];
+  const flowCache = opts.flowCache ?? true;
   const cpus = os.cpus().length;
   const cpu = opts.cpu ?? cpus - 1;
   if (!Number.isInteger(cpu) || cpu < 0 || cpu >= cpus) throw new Error(`bench prog: --cpu ${opts.cpu} is not a CPU of this machine (0..${cpus - 1})`);
 
-  const ifindex = createTopology(Math.max(...backendCounts));
-  const restore = enterNetns(PROG_BENCH_NETNS);
   const opened: Array<{ close(): void }> = [];
+  let restore = (): void => {};
   try {
+    const ifindex = createTopology(Math.max(...backendCounts));
+    restore = enterNetns(PROG_BENCH_NETNS);
     const emptyObj = BpfObject.load(path.join(repoRoot(), 'bpf', 'xdp_pass.o'));
     opened.push(emptyObj);
     const emptyProg = emptyObj.program('xdp_pass');
     opened.push(emptyProg);
     const planes = backendCounts.map((n) => {
-      const dp = Dataplane.load({ hashSeed: 0 });
+      const dp = Dataplane.load({ hashSeed: 0, objectPath: opts.objectPath });
       opened.push(dp);
-      dp.applyState(stateFor(n));
+      dp.applyState(stateFor(n, flowCache));
       return { backends: n, program: dp.program };
     });
 
@@ -178,7 +182,7 @@ export function runProgBench(opts: ProgBenchOptions = {}): ProgBenchResult {
     const empty = toCase(slots[0], emptyMedian);
     const measured = slots.slice(1).map((s) => toCase(s, emptyMedian));
     return {
-      calls, runs, cpu, kernel: os.release(), flowCache: true,
+      calls, runs, cpu, kernel: os.release(), flowCache,
       empty, cases: measured, targets: targetsOf(measured, backendCounts),
     };
   } finally {

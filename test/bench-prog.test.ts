@@ -1,0 +1,48 @@
+/**
+ * Smoke test of `xdplb bench prog`: a short run must measure every case on the path it is
+ * meant for (the bench throws otherwise), print a table and JSON, and leave no namespace.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { runProgBench, formatProgBench, PROG_BENCH_NETNS } from '../src/bench/prog';
+
+test('bench prog measures every case at 2 and 1000 backends and cleans up', () => {
+  const r = runProgBench({ calls: 2000, runs: 2 });
+  assert.equal(r.empty.action, 'pass');
+  const names = ['non-VIP pass', 'NAT TCP', 'NAT UDP', 'reverse NAT', 'DSR', 'ICMP echo'];
+  for (const backends of [2, 1000]) {
+    for (const name of names) {
+      const c = r.cases.find((x) => x.name === name && x.backends === backends);
+      assert.ok(c, `${name} at ${backends} backends`);
+      assert.equal(c.ns.n, 2);
+      assert.ok(c.ns.min > 0 && c.ns.min <= c.ns.median && c.ns.median <= c.ns.max, `${name}: ${JSON.stringify(c.ns)}`);
+      assert.equal(c.action, name === 'non-VIP pass' ? 'pass' : 'tx');
+    }
+  }
+  assert.ok(r.targets.some((t) => t.name.startsWith('NAT TCP ns over empty')));
+  assert.match(formatProgBench(r), /NAT TCP\s+1000\s+tx/);
+  assert.equal(existsSync(`/run/netns/${PROG_BENCH_NETNS}`), false, 'namespace removed');
+});
+
+test('bench prog refuses bad options before touching the kernel', () => {
+  assert.throws(() => runProgBench({ calls: 0 }), /--calls must be a positive integer/);
+  assert.throws(() => runProgBench({ runs: 1.5 }), /--runs must be a positive integer/);
+  assert.throws(() => runProgBench({ cpu: 999 }), /--cpu 999 is not a CPU/);
+});
+
+test('`xdplb bench prog --json` runs through the CLI and prints the result as JSON', () => {
+  // From dist/test the compiled CLI sits beside; from test/ (tsx) run the TypeScript entry.
+  const compiled = path.join(__dirname, '..', 'src', 'cli.js');
+  const args = existsSync(compiled) ? [compiled] : ['--import', 'tsx', path.join(__dirname, '..', 'src', 'cli.ts')];
+  const out = execFileSync(process.execPath, [...args, 'bench', 'prog', '--json', '--calls', '1000', '--runs', '1'], {
+    encoding: 'utf8', timeout: 120_000,
+  });
+  const r = JSON.parse(out) as { calls: number; runs: number; cases: Array<{ name: string; backends: number }> };
+  assert.equal(r.calls, 1000);
+  assert.equal(r.runs, 1);
+  assert.equal(r.cases.length, 12);
+  assert.equal(existsSync(`/run/netns/${PROG_BENCH_NETNS}`), false, 'namespace removed');
+});
