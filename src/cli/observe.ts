@@ -48,7 +48,7 @@ export function formatTraceEvent(e: TraceEvent, receivedAt = new Date()): string
 export function formatPrograms(programs: ProgramView[], statsEnabled: boolean): string {
   const rows = programs.map((p) => [
     String(p.id), p.name || '-', p.typeName, p.tag, p.attach ? `${p.attach.ifname}(${p.attach.ifindex})` : '-',
-    p.attach?.mode ?? '-', statsEnabled ? String(p.runCount) : '-', p.avgNs === null ? '-' : p.avgNs.toFixed(0), p.xdplb ? 'yes' : '',
+    p.attach?.mode ?? '-', String(p.runCount), p.avgNs === null ? '-' : p.avgNs.toFixed(0), p.xdplb ? 'yes' : '',
   ]);
   const table = formatTable(['ID', 'Name', 'Type', 'Tag', 'Attached', 'Mode', 'Runs', 'Avg ns', 'xdplb'], rows);
   return `${table}\nrun stats: ${statsEnabled ? 'on' : 'off (xdplb programs --stats on)'}`;

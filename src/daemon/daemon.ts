@@ -99,7 +99,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   let watcher: ConfigWatcher | null = null;
   try {
     await controller.start();
-    server = createApiServer(controller, { auth, logger, webRoot: opts.webRoot ?? defaultWebRoot() });
+    // Per-request lines at info would drown the daemon's own log (the dashboard polls): warn and up.
+    const apiLogger = logger.child({ component: 'api' }, { level: logger.isLevelEnabled('debug') ? 'debug' : 'warn' });
+    server = createApiServer(controller, { auth, logger: apiLogger, webRoot: opts.webRoot ?? defaultWebRoot() });
     const { host, port } = parseListen(opts.listen ?? initial.config.api.listen);
     await server.listen({ host, port });
   } catch (err) {

@@ -3,8 +3,10 @@
  * the demo and the lab. The daemon logs JSON lines (pino) on stdout; this helper collects
  * them and waits for the 'xdplb daemon ready' line, which carries the API URL.
  *
- * Recipe by hand: `ip netns exec NS node dist/src/cli.js daemon --config FILE --pin-dir DIR`
- * then poll GET /healthz.
+ * Recipe by hand: `nsenter --net=/var/run/netns/NS node dist/src/cli.js daemon --config FILE
+ * --pin-dir DIR`, then wait for the 'xdplb daemon ready' log line (or poll GET /healthz).
+ * Not `ip netns exec`: it remounts /sys in a private mount namespace, which hides the host's
+ * bpffs at /sys/fs/bpf, so the daemon's pins would die with it and a restart could not adopt.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { repoPath, repoRoot } from './paths';
@@ -12,7 +14,7 @@ import { repoPath, repoRoot } from './paths';
 export interface SpawnDaemonOptions {
   configPath: string;
   pinDir: string;
-  /** Run inside this network namespace (`ip netns exec`). */
+  /** Run inside this network namespace (nsenter --net: the mount namespace, and bpffs, stay the host's). */
   netns?: string;
   objectPath?: string;
   detachOnExit?: boolean;
@@ -54,8 +56,8 @@ export function spawnDaemon(opts: SpawnDaemonOptions): SpawnedDaemon {
   if (opts.objectPath) args.push('--object', opts.objectPath);
   if (opts.detachOnExit) args.push('--detach-on-exit');
   if (opts.listen) args.push('--listen', opts.listen);
-  const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...args] : args;
-  // `ip netns exec` execs the command: the pid we get is the daemon's own.
+  const argv = opts.netns ? ['nsenter', `--net=/var/run/netns/${opts.netns}`, ...args] : args;
+  // nsenter execs the command: the pid we get is the daemon's own.
   const child = spawn(argv[0], argv.slice(1), { cwd: repoRoot(), env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   const waiters = new Set<() => void>();

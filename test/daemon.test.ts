@@ -1,0 +1,216 @@
+/**
+ * The daemon for real: a child process inside a network namespace (xlbt-dm-t) with a veth pair
+ * to the host, pinning under /sys/fs/bpf/xlbt-dm. Checks start-up, the API, kernel maps,
+ * persistence, hot reload (file and SIGHUP), and what SIGTERM, kill -9 and --detach-on-exit
+ * leave behind. Everything created here is removed by name in after(), also on failure.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import YAML from 'yaml';
+import { spawnDaemon, type SpawnedDaemon, type LogLine } from '../src/daemon/spawn';
+import { ApiClient } from '../src/cli/client';
+import { repoPath } from '../src/daemon/paths';
+import { BpfMap } from '../src/bpf';
+import { LbServiceKeyCodec, LbServiceCodec } from '../src/dataplane/abi';
+
+const NS = 'xlbt-dm-t';
+const HOST_IF = 'xlbt-dm-h';
+const NS_IF = 'xlbt-dm-n';
+const HOST_ADDR = '198.19.77.1';
+const NS_ADDR = '198.19.77.2';
+const PIN_DIR = '/sys/fs/bpf/xlbt-dm';
+const TOKEN = 'xlbt-dm-admin-token-0123456789';
+
+function whyNotRunnable(): string | null {
+  if (process.getuid?.() !== 0) return 'needs root (netns, XDP, bpffs)';
+  if (!fs.readFileSync('/proc/mounts', 'utf8').includes(' /sys/fs/bpf bpf ')) return 'bpffs is not mounted at /sys/fs/bpf (run scripts/setup.sh)';
+  if (!fs.existsSync(repoPath('bpf/lb.o'))) return 'bpf/lb.o is not built (run scripts/build.sh)';
+  return null;
+}
+const skipReason = whyNotRunnable();
+if (skipReason && process.env.CI === 'true') throw new Error(`daemon kernel test cannot run in CI: ${skipReason}`);
+
+const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const quiet = (cmd: string, args: string[]): void => { try { sh(cmd, args); } catch { /* already gone */ } };
+
+let tmpDir = '';
+let configPath = '';
+const daemons: SpawnedDaemon[] = [];
+
+function cleanup(): void {
+  for (const d of daemons) if (d.child.exitCode === null && d.child.signalCode === null) d.child.kill('SIGKILL');
+  fs.rmSync(PIN_DIR, { recursive: true, force: true });
+  quiet('ip', ['netns', 'del', NS]);
+  quiet('ip', ['link', 'del', HOST_IF]);
+  if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
+}
+
+function writeConfig(config: object | string): void {
+  fs.writeFileSync(configPath, typeof config === 'string' ? config : YAML.stringify(config));
+}
+
+const baseConfig = {
+  interfaces: [{ name: NS_IF, mode: 'native' }],
+  tokens: [{ name: 'test', role: 'admin', token: TOKEN }],
+  services: [{ name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 13,
+    backends: [{ address: '198.18.1.11', port: 8080, weight: 1 }] }],
+};
+
+async function start(extra: { detachOnExit?: boolean } = {}): Promise<{ d: SpawnedDaemon; api: ApiClient; url: string }> {
+  const d = spawnDaemon({ configPath, pinDir: PIN_DIR, netns: NS, listen: `${NS_ADDR}:0`, ...extra });
+  daemons.push(d);
+  const url = await d.ready(30_000);
+  return { d, api: new ApiClient({ baseUrl: url, token: TOKEN }), url };
+}
+
+/** The XDP program id on the namespace's interface, or null. */
+function attachedProgId(): number | null {
+  const [link] = JSON.parse(sh('ip', ['-n', NS, '-j', 'link', 'show', 'dev', NS_IF])) as Array<{ xdp?: { prog?: { id: number } } }>;
+  return link.xdp?.prog?.id ?? null;
+}
+
+/** The services map as the kernel holds it, read through its pin. */
+function kernelServices(): Array<{ vip: string; port: number; proto: number; id: number }> {
+  const map = BpfMap.fromPin(path.join(PIN_DIR, 'maps', 'services'));
+  try {
+    return [...map.keys()].map((key) => {
+      const k = LbServiceKeyCodec.decode(key);
+      const v = LbServiceCodec.decode(map.lookup(key)!);
+      return { vip: k.vip, port: k.port, proto: k.proto, id: v.id };
+    }).sort((a, b) => a.port - b.port);
+  } finally {
+    map.close();
+  }
+}
+
+/** Waits for a log line written after `from` (an index into d.logs). */
+function nextLog(d: SpawnedDaemon, from: number, match: (l: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> {
+  return d.waitForLog((l) => d.logs.indexOf(l) >= from && match(l), timeoutMs);
+}
+
+describe('xdplb daemon (kernel, netns)', { skip: skipReason ?? false, concurrency: false }, () => {
+  let progId = 0;
+
+  before(() => {
+    cleanup();
+    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbt-dm-'));
+    configPath = path.join(tmpDir, 'xdplb.yaml');
+    sh('ip', ['netns', 'add', NS]);
+    sh('ip', ['link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', NS_IF]);
+    sh('ip', ['link', 'set', NS_IF, 'netns', NS]);
+    sh('ip', ['addr', 'add', `${HOST_ADDR}/30`, 'dev', HOST_IF]);
+    sh('ip', ['link', 'set', HOST_IF, 'up']);
+    sh('ip', ['-n', NS, 'addr', 'add', `${NS_ADDR}/30`, 'dev', NS_IF]);
+    sh('ip', ['-n', NS, 'link', 'set', NS_IF, 'up']);
+    sh('ip', ['-n', NS, 'link', 'set', 'lo', 'up']);
+  });
+  after(cleanup);
+
+  test('an invalid config at start exits 1 with one error line', async () => {
+    writeConfig({ ...baseConfig, services: [{ ...baseConfig.services[0], port: 70000 }] });
+    const d = spawnDaemon({ configPath, pinDir: PIN_DIR, netns: NS });
+    daemons.push(d);
+    const exit = await d.exited(30_000);
+    assert.equal(exit.code, 1);
+    assert.match(d.stderr().trim(), /^xdplb: XDPLB_ERR_VALIDATION: .*\/services\/0\/port/);
+    assert.equal(d.stderr().trim().split('\n').length, 1);
+    assert.equal(fs.existsSync(path.join(PIN_DIR, 'maps')), false, 'nothing loaded or pinned');
+  });
+
+  test('starts, attaches, serves /healthz and the API; an API change reaches the maps and the file', async () => {
+    writeConfig(baseConfig);
+    const { d, api, url } = await start();
+    assert.ok(d.logs.some((l) => l.msg === 'loaded and pinned a fresh data plane'));
+    const health = await fetch(`${url}/healthz`);
+    assert.equal(health.status, 200);
+    const interfaces = await api.interfaces();
+    assert.equal(interfaces.length, 1);
+    assert.equal(interfaces[0].ifname, NS_IF);
+    progId = interfaces[0].progId;
+    assert.equal(attachedProgId(), progId, 'the kernel shows our program on the interface');
+    assert.deepEqual(kernelServices().map((s) => [s.vip, s.port, s.proto]), [['198.18.100.1', 80, 6]]);
+
+    const created = await api.createService({ name: 'dns', vip: '198.18.100.2', port: 53, protocol: 'udp', mode: 'nat', tableSize: 13,
+      backends: [{ address: '198.18.1.11', port: 53, weight: 1 }, { address: '198.18.1.12', port: 53, weight: 1 }] });
+    assert.ok(created.id > 0);
+    assert.deepEqual(kernelServices().map((s) => [s.vip, s.port, s.proto]), [['198.18.100.2', 53, 17], ['198.18.100.1', 80, 6]]);
+    assert.equal(kernelServices()[0].id, created.id, 'the API reports the kernel id');
+    const persisted = YAML.parse(fs.readFileSync(configPath, 'utf8')) as { services: Array<{ name: string }>; tokens: Array<{ tokenHash?: string; token?: string }> };
+    assert.deepEqual(persisted.services.map((s) => s.name), ['web', 'dns']);
+    assert.equal(persisted.tokens[0].token, undefined, 'the plain token is not written back');
+
+    const maps = await api.maps();
+    assert.ok(maps.some((m) => m.name === 'services' && m.usedEntries === 2));
+    const programs = await api.programs();
+    assert.equal(programs.programs.find((p) => p.xdplb)?.id, progId);
+
+    // invalid edits on disk: logged, ignored
+    let mark = d.logs.length;
+    writeConfig('services: [\n');
+    await nextLog(d, mark, (l) => l.msg === 'config file invalid; keeping the running state');
+    mark = d.logs.length;
+    writeConfig({ ...baseConfig, services: [{ ...baseConfig.services[0], backends: [{ address: '198.18.1.300', port: 80 }] }] });
+    const invalid = await nextLog(d, mark, (l) => l.msg === 'config file invalid; keeping the running state');
+    assert.equal(invalid.field, '/services/0/backends/0/address');
+    assert.deepEqual((await api.listServices()).map((s) => s.name), ['web', 'dns']);
+    assert.equal(kernelServices().length, 2);
+
+    // a valid edit: applied
+    mark = d.logs.length;
+    writeConfig({ ...baseConfig, services: [{ ...baseConfig.services[0], port: 8080 }] });
+    const reloaded = await nextLog(d, mark, (l) => l.msg === 'config reloaded');
+    assert.equal(reloaded.reason, 'file changed');
+    assert.deepEqual(kernelServices().map((s) => [s.vip, s.port]), [['198.18.100.1', 8080]]);
+    assert.deepEqual((await api.listServices()).map((s) => `${s.name}:${s.port}`), ['web:8080']);
+
+    // SIGHUP re-reads the file
+    mark = d.logs.length;
+    writeConfig(baseConfig);
+    d.child.kill('SIGHUP');
+    const hup = await nextLog(d, mark, (l) => l.msg === 'config reloaded');
+    assert.equal(hup.reason, 'SIGHUP');
+    assert.deepEqual(kernelServices().map((s) => s.port), [80]);
+
+    // our own writes do not loop back as reloads
+    mark = d.logs.length;
+    await api.patchSettings({ sampleRate: 7 });
+    await new Promise((r) => setTimeout(r, 800));
+    assert.equal(d.logs.slice(mark).filter((l) => l.msg === 'config reloaded').length, 0);
+
+    const exit = await d.stop();
+    assert.equal(exit.code, 0);
+    assert.equal(attachedProgId(), progId, 'SIGTERM leaves the program attached');
+    assert.ok(fs.existsSync(path.join(PIN_DIR, 'links', NS_IF)), 'link still pinned');
+    assert.ok(fs.existsSync(path.join(PIN_DIR, 'maps', 'services')), 'maps still pinned');
+  });
+
+  test('a restart adopts the pinned program (same prog id, same state)', async () => {
+    const { d, api } = await start();
+    const adopted = d.logs.find((l) => l.msg === 'adopted the pinned data plane');
+    assert.ok(adopted, 'adopted');
+    assert.equal(adopted.progId, progId);
+    assert.ok(!d.logs.some((l) => l.msg === 'loaded and pinned a fresh data plane'));
+    assert.equal((await api.interfaces())[0].progId, progId);
+    assert.equal((await api.getSettings()).sampleRate, 7);
+    assert.deepEqual(kernelServices().map((s) => s.port), [80]);
+
+    const killed = await d.kill();
+    assert.equal(killed.signal, 'SIGKILL');
+    assert.equal(attachedProgId(), progId, 'kill -9 leaves the program attached');
+  });
+
+  test('after kill -9 the next start adopts; --detach-on-exit removes everything', async () => {
+    const { d, api } = await start({ detachOnExit: true });
+    assert.equal(d.logs.find((l) => l.msg === 'adopted the pinned data plane')?.progId, progId);
+    assert.deepEqual((await api.listServices()).map((s) => s.name), ['web']);
+    const exit = await d.stop();
+    assert.equal(exit.code, 0);
+    assert.equal(attachedProgId(), null, 'detached');
+    assert.equal(fs.existsSync(path.join(PIN_DIR, 'maps', 'services')), false, 'maps unpinned');
+    assert.equal(fs.existsSync(path.join(PIN_DIR, 'links', NS_IF)), false, 'link unpinned');
+  });
+});
