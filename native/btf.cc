@@ -13,6 +13,7 @@ namespace {
 // btfStructLayout(objectPath, structName) -> {size, members: [{name, offset, size, bitOffset, bitSize}]}
 Napi::Value BtfStructLayout(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   std::string path = ArgString(info, 0, "object path");
   std::string name = ArgString(info, 1, "struct name");
   LibbpfLogReset();

@@ -127,6 +127,7 @@ std::string DefaultHint(int err) {
   if (!verifierLog.empty()) message += "\nverifier log (last lines):" + LastLines(verifierLog, 6);
   std::string tail = LibbpfLogTail(6);
   if (!tail.empty()) message += "\nlibbpf:" + tail;
+  LibbpfLogReset();  // what libbpf said belongs to this error only
 
   Napi::Object props = Napi::Object::New(env);
   props.Set("message", message);

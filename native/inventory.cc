@@ -64,6 +64,7 @@ int ProgInfoObject(Napi::Env env, int fd, Napi::Object &out) {
 
 Napi::Value ProgInfo(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int fd = static_cast<int>(ArgInt(info, 0, "program fd"));
   Napi::Object out;
   int err = ProgInfoObject(env, fd, out);
@@ -98,12 +99,14 @@ Napi::Value ListById(Napi::Env env, const char *op, int (*next)(uint32_t, uint32
 
 Napi::Value ListPrograms(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   return ListById(env, "list programs", bpf_prog_get_next_id, bpf_prog_get_fd_by_id,
                   [&](int fd, Napi::Object &o) { return ProgInfoObject(env, fd, o); });
 }
 
 Napi::Value ListMaps(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   return ListById(env, "list maps", bpf_map_get_next_id, bpf_map_get_fd_by_id, [&](int fd, Napi::Object &o) {
     bpf_map_info mi;
     memset(&mi, 0, sizeof(mi));
@@ -126,6 +129,7 @@ Napi::Value ListMaps(const Napi::CallbackInfo &info) {
 
 Napi::Value ListLinks(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   return ListById(env, "list links", bpf_link_get_next_id, bpf_link_get_fd_by_id, [&](int fd, Napi::Object &o) {
     bpf_link_info li;
     memset(&li, 0, sizeof(li));

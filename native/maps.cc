@@ -26,6 +26,7 @@ void CheckLen(Napi::Env env, const char *op, const std::string &what, const char
 // mapCreate(type, name, keySize, valueSize, maxEntries, flags, innerMapFd) -> fd
 Napi::Value MapCreate(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   auto type = static_cast<bpf_map_type>(ArgInt(info, 0, "map type"));
   std::string name = ArgString(info, 1, "map name");
   bpf_map_create_opts opts;
@@ -63,6 +64,7 @@ Napi::Object MapInfoObject(Napi::Env env, const bpf_map_info &mi) {
 
 Napi::Value MapInfo(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
   bpf_map_info mi;
   memset(&mi, 0, sizeof(mi));
@@ -75,6 +77,7 @@ Napi::Value MapInfo(const Napi::CallbackInfo &info) {
 // mapLookup(fd, key, keySize, valueLen, name) -> Buffer | null (null when the key is absent)
 Napi::Value MapLookup(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
   auto key = ArgBuffer(info, 1, "key");
   size_t keySize = static_cast<size_t>(ArgInt(info, 2, "key size"));
@@ -91,6 +94,7 @@ Napi::Value MapLookup(const Napi::CallbackInfo &info) {
 // mapUpdate(fd, key, keySize, value, valueLen, flags, name)
 Napi::Value MapUpdate(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
   auto key = ArgBuffer(info, 1, "key");
   size_t keySize = static_cast<size_t>(ArgInt(info, 2, "key size"));
@@ -115,6 +119,7 @@ Napi::Value MapUpdate(const Napi::CallbackInfo &info) {
 // mapDelete(fd, key, keySize, name) -> true when deleted, false when absent
 Napi::Value MapDelete(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
   auto key = ArgBuffer(info, 1, "key");
   size_t keySize = static_cast<size_t>(ArgInt(info, 2, "key size"));
@@ -130,6 +135,7 @@ Napi::Value MapDelete(const Napi::CallbackInfo &info) {
 // mapNextKey(fd, key | null, keySize, name) -> Buffer | null at the end
 Napi::Value MapNextKey(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
   size_t keySize = static_cast<size_t>(ArgInt(info, 2, "key size"));
   std::string what = Label(info, 3, "map");
@@ -149,6 +155,7 @@ Napi::Value MapNextKey(const Napi::CallbackInfo &info) {
 // mapLookupBatch(fd, keySize, valueLen, maxEntries, name) -> {keys, values, count}
 Napi::Value MapLookupBatch(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
   size_t keySize = static_cast<size_t>(ArgInt(info, 1, "key size"));
   size_t valueLen = static_cast<size_t>(ArgInt(info, 2, "value length"));
@@ -182,6 +189,7 @@ Napi::Value MapLookupBatch(const Napi::CallbackInfo &info) {
 // mapUpdateBatch(fd, keys, values, count, flags, name)
 Napi::Value MapUpdateBatch(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
   auto keys = ArgBuffer(info, 1, "keys");
   auto values = ArgBuffer(info, 2, "values");
@@ -203,6 +211,7 @@ Napi::Value MapUpdateBatch(const Napi::CallbackInfo &info) {
 // objPin(fd, path, what)
 Napi::Value ObjPin(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int fd = static_cast<int>(ArgInt(info, 0, "fd"));
   std::string path = ArgString(info, 1, "pin path");
   LibbpfLogReset();
@@ -220,6 +229,7 @@ Napi::Value ObjPin(const Napi::CallbackInfo &info) {
 // objGet(path, what) -> fd
 Napi::Value ObjGet(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   std::string path = ArgString(info, 0, "pin path");
   LibbpfLogReset();
   int fd = bpf_obj_get(path.c_str());
@@ -233,6 +243,7 @@ Napi::Value ObjGet(const Napi::CallbackInfo &info) {
 
 Napi::Value FdFromId(const Napi::CallbackInfo &info, const char *kind, int (*get)(uint32_t)) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   uint32_t id = static_cast<uint32_t>(ArgInt(info, 0, "id"));
   int fd = get(id);
   if (fd < 0) {

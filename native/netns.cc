@@ -15,6 +15,7 @@ namespace {
 // netnsEnter(name) -> fd of the namespace the thread was in (pass it to netnsRestore)
 Napi::Value NetnsEnter(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   std::string name = ArgString(info, 0, "netns name");
   if (name.empty() || name.find('/') != std::string::npos)
     ThrowBpfError(env, "netns enter", "'" + name + "'", EINVAL, "give a name from `ip netns list`");
@@ -40,6 +41,7 @@ Napi::Value NetnsEnter(const Napi::CallbackInfo &info) {
 // netnsRestore(savedFd): back to the saved namespace; closes the fd.
 Napi::Value NetnsRestore(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int saved = static_cast<int>(ArgInt(info, 0, "saved netns fd"));
   int rc = setns(saved, CLONE_NEWNET);
   int err = errno;

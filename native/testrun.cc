@@ -63,6 +63,7 @@ class CpuPin {
 //   -> {retval, data, durationNs}
 Napi::Value TestRun(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int fd = static_cast<int>(ArgInt(info, 0, "program fd"));
   auto data = ArgBuffer(info, 1, "data");
   Napi::Object opts = info.Length() > 2 && info[2].IsObject() ? info[2].As<Napi::Object>() : Napi::Object::New(env);
@@ -105,6 +106,7 @@ Napi::Value TestRun(const Napi::CallbackInfo &info) {
 // program on its own rewritten output).
 Napi::Value TestRunMany(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int fd = static_cast<int>(ArgInt(info, 0, "program fd"));
   auto data = ArgBuffer(info, 1, "data");
   int64_t count = ArgInt(info, 2, "count");
@@ -147,6 +149,7 @@ Napi::Value TestRunMany(const Napi::CallbackInfo &info) {
 //   -> {retval, durationNs (kernel average per frame), wallNs}
 Napi::Value TestRunLive(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int fd = static_cast<int>(ArgInt(info, 0, "program fd"));
   auto frame = ArgBuffer(info, 1, "frame");
   int64_t count = ArgInt(info, 2, "count");

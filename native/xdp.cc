@@ -21,6 +21,7 @@ std::string IfLabel(const Napi::CallbackInfo &info, size_t i, uint32_t ifindex) 
 // xdpLinkCreate(progFd, ifindex, mode 'native'|'generic', ifname) -> link fd
 Napi::Value XdpLinkCreate(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int progFd = static_cast<int>(ArgInt(info, 0, "program fd"));
   uint32_t ifindex = static_cast<uint32_t>(ArgInt(info, 1, "ifindex"));
   std::string mode = ArgString(info, 2, "mode");
@@ -47,6 +48,7 @@ Napi::Value XdpLinkCreate(const Napi::CallbackInfo &info) {
 
 Napi::Value LinkUpdate(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int linkFd = static_cast<int>(ArgInt(info, 0, "link fd"));
   int progFd = static_cast<int>(ArgInt(info, 1, "program fd"));
   LibbpfLogReset();
@@ -59,6 +61,7 @@ Napi::Value LinkUpdate(const Napi::CallbackInfo &info) {
 
 Napi::Value LinkDetach(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int linkFd = static_cast<int>(ArgInt(info, 0, "link fd"));
   int err = bpf_link_detach(linkFd);
   if (err && err != -ENOLINK) ThrowBpfError(env, "link detach", OptString(info, 1, "link"), -err);
@@ -68,6 +71,7 @@ Napi::Value LinkDetach(const Napi::CallbackInfo &info) {
 // linkInfo(fd) -> {id, type, progId, ifindex}
 Napi::Value LinkInfo(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   int fd = static_cast<int>(ArgInt(info, 0, "link fd"));
   bpf_link_info li;
   memset(&li, 0, sizeof(li));
@@ -85,6 +89,7 @@ Napi::Value LinkInfo(const Napi::CallbackInfo &info) {
 // xdpQuery(ifindex) -> {mode, progId, drvProgId, skbProgId, hwProgId}; mode is XDP_ATTACHED_*.
 Napi::Value XdpQuery(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   uint32_t ifindex = static_cast<uint32_t>(ArgInt(info, 0, "ifindex"));
   bpf_xdp_query_opts opts;
   memset(&opts, 0, sizeof(opts));
@@ -121,6 +126,7 @@ Napi::Value IfIndexToName(const Napi::CallbackInfo &info) {
 
 Napi::Value ListInterfaces(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  LibbpfLogReset();
   struct if_nameindex *list = if_nameindex();
   if (!list) ThrowBpfError(env, "list interfaces", "", errno);
   Napi::Array out = Napi::Array::New(env);

@@ -42,6 +42,14 @@ export class XdpLink extends FdHandle {
     return new XdpLink(native().objGet(pinPath, 'link'));
   }
 
+  /**
+   * Opens a link by its kernel id (see listLinks() for the XDP links of the host).
+   * @throws BpfError ENOENT when no link has that id.
+   */
+  static fromId(id: number): XdpLink {
+    return new XdpLink(native().linkFdFromId(id));
+  }
+
   /** The attached program's id (changes after update()). @throws BpfError */
   progId(): number {
     return native().linkInfo(this.fd, this.label).progId;

@@ -92,6 +92,9 @@ describe('pinning', () => {
       const reopened = XdpLink.fromPin(pin);
       try {
         assert.equal(reopened.progId(), verdictId);
+        const byId = XdpLink.fromId(reopened.id);
+        assert.equal(byId.ifindex, reopened.ifindex);
+        byId.close();
         reopened.update(dropAll);
         seen = xdpAttachments().find((a) => a.ifname === VETH_A);
         assert.equal(seen?.progId, dropAll.info().id);
