@@ -1,0 +1,465 @@
+/**
+ * `lab up`, `lab down`, `lab status`, `lab exec`: builds the topology of topology.ts out of
+ * network namespaces, veth pairs and one bridge, starts a backend server in every backend, and
+ * records what it started in /run/xdplb-lab/<prefix>/state.json so that `down` removes exactly
+ * that. Only namespaces named `<prefix>-...` and pids recorded in the state file are touched;
+ * nothing on the host changes (no host interfaces, routes or sysctls).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, renameSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import {
+  labTopology, labHosts, findHost, isLabNetns, VIP_SUBNET, BACKEND_HTTP_PORT, BACKEND_HTTP_PORT_ALT,
+  BACKEND_UDP_ECHO_PORT, DEFAULT_API_PORT, DEFAULT_LAB_PREFIX, isLabVip, validatePrefix,
+  type LabTopology, type LabMode, type TopologyOptions,
+} from './topology';
+import {
+  ensureNetns, deleteNetns, ipIn, linkIn, linksIn, listNetns, netnsExists, netnsPids, sysctlIn, setOffload,
+  pidAlive, pidCommandLine, type LinkInfo,
+} from './netns';
+import { nodeScriptCommand, repoRoot, stateDir } from './paths';
+import { startHostForward } from './host-forward';
+
+export interface RecordedProcess { pid: number; argv: string[]; startedAt: string }
+
+/** What `lab up` recorded; `lab down` trusts nothing else. */
+export interface LabState {
+  prefix: string;
+  mode: LabMode;
+  backends: number;
+  vips: string[];
+  namespaces: string[];
+  servers: Record<string, RecordedProcess>;
+  forward?: RecordedProcess & { listen: string; targetPort: number };
+  updatedAt: string;
+}
+
+export interface LabUpOptions extends TopologyOptions {
+  /** Also forward host 127.0.0.1:forwardPort to the daemon's port inside the lb namespace. */
+  forwardPort?: number;
+  /** The daemon's port inside the lb namespace (default 8720). */
+  apiPort?: number;
+  /** Progress lines (default: none). */
+  log?: (line: string) => void;
+}
+
+const SERVER_READY_TIMEOUT_MS = 15_000;
+
+function statePath(prefix: string): string {
+  return path.join(stateDir(prefix), 'state.json');
+}
+
+/** The recorded state of a lab, or undefined when there is none (or it is unreadable). */
+export function readLabState(prefix: string = DEFAULT_LAB_PREFIX): LabState | undefined {
+  try {
+    return JSON.parse(readFileSync(statePath(prefix), 'utf8')) as LabState;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeLabState(state: LabState): void {
+  mkdirSync(stateDir(state.prefix), { recursive: true });
+  const file = statePath(state.prefix);
+  writeFileSync(`${file}.tmp`, JSON.stringify(state, null, 2) + '\n');
+  renameSync(`${file}.tmp`, file);
+}
+
+/**
+ * Whether a recorded pid is still the very process we started (pids get reused): its command
+ * line must name our script and carry every flag/value pair of the marker.
+ */
+function isOurProcess(recorded: RecordedProcess | undefined, marker: string[]): boolean {
+  if (!recorded || !pidAlive(recorded.pid) || isZombie(recorded.pid)) return false;
+  const words = pidCommandLine(recorded.pid).split(' ');
+  if (!words.some((w) => w.includes(marker[0]))) return false;
+  for (let i = 1; i + 1 < marker.length; i += 2) {
+    const at = words.indexOf(marker[i]);
+    if (at < 0 || words[at + 1] !== marker[i + 1]) return false;
+  }
+  return true;
+}
+
+function serverMarker(prefix: string, host: string): string[] {
+  return ['backend-server', '--lab-prefix', prefix, '--name', host];
+}
+
+function forwardMarker(prefix: string): string[] {
+  return ['host-forward', '--lab-prefix', prefix];
+}
+
+/** Sends SIGTERM to one of our pids, then SIGKILL if it is still there after 2 s. */
+async function stopProcess(pid: number): Promise<void> {
+  try { process.kill(pid, 'SIGTERM'); } catch { return; }
+  for (let i = 0; i < 40; i++) {
+    if (!pidAlive(pid) || isZombie(pid)) return;
+    await sleep(50);
+  }
+  try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Creates a veth pair between two namespaces unless the first end already exists there. */
+function ensureVeth(netnsA: string, nameA: string, netnsB: string, nameB: string): void {
+  if (linkIn(netnsA, nameA)) return;
+  // A veth end cannot live without its peer, so a missing end means the pair is gone; but a
+  // stale same-named end in B (from an interrupted run) would make the add fail: remove it.
+  if (linkIn(netnsB, nameB)) ipIn(netnsB, ['link', 'del', nameB]);
+  ipIn(netnsA, ['link', 'add', nameA, 'type', 'veth', 'peer', 'name', nameB, 'netns', netnsB]);
+}
+
+function macOf(netns: string, ifname: string): string {
+  const link = linkIn(netns, ifname);
+  if (!link?.address) throw new Error(`no MAC address for ${ifname} in ${netns}`);
+  return link.address;
+}
+
+/** Replaces the addresses of an interface in a range with exactly `wanted` (each a CIDR). */
+function syncAddresses(netns: string, ifname: string, wanted: string[], owns: (address: string) => boolean): void {
+  const present = (linkIn(netns, ifname)?.addr_info ?? []).filter((a) => a.family === 'inet');
+  for (const a of present) {
+    if (owns(a.local) && !wanted.includes(`${a.local}/${a.prefixlen}`)) ipIn(netns, ['addr', 'del', `${a.local}/${a.prefixlen}`, 'dev', ifname]);
+  }
+  for (const cidr of wanted) ipIn(netns, ['addr', 'replace', cidr, 'dev', ifname]);
+}
+
+/** The backend server's argv for a backend of this topology. */
+function serverArgv(topology: LabTopology, host: string): string[] {
+  return [...nodeScriptCommand('backend-server'), '--lab-prefix', topology.prefix, '--name', host,
+    '--http-ports', `${BACKEND_HTTP_PORT},${BACKEND_HTTP_PORT_ALT}`, '--udp-port', String(BACKEND_UDP_ECHO_PORT),
+    '--udp-bind', topology.loopbackVips.join(',')];
+}
+
+/** Starts a detached backend server in its namespace and waits for its "ready" line. */
+async function startServer(topology: LabTopology, host: string, netns: string): Promise<RecordedProcess> {
+  const argv = serverArgv(topology, host);
+  const logFile = path.join(stateDir(topology.prefix), `${host}.log`);
+  writeFileSync(logFile, '');
+  const log = openSync(logFile, 'a');
+  const child = spawn('ip', ['netns', 'exec', netns, ...argv], { detached: true, cwd: repoRoot(), stdio: ['ignore', log, log] });
+  closeSync(log);
+  let exited: number | null | undefined;
+  child.once('exit', (code) => { exited = code; });
+  child.once('error', () => { exited = -1; });
+  child.unref();
+  const deadline = Date.now() + SERVER_READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const text = readFileSync(logFile, 'utf8');
+    if (text.includes(`ready ${host}`)) return { pid: child.pid!, argv, startedAt: new Date().toISOString() };
+    if (exited !== undefined) break;
+    await sleep(50);
+  }
+  if (child.pid && exited === undefined) await stopProcess(child.pid);
+  throw new Error(`backend server ${host} did not start: ${readFileSync(logFile, 'utf8').trim().slice(-500) || 'no output'}`);
+}
+
+/**
+ * Brings the lab up, or repairs it: every step checks before it changes, so a second run is
+ * harmless. Changing --backends removes surplus backends; changing --mode adds/removes the
+ * DSR loopback VIPs and sysctls and restarts servers whose arguments changed.
+ * @throws Error on bad options, a failing `ip`/`sysctl`/`ethtool`, a server that does not start
+ *   or a forward port that is taken. Whatever was created stays recorded for `lab down`.
+ */
+export async function labUp(options: LabUpOptions = {}): Promise<LabStatus> {
+  const topology = labTopology(options);
+  const log = options.log ?? (() => undefined);
+  const { prefix } = topology;
+  mkdirSync(stateDir(prefix), { recursive: true });
+  const previous = readLabState(prefix);
+  const state: LabState = {
+    prefix, mode: topology.mode, backends: topology.backends.length, vips: topology.loopbackVips,
+    namespaces: [...new Set([...(previous?.namespaces ?? []), ...labHosts(topology).map((h) => h.netns)])],
+    servers: { ...(previous?.servers ?? {}) }, forward: previous?.forward, updatedAt: new Date().toISOString(),
+  };
+  // Record the namespaces before creating them, so an interrupted run can still be taken down.
+  writeLabState(state);
+
+  // Surplus backends (a smaller --backends than before, or leftovers of an interrupted run).
+  const wanted = new Set(labHosts(topology).map((h) => h.netns));
+  for (const netns of [...new Set([...state.namespaces, ...listNetns().filter((n) => isLabNetns(prefix, n))])]) {
+    if (wanted.has(netns)) continue;
+    const host = netns.slice(prefix.length + 1);
+    if (isOurProcess(state.servers[host], serverMarker(prefix, host))) await stopProcess(state.servers[host].pid);
+    delete state.servers[host];
+    if (deleteNetns(netns)) log(`removed surplus ${netns}`);
+    const swPort = `${prefix}-s${host.replace(/^be/, 'b')}`;
+    if (linkIn(topology.switch.netns, swPort)) ipIn(topology.switch.netns, ['link', 'del', swPort]);
+  }
+  state.namespaces = [...wanted];
+  writeLabState(state);
+
+  for (const host of labHosts(topology)) {
+    if (ensureNetns(host.netns)) log(`created netns ${host.netns}`);
+    // Lab traffic is asymmetric by design (DSR replies, VIP sources): strict reverse-path
+    // filtering would drop it. Only inside the lab's namespaces.
+    sysctlIn(host.netns, 'net.ipv4.conf.all.rp_filter', 0);
+    sysctlIn(host.netns, 'net.ipv4.conf.default.rp_filter', 0);
+  }
+
+  const { client, lb, switch: sw, backends } = topology;
+  ensureVeth(client.netns, client.interfaces[0].name, lb.netns, lb.clientLeg);
+  ensureVeth(lb.netns, lb.backendLeg, sw.netns, sw.lbPort);
+  for (const be of backends) ensureVeth(be.netns, be.interfaces[0].name, sw.netns, be.interfaces[0].peer!.name);
+
+  // The switch: one bridge joins the lb's backend leg and every backend, so one lb interface
+  // reaches all backends (a bridge in its own namespace keeps the lb's leg a plain veth, where
+  // native XDP works; a bridge device in the lb namespace would not take native XDP).
+  if (!linkIn(sw.netns, sw.bridge)) ipIn(sw.netns, ['link', 'add', sw.bridge, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
+  ipIn(sw.netns, ['link', 'set', sw.bridge, 'up']);
+  for (const port of sw.interfaces) {
+    ipIn(sw.netns, ['link', 'set', port.name, 'master', sw.bridge]);
+    ipIn(sw.netns, ['link', 'set', port.name, 'up']);
+  }
+
+  for (const host of [client, lb, ...backends]) {
+    for (const itf of host.interfaces) {
+      syncAddresses(host.netns, itf.name, [itf.cidr!], () => true);
+      ipIn(host.netns, ['link', 'set', itf.name, 'up']);
+      sysctlIn(host.netns, `net.ipv4.conf.${itf.name}.rp_filter`, 0);
+    }
+  }
+
+  sysctlIn(lb.netns, 'net.ipv4.ip_forward', 1);
+  ipIn(client.netns, ['route', 'replace', 'default', 'via', client.gateway]);
+  ipIn(client.netns, ['route', 'replace', VIP_SUBNET, 'via', client.gateway]);
+  for (const be of backends) {
+    ipIn(be.netns, ['route', 'replace', 'default', 'via', be.gateway!]);
+    const dsr = topology.mode === 'dsr';
+    syncAddresses(be.netns, 'lo', topology.loopbackVips.map((v) => `${v}/32`), isLabVip);
+    // DSR: the VIP on lo must not be answered for in ARP, nor used as ARP source (IPVS-DR rules).
+    for (const scope of ['all', be.interfaces[0].name]) {
+      sysctlIn(be.netns, `net.ipv4.conf.${scope}.arp_ignore`, dsr ? 1 : 0);
+      sysctlIn(be.netns, `net.ipv4.conf.${scope}.arp_announce`, dsr ? 2 : 0);
+    }
+  }
+
+  // XDP_REDIRECT/XDP_TX into a veth is dropped unless the receiving peer runs NAPI: GRO on
+  // the two peers of the lb's legs. Frames redirected by XDP lose CHECKSUM_PARTIAL, so hosts
+  // whose packets cross the XDP program checksum in software (tx checksum off).
+  setOffload(client.netns, client.interfaces[0].name, 'gro', true);
+  setOffload(sw.netns, sw.lbPort, 'gro', true);
+  setOffload(client.netns, client.interfaces[0].name, 'tx-checksum', false);
+  for (const be of backends) setOffload(be.netns, be.interfaces[0].name, 'tx-checksum', false);
+
+  // Permanent neighbour entries: bpf_fib_lookup answers NO_NEIGH for an unresolved next hop,
+  // and the first packet of a test must not be the one that triggers ARP.
+  const lbClientMac = macOf(lb.netns, lb.clientLeg);
+  const lbBackendMac = macOf(lb.netns, lb.backendLeg);
+  ipIn(lb.netns, ['neigh', 'replace', client.address, 'lladdr', macOf(client.netns, client.interfaces[0].name), 'dev', lb.clientLeg, 'nud', 'permanent']);
+  ipIn(client.netns, ['neigh', 'replace', client.gateway, 'lladdr', lbClientMac, 'dev', client.interfaces[0].name, 'nud', 'permanent']);
+  for (const be of backends) {
+    ipIn(lb.netns, ['neigh', 'replace', be.address, 'lladdr', macOf(be.netns, be.interfaces[0].name), 'dev', lb.backendLeg, 'nud', 'permanent']);
+    ipIn(be.netns, ['neigh', 'replace', be.gateway!, 'lladdr', lbBackendMac, 'dev', be.interfaces[0].name, 'nud', 'permanent']);
+  }
+
+  for (const be of backends) {
+    const recorded = state.servers[be.host];
+    const same = recorded && JSON.stringify(recorded.argv) === JSON.stringify(serverArgv(topology, be.host));
+    if (isOurProcess(recorded, serverMarker(prefix, be.host))) {
+      if (same) continue;
+      await stopProcess(recorded!.pid);
+    }
+    delete state.servers[be.host];
+    writeLabState(state);
+    state.servers[be.host] = await startServer(topology, be.host, be.netns);
+    writeLabState(state);
+    log(`started ${be.host} server pid ${state.servers[be.host].pid}`);
+  }
+
+  if (options.forwardPort !== undefined) {
+    const port = options.forwardPort;
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`forward port ${String(port)} must be in 1..65535`);
+    const targetPort = options.apiPort ?? DEFAULT_API_PORT;
+    const current = state.forward;
+    const running = isOurProcess(current, forwardMarker(prefix));
+    if (!running || current!.listen !== `127.0.0.1:${port}` || current!.targetPort !== targetPort) {
+      if (running) await stopProcess(current!.pid);
+      const fwd = await startHostForward({
+        prefix, netns: lb.netns, listenPort: port, targetPort, logFile: path.join(stateDir(prefix), 'forward.log'),
+      });
+      state.forward = { pid: fwd.pid, argv: [], startedAt: new Date().toISOString(), listen: fwd.listen, targetPort };
+      log(`forwarding host ${fwd.listen} -> ${fwd.target} (pid ${fwd.pid})`);
+    }
+  }
+  state.updatedAt = new Date().toISOString();
+  writeLabState(state);
+  return labStatus(prefix);
+}
+
+export interface LabDownResult {
+  removedNamespaces: string[];
+  stoppedPids: number[];
+  /** Processes still inside a lab namespace that the lab did not start (left alone, e.g. a daemon). */
+  foreignPids: Array<{ netns: string; pid: number; command: string }>;
+}
+
+/**
+ * Takes the lab down: stops the pids recorded in its state file (only while they still are the
+ * processes it started), deletes its namespaces by name and removes the state directory.
+ * Processes the lab did not start are never signalled, only reported.
+ * @throws Error on a bad prefix or a failing `ip netns del`.
+ */
+export async function labDown(prefix: string = DEFAULT_LAB_PREFIX): Promise<LabDownResult> {
+  validatePrefix(prefix);
+  const state = readLabState(prefix);
+  const stoppedPids: number[] = [];
+  for (const [host, recorded] of Object.entries(state?.servers ?? {})) {
+    if (isOurProcess(recorded, serverMarker(prefix, host))) {
+      await stopProcess(recorded.pid);
+      stoppedPids.push(recorded.pid);
+    }
+  }
+  if (state?.forward && isOurProcess(state.forward, forwardMarker(prefix))) {
+    await stopProcess(state.forward.pid);
+    stoppedPids.push(state.forward.pid);
+  }
+  const namespaces = [...new Set([...(state?.namespaces ?? []), ...listNetns().filter((n) => isLabNetns(prefix, n))])]
+    .filter((n) => n.startsWith(`${prefix}-`));
+  const foreignPids: LabDownResult['foreignPids'] = [];
+  for (const netns of namespaces) {
+    for (const pid of netnsPids(netns)) {
+      if (!stoppedPids.includes(pid)) foreignPids.push({ netns, pid, command: pidCommandLine(pid) });
+    }
+  }
+  const removedNamespaces = namespaces.filter((n) => deleteNetns(n));
+  rmSync(stateDir(prefix), { recursive: true, force: true });
+  return { removedNamespaces, stoppedPids, foreignPids };
+}
+
+export interface LabHostStatus {
+  host: string;
+  netns: string;
+  exists: boolean;
+  interfaces: Array<{ name: string; up: boolean; mac?: string; addresses: string[]; xdp?: { progId: number; mode: string } }>;
+  server?: { pid: number; alive: boolean };
+}
+
+export interface LabStatus {
+  prefix: string;
+  up: boolean;
+  mode?: LabMode;
+  backends: number;
+  hosts: LabHostStatus[];
+  forward?: { pid: number; alive: boolean; listen: string; targetPort: number };
+  /** XDP on the lb's legs, from `ip -j link` (what the daemon attached). */
+  lbXdp: Array<{ ifname: string; progId: number; mode: string }>;
+  problems: string[];
+}
+
+const XDP_MODES: Record<number, string> = { 1: 'native', 2: 'generic', 3: 'offload', 4: 'multi' };
+
+function xdpOf(link: LinkInfo): { progId: number; mode: string } | undefined {
+  const xdp = link.xdp;
+  if (!xdp) return undefined;
+  const id = xdp.prog?.id ?? xdp.attached?.[0]?.prog.id;
+  if (!id) return undefined;
+  return { progId: id, mode: XDP_MODES[xdp.attached?.[0]?.mode ?? xdp.mode] ?? String(xdp.mode) };
+}
+
+/**
+ * Reports the lab as it is now: namespaces, interfaces, addresses, server pids, XDP on the lb legs,
+ * and a list of problems (`up` is true when there are none).
+ * @throws Error on a bad prefix.
+ */
+export function labStatus(prefix: string = DEFAULT_LAB_PREFIX): LabStatus {
+  validatePrefix(prefix);
+  const state = readLabState(prefix);
+  const topology = labTopology({ prefix, backends: state?.backends ?? 1, mode: state?.mode ?? 'nat', vips: state?.vips?.length ? state.vips : undefined });
+  const problems: string[] = [];
+  if (!state) problems.push(`no lab state in ${stateDir(prefix)} (lab is not up)`);
+  const hosts: LabHostStatus[] = labHosts(topology).map((h) => {
+    const exists = netnsExists(h.netns);
+    if (!exists && state) problems.push(`namespace ${h.netns} is missing`);
+    const links = exists ? linksIn(h.netns) : [];
+    const interfaces = h.interfaces.map((itf) => {
+      const link = links.find((l) => l.ifname === itf.name);
+      if (exists && !link) problems.push(`${itf.name} is missing in ${h.netns}`);
+      const up = link?.operstate === 'UP' || (link?.flags ?? []).includes('LOWER_UP');
+      if (link && !up) problems.push(`${itf.name} in ${h.netns} is not up`);
+      const addresses = (link?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+      if (link && itf.cidr && !addresses.includes(itf.cidr)) problems.push(`${itf.name} in ${h.netns} lacks ${itf.cidr}`);
+      return { name: itf.name, up, mac: link?.address, addresses, xdp: link ? xdpOf(link) : undefined };
+    });
+    const status: LabHostStatus = { host: h.host, netns: h.netns, exists, interfaces };
+    if (h.role === 'backend') {
+      const recorded = state?.servers[h.host];
+      const alive = isOurProcess(recorded, serverMarker(prefix, h.host));
+      if (state && !alive) problems.push(`backend server ${h.host} is not running`);
+      if (recorded) status.server = { pid: recorded.pid, alive };
+    }
+    return status;
+  });
+  const lbHost = hosts.find((h) => h.host === 'lb');
+  const lbXdp = (lbHost?.interfaces ?? []).filter((i) => i.xdp).map((i) => ({ ifname: i.name, ...i.xdp! }));
+  const forward = state?.forward
+    ? { pid: state.forward.pid, alive: isOurProcess(state.forward, forwardMarker(prefix)), listen: state.forward.listen, targetPort: state.forward.targetPort }
+    : undefined;
+  if (forward && !forward.alive) problems.push(`forwarder ${forward.listen} is not running`);
+  return { prefix, up: problems.length === 0, mode: state?.mode, backends: state?.backends ?? 0, hosts, forward, lbXdp, problems };
+}
+
+/** Status as a few lines for people. */
+export function formatLabStatus(status: LabStatus): string {
+  const lines = [`lab ${status.prefix}: ${status.up ? 'up' : 'NOT up'}${status.mode ? ` (mode ${status.mode}, ${status.backends} backends)` : ''}`];
+  for (const h of status.hosts) {
+    const server = h.server ? `  server pid ${h.server.pid} ${h.server.alive ? 'alive' : 'DEAD'}` : '';
+    lines.push(`  ${h.host.padEnd(6)} ${h.netns}${h.exists ? '' : ' (missing)'}${server}`);
+    for (const i of h.interfaces) {
+      const xdp = i.xdp ? `  xdp prog ${i.xdp.progId} (${i.xdp.mode})` : '';
+      lines.push(`         ${i.name.padEnd(15)} ${i.up ? 'UP  ' : 'DOWN'} ${i.addresses.join(' ') || '-'}${xdp}`);
+    }
+  }
+  if (status.forward) lines.push(`  forward ${status.forward.listen} -> lb 127.0.0.1:${status.forward.targetPort} pid ${status.forward.pid} ${status.forward.alive ? 'alive' : 'DEAD'}`);
+  lines.push(`  xdp on lb legs: ${status.lbXdp.length ? status.lbXdp.map((x) => `${x.ifname}=prog ${x.progId} ${x.mode}`).join(', ') : 'none'}`);
+  for (const p of status.problems) lines.push(`  problem: ${p}`);
+  return lines.join('\n');
+}
+
+/**
+ * The argv that runs a command inside a lab host (`ip netns exec <prefix>-<host> ...`).
+ * @throws Error on an unknown host or an empty command.
+ */
+export function labExecCommand(host: string, command: string[], prefix: string = DEFAULT_LAB_PREFIX): string[] {
+  if (command.length === 0) throw new Error('lab exec needs a command after --');
+  const state = readLabState(prefix);
+  const h = findHost(labTopology({ prefix, backends: state?.backends ?? 50 }), host);
+  return ['ip', 'netns', 'exec', h.netns, ...command];
+}
+
+/**
+ * Runs a command inside a lab host with inherited stdio and returns its exit code.
+ * @throws Error on an unknown host, an empty command or a host namespace that does not exist.
+ */
+export function labExec(host: string, command: string[], prefix: string = DEFAULT_LAB_PREFIX): number {
+  const argv = labExecCommand(host, command, prefix);
+  if (!netnsExists(argv[3])) throw new Error(`lab host ${host} (${argv[3]}) does not exist: run lab up first`);
+  const result = spawnSync(argv[0], argv.slice(1), { stdio: 'inherit' });
+  if (result.error) throw result.error;
+  return result.status ?? (result.signal ? 128 : 1);
+}
+
+/**
+ * The argv that starts the daemon inside the lab's lb namespace, where its XDP attach and
+ * bpf_fib_lookup see the lab interfaces: `ip netns exec <prefix>-lb node <repo>/dist/src/cli.js daemon ARGS`.
+ */
+export function daemonCommand(args: string[], prefix: string = DEFAULT_LAB_PREFIX): string[] {
+  validatePrefix(prefix);
+  const cli = path.join(repoRoot(), 'dist', 'src', 'cli.js');
+  return ['ip', 'netns', 'exec', `${prefix}-lb`, process.execPath, cli, 'daemon', ...args];
+}
+
+/** Whether the lab's state directory exists (cheap check for scripts). */
+export function labStateExists(prefix: string = DEFAULT_LAB_PREFIX): boolean {
+  return existsSync(statePath(prefix));
+}
