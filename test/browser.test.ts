@@ -1,9 +1,14 @@
 /**
  * Browser end-to-end tests of the dashboard (test/browser/suite.ts) driving Debian's Chromium.
  *
+ * - 'dashboard against the real daemon': the lab (xlbt-br namespaces), the xdplb daemon with XDP
+ *   attached in the lb namespace and HTTP load from the client to the VIP; the dashboard shows the
+ *   kernel's counters, programs, maps and sampled events, and an admin's drain in the UI reaches
+ *   the API (and the kernel's maps: see afterDrain).
  * - 'dashboard against the synthetic dev server': the UI's own behaviour (login, roles, live
  *   pages, dialogs, screenshots) against test/browser/dev-server.ts, a double of the daemon's
- *   HTTP API with made-up numbers. It proves nothing about the kernel.
+ *   HTTP API with made-up numbers, and the Benchmarks page with a saved result. It proves nothing
+ *   about the kernel.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +17,7 @@ import path from 'node:path';
 import { startDevServer, DEFAULT_DEV_USERS } from './browser/dev-server';
 import { chromiumPath, runBrowserSuite } from './browser/suite';
 import { repoRoot } from './browser/repo-root';
+import { startDaemonLab, whyLabNotRunnable } from './browser/daemon-lab';
 
 const webBuilt = fs.existsSync(path.join(repoRoot(), 'web', 'dist', 'index.html'));
 const chromium = chromiumPath();
@@ -23,6 +29,25 @@ const devCreds = {
   admin: { username: 'admin', password: DEFAULT_DEV_USERS.admin.password },
   viewer: { username: 'viewer', password: DEFAULT_DEV_USERS.viewer.password },
 };
+
+const labSkip = skipReason || whyLabNotRunnable();
+if (labSkip && process.env.CI === 'true') throw new Error(`browser test against the daemon cannot run in CI: ${labSkip}`);
+
+describe('dashboard against the real daemon', { skip: labSkip ?? false }, () => {
+  test('login, roles, live kernel data on every page, drain through the UI, screenshots', { timeout: 300_000 }, async () => {
+    const log = (l: string) => process.stderr.write(`${l}\n`);
+    const lab = await startDaemonLab(log);
+    try {
+      const report = await runBrowserSuite(lab.url, lab.creds, { label: 'daemon', log });
+      assert.equal(report.screenshots.length, 2 * 6 + 3, `screenshots: ${report.screenshots.join(', ')}`);
+    } catch (err) {
+      log(`daemon stderr: ${lab.daemon.stderr().slice(-3000)}`);
+      throw err;
+    } finally {
+      await lab.stop();
+    }
+  });
+});
 
 describe('dashboard against the synthetic dev server', { skip: skipReason }, () => {
   test('login, roles, live pages, drain through the UI, screenshots', { timeout: 180_000 }, async () => {

@@ -1,0 +1,110 @@
+/**
+ * The real thing for the browser suite: the lab (src/lab, prefix xlbt-br: a client, the lb and
+ * two backends in network namespaces), the xdplb daemon inside the lb namespace with XDP on the
+ * lb's client leg, a host forward from 127.0.0.1 to its API, and a bounded HTTP load from the
+ * client to the VIP so that the kernel has packets to count and sample.
+ * Everything is created under the prefix and removed by name in stop(), also after a failure.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import YAML from 'yaml';
+import { labUp, labDown, labExecCommand } from '../../src/lab/lab';
+import { labTopology } from '../../src/lab/topology';
+import { spawnDaemon, type SpawnedDaemon } from '../../src/daemon/spawn';
+import { repoRoot } from './repo-root';
+import type { BrowserSuiteCreds } from './suite';
+
+export const LAB_PREFIX = 'xlbt-br';
+export const PIN_DIR = `/sys/fs/bpf/${LAB_PREFIX}`;
+export const VIP = '198.18.100.1';
+const API_PORT_IN_LB = 8720;
+/** Load bounds: at most this many requests, for at most this long. */
+const LOAD_MAX_REQUESTS = 4000;
+const LOAD_MAX_SECONDS = 240;
+
+export const LAB_CREDS: BrowserSuiteCreds = {
+  admin: { username: 'br-admin', password: 'br-admin-secret-1' },
+  viewer: { username: 'br-viewer', password: 'br-viewer-secret-1' },
+};
+
+/** Why the lab cannot run here, or null. */
+export function whyLabNotRunnable(): string | null {
+  if (process.getuid?.() !== 0) return 'needs root (netns, XDP, bpffs)';
+  if (!fs.readFileSync('/proc/mounts', 'utf8').includes(' /sys/fs/bpf bpf ')) return 'bpffs is not mounted at /sys/fs/bpf (run scripts/setup.sh)';
+  if (!fs.existsSync(path.join(repoRoot(), 'bpf', 'lb.o'))) return 'bpf/lb.o is not built (run scripts/build.sh)';
+  return null;
+}
+
+export interface DaemonLab {
+  url: string;
+  creds: BrowserSuiteCreds;
+  daemon: SpawnedDaemon;
+  pinDir: string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/**
+ * Brings the lab, the daemon and the load up. On failure everything already created is torn
+ * down before the error propagates.
+ * @throws Error from lab up, the daemon's start (with its stderr and last log lines) or the forward.
+ */
+export async function startDaemonLab(log: (line: string) => void = () => undefined): Promise<DaemonLab> {
+  const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), `${LAB_PREFIX}-`));
+  let daemon: SpawnedDaemon | null = null;
+  let load: ChildProcess | null = null;
+  const stop = async () => {
+    if (load?.pid && load.exitCode === null && load.signalCode === null) {
+      try { process.kill(-load.pid, 'SIGTERM'); } catch { /* already gone */ }
+    }
+    if (daemon) await daemon.stop(15_000).catch(() => daemon?.kill());
+    await labDown(LAB_PREFIX).catch((err: unknown) => log(`lab down: ${String(err)}`));
+    fs.rmSync(PIN_DIR, { recursive: true, force: true });
+    fs.rmSync(tmpDir, { recursive: true, force: true });
+  };
+  try {
+    await labDown(LAB_PREFIX).catch(() => undefined); // leftovers of an interrupted run
+    fs.rmSync(PIN_DIR, { recursive: true, force: true });
+    const forwardPort = await freePort();
+    await labUp({ prefix: LAB_PREFIX, backends: 2, mode: 'nat', forwardPort, apiPort: API_PORT_IN_LB, log });
+    const topology = labTopology({ prefix: LAB_PREFIX, backends: 2, mode: 'nat' });
+    const configPath = path.join(tmpDir, 'xdplb.yaml');
+    fs.writeFileSync(configPath, YAML.stringify({
+      interfaces: [{ name: topology.lb.clientLeg, mode: 'native' }],
+      sampling: { rate: 1 },
+      api: { listen: `127.0.0.1:${API_PORT_IN_LB}` },
+      users: [
+        { name: LAB_CREDS.admin.username, role: 'admin', password: LAB_CREDS.admin.password },
+        { name: LAB_CREDS.viewer.username, role: 'viewer', password: LAB_CREDS.viewer.password },
+      ],
+      services: [{
+        name: 'web', vip: VIP, port: 80, protocol: 'tcp', mode: 'nat', tableSize: 251,
+        healthCheck: { type: 'http', port: 8080, path: '/healthz', intervalMs: 1000, timeoutMs: 500, rise: 1, fall: 2 },
+        backends: topology.backends.map((be) => ({ address: be.address, port: 8080, weight: 1 })),
+      }],
+    }));
+    daemon = spawnDaemon({ configPath, pinDir: PIN_DIR, netns: topology.lb.netns, detachOnExit: true });
+    await daemon.ready(30_000);
+    const url = `http://127.0.0.1:${forwardPort}`;
+    log(`daemon ready, dashboard at ${url}`);
+
+    // Bounded load: one request every 50 ms, at most LOAD_MAX_REQUESTS and LOAD_MAX_SECONDS.
+    const script = `for i in $(seq 1 ${LOAD_MAX_REQUESTS}); do curl -s -o /dev/null -m 1 http://${VIP}:80/; sleep 0.05; done`;
+    const argv = labExecCommand('client', ['timeout', String(LOAD_MAX_SECONDS), 'sh', '-c', script], LAB_PREFIX);
+    load = spawn(argv[0], argv.slice(1), { detached: true, stdio: 'ignore' });
+    return { url, creds: LAB_CREDS, daemon, pinDir: PIN_DIR, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
