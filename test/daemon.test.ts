@@ -60,7 +60,7 @@ const baseConfig = {
     backends: [{ address: '198.18.1.11', port: 8080, weight: 1 }] }],
 };
 
-async function start(extra: { detachOnExit?: boolean } = {}): Promise<{ d: SpawnedDaemon; api: ApiClient; url: string }> {
+async function start(extra: { detachOnExit?: boolean; objectPath?: string } = {}): Promise<{ d: SpawnedDaemon; api: ApiClient; url: string }> {
   const d = spawnDaemon({ configPath, pinDir: PIN_DIR, netns: NS, listen: `${NS_ADDR}:0`, ...extra });
   daemons.push(d);
   const url = await d.ready(30_000);
@@ -194,10 +194,41 @@ describe('xdplb daemon (kernel, netns)', { skip: skipReason ?? false, concurrenc
     assert.ok(adopted, 'adopted');
     assert.equal(adopted.progId, progId);
     assert.ok(!d.logs.some((l) => l.msg === 'loaded and pinned a fresh data plane'));
+    assert.ok(!d.logs.some((l) => String(l.msg).startsWith('replaced the pinned program')), 'same build: not replaced');
     assert.equal((await api.interfaces())[0].progId, progId);
     assert.equal((await api.getSettings()).sampleRate, 7);
     assert.deepEqual(kernelServices().map((s) => s.port), [80]);
+    assert.equal((await d.stop()).code, 0);
+  });
 
+  test('a different build replaces the pinned program in place through the pinned link', async () => {
+    // Same source, other instruction set (-mcpu=v3): another program tag.
+    const variant = path.join(tmpDir, 'lb-v3.o');
+    sh('clang', ['-O2', '-g', '-target', 'bpf', '-mcpu=v3', `-D__TARGET_ARCH_${os.arch() === 'arm64' ? 'arm64' : 'x86'}`,
+      `-I/usr/include/${os.arch() === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`, '-I', repoPath('bpf'),
+      '-c', repoPath('bpf/lb.bpf.c'), '-o', variant]);
+    const first = await start({ objectPath: variant });
+    const replaced = first.d.logs.find((l) => l.msg === 'replaced the pinned program in place');
+    assert.ok(replaced, `replaced; logs: ${JSON.stringify(first.d.logs.slice(0, 4))}`);
+    assert.notEqual(replaced.progId, progId);
+    assert.notEqual(replaced.from, replaced.to);
+    assert.equal(attachedProgId(), replaced.progId, 'the interface runs the new program');
+    assert.ok(fs.existsSync(path.join(PIN_DIR, 'links', NS_IF)), 'through the same pinned link');
+    assert.deepEqual(kernelServices().map((s) => s.port), [80], 'maps kept');
+    assert.equal((await first.d.stop()).code, 0);
+    // and back to the checkout's build
+    const second = await start();
+    const back = second.d.logs.find((l) => l.msg === 'replaced the pinned program in place');
+    assert.ok(back);
+    progId = Number(back.progId);
+    assert.equal(attachedProgId(), progId);
+    assert.equal((await second.api.listServices()).length, 1);
+    assert.equal((await second.d.stop()).code, 0);
+  });
+
+  test('kill -9 leaves the program attached', async () => {
+    const { d } = await start();
+    assert.equal(d.logs.find((l) => l.msg === 'adopted the pinned data plane')?.progId, progId);
     const killed = await d.kill();
     assert.equal(killed.signal, 'SIGKILL');
     assert.equal(attachedProgId(), progId, 'kill -9 leaves the program attached');

@@ -74,7 +74,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
       if (!check.current) {
         dp.replaceProgram(objectPath);
         origin = 'adopted+replaced';
-        logger.info({ from: check.running, to: check.built, progId: dp.program.info().id }, 'replaced the pinned program in place with the newer build');
+        logger.info({ from: check.running, to: check.built, progId: dp.program.info().id }, 'replaced the pinned program in place');
       }
     } catch (err) {
       logger.error({ err: (err as Error).message, objectPath }, 'cannot check or replace the pinned program; keeping it');
