@@ -68,6 +68,8 @@ describe('AuthStore', () => {
     assert.equal(auth.authenticate(admin), null);
     assert.ok(auth.authenticate(viewer));
     assert.equal(auth.authenticate('ci-token-0123456789abcdef'), null);
+    auth.update([users[1]], [{ name: 'ci2', role: 'viewer', token: 'ci-token-0123456789abcdef' }]);
+    assert.deepEqual(auth.authenticate('ci-token-0123456789abcdef'), { name: 'ci2', role: 'viewer' }, 'a rejection is forgotten on update');
   });
 
   test('too many failures for a name are rate limited', () => {

@@ -51,6 +51,8 @@ export class AuthStore {
   private readonly sessions = new Map<string, Session>();
   /** SHA-256 of API tokens already verified by scrypt -> identity (scrypt per request is too slow). */
   private readonly verifiedTokens = new Map<string, Identity>();
+  /** SHA-256 of bearers that matched nothing: a client retrying a stale token costs no scrypt. */
+  private readonly rejectedTokens = new Set<string>();
   private readonly failures = new Map<string, number[]>();
   private readonly ttl: number;
   private readonly maxFailures: number;
@@ -72,6 +74,7 @@ export class AuthStore {
     this.users = credentialsFrom(users, (u) => u.passwordHash, (u) => u.password);
     this.tokens = credentialsFrom(tokens, (t) => t.tokenHash, (t) => t.token);
     this.verifiedTokens.clear();
+    this.rejectedTokens.clear();
     for (const [key, session] of this.sessions) {
       const user = this.users.find((u) => u.identity.name === session.identity.name);
       if (!user || user.identity.role !== session.identity.role) this.sessions.delete(key);
@@ -119,12 +122,15 @@ export class AuthStore {
     }
     const cached = this.verifiedTokens.get(key);
     if (cached) return { ...cached };
+    if (this.rejectedTokens.has(key)) return null;
     for (const token of this.tokens) {
       if (verifySecret(bearer, token.hash)) {
         this.verifiedTokens.set(key, token.identity);
         return { ...token.identity };
       }
     }
+    if (this.rejectedTokens.size >= MAX_SESSIONS) this.rejectedTokens.clear();
+    this.rejectedTokens.add(key);
     return null;
   }
 

@@ -195,6 +195,18 @@ describe('API: services, backends, settings (admin)', () => {
     const broken = await app.inject({ method: 'POST', url: '/api/v1/services', headers: { ...admin, 'content-type': 'application/json' }, payload: '{"name":' });
     assertError(broken, 400, 'XDPLB_ERR_VALIDATION');
     assertError(await api('GET', '/api/v1/no-such-route'), 404, 'XDPLB_ERR_NOT_FOUND');
+    const empty = await app.inject({ method: 'POST', url: '/api/v1/services', headers: { ...admin, 'content-type': 'application/json' }, payload: '' });
+    assertError(empty, 400, 'XDPLB_ERR_VALIDATION', '');
+    assert.match(empty.json().error.message, /^\(body\): must be/);
+    const proto = await app.inject({ method: 'PATCH', url: '/api/v1/settings', headers: { ...admin, 'content-type': 'application/json' }, payload: '{"__proto__": {"sampleRate": 5}}' });
+    assertError(proto, 400, 'XDPLB_ERR_VALIDATION', '');
+    assert.equal(({} as Record<string, unknown>).sampleRate, undefined);
+  });
+
+  test('an empty JSON body counts as no body (logout)', async () => {
+    const session = await login(app, 'admin', 'admin-pass');
+    const res = await app.inject({ method: 'POST', url: '/api/v1/logout', headers: { ...session, 'content-type': 'application/json' }, payload: '' });
+    assert.equal(res.statusCode, 204, res.body);
   });
 });
 

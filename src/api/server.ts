@@ -65,15 +65,17 @@ function toXdplbError(error: unknown): XdplbError {
 }
 
 function loggerOption(logger: ApiServerOptions['logger']): Pick<FastifyServerOptions, 'logger' | 'loggerInstance'> {
-  const redact = { paths: ['req.headers.authorization'], censor: '[redacted]' };
+  // Request logs carry method, URL and peer only: no headers (Authorization), and the stream's
+  // ?token= query parameter is masked.
   const serializers = {
-    // The stream takes its token in the query string: keep it out of the logs.
     req: (req: { method: string; url: string; ip?: string }) => ({ method: req.method, url: req.url.replace(/([?&]token=)[^&]*/g, '$1[redacted]'), remoteAddress: req.ip }),
   };
   if (!logger) return { logger: false };
-  if (typeof logger === 'object' && typeof (logger as Logger).child === 'function') return { loggerInstance: logger as unknown as FastifyServerOptions['loggerInstance'] };
-  if (logger === true) return { logger: { level: 'info', redact, serializers } };
-  return { logger: { redact, serializers, ...(logger as object) } as FastifyServerOptions['logger'] };
+  if (typeof logger === 'object' && typeof (logger as Logger).child === 'function') {
+    return { loggerInstance: (logger as Logger).child({ component: 'api' }, { serializers }) as unknown as FastifyServerOptions['loggerInstance'] };
+  }
+  if (logger === true) return { logger: { level: 'info', serializers } };
+  return { logger: { ...(logger as object), serializers } as FastifyServerOptions['logger'] };
 }
 
 /**
@@ -101,8 +103,8 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
     const validate = ajv.compile(schema as TSchema);
     return (data: unknown) => {
       if (validate(data)) return { value: data };
-      const error = validationErrorFrom(validate.errors);
-      if (httpPart === 'body') return { error };
+      if (httpPart === 'body') return { error: validationErrorFrom(validate.errors, '', '(body)') };
+      const error = validationErrorFrom(validate.errors, '', `(${httpPart})`);
       return { error: new XdplbError('XDPLB_ERR_VALIDATION', `${httpPart} ${error.message}`, error.field) };
     };
   });
@@ -111,6 +113,21 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
 
   // JSON only: a text/plain body would otherwise reach the validator as a string.
   app.removeContentTypeParser('text/plain');
+  // An empty JSON body is "no body" (e.g. POST /logout from a client that always sends the
+  // header); keys that could reach an object's prototype are refused outright.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text, (key, value) => {
+        if (key === '__proto__' || key === 'constructor' || key === 'prototype') throw new Error(`the key "${key}" is not allowed`);
+        return value;
+      }));
+    } catch (err) {
+      done(new XdplbError('XDPLB_ERR_VALIDATION', `(body): not valid JSON: ${(err as Error).message}`, ''), undefined);
+    }
+  });
 
   app.setErrorHandler((error, request, reply) => {
     const mapped = toXdplbError(error);

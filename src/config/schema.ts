@@ -241,11 +241,11 @@ export function describeAjvError(error: ErrorObject, basePointer = ''): { field:
 }
 
 /** Builds the catalogue's validation error from the first Ajv error. */
-export function validationErrorFrom(errors: ErrorObject[] | null | undefined, basePointer = ''): XdplbError {
+export function validationErrorFrom(errors: ErrorObject[] | null | undefined, basePointer = '', rootLabel = '(document)'): XdplbError {
   const first = errors?.[0];
   if (!first) return new XdplbError('XDPLB_ERR_VALIDATION', 'invalid input', basePointer || undefined);
   const { field, reason } = describeAjvError(first, basePointer);
-  return new XdplbError('XDPLB_ERR_VALIDATION', `${field || '(document)'}: ${reason}`, field || '');
+  return new XdplbError('XDPLB_ERR_VALIDATION', `${field || rootLabel}: ${reason}`, field || '');
 }
 
 const compiled = new WeakMap<TSchema, ValidateFunction>();
