@@ -80,7 +80,8 @@ export async function startDaemonLab(log: (line: string) => void = () => undefin
     const topology = labTopology({ prefix: LAB_PREFIX, backends: 2, mode: 'nat' });
     const configPath = path.join(tmpDir, 'xdplb.yaml');
     fs.writeFileSync(configPath, YAML.stringify({
-      interfaces: [{ name: topology.lb.clientLeg, mode: 'native' }],
+      // Both legs: XDP redirects client->backend through the backend leg's DEVMAP slot.
+      interfaces: [{ name: topology.lb.clientLeg, mode: 'native' }, { name: topology.lb.backendLeg, mode: 'native' }],
       sampling: { rate: 1 },
       api: { listen: `127.0.0.1:${API_PORT_IN_LB}` },
       users: [
@@ -89,7 +90,9 @@ export async function startDaemonLab(log: (line: string) => void = () => undefin
       ],
       services: [{
         name: 'web', vip: VIP, port: 80, protocol: 'tcp', mode: 'nat', tableSize: 251,
-        healthCheck: { type: 'http', port: 8080, path: '/healthz', intervalMs: 1000, timeoutMs: 500, rise: 1, fall: 2 },
+        // Checked on the backends' second port (80): replies from the service port (8080) reach
+        // the backend leg's XDP, whose reverse NAT takes them for client traffic (reported).
+        healthCheck: { type: 'http', port: 80, path: '/healthz', intervalMs: 1000, timeoutMs: 500, rise: 1, fall: 2 },
         backends: topology.backends.map((be) => ({ address: be.address, port: 8080, weight: 1 })),
       }],
     }));
