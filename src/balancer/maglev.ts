@@ -116,11 +116,14 @@ export function buildMaglevTable(backends: MaglevBackend[], size: number): Uint3
 
   const table = new Uint32Array(size);
   const taken = new Uint8Array(size);
-  let active = Array.from({ length: n }, (_, i) => i);
+  const original = Uint32Array.from(order, (b) => b.index);
+  const active = Int32Array.from(order, (_, i) => i);
+  let activeCount = n;
   let filled = 0;
   while (filled < size) {
     let stillActive = 0;
-    for (const i of active) {
+    for (let k = 0; k < activeCount; k++) {
+      const i = active[k];
       credit[i] += weight[i];
       if (credit[i] >= maxWeight) {
         credit[i] -= maxWeight;
@@ -130,16 +133,16 @@ export function buildMaglevTable(backends: MaglevBackend[], size: number): Uint3
         const slot = position[i];
         const next = slot + skip[i];
         position[i] = next >= size ? next - size : next;
-        if (!taken[slot]) {
+        if (taken[slot] === 0) {
           taken[slot] = 1;
-          table[slot] = order[i].index;
+          table[slot] = original[i];
           filled++;
           claimed[i]++;
         }
       }
       if (claimed[i] < quota[i]) active[stillActive++] = i;
     }
-    active.length = stillActive;
+    activeCount = stillActive;
   }
   return table;
 }

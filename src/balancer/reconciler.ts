@@ -110,6 +110,8 @@ export class Reconciler {
   /** backend ids of each service's installed Maglev table, by service id */
   private readonly installedTables = new Map<number, Uint32Array>();
   private readonly tableBackendKeys = new Map<number, Map<number, string>>();
+  /** last built table per service id with the inputs it was built from (builds cost ~10-50 ms) */
+  private readonly builtTables = new Map<number, { signature: string; table: Uint32Array }>();
   private nextServiceId = 1;
   private nextBackendId = 1;
   private writes = 0;
@@ -358,6 +360,7 @@ export class Reconciler {
       this.serviceNameById.delete(id);
       if (this.serviceIdByName.get(name) === id) this.serviceIdByName.delete(name);
       this.tableBackendKeys.delete(id);
+      this.builtTables.delete(id);
       this.zeroStats(m.serviceStats, id);
     }
     for (const [hex, id] of [...this.recoveredServiceIds]) {
@@ -436,9 +439,7 @@ export class Reconciler {
         });
       }
       const usable = backends.filter((b) => inTable(b.spec));
-      const slots = buildMaglevTable(usable.map((b) => ({ key: backendKey(b.spec), weight: b.spec.weight })), s.tableSize);
-      const table = new Uint32Array(slots.length);
-      for (let i = 0; i < slots.length; i++) table[i] = usable[slots[i]].id;
+      const table = this.maglevTable(id, s.tableSize, usable.map((b) => ({ key: backendKey(b.spec), weight: b.spec.weight, id: b.id })));
       plans.push({
         service: s, id, backends, table,
         key: LbServiceKeyCodec.encode(serviceKeyOf(s)),
@@ -459,6 +460,18 @@ export class Reconciler {
     }
     // Ids of backends that are gone stay in backendById until step 5 of apply removes them.
     return plans;
+  }
+
+  /** The service's table of backend ids; rebuilt only when its size or usable pool changed. */
+  private maglevTable(serviceId: number, size: number, usable: Array<{ key: string; weight: number; id: number }>): Uint32Array {
+    const signature = `${size}|${usable.map((b) => `${b.key}*${b.weight}#${b.id}`).sort().join(',')}`;
+    const cached = this.builtTables.get(serviceId);
+    if (cached?.signature === signature) return cached.table;
+    const slots = buildMaglevTable(usable, size);
+    const table = new Uint32Array(slots.length);
+    for (let i = 0; i < slots.length; i++) table[i] = usable[slots[i]].id;
+    this.builtTables.set(serviceId, { signature, table });
+    return table;
   }
 
   /** Next free id after the cursor, wrapping; ids are 1..limit-1. */
