@@ -61,13 +61,18 @@ const char *LibbpfErrnoName(int err) {
   }
 }
 
+// ENOTSUPP (524) is kernel-internal but leaks out of bpf(2); glibc has no name for it.
+constexpr int kKernelENOTSUPP = 524;
+
 std::string ErrnoCode(int err) {
   if (const char *lib = LibbpfErrnoName(err)) return lib;
+  if (err == kKernelENOTSUPP) return "ENOTSUPP";
   const char *name = strerrorname_np(err);
   return name ? name : "E" + std::to_string(err);
 }
 
 std::string ErrnoText(int err) {
+  if (err == kKernelENOTSUPP) return "Operation not supported by this kernel or map/program type";
   char buf[256];
   if (libbpf_strerror(err, buf, sizeof(buf)) == 0) return buf;
   return strerror(err);

@@ -2,10 +2,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  BpfError, BpfMap, BpfObject, Program, XDP_ACTIONS, enterNetns, ifIndex, openFdCount, possibleCpus,
+  BpfError, BpfMap, BpfObject, Program, XDP_ACTIONS, enterNetns, ifIndex, possibleCpus,
   xdpAttachments,
 } from './index';
-import { createVethNetns, frame, testdataObject, u32, u64 } from './testing';
+import { assertNoFdLeak, createVethNetns, fdSnapshot, frame, testdataObject, u32, u64 } from './testing';
 
 const BRIDGE = testdataObject('bridge');
 const NS = 'xlbt-br-t1';
@@ -14,14 +14,14 @@ const VETH_B = 'xlbt-br1';
 
 /** Asserts that `fn` throws a BpfError with `code` whose message matches `pattern`, and leaks no fd. */
 function assertBpfError(fn: () => unknown, code: string, pattern: RegExp): BpfError {
-  const before = openFdCount();
+  const before = fdSnapshot();
   let caught: unknown;
   try {
     fn();
   } catch (err) {
     caught = err;
   }
-  assert.equal(openFdCount(), before, 'a failed call leaked a file descriptor');
+  assertNoFdLeak(before, 'a failed call');
   assert.ok(caught instanceof BpfError, `expected BpfError, got ${String(caught)}`);
   assert.equal(caught.code, code, caught.message);
   assert.match(caught.message, pattern);
