@@ -73,6 +73,8 @@ describe('validateState: whole-config rejections name the field', () => {
     ['DSR port translation', (c) => { c.services[1].backends[0].port = 5353; }, 'XDPLB_ERR_VALIDATION', '/services/1/backends/0/port'],
     ['duplicate DSR backend address', (c) => { c.services[1].backends.push({ address: '198.18.1.10', port: 53 }); }, 'XDPLB_ERR_CONFLICT', '/services/1/backends/1'],
     ['health port needed for port-0 everything', (c) => { c.services[0].port = 0; c.services[0].backends = [{ address: '198.18.1.2', port: 0 }]; c.services[0].healthCheck = { type: 'tcp' }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/port'],
+    ['backend that is a VIP', (c) => { c.services[0].backends[0].address = '198.18.100.2'; }, 'XDPLB_ERR_CONFLICT', '/services/0/backends/0/address'],
+    ['interface listed twice', (c) => { c.interfaces = [{ name: 'eth0' }, { name: 'eth0', mode: 'generic' }]; }, 'XDPLB_ERR_CONFLICT', '/interfaces/1/name'],
     ['hashSeed above u32', (c) => { c.hashSeed = 2 ** 32; }, 'XDPLB_ERR_VALIDATION', '/hashSeed'],
     ['fragments policy unknown', (c) => { c.fragments = 'reassemble'; }, 'XDPLB_ERR_VALIDATION', '/fragments'],
     ['interface mode offload', (c) => { c.interfaces = [{ name: 'eth0', mode: 'offload' }]; }, 'XDPLB_ERR_VALIDATION', '/interfaces/0/mode'],

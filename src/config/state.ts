@@ -103,6 +103,13 @@ function crossServiceErrors(services: ServiceSpec[], focus?: number): XdplbError
       errors.push(conflict(`/services/${guilty}/vip`, `${service.vip}:${service.port}/${service.protocol} is already served by "${services[other].name}" (/services/${other})`));
     } else byListener.set(listener, i);
 
+    service.backends.forEach((backend, b) => {
+      const owner = services.find((other) => other.vip === backend.address);
+      if (owner) {
+        errors.push(conflict(`/services/${i}/backends/${b}/address`, `${backend.address} is the VIP of service "${owner.name}": packets would loop through the balancer`));
+      }
+    });
+
     if (service.mode !== 'nat') return;
     service.backends.forEach((backend, b) => {
       const port = backend.port || service.port;
@@ -154,6 +161,11 @@ export function stateErrors(config: Config, options: ValidateOptions = {}): Xdpl
   if (!isPrime(config.maglev.tableSize)) errors.push(invalid('/maglev/tableSize', `${config.maglev.tableSize} must be a prime number`));
   const { port } = parseListen(config.api.listen);
   if (!(port >= 1 && port <= 65535)) errors.push(invalid('/api/listen', `port ${port} must be 1..65535`));
+  const ifnames = new Set<string>();
+  config.interfaces.forEach((iface, i) => {
+    if (ifnames.has(iface.name)) errors.push(conflict(`/interfaces/${i}/name`, `interface "${iface.name}" is listed twice`));
+    ifnames.add(iface.name);
+  });
   config.services.forEach((service, i) => errors.push(...serviceErrors(service, i, config)));
   errors.push(...crossServiceErrors(config.services, options.focus));
   errors.push(...credentialErrors(config));
