@@ -54,6 +54,7 @@ export interface ReconcilerLimits {
 /** A freshly created inner Maglev array holding `entries`; `fd` goes into the outer map. */
 export interface InnerTable { fd: number; close(): void }
 export type CreateInnerTable = (entries: Uint32Array) => InnerTable;
+export type ReadInnerTable = (outerValue: Buffer) => Uint32Array | null;
 
 /** What one apply did. */
 export interface ApplyResult { writes: number; tablesSwapped: number[] }
@@ -120,6 +121,8 @@ export class Reconciler {
     private readonly maps: ReconcilerMaps,
     private readonly limits: ReconcilerLimits,
     private readonly createInnerTable: CreateInnerTable,
+    /** Reads back an installed inner table from its outer-map value (adopt: no needless swap). */
+    private readonly readInnerTable?: ReadInnerTable,
   ) {}
 
   /** Re-learns service and backend ids from the maps (after adopting pinned maps). */
@@ -131,6 +134,10 @@ export class Reconciler {
       const svc = LbServiceCodec.decode(value);
       this.recoveredServiceIds.set(key.toString('hex'), svc.id);
       maxService = Math.max(maxService, svc.id);
+      const outer = this.maps.maglev.lookup(encodeU32(svc.id));
+      const table = outer && this.readInnerTable ? this.readInnerTable(outer) : null;
+      if (table) this.installedTables.set(svc.id, table);
+      else if (!outer && svc.tableSize === 0) this.installedTables.set(svc.id, new Uint32Array(0));
     }
     let maxBackend = 0;
     for (let id = 1; id < this.limits.maxBackends; id++) {

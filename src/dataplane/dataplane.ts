@@ -107,7 +107,7 @@ export class Dataplane {
       maxVips: maps.vips.maxEntries,
       maxReverse: maps.reverse.maxEntries,
       maglevMaxSize,
-    }, (entries) => createMaglevTable(entries));
+    }, (entries) => createMaglevTable(entries), readMaglevTable);
   }
 
   /**
@@ -495,6 +495,23 @@ export class Dataplane {
       case 'reason_stats': return { key: REASONS[index] ?? index, value: decodePerCpuSum(LbCounterCodec, value, this.cpus) };
       case 'events': return { key: index, value: null };
     }
+  }
+}
+
+/** The backend ids of an installed inner table, from its outer-map value (the inner map id). */
+function readMaglevTable(outerValue: Buffer): Uint32Array | null {
+  let inner: BpfMap;
+  try {
+    inner = BpfMap.fromId(decodeU32(outerValue));
+  } catch {
+    return null; // freed meanwhile: the next apply installs a fresh one
+  }
+  try {
+    const table = new Uint32Array(inner.maxEntries);
+    for (const [key, value] of inner.lookupBatch()) table[decodeU32(key)] = decodeU32(value);
+    return table;
+  } finally {
+    inner.close();
   }
 }
 
