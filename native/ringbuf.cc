@@ -17,7 +17,9 @@ class RingBufferConsumer : public Napi::ObjectWrap<RingBufferConsumer> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "RingBufferConsumer",
                        {InstanceMethod("close", &RingBufferConsumer::Close),
-                        InstanceMethod("consume", &RingBufferConsumer::Consume)});
+                        InstanceMethod("consume", &RingBufferConsumer::Consume),
+                        InstanceMethod("ref", &RingBufferConsumer::RefLoop),
+                        InstanceMethod("unref", &RingBufferConsumer::UnrefLoop)});
   }
 
   // new RingBufferConsumer(mapFd, onRecord, mapName)
@@ -115,6 +117,17 @@ class RingBufferConsumer : public Napi::ObjectWrap<RingBufferConsumer> {
       throw Napi::Error(info.Env(), err);
     }
     return Napi::Number::New(info.Env(), static_cast<double>(n));
+  }
+
+  // Whether the open poll keeps the event loop (and so the process) alive, like a socket's ref/unref.
+  Napi::Value RefLoop(const Napi::CallbackInfo &info) {
+    if (poll_) uv_ref(reinterpret_cast<uv_handle_t *>(poll_));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value UnrefLoop(const Napi::CallbackInfo &info) {
+    if (poll_) uv_unref(reinterpret_cast<uv_handle_t *>(poll_));
+    return info.Env().Undefined();
   }
 
   Napi::Value Close(const Napi::CallbackInfo &info) {

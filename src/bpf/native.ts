@@ -27,7 +27,7 @@ export interface RawStructLayout {
   size: number;
   members: { name: string; offset: number; size: number; bitSize?: number }[];
 }
-export interface RawRingBufferConsumer { close(): void; consume(): number }
+export interface RawRingBufferConsumer { close(): void; consume(): number; ref(): void; unref(): void }
 
 export interface NativeAddon {
   setErrorClass(ctor: new (fields: never) => Error): void;

@@ -103,6 +103,19 @@ test('a callback exception from the event loop is an uncaught exception, not a s
   assert.match(out, /uncaught: boom in callback/);
 });
 
+test('an unref()ed RingBuffer lets the process exit', () => {
+  const addon = path.join(repoRoot(), 'build', 'Release', 'xdplb_native.node');
+  const script = `
+    const n = require(${JSON.stringify(addon)});
+    const h = n.objectLoad(${JSON.stringify(testdataObject('bridge'))}, {});
+    const ring = new n.RingBufferConsumer(n.objectMapFd(h, 'events'), () => {}, 'events');
+    ring.unref();
+    process.on('exit', () => console.log('exited'));
+  `;
+  const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10_000 });
+  assert.match(out, /exited/);
+});
+
 test('a RingBuffer on a map that is not a ring buffer is refused', () => {
   const map = BpfMap.create({ type: 'array', name: 'xlbt_br_notrb', keySize: 4, valueSize: 4, maxEntries: 1 });
   try {

@@ -24,6 +24,18 @@ export class RingBuffer {
     return this.#consumer ? this.#consumer.consume() : 0;
   }
 
+  /** Lets the process exit while this is open (like socket.unref()). */
+  unref(): this {
+    this.#consumer?.unref();
+    return this;
+  }
+
+  /** Undoes unref(): an open RingBuffer keeps the event loop alive again. */
+  ref(): this {
+    this.#consumer?.ref();
+    return this;
+  }
+
   get closed(): boolean {
     return this.#consumer === null;
   }
