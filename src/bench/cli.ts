@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { formatProgBench, runProgBench } from './prog';
+import { registerAllCommand, registerControlCommand, registerForwardCommand, registerHttpCommand } from './commands';
 
 function parseCount(what: string) {
   return (value: string): number => {
@@ -28,4 +29,8 @@ export function registerBenchCommands(program: Command): void {
       const result = runProgBench({ calls: opts.calls, runs: opts.runs, cpu: opts.cpu });
       process.stdout.write(opts.json ? JSON.stringify(result, null, 2) + '\n' : formatProgBench(result) + '\n');
     });
+  registerForwardCommand(bench);
+  registerHttpCommand(bench);
+  registerControlCommand(bench);
+  registerAllCommand(bench);
 }

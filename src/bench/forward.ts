@@ -145,6 +145,53 @@ function summaryOf(values: Array<number | null>): Summary | null {
   return present.length ? summarize(present) : null;
 }
 
+export interface MeasureOptions { daddr: string; flows: number; packets: number; seconds: number; progId: number | null }
+
+/**
+ * One measured repetition on a set-up case: warm-up (one packet per flow), one pass with BPF run
+ * statistics on (XDP cases), then the measured send with statistics off.
+ * @throws Error when no packet reaches the sink; BpfError from the generator.
+ */
+export async function measureForwardRep(t: ForwardTopology, programs: BenchPrograms, o: MeasureOptions): Promise<ForwardRep> {
+  programs.configure({ flows: o.flows, saddrBase: t.clientBase, daddr: o.daddr, dport: t.vipPort, srcMac: t.gen.mac, dstMac: t.lb.ingressMac });
+  const frame = benchFrame(t, o.daddr, t.vipPort);
+  // Warm-up: one packet per flow, so conntrack entries and flow caches exist (steady state).
+  programs.send(t, frame, o.flows, o.seconds, t.genCpu);
+  // Then one more packet per flow with BPF run statistics on, for the XDP program's own time;
+  // they are off while measuring (two clock reads per run would add to the XDP cases' CPU time
+  // and not to the others').
+  let statsBefore: { count: number; ns: number } | null = null;
+  let statsAfter: { count: number; ns: number } | null = null;
+  if (o.progId !== null) {
+    const runStats = enableRunStats();
+    try {
+      statsBefore = programRunStats(o.progId);
+      programs.send(t, frame, o.flows, o.seconds, t.genCpu);
+      statsAfter = programRunStats(o.progId);
+    } finally {
+      runStats.close();
+    }
+  }
+  await sleep(20);
+  programs.resetSink();
+  const cpuBefore = tasksCpuNs(t.lb.napiPids);
+  const sent = withRealtimePriority(() => programs.send(t, frame, o.packets, o.seconds, t.genCpu));
+  await sleep(20); // let the last ring's worth drain
+  const sink = programs.sinkReading();
+  const delivered = sink.packets;
+  const cpuNs = tasksCpuNs(t.lb.napiPids) - cpuBefore;
+  const runs = statsBefore && statsAfter ? statsAfter.count - statsBefore.count : 0;
+  if (delivered <= 1 || sink.windowNs <= 0) throw new Error(`no packets reached the sink (${delivered} of ${sent.packets} sent)`);
+  return {
+    sent: sent.packets, delivered, sendNs: sent.sendNs, wallNs: sent.wallNs, stoppedBy: sent.stoppedBy,
+    windowNs: sink.windowNs,
+    mpps: delivered / sink.windowNs * 1e3,
+    lbCpuNsPerPacket: cpuNs / delivered,
+    lbCpuUtilisation: cpuNs / sink.windowNs,
+    xdpRunNsPerPacket: runs > 0 ? (statsAfter!.ns - statsBefore!.ns) / runs : null,
+  };
+}
+
 /**
  * Runs the forwarding benchmark; namespaces, programs and rules are removed in `finally`.
  * A case whose set-up fails is recorded in `failures` and dropped from later repetitions.
@@ -184,43 +231,7 @@ export async function runForwardBench(options: ForwardOptions = {}): Promise<For
         try {
           const progId = c.setUp(t, programs);
           const daddr = c.destination === 'vip' ? t.vip : t.backends[0];
-          programs.configure({ flows, saddrBase: t.clientBase, daddr, dport: t.vipPort, srcMac: t.gen.mac, dstMac: t.lb.ingressMac });
-          const frame = benchFrame(t, daddr, t.vipPort);
-          // Warm-up: one packet per flow, so conntrack entries and flow caches exist (steady state).
-          programs.send(t, frame, flows, seconds, t.genCpu);
-          // Then one more packet per flow with BPF run statistics on, for the XDP program's own
-          // time; they are off while measuring (two clock reads per run would add to the XDP
-          // cases' CPU time and not to the others').
-          let statsBefore: { count: number; ns: number } | null = null;
-          let statsAfter: { count: number; ns: number } | null = null;
-          if (progId !== null) {
-            const runStats = enableRunStats();
-            try {
-              statsBefore = programRunStats(progId);
-              programs.send(t, frame, flows, seconds, t.genCpu);
-              statsAfter = programRunStats(progId);
-            } finally {
-              runStats.close();
-            }
-          }
-          await sleep(20);
-          programs.resetSink();
-          const cpuBefore = tasksCpuNs(t.lb.napiPids);
-          const sent = withRealtimePriority(() => programs!.send(t, frame, packets, seconds, t.genCpu));
-          await sleep(20); // let the last ring's worth drain
-          const sink = programs.sinkReading();
-          const delivered = sink.packets;
-          const cpuNs = tasksCpuNs(t.lb.napiPids) - cpuBefore;
-          const runs = statsBefore && statsAfter ? statsAfter.count - statsBefore.count : 0;
-          if (delivered <= 1 || sink.windowNs <= 0) throw new Error(`no packets reached the sink (${delivered} of ${sent.packets} sent)`);
-          reps_[c.name].push({
-            sent: sent.packets, delivered, sendNs: sent.sendNs, wallNs: sent.wallNs, stoppedBy: sent.stoppedBy,
-            windowNs: sink.windowNs,
-            mpps: delivered / sink.windowNs * 1e3,
-            lbCpuNsPerPacket: cpuNs / delivered,
-            lbCpuUtilisation: cpuNs / sink.windowNs,
-            xdpRunNsPerPacket: runs > 0 ? (statsAfter!.ns - statsBefore!.ns) / runs : null,
-          });
+          reps_[c.name].push(await measureForwardRep(t, programs, { daddr, flows, packets, seconds, progId }));
         } catch (err) {
           failures.push({ name: c.name, rep, error: (err as Error).message });
           broken.add(c.name);

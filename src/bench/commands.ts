@@ -1,0 +1,117 @@
+/**
+ * The forward, http, control and all verbs of `xdplb bench` (src/bench/cli.ts registers them
+ * on the shared `bench` command).
+ */
+import type { Command } from 'commander';
+import { runForwardBench, type ForwardReport } from './forward';
+import { runHttpBench } from './http';
+import { runControlBench } from './control';
+import { runAllBenchmarks, stderrProgress } from './all';
+import { formatControl, formatForward, formatHttp } from './format';
+
+function positiveInt(what: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${what} must be a positive integer, got "${value}"`);
+    return n;
+  };
+}
+
+function positiveNumber(what: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!(Number.isFinite(n) && n > 0)) throw new Error(`${what} must be a positive number, got "${value}"`);
+    return n;
+  };
+}
+
+function list(value: string): string[] {
+  return value.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function requireRoot(): void {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new Error('xdplb bench needs root (network namespaces, XDP, nftables)');
+  }
+}
+
+function print(json: boolean | undefined, value: unknown, text: string): void {
+  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text + '\n');
+}
+
+/** `xdplb bench forward`. */
+export function registerForwardCommand(bench: Command): void {
+  bench.command('forward')
+    .description('Mpps through the lb host: xdplb nat/dsr vs trivial XDP forwarder, kernel forwarding, nftables and iptables DNAT')
+    .option('--json', 'print the result as JSON')
+    .option('--reps <n>', 'repetitions per case (round-robin)', positiveInt('--reps'), 5)
+    .option('--packets <n>', 'packets per repetition', positiveInt('--packets'), 2_000_000)
+    .option('--seconds <s>', 'upper bound per repetition, seconds', positiveNumber('--seconds'), 10)
+    .option('--flows <n>', 'distinct flows', positiveInt('--flows'), 16384)
+    .option('--only <cases>', 'comma-separated cases: xdplb-nat,xdplb-dsr,xdp-fwd,kernel,nftables,iptables', list)
+    .action(async (o: { json?: boolean; reps: number; packets: number; seconds: number; flows: number; only?: string[] }) => {
+      requireRoot();
+      const r: ForwardReport = await runForwardBench({ ...o, onProgress: stderrProgress() });
+      print(o.json, r, formatForward(r));
+    });
+}
+
+/** `xdplb bench http`. */
+export function registerHttpCommand(bench: Command): void {
+  bench.command('http')
+    .description('wrk through the VIP to 3 backends: xdplb nat/dsr, nftables DNAT, HAProxy, direct; keep-alive and new connections')
+    .option('--json', 'print the result as JSON')
+    .option('--seconds <s>', 'duration per case and connection mode', positiveNumber('--seconds'), 5)
+    .option('--connections <n>', 'wrk connections', positiveInt('--connections'), 32)
+    .option('--threads <n>', 'wrk threads', positiveInt('--threads'), 2)
+    .option('--only <cases>', 'comma-separated cases: xdplb-nat,xdplb-dsr,nftables,haproxy,direct', list)
+    .action(async (o: { json?: boolean; seconds: number; connections: number; threads: number; only?: string[] }) => {
+      requireRoot();
+      const r = await runHttpBench({ ...o, onProgress: stderrProgress() });
+      print(o.json, r, formatHttp(r));
+    });
+}
+
+/** `xdplb bench control`. */
+export function registerControlCommand(bench: Command): void {
+  bench.command('control')
+    .description('API change -> kernel map latency, Maglev build time, cost of live observability')
+    .option('--json', 'print the result as JSON')
+    .option('--changes <n>', 'API changes to time', positiveInt('--changes'), 1000)
+    .option('--reps <n>', 'observability repetitions (off/on interleaved)', positiveInt('--reps'), 5)
+    .option('--packets <n>', 'packets per observability repetition', positiveInt('--packets'), 2_000_000)
+    .action(async (o: { json?: boolean; changes: number; reps: number; packets: number }) => {
+      requireRoot();
+      const r = await runControlBench({ changes: o.changes, observeReps: o.reps, packets: o.packets, onProgress: stderrProgress() });
+      print(o.json, r, formatControl(r));
+    });
+}
+
+/** `xdplb bench all`. */
+export function registerAllCommand(bench: Command): void {
+  bench.command('all')
+    .description('prog, forward, http and control; saves bench-results/<timestamp>.json, latest.json and report.md')
+    .option('--json', 'print the whole result as JSON')
+    .option('--reps <n>', 'forward and observability repetitions', positiveInt('--reps'), 5)
+    .option('--packets <n>', 'packets per forwarding repetition', positiveInt('--packets'), 2_000_000)
+    .option('--seconds <s>', 'HTTP duration per case and connection mode', positiveNumber('--seconds'), 5)
+    .option('--changes <n>', 'API changes to time', positiveInt('--changes'), 1000)
+    .option('--skip <parts>', 'comma-separated parts to skip: prog,forward,http,control', list)
+    .action(async (o: { json?: boolean; reps: number; packets: number; seconds: number; changes: number; skip?: string[] }) => {
+      requireRoot();
+      const { results, jsonPath, reportPath } = await runAllBenchmarks({
+        forward: { reps: o.reps, packets: o.packets }, http: { seconds: o.seconds },
+        control: { changes: o.changes, observeReps: o.reps, packets: o.packets }, skip: o.skip,
+        command: `xdplb bench all ${process.argv.slice(4).join(' ')}`.trim(),
+      });
+      if (o.json) { print(true, results, ''); return; }
+      const parts = [
+        results.forward ? formatForward(results.forward) : '',
+        results.http ? formatHttp(results.http) : '',
+        results.control ? formatControl(results.control) : '',
+        ...results.failures.map((f) => `FAILED ${f.part}: ${f.error}`),
+        `results: ${jsonPath}`, `report: ${reportPath}`,
+      ];
+      print(false, null, parts.filter(Boolean).join('\n\n'));
+    });
+}

@@ -1,0 +1,297 @@
+/**
+ * `xdplb bench control`: the control plane's speed and the cost of watching.
+ * - API change -> kernel: PATCH a backend's drain flag through the daemon's API, poll the pinned
+ *   maps (bridge) until the backend's flags and a new Maglev table are both in the kernel.
+ * - Maglev build time for M = 65537 at 10, 100 and 1000 backends.
+ * - Observability cost: xdplb nat Mpps and lb CPU per packet with a 1 Hz counter reader and
+ *   1/1000 event sampling (consumed by a separate process) on vs off, interleaved.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { stringify as toYaml } from 'yaml';
+import { BpfMap } from '../bpf';
+import { buildMaglevTable } from '../balancer/maglev';
+import { Dataplane } from '../dataplane/dataplane';
+import { spawnDaemon } from '../daemon/spawn';
+import { inNetns } from '../bpf';
+import { BenchPrograms } from './generator';
+import { setUpForwardTopology, tearDownForwardTopology, type ForwardTopology } from './forward-topology';
+import { measureForwardRep, type ForwardRep } from './forward';
+import { benchState, BENCH_TABLE_SIZE } from './xdplb-cases';
+import { percentile, ratio, summarize, type Summary } from './stats';
+import { sleep, stopProcess } from './exec';
+import { BENCH_PREFIX } from './netns';
+import { observerCommand } from './observer';
+
+export const CONTROL_PIN_DIR = `/sys/fs/bpf/${BENCH_PREFIX}-ctl`;
+export const OBSERVE_PIN_DIR = `/sys/fs/bpf/${BENCH_PREFIX}-obs`;
+/** lb_backend.flags offset and LB_BACKEND_F_DRAINING (bpf/lb_abi.h). */
+const BACKEND_FLAGS_OFFSET = 6;
+const BACKEND_F_DRAINING = 2;
+
+export interface ControlOptions {
+  changes?: number;
+  /** Upper bound of the API part, seconds. */
+  changeSeconds?: number;
+  maglevReps?: number;
+  observeReps?: number;
+  packets?: number;
+  seconds?: number;
+  onProgress?: (message: string) => void;
+}
+
+export interface ControlReport {
+  kind: 'control';
+  apiToKernel: { changes: number; p50Ms: number; p99Ms: number; maxMs: number; backends: number; tableSize: number } | null;
+  maglev: Array<{ backends: number; tableSize: number; ms: Summary }>;
+  observability: {
+    off: { mpps: Summary; lbCpuNsPerPacket: Summary } | null;
+    on: { mpps: Summary; lbCpuNsPerPacket: Summary; statsReads: number; events: number } | null;
+    sampleRate: number;
+    /** (off - on) / off of the median Mpps; the target is <= 3 %. */
+    mppsCost: number | null;
+    cpuCost: number | null;
+    reps: number;
+  } | null;
+  failures: Array<{ part: string; error: string }>;
+  targets: Array<{ description: string; value: number | null; limit: number; met: boolean | null }>;
+  method: string;
+}
+
+export const CONTROL_METHOD = 'API->kernel: xdplb daemon (own config, pin dir, API on a free loopback port, no interface attached); '
+  + 'each change is PATCH drain=true/false of one of 10 backends, timed from before the request until the pinned backends map '
+  + 'holds the new flags and the maglev outer map points at a new inner table (polled through the bridge). '
+  + 'Maglev: buildMaglevTable in-process, median of reps after one warm-up. Observability: forward topology, xdplb nat, '
+  + 'interleaved off (sampling 0, no reader) / on (sampling 1/1000, a separate process reading counters at 1 Hz and draining the ring).';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function api(url: string, token: string, method: string, path: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(url + path, {
+    method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/**
+ * Times API changes until the kernel holds them (see the module comment).
+ * @throws Error when the daemon does not start or a change is refused.
+ */
+export async function measureApiToKernel(changes: number, maxSeconds: number): Promise<NonNullable<ControlReport['apiToKernel']>> {
+  const dir = mkdtempSync(join(tmpdir(), 'xlbb-ctl-'));
+  const token = randomBytes(24).toString('hex');
+  const backends = Array.from({ length: 10 }, (_, i) => ({ address: `198.18.213.${i + 1}`, port: 8080, weight: 1 }));
+  const port = await freePort();
+  writeFileSync(join(dir, 'config.yaml'), toYaml({
+    interfaces: [], hashSeed: 0, sampling: { rate: 0 }, api: { listen: `127.0.0.1:${port}` },
+    tokens: [{ name: 'bench', role: 'admin', token }],
+    services: [{ name: 'bench', vip: '198.18.212.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: BENCH_TABLE_SIZE, backends }],
+  }));
+  rmSync(CONTROL_PIN_DIR, { recursive: true, force: true });
+  const daemon = spawnDaemon({ configPath: join(dir, 'config.yaml'), pinDir: CONTROL_PIN_DIR, detachOnExit: true });
+  const opened: BpfMap[] = [];
+  try {
+    const url = await daemon.ready(20_000);
+    const service = await api(url, token, 'GET', '/api/v1/services/bench') as { id: number; backends: Array<{ id: number; key: string }> };
+    const backendsMap = BpfMap.fromPin(join(CONTROL_PIN_DIR, 'maps', 'backends'));
+    opened.push(backendsMap);
+    const maglevMap = BpfMap.fromPin(join(CONTROL_PIN_DIR, 'maps', 'maglev'));
+    opened.push(maglevMap);
+    const key = (id: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(id, 0); return b; };
+    const innerId = () => maglevMap.lookup(key(service.id))?.readUInt32LE(0) ?? 0;
+    const draining = (id: number) => ((backendsMap.lookup(key(id))?.[BACKEND_FLAGS_OFFSET] ?? 0) & BACKEND_F_DRAINING) !== 0;
+    const times: number[] = [];
+    const deadline = Date.now() + maxSeconds * 1000;
+    for (let i = 0; i < changes && Date.now() < deadline; i++) {
+      const b = service.backends[i % service.backends.length];
+      // Backend i drains on even passes over the list and comes back on odd ones.
+      const drain = Math.floor(i / service.backends.length) % 2 === 0;
+      const before = innerId();
+      const started = process.hrtime.bigint();
+      const request = api(url, token, 'PATCH', `/api/v1/services/bench/backends/${encodeURIComponent(b.key)}`, { drain });
+      let failed: Error | null = null;
+      request.catch((err: Error) => { failed = err; });
+      const changeDeadline = Date.now() + 10_000;
+      while (!(draining(b.id) === drain && innerId() !== before)) {
+        if (failed) throw failed;
+        if (Date.now() > changeDeadline) throw new Error(`change ${i} (drain=${drain} on ${b.key}) not in the kernel after 10 s`);
+        // ~1 ms between polls: a busy poll would take a CPU from the daemon on a small machine.
+        await sleep(0);
+      }
+      times.push(Number(process.hrtime.bigint() - started) / 1e6);
+      await request;
+    }
+    if (times.length === 0) throw new Error('no change completed');
+    return {
+      changes: times.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: Math.max(...times),
+      backends: backends.length, tableSize: BENCH_TABLE_SIZE,
+    };
+  } finally {
+    for (const m of opened) m.close();
+    await daemon.stop(10_000).catch(() => daemon.kill());
+    rmSync(CONTROL_PIN_DIR, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Maglev build time at M = 65537 for 10, 100 and 1000 backends (median of `reps` after a warm-up). */
+export function measureMaglev(reps: number): ControlReport['maglev'] {
+  return [10, 100, 1000].map((n) => {
+    const backends = Array.from({ length: n }, (_, i) => ({ key: `198.18.${214 + (i >> 8)}.${i & 255}:8080`, weight: 1 }));
+    buildMaglevTable(backends, BENCH_TABLE_SIZE);
+    const ms: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const started = process.hrtime.bigint();
+      buildMaglevTable(backends, BENCH_TABLE_SIZE);
+      ms.push(Number(process.hrtime.bigint() - started) / 1e6);
+    }
+    return { backends: n, tableSize: BENCH_TABLE_SIZE, ms: summarize(ms) };
+  });
+}
+
+interface Observer { child: ReturnType<typeof spawn>; result: Promise<{ statsReads: number; events: number }> }
+
+async function startObserver(pinDir: string, seconds: number): Promise<Observer> {
+  const [cmd, ...args] = observerCommand(pinDir, seconds);
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => { err += c; });
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`observer not ready after 20 s: ${err.slice(0, 300)}`)), 20_000);
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => {
+      out += c;
+      if (out.includes('ready\n')) { clearTimeout(timer); resolve(); }
+    });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`observer exited (${code}): ${err.slice(0, 300)}`)); });
+  });
+  const result = new Promise<{ statsReads: number; events: number }>((resolve) => {
+    child.once('exit', () => {
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      resolve(line ? JSON.parse(line) as { statsReads: number; events: number } : { statsReads: 0, events: 0 });
+    });
+  });
+  await ready;
+  return { child, result };
+}
+
+/**
+ * Mpps and lb CPU per packet of xdplb nat with observability off and on, interleaved.
+ * @throws Error when the topology or the data plane cannot be set up.
+ */
+export async function measureObservability(reps: number, packets: number, seconds: number,
+  progress: (m: string) => void): Promise<NonNullable<ControlReport['observability']>> {
+  const sampleRate = 1000;
+  const off: ForwardRep[] = [];
+  const on: ForwardRep[] = [];
+  let statsReads = 0;
+  let events = 0;
+  let t: ForwardTopology | null = null;
+  let programs: BenchPrograms | null = null;
+  let dp: Dataplane | null = null;
+  tearDownForwardTopology();
+  rmSync(OBSERVE_PIN_DIR, { recursive: true, force: true });
+  try {
+    t = setUpForwardTopology();
+    const topo = t;
+    programs = BenchPrograms.load({ fwdDstMac: topo.sink.mac, fwdSrcMac: topo.lb.egressMac });
+    programs.attachSink(topo);
+    dp = Dataplane.load({ hashSeed: 1, pinDir: OBSERVE_PIN_DIR });
+    const plane = dp;
+    plane.applyState(benchState('nat', topo.vip, topo.vipPort, 'udp', topo.backends, 0));
+    const progId = inNetns(topo.lb.netns, () => {
+      plane.attach(topo.lb.ingress, 'native');
+      return plane.attach(topo.lb.egress, 'native').progId;
+    });
+    for (let rep = 1; rep <= reps; rep++) {
+      for (const mode of ['off', 'on'] as const) {
+        progress(`control: observability rep ${rep}/${reps} ${mode}`);
+        plane.applyState(benchState('nat', topo.vip, topo.vipPort, 'udp', topo.backends, 0, mode === 'on' ? sampleRate : 0));
+        const observer = mode === 'on' ? await startObserver(OBSERVE_PIN_DIR, seconds + 30) : null;
+        try {
+          const r = await measureForwardRep(topo, programs, { daddr: topo.vip, flows: 16384, packets, seconds, progId });
+          (mode === 'on' ? on : off).push(r);
+        } finally {
+          if (observer) {
+            await stopProcess(observer.child as never);
+            const o = await observer.result;
+            statsReads += o.statsReads;
+            events += o.events;
+          }
+        }
+      }
+    }
+  } finally {
+    if (dp && t) {
+      const plane = dp;
+      inNetns(t.lb.netns, () => { for (const a of plane.attachments()) { try { plane.detach(a.ifname); } catch { /* gone */ } } });
+    }
+    try { dp?.unpin(); } catch { /* best effort */ }
+    dp?.close();
+    programs?.close();
+    tearDownForwardTopology();
+    rmSync(OBSERVE_PIN_DIR, { recursive: true, force: true });
+  }
+  const sum = (rs: ForwardRep[]) => ({ mpps: summarize(rs.map((r) => r.mpps)), lbCpuNsPerPacket: summarize(rs.map((r) => r.lbCpuNsPerPacket ?? 0)) });
+  const offS = off.length ? sum(off) : null;
+  const onS = on.length ? { ...sum(on), statsReads, events } : null;
+  const mppsRatio = ratio(onS?.mpps.median, offS?.mpps.median);
+  const cpuRatio = ratio(onS?.lbCpuNsPerPacket.median, offS?.lbCpuNsPerPacket.median);
+  return {
+    off: offS, on: onS, sampleRate, reps,
+    mppsCost: mppsRatio === null ? null : 1 - mppsRatio,
+    cpuCost: cpuRatio === null ? null : cpuRatio - 1,
+  };
+}
+
+/**
+ * Runs the three control measurements; a part that fails is recorded and the others still run.
+ * @throws Error on bad options.
+ */
+export async function runControlBench(options: ControlOptions = {}): Promise<ControlReport> {
+  const changes = options.changes ?? 1000;
+  const progress = options.onProgress ?? (() => {});
+  if (!Number.isInteger(changes) || changes < 1 || changes > 100_000) throw new Error(`control: changes=${changes} must be in 1..100000`);
+  const failures: ControlReport['failures'] = [];
+  let apiToKernel: ControlReport['apiToKernel'] = null;
+  let maglev: ControlReport['maglev'] = [];
+  let observability: ControlReport['observability'] = null;
+  try {
+    progress(`control: ${changes} API changes`);
+    apiToKernel = await measureApiToKernel(changes, options.changeSeconds ?? 120);
+  } catch (err) { failures.push({ part: 'apiToKernel', error: (err as Error).message }); }
+  try {
+    progress('control: maglev build');
+    maglev = measureMaglev(options.maglevReps ?? 5);
+  } catch (err) { failures.push({ part: 'maglev', error: (err as Error).message }); }
+  try {
+    observability = await measureObservability(options.observeReps ?? 5, options.packets ?? 2_000_000, options.seconds ?? 10, progress);
+  } catch (err) { failures.push({ part: 'observability', error: (err as Error).message }); }
+  await sleep(0);
+  return {
+    kind: 'control', apiToKernel, maglev, observability, failures,
+    targets: [
+      { description: 'observability cost (Mpps, 1 Hz stats + 1/1000 sampling)', value: observability?.mppsCost ?? null, limit: 0.03,
+        met: observability?.mppsCost == null ? null : observability.mppsCost <= 0.03 },
+      { description: 'observability cost (lb CPU per packet)', value: observability?.cpuCost ?? null, limit: 0.03,
+        met: observability?.cpuCost == null ? null : observability.cpuCost <= 0.03 },
+    ],
+    method: CONTROL_METHOD,
+  };
+}

@@ -1,0 +1,79 @@
+/** Plain-text tables of the benchmark reports for the terminal. */
+import type { ForwardReport } from './forward';
+import type { HttpReport } from './http';
+import type { ControlReport } from './control';
+
+function fmt(v: number | null | undefined, digits = 2): string {
+  return v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits);
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+function verdict(met: boolean | null): string {
+  return met === null ? 'n/a' : met ? 'met' : 'MISSED';
+}
+
+/** The forwarding report as text: one row per case, then the targets. */
+export function formatForward(r: ForwardReport): string {
+  const rows = r.results.map((c) => [
+    c.label,
+    c.mpps ? `${fmt(c.mpps.median, 3)} [${fmt(c.mpps.min, 3)}-${fmt(c.mpps.max, 3)}]` : 'n/a',
+    c.lbCpuNsPerPacket ? `${fmt(c.lbCpuNsPerPacket.median, 0)} [${fmt(c.lbCpuNsPerPacket.min, 0)}-${fmt(c.lbCpuNsPerPacket.max, 0)}]` : 'n/a',
+    fmt(c.xdpRunNsPerPacket?.median ?? null, 0),
+    fmt(c.lbCpuUtilisation?.median ?? null, 2),
+    String(c.reps.length),
+  ]);
+  const out = [
+    `forward: ${r.reps} reps x ${r.packetsPerRep} packets (<= ${r.secondsPerRep} s), ${r.flows} flows, ${r.frameBytes}-byte UDP frames, round-robin`,
+    table(['case', 'Mpps median [min-max]', 'lb CPU ns/pkt', 'XDP ns/run', 'lb util', 'reps'], rows),
+    '',
+    table(['target', 'ratio', 'goal', ''], r.targets.map((t) => [t.description, fmt(t.ratio), `>= ${t.goal}`, verdict(t.met)])),
+  ];
+  for (const f of r.failures) out.push(`FAILED ${f.name} (rep ${f.rep}): ${f.error}`);
+  return out.join('\n');
+}
+
+/** The HTTP report as text. */
+export function formatHttp(r: HttpReport): string {
+  const rows = r.results.map((c) => [
+    c.label, c.connection, fmt(c.requestsPerSecond, 0), fmt(c.latencyUs.p50 / 1000, 2), fmt(c.latencyUs.p99 / 1000, 2),
+    fmt(c.latencyUs.p999 / 1000, 2), fmt(c.lbCpuUsPerRequest, 1), String(c.errors + c.non2xx),
+  ]);
+  const out = [
+    `http: wrk ${r.threads} threads, ${r.connections} connections, ${r.seconds} s per case, ${r.backends} backends`,
+    table(['case', 'conn', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'lb CPU us/req', 'errors'], rows),
+    '',
+    table(['target', 'ratio', 'goal', ''], r.targets.map((t) => [t.description, fmt(t.ratio), `>= ${t.goal}`, verdict(t.met)])),
+  ];
+  for (const f of r.failures) out.push(`FAILED ${f.name}: ${f.error}`);
+  return out.join('\n');
+}
+
+/** The control report as text. */
+export function formatControl(r: ControlReport): string {
+  const out: string[] = [];
+  if (r.apiToKernel) {
+    const a = r.apiToKernel;
+    out.push(`API change -> kernel map (${a.changes} changes, ${a.backends} backends, M=${a.tableSize}): p50 ${fmt(a.p50Ms)} ms, p99 ${fmt(a.p99Ms)} ms, max ${fmt(a.maxMs)} ms`);
+  }
+  if (r.maglev.length) {
+    out.push(table(['Maglev build (M)', 'backends', 'ms median [min-max]'],
+      r.maglev.map((m) => [String(m.tableSize), String(m.backends), `${fmt(m.ms.median)} [${fmt(m.ms.min)}-${fmt(m.ms.max)}]`])));
+  }
+  const o = r.observability;
+  if (o) {
+    out.push(`observability (1 Hz stats + 1/${o.sampleRate} sampling), ${o.reps} reps interleaved:`);
+    out.push(table(['', 'Mpps median [min-max]', 'lb CPU ns/pkt'], [
+      ['off', o.off ? `${fmt(o.off.mpps.median, 3)} [${fmt(o.off.mpps.min, 3)}-${fmt(o.off.mpps.max, 3)}]` : 'n/a', fmt(o.off?.lbCpuNsPerPacket.median, 0)],
+      ['on', o.on ? `${fmt(o.on.mpps.median, 3)} [${fmt(o.on.mpps.min, 3)}-${fmt(o.on.mpps.max, 3)}]` : 'n/a', fmt(o.on?.lbCpuNsPerPacket.median, 0)],
+    ]));
+    if (o.on) out.push(`observer: ${o.on.statsReads} stats reads, ${o.on.events} events consumed`);
+  }
+  out.push('', table(['target', 'value', 'limit', ''], r.targets.map((t) => [t.description, t.value === null ? 'n/a' : `${fmt(t.value * 100, 1)} %`, `<= ${t.limit * 100} %`, verdict(t.met)])));
+  for (const f of r.failures) out.push(`FAILED ${f.part}: ${f.error}`);
+  return out.join('\n');
+}
