@@ -168,6 +168,7 @@ export async function runBrowserSuite(baseUrl: string, creds: BrowserSuiteCreds,
       assert.ok(await page.locator('section[data-service]').count() >= 1, 'services listed');
       assert.equal(await page.locator('main [data-action]').count(), 0, 'a viewer sees no controls on Services');
       assert.equal(await page.locator('main section[data-service] button').count(), 0, 'no buttons in service panels');
+      await noErrorBanner(page, 'viewer services');
       await shoot(page, 'viewer-services-1280');
       await gotoPage(page, base, 'programs');
       await page.waitForSelector('tr[data-prog-id]', { timeout: WAIT_MS });
@@ -251,6 +252,7 @@ export async function runBrowserSuite(baseUrl: string, creds: BrowserSuiteCreds,
         for (const name of PAGES) {
           await gotoPage(page, base, name);
           await checkPage(page, name, opts.expectTraceEvents ?? true);
+          await noErrorBanner(page, name);
           await shoot(page, `${name}-${width}`);
         }
       }
@@ -286,6 +288,12 @@ async function waitForChange(page: Page, selector: string): Promise<[number, num
     return at && at !== prev ? at : null;
   }, [selector, a] as const, { timeout: WAIT_MS });
   return [Number(a), Number(await second.jsonValue())];
+}
+
+/** A page that caught an API error shows it in a banner: that is a failure too. */
+async function noErrorBanner(page: Page, name: string): Promise<void> {
+  const banners = await page.locator('.banner-error:visible').allTextContents();
+  assert.deepEqual(banners, [], `error banner on ${name}`);
 }
 
 async function checkOverview(page: Page, base: string): Promise<number[]> {

@@ -4,6 +4,7 @@ import { get } from '../api';
 import type { MapPage, MapView } from '../api-types';
 import { bar, h, replaceChildren, table } from '../dom';
 import { formatCount, formatPercent } from '../format';
+import { store } from '../store';
 import { errorBanner, markUpdated, pageHeader, poll, updatedLabel, type MountPage } from '../page';
 
 const POLL_MS = 2000;
@@ -16,6 +17,7 @@ export const mountMaps: MountPage = (container) => {
   const updated = updatedLabel();
   const mapsBox = h('div');
   const maglevBox = h('div');
+  const maglevSource = h('span', { class: 'muted small', 'data-testid': 'maglev-source' });
   const browserTitle = h('h2', null, 'Entries');
   const browserInfo = h('span', { class: 'muted small', 'data-testid': 'entries-info' });
   const entriesBox = h('div');
@@ -28,7 +30,7 @@ export const mountMaps: MountPage = (container) => {
     error,
     h('section', { class: 'panel' }, h('h2', null, "The balancer's maps"), mapsBox),
     h('section', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', null, 'Maglev table: share of slots per backend'),
-      h('span', { class: 'muted small' }, 'decoded from the maglev map')), maglevBox),
+      maglevSource), maglevBox),
     browser);
 
   let selected: string | null = null;
@@ -64,6 +66,7 @@ export const mountMaps: MountPage = (container) => {
       { text: 'Max entries', num: true }, { text: 'Used', num: true }, 'Fill', ''],
     maps.map((m) => {
       const fill = m.maxEntries > 0 ? m.usedEntries / m.maxEntries : 0;
+      const hashLike = m.typeName.includes('hash') || m.typeName.includes('lpm');
       const button = h('button', { type: 'button', class: 'btn btn-small', 'data-focus-key': `map|${m.name}`, 'data-map': m.name,
         'aria-pressed': String(m.name === selected), onclick: () => select(m.name) }, 'Browse');
       mapButtons.set(m.name, button);
@@ -71,8 +74,9 @@ export const mountMaps: MountPage = (container) => {
         h('td', { class: 'mono' }, m.name), h('td', { class: 'num' }, String(m.id)), h('td', null, m.typeName),
         h('td', { class: 'num' }, `${m.keySize} B`), h('td', { class: 'num' }, `${m.valueSize} B`),
         h('td', { class: 'num' }, formatCount(m.maxEntries)), h('td', { class: 'num' }, formatCount(m.usedEntries)),
-        h('td', { class: 'bar-cell' }, h('div', { class: 'share' }, bar(fill, `${formatPercent(fill)} full`, fill > 0.9 ? 'bad' : ''),
-          h('span', { class: 'share-label' }, formatPercent(fill)))),
+        h('td', { class: 'bar-cell' }, m.typeName === 'ringbuf' ? h('span', { class: 'muted small' }, 'ring buffer: no entries') :
+          h('div', { class: 'share' }, bar(fill, `${formatPercent(fill)} full`, hashLike && fill > 0.9 ? 'bad' : hashLike ? '' : 'info'),
+            h('span', { class: 'share-label' }, formatPercent(fill)))),
         h('td', null, button));
     })));
     if (focusKey) mapsBox.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
@@ -83,16 +87,32 @@ export const mountMaps: MountPage = (container) => {
     maps = res.maps;
     markUpdated(updated, Date.now());
     renderMaps();
+    let decoded: unknown[] = [];
     if (maps.some((m) => m.name === 'maglev')) {
-      const page = await get<MapPage>('/maps/maglev?offset=0&limit=100');
-      renderMaglev(maglevBox, page.entries.map((e) => e.value as MaglevEntry));
+      decoded = (await get<MapPage>('/maps/maglev?offset=0&limit=100')).entries.map((e) => e.value);
+    }
+    if (decoded.length > 0 && decoded.every(isMaglevEntry)) {
+      maglevSource.textContent = "decoded from the kernel's maglev map";
+      renderMaglev(maglevBox, decoded);
     } else {
-      replaceChildren(maglevBox, h('p', { class: 'muted' }, 'No maglev map loaded.'));
+      // This daemon's maglev entries carry no per-backend slot counts: use the shares it
+      // reports per backend instead, and say so.
+      maglevSource.textContent = 'shares as the daemon reports them (GET /services, tableShare)';
+      renderMaglev(maglevBox, store.services.map((svc) => ({
+        serviceId: svc.id, service: svc.name, tableSize: svc.tableSize ?? 0,
+        shares: svc.backends.filter((b) => b.inTable && b.tableShare > 0).map((b) => ({
+          backend: b.key, slots: Math.round(b.tableShare * (svc.tableSize ?? 0)), share: b.tableShare })),
+      })));
     }
     await loadEntries();
   };
   return poll(load, POLL_MS, error);
 };
+
+function isMaglevEntry(v: unknown): v is MaglevEntry {
+  const e = v as Partial<MaglevEntry> | null;
+  return !!e && typeof e.service === 'string' && typeof e.tableSize === 'number' && Array.isArray(e.shares);
+}
 
 function renderMaglev(box: HTMLElement, entries: MaglevEntry[]): void {
   if (entries.length === 0) {

@@ -32,7 +32,7 @@ export const mountTrace: MountPage = (container, ctx) => {
   const pause = h('button', { type: 'button', class: 'btn', 'aria-pressed': 'false', 'data-testid': 'pause' }, 'Pause');
   const clear = h('button', { type: 'button', class: 'btn' }, 'Clear');
   const counts = h('span', { class: 'muted small', role: 'status', 'data-testid': 'trace-count' });
-  const rowsBox = h('div');
+  const rowsBox = h('div', { class: 'trace-rows' });
   replaceChildren(container,
     pageHeader('Kernel trace', sampling, setRate),
     error,
