@@ -10,7 +10,9 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { enterNetns, repoRoot, listMaps } from '../bpf';
 import { Dataplane, MAP_NAMES } from './dataplane';
-import { buildFrame, IPPROTO_UDP } from './packet';
+import { buildFrame, IPPROTO_UDP, ipToU32 } from './packet';
+import { flowHash } from './jhash';
+import { buildMaglevTable } from '../balancer/maglev';
 import type { DataplaneState, TraceEvent } from './types';
 
 const PIN = '/sys/fs/bpf/xlbt-dv-pin';
@@ -176,5 +178,41 @@ describe('Dataplane on the real kernel', () => {
     assert.ok(listMaps().some((m) => m.id === servicesId), 'maps live on while held');
     dp!.close();
     dp = null;
+  });
+});
+
+describe('control plane and kernel agree on the backend of a flow', () => {
+  test('every flow goes to the backend its Maglev slot names (flowHash % M), shares follow weights', () => {
+    const seed = 0xc0ffee;
+    const dp = Dataplane.load({ hashSeed: seed, maxServices: 4, maxBackends: 16, maxFlows: 64 });
+    try {
+      const backends = [
+        { address: '198.18.1.2', port: 5353, weight: 1, healthy: true, draining: false },
+        { address: '198.18.1.3', port: 5353, weight: 2, healthy: true, draining: false },
+        { address: '198.18.1.4', port: 5353, weight: 3, healthy: true, draining: false },
+      ];
+      const tableSize = 251;
+      dp.applyState({
+        services: [{ name: 'dns', vip: '198.18.100.1', port: 53, protocol: 'udp', mode: 'nat', tableSize, backends }],
+        settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: false },
+      });
+      const table = buildMaglevTable(backends.map((b) => ({ key: `${b.address}:${b.port}`, weight: b.weight })), tableSize);
+      const counts = new Map<string, number>();
+      const flows = 1200;
+      for (let i = 0; i < flows; i++) {
+        const sport = 1024 + i * 7;
+        const r = dp.testRun(dnsQuery(sport));
+        const dst = `${r.data[30]}.${r.data[31]}.${r.data[32]}.${r.data[33]}`;
+        const slot = flowHash(ipToU32('198.18.0.2'), ipToU32('198.18.100.1'), sport, 53, IPPROTO_UDP, seed) % tableSize;
+        assert.equal(dst, backends[table[slot]].address, `flow from port ${sport} (slot ${slot})`);
+        counts.set(dst, (counts.get(dst) ?? 0) + 1);
+      }
+      backends.forEach((b) => {
+        const share = (counts.get(b.address) ?? 0) / flows;
+        assert.ok(Math.abs(share - b.weight / 6) < 0.06, `${b.address}: ${share} of the flows for weight ${b.weight}/6`);
+      });
+    } finally {
+      dp.close();
+    }
   });
 });

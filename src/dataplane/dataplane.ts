@@ -370,7 +370,10 @@ export class Dataplane {
       this.ring = new RingBuffer(this.maps.events, (rec) => {
         if (rec.length < LbEventCodec.size) return;
         const e = this.decodeEvent(rec);
-        for (const l of this.listeners) l(e);
+        for (const l of this.listeners) {
+          // One faulty listener must not stop the others or throw into the addon's poll callback.
+          try { l(e); } catch (err) { process.emitWarning(`dataplane: trace listener threw: ${String(err)}`); }
+        }
       });
     }
     this.listeners.add(cb);
