@@ -121,6 +121,15 @@ describe('xdplb daemon (kernel, netns)', { skip: skipReason ?? false, concurrenc
     assert.equal(fs.existsSync(path.join(PIN_DIR, 'maps')), false, 'nothing loaded or pinned');
   });
 
+  test('a pin dir off bpffs is refused with the fix in the message', async () => {
+    writeConfig(baseConfig);
+    const d = spawnDaemon({ configPath, pinDir: path.join(tmpDir, 'not-bpffs'), netns: NS });
+    daemons.push(d);
+    assert.equal((await d.exited(30_000)).code, 1);
+    assert.match(d.stderr().trim(), /^xdplb: XDPLB_ERR_UNAVAILABLE: pin dir .* is not on a bpf filesystem.*nsenter/);
+    assert.equal(attachedProgId(), null);
+  });
+
   test('starts, attaches, serves /healthz and the API; an API change reaches the maps and the file', async () => {
     writeConfig(baseConfig);
     const { d, api, url } = await start();

@@ -12,26 +12,8 @@ import { registerServiceCommands, registerBackendCommands } from './services';
 import { registerObserveCommands } from './observe';
 import { registerDaemonCommand } from './daemon';
 import { repoRoot } from '../daemon/paths';
-
-/**
- * The lab and bench verbs live with their owners (src/lab/cli.ts, src/bench/cli.ts). They are
- * loaded when present so that a checkout without them still has a working CLI.
- */
-function registerOptionalCommands(program: Command): void {
-  const optional: Array<[string, string]> = [['../lab/cli', 'registerLabCommands'], ['../bench/cli', 'registerBenchCommands']];
-  for (const [modulePath, exportName] of optional) {
-    let mod: Record<string, unknown>;
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      mod = require(modulePath) as Record<string, unknown>;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' && String((err as Error).message).includes(modulePath.slice(3))) continue;
-      throw err;
-    }
-    const register = mod[exportName];
-    if (typeof register === 'function') register(program);
-  }
-}
+import { registerLabCommands } from '../lab/cli';
+import { registerBenchCommands } from '../bench/cli';
 
 export function buildProgram(): Command {
   const version = (JSON.parse(fs.readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
@@ -48,7 +30,9 @@ export function buildProgram(): Command {
   registerServiceCommands(program);
   registerBackendCommands(program);
   registerObserveCommands(program);
-  registerOptionalCommands(program);
+  // The lab and bench verbs live with their owners.
+  registerLabCommands(program);
+  registerBenchCommands(program);
   return program;
 }
 

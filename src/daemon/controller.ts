@@ -82,7 +82,8 @@ export class DaemonController implements Controller {
     this.logger = opts.logger;
     this.benchDir = opts.benchDir;
     this.sampler = new StatsSampler(() => this.driver.readStats(), () => this.statsLayout(),
-      (view) => this.broadcast({ type: 'stats', data: view }), opts.statsIntervalMs ?? 1000);
+      (view) => this.broadcast({ type: 'stats', data: view }), opts.statsIntervalMs ?? 1000, undefined,
+      (err) => this.logger.warn({ err: (err as Error).message }, 'stats sample failed'));
     this.health.on('change', (change) => {
       this.logger.info({ service: change.service, backend: change.backend, health: change.health, previous: change.previous }, 'backend health changed');
       if (change.health === 'up' || change.health === 'down') {

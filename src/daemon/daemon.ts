@@ -181,18 +181,27 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
  */
 export async function runDaemon(opts: DaemonOptions): Promise<void> {
   const logger = opts.logger ?? pino({ name: 'xdplb' });
-  const daemon = await startDaemon({ ...opts, logger });
-  await new Promise<void>((resolve) => {
-    const onHup = (): void => { logger.info('SIGHUP: reloading the config'); void daemon.reload('SIGHUP'); };
-    const onStop = (signal: NodeJS.Signals): void => {
-      logger.info({ signal }, 'stopping');
-      process.off('SIGHUP', onHup);
-      process.off('SIGTERM', onStop);
-      process.off('SIGINT', onStop);
-      daemon.stop().then(resolve, (err: Error) => { logger.error({ err: err.message }, 'stop failed'); process.exitCode = 1; resolve(); });
-    };
-    process.on('SIGHUP', onHup);
-    process.on('SIGTERM', onStop);
-    process.on('SIGINT', onStop);
-  });
+  // Handlers go in before start-up: the default SIGHUP action would kill a starting daemon.
+  let daemon: RunningDaemon | null = null;
+  let stopSignal: NodeJS.Signals | null = null;
+  let wake: () => void = () => {};
+  const onHup = (): void => {
+    if (!daemon) { logger.info('SIGHUP during start-up: the config is being read anyway'); return; }
+    logger.info('SIGHUP: reloading the config');
+    void daemon.reload('SIGHUP');
+  };
+  const onStop = (signal: NodeJS.Signals): void => { stopSignal ??= signal; wake(); };
+  process.on('SIGHUP', onHup);
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
+  try {
+    daemon = await startDaemon({ ...opts, logger });
+    if (!stopSignal) await new Promise<void>((resolve) => { wake = resolve; });
+    logger.info({ signal: stopSignal }, 'stopping');
+    await daemon.stop();
+  } finally {
+    process.off('SIGHUP', onHup);
+    process.off('SIGTERM', onStop);
+    process.off('SIGINT', onStop);
+  }
 }

@@ -3,6 +3,7 @@
  * loading and pinning a fresh one), keeps its program current, attaches it to the configured
  * interfaces, and implements DataplaneDriver over it and the bridge's host inventory.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { BpfObject, enableRunStats, listPrograms, xdpAttachments } from '../bpf';
@@ -54,6 +55,23 @@ function programIsCurrent(dp: Dataplane, objectPath: string): { current: boolean
   }
 }
 
+const BPF_FS_MAGIC = 0xcafe4a11;
+
+/**
+ * Refuses a pin dir that is not on a bpffs: pins anywhere else fail, and a bpffs mounted in a
+ * private mount namespace (`ip netns exec` remounts /sys and hides /sys/fs/bpf) dies with the
+ * process, taking the "keeps forwarding after a crash" promise with it.
+ * @throws XdplbError XDPLB_ERR_UNAVAILABLE naming the fix.
+ */
+export function assertOnBpffs(pinDir: string): void {
+  let dir = path.resolve(pinDir);
+  while (!fs.existsSync(dir)) dir = path.dirname(dir);
+  if (fs.statfsSync(dir).type === BPF_FS_MAGIC) return;
+  throw new XdplbError('XDPLB_ERR_UNAVAILABLE',
+    `pin dir ${pinDir} is not on a bpf filesystem (${dir} is not bpffs): mount one (scripts/setup.sh mounts /sys/fs/bpf); ` +
+    'to run in a network namespace use `nsenter --net=/var/run/netns/NAME`, not `ip netns exec`, which hides /sys/fs/bpf');
+}
+
 /**
  * Adopts or loads the data plane and attaches it to the configured interfaces.
  * @throws BpfError / Error when the object cannot be loaded, the pins cannot be opened or an
@@ -61,6 +79,7 @@ function programIsCurrent(dp: Dataplane, objectPath: string): { current: boolean
  */
 export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession> {
   const { logger, config, pinDir, objectPath } = opts;
+  assertOnBpffs(pinDir);
   let origin: KernelSession['origin'];
   let dp = Dataplane.adopt(pinDir);
   if (dp) {

@@ -109,14 +109,19 @@ export class StatsSampler {
     private readonly onSample: (view: StatsView) => void = () => {},
     private readonly intervalMs = 1000,
     capacity = HISTORY_SAMPLES,
+    /** Told when a timed sample fails (the timer keeps running). */
+    private readonly onError: (err: unknown) => void = () => {},
   ) {
     this.history = new StatsHistory(capacity);
   }
 
   start(): void {
     if (this.timer) return;
-    this.sample();
-    this.timer = setInterval(() => this.sample(), this.intervalMs);
+    const tick = (): void => {
+      try { this.sample(); } catch (err) { this.onError(err); }
+    };
+    tick();
+    this.timer = setInterval(tick, this.intervalMs);
     this.timer.unref();
   }
 
