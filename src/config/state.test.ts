@@ -70,6 +70,9 @@ describe('validateState: whole-config rejections name the field', () => {
     ['duplicate backend in a service', (c) => { c.services[0].backends[1] = { address: '198.18.1.2', port: 8080 }; }, 'XDPLB_ERR_CONFLICT', '/services/0/backends/1'],
     ['reverse-NAT clash across VIPs', (c) => { c.services[1] = { ...structuredClone(WEB), name: 'web2', vip: '198.18.100.9', backends: [{ address: '198.18.1.3', port: 8080 }] }; }, 'XDPLB_ERR_CONFLICT', '/services/1/backends/0'],
     ['reverse-NAT clash via port 0 backend', (c) => { c.services[1] = { ...structuredClone(WEB), name: 'alt', vip: '198.18.100.9', port: 8080, backends: [{ address: '198.18.1.2', port: 0 }] }; }, 'XDPLB_ERR_CONFLICT', '/services/1/backends/0'],
+    ['reverse-NAT clash: wildcard beside a specific port', (c) => { c.services[1] = { ...structuredClone(WEB), name: 'any', vip: '198.18.100.9', port: 0, backends: [{ address: '198.18.1.2', port: 0 }] }; }, 'XDPLB_ERR_CONFLICT', '/services/1/backends/0'],
+    ['reverse-NAT clash: wildcard beside a port-translating service of the same VIP', (c) => { c.services[1] = { ...structuredClone(WEB), name: 'any', port: 0, backends: [{ address: '198.18.1.3', port: 0 }] }; }, 'XDPLB_ERR_CONFLICT', '/services/1/backends/0'],
+    ['NAT on every port with a fixed backend port', (c) => { c.services[0].port = 0; }, 'XDPLB_ERR_VALIDATION', '/services/0/backends/0/port'],
     ['DSR port translation', (c) => { c.services[1].backends[0].port = 5353; }, 'XDPLB_ERR_VALIDATION', '/services/1/backends/0/port'],
     ['duplicate DSR backend address', (c) => { c.services[1].backends.push({ address: '198.18.1.10', port: 53 }); }, 'XDPLB_ERR_CONFLICT', '/services/1/backends/1'],
     ['health port needed for port-0 everything', (c) => { c.services[0].port = 0; c.services[0].backends = [{ address: '198.18.1.2', port: 0 }]; c.services[0].healthCheck = { type: 'tcp' }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/port'],
@@ -111,6 +114,14 @@ describe('validateState: whole-config rejections name the field', () => {
     const config = base();
     config.services.push({ ...structuredClone(WEB), name: 'web-any', port: 0, backends: [{ address: '198.18.1.20', port: 0 }] });
     assert.equal(validateState(config).services.length, 3);
+  });
+
+  test('NAT services on one VIP may share a backend when replies stay unambiguous', () => {
+    const config = base();
+    config.services.push({ ...structuredClone(WEB), name: 'web-alt', port: 81, backends: [{ address: '198.18.1.2', port: 8081 }] });
+    config.services.push({ ...structuredClone(WEB), name: 'plain', port: 9000, backends: [{ address: '198.18.1.40', port: 9000 }] });
+    config.services.push({ ...structuredClone(WEB), name: 'web-any', port: 0, backends: [{ address: '198.18.1.40', port: 0 }] });
+    assert.equal(validateState(config).services.length, 5);
   });
 
   test('two NAT services may share a backend behind the same VIP:port on another protocol', () => {

@@ -47,6 +47,9 @@ function serviceErrors(service: ServiceSpec, index: number, config: Config): Xdp
   const seen = new Map<string, number>();
   service.backends.forEach((backend, b) => {
     const bAt = `${at}/backends/${b}`;
+    if (service.mode === 'nat' && service.port === 0 && backend.port !== 0) {
+      errors.push(invalid(`${bAt}/port`, 'a NAT service on every port (port 0) needs backends on port 0: replies could not be mapped back to the client\'s port'));
+    }
     if (service.mode === 'dsr' && backend.port !== 0 && backend.port !== service.port) {
       errors.push(invalid(`${bAt}/port`, `DSR cannot translate ports: backend port must be 0 or the service port ${service.port}`));
     }
@@ -82,13 +85,29 @@ function blame(a: number, b: number, focus?: number): [number, number] {
   return a > b ? [a, b] : [b, a];
 }
 
+interface ReverseEntry { index: number; backend: number; port: number; vip: string; vport: number }
+
+/**
+ * Reverse NAT is keyed by {backend address, backend port (0 = any), protocol} and maps a reply
+ * to one {VIP, port}. Two entries clash when a reply could match both and they disagree:
+ * the same port with another VIP:port; or a wildcard (0) beside a specific port that belongs
+ * to another VIP or translates its port (the wildcard's replies from that port would be
+ * rewritten by the specific entry).
+ */
+function reverseClash(a: ReverseEntry, b: ReverseEntry): boolean {
+  if (a.port === b.port) return a.vip !== b.vip || a.vport !== b.vport;
+  if (a.port !== 0 && b.port !== 0) return false;
+  const specific = a.port === 0 ? b : a;
+  return a.vip !== b.vip || specific.port !== specific.vport;
+}
+
 /** Checks that look across services: names, listeners, reverse NAT. */
 function crossServiceErrors(services: ServiceSpec[], focus?: number): XdplbError[] {
   const errors: XdplbError[] = [];
   const byName = new Map<string, number>();
   const byListener = new Map<string, number>();
-  // Reverse NAT is keyed by {backend address, backend port, protocol} and maps to one {vip, port}.
-  const byReverse = new Map<string, { index: number; backend: number; vip: string; port: number }>();
+  // Reverse NAT entries grouped by "backend address|protocol".
+  const byReverse = new Map<string, ReverseEntry[]>();
   services.forEach((service, i) => {
     const seenName = byName.get(service.name);
     if (seenName !== undefined) {
@@ -112,19 +131,21 @@ function crossServiceErrors(services: ServiceSpec[], focus?: number): XdplbError
 
     if (service.mode !== 'nat') return;
     service.backends.forEach((backend, b) => {
-      const port = backend.port || service.port;
-      const key = `${backend.address}|${port}|${service.protocol}`;
-      const seen = byReverse.get(key);
-      if (!seen) {
-        byReverse.set(key, { index: i, backend: b, vip: service.vip, port: service.port });
-      } else if (seen.index !== i && (seen.vip !== service.vip || seen.port !== service.port)) {
+      const entry = { index: i, backend: b, port: backend.port || service.port, vip: service.vip, vport: service.port };
+      const group = `${backend.address}|${service.protocol}`;
+      const list = byReverse.get(group) ?? [];
+      for (const seen of list) {
+        if (seen.index === i || !reverseClash(seen, entry)) continue;
         const [guilty] = blame(i, seen.index, focus);
         const guiltyBackend = guilty === i ? b : seen.backend;
         const other = guilty === i ? seen.index : i;
         errors.push(conflict(`/services/${guilty}/backends/${guiltyBackend}`,
-          `backend ${backend.address}:${port}/${service.protocol} is also a NAT backend of "${services[other].name}" ` +
-          `behind a different VIP:port; stateless reverse NAT could not tell their replies apart`));
+          `backend ${backend.address}:${entry.port}/${service.protocol} is also a NAT backend of "${services[other].name}" ` +
+          `(port ${seen.port === entry.port ? entry.port : `${seen.port} vs ${entry.port}, 0 = any`}) behind a different VIP:port; stateless reverse NAT could not tell their replies apart`));
+        break;
       }
+      list.push(entry);
+      byReverse.set(group, list);
     });
   });
   return errors;
