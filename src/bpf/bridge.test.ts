@@ -118,6 +118,15 @@ describe('maps', () => {
       assert.equal(map.delete(u32(1)), true);
       assert.equal(map.delete(u32(1)), false);
       assert.deepEqual([...map.keys()].map((k) => k.readUInt32LE()), [2]);
+      // deleting while iterating visits every key once
+      for (let i = 10; i < 16; i++) map.update(u32(i), u64(i));
+      const visited: number[] = [];
+      for (const k of map.keys()) {
+        visited.push(k.readUInt32LE());
+        map.delete(k);
+      }
+      assert.deepEqual(visited.sort((a, b) => a - b), [2, 10, 11, 12, 13, 14, 15]);
+      assert.equal(map.count(), 0);
     } finally {
       map.close();
     }

@@ -184,14 +184,25 @@ export class BpfMap extends FdHandle {
     return native().mapDelete(this.fd, key, this.keySize, this.name);
   }
 
-  /** Every key, in the kernel's order (get_next_key). @throws BpfError */
+  /**
+   * Every key, in the kernel's order. The walk is taken whole before the first yield, so deleting
+   * keys while iterating is safe; when a key vanishes mid-walk the kernel restarts from the first
+   * key, and keys already seen are skipped (the walk is bounded by 4 x max_entries steps).
+   * @throws BpfError
+   */
   *keys(): Generator<Buffer> {
+    const seen = new Set<string>();
+    const keys: Buffer[] = [];
     let key: Buffer | null = null;
-    for (;;) {
+    for (let steps = 0; steps < 4 * this.maxEntries + 1; steps++) {
       key = native().mapNextKey(this.fd, key, this.keySize, this.name);
-      if (key === null) return;
-      yield key;
+      if (key === null) break;
+      const hex = key.toString('hex');
+      if (seen.has(hex)) continue;
+      seen.add(hex);
+      keys.push(key);
     }
+    yield* keys;
   }
 
   /** Every [key, value]; entries deleted while iterating are skipped. @throws BpfError */
