@@ -372,3 +372,27 @@ describe('reconciler write order', () => {
     }
   });
 });
+
+describe('reconciler id exhaustion', () => {
+  test('replacing a full pool at once is refused whole; in two steps it works', () => {
+    const dp = Dataplane.load({ hashSeed: 9, maxServices: 4, maxBackends: 8, maxFlows: 64 });
+    try {
+      const pool = (third: number): DataplaneState => ({
+        services: [{ name: 's', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 13,
+          backends: Array.from({ length: 7 }, (_, i) => up(`198.18.${third}.${i + 1}`, 80)) }],
+        settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true },
+      });
+      dp.applyState(pool(1));
+      const before = snapshot(dp);
+      const writes = dp.writeCount;
+      assert.throws(() => dp.applyState(pool(2)), /no free backend id: all 7 are in use/);
+      assert.equal(dp.writeCount, writes);
+      assert.deepEqual(snapshot(dp), before);
+      dp.applyState({ ...pool(1), services: [{ ...pool(1).services[0], backends: [] }] });
+      dp.applyState(pool(2));
+      checkMaps(dp, pool(2));
+    } finally {
+      dp.close();
+    }
+  });
+});

@@ -405,15 +405,16 @@ export class Reconciler {
     // Service ids first (names keep theirs; pinned ids are claimed by service key).
     const live = new Set(state.services.map((s) => s.name));
     const claimed = new Set<number>();
+    const claimedRecovered: string[] = []; // forgotten only once nothing can throw any more
     const ids = new Map<string, number>();
     for (const s of state.services) {
       let id = this.serviceIdByName.get(s.name);
       if (id === undefined) {
         const hex = LbServiceKeyCodec.encode(serviceKeyOf(s)).toString('hex');
         const recovered = this.recoveredServiceIds.get(hex);
-        if (recovered !== undefined && !this.serviceNameById.has(recovered)) {
+        if (recovered !== undefined && !this.serviceNameById.has(recovered) && !claimed.has(recovered)) {
           id = recovered;
-          this.recoveredServiceIds.delete(hex);
+          claimedRecovered.push(hex);
         }
       }
       if (id !== undefined) { ids.set(s.name, id); claimed.add(id); }
@@ -455,6 +456,7 @@ export class Reconciler {
     }
 
     // Commit the allocations (validation already passed, so the apply goes ahead).
+    for (const hex of claimedRecovered) this.recoveredServiceIds.delete(hex);
     for (const p of plans) {
       const oldName = this.serviceNameById.get(p.id);
       if (oldName !== undefined && oldName !== p.service.name) this.serviceIdByName.delete(oldName);
