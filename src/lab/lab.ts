@@ -451,12 +451,16 @@ export function labExec(host: string, command: string[], prefix: string = DEFAUL
 
 /**
  * The argv that starts the daemon inside the lab's lb namespace, where its XDP attach and
- * bpf_fib_lookup see the lab interfaces: `ip netns exec <prefix>-lb node <repo>/dist/src/cli.js daemon ARGS`.
+ * bpf_fib_lookup see the lab interfaces:
+ * `nsenter --net=/run/netns/<prefix>-lb node <repo>/dist/src/cli.js daemon ARGS`.
+ * nsenter, not `ip netns exec`: the latter remounts /sys privately, hiding the host's bpffs
+ * (/sys/fs/bpf), so the daemon's pins would vanish with it. nsenter execs: the pid is the daemon's.
+ * @throws Error on a bad prefix.
  */
 export function daemonCommand(args: string[], prefix: string = DEFAULT_LAB_PREFIX): string[] {
   validatePrefix(prefix);
   const cli = path.join(repoRoot(), 'dist', 'src', 'cli.js');
-  return ['ip', 'netns', 'exec', `${prefix}-lb`, process.execPath, cli, 'daemon', ...args];
+  return ['nsenter', `--net=/run/netns/${prefix}-lb`, process.execPath, cli, 'daemon', ...args];
 }
 
 /** Whether the lab's state directory exists (cheap check for scripts). */
