@@ -55,12 +55,12 @@ export function badge(text: string, kind: string): HTMLElement {
 }
 
 /** A table whose wrapper scrolls sideways on narrow screens. */
-export function table(headers: Array<string | { text: string; num?: boolean }>, rows: Node[], caption?: string): HTMLElement {
+export function table(headers: Array<string | { text: string; num?: boolean; cls?: string }>, rows: Node[], caption?: string): HTMLElement {
   return h('div', { class: 'table-wrap' },
     h('table', null,
       caption ? h('caption', null, caption) : null,
       h('thead', null, h('tr', null, headers.map((hd) => typeof hd === 'string'
         ? h('th', { scope: 'col' }, hd)
-        : h('th', { scope: 'col', class: hd.num ? 'num' : '' }, hd.text)))),
+        : h('th', { scope: 'col', class: `${hd.num ? 'num' : ''} ${hd.cls ?? ''}`.trim() }, hd.text)))),
       h('tbody', null, rows)));
 }

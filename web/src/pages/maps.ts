@@ -26,7 +26,7 @@ export const mountMaps: MountPage = (container) => {
   const browser = h('section', { class: 'panel', id: 'map-entries', hidden: true },
     h('div', { class: 'panel-head' }, browserTitle, browserInfo), entriesBox, h('div', { class: 'pager' }, prev, next));
   replaceChildren(container,
-    pageHeader('BPF maps', updated),
+    pageHeader('BPF maps', h('span', { class: 'muted small' }, 'click a map name to browse its entries'), updated),
     error,
     h('section', { class: 'panel' }, h('h2', null, "The balancer's maps"), mapsBox),
     h('section', { class: 'panel' }, h('div', { class: 'panel-head' }, h('h2', null, 'Maglev table: share of slots per backend'),
@@ -63,21 +63,20 @@ export const mountMaps: MountPage = (container) => {
     const focusKey = (document.activeElement as HTMLElement | null)?.dataset?.focusKey;
     mapButtons.clear();
     replaceChildren(mapsBox, table(['Name', { text: 'ID', num: true }, 'Type', { text: 'Key', num: true }, { text: 'Value', num: true },
-      { text: 'Max entries', num: true }, { text: 'Used', num: true }, 'Fill', ''],
+      { text: 'Max entries', num: true }, { text: 'Used', num: true }, 'Fill'],
     maps.map((m) => {
       const fill = m.maxEntries > 0 ? m.usedEntries / m.maxEntries : 0;
       const hashLike = m.typeName.includes('hash') || m.typeName.includes('lpm');
-      const button = h('button', { type: 'button', class: 'btn btn-small', 'data-focus-key': `map|${m.name}`, 'data-map': m.name,
-        'aria-pressed': String(m.name === selected), onclick: () => select(m.name) }, 'Browse');
+      const button = h('button', { type: 'button', class: 'link-button mono', 'data-focus-key': `map|${m.name}`, 'data-map': m.name,
+        'aria-pressed': String(m.name === selected), title: `Browse the entries of ${m.name}`, onclick: () => select(m.name) }, m.name);
       mapButtons.set(m.name, button);
       return h('tr', { 'data-map-row': m.name },
-        h('td', { class: 'mono' }, m.name), h('td', { class: 'num' }, String(m.id)), h('td', null, m.typeName),
+        h('td', null, button), h('td', { class: 'num' }, String(m.id)), h('td', null, m.typeName),
         h('td', { class: 'num' }, `${m.keySize} B`), h('td', { class: 'num' }, `${m.valueSize} B`),
         h('td', { class: 'num' }, formatCount(m.maxEntries)), h('td', { class: 'num' }, formatCount(m.usedEntries)),
         h('td', { class: 'bar-cell' }, m.typeName === 'ringbuf' ? h('span', { class: 'muted small' }, 'ring buffer: no entries') :
           h('div', { class: 'share' }, bar(fill, `${formatPercent(fill)} full`, hashLike && fill > 0.9 ? 'bad' : hashLike ? '' : 'info'),
-            h('span', { class: 'share-label' }, formatPercent(fill)))),
-        h('td', null, button));
+            h('span', { class: 'share-label' }, formatPercent(fill)))));
     })));
     if (focusKey) mapsBox.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
   };

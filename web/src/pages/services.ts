@@ -59,7 +59,7 @@ function setRates(target: RateCells | undefined, rates: { fwdPps: number; fwdBps
 
 function rateCells(): RateCells & { tds: HTMLElement[] } {
   const fwdPps = h('td', { class: 'num' }, '—');
-  const fwdBps = h('td', { class: 'num' }, '—');
+  const fwdBps = h('td', { class: 'num wide-only' }, '—');
   const revPps = h('td', { class: 'num' }, '—');
   return { fwdPps, fwdBps, revPps, tds: [fwdPps, fwdBps, revPps] };
 }
@@ -82,17 +82,17 @@ function servicePanel(svc: ServiceView, ctx: PageContext, cells: Map<string, Rat
     ? h('button', { type: 'button', class: 'btn btn-small btn-primary', 'data-action': 'add-backend', 'data-focus-key': `add|${svc.name}`,
       onclick: () => void addBackendDialog(svc) }, '+ Add backend')
     : null;
-  const headers = ['Backend', { text: 'Weight', num: true }, 'Health', 'State',
-    { text: 'In pkt/s', num: true }, { text: 'In bytes/s', num: true }, { text: 'Out pkt/s', num: true }, 'Maglev share'];
+  const headers = ['Backend', { text: 'Weight', num: true }, 'Status',
+    { text: 'In pkt/s', num: true }, { text: 'In bytes/s', num: true, cls: 'wide-only' }, { text: 'Out pkt/s', num: true }, 'Maglev share'];
   if (ctx.isAdmin) headers.push('Actions');
   const rows = svc.backends.map((b) => {
     const rc = rateCells();
     cells.set(`${svc.name}|${b.key}`, rc);
     return h('tr', { 'data-backend': b.key },
       h('td', { class: 'mono' }, b.key),
-      h('td', { class: 'num', 'data-field': 'weight' }, String(b.weight)),
-      h('td', null, healthBadge(b.health)),
-      h('td', { 'data-field': 'state' }, b.draining ? badge('draining', 'warn') : b.inTable ? badge('in table', 'ok') : badge('out of table', 'muted')),
+      h('td', { class: 'num', 'data-field': 'weight' }, ctx.isAdmin ? weightButton(svc, b) : String(b.weight)),
+      h('td', { 'data-field': 'state' }, healthBadge(b.health),
+        b.draining ? badge('draining', 'warn') : b.inTable ? badge('in table', 'ok') : badge('out of table', 'muted')),
       rc.tds,
       h('td', { class: 'bar-cell' }, h('div', { class: 'share' },
         bar(b.tableShare, `${formatPercent(b.tableShare)} of ${svc.name}'s Maglev slots`),
@@ -111,14 +111,6 @@ function backendActions(svc: ServiceView, b: BackendView): HTMLElement {
     h('button', { type: 'button', class: `btn btn-small ${kind}`, 'data-action': action, 'data-focus-key': `${action}|${svc.name}|${b.key}`,
       'aria-label': `${label} ${b.key}`, onclick }, label);
   return h('div', { class: 'actions' },
-    button('weight', 'Weight…', () => void confirmDialog({
-      title: `Change weight of ${b.key}`,
-      body: [`Service ${svc.name}. The Maglev table is rebuilt with the new weight and swapped in at once.`],
-      fields: [{ name: 'weight', label: 'Weight', type: 'number', value: String(b.weight), min: 0, max: 1000, required: true,
-        hint: 'Integer 0..1000; 0 takes it out of the table.' }],
-      confirmLabel: 'Set weight',
-      action: (v) => request('PATCH', path, { weight: Number(v.weight) }),
-    })),
     b.draining
       ? button('undrain', 'Undrain', () => void confirmDialog({
         title: `Undrain ${b.key}?`, body: [`It takes new flows of ${svc.name} again.`], confirmLabel: 'Undrain',
@@ -134,6 +126,22 @@ function backendActions(svc: ServiceView, b: BackendView): HTMLElement {
       confirmLabel: 'Remove', danger: true,
       action: () => request('DELETE', path),
     }), 'btn-danger-outline'));
+}
+
+/** The weight cell itself is the control: "1 ✎" opens the weight dialog. */
+function weightButton(svc: ServiceView, b: BackendView): HTMLElement {
+  const path = `/services/${encodeURIComponent(svc.name)}/backends/${encodeURIComponent(b.key)}`;
+  return h('button', { type: 'button', class: 'btn btn-small weight-button', 'data-action': 'weight',
+    'data-focus-key': `weight|${svc.name}|${b.key}`, 'aria-label': `Change weight of ${b.key} (now ${b.weight})`,
+    title: 'Change weight',
+    onclick: () => void confirmDialog({
+      title: `Change weight of ${b.key}`,
+      body: [`Service ${svc.name}. The Maglev table is rebuilt with the new weight and swapped in at once.`],
+      fields: [{ name: 'weight', label: 'Weight', type: 'number', value: String(b.weight), min: 0, max: 1000, required: true,
+        hint: 'Integer 0..1000; 0 takes it out of the table.' }],
+      confirmLabel: 'Set weight',
+      action: (v) => request('PATCH', path, { weight: Number(v.weight) }),
+    }) }, String(b.weight), h('span', { 'aria-hidden': 'true', class: 'pencil' }, ' ✎'));
 }
 
 function addBackendDialog(svc: ServiceView): Promise<boolean> {
