@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 make -s -C bpf
 if [ -f binding.gyp ]; then
   if [ ! -f build/Release/xdplb_native.node ] || [ -n "$(find native binding.gyp bpf/lb_abi.h -newer build/Release/xdplb_native.node 2>/dev/null)" ]; then
-    npx --no-install node-gyp rebuild >/dev/null
+    bash native/build.sh >/dev/null
   fi
 fi
 npx --no-install tsc -p tsconfig.json
