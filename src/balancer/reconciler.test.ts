@@ -82,7 +82,7 @@ function mapExists(id: number): boolean {
 }
 
 async function waitGone(id: number): Promise<boolean> {
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 250; i++) { // freed after an RCU grace period: allow up to 5 s
     if (!mapExists(id)) return true;
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -155,6 +155,7 @@ describe('Dataplane on the real kernel', () => {
       const a = dp!.attach('xlbt-dv-p0', 'native');
       assert.ok(fs.existsSync(path.join(PIN, 'links', 'xlbt-dv-p0')));
       assert.equal(a.progId, dp!.program.info().id);
+      assert.deepEqual(dp!.mapEntries('tx_ports').entries, [{ key: a.ifindex, value: a.ifindex }], 'redirects allowed to it');
       const before = dp!.program.info().id;
       dp!.replaceProgram(path.join(repoRoot(), 'bpf', 'lb.o'));
       const after = dp!.program.info();
@@ -165,6 +166,7 @@ describe('Dataplane on the real kernel', () => {
       dp!.detach('xlbt-dv-p0');
       assert.ok(!fs.existsSync(path.join(PIN, 'links', 'xlbt-dv-p0')));
       assert.deepEqual(dp!.attachments(), []);
+      assert.equal(dp!.mapEntries('tx_ports').total, 0);
     } finally {
       restore();
     }
