@@ -10,6 +10,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { BackendSpec, HealthCheckSpec, Role, ServiceSpec, SettingsView } from '../api/controller';
 import { XdplbError } from '../api/errors';
+import { LB } from '../dataplane/abi';
 
 // ---------------------------------------------------------------------------------------------
 // Building blocks
@@ -44,7 +45,11 @@ export const MAX_SERVICE_TABLE_SIZE = 65537;
 export const MAX_TABLE_SIZE = 131071;
 export const DEFAULT_TABLE_SIZE = 65537;
 export const MAX_BACKENDS_PER_SERVICE = 1000;
-export const MAX_SERVICES = 256;
+/** Data-plane capacity (bpf/lb_abi.h defaults); id 0 is never used for services or backends. */
+export const MAX_SERVICES = LB.MAX_SERVICES - 1;
+export const MAX_TOTAL_BACKENDS = LB.MAX_BACKENDS - 1;
+export const MAX_VIPS = LB.MAX_VIPS;
+export const MAX_REVERSE_ENTRIES = LB.MAX_REVERSE;
 export const MAX_WEIGHT = 1000;
 export const U32_MAX = 0xffffffff;
 

@@ -55,7 +55,12 @@ describe('validateState: whole-config rejections name the field', () => {
     ['backends not an array', (c) => { c.services[0].backends = { address: '198.18.1.2' }; }, 'XDPLB_ERR_VALIDATION', '/services/0/backends'],
     ['services not an array', (c) => { (c as Record<string, unknown>).services = 'web'; }, 'XDPLB_ERR_VALIDATION', '/services'],
     ['1001 backends', (c) => { c.services[0].backends = Array.from({ length: 1001 }, (_, i) => ({ address: `198.18.${2 + (i >> 8)}.${i & 255 || 1}`, port: i + 1 })); }, 'XDPLB_ERR_VALIDATION', '/services/0/backends'],
-    ['257 services', (c) => { c.services = Array.from({ length: 257 }, (_, i) => ({ ...WEB, name: `s${i}`, port: i + 1, backends: [] })); }, 'XDPLB_ERR_VALIDATION', '/services'],
+    ['256 services (the data plane holds 255)', (c) => { c.services = Array.from({ length: 256 }, (_, i) => ({ ...WEB, name: `s${i}`, port: i + 1, backends: [] })); }, 'XDPLB_ERR_VALIDATION', '/services'],
+    ['4096 backends in all (the data plane holds 4095)', (c) => {
+      const address = (n: number) => `198.18.${n >> 8}.${n & 255}`;   // third octet <= 16: never a VIP
+      c.services = Array.from({ length: 5 }, (_, s) => ({ ...WEB, name: `s${s}`, mode: 'dsr', port: 0, vip: `198.18.100.${s + 1}`,
+        backends: Array.from({ length: s < 4 ? 1000 : 96 }, (_, i) => ({ address: address(s * 1000 + i + 1), port: 0 })) }));
+    }, 'XDPLB_ERR_VALIDATION', '/services'],
     ['oversized health path', (c) => { c.services[0].healthCheck = { type: 'http', path: '/' + 'a'.repeat(2000) }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/path'],
     ['health interval too short', (c) => { c.services[0].healthCheck = { type: 'tcp', intervalMs: 10 }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/intervalMs'],
     ['health timeout above interval', (c) => { c.services[0].healthCheck = { type: 'tcp', intervalMs: 1000, timeoutMs: 2000 }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/timeoutMs'],

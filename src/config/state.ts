@@ -9,7 +9,7 @@ import { XdplbError } from '../api/errors';
 import { isPrime } from '../balancer/maglev';
 import {
   BackendPatchSchema, BackendSpecSchema, ConfigSchema, ServiceSpecSchema, SettingsPatchSchema,
-  parseListen, validateInput, type Config,
+  MAX_REVERSE_ENTRIES, MAX_TOTAL_BACKENDS, MAX_VIPS, parseListen, validateInput, type Config,
 } from './schema';
 
 /** The stable identity of a backend within a service: "address:port". */
@@ -151,6 +151,18 @@ function crossServiceErrors(services: ServiceSpec[], focus?: number): XdplbError
   return errors;
 }
 
+/** What the data plane's maps can hold (bpf/lb_abi.h sizes). */
+function capacityErrors(services: ServiceSpec[]): XdplbError[] {
+  const errors: XdplbError[] = [];
+  const backends = services.reduce((n, s) => n + s.backends.length, 0);
+  if (backends > MAX_TOTAL_BACKENDS) errors.push(invalid('/services', `${backends} backends in all exceed the data plane's ${MAX_TOTAL_BACKENDS}`));
+  const vips = new Set(services.map((s) => s.vip)).size;
+  if (vips > MAX_VIPS) errors.push(invalid('/services', `${vips} distinct VIPs exceed the data plane's ${MAX_VIPS}`));
+  const reverse = services.filter((s) => s.mode === 'nat').reduce((n, s) => n + s.backends.length, 0);
+  if (reverse > MAX_REVERSE_ENTRIES) errors.push(invalid('/services', `${reverse} NAT backends exceed the reverse map's ${MAX_REVERSE_ENTRIES} entries`));
+  return errors;
+}
+
 /** Checks on users and API tokens. */
 function credentialErrors(config: Config): XdplbError[] {
   const errors: XdplbError[] = [];
@@ -189,6 +201,7 @@ export function stateErrors(config: Config, options: ValidateOptions = {}): Xdpl
   });
   config.services.forEach((service, i) => errors.push(...serviceErrors(service, i, config)));
   errors.push(...crossServiceErrors(config.services, options.focus));
+  errors.push(...capacityErrors(config.services));
   errors.push(...credentialErrors(config));
   // A service-level table error blamed on /maglev/tableSize would repeat per service: keep one.
   const unique = new Map<string, XdplbError>();
