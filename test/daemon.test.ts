@@ -12,6 +12,8 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import YAML from 'yaml';
 import { spawnDaemon, type SpawnedDaemon, type LogLine } from '../src/daemon/spawn';
+import { startDaemon, type RunningDaemon } from '../src/daemon/daemon';
+import pino from 'pino';
 import { ApiClient } from '../src/cli/client';
 import { repoPath } from '../src/daemon/paths';
 import { BpfMap } from '../src/bpf';
@@ -23,6 +25,7 @@ const NS_IF = 'xlbt-dm-n';
 const HOST_ADDR = '198.19.77.1';
 const NS_ADDR = '198.19.77.2';
 const PIN_DIR = '/sys/fs/bpf/xlbt-dm';
+const INPROC_PIN_DIR = '/sys/fs/bpf/xlbt-dm-inproc';
 const TOKEN = 'xlbt-dm-admin-token-0123456789';
 
 function whyNotRunnable(): string | null {
@@ -40,6 +43,13 @@ const quiet = (cmd: string, args: string[]): void => { try { sh(cmd, args); } ca
 let tmpDir = '';
 let configPath = '';
 const daemons: SpawnedDaemon[] = [];
+let inProcess: RunningDaemon | null = null;
+
+async function cleanupInProcess(): Promise<void> {
+  await inProcess?.stop({ detach: true }).catch(() => {});
+  inProcess = null;
+  fs.rmSync(INPROC_PIN_DIR, { recursive: true, force: true });
+}
 
 function cleanup(): void {
   for (const d of daemons) if (d.child.exitCode === null && d.child.signalCode === null) d.child.kill('SIGKILL');
@@ -252,5 +262,31 @@ describe('xdplb daemon (kernel, netns)', { skip: skipReason ?? false, concurrenc
     assert.equal(attachedProgId(), null, 'detached');
     assert.equal(fs.existsSync(path.join(PIN_DIR, 'maps', 'services')), false, 'maps unpinned');
     assert.equal(fs.existsSync(path.join(PIN_DIR, 'links', NS_IF)), false, 'link unpinned');
+  });
+});
+
+describe('startDaemon in process (kernel, no interfaces)', { skip: skipReason ?? false }, () => {
+  let dir = '';
+  before(async () => { await cleanupInProcess(); dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbt-dm-')); });
+  after(async () => { await cleanupInProcess(); fs.rmSync(dir, { recursive: true, force: true }); });
+
+  test('serves the API on a free port, reloads on request, and stop({detach}) removes its pins', async () => {
+    const file = path.join(dir, 'xdplb.yaml');
+    fs.writeFileSync(file, YAML.stringify({ tokens: baseConfig.tokens, services: baseConfig.services }));
+    inProcess = await startDaemon({ configPath: file, pinDir: INPROC_PIN_DIR, listen: '127.0.0.1:0', logger: pino({ level: 'silent' }) });
+    assert.ok(inProcess.port > 0);
+    const api = new ApiClient({ baseUrl: inProcess.url, token: TOKEN });
+    const [web] = await api.listServices();
+    assert.equal(web.backends[0].tableShare, 1);
+    const maglev = await api.mapEntries('maglev', 0, 10);
+    assert.deepEqual((maglev.entries[0].value as { shares: unknown }).shares, [{ backend: '198.18.1.11:8080', slots: 13, share: 1 }]);
+    fs.writeFileSync(file, YAML.stringify({ tokens: baseConfig.tokens, services: [] }));
+    assert.equal(await inProcess.reload('test'), 'applied');
+    assert.equal(await inProcess.reload('test'), 'unchanged');
+    assert.deepEqual(await api.listServices(), []);
+    assert.ok(fs.existsSync(path.join(INPROC_PIN_DIR, 'maps', 'services')));
+    await inProcess.stop({ detach: true });
+    inProcess = null;
+    assert.equal(fs.existsSync(path.join(INPROC_PIN_DIR, 'maps', 'services')), false);
   });
 });

@@ -52,6 +52,10 @@ export function buildDataplaneState(config: Readonly<Config>, health: (service: 
   };
 }
 
+function withoutCredentials(config: Readonly<Config>): string {
+  return JSON.stringify({ ...config, users: undefined, tokens: undefined });
+}
+
 /** Runs async jobs one after another (mutations must not interleave). */
 class SerialQueue {
   private tail: Promise<unknown> = Promise.resolve();
@@ -122,7 +126,12 @@ export class DaemonController implements Controller {
   replaceConfig(config: unknown): Promise<boolean> {
     return this.queue.run(async () => {
       const next = new DesiredState(config);
-      if (JSON.stringify(next.config) === JSON.stringify(this.desired.config)) return false;
+      // Credentials are compared apart: a plain secret in the file hashes with a new salt on
+      // every read, and users/tokens do not touch the data plane anyway.
+      if (withoutCredentials(next.config) === withoutCredentials(this.desired.config)) {
+        this.desired = next;
+        return false;
+      }
       await this.commit(next, false);
       return true;
     });
@@ -178,7 +187,10 @@ export class DaemonController implements Controller {
   programs(): { programs: ProgramView[]; statsEnabled: boolean } { return this.driver.programs(); }
   setProgramStats(enabled: boolean): void { this.driver.setProgramStats(enabled); }
   maps(): MapView[] { return this.driver.maps(); }
-  mapEntries(name: string, offset: number, limit: number): MapPage { return this.driver.mapEntries(name, offset, limit); }
+  mapEntries(name: string, offset: number, limit: number): MapPage {
+    const page = this.driver.mapEntries(name, offset, limit);
+    return name === 'maglev' ? { ...page, entries: page.entries.map((e) => this.withMaglevShares(e)) } : page;
+  }
   interfaces(): Array<{ ifname: string; ifindex: number; mode: string; progId: number }> { return this.driver.interfaces(); }
 
   stats(): StatsView { return this.sampler.current(); }
@@ -290,6 +302,20 @@ export class DaemonController implements Controller {
         backends: s.backends.map((b) => ({ key: backendKey(b), health: this.health.health(s.name, backendKey(b)) })),
       })),
     };
+  }
+
+  /** A maglev entry as docs/api.md shows it: {serviceId, service, tableSize, shares: [{backend, slots, share}]}. */
+  private withMaglevShares(entry: { key: unknown; value: unknown }): { key: unknown; value: unknown } {
+    const value = (entry.value ?? {}) as { service?: string | null };
+    const spec = this.desired.services.find((s) => s.name === value.service);
+    if (!spec) return entry;
+    const tableSize = effectiveTableSize(spec, this.desired.config);
+    const placement = this.driver.placement(spec.name, spec.backends);
+    const shares = spec.backends.map((b) => {
+      const share = placement?.backends[backendKey(b)]?.share ?? 0;
+      return { backend: backendKey(b), slots: Math.round(share * tableSize), share };
+    });
+    return { key: entry.key, value: { ...value, serviceId: entry.key, service: spec.name, tableSize, shares } };
   }
 
   private serviceView(spec: ServiceSpec): ServiceView {

@@ -134,13 +134,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       return 'invalid';
     }
     const before = controller.state.config;
+    let changed: boolean;
     try {
-      if (!(await controller.replaceConfig(next))) return 'unchanged';
+      changed = await controller.replaceConfig(next);
     } catch (err) {
       logger.error({ reason, err: (err as Error).message }, 'config reload refused; keeping the running state');
       return 'invalid';
     }
     auth.update(next.users, next.tokens);
+    if (!changed) return 'unchanged';
     await kernel.syncInterfaces(next.interfaces).catch((err: Error) =>
       logger.error({ err: err.message }, 'could not attach to the configured interfaces'));
     if (next.api.listen !== before.api.listen) logger.warn({ listen: next.api.listen }, 'api.listen changed: takes effect at the next start');
