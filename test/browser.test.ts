@@ -18,6 +18,7 @@ import { startDevServer, DEFAULT_DEV_USERS } from './browser/dev-server';
 import { chromiumPath, runBrowserSuite } from './browser/suite';
 import { repoRoot } from './browser/repo-root';
 import { startDaemonLab, whyLabNotRunnable } from './browser/daemon-lab';
+import { kernelBackend } from './browser/kernel-check';
 
 const webBuilt = fs.existsSync(path.join(repoRoot(), 'web', 'dist', 'index.html'));
 const chromium = chromiumPath();
@@ -38,7 +39,22 @@ describe('dashboard against the real daemon', { skip: labSkip ?? false }, () => 
     const log = (l: string) => process.stderr.write(`${l}\n`);
     const lab = await startDaemonLab(log);
     try {
-      const report = await runBrowserSuite(lab.url, lab.creds, { label: 'daemon', log });
+      const report = await runBrowserSuite(lab.url, lab.creds, {
+        label: 'daemon', log,
+        // The drain clicked in the UI must reach the kernel: DRAINING flag, no Maglev slot.
+        afterDrain: async (_service, backend) => {
+          const be = kernelBackend(lab.pinDir, backend);
+          log(`kernel after drain: ${backend} id ${be.id} flags ${be.flags}, ${be.maglevSlots}/${be.tableSize} slots`);
+          assert.equal(be.draining, true, `kernel backends map: ${backend} flags ${be.flags}`);
+          assert.equal(be.maglevSlots, 0, `kernel maglev table: a draining ${backend} holds no slot`);
+        },
+        afterUndrain: async (_service, backend) => {
+          const be = kernelBackend(lab.pinDir, backend);
+          log(`kernel after undrain: ${backend} id ${be.id} flags ${be.flags}, ${be.maglevSlots}/${be.tableSize} slots`);
+          assert.equal(be.draining, false, `kernel backends map: ${backend} flags ${be.flags}`);
+          assert.ok(be.maglevSlots > 0, `kernel maglev table: ${backend} holds slots again (${be.maglevSlots} of ${be.tableSize})`);
+        },
+      });
       assert.equal(report.screenshots.length, 2 * 6 + 3, `screenshots: ${report.screenshots.join(', ')}`);
     } catch (err) {
       log(`daemon stderr: ${lab.daemon.stderr().slice(-3000)}`);
