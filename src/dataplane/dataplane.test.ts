@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { enterNetns, repoRoot, listMaps } from '../bpf';
+import { enterNetns, repoRoot, listMaps, possibleCpus } from '../bpf';
+import { encodePerCpu, encodeU32, LbFlowStatsCodec } from './abi';
 import { Dataplane, MAP_NAMES } from './dataplane';
 import { buildFrame, IPPROTO_UDP, ipToU32 } from './packet';
 import { flowHash } from './jhash';
@@ -217,4 +218,34 @@ describe('control plane and kernel agree on the backend of a flow', () => {
       dp.close();
     }
   });
+});
+
+describe('readStats', () => {
+  for (const count of [3, 100]) { // key-by-key reads, and one batch read above 64 backends
+    test(`sums per-CPU counters of ${count} backends and their service by name`, () => {
+      const dp = Dataplane.load({ hashSeed: 5, maxServices: 4, maxBackends: 128, maxFlows: 64 });
+      try {
+        const backends = Array.from({ length: count }, (_, i) =>
+          ({ address: `198.18.2.${i + 1}`, port: 80, weight: 1, healthy: true, draining: false }));
+        dp.applyState({
+          services: [{ name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 251, backends }],
+          settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: false },
+        });
+        const cpus = possibleCpus();
+        const one = { fwdPackets: 3, fwdBytes: 300, revPackets: 2, revBytes: 120 };
+        const target = backends[count - 1];
+        const bid = dp.backendId('web', target.address, 80)!;
+        dp.map('backend_stats').update(encodeU32(bid), encodePerCpu(LbFlowStatsCodec, one, cpus));
+        dp.map('service_stats').update(encodeU32(dp.serviceId('web')!), encodePerCpu(LbFlowStatsCodec, one, cpus));
+        const stats = dp.readStats();
+        const times = (k: number) => ({ fwdPackets: 3 * k, fwdBytes: 300 * k, revPackets: 2 * k, revBytes: 120 * k });
+        assert.deepEqual(stats.services.web, times(cpus));
+        assert.equal(Object.keys(stats.backends.web).length, count);
+        assert.deepEqual(stats.backends.web[`${target.address}:80`], times(cpus));
+        assert.deepEqual(stats.backends.web['198.18.2.1:80'], count === 1 ? times(cpus) : times(0));
+      } finally {
+        dp.close();
+      }
+    });
+  }
 });

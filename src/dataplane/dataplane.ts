@@ -343,15 +343,21 @@ export class Dataplane {
     const services: Record<string, FlowCounters> = {};
     const backends: Record<string, Record<string, FlowCounters>> = {};
     const zeroFlow: FlowCounters = { fwdPackets: 0, fwdBytes: 0, revPackets: 0, revBytes: 0 };
-    for (const [id, name] of this.reconciler.services()) {
-      services[name] = this.perCpu(this.maps.service_stats, id, LbFlowStatsCodec) ?? { ...zeroFlow };
+    const serviceIds = this.reconciler.services();
+    const serviceValues = this.perCpuValues(this.maps.service_stats, serviceIds.map(([id]) => id));
+    for (const [id, name] of serviceIds) {
+      const value = serviceValues.get(id);
+      services[name] = value ? decodePerCpuSum(LbFlowStatsCodec, value, this.cpus) : { ...zeroFlow };
       backends[name] = {};
     }
-    for (const [id, b] of this.reconciler.backends()) {
+    const backendIds = this.reconciler.backends();
+    const backendValues = this.perCpuValues(this.maps.backend_stats, backendIds.map(([id]) => id));
+    for (const [id, b] of backendIds) {
       const service = this.reconciler.serviceName(b.serviceId);
       if (service === null) continue;
+      const value = backendValues.get(id);
       backends[service] ??= {};
-      backends[service][b.key] = this.perCpu(this.maps.backend_stats, id, LbFlowStatsCodec) ?? { ...zeroFlow };
+      backends[service][b.key] = value ? decodePerCpuSum(LbFlowStatsCodec, value, this.cpus) : { ...zeroFlow };
     }
     const actions = {} as Record<XdpAction, PacketCounter>;
     XDP_ACTIONS.forEach((a, i) => { actions[a] = this.perCpu(this.maps.action_stats, i, LbCounterCodec) ?? { packets: 0, bytes: 0 }; });
@@ -419,7 +425,7 @@ export class Dataplane {
       return {
         name, id: info.id, type: info.type, typeName: info.typeName, keySize: info.keySize,
         valueSize: info.valueSize, maxEntries: info.maxEntries,
-        usedEntries: name === 'events' ? 0 : this.usedKeys(name).length,
+        usedEntries: name === 'events' ? 0 : this.usedEntries(name).length,
       };
     });
   }
@@ -435,12 +441,9 @@ export class Dataplane {
     }
     const mapName = name as MapName;
     if (mapName === 'events') return { name, total: 0, offset, entries: [] };
-    const keys = this.usedKeys(mapName);
-    const entries = keys.slice(offset, offset + limit).flatMap((key) => {
-      const value = this.maps[mapName].lookup(key);
-      return value ? [this.decodeEntry(mapName, key, value)] : [];
-    });
-    return { name, total: keys.length, offset, entries };
+    const used = this.usedEntries(mapName);
+    const entries = used.slice(offset, offset + limit).map(([key, value]) => this.decodeEntry(mapName, key, value));
+    return { name, total: used.length, offset, entries };
   }
 
   /** BPF_PROG_TEST_RUN of the balancer program on one frame. @throws BpfError */
@@ -463,22 +466,43 @@ export class Dataplane {
     this.object = null;
   }
 
+  /** Raw values of `ids` in a per-CPU array: key by key for a few, one batch read for many. */
+  private perCpuValues(map: BpfMap, ids: number[]): Map<number, Buffer> {
+    const out = new Map<number, Buffer>();
+    if (ids.length > 64) {
+      const wanted = new Set(ids);
+      for (const [key, value] of map.lookupBatch()) {
+        const id = decodeU32(key);
+        if (wanted.has(id)) out.set(id, value);
+      }
+      return out;
+    }
+    for (const id of ids) {
+      const value = map.lookup(encodeU32(id));
+      if (value) out.set(id, value);
+    }
+    return out;
+  }
+
   private perCpu<T>(map: BpfMap, index: number, codec: StructCodec<T>): T | null {
     const value = map.lookup(encodeU32(index));
     return value ? decodePerCpuSum(codec, value, this.cpus) : null;
   }
 
-  /** Keys of entries in use: present keys of hashes; non-zero slots of arrays. */
-  private usedKeys(name: MapName): Buffer[] {
+  /**
+   * Entries in use: every entry of a hash, the non-zero slots of an array (an unused array slot
+   * reads as zeros). One BPF_MAP_LOOKUP_BATCH where the map type has it, else key by key.
+   */
+  private usedEntries(name: MapName): Array<[Buffer, Buffer]> {
     const m = this.maps[name];
-    const keys = [...m.keys()];
-    if (!/array/.test(m.typeName) || name === 'maglev') {
-      return name === 'maglev' ? keys.filter((k) => m.lookup(k) !== null) : keys;
+    let all: Array<[Buffer, Buffer]>;
+    try {
+      all = m.lookupBatch();
+    } catch {
+      all = [...m.entries()];
     }
-    return keys.filter((k) => {
-      const v = m.lookup(k);
-      return v !== null && v.some((byte) => byte !== 0);
-    });
+    if (!/array/.test(m.typeName) || /of_maps/.test(m.typeName)) return all;
+    return all.filter(([, v]) => v.some((byte) => byte !== 0));
   }
 
   private decodeEntry(name: MapName, key: Buffer, value: Buffer): { key: unknown; value: unknown } {
