@@ -11,8 +11,9 @@
  * Two deliberate departures from the paper's loop, both measured in maglev.test.ts: a turn
  * spent on a taken slot is not retried (the paper walks on to the next free one), and quotas
  * are exact. Removing one of N equal backends then moves <= 2/N of the slots up to N = 100 at
- * M >= 100 N (classic Maglev: ~2.9/N at N = 100, M = 10007); for N = 1000 at M = 65537 or
- * 131071 it moves ~4/N (classic: ~7/N), the cascade the paper's Fig. 13 shows.
+ * M >= 200 N (~2.0/N at M = 100 N; classic Maglev: ~2.9/N at N = 100, M = 10007); for N = 1000
+ * at M = 65537 or 131071 it moves ~4/N (classic: ~7/N), the cascade of the paper's Fig. 13:
+ * exact shares and minimal disruption pull against each other.
  * The hashes depend only on the key bytes, so every node builds the same table.
  */
 
