@@ -30,7 +30,7 @@ const BACKEND = '198.18.1.2';
 function sh(args: string[], opts: { ns?: string; allowFail?: boolean } = {}): string {
   const [cmd, ...argv] = opts.ns ? ['ip', 'netns', 'exec', opts.ns, ...args] : args;
   try {
-    return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
+    return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 });
   } catch (err) {
     if (opts.allowFail) return '';
     const e = err as { stderr?: string; message: string };
@@ -74,7 +74,7 @@ s.bind(5301, '${BACKEND}', () => process.stdout.write('ready\\n'));
 setTimeout(() => process.exit(0), 30000).unref();
 `;
 
-// Up to 10 datagrams, 200 ms apart; prints the first reply's source and payload, bounded to 3 s.
+// Up to 10 datagrams, 200 ms apart; prints the first reply's source and payload, bounded to 5 s.
 const CLIENT_SCRIPT = `
 const s = require('dgram').createSocket('udp4');
 let sent = 0;
@@ -85,7 +85,7 @@ s.bind(0, '${CLIENT}', () => {
   t.unref();
   s.send('ping-0', 5300, '${VIP}'); sent = 1;
 });
-setTimeout(() => done({ timeout: true, sent }), 3000);
+setTimeout(() => done({ timeout: true, sent }), 5000);
 `;
 
 describe('XDP balancer on veth, real UDP through namespaces', () => {
@@ -147,7 +147,7 @@ describe('XDP balancer on veth, real UDP through namespaces', () => {
 
     echo = spawn('ip', ['netns', 'exec', NS.backend, process.execPath, '-e', ECHO_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('echo server did not start in 5 s')), 5000);
+      const timer = setTimeout(() => reject(new Error('echo server did not start in 15 s')), 15_000);
       echo!.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('ready')) { clearTimeout(timer); resolve(); } });
       echo!.on('exit', (code) => { clearTimeout(timer); reject(new Error(`echo server exited (${code})`)); });
     });
