@@ -8,10 +8,12 @@
  * The VIP 198.18.211.1:8080 is routed to the lb; backends answer on :8080 (origin servers
  * are HAProxy instances returning a fixed 200, so the backends are not the bottleneck).
  * Every veth end has threaded NAPI: the lb's receive work runs in its own kthreads, whose CPU
- * time (plus any lb user-space process) is the lb's CPU cost.
+ * time (plus any lb user-space process) is the lb's CPU cost; and sends full checksums, as a
+ * wire would (see disableTxChecksumOffload).
  */
 import {
-  BENCH_PREFIX, createNamespace, createVeth, deleteNamespace, enableThreadedNapi, napiThreadPids, setSysctls,
+  BENCH_PREFIX, createNamespace, createVeth, deleteNamespace, disableTxChecksumOffload, enableThreadedNapi, napiThreadPids,
+  setSysctls,
 } from './netns';
 import { run } from './exec';
 
@@ -80,6 +82,7 @@ export function setUpHttpTopology(): HttpTopology {
     for (const ns of HTTP_NAMESPACES) {
       for (const ifname of run('ls', ['/sys/class/net'], { netns: ns }).split(/\s+/).filter((n) => n.startsWith(BENCH_PREFIX))) {
         enableThreadedNapi(ns, ifname);
+        disableTxChecksumOffload(ns, ifname);
       }
     }
     return {

@@ -72,6 +72,16 @@ export function enableThreadedNapi(netns: string, ifname: string): void {
 }
 
 /**
+ * Makes a veth put full checksums in what it sends. With offload on, a local sender's TCP/UDP
+ * checksum is only "partial" (the pseudo-header sum, to be finished by hardware): the kernel
+ * copes, but an XDP program rewriting the packet and redirecting it as a raw frame turns it into
+ * a checksum error at the receiver. A real NIC's wire never carries partial checksums.
+ */
+export function disableTxChecksumOffload(netns: string, ifname: string): void {
+  run('ethtool', ['-K', ifname, 'tx', 'off'], { netns });
+}
+
+/**
  * The pids of the NAPI kthreads of an interface (named "napi/<ifname>-<napi id>").
  * Interface names are per namespace, hence the benchmark prefix keeps them unique.
  */
