@@ -274,7 +274,7 @@ export async function runControlBench(options: ControlOptions = {}): Promise<Con
   let observability: ControlReport['observability'] = null;
   try {
     progress(`control: ${changes} API changes`);
-    apiToKernel = await measureApiToKernel(changes, options.changeSeconds ?? 120);
+    apiToKernel = await measureApiToKernel(changes, options.changeSeconds ?? 300);
   } catch (err) { failures.push({ part: 'apiToKernel', error: (err as Error).message }); }
   try {
     progress('control: maglev build');
