@@ -91,6 +91,10 @@ describe('config file', () => {
       assert.deepEqual(fs.readdirSync(dir), ['xdplb.yaml']);
       assert.equal(fs.statSync(file).mode & 0o777, 0o600);
       assert.deepEqual(loadConfigFile(file), config);
+      const text = fs.readFileSync(file, 'utf8');
+      assert.doesNotMatch(text, /change-me|ci-token-0123/, 'no plain secrets on disk');
+      assert.deepEqual(text.split('\n').filter((l) => /^[a-z]/i.test(l)).map((l) => l.split(':')[0]),
+        ['interfaces', 'maglev', 'hashSeed', 'fragments', 'sampling', 'flowCache', 'api', 'users', 'tokens', 'services'], 'schema order');
       const changed = new DesiredState(config).deleteService('dns').toConfig();
       saveConfigFile(file, changed);
       assert.deepEqual(fs.readdirSync(dir), ['xdplb.yaml']);

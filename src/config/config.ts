@@ -5,9 +5,9 @@
 import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LineCounter, parseDocument, stringify, isScalar } from 'yaml';
+import { Document, LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit } from 'yaml';
 import { XdplbError } from '../api/errors';
-import type { Config } from './schema';
+import { NAMED_SCHEMAS, ConfigSchema, type Config } from './schema';
 import { validateState } from './state';
 
 // ---------------------------------------------------------------------------------------------
@@ -117,10 +117,41 @@ export function loadConfigFile(file: string): Config {
 // ---------------------------------------------------------------------------------------------
 // Saving
 
-/** The YAML text for a config (plain secrets are hashed first). */
+type SchemaNode = { $ref?: string; properties?: Record<string, SchemaNode>; items?: SchemaNode | SchemaNode[] };
+const schemasById = new Map(NAMED_SCHEMAS.map((s) => [String(s.$id), s as SchemaNode]));
+
+/** A copy of `value` with object keys in the order the schema declares them (stable diffs). */
+function orderLikeSchema(value: unknown, schema: SchemaNode | undefined): unknown {
+  const resolved = schema?.$ref ? schemasById.get(schema.$ref.replace(/#$/, '')) : schema;
+  if (Array.isArray(value)) {
+    const items = Array.isArray(resolved?.items) ? undefined : resolved?.items;
+    return value.map((item) => orderLikeSchema(item, items));
+  }
+  if (value === null || typeof value !== 'object') return value;
+  const props = resolved?.properties ?? {};
+  const record = value as Record<string, unknown>;
+  const keys = [...Object.keys(props).filter((k) => k in record), ...Object.keys(record).filter((k) => !(k in props))];
+  return Object.fromEntries(keys.map((k) => [k, orderLikeSchema(record[k], props[k])]));
+}
+
+/** Lists whose items read best on one line each. */
+const FLOW_ITEM_LISTS = new Set(['interfaces', 'backends', 'users', 'tokens']);
+
+/** The YAML text for a config (plain secrets are hashed first; keys in schema order). */
 export function formatConfig(config: Config): string {
-  const copy = hashPlainSecrets(structuredClone(config));
-  return `# xdplb config (docs/config.md). Written by xdplb; comments are not kept.\n${stringify(copy, { lineWidth: 0 })}`;
+  const copy = orderLikeSchema(hashPlainSecrets(structuredClone(config)), ConfigSchema as SchemaNode);
+  const doc = new Document(copy);
+  visit(doc, {
+    Pair(_key, pair) {
+      if (isPair(pair) && isScalar(pair.key) && FLOW_ITEM_LISTS.has(String(pair.key.value)) && isSeq(pair.value)) {
+        for (const item of pair.value.items) if (isMap(item)) item.flow = true;
+      }
+      if (isPair(pair) && isScalar(pair.key) && ['maglev', 'sampling', 'api', 'healthCheck'].includes(String(pair.key.value)) && isMap(pair.value)) {
+        pair.value.flow = true;
+      }
+    },
+  });
+  return `# xdplb config (docs/config.md). Written by xdplb; comments are not kept.\n${doc.toString({ lineWidth: 0 })}`;
 }
 
 /**
