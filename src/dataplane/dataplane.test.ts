@@ -102,6 +102,21 @@ describe('Dataplane on the real kernel', () => {
     assert.equal((flows.entries[0].value as { backendId: number }).backendId, e.backendId);
   });
 
+  test('subscribe delivers events from the event loop, without draining by hand', async () => {
+    const got = await new Promise<TraceEvent | null>((resolve) => {
+      const timer = setTimeout(() => { unsubscribe(); resolve(null); }, 3000);
+      const unsubscribe = dp!.subscribe((e) => {
+        if (e.sport !== 40100) return;
+        clearTimeout(timer);
+        unsubscribe();
+        resolve(e);
+      });
+      dp!.testRun(dnsQuery(40100));
+    });
+    assert.ok(got, 'event delivered within 3 s');
+    assert.equal(got.service, 'dns');
+  });
+
   test('mapView lists every map with used entries; mapEntries pages decoded entries', () => {
     const view = dp!.mapView();
     assert.deepEqual(view.map((m) => m.name), [...MAP_NAMES]);
@@ -142,8 +157,8 @@ describe('Dataplane on the real kernel', () => {
       b4: dp.backendId('web', '198.18.1.4', 0),
     }, ids);
     assert.equal(dp.applyState(state()).writes, 0);
-    // The flow cached before the restart is still there.
-    assert.equal(dp.mapEntries('flows').total, 1);
+    // The flows cached before the restart are still there.
+    assert.equal(dp.mapEntries('flows').total, 2); // the two queries sent above
   });
 
   test('attach pins the link; replaceProgram swaps the program in place, reusing the maps', () => {
