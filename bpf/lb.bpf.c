@@ -62,13 +62,16 @@ static __always_inline int verdict(struct packet *p, int action, __u8 reason)
 
 /* ---- backend choice ---------------------------------------------------------------------- */
 
-/* jhash over the 5-tuple in host-order words (so every architecture agrees), 3-tuple without ports. */
+/* jhash over host-order words (so every architecture agrees): {saddr, daddr, sport << 16 | dport}
+ * with the protocol folded into the seed for TCP/UDP (one jhash round, as the kernel's own
+ * connection hashes do: a fourth word would cost a whole extra mix), {saddr, daddr, proto}
+ * otherwise. */
 static __always_inline __u32 flow_hash(__be32 saddr, __be32 daddr, __be16 sport, __be16 dport,
 				       __u8 proto)
 {
 	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP)
-		return jhash_4words(bpf_ntohl(saddr), bpf_ntohl(daddr),
-				    ((__u32)bpf_ntohs(sport) << 16) | bpf_ntohs(dport), proto, hash_seed);
+		return jhash_3words(bpf_ntohl(saddr), bpf_ntohl(daddr),
+				    ((__u32)bpf_ntohs(sport) << 16) | bpf_ntohs(dport), hash_seed ^ proto);
 	return jhash_3words(bpf_ntohl(saddr), bpf_ntohl(daddr), proto, hash_seed);
 }
 
@@ -139,14 +142,17 @@ static __always_inline struct lb_service *find_service(__be32 vip, __be16 port, 
 
 /* ---- rewriting --------------------------------------------------------------------------- */
 
-/* TTL - 1; returns the IP checksum difference accumulated with `diff`. */
+/* TTL - 1 (callers ensure TTL >= 2); returns the IP checksum difference accumulated with `diff`.
+ * TTL and protocol share one 16-bit word, changed as a whole: a byte store followed by a
+ * 16-bit reload would stall on store forwarding. */
 static __always_inline __u32 decrement_ttl(struct iphdr *ip, __u32 diff)
 {
-	__u16 *word = (__u16 *)&ip->ttl;   /* ttl and protocol share one checksum word */
+	__u16 *word = (__u16 *)&ip->ttl;
 	__u16 old = *word;
+	__u16 new = old - bpf_htons(0x0100);   /* TTL is the word's first (high-order) byte */
 
-	ip->ttl--;
-	return csum_diff16(diff, old, *word);
+	*word = new;
+	return csum_diff16(diff, old, new);
 }
 
 /* Applies a pseudo-header/port difference to the TCP or UDP checksum at `l4`. The TCP bound is
@@ -244,17 +250,15 @@ static __always_inline int forward(struct packet *p, __be32 dst, __u8 sent_reaso
 
 /* ---- the packet classes ------------------------------------------------------------------ */
 
-/* TCP/UDP to a VIP: service -> backend -> rewrite (nat) or not (dsr) -> forward. */
-static __always_inline int to_service(struct packet *p)
+/* TCP/UDP to a VIP with its service (or NULL: none): backend -> rewrite (nat) or not (dsr) -> forward. */
+static __always_inline int to_service(struct packet *p, const struct lb_service *svc)
 {
 	struct lb_flow_key key = {
 		.saddr = p->saddr, .daddr = p->daddr, .sport = p->sport, .dport = p->dport,
 		.proto = p->proto,
 	};
-	struct lb_service *svc;
 	struct lb_backend *b;
 
-	svc = find_service(p->daddr, p->dport, p->proto);
 	if (!svc)
 		return verdict(p, XDP_DROP, LB_REASON_NO_SERVICE);
 	p->service_id = svc->id;
@@ -430,7 +434,8 @@ static __always_inline int icmp_to_vip(struct packet *p)
 static __always_inline int process(struct packet *p)
 {
 	struct cursor c = { .pos = (void *)(long)p->ctx->data, .end = p->data_end };
-	int eth_type, proto, is_fragment;
+	int eth_type, proto, is_fragment, has_ports = 0;
+	struct lb_service *svc;
 
 	eth_type = parse_ethhdr(&c, &p->eth);
 	if (eth_type == PARSE_ERROR)
@@ -448,28 +453,45 @@ static __always_inline int process(struct packet *p)
 	p->proto = proto;
 	is_fragment = (bpf_ntohs(p->ip->frag_off) & (IP_MF | IP_OFFSET)) != 0;
 
-	if (!bpf_map_lookup_elem(&vips, &p->daddr)) {
-		/* Replies come from backends as whole TCP/UDP packets; anything else is not ours. */
-		if (is_fragment || (proto != IPPROTO_TCP && proto != IPPROTO_UDP) ||
-		    parse_l4(&c, proto, p->payload_len, &p->l4) == PARSE_ERROR)
-			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
+	/* Whole TCP/UDP packets carry ports: VIP traffic and NAT replies both need them. */
+	if (!is_fragment && (proto == IPPROTO_TCP || proto == IPPROTO_UDP) &&
+	    parse_l4(&c, proto, p->payload_len, &p->l4) != PARSE_ERROR) {
+		struct lb_service_key key = { .vip = p->daddr, .proto = proto };
+
+		has_ports = 1;
 		p->sport = ((struct l4_ports *)p->l4)->source;
 		p->dport = ((struct l4_ports *)p->l4)->dest;
+		/* Hot path: an exact service match proves the address is a VIP (user space puts
+		 * every service's VIP in vips), so the vips lookup is skipped. */
+		key.port = p->dport;
+		svc = bpf_map_lookup_elem(&services, &key);
+		if (svc)
+			return to_service(p, svc);
+	}
+
+	if (!bpf_map_lookup_elem(&vips, &p->daddr)) {
+		/* Replies come from backends as whole TCP/UDP packets; anything else is not ours. */
+		if (!has_ports)
+			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
 		return from_backend(p);
 	}
 
 	if (is_fragment)
 		return verdict(p, p->settings.frag_policy == LB_FRAG_PASS ? XDP_PASS : XDP_DROP,
 			       LB_REASON_FRAGMENT);
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
+		struct lb_service_key key = { .vip = p->daddr, .port = 0, .proto = proto };
+
+		if (!has_ports)
+			return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
+		/* The exact {vip, port, proto} missed above: only the every-port service is left. */
+		return to_service(p, bpf_map_lookup_elem(&services, &key));
+	}
 	if (parse_l4(&c, proto, p->payload_len, &p->l4) == PARSE_ERROR)
 		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
 	if (proto == IPPROTO_ICMP)
 		return icmp_to_vip(p);
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
-		return verdict(p, XDP_DROP, LB_REASON_NO_SERVICE);
-	p->sport = ((struct l4_ports *)p->l4)->source;
-	p->dport = ((struct l4_ports *)p->l4)->dest;
-	return to_service(p);
+	return verdict(p, XDP_DROP, LB_REASON_NO_SERVICE);
 }
 
 /* ---- the one exit ------------------------------------------------------------------------ */

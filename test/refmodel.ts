@@ -123,21 +123,27 @@ class Run {
     this.r.proto = proto;
     const isFragment = (f.readUInt16BE(ip + 6) & 0x3fff) !== 0;
 
-    if (!this.st.vips.has(this.r.daddr)) {
-      if (isFragment || (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) || !this.l4Fits(proto)) {
-        return this.verdict(XDP_PASS, 'not_vip');
-      }
+    let hasPorts = false;
+    if (!isFragment && (proto === IPPROTO_TCP || proto === IPPROTO_UDP) && this.l4Fits(proto)) {
+      hasPorts = true;
       this.r.sport = f.readUInt16BE(this.l4);
       this.r.dport = f.readUInt16BE(this.l4 + 2);
+      // The program's hot path: an exact service match goes straight to the service.
+      const exact = this.st.services.find((s) => s.vip === this.r.daddr && s.port === this.r.dport && s.proto === proto);
+      if (exact) return this.toService(exact);
+    }
+    if (!this.st.vips.has(this.r.daddr)) {
+      if (!hasPorts) return this.verdict(XDP_PASS, 'not_vip');
       return this.fromBackend();
     }
     if (isFragment) return this.verdict(this.st.settings.fragPolicy === 1 ? XDP_PASS : XDP_DROP, 'fragment');
+    if (proto === IPPROTO_TCP || proto === IPPROTO_UDP) {
+      if (!hasPorts) return this.verdict(XDP_DROP, 'malformed');
+      return this.toService(this.st.services.find((s) => s.vip === this.r.daddr && s.port === 0 && s.proto === proto));
+    }
     if (!this.l4Fits(proto)) return this.verdict(XDP_DROP, 'malformed');
     if (proto === IPPROTO_ICMP) return this.icmpToVip();
-    if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) return this.verdict(XDP_DROP, 'no_service');
-    this.r.sport = f.readUInt16BE(this.l4);
-    this.r.dport = f.readUInt16BE(this.l4 + 2);
-    return this.toService();
+    return this.verdict(XDP_DROP, 'no_service');
   }
 
   l4Fits(proto: number): boolean {
@@ -227,9 +233,8 @@ class Run {
     return this.verdict(XDP_REDIRECT, sentReason);
   }
 
-  toService(): number {
+  toService(svc: ModelService | undefined): number {
     const r = this.r;
-    const svc = this.findService(r.daddr, r.dport, r.proto);
     if (!svc) return this.verdict(XDP_DROP, 'no_service');
     r.serviceId = svc.id;
     const b = this.pickBackend(svc, [r.saddr, r.daddr, r.sport, r.dport, r.proto], true);

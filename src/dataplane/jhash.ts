@@ -55,11 +55,11 @@ export function jhash2(words: readonly number[], seed: number): number {
 }
 
 /**
- * The program's flow hash: jhash2 over host-order words {saddr, daddr, sport << 16 | dport,
- * proto} for TCP/UDP, {saddr, daddr, proto} otherwise. Addresses and ports are numbers
- * (addresses as u32 from ipToU32).
+ * The program's flow hash (bpf/lb.bpf.c flow_hash): jhash2 over host-order words
+ * {saddr, daddr, sport << 16 | dport} seeded with seed ^ proto for TCP/UDP, and
+ * {saddr, daddr, proto} seeded with seed otherwise. Addresses are u32 (see ipToU32).
  */
 export function flowHash(saddr: number, daddr: number, sport: number, dport: number, proto: number, seed: number): number {
-  if (proto === 6 || proto === 17) return jhash2([saddr, daddr, ((sport << 16) | dport) >>> 0, proto], seed);
+  if (proto === 6 || proto === 17) return jhash2([saddr, daddr, ((sport << 16) | dport) >>> 0], (seed ^ proto) >>> 0);
   return jhash2([saddr, daddr, proto], seed);
 }
