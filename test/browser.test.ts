@@ -55,7 +55,7 @@ describe('dashboard against the real daemon', { skip: labSkip ?? false }, () => 
           assert.ok(be.maglevSlots > 0, `kernel maglev table: ${backend} holds slots again (${be.maglevSlots} of ${be.tableSize})`);
         },
       });
-      assert.equal(report.screenshots.length, 2 * 6 + 3, `screenshots: ${report.screenshots.join(', ')}`);
+      assert.equal(report.screenshots.length, 2 * 6 + 4, `screenshots: ${report.screenshots.join(', ')}`);
     } catch (err) {
       log(`daemon stderr: ${lab.daemon.stderr().slice(-3000)}`);
       throw err;
@@ -70,7 +70,7 @@ describe('dashboard against the synthetic dev server', { skip: skipReason }, () 
     const server = await startDevServer();
     try {
       const report = await runBrowserSuite(server.url, devCreds, { label: 'dev', log: (l) => process.stderr.write(`${l}\n`) });
-      assert.equal(report.screenshots.length, 2 * 6 + 3, `screenshots: ${report.screenshots.join(', ')}`);
+      assert.equal(report.screenshots.length, 2 * 6 + 4, `screenshots: ${report.screenshots.join(', ')}`);
       for (const file of report.screenshots) assert.ok(fs.statSync(file).size > 10_000, `${file} is a real image`);
     } finally {
       await server.close();

@@ -233,6 +233,43 @@ export async function runBrowserSuite(baseUrl: string, creds: BrowserSuiteCreds,
       assert.equal((await backendState())?.draining, false, 'GET /api/v1/services shows it undrained');
       if (opts.afterUndrain) await opts.afterUndrain(target.service, target.backend);
 
+      // Weight: the cell is the control; the API sees the new weight; then back as it was.
+      const originalWeight = (await backendState() as { weight?: number } | undefined)?.weight ?? 1;
+      for (const weight of [originalWeight + 1, originalWeight]) {
+        await row.locator('button[data-action=weight]').click();
+        await page.locator('dialog.dialog[open] input[name=weight]').fill(String(weight));
+        await page.locator('dialog.dialog[open] button[type=submit]').click();
+        await page.waitForSelector('dialog.dialog', { state: 'detached', timeout: WAIT_MS });
+        await row.locator(`[data-field=weight]:has-text("${weight}")`).waitFor({ timeout: WAIT_MS });
+        assert.equal((await backendState() as { weight?: number } | undefined)?.weight, weight, `API weight ${weight}`);
+      }
+
+      // Add backend: an invalid address is refused inside the dialog (the API's 400 names the
+      // field), a valid one is added; then Remove takes it out again.
+      const panel = page.locator(`section[data-service="${target.service}"]`);
+      const newKey = `${target.backend.split(':')[0].replace(/\.\d+$/, '.199')}:${target.backend.split(':')[1]}`;
+      await panel.locator('button[data-action=add-backend]').click();
+      allowedConsole = /status of 400/;
+      await page.locator('dialog.dialog[open] input[name=address]').fill('198.18.1.999');
+      await page.locator('dialog.dialog[open] button[type=submit]').click();
+      await page.waitForFunction(() => /400/.test(document.querySelector('dialog.dialog[open] .dialog-error')?.textContent ?? ''), null, { timeout: WAIT_MS });
+      allowedConsole = null;
+      assert.equal(await page.getAttribute('dialog.dialog[open] input[name=address]', 'aria-invalid'), 'true', 'the wrong field is marked');
+      await shoot(page, 'admin-add-refused-1280');
+      await page.locator('dialog.dialog[open] input[name=address]').fill(newKey.split(':')[0]);
+      await page.locator('dialog.dialog[open] input[name=port]').fill(newKey.split(':')[1]);
+      await page.locator('dialog.dialog[open] button[type=submit]').click();
+      await page.waitForSelector('dialog.dialog', { state: 'detached', timeout: WAIT_MS });
+      const newRow = panel.locator(`tr[data-backend="${newKey}"]`);
+      await newRow.waitFor({ timeout: WAIT_MS });
+      const serviceBackends = async () => ((await api(base, 'GET', `/services/${encodeURIComponent(target.service)}`, token)).body.backends as Array<{ key: string }>).map((b) => b.key);
+      assert.ok((await serviceBackends()).includes(newKey), `API lists the added ${newKey}`);
+      await newRow.locator('button[data-action=remove]').click();
+      await page.locator('dialog.dialog[open] button[type=submit]').click();
+      await page.waitForSelector('dialog.dialog', { state: 'detached', timeout: WAIT_MS });
+      await newRow.waitFor({ state: 'detached', timeout: WAIT_MS });
+      assert.ok(!(await serviceBackends()).includes(newKey), `API no longer lists ${newKey}`);
+
       // Run-time statistics toggle: on through the UI, seen by the API, then back as it was.
       await gotoPage(page, base, 'programs');
       const before = await api(base, 'GET', '/programs', token);

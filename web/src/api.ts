@@ -73,7 +73,7 @@ export async function logout(): Promise<void> {
 /** Describes an error for a human: "conflict: backend exists (field /port)". */
 export function describeError(err: unknown): string {
   if (err instanceof ApiError) {
-    const field = err.field ? ` (field ${err.field})` : '';
+    const field = err.field && !err.message.includes(err.field) ? ` (field ${err.field})` : '';
     return err.status ? `${err.message}${field} [${err.status} ${err.code}]` : err.message;
   }
   return err instanceof Error ? err.message : String(err);

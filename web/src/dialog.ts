@@ -1,6 +1,6 @@
 // Confirmation dialogs on the native <dialog>: modal, focus-trapped, Esc closes it.
 // The action runs inside the dialog so that an API refusal is shown where it was asked.
-import { describeError } from './api';
+import { ApiError, describeError } from './api';
 import { h } from './dom';
 
 export interface DialogField {
@@ -21,7 +21,7 @@ export interface ConfirmOptions {
 /** Opens a modal confirmation; resolves true when the action succeeded, false on cancel. */
 export function confirmDialog(opts: ConfirmOptions): Promise<boolean> {
   return new Promise((resolve) => {
-    const error = h('p', { class: 'dialog-error', role: 'alert' });
+    const error = h('p', { class: 'dialog-error', id: 'dialog-error', role: 'alert' });
     const inputs = (opts.fields ?? []).map((field) => {
       const input = h('input', {
         name: field.name, id: `dlg-${field.name}`, type: field.type ?? 'text', value: field.value ?? '',
@@ -57,9 +57,18 @@ export function confirmDialog(opts: ConfirmOptions): Promise<boolean> {
       for (const { field, input } of inputs) values[field.name] = input.value.trim();
       confirm.disabled = true;
       error.textContent = '';
+      for (const { input } of inputs) input.removeAttribute('aria-invalid');
       opts.action(values).then(() => finish(true), (err: unknown) => {
         confirm.disabled = false;
         error.textContent = describeError(err);
+        // The API names the wrong field as a JSON pointer ("/address"): mark and focus it.
+        const name = err instanceof ApiError && err.field ? err.field.split('/').pop() : undefined;
+        const wrong = inputs.find(({ field }) => field.name === name)?.input;
+        if (wrong) {
+          wrong.setAttribute('aria-invalid', 'true');
+          wrong.setAttribute('aria-describedby', 'dialog-error');
+          wrong.focus();
+        }
       });
     });
     document.body.appendChild(dialog);

@@ -15,6 +15,11 @@ class LiveStore {
   services: ServiceView[] = [];
   events: BufferedEvent[] = [];
   eventsSeen = 0;
+  /**
+   * Wall clock minus kernel monotonic clock (ms), estimated as the smallest gap seen between an
+   * event's arrival and its kernel timestamp: event times keep the kernel's own spacing.
+   */
+  kernelClockOffsetMs: number | null = null;
   status: StreamStatus = 'down';
   private listeners = new Map<Topic, Set<() => void>>();
   private socket: WebSocket | null = null;
@@ -52,6 +57,7 @@ class LiveStore {
     this.services = [];
     this.events = [];
     this.eventsSeen = 0;
+    this.kernelClockOffsetMs = null;
     this.setStatus('down');
   }
 
@@ -110,7 +116,10 @@ class LiveStore {
         break;
       }
       case 'event': {
-        this.events.push({ ...msg.data, receivedAt: Date.now(), seq: ++this.eventsSeen });
+        const receivedAt = Date.now();
+        const offset = receivedAt - msg.data.tsNs / 1e6;
+        if (this.kernelClockOffsetMs === null || offset < this.kernelClockOffsetMs) this.kernelClockOffsetMs = offset;
+        this.events.push({ ...msg.data, receivedAt, seq: ++this.eventsSeen });
         if (this.events.length > EVENT_BUFFER) this.events.splice(0, this.events.length - EVENT_BUFFER);
         this.emit('events');
         break;

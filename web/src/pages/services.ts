@@ -150,7 +150,7 @@ function addBackendDialog(svc: ServiceView): Promise<boolean> {
     body: [`${formatEndpoint(svc.vip, svc.port, svc.protocol)}, ${svc.mode.toUpperCase()} mode.`],
     fields: [
       { name: 'address', label: 'Address (IPv4)', required: true, placeholder: '198.18.1.20' },
-      { name: 'port', label: 'Port', type: 'number', min: 0, max: 65535, value: String(svc.port), hint: '0 keeps the client\'s port.' },
+      { name: 'port', label: 'Port', type: 'number', min: 0, max: 65535, value: String(svc.backends[0]?.port ?? svc.port), hint: '0 keeps the client\'s port.' },
       { name: 'weight', label: 'Weight', type: 'number', min: 0, max: 1000, value: '1' },
     ],
     confirmLabel: 'Add backend',

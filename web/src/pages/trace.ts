@@ -48,7 +48,8 @@ export const mountTrace: MountPage = (container, ctx) => {
 
   const renderSampling = () => {
     if (!settings) return;
-    sampling.textContent = settings.sampleRate === 0 ? 'sampling: off (no events)' : `sampling: 1 in ${formatCount(settings.sampleRate)} packets`;
+    sampling.textContent = settings.sampleRate === 0 ? 'sampling: off (no events)'
+      : settings.sampleRate === 1 ? 'sampling: every packet' : `sampling: 1 in ${formatCount(settings.sampleRate)} packets`;
   };
   const loadSettings = async () => {
     try {
@@ -103,7 +104,8 @@ export const mountTrace: MountPage = (container, ctx) => {
     }
     replaceChildren(rowsBox, table(['Time', 'Iface', 'Verdict', 'Reason', 'Proto', 'Source', 'Destination', 'Service', 'Backend', { text: 'Len', num: true }],
       shown.map((e) => h('tr', { 'data-seq': e.seq },
-        h('td', { class: 'mono', title: `kernel ts ${e.tsNs} ns` }, formatClock(e.receivedAt, true)),
+        h('td', { class: 'mono', title: `kernel time ${e.tsNs} ns, received ${formatClock(e.receivedAt, true)}` },
+          formatClock(store.kernelClockOffsetMs === null ? e.receivedAt : e.tsNs / 1e6 + store.kernelClockOffsetMs, true)),
         h('td', null, interfaces.get(e.ifindex) ?? `#${e.ifindex}`),
         h('td', null, badge(e.action, VERDICT_KIND[e.action] ?? 'muted')),
         h('td', { class: 'mono' }, e.reason),
