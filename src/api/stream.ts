@@ -17,6 +17,17 @@ export interface StreamOptions {
 
 const OPEN = 1;
 
+/** Each message is encoded once however many clients receive it. */
+const encoded = new WeakMap<StreamMessage, string>();
+function encode(msg: StreamMessage): string {
+  let text = encoded.get(msg);
+  if (text === undefined) {
+    text = JSON.stringify(msg);
+    encoded.set(msg, text);
+  }
+  return text;
+}
+
 /** Registers the stream route on `app` (which must have @fastify/websocket registered). */
 export function registerStream(app: FastifyInstance, controller: Controller, metrics: ApiMetrics, options: StreamOptions = {}): void {
   const pingIntervalMs = options.pingIntervalMs ?? 15_000;
@@ -43,7 +54,7 @@ export function registerStream(app: FastifyInstance, controller: Controller, met
       if (closed || socket.readyState !== OPEN) return;
       // A client that does not read must not make us buffer without bound.
       if (socket.bufferedAmount > maxBufferedBytes) return drop(`more than ${maxBufferedBytes} bytes unsent`);
-      socket.send(JSON.stringify(msg));
+      socket.send(encode(msg));
     };
 
     const unsubscribe = controller.subscribe(send);
