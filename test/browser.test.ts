@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startDevServer, DEFAULT_DEV_USERS } from './browser/dev-server';
-import { chromiumPath, runBrowserSuite } from './browser/suite';
+import { checkBenchResults, chromiumPath, runBrowserSuite } from './browser/suite';
 import { repoRoot } from './browser/repo-root';
 import { startDaemonLab, whyLabNotRunnable } from './browser/daemon-lab';
 import { kernelBackend } from './browser/kernel-check';
@@ -72,6 +72,17 @@ describe('dashboard against the synthetic dev server', { skip: skipReason }, () 
       const report = await runBrowserSuite(server.url, devCreds, { label: 'dev', log: (l) => process.stderr.write(`${l}\n`) });
       assert.equal(report.screenshots.length, 2 * 6 + 4, `screenshots: ${report.screenshots.join(', ')}`);
       for (const file of report.screenshots) assert.ok(fs.statSync(file).size > 10_000, `${file} is a real image`);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('the Benchmarks page renders a saved result generically', { timeout: 60_000 }, async () => {
+    const fixture = path.join(repoRoot(), 'test', 'browser', 'fixtures', 'bench-sample.json');
+    const server = await startDevServer({ bench: JSON.parse(fs.readFileSync(fixture, 'utf8')) });
+    try {
+      const sections = await checkBenchResults(server.url, devCreds.admin, { label: 'dev' });
+      assert.deepEqual(sections, ['results', 'failures', 'targets']);
     } finally {
       await server.close();
     }

@@ -378,3 +378,35 @@ async function checkPage(page: Page, name: PageName, expectTraceEvents: boolean)
   }
 }
 
+
+/**
+ * Logs in and checks that the Benchmarks page renders a saved result: at least one section,
+ * one table and one bar; saves `<label>-bench-results-1280.png`. Returns the section names.
+ * @throws AssertionError / Error on a missing Chromium, a failed login or an empty page.
+ */
+export async function checkBenchResults(baseUrl: string, creds: Credentials, opts: Pick<BrowserSuiteOptions, 'label' | 'screenshotDir' | 'chromiumPath'> = {}): Promise<string[]> {
+  const base = baseUrl.replace(/\/+$/, '');
+  const exe = chromiumPath(opts.chromiumPath);
+  if (!fs.existsSync(exe)) throw new Error(`Chromium not found at ${exe} (scripts/setup.sh installs Debian's chromium)`);
+  const shotDir = opts.screenshotDir ?? path.join(repoRoot(), 'test-artifacts', 'screenshots');
+  fs.mkdirSync(shotDir, { recursive: true });
+  const browser = await chromium.launch({ executablePath: exe, args: CHROMIUM_ARGS });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors: string[] = [];
+    page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
+    page.on('pageerror', (err) => errors.push(err.message));
+    await login(page, base, creds);
+    await gotoPage(page, base, 'bench');
+    await page.waitForSelector('[data-bench-section]', { timeout: WAIT_MS });
+    const sections = await page.locator('[data-bench-section]').evaluateAll((els) => els.map((e: any) => String(e.dataset.benchSection)));
+    assert.ok(await page.locator('[data-bench-section] table').count() >= 1, 'benchmark tables');
+    assert.ok(await page.locator('[data-bench-section] .bar').count() >= 1, 'bars for numeric series');
+    await noErrorBanner(page, 'bench');
+    await page.screenshot({ path: path.join(shotDir, `${opts.label ?? 'dashboard'}-bench-results-1280.png`), fullPage: true });
+    assert.deepEqual(errors, [], 'no console errors on the Benchmarks page');
+    return sections;
+  } finally {
+    await browser.close();
+  }
+}
