@@ -246,8 +246,15 @@ describe('xdplb daemon (kernel, netns)', { skip: skipReason ?? false, concurrenc
   });
 
   test('kill -9 leaves the program attached', async () => {
-    const { d } = await start();
+    const { d, api } = await start();
     assert.equal(d.logs.find((l) => l.msg === 'adopted the pinned data plane')?.progId, progId);
+    // A backend health-checked down (nothing listens on 127.0.0.1:1 in the namespace).
+    await api.createService({ name: 'chk', vip: '198.18.100.3', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 13,
+      backends: [{ address: '127.0.0.1', port: 1, weight: 1 }],
+      healthCheck: { type: 'tcp', intervalMs: 60000, timeoutMs: 500, rise: 1, fall: 1 } });
+    const until = Date.now() + 5000;
+    while ((await api.getService('chk')).backends[0].health !== 'down' && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await api.getService('chk')).backends[0].health, 'down');
     const killed = await d.kill();
     assert.equal(killed.signal, 'SIGKILL');
     assert.equal(attachedProgId(), progId, 'kill -9 leaves the program attached');
@@ -256,6 +263,10 @@ describe('xdplb daemon (kernel, netns)', { skip: skipReason ?? false, concurrenc
   test('after kill -9 the next start adopts; --detach-on-exit removes everything', async () => {
     const { d, api } = await start({ detachOnExit: true });
     assert.equal(d.logs.find((l) => l.msg === 'adopted the pinned data plane')?.progId, progId);
+    const seeded = d.logs.find((l) => l.msg === 'backends the pinned data plane had down stay down until their checks rise');
+    assert.deepEqual(seeded?.backends, ['chk|127.0.0.1:1'], 'the down verdict is read back from the maps');
+    assert.equal((await api.getService('chk')).backends[0].health, 'down');
+    await api.deleteService('chk');
     assert.deepEqual((await api.listServices()).map((s) => s.name), ['web']);
     const exit = await d.stop();
     assert.equal(exit.code, 0);

@@ -123,6 +123,24 @@ describe('DaemonController', () => {
     controller.stop();
   });
 
+  test('seeded verdicts apply from the first reconcile (checked services only)', async () => {
+    const check = { type: 'tcp' as const, intervalMs: 60000, timeoutMs: 50, rise: 1, fall: 1 };
+    const checked = { ...web, healthCheck: check };
+    const plain = { ...web, name: 'plain', vip: '198.18.100.2',
+      backends: [{ address: '198.18.1.21', port: 8080, weight: 1 }, { address: '198.18.1.12', port: 9090, weight: 1 }] };
+    const driver = new MemoryDriver();
+    const controller = new DaemonController({
+      state: new DesiredState({ services: [checked, plain] }), driver, health: new HealthMonitor(), logger: pino({ level: 'silent' }),
+      persist: null, seedHealth: (_service, backend) => (backend.startsWith('198.18.1.12:') ? 'down' : undefined),
+    });
+    await controller.start();
+    assert.equal(driver.applyCount, 1);
+    assert.deepEqual(driver.applied!.services[0].backends.map((b) => b.healthy), [true, false]);
+    assert.deepEqual(driver.applied!.services[1].backends.map((b) => b.healthy), [true, true], 'no check: seeds ignored');
+    assert.equal(controller.getService('web').backends[1].health, 'down');
+    controller.stop();
+  });
+
   test('buildDataplaneState: drain flag, default table size, settings', () => {
     const state = new DesiredState({ maglev: { tableSize: 251 }, fragments: 'pass', services: [{ ...web, tableSize: undefined, backends: [{ ...web.backends[0], drain: true }] }] });
     const dp = buildDataplaneState(state.config, () => 'unknown');

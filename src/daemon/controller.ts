@@ -33,6 +33,11 @@ export interface DaemonControllerOptions {
   /** Directory of `xdplb bench` JSON results (latestBench). */
   benchDir?: string;
   statsIntervalMs?: number;
+  /**
+   * Starting health verdicts at start() (instead of 'unknown'): after a restart, backends the
+   * pinned data plane had marked down stay out of the table until their checks rise.
+   */
+  seedHealth?: (service: string, backend: string) => 'up' | 'down' | undefined;
 }
 
 /** Desired config + health verdicts -> what the data plane should hold. */
@@ -73,6 +78,7 @@ export class DaemonController implements Controller {
   private readonly persist: ((config: Config) => void) | null;
   private readonly logger: Logger;
   private readonly benchDir: string | undefined;
+  private readonly seedHealth: DaemonControllerOptions['seedHealth'];
   private readonly queue = new SerialQueue();
   private readonly listeners = new Set<(msg: StreamMessage) => void>();
   private unsubscribeEvents: (() => void) | null = null;
@@ -85,6 +91,7 @@ export class DaemonController implements Controller {
     this.persist = opts.persist;
     this.logger = opts.logger;
     this.benchDir = opts.benchDir;
+    this.seedHealth = opts.seedHealth;
     this.sampler = new StatsSampler(() => this.driver.readStats(), () => this.statsLayout(),
       (view) => this.broadcast({ type: 'stats', data: view }), opts.statsIntervalMs ?? 1000, undefined,
       (err) => this.logger.warn({ err: (err as Error).message }, 'stats sample failed'));
@@ -103,7 +110,7 @@ export class DaemonController implements Controller {
   /** First reconcile at start-up; starts health checks and stats sampling. @throws XdplbError DATAPLANE */
   async start(): Promise<void> {
     await this.queue.run(async () => {
-      this.health.sync(this.desired.toConfig().services);
+      this.health.sync(this.desired.toConfig().services, this.seedHealth);
       await this.applyOrThrow(this.desired);
     });
     this.health.start();
@@ -202,6 +209,8 @@ export class DaemonController implements Controller {
     let newest: { file: string; mtime: number } | null = null;
     let names: string[];
     try { names = fs.readdirSync(this.benchDir); } catch { return null; }
+    // `xdplb bench` writes latest.json beside the timestamped files: it names the newest.
+    if (names.includes('latest.json')) names = ['latest.json'];
     for (const name of names) {
       if (!name.endsWith('.json')) continue;
       const file = path.join(this.benchDir, name);

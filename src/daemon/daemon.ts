@@ -88,6 +88,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const health = new HealthMonitor();
   const controller = new DaemonController({
     state: initial, driver: kernel.driver, health, logger,
+    seedHealth: (service, backend) => (kernel.downAtAdopt.has(`${service}|${backend}`) ? 'down' : undefined),
     benchDir: opts.benchDir ?? repoPath('bench-results'),
     persist: (next: Config) => {
       lastWritten = formatConfig(next);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { BpfObject, enableRunStats, listPrograms, xdpAttachments } from '../bpf';
 import { Dataplane, MAP_NAMES, PROGRAM_NAME } from '../dataplane/dataplane';
-import { encodeU32, LB } from '../dataplane/abi';
+import { encodeU32, LB, LbBackendCodec, LbServiceCodec, LbServiceKeyCodec } from '../dataplane/abi';
 import { XdplbError } from '../api/errors';
 import type { Config } from '../config/schema';
 import type { MapPage, MapView, ProgramView } from '../api/controller';
@@ -27,6 +27,8 @@ export interface KernelSession {
   driver: DataplaneDriver;
   /** How the data plane was obtained at start. */
   origin: 'adopted' | 'adopted+replaced' | 'loaded';
+  /** "service|address:port" of configured backends the adopted maps held as unhealthy. */
+  downAtAdopt: Set<string>;
   /** Attaches to exactly these interfaces (keeps matching attachments). @throws BpfError */
   syncInterfaces(interfaces: Config['interfaces']): Promise<void>;
   /** Closes every handle; with detach, detaches from every interface and removes the pins first. */
@@ -72,6 +74,34 @@ export function assertOnBpffs(pinDir: string): void {
     'to run in a network namespace use `nsenter --net=/var/run/netns/NAME`, not `ip netns exec`, which hides /sys/fs/bpf');
 }
 
+const PROTO_NUMBER = { tcp: 6, udp: 17 } as const;
+
+/**
+ * The configured backends that the (adopted) maps hold as not ACTIVE, i.e. health-checked
+ * down by the previous daemon. Read through the service keys, because the reconciler learns
+ * service names only at its first apply.
+ */
+export function backendsDownInMaps(dp: Dataplane, services: Config['services']): Set<string> {
+  const serviceById = new Map<number, string>();
+  const servicesMap = dp.map('services');
+  for (const s of services) {
+    const value = servicesMap.lookup(LbServiceKeyCodec.encode({ vip: s.vip, port: s.port, proto: PROTO_NUMBER[s.protocol] }));
+    if (value) serviceById.set(LbServiceCodec.decode(value).id, s.name);
+  }
+  const down = new Set<string>();
+  if (serviceById.size === 0) return down;
+  const backendsMap = dp.map('backends');
+  for (const key of backendsMap.keys()) {
+    const value = backendsMap.lookup(key);
+    if (!value) continue;
+    const b = LbBackendCodec.decode(value);
+    const service = serviceById.get(b.serviceId);
+    if (service === undefined || (b.flags & LB.BACKEND_F_ACTIVE) !== 0) continue;
+    down.add(`${service}|${b.ip}:${b.port}`);
+  }
+  return down;
+}
+
 /**
  * Adopts or loads the data plane and attaches it to the configured interfaces.
  * @throws BpfError / Error when the object cannot be loaded, the pins cannot be opened or an
@@ -107,6 +137,8 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
     logger.info({ pinDir, progId: dp.program.info().id, objectPath }, 'loaded and pinned a fresh data plane');
   }
   const dataplane = dp;
+  const downAtAdopt = origin === 'loaded' ? new Set<string>() : backendsDownInMaps(dataplane, config.services);
+  if (downAtAdopt.size) logger.info({ backends: [...downAtAdopt] }, 'backends the pinned data plane had down stay down until their checks rise');
 
   const syncInterfaces = async (interfaces: Config['interfaces']): Promise<void> => {
     const wanted = new Map(interfaces.map((i) => [i.name, i.mode]));
@@ -152,7 +184,8 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
       const programs: ProgramView[] = listPrograms().map((p) => ({
         ...p,
         ...(attachByProg.has(p.id) ? { attach: attachByProg.get(p.id)! } : {}),
-        avgNs: p.runCount > 0 ? p.runTimeNs / p.runCount : null,
+        // Only while run stats are on: the kernel keeps stale totals after they are turned off.
+        avgNs: runStats && p.runCount > 0 ? p.runTimeNs / p.runCount : null,
         xdplb: p.id === ours,
       }));
       return { programs, statsEnabled: runStats !== null };
@@ -174,7 +207,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   };
 
   return {
-    dataplane, driver, origin, syncInterfaces,
+    dataplane, driver, origin, downAtAdopt, syncInterfaces,
     close({ detach }) {
       runStats?.close();
       runStats = null;

@@ -186,6 +186,23 @@ describe('HealthChecker', () => {
   });
 });
 
+test('a backend seeded down stays down until `rise` successes', async () => {
+  const server = new FlipTcpServer();
+  await server.up();
+  const key = `${LOCAL}:${server.port}`;
+  const checker = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ rise: 2 }), backends: [{ address: LOCAL, port: server.port, initial: 'down' }] });
+  toStop.push(checker);
+  const changes: HealthChange[] = [];
+  checker.on('change', (c) => changes.push(c));
+  assert.equal(checker.health(key), 'down');
+  checker.start();
+  await waitFor('up', () => checker.health(key) === 'up');
+  assert.equal(checker.status()[0].checks, 2);
+  assert.deepEqual(changes.map((c) => [c.previous, c.health]), [['down', 'up']]);
+  checker.stop();
+  await server.down();
+});
+
 describe('HealthMonitor', () => {
   test('sync adds, keeps and removes checkers and forwards changes', async () => {
     const server = new FlipTcpServer();

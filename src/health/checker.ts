@@ -19,7 +19,11 @@ export type Health = 'up' | 'down' | 'unknown';
 /** Emitted as 'change' on every state transition (unknown -> up counts as one). */
 export interface HealthChange { service: string; backend: string; health: 'up' | 'down'; previous: Health }
 
-export interface HealthTarget { address: string; port: number }
+export interface HealthTarget {
+  address: string; port: number;
+  /** Starting verdict instead of 'unknown', e.g. 'down' as found in the kernel after a restart. */
+  initial?: 'up' | 'down';
+}
 
 /** What a checker knows about one backend. */
 export interface BackendHealthStatus {
@@ -101,7 +105,7 @@ export class HealthChecker extends EventEmitter {
     for (const [key, target] of wanted) {
       if (this.states.has(key)) continue;
       const state: BackendState = {
-        backend: key, target, health: 'unknown', transitions: 0, checks: 0, lastDetail: 'not checked yet',
+        backend: key, target, health: target.initial ?? 'unknown', transitions: 0, checks: 0, lastDetail: 'not checked yet',
         lastCheckAt: null, successes: 0, failures: 0, timer: null, probe: null,
       };
       this.states.set(key, state);

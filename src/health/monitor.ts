@@ -21,15 +21,21 @@ export class HealthMonitor extends EventEmitter {
     for (const { checker } of this.checkers.values()) checker.start();
   }
 
-  /** Brings the set of checkers in line with `services`. */
-  sync(services: ServiceSpec[]): void {
+  /**
+   * Brings the set of checkers in line with `services`. `seed` gives backends that are new to
+   * a checker a starting verdict (default 'unknown').
+   */
+  sync(services: ServiceSpec[], seed?: (service: string, backend: string) => 'up' | 'down' | undefined): void {
     const wanted = new Map(services.filter((s) => s.healthCheck).map((s) => [s.name, s]));
     for (const [name, entry] of this.checkers) {
       const spec = wanted.get(name);
       if (!spec || fingerprintOf(spec) !== entry.fingerprint) { entry.checker.stop(); this.checkers.delete(name); }
     }
     for (const [name, spec] of wanted) {
-      const targets = spec.backends.map((b) => ({ address: b.address, port: b.port }));
+      const targets = spec.backends.map((b) => {
+        const initial = seed?.(name, `${b.address}:${b.port}`);
+        return initial ? { address: b.address, port: b.port, initial } : { address: b.address, port: b.port };
+      });
       const existing = this.checkers.get(name);
       if (existing) { existing.checker.setBackends(targets); continue; }
       const checker = new HealthChecker({ service: name, servicePort: spec.port, spec: spec.healthCheck!, backends: targets });
