@@ -245,7 +245,13 @@ describe('reconciler on the loaded bpf/lb.o', () => {
       ['two NAT services, one backend ip:port:proto', (s) => {
         s.services.push({ name: 'web2', vip: '198.18.100.3', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 7,
           backends: [up('198.18.1.2', 8080)] });
-      }, /198\.18\.1\.2:8080\/tcp would belong to both service "web" and "web2"/],
+      }, /replies from 198\.18\.1\.2\/tcp port 8080 would match both service "web" \(198\.18\.1\.2:8080\) and "web2"/],
+      ['one destination twice in a service', (s) => { s.services[0].backends.push(up('198.18.1.4', 80)); }, /port 80 would match both service "web" \(198\.18\.1\.4:0\) and "web"/],
+      ['a wildcard beside a specific port of another VIP', (s) => {
+        s.services.push({ name: 'alt', vip: '198.18.100.3', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 7,
+          backends: [up('198.18.1.7', 80)] });
+      }, /port 80 \(and any port\) would match both service "every-port"/],
+      ['DSR port translation', (s) => { s.services[1].backends[0].port = 5353; }, /DSR cannot translate ports/],
       ['more services than the maps hold', (s) => {
         for (let i = 0; i < 6; i++) {
           s.services.push({ name: `x${i}`, vip: `198.18.101.${i + 1}`, port: 1, protocol: 'tcp', mode: 'dsr', tableSize: 7, backends: [] });
@@ -272,6 +278,19 @@ describe('reconciler on the loaded bpf/lb.o', () => {
 });
 
 describe('reconciler with services on every port', () => {
+  test('a wildcard NAT backend may also serve a specific port of the same VIP untranslated', () => {
+    const dp = Dataplane.load({ hashSeed: 7, maxServices: 8, maxBackends: 16, maxFlows: 64 });
+    try {
+      const s = baseState();
+      s.services.push({ name: 'same-vip', vip: '198.18.100.2', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 7,
+        backends: [up('198.18.1.7', 0)] });
+      dp.applyState(s);
+      checkMaps(dp, s);
+    } finally {
+      dp.close();
+    }
+  });
+
   test('a port-0 NAT service maps reverse key port 0 -> vport 0', () => {
     const dp = Dataplane.load({ hashSeed: 7, maxServices: 4, maxBackends: 8, maxFlows: 64 });
     try {

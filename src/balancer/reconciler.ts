@@ -84,6 +84,22 @@ function inTable(b: DataplaneBackend): boolean {
   return b.healthy && !b.draining && b.weight > 0;
 }
 
+/** One reverse-NAT entry a NAT backend needs: replies from `port` (0 = any) go out as vip:vport. */
+interface ReverseClaim { service: string; backend: string; port: number; vip: string; vport: number }
+
+/**
+ * The port (text) at which two reverse entries of one backend address/protocol make replies
+ * ambiguous, or null. The program looks up the exact source port first, then port 0: equal
+ * ports always clash; a wildcard beside a specific port clashes when that port's replies
+ * would leave differently through the wildcard (another VIP, or a translated port).
+ */
+function reverseClash(a: ReverseClaim, b: ReverseClaim): string | null {
+  if (a.port === b.port) return String(a.port);
+  if (a.port !== 0 && b.port !== 0) return null;
+  const specific = a.port === 0 ? b : a;
+  return a.vip !== b.vip || specific.port !== specific.vport ? `${specific.port} (and any port)` : null;
+}
+
 function sameTable(a: Uint32Array | undefined, b: Uint32Array): boolean {
   if (!a || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -206,7 +222,8 @@ export class Reconciler {
     const names = new Set<string>();
     const keys = new Map<string, string>();
     const vips = new Set<string>();
-    const reverse = new Map<string, string>();
+    const reverse = new Map<string, ReverseClaim[]>(); // by backend address/protocol
+    let reverseCount = 0;
     let backendCount = 0;
     for (const s of state.services) {
       const where = `service "${s.name}"`;
@@ -238,16 +255,21 @@ export class Reconciler {
         seen.add(bkey);
         if (inTable(b)) weighted++;
         backendCount++;
-        if (s.mode !== 'nat') continue;
+        if (s.mode === 'dsr') {
+          if (b.port !== 0 && b.port !== s.port) fail(`${bwhere}: DSR cannot translate ports: backend port must be 0 or ${s.port}`);
+          continue;
+        }
         if (s.port === 0 && b.port !== 0) {
           fail(`${bwhere}: a NAT service on every port (port 0) needs backends on port 0, replies could not be mapped back`);
         }
-        const rkey = `${b.address}:${b.port || s.port}/${s.protocol}`;
-        const owner = reverse.get(rkey);
-        if (owner !== undefined) {
-          fail(`${bwhere}: NAT replies from ${rkey} would belong to both service "${owner}" and "${s.name}"`);
+        const entry: ReverseClaim = { service: s.name, backend: bkey, port: b.port || s.port, vip: s.vip, vport: s.port };
+        const group = `${b.address}/${s.protocol}`;
+        for (const other of reverse.get(group) ?? []) {
+          const clash = reverseClash(entry, other);
+          if (clash) fail(`${bwhere}: NAT replies from ${b.address}/${s.protocol} port ${clash} would match both service "${other.service}" (${other.backend}) and "${s.name}"`);
         }
-        reverse.set(rkey, s.name);
+        reverse.set(group, [...(reverse.get(group) ?? []), entry]);
+        reverseCount++;
       }
       if (weighted > s.tableSize) fail(`${where}: tableSize ${s.tableSize} is smaller than its ${weighted} usable backends`);
     }
@@ -255,8 +277,8 @@ export class Reconciler {
       fail(`${state.services.length} services exceed the data plane's ${this.limits.maxServices - 1}`);
     }
     if (vips.size > this.limits.maxVips) fail(`${vips.size} VIPs exceed the data plane's ${this.limits.maxVips}`);
-    if (reverse.size > this.limits.maxReverse) {
-      fail(`${reverse.size} NAT backends exceed the reverse map's ${this.limits.maxReverse} entries`);
+    if (reverseCount > this.limits.maxReverse) {
+      fail(`${reverseCount} NAT backends exceed the reverse map's ${this.limits.maxReverse} entries`);
     }
     if (backendCount > this.limits.maxBackends - 1) {
       fail(`${backendCount} backends exceed the data plane's ${this.limits.maxBackends - 1}`);
