@@ -4,7 +4,9 @@
  * can be built, screenshotted and tested while (or where) the real daemon cannot run. It says
  * nothing about the kernel: never use it to claim data-plane behaviour.
  *
- * Run by hand: `node --import tsx test/browser/dev-server.ts [port]` (default 8721).
+ * Run by hand: `node --import tsx test/browser/dev-server.ts --serve [port]` (default 8721).
+ * (--serve, not `require.main`: `node --test dist/test` runs every file under test/ as a test,
+ * and this one must then load and exit, not serve forever.)
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -442,8 +444,9 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   };
 }
 
-if (require.main === module) {
-  const port = Number(process.argv[2] ?? 8721);
+const serveArg = process.argv.indexOf('--serve');
+if (require.main === module && serveArg !== -1) {
+  const port = Number(process.argv[serveArg + 1] ?? 8721);
   const benchFile = process.env.XDPLB_DEV_BENCH;
   const bench = benchFile ? JSON.parse(fs.readFileSync(benchFile, 'utf8')) as unknown : undefined;
   startDevServer({ port, bench }).then((s) => {
