@@ -15,7 +15,6 @@
 #include "jhash.h"
 
 #define AF_INET 2
-#define CONTINUE -1          /* helper result: no verdict yet, keep going */
 #define IP_MF 0x2000         /* frag_off flags/offset, host order */
 #define IP_OFFSET 0x1fff
 #define ECHO_REPLY_TTL 64
@@ -430,7 +429,8 @@ static __always_inline int icmp_to_vip(struct packet *p)
 	return verdict(p, XDP_DROP, LB_REASON_ICMP_UNSUPPORTED);
 }
 
-/* Parses and dispatches: every path ends in a verdict. */
+/* Parses and dispatches. Every helper ends in a verdict (action + reason), so there is no
+ * "continue" state: the one exit is finish(), called from xdp_lb. */
 static __always_inline int process(struct packet *p)
 {
 	struct cursor c = { .pos = (void *)(long)p->ctx->data, .end = p->data_end };
