@@ -16,6 +16,7 @@ export const mountOverview: MountPage = (container) => {
   const ppsChart = new TimeChart('Packets per second', formatPps);
   const bpsChart = new TimeChart('Bytes per second', formatBytesRate);
   const actionChart = new TimeChart('XDP actions per second', formatPps, 180);
+  const backendChart = new TimeChart('Packets per second to each backend', formatPps, 200);
   const servicesBox = h('div');
   const actionsBox = h('div');
   const reasonsBox = h('div');
@@ -26,6 +27,7 @@ export const mountOverview: MountPage = (container) => {
     h('div', { class: 'grid-2' },
       h('section', { class: 'panel' }, h('h2', null, 'Packets per second (last 5 min)'), ppsChart.el),
       h('section', { class: 'panel' }, h('h2', null, 'Throughput (last 5 min)'), bpsChart.el)),
+    h('section', { class: 'panel' }, h('h2', null, 'Packets per second to each backend (client → backend)'), backendChart.el),
     h('section', { class: 'panel' }, h('h2', null, 'Services and backends'), servicesBox),
     h('div', { class: 'grid-2' },
       h('section', { class: 'panel' }, h('h2', null, 'XDP actions'), actionsBox, actionChart.el),
@@ -40,6 +42,7 @@ export const mountOverview: MountPage = (container) => {
     markUpdated(asOf, latest.at, 'sample at');
     renderCards(cards, latest);
     renderCharts(ppsChart, bpsChart, actionChart, store.history);
+    renderBackendChart(backendChart, store.history);
     renderServices(servicesBox, latest);
     replaceChildren(actionsBox, counterTable(latest.actions, (n) => ACTION_KIND[n] ?? ''));
     replaceChildren(reasonsBox, counterTable(latest.reasons, (n) =>
@@ -48,7 +51,7 @@ export const mountOverview: MountPage = (container) => {
   const offStats = store.on('stats', render);
   const offServices = store.on('services', render);
   render();
-  return () => { offStats(); offServices(); ppsChart.destroy(); bpsChart.destroy(); actionChart.destroy(); };
+  return () => { offStats(); offServices(); for (const c of [ppsChart, bpsChart, actionChart, backendChart]) c.destroy(); };
 };
 
 function sumPps(stats: StatsView, names: Set<string>): number {
@@ -90,6 +93,18 @@ function renderCharts(pps: TimeChart, bps: TimeChart, actions: TimeChart, histor
   actions.update(times, actionNames.map((name) => ({
     label: name, color: actionColors[name],
     values: history.map((s) => s.actions.find((a) => a.name === name)?.pps ?? null),
+  })));
+}
+
+/** One line per backend (named "service/address:port" when there are several services). */
+function renderBackendChart(chart: TimeChart, history: StatsView[]): void {
+  const pairs = new Map<string, { service: string; key: string }>();
+  for (const s of history) for (const svc of s.services) for (const be of svc.backends) pairs.set(`${svc.name}|${be.key}`, { service: svc.name, key: be.key });
+  const several = new Set([...pairs.values()].map((p) => p.service)).size > 1;
+  const sorted = [...pairs.values()].sort((a, b) => a.service.localeCompare(b.service) || a.key.localeCompare(b.key));
+  chart.update(history.map((s) => s.at), sorted.map((p) => ({
+    label: several ? `${p.service}/${p.key}` : p.key,
+    values: history.map((s) => s.services.find((x) => x.name === p.service)?.backends.find((b) => b.key === p.key)?.fwdPps ?? null),
   })));
 }
 
