@@ -1,5 +1,5 @@
 /**
- * Kernel test in network namespaces: a real UDP datagram from a client socket goes through the
+ * Kernel test in network namespaces: a real UDP datagram (then a TCP connection) from a client goes through the
  * balancer's XDP program (native, on veth) to a backend and the echo comes back from the VIP.
  *
  *   xlbt-dv-c (client)            xlbt-dv-lb (balancer)                xlbt-dv-b (backend)
@@ -67,11 +67,24 @@ function buildLab(): void {
   inNs(NS.lb, 'ip', 'neigh', 'replace', BACKEND, 'lladdr', mac(NS.backend, 'xlbt-dv-b0'), 'dev', 'xlbt-dv-l1', 'nud', 'permanent');
 }
 
+// UDP echo on 5301, TCP echo on 8081 (replies "echo:<data>"); exits by itself after 30 s.
 const ECHO_SERVER = `
+let bound = 0;
+const ready = () => { if (++bound === 2) process.stdout.write('ready\\n'); };
 const s = require('dgram').createSocket('udp4');
 s.on('message', (m, r) => s.send(Buffer.concat([Buffer.from('echo:'), m]), r.port, r.address));
-s.bind(5301, '${BACKEND}', () => process.stdout.write('ready\\n'));
+s.bind(5301, '${BACKEND}', ready);
+require('net').createServer((c) => c.on('data', (d) => c.write(Buffer.concat([Buffer.from('echo:'), d])))).listen(8081, '${BACKEND}', ready);
 setTimeout(() => process.exit(0), 30000).unref();
+`;
+
+// One TCP connection to VIP:8080: prints the peer address the client saw and the echo, bounded to 5 s.
+const TCP_CLIENT_SCRIPT = `
+const done = (out) => { process.stdout.write(JSON.stringify(out)); process.exit(0); };
+const c = require('net').connect({ host: '${VIP}', port: 8080, localAddress: '${CLIENT}' }, () => c.write('hello'));
+c.on('data', (d) => done({ from: c.remoteAddress, port: c.remotePort, payload: d.toString() }));
+c.on('error', (e) => done({ error: e.message }));
+setTimeout(() => done({ timeout: true }), 5000);
 `;
 
 // Up to 10 datagrams, 200 ms apart; prints the first reply's source and payload, bounded to 5 s.
@@ -88,7 +101,7 @@ s.bind(0, '${CLIENT}', () => {
 setTimeout(() => done({ timeout: true, sent }), 5000);
 `;
 
-describe('XDP balancer on veth, real UDP through namespaces', () => {
+describe('XDP balancer on veth, real UDP and TCP through namespaces', () => {
   let dp: Dataplane | null = null;
   let echo: ChildProcess | null = null;
   const peerLinks: XdpLink[] = [];
@@ -168,5 +181,33 @@ describe('XDP balancer on veth, real UDP through namespaces', () => {
     assert.ok(be.fwdPackets >= 1 && be.revPackets >= 1, `backend counted: ${JSON.stringify(be)}`);
     assert.ok(stats.reasons.forwarded.packets >= 1 && stats.reasons.reversed.packets >= 1);
     assert.ok(stats.actions.redirect.packets >= 2, `both directions redirected: ${JSON.stringify(stats.actions)}`);
+  });
+
+  test('a TCP connection to VIP:8080 is NATed both ways (handshake, data, checksums)', () => {
+    assert.ok(dp, 'the balancer from the UDP test is running');
+    dp.applyState({
+      services: [
+        {
+          name: 'udp-echo', vip: VIP, port: 5300, protocol: 'udp', mode: 'nat', tableSize: 13,
+          backends: [{ address: BACKEND, port: 5301, weight: 1, healthy: true, draining: false }],
+        },
+        {
+          name: 'tcp-echo', vip: VIP, port: 8080, protocol: 'tcp', mode: 'nat', tableSize: 13,
+          backends: [{ address: BACKEND, port: 8081, weight: 1, healthy: true, draining: false }],
+        },
+      ],
+      settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true },
+    });
+    const out = JSON.parse(sh([process.execPath, '-e', TCP_CLIENT_SCRIPT], { ns: NS.client })) as
+      { from?: string; port?: number; payload?: string; timeout?: boolean; error?: string };
+    assert.ok(!out.timeout && !out.error, `no echo: ${JSON.stringify(out)}; reasons ${JSON.stringify(dp.readStats().reasons)}`);
+    assert.equal(out.from, VIP);
+    assert.equal(out.port, 8080);
+    assert.equal(out.payload, 'echo:hello');
+    const svc = dp.readStats().services['tcp-echo'];
+    // SYN, ACK, data at least one way; SYN-ACK, data back the other.
+    assert.ok(svc.fwdPackets >= 3 && svc.revPackets >= 2, `tcp counted: ${JSON.stringify(svc)}`);
+    const flows = dp.mapEntries('flows').entries.map((e) => e.key as { dport: number; proto: number });
+    assert.ok(flows.some((k) => k.dport === 8080 && k.proto === 6), 'the TCP flow is cached');
   });
 });
