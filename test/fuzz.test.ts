@@ -3,20 +3,22 @@
  * (BPF_PROG_TEST_RUN in namespace xlbt-dp) and through the reference model (test/refmodel.ts);
  * every verdict, reason count and output frame must match. Reproducible: the seed is printed and
  * can be set with XDPLB_FUZZ_SEED; XDPLB_FUZZ_PACKETS changes the count.
- * The flow cache is off (an LRU evicts on its own schedule, which a model cannot follow).
+ * The flow cache is modelled in the second half (far fewer flows than the LRU holds, so it never
+ * evicts) and its final contents are compared; the trace event of every packet is compared there too.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { enterNetns } from '../src/bpf';
+import { enterNetns, RingBuffer } from '../src/bpf';
 import {
   buildFrame, buildIpv4, buildArpRequest, buildIpv6Udp, u32ToIp, ipToU32, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP,
 } from '../src/dataplane/packet';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
-import { installState, readCounters, settingsValue, type Counters } from './datapath-harness';
+import { installState, readCounters, settingsValue, backendValue, type Counters } from './datapath-harness';
 import { loadTarget, type Target } from './datapath-target';
 import { DP_NETNS, PORTS, NEIGHBOURS, VIP, BACKENDS, CLIENT, ROUTER, fixtureState } from './datapath-fixtures';
 import { runModel, type ModelState } from './refmodel';
 
+const u32le = (v: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b; };
 const PACKETS = Number(process.env.XDPLB_FUZZ_PACKETS ?? 100_000);
 const SEED = Number(process.env.XDPLB_FUZZ_SEED ?? 0x5eed1234) >>> 0;
 
@@ -139,27 +141,59 @@ describe(`differential fuzz: bpf/lb.o vs test/refmodel.ts (${PACKETS} packets, s
     const before: Counters = readCounters(target.maps, [], []);
     const started = Date.now();
 
-    for (let i = 0; i < PACKETS; i++) {
-      if (i === PACKETS >> 1) { // second half: fragments pass
-        state.settings.fragPolicy = 1;
-        target.maps.update('settings', Buffer.alloc(4), settingsValue(1, 0, false));
-      }
-      const base = basePacket(r);
-      const frame = mutate(r, base.frame);
-      const ingress = ifindex[base.ingress];
-      const got = target.program.testRun(frame, { ingressIfindex: ingress });
-      const want = runModel(state, frame, ingress);
-      tally.actions[want.action]++;
-      tally.reasons[want.reason]++;
-      tally.bytes += frame.length;
-      if (got.retval !== want.action || !got.data.equals(want.frame)) {
-        if (mismatches.length < 10) {
-          mismatches.push(`#${i} ingress ${base.ingress}: program ${got.retval}, model ${want.action} (reason ${want.reason})\n in  ${frame.toString('hex')}\n got ${got.data.toString('hex')}\n want ${want.frame.toString('hex')}`);
-        } else {
-          mismatches.push('');
+    // Four phases: fragments dropped; fragments passed; flow cache on with every verdict's trace
+    // event checked; flow cache on after backend 2 went inactive (its cached flows must move).
+    const phase = (i: number) => Math.floor((i * 4) / PACKETS);
+    const events: Buffer[] = [];
+    const ring = new RingBuffer(target.map('events'), (rec) => events.push(rec));
+    try {
+      for (let i = 0; i < PACKETS; i++) {
+        if (i > 0 && phase(i) !== phase(i - 1)) enterPhase(phase(i));
+        const base = basePacket(r);
+        const frame = mutate(r, base.frame);
+        const ingress = ifindex[base.ingress];
+        const got = target.program.testRun(frame, { ingressIfindex: ingress });
+        const want = runModel(state, frame, ingress);
+        tally.actions[want.action]++;
+        tally.reasons[want.reason]++;
+        tally.bytes += frame.length;
+        let problem = '';
+        if (got.retval !== want.action || !got.data.equals(want.frame)) problem = 'verdict or frame';
+        if (state.settings.sampleRate === 1) {
+          ring.consume();
+          const e = events.length === 1 ? events[0] : null;
+          const wantEvent = [ingress, frame.length, want.serviceId, want.backendId, want.saddr, want.daddr, want.sport, want.dport, want.proto, want.action, want.reason];
+          const gotEvent = e && [e.readUInt32LE(8), e.readUInt32LE(12), e.readUInt32LE(16), e.readUInt32LE(20), e.readUInt32BE(24), e.readUInt32BE(28), e.readUInt16BE(32), e.readUInt16BE(34), e[36], e[37], e[38]];
+          if (!gotEvent || gotEvent.join() !== wantEvent.join()) problem += ` event ${gotEvent?.join() ?? `x${events.length}`} != ${wantEvent.join()}`;
+          events.length = 0;
+        }
+        if (problem) {
+          mismatches.push(mismatches.length >= 10 ? '' : `#${i} ingress ${base.ingress}: ${problem}; program ${got.retval}, model ${want.action} (reason ${want.reason})\n in  ${frame.toString('hex')}\n got ${got.data.toString('hex')}\n want ${want.frame.toString('hex')}`);
         }
       }
+    } finally {
+      ring.close();
     }
+
+    function enterPhase(n: number): void {
+      state.settings = { fragPolicy: n === 0 ? 0 : 1, sampleRate: n >= 2 ? 1 : 0, flowCache: n >= 2 };
+      target.maps.update('settings', Buffer.alloc(4), settingsValue(state.settings.fragPolicy, state.settings.sampleRate, state.settings.flowCache));
+      if (n === 3) {
+        const b2 = state.backends.get(2)!;
+        b2.flags = 0;
+        target.maps.update('backends', u32le(2), backendValue(b2.ip, b2.port, 0, b2.serviceId));
+      }
+    }
+
+    // The flow cache holds exactly the flows the model remembered.
+    const cached = new Set(target.maps.keys('flows').map((k) => {
+      const v = target.maps.lookup('flows', k)!;
+      return `${k.readUInt32BE(0)}:${k.readUInt32BE(4)}:${k.readUInt16BE(8)}:${k.readUInt16BE(10)}:${k[12]}=${v.readUInt32LE(0)}/${v.readUInt32LE(4)}`;
+    }));
+    const modelled = new Set([...state.flows].map(([k, f]) => `${k}=${f.backendId}/${f.serviceId}`));
+    assert.ok(modelled.size > 100, `only ${modelled.size} flows cached`);
+    assert.deepEqual([...cached].filter((x) => !modelled.has(x)), [], 'flows in the map but not in the model');
+    assert.deepEqual([...modelled].filter((x) => !cached.has(x)), [], 'flows in the model but not in the map');
     console.log(`fuzz: ${PACKETS} packets in ${Date.now() - started} ms; actions ${JSON.stringify(tally.actions.slice(0, 5))}; reasons ${JSON.stringify(tally.reasons.slice(0, 16))}`);
     assert.equal(mismatches.length, 0, `${mismatches.length} mismatches (seed 0x${SEED.toString(16)}):\n${mismatches.filter(Boolean).join('\n')}`);
 
