@@ -17,6 +17,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
+import * as fs from 'node:fs';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { BpfObject, Program, XdpLink, enterNetns, repoRoot } from '../src/bpf';
 import { Dataplane } from '../src/dataplane/dataplane';
@@ -38,8 +39,11 @@ function sh(args: string[], opts: { ns?: string; allowFail?: boolean } = {}): st
   }
 }
 
+const PIN_DIR = '/sys/fs/bpf/xlbt-dv-veth';
+
 function cleanup(): void {
   for (const ns of Object.values(NS)) sh(['ip', 'netns', 'del', ns], { allowFail: true });
+  fs.rmSync(PIN_DIR, { recursive: true, force: true });
 }
 
 function buildLab(): void {
@@ -67,7 +71,7 @@ function buildLab(): void {
   inNs(NS.lb, 'ip', 'neigh', 'replace', BACKEND, 'lladdr', mac(NS.backend, 'xlbt-dv-b0'), 'dev', 'xlbt-dv-l1', 'nud', 'permanent');
 }
 
-// UDP echo on 5301, TCP echo on 8081 (replies "echo:<data>"); exits by itself after 30 s.
+// UDP echo on 5301, TCP echo on 8081 (replies "echo:<data>"); exits by itself after 60 s.
 const ECHO_SERVER = `
 let bound = 0;
 const ready = () => { if (++bound === 2) process.stdout.write('ready\\n'); };
@@ -75,7 +79,7 @@ const s = require('dgram').createSocket('udp4');
 s.on('message', (m, r) => s.send(Buffer.concat([Buffer.from('echo:'), m]), r.port, r.address));
 s.bind(5301, '${BACKEND}', ready);
 require('net').createServer((c) => c.on('data', (d) => c.write(Buffer.concat([Buffer.from('echo:'), d])))).listen(8081, '${BACKEND}', ready);
-setTimeout(() => process.exit(0), 30000).unref();
+setTimeout(() => process.exit(0), 60000).unref();
 `;
 
 // One TCP connection to VIP:8080: prints the peer address the client saw and the echo, bounded to 5 s.
@@ -99,6 +103,20 @@ s.bind(0, '${CLIENT}', () => {
   s.send('ping-0', 5300, '${VIP}'); sent = 1;
 });
 setTimeout(() => done({ timeout: true, sent }), 5000);
+`;
+
+// 400 datagrams, one every 2 ms, each answered by the echo; prints how many came back (5 s bound).
+const STREAM_CLIENT_SCRIPT = `
+const s = require('dgram').createSocket('udp4');
+const seen = new Set();
+let sent = 0;
+const done = () => { process.stdout.write(JSON.stringify({ sent, received: seen.size })); process.exit(0); };
+s.on('message', (m) => { seen.add(m.toString()); if (seen.size === 400) done(); });
+s.bind(0, '${CLIENT}', () => {
+  process.stdout.write('go\\n');
+  const t = setInterval(() => { if (sent === 400) { clearInterval(t); setTimeout(done, 1000); return; } s.send('n' + sent++, 5300, '${VIP}'); }, 2);
+});
+setTimeout(done, 5000);
 `;
 
 describe('XDP balancer on veth, real UDP and TCP through namespaces', () => {
@@ -209,5 +227,36 @@ describe('XDP balancer on veth, real UDP and TCP through namespaces', () => {
     assert.ok(svc.fwdPackets >= 3 && svc.revPackets >= 2, `tcp counted: ${JSON.stringify(svc)}`);
     const flows = dp.mapEntries('flows').entries.map((e) => e.key as { dport: number; proto: number });
     assert.ok(flows.some((k) => k.dport === 8080 && k.proto === 6), 'the TCP flow is cached');
+  });
+
+  test('replaceProgram under a UDP stream: the links switch program, no datagram is lost', async () => {
+    assert.ok(dp, 'the balancer from the UDP test is running');
+    dp.pin(PIN_DIR);
+    const oldProgId = dp.program.info().id;
+    const client = spawn('ip', ['netns', 'exec', NS.client, process.execPath, '-e', STREAM_CLIENT_SCRIPT],
+      { stdio: ['ignore', 'pipe', 'inherit'] });
+    let output = '';
+    const finished = new Promise<void>((resolve) => client.on('exit', () => resolve()));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('stream client did not start in 15 s')), 15_000);
+        client.stdout!.on('data', (d: Buffer) => {
+          output += d.toString();
+          if (output.includes('go\n')) { clearTimeout(timer); resolve(); }
+        });
+      });
+      await new Promise((r) => setTimeout(r, 300)); // mid-stream
+      dp.replaceProgram(path.join(repoRoot(), 'bpf', 'lb.o'));
+      await finished;
+    } finally {
+      if (client.exitCode === null && client.pid) process.kill(client.pid, 'SIGTERM');
+    }
+    const result = JSON.parse(output.slice(output.indexOf('go\n') + 3)) as { sent: number; received: number };
+    const newProgId = dp.program.info().id;
+    assert.notEqual(newProgId, oldProgId);
+    assert.deepEqual(dp.attachments().map((a) => a.progId), [newProgId, newProgId], 'both links run the new program');
+    assert.equal(result.sent, 400);
+    assert.equal(result.received, 400, `${400 - result.received} datagrams lost across the program swap`);
+    dp.unpin();
   });
 });
