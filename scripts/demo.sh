@@ -9,17 +9,18 @@
 #   XDPLB_DEMO_PORT=8720        host port of the dashboard
 #   XDPLB_DEMO_MAX_SECONDS=N    stop by itself after N seconds (0 = wait for Ctrl-C)
 #   XDPLB_DEMO_HTTP_RPS=20 XDPLB_DEMO_UDP_RPS=10   background traffic rates
+#   XDPLB_DEMO_PREFIX=xlb       lab prefix (tests use their own so they never meet a running demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PREFIX=xlb
+PREFIX=${XDPLB_DEMO_PREFIX:-xlb}
 PORT=${XDPLB_DEMO_PORT:-8720}
 MAX_SECONDS=${XDPLB_DEMO_MAX_SECONDS:-0}
 HTTP_RPS=${XDPLB_DEMO_HTTP_RPS:-20}
 UDP_RPS=${XDPLB_DEMO_UDP_RPS:-10}
 # Each traffic run stops by itself after this long; the loop restarts it only while the demo runs.
 TRAFFIC_RUN_SECONDS=600
-RUN_DIR=/run/xdplb-demo
+RUN_DIR=/run/xdplb-demo/$PREFIX
 PIN_DIR=/sys/fs/bpf/$PREFIX-demo
 HTTP_VIP=198.18.100.1
 UDP_VIP=198.18.100.2
@@ -87,7 +88,8 @@ say "lab up: client, lb, switch and 3 backends (prefix $PREFIX, DSR VIPs on the 
 LAB_STARTED=1
 "${LAB[@]}" up --prefix "$PREFIX" --backends 3 --mode dsr --forward-port "$PORT" --api-port 8720 >"$RUN_DIR/lab-up.txt"
 
-cp demo/demo.yaml "$RUN_DIR/demo.yaml"
+# demo.yaml names the lb legs of the default prefix; another prefix gets its own leg names.
+sed "s/\bxlb-lb\([01]\)\b/$PREFIX-lb\1/g" demo/demo.yaml >"$RUN_DIR/demo.yaml"
 say "starting the daemon inside $PREFIX-lb (log: $RUN_DIR/daemon.log)"
 # nsenter (not ip netns exec) keeps the host's bpffs visible. setsid puts the daemon in its own
 # session so a Ctrl-C reaches only this script, which then stops it in order. Both exec (a
@@ -123,7 +125,7 @@ start_http_traffic
 start_udp_traffic
 
 sleep 2
-say "try it: node dist/src/lab/cli.js lab exec client -- curl -s http://$HTTP_VIP/"
+say "try it: node dist/src/lab/cli.js lab exec $([[ $PREFIX != xlb ]] && echo "--prefix $PREFIX ")client -- curl -s http://$HTTP_VIP/"
 echo
 echo "  xdplb demo is running"
 echo "  dashboard:  http://127.0.0.1:$PORT/"

@@ -5,11 +5,15 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
 import { labUp, labDown, labStatus, readLabState, labExecCommand } from '../src/lab/lab';
 import { TEST_LAB_PREFIX as P, labTopology, DEFAULT_DSR_VIPS } from '../src/lab/topology';
-import { execIn, ipIn, listNetns, netnsExists, pidAlive, readSysctlIn, run } from '../src/lab/netns';
+import { execIn, ipIn, listNetns, netnsExists, pidAlive, pidCommandLine, processGone, readSysctlIn, run } from '../src/lab/netns';
 import { runTraffic } from '../src/lab/traffic';
+import { repoRoot } from '../src/lab/paths';
 
 const isRoot = process.getuid?.() === 0;
 const FORWARD_PORT = 18731;
@@ -180,7 +184,7 @@ describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for ne
     const recorded = [...Object.values(state.servers).map((s) => s.pid), state.forward!.pid].sort();
     const result = await labDown(P);
     assert.deepEqual([...result.stoppedPids].sort(), recorded);
-    for (const pid of recorded) assert.equal(pidAlive(pid), false, `pid ${pid} still alive`);
+    for (const pid of recorded) assert.ok(processGone(pid), `pid ${pid} still alive`);
     // The process the lab did not start is reported and left alone.
     assert.ok(dummyPid && pidAlive(dummyPid), 'foreign process was killed');
     assert.deepEqual(result.foreignPids.map((f) => f.pid), [dummyPid]);
@@ -190,5 +194,103 @@ describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for ne
     assert.equal(labStatus(P).up, false);
     const again = await labDown(P);
     assert.deepEqual(again, { removedNamespaces: [], stoppedPids: [], foreignPids: [] });
+  });
+});
+
+/** Why the demo cannot run here (it needs the built daemon, data plane and addon), or false. */
+function whyNoDemo(): string | false {
+  if (!isRoot) return 'needs root for network namespaces and XDP';
+  const missing = ['bpf/lb.o', 'dist/src/cli.js', 'dist/src/lab/cli.js'].filter((f) => !existsSync(path.join(repoRoot(), f)));
+  if (missing.length === 0) return false;
+  const why = `not built: ${missing.join(', ')} (run bash scripts/build.sh)`;
+  if (process.env.CI === 'true') throw new Error(why); // CI builds first: a missing build is a failure
+  return why;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function request(url: string, method = 'GET', body?: unknown): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers: body ? { 'content-type': 'application/json' } : {}, timeout: 5000 }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => { text += d.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error(`timeout ${url}`)));
+    req.end(body ? JSON.stringify(body) : undefined);
+  });
+}
+
+describe('demo (scripts/demo.sh with its own prefix and port)', { skip: whyNoDemo() }, () => {
+  test('serves the dashboard, balances web (NAT, 1:1:2) and dns (DSR), and Ctrl-C removes everything it made', async (t) => {
+    await labDown(P);
+    const port = await freePort();
+    // Own process group (detached), like a terminal's foreground job: SIGINT to the group is Ctrl-C.
+    const demo = spawn('bash', ['scripts/demo.sh'], {
+      cwd: repoRoot(), detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, XDPLB_DEMO_SKIP_BUILD: '1', XDPLB_DEMO_PREFIX: P, XDPLB_DEMO_PORT: String(port), XDPLB_DEMO_MAX_SECONDS: '120' },
+    });
+    let output = '';
+    demo.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
+    demo.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
+    const exited = new Promise<number | null>((resolve) => demo.once('exit', (code) => resolve(code)));
+    t.after(async () => {
+      if (demo.exitCode === null) {
+        try { process.kill(-demo.pid!, 'SIGTERM'); } catch { /* gone */ }
+        await exited;
+      }
+      await labDown(P);
+    });
+
+    const deadline = Date.now() + 90_000;
+    while (!output.includes('demo is running')) {
+      assert.ok(demo.exitCode === null, `demo exited early:\n${output}`);
+      assert.ok(Date.now() < deadline, `demo not running after 90 s:\n${output}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.match(output, new RegExp(`http://127\\.0\\.0\\.1:${port}/`));
+    assert.match(output, /admin \/ xdplb-demo-admin/);
+
+    assert.equal((await request(`http://127.0.0.1:${port}/healthz`)).status, 200);
+    const login = await request(`http://127.0.0.1:${port}/api/v1/login`, 'POST', { username: 'admin', password: 'xdplb-demo-admin' });
+    assert.equal(login.status, 200, login.body);
+    const viewer = await request(`http://127.0.0.1:${port}/api/v1/login`, 'POST', { username: 'viewer', password: 'xdplb-demo-viewer' });
+    assert.equal(viewer.status, 200, viewer.body);
+
+    // Through the VIPs, i.e. through the XDP program: new connection (flow) per request.
+    const web = await runTraffic({ prefix: P, kind: 'http', target: 'http://198.18.100.1/', durationSec: 2, rps: 150 });
+    assert.equal(web.ok, web.sent, JSON.stringify(web));
+    const { be1 = 0, be2 = 0, be3 = 0 } = web.byBackend;
+    assert.ok(be1 > 0 && be2 > 0, JSON.stringify(web.byBackend));
+    assert.ok(be3 > be1 && be3 > be2, `weight 2 backend should get the most: ${JSON.stringify(web.byBackend)}`);
+    const dns = await runTraffic({ prefix: P, kind: 'udp', target: '198.18.100.2:5300', durationSec: 1, rps: 100 });
+    assert.equal(dns.ok, dns.sent, JSON.stringify(dns));
+    assert.ok(Object.keys(dns.byBackend).length >= 2, JSON.stringify(dns.byBackend));
+
+    const state = readLabState(P)!;
+    const labPids = [...Object.values(state.servers).map((s) => s.pid), state.forward!.pid];
+    const lbPids: number[] = spawnSync('ip', ['netns', 'pids', `${P}-lb`], { encoding: 'utf8' }).stdout.split(/\s+/).filter(Boolean).map(Number);
+    assert.ok(lbPids.length >= 2, 'daemon and forwarder in the lb namespace');
+
+    process.kill(-demo.pid!, 'SIGINT');
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 40_000).unref())]);
+    assert.equal(code, 130, output);
+    const commands = new Map(lbPids.map((pid) => [pid, pidCommandLine(pid)]));
+    for (const pid of [...labPids, ...lbPids]) {
+      // The daemon's parent (the demo's bash) is gone: give init a moment to reap it.
+      for (let i = 0; i < 30 && !processGone(pid); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(processGone(pid), `pid ${pid} (${commands.get(pid) ?? 'lab'}) survived the demo`);
+    }
+    assert.deepEqual(listNetns().filter((n) => n.startsWith(`${P}-`) && !DECOYS.includes(n)), []);
+    assert.equal(existsSync(`/sys/fs/bpf/${P}-demo`), false, 'pins left behind');
+    await assert.rejects(request(`http://127.0.0.1:${port}/healthz`));
   });
 });

@@ -15,7 +15,7 @@ import {
 } from './topology';
 import {
   ensureNetns, deleteNetns, ipIn, linkIn, linksIn, listNetns, netnsExists, netnsPids, sysctlIn, setOffload,
-  pidAlive, pidCommandLine, type LinkInfo,
+  processGone, pidCommandLine, type LinkInfo,
 } from './netns';
 import { nodeScriptCommand, repoRoot, stateDir } from './paths';
 import { startHostForward } from './host-forward';
@@ -70,7 +70,7 @@ function writeLabState(state: LabState): void {
  * line must name our script and carry every flag/value pair of the marker.
  */
 function isOurProcess(recorded: RecordedProcess | undefined, marker: string[]): boolean {
-  if (!recorded || !pidAlive(recorded.pid) || isZombie(recorded.pid)) return false;
+  if (!recorded || processGone(recorded.pid)) return false;
   const words = pidCommandLine(recorded.pid).split(' ');
   if (!words.some((w) => w.includes(marker[0]))) return false;
   for (let i = 1; i + 1 < marker.length; i += 2) {
@@ -92,18 +92,11 @@ function forwardMarker(prefix: string): string[] {
 async function stopProcess(pid: number): Promise<void> {
   try { process.kill(pid, 'SIGTERM'); } catch { return; }
   for (let i = 0; i < 40; i++) {
-    if (!pidAlive(pid) || isZombie(pid)) return;
+    if (processGone(pid)) return;
     await sleep(50);
   }
   try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-}
-
-function isZombie(pid: number): boolean {
-  try {
-    return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
+  for (let i = 0; i < 20 && !processGone(pid); i++) await sleep(50);
 }
 
 function sleep(ms: number): Promise<void> {

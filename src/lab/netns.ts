@@ -129,13 +129,16 @@ export type Offload = 'gro' | 'tx-checksum';
  */
 export function setOffload(netns: string, ifname: string, offload: Offload, on: boolean): void {
   const tool = offloadTool();
+  const viaIoctl = () => execIn(netns, ['python3', '-c', ETHTOOL_IOCTL_PY, ifname, offload === 'gro' ? '0x2c' : '0x17', on ? '1' : '0']);
   if (tool === 'ethtool') {
-    execIn(netns, ['ethtool', '-K', ifname, offload === 'gro' ? 'gro' : 'tx', on ? 'on' : 'off']);
-  } else if (tool === 'python3') {
-    execIn(netns, ['python3', '-c', ETHTOOL_IOCTL_PY, ifname, offload === 'gro' ? '0x2c' : '0x17', on ? '1' : '0']);
-  } else {
-    throw new Error(`cannot set ${offload} on ${ifname}: ethtool is not installed (run bash scripts/setup.sh)`);
+    const result = execIn(netns, ['ethtool', '-K', ifname, offload === 'gro' ? 'gro' : 'tx', on ? 'on' : 'off'], { allowFail: true });
+    if (result.status === 0) return;
+    // Some ethtool versions exit non-zero when nothing needed changing; the ioctl is the judge.
+    if (run('python3', ['-c', 'import fcntl, ctypes'], { allowFail: true }).status === 0) return void viaIoctl();
+    throw new Error(`ethtool -K ${ifname} in ${netns} failed (exit ${result.status}): ${result.stderr.trim()}`);
   }
+  if (tool === 'python3') return void viaIoctl();
+  throw new Error(`cannot set ${offload} on ${ifname}: ethtool is not installed (run bash scripts/setup.sh)`);
 }
 
 /** Whether a process exists (signal 0). */
@@ -145,6 +148,16 @@ export function pidAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Whether a process has exited: gone, or a zombie its parent has not reaped yet. */
+export function processGone(pid: number): boolean {
+  if (!pidAlive(pid)) return true;
+  try {
+    return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
   }
 }
 
