@@ -1,5 +1,6 @@
-/* jhash.h: Bob Jenkins' lookup3 hash as in the kernel's jhash2(), for fixed 3- and 4-word keys.
- * Mirrored bit for bit by src/dataplane/jhash.ts (a test compares both on the real program). */
+/* jhash.h: Bob Jenkins' lookup3 hash as in the kernel's jhash2(), for fixed 3- and 4-word keys
+ * (the flow hash uses 3 words). Mirrored bit for bit by src/dataplane/jhash.ts: a unit test
+ * compares both on random words, a data-path test on the Maglev slots the program picks. */
 #ifndef XDPLB_JHASH_H
 #define XDPLB_JHASH_H
 

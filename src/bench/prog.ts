@@ -163,6 +163,8 @@ export function runProgBench(opts: ProgBenchOptions = {}): ProgBenchResult {
         throw new Error(`bench prog: case "${s.name}" (${s.backends ?? '-'} backends) returned ${ACTION_NAMES[got] ?? got}, expected ${ACTION_NAMES[s.action]}`);
       }
     }
+    // A warm-up pass (not counted) faults in the maps' pages and the JIT image.
+    for (const s of slots) s.program.testRunMany(s.frame, Math.min(calls, 10_000), { ingressIfindex: ifindex, pinCpu: cpu });
     // Runs interleave the cases so that drift (frequency, other load) spreads over all of them.
     for (let r = 0; r < runs; r++) {
       for (const s of slots) {
