@@ -79,7 +79,7 @@ export function registerControlCommand(bench: Command): void {
     .option('--json', 'print the result as JSON')
     .option('--changes <n>', 'API changes to time', positiveInt('--changes'), 1000)
     .option('--reps <n>', 'observability repetitions (off/on interleaved)', positiveInt('--reps'), 5)
-    .option('--packets <n>', 'packets per observability repetition', positiveInt('--packets'), 2_000_000)
+    .option('--packets <n>', 'packets per observability repetition', positiveInt('--packets'), 10_000_000)
     .action(async (o: { json?: boolean; changes: number; reps: number; packets: number }) => {
       requireRoot();
       const r = await runControlBench({ changes: o.changes, observeReps: o.reps, packets: o.packets, onProgress: stderrProgress() });
@@ -101,7 +101,7 @@ export function registerAllCommand(bench: Command): void {
       requireRoot();
       const { results, jsonPath, reportPath } = await runAllBenchmarks({
         forward: { reps: o.reps, packets: o.packets }, http: { seconds: o.seconds },
-        control: { changes: o.changes, observeReps: o.reps, packets: o.packets }, skip: o.skip,
+        control: { changes: o.changes, observeReps: o.reps }, skip: o.skip,
         command: `xdplb bench all ${process.argv.slice(4).join(' ')}`.trim(),
       });
       if (o.json) { print(true, results, ''); return; }

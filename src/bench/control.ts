@@ -39,6 +39,7 @@ export interface ControlOptions {
   changeSeconds?: number;
   maglevReps?: number;
   observeReps?: number;
+  /** Packets per observability repetition (default 10 M: a few seconds, so the 1 Hz reader reads). */
   packets?: number;
   seconds?: number;
   onProgress?: (message: string) => void;
@@ -281,7 +282,7 @@ export async function runControlBench(options: ControlOptions = {}): Promise<Con
     maglev = measureMaglev(options.maglevReps ?? 5);
   } catch (err) { failures.push({ part: 'maglev', error: (err as Error).message }); }
   try {
-    observability = await measureObservability(options.observeReps ?? 5, options.packets ?? 2_000_000, options.seconds ?? 10, progress);
+    observability = await measureObservability(options.observeReps ?? 5, options.packets ?? 10_000_000, options.seconds ?? 10, progress);
   } catch (err) { failures.push({ part: 'observability', error: (err as Error).message }); }
   await sleep(0);
   return {

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { barChartSvg, type Bar } from './svg';
 import { formatControl, formatForward, formatHttp } from './format';
 import type { BenchResults } from './results';
+import { formatProgBench, type ProgBenchResult } from './prog';
 
 interface ChartFile { file: string; svg: string; alt: string }
 
@@ -76,7 +77,7 @@ export function reportMarkdown(r: BenchResults, charts: ChartFile[]): string {
     'Method: see docs/benchmarks.md. All traffic is between network namespaces over veth pairs.',
     '',
   ];
-  if (r.prog) out.push('## Program (BPF_PROG_TEST_RUN)', '', '```', JSON.stringify(r.prog, null, 2).slice(0, 4000), '```', '');
+  if (r.prog) out.push('## Program (BPF_PROG_TEST_RUN)', '', '```', formatProgBench(r.prog as ProgBenchResult), '```', '');
   if (r.forward) {
     out.push('## Forwarding', '', chart('forward-mpps.svg'), chart('forward-cpu.svg'), '```', formatForward(r.forward), '```', '', `Method: ${r.forward.method}`, '');
   }

@@ -10,6 +10,7 @@ import type { MachineDescription } from './machine';
 import type { ForwardReport } from './forward';
 import type { HttpReport } from './http';
 import type { ControlReport } from './control';
+import type { ProgBenchResult } from './prog';
 
 /** One `xdplb bench all` run (or a single verb saved the same way). */
 export interface BenchResults {
@@ -18,7 +19,7 @@ export interface BenchResults {
   finishedAt: string;
   command: string;
   machine: MachineDescription;
-  prog: unknown | null;
+  prog: ProgBenchResult | null;
   forward: ForwardReport | null;
   http: HttpReport | null;
   control: ControlReport | null;
