@@ -62,24 +62,31 @@ export const mountPrograms: MountPage = (container, ctx) => {
     previous = new Map(progs.programs.map((p) => [p.id, { runCount: p.runCount, at: now }]));
     renderSummary(summary, progs.programs.filter((p) => p.xdplb), ifaces.interfaces, rates, statsEnabled);
     const sorted = [...progs.programs].sort((a, b) => Number(b.xdplb) - Number(a.xdplb) || a.id - b.id);
-    replaceChildren(listBox, table(['ID', 'Type', 'Name', 'Tag', 'Loaded at', { text: 'JIT', num: true }, { text: 'Xlated', num: true },
+    replaceChildren(listBox, table(['ID', 'Type', 'Name', { text: 'Tag', cls: 'wide-only' }, { text: 'Loaded at', cls: 'wide-only' }, { text: 'JIT', num: true }, { text: 'Xlated', num: true },
       'Map IDs', { text: 'Runs', num: true }, { text: 'Runs/s', num: true }, { text: 'Avg/run', num: true }, 'Attached'],
     sorted.map((p) => h('tr', { class: p.xdplb ? 'xdplb' : '', 'data-prog-id': p.id },
       h('td', { class: 'num' }, String(p.id)),
       h('td', null, p.typeName),
       h('td', { class: 'mono' }, p.name || '—', p.xdplb ? [' ', badge('xdplb', 'info')] : null),
-      h('td', { class: 'mono' }, p.tag),
-      h('td', null, formatDateTime(p.loadTime)),
+      h('td', { class: 'mono wide-only' }, p.tag),
+      h('td', { class: 'wide-only' }, formatDateTime(p.loadTime)),
       h('td', { class: 'num' }, formatBytes(p.jitedSize)),
       h('td', { class: 'num' }, formatBytes(p.xlatedSize)),
       h('td', { class: 'mono wrap' }, p.mapIds.length ? p.mapIds.join(', ') : '—'),
       h('td', { class: 'num' }, statsEnabled || p.runCount ? formatCount(p.runCount) : '—'),
       h('td', { class: 'num' }, statsEnabled || p.runCount ? rateText(rates.get(p.id) ?? null) : '—'),
       h('td', { class: 'num' }, formatNs(p.avgNs)),
-      h('td', null, p.attach ? `${p.attach.ifname} (${p.attach.mode})` : '')))));
+      h('td', { class: 'wrap' }, attachedText(p, ifaces.interfaces))))));
   };
   return poll(load, POLL_MS, error);
 };
+
+/** Every interface the program is attached to (the API's `attach` names only one). */
+function attachedText(p: ProgramView, ifaces: InterfaceView[]): string {
+  const mine = ifaces.filter((i) => i.progId === p.id).map((i) => `${i.ifname} (${i.mode})`);
+  if (mine.length) return mine.join(', ');
+  return p.attach ? `${p.attach.ifname} (${p.attach.mode})` : '';
+}
 
 function rateText(rate: number | null): string {
   return rate === null ? '—' : `${formatSi(rate)}/s`;
@@ -99,7 +106,8 @@ function renderSummary(box: HTMLElement, mine: ProgramView[], ifaces: InterfaceV
       card('Program', `${p.name} #${p.id}`, `${p.typeName} · tag ${p.tag}`),
       card('Attached to', where, `loaded ${formatDateTime(p.loadTime)}`),
       card('Runs', statsEnabled ? formatCount(p.runCount) : '—', statsEnabled ? `${rateText(rates.get(p.id) ?? null)}` : 'statistics off'),
-      card('Avg per run', formatNs(p.avgNs), statsEnabled ? 'run time / run count' : 'enable run-time statistics'),
+      card('Avg per run', formatNs(p.avgNs), statsEnabled ? 'run time / run count'
+        : p.avgNs === null ? 'enable run-time statistics' : 'from when statistics were last on'),
       card('Size', `${formatBytes(p.jitedSize)} JIT`, `${formatBytes(p.xlatedSize)} xlated · ${p.mapIds.length} maps`),
     ];
   })));
