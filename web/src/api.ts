@@ -3,7 +3,6 @@
 import type { User } from './api-types';
 
 const TOKEN_KEY = 'xdplb.token';
-const USER_KEY = 'xdplb.user';
 
 /** An API error: HTTP status plus the catalogue code and message from the body. */
 export class ApiError extends Error {
@@ -18,13 +17,8 @@ let onUnauthenticated: (() => void) | null = null;
 export function setUnauthenticatedHandler(handler: () => void): void { onUnauthenticated = handler; }
 
 export function getToken(): string | null { return sessionStorage.getItem(TOKEN_KEY); }
-export function getStoredUser(): User | null {
-  const raw = sessionStorage.getItem(USER_KEY);
-  try { return raw ? (JSON.parse(raw) as User) : null; } catch { return null; }
-}
 export function clearSession(): void {
   sessionStorage.removeItem(TOKEN_KEY);
-  sessionStorage.removeItem(USER_KEY);
 }
 
 /**
@@ -60,7 +54,6 @@ export const get = <T>(path: string) => request<T>('GET', path);
 export async function login(username: string, password: string): Promise<User> {
   const res = await request<{ token: string; user: User }>('POST', '/login', { username, password });
   sessionStorage.setItem(TOKEN_KEY, res.token);
-  sessionStorage.setItem(USER_KEY, JSON.stringify(res.user));
   return res.user;
 }
 

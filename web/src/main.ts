@@ -1,7 +1,7 @@
 // The dashboard shell: login, header (who you are, live status), navigation, and a tiny
 // router on location.hash that mounts one page at a time.
 import './style.css';
-import { clearSession, describeError, get, getStoredUser, getToken, logout, setUnauthenticatedHandler } from './api';
+import { clearSession, describeError, get, getToken, logout, setUnauthenticatedHandler } from './api';
 import type { User } from './api-types';
 import { h, replaceChildren } from './dom';
 import type { MountPage, Unmount } from './page';
@@ -68,8 +68,11 @@ async function showShell(user: User): Promise<void> {
   const offStatus = store.on('status', renderStatus);
   renderStatus();
 
+  let mountedPath: string | null = null;
   const route = () => {
     const r = currentRoute();
+    if (r.path === mountedPath) return; // e.g. the hashchange that follows the login redirect
+    mountedPath = r.path;
     unmountPage?.();
     replaceChildren(content);
     for (const link of navLinks) {
@@ -100,7 +103,7 @@ async function boot(): Promise<void> {
   if (!token) return showLogin();
   try {
     const user = await get<User>('/whoami');
-    await showShell(user ?? getStoredUser());
+    await showShell(user);
   } catch {
     clearSession();
     showLogin();
