@@ -61,11 +61,12 @@ export function registerHttpCommand(bench: Command): void {
   bench.command('http')
     .description('wrk through the VIP to 3 backends: xdplb nat/dsr, nftables DNAT, HAProxy, direct; keep-alive and new connections')
     .option('--json', 'print the result as JSON')
-    .option('--seconds <s>', 'duration per case and connection mode', positiveNumber('--seconds'), 5)
+    .option('--reps <n>', 'repetitions per case (round-robin)', positiveInt('--reps'), 3)
+    .option('--seconds <s>', 'duration per case, connection mode and repetition', positiveNumber('--seconds'), 5)
     .option('--connections <n>', 'wrk connections', positiveInt('--connections'), 32)
     .option('--threads <n>', 'wrk threads', positiveInt('--threads'), 2)
     .option('--only <cases>', 'comma-separated cases: xdplb-nat,xdplb-dsr,nftables,haproxy,direct', list)
-    .action(async (o: { json?: boolean; seconds: number; connections: number; threads: number; only?: string[] }) => {
+    .action(async (o: { json?: boolean; reps: number; seconds: number; connections: number; threads: number; only?: string[] }) => {
       requireRoot();
       const r = await runHttpBench({ ...o, onProgress: stderrProgress() });
       print(o.json, r, formatHttp(r));
@@ -94,13 +95,14 @@ export function registerAllCommand(bench: Command): void {
     .option('--json', 'print the whole result as JSON')
     .option('--reps <n>', 'forward and observability repetitions', positiveInt('--reps'), 5)
     .option('--packets <n>', 'packets per forwarding repetition', positiveInt('--packets'), 2_000_000)
-    .option('--seconds <s>', 'HTTP duration per case and connection mode', positiveNumber('--seconds'), 5)
+    .option('--seconds <s>', 'HTTP duration per case, connection mode and repetition', positiveNumber('--seconds'), 5)
+    .option('--http-reps <n>', 'HTTP repetitions per case', positiveInt('--http-reps'), 3)
     .option('--changes <n>', 'API changes to time', positiveInt('--changes'), 1000)
     .option('--skip <parts>', 'comma-separated parts to skip: prog,forward,http,control', list)
-    .action(async (o: { json?: boolean; reps: number; packets: number; seconds: number; changes: number; skip?: string[] }) => {
+    .action(async (o: { json?: boolean; reps: number; httpReps: number; packets: number; seconds: number; changes: number; skip?: string[] }) => {
       requireRoot();
       const { results, jsonPath, reportPath } = await runAllBenchmarks({
-        forward: { reps: o.reps, packets: o.packets }, http: { seconds: o.seconds },
+        forward: { reps: o.reps, packets: o.packets }, http: { seconds: o.seconds, reps: o.httpReps },
         control: { changes: o.changes, observeReps: o.reps }, skip: o.skip,
         command: `xdplb bench all ${process.argv.slice(4).join(' ')}`.trim(),
       });

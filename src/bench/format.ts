@@ -40,12 +40,12 @@ export function formatForward(r: ForwardReport): string {
 /** The HTTP report as text. */
 export function formatHttp(r: HttpReport): string {
   const rows = r.results.map((c) => [
-    c.label, c.connection, fmt(c.requestsPerSecond, 0), fmt(c.latencyUs.p50 / 1000, 2), fmt(c.latencyUs.p99 / 1000, 2),
+    c.label, c.connection, `${fmt(c.requestsPerSecond, 0)} [${fmt(c.requestsPerSecondRange.min, 0)}-${fmt(c.requestsPerSecondRange.max, 0)}]`, fmt(c.latencyUs.p50 / 1000, 2), fmt(c.latencyUs.p99 / 1000, 2),
     fmt(c.latencyUs.p999 / 1000, 2), fmt(c.lbCpuUsPerRequest, 1), String(c.errors + c.non2xx),
   ]);
   const out = [
-    `http: wrk ${r.threads} threads, ${r.connections} connections, ${r.seconds} s per case, ${r.backends} backends`,
-    table(['case', 'conn', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'lb CPU us/req', 'errors'], rows),
+    `http: wrk ${r.threads} threads, ${r.connections} connections, ${r.reps} reps x ${r.seconds} s per case, ${r.backends} backends (medians)`,
+    table(['case', 'conn', 'req/s [min-max]', 'p50 ms', 'p99 ms', 'p99.9 ms', 'lb CPU us/req', 'errors'], rows),
     '',
     table(['target', 'ratio', 'goal', ''], r.targets.map((t) => [t.description, fmt(t.ratio), `>= ${t.goal}`, verdict(t.met)])),
   ];

@@ -1,7 +1,8 @@
 /**
  * `xdplb bench http`: wrk from the client host through the VIP to three backends, per load
- * balancer, with keep-alive and with a new connection per request. Bounded: every case runs
- * `seconds` (default 5) per connection mode.
+ * balancer, with keep-alive and with a new connection per request; `reps` repetitions (default
+ * 3) round-robin over the cases, medians reported. Bounded: every wrk run lasts `seconds`
+ * (default 5).
  */
 import { readFileSync } from 'node:fs';
 import { setUpHttpTopology, tearDownHttpTopology, httpLbNapiPids, type HttpTopology } from './http-topology';
@@ -10,7 +11,7 @@ import { addNftDnat, removeNftDnat } from './nft';
 import { runWrk } from './wrk';
 import { run, tryRun } from './exec';
 import { tasksCpuNs } from './netns';
-import { ratio } from './stats';
+import { ratio, summarize } from './stats';
 import { xdplbHttpCase } from './xdplb-cases';
 
 export type ConnectionMode = 'keepalive' | 'close';
@@ -25,10 +26,8 @@ export interface HttpLbCase {
   url(topology: HttpTopology): string;
 }
 
-export interface HttpCaseResult {
-  name: string;
-  label: string;
-  connection: ConnectionMode;
+/** One wrk run. */
+export interface HttpRep {
   requests: number;
   seconds: number;
   requestsPerSecond: number;
@@ -41,10 +40,20 @@ export interface HttpCaseResult {
   lbCpuUtilisation: number;
 }
 
+/** A case and connection mode over its repetitions: medians (range of req/s), sums of counts. */
+export interface HttpCaseResult extends HttpRep {
+  name: string;
+  label: string;
+  connection: ConnectionMode;
+  requestsPerSecondRange: { min: number; max: number };
+  reps: HttpRep[];
+}
+
 export interface HttpTarget { description: string; ratio: number | null; goal: number; met: boolean | null }
 
 export interface HttpReport {
   kind: 'http';
+  reps: number;
   seconds: number;
   connections: number;
   threads: number;
@@ -56,6 +65,8 @@ export interface HttpReport {
 }
 
 export interface HttpOptions {
+  /** Repetitions of every case, round-robin (default 3). */
+  reps?: number;
   seconds?: number;
   connections?: number;
   threads?: number;
@@ -116,7 +127,8 @@ export function httpCases(): HttpLbCase[] {
   return [xdplbHttpCase('nat'), xdplbHttpCase('dsr'), nftablesCase, haproxyCase, directCase];
 }
 
-export const HTTP_METHOD = 'wrk in the client namespace, fixed duration per case and connection mode; origin servers are '
+export const HTTP_METHOD = 'wrk in the client namespace, fixed duration per case and connection mode, repetitions round-robin '
+  + '(median req/s and median of each latency percentile); origin servers are '
   + 'HAProxy instances answering 200 from memory; lb CPU = CPU time of the lb namespace\'s threaded-NAPI kthreads '
   + '(where its packet processing runs) plus its user-space load balancer process (HAProxy), divided by requests.';
 
@@ -127,49 +139,79 @@ export const HTTP_METHOD = 'wrk in the client namespace, fixed duration per case
  */
 export async function runHttpBench(options: HttpOptions = {}): Promise<HttpReport> {
   const seconds = options.seconds ?? 5;
+  const reps = options.reps ?? 3;
   const connections = options.connections ?? 32;
   const threads = options.threads ?? 2;
   const progress = options.onProgress ?? (() => {});
   const cases = httpCases().filter((c) => !options.only || options.only.includes(c.name));
-  const results: HttpCaseResult[] = [];
+  if (!Number.isInteger(reps) || reps < 1 || reps > 20) throw new Error(`http: reps=${reps} must be an integer in 1..20`);
+  if (!(seconds > 0 && seconds <= 120)) throw new Error(`http: seconds=${seconds} must be in (0, 120]`);
+  const repsOf: Record<string, HttpRep[]> = {};
+  for (const c of cases) for (const m of ['keepalive', 'close']) repsOf[`${c.name}/${m}`] = [];
   const failures: Array<{ name: string; error: string }> = [];
   const origins: HaproxyInstance[] = [];
   tearDownHttpTopology();
   try {
     const topology = setUpHttpTopology();
     for (const b of topology.backends) origins.push(await startHaproxy(b.netns, originConfig(topology.port), topology.port));
-    for (const c of cases) {
-      let pids: number[] = [];
-      try {
-        progress(`http: ${c.name}`);
-        pids = await c.setUp(topology);
-        for (const connection of ['keepalive', 'close'] as ConnectionMode[]) {
-          progress(`http: ${c.name} ${connection} (${seconds} s)`);
-          const cpuBefore = lbCpuNs(topology, pids);
-          const started = process.hrtime.bigint();
-          const r = runWrk({ netns: topology.client.netns, url: c.url(topology), seconds, connections, threads, closeEach: connection === 'close' });
-          const wallNs = Number(process.hrtime.bigint() - started);
-          const cpuNs = lbCpuNs(topology, pids) - cpuBefore;
-          results.push({
-            name: c.name, label: c.label, connection, requests: r.requests, seconds: r.seconds,
-            requestsPerSecond: r.requestsPerSecond, latencyUs: r.latencyUs, errors: r.errors, non2xx: r.non2xx,
-            lbCpuUsPerRequest: r.requests > 0 ? cpuNs / 1000 / r.requests : null,
-            lbCpuUtilisation: cpuNs / wallNs,
-          });
+    const broken = new Set<string>();
+    for (let rep = 1; rep <= reps; rep++) {
+      for (const c of cases) {
+        if (broken.has(c.name)) continue;
+        let pids: number[] = [];
+        try {
+          progress(`http: rep ${rep}/${reps} ${c.name}`);
+          pids = await c.setUp(topology);
+          for (const connection of ['keepalive', 'close'] as ConnectionMode[]) {
+            progress(`http: rep ${rep}/${reps} ${c.name} ${connection} (${seconds} s)`);
+            const cpuBefore = lbCpuNs(topology, pids);
+            const started = process.hrtime.bigint();
+            const r = runWrk({ netns: topology.client.netns, url: c.url(topology), seconds, connections, threads, closeEach: connection === 'close' });
+            const wallNs = Number(process.hrtime.bigint() - started);
+            const cpuNs = lbCpuNs(topology, pids) - cpuBefore;
+            if (r.requests === 0) throw new Error(`no request answered (${connection}, ${r.errors} socket errors)`);
+            repsOf[`${c.name}/${connection}`].push({
+              requests: r.requests, seconds: r.seconds, requestsPerSecond: r.requestsPerSecond, latencyUs: r.latencyUs,
+              errors: r.errors, non2xx: r.non2xx, lbCpuUsPerRequest: cpuNs / 1000 / r.requests, lbCpuUtilisation: cpuNs / wallNs,
+            });
+          }
+        } catch (err) {
+          failures.push({ name: c.name, error: `rep ${rep}: ${(err as Error).message}` });
+          broken.add(c.name);
+        } finally {
+          await c.tearDown(topology).catch((err: Error) => failures.push({ name: `${c.name} teardown`, error: err.message }));
         }
-      } catch (err) {
-        failures.push({ name: c.name, error: (err as Error).message });
-      } finally {
-        await c.tearDown(topology).catch((err: Error) => failures.push({ name: `${c.name} teardown`, error: err.message }));
       }
     }
   } finally {
     for (const o of origins) await stopHaproxy(o).catch(() => {});
     tearDownHttpTopology();
   }
+  const results: HttpCaseResult[] = [];
+  for (const c of cases) {
+    for (const connection of ['keepalive', 'close'] as ConnectionMode[]) {
+      const rs = repsOf[`${c.name}/${connection}`];
+      if (rs.length) results.push(combineReps(c, connection, rs));
+    }
+  }
   return {
-    kind: 'http', seconds, connections, threads, backends: 3, results, failures,
+    kind: 'http', reps, seconds, connections, threads, backends: 3, results, failures,
     targets: httpTargets(results), method: HTTP_METHOD,
+  };
+}
+
+function combineReps(c: HttpLbCase, connection: ConnectionMode, rs: HttpRep[]): HttpCaseResult {
+  const med = (f: (r: HttpRep) => number) => summarize(rs.map(f)).median;
+  const rps = summarize(rs.map((r) => r.requestsPerSecond));
+  const cpu = rs.map((r) => r.lbCpuUsPerRequest).filter((v): v is number => v !== null);
+  return {
+    name: c.name, label: c.label, connection, reps: rs,
+    requests: rs.reduce((a, r) => a + r.requests, 0), seconds: rs.reduce((a, r) => a + r.seconds, 0),
+    requestsPerSecond: rps.median, requestsPerSecondRange: { min: rps.min, max: rps.max },
+    latencyUs: { p50: med((r) => r.latencyUs.p50), p99: med((r) => r.latencyUs.p99), p999: med((r) => r.latencyUs.p999), max: Math.max(...rs.map((r) => r.latencyUs.max)) },
+    errors: rs.reduce((a, r) => a + r.errors, 0), non2xx: rs.reduce((a, r) => a + r.non2xx, 0),
+    lbCpuUsPerRequest: cpu.length ? summarize(cpu).median : null,
+    lbCpuUtilisation: med((r) => r.lbCpuUtilisation),
   };
 }
 
