@@ -13,7 +13,7 @@ import { labUp, labDown, labStatus, readLabState, labExecCommand } from '../src/
 import { TEST_LAB_PREFIX as P, labTopology, DEFAULT_DSR_VIPS } from '../src/lab/topology';
 import { execIn, ipIn, listNetns, netnsExists, pidAlive, pidCommandLine, processGone, readSysctlIn, run } from '../src/lab/netns';
 import { runTraffic } from '../src/lab/traffic';
-import { repoRoot } from '../src/lab/paths';
+import { nodeScriptCommand, repoRoot } from '../src/lab/paths';
 
 const isRoot = process.getuid?.() === 0;
 const FORWARD_PORT = 18731;
@@ -159,6 +159,25 @@ describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for ne
     const r = spawnSync(argv[0], argv.slice(1));
     assert.equal(r.status, 7);
     assert.throws(() => labExecCommand('be9', ['true'], P), /no lab host "be9"/);
+  });
+
+  test('the CLI: status --json, exec passes the exit code, bad input is refused', () => {
+    const cli = (...args: string[]) => {
+      const argv = [...nodeScriptCommand('cli'), 'lab', ...args];
+      return spawnSync(argv[0], argv.slice(1), { cwd: repoRoot(), encoding: 'utf8' });
+    };
+    const status = cli('status', '--prefix', P, '--json');
+    assert.equal(status.status, 0, status.stderr);
+    const parsed = JSON.parse(status.stdout) as { up: boolean; mode: string; hosts: Array<{ host: string }> };
+    assert.equal(parsed.up, true);
+    assert.equal(parsed.mode, 'dsr');
+    assert.deepEqual(parsed.hosts.map((h) => h.host), ['client', 'lb', 'sw', 'be1', 'be2']);
+    const exec = cli('exec', '--prefix', P, 'client', '--', 'sh', '-c', 'ip -br addr show dev xlbt-lab-c0; exit 5');
+    assert.equal(exec.status, 5);
+    assert.match(exec.stdout, /198\.18\.0\.2\/24/);
+    const bad = cli('up', '--prefix', P, '--backends', '0');
+    assert.equal(bad.status, 1, 'standalone entry: commander exits 1 on a usage error');
+    assert.match(bad.stderr, /--backends must be an integer in 1\.\.50/);
   });
 
   test('the host forwarder reaches a server listening on 127.0.0.1 inside the lb namespace', async () => {

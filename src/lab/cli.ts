@@ -3,7 +3,7 @@
  * program by src/cli/program.ts; also runnable alone (`node dist/src/lab/cli.js lab up`), which
  * the demo uses so it does not depend on the rest of the CLI.
  */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { labUp, labDown, labStatus, labExec, formatLabStatus, daemonCommand } from './lab';
 import { DEFAULT_LAB_PREFIX, DEFAULT_API_PORT, MAX_BACKENDS } from './topology';
 import { runTraffic, startTraffic } from './traffic';
@@ -11,7 +11,7 @@ import { runTraffic, startTraffic } from './traffic';
 function intOption(name: string, min: number, max: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer in ${min}..${max}, got ${JSON.stringify(value)}`);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer in ${min}..${max}, got ${JSON.stringify(value)}`);
     return n;
   };
 }
@@ -19,7 +19,7 @@ function intOption(name: string, min: number, max: number) {
 function positive(name: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got ${JSON.stringify(value)}`);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number, got ${JSON.stringify(value)}`);
     return n;
   };
 }
