@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startDevServer, DEFAULT_DEV_USERS } from './browser/dev-server';
-import { checkBenchResults, chromiumPath, runBrowserSuite } from './browser/suite';
+import { checkBenchResults, checkStreamReconnect, chromiumPath, runBrowserSuite } from './browser/suite';
 import { repoRoot } from './browser/repo-root';
 import { startDaemonLab, whyLabNotRunnable } from './browser/daemon-lab';
 import { kernelBackend } from './browser/kernel-check';
@@ -83,6 +83,15 @@ describe('dashboard against the synthetic dev server', { skip: skipReason }, () 
     try {
       const sections = await checkBenchResults(server.url, devCreds.admin, { label: 'dev' });
       assert.deepEqual(sections, ['results', 'failures', 'targets']);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('the live stream reconnects by itself after the server drops it', { timeout: 60_000 }, async () => {
+    const server = await startDevServer();
+    try {
+      await checkStreamReconnect(server.url, devCreds.viewer, () => server.dropStreams());
     } finally {
       await server.close();
     }

@@ -25,7 +25,12 @@ export interface DevServerOptions {
   users?: Record<string, DevUser>;    // default: admin/admin-pass, viewer/viewer-pass
   bench?: unknown;                    // what /bench/latest returns (default null)
 }
-export interface DevServer { url: string; close(): Promise<void> }
+export interface DevServer {
+  url: string;
+  /** Drops every live stream connection (what a daemon restart looks like to the browser). */
+  dropStreams(): void;
+  close(): Promise<void>;
+}
 
 export const DEFAULT_DEV_USERS: Record<string, DevUser> = {
   admin: { password: 'admin-pass', role: 'admin' },
@@ -433,6 +438,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
     url: `http://127.0.0.1:${port}`,
+    dropStreams: () => { for (const ws of sockets) ws.terminate(); },
     close: async () => {
       clearInterval(statsTimer);
       clearInterval(eventTimer);

@@ -410,3 +410,30 @@ export async function checkBenchResults(baseUrl: string, creds: Credentials, opt
     await browser.close();
   }
 }
+
+/**
+ * Logs in, waits for the live stream, calls `drop` (which must cut the stream server-side) and
+ * checks that the header shows the loss and that the dashboard reconnects by itself and keeps
+ * receiving samples, without a reload and without console errors.
+ * @throws AssertionError / Error (playwright timeout) when it does not recover.
+ */
+export async function checkStreamReconnect(baseUrl: string, creds: Credentials, drop: () => void, opts: Pick<BrowserSuiteOptions, 'chromiumPath'> = {}): Promise<void> {
+  const base = baseUrl.replace(/\/+$/, '');
+  const browser = await chromium.launch({ executablePath: chromiumPath(opts.chromiumPath), args: CHROMIUM_ARGS });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const errors: string[] = [];
+    page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
+    page.on('pageerror', (err) => errors.push(err.message));
+    await login(page, base, creds);
+    await page.waitForSelector('.live[data-status=live]', { timeout: WAIT_MS });
+    await waitForChange(page, '[data-testid=stats-at]');
+    drop();
+    await page.waitForSelector('.live[data-status=down]', { timeout: WAIT_MS });
+    await page.waitForSelector('.live[data-status=live]', { timeout: WAIT_MS });
+    await waitForChange(page, '[data-testid=stats-at]');
+    assert.deepEqual(errors, [], 'no console errors across the reconnect');
+  } finally {
+    await browser.close();
+  }
+}
