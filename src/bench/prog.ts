@@ -165,15 +165,24 @@ export function runProgBench(opts: ProgBenchOptions = {}): ProgBenchResult {
     }
     // A warm-up pass (not counted) faults in the maps' pages and the JIT image.
     for (const s of slots) s.program.testRunMany(s.frame, Math.min(calls, 10_000), { ingressIfindex: ifindex, pinCpu: cpu });
-    // Runs interleave the cases so that drift (frequency, other load) spreads over all of them.
+    // Each run interleaves the cases in CHUNKS slices so that drift (frequency, other load on a
+    // shared machine) reaches every case alike; a run's figure is the median of all its calls.
+    const CHUNKS = 10;
     for (let r = 0; r < runs; r++) {
-      for (const s of slots) {
-        const res = s.program.testRunMany(s.frame, calls, { ingressIfindex: ifindex, pinCpu: cpu });
-        if ((res.retvals[s.action] ?? 0) !== calls) {
-          throw new Error(`bench prog: case "${s.name}" returned ${JSON.stringify(res.retvals)} over ${calls} calls, expected all ${ACTION_NAMES[s.action]}`);
-        }
-        s.perRun.push(median(res.durationsNs));
+      const durations = slots.map(() => new Float64Array(calls));
+      for (let chunk = 0; chunk < CHUNKS; chunk++) {
+        const from = Math.floor((calls * chunk) / CHUNKS);
+        const count = Math.floor((calls * (chunk + 1)) / CHUNKS) - from;
+        if (count === 0) continue;
+        slots.forEach((s, i) => {
+          const res = s.program.testRunMany(s.frame, count, { ingressIfindex: ifindex, pinCpu: cpu });
+          if ((res.retvals[s.action] ?? 0) !== count) {
+            throw new Error(`bench prog: case "${s.name}" returned ${JSON.stringify(res.retvals)} over ${count} calls, expected all ${ACTION_NAMES[s.action]}`);
+          }
+          durations[i].set(res.durationsNs, from);
+        });
       }
+      slots.forEach((s, i) => s.perRun.push(median(durations[i])));
     }
 
     const toCase = (s: Slot, emptyMedian: number): ProgBenchCase => {
