@@ -194,6 +194,18 @@ describe('xdplb daemon (kernel, netns)', { skip: skipReason ?? false, concurrenc
     assert.equal(hup.reason, 'SIGHUP');
     assert.deepEqual(kernelServices().map((s) => s.port), [80]);
 
+    // interfaces follow the file too: detach when removed, attach again when back
+    mark = d.logs.length;
+    writeConfig({ ...baseConfig, interfaces: [] });
+    await nextLog(d, mark, (l) => l.msg === 'config reloaded');
+    assert.equal(attachedProgId(), null, 'detached from an interface no longer configured');
+    assert.equal(fs.existsSync(path.join(PIN_DIR, 'links', NS_IF)), false);
+    mark = d.logs.length;
+    writeConfig(baseConfig);
+    await nextLog(d, mark, (l) => l.msg === 'config reloaded');
+    assert.equal(attachedProgId(), progId, 'attached again, same program');
+    assert.deepEqual((await api.interfaces()).map((i) => i.ifname), [NS_IF]);
+
     // our own writes do not loop back as reloads
     mark = d.logs.length;
     await api.patchSettings({ sampleRate: 7 });

@@ -154,6 +154,13 @@ describe('xdplb CLI', () => {
     assert.deepEqual(JSON.parse(settings.stdout), { fragPolicy: 'pass', sampleRate: 100, flowCache: false });
     assert.equal(driver.applied!.settings.sampleRate, 100);
 
+    const checked = await xdplb(['service', 'add', 'api', '--vip', '198.18.100.3', '--port', '443', '--backend', '198.18.1.21:8443',
+      '--check', 'http', '--check-path', '/ready', '--check-port', '9000', '--check-status', '200-204', '--rise', '3', '--json']);
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.deepEqual((JSON.parse(checked.stdout) as ServiceView).healthCheck,
+      { type: 'http', path: '/ready', port: 9000, expectStatus: [200, 204], intervalMs: 1000, timeoutMs: 500, rise: 3, fall: 2 });
+    assert.equal((await xdplb(['service', 'del', 'api'])).code, 0);
+
     const deleted = await xdplb(['service', 'del', 'dns']);
     assert.equal(deleted.code, 0);
     assert.deepEqual(controller.listServices().map((s) => s.name), ['web']);
