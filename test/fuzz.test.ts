@@ -1,7 +1,8 @@
 /**
  * Differential fuzzing: >= 100,000 random and mutated frames through the real XDP program
  * (BPF_PROG_TEST_RUN in namespace xlbt-dp) and through the reference model (test/refmodel.ts);
- * every verdict, reason count and output frame must match. Reproducible: the seed is printed and
+ * every verdict, reason count and output frame must match, and every frame sent on (TX/REDIRECT)
+ * whose input had valid checksums must have valid checksums, recomputed from scratch. Reproducible: the seed is printed and
  * can be set with XDPLB_FUZZ_SEED; XDPLB_FUZZ_PACKETS changes the count.
  * The flow cache is modelled in the second half (far fewer flows than the LRU holds, so it never
  * evicts) and its final contents are compared; the trace event of every packet is compared there too.
@@ -10,7 +11,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { enterNetns, RingBuffer } from '../src/bpf';
 import {
-  buildFrame, buildIpv4, buildArpRequest, buildIpv6Udp, u32ToIp, ipToU32, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP,
+  buildFrame, buildIpv4, buildArpRequest, checksumProblems, buildIpv6Udp, u32ToIp, ipToU32, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP,
 } from '../src/dataplane/packet';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
 import { installState, readCounters, settingsValue, backendValue, type Counters } from './datapath-harness';
@@ -143,6 +144,7 @@ describe(`differential fuzz: bpf/lb.o vs test/refmodel.ts (${PACKETS} packets, s
 
     // Four phases: fragments dropped; fragments passed; flow cache on with every verdict's trace
     // event checked; flow cache on after backend 2 went inactive (its cached flows must move).
+    let checkedSums = 0;
     const phase = (i: number) => Math.floor((i * 4) / PACKETS);
     const events: Buffer[] = [];
     const ring = new RingBuffer(target.map('events'), (rec) => events.push(rec));
@@ -159,6 +161,12 @@ describe(`differential fuzz: bpf/lb.o vs test/refmodel.ts (${PACKETS} packets, s
         tally.bytes += frame.length;
         let problem = '';
         if (got.retval !== want.action || !got.data.equals(want.frame)) problem = 'verdict or frame';
+        // Independently of the model: what leaves with valid checksums in came in with them.
+        if ((got.retval === 3 || got.retval === 4) && checksumProblems(frame).length === 0) {
+          const bad = checksumProblems(got.data);
+          if (bad.length) problem += ` checksums: ${bad.join('; ')}`;
+          checkedSums++;
+        }
         if (state.settings.sampleRate === 1) {
           ring.consume();
           const e = events.length === 1 ? events[0] : null;
@@ -194,7 +202,8 @@ describe(`differential fuzz: bpf/lb.o vs test/refmodel.ts (${PACKETS} packets, s
     assert.ok(modelled.size > 100, `only ${modelled.size} flows cached`);
     assert.deepEqual([...cached].filter((x) => !modelled.has(x)), [], 'flows in the map but not in the model');
     assert.deepEqual([...modelled].filter((x) => !cached.has(x)), [], 'flows in the model but not in the map');
-    console.log(`fuzz: ${PACKETS} packets in ${Date.now() - started} ms; actions ${JSON.stringify(tally.actions.slice(0, 5))}; reasons ${JSON.stringify(tally.reasons.slice(0, 16))}`);
+    console.log(`fuzz: ${PACKETS} packets in ${Date.now() - started} ms; ${checkedSums} sent frames re-checksummed; actions ${JSON.stringify(tally.actions.slice(0, 5))}; reasons ${JSON.stringify(tally.reasons.slice(0, 16))}`);
+    assert.ok(checkedSums > PACKETS / 50, `only ${checkedSums} sent frames had their checksums recomputed`);
     assert.equal(mismatches.length, 0, `${mismatches.length} mismatches (seed 0x${SEED.toString(16)}):\n${mismatches.filter(Boolean).join('\n')}`);
 
     // The program's own counters saw the same verdicts.
