@@ -105,6 +105,9 @@ describe('xdplb CLI', () => {
     assertFails(await xdplb(['service', 'add', 'api', '--vip', '198.18.100.2', '--port', 'eighty']), 2, /^xdplb: usage: .*--port must be an integer/);
     assertFails(await xdplb(['backend', 'add', 'web', '198.18.1.12']), 2, /^xdplb: usage: .*ADDRESS:PORT/);
     assertFails(await xdplb(['stats', '--api', 'ftp://x']), 2, /^xdplb: XDPLB_ERR_USAGE: .*http/);
+    assertFails(await xdplb(['stats', '--watch', '--interval', '0']), 2, /^xdplb: usage: .*--interval must be in 1\.\.3600/);
+    // verbs registered by other modules get the same treatment
+    assertFails(await xdplb(['lab', 'up', '--backends', 'many']), 2, /^xdplb: usage: .*--backends/);
     assert.equal(snapshotState(), before);
   });
 

@@ -7,13 +7,38 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { registerServiceCommands, registerBackendCommands } from './services';
 import { registerObserveCommands } from './observe';
 import { registerDaemonCommand } from './daemon';
 import { repoRoot } from '../daemon/paths';
 import { registerLabCommands } from '../lab/cli';
 import { registerBenchCommands } from '../bench/cli';
+
+type Parser = (value: string, previous: unknown) => unknown;
+
+/**
+ * Makes every value parser of the tree report bad input as a usage error (exit 2, one line):
+ * commander only treats InvalidArgumentError so, and verbs registered by other modules may
+ * throw a plain Error.
+ */
+function usageErrorsFromParsers(cmd: Command): void {
+  const wrap = (holder: { parseArg?: unknown }): void => {
+    const parse = holder.parseArg as Parser | undefined;
+    if (!parse) return;
+    holder.parseArg = (value: string, previous: unknown) => {
+      try {
+        return parse(value, previous);
+      } catch (err) {
+        if (err instanceof InvalidArgumentError || !(err instanceof Error)) throw err;
+        throw new InvalidArgumentError(err.message);
+      }
+    };
+  };
+  for (const option of cmd.options) wrap(option as { parseArg?: unknown });
+  for (const argument of cmd.registeredArguments) wrap(argument as { parseArg?: unknown });
+  for (const sub of cmd.commands) usageErrorsFromParsers(sub);
+}
 
 export function buildProgram(): Command {
   const version = (JSON.parse(fs.readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string }).version;
@@ -33,6 +58,7 @@ export function buildProgram(): Command {
   // The lab and bench verbs live with their owners.
   registerLabCommands(program);
   registerBenchCommands(program);
+  usageErrorsFromParsers(program);
   return program;
 }
 
