@@ -1,7 +1,7 @@
 /**
  * Browser end-to-end tests of the dashboard (test/browser/suite.ts) driving Debian's Chromium.
  *
- * - 'dashboard against the real daemon': the lab (xlbt-br namespaces), the xdplb daemon with XDP
+ * - 'dashboard against the real daemon': the lab (xlbt-ui namespaces), the xdplb daemon with XDP
  *   attached in the lb namespace and HTTP load from the client to the VIP; the dashboard shows the
  *   kernel's counters, programs, maps and sampled events, and an admin's drain in the UI reaches
  *   the API (and the kernel's maps: see afterDrain).

@@ -1,5 +1,5 @@
 /**
- * The real thing for the browser suite: the lab (src/lab, prefix xlbt-br: a client, the lb and
+ * The real thing for the browser suite: the lab (src/lab, prefix xlbt-ui: a client, the lb and
  * two backends in network namespaces), the xdplb daemon inside the lb namespace with XDP on the
  * lb's client leg, a host forward from 127.0.0.1 to its API, and a bounded HTTP load from the
  * client to the VIP so that the kernel has packets to count and sample.
@@ -17,7 +17,7 @@ import { spawnDaemon, type SpawnedDaemon } from '../../src/daemon/spawn';
 import { repoRoot } from './repo-root';
 import type { BrowserSuiteCreds } from './suite';
 
-export const LAB_PREFIX = 'xlbt-br';
+export const LAB_PREFIX = 'xlbt-ui';
 export const PIN_DIR = `/sys/fs/bpf/${LAB_PREFIX}`;
 export const VIP = '198.18.100.1';
 const API_PORT_IN_LB = 8720;
@@ -26,8 +26,8 @@ const LOAD_MAX_REQUESTS = 4000;
 const LOAD_MAX_SECONDS = 240;
 
 export const LAB_CREDS: BrowserSuiteCreds = {
-  admin: { username: 'br-admin', password: 'br-admin-secret-1' },
-  viewer: { username: 'br-viewer', password: 'br-viewer-secret-1' },
+  admin: { username: 'ui-admin', password: 'ui-admin-secret-1' },
+  viewer: { username: 'ui-viewer', password: 'ui-viewer-secret-1' },
 };
 
 /** Why the lab cannot run here, or null. */
