@@ -94,3 +94,12 @@ test('ARP and IPv6 frames carry their EtherTypes', () => {
   assert.equal(parseFrame(buildIpv6Udp(1, 2)).etherType, ETH_P_IPV6);
   assert.throws(() => parseFrame(Buffer.alloc(10)), /too short/);
 });
+
+test('a TCP/UDP segment shorter than its header is reported, not crashed on', () => {
+  const f = buildFrame({ ip: { src: '198.18.0.1', dst: '198.18.1.1', proto: IPPROTO_TCP, totalLength: 30 }, tcp: { sport: 1, dport: 2 } });
+  assert.match(checksumProblems(f).join(), /shorter than its header/);
+  assert.throws(() => l4Checksum(1, 2, IPPROTO_UDP, Buffer.alloc(4)), /shorter than its 8-byte header/);
+  const quoted = buildIpv4({ ip: { src: '198.18.1.1', dst: '198.18.0.1', proto: IPPROTO_TCP, totalLength: 30 }, tcp: { sport: 1, dport: 2 } });
+  const icmp = buildFrame({ ip: { src: '198.18.9.9', dst: '198.18.1.1', proto: IPPROTO_ICMP }, icmp: { type: 3, code: 4, payload: quoted } });
+  assert.deepEqual(checksumProblems(icmp), []);
+});

@@ -57,8 +57,13 @@ function pseudoHeaderSum(src: number, dst: number, proto: number, length: number
   return (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff) + proto + length;
 }
 
-/** TCP/UDP checksum of `segment` (its checksum field zeroed or not: it is excluded). */
+/**
+ * TCP/UDP checksum of `segment` (its checksum field zeroed or not: it is excluded).
+ * @throws Error when the segment is shorter than its header (20 bytes TCP, 8 UDP).
+ */
 export function l4Checksum(src: number, dst: number, proto: number, segment: Buffer): number {
+  const header = proto === IPPROTO_TCP ? 20 : 8;
+  if (segment.length < header) throw new Error(`l4Checksum: ${segment.length}-byte segment is shorter than its ${header}-byte header`);
   const copy = Buffer.from(segment);
   const off = proto === IPPROTO_TCP ? 16 : 6;
   copy.writeUInt16BE(0, off);
@@ -351,7 +356,9 @@ export function checksumProblems(frame: Buffer): string[] {
   if (parsed.tcp || parsed.udp) {
     const proto = parsed.tcp ? IPPROTO_TCP : IPPROTO_UDP;
     const got = (parsed.tcp ?? parsed.udp)!.checksum;
-    if (!(proto === IPPROTO_UDP && got === 0) && !l4ChecksumValid(src, dst, proto, l4)) {
+    if (l4.length < (proto === IPPROTO_TCP ? 20 : 8)) {
+      problems.push(`${proto === IPPROTO_TCP ? 'TCP' : 'UDP'} segment of ${l4.length} bytes (per total length) is shorter than its header`);
+    } else if (!(proto === IPPROTO_UDP && got === 0) && !l4ChecksumValid(src, dst, proto, l4)) {
       const want = l4Checksum(src, dst, proto, l4);
       problems.push(`${proto === IPPROTO_TCP ? 'TCP' : 'UDP'} checksum 0x${got.toString(16)}, expected 0x${want.toString(16)}`);
     }
@@ -367,7 +374,8 @@ export function checksumProblems(frame: Buffer): string[] {
       const qStart = q.ipv4.offset + q.ipv4.ihl * 4;
       const qEnd = q.ipv4.offset + q.ipv4.totalLength;
       const isL4 = q.ipv4.proto === IPPROTO_TCP || q.ipv4.proto === IPPROTO_UDP;
-      if (isL4 && q.ports && qEnd <= end && q.ports.checksum >= 0 && !(q.ipv4.proto === IPPROTO_UDP && q.ports.checksum === 0)) {
+      const qHeaderLen = q.ipv4.proto === IPPROTO_TCP ? 20 : 8;
+      if (isL4 && q.ports && qEnd <= end && qEnd - qStart >= qHeaderLen && q.ports.checksum >= 0 && !(q.ipv4.proto === IPPROTO_UDP && q.ports.checksum === 0)) {
         const qSrc = ipToU32(q.ipv4.src);
         const qDst = ipToU32(q.ipv4.dst);
         const segment = frame.subarray(qStart, qEnd);
