@@ -5,7 +5,11 @@
 import type { Command } from 'commander';
 import { runForwardBench, type ForwardReport } from './forward';
 import { runHttpBench } from './http';
-import { runControlBench } from './control';
+import { rmSync } from 'node:fs';
+import { runControlBench, CONTROL_PIN_DIR, OBSERVE_PIN_DIR } from './control';
+import { killChildrenNow } from './exec';
+import { tearDownForwardTopology } from './forward-topology';
+import { tearDownHttpTopology } from './http-topology';
 import { runAllBenchmarks, stderrProgress } from './all';
 import { formatControl, formatForward, formatHttp } from './format';
 
@@ -29,10 +33,26 @@ function list(value: string): string[] {
   return value.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
-function requireRoot(): void {
+/**
+ * Checks for root and arranges that Ctrl-C / SIGTERM still cleans up (finally blocks do not run
+ * when a signal ends the process): children killed by pid, the benchmarks' namespaces (with
+ * their veths, programs and nftables tables) and pins removed by name.
+ * @throws Error when not root.
+ */
+function prepareRun(): void {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     throw new Error('xdplb bench needs root (network namespaces, XDP, nftables)');
   }
+  const onSignal = (signal: NodeJS.Signals) => {
+    process.stderr.write(`\n${signal}: cleaning up the benchmark namespaces\n`);
+    killChildrenNow();
+    try { tearDownForwardTopology(); } catch { /* best effort */ }
+    try { tearDownHttpTopology(); } catch { /* best effort */ }
+    for (const dir of [CONTROL_PIN_DIR, OBSERVE_PIN_DIR]) rmSync(dir, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
 }
 
 function print(json: boolean | undefined, value: unknown, text: string): void {
@@ -50,7 +70,7 @@ export function registerForwardCommand(bench: Command): void {
     .option('--flows <n>', 'distinct flows', positiveInt('--flows'), 16384)
     .option('--only <cases>', 'comma-separated cases: xdplb-nat,xdplb-dsr,xdp-fwd,kernel,nftables,iptables', list)
     .action(async (o: { json?: boolean; reps: number; packets: number; seconds: number; flows: number; only?: string[] }) => {
-      requireRoot();
+      prepareRun();
       const r: ForwardReport = await runForwardBench({ ...o, onProgress: stderrProgress() });
       print(o.json, r, formatForward(r));
     });
@@ -67,7 +87,7 @@ export function registerHttpCommand(bench: Command): void {
     .option('--threads <n>', 'wrk threads', positiveInt('--threads'), 2)
     .option('--only <cases>', 'comma-separated cases: xdplb-nat,xdplb-dsr,nftables,haproxy,direct', list)
     .action(async (o: { json?: boolean; reps: number; seconds: number; connections: number; threads: number; only?: string[] }) => {
-      requireRoot();
+      prepareRun();
       const r = await runHttpBench({ ...o, onProgress: stderrProgress() });
       print(o.json, r, formatHttp(r));
     });
@@ -82,7 +102,7 @@ export function registerControlCommand(bench: Command): void {
     .option('--reps <n>', 'observability repetitions (off/on interleaved)', positiveInt('--reps'), 5)
     .option('--packets <n>', 'packets per observability repetition', positiveInt('--packets'), 10_000_000)
     .action(async (o: { json?: boolean; changes: number; reps: number; packets: number }) => {
-      requireRoot();
+      prepareRun();
       const r = await runControlBench({ changes: o.changes, observeReps: o.reps, packets: o.packets, onProgress: stderrProgress() });
       print(o.json, r, formatControl(r));
     });
@@ -100,7 +120,7 @@ export function registerAllCommand(bench: Command): void {
     .option('--changes <n>', 'API changes to time', positiveInt('--changes'), 1000)
     .option('--skip <parts>', 'comma-separated parts to skip: prog,forward,http,control', list)
     .action(async (o: { json?: boolean; reps: number; httpReps: number; packets: number; seconds: number; changes: number; skip?: string[] }) => {
-      requireRoot();
+      prepareRun();
       const { results, jsonPath, reportPath } = await runAllBenchmarks({
         forward: { reps: o.reps, packets: o.packets }, http: { seconds: o.seconds, reps: o.httpReps },
         control: { changes: o.changes, observeReps: o.reps }, skip: o.skip,

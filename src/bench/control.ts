@@ -23,7 +23,7 @@ import { setUpForwardTopology, tearDownForwardTopology, type ForwardTopology } f
 import { measureForwardRep, type ForwardRep } from './forward';
 import { benchState, BENCH_TABLE_SIZE } from './xdplb-cases';
 import { percentile, ratio, summarize, type Summary } from './stats';
-import { sleep, stopProcess } from './exec';
+import { sleep, stopProcess, trackChild } from './exec';
 import { BENCH_PREFIX } from './netns';
 import { observerCommand } from './observer';
 
@@ -106,6 +106,7 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
   }));
   rmSync(CONTROL_PIN_DIR, { recursive: true, force: true });
   const daemon = spawnDaemon({ configPath: join(dir, 'config.yaml'), pinDir: CONTROL_PIN_DIR, detachOnExit: true });
+  trackChild(daemon.child);
   const opened: BpfMap[] = [];
   try {
     const url = await daemon.ready(20_000);
@@ -171,6 +172,7 @@ interface Observer { child: ReturnType<typeof spawn>; result: Promise<{ statsRea
 async function startObserver(pinDir: string, seconds: number): Promise<Observer> {
   const [cmd, ...args] = observerCommand(pinDir, seconds);
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  trackChild(child);
   let out = '';
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (c: string) => { err += c; });
@@ -188,7 +190,12 @@ async function startObserver(pinDir: string, seconds: number): Promise<Observer>
       resolve(line ? JSON.parse(line) as { statsReads: number; events: number } : { statsReads: 0, events: 0 });
     });
   });
-  await ready;
+  try {
+    await ready;
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
   return { child, result };
 }
 

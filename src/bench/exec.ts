@@ -49,11 +49,29 @@ export function tryRun(command: string, args: string[], options: RunOptions = {}
 export function startProcess(command: string, args: string[], netns?: string): ChildProcess {
   const [file, argv] = netns ? ['ip', ['netns', 'exec', netns, command, ...args]] : [command, args];
   const child = spawn(file, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+  trackChild(child);
   child.stderr?.setEncoding('utf8');
   let stderr = '';
   child.stderr?.on('data', (chunk: string) => { if (stderr.length < 4096) stderr += chunk; });
   (child as ChildProcess & { stderrText: () => string }).stderrText = () => stderr;
   return child;
+}
+
+/** Children started by the benchmarks and still running: killed by pid on an interrupt. */
+const liveChildren = new Set<ChildProcess>();
+
+/** Remembers a child until it exits (killChildrenNow can then stop it). */
+export function trackChild(child: ChildProcess): void {
+  liveChildren.add(child);
+  child.once('exit', () => liveChildren.delete(child));
+}
+
+/** SIGKILLs, by pid, every child the benchmarks started that is still running (interrupt path). */
+export function killChildrenNow(): void {
+  for (const child of liveChildren) {
+    try { child.kill('SIGKILL'); } catch { /* gone */ }
+  }
+  liveChildren.clear();
 }
 
 /** The first 4 KiB a process started by startProcess() wrote to stderr. */
