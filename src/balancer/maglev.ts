@@ -105,8 +105,9 @@ export function buildMaglevTable(backends: MaglevBackend[], size: number): Uint3
   const position = new Uint32Array(n); // slot of each backend's next permutation entry
   const skip = new Uint32Array(n);
   const weight = new Float64Array(n);
-  const credit = new Float64Array(n);
+  const probes = new Float64Array(n);
   const claimed = new Float64Array(n);
+  const round = new Float64Array(n); // round of each backend's next turn
   let maxWeight = 0;
   for (let i = 0; i < n; i++) {
     position[i] = murmur3(order[i].key, OFFSET_SEED) % size;
@@ -114,36 +115,52 @@ export function buildMaglevTable(backends: MaglevBackend[], size: number): Uint3
     weight[i] = order[i].weight;
     if (weight[i] > maxWeight) maxWeight = weight[i];
   }
+  // Backend i's k-th turn falls in round ceil(k * maxWeight / weight): the round where its
+  // accumulated weight reaches k * maxWeight. Rounds are visited in order, skipping those in
+  // which no backend has a turn (light backends left alone would otherwise spin through them);
+  // within a round, turns go in index (key) order.
+  const due = (i: number) => Math.ceil(((probes[i] + 1) * maxWeight) / weight[i]);
+  const active = new Int32Array(n);
+  let activeCount = 0;
+  let current = Infinity;
+  for (let i = 0; i < n; i++) {
+    if (quota[i] === 0) continue;
+    active[activeCount++] = i;
+    round[i] = due(i);
+    if (round[i] < current) current = round[i];
+  }
 
   const table = new Uint32Array(size);
   const taken = new Uint8Array(size);
-  const original = Uint32Array.from(order, (b) => b.index);
-  const active = Int32Array.from(order, (_, i) => i);
-  let activeCount = n;
   let filled = 0;
   while (filled < size) {
     let stillActive = 0;
+    let nextRound = Infinity;
     for (let k = 0; k < activeCount; k++) {
       const i = active[k];
-      credit[i] += weight[i];
-      if (credit[i] >= maxWeight) {
-        credit[i] -= maxWeight;
+      if (round[i] === current) {
         // A turn consumes one permutation entry even when that slot is taken: a backend's
         // claims then happen at fixed "times", so a freed slot does not shift all of its later
         // claims (which is what makes classic Maglev's changes cascade).
         const slot = position[i];
         const next = slot + skip[i];
         position[i] = next >= size ? next - size : next;
+        probes[i]++;
         if (taken[slot] === 0) {
           taken[slot] = 1;
-          table[slot] = original[i];
+          table[slot] = order[i].index;
           filled++;
           claimed[i]++;
         }
+        round[i] = due(i);
       }
-      if (claimed[i] < quota[i]) active[stillActive++] = i;
+      if (claimed[i] < quota[i]) {
+        active[stillActive++] = i;
+        if (round[i] < nextRound) nextRound = round[i];
+      }
     }
     activeCount = stillActive;
+    current = nextRound;
   }
   return table;
 }
