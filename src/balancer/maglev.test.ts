@@ -117,6 +117,7 @@ describe('buildMaglevTable', () => {
     assert.throws(() => buildMaglevTable(pool(3), 1), /not a prime/);
     assert.throws(() => buildMaglevTable(pool(10), 7), /size 7 is smaller than the 10 weighted backends/);
     assert.throws(() => buildMaglevTable([{ key: 'a', weight: 1.5 }], 7), /weight 1.5 is not an integer/);
+    assert.throws(() => buildMaglevTable([{ key: 'a', weight: 2_000_000 }], 7), /weight 2000000 is not an integer in 0..1000000/);
     assert.throws(() => buildMaglevTable([{ key: 'a', weight: -1 }], 7), /weight -1/);
     assert.throws(() => buildMaglevTable([{ key: 'a', weight: 1 }, { key: 'a', weight: 2 }], 7), /duplicate backend key "a"/);
   });

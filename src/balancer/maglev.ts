@@ -24,6 +24,9 @@ export interface MaglevBackend {
   weight: number;
 }
 
+/** Largest weight: keeps the turn arithmetic (turns x weight) exact in doubles. */
+export const MAX_WEIGHT = 1_000_000;
+
 const OFFSET_SEED = 0x9747b28c;
 const SKIP_SEED = 0x5bd1e995;
 
@@ -80,14 +83,14 @@ export function murmur3(text: string, seed: number): number {
  * Returns an EMPTY table when no backend has a weight > 0 (the caller treats the service
  * as having no usable backend).
  * @throws Error when size is not a prime, is smaller than the number of weighted backends,
- *   when a weight is not an integer >= 0, or when two backends share a key.
+ *   when a weight is not an integer in 0..MAX_WEIGHT, or when two backends share a key.
  */
 export function buildMaglevTable(backends: MaglevBackend[], size: number): Uint32Array {
   if (!isPrime(size)) throw new Error(`maglev: table size ${size} is not a prime number`);
   const seen = new Set<string>();
   for (const b of backends) {
-    if (!Number.isInteger(b.weight) || b.weight < 0) {
-      throw new Error(`maglev: backend "${b.key}" weight ${b.weight} is not an integer >= 0`);
+    if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > MAX_WEIGHT) {
+      throw new Error(`maglev: backend "${b.key}" weight ${b.weight} is not an integer in 0..${MAX_WEIGHT}`);
     }
     if (seen.has(b.key)) throw new Error(`maglev: duplicate backend key "${b.key}"`);
     seen.add(b.key);

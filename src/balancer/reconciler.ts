@@ -15,7 +15,7 @@
  * Ids: services 1..maxServices-1 and backends 1..maxBackends-1, allocated round-robin so a
  * freed id is reused as late as possible (flow caches may still name it).
  */
-import { buildMaglevTable, isPrime } from './maglev';
+import { buildMaglevTable, isPrime, MAX_WEIGHT } from './maglev';
 import type { DataplaneBackend, DataplaneService, DataplaneState } from '../dataplane/types';
 import {
   LB, LbBackendCodec, LbReverseCodec, LbReverseKeyCodec, LbServiceCodec, LbServiceKeyCodec,
@@ -250,7 +250,9 @@ export class Reconciler {
         const bwhere = `${where} backend ${bkey}`;
         try { ipv4ToBytes(b.address); } catch { fail(`${where}: backend address "${b.address}" is not IPv4`); }
         if (!Number.isInteger(b.port) || b.port < 0 || b.port > 65535) fail(`${bwhere}: port is not 0..65535`);
-        if (!Number.isInteger(b.weight) || b.weight < 0) fail(`${bwhere}: weight ${b.weight} is not an integer >= 0`);
+        if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > MAX_WEIGHT) {
+          fail(`${bwhere}: weight ${b.weight} is not an integer in 0..${MAX_WEIGHT}`);
+        }
         if (seen.has(bkey)) fail(`${bwhere}: listed twice`);
         seen.add(bkey);
         if (inTable(b)) weighted++;
