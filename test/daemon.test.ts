@@ -226,6 +226,7 @@ describe('xdplb daemon (kernel, netns)', { skip: skipReason ?? false, concurrenc
     assert.equal(adopted.progId, progId);
     assert.ok(!d.logs.some((l) => l.msg === 'loaded and pinned a fresh data plane'));
     assert.ok(!d.logs.some((l) => String(l.msg).startsWith('replaced the pinned program')), 'same build: not replaced');
+    assert.equal(d.logs.find((l) => l.msg === 'initial state applied')?.writes, 0, 'the adopted maps already held the state');
     assert.equal((await api.interfaces())[0].progId, progId);
     assert.equal((await api.getSettings()).sampleRate, 7);
     assert.deepEqual(kernelServices().map((s) => s.port), [80]);
@@ -277,6 +278,7 @@ describe('xdplb daemon (kernel, netns)', { skip: skipReason ?? false, concurrenc
     assert.equal(d.logs.find((l) => l.msg === 'adopted the pinned data plane')?.progId, progId);
     const seeded = d.logs.find((l) => l.msg === 'backends the pinned data plane had down stay down until their checks rise');
     assert.deepEqual(seeded?.backends, ['chk|127.0.0.1:1'], 'the down verdict is read back from the maps');
+    assert.equal(d.logs.find((l) => l.msg === 'initial state applied')?.writes, 0, 'after kill -9: nothing rewritten, not even the down backend');
     assert.equal((await api.getService('chk')).backends[0].health, 'down');
     await api.deleteService('chk');
     assert.deepEqual((await api.listServices()).map((s) => s.name), ['web']);

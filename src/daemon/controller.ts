@@ -111,7 +111,9 @@ export class DaemonController implements Controller {
   async start(): Promise<void> {
     await this.queue.run(async () => {
       this.health.sync(this.desired.toConfig().services, this.seedHealth);
-      await this.applyOrThrow(this.desired);
+      const { writes } = await this.applyOrThrow(this.desired);
+      // 0 after adopting a data plane that already held this state: a hitless restart.
+      this.logger.info({ writes, services: this.desired.services.length }, 'initial state applied');
     });
     this.health.start();
     this.sampler.start();
@@ -263,9 +265,10 @@ export class DaemonController implements Controller {
   /** Reconciles `next`, persists it (if asked), and makes it current; rolls back on failure. */
   private async commit(next: DesiredState, persist: boolean): Promise<void> {
     const previous = this.desired;
+    let writes = 0;
     this.health.sync(next.toConfig().services);
     try {
-      await this.applyOrThrow(next);
+      writes = (await this.applyOrThrow(next)).writes;
       if (persist && this.persist) this.persist(next.toConfig());
     } catch (err) {
       this.health.sync(previous.toConfig().services);
@@ -277,13 +280,13 @@ export class DaemonController implements Controller {
       throw err;
     }
     this.desired = next;
-    this.logger.info({ services: next.services.length }, 'desired state applied');
+    this.logger.info({ services: next.services.length, writes }, 'desired state applied');
     this.broadcast({ type: 'state', data: { services: this.listServices() } });
   }
 
-  private async applyOrThrow(state: DesiredState): Promise<void> {
+  private async applyOrThrow(state: DesiredState): Promise<{ writes: number }> {
     try {
-      await this.driver.applyState(buildDataplaneState(state.config, (s, b) => this.health.health(s, b)));
+      return await this.driver.applyState(buildDataplaneState(state.config, (s, b) => this.health.health(s, b)));
     } catch (err) {
       if (err instanceof XdplbError) throw err;
       const message = (err as Error).message ?? String(err);

@@ -14,8 +14,11 @@ export interface ServicePlacement {
 }
 
 export interface DataplaneDriver {
-  /** Makes the kernel maps match `state` (the reconciler). @throws when the kernel refuses. */
-  applyState(state: DataplaneState): void | Promise<void>;
+  /**
+   * Makes the kernel maps match `state` (the reconciler); resolves how many map writes it took
+   * (0 = the maps already matched). @throws when the kernel refuses.
+   */
+  applyState(state: DataplaneState): { writes: number } | Promise<{ writes: number }>;
   /** Where a service and these backends of it are in the maps; null when it is not there (yet). */
   placement(service: string, backends: Array<{ address: string; port: number }>): ServicePlacement | null;
   readStats(): StatsSnapshot;

@@ -164,7 +164,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
 
   let runStats: { close(): void } | null = null;
   const driver: DataplaneDriver = {
-    applyState: (state: DataplaneState) => { dataplane.applyState(state); },
+    applyState: (state: DataplaneState) => ({ writes: dataplane.applyState(state).writes }),
     placement: (service: string, backends: Array<{ address: string; port: number }>): ServicePlacement | null => {
       const id = dataplane.serviceId(service);
       if (id === null) return null;

@@ -22,14 +22,16 @@ export class MemoryDriver implements DataplaneDriver {
   private readonly eventListeners = new Set<(e: TraceEvent) => void>();
   statsEnabled = false;
 
-  applyState(state: DataplaneState): void {
+  applyState(state: DataplaneState): { writes: number } {
     if (this.refuseNext) {
       const reason = this.refuseNext;
       this.refuseNext = null;
       throw new Error(reason);
     }
+    const same = JSON.stringify(this.applied) === JSON.stringify(state);
     this.applied = structuredClone(state);
     this.applyCount++;
+    return { writes: same ? 0 : 1 };
   }
 
   placement(service: string): ServicePlacement | null {
