@@ -253,6 +253,15 @@ export function fixtures(): Fixture[] {
     F.push({ name: 'reverse NAT with TTL 1 passes (ttl)', ingress: 'b', input: tcpFrame('198.18.1.10', CLIENT, { sport: 80, dport: 7003 }, { ip: { ttl: 1 } }), action: 'pass', reason: 'ttl', serviceId: 1, backendId: 1, output: 'unchanged' });
     const nnOut = tcpFrame(VIP.web, CLIENT_NO_NEIGH, { sport: 80, dport: 7004 }, { ip: { ttl: 63 } });
     F.push({ name: 'reverse NAT to a client without neighbour: rewritten packet to the kernel (no_neigh)', ingress: 'b', input: tcpFrame('198.18.1.10', CLIENT_NO_NEIGH, { sport: 80, dport: 7004 }), action: 'pass', reason: 'no_neigh', serviceId: 1, backendId: 1, output: nnOut });
+    const z = Buffer.from('zero-checksum');
+    F.push({ name: 'reverse NAT UDP with checksum 0 keeps checksum 0', ingress: 'b',
+      input: udpFrame('198.18.1.12', CLIENT, { sport: 5353, dport: 7006, payload: z, checksum: 0 }), action: 'redirect', reason: 'reversed', serviceId: 2, backendId: 3,
+      output: udpFrame(VIP.web, CLIENT, { sport: 53, dport: 7006, payload: z, checksum: 0 }, { eth: { dst: MAC.client, src: portMac('a') }, ip: { ttl: 63 } }) });
+    const opts = Buffer.from([0x94, 0x04, 0x00, 0x00]); // router alert
+    const pad = Buffer.alloc(12);
+    F.push({ name: 'reverse NAT keeps IP options and Ethernet padding', ingress: 'b',
+      input: tcpFrame('198.18.1.10', CLIENT, { sport: 80, dport: 7007 }, { ip: { options: opts }, trailer: pad }), action: 'redirect', reason: 'reversed', serviceId: 1, backendId: 1,
+      output: tcpFrame(VIP.web, CLIENT, { sport: 80, dport: 7007 }, { eth: { dst: MAC.client, src: portMac('a') }, ip: { ttl: 63, options: opts }, trailer: pad }) });
     F.push({ name: 'backend source port without reverse entry passes (not_vip)', ingress: 'b', input: tcpFrame('198.18.1.10', CLIENT, { sport: 81, dport: 7005 }), action: 'pass', reason: 'not_vip', output: 'unchanged' });
   }
 
@@ -347,6 +356,10 @@ function icmpErrorFixtures(predict: typeof predictBackend): Fixture[] {
     F.push({ name: 'ICMP error to a VIP quoting another source: icmp_unsupported', ingress: 'a', input: icmpFrame(3, 1, notVip, VIP.web), action: 'drop', reason: 'icmp_unsupported', output: 'unchanged' });
     const qIn = buildIpv4({ ip: { src: VIP.web, dst: CLIENT, proto: IPPROTO_TCP }, tcp: { sport: 80, dport: 7401 } });
     F.push({ name: 'ICMP error quoting only 10 bytes: malformed', ingress: 'a', input: icmpFrame(3, 4, qIn.subarray(0, 10), VIP.web), action: 'drop', reason: 'malformed', output: 'unchanged' });
+    const qTtl = buildIpv4({ ip: { src: VIP.web, dst: CLIENT, proto: IPPROTO_UDP }, udp: { sport: 53, dport: 7403 } });
+    F.push({ name: 'ICMP error (nat) arriving with TTL 1 passes (ttl)', ingress: 'a', input: icmpFrame(3, 4, qTtl, VIP.web, 1), action: 'pass', reason: 'ttl', serviceId: 2, backendId: 3, output: 'unchanged' });
+    const qEmpty = buildIpv4({ ip: { src: VIP.empty, dst: CLIENT, proto: IPPROTO_TCP }, tcp: { sport: 80, dport: 7404 } });
+    F.push({ name: 'ICMP error quoting a flow of a service without backends: no_backend', ingress: 'a', input: icmpFrame(3, 4, qEmpty, VIP.empty), action: 'drop', reason: 'no_backend', serviceId: 6, output: 'unchanged' });
     F.push({ name: 'ICMP error quoting a VIP port without service: no_service', ingress: 'a',
       input: icmpFrame(3, 3, buildIpv4({ ip: { src: VIP.web, dst: CLIENT, proto: IPPROTO_TCP }, tcp: { sport: 81, dport: 7402 } }), VIP.web), action: 'drop', reason: 'no_service', output: 'unchanged' });
   }
