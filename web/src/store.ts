@@ -7,6 +7,8 @@ export const HISTORY_SECONDS = 300;
 export const EVENT_BUFFER = 1000;
 
 export interface BufferedEvent extends TraceEvent { receivedAt: number; seq: number }
+export interface HealthChange { at: number; service: string; backend: string; health: 'up' | 'down' }
+export const HEALTH_LOG = 20;
 export type StreamStatus = 'connecting' | 'live' | 'down';
 type Topic = 'stats' | 'services' | 'events' | 'status';
 
@@ -14,6 +16,8 @@ class LiveStore {
   history: StatsView[] = [];
   services: ServiceView[] = [];
   events: BufferedEvent[] = [];
+  /** The latest health transitions seen on the stream, newest last. */
+  healthLog: HealthChange[] = [];
   eventsSeen = 0;
   /**
    * Wall clock minus kernel monotonic clock (ms), estimated as the smallest gap seen between an
@@ -56,6 +60,7 @@ class LiveStore {
     this.history = [];
     this.services = [];
     this.events = [];
+    this.healthLog = [];
     this.eventsSeen = 0;
     this.kernelClockOffsetMs = null;
     this.setStatus('down');
@@ -130,11 +135,11 @@ class LiveStore {
         break;
       case 'health': {
         const { service, backend, health } = msg.data;
+        this.healthLog.push({ at: Date.now(), service, backend, health });
+        if (this.healthLog.length > HEALTH_LOG) this.healthLog.shift();
         const backendView = this.services.find((s) => s.name === service)?.backends.find((b) => b.key === backend);
-        if (backendView) {
-          backendView.health = health;
-          this.emit('services');
-        }
+        if (backendView) backendView.health = health;
+        this.emit('services');
         break;
       }
     }

@@ -3,7 +3,7 @@
 import type { StatsView } from '../api-types';
 import { PALETTE, TimeChart, type SeriesData } from '../charts';
 import { badge, bar, h, replaceChildren, table } from '../dom';
-import { formatBytes, formatBytesRate, formatCount, formatPps } from '../format';
+import { formatBytes, formatBytesRate, formatClock, formatCount, formatPps } from '../format';
 import { markUpdated, pageHeader, updatedLabel, type MountPage } from '../page';
 import { store } from '../store';
 
@@ -20,6 +20,7 @@ export const mountOverview: MountPage = (container) => {
   const servicesBox = h('div');
   const actionsBox = h('div');
   const reasonsBox = h('div');
+  const healthBox = h('div', { 'data-testid': 'health-log' });
   const asOf = updatedLabel('stats-at');
   replaceChildren(container,
     pageHeader('Overview', asOf),
@@ -28,7 +29,7 @@ export const mountOverview: MountPage = (container) => {
       h('section', { class: 'panel' }, h('h2', null, 'Packets per second (last 5 min)'), ppsChart.el),
       h('section', { class: 'panel' }, h('h2', null, 'Throughput (last 5 min)'), bpsChart.el)),
     h('section', { class: 'panel' }, h('h2', null, 'Packets per second to each backend (client → backend)'), backendChart.el),
-    h('section', { class: 'panel' }, h('h2', null, 'Services and backends'), servicesBox),
+    h('section', { class: 'panel' }, h('h2', null, 'Services and backends'), servicesBox, healthBox),
     h('div', { class: 'grid-2' },
       h('section', { class: 'panel' }, h('h2', null, 'XDP actions'), actionsBox, actionChart.el),
       h('section', { class: 'panel' }, h('h2', null, 'Pass and drop reasons'), reasonsBox)));
@@ -44,6 +45,7 @@ export const mountOverview: MountPage = (container) => {
     renderCharts(ppsChart, bpsChart, actionChart, store.history);
     renderBackendChart(backendChart, store.history);
     renderServices(servicesBox, latest);
+    renderHealthLog(healthBox);
     replaceChildren(actionsBox, counterTable(latest.actions, (n) => ACTION_KIND[n] ?? ''));
     replaceChildren(reasonsBox, counterTable(latest.reasons, (n) =>
       n === 'forwarded' || n === 'reversed' ? 'ok' : n === 'not_vip' || n === 'not_ipv4' ? 'info' : 'bad'));
@@ -137,6 +139,15 @@ function renderServices(box: HTMLElement, latest: StatsView): void {
   }
   replaceChildren(box, table(['Service / backend', 'Health', { text: 'In pkt/s', num: true }, { text: 'In bytes/s', num: true },
     { text: 'Out pkt/s', num: true }, { text: 'Out bytes/s', num: true }, { text: 'Packets', num: true }, 'Share of traffic'], rows));
+}
+
+function renderHealthLog(box: HTMLElement): void {
+  const log = [...store.healthLog].reverse();
+  replaceChildren(box, h('h3', null, 'Health changes'), log.length === 0
+    ? h('p', { class: 'muted small' }, 'No health change since this page was opened.')
+    : h('ul', { class: 'health-log' }, log.map((c) => h('li', null,
+      h('span', { class: 'mono muted' }, formatClock(c.at)), ' ', h('span', { class: 'mono' }, `${c.service} / ${c.backend}`), ' → ',
+      healthBadge(c.health)))));
 }
 
 export function healthBadge(health: string): HTMLElement {
