@@ -84,7 +84,7 @@ describe('xdplb CLI', () => {
   test('--help lists every verb; a verb\'s --help lists its sub-verbs', async () => {
     const top = await xdplb(['--help']);
     assert.equal(top.code, 0);
-    for (const verb of ['daemon', 'service', 'backend', 'settings', 'stats', 'trace', 'programs', 'maps', 'login']) {
+    for (const verb of ['daemon', 'service', 'backend', 'settings', 'stats', 'trace', 'programs', 'maps', 'login', 'lab', 'bench']) {
       assert.match(top.stdout, new RegExp(`^\\s+${verb}\\b`, 'm'), `--help lists ${verb}`);
     }
     const service = await xdplb(['service', '--help']);

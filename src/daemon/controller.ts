@@ -119,6 +119,11 @@ export class DaemonController implements Controller {
     this.sampler.start();
   }
 
+  /** Resolves when every queued change and health reconcile has finished. */
+  idle(): Promise<void> {
+    return this.queue.run(() => undefined);
+  }
+
   stop(): void {
     this.sampler.stop();
     this.health.stop();

@@ -182,6 +182,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       controller.stop();
       await server!.close().catch((err: Error) => logger.warn({ err: err.message }, 'server close failed'));
       await reloading.catch(() => undefined);
+      await controller.idle();   // no reconcile may run on closed maps
       const detach = stopOpts.detach ?? !!opts.detachOnExit;
       kernel.close({ detach });
       logger.info({ detached: detach }, detach ? 'stopped; program detached and unpinned' : 'stopped; program stays attached and pinned');
