@@ -135,7 +135,7 @@ function serverArgv(topology: LabTopology, host: string): string[] {
 }
 
 /** Starts a detached backend server in its namespace and waits for its "ready" line. */
-async function startServer(topology: LabTopology, host: string, netns: string): Promise<RecordedProcess> {
+async function startServer(topology: LabTopology, host: string, netns: string, onSpawn: (spawned: RecordedProcess) => void): Promise<RecordedProcess> {
   const argv = serverArgv(topology, host);
   const logFile = path.join(stateDir(topology.prefix), `${host}.log`);
   writeFileSync(logFile, '');
@@ -146,10 +146,12 @@ async function startServer(topology: LabTopology, host: string, netns: string): 
   child.once('exit', (code) => { exited = code; });
   child.once('error', () => { exited = -1; });
   child.unref();
+  const spawned = { pid: child.pid!, argv, startedAt: new Date().toISOString() };
+  if (child.pid) onSpawn(spawned);
   const deadline = Date.now() + SERVER_READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     const text = readFileSync(logFile, 'utf8');
-    if (text.includes(`ready ${host}`)) return { pid: child.pid!, argv, startedAt: new Date().toISOString() };
+    if (text.includes(`ready ${host}`)) return spawned;
     if (exited !== undefined) break;
     await sleep(50);
   }
@@ -256,6 +258,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabStatus> {
     ipIn(be.netns, ['neigh', 'replace', be.gateway!, 'lladdr', lbBackendMac, 'dev', be.interfaces[0].name, 'nud', 'permanent']);
   }
 
+  const toStart: typeof backends = [];
   for (const be of backends) {
     const recorded = state.servers[be.host];
     const same = recorded && JSON.stringify(recorded.argv) === JSON.stringify(serverArgv(topology, be.host));
@@ -264,11 +267,18 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabStatus> {
       await stopProcess(recorded!.pid);
     }
     delete state.servers[be.host];
-    writeLabState(state);
-    state.servers[be.host] = await startServer(topology, be.host, be.netns);
-    writeLabState(state);
-    log(`started ${be.host} server pid ${state.servers[be.host].pid}`);
+    toStart.push(be);
   }
+  writeLabState(state);
+  // In parallel (node start-up dominates with many backends); each pid is recorded as soon as
+  // it is spawned, so an interrupted `up` still leaves `down` able to stop it.
+  const started = await Promise.allSettled(toStart.map((be) => startServer(topology, be.host, be.netns, (spawned) => {
+    state.servers[be.host] = spawned;
+    writeLabState(state);
+  })));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  for (const be of toStart) log(`started ${be.host} server pid ${state.servers[be.host].pid}`);
 
   if (options.forwardPort !== undefined) {
     const port = options.forwardPort;
