@@ -47,7 +47,12 @@ export interface ControlOptions {
 
 export interface ControlReport {
   kind: 'control';
-  apiToKernel: { changes: number; p50Ms: number; p99Ms: number; maxMs: number; backends: number; tableSize: number } | null;
+  apiToKernel: {
+    changes: number; p50Ms: number; p99Ms: number; maxMs: number;
+    /** Until the HTTP response arrived (at or after the kernel held the change, as measured). */
+    responseP50Ms: number; responseP99Ms: number;
+    backends: number; tableSize: number;
+  } | null;
   maglev: Array<{ backends: number; tableSize: number; ms: Summary }>;
   observability: {
     off: { mpps: Summary; lbCpuNsPerPacket: Summary } | null;
@@ -119,6 +124,7 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
     const innerId = () => maglevMap.lookup(key(service.id))?.readUInt32LE(0) ?? 0;
     const draining = (id: number) => ((backendsMap.lookup(key(id))?.[BACKEND_FLAGS_OFFSET] ?? 0) & BACKEND_F_DRAINING) !== 0;
     const times: number[] = [];
+    const responses: number[] = [];
     const deadline = Date.now() + maxSeconds * 1000;
     for (let i = 0; i < changes && Date.now() < deadline; i++) {
       const b = service.backends[i % service.backends.length];
@@ -138,10 +144,12 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
       }
       times.push(Number(process.hrtime.bigint() - started) / 1e6);
       await request;
+      responses.push(Number(process.hrtime.bigint() - started) / 1e6);
     }
     if (times.length === 0) throw new Error('no change completed');
     return {
       changes: times.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: Math.max(...times),
+      responseP50Ms: percentile(responses, 50), responseP99Ms: percentile(responses, 99),
       backends: backends.length, tableSize: BENCH_TABLE_SIZE,
     };
   } finally {

@@ -58,7 +58,7 @@ export function formatControl(r: ControlReport): string {
   const out: string[] = [];
   if (r.apiToKernel) {
     const a = r.apiToKernel;
-    out.push(`API change -> kernel map (${a.changes} changes, ${a.backends} backends, M=${a.tableSize}): p50 ${fmt(a.p50Ms)} ms, p99 ${fmt(a.p99Ms)} ms, max ${fmt(a.maxMs)} ms`);
+    out.push(`API change -> kernel map (${a.changes} changes, ${a.backends} backends, M=${a.tableSize}): p50 ${fmt(a.p50Ms)} ms, p99 ${fmt(a.p99Ms)} ms, max ${fmt(a.maxMs)} ms (HTTP response: p50 ${fmt(a.responseP50Ms)} ms, p99 ${fmt(a.responseP99Ms)} ms)`);
   }
   if (r.maglev.length) {
     out.push(table(['Maglev build (M)', 'backends', 'ms median [min-max]'],
