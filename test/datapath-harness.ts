@@ -93,11 +93,6 @@ export function installState(maps: MapAccess, state: ModelState, previous?: Inst
   return { innerFds };
 }
 
-/** Clears the backends entries of `state` (ARRAY entries cannot be deleted: zero them). */
-export function clearBackends(maps: MapAccess, state: ModelState): void {
-  for (const b of state.backends.values()) maps.update('backends', u32le(b.id), Buffer.alloc(12));
-}
-
 // ---- counters ----------------------------------------------------------------------------------
 
 /** Sums a per-CPU value of `fields` u64 counters over every CPU. */

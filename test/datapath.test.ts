@@ -12,7 +12,7 @@ import {
 import { flowHash } from '../src/dataplane/jhash';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
 import {
-  installState, readCounters, counterDeltas, settingsValue, flowKeyBytes, type Installed,
+  installState, readCounters, counterDeltas, settingsValue, flowKeyBytes,
 } from './datapath-harness';
 import { loadTarget, type Target } from './datapath-target';
 import {
@@ -85,7 +85,6 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   let target: Target;
   let restore: () => void = () => {};
   let state: ModelState;
-  let installed: Installed;
   let ring: RingBuffer;
   const events: Buffer[] = [];
 
@@ -94,7 +93,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     restore = enterNetns(DP_NETNS); // tx_ports and the test-run ingress ifindex live in the namespace
     target = loadTarget();
     state = fixtureState(lab);
-    installed = installState(target.maps, state);
+    installState(target.maps, state); // the inner tables close with the target
     ring = new RingBuffer(target.map('events'), (rec) => events.push(rec));
   });
 
@@ -178,7 +177,6 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     const backendId = entry.readUInt32LE(0);
     assert.equal(entry.readUInt32LE(4), 1, 'service id');
     assert.equal(u32ToIp(state.backends.get(backendId)!.ip), backendIp, 'cached backend is the one the packet went to');
-    void installed;
   });
 });
 
