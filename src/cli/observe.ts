@@ -117,7 +117,11 @@ export function registerObserveCommands(program: Command): void {
     .option('--count <n>', 'stop after N events', integerArg('--count', 1))
     .option('--timeout <seconds>', 'stop after S seconds', integerArg('--timeout', 1))
     .action(action(async (flags: ClientFlags & { service?: string; reason?: string; count?: number; timeout?: number }) => {
-      await followTrace(clientFrom(flags).streamUrl(), flags);
+      const client = clientFrom(flags);
+      if (process.stderr.isTTY && (await client.getSettings()).sampleRate === 0) {
+        process.stderr.write('note: sampling is off, no events will come; turn it on with `xdplb settings --sample-rate N`\n');
+      }
+      await followTrace(client.streamUrl(), flags);
     }));
 
   withClientOptions(program.command('programs').description('XDP/BPF programs on this host: attach point, run count, ns per run'))
