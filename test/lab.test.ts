@@ -5,7 +5,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -36,6 +36,21 @@ function curlIn(netns: string, url: string): { status: number; body: string; hea
   return { status: out.status, body: rest.join('\r\n\r\n'), header: head ?? '' };
 }
 
+/**
+ * What the lab must never change in the host namespace: its sysctls that matter here, and no
+ * link or route of the lab's (name with the prefix, address in the lab ranges) may appear there.
+ */
+function hostNetworkView() {
+  const links = JSON.parse(run('ip', ['-j', 'link', 'show']).stdout) as Array<{ ifname: string }>;
+  const routes = JSON.parse(run('ip', ['-j', 'route', 'show', 'table', 'all']).stdout) as Array<{ dst: string; dev?: string }>;
+  return {
+    ipForward: readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(),
+    rpFilter: readFileSync('/proc/sys/net/ipv4/conf/all/rp_filter', 'utf8').trim(),
+    labLinks: links.map((l) => l.ifname).filter((n) => n.startsWith(P)),
+    labRoutes: routes.filter((r) => /^198\.1[89]\./.test(r.dst ?? '') || (r.dev ?? '').startsWith(P)).map((r) => r.dst),
+  };
+}
+
 function routes(netns: string): string {
   return ipIn(netns, ['route', 'show']).stdout;
 }
@@ -47,6 +62,7 @@ function loVips(netns: string): string[] {
 
 describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for network namespaces' }, () => {
   let netnsBefore: string[] = [];
+  let hostBefore: ReturnType<typeof hostNetworkView>;
   let dummyPid: number | undefined;
 
   before(async () => {
@@ -56,6 +72,7 @@ describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for ne
       run('ip', ['netns', 'add', decoy]);
     }
     netnsBefore = ourNetns();
+    hostBefore = hostNetworkView();
   });
 
   after(async () => {
@@ -196,6 +213,7 @@ describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for ne
       }).on('error', reject);
     });
     assert.equal(body, 'inside lb\n');
+    assert.deepEqual(hostNetworkView(), hostBefore, 'the lab (with its forwarder) changed the host namespace');
   });
 
   test('down removes exactly the lab\'s namespaces and stops exactly the recorded pids', async () => {
@@ -208,6 +226,7 @@ describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for ne
     assert.ok(dummyPid && pidAlive(dummyPid), 'foreign process was killed');
     assert.deepEqual(result.foreignPids.map((f) => f.pid), [dummyPid]);
     assert.deepEqual(ourNetns(), netnsBefore);
+    assert.deepEqual(hostNetworkView(), hostBefore, 'the host namespace changed');
     for (const decoy of DECOYS) assert.ok(netnsExists(decoy), `the decoy ${decoy} was touched`);
     assert.equal(readLabState(P), undefined);
     assert.equal(labStatus(P).up, false);
