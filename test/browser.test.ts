@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startDevServer, DEFAULT_DEV_USERS } from './browser/dev-server';
-import { checkBenchResults, checkStreamReconnect, chromiumPath, runBrowserSuite } from './browser/suite';
+import { checkBenchResults, checkHealthChangeShown, checkStreamReconnect, chromiumPath, runBrowserSuite } from './browser/suite';
 import { repoRoot } from './browser/repo-root';
 import { startDaemonLab, whyLabNotRunnable } from './browser/daemon-lab';
 import { kernelBackend } from './browser/kernel-check';
@@ -56,6 +56,11 @@ describe('dashboard against the real daemon', { skip: labSkip ?? false }, () => 
         },
       });
       assert.equal(report.screenshots.length, 2 * 6 + 4, `screenshots: ${report.screenshots.join(', ')}`);
+
+      // A backend failing its health checks shows on the Overview, live, and recovers.
+      const backend = lab.backends[1];
+      await checkHealthChangeShown(lab.url, lab.creds.viewer, lab.service, `${backend.address}:8080`,
+        (state) => lab.setBackendHealth(backend.host, state), { label: 'daemon' });
     } catch (err) {
       log(`daemon stderr: ${lab.daemon.stderr().slice(-3000)}`);
       throw err;

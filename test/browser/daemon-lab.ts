@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import YAML from 'yaml';
 import { labUp, labDown, labExecCommand } from '../../src/lab/lab';
 import { labTopology } from '../../src/lab/topology';
@@ -40,6 +40,11 @@ export function whyLabNotRunnable(): string | null {
 
 export interface DaemonLab {
   url: string;
+  /** The one service of the lab config and its backends (host = lab host name, e.g. be2). */
+  service: string;
+  backends: Array<{ host: string; address: string }>;
+  /** Flips a backend server's /healthz (its /admin/health endpoint), from the lb namespace. */
+  setBackendHealth(host: string, state: 'up' | 'down'): Promise<void>;
   creds: BrowserSuiteCreds;
   daemon: SpawnedDaemon;
   pinDir: string;
@@ -105,7 +110,13 @@ export async function startDaemonLab(log: (line: string) => void = () => undefin
     const script = `for i in $(seq 1 ${LOAD_MAX_REQUESTS}); do curl -s -o /dev/null -m 1 http://${VIP}:80/; sleep 0.05; done`;
     const argv = labExecCommand('client', ['timeout', String(LOAD_MAX_SECONDS), 'sh', '-c', script], LAB_PREFIX);
     load = spawn(argv[0], argv.slice(1), { detached: true, stdio: 'ignore' });
-    return { url, creds: LAB_CREDS, daemon, pinDir: PIN_DIR, stop };
+    const backends = topology.backends.map((be) => ({ host: be.host, address: be.address }));
+    const setBackendHealth = async (host: string, state: 'up' | 'down') => {
+      const be = backends.find((b) => b.host === host);
+      if (!be) throw new Error(`no lab backend ${host}`);
+      execFileSync('ip', ['netns', 'exec', topology.lb.netns, 'curl', '-sf', '-m', '3', `http://${be.address}:80/admin/health?state=${state}`], { stdio: 'ignore' });
+    };
+    return { url, creds: LAB_CREDS, daemon, pinDir: PIN_DIR, service: 'web', backends, setBackendHealth, stop };
   } catch (err) {
     await stop();
     throw err;

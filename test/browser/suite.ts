@@ -437,3 +437,35 @@ export async function checkStreamReconnect(baseUrl: string, creds: Credentials, 
     await browser.close();
   }
 }
+
+/**
+ * Logs in, opens the Overview, calls `setHealth('down')` (which must make the server's health
+ * checks fail for `service`/`backend`), waits until the dashboard shows the backend down (its
+ * badge and the health-change list) without a reload, then `setHealth('up')` and waits for up.
+ * @throws AssertionError / Error (playwright timeout) when the change never shows.
+ */
+export async function checkHealthChangeShown(baseUrl: string, creds: Credentials, service: string, backend: string,
+  setHealth: (state: 'up' | 'down') => Promise<void>, opts: Pick<BrowserSuiteOptions, 'chromiumPath' | 'label' | 'screenshotDir'> = {}): Promise<void> {
+  const base = baseUrl.replace(/\/+$/, '');
+  const shotDir = opts.screenshotDir ?? path.join(repoRoot(), 'test-artifacts', 'screenshots');
+  const browser = await chromium.launch({ executablePath: chromiumPath(opts.chromiumPath), args: CHROMIUM_ARGS });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors: string[] = [];
+    page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
+    page.on('pageerror', (err) => errors.push(err.message));
+    await login(page, base, creds);
+    await gotoPage(page, base, 'overview');
+    const row = page.locator(`tr.row-service[data-service="${service}"] ~ tr.row-backend:has(td:text-is("${backend}"))`).first();
+    await row.locator('.badge-ok:text-is("up")').waitFor({ timeout: WAIT_MS });
+    for (const state of ['down', 'up'] as const) {
+      await setHealth(state);
+      await row.locator(`.badge:text-is("${state}")`).waitFor({ timeout: 30_000 });
+      await page.locator(`[data-testid=health-log] li:has-text("${backend}"):has(.badge:text-is("${state}"))`).first().waitFor({ timeout: WAIT_MS });
+      if (state === 'down') await page.screenshot({ path: path.join(shotDir, `${opts.label ?? 'dashboard'}-overview-backend-down-1280.png`), fullPage: true });
+    }
+    assert.deepEqual(errors, [], 'no console errors while health changed');
+  } finally {
+    await browser.close();
+  }
+}
