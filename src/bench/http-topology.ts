@@ -5,6 +5,10 @@
  *   xlbb-hcli [xlbbc0 198.18.202.2] ── [xlbbh0 198.18.202.1] xlbb-hlb [xlbbbN 198.18.20(2+N).1]
  *                                         ── [xlbbeN 198.18.20(2+N).2] xlbb-hbeN   (N = 1..3)
  *
+ * Each backend also has a return link straight to the client (xlbbqN 198.18.20(6+N).2 ──
+ * xlbbrN 198.18.20(6+N).1 in the client), standing for the network's router: only direct server
+ * return routes replies over it (addDsrVip); NAT replies must come back through the lb.
+ *
  * The VIP 198.18.211.1:8080 is routed to the lb; backends answer on :8080 (origin servers
  * are HAProxy instances returning a fixed 200, so the backends are not the bottleneck).
  * Every veth end has threaded NAPI: the lb's receive work runs in its own kthreads, whose CPU
@@ -17,7 +21,11 @@ import {
 } from './netns';
 import { run } from './exec';
 
-export interface HttpBackendHost { netns: string; ifname: string; address: string; lbLeg: string; lbAddress: string }
+export interface HttpBackendHost {
+  netns: string; ifname: string; address: string; lbLeg: string; lbAddress: string;
+  /** The backend's end of its return link to the client, and the client's address on it. */
+  returnLeg: string; returnGateway: string;
+}
 
 export interface HttpTopology {
   client: { netns: string; ifname: string; address: string };
@@ -44,9 +52,8 @@ export function httpLbNapiPids(topology: HttpTopology): number[] {
 }
 
 /**
- * Builds the client / lb / backends site. `dsrVipOnBackends` puts the VIP on each backend's lo
- * (direct server return needs it; the kernel ignores ARP for lo addresses here since the
- * backends' only link is to the lb). On failure it removes what it made before rethrowing.
+ * Builds the client / lb / backends site (addDsrVip turns direct server return on later).
+ * On failure it removes what it made before rethrowing.
  * @throws Error when a system tool fails.
  */
 export function setUpHttpTopology(): HttpTopology {
@@ -60,7 +67,11 @@ export function setUpHttpTopology(): HttpTopology {
       const net = `198.18.${202 + i}`;
       const b: HttpBackendHost = {
         netns: `${BENCH_PREFIX}-hbe${i}`, ifname: `xlbbe${i}`, address: `${net}.2`, lbLeg: `xlbbb${i}`, lbAddress: `${net}.1`,
+        returnLeg: `xlbbq${i}`, returnGateway: `198.18.${206 + i}.1`,
       };
+      createVeth({ netns: HTTP_CLIENT_NS, name: `xlbbr${i}`, mac: `02:b1:00:00:1${i}:01`, cidrs: [`198.18.${206 + i}.1/24`] },
+        { netns: b.netns, name: b.returnLeg, mac: `02:b1:00:00:1${i}:02`, cidrs: [`198.18.${206 + i}.2/24`] });
+      run('ip', ['neigh', 'replace', b.returnGateway, 'lladdr', `02:b1:00:00:1${i}:01`, 'dev', b.returnLeg, 'nud', 'permanent'], { netns: b.netns });
       createVeth({ netns: HTTP_LB_NS, name: b.lbLeg, mac: `02:b1:00:00:0${i}:01`, cidrs: [`${b.lbAddress}/24`] },
         { netns: b.netns, name: b.ifname, mac: `02:b1:00:00:0${i}:02`, cidrs: [`${b.address}/24`] });
       run('ip', ['route', 'add', 'default', 'via', b.lbAddress], { netns: b.netns });
@@ -74,7 +85,12 @@ export function setUpHttpTopology(): HttpTopology {
     run('ip', ['route', 'add', 'default', 'via', '198.18.202.1'], { netns: HTTP_CLIENT_NS });
     run('ip', ['neigh', 'replace', '198.18.202.1', 'lladdr', '02:b1:00:00:00:01', 'dev', 'xlbbc0', 'nud', 'permanent'], { netns: HTTP_CLIENT_NS });
     run('ip', ['neigh', 'replace', '198.18.202.2', 'lladdr', '02:b1:00:00:00:02', 'dev', 'xlbbh0', 'nud', 'permanent'], { netns: HTTP_LB_NS });
-    setSysctls(HTTP_CLIENT_NS, { 'net.ipv4.ip_local_port_range': '1024 65000', 'net.ipv4.tcp_tw_reuse': '1' });
+    // The client accepts DSR replies from the VIP on a return link (not the VIP's route).
+    setSysctls(HTTP_CLIENT_NS, {
+      'net.ipv4.ip_local_port_range': '1024 65000', 'net.ipv4.tcp_tw_reuse': '1',
+      'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0',
+    });
+    for (let i = 1; i <= HTTP_BACKEND_COUNT; i++) setSysctls(HTTP_CLIENT_NS, { [`net.ipv4.conf.xlbbr${i}.rp_filter`]: '0' });
     setSysctls(HTTP_LB_NS, {
       'net.ipv4.ip_forward': '1', 'net.ipv4.conf.all.rp_filter': '0', 'net.ipv4.conf.default.rp_filter': '0',
       'net.ipv4.ip_local_port_range': '1024 65000', 'net.ipv4.tcp_tw_reuse': '1',
@@ -96,14 +112,21 @@ export function setUpHttpTopology(): HttpTopology {
   }
 }
 
-/** Adds the VIP to every backend's lo (direct server return); removeDsrVip undoes it. */
+/**
+ * Direct server return on the backends: the VIP on lo, and replies to the client over the
+ * return link instead of back through the lb. removeDsrVip undoes both.
+ */
 export function addDsrVip(topology: HttpTopology): void {
-  for (const b of topology.backends) run('ip', ['addr', 'add', `${topology.vip}/32`, 'dev', 'lo'], { netns: b.netns });
+  for (const b of topology.backends) {
+    run('ip', ['addr', 'add', `${topology.vip}/32`, 'dev', 'lo'], { netns: b.netns });
+    run('ip', ['route', 'replace', `${topology.client.address}/32`, 'via', b.returnGateway, 'dev', b.returnLeg], { netns: b.netns });
+  }
 }
 
-/** Removes the VIP from the backends' lo; a missing address is fine. */
+/** Removes the VIP and the return route from the backends; missing ones are fine. */
 export function removeDsrVip(topology: HttpTopology): void {
   for (const b of topology.backends) {
     try { run('ip', ['addr', 'del', `${topology.vip}/32`, 'dev', 'lo'], { netns: b.netns }); } catch { /* not there */ }
+    try { run('ip', ['route', 'del', `${topology.client.address}/32`], { netns: b.netns }); } catch { /* not there */ }
   }
 }
