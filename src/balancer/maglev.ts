@@ -5,15 +5,16 @@
  * independent hashes of its key, M prime) and on each of its turns claims the permutation's
  * next slot if it is still free. Turns come in rounds: each backend accumulates its weight
  * and takes a turn whenever the accumulator reaches the largest weight (Katran's weighted
- * scheme), and stops once it holds its quota (size split by weight, largest remainder), so
- * slot counts match weights to within one slot.
+ * scheme). Every backend first fills up to the floor of its weighted share; the fewer than N
+ * slots then left go to the first backends to reach them, one at most each. Slot counts so
+ * match weights to within one slot.
  *
- * Two deliberate departures from the paper's loop, both measured in maglev.test.ts: a turn
- * spent on a taken slot is not retried (the paper walks on to the next free one), and quotas
- * are exact. Removing one of N equal backends then moves <= 2/N of the slots up to N = 100 at
- * M >= 200 N (~2.0/N at M = 100 N; classic Maglev: ~2.9/N at N = 100, M = 10007); for N = 1000
- * at M = 65537 or 131071 it moves ~4/N (classic: ~7/N), the cascade of the paper's Fig. 13:
- * exact shares and minimal disruption pull against each other.
+ * Deliberate departures from the paper's loop, measured in maglev.test.ts: a turn spent on a
+ * taken slot is not retried (the paper walks on to the next free one), and shares are capped
+ * as above. Removing one of N equal backends then moves <= 2/N of the slots up to N = 100 at
+ * M >= 200 N (~2.0/N at M = 100 N; classic Maglev: ~2.9/N at N = 100, M = 10007); for
+ * N = 1000 at M = 65537 or 131071 it moves ~3.5/N (classic: ~7/N): the cascade of the paper's
+ * Fig. 13, where near-exact shares and minimal disruption pull against each other.
  * The hashes depend only on the key bytes, so every node builds the same table.
  */
 
@@ -104,7 +105,8 @@ export function buildMaglevTable(backends: MaglevBackend[], size: number): Uint3
   if (n === 0) return new Uint32Array(0);
   if (size < n) throw new Error(`maglev: table size ${size} is smaller than the ${n} weighted backends`);
 
-  const quota = weightedQuotas(order.map((b) => b.weight), size);
+  const total = order.reduce((sum, b) => sum + b.weight, 0);
+  const floorShare = order.map((b) => Math.floor((size * b.weight) / total));
   const position = new Uint32Array(n); // slot of each backend's next permutation entry
   const skip = new Uint32Array(n);
   const weight = new Float64Array(n);
@@ -123,70 +125,53 @@ export function buildMaglevTable(backends: MaglevBackend[], size: number): Uint3
   // which no backend has a turn (light backends left alone would otherwise spin through them);
   // within a round, turns go in index (key) order.
   const due = (i: number) => Math.ceil(((probes[i] + 1) * maxWeight) / weight[i]);
-  const active = new Int32Array(n);
-  let activeCount = 0;
-  let current = Infinity;
-  for (let i = 0; i < n; i++) {
-    if (quota[i] === 0) continue;
-    active[activeCount++] = i;
-    round[i] = due(i);
-    if (round[i] < current) current = round[i];
-  }
-
   const table = new Uint32Array(size);
   const taken = new Uint8Array(size);
+  const active = new Int32Array(n);
   let filled = 0;
-  while (filled < size) {
-    let stillActive = 0;
-    let nextRound = Infinity;
-    for (let k = 0; k < activeCount; k++) {
-      const i = active[k];
-      if (round[i] === current) {
-        // A turn consumes one permutation entry even when that slot is taken: a backend's
-        // claims then happen at fixed "times", so a freed slot does not shift all of its later
-        // claims (which is what makes classic Maglev's changes cascade).
-        const slot = position[i];
-        const next = slot + skip[i];
-        position[i] = next >= size ? next - size : next;
-        probes[i]++;
-        if (taken[slot] === 0) {
-          taken[slot] = 1;
-          table[slot] = order[i].index;
-          filled++;
-          claimed[i]++;
-        }
-        round[i] = due(i);
-      }
-      if (claimed[i] < quota[i]) {
-        active[stillActive++] = i;
-        if (round[i] < nextRound) nextRound = round[i];
-      }
+  // Phase 1 fills every backend up to the floor of its share; phase 2 hands the few slots
+  // left (fewer than n) to the first backends to reach them, at most one each. Deciding those
+  // +1s last, by position, keeps the knock-on moves of a pool change short.
+  for (const extra of [0, 1]) {
+    let activeCount = 0;
+    let current = Infinity;
+    for (let i = 0; i < n; i++) {
+      if (claimed[i] >= floorShare[i] + extra) continue;
+      active[activeCount++] = i;
+      round[i] = due(i);
+      if (round[i] < current) current = round[i];
     }
-    activeCount = stillActive;
-    current = nextRound;
+    while (filled < size && activeCount > 0) {
+      let stillActive = 0;
+      let nextRound = Infinity;
+      for (let k = 0; k < activeCount; k++) {
+        const i = active[k];
+        if (round[i] === current) {
+          // A turn consumes one permutation entry even when that slot is taken: a backend's
+          // claims then happen at fixed "times", so a freed slot does not shift all of its
+          // later claims (which is what makes classic Maglev's changes cascade).
+          const slot = position[i];
+          const next = slot + skip[i];
+          position[i] = next >= size ? next - size : next;
+          probes[i]++;
+          if (taken[slot] === 0) {
+            taken[slot] = 1;
+            table[slot] = order[i].index;
+            filled++;
+            claimed[i]++;
+          }
+          round[i] = due(i);
+        }
+        if (claimed[i] < floorShare[i] + extra) {
+          active[stillActive++] = i;
+          if (round[i] < nextRound) nextRound = round[i];
+        }
+      }
+      activeCount = stillActive;
+      current = nextRound;
+    }
   }
   return table;
-}
-
-/**
- * Splits `size` slots in proportion to integer weights by largest remainder (ties go to the
- * lower index, i.e. the smaller key): the counts sum to size and each is within one slot of
- * its exact share.
- */
-function weightedQuotas(weights: number[], size: number): Float64Array {
-  const total = weights.reduce((a, b) => a + b, 0);
-  const quota = new Float64Array(weights.length);
-  const remainders: Array<{ index: number; remainder: number }> = [];
-  let assigned = 0;
-  weights.forEach((w, index) => {
-    const exact = (size * w) / total;
-    quota[index] = Math.floor(exact);
-    assigned += quota[index];
-    remainders.push({ index, remainder: exact - quota[index] });
-  });
-  remainders.sort((a, b) => b.remainder - a.remainder || a.index - b.index);
-  for (let k = 0; assigned < size; k++, assigned++) quota[remainders[k].index]++;
-  return quota;
 }
 
 /** Fraction of the table's slots held by each backend index 0..n-1 (all 0 for an empty table). */

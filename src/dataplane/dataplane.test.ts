@@ -13,7 +13,7 @@ import { encodePerCpu, encodeU32, LbFlowStatsCodec } from './abi';
 import { Dataplane, MAP_NAMES } from './dataplane';
 import { buildFrame, IPPROTO_UDP, ipToU32 } from './packet';
 import { flowHash } from './jhash';
-import { buildMaglevTable } from '../balancer/maglev';
+import { buildMaglevTable, tableShares } from '../balancer/maglev';
 import type { DataplaneState, TraceEvent } from './types';
 
 const PIN = '/sys/fs/bpf/xlbt-dv-pin';
@@ -132,7 +132,10 @@ describe('Dataplane on the real kernel', () => {
     const services = dp!.mapEntries('services', 0, 10).entries.map((x) => (x.value as { name: string }).name).sort();
     assert.deepEqual(services, ['dns', 'web']);
     assert.throws(() => dp!.mapEntries('nope'), /no map named "nope"/);
-    assert.equal(dp!.maglevShares('dns')!['198.18.1.3:5353'], 188 / 251);
+    const dnsBackends = state().services[0].backends;
+    const expected = tableShares(buildMaglevTable(dnsBackends.map((b) => ({ key: `${b.address}:${b.port}`, weight: b.weight })), 251), 2);
+    assert.deepEqual(dp!.maglevShares('dns'), { '198.18.1.2:5353': expected[0], '198.18.1.3:5353': expected[1] });
+    assert.ok(Math.abs(expected[1] - 0.75) <= 1 / 251, 'weights 1:3');
     assert.equal(dp!.maglevShares('missing'), null);
   });
 
