@@ -181,6 +181,18 @@ describe('xdplb CLI', () => {
     assertFails(await xdplb(['login', 'alice', '--password', 'nope'], { env: { XDPLB_TOKEN: '' } }), 1, /^xdplb: XDPLB_ERR_UNAUTHENTICATED: /);
   });
 
+  test('hash-password prints a hash the config accepts and verifies', async () => {
+    const { verifySecret } = await import('../config/config');
+    const run = await xdplb(['hash-password'], { input: 's3cret pass\n' });
+    assert.equal(run.code, 0, run.stderr);
+    const hash = run.stdout.trim();
+    assert.match(hash, /^scrypt\$/);
+    assert.equal(verifySecret('s3cret pass', hash), true);
+    assert.equal(verifySecret('other', hash), false);
+    assert.doesNotThrow(() => new DesiredState({ users: [{ name: 'bob', role: 'viewer', passwordHash: hash }] }));
+    assertFails(await xdplb(['hash-password'], { input: '' }), 2, /^xdplb: usage: no password/);
+  });
+
   test('stats, programs and maps answer; an unreachable API is one clear line', async () => {
     const stats = await xdplb(['stats', '--json']);
     assert.equal(stats.code, 0, stats.stderr);

@@ -4,6 +4,7 @@ import WebSocket from 'ws';
 import type { StatsView, ProgramView, MapView, MapPage, SettingsView, StreamMessage } from '../api/controller';
 import { REASONS, type TraceEvent } from '../dataplane/types';
 import { ApiError } from './client';
+import { hashSecret } from '../config/config';
 import { withClientOptions, clientFrom, action, integerArg, onOff, type ClientFlags } from './common';
 import { formatTable, humanNumber, humanBits, printJson, UsageError } from './output';
 
@@ -160,6 +161,22 @@ export function registerObserveCommands(program: Command): void {
       if (!password) throw new UsageError('no password: pass --password or pipe it on stdin');
       const result = await clientFrom(flags).login(user, password);
       if (flags.json) printJson(result); else console.log(result.token);
+    }));
+}
+
+/** `xdplb hash-password`: the scrypt hash for a config file's passwordHash / tokenHash. */
+export function registerHashPasswordCommand(program: Command): void {
+  program.command('hash-password')
+    .description('print the scrypt hash of a password or token for the config file (passwordHash / tokenHash); reads stdin')
+    .option('--password <password>', 'the secret (default: first line of stdin)')
+    .action(action(async (flags: { password?: string }) => {
+      let secret = flags.password;
+      if (secret === undefined) {
+        if (process.stdin.isTTY) process.stderr.write('Password: ');
+        secret = (await readStdin()).split(/\r?\n/)[0];
+      }
+      if (!secret) throw new UsageError('no password: pass --password or pipe it on stdin');
+      console.log(hashSecret(secret));
     }));
 }
 

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { registerServiceCommands, registerBackendCommands } from './services';
-import { registerObserveCommands } from './observe';
+import { registerObserveCommands, registerHashPasswordCommand } from './observe';
 import { registerDaemonCommand } from './daemon';
 import { repoRoot } from '../daemon/paths';
 import { registerLabCommands } from '../lab/cli';
@@ -55,6 +55,7 @@ export function buildProgram(): Command {
   registerServiceCommands(program);
   registerBackendCommands(program);
   registerObserveCommands(program);
+  registerHashPasswordCommand(program);
   // The lab and bench verbs live with their owners.
   registerLabCommands(program);
   registerBenchCommands(program);
