@@ -120,11 +120,12 @@ class SyntheticBalancer {
         const bf = Math.round(fwdPps * b.tableShare);
         const br = Math.round(revPps * b.tableShare);
         const c = this.count(`b:${svc.name}:${b.key}`, bf + br, (bf + br) * svc.pktSize);
-        return { key: b.key, fwdPps: bf, fwdBps: bf * svc.pktSize, revPps: br, revBps: br * svc.pktSize * 2,
+        // bps fields are BITS per second, as the daemon reports them.
+        return { key: b.key, fwdPps: bf, fwdBps: bf * svc.pktSize * 8, revPps: br, revBps: br * svc.pktSize * 2 * 8,
           packets: c.packets, bytes: c.bytes, health: b.health };
       });
       const c = this.count(`s:${svc.name}`, fwdPps + revPps, (fwdPps + revPps) * svc.pktSize);
-      services.push({ name: svc.name, fwdPps, fwdBps: fwdPps * svc.pktSize, revPps, revBps: revPps * svc.pktSize * 2,
+      services.push({ name: svc.name, fwdPps, fwdBps: fwdPps * svc.pktSize * 8, revPps, revBps: revPps * svc.pktSize * 2 * 8,
         packets: c.packets, bytes: c.bytes, backends });
       forwarded += fwdPps + revPps;
       forwardedBytes += fwdPps * svc.pktSize + revPps * svc.pktSize * 2;
@@ -142,7 +143,7 @@ class SyntheticBalancer {
     this.programRuns += totalPps;
     this.programRunNs += totalPps * (48 + 10 * Math.random());
     return {
-      at, interval: 1, totals: { pps: totalPps, bps: totalBps, packets: total.packets, bytes: total.bytes }, services,
+      at, interval: 1, totals: { pps: totalPps, bps: totalBps * 8, packets: total.packets, bytes: total.bytes }, services,
       actions: XDP_ACTIONS.map((name) => ({ name, pps: actionPps[name] ?? 0, packets: this.count(`a:${name}`, actionPps[name] ?? 0, 0).packets })),
       reasons: REASONS.map((name) => ({ name, pps: reasonPps[name] ?? 0, packets: this.count(`r:${name}`, reasonPps[name] ?? 0, 0).packets })),
     };

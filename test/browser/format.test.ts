@@ -2,7 +2,7 @@
 // are only as readable as these strings.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatBytesRate, formatCount, formatEndpoint, formatNs, formatPercent, formatPps, formatProto, formatSi } from '../../web/src/format';
+import { formatBps, formatBytesRate, formatCount, formatEndpoint, formatNs, formatPercent, formatPps, formatProto, formatSi } from '../../web/src/format';
 
 test('rates carry SI prefixes with three significant digits', () => {
   assert.equal(formatPps(0), '0 pps');
@@ -34,4 +34,9 @@ test('durations, percentages, protocols, endpoints', () => {
   assert.equal(formatProto(47), '47');
   assert.equal(formatEndpoint('198.18.0.10', 0, 'udp'), '198.18.0.10:*/udp');
   assert.equal(formatEndpoint('198.18.0.10', 80), '198.18.0.10:80');
+});
+
+test("the API's bits per second show as bytes per second", () => {
+  assert.equal(formatBps(27_200_000), '3.4 MB/s');
+  assert.equal(formatBps(8), '1 B/s');
 });

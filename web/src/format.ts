@@ -21,8 +21,14 @@ export function formatSi(value: number, unit = ''): string {
 
 /** Packets per second: "1.2 Mpps". */
 export const formatPps = (pps: number): string => formatSi(pps, 'pps');
-/** Bytes per second (the API's `bps` fields are bytes): "3.4 MB/s". */
+/** Bytes per second: "3.4 MB/s". */
 export const formatBytesRate = (bytesPerSecond: number): string => formatSi(bytesPerSecond, 'B/s');
+/**
+ * The API's `bps` fields are BITS per second (the network convention, src/daemon/stats-history.ts);
+ * the dashboard shows bytes per second, like its byte totals: 27.2 Mbit/s -> "3.4 MB/s".
+ */
+export const bitsToBytes = (bitsPerSecond: number): number => bitsPerSecond / 8;
+export const formatBps = (bitsPerSecond: number): string => formatBytesRate(bitsToBytes(bitsPerSecond));
 /** Byte totals: "12.3 GB". */
 export const formatBytes = (bytes: number): string => formatSi(bytes, 'B');
 /** Counters: exact with thousands separators below a million, SI above ("4.56 M"). */

@@ -3,7 +3,7 @@
 import type { StatsView } from '../api-types';
 import { PALETTE, TimeChart, type SeriesData } from '../charts';
 import { badge, bar, h, replaceChildren, table } from '../dom';
-import { formatBytes, formatBytesRate, formatClock, formatCount, formatPps } from '../format';
+import { bitsToBytes, formatBps, formatBytes, formatBytesRate, formatClock, formatCount, formatPps } from '../format';
 import { markUpdated, pageHeader, updatedLabel, type MountPage } from '../page';
 import { store } from '../store';
 
@@ -69,7 +69,7 @@ function renderCards(cards: HTMLElement, latest: StatsView): void {
       h('div', { class: 'card-value', 'data-testid': testid }, value), h('div', { class: 'card-sub' }, sub));
   replaceChildren(cards,
     card('Packets', formatPps(latest.totals.pps), `${formatCount(latest.totals.packets)} total`, 'total-pps'),
-    card('Throughput', formatBytesRate(latest.totals.bps), `${formatBytes(latest.totals.bytes)} total`, 'total-bps'),
+    card('Throughput', formatBps(latest.totals.bps), `${formatBytes(latest.totals.bytes)} total`, 'total-bps'),
     card('Forwarded', formatPps(sumPps(latest, FORWARD_ACTIONS)), 'XDP_TX + XDP_REDIRECT', 'forwarded-pps', 'card-ok'),
     card('Passed to host', formatPps(sumPps(latest, new Set(['pass']))), 'XDP_PASS', 'passed-pps', 'card-info'),
     card('Dropped', formatPps(sumPps(latest, DROP_ACTIONS)), 'XDP_DROP + XDP_ABORTED', 'dropped-pps', 'card-bad'),
@@ -79,17 +79,18 @@ function renderCards(cards: HTMLElement, latest: StatsView): void {
 function renderCharts(pps: TimeChart, bps: TimeChart, actions: TimeChart, history: StatsView[]): void {
   const times = history.map((s) => s.at);
   const names = [...new Set(history.flatMap((s) => s.services.map((x) => x.name)))].sort();
-  const perService = (field: 'fwdPps' | 'revPps' | 'fwdBps' | 'revBps') => (name: string) =>
-    history.map((s) => s.services.find((x) => x.name === name)?.[field] ?? null);
-  const build = (total: 'pps' | 'bps', fwd: 'fwdPps' | 'fwdBps', rev: 'revPps' | 'revBps'): SeriesData[] => [
-    { label: 'all frames', values: history.map((s) => s.totals[total]), color: '#94a3b8', dash: true },
+  // `scale` turns the API's bits per second into the bytes per second the chart shows.
+  const perService = (field: 'fwdPps' | 'revPps' | 'fwdBps' | 'revBps', scale: (v: number) => number) => (name: string) =>
+    history.map((s) => { const v = s.services.find((x) => x.name === name)?.[field]; return v === undefined ? null : scale(v); });
+  const build = (total: 'pps' | 'bps', fwd: 'fwdPps' | 'fwdBps', rev: 'revPps' | 'revBps', scale: (v: number) => number): SeriesData[] => [
+    { label: 'all frames', values: history.map((s) => scale(s.totals[total])), color: '#94a3b8', dash: true },
     ...names.flatMap((name, i) => [
-      { label: `${name} in`, values: perService(fwd)(name), color: PALETTE[i % PALETTE.length] },
-      { label: `${name} out`, values: perService(rev)(name), color: PALETTE[i % PALETTE.length], dash: true },
+      { label: `${name} in`, values: perService(fwd, scale)(name), color: PALETTE[i % PALETTE.length] },
+      { label: `${name} out`, values: perService(rev, scale)(name), color: PALETTE[i % PALETTE.length], dash: true },
     ]),
   ];
-  pps.update(times, build('pps', 'fwdPps', 'revPps'));
-  bps.update(times, build('bps', 'fwdBps', 'revBps'));
+  pps.update(times, build('pps', 'fwdPps', 'revPps', (v) => v));
+  bps.update(times, build('bps', 'fwdBps', 'revBps', bitsToBytes));
   const actionNames = [...new Set(history.flatMap((s) => s.actions.map((a) => a.name)))];
   const actionColors: Record<string, string> = { tx: '#16a34a', redirect: '#0891b2', pass: '#2563eb', drop: '#dc2626', aborted: '#9333ea' };
   actions.update(times, actionNames.map((name) => ({
@@ -122,8 +123,8 @@ function renderServices(box: HTMLElement, latest: StatsView): void {
       h('th', { scope: 'row' }, svc.name,
         view ? h('span', { class: 'muted small' }, ` ${view.vip}:${view.port || '*'}/${view.protocol} · ${view.mode}`) : null),
       h('td', null, view ? `${view.backends.filter((b) => b.health !== 'down').length}/${view.backends.length} healthy` : ''),
-      h('td', { class: 'num' }, formatPps(svc.fwdPps)), h('td', { class: 'num' }, formatBytesRate(svc.fwdBps)),
-      h('td', { class: 'num' }, formatPps(svc.revPps)), h('td', { class: 'num' }, formatBytesRate(svc.revBps)),
+      h('td', { class: 'num' }, formatPps(svc.fwdPps)), h('td', { class: 'num' }, formatBps(svc.fwdBps)),
+      h('td', { class: 'num' }, formatPps(svc.revPps)), h('td', { class: 'num' }, formatBps(svc.revBps)),
       h('td', { class: 'num' }, formatCount(svc.packets)), h('td', null)));
     for (const be of svc.backends) {
       const bv = view?.backends.find((b) => b.key === be.key);
@@ -131,8 +132,8 @@ function renderServices(box: HTMLElement, latest: StatsView): void {
       rows.push(h('tr', { class: 'row-backend' },
         h('td', { class: 'indent mono' }, be.key),
         h('td', null, healthBadge(be.health), bv?.draining ? badge('draining', 'warn') : null),
-        h('td', { class: 'num' }, formatPps(be.fwdPps)), h('td', { class: 'num' }, formatBytesRate(be.fwdBps)),
-        h('td', { class: 'num' }, formatPps(be.revPps)), h('td', { class: 'num' }, formatBytesRate(be.revBps)),
+        h('td', { class: 'num' }, formatPps(be.fwdPps)), h('td', { class: 'num' }, formatBps(be.fwdBps)),
+        h('td', { class: 'num' }, formatPps(be.revPps)), h('td', { class: 'num' }, formatBps(be.revBps)),
         h('td', { class: 'num' }, formatCount(be.packets)),
         h('td', { class: 'bar-cell' }, bar(share, `${(share * 100).toFixed(1)} % of ${svc.name}'s packets`))));
     }

@@ -5,7 +5,7 @@ import { request } from '../api';
 import type { BackendView, ServiceView } from '../api-types';
 import { confirmDialog } from '../dialog';
 import { badge, bar, h, replaceChildren, table } from '../dom';
-import { formatBytesRate, formatEndpoint, formatPercent, formatPps } from '../format';
+import { formatBps, formatEndpoint, formatPercent, formatPps } from '../format';
 import { errorBanner, markUpdated, pageHeader, updatedLabel, type MountPage, type PageContext } from '../page';
 import { store } from '../store';
 import { healthBadge } from './overview';
@@ -53,7 +53,7 @@ export const mountServices: MountPage = (container, ctx) => {
 function setRates(target: RateCells | undefined, rates: { fwdPps: number; fwdBps: number; revPps: number }): void {
   if (!target) return;
   target.fwdPps.textContent = formatPps(rates.fwdPps);
-  target.fwdBps.textContent = formatBytesRate(rates.fwdBps);
+  target.fwdBps.textContent = formatBps(rates.fwdBps);
   target.revPps.textContent = formatPps(rates.revPps);
 }
 
