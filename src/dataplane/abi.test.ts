@@ -1,4 +1,4 @@
-import { test, describe } from 'node:test';
+import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -32,6 +32,9 @@ function headerConstants(): Map<string, number> {
  * compiled from the same header by the same clang.
  */
 let probeObject: string | null = null;
+after(() => {
+  if (probeObject) fs.rmSync(path.dirname(probeObject), { recursive: true, force: true });
+});
 function layoutOf(structName: string) {
   try {
     return { ...btfStructLayout(OBJECT, structName), from: 'bpf/lb.o' };
