@@ -15,7 +15,7 @@ import {
 } from './topology';
 import {
   ensureNetns, deleteNetns, ipIn, linkIn, linksIn, listNetns, netnsExists, netnsPids, sysctlIn, setOffload,
-  processGone, pidCommandLine, type LinkInfo,
+  processGone, pidCommandLine, readOffload, type LinkInfo, type Offload,
 } from './netns';
 import { nodeScriptCommand, repoRoot, stateDir } from './paths';
 import { startHostForward } from './host-forward';
@@ -125,6 +125,24 @@ function syncAddresses(netns: string, ifname: string, wanted: string[], owns: (a
     if (owns(a.local) && !wanted.includes(`${a.local}/${a.prefixlen}`)) ipIn(netns, ['addr', 'del', `${a.local}/${a.prefixlen}`, 'dev', ifname]);
   }
   for (const cidr of wanted) ipIn(netns, ['addr', 'replace', cidr, 'dev', ifname]);
+}
+
+interface RequiredOffload { netns: string; ifname: string; offload: Offload; on: boolean }
+
+/**
+ * The offload settings XDP forwarding in the lab depends on. XDP_REDIRECT/XDP_TX into a veth is
+ * dropped unless the receiving peer runs NAPI: GRO on the two peers of the lb's legs. Frames
+ * redirected by XDP lose CHECKSUM_PARTIAL, so hosts whose packets cross the XDP program must
+ * checksum in software: tx checksum off on the client and the backends.
+ */
+function requiredOffloads(topology: LabTopology): RequiredOffload[] {
+  const { client, switch: sw, backends } = topology;
+  return [
+    { netns: client.netns, ifname: client.interfaces[0].name, offload: 'gro', on: true },
+    { netns: sw.netns, ifname: sw.lbPort, offload: 'gro', on: true },
+    { netns: client.netns, ifname: client.interfaces[0].name, offload: 'tx-checksum', on: false },
+    ...backends.map((be) => ({ netns: be.netns, ifname: be.interfaces[0].name, offload: 'tx-checksum' as Offload, on: false })),
+  ];
 }
 
 /** The backend server's argv for a backend of this topology. */
@@ -239,13 +257,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabStatus> {
     }
   }
 
-  // XDP_REDIRECT/XDP_TX into a veth is dropped unless the receiving peer runs NAPI: GRO on
-  // the two peers of the lb's legs. Frames redirected by XDP lose CHECKSUM_PARTIAL, so hosts
-  // whose packets cross the XDP program checksum in software (tx checksum off).
-  setOffload(client.netns, client.interfaces[0].name, 'gro', true);
-  setOffload(sw.netns, sw.lbPort, 'gro', true);
-  setOffload(client.netns, client.interfaces[0].name, 'tx-checksum', false);
-  for (const be of backends) setOffload(be.netns, be.interfaces[0].name, 'tx-checksum', false);
+  for (const want of requiredOffloads(topology)) setOffload(want.netns, want.ifname, want.offload, want.on);
 
   // Permanent neighbour entries: bpf_fib_lookup answers NO_NEIGH for an unresolved next hop,
   // and the first packet of a test must not be the one that triggers ARP.
@@ -344,7 +356,11 @@ export interface LabHostStatus {
   host: string;
   netns: string;
   exists: boolean;
-  interfaces: Array<{ name: string; up: boolean; mac?: string; addresses: string[]; xdp?: { progId: number; mode: string } }>;
+  interfaces: Array<{
+    name: string; up: boolean; mac?: string; addresses: string[]; xdp?: { progId: number; mode: string };
+    /** The offloads the lab manages on this interface, as read back (see requiredOffloads). */
+    offloads?: { gro?: boolean; txChecksum?: boolean };
+  }>;
   server?: { pid: number; alive: boolean };
 }
 
@@ -403,6 +419,15 @@ export function labStatus(prefix: string = DEFAULT_LAB_PREFIX): LabStatus {
     }
     return status;
   });
+  for (const want of requiredOffloads(topology)) {
+    if (!netnsExists(want.netns) || !linkIn(want.netns, want.ifname)) continue;
+    const actual = readOffload(want.netns, want.ifname, want.offload);
+    const itf = hosts.find((h) => h.netns === want.netns)?.interfaces.find((i) => i.name === want.ifname);
+    if (itf && actual !== undefined) itf.offloads = { ...itf.offloads, [want.offload === 'gro' ? 'gro' : 'txChecksum']: actual };
+    if (actual !== undefined && actual !== want.on) {
+      problems.push(`${want.offload} is ${actual ? 'on' : 'off'} on ${want.ifname} in ${want.netns} (XDP forwarding needs it ${want.on ? 'on' : 'off'})`);
+    }
+  }
   const lbHost = hosts.find((h) => h.host === 'lb');
   const lbXdp = (lbHost?.interfaces ?? []).filter((i) => i.xdp).map((i) => ({ ifname: i.name, ...i.xdp! }));
   const forward = state?.forward

@@ -141,6 +141,34 @@ export function setOffload(netns: string, ifname: string, offload: Offload, on: 
   throw new Error(`cannot set ${offload} on ${ifname}: ethtool is not installed (run bash scripts/setup.sh)`);
 }
 
+const ETHTOOL_IOCTL_GET_PY = `
+import ctypes, fcntl, socket, struct, sys
+name, cmd = sys.argv[1], int(sys.argv[2], 0)
+buf = ctypes.create_string_buffer(struct.pack('II', cmd, 0), 8)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+fcntl.ioctl(s, 0x8946, struct.pack('16sP', name.encode(), ctypes.addressof(buf)))
+print(struct.unpack('II', buf.raw)[1])
+`;
+
+/**
+ * Reads whether an offload is on (`ethtool -k`, or the legacy ETHTOOL_GGRO / ETHTOOL_GTXCSUM
+ * ioctls through python3); undefined when it cannot be read.
+ */
+export function readOffload(netns: string, ifname: string, offload: Offload): boolean | undefined {
+  const tool = offloadTool();
+  if (tool === 'ethtool') {
+    const out = execIn(netns, ['ethtool', '-k', ifname], { allowFail: true });
+    const key = offload === 'gro' ? 'generic-receive-offload' : 'tx-checksumming';
+    const m = new RegExp(`^${key}: (on|off)`, 'm').exec(out.stdout);
+    return m ? m[1] === 'on' : undefined;
+  }
+  if (tool === 'python3') {
+    const out = execIn(netns, ['python3', '-c', ETHTOOL_IOCTL_GET_PY, ifname, offload === 'gro' ? '0x2b' : '0x16'], { allowFail: true });
+    return out.status === 0 ? out.stdout.trim() !== '0' : undefined;
+  }
+  return undefined;
+}
+
 /** Whether a process exists (signal 0). */
 export function pidAlive(pid: number): boolean {
   try {
