@@ -209,42 +209,54 @@ static __always_inline void nat_to_client(struct packet *p, const struct lb_reve
 
 /* ---- forwarding -------------------------------------------------------------------------- */
 
-/* Next hop for `dst` from the kernel's FIB and neighbours: TX on the ingress interface,
- * REDIRECT through tx_ports otherwise; the packet goes to the kernel when that cannot be done. */
-static __always_inline int forward(struct packet *p, __be32 dst, __u8 sent_reason)
+/* Asks the kernel's FIB and neighbour tables for the next hop of `dst` (fills `fib`). */
+static __always_inline int next_hop(struct packet *p, __be32 dst, struct bpf_fib_lookup *fib)
 {
-	struct bpf_fib_lookup fib = {};
 	struct iphdr *ip = p->ip;
-	struct ethhdr *eth = p->eth;
-	int rc, action;
 
-	fib.family = AF_INET;
-	fib.tos = ip->tos;
-	fib.l4_protocol = ip->protocol;
-	fib.tot_len = bpf_ntohs(ip->tot_len);
-	fib.ipv4_src = ip->saddr;
-	fib.ipv4_dst = dst;
-	fib.ifindex = p->ctx->ingress_ifindex;
+	fib->family = AF_INET;
+	fib->tos = ip->tos;
+	fib->l4_protocol = ip->protocol;
+	fib->tot_len = bpf_ntohs(ip->tot_len);
+	fib->ipv4_src = ip->saddr;
+	fib->ipv4_dst = dst;
+	fib->ifindex = p->ctx->ingress_ifindex;
 	if (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) {
 		struct l4_ports *ports = p->l4;
-		fib.sport = ports->source;
-		fib.dport = ports->dest;
+		fib->sport = ports->source;
+		fib->dport = ports->dest;
 	}
+	return bpf_fib_lookup(p->ctx, fib, sizeof(*fib), 0);
+}
 
-	rc = bpf_fib_lookup(p->ctx, &fib, sizeof(fib), 0);
+/* Sends the packet to the next hop `next_hop` found: TX on the ingress interface, REDIRECT
+ * through tx_ports otherwise; the packet goes to the kernel when that cannot be done. */
+static __always_inline int send(struct packet *p, int rc, struct bpf_fib_lookup *fib, __u8 sent_reason)
+{
+	struct ethhdr *eth = p->eth;
+	int action;
+
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return verdict(p, XDP_PASS, LB_REASON_NO_NEIGH);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return verdict(p, XDP_PASS, LB_REASON_NO_ROUTE);
 
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	if (fib.ifindex == p->ctx->ingress_ifindex)
+	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	if (fib->ifindex == p->ctx->ingress_ifindex)
 		return verdict(p, XDP_TX, sent_reason);
-	action = bpf_redirect_map(&tx_ports, fib.ifindex, XDP_PASS);
+	action = bpf_redirect_map(&tx_ports, fib->ifindex, XDP_PASS);
 	if (action != XDP_REDIRECT)
 		return verdict(p, XDP_PASS, LB_REASON_NO_TX_PORT);
 	return verdict(p, XDP_REDIRECT, sent_reason);
+}
+
+/* Next hop for `dst`, then send (see send()). */
+static __always_inline int forward(struct packet *p, __be32 dst, __u8 sent_reason)
+{
+	struct bpf_fib_lookup fib = {};
+
+	return send(p, next_hop(p, dst, &fib), &fib, sent_reason);
 }
 
 /* ---- the packet classes ------------------------------------------------------------------ */
@@ -276,7 +288,9 @@ static __always_inline int to_service(struct packet *p, const struct lb_service 
 static __always_inline int from_backend(struct packet *p)
 {
 	struct lb_reverse_key key = { .ip = p->saddr, .port = p->sport, .proto = p->proto };
+	struct bpf_fib_lookup fib = {};
 	struct lb_reverse *rev;
+	int rc;
 
 	rev = bpf_map_lookup_elem(&reverse, &key);
 	if (!rev) {
@@ -285,12 +299,19 @@ static __always_inline int from_backend(struct packet *p)
 		if (!rev)
 			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
 	}
+	/* The destination is the same before and after the rewrite: look it up first, so that
+	 * what the kernel would not forward is left alone. NOT_FWDED covers both this host's own
+	 * addresses (a backend answering the daemon's health checks) and destinations with no
+	 * route; neither is a client of a VIP. */
+	rc = next_hop(p, p->daddr, &fib);
+	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED)
+		return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
 	p->service_id = rev->service_id;
 	p->backend_id = rev->backend_id;
 	if (p->ip->ttl <= 1)
 		return verdict(p, XDP_PASS, LB_REASON_TTL);
 	nat_to_client(p, rev);
-	return forward(p, p->ip->daddr, LB_REASON_REVERSED);
+	return send(p, rc, &fib, LB_REASON_REVERSED);
 }
 
 /* Echo request to a VIP: answered in place and sent back out the ingress interface. */

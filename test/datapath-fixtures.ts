@@ -262,6 +262,7 @@ export function fixtures(): Fixture[] {
     F.push({ name: 'reverse NAT keeps IP options and Ethernet padding', ingress: 'b',
       input: tcpFrame('198.18.1.10', CLIENT, { sport: 80, dport: 7007 }, { ip: { options: opts }, trailer: pad }), action: 'redirect', reason: 'reversed', serviceId: 1, backendId: 1,
       output: tcpFrame(VIP.web, CLIENT, { sport: 80, dport: 7007 }, { eth: { dst: MAC.client, src: portMac('a') }, ip: { ttl: 63, options: opts }, trailer: pad }) });
+    F.push({ name: 'backend reply to the balancer host itself (health check) passes untouched (not_vip)', ingress: 'b', input: tcpFrame('198.18.1.10', '198.18.1.1', { sport: 80, dport: 40000 }), action: 'pass', reason: 'not_vip', output: 'unchanged' });
     F.push({ name: 'backend source port without reverse entry passes (not_vip)', ingress: 'b', input: tcpFrame('198.18.1.10', CLIENT, { sport: 81, dport: 7005 }), action: 'pass', reason: 'not_vip', output: 'unchanged' });
   }
 

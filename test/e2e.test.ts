@@ -60,8 +60,9 @@ function baseConfig(): Record<string, unknown> {
     ],
     services: [
       { name: 'web', vip: NAT_VIP, port: 80, protocol: 'tcp', mode: 'nat',
-        // Checked on the backends' port 80, which the web service does not use.
-        healthCheck: { type: 'http', port: 80, path: '/healthz', expectStatus: [200, 299], ...HEALTH },
+        // Checked on the port the service uses: the replies reach the lb's XDP, which must
+        // leave replies addressed to the lb itself alone (no reverse NAT).
+        healthCheck: { type: 'http', path: '/healthz', expectStatus: [200, 299], ...HEALTH },
         backends: [{ address: be[0], port: 8080, weight: 1 }, { address: be[1], port: 8080, weight: 1 },
           { address: be[2], port: 8080, weight: 2 }] },
       { name: 'echo', vip: NAT_VIP, port: 5300, protocol: 'udp', mode: 'nat',

@@ -30,6 +30,7 @@ export interface ModelSettings { fragPolicy: number; sampleRate: number; flowCac
 export type FibResult =
   | { kind: 'success'; ifindex: number; smac: Buffer; dmac: Buffer }
   | { kind: 'no_neigh' }
+  | { kind: 'local' }      // BPF_FIB_LKUP_RET_NOT_FWDED: the address is this host's own
   | { kind: 'no_route' };
 
 export interface ModelState {
@@ -250,6 +251,10 @@ class Run {
     const rev = this.st.reverse.find((e) => e.ip === r.saddr && e.port === r.sport && e.proto === r.proto)
       ?? this.st.reverse.find((e) => e.ip === r.saddr && e.port === 0 && e.proto === r.proto);
     if (!rev) return this.verdict(XDP_PASS, 'not_vip');
+    // The kernel would not forward it (this host's own address, e.g. a health check reply,
+    // or no route: BPF_FIB_LKUP_RET_NOT_FWDED covers both): left alone.
+    const kind = this.st.fib(r.daddr, this.ingress).kind;
+    if (kind === 'local' || kind === 'no_route') return this.verdict(XDP_PASS, 'not_vip');
     r.serviceId = rev.serviceId;
     r.backendId = rev.backendId;
     if (this.f[this.ip + 8] <= 1) return this.verdict(XDP_PASS, 'ttl');
@@ -362,7 +367,7 @@ export interface FibNeighbour { ifindex: number; ip: number; mac: Buffer }
 export function connectedFib(ifaces: FibInterface[], neighbours: FibNeighbour[]): (dst: number, ingress: number) => FibResult {
   return (dst) => {
     for (const i of ifaces) {
-      if (dst === i.address) return { kind: 'no_route' };
+      if (dst === i.address) return { kind: 'local' };
     }
     for (const i of ifaces) {
       const mask = i.prefixLen === 0 ? 0 : (0xffffffff << (32 - i.prefixLen)) >>> 0;
