@@ -206,6 +206,14 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     void daemon.reload('SIGHUP');
   };
   const onStop = (signal: NodeJS.Signals): void => { stopSignal ??= signal; wake(); };
+  // A bug must not go unlogged: one JSON line, then exit like a crash (the program keeps
+  // forwarding from its pins; the next start adopts it).
+  const onCrash = (err: unknown): void => {
+    logger.fatal({ err: (err as Error)?.stack ?? String(err) }, 'daemon crashed; the pinned program keeps forwarding');
+    process.exit(1);
+  };
+  process.on('uncaughtException', onCrash);
+  process.on('unhandledRejection', onCrash);
   process.on('SIGHUP', onHup);
   process.on('SIGTERM', onStop);
   process.on('SIGINT', onStop);
@@ -218,5 +226,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     process.off('SIGHUP', onHup);
     process.off('SIGTERM', onStop);
     process.off('SIGINT', onStop);
+    process.off('uncaughtException', onCrash);
+    process.off('unhandledRejection', onCrash);
   }
 }
