@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { labUp, labDown, labStatus, labExec, formatLabStatus, daemonCommand } from './lab';
 import { DEFAULT_LAB_PREFIX, DEFAULT_API_PORT, MAX_BACKENDS } from './topology';
-import { runTraffic, startTraffic } from './traffic';
+import { startTraffic } from './traffic';
 
 function intOption(name: string, min: number, max: number) {
   return (value: string): number => {
@@ -112,8 +112,6 @@ export function registerLabCommands(program: Command): void {
       process.stdout.write(daemonCommand(args, o.prefix).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ') + '\n');
     });
 }
-
-export { runTraffic };
 
 if (require.main === module) {
   const program = new Command('xdplb').description('xdplb lab (standalone entry)');

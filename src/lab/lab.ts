@@ -445,7 +445,11 @@ export function formatLabStatus(status: LabStatus): string {
     lines.push(`  ${h.host.padEnd(6)} ${h.netns}${h.exists ? '' : ' (missing)'}${server}`);
     for (const i of h.interfaces) {
       const xdp = i.xdp ? `  xdp prog ${i.xdp.progId} (${i.xdp.mode})` : '';
-      lines.push(`         ${i.name.padEnd(15)} ${i.up ? 'UP  ' : 'DOWN'} ${i.addresses.join(' ') || '-'}${xdp}`);
+      const offloads = [
+        i.offloads?.gro !== undefined ? `gro ${i.offloads.gro ? 'on' : 'off'}` : '',
+        i.offloads?.txChecksum !== undefined ? `tx-csum ${i.offloads.txChecksum ? 'on' : 'off'}` : '',
+      ].filter(Boolean).join(', ');
+      lines.push(`         ${i.name.padEnd(15)} ${i.up ? 'UP  ' : 'DOWN'} ${i.addresses.join(' ') || '-'}${offloads ? `  (${offloads})` : ''}${xdp}`);
     }
   }
   if (status.forward) lines.push(`  forward ${status.forward.listen} -> lb 127.0.0.1:${status.forward.targetPort} pid ${status.forward.pid} ${status.forward.alive ? 'alive' : 'DEAD'}`);
