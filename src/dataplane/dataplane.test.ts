@@ -132,6 +132,8 @@ describe('Dataplane on the real kernel', () => {
     const services = dp!.mapEntries('services', 0, 10).entries.map((x) => (x.value as { name: string }).name).sort();
     assert.deepEqual(services, ['dns', 'web']);
     assert.throws(() => dp!.mapEntries('nope'), /no map named "nope"/);
+    const tables = dp!.mapEntries('maglev').entries.map((e) => e.value as { tableSize: number; service: string });
+    assert.deepEqual(tables.map((t) => [t.service, t.tableSize]).sort(), [['dns', 251], ['web', 13]]);
     const dnsBackends = state().services[0].backends;
     const expected = tableShares(buildMaglevTable(dnsBackends.map((b) => ({ key: `${b.address}:${b.port}`, weight: b.weight })), 251), 2);
     assert.deepEqual(dp!.maglevShares('dns'), { '198.18.1.2:5353': expected[0], '198.18.1.3:5353': expected[1] });

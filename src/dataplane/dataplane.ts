@@ -510,7 +510,7 @@ export class Dataplane {
     switch (name) {
       case 'services': return { key: LbServiceKeyCodec.decode(key), value: { ...LbServiceCodec.decode(value), name: this.reconciler.serviceName(LbServiceCodec.decode(value).id) } };
       case 'vips': return { key: bytesToIpv4(key), value: LbVipCodec.decode(value) };
-      case 'maglev': return { key: index, value: { innerMapId: decodeU32(value), service: this.reconciler.serviceName(index) } };
+      case 'maglev': return { key: index, value: { innerMapId: decodeU32(value), tableSize: innerTableSize(decodeU32(value)), service: this.reconciler.serviceName(index) } };
       case 'backends': return { key: index, value: { ...LbBackendCodec.decode(value), name: this.reconciler.backendName(index) } };
       case 'reverse': return { key: LbReverseKeyCodec.decode(key), value: LbReverseCodec.decode(value) };
       case 'flows': return { key: LbFlowKeyCodec.decode(key), value: LbFlowCodec.decode(value) };
@@ -522,6 +522,18 @@ export class Dataplane {
       case 'reason_stats': return { key: REASONS[index] ?? index, value: decodePerCpuSum(LbCounterCodec, value, this.cpus) };
       case 'events': return { key: index, value: null };
     }
+  }
+}
+
+/** Entries of the inner map with this id, or null when it is gone. */
+function innerTableSize(id: number): number | null {
+  try {
+    const inner = BpfMap.fromId(id);
+    const size = inner.maxEntries;
+    inner.close();
+    return size;
+  } catch {
+    return null;
   }
 }
 
