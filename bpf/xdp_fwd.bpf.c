@@ -122,7 +122,7 @@ int xdp_gen(struct xdp_md *ctx)
 	return XDP_TX;
 }
 
-/* ---- sink: count what arrives, then drop it ---- */
+/* ---- sink: count what arrives (IPv4 UDP), then drop it ---- */
 
 struct sink_counter {
 	__u64 packets;
@@ -142,9 +142,18 @@ struct {
 SEC("xdp")
 int xdp_sink(struct xdp_md *ctx)
 {
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
 	__u32 slot = 0;
-	struct sink_counter *counter = bpf_map_lookup_elem(&sink_counts, &slot);
+	struct sink_counter *counter;
 
+	/* Only the generator's traffic counts (IPv4 UDP): the kernel's own chatter on the link
+	 * (IPv6 neighbour discovery, MLD) must not inflate what was delivered. */
+	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->protocol != IPPROTO_UDP)
+		return XDP_DROP;
+	counter = bpf_map_lookup_elem(&sink_counts, &slot);
 	if (counter) {
 		__u64 now = bpf_ktime_get_ns();
 

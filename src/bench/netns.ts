@@ -30,12 +30,14 @@ export function deleteNamespace(name: string): void {
 }
 
 /**
- * Creates a fresh namespace (deleting a leftover of the same name first) with lo up.
+ * Creates a fresh namespace (deleting a leftover of the same name first) with lo up and IPv6 off.
  * @throws Error when ip fails.
  */
 export function createNamespace(name: string): void {
   deleteNamespace(name);
   run('ip', ['netns', 'add', name]);
+  // IPv4 only: no IPv6 neighbour discovery or MLD chatter on the benchmark links.
+  setSysctls(name, { 'net.ipv6.conf.all.disable_ipv6': '1', 'net.ipv6.conf.default.disable_ipv6': '1' });
   run('ip', ['link', 'set', 'lo', 'up'], { netns: name });
 }
 
