@@ -114,7 +114,7 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
   trackChild(daemon.child);
   const opened: BpfMap[] = [];
   try {
-    const url = await daemon.ready(20_000);
+    const url = await daemon.ready(60_000);
     const service = await api(url, token, 'GET', '/api/v1/services/bench') as { id: number; backends: Array<{ id: number; key: string }> };
     const backendsMap = BpfMap.fromPin(join(CONTROL_PIN_DIR, 'maps', 'backends'));
     opened.push(backendsMap);
@@ -185,7 +185,7 @@ async function startObserver(pinDir: string, seconds: number): Promise<Observer>
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (c: string) => { err += c; });
   const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`observer not ready after 20 s: ${err.slice(0, 300)}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`observer not ready after 60 s: ${err.slice(0, 300)}`)), 60_000);
     child.stdout!.setEncoding('utf8').on('data', (c: string) => {
       out += c;
       if (out.includes('ready\n')) { clearTimeout(timer); resolve(); }
