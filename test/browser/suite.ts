@@ -283,6 +283,21 @@ export async function runBrowserSuite(baseUrl: string, creds: BrowserSuiteCreds,
         assert.equal((await api(base, 'GET', '/programs', token)).body.statsEnabled, want, `statsEnabled ${want} after the toggle`);
       }
 
+      // Sampling rate: set through the Trace page, seen by the API, then back as it was.
+      await gotoPage(page, base, 'trace');
+      const originalRate = (await api(base, 'GET', '/settings', token)).body.sampleRate as number;
+      for (const rate of [originalRate + 1, originalRate]) {
+        await page.locator('[data-action=set-sample-rate]').click();
+        await page.locator('dialog.dialog[open] input[name=sampleRate]').fill(String(rate));
+        await page.locator('dialog.dialog[open] button[type=submit]').click();
+        await page.waitForSelector('dialog.dialog', { state: 'detached', timeout: WAIT_MS });
+        assert.equal((await api(base, 'GET', '/settings', token)).body.sampleRate, rate, `API sampleRate ${rate}`);
+        await page.waitForFunction((r) => {
+          const text = document.querySelector('[data-testid=sample-rate]')?.textContent ?? '';
+          return r === 0 ? /off/.test(text) : r === 1 ? /every packet/.test(text) : text.includes(`1 in ${r.toLocaleString('en-US')} `);
+        }, rate, { timeout: WAIT_MS });
+      }
+
       // Every page, live, at both widths.
       for (const width of WIDTHS) {
         await page.setViewportSize({ width, height: 900 });
