@@ -8,6 +8,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, renameSync, existsSync } from 'node:fs';
 import path from 'node:path';
+import { constants } from 'node:os';
 import {
   labTopology, labHosts, findHost, isLabNetns, VIP_SUBNET, BACKEND_HTTP_PORT, BACKEND_HTTP_PORT_ALT,
   BACKEND_UDP_ECHO_PORT, DEFAULT_API_PORT, DEFAULT_LAB_PREFIX, isLabVip, validatePrefix,
@@ -478,7 +479,9 @@ export function labExec(host: string, command: string[], prefix: string = DEFAUL
   if (!netnsExists(argv[3])) throw new Error(`lab host ${host} (${argv[3]}) does not exist: run lab up first`);
   const result = spawnSync(argv[0], argv.slice(1), { stdio: 'inherit' });
   if (result.error) throw result.error;
-  return result.status ?? (result.signal ? 128 : 1);
+  if (result.status !== null) return result.status;
+  // Killed by a signal: the shell convention, 128 + its number.
+  return 128 + (result.signal ? (constants.signals[result.signal] ?? 0) : 0);
 }
 
 /**
