@@ -84,9 +84,17 @@ if curl -s -o /dev/null -m 1 "http://127.0.0.1:$PORT/" 2>/dev/null; then
   exit 1
 fi
 
+if [[ -e /run/xdplb-lab/$PREFIX/state.json ]]; then
+  say "a lab $PREFIX from an earlier run exists: taking it down first"
+  "${LAB[@]}" down --prefix "$PREFIX" >&2 || true
+fi
 say "lab up: client, lb, switch and 3 backends (prefix $PREFIX, DSR VIPs on the backends' lo)"
 LAB_STARTED=1
-"${LAB[@]}" up --prefix "$PREFIX" --backends 3 --mode dsr --forward-port "$PORT" --api-port 8720 >"$RUN_DIR/lab-up.txt"
+if ! "${LAB[@]}" up --prefix "$PREFIX" --backends 3 --mode dsr --forward-port "$PORT" --api-port 8720 >"$RUN_DIR/lab-up.txt"; then
+  cat "$RUN_DIR/lab-up.txt" >&2
+  say "lab up failed"
+  exit 1
+fi
 
 # demo.yaml names the lb legs of the default prefix; another prefix gets its own leg names.
 sed "s/\bxlb-lb\([01]\)\b/$PREFIX-lb\1/g" demo/demo.yaml >"$RUN_DIR/demo.yaml"
