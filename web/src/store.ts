@@ -5,6 +5,7 @@ import type { ServiceView, StatsView, StreamMessage, TraceEvent } from './api-ty
 
 export const HISTORY_SECONDS = 300;
 export const EVENT_BUFFER = 1000;
+const EVENT_TRIM_SLACK = 250;
 
 export interface BufferedEvent extends TraceEvent { receivedAt: number; seq: number }
 export interface HealthChange { at: number; service: string; backend: string; health: 'up' | 'down' }
@@ -30,6 +31,11 @@ class LiveStore {
   private retryTimer = 0;
   private retryDelayMs = 1000;
   private running = false;
+
+  /** The last EVENT_BUFFER events, oldest first. */
+  recentEvents(): BufferedEvent[] {
+    return this.events.length > EVENT_BUFFER ? this.events.slice(-EVENT_BUFFER) : this.events;
+  }
 
   get latest(): StatsView | null { return this.history[this.history.length - 1] ?? null; }
 
@@ -125,7 +131,8 @@ class LiveStore {
         const offset = receivedAt - msg.data.tsNs / 1e6;
         if (this.kernelClockOffsetMs === null || offset < this.kernelClockOffsetMs) this.kernelClockOffsetMs = offset;
         this.events.push({ ...msg.data, receivedAt, seq: ++this.eventsSeen });
-        if (this.events.length > EVENT_BUFFER) this.events.splice(0, this.events.length - EVENT_BUFFER);
+        // Trim in batches: at thousands of events a second, a splice per event would dominate.
+        if (this.events.length > EVENT_BUFFER + EVENT_TRIM_SLACK) this.events.splice(0, this.events.length - EVENT_BUFFER);
         this.emit('events');
         break;
       }

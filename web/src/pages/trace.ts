@@ -85,7 +85,7 @@ export const mountTrace: MountPage = (container, ctx) => {
   const render = () => {
     window.clearTimeout(pendingTimer);
     pendingTimer = 0;
-    const source = paused ? frozen : store.events;
+    const source = paused ? frozen : store.recentEvents();
     const shown: BufferedEvent[] = [];
     let matching = 0;
     for (let i = source.length - 1; i >= 0; i--) {
@@ -121,7 +121,7 @@ export const mountTrace: MountPage = (container, ctx) => {
   for (const f of [fService, fBackend, fVerdict, fReason]) f.el.addEventListener('change', render);
   pause.addEventListener('click', () => {
     paused = !paused;
-    frozen = paused ? [...store.events] : [];
+    frozen = paused ? [...store.recentEvents()] : [];
     pause.setAttribute('aria-pressed', String(paused));
     pause.textContent = paused ? 'Resume' : 'Pause';
     render();
