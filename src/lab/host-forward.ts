@@ -24,6 +24,8 @@ export interface HostForwardOptions {
   targetPort: number;
   /** File that receives the forwarder's stdout/stderr. */
   logFile: string;
+  /** Called with the child's pid as soon as it is spawned (before it confirms), to record it. */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface HostForward { pid: number; listen: string; target: string }
@@ -49,6 +51,7 @@ export async function startHostForward(options: HostForwardOptions): Promise<Hos
     detached: true, cwd: repoRoot(), stdio: ['ignore', log, log, 'ipc'],
   });
   closeSync(log);
+  if (child.pid) options.onSpawn?.(child.pid);
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('lab forwarder did not start within 15 s')), 15_000);

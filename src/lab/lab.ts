@@ -303,6 +303,10 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabStatus> {
       if (running) await stopProcess(current!.pid);
       const fwd = await startHostForward({
         prefix, netns: lb.netns, listenPort: port, targetPort, logFile: path.join(stateDir(prefix), 'forward.log'),
+        onSpawn: (pid) => {
+          state.forward = { pid, argv: [], startedAt: new Date().toISOString(), listen: `127.0.0.1:${port}`, targetPort };
+          writeLabState(state);
+        },
       });
       state.forward = { pid: fwd.pid, argv: [], startedAt: new Date().toISOString(), listen: fwd.listen, targetPort };
       log(`forwarding host ${fwd.listen} -> ${fwd.target} (pid ${fwd.pid})`);
