@@ -102,19 +102,20 @@ export const mountTrace: MountPage = (container, ctx) => {
         : 'No buffered event matches the filters.'));
       return;
     }
-    replaceChildren(rowsBox, table(['Time', 'Iface', 'Verdict', 'Reason', 'Proto', 'Source', 'Destination', 'Service', 'Backend', { text: 'Len', num: true }],
+    replaceChildren(rowsBox, table(['Time', 'Iface', 'Verdict', 'Reason', { text: 'Proto', cls: 'wide-only' }, 'Source', 'Destination', 'Service', 'Backend',
+      { text: 'Len', num: true, cls: 'wide-only' }],
       shown.map((e) => h('tr', { 'data-seq': e.seq },
         h('td', { class: 'mono', title: `kernel time ${e.tsNs} ns, received ${formatClock(e.receivedAt, true)}` },
           formatClock(store.kernelClockOffsetMs === null ? e.receivedAt : e.tsNs / 1e6 + store.kernelClockOffsetMs, true)),
         h('td', null, interfaces.get(e.ifindex) ?? `#${e.ifindex}`),
         h('td', null, badge(e.action, VERDICT_KIND[e.action] ?? 'muted')),
         h('td', { class: 'mono' }, e.reason),
-        h('td', null, formatProto(e.proto)),
+        h('td', { class: 'wide-only' }, formatProto(e.proto)),
         h('td', { class: 'mono' }, `${e.saddr}:${e.sport}`),
         h('td', { class: 'mono' }, `${e.daddr}:${e.dport}`),
         h('td', null, e.service ?? '—'),
         h('td', { class: 'mono' }, e.backend ?? '—'),
-        h('td', { class: 'num' }, String(e.pktLen))))));
+        h('td', { class: 'num wide-only' }, String(e.pktLen))))));
   };
   const scheduleRender = () => { if (!pendingTimer) pendingTimer = window.setTimeout(render, RENDER_EVERY_MS); };
 
