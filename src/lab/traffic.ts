@@ -156,7 +156,8 @@ export async function generateTraffic(options: TrafficOptions, signal?: AbortSig
     const timer = setInterval(() => {
       const elapsed = (Date.now() - start) / 1000;
       const done = elapsed >= o.durationSec || signal?.aborted === true;
-      const owed = Math.min(maxRequests, Math.floor(elapsed * o.rps)) - summary.sent - summary.skipped;
+      // The first request leaves at t=0, so a full run sends exactly rps * durationSec.
+      const owed = Math.min(maxRequests, Math.floor(elapsed * o.rps) + 1) - summary.sent - summary.skipped;
       if (!done) {
         for (let i = 0; i < owed; i++) {
           if (inFlight >= o.maxInFlight) summary.skipped++;
