@@ -98,6 +98,19 @@ describe('xdplb daemon over the lab (NAT, health checks)', { skip: skipReason ??
     assert.deepEqual(Object.keys(again.byBackend).sort(), ['be1', 'be2']);
   });
 
+  test('drain moves new connections off a backend; undo brings it back', async () => {
+    await api.patchBackend('web', '198.18.1.11:8080', { drain: true });
+    const view = await api.getService('web');
+    assert.equal(view.backends[0].draining, true);
+    assert.equal(view.backends[0].inTable, false);
+    const drained = await runTraffic({ prefix: PREFIX, kind: 'http', target: 'http://198.18.100.1/', durationSec: 1, rps: 50 });
+    assert.equal(drained.failed, 0);
+    assert.deepEqual(Object.keys(drained.byBackend), ['be2']);
+    await api.patchBackend('web', '198.18.1.11:8080', { drain: false });
+    const back = await runTraffic({ prefix: PREFIX, kind: 'http', target: 'http://198.18.100.1/', durationSec: 1, rps: 50 });
+    assert.deepEqual(Object.keys(back.byBackend).sort(), ['be1', 'be2']);
+  });
+
   test('kill -9 under traffic: forwarding goes on, the restarted daemon adopts with no failed request', async () => {
     const progId = (await api.interfaces())[0].progId;
     const run = startTraffic({ prefix: PREFIX, kind: 'http', target: 'http://198.18.100.1/', durationSec: 5, rps: 100 });
