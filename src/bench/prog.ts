@@ -36,6 +36,8 @@ export interface ProgBenchOptions {
   backendCounts?: number[]; // default [2, 1000]
   flowCache?: boolean; // the flow-affinity cache setting, default on (the daemon's default)
   objectPath?: string; // default bpf/lb.o (to compare builds)
+  /** A second build measured in the same interleaved runs; its cases are named "<case> [baseline]". */
+  baselineObjectPath?: string;
 }
 
 export interface ProgBenchCase {
@@ -144,17 +146,19 @@ export function runProgBench(opts: ProgBenchOptions = {}): ProgBenchResult {
     opened.push(emptyObj);
     const emptyProg = emptyObj.program('xdp_pass');
     opened.push(emptyProg);
-    const planes = backendCounts.map((n) => {
-      const dp = Dataplane.load({ hashSeed: 0, objectPath: opts.objectPath });
+    const builds = [{ suffix: '', objectPath: opts.objectPath }];
+    if (opts.baselineObjectPath) builds.push({ suffix: ' [baseline]', objectPath: opts.baselineObjectPath });
+    const planes = builds.flatMap((build) => backendCounts.map((n) => {
+      const dp = Dataplane.load({ hashSeed: 0, objectPath: build.objectPath });
       opened.push(dp);
       dp.applyState(stateFor(n, flowCache));
-      return { backends: n, program: dp.program };
-    });
+      return { suffix: build.suffix, backends: n, program: dp.program };
+    }));
 
     const cases = packetCases();
     type Slot = { name: string; backends: number | null; program: Program; frame: Buffer; action: number; perRun: number[] };
     const slots: Slot[] = [{ name: 'empty program', backends: null, program: emptyProg, frame: cases[1].frame, action: 2, perRun: [] }];
-    for (const p of planes) for (const c of cases) slots.push({ name: c.name, backends: p.backends, program: p.program, frame: c.frame, action: c.action, perRun: [] });
+    for (const p of planes) for (const c of cases) slots.push({ name: c.name + p.suffix, backends: p.backends, program: p.program, frame: c.frame, action: c.action, perRun: [] });
 
     // Check every case takes the path it is meant to measure before timing it.
     for (const s of slots) {
