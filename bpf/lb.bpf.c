@@ -26,6 +26,11 @@ char LICENSE[] SEC("license") = "GPL";
 /* Load-time knob: seed of the flow hash; every balancer node behind one ECMP group uses the same. */
 const volatile __u32 hash_seed = 0;
 
+/* Load-time knob: how long a CPU reuses a backend's next hop (MACs, egress) without asking the
+ * kernel again; 0 asks on every packet. 100 ms is under TCP's minimum RTO (200 ms): a neighbour
+ * or route change is seen before the first retransmission of a segment sent the old way. */
+const volatile __u64 nexthop_ttl_ns = 100 * 1000 * 1000;
+
 /* Source and destination ports, common to the TCP and UDP headers (network order). */
 struct l4_ports {
 	__be16 source;
@@ -229,34 +234,75 @@ static __always_inline int next_hop(struct packet *p, __be32 dst, struct bpf_fib
 	return bpf_fib_lookup(p->ctx, fib, sizeof(*fib), 0);
 }
 
-/* Sends the packet to the next hop `next_hop` found: TX on the ingress interface, REDIRECT
- * through tx_ports otherwise; the packet goes to the kernel when that cannot be done. */
-static __always_inline int send(struct packet *p, int rc, struct bpf_fib_lookup *fib, __u8 sent_reason)
+/* Writes the next hop's MACs (`macs`: destination then source) and sends the packet: TX on the
+ * ingress interface, REDIRECT through tx_ports otherwise (PASS when the egress is not there). */
+static __always_inline int send_to(struct packet *p, __u32 egress_ifindex, const __u8 *macs,
+				   __u8 sent_reason)
 {
-	struct ethhdr *eth = p->eth;
 	int action;
 
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return verdict(p, XDP_PASS, LB_REASON_NO_NEIGH);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return verdict(p, XDP_PASS, LB_REASON_NO_ROUTE);
-
-	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
-	if (fib->ifindex == p->ctx->ingress_ifindex)
+	__builtin_memcpy(p->eth->h_dest, macs, 2 * ETH_ALEN);
+	if (egress_ifindex == p->ctx->ingress_ifindex)
 		return verdict(p, XDP_TX, sent_reason);
-	action = bpf_redirect_map(&tx_ports, fib->ifindex, XDP_PASS);
+	action = bpf_redirect_map(&tx_ports, egress_ifindex, XDP_PASS);
 	if (action != XDP_REDIRECT)
 		return verdict(p, XDP_PASS, LB_REASON_NO_TX_PORT);
 	return verdict(p, XDP_REDIRECT, sent_reason);
 }
 
-/* Next hop for `dst`, then send (see send()). */
+/* Sends the packet to the next hop bpf_fib_lookup found (rc, fib); the packet goes to the
+ * kernel when there is none. */
+static __always_inline int send(struct packet *p, int rc, struct bpf_fib_lookup *fib, __u8 sent_reason)
+{
+	__u8 macs[2 * ETH_ALEN];
+
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return verdict(p, XDP_PASS, LB_REASON_NO_NEIGH);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return verdict(p, XDP_PASS, LB_REASON_NO_ROUTE);
+	__builtin_memcpy(macs, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(macs + ETH_ALEN, fib->smac, ETH_ALEN);
+	return send_to(p, fib->ifindex, macs, sent_reason);
+}
+
+/* A remembered next hop answers for this packet: same backend address and ingress, not longer
+ * than what the kernel's MTU check passed, and not expired. */
+static __always_inline int next_hop_fresh(const struct packet *p, const struct cached_next_hop *hop, __be32 dst)
+{
+	return hop->dst == dst && hop->ingress_ifindex == p->ctx->ingress_ifindex &&
+	       bpf_ntohs(p->ip->tot_len) <= hop->max_tot_len &&
+	       bpf_ktime_get_coarse_ns() < hop->expires_ns;
+}
+
+static __always_inline void remember_next_hop(const struct packet *p, struct cached_next_hop *hop, __be32 dst,
+					      const struct bpf_fib_lookup *fib)
+{
+	hop->expires_ns = bpf_ktime_get_coarse_ns() + nexthop_ttl_ns;
+	hop->dst = dst;
+	hop->ingress_ifindex = p->ctx->ingress_ifindex;
+	hop->egress_ifindex = fib->ifindex;
+	hop->max_tot_len = bpf_ntohs(p->ip->tot_len);
+	__builtin_memcpy(hop->macs, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(hop->macs + ETH_ALEN, fib->smac, ETH_ALEN);
+}
+
+/* Sends the packet to backend p->backend_id at `dst`: through this CPU's remembered next hop of
+ * that backend while it is fresh, else through the kernel's FIB (a SUCCESS is remembered). */
 static __always_inline int forward(struct packet *p, __be32 dst, __u8 sent_reason)
 {
 	struct bpf_fib_lookup fib = {};
+	struct cached_next_hop *hop = NULL;
+	int rc;
 
-	return send(p, next_hop(p, dst, &fib), &fib, sent_reason);
+	if (nexthop_ttl_ns) {
+		hop = bpf_map_lookup_elem(&next_hops, &p->backend_id);
+		if (hop && next_hop_fresh(p, hop, dst))
+			return send_to(p, hop->egress_ifindex, hop->macs, sent_reason);
+	}
+	rc = next_hop(p, dst, &fib);
+	if (hop && rc == BPF_FIB_LKUP_RET_SUCCESS)
+		remember_next_hop(p, hop, dst, &fib);
+	return send(p, rc, &fib, sent_reason);
 }
 
 /* ---- the packet classes ------------------------------------------------------------------ */

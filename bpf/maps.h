@@ -3,6 +3,7 @@
 #define XDPLB_MAPS_H
 
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
 #include <bpf/bpf_helpers.h>
 #include "lb_abi.h"
 
@@ -78,6 +79,28 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } tx_ports SEC(".maps");
+
+/* One remembered bpf_fib_lookup SUCCESS toward a backend. Kernel-internal: this struct never
+ * crosses to user space (the control plane neither reads nor writes next_hops), so it lives here
+ * and not in lb_abi.h. An entry answers only for the same backend address, the same ingress
+ * interface and IP packets no longer than the one the kernel checked (the route's MTU). */
+struct cached_next_hop {
+	__u64 expires_ns;       /* bpf_ktime_get_coarse_ns() deadline */
+	__be32 dst;             /* the backend address looked up */
+	__u32 ingress_ifindex;
+	__u32 egress_ifindex;
+	__u16 max_tot_len;      /* IP total length the kernel's MTU check passed (host order) */
+	__u8 macs[2 * ETH_ALEN]; /* destination then source, as they sit in the Ethernet header */
+	__u8 pad[6];
+};
+
+/* next_hops: per-CPU, backend id -> its last next hop (bpf_fib_lookup costs ~35 ns; this ~5) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct cached_next_hop);
+} next_hops SEC(".maps");
 
 /* service_stats: per-CPU forward/reverse packets and bytes by service id */
 struct {

@@ -16,12 +16,25 @@ export interface Target {
   close(): void;
 }
 
-/** Loads bpf/lb.o (hash_seed and map sizes as given). @throws BpfError when the load fails. */
-export function loadTarget(opts: { seed?: number; maxEntries?: Record<string, number>; innerMaxEntries?: number } = {}): Target {
+export interface TargetOptions {
+  seed?: number;
+  maxEntries?: Record<string, number>;
+  innerMaxEntries?: number;
+  /** the nexthop_ttl_ns knob; default: the program's own (next-hop cache on) */
+  nexthopTtlNs?: bigint;
+}
+
+/** Loads bpf/lb.o (hash_seed, next-hop TTL and map sizes as given). @throws BpfError when the load fails. */
+export function loadTarget(opts: TargetOptions = {}): Target {
   const seed = Buffer.alloc(4);
   seed.writeUInt32LE((opts.seed ?? 0) >>> 0);
+  const globals: Record<string, Buffer> = { hash_seed: seed };
+  if (opts.nexthopTtlNs !== undefined) {
+    globals.nexthop_ttl_ns = Buffer.alloc(8);
+    globals.nexthop_ttl_ns.writeBigUInt64LE(opts.nexthopTtlNs);
+  }
   const load: LoadOptions = {
-    globals: { hash_seed: seed },
+    globals,
     maxEntries: opts.maxEntries,
     innerMaxEntries: opts.innerMaxEntries ? { maglev: opts.innerMaxEntries } : undefined,
   };

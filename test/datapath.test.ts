@@ -5,6 +5,7 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { enterNetns, RingBuffer } from '../src/bpf';
 import {
   checksumProblems, parseFrame, buildFrame, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
@@ -12,11 +13,11 @@ import {
 import { flowHash } from '../src/dataplane/jhash';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
 import {
-  installState, readCounters, counterDeltas, settingsValue, flowKeyBytes,
+  installState, readCounters, counterDeltas, settingsValue, flowKeyBytes, backendValue,
 } from './datapath-harness';
 import { loadTarget, type Target } from './datapath-target';
 import {
-  DP_NETNS, PORTS, NEIGHBOURS, DEFAULT_SETTINGS, ACTION_NUMBER, CLIENT, VIP, fixtureState, fixtures, type Fixture,
+  DP_NETNS, PORTS, NEIGHBOURS, DEFAULT_SETTINGS, ACTION_NUMBER, CLIENT, VIP, MAC, fixtureState, fixtures, type Fixture,
 } from './datapath-fixtures';
 import { REASON, runModel, BACKEND_ACTIVE, MODE_NAT, type ModelState } from './refmodel';
 
@@ -229,4 +230,88 @@ describe('XDP data path: flow hash agrees with src/dataplane/jhash.ts', () => {
       }
     });
   }
+});
+
+describe('XDP data path: the per-CPU next-hop cache (nexthop_ttl_ns)', () => {
+  // Every run is pinned to CPU 0 (the cache is per CPU) and goes to VIP.any, whose only backend
+  // (id 4, 198.18.1.13) sits behind port b: REDIRECT while its neighbour is known, PASS after.
+  const BACKEND_ID = 4;
+  const BACKEND_IP = '198.18.1.13';
+  let lab: DatapathLab;
+  let restore: () => void = () => {};
+  const open: Target[] = [];
+
+  before(() => {
+    lab = createDatapathLab(DP_NETNS, PORTS, NEIGHBOURS);
+    restore = enterNetns(DP_NETNS);
+  });
+  after(() => {
+    for (const t of open) t.close();
+    restore();
+    lab?.destroy();
+  });
+
+  const ipIn = (...args: string[]) => execFileSync('ip', ['-n', DP_NETNS, ...args], { stdio: 'pipe', timeout: 10_000 });
+  const frame = (payload = 0) => buildFrame({
+    ip: { src: CLIENT, dst: VIP.any, proto: IPPROTO_TCP }, tcp: { sport: 5555, dport: 8080, payload: Buffer.alloc(payload, 0x61) },
+  });
+  const actionOf = (target: Target, input: Buffer): number => {
+    const res = target.program.testRunMany(input, 1, { ingressIfindex: lab.ports.a.ifindex, pinCpu: 0 });
+    return Number(Object.keys(res.retvals)[0]);
+  };
+  const targetWithTtl = (ttlNs: bigint): Target => {
+    const target = loadTarget({ nexthopTtlNs: ttlNs });
+    open.push(target);
+    installState(target.maps, { ...fixtureState(lab), settings: { fragPolicy: 0, sampleRate: 0, flowCache: false } });
+    return target;
+  };
+  /** Deletes the backend's neighbour for the duration of `body`. */
+  const withoutNeighbour = (body: () => void) => {
+    ipIn('neigh', 'del', BACKEND_IP, 'dev', lab.ports.b.name);
+    try {
+      body();
+    } finally {
+      ipIn('neigh', 'replace', BACKEND_IP, 'lladdr', MAC.b13, 'dev', lab.ports.b.name, 'nud', 'permanent');
+    }
+  };
+
+  test('within the TTL a CPU reuses the next hop; after it, the kernel is asked again', () => {
+    const target = targetWithTtl(60_000_000_000n);      // 60 s: the test never outlives it
+    const short = targetWithTtl(20_000_000n);            // 20 ms
+    assert.equal(actionOf(target, frame()), ACTION_NUMBER.redirect);
+    assert.equal(actionOf(short, frame()), ACTION_NUMBER.redirect);
+    withoutNeighbour(() => {
+      assert.equal(actionOf(target, frame()), ACTION_NUMBER.redirect, 'remembered next hop used');
+      const until = Date.now() + 100;                    // > 20 ms plus a coarse clock tick (<= 10 ms)
+      while (Date.now() < until) { /* the neighbour stays deleted meanwhile */ }
+      assert.equal(actionOf(short, frame()), ACTION_NUMBER.pass, 'expired: the kernel says no neighbour');
+    });
+  });
+
+  test('nexthop_ttl_ns 0 asks the kernel for every packet', () => {
+    const target = targetWithTtl(0n);
+    assert.equal(actionOf(target, frame()), ACTION_NUMBER.redirect);
+    withoutNeighbour(() => assert.equal(actionOf(target, frame()), ACTION_NUMBER.pass));
+  });
+
+  test('a backend id reused for another address does not hit the old next hop', () => {
+    const target = targetWithTtl(60_000_000_000n);
+    assert.equal(actionOf(target, frame()), ACTION_NUMBER.redirect);
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(BACKEND_ID);
+    target.maps.update('backends', key, backendValue(ipToU32('198.18.1.99'), 0, BACKEND_ACTIVE, 3)); // no neighbour
+    assert.equal(actionOf(target, frame()), ACTION_NUMBER.pass);
+  });
+
+  test('a packet longer than the one the kernel checked is checked again (MTU)', () => {
+    const target = targetWithTtl(60_000_000_000n);
+    assert.equal(actionOf(target, frame()), ACTION_NUMBER.redirect, 'small packet remembered');
+    ipIn('link', 'set', lab.ports.b.name, 'mtu', '576');
+    try {
+      assert.equal(actionOf(target, frame(1000)), ACTION_NUMBER.pass, 'over the MTU: the kernel must fragment');
+      assert.equal(actionOf(target, frame()), ACTION_NUMBER.redirect, 'the small one still fits');
+    } finally {
+      ipIn('link', 'set', lab.ports.b.name, 'mtu', '1500');
+    }
+  });
 });
