@@ -96,7 +96,7 @@ export class DaemonController implements Controller {
       (view) => this.broadcast({ type: 'stats', data: view }), opts.statsIntervalMs ?? 1000, undefined,
       (err) => this.logger.warn({ err: (err as Error).message }, 'stats sample failed'));
     this.health.on('change', (change) => {
-      this.logger.info({ service: change.service, backend: change.backend, health: change.health, previous: change.previous }, 'backend health changed');
+      this.logger.info({ service: change.service, backend: change.backend, health: change.health, previous: change.previous, detail: change.detail }, 'backend health changed');
       if (change.health === 'up' || change.health === 'down') {
         this.broadcast({ type: 'health', data: { service: change.service, backend: change.backend, health: change.health } });
       }

@@ -77,7 +77,7 @@ describe('HealthChecker', () => {
     await waitFor('two checks', () => checker.status()[0].checks >= 2);
     if (checker.status()[0].checks === 2) assert.equal(checker.health(key), 'unknown', 'two successes are fewer than rise=3');
     await waitFor('up', () => checker.health(key) === 'up');
-    assert.deepEqual(changes[0], { service: 'web', backend: key, health: 'up', previous: 'unknown', checks: 3 });
+    assert.deepEqual(changes[0], { service: 'web', backend: key, health: 'up', previous: 'unknown', detail: 'connected', checks: 3 });
 
     await server.down();
     await waitFor('down', () => checker.health(key) === 'down');
@@ -225,7 +225,7 @@ describe('HealthMonitor', () => {
     assert.equal(monitor.health('web', key), 'up');
     monitor.sync([]);
     assert.equal(monitor.health('web', key), 'unknown');
-    assert.deepEqual(changes, [{ service: 'web', backend: key, health: 'up', previous: 'unknown' }]);
+    assert.deepEqual(changes, [{ service: 'web', backend: key, health: 'up', previous: 'unknown', detail: 'connected' }]);
     monitor.stop();
     await server.down();
   });

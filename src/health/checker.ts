@@ -17,7 +17,11 @@ import { startProbe, type Probe, type RunningProbe } from './checks';
 export type Health = 'up' | 'down' | 'unknown';
 
 /** Emitted as 'change' on every state transition (unknown -> up counts as one). */
-export interface HealthChange { service: string; backend: string; health: 'up' | 'down'; previous: Health }
+export interface HealthChange {
+  service: string; backend: string; health: 'up' | 'down'; previous: Health;
+  /** The deciding probe's result, e.g. 'HTTP 200', 'ECONNREFUSED', 'timeout after 500 ms'. */
+  detail: string;
+}
 
 export interface HealthTarget {
   address: string; port: number;
@@ -181,6 +185,6 @@ export class HealthChecker extends EventEmitter {
     state.health = next;
     state.transitions++;
     this.transitionCount++;
-    this.emit('change', { service: this.service, backend: state.backend, health: next, previous } satisfies HealthChange);
+    this.emit('change', { service: this.service, backend: state.backend, health: next, previous, detail } satisfies HealthChange);
   }
 }
