@@ -286,23 +286,41 @@ static __always_inline void remember_next_hop(const struct packet *p, struct cac
 	__builtin_memcpy(hop->macs + ETH_ALEN, fib->smac, ETH_ALEN);
 }
 
-/* Sends the packet to backend p->backend_id at `dst`: through this CPU's remembered next hop of
- * that backend while it is fresh, else through the kernel's FIB (a SUCCESS is remembered). */
-static __always_inline int forward(struct packet *p, __be32 dst, __u8 sent_reason)
+/* This CPU's next-hop slot `index` of `cache` (next_hops or client_next_hops); NULL when the
+ * cache is off (nexthop_ttl_ns 0). */
+static __always_inline struct cached_next_hop *next_hop_slot(void *cache, __u32 index)
+{
+	if (!nexthop_ttl_ns)
+		return NULL;
+	return bpf_map_lookup_elem(cache, &index);
+}
+
+/* Sends the packet to `dst` through the remembered next hop in `hop` (may be NULL) while it is
+ * fresh, else through the kernel's FIB (a SUCCESS is remembered in `hop`). */
+static __always_inline int forward_via(struct packet *p, struct cached_next_hop *hop, __be32 dst,
+				       __u8 sent_reason)
 {
 	struct bpf_fib_lookup fib = {};
-	struct cached_next_hop *hop = NULL;
 	int rc;
 
-	if (nexthop_ttl_ns) {
-		hop = bpf_map_lookup_elem(&next_hops, &p->backend_id);
-		if (hop && next_hop_fresh(p, hop, dst))
-			return send_to(p, hop->egress_ifindex, hop->macs, sent_reason);
-	}
+	if (hop && next_hop_fresh(p, hop, dst))
+		return send_to(p, hop->egress_ifindex, hop->macs, sent_reason);
 	rc = next_hop(p, dst, &fib);
 	if (hop && rc == BPF_FIB_LKUP_RET_SUCCESS)
 		remember_next_hop(p, hop, dst, &fib);
 	return send(p, rc, &fib, sent_reason);
+}
+
+/* Sends the packet to backend p->backend_id at `dst` (next hop remembered per backend). */
+static __always_inline int forward(struct packet *p, __be32 dst, __u8 sent_reason)
+{
+	return forward_via(p, next_hop_slot(&next_hops, p->backend_id), dst, sent_reason);
+}
+
+/* The client_next_hops slot of a client address (Fibonacci hashing; a collision only misses). */
+static __always_inline __u32 client_slot(__be32 client)
+{
+	return (client * 2654435761u) >> (32 - CLIENT_NEXT_HOPS_BITS);
 }
 
 /* ---- the packet classes ------------------------------------------------------------------ */
@@ -330,13 +348,26 @@ static __always_inline int to_service(struct packet *p, const struct lb_service 
 	return forward(p, b->ip, LB_REASON_FORWARDED);
 }
 
+/* Sends a rewritten reply: through `hop` when its next hop was `remembered` (fresh), else as
+ * bpf_fib_lookup answered (rc, fib), remembering a SUCCESS in `hop`. */
+static __always_inline int send_reply(struct packet *p, struct cached_next_hop *hop, int remembered,
+				      int rc, struct bpf_fib_lookup *fib)
+{
+	if (hop && remembered)
+		return send_to(p, hop->egress_ifindex, hop->macs, LB_REASON_REVERSED);
+	if (hop && rc == BPF_FIB_LKUP_RET_SUCCESS)
+		remember_next_hop(p, hop, p->ip->daddr, fib);
+	return send(p, rc, fib, LB_REASON_REVERSED);
+}
+
 /* Not to a VIP: a NAT-mode reply from a backend (exact source port, then any port), else not ours. */
 static __always_inline int from_backend(struct packet *p)
 {
 	struct lb_reverse_key key = { .ip = p->saddr, .port = p->sport, .proto = p->proto };
 	struct bpf_fib_lookup fib = {};
+	struct cached_next_hop *hop;
 	struct lb_reverse *rev;
-	int rc;
+	int rc, remembered;
 
 	rev = bpf_map_lookup_elem(&reverse, &key);
 	if (!rev) {
@@ -348,8 +379,10 @@ static __always_inline int from_backend(struct packet *p)
 	/* The destination is the same before and after the rewrite: look it up first, so that
 	 * what the kernel would not forward is left alone. NOT_FWDED covers both this host's own
 	 * addresses (a backend answering the daemon's health checks) and destinations with no
-	 * route; neither is a client of a VIP. */
-	rc = next_hop(p, p->daddr, &fib);
+	 * route; neither is a client of a VIP. A remembered next hop was a SUCCESS. */
+	hop = next_hop_slot(&client_next_hops, client_slot(p->daddr));
+	remembered = hop && next_hop_fresh(p, hop, p->daddr);
+	rc = remembered ? BPF_FIB_LKUP_RET_SUCCESS : next_hop(p, p->daddr, &fib);
 	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED)
 		return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
 	p->service_id = rev->service_id;
@@ -357,7 +390,7 @@ static __always_inline int from_backend(struct packet *p)
 	if (p->ip->ttl <= 1)
 		return verdict(p, XDP_PASS, LB_REASON_TTL);
 	nat_to_client(p, rev);
-	return send(p, rc, &fib, LB_REASON_REVERSED);
+	return send_reply(p, hop, remembered, rc, &fib);
 }
 
 /* Echo request to a VIP: answered in place and sent back out the ingress interface. */

@@ -80,13 +80,13 @@ struct {
 	__type(value, __u32);
 } tx_ports SEC(".maps");
 
-/* One remembered bpf_fib_lookup SUCCESS toward a backend. Kernel-internal: this struct never
- * crosses to user space (the control plane neither reads nor writes next_hops), so it lives here
- * and not in lb_abi.h. An entry answers only for the same backend address, the same ingress
+/* One remembered bpf_fib_lookup SUCCESS toward a backend or a client. Kernel-internal: this
+ * struct never crosses to user space (the control plane neither reads nor writes next_hops or
+ * client_next_hops), so it lives here and not in lb_abi.h. An entry answers only for the same destination address, the same ingress
  * interface and IP packets no longer than the one the kernel checked (the route's MTU). */
 struct cached_next_hop {
 	__u64 expires_ns;       /* bpf_ktime_get_coarse_ns() deadline */
-	__be32 dst;             /* the backend address looked up */
+	__be32 dst;             /* the address looked up */
 	__u32 ingress_ifindex;
 	__u32 egress_ifindex;
 	__u16 max_tot_len;      /* IP total length the kernel's MTU check passed (host order) */
@@ -101,6 +101,16 @@ struct {
 	__type(key, __u32);
 	__type(value, struct cached_next_hop);
 } next_hops SEC(".maps");
+
+/* client_next_hops: per-CPU, hash of a client address -> its last next hop (NAT replies). Sized
+ * here, not in lb_abi.h: user space never sees it; 1024 x 40 bytes per CPU. */
+#define CLIENT_NEXT_HOPS_BITS 10
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1 << CLIENT_NEXT_HOPS_BITS);
+	__type(key, __u32);
+	__type(value, struct cached_next_hop);
+} client_next_hops SEC(".maps");
 
 /* service_stats: per-CPU forward/reverse packets and bytes by service id */
 struct {

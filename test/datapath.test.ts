@@ -233,7 +233,7 @@ describe('XDP data path: flow hash agrees with src/dataplane/jhash.ts', () => {
 });
 
 describe('XDP data path: the per-CPU next-hop cache (nexthop_ttl_ns)', () => {
-  // Every run is pinned to CPU 0 (the cache is per CPU) and goes to VIP.any, whose only backend
+  // Every run is pinned to CPU 0 (the cache is per CPU); forward runs go to VIP.any, whose only backend
   // (id 4, 198.18.1.13) sits behind port b: REDIRECT while its neighbour is known, PASS after.
   const BACKEND_ID = 4;
   const BACKEND_IP = '198.18.1.13';
@@ -301,6 +301,25 @@ describe('XDP data path: the per-CPU next-hop cache (nexthop_ttl_ns)', () => {
     key.writeUInt32LE(BACKEND_ID);
     target.maps.update('backends', key, backendValue(ipToU32('198.18.1.99'), 0, BACKEND_ACTIVE, 3)); // no neighbour
     assert.equal(actionOf(target, frame()), ACTION_NUMBER.pass);
+  });
+
+  test('NAT replies reuse the next hop of their client within the TTL, and not when it is 0', () => {
+    const reply = buildFrame({ ip: { src: '198.18.1.10', dst: CLIENT, proto: IPPROTO_TCP }, tcp: { sport: 80, dport: 5555, flags: 0x12 } });
+    const replyAction = (target: Target) => {
+      const res = target.program.testRunMany(reply, 1, { ingressIfindex: lab.ports.b.ifindex, pinCpu: 0 });
+      return Number(Object.keys(res.retvals)[0]);
+    };
+    const cached = targetWithTtl(60_000_000_000n);
+    const uncached = targetWithTtl(0n);
+    assert.equal(replyAction(cached), ACTION_NUMBER.redirect);
+    assert.equal(replyAction(uncached), ACTION_NUMBER.redirect);
+    ipIn('neigh', 'del', CLIENT, 'dev', lab.ports.a.name);
+    try {
+      assert.equal(replyAction(cached), ACTION_NUMBER.redirect, 'remembered next hop of the client');
+      assert.equal(replyAction(uncached), ACTION_NUMBER.pass, 'the kernel says no neighbour');
+    } finally {
+      ipIn('neigh', 'replace', CLIENT, 'lladdr', MAC.client, 'dev', lab.ports.a.name, 'nud', 'permanent');
+    }
   });
 
   test('a packet longer than the one the kernel checked is checked again (MTU)', () => {
