@@ -5,7 +5,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -34,6 +34,35 @@ function curlIn(netns: string, url: string): { status: number; body: string; hea
   const out = execIn(netns, ['curl', '-s', '-m', '3', '-D', '-', url], { allowFail: true });
   const [head, ...rest] = out.stdout.split('\r\n\r\n');
   return { status: out.status, body: rest.join('\r\n\r\n'), header: head ?? '' };
+}
+
+const LOCK = `/run/xdplb-lab/.${P}.lock`;
+
+/**
+ * Waits until no other run of this file holds the test prefix (two engineers running the suite at
+ * once would take each other's lab down). A lock whose pid is gone is stale and taken over.
+ */
+async function lockTestPrefix(): Promise<void> {
+  mkdirSync('/run/xdplb-lab', { recursive: true });
+  for (let waited = 0; ; waited += 500) {
+    try {
+      mkdirSync(LOCK);
+      writeFileSync(`${LOCK}/pid`, String(process.pid));
+      return;
+    } catch {
+      let owner = 0;
+      try { owner = Number(readFileSync(`${LOCK}/pid`, 'utf8')); } catch { /* being written */ }
+      if (owner && owner !== process.pid && processGone(owner)) rmSync(LOCK, { recursive: true, force: true });
+      if (waited > 180_000) throw new Error(`${LOCK} held by pid ${owner} for 3 minutes`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+function unlockTestPrefix(): void {
+  try {
+    if (Number(readFileSync(`${LOCK}/pid`, 'utf8')) === process.pid) rmSync(LOCK, { recursive: true, force: true });
+  } catch { /* not ours */ }
 }
 
 /**
@@ -67,6 +96,7 @@ describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for ne
   let dummyPid: number | undefined;
 
   before(async () => {
+    await lockTestPrefix();
     await labDown(P); // a leftover from an interrupted run
     for (const decoy of DECOYS) {
       if (netnsExists(decoy)) run('ip', ['netns', 'del', decoy]);
@@ -80,6 +110,7 @@ describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for ne
     if (dummyPid && pidAlive(dummyPid)) process.kill(dummyPid, 'SIGKILL');
     await labDown(P);
     for (const decoy of DECOYS) if (netnsExists(decoy)) run('ip', ['netns', 'del', decoy]);
+    unlockTestPrefix();
   });
 
   test('up creates the hosts, and status reports them', async () => {
@@ -276,6 +307,7 @@ function request(url: string, method = 'GET', body?: unknown): Promise<{ status:
 
 describe('demo (scripts/demo.sh with its own prefix and port)', { skip: whyNoDemo() }, () => {
   test('serves the dashboard, balances web (NAT, 1:1:2) and dns (DSR), and Ctrl-C removes everything it made', async (t) => {
+    await lockTestPrefix(); // released by the clean-up below (or found stale when this process ends)
     await labDown(P);
     const port = await freePort();
     // Own process group (detached), like a terminal's foreground job: SIGINT to the group is Ctrl-C.
@@ -293,6 +325,7 @@ describe('demo (scripts/demo.sh with its own prefix and port)', { skip: whyNoDem
         await exited;
       }
       await labDown(P);
+      unlockTestPrefix();
     });
 
     const deadline = Date.now() + 90_000;

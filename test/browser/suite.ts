@@ -226,10 +226,18 @@ export async function runBrowserSuite(baseUrl: string, creds: BrowserSuiteCreds,
       assert.equal((await backendState())?.draining, true, 'GET /api/v1/services shows the backend draining');
       if (opts.afterDrain) await opts.afterDrain(target.service, target.backend);
 
-      await row.locator('button[data-action=undrain]').click();
-      await page.locator('dialog.dialog[open] button[type=submit]').click();
+      // Undrain with the keyboard only: Enter opens the dialog (focus on Cancel), Tab, Enter.
+      await row.locator('button[data-action=undrain]').focus();
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('dialog.dialog[open]', { timeout: WAIT_MS });
+      await page.keyboard.press('Tab');
+      assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('type')), 'submit', 'Tab reaches the confirm button');
+      await page.keyboard.press('Enter');
       await page.waitForSelector('dialog.dialog', { state: 'detached', timeout: WAIT_MS });
       await row.locator('button[data-action=drain]').waitFor({ timeout: WAIT_MS });
+      await page.waitForFunction(() => !!document.activeElement?.closest('tr[data-backend]'), null, { timeout: WAIT_MS });
+      assert.equal(await page.evaluate(() => document.activeElement?.closest('tr')?.getAttribute('data-backend')), target.backend,
+        'keyboard focus stays on the backend row after the change');
       assert.equal((await backendState())?.draining, false, 'GET /api/v1/services shows it undrained');
       if (opts.afterUndrain) await opts.afterUndrain(target.service, target.backend);
 

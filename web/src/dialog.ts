@@ -1,7 +1,7 @@
 // Confirmation dialogs on the native <dialog>: modal, focus-trapped, Esc closes it.
 // The action runs inside the dialog so that an API refusal is shown where it was asked.
 import { ApiError, describeError } from './api';
-import { h } from './dom';
+import { focusByKey, h } from './dom';
 
 export interface DialogField {
   name: string; label: string; type?: 'text' | 'number'; value?: string;
@@ -21,6 +21,9 @@ export interface ConfirmOptions {
 /** Opens a modal confirmation; resolves true when the action succeeded, false on cancel. */
 export function confirmDialog(opts: ConfirmOptions): Promise<boolean> {
   return new Promise((resolve) => {
+    // Where focus goes back to: the opener, or its re-rendered twin if the list changed meanwhile.
+    const opener = document.activeElement as HTMLElement | null;
+    const openerKey = opener?.dataset?.focusKey;
     const error = h('p', { class: 'dialog-error', id: 'dialog-error', role: 'alert' });
     const inputs = (opts.fields ?? []).map((field) => {
       const input = h('input', {
@@ -47,6 +50,8 @@ export function confirmDialog(opts: ConfirmOptions): Promise<boolean> {
       settled = true;
       dialog.close();
       dialog.remove();
+      if (opener?.isConnected) opener.focus();
+      else focusByKey(document, openerKey);
       resolve(ok);
     };
     cancel.addEventListener('click', () => finish(false));

@@ -64,3 +64,17 @@ export function table(headers: Array<string | { text: string; num?: boolean; cls
         : h('th', { scope: 'col', class: `${hd.num ? 'num' : ''} ${hd.cls ?? ''}`.trim() }, hd.text)))),
       h('tbody', null, rows)));
 }
+
+/**
+ * Focuses the control with data-focus-key `key` under `root`, or else another control of the
+ * same subject (keys are "action|subject...": drain may have become undrain). Returns whether
+ * something took the focus. Re-rendered lists use it so keyboard users keep their place.
+ */
+export function focusByKey(root: ParentNode, key: string | undefined): boolean {
+  if (!key) return false;
+  const subject = key.split('|').slice(1).join('|');
+  const el = root.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(key)}"]`)
+    ?? (subject ? root.querySelector<HTMLElement>(`[data-focus-key$="|${CSS.escape(subject)}"]`) : null);
+  el?.focus();
+  return !!el;
+}

@@ -2,7 +2,7 @@
 // share-per-backend bars, and a paged browser of decoded entries for any map.
 import { get } from '../api';
 import type { MapPage, MapView } from '../api-types';
-import { bar, h, replaceChildren, table } from '../dom';
+import { bar, focusByKey, h, replaceChildren, table } from '../dom';
 import { formatCount, formatPercent } from '../format';
 import { store } from '../store';
 import { errorBanner, markUpdated, pageHeader, poll, updatedLabel, type MountPage } from '../page';
@@ -78,7 +78,7 @@ export const mountMaps: MountPage = (container) => {
           h('div', { class: 'share' }, bar(fill, `${formatPercent(fill)} full`, hashLike && fill > 0.9 ? 'bad' : hashLike ? '' : 'info'),
             h('span', { class: 'share-label' }, formatPercent(fill)))));
     })));
-    if (focusKey) mapsBox.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
+    focusByKey(mapsBox, focusKey);
   };
 
   const load = async () => {

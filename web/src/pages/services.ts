@@ -4,7 +4,7 @@
 import { request } from '../api';
 import type { BackendView, ServiceView } from '../api-types';
 import { confirmDialog } from '../dialog';
-import { badge, bar, h, replaceChildren, table } from '../dom';
+import { badge, bar, focusByKey, h, replaceChildren, table } from '../dom';
 import { formatBps, formatEndpoint, formatPercent, formatPps } from '../format';
 import { errorBanner, markUpdated, pageHeader, updatedLabel, type MountPage, type PageContext } from '../page';
 import { store } from '../store';
@@ -31,7 +31,7 @@ export const mountServices: MountPage = (container, ctx) => {
     }
     replaceChildren(list, store.services.map((svc) => servicePanel(svc, ctx, cells)));
     updateRates();
-    if (focusKey) list.querySelector<HTMLElement>(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus();
+    focusByKey(list, focusKey);
   };
 
   const updateRates = () => {
