@@ -149,14 +149,3 @@ describe('DaemonController', () => {
     assert.deepEqual(dp.settings, { fragPolicy: 'pass', sampleRate: 0, flowCache: true });
   });
 });
-
-test('healthChecksHitByReverseNat flags NAT checks on the reply port only', async () => {
-  const { healthChecksHitByReverseNat } = await import('./warnings');
-  const check = { type: 'http' as const, intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 2 };
-  assert.deepEqual(healthChecksHitByReverseNat([
-    { ...web, healthCheck: check },                                   // probes 8080 = reply port
-    { ...web, name: 'alt', healthCheck: { ...check, port: 80 } },     // another port: fine
-    { ...web, name: 'dsr', mode: 'dsr', healthCheck: check },         // no reverse NAT in DSR
-    { ...web, name: 'keep', port: 443, backends: [{ address: '198.18.1.21', port: 0, weight: 1 }], healthCheck: check },
-  ]), ['web 198.18.1.11:8080', 'web 198.18.1.12:8080', 'keep 198.18.1.21:443']);
-});

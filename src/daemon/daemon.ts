@@ -25,7 +25,6 @@ import { DaemonController } from './controller';
 import { openKernel, type KernelSession } from './kernel-driver';
 import { watchConfigFile, type ConfigWatcher } from './config-watcher';
 import { DEFAULT_PIN_DIR } from './defaults';
-import { healthChecksHitByReverseNat } from './warnings';
 
 export { DEFAULT_PIN_DIR };
 
@@ -63,14 +62,6 @@ export interface RunningDaemon {
   stop(opts?: { detach?: boolean }): Promise<void>;
 }
 
-function warnAboutConfig(config: Readonly<Config>, logger: Logger): void {
-  const clashes = healthChecksHitByReverseNat(config.services);
-  if (clashes.length) {
-    logger.warn({ backends: clashes },
-      'health checks on a NAT backend\'s service port are answered through reverse NAT and fail: set healthCheck.port to another port the backend serves');
-  }
-}
-
 function defaultWebRoot(): string | undefined {
   const dir = repoPath('web/dist');
   return fs.existsSync(path.join(dir, 'index.html')) ? dir : undefined;
@@ -89,7 +80,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const config = loadConfigFile(configPath);
   const initial = new DesiredState(config);
   logger.info({ config: configPath, services: initial.services.length, pinDir }, 'config loaded');
-  warnAboutConfig(initial.config, logger);
 
   const kernel: KernelSession = await openKernel({
     pinDir, objectPath: opts.objectPath ?? repoPath('bpf/lb.o'), config: initial.config, logger,
@@ -154,7 +144,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     }
     auth.update(next.users, next.tokens);
     if (!changed) return 'unchanged';
-    warnAboutConfig(next, logger);
     await kernel.syncInterfaces(next.interfaces).catch((err: Error) =>
       logger.error({ err: err.message }, 'could not attach to the configured interfaces'));
     if (next.api.listen !== before.api.listen) logger.warn({ listen: next.api.listen }, 'api.listen changed: takes effect at the next start');
