@@ -162,7 +162,11 @@ export async function startBackendServer(options: BackendServerOptions): Promise
   return running;
 }
 
-/** Parses `--name be2 --http-ports 8080,80 --udp-port 5300 --udp-bind a,b` (unknown flags ignored). */
+/**
+ * Parses `--name be2 --http-ports 8080,80 --udp-port 5300 --udp-bind a,b` (unknown flags such as
+ * the lab's `--lab-prefix` marker are ignored).
+ * @throws Error naming the flag when --name is missing or malformed or a port is out of range.
+ */
 export function parseBackendArgs(argv: string[]): BackendServerOptions {
   const get = (flag: string) => {
     const i = argv.indexOf(flag);
