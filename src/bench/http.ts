@@ -99,21 +99,27 @@ const nftablesCase: HttpLbCase = {
   url: (t) => `http://${t.vip}:${t.port}/`,
 };
 
-let lbHaproxy: HaproxyInstance | null = null;
-const haproxyCase: HttpLbCase = {
-  name: 'haproxy', label: 'HAProxy (L7, round robin)',
-  async setUp(t) {
-    run('ip', ['addr', 'add', `${t.vip}/32`, 'dev', 'lo'], { netns: t.lb.netns });
-    lbHaproxy = await startHaproxy(t.lb.netns, balancerConfig(t.vip, t.port, t.backends.map((b) => `${b.address}:${t.port}`)), t.port);
-    return lbHaproxy.child.pid ? [lbHaproxy.child.pid] : [];
-  },
-  async tearDown(t) {
-    if (lbHaproxy) await stopHaproxy(lbHaproxy);
-    lbHaproxy = null;
-    tryRun('ip', ['addr', 'del', `${t.vip}/32`, 'dev', 'lo'], { netns: t.lb.netns });
-  },
-  url: (t) => `http://${t.vip}:${t.port}/`,
-};
+/** HAProxy on the lb host, listening on the VIP (added to the lb's lo for the case). */
+function haproxyCase(): HttpLbCase {
+  let instance: HaproxyInstance | null = null;
+  return {
+    name: 'haproxy', label: 'HAProxy (L7, round robin)',
+    async setUp(t) {
+      run('ip', ['addr', 'add', `${t.vip}/32`, 'dev', 'lo'], { netns: t.lb.netns });
+      instance = await startHaproxy(t.lb.netns, balancerConfig(t.vip, t.port, t.backends.map((b) => `${b.address}:${t.port}`)), t.port);
+      return instance.child.pid ? [instance.child.pid] : [];
+    },
+    async tearDown(t) {
+      try {
+        if (instance) await stopHaproxy(instance);
+      } finally {
+        instance = null;
+        tryRun('ip', ['addr', 'del', `${t.vip}/32`, 'dev', 'lo'], { netns: t.lb.netns });
+      }
+    },
+    url: (t) => `http://${t.vip}:${t.port}/`,
+  };
+}
 
 const directCase: HttpLbCase = {
   name: 'direct', label: 'direct to one backend (no lb)',
@@ -124,7 +130,7 @@ const directCase: HttpLbCase = {
 
 /** Every case of the HTTP benchmark in run order. */
 export function httpCases(): HttpLbCase[] {
-  return [xdplbHttpCase('nat'), xdplbHttpCase('dsr'), nftablesCase, haproxyCase, directCase];
+  return [xdplbHttpCase('nat'), xdplbHttpCase('dsr'), nftablesCase, haproxyCase(), directCase];
 }
 
 export const HTTP_METHOD = 'wrk in the client namespace, fixed duration per case and connection mode, repetitions round-robin '
