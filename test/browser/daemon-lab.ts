@@ -95,8 +95,7 @@ export async function startDaemonLab(log: (line: string) => void = () => undefin
       ],
       services: [{
         name: 'web', vip: VIP, port: 80, protocol: 'tcp', mode: 'nat', tableSize: 251,
-        // Checked on the backends' second port (80): replies from the service port (8080) reach
-        // the backend leg's XDP, whose reverse NAT takes them for client traffic (reported).
+        // Checked on the backends' second port (80), apart from the traffic on 8080.
         healthCheck: { type: 'http', port: 80, path: '/healthz', intervalMs: 1000, timeoutMs: 500, rise: 1, fall: 2 },
         backends: topology.backends.map((be) => ({ address: be.address, port: 8080, weight: 1 })),
       }],
