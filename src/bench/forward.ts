@@ -208,7 +208,10 @@ export async function runForwardBench(options: ForwardOptions = {}): Promise<For
   if (!Number.isInteger(packets) || packets < 1 || packets > 1e9) throw new Error(`forward: packets=${packets} must be an integer in 1..1e9`);
   if (!(seconds > 0 && seconds <= 600)) throw new Error(`forward: seconds=${seconds} must be in (0, 600]`);
   const progress = options.onProgress ?? (() => {});
-  const cases = forwardCases().filter((c) => !options.only || options.only.includes(c.name));
+  const all = forwardCases();
+  const unknown = (options.only ?? []).filter((n) => !all.some((c) => c.name === n));
+  if (unknown.length) throw new Error(`unknown case(s) ${unknown.join(', ')}; known: ${all.map((c) => c.name).join(', ')}`);
+  const cases = all.filter((c) => !options.only || options.only.includes(c.name));
   const reps_: Record<string, ForwardRep[]> = Object.fromEntries(cases.map((c) => [c.name, []]));
   const failures: ForwardReport['failures'] = [];
   const broken = new Set<string>();

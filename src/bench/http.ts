@@ -149,7 +149,10 @@ export async function runHttpBench(options: HttpOptions = {}): Promise<HttpRepor
   const connections = options.connections ?? 32;
   const threads = options.threads ?? 2;
   const progress = options.onProgress ?? (() => {});
-  const cases = httpCases().filter((c) => !options.only || options.only.includes(c.name));
+  const all = httpCases();
+  const unknown = (options.only ?? []).filter((n) => !all.some((c) => c.name === n));
+  if (unknown.length) throw new Error(`unknown case(s) ${unknown.join(', ')}; known: ${all.map((c) => c.name).join(', ')}`);
+  const cases = all.filter((c) => !options.only || options.only.includes(c.name));
   if (!Number.isInteger(reps) || reps < 1 || reps > 20) throw new Error(`http: reps=${reps} must be an integer in 1..20`);
   if (!(seconds > 0 && seconds <= 120)) throw new Error(`http: seconds=${seconds} must be in (0, 120]`);
   const repsOf: Record<string, HttpRep[]> = {};
