@@ -51,6 +51,40 @@ export interface DaemonLab {
   stop(): Promise<void>;
 }
 
+const LOCK = `/run/xdplb-lab/.${LAB_PREFIX}.lock`;
+
+function processGone(pid: number): boolean {
+  try { process.kill(pid, 0); return false; } catch (err) { return (err as NodeJS.ErrnoException).code === 'ESRCH'; }
+}
+
+/**
+ * Waits until no other run holds the prefix (two runs at once would take each other's lab
+ * down). A lock whose pid is gone is stale and taken over.
+ * @throws Error when another live run holds it for 5 minutes.
+ */
+async function lockPrefix(): Promise<void> {
+  fs.mkdirSync(path.dirname(LOCK), { recursive: true });
+  for (let waited = 0; ; waited += 500) {
+    try {
+      fs.mkdirSync(LOCK);
+      fs.writeFileSync(path.join(LOCK, 'pid'), String(process.pid));
+      return;
+    } catch {
+      let owner = 0;
+      try { owner = Number(fs.readFileSync(path.join(LOCK, 'pid'), 'utf8')); } catch { /* being written */ }
+      if (owner && owner !== process.pid && processGone(owner)) fs.rmSync(LOCK, { recursive: true, force: true });
+      if (waited > 300_000) throw new Error(`${LOCK} held by pid ${owner} for 5 minutes`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+function unlockPrefix(): void {
+  try {
+    if (Number(fs.readFileSync(path.join(LOCK, 'pid'), 'utf8')) === process.pid) fs.rmSync(LOCK, { recursive: true, force: true });
+  } catch { /* not ours */ }
+}
+
 async function freePort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -65,6 +99,7 @@ async function freePort(): Promise<number> {
  * @throws Error from lab up, the daemon's start (with its stderr and last log lines) or the forward.
  */
 export async function startDaemonLab(log: (line: string) => void = () => undefined): Promise<DaemonLab> {
+  await lockPrefix();
   const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), `${LAB_PREFIX}-`));
   let daemon: SpawnedDaemon | null = null;
   let load: ChildProcess | null = null;
@@ -76,6 +111,7 @@ export async function startDaemonLab(log: (line: string) => void = () => undefin
     await labDown(LAB_PREFIX).catch((err: unknown) => log(`lab down: ${String(err)}`));
     fs.rmSync(PIN_DIR, { recursive: true, force: true });
     fs.rmSync(tmpDir, { recursive: true, force: true });
+    unlockPrefix();
   };
   try {
     await labDown(LAB_PREFIX).catch(() => undefined); // leftovers of an interrupted run
