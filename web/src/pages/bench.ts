@@ -1,7 +1,7 @@
 // Benchmarks: the newest saved `xdplb bench` result, rendered generically (the format belongs
 // to the bench tool): name/value tables grouped by section, tables for lists of records, and
 // bars for every numeric series so that comparisons read at a glance.
-import { get } from '../api';
+import { describeError, get } from '../api';
 import { bar, h, replaceChildren, table } from '../dom';
 import { formatCount, formatSi } from '../format';
 import { errorBanner, pageHeader, type MountPage } from '../page';
@@ -26,7 +26,7 @@ export const mountBench: MountPage = (container) => {
       }
     } catch (err) {
       error.hidden = false;
-      error.textContent = String(err);
+      error.textContent = describeError(err);
     }
   };
   void load();

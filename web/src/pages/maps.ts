@@ -1,6 +1,6 @@
 // Maps: the balancer's BPF maps (type, sizes, used vs max entries), the Maglev table as
 // share-per-backend bars, and a paged browser of decoded entries for any map.
-import { get } from '../api';
+import { describeError, get } from '../api';
 import type { MapPage, MapView } from '../api-types';
 import { bar, focusByKey, h, replaceChildren, table } from '../dom';
 import { formatCount, formatPercent } from '../format';
@@ -54,7 +54,7 @@ export const mountMaps: MountPage = (container) => {
     selected = name;
     offset = 0;
     for (const [n, b] of mapButtons) b.setAttribute('aria-pressed', String(n === name));
-    void loadEntries().then(() => browser.scrollIntoView({ block: 'nearest' }), (err: unknown) => { error.hidden = false; error.textContent = String(err); });
+    void loadEntries().then(() => browser.scrollIntoView({ block: 'nearest' }), (err: unknown) => { error.hidden = false; error.textContent = describeError(err); });
   };
   prev.addEventListener('click', () => { offset = Math.max(0, offset - PAGE_SIZE); void loadEntries(); });
   next.addEventListener('click', () => { if (offset + PAGE_SIZE < total) { offset += PAGE_SIZE; void loadEntries(); } });

@@ -1,6 +1,6 @@
 // Trace: the kernel's sampled per-packet records from the events ring buffer, live, with
 // filters, pause/resume and a bounded buffer. Admins set the sampling rate.
-import { get, request } from '../api';
+import { describeError, get, request } from '../api';
 import type { InterfaceView, SettingsView } from '../api-types';
 import { REASONS, XDP_ACTIONS } from '../../../src/dataplane/types';
 import { confirmDialog } from '../dialog';
@@ -55,7 +55,7 @@ export const mountTrace: MountPage = (container, ctx) => {
     try {
       settings = await get<SettingsView>('/settings');
       renderSampling();
-    } catch (err) { error.hidden = false; error.textContent = String(err); }
+    } catch (err) { error.hidden = false; error.textContent = describeError(err); }
   };
   void loadSettings();
   void get<{ interfaces: InterfaceView[] }>('/interfaces').then((res) => {
