@@ -85,7 +85,7 @@ struct {
  * client_next_hops), so it lives here and not in lb_abi.h. An entry answers only for the same destination address, the same ingress
  * interface and IP packets no longer than the one the kernel checked (the route's MTU). */
 struct cached_next_hop {
-	__u64 expires_ns;       /* bpf_ktime_get_coarse_ns() deadline */
+	__u64 expires_jiffies;  /* bpf_jiffies64() deadline */
 	__be32 dst;             /* the address looked up */
 	__u32 ingress_ifindex;
 	__u32 egress_ifindex;
