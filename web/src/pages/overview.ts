@@ -72,7 +72,7 @@ function renderCards(cards: HTMLElement, latest: StatsView): void {
     card('Throughput', formatBps(latest.totals.bps), `${formatBytes(latest.totals.bytes)} total`, 'total-bps'),
     card('Forwarded', formatPps(sumPps(latest, FORWARD_ACTIONS)), 'XDP_TX + XDP_REDIRECT', 'forwarded-pps', 'card-ok'),
     card('Passed to host', formatPps(sumPps(latest, new Set(['pass']))), 'XDP_PASS', 'passed-pps', 'card-info'),
-    card('Dropped', formatPps(sumPps(latest, DROP_ACTIONS)), 'XDP_DROP + XDP_ABORTED', 'dropped-pps', 'card-bad'),
+    card('Dropped', formatPps(sumPps(latest, DROP_ACTIONS)), 'XDP_DROP + XDP_ABORTED', 'dropped-pps', sumPps(latest, DROP_ACTIONS) > 0 ? 'card-bad' : 'card-info'),
     card('Backends up', `${up} / ${backends.length}`, down ? `${down} down` : `${store.services.length} services`, 'backends-up', down ? 'card-bad' : 'card-ok'));
 }
 
