@@ -147,14 +147,21 @@ describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for ne
     const be1 = readLabState(P)!.servers.be1.pid;
     process.kill(be1, 'SIGKILL');
     setOffload(`${P}-sw`, `${P}-slb`, 'gro', false);
+    // be2's namespace deleted and re-created empty: its (live) server is left in the old one.
+    run('ip', ['netns', 'del', `${P}-be2`]);
+    run('ip', ['netns', 'add', `${P}-be2`]);
+    const be2 = readLabState(P)!.servers.be2.pid;
     const broken = labStatus(P);
     assert.equal(broken.up, false);
     assert.ok(broken.problems.some((p) => p.includes(`gro is off on ${P}-slb`)), broken.problems.join('; '));
     assert.ok(broken.problems.some((p) => p.includes('backend server be1 is not running')), broken.problems.join('; '));
     assert.ok(broken.problems.some((p) => p.includes(`${P}-b2 is missing`)), broken.problems.join('; '));
+    assert.ok(broken.problems.some((p) => p.includes(`backend server be2 runs outside ${P}-be2`)), broken.problems.join('; '));
     const status = await labUp({ prefix: P, backends: 2, mode: 'nat' });
     assert.equal(status.up, true, status.problems.join('; '));
     assert.notEqual(readLabState(P)!.servers.be1.pid, be1);
+    assert.notEqual(readLabState(P)!.servers.be2.pid, be2);
+    assert.ok(processGone(be2), 'the stranded be2 server was not stopped');
     assert.equal(curlIn(`${P}-client`, 'http://198.18.1.12:8080/').body, 'be2\n');
   });
 

@@ -16,7 +16,7 @@ import {
 } from './topology';
 import {
   ensureNetns, deleteNetns, ipIn, linkIn, linksIn, listNetns, netnsExists, netnsPids, sysctlIn, setOffload,
-  processGone, pidCommandLine, readOffload, type LinkInfo, type Offload,
+  processGone, processInNetns, pidCommandLine, readOffload, type LinkInfo, type Offload,
 } from './netns';
 import { nodeScriptCommand, repoRoot, stateDir } from './paths';
 import { startHostForward } from './host-forward';
@@ -276,7 +276,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabStatus> {
     const recorded = state.servers[be.host];
     const same = recorded && JSON.stringify(recorded.argv) === JSON.stringify(serverArgv(topology, be.host));
     if (isOurProcess(recorded, serverMarker(prefix, be.host))) {
-      if (same) continue;
+      // A server left in a namespace whose name was deleted and re-created serves nobody.
+      if (same && processInNetns(recorded!.pid, be.netns)) continue;
       await stopProcess(recorded!.pid);
     }
     delete state.servers[be.host];
@@ -299,7 +300,7 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabStatus> {
     const targetPort = options.apiPort ?? DEFAULT_API_PORT;
     const current = state.forward;
     const running = isOurProcess(current, forwardMarker(prefix));
-    if (!running || current!.listen !== `127.0.0.1:${port}` || current!.targetPort !== targetPort) {
+    if (!running || current!.listen !== `127.0.0.1:${port}` || current!.targetPort !== targetPort || !processInNetns(current!.pid, lb.netns)) {
       if (running) await stopProcess(current!.pid);
       const fwd = await startHostForward({
         prefix, netns: lb.netns, listenPort: port, targetPort, logFile: path.join(stateDir(prefix), 'forward.log'),
@@ -420,6 +421,7 @@ export function labStatus(prefix: string = DEFAULT_LAB_PREFIX): LabStatus {
       const recorded = state?.servers[h.host];
       const alive = isOurProcess(recorded, serverMarker(prefix, h.host));
       if (state && !alive) problems.push(`backend server ${h.host} is not running`);
+      if (alive && exists && !processInNetns(recorded!.pid, h.netns)) problems.push(`backend server ${h.host} runs outside ${h.netns} (namespace re-created)`);
       if (recorded) status.server = { pid: recorded.pid, alive };
     }
     return status;
@@ -439,6 +441,9 @@ export function labStatus(prefix: string = DEFAULT_LAB_PREFIX): LabStatus {
     ? { pid: state.forward.pid, alive: isOurProcess(state.forward, forwardMarker(prefix)), listen: state.forward.listen, targetPort: state.forward.targetPort }
     : undefined;
   if (forward && !forward.alive) problems.push(`forwarder ${forward.listen} is not running`);
+  if (forward?.alive && netnsExists(topology.lb.netns) && !processInNetns(forward.pid, topology.lb.netns)) {
+    problems.push(`forwarder ${forward.listen} connects into a namespace that is no longer ${topology.lb.netns}`);
+  }
   return { prefix, up: problems.length === 0, mode: state?.mode, backends: state?.backends ?? 0, hosts, forward, lbXdp, problems };
 }
 

@@ -4,7 +4,7 @@
  * in the error it throws.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 
 export interface RunResult { status: number; stdout: string; stderr: string }
 
@@ -186,6 +186,18 @@ export function processGone(pid: number): boolean {
     return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return true;
+  }
+}
+
+/**
+ * Whether a process lives in the named namespace now (same network-namespace inode). False when
+ * the name was deleted and re-created while the process kept the old namespace.
+ */
+export function processInNetns(pid: number, netns: string): boolean {
+  try {
+    return statSync(`/proc/${pid}/ns/net`).ino === statSync(`/run/netns/${netns}`).ino;
+  } catch {
+    return false;
   }
 }
 
