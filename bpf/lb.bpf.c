@@ -241,12 +241,13 @@ static __always_inline int next_hop(struct packet *p, __be32 dst, struct bpf_fib
 
 /* Writes the next hop's MACs (`macs`: destination then source) and sends the packet: TX on the
  * ingress interface, REDIRECT through tx_ports otherwise (PASS when the egress is not there). */
-static __always_inline int send_to(struct packet *p, __u32 egress_ifindex, const __u8 *macs,
+static __always_inline int send_to(struct packet *p, __u32 egress_ifindex, const struct mac_pair *macs,
 				   __u8 sent_reason)
 {
 	int action;
 
-	__builtin_memcpy(p->eth->h_dest, macs, 2 * ETH_ALEN);
+	/* struct ethhdr is packed (byte-aligned): the cast lets the copy move halfwords. */
+	*(struct mac_pair *)p->eth = *macs;
 	if (egress_ifindex == p->ctx->ingress_ifindex)
 		return verdict(p, XDP_TX, sent_reason);
 	action = bpf_redirect_map(&tx_ports, egress_ifindex, XDP_PASS);
@@ -259,15 +260,15 @@ static __always_inline int send_to(struct packet *p, __u32 egress_ifindex, const
  * kernel when there is none. */
 static __always_inline int send(struct packet *p, int rc, struct bpf_fib_lookup *fib, __u8 sent_reason)
 {
-	__u8 macs[2 * ETH_ALEN];
+	struct mac_pair macs;
 
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return verdict(p, XDP_PASS, LB_REASON_NO_NEIGH);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return verdict(p, XDP_PASS, LB_REASON_NO_ROUTE);
-	__builtin_memcpy(macs, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(macs + ETH_ALEN, fib->smac, ETH_ALEN);
-	return send_to(p, fib->ifindex, macs, sent_reason);
+	__builtin_memcpy(macs.dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(macs.source, fib->smac, ETH_ALEN);
+	return send_to(p, fib->ifindex, &macs, sent_reason);
 }
 
 /* A remembered next hop answers for this packet: same backend address and ingress, not longer
@@ -287,8 +288,8 @@ static __always_inline void remember_next_hop(const struct packet *p, struct cac
 	hop->ingress_ifindex = p->ctx->ingress_ifindex;
 	hop->egress_ifindex = fib->ifindex;
 	hop->max_tot_len = bpf_ntohs(p->ip->tot_len);
-	__builtin_memcpy(hop->macs, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(hop->macs + ETH_ALEN, fib->smac, ETH_ALEN);
+	__builtin_memcpy(hop->macs.dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(hop->macs.source, fib->smac, ETH_ALEN);
 }
 
 /* This CPU's next-hop slot `index` of `cache` (next_hops or client_next_hops); NULL when the
@@ -309,7 +310,7 @@ static __always_inline int forward_via(struct packet *p, struct cached_next_hop 
 	int rc;
 
 	if (hop && next_hop_fresh(p, hop, dst))
-		return send_to(p, hop->egress_ifindex, hop->macs, sent_reason);
+		return send_to(p, hop->egress_ifindex, &hop->macs, sent_reason);
 	rc = next_hop(p, dst, &fib);
 	if (hop && rc == BPF_FIB_LKUP_RET_SUCCESS)
 		remember_next_hop(p, hop, dst, &fib);
@@ -359,7 +360,7 @@ static __always_inline int send_reply(struct packet *p, struct cached_next_hop *
 				      int rc, struct bpf_fib_lookup *fib)
 {
 	if (hop && remembered)
-		return send_to(p, hop->egress_ifindex, hop->macs, LB_REASON_REVERSED);
+		return send_to(p, hop->egress_ifindex, &hop->macs, LB_REASON_REVERSED);
 	if (hop && rc == BPF_FIB_LKUP_RET_SUCCESS)
 		remember_next_hop(p, hop, p->ip->daddr, fib);
 	return send(p, rc, fib, LB_REASON_REVERSED);

@@ -80,6 +80,13 @@ struct {
 	__type(value, __u32);
 } tx_ports SEC(".maps");
 
+/* Destination then source MAC, as they sit in the Ethernet header; 2-byte aligned like struct
+ * ethhdr, so a copy moves 6 halfwords instead of 12 bytes. */
+struct mac_pair {
+	__u8 dest[ETH_ALEN];
+	__u8 source[ETH_ALEN];
+} __attribute__((aligned(2)));
+
 /* One remembered bpf_fib_lookup SUCCESS toward a backend or a client. Kernel-internal: this
  * struct never crosses to user space (the control plane neither reads nor writes next_hops or
  * client_next_hops), so it lives here and not in lb_abi.h. An entry answers only for the same destination address, the same ingress
@@ -90,7 +97,7 @@ struct cached_next_hop {
 	__u32 ingress_ifindex;
 	__u32 egress_ifindex;
 	__u16 max_tot_len;      /* IP total length the kernel's MTU check passed (host order) */
-	__u8 macs[2 * ETH_ALEN]; /* destination then source, as they sit in the Ethernet header */
+	struct mac_pair macs;
 	__u8 pad[6];
 };
 
