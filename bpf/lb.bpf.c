@@ -26,15 +26,18 @@ char LICENSE[] SEC("license") = "GPL";
 /* Load-time knob: seed of the flow hash; every balancer node behind one ECMP group uses the same. */
 const volatile __u32 hash_seed = 0;
 
-/* Load-time knob: how long a CPU reuses a next hop (MACs, egress) without asking the kernel
- * again; 0 asks on every packet. 100 ms is under TCP's minimum RTO (200 ms): a neighbour or
- * route change is seen before the first retransmission of a segment sent the old way. */
+/* Load-time knob: the longest a CPU reuses a next hop (MACs, egress) without asking the kernel
+ * again; under 10 ms (e.g. 0) asks on every packet. 100 ms is under TCP's minimum RTO (200 ms):
+ * a neighbour or route change is seen before the first retransmission of a segment sent the
+ * old way. */
 const volatile __u64 nexthop_ttl_ns = 100 * 1000 * 1000;
 
-/* The tick rate, from the kernel's config (libbpf fills it in at load; 0 when unknown, which
- * turns the next-hop cache off). Expiry is kept in jiffies: bpf_jiffies64() is inlined by the
- * verifier to one load, where bpf_ktime_get_coarse_ns() is a helper call (~6 ns more here). */
-extern unsigned int CONFIG_HZ __kconfig __weak;
+/* Next-hop expiry is counted in jiffies: bpf_jiffies64() is inlined by the verifier to one load,
+ * where bpf_ktime_get_coarse_ns() is a helper call (~6 ns more per packet here). The tick rate
+ * is not known here (CONFIG_HZ as a __kconfig extern would make loading fail wherever the kernel
+ * config is unreadable), so ticks are counted at the longest tick Linux is built with (HZ 100):
+ * the TTL is then never longer than nexthop_ttl_ns, and shorter at higher HZ (40% at HZ 250). */
+#define LONGEST_TICK_NS (10 * 1000 * 1000)
 
 /* Source and destination ports, common to the TCP and UDP headers (network order). */
 struct l4_ports {
@@ -283,7 +286,7 @@ static __always_inline int next_hop_fresh(const struct packet *p, const struct c
 static __always_inline void remember_next_hop(const struct packet *p, struct cached_next_hop *hop, __be32 dst,
 					      const struct bpf_fib_lookup *fib)
 {
-	hop->expires_jiffies = bpf_jiffies64() + nexthop_ttl_ns * CONFIG_HZ / 1000000000;
+	hop->expires_jiffies = bpf_jiffies64() + nexthop_ttl_ns / LONGEST_TICK_NS;
 	hop->dst = dst;
 	hop->ingress_ifindex = p->ctx->ingress_ifindex;
 	hop->egress_ifindex = fib->ifindex;
@@ -293,10 +296,10 @@ static __always_inline void remember_next_hop(const struct packet *p, struct cac
 }
 
 /* This CPU's next-hop slot `index` of `cache` (next_hops or client_next_hops); NULL when the
- * cache is off (nexthop_ttl_ns 0, or the tick rate unknown). */
+ * cache is off (nexthop_ttl_ns under one tick, e.g. 0). */
 static __always_inline struct cached_next_hop *next_hop_slot(void *cache, __u32 index)
 {
-	if (!nexthop_ttl_ns || !CONFIG_HZ)
+	if (nexthop_ttl_ns < LONGEST_TICK_NS)
 		return NULL;
 	return bpf_map_lookup_elem(cache, &index);
 }
