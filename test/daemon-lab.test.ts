@@ -12,23 +12,16 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { spawnDaemon, type SpawnedDaemon } from '../src/daemon/spawn';
 import { ApiClient } from '../src/cli/client';
-import { repoPath } from '../src/daemon/paths';
 import { labUp, labDown, readLabState } from '../src/lab/lab';
 import { runTraffic, startTraffic } from '../src/lab/traffic';
+import { kernelTestSkip } from './support/kernel-env';
 
 const PREFIX = 'xlbt-dm';
 const PIN_DIR = '/sys/fs/bpf/xlbt-dm-lab';
 const FORWARD_PORT = 18724;
 const TOKEN = 'xlbt-dm-lab-token-0123456789';
 
-function whyNotRunnable(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (netns, XDP, bpffs)';
-  if (!fs.readFileSync('/proc/mounts', 'utf8').includes(' /sys/fs/bpf bpf ')) return 'bpffs is not mounted at /sys/fs/bpf (run scripts/setup.sh)';
-  if (!fs.existsSync(repoPath('bpf/lb.o'))) return 'bpf/lb.o is not built (run scripts/build.sh)';
-  return null;
-}
-const skipReason = whyNotRunnable();
-if (skipReason && process.env.CI === 'true') throw new Error(`daemon lab test cannot run in CI: ${skipReason}`);
+const skipReason = kernelTestSkip('the daemon lab test');
 
 async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -38,7 +31,7 @@ async function until(what: string, cond: () => Promise<boolean>, timeoutMs = 10_
   }
 }
 
-describe('xdplb daemon over the lab (NAT, health checks)', { skip: skipReason ?? false }, () => {
+describe('xdplb daemon over the lab (NAT, health checks)', { skip: skipReason }, () => {
   let tmpDir = '';
   let daemon: SpawnedDaemon | null = null;
   let configPath = '';

@@ -18,6 +18,7 @@ import { ApiClient } from '../src/cli/client';
 import { repoPath } from '../src/daemon/paths';
 import { BpfMap } from '../src/bpf';
 import { LbServiceKeyCodec, LbServiceCodec } from '../src/dataplane/abi';
+import { kernelTestSkip } from './support/kernel-env';
 
 const NS = 'xlbt-dm-t';
 const HOST_IF = 'xlbt-dm-h';
@@ -28,14 +29,7 @@ const PIN_DIR = '/sys/fs/bpf/xlbt-dm';
 const INPROC_PIN_DIR = '/sys/fs/bpf/xlbt-dm-inproc';
 const TOKEN = 'xlbt-dm-admin-token-0123456789';
 
-function whyNotRunnable(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (netns, XDP, bpffs)';
-  if (!fs.readFileSync('/proc/mounts', 'utf8').includes(' /sys/fs/bpf bpf ')) return 'bpffs is not mounted at /sys/fs/bpf (run scripts/setup.sh)';
-  if (!fs.existsSync(repoPath('bpf/lb.o'))) return 'bpf/lb.o is not built (run scripts/build.sh)';
-  return null;
-}
-const skipReason = whyNotRunnable();
-if (skipReason && process.env.CI === 'true') throw new Error(`daemon kernel test cannot run in CI: ${skipReason}`);
+const skipReason = kernelTestSkip('the daemon kernel test');
 
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const quiet = (cmd: string, args: string[]): void => { try { sh(cmd, args); } catch { /* already gone */ } };
@@ -102,7 +96,7 @@ function nextLog(d: SpawnedDaemon, from: number, match: (l: LogLine) => boolean,
   return d.waitForLog((l) => d.logs.indexOf(l) >= from && match(l), timeoutMs);
 }
 
-describe('xdplb daemon (kernel, netns)', { skip: skipReason ?? false, concurrency: false }, () => {
+describe('xdplb daemon (kernel, netns)', { skip: skipReason, concurrency: false }, () => {
   let progId = 0;
 
   before(() => {
@@ -290,7 +284,7 @@ describe('xdplb daemon (kernel, netns)', { skip: skipReason ?? false, concurrenc
   });
 });
 
-describe('startDaemon in process (kernel, no interfaces)', { skip: skipReason ?? false }, () => {
+describe('startDaemon in process (kernel, no interfaces)', { skip: skipReason }, () => {
   let dir = '';
   before(async () => { await cleanupInProcess(); dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbt-dm-')); });
   after(async () => { await cleanupInProcess(); fs.rmSync(dir, { recursive: true, force: true }); });

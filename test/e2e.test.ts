@@ -14,7 +14,6 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import YAML from 'yaml';
 import { labUp, labDown, readLabState } from '../src/lab/lab';
@@ -22,10 +21,11 @@ import { labTopology } from '../src/lab/topology';
 import { runTraffic, startTraffic } from '../src/lab/traffic';
 import { spawnDaemon, cliCommand, type SpawnedDaemon } from '../src/daemon/spawn';
 import { repoPath } from '../src/daemon/paths';
-import { ApiClient, ApiError } from '../src/cli/client';
+import { ApiClient } from '../src/cli/client';
 import { BpfMap } from '../src/bpf';
 import type { DriverReport } from './e2e/conn-driver';
 import type { UdpProbeReport } from './e2e/udp-probe';
+import { kernelTestSkip, freePort } from './support/kernel-env';
 
 const PREFIX = 'xlbt-e2e';
 const PIN_DIR = `/sys/fs/bpf/${PREFIX}`;
@@ -36,14 +36,7 @@ const ADMIN_TOKEN = 'xlbt-e2e-admin-token-0123456789';
 const VIEWER_TOKEN = 'xlbt-e2e-viewer-token-0123456789';
 const HEALTH = { intervalMs: 500, timeoutMs: 300, rise: 2, fall: 2 };
 
-function whyNotRunnable(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (netns, XDP, bpffs)';
-  if (!fs.readFileSync('/proc/mounts', 'utf8').includes(' /sys/fs/bpf bpf ')) return 'bpffs is not mounted at /sys/fs/bpf (run scripts/setup.sh)';
-  if (!fs.existsSync(repoPath('bpf/lb.o'))) return 'bpf/lb.o is not built (run scripts/build.sh)';
-  return null;
-}
-const skipReason = whyNotRunnable();
-if (skipReason && process.env.CI === 'true') throw new Error(`e2e test cannot run in CI: ${skipReason}`);
+const skipReason = kernelTestSkip('the e2e test');
 
 const topology = labTopology({ prefix: PREFIX, backends: 4, mode: 'dsr', vips: [DSR_VIP] });
 const be = topology.backends.map((b) => b.address);
@@ -81,13 +74,6 @@ let apiUrl = '';
 let daemon: SpawnedDaemon | null = null;
 const admin = () => new ApiClient({ baseUrl: apiUrl, token: ADMIN_TOKEN });
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 async function startDaemon(objectPath?: string): Promise<SpawnedDaemon> {
   const d = spawnDaemon({ configPath, pinDir: PIN_DIR, netns: topology.lb.netns, objectPath });
@@ -158,7 +144,7 @@ async function cleanup(): Promise<void> {
   if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
 }
 
-describe('xdplb end to end (lab, daemon, real traffic)', { skip: skipReason ?? false, concurrency: false }, () => {
+describe('xdplb end to end (lab, daemon, real traffic)', { skip: skipReason, concurrency: false }, () => {
   before(async () => {
     await cleanup();
     tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), `${PREFIX}-`));
@@ -192,10 +178,18 @@ describe('xdplb end to end (lab, daemon, real traffic)', { skip: skipReason ?? f
   });
 
   test('weights 1:1:2 over 3 backends hold within 5 points over >= 4000 new connections', async () => {
-    const run = await runTraffic({ prefix: PREFIX, kind: 'http', target: `http://${NAT_VIP}:80/`, durationSec: 6, rps: 800 });
-    assert.equal(run.failed, 0, `failures: ${run.errors.join('; ')}`);
-    assert.ok(run.ok >= 4000, `only ${run.ok} connections`);
-    const share = (b: string) => (run.byBackend[b] ?? 0) / run.ok;
+    // As many bounded runs as it takes to reach 4000 connections (a loaded machine sends fewer
+    // per second), at most 8 runs of 5 s.
+    const byBackend: Record<string, number> = {};
+    let ok = 0;
+    for (let run = 0; run < 8 && ok < 4000; run++) {
+      const r = await runTraffic({ prefix: PREFIX, kind: 'http', target: `http://${NAT_VIP}:80/`, durationSec: 5, rps: 1000 });
+      assert.equal(r.failed, 0, `failures: ${r.errors.join('; ')}`);
+      ok += r.ok;
+      for (const [b, n] of Object.entries(r.byBackend)) byBackend[b] = (byBackend[b] ?? 0) + n;
+    }
+    assert.ok(ok >= 4000, `only ${ok} connections`);
+    const share = (b: string) => (byBackend[b] ?? 0) / ok;
     for (const [b, target] of [['be1', 0.25], ['be2', 0.25], ['be3', 0.5]] as const) {
       assert.ok(Math.abs(share(b) - target) <= 0.05, `${b} got ${(share(b) * 100).toFixed(1)}% (target ${target * 100}%)`);
     }
@@ -298,7 +292,6 @@ describe('xdplb end to end (lab, daemon, real traffic)', { skip: skipReason ?? f
   });
 
   test('bad API bodies, CLI arguments and config files are refused and change no kernel map', async () => {
-    const api = admin();
     const snapshot = kernelSnapshot();
     const good = { name: 'x1', vip: '198.18.100.9', port: 81, protocol: 'tcp', mode: 'nat', backends: [{ address: be[0], port: 8080, weight: 1 }] };
     const badBodies: Array<[string, string, unknown, number]> = [
@@ -329,7 +322,9 @@ describe('xdplb end to end (lab, daemon, real traffic)', { skip: skipReason ?? f
     ];
     for (const [method, url, body, status] of badBodies) {
       const res = await fetch(`${apiUrl}${url}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body) });
+        body: body === undefined ? undefined : JSON.stringify(body) }).catch((err: Error & { cause?: Error }) => {
+        throw new Error(`${method} ${url}: ${err.message}: ${err.cause?.message ?? ''}`);
+      });
       const text = await res.text();
       assert.equal(res.status, status, `${method} ${url} ${String(JSON.stringify(body)).slice(0, 120)} -> ${res.status} ${text.slice(0, 200)}`);
       assert.match(text, /XDPLB_ERR_/);

@@ -7,13 +7,13 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { labUp, labDown, labStatus, readLabState, labExecCommand } from '../src/lab/lab';
 import { TEST_LAB_PREFIX as P, labTopology, DEFAULT_DSR_VIPS } from '../src/lab/topology';
 import { execIn, ipIn, listNetns, netnsExists, pidAlive, pidCommandLine, processGone, readSysctlIn, run, setOffload } from '../src/lab/netns';
 import { runTraffic } from '../src/lab/traffic';
 import { nodeScriptCommand, repoRoot } from '../src/lab/paths';
+import { freePort } from './support/kernel-env';
 
 const isRoot = process.getuid?.() === 0;
 const FORWARD_PORT = 18731;
@@ -290,14 +290,6 @@ function whyNoDemo(): string | false {
   return why;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function request(url: string, method = 'GET', body?: unknown): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

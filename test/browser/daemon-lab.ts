@@ -6,7 +6,6 @@
  * Everything is created under the prefix and removed by name in stop(), also after a failure.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -14,8 +13,8 @@ import YAML from 'yaml';
 import { labUp, labDown, labExecCommand } from '../../src/lab/lab';
 import { labTopology } from '../../src/lab/topology';
 import { spawnDaemon, type SpawnedDaemon } from '../../src/daemon/spawn';
-import { repoRoot } from './repo-root';
 import type { BrowserSuiteCreds } from './suite';
+import { whyKernelTestsCannotRun, freePort } from '../support/kernel-env';
 
 export const LAB_PREFIX = 'xlbt-ui';
 export const PIN_DIR = `/sys/fs/bpf/${LAB_PREFIX}`;
@@ -31,12 +30,7 @@ export const LAB_CREDS: BrowserSuiteCreds = {
 };
 
 /** Why the lab cannot run here, or null. */
-export function whyLabNotRunnable(): string | null {
-  if (process.getuid?.() !== 0) return 'needs root (netns, XDP, bpffs)';
-  if (!fs.readFileSync('/proc/mounts', 'utf8').includes(' /sys/fs/bpf bpf ')) return 'bpffs is not mounted at /sys/fs/bpf (run scripts/setup.sh)';
-  if (!fs.existsSync(path.join(repoRoot(), 'bpf', 'lb.o'))) return 'bpf/lb.o is not built (run scripts/build.sh)';
-  return null;
-}
+export const whyLabNotRunnable = whyKernelTestsCannotRun;
 
 export interface DaemonLab {
   url: string;
@@ -85,13 +79,6 @@ function unlockPrefix(): void {
   } catch { /* not ours */ }
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /**
  * Brings the lab, the daemon and the load up. On failure everything already created is torn
