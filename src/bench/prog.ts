@@ -38,6 +38,8 @@ export interface ProgBenchOptions {
   objectPath?: string; // default bpf/lb.o (to compare builds)
   /** A second build measured in the same interleaved runs; its cases are named "<case> [baseline]". */
   baselineObjectPath?: string;
+  /** More builds measured in the same interleaved runs; their cases are named "<case> [label]". */
+  otherBuilds?: Array<{ label: string; objectPath: string }>;
 }
 
 export interface ProgBenchCase {
@@ -148,6 +150,7 @@ export function runProgBench(opts: ProgBenchOptions = {}): ProgBenchResult {
     opened.push(emptyProg);
     const builds = [{ suffix: '', objectPath: opts.objectPath }];
     if (opts.baselineObjectPath) builds.push({ suffix: ' [baseline]', objectPath: opts.baselineObjectPath });
+    for (const b of opts.otherBuilds ?? []) builds.push({ suffix: ` [${b.label}]`, objectPath: b.objectPath });
     const planes = builds.flatMap((build) => backendCounts.map((n) => {
       const dp = Dataplane.load({ hashSeed: 0, objectPath: build.objectPath });
       opened.push(dp);
