@@ -244,8 +244,8 @@ static __always_inline int next_hop(struct packet *p, __be32 dst, struct bpf_fib
 
 /* Writes the next hop's MACs (`macs`: destination then source) and sends the packet: TX on the
  * ingress interface, REDIRECT through tx_ports otherwise (PASS when the egress is not there). */
-static __always_inline int send_to(struct packet *p, __u32 egress_ifindex, const struct mac_pair *macs,
-				   __u8 sent_reason)
+static __always_inline int send_to(struct packet *p, __u32 egress_ifindex,
+				   const struct mac_pair *macs, __u8 sent_reason)
 {
 	int action;
 
@@ -274,17 +274,19 @@ static __always_inline int send(struct packet *p, int rc, struct bpf_fib_lookup 
 	return send_to(p, fib->ifindex, &macs, sent_reason);
 }
 
-/* A remembered next hop answers for this packet: same backend address and ingress, not longer
- * than what the kernel's MTU check passed, and not expired. */
-static __always_inline int next_hop_fresh(const struct packet *p, const struct cached_next_hop *hop, __be32 dst)
+/* A remembered next hop answers for this packet: same destination and ingress, not longer than
+ * what the kernel's MTU check passed, and not expired. */
+static __always_inline int next_hop_fresh(const struct packet *p, const struct cached_next_hop *hop,
+					  __be32 dst)
 {
 	return hop->dst == dst && hop->ingress_ifindex == p->ctx->ingress_ifindex &&
 	       bpf_ntohs(p->ip->tot_len) <= hop->max_tot_len &&
 	       bpf_jiffies64() < hop->expires_jiffies;
 }
 
-static __always_inline void remember_next_hop(const struct packet *p, struct cached_next_hop *hop, __be32 dst,
-					      const struct bpf_fib_lookup *fib)
+/* Stores the kernel's SUCCESS answer for `dst` (and this packet's ingress and length) in `hop`. */
+static __always_inline void remember_next_hop(const struct packet *p, struct cached_next_hop *hop,
+					      __be32 dst, const struct bpf_fib_lookup *fib)
 {
 	hop->expires_jiffies = bpf_jiffies64() + nexthop_ttl_ns / LONGEST_TICK_NS;
 	hop->dst = dst;
