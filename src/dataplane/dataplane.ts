@@ -122,7 +122,8 @@ export class Dataplane {
     const object = BpfObject.load(objectPath, {
       maxEntries: {
         services: maxServices, maglev: maxServices, service_stats: maxServices,
-        backends: maxBackends, backend_stats: maxBackends,
+        // next_hops: the program's kernel-internal next-hop cache, one slot per backend id.
+        backends: maxBackends, backend_stats: maxBackends, next_hops: maxBackends,
         flows: positive(opts.maxFlows, LB.MAX_FLOWS, 'maxFlows'),
         vips: positive(opts.maxVips, LB.MAX_VIPS, 'maxVips'),
         reverse: positive(opts.maxReverse, LB.MAX_REVERSE, 'maxReverse'),
@@ -254,6 +255,7 @@ export class Dataplane {
     if (!dir) throw new Error('dataplane: replaceProgram needs pinned maps: pin() first');
     const object = BpfObject.load(objectPath, {
       reuseMaps: Object.fromEntries(MAP_NAMES.map((n) => [n, path.join(dir, 'maps', n)])),
+      maxEntries: { next_hops: this.maps.backends.maxEntries },
       innerMaxEntries: { maglev: this.maglevMaxSize },
       globals: { hash_seed: encodeU32(this.hashSeed) },
     });
