@@ -23,13 +23,15 @@ export function formatForward(r: ForwardReport): string {
     c.label,
     c.mpps ? `${fmt(c.mpps.median, 3)} [${fmt(c.mpps.min, 3)}-${fmt(c.mpps.max, 3)}]` : 'n/a',
     c.lbCpuNsPerPacket ? `${fmt(c.lbCpuNsPerPacket.median, 0)} [${fmt(c.lbCpuNsPerPacket.min, 0)}-${fmt(c.lbCpuNsPerPacket.max, 0)}]` : 'n/a',
+    fmt(c.lbCpuNsPerPacket ? 1000 / c.lbCpuNsPerPacket.median : null, 2),
     fmt(c.xdpRunNsPerPacket?.median ?? null, 0),
     fmt(c.lbCpuUtilisation?.median ?? null, 2),
     String(c.reps.length),
   ]);
   const out = [
     `forward: ${r.reps} reps x ${r.packetsPerRep} packets (<= ${r.secondsPerRep} s), ${r.flows} flows, ${r.frameBytes}-byte UDP frames, round-robin`,
-    table(['case', 'Mpps median [min-max]', 'lb CPU ns/pkt', 'XDP ns/run', 'lb util', 'reps'], rows),
+    table(['case', 'Mpps median [min-max]', 'lb CPU ns/pkt', 'Mpps/lb CPU', 'XDP ns/run', 'lb util', 'reps'], rows),
+    '(Mpps/lb CPU = 1000 / lb CPU ns per packet: what one lb CPU would forward with a generator that never limits)',
     '',
     table(['target', 'ratio', 'goal', ''], r.targets.map((t) => [t.description, fmt(t.ratio), `>= ${t.goal}`, verdict(t.met)])),
   ];
