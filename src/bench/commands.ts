@@ -73,6 +73,7 @@ export function registerForwardCommand(bench: Command): void {
       prepareRun();
       const r: ForwardReport = await runForwardBench({ ...o, onProgress: stderrProgress() });
       print(o.json, r, formatForward(r));
+      if (r.failures.length) process.exitCode = 1;
     });
 }
 
@@ -90,6 +91,7 @@ export function registerHttpCommand(bench: Command): void {
       prepareRun();
       const r = await runHttpBench({ ...o, onProgress: stderrProgress() });
       print(o.json, r, formatHttp(r));
+      if (r.failures.length) process.exitCode = 1;
     });
 }
 
@@ -105,6 +107,7 @@ export function registerControlCommand(bench: Command): void {
       prepareRun();
       const r = await runControlBench({ changes: o.changes, observeReps: o.reps, packets: o.packets, onProgress: stderrProgress() });
       print(o.json, r, formatControl(r));
+      if (r.failures.length) process.exitCode = 1;
     });
 }
 
@@ -126,6 +129,8 @@ export function registerAllCommand(bench: Command): void {
         control: { changes: o.changes, observeReps: o.reps }, skip: o.skip,
         command: `xdplb bench all ${process.argv.slice(4).join(' ')}`.trim(),
       });
+      const failed = results.failures.length > 0 || [results.forward, results.http, results.control].some((p) => (p?.failures.length ?? 0) > 0);
+      if (failed) process.exitCode = 1;
       if (o.json) { print(true, results, ''); return; }
       const parts = [
         results.forward ? formatForward(results.forward) : '',
