@@ -8,6 +8,7 @@ import { runHttpBench } from './http';
 import { rmSync } from 'node:fs';
 import { runControlBench, CONTROL_PIN_DIR, OBSERVE_PIN_DIR } from './control';
 import { killChildrenNow } from './exec';
+import { releaseBenchLockIfMine } from './lock';
 import { tearDownForwardTopology } from './forward-topology';
 import { tearDownHttpTopology } from './http-topology';
 import { runAllBenchmarks, stderrProgress } from './all';
@@ -49,6 +50,7 @@ function prepareRun(): void {
     try { tearDownForwardTopology(); } catch { /* best effort */ }
     try { tearDownHttpTopology(); } catch { /* best effort */ }
     for (const dir of [CONTROL_PIN_DIR, OBSERVE_PIN_DIR]) rmSync(dir, { recursive: true, force: true });
+    releaseBenchLockIfMine();
     process.exit(130);
   };
   process.once('SIGINT', onSignal);

@@ -23,6 +23,7 @@ import { setUpForwardTopology, tearDownForwardTopology, type ForwardTopology } f
 import { measureForwardRep, type ForwardRep } from './forward';
 import { benchState, BENCH_TABLE_SIZE } from './xdplb-cases';
 import { percentile, ratio, summarize, type Summary } from './stats';
+import { withBenchLock } from './lock';
 import { sleep, stopProcess, trackChild } from './exec';
 import { BENCH_PREFIX } from './netns';
 import { observerCommand } from './observer';
@@ -294,6 +295,12 @@ export async function measureObservability(reps: number, packets: number, second
  * @throws Error on bad options.
  */
 export async function runControlBench(options: ControlOptions = {}): Promise<ControlReport> {
+  // One benchmark at a time per host: they share namespace and pin names.
+  return withBenchLock(() => runControlBenchLocked(options),
+    { onWait: (pid) => options.onProgress?.(`waiting for another xdplb benchmark (pid ${pid}) to finish`) });
+}
+
+async function runControlBenchLocked(options: ControlOptions): Promise<ControlReport> {
   const changes = options.changes ?? 1000;
   const progress = options.onProgress ?? (() => {});
   if (!Number.isInteger(changes) || changes < 1 || changes > 100_000) throw new Error(`control: changes=${changes} must be in 1..100000`);

@@ -8,6 +8,7 @@ import { BenchPrograms, benchFrame, DEFAULT_FLOWS, FRAME_BYTES, GEN_BATCH } from
 import { setUpForwardTopology, tearDownForwardTopology, type ForwardTopology } from './forward-topology';
 import { addIptablesDnat, addNftDnat, removeIptablesDnat, removeNftDnat } from './nft';
 import { tasksCpuNs } from './netns';
+import { withBenchLock } from './lock';
 import { sleep, tryRun } from './exec';
 import { ratio, summarize, type Summary } from './stats';
 import { xdplbForwardCase } from './xdplb-cases';
@@ -200,6 +201,12 @@ export async function measureForwardRep(t: ForwardTopology, programs: BenchProgr
  * @throws Error on bad options or when the topology or the generator cannot be set up.
  */
 export async function runForwardBench(options: ForwardOptions = {}): Promise<ForwardReport> {
+  // One benchmark at a time per host: they share namespace and pin names.
+  return withBenchLock(() => runForwardBenchLocked(options),
+    { onWait: (pid) => options.onProgress?.(`waiting for another xdplb benchmark (pid ${pid}) to finish`) });
+}
+
+async function runForwardBenchLocked(options: ForwardOptions): Promise<ForwardReport> {
   const reps = options.reps ?? 5;
   const packets = options.packets ?? 2_000_000;
   const seconds = options.seconds ?? 10;

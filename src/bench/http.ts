@@ -9,6 +9,7 @@ import { setUpHttpTopology, tearDownHttpTopology, httpLbNapiPids, type HttpTopol
 import { balancerConfig, originConfig, startHaproxy, stopHaproxy, type HaproxyInstance } from './haproxy';
 import { addNftDnat, removeNftDnat } from './nft';
 import { runWrk } from './wrk';
+import { withBenchLock } from './lock';
 import { run, tryRun } from './exec';
 import { tasksCpuNs } from './netns';
 import { ratio, summarize } from './stats';
@@ -144,6 +145,12 @@ export const HTTP_METHOD = 'wrk in the client namespace, fixed duration per case
  * @throws Error when the topology or the origin servers cannot be set up.
  */
 export async function runHttpBench(options: HttpOptions = {}): Promise<HttpReport> {
+  // One benchmark at a time per host: they share namespace and pin names.
+  return withBenchLock(() => runHttpBenchLocked(options),
+    { onWait: (pid) => options.onProgress?.(`waiting for another xdplb benchmark (pid ${pid}) to finish`) });
+}
+
+async function runHttpBenchLocked(options: HttpOptions): Promise<HttpReport> {
   const seconds = options.seconds ?? 5;
   const reps = options.reps ?? 3;
   const connections = options.connections ?? 32;
