@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+struct bpf_map_info;  // <linux/bpf.h>
+
 namespace xdplb {
 
 // Throws a JS error (BpfError when registered) with {op, errno, code, hint?, verifierLog?}.
@@ -33,6 +35,9 @@ int64_t OptInt(const Napi::Object &obj, const char *key, int64_t dflt);
 std::string ArgString(const Napi::CallbackInfo &info, size_t i, const char *what);
 std::string OptString(const Napi::CallbackInfo &info, size_t i, const std::string &dflt);
 Napi::Buffer<uint8_t> ArgBuffer(const Napi::CallbackInfo &info, size_t i, const char *what);
+
+// The JS object for a map's info (listMaps and map info share it).
+Napi::Object MapInfoObject(Napi::Env env, const ::bpf_map_info &mi);
 
 // Per-module registration (each *.cc adds its functions to exports).
 void RegisterErrors(Napi::Env env, Napi::Object exports);

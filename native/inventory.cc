@@ -113,16 +113,7 @@ Napi::Value ListMaps(const Napi::CallbackInfo &info) {
     uint32_t len = sizeof(mi);
     int err = bpf_obj_get_info_by_fd(fd, &mi, &len);
     if (err) return err;
-    o = Napi::Object::New(env);
-    o.Set("id", mi.id);
-    o.Set("name", mi.name);
-    o.Set("type", mi.type);
-    const char *typeName = libbpf_bpf_map_type_str(static_cast<bpf_map_type>(mi.type));
-    o.Set("typeName", typeName ? typeName : "unknown");
-    o.Set("keySize", mi.key_size);
-    o.Set("valueSize", mi.value_size);
-    o.Set("maxEntries", mi.max_entries);
-    o.Set("flags", mi.map_flags);
+    o = MapInfoObject(env, mi);
     return 0;
   });
 }

@@ -48,19 +48,6 @@ Napi::Value MapCreate(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, fd);
 }
 
-Napi::Object MapInfoObject(Napi::Env env, const bpf_map_info &mi) {
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("id", mi.id);
-  o.Set("name", mi.name);
-  o.Set("type", mi.type);
-  const char *typeName = libbpf_bpf_map_type_str(static_cast<bpf_map_type>(mi.type));
-  o.Set("typeName", typeName ? typeName : "unknown");
-  o.Set("keySize", mi.key_size);
-  o.Set("valueSize", mi.value_size);
-  o.Set("maxEntries", mi.max_entries);
-  o.Set("flags", mi.map_flags);
-  return o;
-}
 
 Napi::Value MapInfo(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -292,6 +279,20 @@ Napi::Value ProgTypeNames(const Napi::CallbackInfo &info) {
 }
 
 }  // namespace
+
+Napi::Object MapInfoObject(Napi::Env env, const bpf_map_info &mi) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("id", mi.id);
+  o.Set("name", mi.name);
+  o.Set("type", mi.type);
+  const char *typeName = libbpf_bpf_map_type_str(static_cast<bpf_map_type>(mi.type));
+  o.Set("typeName", typeName ? typeName : "unknown");
+  o.Set("keySize", mi.key_size);
+  o.Set("valueSize", mi.value_size);
+  o.Set("maxEntries", mi.max_entries);
+  o.Set("flags", mi.map_flags);
+  return o;
+}
 
 void RegisterMaps(Napi::Env env, Napi::Object exports) {
   exports.Set("mapCreate", Napi::Function::New(env, MapCreate, "mapCreate"));
