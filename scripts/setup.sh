@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 nftables iptables
-  wrk haproxy pkg-config chromium ethtool)
+  wrk haproxy pkg-config chromium ethtool curl procps util-linux)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
