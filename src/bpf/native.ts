@@ -6,17 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BpfError } from './errors';
 import type { MapInfo, ProgramInfo } from './api';
+import { repoRoot } from '../paths';
 
-/** The repository root: the nearest directory above this file holding package.json (works from src/ and dist/src/). */
-export function repoRoot(): string {
-  let dir = __dirname;
-  for (;;) {
-    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`xdplb: no package.json above ${__dirname}`);
-    dir = parent;
-  }
-}
+export { repoRoot };
+
 
 export interface RawTestRunOptions {
   repeat?: number; dataOutSize?: number; ingressIfindex?: number; flags?: number; batchSize?: number; cpu?: number;

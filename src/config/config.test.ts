@@ -6,17 +6,8 @@ import * as path from 'node:path';
 import { XdplbError } from '../api/errors';
 import { hashSecret, loadConfigFile, parseConfigText, saveConfigFile, verifySecret } from './config';
 import { DesiredState } from './state';
+import { repoRoot } from '../paths';
 
-/** The repository root, from src/config or dist/src/config. */
-function repoRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('package.json not found above ' + __dirname);
-    dir = parent;
-  }
-  return dir;
-}
 
 function exampleFromDocs(): string {
   const doc = fs.readFileSync(path.join(repoRoot(), 'docs', 'config.md'), 'utf8');

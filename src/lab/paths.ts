@@ -2,22 +2,11 @@
  * Where things are: the repository root (from src/ under tsx or from dist/src/ compiled), how to
  * start one of the lab's node scripts, and the lab's state directory.
  */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { repoRoot } from '../paths';
 
-/**
- * The directory holding package.json, found by walking up from this file.
- * @throws Error when no package.json is found above this file.
- */
-export function repoRoot(): string {
-  let dir = __dirname;
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${__dirname}`);
-    dir = parent;
-  }
-}
+export { repoRoot };
+
 
 /**
  * The argv that runs one of the lab's scripts (a file beside this one, e.g. 'backend-server')
