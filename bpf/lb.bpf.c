@@ -23,6 +23,8 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+_Static_assert(LB_FLOW_WAYS == 1 << LB_FLOW_WAYS_BITS, "LB_FLOW_WAYS is 2^LB_FLOW_WAYS_BITS");
+
 /* Load-time knob: seed of the flow hash; every balancer node behind one ECMP group uses the same. */
 const volatile __u32 hash_seed = 0;
 
@@ -31,6 +33,9 @@ const volatile __u32 hash_seed = 0;
  * a neighbour or route change is seen before the first retransmission of a segment sent the
  * old way. */
 const volatile __u64 nexthop_ttl_ns = 100 * 1000 * 1000;
+
+/* Load-time knob, from the flows map's size: flows holds flow_sets_mask + 1 sets (a power of two). */
+const volatile __u32 flow_sets_mask = LB_MAX_FLOWS / LB_FLOW_WAYS - 1;
 
 /* Next-hop expiry is counted in jiffies: bpf_jiffies64() is inlined by the verifier to one load,
  * where bpf_ktime_get_coarse_ns() is a helper call (~6 ns more per packet here). The tick rate
@@ -100,22 +105,106 @@ static __always_inline struct lb_backend *usable_backend(__u32 id, __u32 service
 	return b;
 }
 
-/* Flow cache first (if on), then the service's Maglev slot; remembers new flows if `remember`. */
-static __always_inline struct lb_backend *pick_backend(struct packet *p, const struct lb_service *svc,
-						       struct lb_flow_key *key, int remember)
+/* ---- the flow cache (flows: sets of LB_FLOW_WAYS entries, see lb_abi.h) ---------------- */
+
+static __always_inline __u32 flow_check(__u32 hash, __u32 backend_id)
 {
+	return hash ^ (__u32)(backend_id * LB_FLOW_CHECK_MUL);
+}
+
+static __always_inline int same_flow(const struct lb_flow_key *a, const struct lb_flow_key *b)
+{
+	return a->saddr == b->saddr && a->daddr == b->daddr && a->sport == b->sport &&
+	       a->dport == b->dport && a->proto == b->proto;
+}
+
+/* The flow cache's hash of a flow (set index, check word, victim way): two 64-bit multiplies and
+ * a fold, cheaper than jhash (the cache is this node's own, so it need not be the Maglev hash);
+ * seeded, so that nobody outside can aim flows at one set. Host-order words, as
+ * src/dataplane/jhash.ts flowCacheHash computes it. */
+static __always_inline __u32 flow_cache_hash(const struct lb_flow_key *k)
+{
+	__u64 a = ((__u64)bpf_ntohl(k->saddr) << 32) | bpf_ntohl(k->daddr);
+	__u64 b = (((__u64)bpf_ntohs(k->sport) << 24) | ((__u64)bpf_ntohs(k->dport) << 8) | k->proto) ^
+		  hash_seed;
+	__u64 h = (a * 0x9e3779b97f4a7c15ULL) ^ (b * 0xc2b2ae3d27d4eb4fULL);
+
+	h ^= h >> 32;
+	h *= 0x165667b19e3779f9ULL;
+	return h >> 32;
+}
+
+/* The set a flow cache hash falls in (NULL only if flows is smaller than flow_sets_mask says). */
+static __always_inline struct lb_flow_set *flow_set(__u32 hash)
+{
+	__u32 index = hash & flow_sets_mask;
+
+	return bpf_map_lookup_elem(&flows, &index);
+}
+
+/* The backend id remembered for the flow in `set`, 0 when none (or a torn entry). */
+static __always_inline __u32 flow_cache_find(const struct lb_flow_set *set, const struct lb_flow_key *key,
+					     __u32 hash)
+{
+#pragma unroll
+	for (int w = 0; w < LB_FLOW_WAYS; w++) {
+		const struct lb_flow_entry *e = &set->way[w];
+		__u32 id;
+
+		if (!same_flow(&e->key, key))
+			continue;
+		id = e->backend_id;
+		return e->check == flow_check(hash, id) ? id : 0;
+	}
+	return 0;
+}
+
+/* Remembers the flow's backend: in the way holding the flow, else the first empty way, else
+ * way (hash >> 30), so that a set's choice depends on nothing but its contents. */
+static __always_inline void flow_cache_remember(struct lb_flow_set *set, const struct lb_flow_key *key,
+						__u32 hash, __u32 backend_id)
+{
+	struct lb_flow_entry *e;
+	int victim = -1;
+
+#pragma unroll
+	for (int w = 0; w < LB_FLOW_WAYS; w++) {
+		if (victim < 0 && same_flow(&set->way[w].key, key))
+			victim = w;
+	}
+#pragma unroll
+	for (int w = 0; w < LB_FLOW_WAYS; w++) {
+		if (victim < 0 && set->way[w].backend_id == 0)
+			victim = w;
+	}
+	if (victim < 0)
+		victim = hash >> (32 - LB_FLOW_WAYS_BITS);
+	e = &set->way[victim & (LB_FLOW_WAYS - 1)];
+	e->key = *key;
+	e->backend_id = backend_id;
+	e->check = flow_check(hash, backend_id);
+}
+
+/* The flow cache's backend if usable for svc (when `consult`), else the service's Maglev slot;
+ * a Maglev choice is remembered if `remember`. `hash` is flow_hash() of key (the Maglev hash). */
+static __always_inline struct lb_backend *pick_backend(struct packet *p, const struct lb_service *svc,
+						       const struct lb_flow_key *key, __u32 hash,
+						       int consult, int remember)
+{
+	struct lb_flow_set *set = NULL;
 	struct lb_backend *b;
-	struct lb_flow *cached;
-	struct lb_flow flow;
+	__u32 slot, *id, cache_hash = 0;
 	void *table;
-	__u32 slot, *id;
 
 	if (p->settings.flow_cache) {
-		cached = bpf_map_lookup_elem(&flows, key);
-		if (cached) {
-			b = usable_backend(cached->backend_id, svc->id);
+		cache_hash = flow_cache_hash(key);
+		set = flow_set(cache_hash);
+		if (set && consult) {
+			__u32 cached = flow_cache_find(set, key, cache_hash);
+
+			b = usable_backend(cached, svc->id);
 			if (b) {
-				p->backend_id = cached->backend_id;
+				p->backend_id = cached;
 				return b;
 			}
 		}
@@ -123,7 +212,7 @@ static __always_inline struct lb_backend *pick_backend(struct packet *p, const s
 	table = bpf_map_lookup_elem(&maglev, &svc->id);
 	if (!table || svc->table_size == 0)
 		return NULL;
-	slot = flow_hash(key->saddr, key->daddr, key->sport, key->dport, key->proto) % svc->table_size;
+	slot = hash % svc->table_size;
 	id = bpf_map_lookup_elem(table, &slot);
 	if (!id)
 		return NULL;
@@ -131,11 +220,8 @@ static __always_inline struct lb_backend *pick_backend(struct packet *p, const s
 	if (!b)
 		return NULL;
 	p->backend_id = *id;
-	if (p->settings.flow_cache && remember) {
-		flow.backend_id = *id;
-		flow.service_id = svc->id;
-		bpf_map_update_elem(&flows, key, &flow, BPF_ANY);
-	}
+	if (set && remember)
+		flow_cache_remember(set, key, cache_hash, *id);
 	return b;
 }
 
@@ -336,27 +422,81 @@ static __always_inline __u32 client_slot(__be32 client)
 
 /* ---- the packet classes ------------------------------------------------------------------ */
 
-/* TCP/UDP to a VIP with its service (or NULL: none): backend -> rewrite (nat) or not (dsr) -> forward. */
-static __always_inline int to_service(struct packet *p, const struct lb_service *svc)
+/* TCP/UDP of service svc, backend b chosen: rewrite (nat) or not (dsr), then forward. */
+static __always_inline int to_backend(struct packet *p, const struct lb_service *svc,
+				      const struct lb_backend *b)
 {
-	struct lb_flow_key key = {
-		.saddr = p->saddr, .daddr = p->daddr, .sport = p->sport, .dport = p->dport,
-		.proto = p->proto,
-	};
-	struct lb_backend *b;
-
-	if (!svc)
-		return verdict(p, XDP_DROP, LB_REASON_NO_SERVICE);
 	p->service_id = svc->id;
-	b = pick_backend(p, svc, &key, 1);
-	if (!b)
-		return verdict(p, XDP_DROP, LB_REASON_NO_BACKEND);
 	if (svc->mode == LB_MODE_DSR)
 		return forward(p, b->ip, LB_REASON_FORWARDED);
 	if (p->ip->ttl <= 1)
 		return verdict(p, XDP_PASS, LB_REASON_TTL);
 	nat_to_backend(p, b);
 	return forward(p, b->ip, LB_REASON_FORWARDED);
+}
+
+/* The packet's flow key (TCP/UDP with ports parsed). */
+static __always_inline void packet_flow(const struct packet *p, struct lb_flow_key *key)
+{
+	key->saddr = p->saddr;
+	key->daddr = p->daddr;
+	key->sport = p->sport;
+	key->dport = p->dport;
+	key->proto = p->proto;
+}
+
+/* TCP/UDP to a VIP with its service (or NULL: none), the flow cache already missed or off:
+ * Maglev picks the backend (and the cache remembers it). */
+static __always_inline int to_service(struct packet *p, const struct lb_service *svc)
+{
+	struct lb_flow_key key = {};
+	struct lb_backend *b;
+
+	if (!svc)
+		return verdict(p, XDP_DROP, LB_REASON_NO_SERVICE);
+	p->service_id = svc->id;
+	packet_flow(p, &key);
+	b = pick_backend(p, svc, &key, flow_hash(key.saddr, key.daddr, key.sport, key.dport, key.proto), 0, 1);
+	if (!b)
+		return verdict(p, XDP_DROP, LB_REASON_NO_BACKEND);
+	return to_backend(p, svc, b);
+}
+
+/* The hot path: a TCP/UDP packet of a remembered flow. Sends it when the flow's backend is still
+ * ACTIVE and its service is the one the packet addresses ({vip, port, proto} exactly, or the
+ * VIP's every-port service with no exact service for the port); returns -1 otherwise (the
+ * packet then takes the services/Maglev path). No hash map is consulted for an exact service. */
+static __always_inline int to_cached_backend(struct packet *p)
+{
+	struct lb_flow_key key = {};
+	struct lb_service_ref *ref;
+	struct lb_flow_set *set;
+	struct lb_backend *b;
+	__u32 hash, id;
+
+	packet_flow(p, &key);
+	hash = flow_cache_hash(&key);
+	set = flow_set(hash);
+	if (!set)
+		return -1;
+	id = flow_cache_find(set, &key, hash);
+	if (id == 0)
+		return -1;
+	b = bpf_map_lookup_elem(&backends, &id);
+	if (!b || !(b->flags & LB_BACKEND_F_ACTIVE))
+		return -1;
+	ref = bpf_map_lookup_elem(&service_ids, &b->service_id);
+	if (!ref || ref->svc.id == 0 || ref->svc.id != b->service_id || ref->key.vip != p->daddr ||
+	    ref->key.proto != p->proto)
+		return -1;
+	if (ref->key.port != p->dport) {
+		struct lb_service_key exact = { .vip = p->daddr, .port = p->dport, .proto = p->proto };
+
+		if (ref->key.port != 0 || bpf_map_lookup_elem(&services, &exact))
+			return -1;
+	}
+	p->backend_id = id;
+	return to_backend(p, &ref->svc, b);
 }
 
 /* Sends a rewritten reply: through `hop` when its next hop was `remembered` (fresh), else as
@@ -512,7 +652,8 @@ static __always_inline int icmp_error_to_backend(struct packet *p)
 	key.sport = ports->dest;
 	key.dport = ports->source;
 	key.proto = inner->protocol;
-	b = pick_backend(p, svc, &key, 0);   /* an error must not create flow state */
+	/* An error must not create flow state. */
+	b = pick_backend(p, svc, &key, flow_hash(key.saddr, key.daddr, key.sport, key.dport, key.proto), 1, 0);
 	if (!b)
 		return verdict(p, XDP_DROP, LB_REASON_NO_BACKEND);
 	if (svc->mode == LB_MODE_DSR)
@@ -572,8 +713,15 @@ static __always_inline int process(struct packet *p)
 		has_ports = 1;
 		p->sport = ((struct l4_ports *)p->l4)->source;
 		p->dport = ((struct l4_ports *)p->l4)->dest;
-		/* Hot path: an exact service match proves the address is a VIP (user space puts
-		 * every service's VIP in vips), so the vips lookup is skipped. */
+		/* Hot path: a remembered flow of a live service. Then an exact service match
+		 * proves the address is a VIP (user space puts every service's VIP in vips), so
+		 * the vips lookup is skipped. */
+		if (p->settings.flow_cache) {
+			int action = to_cached_backend(p);
+
+			if (action >= 0)
+				return action;
+		}
 		key.port = p->dport;
 		svc = bpf_map_lookup_elem(&services, &key);
 		if (svc)

@@ -11,7 +11,9 @@
 #define LB_MAX_VIPS 256           /* vips */
 #define LB_MAX_REVERSE 4096       /* reverse */
 #define LB_MAX_TX_PORTS 64        /* tx_ports DEVMAP_HASH */
-#define LB_MAX_FLOWS 65536        /* flows LRU_HASH (flow affinity cache) */
+#define LB_MAX_FLOWS 262144       /* flows the affinity cache holds (flows has /LB_FLOW_WAYS sets) */
+#define LB_FLOW_WAYS_BITS 2
+#define LB_FLOW_WAYS 4            /* flows: entries per set, 1 << LB_FLOW_WAYS_BITS */
 #define LB_MAGLEV_DEFAULT_SIZE 65537 /* inner maglev table entries (prime) */
 #define LB_EVENTS_BYTES (1 << 20) /* events ring buffer size */
 
@@ -108,7 +110,7 @@ struct lb_settings {
 	__u32 pad;
 };
 
-/* flows: LRU_HASH key, the client->VIP 5-tuple as received */
+/* The client->VIP 5-tuple as received: the flow cache's key */
 struct lb_flow_key {
 	__be32 saddr;
 	__be32 daddr;
@@ -118,10 +120,28 @@ struct lb_flow_key {
 	__u8 pad[3];
 };
 
-/* flows: value. A hit is used only while backends[backend_id] is ACTIVE and owned by service_id. */
-struct lb_flow {
+/* flows: one remembered flow. backend_id 0 = empty way. A hit is used only when check ==
+ * flow cache hash ^ (backend_id * LB_FLOW_CHECK_MUL) (two CPUs writing one way cannot pass off a
+ * torn entry) and backends[backend_id] is ACTIVE and owned by the service the packet addresses. */
+struct lb_flow_entry {
+	struct lb_flow_key key;
 	__u32 backend_id;
-	__u32 service_id;
+	__u32 check;
+};
+#define LB_FLOW_CHECK_MUL 2654435761 /* 0x9e3779b1 */
+
+/* flows: ARRAY value, index = flow cache hash & (sets - 1), sets a power of two (the flow cache
+ * hash: lb.bpf.c flow_cache_hash). A new flow takes the way already holding its key, else the
+ * first empty way, else way (flow cache hash >> (32 - LB_FLOW_WAYS_BITS)). */
+struct lb_flow_set {
+	struct lb_flow_entry way[LB_FLOW_WAYS];
+};
+
+/* service_ids: ARRAY value by service id: the service's key and value again, so that a flow
+ * cache hit finds its service without hashing (id 0 = no service) */
+struct lb_service_ref {
+	struct lb_service_key key;
+	struct lb_service svc;
 };
 
 /* service_stats and backend_stats: PERCPU_ARRAY values (index = id) */

@@ -56,13 +56,22 @@ struct {
 	__type(value, struct lb_reverse);
 } reverse SEC(".maps");
 
-/* flows: client->VIP 5-tuple -> backend it was sent to (affinity across pool changes) */
+/* flows: the flow-affinity cache, sets of LB_FLOW_WAYS remembered flows (see lb_flow_set); a
+ * plain shared ARRAY: looked up without hashing or locking, written only for new flows */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, LB_MAX_FLOWS);
-	__type(key, struct lb_flow_key);
-	__type(value, struct lb_flow);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_FLOWS / LB_FLOW_WAYS);
+	__type(key, __u32);
+	__type(value, struct lb_flow_set);
 } flows SEC(".maps");
+
+/* service_ids: service id -> its key and value (kept beside services by user space) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct lb_service_ref);
+} service_ids SEC(".maps");
 
 /* settings: the run-time knobs, one entry */
 struct {

@@ -10,7 +10,8 @@ import {
 } from '../src/dataplane/packet';
 import { flowHash } from '../src/dataplane/jhash';
 import type { LabNeighbour, PortSpec, DatapathLab } from './datapath-lab';
-import { BACKEND_ACTIVE, MODE_DSR, MODE_NAT, type ModelSettings, type ModelState, type ReasonName } from './refmodel';
+import { BACKEND_ACTIVE, MODE_DSR, MODE_NAT, FlowCacheModel, type ModelSettings, type ModelState, type ReasonName } from './refmodel';
+import { TEST_FLOW_SETS } from './datapath-harness';
 
 export const DP_NETNS = 'xlbt-dp';
 
@@ -43,7 +44,7 @@ export const NEIGHBOURS: LabNeighbour[] = [
 
 export const VIP = {
   web: '198.18.100.1',      // tcp/80 nat (2 backends), udp/53 nat (port 5353)
-  any: '198.18.100.2',      // tcp, every port, nat
+  any: '198.18.100.2',      // tcp, every port, nat; tcp/8443 nat (its own service)
   dsr: '198.18.100.3',      // tcp/80 dsr
   tx: '198.18.100.4',       // tcp/80 nat, backend behind the ingress port (XDP_TX)
   empty: '198.18.100.5',    // tcp/80, empty table
@@ -68,6 +69,7 @@ const SERVICES: ServiceDef[] = [
   { id: 8, vip: VIP.noTx, port: 80, proto: IPPROTO_TCP, mode: MODE_NAT, table: [8, 8, 8] },
   { id: 9, vip: VIP.noRoute, port: 80, proto: IPPROTO_TCP, mode: MODE_NAT, table: [9, 9, 9] },
   { id: 10, vip: VIP.inactive, port: 80, proto: IPPROTO_TCP, mode: MODE_NAT, table: [10, 10, 10] },
+  { id: 11, vip: VIP.any, port: 8443, proto: IPPROTO_TCP, mode: MODE_NAT, table: [11, 11, 11] },
 ];
 
 export const BACKENDS: BackendDef[] = [
@@ -81,6 +83,8 @@ export const BACKENDS: BackendDef[] = [
   { id: 8, ip: '198.18.2.10', port: 0, service: 8 },
   { id: 9, ip: '198.18.50.1', port: 0, service: 9 },
   { id: 10, ip: '198.18.1.15', port: 0, flags: 0, service: 10 },
+  { id: 11, ip: '198.18.1.10', port: 0, service: 11 },
+  { id: 12, ip: '198.18.1.14', port: 0, service: 3 },   // ACTIVE, in no table (draining)
 ];
 
 const REVERSE = [
@@ -104,7 +108,7 @@ export function fixtureState(lab: DatapathLab, seed = 0): ModelState {
     }])),
     reverse: REVERSE.map((r) => ({ ...r, ip: ipToU32(r.ip), vip: ipToU32(r.vip) })),
     maglev: new Map(SERVICES.map((s) => [s.id, [...s.table]])),
-    flows: new Map(),
+    flows: new FlowCacheModel(TEST_FLOW_SETS),
     txPorts: new Set([lab.ports.a.ifindex, lab.ports.b.ifindex]),
     fib: lab.fib,
   };
@@ -130,7 +134,7 @@ export interface Fixture {
   input: Buffer;
   settings?: Partial<ModelSettings>;
   /** flow-cache entries installed before the run: client 5-tuple -> backend id. */
-  flows?: Array<{ saddr: string; daddr: string; sport: number; dport: number; proto: number; backendId: number; serviceId: number }>;
+  flows?: Array<{ saddr: string; daddr: string; sport: number; dport: number; proto: number; backendId: number }>;
   action: Action;
   reason: ReasonName;
   serviceId?: number;
@@ -290,14 +294,27 @@ export function fixtures(): Fixture[] {
     while (web(sp).id !== 1) sp++;
     const b2 = BACKENDS[1];
     F.push({ name: 'flow cache hit on an ACTIVE backend of the service wins over Maglev', ingress: 'a', input: tcpIn(sp), settings: { flowCache: true },
-      flows: [{ saddr: CLIENT, daddr: VIP.web, sport: sp, dport: 80, proto: IPPROTO_TCP, backendId: 2, serviceId: 1 }],
+      flows: [{ saddr: CLIENT, daddr: VIP.web, sport: sp, dport: 80, proto: IPPROTO_TCP, backendId: 2 }],
       action: 'redirect', reason: 'forwarded', serviceId: 1, backendId: 2, output: natTcpOut(CLIENT, b2, { sport: sp, dport: 80, payload: PAYLOAD }) });
     F.push({ name: 'flow cache entry on an inactive backend is ignored (Maglev decides)', ingress: 'a', input: tcpIn(sp), settings: { flowCache: true },
-      flows: [{ saddr: CLIENT, daddr: VIP.web, sport: sp, dport: 80, proto: IPPROTO_TCP, backendId: 10, serviceId: 1 }],
+      flows: [{ saddr: CLIENT, daddr: VIP.web, sport: sp, dport: 80, proto: IPPROTO_TCP, backendId: 10 }],
       action: 'redirect', reason: 'forwarded', serviceId: 1, backendId: 1, output: natTcpOut(CLIENT, BACKENDS[0], { sport: sp, dport: 80, payload: PAYLOAD }) });
     F.push({ name: 'flow cache entry on another service\'s backend is ignored', ingress: 'a', input: tcpIn(sp), settings: { flowCache: true },
-      flows: [{ saddr: CLIENT, daddr: VIP.web, sport: sp, dport: 80, proto: IPPROTO_TCP, backendId: 4, serviceId: 1 }],
+      flows: [{ saddr: CLIENT, daddr: VIP.web, sport: sp, dport: 80, proto: IPPROTO_TCP, backendId: 4 }],
       action: 'redirect', reason: 'forwarded', serviceId: 1, backendId: 1, output: natTcpOut(CLIENT, BACKENDS[0], { sport: sp, dport: 80, payload: PAYLOAD }) });
+    const b12 = BACKENDS[11];
+    F.push({ name: 'flow cache: a remembered flow of the every-port service stays on its draining backend', ingress: 'a',
+      input: tcpFrame(CLIENT, VIP.any, { sport: 9100, dport: 2222 }), settings: { flowCache: true },
+      flows: [{ saddr: CLIENT, daddr: VIP.any, sport: 9100, dport: 2222, proto: IPPROTO_TCP, backendId: 12 }],
+      action: 'redirect', reason: 'forwarded', serviceId: 3, backendId: 12, output: natTcpOut(CLIENT, b12, { sport: 9100, dport: 2222 }) });
+    F.push({ name: 'flow cache: an exact service of the port wins over a remembered every-port flow', ingress: 'a',
+      input: tcpFrame(CLIENT, VIP.any, { sport: 9101, dport: 8443 }), settings: { flowCache: true },
+      flows: [{ saddr: CLIENT, daddr: VIP.any, sport: 9101, dport: 8443, proto: IPPROTO_TCP, backendId: 12 }],
+      action: 'redirect', reason: 'forwarded', serviceId: 11, backendId: 11, output: natTcpOut(CLIENT, BACKENDS[10], { sport: 9101, dport: 8443 }) });
+    F.push({ name: 'flow cache: a remembered flow for another VIP\'s backend is ignored', ingress: 'a',
+      input: tcpFrame(CLIENT, VIP.any, { sport: 9102, dport: 2222 }), settings: { flowCache: true },
+      flows: [{ saddr: CLIENT, daddr: VIP.any, sport: 9102, dport: 2222, proto: IPPROTO_TCP, backendId: 2 }],
+      action: 'redirect', reason: 'forwarded', serviceId: 3, backendId: 4, output: natTcpOut(CLIENT, BACKENDS[3], { sport: 9102, dport: 2222 }) });
   }
 
   // -- ICMP

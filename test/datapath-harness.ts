@@ -4,7 +4,14 @@
  * maps directly (exact ids, inactive backends, odd table sizes) instead of going through the
  * reconciler, so that every branch of the program can be reached on purpose.
  */
-import type { ModelState } from './refmodel';
+import { flowCacheHash } from '../src/dataplane/jhash';
+import { FLOW_WAYS, type ModelState } from './refmodel';
+
+/** Sets of the flows map in the data-path tests (program and model alike). */
+export const TEST_FLOW_SETS = 256;
+/** sizeof(struct lb_flow_entry) */
+const FLOW_ENTRY_BYTES = 24;
+const FLOW_CHECK_MUL = 0x9e3779b1;
 
 /** The few map operations the harness needs (implemented over src/bpf by the tests). */
 export interface MapAccess {
@@ -56,6 +63,47 @@ export function flowKeyBytes(saddr: number, daddr: number, sport: number, dport:
   return k;
 }
 
+/** The flows map's check word of an entry (see struct lb_flow_entry). */
+export function flowCheck(hash: number, backendId: number): number {
+  return (hash ^ Math.imul(backendId, FLOW_CHECK_MUL)) >>> 0;
+}
+
+/** Makes the flows map hold exactly the model's flow cache (zeroes every set in use first). */
+export function installFlows(maps: MapAccess, state: ModelState): void {
+  for (const k of maps.keys('flows')) {
+    const v = maps.lookup('flows', k);
+    if (v && v.some((byte) => byte !== 0)) maps.update('flows', k, Buffer.alloc(v.length));
+  }
+  const sets = new Map<number, Buffer>();
+  for (const e of state.flows.entries()) {
+    const [saddr, daddr, sport, dport, proto] = e.key.split(':').map(Number);
+    const set = sets.get(e.set) ?? Buffer.alloc(FLOW_WAYS * FLOW_ENTRY_BYTES);
+    const at = e.way * FLOW_ENTRY_BYTES;
+    flowKeyBytes(saddr, daddr, sport, dport, proto).copy(set, at);
+    set.writeUInt32LE(e.backendId, at + 16);
+    set.writeUInt32LE(flowCheck(flowCacheHash(saddr, daddr, sport, dport, proto, state.seed), e.backendId), at + 20);
+    sets.set(e.set, set);
+  }
+  for (const [index, set] of sets) maps.update('flows', u32le(index), set);
+}
+
+/** The flows the map holds, as `flowKey=backendId` strings (entries whose check is wrong included, marked). */
+export function readFlows(maps: MapAccess, seed: number): string[] {
+  const out: string[] = [];
+  for (const k of maps.keys('flows')) {
+    const v = maps.lookup('flows', k);
+    if (!v) continue;
+    for (let at = 0; at + FLOW_ENTRY_BYTES <= v.length; at += FLOW_ENTRY_BYTES) {
+      const backendId = v.readUInt32LE(at + 16);
+      if (backendId === 0) continue;
+      const f = [v.readUInt32BE(at), v.readUInt32BE(at + 4), v.readUInt16BE(at + 8), v.readUInt16BE(at + 10), v[at + 12]] as const;
+      const good = v.readUInt32LE(at + 20) === flowCheck(flowCacheHash(...f, seed), backendId);
+      out.push(`${f.join(':')}=${backendId}${good ? '' : ' (bad check)'}`);
+    }
+  }
+  return out;
+}
+
 /** Installed inner tables, to close when the state is replaced. */
 export interface Installed { innerFds: number[] }
 
@@ -64,7 +112,7 @@ export interface Installed { innerFds: number[] }
  * tx_ports and flows wholesale). @throws whatever the map operations throw.
  */
 export function installState(maps: MapAccess, state: ModelState, previous?: Installed): Installed {
-  for (const name of ['services', 'vips', 'reverse', 'flows', 'tx_ports']) {
+  for (const name of ['services', 'vips', 'reverse', 'tx_ports']) {
     for (const k of maps.keys(name)) maps.delete(name, k);
   }
   for (const id of [...state.maglev.keys(), ...state.services.map((s) => s.id)]) {
@@ -73,7 +121,16 @@ export function installState(maps: MapAccess, state: ModelState, previous?: Inst
   for (const fd of previous?.innerFds ?? []) maps.closeFd(fd);
 
   maps.update('settings', u32le(0), settingsValue(state.settings.fragPolicy, state.settings.sampleRate, state.settings.flowCache));
-  for (const s of state.services) maps.update('services', serviceKey(s.vip, s.port, s.proto), serviceValue(s.id, s.tableSize, s.mode));
+  for (const k of maps.keys('service_ids')) {
+    const v = maps.lookup('service_ids', k);
+    if (v && v.some((byte) => byte !== 0)) maps.update('service_ids', k, Buffer.alloc(v.length));
+  }
+  for (const s of state.services) {
+    const key = serviceKey(s.vip, s.port, s.proto);
+    const value = serviceValue(s.id, s.tableSize, s.mode);
+    maps.update('services', key, value);
+    maps.update('service_ids', u32le(s.id), Buffer.concat([key, value]));
+  }
   for (const vip of state.vips) maps.update('vips', be32(vip), u32le(state.services.filter((s) => s.vip === vip).length));
   for (const b of state.backends.values()) maps.update('backends', u32le(b.id), backendValue(b.ip, b.port, b.flags, b.serviceId));
   for (const r of state.reverse) maps.update('reverse', reverseKey(r.ip, r.port, r.proto), reverseValue(r.vip, r.vport, r.serviceId, r.backendId));
@@ -84,12 +141,7 @@ export function installState(maps: MapAccess, state: ModelState, previous?: Inst
     innerFds.push(fd);
     maps.update('maglev', u32le(id), u32le(fd));
   }
-  for (const [key, f] of state.flows) {
-    const [saddr, daddr, sport, dport, proto] = key.split(':').map(Number);
-    const v = Buffer.alloc(8);
-    v.writeUInt32LE(f.backendId, 0); v.writeUInt32LE(f.serviceId, 4);
-    maps.update('flows', flowKeyBytes(saddr, daddr, sport, dport, proto), v);
-  }
+  installFlows(maps, state);
   return { innerFds };
 }
 

@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { BpfObject, BpfMap, BPF_F_INNER_MAP, repoRoot, type Program, type LoadOptions } from '../src/bpf';
-import type { MapAccess } from './datapath-harness';
+import { TEST_FLOW_SETS, type MapAccess } from './datapath-harness';
 
 export const LB_OBJECT = () => path.join(repoRoot(), 'bpf', 'lb.o');
 
@@ -24,18 +24,21 @@ export interface TargetOptions {
   nexthopTtlNs?: bigint;
 }
 
-/** Loads bpf/lb.o (hash_seed, next-hop TTL and map sizes as given). @throws BpfError when the load fails. */
+/** Loads bpf/lb.o (hash_seed, next-hop TTL and map sizes as given; flows: TEST_FLOW_SETS sets). @throws BpfError when the load fails. */
 export function loadTarget(opts: TargetOptions = {}): Target {
   const seed = Buffer.alloc(4);
   seed.writeUInt32LE((opts.seed ?? 0) >>> 0);
-  const globals: Record<string, Buffer> = { hash_seed: seed };
+  // A small flows map (TEST_FLOW_SETS sets, as the model's): the fuzz test fills sets and evicts.
+  const mask = Buffer.alloc(4);
+  mask.writeUInt32LE(TEST_FLOW_SETS - 1);
+  const globals: Record<string, Buffer> = { hash_seed: seed, flow_sets_mask: mask };
   if (opts.nexthopTtlNs !== undefined) {
     globals.nexthop_ttl_ns = Buffer.alloc(8);
     globals.nexthop_ttl_ns.writeBigUInt64LE(opts.nexthopTtlNs);
   }
   const load: LoadOptions = {
     globals,
-    maxEntries: opts.maxEntries,
+    maxEntries: { flows: TEST_FLOW_SETS, ...opts.maxEntries },
     innerMaxEntries: opts.innerMaxEntries ? { maglev: opts.innerMaxEntries } : undefined,
   };
   const obj = BpfObject.load(LB_OBJECT(), load);

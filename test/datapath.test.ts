@@ -10,19 +10,19 @@ import { enterNetns, RingBuffer } from '../src/bpf';
 import {
   checksumProblems, parseFrame, buildFrame, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
 } from '../src/dataplane/packet';
-import { flowHash } from '../src/dataplane/jhash';
+import { flowCacheHash, flowHash } from '../src/dataplane/jhash';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
 import {
-  installState, readCounters, counterDeltas, settingsValue, flowKeyBytes, backendValue,
+  installState, installFlows, readFlows, readCounters, counterDeltas, settingsValue, backendValue, TEST_FLOW_SETS,
 } from './datapath-harness';
 import { loadTarget, type Target } from './datapath-target';
 import {
-  DP_NETNS, PORTS, NEIGHBOURS, DEFAULT_SETTINGS, ACTION_NUMBER, CLIENT, VIP, MAC, fixtureState, fixtures, type Fixture,
+  DP_NETNS, PORTS, NEIGHBOURS, DEFAULT_SETTINGS, ACTION_NUMBER, CLIENT, VIP, MAC, fixtureState, fixtures, predictBackend, type Fixture,
 } from './datapath-fixtures';
-import { REASON, runModel, BACKEND_ACTIVE, MODE_NAT, type ModelState } from './refmodel';
+import { REASON, runModel, BACKEND_ACTIVE, MODE_NAT, FlowCacheModel, flowKey, type ModelState } from './refmodel';
 
-const SERVICE_IDS = Array.from({ length: 11 }, (_, i) => i);
-const BACKEND_IDS = Array.from({ length: 11 }, (_, i) => i);
+const SERVICE_IDS = Array.from({ length: 12 }, (_, i) => i);
+const BACKEND_IDS = Array.from({ length: 13 }, (_, i) => i);
 
 interface DecodedEvent {
   ifindex: number; pktLen: number; serviceId: number; backendId: number;
@@ -115,15 +115,12 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     test(fx.name, () => {
       const settings = { ...DEFAULT_SETTINGS, ...fx.settings };
       target.maps.update('settings', Buffer.alloc(4), settingsValue(settings.fragPolicy, settings.sampleRate, settings.flowCache));
-      for (const k of target.maps.keys('flows')) target.maps.delete('flows', k);
-      const flows = new Map<string, { backendId: number; serviceId: number }>();
+      const flows = new FlowCacheModel(TEST_FLOW_SETS);
       for (const f of fx.flows ?? []) {
-        const v = Buffer.alloc(8);
-        v.writeUInt32LE(f.backendId, 0);
-        v.writeUInt32LE(f.serviceId, 4);
-        target.maps.update('flows', flowKeyBytes(ipToU32(f.saddr), ipToU32(f.daddr), f.sport, f.dport, f.proto), v);
-        flows.set(`${ipToU32(f.saddr)}:${ipToU32(f.daddr)}:${f.sport}:${f.dport}:${f.proto}`, { backendId: f.backendId, serviceId: f.serviceId });
+        const key = [ipToU32(f.saddr), ipToU32(f.daddr), f.sport, f.dport, f.proto] as const;
+        flows.remember(flowCacheHash(...key, state.seed), flowKey(...key), f.backendId);
       }
+      installFlows(target.maps, { ...state, flows });
       ring.consume();
       events.length = 0;
       const ingress = lab.ports[fx.ingress].ifindex;
@@ -166,18 +163,43 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     assert.equal(events.length, 0);
   });
 
-  test('the flow cache remembers a new flow with its backend and service', () => {
+  test('the flow cache remembers a new flow with its backend, and uses it next time', () => {
     target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true));
-    for (const k of target.maps.keys('flows')) target.maps.delete('flows', k);
+    installFlows(target.maps, { ...state, flows: new FlowCacheModel(TEST_FLOW_SETS) });
     const frame = buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 4321, dport: 80 } });
     const res = target.program.testRun(frame, { ingressIfindex: lab.ports.a.ifindex });
     assert.equal(res.retval, ACTION_NUMBER.redirect);
     const backendIp = parseFrame(res.data).ipv4!.dst;
-    const entry = target.maps.lookup('flows', flowKeyBytes(ipToU32(CLIENT), ipToU32(VIP.web), 4321, 80, IPPROTO_TCP));
-    assert.ok(entry, 'flow entry inserted');
-    const backendId = entry.readUInt32LE(0);
-    assert.equal(entry.readUInt32LE(4), 1, 'service id');
-    assert.equal(u32ToIp(state.backends.get(backendId)!.ip), backendIp, 'cached backend is the one the packet went to');
+    const flows = readFlows(target.maps, state.seed);
+    assert.equal(flows.length, 1, `one flow remembered: ${flows.join(', ')}`);
+    const [key, id] = flows[0].split('=');
+    assert.equal(key, flowKey(ipToU32(CLIENT), ipToU32(VIP.web), 4321, 80, IPPROTO_TCP));
+    assert.equal(u32ToIp(state.backends.get(Number(id))!.ip), backendIp, 'cached backend is the one the packet went to');
+    // The same flow again: the hit path sends it to the same backend, nothing new remembered.
+    const again = target.program.testRun(frame, { ingressIfindex: lab.ports.a.ifindex });
+    assert.ok(again.data.equals(res.data));
+    assert.deepEqual(readFlows(target.maps, state.seed), flows);
+  });
+
+  test('a flow cache entry whose check word does not match (a torn write) is ignored and rewritten', () => {
+    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true));
+    let sport = 5000;
+    while (predictBackend(1, CLIENT, VIP.web, sport, 80, IPPROTO_TCP).id !== 1) sport++;
+    const key = [ipToU32(CLIENT), ipToU32(VIP.web), sport, 80, IPPROTO_TCP] as const;
+    const flows = new FlowCacheModel(TEST_FLOW_SETS);
+    flows.remember(flowCacheHash(...key, state.seed), flowKey(...key), 2);
+    installFlows(target.maps, { ...state, flows });
+    // Corrupt the check word of that one entry: backend 2 must no longer be used.
+    const index = Buffer.alloc(4);
+    index.writeUInt32LE(flows.entries()[0].set);
+    const set = target.maps.lookup('flows', index)!;
+    set.writeUInt32LE((set.readUInt32LE(flows.entries()[0].way * 24 + 20) ^ 1) >>> 0, flows.entries()[0].way * 24 + 20);
+    target.maps.update('flows', index, set);
+    assert.deepEqual(readFlows(target.maps, state.seed), [`${flowKey(...key)}=2 (bad check)`]);
+    const frame = buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport, dport: 80 } });
+    const res = target.program.testRun(frame, { ingressIfindex: lab.ports.a.ifindex });
+    assert.equal(parseFrame(res.data).ipv4!.dst, u32ToIp(state.backends.get(1)!.ip), 'Maglev decided (backend 1)');
+    assert.deepEqual(readFlows(target.maps, state.seed), [`${flowKey(...key)}=1`], 'the entry was rewritten whole');
   });
 });
 
@@ -209,7 +231,7 @@ describe('XDP data path: flow hash agrees with src/dataplane/jhash.ts', () => {
           vips: new Set([vip]),
           backends: new Map(Array.from({ length: TABLE }, (_, i) => [i + 1, { id: i + 1, ip: backendIp(i + 1), port: 0, flags: BACKEND_ACTIVE, serviceId: 1 }])),
           reverse: [], maglev: new Map([[1, Array.from({ length: TABLE }, (_, i) => i + 1)]]),
-          flows: new Map(), txPorts: new Set(), fib: lab.fib,
+          flows: new FlowCacheModel(TEST_FLOW_SETS), txPorts: new Set(), fib: lab.fib,
         };
         installState(target.maps, state);
         let x = 12345;

@@ -4,7 +4,7 @@
  * hash, same incremental checksum arithmetic. The fuzz test runs random packets through both
  * and requires identical verdicts and output frames.
  */
-import { flowHash } from '../src/dataplane/jhash';
+import { flowCacheHash, flowHash } from '../src/dataplane/jhash';
 
 export const XDP_DROP = 1;
 export const XDP_PASS = 2;
@@ -42,8 +42,8 @@ export interface ModelState {
   reverse: ModelReverse[];
   /** service id -> inner table (index = slot, value = backend id); length = inner max_entries. */
   maglev: Map<number, number[]>;
-  /** flow cache contents, key from flowKey(); only consulted when settings.flowCache. */
-  flows: Map<string, { backendId: number; serviceId: number }>;
+  /** the flows map (sets of ways, as the program fills them); only used when settings.flowCache. */
+  flows: FlowCacheModel;
   txPorts: Set<number>;
   fib: (dst: number, ingressIfindex: number) => FibResult;
 }
@@ -60,6 +60,56 @@ export interface ModelResult {
 
 export function flowKey(saddr: number, daddr: number, sport: number, dport: number, proto: number): string {
   return `${saddr}:${daddr}:${sport}:${dport}:${proto}`;
+}
+
+export const FLOW_WAYS = 4;
+
+/** One remembered flow of the flows map: set index, way, flowKey() and backend id. */
+export interface FlowCacheEntry { set: number; way: number; key: string; backendId: number }
+
+/**
+ * The program's flows map: `setCount` (a power of two) sets of FLOW_WAYS ways; a flow lives in
+ * set (hash & (setCount - 1)). A flow is remembered in the way already holding it, else the
+ * first empty way, else way (hash >>> 30); `hash` is flowCacheHash() of the flow.
+ */
+export class FlowCacheModel {
+  private readonly sets = new Map<number, Array<{ key: string; backendId: number } | null>>();
+  /** flows that replaced another flow in a full set */
+  evictions = 0;
+  constructor(readonly setCount: number) {
+    if (!Number.isInteger(Math.log2(setCount))) throw new Error(`flow cache: ${setCount} sets is not a power of two`);
+  }
+
+  /** The backend id remembered for `key` (0 = none). */
+  find(hash: number, key: string): number {
+    const set = this.sets.get((hash & (this.setCount - 1)) >>> 0);
+    return set?.find((w) => w?.key === key)?.backendId ?? 0;
+  }
+
+  remember(hash: number, key: string, backendId: number): void {
+    const index = (hash & (this.setCount - 1)) >>> 0;
+    const set = this.sets.get(index) ?? new Array<{ key: string; backendId: number } | null>(FLOW_WAYS).fill(null);
+    let victim = set.findIndex((w) => w?.key === key);
+    if (victim < 0) victim = set.findIndex((w) => w === null);
+    if (victim < 0) {
+      victim = hash >>> 30;
+      this.evictions++;
+    }
+    set[victim] = { key, backendId };
+    this.sets.set(index, set);
+  }
+
+  entries(): FlowCacheEntry[] {
+    const out: FlowCacheEntry[] = [];
+    for (const [set, ways] of this.sets) {
+      ways.forEach((w, way) => { if (w) out.push({ set, way, key: w.key, backendId: w.backendId }); });
+    }
+    return out;
+  }
+
+  clear(): void {
+    this.sets.clear();
+  }
 }
 
 // ---- the program's checksum arithmetic (csum.h) --------------------------------------------
@@ -129,7 +179,11 @@ class Run {
       hasPorts = true;
       this.r.sport = f.readUInt16BE(this.l4);
       this.r.dport = f.readUInt16BE(this.l4 + 2);
-      // The program's hot path: an exact service match goes straight to the service.
+      // The program's hot path: a remembered flow of a live service, then an exact service match.
+      if (this.st.settings.flowCache) {
+        const action = this.cachedBackend();
+        if (action !== undefined) return action;
+      }
       const exact = this.st.services.find((s) => s.vip === this.r.daddr && s.port === this.r.dport && s.proto === proto);
       if (exact) return this.toService(exact);
     }
@@ -165,28 +219,49 @@ class Run {
     return b;
   }
 
-  pickBackend(svc: ModelService, key: [number, number, number, number, number], remember: boolean): ModelBackend | undefined {
+  /** Flow cache (when `consult`) then Maglev, as pick_backend() does; remembers if `remember`. */
+  pickBackend(svc: ModelService, key: [number, number, number, number, number], consult: boolean, remember: boolean): ModelBackend | undefined {
     const k = flowKey(...key);
-    if (this.st.settings.flowCache) {
-      const cached = this.st.flows.get(k);
-      if (cached) {
-        const b = this.usableBackend(cached.backendId, svc.id);
-        if (b) {
-          this.r.backendId = cached.backendId;
-          return b;
-        }
+    const hash = flowHash(...key, this.st.seed);
+    const cacheHash = flowCacheHash(...key, this.st.seed);
+    if (this.st.settings.flowCache && consult) {
+      const cached = this.st.flows.find(cacheHash, k);
+      const b = this.usableBackend(cached, svc.id);
+      if (b) {
+        this.r.backendId = cached;
+        return b;
       }
     }
     const table = this.st.maglev.get(svc.id);
     if (!table || svc.tableSize === 0) return undefined;
-    const slot = flowHash(...key, this.st.seed) % svc.tableSize;
+    const slot = hash % svc.tableSize;
     if (slot >= table.length) return undefined;
     const id = table[slot];
     const b = this.usableBackend(id, svc.id);
     if (!b) return undefined;
     this.r.backendId = id;
-    if (this.st.settings.flowCache && remember) this.st.flows.set(k, { backendId: id, serviceId: svc.id });
+    if (this.st.settings.flowCache && remember) this.st.flows.remember(cacheHash, k, id);
     return b;
+  }
+
+  /**
+   * The hot path, to_cached_backend(): a remembered flow whose backend is ACTIVE and whose
+   * service is the one the packet addresses; undefined sends the packet the services/Maglev way.
+   */
+  cachedBackend(): number | undefined {
+    const r = this.r;
+    const id = this.st.flows.find(flowCacheHash(r.saddr, r.daddr, r.sport, r.dport, r.proto, this.st.seed),
+      flowKey(r.saddr, r.daddr, r.sport, r.dport, r.proto));
+    if (id === 0) return undefined;
+    const b = this.st.backends.get(id);
+    if (!b || !(b.flags & BACKEND_ACTIVE)) return undefined;
+    const svc = this.st.services.find((s) => s.id === b.serviceId);
+    if (!svc || svc.vip !== r.daddr || svc.proto !== r.proto) return undefined;
+    if (svc.port !== r.dport && (svc.port !== 0 || this.st.services.some((s) => s.vip === r.daddr && s.port === r.dport && s.proto === r.proto))) {
+      return undefined;
+    }
+    r.backendId = id;
+    return this.toBackend(svc, b);
   }
 
   decrementTtl(diff: number): number {
@@ -238,8 +313,13 @@ class Run {
     const r = this.r;
     if (!svc) return this.verdict(XDP_DROP, 'no_service');
     r.serviceId = svc.id;
-    const b = this.pickBackend(svc, [r.saddr, r.daddr, r.sport, r.dport, r.proto], true);
+    const b = this.pickBackend(svc, [r.saddr, r.daddr, r.sport, r.dport, r.proto], false, true);
     if (!b) return this.verdict(XDP_DROP, 'no_backend');
+    return this.toBackend(svc, b);
+  }
+
+  toBackend(svc: ModelService, b: ModelBackend): number {
+    this.r.serviceId = svc.id;
     if (svc.mode === MODE_DSR) return this.forward(b.ip, 'forwarded');
     if (this.f[this.ip + 8] <= 1) return this.verdict(XDP_PASS, 'ttl');
     this.natRewrite(this.ip + 16, b.ip, this.l4 + 2, b.port);
@@ -307,7 +387,7 @@ class Run {
     const svc = this.findService(innerSaddr, sport, proto);
     if (!svc) return this.verdict(XDP_DROP, 'no_service');
     this.r.serviceId = svc.id;
-    const b = this.pickBackend(svc, [innerDaddr, innerSaddr, dport, sport, proto], false);
+    const b = this.pickBackend(svc, [innerDaddr, innerSaddr, dport, sport, proto], true, false);
     if (!b) return this.verdict(XDP_DROP, 'no_backend');
     if (svc.mode === MODE_DSR) return this.forward(b.ip, 'icmp_error');
     if (f[this.ip + 8] <= 1) return this.verdict(XDP_PASS, 'ttl');

@@ -225,7 +225,7 @@ describe('XDP balancer on veth, real UDP and TCP through namespaces', () => {
     const svc = dp.readStats().services['tcp-echo'];
     // SYN, ACK, data at least one way; SYN-ACK, data back the other.
     assert.ok(svc.fwdPackets >= 3 && svc.revPackets >= 2, `tcp counted: ${JSON.stringify(svc)}`);
-    const flows = dp.mapEntries('flows').entries.map((e) => e.key as { dport: number; proto: number });
+    const flows = dp.mapEntries('flows').entries.flatMap((e) => e.value as Array<{ dport: number; proto: number }>);
     assert.ok(flows.some((k) => k.dport === 8080 && k.proto === 6), 'the TCP flow is cached');
   });
 

@@ -356,7 +356,7 @@ describe('reconciler write order', () => {
         },
       });
       const reconciler = new Reconciler({
-        services: watched('services', dp.map('services')), vips: watched('vips', dp.map('vips')),
+        services: watched('services', dp.map('services')), serviceIds: watched('service_ids', dp.map('service_ids')), vips: watched('vips', dp.map('vips')),
         maglev: watched('maglev', dp.map('maglev')), backends: watched('backends', dp.map('backends')),
         reverse: watched('reverse', dp.map('reverse')), settings: watched('settings', dp.map('settings')),
       }, { maxServices: 8, maxBackends: 32, maxVips: 256, maxReverse: 4096, maglevMaxSize: 65537 }, createMaglevTable);

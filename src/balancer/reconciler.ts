@@ -1,6 +1,6 @@
 /**
  * The reconciler: turns a DataplaneState into the balancer's map contents. Nothing else writes
- * the services / vips / maglev / backends / reverse / settings maps.
+ * the services / service_ids / vips / maglev / backends / reverse / settings maps.
  *
  * It compares the desired bytes with what the maps hold and writes only the difference (so a
  * second apply of the same state writes nothing), in an order where a packet never meets a
@@ -8,9 +8,10 @@
  *   1. backends that become usable and reverse entries, then settings;
  *   2. per service: a NEW inner Maglev array swapped in with one outer-map update, and the
  *      service entry, ordered so service.table_size never exceeds the installed table's size;
+ *      then its service_ids entry (the same key and value by id, for the flow-cache hit path);
  *   3. vips (a VIP goes live only once its services are complete);
  *   4. backends that stop taking traffic (unhealthy) lose ACTIVE only after leaving the tables;
- *   5. what is gone: vips, services, outer entries, reverse entries, then backends (ACTIVE
+ *   5. what is gone: service_ids entries, vips, services, outer entries, reverse entries, then backends (ACTIVE
  *      cleared, then zeroed) and their counters.
  * Ids: services 1..maxServices-1 and backends 1..maxBackends-1, allocated round-robin so a
  * freed id is reused as late as possible (flow caches may still name it).
@@ -19,7 +20,7 @@ import { buildMaglevTable, isPrime, MAX_WEIGHT } from './maglev';
 import type { DataplaneBackend, DataplaneService, DataplaneState } from '../dataplane/types';
 import {
   LB, LbBackendCodec, LbReverseCodec, LbReverseKeyCodec, LbServiceCodec, LbServiceKeyCodec,
-  LbSettingsCodec, LbVipCodec, encodeU32, encodeIpv4Key, ipv4ToBytes, bytesToIpv4,
+  LbSettingsCodec, LbVipCodec, encodeU32, decodeU32, encodeIpv4Key, ipv4ToBytes, bytesToIpv4,
   type LbBackend, type LbService, type LbServiceKey,
 } from '../dataplane/abi';
 
@@ -33,6 +34,8 @@ export interface KernelMap {
 
 export interface ReconcilerMaps {
   services: KernelMap;
+  /** ARRAY by service id: lb_service_ref (key and value of the service) */
+  serviceIds: KernelMap;
   vips: KernelMap;
   maglev: KernelMap;
   backends: KernelMap;
@@ -352,6 +355,8 @@ export class Reconciler {
         tablesSwapped.push(p.id);
       }
       if (!shrinkFirst && !current?.equals(value)) this.write(m.services, p.key, value);
+      const ref = Buffer.concat([p.key, value]);
+      if (!m.serviceIds.lookup(encodeU32(p.id))?.equals(ref)) this.write(m.serviceIds, encodeU32(p.id), ref);
       this.tableBackendKeys.set(p.id, new Map(p.backends.map((b) => [b.id, backendKey(b.spec)])));
     }
 
@@ -372,7 +377,13 @@ export class Reconciler {
       }
     }
 
-    // 5. What is gone.
+    // 5. What is gone. First the service_ids of services that are gone: their cached flows
+    // stop taking the hit path before anything else of theirs goes.
+    const liveServiceIds = new Set(plans.map((p) => p.id));
+    for (const [hex, ref] of this.readAll(m.serviceIds)) {
+      const key = Buffer.from(hex, 'hex');
+      if (!liveServiceIds.has(decodeU32(key)) && ref.some((byte) => byte !== 0)) this.write(m.serviceIds, key, Buffer.alloc(ref.length));
+    }
     for (const hex of currentVips.keys()) {
       if (!vipCounts.has(bytesToIpv4(Buffer.from(hex, 'hex')))) this.remove(m.vips, Buffer.from(hex, 'hex'));
     }
@@ -380,7 +391,6 @@ export class Reconciler {
     for (const hex of currentServices.keys()) {
       if (!desiredServiceKeys.has(hex)) this.remove(m.services, Buffer.from(hex, 'hex'));
     }
-    const liveServiceIds = new Set(plans.map((p) => p.id));
     for (const id of [...this.installedTables.keys()]) {
       if (liveServiceIds.has(id)) continue;
       this.removeIfPresent(m.maglev, encodeU32(id));

@@ -18,7 +18,10 @@ export const LB = {
   MAX_VIPS: 256,
   MAX_REVERSE: 4096,
   MAX_TX_PORTS: 64,
-  MAX_FLOWS: 65536,
+  MAX_FLOWS: 262144,
+  FLOW_WAYS_BITS: 2,
+  FLOW_WAYS: 4,
+  FLOW_CHECK_MUL: 2654435761,
   MAGLEV_DEFAULT_SIZE: 65537,
   EVENTS_BYTES: 1 << 20,
   MODE_NAT: 0,
@@ -48,8 +51,9 @@ export const LB = {
   ACTION_SLOTS: 8,
 } as const;
 
-/** How a field's bytes map to a JS value. `ipv4` is a network-order __be32 address. */
-export type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'ipv4' | 'pad';
+/** How a field's bytes map to a JS value. `ipv4` is a network-order __be32 address; `struct`
+ * is a nested struct (or an array of them), decoded with its own codec. */
+export type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'ipv4' | 'pad' | 'struct';
 
 export interface FieldSpec {
   /** member name in lb_abi.h */
@@ -59,19 +63,24 @@ export interface FieldSpec {
   kind: FieldKind;
   offset: number;
   size: number;
+  /** kind 'struct': the member's codec, and its element count when it is an array */
+  codec?: StructCodec<unknown>;
+  count?: number;
 }
 
 export interface StructCodec<T> {
   /** struct name in lb_abi.h, e.g. 'lb_service' */
   cName: string;
   size: number;
+  /** C alignment of the struct (its widest scalar member) */
+  align: number;
   fields: readonly FieldSpec[];
   encode(value: T): Buffer;
   /** @throws RangeError when buf holds fewer than `size` bytes after offset */
   decode(buf: Buffer, offset?: number): T;
 }
 
-const KIND_SIZE: Record<Exclude<FieldKind, 'pad'>, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, ipv4: 4 };
+const KIND_SIZE: Record<Exclude<FieldKind, 'pad' | 'struct'>, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, ipv4: 4 };
 
 /** Dotted quad -> 4 network-order bytes. @throws Error naming the bad address */
 export function ipv4ToBytes(address: string): Buffer {
@@ -99,6 +108,15 @@ function writeField(buf: Buffer, f: FieldSpec, value: unknown, where: string): v
   const label = `${where}.${f.c}`;
   switch (f.kind) {
     case 'pad': return;
+    case 'struct': {
+      const codec = f.codec!;
+      const items = f.count === undefined ? [value] : value;
+      if (!Array.isArray(items) || items.length !== (f.count ?? 1)) {
+        throw new Error(`abi: ${label} must be ${f.count === undefined ? `a ${codec.cName}` : `an array of ${f.count} ${codec.cName}`}`);
+      }
+      items.forEach((item, i) => codec.encode(item).copy(buf, f.offset + i * codec.size));
+      return;
+    }
     case 'u8': buf.writeUInt8(checkInt(value, 8, label), f.offset); return;
     case 'u16':
       if (HOST_LE) buf.writeUInt16LE(checkInt(value, 16, label), f.offset);
@@ -122,8 +140,13 @@ function writeField(buf: Buffer, f: FieldSpec, value: unknown, where: string): v
   }
 }
 
-function readField(buf: Buffer, at: number, f: FieldSpec): number | string {
+function readField(buf: Buffer, at: number, f: FieldSpec): unknown {
   switch (f.kind) {
+    case 'struct': {
+      const codec = f.codec!;
+      if (f.count === undefined) return codec.decode(buf, at);
+      return Array.from({ length: f.count }, (_, i) => codec.decode(buf, at + i * codec.size));
+    }
     case 'u8': return buf.readUInt8(at);
     case 'u16': return HOST_LE ? buf.readUInt16LE(at) : buf.readUInt16BE(at);
     case 'u32': return HOST_LE ? buf.readUInt32LE(at) : buf.readUInt32BE(at);
@@ -135,24 +158,30 @@ function readField(buf: Buffer, at: number, f: FieldSpec): number | string {
   }
 }
 
-/** Lays fields out in order with C alignment rules; `[name, kind]` or `[name, 'pad', bytes]`. */
-function defineStruct<T>(cName: string, members: Array<[string, FieldKind, number?]>): StructCodec<T> {
+/**
+ * Lays fields out in order with C alignment rules: `[name, kind]`, `[name, 'pad', bytes]`, or
+ * `[name, codec]` / `[name, codec, count]` for a nested struct / array of structs.
+ */
+function defineStruct<T>(cName: string, members: Array<[string, FieldKind | StructCodec<unknown>, number?]>): StructCodec<T> {
   const fields: FieldSpec[] = [];
   let offset = 0;
   let align = 1;
-  for (const [c, kind, padBytes] of members) {
-    const size = kind === 'pad' ? (padBytes ?? 1) : KIND_SIZE[kind];
-    const fieldAlign = kind === 'pad' ? 1 : size;
+  for (const [c, kindOrCodec, extra] of members) {
+    const codec = typeof kindOrCodec === 'string' ? undefined : kindOrCodec;
+    const kind: FieldKind = codec ? 'struct' : (kindOrCodec as FieldKind);
+    const size = codec ? codec.size * (extra ?? 1) : kind === 'pad' ? (extra ?? 1) : KIND_SIZE[kind as keyof typeof KIND_SIZE];
+    const fieldAlign = codec ? codec.align : kind === 'pad' ? 1 : size;
     offset = Math.ceil(offset / fieldAlign) * fieldAlign;
     align = Math.max(align, fieldAlign);
     const name = kind === 'pad' ? '' : c.replace(/_([a-z])/g, (_, ch: string) => ch.toUpperCase());
-    fields.push({ c, name, kind, offset, size });
+    fields.push({ c, name, kind, offset, size, ...(codec ? { codec, ...(extra === undefined ? {} : { count: extra }) } : {}) });
     offset += size;
   }
   const size = Math.ceil(offset / align) * align;
   return {
     cName,
     size,
+    align,
     fields,
     encode(value: T): Buffer {
       const buf = Buffer.alloc(size);
@@ -164,7 +193,7 @@ function defineStruct<T>(cName: string, members: Array<[string, FieldKind, numbe
       if (buf.length - at < size) {
         throw new RangeError(`abi: ${cName} needs ${size} bytes, got ${buf.length - at}`);
       }
-      const out: Record<string, number | string> = {};
+      const out: Record<string, unknown> = {};
       for (const f of fields) if (f.kind !== 'pad') out[f.name] = readField(buf, at + f.offset, f);
       return out as T;
     },
@@ -179,7 +208,9 @@ export interface LbReverseKey { ip: string; port: number; proto: number }
 export interface LbReverse { vip: string; vport: number; serviceId: number; backendId: number }
 export interface LbSettings { fragPolicy: number; sampleRate: number; flowCache: number }
 export interface LbFlowKey { saddr: string; daddr: string; sport: number; dport: number; proto: number }
-export interface LbFlow { backendId: number; serviceId: number }
+export interface LbFlowEntry { key: LbFlowKey; backendId: number; check: number }
+export interface LbFlowSet { way: LbFlowEntry[] }
+export interface LbServiceRef { key: LbServiceKey; svc: LbService }
 export interface LbFlowStats { fwdPackets: number; fwdBytes: number; revPackets: number; revBytes: number }
 export interface LbCounter { packets: number; bytes: number }
 export interface LbEvent {
@@ -202,7 +233,12 @@ export const LbSettingsCodec = defineStruct<LbSettings>('lb_settings',
   [['frag_policy', 'u32'], ['sample_rate', 'u32'], ['flow_cache', 'u32'], ['pad', 'pad', 4]]);
 export const LbFlowKeyCodec = defineStruct<LbFlowKey>('lb_flow_key',
   [['saddr', 'ipv4'], ['daddr', 'ipv4'], ['sport', 'be16'], ['dport', 'be16'], ['proto', 'u8'], ['pad', 'pad', 3]]);
-export const LbFlowCodec = defineStruct<LbFlow>('lb_flow', [['backend_id', 'u32'], ['service_id', 'u32']]);
+export const LbFlowEntryCodec = defineStruct<LbFlowEntry>('lb_flow_entry',
+  [['key', LbFlowKeyCodec as StructCodec<unknown>], ['backend_id', 'u32'], ['check', 'u32']]);
+export const LbFlowSetCodec = defineStruct<LbFlowSet>('lb_flow_set',
+  [['way', LbFlowEntryCodec as StructCodec<unknown>, LB.FLOW_WAYS]]);
+export const LbServiceRefCodec = defineStruct<LbServiceRef>('lb_service_ref',
+  [['key', LbServiceKeyCodec as StructCodec<unknown>], ['svc', LbServiceCodec as StructCodec<unknown>]]);
 export const LbFlowStatsCodec = defineStruct<LbFlowStats>('lb_flow_stats',
   [['fwd_packets', 'u64'], ['fwd_bytes', 'u64'], ['rev_packets', 'u64'], ['rev_bytes', 'u64']]);
 export const LbCounterCodec = defineStruct<LbCounter>('lb_counter', [['packets', 'u64'], ['bytes', 'u64']]);
@@ -215,7 +251,7 @@ export const LbEventCodec = defineStruct<LbEvent>('lb_event', [
 /** Every struct codec, keyed by its C name (the ABI test walks this list). */
 export const STRUCT_CODECS: readonly StructCodec<unknown>[] = [
   LbServiceKeyCodec, LbServiceCodec, LbVipCodec, LbBackendCodec, LbReverseKeyCodec, LbReverseCodec,
-  LbSettingsCodec, LbFlowKeyCodec, LbFlowCodec, LbFlowStatsCodec, LbCounterCodec, LbEventCodec,
+  LbSettingsCodec, LbFlowKeyCodec, LbFlowEntryCodec, LbFlowSetCodec, LbServiceRefCodec, LbFlowStatsCodec, LbCounterCodec, LbEventCodec,
 ] as readonly StructCodec<unknown>[];
 
 export const LB_SERVICE_KEY_SIZE = LbServiceKeyCodec.size;
@@ -226,7 +262,7 @@ export const LB_REVERSE_KEY_SIZE = LbReverseKeyCodec.size;
 export const LB_REVERSE_SIZE = LbReverseCodec.size;
 export const LB_SETTINGS_SIZE = LbSettingsCodec.size;
 export const LB_FLOW_KEY_SIZE = LbFlowKeyCodec.size;
-export const LB_FLOW_SIZE = LbFlowCodec.size;
+export const LB_FLOW_SET_SIZE = LbFlowSetCodec.size;
 export const LB_FLOW_STATS_SIZE = LbFlowStatsCodec.size;
 export const LB_COUNTER_SIZE = LbCounterCodec.size;
 export const LB_EVENT_SIZE = LbEventCodec.size;

@@ -18,7 +18,7 @@ import {
 import { Reconciler, type ApplyResult, type ReconcilerMaps } from '../balancer/reconciler';
 import {
   LB, LbCounterCodec, LbEventCodec, LbFlowStatsCodec, LbServiceKeyCodec, LbServiceCodec, LbBackendCodec,
-  LbReverseKeyCodec, LbReverseCodec, LbFlowKeyCodec, LbFlowCodec, LbSettingsCodec, LbVipCodec,
+  LbReverseKeyCodec, LbReverseCodec, LbFlowSetCodec, LbServiceRefCodec, LbSettingsCodec, LbVipCodec,
   bytesToIpv4, decodePerCpuSum, decodeU32, encodeU32, type StructCodec,
 } from './abi';
 import {
@@ -30,7 +30,7 @@ export const PROGRAM_NAME = 'xdp_lb';
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/xdplb';
 /** Maps of bpf/lb.o, all pinned and all reused by replaceProgram. */
 export const MAP_NAMES = [
-  'services', 'vips', 'maglev', 'backends', 'reverse', 'flows', 'settings', 'tx_ports',
+  'services', 'service_ids', 'vips', 'maglev', 'backends', 'reverse', 'flows', 'settings', 'tx_ports',
   'service_stats', 'backend_stats', 'action_stats', 'reason_stats', 'events',
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
@@ -42,6 +42,7 @@ export interface DataplaneLoadOptions {
   hashSeed: number;
   maxServices?: number;
   maxBackends?: number;
+  /** flows the affinity cache holds: rounded up to LB.FLOW_WAYS x a power of two */
   maxFlows?: number;
   maxVips?: number;
   maxReverse?: number;
@@ -66,6 +67,13 @@ function u32Global(value: number, what: string): Buffer {
     throw new Error(`dataplane: ${what} ${value} is not an integer in 0..2^32-1`);
   }
   return encodeU32(value);
+}
+
+/** Sets of the flows map for `maxFlows` flows: a power of two (the program masks the flow hash). */
+export function flowSets(maxFlows: number): number {
+  let sets = 1;
+  while (sets * LB.FLOW_WAYS < maxFlows) sets *= 2;
+  return sets;
 }
 
 function positive(value: number | undefined, fallback: number, what: string): number {
@@ -97,7 +105,7 @@ export class Dataplane {
     this.hashSeed = hashSeed;
     this.maglevMaxSize = maglevMaxSize;
     const reconcilerMaps: ReconcilerMaps = {
-      services: maps.services, vips: maps.vips, maglev: maps.maglev, backends: maps.backends,
+      services: maps.services, serviceIds: maps.service_ids, vips: maps.vips, maglev: maps.maglev, backends: maps.backends,
       reverse: maps.reverse, settings: maps.settings, serviceStats: maps.service_stats,
       backendStats: maps.backend_stats,
     };
@@ -119,17 +127,18 @@ export class Dataplane {
     const maxServices = positive(opts.maxServices, LB.MAX_SERVICES, 'maxServices');
     const maxBackends = positive(opts.maxBackends, LB.MAX_BACKENDS, 'maxBackends');
     const maglevMaxSize = positive(opts.maglevMaxSize, LB.MAGLEV_DEFAULT_SIZE, 'maglevMaxSize');
+    const sets = flowSets(positive(opts.maxFlows, LB.MAX_FLOWS, 'maxFlows'));
     const object = BpfObject.load(objectPath, {
       maxEntries: {
-        services: maxServices, maglev: maxServices, service_stats: maxServices,
+        services: maxServices, service_ids: maxServices, maglev: maxServices, service_stats: maxServices,
         // next_hops: the program's kernel-internal next-hop cache, one slot per backend id.
         backends: maxBackends, backend_stats: maxBackends, next_hops: maxBackends,
-        flows: positive(opts.maxFlows, LB.MAX_FLOWS, 'maxFlows'),
+        flows: sets,
         vips: positive(opts.maxVips, LB.MAX_VIPS, 'maxVips'),
         reverse: positive(opts.maxReverse, LB.MAX_REVERSE, 'maxReverse'),
       },
       innerMaxEntries: { maglev: maglevMaxSize },
-      globals: { hash_seed: u32Global(opts.hashSeed, 'hashSeed') },
+      globals: { hash_seed: u32Global(opts.hashSeed, 'hashSeed'), flow_sets_mask: encodeU32(sets - 1) },
     });
     let dp: Dataplane;
     try {
@@ -257,7 +266,7 @@ export class Dataplane {
       reuseMaps: Object.fromEntries(MAP_NAMES.map((n) => [n, path.join(dir, 'maps', n)])),
       maxEntries: { next_hops: this.maps.backends.maxEntries },
       innerMaxEntries: { maglev: this.maglevMaxSize },
-      globals: { hash_seed: encodeU32(this.hashSeed) },
+      globals: { hash_seed: encodeU32(this.hashSeed), flow_sets_mask: encodeU32(this.maps.flows.maxEntries - 1) },
     });
     let prog: Program;
     try {
@@ -515,7 +524,15 @@ export class Dataplane {
       case 'maglev': return { key: index, value: { innerMapId: decodeU32(value), tableSize: innerTableSize(decodeU32(value)), service: this.reconciler.serviceName(index) } };
       case 'backends': return { key: index, value: { ...LbBackendCodec.decode(value), name: this.reconciler.backendName(index) } };
       case 'reverse': return { key: LbReverseKeyCodec.decode(key), value: LbReverseCodec.decode(value) };
-      case 'flows': return { key: LbFlowKeyCodec.decode(key), value: LbFlowCodec.decode(value) };
+      case 'flows': return {
+        key: index,
+        value: LbFlowSetCodec.decode(value).way.filter((w) => w.backendId !== 0)
+          .map((w) => ({ ...w.key, backendId: w.backendId, backend: this.reconciler.backendName(w.backendId) })),
+      };
+      case 'service_ids': {
+        const ref = LbServiceRefCodec.decode(value);
+        return { key: index, value: { ...ref.key, ...ref.svc, name: this.reconciler.serviceName(index) } };
+      }
       case 'settings': return { key: index, value: LbSettingsCodec.decode(value) };
       case 'tx_ports': return { key: index, value: decodeU32(value) };
       case 'service_stats': return { key: index, value: { ...decodePerCpuSum(LbFlowStatsCodec, value, this.cpus), service: this.reconciler.serviceName(index) } };

@@ -63,3 +63,18 @@ export function flowHash(saddr: number, daddr: number, sport: number, dport: num
   if (proto === 6 || proto === 17) return jhash2([saddr, daddr, ((sport << 16) | dport) >>> 0], (seed ^ proto) >>> 0);
   return jhash2([saddr, daddr, proto], seed);
 }
+
+const MASK64 = (1n << 64n) - 1n;
+
+/**
+ * The program's flow cache hash (bpf/lb.bpf.c flow_cache_hash): picks a flow's set in the flows
+ * map and seeds its check word. Host-order addresses (u32, see ipToU32) and ports.
+ */
+export function flowCacheHash(saddr: number, daddr: number, sport: number, dport: number, proto: number, seed: number): number {
+  const a = (BigInt(saddr >>> 0) << 32n) | BigInt(daddr >>> 0);
+  const b = ((BigInt(sport) << 24n) | (BigInt(dport) << 8n) | BigInt(proto)) ^ BigInt(seed >>> 0);
+  let h = ((a * 0x9e3779b97f4a7c15n) & MASK64) ^ ((b * 0xc2b2ae3d27d4eb4fn) & MASK64);
+  h ^= h >> 32n;
+  h = (h * 0x165667b19e3779f9n) & MASK64;
+  return Number(h >> 32n);
+}
