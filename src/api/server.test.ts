@@ -123,6 +123,13 @@ describe('API: services, backends, settings (admin)', () => {
     assertError(await api('POST', '/api/v1/services', { ...spec, name: 'bad', vip: '198.18.100.5', tableSize: 100 }), 400, 'XDPLB_ERR_VALIDATION', '/tableSize');
     assertError(await api('GET', '/api/v1/services/nope'), 404, 'XDPLB_ERR_NOT_FOUND');
     assert.equal((await api('GET', '/api/v1/services')).json().services.length, 2, 'nothing half-applied');
+
+    // Up to 1048573 slots per service (M >= N^2 for 1000 backends: docs/config.md).
+    assertError(await api('POST', '/api/v1/services', { ...spec, name: 'bad', vip: '198.18.100.5', tableSize: 1048583 }), 400, 'XDPLB_ERR_VALIDATION', '/tableSize');
+    const big = await api('POST', '/api/v1/services', { ...spec, name: 'big', vip: '198.18.100.6', tableSize: 1000003, backends: [] });
+    assert.equal(big.statusCode, 201, big.body);
+    assert.equal(big.json().tableSize, 1000003);
+    assert.equal((await api('DELETE', '/api/v1/services/big')).statusCode, 204);
   });
 
   test('replace 200, name mismatch 400, unknown 404', async () => {

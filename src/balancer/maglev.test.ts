@@ -80,13 +80,20 @@ describe('buildMaglevTable', () => {
   });
 
   // Maglev is not minimal-disruption: a freed slot cascades into other changes, more as N/M
-  // grows (NSDI 2016, Fig. 13). Measured with this builder: <= 2/N for N <= 100 at M >= 200 N,
-  // ~3.5/N for N = 1000 at M = 65537..131071 (classic Maglev: ~7/N there).
+  // grows (NSDI 2016, Fig. 13). On a removal each remaining backend's share grows by M/N^2
+  // slots; with counts held to floor/ceil only about (M/N^2) x N backends may gain one, so when
+  // M < N^2 a freed slot taken by any other backend forces a second move. Rule: M >= N^2 keeps
+  // a one-backend change to about 2/N (at most ~2.0/N at M ~ N^2, 2.2/N the worst seen;
+  // ~1.6/N at M ~ 2 N^2). Measured with this builder (victims first/middle/last):
+  //   N=3 M=307: 1.00-1.02/N    N=10 M=2003: 1.12-1.16/N    N=100 M=20011: 1.50-1.56/N
+  //   N=1000 M=65537 (the default, M/N^2 = 0.07): 2.90-3.49/N (3.59 for victim 37)
+  //   N=1000 M=131071: 3.38-3.59/N    N=1000 M=1000003 (M/N^2 = 1.0): 1.84-1.90/N
+  // Classic Maglev: ~2.9/N at N = 100, M = 10007; ~7/N at N = 1000, M = 65537.
   const disruptionCases: Array<{ n: number; size: number; bound: number; victims: number[] }> = [
     { n: 3, size: 307, bound: 2, victims: [0, 1, 2] },
     { n: 10, size: 2003, bound: 2, victims: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] },
     { n: 100, size: 20011, bound: 2, victims: [0, 13, 37, 50, 71, 99] },
-    { n: 1000, size: 65537, bound: 4, victims: [0, 500, 999] },
+    { n: 1000, size: 65537, bound: 4, victims: [0, 37, 500, 999] }, // M << N^2: the honest bound
     { n: 1000, size: 131071, bound: 4, victims: [0, 500, 999] },
   ];
   for (const { n, size, bound, victims } of disruptionCases) {
@@ -101,6 +108,63 @@ describe('buildMaglevTable', () => {
       }
     });
   }
+
+  // Adding a backend moves as much as a removal (measured: N=3 M=307 1.03/N, N=10 M=2003
+  // 1.16/N, N=100 M=20011 1.56/N, N=1000 M=65537 3.1-3.5/N, N=1000 M=1000003 1.87-1.89/N)
+  // except for the floor boundary below.
+  const addCases: Array<{ n: number; size: number; bound: number }> = [
+    { n: 3, size: 307, bound: 2 },
+    { n: 10, size: 2003, bound: 2 },
+    { n: 100, size: 20011, bound: 2 },
+    { n: 1000, size: 65537, bound: 4 },
+  ];
+  for (const { n, size, bound } of addCases) {
+    test(`adding one backend to N=${n} (M=${size}) moves at most ${bound}/(N+1) of the slots`, () => {
+      const before = pool(n);
+      const tableBefore = buildMaglevTable(before, size);
+      const after = [...before, { key: '203.0.113.7:8080', weight: 1 }];
+      const moved = movedFraction(tableBefore, before, buildMaglevTable(after, size), after);
+      assert.ok(moved >= 1 / (n + 1) - 1 / size, `N=${n}: at least the new backend's slots move (${moved})`);
+      assert.ok(moved <= bound / (n + 1), `N=${n} M=${size}: ${moved} of the slots moved, more than ${bound}/(N+1)`);
+    });
+  }
+
+  // Known defect of adding: when floor(M/N) drops between N and N+1 while M < N^2, every
+  // backend's phase-1 cap drops at once and ~12-22/N of the slots move (N=1008 at M=65537:
+  // 21.7/N; N=992: 21.0/N; every ~15th N near 1000 there; N=1000 at M=131071: 12.7/N; the
+  // other N from 960 to 1040 at M=65537 move <= 4/N). At M >= N^2 the floor changes at almost
+  // every step anyway and the cost is in the figures above. Established flows keep their
+  // backends through the flow cache either way. The bound pins the defect's size, not a goal.
+  test('adding a backend across a floor(M/N) boundary (N=1008, M=65537): the known defect, under 24/(N+1)', () => {
+    const before = pool(1008);
+    const after = [...before, { key: '203.0.113.7:8080', weight: 1 }];
+    assert.equal(Math.floor(65537 / 1008), 65);
+    assert.equal(Math.floor(65537 / 1009), 64);
+    const moved = movedFraction(buildMaglevTable(before, 65537), before, buildMaglevTable(after, 65537), after);
+    assert.ok(moved <= 24 / 1009, `${moved * 1009}/(N+1) moved`);
+  });
+
+  test('N=1000 at M=1000003 (M >= N^2): removing or adding one backend moves at most 2/N', () => {
+    const n = 1000;
+    const size = 1000003;
+    const before = pool(n);
+    const start = process.hrtime.bigint();
+    const tableBefore = buildMaglevTable(before, size);
+    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    assert.ok(ms < 5000, `took ${ms} ms`); // ~0.4-0.8 s on an idle machine
+    for (const victim of [0, 500, 999]) { // first, middle and last in key order
+      const after = before.filter((_, i) => i !== victim);
+      const moved = movedFraction(tableBefore, before, buildMaglevTable(after, size), after);
+      assert.ok(moved >= 1 / n - 1 / size, `victim ${victim}: at least the victim's slots move (${moved})`);
+      assert.ok(moved <= 2 / n, `victim ${victim}: ${moved * n}/N of the slots moved`);
+    }
+    const after = [...before, { key: '203.0.113.7:8080', weight: 1 }];
+    const moved = movedFraction(tableBefore, before, buildMaglevTable(after, size), after);
+    assert.ok(moved >= 1 / (n + 1) - 1 / size, `adding: at least the new backend's slots move (${moved})`);
+    assert.ok(moved <= 2 / n, `adding: ${moved * n}/N of the slots moved`);
+    const shares = tableShares(tableBefore, n);
+    for (const share of shares) assert.ok(Math.abs(share * size - size / n) <= 1, 'equal shares to one slot');
+  });
 
   test('identical inputs give identical tables; input order does not matter', () => {
     const backends = pool(50, (i) => (i % 5) + 1);

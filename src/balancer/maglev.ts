@@ -11,10 +11,21 @@
  *
  * Deliberate departures from the paper's loop, measured in maglev.test.ts: a turn spent on a
  * taken slot is not retried (the paper walks on to the next free one), and shares are capped
- * as above. Removing one of N equal backends then moves <= 2/N of the slots up to N = 100 at
- * M >= 200 N (~2.0/N at M = 100 N; classic Maglev: ~2.9/N at N = 100, M = 10007); for
- * N = 1000 at M = 65537 or 131071 it moves ~3.5/N (classic: ~7/N): the cascade of the paper's
- * Fig. 13, where near-exact shares and minimal disruption pull against each other.
+ * as above. Disruption then depends on M / N^2. On a removal each remaining backend's share
+ * grows by M/N^2 slots, and with counts held to floor/ceil only about (M/N^2) x N backends may
+ * gain one: when M < N^2 a freed slot taken by any other backend forces a second move (the
+ * cascade of the paper's Fig. 13, where near-exact shares and minimal disruption pull against
+ * each other). Rule: M >= N^2 keeps a one-backend change to about 2/N of the slots (at
+ * most ~2.0/N at M ~ N^2 for N = 10..1000, 2.2/N the worst seen; ~1.6/N at M ~ 2 N^2).
+ * Measured, removing or adding one of N equal backends: N = 100, M = 20011: ~1.55/N;
+ * N = 1000, M = 1000003: ~1.87/N (build ~0.4-0.8 s); N = 1000 at the default M = 65537:
+ * ~2.9-3.6/N (classic Maglev: ~2.9/N at N = 100, M = 10007 and ~7/N at N = 1000, M = 65537).
+ * Known defect of adding: when floor(M/N) drops between N and N+1 while M < N^2 (every ~15th
+ * N near 1000 at M = 65537: 963, 978, 992, 1008, 1024, ...; N = 1000 at M = 131071), every
+ * backend's phase-1 cap drops at once and ~12-22/N of the slots move. At M >= N^2 the floor
+ * drops at almost every step and that cost is already in the ~1.9/N. Per-backend (ranked or
+ * jittered) caps avoid the defect but move ~4-6/N on every change at M = 65537, so they are
+ * not used. Established flows keep their backends through the flow cache regardless.
  * The hashes depend only on the key bytes, so every node builds the same table.
  */
 

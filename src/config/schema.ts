@@ -41,7 +41,14 @@ export const Name = Type.String({
 const Port = (description: string) => Type.Integer({ minimum: 0, maximum: 65535, description });
 
 export const MIN_TABLE_SIZE = 13;
-export const MAX_SERVICE_TABLE_SIZE = 65537;
+/**
+ * Largest per-service Maglev table: 2^20 - 3, the largest prime under 2^20 (an inner table of
+ * at most 4 MiB, u32 per slot). Big enough for M >= N^2 at the 1000-backend limit (M = 1000003),
+ * which keeps a one-backend change to about 2/N of the flows (src/balancer/maglev.ts). The daemon
+ * loads the data plane to take tables up to this size.
+ */
+export const MAX_SERVICE_TABLE_SIZE = 1048573;
+/** Largest default (`maglev.tableSize`): it applies to every service, so large tables stay a per-service choice. */
 export const MAX_TABLE_SIZE = 131071;
 export const DEFAULT_TABLE_SIZE = 65537;
 export const MAX_BACKENDS_PER_SERVICE = 1000;

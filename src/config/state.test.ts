@@ -69,6 +69,8 @@ describe('validateState: whole-config rejections name the field', () => {
     ['non-prime service table size', (c) => { c.services[0].tableSize = 1000; }, 'XDPLB_ERR_VALIDATION', '/services/0/tableSize'],
     ['table size below 13', (c) => { c.services[0].tableSize = 11; }, 'XDPLB_ERR_VALIDATION', '/services/0/tableSize'],
     ['non-prime default table size', (c) => { c.maglev = { tableSize: 65536 }; }, 'XDPLB_ERR_VALIDATION', '/maglev/tableSize'],
+    ['service table size above 1048573', (c) => { c.services[0].tableSize = 1048583; }, 'XDPLB_ERR_VALIDATION', '/services/0/tableSize'],
+    ['default table size above 131071', (c) => { c.maglev = { tableSize: 1000003 }; }, 'XDPLB_ERR_VALIDATION', '/maglev/tableSize'],
     ['table smaller than the backends', (c) => { c.services[0].tableSize = 13; c.services[0].backends = Array.from({ length: 14 }, (_, i) => ({ address: '198.18.1.2', port: 1000 + i })); }, 'XDPLB_ERR_VALIDATION', '/services/0/tableSize'],
     ['duplicate service name', (c) => { c.services[1].name = 'web'; }, 'XDPLB_ERR_CONFLICT', '/services/1/name'],
     ['duplicate vip:port:protocol', (c) => { c.services[1] = { ...structuredClone(WEB), name: 'web2', backends: [] }; }, 'XDPLB_ERR_CONFLICT', '/services/1/vip'],
@@ -105,6 +107,14 @@ describe('validateState: whole-config rejections name the field', () => {
       assert.deepEqual(config, before, 'validation does not change its input');
     });
   }
+
+  test('a service may take a table up to 1048573 slots (M >= N^2 for 1000 backends)', () => {
+    for (const tableSize of [1000003, 1048573]) {
+      const config = base();
+      config.services[0].tableSize = tableSize;
+      assert.equal(validateState(config).services[0].tableSize, tableSize);
+    }
+  });
 
   test('the base config is valid and gets its defaults', () => {
     const config = validateState(base());

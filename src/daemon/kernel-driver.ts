@@ -10,7 +10,8 @@ import { BpfObject, enableRunStats, listPrograms, xdpAttachments } from '../bpf'
 import { Dataplane, MAP_NAMES, PROGRAM_NAME } from '../dataplane/dataplane';
 import { encodeU32, LB, LbBackendCodec, LbServiceCodec, LbServiceKeyCodec } from '../dataplane/abi';
 import { XdplbError } from '../api/errors';
-import type { Config } from '../config/schema';
+import { MAX_SERVICE_TABLE_SIZE, type Config } from '../config/schema';
+import { effectiveTableSize } from '../config/state';
 import type { MapPage, MapView, ProgramView } from '../api/controller';
 import type { DataplaneState, StatsSnapshot, TraceEvent } from '../dataplane/types';
 import type { DataplaneDriver, ServicePlacement } from './driver';
@@ -55,6 +56,16 @@ function programIsCurrent(dp: Dataplane, objectPath: string): { current: boolean
   } finally {
     probe.close();
   }
+}
+
+/**
+ * The largest Maglev table a freshly loaded data plane takes (fixed for the life of its pins):
+ * the config's default or MAX_SERVICE_TABLE_SIZE, so a service added later with any valid
+ * tableSize fits. Only a limit: the inner tables are created at their own sizes
+ * (BPF_F_INNER_MAP); the template of this size exists only while the object loads.
+ */
+export function maglevMaxSizeFor(config: Readonly<Config>): number {
+  return Math.max(LB.MAGLEV_DEFAULT_SIZE, MAX_SERVICE_TABLE_SIZE, config.maglev.tableSize);
 }
 
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -118,6 +129,13 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
     if (dp.hashSeed !== config.hashSeed) {
       logger.warn({ running: dp.hashSeed, configured: config.hashSeed }, 'hashSeed differs from the pinned data plane; the running one is kept until a fresh load');
     }
+    const running = dp.maglevMaxSize;
+    if (running < maglevMaxSizeFor(config)) {
+      // Pinned by an older build (limit 65537): larger tables are refused until a fresh load.
+      const tooLarge = config.services.filter((s) => effectiveTableSize(s, config) > running).map((s) => s.name);
+      logger.warn({ running, fresh: maglevMaxSizeFor(config), services: tooLarge },
+        'the pinned data plane takes smaller Maglev tables than a fresh load would; a larger tableSize is refused until a fresh load (stop with --detach-on-exit, then start)');
+    }
     try {
       const check = programIsCurrent(dp, objectPath);
       if (!check.current) {
@@ -131,7 +149,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   } else {
     dp = Dataplane.load({
       hashSeed: config.hashSeed, objectPath, pinDir,
-      maglevMaxSize: Math.max(LB.MAGLEV_DEFAULT_SIZE, config.maglev.tableSize),
+      maglevMaxSize: maglevMaxSizeFor(config),
     });
     origin = 'loaded';
     logger.info({ pinDir, progId: dp.program.info().id, objectPath }, 'loaded and pinned a fresh data plane');
