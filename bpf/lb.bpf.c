@@ -54,6 +54,7 @@ struct l4_ports {
 struct packet {
 	struct xdp_md *ctx;
 	void *data_end;
+	__u32 ingress_ifindex;  /* read once: each ctx->ingress_ifindex is a chain of loads */
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	void *l4;               /* TCP/UDP/ICMP fixed header inside the frame, or NULL */
@@ -319,7 +320,7 @@ static __always_inline int next_hop(struct packet *p, __be32 dst, struct bpf_fib
 	fib->tot_len = bpf_ntohs(ip->tot_len);
 	fib->ipv4_src = ip->saddr;
 	fib->ipv4_dst = dst;
-	fib->ifindex = p->ctx->ingress_ifindex;
+	fib->ifindex = p->ingress_ifindex;
 	if (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) {
 		struct l4_ports *ports = p->l4;
 		fib->sport = ports->source;
@@ -337,7 +338,7 @@ static __always_inline int send_to(struct packet *p, __u32 egress_ifindex,
 
 	/* struct ethhdr is packed (byte-aligned): the cast lets the copy move halfwords. */
 	*(struct mac_pair *)p->eth = *macs;
-	if (egress_ifindex == p->ctx->ingress_ifindex)
+	if (egress_ifindex == p->ingress_ifindex)
 		return verdict(p, XDP_TX, sent_reason);
 	action = bpf_redirect_map(&tx_ports, egress_ifindex, XDP_PASS);
 	if (action != XDP_REDIRECT)
@@ -365,7 +366,7 @@ static __always_inline int send(struct packet *p, int rc, struct bpf_fib_lookup 
 static __always_inline int next_hop_fresh(const struct packet *p, const struct cached_next_hop *hop,
 					  __be32 dst)
 {
-	return hop->dst == dst && hop->ingress_ifindex == p->ctx->ingress_ifindex &&
+	return hop->dst == dst && hop->ingress_ifindex == p->ingress_ifindex &&
 	       bpf_ntohs(p->ip->tot_len) <= hop->max_tot_len &&
 	       bpf_jiffies64() < hop->expires_jiffies;
 }
@@ -376,7 +377,7 @@ static __always_inline void remember_next_hop(const struct packet *p, struct cac
 {
 	hop->expires_jiffies = bpf_jiffies64() + nexthop_ttl_ns / LONGEST_TICK_NS;
 	hop->dst = dst;
-	hop->ingress_ifindex = p->ctx->ingress_ifindex;
+	hop->ingress_ifindex = p->ingress_ifindex;
 	hop->egress_ifindex = fib->ifindex;
 	hop->max_tot_len = bpf_ntohs(p->ip->tot_len);
 	__builtin_memcpy(hop->macs.dest, fib->dmac, ETH_ALEN);
@@ -791,7 +792,7 @@ static __always_inline void emit_event(struct packet *p, int action)
 	if (!e)
 		return;                 /* ring full: the trace is best effort */
 	e->ts_ns = bpf_ktime_get_ns();
-	e->ifindex = p->ctx->ingress_ifindex;
+	e->ifindex = p->ingress_ifindex;
 	e->pkt_len = p->frame_len;
 	e->service_id = p->service_id;
 	e->backend_id = p->backend_id;
@@ -827,6 +828,7 @@ int xdp_lb(struct xdp_md *ctx)
 	struct packet p = {
 		.ctx = ctx,
 		.data_end = (void *)(long)ctx->data_end,
+		.ingress_ifindex = ctx->ingress_ifindex,
 		.frame_len = ctx->data_end - ctx->data,
 	};
 	__u32 zero = 0;
