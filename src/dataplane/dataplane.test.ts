@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { enterNetns, repoRoot, listMaps, possibleCpus, openFdCount } from '../bpf';
+import { BpfMap, enterNetns, repoRoot, listMaps, possibleCpus, openFdCount } from '../bpf';
 import { encodePerCpu, encodeU32, LB, LbFlowStatsCodec } from './abi';
 import { Dataplane, MAP_NAMES } from './dataplane';
 import { buildFrame, IPPROTO_UDP, ipToU32 } from './packet';
@@ -191,6 +191,30 @@ describe('Dataplane on the real kernel', () => {
       assert.equal(dp!.mapEntries('tx_ports').total, 0);
     } finally {
       restore();
+    }
+  });
+
+  test('adopt refuses pins of another map layout with an error that says what to do', () => {
+    const meta = BpfMap.fromPin(path.join(PIN, 'meta'));
+    const original = meta.lookup(encodeU32(0))!;
+    const older = Buffer.from(original);
+    older.writeUInt32LE(0x786c6231, 0); // "xlb1": the layout before flows became an ARRAY of sets
+    meta.update(encodeU32(0), older);
+    try {
+      assert.throws(() => Dataplane.adopt(PIN), /made by another xdplb build \(map layout 1, this build uses 2\).*Remove/);
+    } finally {
+      meta.update(encodeU32(0), original);
+      meta.close();
+    }
+    // A build before service_ids existed pinned no such map (bpffs cannot rename: unpin, re-pin).
+    const pinned = path.join(PIN, 'maps', 'service_ids');
+    const serviceIds = BpfMap.fromPin(pinned);
+    fs.rmSync(pinned);
+    try {
+      assert.throws(() => Dataplane.adopt(PIN), /another xdplb build \(no pinned service_ids\)/);
+    } finally {
+      serviceIds.pin(pinned);
+      serviceIds.close();
     }
   });
 

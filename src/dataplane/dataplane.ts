@@ -3,11 +3,12 @@
  * links after a restart. It owns the maps; every state change goes through the reconciler.
  *
  * Pin layout under a pin directory (default /sys/fs/bpf/xdplb):
- *   maps/<map name>   every map of the object (services, vips, maglev, backends, reverse,
- *                     flows, settings, tx_ports, *_stats, events)
+ *   maps/<map name>   every map of the object (services, service_ids, vips, maglev, backends,
+ *                     reverse, flows, settings, tx_ports, *_stats, events)
  *   links/<ifname>    one XDP bpf_link per attached interface
  *   prog              the xdp_lb program (testRun and replaceProgram after adopt)
- *   meta              a one-entry ARRAY: hash seed and largest Maglev size, for adopt
+ *   meta              a one-entry ARRAY: magic (= the maps' layout version), hash seed and
+ *                     largest Maglev size, for adopt
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -60,7 +61,18 @@ export interface MapSummary {
 export interface MapEntriesPage { name: string; total: number; offset: number; entries: Array<{ key: unknown; value: unknown }> }
 
 const META_SIZE = 16; // u32 magic, u32 hash seed, u32 maglevMaxSize, u32 reserved
-const META_MAGIC = 0x786c6231; // "xlb1"
+/** "xlb" + the maps' layout version: bumped whenever a map's type, key or value changes, so that
+ * adopt refuses maps it cannot use instead of misreading them. */
+const META_MAGIC = 0x786c6232; // "xlb2": flows became an ARRAY of sets, service_ids was added
+const META_MAGIC_PREFIX = 0x786c6200; // "xlb\0"
+
+/** The error for pins made by another build whose maps this one cannot reuse. */
+function olderLayout(pinDir: string, detail: string): Error {
+  return new Error(`dataplane: the data plane pinned under ${pinDir} was made by another xdplb build (${detail}); `
+    + `its maps cannot be reused. Remove ${pinDir} (or stop the daemon running it with --detach-on-exit) and start `
+    + 'again: traffic is not balanced until the fresh data plane is attached, and its empty flow cache may move '
+    + 'established connections once');
+}
 
 function u32Global(value: number, what: string): Buffer {
   if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
@@ -169,6 +181,8 @@ export class Dataplane {
     const opened: Array<{ close(): void }> = [];
     try {
       const maps = {} as Record<MapName, BpfMap>;
+      const missing = MAP_NAMES.filter((name) => !fs.existsSync(path.join(pinDir, 'maps', name)));
+      if (missing.length) throw olderLayout(pinDir, `no pinned ${missing.join(', ')}`);
       for (const name of MAP_NAMES) {
         maps[name] = BpfMap.fromPin(path.join(pinDir, 'maps', name));
         opened.push(maps[name]);
@@ -177,7 +191,10 @@ export class Dataplane {
       opened.push(meta);
       const raw = meta.lookup(encodeU32(0));
       meta.close();
-      if (!raw || decodeU32(raw, 0) !== META_MAGIC) throw new Error(`dataplane: ${pinDir}/meta is not an xdplb meta map`);
+      const magic = raw ? decodeU32(raw, 0) : 0;
+      if (!raw || (magic & 0xffffff00) !== META_MAGIC_PREFIX) throw new Error(`dataplane: ${pinDir}/meta is not an xdplb meta map`);
+      const layout = (m: number) => String.fromCharCode(m & 0xff);
+      if (magic !== META_MAGIC) throw olderLayout(pinDir, `map layout ${layout(magic)}, this build uses ${layout(META_MAGIC)}`);
       const prog = Program.fromPin(path.join(pinDir, 'prog'));
       opened.push(prog);
       const dp = new Dataplane(null, prog, maps, decodeU32(raw, 4), decodeU32(raw, 8));
