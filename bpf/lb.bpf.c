@@ -37,6 +37,9 @@ const volatile __u64 nexthop_ttl_ns = 100 * 1000 * 1000;
 /* Load-time knob, from the flows map's size: flows holds flow_sets_mask + 1 sets (a power of two). */
 const volatile __u32 flow_sets_mask = LB_MAX_FLOWS / LB_FLOW_WAYS - 1;
 
+/* What the program runs with if the settings entry cannot be read (it always can: ARRAY[1]). */
+static const struct lb_settings no_settings = {};
+
 /* Next-hop expiry is counted in jiffies: bpf_jiffies64() is inlined by the verifier to one load,
  * where bpf_ktime_get_coarse_ns() is a helper call (~6 ns more per packet here). The tick rate
  * is not known here (CONFIG_HZ as a __kconfig extern would make loading fail wherever the kernel
@@ -60,7 +63,7 @@ struct packet {
 	void *l4;               /* TCP/UDP/ICMP fixed header inside the frame, or NULL */
 	__u32 payload_len;      /* IP payload bytes according to tot_len */
 	__u32 frame_len;
-	struct lb_settings settings;
+	const struct lb_settings *settings;
 	/* As received (for the trace event); ports 0 unless TCP/UDP. */
 	__be32 saddr;
 	__be32 daddr;
@@ -197,7 +200,7 @@ static __always_inline struct lb_backend *pick_backend(struct packet *p, const s
 	__u32 slot, *id, cache_hash = 0;
 	void *table;
 
-	if (p->settings.flow_cache) {
+	if (p->settings->flow_cache) {
 		cache_hash = flow_cache_hash(key);
 		set = flow_set(cache_hash);
 		if (set && consult) {
@@ -419,6 +422,14 @@ static __always_inline int forward(struct packet *p, __be32 dst, __u8 sent_reaso
 static __always_inline __u32 client_slot(__be32 client)
 {
 	return (client * 2654435761u) >> (32 - CLIENT_NEXT_HOPS_BITS);
+}
+
+/* False when the destination is surely not a VIP (settings.vip_filter, see lb_abi.h). */
+static __always_inline int maybe_vip(const struct packet *p)
+{
+	__u32 bit = (__u32)(bpf_ntohl(p->daddr) * LB_VIP_FILTER_MUL) >> 24;
+
+	return (p->settings->vip_filter[(bit >> 5) & (LB_VIP_FILTER_WORDS - 1)] >> (bit & 31)) & 1;
 }
 
 /* ---- the packet classes ------------------------------------------------------------------ */
@@ -687,7 +698,7 @@ static __always_inline int icmp_to_vip(struct packet *p)
 static __always_inline int process(struct packet *p)
 {
 	struct cursor c = { .pos = (void *)(long)p->ctx->data, .end = p->data_end };
-	int eth_type, proto, is_fragment, has_ports = 0;
+	int eth_type, proto, is_fragment, vip, has_ports = 0;
 	struct lb_service *svc;
 
 	eth_type = parse_ethhdr(&c, &p->eth);
@@ -705,6 +716,7 @@ static __always_inline int process(struct packet *p)
 	p->daddr = p->ip->daddr;
 	p->proto = proto;
 	is_fragment = (bpf_ntohs(p->ip->frag_off) & (IP_MF | IP_OFFSET)) != 0;
+	vip = maybe_vip(p);
 
 	/* Whole TCP/UDP packets carry ports: VIP traffic and NAT replies both need them. */
 	if (!is_fragment && (proto == IPPROTO_TCP || proto == IPPROTO_UDP) &&
@@ -714,10 +726,12 @@ static __always_inline int process(struct packet *p)
 		has_ports = 1;
 		p->sport = ((struct l4_ports *)p->l4)->source;
 		p->dport = ((struct l4_ports *)p->l4)->dest;
+		if (!vip)
+			return from_backend(p);
 		/* Hot path: a remembered flow of a live service. Then an exact service match
 		 * proves the address is a VIP (user space puts every service's VIP in vips), so
 		 * the vips lookup is skipped. */
-		if (p->settings.flow_cache) {
+		if (p->settings->flow_cache) {
 			int action = to_cached_backend(p);
 
 			if (action >= 0)
@@ -729,7 +743,7 @@ static __always_inline int process(struct packet *p)
 			return to_service(p, svc);
 	}
 
-	if (!bpf_map_lookup_elem(&vips, &p->daddr)) {
+	if (!vip || !bpf_map_lookup_elem(&vips, &p->daddr)) {
 		/* Replies come from backends as whole TCP/UDP packets; anything else is not ours. */
 		if (!has_ports)
 			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
@@ -737,7 +751,7 @@ static __always_inline int process(struct packet *p)
 	}
 
 	if (is_fragment)
-		return verdict(p, p->settings.frag_policy == LB_FRAG_PASS ? XDP_PASS : XDP_DROP,
+		return verdict(p, p->settings->frag_policy == LB_FRAG_PASS ? XDP_PASS : XDP_DROP,
 			       LB_REASON_FRAGMENT);
 	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
 		struct lb_service_key key = { .vip = p->daddr, .port = 0, .proto = proto };
@@ -783,7 +797,7 @@ static __always_inline void count_flow(void *map, __u32 index, __u32 bytes, int 
 
 static __always_inline void emit_event(struct packet *p, int action)
 {
-	__u32 rate = p->settings.sample_rate;
+	__u32 rate = p->settings->sample_rate;
 	struct lb_event *e;
 
 	if (rate == 0 || (rate != 1 && bpf_get_prandom_u32() % rate != 0))
@@ -832,9 +846,9 @@ int xdp_lb(struct xdp_md *ctx)
 		.frame_len = ctx->data_end - ctx->data,
 	};
 	__u32 zero = 0;
-	struct lb_settings *s = bpf_map_lookup_elem(&settings, &zero);
 
-	if (s)
-		p.settings = *s;
+	p.settings = bpf_map_lookup_elem(&settings, &zero);
+	if (!p.settings)
+		p.settings = &no_settings;
 	return finish(&p, process(&p));
 }

@@ -102,12 +102,21 @@ struct lb_reverse {
 	__u32 backend_id;
 };
 
+/* settings.vip_filter: bit (host-order address * LB_VIP_FILTER_MUL) >> 24 is set for every VIP:
+ * a superset of vips that costs no lookup (it shares the settings' cache line). A clear bit
+ * proves "not a VIP" (host traffic and NAT replies skip the services/vips/flows lookups); a
+ * set bit only says "maybe". User space sets a VIP's bit before the VIP goes live and clears
+ * it only after the VIP is gone. */
+#define LB_VIP_FILTER_WORDS 8     /* 256 bits */
+#define LB_VIP_FILTER_MUL 2654435761 /* 0x9e3779b1 */
+
 /* settings: ARRAY[1], run-time knobs */
 struct lb_settings {
 	__u32 frag_policy;   /* LB_FRAG_* */
 	__u32 sample_rate;   /* 1 in N packets goes to events; 0 = off */
 	__u32 flow_cache;    /* 1 = remember each TCP/UDP flow's backend in flows (default), 0 = pure maglev */
 	__u32 pad;
+	__u32 vip_filter[LB_VIP_FILTER_WORDS];
 };
 
 /* The client->VIP 5-tuple as received: the flow cache's key */

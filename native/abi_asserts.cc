@@ -46,11 +46,12 @@ ABI_FIELD(lb_reverse, pad, 6, 2);
 ABI_FIELD(lb_reverse, service_id, 8, 4);
 ABI_FIELD(lb_reverse, backend_id, 12, 4);
 
-static_assert(sizeof(struct lb_settings) == 16, "lb_settings size");
+static_assert(sizeof(struct lb_settings) == 16 + 4 * LB_VIP_FILTER_WORDS, "lb_settings size");
 ABI_FIELD(lb_settings, frag_policy, 0, 4);
 ABI_FIELD(lb_settings, sample_rate, 4, 4);
 ABI_FIELD(lb_settings, flow_cache, 8, 4);
 ABI_FIELD(lb_settings, pad, 12, 4);
+ABI_FIELD(lb_settings, vip_filter, 16, 4 * LB_VIP_FILTER_WORDS);
 
 static_assert(sizeof(struct lb_flow_key) == 16, "lb_flow_key size");
 ABI_FIELD(lb_flow_key, saddr, 0, 4);

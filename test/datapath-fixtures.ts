@@ -4,11 +4,12 @@
  * KatranBaseTestFixtures.h. Expected frames are built from scratch with src/dataplane/packet.ts
  * (fresh checksums), never derived from the program's output.
  */
+import assert from 'node:assert/strict';
 import {
-  buildFrame, buildIpv4, buildArpRequest, buildIpv6Udp, ipToU32, ETH_P_8021AD,
+  buildFrame, buildIpv4, buildArpRequest, buildIpv6Udp, ipToU32, u32ToIp, ETH_P_8021AD,
   IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, type FrameSpec, type TcpSpec, type UdpSpec, type Ipv4Spec,
 } from '../src/dataplane/packet';
-import { flowHash } from '../src/dataplane/jhash';
+import { flowHash, vipFilterBit } from '../src/dataplane/jhash';
 import type { LabNeighbour, PortSpec, DatapathLab } from './datapath-lab';
 import { BACKEND_ACTIVE, MODE_DSR, MODE_NAT, FlowCacheModel, type ModelSettings, type ModelState, type ReasonName } from './refmodel';
 import { TEST_FLOW_SETS } from './datapath-harness';
@@ -229,6 +230,13 @@ export function fixtures(): Fixture[] {
 
   // -- classification misses
   F.push({ name: 'non-VIP TCP passes (not_vip)', ingress: 'a', input: tcpFrame(CLIENT, '198.18.7.7', { sport: 5000, dport: 80 }), action: 'pass', reason: 'not_vip', output: 'unchanged' });
+  // An address sharing a VIP's filter bit (a false positive of settings.vip_filter) takes the
+  // lookups and still passes; 198.18.7.7 above has a clear bit (asserted: the short cut).
+  const webBit = vipFilterBit(ipToU32(VIP.web));
+  assert.notEqual(vipFilterBit(ipToU32('198.18.7.7')), webBit);
+  let twin = ipToU32('198.18.200.0');
+  while (vipFilterBit(twin) !== webBit || [...Object.values(VIP)].map(ipToU32).includes(twin)) twin++;
+  F.push({ name: 'non-VIP TCP whose VIP filter bit is set (false positive) passes (not_vip)', ingress: 'a', input: tcpFrame(CLIENT, u32ToIp(twin), { sport: 5000, dport: 80 }), action: 'pass', reason: 'not_vip', output: 'unchanged' });
   F.push({ name: 'non-VIP with a truncated TCP header passes (not_vip)', ingress: 'a', input: tcpFrame(CLIENT, '198.18.7.7', { sport: 5000, dport: 80 }, { ip: { totalLength: 30 }, truncate: 44 }), action: 'pass', reason: 'not_vip', output: 'unchanged' });
   F.push({ name: 'non-VIP fragment passes (not_vip)', ingress: 'b', input: tcpFrame('198.18.1.10', CLIENT, { sport: 80, dport: 5000 }, { ip: { mf: true } }), action: 'pass', reason: 'not_vip', output: 'unchanged' });
   F.push({ name: 'VIP, wrong port: no service', ingress: 'a', input: tcpFrame(CLIENT, VIP.web, { sport: 5001, dport: 81 }), action: 'drop', reason: 'no_service', output: 'unchanged' });

@@ -4,7 +4,7 @@
  * maps directly (exact ids, inactive backends, odd table sizes) instead of going through the
  * reconciler, so that every branch of the program can be reached on purpose.
  */
-import { flowCacheHash } from '../src/dataplane/jhash';
+import { flowCacheHash, vipFilterWords } from '../src/dataplane/jhash';
 import { FLOW_WAYS, type ModelState } from './refmodel';
 
 /** Sets of the flows map in the data-path tests (program and model alike). */
@@ -12,6 +12,8 @@ export const TEST_FLOW_SETS = 256;
 /** sizeof(struct lb_flow_entry) */
 const FLOW_ENTRY_BYTES = 24;
 const FLOW_CHECK_MUL = 0x9e3779b1;
+/** LB_VIP_FILTER_WORDS */
+const FILTER_WORDS = 8;
 
 /** The few map operations the harness needs (implemented over src/bpf by the tests). */
 export interface MapAccess {
@@ -52,9 +54,11 @@ export function reverseValue(vip: number, vport: number, serviceId: number, back
   v.writeUInt32BE(vip >>> 0, 0); v.writeUInt16BE(vport, 4); v.writeUInt32LE(serviceId, 8); v.writeUInt32LE(backendId, 12);
   return v;
 }
-export function settingsValue(fragPolicy: number, sampleRate: number, flowCache: boolean): Buffer {
-  const v = Buffer.alloc(16);
+/** The settings entry; `vips` (host-order addresses) fill its VIP filter, as the reconciler does. */
+export function settingsValue(fragPolicy: number, sampleRate: number, flowCache: boolean, vips: Iterable<number>): Buffer {
+  const v = Buffer.alloc(16 + 4 * FILTER_WORDS);
   v.writeUInt32LE(fragPolicy, 0); v.writeUInt32LE(sampleRate, 4); v.writeUInt32LE(flowCache ? 1 : 0, 8);
+  vipFilterWords(vips).forEach((w, i) => v.writeUInt32LE(w, 16 + 4 * i));
   return v;
 }
 export function flowKeyBytes(saddr: number, daddr: number, sport: number, dport: number, proto: number): Buffer {
@@ -120,7 +124,7 @@ export function installState(maps: MapAccess, state: ModelState, previous?: Inst
   }
   for (const fd of previous?.innerFds ?? []) maps.closeFd(fd);
 
-  maps.update('settings', u32le(0), settingsValue(state.settings.fragPolicy, state.settings.sampleRate, state.settings.flowCache));
+  maps.update('settings', u32le(0), settingsValue(state.settings.fragPolicy, state.settings.sampleRate, state.settings.flowCache, state.vips));
   for (const k of maps.keys('service_ids')) {
     const v = maps.lookup('service_ids', k);
     if (v && v.some((byte) => byte !== 0)) maps.update('service_ids', k, Buffer.alloc(v.length));

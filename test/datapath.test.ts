@@ -114,7 +114,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   for (const fx of table) {
     test(fx.name, () => {
       const settings = { ...DEFAULT_SETTINGS, ...fx.settings };
-      target.maps.update('settings', Buffer.alloc(4), settingsValue(settings.fragPolicy, settings.sampleRate, settings.flowCache));
+      target.maps.update('settings', Buffer.alloc(4), settingsValue(settings.fragPolicy, settings.sampleRate, settings.flowCache, state.vips));
       const flows = new FlowCacheModel(TEST_FLOW_SETS);
       for (const f of fx.flows ?? []) {
         const key = [ipToU32(f.saddr), ipToU32(f.daddr), f.sport, f.dport, f.proto] as const;
@@ -154,7 +154,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   }
 
   test('sample_rate 0 emits no events', () => {
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, false));
+    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, false, state.vips));
     ring.consume();
     events.length = 0;
     const frame = buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 1, dport: 80 } });
@@ -164,7 +164,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   });
 
   test('the flow cache remembers a new flow with its backend, and uses it next time', () => {
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true));
+    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true, state.vips));
     installFlows(target.maps, { ...state, flows: new FlowCacheModel(TEST_FLOW_SETS) });
     const frame = buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 4321, dport: 80 } });
     const res = target.program.testRun(frame, { ingressIfindex: lab.ports.a.ifindex });
@@ -182,7 +182,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   });
 
   test('a flow cache entry whose check word does not match (a torn write) is ignored and rewritten', () => {
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true));
+    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true, state.vips));
     let sport = 5000;
     while (predictBackend(1, CLIENT, VIP.web, sport, 80, IPPROTO_TCP).id !== 1) sport++;
     const key = [ipToU32(CLIENT), ipToU32(VIP.web), sport, 80, IPPROTO_TCP] as const;

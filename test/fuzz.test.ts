@@ -186,7 +186,7 @@ describe(`differential fuzz: bpf/lb.o vs test/refmodel.ts (${PACKETS} packets, s
 
     function enterPhase(n: number): void {
       state.settings = { fragPolicy: n === 0 ? 0 : 1, sampleRate: n >= 2 ? 1 : 0, flowCache: n >= 2 };
-      target.maps.update('settings', Buffer.alloc(4), settingsValue(state.settings.fragPolicy, state.settings.sampleRate, state.settings.flowCache));
+      target.maps.update('settings', Buffer.alloc(4), settingsValue(state.settings.fragPolicy, state.settings.sampleRate, state.settings.flowCache, state.vips));
       if (n === 3) {
         const b2 = state.backends.get(2)!;
         b2.flags = 0;

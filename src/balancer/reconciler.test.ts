@@ -12,6 +12,8 @@ import {
   LbVipCodec, decodeU32, encodeIpv4Key, encodeU32,
 } from '../dataplane/abi';
 import { buildMaglevTable } from './maglev';
+import { vipFilterBit, vipFilterWords } from '../dataplane/jhash';
+import { ipToU32 } from '../dataplane/packet';
 import type { DataplaneBackend, DataplaneService, DataplaneState } from '../dataplane/types';
 
 const up = (address: string, port: number, weight = 1): DataplaneBackend =>
@@ -142,8 +144,10 @@ function checkMaps(dp: Dataplane, state: DataplaneState): void {
     assert.ok(dp.map('backends').lookup(encodeU32(id))!.every((b) => b === 0), `backend slot ${id} is zero`);
   }
   const st = state.settings;
-  assert.deepEqual(LbSettingsCodec.decode(dp.map('settings').lookup(encodeU32(0))!),
-    { fragPolicy: st.fragPolicy === 'pass' ? 1 : 0, sampleRate: st.sampleRate, flowCache: st.flowCache ? 1 : 0 });
+  assert.deepEqual(LbSettingsCodec.decode(dp.map('settings').lookup(encodeU32(0))!), {
+    fragPolicy: st.fragPolicy === 'pass' ? 1 : 0, sampleRate: st.sampleRate, flowCache: st.flowCache ? 1 : 0,
+    vipFilter: vipFilterWords(state.services.map((s) => ipToU32(s.vip))),
+  });
 }
 
 describe('reconciler on the loaded bpf/lb.o', () => {
@@ -319,6 +323,16 @@ describe('reconciler write order', () => {
       let checks = 0;
       const check = (after: string) => {
         checks++;
+        // The program skips every lookup for an address whose VIP filter bit is clear.
+        const filter = LbSettingsCodec.decode(dp.map('settings').lookup(encodeU32(0))!).vipFilter;
+        const reachable = [
+          ...[...dp.map('vips').keys()].map((k) => k.readUInt32BE(0)),
+          ...[...dp.map('services').keys()].map((k) => k.readUInt32BE(0)),
+        ];
+        for (const address of reachable) {
+          const bit = vipFilterBit(address);
+          if (!((filter[bit >>> 5] >>> (bit & 31)) & 1)) violations.push(`${after}: VIP ${address >>> 24}.${(address >>> 16) & 255}.${(address >>> 8) & 255}.${address & 255} not in the VIP filter`);
+        }
         for (const [key, value] of dp.map('services').entries()) {
           const svc = LbServiceCodec.decode(value);
           const vip = LbServiceKeyCodec.decode(key).vip;

@@ -5,19 +5,22 @@
  * It compares the desired bytes with what the maps hold and writes only the difference (so a
  * second apply of the same state writes nothing), in an order where a packet never meets a
  * half state:
- *   1. backends that become usable and reverse entries, then settings;
+ *   1. backends that become usable and reverse entries, then settings (whose VIP filter gains
+ *      the new VIPs' bits before any of them goes live);
  *   2. per service: a NEW inner Maglev array swapped in with one outer-map update, and the
  *      service entry, ordered so service.table_size never exceeds the installed table's size;
  *      then its service_ids entry (the same key and value by id, for the flow-cache hit path);
  *   3. vips (a VIP goes live only once its services are complete);
  *   4. backends that stop taking traffic (unhealthy) lose ACTIVE only after leaving the tables;
  *   5. what is gone: service_ids entries, vips, services, outer entries, reverse entries, then backends (ACTIVE
- *      cleared, then zeroed) and their counters.
+ *      cleared, then zeroed) and their counters;
+ *   6. settings again: the VIP filter loses the bits of the VIPs that are gone.
  * Ids: services 1..maxServices-1 and backends 1..maxBackends-1, allocated round-robin so a
  * freed id is reused as late as possible (flow caches may still name it).
  */
 import { buildMaglevTable, isPrime, MAX_WEIGHT } from './maglev';
 import type { DataplaneBackend, DataplaneService, DataplaneState } from '../dataplane/types';
+import { vipFilterWords } from '../dataplane/jhash';
 import {
   LB, LbBackendCodec, LbReverseCodec, LbReverseKeyCodec, LbServiceCodec, LbServiceKeyCodec,
   LbSettingsCodec, LbVipCodec, encodeU32, decodeU32, encodeIpv4Key, ipv4ToBytes, bytesToIpv4,
@@ -334,12 +337,18 @@ export class Reconciler {
     for (const [hex, value] of desiredReverse) {
       if (!currentReverse.get(hex)?.equals(value)) this.write(m.reverse, Buffer.from(hex, 'hex'), value);
     }
-    const settings = LbSettingsCodec.encode({
+    // settings.vip_filter must cover every live VIP at every moment: here it takes the new
+    // VIPs' bits on top of the current ones; step 6 drops the bits of VIPs that are gone.
+    const knobs = {
       fragPolicy: state.settings.fragPolicy === 'pass' ? LB.FRAG_PASS : LB.FRAG_DROP,
       sampleRate: state.settings.sampleRate,
       flowCache: state.settings.flowCache ? 1 : 0,
-    });
-    if (!m.settings.lookup(encodeU32(0))?.equals(settings)) this.write(m.settings, encodeU32(0), settings);
+    };
+    const desiredFilter = vipFilterWords(plans.map((p) => ipv4ToBytes(p.service.vip).readUInt32BE(0)));
+    const currentSettings = m.settings.lookup(encodeU32(0));
+    const currentFilter = currentSettings ? LbSettingsCodec.decode(currentSettings).vipFilter : desiredFilter;
+    const settings = LbSettingsCodec.encode({ ...knobs, vipFilter: desiredFilter.map((w, i) => (w | currentFilter[i]) >>> 0) });
+    if (!currentSettings?.equals(settings)) this.write(m.settings, encodeU32(0), settings);
 
     // 2. Tables and service entries.
     const currentServices = this.readAll(m.services);
@@ -427,6 +436,9 @@ export class Reconciler {
       this.backendById.delete(id);
       this.backendIds.delete(`${owner.serviceId}|${owner.key}`);
     }
+    // 6. The VIP filter without the VIPs that are gone (now that nothing routes to them).
+    const finalSettings = LbSettingsCodec.encode({ ...knobs, vipFilter: desiredFilter });
+    if (!m.settings.lookup(encodeU32(0))?.equals(finalSettings)) this.write(m.settings, encodeU32(0), finalSettings);
     return { writes: this.writes - before, tablesSwapped };
   }
 

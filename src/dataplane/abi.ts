@@ -22,6 +22,8 @@ export const LB = {
   FLOW_WAYS_BITS: 2,
   FLOW_WAYS: 4,
   FLOW_CHECK_MUL: 2654435761,
+  VIP_FILTER_WORDS: 8,
+  VIP_FILTER_MUL: 2654435761,
   MAGLEV_DEFAULT_SIZE: 65537,
   EVENTS_BYTES: 1 << 20,
   MODE_NAT: 0,
@@ -63,8 +65,9 @@ export interface FieldSpec {
   kind: FieldKind;
   offset: number;
   size: number;
-  /** kind 'struct': the member's codec, and its element count when it is an array */
+  /** kind 'struct': the member's codec */
   codec?: StructCodec<unknown>;
+  /** element count when the member is an array (of structs or of scalars) */
   count?: number;
 }
 
@@ -106,6 +109,12 @@ function checkInt(value: unknown, bits: number, field: string): number {
 
 function writeField(buf: Buffer, f: FieldSpec, value: unknown, where: string): void {
   const label = `${where}.${f.c}`;
+  if (f.count !== undefined && f.kind !== 'struct') {
+    if (!Array.isArray(value) || value.length !== f.count) throw new Error(`abi: ${label} must be an array of ${f.count}`);
+    const one = f.size / f.count;
+    value.forEach((v, i) => writeField(buf, { ...f, count: undefined, offset: f.offset + i * one, size: one }, v, where));
+    return;
+  }
   switch (f.kind) {
     case 'pad': return;
     case 'struct': {
@@ -141,6 +150,10 @@ function writeField(buf: Buffer, f: FieldSpec, value: unknown, where: string): v
 }
 
 function readField(buf: Buffer, at: number, f: FieldSpec): unknown {
+  if (f.count !== undefined && f.kind !== 'struct') {
+    const one = f.size / f.count;
+    return Array.from({ length: f.count }, (_, i) => readField(buf, at + i * one, { ...f, count: undefined, size: one }));
+  }
   switch (f.kind) {
     case 'struct': {
       const codec = f.codec!;
@@ -159,8 +172,9 @@ function readField(buf: Buffer, at: number, f: FieldSpec): unknown {
 }
 
 /**
- * Lays fields out in order with C alignment rules: `[name, kind]`, `[name, 'pad', bytes]`, or
- * `[name, codec]` / `[name, codec, count]` for a nested struct / array of structs.
+ * Lays fields out in order with C alignment rules: `[name, kind]`, `[name, kind, count]` for
+ * an array of scalars, `[name, 'pad', bytes]`, or `[name, codec]` / `[name, codec, count]` for
+ * a nested struct / array of structs.
  */
 function defineStruct<T>(cName: string, members: Array<[string, FieldKind | StructCodec<unknown>, number?]>): StructCodec<T> {
   const fields: FieldSpec[] = [];
@@ -169,12 +183,13 @@ function defineStruct<T>(cName: string, members: Array<[string, FieldKind | Stru
   for (const [c, kindOrCodec, extra] of members) {
     const codec = typeof kindOrCodec === 'string' ? undefined : kindOrCodec;
     const kind: FieldKind = codec ? 'struct' : (kindOrCodec as FieldKind);
-    const size = codec ? codec.size * (extra ?? 1) : kind === 'pad' ? (extra ?? 1) : KIND_SIZE[kind as keyof typeof KIND_SIZE];
-    const fieldAlign = codec ? codec.align : kind === 'pad' ? 1 : size;
+    const scalar = codec || kind === 'pad' ? 0 : KIND_SIZE[kind as keyof typeof KIND_SIZE];
+    const size = codec ? codec.size * (extra ?? 1) : kind === 'pad' ? (extra ?? 1) : scalar * (extra ?? 1);
+    const fieldAlign = codec ? codec.align : kind === 'pad' ? 1 : scalar;
     offset = Math.ceil(offset / fieldAlign) * fieldAlign;
     align = Math.max(align, fieldAlign);
     const name = kind === 'pad' ? '' : c.replace(/_([a-z])/g, (_, ch: string) => ch.toUpperCase());
-    fields.push({ c, name, kind, offset, size, ...(codec ? { codec, ...(extra === undefined ? {} : { count: extra }) } : {}) });
+    fields.push({ c, name, kind, offset, size, ...(codec ? { codec } : {}), ...(kind !== 'pad' && extra !== undefined ? { count: extra } : {}) });
     offset += size;
   }
   const size = Math.ceil(offset / align) * align;
@@ -206,7 +221,7 @@ export interface LbVip { services: number }
 export interface LbBackend { ip: string; port: number; flags: number; serviceId: number }
 export interface LbReverseKey { ip: string; port: number; proto: number }
 export interface LbReverse { vip: string; vport: number; serviceId: number; backendId: number }
-export interface LbSettings { fragPolicy: number; sampleRate: number; flowCache: number }
+export interface LbSettings { fragPolicy: number; sampleRate: number; flowCache: number; vipFilter: number[] }
 export interface LbFlowKey { saddr: string; daddr: string; sport: number; dport: number; proto: number }
 export interface LbFlowEntry { key: LbFlowKey; backendId: number; check: number }
 export interface LbFlowSet { way: LbFlowEntry[] }
@@ -230,7 +245,7 @@ export const LbReverseKeyCodec = defineStruct<LbReverseKey>('lb_reverse_key',
 export const LbReverseCodec = defineStruct<LbReverse>('lb_reverse',
   [['vip', 'ipv4'], ['vport', 'be16'], ['pad', 'pad', 2], ['service_id', 'u32'], ['backend_id', 'u32']]);
 export const LbSettingsCodec = defineStruct<LbSettings>('lb_settings',
-  [['frag_policy', 'u32'], ['sample_rate', 'u32'], ['flow_cache', 'u32'], ['pad', 'pad', 4]]);
+  [['frag_policy', 'u32'], ['sample_rate', 'u32'], ['flow_cache', 'u32'], ['pad', 'pad', 4], ['vip_filter', 'u32', LB.VIP_FILTER_WORDS]]);
 export const LbFlowKeyCodec = defineStruct<LbFlowKey>('lb_flow_key',
   [['saddr', 'ipv4'], ['daddr', 'ipv4'], ['sport', 'be16'], ['dport', 'be16'], ['proto', 'u8'], ['pad', 'pad', 3]]);
 export const LbFlowEntryCodec = defineStruct<LbFlowEntry>('lb_flow_entry',

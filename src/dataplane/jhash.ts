@@ -78,3 +78,18 @@ export function flowCacheHash(saddr: number, daddr: number, sport: number, dport
   h = (h * 0x165667b19e3779f9n) & MASK64;
   return Number(h >> 32n);
 }
+
+/** The settings.vip_filter bit of a VIP (host-order u32 address), as bpf/lb.bpf.c maybe_vip() computes it. */
+export function vipFilterBit(address: number): number {
+  return Math.imul(address >>> 0, 0x9e3779b1) >>> 24;
+}
+
+/** settings.vip_filter words with the bit of every address set (8 x u32, 256 bits). */
+export function vipFilterWords(addresses: Iterable<number>): number[] {
+  const words = new Array<number>(8).fill(0);
+  for (const a of addresses) {
+    const bit = vipFilterBit(a);
+    words[bit >>> 5] = (words[bit >>> 5] | (1 << (bit & 31))) >>> 0;
+  }
+  return words;
+}
