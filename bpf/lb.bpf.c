@@ -19,6 +19,9 @@
 #define IP_OFFSET 0x1fff
 #define ECHO_REPLY_TTL 64
 #define TCP_CHECK_OFF 16     /* offset of the checksum in the TCP header */
+#define TCP_FLAGS_OFF 13     /* offset of the flags byte (CWR ECE URG ACK PSH RST SYN FIN) */
+#define TCP_SYN 0x02
+#define TCP_ACK 0x10
 #define UDP_CHECK_OFF 6
 
 char LICENSE[] SEC("license") = "GPL";
@@ -486,6 +489,11 @@ static __always_inline int to_cached_backend(struct packet *p)
 	struct lb_backend *b;
 	__u32 hash, id;
 
+	/* A SYN opens a new connection: it follows the current Maglev table (and replaces what
+	 * an old connection with the same 5-tuple left in the cache), as Katran does, so that a
+	 * reused client port cannot reach a draining backend. */
+	if (p->proto == IPPROTO_TCP && (((__u8 *)p->l4)[TCP_FLAGS_OFF] & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+		return -1;
 	packet_flow(p, &key);
 	hash = flow_cache_hash(&key);
 	set = flow_set(hash);

@@ -12,7 +12,7 @@ import { runProgBench, formatProgBench, PROG_BENCH_NETNS } from '../src/bench/pr
 test('bench prog measures every case at 2 and 1000 backends and cleans up', () => {
   const r = runProgBench({ calls: 2000, runs: 2 });
   assert.equal(r.empty.action, 'pass');
-  const names = ['non-VIP pass', 'NAT TCP', 'NAT UDP', 'reverse NAT', 'DSR', 'ICMP echo'];
+  const names = ['non-VIP pass', 'NAT TCP', 'NAT TCP SYN', 'NAT UDP', 'reverse NAT', 'DSR', 'ICMP echo'];
   for (const backends of [2, 1000]) {
     for (const name of names) {
       const c = r.cases.find((x) => x.name === name && x.backends === backends);
@@ -43,6 +43,6 @@ test('`xdplb bench prog --json` runs through the CLI and prints the result as JS
   const r = JSON.parse(out) as { calls: number; runs: number; cases: Array<{ name: string; backends: number }> };
   assert.equal(r.calls, 1000);
   assert.equal(r.runs, 1);
-  assert.equal(r.cases.length, 12);
+  assert.equal(r.cases.length, 14);
   assert.equal(existsSync(`/run/netns/${PROG_BENCH_NETNS}`), false, 'namespace removed');
 });

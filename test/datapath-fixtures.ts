@@ -301,28 +301,34 @@ export function fixtures(): Fixture[] {
     let sp = 9000;
     while (web(sp).id !== 1) sp++;
     const b2 = BACKENDS[1];
-    F.push({ name: 'flow cache hit on an ACTIVE backend of the service wins over Maglev', ingress: 'a', input: tcpIn(sp), settings: { flowCache: true },
+    // Segments of established connections (ACK): a SYN never takes the cache (row below).
+    const ACK = 0x10;
+    const tcpAckIn = (sport: number) => tcpFrame(CLIENT, VIP.web, { sport, dport: 80, payload: PAYLOAD, flags: ACK });
+    F.push({ name: 'flow cache hit on an ACTIVE backend of the service wins over Maglev', ingress: 'a', input: tcpAckIn(sp), settings: { flowCache: true },
       flows: [{ saddr: CLIENT, daddr: VIP.web, sport: sp, dport: 80, proto: IPPROTO_TCP, backendId: 2 }],
-      action: 'redirect', reason: 'forwarded', serviceId: 1, backendId: 2, output: natTcpOut(CLIENT, b2, { sport: sp, dport: 80, payload: PAYLOAD }) });
-    F.push({ name: 'flow cache entry on an inactive backend is ignored (Maglev decides)', ingress: 'a', input: tcpIn(sp), settings: { flowCache: true },
+      action: 'redirect', reason: 'forwarded', serviceId: 1, backendId: 2, output: natTcpOut(CLIENT, b2, { sport: sp, dport: 80, payload: PAYLOAD, flags: ACK }) });
+    F.push({ name: 'flow cache entry on an inactive backend is ignored (Maglev decides)', ingress: 'a', input: tcpAckIn(sp), settings: { flowCache: true },
       flows: [{ saddr: CLIENT, daddr: VIP.web, sport: sp, dport: 80, proto: IPPROTO_TCP, backendId: 10 }],
-      action: 'redirect', reason: 'forwarded', serviceId: 1, backendId: 1, output: natTcpOut(CLIENT, BACKENDS[0], { sport: sp, dport: 80, payload: PAYLOAD }) });
-    F.push({ name: 'flow cache entry on another service\'s backend is ignored', ingress: 'a', input: tcpIn(sp), settings: { flowCache: true },
+      action: 'redirect', reason: 'forwarded', serviceId: 1, backendId: 1, output: natTcpOut(CLIENT, BACKENDS[0], { sport: sp, dport: 80, payload: PAYLOAD, flags: ACK }) });
+    F.push({ name: 'flow cache entry on another service\'s backend is ignored', ingress: 'a', input: tcpAckIn(sp), settings: { flowCache: true },
       flows: [{ saddr: CLIENT, daddr: VIP.web, sport: sp, dport: 80, proto: IPPROTO_TCP, backendId: 4 }],
+      action: 'redirect', reason: 'forwarded', serviceId: 1, backendId: 1, output: natTcpOut(CLIENT, BACKENDS[0], { sport: sp, dport: 80, payload: PAYLOAD, flags: ACK }) });
+    F.push({ name: 'flow cache: a SYN ignores a remembered flow (a new connection follows Maglev)', ingress: 'a', input: tcpIn(sp), settings: { flowCache: true },
+      flows: [{ saddr: CLIENT, daddr: VIP.web, sport: sp, dport: 80, proto: IPPROTO_TCP, backendId: 2 }],
       action: 'redirect', reason: 'forwarded', serviceId: 1, backendId: 1, output: natTcpOut(CLIENT, BACKENDS[0], { sport: sp, dport: 80, payload: PAYLOAD }) });
     const b12 = BACKENDS[11];
     F.push({ name: 'flow cache: a remembered flow of the every-port service stays on its draining backend', ingress: 'a',
-      input: tcpFrame(CLIENT, VIP.any, { sport: 9100, dport: 2222 }), settings: { flowCache: true },
+      input: tcpFrame(CLIENT, VIP.any, { sport: 9100, dport: 2222, flags: ACK }), settings: { flowCache: true },
       flows: [{ saddr: CLIENT, daddr: VIP.any, sport: 9100, dport: 2222, proto: IPPROTO_TCP, backendId: 12 }],
-      action: 'redirect', reason: 'forwarded', serviceId: 3, backendId: 12, output: natTcpOut(CLIENT, b12, { sport: 9100, dport: 2222 }) });
+      action: 'redirect', reason: 'forwarded', serviceId: 3, backendId: 12, output: natTcpOut(CLIENT, b12, { sport: 9100, dport: 2222, flags: ACK }) });
     F.push({ name: 'flow cache: an exact service of the port wins over a remembered every-port flow', ingress: 'a',
-      input: tcpFrame(CLIENT, VIP.any, { sport: 9101, dport: 8443 }), settings: { flowCache: true },
+      input: tcpFrame(CLIENT, VIP.any, { sport: 9101, dport: 8443, flags: ACK }), settings: { flowCache: true },
       flows: [{ saddr: CLIENT, daddr: VIP.any, sport: 9101, dport: 8443, proto: IPPROTO_TCP, backendId: 12 }],
-      action: 'redirect', reason: 'forwarded', serviceId: 11, backendId: 11, output: natTcpOut(CLIENT, BACKENDS[10], { sport: 9101, dport: 8443 }) });
+      action: 'redirect', reason: 'forwarded', serviceId: 11, backendId: 11, output: natTcpOut(CLIENT, BACKENDS[10], { sport: 9101, dport: 8443, flags: ACK }) });
     F.push({ name: 'flow cache: a remembered flow for another VIP\'s backend is ignored', ingress: 'a',
-      input: tcpFrame(CLIENT, VIP.any, { sport: 9102, dport: 2222 }), settings: { flowCache: true },
+      input: tcpFrame(CLIENT, VIP.any, { sport: 9102, dport: 2222, flags: ACK }), settings: { flowCache: true },
       flows: [{ saddr: CLIENT, daddr: VIP.any, sport: 9102, dport: 2222, proto: IPPROTO_TCP, backendId: 2 }],
-      action: 'redirect', reason: 'forwarded', serviceId: 3, backendId: 4, output: natTcpOut(CLIENT, BACKENDS[3], { sport: 9102, dport: 2222 }) });
+      action: 'redirect', reason: 'forwarded', serviceId: 3, backendId: 4, output: natTcpOut(CLIENT, BACKENDS[3], { sport: 9102, dport: 2222, flags: ACK }) });
   }
 
   // -- ICMP

@@ -52,14 +52,23 @@ function ttl(r: Rng): number {
   return r.chance(0.8) ? 64 : r.pick([0, 1, 2, 255]);
 }
 
+/** Recent client -> VIP TCP flows (sent again, so the flow cache is hit, not only filled). */
+const recentTcp: Array<{ src: string; dst: string; sport: number; dport: number }> = [];
+
 /** A valid frame of one of the classes the program distinguishes. */
 function basePacket(r: Rng): { frame: Buffer; ingress: 'a' | 'b' } {
   const kind = r.int(10);
   const payload = r.bytes(r.chance(0.5) ? 0 : r.int(64));
   const ip = (src: string, dst: string, proto: number) => ({ src, dst, proto, ttl: ttl(r), id: r.int(65536), df: r.chance(0.5) });
   switch (kind) {
-    case 0: case 1: case 2: // client -> VIP TCP
-      return { ingress: 'a', frame: buildFrame({ ip: ip(randomClient(r), r.pick(VIPS), IPPROTO_TCP), tcp: { sport: r.int(65536), dport: port(r, [80, 80, 81, 12345]), seq: r.next(), flags: r.int(256), payload } }) };
+    case 0: case 1: case 2: { // client -> VIP TCP; half of them a recent flow again (cache hits)
+      let flow = r.chance(0.5) && recentTcp.length ? r.pick(recentTcp) : null;
+      if (!flow) {
+        flow = { src: randomClient(r), dst: r.pick(VIPS), sport: r.int(65536), dport: port(r, [80, 80, 81, 12345]) };
+        recentTcp[r.int(64)] = flow;
+      }
+      return { ingress: 'a', frame: buildFrame({ ip: ip(flow.src, flow.dst, IPPROTO_TCP), tcp: { sport: flow.sport, dport: flow.dport, seq: r.next(), flags: r.int(256), payload } }) };
+    }
     case 3: // client -> VIP UDP
       return { ingress: 'a', frame: buildFrame({ ip: ip(randomClient(r), r.pick(VIPS), IPPROTO_UDP), udp: { sport: r.int(65536), dport: port(r, [53, 80]), payload, checksum: r.chance(0.2) ? 0 : undefined } }) };
     case 4: case 5: { // backend -> client reply
@@ -198,7 +207,8 @@ describe(`differential fuzz: bpf/lb.o vs test/refmodel.ts (${PACKETS} packets, s
     const cached = new Set(readFlows(target.maps, state.seed));
     const modelled = new Set(state.flows.entries().map((e) => `${e.key}=${e.backendId}`));
     assert.ok(modelled.size > 100, `only ${modelled.size} flows cached`);
-    console.log(`fuzz: ${modelled.size} flows cached at the end, ${state.flows.evictions} evicted from full sets`);
+    console.log(`fuzz: ${modelled.size} flows cached at the end, ${state.flows.evictions} evicted from full sets, ${state.flows.hotHits} packets sent from the cache`);
+    assert.ok(state.flows.hotHits > 200 && state.flows.evictions > 100, 'the cache was hit and its sets overflowed');
     assert.deepEqual([...cached].filter((x) => !modelled.has(x)), [], 'flows in the map but not in the model');
     assert.deepEqual([...modelled].filter((x) => !cached.has(x)), [], 'flows in the model but not in the map');
     console.log(`fuzz: ${PACKETS} packets in ${Date.now() - started} ms; ${checkedSums} sent frames re-checksummed; actions ${JSON.stringify(tally.actions.slice(0, 5))}; reasons ${JSON.stringify(tally.reasons.slice(0, 16))}`);

@@ -76,6 +76,8 @@ export class FlowCacheModel {
   private readonly sets = new Map<number, Array<{ key: string; backendId: number } | null>>();
   /** flows that replaced another flow in a full set */
   evictions = 0;
+  /** packets the hot path (to_cached_backend) sent from the cache */
+  hotHits = 0;
   constructor(readonly setCount: number) {
     if (!Number.isInteger(Math.log2(setCount))) throw new Error(`flow cache: ${setCount} sets is not a power of two`);
   }
@@ -250,6 +252,8 @@ class Run {
    */
   cachedBackend(): number | undefined {
     const r = this.r;
+    // A SYN (without ACK) opens a new connection: never from the cache.
+    if (r.proto === IPPROTO_TCP && (this.f[this.l4 + 13] & 0x12) === 0x02) return undefined;
     const id = this.st.flows.find(flowCacheHash(r.saddr, r.daddr, r.sport, r.dport, r.proto, this.st.seed),
       flowKey(r.saddr, r.daddr, r.sport, r.dport, r.proto));
     if (id === 0) return undefined;
@@ -261,6 +265,7 @@ class Run {
       return undefined;
     }
     r.backendId = id;
+    this.st.flows.hotHits++;
     return this.toBackend(svc, b);
   }
 

@@ -86,10 +86,13 @@ function packetCases(): PacketCase[] {
   const payload = Buffer.alloc(18, 0x61);
   return [
     { name: 'non-VIP pass', action: 2, frame: buildFrame({ eth, ip: { src: CLIENT, dst: '198.18.0.99', proto: IPPROTO_TCP }, tcp: { sport: 40000, dport: 80, payload } }) },
-    { name: 'NAT TCP', action: 3, frame: buildFrame({ eth, ip: { src: CLIENT, dst: VIP_NAT, proto: IPPROTO_TCP }, tcp: { sport: 40000, dport: 80, payload } }) },
+    // TCP cases are segments of an established connection (ACK|PSH: the flow cache answers);
+    // a SYN opens a connection and always takes the services + Maglev path (its own row).
+    { name: 'NAT TCP', action: 3, frame: buildFrame({ eth, ip: { src: CLIENT, dst: VIP_NAT, proto: IPPROTO_TCP }, tcp: { sport: 40000, dport: 80, flags: 0x18, payload } }) },
+    { name: 'NAT TCP SYN', action: 3, frame: buildFrame({ eth, ip: { src: CLIENT, dst: VIP_NAT, proto: IPPROTO_TCP }, tcp: { sport: 40001, dport: 80 } }) },
     { name: 'NAT UDP', action: 3, frame: buildFrame({ eth, ip: { src: CLIENT, dst: VIP_NAT, proto: IPPROTO_UDP }, udp: { sport: 40000, dport: 53, payload } }) },
     { name: 'reverse NAT', action: 3, frame: buildFrame({ eth, ip: { src: backendIp(1), dst: CLIENT, proto: IPPROTO_TCP }, tcp: { sport: 80, dport: 40000, flags: 0x12, payload } }) },
-    { name: 'DSR', action: 3, frame: buildFrame({ eth, ip: { src: CLIENT, dst: VIP_DSR, proto: IPPROTO_TCP }, tcp: { sport: 40000, dport: 80, payload } }) },
+    { name: 'DSR', action: 3, frame: buildFrame({ eth, ip: { src: CLIENT, dst: VIP_DSR, proto: IPPROTO_TCP }, tcp: { sport: 40000, dport: 80, flags: 0x18, payload } }) },
     { name: 'ICMP echo', action: 3, frame: buildFrame({ eth, ip: { src: CLIENT, dst: VIP_NAT, proto: IPPROTO_ICMP }, icmp: { type: 8, rest: 0x00010001, payload } }) },
   ];
 }
