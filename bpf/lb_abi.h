@@ -9,7 +9,7 @@
 #define LB_MAX_SERVICES 256       /* services, maglev (outer), service_stats */
 #define LB_MAX_BACKENDS 4096      /* backends, backend_stats; backend id 0 is never used */
 #define LB_MAX_VIPS 256           /* vips */
-#define LB_MAX_REVERSE 4096       /* reverse */
+#define LB_MAX_REVERSE 16384      /* reverse: 4x the backends, so hash chains stay short */
 #define LB_MAX_TX_PORTS 64        /* tx_ports DEVMAP_HASH */
 #define LB_MAX_FLOWS 262144       /* flows the affinity cache holds (flows has /LB_FLOW_WAYS sets) */
 #define LB_FLOW_WAYS_BITS 2
