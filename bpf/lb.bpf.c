@@ -149,25 +149,32 @@ static __always_inline struct lb_flow_set *flow_set(__u32 hash)
 	return bpf_map_lookup_elem(&flows, &index);
 }
 
-/* The backend id remembered for the flow in `set`, 0 when none (or a torn entry). */
-static __always_inline __u32 flow_cache_find(const struct lb_flow_set *set, const struct lb_flow_key *key,
+/* The backend id remembered for the flow in `set`, 0 when none (or a torn entry); marks the
+ * entry referenced (a write only the first time after each eviction sweep of its set). */
+static __always_inline __u32 flow_cache_find(struct lb_flow_set *set, const struct lb_flow_key *key,
 					     __u32 hash)
 {
 #pragma unroll
 	for (int w = 0; w < LB_FLOW_WAYS; w++) {
-		const struct lb_flow_entry *e = &set->way[w];
+		struct lb_flow_entry *e = &set->way[w];
 		__u32 id;
 
 		if (!same_flow(&e->key, key))
 			continue;
 		id = e->backend_id;
-		return e->check == flow_check(hash, id) ? id : 0;
+		if (e->check != flow_check(hash, id))
+			return 0;
+		if (!e->referenced)
+			e->referenced = 1;
+		return id;
 	}
 	return 0;
 }
 
-/* Remembers the flow's backend: in the way holding the flow, else the first empty way, else
- * way (hash >> 30), so that a set's choice depends on nothing but its contents. */
+/* Remembers the flow's backend (unreferenced): in the way holding the flow, else the first empty
+ * way, else the first unreferenced way from way (hash >> 30) on, else (all referenced) way
+ * (hash >> 30) after clearing every way's mark: not-recently-used, decided by the set's
+ * contents alone (test/refmodel.ts mirrors it). */
 static __always_inline void flow_cache_remember(struct lb_flow_set *set, const struct lb_flow_key *key,
 						__u32 hash, __u32 backend_id)
 {
@@ -184,12 +191,28 @@ static __always_inline void flow_cache_remember(struct lb_flow_set *set, const s
 		if (victim < 0 && set->way[w].backend_id == 0)
 			victim = w;
 	}
-	if (victim < 0)
-		victim = hash >> (32 - LB_FLOW_WAYS_BITS);
+	if (victim < 0) {
+		__u32 start = hash >> (32 - LB_FLOW_WAYS_BITS);
+
+#pragma unroll
+		for (int i = 0; i < LB_FLOW_WAYS; i++) {
+			__u32 w = (start + i) & (LB_FLOW_WAYS - 1);
+
+			if (victim < 0 && !set->way[w].referenced)
+				victim = w;
+		}
+		if (victim < 0) {
+#pragma unroll
+			for (int w = 0; w < LB_FLOW_WAYS; w++)
+				set->way[w].referenced = 0;
+			victim = start;
+		}
+	}
 	e = &set->way[victim & (LB_FLOW_WAYS - 1)];
 	e->key = *key;
 	e->backend_id = backend_id;
 	e->check = flow_check(hash, backend_id);
+	e->referenced = 0;
 }
 
 /* The flow cache's backend if usable for svc (when `consult`), else the service's Maglev slot;

@@ -136,12 +136,15 @@ struct lb_flow_entry {
 	struct lb_flow_key key;
 	__u32 backend_id;
 	__u32 check;
+	__u32 referenced;    /* 1 = a packet used the entry since its set last evicted (NRU) */
 };
 #define LB_FLOW_CHECK_MUL 2654435761 /* 0x9e3779b1 */
 
 /* flows: ARRAY value, index = flow cache hash & (sets - 1), sets a power of two (the flow cache
- * hash: lb.bpf.c flow_cache_hash). A new flow takes the way already holding its key, else the
- * first empty way, else way (flow cache hash >> (32 - LB_FLOW_WAYS_BITS)). */
+ * hash: lb.bpf.c flow_cache_hash). A new flow (referenced 0) takes the way already holding its
+ * key, else the first empty way, else the first unreferenced way from way (flow cache hash >>
+ * (32 - LB_FLOW_WAYS_BITS)) on; when all four are referenced, all are cleared and that way is
+ * taken (not-recently-used: flows in use survive a burst of new ones). */
 struct lb_flow_set {
 	struct lb_flow_entry way[LB_FLOW_WAYS];
 };

@@ -10,7 +10,7 @@ import { FLOW_WAYS, type ModelState } from './refmodel';
 /** Sets of the flows map in the data-path tests (program and model alike). */
 export const TEST_FLOW_SETS = 256;
 /** sizeof(struct lb_flow_entry) */
-const FLOW_ENTRY_BYTES = 24;
+const FLOW_ENTRY_BYTES = 28;
 const FLOW_CHECK_MUL = 0x9e3779b1;
 /** LB_VIP_FILTER_WORDS */
 const FILTER_WORDS = 8;
@@ -86,12 +86,13 @@ export function installFlows(maps: MapAccess, state: ModelState): void {
     flowKeyBytes(saddr, daddr, sport, dport, proto).copy(set, at);
     set.writeUInt32LE(e.backendId, at + 16);
     set.writeUInt32LE(flowCheck(flowCacheHash(saddr, daddr, sport, dport, proto, state.seed), e.backendId), at + 20);
+    set.writeUInt32LE(e.referenced ? 1 : 0, at + 24);
     sets.set(e.set, set);
   }
   for (const [index, set] of sets) maps.update('flows', u32le(index), set);
 }
 
-/** The flows the map holds, as `flowKey=backendId` strings (entries whose check is wrong included, marked). */
+/** The flows the map holds, as `flowKey=backendId` strings, `*` after a referenced one (entries whose check is wrong included, marked). */
 export function readFlows(maps: MapAccess, seed: number): string[] {
   const out: string[] = [];
   for (const k of maps.keys('flows')) {
@@ -102,7 +103,7 @@ export function readFlows(maps: MapAccess, seed: number): string[] {
       if (backendId === 0) continue;
       const f = [v.readUInt32BE(at), v.readUInt32BE(at + 4), v.readUInt16BE(at + 8), v.readUInt16BE(at + 10), v[at + 12]] as const;
       const good = v.readUInt32LE(at + 20) === flowCheck(flowCacheHash(...f, seed), backendId);
-      out.push(`${f.join(':')}=${backendId}${good ? '' : ' (bad check)'}`);
+      out.push(`${f.join(':')}=${backendId}${v.readUInt32LE(at + 24) ? '*' : ''}${good ? '' : ' (bad check)'}`);
     }
   }
   return out;

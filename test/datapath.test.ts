@@ -180,7 +180,35 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     const ack = buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 4321, dport: 80, flags: 0x10 } });
     const again = target.program.testRun(ack, { ingressIfindex: lab.ports.a.ifindex });
     assert.equal(parseFrame(again.data).ipv4!.dst, backendIp);
-    assert.deepEqual(readFlows(target.maps, state.seed), flows);
+    assert.deepEqual(readFlows(target.maps, state.seed), [`${flows[0]}*`], 'the same entry, now marked referenced');
+  });
+
+  test('a full set evicts a flow nobody used since it was remembered, not the ones in use', () => {
+    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true, state.vips));
+    installFlows(target.maps, { ...state, flows: new FlowCacheModel(TEST_FLOW_SETS) });
+    // Five client ports whose flows share one set of the (TEST_FLOW_SETS-set) flows map.
+    const hashOf = (sport: number) => flowCacheHash(ipToU32(CLIENT), ipToU32(VIP.web), sport, 80, IPPROTO_TCP, state.seed);
+    const setOf = (sport: number) => hashOf(sport) & (TEST_FLOW_SETS - 1);
+    const ports = [20000];
+    for (let p = 20001; ports.length < 5; p++) if (setOf(p) === setOf(ports[0])) ports.push(p);
+    const send = (sport: number, flags: number) => target.program.testRun(
+      buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport, dport: 80, flags } }),
+      { ingressIfindex: lab.ports.a.ifindex });
+    // Four connections fill the set (SYN each); all but the one the fifth flow's hash points
+    // at first send a second segment (their entries become referenced).
+    const start = hashOf(ports[4]) >>> 30;
+    for (const p of ports.slice(0, 4)) send(p, 0x02);
+    const held = readFlows(target.maps, state.seed);
+    assert.equal(held.length, 4);
+    const wayOf = new Map(ports.slice(0, 4).map((p) => [p, held.findIndex((f) => f.includes(`:${p}:80:`))]));
+    const idle = ports.slice(0, 4).find((p) => wayOf.get(p) === (start + 1) % 4)!; // not the first way looked at
+    for (const p of ports.slice(0, 4)) if (p !== idle) send(p, 0x10);
+    // The fifth flow takes the idle one's way although the scan starts at a referenced way.
+    send(ports[4], 0x02);
+    const after = readFlows(target.maps, state.seed);
+    assert.ok(!after.some((f) => f.includes(`:${idle}:80:`)), `the idle flow was evicted: ${after.join(', ')}`);
+    for (const p of ports.slice(0, 4)) if (p !== idle) assert.ok(after.some((f) => f.includes(`:${p}:80:`) && f.endsWith('*')), `flow :${p} in use stays`);
+    assert.ok(after.some((f) => f.includes(`:${ports[4]}:80:`) && !f.endsWith('*')), 'the new flow is in, unreferenced');
   });
 
   test('a flow cache entry whose check word does not match (a torn write) is ignored and rewritten', () => {
@@ -195,7 +223,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     const index = Buffer.alloc(4);
     index.writeUInt32LE(flows.entries()[0].set);
     const set = target.maps.lookup('flows', index)!;
-    set.writeUInt32LE((set.readUInt32LE(flows.entries()[0].way * 24 + 20) ^ 1) >>> 0, flows.entries()[0].way * 24 + 20);
+    set.writeUInt32LE((set.readUInt32LE(flows.entries()[0].way * 28 + 20) ^ 1) >>> 0, flows.entries()[0].way * 28 + 20);
     target.maps.update('flows', index, set);
     assert.deepEqual(readFlows(target.maps, state.seed), [`${flowKey(...key)}=2 (bad check)`]);
     const frame = buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport, dport: 80, flags: 0x10 } });

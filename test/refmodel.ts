@@ -64,16 +64,19 @@ export function flowKey(saddr: number, daddr: number, sport: number, dport: numb
 
 export const FLOW_WAYS = 4;
 
-/** One remembered flow of the flows map: set index, way, flowKey() and backend id. */
-export interface FlowCacheEntry { set: number; way: number; key: string; backendId: number }
+/** One remembered flow of the flows map: set index, way, flowKey(), backend id, NRU mark. */
+export interface FlowCacheEntry { set: number; way: number; key: string; backendId: number; referenced: boolean }
+type Way = { key: string; backendId: number; referenced: boolean } | null;
 
 /**
  * The program's flows map: `setCount` (a power of two) sets of FLOW_WAYS ways; a flow lives in
- * set (hash & (setCount - 1)). A flow is remembered in the way already holding it, else the
- * first empty way, else way (hash >>> 30); `hash` is flowCacheHash() of the flow.
+ * set (hash & (setCount - 1)). A hit marks its way referenced. A flow is remembered
+ * (unreferenced) in the way already holding it, else the first empty way, else the first
+ * unreferenced way from way (hash >>> 30) on, else (all referenced) way (hash >>> 30) after
+ * clearing every mark; `hash` is flowCacheHash() of the flow.
  */
 export class FlowCacheModel {
-  private readonly sets = new Map<number, Array<{ key: string; backendId: number } | null>>();
+  private readonly sets = new Map<number, Way[]>();
   /** flows that replaced another flow in a full set */
   evictions = 0;
   /** packets the hot path (to_cached_backend) sent from the cache */
@@ -82,29 +85,38 @@ export class FlowCacheModel {
     if (!Number.isInteger(Math.log2(setCount))) throw new Error(`flow cache: ${setCount} sets is not a power of two`);
   }
 
-  /** The backend id remembered for `key` (0 = none). */
+  /** The backend id remembered for `key` (0 = none); a hit marks the way referenced. */
   find(hash: number, key: string): number {
-    const set = this.sets.get((hash & (this.setCount - 1)) >>> 0);
-    return set?.find((w) => w?.key === key)?.backendId ?? 0;
+    const way = this.sets.get((hash & (this.setCount - 1)) >>> 0)?.find((w) => w?.key === key);
+    if (!way) return 0;
+    way.referenced = true;
+    return way.backendId;
   }
 
   remember(hash: number, key: string, backendId: number): void {
     const index = (hash & (this.setCount - 1)) >>> 0;
-    const set = this.sets.get(index) ?? new Array<{ key: string; backendId: number } | null>(FLOW_WAYS).fill(null);
+    const set = this.sets.get(index) ?? new Array<Way>(FLOW_WAYS).fill(null);
     let victim = set.findIndex((w) => w?.key === key);
     if (victim < 0) victim = set.findIndex((w) => w === null);
     if (victim < 0) {
-      victim = hash >>> 30;
+      const start = hash >>> 30;
+      for (let i = 0; i < FLOW_WAYS && victim < 0; i++) {
+        if (!set[(start + i) % FLOW_WAYS]!.referenced) victim = (start + i) % FLOW_WAYS;
+      }
+      if (victim < 0) {
+        for (const w of set) w!.referenced = false;
+        victim = start;
+      }
       this.evictions++;
     }
-    set[victim] = { key, backendId };
+    set[victim] = { key, backendId, referenced: false };
     this.sets.set(index, set);
   }
 
   entries(): FlowCacheEntry[] {
     const out: FlowCacheEntry[] = [];
     for (const [set, ways] of this.sets) {
-      ways.forEach((w, way) => { if (w) out.push({ set, way, key: w.key, backendId: w.backendId }); });
+      ways.forEach((w, way) => { if (w) out.push({ set, way, key: w.key, backendId: w.backendId, referenced: w.referenced }); });
     }
     return out;
   }

@@ -544,7 +544,7 @@ export class Dataplane {
       case 'flows': return {
         key: index,
         value: LbFlowSetCodec.decode(value).way.filter((w) => w.backendId !== 0)
-          .map((w) => ({ ...w.key, backendId: w.backendId, backend: this.reconciler.backendName(w.backendId) })),
+          .map((w) => ({ ...w.key, backendId: w.backendId, backend: this.reconciler.backendName(w.backendId), referenced: w.referenced === 1 })),
       };
       case 'service_ids': {
         const ref = LbServiceRefCodec.decode(value);
