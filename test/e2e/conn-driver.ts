@@ -18,7 +18,9 @@ export interface LongConnReport {
   firstBackend: string | null; backends: string[]; ok: number; errors: Array<{ at: number; message: string }>;
   sockets: number; lastOkAt: number;
 }
-export interface NewConnRecord { at: number; backend: string | null; error?: string }
+/** One fresh connection: when, which backend answered, and its client port (a port reused
+ * from an earlier connection is what the flow cache's SYN rule is about). */
+export interface NewConnRecord { at: number; backend: string | null; port?: number; error?: string }
 export interface DriverReport { startedAt: number; endedAt: number; long: LongConnReport[]; fresh: NewConnRecord[] }
 
 const MAX_DURATION_SEC = 120;
@@ -69,8 +71,10 @@ export async function drive(o: DriverOptions): Promise<DriverReport> {
   const tick = 1000 / Math.max(o.newConnRps, 0.001);
   while (o.newConnRps > 0 && Date.now() < until) {
     const at = Date.now();
-    pending.push(get(false, o).then((backend) => { fresh.push({ at, backend }); },
-      (err: Error) => { fresh.push({ at, backend: null, error: err.message }); }));
+    let port: number | undefined;
+    const onSocket = (s: Socket) => s.once('connect', () => { port = s.localPort; });
+    pending.push(get(false, o, onSocket).then((backend) => { fresh.push({ at, backend, port }); },
+      (err: Error) => { fresh.push({ at, backend: null, port, error: err.message }); }));
     await new Promise((r) => setTimeout(r, tick));
   }
   const long = await Promise.all(longs);
