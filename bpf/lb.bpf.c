@@ -461,11 +461,11 @@ static __always_inline int maybe_vip(const struct packet *p)
 /* ---- the packet classes ------------------------------------------------------------------ */
 
 /* TCP/UDP of service svc, backend b chosen: rewrite (nat) or not (dsr), then forward. */
-static __always_inline int to_backend(struct packet *p, const struct lb_service *svc,
+static __always_inline int to_backend(struct packet *p, __u32 service_id, __u8 mode,
 				      const struct lb_backend *b)
 {
-	p->service_id = svc->id;
-	if (svc->mode == LB_MODE_DSR)
+	p->service_id = service_id;
+	if (mode == LB_MODE_DSR)
 		return forward(p, b->ip, LB_REASON_FORWARDED);
 	if (p->ip->ttl <= 1)
 		return verdict(p, XDP_PASS, LB_REASON_TTL);
@@ -497,7 +497,7 @@ static __always_inline int to_service(struct packet *p, const struct lb_service 
 	b = pick_backend(p, svc, &key, flow_hash(key.saddr, key.daddr, key.sport, key.dport, key.proto), 0, 1);
 	if (!b)
 		return verdict(p, XDP_DROP, LB_REASON_NO_BACKEND);
-	return to_backend(p, svc, b);
+	return to_backend(p, svc->id, svc->mode, b);
 }
 
 /* The hot path: a TCP/UDP packet of a remembered flow. Sends it when the flow's backend is still
@@ -507,7 +507,6 @@ static __always_inline int to_service(struct packet *p, const struct lb_service 
 static __always_inline int to_cached_backend(struct packet *p)
 {
 	struct lb_flow_key key = {};
-	struct lb_service_ref *ref;
 	struct lb_flow_set *set;
 	struct lb_backend *b;
 	__u32 hash, id;
@@ -526,20 +525,16 @@ static __always_inline int to_cached_backend(struct packet *p)
 	if (id == 0)
 		return -1;
 	b = bpf_map_lookup_elem(&backends, &id);
-	if (!b || !(b->flags & LB_BACKEND_F_ACTIVE))
+	if (!b || !(b->flags & LB_BACKEND_F_ACTIVE) || b->vip != p->daddr || b->proto != p->proto)
 		return -1;
-	ref = bpf_map_lookup_elem(&service_ids, &b->service_id);
-	if (!ref || ref->svc.id == 0 || ref->svc.id != b->service_id || ref->key.vip != p->daddr ||
-	    ref->key.proto != p->proto)
-		return -1;
-	if (ref->key.port != p->dport) {
+	if (b->vport != p->dport) {
 		struct lb_service_key exact = { .vip = p->daddr, .port = p->dport, .proto = p->proto };
 
-		if (ref->key.port != 0 || bpf_map_lookup_elem(&services, &exact))
+		if (b->vport != 0 || bpf_map_lookup_elem(&services, &exact))
 			return -1;
 	}
 	p->backend_id = id;
-	return to_backend(p, &ref->svc, b);
+	return to_backend(p, b->service_id, b->mode, b);
 }
 
 /* Sends a rewritten reply: through `hop` when its next hop was `remembered` (fresh), else as

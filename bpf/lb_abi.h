@@ -76,13 +76,18 @@ struct lb_vip {
 	__u32 services;    /* number of services on this address (informational) */
 };
 
-/* backends: ARRAY indexed by backend id */
+/* backends: ARRAY indexed by backend id. The owner service's key and mode are repeated here so
+ * that a flow cache hit needs no other lookup to check it addresses that service. */
 struct lb_backend {
 	__be32 ip;
 	__be16 port;       /* 0 = keep the client's destination port */
 	__u8 flags;        /* LB_BACKEND_F_* */
-	__u8 pad;
+	__u8 mode;         /* the owner service's LB_MODE_* */
 	__u32 service_id;  /* owner service */
+	__be32 vip;        /* the owner service's key: VIP, */
+	__be16 vport;      /* port (0 = every port), */
+	__u8 proto;        /* protocol */
+	__u8 pad;
 };
 
 /* reverse: key (source of a NAT-mode reply) */
@@ -147,13 +152,6 @@ struct lb_flow_entry {
  * taken (not-recently-used: flows in use survive a burst of new ones). */
 struct lb_flow_set {
 	struct lb_flow_entry way[LB_FLOW_WAYS];
-};
-
-/* service_ids: ARRAY value by service id: the service's key and value again, so that a flow
- * cache hit finds its service without hashing (id 0 = no service) */
-struct lb_service_ref {
-	struct lb_service_key key;
-	struct lb_service svc;
 };
 
 /* service_stats and backend_stats: PERCPU_ARRAY values (index = id) */

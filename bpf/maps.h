@@ -65,14 +65,6 @@ struct {
 	__type(value, struct lb_flow_set);
 } flows SEC(".maps");
 
-/* service_ids: service id -> its key and value (kept beside services by user space) */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, LB_MAX_SERVICES);
-	__type(key, __u32);
-	__type(value, struct lb_service_ref);
-} service_ids SEC(".maps");
-
 /* settings: the run-time knobs, one entry */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -26,12 +26,16 @@ ABI_FIELD(lb_service, pad, 10, 2);
 static_assert(sizeof(struct lb_vip) == 4, "lb_vip size");
 ABI_FIELD(lb_vip, services, 0, 4);
 
-static_assert(sizeof(struct lb_backend) == 12, "lb_backend size");
+static_assert(sizeof(struct lb_backend) == 20, "lb_backend size");
 ABI_FIELD(lb_backend, ip, 0, 4);
 ABI_FIELD(lb_backend, port, 4, 2);
 ABI_FIELD(lb_backend, flags, 6, 1);
-ABI_FIELD(lb_backend, pad, 7, 1);
+ABI_FIELD(lb_backend, mode, 7, 1);
 ABI_FIELD(lb_backend, service_id, 8, 4);
+ABI_FIELD(lb_backend, vip, 12, 4);
+ABI_FIELD(lb_backend, vport, 16, 2);
+ABI_FIELD(lb_backend, proto, 18, 1);
+ABI_FIELD(lb_backend, pad, 19, 1);
 
 static_assert(sizeof(struct lb_reverse_key) == 8, "lb_reverse_key size");
 ABI_FIELD(lb_reverse_key, ip, 0, 4);
@@ -70,9 +74,6 @@ ABI_FIELD(lb_flow_entry, referenced, 24, 4);
 static_assert(sizeof(struct lb_flow_set) == 28 * LB_FLOW_WAYS, "lb_flow_set size");
 ABI_FIELD(lb_flow_set, way, 0, 28 * LB_FLOW_WAYS);
 
-static_assert(sizeof(struct lb_service_ref) == 20, "lb_service_ref size");
-ABI_FIELD(lb_service_ref, key, 0, 8);
-ABI_FIELD(lb_service_ref, svc, 8, 12);
 
 static_assert(sizeof(struct lb_flow_stats) == 32, "lb_flow_stats size");
 ABI_FIELD(lb_flow_stats, fwd_packets, 0, 8);

@@ -5,7 +5,7 @@
  * reconciler, so that every branch of the program can be reached on purpose.
  */
 import { flowCacheHash, vipFilterWords } from '../src/dataplane/jhash';
-import { FLOW_WAYS, type ModelState } from './refmodel';
+import { FLOW_WAYS, type ModelService, type ModelState } from './refmodel';
 
 /** Sets of the flows map in the data-path tests (program and model alike). */
 export const TEST_FLOW_SETS = 256;
@@ -41,9 +41,12 @@ export function serviceValue(id: number, tableSize: number, mode: number): Buffe
   v.writeUInt32LE(id, 0); v.writeUInt32LE(tableSize, 4); v[8] = mode;
   return v;
 }
-export function backendValue(ip: number, port: number, flags: number, serviceId: number): Buffer {
-  const v = Buffer.alloc(12);
-  v.writeUInt32BE(ip >>> 0, 0); v.writeUInt16BE(port, 4); v[6] = flags; v.writeUInt32LE(serviceId, 8);
+/** A backends entry; the owner service's key and mode come from `services` (zeros if absent). */
+export function backendValue(ip: number, port: number, flags: number, serviceId: number, services: readonly ModelService[]): Buffer {
+  const v = Buffer.alloc(20);
+  const svc = services.find((s) => s.id === serviceId);
+  v.writeUInt32BE(ip >>> 0, 0); v.writeUInt16BE(port, 4); v[6] = flags; v[7] = svc?.mode ?? 0; v.writeUInt32LE(serviceId, 8);
+  v.writeUInt32BE((svc?.vip ?? 0) >>> 0, 12); v.writeUInt16BE(svc?.port ?? 0, 16); v[18] = svc?.proto ?? 0;
   return v;
 }
 export function reverseKey(ip: number, port: number, proto: number): Buffer {
@@ -126,18 +129,13 @@ export function installState(maps: MapAccess, state: ModelState, previous?: Inst
   for (const fd of previous?.innerFds ?? []) maps.closeFd(fd);
 
   maps.update('settings', u32le(0), settingsValue(state.settings.fragPolicy, state.settings.sampleRate, state.settings.flowCache, state.vips));
-  for (const k of maps.keys('service_ids')) {
-    const v = maps.lookup('service_ids', k);
-    if (v && v.some((byte) => byte !== 0)) maps.update('service_ids', k, Buffer.alloc(v.length));
-  }
   for (const s of state.services) {
     const key = serviceKey(s.vip, s.port, s.proto);
     const value = serviceValue(s.id, s.tableSize, s.mode);
     maps.update('services', key, value);
-    maps.update('service_ids', u32le(s.id), Buffer.concat([key, value]));
   }
   for (const vip of state.vips) maps.update('vips', be32(vip), u32le(state.services.filter((s) => s.vip === vip).length));
-  for (const b of state.backends.values()) maps.update('backends', u32le(b.id), backendValue(b.ip, b.port, b.flags, b.serviceId));
+  for (const b of state.backends.values()) maps.update('backends', u32le(b.id), backendValue(b.ip, b.port, b.flags, b.serviceId, state.services));
   for (const r of state.reverse) maps.update('reverse', reverseKey(r.ip, r.port, r.proto), reverseValue(r.vip, r.vport, r.serviceId, r.backendId));
   for (const p of state.txPorts) maps.update('tx_ports', u32le(p), u32le(p));
   const innerFds: number[] = [];

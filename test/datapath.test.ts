@@ -351,7 +351,7 @@ describe('XDP data path: the per-CPU next-hop cache (nexthop_ttl_ns)', () => {
     assert.equal(actionOf(target, frame()), ACTION_NUMBER.redirect);
     const key = Buffer.alloc(4);
     key.writeUInt32LE(BACKEND_ID);
-    target.maps.update('backends', key, backendValue(ipToU32('198.18.1.99'), 0, BACKEND_ACTIVE, 3)); // no neighbour
+    target.maps.update('backends', key, backendValue(ipToU32('198.18.1.99'), 0, BACKEND_ACTIVE, 3, fixtureState(lab).services)); // no neighbour
     assert.equal(actionOf(target, frame()), ACTION_NUMBER.pass);
   });
 

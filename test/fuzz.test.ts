@@ -199,7 +199,7 @@ describe(`differential fuzz: bpf/lb.o vs test/refmodel.ts (${PACKETS} packets, s
       if (n === 3) {
         const b2 = state.backends.get(2)!;
         b2.flags = 0;
-        target.maps.update('backends', u32le(2), backendValue(b2.ip, b2.port, 0, b2.serviceId));
+        target.maps.update('backends', u32le(2), backendValue(b2.ip, b2.port, 0, b2.serviceId, state.services));
       }
     }
 

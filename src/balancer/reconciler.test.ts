@@ -125,7 +125,8 @@ function checkMaps(dp: Dataplane, state: DataplaneState): void {
       backendIds.add(bid);
       const flags = b.healthy ? LB.BACKEND_F_ACTIVE | (b.draining || b.weight === 0 ? LB.BACKEND_F_DRAINING : 0) : 0;
       assert.deepEqual(LbBackendCodec.decode(dp.map('backends').lookup(encodeU32(bid))!),
-        { ip: b.address, port: b.port, flags, serviceId: sid }, `${s.name} backend ${b.address}:${b.port}`);
+        { ip: b.address, port: b.port, flags, mode: s.mode === 'dsr' ? LB.MODE_DSR : LB.MODE_NAT, serviceId: sid,
+          vip: s.vip, vport: s.port, proto: proto[s.protocol] }, `${s.name} backend ${b.address}:${b.port}`);
       if (s.mode !== 'nat') continue;
       const rkey = LbReverseKeyCodec.encode({ ip: b.address, port: b.port || s.port, proto: proto[s.protocol] });
       reverseKeys.add(rkey.toString('hex'));
@@ -370,7 +371,7 @@ describe('reconciler write order', () => {
         },
       });
       const reconciler = new Reconciler({
-        services: watched('services', dp.map('services')), serviceIds: watched('service_ids', dp.map('service_ids')), vips: watched('vips', dp.map('vips')),
+        services: watched('services', dp.map('services')), vips: watched('vips', dp.map('vips')),
         maglev: watched('maglev', dp.map('maglev')), backends: watched('backends', dp.map('backends')),
         reverse: watched('reverse', dp.map('reverse')), settings: watched('settings', dp.map('settings')),
       }, { maxServices: 8, maxBackends: 32, maxVips: 256, maxReverse: 4096, maglevMaxSize: 65537 }, createMaglevTable);

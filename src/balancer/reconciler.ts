@@ -1,6 +1,6 @@
 /**
  * The reconciler: turns a DataplaneState into the balancer's map contents. Nothing else writes
- * the services / service_ids / vips / maglev / backends / reverse / settings maps.
+ * the services / vips / maglev / backends / reverse / settings maps.
  *
  * It compares the desired bytes with what the maps hold and writes only the difference (so a
  * second apply of the same state writes nothing), in an order where a packet never meets a
@@ -9,11 +9,11 @@
  *      the new VIPs' bits before any of them goes live);
  *   2. per service: a NEW inner Maglev array swapped in with one outer-map update, and the
  *      service entry, ordered so service.table_size never exceeds the installed table's size;
- *      then its service_ids entry (the same key and value by id, for the flow-cache hit path);
  *   3. vips (a VIP goes live only once its services are complete);
  *   4. backends that stop taking traffic (unhealthy) lose ACTIVE only after leaving the tables;
- *   5. what is gone: service_ids entries, vips, services, outer entries, reverse entries, then backends (ACTIVE
- *      cleared, then zeroed) and their counters;
+ *   5. what is gone: vips, services, outer entries, reverse entries, then backends (ACTIVE
+ *      cleared, then zeroed) and their counters (a removed service's flows cached on its
+ *      backends end there, at the end of the same apply);
  *   6. settings again: the VIP filter loses the bits of the VIPs that are gone.
  * Ids: services 1..maxServices-1 and backends 1..maxBackends-1, allocated round-robin so a
  * freed id is reused as late as possible (flow caches may still name it).
@@ -37,8 +37,6 @@ export interface KernelMap {
 
 export interface ReconcilerMaps {
   services: KernelMap;
-  /** ARRAY by service id: lb_service_ref (key and value of the service) */
-  serviceIds: KernelMap;
   vips: KernelMap;
   maglev: KernelMap;
   backends: KernelMap;
@@ -364,8 +362,6 @@ export class Reconciler {
         tablesSwapped.push(p.id);
       }
       if (!shrinkFirst && !current?.equals(value)) this.write(m.services, p.key, value);
-      const ref = Buffer.concat([p.key, value]);
-      if (!m.serviceIds.lookup(encodeU32(p.id))?.equals(ref)) this.write(m.serviceIds, encodeU32(p.id), ref);
       this.tableBackendKeys.set(p.id, new Map(p.backends.map((b) => [b.id, backendKey(b.spec)])));
     }
 
@@ -386,13 +382,8 @@ export class Reconciler {
       }
     }
 
-    // 5. What is gone. First the service_ids of services that are gone: their cached flows
-    // stop taking the hit path before anything else of theirs goes.
+    // 5. What is gone.
     const liveServiceIds = new Set(plans.map((p) => p.id));
-    for (const [hex, ref] of this.readAll(m.serviceIds)) {
-      const key = Buffer.from(hex, 'hex');
-      if (!liveServiceIds.has(decodeU32(key)) && ref.some((byte) => byte !== 0)) this.write(m.serviceIds, key, Buffer.alloc(ref.length));
-    }
     for (const hex of currentVips.keys()) {
       if (!vipCounts.has(bytesToIpv4(Buffer.from(hex, 'hex')))) this.remove(m.vips, Buffer.from(hex, 'hex'));
     }
@@ -489,7 +480,11 @@ export class Reconciler {
         }
         backends.push({
           spec: b, id: bid,
-          value: LbBackendCodec.encode({ ip: b.address, port: b.port, flags: backendFlags(b), serviceId: id } satisfies LbBackend),
+          // The owner service's key and mode ride along: the flow-cache hit path checks them.
+          value: LbBackendCodec.encode({
+            ip: b.address, port: b.port, flags: backendFlags(b), mode: s.mode === 'dsr' ? LB.MODE_DSR : LB.MODE_NAT,
+            serviceId: id, vip: s.vip, vport: s.port, proto: PROTO_NUMBER[s.protocol],
+          } satisfies LbBackend),
         });
       }
       const usable = backends.filter((b) => inTable(b.spec));

@@ -100,7 +100,7 @@ describe('codecs', () => {
   });
 
   test('round trips', () => {
-    const backend = { ip: '198.18.1.2', port: 5301, flags: LB.BACKEND_F_ACTIVE | LB.BACKEND_F_DRAINING, serviceId: 3 };
+    const backend = { ip: '198.18.1.2', port: 5301, flags: LB.BACKEND_F_ACTIVE | LB.BACKEND_F_DRAINING, mode: LB.MODE_DSR, serviceId: 3, vip: '198.18.100.1', vport: 80, proto: 6 };
     assert.deepEqual(LbBackendCodec.decode(LbBackendCodec.encode(backend)), backend);
     const rev = { vip: '198.18.100.1', vport: 0, serviceId: 2, backendId: 4095 };
     assert.deepEqual(LbReverseCodec.decode(LbReverseCodec.encode(rev)), rev);

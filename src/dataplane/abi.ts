@@ -218,14 +218,18 @@ function defineStruct<T>(cName: string, members: Array<[string, FieldKind | Stru
 export interface LbServiceKey { vip: string; port: number; proto: number }
 export interface LbService { id: number; tableSize: number; mode: number; flags: number }
 export interface LbVip { services: number }
-export interface LbBackend { ip: string; port: number; flags: number; serviceId: number }
+export interface LbBackend {
+  ip: string; port: number; flags: number; mode: number; serviceId: number;
+  /** the owner service's key */
+  vip: string; vport: number; proto: number;
+}
 export interface LbReverseKey { ip: string; port: number; proto: number }
 export interface LbReverse { vip: string; vport: number; serviceId: number; backendId: number }
 export interface LbSettings { fragPolicy: number; sampleRate: number; flowCache: number; vipFilter: number[] }
 export interface LbFlowKey { saddr: string; daddr: string; sport: number; dport: number; proto: number }
 export interface LbFlowEntry { key: LbFlowKey; backendId: number; check: number; referenced: number }
 export interface LbFlowSet { way: LbFlowEntry[] }
-export interface LbServiceRef { key: LbServiceKey; svc: LbService }
+
 export interface LbFlowStats { fwdPackets: number; fwdBytes: number; revPackets: number; revBytes: number }
 export interface LbCounter { packets: number; bytes: number }
 export interface LbEvent {
@@ -239,7 +243,8 @@ export const LbServiceCodec = defineStruct<LbService>('lb_service',
   [['id', 'u32'], ['table_size', 'u32'], ['mode', 'u8'], ['flags', 'u8'], ['pad', 'pad', 2]]);
 export const LbVipCodec = defineStruct<LbVip>('lb_vip', [['services', 'u32']]);
 export const LbBackendCodec = defineStruct<LbBackend>('lb_backend',
-  [['ip', 'ipv4'], ['port', 'be16'], ['flags', 'u8'], ['pad', 'pad'], ['service_id', 'u32']]);
+  [['ip', 'ipv4'], ['port', 'be16'], ['flags', 'u8'], ['mode', 'u8'], ['service_id', 'u32'],
+    ['vip', 'ipv4'], ['vport', 'be16'], ['proto', 'u8'], ['pad', 'pad']]);
 export const LbReverseKeyCodec = defineStruct<LbReverseKey>('lb_reverse_key',
   [['ip', 'ipv4'], ['port', 'be16'], ['proto', 'u8'], ['pad', 'pad']]);
 export const LbReverseCodec = defineStruct<LbReverse>('lb_reverse',
@@ -252,8 +257,7 @@ export const LbFlowEntryCodec = defineStruct<LbFlowEntry>('lb_flow_entry',
   [['key', LbFlowKeyCodec as StructCodec<unknown>], ['backend_id', 'u32'], ['check', 'u32'], ['referenced', 'u32']]);
 export const LbFlowSetCodec = defineStruct<LbFlowSet>('lb_flow_set',
   [['way', LbFlowEntryCodec as StructCodec<unknown>, LB.FLOW_WAYS]]);
-export const LbServiceRefCodec = defineStruct<LbServiceRef>('lb_service_ref',
-  [['key', LbServiceKeyCodec as StructCodec<unknown>], ['svc', LbServiceCodec as StructCodec<unknown>]]);
+
 export const LbFlowStatsCodec = defineStruct<LbFlowStats>('lb_flow_stats',
   [['fwd_packets', 'u64'], ['fwd_bytes', 'u64'], ['rev_packets', 'u64'], ['rev_bytes', 'u64']]);
 export const LbCounterCodec = defineStruct<LbCounter>('lb_counter', [['packets', 'u64'], ['bytes', 'u64']]);
@@ -266,7 +270,7 @@ export const LbEventCodec = defineStruct<LbEvent>('lb_event', [
 /** Every struct codec, keyed by its C name (the ABI test walks this list). */
 export const STRUCT_CODECS: readonly StructCodec<unknown>[] = [
   LbServiceKeyCodec, LbServiceCodec, LbVipCodec, LbBackendCodec, LbReverseKeyCodec, LbReverseCodec,
-  LbSettingsCodec, LbFlowKeyCodec, LbFlowEntryCodec, LbFlowSetCodec, LbServiceRefCodec, LbFlowStatsCodec, LbCounterCodec, LbEventCodec,
+  LbSettingsCodec, LbFlowKeyCodec, LbFlowEntryCodec, LbFlowSetCodec, LbFlowStatsCodec, LbCounterCodec, LbEventCodec,
 ] as readonly StructCodec<unknown>[];
 
 export const LB_SERVICE_KEY_SIZE = LbServiceKeyCodec.size;

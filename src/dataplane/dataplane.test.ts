@@ -206,12 +206,12 @@ describe('Dataplane on the real kernel', () => {
       meta.update(encodeU32(0), original);
       meta.close();
     }
-    // A build before service_ids existed pinned no such map (bpffs cannot rename: unpin, re-pin).
-    const pinned = path.join(PIN, 'maps', 'service_ids');
+    // A build with other maps pinned different names (bpffs cannot rename: unpin, re-pin).
+    const pinned = path.join(PIN, 'maps', 'reverse');
     const serviceIds = BpfMap.fromPin(pinned);
     fs.rmSync(pinned);
     try {
-      assert.throws(() => Dataplane.adopt(PIN), /another xdplb build \(no pinned service_ids\)/);
+      assert.throws(() => Dataplane.adopt(PIN), /another xdplb build \(no pinned reverse\)/);
     } finally {
       serviceIds.pin(pinned);
       serviceIds.close();

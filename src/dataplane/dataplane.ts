@@ -3,8 +3,8 @@
  * links after a restart. It owns the maps; every state change goes through the reconciler.
  *
  * Pin layout under a pin directory (default /sys/fs/bpf/xdplb):
- *   maps/<map name>   every map of the object (services, service_ids, vips, maglev, backends,
- *                     reverse, flows, settings, tx_ports, *_stats, events)
+ *   maps/<map name>   every map of the object (services, vips, maglev, backends, reverse,
+ *                     flows, settings, tx_ports, *_stats, events)
  *   links/<ifname>    one XDP bpf_link per attached interface
  *   prog              the xdp_lb program (testRun and replaceProgram after adopt)
  *   meta              a one-entry ARRAY: magic (= the maps' layout version), hash seed and
@@ -19,7 +19,7 @@ import {
 import { Reconciler, type ApplyResult, type ReconcilerMaps } from '../balancer/reconciler';
 import {
   LB, LbCounterCodec, LbEventCodec, LbFlowStatsCodec, LbServiceKeyCodec, LbServiceCodec, LbBackendCodec,
-  LbReverseKeyCodec, LbReverseCodec, LbFlowSetCodec, LbServiceRefCodec, LbSettingsCodec, LbVipCodec,
+  LbReverseKeyCodec, LbReverseCodec, LbFlowSetCodec, LbSettingsCodec, LbVipCodec,
   bytesToIpv4, decodePerCpuSum, decodeU32, encodeU32, type StructCodec,
 } from './abi';
 import {
@@ -31,7 +31,7 @@ export const PROGRAM_NAME = 'xdp_lb';
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/xdplb';
 /** Maps of bpf/lb.o, all pinned and all reused by replaceProgram. */
 export const MAP_NAMES = [
-  'services', 'service_ids', 'vips', 'maglev', 'backends', 'reverse', 'flows', 'settings', 'tx_ports',
+  'services', 'vips', 'maglev', 'backends', 'reverse', 'flows', 'settings', 'tx_ports',
   'service_stats', 'backend_stats', 'action_stats', 'reason_stats', 'events',
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
@@ -63,7 +63,7 @@ export interface MapEntriesPage { name: string; total: number; offset: number; e
 const META_SIZE = 16; // u32 magic, u32 hash seed, u32 maglevMaxSize, u32 reserved
 /** "xlb" + the maps' layout version: bumped whenever a map's type, key or value changes, so that
  * adopt refuses maps it cannot use instead of misreading them. */
-const META_MAGIC = 0x786c6232; // "xlb2": flows became an ARRAY of sets, service_ids was added
+const META_MAGIC = 0x786c6232; // "xlb2": flows became an ARRAY of sets, backends carry their service's key
 const META_MAGIC_PREFIX = 0x786c6200; // "xlb\0"
 
 /** The error for pins made by another build whose maps this one cannot reuse. */
@@ -117,7 +117,7 @@ export class Dataplane {
     this.hashSeed = hashSeed;
     this.maglevMaxSize = maglevMaxSize;
     const reconcilerMaps: ReconcilerMaps = {
-      services: maps.services, serviceIds: maps.service_ids, vips: maps.vips, maglev: maps.maglev, backends: maps.backends,
+      services: maps.services, vips: maps.vips, maglev: maps.maglev, backends: maps.backends,
       reverse: maps.reverse, settings: maps.settings, serviceStats: maps.service_stats,
       backendStats: maps.backend_stats,
     };
@@ -142,7 +142,7 @@ export class Dataplane {
     const sets = flowSets(positive(opts.maxFlows, LB.MAX_FLOWS, 'maxFlows'));
     const object = BpfObject.load(objectPath, {
       maxEntries: {
-        services: maxServices, service_ids: maxServices, maglev: maxServices, service_stats: maxServices,
+        services: maxServices, maglev: maxServices, service_stats: maxServices,
         // next_hops: the program's kernel-internal next-hop cache, one slot per backend id.
         backends: maxBackends, backend_stats: maxBackends, next_hops: maxBackends,
         flows: sets,
@@ -546,10 +546,6 @@ export class Dataplane {
         value: LbFlowSetCodec.decode(value).way.filter((w) => w.backendId !== 0)
           .map((w) => ({ ...w.key, backendId: w.backendId, backend: this.reconciler.backendName(w.backendId), referenced: w.referenced === 1 })),
       };
-      case 'service_ids': {
-        const ref = LbServiceRefCodec.decode(value);
-        return { key: index, value: { ...ref.key, ...ref.svc, name: this.reconciler.serviceName(index) } };
-      }
       case 'settings': return { key: index, value: LbSettingsCodec.decode(value) };
       case 'tx_ports': return { key: index, value: decodeU32(value) };
       case 'service_stats': return { key: index, value: { ...decodePerCpuSum(LbFlowStatsCodec, value, this.cpus), service: this.reconciler.serviceName(index) } };
