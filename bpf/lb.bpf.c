@@ -67,12 +67,12 @@ struct packet {
 	__u32 payload_len;      /* IP payload bytes according to tot_len */
 	__u32 frame_len;
 	const struct lb_settings *settings;
-	/* As received (for the trace event); ports 0 unless TCP/UDP. */
-	__be32 saddr;
-	__be32 daddr;
-	__be16 sport;
-	__be16 dport;
-	__u8 proto;
+	/* The 5-tuple as received (the flow cache's key and the trace event's); ports 0 unless
+	 * TCP/UDP. */
+	struct lb_flow_key flow;
+	/* The flow's set in flows and its flow cache hash, once the hot path has probed it. */
+	struct lb_flow_set *flow_set;
+	__u32 flow_cache_hash;
 	__u8 reason;
 	__u32 service_id;
 	__u32 backend_id;
@@ -149,6 +149,16 @@ static __always_inline struct lb_flow_set *flow_set(__u32 hash)
 	return bpf_map_lookup_elem(&flows, &index);
 }
 
+/* With the flow cache on: `key`'s set, its flow cache hash in *hash; NULL when the cache is off. */
+static __always_inline struct lb_flow_set *flow_cache_slot(const struct packet *p, const struct lb_flow_key *key,
+							   __u32 *hash)
+{
+	if (!p->settings->flow_cache)
+		return NULL;
+	*hash = flow_cache_hash(key);
+	return flow_set(*hash);
+}
+
 /* The backend id remembered for the flow in `set`, 0 when none (or a torn entry); marks the
  * entry referenced (a write only the first time after each eviction sweep of its set). */
 static __always_inline __u32 flow_cache_find(struct lb_flow_set *set, const struct lb_flow_key *key,
@@ -216,27 +226,24 @@ static __always_inline void flow_cache_remember(struct lb_flow_set *set, const s
 }
 
 /* The flow cache's backend if usable for svc (when `consult`), else the service's Maglev slot;
- * a Maglev choice is remembered if `remember`. `hash` is flow_hash() of key (the Maglev hash). */
+ * a Maglev choice is remembered if `remember`. `hash` is flow_hash() of key (the Maglev hash);
+ * `set` and `cache_hash` are flow_cache_slot()'s answer for key (set NULL: cache off). */
 static __always_inline struct lb_backend *pick_backend(struct packet *p, const struct lb_service *svc,
 						       const struct lb_flow_key *key, __u32 hash,
+						       struct lb_flow_set *set, __u32 cache_hash,
 						       int consult, int remember)
 {
-	struct lb_flow_set *set = NULL;
 	struct lb_backend *b;
-	__u32 slot, *id, cache_hash = 0;
+	__u32 slot, *id;
 	void *table;
 
-	if (p->settings->flow_cache) {
-		cache_hash = flow_cache_hash(key);
-		set = flow_set(cache_hash);
-		if (set && consult) {
-			__u32 cached = flow_cache_find(set, key, cache_hash);
+	if (set && consult) {
+		__u32 cached = flow_cache_find(set, key, cache_hash);
 
-			b = usable_backend(cached, svc->id);
-			if (b) {
-				p->backend_id = cached;
-				return b;
-			}
+		b = usable_backend(cached, svc->id);
+		if (b) {
+			p->backend_id = cached;
+			return b;
 		}
 	}
 	table = bpf_map_lookup_elem(&maglev, &svc->id);
@@ -287,7 +294,7 @@ static __always_inline __u32 decrement_ttl(struct iphdr *ip, __u32 diff)
  * re-checked because the verifier cannot tie a re-read protocol to the header size checked. */
 static __always_inline void update_l4_check(struct packet *p, __u32 diff)
 {
-	if (p->proto == IPPROTO_TCP) {
+	if (p->flow.proto == IPPROTO_TCP) {
 		struct tcphdr *tcp = p->l4;
 		if ((void *)(tcp + 1) > p->data_end)
 			return;
@@ -453,7 +460,7 @@ static __always_inline __u32 client_slot(__be32 client)
 /* False when the destination is surely not a VIP (settings.vip_filter, see lb_abi.h). */
 static __always_inline int maybe_vip(const struct packet *p)
 {
-	__u32 bit = (__u32)(bpf_ntohl(p->daddr) * LB_VIP_FILTER_MUL) >> 24;
+	__u32 bit = (__u32)(bpf_ntohl(p->flow.daddr) * LB_VIP_FILTER_MUL) >> 24;
 
 	return (p->settings->vip_filter[(bit >> 5) & (LB_VIP_FILTER_WORDS - 1)] >> (bit & 31)) & 1;
 }
@@ -473,28 +480,20 @@ static __always_inline int to_backend(struct packet *p, __u32 service_id, __u8 m
 	return forward(p, b->ip, LB_REASON_FORWARDED);
 }
 
-/* The packet's flow key (TCP/UDP with ports parsed). */
-static __always_inline void packet_flow(const struct packet *p, struct lb_flow_key *key)
-{
-	key->saddr = p->saddr;
-	key->daddr = p->daddr;
-	key->sport = p->sport;
-	key->dport = p->dport;
-	key->proto = p->proto;
-}
-
 /* TCP/UDP to a VIP with its service (or NULL: none), the flow cache already missed or off:
  * Maglev picks the backend (and the cache remembers it). */
 static __always_inline int to_service(struct packet *p, const struct lb_service *svc)
 {
-	struct lb_flow_key key = {};
+	const struct lb_flow_key *key = &p->flow;
 	struct lb_backend *b;
 
 	if (!svc)
 		return verdict(p, XDP_DROP, LB_REASON_NO_SERVICE);
 	p->service_id = svc->id;
-	packet_flow(p, &key);
-	b = pick_backend(p, svc, &key, flow_hash(key.saddr, key.daddr, key.sport, key.dport, key.proto), 0, 1);
+	if (!p->flow_set)       /* not probed by the hot path (a SYN, or the cache is off) */
+		p->flow_set = flow_cache_slot(p, key, &p->flow_cache_hash);
+	b = pick_backend(p, svc, key, flow_hash(key->saddr, key->daddr, key->sport, key->dport, key->proto),
+			 p->flow_set, p->flow_cache_hash, 0, 1);
 	if (!b)
 		return verdict(p, XDP_DROP, LB_REASON_NO_BACKEND);
 	return to_backend(p, svc->id, svc->mode, b);
@@ -506,29 +505,25 @@ static __always_inline int to_service(struct packet *p, const struct lb_service 
  * packet then takes the services/Maglev path). No hash map is consulted for an exact service. */
 static __always_inline int to_cached_backend(struct packet *p)
 {
-	struct lb_flow_key key = {};
-	struct lb_flow_set *set;
 	struct lb_backend *b;
-	__u32 hash, id;
+	__u32 id;
 
 	/* A SYN opens a new connection: it follows the current Maglev table (and replaces what
 	 * an old connection with the same 5-tuple left in the cache), as Katran does, so that a
 	 * reused client port cannot reach a draining backend. */
-	if (p->proto == IPPROTO_TCP && (((__u8 *)p->l4)[TCP_FLAGS_OFF] & (TCP_SYN | TCP_ACK)) == TCP_SYN)
+	if (p->flow.proto == IPPROTO_TCP && (((__u8 *)p->l4)[TCP_FLAGS_OFF] & (TCP_SYN | TCP_ACK)) == TCP_SYN)
 		return -1;
-	packet_flow(p, &key);
-	hash = flow_cache_hash(&key);
-	set = flow_set(hash);
-	if (!set)
+	p->flow_set = flow_cache_slot(p, &p->flow, &p->flow_cache_hash);
+	if (!p->flow_set)
 		return -1;
-	id = flow_cache_find(set, &key, hash);
+	id = flow_cache_find(p->flow_set, &p->flow, p->flow_cache_hash);
 	if (id == 0)
 		return -1;
 	b = bpf_map_lookup_elem(&backends, &id);
-	if (!b || !(b->flags & LB_BACKEND_F_ACTIVE) || b->vip != p->daddr || b->proto != p->proto)
+	if (!b || !(b->flags & LB_BACKEND_F_ACTIVE) || b->vip != p->flow.daddr || b->proto != p->flow.proto)
 		return -1;
-	if (b->vport != p->dport) {
-		struct lb_service_key exact = { .vip = p->daddr, .port = p->dport, .proto = p->proto };
+	if (b->vport != p->flow.dport) {
+		struct lb_service_key exact = { .vip = p->flow.daddr, .port = p->flow.dport, .proto = p->flow.proto };
 
 		if (b->vport != 0 || bpf_map_lookup_elem(&services, &exact))
 			return -1;
@@ -552,7 +547,7 @@ static __always_inline int send_reply(struct packet *p, struct cached_next_hop *
 /* Not to a VIP: a NAT-mode reply from a backend (exact source port, then any port), else not ours. */
 static __always_inline int from_backend(struct packet *p)
 {
-	struct lb_reverse_key key = { .ip = p->saddr, .port = p->sport, .proto = p->proto };
+	struct lb_reverse_key key = { .ip = p->flow.saddr, .port = p->flow.sport, .proto = p->flow.proto };
 	struct bpf_fib_lookup fib = {};
 	struct cached_next_hop *hop;
 	struct lb_reverse *rev;
@@ -569,9 +564,9 @@ static __always_inline int from_backend(struct packet *p)
 	 * what the kernel would not forward is left alone. NOT_FWDED covers both this host's own
 	 * addresses (a backend answering the daemon's health checks) and destinations with no
 	 * route; neither is a client of a VIP. A remembered next hop was a SUCCESS. */
-	hop = next_hop_slot(&client_next_hops, client_slot(p->daddr));
-	remembered = hop && next_hop_fresh(p, hop, p->daddr);
-	rc = remembered ? BPF_FIB_LKUP_RET_SUCCESS : next_hop(p, p->daddr, &fib);
+	hop = next_hop_slot(&client_next_hops, client_slot(p->flow.daddr));
+	remembered = hop && next_hop_fresh(p, hop, p->flow.daddr);
+	rc = remembered ? BPF_FIB_LKUP_RET_SUCCESS : next_hop(p, p->flow.daddr, &fib);
 	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED)
 		return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
 	p->service_id = rev->service_id;
@@ -664,9 +659,10 @@ static __always_inline int icmp_error_to_backend(struct packet *p)
 	struct iphdr *inner = (void *)(icmp + 1);
 	struct l4_ports *ports;
 	struct lb_flow_key key = {};
+	struct lb_flow_set *set;
 	struct lb_service *svc;
 	struct lb_backend *b;
-	__u32 inner_len, quoted = p->payload_len - sizeof(*icmp);
+	__u32 cache_hash = 0, inner_len, quoted = p->payload_len - sizeof(*icmp);
 	int l4_check_off = 0;
 
 	if ((void *)(inner + 1) > p->data_end || quoted < sizeof(*inner))
@@ -678,7 +674,7 @@ static __always_inline int icmp_error_to_backend(struct packet *p)
 	if ((void *)(ports + 1) > p->data_end)
 		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
 	if ((inner->protocol != IPPROTO_TCP && inner->protocol != IPPROTO_UDP) ||
-	    inner->saddr != p->daddr)
+	    inner->saddr != p->flow.daddr)
 		return verdict(p, XDP_DROP, LB_REASON_ICMP_UNSUPPORTED);
 
 	svc = find_service(inner->saddr, ports->source, inner->protocol);
@@ -691,7 +687,9 @@ static __always_inline int icmp_error_to_backend(struct packet *p)
 	key.dport = ports->source;
 	key.proto = inner->protocol;
 	/* An error must not create flow state. */
-	b = pick_backend(p, svc, &key, flow_hash(key.saddr, key.daddr, key.sport, key.dport, key.proto), 1, 0);
+	set = flow_cache_slot(p, &key, &cache_hash);
+	b = pick_backend(p, svc, &key, flow_hash(key.saddr, key.daddr, key.sport, key.dport, key.proto),
+			 set, cache_hash, 1, 0);
 	if (!b)
 		return verdict(p, XDP_DROP, LB_REASON_NO_BACKEND);
 	if (svc->mode == LB_MODE_DSR)
@@ -738,20 +736,20 @@ static __always_inline int process(struct packet *p)
 	proto = parse_iphdr(&c, &p->ip, &p->payload_len);
 	if (proto == PARSE_ERROR)
 		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
-	p->saddr = p->ip->saddr;
-	p->daddr = p->ip->daddr;
-	p->proto = proto;
+	p->flow.saddr = p->ip->saddr;
+	p->flow.daddr = p->ip->daddr;
+	p->flow.proto = proto;
 	is_fragment = (bpf_ntohs(p->ip->frag_off) & (IP_MF | IP_OFFSET)) != 0;
 	vip = maybe_vip(p);
 
 	/* Whole TCP/UDP packets carry ports: VIP traffic and NAT replies both need them. */
 	if (!is_fragment && (proto == IPPROTO_TCP || proto == IPPROTO_UDP) &&
 	    parse_l4(&c, proto, p->payload_len, &p->l4) != PARSE_ERROR) {
-		struct lb_service_key key = { .vip = p->daddr, .proto = proto };
+		struct lb_service_key key = { .vip = p->flow.daddr, .proto = proto };
 
 		has_ports = 1;
-		p->sport = ((struct l4_ports *)p->l4)->source;
-		p->dport = ((struct l4_ports *)p->l4)->dest;
+		p->flow.sport = ((struct l4_ports *)p->l4)->source;
+		p->flow.dport = ((struct l4_ports *)p->l4)->dest;
 		if (!vip)
 			return from_backend(p);
 		/* Hot path: a remembered flow of a live service. Then an exact service match
@@ -763,13 +761,13 @@ static __always_inline int process(struct packet *p)
 			if (action >= 0)
 				return action;
 		}
-		key.port = p->dport;
+		key.port = p->flow.dport;
 		svc = bpf_map_lookup_elem(&services, &key);
 		if (svc)
 			return to_service(p, svc);
 	}
 
-	if (!vip || !bpf_map_lookup_elem(&vips, &p->daddr)) {
+	if (!vip || !bpf_map_lookup_elem(&vips, &p->flow.daddr)) {
 		/* Replies come from backends as whole TCP/UDP packets; anything else is not ours. */
 		if (!has_ports)
 			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
@@ -780,7 +778,7 @@ static __always_inline int process(struct packet *p)
 		return verdict(p, p->settings->frag_policy == LB_FRAG_PASS ? XDP_PASS : XDP_DROP,
 			       LB_REASON_FRAGMENT);
 	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
-		struct lb_service_key key = { .vip = p->daddr, .port = 0, .proto = proto };
+		struct lb_service_key key = { .vip = p->flow.daddr, .port = 0, .proto = proto };
 
 		if (!has_ports)
 			return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
@@ -836,11 +834,11 @@ static __always_inline void emit_event(struct packet *p, int action)
 	e->pkt_len = p->frame_len;
 	e->service_id = p->service_id;
 	e->backend_id = p->backend_id;
-	e->saddr = p->saddr;
-	e->daddr = p->daddr;
-	e->sport = p->sport;
-	e->dport = p->dport;
-	e->proto = p->proto;
+	e->saddr = p->flow.saddr;
+	e->daddr = p->flow.daddr;
+	e->sport = p->flow.sport;
+	e->dport = p->flow.dport;
+	e->proto = p->flow.proto;
 	e->action = action;
 	e->reason = p->reason;
 	e->pad = 0;
