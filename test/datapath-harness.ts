@@ -5,15 +5,13 @@
  * reconciler, so that every branch of the program can be reached on purpose.
  */
 import { flowCacheHash, vipFilterWords } from '../src/dataplane/jhash';
-import { FLOW_WAYS, type ModelService, type ModelState } from './refmodel';
+import { LB, LbFlowEntryCodec } from '../src/dataplane/abi';
+import { type ModelService, type ModelState } from './refmodel';
 
 /** Sets of the flows map in the data-path tests (program and model alike). */
 export const TEST_FLOW_SETS = 256;
 /** sizeof(struct lb_flow_entry) */
-const FLOW_ENTRY_BYTES = 28;
-const FLOW_CHECK_MUL = 0x9e3779b1;
-/** LB_VIP_FILTER_WORDS */
-const FILTER_WORDS = 8;
+const FLOW_ENTRY_BYTES = LbFlowEntryCodec.size;
 
 /** The few map operations the harness needs (implemented over src/bpf by the tests). */
 export interface MapAccess {
@@ -59,7 +57,7 @@ export function reverseValue(vip: number, vport: number, serviceId: number, back
 }
 /** The settings entry; `vips` (host-order addresses) fill its VIP filter, as the reconciler does. */
 export function settingsValue(fragPolicy: number, sampleRate: number, flowCache: boolean, vips: Iterable<number>): Buffer {
-  const v = Buffer.alloc(16 + 4 * FILTER_WORDS);
+  const v = Buffer.alloc(16 + 4 * LB.VIP_FILTER_WORDS);
   v.writeUInt32LE(fragPolicy, 0); v.writeUInt32LE(sampleRate, 4); v.writeUInt32LE(flowCache ? 1 : 0, 8);
   vipFilterWords(vips).forEach((w, i) => v.writeUInt32LE(w, 16 + 4 * i));
   return v;
@@ -72,7 +70,7 @@ export function flowKeyBytes(saddr: number, daddr: number, sport: number, dport:
 
 /** The flows map's check word of an entry (see struct lb_flow_entry). */
 export function flowCheck(hash: number, backendId: number): number {
-  return (hash ^ Math.imul(backendId, FLOW_CHECK_MUL)) >>> 0;
+  return (hash ^ Math.imul(backendId, LB.FLOW_CHECK_MUL)) >>> 0;
 }
 
 /** Makes the flows map hold exactly the model's flow cache (zeroes every set in use first). */
@@ -84,7 +82,7 @@ export function installFlows(maps: MapAccess, state: ModelState): void {
   const sets = new Map<number, Buffer>();
   for (const e of state.flows.entries()) {
     const [saddr, daddr, sport, dport, proto] = e.key.split(':').map(Number);
-    const set = sets.get(e.set) ?? Buffer.alloc(FLOW_WAYS * FLOW_ENTRY_BYTES);
+    const set = sets.get(e.set) ?? Buffer.alloc(LB.FLOW_WAYS * FLOW_ENTRY_BYTES);
     const at = e.way * FLOW_ENTRY_BYTES;
     flowKeyBytes(saddr, daddr, sport, dport, proto).copy(set, at);
     set.writeUInt32LE(e.backendId, at + 16);

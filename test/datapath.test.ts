@@ -10,6 +10,7 @@ import { enterNetns, RingBuffer } from '../src/bpf';
 import {
   checksumProblems, parseFrame, buildFrame, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
 } from '../src/dataplane/packet';
+import { LbFlowEntryCodec } from '../src/dataplane/abi';
 import { flowCacheHash, flowHash } from '../src/dataplane/jhash';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
 import {
@@ -223,7 +224,8 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     const index = Buffer.alloc(4);
     index.writeUInt32LE(flows.entries()[0].set);
     const set = target.maps.lookup('flows', index)!;
-    set.writeUInt32LE((set.readUInt32LE(flows.entries()[0].way * 28 + 20) ^ 1) >>> 0, flows.entries()[0].way * 28 + 20);
+    const checkAt = flows.entries()[0].way * LbFlowEntryCodec.size + LbFlowEntryCodec.fields.find((f) => f.c === 'check')!.offset;
+    set.writeUInt32LE((set.readUInt32LE(checkAt) ^ 1) >>> 0, checkAt);
     target.maps.update('flows', index, set);
     assert.deepEqual(readFlows(target.maps, state.seed), [`${flowKey(...key)}=2 (bad check)`]);
     const frame = buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport, dport: 80, flags: 0x10 } });

@@ -4,6 +4,7 @@
  * hash, same incremental checksum arithmetic. The fuzz test runs random packets through both
  * and requires identical verdicts and output frames.
  */
+import { LB } from '../src/dataplane/abi';
 import { flowCacheHash, flowHash } from '../src/dataplane/jhash';
 
 export const XDP_DROP = 1;
@@ -62,7 +63,7 @@ export function flowKey(saddr: number, daddr: number, sport: number, dport: numb
   return `${saddr}:${daddr}:${sport}:${dport}:${proto}`;
 }
 
-export const FLOW_WAYS = 4;
+const FLOW_WAYS = LB.FLOW_WAYS;
 
 /** One remembered flow of the flows map: set index, way, flowKey(), backend id, NRU mark. */
 export interface FlowCacheEntry { set: number; way: number; key: string; backendId: number; referenced: boolean }

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { setUpHttpTopology, tearDownHttpTopology, httpLbNapiPids, type HttpTopology } from './http-topology';
 import { balancerConfig, originConfig, startHaproxy, stopHaproxy, type HaproxyInstance } from './haproxy';
 import { addNftDnat, removeNftDnat } from './nft';
-import { runWrk } from './wrk';
+import { runWrk, type WrkResult } from './wrk';
 import { withBenchLock } from './lock';
 import { run, tryRun } from './exec';
 import { tasksCpuNs } from './netns';
@@ -27,14 +27,8 @@ export interface HttpLbCase {
   url(topology: HttpTopology): string;
 }
 
-/** One wrk run. */
-export interface HttpRep {
-  requests: number;
-  seconds: number;
-  requestsPerSecond: number;
-  latencyUs: { p50: number; p99: number; p999: number; max: number };
-  errors: number;
-  non2xx: number;
+/** One wrk run, with what the lb spent on it. */
+export interface HttpRep extends WrkResult {
   /** lb CPU (NAPI threads + lb processes) per request, microseconds. */
   lbCpuUsPerRequest: number | null;
   /** lb CPU time over wall time: 1.0 = one CPU busy. */

@@ -1,7 +1,9 @@
 /**
  * Bob Jenkins' lookup3 as the kernel's jhash2(), bit-identical to bpf/jhash.h, and the flow
- * hash the XDP program picks Maglev slots with (test/datapath.test.ts checks both agree).
+ * hash the XDP program picks Maglev slots with (test/datapath.test.ts checks both agree); also
+ * the program's other two hashes: the flow cache's and the VIP filter's.
  */
+import { LB } from './abi';
 
 const JHASH_INITVAL = 0xdeadbeef;
 
@@ -81,12 +83,12 @@ export function flowCacheHash(saddr: number, daddr: number, sport: number, dport
 
 /** The settings.vip_filter bit of a VIP (host-order u32 address), as bpf/lb.bpf.c maybe_vip() computes it. */
 export function vipFilterBit(address: number): number {
-  return Math.imul(address >>> 0, 0x9e3779b1) >>> 24;
+  return Math.imul(address >>> 0, LB.VIP_FILTER_MUL) >>> 24;
 }
 
-/** settings.vip_filter words with the bit of every address set (8 x u32, 256 bits). */
+/** settings.vip_filter words (LB.VIP_FILTER_WORDS x u32) with the bit of every address set. */
 export function vipFilterWords(addresses: Iterable<number>): number[] {
-  const words = new Array<number>(8).fill(0);
+  const words = new Array<number>(LB.VIP_FILTER_WORDS).fill(0);
   for (const a of addresses) {
     const bit = vipFilterBit(a);
     words[bit >>> 5] = (words[bit >>> 5] | (1 << (bit & 31))) >>> 0;

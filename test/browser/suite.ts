@@ -326,6 +326,28 @@ export async function runBrowserSuite(baseUrl: string, creds: BrowserSuiteCreds,
   }
 }
 
+/**
+ * Launches Chromium, opens one 1280 x `height` page logged in as `creds`, runs `fn` with it and
+ * the console errors it collects, and closes the browser whatever happens.
+ * @throws Error when Chromium is missing; whatever `fn` or the login throws
+ */
+async function withLoggedInPage<T>(base: string, creds: Credentials, chromiumPathOption: string | undefined, height: number,
+  fn: (page: Page, errors: string[]) => Promise<T>): Promise<T> {
+  const exe = chromiumPath(chromiumPathOption);
+  if (!fs.existsSync(exe)) throw new Error(`Chromium not found at ${exe} (scripts/setup.sh installs Debian's chromium)`);
+  const browser = await chromium.launch({ executablePath: exe, args: CHROMIUM_ARGS });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height } });
+    const errors: string[] = [];
+    page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
+    page.on('pageerror', (err) => errors.push(err.message));
+    await login(page, base, creds);
+    return await fn(page, errors);
+  } finally {
+    await browser.close();
+  }
+}
+
 async function login(page: Page, base: string, creds: Credentials): Promise<void> {
   await page.goto(`${base}/`);
   await page.fill('#login-user', creds.username);
@@ -409,17 +431,9 @@ async function checkPage(page: Page, name: PageName, expectTraceEvents: boolean)
  */
 export async function checkBenchResults(baseUrl: string, creds: Credentials, opts: Pick<BrowserSuiteOptions, 'label' | 'screenshotDir' | 'chromiumPath'> = {}): Promise<string[]> {
   const base = baseUrl.replace(/\/+$/, '');
-  const exe = chromiumPath(opts.chromiumPath);
-  if (!fs.existsSync(exe)) throw new Error(`Chromium not found at ${exe} (scripts/setup.sh installs Debian's chromium)`);
   const shotDir = opts.screenshotDir ?? path.join(repoRoot(), 'test-artifacts', 'screenshots');
   fs.mkdirSync(shotDir, { recursive: true });
-  const browser = await chromium.launch({ executablePath: exe, args: CHROMIUM_ARGS });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const errors: string[] = [];
-    page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
-    page.on('pageerror', (err) => errors.push(err.message));
-    await login(page, base, creds);
+  return withLoggedInPage(base, creds, opts.chromiumPath, 900, async (page, errors) => {
     await gotoPage(page, base, 'bench');
     await page.waitForSelector('[data-bench-section]', { timeout: WAIT_MS });
     const sections = await page.locator('[data-bench-section]').evaluateAll((els) => els.map((e: any) => String(e.dataset.benchSection)));
@@ -429,9 +443,7 @@ export async function checkBenchResults(baseUrl: string, creds: Credentials, opt
     await page.screenshot({ path: path.join(shotDir, `${opts.label ?? 'dashboard'}-bench-results-1280.png`), fullPage: true });
     assert.deepEqual(errors, [], 'no console errors on the Benchmarks page');
     return sections;
-  } finally {
-    await browser.close();
-  }
+  });
 }
 
 /**
@@ -442,13 +454,7 @@ export async function checkBenchResults(baseUrl: string, creds: Credentials, opt
  */
 export async function checkStreamReconnect(baseUrl: string, creds: Credentials, drop: () => void, opts: Pick<BrowserSuiteOptions, 'chromiumPath'> = {}): Promise<void> {
   const base = baseUrl.replace(/\/+$/, '');
-  const browser = await chromium.launch({ executablePath: chromiumPath(opts.chromiumPath), args: CHROMIUM_ARGS });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-    const errors: string[] = [];
-    page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
-    page.on('pageerror', (err) => errors.push(err.message));
-    await login(page, base, creds);
+  await withLoggedInPage(base, creds, opts.chromiumPath, 800, async (page, errors) => {
     await page.waitForSelector('.live[data-status=live]', { timeout: WAIT_MS });
     await waitForChange(page, '[data-testid=stats-at]');
     drop();
@@ -456,9 +462,7 @@ export async function checkStreamReconnect(baseUrl: string, creds: Credentials, 
     await page.waitForSelector('.live[data-status=live]', { timeout: WAIT_MS });
     await waitForChange(page, '[data-testid=stats-at]');
     assert.deepEqual(errors, [], 'no console errors across the reconnect');
-  } finally {
-    await browser.close();
-  }
+  });
 }
 
 /**
@@ -471,13 +475,7 @@ export async function checkHealthChangeShown(baseUrl: string, creds: Credentials
   setHealth: (state: 'up' | 'down') => Promise<void>, opts: Pick<BrowserSuiteOptions, 'chromiumPath' | 'label' | 'screenshotDir'> = {}): Promise<void> {
   const base = baseUrl.replace(/\/+$/, '');
   const shotDir = opts.screenshotDir ?? path.join(repoRoot(), 'test-artifacts', 'screenshots');
-  const browser = await chromium.launch({ executablePath: chromiumPath(opts.chromiumPath), args: CHROMIUM_ARGS });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const errors: string[] = [];
-    page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
-    page.on('pageerror', (err) => errors.push(err.message));
-    await login(page, base, creds);
+  await withLoggedInPage(base, creds, opts.chromiumPath, 900, async (page, errors) => {
     await gotoPage(page, base, 'overview');
     const row = page.locator(`tr.row-service[data-service="${service}"] ~ tr.row-backend:has(td:text-is("${backend}"))`).first();
     await row.locator('.badge-ok:text-is("up")').waitFor({ timeout: WAIT_MS });
@@ -488,7 +486,5 @@ export async function checkHealthChangeShown(baseUrl: string, creds: Credentials
       if (state === 'down') await page.screenshot({ path: path.join(shotDir, `${opts.label ?? 'dashboard'}-overview-backend-down-1280.png`), fullPage: true });
     }
     assert.deepEqual(errors, [], 'no console errors while health changed');
-  } finally {
-    await browser.close();
-  }
+  });
 }
