@@ -27,6 +27,7 @@
 char LICENSE[] SEC("license") = "GPL";
 
 _Static_assert(LB_FLOW_WAYS == 1 << LB_FLOW_WAYS_BITS, "LB_FLOW_WAYS is 2^LB_FLOW_WAYS_BITS");
+_Static_assert(sizeof(struct lb_flow_key) == 2 * sizeof(__u64), "flow_word() reads a key as two u64");
 
 /* Load-time knob: seed of the flow hash; every balancer node behind one ECMP group uses the same. */
 const volatile __u32 hash_seed = 0;
@@ -69,7 +70,7 @@ struct packet {
 	const struct lb_settings *settings;
 	/* The 5-tuple as received (the flow cache's key and the trace event's); ports 0 unless
 	 * TCP/UDP. */
-	struct lb_flow_key flow;
+	struct lb_flow_key flow __attribute__((aligned(8)));  /* read as two u64 (flow_word) */
 	/* The flow's set in flows and its flow cache hash, once the hot path has probed it. */
 	struct lb_flow_set *flow_set;
 	__u32 flow_cache_hash;
@@ -119,22 +120,25 @@ static __always_inline __u32 flow_check(__u32 hash, __u32 backend_id)
 	return hash ^ (__u32)(backend_id * LB_FLOW_CHECK_MUL);
 }
 
+/* The key as two 64-bit words ({saddr, daddr} and {sport, dport, proto, pad}); pad is always 0. */
+static __always_inline __u64 flow_word(const struct lb_flow_key *k, int i)
+{
+	return ((const __u64 *)k)[i];
+}
+
 static __always_inline int same_flow(const struct lb_flow_key *a, const struct lb_flow_key *b)
 {
-	return a->saddr == b->saddr && a->daddr == b->daddr && a->sport == b->sport &&
-	       a->dport == b->dport && a->proto == b->proto;
+	return flow_word(a, 0) == flow_word(b, 0) && flow_word(a, 1) == flow_word(b, 1);
 }
 
 /* The flow cache's hash of a flow (set index, check word, victim way): two 64-bit multiplies and
- * a fold, cheaper than jhash (the cache is this node's own, so it need not be the Maglev hash);
- * seeded, so that nobody outside can aim flows at one set. Host-order words, as
- * src/dataplane/jhash.ts flowCacheHash computes it. */
+ * a fold over the key's two words as they sit in memory, cheaper than jhash (the cache is this
+ * node's own, so it need not be the Maglev hash and need not agree across architectures);
+ * seeded, so that nobody outside can aim flows at one set. src/dataplane/jhash.ts
+ * flowCacheHash computes the same on a little-endian host. */
 static __always_inline __u32 flow_cache_hash(const struct lb_flow_key *k)
 {
-	__u64 a = ((__u64)bpf_ntohl(k->saddr) << 32) | bpf_ntohl(k->daddr);
-	__u64 b = (((__u64)bpf_ntohs(k->sport) << 24) | ((__u64)bpf_ntohs(k->dport) << 8) | k->proto) ^
-		  hash_seed;
-	__u64 h = (a * 0x9e3779b97f4a7c15ULL) ^ (b * 0xc2b2ae3d27d4eb4fULL);
+	__u64 h = (flow_word(k, 0) * 0x9e3779b97f4a7c15ULL) ^ ((flow_word(k, 1) ^ hash_seed) * 0xc2b2ae3d27d4eb4fULL);
 
 	h ^= h >> 32;
 	h *= 0x165667b19e3779f9ULL;
@@ -290,6 +294,18 @@ static __always_inline __u32 decrement_ttl(struct iphdr *ip, __u32 diff)
 	return csum_diff16(diff, old, new);
 }
 
+/* The checksum difference of TTL - 1 without reading the word: ~old + (old - 0x0100) is
+ * -0x0100 in ones'-complement arithmetic, whatever the old word (TTL >= 2: no borrow). */
+#define TTL_DECREMENT_DIFF ((__u16)~bpf_htons(0x0100))
+
+/* TTL - 1 (callers ensure TTL >= 2); the checksum difference is TTL_DECREMENT_DIFF. */
+static __always_inline void decrement_ttl_only(struct iphdr *ip)
+{
+	__u16 *word = (__u16 *)&ip->ttl;
+
+	*word -= bpf_htons(0x0100);
+}
+
 /* Applies a pseudo-header/port difference to the TCP or UDP checksum at `l4`. The TCP bound is
  * re-checked because the verifier cannot tie a re-read protocol to the header size checked. */
 static __always_inline void update_l4_check(struct packet *p, __u32 diff)
@@ -305,41 +321,38 @@ static __always_inline void update_l4_check(struct packet *p, __u32 diff)
 	}
 }
 
-/* NAT forward: destination VIP(:port) -> backend(:port), TTL - 1, checksums. */
+/* NAT forward: destination VIP(:port) -> backend(:port), TTL - 1, checksums. The address
+ * difference is computed once: the IP header and the L4 pseudo-header both cover daddr. */
 static __always_inline void nat_to_backend(struct packet *p, const struct lb_backend *b)
 {
 	struct iphdr *ip = p->ip;
 	struct l4_ports *ports = p->l4;
-	__u32 ip_diff, l4_diff;
+	__u32 addr_diff = csum_diff32(0, p->flow.daddr, b->ip), l4_diff = addr_diff;
 
-	ip_diff = decrement_ttl(ip, 0);
-	ip_diff = csum_diff32(ip_diff, ip->daddr, b->ip);
-	l4_diff = csum_diff32(0, ip->daddr, b->ip);
+	decrement_ttl_only(ip);
 	ip->daddr = b->ip;
-	if (b->port && b->port != ports->dest) {
-		l4_diff = csum_diff16(l4_diff, ports->dest, b->port);
+	if (b->port && b->port != p->flow.dport) {
+		l4_diff = csum_diff16(l4_diff, p->flow.dport, b->port);
 		ports->dest = b->port;
 	}
-	ip->check = csum_apply(ip->check, ip_diff);
+	ip->check = csum_apply(ip->check, addr_diff + TTL_DECREMENT_DIFF);
 	update_l4_check(p, l4_diff);
 }
 
-/* NAT reply: source backend(:port) -> VIP(:vport), TTL - 1, checksums. */
+/* NAT reply: source backend(:port) -> VIP(:vport), TTL - 1, checksums (as nat_to_backend). */
 static __always_inline void nat_to_client(struct packet *p, const struct lb_reverse *rev)
 {
 	struct iphdr *ip = p->ip;
 	struct l4_ports *ports = p->l4;
-	__u32 ip_diff, l4_diff;
+	__u32 addr_diff = csum_diff32(0, p->flow.saddr, rev->vip), l4_diff = addr_diff;
 
-	ip_diff = decrement_ttl(ip, 0);
-	ip_diff = csum_diff32(ip_diff, ip->saddr, rev->vip);
-	l4_diff = csum_diff32(0, ip->saddr, rev->vip);
+	decrement_ttl_only(ip);
 	ip->saddr = rev->vip;
-	if (rev->vport && rev->vport != ports->source) {
-		l4_diff = csum_diff16(l4_diff, ports->source, rev->vport);
+	if (rev->vport && rev->vport != p->flow.sport) {
+		l4_diff = csum_diff16(l4_diff, p->flow.sport, rev->vport);
 		ports->source = rev->vport;
 	}
-	ip->check = csum_apply(ip->check, ip_diff);
+	ip->check = csum_apply(ip->check, addr_diff + TTL_DECREMENT_DIFF);
 	update_l4_check(p, l4_diff);
 }
 
@@ -658,7 +671,7 @@ static __always_inline int icmp_error_to_backend(struct packet *p)
 	struct icmphdr *icmp = p->l4;
 	struct iphdr *inner = (void *)(icmp + 1);
 	struct l4_ports *ports;
-	struct lb_flow_key key = {};
+	struct lb_flow_key key __attribute__((aligned(8))) = {};
 	struct lb_flow_set *set;
 	struct lb_service *svc;
 	struct lb_backend *b;

@@ -70,15 +70,25 @@ const MASK64 = (1n << 64n) - 1n;
 
 /**
  * The program's flow cache hash (bpf/lb.bpf.c flow_cache_hash): picks a flow's set in the flows
- * map and seeds its check word. Host-order addresses (u32, see ipToU32) and ports.
+ * map and seeds its check word. Takes host-order addresses (u32, see ipToU32) and ports; the
+ * program hashes the key's two 64-bit words as they sit in memory (network-order fields read on
+ * a little-endian host), which this rebuilds.
  */
 export function flowCacheHash(saddr: number, daddr: number, sport: number, dport: number, proto: number, seed: number): number {
-  const a = (BigInt(saddr >>> 0) << 32n) | BigInt(daddr >>> 0);
-  const b = ((BigInt(sport) << 24n) | (BigInt(dport) << 8n) | BigInt(proto)) ^ BigInt(seed >>> 0);
+  const a = (BigInt(bswap32(daddr)) << 32n) | BigInt(bswap32(saddr));
+  const b = ((BigInt(proto) << 32n) | (BigInt(bswap16(dport)) << 16n) | BigInt(bswap16(sport))) ^ BigInt(seed >>> 0);
   let h = ((a * 0x9e3779b97f4a7c15n) & MASK64) ^ ((b * 0xc2b2ae3d27d4eb4fn) & MASK64);
   h ^= h >> 32n;
   h = (h * 0x165667b19e3779f9n) & MASK64;
   return Number(h >> 32n);
+}
+
+function bswap32(x: number): number {
+  return (((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | ((x >>> 24) & 0xff)) >>> 0;
+}
+
+function bswap16(x: number): number {
+  return ((x & 0xff) << 8) | ((x >>> 8) & 0xff);
 }
 
 /** The settings.vip_filter bit of a VIP (host-order u32 address), as bpf/lb.bpf.c maybe_vip() computes it. */
