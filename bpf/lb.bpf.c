@@ -378,6 +378,15 @@ static __always_inline int next_hop(struct packet *p, __be32 dst, struct bpf_fib
 	return bpf_fib_lookup(p->ctx, fib, sizeof(*fib), 0);
 }
 
+/* Writes both MACs (12 bytes) as one u64 and one u32: the frame needs no alignment for that on
+ * the architectures XDP runs on (the verifier checks packet alignment only where the CPU needs
+ * it), and `macs` is 8-byte aligned in struct cached_next_hop. */
+static __always_inline void copy_macs(struct ethhdr *eth, const struct mac_pair *macs)
+{
+	*(__u64 *)eth = *(const __u64 *)macs;
+	*(__u32 *)((void *)eth + 8) = *(const __u32 *)((const void *)macs + 8);
+}
+
 /* Writes the next hop's MACs (`macs`: destination then source) and sends the packet: TX on the
  * ingress interface, REDIRECT through tx_ports otherwise (PASS when the egress is not there). */
 static __always_inline int send_to(struct packet *p, __u32 egress_ifindex,
@@ -385,8 +394,7 @@ static __always_inline int send_to(struct packet *p, __u32 egress_ifindex,
 {
 	int action;
 
-	/* struct ethhdr is packed (byte-aligned): the cast lets the copy move halfwords. */
-	*(struct mac_pair *)p->eth = *macs;
+	copy_macs(p->eth, macs);
 	if (egress_ifindex == p->ingress_ifindex)
 		return verdict(p, XDP_TX, sent_reason);
 	action = bpf_redirect_map(&tx_ports, egress_ifindex, XDP_PASS);
@@ -399,7 +407,7 @@ static __always_inline int send_to(struct packet *p, __u32 egress_ifindex,
  * kernel when there is none. */
 static __always_inline int send(struct packet *p, int rc, struct bpf_fib_lookup *fib, __u8 sent_reason)
 {
-	struct mac_pair macs;
+	struct mac_pair macs __attribute__((aligned(8)));  /* copy_macs reads it as u64 + u32 */
 
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return verdict(p, XDP_PASS, LB_REASON_NO_NEIGH);
@@ -442,20 +450,29 @@ static __always_inline struct cached_next_hop *next_hop_slot(void *cache, __u32 
 	return bpf_map_lookup_elem(cache, &index);
 }
 
-/* Sends the packet to `dst` through the remembered next hop in `hop` (may be NULL) while it is
- * fresh, else through the kernel's FIB (a SUCCESS is remembered in `hop`). */
-static __always_inline int forward_via(struct packet *p, struct cached_next_hop *hop, __be32 dst,
-				       __u8 sent_reason)
+/* forward_via() without a fresh next hop: asks the kernel's FIB (a SUCCESS is remembered in
+ * `hop`). A subprogram, not inlined, so that the compiler cannot hoist zeroing the 64-byte
+ * lookup struct into the common path where the remembered next hop answers. */
+static __noinline int forward_via_fib(struct packet *p, struct cached_next_hop *hop, __be32 dst,
+				      __u8 sent_reason)
 {
 	struct bpf_fib_lookup fib = {};
 	int rc;
 
-	if (hop && next_hop_fresh(p, hop, dst))
-		return send_to(p, hop->egress_ifindex, &hop->macs, sent_reason);
 	rc = next_hop(p, dst, &fib);
 	if (hop && rc == BPF_FIB_LKUP_RET_SUCCESS)
 		remember_next_hop(p, hop, dst, &fib);
 	return send(p, rc, &fib, sent_reason);
+}
+
+/* Sends the packet to `dst` through the remembered next hop in `hop` (may be NULL) while it is
+ * fresh, else through the kernel's FIB. */
+static __always_inline int forward_via(struct packet *p, struct cached_next_hop *hop, __be32 dst,
+				       __u8 sent_reason)
+{
+	if (hop && next_hop_fresh(p, hop, dst))
+		return send_to(p, hop->egress_ifindex, &hop->macs, sent_reason);
+	return forward_via_fib(p, hop, dst, sent_reason);
 }
 
 /* Sends the packet to backend p->backend_id at `dst` (next hop remembered per backend). */

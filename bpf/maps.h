@@ -81,25 +81,25 @@ struct {
 	__type(value, __u32);
 } tx_ports SEC(".maps");
 
-/* Destination then source MAC, as they sit in the Ethernet header; 2-byte aligned like struct
- * ethhdr, so a copy moves 6 halfwords instead of 12 bytes. */
+/* Destination then source MAC, as they sit in the Ethernet header. */
 struct mac_pair {
 	__u8 dest[ETH_ALEN];
 	__u8 source[ETH_ALEN];
-} __attribute__((aligned(2)));
+};
 
 /* One remembered bpf_fib_lookup SUCCESS toward a backend or a client. Kernel-internal: this
  * struct never crosses to user space (the control plane neither reads nor writes next_hops or
  * client_next_hops), so it lives here and not in lb_abi.h. An entry answers only for the same
  * destination address, the same ingress interface and IP packets no longer than the one the
- * kernel checked (the route's MTU), until it expires. */
+ * kernel checked (the route's MTU), until it expires. The MACs sit at offset 8 so that a send
+ * copies them as one u64 and one u32 (lb.bpf.c copy_macs). */
 struct cached_next_hop {
 	__u64 expires_jiffies;  /* bpf_jiffies64() deadline */
+	struct mac_pair macs;
 	__be32 dst;             /* the address looked up */
 	__u32 ingress_ifindex;
 	__u32 egress_ifindex;
 	__u16 max_tot_len;      /* IP total length the kernel's MTU check passed (host order) */
-	struct mac_pair macs;
 	__u8 pad[6];
 };
 
