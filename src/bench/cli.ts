@@ -24,10 +24,11 @@ export function registerBenchCommands(program: Command): void {
     .option('--json', 'print the result as JSON')
     .option('--calls <n>', 'test runs per measurement run', parseCount('--calls'), 100_000)
     .option('--runs <n>', 'measurement runs per case', parseCount('--runs'), 5)
+    .option('--loads <n>', 'separate loads of every program, each measured in every run (a load\'s placement in memory moves its cost)', parseCount('--loads'), 3)
     .option('--cpu <n>', 'CPU to pin the runs to (default: the last one)', (v: string) => Number(v))
     .option('--no-flow-cache', 'measure with the flow-affinity cache off (pure Maglev)')
-    .action((opts: { json?: boolean; calls: number; runs: number; cpu?: number; flowCache: boolean }) => {
-      const result = runProgBench({ calls: opts.calls, runs: opts.runs, cpu: opts.cpu, flowCache: opts.flowCache });
+    .action((opts: { json?: boolean; calls: number; runs: number; loads: number; cpu?: number; flowCache: boolean }) => {
+      const result = runProgBench({ calls: opts.calls, runs: opts.runs, loads: opts.loads, cpu: opts.cpu, flowCache: opts.flowCache });
       process.stdout.write(opts.json ? JSON.stringify(result, null, 2) + '\n' : formatProgBench(result) + '\n');
     });
   registerForwardCommand(bench);

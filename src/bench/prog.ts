@@ -3,6 +3,11 @@
  * (repeat = 1 per call, many calls pinned to one CPU) against the empty program in the same
  * run, for each packet class at 2 and at 1000 backends.
  *
+ * Every program is loaded several times (--loads) and each case's figure pools the runs of all
+ * loads: one load's cost depends on where the kernel placed its JIT image, stack and maps (the
+ * same object measured 50 ns over empty in one load and 66 ns in another, in one run), so a
+ * single load is a lottery ticket.
+ *
  * It runs in its own namespace (xlbb-prog): one veth carries the client /24 and the backend /16
  * with permanent neighbours, so bpf_fib_lookup succeeds and the balancer answers XDP_TX.
  */
@@ -32,6 +37,7 @@ export const TARGETS = { natTcpOverEmptyNs: 40, scaleRatio: 1.05 };
 export interface ProgBenchOptions {
   calls?: number;      // test runs per measurement run (>= 1), default 100,000
   runs?: number;       // measurement runs per case (>= 1), default 5
+  loads?: number;      // separate loads of every program, each measured in every run (>= 1), default 3
   cpu?: number;        // CPU to pin to, default the last one
   backendCounts?: number[]; // default [2, 1000]
   flowCache?: boolean; // the flow-affinity cache setting, default on (the daemon's default)
@@ -46,14 +52,14 @@ export interface ProgBenchCase {
   name: string;
   backends: number | null;  // null for the empty program
   action: string;           // the XDP action every call returned
-  ns: Summary;              // per-packet ns: median, min, max over the runs (each run: median of its calls)
+  ns: Summary;              // per-packet ns: median, min, max over runs x loads (each: median of its calls)
   overEmptyNs: number;      // median - empty median
 }
 
 export interface ProgBenchTarget { name: string; value: number; limit: number; ok: boolean }
 
 export interface ProgBenchResult {
-  calls: number; runs: number; cpu: number; kernel: string; flowCache: boolean;
+  calls: number; runs: number; loads: number; cpu: number; kernel: string; flowCache: boolean;
   empty: ProgBenchCase;
   cases: ProgBenchCase[];
   targets: ProgBenchTarget[];
@@ -136,6 +142,7 @@ function positiveInt(value: number | undefined, fallback: number, what: string):
 export function runProgBench(opts: ProgBenchOptions = {}): ProgBenchResult {
   const calls = positiveInt(opts.calls, 100_000, '--calls');
   const runs = positiveInt(opts.runs, 5, '--runs');
+  const loads = positiveInt(opts.loads, 3, '--loads');
   const backendCounts = opts.backendCounts ?? [2, 1000];
   const flowCache = opts.flowCache ?? true;
   const cpus = os.cpus().length;
@@ -147,23 +154,26 @@ export function runProgBench(opts: ProgBenchOptions = {}): ProgBenchResult {
   try {
     const ifindex = createTopology(Math.max(...backendCounts));
     restore = enterNetns(PROG_BENCH_NETNS);
-    const emptyObj = BpfObject.load(path.join(repoRoot(), 'bpf', 'xdp_pass.o'));
-    opened.push(emptyObj);
-    const emptyProg = emptyObj.program('xdp_pass');
-    opened.push(emptyProg);
+    const emptyProgs = Array.from({ length: loads }, () => {
+      const emptyObj = BpfObject.load(path.join(repoRoot(), 'bpf', 'xdp_pass.o'));
+      opened.push(emptyObj);
+      const prog = emptyObj.program('xdp_pass');
+      opened.push(prog);
+      return prog;
+    });
     const builds = [{ suffix: '', objectPath: opts.objectPath }];
     if (opts.baselineObjectPath) builds.push({ suffix: ' [baseline]', objectPath: opts.baselineObjectPath });
     for (const b of opts.otherBuilds ?? []) builds.push({ suffix: ` [${b.label}]`, objectPath: b.objectPath });
-    const planes = builds.flatMap((build) => backendCounts.map((n) => {
+    const planes = builds.flatMap((build) => backendCounts.flatMap((n) => Array.from({ length: loads }, () => {
       const dp = Dataplane.load({ hashSeed: 0, objectPath: build.objectPath });
       opened.push(dp);
       dp.applyState(stateFor(n, flowCache));
       return { suffix: build.suffix, backends: n, program: dp.program };
-    }));
+    })));
 
     const cases = packetCases();
     type Slot = { name: string; backends: number | null; program: Program; frame: Buffer; action: number; perRun: number[] };
-    const slots: Slot[] = [{ name: 'empty program', backends: null, program: emptyProg, frame: cases[1].frame, action: 2, perRun: [] }];
+    const slots: Slot[] = emptyProgs.map((program) => ({ name: 'empty program', backends: null, program, frame: cases[1].frame, action: 2, perRun: [] }));
     for (const p of planes) for (const c of cases) slots.push({ name: c.name + p.suffix, backends: p.backends, program: p.program, frame: c.frame, action: c.action, perRun: [] });
 
     // Check every case takes the path it is meant to measure before timing it.
@@ -199,11 +209,20 @@ export function runProgBench(opts: ProgBenchOptions = {}): ProgBenchResult {
       const ns = summarize(s.perRun);
       return { name: s.name, backends: s.backends, action: ACTION_NAMES[s.action], ns, overEmptyNs: ns.median - emptyMedian };
     };
-    const emptyMedian = summarize(slots[0].perRun).median;
-    const empty = toCase(slots[0], emptyMedian);
-    const measured = slots.slice(1).map((s) => toCase(s, emptyMedian));
+    // The loads of one case pool their runs (in the order the cases first appear).
+    const byCase = new Map<string, Slot>();
+    for (const s of slots) {
+      const key = `${s.name}\u0000${s.backends}`;
+      const seen = byCase.get(key);
+      if (seen) seen.perRun.push(...s.perRun);
+      else byCase.set(key, { ...s, perRun: [...s.perRun] });
+    }
+    const pooled = [...byCase.values()];
+    const emptyMedian = summarize(pooled[0].perRun).median;
+    const empty = toCase(pooled[0], emptyMedian);
+    const measured = pooled.slice(1).map((s) => toCase(s, emptyMedian));
     return {
-      calls, runs, cpu, kernel: os.release(), flowCache,
+      calls, runs, loads, cpu, kernel: os.release(), flowCache,
       empty, cases: measured, targets: targetsOf(measured, backendCounts),
     };
   } finally {
@@ -237,7 +256,7 @@ function targetsOf(cases: ProgBenchCase[], counts: number[]): ProgBenchTarget[] 
 /** The result as a plain-text table. */
 export function formatProgBench(r: ProgBenchResult): string {
   const lines: string[] = [];
-  lines.push(`xdp_lb per-packet cost: BPF_PROG_TEST_RUN, ${r.calls} calls x ${r.runs} runs, pinned to CPU ${r.cpu}, kernel ${r.kernel}, flow cache ${r.flowCache ? 'on' : 'off'}`);
+  lines.push(`xdp_lb per-packet cost: BPF_PROG_TEST_RUN, ${r.calls} calls x ${r.runs} runs x ${r.loads} loads, pinned to CPU ${r.cpu}, kernel ${r.kernel}, flow cache ${r.flowCache ? 'on' : 'off'}`);
   lines.push('case               backends  action    median ns  min..max ns      ns over empty');
   const row = (c: ProgBenchCase) => lines.push(
     `${c.name.padEnd(18)} ${String(c.backends ?? '-').padStart(8)}  ${c.action.padEnd(8)} ${c.ns.median.toFixed(1).padStart(10)}  ${`${c.ns.min.toFixed(1)}..${c.ns.max.toFixed(1)}`.padEnd(16)} ${c.backends === null ? '' : c.overEmptyNs.toFixed(1).padStart(8)}`);
