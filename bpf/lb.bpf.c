@@ -28,6 +28,10 @@ char LICENSE[] SEC("license") = "GPL";
 
 _Static_assert(LB_FLOW_WAYS == 1 << LB_FLOW_WAYS_BITS, "LB_FLOW_WAYS is 2^LB_FLOW_WAYS_BITS");
 _Static_assert(sizeof(struct lb_flow_key) == 2 * sizeof(__u64), "flow_word() reads a key as two u64");
+_Static_assert(LB_VERDICT_SLOTS == LB_REASON_SLOTS * LB_ACTION_SLOTS, "one verdict slot per {reason, action}");
+_Static_assert(__builtin_offsetof(struct lb_flow_stats, rev_packets) == sizeof(struct lb_counter) &&
+	       __builtin_offsetof(struct lb_flow_stats, fwd_bytes) == __builtin_offsetof(struct lb_counter, bytes),
+	       "count_flow() treats lb_flow_stats as two lb_counter pairs");
 
 /* Load-time knob: seed of the flow hash; every balancer node behind one ECMP group uses the same. */
 const volatile __u32 hash_seed = 0;
@@ -834,19 +838,18 @@ static __always_inline void count(void *map, __u32 index, __u32 bytes)
 	}
 }
 
+/* Counts a packet in the forward (fwd_packets, fwd_bytes) or reply (rev_*) pair of `map`[index]:
+ * the pairs are adjacent (lb_abi.h), so the direction is an offset, not a branch per field. */
 static __always_inline void count_flow(void *map, __u32 index, __u32 bytes, int reply)
 {
 	struct lb_flow_stats *stats = bpf_map_lookup_elem(map, &index);
+	struct lb_counter *pair;
 
 	if (!stats)
 		return;
-	if (reply) {
-		stats->rev_packets++;
-		stats->rev_bytes += bytes;
-	} else {
-		stats->fwd_packets++;
-		stats->fwd_bytes += bytes;
-	}
+	pair = (struct lb_counter *)stats + (reply ? 1 : 0);
+	pair->packets++;
+	pair->bytes += bytes;
 }
 
 static __always_inline void emit_event(struct packet *p, int action)
@@ -875,11 +878,10 @@ static __always_inline void emit_event(struct packet *p, int action)
 	bpf_ringbuf_submit(e, 0);
 }
 
-/* Counts the verdict (action, reason, and the service/backend that carried the packet). */
+/* Counts the verdict ({reason, action}, and the service/backend that carried the packet). */
 static __always_inline int finish(struct packet *p, int action)
 {
-	count(&action_stats, action, p->frame_len);
-	count(&reason_stats, p->reason, p->frame_len);
+	count(&verdict_stats, p->reason * LB_ACTION_SLOTS + ((__u32)action & (LB_ACTION_SLOTS - 1)), p->frame_len);
 	if (p->reason == LB_REASON_FORWARDED || p->reason == LB_REASON_ICMP_ERROR ||
 	    p->reason == LB_REASON_REVERSED) {
 		int reply = p->reason == LB_REASON_REVERSED;

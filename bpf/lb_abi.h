@@ -49,10 +49,14 @@
 #define LB_REASON_NO_TX_PORT 14    /* PASS: egress interface not in tx_ports */
 #define LB_REASON_ICMP_UNSUPPORTED 15 /* DROP: ICMP to a VIP that is neither echo nor a known error */
 #define LB_REASON_COUNT 16
-#define LB_REASON_SLOTS 32         /* reason_stats max_entries */
+#define LB_REASON_SLOTS 32
 
-/* XDP actions are counted in action_stats at index = XDP action (0..4). */
+/* XDP actions 0..4 (aborted, drop, pass, tx, redirect). */
 #define LB_ACTION_SLOTS 8
+
+/* verdict_stats: one counter per {reason, action}, at index reason * LB_ACTION_SLOTS + action
+ * (one per-CPU update per packet; user space sums it per action and per reason). */
+#define LB_VERDICT_SLOTS 256       /* LB_REASON_SLOTS * LB_ACTION_SLOTS */
 
 /* services: key */
 struct lb_service_key {

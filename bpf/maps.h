@@ -138,21 +138,14 @@ struct {
 	__type(value, struct lb_flow_stats);
 } backend_stats SEC(".maps");
 
-/* action_stats: per-CPU packets and bytes by XDP action */
+/* verdict_stats: per-CPU packets and bytes by {verdict reason (LB_REASON_*), XDP action}, at
+ * index reason * LB_ACTION_SLOTS + action */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LB_ACTION_SLOTS);
+	__uint(max_entries, LB_VERDICT_SLOTS);
 	__type(key, __u32);
 	__type(value, struct lb_counter);
-} action_stats SEC(".maps");
-
-/* reason_stats: per-CPU packets and bytes by verdict reason (LB_REASON_*) */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LB_REASON_SLOTS);
-	__type(key, __u32);
-	__type(value, struct lb_counter);
-} reason_stats SEC(".maps");
+} verdict_stats SEC(".maps");
 
 /* events: sampled lb_event records for the trace log */
 struct {

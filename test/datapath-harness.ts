@@ -161,18 +161,23 @@ function perCpuSum(maps: MapAccess, map: string, index: number, fields: number):
 }
 
 export interface Counters {
-  actions: bigint[][];     // [action][packets, bytes]
-  reasons: bigint[][];     // [reason][packets, bytes]
+  verdicts: bigint[][];    // [reason * LB.ACTION_SLOTS + action][packets, bytes]
+  actions: bigint[][];     // [action][packets, bytes]: verdicts summed per action
+  reasons: bigint[][];     // [reason][packets, bytes]: verdicts summed per reason
   services: Map<number, bigint[]>;   // id -> [fwdP, fwdB, revP, revB]
   backends: Map<number, bigint[]>;
 }
 
-/** Reads action/reason counters and the service/backend counters of the given ids. */
+/** Reads the verdict counters (and their per-action, per-reason sums) and the service/backend
+ * counters of the given ids. */
 export function readCounters(maps: MapAccess, serviceIds: number[], backendIds: number[]): Counters {
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const verdicts = range(LB.VERDICT_SLOTS).map((i) => perCpuSum(maps, 'verdict_stats', i, 2));
+  const total = (slots: number[]) => slots.reduce((s, i) => [s[0] + verdicts[i][0], s[1] + verdicts[i][1]], [0n, 0n]);
   return {
-    actions: range(8).map((i) => perCpuSum(maps, 'action_stats', i, 2)),
-    reasons: range(32).map((i) => perCpuSum(maps, 'reason_stats', i, 2)),
+    verdicts,
+    actions: range(LB.ACTION_SLOTS).map((a) => total(range(LB.REASON_SLOTS).map((r) => r * LB.ACTION_SLOTS + a))),
+    reasons: range(LB.REASON_SLOTS).map((r) => total(range(LB.ACTION_SLOTS).map((a) => r * LB.ACTION_SLOTS + a))),
     services: new Map(serviceIds.map((id) => [id, perCpuSum(maps, 'service_stats', id, 4)])),
     backends: new Map(backendIds.map((id) => [id, perCpuSum(maps, 'backend_stats', id, 4)])),
   };
@@ -184,8 +189,7 @@ export function counterDeltas(before: Counters, after: Counters): string[] {
   const cmp = (name: string, fields: string[], a: bigint[], b: bigint[], index: number) => {
     fields.forEach((f, i) => { if (b[i] !== a[i]) out.push(`${name}[${index}].${f}: +${b[i] - a[i]}`); });
   };
-  before.actions.forEach((a, i) => cmp('action_stats', ['packets', 'bytes'], a, after.actions[i], i));
-  before.reasons.forEach((a, i) => cmp('reason_stats', ['packets', 'bytes'], a, after.reasons[i], i));
+  before.verdicts.forEach((a, i) => cmp('verdict_stats', ['packets', 'bytes'], a, after.verdicts[i], i));
   const flowFields = ['fwd_packets', 'fwd_bytes', 'rev_packets', 'rev_bytes'];
   for (const [id, a] of before.services) cmp('service_stats', flowFields, a, after.services.get(id)!, id);
   for (const [id, a] of before.backends) cmp('backend_stats', flowFields, a, after.backends.get(id)!, id);

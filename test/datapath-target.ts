@@ -60,7 +60,7 @@ export function loadTarget(opts: TargetOptions = {}): Target {
     throw err;
   }
   const maps: MapAccess = {
-    possibleCpus: map('action_stats').valueBufferSize / map('action_stats').perCpuStride,
+    possibleCpus: map('verdict_stats').valueBufferSize / map('verdict_stats').perCpuStride,
     update: (name, key, value) => map(name).update(key, value),
     delete: (name, key) => { map(name).delete(key); },
     lookup: (name, key) => map(name).lookup(key),

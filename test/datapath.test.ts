@@ -10,7 +10,7 @@ import { enterNetns, RingBuffer } from '../src/bpf';
 import {
   checksumProblems, parseFrame, buildFrame, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
 } from '../src/dataplane/packet';
-import { LbFlowEntryCodec } from '../src/dataplane/abi';
+import { LB, LbFlowEntryCodec } from '../src/dataplane/abi';
 import { flowCacheHash, flowHash } from '../src/dataplane/jhash';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
 import {
@@ -61,10 +61,8 @@ function expectedDeltas(fx: Fixture): string[] {
   const len = fx.input.length;
   const a = ACTION_NUMBER[fx.action];
   const r = REASON[fx.reason];
-  const out = [
-    `action_stats[${a}].packets: +1`, `action_stats[${a}].bytes: +${len}`,
-    `reason_stats[${r}].packets: +1`, `reason_stats[${r}].bytes: +${len}`,
-  ];
+  const v = r * LB.ACTION_SLOTS + a;
+  const out = [`verdict_stats[${v}].packets: +1`, `verdict_stats[${v}].bytes: +${len}`];
   const dir = fx.reason === 'reversed' ? 'rev' : fx.reason === 'forwarded' || fx.reason === 'icmp_error' ? 'fwd' : null;
   if (dir) {
     out.push(`service_stats[${fx.serviceId}].${dir}_packets: +1`, `service_stats[${fx.serviceId}].${dir}_bytes: +${len}`);

@@ -16,6 +16,7 @@ import {
 } from '../src/dataplane/packet';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
 import { installState, readCounters, readFlows, settingsValue, backendValue, type Counters } from './datapath-harness';
+import { LB } from '../src/dataplane/abi';
 import { loadTarget, type Target } from './datapath-target';
 import { DP_NETNS, PORTS, NEIGHBOURS, VIP, BACKENDS, CLIENT, ROUTER, fixtureState } from './datapath-fixtures';
 import { runModel, type ModelState } from './refmodel';
@@ -147,7 +148,7 @@ describe(`differential fuzz: bpf/lb.o vs test/refmodel.ts (${PACKETS} packets, s
     console.log(`fuzz seed 0x${SEED.toString(16)} (set XDPLB_FUZZ_SEED to reproduce), ${PACKETS} packets`);
     const r = new Rng(SEED);
     const ifindex = { a: lab.ports.a.ifindex, b: lab.ports.b.ifindex };
-    const tally = { actions: new Array<number>(8).fill(0), reasons: new Array<number>(32).fill(0), bytes: 0 };
+    const tally = { actions: new Array<number>(8).fill(0), reasons: new Array<number>(32).fill(0), verdicts: new Array<number>(LB.VERDICT_SLOTS).fill(0), bytes: 0 };
     const mismatches: string[] = [];
     const before: Counters = readCounters(target.maps, [], []);
     const started = Date.now();
@@ -168,6 +169,7 @@ describe(`differential fuzz: bpf/lb.o vs test/refmodel.ts (${PACKETS} packets, s
         const want = runModel(state, frame, ingress);
         tally.actions[want.action]++;
         tally.reasons[want.reason]++;
+        tally.verdicts[want.reason * LB.ACTION_SLOTS + want.action]++;
         tally.bytes += frame.length;
         let problem = '';
         if (got.retval !== want.action || !got.data.equals(want.frame)) problem = 'verdict or frame';
@@ -217,10 +219,13 @@ describe(`differential fuzz: bpf/lb.o vs test/refmodel.ts (${PACKETS} packets, s
 
     // The program's own counters saw the same verdicts.
     const after = readCounters(target.maps, [], []);
-    for (let a = 0; a < 8; a++) assert.equal(Number(after.actions[a][0] - before.actions[a][0]), tally.actions[a], `action_stats[${a}]`);
-    for (let k = 0; k < 32; k++) assert.equal(Number(after.reasons[k][0] - before.reasons[k][0]), tally.reasons[k], `reason_stats[${k}]`);
+    for (let a = 0; a < 8; a++) assert.equal(Number(after.actions[a][0] - before.actions[a][0]), tally.actions[a], `verdict_stats summed for action ${a}`);
+    for (let k = 0; k < 32; k++) assert.equal(Number(after.reasons[k][0] - before.reasons[k][0]), tally.reasons[k], `verdict_stats summed for reason ${k}`);
+    for (let v = 0; v < LB.VERDICT_SLOTS; v++) {
+      assert.equal(Number(after.verdicts[v][0] - before.verdicts[v][0]), tally.verdicts[v], `verdict_stats[${v}] (reason ${v >> 3}, action ${v & 7})`);
+    }
     const bytes = after.actions.reduce((s, c, a) => s + Number(c[1] - before.actions[a][1]), 0);
-    assert.equal(bytes, tally.bytes, 'action_stats bytes = sum of frame lengths');
+    assert.equal(bytes, tally.bytes, 'verdict_stats bytes = sum of frame lengths');
     // Every reason the program has must have been reached by the fuzzer at least once.
     const unreached = tally.reasons.slice(0, 16).map((c, k) => (c === 0 ? k : -1)).filter((k) => k >= 0);
     assert.deepEqual(unreached, [], 'reasons never produced by the fuzz corpus');

@@ -51,6 +51,7 @@ export const LB = {
   REASON_COUNT: 16,
   REASON_SLOTS: 32,
   ACTION_SLOTS: 8,
+  VERDICT_SLOTS: 256,
 } as const;
 
 /** How a field's bytes map to a JS value. `ipv4` is a network-order __be32 address; `struct`

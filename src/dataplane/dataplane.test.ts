@@ -198,10 +198,10 @@ describe('Dataplane on the real kernel', () => {
     const meta = BpfMap.fromPin(path.join(PIN, 'meta'));
     const original = meta.lookup(encodeU32(0))!;
     const older = Buffer.from(original);
-    older.writeUInt32LE(0x786c6231, 0); // "xlb1": the layout before flows became an ARRAY of sets
+    older.writeUInt32LE(0x786c6232, 0); // "xlb2": the layout before verdict_stats
     meta.update(encodeU32(0), older);
     try {
-      assert.throws(() => Dataplane.adopt(PIN), /made by another xdplb build \(map layout 1, this build uses 2\).*Remove/);
+      assert.throws(() => Dataplane.adopt(PIN), /made by another xdplb build \(map layout 2, this build uses 3\).*Remove/);
     } finally {
       meta.update(encodeU32(0), original);
       meta.close();

@@ -32,7 +32,7 @@ export const DEFAULT_PIN_DIR = '/sys/fs/bpf/xdplb';
 /** Maps of bpf/lb.o, all pinned and all reused by replaceProgram. */
 export const MAP_NAMES = [
   'services', 'vips', 'maglev', 'backends', 'reverse', 'flows', 'settings', 'tx_ports',
-  'service_stats', 'backend_stats', 'action_stats', 'reason_stats', 'events',
+  'service_stats', 'backend_stats', 'verdict_stats', 'events',
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
@@ -63,7 +63,7 @@ export interface MapEntriesPage { name: string; total: number; offset: number; e
 const META_SIZE = 16; // u32 magic, u32 hash seed, u32 maglevMaxSize, u32 reserved
 /** "xlb" + the maps' layout version: bumped whenever a map's type, key or value changes, so that
  * adopt refuses maps it cannot use instead of misreading them. */
-const META_MAGIC = 0x786c6232; // "xlb2": flows became an ARRAY of sets, backends carry their service's key
+const META_MAGIC = 0x786c6233; // "xlb3": one verdict_stats {reason, action} map replaced action_stats and reason_stats
 const META_MAGIC_PREFIX = 0x786c6200; // "xlb\0"
 
 /** The error for pins made by another build whose maps this one cannot reuse. */
@@ -387,10 +387,7 @@ export class Dataplane {
       backends[service] ??= {};
       backends[service][b.key] = value ? decodePerCpuSum(LbFlowStatsCodec, value, this.cpus) : { ...zeroFlow };
     }
-    const actions = {} as Record<XdpAction, PacketCounter>;
-    XDP_ACTIONS.forEach((a, i) => { actions[a] = this.perCpu(this.maps.action_stats, i, LbCounterCodec) ?? { packets: 0, bytes: 0 }; });
-    const reasons = {} as Record<Reason, PacketCounter>;
-    REASONS.forEach((r, i) => { reasons[r] = this.perCpu(this.maps.reason_stats, i, LbCounterCodec) ?? { packets: 0, bytes: 0 }; });
+    const { actions, reasons } = this.verdictTotals();
     return { at: Date.now(), services, backends, actions, reasons };
   }
 
@@ -512,9 +509,21 @@ export class Dataplane {
     return out;
   }
 
-  private perCpu<T>(map: BpfMap, index: number, codec: StructCodec<T>): T | null {
-    const value = map.lookup(encodeU32(index));
-    return value ? decodePerCpuSum(codec, value, this.cpus) : null;
+  /** verdict_stats (one batch read) summed per XDP action and per reason. */
+  private verdictTotals(): { actions: Record<XdpAction, PacketCounter>; reasons: Record<Reason, PacketCounter> } {
+    const actions = Object.fromEntries(XDP_ACTIONS.map((a) => [a, { packets: 0, bytes: 0 }])) as Record<XdpAction, PacketCounter>;
+    const reasons = Object.fromEntries(REASONS.map((r) => [r, { packets: 0, bytes: 0 }])) as Record<Reason, PacketCounter>;
+    for (const [key, value] of this.maps.verdict_stats.lookupBatch()) {
+      const { reason, action } = verdictSlot(decodeU32(key));
+      const c = decodePerCpuSum(LbCounterCodec, value, this.cpus);
+      if (c.packets === 0 && c.bytes === 0) continue;
+      for (const sum of [actions[XDP_ACTIONS[action]], reasons[REASONS[reason]]]) {
+        if (!sum) continue;   // a slot past the named actions/reasons: never written by the program
+        sum.packets += c.packets;
+        sum.bytes += c.bytes;
+      }
+    }
+    return { actions, reasons };
   }
 
   /**
@@ -550,11 +559,18 @@ export class Dataplane {
       case 'tx_ports': return { key: index, value: decodeU32(value) };
       case 'service_stats': return { key: index, value: { ...decodePerCpuSum(LbFlowStatsCodec, value, this.cpus), service: this.reconciler.serviceName(index) } };
       case 'backend_stats': return { key: index, value: { ...decodePerCpuSum(LbFlowStatsCodec, value, this.cpus), backend: this.reconciler.backendName(index) } };
-      case 'action_stats': return { key: XDP_ACTIONS[index] ?? index, value: decodePerCpuSum(LbCounterCodec, value, this.cpus) };
-      case 'reason_stats': return { key: REASONS[index] ?? index, value: decodePerCpuSum(LbCounterCodec, value, this.cpus) };
+      case 'verdict_stats': {
+        const { reason, action } = verdictSlot(index);
+        return { key: `${REASONS[reason] ?? reason}/${XDP_ACTIONS[action] ?? action}`, value: decodePerCpuSum(LbCounterCodec, value, this.cpus) };
+      }
       case 'events': return { key: index, value: null };
     }
   }
+}
+
+/** The {reason, action} of a verdict_stats index (lb_abi.h LB_VERDICT_SLOTS). */
+export function verdictSlot(index: number): { reason: number; action: number } {
+  return { reason: Math.floor(index / LB.ACTION_SLOTS), action: index % LB.ACTION_SLOTS };
 }
 
 /** Entries of the inner map with this id, or null when it is gone. */
