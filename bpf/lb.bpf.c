@@ -895,13 +895,21 @@ static __always_inline int finish(struct packet *p, int action)
 SEC("xdp")
 int xdp_lb(struct xdp_md *ctx)
 {
-	struct packet p = {
-		.ctx = ctx,
-		.data_end = (void *)(long)ctx->data_end,
-		.ingress_ifindex = ctx->ingress_ifindex,
-		.frame_len = ctx->data_end - ctx->data,
-	};
+	/* Not zeroed as a whole (11 stores): the parsers set eth, ip, l4 and payload_len before any
+	 * use, every verdict sets reason, and flow_cache_hash is read only with flow_set. What may
+	 * be read before it is written is zeroed here: the flow key (ports stay 0 unless TCP/UDP;
+	 * its pad is hashed and compared), flow_set and the ids a verdict is counted under. */
+	struct packet p;
 	__u32 zero = 0;
+
+	p.ctx = ctx;
+	p.data_end = (void *)(long)ctx->data_end;
+	p.ingress_ifindex = ctx->ingress_ifindex;
+	p.frame_len = ctx->data_end - ctx->data;
+	__builtin_memset(&p.flow, 0, sizeof(p.flow));
+	p.flow_set = NULL;
+	p.service_id = 0;
+	p.backend_id = 0;
 
 	p.settings = bpf_map_lookup_elem(&settings, &zero);
 	if (!p.settings)
