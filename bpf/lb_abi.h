@@ -138,12 +138,16 @@ struct lb_flow_key {
 	__u8 pad[3];
 };
 
-/* flows: one remembered flow. backend_id 0 = empty way. A hit is used only when check ==
- * flow cache hash ^ (backend_id * LB_FLOW_CHECK_MUL) (two CPUs writing one way cannot pass off a
- * torn entry) and backends[backend_id] is ACTIVE and owned by the service the packet addresses. */
+/* flows: one remembered flow (32 bytes: a set is 128, and its index a shift). backend_id 0 =
+ * empty way. A hit is used only when check == flow cache hash ^ (backend_id *
+ * LB_FLOW_CHECK_MUL) (two CPUs writing one way cannot pass off a torn entry) and
+ * backends[backend_id] is ACTIVE, owned by the service the packet addresses and still at
+ * backend_ip. The rewrite takes the address from here, so that it need not wait for the
+ * backends lookup (which then only confirms it). */
 struct lb_flow_entry {
 	struct lb_flow_key key;
 	__u32 backend_id;
+	__be32 backend_ip;
 	__u32 check;
 	__u32 referenced;    /* 1 = a packet used the entry since its set last evicted (NRU) */
 };

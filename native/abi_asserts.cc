@@ -65,14 +65,15 @@ ABI_FIELD(lb_flow_key, dport, 10, 2);
 ABI_FIELD(lb_flow_key, proto, 12, 1);
 ABI_FIELD(lb_flow_key, pad, 13, 3);
 
-static_assert(sizeof(struct lb_flow_entry) == 28, "lb_flow_entry size");
+static_assert(sizeof(struct lb_flow_entry) == 32, "lb_flow_entry size");
 ABI_FIELD(lb_flow_entry, key, 0, 16);
 ABI_FIELD(lb_flow_entry, backend_id, 16, 4);
-ABI_FIELD(lb_flow_entry, check, 20, 4);
-ABI_FIELD(lb_flow_entry, referenced, 24, 4);
+ABI_FIELD(lb_flow_entry, backend_ip, 20, 4);
+ABI_FIELD(lb_flow_entry, check, 24, 4);
+ABI_FIELD(lb_flow_entry, referenced, 28, 4);
 
-static_assert(sizeof(struct lb_flow_set) == 28 * LB_FLOW_WAYS, "lb_flow_set size");
-ABI_FIELD(lb_flow_set, way, 0, 28 * LB_FLOW_WAYS);
+static_assert(sizeof(struct lb_flow_set) == 32 * LB_FLOW_WAYS, "lb_flow_set size");
+ABI_FIELD(lb_flow_set, way, 0, 32 * LB_FLOW_WAYS);
 
 
 static_assert(sizeof(struct lb_flow_stats) == 32, "lb_flow_stats size");

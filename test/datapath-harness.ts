@@ -12,6 +12,8 @@ import { type ModelService, type ModelState } from './refmodel';
 export const TEST_FLOW_SETS = 256;
 /** sizeof(struct lb_flow_entry) */
 const FLOW_ENTRY_BYTES = LbFlowEntryCodec.size;
+/** Offsets of struct lb_flow_entry's fields (from the codec, itself checked against the BTF). */
+const FLOW_AT = Object.fromEntries(LbFlowEntryCodec.fields.map((f) => [f.c, f.offset])) as Record<'backend_id' | 'backend_ip' | 'check' | 'referenced', number>;
 
 /** The few map operations the harness needs (implemented over src/bpf by the tests). */
 export interface MapAccess {
@@ -85,26 +87,32 @@ export function installFlows(maps: MapAccess, state: ModelState): void {
     const set = sets.get(e.set) ?? Buffer.alloc(LB.FLOW_WAYS * FLOW_ENTRY_BYTES);
     const at = e.way * FLOW_ENTRY_BYTES;
     flowKeyBytes(saddr, daddr, sport, dport, proto).copy(set, at);
-    set.writeUInt32LE(e.backendId, at + 16);
-    set.writeUInt32LE(flowCheck(flowCacheHash(saddr, daddr, sport, dport, proto, state.seed), e.backendId), at + 20);
-    set.writeUInt32LE(e.referenced ? 1 : 0, at + 24);
+    set.writeUInt32LE(e.backendId, at + FLOW_AT.backend_id);
+    set.writeUInt32BE(e.backendIp >>> 0, at + FLOW_AT.backend_ip);
+    set.writeUInt32LE(flowCheck(flowCacheHash(saddr, daddr, sport, dport, proto, state.seed), e.backendId), at + FLOW_AT.check);
+    set.writeUInt32LE(e.referenced ? 1 : 0, at + FLOW_AT.referenced);
     sets.set(e.set, set);
   }
   for (const [index, set] of sets) maps.update('flows', u32le(index), set);
 }
 
-/** The flows the map holds, as `flowKey=backendId` strings, `*` after a referenced one (entries whose check is wrong included, marked). */
-export function readFlows(maps: MapAccess, seed: number): string[] {
+/**
+ * The flows the map holds, as `flowKey=backendId` strings (`flowKey=backendId@backendIp` with
+ * `withIp`, the address as a host-order u32), `*` after a referenced one (entries whose check
+ * is wrong included, marked).
+ */
+export function readFlows(maps: MapAccess, seed: number, withIp = false): string[] {
   const out: string[] = [];
   for (const k of maps.keys('flows')) {
     const v = maps.lookup('flows', k);
     if (!v) continue;
     for (let at = 0; at + FLOW_ENTRY_BYTES <= v.length; at += FLOW_ENTRY_BYTES) {
-      const backendId = v.readUInt32LE(at + 16);
+      const backendId = v.readUInt32LE(at + FLOW_AT.backend_id);
       if (backendId === 0) continue;
       const f = [v.readUInt32BE(at), v.readUInt32BE(at + 4), v.readUInt16BE(at + 8), v.readUInt16BE(at + 10), v[at + 12]] as const;
-      const good = v.readUInt32LE(at + 20) === flowCheck(flowCacheHash(...f, seed), backendId);
-      out.push(`${f.join(':')}=${backendId}${v.readUInt32LE(at + 24) ? '*' : ''}${good ? '' : ' (bad check)'}`);
+      const good = v.readUInt32LE(at + FLOW_AT.check) === flowCheck(flowCacheHash(...f, seed), backendId);
+      const ip = withIp ? `@${v.readUInt32BE(at + FLOW_AT.backend_ip)}` : '';
+      out.push(`${f.join(':')}=${backendId}${ip}${v.readUInt32LE(at + FLOW_AT.referenced) ? '*' : ''}${good ? '' : ' (bad check)'}`);
     }
   }
   return out;

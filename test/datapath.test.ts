@@ -117,7 +117,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
       const flows = new FlowCacheModel(TEST_FLOW_SETS);
       for (const f of fx.flows ?? []) {
         const key = [ipToU32(f.saddr), ipToU32(f.daddr), f.sport, f.dport, f.proto] as const;
-        flows.remember(flowCacheHash(...key, state.seed), flowKey(...key), f.backendId);
+        flows.remember(flowCacheHash(...key, state.seed), flowKey(...key), f.backendId, state.backends.get(f.backendId)?.ip ?? 0);
       }
       installFlows(target.maps, { ...state, flows });
       ring.consume();
@@ -174,6 +174,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     const [key, id] = flows[0].split('=');
     assert.equal(key, flowKey(ipToU32(CLIENT), ipToU32(VIP.web), 4321, 80, IPPROTO_TCP));
     assert.equal(u32ToIp(state.backends.get(Number(id))!.ip), backendIp, 'cached backend is the one the packet went to');
+    assert.deepEqual(readFlows(target.maps, state.seed, true), [`${flows[0]}@${ipToU32(backendIp)}`], 'the entry holds the address it sent to');
     // The connection's next segment (ACK): the hit path sends it to the same backend, nothing
     // new remembered; a SYN with the same 5-tuple (a reused port) follows Maglev again.
     const ack = buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 4321, dport: 80, flags: 0x10 } });
@@ -216,7 +217,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     while (predictBackend(1, CLIENT, VIP.web, sport, 80, IPPROTO_TCP).id !== 1) sport++;
     const key = [ipToU32(CLIENT), ipToU32(VIP.web), sport, 80, IPPROTO_TCP] as const;
     const flows = new FlowCacheModel(TEST_FLOW_SETS);
-    flows.remember(flowCacheHash(...key, state.seed), flowKey(...key), 2);
+    flows.remember(flowCacheHash(...key, state.seed), flowKey(...key), 2, state.backends.get(2)!.ip);
     installFlows(target.maps, { ...state, flows });
     // Corrupt the check word of that one entry: backend 2 must no longer be used.
     const index = Buffer.alloc(4);

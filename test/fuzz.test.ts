@@ -206,8 +206,8 @@ describe(`differential fuzz: bpf/lb.o vs test/refmodel.ts (${PACKETS} packets, s
     }
 
     // The flow cache holds exactly the flows the model remembered.
-    const cached = new Set(readFlows(target.maps, state.seed));
-    const modelled = new Set(state.flows.entries().map((e) => `${e.key}=${e.backendId}${e.referenced ? '*' : ''}`));
+    const cached = new Set(readFlows(target.maps, state.seed, true));
+    const modelled = new Set(state.flows.entries().map((e) => `${e.key}=${e.backendId}@${e.backendIp >>> 0}${e.referenced ? '*' : ''}`));
     assert.ok(modelled.size > 100, `only ${modelled.size} flows cached`);
     console.log(`fuzz: ${modelled.size} flows cached at the end, ${state.flows.evictions} evicted from full sets, ${state.flows.hotHits} packets sent from the cache`);
     assert.ok(state.flows.hotHits > 200 && state.flows.evictions > 100, 'the cache was hit and its sets overflowed');

@@ -66,8 +66,10 @@ export function flowKey(saddr: number, daddr: number, sport: number, dport: numb
 const FLOW_WAYS = LB.FLOW_WAYS;
 
 /** One remembered flow of the flows map: set index, way, flowKey(), backend id, NRU mark. */
-export interface FlowCacheEntry { set: number; way: number; key: string; backendId: number; referenced: boolean }
-type Way = { key: string; backendId: number; referenced: boolean } | null;
+export interface FlowCacheEntry { set: number; way: number; key: string; backendId: number; backendIp: number; referenced: boolean }
+/** A way in use: the flow, its backend id and the address remembered with it (host order). */
+export interface FlowCacheWay { key: string; backendId: number; backendIp: number; referenced: boolean }
+type Way = FlowCacheWay | null;
 
 /**
  * The program's flows map: `setCount` (a power of two) sets of FLOW_WAYS ways; a flow lives in
@@ -86,15 +88,15 @@ export class FlowCacheModel {
     if (!Number.isInteger(Math.log2(setCount))) throw new Error(`flow cache: ${setCount} sets is not a power of two`);
   }
 
-  /** The backend id remembered for `key` (0 = none); a hit marks the way referenced. */
-  find(hash: number, key: string): number {
+  /** The way remembering `key` (undefined = none); a hit marks it referenced. */
+  find(hash: number, key: string): FlowCacheWay | undefined {
     const way = this.sets.get((hash & (this.setCount - 1)) >>> 0)?.find((w) => w?.key === key);
-    if (!way) return 0;
+    if (!way) return undefined;
     way.referenced = true;
-    return way.backendId;
+    return way;
   }
 
-  remember(hash: number, key: string, backendId: number): void {
+  remember(hash: number, key: string, backendId: number, backendIp: number): void {
     const index = (hash & (this.setCount - 1)) >>> 0;
     const set = this.sets.get(index) ?? new Array<Way>(FLOW_WAYS).fill(null);
     let victim = set.findIndex((w) => w?.key === key);
@@ -110,14 +112,14 @@ export class FlowCacheModel {
       }
       this.evictions++;
     }
-    set[victim] = { key, backendId, referenced: false };
+    set[victim] = { key, backendId, backendIp, referenced: false };
     this.sets.set(index, set);
   }
 
   entries(): FlowCacheEntry[] {
     const out: FlowCacheEntry[] = [];
     for (const [set, ways] of this.sets) {
-      ways.forEach((w, way) => { if (w) out.push({ set, way, key: w.key, backendId: w.backendId, referenced: w.referenced }); });
+      ways.forEach((w, way) => { if (w) out.push({ set, way, key: w.key, backendId: w.backendId, backendIp: w.backendIp, referenced: w.referenced }); });
     }
     return out;
   }
@@ -241,9 +243,9 @@ class Run {
     const cacheHash = flowCacheHash(...key, this.st.seed);
     if (this.st.settings.flowCache && consult) {
       const cached = this.st.flows.find(cacheHash, k);
-      const b = this.usableBackend(cached, svc.id);
-      if (b) {
-        this.r.backendId = cached;
+      const b = cached && this.usableBackend(cached.backendId, svc.id);
+      if (cached && b && b.ip === cached.backendIp) {
+        this.r.backendId = cached.backendId;
         return b;
       }
     }
@@ -255,7 +257,7 @@ class Run {
     const b = this.usableBackend(id, svc.id);
     if (!b) return undefined;
     this.r.backendId = id;
-    if (this.st.settings.flowCache && remember) this.st.flows.remember(cacheHash, k, id);
+    if (this.st.settings.flowCache && remember) this.st.flows.remember(cacheHash, k, id, b.ip);
     return b;
   }
 
@@ -267,11 +269,13 @@ class Run {
     const r = this.r;
     // A SYN (without ACK) opens a new connection: never from the cache.
     if (r.proto === IPPROTO_TCP && (this.f[this.l4 + 13] & 0x12) === 0x02) return undefined;
-    const id = this.st.flows.find(flowCacheHash(r.saddr, r.daddr, r.sport, r.dport, r.proto, this.st.seed),
+    const cached = this.st.flows.find(flowCacheHash(r.saddr, r.daddr, r.sport, r.dport, r.proto, this.st.seed),
       flowKey(r.saddr, r.daddr, r.sport, r.dport, r.proto));
-    if (id === 0) return undefined;
+    if (!cached) return undefined;
+    const id = cached.backendId;
     const b = this.st.backends.get(id);
-    if (!b || !(b.flags & BACKEND_ACTIVE)) return undefined;
+    // The entry's address must still be the backend's (the rewrite uses the entry's copy).
+    if (!b || !(b.flags & BACKEND_ACTIVE) || b.ip !== cached.backendIp) return undefined;
     const svc = this.st.services.find((s) => s.id === b.serviceId);
     if (!svc || svc.vip !== r.daddr || svc.proto !== r.proto) return undefined;
     if (svc.port !== r.dport && (svc.port !== 0 || this.st.services.some((s) => s.vip === r.daddr && s.port === r.dport && s.proto === r.proto))) {

@@ -228,7 +228,7 @@ export interface LbReverseKey { ip: string; port: number; proto: number }
 export interface LbReverse { vip: string; vport: number; serviceId: number; backendId: number }
 export interface LbSettings { fragPolicy: number; sampleRate: number; flowCache: number; vipFilter: number[] }
 export interface LbFlowKey { saddr: string; daddr: string; sport: number; dport: number; proto: number }
-export interface LbFlowEntry { key: LbFlowKey; backendId: number; check: number; referenced: number }
+export interface LbFlowEntry { key: LbFlowKey; backendId: number; backendIp: string; check: number; referenced: number }
 export interface LbFlowSet { way: LbFlowEntry[] }
 
 export interface LbFlowStats { fwdPackets: number; fwdBytes: number; revPackets: number; revBytes: number }
@@ -255,7 +255,7 @@ export const LbSettingsCodec = defineStruct<LbSettings>('lb_settings',
 export const LbFlowKeyCodec = defineStruct<LbFlowKey>('lb_flow_key',
   [['saddr', 'ipv4'], ['daddr', 'ipv4'], ['sport', 'be16'], ['dport', 'be16'], ['proto', 'u8'], ['pad', 'pad', 3]]);
 export const LbFlowEntryCodec = defineStruct<LbFlowEntry>('lb_flow_entry',
-  [['key', LbFlowKeyCodec as StructCodec<unknown>], ['backend_id', 'u32'], ['check', 'u32'], ['referenced', 'u32']]);
+  [['key', LbFlowKeyCodec as StructCodec<unknown>], ['backend_id', 'u32'], ['backend_ip', 'ipv4'], ['check', 'u32'], ['referenced', 'u32']]);
 export const LbFlowSetCodec = defineStruct<LbFlowSet>('lb_flow_set',
   [['way', LbFlowEntryCodec as StructCodec<unknown>, LB.FLOW_WAYS]]);
 

@@ -99,7 +99,7 @@ describe('Dataplane on the real kernel', () => {
     const flows = dp!.mapEntries('flows', 0, 10);
     assert.equal(flows.total, 1, 'one set in use');
     const remembered = flows.entries[0].value as Array<Record<string, unknown>>;
-    assert.deepEqual(remembered, [{ saddr: '198.18.0.2', daddr: '198.18.100.1', sport: 40000, dport: 53, proto: 17, backendId: e.backendId, backend: e.backend, referenced: false }]);
+    assert.deepEqual(remembered, [{ saddr: '198.18.0.2', daddr: '198.18.100.1', sport: 40000, dport: 53, proto: 17, backendId: e.backendId, backendIp: String(e.backend).split(':')[0], backend: e.backend, referenced: false }]);
   });
 
   test('subscribe delivers events from the event loop, without draining by hand', async () => {

@@ -553,7 +553,7 @@ export class Dataplane {
       case 'flows': return {
         key: index,
         value: LbFlowSetCodec.decode(value).way.filter((w) => w.backendId !== 0)
-          .map((w) => ({ ...w.key, backendId: w.backendId, backend: this.reconciler.backendName(w.backendId), referenced: w.referenced === 1 })),
+          .map((w) => ({ ...w.key, backendId: w.backendId, backendIp: w.backendIp, backend: this.reconciler.backendName(w.backendId), referenced: w.referenced === 1 })),
       };
       case 'settings': return { key: index, value: LbSettingsCodec.decode(value) };
       case 'tx_ports': return { key: index, value: decodeU32(value) };
