@@ -28,6 +28,10 @@ char LICENSE[] SEC("license") = "GPL";
 
 _Static_assert(LB_FLOW_WAYS == 1 << LB_FLOW_WAYS_BITS, "LB_FLOW_WAYS is 2^LB_FLOW_WAYS_BITS");
 _Static_assert(sizeof(struct lb_flow_key) == 2 * sizeof(__u64), "flow_word() reads a key as two u64");
+_Static_assert(sizeof(struct lb_service_key) == 8 && __builtin_offsetof(struct lb_service_key, port) == 4 &&
+	       __builtin_offsetof(struct lb_service_key, proto) == 6, "addr_port_key() builds lb_service_key");
+_Static_assert(sizeof(struct lb_reverse_key) == 8 && __builtin_offsetof(struct lb_reverse_key, port) == 4 &&
+	       __builtin_offsetof(struct lb_reverse_key, proto) == 6, "addr_port_key() builds lb_reverse_key");
 _Static_assert(LB_VERDICT_SLOTS == LB_REASON_SLOTS * LB_ACTION_SLOTS, "one verdict slot per {reason, action}");
 _Static_assert(__builtin_offsetof(struct lb_flow_stats, rev_packets) == sizeof(struct lb_counter) &&
 	       __builtin_offsetof(struct lb_flow_stats, fwd_bytes) == __builtin_offsetof(struct lb_counter, bytes),
@@ -143,6 +147,18 @@ static __always_inline __u64 flow_word1(__u32 ports, __u8 proto)
 	return ports | ((__u64)proto << 32);
 #else
 	return ((__u64)ports << 32) | ((__u64)proto << 24);
+#endif
+}
+
+/* An {address, port, proto} hash map key (struct lb_service_key, struct lb_reverse_key) as one
+ * u64, to be stored whole: the map hashes and compares it in u32/u64 words, which the separate
+ * narrower stores of a struct initializer could not store-forward. */
+static __always_inline __u64 addr_port_key(__be32 addr, __be16 port, __u8 proto)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return addr | ((__u64)port << 32) | ((__u64)proto << 48);
+#else
+	return ((__u64)addr << 32) | ((__u64)port << 16) | ((__u64)proto << 8);
 #endif
 }
 
@@ -292,13 +308,13 @@ static __always_inline struct lb_backend *pick_backend(struct packet *p, const s
 /* The service of {vip, port, proto}, else the VIP's every-port service of proto. */
 static __always_inline struct lb_service *find_service(__be32 vip, __be16 port, __u8 proto)
 {
-	struct lb_service_key key = { .vip = vip, .port = port, .proto = proto };
+	__u64 key = addr_port_key(vip, port, proto);
 	struct lb_service *svc;
 
 	svc = bpf_map_lookup_elem(&services, &key);
 	if (svc)
 		return svc;
-	key.port = 0;
+	key = addr_port_key(vip, 0, proto);
 	return bpf_map_lookup_elem(&services, &key);
 }
 
@@ -585,7 +601,7 @@ static __always_inline int to_cached_backend(struct packet *p)
 	 * after the backends lookup) for the rewrite and the next hop instead of the entry's copy. */
 	asm volatile("" : "+r"(addr));
 	if (b->vport != p->flow.dport) {
-		struct lb_service_key exact = { .vip = p->flow.daddr, .port = p->flow.dport, .proto = p->flow.proto };
+		__u64 exact = addr_port_key(p->flow.daddr, p->flow.dport, p->flow.proto);
 
 		if (b->vport != 0 || bpf_map_lookup_elem(&services, &exact))
 			return -1;
@@ -594,41 +610,19 @@ static __always_inline int to_cached_backend(struct packet *p)
 	return to_backend(p, b->service_id, b->mode, b, addr);
 }
 
-/* Sends a rewritten reply: through `hop` when its next hop was `remembered` (fresh), else as
- * bpf_fib_lookup answered (rc, fib), remembering a SUCCESS in `hop`. */
-static __always_inline int send_reply(struct packet *p, struct cached_next_hop *hop, int remembered,
-				      int rc, struct bpf_fib_lookup *fib)
+/* from_backend() without a fresh next hop toward the client: asks the kernel's FIB. A
+ * subprogram so that zeroing the lookup struct stays off the common path (see forward_via_fib).
+ * The destination is the same before and after the rewrite: it is looked up first, so that what
+ * the kernel would not forward is left alone. NOT_FWDED covers both this host's own addresses
+ * (a backend answering the daemon's health checks) and destinations with no route; neither is
+ * a client of a VIP. */
+static __noinline int from_backend_fib(struct packet *p, const struct lb_reverse *rev,
+				       struct cached_next_hop *hop)
 {
-	if (hop && remembered)
-		return send_to(p, hop->egress_ifindex, &hop->macs, LB_REASON_REVERSED);
-	if (hop && rc == BPF_FIB_LKUP_RET_SUCCESS)
-		remember_next_hop(p, hop, p->ip->daddr, fib);
-	return send(p, rc, fib, LB_REASON_REVERSED);
-}
-
-/* Not to a VIP: a NAT-mode reply from a backend (exact source port, then any port), else not ours. */
-static __always_inline int from_backend(struct packet *p)
-{
-	struct lb_reverse_key key = { .ip = p->flow.saddr, .port = p->flow.sport, .proto = p->flow.proto };
 	struct bpf_fib_lookup fib = {};
-	struct cached_next_hop *hop;
-	struct lb_reverse *rev;
-	int rc, remembered;
+	int rc;
 
-	rev = bpf_map_lookup_elem(&reverse, &key);
-	if (!rev) {
-		key.port = 0;
-		rev = bpf_map_lookup_elem(&reverse, &key);
-		if (!rev)
-			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
-	}
-	/* The destination is the same before and after the rewrite: look it up first, so that
-	 * what the kernel would not forward is left alone. NOT_FWDED covers both this host's own
-	 * addresses (a backend answering the daemon's health checks) and destinations with no
-	 * route; neither is a client of a VIP. A remembered next hop was a SUCCESS. */
-	hop = next_hop_slot(&client_next_hops, client_slot(p->flow.daddr));
-	remembered = hop && next_hop_fresh(p, hop, p->flow.daddr);
-	rc = remembered ? BPF_FIB_LKUP_RET_SUCCESS : next_hop(p, p->flow.daddr, &fib);
+	rc = next_hop(p, p->flow.daddr, &fib);
 	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED)
 		return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
 	p->service_id = rev->service_id;
@@ -636,7 +630,35 @@ static __always_inline int from_backend(struct packet *p)
 	if (p->ip->ttl <= 1)
 		return verdict(p, XDP_PASS, LB_REASON_TTL);
 	nat_to_client(p, rev);
-	return send_reply(p, hop, remembered, rc, &fib);
+	if (hop && rc == BPF_FIB_LKUP_RET_SUCCESS)
+		remember_next_hop(p, hop, p->ip->daddr, &fib);
+	return send(p, rc, &fib, LB_REASON_REVERSED);
+}
+
+/* Not to a VIP: a NAT-mode reply from a backend (exact source port, then any port), else not
+ * ours. A remembered next hop toward the client was a SUCCESS (so the client is not local). */
+static __always_inline int from_backend(struct packet *p)
+{
+	__u64 key = addr_port_key(p->flow.saddr, p->flow.sport, p->flow.proto);
+	struct cached_next_hop *hop;
+	struct lb_reverse *rev;
+
+	rev = bpf_map_lookup_elem(&reverse, &key);
+	if (!rev) {
+		key = addr_port_key(p->flow.saddr, 0, p->flow.proto);
+		rev = bpf_map_lookup_elem(&reverse, &key);
+		if (!rev)
+			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
+	}
+	hop = next_hop_slot(&client_next_hops, client_slot(p->flow.daddr));
+	if (!hop || !next_hop_fresh(p, hop, p->flow.daddr))
+		return from_backend_fib(p, rev, hop);
+	p->service_id = rev->service_id;
+	p->backend_id = rev->backend_id;
+	if (p->ip->ttl <= 1)
+		return verdict(p, XDP_PASS, LB_REASON_TTL);
+	nat_to_client(p, rev);
+	return send_to(p, hop->egress_ifindex, &hop->macs, LB_REASON_REVERSED);
 }
 
 /* Echo request to a VIP: answered in place and sent back out the ingress interface. */
@@ -809,7 +831,7 @@ static __always_inline int process(struct packet *p)
 	/* Whole TCP/UDP packets carry ports: VIP traffic and NAT replies both need them. */
 	if (!is_fragment && (proto == IPPROTO_TCP || proto == IPPROTO_UDP) &&
 	    parse_l4(&c, proto, p->payload_len, &p->l4) != PARSE_ERROR) {
-		struct lb_service_key key = { .vip = p->flow.daddr, .proto = proto };
+		__u64 key;
 
 		has_ports = 1;
 		set_flow_word(&p->flow, 1, flow_word1(*(__u32 *)p->l4, proto));   /* sport, dport */
@@ -824,7 +846,7 @@ static __always_inline int process(struct packet *p)
 			if (action >= 0)
 				return action;
 		}
-		key.port = p->flow.dport;
+		key = addr_port_key(p->flow.daddr, p->flow.dport, proto);
 		svc = bpf_map_lookup_elem(&services, &key);
 		if (svc)
 			return to_service(p, svc);
@@ -841,7 +863,7 @@ static __always_inline int process(struct packet *p)
 		return verdict(p, p->settings->frag_policy == LB_FRAG_PASS ? XDP_PASS : XDP_DROP,
 			       LB_REASON_FRAGMENT);
 	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
-		struct lb_service_key key = { .vip = p->flow.daddr, .port = 0, .proto = proto };
+		__u64 key = addr_port_key(p->flow.daddr, 0, proto);
 
 		if (!has_ports)
 			return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
