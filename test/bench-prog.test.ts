@@ -10,14 +10,16 @@ import path from 'node:path';
 import { runProgBench, formatProgBench, PROG_BENCH_NETNS } from '../src/bench/prog';
 
 test('bench prog measures every case at 2 and 1000 backends and cleans up', () => {
-  const r = runProgBench({ calls: 2000, runs: 2 });
+  const r = runProgBench({ calls: 2000, runs: 2, loads: 2 });
   assert.equal(r.empty.action, 'pass');
+  assert.equal(r.loads, 2);
+  assert.equal(r.empty.ns.n, 4, 'the empty program: 2 runs x 2 loads');
   const names = ['non-VIP pass', 'NAT TCP', 'NAT TCP SYN', 'NAT UDP', 'reverse NAT', 'DSR', 'ICMP echo'];
   for (const backends of [2, 1000]) {
     for (const name of names) {
       const c = r.cases.find((x) => x.name === name && x.backends === backends);
       assert.ok(c, `${name} at ${backends} backends`);
-      assert.equal(c.ns.n, 2);
+      assert.equal(c.ns.n, 4, `${name}: every run of every load pooled`);
       assert.ok(c.ns.min > 0 && c.ns.min <= c.ns.median && c.ns.median <= c.ns.max, `${name}: ${JSON.stringify(c.ns)}`);
       assert.equal(c.action, name === 'non-VIP pass' ? 'pass' : 'tx');
     }
@@ -30,6 +32,7 @@ test('bench prog measures every case at 2 and 1000 backends and cleans up', () =
 test('bench prog refuses bad options before touching the kernel', () => {
   assert.throws(() => runProgBench({ calls: 0 }), /--calls must be a positive integer/);
   assert.throws(() => runProgBench({ runs: 1.5 }), /--runs must be a positive integer/);
+  assert.throws(() => runProgBench({ loads: 0 }), /--loads must be a positive integer/);
   assert.throws(() => runProgBench({ cpu: 999 }), /--cpu 999 is not a CPU/);
 });
 
@@ -37,12 +40,13 @@ test('`xdplb bench prog --json` runs through the CLI and prints the result as JS
   // From dist/test the compiled CLI sits beside; from test/ (tsx) run the TypeScript entry.
   const compiled = path.join(__dirname, '..', 'src', 'cli.js');
   const args = existsSync(compiled) ? [compiled] : ['--import', 'tsx', path.join(__dirname, '..', 'src', 'cli.ts')];
-  const out = execFileSync(process.execPath, [...args, 'bench', 'prog', '--json', '--calls', '1000', '--runs', '1'], {
+  const out = execFileSync(process.execPath, [...args, 'bench', 'prog', '--json', '--calls', '1000', '--runs', '1', '--loads', '1'], {
     encoding: 'utf8', timeout: 120_000,
   });
-  const r = JSON.parse(out) as { calls: number; runs: number; cases: Array<{ name: string; backends: number }> };
+  const r = JSON.parse(out) as { calls: number; runs: number; loads: number; cases: Array<{ name: string; backends: number }> };
   assert.equal(r.calls, 1000);
   assert.equal(r.runs, 1);
+  assert.equal(r.loads, 1);
   assert.equal(r.cases.length, 14);
   assert.equal(existsSync(`/run/netns/${PROG_BENCH_NETNS}`), false, 'namespace removed');
 });
