@@ -610,6 +610,18 @@ static __always_inline int to_cached_backend(struct packet *p)
 	return to_backend(p, b->service_id, b->mode, b, addr);
 }
 
+/* A NAT reply about to be sent: counted under its reverse entry's service and backend, TTL
+ * checked, source rewritten. Returns -1 to go on sending, else the verdict (TTL <= 1). */
+static __always_inline int nat_reply(struct packet *p, const struct lb_reverse *rev)
+{
+	p->service_id = rev->service_id;
+	p->backend_id = rev->backend_id;
+	if (p->ip->ttl <= 1)
+		return verdict(p, XDP_PASS, LB_REASON_TTL);
+	nat_to_client(p, rev);
+	return -1;
+}
+
 /* from_backend() without a fresh next hop toward the client: asks the kernel's FIB. A
  * subprogram so that zeroing the lookup struct stays off the common path (see forward_via_fib).
  * The destination is the same before and after the rewrite: it is looked up first, so that what
@@ -620,16 +632,14 @@ static __noinline int from_backend_fib(struct packet *p, const struct lb_reverse
 				       struct cached_next_hop *hop)
 {
 	struct bpf_fib_lookup fib = {};
-	int rc;
+	int rc, action;
 
 	rc = next_hop(p, p->flow.daddr, &fib);
 	if (rc == BPF_FIB_LKUP_RET_NOT_FWDED)
 		return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
-	p->service_id = rev->service_id;
-	p->backend_id = rev->backend_id;
-	if (p->ip->ttl <= 1)
-		return verdict(p, XDP_PASS, LB_REASON_TTL);
-	nat_to_client(p, rev);
+	action = nat_reply(p, rev);
+	if (action >= 0)
+		return action;
 	if (hop && rc == BPF_FIB_LKUP_RET_SUCCESS)
 		remember_next_hop(p, hop, p->ip->daddr, &fib);
 	return send(p, rc, &fib, LB_REASON_REVERSED);
@@ -642,6 +652,7 @@ static __always_inline int from_backend(struct packet *p)
 	__u64 key = addr_port_key(p->flow.saddr, p->flow.sport, p->flow.proto);
 	struct cached_next_hop *hop;
 	struct lb_reverse *rev;
+	int action;
 
 	rev = bpf_map_lookup_elem(&reverse, &key);
 	if (!rev) {
@@ -653,11 +664,9 @@ static __always_inline int from_backend(struct packet *p)
 	hop = next_hop_slot(&client_next_hops, client_slot(p->flow.daddr));
 	if (!hop || !next_hop_fresh(p, hop, p->flow.daddr))
 		return from_backend_fib(p, rev, hop);
-	p->service_id = rev->service_id;
-	p->backend_id = rev->backend_id;
-	if (p->ip->ttl <= 1)
-		return verdict(p, XDP_PASS, LB_REASON_TTL);
-	nat_to_client(p, rev);
+	action = nat_reply(p, rev);
+	if (action >= 0)
+		return action;
 	return send_to(p, hop->egress_ifindex, &hop->macs, LB_REASON_REVERSED);
 }
 
