@@ -12,6 +12,7 @@ import {
   LbVipCodec, decodeU32, encodeIpv4Key, encodeU32,
 } from '../dataplane/abi';
 import { buildMaglevTable } from './maglev';
+import { offThreadAvailable } from './maglev-offthread';
 import { vipFilterBit, vipFilterWords } from '../dataplane/jhash';
 import { ipToU32 } from '../dataplane/packet';
 import type { DataplaneBackend, DataplaneService, DataplaneState } from '../dataplane/types';
@@ -427,6 +428,51 @@ describe('reconciler id exhaustion', () => {
       checkMaps(dp, pool(2));
     } finally {
       dp.close();
+    }
+  });
+});
+
+describe('large Maglev tables are built off the event loop (applyStateAsync)', () => {
+  const bigState = (): DataplaneState => ({
+    services: [{
+      name: 'big', vip: '198.18.100.9', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 100003,
+      backends: Array.from({ length: 300 }, (_, i) => up(`198.18.${2 + (i >> 8)}.${i & 0xff}`, 8080, 1 + (i % 3))),
+    }],
+    settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true },
+  });
+
+  test('the same maps as applyState, and the event loop keeps turning during the build', async () => {
+    assert.ok(offThreadAvailable(), 'the compiled worker is next to the reconciler (dist/)');
+    const opts = { hashSeed: 0x1234, maxServices: 8, maxBackends: 512, maxFlows: 1024, maglevMaxSize: 1048573 };
+    const sync = Dataplane.load(opts);
+    const async_ = Dataplane.load(opts);
+    try {
+      sync.applyState(bigState());
+      let ticks = 0;
+      const timer = setInterval(() => { ticks++; }, 1);
+      let r;
+      try {
+        r = await async_.applyStateAsync(bigState());
+      } finally {
+        clearInterval(timer);
+      }
+      assert.ok(ticks > 0, 'timers ran while the 100003-slot table was being built');
+      assert.deepEqual(r.tablesSwapped, [async_.serviceId('big')]);
+      assert.deepEqual(snapshot(async_).services, snapshot(sync).services);
+      assert.deepEqual(snapshot(async_).backends, snapshot(sync).backends);
+      const want = innerTableOf(sync, sync.serviceId('big')!)!.entries;
+      assert.deepEqual(innerTableOf(async_, async_.serviceId('big')!)!.entries, want, 'the worker built the same table');
+      // The same state again: nothing to build, nothing to write.
+      assert.equal((await async_.applyStateAsync(bigState())).writes, 0);
+      // A state the kernel side refuses is refused before any build, and changes nothing.
+      const before = snapshot(async_);
+      const bad = bigState();
+      bad.services[0].tableSize = 100004;
+      await assert.rejects(() => async_.applyStateAsync(bad), /not a prime|prime/);
+      assert.deepEqual(snapshot(async_), before);
+    } finally {
+      sync.close();
+      async_.close();
     }
   });
 });

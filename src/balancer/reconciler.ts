@@ -18,7 +18,8 @@
  * Ids: services 1..maxServices-1 and backends 1..maxBackends-1, allocated round-robin so a
  * freed id is reused as late as possible (flow caches may still name it).
  */
-import { buildMaglevTable, isPrime, MAX_WEIGHT } from './maglev';
+import { buildMaglevTable, isPrime, MAX_WEIGHT, type MaglevBackend } from './maglev';
+import { buildMaglevTablesOffThread, OFF_THREAD_MIN_SLOTS } from './maglev-offthread';
 import type { DataplaneBackend, DataplaneService, DataplaneState } from '../dataplane/types';
 import { vipFilterWords } from '../dataplane/jhash';
 import {
@@ -88,6 +89,16 @@ function inTable(b: DataplaneBackend): boolean {
   return b.healthy && !b.draining && b.weight > 0;
 }
 
+/** Code-point order of Maglev keys, the order buildMaglevTable walks backends in. */
+function byMaglevKey(a: { key: string }, b: { key: string }): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
+/** What a Maglev table depends on: its size and the key-ordered {key, weight} of its pool. */
+function poolSignature(byKey: Array<{ key: string; weight: number }>, size: number): string {
+  return `${size}|${byKey.map((b) => `${b.key}*${b.weight}`).join(',')}`;
+}
+
 /** One reverse-NAT entry a NAT backend needs: replies from `port` (0 = any) go out as vip:vport. */
 interface ReverseClaim { service: string; backend: string; port: number; vip: string; vport: number }
 
@@ -132,7 +143,9 @@ export class Reconciler {
   private readonly installedTables = new Map<number, Uint32Array>();
   private readonly tableBackendKeys = new Map<number, Map<number, string>>();
   /** last built table per service id with the inputs it was built from (builds cost ~10-50 ms) */
-  private readonly builtTables = new Map<number, { signature: string; table: Uint32Array }>();
+  private readonly builtTables = new Map<number, { signature: string; poolSignature: string; table: Uint32Array }>();
+  /** tables built ahead by prebuildTables(), by poolSignature(): slot -> index in key order */
+  private readonly prebuilt = new Map<string, Uint32Array>();
   private nextServiceId = 1;
   private nextBackendId = 1;
   private writes = 0;
@@ -305,6 +318,7 @@ export class Reconciler {
     this.validate(state);
     const before = this.writes;
     const plans = this.plan(state);
+    this.prebuilt.clear();   // plan() took what it needed
     const tablesSwapped: number[] = [];
     const m = this.maps;
 
@@ -512,16 +526,42 @@ export class Reconciler {
     return plans;
   }
 
-  /** The service's table of backend ids; rebuilt only when its size or usable pool changed. */
+  /** The service's table of backend ids; rebuilt only when its size or usable pool changed
+   * (taken from prebuildTables() when it built that pool's table ahead). */
   private maglevTable(serviceId: number, size: number, usable: Array<{ key: string; weight: number; id: number }>): Uint32Array {
     const signature = `${size}|${usable.map((b) => `${b.key}*${b.weight}#${b.id}`).sort().join(',')}`;
     const cached = this.builtTables.get(serviceId);
     if (cached?.signature === signature) return cached.table;
-    const slots = buildMaglevTable(usable, size);
+    const byKey = [...usable].sort(byMaglevKey);
+    const pool = poolSignature(byKey, size);
+    const slots = this.prebuilt.get(pool) ?? buildMaglevTable(byKey, size);
     const table = new Uint32Array(slots.length);
-    for (let i = 0; i < slots.length; i++) table[i] = usable[slots[i]].id;
-    this.builtTables.set(serviceId, { signature, table });
+    for (let i = 0; i < slots.length; i++) table[i] = byKey[slots[i]].id;
+    this.builtTables.set(serviceId, { signature, poolSignature: pool, table });
     return table;
+  }
+
+  /**
+   * Builds, on a worker thread, the large Maglev tables (>= OFF_THREAD_MIN_SLOTS slots) that
+   * apply(state) would otherwise build on the event loop; apply(state) then takes them. Tables
+   * of pools already built are skipped. Changes no map and no id; a later apply of another
+   * state simply builds what it needs itself.
+   * @throws Error when a build fails (a state apply() would refuse anyway, e.g. a size that is
+   *   not prime): nothing is kept
+   */
+  async prebuildTables(state: DataplaneState): Promise<void> {
+    this.prebuilt.clear();
+    const built = new Set([...this.builtTables.values()].map((t) => t.poolSignature));
+    const jobs: Array<{ signature: string; backends: MaglevBackend[]; size: number }> = [];
+    for (const s of state.services) {
+      if (!(s.tableSize >= OFF_THREAD_MIN_SLOTS)) continue;
+      const byKey = s.backends.filter(inTable).map((b) => ({ key: backendKey(b), weight: b.weight })).sort(byMaglevKey);
+      const signature = poolSignature(byKey, s.tableSize);
+      if (byKey.length === 0 || built.has(signature) || jobs.some((j) => j.signature === signature)) continue;
+      jobs.push({ signature, backends: byKey, size: s.tableSize });
+    }
+    const tables = await buildMaglevTablesOffThread(jobs.map(({ backends, size }) => ({ backends, size })));
+    jobs.forEach((j, i) => this.prebuilt.set(j.signature, tables[i]));
   }
 
   /** Next free id after the cursor, wrapping; ids are 1..limit-1. */

@@ -182,7 +182,8 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
 
   let runStats: { close(): void } | null = null;
   const driver: DataplaneDriver = {
-    applyState: (state: DataplaneState) => ({ writes: dataplane.applyState(state).writes }),
+    // Large Maglev tables are built off the event loop (API and health checks keep running).
+    applyState: async (state: DataplaneState) => ({ writes: (await dataplane.applyStateAsync(state)).writes }),
     placement: (service: string, backends: Array<{ address: string; port: number }>): ServicePlacement | null => {
       const id = dataplane.serviceId(service);
       if (id === null) return null;

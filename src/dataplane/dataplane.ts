@@ -348,6 +348,18 @@ export class Dataplane {
     return this.reconciler.apply(state);
   }
 
+  /**
+   * applyState() with its large Maglev tables (>= 100000 slots) built on a worker thread
+   * first, so that the caller's event loop keeps running during the builds (the daemon's
+   * API and health checks). The same tables, the same writes.
+   * @throws ReconcileError before any write when the kernel side cannot express the state
+   */
+  async applyStateAsync(state: DataplaneState): Promise<ApplyResult> {
+    this.reconciler.validate(state);
+    await this.reconciler.prebuildTables(state);
+    return this.reconciler.apply(state);
+  }
+
   /** Total map writes done by the reconciler (idempotence checks). */
   get writeCount(): number {
     return this.reconciler.writeCount;
