@@ -143,6 +143,13 @@ describe('maps', () => {
       assert.equal(got.length, 100);
       for (const [k, v] of got) assert.equal(Number(v.readBigUInt64LE()), k.readUInt32LE() * 3);
       assert.throws(() => map.updateBatch([u32(1)], []), /1 keys but 0 values/);
+      // The flat form: entries back to back, checked against count x sizes before the syscall.
+      map.updateBatchFlat(Buffer.concat([u32(201), u32(202)]), Buffer.concat([u64(7), u64(8)]), 2);
+      assert.equal(Number(map.lookup(u32(202))!.readBigUInt64LE()), 8);
+      assert.equal(map.count(), 102);
+      assert.throws(() => map.updateBatchFlat(Buffer.concat([u32(203)]), Buffer.concat([u64(9), u64(9)]), 2),
+        /2 entries need 8 key bytes and 16 value bytes, got 4 and 16/);
+      assert.equal(map.count(), 102, 'a refused batch writes nothing');
     } finally {
       map.close();
     }

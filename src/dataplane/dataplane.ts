@@ -620,16 +620,10 @@ export function createMaglevTable(entries: Uint32Array): { fd: number; close(): 
     type: 'array', name: 'maglev_table', keySize: 4, valueSize: 4, maxEntries: entries.length, flags: BPF_F_INNER_MAP,
   });
   try {
-    // Views into two flat host-order u32 arrays: one allocation each, not two per slot.
+    // Two flat host-order u32 arrays, written with one batch.
     const flatKeys = Buffer.from(Uint32Array.from(entries, (_, i) => i).buffer);
     const flatValues = Buffer.from(Uint32Array.from(entries).buffer);
-    const keys: Buffer[] = new Array(entries.length);
-    const values: Buffer[] = new Array(entries.length);
-    for (let i = 0; i < entries.length; i++) {
-      keys[i] = flatKeys.subarray(i * 4, i * 4 + 4);
-      values[i] = flatValues.subarray(i * 4, i * 4 + 4);
-    }
-    table.updateBatch(keys, values);
+    table.updateBatchFlat(flatKeys, flatValues, entries.length);
   } catch (err) {
     table.close();
     throw err;
