@@ -1,6 +1,7 @@
 /**
  * `xdplb bench forward`: packets per second through the lb host, side by side: xdplb nat and
- * dsr, the trivial XDP forwarder (the ceiling), plain kernel forwarding, nftables DNAT and
+ * dsr, the trivial XDP forwarder (the ceiling) and its variant that reads the headers first
+ * (the floor of any L4 balancer's extra cost), plain kernel forwarding, nftables DNAT and
  * iptables DNAT. One run, cases interleaved round-robin, `reps` repetitions each; every
  * repetition is bounded by a packet count and by seconds.
  */
@@ -95,12 +96,19 @@ export const FORWARD_METHOD = 'Generator: BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_
 
 function traditionalCases(): ForwardCase[] {
   let fwdLink: XdpLink | null = null;
+  let readLink: XdpLink | null = null;
   const dnat = (t: ForwardTopology) => ({ netns: t.lb.netns, vip: t.vip, port: t.vipPort, proto: 'udp' as const, backends: t.backends });
   return [
     {
       name: 'xdp-fwd', label: 'trivial XDP forwarder (ceiling)', destination: 'backend',
       setUp(t, programs) { fwdLink = programs.attachForwarder(t); return fwdLink.progId(); },
       tearDown() { try { fwdLink?.detach(); } finally { fwdLink?.close(); fwdLink = null; } },
+    },
+    {
+      // Reads the headers an L4 balancer must read, then forwards like xdp-fwd (not a target).
+      name: 'xdp-fwd-read', label: 'XDP forwarder, reads headers', destination: 'backend',
+      setUp(t, programs) { readLink = programs.attachForwarder(t, true); return readLink.progId(); },
+      tearDown() { try { readLink?.detach(); } finally { readLink?.close(); readLink = null; } },
     },
     {
       name: 'kernel', label: 'kernel forwarding (no XDP)', destination: 'backend',

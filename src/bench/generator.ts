@@ -97,6 +97,7 @@ export class BenchPrograms {
   readonly object: BpfObject;
   readonly gen: Program;
   readonly fwd: Program;
+  readonly fwdRead: Program;
   readonly sink: Program;
   readonly sinkCounts: BpfMap;
   readonly fwdPorts: BpfMap;
@@ -107,6 +108,7 @@ export class BenchPrograms {
     this.object = object;
     this.gen = object.program('xdp_gen');
     this.fwd = object.program('xdp_fwd');
+    this.fwdRead = object.program('xdp_fwd_read');
     this.sink = object.program('xdp_sink');
     this.sinkCounts = object.map('sink_counts');
     this.fwdPorts = object.map('fwd_ports');
@@ -156,12 +158,13 @@ export class BenchPrograms {
   }
 
   /** Attaches the trivial forwarder to the lb's ingress; returns its link (detach() to remove). */
-  attachForwarder(t: ForwardTopology): XdpLink {
+  /** Attaches the trivial forwarder (`reading`: the variant that reads the headers first). */
+  attachForwarder(t: ForwardTopology, reading = false): XdpLink {
     return inNetns(t.lb.netns, () => {
       const key = Buffer.alloc(4);
       // DEVMAP values are ifindexes of the namespace the update is made from.
       this.fwdPorts.update(key, u32le(t.lb.egressIfindex));
-      return this.fwd.attachXdp(t.lb.ingress, 'native');
+      return (reading ? this.fwdRead : this.fwd).attachXdp(t.lb.ingress, 'native');
     });
   }
 
