@@ -320,29 +320,25 @@ static __always_inline struct lb_service *find_service(__be32 vip, __be16 port, 
 
 /* ---- rewriting --------------------------------------------------------------------------- */
 
-/* TTL - 1 (callers ensure TTL >= 2); returns the IP checksum difference accumulated with `diff`.
- * TTL and protocol share one 16-bit word, changed as a whole: a byte store followed by a
- * 16-bit reload would stall on store forwarding. */
-static __always_inline __u32 decrement_ttl(struct iphdr *ip, __u32 diff)
-{
-	__u16 *word = (__u16 *)&ip->ttl;
-	__u16 old = *word;
-	__u16 new = old - bpf_htons(0x0100);   /* TTL is the word's first (high-order) byte */
-
-	*word = new;
-	return csum_diff16(diff, old, new);
-}
-
 /* The checksum difference of TTL - 1 without reading the word: ~old + (old - 0x0100) is
  * -0x0100 in ones'-complement arithmetic, whatever the old word (TTL >= 2: no borrow). */
 #define TTL_DECREMENT_DIFF ((__u16)~bpf_htons(0x0100))
 
-/* TTL - 1 (callers ensure TTL >= 2); the checksum difference is TTL_DECREMENT_DIFF. */
+/* TTL - 1 (callers ensure TTL >= 2); the checksum difference is TTL_DECREMENT_DIFF. TTL and
+ * protocol share one 16-bit word, changed as a whole: a byte store followed by a 16-bit reload
+ * would stall on store forwarding. */
 static __always_inline void decrement_ttl_only(struct iphdr *ip)
 {
-	__u16 *word = (__u16 *)&ip->ttl;
+	__u16 *word = (__u16 *)&ip->ttl;   /* TTL is the word's first (high-order) byte */
 
 	*word -= bpf_htons(0x0100);
+}
+
+/* TTL - 1; returns the IP checksum difference accumulated with `diff`. */
+static __always_inline __u32 decrement_ttl(struct iphdr *ip, __u32 diff)
+{
+	decrement_ttl_only(ip);
+	return diff + TTL_DECREMENT_DIFF;
 }
 
 /* Applies a pseudo-header/port difference to the TCP or UDP checksum at `l4`. The TCP bound is

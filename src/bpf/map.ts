@@ -247,8 +247,7 @@ export class BpfMap extends FdHandle {
     }
     keys.forEach((k) => this.checkKey('map update batch', k));
     values.forEach((v) => this.checkValue('map update batch', v));
-    if (keys.length === 0) return;
-    native().mapUpdateBatch(this.fd, Buffer.concat(keys), Buffer.concat(values), keys.length, UPDATE_FLAGS[flag], this.name);
+    this.updateBatchFlat(Buffer.concat(keys), Buffer.concat(values), keys.length, flag);
   }
 
   /**
