@@ -2,10 +2,13 @@
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
 #include <sched.h>
+#include <signal.h>
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <map>
+#include <thread>
 #include <time.h>
 
 #include "common.h"
@@ -37,27 +40,46 @@ xdp_md MakeCtx(uint32_t dataLen, uint32_t ingressIfindex) {
   return ctx;
 }
 
-// Pins the calling thread to one CPU for the life of the object and restores its mask after.
-class CpuPin {
+// Holds asynchronous signals for the life of the object (they are delivered to another thread of
+// the process meanwhile): a signal for this thread would stop the kernel's test-run loop with EINTR.
+class SignalsHeld {
  public:
-  CpuPin(Napi::Env env, int cpu) {
-    if (cpu < 0) return;
-    if (sched_getaffinity(0, sizeof(saved_), &saved_) != 0) ThrowBpfError(env, "pin cpu", "", errno);
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    if (sched_setaffinity(0, sizeof(one), &one) != 0)
-      ThrowBpfError(env, "pin cpu", std::to_string(cpu), errno, "is that CPU online?");
-    active_ = true;
+  SignalsHeld() {
+    sigset_t all;
+    sigfillset(&all);
+    for (int sync : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP}) sigdelset(&all, sync);
+    held_ = pthread_sigmask(SIG_BLOCK, &all, &saved_) == 0;
   }
-  ~CpuPin() {
-    if (active_) sched_setaffinity(0, sizeof(saved_), &saved_);
+  ~SignalsHeld() {
+    if (held_) pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
   }
 
  private:
-  cpu_set_t saved_;
-  bool active_ = false;
+  sigset_t saved_;
+  bool held_ = false;
 };
+
+// Runs fn on a fresh thread and waits for it. The kernel's test-run loop stops with EINTR whenever
+// signal_pending() is true for the calling task, which includes TIF_NOTIFY_SIGNAL (task work queued
+// to the thread, e.g. by io_uring); Node 24's event-loop thread gets such work often enough to fail
+// a LIVE_FRAMES run at random, and blocking signals does not clear it. A thread that has never
+// submitted anything has no such work.
+void RunOffLoop(const std::function<void()> &fn) {
+  std::thread worker([&] {
+    SignalsHeld signals;
+    fn();
+  });
+  worker.join();
+}
+
+// Pins the calling thread to one CPU (no-op for cpu < 0); returns 0 or an errno.
+int PinThisThread(int cpu) {
+  if (cpu < 0) return 0;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  return sched_setaffinity(0, sizeof(one), &one) == 0 ? 0 : errno;
+}
 
 // testRun(progFd, data, {repeat, dataOutSize, ingressIfindex, flags, batchSize, cpu}, name)
 //   -> {retval, data, durationNs}
@@ -91,7 +113,8 @@ Napi::Value TestRun(const Napi::CallbackInfo &info) {
   o.flags = flags;
   o.batch_size = static_cast<uint32_t>(OptInt(opts, "batchSize", 0));
   o.cpu = static_cast<uint32_t>(OptInt(opts, "cpu", 0));
-  int err = bpf_prog_test_run_opts(fd, &o);
+  int err = 0;
+  RunOffLoop([&] { err = bpf_prog_test_run_opts(fd, &o); });
   if (err) ThrowBpfError(env, "test run", ProgLabel(info, 3), -err, TestRunHint(-err));
   Napi::Object res = Napi::Object::New(env);
   res.Set("retval", o.retval);
@@ -116,9 +139,10 @@ Napi::Value TestRunMany(const Napi::CallbackInfo &info) {
   std::vector<double> durations(static_cast<size_t>(count));
   std::map<uint32_t, double> histogram;
   xdp_md ctx = MakeCtx(static_cast<uint32_t>(data.Length()), ingress);
-  {
-    CpuPin pin(env, pinCpu);
-    for (int64_t i = 0; i < count; i++) {
+  int err = 0, pinErr = 0;
+  RunOffLoop([&] {
+    pinErr = PinThisThread(pinCpu);
+    for (int64_t i = 0; i < count && !pinErr; i++) {
       bpf_test_run_opts o;
       memset(&o, 0, sizeof(o));
       o.sz = sizeof(o);
@@ -129,12 +153,14 @@ Napi::Value TestRunMany(const Napi::CallbackInfo &info) {
         o.ctx_size_in = sizeof(ctx);
       }
       o.repeat = 1;
-      int err = bpf_prog_test_run_opts(fd, &o);
-      if (err) ThrowBpfError(env, "test run many", ProgLabel(info, 5), -err, TestRunHint(-err));
+      err = bpf_prog_test_run_opts(fd, &o);
+      if (err) return;
       durations[static_cast<size_t>(i)] = o.duration;
       histogram[o.retval] += 1;
     }
-  }
+  });
+  if (pinErr) ThrowBpfError(env, "pin cpu", std::to_string(pinCpu), pinErr, "is that CPU online?");
+  if (err) ThrowBpfError(env, "test run many", ProgLabel(info, 5), -err, TestRunHint(-err));
   auto arr = Napi::Float64Array::New(env, durations.size());
   if (!durations.empty()) memcpy(arr.Data(), durations.data(), durations.size() * sizeof(double));
   Napi::Object retvals = Napi::Object::New(env);
@@ -170,13 +196,16 @@ Napi::Value TestRunLive(const Napi::CallbackInfo &info) {
   o.flags = BPF_F_TEST_XDP_LIVE_FRAMES;
   o.batch_size = batch;
   timespec t0, t1;
-  int err;
-  {
-    CpuPin pin(env, pinCpu);
+  int err = 0, pinErr = 0;
+  // On a thread of its own: see RunOffLoop.
+  RunOffLoop([&] {
+    pinErr = PinThisThread(pinCpu);
+    if (pinErr) return;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     err = bpf_prog_test_run_opts(fd, &o);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-  }
+  });
+  if (pinErr) ThrowBpfError(env, "pin cpu", std::to_string(pinCpu), pinErr, "is that CPU online?");
   if (err) ThrowBpfError(env, "test run live", ProgLabel(info, 6), -err, TestRunHint(-err));
   Napi::Object res = Napi::Object::New(env);
   res.Set("retval", o.retval);
