@@ -11,6 +11,8 @@
 #   XDPLB_DEMO_HTTP_RPS=20 XDPLB_DEMO_UDP_RPS=10   background traffic rates
 #   XDPLB_DEMO_PREFIX=xlb       lab prefix (tests use their own so they never meet a running demo)
 set -euo pipefail
+source "$(dirname "$0")/lib/as-root.sh"
+as_root "$(realpath "$0")" "$@"
 cd "$(dirname "$0")/.."
 
 PREFIX=${XDPLB_DEMO_PREFIX:-xlb}
@@ -27,10 +29,6 @@ UDP_VIP=198.18.100.2
 
 say() { printf 'demo: %s\n' "$*" >&2; }
 
-if [[ $EUID -ne 0 ]]; then
-  say "needs root (network namespaces, XDP, bpffs)"
-  exit 1
-fi
 
 if [[ ${XDPLB_DEMO_SKIP_BUILD:-0} != 1 ]]; then
   say "setup and build (idempotent)"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what xdplb needs on a Debian machine, idempotently: a second run installs nothing.
 set -euo pipefail
+source "$(dirname "$0")/lib/as-root.sh"
+as_root "$(realpath "$0")" "$@"
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 nftables iptables

@@ -1,15 +1,48 @@
 #!/usr/bin/env bash
-# The whole test suite: set-up, build, type-check, then every test (unit, kernel, lab, browser).
+# The whole test suite: set-up, build, type-check, then every test (unit, kernel, lab, browser) on
+# the machine's Node, then the unit and kernel tests again on Node 24 (the newest LTS we support).
+# Needs root; a user with sudo is re-run under sudo (scripts/lib/as-root.sh).
+#
+# Environment (all optional):
+#   XDPLB_TEST_FILES="dist/x.test.js ..."   run only these files (and skip the Node 24 pass)
+#   XDPLB_NODE24=0                          skip the Node 24 pass
 set -euo pipefail
+source "$(dirname "$0")/lib/as-root.sh"
+as_root "$(realpath "$0")" "$@"
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh
 npx --no-install tsc --noEmit -p tsconfig.json
+
+logs=$(mktemp -d /tmp/xdplb-test.XXXXXX)
+trap 'rm -rf "$logs"' EXIT
+status=0
+# run NAME NODE FILES...: one node --test pass, its output shown and kept for the totals.
+run() {
+  local name=$1 node=$2
+  shift 2
+  echo "== $name: $("$node" --version), ${#} test files"
+  # Kernel and lab tests share network namespaces and pins: run test files one at a time.
+  "$node" --test --test-concurrency=1 --test-reporter=tap "$@" 2>&1 | tee "$logs/$name.tap" || status=1
+}
+
 if [ -n "${XDPLB_TEST_FILES:-}" ]; then
   files=($XDPLB_TEST_FILES)
+  run main node "${files[@]}"
 else
   # Only *.test.js: node's default patterns would also run every helper file under a test/ dir.
   mapfile -t files < <(find dist/src dist/test -name '*.test.js' | sort)
+  run main node "${files[@]}"
+  if [[ ${XDPLB_NODE24:-1} != 0 ]]; then
+    # Unit tests (dist/src) and the kernel tests that drive the program and daemon directly.
+    mapfile -t node24files < <(find dist/src -name '*.test.js' | sort; printf '%s\n' dist/test/datapath.test.js dist/test/fuzz.test.js dist/test/veth.test.js)
+    run node24 "$(bash scripts/node.sh 24)" "${node24files[@]}"
+  fi
 fi
-# Kernel and lab tests share network namespaces and pins: run test files one at a time.
-node --test --test-concurrency=1 "${files[@]}"
+
+# One closing line over every pass (the TAP summaries' "# pass N" lines).
+total() { cat "$logs"/*.tap | sed -n "s/^# $1 \([0-9]*\)$/\1/p" | awk '{s += $1} END {print s + 0}'; }
+passed=$(total pass) failed=$(total fail) skipped=$(total skipped) cancelled=$(total cancelled)
+[[ $failed -eq 0 && $cancelled -eq 0 ]] || status=1
+echo "tests: $passed passed, $((failed + cancelled)) failed, $skipped skipped"
+exit $status
