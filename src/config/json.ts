@@ -86,3 +86,47 @@ export function parseStrictJson(text: string, options: StrictJsonOptions = {}): 
   }
   return value;
 }
+
+/**
+ * For YAML text (config files; JSON is YAML): the position where flow collections ([ {) nest
+ * deeper than `maxDepth`, or a line is indented more than `maxIndent` columns, or null. The
+ * YAML parser recurses per level, and a deep enough document exhausts the stack, or (seen with
+ * 8000 nested flow maps) aborts the whole process inside V8, so this runs before it. Quoted
+ * strings and comments are skipped; the scan is conservative, never a parser.
+ */
+export function yamlNestingError(text: string, maxDepth = MAX_JSON_DEPTH, maxIndent = 512): { line: number; col: number; reason: string } | null {
+  let depth = 0;
+  let line = 1;
+  let lineStart = 0;
+  let atIndent = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\n') { line++; lineStart = i + 1; atIndent = true; continue; }
+    if (atIndent) {
+      if (c === ' ' || c === '\t') {
+        if (i - lineStart >= maxIndent) return { line, col: i - lineStart + 1, reason: `indented deeper than ${maxIndent} columns` };
+        continue;
+      }
+      atIndent = false;
+    }
+    if (c === '#' && (i === lineStart || text[i - 1] === ' ' || text[i - 1] === '\t')) {
+      while (i + 1 < text.length && text[i + 1] !== '\n') i++;
+    } else if ((c === '"' || c === "'") && (i === lineStart || /[\s[{,:?-]/.test(text[i - 1]))) {
+      // (a quote inside a plain scalar, as in "don't", starts nothing)
+      // a quoted scalar: skip to its end (doubled '' in single quotes, backslash escapes in double)
+      for (i++; i < text.length; i++) {
+        if (text[i] === '\n') { line++; lineStart = i + 1; }
+        if (c === '"' && text[i] === '\\') { i++; continue; }
+        if (text[i] === c) {
+          if (c === "'" && text[i + 1] === "'") { i++; continue; }
+          break;
+        }
+      }
+    } else if (c === '[' || c === '{') {
+      if (++depth > maxDepth) return { line, col: i - lineStart + 1, reason: `nested deeper than ${maxDepth} levels` };
+    } else if ((c === ']' || c === '}') && depth > 0) {
+      depth--;
+    }
+  }
+  return null;
+}
