@@ -115,7 +115,7 @@ describe('API: services, backends, settings (admin)', () => {
 
     assertError(await api('POST', '/api/v1/services', spec), 409, 'XDPLB_ERR_CONFLICT', '/name');
     assertError(await api('POST', '/api/v1/services', { ...spec, name: 'api2' }), 409, 'XDPLB_ERR_CONFLICT', '/vip');
-    assertError(await api('POST', '/api/v1/services', { ...spec, name: 'api3', vip: '198.18.100.4' }), 409, 'XDPLB_ERR_CONFLICT', '/backends/0');
+    assertError(await api('POST', '/api/v1/services', { ...spec, name: 'api3', vip: '198.18.100.4' }), 409, 'XDPLB_ERR_CONFLICT', '/backends/0/address');
     assertError(await api('POST', '/api/v1/services', { ...spec, name: 'bad', vip: '198.18.100.5', backends: [{ address: '198.18.1.31', port: 70000 }] }), 400, 'XDPLB_ERR_VALIDATION', '/backends/0/port');
     assertError(await api('POST', '/api/v1/services', { ...spec, name: 'bad', vip: '10.0.0.010' }), 400, 'XDPLB_ERR_VALIDATION', '/vip');
     assertError(await api('POST', '/api/v1/services', { ...spec, name: 'bad', vip: '198.18.100.5', extra: 1 }), 400, 'XDPLB_ERR_VALIDATION', '/extra');
@@ -207,7 +207,7 @@ describe('API: services, backends, settings (admin)', () => {
     assertError(empty, 400, 'XDPLB_ERR_VALIDATION', '');
     assert.match(empty.json().error.message, /^\(body\): must be/);
     const proto = await app.inject({ method: 'PATCH', url: '/api/v1/settings', headers: { ...admin, 'content-type': 'application/json' }, payload: '{"__proto__": {"sampleRate": 5}}' });
-    assertError(proto, 400, 'XDPLB_ERR_VALIDATION', '');
+    assertError(proto, 400, 'XDPLB_ERR_VALIDATION', '/__proto__');
     assert.equal(({} as Record<string, unknown>).sampleRate, undefined);
   });
 

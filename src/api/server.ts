@@ -5,6 +5,7 @@
  * `{error: {code, message, field?}}`.
  */
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
@@ -16,7 +17,8 @@ import { XdplbError, codeForStatus } from './errors';
 import { bearerFrom, type AuthStore, type Identity } from './auth';
 import { createMetrics, type ApiMetrics } from './metrics';
 import { registerStream, type StreamOptions } from './stream';
-import { NAMED_SCHEMAS, bodyAjv, queryAjv, validationErrorFrom } from '../config/schema';
+import { MapPageQuerySchema, NAMED_SCHEMAS, bodyAjv, queryAjv, validationErrorFrom } from '../config/schema';
+import { parseStrictJson } from '../config/json';
 
 export interface ApiServerOptions {
   auth: AuthStore;
@@ -52,13 +54,24 @@ const MIME: Record<string, string> = {
   '.webmanifest': 'application/manifest+json',
 };
 
-/** Any error that reaches the handler, as a catalogue error. */
-function toXdplbError(error: unknown): XdplbError {
+/** Any error that reaches the handler, as a catalogue error whose message names what is wrong. */
+function toXdplbError(error: unknown, request?: FastifyRequest): XdplbError {
   if (error instanceof XdplbError) return error;
   const e = error as { code?: string; statusCode?: number; message?: string; validation?: unknown };
   if (Array.isArray(e.validation)) return validationErrorFrom(e.validation);
-  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new XdplbError('XDPLB_ERR_PAYLOAD_TOO_LARGE');
-  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new XdplbError('XDPLB_ERR_UNSUPPORTED_MEDIA_TYPE');
+  const contentType = request?.headers['content-type'];
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new XdplbError('XDPLB_ERR_PAYLOAD_TOO_LARGE', `(body): larger than the ${request?.routeOptions.bodyLimit ?? 'allowed'} bytes this server accepts`, '');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new XdplbError('XDPLB_ERR_UNSUPPORTED_MEDIA_TYPE', `content-type: ${contentType ? `"${String(contentType).slice(0, 100)}"` : 'missing'} is not supported; send application/json`);
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new XdplbError('XDPLB_ERR_VALIDATION', 'content-length: does not match the length of the body', '');
+    case 'FST_ERR_BAD_URL':
+      return new XdplbError('XDPLB_ERR_VALIDATION', `(path): ${request?.url.split('?')[0].slice(0, 200) ?? 'the URL'} is not a valid URL (bad percent-encoding)`, '');
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new XdplbError('XDPLB_ERR_URI_TOO_LONG', `(path): a path parameter is longer than ${MAX_PARAM_LENGTH} characters`);
+  }
   const status = e.statusCode ?? 500;
   if (status >= 400 && status < 500) return new XdplbError(codeForStatus(status), e.message || undefined, status === 400 ? '' : undefined);
   return new XdplbError('XDPLB_ERR_INTERNAL');
@@ -78,6 +91,58 @@ function loggerOption(logger: ApiServerOptions['logger']): Pick<FastifyServerOpt
   return { logger: { ...(logger as object), serializers } as FastifyServerOptions['logger'] };
 }
 
+/** Longest path parameter the router matches (Node refuses request heads over 16 KiB anyway). */
+const MAX_PARAM_LENGTH = 16 * 1024;
+/** How much of a refused (413) body is read and discarded, and for how long, before answering anyway. */
+const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
+const DRAIN_MAX_MS = 10_000;
+
+/**
+ * Reads and discards the rest of a request body that was refused as too large; resolves when
+ * it has all arrived (or past DRAIN_MAX_BYTES / DRAIN_MAX_MS). Answering first and closing the
+ * socket with unread data would reset the connection, and the client (still sending) would
+ * never see the 413: that is what a chunked body over the limit used to get.
+ */
+function drainRejectedBody(request: FastifyRequest): Promise<void> {
+  const raw = request.raw;
+  if (raw.complete || raw.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let drained = 0;
+    const done = () => {
+      clearTimeout(timer);
+      raw.removeListener('data', onData);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > DRAIN_MAX_BYTES) done();
+    };
+    const timer = setTimeout(done, DRAIN_MAX_MS);
+    raw.on('data', onData);
+    raw.once('end', done);
+    raw.once('close', done);
+    raw.once('error', done);
+    raw.resume();
+  });
+}
+
+/** Node's HTTP parser errors (before any route runs), answered from the catalogue. */
+function clientErrorHandler(error: NodeJS.ErrnoException, socket: import('node:net').Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const mapped = error.code === 'HPE_HEADER_OVERFLOW'
+    ? new XdplbError('XDPLB_ERR_HEADERS_TOO_LARGE', '(headers): the request line and headers exceed the 16 KiB this server accepts')
+    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new XdplbError('XDPLB_ERR_REQUEST_TIMEOUT', '(request): not received in full in time')
+      : new XdplbError('XDPLB_ERR_BAD_REQUEST', `(request): malformed HTTP request (${String(error.code ?? 'parse error')})`);
+  const body = JSON.stringify(mapped.toJSON());
+  if (socket.writable) {
+    socket.end(`HTTP/1.1 ${mapped.statusCode} ${http.STATUS_CODES[mapped.statusCode] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  } else {
+    socket.destroy();
+  }
+}
+
 /**
  * Builds the server (routes are registered when it becomes ready; call `listen` or `ready`).
  * Nothing here touches the kernel: every change goes through `controller`.
@@ -87,8 +152,15 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
     ...loggerOption(opts.logger),
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
     forceCloseConnections: true,
-    // Route parameters are bounded by their schemas; this only caps pathological URLs.
-    routerOptions: { maxParamLength: 200 },
+    // Route parameters are bounded by their schemas (which name the parameter); this only caps
+    // URLs that Node's header limit would not already refuse.
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // What the router and Node's HTTP parser refuse answers from the catalogue too.
+    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
+      const mapped = toXdplbError(error, request);
+      void reply.code(mapped.statusCode).send(mapped.toJSON());
+    },
+    clientErrorHandler: clientErrorHandler,
   } as FastifyServerOptions) as unknown as FastifyInstance;
   const metrics = createMetrics(controller);
   app.decorate('xdplbMetrics', metrics);
@@ -114,31 +186,45 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
   // JSON only: a text/plain body would otherwise reach the validator as a string.
   app.removeContentTypeParser('text/plain');
   // An empty JSON body is "no body" (e.g. POST /logout from a client that always sends the
-  // header); keys that could reach an object's prototype are refused outright.
+  // header); duplicate keys, deep nesting and keys that could reach an object's prototype are
+  // refused outright (src/config/json.ts).
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     const text = String(body);
     if (text.trim() === '') return done(null, undefined);
     try {
-      done(null, JSON.parse(text, (key, value) => {
-        if (key === '__proto__' || key === 'constructor' || key === 'prototype') throw new Error(`the key "${key}" is not allowed`);
-        return value;
-      }));
+      done(null, parseStrictJson(text, { label: '(body)' }));
     } catch (err) {
-      done(new XdplbError('XDPLB_ERR_VALIDATION', `(body): not valid JSON: ${(err as Error).message}`, ''), undefined);
+      done(err as Error, undefined);
     }
   });
 
-  app.setErrorHandler((error, request, reply) => {
-    const mapped = toXdplbError(error);
+  app.setErrorHandler(async (error, request, reply) => {
+    const mapped = toXdplbError(error, request);
     if (mapped.statusCode >= 500) request.log.error({ err: error }, 'request failed');
-    void reply.code(mapped.statusCode).send(mapped.toJSON());
+    // A refused body may still be arriving: read and discard the rest (bounded) before
+    // answering, so that the client sees the 413 instead of a reset connection.
+    if (mapped.code === 'XDPLB_ERR_PAYLOAD_TOO_LARGE') await drainRejectedBody(request);
+    return reply.code(mapped.statusCode).send(mapped.toJSON());
+  });
+
+  // Every route's method and URL pattern, to tell a wrong method (405) from an unknown path (404).
+  const routes: Array<{ methods: string[]; pattern: RegExp }> = [];
+  app.addHook('onRoute', (route) => {
+    const methods = ([] as string[]).concat(route.method);
+    const pattern = new RegExp('^' + route.url.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/') + '/?$');
+    routes.push({ methods, pattern });
   });
 
   app.setNotFoundHandler((request, reply) => {
     const url = request.url.split('?')[0];
     if (opts.webRoot && (request.method === 'GET' || request.method === 'HEAD') && !url.startsWith('/api/') && url !== '/api') {
       return serveStatic(opts.webRoot, url, reply);
+    }
+    const allowed = [...new Set(routes.filter((r) => r.pattern.test(url)).flatMap((r) => r.methods))];
+    if (allowed.length > 0) {
+      return reply.code(405).header('allow', allowed.join(', '))
+        .send(new XdplbError('XDPLB_ERR_METHOD_NOT_ALLOWED', `(method): ${request.method} is not allowed on ${url.slice(0, 200)}; use ${allowed.join(', ')}`).toJSON());
     }
     return reply.code(404).send(new XdplbError('XDPLB_ERR_NOT_FOUND', `no route ${request.method} ${url}`).toJSON());
   });
@@ -272,7 +358,7 @@ function registerRoutes(app: FastifyInstance, controller: Controller, auth: Auth
     schema: {
       summary: 'Decoded entries of one map',
       params: Type.Object({ name: Type.String({ maxLength: 64 }) }, { additionalProperties: false }),
-      querystring: Type.Object({ offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })) }, { additionalProperties: false }),
+      querystring: MapPageQuerySchema,
       response: { 200: Any, ...errors(404) },
     },
   }, async (request) => {

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { Controller, StreamMessage } from './controller';
 import type { ApiMetrics } from './metrics';
+import { XdplbError } from './errors';
 
 export interface StreamOptions {
   /** Ping every this many ms; a client that has not answered the previous ping is dropped. Default 15000. */
@@ -33,14 +34,20 @@ export function registerStream(app: FastifyInstance, controller: Controller, met
   const pingIntervalMs = options.pingIntervalMs ?? 15_000;
   const maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024;
 
-  app.get('/api/v1/stream', {
-    websocket: true,
+  app.route({
+    method: 'GET',
+    url: '/api/v1/stream',
     config: { access: 'read', queryToken: true },
     schema: {
       summary: 'Live stream (WebSocket): stats every second, kernel trace events, health transitions, state changes',
+      hide: true,
       querystring: { type: 'object', properties: { token: { type: 'string', maxLength: 1024 } }, additionalProperties: false },
     },
-  }, (socket: WebSocket, request) => {
+    // A plain HTTP request (no Upgrade) gets a catalogue error, not an empty 404.
+    handler: async (request) => {
+      throw new XdplbError('XDPLB_ERR_UPGRADE_REQUIRED', `(headers): ${request.url.split('?')[0]} is a WebSocket: connect with "Upgrade: websocket"`);
+    },
+    wsHandler: (socket: WebSocket, request) => {
     metrics.streamClients.inc();
     let answered = true;
     let closed = false;
@@ -81,5 +88,6 @@ export function registerStream(app: FastifyInstance, controller: Controller, met
     } catch (err) {
       request.log.error({ err }, 'stream: could not list services');
     }
+    },
   });
 }

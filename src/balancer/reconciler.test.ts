@@ -252,7 +252,7 @@ describe('reconciler on the loaded bpf/lb.o', () => {
         s.services.push({ name: 'web2', vip: '198.18.100.3', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 7,
           backends: [up('198.18.1.2', 8080)] });
       }, /replies from 198\.18\.1\.2\/tcp port 8080 would match both service "web" \(198\.18\.1\.2:8080\) and "web2"/],
-      ['one destination twice in a service', (s) => { s.services[0].backends.push(up('198.18.1.4', 80)); }, /port 80 would match both service "web" \(198\.18\.1\.4:0\) and "web"/],
+      ['one destination twice in a service', (s) => { s.services[0].backends.push(up('198.18.1.4', 80)); }, /backend 198\.18\.1\.4:80: the same destination as backend 198\.18\.1\.4:0/],
       ['a wildcard beside a specific port of another VIP', (s) => {
         s.services.push({ name: 'alt', vip: '198.18.100.3', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 7,
           backends: [up('198.18.1.7', 80)] });

@@ -20,6 +20,7 @@
  */
 import { buildMaglevTable, isPrime, MAX_WEIGHT, type MaglevBackend } from './maglev';
 import { buildMaglevTablesOffThread, OFF_THREAD_MIN_SLOTS } from './maglev-offthread';
+import { backendDestination, reverseClash, type ReverseClaim as ReverseRule } from './rules';
 import type { DataplaneBackend, DataplaneService, DataplaneState } from '../dataplane/types';
 import { vipFilterWords } from '../dataplane/jhash';
 import {
@@ -99,21 +100,8 @@ function poolSignature(byKey: Array<{ key: string; weight: number }>, size: numb
   return `${size}|${byKey.map((b) => `${b.key}*${b.weight}`).join(',')}`;
 }
 
-/** One reverse-NAT entry a NAT backend needs: replies from `port` (0 = any) go out as vip:vport. */
-interface ReverseClaim { service: string; backend: string; port: number; vip: string; vport: number }
-
-/**
- * The port (text) at which two reverse entries of one backend address/protocol make replies
- * ambiguous, or null. The program looks up the exact source port first, then port 0: equal
- * ports always clash; a wildcard beside a specific port clashes when that port's replies
- * would leave differently through the wildcard (another VIP, or a translated port).
- */
-function reverseClash(a: ReverseClaim, b: ReverseClaim): string | null {
-  if (a.port === b.port) return String(a.port);
-  if (a.port !== 0 && b.port !== 0) return null;
-  const specific = a.port === 0 ? b : a;
-  return a.vip !== b.vip || specific.port !== specific.vport ? `${specific.port} (and any port)` : null;
-}
+/** One reverse-NAT entry a NAT backend needs (the clash rule is src/balancer/rules.ts). */
+interface ReverseClaim extends ReverseRule { service: string; backend: string }
 
 function sameTable(a: Uint32Array | undefined, b: Uint32Array): boolean {
   if (!a || a.length !== b.length) return false;
@@ -260,7 +248,7 @@ export class Reconciler {
       if (other !== undefined) fail(`${where}: ${keyText} is already service "${other}"`);
       keys.set(keyText, s.name);
       vips.add(s.vip);
-      const seen = new Set<string>();
+      const seen = new Map<string, string>(); // destination -> the backend that has it
       let weighted = 0;
       for (const b of s.backends) {
         const bkey = backendKey(b);
@@ -270,8 +258,9 @@ export class Reconciler {
         if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > MAX_WEIGHT) {
           fail(`${bwhere}: weight ${b.weight} is not an integer in 0..${MAX_WEIGHT}`);
         }
-        if (seen.has(bkey)) fail(`${bwhere}: listed twice`);
-        seen.add(bkey);
+        const twin = seen.get(backendDestination(s, b));
+        if (twin !== undefined) fail(`${bwhere}: ${twin === bkey ? 'listed twice' : `the same destination as backend ${twin}`}`);
+        seen.set(backendDestination(s, b), bkey);
         if (inTable(b)) weighted++;
         backendCount++;
         if (s.mode === 'dsr') {

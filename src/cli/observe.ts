@@ -5,8 +5,12 @@ import type { StatsView, ProgramView, MapView, MapPage, SettingsView, StreamMess
 import { REASONS, type TraceEvent } from '../dataplane/types';
 import { ApiError } from './client';
 import { hashSecret } from '../config/config';
+import { MapPageQuerySchema } from '../config/schema';
 import { withClientOptions, clientFrom, action, integerArg, onOff, type ClientFlags } from './common';
 import { formatTable, humanNumber, humanBits, printJson, UsageError } from './output';
+
+/** One page limit for the API and the CLI: the schema's. */
+const PAGE_LIMIT = MapPageQuerySchema.properties.limit as unknown as { minimum: number; maximum: number; default: number };
 
 export function formatSettings(s: SettingsView): string {
   return formatTable(null, [
@@ -137,7 +141,7 @@ export function registerObserveCommands(program: Command): void {
   withClientOptions(program.command('maps').description("the balancer's BPF maps, or one map's decoded entries")
     .argument('[name]', 'map name (services, backends, maglev, reverse, ...)'))
     .option('--offset <n>', 'first entry', integerArg('--offset', 0), 0)
-    .option('--limit <n>', 'entries per page', integerArg('--limit', 1, 10000), 100)
+    .option('--limit <n>', `entries per page (${PAGE_LIMIT.minimum}..${PAGE_LIMIT.maximum})`, integerArg('--limit', PAGE_LIMIT.minimum, PAGE_LIMIT.maximum), PAGE_LIMIT.default)
     .action(action(async (name: string | undefined, flags: ClientFlags & { offset: number; limit: number }) => {
       const client = clientFrom(flags);
       if (name === undefined) {

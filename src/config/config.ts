@@ -9,6 +9,7 @@ import { Document, LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, v
 import { XdplbError } from '../api/errors';
 import { NAMED_SCHEMAS, ConfigSchema, type Config } from './schema';
 import { validateState } from './state';
+import { yamlNestingError } from './json';
 
 // ---------------------------------------------------------------------------------------------
 // Secrets: scrypt$N$r$p$salt$hash (salt and hash base64url)
@@ -76,6 +77,9 @@ function pointerSegments(pointer: string): Array<string | number> {
  *   the offending node for schema and semantic errors.
  */
 export function parseConfigText(text: string, source = '<config>'): Config {
+  // The YAML parser recurses per level: refuse pathological nesting before it runs.
+  const deep = yamlNestingError(text);
+  if (deep) throw new XdplbError('XDPLB_ERR_VALIDATION', `${source}:${deep.line}:${deep.col}: ${deep.reason}`);
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {

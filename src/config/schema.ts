@@ -21,18 +21,54 @@ function StringEnum<T extends string[]>(values: [...T], options: { description?:
 }
 
 const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])';
-/** First octet 1..223: refuses 0.0.0.0/8, multicast 224/4, reserved 240/4 and broadcast. */
-const UNICAST_FIRST_OCTET = '(22[0-3]|2[01][0-9]|1[0-9]{2}|[1-9][0-9]?)';
+
+/**
+ * The one rule for addresses that can never be a VIP or a backend: each class with its CIDR
+ * (for the reason), and the regex prefix that refuses it in UNICAST_IPV4_PATTERN (so the
+ * schema that validates API bodies, config files and CLI input, and documents them in
+ * OpenAPI, carries the rule). 198.18.0.0/15 (the lab's benchmarking range) stays usable.
+ */
+export const UNUSABLE_IPV4_CLASSES: ReadonlyArray<{ cidr: string; what: string; regex: string }> = [
+  { cidr: '0.0.0.0/8', what: 'a "this network" address (with the unspecified 0.0.0.0)', regex: '0\\.' },
+  { cidr: '127.0.0.0/8', what: 'a loopback address', regex: '127\\.' },
+  { cidr: '169.254.0.0/16', what: 'a link-local address', regex: '169\\.254\\.' },
+  { cidr: '224.0.0.0/4', what: 'a multicast address', regex: '(22[4-9]|23[0-9])\\.' },
+  { cidr: '255.255.255.255/32', what: 'the limited broadcast address', regex: '255\\.255\\.255\\.255$' },
+  { cidr: '240.0.0.0/4', what: 'a reserved (class E) address', regex: '(24[0-9]|25[0-5])\\.' },
+];
 
 /** Any IPv4 dotted quad, strictly (four decimal octets, no leading zeros). */
 export const IPV4_PATTERN = `^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`;
-/** A unicast IPv4 address usable as a VIP or backend. */
-export const UNICAST_IPV4_PATTERN = `^${UNICAST_FIRST_OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`;
+/** A unicast IPv4 address usable as a VIP or backend: a dotted quad outside UNUSABLE_IPV4_CLASSES. */
+export const UNICAST_IPV4_PATTERN = `^(?!${UNUSABLE_IPV4_CLASSES.map((c) => c.regex).join('|')})${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`;
+
+function ipv4ToNumber(address: string): number {
+  return address.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
+}
+
+/** The CIDR test behind UNUSABLE_IPV4_CLASSES (the regex above must agree; see schema.test). */
+export function inCidr(address: string, cidr: string): boolean {
+  const [base, bits] = cidr.split('/');
+  const size = 2 ** (32 - Number(bits));
+  return Math.floor(ipv4ToNumber(address) / size) === Math.floor(ipv4ToNumber(base) / size);
+}
+
+/**
+ * Why a dotted-quad address can never be a VIP or backend ("127.0.0.1 is a loopback
+ * address (127.0.0.0/8) and ..."), or null when it is usable (or not a dotted quad at all: that is the
+ * pattern's business).
+ */
+export function unusableAddressReason(address: string): string | null {
+  if (!new RegExp(IPV4_PATTERN).test(address)) return null;
+  const found = UNUSABLE_IPV4_CLASSES.find((c) => inCidr(address, c.cidr));
+  return found ? `${address} is ${found.what} (${found.cidr}) and can never be a VIP or backend` : null;
+}
+
 export const NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$';
 
 export const UnicastIPv4 = Type.String({
   pattern: UNICAST_IPV4_PATTERN, maxLength: 15,
-  description: 'a unicast IPv4 address in dotted-quad form without leading zeros (not 0.x.x.x, multicast, reserved or broadcast)',
+  description: 'a unicast IPv4 address in dotted-quad form without leading zeros (not 0.0.0.0/8, loopback 127/8, link-local 169.254/16, multicast 224/4, reserved 240/4 or broadcast)',
 });
 export const Name = Type.String({
   pattern: NAME_PATTERN, maxLength: 63,
@@ -106,6 +142,12 @@ export const SettingsSchema = Type.Object({
 }, { $id: 'Settings', additionalProperties: false });
 
 export const SettingsPatchSchema = Type.Partial(SettingsSchema, { $id: 'SettingsPatch', additionalProperties: false });
+
+/** GET /api/v1/maps/:name?offset=&limit= (the CLI's `maps --limit` takes its bounds from here). */
+export const MapPageQuerySchema = Type.Object({
+  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'entries per page' })),
+}, { additionalProperties: false });
 
 // ---------------------------------------------------------------------------------------------
 // Views returned by the API (documentation and response serialisation)
@@ -242,6 +284,8 @@ export function describeAjvError(error: ErrorObject, basePointer = ''): { field:
     case 'enum':
       return { field: at, reason: `must be one of: ${(params.allowedValues as unknown[]).map(String).join(', ')}` };
     case 'pattern': {
+      const unusable = params.pattern === UNICAST_IPV4_PATTERN && typeof error.data === 'string' ? unusableAddressReason(error.data) : null;
+      if (unusable) return { field: at, reason: unusable };
       const description = (error.parentSchema as { description?: string })?.description;
       return { field: at, reason: description ? `must be ${description}` : `must match ${String(params.pattern)}` };
     }

@@ -7,6 +7,7 @@
 import type { BackendSpec, ServiceSpec, SettingsView } from '../api/controller';
 import { XdplbError } from '../api/errors';
 import { isPrime } from '../balancer/maglev';
+import { backendDestination, reverseClash, type ReverseClaim } from '../balancer/rules';
 import {
   BackendPatchSchema, BackendSpecSchema, ConfigSchema, ServiceSpecSchema, SettingsPatchSchema,
   MAX_REVERSE_ENTRIES, MAX_TOTAL_BACKENDS, MAX_VIPS, parseListen, validateInput, type Config,
@@ -53,11 +54,12 @@ function serviceErrors(service: ServiceSpec, index: number, config: Config): Xdp
     if (service.mode === 'dsr' && backend.port !== 0 && backend.port !== service.port) {
       errors.push(invalid(`${bAt}/port`, `DSR cannot translate ports: backend port must be 0 or the service port ${service.port}`));
     }
-    // In DSR the port is never rewritten, so two entries for one address are one destination.
-    const identity = service.mode === 'dsr' ? backend.address : backendKey(backend);
+    const identity = backendDestination(service, backend);
     const first = seen.get(identity);
     if (first !== undefined) {
-      errors.push(conflict(bAt, `backend ${backendKey(backend)} duplicates /services/${index}/backends/${first} in service "${service.name}"`));
+      const other = service.backends[first];
+      const same = backendKey(other) === backendKey(backend) ? '' : ` (${backendKey(other)}: the same destination in ${service.mode.toUpperCase()} mode)`;
+      errors.push(conflict(`${bAt}/address`, `backend ${backendKey(backend)} duplicates /services/${index}/backends/${first}${same} in service "${service.name}"`));
     } else {
       seen.set(identity, b);
     }
@@ -85,21 +87,7 @@ function blame(a: number, b: number, focus?: number): [number, number] {
   return a > b ? [a, b] : [b, a];
 }
 
-interface ReverseEntry { index: number; backend: number; port: number; vip: string; vport: number }
-
-/**
- * Reverse NAT is keyed by {backend address, backend port (0 = any), protocol} and maps a reply
- * to one {VIP, port}. Two entries clash when a reply could match both and they disagree:
- * the same port with another VIP:port; or a wildcard (0) beside a specific port that belongs
- * to another VIP or translates its port (the wildcard's replies from that port would be
- * rewritten by the specific entry).
- */
-function reverseClash(a: ReverseEntry, b: ReverseEntry): boolean {
-  if (a.port === b.port) return a.vip !== b.vip || a.vport !== b.vport;
-  if (a.port !== 0 && b.port !== 0) return false;
-  const specific = a.port === 0 ? b : a;
-  return a.vip !== b.vip || specific.port !== specific.vport;
-}
+interface ReverseEntry extends ReverseClaim { index: number; backend: number }
 
 /** Checks that look across services: names, listeners, reverse NAT. */
 function crossServiceErrors(services: ServiceSpec[], focus?: number): XdplbError[] {
@@ -135,13 +123,15 @@ function crossServiceErrors(services: ServiceSpec[], focus?: number): XdplbError
       const group = `${backend.address}|${service.protocol}`;
       const list = byReverse.get(group) ?? [];
       for (const seen of list) {
-        if (seen.index === i || !reverseClash(seen, entry)) continue;
+        if (seen.index === i) continue;
+        const clash = reverseClash(seen, entry);
+        if (!clash) continue;
         const [guilty] = blame(i, seen.index, focus);
         const guiltyBackend = guilty === i ? b : seen.backend;
         const other = guilty === i ? seen.index : i;
-        errors.push(conflict(`/services/${guilty}/backends/${guiltyBackend}`,
+        errors.push(conflict(`/services/${guilty}/backends/${guiltyBackend}/address`,
           `backend ${backend.address}:${entry.port}/${service.protocol} is also a NAT backend of "${services[other].name}" ` +
-          `(port ${seen.port === entry.port ? entry.port : `${seen.port} vs ${entry.port}, 0 = any`}) behind a different VIP:port; stateless reverse NAT could not tell their replies apart`));
+          `(port ${clash}) behind a different VIP:port; stateless reverse NAT could not tell their replies apart`));
         break;
       }
       list.push(entry);
