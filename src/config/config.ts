@@ -9,6 +9,7 @@ import { Document, LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, v
 import { XdplbError } from '../api/errors';
 import { NAMED_SCHEMAS, ConfigSchema, type Config } from './schema';
 import { validateState } from './state';
+import { rememberPlainSecret } from './secret-policy';
 
 // ---------------------------------------------------------------------------------------------
 // Secrets: scrypt$N$r$p$salt$hash (salt and hash base64url)
@@ -81,10 +82,18 @@ export async function verifySecretAsync(plain: string, stored: string): Promise<
 /** Replaces plain `password:` / `token:` entries by their hashes (so they are never saved). */
 function hashPlainSecrets(config: Config): Config {
   for (const user of config.users) {
-    if (user.password !== undefined) { user.passwordHash = hashPlainSecret(user.password, `user:${user.name}`); delete user.password; }
+    if (user.password !== undefined) {
+      user.passwordHash = hashPlainSecret(user.password, `user:${user.name}`);
+      rememberPlainSecret(user.passwordHash, 'user', user.name, user.password);
+      delete user.password;
+    }
   }
   for (const token of config.tokens) {
-    if (token.token !== undefined) { token.tokenHash = hashPlainSecret(token.token, `token:${token.name}`); delete token.token; }
+    if (token.token !== undefined) {
+      token.tokenHash = hashPlainSecret(token.token, `token:${token.name}`);
+      rememberPlainSecret(token.tokenHash, 'token', token.name, token.token);
+      delete token.token;
+    }
   }
   return config;
 }
