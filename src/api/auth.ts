@@ -2,11 +2,19 @@
  * Who is calling: users log in for 12-hour session tokens; scripts use API tokens from the
  * config. Only hashes are kept: sessions by SHA-256 of the token (random 32 bytes, so a fast
  * hash is enough), configured users and tokens by scrypt (see src/config/config.ts).
+ *
+ * scrypt runs on libuv's thread pool, at most `maxConcurrentHashes` at a time (the pool's other
+ * threads keep serving file and DNS work), so logins never stall the event loop. Failed
+ * attempts back off per client address and user name together (and, more loosely, per
+ * address): someone guessing from one address cannot lock the owner out of another.
+ * Revocation (logout, a changed password or role, a removed user or token) is announced to
+ * onRevoke listeners, which is how open streams end within a second.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Role } from './controller';
 import { XdplbError } from './errors';
-import { hashSecret, verifySecret } from '../config/config';
+import { BackoffLimiter } from './login-limiter';
+import { hashPlainSecret, hashSecret, verifySecretAsync } from '../config/config';
 import type { TokenEntry, UserEntry } from '../config/schema';
 
 export interface Identity { name: string; role: Role }
@@ -14,18 +22,42 @@ export interface Identity { name: string; role: Role }
 export interface AuthStoreOptions {
   /** Session lifetime; default 12 h. */
   sessionTtlMs?: number;
-  /** Failed logins per user name within a minute before XDPLB_ERR_RATE_LIMITED; default 10. */
-  maxFailuresPerMinute?: number;
+  /** Failed logins of one user name from one client address before back-off starts; default 5. */
+  freeFailures?: number;
+  /** Failed logins from one client address, whatever the user names, before back-off starts; default 30. */
+  freeFailuresPerAddress?: number;
+  /** First back-off wait; doubles with each further failure. Default 1 s. */
+  backoffBaseMs?: number;
+  /** Longest back-off wait; default 15 min. */
+  maxBackoffMs?: number;
+  /** Most (address, user) and address entries the back-off remembers; default 10000 each. */
+  maxLimiterEntries?: number;
+  /** scrypt hashes computed at once; default 2 (libuv's pool has 4 threads). */
+  maxConcurrentHashes?: number;
+  /** Logins waiting for a hash slot; beyond it: XDPLB_ERR_RATE_LIMITED. Default 32. */
+  maxQueuedHashes?: number;
   /** Clock (ms), for tests. */
   now?: () => number;
 }
 
-interface Session { identity: Identity; expiresAt: number }
+/** XDPLB_ERR_RATE_LIMITED with the wait the server sends as Retry-After. */
+export class RateLimitedError extends XdplbError {
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterMs: number) {
+    super('XDPLB_ERR_RATE_LIMITED', message);
+    this.retryAfterSeconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  }
+}
+
+interface Session { identity: Identity; expiresAt: number; credentialHash: string }
 interface Credential { identity: Identity; hash: string }
+interface VerifiedToken { identity: Identity; hash: string }
 
 const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 const MAX_SESSIONS = 10000;
 const MAX_BEARER_LENGTH = 1024;
+/** Limiter "user name" for bearer tokens: never a valid user name (see NAME_PATTERN). */
+const BEARER_SUBJECT = '(bearer)';
 // Verifying an unknown user name against this keeps login time independent of whether it exists.
 let dummyHash: string | undefined;
 function dummyHashOnce(): string {
@@ -36,10 +68,10 @@ function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }
 
-function credentialsFrom<T extends { name: string; role: Role }>(entries: T[], hashOf: (e: T) => string | undefined, plainOf: (e: T) => string | undefined): Credential[] {
+function credentialsFrom<T extends { name: string; role: Role }>(kind: string, entries: T[], hashOf: (e: T) => string | undefined, plainOf: (e: T) => string | undefined): Credential[] {
   return entries.map((entry) => {
     const plain = plainOf(entry);
-    const hash = hashOf(entry) ?? (plain !== undefined ? hashSecret(plain) : undefined);
+    const hash = hashOf(entry) ?? (plain !== undefined ? hashPlainSecret(plain, `${kind}:${entry.name}`) : undefined);
     if (hash === undefined) throw new XdplbError('XDPLB_ERR_VALIDATION', `"${entry.name}" has no secret`);
     return { identity: { name: entry.name, role: entry.role }, hash };
   });
@@ -50,83 +82,139 @@ export class AuthStore {
   private tokens: Credential[] = [];
   private readonly sessions = new Map<string, Session>();
   /** SHA-256 of API tokens already verified by scrypt -> identity (scrypt per request is too slow). */
-  private readonly verifiedTokens = new Map<string, Identity>();
+  private readonly verifiedTokens = new Map<string, VerifiedToken>();
   /** SHA-256 of bearers that matched nothing: a client retrying a stale token costs no scrypt. */
   private readonly rejectedTokens = new Set<string>();
-  private readonly failures = new Map<string, number[]>();
+  /** Configured token hashes logged out in this process (until they leave the config). */
+  private readonly revokedTokenHashes = new Set<string>();
+  private readonly revokeListeners = new Set<() => void>();
+  private readonly perUser: BackoffLimiter;
+  private readonly perAddress: BackoffLimiter;
   private readonly ttl: number;
-  private readonly maxFailures: number;
   private readonly now: () => number;
+  private readonly maxHashes: number;
+  private readonly maxQueued: number;
+  private activeHashes = 0;
+  private readonly hashQueue: Array<() => void> = [];
 
   /** @throws XdplbError XDPLB_ERR_VALIDATION when an entry has neither a hash nor a plain secret. */
   constructor(users: UserEntry[] = [], tokens: TokenEntry[] = [], options: AuthStoreOptions = {}) {
     this.ttl = options.sessionTtlMs ?? SESSION_TTL_MS;
-    this.maxFailures = options.maxFailuresPerMinute ?? 10;
     this.now = options.now ?? Date.now;
+    const backoff = { baseMs: options.backoffBaseMs, maxMs: options.maxBackoffMs, maxEntries: options.maxLimiterEntries, now: this.now };
+    this.perUser = new BackoffLimiter({ ...backoff, free: options.freeFailures ?? 5 });
+    this.perAddress = new BackoffLimiter({ ...backoff, free: options.freeFailuresPerAddress ?? 30 });
+    this.maxHashes = options.maxConcurrentHashes ?? 2;
+    this.maxQueued = options.maxQueuedHashes ?? 32;
     this.update(users, tokens);
   }
 
   /**
    * Replaces the configured users and tokens (e.g. after a config reload). Sessions of users
-   * that are gone or whose role changed end.
+   * that are gone, whose role changed or whose password hash changed end, as do verified
+   * tokens that are gone or changed; open streams hear of it through onRevoke.
    */
   update(users: UserEntry[], tokens: TokenEntry[]): void {
-    this.users = credentialsFrom(users, (u) => u.passwordHash, (u) => u.password);
-    this.tokens = credentialsFrom(tokens, (t) => t.tokenHash, (t) => t.token);
-    this.verifiedTokens.clear();
+    this.users = credentialsFrom('user', users, (u) => u.passwordHash, (u) => u.password);
+    this.tokens = credentialsFrom('token', tokens, (t) => t.tokenHash, (t) => t.token);
     this.rejectedTokens.clear();
+    let revoked = false;
+    const userByName = new Map(this.users.map((u) => [u.identity.name, u]));
     for (const [key, session] of this.sessions) {
-      const user = this.users.find((u) => u.identity.name === session.identity.name);
-      if (!user || user.identity.role !== session.identity.role) this.sessions.delete(key);
+      const user = userByName.get(session.identity.name);
+      if (!user || user.identity.role !== session.identity.role || user.hash !== session.credentialHash) {
+        this.sessions.delete(key);
+        revoked = true;
+      }
     }
+    const tokenByHash = new Map(this.tokens.map((t) => [t.hash, t.identity]));
+    for (const [key, verified] of this.verifiedTokens) {
+      const identity = tokenByHash.get(verified.hash);
+      if (!identity || identity.name !== verified.identity.name || identity.role !== verified.identity.role) {
+        this.verifiedTokens.delete(key);
+        revoked = true;
+      }
+    }
+    for (const hash of this.revokedTokenHashes) if (!tokenByHash.has(hash)) this.revokedTokenHashes.delete(hash);
+    if (revoked) this.announceRevocation();
   }
 
   /**
-   * Checks a user's password and opens a session.
+   * Checks a user's password (off the event loop) and opens a session. `address` is the
+   * client's address: failures back off per address and user name together, and per address.
    * @throws XdplbError XDPLB_ERR_UNAUTHENTICATED on a wrong name or password (same message
-   *   for both); XDPLB_ERR_RATE_LIMITED after too many failures for that name in a minute.
+   *   for both); RateLimitedError (XDPLB_ERR_RATE_LIMITED) while this address and name (or
+   *   this address) must wait, or when too many logins are already waiting for a hash.
    */
-  login(name: string, password: string): { token: string; user: Identity } {
-    const now = this.now();
-    const recent = (this.failures.get(name) ?? []).filter((t) => now - t < 60_000);
-    if (recent.length >= this.maxFailures) throw new XdplbError('XDPLB_ERR_RATE_LIMITED');
+  async login(name: string, password: string, address = ''): Promise<{ token: string; user: Identity }> {
+    const userKey = `${address}\n${name}`;
+    this.checkBackoff(userKey, address);
     const user = this.users.find((u) => u.identity.name === name);
-    const ok = verifySecret(password, user?.hash ?? dummyHashOnce()) && user !== undefined;
-    if (!ok) {
-      recent.push(now);
-      if (this.failures.size > MAX_SESSIONS) this.failures.clear();
-      this.failures.set(name, recent);
-      throw new XdplbError('XDPLB_ERR_UNAUTHENTICATED', 'wrong user name or password');
+    // Charged before hashing and refunded on success, so parallel guesses cannot outrun the count.
+    this.perUser.fail(userKey);
+    this.perAddress.fail(address);
+    let ok: boolean;
+    try {
+      ok = (await this.withHashSlot(() => verifySecretAsync(password, user?.hash ?? dummyHashOnce()))) && user !== undefined;
+    } catch (error) {
+      this.perUser.refund(userKey);
+      this.perAddress.refund(address);
+      throw error;
     }
-    this.failures.delete(name);
+    if (!ok) throw new XdplbError('XDPLB_ERR_UNAUTHENTICATED', 'wrong user name or password');
+    this.perUser.reset(userKey);
+    this.perAddress.refund(address);
+    const now = this.now();
     this.pruneSessions(now);
     const token = randomBytes(32).toString('hex');
-    this.sessions.set(sha256(token), { identity: { ...user.identity }, expiresAt: now + this.ttl });
-    return { token, user: { ...user.identity } };
+    this.sessions.set(sha256(token), { identity: { ...user!.identity }, expiresAt: now + this.ttl, credentialHash: user!.hash });
+    return { token, user: { ...user!.identity } };
   }
 
-  /** Ends a session; true when it existed. API tokens cannot be logged out. */
-  logout(token: string): boolean {
-    return this.sessions.delete(sha256(token));
+  /**
+   * Ends what the bearer stands for: a session ends; a configured API token is revoked in this
+   * process until the config's tokens change it or the daemon restarts (remove it from the
+   * config to revoke it for good). Open streams of it close. Returns what was ended, or null.
+   */
+  logout(bearer: string): 'session' | 'token' | null {
+    const key = sha256(bearer);
+    if (this.sessions.delete(key)) {
+      this.announceRevocation();
+      return 'session';
+    }
+    const verified = this.verifiedTokens.get(key);
+    if (!verified) return null;
+    this.revokedTokenHashes.add(verified.hash);
+    for (const [k, v] of this.verifiedTokens) if (v.hash === verified.hash) this.verifiedTokens.delete(k);
+    this.announceRevocation();
+    return 'token';
   }
 
-  /** The identity behind a session or API token, or null when it is unknown or expired. */
-  authenticate(bearer: string | null | undefined): Identity | null {
+  /**
+   * The identity behind a session or API token, or null when it is unknown, expired or revoked.
+   * An API token seen for the first time is checked by scrypt off the event loop; unknown
+   * bearers back off per client address like failed logins.
+   * @throws RateLimitedError while `address` must wait after too many unknown bearers.
+   */
+  async authenticate(bearer: string | null | undefined, address = ''): Promise<Identity | null> {
     if (!bearer || bearer.length > MAX_BEARER_LENGTH) return null;
     const key = sha256(bearer);
-    const session = this.sessions.get(key);
-    if (session) {
-      if (session.expiresAt > this.now()) return { ...session.identity };
-      this.sessions.delete(key);
-      return null;
-    }
-    const cached = this.verifiedTokens.get(key);
-    if (cached) return { ...cached };
-    if (this.rejectedTokens.has(key)) return null;
-    for (const token of this.tokens) {
-      if (verifySecret(bearer, token.hash)) {
-        this.verifiedTokens.set(key, token.identity);
-        return { ...token.identity };
+    const known = this.identityFor(key);
+    if (known) return known;
+    if (this.rejectedTokens.has(key) || this.sessions.has(key)) return null;
+    const candidates = this.tokens.filter((t) => !this.revokedTokenHashes.has(t.hash));
+    if (candidates.length > 0) {
+      const subject = `${address}\n${BEARER_SUBJECT}`;
+      this.checkBackoff(subject, address);
+      this.perUser.fail(subject);
+      for (const token of candidates) {
+        if (await this.withHashSlot(() => verifySecretAsync(bearer, token.hash))) {
+          this.perUser.refund(subject);
+          // The config may have changed while hashing: only a token still configured counts.
+          if (!this.tokens.some((t) => t.hash === token.hash) || this.revokedTokenHashes.has(token.hash)) return null;
+          this.verifiedTokens.set(key, { identity: token.identity, hash: token.hash });
+          return { ...token.identity };
+        }
       }
     }
     if (this.rejectedTokens.size >= MAX_SESSIONS) this.rejectedTokens.clear();
@@ -134,10 +222,68 @@ export class AuthStore {
     return null;
   }
 
+  /** The SHA-256 key under which a bearer is known (what open streams remember, not the bearer). */
+  keyOf(bearer: string): string {
+    return sha256(bearer);
+  }
+
+  /** True while the bearer with this key is a live session or a verified, unrevoked API token (no hashing). */
+  isCurrent(key: string): boolean {
+    return this.identityFor(key) !== null;
+  }
+
+  /** Calls `listener` after any revocation; returns the function that stops it. */
+  onRevoke(listener: () => void): () => void {
+    this.revokeListeners.add(listener);
+    return () => { this.revokeListeners.delete(listener); };
+  }
+
   /** Number of live sessions (for metrics). */
   sessionCount(): number {
     this.pruneSessions(this.now());
     return this.sessions.size;
+  }
+
+  private identityFor(key: string): Identity | null {
+    const session = this.sessions.get(key);
+    if (session) {
+      if (session.expiresAt > this.now()) return { ...session.identity };
+      this.sessions.delete(key);
+      return null;
+    }
+    const verified = this.verifiedTokens.get(key);
+    return verified ? { ...verified.identity } : null;
+  }
+
+  private checkBackoff(userKey: string, address: string): void {
+    const wait = Math.max(this.perUser.retryAfter(userKey), this.perAddress.retryAfter(address));
+    if (wait > 0) throw new RateLimitedError(`too many failed attempts from this address; try again in ${Math.ceil(wait / 1000)} s`, wait);
+    if (this.activeHashes >= this.maxHashes && this.hashQueue.length >= this.maxQueued) {
+      throw new RateLimitedError('too many logins in progress; try again in a second', 1000);
+    }
+  }
+
+  /** Runs `hash` when one of the maxConcurrentHashes slots is free (FIFO). */
+  private async withHashSlot<T>(hash: () => Promise<T>): Promise<T> {
+    if (this.activeHashes >= this.maxHashes) {
+      if (this.hashQueue.length >= this.maxQueued) throw new RateLimitedError('too many logins in progress; try again in a second', 1000);
+      await new Promise<void>((resolve) => this.hashQueue.push(resolve));
+    } else {
+      this.activeHashes += 1;
+    }
+    try {
+      return await hash();
+    } finally {
+      // Hand the slot straight to the next waiter (activeHashes stays), or free it.
+      const next = this.hashQueue.shift();
+      if (next) next(); else this.activeHashes -= 1;
+    }
+  }
+
+  private announceRevocation(): void {
+    for (const listener of this.revokeListeners) {
+      try { listener(); } catch { /* a listener's failure must not stop the others */ }
+    }
   }
 
   private pruneSessions(now: number): void {

@@ -237,7 +237,7 @@ describe('API: healthz, metrics, openapi', () => {
     controller.health.set('web/198.18.1.2:8080', 'up');
     app.xdplbMetrics.configReloads.inc();
 
-    const res = await app.inject({ method: 'GET', url: '/metrics' });
+    const res = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${API_TOKEN}` } });
     assert.equal(res.statusCode, 200);
     assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/);
     const expected = [
@@ -261,7 +261,7 @@ describe('API: healthz, metrics, openapi', () => {
     // Values follow the controller at every scrape.
     controller.health.set('web/198.18.1.2:8080', 'down');
     controller.snapshot.services.web.fwdPackets = 121;
-    const again = (await app.inject({ method: 'GET', url: '/metrics' })).body.split('\n');
+    const again = (await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${API_TOKEN}` } })).body.split('\n');
     assert.ok(again.includes('xdplb_backend_up{service="web",backend="198.18.1.2:8080"} 0'), again.filter((l) => l.startsWith('xdplb_backend')).join('\n'));
     assert.ok(again.includes('xdplb_service_packets_total{service="web",direction="fwd"} 121'));
   });

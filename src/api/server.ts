@@ -15,9 +15,10 @@ import type { Logger } from 'pino';
 import type { BackendSpec, Controller, ServiceSpec, SettingsView } from './controller';
 import { XdplbError, codeForStatus } from './errors';
 import { bearerFrom, type AuthStore, type Identity } from './auth';
+import { SECURITY_HEADERS, checkHostAndOrigin, isLoopbackAddress } from './guard';
 import { createMetrics, type ApiMetrics } from './metrics';
 import { registerStream, type StreamOptions } from './stream';
-import { MapPageQuerySchema, NAMED_SCHEMAS, bodyAjv, queryAjv, validationErrorFrom } from '../config/schema';
+import { MapPageQuerySchema, NAMED_SCHEMAS, bodyAjv, queryAjv, parseListen, validationErrorFrom, type Config } from '../config/schema';
 import { parseStrictJson } from '../config/json';
 
 export interface ApiServerOptions {
@@ -29,14 +30,19 @@ export interface ApiServerOptions {
   /** Largest accepted request body; default 1 MiB. */
   bodyLimit?: number;
   stream?: StreamOptions;
+  /**
+   * The config's api section, read at every request so a reload applies: allowedHosts (Host
+   * header names besides IP addresses and localhost), metrics (who may read /metrics).
+   */
+  apiConfig?: () => Partial<Config['api']>;
 }
 
-/** Who may call a route: anyone, any authenticated user, or admins only. */
-type Access = 'public' | 'read' | 'write';
+/** Who may call a route: anyone, any authenticated user, admins only, or as config api.metrics says. */
+type Access = 'public' | 'read' | 'write' | 'metrics';
 
 declare module 'fastify' {
   interface FastifyContextConfig { access?: Access; queryToken?: boolean }
-  interface FastifyRequest { identity: Identity | null }
+  interface FastifyRequest { identity: Identity | null; credentialKey: string | null }
   interface FastifyInstance { xdplbMetrics: ApiMetrics }
 }
 
@@ -165,6 +171,17 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
   const metrics = createMetrics(controller);
   app.decorate('xdplbMetrics', metrics);
   app.decorateRequest('identity', null);
+  app.decorateRequest('credentialKey', null);
+  const apiConfig: () => Partial<Config['api']> = opts.apiConfig ?? (() => ({}));
+  const guard = (request: FastifyRequest) => {
+    const { allowedHosts, listen } = apiConfig();
+    checkHostAndOrigin(request, allowedHosts, listen ? parseListen(listen).host : undefined);
+  };
+  // Every response, errors and dashboard files included.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    void reply.headers(SECURITY_HEADERS);
+    return payload;
+  });
 
   for (const schema of NAMED_SCHEMAS) app.addSchema(schema);
 
@@ -201,6 +218,8 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
 
   app.setErrorHandler(async (error, request, reply) => {
     const mapped = toXdplbError(error, request);
+    const retryAfter = (error as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+    if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
     if (mapped.statusCode >= 500) request.log.error({ err: error }, 'request failed');
     // A refused body may still be arriving: read and discard the rest (bounded) before
     // answering, so that the client sees the 413 instead of a reset connection.
@@ -217,6 +236,11 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
   });
 
   app.setNotFoundHandler((request, reply) => {
+    try {
+      guard(request);
+    } catch (error) {
+      return reply.code(403).send(toXdplbError(error).toJSON());
+    }
     const url = request.url.split('?')[0];
     if (opts.webRoot && (request.method === 'GET' || request.method === 'HEAD') && !url.startsWith('/api/') && url !== '/api') {
       return serveStatic(opts.webRoot, url, reply);
@@ -243,23 +267,33 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
   void app.register(async (api) => {
     // Added inside this context so that it runs after @fastify/websocket's own onRequest hook,
     // which must mark upgrade requests first (else a refused upgrade leaves its socket open).
-    api.addHook('onRequest', (request) => authenticateRequest(opts.auth, request));
+    api.addHook('onRequest', async (request) => guard(request));
+    api.addHook('onRequest', (request) => authenticateRequest(opts.auth, request, apiConfig().metrics ?? 'auth'));
     registerRoutes(api, controller, opts.auth, metrics);
-    registerStream(api, controller, metrics, opts.stream);
+    registerStream(api, controller, metrics, opts.stream, opts.auth);
   });
   return app;
 }
 
 /** Enforces the route's access level: 401 without a valid token, 403 for viewers on changes. */
-async function authenticateRequest(auth: AuthStore, request: FastifyRequest): Promise<void> {
-  const access = request.routeOptions.config?.access;
+async function authenticateRequest(auth: AuthStore, request: FastifyRequest, metricsExposure: NonNullable<Config['api']['metrics']>): Promise<void> {
+  let access = request.routeOptions.config?.access;
+  if (access === 'metrics') {
+    if (metricsExposure === 'public') return;
+    if (metricsExposure === 'loopback') {
+      if (isLoopbackAddress(request.socket.remoteAddress)) return;
+      throw new XdplbError('XDPLB_ERR_FORBIDDEN', '/metrics is served to loopback clients only (config api.metrics: loopback)');
+    }
+    access = 'read';
+  }
   if (!access || access === 'public') return;
   const query = request.query as { token?: string } | undefined;
   const token = bearerFrom(request.headers.authorization) ?? (request.routeOptions.config.queryToken ? query?.token ?? null : null);
-  const identity = auth.authenticate(token);
+  const identity = await auth.authenticate(token, request.ip);
   if (!identity) throw new XdplbError('XDPLB_ERR_UNAUTHENTICATED', token ? 'invalid or expired token' : 'authentication required: send Authorization: Bearer <token>');
   if (access === 'write' && identity.role !== 'admin') throw new XdplbError('XDPLB_ERR_FORBIDDEN', `user "${identity.name}" (viewer) may not change anything`);
   request.identity = identity;
+  request.credentialKey = auth.keyOf(token!);
 }
 
 function registerRoutes(app: FastifyInstance, controller: Controller, auth: AuthStore, metrics: ApiMetrics): void {
@@ -268,7 +302,7 @@ function registerRoutes(app: FastifyInstance, controller: Controller, auth: Auth
   const changed = (operation: string) => metrics.apiChanges.inc({ operation });
 
   app.get('/healthz', { config: { access: 'public' }, schema: { summary: 'Liveness', security: [] } }, async () => ({ status: 'ok' }));
-  app.get('/metrics', { config: { access: 'public' }, schema: { summary: 'Prometheus metrics', security: [] } }, async (_request, reply) => {
+  app.get('/metrics', { config: { access: 'metrics' }, schema: { summary: 'Prometheus metrics (who may read them: config api.metrics)' } }, async (_request, reply) => {
     const text = await metrics.render();
     return reply.type(metrics.registry.contentType).send(text);
   });
@@ -283,11 +317,13 @@ function registerRoutes(app: FastifyInstance, controller: Controller, auth: Auth
     },
   }, async (request) => {
     const { username, password } = request.body as { username: string; password: string };
-    return auth.login(username, password);
+    return auth.login(username, password, request.ip);
   });
-  app.post('/api/v1/logout', { config: read, schema: { summary: 'End this session', response: { 204: Type.Null() } } }, async (request, reply) => {
+  app.post('/api/v1/logout', { config: read, schema: { summary: 'End this session, or revoke this API token until restart', response: { 204: Type.Null() } } }, async (request, reply) => {
     const token = bearerFrom(request.headers.authorization);
-    if (token) auth.logout(token);
+    if (token && auth.logout(token) === 'token') {
+      request.log.warn({ token: request.identity?.name }, 'API token revoked until the daemon restarts: remove it from the config to revoke it for good');
+    }
     return reply.code(204).send();
   });
   app.get('/api/v1/whoami', { config: read, schema: { response: { 200: Type.Object({ name: Type.String(), role: Type.String() }) } } }, async (request) => request.identity);

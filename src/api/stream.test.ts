@@ -59,7 +59,7 @@ describe('live stream (/api/v1/stream)', () => {
     await app.listen({ port: 0, host: '127.0.0.1' });
     const address = app.server.address() as { port: number };
     base = `ws://127.0.0.1:${address.port}`;
-    token = auth.login('viewer', 'viewer-pass').token;
+    token = (await auth.login('viewer', 'viewer-pass')).token;
   });
   after(async () => {
     for (const ws of sockets) ws.terminate();
@@ -80,7 +80,7 @@ describe('live stream (/api/v1/stream)', () => {
     controller.publish(pushed);
     assert.deepEqual(await received, pushed);
 
-    const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+    const metrics = await app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${token}` } });
     assert.match(metrics.body, /^xdplb_stream_clients 1$/m);
 
     ws.close();

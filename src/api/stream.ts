@@ -1,13 +1,16 @@
 /**
  * The live stream: GET /api/v1/stream upgraded to a WebSocket that forwards the controller's
  * messages as JSON text frames. Auth happens before the upgrade (server.ts onRequest hook),
- * with ?token= because browsers cannot set headers on WebSockets.
+ * with ?token= because browsers cannot set headers on WebSockets. A stream lives no longer than
+ * its credential: it closes (1008) as soon as the session or token is revoked (onRevoke) and
+ * within a second of the session expiring.
  */
 import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { Controller, StreamMessage } from './controller';
 import type { ApiMetrics } from './metrics';
 import { XdplbError } from './errors';
+import type { AuthStore } from './auth';
 
 export interface StreamOptions {
   /** Ping every this many ms; a client that has not answered the previous ping is dropped. Default 15000. */
@@ -15,6 +18,9 @@ export interface StreamOptions {
   /** A client whose unsent data exceeds this many bytes is dropped rather than buffered. Default 4 MiB. */
   maxBufferedBytes?: number;
 }
+
+/** How often a stream re-checks that its session has not expired. */
+const CREDENTIAL_CHECK_MS = 1000;
 
 const OPEN = 1;
 
@@ -30,7 +36,7 @@ function encode(msg: StreamMessage): string {
 }
 
 /** Registers the stream route on `app` (which must have @fastify/websocket registered). */
-export function registerStream(app: FastifyInstance, controller: Controller, metrics: ApiMetrics, options: StreamOptions = {}): void {
+export function registerStream(app: FastifyInstance, controller: Controller, metrics: ApiMetrics, options: StreamOptions = {}, auth?: AuthStore): void {
   const pingIntervalMs = options.pingIntervalMs ?? 15_000;
   const maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024;
 
@@ -64,6 +70,20 @@ export function registerStream(app: FastifyInstance, controller: Controller, met
       socket.send(encode(msg));
     };
 
+    // The credential (its key, set by server.ts) must stay valid for as long as the stream is open.
+    const key = request.credentialKey;
+    const checkCredential = () => {
+      if (closed || !auth || key === null || auth.isCurrent(key)) return;
+      closed = true;
+      request.log.info('stream closed: its session or token was revoked or expired');
+      socket.close(1008, 'session ended');
+      // A client that does not answer the closing handshake is cut off.
+      setTimeout(() => socket.terminate(), 1000).unref();
+    };
+    const stopRevokeWatch = auth?.onRevoke(checkCredential) ?? (() => {});
+    const credentialCheck = setInterval(checkCredential, CREDENTIAL_CHECK_MS);
+    credentialCheck.unref();
+
     const unsubscribe = controller.subscribe(send);
     const ping = setInterval(() => {
       if (!answered) return drop('no pong to the last ping');
@@ -78,6 +98,8 @@ export function registerStream(app: FastifyInstance, controller: Controller, met
     socket.on('close', () => {
       closed = true;
       clearInterval(ping);
+      clearInterval(credentialCheck);
+      stopRevokeWatch();
       unsubscribe();
       metrics.streamClients.dec();
     });

@@ -6,6 +6,7 @@ import { REASONS, type TraceEvent } from '../dataplane/types';
 import { ApiError } from './client';
 import { hashSecret } from '../config/config';
 import { MapPageQuerySchema } from '../config/schema';
+import { secretWeakness } from '../config/secret-policy';
 import { withClientOptions, clientFrom, action, integerArg, onOff, type ClientFlags } from './common';
 import { formatTable, humanNumber, humanBits, printJson, UsageError } from './output';
 
@@ -180,6 +181,9 @@ export function registerHashPasswordCommand(program: Command): void {
         secret = (await readStdin()).split(/\r?\n/)[0];
       }
       if (!secret) throw new UsageError('no password: pass --password or pipe it on stdin');
+      // The daemon can judge a hash only against known defaults: say so now, while the text is here.
+      const weakness = secretWeakness('user', '', secret);
+      if (weakness) process.stderr.write(`xdplb: warning: ${weakness}: an admin with it cannot make the daemon listen beyond loopback (docs/config.md)\n`);
       console.log(hashSecret(secret));
     }));
 }

@@ -2,7 +2,7 @@
  * The config file (YAML): load with precise error positions, save atomically, and the secret
  * hashing used for users' passwords and API tokens.
  */
-import { randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Document, LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit } from 'yaml';
@@ -10,6 +10,7 @@ import { XdplbError } from '../api/errors';
 import { NAMED_SCHEMAS, ConfigSchema, type Config } from './schema';
 import { validateState } from './state';
 import { yamlNestingError } from './json';
+import { rememberPlainSecret } from './secret-policy';
 
 // ---------------------------------------------------------------------------------------------
 // Secrets: scrypt$N$r$p$salt$hash (salt and hash base64url)
@@ -20,42 +21,80 @@ const SCRYPT_P = 1;
 const SCRYPT_KEYLEN = 32;
 
 /** Hashes a password or token with scrypt and a random 16-byte salt: "scrypt$N$r$p$salt$hash". */
-export function hashSecret(plain: string): string {
-  const salt = randomBytes(16);
+export function hashSecret(plain: string, salt: Buffer = randomBytes(16)): string {
   const hash = scryptSync(plain, salt, SCRYPT_KEYLEN, { N: SCRYPT_N, r: SCRYPT_R, p: SCRYPT_P });
   return ['scrypt', SCRYPT_N, SCRYPT_R, SCRYPT_P, salt.toString('base64url'), hash.toString('base64url')].join('$');
 }
 
+const plainSaltKey = randomBytes(32);
 /**
- * True when `plain` matches a hash from hashSecret (compared in constant time). A malformed
- * hash, or one whose cost parameters are out of the sane range, never matches.
+ * hashSecret for a plain secret from a config file: within one process the same text of the
+ * same entry hashes to the same string, so a reload that leaves a plain password alone is not
+ * a password change (which would end that user's sessions). The salt is an HMAC under a random
+ * per-process key: it reveals nothing about the secret and differs in every process.
  */
-export function verifySecret(plain: string, stored: string): boolean {
+export function hashPlainSecret(plain: string, entry: string): string {
+  return hashSecret(plain, createHmac('sha256', plainSaltKey).update(entry).update('\0').update(plain).digest().subarray(0, 16));
+}
+
+interface ScryptHash { N: number; r: number; p: number; salt: Buffer; expected: Buffer }
+
+/** The parts of a hashSecret string, or null when it is malformed or its cost is out of range. */
+function parseSecretHash(stored: string): ScryptHash | null {
   const parts = stored.split('$');
-  if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
+  if (parts.length !== 6 || parts[0] !== 'scrypt') return null;
   const [N, r, p] = parts.slice(1, 4).map(Number);
   // Bounds stop a config from making every check cost seconds or gigabytes.
-  if (!Number.isInteger(N) || N < 2 || N > 1 << 20 || (N & (N - 1)) !== 0) return false;
-  if (!Number.isInteger(r) || r < 1 || r > 32 || !Number.isInteger(p) || p < 1 || p > 16) return false;
+  if (!Number.isInteger(N) || N < 2 || N > 1 << 20 || (N & (N - 1)) !== 0) return null;
+  if (!Number.isInteger(r) || r < 1 || r > 32 || !Number.isInteger(p) || p < 1 || p > 16) return null;
   const salt = Buffer.from(parts[4], 'base64url');
   const expected = Buffer.from(parts[5], 'base64url');
-  if (salt.length < 8 || expected.length < 16 || expected.length > 64) return false;
+  if (salt.length < 8 || expected.length < 16 || expected.length > 64) return null;
+  return { N, r, p, salt, expected };
+}
+
+/**
+ * True when `plain` matches a hash from hashSecret (compared in constant time). A malformed
+ * hash, or one whose cost parameters are out of the sane range, never matches. Blocks the
+ * event loop for the whole hash: servers use verifySecretAsync.
+ */
+export function verifySecret(plain: string, stored: string): boolean {
+  const h = parseSecretHash(stored);
+  if (!h) return false;
   let actual: Buffer;
   try {
-    actual = scryptSync(plain, salt, expected.length, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 });
+    actual = scryptSync(plain, h.salt, h.expected.length, { N: h.N, r: h.r, p: h.p, maxmem: 256 * h.N * h.r + 1024 * 1024 });
   } catch {
     return false;
   }
-  return timingSafeEqual(actual, expected);
+  return timingSafeEqual(actual, h.expected);
+}
+
+/** verifySecret on libuv's thread pool: the event loop keeps serving while the hash runs. */
+export async function verifySecretAsync(plain: string, stored: string): Promise<boolean> {
+  const h = parseSecretHash(stored);
+  if (!h) return false;
+  const actual = await new Promise<Buffer | null>((resolve) => {
+    scrypt(plain, h.salt, h.expected.length, { N: h.N, r: h.r, p: h.p, maxmem: 256 * h.N * h.r + 1024 * 1024 }, (err, key) => resolve(err ? null : key));
+  });
+  return actual !== null && timingSafeEqual(actual, h.expected);
 }
 
 /** Replaces plain `password:` / `token:` entries by their hashes (so they are never saved). */
 function hashPlainSecrets(config: Config): Config {
   for (const user of config.users) {
-    if (user.password !== undefined) { user.passwordHash = hashSecret(user.password); delete user.password; }
+    if (user.password !== undefined) {
+      user.passwordHash = hashPlainSecret(user.password, `user:${user.name}`);
+      rememberPlainSecret(user.passwordHash, 'user', user.name, user.password);
+      delete user.password;
+    }
   }
   for (const token of config.tokens) {
-    if (token.token !== undefined) { token.tokenHash = hashSecret(token.token); delete token.token; }
+    if (token.token !== undefined) {
+      token.tokenHash = hashPlainSecret(token.token, `token:${token.name}`);
+      rememberPlainSecret(token.tokenHash, 'token', token.name, token.token);
+      delete token.token;
+    }
   }
   return config;
 }

@@ -197,6 +197,8 @@ export const InterfaceSchema = Type.Object({
   mode: Type.Optional(StringEnum(['native', 'generic'], { default: 'native' })),
 }, { additionalProperties: false });
 
+/** A DNS name: dot-separated labels of letters, digits and inner hyphens. */
+export const HOST_NAME_PATTERN = '^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\\.?$';
 export const LISTEN_PATTERN = '^(\\[[0-9A-Fa-f:.]{2,45}\\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}$';
 
 export const ConfigSchema = Type.Object({
@@ -212,6 +214,10 @@ export const ConfigSchema = Type.Object({
   flowCache: Type.Optional(Type.Boolean({ default: true })),
   api: Type.Optional(Type.Object({
     listen: Type.Optional(Type.String({ pattern: LISTEN_PATTERN, maxLength: 260, default: '127.0.0.1:8720', description: 'host:port' })),
+    allowedHosts: Type.Optional(Type.Array(Type.String({ pattern: HOST_NAME_PATTERN, maxLength: 253, description: 'a DNS name' }), {
+      maxItems: 32, description: 'extra Host header names the API answers to (IP addresses, localhost and the listen host always work)',
+    })),
+    metrics: Type.Optional(StringEnum(['auth', 'public', 'loopback'], { description: 'who may read /metrics: auth (default, any user or token), public, or loopback clients only' })),
   }, { additionalProperties: false, default: {} })),
   users: Type.Optional(Type.Array(UserSchema, { maxItems: 100, default: [] })),
   tokens: Type.Optional(Type.Array(TokenSchema, { maxItems: 100, default: [] })),
@@ -220,6 +226,9 @@ export const ConfigSchema = Type.Object({
 
 /** What a config file may contain (defaults omitted). */
 export type ConfigInput = Static<typeof ConfigSchema>;
+
+/** Who may read /metrics (config api.metrics). */
+export type MetricsExposure = 'auth' | 'public' | 'loopback';
 
 export interface UserEntry { name: string; role: Role; passwordHash?: string; password?: string }
 export interface TokenEntry { name: string; role: Role; tokenHash?: string; token?: string }
@@ -232,7 +241,7 @@ export interface Config {
   fragments: 'drop' | 'pass';
   sampling: { rate: number };
   flowCache: boolean;
-  api: { listen: string };
+  api: { listen: string; allowedHosts?: string[]; metrics?: MetricsExposure };
   users: UserEntry[];
   tokens: TokenEntry[];
   services: ServiceSpec[];

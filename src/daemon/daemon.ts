@@ -25,6 +25,7 @@ import { DaemonController } from './controller';
 import { openKernel, type KernelSession } from './kernel-driver';
 import { watchConfigFile, type ConfigWatcher } from './config-watcher';
 import { DEFAULT_PIN_DIR } from './defaults';
+import { enforceListenPolicy } from './listen-check';
 
 export { DEFAULT_PIN_DIR };
 
@@ -78,6 +79,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const configPath = path.resolve(opts.configPath);
   const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
   const config = loadConfigFile(configPath);
+  await enforceListenPolicy(opts.listen ?? config.api.listen, config, logger);
   const initial = new DesiredState(config);
   logger.info({ config: configPath, services: initial.services.length, pinDir }, 'config loaded');
 
@@ -102,7 +104,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await controller.start();
     // Per-request lines at info would drown the daemon's own log (the dashboard polls): warn and up.
     const apiLogger = logger.child({ component: 'api' }, { level: logger.isLevelEnabled('debug') ? 'debug' : 'warn' });
-    server = createApiServer(controller, { auth, logger: apiLogger, webRoot: opts.webRoot ?? defaultWebRoot() });
+    server = createApiServer(controller, { auth, logger: apiLogger, webRoot: opts.webRoot ?? defaultWebRoot(), apiConfig: () => controller.state.config.api });
     const { host, port } = parseListen(opts.listen ?? initial.config.api.listen);
     await server.listen({ host, port });
   } catch (err) {
