@@ -1,10 +1,11 @@
 /**
  * The daemon's Controller (src/api/controller.ts): one desired state, changed whole or not at
  * all. Every change runs the same path, one at a time:
- *   DesiredState mutation (validates) -> reconcile into the data plane -> persist the config
- *   file atomically -> broadcast {type:'state'}.
- * When the kernel refuses, the previous state is re-applied and the caller gets
- * XDPLB_ERR_DATAPLANE; when the file cannot be written, likewise with XDPLB_ERR_CONFIG_FILE.
+ *   DesiredState mutation (validates) -> write the config file under a temporary name (fsync)
+ *   -> reconcile into the data plane -> rename the file into place -> broadcast {type:'state'}.
+ * When the file cannot be written, nothing reaches the kernel (XDPLB_ERR_STORAGE); when the
+ * kernel refuses, the temporary file is removed, the previous state is re-applied and the
+ * caller gets XDPLB_ERR_DATAPLANE.
  * Health transitions re-reconcile (not persisted: health is not configuration).
  */
 import fs from 'node:fs';
@@ -27,8 +28,13 @@ export interface DaemonControllerOptions {
   state: DesiredState;
   driver: DataplaneDriver;
   health: HealthMonitor;
-  /** Writes the config file atomically; null = in-memory only (tests). @throws XdplbError CONFIG_FILE */
-  persist: ((config: Config) => void) | null;
+  /**
+   * Makes a change durable, before it reaches the kernel: writes (and fsyncs) the config under a
+   * temporary name and returns the step that puts it in place (commit) or discards it (abort);
+   * a function returning nothing has written the file whole. null = in-memory only (tests).
+   * @throws XdplbError STORAGE (nothing was changed)
+   */
+  persist: ((config: Config) => PendingWrite | void) | null;
   logger: Logger;
   /** Directory of `xdplb bench` JSON results (latestBench). */
   benchDir?: string;
@@ -39,6 +45,9 @@ export interface DaemonControllerOptions {
    */
   seedHealth?: (service: string, backend: string) => 'up' | 'down' | undefined;
 }
+
+/** A config written under a temporary name: commit() renames it into place, abort() removes it. */
+export interface PendingWrite { commit(): void; abort(): void }
 
 /** Desired config + health verdicts -> what the data plane should hold. */
 export function buildDataplaneState(config: Readonly<Config>, health: (service: string, backend: string) => Health): DataplaneState {
@@ -58,7 +67,7 @@ export function buildDataplaneState(config: Readonly<Config>, health: (service: 
 }
 
 function withoutCredentials(config: Readonly<Config>): string {
-  return JSON.stringify({ ...config, users: undefined, tokens: undefined });
+  return JSON.stringify({ ...config, users: undefined, tokens: undefined, allowEmpty: undefined });
 }
 
 /** Runs async jobs one after another (mutations must not interleave). */
@@ -75,7 +84,7 @@ export class DaemonController implements Controller {
   private desired: DesiredState;
   private readonly driver: DataplaneDriver;
   private readonly health: HealthMonitor;
-  private readonly persist: ((config: Config) => void) | null;
+  private readonly persist: ((config: Config) => PendingWrite | void) | null;
   private readonly logger: Logger;
   private readonly benchDir: string | undefined;
   private readonly seedHealth: DaemonControllerOptions['seedHealth'];
@@ -267,14 +276,24 @@ export class DaemonController implements Controller {
     });
   }
 
-  /** Reconciles `next`, persists it (if asked), and makes it current; rolls back on failure. */
+  /**
+   * Makes `next` current: written under a temporary name first (if asked; a failure there
+   * changes nothing, not even the kernel), then reconciled, then the file renamed into place.
+   * A kernel refusal removes the temporary file and re-applies the previous state.
+   */
   private async commit(next: DesiredState, persist: boolean): Promise<void> {
     const previous = this.desired;
     let writes = 0;
+    const pending = persist && this.persist ? this.persist(next.toConfig()) ?? null : null;
     this.health.sync(next.toConfig().services);
     try {
-      writes = (await this.applyOrThrow(next)).writes;
-      if (persist && this.persist) this.persist(next.toConfig());
+      try {
+        writes = (await this.applyOrThrow(next)).writes;
+      } catch (err) {
+        pending?.abort();
+        throw err;
+      }
+      pending?.commit();
     } catch (err) {
       this.health.sync(previous.toConfig().services);
       try {

@@ -176,6 +176,11 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   try {
     await syncInterfaces(config.interfaces);
   } catch (err) {
+    // A data plane this start loaded goes again (links and pins); an adopted one stays pinned.
+    if (origin === 'loaded') {
+      for (const a of dataplane.attachments()) { try { dataplane.detach(a.ifname); } catch { /* closing anyway */ } }
+      dataplane.unpin();
+    }
     dataplane.close();
     throw err;
   }
