@@ -119,6 +119,13 @@ export class DaemonController implements Controller {
   /** First reconcile at start-up; starts health checks and stats sampling. @throws XdplbError DATAPLANE */
   async start(): Promise<void> {
     await this.queue.run(async () => {
+      // An adopted data plane keeps its seed (changing it is an explicit operation): the state says so.
+      const running = this.driver.hashSeed?.();
+      if (running !== undefined && running !== this.desired.config.hashSeed) {
+        this.logger.warn({ running, configured: this.desired.config.hashSeed },
+          'the running data plane uses another hashSeed than the config: kept; reloads of the file are refused until `xdplb hash-seed set` makes them agree');
+        this.desired = new DesiredState({ ...this.desired.toConfig(), hashSeed: running });
+      }
       this.health.sync(this.desired.toConfig().services, this.seedHealth);
       const { writes } = await this.applyOrThrow(this.desired);
       // 0 after adopting a data plane that already held this state: a hitless restart.
@@ -149,6 +156,12 @@ export class DaemonController implements Controller {
   replaceConfig(config: unknown): Promise<boolean> {
     return this.queue.run(async () => {
       const next = new DesiredState(config);
+      const running = this.runningHashSeed();
+      if (next.config.hashSeed !== running) {
+        throw new XdplbError('XDPLB_ERR_VALIDATION', `/hashSeed: ${next.config.hashSeed} differs from the running seed ${running}: ` +
+          'a new seed re-hashes every flow, so it is never changed by a reload; change it explicitly with ' +
+          `\`xdplb hash-seed set ${next.config.hashSeed}\` (PUT /api/v1/hash-seed), which also writes it to the file`, '/hashSeed');
+      }
       // Credentials are compared apart: a plain secret in the file hashes with a new salt on
       // every read, and users/tokens do not touch the data plane anyway.
       if (withoutCredentials(next.config) === withoutCredentials(this.desired.config)) {
@@ -199,6 +212,51 @@ export class DaemonController implements Controller {
   }
 
   getSettings(): SettingsView { return this.desired.settings(); }
+
+  // ---- the flow hash seed: shown everywhere, changed only explicitly ---------------------
+
+  /** The seed the running program hashes flows with. */
+  runningHashSeed(): number {
+    return this.driver.hashSeed?.() ?? this.desired.config.hashSeed;
+  }
+
+  hashSeed(): { hashSeed: number } {
+    return { hashSeed: this.runningHashSeed() };
+  }
+
+  /**
+   * Replaces the seed in the running program and in the config file (written first, renamed
+   * after the kernel took it). Flows re-hash: established connections may move.
+   * @throws XdplbError VALIDATION (not a u32), STORAGE (nothing changed), DATAPLANE
+   */
+  setHashSeed(seed: number): Promise<{ hashSeed: number }> {
+    return this.queue.run(async () => {
+      const previous = this.desired;
+      const from = this.runningHashSeed();
+      const next = new DesiredState({ ...previous.toConfig(), hashSeed: seed });   // validates: VALIDATION /hashSeed
+      if (seed === from && next.config.hashSeed === previous.config.hashSeed) return { hashSeed: seed };
+      const pending = this.persist ? this.persist(next.toConfig()) ?? null : null;
+      try {
+        if (seed !== from) await this.driver.setHashSeed?.(seed);
+      } catch (err) {
+        pending?.abort();
+        const message = (err as Error).message ?? String(err);
+        throw new XdplbError('XDPLB_ERR_DATAPLANE', `the kernel refused the new hash seed: ${message}`, undefined, { cause: err });
+      }
+      try {
+        pending?.commit();
+      } catch (err) {
+        try { await this.driver.setHashSeed?.(from); } catch (restoreErr) {
+          this.logger.error({ err: (restoreErr as Error).message }, 'could not restore the previous hash seed');
+        }
+        throw err;
+      }
+      this.desired = next;
+      this.logger.warn({ from, to: seed }, 'hash seed changed: every flow re-hashes (set the same seed on every node behind ECMP)');
+      this.broadcast({ type: 'state', data: { services: this.listServices() } });
+      return { hashSeed: seed };
+    });
+  }
 
   async patchSettings(patch: Partial<SettingsView>): Promise<SettingsView> {
     await this.mutate((s) => s.patchSettings(patch));

@@ -173,7 +173,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await kernel.syncInterfaces(next.interfaces).catch((err: Error) =>
       logger.error({ err: err.message }, 'could not attach to the configured interfaces'));
     if (next.api.listen !== before.api.listen) logger.warn({ listen: next.api.listen }, 'api.listen changed: takes effect at the next start');
-    if (next.hashSeed !== before.hashSeed) logger.warn({ hashSeed: next.hashSeed }, 'hashSeed changed: takes effect at the next fresh load (after --detach-on-exit)');
     logger.info({ reason, services: next.services.length }, 'config reloaded');
     return 'applied';
   };
