@@ -149,13 +149,16 @@ export class DaemonController implements Controller {
   }
 
   /**
-   * Replaces the whole desired state with a config read from disk (hot reload). Nothing is
-   * persisted: the file is already the source. A config equal to the running one is a no-op.
+   * Replaces the whole desired state with a config read from disk (hot reload), or with what
+   * `config()` returns when given a function (called in turn with the API's changes). Nothing
+   * is persisted: the file is already the source. A config equal to the running one is a no-op.
    * @returns false when it was equal (nothing done). @throws XdplbError VALIDATION / DATAPLANE
    */
   replaceConfig(config: unknown): Promise<boolean> {
     return this.queue.run(async () => {
-      const next = new DesiredState(config);
+      // A function is called in the queue: a file read there cannot be overtaken by an API
+      // change (which would make a refused file acceptable, or apply a stale read).
+      const next = new DesiredState(typeof config === 'function' ? (config as () => unknown)() : config);
       const running = this.runningHashSeed();
       if (next.config.hashSeed !== running) {
         throw new XdplbError('XDPLB_ERR_VALIDATION', `/hashSeed: ${next.config.hashSeed} differs from the running seed ${running}: ` +

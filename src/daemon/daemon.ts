@@ -144,36 +144,36 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   let reloading: Promise<ReloadOutcome> = Promise.resolve('unchanged');
   const reloadOnce = async (reason: string): Promise<ReloadOutcome> => {
-    let text: string;
-    try {
-      text = readConfigText(configPath);
-    } catch (err) {
-      logger.warn({ reason, err: (err as Error).message }, 'config file unreadable; keeping the running state');
-      return 'invalid';
-    }
-    // Compared with the RUNNING state (replaceConfig), never with what we last wrote: our own
-    // writes come back as 'unchanged', and a file restored after a bad reload is applied again.
-    let next: Config;
-    try {
-      next = parseConfigText(text, configPath);
-    } catch (err) {
-      logger.error({ reason, err: (err as Error).message, field: (err as { field?: string }).field }, 'config file invalid; keeping the running state');
-      return 'invalid';
-    }
-    const before = controller.state.config;
+    // Read and parsed in the controller's queue, compared there with the RUNNING state, never
+    // with what we last wrote: our own writes come back as 'unchanged', and a file restored
+    // after a bad reload is applied again.
+    let next: Config | null = null;
+    let before: Config | null = null;
+    let stage: 'read' | 'parse' | 'apply' = 'read';
     let changed: boolean;
     try {
-      changed = await controller.replaceConfig(next);
+      changed = await controller.replaceConfig(() => {
+        before = controller.state.config;
+        const text = readConfigText(configPath);
+        stage = 'parse';
+        next = parseConfigText(text, configPath);
+        stage = 'apply';
+        return next;
+      });
     } catch (err) {
-      logger.error({ reason, err: (err as Error).message }, 'config reload refused; keeping the running state');
+      const fields = { reason, err: (err as Error).message, field: (err as { field?: string }).field };
+      if (stage === 'read') logger.warn(fields, 'config file unreadable; keeping the running state');
+      else if (stage === 'parse') logger.error(fields, 'config file invalid; keeping the running state');
+      else logger.error(fields, 'config reload refused; keeping the running state');
       return 'invalid';
     }
-    auth.update(next.users, next.tokens);
+    const applied = next as unknown as Config;
+    auth.update(applied.users, applied.tokens);
     if (!changed) return 'unchanged';
-    await kernel.syncInterfaces(next.interfaces).catch((err: Error) =>
+    await kernel.syncInterfaces(applied.interfaces).catch((err: Error) =>
       logger.error({ err: err.message }, 'could not attach to the configured interfaces'));
-    if (next.api.listen !== before.api.listen) logger.warn({ listen: next.api.listen }, 'api.listen changed: takes effect at the next start');
-    logger.info({ reason, services: next.services.length }, 'config reloaded');
+    if (applied.api.listen !== (before as unknown as Config).api.listen) logger.warn({ listen: applied.api.listen }, 'api.listen changed: takes effect at the next start');
+    logger.info({ reason, services: applied.services.length }, 'config reloaded');
     return 'applied';
   };
   const reload = (reason = 'request'): Promise<ReloadOutcome> => {
