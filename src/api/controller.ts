@@ -73,6 +73,10 @@ export interface Controller {
    * (direction="all").
    */
   counters?(): StatsSnapshot;
+  /** Optional: the flow hash seed the running program uses (GET /api/v1/hash-seed, /metrics). */
+  hashSeed?(): { hashSeed: number };
+  /** Optional: replaces the running seed, explicitly (PUT /api/v1/hash-seed); flows re-hash. */
+  setHashSeed?(seed: number): Promise<{ hashSeed: number }>;
   statsHistory(seconds: number): StatsView[];
   latestBench(): unknown | null;
   /** Subscribe to the live stream; returns the unsubscribe function. */

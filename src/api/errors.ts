@@ -29,6 +29,7 @@ export const ERRORS = Object.freeze({
   XDPLB_ERR_DATAPLANE: entry('XDPLB_ERR_DATAPLANE', 500, 'the kernel refused the change'),
   XDPLB_ERR_INTERNAL: entry('XDPLB_ERR_INTERNAL', 500, 'internal error'),
   XDPLB_ERR_UNAVAILABLE: entry('XDPLB_ERR_UNAVAILABLE', 503, 'the data plane is not ready'),
+  XDPLB_ERR_STORAGE: entry('XDPLB_ERR_STORAGE', 507, 'the config file could not be written (disk full or read-only); nothing was changed'),
 });
 
 export type ErrorCode = keyof typeof ERRORS;

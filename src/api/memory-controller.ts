@@ -101,6 +101,13 @@ export class MemoryController implements Controller {
     await this.apply(this.state.patchSettings(patch));
     return this.getSettings();
   }
+  hashSeed(): { hashSeed: number } {
+    return { hashSeed: this.state.config.hashSeed };
+  }
+  async setHashSeed(seed: number): Promise<{ hashSeed: number }> {
+    await this.apply(new DesiredState({ ...this.state.toConfig(), hashSeed: seed }));
+    return this.hashSeed();
+  }
   programs(): { programs: ProgramView[]; statsEnabled: boolean } {
     return { programs: [], statsEnabled: this.programStats };
   }

@@ -112,6 +112,10 @@ export function createMetrics(controller: Controller): ApiMetrics {
     for (const svc of s.services) for (const b of svc.backends) set({ service: svc.name, backend: b.key }, b.tableShare);
   });
   gauge('xdplb_services', 'Configured services', [], (set, s) => set({}, s.services.length));
+  gauge('xdplb_hash_seed', 'Flow hash seed of the running program (the same on every node behind ECMP)', [], (set) => {
+    const seed = controller.hashSeed?.().hashSeed;
+    if (seed !== undefined) set({}, seed);
+  });
 
   return {
     registry,

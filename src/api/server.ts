@@ -377,6 +377,19 @@ function registerRoutes(app: FastifyInstance, controller: Controller, auth: Auth
     return settings;
   });
 
+  // The flow hash seed: shown, and changed only by this explicit call (a reload never changes it).
+  const HashSeed = Type.Object({ hashSeed: Type.Integer({ minimum: 0, maximum: 0xffffffff, description: 'flow hash seed of the running program' }) }, { additionalProperties: false });
+  app.get('/api/v1/hash-seed', { config: read, schema: { response: { 200: HashSeed } } }, async () => {
+    if (!controller.hashSeed) throw new XdplbError('XDPLB_ERR_UNAVAILABLE', 'this controller does not know the hash seed');
+    return controller.hashSeed();
+  });
+  app.put('/api/v1/hash-seed', { config: write, schema: { body: HashSeed, response: { 200: HashSeed, ...errors(400) } } }, async (request) => {
+    if (!controller.setHashSeed) throw new XdplbError('XDPLB_ERR_UNAVAILABLE', 'this controller cannot change the hash seed');
+    const result = await controller.setHashSeed((request.body as { hashSeed: number }).hashSeed);
+    changed('set_hash_seed');
+    return result;
+  });
+
   // Kernel views
   app.get('/api/v1/programs', { config: read, schema: { summary: 'BPF programs on the host', response: { 200: Any } } }, async () => controller.programs());
   app.post('/api/v1/programs/stats', {

@@ -94,6 +94,19 @@ export function registerObserveCommands(program: Command): void {
       if (flags.json) printJson(settings); else console.log(formatSettings(settings));
     }));
 
+  const seed = program.command('hash-seed').description('the flow hash seed of the running program (the same on every node behind ECMP)');
+  withClientOptions(seed.command('show', { isDefault: true }).description('show the seed in use'))
+    .action(action(async (flags: ClientFlags) => {
+      const result = await clientFrom(flags).request<{ hashSeed: number }>('GET', '/api/v1/hash-seed');
+      if (flags.json) printJson(result); else console.log(`hash-seed ${result.hashSeed}`);
+    }));
+  withClientOptions(seed.command('set').description('replace the seed in the running program and the config file: every flow re-hashes, established connections may move')
+    .argument('<seed>', 'integer 0..4294967295', integerArg('seed', 0, 0xffffffff)))
+    .action(action(async (value: number, flags: ClientFlags) => {
+      const result = await clientFrom(flags).request<{ hashSeed: number }>('PUT', '/api/v1/hash-seed', { hashSeed: value });
+      if (flags.json) printJson(result); else console.log(`hash-seed ${result.hashSeed}`);
+    }));
+
   withClientOptions(program.command('stats').description('packet and byte rates per service and backend, XDP actions, drop reasons'))
     .option('--watch', 'refresh until interrupted')
     .option('--interval <seconds>', 'refresh interval with --watch', integerArg('--interval', 1, 3600), 1)

@@ -36,8 +36,8 @@ describe('config file', () => {
     assert.equal(new DesiredState(config).services.length, 2);
   });
 
-  test('an empty file is a valid, empty config', () => {
-    const config = parseConfigText('', 'empty.yaml');
+  test('a config with nothing in it is valid only with allowEmpty: true (defaults filled in)', () => {
+    const config = parseConfigText('allowEmpty: true\n', 'empty.yaml');
     assert.deepEqual(config.services, []);
     assert.equal(config.api.listen, '127.0.0.1:8720');
   });
@@ -113,8 +113,8 @@ describe('config file', () => {
   });
 
   test('save into a missing directory fails cleanly', () => {
-    const error = caught(() => saveConfigFile(path.join(os.tmpdir(), 'xlbt-api-missing-dir', 'x.yaml'), parseConfigText('')));
-    assert.equal(error.code, 'XDPLB_ERR_CONFIG_FILE');
+    const error = caught(() => saveConfigFile(path.join(os.tmpdir(), 'xlbt-api-missing-dir', 'x.yaml'), parseConfigText('allowEmpty: true')));
+    assert.equal(error.code, 'XDPLB_ERR_STORAGE');
   });
 });
 

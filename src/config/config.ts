@@ -2,7 +2,7 @@
  * The config file (YAML): load with precise error positions, save atomically, and the secret
  * hashing used for users' passwords and API tokens.
  */
-import { createHmac, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, scrypt, scryptSync, timingSafeEqual } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Document, LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit } from 'yaml';
@@ -108,14 +108,106 @@ function pointerSegments(pointer: string): Array<string | number> {
   return pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')).map((s) => (/^\d+$/.test(s) ? Number(s) : s));
 }
 
+/** The first line of every file xdplb writes. */
+export const CONFIG_HEADER = '# xdplb config (docs/config.md). Written by xdplb; comments are not kept.';
+/** The end line: `# xdplb:end`, as xdplb writes it with the SHA-256 of every byte before it. */
+export const END_MARKER = '# xdplb:end';
+const END_LINE = /^# xdplb:end(?: sha256=([0-9a-f]{64}))?[ \t]*\r?$/;
+/** A config file larger than this is refused unread (a symlink to /dev/zero or a log file). */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Refuses a file that may be half-written (docs/config.md, "Complete files only"): a file that
+ * starts with xdplb's header line, or has an end line anywhere, must end with exactly one
+ * complete `# xdplb:end` line (blank lines may follow), and when that line carries a sha256, it
+ * must be the SHA-256 of every byte before the line. A file with neither is a hand-written one
+ * without the opt-in and is not checked here.
+ * @throws XdplbError XDPLB_ERR_VALIDATION "source:line: ..." (never quoting the file)
+ */
+export function checkComplete(text: string, source = '<config>'): void {
+  const lines = text.split('\n');
+  const ends: number[] = [];
+  lines.forEach((line, i) => { if (line.startsWith(END_MARKER)) ends.push(i); });
+  const sealed = text.startsWith('# xdplb config') || ends.length > 0;
+  if (!sealed) return;
+  const incomplete = (line: number, why: string): XdplbError =>
+    new XdplbError('XDPLB_ERR_VALIDATION', `${source}:${line}: incomplete config file (truncated or half-written?): ${why}; nothing was applied`);
+  if (ends.length === 0) {
+    throw incomplete(lines.length, `it starts as a file written by xdplb but does not end with the line "${END_MARKER}"`);
+  }
+  if (ends.length > 1) throw incomplete(ends[1] + 1, `"${END_MARKER}" appears ${ends.length} times (a shorter file written over a longer one?)`);
+  const at = ends[0];
+  const after = lines.slice(at + 1).findIndex((l) => l.trim() !== '');
+  if (after >= 0) throw incomplete(at + after + 2, `there is content after the line "${END_MARKER}"`);
+  const match = END_LINE.exec(lines[at]);
+  if (!match) throw incomplete(at + 1, `the end line is malformed (expected "${END_MARKER}" or "${END_MARKER} sha256=<64 hex digits>")`);
+  // What xdplb wrote ends with a newline after the end line: without it, the line may be cut.
+  if (text.startsWith(CONFIG_HEADER) && at === lines.length - 1) {
+    throw incomplete(at + 1, `a file written by xdplb ends with a newline after its "${END_MARKER}" line`);
+  }
+  if (match[1] !== undefined) {
+    const offset = lines.slice(0, at).reduce((n, l) => n + Buffer.byteLength(l) + 1, 0);
+    const digest = createHash('sha256').update(Buffer.from(text).subarray(0, offset)).digest('hex');
+    if (digest !== match[1]) {
+      throw new XdplbError('XDPLB_ERR_VALIDATION', `${source}:${at + 1}: the file does not match the checksum in its end line ` +
+        '(written over in place, or edited after xdplb wrote it); nothing was applied. After editing by hand, ' +
+        `delete " sha256=..." from the last line (keep "${END_MARKER}")`);
+    }
+  }
+}
+
+/** True when a config configures nothing at all: no service, interface, user or token. */
+export function isEmptyConfig(config: Readonly<Config>): boolean {
+  return config.services.length === 0 && config.interfaces.length === 0 && config.users.length === 0 && config.tokens.length === 0;
+}
+
+/**
+ * YAML's own messages can quote the file (a directive, an alias or tag name): ours never do.
+ * Codes from the yaml package; unknown codes get a generic text.
+ */
+const YAML_REASONS: Record<string, string> = {
+  ALIAS_PROPS: 'an alias cannot have an anchor or tag',
+  BAD_ALIAS: 'bad alias',
+  BAD_DIRECTIVE: 'bad or unsupported directive',
+  BAD_DQ_ESCAPE: 'bad escape in a double-quoted string',
+  BAD_INDENT: 'bad indentation',
+  BAD_PROP_ORDER: 'anchors and tags must come before the value',
+  BAD_SCALAR_START: 'a plain value cannot start with this character',
+  BLOCK_AS_IMPLICIT_KEY: 'a block value cannot be a key',
+  BLOCK_IN_FLOW: 'block values are not allowed inside [] or {}',
+  DUPLICATE_KEY: 'map keys must be unique (duplicate key)',
+  IMPOSSIBLE: 'unparsable input',
+  KEY_OVER_1024_CHARS: 'an implicit key is longer than 1024 characters',
+  MISSING_CHAR: 'a closing bracket, brace or quote is missing',
+  MULTILINE_IMPLICIT_KEY: 'implicit keys must be on a single line',
+  MULTIPLE_ANCHORS: 'a value can have only one anchor',
+  MULTIPLE_DOCS: 'only one YAML document is allowed',
+  MULTIPLE_TAGS: 'a value can have only one tag',
+  NON_STRING_KEY: 'keys must be strings',
+  TAB_AS_INDENT: 'tabs are not allowed as indentation',
+  TAG_RESOLVE_FAILED: 'unknown or unresolvable tag',
+  UNEXPECTED_TOKEN: 'unexpected token',
+  BAD_COLLECTION_TYPE: 'bad collection type',
+};
+
+/** A pointer segment shown as is only when it looks like a field name (never a line of a secret file). */
+function safeSegment(segment: string): string {
+  return /^(?:\d{1,6}|[A-Za-z][A-Za-z0-9_-]{0,39})$/.test(segment) ? segment : '(unknown field)';
+}
+
 /**
  * Parses and validates config text (YAML, or JSON which is YAML). Plain passwords and tokens
- * are hashed. `source` names the file in messages.
+ * are hashed. `source` names the file in messages. Messages name positions and fields, never
+ * quote the text (a config path may point at a file that is not a config: its content stays
+ * out of logs). Refused: a half-written file (checkComplete), a document that holds no config
+ * (empty, comments only, `~`/null), and a config that configures nothing at all unless it says
+ * `allowEmpty: true`.
  * @throws XdplbError XDPLB_ERR_VALIDATION "source:line:col: ..." for YAML syntax errors;
  *   XDPLB_ERR_VALIDATION / XDPLB_ERR_CONFLICT with `field` (JSON pointer) and the line of
  *   the offending node for schema and semantic errors.
  */
 export function parseConfigText(text: string, source = '<config>'): Config {
+  checkComplete(text, source);
   // The YAML parser recurses per level: refuse pathological nesting before it runs.
   const deep = yamlNestingError(text);
   if (deep) throw new XdplbError('XDPLB_ERR_VALIDATION', `${source}:${deep.line}:${deep.col}: ${deep.reason}`);
@@ -124,37 +216,73 @@ export function parseConfigText(text: string, source = '<config>'): Config {
   if (doc.errors.length > 0) {
     const error = doc.errors[0];
     const pos = error.linePos?.[0] ?? lineCounter.linePos(error.pos[0]);
-    const reason = error.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+    const reason = YAML_REASONS[error.code] ?? `YAML error ${String(error.code).replace(/[^A-Z_]/g, '')}`;
     throw new XdplbError('XDPLB_ERR_VALIDATION', `${source}:${pos.line}:${pos.col}: YAML syntax error: ${reason}`);
   }
-  const data = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) {
+    throw new XdplbError('XDPLB_ERR_VALIDATION', `${source}: the file holds no config (empty, only comments, or a null document): ` +
+      'refused, it would remove every service, interface and user; to run with nothing configured, write "allowEmpty: true"');
+  }
+  let data: unknown;
   try {
-    return hashPlainSecrets(validateState(data));
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch {
+    // An alias to a missing anchor, or an alias bomb: the messages quote the alias name.
+    throw new XdplbError('XDPLB_ERR_VALIDATION', `${source}: YAML syntax error: unresolved or excessive aliases`);
+  }
+  let config: Config;
+  try {
+    config = hashPlainSecrets(validateState(data));
   } catch (error) {
     if (!(error instanceof XdplbError) || error.field === undefined) throw error;
     // Point at the deepest node of the pointer that exists in the document.
-    let segments = pointerSegments(error.field);
+    const rawSegments = pointerSegments(error.field);
+    let segments = rawSegments;
     let node: unknown;
     while (segments.length > 0 && !(node = doc.getIn(segments, true))) segments = segments.slice(0, -1);
     const range = (node as { range?: [number, number, number] } | undefined)?.range ?? (isScalar(doc.contents) ? undefined : doc.contents?.range);
     const where = range ? (({ line, col }) => `${source}:${line}:${col}`)(lineCounter.linePos(range[0])) : source;
-    throw new XdplbError(error.code, `${where}: ${error.message}`, error.field, { cause: error });
+    // An unknown key is the offending token itself: shown only when it looks like a field name.
+    const field = rawSegments.length ? `/${rawSegments.map((s) => safeSegment(String(s)).replace(/~/g, '~0').replace(/\//g, '~1')).join('/')}` : '';
+    let message = error.message;
+    if (field !== error.field) message = message.startsWith(error.field) ? `${field}${message.slice(error.field.length)}` : `${field}: invalid`;
+    throw new XdplbError(error.code, `${where}: ${message}`, field, { cause: error });
   }
+  if (isEmptyConfig(config) && config.allowEmpty !== true) {
+    throw new XdplbError('XDPLB_ERR_VALIDATION', `${source}: the config has no services, interfaces, users or tokens: refused, it would ` +
+      'remove everything; to run with nothing configured, write "allowEmpty: true"', '/allowEmpty');
+  }
+  return config;
 }
 
 /**
- * Reads and validates a config file.
+ * Reads and validates a config file. Symlinks are followed; the target must be a regular file
+ * of at most MAX_CONFIG_BYTES.
  * @throws XdplbError XDPLB_ERR_CONFIG_FILE when the file cannot be read; otherwise as
  *   parseConfigText.
  */
 export function loadConfigFile(file: string): Config {
-  let text: string;
+  return parseConfigText(readConfigText(file), file);
+}
+
+/**
+ * The text of a config file (symlinks followed), refusing what is not a regular file or is
+ * larger than MAX_CONFIG_BYTES, without reading it.
+ * @throws XdplbError XDPLB_ERR_CONFIG_FILE
+ */
+export function readConfigText(file: string): string {
+  let fd: number | undefined;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw new Error('not a regular file');
+    if (stat.size > MAX_CONFIG_BYTES) throw new Error(`larger than ${MAX_CONFIG_BYTES} bytes`);
+    return fs.readFileSync(fd, 'utf8');
   } catch (error) {
     throw new XdplbError('XDPLB_ERR_CONFIG_FILE', `cannot read config file ${file}: ${(error as Error).message}`, undefined, { cause: error });
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
-  return parseConfigText(text, file);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -180,9 +308,15 @@ function orderLikeSchema(value: unknown, schema: SchemaNode | undefined): unknow
 /** Lists whose items read best on one line each. */
 const FLOW_ITEM_LISTS = new Set(['interfaces', 'backends', 'users', 'tokens']);
 
-/** The YAML text for a config (plain secrets are hashed first; keys in schema order). */
+/**
+ * The YAML text for a config (plain secrets are hashed first; keys in schema order): the header
+ * line, the document, and the end line with the SHA-256 of everything before it (checkComplete).
+ */
 export function formatConfig(config: Config): string {
-  const copy = orderLikeSchema(hashPlainSecrets(structuredClone(config)), ConfigSchema as SchemaNode);
+  const clone = hashPlainSecrets(structuredClone(config));
+  // What xdplb writes, xdplb loads: emptied through the API (explicit), the file says so.
+  if (isEmptyConfig(clone)) clone.allowEmpty = true;
+  const copy = orderLikeSchema(clone, ConfigSchema as SchemaNode);
   const doc = new Document(copy);
   visit(doc, {
     Pair(_key, pair) {
@@ -194,17 +328,36 @@ export function formatConfig(config: Config): string {
       }
     },
   });
-  return `# xdplb config (docs/config.md). Written by xdplb; comments are not kept.\n${doc.toString({ lineWidth: 0 })}`;
+  const body = `${CONFIG_HEADER}\n${doc.toString({ lineWidth: 0 })}`;
+  return `${body}${END_MARKER} sha256=${createHash('sha256').update(body).digest('hex')}\n`;
+}
+
+export interface PreparedConfigWrite {
+  /** The temporary file holding the new config, written and fsynced. */
+  readonly temp: string;
+  /** Renames the temporary file over the config and fsyncs the directory. @throws XdplbError STORAGE */
+  commit(): void;
+  /** Removes the temporary file (the config file stays as it was). Never throws. */
+  abort(): void;
+}
+
+/** The catalogue error for a failed write: 507 XDPLB_ERR_STORAGE, naming the file and the cause. */
+function storageError(file: string, error: unknown): XdplbError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const why = code === 'ENOSPC' ? 'no space left on the device' : code === 'EROFS' ? 'read-only file system'
+    : code === 'EDQUOT' ? 'disk quota exceeded' : (error as Error).message;
+  return new XdplbError('XDPLB_ERR_STORAGE', `cannot write config file ${file}: ${why}; nothing was changed`, undefined, { cause: error });
 }
 
 /**
- * Validates and writes a config atomically: a temporary file in the same directory is
- * written, fsynced and renamed over the target, then the directory is fsynced, so a reader
- * (or a crash) sees either the old or the new file, never half of one.
+ * First half of an atomic write: validates `config` and writes it, fsynced, to a temporary
+ * file in the config's directory; commit() renames it over the config. The daemon applies a
+ * change to the kernel between the two, so a change that cannot be made durable never
+ * reaches the kernel.
  * @throws XdplbError VALIDATION / CONFLICT when the config is invalid (nothing is written);
- *   XDPLB_ERR_CONFIG_FILE when writing fails (the temporary file is removed).
+ *   XDPLB_ERR_STORAGE when writing fails (disk full, read-only: the temporary file is removed).
  */
-export function saveConfigFile(file: string, config: Config): void {
+export function prepareConfigFile(file: string, config: Config): PreparedConfigWrite {
   const text = formatConfig(validateState(config));
   const dir = path.dirname(path.resolve(file));
   const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
@@ -217,12 +370,45 @@ export function saveConfigFile(file: string, config: Config): void {
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
-    fs.renameSync(temp, file);
-    const dirFd = fs.openSync(dir, 'r');
-    try { fs.fsyncSync(dirFd); } finally { fs.closeSync(dirFd); }
   } catch (error) {
-    if (fd !== undefined) fs.closeSync(fd);
+    if (fd !== undefined) try { fs.closeSync(fd); } catch { /* already failing */ }
     fs.rmSync(temp, { force: true });
-    throw new XdplbError('XDPLB_ERR_CONFIG_FILE', `cannot write config file ${file}: ${(error as Error).message}`, undefined, { cause: error });
+    throw storageError(file, error);
   }
+  let done = false;
+  const abort = (): void => {
+    if (done) return;
+    done = true;
+    try { fs.rmSync(temp, { force: true }); } catch { /* read-only now: nothing more to do */ }
+  };
+  return {
+    temp,
+    abort,
+    commit() {
+      if (done) throw new Error('config write already committed or aborted');
+      try {
+        fs.renameSync(temp, file);
+      } catch (error) {
+        abort();
+        throw storageError(file, error);
+      }
+      done = true;
+      // The new file is in place: a failed directory fsync is not a reason to undo the change.
+      try {
+        const dirFd = fs.openSync(dir, 'r');
+        try { fs.fsyncSync(dirFd); } finally { fs.closeSync(dirFd); }
+      } catch { /* best effort */ }
+    },
+  };
+}
+
+/**
+ * Validates and writes a config atomically: a temporary file in the same directory is
+ * written, fsynced and renamed over the target, then the directory is fsynced, so a reader
+ * (or a crash) sees either the old or the new file, never half of one.
+ * @throws XdplbError VALIDATION / CONFLICT when the config is invalid (nothing is written);
+ *   XDPLB_ERR_STORAGE when writing fails (the temporary file is removed).
+ */
+export function saveConfigFile(file: string, config: Config): void {
+  prepareConfigFile(file, config).commit();
 }

@@ -222,6 +222,7 @@ export const ConfigSchema = Type.Object({
   users: Type.Optional(Type.Array(UserSchema, { maxItems: 100, default: [] })),
   tokens: Type.Optional(Type.Array(TokenSchema, { maxItems: 100, default: [] })),
   services: Type.Optional(Type.Array(Type.Ref(ServiceSpecSchema), { maxItems: MAX_SERVICES, default: [] })),
+  allowEmpty: Type.Optional(Type.Boolean({ description: 'true: a config with no services, interfaces, users or tokens is intended (otherwise refused)' })),
 }, { $id: 'Config', additionalProperties: false });
 
 /** What a config file may contain (defaults omitted). */
@@ -245,6 +246,8 @@ export interface Config {
   users: UserEntry[];
   tokens: TokenEntry[];
   services: ServiceSpec[];
+  /** Set: configuring nothing at all is intended (docs/config.md). */
+  allowEmpty?: boolean;
 }
 
 // Compile-time: the schemas have exactly the keys of the contract types (src/api/controller.ts).

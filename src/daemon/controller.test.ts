@@ -23,7 +23,10 @@ function setup(config: unknown = { services: [web] }) {
   const health = new HealthMonitor();
   const controller = new DaemonController({
     state: new DesiredState(config), driver, health, logger: pino({ level: 'silent' }),
-    persist: (c) => { if (failPersist) throw new XdplbError('XDPLB_ERR_CONFIG_FILE', 'disk full'); saved.push(c); },
+    persist: (c) => {
+      if (failPersist) throw new XdplbError('XDPLB_ERR_STORAGE', 'disk full');
+      return { commit: () => { saved.push(c); }, abort: () => {} };
+    },
   });
   const messages: StreamMessage[] = [];
   return { driver, saved, health, controller, messages, failPersist: (v: boolean) => { failPersist = v; } };
@@ -72,14 +75,38 @@ describe('DaemonController', () => {
     controller.stop();
   });
 
-  test('a failed save rolls the data plane back too', async () => {
+  test('a change that cannot be written never reaches the data plane', async () => {
     const h = setup();
     await h.controller.start();
     h.failPersist(true);
-    await assert.rejects(h.controller.patchSettings({ sampleRate: 5 }), (err: XdplbError) => err.code === 'XDPLB_ERR_CONFIG_FILE');
+    const applies = h.driver.applyCount;
+    await assert.rejects(h.controller.patchSettings({ sampleRate: 5 }), (err: XdplbError) => err.code === 'XDPLB_ERR_STORAGE');
+    await assert.rejects(h.controller.deleteService('web'), (err: XdplbError) => err.code === 'XDPLB_ERR_STORAGE');
+    assert.equal(h.driver.applyCount, applies, 'the kernel was not touched (not even changed and rolled back)');
     assert.equal(h.controller.getSettings().sampleRate, 0);
     assert.equal(h.driver.applied!.settings.sampleRate, 0);
     h.controller.stop();
+  });
+
+  test('a two-phase write: temp file before the kernel, commit after, abort on a kernel refusal', async () => {
+    const log: string[] = [];
+    const driver = new MemoryDriver();
+    const apply = driver.applyState.bind(driver);
+    driver.applyState = (state) => { log.push('apply'); return apply(state); };
+    const controller = new DaemonController({
+      state: new DesiredState({ services: [web] }), driver, health: new HealthMonitor(), logger: pino({ level: 'silent' }),
+      persist: () => { log.push('write'); return { commit: () => log.push('commit'), abort: () => log.push('abort') }; },
+    });
+    await controller.start();
+    log.length = 0;
+    await controller.patchSettings({ sampleRate: 5 });
+    assert.deepEqual(log, ['write', 'apply', 'commit']);
+    log.length = 0;
+    driver.refuseNext = 'EINVAL';
+    await assert.rejects(controller.patchSettings({ sampleRate: 6 }), (err: XdplbError) => err.code === 'XDPLB_ERR_DATAPLANE');
+    assert.deepEqual(log, ['write', 'apply', 'abort', 'apply'], 'aborted, then the previous state re-applied');
+    assert.equal(controller.getSettings().sampleRate, 5);
+    controller.stop();
   });
 
   test('replaceConfig applies a different config without persisting, and ignores an equal one', async () => {

@@ -1,10 +1,11 @@
 /**
  * The daemon's Controller (src/api/controller.ts): one desired state, changed whole or not at
  * all. Every change runs the same path, one at a time:
- *   DesiredState mutation (validates) -> reconcile into the data plane -> persist the config
- *   file atomically -> broadcast {type:'state'}.
- * When the kernel refuses, the previous state is re-applied and the caller gets
- * XDPLB_ERR_DATAPLANE; when the file cannot be written, likewise with XDPLB_ERR_CONFIG_FILE.
+ *   DesiredState mutation (validates) -> write the config file under a temporary name (fsync)
+ *   -> reconcile into the data plane -> rename the file into place -> broadcast {type:'state'}.
+ * When the file cannot be written, nothing reaches the kernel (XDPLB_ERR_STORAGE); when the
+ * kernel refuses, the temporary file is removed, the previous state is re-applied and the
+ * caller gets XDPLB_ERR_DATAPLANE.
  * Health transitions re-reconcile (not persisted: health is not configuration).
  */
 import fs from 'node:fs';
@@ -27,8 +28,13 @@ export interface DaemonControllerOptions {
   state: DesiredState;
   driver: DataplaneDriver;
   health: HealthMonitor;
-  /** Writes the config file atomically; null = in-memory only (tests). @throws XdplbError CONFIG_FILE */
-  persist: ((config: Config) => void) | null;
+  /**
+   * Makes a change durable, before it reaches the kernel: writes (and fsyncs) the config under a
+   * temporary name and returns the step that puts it in place (commit) or discards it (abort);
+   * a function returning nothing has written the file whole. null = in-memory only (tests).
+   * @throws XdplbError STORAGE (nothing was changed)
+   */
+  persist: ((config: Config) => PendingWrite | void) | null;
   logger: Logger;
   /** Directory of `xdplb bench` JSON results (latestBench). */
   benchDir?: string;
@@ -39,6 +45,9 @@ export interface DaemonControllerOptions {
    */
   seedHealth?: (service: string, backend: string) => 'up' | 'down' | undefined;
 }
+
+/** A config written under a temporary name: commit() renames it into place, abort() removes it. */
+export interface PendingWrite { commit(): void; abort(): void }
 
 /** Desired config + health verdicts -> what the data plane should hold. */
 export function buildDataplaneState(config: Readonly<Config>, health: (service: string, backend: string) => Health): DataplaneState {
@@ -58,7 +67,7 @@ export function buildDataplaneState(config: Readonly<Config>, health: (service: 
 }
 
 function withoutCredentials(config: Readonly<Config>): string {
-  return JSON.stringify({ ...config, users: undefined, tokens: undefined });
+  return JSON.stringify({ ...config, users: undefined, tokens: undefined, allowEmpty: undefined });
 }
 
 /** Runs async jobs one after another (mutations must not interleave). */
@@ -75,7 +84,7 @@ export class DaemonController implements Controller {
   private desired: DesiredState;
   private readonly driver: DataplaneDriver;
   private readonly health: HealthMonitor;
-  private readonly persist: ((config: Config) => void) | null;
+  private readonly persist: ((config: Config) => PendingWrite | void) | null;
   private readonly logger: Logger;
   private readonly benchDir: string | undefined;
   private readonly seedHealth: DaemonControllerOptions['seedHealth'];
@@ -110,6 +119,13 @@ export class DaemonController implements Controller {
   /** First reconcile at start-up; starts health checks and stats sampling. @throws XdplbError DATAPLANE */
   async start(): Promise<void> {
     await this.queue.run(async () => {
+      // An adopted data plane keeps its seed (changing it is an explicit operation): the state says so.
+      const running = this.driver.hashSeed?.();
+      if (running !== undefined && running !== this.desired.config.hashSeed) {
+        this.logger.warn({ running, configured: this.desired.config.hashSeed },
+          'the running data plane uses another hashSeed than the config: kept; reloads of the file are refused until `xdplb hash-seed set` makes them agree');
+        this.desired = new DesiredState({ ...this.desired.toConfig(), hashSeed: running });
+      }
       this.health.sync(this.desired.toConfig().services, this.seedHealth);
       const { writes } = await this.applyOrThrow(this.desired);
       // 0 after adopting a data plane that already held this state: a hitless restart.
@@ -133,13 +149,22 @@ export class DaemonController implements Controller {
   }
 
   /**
-   * Replaces the whole desired state with a config read from disk (hot reload). Nothing is
-   * persisted: the file is already the source. A config equal to the running one is a no-op.
+   * Replaces the whole desired state with a config read from disk (hot reload), or with what
+   * `config()` returns when given a function (called in turn with the API's changes). Nothing
+   * is persisted: the file is already the source. A config equal to the running one is a no-op.
    * @returns false when it was equal (nothing done). @throws XdplbError VALIDATION / DATAPLANE
    */
   replaceConfig(config: unknown): Promise<boolean> {
     return this.queue.run(async () => {
-      const next = new DesiredState(config);
+      // A function is called in the queue: a file read there cannot be overtaken by an API
+      // change (which would make a refused file acceptable, or apply a stale read).
+      const next = new DesiredState(typeof config === 'function' ? (config as () => unknown)() : config);
+      const running = this.runningHashSeed();
+      if (next.config.hashSeed !== running) {
+        throw new XdplbError('XDPLB_ERR_VALIDATION', `/hashSeed: ${next.config.hashSeed} differs from the running seed ${running}: ` +
+          'a new seed re-hashes every flow, so it is never changed by a reload; change it explicitly with ' +
+          `\`xdplb hash-seed set ${next.config.hashSeed}\` (PUT /api/v1/hash-seed), which also writes it to the file`, '/hashSeed');
+      }
       // Credentials are compared apart: a plain secret in the file hashes with a new salt on
       // every read, and users/tokens do not touch the data plane anyway.
       if (withoutCredentials(next.config) === withoutCredentials(this.desired.config)) {
@@ -190,6 +215,51 @@ export class DaemonController implements Controller {
   }
 
   getSettings(): SettingsView { return this.desired.settings(); }
+
+  // ---- the flow hash seed: shown everywhere, changed only explicitly ---------------------
+
+  /** The seed the running program hashes flows with. */
+  runningHashSeed(): number {
+    return this.driver.hashSeed?.() ?? this.desired.config.hashSeed;
+  }
+
+  hashSeed(): { hashSeed: number } {
+    return { hashSeed: this.runningHashSeed() };
+  }
+
+  /**
+   * Replaces the seed in the running program and in the config file (written first, renamed
+   * after the kernel took it). Flows re-hash: established connections may move.
+   * @throws XdplbError VALIDATION (not a u32), STORAGE (nothing changed), DATAPLANE
+   */
+  setHashSeed(seed: number): Promise<{ hashSeed: number }> {
+    return this.queue.run(async () => {
+      const previous = this.desired;
+      const from = this.runningHashSeed();
+      const next = new DesiredState({ ...previous.toConfig(), hashSeed: seed });   // validates: VALIDATION /hashSeed
+      if (seed === from && next.config.hashSeed === previous.config.hashSeed) return { hashSeed: seed };
+      const pending = this.persist ? this.persist(next.toConfig()) ?? null : null;
+      try {
+        if (seed !== from) await this.driver.setHashSeed?.(seed);
+      } catch (err) {
+        pending?.abort();
+        const message = (err as Error).message ?? String(err);
+        throw new XdplbError('XDPLB_ERR_DATAPLANE', `the kernel refused the new hash seed: ${message}`, undefined, { cause: err });
+      }
+      try {
+        pending?.commit();
+      } catch (err) {
+        try { await this.driver.setHashSeed?.(from); } catch (restoreErr) {
+          this.logger.error({ err: (restoreErr as Error).message }, 'could not restore the previous hash seed');
+        }
+        throw err;
+      }
+      this.desired = next;
+      this.logger.warn({ from, to: seed }, 'hash seed changed: every flow re-hashes (set the same seed on every node behind ECMP)');
+      this.broadcast({ type: 'state', data: { services: this.listServices() } });
+      return { hashSeed: seed };
+    });
+  }
 
   async patchSettings(patch: Partial<SettingsView>): Promise<SettingsView> {
     await this.mutate((s) => s.patchSettings(patch));
@@ -267,14 +337,24 @@ export class DaemonController implements Controller {
     });
   }
 
-  /** Reconciles `next`, persists it (if asked), and makes it current; rolls back on failure. */
+  /**
+   * Makes `next` current: written under a temporary name first (if asked; a failure there
+   * changes nothing, not even the kernel), then reconciled, then the file renamed into place.
+   * A kernel refusal removes the temporary file and re-applies the previous state.
+   */
   private async commit(next: DesiredState, persist: boolean): Promise<void> {
     const previous = this.desired;
     let writes = 0;
+    const pending = persist && this.persist ? this.persist(next.toConfig()) ?? null : null;
     this.health.sync(next.toConfig().services);
     try {
-      writes = (await this.applyOrThrow(next)).writes;
-      if (persist && this.persist) this.persist(next.toConfig());
+      try {
+        writes = (await this.applyOrThrow(next)).writes;
+      } catch (err) {
+        pending?.abort();
+        throw err;
+      }
+      pending?.commit();
     } catch (err) {
       this.health.sync(previous.toConfig().services);
       try {

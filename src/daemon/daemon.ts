@@ -11,10 +11,12 @@
  * In-process use (tests): `const d = await startDaemon({configPath, pinDir}); ...; await d.stop()`.
  * Child-process use: see spawn.ts.
  */
+import dns from 'node:dns/promises';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import pino, { type Logger } from 'pino';
-import { loadConfigFile, parseConfigText, saveConfigFile, formatConfig } from '../config/config';
+import { loadConfigFile, parseConfigText, prepareConfigFile, readConfigText } from '../config/config';
 import { DesiredState } from '../config/state';
 import { parseListen, type Config } from '../config/schema';
 import { AuthStore } from '../api/auth';
@@ -26,6 +28,7 @@ import { openKernel, type KernelSession } from './kernel-driver';
 import { watchConfigFile, type ConfigWatcher } from './config-watcher';
 import { DEFAULT_PIN_DIR } from './defaults';
 import { enforceListenPolicy } from './listen-check';
+import { XdplbError } from '../api/errors';
 
 export { DEFAULT_PIN_DIR };
 
@@ -63,6 +66,27 @@ export interface RunningDaemon {
   stop(opts?: { detach?: boolean }): Promise<void>;
 }
 
+/**
+ * Checks before the kernel is touched that the API can listen at `listen`: the host resolves
+ * and the port can be bound (then released for the server).
+ * @throws XdplbError XDPLB_ERR_VALIDATION naming the address and the cause
+ */
+async function assertCanListen(listen: string): Promise<void> {
+  const { host, port } = parseListen(listen);
+  let address: string;
+  try {
+    address = net.isIP(host) ? host : (await dns.lookup(host)).address;
+  } catch (err) {
+    throw new XdplbError('XDPLB_ERR_VALIDATION', `cannot listen on ${listen}: host "${host}" does not resolve (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, '/api/listen');
+  }
+  await new Promise<void>((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => reject(new XdplbError('XDPLB_ERR_VALIDATION',
+      `cannot listen on ${listen}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EADDRNOTAVAIL' ? 'address not available on this host' : err.message}`, '/api/listen')));
+    probe.listen({ host: address, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
 function defaultWebRoot(): string | undefined {
   const dir = repoPath('web/dist');
   return fs.existsSync(path.join(dir, 'index.html')) ? dir : undefined;
@@ -82,20 +106,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   await enforceListenPolicy(opts.listen ?? config.api.listen, config, logger);
   const initial = new DesiredState(config);
   logger.info({ config: configPath, services: initial.services.length, pinDir }, 'config loaded');
+  // Fail before touching the kernel: a start that cannot serve must not leave a data plane behind.
+  await assertCanListen(opts.listen ?? initial.config.api.listen);
 
   const kernel: KernelSession = await openKernel({
     pinDir, objectPath: opts.objectPath ?? repoPath('bpf/lb.o'), config: initial.config, logger,
   });
-  let lastWritten: string | null = null;
   const health = new HealthMonitor();
   const controller = new DaemonController({
     state: initial, driver: kernel.driver, health, logger,
     seedHealth: (service, backend) => (kernel.downAtAdopt.has(`${service}|${backend}`) ? 'down' : undefined),
     benchDir: opts.benchDir ?? repoPath('bench-results'),
-    persist: (next: Config) => {
-      lastWritten = formatConfig(next);
-      saveConfigFile(configPath, next);
-    },
+    persist: (next: Config) => prepareConfigFile(configPath, next),
   });
   const auth = new AuthStore(initial.config.users, initial.config.tokens);
   let server: ReturnType<typeof createApiServer> | null = null;
@@ -110,7 +132,11 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   } catch (err) {
     controller.stop();
     await server?.close().catch(() => {});
-    kernel.close({ detach: false });
+    await controller.idle().catch(() => {});
+    // Exactly what this start loaded goes again; an adopted data plane stays as it was found.
+    const detach = kernel.origin === 'loaded';
+    kernel.close({ detach });
+    if (detach) logger.warn({ pinDir }, 'start-up failed: the data plane this start loaded was detached and unpinned');
     throw err;
   }
   const address = server.server.address();
@@ -120,37 +146,36 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   let reloading: Promise<ReloadOutcome> = Promise.resolve('unchanged');
   const reloadOnce = async (reason: string): Promise<ReloadOutcome> => {
-    let text: string;
-    try {
-      text = fs.readFileSync(configPath, 'utf8');
-    } catch (err) {
-      logger.warn({ reason, err: (err as Error).message }, 'config file unreadable; keeping the running state');
-      return 'invalid';
-    }
-    // Our own atomic write echoes back through the watcher: not a change.
-    if (text === lastWritten) return 'unchanged';
-    let next: Config;
-    try {
-      next = parseConfigText(text, configPath);
-    } catch (err) {
-      logger.error({ reason, err: (err as Error).message, field: (err as { field?: string }).field }, 'config file invalid; keeping the running state');
-      return 'invalid';
-    }
-    const before = controller.state.config;
+    // Read and parsed in the controller's queue, compared there with the RUNNING state, never
+    // with what we last wrote: our own writes come back as 'unchanged', and a file restored
+    // after a bad reload is applied again.
+    let next: Config | null = null;
+    let before: Config | null = null;
+    let stage: 'read' | 'parse' | 'apply' = 'read';
     let changed: boolean;
     try {
-      changed = await controller.replaceConfig(next);
+      changed = await controller.replaceConfig(() => {
+        before = controller.state.config;
+        const text = readConfigText(configPath);
+        stage = 'parse';
+        next = parseConfigText(text, configPath);
+        stage = 'apply';
+        return next;
+      });
     } catch (err) {
-      logger.error({ reason, err: (err as Error).message }, 'config reload refused; keeping the running state');
+      const fields = { reason, err: (err as Error).message, field: (err as { field?: string }).field };
+      if (stage === 'read') logger.warn(fields, 'config file unreadable; keeping the running state');
+      else if (stage === 'parse') logger.error(fields, 'config file invalid; keeping the running state');
+      else logger.error(fields, 'config reload refused; keeping the running state');
       return 'invalid';
     }
-    auth.update(next.users, next.tokens);
+    const applied = next as unknown as Config;
+    auth.update(applied.users, applied.tokens);
     if (!changed) return 'unchanged';
-    await kernel.syncInterfaces(next.interfaces).catch((err: Error) =>
+    await kernel.syncInterfaces(applied.interfaces).catch((err: Error) =>
       logger.error({ err: err.message }, 'could not attach to the configured interfaces'));
-    if (next.api.listen !== before.api.listen) logger.warn({ listen: next.api.listen }, 'api.listen changed: takes effect at the next start');
-    if (next.hashSeed !== before.hashSeed) logger.warn({ hashSeed: next.hashSeed }, 'hashSeed changed: takes effect at the next fresh load (after --detach-on-exit)');
-    logger.info({ reason, services: next.services.length }, 'config reloaded');
+    if (applied.api.listen !== (before as unknown as Config).api.listen) logger.warn({ listen: applied.api.listen }, 'api.listen changed: takes effect at the next start');
+    logger.info({ reason, services: applied.services.length }, 'config reloaded');
     return 'applied';
   };
   const reload = (reason = 'request'): Promise<ReloadOutcome> => {

@@ -30,4 +30,8 @@ export interface DataplaneDriver {
   /** @throws XdplbError NOT_FOUND for an unknown map. */
   mapEntries(name: string, offset: number, limit: number): MapPage;
   interfaces(): Array<{ ifname: string; ifindex: number; mode: string; progId: number }>;
+  /** The flow hash seed the running program uses (absent or undefined: the configured one). */
+  hashSeed?(): number | undefined;
+  /** Replaces the running program by one with this seed (flows re-hash). @throws when the kernel refuses */
+  setHashSeed?(seed: number): void | Promise<void>;
 }

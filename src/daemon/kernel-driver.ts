@@ -176,6 +176,11 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   try {
     await syncInterfaces(config.interfaces);
   } catch (err) {
+    // A data plane this start loaded goes again (links and pins); an adopted one stays pinned.
+    if (origin === 'loaded') {
+      for (const a of dataplane.attachments()) { try { dataplane.detach(a.ifname); } catch { /* closing anyway */ } }
+      dataplane.unpin();
+    }
     dataplane.close();
     throw err;
   }
@@ -223,6 +228,12 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
       return dataplane.mapEntries(name, offset, limit);
     },
     interfaces: () => dataplane.attachments().map(({ ifname, ifindex, mode, progId }) => ({ ifname, ifindex, mode, progId })),
+    hashSeed: () => dataplane.hashSeed,
+    setHashSeed: (seed: number) => {
+      const from = dataplane.hashSeed;
+      dataplane.replaceProgram(objectPath, { hashSeed: seed });
+      logger.warn({ from, to: seed, progId: dataplane.program.info().id }, 'hash seed replaced in the running program: flows re-hash');
+    },
   };
 
   return {

@@ -21,6 +21,13 @@ export class MemoryDriver implements DataplaneDriver {
   private readonly ids = new Map<string, number>();
   private readonly eventListeners = new Set<(e: TraceEvent) => void>();
   statsEnabled = false;
+  /** The seed set through setHashSeed (undefined: the configured one is taken as running). */
+  seed: number | undefined = undefined;
+  hashSeed(): number | undefined { return this.seed; }
+  setHashSeed(seed: number): void {
+    if (this.refuseNext) { const reason = this.refuseNext; this.refuseNext = null; throw new Error(reason); }
+    this.seed = seed;
+  }
 
   applyState(state: DataplaneState): { writes: number } {
     if (this.refuseNext) {

@@ -105,7 +105,7 @@ export class Dataplane {
   private pinnedAt: string | null = null;
   private ring: RingBuffer | null = null;
   private readonly listeners = new Set<(e: TraceEvent) => void>();
-  readonly hashSeed: number;
+  private seed: number;
   readonly maglevMaxSize: number;
   private readonly cpus = possibleCpus();
 
@@ -114,7 +114,7 @@ export class Dataplane {
     this.object = object;
     this.prog = prog;
     this.maps = maps;
-    this.hashSeed = hashSeed;
+    this.seed = hashSeed;
     this.maglevMaxSize = maglevMaxSize;
     const reconcilerMaps: ReconcilerMaps = {
       services: maps.services, vips: maps.vips, maglev: maps.maglev, backends: maps.backends,
@@ -214,6 +214,11 @@ export class Dataplane {
     }
   }
 
+  /** The flow hash seed the running program was loaded with. */
+  get hashSeed(): number {
+    return this.seed;
+  }
+
   /** The loaded xdp_lb program (for testRun, info, benches). */
   get program(): Program {
     return this.prog;
@@ -276,14 +281,16 @@ export class Dataplane {
    * attached link in place (bpf_link update: no packet sees a detached interface).
    * @throws Error when not pinned; BpfError from load (incompatible maps, verifier) or update
    */
-  replaceProgram(objectPath: string = path.join(repoRoot(), 'bpf', 'lb.o')): void {
+  replaceProgram(objectPath: string = path.join(repoRoot(), 'bpf', 'lb.o'), opts: { hashSeed?: number } = {}): void {
     const dir = this.pinnedAt;
     if (!dir) throw new Error('dataplane: replaceProgram needs pinned maps: pin() first');
+    // A new seed (hashSeed) is a constant of the program: it takes a new program too.
+    const hashSeed = opts.hashSeed ?? this.seed;
     const object = BpfObject.load(objectPath, {
       reuseMaps: Object.fromEntries(MAP_NAMES.map((n) => [n, path.join(dir, 'maps', n)])),
       maxEntries: { next_hops: this.maps.backends.maxEntries },
       innerMaxEntries: { maglev: this.maglevMaxSize },
-      globals: { hash_seed: encodeU32(this.hashSeed), flow_sets_mask: encodeU32(this.maps.flows.maxEntries - 1) },
+      globals: { hash_seed: u32Global(hashSeed, 'hashSeed'), flow_sets_mask: encodeU32(this.maps.flows.maxEntries - 1) },
     });
     let prog: Program;
     try {
@@ -299,6 +306,18 @@ export class Dataplane {
     this.object?.close();
     this.prog = prog;
     this.object = object;
+    if (hashSeed !== this.seed) {
+      // The next adopt reads the seed from the meta map.
+      const meta = BpfMap.fromPin(path.join(dir, 'meta'));
+      try {
+        const value = meta.lookup(encodeU32(0))!;
+        encodeU32(hashSeed).copy(value, 4);
+        meta.update(encodeU32(0), value);
+      } finally {
+        meta.close();
+      }
+      this.seed = hashSeed;
+    }
   }
 
   /**

@@ -14,12 +14,14 @@ export const mountPrograms: MountPage = (container, ctx) => {
   const summary = h('div');
   const listBox = h('div');
   const statsState = h('span', { class: 'muted', 'data-testid': 'stats-state' });
+  // The flow hash seed in use: must be the same on every node behind ECMP (`xdplb hash-seed`).
+  const seedState = h('span', { class: 'muted mono', 'data-testid': 'hash-seed', title: 'flow hash seed of the running program; the same on every node behind ECMP' });
   const updated = updatedLabel();
   const toggle = ctx.isAdmin
     ? h('button', { type: 'button', class: 'btn toggle', 'aria-pressed': 'false', 'data-action': 'toggle-prog-stats' }, 'Collect run-time statistics')
     : null;
   replaceChildren(container,
-    pageHeader('BPF programs', updated, statsState, toggle),
+    pageHeader('BPF programs', updated, statsState, seedState, toggle),
     error,
     h('section', { class: 'panel' }, h('h2', null, 'xdplb data plane'), summary),
     h('section', { class: 'panel' },
@@ -42,10 +44,12 @@ export const mountPrograms: MountPage = (container, ctx) => {
   }));
 
   const load = async () => {
-    const [progs, ifaces] = await Promise.all([
+    const [progs, ifaces, seed] = await Promise.all([
       get<{ programs: ProgramView[]; statsEnabled: boolean }>('/programs'),
       get<{ interfaces: InterfaceView[] }>('/interfaces'),
+      get<{ hashSeed: number }>('/hash-seed').catch(() => null),
     ]);
+    seedState.textContent = seed ? `hash seed: ${seed.hashSeed}` : '';
     statsEnabled = progs.statsEnabled;
     markUpdated(updated, Date.now());
     statsState.textContent = `run-time statistics: ${statsEnabled ? 'on' : 'off'}`;
