@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { enterNetns, RingBuffer } from '../src/bpf';
 import {
-  checksumProblems, parseFrame, buildFrame, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
+  checksumProblems, parseFrame, buildFrame, buildIpv4, buildEthernet, internetChecksum, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
 } from '../src/dataplane/packet';
 import { LB, LbFlowEntryCodec } from '../src/dataplane/abi';
 import { flowCacheHash, flowHash } from '../src/dataplane/jhash';
@@ -18,7 +18,7 @@ import {
 } from './datapath-harness';
 import { loadTarget, type Target } from './datapath-target';
 import {
-  DP_NETNS, PORTS, NEIGHBOURS, DEFAULT_SETTINGS, ACTION_NUMBER, CLIENT, VIP, MAC, fixtureState, fixtures, predictBackend, type Fixture,
+  DP_NETNS, PORTS, NEIGHBOURS, DEFAULT_SETTINGS, ACTION_NUMBER, CLIENT, VIP, MAC, fixtureState, fixtures, predictBackend, fragmentDatagram, type Fixture,
 } from './datapath-fixtures';
 import { REASON, runModel, BACKEND_ACTIVE, MODE_NAT, FlowCacheModel, flowKey, type ModelState } from './refmodel';
 
@@ -155,6 +155,37 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
       assert.ok(model.frame.equals(res.data), 'reference model frame');
     });
   }
+
+  test('a NAT UDP reply fragmented by the backend reassembles at the client: VIP source, VIP port, valid checksum', () => {
+    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, false, state.vips));
+    // 3000 bytes of answer from backend 198.18.1.12:5353 (service 2: VIP.web:53), cut in three.
+    const data = Buffer.alloc(3000); for (let i = 0; i < data.length; i++) data[i] = (i * 13 + 7) & 0xff;
+    const datagram = buildIpv4({ ip: { src: '198.18.1.12', dst: CLIENT, proto: IPPROTO_UDP, id: 0x5151 }, udp: { sport: 5353, dport: 40404, payload: data } });
+    const fragments = fragmentDatagram(datagram, [1480, 1480]);
+    assert.equal(fragments.length, 3);
+    const out = fragments.map((f) => {
+      const res = target.program.testRun(buildEthernet({ dst: PORTS[1].mac }, f), { ingressIfindex: lab.ports.b.ifindex });
+      assert.equal(res.retval, ACTION_NUMBER.redirect, 'every fragment is sent on');
+      return res.data.subarray(14);
+    });
+    // Reassemble (RFC 791): payloads in offset order after the first header.
+    const payload = Buffer.concat(out.map((ip) => ip.subarray((ip[0] & 0x0f) * 4, ip.readUInt16BE(2))));
+    for (const ip of out) {
+      assert.equal(u32ToIp(ip.readUInt32BE(12)), VIP.web, 'every fragment comes from the VIP');
+      assert.equal(ip[8], 63, 'TTL decremented once');
+    }
+    const whole = Buffer.from(out[0].subarray(0, 20));
+    whole.writeUInt16BE(20 + payload.length, 2);
+    whole.writeUInt16BE(0, 6);
+    whole.writeUInt16BE(0, 10);
+    whole.writeUInt16BE(internetChecksum(whole), 10);
+    const reassembled = buildEthernet({}, Buffer.concat([whole, payload]));
+    const parsed = parseFrame(reassembled);
+    assert.equal(parsed.udp!.sport, 53, 'the VIP port');
+    assert.equal(parsed.udp!.dport, 40404);
+    assert.ok(payload.subarray(8).equals(data), 'the data arrives intact');
+    assert.deepEqual(checksumProblems(reassembled), [], 'the reassembled datagram\'s UDP checksum verifies');
+  });
 
   test('sample_rate 0 emits no events', () => {
     target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, false, state.vips));
