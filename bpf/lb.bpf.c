@@ -74,6 +74,7 @@ struct packet {
 	struct iphdr *ip;
 	void *l4;               /* TCP/UDP/ICMP fixed header inside the frame, or NULL */
 	__u32 payload_len;      /* IP payload bytes according to tot_len */
+	__u8 has_ports;         /* l4 is a whole TCP/UDP header (ports in flow) */
 	__u32 frame_len;
 	const struct lb_settings *settings;
 	/* The 5-tuple as received (the flow cache's key and the trace event's); ports 0 unless
@@ -374,7 +375,11 @@ static __always_inline void nat_to_backend(struct packet *p, const struct lb_bac
 	update_l4_check(p, l4_diff);
 }
 
-/* NAT reply: source backend(:port) -> VIP(:vport), TTL - 1, checksums (as nat_to_backend). */
+/* NAT reply: source backend(:port) -> VIP(:vport), TTL - 1, checksums (as nat_to_backend).
+ * A reply fragment: every fragment gets the address (and its IP checksum); only the first
+ * carries the L4 header, whose checksum covers the whole datagram: the incremental update by
+ * the changed address and port is exactly the whole datagram's new checksum, so it is applied
+ * there as for a whole packet. Later fragments (no ports, has_ports 0) get the address only. */
 static __always_inline void nat_to_client(struct packet *p, const struct lb_reverse *rev)
 {
 	struct iphdr *ip = p->ip;
@@ -383,11 +388,13 @@ static __always_inline void nat_to_client(struct packet *p, const struct lb_reve
 
 	decrement_ttl_only(ip);
 	ip->saddr = rev->vip;
+	ip->check = csum_apply(ip->check, addr_diff + TTL_DECREMENT_DIFF);
+	if (!p->has_ports)
+		return;
 	if (rev->vport && rev->vport != p->flow.sport) {
 		l4_diff = csum_diff16(l4_diff, p->flow.sport, rev->vport);
 		ports->source = rev->vport;
 	}
-	ip->check = csum_apply(ip->check, addr_diff + TTL_DECREMENT_DIFF);
 	update_l4_check(p, l4_diff);
 }
 
@@ -405,7 +412,7 @@ static __always_inline int next_hop(struct packet *p, __be32 dst, struct bpf_fib
 	fib->ipv4_src = ip->saddr;
 	fib->ipv4_dst = dst;
 	fib->ifindex = p->ingress_ifindex;
-	if (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) {
+	if (p->has_ports) {
 		struct l4_ports *ports = p->l4;
 		fib->sport = ports->source;
 		fib->dport = ports->dest;
@@ -530,6 +537,180 @@ static __always_inline int maybe_vip(const struct packet *p)
 	return (p->settings->vip_filter[(bit >> 5) & (LB_VIP_FILTER_WORDS - 1)] >> (bit & 31)) & 1;
 }
 
+/* ---- sanity checks ----------------------------------------------------------------------- */
+
+/* The frame is addressed to the ingress interface's own unicast MAC (if_macs, see lb_abi.h), or
+ * the interface is unknown to if_macs (not checked). Broadcast and multicast never match. */
+static __always_inline int to_our_mac(const struct packet *p)
+{
+	__u32 slot = p->ingress_ifindex & (LB_IF_SLOTS - 1);
+	const struct lb_if_mac *m = bpf_map_lookup_elem(&if_macs, &slot);
+	const void *dest = p->eth->h_dest;
+
+	if (!m || m->ifindex != p->ingress_ifindex)
+		return 1;
+	return *(const __u32 *)dest == *(const __u32 *)m->mac &&
+	       *(const __u16 *)(dest + 4) == *(const __u16 *)(m->mac + 4);
+}
+
+/* Adds a 64-bit accumulator of 32-bit words into 16 bits (ones' complement). */
+static __always_inline __u16 csum_fold64(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	return csum_fold32((__u32)sum);
+}
+
+/* RFC 1812 5.2.2: the IPv4 header checksum verifies (the header sums to 0xffff). The 20 fixed
+ * bytes are summed as five 32-bit words; options word by word. Words are loaded natively: the
+ * ones'-complement sum commutes with byte swapping, and 0xffff is its own swap. */
+static __always_inline int ip_checksum_ok(const struct packet *p)
+{
+	const __u32 *w = (const void *)p->ip;
+	__u32 words = p->ip->ihl;
+	__u64 sum = (__u64)w[0] + w[1] + w[2] + w[3] + w[4];
+
+	/* Options (rare): a bounded loop, checked word by word against the frame's end. */
+	for (__u32 i = 5; i < 15 && i < words; i++) {
+		if ((void *)(w + i + 1) > p->data_end)
+			return 0;
+		sum += w[i];
+	}
+	return csum_fold64(sum) == 0xffff;
+}
+
+/* The longest ICMP message whose checksum is verified, in 32-bit words (no single-buffer XDP
+ * frame is longer; a longer one is treated as failing). */
+#define ICMP_CSUM_MAX_WORDS 1024
+
+/* The ICMP message (payload_len bytes from l4) sums to 0xffff. A subprogram: its loop is
+ * verified once per exit, and the caller continues from one state. */
+static __noinline int icmp_checksum_ok(struct packet *p)
+{
+	void *pos = p->l4, *end = p->data_end;
+	__u32 left = p->payload_len;
+	__u64 sum = 0;
+
+	for (int i = 0; i < ICMP_CSUM_MAX_WORDS; i++) {
+		if (left < 4)
+			break;
+		if (pos + 4 > end)
+			return 0;
+		sum += *(__u32 *)pos;
+		pos += 4;
+		left -= 4;
+	}
+	if (left >= 4)
+		return 0;
+	if (left >= 2) {
+		if (pos + 2 > end)
+			return 0;
+		sum += *(__u16 *)pos;
+		pos += 2;
+		left -= 2;
+	}
+	if (left) {
+		if (pos + 1 > end)
+			return 0;
+		/* The odd last byte is the high byte of a zero-padded word: in the natively loaded
+		 * (little-endian) sum that is the low byte, in a big-endian one the high byte. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		sum += *(__u8 *)pos;
+#else
+		sum += (__u32)*(__u8 *)pos << 8;
+#endif
+	}
+	return csum_fold64(sum) == 0xffff;
+}
+
+/* A source no client has (RFC 1812 5.3.7, RFC 6890): 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4
+ * (multicast), 240.0.0.0/4 (reserved, and 255.255.255.255). */
+static __always_inline int martian_addr(__be32 addr)
+{
+	__u8 first = bpf_ntohl(addr) >> 24;
+
+	return first == 0 || first == 127 || first >= 224;
+}
+
+/* A packet to a VIP from a martian source, or from the VIP itself. */
+static __always_inline int martian_to_vip(const struct packet *p)
+{
+	return martian_addr(p->flow.saddr) || p->flow.saddr == p->flow.daddr;
+}
+
+/* TTL and tos of the ICMP errors the program sends (tos: precedence internetwork control, as
+ * Linux's own ICMP errors). */
+#define ICMP_ERROR_TTL 64
+#define ICMP_ERROR_TOS 0xc0
+#define ICMP_TIME_EXCEEDED_LEN (sizeof(struct iphdr) + sizeof(struct icmphdr))  /* prepended: 28 */
+
+/* A NAT packet to a VIP whose TTL would expire here (<= 1): as a router (RFC 1812 5.3.1), the
+ * program answers ICMP time exceeded (in transit) itself, quoting the IP header as received and
+ * 8 bytes of its payload (RFC 792), from the VIP (the address the client sent to: its traceroute
+ * shows the VIP, and the answer passes source filters that an interface address might not),
+ * back out the ingress interface (XDP_TX). The frame is cut to the quote and grown at the front
+ * by the new IP and ICMP headers. Packet pointers are invalid afterwards (only scalars of p are
+ * used after the call). Needs >= 8 payload bytes (callers have a TCP/UDP header). */
+static __noinline int ttl_expired(struct packet *p)
+{
+	struct xdp_md *ctx = p->ctx;
+	struct mac_pair macs __attribute__((aligned(8)));
+	__u32 hdr_len = p->ip->ihl * 4, quoted = hdr_len + 8, words = quoted / 4, i;
+	__be32 client = p->flow.saddr, vip = p->flow.daddr;
+	__u8 tos = (p->ip->tos & IPTOS_TOS_MASK) | ICMP_ERROR_TOS;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct icmphdr *icmp;
+	const __u32 *w;
+	void *data, *end;
+	__u64 sum;
+
+	__builtin_memcpy(macs.dest, p->eth->h_source, ETH_ALEN);
+	__builtin_memcpy(macs.source, p->eth->h_dest, ETH_ALEN);
+	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(*eth) + quoted) - (int)(p->data_end - (void *)p->eth)))
+		return verdict(p, XDP_DROP, LB_REASON_TTL);
+	if (bpf_xdp_adjust_head(ctx, -(int)ICMP_TIME_EXCEEDED_LEN))
+		return verdict(p, XDP_DROP, LB_REASON_TTL);
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	eth = data;
+	ip = data + sizeof(*eth);
+	icmp = (void *)(ip + 1);
+	if ((void *)(icmp + 1) > end)
+		return verdict(p, XDP_DROP, LB_REASON_TTL);
+	copy_macs(eth, &macs);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	*(__u8 *)ip = 0x45;
+	ip->tos = tos;
+	ip->tot_len = bpf_htons(ICMP_TIME_EXCEEDED_LEN + quoted);
+	ip->id = 0;
+	ip->frag_off = 0;
+	ip->ttl = ICMP_ERROR_TTL;
+	ip->protocol = IPPROTO_ICMP;
+	ip->check = 0;
+	ip->saddr = vip;
+	ip->daddr = client;
+	w = (const void *)ip;
+	ip->check = ~csum_fold64((__u64)w[0] + w[1] + w[2] + w[3] + w[4]);
+	icmp->type = ICMP_TIME_EXCEEDED;
+	icmp->code = 0;
+	icmp->checksum = 0;
+	icmp->rest = 0;
+	/* The ICMP checksum: type/code and the quote (header as received + 8 bytes, whole words). */
+	sum = *(__u16 *)icmp;
+	w = (const void *)(icmp + 1);
+	for (i = 0; i < 17 && i < words; i++) {
+		/* Walked as a pointer checked against the end each time (hidden from the compiler,
+		 * which would otherwise turn the check into a count the verifier cannot follow). */
+		asm volatile("" : "+r"(w));
+		if ((void *)(w + 1) > end)
+			return verdict(p, XDP_DROP, LB_REASON_TTL);
+		sum += *w++;
+	}
+	icmp->checksum = ~csum_fold64(sum);
+	return verdict(p, XDP_TX, LB_REASON_TTL);
+}
+
 /* ---- the packet classes ------------------------------------------------------------------ */
 
 /* TCP/UDP of service svc, backend b (at `addr`, its address) chosen: rewrite (nat) or not
@@ -541,7 +722,7 @@ static __always_inline int to_backend(struct packet *p, __u32 service_id, __u8 m
 	if (mode == LB_MODE_DSR)
 		return forward(p, addr, LB_REASON_FORWARDED);
 	if (p->ip->ttl <= 1)
-		return verdict(p, XDP_PASS, LB_REASON_TTL);
+		return ttl_expired(p);
 	nat_to_backend(p, b, addr);
 	return forward(p, addr, LB_REASON_FORWARDED);
 }
@@ -555,6 +736,8 @@ static __always_inline int to_service(struct packet *p, const struct lb_service 
 
 	if (!svc)
 		return verdict(p, XDP_DROP, LB_REASON_NO_SERVICE);
+	if (martian_to_vip(p))
+		return verdict(p, XDP_DROP, LB_REASON_MARTIAN);
 	p->service_id = svc->id;
 	if (!p->flow_set)       /* not probed by the hot path (a SYN, or the cache is off) */
 		p->flow_set = flow_cache_slot(p, key, &p->flow_cache_hash);
@@ -602,6 +785,8 @@ static __always_inline int to_cached_backend(struct packet *p)
 		if (b->vport != 0 || bpf_map_lookup_elem(&services, &exact))
 			return -1;
 	}
+	if (martian_to_vip(p))
+		return verdict(p, XDP_DROP, LB_REASON_MARTIAN);
 	p->backend_id = id;
 	return to_backend(p, b->service_id, b->mode, b, addr);
 }
@@ -641,22 +826,15 @@ static __noinline int from_backend_fib(struct packet *p, const struct lb_reverse
 	return send(p, rc, &fib, LB_REASON_REVERSED);
 }
 
-/* Not to a VIP: a NAT-mode reply from a backend (exact source port, then any port), else not
- * ours. A remembered next hop toward the client was a SUCCESS (so the client is not local). */
-static __always_inline int from_backend(struct packet *p)
+/* A NAT reply (reverse entry rev) toward its client: a martian client is dropped. A remembered
+ * next hop toward the client was a SUCCESS (so the client is not local). */
+static __always_inline int reply_to_client(struct packet *p, const struct lb_reverse *rev)
 {
-	__u64 key = addr_port_key(p->flow.saddr, p->flow.sport, p->flow.proto);
 	struct cached_next_hop *hop;
-	struct lb_reverse *rev;
 	int action;
 
-	rev = bpf_map_lookup_elem(&reverse, &key);
-	if (!rev) {
-		key = addr_port_key(p->flow.saddr, 0, p->flow.proto);
-		rev = bpf_map_lookup_elem(&reverse, &key);
-		if (!rev)
-			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
-	}
+	if (martian_addr(p->flow.daddr))
+		return verdict(p, XDP_DROP, LB_REASON_MARTIAN);
 	hop = next_hop_slot(&client_next_hops, client_slot(p->flow.daddr));
 	if (!hop || !next_hop_fresh(p, hop, p->flow.daddr))
 		return from_backend_fib(p, rev, hop);
@@ -666,18 +844,51 @@ static __always_inline int from_backend(struct packet *p)
 	return send_to(p, hop->egress_ifindex, &hop->macs, LB_REASON_REVERSED);
 }
 
+/* Not to a VIP: a NAT-mode reply from a backend (exact source port, then any port), else not
+ * ours. Whole TCP/UDP packets and first fragments (ports in flow). */
+static __always_inline int from_backend(struct packet *p)
+{
+	__u64 key = addr_port_key(p->flow.saddr, p->flow.sport, p->flow.proto);
+	struct lb_reverse *rev;
+
+	rev = bpf_map_lookup_elem(&reverse, &key);
+	if (!rev) {
+		key = addr_port_key(p->flow.saddr, 0, p->flow.proto);
+		rev = bpf_map_lookup_elem(&reverse, &key);
+		if (!rev)
+			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
+	}
+	return reply_to_client(p, rev);
+}
+
+/* Not to a VIP: a later fragment (no ports) of a NAT reply, translated when its backend address
+ * answers for exactly one VIP in this protocol (reverse_frags), else not ours. */
+static __always_inline int fragment_from_backend(struct packet *p)
+{
+	__u64 key = addr_port_key(p->flow.saddr, 0, p->flow.proto);
+	struct lb_reverse *rev = bpf_map_lookup_elem(&reverse_frags, &key);
+
+	if (!rev)
+		return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
+	return reply_to_client(p, rev);
+}
+
 /* Echo request to a VIP: answered in place and sent back out the ingress interface. */
 static __always_inline int icmp_echo_reply(struct packet *p)
 {
 	struct ethhdr *eth = p->eth;
 	struct iphdr *ip = p->ip;
-	struct icmphdr *icmp = p->l4;
+	struct icmphdr *icmp;
 	void *macs = eth;
 	__u32 dest_lo = *(__u32 *)macs, source_hi = *(__u32 *)(macs + 8);
 	__u16 dest_hi = *(__u16 *)(macs + 4), source_lo = *(__u16 *)(macs + 6);
 	__u16 old_word;
 	__be32 addr;
 
+	/* A corrupted request is not answered (the reply would carry the corruption back). */
+	if (!icmp_checksum_ok(p))
+		return verdict(p, XDP_DROP, LB_REASON_BAD_CHECKSUM);
+	icmp = p->l4;
 	/* Swap the MACs in four loads and four stores (as copy_macs, no alignment needed). */
 	*(__u16 *)macs = source_lo;
 	*(__u32 *)(macs + 2) = source_hi;
@@ -815,7 +1026,7 @@ static __always_inline int icmp_to_vip(struct packet *p)
 static __always_inline int process(struct packet *p)
 {
 	struct cursor c = { .pos = (void *)(long)p->ctx->data, .end = p->data_end };
-	int eth_type, proto, is_fragment, vip, has_ports = 0;
+	int eth_type, proto, is_fragment, vip;
 	struct lb_service *svc;
 
 	eth_type = parse_ethhdr(&c, &p->eth);
@@ -825,6 +1036,10 @@ static __always_inline int process(struct packet *p)
 		return verdict(p, XDP_PASS, LB_REASON_VLAN);
 	if (eth_type != ETH_P_IP)
 		return verdict(p, XDP_PASS, LB_REASON_NOT_IPV4);
+	/* Only frames addressed to this interface are ours: a flooded or promiscuously received
+	 * frame would otherwise be forwarded twice (by us and by the host it was meant for). */
+	if (!to_our_mac(p))
+		return verdict(p, XDP_PASS, LB_REASON_OTHER_MAC);
 
 	proto = parse_iphdr(&c, &p->ip, &p->payload_len);
 	if (proto == PARSE_ERROR)
@@ -834,6 +1049,8 @@ static __always_inline int process(struct packet *p)
 	 * store-forwarded and waits until they reach the cache (~5 ns here). */
 	set_flow_word(&p->flow, 0, *(__u64 *)&p->ip->saddr);   /* saddr, daddr */
 	set_flow_word(&p->flow, 1, flow_word1(0, proto));
+	if (!ip_checksum_ok(p))
+		return verdict(p, XDP_DROP, LB_REASON_BAD_CHECKSUM);
 	is_fragment = (bpf_ntohs(p->ip->frag_off) & (IP_MF | IP_OFFSET)) != 0;
 	vip = maybe_vip(p);
 
@@ -842,7 +1059,7 @@ static __always_inline int process(struct packet *p)
 	    parse_l4(&c, proto, p->payload_len, &p->l4) != PARSE_ERROR) {
 		__u64 key;
 
-		has_ports = 1;
+		p->has_ports = 1;
 		set_flow_word(&p->flow, 1, flow_word1(*(__u32 *)p->l4, proto));   /* sport, dport */
 		if (!vip)
 			return from_backend(p);
@@ -862,11 +1079,23 @@ static __always_inline int process(struct packet *p)
 	}
 
 	if (!vip || !bpf_map_lookup_elem(&vips, &p->flow.daddr)) {
-		/* Replies come from backends as whole TCP/UDP packets; anything else is not ours. */
-		if (!has_ports)
+		/* Replies come from backends as TCP/UDP packets or fragments of them; anything else
+		 * is not ours. */
+		if (p->has_ports)
+			return from_backend(p);
+		if (!is_fragment || (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
 			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
+		if (bpf_ntohs(p->ip->frag_off) & IP_OFFSET)
+			return fragment_from_backend(p);
+		/* A first fragment: the L4 header (ports) is there, as in a whole reply. */
+		if (parse_l4(&c, proto, p->payload_len, &p->l4) == PARSE_ERROR)
+			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
+		p->has_ports = 1;
+		set_flow_word(&p->flow, 1, flow_word1(*(__u32 *)p->l4, proto));
 		return from_backend(p);
 	}
+	if (martian_to_vip(p))
+		return verdict(p, XDP_DROP, LB_REASON_MARTIAN);
 
 	if (is_fragment)
 		return verdict(p, p->settings->frag_policy == LB_FRAG_PASS ? XDP_PASS : XDP_DROP,
@@ -874,7 +1103,7 @@ static __always_inline int process(struct packet *p)
 	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
 		__u64 key = addr_port_key(p->flow.daddr, 0, proto);
 
-		if (!has_ports)
+		if (!p->has_ports)
 			return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
 		/* The exact {vip, port, proto} missed above: only the every-port service is left. */
 		return to_service(p, bpf_map_lookup_elem(&services, &key));
@@ -968,6 +1197,7 @@ int xdp_lb(struct xdp_md *ctx)
 	p.frame_len = ctx->data_end - ctx->data;
 	__builtin_memset(&p.flow, 0, sizeof(p.flow));
 	p.flow_set = NULL;
+	p.has_ports = 0;
 	p.service_id = 0;
 	p.backend_id = 0;
 

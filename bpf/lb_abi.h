@@ -16,6 +16,7 @@
 #define LB_FLOW_WAYS 4            /* flows: entries per set, 1 << LB_FLOW_WAYS_BITS */
 #define LB_MAGLEV_DEFAULT_SIZE 65537 /* inner maglev table entries (prime) */
 #define LB_EVENTS_BYTES (1 << 20) /* events ring buffer size */
+#define LB_IF_SLOTS 1024          /* if_macs: ARRAY slot = ifindex & (LB_IF_SLOTS - 1) */
 
 /* Forwarding mode of a service (lb_service.mode). */
 #define LB_MODE_NAT 0
@@ -43,12 +44,23 @@
 #define LB_REASON_FRAGMENT 8       /* DROP or PASS (per lb_settings.frag_policy): VIP fragment */
 #define LB_REASON_NO_SERVICE 9     /* DROP: VIP address, but no service for this port/proto */
 #define LB_REASON_NO_BACKEND 10    /* DROP: service has no usable backend */
-#define LB_REASON_TTL 11           /* PASS: TTL <= 1, the kernel answers with ICMP time exceeded */
+#define LB_REASON_TTL 11           /* TTL <= 1 where the program would decrement it: a NAT TCP/UDP packet
+                                   * to a VIP is answered with ICMP time exceeded from the VIP (TX, see
+                                   * lb.bpf.c ttl_expired); a NAT reply is passed, and the kernel, which
+                                   * routes it toward the client, answers time exceeded to the backend;
+                                   * an ICMP error to a NAT VIP is passed (the kernel discards it: no
+                                   * ICMP error about an ICMP error) */
 #define LB_REASON_NO_NEIGH 12      /* PASS: no neighbour entry for the next hop yet */
 #define LB_REASON_NO_ROUTE 13      /* PASS: bpf_fib_lookup found no usable route */
 #define LB_REASON_NO_TX_PORT 14    /* PASS: egress interface not in tx_ports */
 #define LB_REASON_ICMP_UNSUPPORTED 15 /* DROP: ICMP to a VIP that is neither echo nor a known error */
-#define LB_REASON_COUNT 16
+#define LB_REASON_OTHER_MAC 16    /* PASS: IPv4 frame whose destination MAC is not the ingress interface's
+                                   * own (broadcast, multicast, another host's unicast): not processed */
+#define LB_REASON_MARTIAN 17      /* DROP: martian source toward a VIP (0/8, 127/8, 224/4, 240/4, the VIP
+                                   * itself) or martian destination of a NAT reply (0/8, 127/8, 224/4, 240/4) */
+#define LB_REASON_BAD_CHECKSUM 18 /* DROP: IPv4 header checksum wrong (RFC 1812 5.2.2), or the ICMP
+                                   * checksum of an echo request to a VIP */
+#define LB_REASON_COUNT 19
 #define LB_REASON_SLOTS 32
 
 /* XDP actions 0..4 (aborted, drop, pass, tx, redirect). */
@@ -110,6 +122,21 @@ struct lb_reverse {
 	__u32 service_id;
 	__u32 backend_id;
 };
+
+/* if_macs: ARRAY value, slot ifindex & (LB_IF_SLOTS - 1): the unicast MAC of an interface the
+ * program is attached to, written by user space before it attaches (Dataplane.attach) and
+ * refreshed on adopt. A slot whose ifindex is not the ingress interface's (0 = empty) means
+ * "unknown interface": its frames are not MAC-checked (BPF_PROG_TEST_RUN, foreign attach). */
+struct lb_if_mac {
+	__u32 ifindex;
+	__u8 mac[6];
+	__u16 pad;
+};
+
+/* reverse_frags: key struct lb_reverse_key {backend ip, port 0, proto} -> struct lb_reverse
+ * (vport 0): the one VIP every NAT service of that backend address and protocol answers for,
+ * written only when there is exactly one. Non-first fragments of a reply carry no ports: they
+ * are reverse-translated (source address only) through this entry, else passed (not_vip). */
 
 /* settings.vip_filter: bit (host-order address * LB_VIP_FILTER_MUL) >> 24 is set for every VIP:
  * a superset of vips that costs no lookup (it shares the settings' cache line). A clear bit

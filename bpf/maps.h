@@ -56,6 +56,22 @@ struct {
 	__type(value, struct lb_reverse);
 } reverse SEC(".maps");
 
+/* reverse_frags: {backend ip, 0, proto} -> the backend address's only VIP (see lb_abi.h) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_BACKENDS);
+	__type(key, struct lb_reverse_key);
+	__type(value, struct lb_reverse);
+} reverse_frags SEC(".maps");
+
+/* if_macs: ifindex slot -> the attached interface's own MAC (see lb_abi.h) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_IF_SLOTS);
+	__type(key, __u32);
+	__type(value, struct lb_if_mac);
+} if_macs SEC(".maps");
+
 /* flows: the flow-affinity cache, sets of LB_FLOW_WAYS remembered flows (see lb_flow_set); a
  * plain shared ARRAY: looked up without hashing or locking, written only for new flows */
 struct {

@@ -45,19 +45,22 @@ static __always_inline int parse_ethhdr(struct cursor *c, struct ethhdr **eth)
 	return bpf_ntohs(hdr->h_proto);
 }
 
-/* IPv4: accepts IHL 5..15 (options are skipped, not parsed) and a total length that fits
+/* IPv4: accepts version 4 only, IHL 5..15 (options are skipped, not parsed) and a total length that fits
  * header..frame end (shorter is fine: Ethernet padding follows). On success *ip points at the
  * header, *payload_len = tot_len - IHL*4 (host order), the cursor is left at the L4 header
  * (ip + IHL*4) and ip->protocol is returned. Returns PARSE_ERROR (cursor unmoved) when the
- * header is truncated, IHL < 5, or tot_len < IHL*4 or beyond the frame. */
+ * header is truncated, the version is not 4, IHL < 5, or tot_len < IHL*4 or beyond the frame. */
 static __always_inline int parse_iphdr(struct cursor *c, struct iphdr **ip, __u32 *payload_len)
 {
 	struct iphdr *hdr = c->pos;
-	__u32 hdr_len, tot_len;
+	__u32 hdr_len, tot_len, version_ihl;
 
 	if ((void *)(hdr + 1) > c->end)
 		return PARSE_ERROR;
-	hdr_len = hdr->ihl * 4;
+	version_ihl = *(__u8 *)hdr;
+	if ((version_ihl >> 4) != 4)
+		return PARSE_ERROR;
+	hdr_len = (version_ihl & 0x0f) * 4;
 	if (hdr_len < sizeof(*hdr))
 		return PARSE_ERROR;
 	if (c->pos + hdr_len > c->end)

@@ -3,6 +3,9 @@
 #include <bpf/libbpf.h>
 #include <linux/if_link.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -124,6 +127,25 @@ Napi::Value IfIndexToName(const Napi::CallbackInfo &info) {
   return Napi::String::New(info.Env(), buf);
 }
 
+// ifHwAddr(name) -> Buffer of 6 bytes: the interface's MAC (SIOCGIFHWADDR) in the calling
+// thread's network namespace.
+Napi::Value IfHwAddr(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string name = ArgString(info, 0, "interface name");
+  struct ifreq req;
+  memset(&req, 0, sizeof(req));
+  if (name.size() >= sizeof(req.ifr_name))
+    ThrowBpfError(env, "interface lookup", "'" + name + "'", ENAMETOOLONG, "interface name too long");
+  memcpy(req.ifr_name, name.c_str(), name.size());
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) ThrowBpfError(env, "interface lookup", "'" + name + "'", errno);
+  int rc = ioctl(fd, SIOCGIFHWADDR, &req);
+  int err = errno;
+  close(fd);
+  if (rc < 0) ThrowBpfError(env, "interface lookup", "'" + name + "'", err, "cannot read the interface's MAC address");
+  return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t *>(req.ifr_hwaddr.sa_data), 6);
+}
+
 Napi::Value ListInterfaces(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   LibbpfLogReset();
@@ -151,6 +173,7 @@ void RegisterXdp(Napi::Env env, Napi::Object exports) {
   exports.Set("xdpQuery", Napi::Function::New(env, XdpQuery, "xdpQuery"));
   exports.Set("ifNameToIndex", Napi::Function::New(env, IfNameToIndex, "ifNameToIndex"));
   exports.Set("ifIndexToName", Napi::Function::New(env, IfIndexToName, "ifIndexToName"));
+  exports.Set("ifHwAddr", Napi::Function::New(env, IfHwAddr, "ifHwAddr"));
   exports.Set("listInterfaces", Napi::Function::New(env, ListInterfaces, "listInterfaces"));
 }
 

@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import {
-  buildFrame, buildIpv4, buildArpRequest, buildIpv6Udp, ipToU32, u32ToIp, ETH_P_8021AD,
+  buildFrame, buildIpv4, buildArpRequest, buildIpv6Udp, buildEthernet, internetChecksum, macToBuffer, ipToU32, u32ToIp,
+  ETH_P_8021AD, DEFAULT_DST_MAC,
   IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, type FrameSpec, type TcpSpec, type UdpSpec, type Ipv4Spec,
 } from '../src/dataplane/packet';
 import { flowHash, vipFilterBit } from '../src/dataplane/jhash';
@@ -93,7 +94,26 @@ const REVERSE = [
   { ip: '198.18.1.11', port: 80, proto: IPPROTO_TCP, vip: VIP.web, vport: 80, serviceId: 1, backendId: 2 },
   { ip: '198.18.1.12', port: 5353, proto: IPPROTO_UDP, vip: VIP.web, vport: 53, serviceId: 2, backendId: 3 },
   { ip: '198.18.1.13', port: 0, proto: IPPROTO_TCP, vip: VIP.any, vport: 0, serviceId: 3, backendId: 4 },
+  // 198.18.1.10 also serves VIP.any:8443 (backend 11): two VIPs, so no reverse_frags entry.
+  { ip: '198.18.1.10', port: 8443, proto: IPPROTO_TCP, vip: VIP.any, vport: 8443, serviceId: 11, backendId: 11 },
 ];
+
+/**
+ * reverse_frags as Dataplane.syncReverseFrags derives it: per backend address and protocol
+ * whose reverse entries all name one VIP, that VIP (vport 0), under the lowest service id.
+ */
+function reverseFragsOf(reverse: typeof REVERSE): typeof REVERSE {
+  const groups = new Map<string, typeof REVERSE>();
+  for (const r of reverse) groups.set(`${r.ip}/${r.proto}`, [...(groups.get(`${r.ip}/${r.proto}`) ?? []), r]);
+  const out: typeof REVERSE = [];
+  for (const g of groups.values()) {
+    if (new Set(g.map((r) => r.vip)).size !== 1) continue;
+    const first = [...g].sort((a, b) => a.serviceId - b.serviceId)[0];
+    out.push({ ...first, port: 0, vport: 0 });
+  }
+  return out;
+}
+const REVERSE_FRAGS = reverseFragsOf(REVERSE);
 
 export const DEFAULT_SETTINGS: ModelSettings = { fragPolicy: 0, sampleRate: 1, flowCache: false };
 
@@ -108,6 +128,8 @@ export function fixtureState(lab: DatapathLab, seed = 0): ModelState {
       id: b.id, ip: ipToU32(b.ip), port: b.port, flags: b.flags ?? BACKEND_ACTIVE, serviceId: b.service,
     }])),
     reverse: REVERSE.map((r) => ({ ...r, ip: ipToU32(r.ip), vip: ipToU32(r.vip) })),
+    reverseFrags: REVERSE_FRAGS.map((r) => ({ ...r, ip: ipToU32(r.ip), vip: ipToU32(r.vip) })),
+    ifMacs: new Map(Object.values(lab.ports).map((p) => [p.ifindex, macToBuffer(p.mac)])),
     maglev: new Map(SERVICES.map((s) => [s.id, [...s.table]])),
     flows: new FlowCacheModel(TEST_FLOW_SETS),
     txPorts: new Set([lab.ports.a.ifindex, lab.ports.b.ifindex]),
@@ -223,8 +245,6 @@ export function fixtures(): Fixture[] {
   }
   {
     const sp = 2020; const b = web(sp);
-    F.push({ name: 'TTL 0 passes to the kernel untouched (ttl)', ingress: 'a', input: tcpIn(sp, { ip: { ttl: 0 } }), action: 'pass', reason: 'ttl', serviceId: 1, backendId: b.id, output: 'unchanged' });
-    F.push({ name: 'TTL 1 passes to the kernel untouched (ttl)', ingress: 'a', input: tcpIn(sp, { ip: { ttl: 1 } }), action: 'pass', reason: 'ttl', serviceId: 1, backendId: b.id, output: 'unchanged' });
     F.push({ name: 'TTL 2 is forwarded with TTL 1', ingress: 'a', input: tcpIn(sp, { ip: { ttl: 2 } }), action: 'redirect', reason: 'forwarded', serviceId: 1, backendId: b.id, output: natTcpOut(CLIENT, b, { sport: sp, dport: 80, payload: PAYLOAD }, { ip: { ttl: 2 } }) });
   }
 
@@ -238,7 +258,7 @@ export function fixtures(): Fixture[] {
   while (vipFilterBit(twin) !== webBit || [...Object.values(VIP)].map(ipToU32).includes(twin)) twin++;
   F.push({ name: 'non-VIP TCP whose VIP filter bit is set (false positive) passes (not_vip)', ingress: 'a', input: tcpFrame(CLIENT, u32ToIp(twin), { sport: 5000, dport: 80 }), action: 'pass', reason: 'not_vip', output: 'unchanged' });
   F.push({ name: 'non-VIP with a truncated TCP header passes (not_vip)', ingress: 'a', input: tcpFrame(CLIENT, '198.18.7.7', { sport: 5000, dport: 80 }, { ip: { totalLength: 30 }, truncate: 44 }), action: 'pass', reason: 'not_vip', output: 'unchanged' });
-  F.push({ name: 'non-VIP fragment passes (not_vip)', ingress: 'b', input: tcpFrame('198.18.1.10', CLIENT, { sport: 80, dport: 5000 }, { ip: { mf: true } }), action: 'pass', reason: 'not_vip', output: 'unchanged' });
+  F.push({ name: 'non-VIP fragment from a non-backend passes (not_vip)', ingress: 'b', input: tcpFrame('198.18.1.77', CLIENT, { sport: 80, dport: 5000 }, { ip: { mf: true } }), action: 'pass', reason: 'not_vip', output: 'unchanged' });
   F.push({ name: 'VIP, wrong port: no service', ingress: 'a', input: tcpFrame(CLIENT, VIP.web, { sport: 5001, dport: 81 }), action: 'drop', reason: 'no_service', output: 'unchanged' });
   F.push({ name: 'VIP, wrong protocol (UDP/80): no service', ingress: 'a', input: udpFrame(CLIENT, VIP.web, { sport: 5002, dport: 80 }), action: 'drop', reason: 'no_service', output: 'unchanged' });
   F.push({ name: 'VIP, other IP protocol (GRE): no service', ingress: 'a', input: buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: 47 }, payload: Buffer.alloc(8) }), action: 'drop', reason: 'no_service', output: 'unchanged' });
@@ -341,6 +361,180 @@ export function fixtures(): Fixture[] {
     F.push({ name: 'ICMP timestamp to a VIP is dropped (icmp_unsupported)', ingress: 'a', input: buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_ICMP }, icmp: { type: 13 } }), action: 'drop', reason: 'icmp_unsupported', output: 'unchanged' });
   }
   F.push(...icmpErrorFixtures(predictBackend));
+  F.push(...verdictFixtures(web));
+  // Frames are addressed to the ingress port's MAC unless a row says otherwise (builders default
+  // to DEFAULT_DST_MAC); a frame the program passes untouched keeps it in the output.
+  const own = (fx: Fixture, frame: Buffer): Buffer => {
+    if (frame.length < 6 || !frame.subarray(0, 6).equals(macToBuffer(DEFAULT_DST_MAC))) return frame;
+    const out = Buffer.from(frame);
+    macToBuffer(portMac(fx.ingress)).copy(out, 0);
+    return out;
+  };
+  return F.map((fx) => ({ ...fx, input: own(fx, fx.input), output: fx.output === 'unchanged' ? fx.output : own(fx, fx.output) }));
+}
+
+/** `frame` with its IPv4 version nibble set to `version` and the header checksum recomputed. */
+export function withIpVersion(frame: Buffer, version: number): Buffer {
+  const out = Buffer.from(frame);
+  out[14] = ((version & 0x0f) << 4) | (out[14] & 0x0f);
+  const hdr = (out[14] & 0x0f) * 4;
+  out.writeUInt16BE(0, 24);
+  out.writeUInt16BE(internetChecksum(out.subarray(14, 14 + hdr)), 24);
+  return out;
+}
+
+/**
+ * Splits an IPv4 datagram (IP header without options + payload) into fragments whose payloads
+ * are `sizes` bytes (multiples of 8 except the last; the last takes the rest when the sizes
+ * do not cover it), each with a fresh header checksum; returned as IP packets.
+ */
+export function fragmentDatagram(datagram: Buffer, sizes: number[]): Buffer[] {
+  const hdrLen = (datagram[0] & 0x0f) * 4;
+  const payload = datagram.subarray(hdrLen);
+  const out: Buffer[] = [];
+  let at = 0;
+  for (let i = 0; at < payload.length; i++) {
+    const size = i < sizes.length ? Math.min(sizes[i], payload.length - at) : payload.length - at;
+    const last = at + size >= payload.length;
+    const hdr = Buffer.from(datagram.subarray(0, hdrLen));
+    hdr.writeUInt16BE(hdrLen + size, 2);
+    hdr.writeUInt16BE((hdr.readUInt16BE(6) & 0x4000) | (last ? 0 : 0x2000) | (at / 8), 6);
+    hdr.writeUInt16BE(0, 10);
+    hdr.writeUInt16BE(internetChecksum(hdr), 10);
+    out.push(Buffer.concat([hdr, payload.subarray(at, at + size)]));
+    at += size;
+  }
+  return out;
+}
+
+/** Rows of the data-plane verdict hardening (issue 11): frames not for us, martians, IPv4
+ * version, header checksums, echo checksums, TTL expiry, NAT reply fragments. */
+function verdictFixtures(web: (sport: number) => BackendDef): Fixture[] {
+  const F: Fixture[] = [];
+  const tcpTo = (src: string, dst: string, sport: number, x: Extra = {}) => tcpFrame(src, dst, { sport, dport: 80, payload: PAYLOAD }, x);
+
+  // -- destination MAC: only frames to the ingress interface's own MAC are processed
+  for (const [label, mac] of [['broadcast', 'ff:ff:ff:ff:ff:ff'], ['IPv4 multicast', '01:00:5e:00:00:01'], ['IPv6 multicast', '33:33:00:00:00:01'],
+    ["another host's unicast", '02:00:00:0a:00:99'], ["the balancer's other port's", portMac('b')]] as const) {
+    F.push({ name: `VIP TCP to ${label} MAC passes unprocessed (other_mac)`, ingress: 'a', input: tcpTo(CLIENT, VIP.web, 11000, { eth: { dst: mac } }), action: 'pass', reason: 'other_mac', output: 'unchanged' });
+  }
+  F.push({ name: "backend reply to another host's MAC passes unprocessed (other_mac)", ingress: 'b', input: tcpFrame('198.18.1.10', CLIENT, { sport: 80, dport: 11001 }, { eth: { dst: '02:00:00:0b:00:99' } }), action: 'pass', reason: 'other_mac', output: 'unchanged' });
+  F.push({ name: 'ICMP echo to a VIP sent to the broadcast MAC is not answered (other_mac)', ingress: 'a', input: buildFrame({ eth: { dst: 'ff:ff:ff:ff:ff:ff' }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_ICMP }, icmp: { type: 8 } }), action: 'pass', reason: 'other_mac', output: 'unchanged' });
+  F.push({ name: 'ARP broadcast still passes as not_ipv4 (the MAC check is for IPv4 only)', ingress: 'b', input: buildArpRequest('198.18.1.10', '198.18.1.1', MAC.b10), action: 'pass', reason: 'not_ipv4', output: 'unchanged' });
+
+  // -- martian sources toward a VIP (every class), and martian clients of NAT replies
+  for (const src of ['0.0.0.0', '0.1.2.3', '127.0.0.1', '127.255.0.9', '224.0.0.5', '239.255.255.250', '240.0.0.1', '255.255.255.255', VIP.web]) {
+    F.push({ name: `VIP TCP from martian source ${src} is dropped (martian)`, ingress: 'a', input: tcpTo(src, VIP.web, 11100), action: 'drop', reason: 'martian', output: 'unchanged' });
+  }
+  F.push({ name: 'VIP UDP (port-translated service) from 127.0.0.1 is dropped (martian)', ingress: 'a', input: udpFrame('127.0.0.1', VIP.web, { sport: 11101, dport: 53 }), action: 'drop', reason: 'martian', output: 'unchanged' });
+  F.push({ name: 'every-port VIP from 224.1.1.1 is dropped (martian)', ingress: 'a', input: tcpFrame('224.1.1.1', VIP.any, { sport: 11102, dport: 2222 }), action: 'drop', reason: 'martian', output: 'unchanged' });
+  F.push({ name: 'DSR VIP from 0.0.0.0 is dropped (martian)', ingress: 'a', input: tcpFrame('0.0.0.0', VIP.dsr, { sport: 11103, dport: 80 }), action: 'drop', reason: 'martian', output: 'unchanged' });
+  F.push({ name: 'ICMP echo to a VIP from 127.0.0.1 is not answered (martian)', ingress: 'a', input: buildFrame({ ip: { src: '127.0.0.1', dst: VIP.web, proto: IPPROTO_ICMP }, icmp: { type: 8 } }), action: 'drop', reason: 'martian', output: 'unchanged' });
+  F.push({ name: 'VIP without service from 240.0.0.1 is dropped (martian before no_service)', ingress: 'a', input: tcpFrame('240.0.0.1', VIP.bare, { sport: 11104, dport: 80 }), action: 'drop', reason: 'martian', output: 'unchanged' });
+  F.push({ name: 'flow cache: a remembered flow from a martian source is dropped too (martian)', ingress: 'a', input: tcpFrame('127.0.0.1', VIP.web, { sport: 11105, dport: 80, flags: 0x10 }), settings: { flowCache: true },
+    flows: [{ saddr: '127.0.0.1', daddr: VIP.web, sport: 11105, dport: 80, proto: IPPROTO_TCP, backendId: 1 }], action: 'drop', reason: 'martian', output: 'unchanged' });
+  F.push({ name: 'non-VIP traffic from 0.0.0.0 is left to the kernel (not_vip)', ingress: 'a', input: udpFrame('0.0.0.0', '198.18.0.1', { sport: 68, dport: 67 }), action: 'pass', reason: 'not_vip', output: 'unchanged' });
+  for (const dst of ['0.0.0.0', '127.0.0.1', '224.0.0.251', '255.255.255.255', '240.1.2.3']) {
+    F.push({ name: `NAT reply toward martian client ${dst} is dropped (martian)`, ingress: 'b', input: tcpFrame('198.18.1.10', dst, { sport: 80, dport: 11110 }), action: 'drop', reason: 'martian', output: 'unchanged' });
+  }
+
+  // -- IPv4 EtherType with another version
+  for (const v of [0, 5, 6, 15]) {
+    F.push({ name: `IPv4 EtherType with version ${v} to a VIP is malformed`, ingress: 'a', input: withIpVersion(tcpTo(CLIENT, VIP.web, 11200 + v), v), action: 'drop', reason: 'malformed', output: 'unchanged' });
+  }
+  F.push({ name: 'IPv4 EtherType with version 6 as a NAT reply is malformed', ingress: 'b', input: withIpVersion(tcpFrame('198.18.1.10', CLIENT, { sport: 80, dport: 11210 }), 6), action: 'drop', reason: 'malformed', output: 'unchanged' });
+
+  // -- the IPv4 header checksum is verified (RFC 1812 5.2.2)
+  F.push({ name: 'VIP TCP with a wrong IP header checksum is dropped (bad_checksum)', ingress: 'a', input: tcpTo(CLIENT, VIP.web, 11300, { ip: { checksum: 0x1234 } }), action: 'drop', reason: 'bad_checksum', output: 'unchanged' });
+  F.push({ name: 'VIP TCP with IP options and a wrong header checksum is dropped (bad_checksum)', ingress: 'a', input: tcpTo(CLIENT, VIP.web, 11301, { ip: { options: Buffer.from([1, 1, 1, 0, 1, 1, 1, 0]), checksum: 0 } }), action: 'drop', reason: 'bad_checksum', output: 'unchanged' });
+  {
+    // A corrupted option byte (checksum computed before the corruption): only the options word differs.
+    const good = tcpTo(CLIENT, VIP.web, 11302, { ip: { options: Buffer.from([1, 1, 1, 0]) } });
+    const bad = Buffer.from(good); bad[34 + 2] ^= 0x40;
+    F.push({ name: 'VIP TCP whose IP option bytes were corrupted is dropped (bad_checksum)', ingress: 'a', input: bad, action: 'drop', reason: 'bad_checksum', output: 'unchanged' });
+  }
+  F.push({ name: 'NAT reply with a wrong IP header checksum is dropped (bad_checksum)', ingress: 'b', input: tcpFrame('198.18.1.10', CLIENT, { sport: 80, dport: 11303 }, { ip: { checksum: 0xffff } }), action: 'drop', reason: 'bad_checksum', output: 'unchanged' });
+  F.push({ name: 'non-VIP IPv4 with a wrong header checksum is dropped (bad_checksum)', ingress: 'a', input: tcpFrame(CLIENT, '198.18.7.7', { sport: 11304, dport: 80 }, { ip: { checksum: 1 } }), action: 'drop', reason: 'bad_checksum', output: 'unchanged' });
+  {
+    const sp = 11305; const b = web(sp);
+    F.push({ name: 'VIP TCP with a correct header checksum of 0xffff-equivalent words still forwards', ingress: 'a', input: tcpTo(CLIENT, VIP.web, sp, { ip: { id: 0xffff, tos: 0xff } }), action: 'redirect', reason: 'forwarded', serviceId: 1, backendId: b.id,
+      output: natTcpOut(CLIENT, b, { sport: sp, dport: 80, payload: PAYLOAD }, { ip: { id: 0xffff, tos: 0xff } }) });
+  }
+
+  // -- ICMP echo: answered only when both checksums verify
+  {
+    const echo = (payload: Buffer, x: { icmpChecksum?: number; ipChecksum?: number; trailer?: Buffer } = {}) => buildFrame({
+      eth: { src: MAC.client }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_ICMP, ttl: 50, checksum: x.ipChecksum },
+      icmp: { type: 8, rest: 0x77770001, payload, checksum: x.icmpChecksum }, trailer: x.trailer,
+    });
+    const reply = (payload: Buffer, trailer?: Buffer) => buildFrame({
+      eth: { dst: MAC.client, src: portMac('a') }, ip: { src: VIP.web, dst: CLIENT, proto: IPPROTO_ICMP, ttl: 64 },
+      icmp: { type: 0, rest: 0x77770001, payload }, trailer,
+    });
+    F.push({ name: 'ICMP echo with a wrong ICMP checksum is dropped, not answered (bad_checksum)', ingress: 'a', input: echo(Buffer.from('ping'), { icmpChecksum: 0xbeef }), action: 'drop', reason: 'bad_checksum', output: 'unchanged' });
+    const flipped = echo(Buffer.from('ping-payload')); flipped[flipped.length - 1] ^= 1;
+    F.push({ name: 'ICMP echo whose payload was corrupted in transit is dropped (bad_checksum)', ingress: 'a', input: flipped, action: 'drop', reason: 'bad_checksum', output: 'unchanged' });
+    F.push({ name: 'ICMP echo with a wrong IP header checksum is dropped, not answered (bad_checksum)', ingress: 'a', input: echo(Buffer.from('ping'), { ipChecksum: 0x4242 }), action: 'drop', reason: 'bad_checksum', output: 'unchanged' });
+    F.push({ name: 'ICMP echo with an odd-length payload and correct checksums is answered', ingress: 'a', input: echo(Buffer.from('odd-length-payload!')), action: 'tx', reason: 'icmp_echo', output: reply(Buffer.from('odd-length-payload!')) });
+    const big = Buffer.alloc(1400, 0xa5); big.write('large-echo');
+    F.push({ name: 'ICMP echo of 1408 bytes (checksum verified over all of it) is answered', ingress: 'a', input: echo(big), action: 'tx', reason: 'icmp_echo', output: reply(big) });
+    const pad = Buffer.alloc(6, 0xee);
+    F.push({ name: 'ICMP echo followed by Ethernet padding: checksum over the ICMP message only, answered', ingress: 'a', input: echo(Buffer.from('pad'), { trailer: pad }), action: 'tx', reason: 'icmp_echo', output: reply(Buffer.from('pad'), pad) });
+  }
+
+  // -- TTL expiry of a NAT VIP packet: ICMP time exceeded from the VIP (RFC 1812 5.3.1)
+  {
+    const timeExceeded = (input: Buffer, tos = 0xc0): Buffer => {
+      const ihl = (input[14] & 0x0f) * 4;
+      return buildFrame({ eth: { dst: MAC.client, src: portMac('a') }, ip: { src: VIP.web, dst: CLIENT, proto: IPPROTO_ICMP, ttl: 64, id: 0, tos },
+        icmp: { type: 11, code: 0, rest: 0, payload: input.subarray(14, 14 + ihl + 8) } });
+    };
+    for (const ttl of [0, 1]) {
+      const sp = 11400 + ttl; const b = web(sp);
+      const input = tcpTo(CLIENT, VIP.web, sp, { eth: { src: MAC.client }, ip: { ttl } });
+      F.push({ name: `NAT TCP with TTL ${ttl} is answered with ICMP time exceeded from the VIP (ttl, TX)`, ingress: 'a', input, action: 'tx', reason: 'ttl', serviceId: 1, backendId: b.id, output: timeExceeded(input) });
+    }
+    const opts = Buffer.from([1, 1, 1, 0, 1, 1, 1, 0]);
+    const sp = 11402; const b = web(sp);
+    const withOpts = tcpTo(CLIENT, VIP.web, sp, { eth: { src: MAC.client }, ip: { ttl: 1, options: opts, tos: 0x10 }, trailer: Buffer.alloc(8) });
+    F.push({ name: 'NAT TCP with TTL 1, IP options, tos and padding: time exceeded quotes the whole header + 8 bytes', ingress: 'a', input: withOpts, action: 'tx', reason: 'ttl', serviceId: 1, backendId: b.id, output: timeExceeded(withOpts, 0xd0) });
+    const udpIn = udpFrame(CLIENT, VIP.web, { sport: 11403, dport: 53, payload: Buffer.from('q') }, { eth: { src: MAC.client }, ip: { ttl: 1 } });
+    F.push({ name: 'NAT UDP with TTL 1 is answered with ICMP time exceeded (ttl, TX)', ingress: 'a', input: udpIn, action: 'tx', reason: 'ttl', serviceId: 2, backendId: 3, output: timeExceeded(udpIn) });
+  }
+
+  // -- NAT reply fragments
+  {
+    const data = Buffer.alloc(100); for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+    const udp = (src: string, sport: number, ttl: number) => buildIpv4({ ip: { src, dst: CLIENT, proto: IPPROTO_UDP, ttl, id: 0x4444 }, udp: { sport, dport: 11500, payload: data } });
+    const inFr = fragmentDatagram(udp('198.18.1.12', 5353, 64), [32, 48]);
+    const outFr = fragmentDatagram(udp(VIP.web, 53, 63), [32, 48]);
+    const toClient = { dst: MAC.client, src: portMac('a') };
+    ['first', 'middle', 'last'].forEach((label, i) => {
+      F.push({ name: `NAT UDP reply, ${label} fragment: source address${i === 0 ? ', port and UDP checksum (whole datagram)' : ''} translated`, ingress: 'b',
+        input: buildEthernet({}, inFr[i]), action: 'redirect', reason: 'reversed', serviceId: 2, backendId: 3, output: buildEthernet(toClient, outFr[i]) });
+    });
+    const tcp = (src: string, ttl: number) => buildIpv4({ ip: { src, dst: CLIENT, proto: IPPROTO_TCP, ttl, id: 0x4545 }, tcp: { sport: 80, dport: 11501, flags: 0x18, payload: data } });
+    const tIn = fragmentDatagram(tcp('198.18.1.11', 64), [40]);
+    const tOut = fragmentDatagram(tcp(VIP.web, 63), [40]);
+    F.push({ name: 'NAT TCP reply, first fragment: source and TCP checksum translated', ingress: 'b', input: buildEthernet({}, tIn[0]), action: 'redirect', reason: 'reversed', serviceId: 1, backendId: 2, output: buildEthernet(toClient, tOut[0]) });
+    F.push({ name: 'NAT TCP reply, last fragment: source translated', ingress: 'b', input: buildEthernet({}, tIn[1]), action: 'redirect', reason: 'reversed', serviceId: 1, backendId: 2, output: buildEthernet(toClient, tOut[1]) });
+    const wIn = fragmentDatagram(buildIpv4({ ip: { src: '198.18.1.13', dst: CLIENT, proto: IPPROTO_TCP, id: 0x4646 }, tcp: { sport: 2222, dport: 11502, payload: data } }), [40]);
+    const wOut = fragmentDatagram(buildIpv4({ ip: { src: VIP.any, dst: CLIENT, proto: IPPROTO_TCP, id: 0x4646, ttl: 63 }, tcp: { sport: 2222, dport: 11502, payload: data } }), [40]);
+    F.push({ name: 'NAT reply of an every-port service, later fragment: source translated', ingress: 'b', input: buildEthernet({}, wIn[1]), action: 'redirect', reason: 'reversed', serviceId: 3, backendId: 4, output: buildEthernet(toClient, wOut[1]) });
+    // 198.18.1.10 answers for two VIPs: its first fragments carry ports (translated), later ones pass.
+    const aIn = fragmentDatagram(buildIpv4({ ip: { src: '198.18.1.10', dst: CLIENT, proto: IPPROTO_TCP, id: 0x4747 }, tcp: { sport: 80, dport: 11503, payload: data } }), [40]);
+    const aOut = fragmentDatagram(buildIpv4({ ip: { src: VIP.web, dst: CLIENT, proto: IPPROTO_TCP, id: 0x4747, ttl: 63 }, tcp: { sport: 80, dport: 11503, payload: data } }), [40]);
+    F.push({ name: 'reply fragment of a backend serving two VIPs, first fragment (ports): translated', ingress: 'b', input: buildEthernet({}, aIn[0]), action: 'redirect', reason: 'reversed', serviceId: 1, backendId: 1, output: buildEthernet(toClient, aOut[0]) });
+    F.push({ name: 'reply fragment of a backend serving two VIPs, later fragment: passes untranslated (not_vip)', ingress: 'b', input: buildEthernet({}, aIn[1]), action: 'pass', reason: 'not_vip', output: 'unchanged' });
+    const tiny = fragmentDatagram(tcp('198.18.1.11', 64), [8]);
+    F.push({ name: 'reply first fragment too short for the TCP header passes untranslated (not_vip)', ingress: 'b', input: buildEthernet({}, tiny[0]), action: 'pass', reason: 'not_vip', output: 'unchanged' });
+    const other = fragmentDatagram(buildIpv4({ ip: { src: '198.18.1.77', dst: CLIENT, proto: IPPROTO_UDP }, udp: { sport: 53, dport: 11504, payload: data } }), [32]);
+    F.push({ name: 'later fragment from a non-backend passes (not_vip)', ingress: 'b', input: buildEthernet({}, other[1]), action: 'pass', reason: 'not_vip', output: 'unchanged' });
+    const ttl1 = fragmentDatagram(udp('198.18.1.12', 5353, 1), [32]);
+    F.push({ name: 'reply later fragment with TTL 1 passes (ttl; the kernel answers time exceeded to the backend)', ingress: 'b', input: buildEthernet({}, ttl1[1]), action: 'pass', reason: 'ttl', serviceId: 2, backendId: 3, output: 'unchanged' });
+    const mart = fragmentDatagram(buildIpv4({ ip: { src: '198.18.1.12', dst: '127.0.0.1', proto: IPPROTO_UDP }, udp: { sport: 5353, dport: 1, payload: data } }), [32]);
+    F.push({ name: 'reply later fragment toward a martian client is dropped (martian)', ingress: 'b', input: buildEthernet({}, mart[1]), action: 'drop', reason: 'martian', output: 'unchanged' });
+  }
   return F;
 }
 

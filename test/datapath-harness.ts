@@ -118,6 +118,28 @@ export function readFlows(maps: MapAccess, seed: number, withIp = false): string
   return out;
 }
 
+/** if_macs slot of an ifindex (lb_abi.h LB_IF_SLOTS). */
+export function ifMacSlot(ifindex: number): number {
+  return ifindex & (LB.IF_SLOTS - 1);
+}
+
+/** Makes if_macs hold exactly `macs` (ifindex -> MAC): every other slot zeroed (unknown). */
+export function installIfMacs(maps: MapAccess, macs: Map<number, Buffer>): void {
+  const want = new Map<number, Buffer>();
+  for (const [ifindex, mac] of macs) {
+    const v = Buffer.alloc(12);
+    v.writeUInt32LE(ifindex >>> 0, 0);
+    mac.copy(v, 4, 0, 6);
+    want.set(ifMacSlot(ifindex), v);
+  }
+  for (const k of maps.keys('if_macs')) {
+    const slot = k.readUInt32LE(0);
+    const v = maps.lookup('if_macs', k);
+    const next = want.get(slot) ?? Buffer.alloc(12);
+    if (!v || !v.equals(next)) maps.update('if_macs', k, next);
+  }
+}
+
 /** Installed inner tables, to close when the state is replaced. */
 export interface Installed { innerFds: number[] }
 
@@ -126,7 +148,7 @@ export interface Installed { innerFds: number[] }
  * tx_ports and flows wholesale). @throws whatever the map operations throw.
  */
 export function installState(maps: MapAccess, state: ModelState, previous?: Installed): Installed {
-  for (const name of ['services', 'vips', 'reverse', 'tx_ports']) {
+  for (const name of ['services', 'vips', 'reverse', 'reverse_frags', 'tx_ports']) {
     for (const k of maps.keys(name)) maps.delete(name, k);
   }
   for (const id of [...state.maglev.keys(), ...state.services.map((s) => s.id)]) {
@@ -143,7 +165,9 @@ export function installState(maps: MapAccess, state: ModelState, previous?: Inst
   for (const vip of state.vips) maps.update('vips', be32(vip), u32le(state.services.filter((s) => s.vip === vip).length));
   for (const b of state.backends.values()) maps.update('backends', u32le(b.id), backendValue(b.ip, b.port, b.flags, b.serviceId, state.services));
   for (const r of state.reverse) maps.update('reverse', reverseKey(r.ip, r.port, r.proto), reverseValue(r.vip, r.vport, r.serviceId, r.backendId));
+  for (const r of state.reverseFrags) maps.update('reverse_frags', reverseKey(r.ip, 0, r.proto), reverseValue(r.vip, 0, r.serviceId, r.backendId));
   for (const p of state.txPorts) maps.update('tx_ports', u32le(p), u32le(p));
+  installIfMacs(maps, state.ifMacs);
   const innerFds: number[] = [];
   for (const [id, table] of state.maglev) {
     const fd = maps.createInnerTable(table.length, table);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { enterNetns, RingBuffer } from '../src/bpf';
 import {
-  checksumProblems, parseFrame, buildFrame, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
+  checksumProblems, parseFrame, buildFrame, buildIpv4, buildEthernet, internetChecksum, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
 } from '../src/dataplane/packet';
 import { LB, LbFlowEntryCodec } from '../src/dataplane/abi';
 import { flowCacheHash, flowHash } from '../src/dataplane/jhash';
@@ -18,7 +18,7 @@ import {
 } from './datapath-harness';
 import { loadTarget, type Target } from './datapath-target';
 import {
-  DP_NETNS, PORTS, NEIGHBOURS, DEFAULT_SETTINGS, ACTION_NUMBER, CLIENT, VIP, MAC, fixtureState, fixtures, predictBackend, type Fixture,
+  DP_NETNS, PORTS, NEIGHBOURS, DEFAULT_SETTINGS, ACTION_NUMBER, CLIENT, VIP, MAC, fixtureState, fixtures, predictBackend, fragmentDatagram, type Fixture,
 } from './datapath-fixtures';
 import { REASON, runModel, BACKEND_ACTIVE, MODE_NAT, FlowCacheModel, flowKey, type ModelState } from './refmodel';
 
@@ -40,17 +40,21 @@ function decodeEvent(rec: Buffer): DecodedEvent {
 }
 
 /** What the event records "as received": addresses of a valid IPv4 header, ports of a whole TCP/UDP header. */
-function receivedFields(frame: Buffer): Pick<DecodedEvent, 'saddr' | 'daddr' | 'sport' | 'dport' | 'proto'> {
+function receivedFields(frame: Buffer, reason: string): Pick<DecodedEvent, 'saddr' | 'daddr' | 'sport' | 'dport' | 'proto'> {
   const none = { saddr: '0.0.0.0', daddr: '0.0.0.0', sport: 0, dport: 0, proto: 0 };
-  if (frame.length < 34 || frame.readUInt16BE(12) !== ETH_P_IP) return none;
+  // Frames to another MAC are not parsed at all.
+  if (frame.length < 34 || frame.readUInt16BE(12) !== ETH_P_IP || reason === 'other_mac') return none;
   const ihl = (frame[14] & 0x0f) * 4;
   const totLen = frame.readUInt16BE(16);
-  if (ihl < 20 || 14 + ihl > frame.length || totLen < ihl || totLen > frame.length - 14) return none;
+  if (frame[14] >> 4 !== 4 || ihl < 20 || 14 + ihl > frame.length || totLen < ihl || totLen > frame.length - 14) return none;
   const proto = frame[23];
   const out = { saddr: u32ToIp(frame.readUInt32BE(26)), daddr: u32ToIp(frame.readUInt32BE(30)), sport: 0, dport: 0, proto };
-  const fragment = (frame.readUInt16BE(20) & 0x3fff) !== 0;
+  // Ports of a first fragment are read only when it is not to a VIP (a NAT reply's first fragment).
+  const fragOff = frame.readUInt16BE(20);
+  const firstReplyFragment = (fragOff & 0x1fff) === 0 && !(Object.values(VIP) as string[]).includes(out.daddr);
+  const fragment = (fragOff & 0x3fff) !== 0 && !firstReplyFragment;
   const need = proto === IPPROTO_TCP ? 20 : proto === IPPROTO_UDP ? 8 : 0;
-  if (need && !fragment && need <= totLen - ihl && 14 + ihl + need <= frame.length) {
+  if (need && !fragment && reason !== 'bad_checksum' && need <= totLen - ihl && 14 + ihl + need <= frame.length) {
     out.sport = frame.readUInt16BE(14 + ihl);
     out.dport = frame.readUInt16BE(14 + ihl + 2);
   }
@@ -141,7 +145,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
       assert.equal(events.length, 1, 'one sampled event (sample_rate 1)');
       assert.deepEqual(decodeEvent(events[0]), {
         ifindex: ingress, pktLen: fx.input.length, serviceId: fx.serviceId ?? 0, backendId: fx.backendId ?? 0,
-        ...receivedFields(fx.input), action: ACTION_NUMBER[fx.action], reason: REASON[fx.reason],
+        ...receivedFields(fx.input, fx.reason), action: ACTION_NUMBER[fx.action], reason: REASON[fx.reason],
       });
 
       // The reference model (used by the fuzz test) must agree on every fixture too.
@@ -152,11 +156,42 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     });
   }
 
+  test('a NAT UDP reply fragmented by the backend reassembles at the client: VIP source, VIP port, valid checksum', () => {
+    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, false, state.vips));
+    // 3000 bytes of answer from backend 198.18.1.12:5353 (service 2: VIP.web:53), cut in three.
+    const data = Buffer.alloc(3000); for (let i = 0; i < data.length; i++) data[i] = (i * 13 + 7) & 0xff;
+    const datagram = buildIpv4({ ip: { src: '198.18.1.12', dst: CLIENT, proto: IPPROTO_UDP, id: 0x5151 }, udp: { sport: 5353, dport: 40404, payload: data } });
+    const fragments = fragmentDatagram(datagram, [1480, 1480]);
+    assert.equal(fragments.length, 3);
+    const out = fragments.map((f) => {
+      const res = target.program.testRun(buildEthernet({ dst: PORTS[1].mac }, f), { ingressIfindex: lab.ports.b.ifindex });
+      assert.equal(res.retval, ACTION_NUMBER.redirect, 'every fragment is sent on');
+      return res.data.subarray(14);
+    });
+    // Reassemble (RFC 791): payloads in offset order after the first header.
+    const payload = Buffer.concat(out.map((ip) => ip.subarray((ip[0] & 0x0f) * 4, ip.readUInt16BE(2))));
+    for (const ip of out) {
+      assert.equal(u32ToIp(ip.readUInt32BE(12)), VIP.web, 'every fragment comes from the VIP');
+      assert.equal(ip[8], 63, 'TTL decremented once');
+    }
+    const whole = Buffer.from(out[0].subarray(0, 20));
+    whole.writeUInt16BE(20 + payload.length, 2);
+    whole.writeUInt16BE(0, 6);
+    whole.writeUInt16BE(0, 10);
+    whole.writeUInt16BE(internetChecksum(whole), 10);
+    const reassembled = buildEthernet({}, Buffer.concat([whole, payload]));
+    const parsed = parseFrame(reassembled);
+    assert.equal(parsed.udp!.sport, 53, 'the VIP port');
+    assert.equal(parsed.udp!.dport, 40404);
+    assert.ok(payload.subarray(8).equals(data), 'the data arrives intact');
+    assert.deepEqual(checksumProblems(reassembled), [], 'the reassembled datagram\'s UDP checksum verifies');
+  });
+
   test('sample_rate 0 emits no events', () => {
     target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, false, state.vips));
     ring.consume();
     events.length = 0;
-    const frame = buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 1, dport: 80 } });
+    const frame = buildFrame({ eth: { dst: PORTS[0].mac }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 1, dport: 80 } });
     for (let i = 0; i < 10; i++) target.program.testRun(frame, { ingressIfindex: lab.ports.a.ifindex });
     ring.consume();
     assert.equal(events.length, 0);
@@ -165,7 +200,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   test('the flow cache remembers a new flow with its backend, and uses it next time', () => {
     target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true, state.vips));
     installFlows(target.maps, { ...state, flows: new FlowCacheModel(TEST_FLOW_SETS) });
-    const frame = buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 4321, dport: 80 } });
+    const frame = buildFrame({ eth: { dst: PORTS[0].mac }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 4321, dport: 80 } });
     const res = target.program.testRun(frame, { ingressIfindex: lab.ports.a.ifindex });
     assert.equal(res.retval, ACTION_NUMBER.redirect);
     const backendIp = parseFrame(res.data).ipv4!.dst;
@@ -177,7 +212,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     assert.deepEqual(readFlows(target.maps, state.seed, true), [`${flows[0]}@${ipToU32(backendIp)}`], 'the entry holds the address it sent to');
     // The connection's next segment (ACK): the hit path sends it to the same backend, nothing
     // new remembered; a SYN with the same 5-tuple (a reused port) follows Maglev again.
-    const ack = buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 4321, dport: 80, flags: 0x10 } });
+    const ack = buildFrame({ eth: { dst: PORTS[0].mac }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 4321, dport: 80, flags: 0x10 } });
     const again = target.program.testRun(ack, { ingressIfindex: lab.ports.a.ifindex });
     assert.equal(parseFrame(again.data).ipv4!.dst, backendIp);
     assert.deepEqual(readFlows(target.maps, state.seed), [`${flows[0]}*`], 'the same entry, now marked referenced');
@@ -192,7 +227,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     const ports = [20000];
     for (let p = 20001; ports.length < 5; p++) if (setOf(p) === setOf(ports[0])) ports.push(p);
     const send = (sport: number, flags: number) => target.program.testRun(
-      buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport, dport: 80, flags } }),
+      buildFrame({ eth: { dst: PORTS[0].mac }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport, dport: 80, flags } }),
       { ingressIfindex: lab.ports.a.ifindex });
     // Four connections fill the set (SYN each); all but the one the fifth flow's hash points
     // at first send a second segment (their entries become referenced).
@@ -227,7 +262,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     set.writeUInt32LE((set.readUInt32LE(checkAt) ^ 1) >>> 0, checkAt);
     target.maps.update('flows', index, set);
     assert.deepEqual(readFlows(target.maps, state.seed), [`${flowKey(...key)}=2 (bad check)`]);
-    const frame = buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport, dport: 80, flags: 0x10 } });
+    const frame = buildFrame({ eth: { dst: PORTS[0].mac }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport, dport: 80, flags: 0x10 } });
     const res = target.program.testRun(frame, { ingressIfindex: lab.ports.a.ifindex });
     assert.equal(parseFrame(res.data).ipv4!.dst, u32ToIp(state.backends.get(1)!.ip), 'Maglev decided (backend 1)');
     assert.deepEqual(readFlows(target.maps, state.seed), [`${flowKey(...key)}=1`], 'the entry was rewritten whole');
@@ -261,7 +296,7 @@ describe('XDP data path: flow hash agrees with src/dataplane/jhash.ts', () => {
           services: [{ id: 1, vip, port: 0, proto: IPPROTO_TCP, tableSize: TABLE, mode: MODE_NAT }],
           vips: new Set([vip]),
           backends: new Map(Array.from({ length: TABLE }, (_, i) => [i + 1, { id: i + 1, ip: backendIp(i + 1), port: 0, flags: BACKEND_ACTIVE, serviceId: 1 }])),
-          reverse: [], maglev: new Map([[1, Array.from({ length: TABLE }, (_, i) => i + 1)]]),
+          reverse: [], reverseFrags: [], ifMacs: new Map(), maglev: new Map([[1, Array.from({ length: TABLE }, (_, i) => i + 1)]]),
           flows: new FlowCacheModel(TEST_FLOW_SETS), txPorts: new Set(), fib: lab.fib,
         };
         installState(target.maps, state);
@@ -306,7 +341,7 @@ describe('XDP data path: the per-CPU next-hop cache (nexthop_ttl_ns)', () => {
 
   const ipIn = (...args: string[]) => execFileSync('ip', ['-n', DP_NETNS, ...args], { stdio: 'pipe', timeout: 10_000 });
   const frame = (payload = 0) => buildFrame({
-    ip: { src: CLIENT, dst: VIP.any, proto: IPPROTO_TCP }, tcp: { sport: 5555, dport: 8080, payload: Buffer.alloc(payload, 0x61) },
+    eth: { dst: PORTS[0].mac }, ip: { src: CLIENT, dst: VIP.any, proto: IPPROTO_TCP }, tcp: { sport: 5555, dport: 8080, payload: Buffer.alloc(payload, 0x61) },
   });
   const actionOf = (target: Target, input: Buffer): number => {
     const res = target.program.testRunMany(input, 1, { ingressIfindex: lab.ports.a.ifindex, pinCpu: 0 });
@@ -357,7 +392,7 @@ describe('XDP data path: the per-CPU next-hop cache (nexthop_ttl_ns)', () => {
   });
 
   test('NAT replies reuse the next hop of their client within the TTL, and not when it is 0', () => {
-    const reply = buildFrame({ ip: { src: '198.18.1.10', dst: CLIENT, proto: IPPROTO_TCP }, tcp: { sport: 80, dport: 5555, flags: 0x12 } });
+    const reply = buildFrame({ eth: { dst: PORTS[1].mac }, ip: { src: '198.18.1.10', dst: CLIENT, proto: IPPROTO_TCP }, tcp: { sport: 80, dport: 5555, flags: 0x12 } });
     const replyAction = (target: Target) => {
       const res = target.program.testRunMany(reply, 1, { ingressIfindex: lab.ports.b.ifindex, pinCpu: 0 });
       return Number(Object.keys(res.retvals)[0]);

@@ -15,7 +15,7 @@ export const XDP_REDIRECT = 4;
 export const REASON = {
   forwarded: 0, reversed: 1, icmp_echo: 2, icmp_error: 3, not_ipv4: 4, vlan: 5, not_vip: 6, malformed: 7,
   fragment: 8, no_service: 9, no_backend: 10, ttl: 11, no_neigh: 12, no_route: 13, no_tx_port: 14,
-  icmp_unsupported: 15,
+  icmp_unsupported: 15, other_mac: 16, martian: 17, bad_checksum: 18,
 } as const;
 export type ReasonName = keyof typeof REASON;
 
@@ -41,6 +41,10 @@ export interface ModelState {
   vips: Set<number>;
   backends: Map<number, ModelBackend>;
   reverse: ModelReverse[];
+  /** reverse_frags: {backend ip, proto} -> its only VIP (port 0, vport 0), for non-first reply fragments. */
+  reverseFrags: ModelReverse[];
+  /** if_macs: ifindex -> the interface's own MAC (an ifindex not here is not MAC-checked). */
+  ifMacs: Map<number, Buffer>;
   /** service id -> inner table (index = slot, value = backend id); length = inner max_entries. */
   maglev: Map<number, number[]>;
   /** the flows map (sets of ways, as the program fills them); only used when settings.flowCache. */
@@ -146,6 +150,20 @@ const applyUdp = (check: number, diff: number): number => {
   return out === 0 ? 0xffff : out;
 };
 
+/** Ones'-complement sum of big-endian 16-bit words (odd length: zero-padded), folded to 16 bits. */
+function sum16(buf: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i + 1 < buf.length; i += 2) sum += buf.readUInt16BE(i);
+  if (buf.length % 2) sum += buf[buf.length - 1] << 8;
+  return fold(fold(sum));
+}
+
+/** 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4 (multicast) and 240.0.0.0/4 (reserved, broadcast). */
+export function martianAddr(addr: number): boolean {
+  const first = addr >>> 24;
+  return first === 0 || first === 127 || first >= 224;
+}
+
 // ---- one packet ------------------------------------------------------------------------------
 
 const IPPROTO_ICMP = 1;
@@ -157,6 +175,7 @@ class Run {
   ip = 0;          // offset of the IP header
   l4 = 0;          // offset of the L4 header
   payloadLen = 0;
+  hasPorts = false; // l4 is a whole TCP/UDP header
 
   constructor(readonly st: ModelState, readonly f: Buffer, readonly ingress: number) {
     this.r = { action: 0, reason: 0, frame: f, serviceId: 0, backendId: 0, saddr: 0, daddr: 0, sport: 0, dport: 0, proto: 0 };
@@ -174,10 +193,13 @@ class Run {
     const type = f.readUInt16BE(12);
     if (type === 0x8100 || type === 0x88a8) return this.verdict(XDP_PASS, 'vlan');
     if (type !== 0x0800) return this.verdict(XDP_PASS, 'not_ipv4');
+    const ownMac = this.st.ifMacs.get(this.ingress);
+    if (ownMac && !ownMac.equals(f.subarray(0, 6))) return this.verdict(XDP_PASS, 'other_mac');
 
     // parse_iphdr
     const ip = 14;
     if (ip + 20 > end) return this.verdict(XDP_DROP, 'malformed');
+    if (f[ip] >> 4 !== 4) return this.verdict(XDP_DROP, 'malformed');
     const hdrLen = (f[ip] & 0x0f) * 4;
     if (hdrLen < 20 || ip + hdrLen > end) return this.verdict(XDP_DROP, 'malformed');
     const totLen = f.readUInt16BE(ip + 2);
@@ -189,11 +211,11 @@ class Run {
     this.r.saddr = f.readUInt32BE(ip + 12);
     this.r.daddr = f.readUInt32BE(ip + 16);
     this.r.proto = proto;
+    if (sum16(f.subarray(ip, ip + hdrLen)) !== 0xffff) return this.verdict(XDP_DROP, 'bad_checksum');
     const isFragment = (f.readUInt16BE(ip + 6) & 0x3fff) !== 0;
 
-    let hasPorts = false;
     if (!isFragment && (proto === IPPROTO_TCP || proto === IPPROTO_UDP) && this.l4Fits(proto)) {
-      hasPorts = true;
+      this.hasPorts = true;
       this.r.sport = f.readUInt16BE(this.l4);
       this.r.dport = f.readUInt16BE(this.l4 + 2);
       // The program's hot path: a remembered flow of a live service, then an exact service match.
@@ -205,17 +227,35 @@ class Run {
       if (exact) return this.toService(exact);
     }
     if (!this.st.vips.has(this.r.daddr)) {
-      if (!hasPorts) return this.verdict(XDP_PASS, 'not_vip');
+      if (this.hasPorts) return this.fromBackend();
+      if (!isFragment || (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP)) return this.verdict(XDP_PASS, 'not_vip');
+      if (f.readUInt16BE(ip + 6) & 0x1fff) {
+        // A later fragment of a reply: the backend address's only VIP, if it has one.
+        const rev = this.st.reverseFrags.find((e) => e.ip === this.r.saddr && e.proto === proto);
+        if (!rev) return this.verdict(XDP_PASS, 'not_vip');
+        return this.replyToClient(rev);
+      }
+      // A first fragment: ports as in a whole reply.
+      if (!this.l4Fits(proto)) return this.verdict(XDP_PASS, 'not_vip');
+      this.hasPorts = true;
+      this.r.sport = f.readUInt16BE(this.l4);
+      this.r.dport = f.readUInt16BE(this.l4 + 2);
       return this.fromBackend();
     }
+    if (this.martianToVip()) return this.verdict(XDP_DROP, 'martian');
     if (isFragment) return this.verdict(this.st.settings.fragPolicy === 1 ? XDP_PASS : XDP_DROP, 'fragment');
     if (proto === IPPROTO_TCP || proto === IPPROTO_UDP) {
-      if (!hasPorts) return this.verdict(XDP_DROP, 'malformed');
+      if (!this.hasPorts) return this.verdict(XDP_DROP, 'malformed');
       return this.toService(this.st.services.find((s) => s.vip === this.r.daddr && s.port === 0 && s.proto === proto));
     }
     if (!this.l4Fits(proto)) return this.verdict(XDP_DROP, 'malformed');
     if (proto === IPPROTO_ICMP) return this.icmpToVip();
     return this.verdict(XDP_DROP, 'no_service');
+  }
+
+  /** A martian source toward a VIP (0/8, 127/8, 224/4, 240/4) or the VIP itself. */
+  martianToVip(): boolean {
+    return martianAddr(this.r.saddr) || this.r.saddr === this.r.daddr;
   }
 
   l4Fits(proto: number): boolean {
@@ -281,6 +321,7 @@ class Run {
     if (svc.port !== r.dport && (svc.port !== 0 || this.st.services.some((s) => s.vip === r.daddr && s.port === r.dport && s.proto === r.proto))) {
       return undefined;
     }
+    if (this.martianToVip()) return this.verdict(XDP_DROP, 'martian');
     r.backendId = id;
     this.st.flows.hotHits++;
     return this.toBackend(svc, b);
@@ -311,6 +352,11 @@ class Run {
     ipDiff = diff32(ipDiff, oldAddr, newAddr);
     let l4Diff = diff32(0, oldAddr, newAddr);
     f.writeUInt32BE(newAddr, addrOff);
+    if (!this.hasPorts) {
+      // A later reply fragment: no L4 header, the address (and IP checksum) only.
+      f.writeUInt16BE(apply(f.readUInt16BE(this.ip + 10), ipDiff), this.ip + 10);
+      return;
+    }
     const oldPort = f.readUInt16BE(portOff);
     if (newPort && newPort !== oldPort) {
       l4Diff = diff16(l4Diff, oldPort, newPort);
@@ -334,6 +380,7 @@ class Run {
   toService(svc: ModelService | undefined): number {
     const r = this.r;
     if (!svc) return this.verdict(XDP_DROP, 'no_service');
+    if (this.martianToVip()) return this.verdict(XDP_DROP, 'martian');
     r.serviceId = svc.id;
     const b = this.pickBackend(svc, [r.saddr, r.daddr, r.sport, r.dport, r.proto], false, true);
     if (!b) return this.verdict(XDP_DROP, 'no_backend');
@@ -343,9 +390,36 @@ class Run {
   toBackend(svc: ModelService, b: ModelBackend): number {
     this.r.serviceId = svc.id;
     if (svc.mode === MODE_DSR) return this.forward(b.ip, 'forwarded');
-    if (this.f[this.ip + 8] <= 1) return this.verdict(XDP_PASS, 'ttl');
+    if (this.f[this.ip + 8] <= 1) return this.timeExceeded();
     this.natRewrite(this.ip + 16, b.ip, this.l4 + 2, b.port);
     return this.forward(b.ip, 'forwarded');
+  }
+
+  /**
+   * ttl_expired(): ICMP time exceeded from the VIP to the client, quoting the IP header as
+   * received and 8 bytes, MACs swapped, sent back (TX). The output frame is a new, shorter one.
+   */
+  timeExceeded(): number {
+    const f = this.f;
+    const hdrLen = (f[this.ip] & 0x0f) * 4;
+    const quote = f.subarray(this.ip, this.ip + hdrLen + 8);
+    const out = Buffer.alloc(14 + 28 + quote.length);
+    f.copy(out, 0, 6, 12);
+    f.copy(out, 6, 0, 6);
+    out.writeUInt16BE(0x0800, 12);
+    out[14] = 0x45;
+    out[15] = (f[this.ip + 1] & 0x1e) | 0xc0;
+    out.writeUInt16BE(28 + quote.length, 16);
+    out[22] = 64;
+    out[23] = IPPROTO_ICMP;
+    out.writeUInt32BE(this.r.daddr, 26);
+    out.writeUInt32BE(this.r.saddr, 30);
+    out.writeUInt16BE(~sum16(out.subarray(14, 34)) & 0xffff, 24);
+    out[34] = 11;
+    quote.copy(out, 42);
+    out.writeUInt16BE(~sum16(out.subarray(34)) & 0xffff, 36);
+    this.r.frame = out;
+    return this.verdict(XDP_TX, 'ttl');
   }
 
   fromBackend(): number {
@@ -353,6 +427,12 @@ class Run {
     const rev = this.st.reverse.find((e) => e.ip === r.saddr && e.port === r.sport && e.proto === r.proto)
       ?? this.st.reverse.find((e) => e.ip === r.saddr && e.port === 0 && e.proto === r.proto);
     if (!rev) return this.verdict(XDP_PASS, 'not_vip');
+    return this.replyToClient(rev);
+  }
+
+  replyToClient(rev: ModelReverse): number {
+    const r = this.r;
+    if (martianAddr(r.daddr)) return this.verdict(XDP_DROP, 'martian');
     // The kernel would not forward it (this host's own address, e.g. a health check reply,
     // or no route: BPF_FIB_LKUP_RET_NOT_FWDED covers both): left alone.
     const kind = this.st.fib(r.daddr, this.ingress).kind;
@@ -373,6 +453,10 @@ class Run {
 
   echoReply(): number {
     const f = this.f;
+    // The ICMP message must verify (messages of 4100 bytes and more are not verified: refused).
+    if (this.payloadLen >= 4100 || this.l4 + this.payloadLen > f.length || sum16(f.subarray(this.l4, this.l4 + this.payloadLen)) !== 0xffff) {
+      return this.verdict(XDP_DROP, 'bad_checksum');
+    }
     const dmac = Buffer.from(f.subarray(0, 6));
     f.copy(f, 0, 6, 12);
     dmac.copy(f, 6);

@@ -10,7 +10,7 @@ export {
 export { XdpLink } from './link';
 export { RingBuffer } from './ringbuf';
 export {
-  listPrograms, listMaps, listLinks, enableRunStats, xdpAttachments, listInterfaces, ifIndex, ifName,
+  listPrograms, listMaps, listLinks, enableRunStats, xdpAttachments, listInterfaces, ifIndex, ifName, ifHwAddr,
   possibleCpus, openFdCount, type LinkInfo, type Interface,
 } from './inventory';
 export { enterNetns, inNetns } from './netns';

@@ -69,6 +69,11 @@ export function ifName(index: number): string {
   return native().ifIndexToName(index);
 }
 
+/** The MAC address (6 bytes) of interface `name` in the calling thread's netns. @throws BpfError ENODEV (op 'interface lookup'). */
+export function ifHwAddr(name: string): Buffer {
+  return native().ifHwAddr(name);
+}
+
 /** libbpf_num_possible_cpus(): the number of slots in a per-CPU value. */
 export function possibleCpus(): number {
   return native().possibleCpus();

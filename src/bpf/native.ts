@@ -56,6 +56,7 @@ export interface NativeAddon {
   xdpQuery(ifindex: number, ifname: string): RawXdpQuery;
   ifNameToIndex(name: string): number;
   ifIndexToName(index: number): string;
+  ifHwAddr(name: string): Buffer;
   listInterfaces(): { index: number; name: string }[];
   progInfo(fd: number, name: string): ProgramInfo;
   listPrograms(): ProgramInfo[];

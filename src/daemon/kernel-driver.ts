@@ -167,6 +167,9 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
       logger.info({ ifname: a.ifname, mode: a.mode }, mode ? 'detached to change the XDP mode' : 'detached from an interface no longer configured');
     }
     const attached = new Set(dataplane.attachments().map((a) => a.ifname));
+    // The program passes frames not addressed to an interface's own MAC: a kept interface's
+    // MAC is written again, so a reload picks up a changed address.
+    for (const a of dataplane.attachments()) dataplane.writeInterfaceMac(a.ifname, a.ifindex);
     for (const [ifname, mode] of wanted) {
       if (attached.has(ifname)) continue;
       const info = dataplane.attach(ifname, mode);

@@ -10,6 +10,7 @@ import {
   LbEventCodec, LbFlowStatsCodec, LbSettingsCodec, decodePerCpuSum, encodePerCpu, encodeU32, decodeU32,
   ipv4ToBytes,
 } from './abi';
+import { REASONS } from './types';
 
 const OBJECT = path.join(repoRoot(), 'bpf/lb.o');
 const HEADER = path.join(repoRoot(), 'bpf/lb_abi.h');
@@ -62,6 +63,17 @@ describe('ABI vs bpf/lb_abi.h and the BTF of bpf/lb.o', () => {
       assert.equal(LB[name as keyof typeof LB], value, `LB_${name}`);
     }
     for (const name of Object.keys(LB)) assert.ok(header.has(name), `LB.${name} is not in lb_abi.h`);
+  });
+
+  test('REASONS (metrics, dashboard, CLI) name every LB_REASON_* in its number, appended only', () => {
+    const header = headerConstants();
+    const named = [...header].filter(([k]) => k.startsWith('REASON_') && k !== 'REASON_COUNT' && k !== 'REASON_SLOTS');
+    assert.equal(REASONS.length, header.get('REASON_COUNT'));
+    for (const [k, v] of named) assert.equal(REASONS[v], k.slice('REASON_'.length).toLowerCase(), `LB_${k} = ${v}`);
+    assert.equal(named.length, REASONS.length);
+    // Numbers are stable across releases (dashboards and stored metrics key on the names).
+    assert.deepEqual(REASONS.slice(0, 19), ['forwarded', 'reversed', 'icmp_echo', 'icmp_error', 'not_ipv4', 'vlan', 'not_vip', 'malformed',
+      'fragment', 'no_service', 'no_backend', 'ttl', 'no_neigh', 'no_route', 'no_tx_port', 'icmp_unsupported', 'other_mac', 'martian', 'bad_checksum']);
   });
 
   test('every struct of the header has a codec', () => {

@@ -26,6 +26,7 @@ export const LB = {
   VIP_FILTER_MUL: 2654435761,
   MAGLEV_DEFAULT_SIZE: 65537,
   EVENTS_BYTES: 1 << 20,
+  IF_SLOTS: 1024,
   MODE_NAT: 0,
   MODE_DSR: 1,
   FRAG_DROP: 0,
@@ -48,7 +49,10 @@ export const LB = {
   REASON_NO_ROUTE: 13,
   REASON_NO_TX_PORT: 14,
   REASON_ICMP_UNSUPPORTED: 15,
-  REASON_COUNT: 16,
+  REASON_OTHER_MAC: 16,
+  REASON_MARTIAN: 17,
+  REASON_BAD_CHECKSUM: 18,
+  REASON_COUNT: 19,
   REASON_SLOTS: 32,
   ACTION_SLOTS: 8,
   VERDICT_SLOTS: 256,
@@ -250,6 +254,9 @@ export const LbReverseKeyCodec = defineStruct<LbReverseKey>('lb_reverse_key',
   [['ip', 'ipv4'], ['port', 'be16'], ['proto', 'u8'], ['pad', 'pad']]);
 export const LbReverseCodec = defineStruct<LbReverse>('lb_reverse',
   [['vip', 'ipv4'], ['vport', 'be16'], ['pad', 'pad', 2], ['service_id', 'u32'], ['backend_id', 'u32']]);
+export interface LbIfMac { ifindex: number; mac: number[] }
+/** if_macs value: an attached interface's own MAC (slot = ifindex & (LB.IF_SLOTS - 1)). */
+export const LbIfMacCodec = defineStruct<LbIfMac>('lb_if_mac', [['ifindex', 'u32'], ['mac', 'u8', 6], ['pad', 'pad', 2]]);
 export const LbSettingsCodec = defineStruct<LbSettings>('lb_settings',
   [['frag_policy', 'u32'], ['sample_rate', 'u32'], ['flow_cache', 'u32'], ['pad', 'pad', 4], ['vip_filter', 'u32', LB.VIP_FILTER_WORDS]]);
 export const LbFlowKeyCodec = defineStruct<LbFlowKey>('lb_flow_key',
@@ -271,7 +278,7 @@ export const LbEventCodec = defineStruct<LbEvent>('lb_event', [
 /** Every struct codec, keyed by its C name (the ABI test walks this list). */
 export const STRUCT_CODECS: readonly StructCodec<unknown>[] = [
   LbServiceKeyCodec, LbServiceCodec, LbVipCodec, LbBackendCodec, LbReverseKeyCodec, LbReverseCodec,
-  LbSettingsCodec, LbFlowKeyCodec, LbFlowEntryCodec, LbFlowSetCodec, LbFlowStatsCodec, LbCounterCodec, LbEventCodec,
+  LbSettingsCodec, LbIfMacCodec, LbFlowKeyCodec, LbFlowEntryCodec, LbFlowSetCodec, LbFlowStatsCodec, LbCounterCodec, LbEventCodec,
 ] as readonly StructCodec<unknown>[];
 
 export const LB_SERVICE_KEY_SIZE = LbServiceKeyCodec.size;

@@ -178,6 +178,16 @@ describe('Dataplane on the real kernel', () => {
       assert.ok(fs.existsSync(path.join(PIN, 'links', 'xlbt-dv-p0')));
       assert.equal(a.progId, dp!.program.info().id);
       assert.deepEqual(dp!.mapEntries('tx_ports').entries, [{ key: a.ifindex, value: a.ifindex }], 'redirects allowed to it');
+      // The program learns the interface's own MAC (if_macs) before it sees a frame there.
+      const mac = JSON.parse(execFileSync('ip', ['-n', NETNS, '-j', 'link', 'show', 'xlbt-dv-p0'], { encoding: 'utf8' }))[0].address as string;
+      assert.deepEqual(dp!.mapEntries('if_macs').entries, [{ key: a.ifindex & (LB.IF_SLOTS - 1), value: { ifindex: a.ifindex, mac } }]);
+      const otherMacBefore = dp!.readStats().reasons.other_mac.packets;
+      const toOther = Buffer.from(dnsQuery(40002)); toOther.set([0x02, 0, 0, 0, 0x99, 0x99], 0);
+      assert.equal(dp!.testRun(toOther, a.ifindex).retval, 2, 'a frame to another MAC passes');
+      assert.equal(dp!.readStats().reasons.other_mac.packets, otherMacBefore + 1, 'counted as other_mac');
+      const toUs = Buffer.from(dnsQuery(40003)); Buffer.from(mac.split(':').map((h) => parseInt(h, 16))).copy(toUs, 0);
+      dp!.testRun(toUs, a.ifindex);
+      assert.equal(dp!.readStats().reasons.other_mac.packets, otherMacBefore + 1, 'a frame to its MAC is processed');
       const before = dp!.program.info().id;
       dp!.replaceProgram(path.join(repoRoot(), 'bpf', 'lb.o'));
       const after = dp!.program.info();
@@ -185,13 +195,44 @@ describe('Dataplane on the real kernel', () => {
       assert.equal(dp!.attachments()[0].progId, after.id, 'the link now runs the new program');
       assert.ok(after.mapIds.includes(dp!.map('services').id), 'new program uses the pinned services map');
       assert.equal(dp!.testRun(dnsQuery(40001)).retval > 0, true);
+      assert.equal(dp!.mapEntries('if_macs').total, 1, 'if_macs kept across the replacement');
       dp!.detach('xlbt-dv-p0');
+      assert.equal(dp!.mapEntries('if_macs').total, 0, 'detach clears its if_macs slot');
       assert.ok(!fs.existsSync(path.join(PIN, 'links', 'xlbt-dv-p0')));
       assert.deepEqual(dp!.attachments(), []);
       assert.equal(dp!.mapEntries('tx_ports').total, 0);
     } finally {
       restore();
     }
+  });
+
+  test('reverse_frags: one entry per NAT backend address/protocol with exactly one VIP, kept in step', () => {
+    const frags = () => dp!.mapEntries('reverse_frags').entries.map((e) => {
+      const k = e.key as { ip: string; proto: number };
+      const v = e.value as { vip: string; vport: number; serviceId: number; backendId: number };
+      return `${k.ip}/${k.proto}->${v.vip}:${v.vport} s${v.serviceId} b${v.backendId}`;
+    }).sort();
+    const base = state();
+    const b = (address: string, port: number) => ({ address, port, weight: 1, healthy: true, draining: false });
+    const wider: DataplaneState = {
+      ...base,
+      services: [...base.services,
+        { name: 'dns-tcp', vip: '198.18.100.3', port: 53, protocol: 'tcp', mode: 'nat', tableSize: 13, backends: [b('198.18.1.2', 5353)] },
+        { name: 'dns-b', vip: '198.18.100.4', port: 53, protocol: 'udp', mode: 'nat', tableSize: 13, backends: [b('198.18.1.3', 5354)] },
+      ],
+    };
+    dp!.applyState(wider);
+    const id = (s: string, a: string, p: number) => `s${dp!.serviceId(s)} b${dp!.backendId(s, a, p)}`;
+    assert.deepEqual(frags(), [
+      `198.18.1.2/17->198.18.100.1:0 ${id('dns', '198.18.1.2', 5353)}`,
+      `198.18.1.2/6->198.18.100.3:0 ${id('dns-tcp', '198.18.1.2', 5353)}`,
+      // 198.18.1.3/udp answers for 198.18.100.1 and .4: no entry (its later fragments pass)
+    ].sort());
+    dp!.applyState(base);
+    assert.deepEqual(frags(), [
+      `198.18.1.2/17->198.18.100.1:0 ${id('dns', '198.18.1.2', 5353)}`,
+      `198.18.1.3/17->198.18.100.1:0 ${id('dns', '198.18.1.3', 5353)}`,
+    ].sort());
   });
 
   test('adopt refuses pins of another map layout with an error that says what to do', () => {
@@ -201,7 +242,7 @@ describe('Dataplane on the real kernel', () => {
     older.writeUInt32LE(0x786c6232, 0); // "xlb2": the layout before verdict_stats
     meta.update(encodeU32(0), older);
     try {
-      assert.throws(() => Dataplane.adopt(PIN), /made by another xdplb build \(map layout 2, this build uses 3\).*Remove/);
+      assert.throws(() => Dataplane.adopt(PIN), /made by another xdplb build \(map layout 2, this build uses 4\).*Remove/);
     } finally {
       meta.update(encodeU32(0), original);
       meta.close();

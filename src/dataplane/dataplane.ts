@@ -4,7 +4,7 @@
  *
  * Pin layout under a pin directory (default /sys/fs/bpf/xdplb):
  *   maps/<map name>   every map of the object (services, vips, maglev, backends, reverse,
- *                     flows, settings, tx_ports, *_stats, events)
+ *                     reverse_frags, if_macs, flows, settings, tx_ports, *_stats, events)
  *   links/<ifname>    one XDP bpf_link per attached interface
  *   prog              the xdp_lb program (testRun and replaceProgram after adopt)
  *   meta              a one-entry ARRAY: magic (= the maps' layout version), hash seed and
@@ -14,12 +14,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   BpfObject, BpfMap, Program, XdpLink, RingBuffer, BPF_F_INNER_MAP, possibleCpus, xdpAttachments,
-  repoRoot, type XdpMode, type TestRunResult,
+  ifHwAddr, repoRoot, type XdpMode, type TestRunResult,
 } from '../bpf';
 import { Reconciler, type ApplyResult, type ReconcilerMaps } from '../balancer/reconciler';
 import {
   LB, LbCounterCodec, LbEventCodec, LbFlowStatsCodec, LbServiceKeyCodec, LbServiceCodec, LbBackendCodec,
-  LbReverseKeyCodec, LbReverseCodec, LbFlowSetCodec, LbSettingsCodec, LbVipCodec,
+  LbReverseKeyCodec, LbReverseCodec, LbFlowSetCodec, LbSettingsCodec, LbVipCodec, LbIfMacCodec,
   bytesToIpv4, decodePerCpuSum, decodeU32, encodeU32, type StructCodec,
 } from './abi';
 import {
@@ -32,7 +32,7 @@ export const DEFAULT_PIN_DIR = '/sys/fs/bpf/xdplb';
 /** Maps of bpf/lb.o, all pinned and all reused by replaceProgram. */
 export const MAP_NAMES = [
   'services', 'vips', 'maglev', 'backends', 'reverse', 'flows', 'settings', 'tx_ports',
-  'service_stats', 'backend_stats', 'verdict_stats', 'events',
+  'service_stats', 'backend_stats', 'verdict_stats', 'events', 'reverse_frags', 'if_macs',
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
@@ -63,7 +63,7 @@ export interface MapEntriesPage { name: string; total: number; offset: number; e
 const META_SIZE = 16; // u32 magic, u32 hash seed, u32 maglevMaxSize, u32 reserved
 /** "xlb" + the maps' layout version: bumped whenever a map's type, key or value changes, so that
  * adopt refuses maps it cannot use instead of misreading them. */
-const META_MAGIC = 0x786c6233; // "xlb3": one verdict_stats {reason, action} map replaced action_stats and reason_stats
+const META_MAGIC = 0x786c6234; // "xlb4": if_macs (attached interfaces' MACs) and reverse_frags (NAT reply fragments) added
 const META_MAGIC_PREFIX = 0x786c6200; // "xlb\0"
 
 /** The error for pins made by another build whose maps this one cannot reuse. */
@@ -144,7 +144,7 @@ export class Dataplane {
       maxEntries: {
         services: maxServices, maglev: maxServices, service_stats: maxServices,
         // next_hops: the program's kernel-internal next-hop cache, one slot per backend id.
-        backends: maxBackends, backend_stats: maxBackends, next_hops: maxBackends,
+        backends: maxBackends, backend_stats: maxBackends, next_hops: maxBackends, reverse_frags: maxBackends,
         flows: sets,
         vips: positive(opts.maxVips, LB.MAX_VIPS, 'maxVips'),
         reverse: positive(opts.maxReverse, LB.MAX_REVERSE, 'maxReverse'),
@@ -205,6 +205,11 @@ export class Dataplane {
         const link = XdpLink.fromPin(path.join(linkDir, ifname));
         const mode = modes.get(link.ifindex);
         dp.links.set(ifname, { link, ifindex: link.ifindex, mode: mode === 'generic' ? 'generic' : 'native' });
+        try {
+          dp.writeInterfaceMac(ifname, link.ifindex); // the MAC may have changed while no daemon ran
+        } catch {
+          // unreadable now: the pinned entry stays (the next attach or reload writes it)
+        }
       }
       dp.reconciler.recover();
       return dp;
@@ -330,6 +335,7 @@ export class Dataplane {
     const link = this.prog.attachXdp(ifname, mode);
     const ifindex = link.ifindex;
     try {
+      this.writeInterfaceMac(ifname, ifindex);
       this.maps.tx_ports.update(encodeU32(ifindex), encodeU32(ifindex));
       if (this.pinnedAt) link.pin(path.join(this.pinnedAt, 'links', ifname));
     } catch (err) {
@@ -352,7 +358,28 @@ export class Dataplane {
     a.link.close();
     this.links.delete(ifname);
     this.maps.tx_ports.delete(encodeU32(a.ifindex));
+    const slot = encodeU32(a.ifindex & (LB.IF_SLOTS - 1));
+    const held = this.maps.if_macs.lookup(slot);
+    if (held && LbIfMacCodec.decode(held).ifindex === a.ifindex) this.maps.if_macs.update(slot, Buffer.alloc(LbIfMacCodec.size));
     if (this.pinnedAt) fs.rmSync(path.join(this.pinnedAt, 'links', ifname), { force: true });
+  }
+
+  /**
+   * Tells the program the MAC of interface `ifname` (ifindex `ifindex`): frames to another
+   * destination MAC are passed to the kernel unprocessed (reason other_mac). Written before
+   * the program can see the interface's frames (attach) and again on adopt and when asked.
+   * @throws Error when another attached interface holds the slot; BpfError when the MAC
+   *   cannot be read
+   */
+  writeInterfaceMac(ifname: string, ifindex: number, mac: Buffer = ifHwAddr(ifname)): void {
+    const slot = encodeU32(ifindex & (LB.IF_SLOTS - 1));
+    const held = this.maps.if_macs.lookup(slot);
+    const holder = held ? LbIfMacCodec.decode(held).ifindex : 0;
+    if (holder !== 0 && holder !== ifindex && [...this.links.values()].some((a) => a.ifindex === holder)) {
+      throw new Error(`dataplane: cannot attach to ${ifname}: its ifindex ${ifindex} shares if_macs slot ${ifindex & (LB.IF_SLOTS - 1)} `
+        + `with the attached ifindex ${holder} (ifindexes ${LB.IF_SLOTS} apart)`);
+    }
+    this.maps.if_macs.update(slot, LbIfMacCodec.encode({ ifindex, mac: [...mac.subarray(0, 6)] }));
   }
 
   attachments(): AttachmentInfo[] {
@@ -364,7 +391,9 @@ export class Dataplane {
    * @throws ReconcileError before any write when the kernel side cannot express the state
    */
   applyState(state: DataplaneState): ApplyResult {
-    return this.reconciler.apply(state);
+    const result = this.reconciler.apply(state);
+    this.syncReverseFrags(state);
+    return result;
   }
 
   /**
@@ -376,7 +405,43 @@ export class Dataplane {
   async applyStateAsync(state: DataplaneState): Promise<ApplyResult> {
     this.reconciler.validate(state);
     await this.reconciler.prebuildTables(state);
-    return this.reconciler.apply(state);
+    const result = this.reconciler.apply(state);
+    this.syncReverseFrags(state);
+    return result;
+  }
+
+  /**
+   * reverse_frags (see bpf/lb_abi.h): for each NAT backend address and protocol whose services
+   * all have one VIP, {address, 0, proto} -> that VIP (counted under the lowest service id
+   * among them and its backend there); addresses serving several VIPs get no entry, so their
+   * non-first reply fragments pass untranslated (not_vip). Written after the reconciler, so
+   * the ids exist; stale entries are removed.
+   */
+  private syncReverseFrags(state: DataplaneState): void {
+    const PROTO: Record<string, number> = { tcp: 6, udp: 17 };
+    const groups = new Map<string, { ip: string; proto: number; vips: Set<string>; best: { serviceId: number; backendId: number } | null }>();
+    for (const s of state.services) {
+      if (s.mode !== 'nat') continue;
+      const serviceId = this.reconciler.serviceId(s.name);
+      for (const b of s.backends) {
+        const key = `${b.address}/${s.protocol}`;
+        const g = groups.get(key) ?? { ip: b.address, proto: PROTO[s.protocol], vips: new Set<string>(), best: null };
+        g.vips.add(s.vip);
+        const backendId = this.reconciler.backendId(s.name, b.address, b.port);
+        if (serviceId !== null && backendId !== null && (!g.best || serviceId < g.best.serviceId)) g.best = { serviceId, backendId };
+        groups.set(key, g);
+      }
+    }
+    const desired = new Map<string, Buffer>();
+    for (const g of groups.values()) {
+      if (g.vips.size !== 1 || !g.best) continue;
+      const key = LbReverseKeyCodec.encode({ ip: g.ip, port: 0, proto: g.proto });
+      desired.set(key.toString('hex'), LbReverseCodec.encode({ vip: [...g.vips][0], vport: 0, serviceId: g.best.serviceId, backendId: g.best.backendId }));
+    }
+    const m = this.maps.reverse_frags;
+    const current = new Map([...m.entries()].map(([k, v]) => [k.toString('hex'), v]));
+    for (const [hex, value] of desired) if (!current.get(hex)?.equals(value)) m.update(Buffer.from(hex, 'hex'), value);
+    for (const hex of current.keys()) if (!desired.has(hex)) m.delete(Buffer.from(hex, 'hex'));
   }
 
   /** Total map writes done by the reconciler (idempotence checks). */
@@ -580,7 +645,11 @@ export class Dataplane {
       case 'vips': return { key: bytesToIpv4(key), value: LbVipCodec.decode(value) };
       case 'maglev': return { key: index, value: { innerMapId: decodeU32(value), tableSize: innerTableSize(decodeU32(value)), service: this.reconciler.serviceName(index) } };
       case 'backends': return { key: index, value: { ...LbBackendCodec.decode(value), name: this.reconciler.backendName(index) } };
-      case 'reverse': return { key: LbReverseKeyCodec.decode(key), value: LbReverseCodec.decode(value) };
+      case 'reverse': case 'reverse_frags': return { key: LbReverseKeyCodec.decode(key), value: LbReverseCodec.decode(value) };
+      case 'if_macs': {
+        const v = LbIfMacCodec.decode(value);
+        return { key: index, value: { ifindex: v.ifindex, mac: v.mac.map((b) => b.toString(16).padStart(2, '0')).join(':') } };
+      }
       case 'flows': return {
         key: index,
         value: LbFlowSetCodec.decode(value).way.filter((w) => w.backendId !== 0)

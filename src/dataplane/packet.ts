@@ -337,7 +337,8 @@ export function parseFrame(buf: Buffer): ParsedFrame {
 // ---- checksum verification -----------------------------------------------------------------
 
 /**
- * Recomputes every checksum the frame carries (IPv4 header, TCP/UDP over the pseudo-header,
+ * Recomputes every checksum the frame carries (IPv4 header, TCP/UDP over the pseudo-header
+ * unless the frame is a first fragment,
  * ICMP message, and for ICMP errors the quoted IP header and, when the quoted segment is
  * complete, the quoted TCP/UDP checksum) and returns a description of each that is wrong.
  * An empty list means every checksum is right. Throws if the frame is shorter than 14 bytes.
@@ -353,7 +354,8 @@ export function checksumProblems(frame: Buffer): string[] {
   const l4 = frame.subarray(ip.offset + ip.ihl * 4, end);
   const src = ipToU32(ip.src);
   const dst = ipToU32(ip.dst);
-  if (parsed.tcp || parsed.udp) {
+  // A first fragment (MF) holds only part of the segment its L4 checksum covers: not checkable.
+  if ((parsed.tcp || parsed.udp) && !ip.mf) {
     const proto = parsed.tcp ? IPPROTO_TCP : IPPROTO_UDP;
     const got = (parsed.tcp ?? parsed.udp)!.checksum;
     if (l4.length < (proto === IPPROTO_TCP ? 20 : 8)) {

@@ -40,7 +40,7 @@ export interface DataplaneState {
 export const REASONS = [
   'forwarded', 'reversed', 'icmp_echo', 'icmp_error', 'not_ipv4', 'vlan', 'not_vip', 'malformed',
   'fragment', 'no_service', 'no_backend', 'ttl', 'no_neigh', 'no_route', 'no_tx_port',
-  'icmp_unsupported',
+  'icmp_unsupported', 'other_mac', 'martian', 'bad_checksum',
 ] as const;
 export type Reason = (typeof REASONS)[number];
 
