@@ -155,6 +155,10 @@ export const InterfaceSchema = Type.Object({
   mode: Type.Optional(StringEnum(['native', 'generic'], { default: 'native' })),
 }, { additionalProperties: false });
 
+/** A removed NAT backend's reverse translation is kept this long by default (docs/config.md). */
+export const DEFAULT_REVERSE_GRACE_SECONDS = 300;
+export const MAX_REVERSE_GRACE_SECONDS = 86400;
+
 export const LISTEN_PATTERN = '^(\\[[0-9A-Fa-f:.]{2,45}\\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}$';
 
 export const ConfigSchema = Type.Object({
@@ -168,6 +172,7 @@ export const ConfigSchema = Type.Object({
     rate: Type.Optional(Type.Integer({ minimum: 0, maximum: U32_MAX, default: 0, description: '1 in N packets to the trace log; 0 = off' })),
   }, { additionalProperties: false, default: {} })),
   flowCache: Type.Optional(Type.Boolean({ default: true })),
+  reverseGraceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_REVERSE_GRACE_SECONDS, description: `how long a removed NAT backend's replies are still translated (its connections close from the VIP); default ${DEFAULT_REVERSE_GRACE_SECONDS}, 0 = none` })),
   api: Type.Optional(Type.Object({
     listen: Type.Optional(Type.String({ pattern: LISTEN_PATTERN, maxLength: 260, default: '127.0.0.1:8720', description: 'host:port' })),
   }, { additionalProperties: false, default: {} })),
@@ -190,6 +195,8 @@ export interface Config {
   fragments: 'drop' | 'pass';
   sampling: { rate: number };
   flowCache: boolean;
+  /** Absent = DEFAULT_REVERSE_GRACE_SECONDS. */
+  reverseGraceSeconds?: number;
   api: { listen: string };
   users: UserEntry[];
   tokens: TokenEntry[];

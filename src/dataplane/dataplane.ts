@@ -360,6 +360,16 @@ export class Dataplane {
     return this.reconciler.apply(state);
   }
 
+  /** When the next kept reverse entry of a removed NAT backend is due to go (Date.now() ms), or null. */
+  nextReverseExpiry(): number | null {
+    return this.reconciler.nextReverseExpiry();
+  }
+
+  /** Removes the kept reverse entries whose grace period is over; returns how many. */
+  expireReverse(): number {
+    return this.reconciler.expireReverse();
+  }
+
   /** Total map writes done by the reconciler (idempotence checks). */
   get writeCount(): number {
     return this.reconciler.writeCount;

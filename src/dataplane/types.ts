@@ -30,6 +30,12 @@ export interface DataplaneSettings {
   fragPolicy: 'drop' | 'pass';
   sampleRate: number;      // 1 in N packets to the event ring; 0 = off
   flowCache: boolean;
+  /** Send back out the ingress interface by redirect instead of XDP_TX (set by the kernel driver
+   * when an attached interface is a veth; docs/datapath.md). Absent = false. */
+  txRedirect?: boolean;
+  /** How long a removed NAT backend's reverse entry stays (its late packets still translated);
+   * absent = the reconciler's default (300 s), 0 = removed at once. */
+  reverseGraceSeconds?: number;
 }
 
 export interface DataplaneState {
