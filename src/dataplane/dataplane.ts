@@ -401,6 +401,7 @@ export class Dataplane {
       backends[name] = {};
     }
     const backendIds = this.reconciler.backends();
+    const ids: Record<string, Record<string, number>> = {};
     const backendValues = this.perCpuValues(this.maps.backend_stats, backendIds.map(([id]) => id));
     for (const [id, b] of backendIds) {
       const service = this.reconciler.serviceName(b.serviceId);
@@ -408,9 +409,10 @@ export class Dataplane {
       const value = backendValues.get(id);
       backends[service] ??= {};
       backends[service][b.key] = value ? decodePerCpuSum(LbFlowStatsCodec, value, this.cpus) : { ...zeroFlow };
+      (ids[service] ??= {})[b.key] = id;
     }
     const { actions, reasons } = this.verdictTotals();
-    return { at: Date.now(), services, backends, actions, reasons };
+    return { at: Date.now(), services, backends, backendIds: ids, actions, reasons };
   }
 
   /**

@@ -61,6 +61,10 @@ export interface StatsSnapshot {
   at: number;
   services: Record<string, FlowCounters>;                 // by service name
   backends: Record<string, Record<string, FlowCounters>>; // service name -> "address:port" -> counters
+  /** service name -> "address:port" -> the data-plane backend id the counters belong to. A
+   * backend removed and added back gets a new id and counters from 0: a different id between
+   * two snapshots is a counter reset. Absent when the driver has no ids. */
+  backendIds?: Record<string, Record<string, number>>;
   actions: Record<XdpAction, PacketCounter>;
   reasons: Record<Reason, PacketCounter>;
 }
