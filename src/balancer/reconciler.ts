@@ -23,7 +23,7 @@
  */
 import { buildMaglevTable, isPrime, MAX_WEIGHT, type MaglevBackend } from './maglev';
 import { buildMaglevTablesOffThread, OFF_THREAD_MIN_SLOTS } from './maglev-offthread';
-import type { DataplaneBackend, DataplaneService, DataplaneState } from '../dataplane/types';
+import { DEFAULT_REVERSE_GRACE_SECONDS, type DataplaneBackend, type DataplaneService, type DataplaneState } from '../dataplane/types';
 import { vipFilterWords } from '../dataplane/jhash';
 import {
   LB, LbBackendCodec, LbReverseCodec, LbReverseKeyCodec, LbServiceCodec, LbServiceKeyCodec,
@@ -68,8 +68,6 @@ export type ReadInnerTable = (outerValue: Buffer) => Uint32Array | null;
 export interface ApplyResult { writes: number; tablesSwapped: number[] }
 
 const PROTO_NUMBER = { tcp: 6, udp: 17 } as const;
-/** settings.reverseGraceSeconds when the state does not say (the config's default too). */
-export const DEFAULT_REVERSE_GRACE_SECONDS = 300;
 const ZERO_BACKEND = Buffer.alloc(LbBackendCodec.size);
 const FLAGS_AT = LbBackendCodec.fields.find((f) => f.c === 'flags')!.offset;
 

@@ -11,6 +11,7 @@ import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { BackendSpec, HealthCheckSpec, Role, ServiceSpec, SettingsView } from '../api/controller';
 import { XdplbError } from '../api/errors';
 import { LB } from '../dataplane/abi';
+import { DEFAULT_REVERSE_GRACE_SECONDS } from '../dataplane/types';
 
 // ---------------------------------------------------------------------------------------------
 // Building blocks
@@ -155,8 +156,7 @@ export const InterfaceSchema = Type.Object({
   mode: Type.Optional(StringEnum(['native', 'generic'], { default: 'native' })),
 }, { additionalProperties: false });
 
-/** A removed NAT backend's reverse translation is kept this long by default (docs/config.md). */
-export const DEFAULT_REVERSE_GRACE_SECONDS = 300;
+/** The longest reverseGraceSeconds (the default, 300 s, is DEFAULT_REVERSE_GRACE_SECONDS). */
 export const MAX_REVERSE_GRACE_SECONDS = 86400;
 
 export const LISTEN_PATTERN = '^(\\[[0-9A-Fa-f:.]{2,45}\\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}$';

@@ -34,9 +34,12 @@ export interface DataplaneSettings {
    * when an attached interface is a veth; docs/datapath.md). Absent = false. */
   txRedirect?: boolean;
   /** How long a removed NAT backend's reverse entry stays (its late packets still translated);
-   * absent = the reconciler's default (300 s), 0 = removed at once. */
+   * absent = DEFAULT_REVERSE_GRACE_SECONDS (300 s), 0 = removed at once. */
   reverseGraceSeconds?: number;
 }
+
+/** settings.reverseGraceSeconds when absent (the config's default). */
+export const DEFAULT_REVERSE_GRACE_SECONDS = 300;
 
 export interface DataplaneState {
   services: DataplaneService[];
