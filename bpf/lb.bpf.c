@@ -429,6 +429,18 @@ static __always_inline void copy_macs(struct ethhdr *eth, const struct mac_pair 
 	*(__u32 *)((void *)eth + 8) = *(const __u32 *)((const void *)macs + 8);
 }
 
+/* Sends the packet back out the interface it came in on: XDP_TX, or with settings.tx_redirect a
+ * redirect through tx_ports to the ingress interface, whose flush wakes the receiver (on veth,
+ * XDP_TX toward a peer without an XDP program waits for the peer's next wake-up; see
+ * docs/datapath.md). XDP_TX when the ingress interface is not in tx_ports. */
+static __always_inline int send_back(struct packet *p, __u8 reason)
+{
+	if (p->settings->tx_redirect &&
+	    bpf_redirect_map(&tx_ports, p->ingress_ifindex, XDP_PASS) == XDP_REDIRECT)
+		return verdict(p, XDP_REDIRECT, reason);
+	return verdict(p, XDP_TX, reason);
+}
+
 /* Writes the next hop's MACs (`macs`: destination then source) and sends the packet: TX on the
  * ingress interface, REDIRECT through tx_ports otherwise (PASS when the egress is not there). */
 static __always_inline int send_to(struct packet *p, __u32 egress_ifindex,
@@ -438,7 +450,7 @@ static __always_inline int send_to(struct packet *p, __u32 egress_ifindex,
 
 	copy_macs(p->eth, macs);
 	if (egress_ifindex == p->ingress_ifindex)
-		return verdict(p, XDP_TX, sent_reason);
+		return send_back(p, sent_reason);
 	action = bpf_redirect_map(&tx_ports, egress_ifindex, XDP_PASS);
 	if (action != XDP_REDIRECT)
 		return verdict(p, XDP_PASS, LB_REASON_NO_TX_PORT);
@@ -905,7 +917,7 @@ static __always_inline int icmp_echo_reply(struct packet *p)
 	old_word = *(__u16 *)&ip->ttl;
 	ip->ttl = ECHO_REPLY_TTL;
 	ip->check = csum_apply(ip->check, csum_diff16(0, old_word, *(__u16 *)&ip->ttl));
-	return verdict(p, XDP_TX, LB_REASON_ICMP_ECHO);
+	return send_back(p, LB_REASON_ICMP_ECHO);
 }
 
 /* NAT translation of an ICMP error quoting VIP -> client: outer destination and quoted source

@@ -151,7 +151,9 @@ struct lb_settings {
 	__u32 frag_policy;   /* LB_FRAG_* */
 	__u32 sample_rate;   /* 1 in N packets goes to events; 0 = off */
 	__u32 flow_cache;    /* 1 = remember each TCP/UDP flow's backend in flows (default), 0 = pure maglev */
-	__u32 pad;
+	__u32 tx_redirect;   /* 1 = send back out the ingress interface with bpf_redirect_map, not XDP_TX
+	                      * (veth: XDP_TX wakes a peer without an XDP program only when something
+	                      * else does, see docs/datapath.md); 0 = XDP_TX */
 	__u32 vip_filter[LB_VIP_FILTER_WORDS];
 };
 

@@ -54,7 +54,7 @@ static_assert(sizeof(struct lb_settings) == 16 + 4 * LB_VIP_FILTER_WORDS, "lb_se
 ABI_FIELD(lb_settings, frag_policy, 0, 4);
 ABI_FIELD(lb_settings, sample_rate, 4, 4);
 ABI_FIELD(lb_settings, flow_cache, 8, 4);
-ABI_FIELD(lb_settings, pad, 12, 4);
+ABI_FIELD(lb_settings, tx_redirect, 12, 4);
 ABI_FIELD(lb_settings, vip_filter, 16, 4 * LB_VIP_FILTER_WORDS);
 
 static_assert(sizeof(struct lb_flow_key) == 16, "lb_flow_key size");

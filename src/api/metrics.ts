@@ -71,14 +71,21 @@ export function createMetrics(controller: Controller): ApiMetrics {
       }
     }
   };
-  const backendFlow = (field: 'Packets' | 'Bytes') => (set: (l: Record<'service' | 'backend' | 'direction', string>, v: number) => void, s: Scrape) => {
+  // backend_id: the data-plane id the counters belong to. A backend removed and added back gets
+  // a new id and counters from 0, so its series is a new one and rate()/increase() never see the
+  // restart as a negative delta (nor miss it when the new count passes the old one).
+  type BackendLabel = 'service' | 'backend' | 'direction' | 'backend_id';
+  const backendIdOf = (s: Scrape, service: string, key: string): string =>
+    String(s.counters?.backendIds?.[service]?.[key] ?? s.services.find((v) => v.name === service)?.backends.find((b) => b.key === key)?.id ?? 0);
+  const backendFlow = (field: 'Packets' | 'Bytes') => (set: (l: Record<BackendLabel, string>, v: number) => void, s: Scrape) => {
     for (const svc of s.stats.services) {
       for (const b of svc.backends) {
+        const id = backendIdOf(s, svc.name, b.key);
         if (s.counters) {
           const c = s.counters.backends[svc.name]?.[b.key];
-          for (const d of DIRS) set({ service: svc.name, backend: b.key, direction: d }, c?.[`${d}${field}`] ?? 0);
+          for (const d of DIRS) set({ service: svc.name, backend: b.key, direction: d, backend_id: id }, c?.[`${d}${field}`] ?? 0);
         } else {
-          set({ service: svc.name, backend: b.key, direction: 'all' }, field === 'Packets' ? b.packets : b.bytes);
+          set({ service: svc.name, backend: b.key, direction: 'all', backend_id: id }, field === 'Packets' ? b.packets : b.bytes);
         }
       }
     }
@@ -86,8 +93,8 @@ export function createMetrics(controller: Controller): ApiMetrics {
 
   mirroredCounter('xdplb_service_packets_total', 'Packets of a service, by direction (fwd: client to backend, rev: NAT replies)', ['service', 'direction'], flow('Packets'));
   mirroredCounter('xdplb_service_bytes_total', 'Bytes of a service, by direction', ['service', 'direction'], flow('Bytes'));
-  mirroredCounter('xdplb_backend_packets_total', 'Packets of a backend, by direction', ['service', 'backend', 'direction'], backendFlow('Packets'));
-  mirroredCounter('xdplb_backend_bytes_total', 'Bytes of a backend, by direction', ['service', 'backend', 'direction'], backendFlow('Bytes'));
+  mirroredCounter('xdplb_backend_packets_total', 'Packets of a backend, by direction; backend_id changes (and the count restarts from 0) when the backend is removed and added back', ['service', 'backend', 'direction', 'backend_id'], backendFlow('Packets'));
+  mirroredCounter('xdplb_backend_bytes_total', 'Bytes of a backend, by direction; backend_id as for xdplb_backend_packets_total', ['service', 'backend', 'direction', 'backend_id'], backendFlow('Bytes'));
   mirroredCounter('xdplb_xdp_actions_total', 'Packets by XDP action', ['action'], (set, s) => {
     if (s.counters) for (const [action, c] of Object.entries(s.counters.actions)) set({ action }, c.packets);
     else for (const a of s.stats.actions) set({ action: a.name }, a.packets);

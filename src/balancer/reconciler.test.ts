@@ -39,7 +39,8 @@ function baseState(): DataplaneState {
         backends: [up('198.18.1.7', 0)],
       },
     ],
-    settings: { fragPolicy: 'pass', sampleRate: 10, flowCache: true },
+    // Removed backends' reverse entries go at once here (the grace period has tests of its own).
+    settings: { fragPolicy: 'pass', sampleRate: 10, flowCache: true, reverseGraceSeconds: 0 },
   };
 }
 
@@ -148,7 +149,7 @@ function checkMaps(dp: Dataplane, state: DataplaneState): void {
   const st = state.settings;
   assert.deepEqual(LbSettingsCodec.decode(dp.map('settings').lookup(encodeU32(0))!), {
     fragPolicy: st.fragPolicy === 'pass' ? 1 : 0, sampleRate: st.sampleRate, flowCache: st.flowCache ? 1 : 0,
-    vipFilter: vipFilterWords(state.services.map((s) => ipToU32(s.vip))),
+    txRedirect: st.txRedirect ? 1 : 0, vipFilter: vipFilterWords(state.services.map((s) => ipToU32(s.vip))),
   });
 }
 
@@ -415,7 +416,7 @@ describe('reconciler id exhaustion', () => {
       const pool = (third: number): DataplaneState => ({
         services: [{ name: 's', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 13,
           backends: Array.from({ length: 7 }, (_, i) => up(`198.18.${third}.${i + 1}`, 80)) }],
-        settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true },
+        settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true, reverseGraceSeconds: 0 },
       });
       dp.applyState(pool(1));
       const before = snapshot(dp);
@@ -474,5 +475,128 @@ describe('large Maglev tables are built off the event loop (applyStateAsync)', (
       sync.close();
       async_.close();
     }
+  });
+});
+
+describe("a removed NAT backend's reverse entry: kept for the grace period", () => {
+  let dp: Dataplane;
+  let clock = 1_000_000;
+  const limits = { maxServices: 8, maxBackends: 32, maxVips: 256, maxReverse: 4096, maglevMaxSize: 65537 };
+  const reconcilerOf = (maxReverse = limits.maxReverse): Reconciler => new Reconciler({
+    services: dp.map('services'), vips: dp.map('vips'), maglev: dp.map('maglev'), backends: dp.map('backends'),
+    reverse: dp.map('reverse'), settings: dp.map('settings'),
+  }, { ...limits, maxReverse }, createMaglevTable, undefined, () => clock);
+  const web = (grace: number | undefined, ...backends: string[]): DataplaneState => ({
+    services: [{
+      name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 31,
+      backends: backends.map((a) => up(a, 8080)),
+    }],
+    settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true, ...(grace === undefined ? {} : { reverseGraceSeconds: grace }) },
+  });
+  const rkey = (address: string, port = 8080): Buffer => LbReverseKeyCodec.encode({ ip: address, port, proto: 6 });
+  const reverseOf = (address: string, port = 8080) => {
+    const v = dp.map('reverse').lookup(rkey(address, port));
+    return v ? LbReverseCodec.decode(v) : null;
+  };
+
+  before(() => {
+    dp = Dataplane.load({ hashSeed: 7, maxServices: 8, maxBackends: 32, maxFlows: 64, maglevMaxSize: 65537 });
+  });
+  after(() => dp?.close());
+
+  test('stays translated (counted under no backend) until the grace period ends, then goes', () => {
+    const r = reconcilerOf();
+    r.apply(web(60, '198.18.1.2', '198.18.1.3'));
+    const webId = r.serviceId('web')!;
+    const removedId = r.backendId('web', '198.18.1.3', 8080)!;
+    r.apply(web(60, '198.18.1.2'));
+    assert.deepEqual(reverseOf('198.18.1.3'), { vip: '198.18.100.1', vport: 80, serviceId: webId, backendId: 0 });
+    assert.ok(dp.map('backends').lookup(encodeU32(removedId))!.every((b) => b === 0), 'the backend itself is gone');
+    assert.equal(r.nextReverseExpiry(), clock + 60_000);
+    assert.equal(r.apply(web(60, '198.18.1.2')).writes, 0, 'a second apply keeps it and writes nothing');
+    clock += 59_999;
+    assert.equal(r.expireReverse(), 0);
+    assert.ok(reverseOf('198.18.1.3'));
+    clock += 1;
+    assert.equal(r.expireReverse(), 1);
+    assert.equal(reverseOf('198.18.1.3'), null);
+    assert.equal(r.nextReverseExpiry(), null);
+    assert.ok(reverseOf('198.18.1.2'), 'the live backend keeps its entry');
+    r.apply({ services: [], settings: web(0).settings });
+  });
+
+  test('the default grace period is 300 s', () => {
+    const r = reconcilerOf();
+    r.apply(web(undefined, '198.18.1.2'));
+    r.apply(web(undefined));
+    assert.equal(r.nextReverseExpiry(), clock + 300_000);
+    r.apply({ services: [], settings: web(0).settings });
+    assert.equal(reverseOf('198.18.1.2'), null, 'grace 0: removed at once, also an entry already in its grace period');
+    assert.equal(r.nextReverseExpiry(), null);
+  });
+
+  test('a backend that claims the key again owns it at once', () => {
+    const r = reconcilerOf();
+    r.apply(web(60, '198.18.1.2', '198.18.1.3'));
+    r.apply(web(60, '198.18.1.2'));
+    assert.equal(reverseOf('198.18.1.3')!.backendId, 0);
+    r.apply(web(60, '198.18.1.2', '198.18.1.3'));
+    const back = r.backendId('web', '198.18.1.3', 8080)!;
+    assert.deepEqual(reverseOf('198.18.1.3'), { vip: '198.18.100.1', vport: 80, serviceId: r.serviceId('web')!, backendId: back });
+    assert.equal(r.nextReverseExpiry(), null);
+    clock += 3_600_000;
+    assert.equal(r.expireReverse(), 0);
+    assert.ok(reverseOf('198.18.1.3'));
+    // Another service taking the key is a new owner too.
+    const other = web(60, '198.18.1.2');
+    other.services.push({ name: 'api', vip: '198.18.100.5', port: 443, protocol: 'tcp', mode: 'nat', tableSize: 7, backends: [up('198.18.1.3', 8080)] });
+    r.apply(web(60, '198.18.1.2'));
+    r.apply(other);
+    assert.deepEqual(reverseOf('198.18.1.3'), { vip: '198.18.100.5', vport: 443, serviceId: r.serviceId('api')!, backendId: r.backendId('api', '198.18.1.3', 8080)! });
+    assert.equal(r.nextReverseExpiry(), null);
+    r.apply({ services: [], settings: web(0).settings });
+  });
+
+  test("a removed service's entries are kept under no service; a shorter grace shortens pending ones", () => {
+    const r = reconcilerOf();
+    r.apply(web(600, '198.18.1.2'));
+    r.apply({ services: [], settings: web(600).settings });
+    assert.deepEqual(reverseOf('198.18.1.2'), { vip: '198.18.100.1', vport: 80, serviceId: 0, backendId: 0 });
+    assert.equal(r.nextReverseExpiry(), clock + 600_000);
+    r.apply({ services: [], settings: web(5).settings });
+    assert.equal(r.nextReverseExpiry(), clock + 5_000);
+    clock += 5_000;
+    assert.equal(r.expireReverse(), 1);
+    assert.equal(dp.map('reverse').count(), 0);
+  });
+
+  test('after a restart (adopt), an entry nobody claims gets a grace period from the first apply', () => {
+    const first = reconcilerOf();
+    first.apply(web(60, '198.18.1.2', '198.18.1.3'));
+    // The daemon stops; the config loses 1.3 meanwhile; a new daemon adopts the pinned maps.
+    const second = reconcilerOf();
+    second.recover();
+    second.apply(web(60, '198.18.1.2'));
+    assert.equal(reverseOf('198.18.1.3')!.backendId, 0);
+    assert.equal(second.nextReverseExpiry(), clock + 60_000);
+    clock += 60_000;
+    assert.equal(second.expireReverse(), 1);
+    assert.equal(reverseOf('198.18.1.3'), null);
+    second.apply({ services: [], settings: web(0).settings });
+  });
+
+  test('entries in their grace period make room for new backends (soonest to go first)', () => {
+    const r = reconcilerOf(3);
+    r.apply(web(60, '198.18.1.2', '198.18.1.3', '198.18.1.4'));
+    r.apply(web(60, '198.18.1.2', '198.18.1.4'));        // 1.3 kept, goes at +60 s
+    clock += 1000;
+    r.apply(web(60, '198.18.1.2'));                      // 1.4 kept, goes at +61 s
+    assert.equal(dp.map('reverse').count(), 3);
+    r.apply(web(60, '198.18.1.2', '198.18.1.5'));        // a fourth key: 1.3 makes room
+    assert.equal(reverseOf('198.18.1.3'), null);
+    assert.ok(reverseOf('198.18.1.4'));
+    assert.ok(reverseOf('198.18.1.5'));
+    assert.equal(dp.map('reverse').count(), 3);
+    r.apply({ services: [], settings: web(0).settings });
   });
 });

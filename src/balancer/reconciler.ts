@@ -13,7 +13,10 @@
  *   4. backends that stop taking traffic (unhealthy) lose ACTIVE only after leaving the tables;
  *   5. what is gone: vips, services, outer entries, reverse entries, then backends (ACTIVE
  *      cleared, then zeroed) and their counters (a removed service's flows cached on its
- *      backends end there, at the end of the same apply);
+ *      backends end there, at the end of the same apply). A removed NAT backend's reverse
+ *      entry stays for settings.reverseGraceSeconds (its late FIN/RST/retransmits still leave
+ *      from the VIP), counted under no backend, unless a new backend claims its key; the
+ *      daemon calls expireReverse() when nextReverseExpiry() comes;
  *   6. settings again: the VIP filter loses the bits of the VIPs that are gone.
  * Ids: services 1..maxServices-1 and backends 1..maxBackends-1, allocated round-robin so a
  * freed id is reused as late as possible (flow caches may still name it).
@@ -21,7 +24,7 @@
 import { buildMaglevTable, isPrime, MAX_WEIGHT, type MaglevBackend } from './maglev';
 import { buildMaglevTablesOffThread, OFF_THREAD_MIN_SLOTS } from './maglev-offthread';
 import { backendDestination, reverseClash, type ReverseClaim as ReverseRule } from './rules';
-import type { DataplaneBackend, DataplaneService, DataplaneState } from '../dataplane/types';
+import { DEFAULT_REVERSE_GRACE_SECONDS, type DataplaneBackend, type DataplaneService, type DataplaneState } from '../dataplane/types';
 import { vipFilterWords } from '../dataplane/jhash';
 import {
   LB, LbBackendCodec, LbReverseCodec, LbReverseKeyCodec, LbServiceCodec, LbServiceKeyCodec,
@@ -134,6 +137,8 @@ export class Reconciler {
   private readonly builtTables = new Map<number, { signature: string; poolSignature: string; table: Uint32Array }>();
   /** tables built ahead by prebuildTables(), by poolSignature(): slot -> index in key order */
   private readonly prebuilt = new Map<string, Uint32Array>();
+  /** reverse entries of removed NAT backends, by key hex: when they go (ms, now()) */
+  private readonly reverseGrace = new Map<string, number>();
   private nextServiceId = 1;
   private nextBackendId = 1;
   private writes = 0;
@@ -144,6 +149,8 @@ export class Reconciler {
     private readonly createInnerTable: CreateInnerTable,
     /** Reads back an installed inner table from its outer-map value (adopt: no needless swap). */
     private readonly readInnerTable?: ReadInnerTable,
+    /** The clock of the reverse grace period (ms). */
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** Re-learns service and backend ids from the maps (after adopting pinned maps). */
@@ -335,6 +342,15 @@ export class Reconciler {
       }
     }
     const currentReverse = this.readAll(m.reverse);
+    // A key in its grace period that a backend claims again belongs to the new owner; grace
+    // entries make room (soonest to go first) when new keys would overfill the map.
+    for (const hex of [...this.reverseGrace.keys()]) if (desiredReverse.has(hex)) this.reverseGrace.delete(hex);
+    let reverseCount = currentReverse.size + [...desiredReverse.keys()].filter((hex) => !currentReverse.has(hex)).length;
+    for (const [hex] of [...this.reverseGrace].sort((a, b) => a[1] - b[1])) {
+      if (reverseCount <= this.limits.maxReverse) break;
+      if (currentReverse.delete(hex)) { this.remove(m.reverse, Buffer.from(hex, 'hex')); reverseCount--; }
+      this.reverseGrace.delete(hex);
+    }
     for (const [hex, value] of desiredReverse) {
       if (!currentReverse.get(hex)?.equals(value)) this.write(m.reverse, Buffer.from(hex, 'hex'), value);
     }
@@ -344,6 +360,7 @@ export class Reconciler {
       fragPolicy: state.settings.fragPolicy === 'pass' ? LB.FRAG_PASS : LB.FRAG_DROP,
       sampleRate: state.settings.sampleRate,
       flowCache: state.settings.flowCache ? 1 : 0,
+      txRedirect: state.settings.txRedirect ? 1 : 0,
     };
     const desiredFilter = vipFilterWords(plans.map((p) => ipv4ToBytes(p.service.vip).readUInt32BE(0)));
     const currentSettings = m.settings.lookup(encodeU32(0));
@@ -414,9 +431,24 @@ export class Reconciler {
       this.zeroStats(m.serviceStats, id);
       this.recoveredServiceIds.delete(hex);
     }
-    for (const hex of currentReverse.keys()) {
-      if (!desiredReverse.has(hex)) this.remove(m.reverse, Buffer.from(hex, 'hex'));
+    const graceMs = (state.settings.reverseGraceSeconds ?? DEFAULT_REVERSE_GRACE_SECONDS) * 1000;
+    const now = this.now();
+    for (const [hex, value] of currentReverse) {
+      if (desiredReverse.has(hex)) continue;
+      const until = Math.min(this.reverseGrace.get(hex) ?? Infinity, now + graceMs);
+      if (until <= now) {
+        this.remove(m.reverse, Buffer.from(hex, 'hex'));
+        this.reverseGrace.delete(hex);
+        continue;
+      }
+      this.reverseGrace.set(hex, until);
+      // Translated as before, counted under no backend (its id may be reused) and under its
+      // service only while that service lives.
+      const rev = LbReverseCodec.decode(value);
+      const kept = LbReverseCodec.encode({ ...rev, backendId: 0, serviceId: liveServiceIds.has(rev.serviceId) ? rev.serviceId : 0 });
+      if (!kept.equals(value)) this.write(m.reverse, Buffer.from(hex, 'hex'), kept);
     }
+    for (const hex of [...this.reverseGrace.keys()]) if (!currentReverse.has(hex)) this.reverseGrace.delete(hex);
     for (const [id, owner] of [...this.backendById]) {
       if (desiredBackends.has(id)) continue;
       const current = currentBackends.get(id) ?? ZERO_BACKEND;
@@ -434,6 +466,34 @@ export class Reconciler {
     const finalSettings = LbSettingsCodec.encode({ ...knobs, vipFilter: desiredFilter });
     if (!m.settings.lookup(encodeU32(0))?.equals(finalSettings)) this.write(m.settings, encodeU32(0), finalSettings);
     return { writes: this.writes - before, tablesSwapped };
+  }
+
+  /** When the next reverse entry of a removed backend is due to go (ms, the clock's), or null. */
+  nextReverseExpiry(): number | null {
+    let next: number | null = null;
+    for (const until of this.reverseGrace.values()) if (next === null || until < next) next = until;
+    return next;
+  }
+
+  /** Keys (hex) of the reverse entries kept for removed backends, with when each goes. */
+  reverseGraceEntries(): Array<[string, number]> {
+    return [...this.reverseGrace];
+  }
+
+  /**
+   * Removes the reverse entries of removed backends whose grace period is over.
+   * @returns how many were removed
+   */
+  expireReverse(): number {
+    const now = this.now();
+    let removed = 0;
+    for (const [hex, until] of [...this.reverseGrace]) {
+      if (until > now) continue;
+      this.reverseGrace.delete(hex);
+      this.removeIfPresent(this.maps.reverse, Buffer.from(hex, 'hex'));
+      removed++;
+    }
+    return removed;
   }
 
   /** Total map writes (updates + deletes) done so far. */

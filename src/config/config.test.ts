@@ -60,6 +60,17 @@ describe('config file', () => {
     assert.match(error.message, /^c\.yaml:4:11: \/services\/0\/port: must be <= 65535/);
   });
 
+  test('reverseGraceSeconds: absent by default (300 s applies), an integer 0..86400, else refused naming it', () => {
+    assert.equal(parseConfigText('', 'c.yaml').reverseGraceSeconds, undefined);
+    assert.equal(parseConfigText('reverseGraceSeconds: 0\n', 'c.yaml').reverseGraceSeconds, 0);
+    assert.equal(parseConfigText('reverseGraceSeconds: 86400\n', 'c.yaml').reverseGraceSeconds, 86400);
+    for (const bad of ['-1', '86401', '1.5', 'soon']) {
+      const error = caught(() => parseConfigText(`reverseGraceSeconds: ${bad}\n`, 'c.yaml'));
+      assert.equal(error.field, '/reverseGraceSeconds', bad);
+      assert.match(error.message, /^c\.yaml:1:\d+: \/reverseGraceSeconds: /, bad);
+    }
+  });
+
   test('a semantic error names the pointer and the line', () => {
     const svc = (name: string) => `  - {name: ${name}, vip: 198.18.100.1, port: 80, protocol: tcp, mode: nat, backends: []}\n`;
     const error = caught(() => parseConfigText(`services:\n${svc('a')}${svc('b')}`, 'c.yaml'));

@@ -11,6 +11,7 @@ import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { BackendSpec, HealthCheckSpec, Role, ServiceSpec, SettingsView } from '../api/controller';
 import { XdplbError } from '../api/errors';
 import { LB } from '../dataplane/abi';
+import { DEFAULT_REVERSE_GRACE_SECONDS } from '../dataplane/types';
 
 // ---------------------------------------------------------------------------------------------
 // Building blocks
@@ -199,6 +200,9 @@ export const InterfaceSchema = Type.Object({
 
 /** A DNS name: dot-separated labels of letters, digits and inner hyphens. */
 export const HOST_NAME_PATTERN = '^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\\.?$';
+/** The longest reverseGraceSeconds (the default, 300 s, is DEFAULT_REVERSE_GRACE_SECONDS). */
+export const MAX_REVERSE_GRACE_SECONDS = 86400;
+
 export const LISTEN_PATTERN = '^(\\[[0-9A-Fa-f:.]{2,45}\\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}$';
 
 export const ConfigSchema = Type.Object({
@@ -212,6 +216,7 @@ export const ConfigSchema = Type.Object({
     rate: Type.Optional(Type.Integer({ minimum: 0, maximum: U32_MAX, default: 0, description: '1 in N packets to the trace log; 0 = off' })),
   }, { additionalProperties: false, default: {} })),
   flowCache: Type.Optional(Type.Boolean({ default: true })),
+  reverseGraceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_REVERSE_GRACE_SECONDS, description: `how long a removed NAT backend's replies are still translated (its connections close from the VIP); default ${DEFAULT_REVERSE_GRACE_SECONDS}, 0 = none` })),
   api: Type.Optional(Type.Object({
     listen: Type.Optional(Type.String({ pattern: LISTEN_PATTERN, maxLength: 260, default: '127.0.0.1:8720', description: 'host:port' })),
     allowedHosts: Type.Optional(Type.Array(Type.String({ pattern: HOST_NAME_PATTERN, maxLength: 253, description: 'a DNS name' }), {
@@ -242,6 +247,8 @@ export interface Config {
   fragments: 'drop' | 'pass';
   sampling: { rate: number };
   flowCache: boolean;
+  /** Absent = DEFAULT_REVERSE_GRACE_SECONDS. */
+  reverseGraceSeconds?: number;
   api: { listen: string; allowedHosts?: string[]; metrics?: MetricsExposure };
   users: UserEntry[];
   tokens: TokenEntry[];

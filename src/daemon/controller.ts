@@ -62,7 +62,10 @@ export function buildDataplaneState(config: Readonly<Config>, health: (service: 
         draining: !!b.drain,
       })),
     })),
-    settings: { fragPolicy: config.fragments, sampleRate: config.sampling.rate, flowCache: config.flowCache },
+    settings: {
+      fragPolicy: config.fragments, sampleRate: config.sampling.rate, flowCache: config.flowCache,
+      ...(config.reverseGraceSeconds !== undefined ? { reverseGraceSeconds: config.reverseGraceSeconds } : {}),
+    },
   };
 }
 

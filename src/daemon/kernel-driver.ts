@@ -4,6 +4,7 @@
  * interfaces, and implements DataplaneDriver over it and the bridge's host inventory.
  */
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { BpfObject, enableRunStats, listPrograms, xdpAttachments } from '../bpf';
@@ -114,6 +115,25 @@ export function backendsDownInMaps(dp: Dataplane, services: Config['services']):
 }
 
 /**
+ * Whether `ifname` (in this process's network namespace) is a veth, from `ip -d link`'s link
+ * kind. On a veth, XDP_TX toward a peer that has no XDP program of its own (GRO alone gives it
+ * NAPI) is queued on the peer but wakes it only at its next wake-up by other traffic (the
+ * kernel's veth_xdp_flush checks the peer's XDP program, not its NAPI), so packets sent back out
+ * the ingress interface (ICMP echo replies, one-armed NAT) arrive late, in batches; a redirect
+ * flushes with a wake-up. False when `ip` cannot tell.
+ */
+export function isVeth(ifname: string): boolean {
+  const out = spawnSync('ip', ['-j', '-d', 'link', 'show', 'dev', ifname], { encoding: 'utf8', timeout: 5000 });
+  if (out.status !== 0) return false;
+  try {
+    const links = JSON.parse(out.stdout) as Array<{ linkinfo?: { info_kind?: string } }>;
+    return links.some((l) => l.linkinfo?.info_kind === 'veth');
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Adopts or loads the data plane and attaches it to the configured interfaces.
  * @throws BpfError / Error when the object cannot be loaded, the pins cannot be opened or an
  *   interface cannot be attached (what was pinned before stays pinned).
@@ -158,6 +178,42 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   const downAtAdopt = origin === 'loaded' ? new Set<string>() : backendsDownInMaps(dataplane, config.services);
   if (downAtAdopt.size) logger.info({ backends: [...downAtAdopt] }, 'backends the pinned data plane had down stay down until their checks rise');
 
+  // settings.tx_redirect: on while any attached interface is a veth (see isVeth).
+  let txRedirect = false;
+  let lastState: DataplaneState | null = null;
+  const withTxRedirect = (state: DataplaneState): DataplaneState => ({ ...state, settings: { ...state.settings, txRedirect } });
+  // The reverse entries of removed NAT backends go when their grace period ends: one timer,
+  // set for the soonest after every apply and every expiry.
+  let expiryTimer: NodeJS.Timeout | null = null;
+  let closed = false;
+  const scheduleReverseExpiry = (): void => {
+    if (expiryTimer) clearTimeout(expiryTimer);
+    expiryTimer = null;
+    const next = dataplane.nextReverseExpiry();
+    if (next === null || closed) return;
+    // At least 100 ms apart; setTimeout takes at most 2^31-1 ms.
+    expiryTimer = setTimeout(() => {
+      expiryTimer = null;
+      if (closed) return;
+      try {
+        const removed = dataplane.expireReverse();
+        if (removed) logger.info({ removed }, "removed backends' reverse NAT entries expired");
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, "cannot remove expired reverse NAT entries; retrying");
+      }
+      scheduleReverseExpiry();
+    }, Math.min(Math.max(next - Date.now(), 100), 2 ** 31 - 1));
+    expiryTimer.unref();
+  };
+  const applyState = async (state: DataplaneState): Promise<{ writes: number }> => {
+    lastState = state;
+    try {
+      // Large Maglev tables are built off the event loop (API and health checks keep running).
+      return { writes: (await dataplane.applyStateAsync(withTxRedirect(state))).writes };
+    } finally {
+      scheduleReverseExpiry();
+    }
+  };
   const syncInterfaces = async (interfaces: Config['interfaces']): Promise<void> => {
     const wanted = new Map(interfaces.map((i) => [i.name, i.mode]));
     for (const a of dataplane.attachments()) {
@@ -175,6 +231,14 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
       const info = dataplane.attach(ifname, mode);
       logger.info({ ...info }, 'attached');
     }
+    const veths = dataplane.attachments().map((a) => a.ifname).filter(isVeth);
+    if ((veths.length > 0) !== txRedirect) {
+      txRedirect = veths.length > 0;
+      logger.info({ txRedirect, veths }, txRedirect
+        ? 'veth interfaces: packets back out the ingress interface are redirected, not XDP_TX (docs/datapath.md)'
+        : 'no veth interface: packets back out the ingress interface use XDP_TX');
+      if (lastState) await applyState(lastState);
+    }
   };
   try {
     await syncInterfaces(config.interfaces);
@@ -190,8 +254,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
 
   let runStats: { close(): void } | null = null;
   const driver: DataplaneDriver = {
-    // Large Maglev tables are built off the event loop (API and health checks keep running).
-    applyState: async (state: DataplaneState) => ({ writes: (await dataplane.applyStateAsync(state)).writes }),
+    applyState,
     placement: (service: string, backends: Array<{ address: string; port: number }>): ServicePlacement | null => {
       const id = dataplane.serviceId(service);
       if (id === null) return null;
@@ -242,6 +305,9 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   return {
     dataplane, driver, origin, downAtAdopt, syncInterfaces,
     close({ detach }) {
+      closed = true;
+      if (expiryTimer) clearTimeout(expiryTimer);
+      expiryTimer = null;
       runStats?.close();
       runStats = null;
       if (detach) {

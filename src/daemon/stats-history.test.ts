@@ -46,6 +46,21 @@ test('first sample has no rates; a reset counter counts from zero', () => {
   assert.equal(afterReset.services[0].fwdPps, 10);
 });
 
+test('a backend removed and added back between two samples (new data-plane id) counts from zero, never negative', () => {
+  const withIds = (at: number, n: number, id: number): StatsSnapshot => ({ ...snapshot(at, n), backendIds: { web: { '198.18.1.11:80': id } } });
+  // Re-added with a new id, and already past the old count: all of it is new (not 150 - 100).
+  const passed = computeStatsView(withIds(2000, 15, 9), withIds(1000, 10, 3), layout);
+  assert.equal(passed.services[0].backends[0].fwdPps, 150);
+  assert.equal(passed.services[0].backends[0].revPps, 75);
+  // Re-added and below the old count: the new count, not a negative rate.
+  const below = computeStatsView(withIds(2000, 2, 9), withIds(1000, 10, 3), layout);
+  assert.equal(below.services[0].backends[0].fwdPps, 20);
+  // The same id: the ordinary difference.
+  const same = computeStatsView(withIds(2000, 15, 3), withIds(1000, 10, 3), layout);
+  assert.equal(same.services[0].backends[0].fwdPps, 50);
+  for (const v of [passed, below, same]) for (const b of v.services[0].backends) assert.ok(b.fwdPps >= 0 && b.revPps >= 0);
+});
+
 test('history keeps the newest `capacity` samples and answers by seconds', () => {
   const history = new StatsHistory(5);
   for (let i = 1; i <= 8; i++) history.push(computeStatsView(snapshot(i * 1000, i), null, layout));

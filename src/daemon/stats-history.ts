@@ -19,7 +19,8 @@ export interface StatsLayout {
 const ZERO_FLOW: FlowCounters = { fwdPackets: 0, fwdBytes: 0, revPackets: 0, revBytes: 0 };
 const ZERO_COUNTER: PacketCounter = { packets: 0, bytes: 0 };
 
-/** Growth of a counter; a counter that went down was reset (e.g. a reload), so it grew by its value. */
+/** Growth of a counter; a counter that went down was reset (e.g. a reload), so it grew by its value.
+ * Never negative, and never more than the counter's value. */
 function delta(current: number, previous: number): number {
   return current >= previous ? current - previous : current;
 }
@@ -33,6 +34,13 @@ export function computeStatsView(current: StatsSnapshot, previous: StatsSnapshot
   const rate = (cur: number, prev: number | undefined): number =>
     previous && seconds > 0 ? delta(cur, prev ?? 0) / seconds : 0;
 
+  // A backend removed and added back between the two snapshots has a new data-plane id and
+  // counters that started from 0 in between (even when they already exceed the old ones).
+  const backendRestarted = (service: string, key: string): boolean => {
+    const was = previous?.backendIds?.[service]?.[key];
+    const is = current.backendIds?.[service]?.[key];
+    return was !== undefined && is !== undefined && was !== is;
+  };
   const flowRow = (cur: FlowCounters, prev: FlowCounters | undefined) => ({
     fwdPps: rate(cur.fwdPackets, prev?.fwdPackets), fwdBps: rate(cur.fwdBytes, prev?.fwdBytes) * 8,
     revPps: rate(cur.revPackets, prev?.revPackets), revBps: rate(cur.revBytes, prev?.revBytes) * 8,
@@ -44,7 +52,7 @@ export function computeStatsView(current: StatsSnapshot, previous: StatsSnapshot
     ...flowRow(current.services[svc.name] ?? ZERO_FLOW, previous?.services[svc.name]),
     backends: svc.backends.map((b) => ({
       key: b.key,
-      ...flowRow(current.backends[svc.name]?.[b.key] ?? ZERO_FLOW, previous?.backends[svc.name]?.[b.key]),
+      ...flowRow(current.backends[svc.name]?.[b.key] ?? ZERO_FLOW, backendRestarted(svc.name, b.key) ? ZERO_FLOW : previous?.backends[svc.name]?.[b.key]),
       health: b.health,
     })),
   }));

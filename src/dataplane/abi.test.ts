@@ -118,7 +118,7 @@ describe('codecs', () => {
     assert.deepEqual(LbReverseCodec.decode(LbReverseCodec.encode(rev)), rev);
     const flow = { saddr: '198.18.0.2', daddr: '198.18.100.1', sport: 40000, dport: 53, proto: 6 };
     assert.deepEqual(LbFlowKeyCodec.decode(LbFlowKeyCodec.encode(flow)), flow);
-    const settings = { fragPolicy: LB.FRAG_PASS, sampleRate: 100, flowCache: 1, vipFilter: [1, 0, 0, 0x80000000, 0, 0, 0, 7] };
+    const settings = { fragPolicy: LB.FRAG_PASS, sampleRate: 100, flowCache: 1, txRedirect: 1, vipFilter: [1, 0, 0, 0x80000000, 0, 0, 0, 7] };
     assert.deepEqual(LbSettingsCodec.decode(LbSettingsCodec.encode(settings)), settings);
     const ev = {
       tsNs: 123456789012, ifindex: 5, pktLen: 98, serviceId: 1, backendId: 2, saddr: '198.18.0.2',

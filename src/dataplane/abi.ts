@@ -230,7 +230,7 @@ export interface LbBackend {
 }
 export interface LbReverseKey { ip: string; port: number; proto: number }
 export interface LbReverse { vip: string; vport: number; serviceId: number; backendId: number }
-export interface LbSettings { fragPolicy: number; sampleRate: number; flowCache: number; vipFilter: number[] }
+export interface LbSettings { fragPolicy: number; sampleRate: number; flowCache: number; txRedirect: number; vipFilter: number[] }
 export interface LbFlowKey { saddr: string; daddr: string; sport: number; dport: number; proto: number }
 export interface LbFlowEntry { key: LbFlowKey; backendId: number; backendIp: string; check: number; referenced: number }
 export interface LbFlowSet { way: LbFlowEntry[] }
@@ -258,7 +258,7 @@ export interface LbIfMac { ifindex: number; mac: number[] }
 /** if_macs value: an attached interface's own MAC (slot = ifindex & (LB.IF_SLOTS - 1)). */
 export const LbIfMacCodec = defineStruct<LbIfMac>('lb_if_mac', [['ifindex', 'u32'], ['mac', 'u8', 6], ['pad', 'pad', 2]]);
 export const LbSettingsCodec = defineStruct<LbSettings>('lb_settings',
-  [['frag_policy', 'u32'], ['sample_rate', 'u32'], ['flow_cache', 'u32'], ['pad', 'pad', 4], ['vip_filter', 'u32', LB.VIP_FILTER_WORDS]]);
+  [['frag_policy', 'u32'], ['sample_rate', 'u32'], ['flow_cache', 'u32'], ['tx_redirect', 'u32'], ['vip_filter', 'u32', LB.VIP_FILTER_WORDS]]);
 export const LbFlowKeyCodec = defineStruct<LbFlowKey>('lb_flow_key',
   [['saddr', 'ipv4'], ['daddr', 'ipv4'], ['sport', 'be16'], ['dport', 'be16'], ['proto', 'u8'], ['pad', 'pad', 3]]);
 export const LbFlowEntryCodec = defineStruct<LbFlowEntry>('lb_flow_entry',

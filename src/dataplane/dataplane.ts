@@ -444,6 +444,16 @@ export class Dataplane {
     for (const hex of current.keys()) if (!desired.has(hex)) m.delete(Buffer.from(hex, 'hex'));
   }
 
+  /** When the next kept reverse entry of a removed NAT backend is due to go (Date.now() ms), or null. */
+  nextReverseExpiry(): number | null {
+    return this.reconciler.nextReverseExpiry();
+  }
+
+  /** Removes the kept reverse entries whose grace period is over; returns how many. */
+  expireReverse(): number {
+    return this.reconciler.expireReverse();
+  }
+
   /** Total map writes done by the reconciler (idempotence checks). */
   get writeCount(): number {
     return this.reconciler.writeCount;
@@ -475,6 +485,7 @@ export class Dataplane {
       backends[name] = {};
     }
     const backendIds = this.reconciler.backends();
+    const ids: Record<string, Record<string, number>> = {};
     const backendValues = this.perCpuValues(this.maps.backend_stats, backendIds.map(([id]) => id));
     for (const [id, b] of backendIds) {
       const service = this.reconciler.serviceName(b.serviceId);
@@ -482,9 +493,10 @@ export class Dataplane {
       const value = backendValues.get(id);
       backends[service] ??= {};
       backends[service][b.key] = value ? decodePerCpuSum(LbFlowStatsCodec, value, this.cpus) : { ...zeroFlow };
+      (ids[service] ??= {})[b.key] = id;
     }
     const { actions, reasons } = this.verdictTotals();
-    return { at: Date.now(), services, backends, actions, reasons };
+    return { at: Date.now(), services, backends, backendIds: ids, actions, reasons };
   }
 
   /**

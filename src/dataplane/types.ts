@@ -30,7 +30,16 @@ export interface DataplaneSettings {
   fragPolicy: 'drop' | 'pass';
   sampleRate: number;      // 1 in N packets to the event ring; 0 = off
   flowCache: boolean;
+  /** Send back out the ingress interface by redirect instead of XDP_TX (set by the kernel driver
+   * when an attached interface is a veth; docs/datapath.md). Absent = false. */
+  txRedirect?: boolean;
+  /** How long a removed NAT backend's reverse entry stays (its late packets still translated);
+   * absent = DEFAULT_REVERSE_GRACE_SECONDS (300 s), 0 = removed at once. */
+  reverseGraceSeconds?: number;
 }
+
+/** settings.reverseGraceSeconds when absent (the config's default). */
+export const DEFAULT_REVERSE_GRACE_SECONDS = 300;
 
 export interface DataplaneState {
   services: DataplaneService[];
@@ -55,6 +64,10 @@ export interface StatsSnapshot {
   at: number;
   services: Record<string, FlowCounters>;                 // by service name
   backends: Record<string, Record<string, FlowCounters>>; // service name -> "address:port" -> counters
+  /** service name -> "address:port" -> the data-plane backend id the counters belong to. A
+   * backend removed and added back gets a new id and counters from 0: a different id between
+   * two snapshots is a counter reset. Absent when the driver has no ids. */
+  backendIds?: Record<string, Record<string, number>>;
   actions: Record<XdpAction, PacketCounter>;
   reasons: Record<Reason, PacketCounter>;
 }

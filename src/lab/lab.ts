@@ -15,7 +15,7 @@ import {
   type LabTopology, type LabMode, type TopologyOptions,
 } from './topology';
 import {
-  ensureNetns, deleteNetns, ipIn, linkIn, linksIn, listNetns, netnsExists, netnsPids, sysctlIn, setOffload,
+  ensureNetns, deleteNetns, ipIn, linkIn, linksIn, listNetns, netnsExists, netnsPids, sysctlIn, readSysctlIn, setOffload,
   processGone, processInNetns, pidCommandLine, readOffload, type LinkInfo, type Offload,
 } from './netns';
 import { nodeScriptCommand, repoRoot, stateDir } from './paths';
@@ -45,6 +45,17 @@ export interface LabUpOptions extends TopologyOptions {
 }
 
 const SERVER_READY_TIMEOUT_MS = 15_000;
+
+/**
+ * Bridge netfilter (br_netfilter) sysctls, per namespace and 1 by default wherever the module is
+ * loaded: bridged IPv4/IPv6/ARP would cross iptables, whose conntrack silently drops malformed
+ * IPv4 (bad header checksum, bad length) in the switch and so hides forwarding errors from the
+ * lab's tests. `lab up` sets them to 0 in the switch namespace (absent when the module is not
+ * loaded: nothing to turn off).
+ */
+export const BRIDGE_NF_SYSCTLS: readonly string[] = [
+  'net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-call-arptables',
+];
 
 function statePath(prefix: string): string {
   return path.join(stateDir(prefix), 'state.json');
@@ -231,6 +242,9 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabStatus> {
   // native XDP works; a bridge device in the lb namespace would not take native XDP).
   if (!linkIn(sw.netns, sw.bridge)) ipIn(sw.netns, ['link', 'add', sw.bridge, 'type', 'bridge', 'stp_state', '0', 'forward_delay', '0']);
   ipIn(sw.netns, ['link', 'set', sw.bridge, 'up']);
+  for (const key of BRIDGE_NF_SYSCTLS) {
+    if (readSysctlIn(sw.netns, key) !== undefined) sysctlIn(sw.netns, key, 0);
+  }
   for (const port of sw.interfaces) {
     ipIn(sw.netns, ['link', 'set', port.name, 'master', sw.bridge]);
     ipIn(sw.netns, ['link', 'set', port.name, 'up']);
@@ -433,6 +447,11 @@ export function labStatus(prefix: string = DEFAULT_LAB_PREFIX): LabStatus {
     if (itf && actual !== undefined) itf.offloads = { ...itf.offloads, [want.offload === 'gro' ? 'gro' : 'txChecksum']: actual };
     if (actual !== undefined && actual !== want.on) {
       problems.push(`${want.offload} is ${actual ? 'on' : 'off'} on ${want.ifname} in ${want.netns} (XDP forwarding needs it ${want.on ? 'on' : 'off'})`);
+    }
+  }
+  if (netnsExists(topology.switch.netns)) {
+    for (const key of BRIDGE_NF_SYSCTLS) {
+      if (readSysctlIn(topology.switch.netns, key) === '1') problems.push(`${key} is 1 in ${topology.switch.netns} (bridged packets cross iptables; lab up sets 0)`);
     }
   }
   const lbHost = hosts.find((h) => h.host === 'lb');
