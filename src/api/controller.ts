@@ -11,15 +11,27 @@ export type Role = 'viewer' | 'admin';
 export interface HealthCheckSpec {
   type: 'tcp' | 'http'; port?: number; path?: string; expectStatus?: [number, number];
   intervalMs: number; timeoutMs: number; rise: number; fall: number;
+  /** Health of a backend before its first verdict: 'down' (default: "checking", out of the table until `rise` successes) or 'up' (in at once). */
+  initialState?: 'up' | 'down';
+  /** Flap damping: more than maxFlips up/down changes within windowMs hold the backend down for holdMs. */
+  flap?: { maxFlips?: number; windowMs?: number; holdMs?: number };
+  /** Slow start (off by default): a backend that comes up ramps its weight in `steps` over durationMs. */
+  slowStart?: { durationMs: number; steps?: number };
 }
+/** 'checking': a checked backend without a verdict yet (not in the table); 'unchecked': its service has no check. */
+export type BackendHealthState = 'up' | 'down' | 'checking' | 'unchecked';
 export interface BackendSpec { address: string; port: number; weight: number; drain?: boolean }
 export interface ServiceSpec {
   name: string; vip: string; port: number; protocol: 'tcp' | 'udp'; mode: 'nat' | 'dsr';
   tableSize?: number; backends: BackendSpec[]; healthCheck?: HealthCheckSpec;
 }
 export interface BackendView extends BackendSpec {
-  id: number; key: string; health: 'up' | 'down' | 'unknown'; draining: boolean;
+  id: number; key: string; health: BackendHealthState; draining: boolean;
   inTable: boolean; tableShare: number;
+  /** Why the backend is held down (flap damping), with heldUntil (ms since the epoch). */
+  healthReason?: string; heldUntil?: number;
+  /** Slow start: the weight it takes now while ramping (absent when not ramping). */
+  rampWeight?: number;
 }
 export interface ServiceView extends Omit<ServiceSpec, 'backends'> { id: number; backends: BackendView[] }
 export interface SettingsView { fragPolicy: 'drop' | 'pass'; sampleRate: number; flowCache: boolean }
@@ -31,7 +43,7 @@ export interface StatsView {
   services: Array<{
     name: string; fwdPps: number; fwdBps: number; revPps: number; revBps: number; packets: number; bytes: number;
     backends: Array<{ key: string; fwdPps: number; fwdBps: number; revPps: number; revBps: number;
-      packets: number; bytes: number; health: 'up' | 'down' | 'unknown' }>;
+      packets: number; bytes: number; health: BackendHealthState }>;
   }>;
   actions: Array<{ name: string; pps: number; packets: number }>;
   reasons: Array<{ name: string; pps: number; packets: number }>;

@@ -56,8 +56,8 @@ export class MemoryController implements Controller {
     };
   }
 
-  private backendHealth(service: string, backend: BackendSpec): 'up' | 'down' | 'unknown' {
-    return this.health.get(`${service}/${backendKey(backend)}`) ?? 'unknown';
+  private backendHealth(service: string, backend: BackendSpec): 'up' | 'down' | 'unchecked' {
+    return this.health.get(`${service}/${backendKey(backend)}`) ?? 'unchecked';
   }
 
   private async apply(next: DesiredState): Promise<void> {

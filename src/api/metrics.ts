@@ -106,8 +106,8 @@ export function createMetrics(controller: Controller): ApiMetrics {
   mirroredCounter('xdplb_packets_total', 'All frames seen by the XDP program', [], (set, s) => set({}, s.stats.totals.packets));
   mirroredCounter('xdplb_bytes_total', 'Bytes of all frames seen by the XDP program', [], (set, s) => set({}, s.stats.totals.bytes));
 
-  gauge('xdplb_backend_up', 'Backend health: 1 up, 0 down (absent while unknown)', ['service', 'backend'], (set, s) => {
-    for (const svc of s.services) for (const b of svc.backends) if (b.health !== 'unknown') set({ service: svc.name, backend: b.key }, b.health === 'up' ? 1 : 0);
+  gauge('xdplb_backend_up', 'Backend health: 1 up, 0 down (absent while checking, and for services without a check)', ['service', 'backend'], (set, s) => {
+    for (const svc of s.services) for (const b of svc.backends) if (b.health === 'up' || b.health === 'down') set({ service: svc.name, backend: b.key }, b.health === 'up' ? 1 : 0);
   });
   gauge('xdplb_backend_weight', 'Configured backend weight', ['service', 'backend'], (set, s) => {
     for (const svc of s.services) for (const b of svc.backends) set({ service: svc.name, backend: b.key }, b.weight);

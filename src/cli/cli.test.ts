@@ -140,7 +140,7 @@ describe('xdplb CLI', () => {
     assert.deepEqual((JSON.parse(list.stdout) as { services: ServiceView[] }).services.map((s) => s.name), ['web', 'dns']);
     const table = await xdplb(['service', 'list']);
     assert.match(table.stdout, /^UDP\s+198\.18\.100\.2:53\s+nat\s+dns/m);
-    assert.match(table.stdout, /^\s+->\s+198\.18\.1\.12:53\s+w 3\s+unknown\s+75\.0%/m);
+    assert.match(table.stdout, /^\s+->\s+198\.18\.1\.12:53\s+w 3\s+unchecked\s+75\.0%/m);
 
     assert.equal((await xdplb(['backend', 'weight', 'dns', '198.18.1.12:53', '5'])).code, 0);
     assert.equal(controller.getService('dns').backends[1].weight, 5);

@@ -13,12 +13,15 @@ export function formatServices(services: ServiceView[]): string {
     const check = s.healthCheck ? `${s.healthCheck.type}${s.healthCheck.type === 'http' ? ' ' + (s.healthCheck.path ?? '/') : ''}` : '-';
     rows.push([s.protocol.toUpperCase(), `${s.vip}:${s.port}`, s.mode, s.name, `table ${s.tableSize ?? '-'}`, `check ${check}`]);
     for (const b of s.backends) {
-      const flags = [b.draining ? 'draining' : '', b.inTable ? '' : 'out-of-table'].filter(Boolean).join(',') || '-';
+      const flags = [b.draining ? 'draining' : '', b.inTable ? '' : 'out-of-table',
+        b.heldUntil ? `held-until-${new Date(b.heldUntil).toISOString().slice(11, 19)}` : '',
+        b.rampWeight !== undefined ? `slow-start-w-${+b.rampWeight.toFixed(2)}` : ''].filter(Boolean).join(',') || '-';
       rows.push(['  ->', b.key, `w ${b.weight}`, b.health, percent(b.tableShare), flags]);
     }
   }
   const header = ['Prot', 'VIP:Port / -> Backend', 'Mode/Weight', 'Name/Health', 'Table/Share', 'Check/Flags'];
-  return services.length ? formatTable(header, rows) : 'no services';
+  const reasons = services.flatMap((s) => s.backends.filter((b) => b.healthReason).map((b) => `${s.name} ${b.key}: ${b.healthReason}`));
+  return services.length ? [formatTable(header, rows), ...reasons].join('\n') : 'no services';
 }
 
 interface AddFlags extends ClientFlags {
@@ -26,6 +29,7 @@ interface AddFlags extends ClientFlags {
   backend?: Array<{ address: string; port: number; weight: number }>; tableSize?: number;
   check?: 'tcp' | 'http'; checkPath?: string; checkPort?: number; checkStatus?: [number, number];
   checkInterval: number; checkTimeout: number; rise: number; fall: number;
+  initialState?: 'up' | 'down'; slowStart?: number;
 }
 
 /** "200-299" or "204" -> [lo, hi]. @throws InvalidArgumentError on anything else. */
@@ -41,6 +45,8 @@ function healthCheckFrom(flags: AddFlags): HealthCheckSpec | undefined {
     type: flags.check, intervalMs: flags.checkInterval, timeoutMs: flags.checkTimeout, rise: flags.rise, fall: flags.fall,
   };
   if (flags.checkPort !== undefined) spec.port = flags.checkPort;
+  if (flags.initialState) spec.initialState = flags.initialState;
+  if (flags.slowStart !== undefined) spec.slowStart = { durationMs: flags.slowStart };
   if (flags.check === 'http') {
     spec.path = flags.checkPath ?? '/';
     if (flags.checkStatus) spec.expectStatus = flags.checkStatus;
@@ -79,6 +85,8 @@ export function registerServiceCommands(program: Command): void {
     .option('--check-timeout <ms>', 'health check timeout', integerArg('--check-timeout'), 500)
     .option('--rise <n>', 'successes in a row to mark a backend up', integerArg('--rise'), 2)
     .option('--fall <n>', 'failures in a row to mark a backend down', integerArg('--fall'), 2)
+    .addOption(new Option('--initial-state <state>', 'a new backend before its first verdict: down ("checking", enters the table after --rise successes; default) or up (enters at once)').choices(['up', 'down']))
+    .option('--slow-start <ms>', 'a backend coming up ramps its weight over this time (4 steps; default off)', integerArg('--slow-start'))
     .action(action(async (name: string, flags: AddFlags) => {
       const spec: ServiceSpec = {
         name, vip: flags.vip, port: flags.port, protocol: flags.proto, mode: flags.mode,

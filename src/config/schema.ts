@@ -111,6 +111,16 @@ export const HealthCheckSpecSchema = Type.Object({
   timeoutMs: Type.Optional(Type.Integer({ minimum: 50, maximum: 60000, default: 500 })),
   rise: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, default: 2, description: 'consecutive successes to mark up' })),
   fall: Type.Optional(Type.Integer({ minimum: 1, maximum: 10, default: 2, description: 'consecutive failures to mark down' })),
+  initialState: Type.Optional(StringEnum(['up', 'down'], { description: 'a backend before its first verdict: down (default; "checking", enters the table after rise successes) or up (enters at once)' })),
+  flap: Type.Optional(Type.Object({
+    maxFlips: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, description: 'up/down changes allowed within windowMs (default 4)' })),
+    windowMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 86400000, description: 'default 60000' })),
+    holdMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 86400000, description: 'how long a flapping backend is held down (default 60000; 0 = no damping)' })),
+  }, { additionalProperties: false, description: 'flap damping: a backend changing state more than maxFlips times within windowMs is held down for holdMs' })),
+  slowStart: Type.Optional(Type.Object({
+    durationMs: Type.Integer({ minimum: 1000, maximum: 3600000, description: 'time to reach the full weight' }),
+    steps: Type.Optional(Type.Integer({ minimum: 2, maximum: 20, description: 'weight steps, each one table swap (default 4)' })),
+  }, { additionalProperties: false, description: 'off by default: a backend coming up ramps its weight over durationMs' })),
 }, { $id: 'HealthCheckSpec', additionalProperties: false });
 
 export const BackendSpecSchema = Type.Object({
@@ -156,8 +166,12 @@ export const MapPageQuerySchema = Type.Object({
 export const BackendViewSchema = Type.Object({
   address: Type.String(), port: Type.Integer(), weight: Type.Integer(), drain: Type.Optional(Type.Boolean()),
   id: Type.Integer(), key: Type.String({ description: '"address:port"' }),
-  health: StringEnum(['up', 'down', 'unknown']), draining: Type.Boolean(), inTable: Type.Boolean(),
+  health: StringEnum(['up', 'down', 'checking', 'unchecked'], { description: 'checking: no verdict yet (not in the table); unchecked: the service has no health check' }),
+  draining: Type.Boolean(), inTable: Type.Boolean(),
   tableShare: Type.Number({ description: '0..1 of the Maglev slots' }),
+  healthReason: Type.Optional(Type.String({ description: 'why the backend is held down (flap damping)' })),
+  heldUntil: Type.Optional(Type.Integer({ description: 'end of the hold, ms since the epoch' })),
+  rampWeight: Type.Optional(Type.Number({ description: 'slow start: the weight taken now while ramping' })),
 }, { $id: 'Backend' });
 
 export const ServiceViewSchema = Type.Object({

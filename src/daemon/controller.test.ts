@@ -128,11 +128,12 @@ describe('DaemonController', () => {
     await new Promise<void>((r) => closed.close(() => r()));   // nothing listens there now
     const svc = {
       ...web, backends: [{ address: '127.0.0.1', port: deadPort, weight: 1 }],
-      healthCheck: { type: 'tcp' as const, intervalMs: 100, timeoutMs: 50, rise: 1, fall: 1 },
+      healthCheck: { type: 'tcp' as const, intervalMs: 100, timeoutMs: 50, rise: 1, fall: 1, initialState: 'up' as const },
     };
     const { driver, controller, messages } = setup({ services: [svc] });
     await controller.start();
-    assert.equal(driver.applied!.services[0].backends[0].healthy, true, "'unknown' counts as up");
+    assert.equal(driver.applied!.services[0].backends[0].healthy, true, "initialState 'up': in the table before any check");
+    assert.equal(controller.getService('web').backends[0].health, 'up');
     assert.equal(driver.eventSubscribers, 0);
     const unsubscribe = controller.subscribe((m) => messages.push(m));
     assert.equal(driver.eventSubscribers, 1);
@@ -158,21 +159,91 @@ describe('DaemonController', () => {
     const driver = new MemoryDriver();
     const controller = new DaemonController({
       state: new DesiredState({ services: [checked, plain] }), driver, health: new HealthMonitor(), logger: pino({ level: 'silent' }),
-      persist: null, seedHealth: (_service, backend) => (backend.startsWith('198.18.1.12:') ? 'down' : undefined),
+      persist: null, seedHealth: (_service, backend) => (backend.startsWith('198.18.1.12:') ? 'down' : backend.startsWith('198.18.1.11:') ? 'up' : undefined),
     });
     await controller.start();
     assert.equal(driver.applyCount, 1);
     assert.deepEqual(driver.applied!.services[0].backends.map((b) => b.healthy), [true, false]);
     assert.deepEqual(driver.applied!.services[1].backends.map((b) => b.healthy), [true, true], 'no check: seeds ignored');
     assert.equal(controller.getService('web').backends[1].health, 'down');
+    assert.equal(controller.getService('web').backends[0].health, 'up');
+    assert.equal(controller.getService('plain').backends[0].health, 'unchecked');
     controller.stop();
   });
 
   test('buildDataplaneState: drain flag, default table size, settings', () => {
     const state = new DesiredState({ maglev: { tableSize: 251 }, fragments: 'pass', services: [{ ...web, tableSize: undefined, backends: [{ ...web.backends[0], drain: true }] }] });
-    const dp = buildDataplaneState(state.config, () => 'unknown');
+    const dp = buildDataplaneState(state.config, () => 'unchecked');
     assert.equal(dp.services[0].tableSize, 251);
     assert.deepEqual(dp.services[0].backends[0], { address: '198.18.1.11', port: 8080, weight: 1, healthy: true, draining: true });
     assert.deepEqual(dp.settings, { fragPolicy: 'pass', sampleRate: 0, flowCache: true });
+  });
+});
+
+describe('health checks that protect (issue 17)', () => {
+  const waitUntil = async (what: string, cond: () => boolean, ms = 4000): Promise<void> => {
+    const until = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+
+  test('a checked backend enters the table only after `rise` successes; a dead one never', async () => {
+    const live = net.createServer((s) => s.destroy());
+    await new Promise<void>((r) => live.listen(0, '127.0.0.1', r));
+    const livePort = (live.address() as AddressInfo).port;
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const deadPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const svc = { ...web, backends: [], healthCheck: { type: 'tcp' as const, intervalMs: 150, timeoutMs: 100, rise: 3, fall: 2 } };
+    const { driver, controller } = setup({ services: [svc] });
+    await controller.start();
+    const healthyLog: boolean[][] = [];
+    const origApply = driver.applyState.bind(driver);
+    driver.applyState = (state) => { healthyLog.push(state.services[0].backends.map((b) => b.healthy)); return origApply(state); };
+    const started = Date.now();
+    const view = await controller.addBackend('web', { address: '127.0.0.1', port: deadPort, weight: 1 });
+    assert.equal(view.backends[0].health, 'checking');
+    assert.equal(view.backends[0].inTable, false);
+    await controller.addBackend('web', { address: '127.0.0.1', port: livePort, weight: 1 });
+    const liveKey = `127.0.0.1:${livePort}`;
+    await waitUntil('live backend up', () => controller.getService('web').backends[1].health === 'up');
+    assert.ok(Date.now() - started >= 2 * 150, 'not before three checks (two intervals)');
+    await controller.idle();
+    const after = controller.getService('web');
+    assert.equal(after.backends[1].inTable, true);
+    assert.equal(after.backends[1].key, liveKey);
+    await waitUntil('dead backend down', () => controller.getService('web').backends[0].health === 'down');
+    assert.ok(healthyLog.every((row) => row[0] === false), 'the dead backend was never handed to the data plane as healthy');
+    controller.stop();
+    await new Promise<void>((r) => live.close(() => r()));
+  });
+
+  test('a service gaining a check keeps serving its backends; a rebuilt checker keeps verdicts', async () => {
+    const { driver, controller } = setup();
+    await controller.start();
+    assert.equal(controller.getService('web').backends[0].health, 'unchecked');
+    const healthyLog: boolean[][] = [];
+    const origApply = driver.applyState.bind(driver);
+    driver.applyState = (state) => { healthyLog.push(state.services[0].backends.map((b) => b.healthy)); return origApply(state); };
+    const check = { type: 'tcp' as const, intervalMs: 60000, timeoutMs: 50, rise: 1, fall: 1 };
+    await controller.replaceService('web', { ...web, healthCheck: check });
+    assert.deepEqual(controller.getService('web').backends.map((b) => b.health), ['up', 'up']);
+    await controller.replaceService('web', { ...web, healthCheck: { ...check, rise: 2 } });
+    assert.deepEqual(controller.getService('web').backends.map((b) => b.health), ['up', 'up']);
+    assert.ok(healthyLog.every((row) => row.every(Boolean)), 'never pulled out of the table');
+    controller.stop();
+  });
+
+  test('buildDataplaneState: slow start scales a service by the steps and the ramping backend by its step', () => {
+    const state = new DesiredState({ services: [web] });
+    const dp = buildDataplaneState(state.config, () => 'up', (_s, b) => (b === '198.18.1.12:8080' ? { step: 1, steps: 4 } : { step: 1, steps: 1 }));
+    assert.deepEqual(dp.services[0].backends.map((b) => b.weight), [4, 3], 'weights 1 and 3; the ramping one at 1/4: 4 : 3');
+    const off = buildDataplaneState(state.config, () => 'up');
+    assert.deepEqual(off.services[0].backends.map((b) => b.weight), [1, 3]);
+    const checking = buildDataplaneState(state.config, (_s, b) => (b === '198.18.1.12:8080' ? 'checking' : 'up'));
+    assert.deepEqual(checking.services[0].backends.map((b) => b.healthy), [true, false]);
   });
 });

@@ -20,7 +20,7 @@ import { DesiredState, backendKey, effectiveTableSize } from '../config/state';
 import type { Config } from '../config/schema';
 import type { DataplaneState, StatsSnapshot } from '../dataplane/types';
 import type { HealthMonitor } from '../health/monitor';
-import type { Health } from '../health/checker';
+import type { BackendHealth } from '../health/monitor';
 import type { DataplaneDriver } from './driver';
 import { StatsSampler, type StatsLayout } from './stats-history';
 
@@ -49,24 +49,44 @@ export interface DaemonControllerOptions {
 /** A config written under a temporary name: commit() renames it into place, abort() removes it. */
 export interface PendingWrite { commit(): void; abort(): void }
 
-/** Desired config + health verdicts -> what the data plane should hold. */
-export function buildDataplaneState(config: Readonly<Config>, health: (service: string, backend: string) => Health): DataplaneState {
+type WeightStep = (service: string, backend: string) => { step: number; steps: number };
+
+/**
+ * Desired config + health verdicts -> what the data plane should hold. Only 'up' and
+ * 'unchecked' backends take traffic ('checking' ones wait for `rise` successes). Slow start:
+ * while a backend of a service ramps at step k of S, every weight of that service is scaled by
+ * S and the ramping one takes weight x k (Maglev tables depend only on weight ratios, so the
+ * others' slots do not move for the scaling itself).
+ */
+export function buildDataplaneState(config: Readonly<Config>, health: (service: string, backend: string) => BackendHealth,
+  weightStep: WeightStep = () => ({ step: 1, steps: 1 })): DataplaneState {
   return {
-    services: config.services.map((s) => ({
-      name: s.name, vip: s.vip, port: s.port, protocol: s.protocol, mode: s.mode,
-      tableSize: effectiveTableSize(s, config),
-      backends: s.backends.map((b) => ({
-        address: b.address, port: b.port, weight: b.weight,
-        // 'unknown' counts as up: a new backend serves at once, until its first fall.
-        healthy: health(s.name, backendKey(b)) !== 'down',
-        draining: !!b.drain,
-      })),
-    })),
+    services: config.services.map((s) => {
+      const steps = s.backends.map((b) => weightStep(s.name, backendKey(b)));
+      const scale = steps.reduce((m, st) => (st.steps > 1 ? lcm(m, st.steps) : m), 1);
+      return {
+        name: s.name, vip: s.vip, port: s.port, protocol: s.protocol, mode: s.mode,
+        tableSize: effectiveTableSize(s, config),
+        backends: s.backends.map((b, i) => {
+          const h = health(s.name, backendKey(b));
+          return {
+            address: b.address, port: b.port, weight: (b.weight * scale * steps[i].step) / steps[i].steps,
+            healthy: h === 'up' || h === 'unchecked',
+            draining: !!b.drain,
+          };
+        }),
+      };
+    }),
     settings: {
       fragPolicy: config.fragments, sampleRate: config.sampling.rate, flowCache: config.flowCache,
       ...(config.reverseGraceSeconds !== undefined ? { reverseGraceSeconds: config.reverseGraceSeconds } : {}),
     },
   };
+}
+
+function lcm(a: number, b: number): number {
+  const gcd = (x: number, y: number): number => (y === 0 ? x : gcd(y, x % y));
+  return (a / gcd(a, b)) * b;
 }
 
 function withoutCredentials(config: Readonly<Config>): string {
@@ -108,10 +128,14 @@ export class DaemonController implements Controller {
       (view) => this.broadcast({ type: 'stats', data: view }), opts.statsIntervalMs ?? 1000, undefined,
       (err) => this.logger.warn({ err: (err as Error).message }, 'stats sample failed'));
     this.health.on('change', (change) => {
-      this.logger.info({ service: change.service, backend: change.backend, health: change.health, previous: change.previous, detail: change.detail }, 'backend health changed');
+      this.logger.info({ service: change.service, backend: change.backend, health: change.health, previous: change.previous, detail: change.detail, reason: change.reason }, 'backend health changed');
       if (change.health === 'up' || change.health === 'down') {
         this.broadcast({ type: 'health', data: { service: change.service, backend: change.backend, health: change.health } });
       }
+      void this.reconcileHealth();
+    });
+    this.health.on('ramp', (ramp) => {
+      this.logger.info({ ...ramp }, 'slow start: backend weight step');
       void this.reconcileHealth();
     });
   }
@@ -361,7 +385,7 @@ export class DaemonController implements Controller {
     } catch (err) {
       this.health.sync(previous.toConfig().services);
       try {
-        await this.driver.applyState(buildDataplaneState(previous.config, (s, b) => this.health.health(s, b)));
+        await this.driver.applyState(this.dataplaneState(previous));
       } catch (restoreErr) {
         this.logger.error({ err: (restoreErr as Error).message }, 'could not restore the previous state in the data plane');
       }
@@ -374,13 +398,17 @@ export class DaemonController implements Controller {
 
   private async applyOrThrow(state: DesiredState): Promise<{ writes: number }> {
     try {
-      return await this.driver.applyState(buildDataplaneState(state.config, (s, b) => this.health.health(s, b)));
+      return await this.driver.applyState(this.dataplaneState(state));
     } catch (err) {
       if (err instanceof XdplbError) throw err;
       const message = (err as Error).message ?? String(err);
       this.logger.error({ err: message }, 'the kernel refused the change');
       throw new XdplbError('XDPLB_ERR_DATAPLANE', `the kernel refused the change: ${message}`, undefined, { cause: err });
     }
+  }
+
+  private dataplaneState(state: DesiredState): DataplaneState {
+    return buildDataplaneState(state.config, (s, b) => this.health.health(s, b), (s, b) => this.health.weightStep(s, b));
   }
 
   /** A health verdict changed: the same desired state, reconciled with the new verdicts. */
@@ -428,10 +456,14 @@ export class DaemonController implements Controller {
       backends: backends.map((b): BackendView => {
         const key = backendKey(b);
         const placed = placement?.backends[key];
-        return {
+        const view: BackendView = {
           ...b, id: placed?.id ?? 0, key, health: this.health.health(spec.name, key), draining: !!b.drain,
           inTable: (placed?.share ?? 0) > 0, tableShare: placed?.share ?? 0,
         };
+        const status = this.health.backendStatus(spec.name, key);
+        if (status?.reason) { view.healthReason = status.reason; view.heldUntil = status.heldUntil!; }
+        if (status && status.weightStep.steps > 1) view.rampWeight = (b.weight * status.weightStep.step) / status.weightStep.steps;
+        return view;
       }),
     };
   }

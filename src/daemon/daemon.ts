@@ -115,7 +115,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const health = new HealthMonitor();
   const controller = new DaemonController({
     state: initial, driver: kernel.driver, health, logger,
-    seedHealth: (service, backend) => (kernel.downAtAdopt.has(`${service}|${backend}`) ? 'down' : undefined),
+    seedHealth: (service, backend) => (kernel.downAtAdopt.has(`${service}|${backend}`) ? 'down'
+      : kernel.upAtAdopt.has(`${service}|${backend}`) ? 'up' : undefined),
     benchDir: opts.benchDir ?? repoPath('bench-results'),
     persist: (next: Config) => prepareConfigFile(configPath, next),
   });

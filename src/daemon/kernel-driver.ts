@@ -31,6 +31,8 @@ export interface KernelSession {
   origin: 'adopted' | 'adopted+replaced' | 'loaded';
   /** "service|address:port" of configured backends the adopted maps held as unhealthy. */
   downAtAdopt: Set<string>;
+  /** "service|address:port" of configured backends the adopted maps held as ACTIVE (serving). */
+  upAtAdopt: Set<string>;
   /** Attaches to exactly these interfaces (keeps matching attachments). @throws BpfError */
   syncInterfaces(interfaces: Config['interfaces']): Promise<void>;
   /** Closes every handle; with detach, detaches from every interface and removes the pins first. */
@@ -94,6 +96,14 @@ const PROTO_NUMBER = { tcp: 6, udp: 17 } as const;
  * service names only at its first apply.
  */
 export function backendsDownInMaps(dp: Dataplane, services: Config['services']): Set<string> {
+  return backendsInMaps(dp, services).down;
+}
+
+/**
+ * The health the previous daemon left in the (adopted) maps: configured backends whose entry
+ * is ACTIVE (serving: up, or unchecked) and those that are not (down, or still checking).
+ */
+export function backendsInMaps(dp: Dataplane, services: Config['services']): { up: Set<string>; down: Set<string> } {
   const serviceById = new Map<number, string>();
   const servicesMap = dp.map('services');
   for (const s of services) {
@@ -101,17 +111,18 @@ export function backendsDownInMaps(dp: Dataplane, services: Config['services']):
     if (value) serviceById.set(LbServiceCodec.decode(value).id, s.name);
   }
   const down = new Set<string>();
-  if (serviceById.size === 0) return down;
+  const up = new Set<string>();
+  if (serviceById.size === 0) return { up, down };
   const backendsMap = dp.map('backends');
   for (const key of backendsMap.keys()) {
     const value = backendsMap.lookup(key);
     if (!value) continue;
     const b = LbBackendCodec.decode(value);
     const service = serviceById.get(b.serviceId);
-    if (service === undefined || (b.flags & LB.BACKEND_F_ACTIVE) !== 0) continue;
-    down.add(`${service}|${b.ip}:${b.port}`);
+    if (service === undefined) continue;
+    ((b.flags & LB.BACKEND_F_ACTIVE) !== 0 ? up : down).add(`${service}|${b.ip}:${b.port}`);
   }
-  return down;
+  return { up, down };
 }
 
 /**
@@ -175,8 +186,11 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
     logger.info({ pinDir, progId: dp.program.info().id, objectPath }, 'loaded and pinned a fresh data plane');
   }
   const dataplane = dp;
-  const downAtAdopt = origin === 'loaded' ? new Set<string>() : backendsDownInMaps(dataplane, config.services);
+  const atAdopt = origin === 'loaded' ? { up: new Set<string>(), down: new Set<string>() } : backendsInMaps(dataplane, config.services);
+  const downAtAdopt = atAdopt.down;
+  const upAtAdopt = atAdopt.up;
   if (downAtAdopt.size) logger.info({ backends: [...downAtAdopt] }, 'backends the pinned data plane had down stay down until their checks rise');
+  if (upAtAdopt.size) logger.info({ backends: [...upAtAdopt] }, 'backends the pinned data plane had serving stay in until their checks fall');
 
   // settings.tx_redirect: on while any attached interface is a veth (see isVeth).
   let txRedirect = false;
@@ -303,7 +317,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   };
 
   return {
-    dataplane, driver, origin, downAtAdopt, syncInterfaces,
+    dataplane, driver, origin, downAtAdopt, upAtAdopt, syncInterfaces,
     close({ detach }) {
       closed = true;
       if (expiryTimer) clearTimeout(expiryTimer);

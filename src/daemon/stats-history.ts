@@ -7,13 +7,13 @@
  * bytes are totals since the data plane was loaded.
  */
 import { REASONS, XDP_ACTIONS, type FlowCounters, type PacketCounter, type StatsSnapshot } from '../dataplane/types';
-import type { StatsView } from '../api/controller';
+import type { StatsView, BackendHealthState } from '../api/controller';
 
 export const HISTORY_SAMPLES = 300;
 
 /** What the view lists: the desired services in order, each with its backend keys and health. */
 export interface StatsLayout {
-  services: Array<{ name: string; backends: Array<{ key: string; health: 'up' | 'down' | 'unknown' }> }>;
+  services: Array<{ name: string; backends: Array<{ key: string; health: BackendHealthState }> }>;
 }
 
 const ZERO_FLOW: FlowCounters = { fwdPackets: 0, fwdBytes: 0, revPackets: 0, revBytes: 0 };

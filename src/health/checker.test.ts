@@ -72,12 +72,12 @@ describe('HealthChecker', () => {
     const key = `${LOCAL}:${server.port}`;
     const changes: Array<HealthChange & { checks: number }> = [];
     checker.on('change', (c) => changes.push({ ...c, checks: checker.status()[0].checks }));
-    assert.equal(checker.health(key), 'unknown');
+    assert.equal(checker.health(key), 'checking');
     checker.start();
     await waitFor('two checks', () => checker.status()[0].checks >= 2);
-    if (checker.status()[0].checks === 2) assert.equal(checker.health(key), 'unknown', 'two successes are fewer than rise=3');
+    if (checker.status()[0].checks === 2) assert.equal(checker.health(key), 'checking', 'two successes are fewer than rise=3');
     await waitFor('up', () => checker.health(key) === 'up');
-    assert.deepEqual(changes[0], { service: 'web', backend: key, health: 'up', previous: 'unknown', detail: 'connected', checks: 3 });
+    assert.deepEqual(changes[0], { service: 'web', backend: key, health: 'up', previous: 'checking', detail: 'connected', checks: 3 });
 
     await server.down();
     await waitFor('down', () => checker.health(key) === 'down');
@@ -117,7 +117,7 @@ describe('HealthChecker', () => {
     const lenient = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ type: 'http', rise: 1, fall: 1, expectStatus: [500, 503] }), backends: [{ address: LOCAL, port }] });
     toStop.push(strict, lenient);
     strict.start(); lenient.start();
-    await waitFor('verdicts', () => strict.health(`${LOCAL}:${port}`) !== 'unknown' && lenient.health(`${LOCAL}:${port}`) !== 'unknown');
+    await waitFor('verdicts', () => strict.health(`${LOCAL}:${port}`) !== 'checking' && lenient.health(`${LOCAL}:${port}`) !== 'checking');
     assert.equal(strict.health(`${LOCAL}:${port}`), 'down');
     assert.match(strict.status()[0].lastDetail, /HTTP 503 not in 200\.\.399/);
     assert.equal(lenient.health(`${LOCAL}:${port}`), 'up');
@@ -135,7 +135,7 @@ describe('HealthChecker', () => {
     await waitFor('12 checks', () => checker.status()[0].checks >= 12);
     checker.stop();
     assert.equal(checker.health(`${LOCAL}:${server.port}`), 'up');
-    assert.equal(checker.transitions, 1, 'only unknown -> up');
+    assert.equal(checker.transitions, 1, 'only checking -> up');
     await server.close();
   });
 
@@ -176,7 +176,7 @@ describe('HealthChecker', () => {
     await waitFor('up', () => checker.health(`${LOCAL}:${server.port}`) === 'up');
     checker.setBackends([{ address: LOCAL, port: server.port }, { address: LOCAL, port: 1 }]);
     assert.equal(checker.health(`${LOCAL}:${server.port}`), 'up');
-    assert.equal(checker.health(`${LOCAL}:1`), 'unknown');
+    assert.equal(checker.health(`${LOCAL}:1`), 'checking');
     await waitFor('new one down', () => checker.health(`${LOCAL}:1`) === 'down');
     checker.setBackends([{ address: LOCAL, port: 1 }]);
     assert.deepEqual(checker.status().map((s) => s.backend), [`${LOCAL}:1`]);
@@ -219,13 +219,13 @@ describe('HealthMonitor', () => {
     monitor.sync([svc, { ...svc, name: 'plain', healthCheck: undefined }]);
     monitor.start();
     await waitFor('up', () => monitor.health('web', key) === 'up');
-    assert.equal(monitor.health('plain', key), 'unknown', 'no check, no verdict');
+    assert.equal(monitor.health('plain', key), 'unchecked', 'no check, no verdict');
     // weight change only: the checker (and its verdict) stays
     monitor.sync([{ ...svc, backends: [{ ...svc.backends[0], weight: 5 }] }]);
     assert.equal(monitor.health('web', key), 'up');
     monitor.sync([]);
-    assert.equal(monitor.health('web', key), 'unknown');
-    assert.deepEqual(changes, [{ service: 'web', backend: key, health: 'up', previous: 'unknown', detail: 'connected' }]);
+    assert.equal(monitor.health('web', key), 'unchecked');
+    assert.deepEqual(changes, [{ service: 'web', backend: key, health: 'up', previous: 'checking', detail: 'connected' }]);
     monitor.stop();
     await server.down();
   });

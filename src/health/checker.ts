@@ -1,10 +1,11 @@
 /**
  * Active health checks of one service's backends with rise/fall hysteresis.
  *
- * Each backend starts 'unknown'. `rise` consecutive successful probes make it 'up', `fall`
- * consecutive failures make it 'down'; a single result against the current state changes
- * nothing, so a flapping backend does not flap the Maglev table. The daemon treats 'unknown'
- * as up (a new backend serves at once) until its first fall.
+ * Each backend starts 'checking' (or as the check's initialState / a seed says). `rise`
+ * consecutive successful probes make it 'up', `fall` consecutive failures make it 'down'; a
+ * single result against the current state changes nothing, so a flapping backend does not
+ * flap the Maglev table. The daemon keeps 'checking' backends out of the table: a backend
+ * takes traffic only once proven. Flap damping and slow start: src/health/state.ts.
  *
  * The probes originate from the daemon's own network namespace (the lb host), which also
  * keeps the kernel's neighbour entries for the backends fresh: the XDP program needs one to
@@ -13,19 +14,28 @@
 import { EventEmitter } from 'node:events';
 import type { HealthCheckSpec } from '../api/controller';
 import { startProbe, type Probe, type RunningProbe } from './checks';
+import { HealthMachine, policyOf, type Health } from './state';
 
-export type Health = 'up' | 'down' | 'unknown';
+export type { Health } from './state';
 
-/** Emitted as 'change' on every state transition (unknown -> up counts as one). */
+/**
+ * Emitted as 'change' on every state transition (checking -> up counts as one), and when flap
+ * damping holds a backend down (then health is 'down' and reason says why).
+ */
 export interface HealthChange {
   service: string; backend: string; health: 'up' | 'down'; previous: Health;
   /** The deciding probe's result, e.g. 'HTTP 200', 'ECONNREFUSED', 'timeout after 500 ms'. */
   detail: string;
+  /** Set when flap damping holds the backend down. */
+  reason?: string;
 }
+
+/** Emitted as 'ramp' when a slow-starting backend's weight takes a step. */
+export interface HealthRamp { service: string; backend: string; step: number; steps: number }
 
 export interface HealthTarget {
   address: string; port: number;
-  /** Starting verdict instead of 'unknown', e.g. 'down' as found in the kernel after a restart. */
+  /** Starting verdict instead of 'checking', e.g. as found in the kernel after a restart. */
   initial?: 'up' | 'down';
 }
 
@@ -37,6 +47,11 @@ export interface BackendHealthStatus {
   checks: number;           // probes completed
   lastDetail: string;       // result of the latest probe, e.g. 'connected', 'ECONNREFUSED'
   lastCheckAt: number | null;
+  /** Why the backend is held down (flap damping), null otherwise. */
+  reason: string | null;
+  heldUntil: number | null;
+  /** Slow start: the share of its weight it takes now, step/steps (1/1 = full). */
+  weightStep: { step: number; steps: number };
 }
 
 export interface HealthCheckerOptions {
@@ -45,13 +60,20 @@ export interface HealthCheckerOptions {
   servicePort: number;
   spec: HealthCheckSpec;
   backends?: HealthTarget[];
+  /** Clock in ms (tests). Default Date.now. */
+  now?: () => number;
 }
 
-interface BackendState extends BackendHealthStatus {
+interface BackendState {
+  backend: string;
   target: HealthTarget;
-  successes: number;        // consecutive
-  failures: number;         // consecutive
+  machine: HealthMachine;
+  transitions: number;
+  checks: number;
+  lastDetail: string;
+  lastCheckAt: number | null;
   timer: NodeJS.Timeout | null;
+  rampTimer: NodeJS.Timeout | null;
   probe: RunningProbe | null;
 }
 
@@ -72,6 +94,7 @@ export class HealthChecker extends EventEmitter {
   private readonly states = new Map<string, BackendState>();
   private running = false;
   private transitionCount = 0;
+  private readonly now: () => number;
 
   /** @throws Error when rise/fall/interval/timeout are not positive integers. */
   constructor(opts: HealthCheckerOptions) {
@@ -83,10 +106,12 @@ export class HealthChecker extends EventEmitter {
     this.service = opts.service;
     this.spec = opts.spec;
     this.servicePort = opts.servicePort;
+    this.now = opts.now ?? Date.now;
     this.setBackends(opts.backends ?? []);
   }
 
   override on(event: 'change', listener: (change: HealthChange) => void): this;
+  override on(event: 'ramp', listener: (ramp: HealthRamp) => void): this;
   override on(event: string | symbol, listener: (...args: any[]) => void): this {
     return super.on(event, listener);
   }
@@ -108,23 +133,34 @@ export class HealthChecker extends EventEmitter {
     }
     for (const [key, target] of wanted) {
       if (this.states.has(key)) continue;
+      const initial: Health = target.initial ?? (this.spec.initialState === 'up' ? 'up' : 'checking');
       const state: BackendState = {
-        backend: key, target, health: target.initial ?? 'unknown', transitions: 0, checks: 0, lastDetail: 'not checked yet',
-        lastCheckAt: null, successes: 0, failures: 0, timer: null, probe: null,
+        backend: key, target, machine: new HealthMachine(policyOf(this.spec), initial), transitions: 0, checks: 0,
+        lastDetail: target.initial ? `${target.initial} as found in the data plane, not checked yet` : 'not checked yet',
+        lastCheckAt: null, timer: null, rampTimer: null, probe: null,
       };
       this.states.set(key, state);
       if (this.running) this.schedule(state, 0);
     }
   }
 
-  /** Health of one backend ("address:port"); 'unknown' for a backend this checker does not know. */
+  /** Health of one backend ("address:port"); 'checking' for a backend this checker does not know. */
   health(backend: string): Health {
-    return this.states.get(backend)?.health ?? 'unknown';
+    return this.states.get(backend)?.machine.health ?? 'checking';
+  }
+
+  /** Slow start: the share step/steps of its weight a backend takes now (1/1 when not ramping). */
+  weightStep(backend: string): { step: number; steps: number } {
+    return this.states.get(backend)?.machine.weightFactor(this.now()) ?? { step: 1, steps: 1 };
   }
 
   status(): BackendHealthStatus[] {
-    return [...this.states.values()].map(({ backend, health, transitions, checks, lastDetail, lastCheckAt }) =>
-      ({ backend, health, transitions, checks, lastDetail, lastCheckAt }));
+    const now = this.now();
+    return [...this.states.values()].map(({ backend, machine, transitions, checks, lastDetail, lastCheckAt }) =>
+      ({ backend, health: machine.health, transitions, checks, lastDetail, lastCheckAt,
+        reason: machine.heldUntil !== null && machine.heldUntil > now ? machine.reason : null,
+        heldUntil: machine.heldUntil !== null && machine.heldUntil > now ? machine.heldUntil : null,
+        weightStep: machine.weightFactor(now) }));
   }
 
   /** Cancels every timer and in-flight probe; the checker can be start()ed again. */
@@ -136,6 +172,8 @@ export class HealthChecker extends EventEmitter {
   private cancel(state: BackendState): void {
     if (state.timer) clearTimeout(state.timer);
     state.timer = null;
+    if (state.rampTimer) clearTimeout(state.rampTimer);
+    state.rampTimer = null;
     const probe = state.probe;
     state.probe = null;   // cleared first: the cancelled result must not be recorded
     probe?.cancel();
@@ -173,18 +211,30 @@ export class HealthChecker extends EventEmitter {
   }
 
   private record(state: BackendState, ok: boolean, detail: string): void {
+    const now = this.now();
     state.checks++;
     state.lastDetail = detail;
-    state.lastCheckAt = Date.now();
-    if (ok) { state.successes++; state.failures = 0; } else { state.failures++; state.successes = 0; }
-    let next: 'up' | 'down' | null = null;
-    if (ok && state.health !== 'up' && state.successes >= this.spec.rise) next = 'up';
-    if (!ok && state.health !== 'down' && state.failures >= this.spec.fall) next = 'down';
-    if (!next) return;
-    const previous = state.health;
-    state.health = next;
-    state.transitions++;
-    this.transitionCount++;
-    this.emit('change', { service: this.service, backend: state.backend, health: next, previous, detail } satisfies HealthChange);
+    state.lastCheckAt = now;
+    const t = state.machine.record(ok, now);
+    if (!t) return;
+    if (t.health !== t.previous) { state.transitions++; this.transitionCount++; }
+    const change: HealthChange = { service: this.service, backend: state.backend, health: t.health, previous: t.previous, detail };
+    if (t.reason) change.reason = t.reason;
+    this.emit('change', change);
+    this.scheduleRamp(state);
+  }
+
+  /** Slow start: a timer per weight step, each one emitting 'ramp' (the daemon swaps the table). */
+  private scheduleRamp(state: BackendState): void {
+    if (state.rampTimer) clearTimeout(state.rampTimer);
+    state.rampTimer = null;
+    const at = state.machine.nextRampAt(this.now());
+    if (at === null || !this.running) return;
+    state.rampTimer = setTimeout(() => {
+      state.rampTimer = null;
+      const { step, steps } = state.machine.weightFactor(this.now());
+      this.emit('ramp', { service: this.service, backend: state.backend, step, steps } satisfies HealthRamp);
+      this.scheduleRamp(state);
+    }, Math.max(0, at - this.now()));
   }
 }

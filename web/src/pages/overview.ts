@@ -122,7 +122,7 @@ function renderServices(box: HTMLElement, latest: StatsView): void {
     rows.push(h('tr', { class: 'row-service', 'data-service': svc.name },
       h('th', { scope: 'row' }, svc.name,
         view ? h('span', { class: 'muted small' }, ` ${view.vip}:${view.port || '*'}/${view.protocol} · ${view.mode}`) : null),
-      h('td', null, view ? `${view.backends.filter((b) => b.health !== 'down').length}/${view.backends.length} healthy` : ''),
+      h('td', null, view ? `${view.backends.filter((b) => b.health === 'up' || b.health === 'unchecked').length}/${view.backends.length} healthy` : ''),
       h('td', { class: 'num' }, formatPps(svc.fwdPps)), h('td', { class: 'num' }, formatBps(svc.fwdBps)),
       h('td', { class: 'num' }, formatPps(svc.revPps)), h('td', { class: 'num' }, formatBps(svc.revBps)),
       h('td', { class: 'num' }, formatCount(svc.packets)), h('td', null)));
@@ -152,7 +152,8 @@ function renderHealthLog(box: HTMLElement): void {
 }
 
 export function healthBadge(health: string): HTMLElement {
-  return badge(health, health === 'up' ? 'ok' : health === 'down' ? 'bad' : 'muted');
+  // 'checking': checked, no verdict yet (not in the table); 'unchecked': the service has no check.
+  return badge(health, health === 'up' ? 'ok' : health === 'down' ? 'bad' : health === 'checking' ? 'warn' : 'muted');
 }
 
 function counterTable(rows: Array<{ name: string; pps: number; packets: number }>, kindOf: (name: string) => string): HTMLElement {

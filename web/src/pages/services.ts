@@ -75,7 +75,9 @@ function servicePanel(svc: ServiceView, ctx: PageContext, cells: Map<string, Rat
     badge(svc.mode.toUpperCase(), svc.mode === 'nat' ? 'info' : 'warn'),
     h('span', { class: 'muted small' }, `Maglev table ${svc.tableSize ?? 'default'} slots`),
     h('span', { class: 'muted small' }, hc
-      ? `health: ${hc.type}${hc.path ? ` ${hc.path}` : ''} every ${hc.intervalMs} ms (rise ${hc.rise}, fall ${hc.fall})`
+      ? `health: ${hc.type}${hc.path ? ` ${hc.path}` : ''} every ${hc.intervalMs} ms (rise ${hc.rise}, fall ${hc.fall})` +
+        (hc.initialState === 'up' ? ', new backends in at once' : '') +
+        (hc.slowStart ? `, slow start ${hc.slowStart.durationMs / 1000} s` : '')
       : 'no health check'),
     svcRates);
   const addButton = ctx.isAdmin
@@ -92,7 +94,11 @@ function servicePanel(svc: ServiceView, ctx: PageContext, cells: Map<string, Rat
       h('td', { class: 'mono' }, b.key),
       h('td', { class: 'num', 'data-field': 'weight' }, ctx.isAdmin ? weightButton(svc, b) : String(b.weight)),
       h('td', { 'data-field': 'state' }, healthBadge(b.health),
-        b.draining ? badge('draining', 'warn') : b.inTable ? badge('in table', 'ok') : badge('out of table', 'muted')),
+        b.draining ? badge('draining', 'warn') : b.inTable ? badge('in table', 'ok') : badge('out of table', 'muted'),
+        b.healthReason ? h('span', { class: 'badge badge-bad', title: b.healthReason, 'data-field': 'held' },
+          `held until ${new Date(b.heldUntil ?? 0).toLocaleTimeString()}`) : null,
+        b.rampWeight !== undefined ? h('span', { class: 'badge badge-info', 'data-field': 'slow-start', title: 'slow start: weight taken now' },
+          `slow start ${+b.rampWeight.toFixed(2)}/${b.weight}`) : null),
       rc.tds,
       h('td', { class: 'bar-cell' }, h('div', { class: 'share' },
         bar(b.tableShare, `${formatPercent(b.tableShare)} of ${svc.name}'s Maglev slots`),
