@@ -106,6 +106,8 @@ export class AuthStore {
     this.perAddress = new BackoffLimiter({ ...backoff, free: options.freeFailuresPerAddress ?? 30 });
     this.maxHashes = options.maxConcurrentHashes ?? 2;
     this.maxQueued = options.maxQueuedHashes ?? 32;
+    // Now, at start-up, rather than inside the first login of an unknown name (on the event loop).
+    dummyHashOnce();
     this.update(users, tokens);
   }
 
