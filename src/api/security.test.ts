@@ -247,7 +247,11 @@ describe('security headers, Host and Origin checks', () => {
       assert.equal(res.headers['x-content-type-options'], 'nosniff', url);
       assert.equal(res.headers['referrer-policy'], 'no-referrer', url);
       assert.equal(res.headers['x-frame-options'], 'DENY', url);
+      if (url.startsWith('/api/')) assert.equal(res.headers['cache-control'], 'no-store', url);
     }
+    const login = await app.inject({ method: 'POST', url: '/api/v1/login', payload: { username: 'admin', password: 'admin-pass-1234' } });
+    assert.equal(login.statusCode, 200);
+    assert.equal(login.headers['cache-control'], 'no-store', 'a session token is never cached');
   });
 
   test('a Host that is not a name of this server is refused (DNS rebinding)', async () => {
