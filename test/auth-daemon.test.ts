@@ -47,10 +47,10 @@ function cleanup(): void {
   if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
 }
 
-function config(users: object[]): object {
+function config(users: object[], api: object = {}): object {
   return {
     interfaces: [{ name: NS_IF, mode: 'native' }],
-    api: { listen: `${NS_ADDR}:${PORT}` },
+    api: { listen: `${NS_ADDR}:${PORT}`, ...api },
     users,
     services: [{ name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 13,
       backends: [{ address: '198.18.1.11', port: 8080, weight: 1 }] }],
@@ -157,5 +157,19 @@ describe('daemon credentials beyond loopback (kernel, netns)', { skip: skipReaso
     fs.writeFileSync(configPath, YAML.stringify(config([{ ...STRONG_USERS[0], password: `${ADMIN_PASSWORD}-2` }])));
     assert.equal(await viewerClosed, 1008);
     assert.equal(await whoami(viewer), 401);
+  });
+
+  test('api.metrics and api.allowedHosts apply on reload', async () => {
+    const curlStatus = (host: string, url: string) => sh('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-H', `Host: ${host}`, url]);
+    assert.equal((await fetch(`${base}/metrics`)).status, 401);
+    assert.equal(curlStatus('lb.xlbt-au.example', `${base}/healthz`), '403');
+    fs.writeFileSync(configPath, YAML.stringify(config(STRONG_USERS, { metrics: 'public', allowedHosts: ['lb.xlbt-au.example'] })));
+    const deadline = Date.now() + 5000;
+    while ((await fetch(`${base}/metrics`)).status !== 200) {
+      assert.ok(Date.now() < deadline, 'api.metrics: public did not apply within 5 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(curlStatus('lb.xlbt-au.example', `${base}/healthz`), '200');
+    assert.equal(curlStatus('other.xlbt-au.example', `${base}/healthz`), '403');
   });
 });
