@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { hashSecret } from '../config/config';
 import { AuthStore, RateLimitedError, bearerFrom } from './auth';
-import { BackoffLimiter } from './login-limiter';
+import { BackoffLimiter, addressKey } from './login-limiter';
 import { XdplbError } from './errors';
 
 const users = [
@@ -174,6 +174,28 @@ describe('AuthStore', () => {
     assert.equal(bearerFrom('bearer  abc '), 'abc');
     assert.equal(bearerFrom('Basic abc'), null);
     assert.equal(bearerFrom(undefined), null);
+  });
+});
+
+describe('addressKey', () => {
+  test('IPv4 as is (also mapped), IPv6 by its /64', () => {
+    assert.equal(addressKey('198.18.0.1'), '198.18.0.1');
+    assert.equal(addressKey('::ffff:198.18.0.1'), '198.18.0.1');
+    assert.equal(addressKey('2001:2:0:1:aaaa:bbbb:cccc:dddd'), '2001:2:0:1::/64');
+    assert.equal(addressKey('2001:2:0:1::7'), '2001:2:0:1::/64');
+    assert.equal(addressKey('2001:2::1'), '2001:2:0:0::/64');
+    assert.equal(addressKey('2001:0002:0000:0001:0:0:0:1'), '2001:2:0:1::/64');
+    assert.equal(addressKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+    assert.equal(addressKey('::1'), '0:0:0:0::/64');
+    assert.equal(addressKey('64:ff9b::198.18.0.1'), '64:ff9b:0:0::/64');
+    assert.equal(addressKey(''), '');
+  });
+
+  test('a client rotating through its IPv6 /64 is one client', async () => {
+    const auth = new AuthStore(users, tokens, { freeFailures: 2 });
+    for (let i = 1; i <= 3; i++) assert.equal(await code(() => auth.login('admin', 'guess', `2001:2:0:1::${i}`)), 'XDPLB_ERR_UNAUTHENTICATED');
+    assert.equal(await code(() => auth.login('admin', 'admin-pass', '2001:2:0:1::99')), 'XDPLB_ERR_RATE_LIMITED');
+    assert.ok((await auth.login('admin', 'admin-pass', '2001:2:0:2::1')).token, 'another /64 is another client');
   });
 });
 

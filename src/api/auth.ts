@@ -13,7 +13,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Role } from './controller';
 import { XdplbError } from './errors';
-import { BackoffLimiter } from './login-limiter';
+import { BackoffLimiter, addressKey } from './login-limiter';
 import { hashPlainSecret, hashSecret, verifySecretAsync } from '../config/config';
 import type { TokenEntry, UserEntry } from '../config/schema';
 
@@ -106,6 +106,8 @@ export class AuthStore {
     this.perAddress = new BackoffLimiter({ ...backoff, free: options.freeFailuresPerAddress ?? 30 });
     this.maxHashes = options.maxConcurrentHashes ?? 2;
     this.maxQueued = options.maxQueuedHashes ?? 32;
+    // Now, at start-up, rather than inside the first login of an unknown name (on the event loop).
+    dummyHashOnce();
     this.update(users, tokens);
   }
 
@@ -146,7 +148,8 @@ export class AuthStore {
    *   for both); RateLimitedError (XDPLB_ERR_RATE_LIMITED) while this address and name (or
    *   this address) must wait, or when too many logins are already waiting for a hash.
    */
-  async login(name: string, password: string, address = ''): Promise<{ token: string; user: Identity }> {
+  async login(name: string, password: string, clientAddress = ''): Promise<{ token: string; user: Identity }> {
+    const address = addressKey(clientAddress);
     const userKey = `${address}\n${name}`;
     this.checkBackoff(userKey, address);
     const user = this.users.find((u) => u.identity.name === name);
@@ -196,7 +199,7 @@ export class AuthStore {
    * bearers back off per client address like failed logins.
    * @throws RateLimitedError while `address` must wait after too many unknown bearers.
    */
-  async authenticate(bearer: string | null | undefined, address = ''): Promise<Identity | null> {
+  async authenticate(bearer: string | null | undefined, clientAddress = ''): Promise<Identity | null> {
     if (!bearer || bearer.length > MAX_BEARER_LENGTH) return null;
     const key = sha256(bearer);
     const known = this.identityFor(key);
@@ -204,6 +207,7 @@ export class AuthStore {
     if (this.rejectedTokens.has(key) || this.sessions.has(key)) return null;
     const candidates = this.tokens.filter((t) => !this.revokedTokenHashes.has(t.hash));
     if (candidates.length > 0) {
+      const address = addressKey(clientAddress);
       const subject = `${address}\n${BEARER_SUBJECT}`;
       this.checkBackoff(subject, address);
       this.perUser.fail(subject);

@@ -4,6 +4,30 @@
  * `maxMs`. Memory is bounded: a key is forgotten `forgetMs` after its last failure once its wait
  * is over, and beyond `maxEntries` keys the least recently failed are dropped first.
  */
+import { isIP } from 'node:net';
+
+/**
+ * The part of a client address that back-off counts by: an IPv4 address (also when IPv4-mapped),
+ * or the /64 of an IPv6 address (one host usually holds a whole /64 and could otherwise
+ * rotate through it, each address with fresh free attempts).
+ */
+export function addressKey(address: string): string {
+  const plain = address.replace(/%.*$/, '');
+  if (plain.toLowerCase().startsWith('::ffff:') && isIP(plain.slice(7)) === 4) return plain.slice(7);
+  if (isIP(plain) !== 6) return plain;
+  const groups = (text: string) => (text === '' ? [] : text.split(':').flatMap((g) => (g.includes('.') ? ['0', '0'] : [g])));
+  let all: string[];
+  if (plain.includes('::')) {
+    const [head, tail] = plain.split('::');
+    const h = groups(head);
+    const t = groups(tail);
+    all = [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  } else {
+    all = groups(plain);
+  }
+  return `${all.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`;
+}
+
 export interface BackoffOptions {
   /** Failures without any wait; default 5. */
   free?: number;

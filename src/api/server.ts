@@ -178,8 +178,10 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
     checkHostAndOrigin(request, allowedHosts, listen ? parseListen(listen).host : undefined);
   };
   // Every response, errors and dashboard files included.
-  app.addHook('onSend', async (_request, reply, payload) => {
+  app.addHook('onSend', async (request, reply, payload) => {
     void reply.headers(SECURITY_HEADERS);
+    // API answers carry tokens and live state: never kept by a browser or proxy cache.
+    if (request.url.startsWith('/api/') && !reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
     return payload;
   });
 
