@@ -140,6 +140,7 @@ async function apiError(promise: Promise<unknown>): Promise<ApiError> {
 }
 
 const running: RunningDaemon[] = [];
+const children: Array<ReturnType<typeof spawnDaemon>> = [];
 const tmpDirs: string[] = [];
 
 function tempDir(): string {
@@ -154,6 +155,7 @@ function mounted(): boolean {
 
 async function cleanup(): Promise<void> {
   for (const d of running.splice(0)) await d.stop({ detach: true }).catch(() => {});
+  for (const c of children.splice(0)) if (c.child.exitCode === null && c.child.signalCode === null) await c.kill();
   if (mounted()) quiet('umount', [MNT]);
   fs.rmSync(MNT, { recursive: true, force: true });
   for (const pin of [PIN, PIN_START, PIN_DISK]) fs.rmSync(pin, { recursive: true, force: true });
@@ -365,6 +367,7 @@ describe('a start-up that fails leaves no data plane behind (kernel, in process)
     const file = path.join(dir, 'xdplb.yaml');
     fs.writeFileSync(file, '# to be written\n');
     const d = spawnDaemon({ configPath: file, pinDir: PIN_START, listen: `127.0.0.1:${PORTS.busy}` });
+    children.push(d);
     const exit = await d.exited(30_000);
     assert.equal(exit.code, 1);
     assert.match(d.stderr().trim(), /^xdplb: XDPLB_ERR_VALIDATION: .*xdplb\.yaml: the file holds no config.*allowEmpty: true/);

@@ -66,8 +66,16 @@ export function buildDataplaneState(config: Readonly<Config>, health: (service: 
   };
 }
 
+/** Canonical JSON (object keys sorted): a file's key order is not a change. */
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value === null || typeof value !== 'object') return value;
+  const record = value as Record<string, unknown>;
+  return Object.fromEntries(Object.keys(record).sort().filter((k) => record[k] !== undefined).map((k) => [k, canonical(record[k])]));
+}
+
 function withoutCredentials(config: Readonly<Config>): string {
-  return JSON.stringify({ ...config, users: undefined, tokens: undefined, allowEmpty: undefined });
+  return JSON.stringify(canonical({ ...config, users: undefined, tokens: undefined, allowEmpty: undefined }));
 }
 
 /** Runs async jobs one after another (mutations must not interleave). */
