@@ -1,6 +1,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { DaemonController, buildDataplaneState } from './controller';
@@ -155,6 +158,24 @@ describe('DaemonController', () => {
     assert.equal(driver.seed, 9);
     assert.equal(await controller.replaceConfig({ services: [web], hashSeed: 9 }), false, 'the file with the new seed agrees');
     controller.stop();
+  });
+
+  test('an unreadable bench result is logged without its content', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbt-cf-bench-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'latest.json'), 'root:$6$SECRETHASH:19000:0:99999:7:::\n');
+      const lines: string[] = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => { lines.push(line); } });
+      const controller = new DaemonController({
+        state: new DesiredState({ services: [web] }), driver: new MemoryDriver(), health: new HealthMonitor(), logger, persist: null, benchDir: dir,
+      });
+      assert.equal(controller.latestBench(), null);
+      assert.equal(lines.length, 1);
+      assert.match(lines[0], /unreadable bench result/);
+      assert.doesNotMatch(lines[0], /SECRET|root|19000/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('an adopted data plane keeps its seed at start, and the state says so', async () => {

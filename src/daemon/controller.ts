@@ -306,7 +306,9 @@ export class DaemonController implements Controller {
     try {
       return JSON.parse(fs.readFileSync(newest.file, 'utf8')) as unknown;
     } catch (err) {
-      this.logger.warn({ file: newest.file, err: (err as Error).message }, 'unreadable bench result');
+      // JSON.parse's message quotes the text: only its kind goes to the log (never file content).
+      const why = err instanceof SyntaxError ? 'not valid JSON' : (err as NodeJS.ErrnoException).code ?? 'unreadable';
+      this.logger.warn({ file: newest.file, err: why }, 'unreadable bench result');
       return null;
     }
   }
