@@ -155,6 +155,10 @@ describe('half-written files are never applied', () => {
     assert.match(caught(() => parseConfigText(`${END_MARKER}\n${realistic()}${END_MARKER}\n`, 'c.yaml')).message, /appears 2 times/);
   });
 
+  test('a hand-written comment that merely starts like the header does not opt in', () => {
+    assert.equal(parseConfigText(`# xdplb config for prod\n${realistic()}`).services.length, 2);
+  });
+
   test('an edit after xdplb wrote the file: the checksum names the fix; without the checksum it loads', () => {
     const text = formatConfig(parseConfigText(realistic())).replace('weight: 1', 'weight: 5');
     const error = caught(() => parseConfigText(text, 'c.yaml'));
