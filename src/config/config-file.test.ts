@@ -224,6 +224,19 @@ describe('a config path that is not a config never leaks its content', () => {
     });
   }
 
+  test('a write never goes through the symlink: the link is replaced, its target untouched', () => {
+    withTempDir((dir) => {
+      const target = path.join(dir, 'target.yaml');
+      fs.writeFileSync(target, 'allowEmpty: true\n');
+      const link = path.join(dir, 'xdplb.yaml');
+      fs.symlinkSync(target, link);
+      saveConfigFile(link, parseConfigText(realistic()));
+      assert.equal(fs.readFileSync(target, 'utf8'), 'allowEmpty: true\n');
+      assert.equal(fs.lstatSync(link).isSymbolicLink(), false);
+      assert.equal(loadConfigFile(link).services.length, 2);
+    });
+  });
+
   test('a typo in a field name is still shown', () => {
     const error = caught(() => parseConfigText('servces: []\n', 'c.yaml'));
     assert.match(error.message, /^c\.yaml:1:\d+: \/servces: is not a known field/);
