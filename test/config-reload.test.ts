@@ -32,10 +32,11 @@ import { kernelTestSkip } from './support/kernel-env';
 const PIN = '/sys/fs/bpf/xlbt-cf-a';
 const PIN_START = '/sys/fs/bpf/xlbt-cf-b';
 const PIN_DISK = '/sys/fs/bpf/xlbt-cf-c';
+const PIN_HUP = '/sys/fs/bpf/xlbt-cf-d';
 const MNT = '/tmp/xlbt-cf-mnt';
 const TOKEN = 'xlbt-cf-admin-token-0123456789';
 // One port per daemon start: fetch keeps connections to an origin alive across tests.
-const PORTS = { reload: 8751, busy: 8752, unresolvable: 8753, disk: 8754, noIface: 8755, seed: 8756, half: 8757, seedAgain: 8758 };
+const PORTS = { reload: 8751, busy: 8752, unresolvable: 8753, disk: 8754, noIface: 8755, seed: 8756, half: 8757, seedAgain: 8758, hup: 8759 };
 
 const skipReason = kernelTestSkip('the config reload kernel test');
 
@@ -140,6 +141,7 @@ async function apiError(promise: Promise<unknown>): Promise<ApiError> {
 }
 
 const running: RunningDaemon[] = [];
+const children: Array<ReturnType<typeof spawnDaemon>> = [];
 const tmpDirs: string[] = [];
 
 function tempDir(): string {
@@ -154,9 +156,10 @@ function mounted(): boolean {
 
 async function cleanup(): Promise<void> {
   for (const d of running.splice(0)) await d.stop({ detach: true }).catch(() => {});
+  for (const c of children.splice(0)) if (c.child.exitCode === null && c.child.signalCode === null) await c.kill();
   if (mounted()) quiet('umount', [MNT]);
   fs.rmSync(MNT, { recursive: true, force: true });
-  for (const pin of [PIN, PIN_START, PIN_DISK]) fs.rmSync(pin, { recursive: true, force: true });
+  for (const pin of [PIN, PIN_START, PIN_DISK, PIN_HUP]) fs.rmSync(pin, { recursive: true, force: true });
   for (const dir of tmpDirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
 }
 
@@ -300,6 +303,38 @@ describe('config file and reload (kernel, in process)', { skip: skipReason, conc
   });
 });
 
+describe('SIGHUP for real (kernel, child process)', { skip: skipReason, concurrency: false }, () => {
+  before(cleanup);
+  after(cleanup);
+
+  test('after a bad reload, the restored bytes are re-applied by SIGHUP; a half-written file is refused by it', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'xdplb.yaml');
+    fs.writeFileSync(file, YAML.stringify(baseConfig(91)));
+    const d = spawnDaemon({ configPath: file, pinDir: PIN_HUP, listen: `127.0.0.1:${PORTS.hup}`, detachOnExit: true });
+    children.push(d);
+    const api = new ApiClient({ baseUrl: await d.ready(30_000), token: TOKEN });
+    await api.patchBackend('web', '198.18.1.10:8080', { weight: 3 });
+    const written = fs.readFileSync(file, 'utf8');
+    await sleep(400);   // the watcher's echo of the daemon's own write
+    // Each write is followed at once by SIGHUP, well inside the watcher's 200 ms debounce.
+    const hup = async (text: string, msg: string): Promise<void> => {
+      const mark = d.logs.length;
+      fs.writeFileSync(file, text);
+      d.child.kill('SIGHUP');
+      await d.waitForLog((l) => d.logs.indexOf(l) >= mark && l.msg === msg && l.reason === 'SIGHUP', 10_000);
+      await sleep(400);
+    };
+    await hup(YAML.stringify(baseConfig(5)), 'config reloaded');
+    assert.equal((await api.getService('web')).backends.length, 5);
+    await hup(written, 'config reloaded');
+    assert.equal((await api.getService('web')).backends.length, 91, 'SIGHUP re-applied the restored file');
+    await hup(written.slice(0, written.indexOf('198.18.1.40')), 'config file invalid; keeping the running state');
+    assert.equal((await api.getService('web')).backends.length, 91);
+    assert.equal((await d.stop()).code, 0);
+  });
+});
+
 describe('a start-up that fails leaves no data plane behind (kernel, in process)', { skip: skipReason, concurrency: false }, () => {
   before(cleanup);
   after(cleanup);
@@ -365,6 +400,7 @@ describe('a start-up that fails leaves no data plane behind (kernel, in process)
     const file = path.join(dir, 'xdplb.yaml');
     fs.writeFileSync(file, '# to be written\n');
     const d = spawnDaemon({ configPath: file, pinDir: PIN_START, listen: `127.0.0.1:${PORTS.busy}` });
+    children.push(d);
     const exit = await d.exited(30_000);
     assert.equal(exit.code, 1);
     assert.match(d.stderr().trim(), /^xdplb: XDPLB_ERR_VALIDATION: .*xdplb\.yaml: the file holds no config.*allowEmpty: true/);

@@ -7,7 +7,8 @@ import { DEFAULT_PIN_DIR } from '../daemon/defaults';
 export function registerDaemonCommand(program: Command): void {
   program.command('daemon')
     .description('run the daemon: load or adopt the XDP data plane, attach, health-check, serve the API and dashboard')
-    .requiredOption('--config <file>', 'YAML config file (desired state; rewritten atomically on API changes)')
+    .requiredOption('--config <file>', 'YAML config file (desired state; rewritten atomically on API changes, ending with "# xdplb:end sha256=..."; ' +
+      'a file that configures nothing needs "allowEmpty: true"; a half-written file is refused; docs/config.md)')
     .option('--pin-dir <dir>', 'bpffs directory of the pinned program, link and maps', DEFAULT_PIN_DIR)
     .option('--object <file>', 'BPF object file (default: bpf/lb.o of this checkout)')
     .option('--detach-on-exit', 'on SIGTERM/SIGINT detach and unpin (default: keep forwarding)')

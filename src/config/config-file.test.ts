@@ -155,6 +155,10 @@ describe('half-written files are never applied', () => {
     assert.match(caught(() => parseConfigText(`${END_MARKER}\n${realistic()}${END_MARKER}\n`, 'c.yaml')).message, /appears 2 times/);
   });
 
+  test('a hand-written comment that merely starts like the header does not opt in', () => {
+    assert.equal(parseConfigText(`# xdplb config for prod\n${realistic()}`).services.length, 2);
+  });
+
   test('an edit after xdplb wrote the file: the checksum names the fix; without the checksum it loads', () => {
     const text = formatConfig(parseConfigText(realistic())).replace('weight: 1', 'weight: 5');
     const error = caught(() => parseConfigText(text, 'c.yaml'));
@@ -219,6 +223,19 @@ describe('a config path that is not a config never leaks its content', () => {
       });
     });
   }
+
+  test('a write never goes through the symlink: the link is replaced, its target untouched', () => {
+    withTempDir((dir) => {
+      const target = path.join(dir, 'target.yaml');
+      fs.writeFileSync(target, 'allowEmpty: true\n');
+      const link = path.join(dir, 'xdplb.yaml');
+      fs.symlinkSync(target, link);
+      saveConfigFile(link, parseConfigText(realistic()));
+      assert.equal(fs.readFileSync(target, 'utf8'), 'allowEmpty: true\n');
+      assert.equal(fs.lstatSync(link).isSymbolicLink(), false);
+      assert.equal(loadConfigFile(link).services.length, 2);
+    });
+  });
 
   test('a typo in a field name is still shown', () => {
     const error = caught(() => parseConfigText('servces: []\n', 'c.yaml'));

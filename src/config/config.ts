@@ -128,7 +128,7 @@ export function checkComplete(text: string, source = '<config>'): void {
   const lines = text.split('\n');
   const ends: number[] = [];
   lines.forEach((line, i) => { if (line.startsWith(END_MARKER)) ends.push(i); });
-  const sealed = text.startsWith('# xdplb config') || ends.length > 0;
+  const sealed = text.startsWith(CONFIG_HEADER) || ends.length > 0;
   if (!sealed) return;
   const incomplete = (line: number, why: string): XdplbError =>
     new XdplbError('XDPLB_ERR_VALIDATION', `${source}:${line}: incomplete config file (truncated or half-written?): ${why}; nothing was applied`);

@@ -1,6 +1,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { DaemonController, buildDataplaneState } from './controller';
@@ -118,6 +121,72 @@ describe('DaemonController', () => {
     assert.equal(saved.length, 0);
     await assert.rejects(controller.replaceConfig({ services: [{ ...web, port: -1 }] }), (e: XdplbError) => e.code === 'XDPLB_ERR_VALIDATION');
     assert.equal(controller.listServices()[0].backends.length, 1);
+    controller.stop();
+  });
+
+  test('replaceConfig compares with the running state: key order is no change, a restored config is applied again', async () => {
+    const { driver, controller } = setup();
+    await controller.start();
+    const reordered = { services: [Object.fromEntries(Object.entries(web).reverse())], flowCache: true, fragments: 'drop' };
+    assert.equal(await controller.replaceConfig(reordered), false, 'the same config in another key order');
+    assert.equal(await controller.replaceConfig({ services: [{ ...web, backends: [web.backends[0]] }] }), true);
+    assert.equal(await controller.replaceConfig(() => ({ services: [web] })), true, 'the original again: applied (read in the queue)');
+    assert.equal(driver.applied!.services[0].backends.length, 2);
+    controller.stop();
+  });
+
+  test('the hash seed: a reload with another seed is refused whole; setHashSeed writes first, then the kernel', async () => {
+    const log: string[] = [];
+    const driver = new MemoryDriver();
+    const controller = new DaemonController({
+      state: new DesiredState({ services: [web], hashSeed: 3 }), driver, health: new HealthMonitor(), logger: pino({ level: 'silent' }),
+      persist: (c) => { log.push(`write ${c.hashSeed}`); return { commit: () => log.push('commit'), abort: () => log.push('abort') }; },
+    });
+    await controller.start();
+    assert.deepEqual(controller.hashSeed(), { hashSeed: 3 });
+    await assert.rejects(controller.replaceConfig({ services: [], hashSeed: 4 }),
+      (e: XdplbError) => e.code === 'XDPLB_ERR_VALIDATION' && e.field === '/hashSeed' && /xdplb hash-seed set 4/.test(e.message));
+    assert.equal(controller.listServices().length, 1, 'nothing of that reload was applied');
+    await assert.rejects(controller.setHashSeed(-1), (e: XdplbError) => e.code === 'XDPLB_ERR_VALIDATION' && e.field === '/hashSeed');
+    driver.refuseNext = 'EPERM';
+    await assert.rejects(controller.setHashSeed(9), (e: XdplbError) => e.code === 'XDPLB_ERR_DATAPLANE');
+    assert.deepEqual(log, ['write 9', 'abort']);
+    assert.deepEqual(controller.hashSeed(), { hashSeed: 3 });
+    log.length = 0;
+    assert.deepEqual(await controller.setHashSeed(9), { hashSeed: 9 });
+    assert.deepEqual(log, ['write 9', 'commit']);
+    assert.equal(driver.seed, 9);
+    assert.equal(await controller.replaceConfig({ services: [web], hashSeed: 9 }), false, 'the file with the new seed agrees');
+    controller.stop();
+  });
+
+  test('an unreadable bench result is logged without its content', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbt-cf-bench-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'latest.json'), 'root:$6$SECRETHASH:19000:0:99999:7:::\n');
+      const lines: string[] = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => { lines.push(line); } });
+      const controller = new DaemonController({
+        state: new DesiredState({ services: [web] }), driver: new MemoryDriver(), health: new HealthMonitor(), logger, persist: null, benchDir: dir,
+      });
+      assert.equal(controller.latestBench(), null);
+      assert.equal(lines.length, 1);
+      assert.match(lines[0], /unreadable bench result/);
+      assert.doesNotMatch(lines[0], /SECRET|root|19000/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('an adopted data plane keeps its seed at start, and the state says so', async () => {
+    const driver = new MemoryDriver();
+    driver.seed = 11;
+    const controller = new DaemonController({
+      state: new DesiredState({ services: [web], hashSeed: 3 }), driver, health: new HealthMonitor(), logger: pino({ level: 'silent' }), persist: null,
+    });
+    await controller.start();
+    assert.deepEqual(controller.hashSeed(), { hashSeed: 11 });
+    assert.equal(controller.state.config.hashSeed, 11);
     controller.stop();
   });
 

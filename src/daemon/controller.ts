@@ -89,8 +89,16 @@ function lcm(a: number, b: number): number {
   return (a / gcd(a, b)) * b;
 }
 
+/** Canonical JSON (object keys sorted): a file's key order is not a change. */
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value === null || typeof value !== 'object') return value;
+  const record = value as Record<string, unknown>;
+  return Object.fromEntries(Object.keys(record).sort().filter((k) => record[k] !== undefined).map((k) => [k, canonical(record[k])]));
+}
+
 function withoutCredentials(config: Readonly<Config>): string {
-  return JSON.stringify({ ...config, users: undefined, tokens: undefined, allowEmpty: undefined });
+  return JSON.stringify(canonical({ ...config, users: undefined, tokens: undefined, allowEmpty: undefined }));
 }
 
 /** Runs async jobs one after another (mutations must not interleave). */
@@ -325,7 +333,9 @@ export class DaemonController implements Controller {
     try {
       return JSON.parse(fs.readFileSync(newest.file, 'utf8')) as unknown;
     } catch (err) {
-      this.logger.warn({ file: newest.file, err: (err as Error).message }, 'unreadable bench result');
+      // JSON.parse's message quotes the text: only its kind goes to the log (never file content).
+      const why = err instanceof SyntaxError ? 'not valid JSON' : (err as NodeJS.ErrnoException).code ?? 'unreadable';
+      this.logger.warn({ file: newest.file, err: why }, 'unreadable bench result');
       return null;
     }
   }

@@ -283,7 +283,8 @@ export class Dataplane {
 
   /**
    * Loads a newer build of the program reusing the pinned maps, and swaps it into every
-   * attached link in place (bpf_link update: no packet sees a detached interface).
+   * attached link in place (bpf_link update: no packet sees a detached interface). With
+   * `hashSeed`, the new program hashes flows with that seed (recorded in the meta pin).
    * @throws Error when not pinned; BpfError from load (incompatible maps, verifier) or update
    */
   replaceProgram(objectPath: string = path.join(repoRoot(), 'bpf', 'lb.o'), opts: { hashSeed?: number } = {}): void {
@@ -312,6 +313,7 @@ export class Dataplane {
     this.prog = prog;
     this.object = object;
     if (hashSeed !== this.seed) {
+      this.seed = hashSeed;   // what runs now, even if recording it below fails
       // The next adopt reads the seed from the meta map.
       const meta = BpfMap.fromPin(path.join(dir, 'meta'));
       try {
@@ -321,7 +323,6 @@ export class Dataplane {
       } finally {
         meta.close();
       }
-      this.seed = hashSeed;
     }
   }
 
