@@ -168,6 +168,8 @@ export function runProgBench(opts: ProgBenchOptions = {}): ProgBenchResult {
       const dp = Dataplane.load({ hashSeed: 0, objectPath: build.objectPath });
       opened.push(dp);
       dp.applyState(stateFor(n, flowCache));
+      // As at attach: the program knows the interface's MAC, so every frame takes the MAC check.
+      dp.writeInterfaceMac(IFNAME, ifindex);
       return { suffix: build.suffix, backends: n, program: dp.program };
     })));
 

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  BpfError, BpfObject, btfStructLayout, enableRunStats, ifIndex, ifName, listInterfaces, listMaps, listPrograms,
+  BpfError, BpfObject, btfStructLayout, enableRunStats, ifHwAddr, ifIndex, ifName, listInterfaces, listMaps, listPrograms,
   openFdCount, possibleCpus,
 } from './index';
 import { frame, testdataObject } from './testing';
@@ -55,6 +55,12 @@ test('interfaces: lo by name and index', () => {
   assert.equal(ifName(lo.index), 'lo');
   assert.throws(() => ifName(999_999), BpfError);
   assert.ok(possibleCpus() >= 1);
+});
+
+test('ifHwAddr: an interface\'s MAC (lo: all zeros), ENODEV for an unknown name', () => {
+  assert.deepEqual([...ifHwAddr('lo')], [0, 0, 0, 0, 0, 0]);
+  assert.throws(() => ifHwAddr('xlbt-dv-none'), (err: unknown) => err instanceof BpfError && /ENODEV/.test(String(err)));
+  assert.throws(() => ifHwAddr('x'.repeat(20)), BpfError);
 });
 
 test('btfStructLayout reads a struct from the object', () => {

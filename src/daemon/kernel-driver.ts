@@ -239,7 +239,13 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
     const attached = new Set(dataplane.attachments().map((a) => a.ifname));
     // The program passes frames not addressed to an interface's own MAC: a kept interface's
     // MAC is written again, so a reload picks up a changed address.
-    for (const a of dataplane.attachments()) dataplane.writeInterfaceMac(a.ifname, a.ifindex);
+    for (const a of dataplane.attachments()) {
+      try {
+        dataplane.writeInterfaceMac(a.ifname, a.ifindex);
+      } catch (err) {
+        logger.warn({ ifname: a.ifname, err: (err as Error).message }, 'cannot refresh the interface MAC the program checks; keeping the one it has');
+      }
+    }
     for (const [ifname, mode] of wanted) {
       if (attached.has(ifname)) continue;
       const info = dataplane.attach(ifname, mode);
