@@ -96,6 +96,7 @@ setTimeout(() => { console.log(JSON.stringify({ timeout: true, data })); process
 describe('the data plane over the lab (bridge netfilter, ICMP echo delay, removed NAT backends)', { skip: skipReason }, () => {
   let tmpDir = '';
   let daemon: SpawnedDaemon | null = null;
+  let configPath = '';
   const api = new ApiClient({ baseUrl: `http://127.0.0.1:${FORWARD_PORT}`, token: TOKEN });
   const topology = labTopology({ prefix: PREFIX, backends: 2 });
 
@@ -104,7 +105,7 @@ describe('the data plane over the lab (bridge netfilter, ICMP echo delay, remove
     fs.rmSync(PIN_DIR, { recursive: true, force: true });
     tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbt-dl-'));
     await labUp({ prefix: PREFIX, backends: 2, mode: 'nat', forwardPort: FORWARD_PORT, apiPort: API_PORT });
-    const configPath = path.join(tmpDir, 'xdplb.yaml');
+    configPath = path.join(tmpDir, 'xdplb.yaml');
     fs.writeFileSync(configPath, YAML.stringify({
       interfaces: [{ name: topology.lb.clientLeg, mode: 'native' }, { name: topology.lb.backendLeg, mode: 'native' }],
       api: { listen: `127.0.0.1:${API_PORT}` },
@@ -155,7 +156,7 @@ describe('the data plane over the lab (bridge netfilter, ICMP echo delay, remove
     }
   });
 
-  test('a NAT backend removed mid-connection still closes it from the VIP; its reverse entry goes after the grace period', async () => {
+  test('a NAT backend removed mid-connection still closes it from the VIP; its reverse entry goes after the grace period, also across a restart', async () => {
     const be2 = topology.backends[1].address;
     const reverseHolds = async (ip: string, port: number): Promise<boolean> =>
       (await api.mapEntries('reverse', 0, 1000)).entries.some((e) => {
@@ -185,8 +186,16 @@ describe('the data plane over the lab (bridge netfilter, ICMP echo delay, remove
       // During the grace period the removed backend's reverse entry is still there...
       assert.ok(Date.now() - removedAt < GRACE_SECONDS * 1000 - 1000);
       assert.ok(await reverseHolds(be2, 80), 'reverse entry kept during the grace period');
+      // ...also through a daemon killed and started again (it adopts the pins; the grace
+      // period starts again at its first apply)...
+      assert.equal((await daemon!.kill()).signal, 'SIGKILL');
+      daemon = spawnDaemon({ configPath, pinDir: PIN_DIR, netns: topology.lb.netns, detachOnExit: true });
+      await daemon.ready(30_000);
+      const restartedAt = Date.now();
+      assert.ok(await reverseHolds(be2, 80), 'reverse entry kept by the adopting daemon');
       // ...and after it, it is gone (the daemon's timer).
       await until('the reverse entry to expire', async () => !(await reverseHolds(be2, 80)), GRACE_SECONDS * 1000 + 5000);
+      assert.ok(Date.now() - restartedAt >= GRACE_SECONDS * 1000 - 1500, 'not before the grace period ended');
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
