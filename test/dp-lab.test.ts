@@ -3,9 +3,10 @@
  * -sw/-be1/-be2, pins /sys/fs/bpf/xlbt-dl-lab, the daemon's API on 127.0.0.1:8741 in the lb
  * namespace, forwarded from the host's 127.0.0.1:18741):
  * - the switch namespace runs no bridge netfilter (bridge-nf-call-* = 0 after lab up);
- * - ICMP echo to a VIP is answered at once with no other traffic flowing (the lb's legs are
- *   veths whose peers have GRO but no XDP program: the daemon sends echo replies back by
- *   redirect, see docs/datapath.md);
+ * - ICMP echo to a VIP is answered at once with no other traffic flowing: with the lab up
+ *   --no-peer-xdp (the peers of the lb's veth legs have GRO but no XDP program) the daemon
+ *   sends echo replies back by redirect (docs/datapath.md); with the lab's default peer XDP
+ *   even XDP_TX (tx_redirect forced to 0) arrives at once;
  * - a NAT backend removed mid-connection still closes it cleanly: its late answer and FIN reach
  *   the client from the VIP during reverseGraceSeconds, and the reverse entry goes after it.
  * Everything is removed by name in after(), also on failure.
@@ -18,6 +19,8 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { spawnDaemon, type SpawnedDaemon } from '../src/daemon/spawn';
+import { BpfMap } from '../src/bpf';
+import { encodeU32, LbSettingsCodec } from '../src/dataplane/abi';
 import { ApiClient } from '../src/cli/client';
 import { labUp, labDown, labStatus, BRIDGE_NF_SYSCTLS } from '../src/lab/lab';
 import { readSysctlIn } from '../src/lab/netns';
@@ -96,6 +99,7 @@ setTimeout(() => { console.log(JSON.stringify({ timeout: true, data })); process
 describe('the data plane over the lab (bridge netfilter, ICMP echo delay, removed NAT backends)', { skip: skipReason }, () => {
   let tmpDir = '';
   let daemon: SpawnedDaemon | null = null;
+  let configPath = '';
   const api = new ApiClient({ baseUrl: `http://127.0.0.1:${FORWARD_PORT}`, token: TOKEN });
   const topology = labTopology({ prefix: PREFIX, backends: 2 });
 
@@ -103,8 +107,9 @@ describe('the data plane over the lab (bridge netfilter, ICMP echo delay, remove
     await labDown(PREFIX).catch(() => undefined);
     fs.rmSync(PIN_DIR, { recursive: true, force: true });
     tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbt-dl-'));
-    await labUp({ prefix: PREFIX, backends: 2, mode: 'nat', forwardPort: FORWARD_PORT, apiPort: API_PORT });
-    const configPath = path.join(tmpDir, 'xdplb.yaml');
+    // Peers without XDP first: the daemon alone must make echo replies prompt.
+    await labUp({ prefix: PREFIX, backends: 2, mode: 'nat', forwardPort: FORWARD_PORT, apiPort: API_PORT, peerXdp: false });
+    configPath = path.join(tmpDir, 'xdplb.yaml');
     fs.writeFileSync(configPath, YAML.stringify({
       interfaces: [{ name: topology.lb.clientLeg, mode: 'native' }, { name: topology.lb.backendLeg, mode: 'native' }],
       api: { listen: `127.0.0.1:${API_PORT}` },
@@ -142,9 +147,8 @@ describe('the data plane over the lab (bridge netfilter, ICMP echo delay, remove
     assert.deepEqual(labStatus(PREFIX).problems.filter((p) => p.includes('bridge-nf')), []);
   });
 
-  test('ICMP echo to a VIP is answered at once, with no other traffic flowing', async () => {
-    const settings = await api.mapEntries('settings', 0, 1);
-    assert.equal((settings.entries[0].value as { txRedirect: number }).txRedirect, 1, 'the lb legs are veths: tx_redirect on');
+  /** Pings the web VIP from the client 8 times, 250 ms apart, and checks every reply came within 50 ms. */
+  const pingPromptly = (): void => {
     const out = spawnSync('ip', ['netns', 'exec', topology.client.netns, 'python3', path.join(tmpDir, 'ping.py'), WEB_VIP, '8', '0.25'],
       { encoding: 'utf8', timeout: 30_000 });
     assert.equal(out.status, 0, out.stderr);
@@ -153,9 +157,16 @@ describe('the data plane over the lab (bridge netfilter, ICMP echo delay, remove
     for (const [i, rtt] of rtts.entries()) {
       assert.ok(rtt !== null && rtt < 50, `echo ${i}: ${rtt === null ? 'no reply within 2 s' : `${rtt.toFixed(1)} ms`} (all: ${JSON.stringify(rtts)})`);
     }
+  };
+
+  test('ICMP echo to a VIP is answered at once, with no other traffic flowing (peers without XDP)', async () => {
+    assert.deepEqual(labStatus(PREFIX).peerXdp, [], 'the peers of the lb legs run no XDP program');
+    const settings = await api.mapEntries('settings', 0, 1);
+    assert.equal((settings.entries[0].value as { txRedirect: number }).txRedirect, 1, 'the lb legs are veths: tx_redirect on');
+    pingPromptly();
   });
 
-  test('a NAT backend removed mid-connection still closes it from the VIP; its reverse entry goes after the grace period', async () => {
+  test('a NAT backend removed mid-connection still closes it from the VIP; its reverse entry goes after the grace period, also across a restart', async () => {
     const be2 = topology.backends[1].address;
     const reverseHolds = async (ip: string, port: number): Promise<boolean> =>
       (await api.mapEntries('reverse', 0, 1000)).entries.some((e) => {
@@ -185,10 +196,37 @@ describe('the data plane over the lab (bridge netfilter, ICMP echo delay, remove
       // During the grace period the removed backend's reverse entry is still there...
       assert.ok(Date.now() - removedAt < GRACE_SECONDS * 1000 - 1000);
       assert.ok(await reverseHolds(be2, 80), 'reverse entry kept during the grace period');
+      // ...also through a daemon killed and started again (it adopts the pins; the grace
+      // period starts again at its first apply)...
+      assert.equal((await daemon!.kill()).signal, 'SIGKILL');
+      daemon = spawnDaemon({ configPath, pinDir: PIN_DIR, netns: topology.lb.netns, detachOnExit: true });
+      await daemon.ready(30_000);
+      const restartedAt = Date.now();
+      assert.ok(await reverseHolds(be2, 80), 'reverse entry kept by the adopting daemon');
       // ...and after it, it is gone (the daemon's timer).
       await until('the reverse entry to expire', async () => !(await reverseHolds(be2, 80)), GRACE_SECONDS * 1000 + 5000);
+      assert.ok(Date.now() - restartedAt >= GRACE_SECONDS * 1000 - 1500, 'not before the grace period ended');
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  test('the lab (default peer XDP) delivers even XDP_TX echo replies at once', async () => {
+    const status = await labUp({ prefix: PREFIX, backends: 2, mode: 'nat', forwardPort: FORWARD_PORT, apiPort: API_PORT });
+    assert.deepEqual(status.problems, []);
+    assert.deepEqual(status.peerXdp?.map((x) => x.ifname), [topology.client.interfaces[0].name, topology.switch.lbPort]);
+    // Force XDP_TX behind the daemon's back (no reconcile runs meanwhile: no health checks).
+    const settings = BpfMap.fromPin(path.join(PIN_DIR, 'maps', 'settings'));
+    try {
+      const set = (txRedirect: number) => settings.update(encodeU32(0), LbSettingsCodec.encode({ ...LbSettingsCodec.decode(settings.lookup(encodeU32(0))!), txRedirect }));
+      set(0);
+      try {
+        pingPromptly();
+      } finally {
+        set(1);
+      }
+    } finally {
+      settings.close();
     }
   });
 });

@@ -200,23 +200,24 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   // set for the soonest after every apply and every expiry.
   let expiryTimer: NodeJS.Timeout | null = null;
   let closed = false;
-  const scheduleReverseExpiry = (): void => {
+  const scheduleReverseExpiry = (minDelayMs = 100): void => {
     if (expiryTimer) clearTimeout(expiryTimer);
     expiryTimer = null;
     const next = dataplane.nextReverseExpiry();
     if (next === null || closed) return;
-    // At least 100 ms apart; setTimeout takes at most 2^31-1 ms.
+    // setTimeout takes at most 2^31-1 ms.
     expiryTimer = setTimeout(() => {
       expiryTimer = null;
       if (closed) return;
       try {
         const removed = dataplane.expireReverse();
         if (removed) logger.info({ removed }, "removed backends' reverse NAT entries expired");
+        scheduleReverseExpiry();
       } catch (err) {
-        logger.error({ err: (err as Error).message }, "cannot remove expired reverse NAT entries; retrying");
+        logger.error({ err: (err as Error).message }, 'cannot remove expired reverse NAT entries; retrying in 5 s');
+        scheduleReverseExpiry(5000);
       }
-      scheduleReverseExpiry();
-    }, Math.min(Math.max(next - Date.now(), 100), 2 ** 31 - 1));
+    }, Math.min(Math.max(next - Date.now(), minDelayMs), 2 ** 31 - 1));
     expiryTimer.unref();
   };
   const applyState = async (state: DataplaneState): Promise<{ writes: number }> => {

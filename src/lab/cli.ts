@@ -38,11 +38,12 @@ export function registerLabCommands(program: Command): void {
     .option('--vips <list>', 'DSR loopback VIPs, comma separated (from 198.18.100.0/24)')
     .option('--forward-port <port>', 'forward host 127.0.0.1:<port> to the daemon API inside the lb namespace', intOption('--forward-port', 1, 65535))
     .option('--api-port <port>', 'the daemon API port inside the lb namespace', intOption('--api-port', 1, 65535), DEFAULT_API_PORT)
+    .option('--no-peer-xdp', 'leave the peers of the lb legs without the xdp_pass program (GRO only, like a container host; XDP_TX from the lb then waits, see docs/lab.md)')
     .option('--json', 'print the status as JSON')
-    .action(async (o: { prefix: string; backends: number; mode: 'nat' | 'dsr'; vips?: string; forwardPort?: number; apiPort: number; json?: boolean }) => {
+    .action(async (o: { prefix: string; backends: number; mode: 'nat' | 'dsr'; vips?: string; forwardPort?: number; apiPort: number; peerXdp: boolean; json?: boolean }) => {
       const status = await labUp({
         prefix: o.prefix, backends: o.backends, mode: o.mode, vips: o.vips?.split(',').filter(Boolean),
-        forwardPort: o.forwardPort, apiPort: o.apiPort, log: o.json ? undefined : (line) => process.stderr.write(`lab: ${line}\n`),
+        forwardPort: o.forwardPort, apiPort: o.apiPort, peerXdp: o.peerXdp, log: o.json ? undefined : (line) => process.stderr.write(`lab: ${line}\n`),
       });
       process.stdout.write(o.json ? JSON.stringify(status, null, 2) + '\n' : formatLabStatus(status) + '\n');
       if (!status.up) process.exitCode = 1;

@@ -32,6 +32,8 @@ export interface LabState {
   namespaces: string[];
   servers: Record<string, RecordedProcess>;
   forward?: RecordedProcess & { listen: string; targetPort: number };
+  /** Whether `up` attached bpf/xdp_pass.o to the peers of the lb's legs (see peerXdpPorts). */
+  peerXdp?: boolean;
   updatedAt: string;
 }
 
@@ -42,6 +44,13 @@ export interface LabUpOptions extends TopologyOptions {
   apiPort?: number;
   /** Progress lines (default: none). */
   log?: (line: string) => void;
+  /**
+   * Attach bpf/xdp_pass.o to the peers of the lb's legs (the client's interface and the
+   * switch's port), so that XDP_TX from a program on the lb's legs reaches them at once
+   * (default true; skipped with a log line when the object is not built). false removes it:
+   * the peers then have GRO only, like a container host's side of a veth (docs/lab.md).
+   */
+  peerXdp?: boolean;
 }
 
 const SERVER_READY_TIMEOUT_MS = 15_000;
@@ -155,6 +164,23 @@ function requiredOffloads(topology: LabTopology): RequiredOffload[] {
     { netns: client.netns, ifname: client.interfaces[0].name, offload: 'tx-checksum', on: false },
     ...backends.map((be) => ({ netns: be.netns, ifname: be.interfaces[0].name, offload: 'tx-checksum' as Offload, on: false })),
   ];
+}
+
+/**
+ * The peers of the lb's legs: where XDP_TX and redirects from the lb arrive. A veth wakes its
+ * peer after XDP_TX only when the peer runs an XDP program (drivers/net/veth.c
+ * veth_xdp_flush); with GRO alone the frames wait for the peer's next wake-up.
+ */
+function peerXdpPorts(topology: LabTopology): Array<{ netns: string; ifname: string }> {
+  return [
+    { netns: topology.client.netns, ifname: topology.client.interfaces[0].name },
+    { netns: topology.switch.netns, ifname: topology.switch.lbPort },
+  ];
+}
+
+/** The empty XDP program the lab attaches to the peers (built by scripts/build.sh). */
+export function xdpPassObject(): string {
+  return path.join(repoRoot(), 'bpf', 'xdp_pass.o');
 }
 
 /** The backend server's argv for a backend of this topology. */
@@ -273,6 +299,23 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabStatus> {
   }
 
   for (const want of requiredOffloads(topology)) setOffload(want.netns, want.ifname, want.offload, want.on);
+
+  const wantPeerXdp = options.peerXdp ?? true;
+  if (wantPeerXdp && !existsSync(xdpPassObject())) {
+    log(`no ${xdpPassObject()} (run scripts/build.sh): the lb legs' peers get no XDP program`);
+  }
+  state.peerXdp = wantPeerXdp && existsSync(xdpPassObject());
+  for (const peer of peerXdpPorts(topology)) {
+    const link = linkIn(peer.netns, peer.ifname);
+    const attached = link ? xdpOf(link) : undefined;
+    if (state.peerXdp && !attached) {
+      ipIn(peer.netns, ['link', 'set', 'dev', peer.ifname, 'xdpdrv', 'obj', xdpPassObject(), 'sec', 'xdp']);
+      log(`attached xdp_pass to ${peer.ifname} in ${peer.netns}`);
+    } else if (!state.peerXdp && attached) {
+      ipIn(peer.netns, ['link', 'set', 'dev', peer.ifname, 'xdpdrv', 'off']);
+      log(`detached XDP from ${peer.ifname} in ${peer.netns}`);
+    }
+  }
 
   // Permanent neighbour entries: bpf_fib_lookup answers NO_NEIGH for an unresolved next hop,
   // and the first packet of a test must not be the one that triggers ARP.
@@ -393,6 +436,8 @@ export interface LabStatus {
   forward?: { pid: number; alive: boolean; listen: string; targetPort: number };
   /** XDP on the lb's legs, from `ip -j link` (what the daemon attached). */
   lbXdp: Array<{ ifname: string; progId: number; mode: string }>;
+  /** XDP on the peers of the lb's legs (xdp_pass from `lab up`, see LabUpOptions.peerXdp). */
+  peerXdp?: Array<{ ifname: string; progId: number; mode: string }>;
   problems: string[];
 }
 
@@ -449,6 +494,12 @@ export function labStatus(prefix: string = DEFAULT_LAB_PREFIX): LabStatus {
       problems.push(`${want.offload} is ${actual ? 'on' : 'off'} on ${want.ifname} in ${want.netns} (XDP forwarding needs it ${want.on ? 'on' : 'off'})`);
     }
   }
+  if (state?.peerXdp) {
+    for (const peer of peerXdpPorts(topology)) {
+      const itf = hosts.find((h) => h.netns === peer.netns)?.interfaces.find((i) => i.name === peer.ifname);
+      if (itf && !itf.xdp) problems.push(`${peer.ifname} in ${peer.netns} has no XDP program (lab up attaches xdp_pass: XDP_TX from the lb would wait)`);
+    }
+  }
   if (netnsExists(topology.switch.netns)) {
     for (const key of BRIDGE_NF_SYSCTLS) {
       if (readSysctlIn(topology.switch.netns, key) === '1') problems.push(`${key} is 1 in ${topology.switch.netns} (bridged packets cross iptables; lab up sets 0)`);
@@ -463,7 +514,11 @@ export function labStatus(prefix: string = DEFAULT_LAB_PREFIX): LabStatus {
   if (forward?.alive && netnsExists(topology.lb.netns) && !processInNetns(forward.pid, topology.lb.netns)) {
     problems.push(`forwarder ${forward.listen} connects into a namespace that is no longer ${topology.lb.netns}`);
   }
-  return { prefix, up: problems.length === 0, mode: state?.mode, backends: state?.backends ?? 0, hosts, forward, lbXdp, problems };
+  const peerXdp = peerXdpPorts(topology).flatMap((peer) => {
+    const itf = hosts.find((h) => h.netns === peer.netns)?.interfaces.find((i) => i.name === peer.ifname);
+    return itf?.xdp ? [{ ifname: peer.ifname, ...itf.xdp }] : [];
+  });
+  return { prefix, up: problems.length === 0, mode: state?.mode, backends: state?.backends ?? 0, hosts, forward, lbXdp, peerXdp, problems };
 }
 
 /** Status as a few lines for people. */
@@ -483,6 +538,7 @@ export function formatLabStatus(status: LabStatus): string {
   }
   if (status.forward) lines.push(`  forward ${status.forward.listen} -> lb 127.0.0.1:${status.forward.targetPort} pid ${status.forward.pid} ${status.forward.alive ? 'alive' : 'DEAD'}`);
   lines.push(`  xdp on lb legs: ${status.lbXdp.length ? status.lbXdp.map((x) => `${x.ifname}=prog ${x.progId} ${x.mode}`).join(', ') : 'none'}`);
+  if (status.peerXdp) lines.push(`  xdp on their peers: ${status.peerXdp.length ? status.peerXdp.map((x) => `${x.ifname}=prog ${x.progId}`).join(', ') : 'none'}`);
   for (const p of status.problems) lines.push(`  problem: ${p}`);
   return lines.join('\n');
 }
