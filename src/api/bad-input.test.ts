@@ -134,6 +134,8 @@ const cases: Case[] = [
   ['negative offset', 'GET', '/api/v1/maps/services?offset=-1', { headers: auth }, 400, 'XDPLB_ERR_VALIDATION', '/offset'],
   ['limit given twice', 'GET', '/api/v1/maps/services?limit=1&limit=2', { headers: auth }, 400, 'XDPLB_ERR_VALIDATION', '/limit'],
   ['unknown query parameter', 'GET', '/api/v1/stats/history?secs=5', { headers: auth }, 400, 'XDPLB_ERR_VALIDATION', '/secs'],
+  ['unknown query parameter on a DELETE (not ignored while the delete goes ahead)', 'DELETE', '/api/v1/services/web?dryRun=1', { headers: auth }, 400, 'XDPLB_ERR_VALIDATION', '/dryRun'],
+  ['unknown query parameter on a POST', 'POST', '/api/v1/services/web/backends?weight=5', { headers: auth, payload: { address: '198.18.1.7', port: 80 } }, 400, 'XDPLB_ERR_VALIDATION', '/weight'],
   ['history of 0 seconds', 'GET', '/api/v1/stats/history?seconds=0', { headers: auth }, 400, 'XDPLB_ERR_VALIDATION', '/seconds'],
   // routes and methods
   ['unknown route', 'GET', '/api/v1/nope', { headers: auth }, 404, 'XDPLB_ERR_NOT_FOUND', undefined],

@@ -46,6 +46,7 @@ const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, E
 const ServiceName = Type.Object({ name: Type.String({ maxLength: 63 }) }, { additionalProperties: false });
 const BackendParams = Type.Object({ name: Type.String({ maxLength: 63 }), backend: Type.String({ maxLength: 21, description: '"address:port"' }) }, { additionalProperties: false });
 const Any = Type.Object({}, { additionalProperties: true });
+const NO_QUERY = Type.Object({}, { additionalProperties: false });
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
@@ -214,6 +215,9 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
     const methods = ([] as string[]).concat(route.method);
     const pattern = new RegExp('^' + route.url.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/') + '/?$');
     routes.push({ methods, pattern });
+    // A query parameter no route knows is an error like an unknown body field (a `?dryRun=1`
+    // on a DELETE must not be ignored while the delete goes ahead).
+    if (route.url.startsWith('/api/') && !route.schema?.querystring) route.schema = { ...route.schema, querystring: NO_QUERY };
   });
 
   app.setNotFoundHandler((request, reply) => {
