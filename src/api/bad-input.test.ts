@@ -119,6 +119,8 @@ const cases: Case[] = [
   // content types
   ['text/plain body', 'POST', '/api/v1/services', { headers: { ...auth, 'content-type': 'text/plain' }, payload: JSON.stringify(WEB) }, 415, 'XDPLB_ERR_UNSUPPORTED_MEDIA_TYPE', undefined],
   ['form body', 'PATCH', '/api/v1/settings', { headers: { ...auth, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'sampleRate=5' }, 415, 'XDPLB_ERR_UNSUPPORTED_MEDIA_TYPE', undefined],
+  ['a charset other than UTF-8', 'PATCH', '/api/v1/settings', { headers: { ...auth, 'content-type': 'application/json; charset=utf-16' }, payload: '{"sampleRate":5}' }, 415, 'XDPLB_ERR_UNSUPPORTED_MEDIA_TYPE', undefined],
+  ['a body that is not UTF-8', 'PATCH', '/api/v1/settings', { headers: { ...auth, 'content-type': 'application/json' }, payload: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]) }, 400, 'XDPLB_ERR_VALIDATION', ''],
   ['body without a content type', 'POST', '/api/v1/services/web/backends', { headers: { ...auth, 'content-type': '' }, payload: '{"address":"198.18.1.7","port":80}' }, 415, 'XDPLB_ERR_UNSUPPORTED_MEDIA_TYPE', undefined],
   // path parameters
   ['over-long service name', 'GET', `/api/v1/services/${'a'.repeat(300)}`, { headers: auth }, 400, 'XDPLB_ERR_VALIDATION', '/name'],

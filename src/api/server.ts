@@ -47,6 +47,7 @@ const ServiceName = Type.Object({ name: Type.String({ maxLength: 63 }) }, { addi
 const BackendParams = Type.Object({ name: Type.String({ maxLength: 63 }), backend: Type.String({ maxLength: 21, description: '"address:port"' }) }, { additionalProperties: false });
 const Any = Type.Object({}, { additionalProperties: true });
 const NO_QUERY = Type.Object({}, { additionalProperties: false });
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
@@ -190,8 +191,19 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
   // header); duplicate keys, deep nesting and keys that could reach an object's prototype are
   // refused outright (src/config/json.ts).
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    const text = String(body);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    // JSON is UTF-8 (RFC 8259): another charset, or bytes that are not UTF-8, are refused
+    // rather than decoded into replacement characters.
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(String(request.headers['content-type']))?.[1];
+    if (charset && !/^utf-?8$/i.test(charset)) {
+      return done(new XdplbError('XDPLB_ERR_UNSUPPORTED_MEDIA_TYPE', `content-type: charset "${charset.slice(0, 40)}" is not supported; JSON is UTF-8`), undefined);
+    }
+    let text: string;
+    try {
+      text = UTF8.decode(body as Buffer);
+    } catch {
+      return done(new XdplbError('XDPLB_ERR_VALIDATION', '(body): not valid UTF-8', ''), undefined);
+    }
     if (text.trim() === '') return done(null, undefined);
     try {
       done(null, parseStrictJson(text, { label: '(body)' }));
