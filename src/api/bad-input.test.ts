@@ -141,6 +141,7 @@ const cases: Case[] = [
   ['history of 0 seconds', 'GET', '/api/v1/stats/history?seconds=0', { headers: auth }, 400, 'XDPLB_ERR_VALIDATION', '/seconds'],
   // routes and methods
   ['unknown route', 'GET', '/api/v1/nope', { headers: auth }, 404, 'XDPLB_ERR_NOT_FOUND', undefined],
+  ['a known route with a trailing slash is another (unknown) route', 'GET', '/api/v1/services/web/', { headers: auth }, 404, 'XDPLB_ERR_NOT_FOUND', undefined],
   ['wrong method on a collection', 'PATCH', '/api/v1/services', { headers: auth, payload: {} }, 405, 'XDPLB_ERR_METHOD_NOT_ALLOWED', undefined],
   ['wrong method on an item', 'POST', '/api/v1/services/web', { headers: auth, payload: WEB }, 405, 'XDPLB_ERR_METHOD_NOT_ALLOWED', undefined],
   ['wrong method on settings', 'PUT', '/api/v1/settings', { headers: auth, payload: {} }, 405, 'XDPLB_ERR_METHOD_NOT_ALLOWED', undefined],

@@ -225,7 +225,7 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
   const routes: Array<{ methods: string[]; pattern: RegExp }> = [];
   app.addHook('onRoute', (route) => {
     const methods = ([] as string[]).concat(route.method);
-    const pattern = new RegExp('^' + route.url.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/') + '/?$');
+    const pattern = new RegExp('^' + route.url.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/') + '$');
     routes.push({ methods, pattern });
     // A query parameter no route knows is an error like an unknown body field (a `?dryRun=1`
     // on a DELETE must not be ignored while the delete goes ahead).
@@ -238,7 +238,7 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
       return serveStatic(opts.webRoot, url, reply);
     }
     const allowed = [...new Set(routes.filter((r) => r.pattern.test(url)).flatMap((r) => r.methods))];
-    if (allowed.length > 0) {
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
       return reply.code(405).header('allow', allowed.join(', '))
         .send(new XdplbError('XDPLB_ERR_METHOD_NOT_ALLOWED', `(method): ${request.method} is not allowed on ${url.slice(0, 200)}; use ${allowed.join(', ')}`).toJSON());
     }
