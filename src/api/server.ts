@@ -128,6 +128,16 @@ function drainRejectedBody(request: FastifyRequest): Promise<void> {
   });
 }
 
+/**
+ * The stream's ?token= (auth runs before the query is validated): a repeated token arrives as
+ * an array, which would otherwise reach the token check (500).
+ */
+function queryToken(request: FastifyRequest): string | null {
+  const token = (request.query as { token?: unknown } | undefined)?.token;
+  if (Array.isArray(token)) throw new XdplbError('XDPLB_ERR_VALIDATION', 'querystring /token: is given more than once', '/token');
+  return typeof token === 'string' ? token : null;
+}
+
 /** Node's HTTP parser errors (before any route runs), answered from the catalogue. */
 function clientErrorHandler(error: NodeJS.ErrnoException, socket: import('node:net').Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
@@ -176,6 +186,12 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
     const ajv = httpPart === 'body' ? bodyAjv : queryAjv;
     const validate = ajv.compile(schema as TSchema);
     return (data: unknown) => {
+      // `?limit=1&limit=2` arrives as an array: say so rather than "must be an integer".
+      const repeated = httpPart === 'querystring' && data && typeof data === 'object' ? Object.keys(data).find((k) => Array.isArray((data as Record<string, unknown>)[k])) : undefined;
+      if (repeated !== undefined) {
+        const field = '/' + repeated.replace(/~/g, '~0').replace(/\//g, '~1');
+        return { error: new XdplbError('XDPLB_ERR_VALIDATION', `querystring ${field.slice(0, 100)}: is given more than once`, field) };
+      }
       if (validate(data)) return { value: data };
       if (httpPart === 'body') return { error: validationErrorFrom(validate.errors, '', '(body)') };
       const error = validationErrorFrom(validate.errors, '', `(${httpPart})`);
@@ -270,8 +286,7 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
 async function authenticateRequest(auth: AuthStore, request: FastifyRequest): Promise<void> {
   const access = request.routeOptions.config?.access;
   if (!access || access === 'public') return;
-  const query = request.query as { token?: string } | undefined;
-  const token = bearerFrom(request.headers.authorization) ?? (request.routeOptions.config.queryToken ? query?.token ?? null : null);
+  const token = bearerFrom(request.headers.authorization) ?? (request.routeOptions.config.queryToken ? queryToken(request) : null);
   const identity = auth.authenticate(token);
   if (!identity) throw new XdplbError('XDPLB_ERR_UNAUTHENTICATED', token ? 'invalid or expired token' : 'authentication required: send Authorization: Bearer <token>');
   if (access === 'write' && identity.role !== 'admin') throw new XdplbError('XDPLB_ERR_FORBIDDEN', `user "${identity.name}" (viewer) may not change anything`);
