@@ -142,7 +142,7 @@ function queryToken(request: FastifyRequest): string | null {
 function clientErrorHandler(error: NodeJS.ErrnoException, socket: import('node:net').Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const mapped = error.code === 'HPE_HEADER_OVERFLOW'
-    ? new XdplbError('XDPLB_ERR_HEADERS_TOO_LARGE', '(headers): the request line and headers exceed the 16 KiB this server accepts')
+    ? new XdplbError('XDPLB_ERR_HEADERS_TOO_LARGE', `(headers): the request line and headers exceed the ${Math.round(http.maxHeaderSize / 1024)} KiB this server accepts`)
     : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
       ? new XdplbError('XDPLB_ERR_REQUEST_TIMEOUT', '(request): not received in full in time')
       : new XdplbError('XDPLB_ERR_BAD_REQUEST', `(request): malformed HTTP request (${String(error.code ?? 'parse error')})`);
