@@ -255,9 +255,10 @@ describe('xdplb daemon (kernel, netns)', { skip: skipReason, concurrency: false 
   test('kill -9 leaves the program attached', async () => {
     const { d, api } = await start();
     assert.equal(d.logs.find((l) => l.msg === 'adopted the pinned data plane')?.progId, progId);
-    // A backend health-checked down (nothing listens on 127.0.0.1:1 in the namespace).
+    // A backend health-checked down (nothing listens on the namespace's own address, port 1;
+    // a loopback backend is refused: it could never receive balanced traffic).
     await api.createService({ name: 'chk', vip: '198.18.100.3', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 13,
-      backends: [{ address: '127.0.0.1', port: 1, weight: 1 }],
+      backends: [{ address: NS_ADDR, port: 1, weight: 1 }],
       healthCheck: { type: 'tcp', intervalMs: 60000, timeoutMs: 500, rise: 1, fall: 1 } });
     const until = Date.now() + 5000;
     while ((await api.getService('chk')).backends[0].health !== 'down' && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
@@ -271,7 +272,7 @@ describe('xdplb daemon (kernel, netns)', { skip: skipReason, concurrency: false 
     const { d, api } = await start({ detachOnExit: true });
     assert.equal(d.logs.find((l) => l.msg === 'adopted the pinned data plane')?.progId, progId);
     const seeded = d.logs.find((l) => l.msg === 'backends the pinned data plane had down stay down until their checks rise');
-    assert.deepEqual(seeded?.backends, ['chk|127.0.0.1:1'], 'the down verdict is read back from the maps');
+    assert.deepEqual(seeded?.backends, [`chk|${NS_ADDR}:1`], 'the down verdict is read back from the maps');
     assert.equal(d.logs.find((l) => l.msg === 'initial state applied')?.writes, 0, 'after kill -9: nothing rewritten, not even the down backend');
     assert.equal((await api.getService('chk')).backends[0].health, 'down');
     await api.deleteService('chk');

@@ -313,6 +313,17 @@ describe('xdplb end to end (lab, daemon, real traffic)', { skip: skipReason, con
       ['POST', '/api/v1/services', { ...good, vip: NAT_VIP, port: 81, backends: [{ address: be[0], port: 8080, weight: 1 }], mode: 'dsr' }, 400],
       ['POST', '/api/v1/services/web/backends', { address: be[0], port: 8080, weight: 1 }, 409],
       ['POST', '/api/v1/services/web/backends', { address: '198.18.1.999', port: 8080 }, 400],
+      // addresses that can never work (every class), a backend that is a VIP, one destination twice
+      ...['0.0.0.0', '127.0.0.1', '169.254.169.254', '224.0.0.1', '240.0.0.1', '255.255.255.255'].flatMap((address): Array<[string, string, unknown, number]> => [
+        ['POST', '/api/v1/services', { ...good, vip: address }, 400],
+        ['POST', '/api/v1/services/web/backends', { address, port: 8080 }, 400],
+      ]),
+      ['POST', '/api/v1/services/web/backends', { address: NAT_VIP, port: 8080 }, 409],
+      // routes, methods, parameters and query strings
+      ['PATCH', '/api/v1/services', {}, 405],
+      ['GET', `/api/v1/services/${'a'.repeat(300)}`, undefined, 400],
+      ['DELETE', '/api/v1/services/web?dryRun=1', undefined, 400],
+      ['GET', '/api/v1/maps/services?limit=1001', undefined, 400],
       ['PATCH', `/api/v1/services/web/backends/${key(0)}`, { weight: 100000 }, 400],
       ['PATCH', `/api/v1/services/web/backends/${key(0)}`, { drain: 'yes' }, 400],
       ['PATCH', '/api/v1/services/web/backends/198.18.1.250:1', { weight: 1 }, 404],
@@ -328,6 +339,20 @@ describe('xdplb end to end (lab, daemon, real traffic)', { skip: skipReason, con
       const text = await res.text();
       assert.equal(res.status, status, `${method} ${url} ${String(JSON.stringify(body)).slice(0, 120)} -> ${res.status} ${text.slice(0, 200)}`);
       assert.match(text, /XDPLB_ERR_/);
+    }
+    // Strict JSON: a duplicate key at any depth and deep nesting are refused with the key's pointer.
+    const rawBodies: Array<[string, string, string, string]> = [
+      ['POST', '/api/v1/services', JSON.stringify(good).replace('"name":"x1"', '"name":"x1","name":"x3"'), '/name'],
+      ['POST', '/api/v1/services', JSON.stringify(good).replace('"port":8080', '"port":8080,"port":8081'), '/backends/0/port'],
+      ['PATCH', '/api/v1/settings', '{"sampleRate":0,"sampleRate":9}', '/sampleRate'],
+      ['POST', '/api/v1/services', '{"a":'.repeat(10_000) + '1' + '}'.repeat(10_000), '/a'.repeat(32)],
+    ];
+    for (const [method, url, body, field] of rawBodies) {
+      const res = await fetch(`${apiUrl}${url}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body });
+      const answer = await res.json() as { error: { code: string; field?: string } };
+      assert.equal(res.status, 400, `${method} ${url} ${body.slice(0, 80)}: ${JSON.stringify(answer)}`);
+      assert.equal(answer.error.code, 'XDPLB_ERR_VALIDATION');
+      assert.equal(answer.error.field, field);
     }
     // Viewer 403, anonymous 401.
     const viewer = await fetch(`${apiUrl}/api/v1/services/web/backends/${key(0)}`, { method: 'PATCH',
@@ -346,6 +371,9 @@ describe('xdplb end to end (lab, daemon, real traffic)', { skip: skipReason, con
       ['service', 'add', 'x2', '--vip', 'not-an-ip', '--port', '80', '--proto', 'tcp', '--mode', 'nat'],
       ['service', 'add', 'x2', '--vip', '198.18.100.9', '--port', '80', '--proto', 'icmp', '--mode', 'nat'],
       ['service', 'del', 'nope'],
+      ['service', 'add', 'x2', '--vip', '127.0.0.1', '--port', '80'],
+      ['backend', 'add', 'web', '169.254.169.254:8080'],
+      ['maps', 'services', '--limit', '1001'],
     ];
     for (const args of badCli) {
       const r = cli(args);
@@ -364,6 +392,10 @@ describe('xdplb end to end (lab, daemon, real traffic)', { skip: skipReason, con
       YAML.stringify({ ...parsed(), services: [...parsed().services, parsed().services[0]] }),
       YAML.stringify({ ...parsed(), maglev: { tableSize: 65536 } }),
       YAML.stringify({ ...parsed(), services: parsed().services.map((s: any, i: number) => (i === 0 ? { ...s, vip: '224.0.0.1' } : s)) }),
+      YAML.stringify({ ...parsed(), services: parsed().services.map((s: any, i: number) => (i === 0 ? { ...s, vip: '127.0.0.1' } : s)) }),
+      YAML.stringify({ ...parsed(), services: parsed().services.map((s: any, i: number) => (i === 0 ? { ...s, backends: [{ address: '169.254.1.1', port: 8080 }] } : s)) }),
+      `{"flowCache": true, "flowCache": false, ${JSON.stringify(parsed()).slice(1)}`,
+      `${original}\nhashSeed: ${'['.repeat(10_000)}${']'.repeat(10_000)}\n`,
       YAML.stringify({ ...parsed(), services: parsed().services.map((s: any, i: number) => (i === 0 ? { ...s, backends: [{ address: be[0], port: 8080, weight: 1001 }] } : s)) }),
     ];
     for (const text of badConfigs) {

@@ -5,7 +5,6 @@
  * `{error: {code, message, field?}}`.
  */
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as path from 'node:path';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
@@ -19,7 +18,7 @@ import { SECURITY_HEADERS, checkHostAndOrigin, isLoopbackAddress } from './guard
 import { createMetrics, type ApiMetrics } from './metrics';
 import { registerStream, type StreamOptions } from './stream';
 import { MapPageQuerySchema, NAMED_SCHEMAS, bodyAjv, queryAjv, parseListen, validationErrorFrom, type Config } from '../config/schema';
-import { parseStrictJson } from '../config/json';
+import { MAX_PARAM_LENGTH, catalogueErrorFor, clientErrorHandler, drainRejectedBody, parseJsonBody, queryToken } from './http-edge';
 
 export interface ApiServerOptions {
   auth: AuthStore;
@@ -52,6 +51,7 @@ const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, E
 const ServiceName = Type.Object({ name: Type.String({ maxLength: 63 }) }, { additionalProperties: false });
 const BackendParams = Type.Object({ name: Type.String({ maxLength: 63 }), backend: Type.String({ maxLength: 21, description: '"address:port"' }) }, { additionalProperties: false });
 const Any = Type.Object({}, { additionalProperties: true });
+const NO_QUERY = Type.Object({}, { additionalProperties: false });
 
 const MIME: Record<string, string> = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
@@ -65,19 +65,8 @@ function toXdplbError(error: unknown, request?: FastifyRequest): XdplbError {
   if (error instanceof XdplbError) return error;
   const e = error as { code?: string; statusCode?: number; message?: string; validation?: unknown };
   if (Array.isArray(e.validation)) return validationErrorFrom(e.validation);
-  const contentType = request?.headers['content-type'];
-  switch (e.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new XdplbError('XDPLB_ERR_PAYLOAD_TOO_LARGE', `(body): larger than the ${request?.routeOptions.bodyLimit ?? 'allowed'} bytes this server accepts`, '');
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new XdplbError('XDPLB_ERR_UNSUPPORTED_MEDIA_TYPE', `content-type: ${contentType ? `"${String(contentType).slice(0, 100)}"` : 'missing'} is not supported; send application/json`);
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new XdplbError('XDPLB_ERR_VALIDATION', 'content-length: does not match the length of the body', '');
-    case 'FST_ERR_BAD_URL':
-      return new XdplbError('XDPLB_ERR_VALIDATION', `(path): ${request?.url.split('?')[0].slice(0, 200) ?? 'the URL'} is not a valid URL (bad percent-encoding)`, '');
-    case 'FST_ERR_MAX_PARAM_LENGTH':
-      return new XdplbError('XDPLB_ERR_URI_TOO_LONG', `(path): a path parameter is longer than ${MAX_PARAM_LENGTH} characters`);
-  }
+  const framework = catalogueErrorFor(e, request);
+  if (framework) return framework;
   const status = e.statusCode ?? 500;
   if (status >= 400 && status < 500) return new XdplbError(codeForStatus(status), e.message || undefined, status === 400 ? '' : undefined);
   return new XdplbError('XDPLB_ERR_INTERNAL');
@@ -95,58 +84,6 @@ function loggerOption(logger: ApiServerOptions['logger']): Pick<FastifyServerOpt
   }
   if (logger === true) return { logger: { level: 'info', serializers } };
   return { logger: { ...(logger as object), serializers } as FastifyServerOptions['logger'] };
-}
-
-/** Longest path parameter the router matches (Node refuses request heads over 16 KiB anyway). */
-const MAX_PARAM_LENGTH = 16 * 1024;
-/** How much of a refused (413) body is read and discarded, and for how long, before answering anyway. */
-const DRAIN_MAX_BYTES = 64 * 1024 * 1024;
-const DRAIN_MAX_MS = 10_000;
-
-/**
- * Reads and discards the rest of a request body that was refused as too large; resolves when
- * it has all arrived (or past DRAIN_MAX_BYTES / DRAIN_MAX_MS). Answering first and closing the
- * socket with unread data would reset the connection, and the client (still sending) would
- * never see the 413: that is what a chunked body over the limit used to get.
- */
-function drainRejectedBody(request: FastifyRequest): Promise<void> {
-  const raw = request.raw;
-  if (raw.complete || raw.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    let drained = 0;
-    const done = () => {
-      clearTimeout(timer);
-      raw.removeListener('data', onData);
-      resolve();
-    };
-    const onData = (chunk: Buffer) => {
-      drained += chunk.length;
-      if (drained > DRAIN_MAX_BYTES) done();
-    };
-    const timer = setTimeout(done, DRAIN_MAX_MS);
-    raw.on('data', onData);
-    raw.once('end', done);
-    raw.once('close', done);
-    raw.once('error', done);
-    raw.resume();
-  });
-}
-
-/** Node's HTTP parser errors (before any route runs), answered from the catalogue. */
-function clientErrorHandler(error: NodeJS.ErrnoException, socket: import('node:net').Socket): void {
-  if (error.code === 'ECONNRESET' || socket.destroyed) return;
-  const mapped = error.code === 'HPE_HEADER_OVERFLOW'
-    ? new XdplbError('XDPLB_ERR_HEADERS_TOO_LARGE', '(headers): the request line and headers exceed the 16 KiB this server accepts')
-    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? new XdplbError('XDPLB_ERR_REQUEST_TIMEOUT', '(request): not received in full in time')
-      : new XdplbError('XDPLB_ERR_BAD_REQUEST', `(request): malformed HTTP request (${String(error.code ?? 'parse error')})`);
-  const body = JSON.stringify(mapped.toJSON());
-  if (socket.writable) {
-    socket.end(`HTTP/1.1 ${mapped.statusCode} ${http.STATUS_CODES[mapped.statusCode] ?? 'Error'}\r\ncontent-type: application/json; charset=utf-8\r\n` +
-      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-  } else {
-    socket.destroy();
-  }
 }
 
 /**
@@ -193,6 +130,12 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
     const ajv = httpPart === 'body' ? bodyAjv : queryAjv;
     const validate = ajv.compile(schema as TSchema);
     return (data: unknown) => {
+      // `?limit=1&limit=2` arrives as an array: say so rather than "must be an integer".
+      const repeated = httpPart === 'querystring' && data && typeof data === 'object' ? Object.keys(data).find((k) => Array.isArray((data as Record<string, unknown>)[k])) : undefined;
+      if (repeated !== undefined) {
+        const field = '/' + repeated.replace(/~/g, '~0').replace(/\//g, '~1');
+        return { error: new XdplbError('XDPLB_ERR_VALIDATION', `querystring ${field.slice(0, 100)}: is given more than once`, field) };
+      }
       if (validate(data)) return { value: data };
       if (httpPart === 'body') return { error: validationErrorFrom(validate.errors, '', '(body)') };
       const error = validationErrorFrom(validate.errors, '', `(${httpPart})`);
@@ -208,15 +151,7 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
   // header); duplicate keys, deep nesting and keys that could reach an object's prototype are
   // refused outright (src/config/json.ts).
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    const text = String(body);
-    if (text.trim() === '') return done(null, undefined);
-    try {
-      done(null, parseStrictJson(text, { label: '(body)' }));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
-  });
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, parseJsonBody);
 
   app.setErrorHandler(async (error, request, reply) => {
     const mapped = toXdplbError(error, request);
@@ -233,8 +168,11 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
   const routes: Array<{ methods: string[]; pattern: RegExp }> = [];
   app.addHook('onRoute', (route) => {
     const methods = ([] as string[]).concat(route.method);
-    const pattern = new RegExp('^' + route.url.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/') + '/?$');
+    const pattern = new RegExp('^' + route.url.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/') + '$');
     routes.push({ methods, pattern });
+    // A query parameter no route knows is an error like an unknown body field (a `?dryRun=1`
+    // on a DELETE must not be ignored while the delete goes ahead).
+    if (route.url.startsWith('/api/') && !route.schema?.querystring) route.schema = { ...route.schema, querystring: NO_QUERY };
   });
 
   app.setNotFoundHandler((request, reply) => {
@@ -248,7 +186,7 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
       return serveStatic(opts.webRoot, url, reply);
     }
     const allowed = [...new Set(routes.filter((r) => r.pattern.test(url)).flatMap((r) => r.methods))];
-    if (allowed.length > 0) {
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
       return reply.code(405).header('allow', allowed.join(', '))
         .send(new XdplbError('XDPLB_ERR_METHOD_NOT_ALLOWED', `(method): ${request.method} is not allowed on ${url.slice(0, 200)}; use ${allowed.join(', ')}`).toJSON());
     }
@@ -289,8 +227,7 @@ async function authenticateRequest(auth: AuthStore, request: FastifyRequest, met
     access = 'read';
   }
   if (!access || access === 'public') return;
-  const query = request.query as { token?: string } | undefined;
-  const token = bearerFrom(request.headers.authorization) ?? (request.routeOptions.config.queryToken ? query?.token ?? null : null);
+  const token = bearerFrom(request.headers.authorization) ?? (request.routeOptions.config.queryToken ? queryToken(request) : null);
   const identity = await auth.authenticate(token, request.ip);
   if (!identity) throw new XdplbError('XDPLB_ERR_UNAUTHENTICATED', token ? 'invalid or expired token' : 'authentication required: send Authorization: Bearer <token>');
   if (access === 'write' && identity.role !== 'admin') throw new XdplbError('XDPLB_ERR_FORBIDDEN', `user "${identity.name}" (viewer) may not change anything`);

@@ -127,6 +127,29 @@ describe('xdplb CLI', () => {
     assert.equal(driver.applyCount, applies, 'nothing reached the data plane');
   });
 
+  test('addresses that can never work are refused with the class and the field, exit 1, and change nothing', async () => {
+    const before = snapshotState();
+    const applies = driver.applyCount;
+    assertFails(await xdplb(['service', 'add', 'lo', '--vip', '127.0.0.1', '--port', '80']), 1,
+      /^xdplb: XDPLB_ERR_VALIDATION: \/vip: 127\.0\.0\.1 is a loopback address \(127\.0\.0\.0\/8\) and can never be a VIP or backend \(field \/vip\)$/);
+    assertFails(await xdplb(['service', 'add', 'x', '--vip', '198.18.100.7', '--port', '80', '--backend', '224.0.0.5:80']), 1,
+      /^xdplb: XDPLB_ERR_VALIDATION: \/backends\/0\/address: 224\.0\.0\.5 is a multicast address .* \(field \/backends\/0\/address\)$/);
+    assertFails(await xdplb(['backend', 'add', 'web', '169.254.169.254:80']), 1,
+      /^xdplb: XDPLB_ERR_VALIDATION: \/address: 169\.254\.169\.254 is a link-local address .* \(field \/address\)$/);
+    assertFails(await xdplb(['backend', 'add', 'web', '198.18.1.11:8080']), 1, /^xdplb: XDPLB_ERR_CONFLICT: \/address: backend 198\.18\.1\.11:8080 duplicates .* \(field \/address\)$/);
+    assert.equal(snapshotState(), before);
+    assert.equal(driver.applyCount, applies, 'nothing reached the data plane');
+  });
+
+  test('maps --limit: the API\'s bound (1..1000, from the schema), refused before any request', async () => {
+    assertFails(await xdplb(['maps', 'services', '--limit', '1001']), 2, /^xdplb: usage: .*--limit must be in 1\.\.1000, got 1001/);
+    assertFails(await xdplb(['maps', 'services', '--limit', '0']), 2, /^xdplb: usage: .*--limit must be in 1\.\.1000, got 0/);
+    // 1000 passes the CLI and the API's query schema: the (kernel-less) driver then has no such map
+    assertFails(await xdplb(['maps', 'services', '--limit', '1000']), 1, /^xdplb: XDPLB_ERR_NOT_FOUND: /);
+    const help = await xdplb(['maps', '--help']);
+    assert.match(help.stdout, /--limit <n>\s+entries per page \(1\.\.1000\)/);
+  });
+
   test('service and backend verbs change the state; --json parses', async () => {
     const added = await xdplb(['service', 'add', 'dns', '--vip', '198.18.100.2', '--port', '53', '--proto', 'udp',
       '--backend', '198.18.1.11:53', '--backend', '198.18.1.12:53:3', '--table-size', '13', '--json']);

@@ -5,6 +5,11 @@ import {
   withClientOptions, clientFrom, action, integerArg, parseBackendKey, parseBackendSpec, collect, type ClientFlags,
 } from './common';
 import { formatTable, percent, printJson } from './output';
+import { HealthCheckSpecSchema, MAX_WEIGHT } from '../config/schema';
+
+/** The health check defaults are the schema's (the API would fill in the same). */
+const CHECK_DEFAULTS = Object.fromEntries((['intervalMs', 'timeoutMs', 'rise', 'fall'] as const)
+  .map((k) => [k, (HealthCheckSpecSchema.properties[k] as unknown as { default: number }).default])) as Record<'intervalMs' | 'timeoutMs' | 'rise' | 'fall', number>;
 
 /** ipvsadm-like listing: one line per service, one indented line per backend. */
 export function formatServices(services: ServiceView[]): string {
@@ -81,10 +86,10 @@ export function registerServiceCommands(program: Command): void {
     .option('--check-path <path>', 'HTTP health check path (default /)')
     .option('--check-port <port>', 'probe this port instead of the backend port', integerArg('--check-port'))
     .option('--check-status <lo-hi>', 'HTTP status range counted as healthy (default 200-399)', parseStatusRange)
-    .option('--check-interval <ms>', 'health check interval', integerArg('--check-interval'), 1000)
-    .option('--check-timeout <ms>', 'health check timeout', integerArg('--check-timeout'), 500)
-    .option('--rise <n>', 'successes in a row to mark a backend up', integerArg('--rise'), 2)
-    .option('--fall <n>', 'failures in a row to mark a backend down', integerArg('--fall'), 2)
+    .option('--check-interval <ms>', 'health check interval', integerArg('--check-interval'), CHECK_DEFAULTS.intervalMs)
+    .option('--check-timeout <ms>', 'health check timeout', integerArg('--check-timeout'), CHECK_DEFAULTS.timeoutMs)
+    .option('--rise <n>', 'successes in a row to mark a backend up', integerArg('--rise'), CHECK_DEFAULTS.rise)
+    .option('--fall <n>', 'failures in a row to mark a backend down', integerArg('--fall'), CHECK_DEFAULTS.fall)
     .addOption(new Option('--initial-state <state>', 'a new backend before its first verdict: down ("checking", enters the table after --rise successes; default) or up (enters at once)').choices(['up', 'down']))
     .option('--slow-start <ms>', 'a backend coming up ramps its weight over this time (4 steps; default off)', integerArg('--slow-start'))
     .action(action(async (name: string, flags: AddFlags) => {
@@ -114,7 +119,7 @@ export function registerBackendCommands(program: Command): void {
 
   withClientOptions(backend.command('add').description('add a backend to a service')
     .argument('<service>', 'service name').argument('<addr:port>', 'backend IPv4 address and port (0 = keep the client port)', parseBackendKey))
-    .option('--weight <n>', 'Maglev weight (0..1000)', integerArg('--weight'), 1)
+    .option('--weight <n>', `Maglev weight (0..${MAX_WEIGHT})`, integerArg('--weight'), 1)
     .action(action(async (service: string, target: { address: string; port: number }, flags: ClientFlags & { weight: number }) => {
       printService(flags, await clientFrom(flags).addBackend(service, { ...target, weight: flags.weight }));
     }));
@@ -129,7 +134,7 @@ export function registerBackendCommands(program: Command): void {
 
   withClientOptions(backend.command('weight').description("set a backend's weight")
     .argument('<service>', 'service name').argument('<addr:port>', 'backend', parseBackendKey)
-    .argument('<weight>', 'new weight (0..1000)', integerArg('weight')))
+    .argument('<weight>', `new weight (0..${MAX_WEIGHT})`, integerArg('weight')))
     .action(action(async (service: string, target: { address: string; port: number }, weight: number, flags: ClientFlags) => {
       printService(flags, await clientFrom(flags).patchBackend(service, `${target.address}:${target.port}`, { weight }));
     }));

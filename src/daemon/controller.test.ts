@@ -11,7 +11,7 @@ import { MemoryDriver } from './memory-driver';
 import { HealthMonitor } from '../health/monitor';
 import { DesiredState } from '../config/state';
 import { XdplbError } from '../api/errors';
-import type { Config } from '../config/schema';
+import { unusableAddressReason, type Config } from '../config/schema';
 import type { StreamMessage } from '../api/controller';
 
 const web = {
@@ -190,13 +190,18 @@ describe('DaemonController', () => {
     controller.stop();
   });
 
-  test('health verdicts reach the data plane; kernel events flow only while someone listens', async () => {
+  test('health verdicts reach the data plane; kernel events flow only while someone listens', async (t) => {
+    // A backend that is down: a port of this host's own (non-loopback: a loopback backend is
+    // refused) address where nothing listens. The probe never leaves the host.
+    const own = Object.values(os.networkInterfaces()).flat()
+      .find((a) => a && a.family === 'IPv4' && !a.internal && unusableAddressReason(a.address) === null)?.address;
+    if (!own) return t.skip('this host has no non-loopback IPv4 address to probe');
     const closed = net.createServer();
-    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => closed.listen(0, own, r));
     const deadPort = (closed.address() as AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));   // nothing listens there now
     const svc = {
-      ...web, backends: [{ address: '127.0.0.1', port: deadPort, weight: 1 }],
+      ...web, backends: [{ address: own, port: deadPort, weight: 1 }],
       healthCheck: { type: 'tcp' as const, intervalMs: 100, timeoutMs: 50, rise: 1, fall: 1, initialState: 'up' as const },
     };
     const { driver, controller, messages } = setup({ services: [svc] });
@@ -209,7 +214,7 @@ describe('DaemonController', () => {
     const until = Date.now() + 3000;
     while (driver.applied!.services[0].backends[0].healthy && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     assert.equal(driver.applied!.services[0].backends[0].healthy, false);
-    assert.deepEqual(messages.find((m) => m.type === 'health')?.data, { service: 'web', backend: `127.0.0.1:${deadPort}`, health: 'down' });
+    assert.deepEqual(messages.find((m) => m.type === 'health')?.data, { service: 'web', backend: `${own}:${deadPort}`, health: 'down' });
     assert.equal(controller.getService('web').backends[0].health, 'down');
     assert.equal(controller.getService('web').backends[0].inTable, false);
     driver.emitEvent({ tsNs: 1, ifindex: 2, pktLen: 60, service: 'web', backend: null, serviceId: 1, backendId: 0,
