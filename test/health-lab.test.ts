@@ -309,3 +309,84 @@ describe('health checks that protect, over the lab (NAT, real traffic)', { skip:
     assert.deepEqual(steps.map((l) => `${l.step}/${l.steps}`), ['2/3', '1/1'], 'one table swap per step');
   });
 });
+
+describe('DSR health checks probe the VIP through each backend (lab, prefix xlbt-hc in DSR mode)', { skip: skipReason }, () => {
+  let tmpDir = '';
+  let daemon: SpawnedDaemon | null = null;
+  const api = new ApiClient({ baseUrl: `http://127.0.0.1:${FORWARD_PORT}`, token: TOKEN });
+  const DSR_BE1 = '198.18.1.11:80';
+  const DSR_BE2 = '198.18.1.12:80';
+  const CHECK = { intervalMs: INTERVAL_MS, timeoutMs: 150, rise: 2, fall: 2 };
+  const health = async (key: string) => (await api.getService('webdsr')).backends.find((b) => b.key === key)?.health;
+  const probeRules = () => execFileSync('ip', ['-n', `${PREFIX}-lb`, 'rule', 'show', 'pref', '3217'], { encoding: 'utf8' }).trim();
+  const vipOnLo = (host: string, op: 'add' | 'del') => execFileSync('ip', ['-n', `${PREFIX}-${host}`, 'addr', op, `${VIP}/32`, 'dev', 'lo']);
+
+  before(async () => {
+    await labDown(PREFIX).catch(() => undefined);
+    fs.rmSync(PIN_DIR, { recursive: true, force: true });
+    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbt-hc-'));
+    await labUp({ prefix: PREFIX, backends: 2, mode: 'dsr', vips: [VIP], forwardPort: FORWARD_PORT, apiPort: API_PORT });
+    const configPath = path.join(tmpDir, 'xdplb.yaml');
+    fs.writeFileSync(configPath, YAML.stringify({
+      interfaces: [{ name: `${PREFIX}-lb0`, mode: 'native' }, { name: `${PREFIX}-lb1`, mode: 'native' }],
+      api: { listen: `127.0.0.1:${API_PORT}` },
+      tokens: [{ name: 'test', role: 'admin', token: TOKEN }],
+      services: [{
+        name: 'webdsr', vip: VIP, port: 80, protocol: 'tcp', mode: 'dsr', tableSize: 251,
+        healthCheck: { type: 'http', path: '/healthz', ...CHECK },
+        backends: [{ address: '198.18.1.11', port: 80, weight: 1 }, { address: '198.18.1.12', port: 80, weight: 1 }],
+      }],
+    }));
+    daemon = spawnDaemon({ configPath, pinDir: PIN_DIR, netns: `${PREFIX}-lb`, detachOnExit: true });
+    await daemon.ready(30_000);
+  });
+
+  after(async () => {
+    if (daemon) await daemon.stop().catch(() => daemon?.kill());
+    fs.rmSync(PIN_DIR, { recursive: true, force: true });
+    await labDown(PREFIX).catch(() => undefined);
+    if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
+  });
+
+  test('a DSR backend without the VIP on lo is down within its budget, with it up; no failure once it is out', async (t) => {
+    await until('both DSR backends up', async () => (await health(DSR_BE1)) === 'up' && (await health(DSR_BE2)) === 'up');
+    assert.equal(probeRules().split('\n').length, 2, `one probe rule per backend: ${probeRules()}`);
+    const run = startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 5, rps: 50 });
+    await sleep(500);
+    vipOnLo('be2', 'del');   // be2 still answers on its own address, but no longer serves the VIP
+    const removedAt = Date.now();
+    // fall probes, interval apart, each failing by its timeout at the latest (+ one interval in flight)
+    const budget = (CHECK.fall + 1) * CHECK.intervalMs + CHECK.timeoutMs;
+    await until('be2 down', async () => (await health(DSR_BE2)) === 'down', budget + 3000);
+    const tookMs = Date.now() - removedAt;
+    assert.ok(tookMs <= budget + 300, `be2 detected down after ${tookMs} ms (budget ${budget} ms)`);
+    const status = await api.getService('webdsr');
+    assert.equal(status.backends.find((b) => b.key === DSR_BE2)!.inTable, false);
+    assert.equal(await health(DSR_BE1), 'up');
+    const during = await run.done;
+    // Connections sent to be2 before it left the table fail (it no longer accepts the VIP):
+    // that is what the check protects against; afterwards everything goes to be1.
+    const after = await startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 2, rps: 50 }).done;
+    assert.equal(after.failed, 0, describeTraffic(after));
+    assert.deepEqual(Object.keys(after.byBackend), ['be1'], describeTraffic(after));
+    assert.ok(during.ok > 0, describeTraffic(during));
+    t.diagnostic(`during detection: ${describeTraffic(during)}`);
+
+    vipOnLo('be2', 'add');
+    const restoredAt = Date.now();
+    await until('be2 up again', async () => (await health(DSR_BE2)) === 'up', 5000);
+    assert.ok(Date.now() - restoredAt >= (CHECK.rise - 1) * CHECK.intervalMs - 50, 'not before rise probes');
+    await until('be2 in the kernel table', () => kernelView().inTable.has(DSR_BE2), 3000);
+    const both = await startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 2, rps: 50 }).done;
+    assert.equal(both.failed, 0, describeTraffic(both));
+    assert.deepEqual(Object.keys(both.byBackend).sort(), ['be1', 'be2'], describeTraffic(both));
+  });
+
+  test('a daemon stop removes its probe rules', async () => {
+    assert.notEqual(probeRules(), '');
+    await daemon!.stop();
+    daemon = null;
+    assert.equal(probeRules(), '');
+  });
+});
+
