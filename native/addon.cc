@@ -14,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterRingBuffer(env, exports);
   RegisterNetns(env, exports);
   RegisterBtf(env, exports);
+  RegisterSocket(env, exports);
   return exports;
 }
 

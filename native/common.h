@@ -48,6 +48,7 @@ void RegisterInventory(Napi::Env env, Napi::Object exports);
 void RegisterTestRun(Napi::Env env, Napi::Object exports);
 void RegisterRingBuffer(Napi::Env env, Napi::Object exports);
 void RegisterNetns(Napi::Env env, Napi::Object exports);
+void RegisterSocket(Napi::Env env, Napi::Object exports);
 void RegisterBtf(Napi::Env env, Napi::Object exports);
 
 }  // namespace xdplb

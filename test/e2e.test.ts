@@ -155,6 +155,8 @@ describe('xdplb end to end (lab, daemon, real traffic)', { skip: skipReason, con
     await startDaemon();
     apiUrl = `http://127.0.0.1:${forwardPort}`;
     await waitFor('the API through the host forward', 10_000, async () => (await fetch(`${apiUrl}/healthz`).then((r) => r.ok, () => false)) || null);
+    // A checked backend takes traffic only once its checks rise ('checking' until then).
+    await waitFor('the checked backends up', 10_000, async () => (await admin().getService('web')).backends.every((b) => b.health === 'up') || null);
   });
   after(cleanup);
 

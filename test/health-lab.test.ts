@@ -10,9 +10,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import YAML from 'yaml';
 import { spawnDaemon, type SpawnedDaemon } from '../src/daemon/spawn';
 import { ApiClient } from '../src/cli/client';
+import { formatServices } from '../src/cli/services';
+import type { ServiceSpec } from '../src/api/controller';
 import { labUp, labDown, readLabState } from '../src/lab/lab';
 import { startTraffic, type TrafficSummary } from '../src/lab/traffic';
 import { BpfMap } from '../src/bpf';
@@ -90,7 +93,8 @@ function watchKernel(): { samples: Array<{ at: number; inTable: Set<string>; act
   const deadline = Date.now() + 60_000;
   void (async () => {
     while (running && Date.now() < deadline) {
-      try { samples.push({ at: Date.now(), ...kernelView() }); } catch { /* pins replaced mid-read: next sample */ }
+      // Stamped when the read has finished: a sample shows the kernel at some time before `at`.
+      try { const view = kernelView(); samples.push({ at: Date.now(), ...view }); } catch { /* pins replaced mid-read: next sample */ }
       await sleep(25);
     }
   })();
@@ -100,6 +104,11 @@ function watchKernel(): { samples: Array<{ at: number; inTable: Set<string>; act
 function killServer(host: string): void {
   const pid = readLabState(PREFIX)!.servers[host].pid;
   process.kill(pid, 'SIGKILL');
+}
+
+/** Flips a lab backend server's /healthz (its /admin/health endpoint on port 80), from the lb namespace. */
+function setServerHealth(address: string, state: 'up' | 'down'): void {
+  execFileSync('ip', ['netns', 'exec', `${PREFIX}-lb`, 'curl', '-sf', '-m', '3', `http://${address}:80/admin/health?state=${state}`], { stdio: 'ignore' });
 }
 
 function describeTraffic(s: TrafficSummary): string {
@@ -211,10 +220,173 @@ describe('health checks that protect, over the lab (NAT, real traffic)', { skip:
     const upAt = Number(upLog.time);
     assert.ok(Number.isFinite(upAt) && upAt >= restartAt, `be3 up at ${upAt}, restart at ${restartAt}`);
     const early = watch.samples.filter((s) => s.at < upAt && (s.inTable.has(BE3) || s.active.has(BE3)));
-    assert.deepEqual(early.map((s) => s.at), [], 'be3 never in the table before its checks passed');
+    assert.deepEqual(early.map((s) => `${s.at - upAt} ms: table ${s.inTable.has(BE3)} active ${s.active.has(BE3)}`), [],
+      'be3 never in the table before its checks passed');
     assert.ok(watch.samples.every((s) => s.inTable.has(BE1) && s.inTable.has(BE2)), 'be1 and be2 never left the table');
     // The restored verdicts are shown as such: be1/be2 were up all along.
     const first = daemon.logs.filter((l) => l.msg === 'backend health changed' && (l.backend === BE1 || l.backend === BE2));
     assert.deepEqual(first, [], 'be1/be2 kept their verdict (no transition after the restart)');
   });
+  /** The web service as configured, with another health check. */
+  async function webWithCheck(check: Partial<NonNullable<ServiceSpec['healthCheck']>>): Promise<void> {
+    const { id: _id, backends, ...rest } = await api.getService('web');
+    void _id;
+    const spec: ServiceSpec = {
+      ...rest,
+      backends: backends.map((b) => ({ address: b.address, port: b.port, weight: b.weight, ...(b.drain ? { drain: true } : {}) })),
+      healthCheck: { ...rest.healthCheck!, ...check },
+    };
+    await api.replaceService('web', spec);
+  }
+
+  test('flap damping: a flapping backend is held down for the hold time, with the reason shown, then returns', async () => {
+    await until('be3 up', async () => (await health(BE3)) === 'up', 15_000);
+    await webWithCheck({ rise: 1, fall: 1, flap: { maxFlips: 2, windowMs: 30_000, holdMs: 4000 } });
+    assert.equal(await health(BE3), 'up', 'a changed check keeps the verdict');
+    const be3 = '198.18.1.13';
+    setServerHealth(be3, 'down');
+    await until('flip 1: down', async () => (await health(BE3)) === 'down');
+    setServerHealth(be3, 'up');
+    await until('flip 2: up', async () => (await health(BE3)) === 'up');
+    setServerHealth(be3, 'down');   // flip 3 > maxFlips 2: held
+    await until('flip 3: held down', async () => (await api.getService('web')).backends.find((b) => b.key === BE3)!.healthReason !== undefined);
+    const heldAt = Date.now();
+    setServerHealth(be3, 'up');     // healthy again at once: the hold keeps it out
+    const view = (await api.getService('web')).backends.find((b) => b.key === BE3)!;
+    assert.equal(view.health, 'down');
+    assert.match(view.healthReason!, /^flapping: 3 changes within 30 s, held down for 4 s$/);
+    assert.ok(view.heldUntil! > Date.now() && view.heldUntil! <= heldAt + 4000 + 500, `heldUntil ${view.heldUntil}`);
+    const table = formatServices([await api.getService('web')]);
+    assert.match(table, /held-until-\d\d:\d\d:\d\d/);
+    assert.match(table, /web 198\.18\.1\.13:8080: flapping: 3 changes/);
+    const watch = watchKernel();
+    await until('be3 back after the hold', async () => (await health(BE3)) === 'up', 8000);
+    const backAt = Date.now();
+    watch.stop();
+    assert.ok(backAt >= view.heldUntil!, `up again ${backAt - view.heldUntil!} ms after the hold ended`);
+    assert.ok(backAt <= view.heldUntil! + 2000, `up again ${backAt - view.heldUntil!} ms after the hold ended`);
+    const during = watch.samples.filter((s) => s.at < view.heldUntil! - 50);
+    assert.ok(during.length >= 20, `samples during the hold: ${during.length}`);
+    assert.ok(during.every((s) => !s.inTable.has(BE3)), 'be3 stayed out of the kernel table while held, though its checks passed');
+    assert.equal((await api.getService('web')).backends.find((b) => b.key === BE3)!.healthReason, undefined);
+  });
+
+  test('slow start: the share of new connections to a recovering backend rises in steps', async (t) => {
+    const STEP_MS = 3000;
+    const STEPS = 3;
+    await api.patchBackend('web', BE2, { drain: true });   // two backends in the table: be1 and be3
+    await webWithCheck({ rise: 1, fall: 1, flap: { holdMs: 0 }, slowStart: { durationMs: STEP_MS * STEPS, steps: STEPS } });
+    await until('be3 up', async () => (await health(BE3)) === 'up', 8000);
+    setServerHealth('198.18.1.13', 'down');
+    await until('be3 down', async () => (await health(BE3)) === 'down');
+    const logsBefore = daemon!.logs.length;
+    setServerHealth('198.18.1.13', 'up');
+    const upLog = await daemon!.waitForLog((l) => daemon!.logs.indexOf(l) >= logsBefore && l.msg === 'backend health changed' && l.backend === BE3 && l.health === 'up', 5000);
+    const upAt = Number(upLog.time);
+    const measured: number[] = [];
+    const tableShares: number[] = [];
+    for (let k = 0; k < STEPS; k++) {
+      const wait = upAt + k * STEP_MS + 300 - Date.now();
+      if (wait > 0) await sleep(wait);
+      tableShares.push((await api.getService('web')).backends.find((b) => b.key === BE3)!.tableShare);
+      const s = await startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 1.5, rps: 100 }).done;
+      assert.equal(s.failed, 0, describeTraffic(s));
+      assert.ok(s.ok >= 100, describeTraffic(s));
+      measured.push((s.byBackend.be3 ?? 0) / s.ok);
+    }
+    await sleep(Math.max(0, upAt + STEPS * STEP_MS + 300 - Date.now()));
+    tableShares.push((await api.getService('web')).backends.find((b) => b.key === BE3)!.tableShare);
+    const full = await startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 1.5, rps: 100 }).done;
+    measured.push((full.byBackend.be3 ?? 0) / full.ok);
+    // be3 at k/3 of be1's weight: 1/4, 2/5, 3/6 of the slots, then 1/2 for good.
+    const expected = [1 / 4, 2 / 5, 1 / 2, 1 / 2];
+    const msg = `table shares ${tableShares.map((x) => x.toFixed(3))}, measured ${measured.map((x) => x.toFixed(3))}`;
+    t.diagnostic(msg);
+    tableShares.forEach((share, i) => assert.ok(Math.abs(share - expected[i]) < 0.01, msg));
+    measured.forEach((share, i) => assert.ok(Math.abs(share - expected[i]) < 0.12, msg));
+    assert.ok(measured[0] < measured[1] && measured[0] < measured[2], msg);
+    const steps = daemon!.logs.filter((l) => daemon!.logs.indexOf(l) >= logsBefore && l.msg === 'slow start: backend weight step' && l.backend === BE3);
+    assert.deepEqual(steps.map((l) => `${l.step}/${l.steps}`), ['2/3', '1/1'], 'one table swap per step');
+  });
 });
+
+describe('DSR health checks probe the VIP through each backend (lab, prefix xlbt-hc in DSR mode)', { skip: skipReason }, () => {
+  let tmpDir = '';
+  let daemon: SpawnedDaemon | null = null;
+  const api = new ApiClient({ baseUrl: `http://127.0.0.1:${FORWARD_PORT}`, token: TOKEN });
+  const DSR_BE1 = '198.18.1.11:80';
+  const DSR_BE2 = '198.18.1.12:80';
+  const CHECK = { intervalMs: INTERVAL_MS, timeoutMs: 150, rise: 2, fall: 2 };
+  const health = async (key: string) => (await api.getService('webdsr')).backends.find((b) => b.key === key)?.health;
+  const probeRules = () => execFileSync('ip', ['-n', `${PREFIX}-lb`, 'rule', 'show', 'pref', '3217'], { encoding: 'utf8' }).trim();
+  const vipOnLo = (host: string, op: 'add' | 'del') => execFileSync('ip', ['-n', `${PREFIX}-${host}`, 'addr', op, `${VIP}/32`, 'dev', 'lo']);
+
+  before(async () => {
+    await labDown(PREFIX).catch(() => undefined);
+    fs.rmSync(PIN_DIR, { recursive: true, force: true });
+    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbt-hc-'));
+    await labUp({ prefix: PREFIX, backends: 2, mode: 'dsr', vips: [VIP], forwardPort: FORWARD_PORT, apiPort: API_PORT });
+    const configPath = path.join(tmpDir, 'xdplb.yaml');
+    fs.writeFileSync(configPath, YAML.stringify({
+      interfaces: [{ name: `${PREFIX}-lb0`, mode: 'native' }, { name: `${PREFIX}-lb1`, mode: 'native' }],
+      api: { listen: `127.0.0.1:${API_PORT}` },
+      tokens: [{ name: 'test', role: 'admin', token: TOKEN }],
+      services: [{
+        name: 'webdsr', vip: VIP, port: 80, protocol: 'tcp', mode: 'dsr', tableSize: 251,
+        healthCheck: { type: 'http', path: '/healthz', ...CHECK },
+        backends: [{ address: '198.18.1.11', port: 80, weight: 1 }, { address: '198.18.1.12', port: 80, weight: 1 }],
+      }],
+    }));
+    daemon = spawnDaemon({ configPath, pinDir: PIN_DIR, netns: `${PREFIX}-lb`, detachOnExit: true });
+    await daemon.ready(30_000);
+  });
+
+  after(async () => {
+    if (daemon) await daemon.stop().catch(() => daemon?.kill());
+    fs.rmSync(PIN_DIR, { recursive: true, force: true });
+    await labDown(PREFIX).catch(() => undefined);
+    if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
+  });
+
+  test('a DSR backend without the VIP on lo is down within its budget, with it up; no failure once it is out', async (t) => {
+    await until('both DSR backends up', async () => (await health(DSR_BE1)) === 'up' && (await health(DSR_BE2)) === 'up');
+    assert.equal(probeRules().split('\n').length, 2, `one probe rule per backend: ${probeRules()}`);
+    const run = startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 5, rps: 50 });
+    await sleep(500);
+    vipOnLo('be2', 'del');   // be2 still answers on its own address, but no longer serves the VIP
+    const removedAt = Date.now();
+    // fall probes, interval apart, each failing by its timeout at the latest (+ one interval in flight)
+    const budget = (CHECK.fall + 1) * CHECK.intervalMs + CHECK.timeoutMs;
+    await until('be2 down', async () => (await health(DSR_BE2)) === 'down', budget + 3000);
+    const tookMs = Date.now() - removedAt;
+    assert.ok(tookMs <= budget + 300, `be2 detected down after ${tookMs} ms (budget ${budget} ms)`);
+    const status = await api.getService('webdsr');
+    assert.equal(status.backends.find((b) => b.key === DSR_BE2)!.inTable, false);
+    assert.equal(await health(DSR_BE1), 'up');
+    const during = await run.done;
+    // Connections sent to be2 before it left the table fail (it no longer accepts the VIP):
+    // that is what the check protects against; afterwards everything goes to be1.
+    const after = await startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 2, rps: 50 }).done;
+    assert.equal(after.failed, 0, describeTraffic(after));
+    assert.deepEqual(Object.keys(after.byBackend), ['be1'], describeTraffic(after));
+    assert.ok(during.ok > 0, describeTraffic(during));
+    t.diagnostic(`during detection: ${describeTraffic(during)}`);
+
+    vipOnLo('be2', 'add');
+    const restoredAt = Date.now();
+    await until('be2 up again', async () => (await health(DSR_BE2)) === 'up', 5000);
+    assert.ok(Date.now() - restoredAt >= (CHECK.rise - 1) * CHECK.intervalMs - 50, 'not before rise probes');
+    await until('be2 in the kernel table', () => kernelView().inTable.has(DSR_BE2), 3000);
+    const both = await startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 2, rps: 50 }).done;
+    assert.equal(both.failed, 0, describeTraffic(both));
+    assert.deepEqual(Object.keys(both.byBackend).sort(), ['be1', 'be2'], describeTraffic(both));
+  });
+
+  test('a daemon stop removes its probe rules', async () => {
+    assert.notEqual(probeRules(), '');
+    await daemon!.stop();
+    daemon = null;
+    assert.equal(probeRules(), '');
+  });
+});
+

@@ -17,6 +17,8 @@ export interface HealthCheckSpec {
   flap?: { maxFlips?: number; windowMs?: number; holdMs?: number };
   /** Slow start (off by default): a backend that comes up ramps its weight in `steps` over durationMs. */
   slowStart?: { durationMs: number; steps?: number };
+  /** DSR services: 'vip' (default) probes VIP:port through each backend; 'address' the backend's own address. */
+  dsrProbe?: 'vip' | 'address';
 }
 /** 'checking': a checked backend without a verdict yet (not in the table); 'unchecked': its service has no check. */
 export type BackendHealthState = 'up' | 'down' | 'checking' | 'unchecked';

@@ -70,6 +70,8 @@ export interface NativeAddon {
     name: string): { retval: number; durationNs: number; wallNs: number };
   RingBufferConsumer: new (mapFd: number, onRecord: (rec: Buffer) => void, name: string) => RawRingBufferConsumer;
   netnsEnter(name: string): number;
+  /** A new non-blocking IPv4 TCP socket with SO_MARK = mark (needs CAP_NET_ADMIN); returns its fd. */
+  socketWithMark(mark: number): number;
   netnsRestore(savedFd: number): void;
   btfStructLayout(objectPath: string, structName: string): RawStructLayout;
 }

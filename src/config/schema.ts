@@ -121,6 +121,7 @@ export const HealthCheckSpecSchema = Type.Object({
     durationMs: Type.Integer({ minimum: 1000, maximum: 3600000, description: 'time to reach the full weight' }),
     steps: Type.Optional(Type.Integer({ minimum: 2, maximum: 20, description: 'weight steps, each one table swap (default 4)' })),
   }, { additionalProperties: false, description: 'off by default: a backend coming up ramps its weight over durationMs' })),
+  dsrProbe: Type.Optional(StringEnum(['vip', 'address'], { description: 'DSR services: vip (default) probes VIP:port through each backend (proves the VIP is served); address probes the backend\'s own address' })),
 }, { $id: 'HealthCheckSpec', additionalProperties: false });
 
 export const BackendSpecSchema = Type.Object({

@@ -311,6 +311,32 @@ describe('health checks that protect (issue 17)', () => {
     controller.stop();
   });
 
+  test('the new check fields are validated: one error naming the field, nothing changed', async () => {
+    const { driver, saved, controller } = setup();
+    await controller.start();
+    const applies = driver.applyCount;
+    const check = { type: 'tcp' as const, intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 2 };
+    const bad: Array<[Record<string, unknown>, string]> = [
+      [{ initialState: 'checking' }, '/healthCheck/initialState'],
+      [{ slowStart: { durationMs: 5000, steps: 1 } }, '/healthCheck/slowStart/steps'],
+      [{ slowStart: { steps: 4 } }, '/healthCheck/slowStart/durationMs'],
+      [{ flap: { maxFlips: 0 } }, '/healthCheck/flap/maxFlips'],
+      [{ flap: { holdMs: 1000, extra: 1 } }, '/healthCheck/flap/extra'],
+      [{ dsrProbe: 'vip' }, '/healthCheck/dsrProbe'],   // a NAT service
+    ];
+    for (const [over, field] of bad) {
+      await assert.rejects(controller.replaceService('web', { ...web, healthCheck: { ...check, ...over } as never }),
+        (err: XdplbError) => err.code === 'XDPLB_ERR_VALIDATION' && err.field === field && !err.message.includes('\n'),
+        JSON.stringify(over));
+    }
+    assert.equal(driver.applyCount, applies);
+    assert.equal(saved.length, 0);
+    assert.equal(controller.getService('web').healthCheck, undefined);
+    const ok = await controller.replaceService('web', { ...web, healthCheck: { ...check, initialState: 'up', flap: { holdMs: 0 }, slowStart: { durationMs: 4000 } } });
+    assert.deepEqual(ok.healthCheck, { ...check, initialState: 'up', flap: { holdMs: 0 }, slowStart: { durationMs: 4000 } }, 'no defaults written into the config');
+    controller.stop();
+  });
+
   test('buildDataplaneState: slow start scales a service by the steps and the ramping backend by its step', () => {
     const state = new DesiredState({ services: [web] });
     const dp = buildDataplaneState(state.config, () => 'up', (_s, b) => (b === '198.18.1.12:8080' ? { step: 1, steps: 4 } : { step: 1, steps: 1 }));

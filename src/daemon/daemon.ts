@@ -22,6 +22,7 @@ import { parseListen, type Config } from '../config/schema';
 import { AuthStore } from '../api/auth';
 import { createApiServer } from '../api/server';
 import { HealthMonitor } from '../health/monitor';
+import { DsrProbeRoutes } from '../health/dsr-routes';
 import { repoPath } from './paths';
 import { DaemonController } from './controller';
 import { openKernel, type KernelSession } from './kernel-driver';
@@ -112,7 +113,10 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const kernel: KernelSession = await openKernel({
     pinDir, objectPath: opts.objectPath ?? repoPath('bpf/lb.o'), config: initial.config, logger,
   });
-  const health = new HealthMonitor();
+  // DSR checks probe each VIP through each backend by policy routing (src/health/dsr-routes.ts).
+  const dsrRoutes = new DsrProbeRoutes();
+  try { dsrRoutes.reset(); } catch (err) { logger.warn({ err: (err as Error).message }, 'cannot clear old DSR probe routes'); }
+  const health = new HealthMonitor({ dsrRoutes });
   const controller = new DaemonController({
     state: initial, driver: kernel.driver, health, logger,
     seedHealth: (service, backend) => (kernel.downAtAdopt.has(`${service}|${backend}`) ? 'down'

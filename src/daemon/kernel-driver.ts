@@ -188,7 +188,9 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   const dataplane = dp;
   const atAdopt = origin === 'loaded' ? { up: new Set<string>(), down: new Set<string>() } : backendsInMaps(dataplane, config.services);
   const downAtAdopt = atAdopt.down;
-  const upAtAdopt = atAdopt.up;
+  // Only checked services' verdicts matter (unchecked backends are always in).
+  const checked = new Set(config.services.filter((s) => s.healthCheck).map((s) => s.name));
+  const upAtAdopt = new Set([...atAdopt.up].filter((k) => checked.has(k.slice(0, k.indexOf('|')))));
   if (downAtAdopt.size) logger.info({ backends: [...downAtAdopt] }, 'backends the pinned data plane had down stay down until their checks rise');
   if (upAtAdopt.size) logger.info({ backends: [...upAtAdopt] }, 'backends the pinned data plane had serving stay in until their checks fall');
 

@@ -15,6 +15,7 @@ import { EventEmitter } from 'node:events';
 import type { HealthCheckSpec } from '../api/controller';
 import { startProbe, type Probe, type RunningProbe } from './checks';
 import { HealthMachine, policyOf, type Health } from './state';
+import type { DsrProbeRoutes } from './dsr-routes';
 
 export type { Health } from './state';
 
@@ -62,6 +63,11 @@ export interface HealthCheckerOptions {
   backends?: HealthTarget[];
   /** Clock in ms (tests). Default Date.now. */
   now?: () => number;
+  /**
+   * DSR: probe VIP:port through each backend (policy-routed by a per-backend mark) instead of
+   * the backend's own address.
+   */
+  dsr?: { vip: string; routes: DsrProbeRoutes };
 }
 
 interface BackendState {
@@ -75,6 +81,9 @@ interface BackendState {
   timer: NodeJS.Timeout | null;
   rampTimer: NodeJS.Timeout | null;
   probe: RunningProbe | null;
+  /** DSR: the probe socket's mark, or why the route through the backend could not be made. */
+  mark: number | null;
+  routeError: string | null;
 }
 
 export const DEFAULT_EXPECT_STATUS: [number, number] = [200, 399];
@@ -95,6 +104,7 @@ export class HealthChecker extends EventEmitter {
   private running = false;
   private transitionCount = 0;
   private readonly now: () => number;
+  private readonly dsr: HealthCheckerOptions['dsr'];
 
   /** @throws Error when rise/fall/interval/timeout are not positive integers. */
   constructor(opts: HealthCheckerOptions) {
@@ -107,6 +117,7 @@ export class HealthChecker extends EventEmitter {
     this.spec = opts.spec;
     this.servicePort = opts.servicePort;
     this.now = opts.now ?? Date.now;
+    this.dsr = opts.dsr;
     this.setBackends(opts.backends ?? []);
   }
 
@@ -129,7 +140,7 @@ export class HealthChecker extends EventEmitter {
   setBackends(targets: HealthTarget[]): void {
     const wanted = new Map(targets.map((t) => [backendKey(t), t]));
     for (const [key, state] of this.states) {
-      if (!wanted.has(key)) { this.cancel(state); this.states.delete(key); }
+      if (!wanted.has(key)) { this.cancel(state); this.releaseRoute(state); this.states.delete(key); }
     }
     for (const [key, target] of wanted) {
       if (this.states.has(key)) continue;
@@ -137,8 +148,11 @@ export class HealthChecker extends EventEmitter {
       const state: BackendState = {
         backend: key, target, machine: new HealthMachine(policyOf(this.spec), initial), transitions: 0, checks: 0,
         lastDetail: target.initial ? `${target.initial} as found in the data plane, not checked yet` : 'not checked yet',
-        lastCheckAt: null, timer: null, rampTimer: null, probe: null,
+        lastCheckAt: null, timer: null, rampTimer: null, probe: null, mark: null, routeError: null,
       };
+      if (this.dsr) {
+        try { state.mark = this.dsr.routes.acquire(this.dsr.vip, target.address); } catch (err) { state.routeError = (err as Error).message; }
+      }
       this.states.set(key, state);
       if (this.running) this.schedule(state, 0);
     }
@@ -169,6 +183,17 @@ export class HealthChecker extends EventEmitter {
     for (const state of this.states.values()) this.cancel(state);
   }
 
+  /** stop(), and removes the DSR probe routes: the checker is done with. */
+  close(): void {
+    this.stop();
+    for (const state of this.states.values()) this.releaseRoute(state);
+  }
+
+  private releaseRoute(state: BackendState): void {
+    if (this.dsr && state.mark !== null) this.dsr.routes.release(this.dsr.vip, state.target.address);
+    state.mark = null;
+  }
+
   private cancel(state: BackendState): void {
     if (state.timer) clearTimeout(state.timer);
     state.timer = null;
@@ -183,19 +208,29 @@ export class HealthChecker extends EventEmitter {
     state.timer = setTimeout(() => { state.timer = null; void this.runProbe(state); }, delayMs);
   }
 
-  private probeFor(target: HealthTarget): Probe | null {
-    const port = this.spec.port ?? (target.port || this.servicePort);
+  private probeFor(state: BackendState): Probe | null {
+    const target = state.target;
+    // DSR: clients reach VIP:servicePort and the backend sees just that (no port rewrite).
+    const port = this.dsr ? this.spec.port ?? (this.servicePort || target.port) : this.spec.port ?? (target.port || this.servicePort);
     if (!port) return null;
-    if (this.spec.type === 'tcp') return { type: 'tcp', address: target.address, port, timeoutMs: this.spec.timeoutMs };
+    const address = this.dsr ? this.dsr.vip : target.address;
+    const mark = this.dsr && state.mark !== null ? { mark: state.mark } : {};
+    if (this.spec.type === 'tcp') return { type: 'tcp', address, port, timeoutMs: this.spec.timeoutMs, ...mark };
     return {
-      type: 'http', address: target.address, port, timeoutMs: this.spec.timeoutMs,
+      type: 'http', address, port, timeoutMs: this.spec.timeoutMs, ...mark,
       path: this.spec.path ?? '/', expectStatus: this.spec.expectStatus ?? DEFAULT_EXPECT_STATUS,
     };
   }
 
   private async runProbe(state: BackendState): Promise<void> {
     const startedAt = Date.now();
-    const probe = this.probeFor(state.target);
+    if (this.dsr && state.mark === null) {
+      // No route through this backend: it cannot be proven to serve the VIP (fail closed).
+      this.record(state, false, state.routeError ?? 'no DSR probe route');
+      if (this.running) this.schedule(state, this.spec.intervalMs);
+      return;
+    }
+    const probe = this.probeFor(state);
     if (!probe) {
       // Service port 0 (any) and backend port 0 (keep the client's): nothing to connect to.
       state.lastDetail = 'no port to probe: set healthCheck.port';

@@ -4,13 +4,22 @@
  */
 import net from 'node:net';
 import http from 'node:http';
+import { native } from '../bpf/native';
 
 export interface ProbeResult { ok: boolean; detail: string }
 
-export interface TcpProbe { type: 'tcp'; address: string; port: number; timeoutMs: number }
+/** `mark`: SO_MARK of the probe's socket (policy routing, src/health/dsr-routes.ts). */
+export interface TcpProbe { type: 'tcp'; address: string; port: number; timeoutMs: number; mark?: number }
 export interface HttpProbe {
   type: 'http'; address: string; port: number; timeoutMs: number;
-  path: string; expectStatus: [number, number];
+  path: string; expectStatus: [number, number]; mark?: number;
+}
+
+/** A socket connecting to address:port, with SO_MARK `mark` when given. @throws BpfError from the mark. */
+function connectSocket(address: string, port: number, mark: number | undefined): net.Socket {
+  if (!mark) return net.connect({ host: address, port });
+  const socket = new net.Socket({ fd: native().socketWithMark(mark) });
+  return socket.connect({ host: address, port });
 }
 export type Probe = TcpProbe | HttpProbe;
 
@@ -26,7 +35,12 @@ function startTcpProbe(probe: TcpProbe): RunningProbe {
   let finish!: (r: ProbeResult) => void;
   let done = false;
   const result = new Promise<ProbeResult>((resolve) => { finish = resolve; });
-  const socket = net.connect({ host: probe.address, port: probe.port });
+  let socket: net.Socket;
+  try {
+    socket = connectSocket(probe.address, probe.port, probe.mark);
+  } catch (err) {
+    return { result: Promise.resolve({ ok: false, detail: `cannot open a marked socket: ${(err as Error).message}` }), cancel: () => undefined };
+  }
   const settle = (r: ProbeResult): void => {
     if (done) return;
     done = true;
@@ -46,9 +60,19 @@ function startHttpProbe(probe: HttpProbe): RunningProbe {
   const result = new Promise<ProbeResult>((resolve) => { finish = resolve; });
   // agent: false -> a fresh connection per probe: a pooled keep-alive socket would hide a
   // backend that stopped accepting new connections.
+  let markError: Error | null = null;
+  // A marked probe brings its own socket (createConnection, no agent: an agent would open its own).
   const req = http.request({
-    host: probe.address, port: probe.port, path: probe.path, method: 'GET', agent: false,
+    host: probe.address, port: probe.port, path: probe.path, method: 'GET',
     headers: { 'user-agent': 'xdplb-health/1', connection: 'close' },
+    ...(!probe.mark ? { agent: false } : {
+      createConnection: () => {
+        try { return connectSocket(probe.address, probe.port, probe.mark); } catch (err) {
+          markError = err as Error;
+          return new net.Socket().destroy(err as Error);
+        }
+      },
+    }),
   });
   const settle = (r: ProbeResult): void => {
     if (done) return;
@@ -68,7 +92,8 @@ function startHttpProbe(probe: HttpProbe): RunningProbe {
       ? { ok: true, detail: `HTTP ${status}` }
       : { ok: false, detail: `HTTP ${status} not in ${lo}..${hi}` });
   });
-  req.once('error', (err: NodeJS.ErrnoException) => settle({ ok: false, detail: err.code ?? err.message }));
+  req.once('error', (err: NodeJS.ErrnoException) => settle({ ok: false,
+    detail: markError ? `cannot open a marked socket: ${markError.message}` : err.code ?? err.message }));
   req.end();
   return { result, cancel: () => settle({ ok: false, detail: 'cancelled' }) };
 }

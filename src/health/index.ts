@@ -4,5 +4,8 @@ export { HealthMonitor } from './monitor';
 export type { BackendHealth } from './monitor';
 export { HealthMachine, policyOf, DEFAULT_FLAP, DEFAULT_SLOW_START_STEPS } from './state';
 export type { HealthPolicy, FlapPolicy, SlowStartPolicy, Transition } from './state';
+export { DsrProbeRoutes, DSR_RULE_PREF, DSR_MARK_BASE, runIp } from './dsr-routes';
+export type { IpRunner } from './dsr-routes';
+export type { HealthMonitorOptions } from './monitor';
 export { startProbe } from './checks';
 export type { Probe, ProbeResult, RunningProbe } from './checks';

@@ -10,6 +10,15 @@
 import { EventEmitter } from 'node:events';
 import type { ServiceSpec } from '../api/controller';
 import { HealthChecker, type Health, type HealthChange, type HealthRamp, type BackendHealthStatus } from './checker';
+import type { DsrProbeRoutes } from './dsr-routes';
+
+export interface HealthMonitorOptions {
+  /**
+   * DSR services' checks probe the VIP through each backend with these routes (the daemon
+   * passes one). Without it (in-memory tests) they probe the backend's own address.
+   */
+  dsrRoutes?: DsrProbeRoutes | null;
+}
 
 /** A backend's health as the daemon shows it: 'unchecked' when its service has no check. */
 export type BackendHealth = Health | 'unchecked';
@@ -19,6 +28,12 @@ export class HealthMonitor extends EventEmitter {
   /** service -> backend keys, as of the last sync (services without a check too). */
   private known = new Map<string, Set<string>>();
   private running = false;
+  private readonly dsrRoutes: DsrProbeRoutes | null;
+
+  constructor(opts: HealthMonitorOptions = {}) {
+    super();
+    this.dsrRoutes = opts.dsrRoutes ?? null;
+  }
 
   override on(event: 'change', listener: (change: HealthChange) => void): this;
   override on(event: 'ramp', listener: (ramp: HealthRamp) => void): this;
@@ -42,7 +57,7 @@ export class HealthMonitor extends EventEmitter {
     for (const [name, entry] of this.checkers) {
       const spec = wanted.get(name);
       if (!spec || fingerprintOf(spec) !== entry.fingerprint) {
-        entry.checker.stop();
+        entry.checker.close();
         this.checkers.delete(name);
         if (spec) previous.set(name, entry.checker);
       }
@@ -62,7 +77,9 @@ export class HealthMonitor extends EventEmitter {
       });
       const existing = this.checkers.get(name);
       if (existing) { existing.checker.setBackends(targets); continue; }
-      const checker = new HealthChecker({ service: name, servicePort: spec.port, spec: spec.healthCheck!, backends: targets });
+      const dsr = spec.mode === 'dsr' && this.dsrRoutes && spec.healthCheck!.dsrProbe !== 'address'
+        ? { vip: spec.vip, routes: this.dsrRoutes } : undefined;
+      const checker = new HealthChecker({ service: name, servicePort: spec.port, spec: spec.healthCheck!, backends: targets, ...(dsr ? { dsr } : {}) });
       checker.on('change', (change) => this.emit('change', change));
       checker.on('ramp', (ramp) => this.emit('ramp', ramp));
       this.checkers.set(name, { checker, fingerprint: fingerprintOf(spec) });
@@ -90,13 +107,14 @@ export class HealthMonitor extends EventEmitter {
     return this.status(service).find((s) => s.backend === backend) ?? null;
   }
 
+  /** Stops every checker and removes their DSR probe routes. */
   stop(): void {
     this.running = false;
-    for (const { checker } of this.checkers.values()) checker.stop();
+    for (const { checker } of this.checkers.values()) checker.close();
   }
 }
 
 /** A checker is rebuilt when what it probes changes: the check itself or the service port. */
 function fingerprintOf(spec: ServiceSpec): string {
-  return JSON.stringify([spec.port, spec.healthCheck]);
+  return JSON.stringify([spec.port, spec.healthCheck, spec.mode, spec.vip]);
 }

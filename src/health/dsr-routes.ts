@@ -1,0 +1,109 @@
+/**
+ * Policy routes that send a health probe for a DSR VIP through one particular backend.
+ *
+ * A DSR backend serves the VIP from its loopback; a check on the backend's own address proves
+ * nothing about that. So the probe connects to VIP:port itself, from a socket carrying a
+ * firewall mark (SO_MARK, src/bpf native socketWithMark) that is unique to the pair
+ * {VIP, backend}; in the daemon's network namespace
+ *     ip rule add pref 3217 fwmark M lookup M
+ *     ip route replace VIP/32 via BACKEND table M
+ * route exactly that socket's packets to the backend's MAC, as the XDP program would. A backend
+ * without the VIP on lo drops the SYN (it is not addressed to it, and it does not forward), so
+ * the probe times out. The backend's answer comes from the VIP to the lb's own address and is
+ * delivered to the probe socket; the XDP program passes it (it is addressed to the lb).
+ * Limits: docs/operations.md (DSR health checks).
+ */
+import { execFileSync } from 'node:child_process';
+
+/** ip rule priority of every probe rule: the rules at this priority are the daemon's own. */
+export const DSR_RULE_PREF = 3217;
+/** First mark (and routing table id); marks MARK_BASE+1 .. MARK_BASE+0xffff are the daemon's. */
+export const DSR_MARK_BASE = 0x58480000;
+const MAX_PAIRS = 0xffff;
+
+/** Runs `ip` with these arguments in the daemon's namespace; returns stdout. @throws on failure. */
+export type IpRunner = (args: string[]) => string;
+
+export const runIp: IpRunner = (args) => execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 });
+
+interface Pair { mark: number; refs: number }
+
+export class DsrProbeRoutes {
+  private readonly pairs = new Map<string, Pair>();
+  private nextIndex = 1;
+
+  constructor(private readonly run: IpRunner = runIp) {}
+
+  /**
+   * Removes the rules a previous daemon left at DSR_RULE_PREF and flushes their tables (a
+   * crash leaves them behind). Safe when there are none.
+   * @throws Error when `ip` cannot be run.
+   */
+  reset(): void {
+    const rules = JSON.parse(this.run(['-j', 'rule', 'show', 'pref', String(DSR_RULE_PREF)]) || '[]') as Array<{ table?: string }>;
+    for (const rule of rules) {
+      const table = Number(rule.table);
+      this.tryRun(['rule', 'del', 'pref', String(DSR_RULE_PREF)]);
+      if (Number.isInteger(table) && table > DSR_MARK_BASE && table <= DSR_MARK_BASE + MAX_PAIRS) this.tryRun(['route', 'flush', 'table', String(table)]);
+    }
+    this.pairs.clear();
+  }
+
+  /**
+   * The mark that routes VIP through `backend`; installs the rule and route on first use.
+   * @throws Error when `ip` refuses (e.g. the backend is not on a connected subnet).
+   */
+  acquire(vip: string, backend: string): number {
+    const key = `${vip}>${backend}`;
+    const known = this.pairs.get(key);
+    if (known) { known.refs++; return known.mark; }
+    const mark = this.allocate();
+    const id = String(mark);
+    try {
+      this.run(['route', 'replace', `${vip}/32`, 'via', backend, 'table', id]);
+      this.run(['rule', 'add', 'pref', String(DSR_RULE_PREF), 'fwmark', id, 'lookup', id]);
+    } catch (err) {
+      this.tryRun(['route', 'flush', 'table', id]);
+      throw new Error(`cannot route probes for ${vip} via ${backend}: ${firstLine(err)}`, { cause: err });
+    }
+    this.pairs.set(key, { mark, refs: 1 });
+    return mark;
+  }
+
+  release(vip: string, backend: string): void {
+    const key = `${vip}>${backend}`;
+    const pair = this.pairs.get(key);
+    if (!pair || --pair.refs > 0) return;
+    this.pairs.delete(key);
+    const id = String(pair.mark);
+    this.tryRun(['rule', 'del', 'pref', String(DSR_RULE_PREF), 'fwmark', id, 'lookup', id]);
+    this.tryRun(['route', 'flush', 'table', id]);
+  }
+
+  /** {vip>backend: mark} of the installed pairs. */
+  installed(): Record<string, number> {
+    return Object.fromEntries([...this.pairs].map(([k, p]) => [k, p.mark]));
+  }
+
+  private allocate(): number {
+    const used = new Set([...this.pairs.values()].map((p) => p.mark));
+    for (let i = 0; i < MAX_PAIRS; i++) {
+      const index = ((this.nextIndex - 1 + i) % MAX_PAIRS) + 1;
+      if (!used.has(DSR_MARK_BASE + index)) {
+        this.nextIndex = (index % MAX_PAIRS) + 1;
+        return DSR_MARK_BASE + index;
+      }
+    }
+    throw new Error(`more than ${MAX_PAIRS} DSR {VIP, backend} pairs to probe`);
+  }
+
+  private tryRun(args: string[]): void {
+    try { this.run(args); } catch { /* already gone */ }
+  }
+}
+
+function firstLine(err: unknown): string {
+  const e = err as { stderr?: string | Buffer; message?: string };
+  const text = (e.stderr ? String(e.stderr) : '') || e.message || String(err);
+  return text.trim().split('\n')[0];
+}
