@@ -289,14 +289,14 @@ describe('health checks that protect, over the lab (NAT, real traffic)', { skip:
       const wait = upAt + k * STEP_MS + 300 - Date.now();
       if (wait > 0) await sleep(wait);
       tableShares.push((await api.getService('web')).backends.find((b) => b.key === BE3)!.tableShare);
-      const s = await startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 1.5, rps: 100 }).done;
+      const s = await startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 1.5, rps: 200 }).done;
       assert.equal(s.failed, 0, describeTraffic(s));
-      assert.ok(s.ok >= 100, describeTraffic(s));
+      assert.ok(s.ok >= 200, describeTraffic(s));
       measured.push((s.byBackend.be3 ?? 0) / s.ok);
     }
     await sleep(Math.max(0, upAt + STEPS * STEP_MS + 300 - Date.now()));
     tableShares.push((await api.getService('web')).backends.find((b) => b.key === BE3)!.tableShare);
-    const full = await startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 1.5, rps: 100 }).done;
+    const full = await startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 1.5, rps: 200 }).done;
     measured.push((full.byBackend.be3 ?? 0) / full.ok);
     // be3 at k/3 of be1's weight: 1/4, 2/5, 3/6 of the slots, then 1/2 for good.
     const expected = [1 / 4, 2 / 5, 1 / 2, 1 / 2];
