@@ -289,14 +289,14 @@ describe('health checks that protect, over the lab (NAT, real traffic)', { skip:
       const wait = upAt + k * STEP_MS + 300 - Date.now();
       if (wait > 0) await sleep(wait);
       tableShares.push((await api.getService('web')).backends.find((b) => b.key === BE3)!.tableShare);
-      const s = await startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 1.5, rps: 100 }).done;
+      const s = await startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 1.5, rps: 200 }).done;
       assert.equal(s.failed, 0, describeTraffic(s));
-      assert.ok(s.ok >= 100, describeTraffic(s));
+      assert.ok(s.ok >= 200, describeTraffic(s));
       measured.push((s.byBackend.be3 ?? 0) / s.ok);
     }
     await sleep(Math.max(0, upAt + STEPS * STEP_MS + 300 - Date.now()));
     tableShares.push((await api.getService('web')).backends.find((b) => b.key === BE3)!.tableShare);
-    const full = await startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 1.5, rps: 100 }).done;
+    const full = await startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 1.5, rps: 200 }).done;
     measured.push((full.byBackend.be3 ?? 0) / full.ok);
     // be3 at k/3 of be1's weight: 1/4, 2/5, 3/6 of the slots, then 1/2 for good.
     const expected = [1 / 4, 2 / 5, 1 / 2, 1 / 2];
@@ -350,7 +350,7 @@ describe('DSR health checks probe the VIP through each backend (lab, prefix xlbt
 
   test('a DSR backend without the VIP on lo is down within its budget, with it up; no failure once it is out', async (t) => {
     await until('both DSR backends up', async () => (await health(DSR_BE1)) === 'up' && (await health(DSR_BE2)) === 'up');
-    assert.equal(probeRules().split('\n').length, 2, `one probe rule per backend: ${probeRules()}`);
+    assert.equal(probeRules().split('\n').length, 3, `one probe rule per backend, one to ARP for the VIP: ${probeRules()}`);
     const run = startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 5, rps: 50 });
     await sleep(500);
     vipOnLo('be2', 'del');   // be2 still answers on its own address, but no longer serves the VIP
@@ -380,6 +380,27 @@ describe('DSR health checks probe the VIP through each backend (lab, prefix xlbt
     const both = await startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 2, rps: 50 }).done;
     assert.equal(both.failed, 0, describeTraffic(both));
     assert.deepEqual(Object.keys(both.byBackend).sort(), ['be1', 'be2'], describeTraffic(both));
+  });
+
+  test('a DSR backend that answers ARP for the VIP is detected down; fixed, it is up again', async () => {
+    await until('both DSR backends up', async () => (await health(DSR_BE1)) === 'up' && (await health(DSR_BE2)) === 'up');
+    const arpIgnore = (value: 0 | 1) => execFileSync('ip', ['netns', 'exec', `${PREFIX}-be2`, 'sysctl', '-q', '-w',
+      `net.ipv4.conf.all.arp_ignore=${value}`, `net.ipv4.conf.${PREFIX}-b2.arp_ignore=${value}`]);
+    arpIgnore(0);   // be2 now answers ARP for the VIP on its lo (the mistake IPVS-DR setups guard against)
+    const brokenAt = Date.now();
+    try {
+      // one ARP round per interval, counted from the next probe: fall + 2 intervals, + the timeout
+      const budget = (CHECK.fall + 2) * CHECK.intervalMs + CHECK.timeoutMs;
+      await until('be2 down', async () => (await health(DSR_BE2)) === 'down', budget + 3000);
+      const tookMs = Date.now() - brokenAt;
+      assert.ok(tookMs <= budget + 300, `be2 detected down after ${tookMs} ms (budget ${budget} ms)`);
+      assert.equal(await health(DSR_BE1), 'up', 'be1 does not answer ARP for the VIP');
+      const down = daemon!.logs.find((l) => l.msg === 'backend health changed' && l.backend === DSR_BE2 && l.health === 'down' && Number(l.time) >= brokenAt);
+      assert.match(String(down?.detail), /^answers ARP for the VIP 198\.18\.100\.1 \([0-9a-f:]{17} on xlbt-hc-lb1\)$/);
+    } finally {
+      arpIgnore(1);
+    }
+    await until('be2 up again', async () => (await health(DSR_BE2)) === 'up', 5000);
   });
 
   test('a daemon stop removes its probe rules', async () => {

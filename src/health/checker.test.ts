@@ -230,3 +230,26 @@ describe('HealthMonitor', () => {
     await server.down();
   });
 });
+
+test('slow start: a backend coming up emits one ramp event per weight step, then takes its full weight', async () => {
+  const server = new FlipTcpServer();
+  await server.up();
+  const key = `${LOCAL}:${server.port}`;
+  const checker = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ rise: 1, intervalMs: 1000, slowStart: { durationMs: 300, steps: 3 } }),
+    backends: [{ address: LOCAL, port: server.port }] });
+  toStop.push(checker);
+  const ramps: Array<{ step: number; steps: number; at: number }> = [];
+  let upAt = 0;
+  checker.on('change', () => { upAt = Date.now(); });
+  checker.on('ramp', (r) => ramps.push({ step: r.step, steps: r.steps, at: Date.now() }));
+  checker.start();
+  await waitFor('up', () => checker.health(key) === 'up');
+  assert.deepEqual(checker.weightStep(key), { step: 1, steps: 3 });
+  await waitFor('two ramp events', () => ramps.length >= 2, 2000);
+  assert.deepEqual(ramps.map((r) => `${r.step}/${r.steps}`), ['2/3', '1/1']);
+  assert.ok(ramps[0].at - upAt >= 95 && ramps[1].at - upAt >= 195, JSON.stringify(ramps.map((r) => r.at - upAt)));
+  assert.deepEqual(checker.weightStep(key), { step: 1, steps: 1 });
+  assert.deepEqual(checker.status()[0].weightStep, { step: 1, steps: 1 });
+  checker.stop();
+  await server.down();
+});

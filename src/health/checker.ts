@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events';
 import type { HealthCheckSpec } from '../api/controller';
 import { startProbe, type Probe, type RunningProbe } from './checks';
 import { HealthMachine, policyOf, type Health } from './state';
-import type { DsrProbeRoutes } from './dsr-routes';
+import type { DsrProbeRoutes, ArpAnswerers } from './dsr-routes';
 
 export type { Health } from './state';
 
@@ -105,6 +105,8 @@ export class HealthChecker extends EventEmitter {
   private transitionCount = 0;
   private readonly now: () => number;
   private readonly dsr: HealthCheckerOptions['dsr'];
+  /** DSR: the backends the latest ARP round found answering ARP for the VIP. */
+  private arpAnswering: ArpAnswerers = new Map();
 
   /** @throws Error when rise/fall/interval/timeout are not positive integers. */
   constructor(opts: HealthCheckerOptions) {
@@ -235,6 +237,18 @@ export class HealthChecker extends EventEmitter {
       // Service port 0 (any) and backend port 0 (keep the client's): nothing to connect to.
       state.lastDetail = 'no port to probe: set healthCheck.port';
       return;
+    }
+    if (this.dsr) {
+      // One ARP round per interval for the VIP (shared); its verdict counts from the next probe on.
+      const backends = [...this.states.values()].map((s) => s.target.address);
+      void this.dsr.routes.arpAnswerers(this.dsr.vip, probe.port, backends, this.spec.timeoutMs, this.spec.intervalMs / 2)
+        .then((answering) => { this.arpAnswering = answering; });
+      const arp = this.arpAnswering.get(state.target.address);
+      if (arp) {
+        this.record(state, false, arp);
+        if (this.running) this.schedule(state, this.spec.intervalMs);
+        return;
+      }
     }
     const running = startProbe(probe);
     state.probe = running;

@@ -57,4 +57,38 @@ describe('DsrProbeRoutes', () => {
       `rule del pref ${DSR_RULE_PREF}`,
     ]);
   });
+
+  test('ARP round: a backend whose MAC answered ARP for the VIP is named; one on-link route per VIP and interface', async () => {
+    const calls: string[] = [];
+    // The VIP here is loopback: the round's marked connect must not leave the host (no rule exists for it).
+    const vip = '127.0.0.1';
+    const run = (args: string[]): string => {
+      const line = args.join(' ');
+      calls.push(line);
+      if (line.startsWith('-j route get')) return JSON.stringify([{ dst: args[3], dev: 'lb1' }]);
+      if (line === '-j neigh show dev lb1') {
+        return JSON.stringify([{ dst: '198.18.1.11', lladdr: 'aa:aa:aa:aa:aa:01' }, { dst: '198.18.1.12', lladdr: 'aa:aa:aa:aa:aa:02' },
+          { dst: vip, lladdr: 'aa:aa:aa:aa:aa:02', state: ['REACHABLE'] }]);
+      }
+      return '';
+    };
+    const routes = new DsrProbeRoutes(run);
+    routes.acquire(vip, '198.18.1.11');
+    routes.acquire(vip, '198.18.1.12');
+    const found = await routes.arpAnswerers(vip, 1, ['198.18.1.11', '198.18.1.12'], 100, 0);
+    assert.deepEqual([...found], [['198.18.1.12', `answers ARP for the VIP ${vip} (aa:aa:aa:aa:aa:02 on lb1)`]]);
+    const arpMark = DSR_MARK_BASE + 3;
+    assert.ok(calls.includes(`route replace ${vip}/32 dev lb1 scope link table ${arpMark}`), calls.join('\n'));
+    assert.ok(calls.includes(`rule add pref ${DSR_RULE_PREF} fwmark ${arpMark} lookup ${arpMark}`));
+    assert.ok(calls.includes(`neigh flush to ${vip} dev lb1`));
+    // a second round within reuseMs is the same round
+    const n = calls.length;
+    assert.equal(await routes.arpAnswerers(vip, 1, ['198.18.1.11'], 100, 60_000), found);
+    assert.equal(calls.length, n);
+    // the on-link route goes with the VIP's last pair
+    routes.release(vip, '198.18.1.11');
+    assert.ok(!calls.slice(n).includes(`route flush table ${arpMark}`));
+    routes.release(vip, '198.18.1.12');
+    assert.ok(calls.slice(n).includes(`route flush table ${arpMark}`));
+  });
 });

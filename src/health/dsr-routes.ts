@@ -11,9 +11,16 @@
  * without the VIP on lo drops the SYN (it is not addressed to it, and it does not forward), so
  * the probe times out. The backend's answer comes from the VIP to the lb's own address and is
  * delivered to the probe socket; the XDP program passes it (it is addressed to the lb).
+ *
+ * ARP: a backend that answers ARP for the VIP would steal the VIP's traffic on a shared L2.
+ * Per VIP and interface toward the backends, a second mark routes VIP/32 straight onto the
+ * link (`dev IF scope link`): a marked connect makes the kernel ARP for the VIP itself, after
+ * the VIP's neighbour entry was flushed; whoever answers shows as its lladdr, which is matched
+ * against the backends' own neighbour entries.
  * Limits: docs/operations.md (DSR health checks).
  */
 import { execFileSync } from 'node:child_process';
+import { startProbe } from './checks';
 
 /** ip rule priority of every probe rule: the rules at this priority are the daemon's own. */
 export const DSR_RULE_PREF = 3217;
@@ -28,8 +35,15 @@ export const runIp: IpRunner = (args) => execFileSync('ip', args, { encoding: 'u
 
 interface Pair { mark: number; refs: number }
 
+/** Backend address -> why it fails: it answered ARP for the VIP. */
+export type ArpAnswerers = Map<string, string>;
+
 export class DsrProbeRoutes {
   private readonly pairs = new Map<string, Pair>();
+  /** `${vip}@${dev}` -> mark of the on-link route used to ARP for the VIP. */
+  private readonly arpRoutes = new Map<string, number>();
+  private readonly arpRounds = new Map<string, { at: number; result: Promise<ArpAnswerers> }>();
+  private readonly devOf = new Map<string, string>();
   private nextIndex = 1;
 
   constructor(private readonly run: IpRunner = runIp) {}
@@ -47,6 +61,7 @@ export class DsrProbeRoutes {
       if (Number.isInteger(table) && table > DSR_MARK_BASE && table <= DSR_MARK_BASE + MAX_PAIRS) this.tryRun(['route', 'flush', 'table', String(table)]);
     }
     this.pairs.clear();
+    this.arpRoutes.clear();
   }
 
   /**
@@ -75,7 +90,86 @@ export class DsrProbeRoutes {
     const pair = this.pairs.get(key);
     if (!pair || --pair.refs > 0) return;
     this.pairs.delete(key);
-    const id = String(pair.mark);
+    this.removeRule(pair.mark);
+    if (![...this.pairs.keys()].some((k) => k.startsWith(`${vip}>`))) {
+      for (const [arpKey, mark] of this.arpRoutes) {
+        if (!arpKey.startsWith(`${vip}@`)) continue;
+        this.arpRoutes.delete(arpKey);
+        this.removeRule(mark);
+      }
+      this.arpRounds.delete(vip);
+    }
+  }
+
+  /**
+   * Which of `backends` answer ARP for `vip` on the interface toward them: one round (shared
+   * by every caller within `reuseMs`) flushes the VIP's neighbour entry, ARPs for it with a
+   * marked connect to vip:port bounded by `timeoutMs`, and matches the answer's MAC.
+   * Never throws: a round that cannot run finds nobody.
+   */
+  arpAnswerers(vip: string, port: number, backends: string[], timeoutMs: number, reuseMs: number): Promise<ArpAnswerers> {
+    const cached = this.arpRounds.get(vip);
+    if (cached && Date.now() - cached.at < reuseMs) return cached.result;
+    const result = this.arpRound(vip, port, backends, timeoutMs).catch(() => new Map() as ArpAnswerers);
+    this.arpRounds.set(vip, { at: Date.now(), result });
+    return result;
+  }
+
+  private async arpRound(vip: string, port: number, backends: string[], timeoutMs: number): Promise<ArpAnswerers> {
+    const answerers: ArpAnswerers = new Map();
+    const byDev = new Map<string, string[]>();
+    for (const b of backends) {
+      const dev = this.deviceOf(b);
+      if (dev) byDev.set(dev, [...(byDev.get(dev) ?? []), b]);
+    }
+    for (const [dev, addresses] of byDev) {
+      const key = `${vip}@${dev}`;
+      let mark = this.arpRoutes.get(key);
+      if (mark === undefined) {
+        mark = this.allocate();
+        const id = String(mark);
+        try {
+          this.run(['route', 'replace', `${vip}/32`, 'dev', dev, 'scope', 'link', 'table', id]);
+          this.run(['rule', 'add', 'pref', String(DSR_RULE_PREF), 'fwmark', id, 'lookup', id]);
+        } catch (err) {
+          this.removeRule(mark);
+          throw err;
+        }
+        this.arpRoutes.set(key, mark);
+      }
+      this.tryRun(['neigh', 'flush', 'to', vip, 'dev', dev]);
+      const probe = startProbe({ type: 'tcp', address: vip, port, timeoutMs, mark });
+      await probe.result;
+      const neigh = JSON.parse(this.run(['-j', 'neigh', 'show', 'dev', dev]) || '[]') as Array<{ dst?: string; lladdr?: string }>;
+      const vipMac = neigh.find((n) => n.dst === vip)?.lladdr;
+      if (!vipMac) continue;
+      for (const n of neigh) {
+        if (n.dst && n.dst !== vip && n.lladdr === vipMac && addresses.includes(n.dst)) {
+          answerers.set(n.dst, `answers ARP for the VIP ${vip} (${vipMac} on ${dev})`);
+        }
+      }
+    }
+    return answerers;
+  }
+
+  /** The interface the lb reaches `address` through (cached), or null. */
+  private deviceOf(address: string): string | null {
+    const known = this.devOf.get(address);
+    if (known) return known;
+    try {
+      const routes = JSON.parse(this.run(['-j', 'route', 'get', address])) as Array<{ dev?: string; gateway?: string }>;
+      const dev = routes[0]?.dev;
+      // Only a backend on the link itself can take the VIP's traffic by ARP.
+      if (!dev || routes[0].gateway) return null;
+      this.devOf.set(address, dev);
+      return dev;
+    } catch {
+      return null;
+    }
+  }
+
+  private removeRule(mark: number): void {
+    const id = String(mark);
     this.tryRun(['rule', 'del', 'pref', String(DSR_RULE_PREF), 'fwmark', id, 'lookup', id]);
     this.tryRun(['route', 'flush', 'table', id]);
   }
@@ -86,7 +180,7 @@ export class DsrProbeRoutes {
   }
 
   private allocate(): number {
-    const used = new Set([...this.pairs.values()].map((p) => p.mark));
+    const used = new Set([...this.pairs.values()].map((p) => p.mark).concat([...this.arpRoutes.values()]));
     for (let i = 0; i < MAX_PAIRS; i++) {
       const index = ((this.nextIndex - 1 + i) % MAX_PAIRS) + 1;
       if (!used.has(DSR_MARK_BASE + index)) {
