@@ -172,4 +172,19 @@ describe('daemon credentials beyond loopback (kernel, netns)', { skip: skipReaso
     assert.equal(curlStatus('lb.xlbt-au.example', `${base}/healthz`), '200');
     assert.equal(curlStatus('other.xlbt-au.example', `${base}/healthz`), '403');
   });
+
+  test('a reload that would leave only weak admins while listening beyond loopback is refused whole', async () => {
+    const before = await login('admin', ADMIN_PASSWORD);
+    const services = async () => (await (await fetch(`${base}/api/v1/services`, { headers: { authorization: `Bearer ${before}` } })).json()) as { services: unknown[] };
+    const weak = config([{ name: 'admin', role: 'admin', password: 'admin' }]) as { services: Array<{ backends: unknown[] }> };
+    weak.services[0]!.backends.push({ address: '198.18.1.12', port: 8080, weight: 1 });
+    fs.writeFileSync(configPath, YAML.stringify(weak));
+    const refused = await daemon!.waitForLog((l) => l.msg === 'config file invalid; keeping the running state', 5000);
+    assert.match(String(refused.err), /refusing to listen on 198\.19\.78\.2:8771 \(beyond loopback\)/);
+    assert.equal(await whoami(before), 200, 'the running admin session lives on');
+    const weakLogin = await fetch(`${base}/api/v1/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'admin' }) });
+    assert.equal(weakLogin.status, 401, 'the weak password was not taken');
+    assert.equal((await services()).services.length, 1);
+    assert.equal(((await services()).services[0] as { backends: unknown[] }).backends.length, 1, 'nothing of that file was applied');
+  });
 });

@@ -104,7 +104,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const configPath = path.resolve(opts.configPath);
   const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
   const config = loadConfigFile(configPath);
-  await enforceListenPolicy(opts.listen ?? config.api.listen, config, logger);
+  const listenInUse = opts.listen ?? config.api.listen;
+  await enforceListenPolicy(listenInUse, config, logger);
   const initial = new DesiredState(config);
   logger.info({ config: configPath, services: initial.services.length, pinDir }, 'config loaded');
   // Fail before touching the kernel: a start that cannot serve must not leave a data plane behind.
@@ -159,9 +160,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     let stage: 'read' | 'parse' | 'apply' = 'read';
     let changed: boolean;
     try {
+      // The listen policy (scrypt, async) is judged on the file as read now; the queued read
+      // below must find the same bytes, or it refuses (the watcher fires again for the change).
+      const checkedText = readConfigText(configPath);
+      stage = 'parse';
+      await enforceListenPolicy(listenInUse, parseConfigText(checkedText, configPath), logger);
+      stage = 'read';
       changed = await controller.replaceConfig(() => {
         before = controller.state.config;
         const text = readConfigText(configPath);
+        if (text !== checkedText) throw new Error('the config file changed while it was being checked');
         stage = 'parse';
         next = parseConfigText(text, configPath);
         stage = 'apply';
