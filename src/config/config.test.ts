@@ -61,11 +61,12 @@ describe('config file', () => {
   });
 
   test('reverseGraceSeconds: absent by default (300 s applies), an integer 0..86400, else refused naming it', () => {
-    assert.equal(parseConfigText('', 'c.yaml').reverseGraceSeconds, undefined);
-    assert.equal(parseConfigText('reverseGraceSeconds: 0\n', 'c.yaml').reverseGraceSeconds, 0);
-    assert.equal(parseConfigText('reverseGraceSeconds: 86400\n', 'c.yaml').reverseGraceSeconds, 86400);
+    // allowEmpty: these files configure nothing else (a file that removes everything is refused).
+    assert.equal(parseConfigText('allowEmpty: true\n', 'c.yaml').reverseGraceSeconds, undefined);
+    assert.equal(parseConfigText('reverseGraceSeconds: 0\nallowEmpty: true\n', 'c.yaml').reverseGraceSeconds, 0);
+    assert.equal(parseConfigText('reverseGraceSeconds: 86400\nallowEmpty: true\n', 'c.yaml').reverseGraceSeconds, 86400);
     for (const bad of ['-1', '86401', '1.5', 'soon']) {
-      const error = caught(() => parseConfigText(`reverseGraceSeconds: ${bad}\n`, 'c.yaml'));
+      const error = caught(() => parseConfigText(`reverseGraceSeconds: ${bad}\nallowEmpty: true\n`, 'c.yaml'));
       assert.equal(error.field, '/reverseGraceSeconds', bad);
       assert.match(error.message, /^c\.yaml:1:\d+: \/reverseGraceSeconds: /, bad);
     }

@@ -35,6 +35,16 @@ function setup(config: unknown = { services: [web] }) {
   return { driver, saved, health, controller, messages, failPersist: (v: boolean) => { failPersist = v; } };
 }
 
+
+/**
+ * A non-loopback IPv4 address of this host (loopback backends are refused): health probes to it
+ * never leave the host.
+ */
+function ownAddress(): string | undefined {
+  return Object.values(os.networkInterfaces()).flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal && unusableAddressReason(a.address) === null)?.address;
+}
+
 describe('DaemonController', () => {
   test('a mutation reconciles, persists and broadcasts the new state', async () => {
     const { driver, saved, controller, messages } = setup();
@@ -193,8 +203,7 @@ describe('DaemonController', () => {
   test('health verdicts reach the data plane; kernel events flow only while someone listens', async (t) => {
     // A backend that is down: a port of this host's own (non-loopback: a loopback backend is
     // refused) address where nothing listens. The probe never leaves the host.
-    const own = Object.values(os.networkInterfaces()).flat()
-      .find((a) => a && a.family === 'IPv4' && !a.internal && unusableAddressReason(a.address) === null)?.address;
+    const own = ownAddress();
     if (!own) return t.skip('this host has no non-loopback IPv4 address to probe');
     const closed = net.createServer();
     await new Promise<void>((r) => closed.listen(0, own, r));
@@ -263,12 +272,15 @@ describe('health checks that protect (issue 17)', () => {
     }
   };
 
-  test('a checked backend enters the table only after `rise` successes; a dead one never', async () => {
+  test('a checked backend enters the table only after `rise` successes; a dead one never', async (t) => {
+    const own = ownAddress();
+    if (!own) return t.skip('this host has no non-loopback IPv4 address to probe');
     const live = net.createServer((s) => s.destroy());
-    await new Promise<void>((r) => live.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => live.listen(0, own, r));
+    t.after(() => live.close());
     const livePort = (live.address() as AddressInfo).port;
     const closed = net.createServer();
-    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => closed.listen(0, own, r));
     const deadPort = (closed.address() as AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
     const svc = { ...web, backends: [], healthCheck: { type: 'tcp' as const, intervalMs: 150, timeoutMs: 100, rise: 3, fall: 2 } };
@@ -278,11 +290,11 @@ describe('health checks that protect (issue 17)', () => {
     const origApply = driver.applyState.bind(driver);
     driver.applyState = (state) => { healthyLog.push(state.services[0].backends.map((b) => b.healthy)); return origApply(state); };
     const started = Date.now();
-    const view = await controller.addBackend('web', { address: '127.0.0.1', port: deadPort, weight: 1 });
+    const view = await controller.addBackend('web', { address: own, port: deadPort, weight: 1 });
     assert.equal(view.backends[0].health, 'checking');
     assert.equal(view.backends[0].inTable, false);
-    await controller.addBackend('web', { address: '127.0.0.1', port: livePort, weight: 1 });
-    const liveKey = `127.0.0.1:${livePort}`;
+    await controller.addBackend('web', { address: own, port: livePort, weight: 1 });
+    const liveKey = `${own}:${livePort}`;
     await waitUntil('live backend up', () => controller.getService('web').backends[1].health === 'up');
     assert.ok(Date.now() - started >= 2 * 150, 'not before three checks (two intervals)');
     await controller.idle();
@@ -292,7 +304,6 @@ describe('health checks that protect (issue 17)', () => {
     await waitUntil('dead backend down', () => controller.getService('web').backends[0].health === 'down');
     assert.ok(healthyLog.every((row) => row[0] === false), 'the dead backend was never handed to the data plane as healthy');
     controller.stop();
-    await new Promise<void>((r) => live.close(() => r()));
   });
 
   test('a service gaining a check keeps serving its backends; a rebuilt checker keeps verdicts', async () => {
