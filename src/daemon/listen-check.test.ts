@@ -50,7 +50,8 @@ describe('listen check at start-up', () => {
       'tokens: [{ name: ci, role: viewer, token: a-viewer-token-0123456789 }]',
     ];
     for (const text of weakConfigs) {
-      const config = parseConfigText(text);
+      // allowEmpty: 'users: []' alone configures nothing, which is refused before the policy.
+      const config = parseConfigText(`${text}\nallowEmpty: true`);
       for (const listen of ['0.0.0.0:8720', '[::]:8720', '198.19.77.2:0']) {
         await assert.rejects(enforceListenPolicy(listen, config, silent), (error: XdplbError) => {
           assert.equal(error.code, 'XDPLB_ERR_VALIDATION');
