@@ -23,7 +23,9 @@ run() {
   shift 2
   echo "== $name: $("$node" --version), ${#} test files"
   # Kernel and lab tests share network namespaces and pins: run test files one at a time.
-  "$node" --test --test-concurrency=1 --test-reporter=tap "$@" 2>&1 | tee "$logs/$name.tap" || status=1
+  # --test-force-exit: a file whose failed test left a socket or timer open must not hang the
+  # run; --test-timeout: no single test may take more than 10 minutes.
+  "$node" --test --test-concurrency=1 --test-force-exit --test-timeout=600000 --test-reporter=tap "$@" 2>&1 | tee "$logs/$name.tap" || status=1
 }
 
 if [ -n "${XDPLB_TEST_FILES:-}" ]; then

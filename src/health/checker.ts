@@ -281,7 +281,8 @@ export class HealthChecker extends EventEmitter {
     if (at === null || !this.running) return;
     state.rampTimer = setTimeout(() => {
       state.rampTimer = null;
-      const { step, steps } = state.machine.weightFactor(this.now());
+      // A timer may fire a millisecond before `at` by the wall clock: the step it was set for is due.
+      const { step, steps } = state.machine.weightFactor(Math.max(this.now(), at));
       this.emit('ramp', { service: this.service, backend: state.backend, step, steps } satisfies HealthRamp);
       this.scheduleRamp(state);
     }, Math.max(0, at - this.now()));
