@@ -264,7 +264,7 @@ describe('config file and reload (kernel, in process)', { skip: skipReason, conc
     const { logger, logs } = captureLogger();
     const { d, api } = await start(file, PIN, PORTS.seed, logger);
     assert.deepEqual(await api.request('GET', '/api/v1/hash-seed'), { hashSeed: 3 });
-    assert.match(await (await fetch(`${d.url}/metrics`)).text(), /^xdplb_hash_seed 3$/m);
+    assert.match(await (await fetch(`${d.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text(), /^xdplb_hash_seed 3$/m);
     const progBefore = (await api.programs()).programs.find((p) => p.xdplb)!.id;
 
     // A reload that changes the seed: refused whole (a service change in the same file is not applied either).
@@ -286,7 +286,7 @@ describe('config file and reload (kernel, in process)', { skip: skipReason, conc
     const logged = await waitForLog(logs, mark, (l) => l.msg === 'hash seed changed: every flow re-hashes (set the same seed on every node behind ECMP)');
     assert.deepEqual([logged.from, logged.to], [3, 9]);
     assert.deepEqual(await api.request('GET', '/api/v1/hash-seed'), { hashSeed: 9 });
-    assert.match(await (await fetch(`${d.url}/metrics`)).text(), /^xdplb_hash_seed 9$/m);
+    assert.match(await (await fetch(`${d.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text(), /^xdplb_hash_seed 9$/m);
     assert.equal(pinnedSeed(PIN), 9, 'the meta map records it for the next adopt');
     const progAfter = (await api.programs()).programs.find((p) => p.xdplb)!.id;
     assert.notEqual(progAfter, progBefore, 'a new program carries the new seed');

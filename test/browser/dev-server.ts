@@ -366,6 +366,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
       lb.settings = { ...lb.settings, ...(body as Partial<SettingsView>) };
       return [200, lb.settings];
     }
+    if (is('GET', 'hash-seed')) return [200, { hashSeed: 0x5eed }];
     if (is('GET', 'programs')) return [200, { programs: lb.programs(), statsEnabled: lb.statsEnabled }];
     if (is('POST', 'programs', 'stats')) {
       const body = await readBody(req);
