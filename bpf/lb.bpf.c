@@ -989,8 +989,10 @@ static __always_inline int icmp_error_to_backend(struct packet *p)
 	ports = (void *)inner + inner_len;
 	if ((void *)(ports + 1) > p->data_end)
 		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
+	/* A quoted later fragment (offset != 0: a NAT reply's later fragments leave from the VIP)
+	 * quotes payload bytes, not ports: there is no flow to find. */
 	if ((inner->protocol != IPPROTO_TCP && inner->protocol != IPPROTO_UDP) ||
-	    inner->saddr != p->flow.daddr)
+	    inner->saddr != p->flow.daddr || (inner->frag_off & bpf_htons(IP_OFFSET)))
 		return verdict(p, XDP_DROP, LB_REASON_ICMP_UNSUPPORTED);
 
 	svc = find_service(inner->saddr, ports->source, inner->protocol);

@@ -53,7 +53,9 @@
 #define LB_REASON_NO_NEIGH 12      /* PASS: no neighbour entry for the next hop yet */
 #define LB_REASON_NO_ROUTE 13      /* PASS: bpf_fib_lookup found no usable route */
 #define LB_REASON_NO_TX_PORT 14    /* PASS: egress interface not in tx_ports */
-#define LB_REASON_ICMP_UNSUPPORTED 15 /* DROP: ICMP to a VIP that is neither echo nor a known error */
+#define LB_REASON_ICMP_UNSUPPORTED 15 /* DROP: ICMP to a VIP that is neither echo nor a known error, or an
+                                   * error whose quote is not a TCP/UDP packet from that VIP with ports
+                                   * (another source, another protocol, a later fragment) */
 #define LB_REASON_OTHER_MAC 16    /* PASS: IPv4 frame whose destination MAC is not the ingress interface's
                                    * own (broadcast, multicast, another host's unicast): not processed */
 #define LB_REASON_MARTIAN 17      /* DROP: martian source toward a VIP (0/8, 127/8, 224/4, 240/4, the VIP
