@@ -45,7 +45,7 @@
 #define LB_REASON_NO_SERVICE 9     /* DROP: VIP address, but no service for this port/proto */
 #define LB_REASON_NO_BACKEND 10    /* DROP: service has no usable backend */
 #define LB_REASON_TTL 11           /* TTL <= 1 where the program would decrement it: a NAT TCP/UDP packet
-                                   * to a VIP is answered with ICMP time exceeded from the VIP (TX, see
+                                   * to a VIP is answered with ICMP time exceeded from the VIP (TX, REDIRECT with tx_redirect, see
                                    * lb.bpf.c ttl_expired); a NAT reply is passed, and the kernel, which
                                    * routes it toward the client, answers time exceeded to the backend;
                                    * an ICMP error to a NAT VIP is passed (the kernel discards it: no
