@@ -40,7 +40,7 @@
 #define LB_REASON_NOT_IPV4 4       /* PASS: not an IPv4 frame (ARP, IPv6, ...) */
 #define LB_REASON_VLAN 5           /* PASS: 802.1Q/802.1ad tagged frame */
 #define LB_REASON_NOT_VIP 6        /* PASS: IPv4 but not for a VIP and not a NAT reply */
-#define LB_REASON_MALFORMED 7      /* DROP: truncated header, IHL < 5, bad total length */
+#define LB_REASON_MALFORMED 7      /* DROP: truncated header, IPv4 version != 4, IHL < 5, bad total length */
 #define LB_REASON_FRAGMENT 8       /* DROP or PASS (per lb_settings.frag_policy): VIP fragment */
 #define LB_REASON_NO_SERVICE 9     /* DROP: VIP address, but no service for this port/proto */
 #define LB_REASON_NO_BACKEND 10    /* DROP: service has no usable backend */
