@@ -126,8 +126,8 @@ struct lb_reverse {
 };
 
 /* if_macs: ARRAY value, slot ifindex & (LB_IF_SLOTS - 1): the unicast MAC of an interface the
- * program is attached to, written by user space before it attaches (Dataplane.attach) and
- * refreshed on adopt. A slot whose ifindex is not the ingress interface's (0 = empty) means
+ * program is attached to, written by user space right after it attaches (Dataplane.attach;
+ * unknown, so unchecked, until then) and refreshed on adopt. A slot whose ifindex is not the ingress interface's (0 = empty) means
  * "unknown interface": its frames are not MAC-checked (BPF_PROG_TEST_RUN, foreign attach). */
 struct lb_if_mac {
 	__u32 ifindex;
