@@ -660,7 +660,8 @@ static __always_inline int martian_to_vip(const struct packet *p)
  * program answers ICMP time exceeded (in transit) itself, quoting the IP header as received and
  * 8 bytes of its payload (RFC 792), from the VIP (the address the client sent to: its traceroute
  * shows the VIP, and the answer passes source filters that an interface address might not),
- * back out the ingress interface (XDP_TX). The frame is cut to the quote and grown at the front
+ * back out the ingress interface (send_back: XDP_TX, or a redirect with settings.tx_redirect).
+ * The frame is cut to the quote and grown at the front
  * by the new IP and ICMP headers. Packet pointers are invalid afterwards (only scalars of p are
  * used after the call). Needs >= 8 payload bytes (callers have a TCP/UDP header). */
 static __noinline int ttl_expired(struct packet *p)
@@ -720,7 +721,8 @@ static __noinline int ttl_expired(struct packet *p)
 		sum += *w++;
 	}
 	icmp->checksum = ~csum_fold64(sum);
-	return verdict(p, XDP_TX, LB_REASON_TTL);
+	/* As an echo reply: XDP_TX, or the redirect that wakes a veth peer (settings.tx_redirect). */
+	return send_back(p, LB_REASON_TTL);
 }
 
 /* ---- the packet classes ------------------------------------------------------------------ */
@@ -989,8 +991,10 @@ static __always_inline int icmp_error_to_backend(struct packet *p)
 	ports = (void *)inner + inner_len;
 	if ((void *)(ports + 1) > p->data_end)
 		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
+	/* A quoted later fragment (offset != 0: a NAT reply's later fragments leave from the VIP)
+	 * quotes payload bytes, not ports: there is no flow to find. */
 	if ((inner->protocol != IPPROTO_TCP && inner->protocol != IPPROTO_UDP) ||
-	    inner->saddr != p->flow.daddr)
+	    inner->saddr != p->flow.daddr || (inner->frag_off & bpf_htons(IP_OFFSET)))
 		return verdict(p, XDP_DROP, LB_REASON_ICMP_UNSUPPORTED);
 
 	svc = find_service(inner->saddr, ports->source, inner->protocol);

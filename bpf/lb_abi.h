@@ -40,12 +40,12 @@
 #define LB_REASON_NOT_IPV4 4       /* PASS: not an IPv4 frame (ARP, IPv6, ...) */
 #define LB_REASON_VLAN 5           /* PASS: 802.1Q/802.1ad tagged frame */
 #define LB_REASON_NOT_VIP 6        /* PASS: IPv4 but not for a VIP and not a NAT reply */
-#define LB_REASON_MALFORMED 7      /* DROP: truncated header, IHL < 5, bad total length */
+#define LB_REASON_MALFORMED 7      /* DROP: truncated header, IPv4 version != 4, IHL < 5, bad total length */
 #define LB_REASON_FRAGMENT 8       /* DROP or PASS (per lb_settings.frag_policy): VIP fragment */
 #define LB_REASON_NO_SERVICE 9     /* DROP: VIP address, but no service for this port/proto */
 #define LB_REASON_NO_BACKEND 10    /* DROP: service has no usable backend */
 #define LB_REASON_TTL 11           /* TTL <= 1 where the program would decrement it: a NAT TCP/UDP packet
-                                   * to a VIP is answered with ICMP time exceeded from the VIP (TX, see
+                                   * to a VIP is answered with ICMP time exceeded from the VIP (TX, REDIRECT with tx_redirect, see
                                    * lb.bpf.c ttl_expired); a NAT reply is passed, and the kernel, which
                                    * routes it toward the client, answers time exceeded to the backend;
                                    * an ICMP error to a NAT VIP is passed (the kernel discards it: no
@@ -53,7 +53,9 @@
 #define LB_REASON_NO_NEIGH 12      /* PASS: no neighbour entry for the next hop yet */
 #define LB_REASON_NO_ROUTE 13      /* PASS: bpf_fib_lookup found no usable route */
 #define LB_REASON_NO_TX_PORT 14    /* PASS: egress interface not in tx_ports */
-#define LB_REASON_ICMP_UNSUPPORTED 15 /* DROP: ICMP to a VIP that is neither echo nor a known error */
+#define LB_REASON_ICMP_UNSUPPORTED 15 /* DROP: ICMP to a VIP that is neither echo nor a known error, or an
+                                   * error whose quote is not a TCP/UDP packet from that VIP with ports
+                                   * (another source, another protocol, a later fragment) */
 #define LB_REASON_OTHER_MAC 16    /* PASS: IPv4 frame whose destination MAC is not the ingress interface's
                                    * own (broadcast, multicast, another host's unicast): not processed */
 #define LB_REASON_MARTIAN 17      /* DROP: martian source toward a VIP (0/8, 127/8, 224/4, 240/4, the VIP
@@ -124,8 +126,8 @@ struct lb_reverse {
 };
 
 /* if_macs: ARRAY value, slot ifindex & (LB_IF_SLOTS - 1): the unicast MAC of an interface the
- * program is attached to, written by user space before it attaches (Dataplane.attach) and
- * refreshed on adopt. A slot whose ifindex is not the ingress interface's (0 = empty) means
+ * program is attached to, written by user space right after it attaches (Dataplane.attach;
+ * unknown, so unchecked, until then) and refreshed on adopt. A slot whose ifindex is not the ingress interface's (0 = empty) means
  * "unknown interface": its frames are not MAC-checked (BPF_PROG_TEST_RUN, foreign attach). */
 struct lb_if_mac {
 	__u32 ifindex;

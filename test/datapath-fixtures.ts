@@ -580,6 +580,11 @@ function icmpErrorFixtures(predict: typeof predictBackend): Fixture[] {
   {
     const notVip = buildIpv4({ ip: { src: '198.18.7.7', dst: CLIENT, proto: IPPROTO_TCP }, tcp: { sport: 80, dport: 7400 } });
     F.push({ name: 'ICMP error to a VIP quoting another source: icmp_unsupported', ingress: 'a', input: icmpFrame(3, 1, notVip, VIP.web), action: 'drop', reason: 'icmp_unsupported', output: 'unchanged' });
+    // A NAT reply's later fragments leave from the VIP, so a router may quote one: its 8 quoted
+    // bytes are payload, not ports (here they would match VIP.any's every-port service).
+    const data = Buffer.alloc(100); for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+    const laterFrag = fragmentDatagram(buildIpv4({ ip: { src: VIP.any, dst: CLIENT, proto: IPPROTO_TCP, ttl: 1 }, tcp: { sport: 2222, dport: 7405, payload: data } }), [40])[1];
+    F.push({ name: 'time-exceeded quoting a later fragment of a VIP reply (no ports quoted): icmp_unsupported', ingress: 'a', input: icmpFrame(11, 0, laterFrag.subarray(0, 28), VIP.any), action: 'drop', reason: 'icmp_unsupported', output: 'unchanged' });
     const qIn = buildIpv4({ ip: { src: VIP.web, dst: CLIENT, proto: IPPROTO_TCP }, tcp: { sport: 80, dport: 7401 } });
     F.push({ name: 'ICMP error quoting only 10 bytes: malformed', ingress: 'a', input: icmpFrame(3, 4, qIn.subarray(0, 10), VIP.web), action: 'drop', reason: 'malformed', output: 'unchanged' });
     const qTtl = buildIpv4({ ip: { src: VIP.web, dst: CLIENT, proto: IPPROTO_UDP }, udp: { sport: 53, dport: 7403 } });

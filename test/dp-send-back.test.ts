@@ -4,6 +4,7 @@
  * interface (an ICMP echo reply to a VIP) is XDP_TX by default, XDP_REDIRECT through tx_ports
  * when tx_redirect is on (what the daemon sets on veth, docs/datapath.md), and XDP_TX again
  * when the ingress interface is not in tx_ports. The reply's bytes are the same either way.
+ * The same for the ICMP time exceeded answer to a TTL-1 packet to a NAT VIP.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { enterNetns } from '../src/bpf';
 import { Dataplane } from '../src/dataplane/dataplane';
 import { encodeU32, LbSettingsCodec } from '../src/dataplane/abi';
-import { buildFrame, parseFrame } from '../src/dataplane/packet';
+import { buildFrame, parseFrame, checksumProblems } from '../src/dataplane/packet';
 import type { DataplaneState } from '../src/dataplane/types';
 import { kernelTestSkip } from './support/kernel-env';
 
@@ -96,5 +97,31 @@ describe('sending back out the ingress interface (settings.tx_redirect)', { skip
 
     dp!.applyState(state(false));
     assert.equal(dp!.testRun(echo(), ifindex).retval, XDP_TX);
+  });
+
+  // A TCP segment to the NAT VIP with TTL 1: the program answers ICMP time exceeded itself
+  // (ttl_expired), back out the ingress interface like an echo reply, so on veth it needs the
+  // same redirect (an XDP_TX'd answer waited for the peer's next wake-up).
+  const expiring = (): Buffer => buildFrame({
+    eth: { src: '02:00:00:00:00:09', dst: mac },
+    ip: { src: '198.18.0.2', dst: VIP, proto: 6, ttl: 1 },
+    tcp: { sport: 40001, dport: 80, flags: 0x02 },
+  });
+
+  test('ICMP time exceeded for a TTL-1 packet to a NAT VIP: XDP_TX by default, a redirect with tx_redirect', () => {
+    dp!.applyState(state(undefined));
+    const tx = dp!.testRun(expiring(), ifindex);
+    assert.equal(tx.retval, XDP_TX);
+    const answer = parseFrame(tx.data);
+    assert.deepEqual({ type: answer.icmp?.type, code: answer.icmp?.code, src: answer.ipv4?.src, dst: answer.ipv4?.dst, to: answer.dst },
+      { type: 11, code: 0, src: VIP, dst: '198.18.0.2', to: '02:00:00:00:00:09' });
+    assert.deepEqual(checksumProblems(tx.data), []);
+
+    dp!.applyState(state(true));
+    dp!.map('tx_ports').update(encodeU32(ifindex), encodeU32(ifindex));
+    const redirected = dp!.testRun(expiring(), ifindex);
+    assert.equal(redirected.retval, XDP_REDIRECT, 'tx_redirect: the time exceeded answer is redirected to the ingress interface');
+    assert.deepEqual(redirected.data, tx.data, 'the same answer either way');
+    assert.ok(dp!.readStats().reasons.ttl.packets >= 2, JSON.stringify(dp!.readStats().reasons.ttl));
   });
 });

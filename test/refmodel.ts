@@ -485,7 +485,8 @@ class Run {
     const proto = f[inner + 9];
     const innerSaddr = f.readUInt32BE(inner + 12);
     const innerDaddr = f.readUInt32BE(inner + 16);
-    if ((proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) || innerSaddr !== this.r.daddr) {
+    // A quoted later fragment (offset != 0) quotes payload bytes, not ports.
+    if ((proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) || innerSaddr !== this.r.daddr || (f.readUInt16BE(inner + 6) & 0x1fff)) {
       return this.verdict(XDP_DROP, 'icmp_unsupported');
     }
     const sport = f.readUInt16BE(ports);
