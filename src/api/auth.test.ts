@@ -117,6 +117,17 @@ describe('AuthStore', () => {
     assert.ok((await auth.login('admin', 'new-admin-pass')).token);
   });
 
+  test('a login whose user is removed or whose password changes while it hashes opens no session', async () => {
+    for (const change of [[], [{ ...users[0], passwordHash: hashSecret('changed-pass') }], [{ ...users[0], role: 'viewer' as const }]]) {
+      const auth = new AuthStore(users, tokens);
+      const pending = auth.login('admin', 'admin-pass');
+      auth.update(change, tokens);   // a reload lands while scrypt runs on the thread pool
+      const outcome = await pending.then((r) => r.token, (e: unknown) => (e instanceof XdplbError ? e.code : String(e)));
+      if (/^[0-9a-f]{64}$/.test(outcome)) assert.equal(await auth.authenticate(outcome), null, `session of a revoked credential (${JSON.stringify(change)})`);
+      else assert.equal(outcome, 'XDPLB_ERR_UNAUTHENTICATED');
+    }
+  });
+
   test('failures back off per address and user: the owner still logs in from elsewhere', async () => {
     let now = 5_000_000;
     const auth = new AuthStore(users, tokens, { freeFailures: 3, now: () => now });

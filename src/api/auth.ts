@@ -165,6 +165,12 @@ export class AuthStore {
       throw error;
     }
     if (!ok) throw new XdplbError('XDPLB_ERR_UNAUTHENTICATED', 'wrong user name or password');
+    // The config may have changed while hashing: a user removed, or whose password or role
+    // changed meanwhile, gets no session (update() could not end one that did not exist yet).
+    const current = this.users.find((u) => u.identity.name === name);
+    if (!current || current.hash !== user!.hash || current.identity.role !== user!.identity.role) {
+      throw new XdplbError('XDPLB_ERR_UNAUTHENTICATED', 'wrong user name or password');
+    }
     this.perUser.reset(userKey);
     this.perAddress.refund(address);
     const now = this.now();
