@@ -56,6 +56,22 @@ describe('AuthStore', () => {
     assert.deepEqual(await auth.authenticate(bearer), { name: 'ci', role: 'admin' }, 'a newly configured token is valid');
   });
 
+  test('logout of an API token revokes the bearer, also when another token entry holds the same secret', async () => {
+    const secret = 'shared-token-0123456789abcdef';
+    const twins = [
+      { name: 'deploy', role: 'admin' as const, token: secret },
+      { name: 'deploy-ro', role: 'viewer' as const, tokenHash: hashSecret(secret) },
+    ];
+    const auth = new AuthStore(users, twins);
+    assert.deepEqual(await auth.authenticate(secret), { name: 'deploy', role: 'admin' });
+    assert.equal(auth.logout(secret), 'token');
+    assert.equal(await auth.authenticate(secret), null, 'the logged-out bearer came back as the other entry');
+    auth.update(users, twins);
+    assert.equal(await auth.authenticate(secret), null, 'a reload with the same tokens keeps it revoked');
+    auth.update(users, [twins[1]]);
+    assert.deepEqual(await auth.authenticate(secret), { name: 'deploy-ro', role: 'viewer' }, 'the config changed the tokens: it decides again');
+  });
+
   test('sessions expire after the TTL', async () => {
     let now = 1_000_000;
     const auth = new AuthStore(users, tokens, { now: () => now });
