@@ -56,6 +56,22 @@ describe('AuthStore', () => {
     assert.deepEqual(await auth.authenticate(bearer), { name: 'ci', role: 'admin' }, 'a newly configured token is valid');
   });
 
+  test('logout of an API token revokes the bearer, also when another token entry holds the same secret', async () => {
+    const secret = 'shared-token-0123456789abcdef';
+    const twins = [
+      { name: 'deploy', role: 'admin' as const, token: secret },
+      { name: 'deploy-ro', role: 'viewer' as const, tokenHash: hashSecret(secret) },
+    ];
+    const auth = new AuthStore(users, twins);
+    assert.deepEqual(await auth.authenticate(secret), { name: 'deploy', role: 'admin' });
+    assert.equal(auth.logout(secret), 'token');
+    assert.equal(await auth.authenticate(secret), null, 'the logged-out bearer came back as the other entry');
+    auth.update(users, twins);
+    assert.equal(await auth.authenticate(secret), null, 'a reload with the same tokens keeps it revoked');
+    auth.update(users, [twins[1]]);
+    assert.deepEqual(await auth.authenticate(secret), { name: 'deploy-ro', role: 'viewer' }, 'the config changed the tokens: it decides again');
+  });
+
   test('sessions expire after the TTL', async () => {
     let now = 1_000_000;
     const auth = new AuthStore(users, tokens, { now: () => now });
@@ -115,6 +131,17 @@ describe('AuthStore', () => {
     assert.ok(await auth.authenticate('ci-token-0123456789abcdef'), 'unchanged tokens stay verified');
     assert.equal(await code(() => auth.login('admin', 'admin-pass')), 'XDPLB_ERR_UNAUTHENTICATED');
     assert.ok((await auth.login('admin', 'new-admin-pass')).token);
+  });
+
+  test('a login whose user is removed or whose password changes while it hashes opens no session', async () => {
+    for (const change of [[], [{ ...users[0], passwordHash: hashSecret('changed-pass') }], [{ ...users[0], role: 'viewer' as const }]]) {
+      const auth = new AuthStore(users, tokens);
+      const pending = auth.login('admin', 'admin-pass');
+      auth.update(change, tokens);   // a reload lands while scrypt runs on the thread pool
+      const outcome = await pending.then((r) => r.token, (e: unknown) => (e instanceof XdplbError ? e.code : String(e)));
+      if (/^[0-9a-f]{64}$/.test(outcome)) assert.equal(await auth.authenticate(outcome), null, `session of a revoked credential (${JSON.stringify(change)})`);
+      else assert.equal(outcome, 'XDPLB_ERR_UNAUTHENTICATED');
+    }
   });
 
   test('failures back off per address and user: the owner still logs in from elsewhere', async () => {

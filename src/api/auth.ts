@@ -87,6 +87,12 @@ export class AuthStore {
   private readonly rejectedTokens = new Set<string>();
   /** Configured token hashes logged out in this process (until they leave the config). */
   private readonly revokedTokenHashes = new Set<string>();
+  /**
+   * SHA-256 of logged-out API token bearers -> the configured hash they matched: the bearer
+   * stays refused even when another token entry holds the same secret, until that hash leaves
+   * the config.
+   */
+  private readonly revokedBearers = new Map<string, string>();
   private readonly revokeListeners = new Set<() => void>();
   private readonly perUser: BackoffLimiter;
   private readonly perAddress: BackoffLimiter;
@@ -138,6 +144,7 @@ export class AuthStore {
       }
     }
     for (const hash of this.revokedTokenHashes) if (!tokenByHash.has(hash)) this.revokedTokenHashes.delete(hash);
+    for (const [key, hash] of this.revokedBearers) if (!tokenByHash.has(hash)) this.revokedBearers.delete(key);
     if (revoked) this.announceRevocation();
   }
 
@@ -165,6 +172,12 @@ export class AuthStore {
       throw error;
     }
     if (!ok) throw new XdplbError('XDPLB_ERR_UNAUTHENTICATED', 'wrong user name or password');
+    // The config may have changed while hashing: a user removed, or whose password or role
+    // changed meanwhile, gets no session (update() could not end one that did not exist yet).
+    const current = this.users.find((u) => u.identity.name === name);
+    if (!current || current.hash !== user!.hash || current.identity.role !== user!.identity.role) {
+      throw new XdplbError('XDPLB_ERR_UNAUTHENTICATED', 'wrong user name or password');
+    }
     this.perUser.reset(userKey);
     this.perAddress.refund(address);
     const now = this.now();
@@ -188,6 +201,7 @@ export class AuthStore {
     const verified = this.verifiedTokens.get(key);
     if (!verified) return null;
     this.revokedTokenHashes.add(verified.hash);
+    this.revokedBearers.set(key, verified.hash);
     for (const [k, v] of this.verifiedTokens) if (v.hash === verified.hash) this.verifiedTokens.delete(k);
     this.announceRevocation();
     return 'token';
@@ -204,7 +218,7 @@ export class AuthStore {
     const key = sha256(bearer);
     const known = this.identityFor(key);
     if (known) return known;
-    if (this.rejectedTokens.has(key) || this.sessions.has(key)) return null;
+    if (this.rejectedTokens.has(key) || this.sessions.has(key) || this.revokedBearers.has(key)) return null;
     const candidates = this.tokens.filter((t) => !this.revokedTokenHashes.has(t.hash));
     if (candidates.length > 0) {
       const address = addressKey(clientAddress);
@@ -215,7 +229,7 @@ export class AuthStore {
         if (await this.withHashSlot(() => verifySecretAsync(bearer, token.hash))) {
           this.perUser.refund(subject);
           // The config may have changed while hashing: only a token still configured counts.
-          if (!this.tokens.some((t) => t.hash === token.hash) || this.revokedTokenHashes.has(token.hash)) return null;
+          if (!this.tokens.some((t) => t.hash === token.hash) || this.revokedTokenHashes.has(token.hash) || this.revokedBearers.has(key)) return null;
           this.verifiedTokens.set(key, { identity: token.identity, hash: token.hash });
           return { ...token.identity };
         }

@@ -278,6 +278,22 @@ describe('API bad inputs over a real socket', () => {
     assert.equal(snapshot(), before);
   });
 
+  test('an error message quotes at most a bounded part of the request', async () => {
+    const long = 'x'.repeat(10_000);
+    const attempts: Array<{ label: string; method: 'GET' | 'POST' | 'DELETE'; url: string; headers?: Record<string, string> }> = [
+      { label: 'unknown /api path', method: 'GET', url: `/api/v1/${long}` },
+      { label: 'unknown path outside /api', method: 'DELETE', url: `/${long}` },
+      { label: 'wrong method', method: 'DELETE', url: `/api/v1/services?${long}` },
+      { label: 'long Host', method: 'GET', url: '/healthz', headers: { host: `${long}.example` } },
+      { label: 'long Origin', method: 'POST', url: '/api/v1/logout', headers: { ...auth, origin: `http://${long}.example` } },
+    ];
+    for (const attempt of attempts) {
+      const res = await app.inject({ method: attempt.method, url: attempt.url, headers: attempt.headers });
+      const error = assertCatalogue(res, attempt.label);
+      assert.ok(error.message.length <= 400, `${attempt.label}: a ${error.message.length}-character message: ${error.message.slice(0, 120)}...`);
+    }
+  });
+
   test('huge headers: 431 from the catalogue', async () => {
     const res = await rawRequest({ method: 'GET', path: '/api/v1/services', headers: { ...auth, 'x-padding': 'a'.repeat(20_000) } });
     assert.equal(res.status, 431, res.body);

@@ -69,6 +69,23 @@ describe('login back-off: by client address and user together', () => {
     assert.ok(await loginToken(app, 'admin', 'admin-pass-1234', '198.18.0.1'));
     assert.ok(await loginToken(app, 'admin', 'admin-pass-1234', '::1'));
   });
+
+  test('proxy headers are not trusted: a client naming another address in them is still counted by its own', async () => {
+    const { app: other } = setup();
+    try {
+      let limited = 0;
+      for (let i = 0; i < 10; i++) {
+        const res = await other.inject({
+          method: 'POST', url: '/api/v1/login', payload: { username: 'admin', password: `guess-${i}` }, remoteAddress: '198.18.0.67',
+          headers: { 'x-forwarded-for': `198.18.7.${i}`, 'x-real-ip': `198.18.8.${i}`, forwarded: `for=198.18.9.${i}` },
+        });
+        if (res.statusCode === 429) limited++;
+      }
+      assert.ok(limited >= 4, `rotating X-Forwarded-For/X-Real-IP/Forwarded gained fresh attempts (${limited} of 10 answered 429)`);
+    } finally {
+      await other.close();
+    }
+  });
 });
 
 describe('revocation reaches every session, token and open stream within a second', () => {
@@ -341,6 +358,8 @@ describe('/metrics exposure (config api.metrics)', () => {
     assert.equal((await scrape({}, '::ffff:127.0.0.1')).statusCode, 200);
     const remote = await scrape(bearer(API_TOKEN), '198.18.0.9');
     assert.equal(remote.statusCode, 403);
+    // A remote peer claiming loopback in proxy headers is still remote.
+    assert.equal((await scrape({ 'x-forwarded-for': '127.0.0.1', 'x-real-ip': '127.0.0.1', forwarded: 'for=127.0.0.1' }, '198.18.0.9')).statusCode, 403);
     assert.match(remote.json().error.message, /loopback/);
   });
 });

@@ -190,7 +190,7 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
       return reply.code(405).header('allow', allowed.join(', '))
         .send(new XdplbError('XDPLB_ERR_METHOD_NOT_ALLOWED', `(method): ${request.method} is not allowed on ${url.slice(0, 200)}; use ${allowed.join(', ')}`).toJSON());
     }
-    return reply.code(404).send(new XdplbError('XDPLB_ERR_NOT_FOUND', `no route ${request.method} ${url}`).toJSON());
+    return reply.code(404).send(new XdplbError('XDPLB_ERR_NOT_FOUND', `no route ${request.method} ${url.slice(0, 200)}`).toJSON());
   });
 
   void app.register(fastifySwagger, {
@@ -370,7 +370,7 @@ function registerRoutes(app: FastifyInstance, controller: Controller, auth: Auth
 
 /** Serves a file of the dashboard; client routes (no file extension) get index.html. */
 async function serveStatic(root: string, urlPath: string, reply: FastifyReply): Promise<FastifyReply> {
-  const notFound = () => reply.code(404).send(new XdplbError('XDPLB_ERR_NOT_FOUND', `no file ${urlPath}`).toJSON());
+  const notFound = () => reply.code(404).send(new XdplbError('XDPLB_ERR_NOT_FOUND', `no file ${urlPath.slice(0, 200)}`).toJSON());
   let decoded: string;
   try {
     decoded = decodeURIComponent(urlPath);

@@ -88,6 +88,36 @@ describe('DaemonController', () => {
     controller.stop();
   });
 
+  test('a refused change keeps the health verdicts of the backends and services it would have removed', async () => {
+    // Checked backends seeded up (as after an adopt); probes far apart so only the change decides.
+    const checked = { ...web, healthCheck: { type: 'tcp' as const, intervalMs: 60000, fall: 10 } };
+    const driver = new MemoryDriver();
+    let failCommit = false;
+    const controller = new DaemonController({
+      state: new DesiredState({ services: [checked] }), driver, health: new HealthMonitor(), logger: pino({ level: 'silent' }),
+      seedHealth: () => 'up',
+      persist: () => ({ commit: () => { if (failCommit) throw new XdplbError('XDPLB_ERR_STORAGE', 'rename failed'); }, abort: () => {} }),
+    });
+    await controller.start();
+    try {
+      const healthy = () => driver.applied!.services.flatMap((s) => s.backends.map((b) => `${s.name}/${b.address}:${b.port}=${b.healthy}`));
+      const before = healthy();
+      assert.deepEqual(before, ['web/198.18.1.11:8080=true', 'web/198.18.1.12:8080=true']);
+      driver.refuseNext = 'EINVAL: map full';
+      await assert.rejects(controller.deleteBackend('web', '198.18.1.12:8080'), (e: XdplbError) => e.code === 'XDPLB_ERR_DATAPLANE');
+      assert.deepEqual(healthy(), before, 'a refused backend delete left the backend up and in the table');
+      driver.refuseNext = 'EINVAL: map full';
+      await assert.rejects(controller.deleteService('web'), (e: XdplbError) => e.code === 'XDPLB_ERR_DATAPLANE');
+      assert.deepEqual(healthy(), before, 'a refused service delete left its backends up');
+      failCommit = true;
+      await assert.rejects(controller.deleteBackend('web', '198.18.1.11:8080'), (e: XdplbError) => e.code === 'XDPLB_ERR_STORAGE');
+      assert.deepEqual(healthy(), before, 'a change whose file could not be renamed into place left the backend up');
+      assert.deepEqual(controller.getService('web').backends.map((b) => b.health), ['up', 'up']);
+    } finally {
+      controller.stop();
+    }
+  });
+
   test('a change that cannot be written never reaches the data plane', async () => {
     const h = setup();
     await h.controller.start();

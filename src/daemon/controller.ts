@@ -383,6 +383,15 @@ export class DaemonController implements Controller {
     const previous = this.desired;
     let writes = 0;
     const pending = persist && this.persist ? this.persist(next.toConfig()) ?? null : null;
+    // The verdicts before the change: a refused change restores them (sync() forgets the
+    // backends and services `next` drops, and would bring them back 'checking', out of the table).
+    const verdicts = new Map<string, 'up' | 'down'>();
+    for (const s of previous.services) {
+      for (const b of s.backends) {
+        const h = this.health.health(s.name, backendKey(b));
+        if (h === 'up' || h === 'down') verdicts.set(`${s.name}|${backendKey(b)}`, h);
+      }
+    }
     this.health.sync(next.toConfig().services);
     try {
       try {
@@ -393,7 +402,7 @@ export class DaemonController implements Controller {
       }
       pending?.commit();
     } catch (err) {
-      this.health.sync(previous.toConfig().services);
+      this.health.sync(previous.toConfig().services, (service, backend) => verdicts.get(`${service}|${backend}`));
       try {
         await this.driver.applyState(this.dataplaneState(previous));
       } catch (restoreErr) {
