@@ -36,7 +36,7 @@ const PIN_HUP = '/sys/fs/bpf/xlbt-cf-d';
 const MNT = '/tmp/xlbt-cf-mnt';
 const TOKEN = 'xlbt-cf-admin-token-0123456789';
 // One port per daemon start: fetch keeps connections to an origin alive across tests.
-const PORTS = { reload: 8751, busy: 8752, unresolvable: 8753, disk: 8754, noIface: 8755, seed: 8756, half: 8757, seedAgain: 8758, hup: 8759 };
+const PORTS = { reload: 8751, busy: 8752, unresolvable: 8753, disk: 8754, noIface: 8755, seed: 8756, half: 8757, seedAgain: 8758, hup: 8759, iface: 8750 };
 
 const skipReason = kernelTestSkip('the config reload kernel test');
 
@@ -198,6 +198,25 @@ describe('config file and reload (kernel, in process)', { skip: skipReason, conc
     fs.writeFileSync(file, YAML.stringify({ tokens: baseConfig().tokens, hashSeed: 3, allowEmpty: true }));
     assert.equal(await d.reload('SIGHUP'), 'applied');
     assert.deepEqual(await api.listServices(), []);
+    await stop(d, true);
+  });
+
+  test('a reload naming an interface this namespace lacks is refused whole: services and kernel unchanged', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'xdplb.yaml');
+    fs.writeFileSync(file, YAML.stringify(baseConfig()));
+    const { logger, logs } = captureLogger();
+    const { d, api } = await start(file, PIN, PORTS.iface, logger);
+    const before = kernelSnapshot(PIN);
+    const mark = logs.length;
+    // A service change and an interface typo in one file: neither may be applied alone.
+    fs.writeFileSync(file, YAML.stringify({ ...baseConfig(3), interfaces: [{ name: 'xlbt-cf-none', mode: 'native' }] }));
+    const line = await waitForLog(logs, mark, (l) => l.msg === 'config file invalid; keeping the running state');
+    assert.equal(line.field, '/interfaces/0/name');
+    assert.match(String(line.err), /no interface "xlbt-cf-none" in this network namespace/);
+    assert.equal(await d.reload('SIGHUP'), 'invalid');
+    assert.equal((await api.getService('web')).backends.length, 12, 'the service change was not applied either');
+    assert.deepEqual(kernelSnapshot(PIN), before);
     await stop(d, true);
   });
 

@@ -30,6 +30,7 @@ import { watchConfigFile, type ConfigWatcher } from './config-watcher';
 import { DEFAULT_PIN_DIR } from './defaults';
 import { enforceListenPolicy } from './listen-check';
 import { XdplbError } from '../api/errors';
+import { ifIndex } from '../bpf';
 
 export { DEFAULT_PIN_DIR };
 
@@ -164,7 +165,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       // below must find the same bytes, or it refuses (the watcher fires again for the change).
       const checkedText = readConfigText(configPath);
       stage = 'parse';
-      await enforceListenPolicy(listenInUse, parseConfigText(checkedText, configPath), logger);
+      const checked = parseConfigText(checkedText, configPath);
+      assertInterfacesExist(checked.interfaces);
+      await enforceListenPolicy(listenInUse, checked, logger);
       stage = 'read';
       changed = await controller.replaceConfig(() => {
         before = controller.state.config;
@@ -258,4 +261,19 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     process.off('uncaughtException', onCrash);
     process.off('unhandledRejection', onCrash);
   }
+}
+
+/**
+ * A reload is applied whole or not at all: an interface the file names but this namespace does
+ * not have would leave the services changed and the attachment not, so the file is refused.
+ * @throws XdplbError XDPLB_ERR_VALIDATION naming /interfaces/N/name.
+ */
+function assertInterfacesExist(interfaces: Config['interfaces']): void {
+  interfaces.forEach((i, n) => {
+    try {
+      ifIndex(i.name);
+    } catch {
+      throw new XdplbError('XDPLB_ERR_VALIDATION', `/interfaces/${n}/name: no interface "${i.name}" in this network namespace`, `/interfaces/${n}/name`);
+    }
+  });
 }
