@@ -3,7 +3,8 @@
  * needs. Tests create one, run frames through it inside their namespace, and close it.
  */
 import path from 'node:path';
-import { BpfObject, BpfMap, BPF_F_INNER_MAP, repoRoot, type Program, type LoadOptions } from '../src/bpf';
+import { BpfObject, BpfMap, BPF_F_INNER_MAP, repoRoot, type Program } from '../src/bpf';
+import { lbLoadOptions } from '../src/dataplane/load-options';
 import { TEST_FLOW_SETS, type MapAccess } from './datapath-harness';
 
 export const LB_OBJECT = () => path.join(repoRoot(), 'bpf', 'lb.o');
@@ -26,21 +27,12 @@ export interface TargetOptions {
 
 /** Loads bpf/lb.o (hash_seed, next-hop TTL and map sizes as given; flows: TEST_FLOW_SETS sets). @throws BpfError when the load fails. */
 export function loadTarget(opts: TargetOptions = {}): Target {
-  const seed = Buffer.alloc(4);
-  seed.writeUInt32LE((opts.seed ?? 0) >>> 0);
   // A small flows map (TEST_FLOW_SETS sets, as the model's): the fuzz test fills sets and evicts.
-  const mask = Buffer.alloc(4);
-  mask.writeUInt32LE(TEST_FLOW_SETS - 1);
-  const globals: Record<string, Buffer> = { hash_seed: seed, flow_sets_mask: mask };
-  if (opts.nexthopTtlNs !== undefined) {
-    globals.nexthop_ttl_ns = Buffer.alloc(8);
-    globals.nexthop_ttl_ns.writeBigUInt64LE(opts.nexthopTtlNs);
-  }
-  const load: LoadOptions = {
-    globals,
-    maxEntries: { flows: TEST_FLOW_SETS, ...opts.maxEntries },
-    innerMaxEntries: opts.innerMaxEntries ? { maglev: opts.innerMaxEntries } : undefined,
-  };
+  const load = lbLoadOptions({
+    hashSeed: (opts.seed ?? 0) >>> 0, flowSets: TEST_FLOW_SETS, nexthopTtlNs: opts.nexthopTtlNs,
+    maglevMaxSize: opts.innerMaxEntries || undefined,
+  });
+  load.maxEntries = { ...load.maxEntries, ...opts.maxEntries };
   const obj = BpfObject.load(LB_OBJECT(), load);
   const handles = new Map<string, BpfMap>();
   const inners = new Map<number, BpfMap>();

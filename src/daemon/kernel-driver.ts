@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { BpfObject, enableRunStats, listPrograms, xdpAttachments } from '../bpf';
 import { Dataplane, MAP_NAMES, PROGRAM_NAME } from '../dataplane/dataplane';
-import { encodeU32, LB, LbBackendCodec, LbServiceCodec, LbServiceKeyCodec } from '../dataplane/abi';
+import { LB, LbBackendCodec, LbServiceCodec, LbServiceKeyCodec } from '../dataplane/abi';
 import { XdplbError } from '../api/errors';
 import { MAX_SERVICE_TABLE_SIZE, type Config } from '../config/schema';
 import { effectiveTableSize } from '../config/state';
@@ -45,13 +45,9 @@ export interface KernelSession {
  * @throws BpfError when the object cannot be loaded.
  */
 function programIsCurrent(dp: Dataplane, objectPath: string): { current: boolean; running: string; built: string } {
-  const pinDir = dp.pinDir!;
-  // Loaded against the pinned maps, as replaceProgram would: nothing new is created but .rodata.
-  const probe = BpfObject.load(objectPath, {
-    reuseMaps: Object.fromEntries(MAP_NAMES.map((n) => [n, path.join(pinDir, 'maps', n)])),
-    innerMaxEntries: { maglev: dp.maglevMaxSize },
-    globals: { hash_seed: encodeU32(dp.hashSeed) },
-  });
+  // Loaded with replaceProgram's options, against the pinned maps: nothing new is created but
+  // .rodata and the unpinned next_hops cache.
+  const probe = BpfObject.load(objectPath, dp.reloadOptions());
   try {
     const built = probe.program(PROGRAM_NAME).info().tag;
     const running = dp.program.info().tag;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { BpfMap, enterNetns, repoRoot, listMaps, possibleCpus, openFdCount } from '../bpf';
+import { BpfMap, BpfObject, enterNetns, repoRoot, listMaps, possibleCpus, openFdCount } from '../bpf';
 import { encodePerCpu, encodeU32, LB, LbFlowStatsCodec } from './abi';
 import { Dataplane, MAP_NAMES } from './dataplane';
 import { buildFrame, IPPROTO_UDP, ipToU32 } from './packet';
@@ -70,6 +70,24 @@ describe('Dataplane on the real kernel', () => {
     assert.equal(dp.map('backends').maxEntries, 32);
     assert.equal(dp.map('flows').maxEntries, 256 / LB.FLOW_WAYS, 'flows: sets of LB.FLOW_WAYS');
     dp.applyState(state());
+  });
+
+  test('reloadOptions: over the pins, with the pinned sizes and globals; a probe with them has the running tag', () => {
+    const opts = dp!.reloadOptions();
+    assert.deepEqual(Object.keys(opts.reuseMaps!).sort(), [...MAP_NAMES].sort());
+    assert.equal(opts.reuseMaps!.flows, path.join(PIN, 'maps', 'flows'));
+    assert.deepEqual(opts.maxEntries, { next_hops: 32 }, 'only the unpinned next-hop cache is sized: one slot per backend');
+    assert.deepEqual(opts.globals!.flow_sets_mask, encodeU32(256 / LB.FLOW_WAYS - 1), 'the pinned flows map\'s sets');
+    assert.deepEqual(opts.globals!.hash_seed, encodeU32(42));
+    assert.deepEqual(opts.innerMaxEntries, { maglev: dp!.maglevMaxSize });
+    assert.deepEqual(dp!.reloadOptions(7).globals!.hash_seed, encodeU32(7));
+    // What the daemon's "is the pinned program current" probe loads: the same code, the same tag.
+    const probe = BpfObject.load(path.join(repoRoot(), 'bpf', 'lb.o'), opts);
+    try {
+      assert.equal(probe.program('xdp_lb').info().tag, dp!.program.info().tag);
+    } finally {
+      probe.close();
+    }
   });
 
   test('testRun: the event carries resolved names, stats and flows are decoded', () => {

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   BpfObject, BpfMap, Program, XdpLink, RingBuffer, BPF_F_INNER_MAP, possibleCpus, xdpAttachments,
-  ifHwAddr, repoRoot, type XdpMode, type TestRunResult,
+  ifHwAddr, repoRoot, type XdpMode, type TestRunResult, type LoadOptions,
 } from '../bpf';
 import { Reconciler, type ApplyResult, type ReconcilerMaps } from '../balancer/reconciler';
 import {
@@ -26,15 +26,11 @@ import {
   REASONS, XDP_ACTIONS, type DataplaneState, type FlowCounters, type PacketCounter, type StatsSnapshot,
   type TraceEvent, type XdpAction, type Reason,
 } from './types';
+import { lbLoadOptions, MAP_NAMES, type MapName } from './load-options';
 
 export const PROGRAM_NAME = 'xdp_lb';
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/xdplb';
-/** Maps of bpf/lb.o, all pinned and all reused by replaceProgram. */
-export const MAP_NAMES = [
-  'services', 'vips', 'maglev', 'backends', 'reverse', 'flows', 'settings', 'tx_ports',
-  'service_stats', 'backend_stats', 'verdict_stats', 'events', 'reverse_frags', 'if_macs',
-] as const;
-export type MapName = (typeof MAP_NAMES)[number];
+export { MAP_NAMES, type MapName } from './load-options';
 
 export interface DataplaneLoadOptions {
   /** default <repo>/bpf/lb.o */
@@ -72,13 +68,6 @@ function olderLayout(pinDir: string, detail: string): Error {
     + `its maps cannot be reused. Remove ${pinDir} (or stop the daemon running it with --detach-on-exit) and start `
     + 'again: traffic is not balanced until the fresh data plane is attached, and its empty flow cache may move '
     + 'established connections once');
-}
-
-function u32Global(value: number, what: string): Buffer {
-  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
-    throw new Error(`dataplane: ${what} ${value} is not an integer in 0..2^32-1`);
-  }
-  return encodeU32(value);
 }
 
 /** Sets of the flows map for `maxFlows` flows: a power of two (the program masks the flow hash). */
@@ -140,18 +129,11 @@ export class Dataplane {
     const maxBackends = positive(opts.maxBackends, LB.MAX_BACKENDS, 'maxBackends');
     const maglevMaxSize = positive(opts.maglevMaxSize, LB.MAGLEV_DEFAULT_SIZE, 'maglevMaxSize');
     const sets = flowSets(positive(opts.maxFlows, LB.MAX_FLOWS, 'maxFlows'));
-    const object = BpfObject.load(objectPath, {
-      maxEntries: {
-        services: maxServices, maglev: maxServices, service_stats: maxServices,
-        // next_hops: the program's kernel-internal next-hop cache, one slot per backend id.
-        backends: maxBackends, backend_stats: maxBackends, next_hops: maxBackends, reverse_frags: maxBackends,
-        flows: sets,
-        vips: positive(opts.maxVips, LB.MAX_VIPS, 'maxVips'),
-        reverse: positive(opts.maxReverse, LB.MAX_REVERSE, 'maxReverse'),
-      },
-      innerMaxEntries: { maglev: maglevMaxSize },
-      globals: { hash_seed: u32Global(opts.hashSeed, 'hashSeed'), flow_sets_mask: encodeU32(sets - 1) },
-    });
+    const object = BpfObject.load(objectPath, lbLoadOptions({
+      hashSeed: opts.hashSeed, flowSets: sets, maglevMaxSize, maxServices, maxBackends,
+      maxVips: positive(opts.maxVips, LB.MAX_VIPS, 'maxVips'),
+      maxReverse: positive(opts.maxReverse, LB.MAX_REVERSE, 'maxReverse'),
+    }));
     let dp: Dataplane;
     try {
       const maps = Object.fromEntries(MAP_NAMES.map((n) => [n, object.map(n)])) as Record<MapName, BpfMap>;
@@ -282,6 +264,20 @@ export class Dataplane {
   }
 
   /**
+   * The load options of a program over the pinned maps (as replaceProgram loads it), with this
+   * data plane's sizes and globals: what the daemon's "is the program current" probe loads too.
+   * @throws Error when not pinned, or for a hashSeed outside 0..2^32-1
+   */
+  reloadOptions(hashSeed: number = this.seed): LoadOptions {
+    const dir = this.pinnedAt;
+    if (!dir) throw new Error('dataplane: replaceProgram needs pinned maps: pin() first');
+    return lbLoadOptions({
+      hashSeed, flowSets: this.maps.flows.maxEntries, maglevMaxSize: this.maglevMaxSize,
+      maxBackends: this.maps.backends.maxEntries, reusePinDir: dir,
+    });
+  }
+
+  /**
    * Loads a newer build of the program reusing the pinned maps, and swaps it into every
    * attached link in place (bpf_link update: no packet sees a detached interface). With
    * `hashSeed`, the new program hashes flows with that seed (recorded in the meta pin).
@@ -292,12 +288,7 @@ export class Dataplane {
     if (!dir) throw new Error('dataplane: replaceProgram needs pinned maps: pin() first');
     // A new seed (hashSeed) is a constant of the program: it takes a new program too.
     const hashSeed = opts.hashSeed ?? this.seed;
-    const object = BpfObject.load(objectPath, {
-      reuseMaps: Object.fromEntries(MAP_NAMES.map((n) => [n, path.join(dir, 'maps', n)])),
-      maxEntries: { next_hops: this.maps.backends.maxEntries },
-      innerMaxEntries: { maglev: this.maglevMaxSize },
-      globals: { hash_seed: u32Global(hashSeed, 'hashSeed'), flow_sets_mask: encodeU32(this.maps.flows.maxEntries - 1) },
-    });
+    const object = BpfObject.load(objectPath, this.reloadOptions(hashSeed));
     let prog: Program;
     try {
       prog = object.program(PROGRAM_NAME);

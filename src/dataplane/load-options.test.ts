@@ -1,0 +1,49 @@
+/**
+ * lbLoadOptions: the one place the load options of bpf/lb.o are built (pure, no kernel).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { encodeU32 } from './abi';
+import { lbLoadOptions, MAP_NAMES } from './load-options';
+
+test('a fresh load sizes every map group and sets hash_seed and flow_sets_mask', () => {
+  const o = lbLoadOptions({
+    hashSeed: 0xdeadbeef, flowSets: 64, maglevMaxSize: 65537,
+    maxServices: 8, maxBackends: 32, maxVips: 5, maxReverse: 9,
+  });
+  assert.deepEqual(o.maxEntries, {
+    flows: 64,
+    services: 8, maglev: 8, service_stats: 8,
+    backends: 32, backend_stats: 32, next_hops: 32, reverse_frags: 32,
+    vips: 5, reverse: 9,
+  });
+  assert.deepEqual(o.innerMaxEntries, { maglev: 65537 });
+  assert.deepEqual(o.globals, { hash_seed: encodeU32(0xdeadbeef), flow_sets_mask: encodeU32(63) });
+  assert.equal(o.reuseMaps, undefined);
+});
+
+test('sizes not given are left to the object; nexthop_ttl_ns is a little-endian u64 when given', () => {
+  const o = lbLoadOptions({ hashSeed: 0, flowSets: 16, nexthopTtlNs: 0x0102030405060708n });
+  assert.deepEqual(o.maxEntries, { flows: 16 });
+  assert.equal(o.innerMaxEntries, undefined);
+  assert.deepEqual(o.globals!.nexthop_ttl_ns, Buffer.from([8, 7, 6, 5, 4, 3, 2, 1]));
+  assert.deepEqual(Object.keys(lbLoadOptions({ hashSeed: 0, flowSets: 16 }).globals!).sort(), ['flow_sets_mask', 'hash_seed']);
+});
+
+test('over pinned maps: every map reused, only the unpinned ones (next_hops) sized, globals as fresh', () => {
+  const o = lbLoadOptions({ hashSeed: 3, flowSets: 128, maglevMaxSize: 251, maxServices: 8, maxBackends: 40, reusePinDir: '/sys/fs/bpf/x' });
+  assert.deepEqual(o.reuseMaps, Object.fromEntries(MAP_NAMES.map((n) => [n, path.join('/sys/fs/bpf/x', 'maps', n)])));
+  assert.deepEqual(o.maxEntries, { next_hops: 40 });
+  assert.deepEqual(o.globals, { hash_seed: encodeU32(3), flow_sets_mask: encodeU32(127) });
+  assert.deepEqual(o.innerMaxEntries, { maglev: 251 });
+});
+
+test('a hash seed outside u32 or a flow set count that is not a power of two is refused by name', () => {
+  for (const bad of [-1, 2 ** 32, 1.5, Number.NaN]) {
+    assert.throws(() => lbLoadOptions({ hashSeed: bad, flowSets: 16 }), /^Error: dataplane: hashSeed .* is not an integer in 0\.\.2\^32-1$/);
+  }
+  for (const bad of [0, 3, 96, 1.5]) {
+    assert.throws(() => lbLoadOptions({ hashSeed: 1, flowSets: bad }), /^Error: dataplane: flow sets .* is not a power of two$/);
+  }
+});

@@ -1,0 +1,80 @@
+/**
+ * The load options of bpf/lb.o, built in one place for every loader: a fresh load
+ * (Dataplane.load), a program replacement over pinned maps (Dataplane.replaceProgram), the
+ * daemon's "is the pinned program current" probe, and the test harness (test/datapath-target.ts).
+ */
+import * as path from 'node:path';
+import type { LoadOptions } from '../bpf';
+import { encodeU32 } from './abi';
+
+/** Maps of bpf/lb.o, all pinned and all reused by replaceProgram. */
+export const MAP_NAMES = [
+  'services', 'vips', 'maglev', 'backends', 'reverse', 'flows', 'settings', 'tx_ports',
+  'service_stats', 'backend_stats', 'verdict_stats', 'events', 'reverse_frags', 'if_macs',
+] as const;
+export type MapName = (typeof MAP_NAMES)[number];
+
+export interface LbLoadParams {
+  /** the hash_seed global: every node behind one ECMP group must use the same */
+  hashSeed: number;
+  /** sets of the flows map (a power of two): its size, and the flow_sets_mask global */
+  flowSets: number;
+  /** the Maglev inner template's size (largest table accepted); default: the object's */
+  maglevMaxSize?: number;
+  /** services, maglev, service_stats; default: the object's */
+  maxServices?: number;
+  /** backends, backend_stats, next_hops (one cache slot per backend id), reverse_frags */
+  maxBackends?: number;
+  maxVips?: number;
+  maxReverse?: number;
+  /** the nexthop_ttl_ns global; default: the program's own */
+  nexthopTtlNs?: bigint;
+  /**
+   * A pin directory whose maps/<name> are reused (MAP_NAMES): those keep the size they were
+   * pinned with, so only the maps that are not pinned (next_hops) are sized here.
+   */
+  reusePinDir?: string;
+}
+
+/** The u32 a global holds. @throws Error naming `what` when `value` is not in 0..2^32-1 */
+function u32Global(value: number, what: string): Buffer {
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new Error(`dataplane: ${what} ${value} is not an integer in 0..2^32-1`);
+  }
+  return encodeU32(value);
+}
+
+/**
+ * The BpfObject.load options for bpf/lb.o.
+ * @throws Error when hashSeed is not a u32 or flowSets not a power of two
+ */
+export function lbLoadOptions(p: LbLoadParams): LoadOptions {
+  if (!Number.isInteger(p.flowSets) || p.flowSets < 1 || (p.flowSets & (p.flowSets - 1)) !== 0) {
+    throw new Error(`dataplane: flow sets ${p.flowSets} is not a power of two`);
+  }
+  const globals: Record<string, Buffer> = {
+    hash_seed: u32Global(p.hashSeed, 'hashSeed'),
+    flow_sets_mask: encodeU32(p.flowSets - 1),
+  };
+  if (p.nexthopTtlNs !== undefined) {
+    globals.nexthop_ttl_ns = Buffer.alloc(8);
+    globals.nexthop_ttl_ns.writeBigUInt64LE(p.nexthopTtlNs);
+  }
+  const sizes: Record<string, number> = { flows: p.flowSets };
+  const set = (value: number | undefined, names: string[]) => {
+    if (value !== undefined) for (const n of names) sizes[n] = value;
+  };
+  set(p.maxServices, ['services', 'maglev', 'service_stats']);
+  set(p.maxBackends, ['backends', 'backend_stats', 'next_hops', 'reverse_frags']);
+  set(p.maxVips, ['vips']);
+  set(p.maxReverse, ['reverse']);
+  const options: LoadOptions = { globals };
+  const dir = p.reusePinDir;
+  if (dir !== undefined) {
+    options.reuseMaps = Object.fromEntries(MAP_NAMES.map((n) => [n, path.join(dir, 'maps', n)]));
+    for (const n of MAP_NAMES) delete sizes[n];
+  }
+  options.maxEntries = sizes;
+  if (p.maglevMaxSize !== undefined) options.innerMaxEntries = { maglev: p.maglevMaxSize };
+  return options;
+}
