@@ -69,7 +69,7 @@ export function flowHash(saddr: number, daddr: number, sport: number, dport: num
 const MASK64 = (1n << 64n) - 1n;
 
 /**
- * The program's flow cache hash (bpf/lb.bpf.c flow_cache_hash): picks a flow's set in the flows
+ * The program's flow cache hash (bpf/flow_cache.h flow_cache_hash): picks a flow's set in the flows
  * map and seeds its check word. Takes host-order addresses (u32, see ipToU32) and ports; the
  * program hashes the key's two 64-bit words as they sit in memory (network-order fields read on
  * a little-endian host), which this rebuilds.
