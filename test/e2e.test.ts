@@ -213,7 +213,9 @@ describe('xdplb end to end (lab, daemon, real traffic)', { skip: skipReason, con
     const report = await driver;
 
     const survivors = report.long.filter((c) => c.firstBackend !== 'be3');
-    assert.ok(survivors.length >= 40, `only ${survivors.length} long connections on be1/be2`);
+    // Weights 1:1:2 put each of the 100 on be1/be2 with p = 0.5: 50 expected, sd 5. 40 failed
+    // about one run in 50 (39 seen in CI); 30 is 4 sd and still plenty to observe the changes.
+    assert.ok(survivors.length >= 30, `only ${survivors.length} long connections on be1/be2`);
     for (const c of survivors) {
       assert.deepEqual(c.errors, [], `a ${c.firstBackend} connection broke`);
       assert.equal(c.sockets, 1, `a ${c.firstBackend} connection was re-opened`);
