@@ -40,6 +40,19 @@ describe('AuthStore', () => {
     assert.equal(auth.logout(token), null);
   });
 
+  test("one account logging in again and again ends only its own oldest sessions, never another user's", async () => {
+    // 2 users x 3 = the whole table: the global bound alone would push the admin out.
+    const auth = new AuthStore(users, tokens, { maxSessionsPerUser: 3, maxSessions: 6 });
+    const admin = (await auth.login('admin', 'admin-pass')).token;
+    const viewer: string[] = [];
+    for (let i = 0; i < 12; i++) viewer.push((await auth.login('viewer', 'viewer-pass')).token);
+    assert.deepEqual(await auth.authenticate(admin), { name: 'admin', role: 'admin' });
+    // One client address per check: nine ended sessions in a row from one address would back off.
+    const live = await Promise.all(viewer.map((t, i) => auth.authenticate(t, `198.18.0.${i + 1}`)));
+    assert.deepEqual(live.map((id) => id !== null), [...Array(9).fill(false), true, true, true], 'the viewer keeps its 3 newest');
+    assert.equal(auth.sessionCount(), 4);
+  });
+
   test('logout of a configured API token revokes it until the config changes it', async () => {
     const auth = new AuthStore(users, tokens);
     const bearer = 'ci-token-0123456789abcdef';

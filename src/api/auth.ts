@@ -36,6 +36,10 @@ export interface AuthStoreOptions {
   maxConcurrentHashes?: number;
   /** Logins waiting for a hash slot; beyond it: XDPLB_ERR_RATE_LIMITED. Default 32. */
   maxQueuedHashes?: number;
+  /** Live sessions of one user; a new login beyond it ends that user's oldest. Default 100. */
+  maxSessionsPerUser?: number;
+  /** Live sessions in all; default 10000 (100 users x 100, so no user's logins push out another's). */
+  maxSessions?: number;
   /** Clock (ms), for tests. */
   now?: () => number;
 }
@@ -55,6 +59,7 @@ interface VerifiedToken { identity: Identity; hash: string }
 
 const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 const MAX_SESSIONS = 10000;
+const MAX_SESSIONS_PER_USER = 100;
 const MAX_BEARER_LENGTH = 1024;
 /** Limiter "user name" for bearer tokens: never a valid user name (see NAME_PATTERN). */
 const BEARER_SUBJECT = '(bearer)';
@@ -100,6 +105,8 @@ export class AuthStore {
   private readonly now: () => number;
   private readonly maxHashes: number;
   private readonly maxQueued: number;
+  private readonly maxSessionsPerUser: number;
+  private readonly maxSessions: number;
   private activeHashes = 0;
   private readonly hashQueue: Array<() => void> = [];
 
@@ -107,6 +114,8 @@ export class AuthStore {
   constructor(users: UserEntry[] = [], tokens: TokenEntry[] = [], options: AuthStoreOptions = {}) {
     this.ttl = options.sessionTtlMs ?? SESSION_TTL_MS;
     this.now = options.now ?? Date.now;
+    this.maxSessionsPerUser = options.maxSessionsPerUser ?? MAX_SESSIONS_PER_USER;
+    this.maxSessions = options.maxSessions ?? MAX_SESSIONS;
     const backoff = { baseMs: options.backoffBaseMs, maxMs: options.maxBackoffMs, maxEntries: options.maxLimiterEntries, now: this.now };
     this.perUser = new BackoffLimiter({ ...backoff, free: options.freeFailures ?? 5 });
     this.perAddress = new BackoffLimiter({ ...backoff, free: options.freeFailuresPerAddress ?? 30 });
@@ -181,7 +190,7 @@ export class AuthStore {
     this.perUser.reset(userKey);
     this.perAddress.refund(address);
     const now = this.now();
-    this.pruneSessions(now);
+    this.pruneSessions(now, name);
     const token = randomBytes(32).toString('hex');
     this.sessions.set(sha256(token), { identity: { ...user!.identity }, expiresAt: now + this.ttl, credentialHash: user!.hash });
     return { token, user: { ...user!.identity } };
@@ -304,11 +313,24 @@ export class AuthStore {
     }
   }
 
-  private pruneSessions(now: number): void {
-    for (const [key, session] of this.sessions) if (session.expiresAt <= now) this.sessions.delete(key);
-    // Bound memory: drop the oldest sessions first (Map keeps insertion order).
+  /**
+   * Drops expired sessions; with `name`, makes room for one more session of that user: its own
+   * oldest beyond its cap go (one account logging in again and again ends only its own sessions,
+   * never the admin's), then, as a last memory bound, the oldest of all (insertion order).
+   */
+  private pruneSessions(now: number, name?: string): void {
+    let own = 0;
+    for (const [key, session] of this.sessions) {
+      if (session.expiresAt <= now) this.sessions.delete(key);
+      else if (session.identity.name === name) own++;
+    }
+    if (name === undefined) return;
+    for (const [key, session] of this.sessions) {
+      if (own < this.maxSessionsPerUser) break;
+      if (session.identity.name === name) { this.sessions.delete(key); own--; }
+    }
     for (const key of this.sessions.keys()) {
-      if (this.sessions.size < MAX_SESSIONS) break;
+      if (this.sessions.size < this.maxSessions) break;
       this.sessions.delete(key);
     }
   }
