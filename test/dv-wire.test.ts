@@ -16,58 +16,26 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import * as path from 'node:path';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { BpfObject, Program, XdpLink, enterNetns, repoRoot } from '../src/bpf';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { Program, XdpLink, enterNetns } from '../src/bpf';
 import { Dataplane } from '../src/dataplane/dataplane';
 import type { DataplaneState } from '../src/dataplane/types';
+import { attachPeerPass, buildVethLab, macOf, removeVethLab, sh, vethLab } from './support/veth-lab';
 
-const NS = { client: 'xlbt-dvw-c', lb: 'xlbt-dvw-lb', backend: 'xlbt-dvw-b' } as const;
+const LAB = vethLab('xlbt-dvw', '198.18.20', '198.18.21');
+const NS = LAB.ns;
 const VIP = '198.18.120.1';
-const CLIENT = '198.18.20.2';
-const BACKEND = '198.18.21.2';
+const CLIENT = LAB.client;
+const BACKEND = LAB.backend;
 const ANSWER_BYTES = 4000;
 
-function sh(args: string[], opts: { ns?: string; allowFail?: boolean } = {}): string {
-  const [cmd, ...argv] = opts.ns ? ['ip', 'netns', 'exec', opts.ns, ...args] : args;
-  try {
-    return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 });
-  } catch (err) {
-    if (opts.allowFail) return '';
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${argv.join(' ')}: ${e.stderr || e.message}`);
-  }
-}
-
 function cleanup(): void {
-  for (const ns of Object.values(NS)) sh(['ip', 'netns', 'del', ns], { allowFail: true });
+  removeVethLab(LAB);
 }
-
-const macOf = (ns: string, dev: string): string => (JSON.parse(sh(['ip', '-j', 'link', 'show', dev], { ns })) as Array<{ address: string }>)[0].address;
 
 function buildLab(): void {
   cleanup();
-  for (const ns of Object.values(NS)) sh(['ip', 'netns', 'add', ns]);
-  sh(['ip', 'link', 'add', 'xlbt-dvw-c0', 'netns', NS.client, 'type', 'veth', 'peer', 'name', 'xlbt-dvw-l0', 'netns', NS.lb]);
-  sh(['ip', 'link', 'add', 'xlbt-dvw-b0', 'netns', NS.backend, 'type', 'veth', 'peer', 'name', 'xlbt-dvw-l1', 'netns', NS.lb]);
-  const inNs = (ns: string, ...args: string[]) => sh(args, { ns });
-  inNs(NS.client, 'ip', 'addr', 'add', `${CLIENT}/24`, 'dev', 'xlbt-dvw-c0');
-  inNs(NS.lb, 'ip', 'addr', 'add', '198.18.20.1/24', 'dev', 'xlbt-dvw-l0');
-  inNs(NS.lb, 'ip', 'addr', 'add', '198.18.21.1/24', 'dev', 'xlbt-dvw-l1');
-  inNs(NS.backend, 'ip', 'addr', 'add', `${BACKEND}/24`, 'dev', 'xlbt-dvw-b0');
-  for (const [ns, dev] of [[NS.client, 'xlbt-dvw-c0'], [NS.lb, 'xlbt-dvw-l0'], [NS.lb, 'xlbt-dvw-l1'], [NS.backend, 'xlbt-dvw-b0']]) {
-    inNs(ns, 'ip', 'link', 'set', 'lo', 'up');
-    inNs(ns, 'ip', 'link', 'set', dev, 'up');
-  }
-  inNs(NS.client, 'ip', 'route', 'add', 'default', 'via', '198.18.20.1');
-  inNs(NS.backend, 'ip', 'route', 'add', 'default', 'via', '198.18.21.1');
-  inNs(NS.lb, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
-  inNs(NS.client, 'ethtool', '-K', 'xlbt-dvw-c0', 'tx', 'off');
-  inNs(NS.backend, 'ethtool', '-K', 'xlbt-dvw-b0', 'tx', 'off');
-  inNs(NS.lb, 'ip', 'neigh', 'replace', CLIENT, 'lladdr', macOf(NS.client, 'xlbt-dvw-c0'), 'dev', 'xlbt-dvw-l0', 'nud', 'permanent');
-  inNs(NS.lb, 'ip', 'neigh', 'replace', BACKEND, 'lladdr', macOf(NS.backend, 'xlbt-dvw-b0'), 'dev', 'xlbt-dvw-l1', 'nud', 'permanent');
-  inNs(NS.client, 'ip', 'neigh', 'replace', '198.18.20.1', 'lladdr', macOf(NS.lb, 'xlbt-dvw-l0'), 'dev', 'xlbt-dvw-c0', 'nud', 'permanent');
-  inNs(NS.backend, 'ip', 'neigh', 'replace', '198.18.21.1', 'lladdr', macOf(NS.lb, 'xlbt-dvw-l1'), 'dev', 'xlbt-dvw-b0', 'nud', 'permanent');
+  buildVethLab(LAB);
 }
 
 // Answers every datagram on 5301 with ANSWER_BYTES bytes ("big:" + the query, padded); 60 s bound.
@@ -140,21 +108,9 @@ describe('issue 11 data-plane verdicts on the wire (namespaces xlbt-dvw-*)', () 
 
   before(async () => {
     buildLab();
-    const passObject = BpfObject.load(path.join(repoRoot(), 'bpf', 'xdp_pass.o'));
-    try {
-      for (const [ns, dev] of [[NS.client, 'xlbt-dvw-c0'], [NS.backend, 'xlbt-dvw-b0']]) {
-        const restore = enterNetns(ns);
-        try {
-          const prog = passObject.program('xdp_pass');
-          peerProgs.push(prog);
-          peerLinks.push(prog.attachXdp(dev, 'native'));
-        } finally {
-          restore();
-        }
-      }
-    } finally {
-      passObject.close();
-    }
+    const peers = attachPeerPass(LAB);
+    peerProgs.push(...peers.progs);
+    peerLinks.push(...peers.links);
     dp = Dataplane.load({ hashSeed: 0x5eed, maxServices: 8, maxBackends: 16, maxFlows: 1024 });
     const restore = enterNetns(NS.lb);
     try {

@@ -18,57 +18,28 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as fs from 'node:fs';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { BpfObject, Program, XdpLink, enterNetns, repoRoot } from '../src/bpf';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Program, XdpLink, enterNetns, repoRoot } from '../src/bpf';
 import { Dataplane } from '../src/dataplane/dataplane';
 import type { DataplaneState } from '../src/dataplane/types';
+import { attachPeerPass, buildVethLab, removeVethLab, sh, vethLab } from './support/veth-lab';
 
-const NS = { client: 'xlbt-dv-c', lb: 'xlbt-dv-lb', backend: 'xlbt-dv-b' } as const;
+const LAB = vethLab('xlbt-dv', '198.18.0', '198.18.1');
+const NS = LAB.ns;
 const VIP = '198.18.100.1';
-const CLIENT = '198.18.0.2';
-const BACKEND = '198.18.1.2';
-
-function sh(args: string[], opts: { ns?: string; allowFail?: boolean } = {}): string {
-  const [cmd, ...argv] = opts.ns ? ['ip', 'netns', 'exec', opts.ns, ...args] : args;
-  try {
-    return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 });
-  } catch (err) {
-    if (opts.allowFail) return '';
-    const e = err as { stderr?: string; message: string };
-    throw new Error(`${cmd} ${argv.join(' ')}: ${e.stderr || e.message}`);
-  }
-}
+const CLIENT = LAB.client;
+const BACKEND = LAB.backend;
 
 const PIN_DIR = '/sys/fs/bpf/xlbt-dv-veth';
 
 function cleanup(): void {
-  for (const ns of Object.values(NS)) sh(['ip', 'netns', 'del', ns], { allowFail: true });
+  removeVethLab(LAB);
   fs.rmSync(PIN_DIR, { recursive: true, force: true });
 }
 
 function buildLab(): void {
   cleanup();
-  for (const ns of Object.values(NS)) sh(['ip', 'netns', 'add', ns]);
-  sh(['ip', 'link', 'add', 'xlbt-dv-c0', 'netns', NS.client, 'type', 'veth', 'peer', 'name', 'xlbt-dv-l0', 'netns', NS.lb]);
-  sh(['ip', 'link', 'add', 'xlbt-dv-b0', 'netns', NS.backend, 'type', 'veth', 'peer', 'name', 'xlbt-dv-l1', 'netns', NS.lb]);
-  const inNs = (ns: string, ...args: string[]) => sh(args, { ns });
-  inNs(NS.client, 'ip', 'addr', 'add', `${CLIENT}/24`, 'dev', 'xlbt-dv-c0');
-  inNs(NS.lb, 'ip', 'addr', 'add', '198.18.0.1/24', 'dev', 'xlbt-dv-l0');
-  inNs(NS.lb, 'ip', 'addr', 'add', '198.18.1.1/24', 'dev', 'xlbt-dv-l1');
-  inNs(NS.backend, 'ip', 'addr', 'add', `${BACKEND}/24`, 'dev', 'xlbt-dv-b0');
-  for (const [ns, dev] of [[NS.client, 'xlbt-dv-c0'], [NS.lb, 'xlbt-dv-l0'], [NS.lb, 'xlbt-dv-l1'], [NS.backend, 'xlbt-dv-b0']]) {
-    inNs(ns, 'ip', 'link', 'set', 'lo', 'up');
-    inNs(ns, 'ip', 'link', 'set', dev, 'up');
-  }
-  inNs(NS.client, 'ip', 'route', 'add', 'default', 'via', '198.18.0.1');
-  inNs(NS.backend, 'ip', 'route', 'add', 'default', 'via', '198.18.1.1');
-  inNs(NS.lb, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
-  inNs(NS.client, 'ethtool', '-K', 'xlbt-dv-c0', 'tx', 'off');
-  inNs(NS.backend, 'ethtool', '-K', 'xlbt-dv-b0', 'tx', 'off');
-  // Neighbours set up front: the balancer's FIB lookup finds both next hops from the first packet.
-  const mac = (ns: string, dev: string) => (JSON.parse(inNs(ns, 'ip', '-j', 'link', 'show', dev)) as Array<{ address: string }>)[0].address;
-  inNs(NS.lb, 'ip', 'neigh', 'replace', CLIENT, 'lladdr', mac(NS.client, 'xlbt-dv-c0'), 'dev', 'xlbt-dv-l0', 'nud', 'permanent');
-  inNs(NS.lb, 'ip', 'neigh', 'replace', BACKEND, 'lladdr', mac(NS.backend, 'xlbt-dv-b0'), 'dev', 'xlbt-dv-l1', 'nud', 'permanent');
+  buildVethLab(LAB);
 }
 
 // UDP echo on 5301, TCP echo on 8081 (replies "echo:<data>"); exits by itself after 60 s.
@@ -142,21 +113,9 @@ describe('XDP balancer on veth, real UDP and TCP through namespaces', () => {
 
   test('a datagram to VIP:5300 reaches the backend and the reply comes from VIP:5300', async () => {
     // XDP_PASS on the client and backend legs so that veth accepts redirected frames there.
-    const passObject = BpfObject.load(path.join(repoRoot(), 'bpf', 'xdp_pass.o'));
-    try {
-      for (const [ns, dev] of [[NS.client, 'xlbt-dv-c0'], [NS.backend, 'xlbt-dv-b0']]) {
-        const restore = enterNetns(ns);
-        try {
-          const prog = passObject.program('xdp_pass');
-          peerProgs.push(prog);
-          peerLinks.push(prog.attachXdp(dev, 'native'));
-        } finally {
-          restore();
-        }
-      }
-    } finally {
-      passObject.close();
-    }
+    const peers = attachPeerPass(LAB);
+    peerProgs.push(...peers.progs);
+    peerLinks.push(...peers.links);
 
     dp = Dataplane.load({ hashSeed: 0x5eed, maxServices: 8, maxBackends: 16, maxFlows: 1024 });
     const restore = enterNetns(NS.lb);
