@@ -13,23 +13,8 @@ import { withBenchLock } from './lock';
 import { sleep, tryRun } from './exec';
 import { ratio, summarize, type Summary } from './stats';
 import { xdplbForwardCase } from './xdplb-cases';
+import type { ForwardCase } from './cases';
 import { enableRunStats, listPrograms, type XdpLink } from '../bpf';
-
-/** One way of forwarding through the lb host. */
-export interface ForwardCase {
-  name: string;
-  label: string;
-  /** Where the generator sends: to the VIP (load balancers) or straight to a backend (forwarders). */
-  destination: 'vip' | 'backend';
-  /** Once per run, before the first repetition (load objects). */
-  prepare?(t: ForwardTopology, programs: BenchPrograms): void;
-  /** Before each repetition; returns the id of the XDP program doing the work, if any. */
-  setUp(t: ForwardTopology, programs: BenchPrograms): number | null;
-  /** After each repetition, failures included. */
-  tearDown(t: ForwardTopology): void;
-  /** Once per run, at the end. */
-  dispose?(): void;
-}
 
 export interface ForwardRep {
   sent: number;

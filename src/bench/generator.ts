@@ -7,7 +7,7 @@
  * - xdp_fwd is the trivial forwarder (MAC rewrite + redirect), the ceiling for XDP cases.
  */
 import * as path from 'node:path';
-import { BpfObject, BPF_F_TEST_XDP_LIVE_FRAMES, inNetns, repoRoot, type BpfMap, type Program, type XdpLink } from '../bpf';
+import { BpfObject, BPF_F_TEST_XDP_LIVE_FRAMES, XdpLink, inNetns, repoRoot, type BpfMap, type Program } from '../bpf';
 import { buildFrame, ipToU32, macToBuffer, IPPROTO_UDP } from '../dataplane/packet';
 import type { ForwardTopology } from './forward-topology';
 
@@ -154,7 +154,7 @@ export class BenchPrograms {
 
   /** Attaches the counting sink to the sink's veth (native XDP). */
   attachSink(t: ForwardTopology): void {
-    this.links.push(inNetns(t.sink.netns, () => this.sink.attachXdp(t.sink.ifname, 'native')));
+    this.links.push(inNetns(t.sink.netns, () => XdpLink.attach(this.sink, t.sink.ifname, 'native')));
   }
 
   /** Attaches the trivial forwarder to the lb's ingress; returns its link (detach() to remove). */
@@ -164,7 +164,7 @@ export class BenchPrograms {
       const key = Buffer.alloc(4);
       // DEVMAP values are ifindexes of the namespace the update is made from.
       this.fwdPorts.update(key, u32le(t.lb.egressIfindex));
-      return (reading ? this.fwdRead : this.fwd).attachXdp(t.lb.ingress, 'native');
+      return XdpLink.attach(reading ? this.fwdRead : this.fwd, t.lb.ingress, 'native');
     });
   }
 

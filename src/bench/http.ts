@@ -14,18 +14,9 @@ import { run, tryRun } from './exec';
 import { tasksCpuNs } from './netns';
 import { ratio, summarize } from './stats';
 import { xdplbHttpCase } from './xdplb-cases';
+import type { HttpLbCase } from './cases';
 
 export type ConnectionMode = 'keepalive' | 'close';
-
-/** One way to put a load balancer between the client and the backends. */
-export interface HttpLbCase {
-  name: string;
-  label: string;
-  /** Installs the load balancer; returns the pids of its user-space processes (their CPU counts). */
-  setUp(topology: HttpTopology): Promise<number[]>;
-  tearDown(topology: HttpTopology): Promise<void>;
-  url(topology: HttpTopology): string;
-}
 
 /** One wrk run, with what the lb spent on it. */
 export interface HttpRep extends WrkResult {

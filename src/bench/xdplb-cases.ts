@@ -5,8 +5,7 @@
 import { Dataplane } from '../dataplane/dataplane';
 import type { DataplaneState, ForwardingMode } from '../dataplane/types';
 import { inNetns } from '../bpf';
-import type { ForwardCase } from './forward';
-import type { HttpLbCase } from './http';
+import type { ForwardCase, HttpLbCase } from './cases';
 import { addDsrVip, removeDsrVip } from './http-topology';
 
 /** Fixed flow-hash seed of the benchmarks' data planes. */

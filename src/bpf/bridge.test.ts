@@ -2,7 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  BpfError, BpfMap, BpfObject, Program, XDP_ACTIONS, enterNetns, ifIndex, possibleCpus,
+  BpfError, BpfMap, BpfObject, Program, XDP_ACTIONS, XdpLink, enterNetns, ifIndex, possibleCpus,
   xdpAttachments,
 } from './index';
 import { assertNoFdLeak, createVethNetns, fdSnapshot, frame, testdataObject, u32, u64 } from './testing';
@@ -229,14 +229,14 @@ describe('XDP in a lab namespace', () => {
     obj.close();
     const restore = enterNetns(NS);
     try {
-      const link = verdict.attachXdp(VETH_A, 'native');
+      const link = XdpLink.attach(verdict, VETH_A, 'native');
       try {
         assert.equal(link.ifindex, ifIndex(VETH_A));
         let seen = xdpAttachments().find((a) => a.ifname === VETH_A);
         assert.ok(seen, 'attachment not listed');
         assert.equal(seen.mode, 'native');
         assert.equal(seen.progId, verdict.info().id);
-        assertBpfError(() => dropAll.attachXdp(VETH_A, 'native'), 'EBUSY', /xdp attach \(native\) interface 'xlbt-br0'.*already attached/);
+        assertBpfError(() => XdpLink.attach(dropAll, VETH_A, 'native'), 'EBUSY', /xdp attach \(native\) interface 'xlbt-br0'.*already attached/);
 
         link.update(dropAll);
         seen = xdpAttachments().find((a) => a.ifname === VETH_A);
@@ -248,7 +248,7 @@ describe('XDP in a lab namespace', () => {
       } finally {
         link.close();
       }
-      assertBpfError(() => verdict.attachXdp('xlbt-br-none', 'native'), 'ENODEV', /interface lookup 'xlbt-br-none'.*no such interface/);
+      assertBpfError(() => XdpLink.attach(verdict, 'xlbt-br-none', 'native'), 'ENODEV', /interface lookup 'xlbt-br-none'.*no such interface/);
     } finally {
       restore();
       verdict.close();

@@ -65,7 +65,7 @@ async function everything(round: number): Promise<void> {
 
   const restore = enterNetns(NS);
   try {
-    const link = verdict.attachXdp(VETH_A, 'native');
+    const link = XdpLink.attach(verdict, VETH_A, 'native');
     const linkPin = path.join(PIN_DIR, `link${round}`);
     link.pin(linkPin);
     link.close();
@@ -73,7 +73,7 @@ async function everything(round: number): Promise<void> {
     assert.equal(xdpAttachments().length, 1);
     reopened.detach();
     reopened.close();
-    assert.throws(() => verdict.attachXdp('xlbt-br-none', 'generic'), BpfError);
+    assert.throws(() => XdpLink.attach(verdict, 'xlbt-br-none', 'generic'), BpfError);
   } finally {
     restore();
   }

@@ -1,4 +1,7 @@
-/** XdpLink: an XDP attachment held by a bpf_link (pin it to outlive the process, update in place). */
+/**
+ * XdpLink: an XDP attachment held by a bpf_link (attach a program, pin it to outlive the process,
+ * update it in place). Attachment lives here, not on Program: link.ts imports program.ts, not back.
+ */
 import type { XdpMode } from './api';
 import { FdHandle } from './handle';
 import { native } from './native';
@@ -26,8 +29,10 @@ export class XdpLink extends FdHandle {
   }
 
   /**
-   * Creates the link (see Program.attachXdp).
-   * @throws BpfError ENODEV / EBUSY / EOPNOTSUPP.
+   * Attaches the XDP program `prog` to `ifname` (in the calling thread's netns) through a
+   * bpf_link.
+   * @throws BpfError ENODEV for a missing interface, EBUSY when one is attached already,
+   *   EOPNOTSUPP when the driver has no native XDP.
    */
   static attach(prog: Program, ifname: string, mode: XdpMode): XdpLink {
     const ifindex = native().ifNameToIndex(ifname);

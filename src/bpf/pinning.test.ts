@@ -80,7 +80,7 @@ describe('pinning', () => {
     obj.close();
     const restore = enterNetns(NS);
     try {
-      const link = verdict.attachXdp(VETH_A, 'generic');
+      const link = XdpLink.attach(verdict, VETH_A, 'generic');
       link.pin(pin);
       const verdictId = verdict.info().id;
       link.close();

@@ -1,8 +1,7 @@
-/** Program: a loaded BPF program (info, BPF_PROG_TEST_RUN in three flavours, XDP attach, pinning). */
-import type { ProgramInfo, TestRunOptions, TestRunResult, XdpMode } from './api';
+/** Program: a loaded BPF program (info, BPF_PROG_TEST_RUN in three flavours, pinning); XdpLink.attach attaches one. */
+import type { ProgramInfo, TestRunOptions, TestRunResult } from './api';
 import { bpfError } from './errors';
 import { FdHandle } from './handle';
-import { XdpLink } from './link';
 import { native } from './native';
 
 /** BPF_F_TEST_XDP_LIVE_FRAMES: test-run frames go through the real XDP_TX/REDIRECT paths. */
@@ -111,15 +110,6 @@ export class Program extends FdHandle {
   testRunLive(frame: Buffer, opts: TestRunLiveOptions): TestRunLiveResult {
     return native().testRunLive(this.fd, frame, opts.count, opts.batchSize ?? 0, opts.ingressIfindex ?? 0,
       opts.pinCpu ?? -1, this.name);
-  }
-
-  /**
-   * Attaches this XDP program to `ifname` (in the calling thread's netns) through a bpf_link.
-   * @throws BpfError ENODEV for a missing interface, EBUSY when one is attached already,
-   *   EOPNOTSUPP when the driver has no native XDP.
-   */
-  attachXdp(ifname: string, mode: XdpMode): XdpLink {
-    return XdpLink.attach(this, ifname, mode);
   }
 
   /**

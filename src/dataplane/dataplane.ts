@@ -324,7 +324,7 @@ export class Dataplane {
    */
   attach(ifname: string, mode: XdpMode = 'native'): AttachmentInfo {
     if (this.links.has(ifname)) throw new Error(`dataplane: already attached to ${ifname}`);
-    const link = this.prog.attachXdp(ifname, mode);
+    const link = XdpLink.attach(this.prog, ifname, mode);
     const ifindex = link.ifindex;
     try {
       this.writeInterfaceMac(ifname, ifindex);

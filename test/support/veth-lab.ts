@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { BpfObject, enterNetns, type Program, type XdpLink } from '../../src/bpf';
+import { BpfObject, XdpLink, enterNetns, type Program } from '../../src/bpf';
 import { repoRoot } from '../../src/paths';
 
 /** Runs a command (inside `ns` when given); @throws with its stderr unless allowFail. */
@@ -89,7 +89,7 @@ export function attachPeerPass(lab: VethLab): { progs: Program[]; links: XdpLink
       try {
         const prog = passObject.program('xdp_pass');
         progs.push(prog);
-        links.push(prog.attachXdp(dev, 'native'));
+        links.push(XdpLink.attach(prog, dev, 'native'));
       } finally {
         restore();
       }
