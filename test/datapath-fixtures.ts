@@ -99,7 +99,7 @@ const REVERSE = [
 ];
 
 /**
- * reverse_frags as Dataplane.syncReverseFrags derives it: per backend address and protocol
+ * reverse_frags as Balancer.syncReverseFrags (src/balancer/balancer.ts) derives it: per backend address and protocol
  * whose reverse entries all name one VIP, that VIP (vport 0), under the lowest service id.
  */
 function reverseFragsOf(reverse: typeof REVERSE): typeof REVERSE {

@@ -11,6 +11,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { enterNetns } from '../src/bpf';
 import { Dataplane } from '../src/dataplane/dataplane';
+import { Balancer } from '../src/balancer/balancer';
+import { DataplaneInspector } from '../src/dataplane/inspect';
 import { encodeU32, LbSettingsCodec } from '../src/dataplane/abi';
 import { buildFrame, parseFrame, checksumProblems } from '../src/dataplane/packet';
 import type { DataplaneState } from '../src/dataplane/types';
@@ -43,6 +45,8 @@ function state(txRedirect: boolean | undefined): DataplaneState {
 
 describe('sending back out the ingress interface (settings.tx_redirect)', { skip: skipReason }, () => {
   let dp: Dataplane | null = null;
+  let lb: Balancer | null = null;
+  let view: DataplaneInspector | null = null;
   let restore: (() => void) | null = null;
   let ifindex = 0;
   let mac = '';
@@ -58,6 +62,8 @@ describe('sending back out the ingress interface (settings.tx_redirect)', { skip
     mac = link.address;
     restore = enterNetns(NETNS); // the test run's ingress ifindex and tx_ports refer to this namespace
     dp = Dataplane.load({ hashSeed: 5, maxServices: 8, maxBackends: 32, maxFlows: 64 });
+    lb = new Balancer(dp);
+    view = new DataplaneInspector(dp, lb.reconciler);
   });
 
   after(() => {
@@ -73,7 +79,7 @@ describe('sending back out the ingress interface (settings.tx_redirect)', { skip
   });
 
   test('XDP_TX by default; a redirect to the ingress interface with tx_redirect; XDP_TX when it is not in tx_ports', () => {
-    dp!.applyState(state(undefined));
+    lb!.applyState(state(undefined));
     assert.equal(LbSettingsCodec.decode(dp!.map('settings').lookup(encodeU32(0))!).txRedirect, 0);
     const tx = dp!.testRun(echo(), ifindex);
     assert.equal(tx.retval, XDP_TX);
@@ -81,7 +87,7 @@ describe('sending back out the ingress interface (settings.tx_redirect)', { skip
     assert.equal(reply.icmp?.type, 0, 'an echo reply');
     assert.equal(reply.ipv4?.dst, '198.18.0.2');
 
-    dp!.applyState(state(true));
+    lb!.applyState(state(true));
     assert.equal(LbSettingsCodec.decode(dp!.map('settings').lookup(encodeU32(0))!).txRedirect, 1);
     // Not in tx_ports (the program is not attached there): still XDP_TX.
     const notThere = dp!.testRun(echo(), ifindex);
@@ -90,12 +96,12 @@ describe('sending back out the ingress interface (settings.tx_redirect)', { skip
     const redirected = dp!.testRun(echo(), ifindex);
     assert.equal(redirected.retval, XDP_REDIRECT);
     assert.deepEqual(redirected.data, tx.data, 'the same reply either way');
-    const reasons = dp!.readStats().reasons;
+    const reasons = view!.readStats().reasons;
     assert.ok(reasons.icmp_echo.packets >= 3, JSON.stringify(reasons.icmp_echo));
-    const actions = dp!.readStats().actions;
+    const actions = view!.readStats().actions;
     assert.ok(actions.redirect.packets >= 1 && actions.tx.packets >= 2, JSON.stringify(actions));
 
-    dp!.applyState(state(false));
+    lb!.applyState(state(false));
     assert.equal(dp!.testRun(echo(), ifindex).retval, XDP_TX);
   });
 
@@ -109,7 +115,7 @@ describe('sending back out the ingress interface (settings.tx_redirect)', { skip
   });
 
   test('ICMP time exceeded for a TTL-1 packet to a NAT VIP: XDP_TX by default, a redirect with tx_redirect', () => {
-    dp!.applyState(state(undefined));
+    lb!.applyState(state(undefined));
     const tx = dp!.testRun(expiring(), ifindex);
     assert.equal(tx.retval, XDP_TX);
     const answer = parseFrame(tx.data);
@@ -117,11 +123,11 @@ describe('sending back out the ingress interface (settings.tx_redirect)', { skip
       { type: 11, code: 0, src: VIP, dst: '198.18.0.2', to: '02:00:00:00:00:09' });
     assert.deepEqual(checksumProblems(tx.data), []);
 
-    dp!.applyState(state(true));
+    lb!.applyState(state(true));
     dp!.map('tx_ports').update(encodeU32(ifindex), encodeU32(ifindex));
     const redirected = dp!.testRun(expiring(), ifindex);
     assert.equal(redirected.retval, XDP_REDIRECT, 'tx_redirect: the time exceeded answer is redirected to the ingress interface');
     assert.deepEqual(redirected.data, tx.data, 'the same answer either way');
-    assert.ok(dp!.readStats().reasons.ttl.packets >= 2, JSON.stringify(dp!.readStats().reasons.ttl));
+    assert.ok(view!.readStats().reasons.ttl.packets >= 2, JSON.stringify(view!.readStats().reasons.ttl));
   });
 });

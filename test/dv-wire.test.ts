@@ -19,6 +19,8 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { Program, XdpLink, enterNetns } from '../src/bpf';
 import { Dataplane } from '../src/dataplane/dataplane';
+import { Balancer } from '../src/balancer/balancer';
+import { DataplaneInspector } from '../src/dataplane/inspect';
 import type { DataplaneState } from '../src/dataplane/types';
 import { attachPeerPass, buildVethLab, macOf, removeVethLab, sh, vethLab } from './support/veth-lab';
 
@@ -102,6 +104,8 @@ print(json.dumps(out))
 
 describe('issue 11 data-plane verdicts on the wire (namespaces xlbt-dvw-*)', () => {
   let dp: Dataplane | null = null;
+  let lb: Balancer | null = null;
+  let view: DataplaneInspector | null = null;
   let server: ChildProcess | null = null;
   const peerLinks: XdpLink[] = [];
   const peerProgs: Program[] = [];
@@ -112,6 +116,8 @@ describe('issue 11 data-plane verdicts on the wire (namespaces xlbt-dvw-*)', () 
     peerProgs.push(...peers.progs);
     peerLinks.push(...peers.links);
     dp = Dataplane.load({ hashSeed: 0x5eed, maxServices: 8, maxBackends: 16, maxFlows: 1024 });
+    lb = new Balancer(dp);
+    view = new DataplaneInspector(dp, lb.reconciler);
     const restore = enterNetns(NS.lb);
     try {
       dp.attach('xlbt-dvw-l0', 'native');
@@ -126,7 +132,7 @@ describe('issue 11 data-plane verdicts on the wire (namespaces xlbt-dvw-*)', () 
       }],
       settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true },
     };
-    dp.applyState(state);
+    lb!.applyState(state);
     server = spawn('ip', ['netns', 'exec', NS.backend, process.execPath, '-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('server did not start in 15 s')), 15_000);
@@ -148,10 +154,10 @@ describe('issue 11 data-plane verdicts on the wire (namespaces xlbt-dvw-*)', () 
   });
 
   test('a 4000-byte UDP answer fragmented by the backend arrives whole from VIP:5300', () => {
-    const before = dp!.readStats();
+    const before = view!.readStats();
     const out = JSON.parse(sh([process.execPath, '-e', CLIENT_SCRIPT], { ns: NS.client })) as
       { from?: string; port?: number; length?: number; intact?: boolean; timeout?: boolean; sent: number };
-    const after = dp!.readStats();
+    const after = view!.readStats();
     assert.ok(!out.timeout, `no answer after ${out.sent} queries; reasons ${JSON.stringify(after.reasons)}`);
     assert.equal(out.from, VIP, 'the answer comes from the VIP');
     assert.equal(out.port, 5300, 'from the service port');
@@ -168,10 +174,10 @@ describe('issue 11 data-plane verdicts on the wire (namespaces xlbt-dvw-*)', () 
       t.skip('python3 (the raw ICMP socket of the probe) is not available');
       return;
     }
-    const before = dp!.readStats();
+    const before = view!.readStats();
     const out = JSON.parse(sh(['python3', '-c', TTL_PROBE_PY], { ns: NS.client })) as
       { from?: string; type?: number; code?: number; quoted_dst?: string; quoted_ttl?: number; quoted_sport?: number; quoted_dport?: number; sport?: number; timeout?: boolean };
-    const after = dp!.readStats();
+    const after = view!.readStats();
     assert.ok(!out.timeout, `no ICMP answer; reasons ${JSON.stringify(after.reasons)}`);
     assert.deepEqual({ from: out.from, type: out.type, code: out.code }, { from: VIP, type: 11, code: 0 }, 'time exceeded in transit, from the VIP');
     assert.deepEqual({ dst: out.quoted_dst, ttl: out.quoted_ttl, sport: out.quoted_sport, dport: out.quoted_dport },
@@ -184,9 +190,9 @@ describe('issue 11 data-plane verdicts on the wire (namespaces xlbt-dvw-*)', () 
     // veth still receives the frame (veth delivers whatever its peer sends).
     sh(['ip', 'neigh', 'replace', '198.18.20.1', 'lladdr', '02:00:00:dd:ee:ff', 'dev', 'xlbt-dvw-c0', 'nud', 'permanent'], { ns: NS.client });
     try {
-      const before = dp!.readStats();
+      const before = view!.readStats();
       const out = JSON.parse(sh([process.execPath, '-e', CLIENT_SCRIPT], { ns: NS.client })) as { timeout?: boolean; sent: number };
-      const after = dp!.readStats();
+      const after = view!.readStats();
       assert.equal(out.timeout, true, 'no answer: the backend never saw a query');
       assert.ok(after.reasons.other_mac.packets - before.reasons.other_mac.packets >= out.sent, 'every query counted as other_mac');
       assert.equal(after.reasons.forwarded.packets, before.reasons.forwarded.packets, 'nothing forwarded');

@@ -19,8 +19,6 @@ const KNOWN_FOLDER_CYCLES: Array<{ folders: string[]; why: string }> = [
   // Domain types and the error catalogue (XdplbError) still live in src/api/, imported by
   // config/ (and daemon/, health/); issue 12 item 4 moves them out of src/api/.
   { folders: ['api', 'config'], why: 'domain types and errors in src/api/ (issue 12 item 4)' },
-  // Dataplane constructs the Reconciler: goes with the Dataplane split (issue 12 item 3).
-  { folders: ['balancer', 'dataplane'], why: 'Dataplane owns the Reconciler (issue 12 item 3)' },
 ];
 
 function describeCycle(graph: Map<string, Set<string>>, members: string[]): string {

@@ -21,6 +21,8 @@ import * as fs from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Program, XdpLink, enterNetns, repoRoot } from '../src/bpf';
 import { Dataplane } from '../src/dataplane/dataplane';
+import { Balancer } from '../src/balancer/balancer';
+import { DataplaneInspector } from '../src/dataplane/inspect';
 import type { DataplaneState } from '../src/dataplane/types';
 import { attachPeerPass, buildVethLab, removeVethLab, sh, vethLab } from './support/veth-lab';
 
@@ -92,6 +94,8 @@ setTimeout(done, 5000);
 
 describe('XDP balancer on veth, real UDP and TCP through namespaces', () => {
   let dp: Dataplane | null = null;
+  let lb: Balancer | null = null;
+  let view: DataplaneInspector | null = null;
   let echo: ChildProcess | null = null;
   const peerLinks: XdpLink[] = [];
   const peerProgs: Program[] = [];
@@ -118,6 +122,8 @@ describe('XDP balancer on veth, real UDP and TCP through namespaces', () => {
     peerLinks.push(...peers.links);
 
     dp = Dataplane.load({ hashSeed: 0x5eed, maxServices: 8, maxBackends: 16, maxFlows: 1024 });
+    lb = new Balancer(dp);
+    view = new DataplaneInspector(dp, lb.reconciler);
     const restore = enterNetns(NS.lb);
     try {
       dp.attach('xlbt-dv-l0', 'native');
@@ -133,7 +139,7 @@ describe('XDP balancer on veth, real UDP and TCP through namespaces', () => {
       }],
       settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true },
     };
-    dp.applyState(state);
+    lb!.applyState(state);
 
     echo = spawn('ip', ['netns', 'exec', NS.backend, process.execPath, '-e', ECHO_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
@@ -145,12 +151,12 @@ describe('XDP balancer on veth, real UDP and TCP through namespaces', () => {
 
     const out = JSON.parse(sh([process.execPath, '-e', CLIENT_SCRIPT], { ns: NS.client })) as
       { from?: string; port?: number; payload?: string; timeout?: boolean; sent: number };
-    assert.ok(!out.timeout, `no reply after ${out.sent} datagrams; stats: ${JSON.stringify(dp.readStats().reasons)}`);
+    assert.ok(!out.timeout, `no reply after ${out.sent} datagrams; stats: ${JSON.stringify(view!.readStats().reasons)}`);
     assert.equal(out.from, VIP, 'reply source is the VIP');
     assert.equal(out.port, 5300, 'reply source port is the service port');
     assert.match(out.payload!, /^echo:ping-\d+$/);
 
-    const stats = dp.readStats();
+    const stats = view!.readStats();
     const svc = stats.services['udp-echo'];
     const be = stats.backends['udp-echo'][`${BACKEND}:5301`];
     assert.ok(svc.fwdPackets >= 1 && svc.fwdBytes > 0, `service fwd counted: ${JSON.stringify(svc)}`);
@@ -162,7 +168,7 @@ describe('XDP balancer on veth, real UDP and TCP through namespaces', () => {
 
   test('a TCP connection to VIP:8080 is NATed both ways (handshake, data, checksums)', () => {
     assert.ok(dp, 'the balancer from the UDP test is running');
-    dp.applyState({
+    lb!.applyState({
       services: [
         {
           name: 'udp-echo', vip: VIP, port: 5300, protocol: 'udp', mode: 'nat', tableSize: 13,
@@ -177,14 +183,14 @@ describe('XDP balancer on veth, real UDP and TCP through namespaces', () => {
     });
     const out = JSON.parse(sh([process.execPath, '-e', TCP_CLIENT_SCRIPT], { ns: NS.client })) as
       { from?: string; port?: number; payload?: string; timeout?: boolean; error?: string };
-    assert.ok(!out.timeout && !out.error, `no echo: ${JSON.stringify(out)}; reasons ${JSON.stringify(dp.readStats().reasons)}`);
+    assert.ok(!out.timeout && !out.error, `no echo: ${JSON.stringify(out)}; reasons ${JSON.stringify(view!.readStats().reasons)}`);
     assert.equal(out.from, VIP);
     assert.equal(out.port, 8080);
     assert.equal(out.payload, 'echo:hello');
-    const svc = dp.readStats().services['tcp-echo'];
+    const svc = view!.readStats().services['tcp-echo'];
     // SYN, ACK, data at least one way; SYN-ACK, data back the other.
     assert.ok(svc.fwdPackets >= 3 && svc.revPackets >= 2, `tcp counted: ${JSON.stringify(svc)}`);
-    const flows = dp.mapEntries('flows').entries.flatMap((e) => e.value as Array<{ dport: number; proto: number }>);
+    const flows = view!.mapEntries('flows').entries.flatMap((e) => e.value as Array<{ dport: number; proto: number }>);
     assert.ok(flows.some((k) => k.dport === 8080 && k.proto === 6), 'the TCP flow is cached');
   });
 

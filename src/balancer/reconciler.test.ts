@@ -5,7 +5,9 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfMap } from '../bpf';
-import { Dataplane, MAP_NAMES, createMaglevTable } from '../dataplane/dataplane';
+import { Dataplane, MAP_NAMES } from '../dataplane/dataplane';
+import { createMaglevTable } from '../dataplane/maglev-tables';
+import { Balancer } from './balancer';
 import { Reconciler } from './reconciler';
 import {
   LB, LbBackendCodec, LbReverseCodec, LbReverseKeyCodec, LbServiceCodec, LbServiceKeyCodec, LbSettingsCodec,
@@ -94,14 +96,14 @@ async function waitGone(id: number): Promise<boolean> {
 }
 
 /** Checks every map entry the state should produce, and nothing else. */
-function checkMaps(dp: Dataplane, state: DataplaneState): void {
+function checkMaps(dp: Dataplane, lb: Balancer, state: DataplaneState): void {
   const proto = { tcp: 6, udp: 17 } as const;
   const serviceKeys = new Set<string>();
   const reverseKeys = new Set<string>();
   const backendIds = new Set<number>();
   const vipCounts = new Map<string, number>();
   for (const s of state.services) {
-    const sid = dp.serviceId(s.name);
+    const sid = lb.reconciler.serviceId(s.name);
     assert.ok(sid !== null && sid >= 1 && sid < dp.map('services').maxEntries, `${s.name} has an id`);
     const key = LbServiceKeyCodec.encode({ vip: s.vip, port: s.port, proto: proto[s.protocol] });
     serviceKeys.add(key.toString('hex'));
@@ -117,11 +119,11 @@ function checkMaps(dp: Dataplane, state: DataplaneState): void {
     } else {
       assert.ok(inner, `${s.name}: outer map holds a table`);
       assert.equal(inner.entries.length, s.tableSize);
-      const expected = [...table].map((i) => dp.backendId(s.name, usable[i].address, usable[i].port));
+      const expected = [...table].map((i) => lb.reconciler.backendId(s.name, usable[i].address, usable[i].port));
       assert.deepEqual(inner.entries, expected, `${s.name}: inner table is the Maglev table of its usable backends`);
     }
     for (const b of s.backends) {
-      const bid = dp.backendId(s.name, b.address, b.port)!;
+      const bid = lb.reconciler.backendId(s.name, b.address, b.port)!;
       assert.ok(bid >= 1 && bid < dp.map('backends').maxEntries);
       assert.ok(!backendIds.has(bid), 'backend ids are unique');
       backendIds.add(bid);
@@ -155,64 +157,66 @@ function checkMaps(dp: Dataplane, state: DataplaneState): void {
 
 describe('reconciler on the loaded bpf/lb.o', () => {
   let dp: Dataplane;
+  let lb: Balancer;
   before(() => {
     dp = Dataplane.load({ hashSeed: 0x1234, maxServices: 8, maxBackends: 32, maxFlows: 1024, maglevMaxSize: 65537 });
+    lb = new Balancer(dp);
   });
   after(() => dp?.close());
 
   test('apply writes every entry the state implies', () => {
     const state = baseState();
-    const r = dp.applyState(state);
+    const r = lb.applyState(state);
     assert.ok(r.writes > 0);
-    checkMaps(dp, state);
+    checkMaps(dp, lb, state);
   });
 
   test('applying the same state again writes nothing', () => {
     const before = snapshot(dp);
-    const r = dp.applyState(baseState());
+    const r = lb.applyState(baseState());
     assert.equal(r.writes, 0);
     assert.deepEqual(r.tablesSwapped, []);
     assert.deepEqual(snapshot(dp), before);
   });
 
   test('a pool change swaps in a new inner table; the old one is freed', async () => {
-    const sid = dp.serviceId('web')!;
+    const sid = lb.reconciler.serviceId('web')!;
     const old = innerTableOf(dp, sid)!;
-    const removedId = dp.backendId('web', '198.18.1.3', 8080)!;
+    const removedId = lb.reconciler.backendId('web', '198.18.1.3', 8080)!;
     const state = baseState();
     state.services[0].backends.splice(1, 1); // drop 198.18.1.3:8080
-    const r = dp.applyState(state);
+    const r = lb.applyState(state);
     assert.deepEqual(r.tablesSwapped, [sid]);
-    checkMaps(dp, state);
+    checkMaps(dp, lb, state);
     const now = innerTableOf(dp, sid)!;
     assert.notEqual(now.id, old.id, 'outer map points at a new inner map');
     assert.ok(await waitGone(old.id), `old inner map ${old.id} is freed`);
     assert.ok(dp.map('backends').lookup(encodeU32(removedId))!.every((b) => b === 0), 'removed backend zeroed');
     // Untouched services keep their tables.
-    assert.deepEqual(r.tablesSwapped.includes(dp.serviceId('dns')!), false);
+    assert.deepEqual(r.tablesSwapped.includes(lb.reconciler.serviceId('dns')!), false);
   });
 
   test('new backends take fresh ids (round-robin), not the one just freed', () => {
-    const freed = dp.backendId('web', '198.18.1.2', 8080)!;
+    const freed = lb.reconciler.backendId('web', '198.18.1.2', 8080)!;
     const state = baseState();
     state.services[0].backends = state.services[0].backends.filter((b) => b.address !== '198.18.1.2');
     state.services[0].backends.splice(1, 1);
-    dp.applyState(state);
+    lb.applyState(state);
     const again = baseState();
     again.services[0].backends.splice(1, 1);
-    dp.applyState(again);
-    const newId = dp.backendId('web', '198.18.1.2', 8080)!;
+    lb.applyState(again);
+    const newId = lb.reconciler.backendId('web', '198.18.1.2', 8080)!;
     assert.notEqual(newId, freed);
-    checkMaps(dp, again);
+    checkMaps(dp, lb, again);
   });
 
   test('table size grows and shrinks with table_size never above the installed table', () => {
     for (const size of [65537, 31, 251]) {
       const state = baseState();
       state.services[0].tableSize = size;
-      dp.applyState(state);
-      checkMaps(dp, state);
-      const inner = BpfMap.fromId(decodeU32(dp.map('maglev').lookup(encodeU32(dp.serviceId('web')!))!));
+      lb.applyState(state);
+      checkMaps(dp, lb, state);
+      const inner = BpfMap.fromId(decodeU32(dp.map('maglev').lookup(encodeU32(lb.reconciler.serviceId('web')!))!));
       assert.equal(inner.maxEntries, size);
       inner.close();
     }
@@ -221,33 +225,33 @@ describe('reconciler on the loaded bpf/lb.o', () => {
   test('a service with no usable backend has table_size 0 and no table', () => {
     const state = baseState();
     state.services[2].backends[0].healthy = false;
-    dp.applyState(state);
-    checkMaps(dp, state);
-    dp.applyState(baseState());
-    checkMaps(dp, baseState());
+    lb.applyState(state);
+    checkMaps(dp, lb, state);
+    lb.applyState(baseState());
+    checkMaps(dp, lb, baseState());
   });
 
   test('removing a service removes its entry, table, backends, reverse entries and VIP share', () => {
     const state = baseState();
-    const dnsId = dp.serviceId('dns')!;
-    const dnsBackends = [dp.backendId('dns', '198.18.1.2', 53)!, dp.backendId('dns', '198.18.1.6', 53)!];
+    const dnsId = lb.reconciler.serviceId('dns')!;
+    const dnsBackends = [lb.reconciler.backendId('dns', '198.18.1.2', 53)!, lb.reconciler.backendId('dns', '198.18.1.6', 53)!];
     state.services.splice(1, 1);
-    dp.applyState(state);
-    checkMaps(dp, state);
+    lb.applyState(state);
+    checkMaps(dp, lb, state);
     assert.equal(dp.map('maglev').lookup(encodeU32(dnsId)), null);
-    assert.equal(dp.serviceId('dns'), null);
+    assert.equal(lb.reconciler.serviceId('dns'), null);
     for (const id of dnsBackends) assert.ok(dp.map('backends').lookup(encodeU32(id))!.every((b) => b === 0));
     const allGone = { services: [], settings: state.settings };
-    dp.applyState(allGone);
-    checkMaps(dp, allGone);
+    lb.applyState(allGone);
+    checkMaps(dp, lb, allGone);
     for (let id = 1; id < 8; id++) assert.equal(dp.map('maglev').lookup(encodeU32(id)), null);
-    dp.applyState(baseState());
-    checkMaps(dp, baseState());
+    lb.applyState(baseState());
+    checkMaps(dp, lb, baseState());
   });
 
   test('states the kernel cannot express are refused and nothing changes', () => {
     const before = snapshot(dp);
-    const writes = dp.writeCount;
+    const writes = lb.reconciler.writeCount;
     const bad: Array<[string, (s: DataplaneState) => void, RegExp]> = [
       ['two NAT services, one backend ip:port:proto', (s) => {
         s.services.push({ name: 'web2', vip: '198.18.100.3', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 7,
@@ -277,8 +281,8 @@ describe('reconciler on the loaded bpf/lb.o', () => {
     for (const [what, mutate, message] of bad) {
       const s = clone(baseState());
       mutate(s);
-      assert.throws(() => dp.applyState(s), message, what);
-      assert.equal(dp.writeCount, writes, `${what}: no write`);
+      assert.throws(() => lb.applyState(s), message, what);
+      assert.equal(lb.reconciler.writeCount, writes, `${what}: no write`);
       assert.deepEqual(snapshot(dp), before, `${what}: maps unchanged`);
     }
   });
@@ -287,12 +291,13 @@ describe('reconciler on the loaded bpf/lb.o', () => {
 describe('reconciler with services on every port', () => {
   test('a wildcard NAT backend may also serve a specific port of the same VIP untranslated', () => {
     const dp = Dataplane.load({ hashSeed: 7, maxServices: 8, maxBackends: 16, maxFlows: 64 });
+    const lb = new Balancer(dp);
     try {
       const s = baseState();
       s.services.push({ name: 'same-vip', vip: '198.18.100.2', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 7,
         backends: [up('198.18.1.7', 0)] });
-      dp.applyState(s);
-      checkMaps(dp, s);
+      lb.applyState(s);
+      checkMaps(dp, lb, s);
     } finally {
       dp.close();
     }
@@ -300,13 +305,14 @@ describe('reconciler with services on every port', () => {
 
   test('a port-0 NAT service maps reverse key port 0 -> vport 0', () => {
     const dp = Dataplane.load({ hashSeed: 7, maxServices: 4, maxBackends: 8, maxFlows: 64 });
+    const lb = new Balancer(dp);
     try {
       const s: DataplaneService = { name: 'any', vip: '198.18.100.9', port: 0, protocol: 'udp', mode: 'nat', tableSize: 7,
         backends: [up('198.18.1.9', 0)] };
-      dp.applyState({ services: [s], settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: false } });
+      lb.applyState({ services: [s], settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: false } });
       const rkey = LbReverseKeyCodec.encode({ ip: '198.18.1.9', port: 0, proto: 17 });
       assert.deepEqual(LbReverseCodec.decode(dp.map('reverse').lookup(rkey)!),
-        { vip: '198.18.100.9', vport: 0, serviceId: dp.serviceId('any'), backendId: dp.backendId('any', '198.18.1.9', 0) });
+        { vip: '198.18.100.9', vport: 0, serviceId: lb.reconciler.serviceId('any'), backendId: lb.reconciler.backendId('any', '198.18.1.9', 0) });
     } finally {
       dp.close();
     }
@@ -412,21 +418,22 @@ describe('reconciler write order', () => {
 describe('reconciler id exhaustion', () => {
   test('replacing a full pool at once is refused whole; in two steps it works', () => {
     const dp = Dataplane.load({ hashSeed: 9, maxServices: 4, maxBackends: 8, maxFlows: 64 });
+    const lb = new Balancer(dp);
     try {
       const pool = (third: number): DataplaneState => ({
         services: [{ name: 's', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 13,
           backends: Array.from({ length: 7 }, (_, i) => up(`198.18.${third}.${i + 1}`, 80)) }],
         settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true, reverseGraceSeconds: 0 },
       });
-      dp.applyState(pool(1));
+      lb.applyState(pool(1));
       const before = snapshot(dp);
-      const writes = dp.writeCount;
-      assert.throws(() => dp.applyState(pool(2)), /no free backend id: all 7 are in use/);
-      assert.equal(dp.writeCount, writes);
+      const writes = lb.reconciler.writeCount;
+      assert.throws(() => lb.applyState(pool(2)), /no free backend id: all 7 are in use/);
+      assert.equal(lb.reconciler.writeCount, writes);
       assert.deepEqual(snapshot(dp), before);
-      dp.applyState({ ...pool(1), services: [{ ...pool(1).services[0], backends: [] }] });
-      dp.applyState(pool(2));
-      checkMaps(dp, pool(2));
+      lb.applyState({ ...pool(1), services: [{ ...pool(1).services[0], backends: [] }] });
+      lb.applyState(pool(2));
+      checkMaps(dp, lb, pool(2));
     } finally {
       dp.close();
     }
@@ -447,29 +454,31 @@ describe('large Maglev tables are built off the event loop (applyStateAsync)', (
     const opts = { hashSeed: 0x1234, maxServices: 8, maxBackends: 512, maxFlows: 1024, maglevMaxSize: 1048573 };
     const sync = Dataplane.load(opts);
     const async_ = Dataplane.load(opts);
+    const syncLb = new Balancer(sync);
+    const asyncLb = new Balancer(async_);
     try {
-      sync.applyState(bigState());
+      syncLb.applyState(bigState());
       let ticks = 0;
       const timer = setInterval(() => { ticks++; }, 1);
       let r;
       try {
-        r = await async_.applyStateAsync(bigState());
+        r = await asyncLb.applyStateAsync(bigState());
       } finally {
         clearInterval(timer);
       }
       assert.ok(ticks > 0, 'timers ran while the 100003-slot table was being built');
-      assert.deepEqual(r.tablesSwapped, [async_.serviceId('big')]);
+      assert.deepEqual(r.tablesSwapped, [asyncLb.reconciler.serviceId('big')]);
       assert.deepEqual(snapshot(async_).services, snapshot(sync).services);
       assert.deepEqual(snapshot(async_).backends, snapshot(sync).backends);
-      const want = innerTableOf(sync, sync.serviceId('big')!)!.entries;
-      assert.deepEqual(innerTableOf(async_, async_.serviceId('big')!)!.entries, want, 'the worker built the same table');
+      const want = innerTableOf(sync, syncLb.reconciler.serviceId('big')!)!.entries;
+      assert.deepEqual(innerTableOf(async_, asyncLb.reconciler.serviceId('big')!)!.entries, want, 'the worker built the same table');
       // The same state again: nothing to build, nothing to write.
-      assert.equal((await async_.applyStateAsync(bigState())).writes, 0);
+      assert.equal((await asyncLb.applyStateAsync(bigState())).writes, 0);
       // A state the kernel side refuses is refused before any build, and changes nothing.
       const before = snapshot(async_);
       const bad = bigState();
       bad.services[0].tableSize = 100004;
-      await assert.rejects(() => async_.applyStateAsync(bad), /not a prime|prime/);
+      await assert.rejects(() => asyncLb.applyStateAsync(bad), /not a prime|prime/);
       assert.deepEqual(snapshot(async_), before);
     } finally {
       sync.close();

@@ -16,6 +16,7 @@ import { stringify as toYaml } from 'yaml';
 import { BpfMap } from '../bpf';
 import { buildMaglevTable } from '../balancer/maglev';
 import { Dataplane } from '../dataplane/dataplane';
+import { Balancer } from '../balancer/balancer';
 import { spawnDaemon } from '../daemon/spawn';
 import { inNetns } from '../bpf';
 import { BenchPrograms } from './generator';
@@ -233,7 +234,8 @@ export async function measureObservability(reps: number, packets: number, second
     programs.attachSink(topo);
     dp = Dataplane.load({ hashSeed: 1, pinDir: OBSERVE_PIN_DIR });
     const plane = dp;
-    plane.applyState(benchState('nat', topo.vip, topo.vipPort, 'udp', topo.backends, 0));
+    const lb = new Balancer(plane);
+    lb.applyState(benchState('nat', topo.vip, topo.vipPort, 'udp', topo.backends, 0));
     const progId = inNetns(topo.lb.netns, () => {
       plane.attach(topo.lb.ingress, 'native');
       return plane.attach(topo.lb.egress, 'native').progId;
@@ -241,7 +243,7 @@ export async function measureObservability(reps: number, packets: number, second
     for (let rep = 1; rep <= reps; rep++) {
       for (const mode of ['off', 'on'] as const) {
         progress(`control: observability rep ${rep}/${reps} ${mode}`);
-        plane.applyState(benchState('nat', topo.vip, topo.vipPort, 'udp', topo.backends, 0, mode === 'on' ? sampleRate : 0));
+        lb.applyState(benchState('nat', topo.vip, topo.vipPort, 'udp', topo.backends, 0, mode === 'on' ? sampleRate : 0));
         const observer = mode === 'on' ? await startObserver(OBSERVE_PIN_DIR, seconds + 30) : null;
         try {
           const r = await measureForwardRep(topo, programs, { daddr: topo.vip, flows: 16384, packets, seconds, progId });

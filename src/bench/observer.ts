@@ -5,6 +5,9 @@
  * <seconds> one JSON line {statsReads, events} and exits.
  */
 import { Dataplane } from '../dataplane/dataplane';
+import { DataplaneInspector } from '../dataplane/inspect';
+import { TraceEvents } from '../dataplane/events';
+import { Balancer } from '../balancer/balancer';
 
 /** The argv that runs this module with this node (tsx for the TypeScript, plain node for dist/). */
 export function observerCommand(pinDir: string, seconds: number): string[] {
@@ -26,14 +29,19 @@ function main(): void {
     process.stderr.write(`observer: nothing pinned at ${pinDir}\n`);
     process.exit(1);
   }
+  // As the daemon would: the ids recovered from the maps name the counters and events.
+  const names = new Balancer(dp).reconciler;
+  const inspector = new DataplaneInspector(dp, names);
+  const ring = new TraceEvents(dp, names);
   let statsReads = 0;
   let events = 0;
-  const unsubscribe = dp.subscribe(() => { events++; });
-  const timer = setInterval(() => { dp.readStats(); statsReads++; }, 1000);
+  const unsubscribe = ring.subscribe(() => { events++; });
+  const timer = setInterval(() => { inspector.readStats(); statsReads++; }, 1000);
   const finish = () => {
     clearInterval(timer);
-    dp.drainEvents();
+    ring.drainEvents();
     unsubscribe();
+    ring.close();
     process.stdout.write(JSON.stringify({ statsReads, events }) + '\n');
     // Pinned links stay attached when this process closes its handles.
     dp.close();
@@ -41,7 +49,7 @@ function main(): void {
   };
   process.on('SIGTERM', finish);
   setTimeout(finish, seconds * 1000);
-  dp.readStats();
+  inspector.readStats();
   statsReads++;
   process.stdout.write('ready\n');
 }

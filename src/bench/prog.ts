@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { BpfObject, enterNetns, repoRoot, type Program } from '../bpf';
 import { Dataplane } from '../dataplane/dataplane';
+import { Balancer } from '../balancer/balancer';
 import type { DataplaneBackend, DataplaneState } from '../dataplane/types';
 import { buildFrame, ipToU32, u32ToIp, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../dataplane/packet';
 import { run } from './exec';
@@ -167,7 +168,7 @@ export function runProgBench(opts: ProgBenchOptions = {}): ProgBenchResult {
     const planes = builds.flatMap((build) => backendCounts.flatMap((n) => Array.from({ length: loads }, () => {
       const dp = Dataplane.load({ hashSeed: 0, objectPath: build.objectPath });
       opened.push(dp);
-      dp.applyState(stateFor(n, flowCache));
+      new Balancer(dp).applyState(stateFor(n, flowCache));
       // As at attach: the program knows the interface's MAC, so every frame takes the MAC check.
       dp.writeInterfaceMac(IFNAME, ifindex);
       return { suffix: build.suffix, backends: n, program: dp.program };

@@ -1,8 +1,9 @@
 /**
  * xdplb itself as a benchmark case (forwarding and HTTP), over the real Dataplane (bpf/lb.o,
- * loaded, given one service by the reconciler, attached natively to the lb's veths).
+ * loaded, given one service by its Balancer's reconciler, attached natively to the lb's veths).
  */
 import { Dataplane } from '../dataplane/dataplane';
+import { Balancer } from '../balancer/balancer';
 import type { DataplaneState, ForwardingMode } from '../dataplane/types';
 import { inNetns } from '../bpf';
 import type { ForwardCase, HttpLbCase } from './cases';
@@ -49,7 +50,7 @@ export function xdplbForwardCase(mode: ForwardingMode): ForwardCase {
     name: `xdplb-${mode}`, label: `xdplb ${mode}`, destination: 'vip',
     prepare(t) {
       dp = Dataplane.load({ hashSeed: BENCH_HASH_SEED });
-      dp.applyState(benchState(mode, t.vip, t.vipPort, 'udp', t.backends, 0));
+      new Balancer(dp).applyState(benchState(mode, t.vip, t.vipPort, 'udp', t.backends, 0));
     },
     setUp(t) {
       if (!dp) throw new Error('xdplb data plane not loaded');
@@ -68,7 +69,7 @@ export function xdplbHttpCase(mode: ForwardingMode): HttpLbCase {
     name: `xdplb-${mode}`, label: `xdplb ${mode}`,
     async setUp(t) {
       dp = Dataplane.load({ hashSeed: BENCH_HASH_SEED });
-      dp.applyState(benchState(mode, t.vip, t.port, 'tcp', t.backends.map((b) => b.address), t.port));
+      new Balancer(dp).applyState(benchState(mode, t.vip, t.port, 'tcp', t.backends.map((b) => b.address), t.port));
       if (mode === 'dsr') addDsrVip(t);
       attachIn(dp, t.lb.netns, [t.lb.clientLeg, ...t.lb.backendLegs]);
       return [];

@@ -1,7 +1,8 @@
 /**
  * The daemon's kernel side: opens the data plane (adopting what a previous run pinned, or
  * loading and pinning a fresh one), keeps its program current, attaches it to the configured
- * interfaces, and implements DataplaneDriver over it and the bridge's host inventory.
+ * interfaces, owns the Balancer (the Reconciler over the data plane's maps) and the inspectors
+ * over them, and implements DataplaneDriver over those and the bridge's host inventory.
  */
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -9,6 +10,9 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { BpfObject, enableRunStats, listPrograms, xdpAttachments } from '../bpf';
 import { Dataplane, MAP_NAMES, PROGRAM_NAME } from '../dataplane/dataplane';
+import { DataplaneInspector } from '../dataplane/inspect';
+import { TraceEvents } from '../dataplane/events';
+import { Balancer } from '../balancer/balancer';
 import { LB, LbBackendCodec, LbServiceCodec, LbServiceKeyCodec } from '../dataplane/abi';
 import { XdplbError } from '../api/errors';
 import { MAX_SERVICE_TABLE_SIZE, type Config } from '../config/schema';
@@ -26,6 +30,8 @@ export interface OpenKernelOptions {
 
 export interface KernelSession {
   dataplane: Dataplane;
+  /** The balancer's state in the data plane's maps (the Reconciler): the session's own. */
+  balancer: Balancer;
   driver: DataplaneDriver;
   /** How the data plane was obtained at start. */
   origin: 'adopted' | 'adopted+replaced' | 'loaded';
@@ -182,6 +188,17 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
     logger.info({ pinDir, progId: dp.program.info().id, objectPath }, 'loaded and pinned a fresh data plane');
   }
   const dataplane = dp;
+  // The Reconciler is the session's: it re-learns an adopted data plane's ids here.
+  let balancer: Balancer;
+  try {
+    balancer = new Balancer(dataplane);
+  } catch (err) {
+    dataplane.close();   // the adopted maps could not be read: what is pinned stays pinned
+    throw err;
+  }
+  const reconciler = balancer.reconciler;
+  const inspector = new DataplaneInspector(dataplane, reconciler);
+  const events = new TraceEvents(dataplane, reconciler);
   const atAdopt = origin === 'loaded' ? { up: new Set<string>(), down: new Set<string>() } : backendsInMaps(dataplane, config.services);
   const downAtAdopt = atAdopt.down;
   // Only checked services' verdicts matter (unchecked backends are always in).
@@ -201,14 +218,14 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   const scheduleReverseExpiry = (minDelayMs = 100): void => {
     if (expiryTimer) clearTimeout(expiryTimer);
     expiryTimer = null;
-    const next = dataplane.nextReverseExpiry();
+    const next = reconciler.nextReverseExpiry();
     if (next === null || closed) return;
     // setTimeout takes at most 2^31-1 ms.
     expiryTimer = setTimeout(() => {
       expiryTimer = null;
       if (closed) return;
       try {
-        const removed = dataplane.expireReverse();
+        const removed = reconciler.expireReverse();
         if (removed) logger.info({ removed }, "removed backends' reverse NAT entries expired");
         scheduleReverseExpiry();
       } catch (err) {
@@ -222,7 +239,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
     lastState = state;
     try {
       // Large Maglev tables are built off the event loop (API and health checks keep running).
-      return { writes: (await dataplane.applyStateAsync(withTxRedirect(state))).writes };
+      return { writes: (await balancer.applyStateAsync(withTxRedirect(state))).writes };
     } finally {
       scheduleReverseExpiry();
     }
@@ -275,18 +292,18 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   const driver: DataplaneDriver = {
     applyState,
     placement: (service: string, backends: Array<{ address: string; port: number }>): ServicePlacement | null => {
-      const id = dataplane.serviceId(service);
+      const id = reconciler.serviceId(service);
       if (id === null) return null;
-      const shares = dataplane.maglevShares(service) ?? {};
+      const shares = reconciler.tableShares(service) ?? {};
       const placed: ServicePlacement['backends'] = {};
       for (const b of backends) {
         const key = `${b.address}:${b.port}`;
-        placed[key] = { id: dataplane.backendId(service, b.address, b.port) ?? 0, share: shares[key] ?? 0 };
+        placed[key] = { id: reconciler.backendId(service, b.address, b.port) ?? 0, share: shares[key] ?? 0 };
       }
       return { id, backends: placed };
     },
-    readStats: (): StatsSnapshot => dataplane.readStats(),
-    subscribe: (listener: (e: TraceEvent) => void) => dataplane.subscribe(listener),
+    readStats: (): StatsSnapshot => inspector.readStats(),
+    subscribe: (listener: (e: TraceEvent) => void) => events.subscribe(listener),
     programs: () => {
       const ours = dataplane.program.info().id;
       const attachByProg = new Map(xdpAttachments().map((a) => [a.progId, { ifname: a.ifname, ifindex: a.ifindex, mode: a.mode }]));
@@ -303,14 +320,14 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
       if (enabled && !runStats) runStats = enableRunStats();
       if (!enabled && runStats) { runStats.close(); runStats = null; }
     },
-    maps: (): MapView[] => dataplane.mapView(),
+    maps: (): MapView[] => inspector.mapView(),
     mapEntries: (name: string, offset: number, limit: number): MapPage => {
       if (!(MAP_NAMES as readonly string[]).includes(name)) {
         throw new XdplbError('XDPLB_ERR_NOT_FOUND', `map "${name}" does not exist; the balancer's maps are ${MAP_NAMES.join(', ')}`);
       }
       if (!Number.isInteger(offset) || offset < 0) throw new XdplbError('XDPLB_ERR_VALIDATION', `offset must be an integer >= 0, got ${offset}`, '/offset');
       if (!Number.isInteger(limit) || limit < 0) throw new XdplbError('XDPLB_ERR_VALIDATION', `limit must be an integer >= 0, got ${limit}`, '/limit');
-      return dataplane.mapEntries(name, offset, limit);
+      return inspector.mapEntries(name, offset, limit);
     },
     interfaces: () => dataplane.attachments().map(({ ifname, ifindex, mode, progId }) => ({ ifname, ifindex, mode, progId })),
     hashSeed: () => dataplane.hashSeed,
@@ -322,7 +339,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   };
 
   return {
-    dataplane, driver, origin, downAtAdopt, upAtAdopt, syncInterfaces,
+    dataplane, balancer, driver, origin, downAtAdopt, upAtAdopt, syncInterfaces,
     close({ detach }) {
       closed = true;
       if (expiryTimer) clearTimeout(expiryTimer);
@@ -335,6 +352,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
         }
         dataplane.unpin();
       }
+      events.close();
       dataplane.close();
     },
   };

@@ -11,6 +11,9 @@ import { execFileSync } from 'node:child_process';
 import { BpfMap, BpfObject, enterNetns, repoRoot, listMaps, possibleCpus, openFdCount } from '../bpf';
 import { encodePerCpu, encodeU32, LB, LbFlowStatsCodec } from './abi';
 import { Dataplane, MAP_NAMES } from './dataplane';
+import { Balancer } from '../balancer/balancer';
+import { DataplaneInspector } from './inspect';
+import { TraceEvents } from './events';
 import { buildFrame, IPPROTO_UDP, ipToU32 } from './packet';
 import { flowHash } from './jhash';
 import { buildMaglevTable, tableShares } from '../balancer/maglev';
@@ -56,20 +59,26 @@ function cleanup(): void {
 
 describe('Dataplane on the real kernel', () => {
   let dp: Dataplane | null = null;
+  let lb: Balancer | null = null;
+  let view: DataplaneInspector | null = null;
+  let ring: TraceEvents | null = null;
   before(cleanup);
   after(() => {
-    try { dp?.close(); } finally { cleanup(); }
+    try { ring?.close(); dp?.close(); } finally { cleanup(); }
   });
 
   test('load with pinDir pins every map, the program and meta', () => {
     dp = Dataplane.load({ hashSeed: 42, maxServices: 8, maxBackends: 32, maxFlows: 256, pinDir: PIN });
+    lb = new Balancer(dp);
+    view = new DataplaneInspector(dp, lb.reconciler);
+    ring = new TraceEvents(dp, lb.reconciler);
     for (const name of MAP_NAMES) assert.ok(fs.existsSync(path.join(PIN, 'maps', name)), name);
     assert.ok(fs.existsSync(path.join(PIN, 'prog')));
     assert.ok(fs.existsSync(path.join(PIN, 'meta')));
     assert.equal(dp.map('services').maxEntries, 8);
     assert.equal(dp.map('backends').maxEntries, 32);
     assert.equal(dp.map('flows').maxEntries, 256 / LB.FLOW_WAYS, 'flows: sets of LB.FLOW_WAYS');
-    dp.applyState(state());
+    lb.applyState(state());
   });
 
   test('reloadOptions: over the pins, with the pinned sizes and globals; a probe with them has the running tag', () => {
@@ -92,11 +101,11 @@ describe('Dataplane on the real kernel', () => {
 
   test('testRun: the event carries resolved names, stats and flows are decoded', () => {
     const events: TraceEvent[] = [];
-    const unsubscribe = dp!.subscribe((e) => events.push(e));
+    const unsubscribe = ring!.subscribe((e) => events.push(e));
     try {
       const r = dp!.testRun(dnsQuery(40000));
       assert.ok([2, 3, 4].includes(r.retval), `retval ${r.retval}`);
-      dp!.drainEvents();
+      ring!.drainEvents();
     } finally {
       unsubscribe();
     }
@@ -108,13 +117,13 @@ describe('Dataplane on the real kernel', () => {
     assert.equal(e.daddr, '198.18.100.1');
     assert.equal(e.sport, 40000);
     assert.equal(e.proto, 17);
-    const stats = dp!.readStats();
+    const stats = view!.readStats();
     const total = Object.values(stats.reasons).reduce((a, c) => a + c.packets, 0);
     assert.ok(total >= 1, 'a reason was counted');
     assert.ok(stats.reasons[e.reason].packets >= 1, `reason ${e.reason} counted`);
     assert.deepEqual(Object.keys(stats.services).sort(), ['dns', 'web']);
     assert.deepEqual(Object.keys(stats.backends.dns).sort(), ['198.18.1.2:5353', '198.18.1.3:5353']);
-    const flows = dp!.mapEntries('flows', 0, 10);
+    const flows = view!.mapEntries('flows', 0, 10);
     assert.equal(flows.total, 1, 'one set in use');
     const remembered = flows.entries[0].value as Array<Record<string, unknown>>;
     assert.deepEqual(remembered, [{ saddr: '198.18.0.2', daddr: '198.18.100.1', sport: 40000, dport: 53, proto: 17, backendId: e.backendId, backendIp: String(e.backend).split(':')[0], backend: e.backend, referenced: false }]);
@@ -123,7 +132,7 @@ describe('Dataplane on the real kernel', () => {
   test('subscribe delivers events from the event loop, without draining by hand', async () => {
     const got = await new Promise<TraceEvent | null>((resolve) => {
       const timer = setTimeout(() => { unsubscribe(); resolve(null); }, 3000);
-      const unsubscribe = dp!.subscribe((e) => {
+      const unsubscribe = ring!.subscribe((e) => {
         if (e.sport !== 40100) return;
         clearTimeout(timer);
         unsubscribe();
@@ -136,52 +145,57 @@ describe('Dataplane on the real kernel', () => {
   });
 
   test('mapView lists every map with used entries; mapEntries pages decoded entries', () => {
-    const view = dp!.mapView();
-    assert.deepEqual(view.map((m) => m.name), [...MAP_NAMES]);
-    const byName = Object.fromEntries(view.map((m) => [m.name, m]));
+    const summary = view!.mapView();
+    assert.deepEqual(summary.map((m) => m.name), [...MAP_NAMES]);
+    const byName = Object.fromEntries(summary.map((m) => [m.name, m]));
     assert.equal(byName.services.usedEntries, 2);
     assert.equal(byName.backends.usedEntries, 3);
     assert.equal(byName.maglev.usedEntries, 2);
     assert.equal(byName.reverse.usedEntries, 2); // the DSR service has none
     assert.equal(byName.services.typeName, 'hash');
-    const page = dp!.mapEntries('backends', 1, 1);
+    const page = view!.mapEntries('backends', 1, 1);
     assert.equal(page.total, 3);
     assert.equal(page.entries.length, 1);
-    const services = dp!.mapEntries('services', 0, 10).entries.map((x) => (x.value as { name: string }).name).sort();
+    const services = view!.mapEntries('services', 0, 10).entries.map((x) => (x.value as { name: string }).name).sort();
     assert.deepEqual(services, ['dns', 'web']);
-    assert.throws(() => dp!.mapEntries('nope'), /no map named "nope"/);
-    const tables = dp!.mapEntries('maglev').entries.map((e) => e.value as { tableSize: number; service: string });
+    assert.throws(() => view!.mapEntries('nope'), /no map named "nope"/);
+    const tables = view!.mapEntries('maglev').entries.map((e) => e.value as { tableSize: number; service: string });
     assert.deepEqual(tables.map((t) => [t.service, t.tableSize]).sort(), [['dns', 251], ['web', 13]]);
     const dnsBackends = state().services[0].backends;
     const expected = tableShares(buildMaglevTable(dnsBackends.map((b) => ({ key: `${b.address}:${b.port}`, weight: b.weight })), 251), 2);
-    assert.deepEqual(dp!.maglevShares('dns'), { '198.18.1.2:5353': expected[0], '198.18.1.3:5353': expected[1] });
+    assert.deepEqual(lb!.reconciler.tableShares('dns'), { '198.18.1.2:5353': expected[0], '198.18.1.3:5353': expected[1] });
     assert.ok(Math.abs(expected[1] - 0.75) <= 1 / 251, 'weights 1:3');
-    assert.equal(dp!.maglevShares('missing'), null);
+    assert.equal(lb!.reconciler.tableShares('missing'), null);
   });
 
   test('adopt after a restart: ids recovered, the same state re-applies without new ids', () => {
     const ids = {
-      dns: dp!.serviceId('dns'), web: dp!.serviceId('web'),
-      b2: dp!.backendId('dns', '198.18.1.2', 5353), b3: dp!.backendId('dns', '198.18.1.3', 5353),
-      b4: dp!.backendId('web', '198.18.1.4', 0),
+      dns: lb!.reconciler.serviceId('dns'), web: lb!.reconciler.serviceId('web'),
+      b2: lb!.reconciler.backendId('dns', '198.18.1.2', 5353), b3: lb!.reconciler.backendId('dns', '198.18.1.3', 5353),
+      b4: lb!.reconciler.backendId('web', '198.18.1.4', 0),
     };
+    ring!.close();
     dp!.close();
     dp = null;
     dp = Dataplane.adopt(PIN);
     assert.ok(dp, 'adopted');
+    // A new process: a new Balancer over the adopted maps (the ids are recovered from them).
+    lb = new Balancer(dp);
+    view = new DataplaneInspector(dp, lb.reconciler);
+    ring = new TraceEvents(dp, lb.reconciler);
     assert.equal(dp.hashSeed, 42);
-    const r = dp.applyState(state());
+    const r = lb.applyState(state());
     // The installed tables were read back and match: nothing to write, not even a table swap.
     assert.equal(r.writes, 0);
     assert.deepEqual(r.tablesSwapped, []);
     assert.deepEqual({
-      dns: dp.serviceId('dns'), web: dp.serviceId('web'),
-      b2: dp.backendId('dns', '198.18.1.2', 5353), b3: dp.backendId('dns', '198.18.1.3', 5353),
-      b4: dp.backendId('web', '198.18.1.4', 0),
+      dns: lb!.reconciler.serviceId('dns'), web: lb!.reconciler.serviceId('web'),
+      b2: lb!.reconciler.backendId('dns', '198.18.1.2', 5353), b3: lb!.reconciler.backendId('dns', '198.18.1.3', 5353),
+      b4: lb!.reconciler.backendId('web', '198.18.1.4', 0),
     }, ids);
-    assert.equal(dp.applyState(state()).writes, 0);
+    assert.equal(lb!.applyState(state()).writes, 0);
     // The flows cached before the restart are still there.
-    const remembered = dp.mapEntries('flows').entries.flatMap((x) => x.value as Array<{ sport: number }>);
+    const remembered = view!.mapEntries('flows').entries.flatMap((x) => x.value as Array<{ sport: number }>);
     assert.deepEqual(remembered.map((f) => f.sport).sort(), [40000, 40100]); // the two queries sent above
   });
 
@@ -195,17 +209,17 @@ describe('Dataplane on the real kernel', () => {
       const a = dp!.attach('xlbt-dv-p0', 'native');
       assert.ok(fs.existsSync(path.join(PIN, 'links', 'xlbt-dv-p0')));
       assert.equal(a.progId, dp!.program.info().id);
-      assert.deepEqual(dp!.mapEntries('tx_ports').entries, [{ key: a.ifindex, value: a.ifindex }], 'redirects allowed to it');
+      assert.deepEqual(view!.mapEntries('tx_ports').entries, [{ key: a.ifindex, value: a.ifindex }], 'redirects allowed to it');
       // The program learns the interface's own MAC (if_macs) before it sees a frame there.
       const mac = JSON.parse(execFileSync('ip', ['-n', NETNS, '-j', 'link', 'show', 'xlbt-dv-p0'], { encoding: 'utf8' }))[0].address as string;
-      assert.deepEqual(dp!.mapEntries('if_macs').entries, [{ key: a.ifindex & (LB.IF_SLOTS - 1), value: { ifindex: a.ifindex, mac } }]);
-      const otherMacBefore = dp!.readStats().reasons.other_mac.packets;
+      assert.deepEqual(view!.mapEntries('if_macs').entries, [{ key: a.ifindex & (LB.IF_SLOTS - 1), value: { ifindex: a.ifindex, mac } }]);
+      const otherMacBefore = view!.readStats().reasons.other_mac.packets;
       const toOther = Buffer.from(dnsQuery(40002)); toOther.set([0x02, 0, 0, 0, 0x99, 0x99], 0);
       assert.equal(dp!.testRun(toOther, a.ifindex).retval, 2, 'a frame to another MAC passes');
-      assert.equal(dp!.readStats().reasons.other_mac.packets, otherMacBefore + 1, 'counted as other_mac');
+      assert.equal(view!.readStats().reasons.other_mac.packets, otherMacBefore + 1, 'counted as other_mac');
       const toUs = Buffer.from(dnsQuery(40003)); Buffer.from(mac.split(':').map((h) => parseInt(h, 16))).copy(toUs, 0);
       dp!.testRun(toUs, a.ifindex);
-      assert.equal(dp!.readStats().reasons.other_mac.packets, otherMacBefore + 1, 'a frame to its MAC is processed');
+      assert.equal(view!.readStats().reasons.other_mac.packets, otherMacBefore + 1, 'a frame to its MAC is processed');
       const before = dp!.program.info().id;
       dp!.replaceProgram(path.join(repoRoot(), 'bpf', 'lb.o'));
       const after = dp!.program.info();
@@ -213,19 +227,19 @@ describe('Dataplane on the real kernel', () => {
       assert.equal(dp!.attachments()[0].progId, after.id, 'the link now runs the new program');
       assert.ok(after.mapIds.includes(dp!.map('services').id), 'new program uses the pinned services map');
       assert.equal(dp!.testRun(dnsQuery(40001)).retval > 0, true);
-      assert.equal(dp!.mapEntries('if_macs').total, 1, 'if_macs kept across the replacement');
+      assert.equal(view!.mapEntries('if_macs').total, 1, 'if_macs kept across the replacement');
       dp!.detach('xlbt-dv-p0');
-      assert.equal(dp!.mapEntries('if_macs').total, 0, 'detach clears its if_macs slot');
+      assert.equal(view!.mapEntries('if_macs').total, 0, 'detach clears its if_macs slot');
       assert.ok(!fs.existsSync(path.join(PIN, 'links', 'xlbt-dv-p0')));
       assert.deepEqual(dp!.attachments(), []);
-      assert.equal(dp!.mapEntries('tx_ports').total, 0);
+      assert.equal(view!.mapEntries('tx_ports').total, 0);
     } finally {
       restore();
     }
   });
 
   test('reverse_frags: one entry per NAT backend address/protocol with exactly one VIP, kept in step', () => {
-    const frags = () => dp!.mapEntries('reverse_frags').entries.map((e) => {
+    const frags = () => view!.mapEntries('reverse_frags').entries.map((e) => {
       const k = e.key as { ip: string; proto: number };
       const v = e.value as { vip: string; vport: number; serviceId: number; backendId: number };
       return `${k.ip}/${k.proto}->${v.vip}:${v.vport} s${v.serviceId} b${v.backendId}`;
@@ -239,14 +253,14 @@ describe('Dataplane on the real kernel', () => {
         { name: 'dns-b', vip: '198.18.100.4', port: 53, protocol: 'udp', mode: 'nat', tableSize: 13, backends: [b('198.18.1.3', 5354)] },
       ],
     };
-    dp!.applyState(wider);
-    const id = (s: string, a: string, p: number) => `s${dp!.serviceId(s)} b${dp!.backendId(s, a, p)}`;
+    lb!.applyState(wider);
+    const id = (s: string, a: string, p: number) => `s${lb!.reconciler.serviceId(s)} b${lb!.reconciler.backendId(s, a, p)}`;
     assert.deepEqual(frags(), [
       `198.18.1.2/17->198.18.100.1:0 ${id('dns', '198.18.1.2', 5353)}`,
       `198.18.1.2/6->198.18.100.3:0 ${id('dns-tcp', '198.18.1.2', 5353)}`,
       // 198.18.1.3/udp answers for 198.18.100.1 and .4: no entry (its later fragments pass)
     ].sort());
-    dp!.applyState(base);
+    lb!.applyState(base);
     assert.deepEqual(frags(), [
       `198.18.1.2/17->198.18.100.1:0 ${id('dns', '198.18.1.2', 5353)}`,
       `198.18.1.3/17->198.18.100.1:0 ${id('dns', '198.18.1.3', 5353)}`,
@@ -292,6 +306,7 @@ describe('control plane and kernel agree on the backend of a flow', () => {
   test('every flow goes to the backend its Maglev slot names (flowHash % M), shares follow weights', () => {
     const seed = 0xc0ffee;
     const dp = Dataplane.load({ hashSeed: seed, maxServices: 4, maxBackends: 16, maxFlows: 64 });
+    const lb = new Balancer(dp);
     try {
       const backends = [
         { address: '198.18.1.2', port: 5353, weight: 1, healthy: true, draining: false },
@@ -299,7 +314,7 @@ describe('control plane and kernel agree on the backend of a flow', () => {
         { address: '198.18.1.4', port: 5353, weight: 3, healthy: true, draining: false },
       ];
       const tableSize = 251;
-      dp.applyState({
+      lb.applyState({
         services: [{ name: 'dns', vip: '198.18.100.1', port: 53, protocol: 'udp', mode: 'nat', tableSize, backends }],
         settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: false },
       });
@@ -328,20 +343,22 @@ describe('readStats', () => {
   for (const count of [3, 100]) { // key-by-key reads, and one batch read above 64 backends
     test(`sums per-CPU counters of ${count} backends and their service by name`, () => {
       const dp = Dataplane.load({ hashSeed: 5, maxServices: 4, maxBackends: 128, maxFlows: 64 });
+      const lb = new Balancer(dp);
+      const view = new DataplaneInspector(dp, lb.reconciler);
       try {
         const backends = Array.from({ length: count }, (_, i) =>
           ({ address: `198.18.2.${i + 1}`, port: 80, weight: 1, healthy: true, draining: false }));
-        dp.applyState({
+        lb.applyState({
           services: [{ name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 251, backends }],
           settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: false },
         });
         const cpus = possibleCpus();
         const one = { fwdPackets: 3, fwdBytes: 300, revPackets: 2, revBytes: 120 };
         const target = backends[count - 1];
-        const bid = dp.backendId('web', target.address, 80)!;
+        const bid = lb.reconciler.backendId('web', target.address, 80)!;
         dp.map('backend_stats').update(encodeU32(bid), encodePerCpu(LbFlowStatsCodec, one, cpus));
-        dp.map('service_stats').update(encodeU32(dp.serviceId('web')!), encodePerCpu(LbFlowStatsCodec, one, cpus));
-        const stats = dp.readStats();
+        dp.map('service_stats').update(encodeU32(lb.reconciler.serviceId('web')!), encodePerCpu(LbFlowStatsCodec, one, cpus));
+        const stats = view.readStats();
         const times = (k: number) => ({ fwdPackets: 3 * k, fwdBytes: 300 * k, revPackets: 2 * k, revBytes: 120 * k });
         assert.deepEqual(stats.services.web, times(cpus));
         assert.equal(Object.keys(stats.backends.web).length, count);
@@ -358,16 +375,19 @@ describe('file descriptors', () => {
   test('a whole load / apply / read / subscribe / close cycle leaks no fd', () => {
     const before = openFdCount();
     const dp = Dataplane.load({ hashSeed: 11, maxServices: 4, maxBackends: 16, maxFlows: 64 });
-    dp.applyState(state());
+    const lb = new Balancer(dp);
+    const view = new DataplaneInspector(dp, lb.reconciler);
+    const ring = new TraceEvents(dp, lb.reconciler);
+    lb.applyState(state());
     const s = state();
     s.services[0].backends.pop();
-    dp.applyState(s); // a table swap: the new inner map's fd must be closed
-    dp.readStats();
-    dp.mapView();
-    dp.mapEntries('maglev');
-    const unsubscribe = dp.subscribe(() => {});
+    lb.applyState(s); // a table swap: the new inner map's fd must be closed
+    view.readStats();
+    view.mapView();
+    view.mapEntries('maglev');
+    const unsubscribe = ring.subscribe(() => {});
     dp.testRun(dnsQuery(1234));
-    dp.drainEvents();
+    ring.drainEvents();
     unsubscribe();
     dp.close();
     assert.equal(openFdCount(), before);
@@ -379,10 +399,10 @@ describe('file descriptors', () => {
     try {
       const before = openFdCount();
       const dp = Dataplane.load({ hashSeed: 12, maxServices: 4, maxBackends: 16, maxFlows: 64, pinDir: dir });
-      dp.applyState(state());
+      new Balancer(dp).applyState(state());
       dp.close();
       const adopted = Dataplane.adopt(dir)!;
-      adopted.applyState(state());
+      new Balancer(adopted).applyState(state());
       adopted.unpin();
       adopted.close();
       assert.equal(openFdCount(), before);

@@ -1,0 +1,96 @@
+/**
+ * Balancer: the balancer's state in a loaded data plane. Owns the Reconciler over the Dataplane's
+ * maps (services, vips, maglev, backends, reverse, settings and the counters it zeroes), with
+ * the limits the maps were sized with, and keeps reverse_frags in step with it. The daemon's
+ * kernel driver (src/daemon/kernel-driver.ts) creates one per data plane; tests and benchmarks
+ * that drive a Dataplane directly do the same. The balancer imports the data plane, never back.
+ */
+import type { Dataplane } from '../dataplane/dataplane';
+import { LbReverseCodec, LbReverseKeyCodec } from '../dataplane/abi';
+import { createMaglevTable, readMaglevTable } from '../dataplane/maglev-tables';
+import type { DataplaneState } from '../dataplane/types';
+import { Reconciler, type ApplyResult, type ReconcilerMaps } from './reconciler';
+
+export class Balancer {
+  /** Ids, names, Maglev shares and the reverse grace period (see reconciler.ts). */
+  readonly reconciler: Reconciler;
+
+  /**
+   * The reconciler over `dp`'s maps; for an adopted data plane it re-learns the service and
+   * backend ids from the maps first (Reconciler.recover).
+   * @throws BpfError when the adopted maps cannot be read
+   */
+  constructor(private readonly dp: Dataplane) {
+    const maps: ReconcilerMaps = {
+      services: dp.map('services'), vips: dp.map('vips'), maglev: dp.map('maglev'), backends: dp.map('backends'),
+      reverse: dp.map('reverse'), settings: dp.map('settings'), serviceStats: dp.map('service_stats'),
+      backendStats: dp.map('backend_stats'),
+    };
+    this.reconciler = new Reconciler(maps, {
+      maxServices: dp.map('services').maxEntries,
+      maxBackends: dp.map('backends').maxEntries,
+      maxVips: dp.map('vips').maxEntries,
+      maxReverse: dp.map('reverse').maxEntries,
+      maglevMaxSize: dp.maglevMaxSize,
+    }, (entries) => createMaglevTable(entries), readMaglevTable);
+    if (dp.adopted) this.reconciler.recover();
+  }
+
+  /**
+   * Makes the maps hold `state` (see src/balancer/reconciler.ts for order and ids).
+   * @throws ReconcileError before any write when the kernel side cannot express the state
+   */
+  applyState(state: DataplaneState): ApplyResult {
+    const result = this.reconciler.apply(state);
+    this.syncReverseFrags(state);
+    return result;
+  }
+
+  /**
+   * applyState() with its large Maglev tables (>= 100000 slots) built on a worker thread
+   * first, so that the caller's event loop keeps running during the builds (the daemon's
+   * API and health checks). The same tables, the same writes.
+   * @throws ReconcileError before any write when the kernel side cannot express the state
+   */
+  async applyStateAsync(state: DataplaneState): Promise<ApplyResult> {
+    this.reconciler.validate(state);
+    await this.reconciler.prebuildTables(state);
+    const result = this.reconciler.apply(state);
+    this.syncReverseFrags(state);
+    return result;
+  }
+
+  /**
+   * reverse_frags (see bpf/lb_abi.h): for each NAT backend address and protocol whose services
+   * all have one VIP, {address, 0, proto} -> that VIP (counted under the lowest service id
+   * among them and its backend there); addresses serving several VIPs get no entry, so their
+   * non-first reply fragments pass untranslated (not_vip). Written after the reconciler, so
+   * the ids exist; stale entries are removed.
+   */
+  private syncReverseFrags(state: DataplaneState): void {
+    const PROTO: Record<string, number> = { tcp: 6, udp: 17 };
+    const groups = new Map<string, { ip: string; proto: number; vips: Set<string>; best: { serviceId: number; backendId: number } | null }>();
+    for (const s of state.services) {
+      if (s.mode !== 'nat') continue;
+      const serviceId = this.reconciler.serviceId(s.name);
+      for (const b of s.backends) {
+        const key = `${b.address}/${s.protocol}`;
+        const g = groups.get(key) ?? { ip: b.address, proto: PROTO[s.protocol], vips: new Set<string>(), best: null };
+        g.vips.add(s.vip);
+        const backendId = this.reconciler.backendId(s.name, b.address, b.port);
+        if (serviceId !== null && backendId !== null && (!g.best || serviceId < g.best.serviceId)) g.best = { serviceId, backendId };
+        groups.set(key, g);
+      }
+    }
+    const desired = new Map<string, Buffer>();
+    for (const g of groups.values()) {
+      if (g.vips.size !== 1 || !g.best) continue;
+      const key = LbReverseKeyCodec.encode({ ip: g.ip, port: 0, proto: g.proto });
+      desired.set(key.toString('hex'), LbReverseCodec.encode({ vip: [...g.vips][0], vport: 0, serviceId: g.best.serviceId, backendId: g.best.backendId }));
+    }
+    const m = this.dp.map('reverse_frags');
+    const current = new Map([...m.entries()].map(([k, v]) => [k.toString('hex'), v]));
+    for (const [hex, value] of desired) if (!current.get(hex)?.equals(value)) m.update(Buffer.from(hex, 'hex'), value);
+    for (const hex of current.keys()) if (!desired.has(hex)) m.delete(Buffer.from(hex, 'hex'));
+  }
+}
