@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { repoPath } from '../src/daemon/paths';
-import { cycles, folderGraph, importGraph, importPath } from './support/import-graph';
+import { cycles, folderGraph, folderOf, importGraph, importPath, type ImportGraph } from './support/import-graph';
 
 /**
  * Folder cycles that remain, as sorted folder lists. Remove an entry once its cycle is gone
@@ -28,6 +28,20 @@ function describeCycle(graph: Map<string, Set<string>>, members: string[]): stri
   const there = importPath(graph, first, to) ?? [first, to];
   const back = importPath(graph, to, first) ?? [to, first];
   return [...there, ...back.slice(1)].join(' -> ');
+}
+
+/** The module imports that cross between the folders of a folder cycle (what to move). */
+function crossings(graph: ImportGraph, folders: string[]): string[] {
+  const inCycle = new Set(folders);
+  const out: string[] = [];
+  for (const [from, deps] of graph) {
+    for (const dep of deps) {
+      const a = folderOf(from);
+      const b = folderOf(dep);
+      if (a !== b && inCycle.has(a) && inCycle.has(b)) out.push(`${from} -> ${dep}`);
+    }
+  }
+  return out.sort();
 }
 
 describe('import cycles', () => {
@@ -67,7 +81,8 @@ describe('import cycles', () => {
     const folders = folderGraph(graph);
     const known = new Set(KNOWN_FOLDER_CYCLES.map((k) => k.folders.join(' ')));
     const found = cycles(folders);
-    const unexpected = found.filter((c) => !known.has(c.join(' '))).map((c) => describeCycle(folders, c));
+    const unexpected = found.filter((c) => !known.has(c.join(' ')))
+      .map((c) => `${describeCycle(folders, c)}, through:\n    ${crossings(graph, c).join('\n    ')}`);
     assert.deepEqual(unexpected, [], `import cycles between folders of src/:\n  ${unexpected.join('\n  ')}`);
     // A listed cycle that is gone is reported (not failed: another change may remove it first).
     const gone = [...known].filter((k) => !found.some((c) => c.join(' ') === k));
