@@ -1,7 +1,8 @@
 /**
  * What the daemon's controller needs from the kernel side, in one interface. The daemon
- * implements it over the real Dataplane and bridge (kernel-driver.ts); keeping it an interface
- * lets the controller be driven in-process by CLI and API tests without a kernel.
+ * implements it over the real Dataplane, its Balancer and inspectors (kernel-driver.ts);
+ * keeping it an interface lets the controller be driven in-process by CLI and API tests
+ * without a kernel.
  */
 import type { DataplaneState, StatsSnapshot, TraceEvent } from '../dataplane/types';
 import type { ProgramView, MapView, MapPage } from '../api/controller';
