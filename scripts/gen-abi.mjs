@@ -118,6 +118,17 @@ function structComment(text, name) {
   return m ? m[1].replace(/\n\s*\*?/g, ' ').replace(/\s+/g, ' ').trim() : '';
 }
 
+/** member name -> the comment on its line in `struct name { ... }` (first line, '' when none). */
+function memberComments(text, name) {
+  const body = text.match(new RegExp(`^struct\\s+${name}\\s*\\{([\\s\\S]*?)^\\};`, 'm'));
+  const out = new Map();
+  if (!body) return out;
+  for (const m of body[1].matchAll(/^\s*[\w ]+?\s+(\w+)(?:\[[^\]]*\])?;[ \t]*\/\*\s*(.*?)\s*(\*\/|$)/gm)) {
+    out.set(m[1], m[2].replace(/\s+/g, ' ') + (m[3] === '*/' ? '' : ' ...'));
+  }
+  return out;
+}
+
 /** The layout of struct `name` from one BTF. */
 function structLayout(types, t) {
   const fields = t.members.map((m) => {
@@ -186,7 +197,7 @@ export function generate(objectPath = path.join(ROOT, 'bpf/lb.o'), headerPath = 
       const again = structLayout(probe, findStruct(probe, n));
       if (JSON.stringify(again) !== JSON.stringify(structLayout(types, t))) fail(`struct ${n}: lb.o and lb_abi.h disagree (rebuild bpf/lb.o)`);
     }
-    return { ...layout, comment: structComment(headerText, n) };
+    return { ...layout, comment: structComment(headerText, n), memberComments: memberComments(headerText, n) };
   });
   const byName = new Map(layouts.map((l) => [l.cName, l]));
   for (const l of layouts) {
@@ -292,7 +303,12 @@ function renderTs({ constants, reasons, actions, layouts, maps, globals }) {
   for (const l of layouts) {
     if (l.comment) L.push(`/** struct ${l.cName}: ${l.comment.replace(/\*\//g, '* /')} */`);
     L.push(`export interface ${pascal(l.cName)} {`);
-    for (const f of l.fields) if (f.kind !== 'pad') L.push(`  ${f.name}: ${tsType(f)};`);
+    for (const f of l.fields) {
+      if (f.kind === 'pad') continue;
+      const doc = l.memberComments.get(f.c);
+      if (doc) L.push(`  /** ${doc.replace(/\*\//g, '* /')} */`);
+      L.push(`  ${f.name}: ${tsType(f)};`);
+    }
     L.push('}');
   }
   L.push('');

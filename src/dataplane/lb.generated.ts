@@ -119,40 +119,56 @@ export interface StructLayout {
 /** struct lb_service_key: services: key */
 export interface LbServiceKey {
   vip: string;
+  /** 0 = every port of proto */
   port: number;
+  /** IPPROTO_TCP / IPPROTO_UDP */
   proto: number;
 }
 /** struct lb_service: services: value */
 export interface LbService {
+  /** index into maglev (outer) and service_stats; 0 is never used */
   id: number;
+  /** M: entries of this service's inner maglev table (<= its max_entries) */
   tableSize: number;
+  /** LB_MODE_* */
   mode: number;
   flags: number;
 }
 /** struct lb_vip: vips: key is __be32 address; value: */
 export interface LbVip {
+  /** number of services on this address (informational) */
   services: number;
 }
 /** struct lb_backend: backends: ARRAY indexed by backend id. The owner service's key and mode are repeated here so that a flow cache hit needs no other lookup to check it addresses that service. */
 export interface LbBackend {
   ip: string;
+  /** 0 = keep the client's destination port */
   port: number;
+  /** LB_BACKEND_F_* */
   flags: number;
+  /** the owner service's LB_MODE_* */
   mode: number;
+  /** owner service */
   serviceId: number;
+  /** the owner service's key: VIP, */
   vip: string;
+  /** port (0 = every port), */
   vport: number;
+  /** protocol */
   proto: number;
 }
 /** struct lb_reverse_key: reverse: key (source of a NAT-mode reply) */
 export interface LbReverseKey {
+  /** backend address */
   ip: string;
+  /** backend port; 0 = any source port (wildcard service, port kept) */
   port: number;
   proto: number;
 }
 /** struct lb_reverse: reverse: value */
 export interface LbReverse {
   vip: string;
+  /** 0 = keep the reply's source port */
   vport: number;
   serviceId: number;
   backendId: number;
@@ -164,9 +180,13 @@ export interface LbIfMac {
 }
 /** struct lb_settings: settings: ARRAY[1], run-time knobs */
 export interface LbSettings {
+  /** LB_FRAG_* */
   fragPolicy: number;
+  /** 1 in N packets goes to events; 0 = off */
   sampleRate: number;
+  /** 1 = remember each TCP/UDP flow's backend in flows (default), 0 = pure maglev */
   flowCache: number;
+  /** 1 = send back out the ingress interface with bpf_redirect_map, not XDP_TX ... */
   txRedirect: number;
   vipFilter: number[];
 }
@@ -184,6 +204,7 @@ export interface LbFlowEntry {
   backendId: number;
   backendIp: string;
   check: number;
+  /** 1 = a packet used the entry since its set last evicted (NRU) */
   referenced: number;
 }
 /** struct lb_flow_set: flows: ARRAY value, index = flow cache hash & (sets - 1), sets a power of two (the flow cache hash: lb.bpf.c flow_cache_hash). A new flow (referenced 0) takes the way already holding its key, else the first empty way, else the first unreferenced way from way (flow cache hash >> (32 - LB_FLOW_WAYS_BITS)) on; when all four are referenced, all are cleared and that way is taken (not-recently-used: flows in use survive a burst of new ones). */
@@ -192,8 +213,10 @@ export interface LbFlowSet {
 }
 /** struct lb_flow_stats: service_stats and backend_stats: PERCPU_ARRAY values (index = id) */
 export interface LbFlowStats {
+  /** client -> backend */
   fwdPackets: number;
   fwdBytes: number;
+  /** backend -> client (NAT replies) */
   revPackets: number;
   revBytes: number;
 }
@@ -204,17 +227,26 @@ export interface LbCounter {
 }
 /** struct lb_event: events: ring buffer record */
 export interface LbEvent {
+  /** bpf_ktime_get_ns() */
   tsNs: number;
+  /** ingress interface */
   ifindex: number;
+  /** frame length */
   pktLen: number;
+  /** 0 = none */
   serviceId: number;
+  /** 0 = none */
   backendId: number;
+  /** as received */
   saddr: string;
   daddr: string;
+  /** 0 when not TCP/UDP */
   sport: number;
   dport: number;
   proto: number;
+  /** XDP action */
   action: number;
+  /** LB_REASON_* */
   reason: number;
 }
 
