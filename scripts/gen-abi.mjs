@@ -33,10 +33,18 @@ class GenError extends Error {}
 const fail = (msg) => { throw new GenError(`gen-abi: ${msg}`); };
 
 /** Raw BTF of an object as bpftool prints it (types indexed by id). */
+/** bpftool: $BPFTOOL, else on PATH, else /usr/sbin or /sbin (not on a Debian user's PATH). */
+function bpftool() {
+  if (process.env.BPFTOOL) return process.env.BPFTOOL;
+  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/sbin'];
+  for (const d of dirs) if (fs.existsSync(path.join(d, 'bpftool'))) return path.join(d, 'bpftool');
+  return 'bpftool';
+}
+
 function readBtf(objectPath) {
   let out;
   try {
-    out = execFileSync('bpftool', ['-j', 'btf', 'dump', 'file', objectPath, 'format', 'raw'], { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
+    out = execFileSync(bpftool(), ['-j', 'btf', 'dump', 'file', objectPath, 'format', 'raw'], { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
     fail(`cannot read the BTF of ${objectPath} (bpftool: ${String(err.stderr || err.message).trim().split('\n')[0]})`);
   }
