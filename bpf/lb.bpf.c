@@ -34,6 +34,8 @@ _Static_assert(sizeof(struct lb_service_key) == 8 && __builtin_offsetof(struct l
 _Static_assert(sizeof(struct lb_reverse_key) == 8 && __builtin_offsetof(struct lb_reverse_key, port) == 4 &&
 	       __builtin_offsetof(struct lb_reverse_key, proto) == 6, "addr_port_key() builds lb_reverse_key");
 _Static_assert(LB_VERDICT_SLOTS == LB_REASON_SLOTS * LB_ACTION_SLOTS, "one verdict slot per {reason, action}");
+_Static_assert(LB_ACTION_ABORTED == XDP_ABORTED && LB_ACTION_DROP == XDP_DROP && LB_ACTION_PASS == XDP_PASS &&
+	       LB_ACTION_TX == XDP_TX && LB_ACTION_REDIRECT == XDP_REDIRECT, "LB_ACTION_* are enum xdp_action");
 _Static_assert(__builtin_offsetof(struct lb_flow_stats, rev_packets) == sizeof(struct lb_counter) &&
 	       __builtin_offsetof(struct lb_flow_stats, fwd_bytes) == __builtin_offsetof(struct lb_counter, bytes),
 	       "count_flow() treats lb_flow_stats as two lb_counter pairs");

@@ -31,7 +31,7 @@
 #define LB_BACKEND_F_DRAINING 2 /* informational: draining backends are not in the maglev table,
                                  * but stay ACTIVE so their cached (existing) flows live on */
 
-/* Verdict reasons: index into reason_stats and lb_event.reason. Every PASS/DROP/TX/REDIRECT
+/* Verdict reasons: lb_event.reason and the row of verdict_stats. Every PASS/DROP/TX/REDIRECT
  * leaves the program with exactly one reason. */
 #define LB_REASON_FORWARDED 0      /* VIP traffic sent to a backend (TX or REDIRECT) */
 #define LB_REASON_REVERSED 1       /* NAT reply rewritten to the VIP and sent on */
@@ -65,7 +65,13 @@
 #define LB_REASON_COUNT 19
 #define LB_REASON_SLOTS 32
 
-/* XDP actions 0..4 (aborted, drop, pass, tx, redirect). */
+/* XDP actions: the kernel's enum xdp_action, named here so that user space has names and numbers
+ * together (lb_event.action and the column of verdict_stats). */
+#define LB_ACTION_ABORTED 0
+#define LB_ACTION_DROP 1
+#define LB_ACTION_PASS 2
+#define LB_ACTION_TX 3
+#define LB_ACTION_REDIRECT 4
 #define LB_ACTION_SLOTS 8
 
 /* verdict_stats: one counter per {reason, action}, at index reason * LB_ACTION_SLOTS + action
@@ -201,7 +207,7 @@ struct lb_flow_stats {
 	__u64 rev_bytes;
 };
 
-/* action_stats and reason_stats: PERCPU_ARRAY values */
+/* verdict_stats: PERCPU_ARRAY value */
 struct lb_counter {
 	__u64 packets;
 	__u64 bytes;

@@ -11,6 +11,7 @@ import {
   IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, type FrameSpec, type TcpSpec, type UdpSpec, type Ipv4Spec,
 } from '../src/dataplane/packet';
 import { flowHash, vipFilterBit } from '../src/dataplane/jhash';
+import { LB } from '../src/dataplane/abi';
 import type { LabNeighbour, PortSpec, DatapathLab } from './datapath-lab';
 import { BACKEND_ACTIVE, MODE_DSR, MODE_NAT, FlowCacheModel, type ModelSettings, type ModelState, type ReasonName } from './refmodel';
 import { TEST_FLOW_SETS } from './datapath-harness';
@@ -149,7 +150,7 @@ const portMac = (suffix: string): string => PORTS.find((p) => p.suffix === suffi
 const portOf = (ip: string): string => NEIGHBOURS.find((n) => n.ip === ip)!.port;
 
 export type Action = 'drop' | 'pass' | 'tx' | 'redirect';
-export const ACTION_NUMBER: Record<Action, number> = { drop: 1, pass: 2, tx: 3, redirect: 4 };
+export const ACTION_NUMBER: Record<Action, number> = { drop: LB.ACTION_DROP, pass: LB.ACTION_PASS, tx: LB.ACTION_TX, redirect: LB.ACTION_REDIRECT };
 
 export interface Fixture {
   name: string;

@@ -10,7 +10,7 @@ import { enterNetns, RingBuffer } from '../src/bpf';
 import {
   checksumProblems, parseFrame, buildFrame, buildIpv4, buildEthernet, internetChecksum, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
 } from '../src/dataplane/packet';
-import { LB, LbFlowEntryCodec } from '../src/dataplane/abi';
+import { LB, LbEventCodec, LbFlowEntryCodec } from '../src/dataplane/abi';
 import { flowCacheHash, flowHash } from '../src/dataplane/jhash';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
 import {
@@ -31,12 +31,9 @@ interface DecodedEvent {
 }
 
 function decodeEvent(rec: Buffer): DecodedEvent {
-  assert.equal(rec.length, 40, 'lb_event is 40 bytes');
-  return {
-    ifindex: rec.readUInt32LE(8), pktLen: rec.readUInt32LE(12), serviceId: rec.readUInt32LE(16),
-    backendId: rec.readUInt32LE(20), saddr: u32ToIp(rec.readUInt32BE(24)), daddr: u32ToIp(rec.readUInt32BE(28)),
-    sport: rec.readUInt16BE(32), dport: rec.readUInt16BE(34), proto: rec[36], action: rec[37], reason: rec[38],
-  };
+  assert.equal(rec.length, LbEventCodec.size, `lb_event is ${LbEventCodec.size} bytes`);
+  const { tsNs: _ts, ...fields } = LbEventCodec.decode(rec);
+  return fields;
 }
 
 /** What the event records "as received": addresses of a valid IPv4 header, ports of a whole TCP/UDP header. */

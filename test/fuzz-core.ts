@@ -18,7 +18,7 @@ import {
 } from '../src/dataplane/packet';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
 import { installState, readCounters, readFlows, settingsValue, backendValue, type Counters } from './datapath-harness';
-import { LB } from '../src/dataplane/abi';
+import { LB, LbEventCodec } from '../src/dataplane/abi';
 import { loadTarget, type Target } from './datapath-target';
 import { DP_NETNS, PORTS, NEIGHBOURS, VIP, BACKENDS, CLIENT, ROUTER, fixtureState, fragmentDatagram } from './datapath-fixtures';
 import { runModel, type ModelState } from './refmodel';
@@ -265,7 +265,8 @@ function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, frames: n
         ring.consume();
         const e = events.length === 1 ? events[0] : null;
         const wantEvent = [ingress, frame.length, want.serviceId, want.backendId, want.saddr, want.daddr, want.sport, want.dport, want.proto, want.action, want.reason];
-        const gotEvent = e && [e.readUInt32LE(8), e.readUInt32LE(12), e.readUInt32LE(16), e.readUInt32LE(20), e.readUInt32BE(24), e.readUInt32BE(28), e.readUInt16BE(32), e.readUInt16BE(34), e[36], e[37], e[38]];
+        const ev = e && e.length === LbEventCodec.size ? LbEventCodec.decode(e) : null;
+        const gotEvent = ev && [ev.ifindex, ev.pktLen, ev.serviceId, ev.backendId, ipToU32(ev.saddr), ipToU32(ev.daddr), ev.sport, ev.dport, ev.proto, ev.action, ev.reason];
         if (!gotEvent || gotEvent.join() !== wantEvent.join()) problem += ` event ${gotEvent?.join() ?? `x${events.length}`} != ${wantEvent.join()}`;
         events.length = 0;
       }

@@ -5,23 +5,21 @@
  * and requires identical verdicts and output frames.
  */
 import { LB } from '../src/dataplane/abi';
+import { LB_REASONS } from '../src/dataplane/lb.generated';
 import { flowCacheHash, flowHash } from '../src/dataplane/jhash';
 
-export const XDP_DROP = 1;
-export const XDP_PASS = 2;
-export const XDP_TX = 3;
-export const XDP_REDIRECT = 4;
+export const XDP_DROP = LB.ACTION_DROP;
+export const XDP_PASS = LB.ACTION_PASS;
+export const XDP_TX = LB.ACTION_TX;
+export const XDP_REDIRECT = LB.ACTION_REDIRECT;
 
-export const REASON = {
-  forwarded: 0, reversed: 1, icmp_echo: 2, icmp_error: 3, not_ipv4: 4, vlan: 5, not_vip: 6, malformed: 7,
-  fragment: 8, no_service: 9, no_backend: 10, ttl: 11, no_neigh: 12, no_route: 13, no_tx_port: 14,
-  icmp_unsupported: 15, other_mac: 16, martian: 17, bad_checksum: 18,
-} as const;
+/** Reason numbers by name (LB_REASON_*, generated from bpf/lb_abi.h). */
+export const REASON = Object.fromEntries(LB_REASONS.map((name, i) => [name, i])) as { readonly [N in (typeof LB_REASONS)[number]]: number };
 export type ReasonName = keyof typeof REASON;
 
-export const MODE_NAT = 0;
-export const MODE_DSR = 1;
-export const BACKEND_ACTIVE = 1;
+export const MODE_NAT = LB.MODE_NAT;
+export const MODE_DSR = LB.MODE_DSR;
+export const BACKEND_ACTIVE = LB.BACKEND_F_ACTIVE;
 
 export interface ModelService { id: number; vip: number; port: number; proto: number; tableSize: number; mode: number }
 export interface ModelBackend { id: number; ip: number; port: number; flags: number; serviceId: number }

@@ -28,9 +28,10 @@ import { DEFAULT_REVERSE_GRACE_SECONDS, type DataplaneBackend, type DataplaneSer
 import { vipFilterWords } from '../dataplane/jhash';
 import {
   LB, LbBackendCodec, LbReverseCodec, LbReverseKeyCodec, LbServiceCodec, LbServiceKeyCodec,
-  LbSettingsCodec, LbVipCodec, encodeU32, decodeU32, encodeIpv4Key, ipv4ToBytes, bytesToIpv4,
+  encodeU32, decodeU32, ipv4ToBytes, bytesToIpv4,
   type LbBackend, type LbService, type LbServiceKey,
 } from '../dataplane/abi';
+import { typedLbMap, type LbTypedMap } from '../dataplane/typed-map';
 
 /** The part of a bridge BpfMap the reconciler uses. */
 export interface KernelMap {
@@ -142,6 +143,15 @@ export class Reconciler {
   private nextServiceId = 1;
   private nextBackendId = 1;
   private writes = 0;
+  /** The maps read and written in decoded values (the generated codecs of lb.o's maps). */
+  private typedMaps?: { backends: LbTypedMap<'backends'>; vips: LbTypedMap<'vips'>; settings: LbTypedMap<'settings'> };
+  private get typed() {
+    return this.typedMaps ??= {
+      backends: typedLbMap('backends', this.maps.backends),
+      vips: typedLbMap('vips', this.maps.vips),
+      settings: typedLbMap('settings', this.maps.settings),
+    };
+  }
 
   constructor(
     private readonly maps: ReconcilerMaps,
@@ -169,9 +179,8 @@ export class Reconciler {
     }
     let maxBackend = 0;
     for (let id = 1; id < this.limits.maxBackends; id++) {
-      const value = this.maps.backends.lookup(encodeU32(id));
-      if (!value || value.equals(ZERO_BACKEND)) continue;
-      const b = LbBackendCodec.decode(value);
+      const b = this.typed.backends.get(id);
+      if (!b || LbBackendCodec.encode(b).equals(ZERO_BACKEND)) continue;
       const key = `${b.ip}:${b.port}`;
       this.backendIds.set(`${b.serviceId}|${key}`, id);
       this.backendById.set(id, { serviceId: b.serviceId, key });
@@ -363,10 +372,8 @@ export class Reconciler {
       txRedirect: state.settings.txRedirect ? 1 : 0,
     };
     const desiredFilter = vipFilterWords(plans.map((p) => ipv4ToBytes(p.service.vip).readUInt32BE(0)));
-    const currentSettings = m.settings.lookup(encodeU32(0));
-    const currentFilter = currentSettings ? LbSettingsCodec.decode(currentSettings).vipFilter : desiredFilter;
-    const settings = LbSettingsCodec.encode({ ...knobs, vipFilter: desiredFilter.map((w, i) => (w | currentFilter[i]) >>> 0) });
-    if (!currentSettings?.equals(settings)) this.write(m.settings, encodeU32(0), settings);
+    const currentFilter = this.typed.settings.get(0)?.vipFilter ?? desiredFilter;
+    if (this.typed.settings.setIfChanged(0, { ...knobs, vipFilter: desiredFilter.map((w, i) => (w | currentFilter[i]) >>> 0) })) this.writes++;
 
     // 2. Tables and service entries.
     const currentServices = this.readAll(m.services);
@@ -390,9 +397,7 @@ export class Reconciler {
     for (const p of plans) vipCounts.set(p.service.vip, (vipCounts.get(p.service.vip) ?? 0) + 1);
     const currentVips = this.readAll(m.vips);
     for (const [vip, count] of vipCounts) {
-      const key = encodeIpv4Key(vip);
-      const value = LbVipCodec.encode({ services: count });
-      if (!currentVips.get(key.toString('hex'))?.equals(value)) this.write(m.vips, key, value);
+      if (this.typed.vips.setIfChanged(vip, { services: count })) this.writes++;
     }
 
     // 4. Backends that stop taking traffic, now that no table holds them.
@@ -463,8 +468,7 @@ export class Reconciler {
       this.backendIds.delete(`${owner.serviceId}|${owner.key}`);
     }
     // 6. The VIP filter without the VIPs that are gone (now that nothing routes to them).
-    const finalSettings = LbSettingsCodec.encode({ ...knobs, vipFilter: desiredFilter });
-    if (!m.settings.lookup(encodeU32(0))?.equals(finalSettings)) this.write(m.settings, encodeU32(0), finalSettings);
+    if (this.typed.settings.setIfChanged(0, { ...knobs, vipFilter: desiredFilter })) this.writes++;
     return { writes: this.writes - before, tablesSwapped };
   }
 

@@ -13,7 +13,8 @@ import { Dataplane, MAP_NAMES, PROGRAM_NAME } from '../dataplane/dataplane';
 import { DataplaneInspector } from '../dataplane/inspect';
 import { TraceEvents } from '../dataplane/events';
 import { Balancer } from '../balancer/balancer';
-import { LB, LbBackendCodec, LbServiceCodec, LbServiceKeyCodec } from '../dataplane/abi';
+import { LB } from '../dataplane/abi';
+import { lbMap } from '../dataplane/typed-map';
 import { XdplbError } from '../api/errors';
 import { MAX_SERVICE_TABLE_SIZE, type Config } from '../config/schema';
 import { effectiveTableSize } from '../config/state';
@@ -107,19 +108,15 @@ export function backendsDownInMaps(dp: Dataplane, services: Config['services']):
  */
 export function backendsInMaps(dp: Dataplane, services: Config['services']): { up: Set<string>; down: Set<string> } {
   const serviceById = new Map<number, string>();
-  const servicesMap = dp.map('services');
+  const servicesMap = lbMap(dp, 'services');
   for (const s of services) {
-    const value = servicesMap.lookup(LbServiceKeyCodec.encode({ vip: s.vip, port: s.port, proto: PROTO_NUMBER[s.protocol] }));
-    if (value) serviceById.set(LbServiceCodec.decode(value).id, s.name);
+    const value = servicesMap.get({ vip: s.vip, port: s.port, proto: PROTO_NUMBER[s.protocol] });
+    if (value) serviceById.set(value.id, s.name);
   }
   const down = new Set<string>();
   const up = new Set<string>();
   if (serviceById.size === 0) return { up, down };
-  const backendsMap = dp.map('backends');
-  for (const key of backendsMap.keys()) {
-    const value = backendsMap.lookup(key);
-    if (!value) continue;
-    const b = LbBackendCodec.decode(value);
+  for (const [, b] of lbMap(dp, 'backends').entries()) {
     const service = serviceById.get(b.serviceId);
     if (service === undefined) continue;
     ((b.flags & LB.BACKEND_F_ACTIVE) !== 0 ? up : down).add(`${service}|${b.ip}:${b.port}`);

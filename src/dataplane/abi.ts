@@ -1,66 +1,27 @@
 /**
  * Codecs for every struct and constant of bpf/lb_abi.h (the kernel/user ABI).
  *
- * Each struct is described once as a field table (C name, offset, size, kind); encode and
- * decode are driven by that table, and abi.test.ts compares the table with the BTF of
- * bpf/lb.o and the constants with the header text, so a drift fails the suite.
+ * The layouts (offsets, sizes, field kinds) and the LB_* constants are generated from the BTF
+ * of bpf/lb.o and the header by scripts/gen-abi.mjs into lb.generated.ts; this module only
+ * turns each layout into an encode/decode pair. lb-generated.test.ts regenerates the file and
+ * fails when it differs, abi.test.ts compares the codecs with the BTF through libbpf.
  * Byte order: `__be*` fields are network order (addresses as dotted quads, ports as numbers),
  * every other field is host order.
  */
 import * as os from 'node:os';
+import {
+  LB, LB_LAYOUTS, type FieldKind, type LbStructName, type LbStructs, type StructLayout,
+} from './lb.generated';
 
 const HOST_LE = os.endianness() === 'LE';
 
-/** The LB_* constants of bpf/lb_abi.h (checked against the header by abi.test.ts). */
-export const LB = {
-  MAX_SERVICES: 256,
-  MAX_BACKENDS: 4096,
-  MAX_VIPS: 256,
-  MAX_REVERSE: 16384,
-  MAX_TX_PORTS: 64,
-  MAX_FLOWS: 262144,
-  FLOW_WAYS_BITS: 2,
-  FLOW_WAYS: 4,
-  FLOW_CHECK_MUL: 2654435761,
-  VIP_FILTER_WORDS: 8,
-  VIP_FILTER_MUL: 2654435761,
-  MAGLEV_DEFAULT_SIZE: 65537,
-  EVENTS_BYTES: 1 << 20,
-  IF_SLOTS: 1024,
-  MODE_NAT: 0,
-  MODE_DSR: 1,
-  FRAG_DROP: 0,
-  FRAG_PASS: 1,
-  BACKEND_F_ACTIVE: 1,
-  BACKEND_F_DRAINING: 2,
-  REASON_FORWARDED: 0,
-  REASON_REVERSED: 1,
-  REASON_ICMP_ECHO: 2,
-  REASON_ICMP_ERROR: 3,
-  REASON_NOT_IPV4: 4,
-  REASON_VLAN: 5,
-  REASON_NOT_VIP: 6,
-  REASON_MALFORMED: 7,
-  REASON_FRAGMENT: 8,
-  REASON_NO_SERVICE: 9,
-  REASON_NO_BACKEND: 10,
-  REASON_TTL: 11,
-  REASON_NO_NEIGH: 12,
-  REASON_NO_ROUTE: 13,
-  REASON_NO_TX_PORT: 14,
-  REASON_ICMP_UNSUPPORTED: 15,
-  REASON_OTHER_MAC: 16,
-  REASON_MARTIAN: 17,
-  REASON_BAD_CHECKSUM: 18,
-  REASON_COUNT: 19,
-  REASON_SLOTS: 32,
-  ACTION_SLOTS: 8,
-  VERDICT_SLOTS: 256,
-} as const;
-
-/** How a field's bytes map to a JS value. `ipv4` is a network-order __be32 address; `struct`
- * is a nested struct (or an array of them), decoded with its own codec. */
-export type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'ipv4' | 'pad' | 'struct';
+/** The LB_* constants of bpf/lb_abi.h (generated; checked against the header by abi.test.ts). */
+export { LB };
+export type { FieldKind };
+export type {
+  LbServiceKey, LbService, LbVip, LbBackend, LbReverseKey, LbReverse, LbIfMac, LbSettings, LbFlowKey,
+  LbFlowEntry, LbFlowSet, LbFlowStats, LbCounter, LbEvent,
+} from './lb.generated';
 
 export interface FieldSpec {
   /** member name in lb_abi.h */
@@ -87,8 +48,6 @@ export interface StructCodec<T> {
   /** @throws RangeError when buf holds fewer than `size` bytes after offset */
   decode(buf: Buffer, offset?: number): T;
 }
-
-const KIND_SIZE: Record<Exclude<FieldKind, 'pad' | 'struct'>, number> = { u8: 1, u16: 2, u32: 4, u64: 8, be16: 2, ipv4: 4 };
 
 /** Dotted quad -> 4 network-order bytes. @throws Error naming the bad address */
 export function ipv4ToBytes(address: string): Buffer {
@@ -176,28 +135,14 @@ function readField(buf: Buffer, at: number, f: FieldSpec): unknown {
   }
 }
 
-/**
- * Lays fields out in order with C alignment rules: `[name, kind]`, `[name, kind, count]` for
- * an array of scalars, `[name, 'pad', bytes]`, or `[name, codec]` / `[name, codec, count]` for
- * a nested struct / array of structs.
- */
-function defineStruct<T>(cName: string, members: Array<[string, FieldKind | StructCodec<unknown>, number?]>): StructCodec<T> {
-  const fields: FieldSpec[] = [];
-  let offset = 0;
-  let align = 1;
-  for (const [c, kindOrCodec, extra] of members) {
-    const codec = typeof kindOrCodec === 'string' ? undefined : kindOrCodec;
-    const kind: FieldKind = codec ? 'struct' : (kindOrCodec as FieldKind);
-    const scalar = codec || kind === 'pad' ? 0 : KIND_SIZE[kind as keyof typeof KIND_SIZE];
-    const size = codec ? codec.size * (extra ?? 1) : kind === 'pad' ? (extra ?? 1) : scalar * (extra ?? 1);
-    const fieldAlign = codec ? codec.align : kind === 'pad' ? 1 : scalar;
-    offset = Math.ceil(offset / fieldAlign) * fieldAlign;
-    align = Math.max(align, fieldAlign);
-    const name = kind === 'pad' ? '' : c.replace(/_([a-z])/g, (_, ch: string) => ch.toUpperCase());
-    fields.push({ c, name, kind, offset, size, ...(codec ? { codec } : {}), ...(kind !== 'pad' && extra !== undefined ? { count: extra } : {}) });
-    offset += size;
-  }
-  const size = Math.ceil(offset / align) * align;
+/** The codec of one generated layout; nested structs through `codecOf`. */
+function codecFromLayout<T>(layout: StructLayout, codecOf: (cName: string) => StructCodec<unknown>): StructCodec<T> {
+  const { cName, size, align } = layout;
+  const fields: FieldSpec[] = layout.fields.map((f) => ({
+    c: f.c, name: f.name, kind: f.kind, offset: f.offset, size: f.size,
+    ...(f.struct !== undefined ? { codec: codecOf(f.struct) } : {}),
+    ...(f.count !== undefined ? { count: f.count } : {}),
+  }));
   return {
     cName,
     size,
@@ -220,66 +165,36 @@ function defineStruct<T>(cName: string, members: Array<[string, FieldKind | Stru
   };
 }
 
-export interface LbServiceKey { vip: string; port: number; proto: number }
-export interface LbService { id: number; tableSize: number; mode: number; flags: number }
-export interface LbVip { services: number }
-export interface LbBackend {
-  ip: string; port: number; flags: number; mode: number; serviceId: number;
-  /** the owner service's key */
-  vip: string; vport: number; proto: number;
-}
-export interface LbReverseKey { ip: string; port: number; proto: number }
-export interface LbReverse { vip: string; vport: number; serviceId: number; backendId: number }
-export interface LbSettings { fragPolicy: number; sampleRate: number; flowCache: number; txRedirect: number; vipFilter: number[] }
-export interface LbFlowKey { saddr: string; daddr: string; sport: number; dport: number; proto: number }
-export interface LbFlowEntry { key: LbFlowKey; backendId: number; backendIp: string; check: number; referenced: number }
-export interface LbFlowSet { way: LbFlowEntry[] }
+/** Every struct codec by C name, built in header order (a nested struct is declared before use). */
+export const CODECS = (() => {
+  const out = new Map<string, StructCodec<unknown>>();
+  const codecOf = (name: string): StructCodec<unknown> => {
+    const c = out.get(name);
+    if (!c) throw new Error(`abi: struct ${name} is used before it is declared`);
+    return c;
+  };
+  for (const layout of Object.values(LB_LAYOUTS) as StructLayout[]) out.set(layout.cName, codecFromLayout(layout, codecOf));
+  return Object.fromEntries(out) as { [N in LbStructName]: StructCodec<LbStructs[N]> };
+})();
 
-export interface LbFlowStats { fwdPackets: number; fwdBytes: number; revPackets: number; revBytes: number }
-export interface LbCounter { packets: number; bytes: number }
-export interface LbEvent {
-  tsNs: number; ifindex: number; pktLen: number; serviceId: number; backendId: number;
-  saddr: string; daddr: string; sport: number; dport: number; proto: number; action: number; reason: number;
-}
-
-export const LbServiceKeyCodec = defineStruct<LbServiceKey>('lb_service_key',
-  [['vip', 'ipv4'], ['port', 'be16'], ['proto', 'u8'], ['pad', 'pad']]);
-export const LbServiceCodec = defineStruct<LbService>('lb_service',
-  [['id', 'u32'], ['table_size', 'u32'], ['mode', 'u8'], ['flags', 'u8'], ['pad', 'pad', 2]]);
-export const LbVipCodec = defineStruct<LbVip>('lb_vip', [['services', 'u32']]);
-export const LbBackendCodec = defineStruct<LbBackend>('lb_backend',
-  [['ip', 'ipv4'], ['port', 'be16'], ['flags', 'u8'], ['mode', 'u8'], ['service_id', 'u32'],
-    ['vip', 'ipv4'], ['vport', 'be16'], ['proto', 'u8'], ['pad', 'pad']]);
-export const LbReverseKeyCodec = defineStruct<LbReverseKey>('lb_reverse_key',
-  [['ip', 'ipv4'], ['port', 'be16'], ['proto', 'u8'], ['pad', 'pad']]);
-export const LbReverseCodec = defineStruct<LbReverse>('lb_reverse',
-  [['vip', 'ipv4'], ['vport', 'be16'], ['pad', 'pad', 2], ['service_id', 'u32'], ['backend_id', 'u32']]);
-export interface LbIfMac { ifindex: number; mac: number[] }
+export const LbServiceKeyCodec = CODECS.lb_service_key;
+export const LbServiceCodec = CODECS.lb_service;
+export const LbVipCodec = CODECS.lb_vip;
+export const LbBackendCodec = CODECS.lb_backend;
+export const LbReverseKeyCodec = CODECS.lb_reverse_key;
+export const LbReverseCodec = CODECS.lb_reverse;
 /** if_macs value: an attached interface's own MAC (slot = ifindex & (LB.IF_SLOTS - 1)). */
-export const LbIfMacCodec = defineStruct<LbIfMac>('lb_if_mac', [['ifindex', 'u32'], ['mac', 'u8', 6], ['pad', 'pad', 2]]);
-export const LbSettingsCodec = defineStruct<LbSettings>('lb_settings',
-  [['frag_policy', 'u32'], ['sample_rate', 'u32'], ['flow_cache', 'u32'], ['tx_redirect', 'u32'], ['vip_filter', 'u32', LB.VIP_FILTER_WORDS]]);
-export const LbFlowKeyCodec = defineStruct<LbFlowKey>('lb_flow_key',
-  [['saddr', 'ipv4'], ['daddr', 'ipv4'], ['sport', 'be16'], ['dport', 'be16'], ['proto', 'u8'], ['pad', 'pad', 3]]);
-export const LbFlowEntryCodec = defineStruct<LbFlowEntry>('lb_flow_entry',
-  [['key', LbFlowKeyCodec as StructCodec<unknown>], ['backend_id', 'u32'], ['backend_ip', 'ipv4'], ['check', 'u32'], ['referenced', 'u32']]);
-export const LbFlowSetCodec = defineStruct<LbFlowSet>('lb_flow_set',
-  [['way', LbFlowEntryCodec as StructCodec<unknown>, LB.FLOW_WAYS]]);
+export const LbIfMacCodec = CODECS.lb_if_mac;
+export const LbSettingsCodec = CODECS.lb_settings;
+export const LbFlowKeyCodec = CODECS.lb_flow_key;
+export const LbFlowEntryCodec = CODECS.lb_flow_entry;
+export const LbFlowSetCodec = CODECS.lb_flow_set;
+export const LbFlowStatsCodec = CODECS.lb_flow_stats;
+export const LbCounterCodec = CODECS.lb_counter;
+export const LbEventCodec = CODECS.lb_event;
 
-export const LbFlowStatsCodec = defineStruct<LbFlowStats>('lb_flow_stats',
-  [['fwd_packets', 'u64'], ['fwd_bytes', 'u64'], ['rev_packets', 'u64'], ['rev_bytes', 'u64']]);
-export const LbCounterCodec = defineStruct<LbCounter>('lb_counter', [['packets', 'u64'], ['bytes', 'u64']]);
-export const LbEventCodec = defineStruct<LbEvent>('lb_event', [
-  ['ts_ns', 'u64'], ['ifindex', 'u32'], ['pkt_len', 'u32'], ['service_id', 'u32'], ['backend_id', 'u32'],
-  ['saddr', 'ipv4'], ['daddr', 'ipv4'], ['sport', 'be16'], ['dport', 'be16'],
-  ['proto', 'u8'], ['action', 'u8'], ['reason', 'u8'], ['pad', 'pad'],
-]);
-
-/** Every struct codec, keyed by its C name (the ABI test walks this list). */
-export const STRUCT_CODECS: readonly StructCodec<unknown>[] = [
-  LbServiceKeyCodec, LbServiceCodec, LbVipCodec, LbBackendCodec, LbReverseKeyCodec, LbReverseCodec,
-  LbSettingsCodec, LbIfMacCodec, LbFlowKeyCodec, LbFlowEntryCodec, LbFlowSetCodec, LbFlowStatsCodec, LbCounterCodec, LbEventCodec,
-] as readonly StructCodec<unknown>[];
+/** Every struct codec of the header (the ABI test walks this list). */
+export const STRUCT_CODECS: readonly StructCodec<unknown>[] = Object.values(CODECS) as StructCodec<unknown>[];
 
 export const LB_SERVICE_KEY_SIZE = LbServiceKeyCodec.size;
 export const LB_SERVICE_SIZE = LbServiceCodec.size;

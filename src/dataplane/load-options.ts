@@ -6,12 +6,13 @@
 import * as path from 'node:path';
 import type { LoadOptions } from '../bpf';
 import { encodeU32 } from './abi';
+import type { LbGlobalName, LbMapName } from './lb.generated';
 
 /** Maps of bpf/lb.o, all pinned and all reused by replaceProgram. */
 export const MAP_NAMES = [
   'services', 'vips', 'maglev', 'backends', 'reverse', 'flows', 'settings', 'tx_ports',
   'service_stats', 'backend_stats', 'verdict_stats', 'events', 'reverse_frags', 'if_macs',
-] as const;
+] as const satisfies readonly LbMapName[];
 export type MapName = (typeof MAP_NAMES)[number];
 
 export interface LbLoadParams {
@@ -52,7 +53,7 @@ export function lbLoadOptions(p: LbLoadParams): LoadOptions {
   if (!Number.isInteger(p.flowSets) || p.flowSets < 1 || (p.flowSets & (p.flowSets - 1)) !== 0) {
     throw new Error(`dataplane: flow sets ${p.flowSets} is not a power of two`);
   }
-  const globals: Record<string, Buffer> = {
+  const globals: Partial<Record<LbGlobalName, Buffer>> = {
     hash_seed: u32Global(p.hashSeed, 'hashSeed'),
     flow_sets_mask: encodeU32(p.flowSets - 1),
   };
@@ -60,8 +61,8 @@ export function lbLoadOptions(p: LbLoadParams): LoadOptions {
     globals.nexthop_ttl_ns = Buffer.alloc(8);
     globals.nexthop_ttl_ns.writeBigUInt64LE(p.nexthopTtlNs);
   }
-  const sizes: Record<string, number> = { flows: p.flowSets };
-  const set = (value: number | undefined, names: string[]) => {
+  const sizes: Partial<Record<LbMapName, number>> = { flows: p.flowSets };
+  const set = (value: number | undefined, names: LbMapName[]) => {
     if (value !== undefined) for (const n of names) sizes[n] = value;
   };
   set(p.maxServices, ['services', 'maglev', 'service_stats']);

@@ -2,6 +2,7 @@
  * What the control plane hands the data plane: the effective state of every service.
  * The reconciler (src/balancer/reconciler.ts) turns it into map writes; nothing else writes maps.
  */
+import { LB_ACTIONS, LB_REASONS } from './lb.generated';
 
 export type Protocol = 'tcp' | 'udp';
 export type ForwardingMode = 'nat' | 'dsr';
@@ -46,14 +47,12 @@ export interface DataplaneState {
   settings: DataplaneSettings;
 }
 
-export const REASONS = [
-  'forwarded', 'reversed', 'icmp_echo', 'icmp_error', 'not_ipv4', 'vlan', 'not_vip', 'malformed',
-  'fragment', 'no_service', 'no_backend', 'ttl', 'no_neigh', 'no_route', 'no_tx_port',
-  'icmp_unsupported', 'other_mac', 'martian', 'bad_checksum',
-] as const;
+/** Verdict reasons by number (LB_REASON_* of bpf/lb_abi.h, generated into lb.generated.ts). */
+export const REASONS = LB_REASONS;
 export type Reason = (typeof REASONS)[number];
 
-export const XDP_ACTIONS = ['aborted', 'drop', 'pass', 'tx', 'redirect'] as const;
+/** XDP actions by number (LB_ACTION_*). */
+export const XDP_ACTIONS = LB_ACTIONS;
 export type XdpAction = (typeof XDP_ACTIONS)[number];
 
 export interface FlowCounters { fwdPackets: number; fwdBytes: number; revPackets: number; revBytes: number }
