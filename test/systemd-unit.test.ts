@@ -122,6 +122,10 @@ describe('packaging/xdplb.service', () => {
     const writable = words(unit, 'Service', 'ReadWritePaths').map((p) => p.replace(/^-/, ''));
     assert.ok(pinDir.startsWith('/sys/fs/bpf/'), `pins on bpffs: ${pinDir}`);
     if (unit.get('Service')?.get('ProtectKernelTunables')?.[0] === 'yes') assert.ok(writable.some((p) => pinDir.startsWith(p)), 'bpffs writable despite ProtectKernelTunables');
+    if (unit.get('Service')?.get('ProtectSystem')?.[0] === 'strict') {
+      assert.ok(words(unit, 'Service', 'RuntimeDirectory').includes('xdplb'), '/run/xdplb (BIRD\'s files, the daemon\'s default --bird-dir /run/xdplb/bird) is writable');
+    }
+    assert.notEqual(unit.get('Service')?.get('KillMode')?.[0], 'process', 'a stop leaves nothing of the unit running');
     if (['strict', 'full', 'yes'].includes(unit.get('Service')?.get('ProtectSystem')?.[0] ?? '')) {
       assert.ok(writable.includes(configDir), `the config directory ${configDir} is writable (API changes rewrite the file beside it)`);
     }

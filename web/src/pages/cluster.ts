@@ -27,7 +27,7 @@ export const mountCluster: MountPage = (container, ctx) => {
     nodesBox,
     h('section', { class: 'panel' },
       h('div', { class: 'panel-head' }, h('h2', null, 'Nodes side by side'),
-        h('span', { class: 'muted small' }, 'packets/s of each node\'s data plane; CPU busy on its host in CPUs (XDP runs in softirq)')),
+        h('span', { class: 'muted small' }, 'packets/s of each node\'s data plane; CPU as each node reports it, in CPUs (1.00 = one CPU busy)')),
       compareBox),
     h('section', { class: 'panel' },
       h('div', { class: 'panel-head' }, h('h2', null, 'Backend health as each node sees it'),
