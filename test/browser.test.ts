@@ -102,6 +102,7 @@ describe('dashboard against the synthetic dev server', { skip: skipReason }, () 
         nodes: ['lb1', 'lb2', 'lb3'], drainNode: 'lb2',
         disagreement: { service: 'web', backend: '198.18.1.12:8080', views: { lb1: 'up', lb2: 'up', lb3: 'down' } },
         sentDrains: () => server.drainRequests,
+        setStoreStale: (reason) => server.setStoreStale(reason),
       }, { label: 'dev' });
       assert.equal(shots.length, 2);
     } finally {

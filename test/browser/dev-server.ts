@@ -31,6 +31,8 @@ export interface DevServer {
   url: string;
   /** Drops every live stream connection (what a daemon restart looks like to the browser). */
   dropStreams(): void;
+  /** Makes the synthetic cluster's store unreachable (reason) or reachable again (null). */
+  setStoreStale(reason: string | null): void;
   /** Every accepted PUT /api/v1/nodes/{name}/drain, in order (node and body as received). */
   drainRequests: Array<{ node: string; body: Record<string, unknown> }>;
   close(): Promise<void>;
@@ -244,6 +246,7 @@ class SyntheticBalancer {
   /** Synthetic cluster: lb1 is this balancer, lb2 lags one revision, lb3 sees 198.18.1.12 down (a disagreement). */
   readonly drained = new Map<string, boolean>([['lb1', false], ['lb2', false], ['lb3', false]]);
   private readonly revision = 1042;
+  storeStale: string | null = null;
 
   cluster(): ClusterView {
     const latest = this.history[this.history.length - 1];
@@ -267,7 +270,8 @@ class SyntheticBalancer {
     const nodes = [node('lb1', 1, 0, 1, 0.42, selfHealth), node('lb2', 2, 1, 0.93, 0.39, selfHealth), node('lb3', 3, 0, 1.07, 0.47, lb3Health)];
     return {
       mode: 'etcd', self: 'lb1', revision: this.revision,
-      store: { url: 'etcd://198.18.250.10:2379/xdplb', connected: true, stale: false },
+      store: { url: 'etcd://198.18.250.10:2379/xdplb', connected: this.storeStale === null, stale: this.storeStale !== null,
+        ...(this.storeStale !== null ? { reason: this.storeStale } : {}) },
       nodes, disagreements: findDisagreements(nodes),
     };
   }
@@ -493,6 +497,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     url: `http://127.0.0.1:${port}`,
     dropStreams: () => { for (const ws of sockets) ws.terminate(); },
     drainRequests,
+    setStoreStale: (reason) => { lb.storeStale = reason; },
     close: async () => {
       clearInterval(statsTimer);
       clearInterval(eventTimer);

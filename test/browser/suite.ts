@@ -458,6 +458,8 @@ async function noHorizontalOverflow(page: Page, name: string): Promise<void> {
 export async function checkClusterPage(baseUrl: string, creds: BrowserSuiteCreds, expect: {
   nodes: string[]; drainNode: string; disagreement: { service: string; backend: string; views: Record<string, string> };
   sentDrains: () => Array<{ node: string; body: Record<string, unknown> }>;
+  /** Makes the server's store unreachable with this reason (null: reachable again). */
+  setStoreStale?: (reason: string | null) => void;
 }, opts: Pick<BrowserSuiteOptions, 'chromiumPath' | 'label' | 'screenshotDir'> = {}): Promise<string[]> {
   const base = baseUrl.replace(/\/+$/, '');
   const shotDir = opts.screenshotDir ?? path.join(repoRoot(), 'test-artifacts', 'screenshots');
@@ -483,6 +485,21 @@ export async function checkClusterPage(baseUrl: string, creds: BrowserSuiteCreds
     await disagreementShown(page);
     assert.equal(await page.locator('main button').count(), 0, 'a viewer sees no button on the Cluster page');
     assert.equal(await page.locator('main [data-action]').count(), 0, 'a viewer sees no control');
+    // Every backend's verdict per node, in a matrix that stays open across refreshes.
+    await page.locator('[data-testid=health-matrix] summary').click();
+    const matrixRow = page.locator(`[data-testid=health-matrix] tr[data-health-row="${expect.disagreement.service}|${expect.disagreement.backend}"]`);
+    await matrixRow.waitFor({ timeout: WAIT_MS });
+    assert.equal(await matrixRow.getAttribute('class'), 'disputed', 'the disputed backend is marked in the matrix');
+    await waitForChange(page, '[data-testid=updated-at]');
+    assert.equal(await page.locator('[data-testid=health-matrix][open]').count(), 1, 'the matrix stays open across a refresh');
+    if (expect.setStoreStale) {
+      assert.equal(await page.locator('[data-testid=store-stale]').isVisible(), false, 'no stale banner while the store answers');
+      expect.setStoreStale('etcd at 198.18.250.10:2379 is unreachable: deadline exceeded');
+      await page.locator('[data-testid=store-stale]:has-text("deadline exceeded")').waitFor({ timeout: WAIT_MS });
+      assert.match(await page.locator('[data-testid=cluster-mode]').textContent() ?? '', /store unreachable/);
+      expect.setStoreStale(null);
+      await page.locator('[data-testid=store-stale]').waitFor({ state: 'hidden', timeout: WAIT_MS });
+    }
     const token = await page.evaluate(() => sessionStorage.getItem('xdplb.token'));
     const refused = await api(base, 'PUT', `/nodes/${encodeURIComponent(expect.drainNode)}/drain`, token, { drain: true });
     assert.equal(refused.status, 403, `the API refuses a viewer's drain: ${JSON.stringify(refused.body)}`);

@@ -57,7 +57,10 @@ export const mountCluster: MountPage = (container, ctx) => {
       ? nodes.map((n) => nodeCard(n, v, ctx, load))
       : h('p', { class: 'empty' }, 'No node has published its status.'));
     replaceChildren(compareBox, compareTable(nodes));
+    // The re-render every 2 s keeps the matrix open if the user opened it.
+    const matrixOpen = !!healthBox.querySelector('details[open]');
     replaceChildren(healthBox, healthViews(nodes, v.disagreements));
+    if (matrixOpen) healthBox.querySelector('details')?.setAttribute('open', '');
     focusByKey(container, focusKey);
   };
 
@@ -167,20 +170,41 @@ function compareTable(nodes: NodeStatus[]): HTMLElement {
 }
 
 function healthViews(nodes: NodeStatus[], disagreements: HealthDisagreement[]): Array<HTMLElement | null> {
+  const names = nodes.map((n) => n.name);
+  const disputed = new Set(disagreements.map((d) => `${d.service}|${d.backend}`));
+  const verdicts = (views: Record<string, string>) => names.map((name) =>
+    h('td', { 'data-node': name }, views[name] ? healthBadge(views[name]) : h('span', { class: 'muted' }, '—')));
+  const headers = ['Service', 'Backend', ...names.map((name) => ({ text: name, cls: 'mono' }))];
+  // Every backend any node checks, with each node's verdict (rows in service, backend order).
+  const all = new Map<string, { service: string; backend: string; views: Record<string, string> }>();
+  for (const n of nodes) {
+    for (const [service, backends] of Object.entries(n.health)) {
+      for (const [backend, state] of Object.entries(backends)) {
+        const key = `${service}|${backend}`;
+        const row = all.get(key) ?? { service, backend, views: {} };
+        row.views[n.name] = state;
+        all.set(key, row);
+      }
+    }
+  }
+  const rows = [...all.values()].sort((a, b) => a.service.localeCompare(b.service) || a.backend.localeCompare(b.backend));
+  const matrix = rows.length
+    ? h('details', { class: 'health-matrix', 'data-testid': 'health-matrix' },
+      h('summary', null, `Every backend, as each node sees it (${rows.length})`),
+      table(headers, rows.map((r) => h('tr', { 'data-health-row': `${r.service}|${r.backend}`, class: disputed.has(`${r.service}|${r.backend}`) ? 'disputed' : '' },
+        h('td', null, r.service), h('td', { class: 'mono' }, r.backend), verdicts(r.views)))))
+    : null;
   if (disagreements.length === 0) {
     return [h('p', { class: 'muted', 'data-testid': 'no-disagreements' },
-      nodes.length > 1 ? 'All nodes agree on the health of every backend.' : 'One node: nothing to compare.')];
+      nodes.length > 1 ? 'All nodes agree on the health of every backend.' : 'One node: nothing to compare.'), matrix];
   }
-  const names = nodes.map((n) => n.name);
   return [
     h('p', { class: 'banner banner-warn', 'data-testid': 'disagreement-count' },
       `${disagreements.length} backend${disagreements.length === 1 ? '' : 's'} judged differently by the nodes: ` +
       'a node that sees a backend down takes it out of its own Maglev table, so the same flow may go to different backends on different nodes.'),
-    table(['Service', 'Backend', ...names.map((name) => ({ text: name, cls: 'mono' }))],
-      disagreements.map((d) => h('tr', { 'data-disagreement': `${d.service}|${d.backend}` },
-        h('td', null, d.service),
-        h('td', { class: 'mono' }, d.backend),
-        names.map((name) => h('td', { 'data-node': name }, d.views[name] ? healthBadge(d.views[name]) : h('span', { class: 'muted' }, '—'))))),
-      'Backends whose health the nodes disagree on'),
+    table(headers, disagreements.map((d) => h('tr', { 'data-disagreement': `${d.service}|${d.backend}` },
+      h('td', null, d.service), h('td', { class: 'mono' }, d.backend), verdicts(d.views))),
+    'Backends whose health the nodes disagree on'),
+    matrix,
   ];
 }
