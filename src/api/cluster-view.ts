@@ -1,7 +1,7 @@
 /**
  * The cluster view of the API (GET /api/v1/cluster, PUT /api/v1/nodes/{name}/drain), exactly as
- * the cluster contract of issue 13 defines it. Types only: the dashboard imports them
- * (web/src/api-types.ts), the routes build them.
+ * the cluster contract of issue 13 defines it: the types (the dashboard imports them through
+ * web/src/api-types.ts, type-only) and findDisagreements, which builds the view's list.
  */
 import type { BackendHealthState } from './controller';
 
@@ -52,3 +52,25 @@ export interface ClusterView {
 }
 
 export interface DrainRequest { drain: boolean; graceSeconds?: number }
+
+/**
+ * Where the alive nodes' health views of one backend differ: one entry per service/backend
+ * that at least two alive nodes check and that not all of them judge the same, in name order.
+ */
+export function findDisagreements(nodes: readonly NodeStatus[]): HealthDisagreement[] {
+  const views = new Map<string, HealthDisagreement>();
+  for (const node of nodes) {
+    if (!node.alive) continue;
+    for (const [service, backends] of Object.entries(node.health)) {
+      for (const [backend, state] of Object.entries(backends)) {
+        const key = `${service}\0${backend}`;
+        const entry = views.get(key) ?? { service, backend, views: {} };
+        entry.views[node.name] = state;
+        views.set(key, entry);
+      }
+    }
+  }
+  return [...views.values()]
+    .filter((d) => Object.keys(d.views).length >= 2 && new Set(Object.values(d.views)).size > 1)
+    .sort((a, b) => a.service.localeCompare(b.service) || a.backend.localeCompare(b.backend));
+}

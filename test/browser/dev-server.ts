@@ -17,8 +17,7 @@ import type {
 } from '../../src/api/controller';
 import type { TraceEvent } from '../../src/dataplane/types';
 import { REASONS, XDP_ACTIONS } from '../../src/dataplane/types';
-import type { ClusterView, NodeStatus } from '../../src/api/cluster-view';
-import { findDisagreements } from '../../src/api/routes/cluster';
+import { findDisagreements, type ClusterView, type NodeStatus } from '../../src/api/cluster-view';
 import { repoRoot } from './repo-root';
 
 export interface DevUser { password: string; role: 'viewer' | 'admin' }

@@ -2,7 +2,7 @@
  * The file-mode cluster routes (src/api/routes/cluster.ts) through the real API server over the
  * in-memory controller: GET /api/v1/cluster answers with this node alone, from the controller's
  * state; PUT /api/v1/nodes/{name}/drain reaches the daemon's drain hook and refuses what it
- * cannot do. And findDisagreements, which the page's disagreement table shows.
+ * cannot do.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { AuthStore } from '../auth';
 import { MemoryController } from '../memory-controller';
 import { createApiServer } from '../server';
 import type { NodeBgp, NodeStatus } from '../cluster-view';
-import { findDisagreements, type ClusterHooks } from './cluster';
+import type { ClusterHooks } from './cluster';
 
 const WEB = { name: 'web', vip: '198.18.0.10', port: 80, protocol: 'tcp', mode: 'nat', backends: [{ address: '198.18.1.11', port: 8080 }, { address: '198.18.1.12', port: 8080 }] };
 
@@ -99,29 +99,5 @@ describe('PUT /api/v1/nodes/{name}/drain in file mode', () => {
     assert.equal(res.statusCode, 409, res.body);
     assert.match(res.json().error.message, /announces nothing over BGP/);
     await plain.app.close();
-  });
-});
-
-describe('findDisagreements', () => {
-  const node = (name: string, health: NodeStatus['health'], alive = true): NodeStatus => ({
-    name, self: false, alive, appliedRevision: 1, lag: 0, dataplane: { attached: true, interfaces: [] }, bgp: null,
-    health, rates: { pps: 0, bps: 0 }, cpu: 0, updatedAt: new Date(0).toISOString(),
-  });
-
-  test('lists each backend that alive nodes judge differently, with every node\'s view, sorted', () => {
-    const nodes = [
-      node('a', { web: { '198.18.1.1:80': 'up', '198.18.1.2:80': 'up' }, dns: { '198.18.2.1:53': 'up' } }),
-      node('b', { web: { '198.18.1.1:80': 'up', '198.18.1.2:80': 'down' }, dns: { '198.18.2.1:53': 'checking' } }),
-      node('c', { web: { '198.18.1.1:80': 'down', '198.18.1.2:80': 'down' } }, false),
-    ];
-    assert.deepEqual(findDisagreements(nodes), [
-      { service: 'dns', backend: '198.18.2.1:53', views: { a: 'up', b: 'checking' } },
-      { service: 'web', backend: '198.18.1.2:80', views: { a: 'up', b: 'down' } },
-    ]);
-  });
-
-  test('one node, or nodes that agree, or a backend only one node knows: nothing', () => {
-    assert.deepEqual(findDisagreements([node('a', { web: { '198.18.1.1:80': 'down' } })]), []);
-    assert.deepEqual(findDisagreements([node('a', { web: { '198.18.1.1:80': 'up' } }), node('b', { web: { '198.18.1.1:80': 'up', '198.18.1.9:80': 'down' } })]), []);
   });
 });

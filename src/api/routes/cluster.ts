@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Controller } from '../controller';
 import { XdplbError } from '../errors';
-import type { ClusterView, HealthDisagreement, NodeBgp, NodeStatus } from '../cluster-view';
+import { findDisagreements, type ClusterView, type NodeBgp, type NodeStatus } from '../cluster-view';
 
 /** What a daemon may add to its controller for the cluster routes (all optional). */
 export interface ClusterHooks {
@@ -26,28 +26,6 @@ export interface ClusterHooks {
 export interface ClusterRoutesOptions { controller: Controller & ClusterHooks }
 
 export const DEFAULT_DRAIN_GRACE_SECONDS = 30;
-
-/**
- * Where the alive nodes' health views of one backend differ: one entry per service/backend
- * that at least two alive nodes check and that not all of them judge the same, in name order.
- */
-export function findDisagreements(nodes: readonly NodeStatus[]): HealthDisagreement[] {
-  const views = new Map<string, HealthDisagreement>();
-  for (const node of nodes) {
-    if (!node.alive) continue;
-    for (const [service, backends] of Object.entries(node.health)) {
-      for (const [backend, state] of Object.entries(backends)) {
-        const key = `${service}\0${backend}`;
-        const entry = views.get(key) ?? { service, backend, views: {} };
-        entry.views[node.name] = state;
-        views.set(key, entry);
-      }
-    }
-  }
-  return [...views.values()]
-    .filter((d) => Object.keys(d.views).length >= 2 && new Set(Object.values(d.views)).size > 1)
-    .sort((a, b) => a.service.localeCompare(b.service) || a.backend.localeCompare(b.backend));
-}
 
 /** Host CPU busy time (all CPUs, softirq included: XDP runs there) from /proc/stat; null when unreadable. */
 function readHostCpu(): { busy: number; total: number } | null {
