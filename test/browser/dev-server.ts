@@ -434,8 +434,8 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
       if (extra) throw new HttpError(400, 'XDPLB_ERR_VALIDATION', `/${extra}: is not a known field`, `/${extra}`);
       if (typeof body.drain !== 'boolean') throw new HttpError(400, 'XDPLB_ERR_VALIDATION', '/drain: must be a boolean', '/drain');
       const grace = body.graceSeconds;
-      if (grace !== undefined && (!Number.isInteger(grace) || (grace as number) < 0 || (grace as number) > 3600)) {
-        throw new HttpError(400, 'XDPLB_ERR_VALIDATION', '/graceSeconds: must be an integer 0..3600', '/graceSeconds');
+      if (grace !== undefined && (!Number.isInteger(grace) || (grace as number) < 0 || (grace as number) > 86400)) {
+        throw new HttpError(400, 'XDPLB_ERR_VALIDATION', '/graceSeconds: must be an integer 0..86400', '/graceSeconds');
       }
       lb.drained.set(parts[1], body.drain);
       drainRequests.push({ node: parts[1], body });

@@ -61,7 +61,7 @@ describe('GET /api/v1/cluster in file mode', () => {
 describe('PUT /api/v1/nodes/{name}/drain in file mode', () => {
   const bgpOf = (drained: boolean): NodeBgp => ({ state: 'established', peers: [{ peer: '198.18.250.1', state: 'established', bfd: 'up' }], announced: drained ? [] : ['198.18.0.10/32'], drained });
 
-  test('reaches the drain hook with the grace period (default 30 s) and answers the node status', async () => {
+  test('reaches the drain hook with the grace period (default 0 s) and answers the node status', async () => {
     let drained = false;
     const calls: Array<[boolean, number]> = [];
     const { app } = setup({ nodeName: () => 'lb-a', bgpStatus: () => bgpOf(drained), onDrain: (d, g) => { calls.push([d, g]); drained = d; } });
@@ -71,7 +71,7 @@ describe('PUT /api/v1/nodes/{name}/drain in file mode', () => {
     assert.deepEqual(res.json().bgp.announced, []);
     const again = await app.inject({ method: 'PUT', url: '/api/v1/nodes/lb-a/drain', headers: admin, payload: { drain: false } });
     assert.equal(again.statusCode, 200, again.body);
-    assert.deepEqual(calls, [[true, 12], [false, 30]]);
+    assert.deepEqual(calls, [[true, 12], [false, 0]]);
     await app.close();
   });
 
@@ -85,6 +85,7 @@ describe('PUT /api/v1/nodes/{name}/drain in file mode', () => {
       ['no drain field', await put('/api/v1/nodes/lb-a/drain', { graceSeconds: 3 }), 400, /drain/],
       ['drain not boolean', await put('/api/v1/nodes/lb-a/drain', { drain: 'yes' }), 400, /drain/],
       ['negative grace', await put('/api/v1/nodes/lb-a/drain', { drain: true, graceSeconds: -1 }), 400, /graceSeconds/],
+      ['grace over a day', await put('/api/v1/nodes/lb-a/drain', { drain: true, graceSeconds: 86401 }), 400, /graceSeconds/],
       ['unknown field', await put('/api/v1/nodes/lb-a/drain', { drain: true, force: true }), 400, /force/],
     ];
     for (const [name, res, status, message] of cases) {

@@ -25,7 +25,7 @@ export interface ClusterHooks {
 
 export interface ClusterRoutesOptions { controller: Controller & ClusterHooks }
 
-export const DEFAULT_DRAIN_GRACE_SECONDS = 30;
+export const DEFAULT_DRAIN_GRACE_SECONDS = 0;
 
 /** Host CPU busy time (all CPUs, softirq included: XDP runs there) from /proc/stat; null when unreadable. */
 function readHostCpu(): { busy: number; total: number } | null {
@@ -101,7 +101,7 @@ export async function clusterRoutes(app: FastifyInstance, opts: ClusterRoutesOpt
       params: Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) }, { additionalProperties: false }),
       body: Type.Object({
         drain: Type.Boolean(),
-        graceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, description: `default ${DEFAULT_DRAIN_GRACE_SECONDS}` })),
+        graceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 86400, description: `default ${DEFAULT_DRAIN_GRACE_SECONDS}` })),
       }, { additionalProperties: false }),
       response: { 200: Type.Object({}, { additionalProperties: true }) },
     },

@@ -124,8 +124,8 @@ function drainButton(n: NodeStatus, reload: () => Promise<void>): HTMLElement {
         title: `Drain node ${n.name}?`,
         body: [`It withdraws every VIP it announces (${n.bgp?.announced.length ?? 0}) from the routers: new flows go to the other nodes. ` +
           'Flows already on it keep being forwarded for the grace period. The node keeps its data plane and stays drained until undrained.'],
-        fields: [{ name: 'graceSeconds', label: 'Grace period (seconds)', type: 'number', value: String(DEFAULT_GRACE_SECONDS), min: 0, max: 3600,
-          required: true, hint: 'How long in-flight flows keep being forwarded after the withdrawal (0..3600).' }],
+        fields: [{ name: 'graceSeconds', label: 'Grace period (seconds)', type: 'number', value: String(DEFAULT_GRACE_SECONDS), min: 0, max: 86400,
+          required: true, hint: 'How long in-flight flows keep being forwarded after the withdrawal (0..86400).' }],
         confirmLabel: 'Drain node', danger: true,
         action: async (values) => { await request('PUT', path, { drain: true, graceSeconds: Number(values.graceSeconds) }); await reload(); },
       })),
