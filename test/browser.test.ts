@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startDevServer, DEFAULT_DEV_USERS } from './browser/dev-server';
-import { checkBenchResults, checkHealthChangeShown, checkStreamReconnect, chromiumPath, runBrowserSuite } from './browser/suite';
+import { PAGES, checkBenchResults, checkClusterPage, checkHealthChangeShown, checkStreamReconnect, chromiumPath, runBrowserSuite } from './browser/suite';
 import { repoRoot } from './browser/repo-root';
 import { startDaemonLab, whyLabNotRunnable } from './browser/daemon-lab';
 import { kernelBackend } from './browser/kernel-check';
@@ -55,7 +55,7 @@ describe('dashboard against the real daemon', { skip: labSkip ?? false }, () => 
           assert.ok(be.maglevSlots > 0, `kernel maglev table: ${backend} holds slots again (${be.maglevSlots} of ${be.tableSize})`);
         },
       });
-      assert.equal(report.screenshots.length, 2 * 6 + 4, `screenshots: ${report.screenshots.join(', ')}`);
+      assert.equal(report.screenshots.length, 2 * PAGES.length + 4, `screenshots: ${report.screenshots.join(', ')}`);
 
       // A backend failing its health checks shows on the Overview, live, and recovers.
       const backend = lab.backends[1];
@@ -75,7 +75,7 @@ describe('dashboard against the synthetic dev server', { skip: skipReason }, () 
     const server = await startDevServer();
     try {
       const report = await runBrowserSuite(server.url, devCreds, { label: 'dev', log: (l) => process.stderr.write(`${l}\n`) });
-      assert.equal(report.screenshots.length, 2 * 6 + 4, `screenshots: ${report.screenshots.join(', ')}`);
+      assert.equal(report.screenshots.length, 2 * PAGES.length + 4, `screenshots: ${report.screenshots.join(', ')}`);
       for (const file of report.screenshots) assert.ok(fs.statSync(file).size > 10_000, `${file} is a real image`);
     } finally {
       await server.close();
@@ -88,6 +88,23 @@ describe('dashboard against the synthetic dev server', { skip: skipReason }, () 
     try {
       const sections = await checkBenchResults(server.url, devCreds.admin, { label: 'dev' });
       assert.deepEqual(sections, ['results', 'failures', 'targets']);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('the Cluster page: every node, a health disagreement, drain with confirmation, no buttons for a viewer', { timeout: 120_000 }, async () => {
+    // Several nodes here are the dev server's SYNTHETIC cluster (lb1..lb3): this tests the page,
+    // not a cluster.
+    const server = await startDevServer();
+    try {
+      const shots = await checkClusterPage(server.url, devCreds, {
+        nodes: ['lb1', 'lb2', 'lb3'], drainNode: 'lb2',
+        disagreement: { service: 'web', backend: '198.18.1.12:8080', views: { lb1: 'up', lb2: 'up', lb3: 'down' } },
+        sentDrains: () => server.drainRequests,
+        setStoreStale: (reason) => server.setStoreStale(reason),
+      }, { label: 'dev' });
+      assert.equal(shots.length, 2);
     } finally {
       await server.close();
     }

@@ -17,6 +17,7 @@ import { bearerFrom, type AuthStore, type Identity } from './auth';
 import { SECURITY_HEADERS, checkHostAndOrigin, isLoopbackAddress } from './guard';
 import { createMetrics, type ApiMetrics } from './metrics';
 import { registerStream, type StreamOptions } from './stream';
+import { clusterRoutes } from './routes/cluster';
 import { MapPageQuerySchema, NAMED_SCHEMAS, bodyAjv, queryAjv, parseListen, validationErrorFrom, type Config } from '../config/schema';
 import { MAX_PARAM_LENGTH, catalogueErrorFor, clientErrorHandler, drainRejectedBody, parseJsonBody, queryToken } from './http-edge';
 
@@ -211,6 +212,7 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
     api.addHook('onRequest', (request) => authenticateRequest(opts.auth, request, apiConfig().metrics ?? 'auth'));
     registerRoutes(api, controller, opts.auth, metrics);
     registerStream(api, controller, metrics, opts.stream, opts.auth);
+    void api.register(clusterRoutes, { controller });
   });
   return app;
 }

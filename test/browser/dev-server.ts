@@ -17,6 +17,7 @@ import type {
 } from '../../src/api/controller';
 import type { TraceEvent } from '../../src/dataplane/types';
 import { REASONS, XDP_ACTIONS } from '../../src/dataplane/types';
+import { findDisagreements, type ClusterView, type NodeStatus } from '../../src/api/cluster-view';
 import { repoRoot } from './repo-root';
 
 export interface DevUser { password: string; role: 'viewer' | 'admin' }
@@ -29,6 +30,10 @@ export interface DevServer {
   url: string;
   /** Drops every live stream connection (what a daemon restart looks like to the browser). */
   dropStreams(): void;
+  /** Makes the synthetic cluster's store unreachable (reason) or reachable again (null). */
+  setStoreStale(reason: string | null): void;
+  /** Every accepted PUT /api/v1/nodes/{name}/drain, in order (node and body as received). */
+  drainRequests: Array<{ node: string; body: Record<string, unknown> }>;
   close(): Promise<void>;
 }
 
@@ -237,6 +242,39 @@ class SyntheticBalancer {
     }
   }
 
+  /** Synthetic cluster: lb1 is this balancer, lb2 lags one revision, lb3 sees 198.18.1.12 down (a disagreement). */
+  readonly drained = new Map<string, boolean>([['lb1', false], ['lb2', false], ['lb3', false]]);
+  private readonly revision = 1042;
+  storeStale: string | null = null;
+
+  cluster(): ClusterView {
+    const latest = this.history[this.history.length - 1];
+    const selfHealth: NodeStatus['health'] = Object.fromEntries(this.views().map((s) => [s.name, Object.fromEntries(s.backends.map((b) => [b.key, b.health]))]));
+    const node = (name: string, index: number, lag: number, share: number, cpu: number, health: NodeStatus['health']): NodeStatus => {
+      const drained = this.drained.get(name) ?? false;
+      const usable = this.views().filter((s) => s.backends.some((b) => !b.draining && b.weight > 0 && (health[s.name]?.[b.key] === 'up' || health[s.name]?.[b.key] === 'unchecked')));
+      return {
+        name, self: index === 1, alive: true, appliedRevision: this.revision - lag, lag,
+        dataplane: { attached: true, interfaces: [`xlbdev-lb${index}`] },
+        bgp: { state: 'established', peers: [{ peer: '198.18.250.1', state: 'established', bfd: 'up' }],
+          announced: drained ? [] : usable.map((s) => `${s.vip}/32`), drained },
+        health,
+        rates: { pps: Math.round((latest?.totals.pps ?? 0) * share), bps: Math.round((latest?.totals.bps ?? 0) * share) },
+        cpu: +(cpu + 0.05 * Math.sin(this.tick / 7 + index)).toFixed(3),
+        updatedAt: new Date(Date.now() - 300 * index).toISOString(),
+      };
+    };
+    const lb3Health = JSON.parse(JSON.stringify(selfHealth)) as NodeStatus['health'];
+    if (lb3Health.web?.['198.18.1.12:8080']) lb3Health.web['198.18.1.12:8080'] = 'down';
+    const nodes = [node('lb1', 1, 0, 1, 0.42, selfHealth), node('lb2', 2, 1, 0.93, 0.39, selfHealth), node('lb3', 3, 0, 1.07, 0.47, lb3Health)];
+    return {
+      mode: 'etcd', self: 'lb1', revision: this.revision,
+      store: { url: 'etcd://198.18.250.10:2379/xdplb', connected: this.storeStale === null, stale: this.storeStale !== null,
+        ...(this.storeStale !== null ? { reason: this.storeStale } : {}) },
+      nodes, disagreements: findDisagreements(nodes),
+    };
+  }
+
   findService(name: string): ServiceState {
     const svc = this.services.find((s) => s.name === name);
     if (!svc) throw new HttpError(404, 'XDPLB_ERR_NOT_FOUND', `no service named "${name}"`);
@@ -276,6 +314,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   const sessions = new Map<string, { name: string; role: 'viewer' | 'admin' }>();
   const lb = new SyntheticBalancer();
   const sockets = new Set<WebSocket>();
+  const drainRequests: DevServer['drainRequests'] = [];
   const broadcast = (msg: StreamMessage) => {
     const text = JSON.stringify(msg);
     for (const ws of sockets) if (ws.readyState === ws.OPEN) ws.send(text);
@@ -387,6 +426,21 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
       const seconds = Math.min(300, Math.max(1, Number(url.searchParams.get('seconds') ?? 300) || 300));
       return [200, { samples: lb.history.slice(-seconds) }];
     }
+    if (is('GET', 'cluster')) return [200, lb.cluster()];
+    if (is('PUT', 'nodes', '*', 'drain')) {
+      if (!lb.drained.has(parts[1])) throw new HttpError(404, 'XDPLB_ERR_NOT_FOUND', `no node named "${parts[1]}"`);
+      const body = await readBody(req);
+      const extra = Object.keys(body).find((k) => k !== 'drain' && k !== 'graceSeconds');
+      if (extra) throw new HttpError(400, 'XDPLB_ERR_VALIDATION', `/${extra}: is not a known field`, `/${extra}`);
+      if (typeof body.drain !== 'boolean') throw new HttpError(400, 'XDPLB_ERR_VALIDATION', '/drain: must be a boolean', '/drain');
+      const grace = body.graceSeconds;
+      if (grace !== undefined && (!Number.isInteger(grace) || (grace as number) < 0 || (grace as number) > 86400)) {
+        throw new HttpError(400, 'XDPLB_ERR_VALIDATION', '/graceSeconds: must be an integer 0..86400', '/graceSeconds');
+      }
+      lb.drained.set(parts[1], body.drain);
+      drainRequests.push({ node: parts[1], body });
+      return [200, lb.cluster().nodes.find((n) => n.name === parts[1])];
+    }
     if (is('GET', 'bench', 'latest')) return [200, { results: opts.bench ?? null }];
     throw new HttpError(404, 'XDPLB_ERR_NOT_FOUND', `no route ${method} ${url.pathname}`);
   };
@@ -441,6 +495,8 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   return {
     url: `http://127.0.0.1:${port}`,
     dropStreams: () => { for (const ws of sockets) ws.terminate(); },
+    drainRequests,
+    setStoreStale: (reason) => { lb.storeStale = reason; },
     close: async () => {
       clearInterval(statsTimer);
       clearInterval(eventTimer);

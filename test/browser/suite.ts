@@ -49,7 +49,7 @@ export interface BrowserSuiteReport {
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-export const PAGES = ['overview', 'services', 'programs', 'maps', 'trace', 'bench'] as const;
+export const PAGES = ['overview', 'services', 'programs', 'maps', 'trace', 'cluster', 'bench'] as const;
 export type PageName = (typeof PAGES)[number];
 const WIDTHS = [1280, 800];
 const WAIT_MS = 15_000;
@@ -417,10 +417,138 @@ async function checkPage(page: Page, name: PageName, expectTraceEvents: boolean)
         await page.waitForFunction((seq) => Number(document.querySelector('tr[data-seq]')?.getAttribute('data-seq')) > seq, first, { timeout: WAIT_MS });
       }
       break;
+    case 'cluster': {
+      await waitForChange(page, '[data-testid=updated-at]');
+      // Whatever the mode, exactly one node is this one, and its data plane is attached.
+      assert.equal(await page.locator('section.node-card:has(.badge:text-is("this node"))').count(), 1, 'one node is "this node"');
+      const self = page.locator('section.node-card:has(.badge:text-is("this node"))');
+      assert.equal(await self.locator('[data-field=dataplane] .badge').textContent(), 'attached', 'this node\'s data plane is attached');
+      assert.ok(await page.locator('tr[data-node]').count() >= 1, 'nodes side by side');
+      await noHorizontalOverflow(page, 'cluster');
+      break;
+    }
     case 'bench':
       await page.waitForSelector('[data-testid=bench-empty], [data-bench-section]', { timeout: WAIT_MS });
       break;
   }
+}
+
+/** The page itself never scrolls sideways (wide tables scroll inside their own wrapper). */
+async function noHorizontalOverflow(page: Page, name: string): Promise<void> {
+  const overflow = await page.evaluate(() => {
+    const doc = document.documentElement;
+    const wide = [...document.querySelectorAll('main section, main .node-grid')]
+      .filter((el: any) => el.getBoundingClientRect().right > doc.clientWidth + 1)
+      .map((el: any) => el.getAttribute('aria-label') ?? el.className);
+    return { scroll: doc.scrollWidth, client: doc.clientWidth, wide };
+  });
+  assert.ok(overflow.scroll <= overflow.client, `${name}: the page is ${overflow.scroll} px wide in a ${overflow.client} px window`);
+  assert.deepEqual(overflow.wide, [], `${name}: parts reaching past the window's right edge`);
+}
+
+/**
+ * The Cluster page against a server with several nodes where one node judges a backend
+ * differently (the dev server's synthetic cluster: lb1..lb3, lb3 sees `disagreement.backend`
+ * down). Viewer: every node, the disagreement, no buttons, and the API refuses a viewer's
+ * drain. Admin: no horizontal overflow at 1280 and 800 px (screenshots), Drain with Cancel
+ * sends nothing, Drain confirmed sends the PUT (`sentDrains()` must show it) and the card
+ * shows the node drained; Undrain likewise.
+ * @throws AssertionError / Error (playwright timeout) when any of it does not hold.
+ */
+export async function checkClusterPage(baseUrl: string, creds: BrowserSuiteCreds, expect: {
+  nodes: string[]; drainNode: string; disagreement: { service: string; backend: string; views: Record<string, string> };
+  sentDrains: () => Array<{ node: string; body: Record<string, unknown> }>;
+  /** Makes the server's store unreachable with this reason (null: reachable again). */
+  setStoreStale?: (reason: string | null) => void;
+}, opts: Pick<BrowserSuiteOptions, 'chromiumPath' | 'label' | 'screenshotDir'> = {}): Promise<string[]> {
+  const base = baseUrl.replace(/\/+$/, '');
+  const shotDir = opts.screenshotDir ?? path.join(repoRoot(), 'test-artifacts', 'screenshots');
+  fs.mkdirSync(shotDir, { recursive: true });
+  const shots: string[] = [];
+  const cardsShown = async (page: Page) => {
+    await gotoPage(page, base, 'cluster');
+    await page.waitForSelector('section.node-card', { timeout: WAIT_MS });
+    const names = await page.locator('section.node-card').evaluateAll((els) => els.map((e: any) => String(e.dataset.node)));
+    assert.deepEqual([...names].sort(), [...expect.nodes].sort(), 'one card per node');
+  };
+  const disagreementShown = async (page: Page) => {
+    const row = page.locator(`tr[data-disagreement="${expect.disagreement.service}|${expect.disagreement.backend}"]`);
+    await row.waitFor({ timeout: WAIT_MS });
+    for (const [node, state] of Object.entries(expect.disagreement.views)) {
+      assert.equal((await row.locator(`td[data-node="${node}"]`).textContent())?.trim(), state, `${node}'s view of ${expect.disagreement.backend}`);
+    }
+    assert.match(await page.locator('[data-testid=disagreement-count]').textContent() ?? '', /judged differently/);
+  };
+
+  await withLoggedInPage(base, creds.viewer, opts.chromiumPath, 900, async (page, errors) => {
+    await cardsShown(page);
+    await disagreementShown(page);
+    assert.equal(await page.locator('main button').count(), 0, 'a viewer sees no button on the Cluster page');
+    assert.equal(await page.locator('main [data-action]').count(), 0, 'a viewer sees no control');
+    // Every backend's verdict per node, in a matrix that stays open across refreshes.
+    await page.locator('[data-testid=health-matrix] summary').click();
+    const matrixRow = page.locator(`[data-testid=health-matrix] tr[data-health-row="${expect.disagreement.service}|${expect.disagreement.backend}"]`);
+    await matrixRow.waitFor({ timeout: WAIT_MS });
+    assert.equal(await matrixRow.getAttribute('class'), 'disputed', 'the disputed backend is marked in the matrix');
+    await waitForChange(page, '[data-testid=updated-at]');
+    assert.equal(await page.locator('[data-testid=health-matrix][open]').count(), 1, 'the matrix stays open across a refresh');
+    if (expect.setStoreStale) {
+      assert.equal(await page.locator('[data-testid=store-stale]').isVisible(), false, 'no stale banner while the store answers');
+      expect.setStoreStale('etcd at 198.18.250.10:2379 is unreachable: deadline exceeded');
+      await page.locator('[data-testid=store-stale]:has-text("deadline exceeded")').waitFor({ timeout: WAIT_MS });
+      assert.match(await page.locator('[data-testid=cluster-mode]').textContent() ?? '', /store unreachable/);
+      expect.setStoreStale(null);
+      await page.locator('[data-testid=store-stale]').waitFor({ state: 'hidden', timeout: WAIT_MS });
+    }
+    const token = await page.evaluate(() => sessionStorage.getItem('xdplb.token'));
+    const refused = await api(base, 'PUT', `/nodes/${encodeURIComponent(expect.drainNode)}/drain`, token, { drain: true });
+    assert.equal(refused.status, 403, `the API refuses a viewer's drain: ${JSON.stringify(refused.body)}`);
+    assert.deepEqual(errors, [], 'no console errors (viewer)');
+  });
+
+  await withLoggedInPage(base, creds.admin, opts.chromiumPath, 900, async (page, errors) => {
+    for (const width of WIDTHS) {
+      await page.setViewportSize({ width, height: 900 });
+      await cardsShown(page);
+      await waitForChange(page, '[data-testid=updated-at]');
+      await disagreementShown(page);
+      await noHorizontalOverflow(page, `cluster at ${width} px`);
+      await noErrorBanner(page, 'cluster');
+      const file = path.join(shotDir, `${opts.label ?? 'dashboard'}-cluster-nodes-${width}.png`);
+      await page.screenshot({ path: file, fullPage: true });
+      shots.push(file);
+    }
+    await page.setViewportSize({ width: 1280, height: 900 });
+    const card = page.locator(`section.node-card[data-node="${expect.drainNode}"]`);
+    const before = expect.sentDrains().length;
+
+    // Cancel sends nothing.
+    await card.locator('button[data-action=drain-node]').click();
+    await page.locator('dialog.dialog[open]').waitFor({ timeout: WAIT_MS });
+    await page.locator('dialog.dialog[open] button:text-is("Cancel")').click();
+    await page.waitForSelector('dialog.dialog', { state: 'detached', timeout: WAIT_MS });
+    assert.equal(expect.sentDrains().length, before, 'Cancel sends no PUT');
+
+    // Confirmed: the PUT goes out with the grace period typed in, and the card shows it.
+    await card.locator('button[data-action=drain-node]').click();
+    assert.match(await page.locator('dialog.dialog[open] h2').textContent() ?? '', new RegExp(`Drain node ${expect.drainNode}`));
+    await page.locator('dialog.dialog[open] input[name=graceSeconds]').fill('7');
+    await page.screenshot({ path: path.join(shotDir, `${opts.label ?? 'dashboard'}-cluster-drain-dialog-1280.png`) });
+    await page.locator('dialog.dialog[open] button[type=submit]').click();
+    await page.waitForSelector('dialog.dialog', { state: 'detached', timeout: WAIT_MS });
+    assert.deepEqual(expect.sentDrains().slice(before), [{ node: expect.drainNode, body: { drain: true, graceSeconds: 7 } }], 'one PUT with the typed grace');
+    await card.locator('.badge:text-is("drained")').waitFor({ timeout: WAIT_MS });
+    assert.match(await card.locator('[data-field=announced]').textContent() ?? '', /nothing/, 'a drained node announces nothing');
+
+    await card.locator('button[data-action=undrain-node]').click();
+    await page.locator('dialog.dialog[open] button[type=submit]').click();
+    await page.waitForSelector('dialog.dialog', { state: 'detached', timeout: WAIT_MS });
+    assert.deepEqual(expect.sentDrains().slice(before + 1), [{ node: expect.drainNode, body: { drain: false } }], 'one undrain PUT');
+    await card.locator('button[data-action=drain-node]').waitFor({ timeout: WAIT_MS });
+    assert.equal(await card.locator('.badge:text-is("drained")').count(), 0, 'no longer drained');
+    assert.deepEqual(errors, [], 'no console errors (admin)');
+  });
+  return shots;
 }
 
 

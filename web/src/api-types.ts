@@ -10,3 +10,7 @@ export interface User { name: string; role: 'viewer' | 'admin' }
 export type ServiceStats = import('../../src/api/controller').StatsView['services'][number];
 export type BackendStats = ServiceStats['backends'][number];
 export interface InterfaceView { ifname: string; ifindex: number; mode: string; progId: number }
+// The cluster contract (issue 13): GET /cluster, PUT /nodes/{name}/drain.
+export type {
+  ClusterView, NodeStatus, NodeBgp, NodeBgpPeer, HealthDisagreement, DrainRequest,
+} from '../../src/api/cluster-view';

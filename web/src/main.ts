@@ -12,6 +12,7 @@ import { mountPrograms } from './pages/programs';
 import { mountMaps } from './pages/maps';
 import { mountTrace } from './pages/trace';
 import { mountBench } from './pages/bench';
+import { mountCluster } from './pages/cluster';
 import { store } from './store';
 
 interface Route { path: string; label: string; mount: MountPage }
@@ -21,6 +22,7 @@ const ROUTES: Route[] = [
   { path: 'programs', label: 'Programs', mount: mountPrograms },
   { path: 'maps', label: 'Maps', mount: mountMaps },
   { path: 'trace', label: 'Trace', mount: mountTrace },
+  { path: 'cluster', label: 'Cluster', mount: mountCluster },
   { path: 'bench', label: 'Benchmarks', mount: mountBench },
 ];
 
