@@ -4,7 +4,7 @@
  * lets the controller be driven in-process by CLI and API tests without a kernel.
  */
 import type { DataplaneState, StatsSnapshot, TraceEvent } from '../dataplane/types';
-import type { ProgramView, MapView, MapPage } from '../api/controller';
+import type { ProgramView, MapView, MapPage } from '../domain/types';
 
 /** Where one service landed in the data plane. */
 export interface ServicePlacement {

@@ -10,10 +10,10 @@ import type { Logger } from 'pino';
 import { BpfObject, enableRunStats, listPrograms, xdpAttachments } from '../bpf';
 import { Dataplane, MAP_NAMES, PROGRAM_NAME } from '../dataplane/dataplane';
 import { LB, LbBackendCodec, LbServiceCodec, LbServiceKeyCodec } from '../dataplane/abi';
-import { XdplbError } from '../api/errors';
+import { XdplbError } from '../domain/errors';
 import { MAX_SERVICE_TABLE_SIZE, type Config } from '../config/schema';
 import { effectiveTableSize } from '../config/state';
-import type { MapPage, MapView, ProgramView } from '../api/controller';
+import type { MapPage, MapView, ProgramView } from '../domain/types';
 import type { DataplaneState, StatsSnapshot, TraceEvent } from '../dataplane/types';
 import type { DataplaneDriver, ServicePlacement } from './driver';
 
