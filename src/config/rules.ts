@@ -106,6 +106,8 @@ export function crossServiceRuleBreaks(services: readonly RuleService[]): CrossS
   const byListener = new Map<string, number>();
   // Reverse NAT entries grouped by "backend address|protocol".
   const byReverse = new Map<string, Array<ReverseClaim & { service: number; backend: number }>>();
+  const vipOwner = new Map<string, number>();   // VIP -> the first service on it
+  services.forEach((service, i) => { if (!vipOwner.has(service.vip)) vipOwner.set(service.vip, i); });
   services.forEach((service, i) => {
     const firstName = byName.get(service.name);
     if (firstName !== undefined) breaks.push({ rule: 'duplicate-name', service: i, first: firstName });
@@ -117,8 +119,8 @@ export function crossServiceRuleBreaks(services: readonly RuleService[]): CrossS
     else byListener.set(listener, i);
 
     service.backends.forEach((backend, b) => {
-      const owner = services.findIndex((other) => other.vip === backend.address);
-      if (owner >= 0) breaks.push({ rule: 'backend-is-vip', service: i, backend: b, owner });
+      const owner = vipOwner.get(backend.address);
+      if (owner !== undefined) breaks.push({ rule: 'backend-is-vip', service: i, backend: b, owner });
     });
 
     if (service.mode !== 'nat') return;
