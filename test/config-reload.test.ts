@@ -19,7 +19,7 @@ import { execFileSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import YAML from 'yaml';
 import pino from 'pino';
-import { startDaemon, type RunningDaemon } from '../src/daemon/daemon';
+import { startDaemon, type RunningDaemon } from '../src/cli/daemon-process';
 import { spawnDaemon } from '../src/daemon/spawn';
 import { ApiClient, ApiError } from '../src/cli/client';
 import { BpfMap, Program } from '../src/bpf';

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import YAML from 'yaml';
 import { spawnDaemon, type SpawnedDaemon, type LogLine } from '../src/daemon/spawn';
-import { startDaemon, type RunningDaemon } from '../src/daemon/daemon';
+import { startDaemon, type RunningDaemon } from '../src/cli/daemon-process';
 import pino from 'pino';
 import { ApiClient } from '../src/cli/client';
 import { repoPath } from '../src/daemon/paths';

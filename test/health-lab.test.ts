@@ -15,7 +15,7 @@ import YAML from 'yaml';
 import { spawnDaemon, type SpawnedDaemon } from '../src/daemon/spawn';
 import { ApiClient } from '../src/cli/client';
 import { formatServices } from '../src/cli/services';
-import type { ServiceSpec } from '../src/api/controller';
+import type { ServiceSpec } from '../src/domain/types';
 import { labUp, labDown, readLabState } from '../src/lab/lab';
 import { startTraffic, type TrafficSummary } from '../src/lab/traffic';
 import { BpfMap } from '../src/bpf';

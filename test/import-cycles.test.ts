@@ -16,9 +16,6 @@ import { cycles, folderGraph, folderOf, importGraph, importPath, type ImportGrap
  * (an entry for a cycle that no longer exists is reported too).
  */
 const KNOWN_FOLDER_CYCLES: Array<{ folders: string[]; why: string }> = [
-  // Domain types and the error catalogue (XdplbError) still live in src/api/, imported by
-  // config/ (and daemon/, health/); issue 12 item 4 moves them out of src/api/.
-  { folders: ['api', 'config'], why: 'domain types and errors in src/api/ (issue 12 item 4)' },
 ];
 
 function describeCycle(graph: Map<string, Set<string>>, members: string[]): string {

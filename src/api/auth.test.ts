@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { hashSecret } from '../config/config';
 import { AuthStore, RateLimitedError, bearerFrom } from './auth';
 import { BackoffLimiter, addressKey } from './login-limiter';
-import { XdplbError } from './errors';
+import { XdplbError } from '../domain/errors';
 
 const users = [
   { name: 'admin', role: 'admin' as const, passwordHash: hashSecret('admin-pass') },

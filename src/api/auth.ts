@@ -11,8 +11,8 @@
  * onRevoke listeners, which is how open streams end within a second.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Role } from './controller';
-import { XdplbError } from './errors';
+import type { Role } from '../domain/types';
+import { XdplbError } from '../domain/errors';
 import { BackoffLimiter, addressKey } from './login-limiter';
 import { hashPlainSecret, hashSecret, verifySecretAsync } from '../config/config';
 import type { TokenEntry, UserEntry } from '../config/schema';

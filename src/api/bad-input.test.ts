@@ -1,6 +1,6 @@
 /**
  * The bad-input suite for the API, in process: every class of bad input is refused with its
- * catalogue code (src/api/errors.ts) and a message naming the field, and changes nothing in
+ * catalogue code (src/domain/errors.ts) and a message naming the field, and changes nothing in
  * the controller's state or the data plane it drives. The route walk takes the routes from
  * the server's own route table, so a new route is covered without editing this file.
  */
@@ -13,7 +13,7 @@ import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { createApiServer } from './server';
 import { AuthStore } from './auth';
-import { ERRORS, type ErrorCode } from './errors';
+import { ERRORS, type ErrorCode } from '../domain/errors';
 import { DaemonController } from '../daemon/controller';
 import { MemoryDriver } from '../daemon/memory-driver';
 import { HealthMonitor } from '../health/monitor';

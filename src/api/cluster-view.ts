@@ -3,7 +3,7 @@
  * the cluster contract of issue 13 defines it: the types (the dashboard imports them through
  * web/src/api-types.ts, type-only) and findDisagreements, which builds the view's list.
  */
-import type { BackendHealthState } from './controller';
+import type { BackendHealthState } from '../domain/types';
 
 export interface NodeBgpPeer { peer: string; state: string; bfd: string | null }
 export interface NodeBgp {

@@ -6,7 +6,7 @@
  * browsers (curl, the CLI, Prometheus) send no Origin and are unaffected.
  */
 import { isIP } from 'node:net';
-import { XdplbError } from './errors';
+import { XdplbError } from '../domain/errors';
 
 /** What the dashboard needs and nothing more: its own scripts, styles and API; data: for the empty favicon. */
 export const CONTENT_SECURITY_POLICY = [

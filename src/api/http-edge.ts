@@ -7,7 +7,7 @@
 import * as http from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyRequest } from 'fastify';
-import { XdplbError } from './errors';
+import { XdplbError } from '../domain/errors';
 import { parseStrictJson } from '../config/json';
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });

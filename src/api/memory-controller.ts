@@ -6,8 +6,8 @@
 import type {
   BackendSpec, Controller, MapPage, MapView, ProgramView, ServiceSpec, ServiceView, SettingsView,
   StatsView, StreamMessage,
-} from './controller';
-import { XdplbError } from './errors';
+} from '../domain/types';
+import { XdplbError } from '../domain/errors';
 import { DesiredState, backendKey } from '../config/state';
 import type { Config } from '../config/schema';
 import { XDP_ACTIONS, REASONS, type StatsSnapshot } from '../dataplane/types';

@@ -3,7 +3,7 @@
  * process never share series), filled from the controller at scrape time through collect().
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Controller, ServiceView, StatsView } from './controller';
+import type { Controller, ServiceView, StatsView } from '../domain/types';
 import type { StatsSnapshot } from '../dataplane/types';
 
 export interface ApiMetrics {

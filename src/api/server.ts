@@ -3,6 +3,10 @@
  * /healthz, OpenAPI at /api/v1/openapi.json, and the live stream. Bodies are validated at the
  * edge by the schemas of src/config/schema.ts; every error leaves through one handler as
  * `{error: {code, message, field?}}`.
+ *
+ * This file holds what every route shares (Host/Origin guard, authentication, validators, the
+ * error handler, 404/405, the dashboard's files); the routes are plugins, one per resource, in
+ * routes/*.ts, registered below with one line each (docs/architecture.md, "API routes").
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -11,15 +15,22 @@ import fastifySwagger from '@fastify/swagger';
 import fastifyWebsocket from '@fastify/websocket';
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { Logger } from 'pino';
-import type { BackendSpec, Controller, ServiceSpec, SettingsView } from './controller';
-import { XdplbError, codeForStatus } from './errors';
-import { bearerFrom, type AuthStore, type Identity } from './auth';
+import type { Controller } from '../domain/types';
+import { XdplbError, codeForStatus } from '../domain/errors';
+import { bearerFrom, type AuthStore } from './auth';
 import { SECURITY_HEADERS, checkHostAndOrigin, isLoopbackAddress } from './guard';
-import { createMetrics, type ApiMetrics } from './metrics';
-import { registerStream, type StreamOptions } from './stream';
+import { createMetrics } from './metrics';
+import type { StreamOptions } from './stream';
 import { clusterRoutes } from './routes/cluster';
-import { MapPageQuerySchema, NAMED_SCHEMAS, bodyAjv, queryAjv, parseListen, validationErrorFrom, type Config } from '../config/schema';
+import { NAMED_SCHEMAS, bodyAjv, queryAjv, parseListen, validationErrorFrom, type Config } from '../config/schema';
 import { MAX_PARAM_LENGTH, catalogueErrorFor, clientErrorHandler, drainRejectedBody, parseJsonBody, queryToken } from './http-edge';
+import { PUBLIC, type RouteContext } from './route-kit';
+import { authRoutes } from './routes/auth';
+import { servicesRoutes } from './routes/services';
+import { backendsRoutes } from './routes/backends';
+import { settingsRoutes } from './routes/settings';
+import { observeRoutes } from './routes/observe';
+import { benchRoutes } from './routes/bench';
 
 export interface ApiServerOptions {
   auth: AuthStore;
@@ -37,21 +48,6 @@ export interface ApiServerOptions {
   apiConfig?: () => Partial<Config['api']>;
 }
 
-/** Who may call a route: anyone, any authenticated user, admins only, or as config api.metrics says. */
-type Access = 'public' | 'read' | 'write' | 'metrics';
-
-declare module 'fastify' {
-  interface FastifyContextConfig { access?: Access; queryToken?: boolean }
-  interface FastifyRequest { identity: Identity | null; credentialKey: string | null }
-  interface FastifyInstance { xdplbMetrics: ApiMetrics }
-}
-
-const ref = (id: string) => Type.Unsafe({ $ref: `${id}#` });
-const ErrorRef = ref('Error');
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, ErrorRef]));
-const ServiceName = Type.Object({ name: Type.String({ maxLength: 63 }) }, { additionalProperties: false });
-const BackendParams = Type.Object({ name: Type.String({ maxLength: 63 }), backend: Type.String({ maxLength: 21, description: '"address:port"' }) }, { additionalProperties: false });
-const Any = Type.Object({}, { additionalProperties: true });
 const NO_QUERY = Type.Object({}, { additionalProperties: false });
 
 const MIME: Record<string, string> = {
@@ -210,9 +206,17 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
     // which must mark upgrade requests first (else a refused upgrade leaves its socket open).
     api.addHook('onRequest', async (request) => guard(request));
     api.addHook('onRequest', (request) => authenticateRequest(opts.auth, request, apiConfig().metrics ?? 'auth'));
-    registerRoutes(api, controller, opts.auth, metrics);
-    registerStream(api, controller, metrics, opts.stream, opts.auth);
-    void api.register(clusterRoutes, { controller });
+    api.get('/healthz', { config: PUBLIC, schema: { summary: 'Liveness', security: [] } }, async () => ({ status: 'ok' }));
+    api.get('/api/v1/openapi.json', { config: PUBLIC, schema: { hide: true } }, async () => api.swagger());
+    // The routes, a plugin per resource (routes/*.ts): a new resource is one file and one line here.
+    const context: RouteContext = { controller, auth: opts.auth, metrics, stream: opts.stream, changed: (operation) => metrics.apiChanges.inc({ operation }) };
+    void api.register(authRoutes, context);
+    void api.register(servicesRoutes, context);
+    void api.register(backendsRoutes, context);
+    void api.register(settingsRoutes, context);
+    void api.register(observeRoutes, context);
+    void api.register(benchRoutes, context);
+    void api.register(clusterRoutes, context);
   });
   return app;
 }
@@ -235,139 +239,6 @@ async function authenticateRequest(auth: AuthStore, request: FastifyRequest, met
   if (access === 'write' && identity.role !== 'admin') throw new XdplbError('XDPLB_ERR_FORBIDDEN', `user "${identity.name}" (viewer) may not change anything`);
   request.identity = identity;
   request.credentialKey = auth.keyOf(token!);
-}
-
-function registerRoutes(app: FastifyInstance, controller: Controller, auth: AuthStore, metrics: ApiMetrics): void {
-  const read = { access: 'read' as const };
-  const write = { access: 'write' as const };
-  const changed = (operation: string) => metrics.apiChanges.inc({ operation });
-
-  app.get('/healthz', { config: { access: 'public' }, schema: { summary: 'Liveness', security: [] } }, async () => ({ status: 'ok' }));
-  app.get('/metrics', { config: { access: 'metrics' }, schema: { summary: 'Prometheus metrics (who may read them: config api.metrics)' } }, async (_request, reply) => {
-    const text = await metrics.render();
-    return reply.type(metrics.registry.contentType).send(text);
-  });
-  app.get('/api/v1/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => app.swagger());
-
-  app.post('/api/v1/login', {
-    config: { access: 'public' },
-    schema: {
-      summary: 'Log in for a 12-hour session token', security: [],
-      body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 256 }), password: Type.String({ maxLength: 1024 }) }, { additionalProperties: false }),
-      response: { 200: Type.Object({ token: Type.String(), user: Type.Object({ name: Type.String(), role: Type.String() }) }), ...errors(400, 401, 429) },
-    },
-  }, async (request) => {
-    const { username, password } = request.body as { username: string; password: string };
-    return auth.login(username, password, request.ip);
-  });
-  app.post('/api/v1/logout', { config: read, schema: { summary: 'End this session, or revoke this API token until restart', response: { 204: Type.Null() } } }, async (request, reply) => {
-    const token = bearerFrom(request.headers.authorization);
-    if (token && auth.logout(token) === 'token') {
-      request.log.warn({ token: request.identity?.name }, 'API token revoked until the daemon restarts: remove it from the config to revoke it for good');
-    }
-    return reply.code(204).send();
-  });
-  app.get('/api/v1/whoami', { config: read, schema: { response: { 200: Type.Object({ name: Type.String(), role: Type.String() }) } } }, async (request) => request.identity);
-
-  // Services and backends
-  app.get('/api/v1/services', { config: read, schema: { response: { 200: Type.Object({ services: Type.Array(ref('Service')) }) } } }, async () => ({ services: controller.listServices() }));
-  app.get('/api/v1/services/:name', { config: read, schema: { params: ServiceName, response: { 200: ref('Service'), ...errors(404) } } }, async (request) => {
-    return controller.getService((request.params as { name: string }).name);
-  });
-  app.post('/api/v1/services', { config: write, schema: { body: ref('ServiceSpec'), response: { 201: ref('Service'), ...errors(400, 409) } } }, async (request, reply) => {
-    const view = await controller.createService(request.body as ServiceSpec);
-    changed('create_service');
-    return reply.code(201).send(view);
-  });
-  app.put('/api/v1/services/:name', { config: write, schema: { params: ServiceName, body: ref('ServiceSpec'), response: { 200: ref('Service'), ...errors(400, 404, 409) } } }, async (request) => {
-    const { name } = request.params as { name: string };
-    const spec = request.body as ServiceSpec;
-    if (spec.name !== name) throw new XdplbError('XDPLB_ERR_VALIDATION', `/name: must match the service in the URL ("${name}")`, '/name');
-    const view = await controller.replaceService(name, spec);
-    changed('replace_service');
-    return view;
-  });
-  app.delete('/api/v1/services/:name', { config: write, schema: { params: ServiceName, response: { 204: Type.Null(), ...errors(404) } } }, async (request, reply) => {
-    await controller.deleteService((request.params as { name: string }).name);
-    changed('delete_service');
-    return reply.code(204).send();
-  });
-  app.post('/api/v1/services/:name/backends', { config: write, schema: { params: ServiceName, body: ref('BackendSpec'), response: { 201: ref('Service'), ...errors(400, 404, 409) } } }, async (request, reply) => {
-    const view = await controller.addBackend((request.params as { name: string }).name, request.body as BackendSpec);
-    changed('add_backend');
-    return reply.code(201).send(view);
-  });
-  app.patch('/api/v1/services/:name/backends/:backend', { config: write, schema: { params: BackendParams, body: ref('BackendPatch'), response: { 200: ref('Service'), ...errors(400, 404) } } }, async (request) => {
-    const { name, backend } = request.params as { name: string; backend: string };
-    const view = await controller.patchBackend(name, backend, request.body as { weight?: number; drain?: boolean });
-    changed('patch_backend');
-    return view;
-  });
-  app.delete('/api/v1/services/:name/backends/:backend', { config: write, schema: { params: BackendParams, response: { 204: Type.Null(), ...errors(404) } } }, async (request, reply) => {
-    const { name, backend } = request.params as { name: string; backend: string };
-    await controller.deleteBackend(name, backend);
-    changed('delete_backend');
-    return reply.code(204).send();
-  });
-
-  // Settings
-  app.get('/api/v1/settings', { config: read, schema: { response: { 200: ref('Settings') } } }, async () => controller.getSettings());
-  app.patch('/api/v1/settings', { config: write, schema: { body: ref('SettingsPatch'), response: { 200: ref('Settings'), ...errors(400) } } }, async (request) => {
-    const settings = await controller.patchSettings(request.body as Partial<SettingsView>);
-    changed('patch_settings');
-    return settings;
-  });
-
-  // The flow hash seed: shown, and changed only by this explicit call (a reload never changes it).
-  const HashSeed = Type.Object({ hashSeed: Type.Integer({ minimum: 0, maximum: 0xffffffff, description: 'flow hash seed of the running program' }) }, { additionalProperties: false });
-  app.get('/api/v1/hash-seed', { config: read, schema: { response: { 200: HashSeed } } }, async () => {
-    if (!controller.hashSeed) throw new XdplbError('XDPLB_ERR_UNAVAILABLE', 'this controller does not know the hash seed');
-    return controller.hashSeed();
-  });
-  app.put('/api/v1/hash-seed', { config: write, schema: { body: HashSeed, response: { 200: HashSeed, ...errors(400) } } }, async (request) => {
-    if (!controller.setHashSeed) throw new XdplbError('XDPLB_ERR_UNAVAILABLE', 'this controller cannot change the hash seed');
-    const result = await controller.setHashSeed((request.body as { hashSeed: number }).hashSeed);
-    changed('set_hash_seed');
-    return result;
-  });
-
-  // Kernel views
-  app.get('/api/v1/programs', { config: read, schema: { summary: 'BPF programs on the host', response: { 200: Any } } }, async () => controller.programs());
-  app.post('/api/v1/programs/stats', {
-    config: write,
-    schema: { summary: 'Turn BPF_ENABLE_STATS on or off', body: Type.Object({ enabled: Type.Boolean() }, { additionalProperties: false }), response: { 200: Type.Object({ statsEnabled: Type.Boolean() }) } },
-  }, async (request) => {
-    const { enabled } = request.body as { enabled: boolean };
-    controller.setProgramStats(enabled);
-    changed('program_stats');
-    return { statsEnabled: controller.programs().statsEnabled };
-  });
-  app.get('/api/v1/maps', { config: read, schema: { summary: 'The balancer\'s BPF maps', response: { 200: Any } } }, async () => ({ maps: controller.maps() }));
-  app.get('/api/v1/maps/:name', {
-    config: read,
-    schema: {
-      summary: 'Decoded entries of one map',
-      params: Type.Object({ name: Type.String({ maxLength: 64 }) }, { additionalProperties: false }),
-      querystring: MapPageQuerySchema,
-      response: { 200: Any, ...errors(404) },
-    },
-  }, async (request) => {
-    const { offset, limit } = request.query as { offset: number; limit: number };
-    return controller.mapEntries((request.params as { name: string }).name, offset, limit);
-  });
-  app.get('/api/v1/interfaces', { config: read, schema: { summary: 'Interfaces where xdplb is attached', response: { 200: Any } } }, async () => ({ interfaces: controller.interfaces() }));
-
-  // Stats
-  app.get('/api/v1/stats', { config: read, schema: { summary: 'Current rates and counters (StatsView)', response: { 200: Any } } }, async () => controller.stats());
-  app.get('/api/v1/stats/history', {
-    config: read,
-    schema: {
-      summary: 'The last N seconds of StatsView samples (1 Hz)',
-      querystring: Type.Object({ seconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 300, default: 300 })) }, { additionalProperties: false }),
-      response: { 200: Any },
-    },
-  }, async (request) => ({ samples: controller.statsHistory((request.query as { seconds: number }).seconds) }));
-  app.get('/api/v1/bench/latest', { config: read, schema: { summary: 'The newest saved benchmark results', response: { 200: Any } } }, async () => ({ results: controller.latestBench() }));
 }
 
 /** Serves a file of the dashboard; client routes (no file extension) get index.html. */

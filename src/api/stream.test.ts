@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import WebSocket from 'ws';
 import type { FastifyInstance } from 'fastify';
 import { AuthStore } from './auth';
-import type { StreamMessage } from './controller';
+import type { StreamMessage } from '../domain/types';
 import { MemoryController } from './memory-controller';
 import { createApiServer } from './server';
 

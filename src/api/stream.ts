@@ -7,9 +7,9 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
-import type { Controller, StreamMessage } from './controller';
+import type { Controller, StreamMessage } from '../domain/types';
 import type { ApiMetrics } from './metrics';
-import { XdplbError } from './errors';
+import { XdplbError } from '../domain/errors';
 import type { AuthStore } from './auth';
 
 export interface StreamOptions {

@@ -53,7 +53,7 @@ export class Balancer {
    * @throws ReconcileError before any write when the kernel side cannot express the state
    */
   async applyStateAsync(state: DataplaneState): Promise<ApplyResult> {
-    this.reconciler.validate(state);
+    this.reconciler.assertInvariants(state);
     await this.reconciler.prebuildTables(state);
     const result = this.reconciler.apply(state);
     this.syncReverseFrags(state);

@@ -28,6 +28,10 @@
  * not used. Established flows keep their backends through the flow cache regardless.
  * The hashes depend only on the key bytes, so every node builds the same table.
  */
+import { isPrime } from '../config/rules';
+
+// The prime rule is the config's (the validator and the reconciler use it too); re-exported for callers of the table.
+export { isPrime };
 
 export interface MaglevBackend {
   /** Stable identity of the backend (e.g. "10.0.0.1:80"); the permutation derives from it. */
@@ -41,17 +45,6 @@ export const MAX_WEIGHT = 1_000_000;
 
 const OFFSET_SEED = 0x9747b28c;
 const SKIP_SEED = 0x5bd1e995;
-
-/** True when n is a prime number (deterministic trial division; n up to 2^32 is quick enough). */
-export function isPrime(n: number): boolean {
-  if (!Number.isInteger(n) || n < 2) return false;
-  if (n % 2 === 0) return n === 2;
-  if (n % 3 === 0) return n === 3;
-  for (let d = 5; d * d <= n; d += 6) {
-    if (n % d === 0 || n % (d + 2) === 0) return false;
-  }
-  return true;
-}
 
 /** MurmurHash3 x86 32-bit over the UTF-8 bytes of `text`: fixed, well known, process-independent. */
 export function murmur3(text: string, seed: number): number {

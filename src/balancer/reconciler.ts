@@ -21,9 +21,9 @@
  * Ids: services 1..maxServices-1 and backends 1..maxBackends-1, allocated round-robin so a
  * freed id is reused as late as possible (flow caches may still name it).
  */
-import { buildMaglevTable, isPrime, MAX_WEIGHT, type MaglevBackend } from './maglev';
+import { buildMaglevTable, MAX_WEIGHT, type MaglevBackend } from './maglev';
 import { buildMaglevTablesOffThread, OFF_THREAD_MIN_SLOTS } from './maglev-offthread';
-import { backendDestination, reverseClash, type ReverseClaim as ReverseRule } from './rules';
+import { crossServiceRuleBreaks, serviceRuleBreaks } from '../config/rules';
 import { DEFAULT_REVERSE_GRACE_SECONDS, type DataplaneBackend, type DataplaneService, type DataplaneState } from '../dataplane/types';
 import { vipFilterWords } from '../dataplane/jhash';
 import {
@@ -77,6 +77,17 @@ export class ReconcileError extends Error {
   override name = 'ReconcileError';
 }
 
+/**
+ * A state that breaks an invariant apply() relies on: an internal error (the state did not come
+ * from a validated DesiredState, or the layers above let a broken rule through), never a user's.
+ */
+export class ReconcileInvariantError extends ReconcileError {
+  override name = 'ReconcileInvariantError';
+  constructor(readonly invariant: string, detail: string) {
+    super(`invariant "${invariant}" broken: ${detail}`);
+  }
+}
+
 function serviceKeyOf(s: DataplaneService): LbServiceKey {
   return { vip: s.vip, port: s.port, proto: PROTO_NUMBER[s.protocol] };
 }
@@ -103,9 +114,6 @@ function byMaglevKey(a: { key: string }, b: { key: string }): number {
 function poolSignature(byKey: Array<{ key: string; weight: number }>, size: number): string {
   return `${size}|${byKey.map((b) => `${b.key}*${b.weight}`).join(',')}`;
 }
-
-/** One reverse-NAT entry a NAT backend needs (the clash rule is src/balancer/rules.ts). */
-interface ReverseClaim extends ReverseRule { service: string; backend: string }
 
 function sameTable(a: Uint32Array | undefined, b: Uint32Array): boolean {
   if (!a || a.length !== b.length) return false;
@@ -235,92 +243,94 @@ export class Reconciler {
   }
 
   /**
-   * Checks that the kernel side can express `state` (no map is touched).
-   * @throws ReconcileError naming the service/backend/field that is wrong
+   * Asserts the invariants apply() relies on (no map is touched). It validates nothing itself:
+   * the rules are the config's (src/config/rules.ts, the same functions src/config/state.ts
+   * reports to users), asserted here for the ones the maps depend on; the rest is what the
+   * maps, the codecs and Maglev can hold. A state built from a DesiredState always passes.
+   * @throws ReconcileInvariantError naming the invariant, the service and the backend
    */
-  validate(state: DataplaneState): void {
-    const fail = (msg: string): never => { throw new ReconcileError(msg); };
-    const names = new Set<string>();
-    const keys = new Map<string, string>();
-    const vips = new Set<string>();
-    const reverse = new Map<string, ReverseClaim[]>(); // by backend address/protocol
+  assertInvariants(state: DataplaneState): void {
+    const broken = (invariant: string, detail: string): never => { throw new ReconcileInvariantError(invariant, detail); };
+    const own = state.services.map((s) => serviceRuleBreaks(s, s.tableSize));
+    const across = crossServiceRuleBreaks(state.services);
     let reverseCount = 0;
     let backendCount = 0;
-    for (const s of state.services) {
+    state.services.forEach((s, i) => {
       const where = `service "${s.name}"`;
-      if (!s.name) fail('service without a name');
-      if (names.has(s.name)) fail(`${where}: duplicate name`);
-      names.add(s.name);
-      try { ipv4ToBytes(s.vip); } catch { fail(`${where}: vip "${s.vip}" is not an IPv4 address`); }
-      if (!Number.isInteger(s.port) || s.port < 0 || s.port > 65535) fail(`${where}: port ${s.port} is not 0..65535`);
-      if (!(s.protocol in PROTO_NUMBER)) fail(`${where}: protocol "${s.protocol}" is not tcp or udp`);
-      if (s.mode !== 'nat' && s.mode !== 'dsr') fail(`${where}: mode "${s.mode}" is not nat or dsr`);
-      if (!isPrime(s.tableSize)) fail(`${where}: tableSize ${s.tableSize} is not a prime`);
+      // What the codecs take (the config's own formats are narrower: src/config/schema.ts).
+      try { ipv4ToBytes(s.vip); } catch { broken('encodable', `${where}: vip "${s.vip}" is not an IPv4 address`); }
+      if (!Number.isInteger(s.port) || s.port < 0 || s.port > 65535) broken('encodable', `${where}: port ${s.port} is not 0..65535`);
+      if (!(s.protocol in PROTO_NUMBER)) broken('encodable', `${where}: protocol "${s.protocol}" is not tcp or udp`);
+      if (s.mode !== 'nat' && s.mode !== 'dsr') broken('encodable', `${where}: mode "${s.mode}" is not nat or dsr`);
+      // The config's rules (src/config/rules.ts) the maps depend on, then what the maps take.
+      const mine = across.filter((rule) => rule.service === i);
+      if (mine.some((rule) => rule.rule === 'duplicate-name')) broken('duplicate-name', `${where}: duplicate name`);
+      if (own[i].some((rule) => rule.rule === 'table-size-prime')) broken('table-size-prime', `${where}: tableSize ${s.tableSize} is not a prime`);
       if (s.tableSize > this.limits.maglevMaxSize) {
-        fail(`${where}: tableSize ${s.tableSize} exceeds the largest table the data plane takes (${this.limits.maglevMaxSize})`);
+        broken('capacity', `${where}: tableSize ${s.tableSize} exceeds the largest table the data plane takes (${this.limits.maglevMaxSize})`);
       }
-      const keyText = `${s.vip}:${s.port}/${s.protocol}`;
-      const other = keys.get(keyText);
-      if (other !== undefined) fail(`${where}: ${keyText} is already service "${other}"`);
-      keys.set(keyText, s.name);
-      vips.add(s.vip);
-      const seen = new Map<string, string>(); // destination -> the backend that has it
-      let weighted = 0;
-      for (const b of s.backends) {
+      for (const rule of mine) {
+        if (rule.rule === 'duplicate-listener') {
+          broken(rule.rule, `${where}: ${s.vip}:${s.port}/${s.protocol} is already service "${state.services[rule.first].name}"`);
+        }
+      }
+      s.backends.forEach((b, n) => {
         const bkey = backendKey(b);
         const bwhere = `${where} backend ${bkey}`;
-        try { ipv4ToBytes(b.address); } catch { fail(`${where}: backend address "${b.address}" is not IPv4`); }
-        if (!Number.isInteger(b.port) || b.port < 0 || b.port > 65535) fail(`${bwhere}: port is not 0..65535`);
+        try { ipv4ToBytes(b.address); } catch { broken('encodable', `${where}: backend address "${b.address}" is not IPv4`); }
+        if (!Number.isInteger(b.port) || b.port < 0 || b.port > 65535) broken('encodable', `${bwhere}: port is not 0..65535`);
         if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > MAX_WEIGHT) {
-          fail(`${bwhere}: weight ${b.weight} is not an integer in 0..${MAX_WEIGHT}`);
+          broken('encodable', `${bwhere}: weight ${b.weight} is not an integer in 0..${MAX_WEIGHT}`);
         }
-        const twin = seen.get(backendDestination(s, b));
-        if (twin !== undefined) fail(`${bwhere}: ${twin === bkey ? 'listed twice' : `the same destination as backend ${twin}`}`);
-        seen.set(backendDestination(s, b), bkey);
-        if (inTable(b)) weighted++;
-        backendCount++;
-        if (s.mode === 'dsr') {
-          if (b.port !== 0 && b.port !== s.port) fail(`${bwhere}: DSR cannot translate ports: backend port must be 0 or ${s.port}`);
-          continue;
+        for (const rule of own[i]) {
+          if (rule.rule === 'duplicate-destination' && rule.backend === n) {
+            const twin = backendKey(s.backends[rule.first]);
+            broken(rule.rule, `${bwhere}: ${twin === bkey ? 'listed twice' : `the same destination as backend ${twin}`}`);
+          }
         }
-        if (s.port === 0 && b.port !== 0) {
-          fail(`${bwhere}: a NAT service on every port (port 0) needs backends on port 0, replies could not be mapped back`);
+        for (const rule of own[i]) {
+          if (rule.rule === 'dsr-port' && rule.backend === n) broken(rule.rule, `${bwhere}: DSR cannot translate ports: backend port must be 0 or ${s.port}`);
+          if (rule.rule === 'nat-port-0' && rule.backend === n) {
+            broken(rule.rule, `${bwhere}: a NAT service on every port (port 0) needs backends on port 0, replies could not be mapped back`);
+          }
         }
-        const entry: ReverseClaim = { service: s.name, backend: bkey, port: b.port || s.port, vip: s.vip, vport: s.port };
-        const group = `${b.address}/${s.protocol}`;
-        for (const other of reverse.get(group) ?? []) {
-          const clash = reverseClash(entry, other);
-          if (clash) fail(`${bwhere}: NAT replies from ${b.address}/${s.protocol} port ${clash} would match both service "${other.service}" (${other.backend}) and "${s.name}"`);
+        for (const rule of mine) {
+          if (rule.rule !== 'reverse-clash' || rule.backend !== n) continue;
+          const other = state.services[rule.other];
+          broken(rule.rule, `${bwhere}: NAT replies from ${b.address}/${s.protocol} port ${rule.ports} would match both ` +
+            `service "${other.name}" (${backendKey(other.backends[rule.otherBackend])}) and "${s.name}"`);
         }
-        reverse.set(group, [...(reverse.get(group) ?? []), entry]);
-        reverseCount++;
-      }
-      if (weighted > s.tableSize) fail(`${where}: tableSize ${s.tableSize} is smaller than its ${weighted} usable backends`);
-    }
+        // backend-is-vip is the config's policy (packets would loop), not something the maps need.
+      });
+      // Maglev needs a slot per usable backend (the config asks one per backend, usable or not).
+      const usable = s.backends.filter(inTable).length;
+      if (usable > s.tableSize) broken('table-size-backends', `${where}: tableSize ${s.tableSize} is smaller than its ${usable} usable backends`);
+      backendCount += s.backends.length;
+      if (s.mode === 'nat') reverseCount += s.backends.length;
+    });
+    // What the maps hold.
+    const vips = new Set(state.services.map((s) => s.vip)).size;
     if (state.services.length > this.limits.maxServices - 1) {
-      fail(`${state.services.length} services exceed the data plane's ${this.limits.maxServices - 1}`);
+      broken('capacity', `${state.services.length} services exceed the data plane's ${this.limits.maxServices - 1}`);
     }
-    if (vips.size > this.limits.maxVips) fail(`${vips.size} VIPs exceed the data plane's ${this.limits.maxVips}`);
-    if (reverseCount > this.limits.maxReverse) {
-      fail(`${reverseCount} NAT backends exceed the reverse map's ${this.limits.maxReverse} entries`);
-    }
-    if (backendCount > this.limits.maxBackends - 1) {
-      fail(`${backendCount} backends exceed the data plane's ${this.limits.maxBackends - 1}`);
-    }
+    if (vips > this.limits.maxVips) broken('capacity', `${vips} VIPs exceed the data plane's ${this.limits.maxVips}`);
+    if (reverseCount > this.limits.maxReverse) broken('capacity', `${reverseCount} NAT backends exceed the reverse map's ${this.limits.maxReverse} entries`);
+    if (backendCount > this.limits.maxBackends - 1) broken('capacity', `${backendCount} backends exceed the data plane's ${this.limits.maxBackends - 1}`);
     const st = state.settings;
-    if (st.fragPolicy !== 'drop' && st.fragPolicy !== 'pass') fail(`settings: fragPolicy "${st.fragPolicy}" is not drop or pass`);
+    if (st.fragPolicy !== 'drop' && st.fragPolicy !== 'pass') broken('encodable', `settings: fragPolicy "${st.fragPolicy}" is not drop or pass`);
     if (!Number.isInteger(st.sampleRate) || st.sampleRate < 0 || st.sampleRate > 0xffffffff) {
-      fail(`settings: sampleRate ${st.sampleRate} is not an integer >= 0`);
+      broken('encodable', `settings: sampleRate ${st.sampleRate} is not an integer >= 0`);
     }
   }
 
   /**
    * Makes the maps hold `state`, writing only what differs.
-   * @throws ReconcileError (before any write) when the state cannot be expressed; BpfError
-   *   from the bridge when the kernel refuses a write
+   * @throws ReconcileInvariantError (before any write) when the state breaks an invariant
+   *   (assertInvariants); ReconcileError when no id is free; BpfError from the bridge when
+   *   the kernel refuses a write
    */
   apply(state: DataplaneState): ApplyResult {
-    this.validate(state);
+    this.assertInvariants(state);
     const before = this.writes;
     const plans = this.plan(state);
     this.prebuilt.clear();   // plan() took what it needed

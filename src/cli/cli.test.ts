@@ -17,7 +17,7 @@ import { HealthMonitor } from '../health/monitor';
 import { DesiredState } from '../config/state';
 import { cliCommand } from '../daemon/spawn';
 import { repoRoot } from '../daemon/paths';
-import type { ServiceView } from '../api/controller';
+import type { ServiceView } from '../domain/types';
 
 const ADMIN_TOKEN = 'cli-test-admin-token-0123456789';
 const VIEWER_TOKEN = 'cli-test-viewer-token-0123456789';

@@ -5,7 +5,7 @@
  */
 import type {
   ServiceSpec, ServiceView, BackendSpec, SettingsView, StatsView, ProgramView, MapView, MapPage, Role,
-} from '../api/controller';
+} from '../domain/types';
 
 export const DEFAULT_API = 'http://127.0.0.1:8720';
 

@@ -16,7 +16,7 @@ export function registerDaemonCommand(program: Command): void {
     .addOption(new Option('--web-root <dir>', 'dashboard directory (default: web/dist if present)'))
     .action(async (flags: { config: string; pinDir: string; object?: string; detachOnExit?: boolean; listen?: string; webRoot?: string }) => {
       // Loaded lazily: API verbs must not load the native addon.
-      const { runDaemon } = await import('../daemon/daemon');
+      const { runDaemon } = await import('./daemon-process');
       try {
         await runDaemon({
           configPath: flags.config, pinDir: flags.pinDir, objectPath: flags.object, detachOnExit: !!flags.detachOnExit,

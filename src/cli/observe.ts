@@ -1,7 +1,7 @@
 /** `xdplb settings|stats|trace|programs|maps|login`: run-time settings, counters and kernel views. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import WebSocket from 'ws';
-import type { StatsView, ProgramView, MapView, MapPage, SettingsView, StreamMessage } from '../api/controller';
+import type { StatsView, ProgramView, MapView, MapPage, SettingsView, StreamMessage } from '../domain/types';
 import { REASONS, type TraceEvent } from '../dataplane/types';
 import { ApiError } from './client';
 import { hashSecret } from '../config/config';

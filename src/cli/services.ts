@@ -1,6 +1,6 @@
 /** `xdplb service ...` and `xdplb backend ...`: the desired state through the API. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import type { ServiceSpec, ServiceView, HealthCheckSpec } from '../api/controller';
+import type { ServiceSpec, ServiceView, HealthCheckSpec } from '../domain/types';
 import {
   withClientOptions, clientFrom, action, integerArg, parseBackendKey, parseBackendSpec, collect, type ClientFlags,
 } from './common';

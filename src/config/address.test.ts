@@ -5,7 +5,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { XdplbError } from '../api/errors';
+import { XdplbError } from '../domain/errors';
 import { parseConfigText } from './config';
 import { DesiredState } from './state';
 import {

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import YAML from 'yaml';
-import { XdplbError } from '../api/errors';
+import { XdplbError } from '../domain/errors';
 import {
   CONFIG_HEADER, END_MARKER, checkComplete, formatConfig, loadConfigFile, parseConfigText, prepareConfigFile, saveConfigFile,
 } from './config';

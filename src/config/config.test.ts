@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { XdplbError } from '../api/errors';
+import { XdplbError } from '../domain/errors';
 import { hashSecret, loadConfigFile, parseConfigText, saveConfigFile, verifySecret } from './config';
 import { DesiredState } from './state';
 import { repoRoot } from '../paths';

@@ -6,7 +6,7 @@ import { createHash, createHmac, randomBytes, scrypt, scryptSync, timingSafeEqua
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Document, LineCounter, parseDocument, isMap, isPair, isScalar, isSeq, visit } from 'yaml';
-import { XdplbError } from '../api/errors';
+import { XdplbError } from '../domain/errors';
 import { NAMED_SCHEMAS, ConfigSchema, type Config } from './schema';
 import { validateState } from './state';
 import { yamlNestingError } from './json';

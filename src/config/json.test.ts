@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { XdplbError } from '../api/errors';
+import { XdplbError } from '../domain/errors';
 import { MAX_JSON_DEPTH, parseStrictJson, yamlNestingError } from './json';
 import { parseConfigText } from './config';
 

@@ -8,7 +8,7 @@
  * - keys that could reach an object's prototype (__proto__, constructor, prototype).
  * Errors are catalogue errors whose `field` is the JSON pointer of the offending key.
  */
-import { XdplbError } from '../api/errors';
+import { XdplbError } from '../domain/errors';
 
 /** Deepest nesting of objects and arrays accepted (the deepest valid config is 5 levels). */
 export const MAX_JSON_DEPTH = 32;

@@ -1,15 +1,15 @@
 /**
  * The one schema: the config file, the API bodies and the CLI input are validated by these
  * TypeBox schemas, and the same schemas document the API (OpenAPI). Shapes mirror
- * src/api/controller.ts and docs/api.md; a compile-time check below keeps the keys identical.
+ * src/domain/types.ts and docs/api.md; a compile-time check below keeps the keys identical.
  *
  * Input schemas mark fields with defaults optional; after validation (Ajv `useDefaults`) the
  * value has every default filled in and has the normalised type (ServiceSpec, Config...).
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
-import type { BackendSpec, HealthCheckSpec, Role, ServiceSpec, SettingsView } from '../api/controller';
-import { XdplbError } from '../api/errors';
+import type { BackendSpec, HealthCheckSpec, Role, ServiceSpec, SettingsView } from '../domain/types';
+import { XdplbError } from '../domain/errors';
 import { LB } from '../dataplane/abi';
 import { DEFAULT_REVERSE_GRACE_SECONDS } from '../dataplane/types';
 
@@ -185,7 +185,7 @@ export const ServiceViewSchema = Type.Object({
 
 export const ErrorBodySchema = Type.Object({
   error: Type.Object({
-    code: Type.String({ description: 'XDPLB_ERR_* (src/api/errors.ts)' }),
+    code: Type.String({ description: 'XDPLB_ERR_* (src/domain/errors.ts)' }),
     message: Type.String(),
     field: Type.Optional(Type.String({ description: 'JSON pointer of the offending field' })),
   }),
@@ -272,7 +272,7 @@ export interface Config {
   allowEmpty?: boolean;
 }
 
-// Compile-time: the schemas have exactly the keys of the contract types (src/api/controller.ts).
+// Compile-time: the schemas have exactly the keys of the contract types (src/domain/types.ts).
 type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : false) : false;
 const keysMatch: [
   SameKeys<Static<typeof ServiceSpecSchema>, ServiceSpec>,

@@ -4,10 +4,9 @@
  * the current state untouched). Checks here are the ones a schema cannot express: they look
  * across fields and across services.
  */
-import type { BackendSpec, ServiceSpec, SettingsView } from '../api/controller';
-import { XdplbError } from '../api/errors';
-import { isPrime } from '../balancer/maglev';
-import { backendDestination, reverseClash, type ReverseClaim } from '../balancer/rules';
+import type { BackendSpec, ServiceSpec, SettingsView } from '../domain/types';
+import { XdplbError } from '../domain/errors';
+import { crossServiceRuleBreaks, isPrime, serviceRuleBreaks } from './rules';
 import {
   BackendPatchSchema, BackendSpecSchema, ConfigSchema, ServiceSpecSchema, SettingsPatchSchema,
   MAX_REVERSE_ENTRIES, MAX_TOTAL_BACKENDS, MAX_VIPS, parseListen, validateInput, type Config,
@@ -41,29 +40,29 @@ function serviceErrors(service: ServiceSpec, index: number, config: Config): Xdp
   const at = `/services/${index}`;
   const tableSize = effectiveTableSize(service, config);
   const tableField = service.tableSize === undefined ? '/maglev/tableSize' : `${at}/tableSize`;
-  if (!isPrime(tableSize)) errors.push(invalid(tableField, `Maglev table size ${tableSize} must be a prime number`));
-  if (tableSize < service.backends.length) {
-    errors.push(invalid(tableField, `Maglev table size ${tableSize} is smaller than the ${service.backends.length} backends of service "${service.name}"`));
+  for (const broken of serviceRuleBreaks(service, tableSize)) {
+    switch (broken.rule) {
+      case 'table-size-prime':
+        errors.push(invalid(tableField, `Maglev table size ${tableSize} must be a prime number`));
+        break;
+      case 'table-size-backends':
+        errors.push(invalid(tableField, `Maglev table size ${tableSize} is smaller than the ${service.backends.length} backends of service "${service.name}"`));
+        break;
+      case 'nat-port-0':
+        errors.push(invalid(`${at}/backends/${broken.backend}/port`, 'a NAT service on every port (port 0) needs backends on port 0: replies could not be mapped back to the client\'s port'));
+        break;
+      case 'dsr-port':
+        errors.push(invalid(`${at}/backends/${broken.backend}/port`, `DSR cannot translate ports: backend port must be 0 or the service port ${service.port}`));
+        break;
+      case 'duplicate-destination': {
+        const backend = service.backends[broken.backend];
+        const other = service.backends[broken.first];
+        const same = backendKey(other) === backendKey(backend) ? '' : ` (${backendKey(other)}: the same destination in ${service.mode.toUpperCase()} mode)`;
+        errors.push(conflict(`${at}/backends/${broken.backend}/address`, `backend ${backendKey(backend)} duplicates /services/${index}/backends/${broken.first}${same} in service "${service.name}"`));
+        break;
+      }
+    }
   }
-  const seen = new Map<string, number>();
-  service.backends.forEach((backend, b) => {
-    const bAt = `${at}/backends/${b}`;
-    if (service.mode === 'nat' && service.port === 0 && backend.port !== 0) {
-      errors.push(invalid(`${bAt}/port`, 'a NAT service on every port (port 0) needs backends on port 0: replies could not be mapped back to the client\'s port'));
-    }
-    if (service.mode === 'dsr' && backend.port !== 0 && backend.port !== service.port) {
-      errors.push(invalid(`${bAt}/port`, `DSR cannot translate ports: backend port must be 0 or the service port ${service.port}`));
-    }
-    const identity = backendDestination(service, backend);
-    const first = seen.get(identity);
-    if (first !== undefined) {
-      const other = service.backends[first];
-      const same = backendKey(other) === backendKey(backend) ? '' : ` (${backendKey(other)}: the same destination in ${service.mode.toUpperCase()} mode)`;
-      errors.push(conflict(`${bAt}/address`, `backend ${backendKey(backend)} duplicates /services/${index}/backends/${first}${same} in service "${service.name}"`));
-    } else {
-      seen.set(identity, b);
-    }
-  });
   const check = service.healthCheck;
   if (check) {
     const hAt = `${at}/healthCheck`;
@@ -88,58 +87,35 @@ function blame(a: number, b: number, focus?: number): [number, number] {
   return a > b ? [a, b] : [b, a];
 }
 
-interface ReverseEntry extends ReverseClaim { index: number; backend: number }
-
 /** Checks that look across services: names, listeners, reverse NAT. */
 function crossServiceErrors(services: ServiceSpec[], focus?: number): XdplbError[] {
-  const errors: XdplbError[] = [];
-  const byName = new Map<string, number>();
-  const byListener = new Map<string, number>();
-  // Reverse NAT entries grouped by "backend address|protocol".
-  const byReverse = new Map<string, ReverseEntry[]>();
-  services.forEach((service, i) => {
-    const seenName = byName.get(service.name);
-    if (seenName !== undefined) {
-      const [guilty, other] = blame(i, seenName, focus);
-      errors.push(conflict(`/services/${guilty}/name`, `service name "${service.name}" is already used by /services/${other}`));
-    } else byName.set(service.name, i);
-
-    const listener = `${service.vip}|${service.port}|${service.protocol}`;
-    const seenListener = byListener.get(listener);
-    if (seenListener !== undefined) {
-      const [guilty, other] = blame(i, seenListener, focus);
-      errors.push(conflict(`/services/${guilty}/vip`, `${service.vip}:${service.port}/${service.protocol} is already served by "${services[other].name}" (/services/${other})`));
-    } else byListener.set(listener, i);
-
-    service.backends.forEach((backend, b) => {
-      const owner = services.find((other) => other.vip === backend.address);
-      if (owner) {
-        errors.push(conflict(`/services/${i}/backends/${b}/address`, `${backend.address} is the VIP of service "${owner.name}": packets would loop through the balancer`));
+  return crossServiceRuleBreaks(services).map((broken) => {
+    const i = broken.service;
+    const service = services[i];
+    switch (broken.rule) {
+      case 'duplicate-name': {
+        const [guilty, other] = blame(i, broken.first, focus);
+        return conflict(`/services/${guilty}/name`, `service name "${service.name}" is already used by /services/${other}`);
       }
-    });
-
-    if (service.mode !== 'nat') return;
-    service.backends.forEach((backend, b) => {
-      const entry = { index: i, backend: b, port: backend.port || service.port, vip: service.vip, vport: service.port };
-      const group = `${backend.address}|${service.protocol}`;
-      const list = byReverse.get(group) ?? [];
-      for (const seen of list) {
-        if (seen.index === i) continue;
-        const clash = reverseClash(seen, entry);
-        if (!clash) continue;
-        const [guilty] = blame(i, seen.index, focus);
-        const guiltyBackend = guilty === i ? b : seen.backend;
-        const other = guilty === i ? seen.index : i;
-        errors.push(conflict(`/services/${guilty}/backends/${guiltyBackend}/address`,
-          `backend ${backend.address}:${entry.port}/${service.protocol} is also a NAT backend of "${services[other].name}" ` +
-          `(port ${clash}) behind a different VIP:port; stateless reverse NAT could not tell their replies apart`));
-        break;
+      case 'duplicate-listener': {
+        const [guilty, other] = blame(i, broken.first, focus);
+        return conflict(`/services/${guilty}/vip`, `${service.vip}:${service.port}/${service.protocol} is already served by "${services[other].name}" (/services/${other})`);
       }
-      list.push(entry);
-      byReverse.set(group, list);
-    });
+      case 'backend-is-vip': {
+        const backend = service.backends[broken.backend];
+        return conflict(`/services/${i}/backends/${broken.backend}/address`, `${backend.address} is the VIP of service "${services[broken.owner].name}": packets would loop through the balancer`);
+      }
+      case 'reverse-clash': {
+        const backend = service.backends[broken.backend];
+        const [guilty] = blame(i, broken.other, focus);
+        const guiltyBackend = guilty === i ? broken.backend : broken.otherBackend;
+        const other = guilty === i ? broken.other : i;
+        return conflict(`/services/${guilty}/backends/${guiltyBackend}/address`,
+          `backend ${backend.address}:${backend.port || service.port}/${service.protocol} is also a NAT backend of "${services[other].name}" ` +
+          `(port ${broken.ports}) behind a different VIP:port; stateless reverse NAT could not tell their replies apart`);
+      }
+    }
   });
-  return errors;
 }
 
 /** What the data plane's maps can hold (bpf/lb_abi.h sizes). */

@@ -10,9 +10,9 @@ import { DaemonController, buildDataplaneState } from './controller';
 import { MemoryDriver } from './memory-driver';
 import { HealthMonitor } from '../health/monitor';
 import { DesiredState } from '../config/state';
-import { XdplbError } from '../api/errors';
+import { XdplbError } from '../domain/errors';
 import { unusableAddressReason, type Config } from '../config/schema';
-import type { StreamMessage } from '../api/controller';
+import type { StreamMessage } from '../domain/types';
 
 const web = {
   name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp' as const, mode: 'nat' as const, tableSize: 13,

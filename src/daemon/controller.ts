@@ -1,5 +1,5 @@
 /**
- * The daemon's Controller (src/api/controller.ts): one desired state, changed whole or not at
+ * The daemon's Controller (src/domain/types.ts): one desired state, changed whole or not at
  * all. Every change runs the same path, one at a time:
  *   DesiredState mutation (validates) -> write the config file under a temporary name (fsync)
  *   -> reconcile into the data plane -> rename the file into place -> broadcast {type:'state'}.
@@ -14,8 +14,8 @@ import type { Logger } from 'pino';
 import type {
   Controller, ServiceSpec, ServiceView, BackendSpec, BackendView, SettingsView, StatsView, StreamMessage,
   ProgramView, MapView, MapPage,
-} from '../api/controller';
-import { XdplbError } from '../api/errors';
+} from '../domain/types';
+import { XdplbError } from '../domain/errors';
 import { DesiredState, backendKey, effectiveTableSize } from '../config/state';
 import type { Config } from '../config/schema';
 import type { DataplaneState, StatsSnapshot } from '../dataplane/types';

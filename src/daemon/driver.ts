@@ -5,7 +5,7 @@
  * without a kernel.
  */
 import type { DataplaneState, StatsSnapshot, TraceEvent } from '../dataplane/types';
-import type { ProgramView, MapView, MapPage } from '../api/controller';
+import type { ProgramView, MapView, MapPage } from '../domain/types';
 
 /** Where one service landed in the data plane. */
 export interface ServicePlacement {

@@ -15,10 +15,10 @@ import { TraceEvents } from '../dataplane/events';
 import { Balancer } from '../balancer/balancer';
 import { LB } from '../dataplane/abi';
 import { lbMap } from '../dataplane/typed-map';
-import { XdplbError } from '../api/errors';
+import { XdplbError } from '../domain/errors';
 import { MAX_SERVICE_TABLE_SIZE, type Config } from '../config/schema';
 import { effectiveTableSize } from '../config/state';
-import type { MapPage, MapView, ProgramView } from '../api/controller';
+import type { MapPage, MapView, ProgramView } from '../domain/types';
 import type { DataplaneState, StatsSnapshot, TraceEvent } from '../dataplane/types';
 import type { DataplaneDriver, ServicePlacement } from './driver';
 

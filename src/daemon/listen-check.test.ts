@@ -6,8 +6,8 @@ import path from 'node:path';
 import pino from 'pino';
 import { hashSecret, parseConfigText } from '../config/config';
 import { assessAccounts, enforceListenPolicy } from './listen-check';
-import { startDaemon } from './daemon';
-import { XdplbError } from '../api/errors';
+import { startDaemon } from '../cli/daemon-process';
+import { XdplbError } from '../domain/errors';
 
 const silent = pino({ level: 'silent' });
 

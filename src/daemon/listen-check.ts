@@ -4,7 +4,7 @@
  * warn about weak secrets anywhere.
  */
 import type { Logger } from 'pino';
-import { XdplbError } from '../api/errors';
+import { XdplbError } from '../domain/errors';
 import { verifySecretAsync } from '../config/config';
 import type { Config } from '../config/schema';
 import { evaluateListenPolicy, plainSecretVerdict, weakCandidatesFor, type AssessedAccount, type SecretKind } from '../config/secret-policy';

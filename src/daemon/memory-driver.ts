@@ -5,8 +5,8 @@
  * are the weights' proportions. `refuseNext` makes the next apply fail like a kernel refusal.
  */
 import { REASONS, XDP_ACTIONS, type DataplaneState, type StatsSnapshot, type TraceEvent } from '../dataplane/types';
-import type { MapPage, MapView, ProgramView } from '../api/controller';
-import { XdplbError } from '../api/errors';
+import type { MapPage, MapView, ProgramView } from '../domain/types';
+import { XdplbError } from '../domain/errors';
 import type { DataplaneDriver, ServicePlacement } from './driver';
 
 export class MemoryDriver implements DataplaneDriver {

@@ -7,7 +7,7 @@
  * bytes are totals since the data plane was loaded.
  */
 import { REASONS, XDP_ACTIONS, type FlowCounters, type PacketCounter, type StatsSnapshot } from '../dataplane/types';
-import type { StatsView, BackendHealthState } from '../api/controller';
+import type { StatsView, BackendHealthState } from '../domain/types';
 
 export const HISTORY_SAMPLES = 300;
 

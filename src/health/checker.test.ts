@@ -5,7 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HealthChecker, type HealthChange } from './checker';
 import { HealthMonitor } from './monitor';
-import type { HealthCheckSpec } from '../api/controller';
+import type { HealthCheckSpec } from '../domain/types';
 
 const LOCAL = '127.0.0.1';
 

@@ -12,7 +12,7 @@
  * forward (it passes the packet to the kernel with reason `no_neigh` otherwise).
  */
 import { EventEmitter } from 'node:events';
-import type { HealthCheckSpec } from '../api/controller';
+import type { HealthCheckSpec } from '../domain/types';
 import { startProbe, type Probe, type RunningProbe } from './checks';
 import { HealthMachine, policyOf, type Health } from './state';
 import type { DsrProbeRoutes, ArpAnswerers } from './dsr-routes';

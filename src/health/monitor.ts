@@ -8,7 +8,7 @@
  * service that gains a check starts the backends it already served 'up': checks then decide.
  */
 import { EventEmitter } from 'node:events';
-import type { ServiceSpec } from '../api/controller';
+import type { ServiceSpec } from '../domain/types';
 import { HealthChecker, type Health, type HealthChange, type HealthRamp, type BackendHealthStatus } from './checker';
 import type { DsrProbeRoutes } from './dsr-routes';
 

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type {
   BackendView, MapView, ProgramView, ServiceView, SettingsView, StatsView, StreamMessage,
-} from '../../src/api/controller';
+} from '../../src/domain/types';
 import type { TraceEvent } from '../../src/dataplane/types';
 import { REASONS, XDP_ACTIONS } from '../../src/dataplane/types';
 import { findDisagreements, type ClusterView, type NodeStatus } from '../../src/api/cluster-view';

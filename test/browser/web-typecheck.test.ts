@@ -1,4 +1,4 @@
-// The dashboard imports the API's types from src/api/controller.ts, but Vite only strips
+// The dashboard imports the API's types from src/domain/types.ts, but Vite only strips
 // types: this type-checks web/ (strict, DOM lib) so that a contract change that breaks the
 // dashboard fails here instead of in a browser.
 import { test } from 'node:test';

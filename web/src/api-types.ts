@@ -3,11 +3,11 @@
 export type {
   Role, BackendSpec, ServiceSpec, BackendView, ServiceView, SettingsView, StatsView, RateRow,
   ProgramView, MapView, MapPage, StreamMessage,
-} from '../../src/api/controller';
+} from '../../src/domain/types';
 export type { TraceEvent, XdpAction, Reason } from '../../src/dataplane/types';
 
 export interface User { name: string; role: 'viewer' | 'admin' }
-export type ServiceStats = import('../../src/api/controller').StatsView['services'][number];
+export type ServiceStats = import('../../src/domain/types').StatsView['services'][number];
 export type BackendStats = ServiceStats['backends'][number];
 export interface InterfaceView { ifname: string; ifindex: number; mode: string; progId: number }
 // The cluster contract (issue 13): GET /cluster, PUT /nodes/{name}/drain.

@@ -7,10 +7,10 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import type { FastifyInstance } from 'fastify';
+import type { RoutePlugin } from '../route-kit';
 import { Type } from '@sinclair/typebox';
-import type { Controller } from '../controller';
-import { XdplbError } from '../errors';
+import type { Controller } from '../../domain/types';
+import { XdplbError } from '../../domain/errors';
 import { findDisagreements, type ClusterView, type NodeBgp, type NodeStatus } from '../cluster-view';
 
 /** What a daemon may add to its controller for the cluster routes (all optional). */
@@ -22,8 +22,6 @@ export interface ClusterHooks {
   /** Withdraw (drain) or announce again (undrain); in-flight flows keep being forwarded for graceSeconds. */
   onDrain?(drain: boolean, graceSeconds: number): Promise<void> | void;
 }
-
-export interface ClusterRoutesOptions { controller: Controller & ClusterHooks }
 
 export const DEFAULT_DRAIN_GRACE_SECONDS = 0;
 
@@ -59,8 +57,8 @@ function cpuMeter(): () => Promise<number> {
   };
 }
 
-export async function clusterRoutes(app: FastifyInstance, opts: ClusterRoutesOptions): Promise<void> {
-  const { controller } = opts;
+export const clusterRoutes: RoutePlugin = async (app, ctx) => {
+  const controller: Controller & ClusterHooks = ctx.controller;
   const selfName = () => controller.nodeName?.() ?? os.hostname();
   const cpu = cpuMeter();
 
@@ -94,7 +92,7 @@ export async function clusterRoutes(app: FastifyInstance, opts: ClusterRoutesOpt
     };
   });
 
-  app.put('/api/v1/nodes/:name/drain', {
+  app.put<{ Params: { name: string }; Body: { drain: boolean; graceSeconds?: number } }>('/api/v1/nodes/:name/drain', {
     config: { access: 'write' },
     schema: {
       summary: 'Drain (withdraw this node\'s VIP announcements, keep forwarding in-flight flows for graceSeconds) or undrain a node',
@@ -106,8 +104,8 @@ export async function clusterRoutes(app: FastifyInstance, opts: ClusterRoutesOpt
       response: { 200: Type.Object({}, { additionalProperties: true }) },
     },
   }, async (request): Promise<NodeStatus> => {
-    const { name } = request.params as { name: string };
-    const { drain, graceSeconds } = request.body as { drain: boolean; graceSeconds?: number };
+    const { name } = request.params;
+    const { drain, graceSeconds } = request.body;
     if (name !== selfName()) {
       throw new XdplbError('XDPLB_ERR_NOT_FOUND', `no node named "${name}" (file mode: this node, "${selfName()}", is the only one)`);
     }
@@ -117,4 +115,4 @@ export async function clusterRoutes(app: FastifyInstance, opts: ClusterRoutesOpt
     await controller.onDrain(drain, graceSeconds ?? DEFAULT_DRAIN_GRACE_SECONDS);
     return selfStatus();
   });
-}
+};

@@ -1,15 +1,16 @@
 /**
- * The rules src/config/state.ts and the reconciler share (src/balancer/rules.ts): the reverse
+ * The rules src/config/state.ts reports and the reconciler asserts (src/config/rules.ts): the reverse
  * NAT clash and the backend destination. The config validator must never accept a state the
  * reconciler then refuses (the daemon would accept a change it cannot apply), so both are
  * checked against each other over every combination of ports, VIPs and modes.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backendDestination, reverseClash } from './rules';
-import { Reconciler, type ReconcilerMaps } from './reconciler';
-import { validateState } from '../config/state';
-import type { ServiceSpec } from '../api/controller';
+import { backendDestination, crossServiceRuleBreaks, reverseClash, serviceRuleBreaks } from './rules';
+import { Reconciler, ReconcileInvariantError, type ReconcilerMaps } from '../balancer/reconciler';
+import { XdplbError } from '../domain/errors';
+import { validateState } from './state';
+import type { ServiceSpec } from '../domain/types';
 import type { DataplaneState } from '../dataplane/types';
 
 const V1 = '198.18.100.1';
@@ -46,7 +47,7 @@ describe('backendDestination', () => {
 const unusedMap = { lookup: () => null, update: () => undefined, delete: () => undefined, keys: () => [] };
 const maps = Object.fromEntries(['services', 'vips', 'maglev', 'backends', 'reverse', 'settings'].map((m) => [m, unusedMap])) as unknown as ReconcilerMaps;
 const reconciler = new Reconciler(maps, { maxServices: 256, maxBackends: 4096, maxVips: 256, maxReverse: 4096, maglevMaxSize: 1048573 }, () => {
-  throw new Error('validate never creates tables');
+  throw new Error('assertInvariants never creates tables');
 });
 
 function dataplaneState(services: ServiceSpec[]): DataplaneState {
@@ -60,7 +61,7 @@ function dataplaneState(services: ServiceSpec[]): DataplaneState {
 function verdicts(services: ServiceSpec[]): { state: string | null; reconciler: string | null } {
   const result = { state: null as string | null, reconciler: null as string | null };
   try { validateState({ services: services.map((s) => ({ ...s, tableSize: 13 })) }); } catch (e) { result.state = (e as Error).message; }
-  try { reconciler.validate(dataplaneState(services)); } catch (e) { result.reconciler = (e as Error).message; }
+  try { reconciler.assertInvariants(dataplaneState(services)); } catch (e) { result.reconciler = (e as Error).message; }
   return result;
 }
 
@@ -107,5 +108,38 @@ describe('the config validator and the reconciler agree', () => {
     const twin = verdicts([{ name: 'a', vip: V1, port: 80, protocol: 'tcp', mode: 'nat', backends: [{ address: B, port: 0, weight: 1 }, { address: B, port: 80, weight: 1 }] }]);
     assert.match(twin.state ?? '', /^\/services\/0\/backends\/1\/address: backend 198\.18\.1\.2:80 duplicates \/services\/0\/backends\/0 \(198\.18\.1\.2:0: the same destination in NAT mode\)/);
     assert.match(twin.reconciler ?? '', /the same destination as backend 198\.18\.1\.2:0/);
+  });
+});
+
+describe('the reconciler asserts the config\'s rules as invariants', () => {
+  const svc = (name: string, vip: string, port: number, mode: 'nat' | 'dsr', ...backends: Array<[string, number]>): ServiceSpec =>
+    ({ name, vip, port, protocol: 'tcp', mode, backends: backends.map(([address, p]) => ({ address, port: p, weight: 1 })) });
+  const cases: Array<[string, ServiceSpec[], number?]> = [
+    ['duplicate-name', [svc('a', V1, 80, 'nat'), svc('a', V2, 80, 'nat')]],
+    ['duplicate-listener', [svc('a', V1, 80, 'nat'), svc('b', V1, 80, 'nat')]],
+    ['table-size-prime', [svc('a', V1, 80, 'nat', [B, 80])], 15],
+    ['nat-port-0', [svc('a', V1, 0, 'nat', [B, 80])]],
+    ['dsr-port', [svc('a', V1, 53, 'dsr', [B, 5353])]],
+    ['duplicate-destination', [svc('a', V1, 80, 'nat', [B, 80], [B, 0])]],
+    ['reverse-clash', [svc('a', V1, 80, 'nat', [B, 8080]), svc('b', V2, 80, 'nat', [B, 8080])]],
+  ];
+  for (const [rule, services, tableSize = 13] of cases) {
+    test(`${rule}: one rule, refused by the validator and asserted by the reconciler under its name`, () => {
+      const sized = services.map((s) => ({ ...s, tableSize }));
+      const own = sized.flatMap((s) => serviceRuleBreaks(s, tableSize).map((b) => b.rule));
+      const across = crossServiceRuleBreaks(sized).map((b) => b.rule);
+      assert.deepEqual([...own, ...across], [rule], 'the case breaks exactly this rule');
+      assert.throws(() => validateState({ services: sized }), (e: unknown) => e instanceof XdplbError && /^XDPLB_ERR_(VALIDATION|CONFLICT)$/.test(e.code));
+      const state = dataplaneState(services);
+      for (const s of state.services) s.tableSize = tableSize;
+      assert.throws(() => reconciler.assertInvariants(state),
+        (e: unknown) => e instanceof ReconcileInvariantError && e.invariant === rule && e.message.startsWith(`invariant "${rule}" broken: service "`));
+    });
+  }
+  test('a backend that is another service\'s VIP is the config\'s policy only: the maps can hold it', () => {
+    const services = [svc('a', V1, 80, 'nat', [V2, 80]), svc('b', V2, 80, 'nat', [B, 80])];
+    assert.deepEqual(crossServiceRuleBreaks(services).map((b) => b.rule), ['backend-is-vip']);
+    assert.throws(() => validateState({ services }), /is the VIP of service "b": packets would loop/);
+    assert.doesNotThrow(() => reconciler.assertInvariants(dataplaneState(services)));
   });
 });

@@ -9,7 +9,11 @@
  * program stays attached and pinned and keeps forwarding, unless detachOnExit.
  *
  * In-process use (tests): `const d = await startDaemon({configPath, pinDir}); ...; await d.stop()`.
- * Child-process use: see spawn.ts.
+ * Child-process use: see src/daemon/spawn.ts.
+ *
+ * This is the composition root (the one place that wires the daemon core in src/daemon to the
+ * HTTP API in src/api), so it lives with the CLI: nothing below src/api and src/cli imports
+ * src/api (src/layering.test.ts).
  */
 import dns from 'node:dns/promises';
 import fs from 'node:fs';
@@ -23,13 +27,13 @@ import { AuthStore } from '../api/auth';
 import { createApiServer } from '../api/server';
 import { HealthMonitor } from '../health/monitor';
 import { DsrProbeRoutes } from '../health/dsr-routes';
-import { repoPath } from './paths';
-import { DaemonController } from './controller';
-import { openKernel, type KernelSession } from './kernel-driver';
-import { watchConfigFile, type ConfigWatcher } from './config-watcher';
-import { DEFAULT_PIN_DIR } from './defaults';
-import { enforceListenPolicy } from './listen-check';
-import { XdplbError } from '../api/errors';
+import { repoPath } from '../daemon/paths';
+import { DaemonController } from '../daemon/controller';
+import { openKernel, type KernelSession } from '../daemon/kernel-driver';
+import { watchConfigFile, type ConfigWatcher } from '../daemon/config-watcher';
+import { DEFAULT_PIN_DIR } from '../daemon/defaults';
+import { enforceListenPolicy } from '../daemon/listen-check';
+import { XdplbError } from '../domain/errors';
 import { ifIndex } from '../bpf';
 
 export { DEFAULT_PIN_DIR };

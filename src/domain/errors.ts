@@ -1,7 +1,8 @@
 /**
  * The one error catalogue (as fastify's FST_ERR_*): every error the control plane reports has
  * a stable code, an HTTP status and a default message. The API's error handler maps them to
- * `{error: {code, message, field?}}`; the CLI prints the same code and message.
+ * `{error: {code, message, field?}}`; the CLI prints the same code and message. It lives in
+ * src/domain so that every layer (config, health, daemon, api, cli) may throw them.
  */
 
 export interface CatalogueEntry { readonly code: string; readonly statusCode: number; readonly message: string }

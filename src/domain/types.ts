@@ -1,7 +1,8 @@
 /**
- * What the HTTP API needs from the daemon. src/daemon implements it over the real data plane;
- * the API never touches maps itself. Mutations validate the whole resulting state first and
- * throw an XdplbError (src/api/errors.ts) without changing anything when it is invalid.
+ * The domain types every layer shares (src/domain: config, health, daemon, api and cli import
+ * it; it imports no layer above the data plane). Controller is what the HTTP API needs from the
+ * daemon: src/daemon implements it over the real data plane; the API never touches maps itself. Mutations validate the whole resulting state first and
+ * throw an XdplbError (src/domain/errors.ts) without changing anything when it is invalid.
  */
 import type { ProgramInfo, MapInfo } from '../bpf/api';
 import type { StatsSnapshot, TraceEvent } from '../dataplane/types';
