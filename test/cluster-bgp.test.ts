@@ -280,7 +280,38 @@ describe('cluster: 3 nodes behind BGP/ECMP, NAT', { skip }, () => {
     assert.equal(report.long.filter((c) => c.sockets > 1 || c.backends.length > 1).length, 0, describeError(report));
     assert.equal(failedFresh, 0, `failed fresh connections: ${JSON.stringify(report.fresh.filter((f) => f.error).slice(0, 3))}`);
   });
+
+  test('a node withdraws when no backend is usable and when it loses its data plane, and announces again', { timeout: 60_000 }, async (t) => {
+    const node1 = nodeUplinkAddress(1);
+    await waitFor('three next hops', 20_000, () => nextHops().length === 3, 100);
+    for (const key of ['198.18.1.11:8080', '198.18.1.12:8080']) assert.equal(nodeApi(1, 'PATCH', `/api/v1/services/web/backends/${key}`, { weight: 0 }), 200);
+    const noBackendMs = await waitFor('node 1 withdrawn (no usable backend)', 5000, () => !nextHops().includes(node1));
+    assert.equal(nextHops().length, 2, 'the other nodes keep announcing');
+    for (const key of ['198.18.1.11:8080', '198.18.1.12:8080']) assert.equal(nodeApi(1, 'PATCH', `/api/v1/services/web/backends/${key}`, { weight: 1 }), 200);
+    await waitFor('node 1 announced again', 5000, () => nextHops().includes(node1));
+    // The data plane is lost: its backend-side interface goes away (renamed here, so it can come back).
+    ipIn(`${P}-lb1`, ['link', 'set', `${P}-lb1`, 'down']);
+    ipIn(`${P}-lb1`, ['link', 'set', `${P}-lb1`, 'name', `${P}-lbx`]);
+    try {
+      const lostMs = await waitFor('node 1 withdrawn (data plane lost)', 5000, () => !nextHops().includes(node1));
+      t.diagnostic(`withdrawn ${noBackendMs} ms after the last backend became unusable, ${lostMs} ms after the interface went away`);
+    } finally {
+      ipIn(`${P}-lb1`, ['link', 'set', `${P}-lbx`, 'name', `${P}-lb1`]);
+      ipIn(`${P}-lb1`, ['link', 'set', `${P}-lb1`, 'up']);
+    }
+    await waitFor('node 1 announced again after its interface came back', 5000, () => nextHops().includes(node1));
+    const status = (await nodes[0].command('status')).status as { state: string; announced: string[]; drained: boolean };
+    assert.deepEqual(status, { ...status, state: 'established', announced: [VIP], drained: false });
+  });
 });
+
+/** The daemon API of node k (inside its namespace), with the test token. Returns the HTTP status. */
+function nodeApi(k: number, method: string, urlPath: string, body?: unknown): number {
+  const out = run('ip', ['netns', 'exec', `${P}-lb${k}`, 'curl', '-s', '-m', '5', '-o', '/dev/null', '-w', '%{http_code}', '-X', method,
+    '-H', 'Authorization: Bearer xlbg-test-token-0123456789', '-H', 'Content-Type: application/json',
+    ...(body === undefined ? [] : ['--data', JSON.stringify(body)]), `http://127.0.0.1:25080${urlPath}`], { allowFail: true });
+  return Number(out.stdout);
+}
 
 describe('cluster: 3 nodes behind BGP/ECMP, DSR', { skip }, () => {
   let nodes: LabNode[] = [];

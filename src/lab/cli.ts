@@ -55,7 +55,11 @@ export function registerLabCommands(program: Command): void {
         if (!cs.up) process.exitCode = 1;
         return;
       }
-      if (o.etcd !== 0) throw new InvalidArgumentError('--etcd needs --nodes');
+      if (o.etcd !== 0) {
+        process.stderr.write('xdplb: usage: lab up: --etcd needs --nodes\n');
+        process.exitCode = 2;
+        return;
+      }
       const status = await labUp({
         prefix: o.prefix, backends: o.backends, mode: o.mode, vips: o.vips?.split(',').filter(Boolean),
         forwardPort: o.forwardPort, apiPort: o.apiPort, peerXdp: o.peerXdp, log: o.json ? undefined : (line) => process.stderr.write(`lab: ${line}\n`),

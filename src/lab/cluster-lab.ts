@@ -212,9 +212,11 @@ export async function clusterUp(options: ClusterUpOptions): Promise<ClusterStatu
     log(`started router BIRD pid ${pid}`);
   }
 
+  // startEtcdMember records each member in the state file itself: re-read, never overwrite it.
   for (const e of etcd) {
     if (!isOurProcess(state.etcd[e.host], etcdMarker(prefix, e.host))) await startEtcdMember(prefix, e.index);
   }
+  state.etcd = readClusterState(prefix)?.etcd ?? state.etcd;
   writeState(state);
   return clusterStatus(prefix);
 }
