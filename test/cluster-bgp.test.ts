@@ -254,6 +254,8 @@ describe('cluster: 3 nodes behind BGP/ECMP, NAT', { skip }, () => {
     // Bring the killed node back (links up; its daemon adopts the pinned data plane) and undrain node 2.
     ipIn(nodes[2].netns, ['link', 'set', `${P}-lb0`, 'up']);
     ipIn(nodes[2].netns, ['link', 'set', `${P}-lb1`, 'up']);
+    // Setting a link down flushes its neighbour entries, the permanent ones too: `lab up` again repairs them.
+    await clusterUp({ prefix: P, nodes: 3, backends: 2, mode: 'nat' });
     await nodes[2].start();
     assert.equal((await nodes[1].command('undrain')).event, 'undrained');
     await waitFor('three next hops again', 20_000, () => nextHops().length === 3, 100);
@@ -262,14 +264,18 @@ describe('cluster: 3 nodes behind BGP/ECMP, NAT', { skip }, () => {
     assert.equal((status.status as { peers: Array<{ state: string; bfd: string }> }).peers[0].bfd, 'Up');
 
     const driver = startDriver({ longConns: 100, intervalMs: 250, newConnRps: 20 });
+    const report0 = Date.now();
     await sleep(2000);
+    const events: string[] = [];
     for (const node of nodes) {
       const t0 = Date.now();
+      events.push(`node ${node.k} stop at ${t0 - report0}`);
       await node.stop();
       await waitFor(`node ${node.k} withdrawn`, 5000, () => !nextHops().includes(nodeUplinkAddress(node.k)));
       await node.start();
       await waitFor(`node ${node.k} announced again`, 20_000, () => nextHops().includes(nodeUplinkAddress(node.k)), 50);
       t.diagnostic(`node ${node.k} restarted and announcing again after ${Date.now() - t0} ms`);
+      events.push(`node ${node.k} announced at ${Date.now() - report0}`);
       await sleep(1000);
     }
     const report = await driver.stop();
@@ -278,7 +284,7 @@ describe('cluster: 3 nodes behind BGP/ECMP, NAT', { skip }, () => {
     t.diagnostic(`rolling restart: ${report.long.reduce((n, c) => n + c.ok, 0)} requests on long connections, ${report.fresh.length} fresh connections`);
     assert.equal(failedLong, 0, `failed requests on long connections: ${describeError(report)}`);
     assert.equal(report.long.filter((c) => c.sockets > 1 || c.backends.length > 1).length, 0, describeError(report));
-    assert.equal(failedFresh, 0, `failed fresh connections: ${JSON.stringify(report.fresh.filter((f) => f.error).slice(0, 3))}`);
+    assert.equal(failedFresh, 0, `failed fresh connections: ${JSON.stringify(report.fresh.filter((f) => f.error).slice(0, 3).map((f) => ({ ...f, at: f.at - report0 })))}; ${events.join(', ')}`);
   });
 
   test('a node withdraws when no backend is usable and when it loses its data plane, and announces again', { timeout: 60_000 }, async (t) => {
@@ -298,10 +304,42 @@ describe('cluster: 3 nodes behind BGP/ECMP, NAT', { skip }, () => {
     } finally {
       ipIn(`${P}-lb1`, ['link', 'set', `${P}-lbx`, 'name', `${P}-lb1`]);
       ipIn(`${P}-lb1`, ['link', 'set', `${P}-lb1`, 'up']);
+      await clusterUp({ prefix: P, nodes: 3, backends: 2, mode: 'nat' });
     }
     await waitFor('node 1 announced again after its interface came back', 5000, () => nextHops().includes(node1));
     const status = (await nodes[0].command('status')).status as { state: string; announced: string[]; drained: boolean };
     assert.deepEqual(status, { ...status, state: 'established', announced: [VIP], drained: false });
+  });
+
+  test('BIRD supervision: a killed BIRD is restarted; a killed daemon leaves BIRD announcing and the next one adopts it', { timeout: 60_000 }, async (t) => {
+    const node = nodes[0];
+    const node1 = nodeUplinkAddress(1);
+    await waitFor('three next hops', 20_000, () => nextHops().length === 3, 100);
+    const first = node.birdPid();
+    process.kill(first, 'SIGKILL');
+    await waitFor('node 1 dropped with its BIRD', 5000, () => !nextHops().includes(node1));
+    const backMs = await waitFor('node 1 back with a new BIRD', 10_000, () => nextHops().includes(node1), 50);
+    const second = node.birdPid();
+    assert.ok(second > 0 && second !== first && !processGone(second), `BIRD pid ${first} -> ${second}`);
+    t.diagnostic(`BIRD restarted by the daemon; announcing again ${backMs} ms after it was dropped`);
+
+    // The daemon dies alone: BIRD (and the pinned program) carry on; the next daemon adopts BIRD.
+    const daemon = node.child!;
+    const exited = new Promise((r) => daemon.once('exit', r));
+    daemon.kill('SIGKILL');
+    await exited;
+    node.child = null;
+    await sleep(1500);
+    assert.ok(nextHops().includes(node1), 'the route went with the daemon');
+    let missing = 0;
+    const watch = setInterval(() => { if (!nextHops().includes(node1)) missing++; }, 20);
+    try { await node.start(); await sleep(500); } finally { clearInterval(watch); }
+    assert.equal(missing, 0, 'the route flapped while the new daemon adopted BIRD');
+    assert.equal(node.birdPid(), second, 'the new daemon started another BIRD instead of adopting');
+    const status = (await node.command('status')).status as { state: string; announced: string[] };
+    assert.equal(status.state, 'established');
+    assert.deepEqual(status.announced, [VIP]);
+    assert.ok(nextHops().includes(node1));
   });
 });
 

@@ -2,8 +2,9 @@
  * The daemon's BGP speaker: runs BIRD (adopting one a previous daemon left running), keeps its
  * config equal to what announcedVips() decides, and reports the sessions (NodeStatus.bgp).
  *
- * - start(): writes bird.conf announcing nothing, adopts the BIRD answering on the socket or
- *   spawns `bird -f -c CONF -s SOCK -P PIDFILE`, then announces what the policy allows.
+ * - start(): writes bird.conf announcing what the policy allows now, adopts the BIRD answering
+ *   on the socket (reconfigured: a restart with the same VIPs changes no route) or spawns
+ *   `bird -f -c CONF -s SOCK -P PIDFILE`.
  * - Every intervalMs (and on refresh()) the policy is evaluated again; a change rewrites
  *   bird.conf and runs `birdc configure` (BIRD diffs the static protocol: only changed /32s move).
  * - BIRD exiting while the daemon runs is restarted (at most once a second).
@@ -100,7 +101,10 @@ export class BgpSpeaker {
   /** @throws Error when BIRD cannot be started or does not answer on its socket. */
   async start(): Promise<void> {
     fs.mkdirSync(this.files.config.replace(/\/[^/]+$/, ''), { recursive: true, mode: 0o700 });
-    this.writeConfig([]);
+    // What the policy allows now, so that adopting a running BIRD does not withdraw and
+    // re-announce (a hitless daemon restart keeps every route).
+    this.lastVips = announcedVips(this.policyInput());
+    this.writeConfig(this.lastVips);
     const adopted = await this.adopt();
     if (adopted) {
       this.logger.info({ pid: this.pid, socket: this.files.socket }, 'adopted the running BIRD');
@@ -206,7 +210,7 @@ export class BgpSpeaker {
 
   private async apply(): Promise<void> {
     if (this.stopping) return;
-    const input = { attached: this.opts.attached(), storeFresh: this.opts.storeFresh(), drained: this.drainedFlag, services: this.opts.services() };
+    const input = this.policyInput();
     const vips = announcedVips(input);
     const reason = withdrawReason(input);
     if (reason !== this.lastReason) {
@@ -220,6 +224,10 @@ export class BgpSpeaker {
     const removed = this.lastVips.filter((v) => !vips.includes(v));
     this.lastVips = vips;
     this.logger.info({ announced: vips, added, removed }, 'BGP announcements updated');
+  }
+
+  private policyInput() {
+    return { attached: this.opts.attached(), storeFresh: this.opts.storeFresh(), drained: this.drainedFlag, services: this.opts.services() };
   }
 
   private writeConfig(vips: string[]): void {
