@@ -49,6 +49,10 @@ describe('lab up --nodes', { skip }, () => {
     const health = run('ip', ['netns', 'exec', `${P}-lb1`, 'etcdctl', '--endpoints', endpoints, 'endpoint', 'health'], { allowFail: true, timeoutMs: 15_000 });
     assert.equal(health.status, 0, health.stderr);
     assert.equal((health.stdout + health.stderr).match(/is healthy/g)?.length, 3);
+    // The single-node verbs do not mix with it.
+    const single = cli(['up', '--prefix', P]);
+    assert.equal(single.status, 1);
+    assert.match(single.stderr, /a multi-node lab xlbgl is up/);
     const exec = spawnSync(process.execPath, [repoPath('dist/src/cli.js'), 'lab', 'exec', '--prefix', P, 'router', '--', 'ip', 'rule', 'show', 'pref', '100'], { encoding: 'utf8' });
     assert.match(exec.stdout, /lookup 100/);
 

@@ -60,6 +60,11 @@ export function registerLabCommands(program: Command): void {
         process.exitCode = 2;
         return;
       }
+      if (readClusterState(o.prefix)) {
+        process.stderr.write(`xdplb: lab up: a multi-node lab ${o.prefix} is up (lab up --nodes N repairs it; lab down --prefix ${o.prefix} removes it)\n`);
+        process.exitCode = 1;
+        return;
+      }
       const status = await labUp({
         prefix: o.prefix, backends: o.backends, mode: o.mode, vips: o.vips?.split(',').filter(Boolean),
         forwardPort: o.forwardPort, apiPort: o.apiPort, peerXdp: o.peerXdp, log: o.json ? undefined : (line) => process.stderr.write(`lab: ${line}\n`),
