@@ -42,6 +42,8 @@ export interface BgpSpeakerOptions {
   storeFresh: () => boolean;
   /** Policy evaluation period (default 250 ms). */
   intervalMs?: number;
+  /** Start drained (a drain that arrived before BGP started, or restored from the store). */
+  drained?: { drain: boolean; graceSeconds: number };
 }
 
 const SOCKET_WAIT_MS = 10_000;
@@ -87,6 +89,10 @@ export class BgpSpeaker {
     this.files = birdFiles(opts.bgp.socket ?? `${opts.birdDir.replace(/\/+$/, '')}/bird.ctl`);
     this.birdcPath = birdcBinary(opts.bgp.birdBinary);
     this.logger = opts.logger.child({ component: 'bgp' });
+    if (opts.drained?.drain) {
+      this.drainedFlag = true;
+      this.graceUntil = Date.now() + Math.max(0, opts.drained.graceSeconds) * 1000;
+    }
   }
 
   /** The BIRD process's pid (0 before start). */

@@ -75,6 +75,8 @@ export interface RunningDaemon {
   bgp: BgpSpeaker | null;
   /** The drain hook: withdraw every VIP (drain) or announce again; the data plane keeps forwarding. */
   onDrain(drain: boolean, graceSeconds?: number): Promise<NodeBgpStatus | null>;
+  /** Whether the node is drained (also without bgp:, where a drain changes no announcement). */
+  isDrained(): boolean;
 }
 
 /**
@@ -139,6 +141,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   let server: ReturnType<typeof createApiServer> | null = null;
   let watcher: ConfigWatcher | null = null;
   let bgp: BgpSpeaker | null = null;
+  // The drain hook works from the first request on: a drain before BGP is up is applied when it starts.
+  let pendingDrain: { drain: boolean; graceSeconds: number } | undefined;
+  const onDrain = async (drain: boolean, graceSeconds = 0): Promise<NodeBgpStatus | null> => {
+    if (!bgp) {
+      pendingDrain = { drain, graceSeconds };
+      return null;
+    }
+    return bgp.onDrain(drain, graceSeconds);
+  };
   try {
     await controller.start();
     // Per-request lines at info would drown the daemon's own log (the dashboard polls): warn and up.
@@ -151,7 +162,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         bgp: initial.config.bgp, birdDir: opts.birdDir ?? '/run/xdplb/bird', logger,
         services: () => controller.listServices(),
         attached: () => dataplaneAttached(controller),
-        storeFresh: opts.storeFresh ?? (() => true),
+        storeFresh: opts.storeFresh ?? (() => true), drained: pendingDrain,
       });
       await bgp.start();
     }
@@ -229,9 +240,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   let stopped = false;
   return {
     controller, url, host: bound.address, port: bound.port, pid: process.pid, reload, bgp,
-    async onDrain(drain: boolean, graceSeconds = 0) {
-      return bgp ? bgp.onDrain(drain, graceSeconds) : null;
-    },
+    onDrain,
+    isDrained: () => (bgp ? bgp.drained : pendingDrain?.drain === true),
     async stop(stopOpts = {}) {
       if (stopped) return;
       stopped = true;
@@ -300,7 +310,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
  * Whether the data plane is attached: every configured interface has our program, and the
  * interface still exists with the same index (a deleted interface takes its XDP link with it).
  */
-function dataplaneAttached(controller: DaemonController): boolean {
+export function dataplaneAttached(controller: DaemonController): boolean {
   const wanted = controller.state.config.interfaces;
   if (wanted.length === 0) return false;
   const attached = controller.interfaces();
