@@ -27,7 +27,7 @@ describe('lab up --nodes', { skip }, () => {
 
   test('bad input: one clear line, nothing created', () => {
     for (const [args, message] of [[['--nodes', '5'], /--nodes must be an integer in 1\.\.4/], [['--nodes', '2', '--etcd', '2'], /etcd member count 2 must be 0, 1 or 3/],
-      [['--etcd', '1'], /--etcd needs --nodes/]] as Array<[string[], RegExp]>) {
+      [['--etcd', '1'], /--etcd needs --nodes/], [['--nodes', '2', '--forward-port', '25999'], /single-node lab only/]] as Array<[string[], RegExp]>) {
       const r = cli(['up', '--prefix', P, ...args]);
       assert.notEqual(r.status, 0);
       assert.match(r.stderr, message);

@@ -76,6 +76,7 @@ export class BgpSpeaker {
   private written: string | null = null;
   private lastVips: string[] = [];
   private lastReason = '';
+  private lastError = '';
   private chain: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
   private stopping = false;
@@ -127,7 +128,11 @@ export class BgpSpeaker {
   refresh(): Promise<void> {
     const run = this.chain.then(() => this.apply(), () => this.apply());
     this.chain = run.catch(() => undefined);
-    return run.catch((err: Error) => { this.logger.warn({ err: err.message }, 'BGP announcement update failed'); });
+    return run.then(() => { this.lastError = ''; }, (err: Error) => {
+      // Once per distinct failure, not every 250 ms while BIRD restarts.
+      if (err.message !== this.lastError) this.logger.warn({ err: err.message }, 'BGP announcement update failed; retrying');
+      this.lastError = err.message;
+    });
   }
 
   /** Applies a changed bgp: section (peers, timers) with `birdc configure`. */

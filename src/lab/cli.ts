@@ -47,6 +47,11 @@ export function registerLabCommands(program: Command): void {
     .option('--etcd <n>', 'with --nodes: etcd members on the backend LAN (0, 1 or 3)', intOption('--etcd', 0, 3), 0)
     .action(async (o: { prefix: string; backends: number; mode: 'nat' | 'dsr'; vips?: string; forwardPort?: number; apiPort: number; peerXdp: boolean; json?: boolean; nodes?: number; etcd: number }) => {
       if (o.nodes !== undefined) {
+        if (o.forwardPort !== undefined || !o.peerXdp) {
+          process.stderr.write('xdplb: usage: lab up --nodes: --forward-port and --no-peer-xdp apply to the single-node lab only\n');
+          process.exitCode = 2;
+          return;
+        }
         const cs = await clusterUp({
           prefix: o.prefix, nodes: o.nodes, backends: o.backends, mode: o.mode, vips: o.vips?.split(',').filter(Boolean), etcd: o.etcd,
           log: o.json ? undefined : (line) => process.stderr.write(`lab: ${line}\n`),
