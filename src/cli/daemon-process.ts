@@ -35,6 +35,7 @@ import { DEFAULT_PIN_DIR } from '../daemon/defaults';
 import { enforceListenPolicy } from '../daemon/listen-check';
 import { XdplbError } from '../domain/errors';
 import { ifIndex } from '../bpf';
+import { BgpSpeaker, type NodeBgpStatus } from '../cluster/bgp-speaker';
 
 export { DEFAULT_PIN_DIR };
 
@@ -55,6 +56,10 @@ export interface DaemonOptions {
   logger?: Logger;
   /** Debounce of config file events (ms). */
   reloadDebounceMs?: number;
+  /** Directory of BIRD's socket, config, pid file and log when the config has bgp: (default /run/xdplb/bird). */
+  birdDir?: string;
+  /** Whether the desired state is fresh (etcd mode; file mode: always). Read at every BGP policy evaluation. */
+  storeFresh?: () => boolean;
 }
 
 export type ReloadOutcome = 'applied' | 'unchanged' | 'invalid';
@@ -70,6 +75,12 @@ export interface RunningDaemon {
   reload(reason?: string): Promise<ReloadOutcome>;
   /** Stops health checks, the server and the watcher; detaches and unpins only if asked. */
   stop(opts?: { detach?: boolean }): Promise<void>;
+  /** The BGP speaker (config bgp:), or null. */
+  bgp: BgpSpeaker | null;
+  /** The drain hook: withdraw every VIP (drain) or announce again; the data plane keeps forwarding. */
+  onDrain(drain: boolean, graceSeconds?: number): Promise<NodeBgpStatus | null>;
+  /** Whether the node is drained (also without bgp:, where a drain changes no announcement). */
+  isDrained(): boolean;
 }
 
 /**
@@ -133,6 +144,16 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const auth = new AuthStore(initial.config.users, initial.config.tokens);
   let server: ReturnType<typeof createApiServer> | null = null;
   let watcher: ConfigWatcher | null = null;
+  let bgp: BgpSpeaker | null = null;
+  // The drain hook works from the first request on: a drain before BGP is up is applied when it starts.
+  let pendingDrain: { drain: boolean; graceSeconds: number } | undefined;
+  const onDrain = async (drain: boolean, graceSeconds = 0): Promise<NodeBgpStatus | null> => {
+    if (!bgp) {
+      pendingDrain = { drain, graceSeconds };
+      return null;
+    }
+    return bgp.onDrain(drain, graceSeconds);
+  };
   try {
     await controller.start();
     // Per-request lines at info would drown the daemon's own log (the dashboard polls): warn and up.
@@ -140,7 +161,17 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     server = createApiServer(controller, { auth, logger: apiLogger, webRoot: opts.webRoot ?? defaultWebRoot(), apiConfig: () => controller.state.config.api });
     const { host, port } = parseListen(opts.listen ?? initial.config.api.listen);
     await server.listen({ host, port });
+    if (initial.config.bgp) {
+      bgp = new BgpSpeaker({
+        bgp: initial.config.bgp, birdDir: opts.birdDir ?? '/run/xdplb/bird', logger,
+        services: () => controller.listServices(),
+        attached: () => dataplaneAttached(controller),
+        storeFresh: opts.storeFresh ?? (() => true), drained: pendingDrain,
+      });
+      await bgp.start();
+    }
   } catch (err) {
+    await bgp?.stop();
     controller.stop();
     await server?.close().catch(() => {});
     await controller.idle().catch(() => {});
@@ -195,6 +226,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     await kernel.syncInterfaces(applied.interfaces).catch((err: Error) =>
       logger.error({ err: err.message }, 'could not attach to the configured interfaces'));
     if (applied.api.listen !== (before as unknown as Config).api.listen) logger.warn({ listen: applied.api.listen }, 'api.listen changed: takes effect at the next start');
+    if (bgp && applied.bgp) await bgp.reconfigure(applied.bgp);
+    else if (!!bgp !== !!applied.bgp) logger.warn('bgp: added or removed: takes effect at the next start');
     logger.info({ reason, services: applied.services.length }, 'config reloaded');
     return 'applied';
   };
@@ -210,16 +243,26 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   let stopped = false;
   return {
-    controller, url, host: bound.address, port: bound.port, pid: process.pid, reload,
+    controller, url, host: bound.address, port: bound.port, pid: process.pid, reload, bgp,
+    onDrain,
+    isDrained: () => (bgp ? bgp.drained : pendingDrain?.drain === true),
     async stop(stopOpts = {}) {
       if (stopped) return;
       stopped = true;
+      // Withdraw first, while the data plane still forwards what the routers send meanwhile.
+      await bgp?.stop();
       watcher?.close();
       controller.stop();
       await server!.close().catch((err: Error) => logger.warn({ err: err.message }, 'server close failed'));
       await reloading.catch(() => undefined);
       await controller.idle();   // no reconcile may run on closed maps
       const detach = stopOpts.detach ?? !!opts.detachOnExit;
+      // A drained node promised to forward in-flight flows for its grace period: a detaching stop waits it out.
+      const grace = detach && bgp ? bgp.drainGraceUntil - Date.now() : 0;
+      if (grace > 0) {
+        logger.info({ ms: grace }, 'waiting for the drain grace period before detaching');
+        await new Promise((resolve) => setTimeout(resolve, grace));
+      }
       kernel.close({ detach });
       logger.info({ detached: detach }, detach ? 'stopped; program detached and unpinned' : 'stopped; program stays attached and pinned');
     },
@@ -265,6 +308,21 @@ export async function runDaemon(opts: DaemonOptions): Promise<void> {
     process.off('uncaughtException', onCrash);
     process.off('unhandledRejection', onCrash);
   }
+}
+
+/**
+ * Whether the data plane is attached: every configured interface has our program, and the
+ * interface still exists with the same index (a deleted interface takes its XDP link with it).
+ */
+export function dataplaneAttached(controller: DaemonController): boolean {
+  const wanted = controller.state.config.interfaces;
+  if (wanted.length === 0) return false;
+  const attached = controller.interfaces();
+  return wanted.every((w) => {
+    const a = attached.find((x) => x.ifname === w.name);
+    if (!a) return false;
+    try { return ifIndex(w.name) === a.ifindex; } catch { return false; }
+  });
 }
 
 /**

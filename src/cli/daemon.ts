@@ -14,13 +14,14 @@ export function registerDaemonCommand(program: Command): void {
     .option('--detach-on-exit', 'on SIGTERM/SIGINT detach and unpin (default: keep forwarding)')
     .addOption(new Option('--listen <host:port>', 'override config api.listen'))
     .addOption(new Option('--web-root <dir>', 'dashboard directory (default: web/dist if present)'))
-    .action(async (flags: { config: string; pinDir: string; object?: string; detachOnExit?: boolean; listen?: string; webRoot?: string }) => {
+    .addOption(new Option('--bird-dir <dir>', 'with bgp: in the config, where BIRD\'s socket, config, pid file and log go (default /run/xdplb/bird; docs/cluster.md)'))
+    .action(async (flags: { config: string; pinDir: string; object?: string; detachOnExit?: boolean; listen?: string; webRoot?: string; birdDir?: string }) => {
       // Loaded lazily: API verbs must not load the native addon.
       const { runDaemon } = await import('./daemon-process');
       try {
         await runDaemon({
           configPath: flags.config, pinDir: flags.pinDir, objectPath: flags.object, detachOnExit: !!flags.detachOnExit,
-          listen: flags.listen, webRoot: flags.webRoot,
+          listen: flags.listen, webRoot: flags.webRoot, birdDir: flags.birdDir,
         });
       } catch (err) {
         process.exitCode = reportError(err);

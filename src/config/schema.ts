@@ -220,6 +220,21 @@ export const MAX_REVERSE_GRACE_SECONDS = 86400;
 
 export const LISTEN_PATTERN = '^(\\[[0-9A-Fa-f:.]{2,45}\\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}$';
 
+/** BGP through a local BIRD 2 (src/cluster/bgp-speaker.ts, docs/cluster.md): announce the VIPs as /32s to these peers. */
+export const BgpPeerSchema = Type.Object({
+  address: Type.String({ pattern: IPV4_PATTERN, maxLength: 15, description: 'the peer (router) address, on a directly connected network' }),
+  as: Type.Integer({ minimum: 1, maximum: U32_MAX, description: 'the peer\'s AS number' }),
+}, { additionalProperties: false });
+export const BgpSchema = Type.Object({
+  localAs: Type.Integer({ minimum: 1, maximum: U32_MAX, description: 'this node\'s AS number (the same on every node)' }),
+  peers: Type.Array(BgpPeerSchema, { minItems: 1, maxItems: 16 }),
+  routerId: Type.Optional(Type.String({ pattern: IPV4_PATTERN, maxLength: 15, description: 'BIRD router id (default: BIRD picks the lowest address of an interface)' })),
+  bfd: Type.Optional(Type.Boolean({ default: true, description: 'BFD with every peer (100 ms x 3): a dead node leaves the ECMP set in about 0.3 s' })),
+  holdTime: Type.Optional(Type.Integer({ minimum: 3, maximum: 65535, default: 3, description: 'BGP hold time in seconds (keepalive: a third of it)' })),
+  birdBinary: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, default: '/usr/sbin/bird', description: 'the bird executable (birdc is looked up beside it)' })),
+  socket: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'BIRD control socket (default: bird.ctl in the daemon\'s --bird-dir); bird.conf and bird.pid go beside it' })),
+}, { additionalProperties: false });
+
 export const ConfigSchema = Type.Object({
   interfaces: Type.Optional(Type.Array(InterfaceSchema, { maxItems: 64, default: [] })),
   maglev: Type.Optional(Type.Object({
@@ -243,6 +258,7 @@ export const ConfigSchema = Type.Object({
   tokens: Type.Optional(Type.Array(TokenSchema, { maxItems: 100, default: [] })),
   services: Type.Optional(Type.Array(Type.Ref(ServiceSpecSchema), { maxItems: MAX_SERVICES, default: [] })),
   allowEmpty: Type.Optional(Type.Boolean({ description: 'true: a config with no services, interfaces, users or tokens is intended (otherwise refused)' })),
+  bgp: Type.Optional(BgpSchema),
 }, { $id: 'Config', additionalProperties: false });
 
 /** What a config file may contain (defaults omitted). */
@@ -270,6 +286,19 @@ export interface Config {
   services: ServiceSpec[];
   /** Set: configuring nothing at all is intended (docs/config.md). */
   allowEmpty?: boolean;
+  /** BGP announcement of the VIPs through BIRD (absent: no BGP). */
+  bgp?: BgpConfig;
+}
+
+/** A validated bgp: section (defaults filled in). */
+export interface BgpConfig {
+  localAs: number;
+  peers: Array<{ address: string; as: number }>;
+  routerId?: string;
+  bfd: boolean;
+  holdTime: number;
+  birdBinary: string;
+  socket?: string;
 }
 
 // Compile-time: the schemas have exactly the keys of the contract types (src/domain/types.ts).

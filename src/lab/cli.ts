@@ -3,10 +3,13 @@
  * program by src/cli/program.ts; also runnable alone (`node dist/src/lab/cli.js lab up`), which
  * the demo uses so it does not depend on the rest of the CLI.
  */
+import { spawnSync } from 'node:child_process';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { labUp, labDown, labStatus, labExec, formatLabStatus, daemonCommand } from './lab';
 import { DEFAULT_LAB_PREFIX, DEFAULT_API_PORT, MAX_BACKENDS } from './topology';
 import { startTraffic } from './traffic';
+import { clusterUp, clusterDown, clusterStatus, formatClusterStatus, readClusterState, clusterDaemonCommand } from './cluster-lab';
+import { isClusterNetns, MAX_NODES } from './cluster-topology';
 
 function intOption(name: string, min: number, max: number) {
   return (value: string): number => {
@@ -40,7 +43,33 @@ export function registerLabCommands(program: Command): void {
     .option('--api-port <port>', 'the daemon API port inside the lb namespace', intOption('--api-port', 1, 65535), DEFAULT_API_PORT)
     .option('--no-peer-xdp', 'leave the peers of the lb legs without the xdp_pass program (GRO only, like a container host; XDP_TX from the lb then waits, see docs/lab.md)')
     .option('--json', 'print the status as JSON')
-    .action(async (o: { prefix: string; backends: number; mode: 'nat' | 'dsr'; vips?: string; forwardPort?: number; apiPort: number; peerXdp: boolean; json?: boolean }) => {
+    .option('--nodes <n>', `the multi-node lab: client -> router (BIRD, ECMP) -> lb1..lbN -> switch -> backends (1..${MAX_NODES}; docs/lab.md)`, intOption('--nodes', 1, MAX_NODES))
+    .option('--etcd <n>', 'with --nodes: etcd members on the backend LAN (0, 1 or 3)', intOption('--etcd', 0, 3), 0)
+    .action(async (o: { prefix: string; backends: number; mode: 'nat' | 'dsr'; vips?: string; forwardPort?: number; apiPort: number; peerXdp: boolean; json?: boolean; nodes?: number; etcd: number }) => {
+      if (o.nodes !== undefined) {
+        if (o.forwardPort !== undefined || !o.peerXdp) {
+          process.stderr.write('xdplb: usage: lab up --nodes: --forward-port and --no-peer-xdp apply to the single-node lab only\n');
+          process.exitCode = 2;
+          return;
+        }
+        const cs = await clusterUp({
+          prefix: o.prefix, nodes: o.nodes, backends: o.backends, mode: o.mode, vips: o.vips?.split(',').filter(Boolean), etcd: o.etcd,
+          log: o.json ? undefined : (line) => process.stderr.write(`lab: ${line}\n`),
+        });
+        process.stdout.write(o.json ? JSON.stringify(cs, null, 2) + '\n' : formatClusterStatus(cs) + '\n');
+        if (!cs.up) process.exitCode = 1;
+        return;
+      }
+      if (o.etcd !== 0) {
+        process.stderr.write('xdplb: usage: lab up: --etcd needs --nodes\n');
+        process.exitCode = 2;
+        return;
+      }
+      if (readClusterState(o.prefix)) {
+        process.stderr.write(`xdplb: lab up: a multi-node lab ${o.prefix} is up (lab up --nodes N repairs it; lab down --prefix ${o.prefix} removes it)\n`);
+        process.exitCode = 1;
+        return;
+      }
       const status = await labUp({
         prefix: o.prefix, backends: o.backends, mode: o.mode, vips: o.vips?.split(',').filter(Boolean),
         forwardPort: o.forwardPort, apiPort: o.apiPort, peerXdp: o.peerXdp, log: o.json ? undefined : (line) => process.stderr.write(`lab: ${line}\n`),
@@ -54,7 +83,7 @@ export function registerLabCommands(program: Command): void {
     .addOption(prefixOption())
     .option('--json', 'print the result as JSON')
     .action(async (o: { prefix: string; json?: boolean }) => {
-      const result = await labDown(o.prefix);
+      const result = readClusterState(o.prefix) ? await clusterDown(o.prefix) : await labDown(o.prefix);
       if (o.json) {
         process.stdout.write(JSON.stringify(result, null, 2) + '\n');
         return;
@@ -70,6 +99,12 @@ export function registerLabCommands(program: Command): void {
     .addOption(prefixOption())
     .option('--json', 'print the status as JSON')
     .action((o: { prefix: string; json?: boolean }) => {
+      if (readClusterState(o.prefix)) {
+        const cs = clusterStatus(o.prefix);
+        process.stdout.write(o.json ? JSON.stringify(cs, null, 2) + '\n' : formatClusterStatus(cs) + '\n');
+        if (!cs.up) process.exitCode = 1;
+        return;
+      }
       const status = labStatus(o.prefix);
       process.stdout.write(o.json ? JSON.stringify(status, null, 2) + '\n' : formatLabStatus(status) + '\n');
       if (!status.up) process.exitCode = 1;
@@ -82,6 +117,13 @@ export function registerLabCommands(program: Command): void {
     .argument('<command...>', 'the command and its arguments (put -- before it)')
     .allowUnknownOption()
     .action((host: string, command: string[], o: { prefix: string }) => {
+      if (readClusterState(o.prefix)) {
+        const netns = `${o.prefix}-${host}`;
+        if (!isClusterNetns(o.prefix, netns)) throw new Error(`no lab host ${JSON.stringify(host)} (client, router, sw, lbN, beN, etcdN)`);
+        const r = spawnSync('ip', ['netns', 'exec', netns, ...command], { stdio: 'inherit' });
+        process.exitCode = r.status ?? 1;
+        return;
+      }
       process.exitCode = labExec(host, command, o.prefix);
     });
 
@@ -108,9 +150,10 @@ export function registerLabCommands(program: Command): void {
     .description('print the command line that starts the daemon inside the lb namespace')
     .addOption(prefixOption())
     .argument('[args...]', 'daemon arguments, e.g. -- --config demo/demo.yaml')
+    .option('--node <k>', 'the multi-node lab: the command for lb node k', intOption('--node', 1, MAX_NODES))
     .allowUnknownOption()
-    .action((args: string[], o: { prefix: string }) => {
-      process.stdout.write(daemonCommand(args, o.prefix).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ') + '\n');
+    .action((args: string[], o: { prefix: string; node?: number }) => {
+      process.stdout.write((o.node ? clusterDaemonCommand(args, o.prefix, o.node) : daemonCommand(args, o.prefix)).map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ') + '\n');
     });
 }
 

@@ -90,7 +90,7 @@ function writeLabState(state: LabState): void {
  * Whether a recorded pid is still the very process we started (pids get reused): its command
  * line must name our script and carry every flag/value pair of the marker.
  */
-function isOurProcess(recorded: RecordedProcess | undefined, marker: string[]): boolean {
+export function isOurProcess(recorded: RecordedProcess | undefined, marker: string[]): boolean {
   if (!recorded || processGone(recorded.pid)) return false;
   const words = pidCommandLine(recorded.pid).split(' ');
   if (!words.some((w) => w.includes(marker[0]))) return false;
@@ -101,7 +101,7 @@ function isOurProcess(recorded: RecordedProcess | undefined, marker: string[]): 
   return true;
 }
 
-function serverMarker(prefix: string, host: string): string[] {
+export function serverMarker(prefix: string, host: string): string[] {
   return ['backend-server', '--lab-prefix', prefix, '--name', host];
 }
 
@@ -110,7 +110,7 @@ function forwardMarker(prefix: string): string[] {
 }
 
 /** Sends SIGTERM to one of our pids, then SIGKILL if it is still there after 2 s. */
-async function stopProcess(pid: number): Promise<void> {
+export async function stopProcess(pid: number): Promise<void> {
   try { process.kill(pid, 'SIGTERM'); } catch { return; }
   for (let i = 0; i < 40; i++) {
     if (processGone(pid)) return;
@@ -125,7 +125,7 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Creates a veth pair between two namespaces unless the first end already exists there. */
-function ensureVeth(netnsA: string, nameA: string, netnsB: string, nameB: string): void {
+export function ensureVeth(netnsA: string, nameA: string, netnsB: string, nameB: string): void {
   if (linkIn(netnsA, nameA)) return;
   // A veth end cannot live without its peer, so a missing end means the pair is gone; but a
   // stale same-named end in B (from an interrupted run) would make the add fail: remove it.
@@ -133,14 +133,14 @@ function ensureVeth(netnsA: string, nameA: string, netnsB: string, nameB: string
   ipIn(netnsA, ['link', 'add', nameA, 'type', 'veth', 'peer', 'name', nameB, 'netns', netnsB]);
 }
 
-function macOf(netns: string, ifname: string): string {
+export function macOf(netns: string, ifname: string): string {
   const link = linkIn(netns, ifname);
   if (!link?.address) throw new Error(`no MAC address for ${ifname} in ${netns}`);
   return link.address;
 }
 
 /** Replaces the addresses of an interface in a range with exactly `wanted` (each a CIDR). */
-function syncAddresses(netns: string, ifname: string, wanted: string[], owns: (address: string) => boolean): void {
+export function syncAddresses(netns: string, ifname: string, wanted: string[], owns: (address: string) => boolean): void {
   const present = (linkIn(netns, ifname)?.addr_info ?? []).filter((a) => a.family === 'inet');
   for (const a of present) {
     if (owns(a.local) && !wanted.includes(`${a.local}/${a.prefixlen}`)) ipIn(netns, ['addr', 'del', `${a.local}/${a.prefixlen}`, 'dev', ifname]);
@@ -191,7 +191,7 @@ function serverArgv(topology: LabTopology, host: string): string[] {
 }
 
 /** Starts a detached backend server in its namespace and waits for its "ready" line. */
-async function startServer(topology: LabTopology, host: string, netns: string, onSpawn: (spawned: RecordedProcess) => void): Promise<RecordedProcess> {
+export async function startServer(topology: LabTopology, host: string, netns: string, onSpawn: (spawned: RecordedProcess) => void): Promise<RecordedProcess> {
   const argv = serverArgv(topology, host);
   const logFile = path.join(stateDir(topology.prefix), `${host}.log`);
   writeFileSync(logFile, '');

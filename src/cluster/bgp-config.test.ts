@@ -1,0 +1,30 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatConfig, parseConfigText } from '../config/config';
+
+const BASE = 'interfaces: [{ name: eth0 }]\n';
+
+test('bgp: defaults filled in, and the section survives the daemon rewriting its config file', () => {
+  const config = parseConfigText(`${BASE}bgp: { localAs: 65001, peers: [{ address: 198.18.10.1, as: 65000 }] }\n`);
+  assert.deepEqual(config.bgp, { localAs: 65001, peers: [{ address: '198.18.10.1', as: 65000 }], bfd: true, holdTime: 3, birdBinary: '/usr/sbin/bird' });
+  assert.deepEqual(parseConfigText(formatConfig(config)).bgp, config.bgp);
+  assert.equal(parseConfigText(BASE).bgp, undefined);
+});
+
+test('bgp: bad input is refused with one line naming the field', () => {
+  const cases: Array<[string, RegExp]> = [
+    ['bgp: { localAs: 0, peers: [{ address: 198.18.10.1, as: 65000 }] }', /\/bgp\/localAs/],
+    ['bgp: { localAs: 65001, peers: [] }', /\/bgp\/peers/],
+    ['bgp: { localAs: 65001, peers: [{ address: 198.18.10.300, as: 65000 }] }', /\/bgp\/peers\/0\/address/],
+    ['bgp: { localAs: 65001, peers: [{ address: 198.18.10.1 }] }', /\/bgp\/peers\/0.*as/],
+    ['bgp: { localAs: 65001, peers: [{ address: 198.18.10.1, as: 65000 }], holdTime: 1 }', /\/bgp\/holdTime/],
+    ['bgp: { localAs: 65001, peers: [{ address: 198.18.10.1, as: 65000 }], bfdd: true }', /\/bgp/],
+  ];
+  for (const [text, field] of cases) {
+    assert.throws(() => parseConfigText(`${BASE}${text}\n`), (err: Error) => {
+      assert.match(err.message, field, err.message);
+      assert.equal(err.message.includes('\n'), false);
+      return true;
+    });
+  }
+});
