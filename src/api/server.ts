@@ -17,6 +17,8 @@ import { bearerFrom, type AuthStore, type Identity } from './auth';
 import { SECURITY_HEADERS, checkHostAndOrigin, isLoopbackAddress } from './guard';
 import { createMetrics, type ApiMetrics } from './metrics';
 import { registerStream, type StreamOptions } from './stream';
+import { registerClusterRoutes } from './cluster-routes';
+import type { ClusterService } from '../cluster/status';
 import { MapPageQuerySchema, NAMED_SCHEMAS, bodyAjv, queryAjv, parseListen, validationErrorFrom, type Config } from '../config/schema';
 import { MAX_PARAM_LENGTH, catalogueErrorFor, clientErrorHandler, drainRejectedBody, parseJsonBody, queryToken } from './http-edge';
 
@@ -34,6 +36,8 @@ export interface ApiServerOptions {
    * header names besides IP addresses and localhost), metrics (who may read /metrics).
    */
   apiConfig?: () => Partial<Config['api']>;
+  /** The cluster view and node drain (src/cluster/status.ts); absent: no cluster routes. */
+  cluster?: ClusterService;
 }
 
 /** Who may call a route: anyone, any authenticated user, admins only, or as config api.metrics says. */
@@ -209,6 +213,7 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
     // which must mark upgrade requests first (else a refused upgrade leaves its socket open).
     api.addHook('onRequest', async (request) => guard(request));
     api.addHook('onRequest', (request) => authenticateRequest(opts.auth, request, apiConfig().metrics ?? 'auth'));
+    if (opts.cluster) registerClusterRoutes(api, opts.cluster);
     registerRoutes(api, controller, opts.auth, metrics);
     registerStream(api, controller, metrics, opts.stream, opts.auth);
   });

@@ -158,7 +158,7 @@ export function checkComplete(text: string, source = '<config>'): void {
 
 /** True when a config configures nothing at all: no service, interface, user or token. */
 export function isEmptyConfig(config: Readonly<Config>): boolean {
-  return config.services.length === 0 && config.interfaces.length === 0 && config.users.length === 0 && config.tokens.length === 0;
+  return config.services.length === 0 && config.interfaces.length === 0 && config.users.length === 0 && config.tokens.length === 0 && !config.store;
 }
 
 /**

@@ -31,6 +31,10 @@ import { DEFAULT_PIN_DIR } from './defaults';
 import { enforceListenPolicy } from './listen-check';
 import { XdplbError } from '../api/errors';
 import { ifIndex } from '../bpf';
+import { validateState } from '../config/state';
+import { EtcdStore, type EtcdStoreOptions } from '../store/etcd';
+import { followStore, readInitialState, type StoreFollower } from '../store/sync';
+import { ClusterService, NODE_NAME_RE, defaultNodeName, type ClusterHooks } from '../cluster/status';
 
 export { DEFAULT_PIN_DIR };
 
@@ -51,12 +55,26 @@ export interface DaemonOptions {
   logger?: Logger;
   /** Debounce of config file events (ms). */
   reloadDebounceMs?: number;
+  /** etcd://HOST:PORT/PREFIX: the desired state lives in etcd (overrides config `store`). */
+  store?: string;
+  /** This node's name in the cluster (overrides config node.name; default the host name). */
+  nodeName?: string;
+  /** Cluster hooks (drain effect, BGP status): src/cluster/status.ts. */
+  cluster?: Partial<ClusterHooks>;
+  /** Store timings (tests). */
+  storeOptions?: Partial<Pick<EtcdStoreOptions, 'probeIntervalMs' | 'callTimeoutMs' | 'leaseTtlSeconds'>>;
+  /** NodeStatus publishing period (ms, default 1000). */
+  publishIntervalMs?: number;
 }
 
 export type ReloadOutcome = 'applied' | 'unchanged' | 'invalid';
 
 export interface RunningDaemon {
   controller: DaemonController;
+  /** The cluster view, node drain and the hooks (file mode: this node alone). */
+  cluster: ClusterService;
+  /** The cluster store (null in file mode). */
+  store: EtcdStore | null;
   /** Base URL of the API, e.g. http://127.0.0.1:8720 */
   url: string;
   host: string;
@@ -106,11 +124,34 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
   const config = loadConfigFile(configPath);
   const listenInUse = opts.listen ?? config.api.listen;
-  await enforceListenPolicy(listenInUse, config, logger);
-  const initial = new DesiredState(config);
-  logger.info({ config: configPath, services: initial.services.length, pinDir }, 'config loaded');
+  // etcd mode (src/store/): the file holds this node's settings, the store the cluster's state.
+  const storeUrl = opts.store ?? config.store;
+  const nodeName = opts.nodeName ?? config.node?.name ?? defaultNodeName();
+  if (!NODE_NAME_RE.test(nodeName)) throw new XdplbError('XDPLB_ERR_VALIDATION', `/node/name: "${nodeName.slice(0, 80)}" is not a node name (1..63 letters, digits, "_", "." or "-")`, '/node/name');
+  let store: EtcdStore | null = null;
+  let initial: DesiredState;
+  let storeRead: Awaited<ReturnType<typeof readInitialState>>['read'] | null = null;
+  let localConfig: Config = config;
+  if (storeUrl) {
+    store = new EtcdStore({ url: storeUrl, nodeName, logger, ...opts.storeOptions });
+    try {
+      ({ state: initial, read: storeRead } = await readInitialState(store, config));
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  } else {
+    initial = new DesiredState(config);
+  }
+  try {
+    await enforceListenPolicy(listenInUse, initial.config, logger);
+  } catch (err) {
+    await store?.close();
+    throw err;
+  }
+  logger.info({ config: configPath, services: initial.services.length, pinDir, store: storeUrl ?? null, node: nodeName, revision: storeRead?.modRevision }, 'config loaded');
   // Fail before touching the kernel: a start that cannot serve must not leave a data plane behind.
-  await assertCanListen(opts.listen ?? initial.config.api.listen);
+  await assertCanListen(opts.listen ?? initial.config.api.listen).catch(async (err: unknown) => { await store?.close(); throw err; });
 
   const kernel: KernelSession = await openKernel({
     pinDir, objectPath: opts.objectPath ?? repoPath('bpf/lb.o'), config: initial.config, logger,
@@ -124,19 +165,31 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     seedHealth: (service, backend) => (kernel.downAtAdopt.has(`${service}|${backend}`) ? 'down'
       : kernel.upAtAdopt.has(`${service}|${backend}`) ? 'up' : undefined),
     benchDir: opts.benchDir ?? repoPath('bench-results'),
-    persist: (next: Config) => prepareConfigFile(configPath, next),
+    persist: store ? store.persist : (next: Config) => prepareConfigFile(configPath, next),
   });
   const auth = new AuthStore(initial.config.users, initial.config.tokens);
   let server: ReturnType<typeof createApiServer> | null = null;
   let watcher: ConfigWatcher | null = null;
+  let follower: StoreFollower | null = null;
+  const cluster = new ClusterService({ nodeName, source: controller, store, logger, hooks: opts.cluster, publishIntervalMs: opts.publishIntervalMs });
   try {
     await controller.start();
+    if (store && storeRead) {
+      follower = await followStore({
+        store, controller, local: () => localConfig, read: storeRead, logger,
+        onApplied: (applied) => auth.update(applied.users, applied.tokens),
+      });
+      auth.update(controller.state.config.users, controller.state.config.tokens);
+    }
+    await cluster.start();
     // Per-request lines at info would drown the daemon's own log (the dashboard polls): warn and up.
     const apiLogger = logger.child({ component: 'api' }, { level: logger.isLevelEnabled('debug') ? 'debug' : 'warn' });
-    server = createApiServer(controller, { auth, logger: apiLogger, webRoot: opts.webRoot ?? defaultWebRoot(), apiConfig: () => controller.state.config.api });
+    server = createApiServer(controller, { auth, logger: apiLogger, webRoot: opts.webRoot ?? defaultWebRoot(), apiConfig: () => controller.state.config.api, cluster });
     const { host, port } = parseListen(opts.listen ?? initial.config.api.listen);
     await server.listen({ host, port });
   } catch (err) {
+    cluster.stop();
+    await store?.close();
     controller.stop();
     await server?.close().catch(() => {});
     await controller.idle().catch(() => {});
@@ -167,7 +220,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       stage = 'parse';
       const checked = parseConfigText(checkedText, configPath);
       assertInterfacesExist(checked.interfaces);
-      await enforceListenPolicy(listenInUse, checked, logger);
+      await enforceListenPolicy(listenInUse, follower ? validateState(follower.merged(checked)) : checked, logger);
       stage = 'read';
       changed = await controller.replaceConfig(() => {
         before = controller.state.config;
@@ -175,6 +228,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         if (text !== checkedText) throw new Error('the config file changed while it was being checked');
         stage = 'parse';
         next = parseConfigText(text, configPath);
+        if (follower) {
+          // etcd mode: the file's local part with the store's applied state.
+          if (next.store !== before.store) logger.warn({ store: next.store }, 'store changed in the file: takes effect at the next start');
+          localConfig = next;
+          next = validateState(follower.merged(next));
+        }
         stage = 'apply';
         return next;
       });
@@ -206,11 +265,13 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   let stopped = false;
   return {
-    controller, url, host: bound.address, port: bound.port, pid: process.pid, reload,
+    controller, cluster, store, url, host: bound.address, port: bound.port, pid: process.pid, reload,
     async stop(stopOpts = {}) {
       if (stopped) return;
       stopped = true;
       watcher?.close();
+      cluster.stop();
+      await store?.close();
       controller.stop();
       await server!.close().catch((err: Error) => logger.warn({ err: err.message }, 'server close failed'));
       await reloading.catch(() => undefined);
