@@ -14,13 +14,15 @@ export function registerDaemonCommand(program: Command): void {
     .option('--detach-on-exit', 'on SIGTERM/SIGINT detach and unpin (default: keep forwarding)')
     .addOption(new Option('--listen <host:port>', 'override config api.listen'))
     .addOption(new Option('--web-root <dir>', 'dashboard directory (default: web/dist if present)'))
-    .action(async (flags: { config: string; pinDir: string; object?: string; detachOnExit?: boolean; listen?: string; webRoot?: string }) => {
+    .addOption(new Option('--store <url>', 'etcd://HOST:PORT[,HOST:PORT...]/PREFIX: the desired state lives in etcd, the file keeps this node\'s settings (overrides config store; seed with `xdplb store init`)'))
+    .addOption(new Option('--node-name <name>', 'this node\'s name in the cluster (overrides config node.name; default the host name)'))
+    .action(async (flags: { config: string; pinDir: string; object?: string; detachOnExit?: boolean; listen?: string; webRoot?: string; store?: string; nodeName?: string }) => {
       // Loaded lazily: API verbs must not load the native addon.
       const { runDaemon } = await import('../daemon/daemon');
       try {
         await runDaemon({
           configPath: flags.config, pinDir: flags.pinDir, objectPath: flags.object, detachOnExit: !!flags.detachOnExit,
-          listen: flags.listen, webRoot: flags.webRoot,
+          listen: flags.listen, webRoot: flags.webRoot, store: flags.store, nodeName: flags.nodeName,
         });
       } catch (err) {
         process.exitCode = reportError(err);

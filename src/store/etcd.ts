@@ -69,6 +69,8 @@ export class EtcdStore extends EventEmitter {
   private closed = false;
   private onDesired: ((cluster: ClusterState, modRevision: number) => void) | null = null;
   private resyncing = false;
+  /** Full re-reads so far (after a compaction or a gap the watch could not fill). */
+  resyncCount = 0;
 
   constructor(opts: EtcdStoreOptions) {
     super();
@@ -213,8 +215,17 @@ export class EtcdStore extends EventEmitter {
   }
 
   private async startWatch(fromRevision: number): Promise<void> {
-    const watcher = await this.client.watch().prefix(`${this.url.prefix}/`).startRevision(String(fromRevision + 1)).create();
-    if (this.closed) { await watcher.cancel().catch(() => undefined); return; }
+    const creating = this.client.watch().prefix(`${this.url.prefix}/`).startRevision(String(fromRevision + 1)).create();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), this.callTimeoutMs * 2); });
+    const watcher = await Promise.race([creating, timeout]);
+    clearTimeout(timer);
+    if (!watcher) {
+      // Not created in time (etcd gone again): dropped when it does come, the caller retries.
+      void creating.then((w) => w.cancel()).catch(() => undefined);
+      throw new Error('the watch could not be created in time');
+    }
+    if (this.closed) { void watcher.cancel().catch(() => undefined); return; }
     this.watcher = watcher;
     watcher.on('put', (kv) => this.onEvent(kv, false));
     watcher.on('delete', (kv) => this.onEvent(kv, true));
@@ -257,10 +268,13 @@ export class EtcdStore extends EventEmitter {
   async resync(): Promise<void> {
     if (this.resyncing || this.closed) return;
     this.resyncing = true;
+    this.resyncCount++;
     try {
       const old = this.watcher;
       this.watcher = null;
-      await old?.cancel().catch(() => undefined);
+      // A watcher etcd cancelled may never answer a cancel: not waited for.
+      old?.removeAllListeners();
+      void old?.cancel().catch(() => undefined);
       for (let attempt = 0; !this.closed && attempt < 1000; attempt++) {
         try {
           const read = await this.read();
@@ -368,7 +382,9 @@ export class EtcdStore extends EventEmitter {
   async close(): Promise<void> {
     this.closed = true;
     if (this.probeTimer) clearInterval(this.probeTimer);
-    await this.watcher?.cancel().catch(() => undefined);
+    const watcher = this.watcher;
+    this.watcher = null;
+    if (watcher) await Promise.race([watcher.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
     if (this.lease && this.connected) await Promise.race([this.lease.revoke().catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
     this.client.close();
   }
@@ -385,7 +401,7 @@ function parseDesired(kv: IKeyValue, key: string): ClusterState {
 
 export function errorText(err: unknown): string {
   const e = err as { message?: string; details?: string };
-  return String(e?.details ?? e?.message ?? err).split('\n')[0].slice(0, 300);
+  return String(e?.details ?? e?.message ?? err).split('\n')[0].replace(/\.? ?Resolution note:.*$/, '').slice(0, 300);
 }
 
 /**
