@@ -381,6 +381,7 @@ export class EtcdStore extends EventEmitter {
   /** Stops watching and probing; revokes the lease (the node's status disappears at once). */
   async close(): Promise<void> {
     this.closed = true;
+    this.onDesired = null;   // nothing reaches the controller after this
     if (this.probeTimer) clearInterval(this.probeTimer);
     const watcher = this.watcher;
     this.watcher = null;
