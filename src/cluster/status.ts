@@ -130,7 +130,9 @@ export class ClusterService extends EventEmitter {
       bgpStatus: opts.hooks?.bgpStatus ?? (() => null),
     };
     this.store?.on('drain', (state: DrainState) => { void this.applyDrain(state); });
-    this.store?.on('change', () => { this.emit('change'); void this.publish(); });
+    // Published a moment later: a store change is recorded just before the controller makes
+    // the new state current (and several come together).
+    this.store?.on('change', () => { this.emit('change'); this.publishSoon(); });
   }
 
   /** The node's drain as it applies now. */
@@ -153,7 +155,9 @@ export class ClusterService extends EventEmitter {
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.publishTimer) clearTimeout(this.publishTimer);
     this.timer = null;
+    this.publishTimer = null;
   }
 
   private sampleCpu(): void {
@@ -198,6 +202,12 @@ export class ClusterService extends EventEmitter {
       cpu: Math.round(this.cpuShare * 1000) / 1000,
       updatedAt: new Date().toISOString(),
     };
+  }
+
+  private publishTimer: NodeJS.Timeout | null = null;
+  private publishSoon(): void {
+    if (this.publishTimer) return;
+    this.publishTimer = setTimeout(() => { this.publishTimer = null; void this.publish(); }, 20);
   }
 
   private async publish(): Promise<void> {

@@ -212,12 +212,14 @@ describe('cluster store: etcd + kernel data planes', { skip, timeout: 240_000 },
     assert.deepEqual([tableOf(a, pins.a), tableOf(b, pins.b)], before);
     assert.ok(!backendKeys(a).includes('198.18.204.1:8080'));
 
+    const resyncs = a.store!.resyncCount + b.store!.resyncCount;
     await etcd.start();
     await waitFor('both nodes reconnected', () => a.store!.connected && b.store!.connected && a.cluster.fresh() && b.cluster.fresh(), 20_000);
     const res = await api(b, 'POST', '/api/v1/services/web/backends', { address: '198.18.204.2', port: 8080 });
     assert.equal(res.status, 201, JSON.stringify(res.body));
     await waitFor('a to apply b\'s change', () => backendKeys(a).includes('198.18.204.2:8080') && converged(a, b));
     assert.equal((await api(a, 'GET', '/api/v1/services')).headers.get('x-xdplb-stale'), null);
+    assert.equal(a.store!.resyncCount + b.store!.resyncCount, resyncs, 'the watches resumed from their last revision (no full resync)');
     assert.deepEqual(tableOf(a, pins.a), tableOf(b, pins.b));
   });
 
@@ -269,6 +271,15 @@ describe('cluster store: etcd + kernel data planes', { skip, timeout: 240_000 },
       assert.deepEqual(tableOf(b, pins.b, service), ta, `${service}: b (restarted) differs from a`);
       assert.deepEqual(tableOf(c, pins.c, service), ta, `${service}: c (fresh) differs from a`);
     }
+  });
+
+  test('the flow hash seed is the cluster\'s: set on one node, every data plane takes it', async () => {
+    const [a, b, c] = [nodes.a!, nodes.b!, nodes.c!];
+    const res = await api(b, 'PUT', '/api/v1/hash-seed', { hashSeed: 98765 });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    await waitFor('every node on the new seed', () => [a, b, c].every((d) => d.controller.runningHashSeed() === 98765) && converged(a, b, c));
+    assert.deepEqual((await api(c, 'GET', '/api/v1/hash-seed')).body, { hashSeed: 98765 });
+    assert.deepEqual(tableOf(c, pins.c), tableOf(a, pins.a));
   });
 
   test('drain through any node: the store key reaches the named node\'s hook; CLI cluster status and node drain', async () => {

@@ -301,18 +301,18 @@ export class EtcdStore extends EventEmitter {
       const read = await this.read();
       if (read.cluster && read.modRevision > this.appliedModRevision && this.applyError === null && !this.resyncing) {
         // The watch has not delivered it (yet): a watch that fell behind a compaction is not
-        // always told so while disconnected. Give it one probe period, then resync.
-        if (this.pendingSince === read.modRevision) void this.resync();
-        else this.pendingSince = read.modRevision;
+        // always told so while disconnected. Give it a few probe periods (at least 2 s), then resync.
+        if (this.pending?.revision !== read.modRevision) this.pending = { revision: read.modRevision, since: Date.now() };
+        else if (Date.now() - this.pending.since >= Math.max(2000, 3 * this.probeIntervalMs)) { this.pending = null; void this.resync(); }
       } else {
-        this.pendingSince = 0;
+        this.pending = null;
       }
       if (this.lease === null || this.leaseLost) void this.republish();
     } catch {
       // read() marked the store unreachable.
     }
   }
-  private pendingSince = 0;
+  private pending: { revision: number; since: number } | null = null;
 
   // ---- node statuses and drains ---------------------------------------------------------
 
