@@ -229,6 +229,8 @@ export class ClusterService extends EventEmitter {
     }
     let others: NodeStatus[];
     try {
+      // Known unreachable (the probe says so): answer at once from what was last seen.
+      if (!this.store.connected) throw new Error('unreachable');
       await this.store.read();   // the desired revision now (for every node's lag)
       const now = Date.now();
       others = (await this.store.nodes()).filter((n) => n.name !== this.nodeName).map((raw) => {

@@ -86,6 +86,15 @@ function backendKeys(d: RunningDaemon, service = 'web'): string[] {
   return d.controller.getService(service).backends.map((b) => b.key).sort();
 }
 
+/** The CLI as a child process. */
+function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const [cmd, ...pre] = cliCommand();
+  return new Promise((resolve) => {
+    execFile(cmd, [...pre, ...args], { timeout: 20_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }));
+  });
+}
+
 describe('cluster store: etcd + kernel data planes', { skip, timeout: 240_000 }, () => {
   const etcd = new TestEtcd(ETCD_CLIENT, ETCD_PEER);
   const relay = new Relay(RELAY, ETCD_CLIENT);
@@ -127,9 +136,19 @@ describe('cluster store: etcd + kernel data planes', { skip, timeout: 240_000 },
   test('a daemon refuses an empty prefix, naming `xdplb store init`; store init seeds once', async () => {
     await assert.rejects(start('a', etcd.endpoint), /holds no desired state: seed it once with `xdplb store init/);
     assert.equal(fs.existsSync(pins.a), false, 'nothing was loaded into the kernel');
-    const cluster = clusterPart(parseConfigText(SEED));
-    assert.ok((await seedStore(urlVia(etcd.endpoint), cluster)) > 0);
-    await assert.rejects(seedStore(urlVia(etcd.endpoint), cluster), /already holds a desired state/);
+    const seedFile = path.join(dir, 'seed.yaml');
+    fs.writeFileSync(seedFile, SEED.replace('port: 80\n', 'port: 99999\n'));
+    const bad = await run('store', 'init', '--store', urlVia(etcd.endpoint), '-f', seedFile);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^xdplb: XDPLB_ERR_VALIDATION: .*seed\.yaml:\d+:\d+: \/services\/0\/port: must be <= 65535/m);
+    fs.writeFileSync(seedFile, SEED);
+    const ok = await run('store', 'init', '--store', urlVia(etcd.endpoint), '-f', seedFile);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /^seeded etcd:\/\/127\.0\.0\.1:24101\/xlbs-test at revision \d+: 1 services, 0 users/);
+    const again = await run('store', 'init', '--store', urlVia(etcd.endpoint), '-f', seedFile);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /XDPLB_ERR_CONFLICT: \/xlbs-test\/desired already holds a desired state: nothing written/);
+    await assert.rejects(seedStore(urlVia(etcd.endpoint), clusterPart(parseConfigText(SEED))), /already holds a desired state/);
   });
 
   test('a change through node A\'s API reaches node B\'s kernel maps; both tables are the same', async () => {
@@ -296,13 +315,7 @@ describe('cluster store: etcd + kernel data planes', { skip, timeout: 240_000 },
     assert.match(missing.body.error.message, /no node "nosuch" in the cluster \(alive nodes: a, b, c\)/);
     assert.equal((await api(a, 'PUT', '/api/v1/nodes/c/drain', { drain: 'yes' })).status, 400);
 
-    const cli = async (...args: string[]) => {
-      const [cmd, ...pre] = cliCommand();
-      return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        execFile(cmd, [...pre, ...args, '--api', a.url, '--token', TOKEN], { timeout: 20_000 }, (err, stdout, stderr) =>
-          resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }));
-      });
-    };
+    const cli = (...args: string[]) => run(...args, '--api', a.url, '--token', TOKEN);
     const undrain = await cli('node', 'undrain', 'c');
     assert.equal(undrain.code, 0, undrain.stderr);
     assert.match(undrain.stdout, /node c: undrained/);
