@@ -73,9 +73,9 @@ function tableOf(d: RunningDaemon, pinDir: string, service = 'web'): string[] {
   return kernelTable(pinDir, d.controller.getService(service).id);
 }
 
-async function api(d: RunningDaemon, method: string, url: string, body?: unknown): Promise<{ status: number; body: any; headers: Headers }> {
+async function api(d: RunningDaemon, method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any; headers: Headers }> {
   const res = await fetch(d.url + url, {
-    method, headers: { authorization: `Bearer ${TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    method, headers: { authorization: `Bearer ${TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
     body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(10_000),
   });
   const text = await res.text();
@@ -207,6 +207,26 @@ describe('cluster store: etcd + kernel data planes', { skip, timeout: 240_000 },
     }
     assert.ok(conflicts >= 1, 'concurrent writes from one revision never conflicted');
     assert.deepEqual(tableOf(a, pins.a), tableOf(b, pins.b));
+  });
+
+  test('If-Match: a change based on a revision the cluster has moved past is refused, naming what changed', async () => {
+    const a = nodes.a!; const b = nodes.b!;
+    await waitFor('a and b at the same revision', () => converged(a, b));
+    const read = await api(b, 'GET', '/api/v1/services/web');
+    const revision = read.headers.get('x-xdplb-revision')!;
+    assert.equal(revision, String(b.store!.appliedModRevision));
+    assert.equal((await api(a, 'POST', '/api/v1/services/web/backends', { address: '198.18.207.1', port: 8080 })).status, 201);
+    await waitFor('b to apply it', () => backendKeys(b).includes('198.18.207.1:8080') && converged(a, b));
+    const stale = await api(b, 'PATCH', '/api/v1/services/web/backends/198.18.201.1:8080', { weight: 9 }, { 'if-match': `"${revision}"` });
+    assert.equal(stale.status, 409, JSON.stringify(stale.body));
+    assert.match(stale.body.error.message, new RegExp(`is at revision \\d+, this change was based on revision ${revision} \\(since then: service web changed\\); nothing was changed`));
+    assert.equal(b.controller.getService('web').backends.find((x) => x.key === '198.18.201.1:8080')!.weight, 1);
+    const current = (await api(b, 'GET', '/api/v1/services/web')).headers.get('x-xdplb-revision')!;
+    const ok = await api(b, 'PATCH', '/api/v1/services/web/backends/198.18.201.1:8080', { weight: 1 }, { 'if-match': current });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    const bad = await api(b, 'PATCH', '/api/v1/services/web/backends/198.18.201.1:8080', { weight: 1 }, { 'if-match': 'yesterday' });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error.message, /^if-match: must be one revision number/);
   });
 
   test('etcd killed: forwarding state unchanged, writes 503, reads marked stale; etcd back: every node converges', async () => {

@@ -24,6 +24,7 @@ import { XdplbError } from '../api/errors';
 import type { Config } from '../config/schema';
 import type { PendingWrite } from '../daemon/controller';
 import { clusterPart, describeChanges, parseStoreUrl, storeKeys, type ClusterState, type StoreUrl } from './layout';
+import { requestRevision } from './precondition';
 
 export interface EtcdStoreOptions {
   url: string;
@@ -166,6 +167,14 @@ export class EtcdStore extends EventEmitter {
     const cluster = clusterPart(config);
     const previous = this.appliedCluster;
     const guard = this.appliedModRevision;
+    const expected = requestRevision.getStore();
+    if (expected !== undefined && expected !== guard) {
+      // The client read another revision than the one this change was built on.
+      const before = await this.stateAt(expected);
+      const changes = before ? describeChanges(before, previous) : [];
+      throw new XdplbError('XDPLB_ERR_CONFLICT', `the cluster's desired state is at revision ${guard}, this change was based on revision ${expected}` +
+        `${changes.length ? ` (since then: ${changes.join(', ')})` : ''}; nothing was changed: read it again and retry`);
+    }
     let res;
     try {
       res = await this.client.kv.txn({
@@ -202,6 +211,17 @@ export class EtcdStore extends EventEmitter {
       },
     };
   };
+
+  /** The desired state at an older revision (null: compacted, unknown or unreachable). */
+  private async stateAt(revision: number): Promise<ClusterState | null> {
+    if (!(revision > 0)) return null;
+    try {
+      const res = await this.client.kv.range({ key: enc(this.keys.desired), revision: String(revision) }, this.opts());
+      return res.kvs[0] ? parseDesired(res.kvs[0], this.keys.desired) : null;
+    } catch {
+      return null;
+    }
+  }
 
   /**
    * Follows the store from `fromRevision` (exclusive): desired-state changes go to onDesired,
