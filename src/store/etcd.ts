@@ -405,8 +405,20 @@ export class EtcdStore extends EventEmitter {
     if (this.probeTimer) clearInterval(this.probeTimer);
     const watcher = this.watcher;
     this.watcher = null;
-    if (watcher) await Promise.race([watcher.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
-    if (this.lease && this.connected) await Promise.race([this.lease.revoke().catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
+    if (watcher) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([watcher.cancel().catch(() => undefined), new Promise((r) => { timer = setTimeout(r, 500); })]);
+      clearTimeout(timer);
+    }
+    if (this.lease && this.connected) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.lease.revoke().catch(() => undefined), new Promise((r) => { timer = setTimeout(r, 500); })]);
+      clearTimeout(timer);
+    }
+    // Stops the keepalive loop whatever revoke() did (its timers would keep the process up).
+    this.lease?.release();
+    this.lease = null;
+    this.removeAllListeners();
     this.client.close();
   }
 }
