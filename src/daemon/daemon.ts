@@ -122,7 +122,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const logger = opts.logger ?? pino({ name: 'xdplb' });
   const configPath = path.resolve(opts.configPath);
   const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
-  const config = loadConfigFile(configPath);
+  const config = loadConfigFile(configPath, { storeMode: !!opts.store });
   const listenInUse = opts.listen ?? config.api.listen;
   // etcd mode (src/store/): the file holds this node's settings, the store the cluster's state.
   const storeUrl = opts.store ?? config.store;
@@ -218,7 +218,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       // below must find the same bytes, or it refuses (the watcher fires again for the change).
       const checkedText = readConfigText(configPath);
       stage = 'parse';
-      const checked = parseConfigText(checkedText, configPath);
+      const checked = parseConfigText(checkedText, configPath, { storeMode: !!follower });
       assertInterfacesExist(checked.interfaces);
       await enforceListenPolicy(listenInUse, follower ? validateState(follower.merged(checked)) : checked, logger);
       stage = 'read';
@@ -227,7 +227,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         const text = readConfigText(configPath);
         if (text !== checkedText) throw new Error('the config file changed while it was being checked');
         stage = 'parse';
-        next = parseConfigText(text, configPath);
+        next = parseConfigText(text, configPath, { storeMode: !!follower });
         if (follower) {
           // etcd mode: the file's local part with the store's applied state.
           if (next.store !== before.store) logger.warn({ store: next.store }, 'store changed in the file: takes effect at the next start');

@@ -106,8 +106,10 @@ describe('cluster store: etcd + kernel data planes', { skip, timeout: 240_000 },
 
   async function start(name: 'a' | 'b' | 'c', endpoint: string): Promise<RunningDaemon> {
     const file = path.join(dir, `${name}.yaml`);
-    fs.writeFileSync(file, `store: ${urlVia(endpoint)}\nnode: { name: ${name} }\n`);
+    // c gets its store and name from the command line (`xdplb daemon --store --node-name`), its file holds nothing.
+    fs.writeFileSync(file, name === 'c' ? '# node c: everything from the command line\n{}\n' : `store: ${urlVia(endpoint)}\nnode: { name: ${name} }\n`);
     const d = await startDaemon({
+      ...(name === 'c' ? { store: urlVia(endpoint), nodeName: 'c' } : {}),
       configPath: file, pinDir: pins[name], listen: '127.0.0.1:0', logger: logger.child({ node: name }),
       storeOptions: { probeIntervalMs: 300, callTimeoutMs: 800, leaseTtlSeconds: 3 }, publishIntervalMs: 300,
       cluster: { onDrain: (drain, grace) => { drains.push([name, drain, grace]); } },
