@@ -133,6 +133,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   let storeRead: Awaited<ReturnType<typeof readInitialState>>['read'] | null = null;
   let localConfig: Config = config;
   if (storeUrl) {
+    if (config.services.length || config.users.length || config.tokens.length) {
+      logger.warn({ config: configPath }, 'cluster mode: the services, users and tokens of the file are ignored (the store holds them; seed with `xdplb store init`)');
+    }
     store = new EtcdStore({ url: storeUrl, nodeName, logger, ...opts.storeOptions });
     try {
       ({ state: initial, read: storeRead } = await readInitialState(store, config));
