@@ -47,8 +47,10 @@ export interface DaemonControllerOptions {
   seedHealth?: (service: string, backend: string) => 'up' | 'down' | undefined;
 }
 
-/** A config written under a temporary name: commit() renames it into place, abort() removes it. */
-/** (Either may return a promise, awaited: etcd mode.) */
+/**
+ * A config written under a temporary name: commit() renames it into place, abort() removes it.
+ * Either may return a promise (awaited: etcd mode).
+ */
 export interface PendingWrite { commit(): unknown; abort(): unknown }
 export type PersistHook = (config: Config) => PendingWrite | void | Promise<PendingWrite | void>;
 /** replaceConfig options: seed 'apply' takes a new hashSeed too (etcd mode: the store is the source). */
