@@ -215,6 +215,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     let next: Config | null = null;
     let before: Config | null = null;
     let stage: 'read' | 'parse' | 'apply' = 'read';
+    let parsedLocal: Config | null = null;   // etcd mode: the file's local part, kept once applied
     let changed: boolean;
     try {
       // The listen policy (scrypt, async) is judged on the file as read now; the queued read
@@ -234,7 +235,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         if (follower) {
           // etcd mode: the file's local part with the store's applied state.
           if (next.store !== before.store) logger.warn({ store: next.store }, 'store changed in the file: takes effect at the next start');
-          localConfig = next;
+          parsedLocal = next;
           next = validateState(follower.merged(next));
         }
         stage = 'apply';
@@ -248,6 +249,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       return 'invalid';
     }
     const applied = next as unknown as Config;
+    if (parsedLocal) localConfig = parsedLocal;
     auth.update(applied.users, applied.tokens);
     if (!changed) return 'unchanged';
     await kernel.syncInterfaces(applied.interfaces).catch((err: Error) =>

@@ -323,6 +323,22 @@ describe('cluster store: etcd + kernel data planes', { skip, timeout: 240_000 },
     assert.deepEqual(tableOf(c, pins.c), tableOf(a, pins.a));
   });
 
+  test('a reload of a node\'s file in cluster mode changes only its local settings', async () => {
+    const a = nodes.a!;
+    const revision = a.store!.appliedModRevision;
+    const services = a.controller.listServices().map((x) => x.name).sort();
+    fs.writeFileSync(path.join(dir, 'a.yaml'), `store: ${urlVia(etcd.endpoint)}\nnode: { name: a }\napi: { allowedHosts: [lb-a.example] }\nfragments: pass\n`);
+    assert.notEqual(await a.reload('test'), 'invalid');
+    await waitFor('the reload', () => a.controller.state.config.api.allowedHosts?.[0] === 'lb-a.example');
+    assert.equal(a.controller.state.config.fragments, 'drop', 'a cluster field in the file is ignored');
+    assert.deepEqual(a.controller.listServices().map((x) => x.name).sort(), services);
+    assert.equal(a.store!.appliedModRevision, revision, 'nothing was written to the store');
+    // The store's next change keeps the reloaded local part.
+    assert.equal((await api(nodes.b!, 'PATCH', '/api/v1/settings', { fragPolicy: 'pass' })).status, 200);
+    await waitFor('a applies b\'s settings', () => a.controller.state.config.fragments === 'pass');
+    assert.deepEqual(a.controller.state.config.api.allowedHosts, ['lb-a.example']);
+  });
+
   test('drain through any node: the store key reaches the named node\'s hook; CLI cluster status and node drain', async () => {
     const a = nodes.a!;
     drains.length = 0;
