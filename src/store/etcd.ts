@@ -292,9 +292,13 @@ export class EtcdStore extends EventEmitter {
     try {
       const old = this.watcher;
       this.watcher = null;
-      // A watcher etcd cancelled may never answer a cancel: not waited for.
-      old?.removeAllListeners();
-      void old?.cancel().catch(() => undefined);
+      // A watcher etcd cancelled may never answer a cancel: not waited for. Its events are
+      // dropped; an 'error' without a listener would throw.
+      if (old) {
+        for (const event of ['put', 'delete', 'error'] as const) old.removeAllListeners(event);
+        old.on('error', () => undefined);
+        void old.cancel().catch(() => undefined);
+      }
       for (let attempt = 0; !this.closed && attempt < 1000; attempt++) {
         try {
           const read = await this.read();
@@ -419,6 +423,10 @@ export class EtcdStore extends EventEmitter {
     this.lease?.release();
     this.lease = null;
     this.removeAllListeners();
+    // etcd3 keeps re-opening the watch stream (every 300 ms) while any watcher is registered,
+    // even after close(): one whose cancel could not complete would keep the process alive.
+    const manager = (this.client as unknown as { watchManager?: { watchers?: unknown[] } }).watchManager;
+    if (manager && Array.isArray(manager.watchers)) manager.watchers = [];
     this.client.close();
   }
 }
