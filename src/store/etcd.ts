@@ -65,6 +65,8 @@ export class EtcdStore extends EventEmitter {
   /** The last apply of a store change failed (the node runs the previous one). */
   applyError: string | null = null;
   private watcher: Watcher | null = null;
+  /** Every watcher not yet ended (the current one, and dropped ones whose cancel is pending). */
+  private readonly allWatchers = new Set<Watcher>();
   private probeTimer: NodeJS.Timeout | null = null;
   private lease: Lease | null = null;
   private closed = false;
@@ -245,6 +247,8 @@ export class EtcdStore extends EventEmitter {
       void creating.then((w) => w.cancel()).catch(() => undefined);
       throw new Error('the watch could not be created in time');
     }
+    this.allWatchers.add(watcher);
+    watcher.on('end', () => this.allWatchers.delete(watcher));
     if (this.closed) { void watcher.cancel().catch(() => undefined); return; }
     this.watcher = watcher;
     watcher.on('put', (kv) => this.onEvent(kv, false));
@@ -407,11 +411,10 @@ export class EtcdStore extends EventEmitter {
     this.closed = true;
     this.onDesired = null;   // nothing reaches the controller after this
     if (this.probeTimer) clearInterval(this.probeTimer);
-    const watcher = this.watcher;
     this.watcher = null;
-    if (watcher) {
+    if (this.allWatchers.size) {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([watcher.cancel().catch(() => undefined), new Promise((r) => { timer = setTimeout(r, 500); })]);
+      await Promise.race([Promise.all([...this.allWatchers].map((w) => w.cancel().catch(() => undefined))), new Promise((r) => { timer = setTimeout(r, 500); })]);
       clearTimeout(timer);
     }
     if (this.lease && this.connected) {
@@ -423,11 +426,13 @@ export class EtcdStore extends EventEmitter {
     this.lease?.release();
     this.lease = null;
     this.removeAllListeners();
-    // etcd3 keeps re-opening the watch stream (every 300 ms) while any watcher is registered,
-    // even after close(): one whose cancel could not complete would keep the process alive.
-    const manager = (this.client as unknown as { watchManager?: { watchers?: unknown[] } }).watchManager;
-    if (manager && Array.isArray(manager.watchers)) manager.watchers = [];
     this.client.close();
+    // etcd3 keeps re-opening the watch stream (a 300 ms timer) while any watcher is registered,
+    // even after close(): one whose cancel did not complete (etcd had cancelled it) would keep
+    // the process alive. Its reconnect step becomes a no-op (the watcher list is left alone: a
+    // late response for a watcher it no longer knows would throw).
+    const manager = (this.client as unknown as { watchManager?: { establishStream?: () => void } }).watchManager;
+    if (manager && typeof manager.establishStream === 'function') manager.establishStream = () => undefined;
   }
 }
 
