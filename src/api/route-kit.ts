@@ -21,11 +21,15 @@ declare module 'fastify' {
 }
 
 /** The options every route plugin receives. */
+import type { ClusterService } from '../cluster/status';
+
 export interface RouteContext {
   controller: Controller;
   auth: AuthStore;
   metrics: ApiMetrics;
   stream?: StreamOptions;
+  /** The cluster view and node drain (file mode: this node alone). */
+  cluster: ClusterService;
   /** Counts one successful change (xdplb_api_changes_total{operation}). */
   changed(operation: string): void;
 }

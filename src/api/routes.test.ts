@@ -5,6 +5,8 @@
  * plugin file is registered, and no handler casts what it reads of a request: bodies, params
  * and queries are typed by their schemas through the route's generics.
  */
+import pino from 'pino';
+import { ClusterService } from '../cluster/status';
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -54,7 +56,7 @@ describe('API routes: a plugin per resource', () => {
   const files = fs.readdirSync(ROUTES_DIR).filter((f) => f.endsWith(EXT) && !f.endsWith(`.test${EXT}`));
   const controller = new MemoryController({ services: [] });
   const auth = new AuthStore([{ name: 'admin', role: 'admin', password: 'admin-pass' }], []);
-  const context: RouteContext = { controller, auth, metrics: createMetrics(controller), changed: () => {} };
+  const context: RouteContext = { controller, auth, metrics: createMetrics(controller), cluster: new ClusterService({ nodeName: 'n1', source: controller, store: null, logger: pino({ level: 'silent' }) }), changed: () => {} };
   const served: string[] = [];
   let app: FastifyInstance;
 

@@ -14,7 +14,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import fastifySwagger from '@fastify/swagger';
 import fastifyWebsocket from '@fastify/websocket';
 import { Type, type TSchema } from '@sinclair/typebox';
-import type { Logger } from 'pino';
+import pino, { type Logger } from 'pino';
 import type { Controller } from '../domain/types';
 import { XdplbError, codeForStatus } from '../domain/errors';
 import { bearerFrom, type AuthStore } from './auth';
@@ -22,6 +22,8 @@ import { SECURITY_HEADERS, checkHostAndOrigin, isLoopbackAddress } from './guard
 import { createMetrics } from './metrics';
 import type { StreamOptions } from './stream';
 import { clusterRoutes } from './routes/cluster';
+import { clusterHeaders } from './cluster-headers';
+import { ClusterService, defaultNodeName } from '../cluster/status';
 import { NAMED_SCHEMAS, bodyAjv, queryAjv, parseListen, validationErrorFrom, type Config } from '../config/schema';
 import { MAX_PARAM_LENGTH, catalogueErrorFor, clientErrorHandler, drainRejectedBody, parseJsonBody, queryToken } from './http-edge';
 import { PUBLIC, type RouteContext } from './route-kit';
@@ -46,6 +48,8 @@ export interface ApiServerOptions {
    * header names besides IP addresses and localhost), metrics (who may read /metrics).
    */
   apiConfig?: () => Partial<Config['api']>;
+  /** The cluster view and node drain (src/cluster/status.ts); absent: no cluster routes. */
+  cluster?: ClusterService;
 }
 
 const NO_QUERY = Type.Object({}, { additionalProperties: false });
@@ -209,7 +213,10 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
     api.get('/healthz', { config: PUBLIC, schema: { summary: 'Liveness', security: [] } }, async () => ({ status: 'ok' }));
     api.get('/api/v1/openapi.json', { config: PUBLIC, schema: { hide: true } }, async () => api.swagger());
     // The routes, a plugin per resource (routes/*.ts): a new resource is one file and one line here.
-    const context: RouteContext = { controller, auth: opts.auth, metrics, stream: opts.stream, changed: (operation) => metrics.apiChanges.inc({ operation }) };
+    // The cluster view: the daemon passes its own; a server without one (tests, tools) shows this node alone.
+    const cluster = opts.cluster ?? new ClusterService({ nodeName: defaultNodeName(), source: controller, store: null, logger: pino({ level: 'silent' }) });
+    clusterHeaders(api, cluster);
+    const context: RouteContext = { controller, auth: opts.auth, metrics, stream: opts.stream, cluster, changed: (operation) => metrics.apiChanges.inc({ operation }) };
     void api.register(authRoutes, context);
     void api.register(servicesRoutes, context);
     void api.register(backendsRoutes, context);

@@ -36,6 +36,10 @@ import { enforceListenPolicy } from '../daemon/listen-check';
 import { XdplbError } from '../domain/errors';
 import { ifIndex } from '../bpf';
 import { BgpSpeaker, type NodeBgpStatus } from '../cluster/bgp-speaker';
+import { validateState } from '../config/state';
+import { EtcdStore, type EtcdStoreOptions } from '../store/etcd';
+import { followStore, readInitialState, type StoreFollower } from '../store/sync';
+import { ClusterService, NODE_NAME_RE, defaultNodeName, type ClusterHooks } from '../cluster/status';
 
 export { DEFAULT_PIN_DIR };
 
@@ -58,14 +62,26 @@ export interface DaemonOptions {
   reloadDebounceMs?: number;
   /** Directory of BIRD's socket, config, pid file and log when the config has bgp: (default /run/xdplb/bird). */
   birdDir?: string;
-  /** Whether the desired state is fresh (etcd mode; file mode: always). Read at every BGP policy evaluation. */
-  storeFresh?: () => boolean;
+  /** etcd://HOST:PORT/PREFIX: the desired state lives in etcd (overrides config `store`). */
+  store?: string;
+  /** This node's name in the cluster (overrides config node.name; default the host name). */
+  nodeName?: string;
+  /** Cluster hooks (drain effect, BGP status): src/cluster/status.ts. */
+  cluster?: Partial<ClusterHooks>;
+  /** Store timings (tests). */
+  storeOptions?: Partial<Pick<EtcdStoreOptions, 'probeIntervalMs' | 'callTimeoutMs' | 'leaseTtlSeconds'>>;
+  /** NodeStatus publishing period (ms, default 1000). */
+  publishIntervalMs?: number;
 }
 
 export type ReloadOutcome = 'applied' | 'unchanged' | 'invalid';
 
 export interface RunningDaemon {
   controller: DaemonController;
+  /** The cluster view, node drain and the hooks (file mode: this node alone). */
+  cluster: ClusterService;
+  /** The cluster store (null in file mode). */
+  store: EtcdStore | null;
   /** Base URL of the API, e.g. http://127.0.0.1:8720 */
   url: string;
   host: string;
@@ -119,13 +135,39 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const logger = opts.logger ?? pino({ name: 'xdplb' });
   const configPath = path.resolve(opts.configPath);
   const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
-  const config = loadConfigFile(configPath);
+  const config = loadConfigFile(configPath, { storeMode: !!opts.store });
   const listenInUse = opts.listen ?? config.api.listen;
-  await enforceListenPolicy(listenInUse, config, logger);
-  const initial = new DesiredState(config);
-  logger.info({ config: configPath, services: initial.services.length, pinDir }, 'config loaded');
+  // etcd mode (src/store/): the file holds this node's settings, the store the cluster's state.
+  const storeUrl = opts.store ?? config.store;
+  const nodeName = opts.nodeName ?? config.node?.name ?? defaultNodeName();
+  if (!NODE_NAME_RE.test(nodeName)) throw new XdplbError('XDPLB_ERR_VALIDATION', `/node/name: "${nodeName.slice(0, 80)}" is not a node name (1..63 letters, digits, "_", "." or "-")`, '/node/name');
+  let store: EtcdStore | null = null;
+  let initial: DesiredState;
+  let storeRead: Awaited<ReturnType<typeof readInitialState>>['read'] | null = null;
+  let localConfig: Config = config;
+  if (storeUrl) {
+    if (config.services.length || config.users.length || config.tokens.length) {
+      logger.warn({ config: configPath }, 'cluster mode: the services, users and tokens of the file are ignored (the store holds them; seed with `xdplb store init`)');
+    }
+    store = new EtcdStore({ url: storeUrl, nodeName, logger, ...opts.storeOptions });
+    try {
+      ({ state: initial, read: storeRead } = await readInitialState(store, config));
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  } else {
+    initial = new DesiredState(config);
+  }
+  try {
+    await enforceListenPolicy(listenInUse, initial.config, logger);
+  } catch (err) {
+    await store?.close();
+    throw err;
+  }
+  logger.info({ config: configPath, services: initial.services.length, pinDir, store: storeUrl ?? null, node: nodeName, revision: storeRead?.modRevision }, 'config loaded');
   // Fail before touching the kernel: a start that cannot serve must not leave a data plane behind.
-  await assertCanListen(opts.listen ?? initial.config.api.listen);
+  await assertCanListen(opts.listen ?? initial.config.api.listen).catch(async (err: unknown) => { await store?.close(); throw err; });
 
   const kernel: KernelSession = await openKernel({
     pinDir, objectPath: opts.objectPath ?? repoPath('bpf/lb.o'), config: initial.config, logger,
@@ -139,7 +181,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     seedHealth: (service, backend) => (kernel.downAtAdopt.has(`${service}|${backend}`) ? 'down'
       : kernel.upAtAdopt.has(`${service}|${backend}`) ? 'up' : undefined),
     benchDir: opts.benchDir ?? repoPath('bench-results'),
-    persist: (next: Config) => prepareConfigFile(configPath, next),
+    persist: store ? store.persist : (next: Config) => prepareConfigFile(configPath, next),
   });
   const auth = new AuthStore(initial.config.users, initial.config.tokens);
   let server: ReturnType<typeof createApiServer> | null = null;
@@ -154,11 +196,31 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     }
     return bgp.onDrain(drain, graceSeconds);
   };
+  // The latest BGP view from birdc (status() is async; the cluster status is read synchronously).
+  let lastBgp: NodeBgpStatus | null = null;
+  let bgpPoll: NodeJS.Timeout | null = null;
+  const cluster = new ClusterService({
+    nodeName, source: controller, store, logger, publishIntervalMs: opts.publishIntervalMs,
+    hooks: {
+      onDrain: async (drain, graceSeconds) => { lastBgp = await onDrain(drain, graceSeconds); },
+      bgpStatus: () => (lastBgp ? { ...lastBgp, drained: bgp ? bgp.drained : lastBgp.drained } : null),
+      ...opts.cluster,
+    },
+  });
+  let follower: StoreFollower | null = null;
   try {
     await controller.start();
+    if (store && storeRead) {
+      follower = await followStore({
+        store, controller, local: () => localConfig, read: storeRead, logger,
+        onApplied: (applied) => auth.update(applied.users, applied.tokens),
+      });
+      auth.update(controller.state.config.users, controller.state.config.tokens);
+    }
+    await cluster.start();
     // Per-request lines at info would drown the daemon's own log (the dashboard polls): warn and up.
     const apiLogger = logger.child({ component: 'api' }, { level: logger.isLevelEnabled('debug') ? 'debug' : 'warn' });
-    server = createApiServer(controller, { auth, logger: apiLogger, webRoot: opts.webRoot ?? defaultWebRoot(), apiConfig: () => controller.state.config.api });
+    server = createApiServer(controller, { auth, logger: apiLogger, webRoot: opts.webRoot ?? defaultWebRoot(), apiConfig: () => controller.state.config.api, cluster });
     const { host, port } = parseListen(opts.listen ?? initial.config.api.listen);
     await server.listen({ host, port });
     if (initial.config.bgp) {
@@ -166,12 +228,24 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
         bgp: initial.config.bgp, birdDir: opts.birdDir ?? '/run/xdplb/bird', logger,
         services: () => controller.listServices(),
         attached: () => dataplaneAttached(controller),
-        storeFresh: opts.storeFresh ?? (() => true), drained: pendingDrain,
+        // Announce while this node is not known to be behind (src/store/etcd.ts announceable()):
+        // an unreachable store alone withdraws nothing, or losing etcd's majority would take
+        // every VIP off the routers at once (docs/decisions.md).
+        storeFresh: () => (store ? store.announceable() : true), drained: pendingDrain,
       });
       await bgp.start();
+      const speaker = bgp;
+      const pollBgp = () => { speaker.status().then((st) => { lastBgp = st; }, () => undefined); };
+      pollBgp();
+      bgpPoll = setInterval(pollBgp, 1000);
+      bgpPoll.unref();
+      cluster.on('change', () => { void speaker.refresh(); });
     }
   } catch (err) {
+    if (bgpPoll) clearInterval(bgpPoll);
     await bgp?.stop();
+    cluster.stop();
+    await store?.close();
     controller.stop();
     await server?.close().catch(() => {});
     await controller.idle().catch(() => {});
@@ -194,22 +268,29 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     let next: Config | null = null;
     let before: Config | null = null;
     let stage: 'read' | 'parse' | 'apply' = 'read';
+    let parsedLocal: Config | null = null;   // etcd mode: the file's local part, kept once applied
     let changed: boolean;
     try {
       // The listen policy (scrypt, async) is judged on the file as read now; the queued read
       // below must find the same bytes, or it refuses (the watcher fires again for the change).
       const checkedText = readConfigText(configPath);
       stage = 'parse';
-      const checked = parseConfigText(checkedText, configPath);
+      const checked = parseConfigText(checkedText, configPath, { storeMode: !!follower });
       assertInterfacesExist(checked.interfaces);
-      await enforceListenPolicy(listenInUse, checked, logger);
+      await enforceListenPolicy(listenInUse, follower ? validateState(follower.merged(checked)) : checked, logger);
       stage = 'read';
       changed = await controller.replaceConfig(() => {
         before = controller.state.config;
         const text = readConfigText(configPath);
         if (text !== checkedText) throw new Error('the config file changed while it was being checked');
         stage = 'parse';
-        next = parseConfigText(text, configPath);
+        next = parseConfigText(text, configPath, { storeMode: !!follower });
+        if (follower) {
+          // etcd mode: the file's local part with the store's applied state.
+          if (next.store !== before.store) logger.warn({ store: next.store }, 'store changed in the file: takes effect at the next start');
+          parsedLocal = next;
+          next = validateState(follower.merged(next));
+        }
         stage = 'apply';
         return next;
       });
@@ -221,6 +302,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       return 'invalid';
     }
     const applied = next as unknown as Config;
+    if (parsedLocal) localConfig = parsedLocal;
     auth.update(applied.users, applied.tokens);
     if (!changed) return 'unchanged';
     await kernel.syncInterfaces(applied.interfaces).catch((err: Error) =>
@@ -243,15 +325,18 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
 
   let stopped = false;
   return {
-    controller, url, host: bound.address, port: bound.port, pid: process.pid, reload, bgp,
+    controller, cluster, store, url, host: bound.address, port: bound.port, pid: process.pid, reload, bgp,
     onDrain,
     isDrained: () => (bgp ? bgp.drained : pendingDrain?.drain === true),
     async stop(stopOpts = {}) {
       if (stopped) return;
       stopped = true;
       // Withdraw first, while the data plane still forwards what the routers send meanwhile.
+      if (bgpPoll) clearInterval(bgpPoll);
       await bgp?.stop();
       watcher?.close();
+      cluster.stop();
+      await store?.close();
       controller.stop();
       await server!.close().catch((err: Error) => logger.warn({ err: err.message }, 'server close failed'));
       await reloading.catch(() => undefined);

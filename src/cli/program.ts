@@ -11,6 +11,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { registerServiceCommands, registerBackendCommands } from './services';
 import { registerObserveCommands, registerHashPasswordCommand } from './observe';
 import { registerDaemonCommand } from './daemon';
+import { registerClusterCommands } from './cluster';
 import { repoRoot } from '../daemon/paths';
 import { registerLabCommands } from '../lab/cli';
 import { registerBenchCommands } from '../bench/cli';
@@ -56,6 +57,7 @@ export function buildProgram(): Command {
   registerBackendCommands(program);
   registerObserveCommands(program);
   registerHashPasswordCommand(program);
+  registerClusterCommands(program);
   // The lab and bench verbs live with their owners.
   registerLabCommands(program);
   registerBenchCommands(program);

@@ -158,7 +158,7 @@ export function checkComplete(text: string, source = '<config>'): void {
 
 /** True when a config configures nothing at all: no service, interface, user or token. */
 export function isEmptyConfig(config: Readonly<Config>): boolean {
-  return config.services.length === 0 && config.interfaces.length === 0 && config.users.length === 0 && config.tokens.length === 0;
+  return config.services.length === 0 && config.interfaces.length === 0 && config.users.length === 0 && config.tokens.length === 0 && !config.store;
 }
 
 /**
@@ -206,7 +206,7 @@ function safeSegment(segment: string): string {
  *   XDPLB_ERR_VALIDATION / XDPLB_ERR_CONFLICT with `field` (JSON pointer) and the line of
  *   the offending node for schema and semantic errors.
  */
-export function parseConfigText(text: string, source = '<config>'): Config {
+export function parseConfigText(text: string, source = '<config>', opts: { storeMode?: boolean } = {}): Config {
   checkComplete(text, source);
   // The YAML parser recurses per level: refuse pathological nesting before it runs.
   const deep = yamlNestingError(text);
@@ -248,7 +248,8 @@ export function parseConfigText(text: string, source = '<config>'): Config {
     if (field !== error.field) message = message.startsWith(error.field) ? `${field}${message.slice(error.field.length)}` : `${field}: invalid`;
     throw new XdplbError(error.code, `${where}: ${message}`, field, { cause: error });
   }
-  if (isEmptyConfig(config) && config.allowEmpty !== true) {
+  // storeMode: `xdplb daemon --store URL`: the file holds only node-local settings (or none).
+  if (isEmptyConfig(config) && config.allowEmpty !== true && !opts.storeMode) {
     throw new XdplbError('XDPLB_ERR_VALIDATION', `${source}: the config has no services, interfaces, users or tokens: refused, it would ` +
       'remove everything; to run with nothing configured, write "allowEmpty: true"', '/allowEmpty');
   }
@@ -261,8 +262,8 @@ export function parseConfigText(text: string, source = '<config>'): Config {
  * @throws XdplbError XDPLB_ERR_CONFIG_FILE when the file cannot be read; otherwise as
  *   parseConfigText.
  */
-export function loadConfigFile(file: string): Config {
-  return parseConfigText(readConfigText(file), file);
+export function loadConfigFile(file: string, opts: { storeMode?: boolean } = {}): Config {
+  return parseConfigText(readConfigText(file), file, opts);
 }
 
 /**

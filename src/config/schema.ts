@@ -219,6 +219,10 @@ export const HOST_NAME_PATTERN = '^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A
 export const MAX_REVERSE_GRACE_SECONDS = 86400;
 
 export const LISTEN_PATTERN = '^(\\[[0-9A-Fa-f:.]{2,45}\\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}$';
+/** etcd://HOST:PORT[,HOST:PORT...]/PREFIX (src/store/url.ts; the cluster's desired state). */
+export const STORE_URL_PATTERN = '^etcd://(\\[[0-9A-Fa-f:.]{2,45}\\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}(,(\\[[0-9A-Fa-f:.]{2,45}\\]|[A-Za-z0-9.-]{1,253}):[0-9]{1,5}){0,8}(/[A-Za-z0-9_.-]{1,64}){1,8}$';
+/** A cluster node's name (default: the host name). */
+export const NODE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$';
 
 /** BGP through a local BIRD 2 (src/cluster/bgp-speaker.ts, docs/cluster.md): announce the VIPs as /32s to these peers. */
 export const BgpPeerSchema = Type.Object({
@@ -259,6 +263,10 @@ export const ConfigSchema = Type.Object({
   services: Type.Optional(Type.Array(Type.Ref(ServiceSpecSchema), { maxItems: MAX_SERVICES, default: [] })),
   allowEmpty: Type.Optional(Type.Boolean({ description: 'true: a config with no services, interfaces, users or tokens is intended (otherwise refused)' })),
   bgp: Type.Optional(BgpSchema),
+  store: Type.Optional(Type.String({ pattern: STORE_URL_PATTERN, maxLength: 1024, description: 'etcd://HOST:PORT[,HOST:PORT...]/PREFIX: the desired state lives in etcd under PREFIX (docs/config.md); absent = this file' })),
+  node: Type.Optional(Type.Object({
+    name: Type.Optional(Type.String({ pattern: NODE_NAME_PATTERN, maxLength: 63, description: 'this node\'s name in the cluster (default: the host name)' })),
+  }, { additionalProperties: false })),
 }, { $id: 'Config', additionalProperties: false });
 
 /** What a config file may contain (defaults omitted). */
@@ -288,6 +296,10 @@ export interface Config {
   allowEmpty?: boolean;
   /** BGP announcement of the VIPs through BIRD (absent: no BGP). */
   bgp?: BgpConfig;
+  /** etcd://HOST:PORT/PREFIX: the desired state lives in etcd (src/store/); absent = file mode. */
+  store?: string;
+  /** Node-local: this node's name in the cluster (default: the host name). */
+  node?: { name?: string };
 }
 
 /** A validated bgp: section (defaults filled in). */

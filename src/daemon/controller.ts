@@ -32,9 +32,10 @@ export interface DaemonControllerOptions {
    * Makes a change durable, before it reaches the kernel: writes (and fsyncs) the config under a
    * temporary name and returns the step that puts it in place (commit) or discards it (abort);
    * a function returning nothing has written the file whole. null = in-memory only (tests).
-   * @throws XdplbError STORAGE (nothing was changed)
+   * May be async (etcd mode, src/store/etcd.ts: a transaction guarded by the applied revision).
+   * @throws XdplbError STORAGE (nothing was changed); CONFLICT / UNAVAILABLE from a store
    */
-  persist: ((config: Config) => PendingWrite | void) | null;
+  persist: PersistHook | null;
   logger: Logger;
   /** Directory of `xdplb bench` JSON results (latestBench). */
   benchDir?: string;
@@ -46,8 +47,14 @@ export interface DaemonControllerOptions {
   seedHealth?: (service: string, backend: string) => 'up' | 'down' | undefined;
 }
 
-/** A config written under a temporary name: commit() renames it into place, abort() removes it. */
-export interface PendingWrite { commit(): void; abort(): void }
+/**
+ * A config written under a temporary name: commit() renames it into place, abort() removes it.
+ * Either may return a promise (awaited: etcd mode).
+ */
+export interface PendingWrite { commit(): unknown; abort(): unknown }
+export type PersistHook = (config: Config) => PendingWrite | void | Promise<PendingWrite | void>;
+/** replaceConfig options: seed 'apply' takes a new hashSeed too (etcd mode: the store is the source). */
+export interface ReplaceOptions { seed?: 'refuse' | 'apply'; onApplied?: (changed: boolean) => void }
 
 type WeightStep = (service: string, backend: string) => { step: number; steps: number };
 
@@ -115,7 +122,7 @@ export class DaemonController implements Controller {
   private desired: DesiredState;
   private readonly driver: DataplaneDriver;
   private readonly health: HealthMonitor;
-  private readonly persist: ((config: Config) => PendingWrite | void) | null;
+  private readonly persist: PersistHook | null;
   private readonly logger: Logger;
   private readonly benchDir: string | undefined;
   private readonly seedHealth: DaemonControllerOptions['seedHealth'];
@@ -189,12 +196,29 @@ export class DaemonController implements Controller {
    * is persisted: the file is already the source. A config equal to the running one is a no-op.
    * @returns false when it was equal (nothing done). @throws XdplbError VALIDATION / DATAPLANE
    */
-  replaceConfig(config: unknown): Promise<boolean> {
+  replaceConfig(config: unknown, opts: ReplaceOptions = {}): Promise<boolean> {
     return this.queue.run(async () => {
       // A function is called in the queue: a file read there cannot be overtaken by an API
       // change (which would make a refused file acceptable, or apply a stale read).
       const next = new DesiredState(typeof config === 'function' ? (config as () => unknown)() : config);
       const running = this.runningHashSeed();
+      if (next.config.hashSeed !== running && opts.seed === 'apply') {
+        // The store's seed is the cluster's: every node takes it (flows re-hash on this node).
+        try {
+          await this.driver.setHashSeed?.(next.config.hashSeed);
+        } catch (err) {
+          throw new XdplbError('XDPLB_ERR_DATAPLANE', `the kernel refused the new hash seed: ${(err as Error).message}`, undefined, { cause: err });
+        }
+        this.logger.warn({ from: running, to: next.config.hashSeed }, 'hash seed changed by the store: every flow re-hashes');
+        try {
+          await this.commit(next, false);
+        } catch (err) {
+          await Promise.resolve(this.driver.setHashSeed?.(running)).catch(() => undefined);
+          throw err;
+        }
+        opts.onApplied?.(true);
+        return true;
+      }
       if (next.config.hashSeed !== running) {
         throw new XdplbError('XDPLB_ERR_VALIDATION', `/hashSeed: ${next.config.hashSeed} differs from the running seed ${running}: ` +
           'a new seed re-hashes every flow, so it is never changed by a reload; change it explicitly with ' +
@@ -204,9 +228,11 @@ export class DaemonController implements Controller {
       // every read, and users/tokens do not touch the data plane anyway.
       if (withoutCredentials(next.config) === withoutCredentials(this.desired.config)) {
         this.desired = next;
+        opts.onApplied?.(false);
         return false;
       }
       await this.commit(next, false);
+      opts.onApplied?.(true);
       return true;
     });
   }
@@ -273,16 +299,16 @@ export class DaemonController implements Controller {
       const from = this.runningHashSeed();
       const next = new DesiredState({ ...previous.toConfig(), hashSeed: seed });   // validates: VALIDATION /hashSeed
       if (seed === from && next.config.hashSeed === previous.config.hashSeed) return { hashSeed: seed };
-      const pending = this.persist ? this.persist(next.toConfig()) ?? null : null;
+      const pending = this.persist ? (await this.persist(next.toConfig())) ?? null : null;
       try {
         if (seed !== from) await this.driver.setHashSeed?.(seed);
       } catch (err) {
-        pending?.abort();
+        await pending?.abort();
         const message = (err as Error).message ?? String(err);
         throw new XdplbError('XDPLB_ERR_DATAPLANE', `the kernel refused the new hash seed: ${message}`, undefined, { cause: err });
       }
       try {
-        pending?.commit();
+        await pending?.commit();
       } catch (err) {
         try { await this.driver.setHashSeed?.(from); } catch (restoreErr) {
           this.logger.error({ err: (restoreErr as Error).message }, 'could not restore the previous hash seed');
@@ -382,7 +408,7 @@ export class DaemonController implements Controller {
   private async commit(next: DesiredState, persist: boolean): Promise<void> {
     const previous = this.desired;
     let writes = 0;
-    const pending = persist && this.persist ? this.persist(next.toConfig()) ?? null : null;
+    const pending = persist && this.persist ? (await this.persist(next.toConfig())) ?? null : null;
     // The verdicts before the change: a refused change restores them (sync() forgets the
     // backends and services `next` drops, and would bring them back 'checking', out of the table).
     const verdicts = new Map<string, 'up' | 'down'>();
@@ -397,10 +423,10 @@ export class DaemonController implements Controller {
       try {
         writes = (await this.applyOrThrow(next)).writes;
       } catch (err) {
-        pending?.abort();
+        await pending?.abort();
         throw err;
       }
-      pending?.commit();
+      await pending?.commit();
     } catch (err) {
       this.health.sync(previous.toConfig().services, (service, backend) => verdicts.get(`${service}|${backend}`));
       try {

@@ -1,0 +1,117 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { createApiServer } from '../api/server';
+import { AuthStore } from '../api/auth';
+import { MemoryController } from '../api/memory-controller';
+import { ClusterService, computeDisagreements, type NodeStatus } from './status';
+import { describeChanges, mergeConfig, parseStoreUrl, clusterPart, localPart } from '../store/layout';
+import { parseConfigText } from '../config/config';
+import { validateState } from '../config/state';
+import { XdplbError } from '../domain/errors';
+
+const WEB = {
+  name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp' as const, mode: 'nat' as const,
+  backends: [{ address: '198.18.1.11', port: 8080, weight: 1 }, { address: '198.18.1.12', port: 8080, weight: 1 }],
+};
+const TOKEN = 'xlbs-unit-token-0123456789abcdef';
+
+describe('store URL and layout', () => {
+  test('etcd://HOST:PORT[,HOST:PORT]/PREFIX parses; anything else is refused naming /store', () => {
+    assert.deepEqual(parseStoreUrl('etcd://127.0.0.1:2379/xdplb'), { url: 'etcd://127.0.0.1:2379/xdplb', hosts: ['127.0.0.1:2379'], prefix: '/xdplb' });
+    assert.deepEqual(parseStoreUrl('etcd://e1.lab:2379,[2001:2::1]:2379/prod/lb').hosts, ['e1.lab:2379', '[2001:2::1]:2379']);
+    for (const bad of ['http://127.0.0.1:2379/x', 'etcd://127.0.0.1:2379', 'etcd://127.0.0.1/x', 'etcd://127.0.0.1:0/x', 'etcd://127.0.0.1:2379/a/../b', 'etcd://h:1/a b']) {
+      assert.throws(() => parseStoreUrl(bad), (e: XdplbError) => e.code === 'XDPLB_ERR_VALIDATION' && e.field === '/store', bad);
+    }
+  });
+
+  test('the config file takes store and node.name, validated by the schema', () => {
+    const config = parseConfigText('store: etcd://127.0.0.1:24001/xlbs\nnode: { name: lb1.example }\n');
+    assert.equal(config.store, 'etcd://127.0.0.1:24001/xlbs');
+    assert.equal(config.node?.name, 'lb1.example');
+    assert.throws(() => parseConfigText('store: etcd://127.0.0.1:24001\n'), /\/store: must be etcd:\/\/HOST:PORT/);
+    assert.throws(() => parseConfigText('store: etcd://127.0.0.1:24001/x\nnode: { name: "-bad" }\n'), /\/node\/name/);
+  });
+
+  test('cluster fields go to the store, node-local ones stay; merged, the node runs both', () => {
+    const config = validateState({ interfaces: [{ name: 'eth0' }], store: 'etcd://127.0.0.1:24001/x', hashSeed: 7, services: [WEB] });
+    const cluster = clusterPart(config);
+    assert.deepEqual(Object.keys(cluster).sort(), ['flowCache', 'fragments', 'hashSeed', 'maglev', 'sampling', 'services', 'tokens', 'users']);
+    assert.deepEqual(Object.keys(localPart(config)).sort(), ['api', 'interfaces', 'store']);
+    const merged = validateState(mergeConfig(validateState({ interfaces: [{ name: 'eth1' }], store: 'etcd://127.0.0.1:24001/x' }), cluster));
+    assert.equal(merged.interfaces[0].name, 'eth1');
+    assert.equal(merged.hashSeed, 7);
+    assert.deepEqual(merged.services, config.services);
+  });
+
+  test('describeChanges names what another writer changed', () => {
+    const before = clusterPart(validateState({ services: [WEB], allowEmpty: true }));
+    const after = clusterPart(validateState({ services: [{ ...WEB, backends: WEB.backends.slice(1) }, { ...WEB, name: 'api', vip: '198.18.100.2', backends: [{ address: '198.18.1.21', port: 8080, weight: 1 }] }], hashSeed: 9, fragments: 'pass' }));
+    assert.deepEqual(describeChanges(before, after), ['service web changed', 'service api added', 'hashSeed changed', 'settings changed']);
+    assert.deepEqual(describeChanges(after, before), ['service web changed', 'service api removed', 'hashSeed changed', 'settings changed']);
+    assert.deepEqual(describeChanges(before, before), []);
+  });
+});
+
+describe('cluster view', () => {
+  test('disagreements: backends whose health differs between nodes (absent counts)', () => {
+    const nodes: Array<Pick<NodeStatus, 'name' | 'health'>> = [
+      { name: 'a', health: { web: { '198.18.1.11:8080': 'up' as const, '198.18.1.12:8080': 'up' as const } } },
+      { name: 'b', health: { web: { '198.18.1.11:8080': 'down' as const, '198.18.1.12:8080': 'up' as const } } },
+      { name: 'c', health: { web: { '198.18.1.11:8080': 'up' as const } } },
+    ];
+    assert.deepEqual(computeDisagreements(nodes), [
+      { service: 'web', backend: '198.18.1.11:8080', views: { a: 'up', b: 'down', c: 'up' } },
+      { service: 'web', backend: '198.18.1.12:8080', views: { a: 'up', b: 'up', c: 'absent' } },
+    ]);
+    assert.deepEqual(computeDisagreements(nodes.slice(0, 1)), []);
+  });
+
+  function fileMode() {
+    const controller = new MemoryController({ services: [WEB] });
+    const drains: Array<[boolean, number]> = [];
+    const cluster = new ClusterService({ nodeName: 'lb1', source: controller, store: null, logger: pino({ level: 'silent' }), hooks: { onDrain: (d, g) => { drains.push([d, g]); } } });
+    const auth = new AuthStore([], [{ name: 'ops', role: 'admin', token: TOKEN }, { name: 'view', role: 'viewer', token: `${TOKEN}-viewer` }]);
+    const app = createApiServer(controller, { auth, cluster });
+    return { app, cluster, drains };
+  }
+  const as = (token: string) => ({ authorization: `Bearer ${token}` });
+
+  test('file mode: GET /api/v1/cluster is this node alone at revision 0; no stale header', async () => {
+    const { app } = fileMode();
+    const res = await app.inject({ method: 'GET', url: '/api/v1/cluster', headers: as(`${TOKEN}-viewer`) });
+    assert.equal(res.statusCode, 200, res.body);
+    const view = res.json();
+    assert.equal(view.mode, 'file');
+    assert.equal(view.self, 'lb1');
+    assert.equal(view.revision, 0);
+    assert.deepEqual(view.store, { url: null, connected: true, stale: false });
+    assert.equal(view.nodes.length, 1);
+    assert.deepEqual(Object.keys(view.nodes[0]).sort(), ['alive', 'appliedRevision', 'bgp', 'cpu', 'dataplane', 'health', 'lag', 'name', 'rates', 'self', 'updatedAt']);
+    assert.deepEqual(view.nodes[0].health, { web: { '198.18.1.11:8080': 'unchecked', '198.18.1.12:8080': 'unchecked' } });
+    assert.deepEqual(view.disagreements, []);
+    assert.equal(res.headers['x-xdplb-stale'], undefined);
+    assert.equal((await app.inject({ method: 'GET', url: '/api/v1/cluster' })).statusCode, 401);
+  });
+
+  test('file mode: PUT /api/v1/nodes/{self}/drain sets the local flag and calls onDrain once per change; admins only', async () => {
+    const { app, cluster, drains } = fileMode();
+    const put = (name: string, body: unknown, token = TOKEN) => app.inject({ method: 'PUT', url: `/api/v1/nodes/${name}/drain`, headers: as(token), payload: body as object });
+    const res = await put('lb1', { drain: true, graceSeconds: 30 });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(res.json().name, 'lb1');
+    assert.deepEqual(cluster.drained(), { drain: true, graceSeconds: 30 });
+    assert.equal((await put('lb1', { drain: true, graceSeconds: 30 })).statusCode, 200);
+    assert.deepEqual(drains, [[true, 30]], 'the same drain again is not a change');
+    assert.equal((await put('lb1', { drain: false })).statusCode, 200);
+    assert.deepEqual(drains, [[true, 30], [false, 0]]);
+    const other = await put('lb2', { drain: true });
+    assert.equal(other.statusCode, 404);
+    assert.match(other.json().error.message, /file mode, its only node is "lb1"/);
+    assert.equal((await put('lb1', { drain: true }, `${TOKEN}-viewer`)).statusCode, 403);
+    assert.equal((await put('lb1', { drain: true, graceSeconds: -1 })).statusCode, 400);
+    assert.equal((await put('lb1', { drain: true, extra: 1 })).statusCode, 400);
+    assert.equal((await put('bad%20name', { drain: true })).statusCode, 400);
+    assert.deepEqual(drains, [[true, 30], [false, 0]], 'refused requests changed nothing');
+  });
+});
