@@ -21,8 +21,10 @@ describe('findDisagreements', () => {
     ]);
   });
 
-  test('one node, or nodes that agree, or a backend only one node knows: nothing', () => {
+  test('one node, or nodes that agree: nothing; a backend only some nodes have: absent on the others', () => {
     assert.deepEqual(findDisagreements([node('a', { web: { '198.18.1.1:80': 'down' } })]), []);
-    assert.deepEqual(findDisagreements([node('a', { web: { '198.18.1.1:80': 'up' } }), node('b', { web: { '198.18.1.1:80': 'up', '198.18.1.9:80': 'down' } })]), []);
+    assert.deepEqual(findDisagreements([node('a', { web: { '198.18.1.1:80': 'up' } }), node('b', { web: { '198.18.1.1:80': 'up' } })]), []);
+    assert.deepEqual(findDisagreements([node('a', { web: { '198.18.1.1:80': 'up' } }), node('b', { web: { '198.18.1.1:80': 'up', '198.18.1.9:80': 'down' } })]),
+      [{ service: 'web', backend: '198.18.1.9:80', views: { a: 'absent', b: 'down' } }]);
   });
 });

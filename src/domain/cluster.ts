@@ -39,8 +39,13 @@ export interface ClusterView {
   disagreements: Disagreement[];
 }
 
-/** Backends whose health differs between the given (alive) nodes. */
-export function computeDisagreements(nodes: Array<Pick<NodeStatus, 'name' | 'health'>>): Disagreement[] {
+/**
+ * Backends whose health differs between the alive nodes (a gone node's last view is old news):
+ * every node's verdict, or 'absent' on a node that does not have that backend (it runs another
+ * revision). Sorted by service, then backend.
+ */
+export function computeDisagreements(all: ReadonlyArray<Pick<NodeStatus, 'name' | 'health'> & { alive?: boolean }>): Disagreement[] {
+  const nodes = all.filter((n) => n.alive !== false);
   const pairs = new Map<string, { service: string; backend: string }>();
   for (const n of nodes) {
     for (const [service, backends] of Object.entries(n.health ?? {})) {

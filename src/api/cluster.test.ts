@@ -1,10 +1,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import { createApiServer } from '../api/server';
-import { AuthStore } from '../api/auth';
-import { MemoryController } from '../api/memory-controller';
-import { ClusterService, computeDisagreements, type NodeStatus } from './status';
+import { createApiServer } from './server';
+import { AuthStore } from './auth';
+import { MemoryController } from './memory-controller';
+import { ClusterService, computeDisagreements, type NodeStatus } from '../cluster/status';
 import { describeChanges, mergeConfig, parseStoreUrl, clusterPart, localPart } from '../store/layout';
 import { parseConfigText } from '../config/config';
 import { validateState } from '../config/state';
