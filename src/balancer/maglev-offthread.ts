@@ -8,7 +8,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { buildMaglevTable } from './maglev';
+import { performance } from 'node:perf_hooks';
+import { addBuildTime, buildMaglevTable } from './maglev';
 import type { MaglevJob, MaglevJobResult } from './maglev-worker';
 
 export type { MaglevJob } from './maglev-worker';
@@ -30,6 +31,7 @@ export function offThreadAvailable(): boolean {
 export async function buildMaglevTablesOffThread(jobs: MaglevJob[]): Promise<Uint32Array[]> {
   if (jobs.length === 0) return [];
   if (!offThreadAvailable()) return jobs.map((j) => buildMaglevTable(j.backends, j.size));
+  const started = performance.now();
   const worker = new Worker(WORKER_FILE);
   try {
     const tables: Uint32Array[] = [];
@@ -47,5 +49,6 @@ export async function buildMaglevTablesOffThread(jobs: MaglevJob[]): Promise<Uin
     return tables;
   } finally {
     await worker.terminate();
+    addBuildTime(performance.now() - started);
   }
 }

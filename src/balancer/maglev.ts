@@ -28,6 +28,7 @@
  * not used. Established flows keep their backends through the flow cache regardless.
  * The hashes depend only on the key bytes, so every node builds the same table.
  */
+import { performance } from 'node:perf_hooks';
 import { isPrime } from '../config/rules';
 
 // The prime rule is the config's (the validator and the reconciler use it too); re-exported for callers of the table.
@@ -132,6 +133,27 @@ function inverseMod(x: number, p: number): number {
  *   when a weight is not an integer in 0..MAX_WEIGHT, or when two backends share a key.
  */
 export function buildMaglevTable(backends: MaglevBackend[], size: number): Uint32Array {
+  const started = performance.now();
+  try {
+    return build(backends, size);
+  } finally {
+    buildTimeMs += performance.now() - started;
+  }
+}
+
+/** Time this thread spent in buildMaglevTable, plus what addBuildTime() added (ms, ever growing). */
+export function maglevBuildTime(): number {
+  return buildTimeMs;
+}
+
+/** Counts a build done elsewhere (on a worker thread, waited for) in maglevBuildTime(). */
+export function addBuildTime(ms: number): void {
+  buildTimeMs += ms;
+}
+
+let buildTimeMs = 0;
+
+function build(backends: MaglevBackend[], size: number): Uint32Array {
   if (!isPrime(size)) throw new Error(`maglev: table size ${size} is not a prime number`);
   const seen = new Set<string>();
   for (const b of backends) {

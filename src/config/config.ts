@@ -335,8 +335,17 @@ export function formatConfig(config: Config): string {
 export interface PreparedConfigWrite {
   /** The temporary file holding the new config, written and fsynced. */
   readonly temp: string;
-  /** Renames the temporary file over the config and fsyncs the directory. @throws XdplbError STORAGE */
-  commit(): void;
+  /**
+   * With `{ background: true }`: resolves once the temporary file is fsynced (the fsync runs on
+   * the thread pool meanwhile); rejects with XdplbError STORAGE (the temporary file removed).
+   */
+  readonly durable?: Promise<void>;
+  /**
+   * Renames the temporary file over the config and fsyncs the directory (in the background
+   * mode: waits for `durable` first, and the directory's fsync runs on the thread pool).
+   * @throws XdplbError STORAGE
+   */
+  commit(): void | Promise<void>;
   /** Removes the temporary file (the config file stays as it was). Never throws. */
   abort(): void;
 }
@@ -357,19 +366,36 @@ function storageError(file: string, error: unknown): XdplbError {
  * @throws XdplbError VALIDATION / CONFLICT when the config is invalid (nothing is written);
  *   XDPLB_ERR_STORAGE when writing fails (disk full, read-only: the temporary file is removed).
  */
-export function prepareConfigFile(file: string, config: Config): PreparedConfigWrite {
+export function prepareConfigFile(file: string, config: Config, options: { background?: boolean } = {}): PreparedConfigWrite {
   const text = formatConfig(validateState(config));
   const dir = path.dirname(path.resolve(file));
   const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   let fd: number | undefined;
+  let durable: Promise<void> | undefined;
   try {
     let mode = 0o600;
     try { mode = fs.statSync(file).mode & 0o777; } catch { /* new file: private, it holds hashes */ }
     fd = fs.openSync(temp, 'wx', mode);
+    // One write (a full disk or a read-only file system fails here, before anything else).
     fs.writeFileSync(fd, text);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
+    if (options.background) {
+      // The fsync waits for the disk on the thread pool while the caller goes on (the kernel).
+      const syncing = fd;
+      fd = undefined;
+      durable = new Promise<void>((resolve, reject) => {
+        fs.fsync(syncing, (error) => {
+          fs.close(syncing, () => {
+            if (!error) { resolve(); return; }
+            fs.rm(temp, { force: true }, () => reject(storageError(file, error)));
+          });
+        });
+      });
+      durable.catch(() => { /* observed by commit(); an aborted write is not waited for */ });
+    } else {
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+      fd = undefined;
+    }
   } catch (error) {
     if (fd !== undefined) try { fs.closeSync(fd); } catch { /* already failing */ }
     fs.rmSync(temp, { force: true });
@@ -381,6 +407,35 @@ export function prepareConfigFile(file: string, config: Config): PreparedConfigW
     done = true;
     try { fs.rmSync(temp, { force: true }); } catch { /* read-only now: nothing more to do */ }
   };
+  if (durable) {
+    const synced = durable;
+    return {
+      temp,
+      durable: synced,
+      abort,
+      async commit() {
+        if (done) throw new Error('config write already committed or aborted');
+        try {
+          await synced;
+        } catch (error) {
+          abort();
+          throw error;
+        }
+        try {
+          fs.renameSync(temp, file);
+        } catch (error) {
+          abort();
+          throw storageError(file, error);
+        }
+        done = true;
+        // The new file is in place: a failed directory fsync is not a reason to undo the change.
+        try {
+          const dirHandle = await fs.promises.open(dir, 'r');
+          try { await dirHandle.sync(); } finally { await dirHandle.close(); }
+        } catch { /* best effort */ }
+      },
+    };
+  }
   return {
     temp,
     abort,

@@ -16,6 +16,7 @@ import type {
   ProgramView, MapView, MapPage,
 } from '../domain/types';
 import { XdplbError } from '../domain/errors';
+import { markChange } from '../domain/timing';
 import { DesiredState, backendKey, effectiveTableSize } from '../config/state';
 import type { Config } from '../config/schema';
 import type { DataplaneState, StatsSnapshot } from '../dataplane/types';
@@ -29,9 +30,11 @@ export interface DaemonControllerOptions {
   driver: DataplaneDriver;
   health: HealthMonitor;
   /**
-   * Makes a change durable, before it reaches the kernel: writes (and fsyncs) the config under a
-   * temporary name and returns the step that puts it in place (commit) or discards it (abort);
-   * a function returning nothing has written the file whole. null = in-memory only (tests).
+   * Makes a change durable: writes the config under a temporary name before the change reaches
+   * the kernel (a write that fails changes nothing) and returns the step that puts it in place
+   * (commit) or discards it (abort); its fsync may still run (PendingWrite.durable) while the
+   * kernel takes the change. A function returning nothing has written the file whole.
+   * null = in-memory only (tests).
    * @throws XdplbError STORAGE (nothing was changed)
    */
   persist: ((config: Config) => PendingWrite | void) | null;
@@ -46,8 +49,17 @@ export interface DaemonControllerOptions {
   seedHealth?: (service: string, backend: string) => 'up' | 'down' | undefined;
 }
 
-/** A config written under a temporary name: commit() renames it into place, abort() removes it. */
-export interface PendingWrite { commit(): void; abort(): void }
+/**
+ * A config written under a temporary name: commit() renames it into place, abort() removes it.
+ * `durable`, when present, settles when the temporary file is on disk: the write's fsync then
+ * runs while the change goes to the kernel, and a failed one rolls the kernel back (STORAGE).
+ */
+export interface PendingWrite {
+  /** May return a promise (the background write's rename and directory fsync): it is awaited. */
+  commit(): void;
+  abort(): void;
+  durable?: Promise<void>;
+}
 
 type WeightStep = (service: string, backend: string) => { step: number; steps: number };
 
@@ -275,6 +287,13 @@ export class DaemonController implements Controller {
       if (seed === from && next.config.hashSeed === previous.config.hashSeed) return { hashSeed: seed };
       const pending = this.persist ? this.persist(next.toConfig()) ?? null : null;
       try {
+        // A seed change re-hashes every flow: it waits for the file to be on disk first.
+        await pending?.durable;
+      } catch (err) {
+        pending?.abort();
+        throw err;
+      }
+      try {
         if (seed !== from) await this.driver.setHashSeed?.(seed);
       } catch (err) {
         pending?.abort();
@@ -282,7 +301,7 @@ export class DaemonController implements Controller {
         throw new XdplbError('XDPLB_ERR_DATAPLANE', `the kernel refused the new hash seed: ${message}`, undefined, { cause: err });
       }
       try {
-        pending?.commit();
+        await Promise.resolve(pending?.commit());
       } catch (err) {
         try { await this.driver.setHashSeed?.(from); } catch (restoreErr) {
           this.logger.error({ err: (restoreErr as Error).message }, 'could not restore the previous hash seed');
@@ -369,7 +388,9 @@ export class DaemonController implements Controller {
 
   private mutate(build: (state: DesiredState) => DesiredState): Promise<void> {
     return this.queue.run(async () => {
+      markChange('queue');
       const next = build(this.desired);   // throws VALIDATION / CONFLICT / NOT_FOUND: nothing changed
+      markChange('validate');
       await this.commit(next, true);
     });
   }
@@ -383,6 +404,7 @@ export class DaemonController implements Controller {
     const previous = this.desired;
     let writes = 0;
     const pending = persist && this.persist ? this.persist(next.toConfig()) ?? null : null;
+    markChange('persist');
     // The verdicts before the change: a refused change restores them (sync() forgets the
     // backends and services `next` drops, and would bring them back 'checking', out of the table).
     const verdicts = new Map<string, 'up' | 'down'>();
@@ -400,7 +422,13 @@ export class DaemonController implements Controller {
         pending?.abort();
         throw err;
       }
-      pending?.commit();
+      // The answer means on disk too: a write whose fsync failed is undone in the kernel below.
+      if (pending?.durable) {
+        await pending.durable.catch((err: unknown) => { pending.abort(); throw err; });
+        markChange('fsync');
+      }
+      await Promise.resolve(pending?.commit());
+      markChange('commit');
     } catch (err) {
       this.health.sync(previous.toConfig().services, (service, backend) => verdicts.get(`${service}|${backend}`));
       try {

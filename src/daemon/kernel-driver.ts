@@ -13,6 +13,8 @@ import { Dataplane, MAP_NAMES, PROGRAM_NAME } from '../dataplane/dataplane';
 import { DataplaneInspector } from '../dataplane/inspect';
 import { TraceEvents } from '../dataplane/events';
 import { Balancer } from '../balancer/balancer';
+import { maglevBuildTime } from '../balancer/maglev';
+import { changeTimers } from '../domain/timing';
 import { LB } from '../dataplane/abi';
 import { lbMap } from '../dataplane/typed-map';
 import { XdplbError } from '../domain/errors';
@@ -236,7 +238,13 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
     lastState = state;
     try {
       // Large Maglev tables are built off the event loop (API and health checks keep running).
-      return { writes: (await balancer.applyStateAsync(withTxRedirect(state))).writes };
+      const built = maglevBuildTime();
+      const writes = (await balancer.applyStateAsync(withTxRedirect(state))).writes;
+      // An API change's timer: the Maglev builds apart from the rest (map reads and writes).
+      const timer = changeTimers.getStore();
+      timer?.split('build', maglevBuildTime() - built, 'maps');
+      timer?.inKernel();
+      return { writes };
     } finally {
       scheduleReverseExpiry();
     }
