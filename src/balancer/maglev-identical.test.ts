@@ -7,6 +7,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildMaglevTable, isPrime, murmur3, MAX_WEIGHT, type MaglevBackend } from './maglev';
+import { buildMaglevTablesOffThread } from './maglev-offthread';
 
 const OFFSET_SEED = 0x9747b28c;
 const SKIP_SEED = 0x5bd1e995;
@@ -214,5 +215,19 @@ describe('buildMaglevTable is byte-identical to the reference builder', () => {
     const pool = [{ key: '198.18.0.1:80', weight: 1 }, { key: '198.18.0.2:80', weight: 2 }];
     for (const size of [5, 7, 65537]) assertSame(pool, size, `M=${size}`);
     assert.notEqual(murmur3('198.18.0.1:80', OFFSET_SEED), murmur3('198.18.0.1:80', SKIP_SEED));
+  });
+});
+
+describe('buildMaglevTablesOffThread', () => {
+  test('the shared worker builds the same tables, call after call; a refused job rejects and the worker goes on', async () => {
+    const r = rng(7);
+    const jobs = [{ backends: randomPool(r, 300), size: 131071 }, { backends: randomPool(r, 5), size: 65537 }];
+    for (let round = 0; round < 2; round++) {
+      const tables = await buildMaglevTablesOffThread(jobs);
+      jobs.forEach((job, i) => assert.deepEqual(tables[i], referenceMaglevTable(job.backends, job.size), `round ${round} job ${i}`));
+    }
+    await assert.rejects(buildMaglevTablesOffThread([{ backends: jobs[1].backends, size: 65536 }]), /not a prime/);
+    const [again] = await buildMaglevTablesOffThread([jobs[1]]);
+    assert.deepEqual(again, referenceMaglevTable(jobs[1].backends, jobs[1].size));
   });
 });
