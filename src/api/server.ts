@@ -32,6 +32,7 @@ import { settingsRoutes } from './routes/settings';
 import { observeRoutes } from './routes/observe';
 import { benchRoutes } from './routes/bench';
 import { addChangeTiming } from './timing';
+import { stateRoutes } from './routes/state';
 
 export interface ApiServerOptions {
   auth: AuthStore;
@@ -219,6 +220,7 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
     void api.register(observeRoutes, context);
     void api.register(benchRoutes, context);
     void api.register(clusterRoutes, context);
+    void api.register(stateRoutes, context);
   });
   return app;
 }

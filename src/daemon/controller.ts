@@ -15,6 +15,8 @@ import type {
   Controller, ServiceSpec, ServiceView, BackendSpec, BackendView, SettingsView, StatsView, StreamMessage,
   ProgramView, MapView, MapPage,
 } from '../domain/types';
+import type { BackendChange, StateApplyResult, StateDiff, StateDocument } from '../domain/types';
+import { diffConfigs, emptyDiff, maglevDisruption } from './state-diff';
 import { XdplbError } from '../domain/errors';
 import { markChange } from '../domain/timing';
 import { DesiredState, backendKey, effectiveTableSize } from '../config/state';
@@ -376,6 +378,102 @@ export class DaemonController implements Controller {
         this.unsubscribeEvents = null;
       }
     };
+  }
+
+  // ---- whole-state and bulk changes (issue 16): one transaction on the same commit path ------
+
+  /** The desired state as a state document: every service, and the settings. */
+  stateDocument(): StateDocument {
+    return { services: this.desired.toConfig().services, settings: this.desired.settings() };
+  }
+
+  /**
+   * Replaces every service (and the settings the document names) in one change: validated
+   * whole, written, reconciled and committed like any other change (all or nothing), or on a
+   * dry run only compared. Returns the diff and the Maglev disruption (share of each service's
+   * flows that move; a dry run assumes the health the backends would have right after).
+   * @throws XdplbError VALIDATION / CONFLICT (nothing changed), STORAGE, DATAPLANE
+   */
+  applyStateDocument(doc: StateDocument, opts: { dryRun: boolean }): Promise<StateApplyResult> {
+    return this.queue.run(async () => {
+      markChange('queue');
+      const next = this.stateFrom(doc);
+      markChange('validate');
+      const diff = diffConfigs(this.desired.config, next.config);
+      const before = this.dataplaneState(this.desired);
+      if (opts.dryRun || emptyDiff(diff)) {
+        const disruption = await maglevDisruption(before, opts.dryRun ? this.projectedState(next) : before);
+        return { dryRun: opts.dryRun, applied: false, diff, disruption };
+      }
+      await this.commit(next, true);
+      // After the change: the tables the kernel now holds, against the ones it held.
+      return { dryRun: false, applied: true, diff, disruption: await maglevDisruption(before, this.dataplaneState(this.desired)) };
+    });
+  }
+
+  /**
+   * Weight and drain changes of several backends, in one change (one table swap per service).
+   * @throws XdplbError NOT_FOUND (field /changes/N), VALIDATION (a backend named twice, a bad
+   *   weight), STORAGE, DATAPLANE; nothing changes then
+   */
+  async patchBackends(changes: BackendChange[]): Promise<{ services: ServiceView[]; diff: StateDiff }> {
+    let diff: StateDiff | null = null;
+    await this.mutate((state) => {
+      const config = state.toConfig();
+      const seen = new Set<string>();
+      changes.forEach((c, i) => {
+        const at = `/changes/${i}`;
+        const service = config.services.find((s) => s.name === c.service);
+        if (!service) throw new XdplbError('XDPLB_ERR_NOT_FOUND', `${at}: service "${c.service}" does not exist`, at);
+        const backend = service.backends.find((b) => backendKey(b) === c.backend);
+        if (!backend) throw new XdplbError('XDPLB_ERR_NOT_FOUND', `${at}: service "${c.service}" has no backend "${c.backend}"`, at);
+        if (seen.has(`${c.service}|${c.backend}`)) {
+          throw new XdplbError('XDPLB_ERR_VALIDATION', `${at}: backend "${c.backend}" of service "${c.service}" is named twice`, at);
+        }
+        seen.add(`${c.service}|${c.backend}`);
+        if (c.weight !== undefined) backend.weight = c.weight;
+        if (c.drain !== undefined) backend.drain = c.drain;
+      });
+      const next = new DesiredState(config);   // validates the whole result (weights' range...)
+      diff = diffConfigs(state.config, next.config);
+      return next;
+    });
+    const names = [...new Set(changes.map((c) => c.service))];
+    return { services: names.map((n) => this.getService(n)), diff: diff! };
+  }
+
+  /** The desired state a state document describes (the rest of the config as it is). @throws XdplbError VALIDATION / CONFLICT */
+  private stateFrom(doc: StateDocument): DesiredState {
+    const state = new DesiredState({ ...this.desired.toConfig(), services: doc.services });
+    if (!doc.settings) return state;
+    try {
+      return state.patchSettings(doc.settings);
+    } catch (err) {
+      if (err instanceof XdplbError && err.field !== undefined) throw new XdplbError(err.code, err.message, `/settings${err.field}`, { cause: err });
+      throw err;
+    }
+  }
+
+  /**
+   * What the data plane would hold right after `next` were applied: backends it keeps have
+   * their verdicts, new ones of a checked service wait for their checks (or start up with
+   * initialState up), a service that gains a check keeps serving the backends it served.
+   */
+  private projectedState(next: DesiredState): DataplaneState {
+    const before = new Map(this.desired.services.map((s) => [s.name, s]));
+    const specs = new Map(next.services.map((s) => [s.name, s]));
+    return buildDataplaneState(next.config, (service, backend) => {
+      const spec = specs.get(service);
+      if (!spec?.healthCheck) return 'unchecked';
+      const old = before.get(service);
+      const known = old?.backends.some((b) => backendKey(b) === backend) ?? false;
+      if (known && old!.healthCheck) {
+        const h = this.health.health(service, backend);
+        return h === 'unchecked' ? 'checking' : h;
+      }
+      if (known) return 'up';
+      return spec.healthCheck.initialState === 'up' ? 'up' : 'checking';
+    }, (s, b) => this.health.weightStep(s, b));
   }
 
   // ---- internals --------------------------------------------------------------------------
