@@ -210,7 +210,8 @@ function fillTable(size: number, n: number, equal: boolean, maxWeight: number, c
   // (key) order. A turn consumes one permutation entry even when that slot is taken: a
   // backend's claims then happen at fixed "times", so a freed slot does not shift all of its
   // later claims (which is what makes classic Maglev's changes cascade).
-  const own = new Int32Array(size);     // 1 + index of the slot's backend; 0 = free
+  // 1 + index of the slot's backend; 0 = free (16 bits while they fit: half the cache lines of 32)
+  const own = n < 0xffff ? new Uint16Array(size) : new Int32Array(size);
   const probes = new Float64Array(n);
   const claimed = new Int32Array(n);
   const round = new Float64Array(n);    // round of each backend's next turn
@@ -311,7 +312,7 @@ function fillTable(size: number, n: number, equal: boolean, maxWeight: number, c
  */
 function sparseClaims(size: number, extra: number, active: Int32Array, activeCount: number, equal: boolean, maxWeight: number,
   weight: Float64Array, position: Int32Array, skip: Int32Array, probes: Float64Array, claimed: Int32Array, cap: Int32Array,
-  inverse: Float64Array, free: Int32Array, own: Int32Array, filled: number): number {
+  inverse: Float64Array, free: Int32Array, own: Int32Array | Uint16Array, filled: number): number {
   let freeCount = 0;
   for (let s = 0; s < size; s++) if (own[s] === 0) free[freeCount++] = s;
   const target = new Float64Array(activeCount);   // slot each active backend claims next
