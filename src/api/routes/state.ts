@@ -9,6 +9,13 @@ import { XdplbError } from '../../domain/errors';
 import { MAX_SERVICES } from '../../config/schema';
 import { READ, WRITE, Any, errors, ref, type RoutePlugin } from '../route-kit';
 
+/**
+ * Largest state document: every service full (255 x 1000 backends is ~18 MB of JSON); the
+ * server's default (1 MiB) holds ~15 full services. Only admins get this far (authentication
+ * runs before the body is read).
+ */
+export const STATE_BODY_LIMIT = 32 * 1024 * 1024;
+
 /** Largest bulk change (one request): every backend of a full service. */
 export const MAX_BULK_CHANGES = 1000;
 
@@ -36,7 +43,7 @@ export const stateRoutes: RoutePlugin = async (api, { controller, changed }) => 
     return controller.stateDocument();
   });
   api.put<{ Body: Static<typeof StateBody>; Querystring: Static<typeof StateQuery> }>('/api/v1/state',
-    { config: WRITE, schema: { body: StateBody, querystring: StateQuery, response: { 200: Any, ...errors(400, 409) } } }, async (request) => {
+    { config: WRITE, bodyLimit: STATE_BODY_LIMIT, schema: { body: StateBody, querystring: StateQuery, response: { 200: Any, ...errors(400, 409) } } }, async (request) => {
       if (!controller.applyStateDocument) throw unavailable('apply a whole state');
       const dryRun = request.query.dryRun === '1' || request.query.dryRun === 'true';
       const result = await controller.applyStateDocument(request.body, { dryRun });
