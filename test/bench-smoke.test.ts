@@ -102,7 +102,8 @@ describe('bench smoke', { skip: skipReason }, () => {
     assert.ok(o && o.off && o.on, 'both observability modes measured');
     assert.ok(o.off.mpps.median > 0 && o.on.mpps.median > 0);
     assert.ok(o.on.statsReads >= 1, 'the observer read the counters');
-    assert.equal(control.targets.length, 7);
+    assert.equal(control.targets.length, 8);
+    assert.ok(control.apiToKernel.bulk && control.apiToKernel.bulk.changes >= 1, 'a bulk change reached the kernel');
     assertNothingLeft();
   });
 

@@ -71,6 +71,14 @@ export interface ControlReport {
      * server steps + request + answer = the response time.
      */
     breakdown: Array<{ part: string; p50Ms: number; p99Ms: number; meanMs: number }>;
+    /**
+     * Bulk: one PATCH /api/v1/state/backends draining (then undraining) `backendsPerChange` of
+     * the `poolSize` backends of a second service (M = 65537), timed until the kernel holds the
+     * new table and the last backend's flags; null when it did not run.
+     */
+    bulk: { changes: number; backendsPerChange: number; poolSize: number; p50Ms: number; p99Ms: number; responseP50Ms: number; responseP99Ms: number;
+      /** The daemon's steps (Server-Timing), p50 ms each. */
+      stepsP50Ms: Record<string, number> } | null;
   } | null;
   maglev: Array<{ backends: number; tableSize: number; ms: Summary; offThread?: boolean }>;
   observability: {
@@ -193,10 +201,11 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
       }
     }
     if (times.length === 0) throw new Error('no change completed');
+    const bulk = await measureBulk(url, token, backendsMap, maglevMap, Math.min(20, changes), deadline);
     return {
       changes: times.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: Math.max(...times),
       responseP50Ms: percentile(responses, 50), responseP99Ms: percentile(responses, 99),
-      backends: backends.length, tableSize: BENCH_TABLE_SIZE,
+      backends: backends.length, tableSize: BENCH_TABLE_SIZE, bulk,
       breakdown: ['request', ...CHANGE_STEPS, 'answer', 'poll'].filter((p) => parts.has(p)).map((part) => {
         const xs = parts.get(part)!;
         return { part, p50Ms: percentile(xs, 50), p99Ms: percentile(xs, 99), meanMs: xs.reduce((a, v) => a + v, 0) / xs.length };
@@ -208,6 +217,52 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
     rmSync(CONTROL_PIN_DIR, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Bulk changes through the running bench daemon: adds a service of 1000 backends, then times
+ * `reps` PATCH /api/v1/state/backends of 100 of them (drain, undrain, ...) until the kernel
+ * holds each (new inner table, the flags of the last backend of the batch). Returns null when
+ * the time is up before the first one.
+ */
+async function measureBulk(url: string, token: string, backendsMap: BpfMap, maglevMap: BpfMap, reps: number, deadline: number): Promise<NonNullable<ControlReport['apiToKernel']>['bulk']> {
+  const poolSize = 1000;
+  const perChange = 100;
+  const backends = Array.from({ length: poolSize }, (_, i) => ({ address: `198.18.${216 + Math.floor(i / 250)}.${(i % 250) + 1}`, port: 8080, weight: 1 }));
+  await api(url, token, 'POST', '/api/v1/services', { name: 'bulk', vip: '198.18.215.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: BENCH_TABLE_SIZE, backends });
+  const service = await api(url, token, 'GET', '/api/v1/services/bulk') as { id: number; backends: Array<{ id: number; key: string }> };
+  const key = (id: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(id, 0); return b; };
+  const innerId = () => maglevMap.lookup(key(service.id))?.readUInt32LE(0) ?? 0;
+  const draining = (id: number) => ((backendsMap.lookup(key(id))?.[BACKEND_FLAGS_OFFSET] ?? 0) & BACKEND_F_DRAINING) !== 0;
+  const batch = service.backends.slice(0, perChange);
+  const last = batch[batch.length - 1];
+  const times: number[] = [];
+  const responses: number[] = [];
+  const steps = new Map<string, number[]>();
+  for (let i = 0; i < reps && Date.now() < deadline; i++) {
+    const drain = i % 2 === 0;
+    const before = innerId();
+    const started = process.hrtime.bigint();
+    const request = apiTimed(url, token, 'PATCH', '/api/v1/state/backends', { changes: batch.map((b) => ({ service: 'bulk', backend: b.key, drain })) });
+    let failed: Error | null = null;
+    request.catch((err: Error) => { failed = err; });
+    const changeDeadline = Date.now() + 10_000;
+    while (!(draining(last.id) === drain && innerId() !== before)) {
+      if (failed) throw failed;
+      if (Date.now() > changeDeadline) throw new Error(`bulk change ${i} (drain=${drain}) not in the kernel after 10 s`);
+      await sleep(0);
+    }
+    times.push(Number(process.hrtime.bigint() - started) / 1e6);
+    const timing = parseServerTiming((await request).timing);
+    responses.push(Number(process.hrtime.bigint() - started) / 1e6);
+    for (const [step, ms] of Object.entries(timing.steps)) (steps.get(step) ?? steps.set(step, []).get(step)!).push(ms ?? 0);
+  }
+  if (times.length === 0) return null;
+  return {
+    changes: times.length, backendsPerChange: perChange, poolSize,
+    p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), responseP50Ms: percentile(responses, 50), responseP99Ms: percentile(responses, 99),
+    stepsP50Ms: Object.fromEntries(CHANGE_STEPS.filter((st) => steps.has(st)).map((st) => [st, percentile(steps.get(st)!, 50)])),
+  };
 }
 
 /** The largest per-service table (MAX_SERVICE_TABLE_SIZE), built off the event loop as the daemon does. */
@@ -403,6 +458,7 @@ async function runControlBenchLocked(options: ControlOptions): Promise<ControlRe
     targets: [
       limitTarget('API change -> kernel maps, p99 ms (10 backends, M = 65537)', apiToKernel?.p99Ms ?? null, 5),
       limitTarget('API change -> HTTP answer, p99 ms', apiToKernel?.responseP99Ms ?? null, 10),
+      limitTarget('bulk change of 100 of 1000 backends -> kernel, p99 ms (one table swap)', apiToKernel?.bulk?.p99Ms ?? null, 20),
       limitTarget('Maglev build ms, M = 65537, 10 backends', build(10, BENCH_TABLE_SIZE), 2),
       limitTarget('Maglev build ms, M = 65537, 1000 backends', build(1000, BENCH_TABLE_SIZE), 5),
       limitTarget('Maglev build ms, M = 1048573, 1000 backends (worker thread)', build(1000, LARGE_TABLE_SIZE), 100),

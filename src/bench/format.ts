@@ -61,6 +61,10 @@ export function formatControl(r: ControlReport): string {
   if (r.apiToKernel) {
     const a = r.apiToKernel;
     out.push(`API change -> kernel map (${a.changes} changes, ${a.backends} backends, M=${a.tableSize}): p50 ${fmt(a.p50Ms)} ms, p99 ${fmt(a.p99Ms)} ms, max ${fmt(a.maxMs)} ms (HTTP response: p50 ${fmt(a.responseP50Ms)} ms, p99 ${fmt(a.responseP99Ms)} ms)`);
+    if (a.bulk) {
+      out.push(`bulk change (${a.bulk.backendsPerChange} of ${a.bulk.poolSize} backends drained/undrained in one PATCH /api/v1/state/backends, ${a.bulk.changes} changes): kernel p50 ${fmt(a.bulk.p50Ms)} ms, p99 ${fmt(a.bulk.p99Ms)} ms (HTTP response: p50 ${fmt(a.bulk.responseP50Ms)} ms, p99 ${fmt(a.bulk.responseP99Ms)} ms)`);
+      out.push(`  its daemon steps, p50 ms: ${Object.entries(a.bulk.stepsP50Ms ?? {}).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}`);
+    }
     if (a.breakdown?.length) {
       out.push(table(['where the time goes', 'p50 ms', 'p99 ms', 'mean ms'], a.breakdown.map((b) => [b.part, fmt(b.p50Ms, 3), fmt(b.p99Ms, 3), fmt(b.meanMs, 3)])));
       out.push('(request/answer: in transit between the benchmark and the daemon; http..respond: the daemon\'s steps (Server-Timing); poll: maps held until the benchmark saw it)');
