@@ -417,7 +417,8 @@ export class DaemonController implements Controller {
    *   weight), STORAGE, DATAPLANE; nothing changes then
    */
   async patchBackends(changes: BackendChange[]): Promise<{ services: ServiceView[]; diff: StateDiff }> {
-    let diff: StateDiff | null = null;
+    let before: Readonly<Config> | null = null;
+    let after: Readonly<Config> | null = null;
     await this.mutate((state) => {
       const config = state.toConfig();
       const seen = new Set<string>();
@@ -435,11 +436,14 @@ export class DaemonController implements Controller {
         if (c.drain !== undefined) backend.drain = c.drain;
       });
       const next = new DesiredState(config);   // validates the whole result (weights' range...)
-      diff = diffConfigs(state.config, next.config);
+      before = state.config;
+      after = next.config;
       return next;
     });
+    // The diff is worked out after the change is in (not on the way to the kernel).
+    const diff = diffConfigs(before!, after!);
     const names = [...new Set(changes.map((c) => c.service))];
-    return { services: names.map((n) => this.getService(n)), diff: diff! };
+    return { services: names.map((n) => this.getService(n)), diff };
   }
 
   /** The desired state a state document describes (the rest of the config as it is). @throws XdplbError VALIDATION / CONFLICT */
