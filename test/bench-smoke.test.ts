@@ -96,12 +96,14 @@ describe('bench smoke', { skip: skipReason }, () => {
     assert.ok(control.apiToKernel, 'API part ran');
     assert.equal(control.apiToKernel.changes, 6);
     assert.ok(control.apiToKernel.p50Ms > 0 && control.apiToKernel.p50Ms <= control.apiToKernel.p99Ms);
-    assert.deepEqual(control.maglev.map((m) => m.backends), [10, 100, 1000]);
+    assert.deepEqual(control.maglev.map((m) => [m.backends, m.tableSize]), [[10, 65537], [100, 65537], [1000, 65537], [1000, 1048573]]);
+    assert.ok(control.apiToKernel.breakdown.some((b) => b.part === 'maps' && b.p50Ms > 0), 'the daemon\'s steps are in the breakdown');
     const o = control.observability;
     assert.ok(o && o.off && o.on, 'both observability modes measured');
     assert.ok(o.off.mpps.median > 0 && o.on.mpps.median > 0);
     assert.ok(o.on.statsReads >= 1, 'the observer read the counters');
-    assert.equal(control.targets.length, 2);
+    assert.equal(control.targets.length, 8);
+    assert.ok(control.apiToKernel.bulk && control.apiToKernel.bulk.changes >= 1, 'a bulk change reached the kernel');
     assertNothingLeft();
   });
 

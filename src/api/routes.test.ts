@@ -32,6 +32,7 @@ const RESOURCES: Record<string, RegExp> = {
   observe: /^\w+ (\/metrics|\/api\/v1\/(programs(\/stats)?|maps(\/:name)?|interfaces|stats(\/history)?|stream))$/,
   bench: /^GET \/api\/v1\/bench\//,
   cluster: /^(GET \/api\/v1\/cluster|PUT \/api\/v1\/nodes\/:name\/drain)$/,
+  state: /^\w+ \/api\/v1\/state(\/backends)?$/,
 };
 
 /** The plugins each file of routes/ exports (`<name>Routes`). */

@@ -33,6 +33,8 @@ import { backendsRoutes } from './routes/backends';
 import { settingsRoutes } from './routes/settings';
 import { observeRoutes } from './routes/observe';
 import { benchRoutes } from './routes/bench';
+import { addChangeTiming } from './timing';
+import { stateRoutes } from './routes/state';
 
 export interface ApiServerOptions {
   auth: AuthStore;
@@ -208,6 +210,7 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
   void app.register(async (api) => {
     // Added inside this context so that it runs after @fastify/websocket's own onRequest hook,
     // which must mark upgrade requests first (else a refused upgrade leaves its socket open).
+    addChangeTiming(api);   // Server-Timing of changes (src/api/timing.ts)
     api.addHook('onRequest', async (request) => guard(request));
     api.addHook('onRequest', (request) => authenticateRequest(opts.auth, request, apiConfig().metrics ?? 'auth'));
     api.get('/healthz', { config: PUBLIC, schema: { summary: 'Liveness', security: [] } }, async () => ({ status: 'ok' }));
@@ -224,6 +227,7 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
     void api.register(observeRoutes, context);
     void api.register(benchRoutes, context);
     void api.register(clusterRoutes, context);
+    void api.register(stateRoutes, context);
   });
   return app;
 }

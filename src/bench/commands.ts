@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { runForwardBench, type ForwardReport } from './forward';
 import { runHttpBench } from './http';
 import { rmSync } from 'node:fs';
-import { runControlBench, CONTROL_PIN_DIR, OBSERVE_PIN_DIR } from './control';
+import { runControlBench, CONTROL_PIN_DIR, OBSERVE_PIN_DIR, CONTROL_PARTS, type ControlPart } from './control';
 import { killChildrenNow } from './exec';
 import { releaseBenchLockIfMine } from './lock';
 import { tearDownForwardTopology } from './forward-topology';
@@ -105,9 +105,10 @@ export function registerControlCommand(bench: Command): void {
     .option('--changes <n>', 'API changes to time', positiveInt('--changes'), 1000)
     .option('--reps <n>', 'observability repetitions (off/on interleaved)', positiveInt('--reps'), 5)
     .option('--packets <n>', 'packets per observability repetition', positiveInt('--packets'), 10_000_000)
-    .action(async (o: { json?: boolean; changes: number; reps: number; packets: number }) => {
+    .option('--parts <parts>', `comma-separated parts to run: ${CONTROL_PARTS.join(',')} (default all)`, list)
+    .action(async (o: { json?: boolean; changes: number; reps: number; packets: number; parts?: string[] }) => {
       prepareRun();
-      const r = await runControlBench({ changes: o.changes, observeReps: o.reps, packets: o.packets, onProgress: stderrProgress() });
+      const r = await runControlBench({ changes: o.changes, observeReps: o.reps, packets: o.packets, parts: o.parts as ControlPart[] | undefined, onProgress: stderrProgress() });
       print(o.json, r, formatControl(r));
       if (r.failures.length) process.exitCode = 1;
     });

@@ -15,6 +15,8 @@ import { spawn } from 'node:child_process';
 import { stringify as toYaml } from 'yaml';
 import { BpfMap } from '../bpf';
 import { buildMaglevTable } from '../balancer/maglev';
+import { buildMaglevTablesOffThread } from '../balancer/maglev-offthread';
+import { parseServerTiming, CHANGE_STEPS } from '../domain/timing';
 import { Dataplane } from '../dataplane/dataplane';
 import { Balancer } from '../balancer/balancer';
 import { spawnDaemon } from '../daemon/spawn';
@@ -44,8 +46,13 @@ export interface ControlOptions {
   /** Packets per observability repetition (default 10 M: a few seconds, so the 1 Hz reader reads). */
   packets?: number;
   seconds?: number;
+  /** Which parts to run (default all): api (API -> kernel), maglev, observability. */
+  parts?: ControlPart[];
   onProgress?: (message: string) => void;
 }
+
+export const CONTROL_PARTS = ['api', 'maglev', 'observability'] as const;
+export type ControlPart = typeof CONTROL_PARTS[number];
 
 export interface ControlReport {
   kind: 'control';
@@ -54,8 +61,26 @@ export interface ControlReport {
     /** Until the HTTP response arrived (at or after the kernel held the change, as measured). */
     responseP50Ms: number; responseP99Ms: number;
     backends: number; tableSize: number;
+    /**
+     * Where the time went, per part (ms, p50/p99 over the changes): the daemon's steps from its
+     * Server-Timing header (http: request in until the handler; queue: waiting for earlier
+     * changes; validate; persist: config written and fsynced under a temporary name; build: Maglev;
+     * maps: the rest of the reconcile, map reads and writes; commit: rename into place; respond),
+     * and the client's: request (sent until the daemon's first hook), poll (maps held until the
+     * benchmark's poll saw it), answer (daemon done until the response arrived). Sum of the
+     * server steps + request + answer = the response time.
+     */
+    breakdown: Array<{ part: string; p50Ms: number; p99Ms: number; meanMs: number }>;
+    /**
+     * Bulk: one PATCH /api/v1/state/backends draining (then undraining) `backendsPerChange` of
+     * the `poolSize` backends of a second service (M = 65537), timed until the kernel holds the
+     * new table and the last backend's flags; null when it did not run.
+     */
+    bulk: { changes: number; backendsPerChange: number; poolSize: number; p50Ms: number; p99Ms: number; responseP50Ms: number; responseP99Ms: number;
+      /** The daemon's steps (Server-Timing), p50 ms each. */
+      stepsP50Ms: Record<string, number> } | null;
   } | null;
-  maglev: Array<{ backends: number; tableSize: number; ms: Summary }>;
+  maglev: Array<{ backends: number; tableSize: number; ms: Summary; offThread?: boolean }>;
   observability: {
     off: { mpps: Summary; lbCpuNsPerPacket: Summary } | null;
     on: { mpps: Summary; lbCpuNsPerPacket: Summary; statsReads: number; events: number } | null;
@@ -67,14 +92,16 @@ export interface ControlReport {
     reps: number;
   } | null;
   failures: Array<{ part: string; error: string }>;
-  targets: Array<{ description: string; value: number | null; limit: number; met: boolean | null }>;
+  targets: Array<{ description: string; value: number | null; limit: number; met: boolean | null; unit?: 'ms' }>;
   method: string;
 }
 
 export const CONTROL_METHOD = 'API->kernel: xdplb daemon (own config, pin dir, API on a free loopback port, no interface attached); '
   + 'each change is PATCH drain=true/false of one of 10 backends, timed from before the request until the pinned backends map '
   + 'holds the new flags and the maglev outer map points at a new inner table (polled through the bridge). '
-  + 'Maglev: buildMaglevTable in-process, median of reps after one warm-up. Observability: forward topology, xdplb nat, '
+  + 'Maglev: buildMaglevTable in-process, median of 11 after 3 warm-up builds; M=1048573 on the shared worker thread. '
+  + 'Breakdown: the daemon\'s Server-Timing steps of each change, plus request/answer transit and the poll delay measured here. '
+  + 'Observability: forward topology, xdplb nat, '
   + 'interleaved off (sampling 0, no reader) / on (sampling 1/1000, a separate process reading counters at 1 Hz and draining the ring); '
   + 'cost = median over adjacent off/on pairs.';
 
@@ -97,6 +124,17 @@ async function api(url: string, token: string, method: string, path: string, bod
   const text = await res.text();
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`);
   return text ? JSON.parse(text) : null;
+}
+
+/** api() that also returns the answer's Server-Timing header. */
+async function apiTimed(url: string, token: string, method: string, path: string, body?: unknown): Promise<{ body: unknown; timing: string | null }> {
+  const res = await fetch(url + path, {
+    method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`);
+  return { body: text ? JSON.parse(text) : null, timing: res.headers.get('server-timing') };
 }
 
 /**
@@ -129,6 +167,8 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
     const draining = (id: number) => ((backendsMap.lookup(key(id))?.[BACKEND_FLAGS_OFFSET] ?? 0) & BACKEND_F_DRAINING) !== 0;
     const times: number[] = [];
     const responses: number[] = [];
+    const parts = new Map<string, number[]>();
+    const add = (part: string, ms: number) => { if (Number.isFinite(ms)) (parts.get(part) ?? parts.set(part, []).get(part)!).push(ms); };
     const deadline = Date.now() + maxSeconds * 1000;
     for (let i = 0; i < changes && Date.now() < deadline; i++) {
       const b = service.backends[i % service.backends.length];
@@ -136,7 +176,8 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
       const drain = Math.floor(i / service.backends.length) % 2 === 0;
       const before = innerId();
       const started = process.hrtime.bigint();
-      const request = api(url, token, 'PATCH', `/api/v1/services/bench/backends/${encodeURIComponent(b.key)}`, { drain });
+      const startedEpoch = performance.timeOrigin + performance.now();
+      const request = apiTimed(url, token, 'PATCH', `/api/v1/services/bench/backends/${encodeURIComponent(b.key)}`, { drain });
       let failed: Error | null = null;
       request.catch((err: Error) => { failed = err; });
       const changeDeadline = Date.now() + 10_000;
@@ -146,15 +187,29 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
         // ~1 ms between polls: a busy poll would take a CPU from the daemon on a small machine.
         await sleep(0);
       }
+      const seenEpoch = performance.timeOrigin + performance.now();
       times.push(Number(process.hrtime.bigint() - started) / 1e6);
-      await request;
+      const timing = parseServerTiming((await request).timing);
+      const answeredEpoch = performance.timeOrigin + performance.now();
       responses.push(Number(process.hrtime.bigint() - started) / 1e6);
+      if (timing.arrivalEpochMs !== null) {
+        const serverMs = Object.values(timing.steps).reduce((a, v) => a + (v ?? 0), 0);
+        add('request', timing.arrivalEpochMs - startedEpoch);
+        for (const step of CHANGE_STEPS) add(step, timing.steps[step] ?? 0);
+        if (timing.kernelMs !== null) add('poll', seenEpoch - (timing.arrivalEpochMs + timing.kernelMs));
+        add('answer', answeredEpoch - (timing.arrivalEpochMs + serverMs));
+      }
     }
     if (times.length === 0) throw new Error('no change completed');
+    const bulk = await measureBulk(url, token, backendsMap, maglevMap, Math.min(20, changes), deadline);
     return {
       changes: times.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: Math.max(...times),
       responseP50Ms: percentile(responses, 50), responseP99Ms: percentile(responses, 99),
-      backends: backends.length, tableSize: BENCH_TABLE_SIZE,
+      backends: backends.length, tableSize: BENCH_TABLE_SIZE, bulk,
+      breakdown: ['request', ...CHANGE_STEPS, 'answer', 'poll'].filter((p) => parts.has(p)).map((part) => {
+        const xs = parts.get(part)!;
+        return { part, p50Ms: percentile(xs, 50), p99Ms: percentile(xs, 99), meanMs: xs.reduce((a, v) => a + v, 0) / xs.length };
+      }),
     };
   } finally {
     for (const m of opened) m.close();
@@ -164,11 +219,67 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
   }
 }
 
-/** Maglev build time at M = 65537 for 10, 100 and 1000 backends (median of `reps` after a warm-up). */
-export function measureMaglev(reps: number): ControlReport['maglev'] {
-  return [10, 100, 1000].map((n) => {
-    const backends = Array.from({ length: n }, (_, i) => ({ key: `198.18.${214 + (i >> 8)}.${i & 255}:8080`, weight: 1 }));
-    buildMaglevTable(backends, BENCH_TABLE_SIZE);
+/**
+ * Bulk changes through the running bench daemon: adds a service of 1000 backends, then times
+ * `reps` PATCH /api/v1/state/backends of 100 of them (drain, undrain, ...) until the kernel
+ * holds each (new inner table, the flags of the last backend of the batch). Returns null when
+ * the time is up before the first one.
+ */
+async function measureBulk(url: string, token: string, backendsMap: BpfMap, maglevMap: BpfMap, reps: number, deadline: number): Promise<NonNullable<ControlReport['apiToKernel']>['bulk']> {
+  const poolSize = 1000;
+  const perChange = 100;
+  const backends = Array.from({ length: poolSize }, (_, i) => ({ address: `198.18.${216 + Math.floor(i / 250)}.${(i % 250) + 1}`, port: 8080, weight: 1 }));
+  await api(url, token, 'POST', '/api/v1/services', { name: 'bulk', vip: '198.18.215.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: BENCH_TABLE_SIZE, backends });
+  const service = await api(url, token, 'GET', '/api/v1/services/bulk') as { id: number; backends: Array<{ id: number; key: string }> };
+  const key = (id: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(id, 0); return b; };
+  const innerId = () => maglevMap.lookup(key(service.id))?.readUInt32LE(0) ?? 0;
+  const draining = (id: number) => ((backendsMap.lookup(key(id))?.[BACKEND_FLAGS_OFFSET] ?? 0) & BACKEND_F_DRAINING) !== 0;
+  const batch = service.backends.slice(0, perChange);
+  const last = batch[batch.length - 1];
+  const times: number[] = [];
+  const responses: number[] = [];
+  const steps = new Map<string, number[]>();
+  for (let i = 0; i < reps && Date.now() < deadline; i++) {
+    const drain = i % 2 === 0;
+    const before = innerId();
+    const started = process.hrtime.bigint();
+    const request = apiTimed(url, token, 'PATCH', '/api/v1/state/backends', { changes: batch.map((b) => ({ service: 'bulk', backend: b.key, drain })) });
+    let failed: Error | null = null;
+    request.catch((err: Error) => { failed = err; });
+    const changeDeadline = Date.now() + 10_000;
+    while (!(draining(last.id) === drain && innerId() !== before)) {
+      if (failed) throw failed;
+      if (Date.now() > changeDeadline) throw new Error(`bulk change ${i} (drain=${drain}) not in the kernel after 10 s`);
+      await sleep(0);
+    }
+    times.push(Number(process.hrtime.bigint() - started) / 1e6);
+    const timing = parseServerTiming((await request).timing);
+    responses.push(Number(process.hrtime.bigint() - started) / 1e6);
+    for (const [step, ms] of Object.entries(timing.steps)) (steps.get(step) ?? steps.set(step, []).get(step)!).push(ms ?? 0);
+  }
+  if (times.length === 0) return null;
+  return {
+    changes: times.length, backendsPerChange: perChange, poolSize,
+    p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), responseP50Ms: percentile(responses, 50), responseP99Ms: percentile(responses, 99),
+    stepsP50Ms: Object.fromEntries(CHANGE_STEPS.filter((st) => steps.has(st)).map((st) => [st, percentile(steps.get(st)!, 50)])),
+  };
+}
+
+/** The largest per-service table (MAX_SERVICE_TABLE_SIZE), built off the event loop as the daemon does. */
+export const LARGE_TABLE_SIZE = 1048573;
+
+/**
+ * Maglev build time at M = 65537 for 10, 100 and 1000 backends (in-process), and at
+ * M = 1048573 for 1000 backends on a worker thread as the daemon builds it (the daemon's one
+ * shared worker, kept between builds): median of `reps` after a warm-up (3 builds in-process).
+ */
+export async function measureMaglev(reps: number): Promise<ControlReport['maglev']> {
+  const pool = (n: number) => Array.from({ length: n }, (_, i) => ({ key: `198.18.${214 + (i >> 8)}.${i & 255}:8080`, weight: 1 }));
+  const out: ControlReport['maglev'] = [10, 100, 1000].map((n) => {
+    const backends = pool(n);
+    // Warm-up: the first builds run before the JIT has optimised the turn loop (a daemon
+    // builds tables all its life, so the warm figure is the one that matters).
+    for (let w = 0; w < 3; w++) buildMaglevTable(backends, BENCH_TABLE_SIZE);
     const ms: number[] = [];
     for (let r = 0; r < reps; r++) {
       const started = process.hrtime.bigint();
@@ -177,6 +288,16 @@ export function measureMaglev(reps: number): ControlReport['maglev'] {
     }
     return { backends: n, tableSize: BENCH_TABLE_SIZE, ms: summarize(ms) };
   });
+  const large = pool(1000);
+  await buildMaglevTablesOffThread([{ backends: large, size: LARGE_TABLE_SIZE }]);
+  const ms: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const started = process.hrtime.bigint();
+    await buildMaglevTablesOffThread([{ backends: large, size: LARGE_TABLE_SIZE }]);
+    ms.push(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  out.push({ backends: 1000, tableSize: LARGE_TABLE_SIZE, ms: summarize(ms), offThread: true });
+  return out;
 }
 
 interface Observer { child: ReturnType<typeof spawn>; result: Promise<{ statsReads: number; events: number }> }
@@ -310,21 +431,37 @@ async function runControlBenchLocked(options: ControlOptions): Promise<ControlRe
   let apiToKernel: ControlReport['apiToKernel'] = null;
   let maglev: ControlReport['maglev'] = [];
   let observability: ControlReport['observability'] = null;
-  try {
-    progress(`control: ${changes} API changes`);
-    apiToKernel = await measureApiToKernel(changes, options.changeSeconds ?? 300);
-  } catch (err) { failures.push({ part: 'apiToKernel', error: (err as Error).message }); }
-  try {
-    progress('control: maglev build');
-    maglev = measureMaglev(options.maglevReps ?? 5);
-  } catch (err) { failures.push({ part: 'maglev', error: (err as Error).message }); }
-  try {
-    observability = await measureObservability(options.observeReps ?? 5, options.packets ?? 10_000_000, options.seconds ?? 10, progress);
-  } catch (err) { failures.push({ part: 'observability', error: (err as Error).message }); }
+  const parts = new Set<ControlPart>(options.parts ?? CONTROL_PARTS);
+  for (const p of parts) if (!(CONTROL_PARTS as readonly string[]).includes(p)) throw new Error(`control: unknown part "${p}" (parts: ${CONTROL_PARTS.join(', ')})`);
+  if (parts.has('api')) {
+    try {
+      progress(`control: ${changes} API changes`);
+      apiToKernel = await measureApiToKernel(changes, options.changeSeconds ?? 300);
+    } catch (err) { failures.push({ part: 'apiToKernel', error: (err as Error).message }); }
+  }
+  if (parts.has('maglev')) {
+    try {
+      progress('control: maglev build');
+      maglev = await measureMaglev(options.maglevReps ?? 11);
+    } catch (err) { failures.push({ part: 'maglev', error: (err as Error).message }); }
+  }
+  if (parts.has('observability')) {
+    try {
+      observability = await measureObservability(options.observeReps ?? 5, options.packets ?? 10_000_000, options.seconds ?? 10, progress);
+    } catch (err) { failures.push({ part: 'observability', error: (err as Error).message }); }
+  }
+  const build = (n: number, size: number) => maglev.find((m) => m.backends === n && m.tableSize === size)?.ms.median ?? null;
+  const limitTarget = (description: string, value: number | null, limit: number) => ({ description, value, limit, met: value === null ? null : value <= limit, unit: 'ms' as const });
   await sleep(0);
   return {
     kind: 'control', apiToKernel, maglev, observability, failures,
     targets: [
+      limitTarget('API change -> kernel maps, p99 ms (10 backends, M = 65537)', apiToKernel?.p99Ms ?? null, 5),
+      limitTarget('API change -> HTTP answer, p99 ms', apiToKernel?.responseP99Ms ?? null, 10),
+      limitTarget('bulk change of 100 of 1000 backends -> kernel, p99 ms (one table swap)', apiToKernel?.bulk?.p99Ms ?? null, 20),
+      limitTarget('Maglev build ms, M = 65537, 10 backends', build(10, BENCH_TABLE_SIZE), 2),
+      limitTarget('Maglev build ms, M = 65537, 1000 backends', build(1000, BENCH_TABLE_SIZE), 5),
+      limitTarget('Maglev build ms, M = 1048573, 1000 backends (worker thread)', build(1000, LARGE_TABLE_SIZE), 100),
       { description: 'observability cost (Mpps, 1 Hz stats + 1/1000 sampling)', value: observability?.mppsCost ?? null, limit: 0.03,
         met: observability?.mppsCost == null ? null : observability.mppsCost <= 0.03 },
       { description: 'observability cost (lb CPU per packet)', value: observability?.cpuCost ?? null, limit: 0.03,

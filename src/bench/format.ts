@@ -61,10 +61,18 @@ export function formatControl(r: ControlReport): string {
   if (r.apiToKernel) {
     const a = r.apiToKernel;
     out.push(`API change -> kernel map (${a.changes} changes, ${a.backends} backends, M=${a.tableSize}): p50 ${fmt(a.p50Ms)} ms, p99 ${fmt(a.p99Ms)} ms, max ${fmt(a.maxMs)} ms (HTTP response: p50 ${fmt(a.responseP50Ms)} ms, p99 ${fmt(a.responseP99Ms)} ms)`);
+    if (a.bulk) {
+      out.push(`bulk change (${a.bulk.backendsPerChange} of ${a.bulk.poolSize} backends drained/undrained in one PATCH /api/v1/state/backends, ${a.bulk.changes} changes): kernel p50 ${fmt(a.bulk.p50Ms)} ms, p99 ${fmt(a.bulk.p99Ms)} ms (HTTP response: p50 ${fmt(a.bulk.responseP50Ms)} ms, p99 ${fmt(a.bulk.responseP99Ms)} ms)`);
+      out.push(`  its daemon steps, p50 ms: ${Object.entries(a.bulk.stepsP50Ms ?? {}).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}`);
+    }
+    if (a.breakdown?.length) {
+      out.push(table(['where the time goes', 'p50 ms', 'p99 ms', 'mean ms'], a.breakdown.map((b) => [b.part, fmt(b.p50Ms, 3), fmt(b.p99Ms, 3), fmt(b.meanMs, 3)])));
+      out.push('(request/answer: in transit between the benchmark and the daemon; http..respond: the daemon\'s steps (Server-Timing); poll: maps held until the benchmark saw it)');
+    }
   }
   if (r.maglev.length) {
     out.push(table(['Maglev build (M)', 'backends', 'ms median [min-max]'],
-      r.maglev.map((m) => [String(m.tableSize), String(m.backends), `${fmt(m.ms.median)} [${fmt(m.ms.min)}-${fmt(m.ms.max)}]`])));
+      r.maglev.map((m) => [`${m.tableSize}${m.offThread ? ' (worker)' : ''}`, String(m.backends), `${fmt(m.ms.median)} [${fmt(m.ms.min)}-${fmt(m.ms.max)}]`])));
   }
   const o = r.observability;
   if (o) {
@@ -75,7 +83,7 @@ export function formatControl(r: ControlReport): string {
     ]));
     if (o.on) out.push(`observer: ${o.on.statsReads} stats reads, ${o.on.events} events consumed`);
   }
-  out.push('', table(['target', 'value', 'limit', ''], r.targets.map((t) => [t.description, t.value === null ? 'n/a' : `${fmt(t.value * 100, 1)} %`, `<= ${t.limit * 100} %`, verdict(t.met)])));
+  out.push('', table(['target', 'value', 'limit', ''], r.targets.map((t) => [t.description, t.value === null ? 'n/a' : t.unit === 'ms' ? `${fmt(t.value)} ms` : `${fmt(t.value * 100, 1)} %`, t.unit === 'ms' ? `<= ${t.limit} ms` : `<= ${t.limit * 100} %`, verdict(t.met)])));
   for (const f of r.failures) out.push(`FAILED ${f.part}: ${f.error}`);
   return out.join('\n');
 }

@@ -17,7 +17,11 @@ import { HealthMonitor } from '../health/monitor';
 import { DesiredState } from '../config/state';
 import { cliCommand } from '../daemon/spawn';
 import { repoRoot } from '../daemon/paths';
-import type { ServiceView } from '../domain/types';
+import type { ServiceView, StateApplyResult } from '../domain/types';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
 
 const ADMIN_TOKEN = 'cli-test-admin-token-0123456789';
 const VIEWER_TOKEN = 'cli-test-viewer-token-0123456789';
@@ -84,7 +88,7 @@ describe('xdplb CLI', () => {
   test('--help lists every verb; a verb\'s --help lists its sub-verbs', async () => {
     const top = await xdplb(['--help']);
     assert.equal(top.code, 0);
-    for (const verb of ['daemon', 'service', 'backend', 'settings', 'stats', 'trace', 'programs', 'maps', 'login', 'lab', 'bench']) {
+    for (const verb of ['daemon', 'service', 'backend', 'apply', 'diff', 'state', 'settings', 'stats', 'trace', 'programs', 'maps', 'login', 'lab', 'bench']) {
       assert.match(top.stdout, new RegExp(`^\\s+${verb}\\b`, 'm'), `--help lists ${verb}`);
     }
     const service = await xdplb(['service', '--help']);
@@ -190,6 +194,96 @@ describe('xdplb CLI', () => {
     const deleted = await xdplb(['service', 'del', 'dns']);
     assert.equal(deleted.code, 0);
     assert.deepEqual(controller.listServices().map((s) => s.name), ['web']);
+  });
+
+  test('apply -f / diff -f: the whole state in one change, the diff and the disruption; --dry-run changes nothing', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbp-cli-'));
+    try {
+      const file = path.join(dir, 'state.yaml');
+      const web = controller.getService('web');
+      const rate = controller.getSettings().sampleRate;
+      const doc = {
+        services: [
+          { name: 'web', vip: web.vip, port: web.port, protocol: web.protocol, mode: web.mode, tableSize: 13,
+            backends: [{ address: '198.18.1.11', port: 8080, weight: 1 }, { address: '198.18.1.12', port: 8080, weight: 1 }] },
+          { name: 'db', vip: '198.18.100.9', port: 5432, protocol: 'tcp', mode: 'nat', tableSize: 13, backends: [{ address: '198.18.1.31', port: 5432, weight: 1 }] },
+        ],
+        settings: { sampleRate: 7 },
+      };
+      fs.writeFileSync(file, YAML.stringify(doc));
+      const before = snapshotState();
+      const applies = driver.applyCount;
+      const dry = await xdplb(['diff', '-f', file]);
+      assert.equal(dry.code, 0, dry.stderr);
+      assert.match(dry.stdout, /^dry run: nothing was changed/m);
+      assert.match(dry.stdout, /^\+ service db$/m);
+      assert.match(dry.stdout, /^~ service web$/m);
+      assert.match(dry.stdout, /^ {4}\+ backend 198\.18\.1\.12:8080$/m);
+      assert.match(dry.stdout, new RegExp(`^~ settings sampleRate: ${rate} -> 7$`, 'm'));
+      assert.match(dry.stdout, /^ {2}web: \d+\.\d\d % of flows move \(M=13\)$/m);
+      const dryJson = JSON.parse((await xdplb(['apply', '-f', file, '--dry-run', '--json'])).stdout) as StateApplyResult;
+      assert.equal(dryJson.dryRun, true);
+      assert.equal(dryJson.applied, false);
+      assert.equal(snapshotState(), before, 'a dry run changes nothing');
+      assert.equal(driver.applyCount, applies, 'a dry run does not touch the data plane');
+
+      const applied = await xdplb(['apply', '-f', file, '--json']);
+      assert.equal(applied.code, 0, applied.stderr);
+      const result = JSON.parse(applied.stdout) as StateApplyResult;
+      assert.equal(result.applied, true);
+      assert.deepEqual(result.diff, dryJson.diff, 'the diff made is the one the dry run showed');
+      assert.deepEqual(result.disruption, dryJson.disruption, 'and so is the disruption (all backends unchecked)');
+      assert.equal(driver.applyCount, applies + 1, 'one change');
+      assert.deepEqual(controller.listServices().map((s) => s.name), ['web', 'db']);
+      assert.equal(controller.getSettings().sampleRate, 7);
+      const again = await xdplb(['apply', '-f', file]);
+      assert.match(again.stdout, /^no changes/);
+      assert.equal(driver.applyCount, applies + 1);
+
+      // Invalid: refused whole, one line naming the field, nothing changed.
+      fs.writeFileSync(file, YAML.stringify({ services: [doc.services[0], { ...doc.services[1], port: 70000 }] }));
+      const state = snapshotState();
+      assertFails(await xdplb(['apply', '-f', file]), 1, /^xdplb: XDPLB_ERR_VALIDATION: .*\(field \/services\/1\/port\)$/);
+      assert.equal(snapshotState(), state);
+      assertFails(await xdplb(['apply', '-f', path.join(dir, 'missing.yaml')]), 2, /^xdplb: usage: cannot read .*missing\.yaml: ENOENT$/);
+      fs.writeFileSync(file, '- just\n- a list\n');
+      assertFails(await xdplb(['diff', '-f', file]), 2, /^xdplb: usage: .*must hold a mapping/);
+
+      const got = await xdplb(['state', 'get']);
+      assert.deepEqual((YAML.parse(got.stdout) as { services: Array<{ name: string }> }).services.map((s) => s.name), ['web', 'db']);
+      // Back to the start for the other tests.
+      fs.writeFileSync(file, YAML.stringify({ services: [{ ...doc.services[0], backends: [doc.services[0].backends[0]] }], settings: { sampleRate: rate } }));
+      assert.equal((await xdplb(['apply', '-f', file])).code, 0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('backend drain and weight take several backends in one change', async () => {
+    assert.equal((await xdplb(['service', 'add', 'pool', '--vip', '198.18.100.20', '--port', '80', '--table-size', '13',
+      '--backend', '198.18.1.41:80', '--backend', '198.18.1.42:80', '--backend', '198.18.1.43:80'])).code, 0);
+    try {
+      const applies = driver.applyCount;
+      const drained = await xdplb(['backend', 'drain', 'pool', '198.18.1.41:80', '198.18.1.43:80']);
+      assert.equal(drained.code, 0, drained.stderr);
+      assert.match(drained.stdout, /^~ service pool$/m);
+      assert.match(drained.stdout, /^ {4}~ backend 198\.18\.1\.41:80: drain$/m);
+      assert.equal(driver.applyCount, applies + 1, 'one change for both');
+      assert.deepEqual(controller.getService('pool').backends.map((b) => b.draining), [true, false, true]);
+      const weighted = await xdplb(['backend', 'weight', 'pool', '198.18.1.41:80', '198.18.1.42:80', '4', '--json']);
+      assert.equal(weighted.code, 0, weighted.stderr);
+      assert.deepEqual((JSON.parse(weighted.stdout) as { services: ServiceView[] }).services[0].backends.map((b) => b.weight), [4, 4, 1]);
+      assert.equal(driver.applyCount, applies + 2);
+      // All or nothing: one unknown backend refuses the whole change.
+      const state = snapshotState();
+      assertFails(await xdplb(['backend', 'drain', 'pool', '198.18.1.42:80', '198.18.1.99:80', '--undo']), 1,
+        /^xdplb: XDPLB_ERR_NOT_FOUND: \/changes\/1: service "pool" has no backend "198\.18\.1\.99:80" \(field \/changes\/1\)$/);
+      assert.equal(snapshotState(), state);
+      assertFails(await xdplb(['backend', 'weight', 'pool', '198.18.1.41:80', 'x']), 2, /^xdplb: usage: weight must be an integer/);
+      assertFails(await xdplb(['backend', 'drain', 'pool', '198.18.1.41:80', '198.18.1.41:80']), 2, /^xdplb: usage: backend 198\.18\.1\.41:80 is named twice$/);
+    } finally {
+      await xdplb(['service', 'del', 'pool']);
+    }
   });
 
   test('auth: no token, viewer token, login with the password on stdin', async () => {

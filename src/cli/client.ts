@@ -5,6 +5,7 @@
  */
 import type {
   ServiceSpec, ServiceView, BackendSpec, SettingsView, StatsView, ProgramView, MapView, MapPage, Role,
+  StateDocument, StateApplyResult, StateDiff, BackendChange,
 } from '../domain/types';
 
 export const DEFAULT_API = 'http://127.0.0.1:8720';
@@ -88,6 +89,13 @@ export class ApiClient {
   }
 
   getSettings(): Promise<SettingsView> { return this.request('GET', '/api/v1/settings'); }
+  getState(): Promise<StateDocument> { return this.request('GET', '/api/v1/state'); }
+  applyState(doc: StateDocument, dryRun: boolean): Promise<StateApplyResult> {
+    return this.request('PUT', `/api/v1/state${dryRun ? '?dryRun=1' : ''}`, doc);
+  }
+  patchBackends(changes: BackendChange[]): Promise<{ services: ServiceView[]; diff: StateDiff }> {
+    return this.request('PATCH', '/api/v1/state/backends', { changes });
+  }
   patchSettings(patch: Partial<SettingsView>): Promise<SettingsView> { return this.request('PATCH', '/api/v1/settings', patch); }
 
   stats(): Promise<StatsView> { return this.request('GET', '/api/v1/stats'); }

@@ -181,7 +181,8 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     seedHealth: (service, backend) => (kernel.downAtAdopt.has(`${service}|${backend}`) ? 'down'
       : kernel.upAtAdopt.has(`${service}|${backend}`) ? 'up' : undefined),
     benchDir: opts.benchDir ?? repoPath('bench-results'),
-    persist: store ? store.persist : (next: Config) => prepareConfigFile(configPath, next),
+    // File mode: written before the kernel, fsynced while the kernel takes the change (docs/decisions.md).
+    persist: store ? store.persist : (next: Config) => prepareConfigFile(configPath, next, { background: true }),
   });
   const auth = new AuthStore(initial.config.users, initial.config.tokens);
   let server: ReturnType<typeof createApiServer> | null = null;

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { registerServiceCommands, registerBackendCommands } from './services';
+import { registerStateCommands } from './state';
 import { registerObserveCommands, registerHashPasswordCommand } from './observe';
 import { registerDaemonCommand } from './daemon';
 import { registerClusterCommands } from './cluster';
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
   registerDaemonCommand(program);
   registerServiceCommands(program);
   registerBackendCommands(program);
+  registerStateCommands(program);
   registerObserveCommands(program);
   registerHashPasswordCommand(program);
   registerClusterCommands(program);

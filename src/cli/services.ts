@@ -1,10 +1,11 @@
 /** `xdplb service ...` and `xdplb backend ...`: the desired state through the API. */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import type { ServiceSpec, ServiceView, HealthCheckSpec } from '../domain/types';
+import type { ServiceSpec, ServiceView, HealthCheckSpec, StateDiff } from '../domain/types';
 import {
   withClientOptions, clientFrom, action, integerArg, parseBackendKey, parseBackendSpec, collect, type ClientFlags,
 } from './common';
-import { formatTable, percent, printJson } from './output';
+import { UsageError, formatTable, percent, printJson } from './output';
+import { formatDiff } from './state';
 import { HealthCheckSpecSchema, MAX_WEIGHT } from '../config/schema';
 
 /** The health check defaults are the schema's (the API would fill in the same). */
@@ -116,6 +117,20 @@ export function registerBackendCommands(program: Command): void {
   const printService = (flags: ClientFlags, svc: ServiceView): void => {
     if (flags.json) printJson(svc); else console.log(formatServices([svc]));
   };
+  // A bulk change (PATCH /api/v1/state/backends): the diff, then the services it touched.
+  const printServices = (flags: ClientFlags, r: { services: ServiceView[]; diff: StateDiff }): void => {
+    if (flags.json) printJson(r); else console.log([...formatDiff(r.diff), formatServices(r.services)].join('\n'));
+  };
+  // Argument errors found in the action are usage errors too (exit 2), as commander's are.
+  const usage = <T>(parse: () => T): T => {
+    try { return parse(); } catch (err) { throw err instanceof InvalidArgumentError ? new UsageError(err.message) : err; }
+  };
+  const backendKeys = (args: string[]): string[] => {
+    const keys = args.map((a) => { const k = usage(() => parseBackendKey(a)); return `${k.address}:${k.port}`; });
+    const twice = keys.find((k, i) => keys.indexOf(k) !== i);
+    if (twice) throw new UsageError(`backend ${twice} is named twice`);
+    return keys;
+  };
 
   withClientOptions(backend.command('add').description('add a backend to a service')
     .argument('<service>', 'service name').argument('<addr:port>', 'backend IPv4 address and port (0 = keep the client port)', parseBackendKey))
@@ -132,17 +147,25 @@ export function registerBackendCommands(program: Command): void {
       if (flags.json) printJson({ deleted: key, service }); else console.log(`deleted backend ${key} of ${service}`);
     }));
 
-  withClientOptions(backend.command('weight').description("set a backend's weight")
-    .argument('<service>', 'service name').argument('<addr:port>', 'backend', parseBackendKey)
-    .argument('<weight>', `new weight (0..${MAX_WEIGHT})`, integerArg('weight')))
-    .action(action(async (service: string, target: { address: string; port: number }, weight: number, flags: ClientFlags) => {
-      printService(flags, await clientFrom(flags).patchBackend(service, `${target.address}:${target.port}`, { weight }));
+  withClientOptions(backend.command('weight').description("set the weight of one backend, or of several in one change")
+    .argument('<service>', 'service name')
+    .argument('<backends-and-weight...>', `ADDRESS:PORT [ADDRESS:PORT...] WEIGHT (0..${MAX_WEIGHT})`))
+    .action(action(async (service: string, args: string[], flags: ClientFlags) => {
+      if (args.length < 2) throw new UsageError('backend weight needs ADDRESS:PORT... and a WEIGHT');
+      const weight = usage(() => integerArg('weight')(args[args.length - 1]));
+      const keys = backendKeys(args.slice(0, -1));
+      const client = clientFrom(flags);
+      if (keys.length === 1) { printService(flags, await client.patchBackend(service, keys[0], { weight })); return; }
+      printServices(flags, await client.patchBackends(keys.map((k) => ({ service, backend: k, weight }))));
     }));
 
-  withClientOptions(backend.command('drain').description('drain a backend: no new flows, existing flows stay (--undo to end)')
-    .argument('<service>', 'service name').argument('<addr:port>', 'backend', parseBackendKey))
+  withClientOptions(backend.command('drain').description('drain backends: no new flows, existing flows stay (--undo to end); several in one change')
+    .argument('<service>', 'service name').argument('<addr:port...>', 'backends (ADDRESS:PORT, one or more)'))
     .option('--undo', 'stop draining')
-    .action(action(async (service: string, target: { address: string; port: number }, flags: ClientFlags & { undo?: boolean }) => {
-      printService(flags, await clientFrom(flags).patchBackend(service, `${target.address}:${target.port}`, { drain: !flags.undo }));
+    .action(action(async (service: string, targets: string[], flags: ClientFlags & { undo?: boolean }) => {
+      const keys = backendKeys(targets);
+      const client = clientFrom(flags);
+      if (keys.length === 1) { printService(flags, await client.patchBackend(service, keys[0], { drain: !flags.undo })); return; }
+      printServices(flags, await client.patchBackends(keys.map((k) => ({ service, backend: k, drain: !flags.undo }))));
     }));
 }

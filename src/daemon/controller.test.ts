@@ -10,6 +10,7 @@ import { DaemonController, buildDataplaneState } from './controller';
 import { MemoryDriver } from './memory-driver';
 import { HealthMonitor } from '../health/monitor';
 import { DesiredState } from '../config/state';
+import { loadConfigFile, prepareConfigFile, saveConfigFile } from '../config/config';
 import { XdplbError } from '../domain/errors';
 import { unusableAddressReason, type Config } from '../config/schema';
 import type { StreamMessage } from '../domain/types';
@@ -150,6 +151,79 @@ describe('DaemonController', () => {
     assert.deepEqual(log, ['write', 'apply', 'abort', 'apply'], 'aborted, then the previous state re-applied');
     assert.equal(controller.getSettings().sampleRate, 5);
     controller.stop();
+  });
+
+  test('the write\'s fsync runs while the kernel takes the change; the answer waits for both', async () => {
+    const log: string[] = [];
+    const driver = new MemoryDriver();
+    const apply = driver.applyState.bind(driver);
+    driver.applyState = (state) => { log.push('apply'); return apply(state); };
+    let synced!: () => void;
+    const controller = new DaemonController({
+      state: new DesiredState({ services: [web] }), driver, health: new HealthMonitor(), logger: pino({ level: 'silent' }),
+      persist: () => {
+        log.push('write');
+        const durable = new Promise<void>((resolve) => { synced = () => { log.push('fsynced'); resolve(); }; });
+        return { durable, commit: () => { log.push('commit'); }, abort: () => { log.push('abort'); } };
+      },
+    });
+    await controller.start();
+    log.length = 0;
+    let answered = false;
+    const change = controller.patchSettings({ sampleRate: 5 }).then(() => { answered = true; });
+    for (let i = 0; i < 20 && !log.includes('apply'); i++) await new Promise((r) => setImmediate(r));
+    assert.deepEqual(log, ['write', 'apply'], 'the kernel has the change before the file is on disk');
+    assert.equal(answered, false, 'no answer before the fsync');
+    synced();
+    await change;
+    assert.deepEqual(log, ['write', 'apply', 'fsynced', 'commit']);
+    assert.equal(controller.getSettings().sampleRate, 5);
+    controller.stop();
+  });
+
+  test('a failed fsync after the kernel took the change: STORAGE, the kernel rolled back, nothing committed', async () => {
+    const log: string[] = [];
+    const driver = new MemoryDriver();
+    const controller = new DaemonController({
+      state: new DesiredState({ services: [web] }), driver, health: new HealthMonitor(), logger: pino({ level: 'silent' }),
+      persist: () => {
+        log.push('write');
+        const durable = new Promise<void>((_resolve, reject) => setImmediate(() => reject(new XdplbError('XDPLB_ERR_STORAGE', 'EIO on fsync'))));
+        return { durable, commit: () => { log.push('commit'); }, abort: () => { log.push('abort'); } };
+      },
+    });
+    await controller.start();
+    const before = structuredClone(driver.applied);
+    await assert.rejects(controller.deleteService('web'), (e: XdplbError) => e.code === 'XDPLB_ERR_STORAGE' && /EIO/.test(e.message));
+    assert.ok(log.includes('abort') && !log.includes('commit'), log.join(','));
+    assert.deepEqual(driver.applied, before, 'the previous state is back in the kernel');
+    assert.equal(controller.listServices().length, 1);
+    controller.stop();
+  });
+
+  test('prepareConfigFile in the background mode: one write, fsync on the thread pool, commit renames after it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbp-persist-'));
+    try {
+      const file = path.join(dir, 'xdplb.yaml');
+      const config = new DesiredState({ services: [web] }).toConfig();
+      saveConfigFile(file, config);
+      const next = new DesiredState({ services: [{ ...web, port: 81 }] }).toConfig();
+      const pending = prepareConfigFile(file, next, { background: true });
+      assert.ok(pending.durable, 'a durable promise');
+      assert.ok(fs.existsSync(pending.temp), 'written before the call returns');
+      assert.equal(loadConfigFile(file).services[0].port, 80, 'not in place before commit');
+      await pending.durable;
+      await pending.commit();
+      assert.equal(loadConfigFile(file).services[0].port, 81);
+      assert.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')), []);
+      const aborted = prepareConfigFile(file, config, { background: true });
+      aborted.abort();
+      await aborted.durable!.catch(() => undefined);
+      assert.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')), [], 'abort removes the temporary file');
+      assert.equal(loadConfigFile(file).services[0].port, 81);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('replaceConfig applies a different config without persisting, and ignores an equal one', async () => {

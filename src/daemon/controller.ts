@@ -15,7 +15,10 @@ import type {
   Controller, ServiceSpec, ServiceView, BackendSpec, BackendView, SettingsView, StatsView, StreamMessage,
   ProgramView, MapView, MapPage,
 } from '../domain/types';
+import type { BackendChange, StateApplyResult, StateDiff, StateDocument } from '../domain/types';
+import { diffConfigs, emptyDiff, maglevDisruption } from './state-diff';
 import { XdplbError } from '../domain/errors';
+import { markChange } from '../domain/timing';
 import { DesiredState, backendKey, effectiveTableSize } from '../config/state';
 import type { Config } from '../config/schema';
 import type { DataplaneState, StatsSnapshot } from '../dataplane/types';
@@ -29,10 +32,12 @@ export interface DaemonControllerOptions {
   driver: DataplaneDriver;
   health: HealthMonitor;
   /**
-   * Makes a change durable, before it reaches the kernel: writes (and fsyncs) the config under a
-   * temporary name and returns the step that puts it in place (commit) or discards it (abort);
-   * a function returning nothing has written the file whole. null = in-memory only (tests).
+   * Makes a change durable: writes the config under a temporary name before the change reaches
+   * the kernel (a write that fails changes nothing) and returns the step that puts it in place
+   * (commit) or discards it (abort); its fsync may still run (PendingWrite.durable) while the
+   * kernel takes the change. A function returning nothing has written the file whole.
    * May be async (etcd mode, src/store/etcd.ts: a transaction guarded by the applied revision).
+   * null = in-memory only (tests).
    * @throws XdplbError STORAGE (nothing was changed); CONFLICT / UNAVAILABLE from a store
    */
   persist: PersistHook | null;
@@ -49,9 +54,11 @@ export interface DaemonControllerOptions {
 
 /**
  * A config written under a temporary name: commit() renames it into place, abort() removes it.
- * Either may return a promise (awaited: etcd mode).
+ * Either may return a promise (awaited: etcd mode, the background write's rename).
+ * `durable`, when present, settles when the temporary file is on disk: the write's fsync then
+ * runs while the change goes to the kernel, and a failed one rolls the kernel back (STORAGE).
  */
-export interface PendingWrite { commit(): unknown; abort(): unknown }
+export interface PendingWrite { commit(): unknown; abort(): unknown; durable?: Promise<void> }
 export type PersistHook = (config: Config) => PendingWrite | void | Promise<PendingWrite | void>;
 /** replaceConfig options: seed 'apply' takes a new hashSeed too (etcd mode: the store is the source). */
 export interface ReplaceOptions { seed?: 'refuse' | 'apply'; onApplied?: (changed: boolean) => void }
@@ -301,6 +308,13 @@ export class DaemonController implements Controller {
       if (seed === from && next.config.hashSeed === previous.config.hashSeed) return { hashSeed: seed };
       const pending = this.persist ? (await this.persist(next.toConfig())) ?? null : null;
       try {
+        // A seed change re-hashes every flow: it waits for the file to be on disk first.
+        await pending?.durable;
+      } catch (err) {
+        pending?.abort();
+        throw err;
+      }
+      try {
         if (seed !== from) await this.driver.setHashSeed?.(seed);
       } catch (err) {
         await pending?.abort();
@@ -385,6 +399,106 @@ export class DaemonController implements Controller {
     };
   }
 
+  // ---- whole-state and bulk changes (issue 16): one transaction on the same commit path ------
+
+  /** The desired state as a state document: every service, and the settings. */
+  stateDocument(): StateDocument {
+    return { services: this.desired.toConfig().services, settings: this.desired.settings() };
+  }
+
+  /**
+   * Replaces every service (and the settings the document names) in one change: validated
+   * whole, written, reconciled and committed like any other change (all or nothing), or on a
+   * dry run only compared. Returns the diff and the Maglev disruption (share of each service's
+   * flows that move; a dry run assumes the health the backends would have right after).
+   * @throws XdplbError VALIDATION / CONFLICT (nothing changed), STORAGE, DATAPLANE
+   */
+  applyStateDocument(doc: StateDocument, opts: { dryRun: boolean }): Promise<StateApplyResult> {
+    return this.queue.run(async () => {
+      markChange('queue');
+      const next = this.stateFrom(doc);
+      markChange('validate');
+      const diff = diffConfigs(this.desired.config, next.config);
+      const before = this.dataplaneState(this.desired);
+      if (opts.dryRun || emptyDiff(diff)) {
+        const disruption = await maglevDisruption(before, opts.dryRun ? this.projectedState(next) : before);
+        return { dryRun: opts.dryRun, applied: false, diff, disruption };
+      }
+      await this.commit(next, true);
+      // After the change: the tables the kernel now holds, against the ones it held.
+      return { dryRun: false, applied: true, diff, disruption: await maglevDisruption(before, this.dataplaneState(this.desired)) };
+    });
+  }
+
+  /**
+   * Weight and drain changes of several backends, in one change (one table swap per service).
+   * @throws XdplbError NOT_FOUND (field /changes/N), VALIDATION (a backend named twice, a bad
+   *   weight), STORAGE, DATAPLANE; nothing changes then
+   */
+  async patchBackends(changes: BackendChange[]): Promise<{ services: ServiceView[]; diff: StateDiff }> {
+    let before: Readonly<Config> | null = null;
+    let after: Readonly<Config> | null = null;
+    await this.mutate((state) => {
+      const config = state.toConfig();
+      const seen = new Set<string>();
+      changes.forEach((c, i) => {
+        const at = `/changes/${i}`;
+        const service = config.services.find((s) => s.name === c.service);
+        if (!service) throw new XdplbError('XDPLB_ERR_NOT_FOUND', `${at}: service "${c.service}" does not exist`, at);
+        const backend = service.backends.find((b) => backendKey(b) === c.backend);
+        if (!backend) throw new XdplbError('XDPLB_ERR_NOT_FOUND', `${at}: service "${c.service}" has no backend "${c.backend}"`, at);
+        if (seen.has(`${c.service}|${c.backend}`)) {
+          throw new XdplbError('XDPLB_ERR_VALIDATION', `${at}: backend "${c.backend}" of service "${c.service}" is named twice`, at);
+        }
+        seen.add(`${c.service}|${c.backend}`);
+        if (c.weight !== undefined) backend.weight = c.weight;
+        if (c.drain !== undefined) backend.drain = c.drain;
+      });
+      const next = new DesiredState(config);   // validates the whole result (weights' range...)
+      before = state.config;
+      after = next.config;
+      return next;
+    });
+    // The diff is worked out after the change is in (not on the way to the kernel).
+    const diff = diffConfigs(before!, after!);
+    const names = [...new Set(changes.map((c) => c.service))];
+    return { services: names.map((n) => this.getService(n)), diff };
+  }
+
+  /** The desired state a state document describes (the rest of the config as it is). @throws XdplbError VALIDATION / CONFLICT */
+  private stateFrom(doc: StateDocument): DesiredState {
+    const state = new DesiredState({ ...this.desired.toConfig(), services: doc.services });
+    if (!doc.settings) return state;
+    try {
+      return state.patchSettings(doc.settings);
+    } catch (err) {
+      if (err instanceof XdplbError && err.field !== undefined) throw new XdplbError(err.code, err.message, `/settings${err.field}`, { cause: err });
+      throw err;
+    }
+  }
+
+  /**
+   * What the data plane would hold right after `next` were applied: backends it keeps have
+   * their verdicts, new ones of a checked service wait for their checks (or start up with
+   * initialState up), a service that gains a check keeps serving the backends it served.
+   */
+  private projectedState(next: DesiredState): DataplaneState {
+    const before = new Map(this.desired.services.map((s) => [s.name, s]));
+    const specs = new Map(next.services.map((s) => [s.name, s]));
+    return buildDataplaneState(next.config, (service, backend) => {
+      const spec = specs.get(service);
+      if (!spec?.healthCheck) return 'unchecked';
+      const old = before.get(service);
+      const known = old?.backends.some((b) => backendKey(b) === backend) ?? false;
+      if (known && old!.healthCheck) {
+        const h = this.health.health(service, backend);
+        return h === 'unchecked' ? 'checking' : h;
+      }
+      if (known) return 'up';
+      return spec.healthCheck.initialState === 'up' ? 'up' : 'checking';
+    }, (s, b) => this.health.weightStep(s, b));
+  }
+
   // ---- internals --------------------------------------------------------------------------
 
   private broadcast(msg: StreamMessage): void {
@@ -395,7 +509,9 @@ export class DaemonController implements Controller {
 
   private mutate(build: (state: DesiredState) => DesiredState): Promise<void> {
     return this.queue.run(async () => {
+      markChange('queue');
       const next = build(this.desired);   // throws VALIDATION / CONFLICT / NOT_FOUND: nothing changed
+      markChange('validate');
       await this.commit(next, true);
     });
   }
@@ -409,6 +525,7 @@ export class DaemonController implements Controller {
     const previous = this.desired;
     let writes = 0;
     const pending = persist && this.persist ? (await this.persist(next.toConfig())) ?? null : null;
+    markChange('persist');
     // The verdicts before the change: a refused change restores them (sync() forgets the
     // backends and services `next` drops, and would bring them back 'checking', out of the table).
     const verdicts = new Map<string, 'up' | 'down'>();
@@ -426,7 +543,13 @@ export class DaemonController implements Controller {
         await pending?.abort();
         throw err;
       }
+      // The answer means on disk too: a write whose fsync failed is undone in the kernel below.
+      if (pending?.durable) {
+        await pending.durable.catch(async (err: unknown) => { await pending.abort(); throw err; });
+        markChange('fsync');
+      }
       await pending?.commit();
+      markChange('commit');
     } catch (err) {
       this.health.sync(previous.toConfig().services, (service, backend) => verdicts.get(`${service}|${backend}`));
       try {

@@ -13,6 +13,8 @@ import { Dataplane, MAP_NAMES, PROGRAM_NAME } from '../dataplane/dataplane';
 import { DataplaneInspector } from '../dataplane/inspect';
 import { TraceEvents } from '../dataplane/events';
 import { Balancer } from '../balancer/balancer';
+import { maglevBuildTime } from '../balancer/maglev';
+import { changeTimers } from '../domain/timing';
 import { LB } from '../dataplane/abi';
 import { lbMap } from '../dataplane/typed-map';
 import { XdplbError } from '../domain/errors';
@@ -236,7 +238,13 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
     lastState = state;
     try {
       // Large Maglev tables are built off the event loop (API and health checks keep running).
-      return { writes: (await balancer.applyStateAsync(withTxRedirect(state))).writes };
+      const built = maglevBuildTime();
+      const writes = (await balancer.applyStateAsync(withTxRedirect(state))).writes;
+      // An API change's timer: the Maglev builds apart from the rest (map reads and writes).
+      const timer = changeTimers.getStore();
+      timer?.split('build', maglevBuildTime() - built, 'maps');
+      timer?.inKernel();
+      return { writes };
     } finally {
       scheduleReverseExpiry();
     }
@@ -286,12 +294,24 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   }
 
   let runStats: { close(): void } | null = null;
+  // Table shares count a whole table (65537+ slots, ~1-2 ms): kept per service until the next
+  // map write (no write, no table or backend change), so views after a change do not recount.
+  const sharesCache = new Map<string, { writes: number; shares: Record<string, number> }>();
+  const sharesOf = (service: string): Record<string, number> => {
+    const writes = reconciler.writeCount;
+    const cached = sharesCache.get(service);
+    if (cached && cached.writes === writes) return cached.shares;
+    const shares = reconciler.tableShares(service) ?? {};
+    if (sharesCache.size > 4096) sharesCache.clear();
+    sharesCache.set(service, { writes, shares });
+    return shares;
+  };
   const driver: DataplaneDriver = {
     applyState,
     placement: (service: string, backends: Array<{ address: string; port: number }>): ServicePlacement | null => {
       const id = reconciler.serviceId(service);
       if (id === null) return null;
-      const shares = reconciler.tableShares(service) ?? {};
+      const shares = sharesOf(service);
       const placed: ServicePlacement['backends'] = {};
       for (const b of backends) {
         const key = `${b.address}:${b.port}`;

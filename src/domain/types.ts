@@ -65,6 +65,46 @@ export type StreamMessage =
   | { type: 'health'; data: { service: string; backend: string; health: 'up' | 'down' } }
   | { type: 'state'; data: { services: ServiceView[] } };
 
+/** What a whole-state change changes (PUT /api/v1/state): services, their backends, settings. */
+export interface StateDiff {
+  added: string[];
+  removed: string[];
+  changed: Array<{
+    name: string;
+    /** Fields of the service other than its backends that change (vip, port, tableSize, healthCheck...). */
+    fields: string[];
+    backends: {
+      added: string[]; removed: string[];
+      changed: Array<{ backend: string; from: { weight: number; drain: boolean }; to: { weight: number; drain: boolean } }>;
+    };
+  }>;
+  settings: Array<{ field: string; from: unknown; to: unknown }>;
+}
+
+/** The Maglev disruption of a change for one service: the share of its table's slots (flows) that move. */
+export interface ServiceDisruption {
+  service: string;
+  /** 0..1; null for a service added (no flows yet) or removed (all its flows end). */
+  moved: number | null;
+  tableSize: number;
+  change: 'added' | 'removed' | 'changed' | 'none';
+}
+
+/** The desired state as a whole (a state file, PUT /api/v1/state): every service, and settings to set. */
+export interface StateDocument { services: ServiceSpec[]; settings?: Partial<SettingsView> }
+
+/** What PUT /api/v1/state did (or, dry run, would do). */
+export interface StateApplyResult {
+  dryRun: boolean;
+  /** false when the state already was the desired one (nothing written), or on a dry run. */
+  applied: boolean;
+  diff: StateDiff;
+  disruption: ServiceDisruption[];
+}
+
+/** One backend's change in a bulk change (PATCH /api/v1/state/backends). */
+export interface BackendChange { service: string; backend: string; weight?: number; drain?: boolean }
+
 export interface Controller {
   listServices(): ServiceView[];
   getService(name: string): ServiceView;                 // throws NOT_FOUND
@@ -96,4 +136,10 @@ export interface Controller {
   latestBench(): unknown | null;
   /** Subscribe to the live stream; returns the unsubscribe function. */
   subscribe(listener: (msg: StreamMessage) => void): () => void;
+  /** Optional: the desired state as a state document (GET /api/v1/state). */
+  stateDocument?(): StateDocument;
+  /** Optional: replaces the whole desired state in one change, or (dryRun) says what it would do. */
+  applyStateDocument?(doc: StateDocument, opts: { dryRun: boolean }): Promise<StateApplyResult>;
+  /** Optional: weight/drain changes of several backends in one change (all or none). */
+  patchBackends?(changes: BackendChange[]): Promise<{ services: ServiceView[]; diff: StateDiff }>;
 }
