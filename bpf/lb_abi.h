@@ -158,7 +158,8 @@ struct lb_if_mac {
 struct lb_settings {
 	__u32 frag_policy;   /* LB_FRAG_* */
 	__u32 sample_rate;   /* 1 in N packets goes to events; 0 = off */
-	__u32 flow_cache;    /* 1 = remember each TCP/UDP flow's backend in flows (default), 0 = pure maglev */
+	__u32 flow_cache;    /* 1 = packets of moved Maglev slots consult and write flows (default), 0 = pure
+	                      * Maglev: every packet goes to its slot's current backend */
 	__u32 tx_redirect;   /* 1 = send back out the ingress interface with bpf_redirect_map, not XDP_TX
 	                      * (veth: XDP_TX wakes a peer without an XDP program only when something
 	                      * else does, see docs/datapath.md); 0 = XDP_TX */
@@ -176,15 +177,15 @@ struct lb_flow_key {
 };
 
 /* flows: one remembered flow (32 bytes: a set is 128, and its index a shift). backend_id 0 =
- * empty way. A hit is used only when check == flow cache hash ^ (backend_id *
- * LB_FLOW_CHECK_MUL) (two CPUs writing one way cannot pass off a torn entry) and
- * backends[backend_id] is ACTIVE, owned by the service the packet addresses and still at
- * backend_ip. The rewrite takes the address from here, so that it need not wait for the
- * backends lookup (which then only confirms it). */
+ * empty way. Written and read only for packets of moved Maglev slots (lb_maglev_slot.prev_id !=
+ * 0): a hit counts only when epoch == the slot's epoch (an entry of an earlier transition is
+ * stale), check == flow cache hash ^ (backend_id * LB_FLOW_CHECK_MUL) ^ epoch (two CPUs writing
+ * one way cannot pass off a torn entry) and backends[backend_id] is ACTIVE and owned by the
+ * packet's service. */
 struct lb_flow_entry {
 	struct lb_flow_key key;
 	__u32 backend_id;
-	__be32 backend_ip;
+	__u32 epoch;         /* the slot's epoch when the flow was remembered */
 	__u32 check;
 	__u32 referenced;    /* 1 = a packet used the entry since its set last evicted (NRU) */
 };
@@ -198,6 +199,26 @@ struct lb_flow_entry {
 struct lb_flow_set {
 	struct lb_flow_entry way[LB_FLOW_WAYS];
 };
+
+/* maglev inner tables: ARRAY value, one per slot (16 bytes). A slot whose prev_id is 0 has not
+ * moved recently: its packets go to backend_id and touch no per-flow state. A moved slot (prev_id
+ * != 0, written by user space when a table change gives the slot another backend) consults the
+ * flow cache while the flow cache is on: a TCP SYN goes to backend_id and is remembered; another
+ * packet whose flow is remembered (same epoch) keeps that backend while it is usable; another
+ * miss goes to prev_id (TCP without SYN always, UDP only while LB_SLOT_F_YOUNG) when usable, else
+ * to backend_id, and is remembered. User space clears the mark (prev_id, epoch, flags 0) once a
+ * sweep finds `seen` clear (docs/decisions.md, "Stateless steady state"). */
+struct lb_maglev_slot {
+	__u32 backend_id;  /* the current backend: new flows, and every flow of an unmoved slot */
+	__u32 prev_id;     /* 0 = not moved; else the backend the slot had before the transition */
+	__u32 epoch;       /* != 0 while moved: stamps the flows remembered in this transition */
+	__u8 seen;         /* 1, set by the program (a byte store, no read-modify-write): a remembered flow on
+	                    * a backend other than backend_id was sent since user space last cleared it */
+	__u8 flags;        /* LB_SLOT_F_*, user space's */
+	__u16 pad;
+};
+#define LB_SLOT_F_YOUNG 1  /* the first sweep period of a transition: a UDP miss goes to prev_id too (UDP has
+                            * no SYN that tells a new flow from an old one) */
 
 /* service_stats and backend_stats: PERCPU_ARRAY values (index = id) */
 struct lb_flow_stats {

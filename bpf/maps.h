@@ -23,13 +23,16 @@ struct {
 	__type(value, struct lb_vip);
 } vips SEC(".maps");
 
-/* maglev_table: template of one service's inner table, slot -> backend id (sizes differ per service) */
+/* maglev_table: template of one service's inner table, slot -> lb_maglev_slot (current and
+ * previous backend, transition mark; sizes differ per service) */
 struct maglev_table {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LB_MAGLEV_DEFAULT_SIZE);
 	__uint(map_flags, BPF_F_INNER_MAP);
-	__type(key, __u32);
-	__type(value, __u32);
+	/* By sizes: clang's BTF has only a forward declaration of a struct reached through an inner
+	 * map definition, which libbpf cannot size (the layout is lb_abi.h's, generated from it). */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct lb_maglev_slot));
 };
 
 /* maglev: service id -> its inner maglev table; a pool change swaps one entry (atomic cut-over) */
@@ -72,8 +75,8 @@ struct {
 	__type(value, struct lb_if_mac);
 } if_macs SEC(".maps");
 
-/* flows: the flow-affinity cache, sets of LB_FLOW_WAYS remembered flows (see lb_flow_set); a
- * plain shared ARRAY: looked up without hashing or locking, written only for new flows */
+/* flows: the transition cache, sets of LB_FLOW_WAYS remembered flows (see lb_flow_set); a plain
+ * shared ARRAY, looked up without hashing or locking, and only for packets of moved Maglev slots */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LB_MAX_FLOWS / LB_FLOW_WAYS);

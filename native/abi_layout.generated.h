@@ -65,12 +65,20 @@ ABI_FIELD(lb_flow_key, pad, 13, 3);
 static_assert(sizeof(struct lb_flow_entry) == 32, "lb_flow_entry size");
 ABI_FIELD(lb_flow_entry, key, 0, 16);
 ABI_FIELD(lb_flow_entry, backend_id, 16, 4);
-ABI_FIELD(lb_flow_entry, backend_ip, 20, 4);
+ABI_FIELD(lb_flow_entry, epoch, 20, 4);
 ABI_FIELD(lb_flow_entry, check, 24, 4);
 ABI_FIELD(lb_flow_entry, referenced, 28, 4);
 
 static_assert(sizeof(struct lb_flow_set) == 128, "lb_flow_set size");
 ABI_FIELD(lb_flow_set, way, 0, 128);
+
+static_assert(sizeof(struct lb_maglev_slot) == 16, "lb_maglev_slot size");
+ABI_FIELD(lb_maglev_slot, backend_id, 0, 4);
+ABI_FIELD(lb_maglev_slot, prev_id, 4, 4);
+ABI_FIELD(lb_maglev_slot, epoch, 8, 4);
+ABI_FIELD(lb_maglev_slot, seen, 12, 1);
+ABI_FIELD(lb_maglev_slot, flags, 13, 1);
+ABI_FIELD(lb_maglev_slot, pad, 14, 2);
 
 static_assert(sizeof(struct lb_flow_stats) == 32, "lb_flow_stats size");
 ABI_FIELD(lb_flow_stats, fwd_packets, 0, 8);

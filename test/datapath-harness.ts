@@ -6,14 +6,14 @@
  */
 import { flowCacheHash, vipFilterWords } from '../src/dataplane/jhash';
 import { LB, LbFlowEntryCodec } from '../src/dataplane/abi';
-import { type ModelService, type ModelState } from './refmodel';
+import { type ModelMark, type ModelService, type ModelState } from './refmodel';
 
 /** Sets of the flows map in the data-path tests (program and model alike). */
 export const TEST_FLOW_SETS = 256;
 /** sizeof(struct lb_flow_entry) */
 const FLOW_ENTRY_BYTES = LbFlowEntryCodec.size;
 /** Offsets of struct lb_flow_entry's fields (from the codec, itself checked against the BTF). */
-const FLOW_AT = Object.fromEntries(LbFlowEntryCodec.fields.map((f) => [f.c, f.offset])) as Record<'backend_id' | 'backend_ip' | 'check' | 'referenced', number>;
+const FLOW_AT = Object.fromEntries(LbFlowEntryCodec.fields.map((f) => [f.c, f.offset])) as Record<'backend_id' | 'epoch' | 'check' | 'referenced', number>;
 
 /** The few map operations the harness needs (implemented over src/bpf by the tests). */
 export interface MapAccess {
@@ -22,8 +22,11 @@ export interface MapAccess {
   /** Raw value bytes; per-CPU maps return every CPU's value, each padded to 8 bytes. */
   lookup(map: string, key: Buffer): Buffer | null;
   keys(map: string): Buffer[];
-  /** Creates an ARRAY u32 -> u32 (flags BPF_F_INNER_MAP) to be an inner maglev table; returns its fd. */
-  createInnerTable(maxEntries: number, entries: number[]): number;
+  /** Creates an ARRAY u32 -> struct lb_maglev_slot (flags BPF_F_INNER_MAP) to be an inner maglev
+   * table (`slots`: 16 bytes per slot); returns its fd. */
+  createInnerTable(maxEntries: number, slots: Buffer): number;
+  /** The slots (16 bytes each) of an inner table created by createInnerTable. */
+  readInnerTable(fd: number): Buffer;
   closeFd(fd: number): void;
   possibleCpus: number;
 }
@@ -71,8 +74,23 @@ export function flowKeyBytes(saddr: number, daddr: number, sport: number, dport:
 }
 
 /** The flows map's check word of an entry (see struct lb_flow_entry). */
-export function flowCheck(hash: number, backendId: number): number {
-  return (hash ^ Math.imul(backendId, LB.FLOW_CHECK_MUL)) >>> 0;
+export function flowCheck(hash: number, backendId: number, epoch: number): number {
+  return (hash ^ Math.imul(backendId, LB.FLOW_CHECK_MUL) ^ epoch) >>> 0;
+}
+
+/** struct lb_maglev_slot bytes of a table: current ids and the marks of moved slots. */
+export function slotBytes(table: readonly number[], marks?: Map<number, ModelMark>): Buffer {
+  const out = Buffer.alloc(table.length * 16);
+  table.forEach((id, slot) => {
+    out.writeUInt32LE(id >>> 0, slot * 16);
+    const m = marks?.get(slot);
+    if (!m) return;
+    out.writeUInt32LE(m.prev >>> 0, slot * 16 + 4);
+    out.writeUInt32LE(m.epoch >>> 0, slot * 16 + 8);
+    out[slot * 16 + 12] = m.seen ? 1 : 0;
+    out[slot * 16 + 13] = m.young ? LB.SLOT_F_YOUNG : 0;
+  });
+  return out;
 }
 
 /** Makes the flows map hold exactly the model's flow cache (zeroes every set in use first). */
@@ -88,8 +106,8 @@ export function installFlows(maps: MapAccess, state: ModelState): void {
     const at = e.way * FLOW_ENTRY_BYTES;
     flowKeyBytes(saddr, daddr, sport, dport, proto).copy(set, at);
     set.writeUInt32LE(e.backendId, at + FLOW_AT.backend_id);
-    set.writeUInt32BE(e.backendIp >>> 0, at + FLOW_AT.backend_ip);
-    set.writeUInt32LE(flowCheck(flowCacheHash(saddr, daddr, sport, dport, proto, state.seed), e.backendId), at + FLOW_AT.check);
+    set.writeUInt32LE(e.epoch >>> 0, at + FLOW_AT.epoch);
+    set.writeUInt32LE(flowCheck(flowCacheHash(saddr, daddr, sport, dport, proto, state.seed), e.backendId, e.epoch), at + FLOW_AT.check);
     set.writeUInt32LE(e.referenced ? 1 : 0, at + FLOW_AT.referenced);
     sets.set(e.set, set);
   }
@@ -97,11 +115,10 @@ export function installFlows(maps: MapAccess, state: ModelState): void {
 }
 
 /**
- * The flows the map holds, as `flowKey=backendId` strings (`flowKey=backendId@backendIp` with
- * `withIp`, the address as a host-order u32), `*` after a referenced one (entries whose check
- * is wrong included, marked).
+ * The flows the map holds, as `flowKey=backendId` strings (`flowKey=backendId@epoch` with
+ * `withEpoch`), `*` after a referenced one (entries whose check is wrong included, marked).
  */
-export function readFlows(maps: MapAccess, seed: number, withIp = false): string[] {
+export function readFlows(maps: MapAccess, seed: number, withEpoch = false): string[] {
   const out: string[] = [];
   for (const k of maps.keys('flows')) {
     const v = maps.lookup('flows', k);
@@ -110,8 +127,9 @@ export function readFlows(maps: MapAccess, seed: number, withIp = false): string
       const backendId = v.readUInt32LE(at + FLOW_AT.backend_id);
       if (backendId === 0) continue;
       const f = [v.readUInt32BE(at), v.readUInt32BE(at + 4), v.readUInt16BE(at + 8), v.readUInt16BE(at + 10), v[at + 12]] as const;
-      const good = v.readUInt32LE(at + FLOW_AT.check) === flowCheck(flowCacheHash(...f, seed), backendId);
-      const ip = withIp ? `@${v.readUInt32BE(at + FLOW_AT.backend_ip)}` : '';
+      const epoch = v.readUInt32LE(at + FLOW_AT.epoch);
+      const good = v.readUInt32LE(at + FLOW_AT.check) === flowCheck(flowCacheHash(...f, seed), backendId, epoch);
+      const ip = withEpoch ? `@${epoch}` : '';
       out.push(`${f.join(':')}=${backendId}${ip}${v.readUInt32LE(at + FLOW_AT.referenced) ? '*' : ''}${good ? '' : ' (bad check)'}`);
     }
   }
@@ -140,8 +158,20 @@ export function installIfMacs(maps: MapAccess, macs: Map<number, Buffer>): void 
   }
 }
 
-/** Installed inner tables, to close when the state is replaced. */
-export interface Installed { innerFds: number[] }
+/** Installed inner tables (by service id), to close when the state is replaced. */
+export interface Installed { innerFds: number[]; fdByService?: Map<number, number> }
+
+/** The `seen` bytes the program left in the installed tables: service id -> slots seen. */
+export function readSeen(maps: MapAccess, installed: Installed): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  for (const [id, fd] of installed.fdByService ?? []) {
+    const bytes = maps.readInnerTable(fd);
+    const seen: number[] = [];
+    for (let slot = 0; slot * 16 < bytes.length; slot++) if (bytes[slot * 16 + 12]) seen.push(slot);
+    out.set(id, seen);
+  }
+  return out;
+}
 
 /**
  * Writes `state` into the maps (replacing services, vips, backends, reverse, maglev, settings,
@@ -169,13 +199,15 @@ export function installState(maps: MapAccess, state: ModelState, previous?: Inst
   for (const p of state.txPorts) maps.update('tx_ports', u32le(p), u32le(p));
   installIfMacs(maps, state.ifMacs);
   const innerFds: number[] = [];
+  const fdByService = new Map<number, number>();
   for (const [id, table] of state.maglev) {
-    const fd = maps.createInnerTable(table.length, table);
+    const fd = maps.createInnerTable(table.length, slotBytes(table, state.marks?.get(id)));
     innerFds.push(fd);
+    fdByService.set(id, fd);
     maps.update('maglev', u32le(id), u32le(fd));
   }
   installFlows(maps, state);
-  return { innerFds };
+  return { innerFds, fdByService };
 }
 
 // ---- counters ----------------------------------------------------------------------------------

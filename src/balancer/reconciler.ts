@@ -32,6 +32,8 @@ import {
   type LbBackend, type LbService, type LbServiceKey,
 } from '../dataplane/abi';
 import { typedLbMap, type LbTypedMap } from '../dataplane/typed-map';
+import { SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
+import { DEFAULT_TRANSITION_SECONDS, markedCount, sameCurrent, sweepSlots, transitionSlots } from './transitions';
 
 /** The part of a bridge BpfMap the reconciler uses. */
 export interface KernelMap {
@@ -61,10 +63,17 @@ export interface ReconcilerLimits {
   maglevMaxSize: number;
 }
 
-/** A freshly created inner Maglev array holding `entries`; `fd` goes into the outer map. */
+/** A freshly created inner Maglev array holding `slots` (flat: SLOT_WORDS words per struct
+ * lb_maglev_slot, src/dataplane/maglev-tables.ts); `fd` goes into the outer map. */
 export interface InnerTable { fd: number; close(): void }
-export type CreateInnerTable = (entries: Uint32Array) => InnerTable;
+export type CreateInnerTable = (slots: Uint32Array) => InnerTable;
+/** Reads an installed inner table (flat slots) from its outer-map value; null when gone. */
 export type ReadInnerTable = (outerValue: Buffer) => Uint32Array | null;
+/** Writes single slots of an installed inner table in place; false when it is gone. */
+export type WriteInnerSlots = (outerValue: Buffer, slots: Array<[number, Uint32Array]>) => boolean;
+
+/** What one transition sweep did (sweepTransitions). */
+export interface SweepResult { cleared: number; aged: number; marked: number }
 
 /** What one apply did. */
 export interface ApplyResult { writes: number; tablesSwapped: number[] }
@@ -115,6 +124,12 @@ function poolSignature(byKey: Array<{ key: string; weight: number }>, size: numb
   return `${size}|${byKey.map((b) => `${b.key}*${b.weight}`).join(',')}`;
 }
 
+/** A marked slot whose previous backend is no longer one of the service's. */
+function hasUnknownPrev(slots: Uint32Array, known: ReadonlySet<number>): boolean {
+  for (let i = SLOT.prev; i < slots.length; i += SLOT_WORDS) if (slots[i] !== 0 && !known.has(slots[i])) return true;
+  return false;
+}
+
 function sameTable(a: Uint32Array | undefined, b: Uint32Array): boolean {
   if (!a || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -139,8 +154,14 @@ export class Reconciler {
   /** `${serviceId}|${address}:${port}` -> backend id */
   private readonly backendIds = new Map<string, number>();
   private readonly backendById = new Map<number, { serviceId: number; key: string }>();
-  /** backend ids of each service's installed Maglev table, by service id */
+  /** slots (flat, SLOT_WORDS words each) of each service's installed Maglev table, by service id */
   private readonly installedTables = new Map<number, Uint32Array>();
+  /** per service id: slot -> when its transition window (re)started (ms, now()), while YOUNG */
+  private readonly youngSince = new Map<number, Map<number, number>>();
+  /** the epoch of the last transition started (seconds of now(), strictly increasing) */
+  private lastEpoch = 0;
+  /** the sweep period (settings.transitionSeconds of the last apply), ms */
+  private transitionMs = DEFAULT_TRANSITION_SECONDS * 1000;
   private readonly tableBackendKeys = new Map<number, Map<number, string>>();
   /** last built table per service id with the inputs it was built from (builds cost ~10-50 ms) */
   private readonly builtTables = new Map<number, { signature: string; poolSignature: string; table: Uint32Array }>();
@@ -167,8 +188,10 @@ export class Reconciler {
     private readonly createInnerTable: CreateInnerTable,
     /** Reads back an installed inner table from its outer-map value (adopt: no needless swap). */
     private readonly readInnerTable?: ReadInnerTable,
-    /** The clock of the reverse grace period (ms). */
+    /** The clock of the reverse grace period and the transition sweeps (ms). */
     private readonly now: () => number = Date.now,
+    /** Writes transition marks in place (sweepTransitions; without it sweeps only read). */
+    private readonly writeInnerSlots?: WriteInnerSlots,
   ) {}
 
   /** Re-learns service and backend ids from the maps (after adopting pinned maps). */
@@ -182,8 +205,15 @@ export class Reconciler {
       maxService = Math.max(maxService, svc.id);
       const outer = this.maps.maglev.lookup(encodeU32(svc.id));
       const table = outer && this.readInnerTable ? this.readInnerTable(outer) : null;
-      if (table) this.installedTables.set(svc.id, table);
-      else if (!outer && svc.tableSize === 0) this.installedTables.set(svc.id, new Uint32Array(0));
+      if (table) {
+        this.installedTables.set(svc.id, table);
+        // A window whose start is unknown (the previous daemon's) starts now.
+        const young = new Map<number, number>();
+        for (let i = 0; i * SLOT_WORDS < table.length; i++) {
+          if (table[i * SLOT_WORDS + SLOT.prev] !== 0 && (table[i * SLOT_WORDS + SLOT.seenFlags] >> 8) & LB.SLOT_F_YOUNG) young.set(i, this.now());
+        }
+        if (young.size) this.youngSince.set(svc.id, young);
+      } else if (!outer && svc.tableSize === 0) this.installedTables.set(svc.id, new Uint32Array(0));
     }
     let maxBackend = 0;
     for (let id = 1; id < this.limits.maxBackends; id++) {
@@ -236,9 +266,10 @@ export class Reconciler {
     const names = this.tableBackendKeys.get(id);
     if (!table || !names) return {};
     const counts = new Map<number, number>();
-    for (const b of table) counts.set(b, (counts.get(b) ?? 0) + 1);
+    const slots = table.length / SLOT_WORDS;
+    for (let i = 0; i < table.length; i += SLOT_WORDS) counts.set(table[i], (counts.get(table[i]) ?? 0) + 1);
     const out: Record<string, number> = {};
-    for (const [bid, key] of names) out[key] = table.length ? (counts.get(bid) ?? 0) / table.length : 0;
+    for (const [bid, key] of names) out[key] = slots ? (counts.get(bid) ?? 0) / slots : 0;
     return out;
   }
 
@@ -387,15 +418,30 @@ export class Reconciler {
 
     // 2. Tables and service entries.
     const currentServices = this.readAll(m.services);
+    this.transitionMs = (state.settings.transitionSeconds ?? DEFAULT_TRANSITION_SECONDS) * 1000;
+    let epoch = 0;
     for (const p of plans) {
       const current = currentServices.get(p.key.toString('hex'));
       const currentSize = current ? LbServiceCodec.decode(current).tableSize : 0;
       const value = LbServiceCodec.encode(p.value);
-      const swap = !sameTable(this.installedTables.get(p.id), p.table);
+      // The slots: current backends, and the transition marks of the slots that moved.
+      const installed = this.installedTables.get(p.id);
+      const known = new Set(p.backends.map((b) => b.id));
+      let slots = installed;
+      if (!installed || !sameCurrent(installed, p.table) || hasUnknownPrev(installed, known)) {
+        const moved: number[] = [];
+        if (!epoch) epoch = this.lastEpoch = Math.max(Math.floor(this.now() / 1000) >>> 0, this.lastEpoch + 1) >>> 0;
+        slots = transitionSlots(installed, p.table, known, epoch, moved);
+        const young = this.youngSince.get(p.id) ?? new Map<number, number>();
+        if (!installed || installed.length !== slots.length) young.clear();
+        for (const i of moved) young.set(i, this.now());
+        this.youngSince.set(p.id, young);
+      }
+      const swap = !sameTable(installed, slots!);
       const shrinkFirst = current !== undefined && currentSize > p.table.length;
       if (shrinkFirst && !current.equals(value)) this.write(m.services, p.key, value);
       if (swap) {
-        this.installTable(p.id, p.table);
+        this.installTable(p.id, slots!);
         tablesSwapped.push(p.id);
       }
       if (!shrinkFirst && !current?.equals(value)) this.write(m.services, p.key, value);
@@ -430,6 +476,7 @@ export class Reconciler {
       if (liveServiceIds.has(id)) continue;
       this.removeIfPresent(m.maglev, encodeU32(id));
       this.installedTables.delete(id);
+      this.youngSince.delete(id);
     }
     for (const [id, name] of [...this.serviceNameById]) {
       if (liveServiceIds.has(id)) continue;
@@ -480,6 +527,51 @@ export class Reconciler {
     // 6. The VIP filter without the VIPs that are gone (now that nothing routes to them).
     if (this.typed.settings.setIfChanged(0, { ...knobs, vipFilter: desiredFilter })) this.writes++;
     return { writes: this.writes - before, tablesSwapped };
+  }
+
+  /** Slots marked as moved (in a transition), over every service's installed table. */
+  transitionSlotCount(): number {
+    let n = 0;
+    for (const table of this.installedTables.values()) n += markedCount(table);
+    return n;
+  }
+
+  /** The sweep period (settings.transitionSeconds of the last apply), ms. */
+  get transitionPeriodMs(): number {
+    return this.transitionMs;
+  }
+
+  /**
+   * One transition sweep (the daemon calls it every transitionPeriodMs while
+   * transitionSlotCount() > 0): reads the marked services' tables back from the kernel (the
+   * program's `seen` bytes) and, slot by slot, ends the YOUNG phase of windows at least a period
+   * old, clears `seen` of slots that were seen, and unmarks slots that were not (quiet since the
+   * last sweep): their packets touch no per-flow state any more. Without readInnerTable and
+   * writeInnerSlots it does nothing.
+   */
+  sweepTransitions(): SweepResult {
+    const result: SweepResult = { cleared: 0, aged: 0, marked: 0 };
+    if (!this.readInnerTable || !this.writeInnerSlots) return result;
+    const now = this.now();
+    for (const [id, table] of this.installedTables) {
+      if (markedCount(table) === 0) continue;
+      const outer = this.maps.maglev.lookup(encodeU32(id));
+      const kernel = outer && this.readInnerTable(outer);
+      if (!outer || !kernel || kernel.length !== table.length) continue;
+      const young = this.youngSince.get(id) ?? new Map<number, number>();
+      const writes = sweepSlots(kernel, young, now, this.transitionMs);
+      if (writes.length && !this.writeInnerSlots(outer, writes)) continue;
+      this.writes += writes.length;
+      table.set(kernel);
+      for (const [i, words] of writes) {
+        table.set(words, i * SLOT_WORDS);
+        young.delete(i);
+        if (words[SLOT.prev] === 0) result.cleared++;
+        else result.aged++;
+      }
+      result.marked += markedCount(table);
+    }
+    return result;
   }
 
   /** When the next reverse entry of a removed backend is due to go (ms, the clock's), or null. */
@@ -565,7 +657,13 @@ export class Reconciler {
         });
       }
       const usable = backends.filter((b) => inTable(b.spec));
-      const table = this.maglevTable(id, s.tableSize, usable.map((b) => ({ key: backendKey(b.spec), weight: b.spec.weight, id: b.id })));
+      let table = this.maglevTable(id, s.tableSize, usable.map((b) => ({ key: backendKey(b.spec), weight: b.spec.weight, id: b.id })));
+      // No usable backend left (the last one drained, down or removed) while a table is
+      // installed: a table of no current backend (new flows: no_backend) keeps the slots' marks,
+      // so that a drained backend's established flows still reach it.
+      if (table.length === 0 && s.tableSize > 0 && this.installedTables.get(id)?.length === s.tableSize * SLOT_WORDS) {
+        table = new Uint32Array(s.tableSize);
+      }
       plans.push({
         service: s, id, backends, table,
         key: LbServiceKeyCodec.encode(serviceKeyOf(s)),
@@ -644,6 +742,7 @@ export class Reconciler {
 
   private installTable(serviceId: number, table: Uint32Array): void {
     if (table.length === 0) {
+      this.youngSince.delete(serviceId);
       // service.table_size is 0 by now, so no packet reads the table any more.
       this.removeIfPresent(this.maps.maglev, encodeU32(serviceId));
     } else {

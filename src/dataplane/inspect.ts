@@ -163,7 +163,7 @@ export class DataplaneInspector {
       case 'flows': return {
         key: index,
         value: LbFlowSetCodec.decode(value).way.filter((w) => w.backendId !== 0)
-          .map((w) => ({ ...w.key, backendId: w.backendId, backendIp: w.backendIp, backend: this.names.backendName(w.backendId), referenced: w.referenced === 1 })),
+          .map((w) => ({ ...w.key, backendId: w.backendId, epoch: w.epoch, backend: this.names.backendName(w.backendId), referenced: w.referenced === 1 })),
       };
       case 'settings': return { key: index, value: LbSettingsCodec.decode(value) };
       case 'tx_ports': return { key: index, value: decodeU32(value) };

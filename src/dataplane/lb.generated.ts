@@ -53,6 +53,7 @@ export const LB = {
   VIP_FILTER_WORDS: 8, // 256 bits
   VIP_FILTER_MUL: 2654435761, // 0x9e3779b1
   FLOW_CHECK_MUL: 2654435761, // 0x9e3779b1
+  SLOT_F_YOUNG: 1, // the first sweep period of a transition: a UDP miss goes to prev_id too (UDP has ...
 } as const;
 
 /** Verdict reasons by number (LB_REASON_*): lb_event.reason and the verdict_stats row. */
@@ -184,7 +185,7 @@ export interface LbSettings {
   fragPolicy: number;
   /** 1 in N packets goes to events; 0 = off */
   sampleRate: number;
-  /** 1 = remember each TCP/UDP flow's backend in flows (default), 0 = pure maglev */
+  /** 1 = packets of moved Maglev slots consult and write flows (default), 0 = pure ... */
   flowCache: number;
   /** 1 = send back out the ingress interface with bpf_redirect_map, not XDP_TX ... */
   txRedirect: number;
@@ -198,11 +199,12 @@ export interface LbFlowKey {
   dport: number;
   proto: number;
 }
-/** struct lb_flow_entry: flows: one remembered flow (32 bytes: a set is 128, and its index a shift). backend_id 0 = empty way. A hit is used only when check == flow cache hash ^ (backend_id * LB_FLOW_CHECK_MUL) (two CPUs writing one way cannot pass off a torn entry) and backends[backend_id] is ACTIVE, owned by the service the packet addresses and still at backend_ip. The rewrite takes the address from here, so that it need not wait for the backends lookup (which then only confirms it). */
+/** struct lb_flow_entry: flows: one remembered flow (32 bytes: a set is 128, and its index a shift). backend_id 0 = empty way. Written and read only for packets of moved Maglev slots (lb_maglev_slot.prev_id != 0): a hit counts only when epoch == the slot's epoch (an entry of an earlier transition is stale), check == flow cache hash ^ (backend_id * LB_FLOW_CHECK_MUL) ^ epoch (two CPUs writing one way cannot pass off a torn entry) and backends[backend_id] is ACTIVE and owned by the packet's service. */
 export interface LbFlowEntry {
   key: LbFlowKey;
   backendId: number;
-  backendIp: string;
+  /** the slot's epoch when the flow was remembered */
+  epoch: number;
   check: number;
   /** 1 = a packet used the entry since its set last evicted (NRU) */
   referenced: number;
@@ -210,6 +212,19 @@ export interface LbFlowEntry {
 /** struct lb_flow_set: flows: ARRAY value, index = flow cache hash & (sets - 1), sets a power of two (the flow cache hash: lb.bpf.c flow_cache_hash). A new flow (referenced 0) takes the way already holding its key, else the first empty way, else the first unreferenced way from way (flow cache hash >> (32 - LB_FLOW_WAYS_BITS)) on; when all four are referenced, all are cleared and that way is taken (not-recently-used: flows in use survive a burst of new ones). */
 export interface LbFlowSet {
   way: LbFlowEntry[];
+}
+/** struct lb_maglev_slot: maglev inner tables: ARRAY value, one per slot (16 bytes). A slot whose prev_id is 0 has not moved recently: its packets go to backend_id and touch no per-flow state. A moved slot (prev_id != 0, written by user space when a table change gives the slot another backend) consults the flow cache while the flow cache is on: a TCP SYN goes to backend_id and is remembered; another packet whose flow is remembered (same epoch) keeps that backend while it is usable; another miss goes to prev_id (TCP without SYN always, UDP only while LB_SLOT_F_YOUNG) when usable, else to backend_id, and is remembered. User space clears the mark (prev_id, epoch, flags 0) once a sweep finds `seen` clear (docs/decisions.md, "Stateless steady state"). */
+export interface LbMaglevSlot {
+  /** the current backend: new flows, and every flow of an unmoved slot */
+  backendId: number;
+  /** 0 = not moved; else the backend the slot had before the transition */
+  prevId: number;
+  /** != 0 while moved: stamps the flows remembered in this transition */
+  epoch: number;
+  /** 1, set by the program (a byte store, no read-modify-write): a remembered flow on ... */
+  seen: number;
+  /** LB_SLOT_F_*, user space's */
+  flags: number;
 }
 /** struct lb_flow_stats: service_stats and backend_stats: PERCPU_ARRAY values (index = id) */
 export interface LbFlowStats {
@@ -315,12 +330,20 @@ export const LB_LAYOUTS = {
   lb_flow_entry: { cName: 'lb_flow_entry', size: 32, align: 4, btf: 'lb.o', fields: [
     { c: 'key', name: 'key', kind: 'struct', offset: 0, size: 16, struct: 'lb_flow_key' },
     { c: 'backend_id', name: 'backendId', kind: 'u32', offset: 16, size: 4 },
-    { c: 'backend_ip', name: 'backendIp', kind: 'ipv4', offset: 20, size: 4 },
+    { c: 'epoch', name: 'epoch', kind: 'u32', offset: 20, size: 4 },
     { c: 'check', name: 'check', kind: 'u32', offset: 24, size: 4 },
     { c: 'referenced', name: 'referenced', kind: 'u32', offset: 28, size: 4 },
   ] },
   lb_flow_set: { cName: 'lb_flow_set', size: 128, align: 4, btf: 'lb.o', fields: [
     { c: 'way', name: 'way', kind: 'struct', offset: 0, size: 128, count: 4, struct: 'lb_flow_entry' },
+  ] },
+  lb_maglev_slot: { cName: 'lb_maglev_slot', size: 16, align: 4, btf: 'lb_abi.h', fields: [
+    { c: 'backend_id', name: 'backendId', kind: 'u32', offset: 0, size: 4 },
+    { c: 'prev_id', name: 'prevId', kind: 'u32', offset: 4, size: 4 },
+    { c: 'epoch', name: 'epoch', kind: 'u32', offset: 8, size: 4 },
+    { c: 'seen', name: 'seen', kind: 'u8', offset: 12, size: 1 },
+    { c: 'flags', name: 'flags', kind: 'u8', offset: 13, size: 1 },
+    { c: 'pad', name: '', kind: 'pad', offset: 14, size: 2 },
   ] },
   lb_flow_stats: { cName: 'lb_flow_stats', size: 32, align: 8, btf: 'lb.o', fields: [
     { c: 'fwd_packets', name: 'fwdPackets', kind: 'u64', offset: 0, size: 8 },
@@ -363,6 +386,7 @@ export interface LbStructs {
   lb_flow_key: LbFlowKey;
   lb_flow_entry: LbFlowEntry;
   lb_flow_set: LbFlowSet;
+  lb_maglev_slot: LbMaglevSlot;
   lb_flow_stats: LbFlowStats;
   lb_counter: LbCounter;
   lb_event: LbEvent;
@@ -387,7 +411,7 @@ export const LB_MAPS = {
   settings: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_settings', size: 48 }, maxEntries: 1, flags: 0, inner: null },
   services: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_service_key', size: 8 }, value: { kind: 'struct', struct: 'lb_service', size: 12 }, maxEntries: 256, flags: 0, inner: null },
   vips: { type: 'hash', perCpu: false, key: { kind: 'ipv4', size: 4 }, value: { kind: 'struct', struct: 'lb_vip', size: 4 }, maxEntries: 256, flags: 0, inner: null },
-  maglev: { type: 'array_of_maps', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 256, flags: 0, inner: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 65537, flags: 4096, inner: null } },
+  maglev: { type: 'array_of_maps', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 256, flags: 0, inner: { type: 'array', perCpu: false, key: { kind: 'bytes', size: 4 }, value: { kind: 'bytes', size: 16 }, maxEntries: 65537, flags: 4096, inner: null } },
   backends: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_backend', size: 20 }, maxEntries: 4096, flags: 0, inner: null },
   reverse: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_reverse_key', size: 8 }, value: { kind: 'struct', struct: 'lb_reverse', size: 16 }, maxEntries: 16384, flags: 0, inner: null },
   reverse_frags: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_reverse_key', size: 8 }, value: { kind: 'struct', struct: 'lb_reverse', size: 16 }, maxEntries: 4096, flags: 0, inner: null },
