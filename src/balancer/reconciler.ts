@@ -658,10 +658,11 @@ export class Reconciler {
       }
       const usable = backends.filter((b) => inTable(b.spec));
       let table = this.maglevTable(id, s.tableSize, usable.map((b) => ({ key: backendKey(b.spec), weight: b.spec.weight, id: b.id })));
-      // No usable backend left (the last one drained, down or removed) while a table is
-      // installed: a table of no current backend (new flows: no_backend) keeps the slots' marks,
-      // so that a drained backend's established flows still reach it.
-      if (table.length === 0 && s.tableSize > 0 && this.installedTables.get(id)?.length === s.tableSize * SLOT_WORDS) {
+      // The last usable backend drained (or weighted 0) while a table is installed: a table of
+      // no current backend (new flows: no_backend) keeps the slots' marks, so that the drained
+      // backend's established flows still reach it. (Down or removed: nothing to keep.)
+      if (table.length === 0 && s.tableSize > 0 && this.installedTables.get(id)?.length === s.tableSize * SLOT_WORDS
+        && s.backends.some((b) => b.healthy && (b.draining || b.weight === 0))) {
         table = new Uint32Array(s.tableSize);
       }
       plans.push({
