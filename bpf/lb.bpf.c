@@ -143,15 +143,15 @@ static __always_inline struct lb_service *find_service(__be32 vip, __be16 port, 
 
 #include "flow_cache.h"
 
-/* The backend of a flow in a moved slot (s->prev_id != 0), flow cache on: a SYN takes the current
- * backend; a flow remembered in this transition keeps its backend while usable (and marks the slot
- * seen when that is not the current one); another miss goes to the previous backend (TCP always,
- * UDP only while the slot is YOUNG) when usable, else to the current one. A SYN or a miss is
- * remembered when `remember` (ICMP errors only look). */
-static __always_inline __u32 moved_slot_backend(struct lb_maglev_slot *s, const struct lb_service *svc,
+/* The backend of a flow in a moved slot (its mark m, current backend `id`), flow cache on: a SYN
+ * takes the current backend; a flow remembered in this transition keeps its backend while usable
+ * (and marks the slot seen when that is not the current one); another miss goes to the previous
+ * backend (TCP always, UDP only while the slot is YOUNG) when usable, else to the current one. A
+ * SYN or a miss is remembered when `remember` (ICMP errors only look). */
+static __always_inline __u32 moved_slot_backend(struct lb_slot_mark *m, __u32 id, const struct lb_service *svc,
 						const struct lb_flow_key *key, int syn, int remember)
 {
-	__u32 hash = flow_cache_hash(key), epoch = s->epoch, id = s->backend_id;
+	__u32 hash = flow_cache_hash(key), epoch = m->epoch;
 	struct lb_flow_set *set = flow_set(hash);
 	struct lb_flow_entry *e;
 
@@ -162,12 +162,12 @@ static __always_inline __u32 moved_slot_backend(struct lb_maglev_slot *s, const 
 		if (e && usable_backend(e->backend_id, svc->id)) {
 			__u32 kept = e->backend_id;
 
-			if (kept != id && remember && !s->seen)
-				s->seen = 1;
+			if (kept != id && remember && !m->seen)
+				m->seen = 1;
 			return kept;
 		}
-		if ((key->proto == IPPROTO_TCP || (s->flags & LB_SLOT_F_YOUNG)) && usable_backend(s->prev_id, svc->id))
-			id = s->prev_id;
+		if ((key->proto == IPPROTO_TCP || (m->flags & LB_SLOT_F_YOUNG)) && usable_backend(m->prev_id, svc->id))
+			id = m->prev_id;
 	}
 	if (remember)
 		flow_cache_remember(set, key, hash, id, epoch);
@@ -180,21 +180,28 @@ static __always_inline struct lb_backend *pick_backend(struct packet *p, const s
 						       const struct lb_flow_key *key, __u32 hash, int syn,
 						       int remember)
 {
-	struct lb_maglev_slot *s;
 	struct lb_backend *b;
-	__u32 slot, id;
+	__u32 slot, id, *value;
 	void *table;
 
 	table = bpf_map_lookup_elem(&maglev, &svc->id);
 	if (!table || svc->table_size == 0)
 		return NULL;
 	slot = hash % svc->table_size;
-	s = bpf_map_lookup_elem(table, &slot);
-	if (!s)
+	value = bpf_map_lookup_elem(table, &slot);
+	if (!value)
 		return NULL;
-	id = s->backend_id;
-	if (s->prev_id && p->settings->flow_cache)
-		id = moved_slot_backend(s, svc, key, syn, remember);
+	id = *value;
+	if (id & LB_SLOT_MOVED) {
+		id &= LB_SLOT_ID_MASK;
+		if (p->settings->flow_cache) {
+			void *marks = bpf_map_lookup_elem(&maglev_marks, &svc->id);
+			struct lb_slot_mark *m = marks ? bpf_map_lookup_elem(marks, &slot) : NULL;
+
+			if (m && m->prev_id)
+				id = moved_slot_backend(m, id, svc, key, syn, remember);
+		}
+	}
 	b = usable_backend(id, svc->id);
 	if (!b)
 		return NULL;

@@ -177,8 +177,7 @@ struct lb_flow_key {
 };
 
 /* flows: one remembered flow (32 bytes: a set is 128, and its index a shift). backend_id 0 =
- * empty way. Written and read only for packets of moved Maglev slots (lb_maglev_slot.prev_id !=
- * 0): a hit counts only when epoch == the slot's epoch (an entry of an earlier transition is
+ * empty way. Written and read only for packets of moved Maglev slots (LB_SLOT_MOVED): a hit counts only when epoch == the slot's epoch (an entry of an earlier transition is
  * stale), check == flow cache hash ^ (backend_id * LB_FLOW_CHECK_MUL) ^ epoch (two CPUs writing
  * one way cannot pass off a torn entry) and backends[backend_id] is ACTIVE and owned by the
  * packet's service. */
@@ -200,20 +199,26 @@ struct lb_flow_set {
 	struct lb_flow_entry way[LB_FLOW_WAYS];
 };
 
-/* maglev inner tables: ARRAY value, one per slot (16 bytes). A slot whose prev_id is 0 has not
- * moved recently: its packets go to backend_id and touch no per-flow state. A moved slot (prev_id
- * != 0, written by user space when a table change gives the slot another backend) consults the
- * flow cache while the flow cache is on: a TCP SYN goes to backend_id and is remembered; another
- * packet whose flow is remembered (same epoch) keeps that backend while it is usable; another
- * miss goes to prev_id (TCP without SYN always, UDP only while LB_SLOT_F_YOUNG) when usable, else
- * to backend_id, and is remembered. User space clears the mark (prev_id, epoch, flags 0) once a
- * sweep finds `seen` clear (docs/decisions.md, "Stateless steady state"). */
-struct lb_maglev_slot {
-	__u32 backend_id;  /* the current backend: new flows, and every flow of an unmoved slot */
-	__u32 prev_id;     /* 0 = not moved; else the backend the slot had before the transition */
-	__u32 epoch;       /* != 0 while moved: stamps the flows remembered in this transition */
+/* maglev inner tables: ARRAY value, one u32 per slot (4 bytes: a 65537-slot table is 256 KiB, the
+ * one per-flow-random line a steady-state packet reads): the slot's current backend id, with
+ * LB_SLOT_MOVED set while the slot is in a transition (a table change gave it another backend
+ * recently). A packet of an unmoved slot goes to that backend and touches no per-flow state. */
+#define LB_SLOT_MOVED 2147483648 /* 1 << 31 */
+#define LB_SLOT_ID_MASK 2147483647
+
+/* maglev_marks inner tables (same size as the service's maglev table, present only while some
+ * slot is moved): ARRAY value, the transition of a moved slot. With the flow cache on, a packet of
+ * a moved slot consults flows: a TCP SYN goes to the current backend and is remembered; a packet
+ * whose flow is remembered in this transition (same epoch) keeps that backend while it is usable;
+ * another miss goes to prev_id (TCP without SYN always, UDP only while LB_SLOT_F_YOUNG) when
+ * usable, else to the current backend, and is remembered. User space ends the transition (clears
+ * LB_SLOT_MOVED, zeroes the mark) once a sweep finds `seen` clear (docs/decisions.md, "Stateless
+ * steady state"). */
+struct lb_slot_mark {
+	__u32 prev_id;     /* the backend the slot had before the transition (0: none) */
+	__u32 epoch;       /* != 0: stamps the flows remembered in this transition */
 	__u8 seen;         /* 1, set by the program (a byte store, no read-modify-write): a remembered flow on
-	                    * a backend other than backend_id was sent since user space last cleared it */
+	                    * a backend other than the current one was sent since user space last cleared it */
 	__u8 flags;        /* LB_SLOT_F_*, user space's */
 	__u16 pad;
 };

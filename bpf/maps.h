@@ -23,16 +23,14 @@ struct {
 	__type(value, struct lb_vip);
 } vips SEC(".maps");
 
-/* maglev_table: template of one service's inner table, slot -> lb_maglev_slot (current and
- * previous backend, transition mark; sizes differ per service) */
+/* maglev_table: template of one service's inner table, slot -> backend id | LB_SLOT_MOVED (sizes
+ * differ per service) */
 struct maglev_table {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LB_MAGLEV_DEFAULT_SIZE);
 	__uint(map_flags, BPF_F_INNER_MAP);
-	/* By sizes: clang's BTF has only a forward declaration of a struct reached through an inner
-	 * map definition, which libbpf cannot size (the layout is lb_abi.h's, generated from it). */
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(struct lb_maglev_slot));
+	__type(key, __u32);
+	__type(value, __u32);
 };
 
 /* maglev: service id -> its inner maglev table; a pool change swaps one entry (atomic cut-over) */
@@ -42,6 +40,26 @@ struct {
 	__type(key, __u32);
 	__array(values, struct maglev_table);
 } maglev SEC(".maps");
+
+/* slot_marks: template of a service's transition marks, slot -> struct lb_slot_mark */
+struct slot_marks {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAGLEV_DEFAULT_SIZE);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	/* By sizes: clang's BTF has only a forward declaration of a struct reached through an inner
+	 * map definition, which libbpf cannot size (the layout is lb_abi.h's, generated from it). */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct lb_slot_mark));
+};
+
+/* maglev_marks: service id -> its transition marks (installed before a table whose slots say
+ * LB_SLOT_MOVED, removed after the last mark is gone) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, __u32);
+	__array(values, struct slot_marks);
+} maglev_marks SEC(".maps");
 
 /* backends: backend id -> address, port, flags, owner service */
 struct {

@@ -72,13 +72,12 @@ ABI_FIELD(lb_flow_entry, referenced, 28, 4);
 static_assert(sizeof(struct lb_flow_set) == 128, "lb_flow_set size");
 ABI_FIELD(lb_flow_set, way, 0, 128);
 
-static_assert(sizeof(struct lb_maglev_slot) == 16, "lb_maglev_slot size");
-ABI_FIELD(lb_maglev_slot, backend_id, 0, 4);
-ABI_FIELD(lb_maglev_slot, prev_id, 4, 4);
-ABI_FIELD(lb_maglev_slot, epoch, 8, 4);
-ABI_FIELD(lb_maglev_slot, seen, 12, 1);
-ABI_FIELD(lb_maglev_slot, flags, 13, 1);
-ABI_FIELD(lb_maglev_slot, pad, 14, 2);
+static_assert(sizeof(struct lb_slot_mark) == 12, "lb_slot_mark size");
+ABI_FIELD(lb_slot_mark, prev_id, 0, 4);
+ABI_FIELD(lb_slot_mark, epoch, 4, 4);
+ABI_FIELD(lb_slot_mark, seen, 8, 1);
+ABI_FIELD(lb_slot_mark, flags, 9, 1);
+ABI_FIELD(lb_slot_mark, pad, 10, 2);
 
 static_assert(sizeof(struct lb_flow_stats) == 32, "lb_flow_stats size");
 ABI_FIELD(lb_flow_stats, fwd_packets, 0, 8);

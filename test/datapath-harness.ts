@@ -22,10 +22,10 @@ export interface MapAccess {
   /** Raw value bytes; per-CPU maps return every CPU's value, each padded to 8 bytes. */
   lookup(map: string, key: Buffer): Buffer | null;
   keys(map: string): Buffer[];
-  /** Creates an ARRAY u32 -> struct lb_maglev_slot (flags BPF_F_INNER_MAP) to be an inner maglev
-   * table (`slots`: 16 bytes per slot); returns its fd. */
-  createInnerTable(maxEntries: number, slots: Buffer): number;
-  /** The slots (16 bytes each) of an inner table created by createInnerTable. */
+  /** Creates an ARRAY u32 -> `valueSize` bytes (flags BPF_F_INNER_MAP) holding `values`: an
+   * inner maglev table (4-byte ids) or maglev_marks table (struct lb_slot_mark); returns its fd. */
+  createInnerTable(maxEntries: number, valueSize: number, values: Buffer): number;
+  /** The values of an inner table created by createInnerTable, back to back. */
   readInnerTable(fd: number): Buffer;
   closeFd(fd: number): void;
   possibleCpus: number;
@@ -78,18 +78,26 @@ export function flowCheck(hash: number, backendId: number, epoch: number): numbe
   return (hash ^ Math.imul(backendId, LB.FLOW_CHECK_MUL) ^ epoch) >>> 0;
 }
 
-/** struct lb_maglev_slot bytes of a table: current ids and the marks of moved slots. */
-export function slotBytes(table: readonly number[], marks?: Map<number, ModelMark>): Buffer {
-  const out = Buffer.alloc(table.length * 16);
-  table.forEach((id, slot) => {
-    out.writeUInt32LE(id >>> 0, slot * 16);
-    const m = marks?.get(slot);
-    if (!m) return;
-    out.writeUInt32LE(m.prev >>> 0, slot * 16 + 4);
-    out.writeUInt32LE(m.epoch >>> 0, slot * 16 + 8);
-    out[slot * 16 + 12] = m.seen ? 1 : 0;
-    out[slot * 16 + 13] = m.young ? LB.SLOT_F_YOUNG : 0;
-  });
+/** The inner maglev table's values: current ids, LB_SLOT_MOVED on slots with a mark (prev != 0). */
+export function slotIdBytes(table: readonly number[], marks?: Map<number, ModelMark>): Buffer {
+  const out = Buffer.alloc(table.length * 4);
+  table.forEach((id, slot) => out.writeUInt32LE(((marks?.get(slot)?.prev ?? 0) !== 0 ? (id | LB.SLOT_MOVED) : id) >>> 0, slot * 4));
+  return out;
+}
+
+/** sizeof(struct lb_slot_mark) */
+export const MARK_BYTES = 12;
+
+/** The maglev_marks inner table's values (struct lb_slot_mark per slot). */
+export function slotMarkBytes(size: number, marks: Map<number, ModelMark>): Buffer {
+  const out = Buffer.alloc(size * MARK_BYTES);
+  for (const [slot, m] of marks) {
+    if (slot >= size) continue;
+    out.writeUInt32LE(m.prev >>> 0, slot * MARK_BYTES);
+    out.writeUInt32LE(m.epoch >>> 0, slot * MARK_BYTES + 4);
+    out[slot * MARK_BYTES + 8] = m.seen ? 1 : 0;
+    out[slot * MARK_BYTES + 9] = m.young ? LB.SLOT_F_YOUNG : 0;
+  }
   return out;
 }
 
@@ -158,16 +166,16 @@ export function installIfMacs(maps: MapAccess, macs: Map<number, Buffer>): void 
   }
 }
 
-/** Installed inner tables (by service id), to close when the state is replaced. */
-export interface Installed { innerFds: number[]; fdByService?: Map<number, number> }
+/** Installed inner tables (marks tables by service id), to close when the state is replaced. */
+export interface Installed { innerFds: number[]; marksFdByService?: Map<number, number> }
 
-/** The `seen` bytes the program left in the installed tables: service id -> slots seen. */
+/** The `seen` bytes the program left in the installed marks tables: service id -> slots seen. */
 export function readSeen(maps: MapAccess, installed: Installed): Map<number, number[]> {
   const out = new Map<number, number[]>();
-  for (const [id, fd] of installed.fdByService ?? []) {
+  for (const [id, fd] of installed.marksFdByService ?? []) {
     const bytes = maps.readInnerTable(fd);
     const seen: number[] = [];
-    for (let slot = 0; slot * 16 < bytes.length; slot++) if (bytes[slot * 16 + 12]) seen.push(slot);
+    for (let slot = 0; (slot + 1) * MARK_BYTES <= bytes.length; slot++) if (bytes[slot * MARK_BYTES + 8]) seen.push(slot);
     out.set(id, seen);
   }
   return out;
@@ -183,6 +191,7 @@ export function installState(maps: MapAccess, state: ModelState, previous?: Inst
   }
   for (const id of [...state.maglev.keys(), ...state.services.map((s) => s.id)]) {
     maps.delete('maglev', u32le(id));
+    maps.delete('maglev_marks', u32le(id));
   }
   for (const fd of previous?.innerFds ?? []) maps.closeFd(fd);
 
@@ -199,15 +208,21 @@ export function installState(maps: MapAccess, state: ModelState, previous?: Inst
   for (const p of state.txPorts) maps.update('tx_ports', u32le(p), u32le(p));
   installIfMacs(maps, state.ifMacs);
   const innerFds: number[] = [];
-  const fdByService = new Map<number, number>();
+  const marksFdByService = new Map<number, number>();
   for (const [id, table] of state.maglev) {
-    const fd = maps.createInnerTable(table.length, slotBytes(table, state.marks?.get(id)));
+    const marks = state.marks?.get(id);
+    if (marks?.size) {
+      const mfd = maps.createInnerTable(table.length, MARK_BYTES, slotMarkBytes(table.length, marks));
+      innerFds.push(mfd);
+      marksFdByService.set(id, mfd);
+      maps.update('maglev_marks', u32le(id), u32le(mfd));
+    }
+    const fd = maps.createInnerTable(table.length, 4, slotIdBytes(table, marks));
     innerFds.push(fd);
-    fdByService.set(id, fd);
     maps.update('maglev', u32le(id), u32le(fd));
   }
   installFlows(maps, state);
-  return { innerFds, fdByService };
+  return { innerFds, marksFdByService };
 }
 
 // ---- counters ----------------------------------------------------------------------------------

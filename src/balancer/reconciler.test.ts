@@ -71,7 +71,7 @@ function innerTableOf(dp: Dataplane, serviceId: number): { id: number; entries: 
   const inner = BpfMap.fromId(id);
   try {
     const entries: number[] = [];
-    for (let i = 0; i < inner.maxEntries; i++) entries.push(decodeU32(inner.lookup(encodeU32(i))!));
+    for (let i = 0; i < inner.maxEntries; i++) entries.push(decodeU32(inner.lookup(encodeU32(i))!) & LB.SLOT_ID_MASK);
     return { id, entries };
   } finally {
     inner.close();

@@ -33,7 +33,7 @@ import {
 } from '../dataplane/abi';
 import { typedLbMap, type LbTypedMap } from '../dataplane/typed-map';
 import { SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
-import { DEFAULT_TRANSITION_SECONDS, markedCount, sameCurrent, sweepSlots, transitionSlots } from './transitions';
+import { DEFAULT_TRANSITION_SECONDS, markedCount, sameCurrent, sweepSlots, transitionSlots, unmarkedSlots } from './transitions';
 
 /** The part of a bridge BpfMap the reconciler uses. */
 export interface KernelMap {
@@ -47,6 +47,8 @@ export interface ReconcilerMaps {
   services: KernelMap;
   vips: KernelMap;
   maglev: KernelMap;
+  /** maglev_marks: service id -> the transition marks of its moved slots (absent: no marks kept) */
+  maglevMarks?: KernelMap;
   backends: KernelMap;
   reverse: KernelMap;
   settings: KernelMap;
@@ -63,14 +65,15 @@ export interface ReconcilerLimits {
   maglevMaxSize: number;
 }
 
-/** A freshly created inner Maglev array holding `slots` (flat: SLOT_WORDS words per struct
- * lb_maglev_slot, src/dataplane/maglev-tables.ts); `fd` goes into the outer map. */
-export interface InnerTable { fd: number; close(): void }
+/** Freshly created inner arrays holding `slots` (flat: SLOT_WORDS words per slot, current backend
+ * then its mark; src/dataplane/maglev-tables.ts): `fd` goes into maglev, `marksFd` (when some
+ * slot is moved) into maglev_marks. */
+export interface InnerTable { fd: number; marksFd?: number | null; close(): void }
 export type CreateInnerTable = (slots: Uint32Array) => InnerTable;
-/** Reads an installed inner table (flat slots) from its outer-map value; null when gone. */
-export type ReadInnerTable = (outerValue: Buffer) => Uint32Array | null;
-/** Writes single slots of an installed inner table in place; false when it is gone. */
-export type WriteInnerSlots = (outerValue: Buffer, slots: Array<[number, Uint32Array]>) => boolean;
+/** Reads an installed table (flat slots) from its outer-map values (maglev's, maglev_marks' or null); null when gone. */
+export type ReadInnerTable = (outerValue: Buffer, marksOuterValue: Buffer | null) => Uint32Array | null;
+/** Writes single slots of an installed table in place; false when it is gone. */
+export type WriteInnerSlots = (outerValue: Buffer, marksOuterValue: Buffer | null, slots: Array<[number, Uint32Array]>) => boolean;
 
 /** What one transition sweep did (sweepTransitions). */
 export interface SweepResult { cleared: number; aged: number; marked: number }
@@ -204,7 +207,7 @@ export class Reconciler {
       this.recoveredServiceIds.set(key.toString('hex'), svc.id);
       maxService = Math.max(maxService, svc.id);
       const outer = this.maps.maglev.lookup(encodeU32(svc.id));
-      const table = outer && this.readInnerTable ? this.readInnerTable(outer) : null;
+      const table = outer && this.readInnerTable ? this.readInnerTable(outer, this.maps.maglevMarks?.lookup(encodeU32(svc.id)) ?? null) : null;
       if (table) {
         this.installedTables.set(svc.id, table);
         // A window whose start is unknown (the previous daemon's) starts now.
@@ -475,6 +478,7 @@ export class Reconciler {
     for (const id of [...this.installedTables.keys()]) {
       if (liveServiceIds.has(id)) continue;
       this.removeIfPresent(m.maglev, encodeU32(id));
+      if (m.maglevMarks) this.removeIfPresent(m.maglevMarks, encodeU32(id));
       this.installedTables.delete(id);
       this.youngSince.delete(id);
     }
@@ -490,6 +494,7 @@ export class Reconciler {
       if (liveServiceIds.has(id)) continue;
       // A pinned service nobody claimed: its outer entry may still hold a table.
       this.removeIfPresent(m.maglev, encodeU32(id));
+      if (m.maglevMarks) this.removeIfPresent(m.maglevMarks, encodeU32(id));
       this.zeroStats(m.serviceStats, id);
       this.recoveredServiceIds.delete(hex);
     }
@@ -556,11 +561,12 @@ export class Reconciler {
     for (const [id, table] of this.installedTables) {
       if (markedCount(table) === 0) continue;
       const outer = this.maps.maglev.lookup(encodeU32(id));
-      const kernel = outer && this.readInnerTable(outer);
+      const marksOuter = this.maps.maglevMarks?.lookup(encodeU32(id)) ?? null;
+      const kernel = outer && this.readInnerTable(outer, marksOuter);
       if (!outer || !kernel || kernel.length !== table.length) continue;
       const young = this.youngSince.get(id) ?? new Map<number, number>();
       const writes = sweepSlots(kernel, young, now, this.transitionMs);
-      if (writes.length && !this.writeInnerSlots(outer, writes)) continue;
+      if (writes.length && !this.writeInnerSlots(outer, marksOuter, writes)) continue;
       this.writes += writes.length;
       table.set(kernel);
       for (const [i, words] of writes) {
@@ -569,7 +575,10 @@ export class Reconciler {
         if (words[SLOT.prev] === 0) result.cleared++;
         else result.aged++;
       }
-      result.marked += markedCount(table);
+      const left = markedCount(table);
+      result.marked += left;
+      // The last mark gone: the marks table goes too (no slot says LB_SLOT_MOVED any more).
+      if (left === 0 && marksOuter) this.removeIfPresent(this.maps.maglevMarks!, encodeU32(id));
     }
     return result;
   }
@@ -742,17 +751,27 @@ export class Reconciler {
   }
 
   private installTable(serviceId: number, table: Uint32Array): void {
+    const key = encodeU32(serviceId);
+    const marksMap = this.maps.maglevMarks;
     if (table.length === 0) {
       this.youngSince.delete(serviceId);
       // service.table_size is 0 by now, so no packet reads the table any more.
-      this.removeIfPresent(this.maps.maglev, encodeU32(serviceId));
+      this.removeIfPresent(this.maps.maglev, key);
+      if (marksMap) this.removeIfPresent(marksMap, key);
     } else {
-      const inner = this.createInnerTable(table);
+      // Without a marks map (a caller that keeps none) the table holds no moved slot.
+      const slots = marksMap ? table : unmarkedSlots(Uint32Array.from({ length: table.length / SLOT_WORDS }, (_, i) => table[i * SLOT_WORDS]));
+      const inner = this.createInnerTable(slots);
       try {
-        this.write(this.maps.maglev, encodeU32(serviceId), encodeU32(inner.fd));
+        // The marks first: a slot that says LB_SLOT_MOVED finds its mark; a new table without
+        // moved slots goes in before the old marks go.
+        if (marksMap && inner.marksFd != null) this.write(marksMap, key, encodeU32(inner.marksFd));
+        this.write(this.maps.maglev, key, encodeU32(inner.fd));
+        if (marksMap && inner.marksFd == null) this.removeIfPresent(marksMap, key);
       } finally {
-        inner.close(); // the outer map holds its own reference
+        inner.close(); // the outer maps hold their own references
       }
+      table = slots;
     }
     this.installedTables.set(serviceId, table);
   }

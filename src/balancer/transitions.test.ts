@@ -57,7 +57,7 @@ describe('transition marks on bpf/lb.o', () => {
   let b: Dataplane;
   let clock = 1_000_000_000;
   const reconcilerOf = (dp: Dataplane): Reconciler => new Reconciler({
-    services: dp.map('services'), vips: dp.map('vips'), maglev: dp.map('maglev'), backends: dp.map('backends'),
+    services: dp.map('services'), vips: dp.map('vips'), maglev: dp.map('maglev'), maglevMarks: dp.map('maglev_marks'), backends: dp.map('backends'),
     reverse: dp.map('reverse'), settings: dp.map('settings'),
   }, { maxServices: 8, maxBackends: 32, maxVips: 256, maxReverse: 4096, maglevMaxSize: 65537 },
   createMaglevTable, readMaglevTable, () => clock, writeMaglevSlots);
@@ -75,7 +75,10 @@ describe('transition marks on bpf/lb.o', () => {
   });
   /** The backend address a packet went to (the NAT-rewritten destination; no route here). */
   const sentTo = (dp: Dataplane, f: Buffer) => parseFrame(dp.testRun(f).data).ipv4!.dst;
-  const tableOf = (dp: Dataplane, r: Reconciler) => readMaglevTable(dp.map('maglev').lookup(encodeU32(r.serviceId('web')!))!)!;
+  const tableOf = (dp: Dataplane, r: Reconciler) => {
+    const key = encodeU32(r.serviceId('web')!);
+    return readMaglevTable(dp.map('maglev').lookup(key)!, dp.map('maglev_marks').lookup(key))!;
+  };
 
   before(() => {
     x = Dataplane.load({ hashSeed: 3, maxServices: 8, maxBackends: 32, maxFlows: 4096 });
@@ -123,6 +126,7 @@ describe('transition marks on bpf/lb.o', () => {
     clock += 10_000;
     assert.deepEqual(r.sweepTransitions(), { cleared: swept.aged, aged: 0, marked: 0 }, 'no traffic for a period: every mark gone');
     assert.equal(markedCount(tableOf(x, r)), 0, 'the kernel table has no marks');
+    assert.equal(x.map('maglev_marks').lookup(encodeU32(r.serviceId('web')!)), null, 'and no marks table');
     // The drain is over: the slot's current backend takes every packet.
     assert.notEqual(sentTo(x, frame(established[0], 0x10)), '198.18.1.3');
   });

@@ -89,7 +89,7 @@ describe('Dataplane on the real kernel', () => {
     assert.deepEqual(opts.maxEntries, { next_hops: 32 }, 'only the unpinned next-hop cache is sized: one slot per backend');
     assert.deepEqual(opts.globals!.flow_sets_mask, encodeU32(256 / LB.FLOW_WAYS - 1), 'the pinned flows map\'s sets');
     assert.deepEqual(opts.globals!.hash_seed, encodeU32(42));
-    assert.deepEqual(opts.innerMaxEntries, { maglev: dp!.maglevMaxSize });
+    assert.deepEqual(opts.innerMaxEntries, { maglev: dp!.maglevMaxSize, maglev_marks: dp!.maglevMaxSize });
     assert.deepEqual(dp!.reloadOptions(7).globals!.hash_seed, encodeU32(7));
     // What the daemon's "is the pinned program current" probe loads: the same code, the same tag.
     const probe = BpfObject.load(path.join(repoRoot(), 'bpf', 'lb.o'), opts);

@@ -53,6 +53,8 @@ export const LB = {
   VIP_FILTER_WORDS: 8, // 256 bits
   VIP_FILTER_MUL: 2654435761, // 0x9e3779b1
   FLOW_CHECK_MUL: 2654435761, // 0x9e3779b1
+  SLOT_MOVED: 2147483648, // 1 << 31
+  SLOT_ID_MASK: 2147483647,
   SLOT_F_YOUNG: 1, // the first sweep period of a transition: a UDP miss goes to prev_id too (UDP has ...
 } as const;
 
@@ -199,7 +201,7 @@ export interface LbFlowKey {
   dport: number;
   proto: number;
 }
-/** struct lb_flow_entry: flows: one remembered flow (32 bytes: a set is 128, and its index a shift). backend_id 0 = empty way. Written and read only for packets of moved Maglev slots (lb_maglev_slot.prev_id != 0): a hit counts only when epoch == the slot's epoch (an entry of an earlier transition is stale), check == flow cache hash ^ (backend_id * LB_FLOW_CHECK_MUL) ^ epoch (two CPUs writing one way cannot pass off a torn entry) and backends[backend_id] is ACTIVE and owned by the packet's service. */
+/** struct lb_flow_entry: flows: one remembered flow (32 bytes: a set is 128, and its index a shift). backend_id 0 = empty way. Written and read only for packets of moved Maglev slots (LB_SLOT_MOVED): a hit counts only when epoch == the slot's epoch (an entry of an earlier transition is stale), check == flow cache hash ^ (backend_id * LB_FLOW_CHECK_MUL) ^ epoch (two CPUs writing one way cannot pass off a torn entry) and backends[backend_id] is ACTIVE and owned by the packet's service. */
 export interface LbFlowEntry {
   key: LbFlowKey;
   backendId: number;
@@ -213,13 +215,11 @@ export interface LbFlowEntry {
 export interface LbFlowSet {
   way: LbFlowEntry[];
 }
-/** struct lb_maglev_slot: maglev inner tables: ARRAY value, one per slot (16 bytes). A slot whose prev_id is 0 has not moved recently: its packets go to backend_id and touch no per-flow state. A moved slot (prev_id != 0, written by user space when a table change gives the slot another backend) consults the flow cache while the flow cache is on: a TCP SYN goes to backend_id and is remembered; another packet whose flow is remembered (same epoch) keeps that backend while it is usable; another miss goes to prev_id (TCP without SYN always, UDP only while LB_SLOT_F_YOUNG) when usable, else to backend_id, and is remembered. User space clears the mark (prev_id, epoch, flags 0) once a sweep finds `seen` clear (docs/decisions.md, "Stateless steady state"). */
-export interface LbMaglevSlot {
-  /** the current backend: new flows, and every flow of an unmoved slot */
-  backendId: number;
-  /** 0 = not moved; else the backend the slot had before the transition */
+/** struct lb_slot_mark: maglev_marks inner tables (same size as the service's maglev table, present only while some slot is moved): ARRAY value, the transition of a moved slot. With the flow cache on, a packet of a moved slot consults flows: a TCP SYN goes to the current backend and is remembered; a packet whose flow is remembered in this transition (same epoch) keeps that backend while it is usable; another miss goes to prev_id (TCP without SYN always, UDP only while LB_SLOT_F_YOUNG) when usable, else to the current backend, and is remembered. User space ends the transition (clears LB_SLOT_MOVED, zeroes the mark) once a sweep finds `seen` clear (docs/decisions.md, "Stateless steady state"). */
+export interface LbSlotMark {
+  /** the backend the slot had before the transition (0: none) */
   prevId: number;
-  /** != 0 while moved: stamps the flows remembered in this transition */
+  /** != 0: stamps the flows remembered in this transition */
   epoch: number;
   /** 1, set by the program (a byte store, no read-modify-write): a remembered flow on ... */
   seen: number;
@@ -337,13 +337,12 @@ export const LB_LAYOUTS = {
   lb_flow_set: { cName: 'lb_flow_set', size: 128, align: 4, btf: 'lb.o', fields: [
     { c: 'way', name: 'way', kind: 'struct', offset: 0, size: 128, count: 4, struct: 'lb_flow_entry' },
   ] },
-  lb_maglev_slot: { cName: 'lb_maglev_slot', size: 16, align: 4, btf: 'lb_abi.h', fields: [
-    { c: 'backend_id', name: 'backendId', kind: 'u32', offset: 0, size: 4 },
-    { c: 'prev_id', name: 'prevId', kind: 'u32', offset: 4, size: 4 },
-    { c: 'epoch', name: 'epoch', kind: 'u32', offset: 8, size: 4 },
-    { c: 'seen', name: 'seen', kind: 'u8', offset: 12, size: 1 },
-    { c: 'flags', name: 'flags', kind: 'u8', offset: 13, size: 1 },
-    { c: 'pad', name: '', kind: 'pad', offset: 14, size: 2 },
+  lb_slot_mark: { cName: 'lb_slot_mark', size: 12, align: 4, btf: 'lb_abi.h', fields: [
+    { c: 'prev_id', name: 'prevId', kind: 'u32', offset: 0, size: 4 },
+    { c: 'epoch', name: 'epoch', kind: 'u32', offset: 4, size: 4 },
+    { c: 'seen', name: 'seen', kind: 'u8', offset: 8, size: 1 },
+    { c: 'flags', name: 'flags', kind: 'u8', offset: 9, size: 1 },
+    { c: 'pad', name: '', kind: 'pad', offset: 10, size: 2 },
   ] },
   lb_flow_stats: { cName: 'lb_flow_stats', size: 32, align: 8, btf: 'lb.o', fields: [
     { c: 'fwd_packets', name: 'fwdPackets', kind: 'u64', offset: 0, size: 8 },
@@ -386,7 +385,7 @@ export interface LbStructs {
   lb_flow_key: LbFlowKey;
   lb_flow_entry: LbFlowEntry;
   lb_flow_set: LbFlowSet;
-  lb_maglev_slot: LbMaglevSlot;
+  lb_slot_mark: LbSlotMark;
   lb_flow_stats: LbFlowStats;
   lb_counter: LbCounter;
   lb_event: LbEvent;
@@ -411,7 +410,8 @@ export const LB_MAPS = {
   settings: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_settings', size: 48 }, maxEntries: 1, flags: 0, inner: null },
   services: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_service_key', size: 8 }, value: { kind: 'struct', struct: 'lb_service', size: 12 }, maxEntries: 256, flags: 0, inner: null },
   vips: { type: 'hash', perCpu: false, key: { kind: 'ipv4', size: 4 }, value: { kind: 'struct', struct: 'lb_vip', size: 4 }, maxEntries: 256, flags: 0, inner: null },
-  maglev: { type: 'array_of_maps', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 256, flags: 0, inner: { type: 'array', perCpu: false, key: { kind: 'bytes', size: 4 }, value: { kind: 'bytes', size: 16 }, maxEntries: 65537, flags: 4096, inner: null } },
+  maglev: { type: 'array_of_maps', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 256, flags: 0, inner: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 65537, flags: 4096, inner: null } },
+  maglev_marks: { type: 'array_of_maps', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 256, flags: 0, inner: { type: 'array', perCpu: false, key: { kind: 'bytes', size: 4 }, value: { kind: 'bytes', size: 12 }, maxEntries: 65537, flags: 4096, inner: null } },
   backends: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_backend', size: 20 }, maxEntries: 4096, flags: 0, inner: null },
   reverse: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_reverse_key', size: 8 }, value: { kind: 'struct', struct: 'lb_reverse', size: 16 }, maxEntries: 16384, flags: 0, inner: null },
   reverse_frags: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_reverse_key', size: 8 }, value: { kind: 'struct', struct: 'lb_reverse', size: 16 }, maxEntries: 4096, flags: 0, inner: null },
@@ -433,6 +433,7 @@ export interface LbMapTypes {
   services: { key: LbServiceKey; value: LbService };
   vips: { key: string; value: LbVip };
   maglev: { key: number; value: number };
+  maglev_marks: { key: number; value: number };
   backends: { key: number; value: LbBackend };
   reverse: { key: LbReverseKey; value: LbReverse };
   reverse_frags: { key: LbReverseKey; value: LbReverse };
