@@ -159,6 +159,8 @@ export class Reconciler {
   private readonly backendById = new Map<number, { serviceId: number; key: string }>();
   /** slots (flat, SLOT_WORDS words each) of each service's installed Maglev table, by service id */
   private readonly installedTables = new Map<number, Uint32Array>();
+  /** marked (moved) slots of each service's installed table, by service id (absent: 0) */
+  private readonly markCounts = new Map<number, number>();
   /** per service id: slot -> when its transition window (re)started (ms, now()), while YOUNG */
   private readonly youngSince = new Map<number, Map<number, number>>();
   /** the epoch of the last transition started (seconds of now(), strictly increasing) */
@@ -210,6 +212,7 @@ export class Reconciler {
       const table = outer && this.readInnerTable ? this.readInnerTable(outer, this.maps.maglevMarks?.lookup(encodeU32(svc.id)) ?? null) : null;
       if (table) {
         this.installedTables.set(svc.id, table);
+        this.markCounts.set(svc.id, markedCount(table));
         // A window whose start is unknown (the previous daemon's) starts now.
         const young = new Map<number, number>();
         for (let i = 0; i * SLOT_WORDS < table.length; i++) {
@@ -431,7 +434,7 @@ export class Reconciler {
       const installed = this.installedTables.get(p.id);
       const known = new Set(p.backends.map((b) => b.id));
       let slots = installed;
-      if (!installed || !sameCurrent(installed, p.table) || hasUnknownPrev(installed, known)) {
+      if (!installed || !sameCurrent(installed, p.table) || ((this.markCounts.get(p.id) ?? 0) > 0 && hasUnknownPrev(installed, known))) {
         const moved: number[] = [];
         if (!epoch) epoch = this.lastEpoch = Math.max(Math.floor(this.now() / 1000) >>> 0, this.lastEpoch + 1) >>> 0;
         slots = transitionSlots(installed, p.table, known, epoch, moved);
@@ -480,6 +483,7 @@ export class Reconciler {
       this.removeIfPresent(m.maglev, encodeU32(id));
       if (m.maglevMarks) this.removeIfPresent(m.maglevMarks, encodeU32(id));
       this.installedTables.delete(id);
+      this.markCounts.delete(id);
       this.youngSince.delete(id);
     }
     for (const [id, name] of [...this.serviceNameById]) {
@@ -537,7 +541,7 @@ export class Reconciler {
   /** Slots marked as moved (in a transition), over every service's installed table. */
   transitionSlotCount(): number {
     let n = 0;
-    for (const table of this.installedTables.values()) n += markedCount(table);
+    for (const count of this.markCounts.values()) n += count;
     return n;
   }
 
@@ -559,7 +563,7 @@ export class Reconciler {
     if (!this.readInnerTable || !this.writeInnerSlots) return result;
     const now = this.now();
     for (const [id, table] of this.installedTables) {
-      if (markedCount(table) === 0) continue;
+      if (!this.markCounts.get(id)) continue;
       const outer = this.maps.maglev.lookup(encodeU32(id));
       const marksOuter = this.maps.maglevMarks?.lookup(encodeU32(id)) ?? null;
       const kernel = outer && this.readInnerTable(outer, marksOuter);
@@ -576,6 +580,7 @@ export class Reconciler {
         else result.aged++;
       }
       const left = markedCount(table);
+      this.markCounts.set(id, left);
       result.marked += left;
       // The last mark gone: the marks table goes too (no slot says LB_SLOT_MOVED any more).
       if (left === 0 && marksOuter) this.removeIfPresent(this.maps.maglevMarks!, encodeU32(id));
@@ -774,6 +779,7 @@ export class Reconciler {
       table = slots;
     }
     this.installedTables.set(serviceId, table);
+    this.markCounts.set(serviceId, markedCount(table));
   }
 
   private readAll(map: KernelMap): Map<string, Buffer> {
