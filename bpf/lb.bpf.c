@@ -29,6 +29,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 _Static_assert(LB_FLOW_WAYS == 1 << LB_FLOW_WAYS_BITS, "LB_FLOW_WAYS is 2^LB_FLOW_WAYS_BITS");
 _Static_assert(sizeof(struct lb_flow_key) == 2 * sizeof(__u64), "flow_word() reads a key as two u64");
+_Static_assert(sizeof(struct lb_service_slot) == 20 && __builtin_offsetof(struct lb_service_slot, svc) == 8,
+	       "lookup_service() reads a slot's key as one u64");
 _Static_assert(sizeof(struct lb_service_key) == 8 && __builtin_offsetof(struct lb_service_key, port) == 4 &&
 	       __builtin_offsetof(struct lb_service_key, proto) == 6, "addr_port_key() builds lb_service_key");
 _Static_assert(sizeof(struct lb_reverse_key) == 8 && __builtin_offsetof(struct lb_reverse_key, port) == 4 &&
@@ -128,17 +130,28 @@ static __always_inline __u64 addr_port_key(__be32 addr, __be16 port, __u8 proto)
 #endif
 }
 
+/* The service of `key` (addr_port_key()): its service_slots copy when the slot holds it, else
+ * the services hash map. */
+static __always_inline struct lb_service *lookup_service(__u64 key)
+{
+	__u32 index = ((__u32)key * (__u32)LB_SERVICE_SLOT_MUL ^ (__u32)(key >> 32) * (__u32)LB_SERVICE_SLOT_MUL2) >>
+		      (32 - LB_SERVICE_SLOTS_BITS);
+	struct lb_service_slot *slot = bpf_map_lookup_elem(&service_slots, &index);
+
+	if (slot && *(__u64 *)&slot->key == key)
+		return &slot->svc;
+	return bpf_map_lookup_elem(&services, &key);
+}
+
 /* The service of {vip, port, proto}, else the VIP's every-port service of proto. */
 static __always_inline struct lb_service *find_service(__be32 vip, __be16 port, __u8 proto)
 {
-	__u64 key = addr_port_key(vip, port, proto);
 	struct lb_service *svc;
 
-	svc = bpf_map_lookup_elem(&services, &key);
+	svc = lookup_service(addr_port_key(vip, port, proto));
 	if (svc)
 		return svc;
-	key = addr_port_key(vip, 0, proto);
-	return bpf_map_lookup_elem(&services, &key);
+	return lookup_service(addr_port_key(vip, 0, proto));
 }
 
 #include "flow_cache.h"
@@ -362,7 +375,7 @@ static __always_inline int process(struct packet *p)
 		/* An exact service match proves the address is a VIP (user space puts every
 		 * service's VIP in vips), so the vips lookup is skipped. */
 		key = addr_port_key(p->flow.daddr, p->flow.dport, proto);
-		svc = bpf_map_lookup_elem(&services, &key);
+		svc = lookup_service(key);
 		if (svc)
 			return to_service(p, svc);
 	}
@@ -395,7 +408,7 @@ static __always_inline int process(struct packet *p)
 		if (!p->has_ports)
 			return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
 		/* The exact {vip, port, proto} missed above: only the every-port service is left. */
-		return to_service(p, bpf_map_lookup_elem(&services, &key));
+		return to_service(p, lookup_service(key));
 	}
 	if (parse_l4(&c, proto, p->payload_len, &p->l4) == PARSE_ERROR)
 		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);

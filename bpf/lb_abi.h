@@ -95,6 +95,21 @@ struct lb_service {
 	__u16 pad;
 };
 
+/* service_slots: ARRAY[LB_SERVICE_SLOTS], a direct-indexed copy of services in front of the hash
+ * map: slot = ((first u32 of the key * LB_SERVICE_SLOT_MUL) ^ (second u32 * LB_SERVICE_SLOT_MUL2)) >>
+ * (32 - LB_SERVICE_SLOTS_BITS), the u32s as they lie in memory (host order). A
+ * slot holds one service whose key lands there (the first in the state's order; the others are
+ * found in services) with its entry, kept equal to the services entry by user space; key all zero
+ * = empty (no packet's key is: proto is never 0). A match saves the hash map lookup. */
+#define LB_SERVICE_SLOTS_BITS 10
+#define LB_SERVICE_SLOTS 1024     /* 1 << LB_SERVICE_SLOTS_BITS */
+#define LB_SERVICE_SLOT_MUL 2654435761  /* 0x9e3779b1 */
+#define LB_SERVICE_SLOT_MUL2 2246822507 /* 0x85ebca6b */
+struct lb_service_slot {
+	struct lb_service_key key;
+	struct lb_service svc;
+};
+
 /* vips: key is __be32 address; value: */
 struct lb_vip {
 	__u32 services;    /* number of services on this address (informational) */

@@ -15,6 +15,14 @@ struct {
 	__type(value, struct lb_service);
 } services SEC(".maps");
 
+/* service_slots: direct-indexed copies of services entries (see lb_abi.h) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_SERVICE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct lb_service_slot);
+} service_slots SEC(".maps");
+
 /* vips: every VIP address (fragments and ICMP carry no port, so they are classified by address) */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -15,6 +15,10 @@ ABI_FIELD(lb_service, mode, 8, 1);
 ABI_FIELD(lb_service, flags, 9, 1);
 ABI_FIELD(lb_service, pad, 10, 2);
 
+static_assert(sizeof(struct lb_service_slot) == 20, "lb_service_slot size");
+ABI_FIELD(lb_service_slot, key, 0, 8);
+ABI_FIELD(lb_service_slot, svc, 8, 12);
+
 static_assert(sizeof(struct lb_vip) == 4, "lb_vip size");
 ABI_FIELD(lb_vip, services, 0, 4);
 

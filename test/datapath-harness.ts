@@ -4,7 +4,7 @@
  * maps directly (exact ids, inactive backends, odd table sizes) instead of going through the
  * reconciler, so that every branch of the program can be reached on purpose.
  */
-import { flowCacheHash, vipFilterWords } from '../src/dataplane/jhash';
+import { flowCacheHash, serviceSlotIndex, vipFilterWords } from '../src/dataplane/jhash';
 import { LB, LbFlowEntryCodec } from '../src/dataplane/abi';
 import { type ModelMark, type ModelService, type ModelState } from './refmodel';
 
@@ -196,10 +196,21 @@ export function installState(maps: MapAccess, state: ModelState, previous?: Inst
   for (const fd of previous?.innerFds ?? []) maps.closeFd(fd);
 
   maps.update('settings', u32le(0), settingsValue(state.settings.fragPolicy, state.settings.sampleRate, state.settings.flowCache, state.vips));
+  // service_slots: every slot zeroed, then the first service of each slot (as the reconciler).
+  for (const k of maps.keys('service_slots')) {
+    const v = maps.lookup('service_slots', k);
+    if (v && v.some((byte) => byte !== 0)) maps.update('service_slots', k, Buffer.alloc(v.length));
+  }
+  const slotted = new Set<number>();
   for (const s of state.services) {
     const key = serviceKey(s.vip, s.port, s.proto);
     const value = serviceValue(s.id, s.tableSize, s.mode);
     maps.update('services', key, value);
+    const index = serviceSlotIndex(key);
+    if (!slotted.has(index)) {
+      slotted.add(index);
+      maps.update('service_slots', u32le(index), Buffer.concat([key, value.subarray(0, 12)]));
+    }
   }
   for (const vip of state.vips) maps.update('vips', be32(vip), u32le(state.services.filter((s) => s.vip === vip).length));
   for (const b of state.backends.values()) maps.update('backends', u32le(b.id), backendValue(b.ip, b.port, b.flags, b.serviceId, state.services));

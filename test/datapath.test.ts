@@ -11,10 +11,10 @@ import {
   checksumProblems, parseFrame, buildFrame, buildIpv4, buildEthernet, internetChecksum, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
 } from '../src/dataplane/packet';
 import { LB, LbEventCodec, LbFlowEntryCodec } from '../src/dataplane/abi';
-import { flowCacheHash, flowHash } from '../src/dataplane/jhash';
+import { flowCacheHash, flowHash, serviceSlotIndex } from '../src/dataplane/jhash';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
 import {
-  installState, installFlows, readFlows, readCounters, counterDeltas, settingsValue, backendValue, readSeen, TEST_FLOW_SETS, type Installed,
+  installState, installFlows, readFlows, readCounters, counterDeltas, settingsValue, backendValue, readSeen, serviceKey, serviceValue, TEST_FLOW_SETS, type Installed,
 } from './datapath-harness';
 import { loadTarget, type Target } from './datapath-target';
 import {
@@ -256,6 +256,25 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     assert.ok(!after.some((f) => f.includes(`:${idle}:80:`)), `the idle flow was evicted: ${after.join(', ')}`);
     for (const p of ports.slice(0, 4)) if (p !== idle) assert.ok(after.some((f) => f.includes(`:${p}:80:`) && f.endsWith('*')), `flow :${p} in use stays`);
     assert.ok(after.some((f) => f.includes(`:${ports[4]}:80:`) && !f.endsWith('*')), 'the new flow is in, unreferenced');
+  });
+
+  test('the program reads a service from its service_slots slot (the index user space computes)', () => {
+    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, false, state.vips));
+    const key = serviceKey(ipToU32(VIP.web), 80, IPPROTO_TCP);
+    const index = Buffer.alloc(4);
+    index.writeUInt32LE(serviceSlotIndex(key));
+    const saved = target.maps.lookup('service_slots', index)!;
+    assert.ok(saved.subarray(0, 8).equals(key), 'the harness put VIP.web:80 in its slot');
+    // The slot says service 5 (VIP.tx's table, backend 6): a packet to VIP.web:80 follows it,
+    // which only a lookup of that very slot can do (services says service 1).
+    target.maps.update('service_slots', index, Buffer.concat([key, serviceValue(5, 3, MODE_NAT)]));
+    try {
+      const res = target.program.testRun(buildFrame({ eth: { dst: PORTS[0].mac }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 7777, dport: 80 } }),
+        { ingressIfindex: lab.ports.a.ifindex });
+      assert.equal(parseFrame(res.data).ipv4!.dst, u32ToIp(state.backends.get(6)!.ip));
+    } finally {
+      target.maps.update('service_slots', index, saved);
+    }
   });
 
   test('a flow cache entry whose check word does not match (a torn write) is ignored and rewritten', () => {

@@ -22,7 +22,7 @@ export class Balancer {
    */
   constructor(private readonly dp: Dataplane) {
     const maps: ReconcilerMaps = {
-      services: dp.map('services'), vips: dp.map('vips'), maglev: dp.map('maglev'), maglevMarks: dp.map('maglev_marks'), backends: dp.map('backends'),
+      services: dp.map('services'), vips: dp.map('vips'), maglev: dp.map('maglev'), maglevMarks: dp.map('maglev_marks'), serviceSlots: dp.map('service_slots'), backends: dp.map('backends'),
       reverse: dp.map('reverse'), settings: dp.map('settings'), serviceStats: dp.map('service_stats'),
       backendStats: dp.map('backend_stats'),
     };

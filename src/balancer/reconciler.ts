@@ -25,7 +25,7 @@ import { buildMaglevTable, MAX_WEIGHT, type MaglevBackend } from './maglev';
 import { buildMaglevTablesOffThread, OFF_THREAD_MIN_SLOTS } from './maglev-offthread';
 import { crossServiceRuleBreaks, serviceRuleBreaks } from '../config/rules';
 import { DEFAULT_REVERSE_GRACE_SECONDS, type DataplaneBackend, type DataplaneService, type DataplaneState } from '../dataplane/types';
-import { vipFilterWords } from '../dataplane/jhash';
+import { serviceSlotIndex, vipFilterWords } from '../dataplane/jhash';
 import {
   LB, LbBackendCodec, LbReverseCodec, LbReverseKeyCodec, LbServiceCodec, LbServiceKeyCodec,
   encodeU32, decodeU32, ipv4ToBytes, bytesToIpv4,
@@ -47,6 +47,8 @@ export interface ReconcilerMaps {
   services: KernelMap;
   vips: KernelMap;
   maglev: KernelMap;
+  /** service_slots: direct-indexed copies of services entries (absent: none kept) */
+  serviceSlots?: KernelMap;
   /** maglev_marks: service id -> the transition marks of its moved slots (absent: no marks kept) */
   maglevMarks?: KernelMap;
   backends: KernelMap;
@@ -159,6 +161,8 @@ export class Reconciler {
   private readonly backendById = new Map<number, { serviceId: number; key: string }>();
   /** slots (flat, SLOT_WORDS words each) of each service's installed Maglev table, by service id */
   private readonly installedTables = new Map<number, Uint32Array>();
+  /** service_slots contents (slot index -> its 20 bytes as hex; absent: zero), read once */
+  private serviceSlotsMirror?: Map<number, string>;
   /** marked (moved) slots of each service's installed table, by service id (absent: 0) */
   private readonly markCounts = new Map<number, number>();
   /** per service id: slot -> when its transition window (re)started (ms, now()), while YOUNG */
@@ -425,6 +429,18 @@ export class Reconciler {
     // 2. Tables and service entries.
     const currentServices = this.readAll(m.services);
     this.transitionMs = (state.settings.transitionSeconds ?? DEFAULT_TRANSITION_SECONDS) * 1000;
+    // service_slots: each slot holds the first service (in the state's order) whose key lands
+    // there, with the same entry as services; written right after its services entry.
+    const desiredSlots = new Map<number, Buffer>();
+    for (const p of plans) {
+      const index = serviceSlotIndex(p.key);
+      if (!desiredSlots.has(index)) desiredSlots.set(index, Buffer.concat([p.key, LbServiceCodec.encode(p.value)]));
+    }
+    const syncSlot = (p: ServicePlan): void => {
+      const index = serviceSlotIndex(p.key);
+      const want = desiredSlots.get(index)!;
+      if (want.subarray(0, p.key.length).equals(p.key)) this.writeServiceSlot(index, want);
+    };
     let epoch = 0;
     for (const p of plans) {
       const current = currentServices.get(p.key.toString('hex'));
@@ -445,12 +461,13 @@ export class Reconciler {
       }
       const swap = !sameTable(installed, slots!);
       const shrinkFirst = current !== undefined && currentSize > p.table.length;
-      if (shrinkFirst && !current.equals(value)) this.write(m.services, p.key, value);
+      if (shrinkFirst && !current.equals(value)) { this.write(m.services, p.key, value); syncSlot(p); }
       if (swap) {
         this.installTable(p.id, slots!);
         tablesSwapped.push(p.id);
       }
       if (!shrinkFirst && !current?.equals(value)) this.write(m.services, p.key, value);
+      syncSlot(p);
       this.tableBackendKeys.set(p.id, new Map(p.backends.map((b) => [b.id, backendKey(b.spec)])));
     }
 
@@ -476,7 +493,16 @@ export class Reconciler {
     }
     const desiredServiceKeys = new Set(plans.map((p) => p.key.toString('hex')));
     for (const hex of currentServices.keys()) {
-      if (!desiredServiceKeys.has(hex)) this.remove(m.services, Buffer.from(hex, 'hex'));
+      if (desiredServiceKeys.has(hex)) continue;
+      // Its service_slots copy first (when the slot still holds it).
+      const key = Buffer.from(hex, 'hex');
+      const index = serviceSlotIndex(key);
+      if (this.slotsMirror().get(index)?.startsWith(hex)) this.writeServiceSlot(index, desiredSlots.get(index) ?? null);
+      this.remove(m.services, key);
+    }
+    // Anything else a slot holds that the state does not want (e.g. left by another build).
+    for (const [index, hex] of [...this.slotsMirror()]) {
+      if (desiredSlots.get(index)?.toString('hex') !== hex) this.writeServiceSlot(index, desiredSlots.get(index) ?? null);
     }
     for (const id of [...this.installedTables.keys()]) {
       if (liveServiceIds.has(id)) continue;
@@ -614,6 +640,32 @@ export class Reconciler {
       removed++;
     }
     return removed;
+  }
+
+  /** service_slots as the map holds it (read once, then kept in step by writeServiceSlot). */
+  private slotsMirror(): Map<number, string> {
+    if (this.serviceSlotsMirror) return this.serviceSlotsMirror;
+    const mirror = new Map<number, string>();
+    const map = this.maps.serviceSlots;
+    if (map) {
+      for (const key of map.keys()) {
+        const v = map.lookup(key);
+        if (v && v.some((b) => b !== 0)) mirror.set(decodeU32(key), v.toString('hex'));
+      }
+    }
+    return this.serviceSlotsMirror = mirror;
+  }
+
+  /** Makes service_slots[index] hold `value` (null: zero), writing only a difference. */
+  private writeServiceSlot(index: number, value: Buffer | null): void {
+    const map = this.maps.serviceSlots;
+    if (!map) return;
+    const mirror = this.slotsMirror();
+    const hex = value?.toString('hex');
+    if (mirror.get(index) === hex) return;
+    this.write(map, encodeU32(index), value ?? Buffer.alloc(LbServiceKeyCodec.size + LbServiceCodec.size));
+    if (hex) mirror.set(index, hex);
+    else mirror.delete(index);
   }
 
   /** Total map writes (updates + deletes) done so far. */

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { Dataplane } from '../dataplane/dataplane';
 import { createMaglevTable, readMaglevTable, writeMaglevSlots, SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
 import { buildFrame, parseFrame, IPPROTO_TCP, IPPROTO_UDP } from '../dataplane/packet';
-import { encodeU32, LB } from '../dataplane/abi';
+import { encodeU32, LB, LbServiceKeyCodec } from '../dataplane/abi';
+import { serviceSlotIndex } from '../dataplane/jhash';
 import { Reconciler } from './reconciler';
 import { markedCount, sweepSlots, transitionSlots } from './transitions';
 import type { DataplaneState } from '../dataplane/types';
@@ -57,7 +58,7 @@ describe('transition marks on bpf/lb.o', () => {
   let b: Dataplane;
   let clock = 1_000_000_000;
   const reconcilerOf = (dp: Dataplane): Reconciler => new Reconciler({
-    services: dp.map('services'), vips: dp.map('vips'), maglev: dp.map('maglev'), maglevMarks: dp.map('maglev_marks'), backends: dp.map('backends'),
+    services: dp.map('services'), vips: dp.map('vips'), maglev: dp.map('maglev'), maglevMarks: dp.map('maglev_marks'), serviceSlots: dp.map('service_slots'), backends: dp.map('backends'),
     reverse: dp.map('reverse'), settings: dp.map('settings'),
   }, { maxServices: 8, maxBackends: 32, maxVips: 256, maxReverse: 4096, maglevMaxSize: 65537 },
   createMaglevTable, readMaglevTable, () => clock, writeMaglevSlots);
@@ -129,6 +130,36 @@ describe('transition marks on bpf/lb.o', () => {
     assert.equal(x.map('maglev_marks').lookup(encodeU32(r.serviceId('web')!)), null, 'and no marks table');
     // The drain is over: the slot's current backend takes every packet.
     assert.notEqual(sentTo(x, frame(established[0], 0x10)), '198.18.1.3');
+  });
+
+  test('service_slots: two services in one slot both forward (the second through services); removing the first moves the slot', () => {
+    const d = Dataplane.load({ hashSeed: 3, maxServices: 8, maxBackends: 32, maxFlows: 64 });
+    try {
+      const r = reconcilerOf(d);
+      // Two UDP VIPs:80 whose keys land in the same service_slots slot.
+      const keyOf = (vip: string) => LbServiceKeyCodec.encode({ vip, port: 80, proto: IPPROTO_UDP });
+      const first = '198.18.100.1';
+      const nth = (n: number) => `198.18.${100 + (n >> 8)}.${n & 255}`;
+      let n = 2;
+      while (n < 20000 && serviceSlotIndex(keyOf(nth(n))) !== serviceSlotIndex(keyOf(first))) n++;
+      const second = nth(n);
+      const svc = (name: string, vip: string, backend: string) => ({
+        name, vip, port: 80, protocol: 'udp' as const, mode: 'nat' as const, tableSize: 13, backends: [up(backend)] });
+      const settings = { fragPolicy: 'drop' as const, sampleRate: 0, flowCache: true };
+      const udp = (vip: string) => buildFrame({ ip: { src: '198.18.0.2', dst: vip, proto: IPPROTO_UDP }, udp: { sport: 999, dport: 80 } });
+      r.apply({ services: [svc('a', first, '198.18.3.1'), svc('b', second, '198.18.3.2')], settings });
+      const slot = d.map('service_slots').lookup(encodeU32(serviceSlotIndex(keyOf(first))))!;
+      assert.ok(slot.subarray(0, 8).equals(keyOf(first)), 'the slot holds the first service');
+      assert.equal(sentTo(d, udp(first)), '198.18.3.1');
+      assert.equal(sentTo(d, udp(second)), '198.18.3.2', 'the second is found in services');
+      r.apply({ services: [svc('b', second, '198.18.3.2')], settings });
+      const after = d.map('service_slots').lookup(encodeU32(serviceSlotIndex(keyOf(first))))!;
+      assert.ok(after.subarray(0, 8).equals(keyOf(second)), 'the slot now holds the second service');
+      assert.equal(d.testRun(udp(first)).retval, LB.ACTION_PASS, 'the removed VIP is not served (not_vip)');
+      assert.equal(sentTo(d, udp(second)), '198.18.3.2');
+    } finally {
+      d.close();
+    }
   });
 
   test('two data planes that applied the same changes choose the same backend for every packet, moved slots included', () => {

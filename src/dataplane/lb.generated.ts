@@ -50,6 +50,10 @@ export const LB = {
   ACTION_REDIRECT: 4,
   ACTION_SLOTS: 8,
   VERDICT_SLOTS: 256, // LB_REASON_SLOTS * LB_ACTION_SLOTS
+  SERVICE_SLOTS_BITS: 10,
+  SERVICE_SLOTS: 1024, // 1 << LB_SERVICE_SLOTS_BITS
+  SERVICE_SLOT_MUL: 2654435761, // 0x9e3779b1
+  SERVICE_SLOT_MUL2: 2246822507, // 0x85ebca6b
   VIP_FILTER_WORDS: 8, // 256 bits
   VIP_FILTER_MUL: 2654435761, // 0x9e3779b1
   FLOW_CHECK_MUL: 2654435761, // 0x9e3779b1
@@ -136,6 +140,11 @@ export interface LbService {
   /** LB_MODE_* */
   mode: number;
   flags: number;
+}
+/** struct lb_service_slot: 0x85ebca6b */
+export interface LbServiceSlot {
+  key: LbServiceKey;
+  svc: LbService;
 }
 /** struct lb_vip: vips: key is __be32 address; value: */
 export interface LbVip {
@@ -280,6 +289,10 @@ export const LB_LAYOUTS = {
     { c: 'flags', name: 'flags', kind: 'u8', offset: 9, size: 1 },
     { c: 'pad', name: '', kind: 'pad', offset: 10, size: 2 },
   ] },
+  lb_service_slot: { cName: 'lb_service_slot', size: 20, align: 4, btf: 'lb.o', fields: [
+    { c: 'key', name: 'key', kind: 'struct', offset: 0, size: 8, struct: 'lb_service_key' },
+    { c: 'svc', name: 'svc', kind: 'struct', offset: 8, size: 12, struct: 'lb_service' },
+  ] },
   lb_vip: { cName: 'lb_vip', size: 4, align: 4, btf: 'lb.o', fields: [
     { c: 'services', name: 'services', kind: 'u32', offset: 0, size: 4 },
   ] },
@@ -376,6 +389,7 @@ export type LbStructName = keyof typeof LB_LAYOUTS;
 export interface LbStructs {
   lb_service_key: LbServiceKey;
   lb_service: LbService;
+  lb_service_slot: LbServiceSlot;
   lb_vip: LbVip;
   lb_backend: LbBackend;
   lb_reverse_key: LbReverseKey;
@@ -409,6 +423,7 @@ export interface MapLayout {
 export const LB_MAPS = {
   settings: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_settings', size: 48 }, maxEntries: 1, flags: 0, inner: null },
   services: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_service_key', size: 8 }, value: { kind: 'struct', struct: 'lb_service', size: 12 }, maxEntries: 256, flags: 0, inner: null },
+  service_slots: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_service_slot', size: 20 }, maxEntries: 1024, flags: 0, inner: null },
   vips: { type: 'hash', perCpu: false, key: { kind: 'ipv4', size: 4 }, value: { kind: 'struct', struct: 'lb_vip', size: 4 }, maxEntries: 256, flags: 0, inner: null },
   maglev: { type: 'array_of_maps', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 256, flags: 0, inner: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 65537, flags: 4096, inner: null } },
   maglev_marks: { type: 'array_of_maps', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 256, flags: 0, inner: { type: 'array', perCpu: false, key: { kind: 'bytes', size: 4 }, value: { kind: 'bytes', size: 12 }, maxEntries: 65537, flags: 4096, inner: null } },
@@ -431,6 +446,7 @@ export type LbMapName = keyof typeof LB_MAPS;
 export interface LbMapTypes {
   settings: { key: number; value: LbSettings };
   services: { key: LbServiceKey; value: LbService };
+  service_slots: { key: number; value: LbServiceSlot };
   vips: { key: string; value: LbVip };
   maglev: { key: number; value: number };
   maglev_marks: { key: number; value: number };

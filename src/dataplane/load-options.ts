@@ -11,7 +11,7 @@ import type { LbGlobalName, LbMapName } from './lb.generated';
 /** Maps of bpf/lb.o, all pinned and all reused by replaceProgram. */
 export const MAP_NAMES = [
   'services', 'vips', 'maglev', 'backends', 'reverse', 'flows', 'settings', 'tx_ports',
-  'service_stats', 'backend_stats', 'verdict_stats', 'events', 'reverse_frags', 'if_macs', 'maglev_marks',
+  'service_stats', 'backend_stats', 'verdict_stats', 'events', 'reverse_frags', 'if_macs', 'maglev_marks', 'service_slots',
 ] as const satisfies readonly LbMapName[];
 export type MapName = (typeof MAP_NAMES)[number];
 
