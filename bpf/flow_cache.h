@@ -1,13 +1,14 @@
-/* flow_cache.h: the flow cache (flows: LB_FLOW_WAYS-way sets): hash, lookup, NRU replacement. */
+/* flow_cache.h: the flow cache (flows: LB_FLOW_WAYS-way sets), used only in moved Maglev slots:
+ * hash, lookup, NRU replacement. */
 #ifndef XDPLB_FLOW_CACHE_H
 #define XDPLB_FLOW_CACHE_H
 
 /* Included once by lb.bpf.c, after struct packet and the load-time knobs (hash_seed,
  * flow_sets_mask) it reads. */
 
-static __always_inline __u32 flow_check(__u32 hash, __u32 backend_id)
+static __always_inline __u32 flow_check(__u32 hash, __u32 backend_id, __u32 epoch)
 {
-	return hash ^ (__u32)(backend_id * LB_FLOW_CHECK_MUL);
+	return hash ^ (__u32)(backend_id * LB_FLOW_CHECK_MUL) ^ epoch;
 }
 
 /* The key as two 64-bit words ({saddr, daddr} and {sport, dport, proto, pad}); pad is always 0. */
@@ -59,20 +60,11 @@ static __always_inline struct lb_flow_set *flow_set(__u32 hash)
 	return bpf_map_lookup_elem(&flows, &index);
 }
 
-/* With the flow cache on: `key`'s set, its flow cache hash in *hash; NULL when the cache is off. */
-static __always_inline struct lb_flow_set *flow_cache_slot(const struct packet *p, const struct lb_flow_key *key,
-							   __u32 *hash)
-{
-	if (!p->settings->flow_cache)
-		return NULL;
-	*hash = flow_cache_hash(key);
-	return flow_set(*hash);
-}
-
-/* The entry remembering the flow in `set`, NULL when none (or a torn entry); marks the entry
- * referenced (a write only the first time after each eviction sweep of its set). */
+/* The entry remembering the flow in `set` during the transition `epoch`, NULL when none (or a
+ * torn or stale entry); marks the entry referenced (a write only the first time after each
+ * eviction sweep of its set). */
 static __always_inline struct lb_flow_entry *flow_cache_find(struct lb_flow_set *set,
-							     const struct lb_flow_key *key, __u32 hash)
+							     const struct lb_flow_key *key, __u32 hash, __u32 epoch)
 {
 #pragma unroll
 	for (int w = 0; w < LB_FLOW_WAYS; w++) {
@@ -80,7 +72,7 @@ static __always_inline struct lb_flow_entry *flow_cache_find(struct lb_flow_set 
 
 		if (!same_flow(&e->key, key))
 			continue;
-		if (e->backend_id == 0 || e->check != flow_check(hash, e->backend_id))
+		if (e->backend_id == 0 || e->epoch != epoch || e->check != flow_check(hash, e->backend_id, epoch))
 			return NULL;
 		if (!e->referenced)
 			e->referenced = 1;
@@ -94,7 +86,7 @@ static __always_inline struct lb_flow_entry *flow_cache_find(struct lb_flow_set 
  * (hash >> 30) after clearing every way's mark: not-recently-used, decided by the set's
  * contents alone (test/refmodel.ts mirrors it). */
 static __always_inline void flow_cache_remember(struct lb_flow_set *set, const struct lb_flow_key *key,
-						__u32 hash, __u32 backend_id, __be32 backend_ip)
+						__u32 hash, __u32 backend_id, __u32 epoch)
 {
 	struct lb_flow_entry *e;
 	int victim = -1;
@@ -129,8 +121,8 @@ static __always_inline void flow_cache_remember(struct lb_flow_set *set, const s
 	e = &set->way[victim & (LB_FLOW_WAYS - 1)];
 	e->key = *key;
 	e->backend_id = backend_id;
-	e->backend_ip = backend_ip;
-	e->check = flow_check(hash, backend_id);
+	e->epoch = epoch;
+	e->check = flow_check(hash, backend_id, epoch);
 	e->referenced = 0;
 }
 

@@ -214,10 +214,9 @@ static __always_inline int icmp_error_to_backend(struct packet *p)
 	struct iphdr *inner = (void *)(icmp + 1);
 	struct l4_ports *ports;
 	struct lb_flow_key key __attribute__((aligned(8))) = {};
-	struct lb_flow_set *set;
 	struct lb_service *svc;
 	struct lb_backend *b;
-	__u32 cache_hash = 0, inner_len, quoted = p->payload_len - sizeof(*icmp);
+	__u32 inner_len, quoted = p->payload_len - sizeof(*icmp);
 	int l4_check_off = 0;
 
 	if ((void *)(inner + 1) > p->data_end || quoted < sizeof(*inner))
@@ -243,10 +242,8 @@ static __always_inline int icmp_error_to_backend(struct packet *p)
 	key.sport = ports->dest;
 	key.dport = ports->source;
 	key.proto = inner->protocol;
-	/* An error must not create flow state. */
-	set = flow_cache_slot(p, &key, &cache_hash);
-	b = pick_backend(p, svc, &key, flow_hash(key.saddr, key.daddr, key.sport, key.dport, key.proto),
-			 set, cache_hash, 1, 0);
+	/* An error must not create flow state (it looks, remembers nothing, marks nothing). */
+	b = pick_backend(p, svc, &key, flow_hash(key.saddr, key.daddr, key.sport, key.dport, key.proto), 0, 0);
 	if (!b)
 		return verdict(p, XDP_DROP, LB_REASON_NO_BACKEND);
 	if (svc->mode == LB_MODE_DSR)

@@ -1,5 +1,5 @@
 /* lb.bpf.c: the xdplb XDP entry point: parse -> classify -> pick backend -> rewrite -> forward.
- * The flow cache, next hop, NAT and ICMP live in flow_cache.h, next_hop.h, nat.h and icmp.h. */
+ * The transition cache, next hop, NAT and ICMP live in flow_cache.h, next_hop.h, nat.h and icmp.h. */
 #include <linux/bpf.h>
 #include <linux/in.h>
 #include <linux/if_ether.h>
@@ -29,6 +29,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 _Static_assert(LB_FLOW_WAYS == 1 << LB_FLOW_WAYS_BITS, "LB_FLOW_WAYS is 2^LB_FLOW_WAYS_BITS");
 _Static_assert(sizeof(struct lb_flow_key) == 2 * sizeof(__u64), "flow_word() reads a key as two u64");
+_Static_assert(sizeof(struct lb_service_slot) == 20 && __builtin_offsetof(struct lb_service_slot, svc) == 8,
+	       "lookup_service() reads a slot's key as one u64");
 _Static_assert(sizeof(struct lb_service_key) == 8 && __builtin_offsetof(struct lb_service_key, port) == 4 &&
 	       __builtin_offsetof(struct lb_service_key, proto) == 6, "addr_port_key() builds lb_service_key");
 _Static_assert(sizeof(struct lb_reverse_key) == 8 && __builtin_offsetof(struct lb_reverse_key, port) == 4 &&
@@ -71,14 +73,12 @@ struct packet {
 	void *l4;               /* TCP/UDP/ICMP fixed header inside the frame, or NULL */
 	__u32 payload_len;      /* IP payload bytes according to tot_len */
 	__u8 has_ports;         /* l4 is a whole TCP/UDP header (ports in flow) */
+	__u8 syn;               /* a TCP SYN without ACK (opens a connection), set with has_ports */
 	__u32 frame_len;
 	const struct lb_settings *settings;
 	/* The 5-tuple as received (the flow cache's key and the trace event's); ports 0 unless
 	 * TCP/UDP. */
 	struct lb_flow_key flow __attribute__((aligned(8)));  /* read as two u64 (flow_word) */
-	/* The flow's set in flows and its flow cache hash, once the hot path has probed it. */
-	struct lb_flow_set *flow_set;
-	__u32 flow_cache_hash;
 	__u8 reason;
 	__u32 service_id;
 	__u32 backend_id;
@@ -130,59 +130,95 @@ static __always_inline __u64 addr_port_key(__be32 addr, __be16 port, __u8 proto)
 #endif
 }
 
+/* The service of `key` (addr_port_key()): its service_slots copy when the slot holds it, else
+ * the services hash map. */
+static __always_inline struct lb_service *lookup_service(__u64 key)
+{
+	__u32 index = ((__u32)key * (__u32)LB_SERVICE_SLOT_MUL ^ (__u32)(key >> 32) * (__u32)LB_SERVICE_SLOT_MUL2) >>
+		      (32 - LB_SERVICE_SLOTS_BITS);
+	struct lb_service_slot *slot = bpf_map_lookup_elem(&service_slots, &index);
+
+	if (slot && *(__u64 *)&slot->key == key)
+		return &slot->svc;
+	return bpf_map_lookup_elem(&services, &key);
+}
+
 /* The service of {vip, port, proto}, else the VIP's every-port service of proto. */
 static __always_inline struct lb_service *find_service(__be32 vip, __be16 port, __u8 proto)
 {
-	__u64 key = addr_port_key(vip, port, proto);
 	struct lb_service *svc;
 
-	svc = bpf_map_lookup_elem(&services, &key);
+	svc = lookup_service(addr_port_key(vip, port, proto));
 	if (svc)
 		return svc;
-	key = addr_port_key(vip, 0, proto);
-	return bpf_map_lookup_elem(&services, &key);
+	return lookup_service(addr_port_key(vip, 0, proto));
 }
 
 #include "flow_cache.h"
 
-/* The flow cache's backend if usable for svc (when `consult`), else the service's Maglev slot;
- * a Maglev choice is remembered if `remember`. `hash` is flow_hash() of key (the Maglev hash);
- * `set` and `cache_hash` are flow_cache_slot()'s answer for key (set NULL: cache off). */
+/* The backend of a flow in a moved slot (its mark m, current backend `id`), flow cache on: a SYN
+ * takes the current backend; a flow remembered in this transition keeps its backend while usable
+ * (and marks the slot seen when that is not the current one); another miss goes to the previous
+ * backend (TCP always, UDP only while the slot is YOUNG) when usable, else to the current one. A
+ * SYN or a miss is remembered when `remember` (ICMP errors only look). */
+static __always_inline __u32 moved_slot_backend(struct lb_slot_mark *m, __u32 id, const struct lb_service *svc,
+						const struct lb_flow_key *key, int syn, int remember)
+{
+	__u32 hash = flow_cache_hash(key), epoch = m->epoch;
+	struct lb_flow_set *set = flow_set(hash);
+	struct lb_flow_entry *e;
+
+	if (!set)
+		return id;
+	if (!syn) {
+		e = flow_cache_find(set, key, hash, epoch);
+		if (e && usable_backend(e->backend_id, svc->id)) {
+			__u32 kept = e->backend_id;
+
+			if (kept != id && remember && !m->seen)
+				m->seen = 1;
+			return kept;
+		}
+		if ((key->proto == IPPROTO_TCP || (m->flags & LB_SLOT_F_YOUNG)) && usable_backend(m->prev_id, svc->id))
+			id = m->prev_id;
+	}
+	if (remember)
+		flow_cache_remember(set, key, hash, id, epoch);
+	return id;
+}
+
+/* The backend of svc for the flow `key`: its Maglev slot's current backend, or in a moved slot
+ * with the flow cache on, moved_slot_backend()'s choice. `hash` is flow_hash() of key. */
 static __always_inline struct lb_backend *pick_backend(struct packet *p, const struct lb_service *svc,
-						       const struct lb_flow_key *key, __u32 hash,
-						       struct lb_flow_set *set, __u32 cache_hash,
-						       int consult, int remember)
+						       const struct lb_flow_key *key, __u32 hash, int syn,
+						       int remember)
 {
 	struct lb_backend *b;
-	__u32 slot, *id;
+	__u32 slot, id, *value;
 	void *table;
 
-	if (set && consult) {
-		struct lb_flow_entry *e = flow_cache_find(set, key, cache_hash);
-
-		if (e) {
-			__u32 cached = e->backend_id;
-
-			b = usable_backend(cached, svc->id);
-			if (b && b->ip == e->backend_ip) {
-				p->backend_id = cached;
-				return b;
-			}
-		}
-	}
 	table = bpf_map_lookup_elem(&maglev, &svc->id);
 	if (!table || svc->table_size == 0)
 		return NULL;
 	slot = hash % svc->table_size;
-	id = bpf_map_lookup_elem(table, &slot);
-	if (!id)
+	value = bpf_map_lookup_elem(table, &slot);
+	if (!value)
 		return NULL;
-	b = usable_backend(*id, svc->id);
+	id = *value;
+	if (id & LB_SLOT_MOVED) {
+		id &= LB_SLOT_ID_MASK;
+		if (p->settings->flow_cache) {
+			void *marks = bpf_map_lookup_elem(&maglev_marks, &svc->id);
+			struct lb_slot_mark *m = marks ? bpf_map_lookup_elem(marks, &slot) : NULL;
+
+			if (m && m->prev_id)
+				id = moved_slot_backend(m, id, svc, key, syn, remember);
+		}
+	}
+	b = usable_backend(id, svc->id);
 	if (!b)
 		return NULL;
-	p->backend_id = *id;
-	if (set && remember)
-		flow_cache_remember(set, key, cache_hash, *id, b->ip);
+	p->backend_id = id;
 	return b;
 }
 
@@ -273,8 +309,8 @@ static __always_inline int to_backend(struct packet *p, __u32 service_id, __u8 m
 	return forward(p, addr, LB_REASON_FORWARDED);
 }
 
-/* TCP/UDP to a VIP with its service (or NULL: none), the flow cache already missed or off:
- * Maglev picks the backend (and the cache remembers it). */
+/* TCP/UDP to a VIP with its service (or NULL: none): Maglev picks the backend (in a moved slot
+ * with the help of the flow cache). */
 static __always_inline int to_service(struct packet *p, const struct lb_service *svc)
 {
 	const struct lb_flow_key *key = &p->flow;
@@ -285,56 +321,11 @@ static __always_inline int to_service(struct packet *p, const struct lb_service 
 	if (martian_to_vip(p))
 		return verdict(p, XDP_DROP, LB_REASON_MARTIAN);
 	p->service_id = svc->id;
-	if (!p->flow_set)       /* not probed by the hot path (a SYN, or the cache is off) */
-		p->flow_set = flow_cache_slot(p, key, &p->flow_cache_hash);
 	b = pick_backend(p, svc, key, flow_hash(key->saddr, key->daddr, key->sport, key->dport, key->proto),
-			 p->flow_set, p->flow_cache_hash, 0, 1);
+			 p->syn, 1);
 	if (!b)
 		return verdict(p, XDP_DROP, LB_REASON_NO_BACKEND);
 	return to_backend(p, svc->id, svc->mode, b, b->ip);
-}
-
-/* The hot path: a TCP/UDP packet of a remembered flow. Sends it when the flow's backend is still
- * ACTIVE and its service is the one the packet addresses ({vip, port, proto} exactly, or the
- * VIP's every-port service with no exact service for the port); returns -1 otherwise (the
- * packet then takes the services/Maglev path). No hash map is consulted for an exact service. */
-static __always_inline int to_cached_backend(struct packet *p)
-{
-	struct lb_flow_entry *e;
-	struct lb_backend *b;
-	__be32 addr;
-	__u32 id;
-
-	/* A SYN opens a new connection: it follows the current Maglev table (and replaces what
-	 * an old connection with the same 5-tuple left in the cache), as Katran does, so that a
-	 * reused client port cannot reach a draining backend. */
-	if (p->flow.proto == IPPROTO_TCP && (((__u8 *)p->l4)[TCP_FLAGS_OFF] & (TCP_SYN | TCP_ACK)) == TCP_SYN)
-		return -1;
-	p->flow_set = flow_cache_slot(p, &p->flow, &p->flow_cache_hash);
-	if (!p->flow_set)
-		return -1;
-	e = flow_cache_find(p->flow_set, &p->flow, p->flow_cache_hash);
-	if (!e)
-		return -1;
-	id = e->backend_id;
-	addr = e->backend_ip;
-	b = bpf_map_lookup_elem(&backends, &id);
-	if (!b || !(b->flags & LB_BACKEND_F_ACTIVE) || b->vip != p->flow.daddr || b->proto != p->flow.proto ||
-	    b->ip != addr)
-		return -1;
-	/* addr == b->ip now; hidden from the compiler, which would otherwise take b->ip (known only
-	 * after the backends lookup) for the rewrite and the next hop instead of the entry's copy. */
-	asm volatile("" : "+r"(addr));
-	if (b->vport != p->flow.dport) {
-		__u64 exact = addr_port_key(p->flow.daddr, p->flow.dport, p->flow.proto);
-
-		if (b->vport != 0 || bpf_map_lookup_elem(&services, &exact))
-			return -1;
-	}
-	if (martian_to_vip(p))
-		return verdict(p, XDP_DROP, LB_REASON_MARTIAN);
-	p->backend_id = id;
-	return to_backend(p, b->service_id, b->mode, b, addr);
 }
 
 /* Parses and dispatches. Every helper ends in a verdict (action + reason), so there is no
@@ -377,19 +368,14 @@ static __always_inline int process(struct packet *p)
 
 		p->has_ports = 1;
 		set_flow_word(&p->flow, 1, flow_word1(*(__u32 *)p->l4, proto));   /* sport, dport */
+		/* A SYN opens a connection: in a moved slot it takes the current backend. */
+		p->syn = proto == IPPROTO_TCP && (((__u8 *)p->l4)[TCP_FLAGS_OFF] & (TCP_SYN | TCP_ACK)) == TCP_SYN;
 		if (!vip)
 			return from_backend(p);
-		/* Hot path: a remembered flow of a live service. Then an exact service match
-		 * proves the address is a VIP (user space puts every service's VIP in vips), so
-		 * the vips lookup is skipped. */
-		if (p->settings->flow_cache) {
-			int action = to_cached_backend(p);
-
-			if (action >= 0)
-				return action;
-		}
+		/* An exact service match proves the address is a VIP (user space puts every
+		 * service's VIP in vips), so the vips lookup is skipped. */
 		key = addr_port_key(p->flow.daddr, p->flow.dport, proto);
-		svc = bpf_map_lookup_elem(&services, &key);
+		svc = lookup_service(key);
 		if (svc)
 			return to_service(p, svc);
 	}
@@ -422,7 +408,7 @@ static __always_inline int process(struct packet *p)
 		if (!p->has_ports)
 			return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
 		/* The exact {vip, port, proto} missed above: only the every-port service is left. */
-		return to_service(p, bpf_map_lookup_elem(&services, &key));
+		return to_service(p, lookup_service(key));
 	}
 	if (parse_l4(&c, proto, p->payload_len, &p->l4) == PARSE_ERROR)
 		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
@@ -501,9 +487,9 @@ SEC("xdp")
 int xdp_lb(struct xdp_md *ctx)
 {
 	/* Not zeroed as a whole (11 stores): the parsers set eth, ip, l4 and payload_len before any
-	 * use, every verdict sets reason, and flow_cache_hash is read only with flow_set. What may
-	 * be read before it is written is zeroed here: the flow key (ports stay 0 unless TCP/UDP;
-	 * its pad is hashed and compared), flow_set and the ids a verdict is counted under. */
+	 * use and every verdict sets reason. What may be read before it is written is zeroed here:
+	 * the flow key (ports stay 0 unless TCP/UDP; its pad is hashed and compared) and the ids a
+	 * verdict is counted under. */
 	struct packet p;
 	__u32 zero = 0;
 
@@ -512,8 +498,8 @@ int xdp_lb(struct xdp_md *ctx)
 	p.ingress_ifindex = ctx->ingress_ifindex;
 	p.frame_len = ctx->data_end - ctx->data;
 	__builtin_memset(&p.flow, 0, sizeof(p.flow));
-	p.flow_set = NULL;
 	p.has_ports = 0;
+	p.syn = 0;
 	p.service_id = 0;
 	p.backend_id = 0;
 

@@ -95,6 +95,21 @@ struct lb_service {
 	__u16 pad;
 };
 
+/* service_slots: ARRAY[LB_SERVICE_SLOTS], a direct-indexed copy of services in front of the hash
+ * map: slot = ((first u32 of the key * LB_SERVICE_SLOT_MUL) ^ (second u32 * LB_SERVICE_SLOT_MUL2)) >>
+ * (32 - LB_SERVICE_SLOTS_BITS), the u32s as they lie in memory (host order). A
+ * slot holds one service whose key lands there (the first in the state's order; the others are
+ * found in services) with its entry, kept equal to the services entry by user space; key all zero
+ * = empty (no packet's key is: proto is never 0). A match saves the hash map lookup. */
+#define LB_SERVICE_SLOTS_BITS 10
+#define LB_SERVICE_SLOTS 1024     /* 1 << LB_SERVICE_SLOTS_BITS */
+#define LB_SERVICE_SLOT_MUL 2654435761  /* 0x9e3779b1 */
+#define LB_SERVICE_SLOT_MUL2 2246822507 /* 0x85ebca6b */
+struct lb_service_slot {
+	struct lb_service_key key;
+	struct lb_service svc;
+};
+
 /* vips: key is __be32 address; value: */
 struct lb_vip {
 	__u32 services;    /* number of services on this address (informational) */
@@ -158,7 +173,8 @@ struct lb_if_mac {
 struct lb_settings {
 	__u32 frag_policy;   /* LB_FRAG_* */
 	__u32 sample_rate;   /* 1 in N packets goes to events; 0 = off */
-	__u32 flow_cache;    /* 1 = remember each TCP/UDP flow's backend in flows (default), 0 = pure maglev */
+	__u32 flow_cache;    /* 1 = packets of moved Maglev slots consult and write flows (default), 0 = pure
+	                      * Maglev: every packet goes to its slot's current backend */
 	__u32 tx_redirect;   /* 1 = send back out the ingress interface with bpf_redirect_map, not XDP_TX
 	                      * (veth: XDP_TX wakes a peer without an XDP program only when something
 	                      * else does, see docs/datapath.md); 0 = XDP_TX */
@@ -176,15 +192,14 @@ struct lb_flow_key {
 };
 
 /* flows: one remembered flow (32 bytes: a set is 128, and its index a shift). backend_id 0 =
- * empty way. A hit is used only when check == flow cache hash ^ (backend_id *
- * LB_FLOW_CHECK_MUL) (two CPUs writing one way cannot pass off a torn entry) and
- * backends[backend_id] is ACTIVE, owned by the service the packet addresses and still at
- * backend_ip. The rewrite takes the address from here, so that it need not wait for the
- * backends lookup (which then only confirms it). */
+ * empty way. Written and read only for packets of moved Maglev slots (LB_SLOT_MOVED): a hit counts only when epoch == the slot's epoch (an entry of an earlier transition is
+ * stale), check == flow cache hash ^ (backend_id * LB_FLOW_CHECK_MUL) ^ epoch (two CPUs writing
+ * one way cannot pass off a torn entry) and backends[backend_id] is ACTIVE and owned by the
+ * packet's service. */
 struct lb_flow_entry {
 	struct lb_flow_key key;
 	__u32 backend_id;
-	__be32 backend_ip;
+	__u32 epoch;         /* the slot's epoch when the flow was remembered */
 	__u32 check;
 	__u32 referenced;    /* 1 = a packet used the entry since its set last evicted (NRU) */
 };
@@ -198,6 +213,32 @@ struct lb_flow_entry {
 struct lb_flow_set {
 	struct lb_flow_entry way[LB_FLOW_WAYS];
 };
+
+/* maglev inner tables: ARRAY value, one u32 per slot (4 bytes: a 65537-slot table is 256 KiB, the
+ * one per-flow-random line a steady-state packet reads): the slot's current backend id, with
+ * LB_SLOT_MOVED set while the slot is in a transition (a table change gave it another backend
+ * recently). A packet of an unmoved slot goes to that backend and touches no per-flow state. */
+#define LB_SLOT_MOVED 2147483648 /* 1 << 31 */
+#define LB_SLOT_ID_MASK 2147483647
+
+/* maglev_marks inner tables (same size as the service's maglev table, present only while some
+ * slot is moved): ARRAY value, the transition of a moved slot. With the flow cache on, a packet of
+ * a moved slot consults flows: a TCP SYN goes to the current backend and is remembered; a packet
+ * whose flow is remembered in this transition (same epoch) keeps that backend while it is usable;
+ * another miss goes to prev_id (TCP without SYN always, UDP only while LB_SLOT_F_YOUNG) when
+ * usable, else to the current backend, and is remembered. User space ends the transition (clears
+ * LB_SLOT_MOVED, zeroes the mark) once a sweep finds `seen` clear (docs/decisions.md, "Stateless
+ * steady state"). */
+struct lb_slot_mark {
+	__u32 prev_id;     /* the backend the slot had before the transition (0: none) */
+	__u32 epoch;       /* != 0: stamps the flows remembered in this transition */
+	__u8 seen;         /* 1, set by the program (a byte store, no read-modify-write): a remembered flow on
+	                    * a backend other than the current one was sent since user space last cleared it */
+	__u8 flags;        /* LB_SLOT_F_*, user space's */
+	__u16 pad;
+};
+#define LB_SLOT_F_YOUNG 1  /* the first sweep period of a transition: a UDP miss goes to prev_id too (UDP has
+                            * no SYN that tells a new flow from an old one) */
 
 /* service_stats and backend_stats: PERCPU_ARRAY values (index = id) */
 struct lb_flow_stats {

@@ -15,6 +15,14 @@ struct {
 	__type(value, struct lb_service);
 } services SEC(".maps");
 
+/* service_slots: direct-indexed copies of services entries (see lb_abi.h) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_SERVICE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct lb_service_slot);
+} service_slots SEC(".maps");
+
 /* vips: every VIP address (fragments and ICMP carry no port, so they are classified by address) */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -23,7 +31,8 @@ struct {
 	__type(value, struct lb_vip);
 } vips SEC(".maps");
 
-/* maglev_table: template of one service's inner table, slot -> backend id (sizes differ per service) */
+/* maglev_table: template of one service's inner table, slot -> backend id | LB_SLOT_MOVED (sizes
+ * differ per service) */
 struct maglev_table {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LB_MAGLEV_DEFAULT_SIZE);
@@ -39,6 +48,26 @@ struct {
 	__type(key, __u32);
 	__array(values, struct maglev_table);
 } maglev SEC(".maps");
+
+/* slot_marks: template of a service's transition marks, slot -> struct lb_slot_mark */
+struct slot_marks {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAGLEV_DEFAULT_SIZE);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	/* By sizes: clang's BTF has only a forward declaration of a struct reached through an inner
+	 * map definition, which libbpf cannot size (the layout is lb_abi.h's, generated from it). */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct lb_slot_mark));
+};
+
+/* maglev_marks: service id -> its transition marks (installed before a table whose slots say
+ * LB_SLOT_MOVED, removed after the last mark is gone) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, __u32);
+	__array(values, struct slot_marks);
+} maglev_marks SEC(".maps");
 
 /* backends: backend id -> address, port, flags, owner service */
 struct {
@@ -72,8 +101,8 @@ struct {
 	__type(value, struct lb_if_mac);
 } if_macs SEC(".maps");
 
-/* flows: the flow-affinity cache, sets of LB_FLOW_WAYS remembered flows (see lb_flow_set); a
- * plain shared ARRAY: looked up without hashing or locking, written only for new flows */
+/* flows: the transition cache, sets of LB_FLOW_WAYS remembered flows (see lb_flow_set); a plain
+ * shared ARRAY, looked up without hashing or locking, and only for packets of moved Maglev slots */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LB_MAX_FLOWS / LB_FLOW_WAYS);

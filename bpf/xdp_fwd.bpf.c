@@ -61,6 +61,28 @@ int xdp_fwd_read(struct xdp_md *ctx)
 	return forward_frame(eth);
 }
 
+/* The reading forwarder back out of the interface it came in on (XDP_TX), as a load balancer
+ * whose backends sit behind its ingress interface sends: the ceiling of xdplb's XDP_TX case. */
+const volatile __u8 tx_dst_mac[ETH_ALEN] = {};
+const volatile __u8 tx_src_mac[ETH_ALEN] = {};
+
+SEC("xdp")
+int xdp_fwd_read_tx(struct xdp_md *ctx)
+{
+	struct ethhdr *eth = (void *)(long)ctx->data;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct udphdr *ports = (void *)(ip + 1);
+
+	if ((void *)(ports + 1) > (void *)(long)ctx->data_end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5 ||
+	    (ip->protocol != IPPROTO_UDP && ip->protocol != IPPROTO_TCP))
+		return XDP_DROP;
+	if ((ip->saddr ^ ip->daddr ^ *(__u32 *)ports ^ ip->protocol) == 0xffffffff)
+		return XDP_DROP;
+	__builtin_memcpy(eth->h_dest, (const void *)tx_dst_mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, (const void *)tx_src_mac, ETH_ALEN);
+	return XDP_TX;
+}
+
 /* ---- generator: every run rewrites the whole frame to the next flow, then sends it (XDP_TX) ----
  * The frames live in the test run's page pool and are recycled after the lb and sink are done
  * with them, carrying whatever the lb wrote (MACs, TTL, NAT addresses): so every header field

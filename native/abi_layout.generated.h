@@ -15,6 +15,10 @@ ABI_FIELD(lb_service, mode, 8, 1);
 ABI_FIELD(lb_service, flags, 9, 1);
 ABI_FIELD(lb_service, pad, 10, 2);
 
+static_assert(sizeof(struct lb_service_slot) == 20, "lb_service_slot size");
+ABI_FIELD(lb_service_slot, key, 0, 8);
+ABI_FIELD(lb_service_slot, svc, 8, 12);
+
 static_assert(sizeof(struct lb_vip) == 4, "lb_vip size");
 ABI_FIELD(lb_vip, services, 0, 4);
 
@@ -65,12 +69,19 @@ ABI_FIELD(lb_flow_key, pad, 13, 3);
 static_assert(sizeof(struct lb_flow_entry) == 32, "lb_flow_entry size");
 ABI_FIELD(lb_flow_entry, key, 0, 16);
 ABI_FIELD(lb_flow_entry, backend_id, 16, 4);
-ABI_FIELD(lb_flow_entry, backend_ip, 20, 4);
+ABI_FIELD(lb_flow_entry, epoch, 20, 4);
 ABI_FIELD(lb_flow_entry, check, 24, 4);
 ABI_FIELD(lb_flow_entry, referenced, 28, 4);
 
 static_assert(sizeof(struct lb_flow_set) == 128, "lb_flow_set size");
 ABI_FIELD(lb_flow_set, way, 0, 128);
+
+static_assert(sizeof(struct lb_slot_mark) == 12, "lb_slot_mark size");
+ABI_FIELD(lb_slot_mark, prev_id, 0, 4);
+ABI_FIELD(lb_slot_mark, epoch, 4, 4);
+ABI_FIELD(lb_slot_mark, seen, 8, 1);
+ABI_FIELD(lb_slot_mark, flags, 9, 1);
+ABI_FIELD(lb_slot_mark, pad, 10, 2);
 
 static_assert(sizeof(struct lb_flow_stats) == 32, "lb_flow_stats size");
 ABI_FIELD(lb_flow_stats, fwd_packets, 0, 8);

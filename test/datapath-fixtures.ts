@@ -88,7 +88,27 @@ export const BACKENDS: BackendDef[] = [
   { id: 10, ip: '198.18.1.15', port: 0, flags: 0, service: 10 },
   { id: 11, ip: '198.18.1.10', port: 0, service: 11 },
   { id: 12, ip: '198.18.1.14', port: 0, service: 3 },   // ACTIVE, in no table (draining)
+  { id: 13, ip: '198.18.1.13', port: 5353, service: 2 }, // ACTIVE, in no table (draining): service 2's previous backend
 ];
+
+/** The epoch of the fixture's transition marks (and of the flows remembered in it). */
+export const FIXTURE_EPOCH = 7;
+/**
+ * Moved slots (struct lb_maglev_slot marks) of the fixture tables, by service id and slot; every
+ * other slot has not moved. They matter only with the flow cache on (docs/decisions.md
+ * "Stateless steady state").
+ */
+const MARKS: Record<number, Record<number, { prev: number; young: boolean }>> = {
+  1: { 0: { prev: 2, young: false }, 1: { prev: 1, young: true }, 2: { prev: 10, young: true } },
+  2: { 0: { prev: 13, young: true }, 1: { prev: 13, young: false } },
+  3: { 0: { prev: 12, young: false } },
+};
+
+/** The slot of service `serviceId`'s table a flow hashes to (seed 0). */
+export function fixtureSlot(serviceId: number, saddr: string, daddr: string, sport: number, dport: number, proto: number): number {
+  const svc = SERVICES.find((s) => s.id === serviceId)!;
+  return flowHash(ipToU32(saddr), ipToU32(daddr), sport, dport, proto, 0) % svc.table.length;
+}
 
 const REVERSE = [
   { ip: '198.18.1.10', port: 80, proto: IPPROTO_TCP, vip: VIP.web, vport: 80, serviceId: 1, backendId: 1 },
@@ -132,6 +152,7 @@ export function fixtureState(lab: DatapathLab, seed = 0): ModelState {
     reverseFrags: REVERSE_FRAGS.map((r) => ({ ...r, ip: ipToU32(r.ip), vip: ipToU32(r.vip) })),
     ifMacs: new Map(Object.values(lab.ports).map((p) => [p.ifindex, macToBuffer(p.mac)])),
     maglev: new Map(SERVICES.map((s) => [s.id, [...s.table]])),
+    marks: new Map(Object.entries(MARKS).map(([id, slots]) => [Number(id), new Map(Object.entries(slots).map(([slot, m]) => [Number(slot), { prev: m.prev, epoch: FIXTURE_EPOCH, seen: false, young: m.young }]))])),
     flows: new FlowCacheModel(TEST_FLOW_SETS),
     txPorts: new Set([lab.ports.a.ifindex, lab.ports.b.ifindex]),
     fib: lab.fib,
@@ -157,8 +178,8 @@ export interface Fixture {
   ingress: 'a' | 'b';
   input: Buffer;
   settings?: Partial<ModelSettings>;
-  /** flow-cache entries installed before the run: client 5-tuple -> backend id. */
-  flows?: Array<{ saddr: string; daddr: string; sport: number; dport: number; proto: number; backendId: number }>;
+  /** flow-cache entries installed before the run: client 5-tuple -> backend id (epoch: FIXTURE_EPOCH unless given). */
+  flows?: Array<{ saddr: string; daddr: string; sport: number; dport: number; proto: number; backendId: number; epoch?: number }>;
   action: Action;
   reason: ReasonName;
   serviceId?: number;
@@ -317,39 +338,66 @@ export function fixtures(): Fixture[] {
     F.push({ name: 'backend without route: PASS (no_route)', ingress: 'a', input: tcpFrame(CLIENT, VIP.noRoute, { sport: 8007, dport: 80 }), action: 'pass', reason: 'no_route', serviceId: 9, backendId: 9, output: nr });
   }
 
-  // -- flow cache
+  // -- transitions: moved and unmoved Maglev slots, SYN and not, TCP and UDP (flow cache on)
   {
-    let sp = 9000;
-    while (web(sp).id !== 1) sp++;
-    const b2 = BACKENDS[1];
-    // Segments of established connections (ACK): a SYN never takes the cache (row below).
     const ACK = 0x10;
-    const tcpAckIn = (sport: number) => tcpFrame(CLIENT, VIP.web, { sport, dport: 80, payload: PAYLOAD, flags: ACK });
-    F.push({ name: 'flow cache hit on an ACTIVE backend of the service wins over Maglev', ingress: 'a', input: tcpAckIn(sp), settings: { flowCache: true },
-      flows: [{ saddr: CLIENT, daddr: VIP.web, sport: sp, dport: 80, proto: IPPROTO_TCP, backendId: 2 }],
-      action: 'redirect', reason: 'forwarded', serviceId: 1, backendId: 2, output: natTcpOut(CLIENT, b2, { sport: sp, dport: 80, payload: PAYLOAD, flags: ACK }) });
-    F.push({ name: 'flow cache entry on an inactive backend is ignored (Maglev decides)', ingress: 'a', input: tcpAckIn(sp), settings: { flowCache: true },
-      flows: [{ saddr: CLIENT, daddr: VIP.web, sport: sp, dport: 80, proto: IPPROTO_TCP, backendId: 10 }],
-      action: 'redirect', reason: 'forwarded', serviceId: 1, backendId: 1, output: natTcpOut(CLIENT, BACKENDS[0], { sport: sp, dport: 80, payload: PAYLOAD, flags: ACK }) });
-    F.push({ name: 'flow cache entry on another service\'s backend is ignored', ingress: 'a', input: tcpAckIn(sp), settings: { flowCache: true },
-      flows: [{ saddr: CLIENT, daddr: VIP.web, sport: sp, dport: 80, proto: IPPROTO_TCP, backendId: 4 }],
-      action: 'redirect', reason: 'forwarded', serviceId: 1, backendId: 1, output: natTcpOut(CLIENT, BACKENDS[0], { sport: sp, dport: 80, payload: PAYLOAD, flags: ACK }) });
-    F.push({ name: 'flow cache: a SYN ignores a remembered flow (a new connection follows Maglev)', ingress: 'a', input: tcpIn(sp), settings: { flowCache: true },
-      flows: [{ saddr: CLIENT, daddr: VIP.web, sport: sp, dport: 80, proto: IPPROTO_TCP, backendId: 2 }],
-      action: 'redirect', reason: 'forwarded', serviceId: 1, backendId: 1, output: natTcpOut(CLIENT, BACKENDS[0], { sport: sp, dport: 80, payload: PAYLOAD }) });
-    const b12 = BACKENDS[11];
-    F.push({ name: 'flow cache: a remembered flow of the every-port service stays on its draining backend', ingress: 'a',
-      input: tcpFrame(CLIENT, VIP.any, { sport: 9100, dport: 2222, flags: ACK }), settings: { flowCache: true },
-      flows: [{ saddr: CLIENT, daddr: VIP.any, sport: 9100, dport: 2222, proto: IPPROTO_TCP, backendId: 12 }],
-      action: 'redirect', reason: 'forwarded', serviceId: 3, backendId: 12, output: natTcpOut(CLIENT, b12, { sport: 9100, dport: 2222, flags: ACK }) });
-    F.push({ name: 'flow cache: an exact service of the port wins over a remembered every-port flow', ingress: 'a',
-      input: tcpFrame(CLIENT, VIP.any, { sport: 9101, dport: 8443, flags: ACK }), settings: { flowCache: true },
+    const SYN = 0x02;
+    /** The first client port from `from` whose flow to service `id` lands in `slot`. */
+    const portIn = (id: number, daddr: string, dport: number, proto: number, slot: number, from: number): number => {
+      let sp = from;
+      while (fixtureSlot(id, CLIENT, daddr, sp, dport, proto) !== slot) sp++;
+      return sp;
+    };
+    const on = { flowCache: true };
+    const webRow = (name: string, slot: number, from: number, flags: number, flows: Array<{ backendId: number; epoch?: number }>, backendId: number, settings: Partial<ModelSettings> = on): void => {
+      const sp = portIn(1, VIP.web, 80, IPPROTO_TCP, slot, from);
+      F.push({ name, ingress: 'a', input: tcpFrame(CLIENT, VIP.web, { sport: sp, dport: 80, payload: PAYLOAD, flags }), settings,
+        flows: flows.map((f) => ({ saddr: CLIENT, daddr: VIP.web, sport: sp, dport: 80, proto: IPPROTO_TCP, ...f })),
+        action: 'redirect', reason: 'forwarded', serviceId: 1, backendId, output: natTcpOut(CLIENT, BACKENDS[backendId - 1], { sport: sp, dport: 80, payload: PAYLOAD, flags }) });
+    };
+    // Service 1 (table 1,2,1,2,1,2,1): slot 0 moved 2 -> 1, slot 1 moved 1 -> 2 (young), slot 2 moved from backend 10 (not usable) -> 1.
+    webRow('unmoved slot: a remembered flow is not even looked at (the slot\'s backend)', 3, 9000, ACK, [{ backendId: 1 }], 2);
+    webRow('unmoved slot: a SYN goes to the slot\'s backend', 4, 9000, SYN, [], 1);
+    webRow('moved slot: an established segment (no SYN) missing in the cache goes to the previous backend', 0, 9000, ACK, [], 2);
+    webRow('moved slot: a SYN takes the current backend, whatever is remembered', 0, 9000, SYN, [{ backendId: 2 }], 1);
+    webRow('moved slot: a remembered flow on the current backend stays there', 0, 9000, ACK, [{ backendId: 1 }], 1);
+    webRow('moved slot: a remembered flow on another usable backend of the service keeps it', 2, 9000, ACK, [{ backendId: 2 }], 2);
+    webRow('moved slot: an entry of an earlier transition (other epoch) is stale: the previous backend', 1, 9000, ACK, [{ backendId: 2, epoch: FIXTURE_EPOCH - 1 }], 1);
+    webRow('moved slot: an entry on an inactive backend is a miss: the previous backend', 0, 9000, ACK, [{ backendId: 10 }], 2);
+    webRow('moved slot: an entry on another service\'s backend is a miss: the previous backend', 0, 9000, ACK, [{ backendId: 4 }], 2);
+    webRow('moved slot whose previous backend is not usable: a miss takes the current backend', 2, 9000, ACK, [], 1);
+    webRow('flow cache off (purely stateless): a moved slot is its current backend, the cache is ignored', 0, 9000, ACK, [{ backendId: 2 }], 1, { flowCache: false });
+    // Service 2 (UDP VIP.web:53 -> 3; slot 0 moved from 13, young; slot 1 moved from 13, not young).
+    const b3 = BACKENDS[2];
+    const b13 = BACKENDS[12];
+    const udpRow = (name: string, slot: number, flows: number[], b: BackendDef): void => {
+      const sp = portIn(2, VIP.web, 53, IPPROTO_UDP, slot, 9500);
+      F.push({ name, ingress: 'a', input: udpFrame(CLIENT, VIP.web, { sport: sp, dport: 53, payload: Buffer.from('query') }), settings: on,
+        flows: flows.map((backendId) => ({ saddr: CLIENT, daddr: VIP.web, sport: sp, dport: 53, proto: IPPROTO_UDP, backendId })),
+        action: 'redirect', reason: 'forwarded', serviceId: 2, backendId: b.id,
+        output: udpFrame(CLIENT, b.ip, { sport: sp, dport: 5353, payload: Buffer.from('query') }, { eth: { dst: backendMac(b.ip), src: portMac('b') }, ip: { ttl: 63 } }) });
+    };
+    udpRow('UDP, unmoved slot: the slot\'s backend', 2, [13], b3);
+    udpRow('UDP, moved slot in its young phase: a miss goes to the previous backend', 0, [], b13);
+    udpRow('UDP, moved slot past its young phase: a miss is a new flow (the current backend)', 1, [], b3);
+    udpRow('UDP, moved slot past its young phase: a remembered flow keeps the previous backend', 1, [13], b13);
+    // Service 3 (every port of VIP.any; slot 0 moved from the draining backend 12).
+    {
+      const sp = portIn(3, VIP.any, 2222, IPPROTO_TCP, 0, 9100);
+      const b12 = BACKENDS[11];
+      F.push({ name: 'every-port service, moved slot: an established segment goes to the draining previous backend', ingress: 'a',
+        input: tcpFrame(CLIENT, VIP.any, { sport: sp, dport: 2222, flags: ACK }), settings: on,
+        action: 'redirect', reason: 'forwarded', serviceId: 3, backendId: 12, output: natTcpOut(CLIENT, b12, { sport: sp, dport: 2222, flags: ACK }) });
+      const sp2 = portIn(3, VIP.any, 2222, IPPROTO_TCP, 1, 9100);
+      F.push({ name: 'every-port service, unmoved slot: a remembered flow on the draining backend is not looked at', ingress: 'a',
+        input: tcpFrame(CLIENT, VIP.any, { sport: sp2, dport: 2222, flags: ACK }), settings: on,
+        flows: [{ saddr: CLIENT, daddr: VIP.any, sport: sp2, dport: 2222, proto: IPPROTO_TCP, backendId: 12 }],
+        action: 'redirect', reason: 'forwarded', serviceId: 3, backendId: 4, output: natTcpOut(CLIENT, BACKENDS[3], { sport: sp2, dport: 2222, flags: ACK }) });
+    }
+    F.push({ name: 'an exact service of the port wins over the every-port service', ingress: 'a',
+      input: tcpFrame(CLIENT, VIP.any, { sport: 9101, dport: 8443, flags: ACK }), settings: on,
       flows: [{ saddr: CLIENT, daddr: VIP.any, sport: 9101, dport: 8443, proto: IPPROTO_TCP, backendId: 12 }],
       action: 'redirect', reason: 'forwarded', serviceId: 11, backendId: 11, output: natTcpOut(CLIENT, BACKENDS[10], { sport: 9101, dport: 8443, flags: ACK }) });
-    F.push({ name: 'flow cache: a remembered flow for another VIP\'s backend is ignored', ingress: 'a',
-      input: tcpFrame(CLIENT, VIP.any, { sport: 9102, dport: 2222, flags: ACK }), settings: { flowCache: true },
-      flows: [{ saddr: CLIENT, daddr: VIP.any, sport: 9102, dport: 2222, proto: IPPROTO_TCP, backendId: 2 }],
-      action: 'redirect', reason: 'forwarded', serviceId: 3, backendId: 4, output: natTcpOut(CLIENT, BACKENDS[3], { sport: 9102, dport: 2222, flags: ACK }) });
   }
 
   // -- ICMP
@@ -432,7 +480,7 @@ function verdictFixtures(web: (sport: number) => BackendDef): Fixture[] {
   F.push({ name: 'DSR VIP from 0.0.0.0 is dropped (martian)', ingress: 'a', input: tcpFrame('0.0.0.0', VIP.dsr, { sport: 11103, dport: 80 }), action: 'drop', reason: 'martian', output: 'unchanged' });
   F.push({ name: 'ICMP echo to a VIP from 127.0.0.1 is not answered (martian)', ingress: 'a', input: buildFrame({ ip: { src: '127.0.0.1', dst: VIP.web, proto: IPPROTO_ICMP }, icmp: { type: 8 } }), action: 'drop', reason: 'martian', output: 'unchanged' });
   F.push({ name: 'VIP without service from 240.0.0.1 is dropped (martian before no_service)', ingress: 'a', input: tcpFrame('240.0.0.1', VIP.bare, { sport: 11104, dport: 80 }), action: 'drop', reason: 'martian', output: 'unchanged' });
-  F.push({ name: 'flow cache: a remembered flow from a martian source is dropped too (martian)', ingress: 'a', input: tcpFrame('127.0.0.1', VIP.web, { sport: 11105, dport: 80, flags: 0x10 }), settings: { flowCache: true },
+  F.push({ name: 'a remembered flow from a martian source is dropped too (martian)', ingress: 'a', input: tcpFrame('127.0.0.1', VIP.web, { sport: 11105, dport: 80, flags: 0x10 }), settings: { flowCache: true },
     flows: [{ saddr: '127.0.0.1', daddr: VIP.web, sport: 11105, dport: 80, proto: IPPROTO_TCP, backendId: 1 }], action: 'drop', reason: 'martian', output: 'unchanged' });
   F.push({ name: 'non-VIP traffic from 0.0.0.0 is left to the kernel (not_vip)', ingress: 'a', input: udpFrame('0.0.0.0', '198.18.0.1', { sport: 68, dport: 67 }), action: 'pass', reason: 'not_vip', output: 'unchanged' });
   for (const dst of ['0.0.0.0', '127.0.0.1', '224.0.0.251', '255.255.255.255', '240.1.2.3']) {

@@ -4,16 +4,16 @@
  * maps directly (exact ids, inactive backends, odd table sizes) instead of going through the
  * reconciler, so that every branch of the program can be reached on purpose.
  */
-import { flowCacheHash, vipFilterWords } from '../src/dataplane/jhash';
+import { flowCacheHash, serviceSlotIndex, vipFilterWords } from '../src/dataplane/jhash';
 import { LB, LbFlowEntryCodec } from '../src/dataplane/abi';
-import { type ModelService, type ModelState } from './refmodel';
+import { type ModelMark, type ModelService, type ModelState } from './refmodel';
 
 /** Sets of the flows map in the data-path tests (program and model alike). */
 export const TEST_FLOW_SETS = 256;
 /** sizeof(struct lb_flow_entry) */
 const FLOW_ENTRY_BYTES = LbFlowEntryCodec.size;
 /** Offsets of struct lb_flow_entry's fields (from the codec, itself checked against the BTF). */
-const FLOW_AT = Object.fromEntries(LbFlowEntryCodec.fields.map((f) => [f.c, f.offset])) as Record<'backend_id' | 'backend_ip' | 'check' | 'referenced', number>;
+const FLOW_AT = Object.fromEntries(LbFlowEntryCodec.fields.map((f) => [f.c, f.offset])) as Record<'backend_id' | 'epoch' | 'check' | 'referenced', number>;
 
 /** The few map operations the harness needs (implemented over src/bpf by the tests). */
 export interface MapAccess {
@@ -22,8 +22,11 @@ export interface MapAccess {
   /** Raw value bytes; per-CPU maps return every CPU's value, each padded to 8 bytes. */
   lookup(map: string, key: Buffer): Buffer | null;
   keys(map: string): Buffer[];
-  /** Creates an ARRAY u32 -> u32 (flags BPF_F_INNER_MAP) to be an inner maglev table; returns its fd. */
-  createInnerTable(maxEntries: number, entries: number[]): number;
+  /** Creates an ARRAY u32 -> `valueSize` bytes (flags BPF_F_INNER_MAP) holding `values`: an
+   * inner maglev table (4-byte ids) or maglev_marks table (struct lb_slot_mark); returns its fd. */
+  createInnerTable(maxEntries: number, valueSize: number, values: Buffer): number;
+  /** The values of an inner table created by createInnerTable, back to back. */
+  readInnerTable(fd: number): Buffer;
   closeFd(fd: number): void;
   possibleCpus: number;
 }
@@ -71,8 +74,31 @@ export function flowKeyBytes(saddr: number, daddr: number, sport: number, dport:
 }
 
 /** The flows map's check word of an entry (see struct lb_flow_entry). */
-export function flowCheck(hash: number, backendId: number): number {
-  return (hash ^ Math.imul(backendId, LB.FLOW_CHECK_MUL)) >>> 0;
+export function flowCheck(hash: number, backendId: number, epoch: number): number {
+  return (hash ^ Math.imul(backendId, LB.FLOW_CHECK_MUL) ^ epoch) >>> 0;
+}
+
+/** The inner maglev table's values: current ids, LB_SLOT_MOVED on slots with a mark (prev != 0). */
+export function slotIdBytes(table: readonly number[], marks?: Map<number, ModelMark>): Buffer {
+  const out = Buffer.alloc(table.length * 4);
+  table.forEach((id, slot) => out.writeUInt32LE(((marks?.get(slot)?.prev ?? 0) !== 0 ? (id | LB.SLOT_MOVED) : id) >>> 0, slot * 4));
+  return out;
+}
+
+/** sizeof(struct lb_slot_mark) */
+export const MARK_BYTES = 12;
+
+/** The maglev_marks inner table's values (struct lb_slot_mark per slot). */
+export function slotMarkBytes(size: number, marks: Map<number, ModelMark>): Buffer {
+  const out = Buffer.alloc(size * MARK_BYTES);
+  for (const [slot, m] of marks) {
+    if (slot >= size) continue;
+    out.writeUInt32LE(m.prev >>> 0, slot * MARK_BYTES);
+    out.writeUInt32LE(m.epoch >>> 0, slot * MARK_BYTES + 4);
+    out[slot * MARK_BYTES + 8] = m.seen ? 1 : 0;
+    out[slot * MARK_BYTES + 9] = m.young ? LB.SLOT_F_YOUNG : 0;
+  }
+  return out;
 }
 
 /** Makes the flows map hold exactly the model's flow cache (zeroes every set in use first). */
@@ -88,8 +114,8 @@ export function installFlows(maps: MapAccess, state: ModelState): void {
     const at = e.way * FLOW_ENTRY_BYTES;
     flowKeyBytes(saddr, daddr, sport, dport, proto).copy(set, at);
     set.writeUInt32LE(e.backendId, at + FLOW_AT.backend_id);
-    set.writeUInt32BE(e.backendIp >>> 0, at + FLOW_AT.backend_ip);
-    set.writeUInt32LE(flowCheck(flowCacheHash(saddr, daddr, sport, dport, proto, state.seed), e.backendId), at + FLOW_AT.check);
+    set.writeUInt32LE(e.epoch >>> 0, at + FLOW_AT.epoch);
+    set.writeUInt32LE(flowCheck(flowCacheHash(saddr, daddr, sport, dport, proto, state.seed), e.backendId, e.epoch), at + FLOW_AT.check);
     set.writeUInt32LE(e.referenced ? 1 : 0, at + FLOW_AT.referenced);
     sets.set(e.set, set);
   }
@@ -97,11 +123,10 @@ export function installFlows(maps: MapAccess, state: ModelState): void {
 }
 
 /**
- * The flows the map holds, as `flowKey=backendId` strings (`flowKey=backendId@backendIp` with
- * `withIp`, the address as a host-order u32), `*` after a referenced one (entries whose check
- * is wrong included, marked).
+ * The flows the map holds, as `flowKey=backendId` strings (`flowKey=backendId@epoch` with
+ * `withEpoch`), `*` after a referenced one (entries whose check is wrong included, marked).
  */
-export function readFlows(maps: MapAccess, seed: number, withIp = false): string[] {
+export function readFlows(maps: MapAccess, seed: number, withEpoch = false): string[] {
   const out: string[] = [];
   for (const k of maps.keys('flows')) {
     const v = maps.lookup('flows', k);
@@ -110,8 +135,9 @@ export function readFlows(maps: MapAccess, seed: number, withIp = false): string
       const backendId = v.readUInt32LE(at + FLOW_AT.backend_id);
       if (backendId === 0) continue;
       const f = [v.readUInt32BE(at), v.readUInt32BE(at + 4), v.readUInt16BE(at + 8), v.readUInt16BE(at + 10), v[at + 12]] as const;
-      const good = v.readUInt32LE(at + FLOW_AT.check) === flowCheck(flowCacheHash(...f, seed), backendId);
-      const ip = withIp ? `@${v.readUInt32BE(at + FLOW_AT.backend_ip)}` : '';
+      const epoch = v.readUInt32LE(at + FLOW_AT.epoch);
+      const good = v.readUInt32LE(at + FLOW_AT.check) === flowCheck(flowCacheHash(...f, seed), backendId, epoch);
+      const ip = withEpoch ? `@${epoch}` : '';
       out.push(`${f.join(':')}=${backendId}${ip}${v.readUInt32LE(at + FLOW_AT.referenced) ? '*' : ''}${good ? '' : ' (bad check)'}`);
     }
   }
@@ -140,8 +166,20 @@ export function installIfMacs(maps: MapAccess, macs: Map<number, Buffer>): void 
   }
 }
 
-/** Installed inner tables, to close when the state is replaced. */
-export interface Installed { innerFds: number[] }
+/** Installed inner tables (marks tables by service id), to close when the state is replaced. */
+export interface Installed { innerFds: number[]; marksFdByService?: Map<number, number> }
+
+/** The `seen` bytes the program left in the installed marks tables: service id -> slots seen. */
+export function readSeen(maps: MapAccess, installed: Installed): Map<number, number[]> {
+  const out = new Map<number, number[]>();
+  for (const [id, fd] of installed.marksFdByService ?? []) {
+    const bytes = maps.readInnerTable(fd);
+    const seen: number[] = [];
+    for (let slot = 0; (slot + 1) * MARK_BYTES <= bytes.length; slot++) if (bytes[slot * MARK_BYTES + 8]) seen.push(slot);
+    out.set(id, seen);
+  }
+  return out;
+}
 
 /**
  * Writes `state` into the maps (replacing services, vips, backends, reverse, maglev, settings,
@@ -153,14 +191,26 @@ export function installState(maps: MapAccess, state: ModelState, previous?: Inst
   }
   for (const id of [...state.maglev.keys(), ...state.services.map((s) => s.id)]) {
     maps.delete('maglev', u32le(id));
+    maps.delete('maglev_marks', u32le(id));
   }
   for (const fd of previous?.innerFds ?? []) maps.closeFd(fd);
 
   maps.update('settings', u32le(0), settingsValue(state.settings.fragPolicy, state.settings.sampleRate, state.settings.flowCache, state.vips));
+  // service_slots: every slot zeroed, then the first service of each slot (as the reconciler).
+  for (const k of maps.keys('service_slots')) {
+    const v = maps.lookup('service_slots', k);
+    if (v && v.some((byte) => byte !== 0)) maps.update('service_slots', k, Buffer.alloc(v.length));
+  }
+  const slotted = new Set<number>();
   for (const s of state.services) {
     const key = serviceKey(s.vip, s.port, s.proto);
     const value = serviceValue(s.id, s.tableSize, s.mode);
     maps.update('services', key, value);
+    const index = serviceSlotIndex(key);
+    if (!slotted.has(index)) {
+      slotted.add(index);
+      maps.update('service_slots', u32le(index), Buffer.concat([key, value.subarray(0, 12)]));
+    }
   }
   for (const vip of state.vips) maps.update('vips', be32(vip), u32le(state.services.filter((s) => s.vip === vip).length));
   for (const b of state.backends.values()) maps.update('backends', u32le(b.id), backendValue(b.ip, b.port, b.flags, b.serviceId, state.services));
@@ -169,13 +219,21 @@ export function installState(maps: MapAccess, state: ModelState, previous?: Inst
   for (const p of state.txPorts) maps.update('tx_ports', u32le(p), u32le(p));
   installIfMacs(maps, state.ifMacs);
   const innerFds: number[] = [];
+  const marksFdByService = new Map<number, number>();
   for (const [id, table] of state.maglev) {
-    const fd = maps.createInnerTable(table.length, table);
+    const marks = state.marks?.get(id);
+    if (marks?.size) {
+      const mfd = maps.createInnerTable(table.length, MARK_BYTES, slotMarkBytes(table.length, marks));
+      innerFds.push(mfd);
+      marksFdByService.set(id, mfd);
+      maps.update('maglev_marks', u32le(id), u32le(mfd));
+    }
+    const fd = maps.createInnerTable(table.length, 4, slotIdBytes(table, marks));
     innerFds.push(fd);
     maps.update('maglev', u32le(id), u32le(fd));
   }
   installFlows(maps, state);
-  return { innerFds };
+  return { innerFds, marksFdByService };
 }
 
 // ---- counters ----------------------------------------------------------------------------------

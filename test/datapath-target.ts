@@ -57,18 +57,18 @@ export function loadTarget(opts: TargetOptions = {}): Target {
     delete: (name, key) => { map(name).delete(key); },
     lookup: (name, key) => map(name).lookup(key),
     keys: (name) => [...map(name).keys()],
-    createInnerTable: (maxEntries, entries) => {
-      const inner = BpfMap.create({ type: 'array', name: 'xlbt_maglev', keySize: 4, valueSize: 4, maxEntries, flags: BPF_F_INNER_MAP });
-      const keys: Buffer[] = [];
-      const values: Buffer[] = [];
-      entries.forEach((id, slot) => {
-        const k = Buffer.alloc(4); k.writeUInt32LE(slot);
-        const v = Buffer.alloc(4); v.writeUInt32LE(id);
-        keys.push(k); values.push(v);
-      });
-      if (keys.length) inner.updateBatch(keys, values);
+    createInnerTable: (maxEntries, valueSize, values) => {
+      const inner = BpfMap.create({ type: 'array', name: 'xlbt_maglev', keySize: 4, valueSize, maxEntries, flags: BPF_F_INNER_MAP });
+      const count = Math.min(maxEntries, values.length / valueSize);
+      if (count) inner.updateBatchFlat(Buffer.from(Uint32Array.from({ length: count }, (_, i) => i).buffer), values.subarray(0, count * valueSize), count);
       inners.set(inner.fd, inner);
       return inner.fd;
+    },
+    readInnerTable: (fd) => {
+      const inner = inners.get(fd)!;
+      const out = Buffer.alloc(inner.maxEntries * inner.valueSize);
+      for (const [k, v] of inner.lookupBatch()) v.copy(out, k.readUInt32LE(0) * inner.valueSize);
+      return out;
     },
     closeFd: (fd) => { inners.get(fd)?.close(); inners.delete(fd); },
   };

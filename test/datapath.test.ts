@@ -11,19 +11,19 @@ import {
   checksumProblems, parseFrame, buildFrame, buildIpv4, buildEthernet, internetChecksum, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
 } from '../src/dataplane/packet';
 import { LB, LbEventCodec, LbFlowEntryCodec } from '../src/dataplane/abi';
-import { flowCacheHash, flowHash } from '../src/dataplane/jhash';
+import { flowCacheHash, flowHash, serviceSlotIndex } from '../src/dataplane/jhash';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
 import {
-  installState, installFlows, readFlows, readCounters, counterDeltas, settingsValue, backendValue, TEST_FLOW_SETS,
+  installState, installFlows, readFlows, readCounters, counterDeltas, settingsValue, backendValue, readSeen, serviceKey, serviceValue, TEST_FLOW_SETS, type Installed,
 } from './datapath-harness';
 import { loadTarget, type Target } from './datapath-target';
 import {
-  DP_NETNS, PORTS, NEIGHBOURS, DEFAULT_SETTINGS, ACTION_NUMBER, CLIENT, VIP, MAC, fixtureState, fixtures, predictBackend, fragmentDatagram, type Fixture,
+  DP_NETNS, PORTS, NEIGHBOURS, DEFAULT_SETTINGS, ACTION_NUMBER, CLIENT, VIP, MAC, FIXTURE_EPOCH, fixtureState, fixtures, fixtureSlot, fragmentDatagram, type Fixture,
 } from './datapath-fixtures';
 import { REASON, runModel, BACKEND_ACTIVE, MODE_NAT, FlowCacheModel, flowKey, type ModelState } from './refmodel';
 
 const SERVICE_IDS = Array.from({ length: 12 }, (_, i) => i);
-const BACKEND_IDS = Array.from({ length: 13 }, (_, i) => i);
+const BACKEND_IDS = Array.from({ length: 14 }, (_, i) => i);
 
 interface DecodedEvent {
   ifindex: number; pktLen: number; serviceId: number; backendId: number;
@@ -86,6 +86,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   let target: Target;
   let restore: () => void = () => {};
   let state: ModelState;
+  let installed: Installed;
   let ring: RingBuffer;
   const events: Buffer[] = [];
 
@@ -94,7 +95,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     restore = enterNetns(DP_NETNS); // tx_ports and the test-run ingress ifindex live in the namespace
     target = loadTarget();
     state = fixtureState(lab);
-    installState(target.maps, state); // the inner tables close with the target
+    installed = installState(target.maps, state); // the inner tables close with the target
     ring = new RingBuffer(target.map('events'), (rec) => events.push(rec));
   });
 
@@ -118,7 +119,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
       const flows = new FlowCacheModel(TEST_FLOW_SETS);
       for (const f of fx.flows ?? []) {
         const key = [ipToU32(f.saddr), ipToU32(f.daddr), f.sport, f.dport, f.proto] as const;
-        flows.remember(flowCacheHash(...key, state.seed), flowKey(...key), f.backendId, state.backends.get(f.backendId)?.ip ?? 0);
+        flows.remember(flowCacheHash(...key, state.seed), flowKey(...key), f.backendId, f.epoch ?? FIXTURE_EPOCH);
       }
       installFlows(target.maps, { ...state, flows });
       ring.consume();
@@ -194,63 +195,97 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     assert.equal(events.length, 0);
   });
 
-  test('the flow cache remembers a new flow with its backend, and uses it next time', () => {
+  /** A client port from `from` whose flow to VIP.web:80 lands in slot `slot` of service 1. */
+  const webPortIn = (slot: number, from: number, also: (sport: number) => boolean = () => true): number => {
+    let sp = from;
+    while (fixtureSlot(1, CLIENT, VIP.web, sp, 80, IPPROTO_TCP) !== slot || !also(sp)) sp++;
+    return sp;
+  };
+  const sendWeb = (sport: number, flags: number) => target.program.testRun(
+    buildFrame({ eth: { dst: PORTS[0].mac }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport, dport: 80, flags } }),
+    { ingressIfindex: lab.ports.a.ifindex });
+  const webKey = (sport: number) => flowKey(ipToU32(CLIENT), ipToU32(VIP.web), sport, 80, IPPROTO_TCP);
+
+  test('moved slots remember flows (with the transition\'s epoch) and use them; unmoved slots remember nothing', () => {
     target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true, state.vips));
     installFlows(target.maps, { ...state, flows: new FlowCacheModel(TEST_FLOW_SETS) });
-    const frame = buildFrame({ eth: { dst: PORTS[0].mac }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 4321, dport: 80 } });
-    const res = target.program.testRun(frame, { ingressIfindex: lab.ports.a.ifindex });
-    assert.equal(res.retval, ACTION_NUMBER.redirect);
-    const backendIp = parseFrame(res.data).ipv4!.dst;
-    const flows = readFlows(target.maps, state.seed);
-    assert.equal(flows.length, 1, `one flow remembered: ${flows.join(', ')}`);
-    const [key, id] = flows[0].split('=');
-    assert.equal(key, flowKey(ipToU32(CLIENT), ipToU32(VIP.web), 4321, 80, IPPROTO_TCP));
-    assert.equal(u32ToIp(state.backends.get(Number(id))!.ip), backendIp, 'cached backend is the one the packet went to');
-    assert.deepEqual(readFlows(target.maps, state.seed, true), [`${flows[0]}@${ipToU32(backendIp)}`], 'the entry holds the address it sent to');
-    // The connection's next segment (ACK): the hit path sends it to the same backend, nothing
-    // new remembered; a SYN with the same 5-tuple (a reused port) follows Maglev again.
-    const ack = buildFrame({ eth: { dst: PORTS[0].mac }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 4321, dport: 80, flags: 0x10 } });
-    const again = target.program.testRun(ack, { ingressIfindex: lab.ports.a.ifindex });
-    assert.equal(parseFrame(again.data).ipv4!.dst, backendIp);
-    assert.deepEqual(readFlows(target.maps, state.seed), [`${flows[0]}*`], 'the same entry, now marked referenced');
+    // Unmoved slot 3 (backend 2): a SYN and an ACK, nothing remembered.
+    const still = webPortIn(3, 4000);
+    sendWeb(still, 0x02);
+    sendWeb(still, 0x10);
+    assert.deepEqual(readFlows(target.maps, state.seed), [], 'no per-flow state for an unmoved slot');
+    // Moved slot 0 (current 1, previous 2): a SYN goes to 1 and is remembered.
+    const fresh = webPortIn(0, 4000);
+    assert.equal(parseFrame(sendWeb(fresh, 0x02).data).ipv4!.dst, u32ToIp(state.backends.get(1)!.ip));
+    assert.deepEqual(readFlows(target.maps, state.seed, true), [`${webKey(fresh)}=1@${FIXTURE_EPOCH}`]);
+    // (Slot 0 of service 1 is seen by nothing before this test: other rows' slots may be.)
+    assert.ok(!readSeen(target.maps, installed).get(1)!.includes(0), 'a flow on the current backend does not make the slot seen');
+    // Its next segment: the same backend, the entry now referenced.
+    assert.equal(parseFrame(sendWeb(fresh, 0x10).data).ipv4!.dst, u32ToIp(state.backends.get(1)!.ip));
+    assert.deepEqual(readFlows(target.maps, state.seed), [`${webKey(fresh)}=1*`]);
+    // An established connection of the previous backend (ACK, not remembered): backend 2, remembered;
+    // its next segment is a hit on a backend other than the current one: the slot is seen.
+    const old = webPortIn(0, fresh + 1);
+    assert.equal(parseFrame(sendWeb(old, 0x10).data).ipv4!.dst, u32ToIp(state.backends.get(2)!.ip));
+    assert.ok(!readSeen(target.maps, installed).get(1)!.includes(0), 'a miss alone does not make the slot seen');
+    assert.equal(parseFrame(sendWeb(old, 0x10).data).ipv4!.dst, u32ToIp(state.backends.get(2)!.ip));
+    assert.ok(readSeen(target.maps, installed).get(1)!.includes(0), 'slot 0 seen');
+    assert.deepEqual(readFlows(target.maps, state.seed).sort(), [`${webKey(fresh)}=1*`, `${webKey(old)}=2*`].sort());
   });
 
   test('a full set evicts a flow nobody used since it was remembered, not the ones in use', () => {
     target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true, state.vips));
     installFlows(target.maps, { ...state, flows: new FlowCacheModel(TEST_FLOW_SETS) });
-    // Five client ports whose flows share one set of the (TEST_FLOW_SETS-set) flows map.
+    // Five client ports of moved slot 0 whose flows share one set of the (TEST_FLOW_SETS-set) flows map.
     const hashOf = (sport: number) => flowCacheHash(ipToU32(CLIENT), ipToU32(VIP.web), sport, 80, IPPROTO_TCP, state.seed);
     const setOf = (sport: number) => hashOf(sport) & (TEST_FLOW_SETS - 1);
-    const ports = [20000];
-    for (let p = 20001; ports.length < 5; p++) if (setOf(p) === setOf(ports[0])) ports.push(p);
-    const send = (sport: number, flags: number) => target.program.testRun(
-      buildFrame({ eth: { dst: PORTS[0].mac }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport, dport: 80, flags } }),
-      { ingressIfindex: lab.ports.a.ifindex });
+    const ports = [webPortIn(0, 20000)];
+    while (ports.length < 5) ports.push(webPortIn(0, ports[ports.length - 1] + 1, (p) => setOf(p) === setOf(ports[0])));
     // Four connections fill the set (SYN each); all but the one the fifth flow's hash points
     // at first send a second segment (their entries become referenced).
     const start = hashOf(ports[4]) >>> 30;
-    for (const p of ports.slice(0, 4)) send(p, 0x02);
+    for (const p of ports.slice(0, 4)) sendWeb(p, 0x02);
     const held = readFlows(target.maps, state.seed);
     assert.equal(held.length, 4);
     const wayOf = new Map(ports.slice(0, 4).map((p) => [p, held.findIndex((f) => f.includes(`:${p}:80:`))]));
     const idle = ports.slice(0, 4).find((p) => wayOf.get(p) === (start + 1) % 4)!; // not the first way looked at
-    for (const p of ports.slice(0, 4)) if (p !== idle) send(p, 0x10);
+    for (const p of ports.slice(0, 4)) if (p !== idle) sendWeb(p, 0x10);
     // The fifth flow takes the idle one's way although the scan starts at a referenced way.
-    send(ports[4], 0x02);
+    sendWeb(ports[4], 0x02);
     const after = readFlows(target.maps, state.seed);
     assert.ok(!after.some((f) => f.includes(`:${idle}:80:`)), `the idle flow was evicted: ${after.join(', ')}`);
     for (const p of ports.slice(0, 4)) if (p !== idle) assert.ok(after.some((f) => f.includes(`:${p}:80:`) && f.endsWith('*')), `flow :${p} in use stays`);
     assert.ok(after.some((f) => f.includes(`:${ports[4]}:80:`) && !f.endsWith('*')), 'the new flow is in, unreferenced');
   });
 
+  test('the program reads a service from its service_slots slot (the index user space computes)', () => {
+    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, false, state.vips));
+    const key = serviceKey(ipToU32(VIP.web), 80, IPPROTO_TCP);
+    const index = Buffer.alloc(4);
+    index.writeUInt32LE(serviceSlotIndex(key));
+    const saved = target.maps.lookup('service_slots', index)!;
+    assert.ok(saved.subarray(0, 8).equals(key), 'the harness put VIP.web:80 in its slot');
+    // The slot says service 5 (VIP.tx's table, backend 6): a packet to VIP.web:80 follows it,
+    // which only a lookup of that very slot can do (services says service 1).
+    target.maps.update('service_slots', index, Buffer.concat([key, serviceValue(5, 3, MODE_NAT)]));
+    try {
+      const res = target.program.testRun(buildFrame({ eth: { dst: PORTS[0].mac }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 7777, dport: 80 } }),
+        { ingressIfindex: lab.ports.a.ifindex });
+      assert.equal(parseFrame(res.data).ipv4!.dst, u32ToIp(state.backends.get(6)!.ip));
+    } finally {
+      target.maps.update('service_slots', index, saved);
+    }
+  });
+
   test('a flow cache entry whose check word does not match (a torn write) is ignored and rewritten', () => {
     target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true, state.vips));
-    let sport = 5000;
-    while (predictBackend(1, CLIENT, VIP.web, sport, 80, IPPROTO_TCP).id !== 1) sport++;
+    // Moved slot 2 (current 1; its previous backend 10 is not usable): a hit would say 2.
+    const sport = webPortIn(2, 5000);
     const key = [ipToU32(CLIENT), ipToU32(VIP.web), sport, 80, IPPROTO_TCP] as const;
     const flows = new FlowCacheModel(TEST_FLOW_SETS);
-    flows.remember(flowCacheHash(...key, state.seed), flowKey(...key), 2, state.backends.get(2)!.ip);
+    flows.remember(flowCacheHash(...key, state.seed), flowKey(...key), 2, FIXTURE_EPOCH);
     installFlows(target.maps, { ...state, flows });
+    assert.equal(parseFrame(sendWeb(sport, 0x10).data).ipv4!.dst, u32ToIp(state.backends.get(2)!.ip), 'the intact entry is used');
     // Corrupt the check word of that one entry: backend 2 must no longer be used.
     const index = Buffer.alloc(4);
     index.writeUInt32LE(flows.entries()[0].set);
@@ -258,10 +293,8 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     const checkAt = flows.entries()[0].way * LbFlowEntryCodec.size + LbFlowEntryCodec.fields.find((f) => f.c === 'check')!.offset;
     set.writeUInt32LE((set.readUInt32LE(checkAt) ^ 1) >>> 0, checkAt);
     target.maps.update('flows', index, set);
-    assert.deepEqual(readFlows(target.maps, state.seed), [`${flowKey(...key)}=2 (bad check)`]);
-    const frame = buildFrame({ eth: { dst: PORTS[0].mac }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport, dport: 80, flags: 0x10 } });
-    const res = target.program.testRun(frame, { ingressIfindex: lab.ports.a.ifindex });
-    assert.equal(parseFrame(res.data).ipv4!.dst, u32ToIp(state.backends.get(1)!.ip), 'Maglev decided (backend 1)');
+    assert.deepEqual(readFlows(target.maps, state.seed), [`${flowKey(...key)}=2* (bad check)`]);
+    assert.equal(parseFrame(sendWeb(sport, 0x10).data).ipv4!.dst, u32ToIp(state.backends.get(1)!.ip), 'a miss: the current backend 1');
     assert.deepEqual(readFlows(target.maps, state.seed), [`${flowKey(...key)}=1`], 'the entry was rewritten whole');
   });
 });

@@ -236,6 +236,32 @@ describe('xdplb end to end (lab, daemon, real traffic)', { skip: skipReason, con
     await api.addBackend('web', { address: be[2], port: 8080, weight: 2 });
   });
 
+  test('under 100 long-lived connections: a reweight, then a kill -9 of the daemon in the middle of a drain: none breaks', async () => {
+    const api = admin();
+    const driver = inClient<DriverReport>('conn-driver', [JSON.stringify({
+      host: NAT_VIP, port: 80, longConns: 100, intervalMs: 250, newConnRps: 20, durationSec: 12 })]);
+    await sleep(2500);
+    await api.patchBackend('web', key(0), { weight: 3 }); // be1 1 -> 3: slots of be2 and be3 move to it
+    await sleep(2500);
+    await api.patchBackend('web', key(1), { drain: true }); // be2 drained: its slots move (a transition)
+    await sleep(500);
+    await daemon!.kill(); // kill -9 while the moved slots are marked
+    await sleep(1000);
+    await startDaemon();
+    const restartedAt = Date.now();
+    const report = await driver;
+    assert.ok(report.long.length >= 90, `only ${report.long.length} long connections opened`);
+    for (const c of report.long) {
+      assert.deepEqual(c.errors, [], `a ${c.firstBackend} connection broke`);
+      assert.equal(c.sockets, 1, `a ${c.firstBackend} connection was re-opened`);
+      assert.deepEqual(c.backends, [c.firstBackend], 'a connection moved between backends');
+      assert.ok(c.lastOkAt > restartedAt, `a ${c.firstBackend} connection stopped answering`);
+    }
+    assert.ok(report.long.some((c) => c.firstBackend === 'be2'), 'no long connection on the drained be2');
+    await api.patchBackend('web', key(0), { weight: 1 });
+    await api.patchBackend('web', key(1), { drain: false });
+  });
+
   test('health checks take a stopped backend out within fall x interval (+1) and bring it back after rise', async () => {
     const api = admin();
     const pid = readLabState(PREFIX)!.servers.be1.pid;

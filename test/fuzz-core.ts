@@ -8,8 +8,10 @@
  * function of (frames, seed): a seed reproduces it.
  *
  * Four phases of frames/4 each: fragments dropped; fragments passed; flow cache on with every
- * verdict's trace event checked; flow cache on after backend 2 went inactive. The flow cache is
- * modelled (sets, ways, evictions) and its final contents are compared.
+ * verdict's trace event checked; flow cache on after backend 2 went inactive. The fixture tables
+ * have moved slots (test/datapath-fixtures.ts MARKS): with the flow cache on, their packets
+ * consult and write the flow cache. The flow cache is modelled (sets, ways, epochs, evictions)
+ * and its final contents are compared, and so are the slots the program marked seen.
  */
 import { enterNetns, RingBuffer } from '../src/bpf';
 import {
@@ -17,7 +19,7 @@ import {
   IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP,
 } from '../src/dataplane/packet';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
-import { installState, readCounters, readFlows, settingsValue, backendValue, type Counters } from './datapath-harness';
+import { installState, readCounters, readFlows, readSeen, settingsValue, backendValue, type Counters, type Installed } from './datapath-harness';
 import { LB, LbEventCodec } from '../src/dataplane/abi';
 import { loadTarget, type Target } from './datapath-target';
 import { DP_NETNS, PORTS, NEIGHBOURS, VIP, BACKENDS, CLIENT, ROUTER, fixtureState, fragmentDatagram } from './datapath-fixtures';
@@ -73,7 +75,10 @@ class Generator {
       case 0: case 1: case 2: { // client -> VIP TCP; half of them a recent flow again (cache hits)
         let flow = r.chance(0.5) && this.recentTcp.length ? r.pick(this.recentTcp) : null;
         if (!flow) {
-          flow = { src: randomClient(r), dst: r.pick(VIPS), sport: r.int(65536), dport: port(r, [80, 80, 81, 12345]) };
+          // Half to VIP.web:80, whose slots are all moved (the flow cache's traffic).
+          flow = r.chance(0.5)
+            ? { src: randomClient(r), dst: VIP.web, sport: r.int(65536), dport: 80 }
+            : { src: randomClient(r), dst: r.pick(VIPS), sport: r.int(65536), dport: port(r, [80, 80, 81, 12345]) };
           this.recentTcp[r.int(64)] = flow;
         }
         return { ingress: 'a', frame: buildFrame({ ip: ip(flow.src, flow.dst, IPPROTO_TCP), tcp: { sport: flow.sport, dport: flow.dport, seq: r.next(), flags: r.int(256), payload } }) };
@@ -203,8 +208,15 @@ export function runFuzz(opts: FuzzOptions): FuzzResult {
     target = loadTarget();
     const state = fixtureState(lab);
     state.settings = { fragPolicy: 0, sampleRate: 0, flowCache: false };
-    installState(target.maps, state);
-    return fuzzLoop(target, lab, state, frames, seed, log);
+    // More moved slots than the fixture's (every kind: young or not, previous backend usable,
+    // draining, of another service), so that the flow cache fills, hits and evicts.
+    const more: Array<[number, number, number, boolean]> = [
+      [1, 3, 1, false], [1, 4, 2, true], [1, 5, 1, true], [1, 6, 4, false],
+      [2, 2, 13, true], [2, 3, 13, false], [3, 1, 12, true], [3, 2, 2, false],
+    ];
+    for (const [id, slot, prev, young] of more) state.marks!.get(id)!.set(slot, { prev, epoch: 0x5eed + id, seen: false, young });
+    const installed = installState(target.maps, state);
+    return fuzzLoop(target, lab, state, installed, frames, seed, log);
   } finally {
     target?.close();
     restore();
@@ -212,7 +224,7 @@ export function runFuzz(opts: FuzzOptions): FuzzResult {
   }
 }
 
-function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, frames: number, seed: number, log: (line: string) => void): FuzzResult {
+function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, installed: Installed, frames: number, seed: number, log: (line: string) => void): FuzzResult {
   const r = new Rng(seed);
   const gen = new Generator(r);
   const ifindex = { a: lab.ports.a.ifindex, b: lab.ports.b.ifindex };
@@ -285,7 +297,7 @@ function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, frames: n
 
   // The flow cache holds exactly the flows the model remembered.
   const cached = new Set(readFlows(target.maps, state.seed, true));
-  const modelled = new Set(state.flows.entries().map((e) => `${e.key}=${e.backendId}@${e.backendIp >>> 0}${e.referenced ? '*' : ''}`));
+  const modelled = new Set(state.flows.entries().map((e) => `${e.key}=${e.backendId}@${e.epoch}${e.referenced ? '*' : ''}`));
   log(`fuzz: ${modelled.size} flows cached at the end, ${state.flows.evictions} evicted from full sets, ${state.flows.hotHits} packets sent from the cache`);
   if (frames >= 10_000) {
     if (modelled.size <= 100) problems.push(`only ${modelled.size} flows cached`);
@@ -299,6 +311,14 @@ function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, frames: n
   const extraModel = [...modelled].filter((x) => !cached.has(x));
   if (extraMap.length) problems.push(`flows in the map but not in the model: ${extraMap.slice(0, 5).join(' ')}`);
   if (extraModel.length) problems.push(`flows in the model but not in the map: ${extraModel.slice(0, 5).join(' ')}`);
+  // The moved slots the program marked seen are the ones the model marked.
+  const seen = readSeen(target.maps, installed);
+  for (const [id, slots] of seen) {
+    const want = [...(state.marks?.get(id) ?? new Map())].filter(([, m]) => m.seen).map(([slot]) => slot).sort((a, b) => a - b);
+    if (slots.join() !== want.join()) problems.push(`service ${id}: slots seen ${slots.join() || 'none'}, model ${want.join() || 'none'}`);
+  }
+  const seenCount = [...seen.values()].reduce((n, slots) => n + slots.length, 0);
+  if (frames >= 10_000 && seenCount === 0) problems.push('no moved slot was seen (the transition path was not exercised)');
 
   // The program's own counters saw the same verdicts.
   const after = readCounters(target.maps, [], []);

@@ -74,7 +74,7 @@ function kernelView(): { inTable: Set<string>; active: Set<string> } {
     const inner = BpfMap.fromId(decodeU32(outer));
     try {
       const ids = new Set<number>();
-      for (const [, value] of inner.lookupBatch()) ids.add(decodeU32(value));
+      for (const [, value] of inner.lookupBatch()) ids.add(decodeU32(value) & LB.SLOT_ID_MASK); // without the moved bit (a slot in a transition)
       for (const backendId of ids) {
         const name = describe(backendId);
         if (name) inTable.add(name);

@@ -25,6 +25,8 @@ export interface ModelService { id: number; vip: number; port: number; proto: nu
 export interface ModelBackend { id: number; ip: number; port: number; flags: number; serviceId: number }
 export interface ModelReverse { ip: number; port: number; proto: number; vip: number; vport: number; serviceId: number; backendId: number }
 export interface ModelSettings { fragPolicy: number; sampleRate: number; flowCache: boolean }
+/** A moved slot: its previous backend, the transition's epoch, the program's seen byte, YOUNG. */
+export interface ModelMark { prev: number; epoch: number; seen: boolean; young: boolean }
 
 export type FibResult =
   | { kind: 'success'; ifindex: number; smac: Buffer; dmac: Buffer }
@@ -43,9 +45,12 @@ export interface ModelState {
   reverseFrags: ModelReverse[];
   /** if_macs: ifindex -> the interface's own MAC (an ifindex not here is not MAC-checked). */
   ifMacs: Map<number, Buffer>;
-  /** service id -> inner table (index = slot, value = backend id); length = inner max_entries. */
+  /** service id -> inner table (index = slot, value = the slot's current backend id); length = inner max_entries. */
   maglev: Map<number, number[]>;
-  /** the flows map (sets of ways, as the program fills them); only used when settings.flowCache. */
+  /** service id -> slot -> its transition mark (struct lb_maglev_slot prev_id/epoch/seen/flags);
+   * a slot absent (or prev 0) has not moved. The program sets `seen`. */
+  marks?: Map<number, Map<number, ModelMark>>;
+  /** the flows map (sets of ways, as the program fills them); only used in moved slots, with settings.flowCache. */
   flows: FlowCacheModel;
   txPorts: Set<number>;
   fib: (dst: number, ingressIfindex: number) => FibResult;
@@ -67,10 +72,10 @@ export function flowKey(saddr: number, daddr: number, sport: number, dport: numb
 
 const FLOW_WAYS = LB.FLOW_WAYS;
 
-/** One remembered flow of the flows map: set index, way, flowKey(), backend id, NRU mark. */
-export interface FlowCacheEntry { set: number; way: number; key: string; backendId: number; backendIp: number; referenced: boolean }
-/** A way in use: the flow, its backend id and the address remembered with it (host order). */
-export interface FlowCacheWay { key: string; backendId: number; backendIp: number; referenced: boolean }
+/** One remembered flow of the flows map: set index, way, flowKey(), backend id, epoch, NRU mark. */
+export interface FlowCacheEntry { set: number; way: number; key: string; backendId: number; epoch: number; referenced: boolean }
+/** A way in use: the flow, its backend id and the epoch of the transition it was remembered in. */
+export interface FlowCacheWay { key: string; backendId: number; epoch: number; referenced: boolean }
 type Way = FlowCacheWay | null;
 
 /**
@@ -84,21 +89,21 @@ export class FlowCacheModel {
   private readonly sets = new Map<number, Way[]>();
   /** flows that replaced another flow in a full set */
   evictions = 0;
-  /** packets the hot path (to_cached_backend) sent from the cache */
+  /** packets of moved slots sent from the cache (a remembered flow kept its backend) */
   hotHits = 0;
   constructor(readonly setCount: number) {
     if (!Number.isInteger(Math.log2(setCount))) throw new Error(`flow cache: ${setCount} sets is not a power of two`);
   }
 
-  /** The way remembering `key` (undefined = none); a hit marks it referenced. */
-  find(hash: number, key: string): FlowCacheWay | undefined {
+  /** The way remembering `key` in transition `epoch` (undefined = none, or the first way with the key is of another epoch); a hit marks it referenced. */
+  find(hash: number, key: string, epoch: number): FlowCacheWay | undefined {
     const way = this.sets.get((hash & (this.setCount - 1)) >>> 0)?.find((w) => w?.key === key);
-    if (!way) return undefined;
+    if (!way || way.epoch !== epoch) return undefined;
     way.referenced = true;
     return way;
   }
 
-  remember(hash: number, key: string, backendId: number, backendIp: number): void {
+  remember(hash: number, key: string, backendId: number, epoch: number): void {
     const index = (hash & (this.setCount - 1)) >>> 0;
     const set = this.sets.get(index) ?? new Array<Way>(FLOW_WAYS).fill(null);
     let victim = set.findIndex((w) => w?.key === key);
@@ -114,14 +119,14 @@ export class FlowCacheModel {
       }
       this.evictions++;
     }
-    set[victim] = { key, backendId, backendIp, referenced: false };
+    set[victim] = { key, backendId, epoch, referenced: false };
     this.sets.set(index, set);
   }
 
   entries(): FlowCacheEntry[] {
     const out: FlowCacheEntry[] = [];
     for (const [set, ways] of this.sets) {
-      ways.forEach((w, way) => { if (w) out.push({ set, way, key: w.key, backendId: w.backendId, backendIp: w.backendIp, referenced: w.referenced }); });
+      ways.forEach((w, way) => { if (w) out.push({ set, way, key: w.key, backendId: w.backendId, epoch: w.epoch, referenced: w.referenced }); });
     }
     return out;
   }
@@ -216,11 +221,6 @@ class Run {
       this.hasPorts = true;
       this.r.sport = f.readUInt16BE(this.l4);
       this.r.dport = f.readUInt16BE(this.l4 + 2);
-      // The program's hot path: a remembered flow of a live service, then an exact service match.
-      if (this.st.settings.flowCache) {
-        const action = this.cachedBackend();
-        if (action !== undefined) return action;
-      }
       const exact = this.st.services.find((s) => s.vip === this.r.daddr && s.port === this.r.dport && s.proto === proto);
       if (exact) return this.toService(exact);
     }
@@ -274,55 +274,40 @@ class Run {
     return b;
   }
 
-  /** Flow cache (when `consult`) then Maglev, as pick_backend() does; remembers if `remember`. */
-  pickBackend(svc: ModelService, key: [number, number, number, number, number], consult: boolean, remember: boolean): ModelBackend | undefined {
-    const k = flowKey(...key);
+  /** The slot's current backend, or in a moved slot with the flow cache on, movedSlot()'s choice (pick_backend()). */
+  pickBackend(svc: ModelService, key: [number, number, number, number, number], syn: boolean, remember: boolean): ModelBackend | undefined {
     const hash = flowHash(...key, this.st.seed);
-    const cacheHash = flowCacheHash(...key, this.st.seed);
-    if (this.st.settings.flowCache && consult) {
-      const cached = this.st.flows.find(cacheHash, k);
-      const b = cached && this.usableBackend(cached.backendId, svc.id);
-      if (cached && b && b.ip === cached.backendIp) {
-        this.r.backendId = cached.backendId;
-        return b;
-      }
-    }
     const table = this.st.maglev.get(svc.id);
     if (!table || svc.tableSize === 0) return undefined;
     const slot = hash % svc.tableSize;
     if (slot >= table.length) return undefined;
-    const id = table[slot];
+    let id = table[slot];
+    const mark = this.st.marks?.get(svc.id)?.get(slot);
+    if (mark && mark.prev !== 0 && this.st.settings.flowCache) id = this.movedSlot(svc, key, id, mark, syn, remember);
     const b = this.usableBackend(id, svc.id);
     if (!b) return undefined;
     this.r.backendId = id;
-    if (this.st.settings.flowCache && remember) this.st.flows.remember(cacheHash, k, id, b.ip);
     return b;
   }
 
-  /**
-   * The hot path, to_cached_backend(): a remembered flow whose backend is ACTIVE and whose
-   * service is the one the packet addresses; undefined sends the packet the services/Maglev way.
-   */
-  cachedBackend(): number | undefined {
-    const r = this.r;
-    // A SYN (without ACK) opens a new connection: never from the cache.
-    if (r.proto === IPPROTO_TCP && (this.f[this.l4 + 13] & 0x12) === 0x02) return undefined;
-    const cached = this.st.flows.find(flowCacheHash(r.saddr, r.daddr, r.sport, r.dport, r.proto, this.st.seed),
-      flowKey(r.saddr, r.daddr, r.sport, r.dport, r.proto));
-    if (!cached) return undefined;
-    const id = cached.backendId;
-    const b = this.st.backends.get(id);
-    // The entry's address must still be the backend's (the rewrite uses the entry's copy).
-    if (!b || !(b.flags & BACKEND_ACTIVE) || b.ip !== cached.backendIp) return undefined;
-    const svc = this.st.services.find((s) => s.id === b.serviceId);
-    if (!svc || svc.vip !== r.daddr || svc.proto !== r.proto) return undefined;
-    if (svc.port !== r.dport && (svc.port !== 0 || this.st.services.some((s) => s.vip === r.daddr && s.port === r.dport && s.proto === r.proto))) {
-      return undefined;
+  /** moved_slot_backend(): SYN -> current (remembered); a remembered flow of this epoch keeps a
+   * usable backend (seen when not the current); a miss -> prev (TCP, or UDP while young) when
+   * usable, else current (remembered). */
+  movedSlot(svc: ModelService, key: [number, number, number, number, number], current: number, mark: ModelMark, syn: boolean, remember: boolean): number {
+    const k = flowKey(...key);
+    const cacheHash = flowCacheHash(...key, this.st.seed);
+    let id = current;
+    if (!syn) {
+      const cached = this.st.flows.find(cacheHash, k, mark.epoch);
+      if (cached && this.usableBackend(cached.backendId, svc.id)) {
+        if (cached.backendId !== current && remember) mark.seen = true;
+        this.st.flows.hotHits++;
+        return cached.backendId;
+      }
+      if ((key[4] === IPPROTO_TCP || mark.young) && this.usableBackend(mark.prev, svc.id)) id = mark.prev;
     }
-    if (this.martianToVip()) return this.verdict(XDP_DROP, 'martian');
-    r.backendId = id;
-    this.st.flows.hotHits++;
-    return this.toBackend(svc, b);
+    if (remember) this.st.flows.remember(cacheHash, k, id, mark.epoch);
+    return id;
   }
 
   decrementTtl(diff: number): number {
@@ -380,7 +365,8 @@ class Run {
     if (!svc) return this.verdict(XDP_DROP, 'no_service');
     if (this.martianToVip()) return this.verdict(XDP_DROP, 'martian');
     r.serviceId = svc.id;
-    const b = this.pickBackend(svc, [r.saddr, r.daddr, r.sport, r.dport, r.proto], false, true);
+    const syn = r.proto === IPPROTO_TCP && (this.f[this.l4 + 13] & 0x12) === 0x02;
+    const b = this.pickBackend(svc, [r.saddr, r.daddr, r.sport, r.dport, r.proto], syn, true);
     if (!b) return this.verdict(XDP_DROP, 'no_backend');
     return this.toBackend(svc, b);
   }
@@ -492,7 +478,7 @@ class Run {
     const svc = this.findService(innerSaddr, sport, proto);
     if (!svc) return this.verdict(XDP_DROP, 'no_service');
     this.r.serviceId = svc.id;
-    const b = this.pickBackend(svc, [innerDaddr, innerSaddr, dport, sport, proto], true, false);
+    const b = this.pickBackend(svc, [innerDaddr, innerSaddr, dport, sport, proto], false, false);
     if (!b) return this.verdict(XDP_DROP, 'no_backend');
     if (svc.mode === MODE_DSR) return this.forward(b.ip, 'icmp_error');
     if (f[this.ip + 8] <= 1) return this.verdict(XDP_PASS, 'ttl');

@@ -7,7 +7,7 @@
  */
 import type { Dataplane } from '../dataplane/dataplane';
 import { LbReverseCodec, LbReverseKeyCodec } from '../dataplane/abi';
-import { createMaglevTable, readMaglevTable } from '../dataplane/maglev-tables';
+import { createMaglevTable, readMaglevTable, writeMaglevSlots } from '../dataplane/maglev-tables';
 import type { DataplaneState } from '../dataplane/types';
 import { Reconciler, type ApplyResult, type ReconcilerMaps } from './reconciler';
 
@@ -22,7 +22,7 @@ export class Balancer {
    */
   constructor(private readonly dp: Dataplane) {
     const maps: ReconcilerMaps = {
-      services: dp.map('services'), vips: dp.map('vips'), maglev: dp.map('maglev'), backends: dp.map('backends'),
+      services: dp.map('services'), vips: dp.map('vips'), maglev: dp.map('maglev'), maglevMarks: dp.map('maglev_marks'), serviceSlots: dp.map('service_slots'), backends: dp.map('backends'),
       reverse: dp.map('reverse'), settings: dp.map('settings'), serviceStats: dp.map('service_stats'),
       backendStats: dp.map('backend_stats'),
     };
@@ -32,7 +32,7 @@ export class Balancer {
       maxVips: dp.map('vips').maxEntries,
       maxReverse: dp.map('reverse').maxEntries,
       maglevMaxSize: dp.maglevMaxSize,
-    }, (entries) => createMaglevTable(entries), readMaglevTable);
+    }, (entries) => createMaglevTable(entries), readMaglevTable, Date.now, writeMaglevSlots);
     if (dp.adopted) this.reconciler.recover();
   }
 

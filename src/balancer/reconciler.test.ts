@@ -15,7 +15,7 @@ import {
 } from '../dataplane/abi';
 import { buildMaglevTable } from './maglev';
 import { offThreadAvailable } from './maglev-offthread';
-import { vipFilterBit, vipFilterWords } from '../dataplane/jhash';
+import { serviceSlotIndex, vipFilterBit, vipFilterWords } from '../dataplane/jhash';
 import { ipToU32 } from '../dataplane/packet';
 import type { DataplaneBackend, DataplaneService, DataplaneState } from '../dataplane/types';
 
@@ -71,7 +71,7 @@ function innerTableOf(dp: Dataplane, serviceId: number): { id: number; entries: 
   const inner = BpfMap.fromId(id);
   try {
     const entries: number[] = [];
-    for (let i = 0; i < inner.maxEntries; i++) entries.push(decodeU32(inner.lookup(encodeU32(i))!));
+    for (let i = 0; i < inner.maxEntries; i++) entries.push(decodeU32(inner.lookup(encodeU32(i))!) & LB.SLOT_ID_MASK);
     return { id, entries };
   } finally {
     inner.close();
@@ -139,6 +139,20 @@ function checkMaps(dp: Dataplane, lb: Balancer, state: DataplaneState): void {
     }
   }
   assert.deepEqual(new Set([...dp.map('services').keys()].map((k) => k.toString('hex'))), serviceKeys, 'no other services');
+  // service_slots: each slot holds a copy of a live services entry whose key lands there (the
+  // first service of the state's order for that slot), nothing else.
+  const wantSlots = new Map<number, string>();
+  for (const s of state.services) {
+    const key = LbServiceKeyCodec.encode({ vip: s.vip, port: s.port, proto: proto[s.protocol] });
+    const index = serviceSlotIndex(key);
+    if (!wantSlots.has(index)) wantSlots.set(index, Buffer.concat([key, dp.map('services').lookup(key)!]).toString('hex'));
+  }
+  const slots = dp.map('service_slots');
+  for (const k of slots.keys()) {
+    const v = slots.lookup(k)!;
+    const index = decodeU32(k);
+    assert.equal(v.some((b) => b !== 0) ? v.toString('hex') : undefined, wantSlots.get(index), `service_slots[${index}]`);
+  }
   assert.deepEqual(new Set([...dp.map('reverse').keys()].map((k) => k.toString('hex'))), reverseKeys, 'no other reverse entries');
   for (const [vip, count] of vipCounts) {
     assert.deepEqual(LbVipCodec.decode(dp.map('vips').lookup(encodeIpv4Key(vip))!), { services: count });

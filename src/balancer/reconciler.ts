@@ -25,13 +25,15 @@ import { buildMaglevTable, MAX_WEIGHT, type MaglevBackend } from './maglev';
 import { buildMaglevTablesOffThread, OFF_THREAD_MIN_SLOTS } from './maglev-offthread';
 import { crossServiceRuleBreaks, serviceRuleBreaks } from '../config/rules';
 import { DEFAULT_REVERSE_GRACE_SECONDS, type DataplaneBackend, type DataplaneService, type DataplaneState } from '../dataplane/types';
-import { vipFilterWords } from '../dataplane/jhash';
+import { serviceSlotIndex, vipFilterWords } from '../dataplane/jhash';
 import {
   LB, LbBackendCodec, LbReverseCodec, LbReverseKeyCodec, LbServiceCodec, LbServiceKeyCodec,
   encodeU32, decodeU32, ipv4ToBytes, bytesToIpv4,
   type LbBackend, type LbService, type LbServiceKey,
 } from '../dataplane/abi';
 import { typedLbMap, type LbTypedMap } from '../dataplane/typed-map';
+import { SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
+import { DEFAULT_TRANSITION_SECONDS, markedCount, sameCurrent, sweepSlots, transitionSlots, unmarkedSlots } from './transitions';
 
 /** The part of a bridge BpfMap the reconciler uses. */
 export interface KernelMap {
@@ -45,6 +47,10 @@ export interface ReconcilerMaps {
   services: KernelMap;
   vips: KernelMap;
   maglev: KernelMap;
+  /** service_slots: direct-indexed copies of services entries (absent: none kept) */
+  serviceSlots?: KernelMap;
+  /** maglev_marks: service id -> the transition marks of its moved slots (absent: no marks kept) */
+  maglevMarks?: KernelMap;
   backends: KernelMap;
   reverse: KernelMap;
   settings: KernelMap;
@@ -61,10 +67,18 @@ export interface ReconcilerLimits {
   maglevMaxSize: number;
 }
 
-/** A freshly created inner Maglev array holding `entries`; `fd` goes into the outer map. */
-export interface InnerTable { fd: number; close(): void }
-export type CreateInnerTable = (entries: Uint32Array) => InnerTable;
-export type ReadInnerTable = (outerValue: Buffer) => Uint32Array | null;
+/** Freshly created inner arrays holding `slots` (flat: SLOT_WORDS words per slot, current backend
+ * then its mark; src/dataplane/maglev-tables.ts): `fd` goes into maglev, `marksFd` (when some
+ * slot is moved) into maglev_marks. */
+export interface InnerTable { fd: number; marksFd?: number | null; close(): void }
+export type CreateInnerTable = (slots: Uint32Array) => InnerTable;
+/** Reads an installed table (flat slots) from its outer-map values (maglev's, maglev_marks' or null); null when gone. */
+export type ReadInnerTable = (outerValue: Buffer, marksOuterValue: Buffer | null) => Uint32Array | null;
+/** Writes single slots of an installed table in place; false when it is gone. */
+export type WriteInnerSlots = (outerValue: Buffer, marksOuterValue: Buffer | null, slots: Array<[number, Uint32Array]>) => boolean;
+
+/** What one transition sweep did (sweepTransitions). */
+export interface SweepResult { cleared: number; aged: number; marked: number }
 
 /** What one apply did. */
 export interface ApplyResult { writes: number; tablesSwapped: number[] }
@@ -115,6 +129,12 @@ function poolSignature(byKey: Array<{ key: string; weight: number }>, size: numb
   return `${size}|${byKey.map((b) => `${b.key}*${b.weight}`).join(',')}`;
 }
 
+/** A marked slot whose previous backend is no longer one of the service's. */
+function hasUnknownPrev(slots: Uint32Array, known: ReadonlySet<number>): boolean {
+  for (let i = SLOT.prev; i < slots.length; i += SLOT_WORDS) if (slots[i] !== 0 && !known.has(slots[i])) return true;
+  return false;
+}
+
 function sameTable(a: Uint32Array | undefined, b: Uint32Array): boolean {
   if (!a || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -139,8 +159,18 @@ export class Reconciler {
   /** `${serviceId}|${address}:${port}` -> backend id */
   private readonly backendIds = new Map<string, number>();
   private readonly backendById = new Map<number, { serviceId: number; key: string }>();
-  /** backend ids of each service's installed Maglev table, by service id */
+  /** slots (flat, SLOT_WORDS words each) of each service's installed Maglev table, by service id */
   private readonly installedTables = new Map<number, Uint32Array>();
+  /** service_slots contents (slot index -> its 20 bytes as hex; absent: zero), read once */
+  private serviceSlotsMirror?: Map<number, string>;
+  /** marked (moved) slots of each service's installed table, by service id (absent: 0) */
+  private readonly markCounts = new Map<number, number>();
+  /** per service id: slot -> when its transition window (re)started (ms, now()), while YOUNG */
+  private readonly youngSince = new Map<number, Map<number, number>>();
+  /** the epoch of the last transition started (seconds of now(), strictly increasing) */
+  private lastEpoch = 0;
+  /** the sweep period (settings.transitionSeconds of the last apply), ms */
+  private transitionMs = DEFAULT_TRANSITION_SECONDS * 1000;
   private readonly tableBackendKeys = new Map<number, Map<number, string>>();
   /** last built table per service id with the inputs it was built from (builds cost ~10-50 ms) */
   private readonly builtTables = new Map<number, { signature: string; poolSignature: string; table: Uint32Array }>();
@@ -167,8 +197,10 @@ export class Reconciler {
     private readonly createInnerTable: CreateInnerTable,
     /** Reads back an installed inner table from its outer-map value (adopt: no needless swap). */
     private readonly readInnerTable?: ReadInnerTable,
-    /** The clock of the reverse grace period (ms). */
+    /** The clock of the reverse grace period and the transition sweeps (ms). */
     private readonly now: () => number = Date.now,
+    /** Writes transition marks in place (sweepTransitions; without it sweeps only read). */
+    private readonly writeInnerSlots?: WriteInnerSlots,
   ) {}
 
   /** Re-learns service and backend ids from the maps (after adopting pinned maps). */
@@ -181,9 +213,17 @@ export class Reconciler {
       this.recoveredServiceIds.set(key.toString('hex'), svc.id);
       maxService = Math.max(maxService, svc.id);
       const outer = this.maps.maglev.lookup(encodeU32(svc.id));
-      const table = outer && this.readInnerTable ? this.readInnerTable(outer) : null;
-      if (table) this.installedTables.set(svc.id, table);
-      else if (!outer && svc.tableSize === 0) this.installedTables.set(svc.id, new Uint32Array(0));
+      const table = outer && this.readInnerTable ? this.readInnerTable(outer, this.maps.maglevMarks?.lookup(encodeU32(svc.id)) ?? null) : null;
+      if (table) {
+        this.installedTables.set(svc.id, table);
+        this.markCounts.set(svc.id, markedCount(table));
+        // A window whose start is unknown (the previous daemon's) starts now.
+        const young = new Map<number, number>();
+        for (let i = 0; i * SLOT_WORDS < table.length; i++) {
+          if (table[i * SLOT_WORDS + SLOT.prev] !== 0 && (table[i * SLOT_WORDS + SLOT.seenFlags] >> 8) & LB.SLOT_F_YOUNG) young.set(i, this.now());
+        }
+        if (young.size) this.youngSince.set(svc.id, young);
+      } else if (!outer && svc.tableSize === 0) this.installedTables.set(svc.id, new Uint32Array(0));
     }
     let maxBackend = 0;
     for (let id = 1; id < this.limits.maxBackends; id++) {
@@ -236,9 +276,10 @@ export class Reconciler {
     const names = this.tableBackendKeys.get(id);
     if (!table || !names) return {};
     const counts = new Map<number, number>();
-    for (const b of table) counts.set(b, (counts.get(b) ?? 0) + 1);
+    const slots = table.length / SLOT_WORDS;
+    for (let i = 0; i < table.length; i += SLOT_WORDS) counts.set(table[i], (counts.get(table[i]) ?? 0) + 1);
     const out: Record<string, number> = {};
-    for (const [bid, key] of names) out[key] = table.length ? (counts.get(bid) ?? 0) / table.length : 0;
+    for (const [bid, key] of names) out[key] = slots ? (counts.get(bid) ?? 0) / slots : 0;
     return out;
   }
 
@@ -387,18 +428,46 @@ export class Reconciler {
 
     // 2. Tables and service entries.
     const currentServices = this.readAll(m.services);
+    this.transitionMs = (state.settings.transitionSeconds ?? DEFAULT_TRANSITION_SECONDS) * 1000;
+    // service_slots: each slot holds the first service (in the state's order) whose key lands
+    // there, with the same entry as services; written right after its services entry.
+    const desiredSlots = new Map<number, Buffer>();
+    for (const p of plans) {
+      const index = serviceSlotIndex(p.key);
+      if (!desiredSlots.has(index)) desiredSlots.set(index, Buffer.concat([p.key, LbServiceCodec.encode(p.value)]));
+    }
+    const syncSlot = (p: ServicePlan): void => {
+      const index = serviceSlotIndex(p.key);
+      const want = desiredSlots.get(index)!;
+      if (want.subarray(0, p.key.length).equals(p.key)) this.writeServiceSlot(index, want);
+    };
+    let epoch = 0;
     for (const p of plans) {
       const current = currentServices.get(p.key.toString('hex'));
       const currentSize = current ? LbServiceCodec.decode(current).tableSize : 0;
       const value = LbServiceCodec.encode(p.value);
-      const swap = !sameTable(this.installedTables.get(p.id), p.table);
+      // The slots: current backends, and the transition marks of the slots that moved.
+      const installed = this.installedTables.get(p.id);
+      const known = new Set(p.backends.map((b) => b.id));
+      let slots = installed;
+      if (!installed || !sameCurrent(installed, p.table) || ((this.markCounts.get(p.id) ?? 0) > 0 && hasUnknownPrev(installed, known))) {
+        const moved: number[] = [];
+        if (!epoch) epoch = this.lastEpoch = Math.max(Math.floor(this.now() / 1000) >>> 0, this.lastEpoch + 1) >>> 0;
+        slots = transitionSlots(installed, p.table, known, epoch, moved);
+        const young = this.youngSince.get(p.id) ?? new Map<number, number>();
+        if (!installed || installed.length !== slots.length) young.clear();
+        for (const i of moved) young.set(i, this.now());
+        this.youngSince.set(p.id, young);
+      }
+      const swap = !sameTable(installed, slots!);
       const shrinkFirst = current !== undefined && currentSize > p.table.length;
-      if (shrinkFirst && !current.equals(value)) this.write(m.services, p.key, value);
+      if (shrinkFirst && !current.equals(value)) { this.write(m.services, p.key, value); syncSlot(p); }
       if (swap) {
-        this.installTable(p.id, p.table);
+        this.installTable(p.id, slots!);
         tablesSwapped.push(p.id);
       }
       if (!shrinkFirst && !current?.equals(value)) this.write(m.services, p.key, value);
+      syncSlot(p);
       this.tableBackendKeys.set(p.id, new Map(p.backends.map((b) => [b.id, backendKey(b.spec)])));
     }
 
@@ -424,12 +493,24 @@ export class Reconciler {
     }
     const desiredServiceKeys = new Set(plans.map((p) => p.key.toString('hex')));
     for (const hex of currentServices.keys()) {
-      if (!desiredServiceKeys.has(hex)) this.remove(m.services, Buffer.from(hex, 'hex'));
+      if (desiredServiceKeys.has(hex)) continue;
+      // Its service_slots copy first (when the slot still holds it).
+      const key = Buffer.from(hex, 'hex');
+      const index = serviceSlotIndex(key);
+      if (this.slotsMirror().get(index)?.startsWith(hex)) this.writeServiceSlot(index, desiredSlots.get(index) ?? null);
+      this.remove(m.services, key);
+    }
+    // Anything else a slot holds that the state does not want (e.g. left by another build).
+    for (const [index, hex] of [...this.slotsMirror()]) {
+      if (desiredSlots.get(index)?.toString('hex') !== hex) this.writeServiceSlot(index, desiredSlots.get(index) ?? null);
     }
     for (const id of [...this.installedTables.keys()]) {
       if (liveServiceIds.has(id)) continue;
       this.removeIfPresent(m.maglev, encodeU32(id));
+      if (m.maglevMarks) this.removeIfPresent(m.maglevMarks, encodeU32(id));
       this.installedTables.delete(id);
+      this.markCounts.delete(id);
+      this.youngSince.delete(id);
     }
     for (const [id, name] of [...this.serviceNameById]) {
       if (liveServiceIds.has(id)) continue;
@@ -443,6 +524,7 @@ export class Reconciler {
       if (liveServiceIds.has(id)) continue;
       // A pinned service nobody claimed: its outer entry may still hold a table.
       this.removeIfPresent(m.maglev, encodeU32(id));
+      if (m.maglevMarks) this.removeIfPresent(m.maglevMarks, encodeU32(id));
       this.zeroStats(m.serviceStats, id);
       this.recoveredServiceIds.delete(hex);
     }
@@ -482,6 +564,56 @@ export class Reconciler {
     return { writes: this.writes - before, tablesSwapped };
   }
 
+  /** Slots marked as moved (in a transition), over every service's installed table. */
+  transitionSlotCount(): number {
+    let n = 0;
+    for (const count of this.markCounts.values()) n += count;
+    return n;
+  }
+
+  /** The sweep period (settings.transitionSeconds of the last apply), ms. */
+  get transitionPeriodMs(): number {
+    return this.transitionMs;
+  }
+
+  /**
+   * One transition sweep (the daemon calls it every transitionPeriodMs while
+   * transitionSlotCount() > 0): reads the marked services' tables back from the kernel (the
+   * program's `seen` bytes) and, slot by slot, ends the YOUNG phase of windows at least a period
+   * old, clears `seen` of slots that were seen, and unmarks slots that were not (quiet since the
+   * last sweep): their packets touch no per-flow state any more. Without readInnerTable and
+   * writeInnerSlots it does nothing.
+   */
+  sweepTransitions(): SweepResult {
+    const result: SweepResult = { cleared: 0, aged: 0, marked: 0 };
+    if (!this.readInnerTable || !this.writeInnerSlots) return result;
+    const now = this.now();
+    for (const [id, table] of this.installedTables) {
+      if (!this.markCounts.get(id)) continue;
+      const outer = this.maps.maglev.lookup(encodeU32(id));
+      const marksOuter = this.maps.maglevMarks?.lookup(encodeU32(id)) ?? null;
+      const kernel = outer && this.readInnerTable(outer, marksOuter);
+      if (!outer || !kernel || kernel.length !== table.length) continue;
+      const young = this.youngSince.get(id) ?? new Map<number, number>();
+      const writes = sweepSlots(kernel, young, now, this.transitionMs);
+      if (writes.length && !this.writeInnerSlots(outer, marksOuter, writes)) continue;
+      this.writes += writes.length;
+      table.set(kernel);
+      for (const [i, words] of writes) {
+        table.set(words, i * SLOT_WORDS);
+        young.delete(i);
+        if (words[SLOT.prev] === 0) result.cleared++;
+        else result.aged++;
+      }
+      const left = markedCount(table);
+      this.markCounts.set(id, left);
+      result.marked += left;
+      // The last mark gone: the marks table goes too (no slot says LB_SLOT_MOVED any more).
+      if (left === 0 && marksOuter) this.removeIfPresent(this.maps.maglevMarks!, encodeU32(id));
+    }
+    return result;
+  }
+
   /** When the next reverse entry of a removed backend is due to go (ms, the clock's), or null. */
   nextReverseExpiry(): number | null {
     let next: number | null = null;
@@ -508,6 +640,32 @@ export class Reconciler {
       removed++;
     }
     return removed;
+  }
+
+  /** service_slots as the map holds it (read once, then kept in step by writeServiceSlot). */
+  private slotsMirror(): Map<number, string> {
+    if (this.serviceSlotsMirror) return this.serviceSlotsMirror;
+    const mirror = new Map<number, string>();
+    const map = this.maps.serviceSlots;
+    if (map) {
+      for (const key of map.keys()) {
+        const v = map.lookup(key);
+        if (v && v.some((b) => b !== 0)) mirror.set(decodeU32(key), v.toString('hex'));
+      }
+    }
+    return this.serviceSlotsMirror = mirror;
+  }
+
+  /** Makes service_slots[index] hold `value` (null: zero), writing only a difference. */
+  private writeServiceSlot(index: number, value: Buffer | null): void {
+    const map = this.maps.serviceSlots;
+    if (!map) return;
+    const mirror = this.slotsMirror();
+    const hex = value?.toString('hex');
+    if (mirror.get(index) === hex) return;
+    this.write(map, encodeU32(index), value ?? Buffer.alloc(LbServiceKeyCodec.size + LbServiceCodec.size));
+    if (hex) mirror.set(index, hex);
+    else mirror.delete(index);
   }
 
   /** Total map writes (updates + deletes) done so far. */
@@ -565,7 +723,14 @@ export class Reconciler {
         });
       }
       const usable = backends.filter((b) => inTable(b.spec));
-      const table = this.maglevTable(id, s.tableSize, usable.map((b) => ({ key: backendKey(b.spec), weight: b.spec.weight, id: b.id })));
+      let table = this.maglevTable(id, s.tableSize, usable.map((b) => ({ key: backendKey(b.spec), weight: b.spec.weight, id: b.id })));
+      // The last usable backend drained (or weighted 0) while a table is installed: a table of
+      // no current backend (new flows: no_backend) keeps the slots' marks, so that the drained
+      // backend's established flows still reach it. (Down or removed: nothing to keep.)
+      if (table.length === 0 && s.tableSize > 0 && this.installedTables.get(id)?.length === s.tableSize * SLOT_WORDS
+        && s.backends.some((b) => b.healthy && (b.draining || b.weight === 0))) {
+        table = new Uint32Array(s.tableSize);
+      }
       plans.push({
         service: s, id, backends, table,
         key: LbServiceKeyCodec.encode(serviceKeyOf(s)),
@@ -643,18 +808,30 @@ export class Reconciler {
   }
 
   private installTable(serviceId: number, table: Uint32Array): void {
+    const key = encodeU32(serviceId);
+    const marksMap = this.maps.maglevMarks;
     if (table.length === 0) {
+      this.youngSince.delete(serviceId);
       // service.table_size is 0 by now, so no packet reads the table any more.
-      this.removeIfPresent(this.maps.maglev, encodeU32(serviceId));
+      this.removeIfPresent(this.maps.maglev, key);
+      if (marksMap) this.removeIfPresent(marksMap, key);
     } else {
-      const inner = this.createInnerTable(table);
+      // Without a marks map (a caller that keeps none) the table holds no moved slot.
+      const slots = marksMap ? table : unmarkedSlots(Uint32Array.from({ length: table.length / SLOT_WORDS }, (_, i) => table[i * SLOT_WORDS]));
+      const inner = this.createInnerTable(slots);
       try {
-        this.write(this.maps.maglev, encodeU32(serviceId), encodeU32(inner.fd));
+        // The marks first: a slot that says LB_SLOT_MOVED finds its mark; a new table without
+        // moved slots goes in before the old marks go.
+        if (marksMap && inner.marksFd != null) this.write(marksMap, key, encodeU32(inner.marksFd));
+        this.write(this.maps.maglev, key, encodeU32(inner.fd));
+        if (marksMap && inner.marksFd == null) this.removeIfPresent(marksMap, key);
       } finally {
-        inner.close(); // the outer map holds its own reference
+        inner.close(); // the outer maps hold their own references
       }
+      table = slots;
     }
     this.installedTables.set(serviceId, table);
+    this.markCounts.set(serviceId, markedCount(table));
   }
 
   private readAll(map: KernelMap): Map<string, Buffer> {

@@ -11,8 +11,8 @@ import type { HttpTopology } from './http-topology';
 export interface ForwardCase {
   name: string;
   label: string;
-  /** Where the generator sends: to the VIP (load balancers) or straight to a backend (forwarders). */
-  destination: 'vip' | 'backend';
+  /** Where the generator sends: to the VIP (load balancers), the XDP_TX cases' VIP, or straight to a backend (forwarders). */
+  destination: 'vip' | 'tx-vip' | 'backend';
   /** Once per run, before the first repetition (load objects). */
   prepare?(t: ForwardTopology, programs: BenchPrograms): void;
   /** Before each repetition; returns the id of the XDP program doing the work, if any. */

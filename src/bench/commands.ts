@@ -64,13 +64,13 @@ function print(json: boolean | undefined, value: unknown, text: string): void {
 /** `xdplb bench forward`. */
 export function registerForwardCommand(bench: Command): void {
   bench.command('forward')
-    .description('Mpps through the lb host: xdplb nat/dsr vs trivial XDP forwarder, kernel forwarding, nftables and iptables DNAT')
+    .description('Mpps through the lb host: xdplb nat/dsr (and nat with XDP_TX, steady and during a drain) vs the XDP forwarders (the reading XDP_TX one is the ceiling), kernel forwarding, nftables and iptables DNAT')
     .option('--json', 'print the result as JSON')
     .option('--reps <n>', 'repetitions per case (round-robin)', positiveInt('--reps'), 5)
     .option('--packets <n>', 'packets per repetition', positiveInt('--packets'), 2_000_000)
     .option('--seconds <s>', 'upper bound per repetition, seconds', positiveNumber('--seconds'), 10)
     .option('--flows <n>', 'distinct flows', positiveInt('--flows'), 16384)
-    .option('--only <cases>', 'comma-separated cases: xdplb-nat,xdplb-dsr,xdp-fwd,xdp-fwd-read,kernel,nftables,iptables', list)
+    .option('--only <cases>', 'comma-separated cases: xdplb-nat,xdplb-dsr,xdplb-nat-tx,xdplb-nat-tx-drain,xdp-fwd,xdp-fwd-read,xdp-fwd-read-tx,kernel,nftables,iptables', list)
     .action(async (o: { json?: boolean; reps: number; packets: number; seconds: number; flows: number; only?: string[] }) => {
       prepareRun();
       const r: ForwardReport = await runForwardBench({ ...o, onProgress: stderrProgress() });

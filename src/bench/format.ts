@@ -33,7 +33,7 @@ export function formatForward(r: ForwardReport): string {
     table(['case', 'Mpps median [min-max]', 'lb CPU ns/pkt', 'Mpps/lb CPU', 'XDP ns/run', 'lb util', 'reps'], rows),
     '(Mpps/lb CPU = 1000 / lb CPU ns per packet: what one lb CPU would forward with a generator that never limits)',
     '',
-    table(['target', 'ratio', 'goal', ''], r.targets.map((t) => [t.description, fmt(t.ratio), `>= ${t.goal}`, verdict(t.met)])),
+    table(['target', 'ratio', 'goal', ''], r.targets.map((t) => [t.description, fmt(t.ratio), `${'atMost' in t && t.atMost ? '<=' : '>='} ${t.goal}`, verdict(t.met)])),
   ];
   for (const f of r.failures) out.push(`FAILED ${f.name} (rep ${f.rep}): ${f.error}`);
   return out.join('\n');

@@ -29,6 +29,11 @@ export interface ForwardTopology {
   vipPort: number;
   /** The two backends, both addresses of the sink. */
   backends: string[];
+  /** The XDP_TX cases' VIP (UDP port vipPort) and its backends, reached back through the lb's
+   * ingress (neighbours with the generator's MAC: what the lb sends them arrives at the
+   * generator's veth, where a second sink counts). */
+  txVip: string;
+  txBackends: string[];
   /** First client (source) address; the generator walks up from it. */
   clientBase: string;
   /** CPU of the generator and the sink; CPU of the lb (equal on a 1-CPU machine). */
@@ -42,6 +47,10 @@ const GEN_MAC = '02:b0:00:00:00:01';
 const LB_IN_MAC = '02:b0:00:00:00:02';
 const LB_OUT_MAC = '02:b0:00:00:01:01';
 const SINK_MAC = '02:b0:00:00:01:02';
+/** The XDP_TX cases' backends: on the lb's ingress link, with the generator's MAC. */
+const TX_BACKENDS = ['198.18.200.11', '198.18.200.12', '198.18.200.13', '198.18.200.14'];
+export const LB_INGRESS_MAC = LB_IN_MAC;
+export const GENERATOR_MAC = GEN_MAC;
 
 /** Removes the forwarding benchmark's namespaces (and so its veths and programs). */
 export function tearDownForwardTopology(): void {
@@ -75,12 +84,16 @@ export function setUpForwardTopology(): ForwardTopology {
       run('ip', ['neigh', 'replace', a, 'lladdr', SINK_MAC, 'dev', 'xlbbl1', 'nud', 'permanent'], { netns: lbNs });
     }
     run('ip', ['neigh', 'replace', '198.18.200.2', 'lladdr', LB_IN_MAC, 'dev', 'xlbbg0', 'nud', 'permanent'], { netns: genNs });
+    for (const a of TX_BACKENDS) {
+      run('ip', ['neigh', 'replace', a, 'lladdr', GEN_MAC, 'dev', 'xlbbl0', 'nud', 'permanent'], { netns: lbNs });
+    }
     run('ip', ['route', 'add', 'default', 'via', '198.18.201.1'], { netns: sinkNs });
 
     enableThreadedNapi(lbNs, 'xlbbl0');
     enableThreadedNapi(sinkNs, 'xlbbs0');
+    enableThreadedNapi(genNs, 'xlbbg0');
     const napiPids = napiThreadPids('xlbbl0');
-    const sinkPids = napiThreadPids('xlbbs0');
+    const sinkPids = [...napiThreadPids('xlbbs0'), ...napiThreadPids('xlbbg0')];
     if (napiPids.length === 0 || sinkPids.length === 0) throw new Error('threaded NAPI: no napi/xlbb* kthread appeared');
     for (const pid of napiPids) pinTask(pid, lbCpu);
     for (const pid of sinkPids) pinTask(pid, genCpu);
@@ -94,6 +107,7 @@ export function setUpForwardTopology(): ForwardTopology {
       },
       sink: { netns: sinkNs, ifname: 'xlbbs0', ifindex: ifindexOf(sinkNs, 'xlbbs0'), mac: SINK_MAC, address: '198.18.201.2' },
       vip: '198.18.210.1', vipPort: 9, backends: ['198.18.201.11', '198.18.201.12'], clientBase: '198.18.220.1',
+      txVip: '198.18.210.2', txBackends: [...TX_BACKENDS],
       genCpu, lbCpu,
     };
   } catch (err) {

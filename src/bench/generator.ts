@@ -24,6 +24,9 @@ export interface ForwarderConfig {
   /** MACs the trivial forwarder writes: next hop (destination) and its egress interface (source). */
   fwdDstMac: string;
   fwdSrcMac: string;
+  /** MACs the XDP_TX reading forwarder writes: the generator's (destination) and the lb ingress's (source). */
+  txDstMac?: string;
+  txSrcMac?: string;
 }
 
 /** What the generator sends: flow i uses saddrBase + i / 16384 and source port 1024 + i % 16384. */
@@ -98,6 +101,7 @@ export class BenchPrograms {
   readonly gen: Program;
   readonly fwd: Program;
   readonly fwdRead: Program;
+  readonly fwdReadTx: Program;
   readonly sink: Program;
   readonly sinkCounts: BpfMap;
   readonly fwdPorts: BpfMap;
@@ -109,6 +113,7 @@ export class BenchPrograms {
     this.gen = object.program('xdp_gen');
     this.fwd = object.program('xdp_fwd');
     this.fwdRead = object.program('xdp_fwd_read');
+    this.fwdReadTx = object.program('xdp_fwd_read_tx');
     this.sink = object.program('xdp_sink');
     this.sinkCounts = object.map('sink_counts');
     this.fwdPorts = object.map('fwd_ports');
@@ -124,6 +129,8 @@ export class BenchPrograms {
       globals: {
         fwd_dst_mac: macToBuffer(config.fwdDstMac),
         fwd_src_mac: macToBuffer(config.fwdSrcMac),
+        tx_dst_mac: macToBuffer(config.txDstMac ?? '00:00:00:00:00:00'),
+        tx_src_mac: macToBuffer(config.txSrcMac ?? '00:00:00:00:00:00'),
       },
     });
     return new BenchPrograms(object);
@@ -152,9 +159,15 @@ export class BenchPrograms {
     this.genConfig.update(Buffer.alloc(4), value);
   }
 
-  /** Attaches the counting sink to the sink's veth (native XDP). */
+  /** Attaches the counting sink to the sink's veth and to the generator's (where XDP_TX cases deliver) (native XDP). */
   attachSink(t: ForwardTopology): void {
     this.links.push(inNetns(t.sink.netns, () => XdpLink.attach(this.sink, t.sink.ifname, 'native')));
+    this.links.push(inNetns(t.gen.netns, () => XdpLink.attach(this.sink, t.gen.ifname, 'native')));
+  }
+
+  /** Attaches the reading forwarder that sends back out the lb's ingress (XDP_TX). */
+  attachTxForwarder(t: ForwardTopology): XdpLink {
+    return inNetns(t.lb.netns, () => XdpLink.attach(this.fwdReadTx, t.lb.ingress, 'native'));
   }
 
   /** Attaches the trivial forwarder to the lb's ingress; returns its link (detach() to remove). */

@@ -54,3 +54,15 @@ test('http targets: xdplb >= 0.97x direct and >= 2x HAProxy per mode and connect
   assert.match(formatHttp({ kind: 'http', reps: 1, seconds: 1, connections: 1, threads: 1, backends: 3, results, failures: [], targets: httpTargets(results), method: '' }),
     /xdplb-nat\s+keepalive\s+970 \[970-970\]/);
 });
+
+test('issue 14 target: xdplb-nat-tx at most 1.35x the reading XDP_TX forwarder up to 16384 flows, 1.5x beyond', () => {
+  const results = [fwd('xdplb-nat-tx', 2.7, 140), fwd('xdp-fwd-read-tx', 2.7, 100)];
+  const at = (flows: number) => forwardTargets(results, flows).find((x) => x.description.startsWith('xdplb-nat-tx / xdp-fwd-read-tx'))!;
+  assert.deepEqual([at(16384).ratio, at(16384).goal, at(16384).met, at(16384).atMost], [1.4, 1.35, false, true]);
+  assert.deepEqual([at(262144).goal, at(262144).met], [1.5, true]);
+  const report = formatForward({
+    kind: 'forward', reps: 1, packetsPerRep: 1, secondsPerRep: 1, flows: 16384, frameBytes: 64, batchSize: 64,
+    cpus: { generatorAndSink: 0, lb: 1 }, results, failures: [], targets: forwardTargets(results, 16384), method: '',
+  });
+  assert.match(report, /xdplb-nat-tx \/ xdp-fwd-read-tx \(lb CPU per packet, 16384 flows\)\s+1\.40\s+<= 1\.35\s+MISSED/);
+});

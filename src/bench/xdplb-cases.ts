@@ -62,6 +62,37 @@ export function xdplbForwardCase(mode: ForwardingMode): ForwardCase {
   };
 }
 
+/**
+ * xdplb nat with its backends behind the lb's ingress (XDP_TX back out of it): the four
+ * txBackends. `drained`: one of them drained after the table is installed, so a quarter of the
+ * slots are moved (a transition, never swept here: the worst case, every packet of a moved slot
+ * consults the flow cache and UDP misses go to the drained backend).
+ */
+export function xdplbTxCase(drained: boolean): ForwardCase {
+  let dp: Dataplane | null = null;
+  return {
+    name: drained ? 'xdplb-nat-tx-drain' : 'xdplb-nat-tx',
+    label: drained ? 'xdplb nat, XDP_TX, one of 4 backends drained (transition)' : 'xdplb nat, XDP_TX (backends behind the ingress)',
+    destination: 'tx-vip',
+    prepare(t) {
+      dp = Dataplane.load({ hashSeed: BENCH_HASH_SEED });
+      const lb = new Balancer(dp);
+      const state = benchState('nat', t.txVip, t.vipPort, 'udp', t.txBackends, 0);
+      lb.applyState(state);
+      if (drained) {
+        state.services[0].backends[state.services[0].backends.length - 1].draining = true;
+        lb.applyState(state);
+      }
+    },
+    setUp(t) {
+      if (!dp) throw new Error('xdplb data plane not loaded');
+      return attachIn(dp, t.lb.netns, [t.lb.ingress]);
+    },
+    tearDown(t) { detachAll(dp, t.lb.netns); },
+    dispose() { dp?.close(); dp = null; },
+  };
+}
+
 /** xdplb in `mode` between the HTTP client and the three backends (VIP:8080/tcp). */
 export function xdplbHttpCase(mode: ForwardingMode): HttpLbCase {
   let dp: Dataplane | null = null;

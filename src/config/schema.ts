@@ -250,6 +250,7 @@ export const ConfigSchema = Type.Object({
     rate: Type.Optional(Type.Integer({ minimum: 0, maximum: U32_MAX, default: 0, description: '1 in N packets to the trace log; 0 = off' })),
   }, { additionalProperties: false, default: {} })),
   flowCache: Type.Optional(Type.Boolean({ default: true })),
+  transitionSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400, description: 'how long a moved Maglev slot is a transition (its packets consult the flow cache): the sweep period; a mark lasts >= 2 periods and until no flow on an earlier backend was seen for one; default 60' })),
   reverseGraceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_REVERSE_GRACE_SECONDS, description: `how long a removed NAT backend's replies are still translated (its connections close from the VIP); default ${DEFAULT_REVERSE_GRACE_SECONDS}, 0 = none` })),
   api: Type.Optional(Type.Object({
     listen: Type.Optional(Type.String({ pattern: LISTEN_PATTERN, maxLength: 260, default: '127.0.0.1:8720', description: 'host:port' })),
@@ -288,6 +289,8 @@ export interface Config {
   flowCache: boolean;
   /** Absent = DEFAULT_REVERSE_GRACE_SECONDS. */
   reverseGraceSeconds?: number;
+  /** Absent = 60 (DEFAULT_TRANSITION_SECONDS). */
+  transitionSeconds?: number;
   api: { listen: string; allowedHosts?: string[]; metrics?: MetricsExposure };
   users: UserEntry[];
   tokens: TokenEntry[];

@@ -94,6 +94,7 @@ export function buildDataplaneState(config: Readonly<Config>, health: (service: 
     settings: {
       fragPolicy: config.fragments, sampleRate: config.sampling.rate, flowCache: config.flowCache,
       ...(config.reverseGraceSeconds !== undefined ? { reverseGraceSeconds: config.reverseGraceSeconds } : {}),
+      ...(config.transitionSeconds !== undefined ? { transitionSeconds: config.transitionSeconds } : {}),
     },
   };
 }

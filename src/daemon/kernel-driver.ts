@@ -234,6 +234,24 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
     }, Math.min(Math.max(next - Date.now(), minDelayMs), 2 ** 31 - 1));
     expiryTimer.unref();
   };
+  // Moved Maglev slots (transitions) are swept every transitionSeconds while any is marked
+  // (Reconciler.sweepTransitions: quiet slots go back to touching no per-flow state).
+  let sweepTimer: NodeJS.Timeout | null = null;
+  const scheduleSweep = (): void => {
+    if (sweepTimer || closed || reconciler.transitionSlotCount() === 0) return;
+    sweepTimer = setTimeout(() => {
+      sweepTimer = null;
+      if (closed) return;
+      try {
+        const swept = reconciler.sweepTransitions();
+        if (swept.cleared) logger.info(swept, 'moved Maglev slots went quiet: no per-flow state for them any more');
+      } catch (err) {
+        logger.error({ err: (err as Error).message }, 'cannot sweep the moved Maglev slots; retrying next period');
+      }
+      scheduleSweep();
+    }, Math.min(reconciler.transitionPeriodMs, 2 ** 31 - 1));
+    sweepTimer.unref();
+  };
   const applyState = async (state: DataplaneState): Promise<{ writes: number }> => {
     lastState = state;
     try {
@@ -247,6 +265,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
       return { writes };
     } finally {
       scheduleReverseExpiry();
+      scheduleSweep();
     }
   };
   const syncInterfaces = async (interfaces: Config['interfaces']): Promise<void> => {
@@ -360,6 +379,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
     close({ detach }) {
       closed = true;
       if (expiryTimer) clearTimeout(expiryTimer);
+      if (sweepTimer) clearTimeout(sweepTimer);
       expiryTimer = null;
       runStats?.close();
       runStats = null;

@@ -179,6 +179,7 @@ export const CODECS = (() => {
 
 export const LbServiceKeyCodec = CODECS.lb_service_key;
 export const LbServiceCodec = CODECS.lb_service;
+export const LbServiceSlotCodec = CODECS.lb_service_slot;
 export const LbVipCodec = CODECS.lb_vip;
 export const LbBackendCodec = CODECS.lb_backend;
 export const LbReverseKeyCodec = CODECS.lb_reverse_key;

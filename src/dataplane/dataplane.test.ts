@@ -58,6 +58,7 @@ function cleanup(): void {
 }
 
 describe('Dataplane on the real kernel', () => {
+  let rememberedPort = 0;
   let dp: Dataplane | null = null;
   let lb: Balancer | null = null;
   let view: DataplaneInspector | null = null;
@@ -88,7 +89,7 @@ describe('Dataplane on the real kernel', () => {
     assert.deepEqual(opts.maxEntries, { next_hops: 32 }, 'only the unpinned next-hop cache is sized: one slot per backend');
     assert.deepEqual(opts.globals!.flow_sets_mask, encodeU32(256 / LB.FLOW_WAYS - 1), 'the pinned flows map\'s sets');
     assert.deepEqual(opts.globals!.hash_seed, encodeU32(42));
-    assert.deepEqual(opts.innerMaxEntries, { maglev: dp!.maglevMaxSize });
+    assert.deepEqual(opts.innerMaxEntries, { maglev: dp!.maglevMaxSize, maglev_marks: dp!.maglevMaxSize });
     assert.deepEqual(dp!.reloadOptions(7).globals!.hash_seed, encodeU32(7));
     // What the daemon's "is the pinned program current" probe loads: the same code, the same tag.
     const probe = BpfObject.load(path.join(repoRoot(), 'bpf', 'lb.o'), opts);
@@ -123,10 +124,23 @@ describe('Dataplane on the real kernel', () => {
     assert.ok(stats.reasons[e.reason].packets >= 1, `reason ${e.reason} counted`);
     assert.deepEqual(Object.keys(stats.services).sort(), ['dns', 'web']);
     assert.deepEqual(Object.keys(stats.backends.dns).sort(), ['198.18.1.2:5353', '198.18.1.3:5353']);
+    assert.equal(view!.mapEntries('flows', 0, 10).total, 0, 'the steady state remembers no flow');
+    // A transition: 198.18.1.2 drained, its slots move to 198.18.1.3 and are marked. A query in
+    // such a slot (UDP, young window) goes to the drained backend and is remembered.
+    const drained = state();
+    drained.services[0].backends[0].draining = true;
+    lb!.applyState(drained);
+    assert.ok(lb!.reconciler.transitionSlotCount() > 0, 'moved slots are marked');
+    let sport = 41000;
+    for (; sport < 43000 && view!.mapEntries('flows', 0, 10).total === 0; sport++) dp!.testRun(dnsQuery(sport));
     const flows = view!.mapEntries('flows', 0, 10);
     assert.equal(flows.total, 1, 'one set in use');
     const remembered = flows.entries[0].value as Array<Record<string, unknown>>;
-    assert.deepEqual(remembered, [{ saddr: '198.18.0.2', daddr: '198.18.100.1', sport: 40000, dport: 53, proto: 17, backendId: e.backendId, backendIp: String(e.backend).split(':')[0], backend: e.backend, referenced: false }]);
+    const b2 = lb!.reconciler.backendId('dns', '198.18.1.2', 5353);
+    assert.deepEqual(remembered, [{ saddr: '198.18.0.2', daddr: '198.18.100.1', sport: sport - 1, dport: 53, proto: 17, backendId: b2, epoch: remembered[0].epoch, backend: '198.18.1.2:5353', referenced: false }]);
+    assert.ok(Number(remembered[0].epoch) > 0, 'stamped with the transition\'s epoch');
+    rememberedPort = sport - 1;
+    lb!.applyState(state()); // back: the slots move again and stay marked
   });
 
   test('subscribe delivers events from the event loop, without draining by hand', async () => {
@@ -194,9 +208,10 @@ describe('Dataplane on the real kernel', () => {
       b4: lb!.reconciler.backendId('web', '198.18.1.4', 0),
     }, ids);
     assert.equal(lb!.applyState(state()).writes, 0);
-    // The flows cached before the restart are still there.
+    // The flows remembered before the restart are still there, and so are the transition marks.
     const remembered = view!.mapEntries('flows').entries.flatMap((x) => x.value as Array<{ sport: number }>);
-    assert.deepEqual(remembered.map((f) => f.sport).sort(), [40000, 40100]); // the two queries sent above
+    assert.deepEqual(remembered.map((f) => f.sport), [rememberedPort]);
+    assert.ok(lb!.reconciler.transitionSlotCount() > 0, 'marks recovered from the pinned tables');
   });
 
   test('attach pins the link; replaceProgram swaps the program in place, reusing the maps', () => {
@@ -274,7 +289,7 @@ describe('Dataplane on the real kernel', () => {
     older.writeUInt32LE(0x786c6232, 0); // "xlb2": the layout before verdict_stats
     meta.update(encodeU32(0), older);
     try {
-      assert.throws(() => Dataplane.adopt(PIN), /made by another xdplb build \(map layout 2, this build uses 4\).*Remove/);
+      assert.throws(() => Dataplane.adopt(PIN), /made by another xdplb build \(map layout 2, this build uses 5\).*Remove/);
     } finally {
       meta.update(encodeU32(0), original);
       meta.close();

@@ -50,7 +50,7 @@ export interface AttachmentInfo { ifname: string; ifindex: number; mode: XdpMode
 const META_SIZE = 16; // u32 magic, u32 hash seed, u32 maglevMaxSize, u32 reserved
 /** "xlb" + the maps' layout version: bumped whenever a map's type, key or value changes, so that
  * adopt refuses maps it cannot use instead of misreading them. */
-const META_MAGIC = 0x786c6234; // "xlb4": if_macs (attached interfaces' MACs) and reverse_frags (NAT reply fragments) added
+const META_MAGIC = 0x786c6235; // "xlb5": Maglev slots carry transition marks (struct lb_maglev_slot), flow entries an epoch
 const META_MAGIC_PREFIX = 0x786c6200; // "xlb\0"
 
 /** The error for pins made by another build whose maps this one cannot reuse. */

@@ -6,7 +6,7 @@
 import { possibleCpus, type BpfMap } from '../bpf';
 import {
   LB, LbCounterCodec, LbFlowStatsCodec, LbServiceKeyCodec, LbServiceCodec, LbBackendCodec,
-  LbReverseKeyCodec, LbReverseCodec, LbFlowSetCodec, LbSettingsCodec, LbVipCodec, LbIfMacCodec,
+  LbReverseKeyCodec, LbReverseCodec, LbFlowSetCodec, LbServiceSlotCodec, LbSettingsCodec, LbVipCodec, LbIfMacCodec,
   bytesToIpv4, decodePerCpuSum, decodeU32, encodeU32,
 } from './abi';
 import {
@@ -154,6 +154,8 @@ export class DataplaneInspector {
       case 'services': return { key: LbServiceKeyCodec.decode(key), value: { ...LbServiceCodec.decode(value), name: this.names.serviceName(LbServiceCodec.decode(value).id) } };
       case 'vips': return { key: bytesToIpv4(key), value: LbVipCodec.decode(value) };
       case 'maglev': return { key: index, value: { innerMapId: decodeU32(value), tableSize: innerTableSize(decodeU32(value)), service: this.names.serviceName(index) } };
+      case 'service_slots': return { key: index, value: LbServiceSlotCodec.decode(value) };
+      case 'maglev_marks': return { key: index, value: { innerMapId: decodeU32(value), tableSize: innerTableSize(decodeU32(value)), service: this.names.serviceName(index) } };
       case 'backends': return { key: index, value: { ...LbBackendCodec.decode(value), name: this.names.backendName(index) } };
       case 'reverse': case 'reverse_frags': return { key: LbReverseKeyCodec.decode(key), value: LbReverseCodec.decode(value) };
       case 'if_macs': {
@@ -163,7 +165,7 @@ export class DataplaneInspector {
       case 'flows': return {
         key: index,
         value: LbFlowSetCodec.decode(value).way.filter((w) => w.backendId !== 0)
-          .map((w) => ({ ...w.key, backendId: w.backendId, backendIp: w.backendIp, backend: this.names.backendName(w.backendId), referenced: w.referenced === 1 })),
+          .map((w) => ({ ...w.key, backendId: w.backendId, epoch: w.epoch, backend: this.names.backendName(w.backendId), referenced: w.referenced === 1 })),
       };
       case 'settings': return { key: index, value: LbSettingsCodec.decode(value) };
       case 'tx_ports': return { key: index, value: decodeU32(value) };

@@ -105,3 +105,13 @@ export function vipFilterWords(addresses: Iterable<number>): number[] {
   }
   return words;
 }
+
+/**
+ * The service_slots index of a services key (the 8 bytes of struct lb_service_key), as
+ * bpf/lb.bpf.c lookup_service() computes it on a little-endian host (the key's two u32 words as
+ * they lie in memory).
+ */
+export function serviceSlotIndex(key: Buffer): number {
+  const h = (Math.imul(key.readUInt32LE(0), LB.SERVICE_SLOT_MUL) ^ Math.imul(key.readUInt32LE(4), LB.SERVICE_SLOT_MUL2)) >>> 0;
+  return h >>> (32 - LB.SERVICE_SLOTS_BITS);
+}

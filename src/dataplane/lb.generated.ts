@@ -50,9 +50,16 @@ export const LB = {
   ACTION_REDIRECT: 4,
   ACTION_SLOTS: 8,
   VERDICT_SLOTS: 256, // LB_REASON_SLOTS * LB_ACTION_SLOTS
+  SERVICE_SLOTS_BITS: 10,
+  SERVICE_SLOTS: 1024, // 1 << LB_SERVICE_SLOTS_BITS
+  SERVICE_SLOT_MUL: 2654435761, // 0x9e3779b1
+  SERVICE_SLOT_MUL2: 2246822507, // 0x85ebca6b
   VIP_FILTER_WORDS: 8, // 256 bits
   VIP_FILTER_MUL: 2654435761, // 0x9e3779b1
   FLOW_CHECK_MUL: 2654435761, // 0x9e3779b1
+  SLOT_MOVED: 2147483648, // 1 << 31
+  SLOT_ID_MASK: 2147483647,
+  SLOT_F_YOUNG: 1, // the first sweep period of a transition: a UDP miss goes to prev_id too (UDP has ...
 } as const;
 
 /** Verdict reasons by number (LB_REASON_*): lb_event.reason and the verdict_stats row. */
@@ -134,6 +141,11 @@ export interface LbService {
   mode: number;
   flags: number;
 }
+/** struct lb_service_slot: 0x85ebca6b */
+export interface LbServiceSlot {
+  key: LbServiceKey;
+  svc: LbService;
+}
 /** struct lb_vip: vips: key is __be32 address; value: */
 export interface LbVip {
   /** number of services on this address (informational) */
@@ -184,7 +196,7 @@ export interface LbSettings {
   fragPolicy: number;
   /** 1 in N packets goes to events; 0 = off */
   sampleRate: number;
-  /** 1 = remember each TCP/UDP flow's backend in flows (default), 0 = pure maglev */
+  /** 1 = packets of moved Maglev slots consult and write flows (default), 0 = pure ... */
   flowCache: number;
   /** 1 = send back out the ingress interface with bpf_redirect_map, not XDP_TX ... */
   txRedirect: number;
@@ -198,11 +210,12 @@ export interface LbFlowKey {
   dport: number;
   proto: number;
 }
-/** struct lb_flow_entry: flows: one remembered flow (32 bytes: a set is 128, and its index a shift). backend_id 0 = empty way. A hit is used only when check == flow cache hash ^ (backend_id * LB_FLOW_CHECK_MUL) (two CPUs writing one way cannot pass off a torn entry) and backends[backend_id] is ACTIVE, owned by the service the packet addresses and still at backend_ip. The rewrite takes the address from here, so that it need not wait for the backends lookup (which then only confirms it). */
+/** struct lb_flow_entry: flows: one remembered flow (32 bytes: a set is 128, and its index a shift). backend_id 0 = empty way. Written and read only for packets of moved Maglev slots (LB_SLOT_MOVED): a hit counts only when epoch == the slot's epoch (an entry of an earlier transition is stale), check == flow cache hash ^ (backend_id * LB_FLOW_CHECK_MUL) ^ epoch (two CPUs writing one way cannot pass off a torn entry) and backends[backend_id] is ACTIVE and owned by the packet's service. */
 export interface LbFlowEntry {
   key: LbFlowKey;
   backendId: number;
-  backendIp: string;
+  /** the slot's epoch when the flow was remembered */
+  epoch: number;
   check: number;
   /** 1 = a packet used the entry since its set last evicted (NRU) */
   referenced: number;
@@ -210,6 +223,17 @@ export interface LbFlowEntry {
 /** struct lb_flow_set: flows: ARRAY value, index = flow cache hash & (sets - 1), sets a power of two (the flow cache hash: lb.bpf.c flow_cache_hash). A new flow (referenced 0) takes the way already holding its key, else the first empty way, else the first unreferenced way from way (flow cache hash >> (32 - LB_FLOW_WAYS_BITS)) on; when all four are referenced, all are cleared and that way is taken (not-recently-used: flows in use survive a burst of new ones). */
 export interface LbFlowSet {
   way: LbFlowEntry[];
+}
+/** struct lb_slot_mark: maglev_marks inner tables (same size as the service's maglev table, present only while some slot is moved): ARRAY value, the transition of a moved slot. With the flow cache on, a packet of a moved slot consults flows: a TCP SYN goes to the current backend and is remembered; a packet whose flow is remembered in this transition (same epoch) keeps that backend while it is usable; another miss goes to prev_id (TCP without SYN always, UDP only while LB_SLOT_F_YOUNG) when usable, else to the current backend, and is remembered. User space ends the transition (clears LB_SLOT_MOVED, zeroes the mark) once a sweep finds `seen` clear (docs/decisions.md, "Stateless steady state"). */
+export interface LbSlotMark {
+  /** the backend the slot had before the transition (0: none) */
+  prevId: number;
+  /** != 0: stamps the flows remembered in this transition */
+  epoch: number;
+  /** 1, set by the program (a byte store, no read-modify-write): a remembered flow on ... */
+  seen: number;
+  /** LB_SLOT_F_*, user space's */
+  flags: number;
 }
 /** struct lb_flow_stats: service_stats and backend_stats: PERCPU_ARRAY values (index = id) */
 export interface LbFlowStats {
@@ -265,6 +289,10 @@ export const LB_LAYOUTS = {
     { c: 'flags', name: 'flags', kind: 'u8', offset: 9, size: 1 },
     { c: 'pad', name: '', kind: 'pad', offset: 10, size: 2 },
   ] },
+  lb_service_slot: { cName: 'lb_service_slot', size: 20, align: 4, btf: 'lb.o', fields: [
+    { c: 'key', name: 'key', kind: 'struct', offset: 0, size: 8, struct: 'lb_service_key' },
+    { c: 'svc', name: 'svc', kind: 'struct', offset: 8, size: 12, struct: 'lb_service' },
+  ] },
   lb_vip: { cName: 'lb_vip', size: 4, align: 4, btf: 'lb.o', fields: [
     { c: 'services', name: 'services', kind: 'u32', offset: 0, size: 4 },
   ] },
@@ -315,12 +343,19 @@ export const LB_LAYOUTS = {
   lb_flow_entry: { cName: 'lb_flow_entry', size: 32, align: 4, btf: 'lb.o', fields: [
     { c: 'key', name: 'key', kind: 'struct', offset: 0, size: 16, struct: 'lb_flow_key' },
     { c: 'backend_id', name: 'backendId', kind: 'u32', offset: 16, size: 4 },
-    { c: 'backend_ip', name: 'backendIp', kind: 'ipv4', offset: 20, size: 4 },
+    { c: 'epoch', name: 'epoch', kind: 'u32', offset: 20, size: 4 },
     { c: 'check', name: 'check', kind: 'u32', offset: 24, size: 4 },
     { c: 'referenced', name: 'referenced', kind: 'u32', offset: 28, size: 4 },
   ] },
   lb_flow_set: { cName: 'lb_flow_set', size: 128, align: 4, btf: 'lb.o', fields: [
     { c: 'way', name: 'way', kind: 'struct', offset: 0, size: 128, count: 4, struct: 'lb_flow_entry' },
+  ] },
+  lb_slot_mark: { cName: 'lb_slot_mark', size: 12, align: 4, btf: 'lb_abi.h', fields: [
+    { c: 'prev_id', name: 'prevId', kind: 'u32', offset: 0, size: 4 },
+    { c: 'epoch', name: 'epoch', kind: 'u32', offset: 4, size: 4 },
+    { c: 'seen', name: 'seen', kind: 'u8', offset: 8, size: 1 },
+    { c: 'flags', name: 'flags', kind: 'u8', offset: 9, size: 1 },
+    { c: 'pad', name: '', kind: 'pad', offset: 10, size: 2 },
   ] },
   lb_flow_stats: { cName: 'lb_flow_stats', size: 32, align: 8, btf: 'lb.o', fields: [
     { c: 'fwd_packets', name: 'fwdPackets', kind: 'u64', offset: 0, size: 8 },
@@ -354,6 +389,7 @@ export type LbStructName = keyof typeof LB_LAYOUTS;
 export interface LbStructs {
   lb_service_key: LbServiceKey;
   lb_service: LbService;
+  lb_service_slot: LbServiceSlot;
   lb_vip: LbVip;
   lb_backend: LbBackend;
   lb_reverse_key: LbReverseKey;
@@ -363,6 +399,7 @@ export interface LbStructs {
   lb_flow_key: LbFlowKey;
   lb_flow_entry: LbFlowEntry;
   lb_flow_set: LbFlowSet;
+  lb_slot_mark: LbSlotMark;
   lb_flow_stats: LbFlowStats;
   lb_counter: LbCounter;
   lb_event: LbEvent;
@@ -386,8 +423,10 @@ export interface MapLayout {
 export const LB_MAPS = {
   settings: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_settings', size: 48 }, maxEntries: 1, flags: 0, inner: null },
   services: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_service_key', size: 8 }, value: { kind: 'struct', struct: 'lb_service', size: 12 }, maxEntries: 256, flags: 0, inner: null },
+  service_slots: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_service_slot', size: 20 }, maxEntries: 1024, flags: 0, inner: null },
   vips: { type: 'hash', perCpu: false, key: { kind: 'ipv4', size: 4 }, value: { kind: 'struct', struct: 'lb_vip', size: 4 }, maxEntries: 256, flags: 0, inner: null },
   maglev: { type: 'array_of_maps', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 256, flags: 0, inner: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 65537, flags: 4096, inner: null } },
+  maglev_marks: { type: 'array_of_maps', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 256, flags: 0, inner: { type: 'array', perCpu: false, key: { kind: 'bytes', size: 4 }, value: { kind: 'bytes', size: 12 }, maxEntries: 65537, flags: 4096, inner: null } },
   backends: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_backend', size: 20 }, maxEntries: 4096, flags: 0, inner: null },
   reverse: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_reverse_key', size: 8 }, value: { kind: 'struct', struct: 'lb_reverse', size: 16 }, maxEntries: 16384, flags: 0, inner: null },
   reverse_frags: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_reverse_key', size: 8 }, value: { kind: 'struct', struct: 'lb_reverse', size: 16 }, maxEntries: 4096, flags: 0, inner: null },
@@ -407,8 +446,10 @@ export type LbMapName = keyof typeof LB_MAPS;
 export interface LbMapTypes {
   settings: { key: number; value: LbSettings };
   services: { key: LbServiceKey; value: LbService };
+  service_slots: { key: number; value: LbServiceSlot };
   vips: { key: string; value: LbVip };
   maglev: { key: number; value: number };
+  maglev_marks: { key: number; value: number };
   backends: { key: number; value: LbBackend };
   reverse: { key: LbReverseKey; value: LbReverse };
   reverse_frags: { key: LbReverseKey; value: LbReverse };

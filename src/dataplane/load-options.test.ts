@@ -14,11 +14,11 @@ test('a fresh load sizes every map group and sets hash_seed and flow_sets_mask',
   });
   assert.deepEqual(o.maxEntries, {
     flows: 64,
-    services: 8, maglev: 8, service_stats: 8,
+    services: 8, maglev: 8, maglev_marks: 8, service_stats: 8,
     backends: 32, backend_stats: 32, next_hops: 32, reverse_frags: 32,
     vips: 5, reverse: 9,
   });
-  assert.deepEqual(o.innerMaxEntries, { maglev: 65537 });
+  assert.deepEqual(o.innerMaxEntries, { maglev: 65537, maglev_marks: 65537 });
   assert.deepEqual(o.globals, { hash_seed: encodeU32(0xdeadbeef), flow_sets_mask: encodeU32(63) });
   assert.equal(o.reuseMaps, undefined);
 });
@@ -36,7 +36,7 @@ test('over pinned maps: every map reused, only the unpinned ones (next_hops) siz
   assert.deepEqual(o.reuseMaps, Object.fromEntries(MAP_NAMES.map((n) => [n, path.join('/sys/fs/bpf/x', 'maps', n)])));
   assert.deepEqual(o.maxEntries, { next_hops: 40 });
   assert.deepEqual(o.globals, { hash_seed: encodeU32(3), flow_sets_mask: encodeU32(127) });
-  assert.deepEqual(o.innerMaxEntries, { maglev: 251 });
+  assert.deepEqual(o.innerMaxEntries, { maglev: 251, maglev_marks: 251 });
 });
 
 test('a hash seed outside u32 or a flow set count that is not a power of two is refused by name', () => {

@@ -11,7 +11,7 @@ import type { LbGlobalName, LbMapName } from './lb.generated';
 /** Maps of bpf/lb.o, all pinned and all reused by replaceProgram. */
 export const MAP_NAMES = [
   'services', 'vips', 'maglev', 'backends', 'reverse', 'flows', 'settings', 'tx_ports',
-  'service_stats', 'backend_stats', 'verdict_stats', 'events', 'reverse_frags', 'if_macs',
+  'service_stats', 'backend_stats', 'verdict_stats', 'events', 'reverse_frags', 'if_macs', 'maglev_marks', 'service_slots',
 ] as const satisfies readonly LbMapName[];
 export type MapName = (typeof MAP_NAMES)[number];
 
@@ -65,7 +65,7 @@ export function lbLoadOptions(p: LbLoadParams): LoadOptions {
   const set = (value: number | undefined, names: LbMapName[]) => {
     if (value !== undefined) for (const n of names) sizes[n] = value;
   };
-  set(p.maxServices, ['services', 'maglev', 'service_stats']);
+  set(p.maxServices, ['services', 'maglev', 'maglev_marks', 'service_stats']);
   set(p.maxBackends, ['backends', 'backend_stats', 'next_hops', 'reverse_frags']);
   set(p.maxVips, ['vips']);
   set(p.maxReverse, ['reverse']);
@@ -76,6 +76,6 @@ export function lbLoadOptions(p: LbLoadParams): LoadOptions {
     for (const n of MAP_NAMES) delete sizes[n];
   }
   options.maxEntries = sizes;
-  if (p.maglevMaxSize !== undefined) options.innerMaxEntries = { maglev: p.maglevMaxSize };
+  if (p.maglevMaxSize !== undefined) options.innerMaxEntries = { maglev: p.maglevMaxSize, maglev_marks: p.maglevMaxSize };
   return options;
 }

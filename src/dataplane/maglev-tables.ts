@@ -1,10 +1,26 @@
 /**
  * The inner Maglev arrays of the maglev map (an ARRAY_OF_MAPS: service id -> inner array of
- * backend ids): created at their own sizes (BPF_F_INNER_MAP), read back after adopt, sized for
- * map browsing. The reconciler (src/balancer) creates and reads them through these functions.
+ * u32 backend id | LB_SLOT_MOVED) and of maglev_marks (service id -> inner array of struct
+ * lb_slot_mark, present while some slot is moved): created at their own sizes (BPF_F_INNER_MAP),
+ * read back after adopt and by the transition sweep, written slot by slot when a mark changes,
+ * sized for map browsing. The reconciler (src/balancer) creates and reads them through these
+ * functions.
+ *
+ * User space handles a table as one flat Uint32Array of SLOT_WORDS host-order words per slot:
+ * the current backend id, then the slot's mark (prev_id, epoch, and a word whose low byte is
+ * `seen` and second byte `flags`, as struct lb_slot_mark lies on little-endian hosts); a slot is
+ * moved when its prev word is not 0.
  */
 import { BpfMap, BPF_F_INNER_MAP } from '../bpf';
-import { decodeU32 } from './abi';
+import { decodeU32, LB } from './abi';
+import { LB_LAYOUTS } from './lb.generated';
+
+/** u32 words per slot in the flat form: current backend, then struct lb_slot_mark. */
+export const SLOT_WORDS = 4;
+const MARK_BYTES = 12;
+if (LB_LAYOUTS.lb_slot_mark.size !== MARK_BYTES) throw new Error('lb_slot_mark is not 12 bytes');
+/** Word offsets of a slot's fields in the flat table. */
+export const SLOT = { backend: 0, prev: 1, epoch: 2, seenFlags: 3 } as const;
 
 /** Entries of the inner map with this id, or null when it is gone. */
 export function innerTableSize(id: number): number | null {
@@ -18,36 +34,126 @@ export function innerTableSize(id: number): number | null {
   }
 }
 
-/** The backend ids of an installed inner table, from its outer-map value (the inner map id). */
-export function readMaglevTable(outerValue: Buffer): Uint32Array | null {
-  let inner: BpfMap;
+function openInner(outerValue: Buffer | null): BpfMap | null {
+  if (!outerValue) return null;
   try {
-    inner = BpfMap.fromId(decodeU32(outerValue));
+    return BpfMap.fromId(decodeU32(outerValue));
   } catch {
     return null; // freed meanwhile: the next apply installs a fresh one
   }
+}
+
+/** True when the flat table has a moved slot (it then needs a marks table). */
+export function hasMarks(slots: Uint32Array): boolean {
+  for (let i = SLOT.prev; i < slots.length; i += SLOT_WORDS) if (slots[i] !== 0) return true;
+  return false;
+}
+
+/**
+ * The flat slots of an installed table from its outer-map values (maglev's, and maglev_marks' or
+ * null); null when the table is gone or has another layout.
+ */
+export function readMaglevTable(outerValue: Buffer, marksOuterValue: Buffer | null = null): Uint32Array | null {
+  const inner = openInner(outerValue);
+  if (!inner) return null;
+  let table: Uint32Array;
   try {
-    const table = new Uint32Array(inner.maxEntries);
-    for (const [key, value] of inner.lookupBatch()) table[decodeU32(key)] = decodeU32(value);
-    return table;
+    if (inner.valueSize !== 4) return null; // another layout: replaced by the next apply
+    table = new Uint32Array(inner.maxEntries * SLOT_WORDS);
+    for (const [key, value] of inner.lookupBatch()) table[decodeU32(key) * SLOT_WORDS] = decodeU32(value);
+  } finally {
+    inner.close();
+  }
+  const marks = openInner(marksOuterValue);
+  const moved = (i: number) => (table[i * SLOT_WORDS] & LB.SLOT_MOVED) !== 0;
+  try {
+    if (marks && marks.valueSize === MARK_BYTES && marks.maxEntries * SLOT_WORDS === table.length) {
+      for (const [key, value] of marks.lookupBatch()) {
+        const i = decodeU32(key);
+        if (!moved(i)) continue;
+        table[i * SLOT_WORDS + SLOT.prev] = value.readUInt32LE(0);
+        table[i * SLOT_WORDS + SLOT.epoch] = value.readUInt32LE(4);
+        table[i * SLOT_WORDS + SLOT.seenFlags] = value[8] | (value[9] << 8);
+      }
+    }
+  } finally {
+    marks?.close();
+  }
+  for (let at = 0; at < table.length; at += SLOT_WORDS) table[at] &= LB.SLOT_ID_MASK;
+  return table;
+}
+
+function idValue(words: ArrayLike<number>, at: number): number {
+  return (words[at + SLOT.prev] !== 0 ? (words[at] | LB.SLOT_MOVED) : words[at]) >>> 0;
+}
+
+function markBytes(values: Buffer, n: number, words: ArrayLike<number>, at: number): void {
+  values.writeUInt32LE(words[at + SLOT.prev] >>> 0, n * MARK_BYTES);
+  values.writeUInt32LE(words[at + SLOT.epoch] >>> 0, n * MARK_BYTES + 4);
+  values[n * MARK_BYTES + 8] = words[at + SLOT.seenFlags] & 0xff;
+  values[n * MARK_BYTES + 9] = (words[at + SLOT.seenFlags] >> 8) & 0xff;
+}
+
+/**
+ * Writes single slots of an installed table in place ([slot index, its SLOT_WORDS words]): the
+ * marks first, then the ids (a slot gains its moved bit only after its mark is there, and an
+ * unmarked slot's stale mark is never read). False when a table is gone.
+ */
+export function writeMaglevSlots(outerValue: Buffer, marksOuterValue: Buffer | null, slots: Array<[number, Uint32Array]>): boolean {
+  if (!slots.length) return true;
+  const keys = Buffer.alloc(slots.length * 4);
+  slots.forEach(([index], n) => keys.writeUInt32LE(index, n * 4));
+  const marks = openInner(marksOuterValue);
+  if (marks) {
+    try {
+      const values = Buffer.alloc(slots.length * MARK_BYTES);
+      slots.forEach(([, words], n) => markBytes(values, n, words, 0));
+      marks.updateBatchFlat(keys, values, slots.length);
+    } finally {
+      marks.close();
+    }
+  } else if (slots.some(([, words]) => words[SLOT.prev] !== 0)) {
+    return false;
+  }
+  const inner = openInner(outerValue);
+  if (!inner) return false;
+  try {
+    const values = Buffer.alloc(slots.length * 4);
+    slots.forEach(([, words], n) => values.writeUInt32LE(idValue(words, 0), n * 4));
+    inner.updateBatchFlat(keys, values, slots.length);
+    return true;
   } finally {
     inner.close();
   }
 }
 
-/** A new inner Maglev array (BPF_F_INNER_MAP, so its size may differ from the template) holding `entries`. */
-export function createMaglevTable(entries: Uint32Array): { fd: number; close(): void } {
-  const table = BpfMap.create({
-    type: 'array', name: 'maglev_table', keySize: 4, valueSize: 4, maxEntries: entries.length, flags: BPF_F_INNER_MAP,
-  });
+/**
+ * New inner arrays (BPF_F_INNER_MAP, so their size may differ from the template) holding the
+ * flat `slots`: `fd` the ids (with LB_SLOT_MOVED), `marksFd` the marks (null: no slot moved).
+ */
+export function createMaglevTable(slots: Uint32Array): { fd: number; marksFd: number | null; close(): void } {
+  const count = slots.length / SLOT_WORDS;
+  const flatKeys = Buffer.from(Uint32Array.from({ length: count }, (_, i) => i).buffer);
+  const made: BpfMap[] = [];
+  const close = () => { for (const m of made) m.close(); };
   try {
-    // Two flat host-order u32 arrays, written with one batch.
-    const flatKeys = Buffer.from(Uint32Array.from(entries, (_, i) => i).buffer);
-    const flatValues = Buffer.from(Uint32Array.from(entries).buffer);
-    table.updateBatchFlat(flatKeys, flatValues, entries.length);
+    const table = BpfMap.create({ type: 'array', name: 'maglev_table', keySize: 4, valueSize: 4, maxEntries: count, flags: BPF_F_INNER_MAP });
+    made.push(table);
+    const ids = new Uint32Array(count);
+    for (let i = 0; i < count; i++) ids[i] = idValue(slots, i * SLOT_WORDS);
+    table.updateBatchFlat(flatKeys, Buffer.from(ids.buffer), count);
+    let marksFd: number | null = null;
+    if (hasMarks(slots)) {
+      const marks = BpfMap.create({ type: 'array', name: 'slot_marks', keySize: 4, valueSize: MARK_BYTES, maxEntries: count, flags: BPF_F_INNER_MAP });
+      made.push(marks);
+      const values = Buffer.alloc(count * MARK_BYTES);
+      for (let i = 0; i < count; i++) markBytes(values, i, slots, i * SLOT_WORDS);
+      marks.updateBatchFlat(flatKeys, values, count);
+      marksFd = marks.fd;
+    }
+    return { fd: table.fd, marksFd, close };
   } catch (err) {
-    table.close();
+    close();
     throw err;
   }
-  return table;
 }

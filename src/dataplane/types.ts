@@ -37,6 +37,10 @@ export interface DataplaneSettings {
   /** How long a removed NAT backend's reverse entry stays (its late packets still translated);
    * absent = DEFAULT_REVERSE_GRACE_SECONDS (300 s), 0 = removed at once. */
   reverseGraceSeconds?: number;
+  /** The transition sweep period: a moved Maglev slot stays marked (its packets consult the flow
+   * cache) for at least two periods and until no remembered flow on an earlier backend was sent
+   * for one; absent = DEFAULT_TRANSITION_SECONDS (60 s). docs/decisions.md "Stateless steady state". */
+  transitionSeconds?: number;
 }
 
 /** settings.reverseGraceSeconds when absent (the config's default). */

@@ -45,7 +45,8 @@ export function kernelBackend(pinDir: string, key: string): KernelBackend {
   if (innerId === undefined) throw new Error(`no maglev table for service id ${found.serviceId}`);
   const maglevSlots = withMap(BpfMap.fromId(innerId), (inner) => {
     let slots = 0;
-    for (let i = 0; i < tableSize; i++) if (inner.lookup(u32(i))?.readUInt32LE(0) === found.id) slots++;
+    // A slot in a transition carries LB_SLOT_MOVED on top of the backend id.
+    for (let i = 0; i < tableSize; i++) if (((inner.lookup(u32(i))?.readUInt32LE(0) ?? 0) & LB.SLOT_ID_MASK) === found.id) slots++;
     return slots;
   });
   return { id: found.id, flags: found.flags, draining: (found.flags & LB.BACKEND_F_DRAINING) !== 0, maglevSlots, tableSize };

@@ -1,0 +1,194 @@
+/**
+ * Transition marks of the Maglev slots (src/balancer/transitions.ts, docs/decisions.md
+ * "Stateless steady state"): the pure functions, the reconciler's marks and sweeps on a loaded
+ * bpf/lb.o, and two data planes that applied the same changes choosing alike.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Dataplane } from '../dataplane/dataplane';
+import { createMaglevTable, readMaglevTable, writeMaglevSlots, SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
+import { buildFrame, parseFrame, IPPROTO_TCP, IPPROTO_UDP } from '../dataplane/packet';
+import { encodeU32, LB, LbServiceKeyCodec } from '../dataplane/abi';
+import { serviceSlotIndex } from '../dataplane/jhash';
+import { Reconciler } from './reconciler';
+import { markedCount, sweepSlots, transitionSlots } from './transitions';
+import type { DataplaneState } from '../dataplane/types';
+
+const YOUNG = LB.SLOT_F_YOUNG << 8;
+const slot = (t: Uint32Array, i: number) => Array.from(t.subarray(i * SLOT_WORDS, (i + 1) * SLOT_WORDS));
+
+describe('transition marks (pure)', () => {
+  const old = transitionSlots(undefined, Uint32Array.of(1, 2, 1, 2), new Set([1, 2]), 5);
+  test('a first install has no marks', () => {
+    assert.deepEqual(Array.from(old), [1, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0]);
+  });
+  test('a moved slot is marked with its old backend, the epoch, seen and young; the others are not', () => {
+    const moved: number[] = [];
+    const next = transitionSlots(old, Uint32Array.of(1, 3, 1, 2), new Set([1, 2, 3]), 9, moved);
+    assert.deepEqual(slot(next, 1), [3, 2, 9, 1 | YOUNG]);
+    for (const i of [0, 2, 3]) assert.deepEqual(slot(next, i).slice(1), [0, 0, 0], `slot ${i} unmarked`);
+    assert.deepEqual(moved, [1]);
+    // Moving again within the window: the first previous backend and the epoch stay.
+    const again = transitionSlots(next, Uint32Array.of(1, 1, 1, 2), new Set([1, 2, 3]), 11, moved);
+    assert.deepEqual(slot(again, 1), [1, 2, 9, 1 | YOUNG]);
+    // A slot of a removed backend is not marked (its flows are gone with it); a removed previous
+    // backend gives way to the current one (remembered flows stay valid, misses go there).
+    const removed = transitionSlots(next, Uint32Array.of(1, 3, 1, 1), new Set([1, 3]), 12);
+    assert.deepEqual(slot(removed, 3), [1, 0, 0, 0]);
+    assert.deepEqual(slot(removed, 1), [3, 3, 9, 1 | (next[1 * SLOT_WORDS + SLOT.seenFlags] & YOUNG)]);
+    // Another table size: nothing to compare slot by slot.
+    assert.equal(markedCount(transitionSlots(next, Uint32Array.of(1, 2, 3), new Set([1, 2, 3]), 13)), 0);
+  });
+  test('a sweep ends young windows a period old, unsees seen slots, unmarks quiet ones', () => {
+    const t = Uint32Array.from([
+      1, 2, 9, 1 | YOUNG, // young since 0
+      1, 2, 9, 1 | YOUNG, // young since 900 (not a period yet)
+      2, 1, 9, 1,         // seen
+      2, 1, 9, 0,         // quiet
+      2, 0, 0, 0,         // not moved
+    ]);
+    const writes = sweepSlots(t, new Map([[0, 0], [1, 900]]), 1000, 1000);
+    assert.deepEqual(writes.map(([i, w]) => [i, Array.from(w)]), [[0, [1, 2, 9, 0]], [2, [2, 1, 9, 0]], [3, [2, 0, 0, 0]]]);
+  });
+});
+
+describe('transition marks on bpf/lb.o', () => {
+  let x: Dataplane;
+  let a: Dataplane;
+  let b: Dataplane;
+  let clock = 1_000_000_000;
+  const reconcilerOf = (dp: Dataplane): Reconciler => new Reconciler({
+    services: dp.map('services'), vips: dp.map('vips'), maglev: dp.map('maglev'), maglevMarks: dp.map('maglev_marks'), serviceSlots: dp.map('service_slots'), backends: dp.map('backends'),
+    reverse: dp.map('reverse'), settings: dp.map('settings'),
+  }, { maxServices: 8, maxBackends: 32, maxVips: 256, maxReverse: 4096, maglevMaxSize: 65537 },
+  createMaglevTable, readMaglevTable, () => clock, writeMaglevSlots);
+  const up = (address: string, weight = 1) => ({ address, port: 8080, weight, healthy: true, draining: false });
+  const state = (backends: ReturnType<typeof up>[]): DataplaneState => ({
+    services: [
+      { name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 251, backends },
+      { name: 'udp', vip: '198.18.100.1', port: 80, protocol: 'udp', mode: 'nat', tableSize: 251, backends },
+    ],
+    settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true, transitionSeconds: 10 },
+  });
+  const frame = (sport: number, flags: number, proto = IPPROTO_TCP) => buildFrame({
+    ip: { src: '198.18.0.2', dst: '198.18.100.1', proto },
+    ...(proto === IPPROTO_TCP ? { tcp: { sport, dport: 80, flags } } : { udp: { sport, dport: 80 } }),
+  });
+  /** The backend address a packet went to (the NAT-rewritten destination; no route here). */
+  const sentTo = (dp: Dataplane, f: Buffer) => parseFrame(dp.testRun(f).data).ipv4!.dst;
+  const tableOf = (dp: Dataplane, r: Reconciler) => {
+    const key = encodeU32(r.serviceId('web')!);
+    return readMaglevTable(dp.map('maglev').lookup(key)!, dp.map('maglev_marks').lookup(key))!;
+  };
+
+  before(() => {
+    x = Dataplane.load({ hashSeed: 3, maxServices: 8, maxBackends: 32, maxFlows: 4096 });
+    a = Dataplane.load({ hashSeed: 3, maxServices: 8, maxBackends: 32, maxFlows: 4096 });
+    b = Dataplane.load({ hashSeed: 3, maxServices: 8, maxBackends: 32, maxFlows: 4096 });
+  });
+  after(() => { x?.close(); a?.close(); b?.close(); });
+
+  test('drain: established segments keep the drained backend, SYNs go elsewhere; the mark ends when quiet', () => {
+    const r = reconcilerOf(x);
+    const pool = [up('198.18.1.2'), up('198.18.1.3'), up('198.18.1.4')];
+    r.apply(state(pool));
+    assert.equal(r.transitionSlotCount(), 0, 'a first install marks nothing');
+    // Which client ports the drained backend (198.18.1.3) holds before the drain.
+    const ports = Array.from({ length: 600 }, (_, i) => 20000 + i);
+    const before = new Map(ports.map((p) => [p, sentTo(x, frame(p, 0x10))]));
+    const onDrained = ports.filter((p) => before.get(p) === '198.18.1.3');
+    assert.ok(onDrained.length > 100);
+    const established = onDrained.filter((_, i) => i % 2 === 0);
+    const reopened = onDrained.filter((_, i) => i % 2 === 1);
+    assert.equal(x.map('flows').lookup(encodeU32(0))!.every((byte) => byte === 0), true, 'nothing remembered in the steady state');
+    r.apply(state([pool[0], { ...pool[1], draining: true }, pool[2]]));
+    const marked = r.transitionSlotCount();
+    assert.ok(marked > 2 * 40 && marked < 2 * 251 / 2, `the drained backend's slots are marked in both services (${marked})`);
+    for (const p of established) assert.equal(sentTo(x, frame(p, 0x10)), '198.18.1.3', `:${p} established stays`);
+    for (const p of reopened) {
+      const to = sentTo(x, frame(p, 0x02));
+      assert.notEqual(to, '198.18.1.3', `:${p} a new connection (SYN) does not go to the drained backend`);
+      assert.equal(sentTo(x, frame(p, 0x10)), to, `:${p} and its next segment follows it`);
+    }
+    // Other backends' connections: unchanged (their slots did not move).
+    for (const p of ports) if (!onDrained.includes(p)) assert.equal(sentTo(x, frame(p, 0x10)), before.get(p));
+    // Sweeps (period 10 s): young for at least a period; then a slot stays while seen.
+    clock += 5_000;
+    assert.deepEqual(r.sweepTransitions(), { cleared: 0, aged: 0, marked }, 'younger than a period: untouched');
+    clock += 5_000;
+    assert.equal(r.sweepTransitions().aged, marked, 'the young phase ends');
+    for (const p of established) assert.equal(sentTo(x, frame(p, 0x10)), '198.18.1.3');
+    clock += 10_000;
+    const swept = r.sweepTransitions();
+    assert.ok(swept.aged > 0 && swept.cleared > 0 && swept.marked === swept.aged, `slots with traffic stay, quiet ones go: ${JSON.stringify(swept)}`);
+    for (const p of established) assert.equal(sentTo(x, frame(p, 0x10)), '198.18.1.3', 'still the drained backend');
+    clock += 10_000;
+    assert.deepEqual(r.sweepTransitions(), { cleared: 0, aged: swept.aged, marked: swept.aged }, 'seen again: one more period');
+    clock += 10_000;
+    assert.deepEqual(r.sweepTransitions(), { cleared: swept.aged, aged: 0, marked: 0 }, 'no traffic for a period: every mark gone');
+    assert.equal(markedCount(tableOf(x, r)), 0, 'the kernel table has no marks');
+    assert.equal(x.map('maglev_marks').lookup(encodeU32(r.serviceId('web')!)), null, 'and no marks table');
+    // The drain is over: the slot's current backend takes every packet.
+    assert.notEqual(sentTo(x, frame(established[0], 0x10)), '198.18.1.3');
+  });
+
+  test('service_slots: two services in one slot both forward (the second through services); removing the first moves the slot', () => {
+    const d = Dataplane.load({ hashSeed: 3, maxServices: 8, maxBackends: 32, maxFlows: 64 });
+    try {
+      const r = reconcilerOf(d);
+      // Two UDP VIPs:80 whose keys land in the same service_slots slot.
+      const keyOf = (vip: string) => LbServiceKeyCodec.encode({ vip, port: 80, proto: IPPROTO_UDP });
+      const first = '198.18.100.1';
+      const nth = (n: number) => `198.18.${100 + (n >> 8)}.${n & 255}`;
+      let n = 2;
+      while (n < 20000 && serviceSlotIndex(keyOf(nth(n))) !== serviceSlotIndex(keyOf(first))) n++;
+      const second = nth(n);
+      const svc = (name: string, vip: string, backend: string) => ({
+        name, vip, port: 80, protocol: 'udp' as const, mode: 'nat' as const, tableSize: 13, backends: [up(backend)] });
+      const settings = { fragPolicy: 'drop' as const, sampleRate: 0, flowCache: true };
+      const udp = (vip: string) => buildFrame({ ip: { src: '198.18.0.2', dst: vip, proto: IPPROTO_UDP }, udp: { sport: 999, dport: 80 } });
+      r.apply({ services: [svc('a', first, '198.18.3.1'), svc('b', second, '198.18.3.2')], settings });
+      const slot = d.map('service_slots').lookup(encodeU32(serviceSlotIndex(keyOf(first))))!;
+      assert.ok(slot.subarray(0, 8).equals(keyOf(first)), 'the slot holds the first service');
+      assert.equal(sentTo(d, udp(first)), '198.18.3.1');
+      assert.equal(sentTo(d, udp(second)), '198.18.3.2', 'the second is found in services');
+      r.apply({ services: [svc('b', second, '198.18.3.2')], settings });
+      const after = d.map('service_slots').lookup(encodeU32(serviceSlotIndex(keyOf(first))))!;
+      assert.ok(after.subarray(0, 8).equals(keyOf(second)), 'the slot now holds the second service');
+      assert.equal(d.testRun(udp(first)).retval, LB.ACTION_PASS, 'the removed VIP is not served (not_vip)');
+      assert.equal(sentTo(d, udp(second)), '198.18.3.2');
+    } finally {
+      d.close();
+    }
+  });
+
+  test('two data planes that applied the same changes choose the same backend for every packet, moved slots included', () => {
+    const ra = reconcilerOf(a);
+    const rb = reconcilerOf(b);
+    const steps = [
+      state([up('198.18.2.1'), up('198.18.2.2'), up('198.18.2.3')]),
+      state([up('198.18.2.1'), up('198.18.2.2'), up('198.18.2.3'), up('198.18.2.4')]),            // added
+      state([up('198.18.2.1', 3), up('198.18.2.2'), up('198.18.2.3'), up('198.18.2.4')]),         // reweighted
+      state([up('198.18.2.1', 3), { ...up('198.18.2.2'), draining: true }, up('198.18.2.4')]),    // drained + removed
+    ];
+    for (const s of steps) {
+      ra.apply(s);
+      clock += 1_000;
+      rb.apply(s);
+    }
+    const ta = tableOf(a, ra);
+    const tb = tableOf(b, rb);
+    for (let i = 0; i < ta.length; i += SLOT_WORDS) {
+      assert.deepEqual([ta[i], ta[i + SLOT.prev], ta[i + SLOT.seenFlags] >> 8], [tb[i], tb[i + SLOT.prev], tb[i + SLOT.seenFlags] >> 8], `slot ${i / SLOT_WORDS}`);
+    }
+    assert.ok(ra.transitionSlotCount() > 20, 'the changes moved slots');
+    // The same packets in the same order (each node remembers what it chose): the same choices.
+    for (let p = 30000; p < 30600; p++) {
+      for (const [flags, proto] of [[0x10, IPPROTO_TCP], [0x02, IPPROTO_TCP], [0x10, IPPROTO_TCP], [0, IPPROTO_UDP]] as const) {
+        const to = sentTo(a, frame(p, flags, proto));
+        assert.match(to, /^198\.18\.2\./, 'sent to a backend');
+        assert.equal(sentTo(b, frame(p, flags, proto)), to, `:${p} flags ${flags} proto ${proto}`);
+      }
+    }
+  });
+});

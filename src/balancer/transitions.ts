@@ -1,0 +1,102 @@
+/**
+ * Transition marks of the Maglev slots (struct lb_maglev_slot, docs/decisions.md "Stateless
+ * steady state"): pure functions over flat slot tables (SLOT_WORDS u32 words per slot:
+ * backend_id, prev_id, epoch, seen | flags << 8). The marks derive only from the sequence of
+ * tables a data plane installed (and the epoch, which only this node's flow cache compares), so
+ * two nodes that applied the same changes hold the same current and previous backend per slot.
+ */
+import { LB } from '../dataplane/abi';
+import { SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
+
+/** Default settings.transitionSeconds: the sweep period (a mark lasts >= 2 periods). */
+export const DEFAULT_TRANSITION_SECONDS = 60;
+
+const YOUNG = LB.SLOT_F_YOUNG << 8;
+const SEEN = 1;
+
+/** The slot table of a first install (or a size change): current backends, no marks. */
+export function unmarkedSlots(ids: Uint32Array): Uint32Array {
+  const out = new Uint32Array(ids.length * SLOT_WORDS);
+  for (let i = 0; i < ids.length; i++) out[i * SLOT_WORDS] = ids[i];
+  return out;
+}
+
+/** True when `slots` holds exactly `ids` as its current backends. */
+export function sameCurrent(slots: Uint32Array | undefined, ids: Uint32Array): boolean {
+  if (!slots || slots.length !== ids.length * SLOT_WORDS) return false;
+  for (let i = 0; i < ids.length; i++) if (slots[i * SLOT_WORDS] !== ids[i]) return false;
+  return true;
+}
+
+/** Number of marked (moved) slots of a table. */
+export function markedCount(slots: Uint32Array): number {
+  let n = 0;
+  for (let i = SLOT.prev; i < slots.length; i += SLOT_WORDS) if (slots[i] !== 0) n++;
+  return n;
+}
+
+/**
+ * The slots after a table change from `old` (installed) to the current backends `ids`:
+ * - a slot whose backend changed and was not marked is marked: prev = its old backend (when that
+ *   backend is still one of the service's, `known`; a removed backend's flows cannot be kept, so
+ *   the slot is not marked), epoch = `epoch`, seen and YOUNG set;
+ * - a marked slot keeps its prev (the backend before the whole transition: its flows that sent
+ *   nothing yet are not in the flow cache) and its epoch (the flows remembered since stay
+ *   valid); a removed prev becomes the current backend (misses go there, remembered flows stay);
+ *   when its backend changed again, seen and YOUNG are set again (the window restarts); a marked
+ *   slot is always left seen (the kernel's `seen` of the old table is not read: at worst a mark
+ *   lives one sweep longer);
+ * - anything else is unmarked.
+ * A size change (or no old table) unmarks everything: slots of different sizes hash other flows.
+ * `movedSlots` receives the index of every slot whose window (re)started.
+ */
+export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, known: ReadonlySet<number>, epoch: number, movedSlots?: number[]): Uint32Array {
+  if (!old || old.length !== ids.length * SLOT_WORDS) return unmarkedSlots(ids);
+  const out = new Uint32Array(old.length);
+  for (let i = 0, at = 0; i < ids.length; i++, at += SLOT_WORDS) {
+    const cur = ids[i];
+    const oldCur = old[at + SLOT.backend];
+    const oldPrev = old[at + SLOT.prev];
+    out[at + SLOT.backend] = cur;
+    if (oldPrev !== 0) {
+      out[at + SLOT.prev] = known.has(oldPrev) ? oldPrev : cur;
+      out[at + SLOT.epoch] = old[at + SLOT.epoch];
+      if (cur !== oldCur) {
+        out[at + SLOT.seenFlags] = SEEN | YOUNG;
+        movedSlots?.push(i);
+      } else {
+        out[at + SLOT.seenFlags] = (old[at + SLOT.seenFlags] & YOUNG) | SEEN;
+      }
+    } else if (cur !== oldCur && oldCur !== 0 && known.has(oldCur)) {
+      out[at + SLOT.prev] = oldCur;
+      out[at + SLOT.epoch] = epoch;
+      out[at + SLOT.seenFlags] = SEEN | YOUNG;
+      movedSlots?.push(i);
+    }
+  }
+  return out;
+}
+
+/**
+ * One sweep over a table read back from the kernel: what to write, slot by slot. A YOUNG slot
+ * whose window began at least `periodMs` ago (`youngSince`, ms) loses YOUNG and seen; a marked
+ * slot that was seen is left unseen; a marked slot not seen since the last sweep (and not YOUNG)
+ * is unmarked. Slots YOUNG for less than a period are left alone.
+ */
+export function sweepSlots(kernel: Uint32Array, youngSince: ReadonlyMap<number, number>, now: number, periodMs: number): Array<[number, Uint32Array]> {
+  const writes: Array<[number, Uint32Array]> = [];
+  for (let i = 0, at = 0; at < kernel.length; i++, at += SLOT_WORDS) {
+    if (kernel[at + SLOT.prev] === 0) continue;
+    const word = kernel[at + SLOT.seenFlags];
+    const cur = kernel[at + SLOT.backend];
+    if (word & YOUNG) {
+      if (now - (youngSince.get(i) ?? now) < periodMs) continue;
+      writes.push([i, Uint32Array.of(cur, kernel[at + SLOT.prev], kernel[at + SLOT.epoch], 0)]);
+    } else if (word & 0xff) {
+      writes.push([i, Uint32Array.of(cur, kernel[at + SLOT.prev], kernel[at + SLOT.epoch], 0)]);
+    } else {
+      writes.push([i, Uint32Array.of(cur, 0, 0, 0)]);
+    }
+  }
+  return writes;
+}
