@@ -12,8 +12,15 @@ import { XdplbError } from '../domain/errors';
 import { STORE_URL_PATTERN, type Config } from '../config/schema';
 
 /** Fields of the config that are the cluster's (in etcd); every other field is node-local. */
-export const CLUSTER_FIELDS = ['maglev', 'hashSeed', 'fragments', 'sampling', 'flowCache', 'reverseGraceSeconds', 'users', 'tokens', 'services'] as const;
+export const CLUSTER_FIELDS = ['maglev', 'hashSeed', 'fragments', 'sampling', 'flowCache', 'transitionSeconds', 'reverseGraceSeconds', 'users', 'tokens', 'services'] as const;
 export type ClusterField = typeof CLUSTER_FIELDS[number];
+/** Fields that stay in each node's file. Every Config field is in exactly one of the two lists (checked below and in a test). */
+export const LOCAL_FIELDS = ['interfaces', 'api', 'allowEmpty', 'store', 'node', 'bgp'] as const;
+// Compile time: a new Config field that is neither cluster nor local fails the build here, so
+// a data-plane setting can never silently become node-local (nodes would disagree).
+type Unclassified = Exclude<keyof Config, ClusterField | typeof LOCAL_FIELDS[number]>;
+const everyFieldClassified: [Unclassified] extends [never] ? true : Unclassified = true;
+void everyFieldClassified;
 export type ClusterState = Partial<Pick<Config, ClusterField>>;
 
 export interface StoreUrl {
@@ -92,6 +99,6 @@ export function describeChanges(before: ClusterState, after: ClusterState): stri
   const same = (f: ClusterField) => JSON.stringify(before[f]) === JSON.stringify(after[f]);
   if (!same('hashSeed')) out.push('hashSeed changed');
   if (!same('users') || !same('tokens')) out.push('users or tokens changed');
-  if (!(['maglev', 'fragments', 'sampling', 'flowCache', 'reverseGraceSeconds'] as const).every(same)) out.push('settings changed');
+  if (!(['maglev', 'fragments', 'sampling', 'flowCache', 'transitionSeconds', 'reverseGraceSeconds'] as const).every(same)) out.push('settings changed');
   return out;
 }
