@@ -253,6 +253,7 @@ describe('cluster: 3 nodes in etcd mode with BIRD, real traffic', { skip }, () =
         const tag = nodes.programTag(k);
         assert.notEqual(tag.tag, tagsBefore[k - 1].tag, `lb${k}'s program was not replaced`);
         assert.deepEqual(tag.attachedIds, [tag.id, tag.id], `lb${k}'s interfaces do not run the pinned program`);
+        assert.equal(tag.backendsMapId, tagsBefore[k - 1].backendsMapId, `lb${k} loaded fresh maps instead of adopting the pinned ones`);
         // The drain lives in etcd: the restarted node stays withdrawn until undrained.
         await sleep(1000);
         assert.ok(!nextHops().includes(nodeUplinkAddress(k)), `lb${k} announced before its undrain`);

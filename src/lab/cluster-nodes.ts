@@ -162,16 +162,17 @@ export class ClusterNodes {
     return { status: res.status, body: parsed, headers: res.headers };
   }
 
-  /** The running program's tag on node k (its pin) and whether every interface runs that program. */
-  programTag(k: number): { tag: string; id: number; attachedIds: number[] } {
+  /** The running program's tag on node k (its pin), what its interfaces run, and the pinned backends map's id (same id = adopted). */
+  programTag(k: number): { tag: string; id: number; attachedIds: number[]; backendsMapId: number } {
     const prog = Program.fromPin(path.join(this.pinDir(k), 'prog'));
+    const backends = BpfMap.fromPin(path.join(this.pinDir(k), 'maps', 'backends'));
     try {
       const info = prog.info();
       const out = spawnSync('ip', ['-n', this.netns(k), '-j', '-d', 'link', 'show'], { encoding: 'utf8' }).stdout;
       const links = JSON.parse(out) as Array<{ ifname: string; xdp?: { prog?: { id: number } } }>;
       const attachedIds = links.filter((l) => l.ifname.startsWith(`${this.o.prefix}-lb`)).map((l) => l.xdp?.prog?.id ?? 0);
-      return { tag: info.tag, id: info.id, attachedIds };
-    } finally { prog.close(); }
+      return { tag: info.tag, id: info.id, attachedIds, backendsMapId: backends.id };
+    } finally { prog.close(); backends.close(); }
   }
 
   /** Node k's BPF run statistics of its program (needs BPF stats enabled). */
