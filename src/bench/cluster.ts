@@ -265,7 +265,8 @@ async function forwarding(prefix: string, nodes: ClusterNodes, o: { packets: num
       for (let rep = 0; rep < o.reps; rep++) {
         const before = [1, 2, 3].map((k) => nodes.programRuns(k));
         const cpu0 = cpuTimes();
-        const sent = gen.send(topo, frame, o.packets, o.seconds, cpu);
+        // Calls of at most 250k frames, so the seconds bound is checked every ~2 s at worst.
+        const sent = gen.send(topo, frame, o.packets, o.seconds, cpu, 250_000);
         await sleep(100);   // the tail still in the veth queues
         const cpu1 = cpuTimes();
         const after = [1, 2, 3].map((k) => nodes.programRuns(k));
