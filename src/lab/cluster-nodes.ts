@@ -195,12 +195,21 @@ export function kernelMaglevTable(pinDir: string, service: { vip: string; port: 
     const sv = services.lookup(LbServiceKeyCodec.encode({ vip: service.vip, port: service.port, proto: PROTO[service.protocol] } as never));
     if (!sv) throw new Error(`no service ${service.vip}:${service.port}/${service.protocol} in ${pinDir}`);
     const id = (LbServiceCodec.decode(sv) as { id: number }).id;
-    const outer = maglev.lookup(encodeU32(id));
-    if (!outer) throw new Error(`no Maglev table for service id ${id} in ${pinDir}`);
-    const inner = BpfMap.fromId(decodeU32(outer));
+    // The reconciler swaps in a new inner table on a change and the old one is freed: an id read
+    // from the outer map can be gone a moment later; read the outer map again then.
+    let inner: BpfMap | null = null;
+    for (let attempt = 0; !inner; attempt++) {
+      const outer = maglev.lookup(encodeU32(id));
+      if (!outer) throw new Error(`no Maglev table for service id ${id} in ${pinDir}`);
+      try {
+        inner = BpfMap.fromId(decodeU32(outer));
+      } catch (err) {
+        if (attempt >= 10 || !/ENOENT/.test((err as Error).message)) throw err;
+      }
+    }
     try {
-      const ids = new Uint32Array(inner.maxEntries);
-      for (const [k, v] of inner.lookupBatch()) ids[decodeU32(k)] = decodeU32(v);
+      const ids = new Uint32Array(inner!.maxEntries);
+      for (const [k, v] of inner!.lookupBatch()) ids[decodeU32(k)] = decodeU32(v);
       const names = new Map<number, string>();
       return [...ids].map((bid) => {
         let name = names.get(bid);
@@ -213,7 +222,7 @@ export function kernelMaglevTable(pinDir: string, service: { vip: string; port: 
         }
         return name;
       });
-    } finally { inner.close(); }
+    } finally { inner!.close(); }
   } finally { services.close(); maglev.close(); backends.close(); }
 }
 
