@@ -6,7 +6,8 @@
  * host forwards on 28101..28103.
  *
  * - a backend change through lb1's API reaches every node's kernel maps; the translated Maglev
- *   tables (and the hash seed) are the same on every node before and after;
+ *   tables (and the hash seed) are the same on every node before and after, and 32 fresh
+ *   5-tuples run through each node's pinned program (BPF_PROG_TEST_RUN) reach the same backend;
  * - PUT /api/v1/nodes/lb2/drain sent to lb1 withdraws lb2 at the router; long connections survive;
  * - etcd kill -9: traffic flows, routes stay, writes 503, reads X-Xdplb-Stale; etcd back:
  *   writes work, every node converges to the same revision;
@@ -103,6 +104,16 @@ describe('cluster: 3 nodes in etcd mode with BIRD, real traffic', { skip }, () =
 
   const view = async (k: number) => (await nodes.api(k, 'GET', '/api/v1/cluster')).body as ClusterView;
   const tables = () => [1, 2, 3].map((k) => kernelMaglevTable(nodes.pinDir(k), WEB));
+  /** Where each node's program sends each of `n` fresh 5-tuples (BPF_PROG_TEST_RUN on its pinned program). */
+  let tupleBase = 0;
+  const routes = (n: number): string[][] => {
+    const base = tupleBase;
+    tupleBase += n;
+    return Array.from({ length: n }, (_, i) => {
+      const tuple = { src: `198.18.0.${100 + ((base + i) >> 8)}`, sport: 20000 + ((base + i) & 0xff) * 7, vip: VIP, port: 80 };
+      return [1, 2, 3].map((k) => nodes.route(k, tuple));
+    });
+  };
 
   before(async () => {
     if (readClusterState(P)) await clusterDown(P);
@@ -127,6 +138,9 @@ describe('cluster: 3 nodes in etcd mode with BIRD, real traffic', { skip }, () =
     assert.equal(new Set(before[0]).size, 2);
     assert.deepEqual(before[1], before[0], 'lb2 differs from lb1 before the change');
     assert.deepEqual(before[2], before[0], 'lb3 differs from lb1 before the change');
+    const routedBefore = routes(32);
+    for (const r of routedBefore) assert.ok(r.every((x) => x === r[0]) && /^198\.18\.1\.1[12]:8080$/.test(r[0]), `nodes disagree on a 5-tuple: ${r.join(' / ')}`);
+    assert.equal(new Set(routedBefore.map((r) => r[0])).size, 2, 'the 32 tuples all went to one backend');
     const t0 = Date.now();
     const res = await nodes.api(1, 'POST', '/api/v1/services/web/backends', { address: '198.18.1.13', port: 8080, weight: 2 });
     assert.equal(res.status, 201, JSON.stringify(res.body));
@@ -136,6 +150,9 @@ describe('cluster: 3 nodes in etcd mode with BIRD, real traffic', { skip }, () =
     const after = tables();
     assert.deepEqual(after[1], after[0], 'lb2 differs from lb1 after the change');
     assert.deepEqual(after[2], after[0], 'lb3 differs from lb1 after the change');
+    const routedAfter = routes(32);
+    for (const r of routedAfter) assert.ok(r.every((x) => x === r[0]) && /^198\.18\.1\.1[123]:8080$/.test(r[0]), `nodes disagree on a 5-tuple: ${r.join(' / ')}`);
+    assert.ok(routedAfter.some((r) => r[0] === '198.18.1.13:8080'), 'no fresh 5-tuple went to the new backend');
     const share = after[0].filter((b) => b === '198.18.1.13:8080').length;
     assert.ok(Math.abs(share - 251 / 2) <= 2, `weight 2 of 4 should own about half the slots, got ${share}`);
     // Maglev's minimal disruption: slots of the old backends move only to the new one.

@@ -8,7 +8,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { BpfMap, Program } from '../bpf';
+import { BpfMap, Program, inNetns } from '../bpf';
+import { buildFrame, parseFrame, IPPROTO_TCP } from '../dataplane/packet';
 import { LbBackendCodec, LbServiceCodec, LbServiceKeyCodec, decodeU32, encodeU32 } from '../dataplane/abi';
 import { clusterTopology } from './cluster-topology';
 import { readClusterState, startLabProcess } from './cluster-lab';
@@ -173,6 +174,26 @@ export class ClusterNodes {
       const attachedIds = links.filter((l) => l.ifname.startsWith(`${this.o.prefix}-lb`)).map((l) => l.xdp?.prog?.id ?? 0);
       return { tag: info.tag, id: info.id, attachedIds, backendsMapId: backends.id };
     } finally { prog.close(); backends.close(); }
+  }
+
+  /**
+   * Runs one TCP SYN (client src:sport -> vip:port) through node k's pinned program with
+   * BPF_PROG_TEST_RUN, inside the node's namespace, as if it arrived on its uplink: the
+   * backend "address:port" it was rewritten to (NAT), or `verdict N` when not forwarded.
+   * Side effect: the flow may be remembered in the node's flow cache (use fresh tuples).
+   */
+  route(k: number, tuple: { src: string; sport: number; vip: string; port: number }): string {
+    const uplink = `${this.o.prefix}-lb0`;
+    const links = JSON.parse(spawnSync('ip', ['-n', this.netns(k), '-j', 'link', 'show', uplink], { encoding: 'utf8' }).stdout) as Array<{ ifindex: number; address: string }>;
+    const frame = buildFrame({ eth: { src: '02:00:00:00:00:01', dst: links[0].address }, ip: { src: tuple.src, dst: tuple.vip, proto: IPPROTO_TCP, ttl: 64 },
+      tcp: { sport: tuple.sport, dport: tuple.port, seq: 1, flags: 0x02, window: 64240 } });
+    const prog = Program.fromPin(path.join(this.pinDir(k), 'prog'));
+    try {
+      const r = inNetns(this.netns(k), () => prog.testRun(frame, { ingressIfindex: links[0].ifindex }));
+      if (r.retval !== 3 && r.retval !== 4) return `verdict ${r.retval}`;
+      const out = parseFrame(r.data);
+      return `${out.ipv4!.dst}:${out.tcp!.dport}`;
+    } finally { prog.close(); }
   }
 
   /** Node k's BPF run statistics of its program (needs BPF stats enabled). */
