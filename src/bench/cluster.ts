@@ -18,6 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { enableRunStats } from '../bpf';
+import { XdplbError } from '../domain/errors';
 import { buildFrame, IPPROTO_UDP } from '../dataplane/packet';
 import { clusterDown, clusterUp, readClusterState, routerEcmp } from '../lab/cluster-lab';
 import { clusterTopology, nodeUplinkAddress } from '../lab/cluster-topology';
@@ -148,16 +149,22 @@ function cpuTimes(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
+/** @throws XdplbError XDPLB_ERR_VALIDATION naming the bad option (before anything is built). */
 function validate(o: ClusterBenchOptions): Required<Omit<ClusterBenchOptions, 'onProgress'>> {
+  try { return validateOrThrow(o); } catch (err) { throw new XdplbError('XDPLB_ERR_VALIDATION', (err as Error).message); }
+}
+
+function validateOrThrow(o: ClusterBenchOptions): Required<Omit<ClusterBenchOptions, 'onProgress'>> {
   const r = { prefix: o.prefix ?? 'xlbc', changes: o.changes ?? 200, flows: o.flows ?? 20, packets: o.packets ?? 2_000_000, seconds: o.seconds ?? 5, reps: o.reps ?? 3, hostPortBase: o.hostPortBase ?? 28200 };
-  for (const key of ['changes', 'flows', 'packets', 'reps', 'hostPortBase'] as const) {
-    if (!Number.isInteger(r[key]) || r[key] < 1) throw new Error(`bench cluster: ${key} must be a positive integer, got ${r[key]}`);
+  const flag = { changes: '--changes', flows: '--flows', packets: '--packets', reps: '--reps', hostPortBase: '--api-port-base' } as const;
+  for (const key of Object.keys(flag) as Array<keyof typeof flag>) {
+    if (!Number.isInteger(r[key]) || r[key] < 1) throw new Error(`bench cluster: ${flag[key]} must be a positive integer, got ${r[key]}`);
   }
-  if (r.changes > 10_000) throw new Error(`bench cluster: changes must be <= 10000, got ${r.changes}`);
-  if (r.flows > 200) throw new Error(`bench cluster: flows must be <= 200, got ${r.flows}`);
-  if (!(r.seconds > 0 && r.seconds <= 60)) throw new Error(`bench cluster: seconds must be in (0, 60], got ${r.seconds}`);
-  if (r.hostPortBase + 3 > 65535) throw new Error(`bench cluster: host port base ${r.hostPortBase} too high`);
-  clusterTopology({ prefix: r.prefix, nodes: 3 });   // validates the prefix
+  if (r.changes > 10_000) throw new Error(`bench cluster: --changes must be <= 10000, got ${r.changes}`);
+  if (r.flows > 60) throw new Error(`bench cluster: --flows must be <= 60 (3 probe flows each, at most 200), got ${r.flows}`);
+  if (!(r.seconds > 0 && r.seconds <= 60)) throw new Error(`bench cluster: --seconds must be in (0, 60], got ${r.seconds}`);
+  if (r.hostPortBase + 3 > 65535) throw new Error(`bench cluster: --api-port-base ${r.hostPortBase} leaves no room for 3 ports`);
+  clusterTopology({ prefix: r.prefix, nodes: 3 });   // validates the prefix (--prefix)
   return r;
 }
 
