@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { formatProgBench, runProgBench } from './prog';
+import { registerClusterCommand } from './cluster';
 import { registerAllCommand, registerControlCommand, registerForwardCommand, registerHttpCommand } from './commands';
 
 function parseCount(what: string) {
@@ -35,4 +36,5 @@ export function registerBenchCommands(program: Command): void {
   registerHttpCommand(bench);
   registerControlCommand(bench);
   registerAllCommand(bench);
+  registerClusterCommand(bench);
 }

@@ -18,7 +18,7 @@ import { Relay, TestEtcd, waitFor, whyEtcdCannotRun } from '../../test/support/e
 import { startDaemon, type RunningDaemon } from '../cli/daemon-process';
 import { cliCommand } from '../daemon/spawn';
 import { BpfMap } from '../bpf';
-import { LbBackendCodec, decodeU32, encodeU32 } from '../dataplane/abi';
+import { LB, LbBackendCodec, decodeU32, encodeU32 } from '../dataplane/abi';
 import { parseConfigText } from '../config/config';
 import { clusterPart } from './layout';
 import { seedStore } from './etcd';
@@ -58,7 +58,7 @@ function kernelTable(pinDir: string, serviceId: number): string[] {
     const inner = BpfMap.fromId(decodeU32(outer));
     try {
       const ids = new Uint32Array(inner.maxEntries);
-      for (const [k, v] of inner.lookupBatch()) ids[decodeU32(k)] = decodeU32(v);
+      for (const [k, v] of inner.lookupBatch()) ids[decodeU32(k)] = decodeU32(v) & LB.SLOT_ID_MASK;   // the id; the top bit marks a moved slot
       return [...ids].map((id) => {
         const value = backends.lookup(encodeU32(id));
         assert.ok(value, `backend id ${id} of ${pinDir} has no entry`);
