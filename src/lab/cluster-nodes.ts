@@ -208,6 +208,21 @@ export class ClusterNodes {
  * kernel maps of one node (ids translated through that node's backends map).
  * @throws Error when the service or a backend id is missing.
  */
+/** How many services have transition marks (maglev_marks entries): 0 = no slot is moved on this node. */
+export function transitionTables(pinDir: string): number {
+  const marks = BpfMap.fromPin(path.join(pinDir, 'maps', 'maglev_marks'));
+  // An array of maps: every index exists; a service with marks has an inner table there.
+  try {
+    let n = 0;
+    for (const key of marks.keys()) {
+      let inner: Buffer | null = null;
+      try { inner = marks.lookup(key); } catch { inner = null; }
+      if (inner) n++;
+    }
+    return n;
+  } finally { marks.close(); }
+}
+
 export function kernelMaglevTable(pinDir: string, service: { vip: string; port: number; protocol: 'tcp' | 'udp' }): string[] {
   const services = BpfMap.fromPin(path.join(pinDir, 'maps', 'services'));
   const maglev = BpfMap.fromPin(path.join(pinDir, 'maps', 'maglev'));
