@@ -6,7 +6,7 @@ as_root "$(realpath "$0")" "$@"
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool iproute2 nftables iptables
-  wrk haproxy pkg-config chromium ethtool curl procps util-linux bird2 etcd-server etcd-client)
+  wrk haproxy pkg-config chromium ethtool curl procps util-linux bird2 etcd-server etcd-client systemd)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
