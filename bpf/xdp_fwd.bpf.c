@@ -45,8 +45,7 @@ int xdp_fwd(struct xdp_md *ctx)
  * IPv4 addresses and protocol and the UDP/TCP ports (a frame that is not IPv4 with ports is
  * dropped). xdp_fwd never reads the frame, so it does not pay for bringing the frame's first
  * line over from the CPU that wrote it; this one does, as the balancer does. */
-SEC("xdp")
-int xdp_fwd_read(struct xdp_md *ctx)
+static __always_inline struct ethhdr *read_5tuple(struct xdp_md *ctx)
 {
 	struct ethhdr *eth = (void *)(long)ctx->data;
 	struct iphdr *ip = (void *)(eth + 1);
@@ -54,11 +53,19 @@ int xdp_fwd_read(struct xdp_md *ctx)
 
 	if ((void *)(ports + 1) > (void *)(long)ctx->data_end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5 ||
 	    (ip->protocol != IPPROTO_UDP && ip->protocol != IPPROTO_TCP))
-		return XDP_DROP;
+		return NULL;
 	/* Keep the loads: a 5-tuple that folds to this value (none of the benchmark's) is dropped. */
 	if ((ip->saddr ^ ip->daddr ^ *(__u32 *)ports ^ ip->protocol) == 0xffffffff)
-		return XDP_DROP;
-	return forward_frame(eth);
+		return NULL;
+	return eth;
+}
+
+SEC("xdp")
+int xdp_fwd_read(struct xdp_md *ctx)
+{
+	struct ethhdr *eth = read_5tuple(ctx);
+
+	return eth ? forward_frame(eth) : XDP_DROP;
 }
 
 /* The reading forwarder back out of the interface it came in on (XDP_TX), as a load balancer
@@ -69,14 +76,9 @@ const volatile __u8 tx_src_mac[ETH_ALEN] = {};
 SEC("xdp")
 int xdp_fwd_read_tx(struct xdp_md *ctx)
 {
-	struct ethhdr *eth = (void *)(long)ctx->data;
-	struct iphdr *ip = (void *)(eth + 1);
-	struct udphdr *ports = (void *)(ip + 1);
+	struct ethhdr *eth = read_5tuple(ctx);
 
-	if ((void *)(ports + 1) > (void *)(long)ctx->data_end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->ihl != 5 ||
-	    (ip->protocol != IPPROTO_UDP && ip->protocol != IPPROTO_TCP))
-		return XDP_DROP;
-	if ((ip->saddr ^ ip->daddr ^ *(__u32 *)ports ^ ip->protocol) == 0xffffffff)
+	if (!eth)
 		return XDP_DROP;
 	__builtin_memcpy(eth->h_dest, (const void *)tx_dst_mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, (const void *)tx_src_mac, ETH_ALEN);

@@ -23,6 +23,7 @@ import { nodeUplinkAddress } from '../src/lab/cluster-topology';
 import { ipIn, run, processGone } from '../src/lab/netns';
 import { repoPath } from '../src/daemon/paths';
 import type { FlowReport } from './cluster/flow-driver';
+import { waitFor as waitUntil } from '../src/lab/wait';
 
 const P = 'xlbg';
 const VIP = '198.18.100.1';
@@ -123,14 +124,8 @@ class LabNode {
 
 function nextHops(): string[] { return routerEcmp(P)[VIP] ?? []; }
 
-async function waitFor(what: string, timeoutMs: number, pred: () => boolean, stepMs = 20): Promise<number> {
-  const t0 = Date.now();
-  while (!pred()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (router next hops: ${nextHops().join(', ') || 'none'})`);
-    await sleep(stepMs);
-  }
-  return Date.now() - t0;
-}
+const waitFor = (what: string, timeoutMs: number, pred: () => boolean, stepMs = 20): Promise<number> =>
+  waitUntil(what, timeoutMs, pred, stepMs, () => `router next hops: ${nextHops().join(', ') || 'none'}`);
 
 /** The flow driver in the client namespace; stop() ends it and returns its report. */
 function startDriver(o: { longConns: number; intervalMs: number; newConnRps: number }): { stop(): Promise<FlowReport> } {

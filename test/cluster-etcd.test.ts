@@ -29,6 +29,7 @@ import { run } from '../src/lab/netns';
 import { repoPath } from '../src/daemon/paths';
 import type { FlowReport } from './cluster/flow-driver';
 import type { ClusterView } from '../src/domain/cluster';
+import { waitFor as waitUntil } from '../src/lab/wait';
 
 const P = 'xlbc';
 const VIP = '198.18.100.1';
@@ -59,14 +60,8 @@ services:
 
 function nextHops(): string[] { return routerEcmp(P)[VIP] ?? []; }
 
-async function waitFor(what: string, timeoutMs: number, pred: () => boolean | Promise<boolean>, stepMs = 50): Promise<number> {
-  const t0 = Date.now();
-  while (!(await pred())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (router next hops: ${nextHops().join(', ') || 'none'})`);
-    await sleep(stepMs);
-  }
-  return Date.now() - t0;
-}
+const waitFor = (what: string, timeoutMs: number, pred: () => boolean | Promise<boolean>, stepMs = 50): Promise<number> =>
+  waitUntil(what, timeoutMs, pred, stepMs, () => `router next hops: ${nextHops().join(', ') || 'none'}`);
 
 /** The flow driver (test/cluster/flow-driver.ts) in the client namespace; stop() ends it and returns its report. */
 function startDriver(o: { longConns: number; intervalMs: number; newConnRps: number }): { stop(): Promise<FlowReport> } {

@@ -22,6 +22,7 @@ import { readMaglevTable, SLOT_WORDS } from '../src/dataplane/maglev-tables';
 import { LB, LbBackendCodec, LbReverseCodec, LbServiceCodec, LbServiceKeyCodec, decodeU32 } from '../src/dataplane/abi';
 import type { ServiceSpec, StateDocument } from '../src/domain/types';
 import { kernelTestSkip } from './support/kernel-env';
+import { rng } from './support/rng';
 
 const PIN_A = '/sys/fs/bpf/xlbp-state-a';
 const PIN_B = '/sys/fs/bpf/xlbp-state-b';
@@ -30,16 +31,6 @@ const PORT_B = 27012;
 const TOKEN = 'xlbp-state-admin-token-0123456789';
 const skipReason = kernelTestSkip('the whole-state kernel test');
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function readMap(pinDir: string, name: string): Array<[Buffer, Buffer]> {
   const map = BpfMap.fromPin(path.join(pinDir, 'maps', name));

@@ -8,6 +8,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildMaglevTable, isPrime, murmur3, MAX_WEIGHT, type MaglevBackend } from './maglev';
 import { buildMaglevTablesOffThread } from './maglev-offthread';
+import { rng } from '../../test/support/rng';
 
 const OFFSET_SEED = 0x9747b28c;
 const SKIP_SEED = 0x5bd1e995;
@@ -101,17 +102,6 @@ function referenceMaglevTable(backends: MaglevBackend[], size: number): Uint32Ar
   return table;
 }
 
-/** Deterministic PRNG (mulberry32): a failure names its seed and can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function nextPrime(x: number): number {
   let p = Math.max(2, Math.floor(x));

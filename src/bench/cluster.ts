@@ -30,6 +30,7 @@ import { BenchPrograms, benchPayload } from './generator';
 import { percentile, summarize, type Summary } from './stats';
 import type { ForwardTopology } from './forward-topology';
 import type { ProbeReport } from './cluster-prober';
+import { waitFor } from '../lab/wait';
 
 export interface ClusterBenchOptions {
   prefix?: string;
@@ -132,14 +133,6 @@ export const CLUSTER_METHOD = 'Lab: `lab up --nodes 3 --backends 3 --etcd 1` (NA
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what: string, timeoutMs: number, pred: () => boolean | Promise<boolean>, stepMs = 50): Promise<number> {
-  const t0 = Date.now();
-  while (!(await pred())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(stepMs);
-  }
-  return Date.now() - t0;
-}
 
 function cpuTimes(): { busy: number; total: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];

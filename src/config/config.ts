@@ -457,6 +457,18 @@ export function prepareConfigFile(file: string, config: Config, options: { backg
     done = true;
     try { fs.rmSync(temp, { force: true }); } catch { /* read-only now: nothing more to do */ }
   };
+  // Renames the temp file into place (a failure removes it: nothing changed), then fsyncs the
+  // directory: best effort, the new file is in place and that is no reason to undo the change.
+  const place = (): void => {
+    if (done) throw new Error('config write already committed or aborted');
+    try {
+      fs.renameSync(temp, file);
+    } catch (error) {
+      abort();
+      throw storageError(file, error);
+    }
+    done = true;
+  };
   if (durable) {
     const synced = durable;
     return {
@@ -471,14 +483,7 @@ export function prepareConfigFile(file: string, config: Config, options: { backg
           abort();
           throw error;
         }
-        try {
-          fs.renameSync(temp, file);
-        } catch (error) {
-          abort();
-          throw storageError(file, error);
-        }
-        done = true;
-        // The new file is in place: a failed directory fsync is not a reason to undo the change.
+        place();
         try {
           const dirHandle = await fs.promises.open(dir, 'r');
           try { await dirHandle.sync(); } finally { await dirHandle.close(); }
@@ -490,15 +495,7 @@ export function prepareConfigFile(file: string, config: Config, options: { backg
     temp,
     abort,
     commit() {
-      if (done) throw new Error('config write already committed or aborted');
-      try {
-        fs.renameSync(temp, file);
-      } catch (error) {
-        abort();
-        throw storageError(file, error);
-      }
-      done = true;
-      // The new file is in place: a failed directory fsync is not a reason to undo the change.
+      place();
       try {
         const dirFd = fs.openSync(dir, 'r');
         try { fs.fsyncSync(dirFd); } finally { fs.closeSync(dirFd); }

@@ -6,17 +6,8 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatConfig, parseConfigText } from './config';
 import { DesiredState } from './state';
+import { rng } from '../../test/support/rng';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('formatConfig: backend lists written directly', () => {
   test('the same text as the YAML library for random configs (weights, drain, port 0, empty lists, checks, DSR)', () => {

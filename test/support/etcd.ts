@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { waitFor as waitUntil } from '../../src/lab/wait';
 
 export const ETCD_BIN = '/usr/bin/etcd';
 
@@ -94,10 +95,5 @@ export class Relay {
 
 /** Polls `check` every 50 ms until it returns true (at most `ms`). @throws Error naming `what`. */
 export async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitUntil(what, ms, check);
 }
