@@ -253,3 +253,26 @@ test('slow start: a backend coming up emits one ramp event per weight step, then
   checker.stop();
   await server.down();
 });
+
+test('slow start: a timer that fires before its step by the checker\'s clock still emits each step once', async () => {
+  const server = new FlipTcpServer();
+  await server.up();
+  const key = `${LOCAL}:${server.port}`;
+  // Once the first ramp timer is set, the checker's clock falls 5 ms behind the timers': that
+  // timer then fires "early" by the clock (as a timer may by a millisecond).
+  let lag = 0;
+  const checker = new HealthChecker({ service: 's', servicePort: 80, now: () => Date.now() - lag,
+    spec: spec({ rise: 1, intervalMs: 1000, slowStart: { durationMs: 300, steps: 3 } }),
+    backends: [{ address: LOCAL, port: server.port }] });
+  toStop.push(checker);
+  const ramps: string[] = [];
+  checker.on('ramp', (r) => ramps.push(`${r.step}/${r.steps}`));
+  checker.start();
+  await waitFor('up', () => checker.health(key) === 'up');
+  setTimeout(() => { lag = 5; }, 30);
+  await waitFor('the last step', () => ramps.includes('1/1'), 2000);
+  await new Promise((r) => setTimeout(r, 150));
+  assert.deepEqual(ramps, ['2/3', '1/1']);
+  checker.stop();
+  await server.down();
+});

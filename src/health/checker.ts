@@ -274,17 +274,19 @@ export class HealthChecker extends EventEmitter {
   }
 
   /** Slow start: a timer per weight step, each one emitting 'ramp' (the daemon swaps the table). */
-  private scheduleRamp(state: BackendState): void {
+  private scheduleRamp(state: BackendState, from = this.now()): void {
     if (state.rampTimer) clearTimeout(state.rampTimer);
     state.rampTimer = null;
-    const at = state.machine.nextRampAt(this.now());
+    const at = state.machine.nextRampAt(from);
     if (at === null || !this.running) return;
     state.rampTimer = setTimeout(() => {
       state.rampTimer = null;
       // A timer may fire a millisecond before `at` by the wall clock: the step it was set for is due.
       const { step, steps } = state.machine.weightFactor(Math.max(this.now(), at));
       this.emit('ramp', { service: this.service, backend: state.backend, step, steps } satisfies HealthRamp);
-      this.scheduleRamp(state);
+      // The next step after this one: from the clock, a timer that fired early would find this
+      // same step due again and emit it twice (two table swaps for one step).
+      this.scheduleRamp(state, Math.max(this.now(), at + 1));
     }, Math.max(0, at - this.now()));
   }
 }

@@ -83,6 +83,17 @@ export class ClusterNodes {
 
   /** Starts node k's daemon with the real CLI (recorded in the lab so `lab down` stops it), waits for its API. */
   async start(k: number, opts: { object?: string; timeoutMs?: number } = {}): Promise<NodeProcess> {
+    // The daemon and its forwarder run detached and unref'd: while this waits for them, a timer
+    // of its own holds the process (without it a run was seen to end, exit code 0, mid-start).
+    const holdOn = setInterval(() => undefined, 1000);
+    try {
+      return await this.startHeld(k, opts);
+    } finally {
+      clearInterval(holdOn);
+    }
+  }
+
+  private async startHeld(k: number, opts: { object?: string; timeoutMs?: number }): Promise<NodeProcess> {
     const old = this.procs.get(k);
     if (old && !processGone(old.pid)) throw new Error(`node lb${k} is already running (pid ${old.pid})`);
     const config = path.join(this.o.dir, `lb${k}.yaml`);
