@@ -124,6 +124,11 @@ export function createMetrics(controller: Controller): ApiMetrics {
     if (seed !== undefined) set({}, seed);
   });
 
+  // Transitions (GET /api/v1/transitions): 0 for every service at rest.
+  gauge('xdplb_service_moved_slots', 'Maglev slots of the service in a transition (their packets consult the flow cache until a sweep finds them quiet)', ['service'], (set) => {
+    for (const t of controller.transitions?.().services ?? []) set({ service: t.service }, t.movedSlots);
+  });
+
   return {
     registry,
     render: () => {

@@ -33,6 +33,7 @@ const RESOURCES: Record<string, RegExp> = {
   bench: /^GET \/api\/v1\/bench\//,
   cluster: /^(GET \/api\/v1\/cluster|PUT \/api\/v1\/nodes\/:name\/drain)$/,
   state: /^\w+ \/api\/v1\/state(\/backends)?$/,
+  transitions: /^GET \/api\/v1\/transitions(\/:name)?$/,
 };
 
 /** The plugins each file of routes/ exports (`<name>Routes`). */

@@ -35,6 +35,7 @@ import { observeRoutes } from './routes/observe';
 import { benchRoutes } from './routes/bench';
 import { addChangeTiming } from './timing';
 import { stateRoutes } from './routes/state';
+import { transitionsRoutes } from './routes/transitions';
 
 export interface ApiServerOptions {
   auth: AuthStore;
@@ -228,6 +229,7 @@ export function createApiServer(controller: Controller, opts: ApiServerOptions):
     void api.register(benchRoutes, context);
     void api.register(clusterRoutes, context);
     void api.register(stateRoutes, context);
+    void api.register(transitionsRoutes, context);
   });
   return app;
 }

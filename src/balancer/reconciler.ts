@@ -33,7 +33,8 @@ import {
 } from '../dataplane/abi';
 import { typedLbMap, type LbTypedMap } from '../dataplane/typed-map';
 import { SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
-import { DEFAULT_TRANSITION_SECONDS, markedCount, sameCurrent, sweepSlots, transitionSlots, unmarkedSlots } from './transitions';
+import { DEFAULT_TRANSITION_SECONDS, markedCount, sameCurrent, sweepSlots, transitionSlots, transitionSummary, unmarkedSlots } from './transitions';
+import type { ServiceTransitionView } from '../domain/types';
 
 /** The part of a bridge BpfMap the reconciler uses. */
 export interface KernelMap {
@@ -569,6 +570,25 @@ export class Reconciler {
     let n = 0;
     for (const count of this.markCounts.values()) n += count;
     return n;
+  }
+
+  /**
+   * Every service's transition state (GET /api/v1/transitions). A service with marks is read
+   * back from the kernel (its `seen` bytes are the program's), the others from the mirror.
+   */
+  transitionStates(): ServiceTransitionView[] {
+    const out: ServiceTransitionView[] = [];
+    for (const [id, service] of this.serviceNameById) {
+      let table = this.installedTables.get(id);
+      if (!table) continue;
+      if (this.markCounts.get(id) && this.readInnerTable) {
+        const outer = this.maps.maglev.lookup(encodeU32(id));
+        const kernel = outer && this.readInnerTable(outer, this.maps.maglevMarks?.lookup(encodeU32(id)) ?? null);
+        if (kernel && kernel.length === table.length) table = kernel;
+      }
+      out.push({ service, ...transitionSummary(table) });
+    }
+    return out;
   }
 
   /** The sweep period (settings.transitionSeconds of the last apply), ms. */

@@ -11,7 +11,7 @@ import { buildFrame, parseFrame, IPPROTO_TCP, IPPROTO_UDP } from '../dataplane/p
 import { encodeU32, LB, LbServiceKeyCodec } from '../dataplane/abi';
 import { serviceSlotIndex } from '../dataplane/jhash';
 import { Reconciler } from './reconciler';
-import { markedCount, sweepSlots, transitionSlots } from './transitions';
+import { markedCount, sweepSlots, transitionSlots, transitionSummary } from './transitions';
 import type { DataplaneState } from '../dataplane/types';
 
 const YOUNG = LB.SLOT_F_YOUNG << 8;
@@ -50,6 +50,18 @@ describe('transition marks (pure)', () => {
     const writes = sweepSlots(t, new Map([[0, 0], [1, 900]]), 1000, 1000);
     assert.deepEqual(writes.map(([i, w]) => [i, Array.from(w)]), [[0, [1, 2, 9, 0]], [2, [2, 1, 9, 0]], [3, [2, 0, 0, 0]]]);
   });
+});
+
+test('transitionSummary: moved, seen and young slots, the share, the oldest epoch', () => {
+  const t = Uint32Array.from([
+    1, 2, 12, 1 | YOUNG, // moved at epoch 12, seen, young
+    1, 2, 9, 1,          // moved at epoch 9, seen
+    2, 1, 10, 0,         // moved, quiet
+    2, 0, 0, 0,          // not moved
+  ]);
+  assert.deepEqual(transitionSummary(t), { tableSize: 4, movedSlots: 3, movedShare: 0.75, seenSlots: 2, youngSlots: 1, since: 9000 });
+  assert.deepEqual(transitionSummary(Uint32Array.of(1, 0, 0, 0)), { tableSize: 1, movedSlots: 0, movedShare: 0, seenSlots: 0, youngSlots: 0, since: null });
+  assert.deepEqual(transitionSummary(new Uint32Array(0)), { tableSize: 0, movedSlots: 0, movedShare: 0, seenSlots: 0, youngSlots: 0, since: null });
 });
 
 describe('transition marks on bpf/lb.o', () => {

@@ -100,3 +100,26 @@ export function sweepSlots(kernel: Uint32Array, youngSince: ReadonlyMap<number, 
   }
   return writes;
 }
+
+/**
+ * What a flat table's marks say (GET /api/v1/transitions): slots, moved slots and their share,
+ * moved slots seen since the last sweep and still YOUNG, and when the oldest running transition
+ * began (its epoch: seconds of the reconciler's clock when it was first marked; ms here).
+ */
+export function transitionSummary(slots: Uint32Array): { tableSize: number; movedSlots: number; movedShare: number; seenSlots: number; youngSlots: number; since: number | null } {
+  const tableSize = slots.length / SLOT_WORDS;
+  let moved = 0;
+  let seen = 0;
+  let young = 0;
+  let oldest = 0;
+  for (let at = 0; at < slots.length; at += SLOT_WORDS) {
+    if (slots[at + SLOT.prev] === 0) continue;
+    moved++;
+    const word = slots[at + SLOT.seenFlags];
+    if (word & 0xff) seen++;
+    if (word & YOUNG) young++;
+    const epoch = slots[at + SLOT.epoch];
+    if (epoch && (!oldest || epoch < oldest)) oldest = epoch;
+  }
+  return { tableSize, movedSlots: moved, movedShare: tableSize ? moved / tableSize : 0, seenSlots: seen, youngSlots: young, since: oldest ? oldest * 1000 : null };
+}

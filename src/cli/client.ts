@@ -5,7 +5,7 @@
  */
 import type {
   ServiceSpec, ServiceView, BackendSpec, SettingsView, StatsView, ProgramView, MapView, MapPage, Role,
-  StateDocument, StateApplyResult, StateDiff, BackendChange,
+  StateDocument, StateApplyResult, StateDiff, BackendChange, ServiceTransitionView, TransitionsView,
 } from '../domain/types';
 
 export const DEFAULT_API = 'http://127.0.0.1:8720';
@@ -88,6 +88,10 @@ export class ApiClient {
     return this.request('DELETE', `/api/v1/services/${enc(service)}/backends/${enc(key)}`);
   }
 
+  transitions(): Promise<TransitionsView> { return this.request('GET', '/api/v1/transitions'); }
+  transition(service: string): Promise<ServiceTransitionView & Omit<TransitionsView, 'services'>> {
+    return this.request('GET', `/api/v1/transitions/${enc(service)}`);
+  }
   getSettings(): Promise<SettingsView> { return this.request('GET', '/api/v1/settings'); }
   getState(): Promise<StateDocument> { return this.request('GET', '/api/v1/state'); }
   applyState(doc: StateDocument, dryRun: boolean): Promise<StateApplyResult> {

@@ -13,6 +13,7 @@ import { registerStateCommands } from './state';
 import { registerObserveCommands, registerHashPasswordCommand } from './observe';
 import { registerDaemonCommand } from './daemon';
 import { registerClusterCommands } from './cluster';
+import { registerTransitionsCommand } from './transitions';
 import { repoRoot } from '../daemon/paths';
 import { registerLabCommands } from '../lab/cli';
 import { registerBenchCommands } from '../bench/cli';
@@ -60,6 +61,7 @@ export function buildProgram(): Command {
   registerObserveCommands(program);
   registerHashPasswordCommand(program);
   registerClusterCommands(program);
+  registerTransitionsCommand(program);
   // The lab and bench verbs live with their owners.
   registerLabCommands(program);
   registerBenchCommands(program);

@@ -6,6 +6,7 @@ import {
 } from './common';
 import { UsageError, formatTable, percent, printJson } from './output';
 import { formatDiff } from './state';
+import { transitionLine } from './transitions';
 import { HealthCheckSpecSchema, MAX_WEIGHT } from '../config/schema';
 
 /** The health check defaults are the schema's (the API would fill in the same). */
@@ -71,8 +72,12 @@ export function registerServiceCommands(program: Command): void {
 
   withClientOptions(service.command('show').description('show one service').argument('<name>', 'service name'))
     .action(action(async (name: string, flags: ClientFlags) => {
-      const svc = await clientFrom(flags).getService(name);
-      if (flags.json) printJson(svc); else console.log(formatServices([svc]));
+      const client = clientFrom(flags);
+      const svc = await client.getService(name);
+      if (flags.json) { printJson(svc); return; }
+      // The service's transition (moved Maglev slots), when the daemon reports them.
+      const transition = await client.transition(name).catch(() => null);
+      console.log(formatServices([svc]) + (transition ? `\n${transitionLine(transition)}` : ''));
     }));
 
   withClientOptions(service.command('add').description('create a service').argument('<name>', 'service name ([a-z0-9][a-z0-9_-]*)'))

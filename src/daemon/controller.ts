@@ -15,7 +15,8 @@ import type {
   Controller, ServiceSpec, ServiceView, BackendSpec, BackendView, SettingsView, StatsView, StreamMessage,
   ProgramView, MapView, MapPage,
 } from '../domain/types';
-import type { BackendChange, StateApplyResult, StateDiff, StateDocument } from '../domain/types';
+import type { BackendChange, StateApplyResult, StateDiff, StateDocument, TransitionsView } from '../domain/types';
+import { transitionsFor } from './transitions-view';
 import { diffConfigs, emptyDiff, maglevDisruption } from './state-diff';
 import { XdplbError } from '../domain/errors';
 import { markChange } from '../domain/timing';
@@ -347,6 +348,7 @@ export class DaemonController implements Controller {
   programs(): { programs: ProgramView[]; statsEnabled: boolean } { return this.driver.programs(); }
   setProgramStats(enabled: boolean): void { this.driver.setProgramStats(enabled); }
   maps(): MapView[] { return this.driver.maps(); }
+  transitions(): TransitionsView { return transitionsFor(this.desired.config, this.driver.transitions?.() ?? null); }
   mapEntries(name: string, offset: number, limit: number): MapPage {
     const page = this.driver.mapEntries(name, offset, limit);
     return name === 'maglev' ? { ...page, entries: page.entries.map((e) => this.withMaglevShares(e)) } : page;

@@ -5,7 +5,7 @@
  * without a kernel.
  */
 import type { DataplaneState, StatsSnapshot, TraceEvent } from '../dataplane/types';
-import type { ProgramView, MapView, MapPage } from '../domain/types';
+import type { ProgramView, MapView, MapPage, TransitionsView } from '../domain/types';
 
 /** Where one service landed in the data plane. */
 export interface ServicePlacement {
@@ -35,4 +35,6 @@ export interface DataplaneDriver {
   hashSeed?(): number | undefined;
   /** Replaces the running program by one with this seed (flows re-hash). @throws when the kernel refuses */
   setHashSeed?(seed: number): void | Promise<void>;
+  /** The services' Maglev transitions and the sweep's schedule (absent: the data plane has none). */
+  transitions?(): TransitionsView;
 }

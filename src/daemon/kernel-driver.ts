@@ -237,10 +237,13 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   // Moved Maglev slots (transitions) are swept every transitionSeconds while any is marked
   // (Reconciler.sweepTransitions: quiet slots go back to touching no per-flow state).
   let sweepTimer: NodeJS.Timeout | null = null;
+  let nextSweepAt: number | null = null;
   const scheduleSweep = (): void => {
     if (sweepTimer || closed || reconciler.transitionSlotCount() === 0) return;
+    nextSweepAt = Date.now() + Math.min(reconciler.transitionPeriodMs, 2 ** 31 - 1);
     sweepTimer = setTimeout(() => {
       sweepTimer = null;
+      nextSweepAt = null;
       if (closed) return;
       try {
         const swept = reconciler.sweepTransitions();
@@ -367,6 +370,12 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
     },
     interfaces: () => dataplane.attachments().map(({ ifname, ifindex, mode, progId }) => ({ ifname, ifindex, mode, progId })),
     hashSeed: () => dataplane.hashSeed,
+    transitions: () => ({
+      transitionSeconds: reconciler.transitionPeriodMs / 1000,
+      nextSweepAt: sweepTimer ? nextSweepAt : null,
+      flowCache: lastState?.settings.flowCache ?? true,
+      services: reconciler.transitionStates(),
+    }),
     setHashSeed: (seed: number) => {
       const from = dataplane.hashSeed;
       dataplane.replaceProgram(objectPath, { hashSeed: seed });

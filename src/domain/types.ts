@@ -105,6 +105,33 @@ export interface StateApplyResult {
 /** One backend's change in a bulk change (PATCH /api/v1/state/backends). */
 export interface BackendChange { service: string; backend: string; weight?: number; drain?: boolean }
 
+/** One service's Maglev transition (docs/decisions.md "Stateless steady state"): its moved slots. */
+export interface ServiceTransitionView {
+  service: string;
+  /** Slots of the service's installed table (0: no table). */
+  tableSize: number;
+  /** Slots marked moved (LB_SLOT_MOVED): their packets consult the flow cache. */
+  movedSlots: number;
+  /** movedSlots / tableSize (0..1). */
+  movedShare: number;
+  /** Moved slots whose previous backend's flows were seen since the last sweep (a sweep keeps them). */
+  seenSlots: number;
+  /** Moved slots in the first sweep period of their window (UDP misses still go to the previous backend). */
+  youngSlots: number;
+  /** When the oldest running transition of the service began (ms since the epoch), or null. */
+  since: number | null;
+}
+/** GET /api/v1/transitions: every service's transition state and the sweep's schedule. */
+export interface TransitionsView {
+  /** The sweep period (settings.transitionSeconds); a mark lasts at least two. */
+  transitionSeconds: number;
+  /** When the next sweep runs (ms since the epoch), or null when nothing is moved. */
+  nextSweepAt: number | null;
+  /** settings.flowCache: false = marks are kept but the program ignores them (purely stateless). */
+  flowCache: boolean;
+  services: ServiceTransitionView[];
+}
+
 export interface Controller {
   listServices(): ServiceView[];
   getService(name: string): ServiceView;                 // throws NOT_FOUND
@@ -142,4 +169,6 @@ export interface Controller {
   applyStateDocument?(doc: StateDocument, opts: { dryRun: boolean }): Promise<StateApplyResult>;
   /** Optional: weight/drain changes of several backends in one change (all or none). */
   patchBackends?(changes: BackendChange[]): Promise<{ services: ServiceView[]; diff: StateDiff }>;
+  /** Optional: the services' Maglev transitions (GET /api/v1/transitions, /metrics). */
+  transitions?(): TransitionsView;
 }

@@ -14,3 +14,5 @@ export interface InterfaceView { ifname: string; ifindex: number; mode: string; 
 export type {
   ClusterView, NodeStatus, NodeBgp, NodeBgpPeer, HealthDisagreement, DrainRequest,
 } from '../../src/api/cluster-view';
+// Maglev transitions (issue 14): GET /transitions.
+export type { TransitionsView, ServiceTransitionView } from '../../src/domain/types';

@@ -2,13 +2,14 @@
 // and Maglev share. Admins get add/remove/weight/drain controls, each behind a confirmation;
 // viewers get the same page with no controls at all.
 import { request } from '../api';
-import type { BackendView, ServiceView } from '../api-types';
+import type { BackendView, ServiceView, TransitionsView } from '../api-types';
 import { confirmDialog } from '../dialog';
 import { badge, bar, focusByKey, h, replaceChildren, table } from '../dom';
 import { formatBps, formatEndpoint, formatPercent, formatPps } from '../format';
 import { errorBanner, markUpdated, pageHeader, updatedLabel, type MountPage, type PageContext } from '../page';
 import { store } from '../store';
 import { healthBadge } from './overview';
+import { transitionBadgeText } from '../transition-badge';
 
 type RateCells = { fwdPps: HTMLElement; fwdBps: HTMLElement; revPps: HTMLElement };
 
@@ -44,11 +45,34 @@ export const mountServices: MountPage = (container, ctx) => {
     }
   };
 
-  const offServices = store.on('services', renderStructure);
+  // Transitions (moved Maglev slots) every 5 s and after each change: a badge per service.
+  let transitions: TransitionsView | null = null;
+  let stopped = false;
+  const updateTransitions = () => {
+    for (const el of list.querySelectorAll<HTMLElement>('[data-field="transition"]')) {
+      const t = transitions?.services.find((s) => s.service === el.dataset.service);
+      const text = transitionBadgeText(t ?? null, transitions);
+      el.hidden = text === null;
+      el.textContent = text?.label ?? '';
+      el.title = text?.title ?? '';
+    }
+  };
+  const pollTransitions = async () => {
+    try {
+      transitions = await request<TransitionsView>('GET', '/transitions');
+    } catch {
+      transitions = null; // an older daemon, or a moment without one: no badge
+    }
+    if (!stopped) updateTransitions();
+  };
+  const timer = setInterval(() => void pollTransitions(), 5000);
+  const offServices = store.on('services', () => { renderStructure(); updateTransitions(); void pollTransitions(); });
   const offStats = store.on('stats', updateRates);
   renderStructure();
-  return () => { offServices(); offStats(); };
+  void pollTransitions();
+  return () => { stopped = true; clearInterval(timer); offServices(); offStats(); };
 };
+
 
 function setRates(target: RateCells | undefined, rates: { fwdPps: number; fwdBps: number; revPps: number }): void {
   if (!target) return;
@@ -74,6 +98,7 @@ function servicePanel(svc: ServiceView, ctx: PageContext, cells: Map<string, Rat
     h('span', { class: 'mono' }, formatEndpoint(svc.vip, svc.port, svc.protocol)),
     badge(svc.mode.toUpperCase(), svc.mode === 'nat' ? 'info' : 'warn'),
     h('span', { class: 'muted small' }, `Maglev table ${svc.tableSize ?? 'default'} slots`),
+    h('span', { class: 'badge badge-warn', 'data-field': 'transition', 'data-service': svc.name, hidden: true }),
     h('span', { class: 'muted small' }, hc
       ? `health: ${hc.type}${hc.path ? ` ${hc.path}` : ''} every ${hc.intervalMs} ms (rise ${hc.rise}, fall ${hc.fall})` +
         (hc.initialState === 'up' ? ', new backends in at once' : '') +
