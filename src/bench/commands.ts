@@ -70,7 +70,7 @@ export function registerForwardCommand(bench: Command): void {
     .option('--packets <n>', 'packets per repetition', positiveInt('--packets'), 2_000_000)
     .option('--seconds <s>', 'upper bound per repetition, seconds', positiveNumber('--seconds'), 10)
     .option('--flows <n>', 'distinct flows', positiveInt('--flows'), 16384)
-    .option('--only <cases>', 'comma-separated cases: xdplb-nat,xdplb-dsr,xdplb-nat-tx,xdplb-nat-tx-drain,xdp-fwd,xdp-fwd-read,xdp-fwd-read-tx,kernel,nftables,iptables', list)
+    .option('--only <cases>', 'comma-separated cases: xdplb-nat,xdplb-dsr,xdplb-nat-tx,xdplb-nat-tx-drain,xdplb-nat-tx-small,xdp-fwd,xdp-fwd-read,xdp-fwd-read-tx,kernel,nftables,iptables', list)
     .action(async (o: { json?: boolean; reps: number; packets: number; seconds: number; flows: number; only?: string[] }) => {
       prepareRun();
       const r: ForwardReport = await runForwardBench({ ...o, onProgress: stderrProgress() });

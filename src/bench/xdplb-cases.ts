@@ -66,18 +66,22 @@ export function xdplbForwardCase(mode: ForwardingMode): ForwardCase {
  * xdplb nat with its backends behind the lb's ingress (XDP_TX back out of it): the four
  * txBackends. `drained`: one of them drained after the table is installed, so a quarter of the
  * slots are moved (a transition, never swept here: the worst case, every packet of a moved slot
- * consults the flow cache and UDP misses go to the drained backend).
+ * consults the flow cache and UDP misses go to the drained backend). Another `tableSize`
+ * (xdplb-nat-tx-small): the same steady state over a table that stays in the CPU's caches.
  */
-export function xdplbTxCase(drained: boolean): ForwardCase {
+export function xdplbTxCase(drained: boolean, tableSize = BENCH_TABLE_SIZE): ForwardCase {
   let dp: Dataplane | null = null;
+  const small = tableSize !== BENCH_TABLE_SIZE;
   return {
-    name: drained ? 'xdplb-nat-tx-drain' : 'xdplb-nat-tx',
-    label: drained ? 'xdplb nat, XDP_TX, one of 4 backends drained (transition)' : 'xdplb nat, XDP_TX (backends behind the ingress)',
+    name: drained ? 'xdplb-nat-tx-drain' : small ? 'xdplb-nat-tx-small' : 'xdplb-nat-tx',
+    label: drained ? 'xdplb nat, XDP_TX, one of 4 backends drained (transition)'
+      : small ? `xdplb nat, XDP_TX, Maglev table of ${tableSize} slots (cache-resident)` : 'xdplb nat, XDP_TX (backends behind the ingress)',
     destination: 'tx-vip',
     prepare(t) {
       dp = Dataplane.load({ hashSeed: BENCH_HASH_SEED });
       const lb = new Balancer(dp);
       const state = benchState('nat', t.txVip, t.vipPort, 'udp', t.txBackends, 0);
+      state.services[0].tableSize = tableSize;
       lb.applyState(state);
       if (drained) {
         state.services[0].backends[state.services[0].backends.length - 1].draining = true;
