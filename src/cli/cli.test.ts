@@ -88,7 +88,7 @@ describe('xdplb CLI', () => {
   test('--help lists every verb; a verb\'s --help lists its sub-verbs', async () => {
     const top = await xdplb(['--help']);
     assert.equal(top.code, 0);
-    for (const verb of ['daemon', 'service', 'backend', 'apply', 'diff', 'state', 'settings', 'stats', 'trace', 'programs', 'maps', 'login', 'lab', 'bench']) {
+    for (const verb of ['daemon', 'service', 'backend', 'apply', 'diff', 'state', 'settings', 'stats', 'trace', 'programs', 'maps', 'login', 'lab', 'bench', 'transitions']) {
       assert.match(top.stdout, new RegExp(`^\\s+${verb}\\b`, 'm'), `--help lists ${verb}`);
     }
     const service = await xdplb(['service', '--help']);
@@ -168,6 +168,12 @@ describe('xdplb CLI', () => {
     const table = await xdplb(['service', 'list']);
     assert.match(table.stdout, /^UDP\s+198\.18\.100\.2:53\s+nat\s+dns/m);
     assert.match(table.stdout, /^\s+->\s+198\.18\.1\.12:53\s+w 3\s+unchecked\s+75\.0%/m);
+    // Transitions: a data plane without them shows every service at rest (the kernel's: test/transitions-api).
+    const moved = await xdplb(['transitions']);
+    assert.equal(moved.code, 0, moved.stderr);
+    assert.match(moved.stdout, /^dns\s+0\s+0\s+0\.0%/m);
+    assert.match((await xdplb(['service', 'show', 'dns'])).stdout, /^transition: none \(steady state\)$/m);
+    assertFails(await xdplb(['transitions', 'nope']), 1, /^xdplb: XDPLB_ERR_NOT_FOUND: service "nope" does not exist/);
 
     assert.equal((await xdplb(['backend', 'weight', 'dns', '198.18.1.12:53', '5'])).code, 0);
     assert.equal(controller.getService('dns').backends[1].weight, 5);
