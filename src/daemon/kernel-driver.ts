@@ -20,7 +20,7 @@ import { lbMap } from '../dataplane/typed-map';
 import { XdplbError } from '../domain/errors';
 import { MAX_SERVICE_TABLE_SIZE, type Config } from '../config/schema';
 import { effectiveTableSize } from '../config/state';
-import type { MapPage, MapView, ProgramView } from '../domain/types';
+import type { MapPage, MapView, ProgramView, ServiceTransitionView } from '../domain/types';
 import type { DataplaneState, StatsSnapshot, TraceEvent } from '../dataplane/types';
 import type { DataplaneDriver, ServicePlacement } from './driver';
 
@@ -328,6 +328,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
     sharesCache.set(service, { writes, shares });
     return shares;
   };
+  let transitionsCache: { at: number; writes: number; services: ServiceTransitionView[] } | null = null;
   const driver: DataplaneDriver = {
     applyState,
     placement: (service: string, backends: Array<{ address: string; port: number }>): ServicePlacement | null => {
@@ -370,12 +371,20 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
     },
     interfaces: () => dataplane.attachments().map(({ ifname, ifindex, mode, progId }) => ({ ifname, ifindex, mode, progId })),
     hashSeed: () => dataplane.hashSeed,
-    transitions: () => ({
-      transitionSeconds: reconciler.transitionPeriodMs / 1000,
-      nextSweepAt: sweepTimer ? nextSweepAt : null,
-      flowCache: lastState?.settings.flowCache ?? true,
-      services: reconciler.transitionStates(),
-    }),
+    transitions: () => {
+      // Services with marks are read back from the kernel (~1-2 ms per 65537-slot table): at most
+      // once a second, and again after any map write (an apply or a sweep changes the marks).
+      const writes = reconciler.writeCount;
+      if (!transitionsCache || transitionsCache.writes !== writes || Date.now() - transitionsCache.at >= 1000) {
+        transitionsCache = { at: Date.now(), writes, services: reconciler.transitionStates() };
+      }
+      return {
+        transitionSeconds: reconciler.transitionPeriodMs / 1000,
+        nextSweepAt: sweepTimer ? nextSweepAt : null,
+        flowCache: lastState?.settings.flowCache ?? true,
+        services: transitionsCache.services,
+      };
+    },
     setHashSeed: (seed: number) => {
       const from = dataplane.hashSeed;
       dataplane.replaceProgram(objectPath, { hashSeed: seed });
