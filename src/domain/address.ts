@@ -204,6 +204,19 @@ export function formatHostPort(address: string, port: number): string {
   return `${host}:${port}`;
 }
 
+/**
+ * `a.b.c.d:port` / `[v6]:port` of an address already in canonical text (validated state, map
+ * contents): no parsing, for hot paths (keys of every backend on every apply).
+ */
+export function joinHostPort(canonical: string, port: number): string {
+  return canonical.includes(':') ? `[${canonical}]:${port}` : `${canonical}:${port}`;
+}
+
+/** The family of an address already validated (cheap: IPv6 text always has a ':', IPv4 never). */
+export function familyOf(validated: string): AddressFamily {
+  return validated.includes(':') ? 6 : 4;
+}
+
 /** A port as text: decimal 0..65535, no sign, no leading zeros; a reason otherwise. */
 export function tryParsePort(text: string): number | { error: string } {
   if (text === '') return { error: 'the port is empty' };
