@@ -313,6 +313,17 @@ describe('xdplb CLI', () => {
       assertFails(await xdplb(['backend', 'add', 'web6', '[fe80::1]:8080']), 1, /link-local address \(fe80::\/10\)/);
       assertFails(await xdplb(['backend', 'add', 'web6', '[2001:2::8]:65536']), 1, /XDPLB_ERR_VALIDATION: \/port/);
       assert.equal(snapshotState(), state, 'refused changes change nothing');
+      // A state file in another text form of the same addresses is the same state: no diff.
+      const doc = JSON.parse((await xdplb(['state', 'get', '--json'])).stdout) as { services: Array<{ name: string; vip: string; backends: Array<{ address: string }> }> };
+      const web6 = doc.services.find((s) => s.name === 'web6')!;
+      web6.vip = '2001:0002:0:0:0:0:0:0100';
+      web6.backends = web6.backends.map((b) => ({ ...b, address: b.address.replace('2001:2::', '2001:2:0:0:0:0:0:').toUpperCase() }));
+      const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'xlbc6-cli-')), 'state.yaml');
+      fs.writeFileSync(file, YAML.stringify(doc));
+      const diff = await xdplb(['diff', '-f', file]);
+      assert.equal(diff.code, 0, diff.stderr);
+      assert.equal(diff.stdout.trim(), 'no changes: the running state already is the desired one');
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
     } finally {
       await xdplb(['service', 'del', 'web6']);
     }
