@@ -38,7 +38,7 @@ import { typedLbMap, type LbTypedMap } from '../dataplane/typed-map';
 import {
   FamilyUnionMap, codecOfBackend, codecOfReverse, familyCodec, isServiceKey4, vipFromKey, zeroLike, FAMILY6, type Family6Maps,
 } from './family';
-import { familyOf, joinHostPort, tryParseAddress } from '../domain/address';
+import { familyOf, isCanonicalAddress, joinHostPort } from '../domain/address';
 import { SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
 import { DEFAULT_TRANSITION_SECONDS, markedCount, sameCurrent, sweepSlots, transitionSlots, unmarkedSlots } from './transitions';
 
@@ -335,8 +335,7 @@ export class Reconciler {
     state.services.forEach((s, i) => {
       const where = `service "${s.name}"`;
       // What the codecs take (the config's own formats are narrower: src/config/schema.ts).
-      const vip = tryParseAddress(s.vip);
-      if ('error' in vip || vip.text !== s.vip) broken('encodable', `${where}: vip "${s.vip}" is not an address in canonical form`);
+      if (!isCanonicalAddress(s.vip)) broken('encodable', `${where}: vip "${s.vip}" is not an address in canonical form`);
       if (familyOf(s.vip) === 6 && !this.maps.v6) broken('encodable', `${where}: IPv6 VIP ${s.vip} but the data plane has no IPv6 maps`);
       if (own[i].some((rule) => rule.rule === 'family')) broken('family', `${where}: a backend is not of the VIP's family (one family per service)`);
       if (!Number.isInteger(s.port) || s.port < 0 || s.port > 65535) broken('encodable', `${where}: port ${s.port} is not 0..65535`);
@@ -357,8 +356,7 @@ export class Reconciler {
       s.backends.forEach((b, n) => {
         const bkey = backendKey(b);
         const bwhere = `${where} backend ${bkey}`;
-        const address = tryParseAddress(b.address);
-        if ('error' in address || address.text !== b.address) broken('encodable', `${where}: backend address "${b.address}" is not an address in canonical form`);
+        if (!isCanonicalAddress(b.address)) broken('encodable', `${where}: backend address "${b.address}" is not an address in canonical form`);
         if (!Number.isInteger(b.port) || b.port < 0 || b.port > 65535) broken('encodable', `${bwhere}: port is not 0..65535`);
         if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > MAX_WEIGHT) {
           broken('encodable', `${bwhere}: weight ${b.weight} is not an integer in 0..${MAX_WEIGHT}`);

@@ -78,10 +78,6 @@ export const UNICAST_ADDRESS_FORMAT = 'xdplb-unicast-address';
 
 export const NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$';
 
-export const UnicastIPv4 = Type.String({
-  pattern: UNICAST_IPV4_PATTERN, maxLength: 15,
-  description: 'a unicast IPv4 address in dotted-quad form without leading zeros (not 0.0.0.0/8, loopback 127/8, link-local 169.254/16, multicast 224/4, reserved 240/4 or broadcast)',
-});
 /** A VIP or backend address of either family (a service is one family: src/config/rules.ts). */
 export const UnicastAddress = Type.String({
   format: UNICAST_ADDRESS_FORMAT, minLength: 2, maxLength: 45,

@@ -11,7 +11,7 @@ import net from 'node:net';
 import { XdplbError } from './errors';
 import {
   FORBIDDEN_IPV4_CLASSES, FORBIDDEN_IPV6_CLASSES, addressBytes, addressFamily, addressFromBytes, canonicalAddress,
-  compareAddresses, fold6, forbiddenAddressReason, formatHostPort, isForbiddenBackend, isForbiddenVip, parseAddress,
+  compareAddresses, fold6, forbiddenAddressReason, formatHostPort, isCanonicalAddress, isForbiddenBackend, isForbiddenVip, parseAddress,
   parseHostPort, tryParseAddress, tryParseHostPort,
 } from './address';
 
@@ -103,6 +103,8 @@ describe('IPv6 canonical output (RFC 5952)', () => {
       assert.deepEqual(parseAddress(parsed.text).bytes, parsed.bytes);
       assert.equal(canonicalAddress(parsed.text), parsed.text);
       assert.equal(addressFromBytes(parsed.bytes), parsed.text);
+      assert.equal(isCanonicalAddress(parsed.text), true);
+      assert.equal(isCanonicalAddress(input), input === expected, `${input} is canonical only when it is the output`);
       sameAddressAsNode(input, parsed.text);
       assert.ok(net.isIPv6(parsed.text));
     });

@@ -247,6 +247,17 @@ export function isAddress(text: unknown): boolean {
   return !('error' in tryParseAddress(text));
 }
 
+/**
+ * True when `text` is an address in its canonical form (what the state holds): cheap for a
+ * dotted quad (no allocation), for the checks that run on every apply.
+ */
+export function isCanonicalAddress(text: string): boolean {
+  if (typeof text !== 'string') return false;
+  if (!text.includes(':')) return text.length <= 15 && fastDottedQuad(text) !== null;
+  const bytes = fastV6(text);
+  return bytes !== null && formatV6(bytes) === text;
+}
+
 /** The canonical text of a valid address (throws on an invalid one). */
 export function canonicalAddress(text: string): string {
   return parseAddress(text).text;
