@@ -158,6 +158,10 @@ describe('IPv6 VIPs and backends (issue 15)', () => {
     assert.ok(!text.includes('0002'), 'no non-canonical text is written');
     const back = parseConfigText(text, 'x.yaml');
     assert.deepEqual(back.services, state.config.services, 'the written file reads back to the same state');
+    // Written by hand, unquoted (YAML 1.2 has no sexagesimal numbers: 2001:2 stays text).
+    const hand = parseConfigText('services:\n  - name: w\n    vip: 2001:0002::100\n    port: 80\n    protocol: tcp\n    mode: nat\n    backends:\n'
+      + '      - { address: 2001:2:0:0:0:0:1:2, port: 8080 }\n      - address: 2001:2::1:3\n        port: 8080\n', 'x.yaml');
+    assert.deepEqual([hand.services[0].vip, ...hand.services[0].backends.map((b) => b.address)], ['2001:2::100', '2001:2::1:2', '2001:2::1:3']);
   });
 
   test('upper case and leading zeros name the same backend (lookups by any text form of the key)', () => {
