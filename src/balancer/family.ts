@@ -173,3 +173,18 @@ export class FamilyUnionMap implements FamilyKernelMap {
     if (this.v6) yield* this.v6.keys();
   }
 }
+
+/**
+ * `maps` with services, vips, backends and reverse replaced by views over both families (the
+ * reconciler's one code path); the rest (maglev, settings, stats...) has no address and is shared.
+ */
+export function familyUnionMaps<M extends { services: FamilyKernelMap; vips: FamilyKernelMap; backends: FamilyKernelMap; reverse: FamilyKernelMap; v6?: Family6Maps }>(maps: M): M {
+  const v6 = maps.v6;
+  return {
+    ...maps,
+    services: new FamilyUnionMap(maps.services, v6?.services6, { key: FAMILY6.serviceKeySize }),
+    vips: new FamilyUnionMap(maps.vips, v6?.vips6, { key: 16 }),
+    backends: new FamilyUnionMap(maps.backends, v6?.backends6, { value: FAMILY6.backendSize }),
+    reverse: new FamilyUnionMap(maps.reverse, v6?.reverse6, { key: FAMILY6.reverseKeySize }),
+  };
+}

@@ -36,7 +36,7 @@ import {
 } from '../dataplane/abi';
 import { typedLbMap, type LbTypedMap } from '../dataplane/typed-map';
 import {
-  FamilyUnionMap, codecOfBackend, codecOfReverse, familyCodec, isServiceKey4, vipFromKey, zeroLike, FAMILY6, type Family6Maps,
+  codecOfBackend, codecOfReverse, familyCodec, familyUnionMaps, isServiceKey4, vipFromKey, zeroLike, FAMILY6, type Family6Maps,
 } from './family';
 import { familyOf, isCanonicalAddress, joinHostPort } from '../domain/address';
 import { SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
@@ -205,14 +205,7 @@ export class Reconciler {
   /** The v4 and v6 map of each address-keyed kind as one (src/balancer/family.ts). */
   private unionMaps?: ReconcilerMaps;
   private get fm(): ReconcilerMaps {
-    const v6 = this.maps.v6;
-    return this.unionMaps ??= {
-      ...this.maps,
-      services: new FamilyUnionMap(this.maps.services, v6?.services6, { key: FAMILY6.serviceKeySize }),
-      vips: new FamilyUnionMap(this.maps.vips, v6?.vips6, { key: 16 }),
-      backends: new FamilyUnionMap(this.maps.backends, v6?.backends6, { value: FAMILY6.backendSize }),
-      reverse: new FamilyUnionMap(this.maps.reverse, v6?.reverse6, { key: FAMILY6.reverseKeySize }),
-    };
+    return this.unionMaps ??= familyUnionMaps(this.maps);
   }
   private typedMaps6?: { backends: LbTypedMap<'backends6'>; vips: LbTypedMap<'vips6'> } | null;
   private get typed6() {
