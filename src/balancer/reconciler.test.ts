@@ -166,6 +166,7 @@ function checkMaps(dp: Dataplane, lb: Balancer, state: DataplaneState): void {
   assert.deepEqual(LbSettingsCodec.decode(dp.map('settings').lookup(encodeU32(0))!), {
     fragPolicy: st.fragPolicy === 'pass' ? 1 : 0, sampleRate: st.sampleRate, flowCache: st.flowCache ? 1 : 0,
     txRedirect: st.txRedirect ? 1 : 0, vipFilter: vipFilterWords(state.services.map((s) => ipToU32(s.vip))),
+    vipFilter6: new Array<number>(LB.VIP_FILTER_WORDS).fill(0),
   });
 }
 
@@ -290,7 +291,7 @@ describe('reconciler on the loaded bpf/lb.o', () => {
       ['table size above the largest', (s) => { s.services[0].tableSize = 131071; }, /exceeds the largest table/],
       ['port-0 NAT service with a backend port', (s) => { s.services[2].backends[0].port = 8080; }, /needs backends on port 0/],
       ['duplicate service key', (s) => { s.services[1].port = 80; s.services[1].protocol = 'tcp'; }, /is already service "web"/],
-      ['bad address', (s) => { s.services[0].backends[0].address = '198.18.1'; }, /not IPv4/],
+      ['bad address', (s) => { s.services[0].backends[0].address = '198.18.1'; }, /not an address in canonical form/],
     ];
     for (const [what, mutate, message] of bad) {
       const s = clone(baseState());

@@ -16,6 +16,7 @@ import { MemoryDriver } from '../daemon/memory-driver';
 import { HealthMonitor } from '../health/monitor';
 import { DesiredState } from '../config/state';
 import { cliCommand } from '../daemon/spawn';
+import { formatTraceEvent } from './observe';
 import { repoRoot } from '../daemon/paths';
 import type { ServiceView, StateApplyResult } from '../domain/types';
 import fs from 'node:fs';
@@ -290,6 +291,57 @@ describe('xdplb CLI', () => {
     } finally {
       await xdplb(['service', 'del', 'pool']);
     }
+  });
+
+  test('IPv6: service and backend verbs take [v6]:port in any text form; every output is canonical', async () => {
+    const added = await xdplb(['service', 'add', 'web6', '--vip', '2001:0002::0100', '--port', '80', '--table-size', '13',
+      '--backend', '[2001:2:0:0:0:0:0:5]:8080', '--backend', '[2001:2::6]:8080:3']);
+    assert.equal(added.code, 0, added.stderr);
+    assert.match(added.stdout, /^TCP\s+\[2001:2::100\]:80\s+nat\s+web6/m);
+    assert.match(added.stdout, /^\s+->\s+\[2001:2::6\]:8080\s+w 3/m);
+    assert.ok(!added.stdout.includes('0002'), added.stdout);
+    try {
+      assert.deepEqual(driver.applied!.services.find((s) => s.name === 'web6')!.backends.map((b) => b.address), ['2001:2::5', '2001:2::6']);
+      assert.equal((await xdplb(['backend', 'add', 'web6', '[2001:2::7]:8080', '--weight', '2'])).code, 0);
+      const weighted = await xdplb(['backend', 'weight', 'web6', '[2001:0002::5]:8080', '[2001:2::6]:8080', '4']);
+      assert.equal(weighted.code, 0, weighted.stderr);
+      assert.match(weighted.stdout, /^ {4}~ backend \[2001:2::5\]:8080: weight 1 -> 4$/m);
+      assert.deepEqual(controller.getService('web6').backends.map((b) => b.weight), [4, 4, 2]);
+      assert.equal((await xdplb(['backend', 'drain', 'web6', '[2001:2::7]:8080'])).code, 0);
+      assert.equal(controller.getService('web6').backends[2].draining, true);
+      const deleted = await xdplb(['backend', 'del', 'web6', '[2001:2:0::7]:8080']);
+      assert.equal(deleted.code, 0, deleted.stderr);
+      assert.equal(deleted.stdout.trim(), 'deleted backend [2001:2::7]:8080 of web6');
+      const state = snapshotState();
+      assertFails(await xdplb(['backend', 'add', 'web6', '2001:2::8:8080']), 2, /^xdplb: usage: .*backend must be ADDRESS:PORT or \[IPv6\]:PORT.*in brackets/);
+      assertFails(await xdplb(['backend', 'add', 'web6', '198.18.1.8:8080']), 1,
+        /^xdplb: XDPLB_ERR_VALIDATION: \/address: service "web6": backend 198\.18\.1\.8 is IPv4 but the VIP 2001:2::100 is IPv6; a service is one family/);
+      assertFails(await xdplb(['backend', 'add', 'web6', '[fe80::1]:8080']), 1, /link-local address \(fe80::\/10\)/);
+      assertFails(await xdplb(['backend', 'add', 'web6', '[2001:2::8]:65536']), 1, /XDPLB_ERR_VALIDATION: \/port/);
+      assert.equal(snapshotState(), state, 'refused changes change nothing');
+      // A state file in another text form of the same addresses is the same state: no diff.
+      const doc = JSON.parse((await xdplb(['state', 'get', '--json'])).stdout) as { services: Array<{ name: string; vip: string; backends: Array<{ address: string }> }> };
+      const web6 = doc.services.find((s) => s.name === 'web6')!;
+      web6.vip = '2001:0002:0:0:0:0:0:0100';
+      web6.backends = web6.backends.map((b) => ({ ...b, address: b.address.replace('2001:2::', '2001:2:0:0:0:0:0:').toUpperCase() }));
+      const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'xlbc6-cli-')), 'state.yaml');
+      fs.writeFileSync(file, YAML.stringify(doc));
+      const diff = await xdplb(['diff', '-f', file]);
+      assert.equal(diff.code, 0, diff.stderr);
+      assert.equal(diff.stdout.trim(), 'no changes: the running state already is the desired one');
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
+    } finally {
+      await xdplb(['service', 'del', 'web6']);
+    }
+  });
+
+  test('trace lines: IPv6 endpoints as [v6]:port, canonical; IPv4 and portless protocols as before', () => {
+    const base = { tsNs: 1, ifindex: 3, pktLen: 74, serviceId: 1, backendId: 1, service: 'web6', backend: '[2001:2::1:2]:8080',
+      saddr: '2001:2:0:0:0:0:0:10', daddr: '2001:2::100', sport: 40000, dport: 80, proto: 6, action: 'tx' as const, reason: 'forwarded' as const };
+    const at = new Date('2026-12-05T01:00:00.000Z');
+    assert.match(formatTraceEvent(base, at), /tcp \[2001:2::10\]:40000 > \[2001:2::100\]:80 .* web6 -> \[2001:2::1:2\]:8080 {2}tx\/forwarded$/);
+    assert.match(formatTraceEvent({ ...base, proto: 58, sport: 0, dport: 0 }, at), /icmp6 2001:2::10 > 2001:2::100 /);
+    assert.match(formatTraceEvent({ ...base, saddr: '198.18.0.2', daddr: '198.18.100.1', backend: '198.18.1.2:8080' }, at), /tcp 198\.18\.0\.2:40000 > 198\.18\.100\.1:80 /);
   });
 
   test('auth: no token, viewer token, login with the password on stdin', async () => {
