@@ -43,14 +43,18 @@ function detachAll(dp: Dataplane | null, netns: string): void {
   });
 }
 
-/** xdplb in `mode` on the forwarding benchmark's lb: VIP:9/udp over the two sink backends. */
-export function xdplbForwardCase(mode: ForwardingMode): ForwardCase {
+/** xdplb in `mode` on the forwarding benchmark's lb: VIP:9/udp over the two sink backends
+ * (family 6: the site's IPv6 VIP and backends, named xdplb-nat6 / xdplb-dsr6). */
+export function xdplbForwardCase(mode: ForwardingMode, family: 4 | 6 = 4): ForwardCase {
   let dp: Dataplane | null = null;
+  const v6 = family === 6;
   return {
-    name: `xdplb-${mode}`, label: `xdplb ${mode}`, destination: 'vip',
+    name: `xdplb-${mode}${v6 ? '6' : ''}`, label: `${v6 ? 'IPv6 ' : ''}xdplb ${mode}`, destination: 'vip', family,
     prepare(t) {
       dp = Dataplane.load({ hashSeed: BENCH_HASH_SEED });
-      new Balancer(dp).applyState(benchState(mode, t.vip, t.vipPort, 'udp', t.backends, 0));
+      new Balancer(dp).applyState(v6
+        ? benchState(mode, t.v6.vip, t.vipPort, 'udp', t.v6.backends, 0)
+        : benchState(mode, t.vip, t.vipPort, 'udp', t.backends, 0));
     },
     setUp(t) {
       if (!dp) throw new Error('xdplb data plane not loaded');
