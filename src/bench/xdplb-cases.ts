@@ -97,15 +97,19 @@ export function xdplbTxCase(drained: boolean): ForwardCase {
   };
 }
 
-/** xdplb in `mode` between the HTTP client and the three backends (VIP:8080/tcp). */
-export function xdplbHttpCase(mode: ForwardingMode): HttpLbCase {
+/** xdplb in `mode` between the HTTP client and the three backends (VIP:8080/tcp; family 6:
+ * the IPv6 VIP and backend addresses, named xdplb-nat6 / xdplb-dsr6). */
+export function xdplbHttpCase(mode: ForwardingMode, family: 4 | 6 = 4): HttpLbCase {
   let dp: Dataplane | null = null;
+  const v6 = family === 6;
   return {
-    name: `xdplb-${mode}`, label: `xdplb ${mode}`,
+    name: `xdplb-${mode}${v6 ? '6' : ''}`, label: `${v6 ? 'IPv6 ' : ''}xdplb ${mode}`, family,
     async setUp(t) {
       dp = Dataplane.load({ hashSeed: BENCH_HASH_SEED });
-      new Balancer(dp).applyState(benchState(mode, t.vip, t.port, 'tcp', t.backends.map((b) => b.address), t.port));
-      if (mode === 'dsr') addDsrVip(t);
+      new Balancer(dp).applyState(v6
+        ? benchState(mode, t.vip6, t.port, 'tcp', t.backends.map((b) => b.address6), t.port)
+        : benchState(mode, t.vip, t.port, 'tcp', t.backends.map((b) => b.address), t.port));
+      if (mode === 'dsr') addDsrVip(t, family);
       attachIn(dp, t.lb.netns, [t.lb.clientLeg, ...t.lb.backendLegs]);
       return [];
     },
@@ -113,9 +117,9 @@ export function xdplbHttpCase(mode: ForwardingMode): HttpLbCase {
       try { detachAll(dp, t.lb.netns); } finally {
         dp?.close();
         dp = null;
-        if (mode === 'dsr') removeDsrVip(t);
+        if (mode === 'dsr') removeDsrVip(t, family);
       }
     },
-    url: (t) => `http://${t.vip}:${t.port}/`,
+    url: (t) => (v6 ? `http://[${t.vip6}]:${t.port}/` : `http://${t.vip}:${t.port}/`),
   };
 }
