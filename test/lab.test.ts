@@ -357,7 +357,7 @@ function request(url: string, method = 'GET', body?: unknown): Promise<{ status:
 }
 
 describe('demo (the README command, with its own prefix and port)', { skip: whyNoDemo() }, () => {
-  test('serves the dashboard, balances web (NAT, 1:1:2) and dns (DSR), and Ctrl-C removes everything it made', async (t) => {
+  test('serves the dashboard, balances web and web6 (NAT, 1:1:2, IPv4 and IPv6) and dns (DSR), and Ctrl-C removes everything it made', async (t) => {
     await lockTestPrefix(); // released by the clean-up below (or found stale when this process ends)
     await labDown(P);
     const port = await freePort();
@@ -402,6 +402,12 @@ describe('demo (the README command, with its own prefix and port)', { skip: whyN
     const { be1 = 0, be2 = 0, be3 = 0 } = web.byBackend;
     assert.ok(be1 > 0 && be2 > 0, JSON.stringify(web.byBackend));
     assert.ok(be3 > be1 && be3 > be2, `weight 2 backend should get the most: ${JSON.stringify(web.byBackend)}`);
+    // web6: the same service over IPv6 (NAT), 1:1:2 as well.
+    const web6 = await runTraffic({ prefix: P, kind: 'http', target: 'http://[2001:2:0:100::1]/', durationSec: 2, rps: 150 });
+    assert.equal(web6.ok, web6.sent, JSON.stringify(web6));
+    const six = { be1: 0, be2: 0, be3: 0, ...web6.byBackend };
+    assert.ok(six.be1 > 0 && six.be2 > 0, JSON.stringify(web6.byBackend));
+    assert.ok(six.be3 > six.be1 && six.be3 > six.be2, `weight 2 backend should get the most over IPv6: ${JSON.stringify(web6.byBackend)}`);
     const dns = await runTraffic({ prefix: P, kind: 'udp', target: '198.18.100.2:5300', durationSec: 1, rps: 100 });
     assert.equal(dns.ok, dns.sent, JSON.stringify(dns));
     assert.ok(Object.keys(dns.byBackend).length >= 2, JSON.stringify(dns.byBackend));
