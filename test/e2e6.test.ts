@@ -121,6 +121,11 @@ function inNetns<T>(netns: string, name: string, args: string[]): Promise<T> {
 }
 const inClient = <T>(name: string, args: string[]) => inNetns<T>(topology.client.netns, name, args);
 
+/** A test that failed halfway (a kill -9 without its restart) leaves no daemon: the next one starts it. */
+async function ensureDaemon(): Promise<void> {
+  if (!daemon || daemon.child.exitCode !== null || daemon.child.signalCode !== null) await startDaemon();
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> {
@@ -193,7 +198,8 @@ function farUp(): void {
 function farDown(): void {
   if (netnsExists(FAR_NETNS)) run('ip', ['netns', 'del', FAR_NETNS]);
   if (netnsExists(topology.client.netns)) {
-    if (linkIn(topology.client.netns, FAR_ROUTER_LINK)) ipIn(topology.client.netns, ['link', 'del', FAR_ROUTER_LINK]);
+    // (Usually gone with the far namespace; its deletion is asynchronous, hence allowFail.)
+    if (linkIn(topology.client.netns, FAR_ROUTER_LINK)) ipIn(topology.client.netns, ['link', 'del', FAR_ROUTER_LINK], { allowFail: true });
     sysctlIn(topology.client.netns, 'net.ipv6.conf.all.forwarding', 0);
   }
   if (netnsExists(topology.lb.netns)) ipIn(topology.lb.netns, ['-6', 'route', 'del', FAR_SUBNET], { allowFail: true });
@@ -335,6 +341,7 @@ describe('xdplb IPv6 end to end (dual-stack lab, daemon, real traffic)', { skip:
 
   for (const [mode, vip] of [['NAT', NAT_VIP], ['DSR', DSR_VIP]] as const) {
     test(`path MTU discovery through the ${mode} VIP: a router's Packet Too Big reaches the backend, a 2 MB download completes`, async () => {
+      await ensureDaemon();
       farUp();
       try {
         const tooBigsBefore = pktTooBigsSent(topology.client.netns);
@@ -388,6 +395,7 @@ describe('xdplb IPv6 end to end (dual-stack lab, daemon, real traffic)', { skip:
     });
 
   test('bad IPv6 input is refused with a clear error and changes no kernel map', async () => {
+    await ensureDaemon();
     const snapshot = kernelSnapshot();
     const good = { name: 'x6', vip: '2001:2:0:100::9', port: 81, protocol: 'tcp', mode: 'nat', backends: [{ address: be[0], port: 8080, weight: 1 }] };
     const bad: Array<[string, string, unknown, number]> = [
