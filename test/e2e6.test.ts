@@ -169,8 +169,10 @@ function pktTooBigsSent(netns: string): number {
 /**
  * The far client: its own namespace behind the lab's client, over a link whose router side
  * (the client namespace, forwarding for the test) has the narrow MTU. The far end keeps 1500, so
- * it advertises an MSS of 1440: the backends' full-size segments must be cut down by path MTU
- * discovery, with the router's Packet Too Big sent to the VIP they come from.
+ * it advertises an MSS of 1440 (as a host on a 1500-byte LAN behind a narrower hop would): the
+ * backends' full-size segments must be cut down by path MTU discovery, with the router's Packet
+ * Too Big sent to the VIP they come from. (Only downloads: the far end's own full-size frames
+ * would be dropped by the veth, not answered, so an upload is no path-MTU case here.)
  */
 function farUp(): void {
   farDown();
@@ -355,10 +357,6 @@ describe('xdplb IPv6 end to end (dual-stack lab, daemon, real traffic)', { skip:
         const served = topology.backends.find((b) => b.host === report.backend);
         assert.ok(served, `no backend named ${String(report.backend)}`);
         assert.equal(cachedMtu(served.netns, FAR_CLIENT), NARROW_MTU, `${served.host} holds no lowered path MTU toward ${FAR_CLIENT}`);
-        // An upload the other way (the far client's own MTU is 1500; the narrow link is the router's egress) completes too.
-        const up = await inNetns<HttpGetReport>(FAR_NETNS, 'http-get', [JSON.stringify({ url: `http://[${vip}]:80/sink`, timeoutMs: 30_000, postBytes: 1_000_000 })]);
-        assert.equal(up.error, undefined, `the upload failed: ${JSON.stringify(up)}`);
-        assert.match(up.body, / 1000000\n$/);
       } finally {
         farDown();
       }
