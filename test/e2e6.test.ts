@@ -314,33 +314,6 @@ describe('xdplb IPv6 end to end (dual-stack lab, daemon, real traffic)', { skip:
     await api.addBackend('web6', { address: be[2], port: 8080, weight: 2 });
   });
 
-  test('under 100 long-lived IPv6 connections: a reweight, then a kill -9 of the daemon in the middle of a drain: none breaks', async () => {
-    const api = admin();
-    await waitFor('the re-added be3 up', 10_000, async () => (await api.getService('web6')).backends.every((b) => b.health === 'up') || null);
-    const driver = inClient<DriverReport>('conn-driver', [JSON.stringify({
-      host: NAT_VIP, port: 80, longConns: 100, intervalMs: 250, newConnRps: 20, durationSec: 12 })]);
-    await sleep(2500);
-    await api.patchBackend('web6', key(0), { weight: 3 });
-    await sleep(2500);
-    await api.patchBackend('web6', key(1), { drain: true });
-    await sleep(500);
-    await daemon!.kill();
-    await sleep(1000);
-    await startDaemon();
-    const restartedAt = Date.now();
-    const report = await driver;
-    assert.ok(report.long.length >= 90, `only ${report.long.length} long connections opened`);
-    for (const c of report.long) {
-      assert.deepEqual(c.errors, [], `a ${c.firstBackend} connection broke`);
-      assert.equal(c.sockets, 1, `a ${c.firstBackend} connection was re-opened`);
-      assert.deepEqual(c.backends, [c.firstBackend], 'a connection moved between backends');
-      assert.ok(c.lastOkAt > restartedAt, `a ${c.firstBackend} connection stopped answering`);
-    }
-    assert.ok(report.long.some((c) => c.firstBackend === 'be2'), 'no long connection on the drained be2');
-    await api.patchBackend('web6', key(0), { weight: 1 });
-    await api.patchBackend('web6', key(1), { drain: false });
-  });
-
   for (const [mode, vip] of [['NAT', NAT_VIP], ['DSR', DSR_VIP]] as const) {
     test(`path MTU discovery through the ${mode} VIP: a router's Packet Too Big reaches the backend, a 2 MB download completes`, async () => {
       await ensureDaemon();
@@ -428,5 +401,33 @@ describe('xdplb IPv6 end to end (dual-stack lab, daemon, real traffic)', { skip:
     fs.writeFileSync(configPath, original);
     await sleep(500);
     assert.deepEqual(kernelSnapshot(), snapshot, 'a refused input changed a kernel map');
+  });
+
+  // Last: it kills the daemon (the suite's other tests then need no restart over the pins).
+  test('under 100 long-lived IPv6 connections: a reweight, then a kill -9 of the daemon in the middle of a drain: none breaks', async () => {
+    const api = admin();
+    await waitFor('the re-added be3 up', 10_000, async () => (await api.getService('web6')).backends.every((b) => b.health === 'up') || null);
+    const driver = inClient<DriverReport>('conn-driver', [JSON.stringify({
+      host: NAT_VIP, port: 80, longConns: 100, intervalMs: 250, newConnRps: 20, durationSec: 12 })]);
+    await sleep(2500);
+    await api.patchBackend('web6', key(0), { weight: 3 });
+    await sleep(2500);
+    await api.patchBackend('web6', key(1), { drain: true });
+    await sleep(500);
+    await daemon!.kill();
+    await sleep(1000);
+    await startDaemon();
+    const restartedAt = Date.now();
+    const report = await driver;
+    assert.ok(report.long.length >= 90, `only ${report.long.length} long connections opened`);
+    for (const c of report.long) {
+      assert.deepEqual(c.errors, [], `a ${c.firstBackend} connection broke`);
+      assert.equal(c.sockets, 1, `a ${c.firstBackend} connection was re-opened`);
+      assert.deepEqual(c.backends, [c.firstBackend], 'a connection moved between backends');
+      assert.ok(c.lastOkAt > restartedAt, `a ${c.firstBackend} connection stopped answering`);
+    }
+    assert.ok(report.long.some((c) => c.firstBackend === 'be2'), 'no long connection on the drained be2');
+    await api.patchBackend('web6', key(0), { weight: 1 });
+    await api.patchBackend('web6', key(1), { drain: false });
   });
 });
