@@ -159,10 +159,10 @@ function cachedMtu(netns: string, address: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-/** Icmp6OutPktTooBigs of a namespace (/proc/net/snmp6): Packet Too Big messages it sent. */
-function pktTooBigsSent(netns: string): number {
+/** Icmp6OutPktTooBigs (or In...) of a namespace (/proc/net/snmp6): Packet Too Big messages it sent (received). */
+function pktTooBigsSent(netns: string, direction: 'Out' | 'In' = 'Out'): number {
   const out = execIn(netns, ['cat', '/proc/net/snmp6']).stdout;
-  const m = /^Icmp6OutPktTooBigs\s+(\d+)/m.exec(out);
+  const m = new RegExp(`^Icmp6${direction}PktTooBigs\\s+(\\d+)`, 'm').exec(out);
   return m ? Number(m[1]) : 0;
 }
 
@@ -354,8 +354,11 @@ describe('xdplb IPv6 end to end (dual-stack lab, daemon, real traffic)', { skip:
       setMtu(NARROW_MTU);
       try {
         for (const b of topology.backends) ipIn(b.netns, ['-6', 'route', 'replace', 'default', 'via', b.gateway6, 'advmss', '1440']);
+        const lbSent = pktTooBigsSent(topology.lb.netns);
+        const clientGot = pktTooBigsSent(topology.client.netns, 'In');
         const up = await inClient<HttpGetReport>('http-get', [JSON.stringify({ url: `http://[${NAT_VIP}]:80/sink`, timeoutMs: 15_000, postBytes: 1_000_000 })]);
-        assert.equal(up.error, undefined, `the upload failed: ${JSON.stringify(up)}`);
+        assert.equal(up.error, undefined, `the upload failed: ${JSON.stringify(up)}; the lb's kernel sent ${pktTooBigsSent(topology.lb.netns) - lbSent} `
+          + `Packet Too Big, the client received ${pktTooBigsSent(topology.client.netns, 'In') - clientGot} (about its flow to the backend, not to the VIP)`);
         assert.match(up.body, / 1000000\n$/);
         assert.equal(cachedMtu(topology.client.netns, NAT_VIP), NARROW_MTU, 'the client holds no lowered path MTU toward the VIP');
       } finally {
