@@ -13,13 +13,16 @@ namespace xdplb {
 
 namespace {
 
-// socketWithMark(mark) -> fd of a new non-blocking IPv4 TCP socket with SO_MARK = mark.
+// socketWithMark(mark, family = 4) -> fd of a new non-blocking TCP socket (IPv4, or IPv6 for
+// family 6) with SO_MARK = mark.
 Napi::Value SocketWithMark(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int64_t mark = ArgInt(info, 0, "mark");
   if (mark < 1 || mark > 0xffffffffLL) ThrowBpfError(env, "socket", "SO_MARK", EINVAL, "mark must be in 1..2^32-1");
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) ThrowBpfError(env, "socket", "AF_INET/SOCK_STREAM", errno);
+  int64_t family = info.Length() > 1 && !info[1].IsUndefined() ? ArgInt(info, 1, "family") : 4;
+  if (family != 4 && family != 6) ThrowBpfError(env, "socket", "family", EINVAL, "family must be 4 or 6");
+  int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) ThrowBpfError(env, "socket", family == 6 ? "AF_INET6/SOCK_STREAM" : "AF_INET/SOCK_STREAM", errno);
   uint32_t value = static_cast<uint32_t>(mark);
   if (setsockopt(fd, SOL_SOCKET, SO_MARK, &value, sizeof(value)) != 0) {
     int err = errno;

@@ -11,7 +11,7 @@ import { BpfMap } from '../bpf';
 import { Dataplane, MAP_NAMES } from '../dataplane/dataplane';
 import { typedLbMap } from '../dataplane/typed-map';
 import { LB, decodeU32, encodeU32 } from '../dataplane/abi';
-import { vipFilterWords, vipFilterWords6 } from '../dataplane/jhash';
+import { vipFilterBit6, vipFilterWords, vipFilterWords6 } from '../dataplane/jhash';
 import { ipToU32 } from '../dataplane/packet';
 import { createMaglevTable, readMaglevTable, writeMaglevSlots } from '../dataplane/maglev-tables';
 import type { DataplaneBackend, DataplaneState } from '../dataplane/types';
@@ -276,5 +276,80 @@ describe('IPv6 services through the reconciler on the loaded bpf/lb.o', () => {
     checkMaps(dp, lb, state);
     for (const name of ['services6', 'vips6', 'reverse6', 'reverse_frags6'] as const) assert.equal([...dp.map(name).keys()].length, 0, name);
     assert.deepEqual(typedLbMap('settings', dp.map('settings')).get(0)!.vipFilter6, new Array<number>(LB.VIP_FILTER_WORDS).fill(0));
+  });
+});
+
+describe('IPv6 write order', () => {
+  /**
+   * As reconciler.test's write-order test, for IPv6 services: after EACH write to any map, every
+   * VIP a packet could reach (vips6, services6) has its vip_filter6 bit, a live v6 service's
+   * table_size never exceeds its installed table, and every id in that table is an ACTIVE
+   * backends6 entry of that service.
+   */
+  test('no packet can meet a half state between two writes (IPv6 maps)', () => {
+    const dp = Dataplane.load({ hashSeed: 5, maxServices: 16, maxBackends: 64, maxFlows: 64, maglevMaxSize: 65537 });
+    try {
+      const t = {
+        settings: typedLbMap('settings', dp.map('settings')), services6: typedLbMap('services6', dp.map('services6')),
+        vips6: typedLbMap('vips6', dp.map('vips6')), backends6: typedLbMap('backends6', dp.map('backends6')),
+      };
+      const violations: string[] = [];
+      let checks = 0;
+      const check = (after: string) => {
+        checks++;
+        const filter = t.settings.get(0)?.vipFilter6 ?? new Array<number>(LB.VIP_FILTER_WORDS).fill(0);
+        for (const vip of [...t.vips6.keys(), ...t.services6.keys().map((k) => k.vip)]) {
+          const bit = vipFilterBit6(vip);
+          if (!((filter[bit >>> 5] >>> (bit & 31)) & 1)) violations.push(`${after}: VIP ${vip} not in vip_filter6`);
+        }
+        for (const [key, svc] of t.services6.entries()) {
+          if (t.vips6.get(key.vip) === null || svc.tableSize === 0) continue;
+          const table = innerTable(dp, svc.id);
+          if (!table) { violations.push(`${after}: service ${svc.id} table_size ${svc.tableSize} without a table`); continue; }
+          if (table.length < svc.tableSize) violations.push(`${after}: service ${svc.id} table_size ${svc.tableSize} > table ${table.length}`);
+          for (const id of new Set(table.slice(0, svc.tableSize))) {
+            if (id === 0) continue;
+            const b = t.backends6.get(id)!;
+            if (!(b.flags & LB.BACKEND_F_ACTIVE) || b.serviceId !== svc.id) violations.push(`${after}: service ${svc.id} table holds backend ${id} (flags ${b.flags}, owner ${b.serviceId})`);
+          }
+        }
+      };
+      const watched = <T extends object>(name: string, map: T): T => new Proxy(map, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          if ((prop === 'update' || prop === 'delete') && typeof v === 'function') {
+            return (...args: unknown[]) => { const r = (v as (...a: unknown[]) => unknown).apply(target, args); check(`${String(prop)} ${name}`); return r; };
+          }
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      const w = (name: Parameters<Dataplane['map']>[0]) => watched(name, dp.map(name));
+      const reconciler = new Reconciler({
+        services: w('services'), vips: w('vips'), maglev: w('maglev'), maglevMarks: w('maglev_marks'), backends: w('backends'), reverse: w('reverse'), settings: w('settings'),
+        v6: { services6: w('services6'), vips6: w('vips6'), backends6: w('backends6'), reverse6: w('reverse6') },
+      }, { maxServices: 16, maxBackends: 64, maxVips: 256, maxReverse: 4096, maglevMaxSize: 65537 }, createMaglevTable, readMaglevTable, Date.now, writeMaglevSlots);
+      const steps: Array<[string, (s: DataplaneState) => void]> = [
+        ['initial', () => {}],
+        ['pool change', (s) => { s.services[1].backends.splice(0, 1); }],
+        ['new backend', (s) => { s.services[1].backends.push(up('2001:2::1:20', 8080)); }],
+        ['grow table', (s) => { s.services[1].tableSize = 509; }],
+        ['shrink table', (s) => { s.services[1].tableSize = 7; }],
+        ['all unhealthy', (s) => { for (const b of s.services[1].backends) b.healthy = false; }],
+        ['healthy again', () => {}],
+        ['service moves VIP', (s) => { s.services[3].vip = '2001:2::107'; }],
+        ['service removed', (s) => { s.services.splice(2, 1); }],
+        ['everything removed', (s) => { s.services = []; }],
+        ['everything back', () => {}],
+      ];
+      for (const [what, mutate] of steps) {
+        const s = dualState();
+        mutate(s);
+        reconciler.apply(s);
+        assert.deepEqual(violations, [], what);
+      }
+      assert.ok(checks > 50, `checked after each of ${checks} writes`);
+    } finally {
+      dp.close();
+    }
   });
 });

@@ -70,8 +70,8 @@ export interface NativeAddon {
     name: string): { retval: number; durationNs: number; wallNs: number };
   RingBufferConsumer: new (mapFd: number, onRecord: (rec: Buffer) => void, name: string) => RawRingBufferConsumer;
   netnsEnter(name: string): number;
-  /** A new non-blocking IPv4 TCP socket with SO_MARK = mark (needs CAP_NET_ADMIN); returns its fd. */
-  socketWithMark(mark: number): number;
+  /** A new non-blocking TCP socket (IPv4; IPv6 for family 6) with SO_MARK = mark (needs CAP_NET_ADMIN); returns its fd. */
+  socketWithMark(mark: number, family?: 4 | 6): number;
   netnsRestore(savedFd: number): void;
   btfStructLayout(objectPath: string, structName: string): RawStructLayout;
 }

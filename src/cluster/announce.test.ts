@@ -1,6 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { announcedVips, usableBackend, withdrawReason } from './announce';
+import { birdConfigText } from './bird';
 import type { BackendView } from '../domain/types';
 
 function backend(over: Partial<BackendView> = {}): BackendView {
@@ -41,5 +42,18 @@ describe('announcedVips: the one announce decision', () => {
   test('sorted numerically, without duplicates', () => {
     const services = ['198.18.100.10', '198.18.100.9', '198.18.100.10', '198.18.99.200'].map((vip) => ({ vip, backends: [backend()] }));
     assert.deepEqual(announcedVips({ ...ok, services }), ['198.18.99.200', '198.18.100.9', '198.18.100.10']);
+  });
+
+  test('IPv6 VIPs are not announced (ipv4 sessions), and never reach BIRD\'s ipv4 static protocol', () => {
+    const services = [
+      { vip: '2001:2::100', backends: [backend({ address: '2001:2::1', key: '[2001:2::1]:8080' })] },
+      { vip: '198.18.100.10', backends: [backend()] },
+      { vip: '198.18.100.9', backends: [backend()] },
+    ];
+    assert.deepEqual(announcedVips({ ...ok, services }), ['198.18.100.9', '198.18.100.10']);
+    const text = birdConfigText({ localAs: 65001, peers: [{ address: '198.18.10.1', as: 65000 }], bfd: false, holdTime: 3, birdBinary: '/usr/sbin/bird' },
+      ['198.18.100.9', '2001:2::100']);
+    assert.ok(text.includes('route 198.18.100.9/32 blackhole;'));
+    assert.ok(!text.includes('2001:2::100'), text);
   });
 });

@@ -7,6 +7,7 @@
  * with what it observes now, and announces exactly the result.
  */
 import type { ServiceView } from '../domain/types';
+import { compareAddresses, familyOf } from '../domain/address';
 
 export interface AnnounceInput {
   /** Every configured interface has the program attached (see BgpSpeaker.dataplaneAttached). */
@@ -31,17 +32,17 @@ export function withdrawReason(input: Omit<AnnounceInput, 'services'>): string {
   return '';
 }
 
-/** The VIPs to announce, sorted and without duplicates. */
+/**
+ * The VIPs to announce, sorted and without duplicates. IPv4 VIPs only: the BGP sessions carry
+ * the ipv4 channel and BIRD's static protocol holds /32s (docs/cluster.md, "IPv6 VIPs"); an
+ * IPv6 VIP is not announced (reach it through a static route or announce it by other means).
+ */
 export function announcedVips(input: AnnounceInput): string[] {
   if (withdrawReason(input) !== '') return [];
   const vips = new Set<string>();
   for (const service of input.services) {
+    if (familyOf(service.vip) !== 4) continue;
     if (service.backends.some(usableBackend)) vips.add(service.vip);
   }
-  return [...vips].sort(compareIpv4);
-}
-
-function compareIpv4(a: string, b: string): number {
-  const n = (s: string) => s.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-  return n(a) - n(b);
+  return [...vips].sort(compareAddresses);
 }

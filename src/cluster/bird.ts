@@ -31,7 +31,9 @@ export function birdConfigText(bgp: BgpConfig, vips: readonly string[]): string 
     lines.push(`protocol bfd xdplb_bfd { interface "*" { min rx interval ${BFD_INTERVAL_MS} ms; min tx interval ${BFD_INTERVAL_MS} ms; multiplier ${BFD_MULTIPLIER}; }; }`);
   }
   lines.push(`protocol static ${VIPS_PROTOCOL} {`, '  ipv4;');
-  for (const vip of vips) lines.push(`  route ${vip}/32 blackhole;`);
+  // IPv4 host routes only (announcedVips gives IPv4 VIPs): an IPv6 address here would make
+  // BIRD refuse the whole file.
+  for (const vip of vips) if (!vip.includes(':')) lines.push(`  route ${vip}/32 blackhole;`);
   lines.push('}');
   const keepalive = Math.max(1, Math.floor(bgp.holdTime / 3));
   for (const peer of bgp.peers) {

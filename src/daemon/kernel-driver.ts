@@ -112,17 +112,19 @@ export function backendsDownInMaps(dp: Dataplane, services: Config['services']):
 export function backendsInMaps(dp: Dataplane, services: Config['services']): { up: Set<string>; down: Set<string> } {
   const serviceById = new Map<number, string>();
   const servicesMap = lbMap(dp, 'services');
+  const services6Map = lbMap(dp, 'services6');   // IPv6 services: their sibling maps (issue 15)
   for (const s of services) {
-    const value = servicesMap.get({ vip: s.vip, port: s.port, proto: PROTO_NUMBER[s.protocol] });
+    const key = { vip: s.vip, port: s.port, proto: PROTO_NUMBER[s.protocol] };
+    const value = s.vip.includes(':') ? services6Map.get(key) : servicesMap.get(key);
     if (value) serviceById.set(value.id, s.name);
   }
   const down = new Set<string>();
   const up = new Set<string>();
   if (serviceById.size === 0) return { up, down };
-  for (const [, b] of lbMap(dp, 'backends').entries()) {
+  for (const [, b] of [...lbMap(dp, 'backends').entries(), ...lbMap(dp, 'backends6').entries()]) {
     const service = serviceById.get(b.serviceId);
     if (service === undefined) continue;
-    ((b.flags & LB.BACKEND_F_ACTIVE) !== 0 ? up : down).add(`${service}|${b.ip}:${b.port}`);
+    ((b.flags & LB.BACKEND_F_ACTIVE) !== 0 ? up : down).add(`${service}|${joinHostPort(b.ip, b.port)}`);
   }
   return { up, down };
 }

@@ -15,10 +15,13 @@ export interface HttpProbe {
   path: string; expectStatus: [number, number]; mark?: number;
 }
 
-/** A socket connecting to address:port, with SO_MARK `mark` when given. @throws BpfError from the mark. */
+/**
+ * A socket connecting to address:port (either family: an IPv6 address is a literal, never
+ * looked up), with SO_MARK `mark` when given. @throws BpfError from the mark.
+ */
 function connectSocket(address: string, port: number, mark: number | undefined): net.Socket {
   if (!mark) return net.connect({ host: address, port });
-  const socket = new net.Socket({ fd: native().socketWithMark(mark) });
+  const socket = new net.Socket({ fd: native().socketWithMark(mark, address.includes(':') ? 6 : 4) });
   return socket.connect({ host: address, port });
 }
 export type Probe = TcpProbe | HttpProbe;

@@ -9,7 +9,7 @@ function fakeIp(rules: Array<{ table: string }> = []) {
     const line = args.join(' ');
     calls.push(line);
     if (failOn?.test(line)) throw Object.assign(new Error('Command failed'), { stderr: 'Error: Nexthop has invalid gateway.\n' });
-    if (line.startsWith('-j rule show')) return JSON.stringify(rules);
+    if (line.startsWith('-j rule show') || line.startsWith('-6 -j rule show')) return JSON.stringify(rules);
     return '';
   };
   return { run, calls, failOn: (re: RegExp | null) => { failOn = re; } };
@@ -55,6 +55,10 @@ describe('DsrProbeRoutes', () => {
       `-j rule show pref ${DSR_RULE_PREF}`,
       `rule del pref ${DSR_RULE_PREF}`, `route flush table ${DSR_MARK_BASE + 7}`,
       `rule del pref ${DSR_RULE_PREF}`,
+      // and the IPv6 rules (IPv6 DSR VIPs)
+      `-6 -j rule show pref ${DSR_RULE_PREF}`,
+      `-6 rule del pref ${DSR_RULE_PREF}`, `-6 route flush table ${DSR_MARK_BASE + 7}`,
+      `-6 rule del pref ${DSR_RULE_PREF}`,
     ]);
   });
 
@@ -90,5 +94,37 @@ describe('DsrProbeRoutes', () => {
     assert.ok(!calls.slice(n).includes(`route flush table ${arpMark}`));
     routes.release(vip, '198.18.1.12');
     assert.ok(calls.slice(n).includes(`route flush table ${arpMark}`));
+  });
+
+  test('IPv6 VIPs: ip -6, a /128 route through the backend, and the rule of the same family', () => {
+    const ip = fakeIp();
+    const routes = new DsrProbeRoutes(ip.run);
+    const m = routes.acquire('2001:2::100', '2001:2::1:11');
+    assert.deepEqual(ip.calls, [
+      `-6 route replace 2001:2::100/128 via 2001:2::1:11 table ${m}`, `-6 rule add pref ${DSR_RULE_PREF} fwmark ${m} lookup ${m}`,
+    ]);
+    ip.calls.length = 0;
+    routes.release('2001:2::100', '2001:2::1:11');
+    assert.deepEqual(ip.calls, [`-6 rule del pref ${DSR_RULE_PREF} fwmark ${m} lookup ${m}`, `-6 route flush table ${m}`]);
+  });
+
+  test('IPv6 neighbour round: the backend whose MAC answered for the VIP is named', async () => {
+    const calls: string[] = [];
+    const vip = '::1';   // loopback: the round's marked connect stays on the host
+    const run = (args: string[]): string => {
+      const line = args.join(' ');
+      calls.push(line);
+      if (line.startsWith('-j route get')) return JSON.stringify([{ dst: args[3], dev: 'lb1' }]);
+      if (line === '-6 -j neigh show dev lb1') {
+        return JSON.stringify([{ dst: '2001:2::1:11', lladdr: 'aa:aa:aa:aa:aa:01' }, { dst: vip, lladdr: 'aa:aa:aa:aa:aa:01' }]);
+      }
+      return '';
+    };
+    const routes = new DsrProbeRoutes(run);
+    routes.acquire(vip, '2001:2::1:11');
+    const found = await routes.arpAnswerers(vip, 1, ['2001:2::1:11'], 100, 0);
+    assert.deepEqual([...found].map(([b]) => b), ['2001:2::1:11']);
+    assert.ok(calls.includes(`-6 route replace ::1/128 dev lb1 scope link table ${DSR_MARK_BASE + 2}`), calls.join('\n'));
+    assert.ok(calls.includes('-6 neigh flush to ::1 dev lb1'));
   });
 });

@@ -17,6 +17,8 @@
  * link (`dev IF scope link`): a marked connect makes the kernel ARP for the VIP itself, after
  * the VIP's neighbour entry was flushed; whoever answers shows as its lladdr, which is matched
  * against the backends' own neighbour entries.
+ * IPv6 VIPs: the same with `ip -6` (rule, VIP/128 route, neighbour discovery instead of ARP:
+ * whoever answers the neighbour solicitation for the VIP shows as its lladdr).
  * Limits: docs/operations.md (DSR health checks).
  */
 import { execFileSync } from 'node:child_process';
@@ -34,6 +36,11 @@ export type IpRunner = (args: string[]) => string;
 export const runIp: IpRunner = (args) => execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000 });
 
 interface Pair { mark: number; refs: number }
+
+/** `ip` arguments for the VIP's family: ['-6'] for IPv6, [] for IPv4; and its host prefix length. */
+function familyArgs(vip: string): { ip: string[]; host: string } {
+  return vip.includes(':') ? { ip: ['-6'], host: `${vip}/128` } : { ip: [], host: `${vip}/32` };
+}
 
 /** Backend address -> why it fails: it answered ARP for the VIP. */
 export type ArpAnswerers = Map<string, string>;
@@ -54,11 +61,18 @@ export class DsrProbeRoutes {
    * @throws Error when `ip` cannot be run.
    */
   reset(): void {
-    const rules = JSON.parse(this.run(['-j', 'rule', 'show', 'pref', String(DSR_RULE_PREF)]) || '[]') as Array<{ table?: string }>;
-    for (const rule of rules) {
-      const table = Number(rule.table);
-      this.tryRun(['rule', 'del', 'pref', String(DSR_RULE_PREF)]);
-      if (Number.isInteger(table) && table > DSR_MARK_BASE && table <= DSR_MARK_BASE + MAX_PAIRS) this.tryRun(['route', 'flush', 'table', String(table)]);
+    for (const fam of [[], ['-6']]) {
+      let text: string;
+      try { text = this.run([...fam, '-j', 'rule', 'show', 'pref', String(DSR_RULE_PREF)]); } catch (err) {
+        if (fam.length) continue;   // no IPv6 in this namespace: nothing of ours there
+        throw err;
+      }
+      const rules = JSON.parse(text || '[]') as Array<{ table?: string }>;
+      for (const rule of rules) {
+        const table = Number(rule.table);
+        this.tryRun([...fam, 'rule', 'del', 'pref', String(DSR_RULE_PREF)]);
+        if (Number.isInteger(table) && table > DSR_MARK_BASE && table <= DSR_MARK_BASE + MAX_PAIRS) this.tryRun([...fam, 'route', 'flush', 'table', String(table)]);
+      }
     }
     this.pairs.clear();
     this.arpRoutes.clear();
@@ -74,11 +88,12 @@ export class DsrProbeRoutes {
     if (known) { known.refs++; return known.mark; }
     const mark = this.allocate();
     const id = String(mark);
+    const fam = familyArgs(vip);
     try {
-      this.run(['route', 'replace', `${vip}/32`, 'via', backend, 'table', id]);
-      this.run(['rule', 'add', 'pref', String(DSR_RULE_PREF), 'fwmark', id, 'lookup', id]);
+      this.run([...fam.ip, 'route', 'replace', fam.host, 'via', backend, 'table', id]);
+      this.run([...fam.ip, 'rule', 'add', 'pref', String(DSR_RULE_PREF), 'fwmark', id, 'lookup', id]);
     } catch (err) {
-      this.tryRun(['route', 'flush', 'table', id]);
+      this.tryRun([...fam.ip, 'route', 'flush', 'table', id]);
       throw new Error(`cannot route probes for ${vip} via ${backend}: ${firstLine(err)}`, { cause: err });
     }
     this.pairs.set(key, { mark, refs: 1 });
@@ -90,12 +105,12 @@ export class DsrProbeRoutes {
     const pair = this.pairs.get(key);
     if (!pair || --pair.refs > 0) return;
     this.pairs.delete(key);
-    this.removeRule(pair.mark);
+    this.removeRule(pair.mark, vip);
     if (![...this.pairs.keys()].some((k) => k.startsWith(`${vip}>`))) {
       for (const [arpKey, mark] of this.arpRoutes) {
         if (!arpKey.startsWith(`${vip}@`)) continue;
         this.arpRoutes.delete(arpKey);
-        this.removeRule(mark);
+        this.removeRule(mark, vip);
       }
       this.arpRounds.delete(vip);
     }
@@ -117,6 +132,7 @@ export class DsrProbeRoutes {
 
   private async arpRound(vip: string, port: number, backends: string[], timeoutMs: number): Promise<ArpAnswerers> {
     const answerers: ArpAnswerers = new Map();
+    const fam = familyArgs(vip);
     const byDev = new Map<string, string[]>();
     for (const b of backends) {
       const dev = this.deviceOf(b);
@@ -129,18 +145,18 @@ export class DsrProbeRoutes {
         mark = this.allocate();
         const id = String(mark);
         try {
-          this.run(['route', 'replace', `${vip}/32`, 'dev', dev, 'scope', 'link', 'table', id]);
-          this.run(['rule', 'add', 'pref', String(DSR_RULE_PREF), 'fwmark', id, 'lookup', id]);
+          this.run([...fam.ip, 'route', 'replace', fam.host, 'dev', dev, 'scope', 'link', 'table', id]);
+          this.run([...fam.ip, 'rule', 'add', 'pref', String(DSR_RULE_PREF), 'fwmark', id, 'lookup', id]);
         } catch (err) {
-          this.removeRule(mark);
+          this.removeRule(mark, vip);
           throw err;
         }
         this.arpRoutes.set(key, mark);
       }
-      this.tryRun(['neigh', 'flush', 'to', vip, 'dev', dev]);
+      this.tryRun([...fam.ip, 'neigh', 'flush', 'to', vip, 'dev', dev]);
       const probe = startProbe({ type: 'tcp', address: vip, port, timeoutMs, mark });
       await probe.result;
-      const neigh = JSON.parse(this.run(['-j', 'neigh', 'show', 'dev', dev]) || '[]') as Array<{ dst?: string; lladdr?: string }>;
+      const neigh = JSON.parse(this.run([...fam.ip, '-j', 'neigh', 'show', 'dev', dev]) || '[]') as Array<{ dst?: string; lladdr?: string }>;
       const vipMac = neigh.find((n) => n.dst === vip)?.lladdr;
       if (!vipMac) continue;
       for (const n of neigh) {
@@ -168,10 +184,11 @@ export class DsrProbeRoutes {
     }
   }
 
-  private removeRule(mark: number): void {
+  private removeRule(mark: number, vip: string): void {
     const id = String(mark);
-    this.tryRun(['rule', 'del', 'pref', String(DSR_RULE_PREF), 'fwmark', id, 'lookup', id]);
-    this.tryRun(['route', 'flush', 'table', id]);
+    const fam = familyArgs(vip).ip;
+    this.tryRun([...fam, 'rule', 'del', 'pref', String(DSR_RULE_PREF), 'fwmark', id, 'lookup', id]);
+    this.tryRun([...fam, 'route', 'flush', 'table', id]);
   }
 
   /** {vip>backend: mark} of the installed pairs. */
