@@ -411,7 +411,9 @@ describe('xdplb IPv6 end to end (dual-stack lab, daemon, real traffic)', { skip:
     const api = admin();
     await waitFor('the re-added be3 up', 10_000, async () => (await api.getService('web6')).backends.every((b) => b.health === 'up') || null);
     const driver = inClient<DriverReport>('conn-driver', [JSON.stringify({
-      host: NAT_VIP, port: 80, longConns: 100, intervalMs: 250, newConnRps: 20, durationSec: 12 })]);
+      // 18 s: the restart over the pins may take several seconds on a loaded machine, and every
+      // connection must still be seen answering well after it.
+      host: NAT_VIP, port: 80, longConns: 100, intervalMs: 250, newConnRps: 20, durationSec: 18 })]);
     await sleep(2500);
     await api.patchBackend('web6', key(0), { weight: 3 });
     await sleep(2500);
@@ -422,6 +424,7 @@ describe('xdplb IPv6 end to end (dual-stack lab, daemon, real traffic)', { skip:
     await startDaemon();
     const restartedAt = Date.now();
     const report = await driver;
+    assert.ok(report.endedAt - restartedAt >= 2000, `the restart took until ${report.endedAt - restartedAt} ms before the driver's end: nothing to judge`);
     assert.ok(report.long.length >= 90, `only ${report.long.length} long connections opened`);
     for (const c of report.long) {
       assert.deepEqual(c.errors, [], `a ${c.firstBackend} connection broke`);
