@@ -16,6 +16,7 @@ import { MemoryDriver } from '../daemon/memory-driver';
 import { HealthMonitor } from '../health/monitor';
 import { DesiredState } from '../config/state';
 import { cliCommand } from '../daemon/spawn';
+import { formatTraceEvent } from './observe';
 import { repoRoot } from '../daemon/paths';
 import type { ServiceView, StateApplyResult } from '../domain/types';
 import fs from 'node:fs';
@@ -315,6 +316,15 @@ describe('xdplb CLI', () => {
     } finally {
       await xdplb(['service', 'del', 'web6']);
     }
+  });
+
+  test('trace lines: IPv6 endpoints as [v6]:port, canonical; IPv4 and portless protocols as before', () => {
+    const base = { tsNs: 1, ifindex: 3, pktLen: 74, serviceId: 1, backendId: 1, service: 'web6', backend: '[2001:2::1:2]:8080',
+      saddr: '2001:2:0:0:0:0:0:10', daddr: '2001:2::100', sport: 40000, dport: 80, proto: 6, action: 'tx' as const, reason: 'forwarded' as const };
+    const at = new Date('2026-12-05T01:00:00.000Z');
+    assert.match(formatTraceEvent(base, at), /tcp \[2001:2::10\]:40000 > \[2001:2::100\]:80 .* web6 -> \[2001:2::1:2\]:8080 {2}tx\/forwarded$/);
+    assert.match(formatTraceEvent({ ...base, proto: 58, sport: 0, dport: 0 }, at), /icmp6 2001:2::10 > 2001:2::100 /);
+    assert.match(formatTraceEvent({ ...base, saddr: '198.18.0.2', daddr: '198.18.100.1', backend: '198.18.1.2:8080' }, at), /tcp 198\.18\.0\.2:40000 > 198\.18\.100\.1:80 /);
   });
 
   test('auth: no token, viewer token, login with the password on stdin', async () => {

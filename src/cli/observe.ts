@@ -41,7 +41,7 @@ export function formatStats(v: StatsView): string {
   return lines.join('\n');
 }
 
-const PROTOCOL_NAMES: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp' };
+const PROTOCOL_NAMES: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmp6' };
 
 export function formatTraceEvent(e: TraceEvent, receivedAt = new Date()): string {
   const proto = PROTOCOL_NAMES[e.proto] ?? `proto${e.proto}`;

@@ -297,3 +297,38 @@ describe('helpers', () => {
     assert.equal(fold6(addressBytes('ffff:ffff::ffff:ffff')), 0);
   });
 });
+
+describe('differential: the parser against node:net on random text', () => {
+  test('accepts exactly what net.isIPv6/isIPv4 accept (no zones), and names the same address', () => {
+    let seed = 0x15c0ffee;
+    const rand = (n: number) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed % n; };
+    const alphabet = '0123456789abcdefABCDEF:::::..';
+    const valid = ['2001:2::5', '::', '1::', '::1:2', '2001:db8:0:0:1:0:0:1', '::ffff:198.18.0.1', '1:2:3:4:5:6:7:8', '198.18.0.1', 'fe80::1:2:3', '64:ff9b::1.2.3.4'];
+    let accepted = 0;
+    for (let i = 0; i < 20000; i++) {
+      let text: string;
+      if (i % 2 === 0) {
+        text = Array.from({ length: 1 + rand(24) }, () => alphabet[rand(alphabet.length)]).join('');
+      } else {
+        // one to three edits of a valid address: insert, delete or replace a character
+        const chars = [...valid[rand(valid.length)]];
+        for (let e = 1 + rand(3); e > 0; e--) {
+          const at = rand(chars.length + 1);
+          const c = alphabet[rand(alphabet.length)];
+          const op = rand(3);
+          if (op === 0) chars.splice(at, 0, c); else if (op === 1) chars.splice(at, 1); else chars[Math.min(at, chars.length - 1)] = c;
+        }
+        text = chars.join('');
+      }
+      const ours = tryParseAddress(text);
+      const theirs = net.isIP(text);
+      assert.equal('error' in ours ? 0 : ours.family, theirs, `${JSON.stringify(text)}: ours ${'error' in ours ? ours.error : ours.family}, node ${theirs}`);
+      if (!('error' in ours) && ours.family === 6) {
+        accepted++;
+        assertRfc5952(ours.text);
+        if (accepted <= 2000) sameAddressAsNode(text, ours.text);
+      }
+    }
+    assert.ok(accepted > 500, `enough accepted IPv6 samples (${accepted})`);
+  });
+});
