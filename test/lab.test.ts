@@ -10,7 +10,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { labUp, labDown, labStatus, readLabState, labExecCommand } from '../src/lab/lab';
 import { TEST_LAB_PREFIX as P, labTopology, DEFAULT_DSR_VIPS, DEFAULT_DSR_VIPS6 } from '../src/lab/topology';
-import { execIn, ipIn, listNetns, netnsExists, pidAlive, pidCommandLine, processGone, readSysctlIn, run, setOffload } from '../src/lab/netns';
+import { execIn, ipIn, listNetns, netnsExists, pidAlive, pidCommandLine, processGone, readSysctlIn, run, setOffload, sysctlIn } from '../src/lab/netns';
 import { runTraffic } from '../src/lab/traffic';
 import { nodeScriptCommand, repoRoot } from '../src/lab/paths';
 import { readmeCommands } from './support/readme';
@@ -213,6 +213,20 @@ describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for ne
     for (const [netns, ifname] of [[`${P}-client`, `${P}-c0`], [`${P}-lb`, `${P}-lb0`], [`${P}-lb`, `${P}-lb1`], [`${P}-be1`, `${P}-b1`]]) {
       assert.deepEqual(unusable6(netns, ifname), [], `${ifname} has tentative addresses`);
     }
+  });
+
+  test('status reports a lab IPv6 address that is not usable yet (tentative: DAD running)', () => {
+    // DAD back on for one extra address, added the way a stray tool would (without nodad).
+    sysctlIn(`${P}-client`, `net.ipv6.conf.${P}-c0.accept_dad`, 1);
+    ipIn(`${P}-client`, ['addr', 'add', '2001:2::99/64', 'dev', `${P}-c0`]);
+    try {
+      const status = labStatus(P);
+      assert.ok(status.problems.some((p) => p.includes(`2001:2::99 on ${P}-c0 in ${P}-client is tentative`)), status.problems.join('; '));
+    } finally {
+      ipIn(`${P}-client`, ['addr', 'del', '2001:2::99/64', 'dev', `${P}-c0`]);
+      sysctlIn(`${P}-client`, `net.ipv6.conf.${P}-c0.accept_dad`, 0);
+    }
+    assert.equal(labStatus(P).up, true, labStatus(P).problems.join('; '));
   });
 
   test('NAT mode: routes, forwarding and sysctls as documented, no loopback VIPs', () => {
