@@ -1,10 +1,11 @@
 /* xdp_fwd.bpf.c: the benchmark's own XDP programs: the trivial forwarder (the ceiling any XDP
- * load balancer is measured against) and its variant that reads the headers first, the packet generator run by BPF_PROG_TEST_RUN with
+ * load balancer is measured against) and its variant that reads the headers first, the packet generator (IPv4 and IPv6) run by BPF_PROG_TEST_RUN with
  * LIVE_FRAMES, and the sink that counts then drops what arrives. Benchmarks only. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -170,7 +171,74 @@ int xdp_gen(struct xdp_md *ctx)
 	return XDP_TX;
 }
 
-/* ---- sink: count what arrives (IPv4 UDP), then drop it ---- */
+/* ---- IPv6 generator: as xdp_gen, for IPv6 UDP frames (the benchmark's IPv6 rows) ---- */
+
+/* gen_config6: slot 0, set by user space before each run (network byte order unless noted) */
+struct gen_config6 {
+	__u8 dst_mac[ETH_ALEN];
+	__u8 src_mac[ETH_ALEN];
+	__be16 dport;
+	__u16 pad;
+	__be32 daddr[4];
+	__be32 saddr_base[4];  /* flow i: the last word (host order) + i / GEN_PORTS_PER_ADDR */
+	__u32 flows;           /* >= 1 */
+	__u32 payload_sum;     /* ones' complement partial sum of the UDP payload, as native u16 loads */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct gen_config6);
+} gen_config6 SEC(".maps");
+
+SEC("xdp")
+int xdp_gen6(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
+	struct udphdr *udp = (void *)(ip6 + 1);
+	__u32 slot = 0;
+	struct gen_config6 *cfg = bpf_map_lookup_elem(&gen_config6, &slot);
+
+	/* The frame is ours (built by the benchmark without extension headers): a short one is a bug. */
+	if (!cfg || (void *)(udp + 1) > data_end)
+		return XDP_ABORTED;
+
+	__u32 flow = gen_seq++ % (cfg->flows ? cfg->flows : 1);
+	__u16 len = (__u16)((long)data_end - (long)udp);
+
+	/* Every field anyone may change (MACs, hop limit, NAT addresses and ports) written afresh. */
+	__builtin_memcpy(eth->h_dest, cfg->dst_mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, cfg->src_mac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IPV6);
+	*(__be32 *)ip6 = bpf_htonl(0x60000000);
+	ip6->payload_len = bpf_htons(len);
+	ip6->nexthdr = IPPROTO_UDP;
+	ip6->hop_limit = 64;
+	__builtin_memcpy(&ip6->saddr, cfg->saddr_base, 16);
+	ip6->saddr.in6_u.u6_addr32[3] = bpf_htonl(bpf_ntohl(cfg->saddr_base[3]) + flow / GEN_PORTS_PER_ADDR);
+	__builtin_memcpy(&ip6->daddr, cfg->daddr, 16);
+	udp->source = bpf_htons(1024 + flow % GEN_PORTS_PER_ADDR);
+	udp->dest = cfg->dport;
+	udp->len = bpf_htons(len);
+
+	/* UDP checksum (mandatory over IPv6): pseudo header + UDP header + the payload's sum. */
+	__u32 sum = 0;
+#pragma unroll
+	for (int i = 0; i < 4; i++)
+		sum += sum32(ip6->saddr.in6_u.u6_addr32[i]) + sum32(ip6->daddr.in6_u.u6_addr32[i]);
+	sum += bpf_htons(IPPROTO_UDP) + udp->len;
+	udp->check = 0;
+	sum += udp->source + udp->dest + udp->len + cfg->payload_sum;
+	__u16 check = fold(sum);
+	udp->check = check ? check : 0xffff;
+	return XDP_TX;
+}
+
+/* ---- sink: count what arrives (IPv4 or IPv6 UDP), then drop it ---- */
 
 struct sink_counter {
 	__u64 packets;
@@ -197,10 +265,19 @@ int xdp_sink(struct xdp_md *ctx)
 	__u32 slot = 0;
 	struct sink_counter *counter;
 
-	/* Only the generator's traffic counts (IPv4 UDP): the kernel's own chatter on the link
-	 * (IPv6 neighbour discovery, MLD) must not inflate what was delivered. */
-	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) || ip->protocol != IPPROTO_UDP)
+	/* Only the generator's traffic counts (IPv4 or IPv6 UDP): the kernel's own chatter on the
+	 * link (IPv6 neighbour discovery, MLD: ICMPv6 or hop-by-hop first) must not inflate what was
+	 * delivered. */
+	if ((void *)(ip + 1) > data_end)
 		return XDP_DROP;
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > data_end || ip6->nexthdr != IPPROTO_UDP)
+			return XDP_DROP;
+	} else if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->protocol != IPPROTO_UDP) {
+		return XDP_DROP;
+	}
 	counter = bpf_map_lookup_elem(&sink_counts, &slot);
 	if (counter) {
 		__u64 now = bpf_ktime_get_ns();

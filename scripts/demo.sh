@@ -9,6 +9,7 @@
 #   XDPLB_DEMO_PORT=8720        host port of the dashboard
 #   XDPLB_DEMO_MAX_SECONDS=N    stop by itself after N seconds (0 = wait for Ctrl-C)
 #   XDPLB_DEMO_HTTP_RPS=20 XDPLB_DEMO_UDP_RPS=10   background traffic rates
+#   XDPLB_DEMO_HTTP6_RPS=10                         background IPv6 HTTP rate (web6)
 #   XDPLB_DEMO_PREFIX=xlb       lab prefix (tests use their own so they never meet a running demo)
 set -euo pipefail
 source "$(dirname "$0")/lib/as-root.sh"
@@ -20,12 +21,14 @@ PORT=${XDPLB_DEMO_PORT:-8720}
 MAX_SECONDS=${XDPLB_DEMO_MAX_SECONDS:-0}
 HTTP_RPS=${XDPLB_DEMO_HTTP_RPS:-20}
 UDP_RPS=${XDPLB_DEMO_UDP_RPS:-10}
+HTTP6_RPS=${XDPLB_DEMO_HTTP6_RPS:-10}
 # Each traffic run stops by itself after this long; the loop restarts it only while the demo runs.
 TRAFFIC_RUN_SECONDS=600
 RUN_DIR=/run/xdplb-demo/$PREFIX
 PIN_DIR=/sys/fs/bpf/$PREFIX-demo
 HTTP_VIP=198.18.100.1
 UDP_VIP=198.18.100.2
+HTTP6_VIP=2001:2:0:100::1
 
 say() { printf 'demo: %s\n' "$*" >&2; }
 
@@ -45,6 +48,7 @@ LAB=(node dist/src/lab/cli.js lab)
 DAEMON_PID=
 HTTP_TRAFFIC_PID=
 UDP_TRAFFIC_PID=
+HTTP6_TRAFFIC_PID=
 LAB_STARTED=0
 
 cleanup() {
@@ -52,10 +56,10 @@ cleanup() {
   trap - INT TERM EXIT
   say "stopping"
   # A traffic run ends its worker in the client namespace itself on TERM.
-  for pid in $HTTP_TRAFFIC_PID $UDP_TRAFFIC_PID; do
+  for pid in $HTTP_TRAFFIC_PID $UDP_TRAFFIC_PID $HTTP6_TRAFFIC_PID; do
     kill -TERM "$pid" 2>/dev/null || true
   done
-  for pid in $HTTP_TRAFFIC_PID $UDP_TRAFFIC_PID; do
+  for pid in $HTTP_TRAFFIC_PID $UDP_TRAFFIC_PID $HTTP6_TRAFFIC_PID; do
     wait "$pid" 2>/dev/null || true
   done
   if [[ -n $DAEMON_PID ]] && kill -0 "$DAEMON_PID" 2>/dev/null; then
@@ -127,8 +131,14 @@ start_udp_traffic() {
     --duration "$TRAFFIC_RUN_SECONDS" >>"$RUN_DIR/traffic.log" 2>&1 &
   UDP_TRAFFIC_PID=$!
 }
+start_http6_traffic() {
+  setsid "${LAB[@]}" traffic --prefix "$PREFIX" --kind http --target "http://[$HTTP6_VIP]/" --rps "$HTTP6_RPS" \
+    --duration "$TRAFFIC_RUN_SECONDS" >>"$RUN_DIR/traffic.log" 2>&1 &
+  HTTP6_TRAFFIC_PID=$!
+}
 start_http_traffic
 start_udp_traffic
+start_http6_traffic
 
 sleep 2
 say "try it: node dist/src/lab/cli.js lab exec $([[ $PREFIX != xlb ]] && echo "--prefix $PREFIX ")client -- curl -s http://$HTTP_VIP/"
@@ -138,8 +148,9 @@ echo "  dashboard:  http://127.0.0.1:$PORT/"
 echo "  logins:     admin / xdplb-demo-admin      (administrator)"
 echo "              viewer / xdplb-demo-viewer    (read only)"
 echo "  services:   web  $HTTP_VIP:80/tcp  NAT -> be1..be3:8080 (weights 1:1:2)"
+echo "              web6 [$HTTP6_VIP]:80/tcp  NAT -> be1..be3 [2001:2:0:1::11-13]:8080 (weights 1:1:2)"
 echo "              dns  $UDP_VIP:5300/udp DSR -> be1..be3"
-echo "  traffic:    $HTTP_RPS HTTP req/s and $UDP_RPS UDP datagrams/s from the client (log: $RUN_DIR/traffic.log)"
+echo "  traffic:    $HTTP_RPS HTTP req/s, $HTTP6_RPS IPv6 HTTP req/s and $UDP_RPS UDP datagrams/s from the client (log: $RUN_DIR/traffic.log)"
 echo "  Ctrl-C stops the demo and removes the lab."
 echo
 
@@ -151,6 +162,7 @@ while kill -0 "$DAEMON_PID" 2>/dev/null; do
   fi
   kill -0 "$HTTP_TRAFFIC_PID" 2>/dev/null || start_http_traffic
   kill -0 "$UDP_TRAFFIC_PID" 2>/dev/null || start_udp_traffic
+  kill -0 "$HTTP6_TRAFFIC_PID" 2>/dev/null || start_http6_traffic
   sleep 1
 done
 say "the daemon exited:"

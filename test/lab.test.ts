@@ -9,8 +9,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import http from 'node:http';
 import path from 'node:path';
 import { labUp, labDown, labStatus, readLabState, labExecCommand } from '../src/lab/lab';
-import { TEST_LAB_PREFIX as P, labTopology, DEFAULT_DSR_VIPS } from '../src/lab/topology';
-import { execIn, ipIn, listNetns, netnsExists, pidAlive, pidCommandLine, processGone, readSysctlIn, run, setOffload } from '../src/lab/netns';
+import { TEST_LAB_PREFIX as P, labTopology, DEFAULT_DSR_VIPS, DEFAULT_DSR_VIPS6 } from '../src/lab/topology';
+import { execIn, ipIn, listNetns, netnsExists, pidAlive, pidCommandLine, processGone, readSysctlIn, run, setOffload, sysctlIn } from '../src/lab/netns';
 import { runTraffic } from '../src/lab/traffic';
 import { nodeScriptCommand, repoRoot } from '../src/lab/paths';
 import { readmeCommands } from './support/readme';
@@ -76,6 +76,7 @@ function hostNetworkView() {
   const routes = JSON.parse(run('ip', ['-j', 'route', 'show', 'table', 'all']).stdout) as Array<{ dst: string; dev?: string }>;
   return {
     ipForward: readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim(),
+    ipv6Forward: readFileSync('/proc/sys/net/ipv6/conf/all/forwarding', 'utf8').trim(),
     rpFilter: readFileSync('/proc/sys/net/ipv4/conf/all/rp_filter', 'utf8').trim(),
     labLinks: links.map((l) => l.ifname).filter((n) => n.startsWith(P)),
     labRoutes: routes.filter((r) => (r.dev ?? '').startsWith(P)).map((r) => r.dst),
@@ -86,9 +87,20 @@ function routes(netns: string): string {
   return ipIn(netns, ['route', 'show']).stdout;
 }
 
-function loVips(netns: string): string[] {
+function loVips(netns: string, family: 'inet' | 'inet6' = 'inet'): string[] {
   const out = JSON.parse(ipIn(netns, ['-j', 'addr', 'show', 'dev', 'lo']).stdout) as Array<{ addr_info: Array<{ family: string; local: string }> }>;
-  return out[0].addr_info.filter((a) => a.family === 'inet' && a.local.startsWith('198.18.100.')).map((a) => a.local).sort();
+  return out[0].addr_info.filter((a) => a.family === family && (a.local.startsWith('198.18.100.') || a.local.startsWith('2001:2:0:100:')))
+    .map((a) => a.local).sort();
+}
+
+function routes6(netns: string): string {
+  return ipIn(netns, ['-6', 'route', 'show']).stdout;
+}
+
+/** IPv6 addresses of the lab range on an interface that are not (yet) usable: tentative or dadfailed. */
+function unusable6(netns: string, ifname: string): string[] {
+  const out = JSON.parse(ipIn(netns, ['-j', 'addr', 'show', 'dev', ifname]).stdout) as Array<{ addr_info: Array<{ family: string; local: string; tentative?: boolean; dadfailed?: boolean }> }>;
+  return out[0].addr_info.filter((a) => a.family === 'inet6' && (a.tentative || a.dadfailed)).map((a) => a.local);
 }
 
 describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for network namespaces' }, () => {
@@ -122,10 +134,10 @@ describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for ne
     for (const host of [topology.client, topology.lb, topology.switch, ...topology.backends]) assert.ok(netnsExists(host.netns), host.netns);
     assert.deepEqual(status.hosts.map((h) => h.host), ['client', 'lb', 'sw', 'be1', 'be2']);
     const client = status.hosts.find((h) => h.host === 'client')!;
-    assert.deepEqual(client.interfaces[0].addresses, ['198.18.0.2/24']);
+    assert.deepEqual(client.interfaces[0].addresses, ['198.18.0.2/24', '2001:2::2/64']);
     assert.deepEqual(client.interfaces[0].offloads, { gro: true, txChecksum: false });
     const lb = status.hosts.find((h) => h.host === 'lb')!;
-    assert.deepEqual(lb.interfaces.map((i) => i.addresses), [['198.18.0.1/24'], ['198.18.1.1/24']]);
+    assert.deepEqual(lb.interfaces.map((i) => i.addresses), [['198.18.0.1/24', '2001:2::1/64'], ['198.18.1.1/24', '2001:2:0:1::1/64']]);
     assert.deepEqual(status.lbXdp, []);
     for (const be of status.hosts.filter((h) => h.host.startsWith('be'))) {
       assert.equal(be.server?.alive, true, `${be.host} server`);
@@ -183,6 +195,40 @@ describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for ne
     assert.ok(httpRun.latencyMs.p50! >= 50);
   });
 
+  test('IPv6: the client reaches every backend\'s HTTP server and UDP echo at once (no DAD wait), and back', async () => {
+    // Taken down and up again right here: the addresses must be usable the moment `up` returns.
+    await labDown(P);
+    const status = await labUp({ prefix: P, backends: 2, mode: 'nat' });
+    assert.equal(status.up, true, status.problems.join('; '));
+    for (const [name, address] of [['be1', '2001:2:0:1::11'], ['be2', '2001:2:0:1::12']]) {
+      for (const port of [8080, 80]) {
+        const res = curlIn(`${P}-client`, `http://[${address}]:${port}/`);
+        assert.equal(res.status, 0, `curl [${address}]:${port}`);
+        assert.equal(res.body, `${name}\n`);
+      }
+      const udp = await runTraffic({ prefix: P, kind: 'udp', target: `[${address}]:5300`, durationSec: 0.5, rps: 20 });
+      assert.ok(udp.ok > 0 && udp.ok === udp.sent, JSON.stringify(udp));
+      assert.deepEqual(Object.keys(udp.byBackend), [name]);
+    }
+    for (const [netns, ifname] of [[`${P}-client`, `${P}-c0`], [`${P}-lb`, `${P}-lb0`], [`${P}-lb`, `${P}-lb1`], [`${P}-be1`, `${P}-b1`]]) {
+      assert.deepEqual(unusable6(netns, ifname), [], `${ifname} has tentative addresses`);
+    }
+  });
+
+  test('status reports a lab IPv6 address that is not usable yet (tentative: DAD running)', () => {
+    // DAD back on for one extra address, added the way a stray tool would (without nodad).
+    sysctlIn(`${P}-client`, `net.ipv6.conf.${P}-c0.accept_dad`, 1);
+    ipIn(`${P}-client`, ['addr', 'add', '2001:2::99/64', 'dev', `${P}-c0`]);
+    try {
+      const status = labStatus(P);
+      assert.ok(status.problems.some((p) => p.includes(`2001:2::99 on ${P}-c0 in ${P}-client is tentative`)), status.problems.join('; '));
+    } finally {
+      ipIn(`${P}-client`, ['addr', 'del', '2001:2::99/64', 'dev', `${P}-c0`]);
+      sysctlIn(`${P}-client`, `net.ipv6.conf.${P}-c0.accept_dad`, 0);
+    }
+    assert.equal(labStatus(P).up, true, labStatus(P).problems.join('; '));
+  });
+
   test('NAT mode: routes, forwarding and sysctls as documented, no loopback VIPs', () => {
     assert.match(routes(`${P}-client`), /^default via 198\.18\.0\.1 /m);
     assert.match(routes(`${P}-client`), /^198\.18\.100\.0\/24 via 198\.18\.0\.1 /m);
@@ -195,6 +241,19 @@ describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for ne
     assert.equal(readSysctlIn(`${P}-client`, 'net.ipv4.ip_forward'), '0');
     assert.equal(readSysctlIn(`${P}-lb`, 'net.ipv4.conf.all.rp_filter'), '0');
     assert.match(ipIn(`${P}-lb`, ['neigh', 'show', '198.18.1.11']).stdout, /PERMANENT/);
+    // IPv6: the same picture, forwarding only in the lb, static neighbours, DAD off.
+    assert.match(routes6(`${P}-client`), /^default via 2001:2::1 /m);
+    assert.match(routes6(`${P}-client`), /^2001:2:0:100::\/64 via 2001:2::1 /m);
+    for (const be of ['be1', 'be2']) {
+      assert.match(routes6(`${P}-${be}`), /^default via 2001:2:0:1::1 /m);
+      assert.deepEqual(loVips(`${P}-${be}`, 'inet6'), []);
+    }
+    assert.equal(readSysctlIn(`${P}-lb`, 'net.ipv6.conf.all.forwarding'), '1');
+    for (const host of ['client', 'sw', 'be1', 'be2']) assert.equal(readSysctlIn(`${P}-${host}`, 'net.ipv6.conf.all.forwarding'), '0', host);
+    assert.equal(readSysctlIn(`${P}-client`, `net.ipv6.conf.${P}-c0.accept_dad`), '0');
+    for (const [netns, address] of [['lb', '2001:2::2'], ['lb', '2001:2:0:1::11'], ['lb', '2001:2:0:1::12'], ['client', '2001:2::1'], ['be1', '2001:2:0:1::1']]) {
+      assert.match(ipIn(`${P}-${netns}`, ['-6', 'neigh', 'show', address]).stdout, /PERMANENT/, `${address} in ${netns}`);
+    }
   });
 
   test('DSR mode: VIPs on the backends\' lo, arp_ignore=1/arp_announce=2, UDP echo answers from the VIP', async () => {
@@ -204,6 +263,7 @@ describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for ne
     assert.notEqual(readLabState(P)!.servers.be1.pid, before, 'server restarted to bind the VIPs');
     for (const be of ['be1', 'be2']) {
       assert.deepEqual(loVips(`${P}-${be}`), [...DEFAULT_DSR_VIPS].sort());
+      assert.deepEqual(loVips(`${P}-${be}`, 'inet6'), [...DEFAULT_DSR_VIPS6].sort());
       assert.equal(readSysctlIn(`${P}-${be}`, 'net.ipv4.conf.all.arp_ignore'), '1');
       assert.equal(readSysctlIn(`${P}-${be}`, 'net.ipv4.conf.all.arp_announce'), '2');
       assert.match(routes(`${P}-${be}`), /^default via 198\.18\.1\.1 /m);
@@ -214,6 +274,11 @@ describe('lab (network namespaces)', { skip: isRoot ? false : 'needs root for ne
       s.on('message', (m, r) => { console.log(r.address + ' ' + m); s.close(); });
       s.send('x', 5300, '${DEFAULT_DSR_VIPS[1]}'); setTimeout(() => process.exit(3), 2000).unref();`]);
     assert.equal(probe.stdout.trim(), `${DEFAULT_DSR_VIPS[1]} be1:x`);
+    const probe6 = execIn(`${P}-be1`, [process.execPath, '-e', `
+      const s = require('dgram').createSocket('udp6');
+      s.on('message', (m, r) => { console.log(r.address + ' ' + m); s.close(); });
+      s.send('x', 5300, '${DEFAULT_DSR_VIPS6[1]}'); setTimeout(() => process.exit(3), 2000).unref();`]);
+    assert.equal(probe6.stdout.trim(), `${DEFAULT_DSR_VIPS6[1]} be1:x`);
   });
 
   test('lab exec runs in the host and passes the exit code through', () => {
@@ -306,7 +371,7 @@ function request(url: string, method = 'GET', body?: unknown): Promise<{ status:
 }
 
 describe('demo (the README command, with its own prefix and port)', { skip: whyNoDemo() }, () => {
-  test('serves the dashboard, balances web (NAT, 1:1:2) and dns (DSR), and Ctrl-C removes everything it made', async (t) => {
+  test('serves the dashboard, balances web and web6 (NAT, 1:1:2, IPv4 and IPv6) and dns (DSR), and Ctrl-C removes everything it made', async (t) => {
     await lockTestPrefix(); // released by the clean-up below (or found stale when this process ends)
     await labDown(P);
     const port = await freePort();
@@ -351,6 +416,12 @@ describe('demo (the README command, with its own prefix and port)', { skip: whyN
     const { be1 = 0, be2 = 0, be3 = 0 } = web.byBackend;
     assert.ok(be1 > 0 && be2 > 0, JSON.stringify(web.byBackend));
     assert.ok(be3 > be1 && be3 > be2, `weight 2 backend should get the most: ${JSON.stringify(web.byBackend)}`);
+    // web6: the same service over IPv6 (NAT), 1:1:2 as well.
+    const web6 = await runTraffic({ prefix: P, kind: 'http', target: 'http://[2001:2:0:100::1]/', durationSec: 2, rps: 150 });
+    assert.equal(web6.ok, web6.sent, JSON.stringify(web6));
+    const six = { be1: 0, be2: 0, be3: 0, ...web6.byBackend };
+    assert.ok(six.be1 > 0 && six.be2 > 0, JSON.stringify(web6.byBackend));
+    assert.ok(six.be3 > six.be1 && six.be3 > six.be2, `weight 2 backend should get the most over IPv6: ${JSON.stringify(web6.byBackend)}`);
     const dns = await runTraffic({ prefix: P, kind: 'udp', target: '198.18.100.2:5300', durationSec: 1, rps: 100 });
     assert.equal(dns.ok, dns.sent, JSON.stringify(dns));
     assert.ok(Object.keys(dns.byBackend).length >= 2, JSON.stringify(dns.byBackend));

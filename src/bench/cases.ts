@@ -13,6 +13,8 @@ export interface ForwardCase {
   label: string;
   /** Where the generator sends: to the VIP (load balancers), the XDP_TX cases' VIP, or straight to a backend (forwarders). */
   destination: 'vip' | 'tx-vip' | 'backend';
+  /** The generator's address family (default 4): 6 sends IPv6 UDP to the site's IPv6 VIP or backend. */
+  family?: 4 | 6;
   /** Once per run, before the first repetition (load objects). */
   prepare?(t: ForwardTopology, programs: BenchPrograms): void;
   /** Before each repetition; returns the id of the XDP program doing the work, if any. */
@@ -31,4 +33,6 @@ export interface HttpLbCase {
   setUp(topology: HttpTopology): Promise<number[]>;
   tearDown(topology: HttpTopology): Promise<void>;
   url(topology: HttpTopology): string;
+  /** The family of the VIP it serves (default 4). */
+  family?: 4 | 6;
 }

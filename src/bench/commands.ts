@@ -70,7 +70,7 @@ export function registerForwardCommand(bench: Command): void {
     .option('--packets <n>', 'packets per repetition', positiveInt('--packets'), 2_000_000)
     .option('--seconds <s>', 'upper bound per repetition, seconds', positiveNumber('--seconds'), 10)
     .option('--flows <n>', 'distinct flows', positiveInt('--flows'), 16384)
-    .option('--only <cases>', 'comma-separated cases: xdplb-nat,xdplb-dsr,xdplb-nat-tx,xdplb-nat-tx-drain,xdplb-nat-tx-small,xdp-fwd,xdp-fwd-read,xdp-fwd-read-tx,kernel,nftables,iptables', list)
+    .option('--only <cases>', 'comma-separated cases: xdplb-nat,xdplb-dsr,xdplb-nat-tx,xdplb-nat-tx-drain,xdplb-nat-tx-small,xdp-fwd,xdp-fwd-read,xdp-fwd-read-tx,kernel,nftables,iptables,xdplb-nat6,xdplb-dsr6,kernel6,nftables6', list)
     .action(async (o: { json?: boolean; reps: number; packets: number; seconds: number; flows: number; only?: string[] }) => {
       prepareRun();
       const r: ForwardReport = await runForwardBench({ ...o, onProgress: stderrProgress() });
@@ -88,7 +88,7 @@ export function registerHttpCommand(bench: Command): void {
     .option('--seconds <s>', 'duration per case, connection mode and repetition', positiveNumber('--seconds'), 5)
     .option('--connections <n>', 'wrk connections', positiveInt('--connections'), 32)
     .option('--threads <n>', 'wrk threads', positiveInt('--threads'), 2)
-    .option('--only <cases>', 'comma-separated cases: xdplb-nat,xdplb-dsr,nftables,haproxy,direct', list)
+    .option('--only <cases>', 'comma-separated cases: xdplb-nat,xdplb-dsr,nftables,haproxy,direct,xdplb-nat6,xdplb-dsr6,nftables6,direct6', list)
     .action(async (o: { json?: boolean; reps: number; seconds: number; connections: number; threads: number; only?: string[] }) => {
       prepareRun();
       const r = await runHttpBench({ ...o, onProgress: stderrProgress() });

@@ -2,7 +2,7 @@
  * `xdplb bench forward`: packets per second through the lb host, side by side: xdplb nat and
  * dsr, the trivial XDP forwarder (the ceiling) and its variant that reads the headers first
  * (the floor of any L4 balancer's extra cost), plain kernel forwarding, nftables DNAT and
- * iptables DNAT. One run, cases interleaved round-robin, `reps` repetitions each; every
+ * iptables DNAT; and IPv6 rows (`*6`: xdplb nat and dsr, kernel forwarding, nftables ip6 DNAT). One run, cases interleaved round-robin, `reps` repetitions each; every
  * repetition is bounded by a packet count and by seconds.
  */
 import { BenchPrograms, benchFrame, DEFAULT_FLOWS, FRAME_BYTES, GEN_BATCH } from './generator';
@@ -123,9 +123,25 @@ function traditionalCases(): ForwardCase[] {
  * per-flow line costs (docs/benchmarks.md). */
 const SMALL_TABLE_SIZE = 251;
 
+/** The IPv6 rows of the kernel's own ways: plain forwarding and nftables `table ip6` DNAT. */
+function traditionalCases6(): ForwardCase[] {
+  const dnat6 = (t: ForwardTopology) => ({ netns: t.lb.netns, vip: t.v6.vip, port: t.vipPort, proto: 'udp' as const, backends: t.v6.backends });
+  return [
+    {
+      name: 'kernel6', label: 'IPv6 kernel forwarding (no XDP)', destination: 'backend', family: 6,
+      setUp() { return null; }, tearDown() { /* nothing */ },
+    },
+    {
+      name: 'nftables6', label: 'IPv6 nftables DNAT (ip6, jhash map)', destination: 'vip', family: 6,
+      setUp(t) { addNftDnat(dnat6(t)); return null; }, tearDown(t) { removeNftDnat(t.lb.netns); },
+    },
+  ];
+}
+
 /** Every forwarding case in run order. */
 export function forwardCases(): ForwardCase[] {
-  return [xdplbForwardCase('nat'), xdplbForwardCase('dsr'), xdplbTxCase(false), xdplbTxCase(true), xdplbTxCase(false, SMALL_TABLE_SIZE), ...traditionalCases()];
+  return [xdplbForwardCase('nat'), xdplbForwardCase('dsr'), xdplbTxCase(false), xdplbTxCase(true), xdplbTxCase(false, SMALL_TABLE_SIZE), ...traditionalCases(),
+    xdplbForwardCase('nat', 6), xdplbForwardCase('dsr', 6), ...traditionalCases6()];
 }
 
 /**
@@ -161,7 +177,7 @@ export interface MeasureOptions { daddr: string; flows: number; packets: number;
  * @throws Error when no packet reaches the sink; BpfError from the generator.
  */
 export async function measureForwardRep(t: ForwardTopology, programs: BenchPrograms, o: MeasureOptions): Promise<ForwardRep> {
-  programs.configure({ flows: o.flows, saddrBase: t.clientBase, daddr: o.daddr, dport: t.vipPort, srcMac: t.gen.mac, dstMac: t.lb.ingressMac });
+  programs.configure({ flows: o.flows, saddrBase: o.daddr.includes(':') ? t.v6.clientBase : t.clientBase, daddr: o.daddr, dport: t.vipPort, srcMac: t.gen.mac, dstMac: t.lb.ingressMac });
   const frame = benchFrame(t, o.daddr, t.vipPort);
   // Warm-up: one packet per flow, so conntrack entries and flow caches exist (steady state).
   programs.send(t, frame, o.flows, o.seconds, t.genCpu);
@@ -248,7 +264,9 @@ async function runForwardBenchLocked(options: ForwardOptions): Promise<ForwardRe
         progress(`forward: rep ${rep}/${reps} ${c.name}`);
         try {
           const progId = c.setUp(t, programs);
-          const daddr = c.destination === 'vip' ? t.vip : c.destination === 'tx-vip' ? t.txVip : t.backends[0];
+          const daddr = c.family === 6
+            ? (c.destination === 'vip' ? t.v6.vip : t.v6.backends[0])
+            : c.destination === 'vip' ? t.vip : c.destination === 'tx-vip' ? t.txVip : t.backends[0];
           reps_[c.name].push(await measureForwardRep(t, programs, { daddr, flows, packets, seconds, progId }));
         } catch (err) {
           failures.push({ name: c.name, rep, error: (err as Error).message });

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { BpfObject, BPF_F_TEST_XDP_LIVE_FRAMES, XdpLink, inNetns, repoRoot, type BpfMap, type Program } from '../bpf';
 import { buildFrame, ipToU32, macToBuffer, IPPROTO_UDP } from '../dataplane/packet';
 import type { ForwardTopology } from './forward-topology';
+import { ipv6Groups } from '../lab/topology';
 
 export { BPF_F_TEST_XDP_LIVE_FRAMES };
 
@@ -29,7 +30,8 @@ export interface ForwarderConfig {
   txSrcMac?: string;
 }
 
-/** What the generator sends: flow i uses saddrBase + i / 16384 and source port 1024 + i % 16384. */
+/** What the generator sends: flow i uses saddrBase + i / 16384 and source port 1024 + i % 16384
+ * (IPv6 addresses: saddrBase's last 32 bits + i / 16384). daddr's family picks the generator. */
 export interface TrafficConfig {
   flows: number;
   saddrBase: string;
@@ -60,11 +62,49 @@ export function benchObjectPath(): string {
   return path.join(repoRoot(), 'bpf', 'xdp_fwd.o');
 }
 
+/** The 16 bytes of an IPv6 address. @throws Error when it is not IPv6 text. */
+export function ipv6Bytes(address: string): Buffer {
+  const groups = ipv6Groups(address);
+  if (!groups) throw new Error(`generator: ${JSON.stringify(address)} is not an IPv6 address`);
+  const b = Buffer.alloc(16);
+  groups.forEach((g, i) => b.writeUInt16BE(g, i * 2));
+  return b;
+}
+
+/** The UDP payload of every generated IPv6 frame (fills it to FRAME_BYTES: 14 + 40 + 8 + 2). */
+export function benchPayload6(): Buffer {
+  return Buffer.alloc(FRAME_BYTES - 14 - 40 - 8, 0x58);
+}
+
+/** Whether a frame is IPv6 (EtherType 0x86DD). */
+function isIpv6Frame(frame: Buffer): boolean {
+  return frame.readUInt16BE(12) === 0x86dd;
+}
+
 /**
  * A UDP frame from the generator to `dst`:`dport` via the lb's MAC, FRAME_BYTES long, with
  * correct checksums: the initial content of the test run's pages (the generator rewrites it).
+ * An IPv6 `dst` gives an IPv6 frame of the same length, whose every header field and checksum
+ * xdp_gen6 writes on each run (here only its EtherType and payload matter).
  */
 export function benchFrame(t: ForwardTopology, dst: string, dport: number): Buffer {
+  if (dst.includes(':')) {
+    const frame = Buffer.alloc(FRAME_BYTES);
+    macToBuffer(t.lb.ingressMac).copy(frame, 0);
+    macToBuffer(t.gen.mac).copy(frame, 6);
+    frame.writeUInt16BE(0x86dd, 12);
+    frame.writeUInt32BE(0x60000000, 14);
+    frame.writeUInt16BE(FRAME_BYTES - 14 - 40, 18);
+    frame[20] = IPPROTO_UDP;
+    frame[21] = 64;
+    ipv6Bytes(t.v6.clientBase).copy(frame, 22);
+    ipv6Bytes(dst).copy(frame, 38);
+    frame.writeUInt16BE(1024, 54);
+    frame.writeUInt16BE(dport, 56);
+    frame.writeUInt16BE(FRAME_BYTES - 14 - 40, 58);
+    benchPayload6().copy(frame, 62);
+    return frame;
+  }
   return buildFrame({
     eth: { src: t.gen.mac, dst: t.lb.ingressMac },
     ip: { src: t.clientBase, dst, proto: IPPROTO_UDP, ttl: 64 },
@@ -99,6 +139,7 @@ export interface SendResult {
 export class BenchPrograms {
   readonly object: BpfObject;
   readonly gen: Program;
+  readonly gen6: Program;
   readonly fwd: Program;
   readonly fwdRead: Program;
   readonly fwdReadTx: Program;
@@ -106,11 +147,14 @@ export class BenchPrograms {
   readonly sinkCounts: BpfMap;
   readonly fwdPorts: BpfMap;
   readonly genConfig: BpfMap;
+  readonly genConfig6: BpfMap;
   private links: XdpLink[] = [];
 
   private constructor(object: BpfObject) {
     this.object = object;
     this.gen = object.program('xdp_gen');
+    this.gen6 = object.program('xdp_gen6');
+    this.genConfig6 = object.map('gen_config6');
     this.fwd = object.program('xdp_fwd');
     this.fwdRead = object.program('xdp_fwd_read');
     this.fwdReadTx = object.program('xdp_fwd_read_tx');
@@ -147,6 +191,19 @@ export class BenchPrograms {
     }
     if (!Number.isInteger(traffic.dport) || traffic.dport < 1 || traffic.dport > 65535) {
       throw new Error(`generator: dport=${traffic.dport} must be in 1..65535`);
+    }
+    if (traffic.daddr.includes(':')) {
+      // struct gen_config6: macs (12), dport, pad, daddr[16], saddr_base[16], flows, payload_sum.
+      const value6 = Buffer.alloc(56);
+      macToBuffer(traffic.dstMac).copy(value6, 0);
+      macToBuffer(traffic.srcMac).copy(value6, 6);
+      value6.writeUInt16BE(traffic.dport, 12);
+      ipv6Bytes(traffic.daddr).copy(value6, 16);
+      ipv6Bytes(traffic.saddrBase).copy(value6, 32);
+      value6.writeUInt32LE(traffic.flows, 48);
+      value6.writeUInt32LE(nativeWordSum(benchPayload6()), 52);
+      this.genConfig6.update(Buffer.alloc(4), value6);
+      return;
     }
     const value = Buffer.alloc(32);
     macToBuffer(traffic.dstMac).copy(value, 0);
@@ -220,7 +277,7 @@ export class BenchPrograms {
       while (sent < packets) {
         if (process.hrtime.bigint() >= deadline) { stoppedBy = 'seconds'; break; }
         const count = Math.min(chunk, packets - sent);
-        const r = this.gen.testRunLive(frame, { count, batchSize: GEN_BATCH, ingressIfindex: t.gen.ifindex, pinCpu: cpu });
+        const r = (isIpv6Frame(frame) ? this.gen6 : this.gen).testRunLive(frame, { count, batchSize: GEN_BATCH, ingressIfindex: t.gen.ifindex, pinCpu: cpu });
         sendNs += r.durationNs * count;
         sent += count;
       }

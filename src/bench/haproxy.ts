@@ -27,6 +27,7 @@ export function originConfig(port: number): string {
 ${DEFAULTS}
 frontend origin
   bind :${port}
+  bind :::${port} v6only
   http-request return status 200 content-type text/plain string "ok"
 `;
 }

@@ -114,9 +114,28 @@ const directCase: HttpLbCase = {
   url: (t) => `http://${t.backends[0].address}:${t.port}/`,
 };
 
-/** Every case of the HTTP benchmark in run order. */
+/** The IPv6 rows' kernel baseline: nftables `table ip6` DNAT. */
+const nftables6Case: HttpLbCase = {
+  name: 'nftables6', label: 'IPv6 nftables DNAT (ip6, jhash)', family: 6,
+  async setUp(t) {
+    addNftDnat({ netns: t.lb.netns, vip: t.vip6, port: t.port, proto: 'tcp', backends: t.backends.map((b) => b.address6) });
+    return [];
+  },
+  async tearDown(t) { removeNftDnat(t.lb.netns); },
+  url: (t) => `http://[${t.vip6}]:${t.port}/`,
+};
+
+const direct6Case: HttpLbCase = {
+  name: 'direct6', label: 'IPv6 direct to one backend (no lb)', family: 6,
+  async setUp() { return []; },
+  async tearDown() { /* nothing */ },
+  url: (t) => `http://[${t.backends[0].address6}]:${t.port}/`,
+};
+
+/** Every case of the HTTP benchmark in run order: the IPv4 rows, then the IPv6 ones. */
 export function httpCases(): HttpLbCase[] {
-  return [xdplbHttpCase('nat'), xdplbHttpCase('dsr'), nftablesCase, haproxyCase(), directCase];
+  return [xdplbHttpCase('nat'), xdplbHttpCase('dsr'), nftablesCase, haproxyCase(), directCase,
+    xdplbHttpCase('nat', 6), xdplbHttpCase('dsr', 6), nftables6Case, direct6Case];
 }
 
 export const HTTP_METHOD = 'wrk in the client namespace, fixed duration per case and connection mode, repetitions round-robin '
@@ -220,7 +239,8 @@ function rps(results: HttpCaseResult[], name: string, connection: ConnectionMode
   return results.find((r) => r.name === name && r.connection === connection)?.requestsPerSecond ?? null;
 }
 
-/** The HTTP targets: xdplb >= 0.97x direct and >= 2x HAProxy, per connection mode and xdplb mode. */
+/** The HTTP targets: xdplb >= 0.97x direct and >= 2x HAProxy, per connection mode and xdplb mode
+ * (IPv6 rows: >= 0.97x direct6). */
 export function httpTargets(results: HttpCaseResult[]): HttpTarget[] {
   const targets: HttpTarget[] = [];
   for (const mode of ['nat', 'dsr']) {
@@ -229,6 +249,13 @@ export function httpTargets(results: HttpCaseResult[]): HttpTarget[] {
       for (const [other, goal] of [['direct', 0.97], ['haproxy', 2]] as Array<[string, number]>) {
         const r = ratio(mine, rps(results, other, connection));
         targets.push({ description: `xdplb ${mode} / ${other} (${connection})`, ratio: r, goal, met: r === null ? null : r >= goal });
+      }
+      // IPv6: the same goal against the direct path, when the IPv6 rows ran.
+      const mine6 = rps(results, `xdplb-${mode}6`, connection);
+      const direct6 = rps(results, 'direct6', connection);
+      if (mine6 !== null || direct6 !== null) {
+        const r = ratio(mine6, direct6);
+        targets.push({ description: `IPv6 xdplb ${mode} / direct6 (${connection})`, ratio: r, goal: 0.97, met: r === null ? null : r >= 0.97 });
       }
     }
   }

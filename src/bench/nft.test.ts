@@ -10,6 +10,13 @@ test('nft script maps jhash buckets to every backend', () => {
   assert.throws(() => nftDnatScript({ ...spec, backends: [] }), /no backends/);
 });
 
+test('nft script for an IPv6 VIP: table ip6, ip6 daddr, jhash over the IPv6 source', () => {
+  const s = nftDnatScript({ ...spec, vip: '2001:2:0:210::1', backends: ['2001:2:0:201::11', '2001:2:0:201::12'] });
+  assert.match(s, /^table ip6 xlbb_dnat \{/);
+  assert.match(s, /ip6 daddr 2001:2:0:210::1 udp dport 9 dnat to jhash ip6 saddr \. udp sport mod 2 map \{ 0 : 2001:2:0:201::11, 1 : 2001:2:0:201::12 \}/);
+  assert.throws(() => nftDnatScript({ ...spec, vip: '2001:2:0:210::1' }), /backend 198\.18\.201\.11 is not of the VIP 2001:2:0:210::1's family/);
+});
+
 test('iptables rules split traffic evenly: 1/3, then 1/2 of the rest, then the rest', () => {
   const rules = iptablesDnatRules(spec);
   assert.equal(rules.length, 3);

@@ -1,6 +1,7 @@
 /**
  * The conventional kernel load balancers, set up and removed by name inside the lb namespace:
- * nftables DNAT with a jhash map and iptables DNAT with the statistic match.
+ * nftables DNAT with a jhash map (`table ip`, or `table ip6` for an IPv6 VIP) and iptables DNAT
+ * with the statistic match.
  */
 import { run, tryRun } from './exec';
 
@@ -16,15 +17,27 @@ export interface DnatSpec {
   backends: string[];
 }
 
-/** The nft script: prerouting DNAT picking a backend by jhash of the client's address and port. */
+/** The nftables family of a VIP: `ip6` for IPv6 text, else `ip`. */
+export function nftFamily(vip: string): 'ip' | 'ip6' {
+  return vip.includes(':') ? 'ip6' : 'ip';
+}
+
+/**
+ * The nft script: prerouting DNAT picking a backend by jhash of the client's address and port,
+ * in the VIP's family (IPv6: `table ip6`, `ip6 daddr`, `jhash ip6 saddr`).
+ * @throws Error on no backends or a backend of the other family than the VIP.
+ */
 export function nftDnatScript(spec: DnatSpec): string {
   if (spec.backends.length === 0) throw new Error('nftables DNAT: no backends');
+  const family = nftFamily(spec.vip);
+  const other = spec.backends.find((b) => nftFamily(b) !== family);
+  if (other) throw new Error(`nftables DNAT: backend ${other} is not of the VIP ${spec.vip}'s family`);
   const map = spec.backends.map((b, i) => `${i} : ${b}`).join(', ');
   const portMatch = spec.port ? ` ${spec.proto} dport ${spec.port}` : ` meta l4proto ${spec.proto}`;
-  return `table ip ${NFT_TABLE} {
+  return `table ${family} ${NFT_TABLE} {
   chain prerouting {
     type nat hook prerouting priority dstnat; policy accept;
-    ip daddr ${spec.vip}${portMatch} dnat to jhash ip saddr . ${spec.proto} sport mod ${spec.backends.length} map { ${map} }
+    ${family} daddr ${spec.vip}${portMatch} dnat to jhash ${family} saddr . ${spec.proto} sport mod ${spec.backends.length} map { ${map} }
   }
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
@@ -42,9 +55,10 @@ export function addNftDnat(spec: DnatSpec): void {
   run('nft', ['-f', '-'], { netns: spec.netns, input: nftDnatScript(spec) });
 }
 
-/** Removes the benchmark's nftables table; a missing one is fine. */
+/** Removes the benchmark's nftables tables (both families); a missing one is fine. */
 export function removeNftDnat(netns: string): void {
   tryRun('nft', ['delete', 'table', 'ip', NFT_TABLE], { netns });
+  tryRun('nft', ['delete', 'table', 'ip6', NFT_TABLE], { netns });
 }
 
 /** The iptables rules: for N backends, rule i takes 1/(N-i) of what is left, the last takes all. */

@@ -43,14 +43,18 @@ function detachAll(dp: Dataplane | null, netns: string): void {
   });
 }
 
-/** xdplb in `mode` on the forwarding benchmark's lb: VIP:9/udp over the two sink backends. */
-export function xdplbForwardCase(mode: ForwardingMode): ForwardCase {
+/** xdplb in `mode` on the forwarding benchmark's lb: VIP:9/udp over the two sink backends
+ * (family 6: the site's IPv6 VIP and backends, named xdplb-nat6 / xdplb-dsr6). */
+export function xdplbForwardCase(mode: ForwardingMode, family: 4 | 6 = 4): ForwardCase {
   let dp: Dataplane | null = null;
+  const v6 = family === 6;
   return {
-    name: `xdplb-${mode}`, label: `xdplb ${mode}`, destination: 'vip',
+    name: `xdplb-${mode}${v6 ? '6' : ''}`, label: `${v6 ? 'IPv6 ' : ''}xdplb ${mode}`, destination: 'vip', family,
     prepare(t) {
       dp = Dataplane.load({ hashSeed: BENCH_HASH_SEED });
-      new Balancer(dp).applyState(benchState(mode, t.vip, t.vipPort, 'udp', t.backends, 0));
+      new Balancer(dp).applyState(v6
+        ? benchState(mode, t.v6.vip, t.vipPort, 'udp', t.v6.backends, 0)
+        : benchState(mode, t.vip, t.vipPort, 'udp', t.backends, 0));
     },
     setUp(t) {
       if (!dp) throw new Error('xdplb data plane not loaded');
@@ -97,15 +101,19 @@ export function xdplbTxCase(drained: boolean, tableSize = BENCH_TABLE_SIZE): For
   };
 }
 
-/** xdplb in `mode` between the HTTP client and the three backends (VIP:8080/tcp). */
-export function xdplbHttpCase(mode: ForwardingMode): HttpLbCase {
+/** xdplb in `mode` between the HTTP client and the three backends (VIP:8080/tcp; family 6:
+ * the IPv6 VIP and backend addresses, named xdplb-nat6 / xdplb-dsr6). */
+export function xdplbHttpCase(mode: ForwardingMode, family: 4 | 6 = 4): HttpLbCase {
   let dp: Dataplane | null = null;
+  const v6 = family === 6;
   return {
-    name: `xdplb-${mode}`, label: `xdplb ${mode}`,
+    name: `xdplb-${mode}${v6 ? '6' : ''}`, label: `${v6 ? 'IPv6 ' : ''}xdplb ${mode}`, family,
     async setUp(t) {
       dp = Dataplane.load({ hashSeed: BENCH_HASH_SEED });
-      new Balancer(dp).applyState(benchState(mode, t.vip, t.port, 'tcp', t.backends.map((b) => b.address), t.port));
-      if (mode === 'dsr') addDsrVip(t);
+      new Balancer(dp).applyState(v6
+        ? benchState(mode, t.vip6, t.port, 'tcp', t.backends.map((b) => b.address6), t.port)
+        : benchState(mode, t.vip, t.port, 'tcp', t.backends.map((b) => b.address), t.port));
+      if (mode === 'dsr') addDsrVip(t, family);
       attachIn(dp, t.lb.netns, [t.lb.clientLeg, ...t.lb.backendLegs]);
       return [];
     },
@@ -113,9 +121,9 @@ export function xdplbHttpCase(mode: ForwardingMode): HttpLbCase {
       try { detachAll(dp, t.lb.netns); } finally {
         dp?.close();
         dp = null;
-        if (mode === 'dsr') removeDsrVip(t);
+        if (mode === 'dsr') removeDsrVip(t, family);
       }
     },
-    url: (t) => `http://${t.vip}:${t.port}/`,
+    url: (t) => (v6 ? `http://[${t.vip6}]:${t.port}/` : `http://${t.vip}:${t.port}/`),
   };
 }

@@ -4,7 +4,7 @@ import http from 'node:http';
 import dgram from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { startBackendServer, parseBackendArgs, type RunningBackend } from './backend-server';
-import { generateTraffic } from './traffic';
+import { generateTraffic, parseUdpTarget } from './traffic';
 
 function get(port: number, path: string, agent?: http.Agent): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
@@ -99,5 +99,57 @@ describe('backend server (loopback, ephemeral ports)', () => {
     await assert.rejects(generateTraffic({ kind: 'udp', target: 'nowhere', durationSec: 1, rps: 1 }), /IPv4:port/);
     await assert.rejects(generateTraffic({ kind: 'http', target: 'ftp://x/', durationSec: 1, rps: 1 }), /http:\/\//);
     await assert.rejects(generateTraffic({ kind: 'http', target: 'http://x/', durationSec: 1, rps: 1e9 }), /rps/);
+    await assert.rejects(generateTraffic({ kind: 'udp', target: '2001:2::1:5300', durationSec: 1, rps: 1 }), /\[IPv6\]:port/);
+  });
+
+  test('UDP targets of both families', () => {
+    assert.deepEqual(parseUdpTarget('198.18.100.2:5300'), { host: '198.18.100.2', port: 5300, type: 'udp4' });
+    assert.deepEqual(parseUdpTarget('[2001:2:0:100::2]:5300'), { host: '2001:2:0:100::2', port: 5300, type: 'udp6' });
+    for (const bad of ['2001:2::2:5300', '[2001:2::2]', '[198.18.0.1]:53', '198.18.0.300:53', '[2001:2::2]:0', '[2001:2::2]:70000', '[zz::1]:53']) {
+      assert.equal(parseUdpTarget(bad), undefined, bad);
+    }
+  });
+});
+
+describe('backend server on both families (loopback, no host given)', () => {
+  let backend: RunningBackend;
+  let udpPort: number;
+  let httpPort: number;
+
+  before(async () => {
+    const probe = dgram.createSocket('udp6');
+    await new Promise<void>((r) => probe.bind(0, '::1', () => r()));
+    udpPort = (probe.address() as AddressInfo).port;
+    probe.close();
+    const free = http.createServer();
+    await new Promise<void>((r) => free.listen(0, '::1', () => r()));
+    httpPort = (free.address() as AddressInfo).port;
+    await new Promise<void>((r) => free.close(() => r()));
+    backend = await startBackendServer({ name: 'be8', httpPorts: [httpPort], udpPort, udpBind: [] });
+  });
+  after(async () => { await backend.close(); });
+
+  test('HTTP and the UDP echo answer over IPv4 and IPv6', async () => {
+    const v6 = await generateTraffic({ kind: 'http', target: `http://[::1]:${httpPort}/`, durationSec: 0.3, rps: 20 });
+    assert.ok(v6.ok > 0 && v6.ok === v6.sent, JSON.stringify(v6));
+    assert.equal((await get(httpPort, '/')).body, 'be8\n');
+    const udp6 = await generateTraffic({ kind: 'udp', target: `[::1]:${udpPort}`, durationSec: 0.3, rps: 20 });
+    assert.ok(udp6.ok > 0 && udp6.ok === udp6.sent, JSON.stringify(udp6));
+    const udp4 = await generateTraffic({ kind: 'udp', target: `127.0.0.1:${udpPort}`, durationSec: 0.3, rps: 20 });
+    assert.ok(udp4.ok > 0 && udp4.ok === udp4.sent, JSON.stringify(udp4));
+  });
+
+  test('POST /sink counts the body', async () => {
+    const body = Buffer.alloc(300_000, 'y');
+    const answer = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: '::1', port: httpPort, path: '/sink', method: 'POST' }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => { text += d.toString(); });
+        res.on('end', () => resolve(text));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.equal(answer, 'be8 300000\n');
   });
 });

@@ -2,11 +2,15 @@
  * The lab's backend: a small HTTP server and a UDP echo, started by `lab up` inside a backend
  * namespace (`ip netns exec xlb-be2 node backend-server.js --name be2 ...`).
  *
+ * Both families: every HTTP port and the UDP echo listen on 0.0.0.0 and on :: (IPv6 only), and
+ * --udp-bind takes addresses of either family.
+ *
  * HTTP (every port of --http-ports, keep-alive on):
  *   GET /                 200 "be2\n", header X-Backend: be2 (any unknown path answers the same)
  *   GET /slow?ms=N        the same answer after N ms (N <= 600000): a long request
  *   GET /stream?seconds=N one chunk "be2 i\n" per interval_ms (default 1000) for N s (<= 3600)
  *   GET /bytes?n=N        N bytes (<= 100 MiB) of 'x', for throughput runs
+ *   POST /sink            reads the request body, answers "be2 <bytes read>" (uploads, path MTU)
  *   GET /healthz          200 "ok" or 503 "down" (see /admin/health)
  *   GET /admin/health?state=up|down   flips /healthz, so health checks can be exercised
  * UDP echo on --udp-port: answers "be2:<payload>" from the address the datagram was sent to
@@ -20,8 +24,9 @@ export interface BackendServerOptions {
   name: string;
   httpPorts: number[];
   udpPort: number;
-  /** Extra local addresses (DSR VIPs on lo) to bind UDP sockets to, besides 0.0.0.0. */
+  /** Extra local addresses of either family (DSR VIPs on lo) to bind UDP sockets to, besides the wildcards. */
   udpBind: string[];
+  /** Listen on this one address only (default: 0.0.0.0 and ::). */
   host?: string;
 }
 
@@ -86,6 +91,16 @@ export function backendHandler(name: string): http.RequestListener {
         res.on('close', () => clearInterval(timer));
         return;
       }
+      case '/sink': {
+        let n = 0;
+        req.on('data', (d: Buffer) => { n += d.length; });
+        req.on('end', () => {
+          if (res.destroyed) return;
+          res.writeHead(200, { 'Content-Type': 'text/plain' });
+          res.end(`${name} ${n}\n`);
+        });
+        return;
+      }
       case '/bytes': {
         const n = intParam(url, 'n', 1024, MAX_BYTES);
         res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(n) });
@@ -120,7 +135,7 @@ export interface RunningBackend {
  * @throws Error (rejects) when a port cannot be bound.
  */
 export async function startBackendServer(options: BackendServerOptions): Promise<RunningBackend> {
-  const host = options.host ?? '0.0.0.0';
+  const hosts = options.host ? [options.host] : ['0.0.0.0', '::'];
   const handler = backendHandler(options.name);
   const servers: http.Server[] = [];
   const sockets: dgram.Socket[] = [];
@@ -136,16 +151,20 @@ export async function startBackendServer(options: BackendServerOptions): Promise
   };
   try {
     for (const port of options.httpPorts) {
-      const server = http.createServer({ keepAlive: true }, handler);
-      server.keepAliveTimeout = 30_000;
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, host, () => resolve());
-      });
+      for (const host of hosts) {
+        const server = http.createServer({ keepAlive: true }, handler);
+        server.keepAliveTimeout = 30_000;
+        servers.push(server);
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          // ipv6Only: the :: socket takes IPv6 alone, beside the 0.0.0.0 one.
+          server.listen({ port, host, ipv6Only: host.includes(':') }, () => resolve());
+        });
+      }
     }
-    for (const address of [host, ...options.udpBind]) {
-      const socket = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    for (const address of [...hosts, ...options.udpBind]) {
+      const v6 = address.includes(':');
+      const socket = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', reuseAddr: true, ipv6Only: v6 });
       sockets.push(socket);
       socket.on('message', (msg, from) => {
         socket.send(Buffer.concat([Buffer.from(`${options.name}:`), msg]), from.port, from.address);

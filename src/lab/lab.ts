@@ -3,15 +3,17 @@
  * network namespaces, veth pairs and one bridge, starts a backend server in every backend, and
  * records what it started in /run/xdplb-lab/<prefix>/state.json so that `down` removes exactly
  * that. Only namespaces named `<prefix>-...` and pids recorded in the state file are touched;
- * nothing on the host changes (no host interfaces, routes or sysctls).
+ * nothing on the host changes (no host interfaces, routes or sysctls). Dual-stack: every lab
+ * interface also carries its IPv6 address (2001:2::/48, without duplicate address detection, so
+ * it is usable at once), IPv6 forwarding is on in the lb namespace only.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, renameSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { constants } from 'node:os';
 import {
-  labTopology, labHosts, findHost, isLabNetns, VIP_SUBNET, BACKEND_HTTP_PORT, BACKEND_HTTP_PORT_ALT,
-  BACKEND_UDP_ECHO_PORT, DEFAULT_API_PORT, DEFAULT_LAB_PREFIX, isLabVip, validatePrefix,
+  labTopology, labHosts, findHost, isLabNetns, VIP_SUBNET, VIP_SUBNET6, BACKEND_HTTP_PORT, BACKEND_HTTP_PORT_ALT,
+  BACKEND_UDP_ECHO_PORT, DEFAULT_API_PORT, DEFAULT_LAB_PREFIX, isLabVip, isLabVip6, isLabAddress6, isIpv6Text, validatePrefix,
   type LabTopology, type LabMode, type TopologyOptions,
 } from './topology';
 import {
@@ -139,13 +141,30 @@ export function macOf(netns: string, ifname: string): string {
   return link.address;
 }
 
-/** Replaces the addresses of an interface in a range with exactly `wanted` (each a CIDR). */
-export function syncAddresses(netns: string, ifname: string, wanted: string[], owns: (address: string) => boolean): void {
-  const present = (linkIn(netns, ifname)?.addr_info ?? []).filter((a) => a.family === 'inet');
+/**
+ * Replaces the addresses of one family of an interface in a range with exactly `wanted` (each a
+ * CIDR). IPv6 addresses are added with `nodad`: no duplicate address detection, so they are
+ * usable at once (the lab assigns every address itself; nothing else can hold it).
+ */
+export function syncAddresses(netns: string, ifname: string, wanted: string[], owns: (address: string) => boolean,
+  family: 'inet' | 'inet6' = 'inet'): void {
+  const present = (linkIn(netns, ifname)?.addr_info ?? []).filter((a) => a.family === family);
   for (const a of present) {
     if (owns(a.local) && !wanted.includes(`${a.local}/${a.prefixlen}`)) ipIn(netns, ['addr', 'del', `${a.local}/${a.prefixlen}`, 'dev', ifname]);
   }
-  for (const cidr of wanted) ipIn(netns, ['addr', 'replace', cidr, 'dev', ifname]);
+  for (const cidr of wanted) ipIn(netns, ['addr', 'replace', cidr, 'dev', ifname, ...(family === 'inet6' ? ['nodad'] : [])]);
+}
+
+/**
+ * The IPv6 sysctls of a lab namespace: IPv6 on, no duplicate address detection (for interfaces
+ * made later too: `default`), forwarding on in the lb only (the others are hosts).
+ */
+export function ipv6Sysctls(role: string): Array<[string, number]> {
+  return [
+    ['net.ipv6.conf.all.disable_ipv6', 0], ['net.ipv6.conf.default.disable_ipv6', 0],
+    ['net.ipv6.conf.all.accept_dad', 0], ['net.ipv6.conf.default.accept_dad', 0],
+    ['net.ipv6.conf.all.forwarding', role === 'lb' ? 1 : 0],
+  ];
 }
 
 interface RequiredOffload { netns: string; ifname: string; offload: Offload; on: boolean }
@@ -256,6 +275,8 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabStatus> {
     // filtering would drop it. Only inside the lab's namespaces.
     sysctlIn(host.netns, 'net.ipv4.conf.all.rp_filter', 0);
     sysctlIn(host.netns, 'net.ipv4.conf.default.rp_filter', 0);
+    // Before the veths exist, so that they are made with DAD off (`default`).
+    for (const [key, value] of ipv6Sysctls(host.role)) sysctlIn(host.netns, key, value);
   }
 
   const { client, lb, switch: sw, backends } = topology;
@@ -278,7 +299,10 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabStatus> {
 
   for (const host of [client, lb, ...backends]) {
     for (const itf of host.interfaces) {
+      sysctlIn(host.netns, `net.ipv6.conf.${itf.name}.disable_ipv6`, 0);
+      sysctlIn(host.netns, `net.ipv6.conf.${itf.name}.accept_dad`, 0);
       syncAddresses(host.netns, itf.name, [itf.cidr!], () => true);
+      syncAddresses(host.netns, itf.name, [itf.cidr6!], isLabAddress6, 'inet6');
       ipIn(host.netns, ['link', 'set', itf.name, 'up']);
       sysctlIn(host.netns, `net.ipv4.conf.${itf.name}.rp_filter`, 0);
     }
@@ -287,10 +311,16 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabStatus> {
   sysctlIn(lb.netns, 'net.ipv4.ip_forward', 1);
   ipIn(client.netns, ['route', 'replace', 'default', 'via', client.gateway]);
   ipIn(client.netns, ['route', 'replace', VIP_SUBNET, 'via', client.gateway]);
+  ipIn(client.netns, ['-6', 'route', 'replace', 'default', 'via', client.gateway6]);
+  ipIn(client.netns, ['-6', 'route', 'replace', VIP_SUBNET6, 'via', client.gateway6]);
   for (const be of backends) {
     ipIn(be.netns, ['route', 'replace', 'default', 'via', be.gateway!]);
+    ipIn(be.netns, ['-6', 'route', 'replace', 'default', 'via', be.gateway6]);
     const dsr = topology.mode === 'dsr';
-    syncAddresses(be.netns, 'lo', topology.loopbackVips.map((v) => `${v}/32`), isLabVip);
+    syncAddresses(be.netns, 'lo', topology.loopbackVips.filter((v) => !isIpv6Text(v)).map((v) => `${v}/32`), isLabVip);
+    // IPv6 has no ARP: a VIP on lo is not answered for in neighbour discovery on the backend's
+    // link (Linux answers solicitations only for addresses of the interface asked on).
+    syncAddresses(be.netns, 'lo', topology.loopbackVips.filter(isIpv6Text).map((v) => `${v}/128`), isLabVip6, 'inet6');
     // DSR: the VIP on lo must not be answered for in ARP, nor used as ARP source (IPVS-DR rules).
     for (const scope of ['all', be.interfaces[0].name]) {
       sysctlIn(be.netns, `net.ipv4.conf.${scope}.arp_ignore`, dsr ? 1 : 0);
@@ -323,9 +353,16 @@ export async function labUp(options: LabUpOptions = {}): Promise<LabStatus> {
   const lbBackendMac = macOf(lb.netns, lb.backendLeg);
   ipIn(lb.netns, ['neigh', 'replace', client.address, 'lladdr', macOf(client.netns, client.interfaces[0].name), 'dev', lb.clientLeg, 'nud', 'permanent']);
   ipIn(client.netns, ['neigh', 'replace', client.gateway, 'lladdr', lbClientMac, 'dev', client.interfaces[0].name, 'nud', 'permanent']);
+  // The same for IPv6 (neighbour discovery would otherwise resolve them on first use).
+  const clientMac = macOf(client.netns, client.interfaces[0].name);
+  ipIn(lb.netns, ['-6', 'neigh', 'replace', client.address6, 'lladdr', clientMac, 'dev', lb.clientLeg, 'nud', 'permanent']);
+  ipIn(client.netns, ['-6', 'neigh', 'replace', client.gateway6, 'lladdr', lbClientMac, 'dev', client.interfaces[0].name, 'nud', 'permanent']);
   for (const be of backends) {
-    ipIn(lb.netns, ['neigh', 'replace', be.address, 'lladdr', macOf(be.netns, be.interfaces[0].name), 'dev', lb.backendLeg, 'nud', 'permanent']);
+    const beMac = macOf(be.netns, be.interfaces[0].name);
+    ipIn(lb.netns, ['neigh', 'replace', be.address, 'lladdr', beMac, 'dev', lb.backendLeg, 'nud', 'permanent']);
     ipIn(be.netns, ['neigh', 'replace', be.gateway!, 'lladdr', lbBackendMac, 'dev', be.interfaces[0].name, 'nud', 'permanent']);
+    ipIn(lb.netns, ['-6', 'neigh', 'replace', be.address6, 'lladdr', beMac, 'dev', lb.backendLeg, 'nud', 'permanent']);
+    ipIn(be.netns, ['-6', 'neigh', 'replace', be.gateway6, 'lladdr', lbBackendMac, 'dev', be.interfaces[0].name, 'nud', 'permanent']);
   }
 
   const toStart: typeof backends = [];
@@ -471,8 +508,12 @@ export function labStatus(prefix: string = DEFAULT_LAB_PREFIX): LabStatus {
       if (exists && !link) problems.push(`${itf.name} is missing in ${h.netns}`);
       const up = link?.operstate === 'UP' || (link?.flags ?? []).includes('LOWER_UP');
       if (link && !up) problems.push(`${itf.name} in ${h.netns} is not up`);
-      const addresses = (link?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+      const addresses = (link?.addr_info ?? []).filter((a) => a.family === 'inet' || (a.family === 'inet6' && isLabAddress6(a.local)))
+        .map((a) => `${a.local}/${a.prefixlen}`);
       if (link && itf.cidr && !addresses.includes(itf.cidr)) problems.push(`${itf.name} in ${h.netns} lacks ${itf.cidr}`);
+      if (link && itf.cidr6 && !addresses.includes(itf.cidr6)) problems.push(`${itf.name} in ${h.netns} lacks ${itf.cidr6}`);
+      const tentative = (link?.addr_info ?? []).filter((a) => a.family === 'inet6' && isLabAddress6(a.local) && (a.tentative || a.dadfailed));
+      for (const a of tentative) problems.push(`${a.local} on ${itf.name} in ${h.netns} is ${a.dadfailed ? 'dadfailed' : 'tentative'} (not usable)`);
       return { name: itf.name, up, mac: link?.address, addresses, xdp: link ? xdpOf(link) : undefined };
     });
     const status: LabHostStatus = { host: h.host, netns: h.netns, exists, interfaces };

@@ -74,7 +74,7 @@ export interface LinkInfo {
   ifname: string; ifindex: number; address?: string; operstate?: string; flags?: string[];
   link?: string; link_netnsid?: number; master?: string;
   xdp?: { mode: number; prog?: { id: number }; attached?: Array<{ mode: number; prog: { id: number } }> };
-  addr_info?: Array<{ family: string; local: string; prefixlen: number }>;
+  addr_info?: Array<{ family: string; local: string; prefixlen: number; tentative?: boolean; dadfailed?: boolean }>;
 }
 
 /** `ip -j -d addr` of a namespace (links with addresses and XDP state); [] when it does not exist. */

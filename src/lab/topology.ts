@@ -4,9 +4,12 @@
  *
  *   client ──veth── lb ──veth── sw (Linux bridge) ──veth── be1 .. beN
  *
- * Every address comes from 198.18.0.0/15 (RFC 2544 benchmarking range); every namespace and
+ * Dual-stack: every IPv4 address comes from 198.18.0.0/15 (RFC 2544 benchmarking range), every
+ * IPv6 address from 2001:2::/48 (RFC 5180, its IPv6 sibling), one IPv6 /64 beside each IPv4 /24
+ * (client 2001:2::/64, backends 2001:2:0:1::/64, VIPs 2001:2:0:100::/64). Every namespace and
  * interface name starts with the lab prefix, so `lab down` can remove exactly what `lab up` made.
  */
+import { isIPv4, isIPv6 } from 'node:net';
 
 /** The real lab's prefix (demo, manual use). */
 export const DEFAULT_LAB_PREFIX = 'xlb';
@@ -30,6 +33,22 @@ export const DEMO_UDP_VIP = '198.18.100.2';
 /** VIPs the backends hold on `lo` in DSR mode (the UDP echo also binds each of them). */
 export const DEFAULT_DSR_VIPS: readonly string[] = ['198.18.100.1', '198.18.100.2', '198.18.100.3', '198.18.100.4'];
 
+
+/** IPv6 (2001:2::/48 only): the client's /64, its address and the lb's leg (its gateway). */
+export const CLIENT_SUBNET6 = '2001:2::/64';
+export const CLIENT_ADDRESS6 = '2001:2::2';
+export const LB_CLIENT_ADDRESS6 = '2001:2::1';
+/** The backends' /64 and the lb's leg on it (their IPv6 gateway). */
+export const BACKEND_SUBNET6 = '2001:2:0:1::/64';
+export const LB_BACKEND_ADDRESS6 = '2001:2:0:1::1';
+export const SUBNET_PREFIX_LENGTH6 = 64;
+/** Every IPv6 VIP lives here; the client routes it via the lb. */
+export const VIP_SUBNET6 = '2001:2:0:100::/64';
+/** The demo's IPv6 HTTP service VIP (port 80 -> backends :8080, NAT). */
+export const DEMO_HTTP_VIP6 = '2001:2:0:100::1';
+/** IPv6 VIPs the backends hold on `lo` in DSR mode (beside DEFAULT_DSR_VIPS). */
+export const DEFAULT_DSR_VIPS6: readonly string[] = ['2001:2:0:100::1', '2001:2:0:100::2', '2001:2:0:100::3', '2001:2:0:100::4'];
+
 /** Ports of the backend servers. */
 export const BACKEND_HTTP_PORT = 8080;
 /** A second HTTP port with the same content, for services whose VIP port equals the backend port. */
@@ -50,6 +69,8 @@ export interface LabInterface {
   name: string;
   /** Address with prefix length, e.g. "198.18.0.2/24"; absent for bridge ports. */
   cidr?: string;
+  /** IPv6 address with prefix length, e.g. "2001:2::2/64"; absent for bridge ports. */
+  cidr6?: string;
   /** The other end of the veth pair: its namespace and name. */
   peer?: { netns: string; name: string };
 }
@@ -64,16 +85,19 @@ export interface LabHost {
   gateway?: string;
   /** The host's main address (first interface), when it has one. */
   address?: string;
+  /** IPv6 default gateway and main address, when the host has them. */
+  gateway6?: string;
+  address6?: string;
 }
 
-export interface LabBackend extends LabHost { role: 'backend'; index: number; address: string }
+export interface LabBackend extends LabHost { role: 'backend'; index: number; address: string; address6: string; gateway6: string }
 
 export interface LabTopology {
   prefix: string;
   mode: LabMode;
-  /** VIPs held on the backends' `lo` (DSR mode only; empty in NAT mode). */
+  /** VIPs held on the backends' `lo`, both families (DSR mode only; empty in NAT mode). */
   loopbackVips: string[];
-  client: LabHost & { address: string; gateway: string };
+  client: LabHost & { address: string; gateway: string; address6: string; gateway6: string };
   lb: LabHost & { clientLeg: string; backendLeg: string };
   switch: LabHost & { bridge: string; lbPort: string };
   backends: LabBackend[];
@@ -83,7 +107,7 @@ export interface TopologyOptions {
   prefix?: string;
   backends?: number;
   mode?: LabMode;
-  /** DSR loopback VIPs; default DEFAULT_DSR_VIPS. Ignored in NAT mode. */
+  /** DSR loopback VIPs of either family; default DEFAULT_DSR_VIPS and DEFAULT_DSR_VIPS6. Ignored in NAT mode. */
   vips?: readonly string[];
 }
 
@@ -106,10 +130,60 @@ export function backendAddress(index: number): string {
   return `198.18.1.${10 + index}`;
 }
 
+/** The IPv6 address of backend i (1-based): 2001:2:0:1::(10+i), the IPv4 one's last number as hex digits. */
+export function backendAddress6(index: number): string {
+  return `2001:2:0:1::${10 + index}`;
+}
+
 /** Whether an address lies inside the VIP subnet 198.18.100.0/24 (and is not its network/broadcast). */
 export function isLabVip(address: string): boolean {
   const m = /^198\.18\.100\.(\d{1,3})$/.exec(address);
   return m !== null && Number(m[1]) >= 1 && Number(m[1]) <= 254;
+}
+
+/** The 8 groups of an IPv6 address as numbers, or undefined when it is not IPv6 text (no dotted tail). */
+export function ipv6Groups(address: string): number[] | undefined {
+  if (typeof address !== 'string' || !isIPv6(address) || address.includes('.') || address.includes('%')) return undefined;
+  const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const zeros = tail === undefined ? 0 : 8 - left.length - right.length;
+  return [...left, ...Array(zeros).fill('0'), ...right].map((g) => parseInt(g, 16));
+}
+
+/** Canonical (RFC 5952) text of an IPv6 address; undefined when it is not IPv6 text. */
+export function canonicalIpv6(address: string): string | undefined {
+  const g = ipv6Groups(address);
+  if (!g) return undefined;
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = g.map((x) => x.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
+
+/** Whether an address lies inside the IPv6 VIP subnet 2001:2:0:100::/64 (not its all-zero host part). */
+export function isLabVip6(address: string): boolean {
+  const g = ipv6Groups(address);
+  return g !== undefined && g[0] === 0x2001 && g[1] === 2 && g[2] === 0 && g[3] === 0x100 && g.slice(4).some((x) => x !== 0);
+}
+
+/** Whether an address lies inside 2001:2::/48, the lab's IPv6 range. */
+export function isLabAddress6(address: string): boolean {
+  const g = ipv6Groups(address);
+  return g !== undefined && g[0] === 0x2001 && g[1] === 2 && g[2] === 0;
+}
+
+/** Whether an address is IPv6 text (vs IPv4 dotted). */
+export function isIpv6Text(address: string): boolean {
+  return !isIPv4(address) && ipv6Groups(address) !== undefined;
 }
 
 /**
@@ -125,13 +199,15 @@ export function labTopology(options: TopologyOptions = {}): LabTopology {
   }
   const mode = options.mode ?? 'nat';
   if (mode !== 'nat' && mode !== 'dsr') throw new Error(`lab mode ${JSON.stringify(mode)} must be "nat" or "dsr"`);
-  const vips = [...(options.vips ?? DEFAULT_DSR_VIPS)];
-  for (const vip of vips) {
-    if (!isLabVip(vip)) throw new Error(`VIP ${JSON.stringify(vip)} must be a host address in ${VIP_SUBNET}`);
-  }
+  const vips = [...(options.vips ?? [...DEFAULT_DSR_VIPS, ...DEFAULT_DSR_VIPS6])].map((vip) => {
+    if (isLabVip(vip)) return vip;
+    if (isLabVip6(vip)) return canonicalIpv6(vip)!;
+    throw new Error(`VIP ${JSON.stringify(vip)} must be a host address in ${VIP_SUBNET} or ${VIP_SUBNET6}`);
+  });
 
   const ns = (host: string) => `${prefix}-${host}`;
   const len = `/${SUBNET_PREFIX_LENGTH}`;
+  const len6 = `/${SUBNET_PREFIX_LENGTH6}`;
   const clientIf = `${prefix}-c0`;
   const lbClientLeg = `${prefix}-lb0`;
   const lbBackendLeg = `${prefix}-lb1`;
@@ -141,9 +217,11 @@ export function labTopology(options: TopologyOptions = {}): LabTopology {
   const backends: LabBackend[] = [];
   for (let i = 1; i <= count; i++) {
     const address = backendAddress(i);
+    const address6 = backendAddress6(i);
     backends.push({
       host: `be${i}`, role: 'backend', index: i, netns: ns(`be${i}`), address, gateway: LB_BACKEND_ADDRESS,
-      interfaces: [{ name: `${prefix}-b${i}`, cidr: address + len, peer: { netns: ns('sw'), name: `${prefix}-sb${i}` } }],
+      address6, gateway6: LB_BACKEND_ADDRESS6,
+      interfaces: [{ name: `${prefix}-b${i}`, cidr: address + len, cidr6: address6 + len6, peer: { netns: ns('sw'), name: `${prefix}-sb${i}` } }],
     });
   }
 
@@ -151,13 +229,14 @@ export function labTopology(options: TopologyOptions = {}): LabTopology {
     prefix, mode, loopbackVips: mode === 'dsr' ? vips : [],
     client: {
       host: 'client', role: 'client', netns: ns('client'), address: CLIENT_ADDRESS, gateway: LB_CLIENT_ADDRESS,
-      interfaces: [{ name: clientIf, cidr: CLIENT_ADDRESS + len, peer: { netns: ns('lb'), name: lbClientLeg } }],
+      address6: CLIENT_ADDRESS6, gateway6: LB_CLIENT_ADDRESS6,
+      interfaces: [{ name: clientIf, cidr: CLIENT_ADDRESS + len, cidr6: CLIENT_ADDRESS6 + len6, peer: { netns: ns('lb'), name: lbClientLeg } }],
     },
     lb: {
-      host: 'lb', role: 'lb', netns: ns('lb'), address: LB_CLIENT_ADDRESS, clientLeg: lbClientLeg, backendLeg: lbBackendLeg,
+      host: 'lb', role: 'lb', netns: ns('lb'), address: LB_CLIENT_ADDRESS, address6: LB_CLIENT_ADDRESS6, clientLeg: lbClientLeg, backendLeg: lbBackendLeg,
       interfaces: [
-        { name: lbClientLeg, cidr: LB_CLIENT_ADDRESS + len, peer: { netns: ns('client'), name: clientIf } },
-        { name: lbBackendLeg, cidr: LB_BACKEND_ADDRESS + len, peer: { netns: ns('sw'), name: swLbPort } },
+        { name: lbClientLeg, cidr: LB_CLIENT_ADDRESS + len, cidr6: LB_CLIENT_ADDRESS6 + len6, peer: { netns: ns('client'), name: clientIf } },
+        { name: lbBackendLeg, cidr: LB_BACKEND_ADDRESS + len, cidr6: LB_BACKEND_ADDRESS6 + len6, peer: { netns: ns('sw'), name: swLbPort } },
       ],
     },
     switch: {

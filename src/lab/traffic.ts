@@ -10,6 +10,7 @@
 import http from 'node:http';
 import dgram from 'node:dgram';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { isIPv4, isIPv6 } from 'node:net';
 import { DEFAULT_LAB_PREFIX, validatePrefix } from './topology';
 import { nodeScriptCommand, repoRoot } from './paths';
 
@@ -18,7 +19,8 @@ export const MAX_TRAFFIC_RPS = 50_000;
 export const MAX_IN_FLIGHT = 1024;
 
 export interface TrafficOptions {
-  /** 'http': GET target (a URL like http://198.18.100.1/); 'udp': datagrams to target host:port. */
+  /** 'http': GET target (a URL like http://198.18.100.1/ or http://[2001:2:0:100::1]/); 'udp': datagrams to
+   * target host:port, IPv6 as [address]:port. */
   kind: 'http' | 'udp';
   target: string;
   durationSec: number;
@@ -59,8 +61,8 @@ export function normaliseTrafficOptions(options: TrafficOptions): Required<Traff
     let url: URL;
     try { url = new URL(target); } catch { throw new Error(`traffic target ${JSON.stringify(target)} must be an http:// URL`); }
     if (url.protocol !== 'http:') throw new Error(`traffic target ${JSON.stringify(target)} must be an http:// URL`);
-  } else if (!/^\d{1,3}(\.\d{1,3}){3}:\d{1,5}$/.test(target)) {
-    throw new Error(`traffic target ${JSON.stringify(target)} must be IPv4:port for udp`);
+  } else if (!parseUdpTarget(target)) {
+    throw new Error(`traffic target ${JSON.stringify(target)} must be IPv4:port or [IPv6]:port for udp`);
   }
   if (!(durationSec > 0 && durationSec <= MAX_TRAFFIC_SECONDS)) throw new Error(`traffic durationSec ${durationSec} must be in (0, ${MAX_TRAFFIC_SECONDS}]`);
   if (!(rps > 0 && rps <= MAX_TRAFFIC_RPS)) throw new Error(`traffic rps ${rps} must be in (0, ${MAX_TRAFFIC_RPS}]`);
@@ -69,6 +71,16 @@ export function normaliseTrafficOptions(options: TrafficOptions): Required<Traff
   const maxInFlight = options.maxInFlight ?? 256;
   if (!(Number.isInteger(maxInFlight) && maxInFlight >= 1 && maxInFlight <= MAX_IN_FLIGHT)) throw new Error(`traffic maxInFlight ${maxInFlight} must be in 1..${MAX_IN_FLIGHT}`);
   return { kind, target, durationSec, rps, timeoutMs, maxInFlight, keepAlive: options.keepAlive ?? false, payload: options.payload ?? 'ping' };
+}
+
+/** `198.18.100.2:5300` or `[2001:2:0:100::2]:5300` -> host, port and socket type; undefined when malformed. */
+export function parseUdpTarget(target: string): { host: string; port: number; type: 'udp4' | 'udp6' } | undefined {
+  const m = /^(?:(\d{1,3}(?:\.\d{1,3}){3})|\[([0-9a-fA-F:.]+)\]):(\d{1,5})$/.exec(String(target));
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return undefined;
+  if (m[1] !== undefined) return isIPv4(m[1]) ? { host: m[1], port, type: 'udp4' } : undefined;
+  return isIPv6(m[2]) ? { host: m[2], port, type: 'udp6' } : undefined;
 }
 
 function percentile(sorted: number[], p: number): number | null {
@@ -99,11 +111,10 @@ function httpSender(o: Required<TrafficOptions>): { send: SendOne; close: () => 
 }
 
 function udpSender(o: Required<TrafficOptions>): { send: SendOne; close: () => void } {
-  const [host, portText] = o.target.split(':');
-  const port = Number(portText);
+  const { host, port, type } = parseUdpTarget(o.target)!;
   // One socket (so one source port, one flow) per datagram: the balancer sees many flows.
   const send: SendOne = () => new Promise((resolve, reject) => {
-    const socket = dgram.createSocket('udp4');
+    const socket = dgram.createSocket(type);
     const timer = setTimeout(() => { socket.close(); reject(new Error('timeout')); }, o.timeoutMs);
     socket.on('error', (err) => { clearTimeout(timer); socket.close(); reject(err); });
     socket.on('message', (msg) => {

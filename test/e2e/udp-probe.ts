@@ -2,7 +2,8 @@
  * Runs inside the lab's client namespace: sends `count` datagrams, each from a fresh CONNECTED
  * socket to host:port, and prints {sent, answered, byBackend}. A connected UDP socket only takes
  * datagrams whose source is exactly host:port, so every answer counted here came back from the
- * VIP (reverse NAT or DSR), not from a backend's own address.
+ * VIP (reverse NAT or DSR), not from a backend's own address. Either family (an IPv6 host gets a
+ * udp6 socket).
  */
 import dgram from 'node:dgram';
 
@@ -10,7 +11,7 @@ export interface UdpProbeReport { sent: number; answered: number; byBackend: Rec
 
 function probeOnce(host: string, port: number, payload: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket('udp4');
+    const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
     const timer = setTimeout(() => { socket.close(); reject(new Error('timeout')); }, 2000);
     socket.on('error', (err) => { clearTimeout(timer); socket.close(); reject(err); });
     socket.on('message', (msg) => {
