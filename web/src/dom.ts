@@ -78,3 +78,22 @@ export function focusByKey(root: ParentNode, key: string | undefined): boolean {
   el?.focus();
   return !!el;
 }
+
+/**
+ * An address, endpoint or prefix (`[2001:2:0:a5a5::1]:8080`, `2001:2::10/128`) as text that may
+ * break after a ':', '.' or '/' (never inside `::`) when its column or box is narrow, with the
+ * full text in its title. Copying it copies the text unchanged (<wbr> adds no character).
+ */
+export function addr(text: string, cls = 'mono'): HTMLElement {
+  const el = h('span', { class: `addr ${cls}`.trim(), title: text });
+  text.split(/(?<=[:./])(?!:)/).forEach((part, i) => {
+    if (i > 0) el.appendChild(document.createElement('wbr'));
+    el.appendChild(document.createTextNode(part));
+  });
+  return el;
+}
+
+/** A table cell holding addr(text): it wraps at those points instead of widening the table. */
+export function addrCell(text: string, cls = ''): HTMLElement {
+  return h('td', { class: `addr-cell ${cls}`.trim() }, addr(text));
+}

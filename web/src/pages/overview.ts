@@ -2,8 +2,8 @@
 // backend health, and 5-minute charts seeded from the history and fed by the stream.
 import type { StatsView } from '../api-types';
 import { PALETTE, TimeChart, type SeriesData } from '../charts';
-import { badge, bar, h, replaceChildren, table } from '../dom';
-import { bitsToBytes, formatBps, formatBytes, formatBytesRate, formatClock, formatCount, formatPps } from '../format';
+import { addr, addrCell, badge, bar, h, replaceChildren, table } from '../dom';
+import { bitsToBytes, formatBps, formatBytes, formatBytesRate, formatClock, formatCount, formatEndpoint, formatPps } from '../format';
 import { markUpdated, pageHeader, updatedLabel, type MountPage } from '../page';
 import { store } from '../store';
 
@@ -48,7 +48,7 @@ export const mountOverview: MountPage = (container) => {
     renderHealthLog(healthBox);
     replaceChildren(actionsBox, counterTable(latest.actions, (n) => ACTION_KIND[n] ?? ''));
     replaceChildren(reasonsBox, counterTable(latest.reasons, (n) =>
-      n === 'forwarded' || n === 'reversed' ? 'ok' : n === 'not_vip' || n === 'not_ipv4' ? 'info' : 'bad'));
+      n === 'forwarded' || n === 'reversed' ? 'ok' : n === 'not_vip' || n === 'not_ipv4' || n === 'not_ip' ? 'info' : 'bad'));
   };
   const offStats = store.on('stats', render);
   const offServices = store.on('services', render);
@@ -120,8 +120,8 @@ function renderServices(box: HTMLElement, latest: StatsView): void {
   for (const svc of latest.services) {
     const view = store.services.find((s) => s.name === svc.name);
     rows.push(h('tr', { class: 'row-service', 'data-service': svc.name },
-      h('th', { scope: 'row' }, svc.name,
-        view ? h('span', { class: 'muted small' }, ` ${view.vip}:${view.port || '*'}/${view.protocol} · ${view.mode}`) : null),
+      h('th', { scope: 'row', class: 'addr-cell' }, svc.name,
+        view ? h('span', { class: 'muted small service-endpoint' }, ' ', addr(formatEndpoint(view.vip, view.port, view.protocol), ''), ` · ${view.mode}`) : null),
       h('td', null, view ? `${view.backends.filter((b) => b.health === 'up' || b.health === 'unchecked').length}/${view.backends.length} healthy` : ''),
       h('td', { class: 'num' }, formatPps(svc.fwdPps)), h('td', { class: 'num' }, formatBps(svc.fwdBps)),
       h('td', { class: 'num' }, formatPps(svc.revPps)), h('td', { class: 'num' }, formatBps(svc.revBps)),
@@ -130,7 +130,7 @@ function renderServices(box: HTMLElement, latest: StatsView): void {
       const bv = view?.backends.find((b) => b.key === be.key);
       const share = svc.fwdPps > 0 ? be.fwdPps / svc.fwdPps : 0;
       rows.push(h('tr', { class: 'row-backend' },
-        h('td', { class: 'indent mono' }, be.key),
+        addrCell(be.key, 'indent'),
         h('td', null, healthBadge(be.health), bv?.draining ? badge('draining', 'warn') : null),
         h('td', { class: 'num' }, formatPps(be.fwdPps)), h('td', { class: 'num' }, formatBps(be.fwdBps)),
         h('td', { class: 'num' }, formatPps(be.revPps)), h('td', { class: 'num' }, formatBps(be.revBps)),
@@ -147,7 +147,7 @@ function renderHealthLog(box: HTMLElement): void {
   replaceChildren(box, h('h3', null, 'Health changes'), log.length === 0
     ? h('p', { class: 'muted small' }, 'No health change since this page was opened.')
     : h('ul', { class: 'health-log' }, log.map((c) => h('li', null,
-      h('span', { class: 'mono muted' }, formatClock(c.at)), ' ', h('span', { class: 'mono' }, `${c.service} / ${c.backend}`), ' → ',
+      h('span', { class: 'mono muted' }, formatClock(c.at)), ' ', h('span', { class: 'mono' }, `${c.service} / `, addr(c.backend, '')), ' → ',
       healthBadge(c.health)))));
 }
 
