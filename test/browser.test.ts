@@ -7,8 +7,9 @@
  *   the API (and the kernel's maps: see afterDrain).
  * - 'dashboard against the synthetic dev server': the UI's own behaviour (login, roles, live
  *   pages, dialogs, screenshots) against test/browser/dev-server.ts, a double of the daemon's
- *   HTTP API with made-up numbers, and the Benchmarks page with a saved result. It proves nothing
- *   about the kernel.
+ *   HTTP API with made-up numbers, the Benchmarks page with a saved result, and IPv6 beside
+ *   IPv4 (test/browser/v6-suite.ts: layout measured at 1280 and 800 px, trace filters, forms).
+ *   It proves nothing about the kernel.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,6 +20,7 @@ import { PAGES, checkBenchResults, checkClusterPage, checkHealthChangeShown, che
 import { repoRoot } from './browser/repo-root';
 import { startDaemonLab, whyLabNotRunnable } from './browser/daemon-lab';
 import { kernelBackend } from './browser/kernel-check';
+import { runIpv6Suite } from './browser/v6-suite';
 
 const webBuilt = fs.existsSync(path.join(repoRoot(), 'web', 'dist', 'index.html'));
 const chromium = chromiumPath();
@@ -105,6 +107,17 @@ describe('dashboard against the synthetic dev server', { skip: skipReason }, () 
         setStoreStale: (reason) => server.setStoreStale(reason),
       }, { label: 'dev' });
       assert.equal(shots.length, 2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('IPv6 beside IPv4: canonical [addr]:port in every table, trace row and legend, layout measured at 1280 and 800 px, trace filters of both families, IPv6 in the add forms', { timeout: 180_000 }, async () => {
+    // The dev server's dual-stack fixtures (synthetic: this tests the dashboard, not the data plane).
+    const server = await startDevServer({ ipv6: true, randomEvents: false });
+    try {
+      const shots = await runIpv6Suite(server.url, devCreds, { emitEvents: (events) => server.emitEvents(events), log: (l) => process.stderr.write(`${l}\n`) });
+      assert.equal(shots.length, 2 * 5 + 1, `screenshots: ${shots.join(', ')}`);
     } finally {
       await server.close();
     }

@@ -120,26 +120,26 @@ function renderServices(box: HTMLElement, latest: StatsView): void {
   for (const svc of latest.services) {
     const view = store.services.find((s) => s.name === svc.name);
     rows.push(h('tr', { class: 'row-service', 'data-service': svc.name },
-      h('th', { scope: 'row', class: 'addr-cell' }, svc.name,
+      h('th', { scope: 'row' }, svc.name,
         view ? h('span', { class: 'muted small service-endpoint' }, ' ', addr(formatEndpoint(view.vip, view.port, view.protocol), ''), ` · ${view.mode}`) : null),
       h('td', null, view ? `${view.backends.filter((b) => b.health === 'up' || b.health === 'unchecked').length}/${view.backends.length} healthy` : ''),
-      h('td', { class: 'num' }, formatPps(svc.fwdPps)), h('td', { class: 'num' }, formatBps(svc.fwdBps)),
-      h('td', { class: 'num' }, formatPps(svc.revPps)), h('td', { class: 'num' }, formatBps(svc.revBps)),
+      h('td', { class: 'num' }, formatPps(svc.fwdPps)), h('td', { class: 'num wide-only' }, formatBps(svc.fwdBps)),
+      h('td', { class: 'num' }, formatPps(svc.revPps)), h('td', { class: 'num wide-only' }, formatBps(svc.revBps)),
       h('td', { class: 'num' }, formatCount(svc.packets)), h('td', null)));
     for (const be of svc.backends) {
       const bv = view?.backends.find((b) => b.key === be.key);
       const share = svc.fwdPps > 0 ? be.fwdPps / svc.fwdPps : 0;
-      rows.push(h('tr', { class: 'row-backend' },
+      rows.push(h('tr', { class: 'row-backend', 'data-service': svc.name, 'data-backend': be.key },
         addrCell(be.key, 'indent'),
         h('td', null, healthBadge(be.health), bv?.draining ? badge('draining', 'warn') : null),
-        h('td', { class: 'num' }, formatPps(be.fwdPps)), h('td', { class: 'num' }, formatBps(be.fwdBps)),
-        h('td', { class: 'num' }, formatPps(be.revPps)), h('td', { class: 'num' }, formatBps(be.revBps)),
+        h('td', { class: 'num' }, formatPps(be.fwdPps)), h('td', { class: 'num wide-only' }, formatBps(be.fwdBps)),
+        h('td', { class: 'num' }, formatPps(be.revPps)), h('td', { class: 'num wide-only' }, formatBps(be.revBps)),
         h('td', { class: 'num' }, formatCount(be.packets)),
         h('td', { class: 'bar-cell' }, bar(share, `${(share * 100).toFixed(1)} % of ${svc.name}'s packets`))));
     }
   }
-  replaceChildren(box, table(['Service / backend', 'Health', { text: 'In pkt/s', num: true }, { text: 'In bytes/s', num: true },
-    { text: 'Out pkt/s', num: true }, { text: 'Out bytes/s', num: true }, { text: 'Packets', num: true }, 'Share of traffic'], rows));
+  replaceChildren(box, table(['Service / backend', 'Health', { text: 'In pkt/s', num: true }, { text: 'In bytes/s', num: true, cls: 'wide-only' },
+    { text: 'Out pkt/s', num: true }, { text: 'Out bytes/s', num: true, cls: 'wide-only' }, { text: 'Packets', num: true }, 'Share of traffic'], rows));
 }
 
 function renderHealthLog(box: HTMLElement): void {
