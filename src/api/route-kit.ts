@@ -60,4 +60,4 @@ export const Any = Type.Object({}, { additionalProperties: true });
 
 /** Path parameters: a service; a backend ("address:port") of a service. */
 export const ServiceName = Type.Object({ name: Type.String({ maxLength: 63 }) }, { additionalProperties: false });
-export const BackendParams = Type.Object({ name: Type.String({ maxLength: 63 }), backend: Type.String({ maxLength: 21, description: '"address:port"' }) }, { additionalProperties: false });
+export const BackendParams = Type.Object({ name: Type.String({ maxLength: 63 }), backend: Type.String({ maxLength: 64, description: '"address:port", "[v6]:port" for IPv6 (URL-encoded; any text form of the address)' }) }, { additionalProperties: false });

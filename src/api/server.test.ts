@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { AuthStore } from './auth';
 import { MemoryController } from './memory-controller';
 import { createApiServer } from './server';
-import { BackendSpecSchema, UNICAST_IPV4_PATTERN } from '../config/schema';
+import { BackendSpecSchema, UNICAST_ADDRESS_FORMAT } from '../config/schema';
 
 const WEB = {
   name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat',
@@ -273,7 +273,8 @@ describe('API: healthz, metrics, openapi', () => {
     assert.match(doc.openapi, /^3\./);
     const spec = doc.components.schemas.ServiceSpec;
     assert.equal(spec.additionalProperties, false);
-    assert.equal(spec.properties.vip.pattern, UNICAST_IPV4_PATTERN, 'the schema that validates is the schema that documents');
+    assert.equal(spec.properties.vip.format, UNICAST_ADDRESS_FORMAT, 'the schema that validates is the schema that documents');
+    assert.match(spec.properties.vip.description, /IPv6 address .*RFC 5952/);
     assert.deepEqual(doc.components.schemas.BackendSpec.properties.weight, { type: 'integer', minimum: 0, maximum: 1000, default: 1, description: BackendSpecSchema.properties.weight.description });
     assert.deepEqual(Object.keys(spec.properties).sort(), ['backends', 'healthCheck', 'mode', 'name', 'port', 'protocol', 'tableSize', 'vip']);
     assert.equal(doc.paths['/api/v1/services'].post.requestBody.content['application/json'].schema.$ref, '#/components/schemas/ServiceSpec');

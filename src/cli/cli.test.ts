@@ -286,6 +286,37 @@ describe('xdplb CLI', () => {
     }
   });
 
+  test('IPv6: service and backend verbs take [v6]:port in any text form; every output is canonical', async () => {
+    const added = await xdplb(['service', 'add', 'web6', '--vip', '2001:0002::0100', '--port', '80', '--table-size', '13',
+      '--backend', '[2001:2:0:0:0:0:0:5]:8080', '--backend', '[2001:2::6]:8080:3']);
+    assert.equal(added.code, 0, added.stderr);
+    assert.match(added.stdout, /^TCP\s+\[2001:2::100\]:80\s+nat\s+web6/m);
+    assert.match(added.stdout, /^\s+->\s+\[2001:2::6\]:8080\s+w 3/m);
+    assert.ok(!added.stdout.includes('0002'), added.stdout);
+    try {
+      assert.deepEqual(driver.applied!.services.find((s) => s.name === 'web6')!.backends.map((b) => b.address), ['2001:2::5', '2001:2::6']);
+      assert.equal((await xdplb(['backend', 'add', 'web6', '[2001:2::7]:8080', '--weight', '2'])).code, 0);
+      const weighted = await xdplb(['backend', 'weight', 'web6', '[2001:0002::5]:8080', '[2001:2::6]:8080', '4']);
+      assert.equal(weighted.code, 0, weighted.stderr);
+      assert.match(weighted.stdout, /^ {4}~ backend \[2001:2::5\]:8080: weight 1 -> 4$/m);
+      assert.deepEqual(controller.getService('web6').backends.map((b) => b.weight), [4, 4, 2]);
+      assert.equal((await xdplb(['backend', 'drain', 'web6', '[2001:2::7]:8080'])).code, 0);
+      assert.equal(controller.getService('web6').backends[2].draining, true);
+      const deleted = await xdplb(['backend', 'del', 'web6', '[2001:2:0::7]:8080']);
+      assert.equal(deleted.code, 0, deleted.stderr);
+      assert.equal(deleted.stdout.trim(), 'deleted backend [2001:2::7]:8080 of web6');
+      const state = snapshotState();
+      assertFails(await xdplb(['backend', 'add', 'web6', '2001:2::8:8080']), 2, /^xdplb: usage: .*backend must be ADDRESS:PORT or \[IPv6\]:PORT.*in brackets/);
+      assertFails(await xdplb(['backend', 'add', 'web6', '198.18.1.8:8080']), 1,
+        /^xdplb: XDPLB_ERR_VALIDATION: \/address: service "web6": backend 198\.18\.1\.8 is IPv4 but the VIP 2001:2::100 is IPv6; a service is one family/);
+      assertFails(await xdplb(['backend', 'add', 'web6', '[fe80::1]:8080']), 1, /link-local address \(fe80::\/10\)/);
+      assertFails(await xdplb(['backend', 'add', 'web6', '[2001:2::8]:65536']), 1, /XDPLB_ERR_VALIDATION: \/port/);
+      assert.equal(snapshotState(), state, 'refused changes change nothing');
+    } finally {
+      await xdplb(['service', 'del', 'web6']);
+    }
+  });
+
   test('auth: no token, viewer token, login with the password on stdin', async () => {
     assertFails(await xdplb(['service', 'list'], { env: { XDPLB_TOKEN: '' } }), 1, /^xdplb: XDPLB_ERR_UNAUTHENTICATED: /);
     assertFails(await xdplb(['service', 'del', 'web', '--token', VIEWER_TOKEN]), 1, /^xdplb: XDPLB_ERR_FORBIDDEN: /);

@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ApiClient, DEFAULT_API } from './client';
 import { reportError } from './output';
+import { formatHostPort } from '../domain/address';
 
 export interface ClientFlags { api?: string; token?: string; json?: boolean }
 
@@ -45,22 +46,38 @@ export function integerArg(what: string, min = Number.MIN_SAFE_INTEGER, max = Nu
   };
 }
 
+/** IPv4 ADDRESS or [IPv6] (brackets required: "2001:2::5:80" would be ambiguous), then the numbers. */
+const BACKEND_SHAPE = /^(?:\[([^\]\s]+)\]|([^:\s[\]]+)):(-?\d+)(?::(-?\d+))?$/;
+
+function backendShape(value: string, withWeight: boolean): RegExpExecArray {
+  const m = BACKEND_SHAPE.exec(value.trim());
+  const form = withWeight ? 'ADDRESS:PORT[:WEIGHT] or [IPv6]:PORT[:WEIGHT]' : 'ADDRESS:PORT or [IPv6]:PORT';
+  if (!m || (!withWeight && m[4] !== undefined)) {
+    const hint = !value.includes('[') && value.split(':').length > 2 ? ' (an IPv6 address goes in brackets: [2001:2::5]:80)' : '';
+    throw new InvalidArgumentError(`backend must be ${form}, got '${value}'${hint}`);
+  }
+  return m;
+}
+
 /**
- * "ADDRESS:PORT" -> {address, port}. Only the shape is checked here; whether the address is a
- * valid IPv4 and the port is in range is the API's call, so that one validator decides.
+ * "ADDRESS:PORT" or "[IPv6]:PORT" -> {address, port}. Only the shape is checked here; whether
+ * the address is usable and the port is in range is the API's call, so that one validator decides.
  * @throws InvalidArgumentError when the shape is wrong.
  */
 export function parseBackendKey(value: string): { address: string; port: number } {
-  const m = /^([^:\s]+):(-?\d+)$/.exec(value.trim());
-  if (!m) throw new InvalidArgumentError(`backend must be ADDRESS:PORT, got '${value}'`);
-  return { address: m[1], port: Number(m[2]) };
+  const m = backendShape(value, false);
+  return { address: m[1] ?? m[2], port: Number(m[3]) };
 }
 
-/** "ADDRESS:PORT[:WEIGHT]" for `service add --backend`. @throws InvalidArgumentError on a bad shape. */
+/** "ADDRESS:PORT[:WEIGHT]" / "[IPv6]:PORT[:WEIGHT]" for `service add --backend`. @throws InvalidArgumentError on a bad shape. */
 export function parseBackendSpec(value: string): { address: string; port: number; weight: number } {
-  const m = /^([^:\s]+):(-?\d+)(?::(-?\d+))?$/.exec(value.trim());
-  if (!m) throw new InvalidArgumentError(`backend must be ADDRESS:PORT[:WEIGHT], got '${value}'`);
-  return { address: m[1], port: Number(m[2]), weight: m[3] === undefined ? 1 : Number(m[3]) };
+  const m = backendShape(value, true);
+  return { address: m[1] ?? m[2], port: Number(m[3]), weight: m[4] === undefined ? 1 : Number(m[4]) };
+}
+
+/** The backend key the API names a backend by ("198.18.1.2:80", "[2001:2::5]:80"; canonical when valid). */
+export function backendKeyText(target: { address: string; port: number }): string {
+  return formatHostPort(target.address, target.port);
 }
 
 /** commander collector for repeatable options. */

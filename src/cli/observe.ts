@@ -9,6 +9,7 @@ import { MapPageQuerySchema } from '../config/schema';
 import { secretWeakness } from '../config/secret-policy';
 import { withClientOptions, clientFrom, action, integerArg, onOff, type ClientFlags } from './common';
 import { formatTable, humanNumber, humanBits, printJson, UsageError } from './output';
+import { canonicalOrSelf, formatHostPort } from '../domain/address';
 
 /** One page limit for the API and the CLI: the schema's. */
 const PAGE_LIMIT = MapPageQuerySchema.properties.limit as unknown as { minimum: number; maximum: number; default: number };
@@ -45,8 +46,9 @@ const PROTOCOL_NAMES: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp' 
 export function formatTraceEvent(e: TraceEvent, receivedAt = new Date()): string {
   const proto = PROTOCOL_NAMES[e.proto] ?? `proto${e.proto}`;
   const ports = e.proto === 6 || e.proto === 17;
-  const src = ports ? `${e.saddr}:${e.sport}` : e.saddr;
-  const dst = ports ? `${e.daddr}:${e.dport}` : e.daddr;
+  // IPv6 with a port in brackets ([2001:2::5]:80), every address canonical.
+  const src = ports ? formatHostPort(e.saddr, e.sport) : canonicalOrSelf(e.saddr);
+  const dst = ports ? formatHostPort(e.daddr, e.dport) : canonicalOrSelf(e.daddr);
   const target = e.service ? `${e.service}${e.backend ? ' -> ' + e.backend : ''}` : '-';
   return `${receivedAt.toISOString().slice(11, 23)}  if${e.ifindex}  ${proto} ${src} > ${dst}  len ${e.pktLen}  ${target}  ${e.action}/${e.reason}`;
 }

@@ -2,11 +2,12 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { ServiceSpec, ServiceView, HealthCheckSpec, StateDiff } from '../domain/types';
 import {
-  withClientOptions, clientFrom, action, integerArg, parseBackendKey, parseBackendSpec, collect, type ClientFlags,
+  withClientOptions, clientFrom, action, integerArg, parseBackendKey, parseBackendSpec, collect, backendKeyText, type ClientFlags,
 } from './common';
 import { UsageError, formatTable, percent, printJson } from './output';
 import { formatDiff } from './state';
 import { HealthCheckSpecSchema, MAX_WEIGHT } from '../config/schema';
+import { formatHostPort } from '../domain/address';
 
 /** The health check defaults are the schema's (the API would fill in the same). */
 const CHECK_DEFAULTS = Object.fromEntries((['intervalMs', 'timeoutMs', 'rise', 'fall'] as const)
@@ -17,7 +18,7 @@ export function formatServices(services: ServiceView[]): string {
   const rows: string[][] = [];
   for (const s of services) {
     const check = s.healthCheck ? `${s.healthCheck.type}${s.healthCheck.type === 'http' ? ' ' + (s.healthCheck.path ?? '/') : ''}` : '-';
-    rows.push([s.protocol.toUpperCase(), `${s.vip}:${s.port}`, s.mode, s.name, `table ${s.tableSize ?? '-'}`, `check ${check}`]);
+    rows.push([s.protocol.toUpperCase(), formatHostPort(s.vip, s.port), s.mode, s.name, `table ${s.tableSize ?? '-'}`, `check ${check}`]);
     for (const b of s.backends) {
       const flags = [b.draining ? 'draining' : '', b.inTable ? '' : 'out-of-table',
         b.heldUntil ? `held-until-${new Date(b.heldUntil).toISOString().slice(11, 19)}` : '',
@@ -76,12 +77,12 @@ export function registerServiceCommands(program: Command): void {
     }));
 
   withClientOptions(service.command('add').description('create a service').argument('<name>', 'service name ([a-z0-9][a-z0-9_-]*)'))
-    .requiredOption('--vip <address>', 'virtual IPv4 address')
+    .requiredOption('--vip <address>', 'virtual IP address: IPv4 (198.18.100.1) or IPv6 (2001:2::100); one family per service')
     .requiredOption('--port <port>', 'virtual port (0 = every port)', integerArg('--port'))
     .addOption(new Option('--proto <proto>', 'protocol').choices(['tcp', 'udp']).default('tcp'))
     .addOption(new Option('--mode <mode>', 'forwarding mode: nat (rewrite to the backend) or dsr (direct server return)')
       .choices(['nat', 'dsr']).default('nat'))
-    .option('--backend <addr:port[:weight]>', 'a backend (repeatable; weight defaults to 1)', collect(parseBackendSpec))
+    .option('--backend <addr:port[:weight]>', 'a backend, the VIP\'s family: 198.18.1.2:80[:w] or [2001:2::5]:80[:w] (repeatable; weight defaults to 1)', collect(parseBackendSpec))
     .option('--table-size <prime>', 'Maglev table size (prime; default from the config)', integerArg('--table-size'))
     .addOption(new Option('--check <type>', 'active health check').choices(['tcp', 'http']))
     .option('--check-path <path>', 'HTTP health check path (default /)')
@@ -126,30 +127,30 @@ export function registerBackendCommands(program: Command): void {
     try { return parse(); } catch (err) { throw err instanceof InvalidArgumentError ? new UsageError(err.message) : err; }
   };
   const backendKeys = (args: string[]): string[] => {
-    const keys = args.map((a) => { const k = usage(() => parseBackendKey(a)); return `${k.address}:${k.port}`; });
+    const keys = args.map((a) => { const k = usage(() => parseBackendKey(a)); return backendKeyText(k); });
     const twice = keys.find((k, i) => keys.indexOf(k) !== i);
     if (twice) throw new UsageError(`backend ${twice} is named twice`);
     return keys;
   };
 
   withClientOptions(backend.command('add').description('add a backend to a service')
-    .argument('<service>', 'service name').argument('<addr:port>', 'backend IPv4 address and port (0 = keep the client port)', parseBackendKey))
+    .argument('<service>', 'service name').argument('<addr:port>', 'backend address and port: 198.18.1.2:80 or [2001:2::5]:80 (port 0 = keep the client port)', parseBackendKey))
     .option('--weight <n>', `Maglev weight (0..${MAX_WEIGHT})`, integerArg('--weight'), 1)
     .action(action(async (service: string, target: { address: string; port: number }, flags: ClientFlags & { weight: number }) => {
       printService(flags, await clientFrom(flags).addBackend(service, { ...target, weight: flags.weight }));
     }));
 
   withClientOptions(backend.command('del').alias('delete').description('remove a backend from a service')
-    .argument('<service>', 'service name').argument('<addr:port>', 'backend', parseBackendKey))
+    .argument('<service>', 'service name').argument('<addr:port>', 'backend: ADDRESS:PORT or [IPv6]:PORT', parseBackendKey))
     .action(action(async (service: string, target: { address: string; port: number }, flags: ClientFlags) => {
-      const key = `${target.address}:${target.port}`;
+      const key = backendKeyText(target);
       await clientFrom(flags).deleteBackend(service, key);
       if (flags.json) printJson({ deleted: key, service }); else console.log(`deleted backend ${key} of ${service}`);
     }));
 
   withClientOptions(backend.command('weight').description("set the weight of one backend, or of several in one change")
     .argument('<service>', 'service name')
-    .argument('<backends-and-weight...>', `ADDRESS:PORT [ADDRESS:PORT...] WEIGHT (0..${MAX_WEIGHT})`))
+    .argument('<backends-and-weight...>', `ADDRESS:PORT [ADDRESS:PORT...] WEIGHT (0..${MAX_WEIGHT}); IPv6 as [ADDRESS]:PORT`))
     .action(action(async (service: string, args: string[], flags: ClientFlags) => {
       if (args.length < 2) throw new UsageError('backend weight needs ADDRESS:PORT... and a WEIGHT');
       const weight = usage(() => integerArg('weight')(args[args.length - 1]));
@@ -160,7 +161,7 @@ export function registerBackendCommands(program: Command): void {
     }));
 
   withClientOptions(backend.command('drain').description('drain backends: no new flows, existing flows stay (--undo to end); several in one change')
-    .argument('<service>', 'service name').argument('<addr:port...>', 'backends (ADDRESS:PORT, one or more)'))
+    .argument('<service>', 'service name').argument('<addr:port...>', 'backends (ADDRESS:PORT or [IPv6]:PORT, one or more)'))
     .option('--undo', 'stop draining')
     .action(action(async (service: string, targets: string[], flags: ClientFlags & { undo?: boolean }) => {
       const keys = backendKeys(targets);

@@ -10,8 +10,9 @@ import { parseConfigText } from './config';
 import { DesiredState } from './state';
 import {
   IPV4_PATTERN, UNICAST_IPV4_PATTERN, UNUSABLE_IPV4_CLASSES, BackendSpecSchema, ServiceSpecSchema,
-  inCidr, unusableAddressReason, validateInput,
+  UNICAST_ADDRESS_FORMAT, inCidr, unusableAddressReason, validateInput,
 } from './schema';
+import { formatConfig } from './config';
 
 const WEB = {
   name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat',
@@ -86,7 +87,9 @@ describe('addresses that can never be a VIP or backend', () => {
     for (const address of ['127.0.0.01', '127.1', 'localhost', '0x7f.0.0.1', '1.2.3.4 ', '']) {
       assert.equal(unusableAddressReason(address), null);
       assert.ok(!new RegExp(IPV4_PATTERN).test(address));
-      assert.throws(() => validateInput(BackendSpecSchema, { address, port: 80 }), (e: XdplbError) => e.field === '/address' && /dotted-quad/.test(e.message));
+      // The parser's own reason (src/domain/address.ts), never a class's.
+      assert.throws(() => validateInput(BackendSpecSchema, { address, port: 80 }), (e: XdplbError) => e.field === '/address'
+        && !/can never be/.test(e.message) && /leading zero|four decimal octets|host names|not a decimal|white space|fewer than 2/.test(e.message));
     }
   });
 
@@ -134,7 +137,98 @@ describe('addresses that can never be a VIP or backend', () => {
   });
 
   test('ServiceSpec and BackendSpec share the rule (one schema for VIPs and backends)', () => {
-    assert.equal((ServiceSpecSchema.properties.vip as { pattern: string }).pattern, UNICAST_IPV4_PATTERN);
-    assert.equal((BackendSpecSchema.properties.address as { pattern: string }).pattern, UNICAST_IPV4_PATTERN);
+    assert.equal((ServiceSpecSchema.properties.vip as { format: string }).format, UNICAST_ADDRESS_FORMAT);
+    assert.equal((BackendSpecSchema.properties.address as { format: string }).format, UNICAST_ADDRESS_FORMAT);
+  });
+});
+
+describe('IPv6 VIPs and backends (issue 15)', () => {
+  const WEB6 = {
+    name: 'web6', vip: '2001:0002:0000:0000:0000:0000:0000:0100', port: 80, protocol: 'tcp', mode: 'nat',
+    backends: [{ address: '2001:2:0:0:0:0:1:2', port: 8080, weight: 1 }, { address: '2001:2::198.18.1.3', port: 8080, weight: 2 }],
+  };
+
+  test('any text form in; the state holds (and the config file writes) the canonical form', () => {
+    const state = new DesiredState({ services: [WEB, WEB6] });
+    const svc = state.getService('web6');
+    assert.equal(svc.vip, '2001:2::100');
+    assert.deepEqual(svc.backends.map((b) => b.address), ['2001:2::1:2', '2001:2::c612:103']);
+    const text = formatConfig(state.toConfig());
+    assert.ok(text.includes('2001:2::100') && text.includes('"2001:2::1:2"'), text);
+    assert.ok(!text.includes('0002'), 'no non-canonical text is written');
+    const back = parseConfigText(text, 'x.yaml');
+    assert.deepEqual(back.services, state.config.services, 'the written file reads back to the same state');
+  });
+
+  test('upper case and leading zeros name the same backend (lookups by any text form of the key)', () => {
+    const state = new DesiredState({ services: [WEB6] });
+    for (const key of ['[2001:2::1:2]:8080', '[2001:0002:0:0:0:0:0001:0002]:8080', '[2001:2::0:1:2]:8080'.replace('::0:1:2', '::1:2'), '[2001:2:0::1:2]:8080']) {
+      const next = state.patchBackend('web6', key, { weight: 7 });
+      assert.equal(next.getService('web6').backends[0].weight, 7, key);
+    }
+    assert.throws(() => state.patchBackend('web6', '2001:2::1:2:8080', { weight: 7 }), (e: XdplbError) => e.code === 'XDPLB_ERR_NOT_FOUND');
+    const fewer = state.deleteBackend('web6', '[2001:2::C612:103]:8080');
+    assert.equal(fewer.getService('web6').backends.length, 1);
+    // a duplicate by another text form is a duplicate
+    assert.throws(() => state.addBackend('web6', { address: '2001:2:0:0:0:0:1:2', port: 8080 }),
+      (e: XdplbError) => e.code === 'XDPLB_ERR_CONFLICT' && e.message.includes('[2001:2::1:2]:8080'));
+  });
+
+  test('one family per service: a mixed service is refused naming the service and the backend, in every entry point', () => {
+    const state = new DesiredState({ services: [WEB, WEB6] });
+    const before = JSON.stringify(state.config);
+    const attempts: Array<[() => unknown, string, string]> = [
+      [() => state.addBackend('web6', { address: '198.18.1.9', port: 80 }), '/address', '198.18.1.9'],
+      [() => state.addBackend('web', { address: '2001:2::9', port: 80 }), '/address', '2001:2::9'],
+      [() => state.createService({ ...WEB6, name: 'mixed', vip: '2001:2::200', backends: [{ address: '198.18.1.9', port: 80 }] }), '/backends/0/address', '198.18.1.9'],
+      [() => state.replaceService('web', { ...WEB, backends: [...WEB.backends, { address: '2001:2::9', port: 80 }] }), '/backends/1/address', '2001:2::9'],
+    ];
+    for (const [attempt, field, backend] of attempts) {
+      assert.throws(attempt, (e: XdplbError) => {
+        assert.equal(e.code, 'XDPLB_ERR_VALIDATION');
+        assert.equal(e.field, field);
+        assert.match(e.message, new RegExp(`service "(web|web6|mixed)": backend ${backend.replace(/\./g, '\\.')} is IPv[46] but the VIP .* is IPv[46]; a service is one family`));
+        assert.ok(!e.message.includes('\n'));
+        return true;
+      });
+    }
+    assert.equal(JSON.stringify(state.config), before, 'nothing changed');
+    const yaml = 'services:\n  - name: m\n    vip: 198.18.100.9\n    port: 80\n    protocol: tcp\n    mode: nat\n    backends:\n      - { address: "2001:2::5", port: 80 }\n';
+    assert.throws(() => parseConfigText(yaml, 'x.yaml'), (e: XdplbError) => e.field === '/services/0/backends/0/address' && /service "m": backend 2001:2::5 is IPv6 but the VIP 198\.18\.100\.9 is IPv4/.test(e.message));
+  });
+
+  test('each forbidden IPv6 class refused as VIP and backend, in any text form, naming the class', () => {
+    const cases: Array<[string, string]> = [
+      ['::', '::/128'], ['0:0:0:0:0:0:0:0', '::/128'], ['::1', '::1/128'], ['0000::0001', '::1/128'],
+      ['fe80::1', 'fe80::/10'], ['FEBF::1', 'fe80::/10'], ['ff02::1', 'ff00::/8'], ['FF05::1:3', 'ff00::/8'],
+      ['::ffff:198.18.0.1', '::ffff:0:0/96'], ['::FFFF:c612:1', '::ffff:0:0/96'],
+    ];
+    const state = new DesiredState({ services: [WEB6] });
+    for (const [address, cidr] of cases) {
+      for (const [attempt, field] of [
+        [() => state.createService({ ...WEB6, name: 'x', vip: address }), '/vip'],
+        [() => state.addBackend('web6', { address, port: 80 }), '/address'],
+      ] as Array<[() => unknown, string]>) {
+        assert.throws(attempt, (e: XdplbError) => e.code === 'XDPLB_ERR_VALIDATION' && e.field === field && e.message.includes(`(${cidr})`) && /can never be a VIP or backend/.test(e.message), `${address} ${field}`);
+      }
+    }
+  });
+
+  test('malformed IPv6 refused with the parser\'s reason (zone id, "::" twice, too many groups, bad group)', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['2001:2::5%eth0', /zone id/], ['2001:2::5::1', /more than once/], ['1:2:3:4:5:6:7:8:9', /too many groups/],
+      ['2001:2::g', /hex/], ['2001:00002::1', /longer than four/], ['[2001:2::5]', /brackets/],
+    ];
+    for (const [address, reason] of cases) {
+      assert.throws(() => validateInput(ServiceSpecSchema, { ...WEB6, vip: address }), (e: XdplbError) => e.field === '/vip' && reason.test(e.message), address);
+    }
+  });
+
+  test('listener and backend-is-vip rules compare canonical forms', () => {
+    const state = new DesiredState({ services: [WEB6] });
+    assert.throws(() => state.createService({ ...WEB6, name: 'twin', vip: '2001:2:0::100', backends: [] }),
+      (e: XdplbError) => e.code === 'XDPLB_ERR_CONFLICT' && e.message.includes('[2001:2::100]:80/tcp is already served'));
+    assert.throws(() => state.addBackend('web6', { address: '2001:2:0:0::100', port: 80 }),
+      (e: XdplbError) => e.code === 'XDPLB_ERR_CONFLICT' && /2001:2::100 is the VIP of service "web6"/.test(e.message));
   });
 });

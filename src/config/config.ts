@@ -348,7 +348,7 @@ const BACKEND_KEYS = ['address', 'port', 'weight', 'drain'];
 
 /**
  * Replaces each service's non-empty backend list whose items are plain {address, port, weight,
- * drain} (IPv4 text, integers, booleans) by a placeholder token, and returns each list's flow
+ * drain} (IPv4 or IPv6 text, integers, booleans) by a placeholder token, and returns each list's flow
  * lines (`{ address: 198.18.1.1, port: 80, weight: 1 }`) by token. Anything else stays for the
  * YAML library.
  */
@@ -368,9 +368,11 @@ function takeBackendLists(copy: unknown): Map<string, string[]> {
       for (const k of BACKEND_KEYS) {
         if (!(k in b) || b[k] === undefined) continue;
         const v = b[k];
-        if (k === 'address' ? !(typeof v === 'string' && /^\d{1,3}(\.\d{1,3}){3}$/.test(v))
+        // IPv6 text is quoted: a plain scalar may not start with ':' (and reads as text either way).
+        const v6 = k === 'address' && typeof v === 'string' && /^[0-9a-f:]{2,39}$/.test(v);
+        if (k === 'address' ? !(typeof v === 'string' && (v6 || /^\d{1,3}(\.\d{1,3}){3}$/.test(v)))
           : k === 'drain' ? typeof v !== 'boolean' : !Number.isSafeInteger(v)) return;
-        parts.push(`${k}: ${String(v)}`);
+        parts.push(`${k}: ${v6 ? JSON.stringify(v) : String(v)}`);
       }
       if (parts.length === 0) return;
       lines.push(`{ ${parts.join(', ')} }`);

@@ -4,6 +4,7 @@
  * asserts, from the same functions, that the state it is handed keeps the rules the data plane
  * relies on (a broken one there is a bug upstream, not a user error).
  */
+import { familyOf, joinHostPort } from '../domain/address';
 
 /** True when n is a prime number (deterministic trial division; n up to 2^32 is quick enough). */
 export function isPrime(n: number): boolean {
@@ -23,7 +24,7 @@ export function isPrime(n: number): boolean {
  * backends), so "B:0" and "B:80" behind port 80 are one destination.
  */
 export function backendDestination(service: { mode: string; port: number }, backend: { address: string; port: number }): string {
-  return service.mode === 'dsr' ? backend.address : `${backend.address}:${backend.port || service.port}`;
+  return service.mode === 'dsr' ? backend.address : joinHostPort(backend.address, backend.port || service.port);
 }
 
 /*
@@ -59,6 +60,7 @@ export interface RuleService {
 
 /** A rule one service breaks on its own; `backend` (and `first`) index its backends. */
 export type ServiceRuleBreak =
+  | { rule: 'family'; backend: number }
   | { rule: 'table-size-prime'; tableSize: number }
   | { rule: 'table-size-backends'; tableSize: number; backends: number }
   | { rule: 'nat-port-0'; backend: number }
@@ -69,14 +71,17 @@ export type ServiceRuleBreak =
  * Every rule `service` breaks on its own, in field order: its Maglev table size (the effective
  * one, `tableSize`) is prime and has a slot per backend; a NAT service on every port (port 0)
  * has backends on port 0 (replies could not be mapped back otherwise); DSR backends do not
- * translate ports; no destination is listed twice (backendDestination).
+ * translate ports; no destination is listed twice (backendDestination); every backend has the
+ * VIP's address family (a service is one family: no NAT64/46). Addresses are validated text.
  */
 export function serviceRuleBreaks(service: RuleService, tableSize: number): ServiceRuleBreak[] {
   const breaks: ServiceRuleBreak[] = [];
   if (!isPrime(tableSize)) breaks.push({ rule: 'table-size-prime', tableSize });
   if (tableSize < service.backends.length) breaks.push({ rule: 'table-size-backends', tableSize, backends: service.backends.length });
   const seen = new Map<string, number>();
+  const family = familyOf(service.vip);
   service.backends.forEach((backend, b) => {
+    if (familyOf(backend.address) !== family) breaks.push({ rule: 'family', backend: b });
     if (service.mode === 'nat' && service.port === 0 && backend.port !== 0) breaks.push({ rule: 'nat-port-0', backend: b });
     if (service.mode === 'dsr' && backend.port !== 0 && backend.port !== service.port) breaks.push({ rule: 'dsr-port', backend: b });
     const destination = backendDestination(service, backend);

@@ -10,6 +10,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { BackendSpec, HealthCheckSpec, Role, ServiceSpec, SettingsView } from '../domain/types';
 import { XdplbError } from '../domain/errors';
+import { forbiddenAddressReason, isForbiddenVip } from '../domain/address';
 import { LB } from '../dataplane/abi';
 import { DEFAULT_REVERSE_GRACE_SECONDS } from '../dataplane/types';
 
@@ -60,16 +61,31 @@ export function inCidr(address: string, cidr: string): boolean {
  * pattern's business).
  */
 export function unusableAddressReason(address: string): string | null {
-  if (!new RegExp(IPV4_PATTERN).test(address)) return null;
-  const found = UNUSABLE_IPV4_CLASSES.find((c) => inCidr(address, c.cidr));
-  return found ? `${address} is ${found.what} (${found.cidr}) and can never be a VIP or backend` : null;
+  if (new RegExp(IPV4_PATTERN).test(address)) {
+    const found = UNUSABLE_IPV4_CLASSES.find((c) => inCidr(address, c.cidr));
+    return found ? `${address} is ${found.what} (${found.cidr}) and can never be a VIP or backend` : null;
+  }
+  // IPv6 (and anything else): src/domain/address.ts decides (null for text that is no address).
+  return address.includes(':') ? forbiddenAddressReason(address) : null;
 }
+
+/**
+ * The Ajv format of a VIP or backend address (either family): src/domain/address.ts parses any
+ * RFC 4291 text form of IPv6 and a strict dotted quad, and refuses the forbidden classes of
+ * both families. The state keeps (and every output shows) the canonical text (RFC 5952).
+ */
+export const UNICAST_ADDRESS_FORMAT = 'xdplb-unicast-address';
 
 export const NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,62}$';
 
 export const UnicastIPv4 = Type.String({
   pattern: UNICAST_IPV4_PATTERN, maxLength: 15,
   description: 'a unicast IPv4 address in dotted-quad form without leading zeros (not 0.0.0.0/8, loopback 127/8, link-local 169.254/16, multicast 224/4, reserved 240/4 or broadcast)',
+});
+/** A VIP or backend address of either family (a service is one family: src/config/rules.ts). */
+export const UnicastAddress = Type.String({
+  format: UNICAST_ADDRESS_FORMAT, minLength: 2, maxLength: 45,
+  description: 'a unicast IPv4 address (dotted quad without leading zeros; not 0.0.0.0/8, loopback 127/8, link-local 169.254/16, multicast 224/4, reserved 240/4 or broadcast) or IPv6 address (any RFC 4291 text form, no zone id; not ::, ::1, link-local fe80::/10, multicast ff00::/8 or IPv4-mapped ::ffff:0:0/96); answered in canonical form (RFC 5952)',
 });
 export const Name = Type.String({
   pattern: NAME_PATTERN, maxLength: 63,
@@ -125,7 +141,7 @@ export const HealthCheckSpecSchema = Type.Object({
 }, { $id: 'HealthCheckSpec', additionalProperties: false });
 
 export const BackendSpecSchema = Type.Object({
-  address: UnicastIPv4,
+  address: UnicastAddress,
   port: Port('backend port; 0 = keep the client\'s destination port'),
   weight: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_WEIGHT, default: 1, description: 'relative share of the Maglev table; 0 = no new flows' })),
   drain: Type.Optional(Type.Boolean({ description: 'true = no new flows, existing flows stay' })),
@@ -133,7 +149,7 @@ export const BackendSpecSchema = Type.Object({
 
 export const ServiceSpecSchema = Type.Object({
   name: Name,
-  vip: UnicastIPv4,
+  vip: UnicastAddress,
   port: Port('service port; 0 = every port of the protocol'),
   protocol: StringEnum(['tcp', 'udp']),
   mode: StringEnum(['nat', 'dsr'], { description: 'nat: rewrite destination address (and port); dsr: rewrite MAC only' }),
@@ -148,7 +164,7 @@ export const BackendPatchSchema = Type.Object({
 }, { $id: 'BackendPatch', additionalProperties: false });
 
 export const SettingsSchema = Type.Object({
-  fragPolicy: StringEnum(['drop', 'pass'], { description: 'what to do with IPv4 fragments addressed to a VIP' }),
+  fragPolicy: StringEnum(['drop', 'pass'], { description: 'what to do with IPv4 and IPv6 fragments addressed to a VIP' }),
   sampleRate: Type.Integer({ minimum: 0, maximum: U32_MAX, description: '1 in N packets to the trace log; 0 = off' }),
   flowCache: Type.Boolean(),
 }, { $id: 'Settings', additionalProperties: false });
@@ -166,7 +182,7 @@ export const MapPageQuerySchema = Type.Object({
 
 export const BackendViewSchema = Type.Object({
   address: Type.String(), port: Type.Integer(), weight: Type.Integer(), drain: Type.Optional(Type.Boolean()),
-  id: Type.Integer(), key: Type.String({ description: '"address:port"' }),
+  id: Type.Integer(), key: Type.String({ description: '"address:port" ("[v6]:port" for IPv6), canonical: the backend\'s name in URLs (URL-encoded) and the CLI' }),
   health: StringEnum(['up', 'down', 'checking', 'unchecked'], { description: 'checking: no verdict yet (not in the table); unchecked: the service has no health check' }),
   draining: Type.Boolean(), inTable: Type.Boolean(),
   tableShare: Type.Number({ description: '0..1 of the Maglev slots' }),
@@ -339,6 +355,7 @@ export const NAMED_SCHEMAS: TSchema[] = [
 function makeAjv(coerceTypes: boolean): Ajv {
   // verbose: errors carry parentSchema, whose description makes pattern errors readable.
   const ajv = new Ajv({ allErrors: false, useDefaults: true, coerceTypes, removeAdditional: false, verbose: true, strict: true });
+  ajv.addFormat(UNICAST_ADDRESS_FORMAT, { type: 'string', validate: (text: string) => isForbiddenVip(text) === null });
   for (const schema of NAMED_SCHEMAS) ajv.addSchema(schema);
   return ajv;
 }
@@ -367,6 +384,9 @@ export function describeAjvError(error: ErrorObject, basePointer = ''): { field:
       const description = (error.parentSchema as { description?: string })?.description;
       return { field: at, reason: description ? `must be ${description}` : `must match ${String(params.pattern)}` };
     }
+    case 'format':
+      if (params.format === UNICAST_ADDRESS_FORMAT && typeof error.data === 'string') return { field: at, reason: isForbiddenVip(error.data) ?? 'is not a usable address' };
+      return { field: at, reason: error.message ?? 'is invalid' };
     case 'type':
       return { field: at, reason: `must be ${params.type === 'integer' ? 'an integer' : `of type ${String(params.type)}`}` };
     default:

@@ -6,15 +6,39 @@
  */
 import type { BackendSpec, ServiceSpec, SettingsView } from '../domain/types';
 import { XdplbError } from '../domain/errors';
+import { familyOf, joinHostPort, tryParseAddress, tryParseHostPort } from '../domain/address';
 import { crossServiceRuleBreaks, isPrime, serviceRuleBreaks } from './rules';
 import {
   BackendPatchSchema, BackendSpecSchema, ConfigSchema, ServiceSpecSchema, SettingsPatchSchema,
   MAX_REVERSE_ENTRIES, MAX_TOTAL_BACKENDS, MAX_VIPS, parseListen, validateInput, type Config,
 } from './schema';
 
-/** The stable identity of a backend within a service: "address:port". */
+/** The stable identity of a backend within a service: "address:port", "[v6]:port" for IPv6 (canonical). */
 export function backendKey(backend: Pick<BackendSpec, 'address' | 'port'>): string {
-  return `${backend.address}:${backend.port}`;
+  return joinHostPort(backend.address, backend.port);
+}
+
+/**
+ * A backend key as a user wrote it (URL, CLI: "198.18.1.2:80", "[2001:0002::5]:80") in the
+ * canonical form backendKey() gives; a key that does not parse is returned as it is (it then
+ * names no backend: 404).
+ */
+export function canonicalBackendKey(key: string): string {
+  const parsed = tryParseHostPort(key);
+  return 'error' in parsed ? key : parsed.text;
+}
+
+/** The canonical text of every address of the services (RFC 5952 for IPv6), in place. */
+function canonicalizeAddresses(services: ServiceSpec[]): void {
+  const canonical = (text: string): string => {
+    if (!text.includes(':')) return text;   // IPv4: the schema takes the canonical dotted quad only
+    const parsed = tryParseAddress(text);
+    return 'error' in parsed ? text : parsed.text;
+  };
+  for (const service of services) {
+    service.vip = canonical(service.vip);
+    for (const backend of service.backends) backend.address = canonical(backend.address);
+  }
 }
 
 /** The Maglev table size a service uses: its own, or the config default. */
@@ -42,6 +66,12 @@ function serviceErrors(service: ServiceSpec, index: number, config: Config): Xdp
   const tableField = service.tableSize === undefined ? '/maglev/tableSize' : `${at}/tableSize`;
   for (const broken of serviceRuleBreaks(service, tableSize)) {
     switch (broken.rule) {
+      case 'family': {
+        const backend = service.backends[broken.backend];
+        const [vf, bf] = [familyOf(service.vip), familyOf(backend.address)];
+        errors.push(invalid(`${at}/backends/${broken.backend}/address`, `service "${service.name}": backend ${backend.address} is IPv${bf} but the VIP ${service.vip} is IPv${vf}; a service is one family (no NAT64/46)`));
+        break;
+      }
       case 'table-size-prime':
         errors.push(invalid(tableField, `Maglev table size ${tableSize} must be a prime number`));
         break;
@@ -99,7 +129,7 @@ function crossServiceErrors(services: ServiceSpec[], focus?: number): XdplbError
       }
       case 'duplicate-listener': {
         const [guilty, other] = blame(i, broken.first, focus);
-        return conflict(`/services/${guilty}/vip`, `${service.vip}:${service.port}/${service.protocol} is already served by "${services[other].name}" (/services/${other})`);
+        return conflict(`/services/${guilty}/vip`, `${joinHostPort(service.vip, service.port)}/${service.protocol} is already served by "${services[other].name}" (/services/${other})`);
       }
       case 'backend-is-vip': {
         const backend = service.backends[broken.backend];
@@ -111,7 +141,7 @@ function crossServiceErrors(services: ServiceSpec[], focus?: number): XdplbError
         const guiltyBackend = guilty === i ? broken.backend : broken.otherBackend;
         const other = guilty === i ? broken.other : i;
         return conflict(`/services/${guilty}/backends/${guiltyBackend}/address`,
-          `backend ${backend.address}:${backend.port || service.port}/${service.protocol} is also a NAT backend of "${services[other].name}" ` +
+          `backend ${joinHostPort(backend.address, backend.port || service.port)}/${service.protocol} is also a NAT backend of "${services[other].name}" ` +
           `(port ${broken.ports}) behind a different VIP:port; stateless reverse NAT could not tell their replies apart`);
       }
     }
@@ -123,10 +153,15 @@ function capacityErrors(services: ServiceSpec[]): XdplbError[] {
   const errors: XdplbError[] = [];
   const backends = services.reduce((n, s) => n + s.backends.length, 0);
   if (backends > MAX_TOTAL_BACKENDS) errors.push(invalid('/services', `${backends} backends in all exceed the data plane's ${MAX_TOTAL_BACKENDS}`));
-  const vips = new Set(services.map((s) => s.vip)).size;
-  if (vips > MAX_VIPS) errors.push(invalid('/services', `${vips} distinct VIPs exceed the data plane's ${MAX_VIPS}`));
-  const reverse = services.filter((s) => s.mode === 'nat').reduce((n, s) => n + s.backends.length, 0);
-  if (reverse > MAX_REVERSE_ENTRIES) errors.push(invalid('/services', `${reverse} NAT backends exceed the reverse map's ${MAX_REVERSE_ENTRIES} entries`));
+  // IPv4 and IPv6 have a vips and a reverse map each (vips6, reverse6: the same sizes).
+  for (const family of [4, 6] as const) {
+    const mine = services.filter((s) => familyOf(s.vip) === family);
+    const name = family === 4 ? '' : ' IPv6';
+    const vips = new Set(mine.map((s) => s.vip)).size;
+    if (vips > MAX_VIPS) errors.push(invalid('/services', `${vips} distinct${name} VIPs exceed the data plane's ${MAX_VIPS}`));
+    const reverse = mine.filter((s) => s.mode === 'nat').reduce((n, s) => n + s.backends.length, 0);
+    if (reverse > MAX_REVERSE_ENTRIES) errors.push(invalid('/services', `${reverse}${name} NAT backends exceed the reverse map's ${MAX_REVERSE_ENTRIES} entries`));
+  }
   return errors;
 }
 
@@ -184,6 +219,7 @@ export function stateErrors(config: Config, options: ValidateOptions = {}): Xdpl
  */
 export function validateState(input: unknown, options: ValidateOptions = {}): Config {
   const config = validateInput<Config>(ConfigSchema, input ?? {});
+  canonicalizeAddresses(config.services);
   const errors = stateErrors(config, options);
   if (errors.length > 0) throw errors[0];
   return config;
@@ -343,7 +379,8 @@ export class DesiredState {
 
   private backendIndex(serviceIndex: number, key: string): number {
     const service = this.config.services[serviceIndex];
-    const index = service.backends.findIndex((b) => backendKey(b) === key);
+    const canonical = canonicalBackendKey(key);
+    const index = service.backends.findIndex((b) => backendKey(b) === canonical);
     if (index < 0) throw notFound(`backend "${key}" does not exist in service "${service.name}"`);
     return index;
   }

@@ -19,7 +19,7 @@ import type { BackendChange, StateApplyResult, StateDiff, StateDocument } from '
 import { diffConfigs, emptyDiff, maglevDisruption } from './state-diff';
 import { XdplbError } from '../domain/errors';
 import { markChange } from '../domain/timing';
-import { DesiredState, backendKey, effectiveTableSize } from '../config/state';
+import { DesiredState, backendKey, canonicalBackendKey, effectiveTableSize } from '../config/state';
 import type { Config } from '../config/schema';
 import type { DataplaneState, StatsSnapshot } from '../dataplane/types';
 import type { HealthMonitor } from '../health/monitor';
@@ -446,12 +446,13 @@ export class DaemonController implements Controller {
         const at = `/changes/${i}`;
         const service = config.services.find((s) => s.name === c.service);
         if (!service) throw new XdplbError('XDPLB_ERR_NOT_FOUND', `${at}: service "${c.service}" does not exist`, at);
-        const backend = service.backends.find((b) => backendKey(b) === c.backend);
+        const wanted = canonicalBackendKey(c.backend);
+        const backend = service.backends.find((b) => backendKey(b) === wanted);
         if (!backend) throw new XdplbError('XDPLB_ERR_NOT_FOUND', `${at}: service "${c.service}" has no backend "${c.backend}"`, at);
-        if (seen.has(`${c.service}|${c.backend}`)) {
-          throw new XdplbError('XDPLB_ERR_VALIDATION', `${at}: backend "${c.backend}" of service "${c.service}" is named twice`, at);
+        if (seen.has(`${c.service}|${wanted}`)) {
+          throw new XdplbError('XDPLB_ERR_VALIDATION', `${at}: backend "${wanted}" of service "${c.service}" is named twice`, at);
         }
-        seen.add(`${c.service}|${c.backend}`);
+        seen.add(`${c.service}|${wanted}`);
         if (c.weight !== undefined) backend.weight = c.weight;
         if (c.drain !== undefined) backend.drain = c.drain;
       });

@@ -23,6 +23,7 @@ import { effectiveTableSize } from '../config/state';
 import type { MapPage, MapView, ProgramView } from '../domain/types';
 import type { DataplaneState, StatsSnapshot, TraceEvent } from '../dataplane/types';
 import type { DataplaneDriver, ServicePlacement } from './driver';
+import { joinHostPort } from '../domain/address';
 
 export interface OpenKernelOptions {
   pinDir: string;
@@ -333,7 +334,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
       const shares = sharesOf(service);
       const placed: ServicePlacement['backends'] = {};
       for (const b of backends) {
-        const key = `${b.address}:${b.port}`;
+        const key = joinHostPort(b.address, b.port);
         placed[key] = { id: reconciler.backendId(service, b.address, b.port) ?? 0, share: shares[key] ?? 0 };
       }
       return { id, backends: placed };

@@ -7,6 +7,7 @@
 import { REASONS, XDP_ACTIONS, type DataplaneState, type StatsSnapshot, type TraceEvent } from '../dataplane/types';
 import type { MapPage, MapView, ProgramView } from '../domain/types';
 import { XdplbError } from '../domain/errors';
+import { joinHostPort } from '../domain/address';
 import type { DataplaneDriver, ServicePlacement } from './driver';
 
 export class MemoryDriver implements DataplaneDriver {
@@ -48,7 +49,7 @@ export class MemoryDriver implements DataplaneDriver {
     const total = usable.reduce((acc, b) => acc + b.weight, 0);
     const backends: ServicePlacement['backends'] = {};
     for (const b of svc.backends) {
-      const key = `${b.address}:${b.port}`;
+      const key = joinHostPort(b.address, b.port);
       backends[key] = { id: this.idOf(`${service}/${key}`), share: total && usable.includes(b) ? b.weight / total : 0 };
     }
     return { id: this.idOf(service), backends };

@@ -10,8 +10,9 @@ import type { DataplaneState } from '../dataplane/types';
 import type { StateDiff, ServiceDisruption } from '../domain/types';
 import { buildMaglevTable, type MaglevBackend } from '../balancer/maglev';
 import { buildMaglevTablesOffThread, OFF_THREAD_MIN_SLOTS } from '../balancer/maglev-offthread';
+import { joinHostPort } from '../domain/address';
 
-const key = (b: { address: string; port: number }) => `${b.address}:${b.port}`;
+const key = (b: { address: string; port: number }) => joinHostPort(b.address, b.port);
 
 /** Canonical JSON (object keys sorted), to compare specs. */
 function canonical(value: unknown): string {

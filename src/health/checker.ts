@@ -13,6 +13,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { HealthCheckSpec } from '../domain/types';
+import { joinHostPort } from '../domain/address';
 import { startProbe, type Probe, type RunningProbe } from './checks';
 import { HealthMachine, policyOf, type Health } from './state';
 import type { DsrProbeRoutes, ArpAnswerers } from './dsr-routes';
@@ -88,8 +89,9 @@ interface BackendState {
 
 export const DEFAULT_EXPECT_STATUS: [number, number] = [200, 399];
 
+/** "address:port", "[v6]:port" for IPv6 (the state's canonical backend key). */
 export function backendKey(target: HealthTarget): string {
-  return `${target.address}:${target.port}`;
+  return joinHostPort(target.address, target.port);
 }
 
 /**

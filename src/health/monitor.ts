@@ -9,6 +9,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { ServiceSpec } from '../domain/types';
+import { joinHostPort } from '../domain/address';
 import { HealthChecker, type Health, type HealthChange, type HealthRamp, type BackendHealthStatus } from './checker';
 import type { DsrProbeRoutes } from './dsr-routes';
 
@@ -66,7 +67,7 @@ export class HealthMonitor extends EventEmitter {
       const old = previous.get(name);
       const servedUnchecked = !old && !this.checkers.has(name) ? this.known.get(name) : undefined;
       const targets = spec.backends.map((b) => {
-        const key = `${b.address}:${b.port}`;
+        const key = joinHostPort(b.address, b.port);
         let initial = seed?.(name, key);
         if (!initial && old) {
           const h = old.health(key);
@@ -85,7 +86,7 @@ export class HealthMonitor extends EventEmitter {
       this.checkers.set(name, { checker, fingerprint: fingerprintOf(spec) });
       if (this.running) checker.start();
     }
-    this.known = new Map(services.map((s) => [s.name, new Set(s.backends.map((b) => `${b.address}:${b.port}`))]));
+    this.known = new Map(services.map((s) => [s.name, new Set(s.backends.map((b) => joinHostPort(b.address, b.port)))]));
   }
 
   /** 'unchecked' when the service has no health check; 'checking' until a verdict is reached. */

@@ -30,7 +30,7 @@ const StateQuery = Type.Object({
 const BulkBody = Type.Object({
   changes: Type.Array(Type.Object({
     service: Type.String({ maxLength: 63 }),
-    backend: Type.String({ maxLength: 21, description: '"address:port"' }),
+    backend: Type.String({ maxLength: 64, description: '"address:port", "[v6]:port" for IPv6 (any text form of the address)' }),
     weight: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
     drain: Type.Optional(Type.Boolean()),
   }, { additionalProperties: false, minProperties: 3 }), { minItems: 1, maxItems: MAX_BULK_CHANGES }),
