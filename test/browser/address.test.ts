@@ -7,8 +7,10 @@ import {
   canonicalHostPort, formatHostPort, formatIpv6, parseIp, parsePrefix, prefixContains, splitHostPort, splitHostPortList, tryParseIp,
 } from '../../web/src/address';
 import { formatEndpoint } from '../../web/src/format';
-import { parseTraceFilter, traceEventMatches } from '../../web/src/trace-filter';
+import { eventFamily, parseTraceFilter, traceEventMatches } from '../../web/src/trace-filter';
 import type { TraceEvent } from '../../src/dataplane/types';
+import { formatHostPort as daemonHostPort, tryParseAddress } from '../../src/domain/address';
+import { rng } from '../support/rng';
 
 test('IPv6 text comes out canonical (RFC 5952) whatever form went in', () => {
   const cases: Array<[string, string]> = [
@@ -136,4 +138,62 @@ test('Trace filters: an invalid address or port is reported and left out', () =>
   assert.equal(parseTraceFilter({ address: '[2001:2::1]' }).filter.address?.text, '2001:2::1', 'brackets without a port');
   assert.throws(() => splitHostPort('[2001:2::1]'), /no port/);
   assert.match(parseTraceFilter({ address: '198.18.0.0/40' }).errors.address ?? '', /0\.\.32/);
+});
+
+test('the family of an event: its family field, else its addresses; neither for a frame that was not IP', () => {
+  assert.equal(eventFamily(ev({ family: 6, saddr: '2001:2::1', daddr: '2001:2::2' })), 6);
+  assert.equal(eventFamily(ev({ saddr: '2001:2::1', daddr: '2001:2::2' })), 6);
+  assert.equal(eventFamily(ev({})), 4);
+  assert.equal(eventFamily(ev({ saddr: '0.0.0.0', daddr: '0.0.0.0', reason: 'not_ip' })), null);
+  const nonIp = ev({ saddr: '0.0.0.0', daddr: '0.0.0.0', sport: 0, dport: 0, proto: 0, action: 'pass', reason: 'not_ip' });
+  for (const family of ['IPv4', 'IPv6']) assert.equal(traceEventMatches(nonIp, parseTraceFilter({ family }).filter), false, family);
+  assert.equal(traceEventMatches(nonIp, parseTraceFilter({}).filter), true);
+});
+
+// The dashboard cannot bundle src/domain/address.ts (Node's Buffer, the daemon's errors), so it
+// has its own parser: both must give the same canonical text, and accept and refuse the same input.
+test("the dashboard's parser agrees with the daemon's (src/domain/address.ts) on random and edge input", () => {
+  const random = rng(0x15f00d);
+  const inputs: string[] = ['::', '::1', '1::', '::ffff:198.18.0.1', '2001:2::198.18.0.1', '2001:db8::1%eth0', '1:2:3:4:5:6:7:8',
+    '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '1:2:3:4:5:6:7:8:9', '1::2::3', ':::', '2001:2::12345', '198.18.0.01', '0.0.0.0', '255.255.255.255',
+    '1.2.3', '1.2.3.4.5', '01.2.3.4', '2001:2::1.2.3', '1.2.3.4::', '::1.2.3.4:1', 'g::1', '2001:2::A'];
+  for (let i = 0; i < 20_000; i++) {
+    // 8 groups, some zero (runs of every length), written with and without leading zeros,
+    // upper/lower case, shortened by '::' at a random zero run or not, sometimes broken.
+    const words = Array.from({ length: 8 }, () => (random() < 0.45 ? 0 : Math.floor(random() * (random() < 0.5 ? 16 : 65536))));
+    let groups = words.map((w) => {
+      const hex = w.toString(16);
+      const padded = random() < 0.3 ? hex.padStart(1 + Math.floor(random() * 4), '0').slice(-4) : hex;
+      return random() < 0.3 ? padded.toUpperCase() : padded;
+    });
+    let text = groups.join(':');
+    const zeroStart = words.indexOf(0);
+    if (zeroStart >= 0 && random() < 0.7) {
+      let end = zeroStart;
+      while (end < 8 && words[end] === 0 && random() < 0.8) end++;
+      if (end === zeroStart) end++;
+      groups = [...groups.slice(0, zeroStart), '', ...groups.slice(end)];
+      text = groups.join(':').replace(/^:(?!:)/, '::').replace(/(?<!:):$/, '::');
+      if (zeroStart === 0 && end === 8) text = '::';
+    }
+    if (random() < 0.05) text = text.replace(/[0-9a-f]/i, 'x');
+    if (random() < 0.05) text = `${text}:1`;
+    if (random() < 0.05) text = [0, 0, 0, 0].map(() => Math.floor(random() * 300)).join('.');
+    inputs.push(text);
+  }
+  let compared = 0;
+  for (const input of inputs) {
+    const daemon = tryParseAddress(input);
+    const dash = tryParseIp(input);
+    if ('error' in daemon) {
+      assert.equal(dash, null, `the daemon refuses "${input}" (${daemon.error}), the dashboard read ${dash?.text}`);
+    } else {
+      assert.ok(dash, `the daemon reads "${input}" as ${daemon.text}, the dashboard refuses it`);
+      assert.equal(dash.text, daemon.text, input);
+      assert.deepEqual(dash.bytes, [...daemon.bytes], input);
+      assert.equal(formatHostPort(dash.text, 80), daemonHostPort(daemon.text, 80));
+      compared++;
+    }
+  }
+  assert.ok(compared > 15_000, `${compared} addresses compared`);
 });

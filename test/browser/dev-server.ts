@@ -19,7 +19,7 @@ import type { TraceEvent } from '../../src/dataplane/types';
 import { REASONS, XDP_ACTIONS } from '../../src/dataplane/types';
 import { findDisagreements, type ClusterView, type NodeStatus } from '../../src/api/cluster-view';
 import { repoRoot } from './repo-root';
-import { canonicalHostPort, formatHostPort as hostPort, parseIp, parsePrefix, prefixContains, type IpAddress } from '../../web/src/address';
+import { forbiddenAddressReason, formatHostPort as hostPort, tryParseAddress, tryParseHostPort, type ParsedAddress } from '../../src/domain/address';
 
 export interface DevUser { password: string; role: 'viewer' | 'admin' }
 export interface DevServerOptions {
@@ -312,19 +312,19 @@ class SyntheticBalancer {
   }
 
   findBackend(svc: ServiceState, key: string): BackendState {
-    let canonical = key;
-    try { canonical = canonicalHostPort(key); } catch { /* not found below */ }
+    const parsed = tryParseHostPort(key);
+    const canonical = 'error' in parsed ? key : parsed.text;
     const b = svc.backends.find((x) => hostPort(x.address, x.port) === canonical);
     if (!b) throw new HttpError(404, 'XDPLB_ERR_NOT_FOUND', `service "${svc.name}" has no backend "${key}"`);
     return b;
   }
 
   addBackend(svc: ServiceState, body: Record<string, unknown>, field = ''): void {
-    const address = checkAddress(body.address, 'a backend', `${field}/address`);
-    const vip = parseIp(svc.vip);
-    if (address.family !== vip.family) {
-      throw new HttpError(400, 'XDPLB_ERR_VALIDATION', `${field}/address: backend ${address.text} is IPv${address.family} but service "${svc.name}" ` +
-        `has the IPv${vip.family} VIP ${vip.text}: a service is one family`, `${field}/address`);
+    const address = checkAddress(body.address, `${field}/address`);
+    const vipFamily = svc.vip.includes(':') ? 6 : 4;
+    if (address.family !== vipFamily) {
+      throw new HttpError(400, 'XDPLB_ERR_VALIDATION', `${field}/address: service "${svc.name}": backend ${address.text} is IPv${address.family} ` +
+        `but the VIP ${svc.vip} is IPv${vipFamily}; a service is one family (no NAT64/46)`, `${field}/address`);
     }
     const port = body.port;
     if (!Number.isInteger(port) || (port as number) < 0 || (port as number) > 65535) throw new HttpError(400, 'XDPLB_ERR_VALIDATION', `${field}/port: must be an integer 0..65535`, `${field}/port`);
@@ -343,7 +343,7 @@ class SyntheticBalancer {
       throw new HttpError(400, 'XDPLB_ERR_VALIDATION', '/name: must be 1..63 letters, digits, "_", "." or "-"', '/name');
     }
     if (this.services.some((s) => s.name === name)) throw new HttpError(409, 'XDPLB_ERR_CONFLICT', `service "${name}" exists`, '/name');
-    const vip = checkAddress(body.vip, 'a VIP', '/vip');
+    const vip = checkAddress(body.vip, '/vip');
     const port = body.port;
     if (!Number.isInteger(port) || (port as number) < 0 || (port as number) > 65535) throw new HttpError(400, 'XDPLB_ERR_VALIDATION', '/port: must be an integer 0..65535', '/port');
     if (body.protocol !== 'tcp' && body.protocol !== 'udp') throw new HttpError(400, 'XDPLB_ERR_VALIDATION', '/protocol: must be "tcp" or "udp"', '/protocol');
@@ -360,21 +360,13 @@ class SyntheticBalancer {
   }
 }
 
-/** Addresses the daemon refuses as a VIP or backend (docs/V6.md; src/domain/address.ts is the real rule). */
-const FORBIDDEN: Array<[ReturnType<typeof parsePrefix>, string]> = ([
-  ['::/128', 'unspecified'], ['::1/128', 'loopback'], ['fe80::/10', 'link-local'], ['ff00::/8', 'multicast'],
-  ['::ffff:0:0/96', 'v4-mapped'], ['0.0.0.0/8', 'unspecified'], ['127.0.0.0/8', 'loopback'], ['169.254.0.0/16', 'link-local'],
-  ['224.0.0.0/4', 'multicast'], ['255.255.255.255/32', 'broadcast'],
-] as const).map(([p, why]) => [parsePrefix(p), why]);
-
-/** The canonical address, or a 400 naming the field and what is wrong. */
-function checkAddress(text: unknown, what: string, field: string): IpAddress {
-  if (typeof text !== 'string') throw new HttpError(400, 'XDPLB_ERR_VALIDATION', `${field}: must be an address string`, field);
-  let a: IpAddress;
-  try { a = parseIp(text); } catch (err) { throw new HttpError(400, 'XDPLB_ERR_VALIDATION', `${field}: ${(err as Error).message}`, field); }
-  const forbidden = FORBIDDEN.find(([prefix]) => prefixContains(prefix, a));
-  if (forbidden) throw new HttpError(400, 'XDPLB_ERR_VALIDATION', `${field}: ${a.text} is ${forbidden[1]}: not allowed as ${what}`, field);
-  return a;
+/** The canonical address, or a 400 naming the field and what is wrong (the daemon's own rules: src/domain/address.ts). */
+function checkAddress(text: unknown, field: string): ParsedAddress {
+  const parsed = tryParseAddress(text);
+  if ('error' in parsed) throw new HttpError(400, 'XDPLB_ERR_VALIDATION', `${field}: ${parsed.error}`, field);
+  const forbidden = forbiddenAddressReason(parsed.text);
+  if (forbidden) throw new HttpError(400, 'XDPLB_ERR_VALIDATION', `${field}: ${forbidden}`, field);
+  return parsed;
 }
 
 const CONTENT_TYPES: Record<string, string> = {

@@ -88,14 +88,19 @@ export function canonicalKey(key: string): string | null {
 }
 const keys = new Map<string, string | null>();
 
-/** 4 or 6 from the event's addresses (or its `family` field, where the daemon sends one). */
-export function eventFamily(e: Pick<TraceEvent, 'saddr'> & { family?: number }): Family {
+/**
+ * 4 or 6: the event's `family` (the daemon's decoder sets it for every IP frame), else from its
+ * addresses (an older daemon, the dev server); null for a frame that was not IP (no family and
+ * 0.0.0.0 both ways: not_ip, vlan, a truncated Ethernet header).
+ */
+export function eventFamily(e: Pick<TraceEvent, 'saddr' | 'daddr'> & { family?: number }): Family | null {
   if (e.family === 4 || e.family === 6) return e.family;
-  return ip(e.saddr)?.family ?? (e.saddr.includes(':') ? 6 : 4);
+  if (e.saddr === '0.0.0.0' && e.daddr === '0.0.0.0') return null;
+  return ip(e.saddr)?.family ?? null;
 }
 
 /** Whether `e` passes every set part of `f`. */
-export function traceEventMatches(e: TraceEvent & { family?: number }, f: TraceFilter): boolean {
+export function traceEventMatches(e: TraceEvent, f: TraceFilter): boolean {
   if (f.service !== undefined && e.service !== f.service) return false;
   if (f.action !== undefined && e.action !== f.action) return false;
   if (f.reason !== undefined && e.reason !== f.reason) return false;

@@ -132,7 +132,7 @@ export const mountTrace: MountPage = (container, ctx) => {
     }
     replaceChildren(rowsBox, table(['Time', 'Iface', 'Verdict', 'Reason', { text: 'Proto', cls: 'wide-only' }, 'Source', 'Destination', 'Service', 'Backend',
       { text: 'Len', num: true, cls: 'wide-only' }],
-      shown.map((e) => h('tr', { 'data-seq': e.seq, 'data-family': eventFamily(e) },
+      shown.map((e) => h('tr', { 'data-seq': e.seq, 'data-family': eventFamily(e) ?? undefined },
         h('td', { class: 'mono', title: `kernel time ${e.tsNs} ns, received ${formatClock(e.receivedAt, true)}` },
           formatClock(store.kernelClockOffsetMs === null ? e.receivedAt : e.tsNs / 1e6 + store.kernelClockOffsetMs, true)),
         h('td', null, interfaces.get(e.ifindex) ?? `#${e.ifindex}`),
