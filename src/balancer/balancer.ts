@@ -6,7 +6,7 @@
  * that drive a Dataplane directly do the same. The balancer imports the data plane, never back.
  */
 import type { Dataplane } from '../dataplane/dataplane';
-import { LbReverseCodec, LbReverseKeyCodec } from '../dataplane/abi';
+import { FAMILY6, familyCodec } from './family';
 import { createMaglevTable, readMaglevTable, writeMaglevSlots } from '../dataplane/maglev-tables';
 import type { DataplaneState } from '../dataplane/types';
 import { Reconciler, type ApplyResult, type ReconcilerMaps } from './reconciler';
@@ -25,6 +25,7 @@ export class Balancer {
       services: dp.map('services'), vips: dp.map('vips'), maglev: dp.map('maglev'), maglevMarks: dp.map('maglev_marks'), serviceSlots: dp.map('service_slots'), backends: dp.map('backends'),
       reverse: dp.map('reverse'), settings: dp.map('settings'), serviceStats: dp.map('service_stats'),
       backendStats: dp.map('backend_stats'),
+      v6: { services6: dp.map('services6'), vips6: dp.map('vips6'), backends6: dp.map('backends6'), reverse6: dp.map('reverse6') },
     };
     this.reconciler = new Reconciler(maps, {
       maxServices: dp.map('services').maxEntries,
@@ -85,18 +86,22 @@ export class Balancer {
     const desired = new Map<string, Buffer>();
     for (const g of groups.values()) {
       if (g.vips.size !== 1 || !g.best) continue;
-      const key = LbReverseKeyCodec.encode({ ip: g.ip, port: 0, proto: g.proto });
-      desired.set(key.toString('hex'), LbReverseCodec.encode({ vip: [...g.vips][0], vport: 0, serviceId: g.best.serviceId, backendId: g.best.backendId }));
+      const family = familyCodec(g.ip);   // reverse_frags or reverse_frags6 (the key's size tells)
+      const key = family.reverseKey({ ip: g.ip, port: 0, proto: g.proto });
+      desired.set(key.toString('hex'), family.reverse({ vip: [...g.vips][0], vport: 0, serviceId: g.best.serviceId, backendId: g.best.backendId }));
     }
     // Only this Balancer writes reverse_frags: when the entries are the ones it last wrote, the
     // map holds them (reading 1000 entries back costs ~10-20 ms of syscalls on every change).
     const signature = [...desired].map(([hex, value]) => `${hex}=${value.toString('hex')}`).sort().join(',');
     if (signature === this.reverseFragsWritten) return;
     this.reverseFragsWritten = null;
-    const m = this.dp.map('reverse_frags');
-    const current = new Map([...m.entries()].map(([k, v]) => [k.toString('hex'), v]));
-    for (const [hex, value] of desired) if (!current.get(hex)?.equals(value)) m.update(Buffer.from(hex, 'hex'), value);
-    for (const hex of current.keys()) if (!desired.has(hex)) m.delete(Buffer.from(hex, 'hex'));
+    for (const [name, family] of [['reverse_frags', 4], ['reverse_frags6', 6]] as const) {
+      const m = this.dp.map(name);
+      const mine = (hex: string) => (hex.length === FAMILY6.reverseKeySize * 2 ? 6 : 4) === family;
+      const current = new Map([...m.entries()].map(([k, v]) => [k.toString('hex'), v]));
+      for (const [hex, value] of desired) if (mine(hex) && !current.get(hex)?.equals(value)) m.update(Buffer.from(hex, 'hex'), value);
+      for (const hex of current.keys()) if (!desired.has(hex)) m.delete(Buffer.from(hex, 'hex'));
+    }
     this.reverseFragsWritten = signature;
   }
 

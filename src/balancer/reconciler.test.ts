@@ -291,7 +291,7 @@ describe('reconciler on the loaded bpf/lb.o', () => {
       ['table size above the largest', (s) => { s.services[0].tableSize = 131071; }, /exceeds the largest table/],
       ['port-0 NAT service with a backend port', (s) => { s.services[2].backends[0].port = 8080; }, /needs backends on port 0/],
       ['duplicate service key', (s) => { s.services[1].port = 80; s.services[1].protocol = 'tcp'; }, /is already service "web"/],
-      ['bad address', (s) => { s.services[0].backends[0].address = '198.18.1'; }, /not IPv4/],
+      ['bad address', (s) => { s.services[0].backends[0].address = '198.18.1'; }, /not an address in canonical form/],
     ];
     for (const [what, mutate, message] of bad) {
       const s = clone(baseState());

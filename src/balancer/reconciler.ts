@@ -20,18 +20,25 @@
  *   6. settings again: the VIP filter loses the bits of the VIPs that are gone.
  * Ids: services 1..maxServices-1 and backends 1..maxBackends-1, allocated round-robin so a
  * freed id is reused as late as possible (flow caches may still name it).
+ * IPv6 services go to the sibling maps (services6, vips6, backends6, reverse6, settings'
+ * vip_filter6) in the same steps and order (src/balancer/family.ts); ids are one space over both
+ * families, so the Maglev tables and their transition marks are the same code for both.
  */
 import { buildMaglevTable, MAX_WEIGHT, type MaglevBackend } from './maglev';
 import { buildMaglevTablesOffThread, OFF_THREAD_MIN_SLOTS } from './maglev-offthread';
 import { crossServiceRuleBreaks, serviceRuleBreaks } from '../config/rules';
 import { DEFAULT_REVERSE_GRACE_SECONDS, type DataplaneBackend, type DataplaneService, type DataplaneState } from '../dataplane/types';
-import { serviceSlotIndex, vipFilterWords } from '../dataplane/jhash';
+import { serviceSlotIndex, vipFilterWords, vipFilterWords6 } from '../dataplane/jhash';
 import {
-  LB, LbBackendCodec, LbReverseCodec, LbReverseKeyCodec, LbServiceCodec, LbServiceKeyCodec,
-  encodeU32, decodeU32, ipv4ToBytes, bytesToIpv4,
+  LB, LbBackendCodec, LbServiceCodec, LbServiceKeyCodec,
+  encodeU32, decodeU32, ipv4ToBytes,
   type LbBackend, type LbService, type LbServiceKey,
 } from '../dataplane/abi';
 import { typedLbMap, type LbTypedMap } from '../dataplane/typed-map';
+import {
+  FamilyUnionMap, codecOfBackend, codecOfReverse, familyCodec, isServiceKey4, vipFromKey, zeroLike, FAMILY6, type Family6Maps,
+} from './family';
+import { familyOf, joinHostPort, tryParseAddress } from '../domain/address';
 import { SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
 import { DEFAULT_TRANSITION_SECONDS, markedCount, sameCurrent, sweepSlots, transitionSlots, unmarkedSlots } from './transitions';
 
@@ -56,6 +63,8 @@ export interface ReconcilerMaps {
   settings: KernelMap;
   serviceStats?: KernelMap;
   backendStats?: KernelMap;
+  /** The IPv6 siblings (src/balancer/family.ts); absent: IPv6 services are refused. */
+  v6?: Family6Maps;
 }
 
 export interface ReconcilerLimits {
@@ -85,7 +94,10 @@ export interface ApplyResult { writes: number; tablesSwapped: number[] }
 
 const PROTO_NUMBER = { tcp: 6, udp: 17 } as const;
 const ZERO_BACKEND = Buffer.alloc(LbBackendCodec.size);
-const FLAGS_AT = LbBackendCodec.fields.find((f) => f.c === 'flags')!.offset;
+/** The VIP filter's input of an IPv4 VIP: its address as a host-order u32. */
+function vipKey4(vip: string): number {
+  return ipv4ToBytes(vip).readUInt32BE(0);
+}
 
 export class ReconcileError extends Error {
   override name = 'ReconcileError';
@@ -107,7 +119,7 @@ function serviceKeyOf(s: DataplaneService): LbServiceKey {
 }
 
 function backendKey(b: { address: string; port: number }): string {
-  return `${b.address}:${b.port}`;
+  return joinHostPort(b.address, b.port);
 }
 
 function backendFlags(b: DataplaneBackend): number {
@@ -190,6 +202,26 @@ export class Reconciler {
       settings: typedLbMap('settings', this.maps.settings),
     };
   }
+  /** The v4 and v6 map of each address-keyed kind as one (src/balancer/family.ts). */
+  private unionMaps?: ReconcilerMaps;
+  private get fm(): ReconcilerMaps {
+    const v6 = this.maps.v6;
+    return this.unionMaps ??= {
+      ...this.maps,
+      services: new FamilyUnionMap(this.maps.services, v6?.services6, { key: FAMILY6.serviceKeySize }),
+      vips: new FamilyUnionMap(this.maps.vips, v6?.vips6, { key: 16 }),
+      backends: new FamilyUnionMap(this.maps.backends, v6?.backends6, { value: FAMILY6.backendSize }),
+      reverse: new FamilyUnionMap(this.maps.reverse, v6?.reverse6, { key: FAMILY6.reverseKeySize }),
+    };
+  }
+  private typedMaps6?: { backends: LbTypedMap<'backends6'>; vips: LbTypedMap<'vips6'> } | null;
+  private get typed6() {
+    if (this.typedMaps6 === undefined) {
+      const v6 = this.maps.v6;
+      this.typedMaps6 = v6 ? { backends: typedLbMap('backends6', v6.backends6), vips: typedLbMap('vips6', v6.vips6) } : null;
+    }
+    return this.typedMaps6;
+  }
 
   constructor(
     private readonly maps: ReconcilerMaps,
@@ -206,8 +238,8 @@ export class Reconciler {
   /** Re-learns service and backend ids from the maps (after adopting pinned maps). */
   recover(): void {
     let maxService = 0;
-    for (const key of this.maps.services.keys()) {
-      const value = this.maps.services.lookup(key);
+    for (const key of this.fm.services.keys()) {
+      const value = this.fm.services.lookup(key);
       if (!value) continue;
       const svc = LbServiceCodec.decode(value);
       this.recoveredServiceIds.set(key.toString('hex'), svc.id);
@@ -227,9 +259,12 @@ export class Reconciler {
     }
     let maxBackend = 0;
     for (let id = 1; id < this.limits.maxBackends; id++) {
-      const b = this.typed.backends.get(id);
-      if (!b || LbBackendCodec.encode(b).equals(ZERO_BACKEND)) continue;
-      const key = `${b.ip}:${b.port}`;
+      let b = this.typed.backends.get(id);
+      if (!b || LbBackendCodec.encode(b).equals(ZERO_BACKEND)) {
+        b = this.typed6?.backends.get(id) ?? null;   // one id space: the id may be an IPv6 backend's
+        if (!b || FAMILY6.backend(b).every((x) => x === 0)) continue;
+      }
+      const key = joinHostPort(b.ip, b.port);
       this.backendIds.set(`${b.serviceId}|${key}`, id);
       this.backendById.set(id, { serviceId: b.serviceId, key });
       maxBackend = id;
@@ -265,7 +300,7 @@ export class Reconciler {
   backendId(serviceName: string, address: string, port: number): number | null {
     const sid = this.serviceIdByName.get(serviceName);
     if (sid === undefined) return null;
-    return this.backendIds.get(`${sid}|${address}:${port}`) ?? null;
+    return this.backendIds.get(`${sid}|${joinHostPort(address, port)}`) ?? null;
   }
 
   /** The installed Maglev table of a service: backend "address:port" -> fraction of slots. */
@@ -295,11 +330,15 @@ export class Reconciler {
     const own = state.services.map((s) => serviceRuleBreaks(s, s.tableSize));
     const across = crossServiceRuleBreaks(state.services);
     let reverseCount = 0;
+    let reverseCount6 = 0;
     let backendCount = 0;
     state.services.forEach((s, i) => {
       const where = `service "${s.name}"`;
       // What the codecs take (the config's own formats are narrower: src/config/schema.ts).
-      try { ipv4ToBytes(s.vip); } catch { broken('encodable', `${where}: vip "${s.vip}" is not an IPv4 address`); }
+      const vip = tryParseAddress(s.vip);
+      if ('error' in vip || vip.text !== s.vip) broken('encodable', `${where}: vip "${s.vip}" is not an address in canonical form`);
+      if (familyOf(s.vip) === 6 && !this.maps.v6) broken('encodable', `${where}: IPv6 VIP ${s.vip} but the data plane has no IPv6 maps`);
+      if (own[i].some((rule) => rule.rule === 'family')) broken('family', `${where}: a backend is not of the VIP's family (one family per service)`);
       if (!Number.isInteger(s.port) || s.port < 0 || s.port > 65535) broken('encodable', `${where}: port ${s.port} is not 0..65535`);
       if (!(s.protocol in PROTO_NUMBER)) broken('encodable', `${where}: protocol "${s.protocol}" is not tcp or udp`);
       if (s.mode !== 'nat' && s.mode !== 'dsr') broken('encodable', `${where}: mode "${s.mode}" is not nat or dsr`);
@@ -312,13 +351,14 @@ export class Reconciler {
       }
       for (const rule of mine) {
         if (rule.rule === 'duplicate-listener') {
-          broken(rule.rule, `${where}: ${s.vip}:${s.port}/${s.protocol} is already service "${state.services[rule.first].name}"`);
+          broken(rule.rule, `${where}: ${joinHostPort(s.vip, s.port)}/${s.protocol} is already service "${state.services[rule.first].name}"`);
         }
       }
       s.backends.forEach((b, n) => {
         const bkey = backendKey(b);
         const bwhere = `${where} backend ${bkey}`;
-        try { ipv4ToBytes(b.address); } catch { broken('encodable', `${where}: backend address "${b.address}" is not IPv4`); }
+        const address = tryParseAddress(b.address);
+        if ('error' in address || address.text !== b.address) broken('encodable', `${where}: backend address "${b.address}" is not an address in canonical form`);
         if (!Number.isInteger(b.port) || b.port < 0 || b.port > 65535) broken('encodable', `${bwhere}: port is not 0..65535`);
         if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > MAX_WEIGHT) {
           broken('encodable', `${bwhere}: weight ${b.weight} is not an integer in 0..${MAX_WEIGHT}`);
@@ -347,10 +387,14 @@ export class Reconciler {
       const usable = s.backends.filter(inTable).length;
       if (usable > s.tableSize) broken('table-size-backends', `${where}: tableSize ${s.tableSize} is smaller than its ${usable} usable backends`);
       backendCount += s.backends.length;
-      if (s.mode === 'nat') reverseCount += s.backends.length;
+      if (s.mode === 'nat' && familyOf(s.vip) === 4) reverseCount += s.backends.length;
+      if (s.mode === 'nat' && familyOf(s.vip) === 6) reverseCount6 += s.backends.length;
     });
-    // What the maps hold.
-    const vips = new Set(state.services.map((s) => s.vip)).size;
+    // What the maps hold (vips6 and reverse6 have the sizes of vips and reverse).
+    const vips = new Set(state.services.filter((s) => familyOf(s.vip) === 4).map((s) => s.vip)).size;
+    const vips6 = new Set(state.services.filter((s) => familyOf(s.vip) === 6).map((s) => s.vip)).size;
+    if (vips6 > this.limits.maxVips) broken('capacity', `${vips6} IPv6 VIPs exceed the data plane's ${this.limits.maxVips}`);
+    if (reverseCount6 > this.limits.maxReverse) broken('capacity', `${reverseCount6} IPv6 NAT backends exceed the reverse6 map's ${this.limits.maxReverse} entries`);
     if (state.services.length > this.limits.maxServices - 1) {
       broken('capacity', `${state.services.length} services exceed the data plane's ${this.limits.maxServices - 1}`);
     }
@@ -376,7 +420,7 @@ export class Reconciler {
     const plans = this.plan(state);
     this.prebuilt.clear();   // plan() took what it needed
     const tablesSwapped: number[] = [];
-    const m = this.maps;
+    const m = this.fm;   // services, vips, backends, reverse: both families (src/balancer/family.ts)
 
     // 1. Backends that become usable, reverse entries, settings.
     const desiredBackends = new Map<number, Buffer>();
@@ -386,7 +430,7 @@ export class Reconciler {
       currentBackends.set(id, m.backends.lookup(encodeU32(id)) ?? ZERO_BACKEND);
     }
     for (const [id, value] of desiredBackends) {
-      if (!currentBackends.get(id)!.equals(value) && (value[FLAGS_AT] & LB.BACKEND_F_ACTIVE)) {
+      if (!currentBackends.get(id)!.equals(value) && (value[codecOfBackend(value).flagsAt] & LB.BACKEND_F_ACTIVE)) {
         this.write(m.backends, encodeU32(id), value);
       }
     }
@@ -394,10 +438,11 @@ export class Reconciler {
     for (const p of plans) {
       if (p.service.mode !== 'nat') continue;
       for (const b of p.backends) {
-        const key = LbReverseKeyCodec.encode({
+        const family = familyCodec(p.service.vip);
+        const key = family.reverseKey({
           ip: b.spec.address, port: b.spec.port || p.service.port, proto: PROTO_NUMBER[p.service.protocol],
         });
-        const value = LbReverseCodec.encode({ vip: p.service.vip, vport: p.service.port, serviceId: p.id, backendId: b.id });
+        const value = family.reverse({ vip: p.service.vip, vport: p.service.port, serviceId: p.id, backendId: b.id });
         desiredReverse.set(key.toString('hex'), value);
       }
     }
@@ -405,10 +450,15 @@ export class Reconciler {
     // A key in its grace period that a backend claims again belongs to the new owner; grace
     // entries make room (soonest to go first) when new keys would overfill the map.
     for (const hex of [...this.reverseGrace.keys()]) if (desiredReverse.has(hex)) this.reverseGrace.delete(hex);
-    let reverseCount = currentReverse.size + [...desiredReverse.keys()].filter((hex) => !currentReverse.has(hex)).length;
+    // Counted per family: reverse and reverse6 are two maps of maxReverse entries each (a key's
+    // hex length tells its family).
+    const familyOfHex = (hex: string): number => (hex.length === FAMILY6.reverseKeySize * 2 ? 6 : 4);
+    const reverseCounts = new Map<number, number>([[4, 0], [6, 0]]);
+    for (const hex of new Set([...currentReverse.keys(), ...desiredReverse.keys()])) reverseCounts.set(familyOfHex(hex), reverseCounts.get(familyOfHex(hex))! + 1);
     for (const [hex] of [...this.reverseGrace].sort((a, b) => a[1] - b[1])) {
-      if (reverseCount <= this.limits.maxReverse) break;
-      if (currentReverse.delete(hex)) { this.remove(m.reverse, Buffer.from(hex, 'hex')); reverseCount--; }
+      const family = familyOfHex(hex);
+      if (reverseCounts.get(family)! <= this.limits.maxReverse) continue;
+      if (currentReverse.delete(hex)) { this.remove(m.reverse, Buffer.from(hex, 'hex')); reverseCounts.set(family, reverseCounts.get(family)! - 1); }
       this.reverseGrace.delete(hex);
     }
     for (const [hex, value] of desiredReverse) {
@@ -421,12 +471,17 @@ export class Reconciler {
       sampleRate: state.settings.sampleRate,
       flowCache: state.settings.flowCache ? 1 : 0,
       txRedirect: state.settings.txRedirect ? 1 : 0,
-      // IPv6 VIP filter: kept as it is here (v6: the IPv6 reconciler's to write).
-      vipFilter6: this.typed.settings.get(0)?.vipFilter6 ?? new Array<number>(LB.VIP_FILTER_WORDS).fill(0),
     };
-    const desiredFilter = vipFilterWords(plans.map((p) => ipv4ToBytes(p.service.vip).readUInt32BE(0)));
-    const currentFilter = this.typed.settings.get(0)?.vipFilter ?? desiredFilter;
-    if (this.typed.settings.setIfChanged(0, { ...knobs, vipFilter: desiredFilter.map((w, i) => (w | currentFilter[i]) >>> 0) })) this.writes++;
+    const desiredFilter = vipFilterWords(plans.filter((p) => isServiceKey4(p.key)).map((p) => vipKey4(p.service.vip)));
+    const desiredFilter6 = vipFilterWords6(plans.filter((p) => !isServiceKey4(p.key)).map((p) => p.service.vip));
+    const currentSettings = this.typed.settings.get(0);
+    const currentFilter = currentSettings?.vipFilter ?? desiredFilter;
+    const currentFilter6 = currentSettings?.vipFilter6 ?? desiredFilter6;
+    if (this.typed.settings.setIfChanged(0, {
+      ...knobs,
+      vipFilter: desiredFilter.map((w, i) => (w | currentFilter[i]) >>> 0),
+      vipFilter6: desiredFilter6.map((w, i) => (w | currentFilter6[i]) >>> 0),
+    })) this.writes++;
 
     // 2. Tables and service entries.
     const currentServices = this.readAll(m.services);
@@ -435,10 +490,12 @@ export class Reconciler {
     // there, with the same entry as services; written right after its services entry.
     const desiredSlots = new Map<number, Buffer>();
     for (const p of plans) {
+      if (!isServiceKey4(p.key)) continue;   // service_slots is IPv4 only
       const index = serviceSlotIndex(p.key);
       if (!desiredSlots.has(index)) desiredSlots.set(index, Buffer.concat([p.key, LbServiceCodec.encode(p.value)]));
     }
     const syncSlot = (p: ServicePlan): void => {
+      if (!isServiceKey4(p.key)) return;
       const index = serviceSlotIndex(p.key);
       const want = desiredSlots.get(index)!;
       if (want.subarray(0, p.key.length).equals(p.key)) this.writeServiceSlot(index, want);
@@ -478,12 +535,12 @@ export class Reconciler {
     for (const p of plans) vipCounts.set(p.service.vip, (vipCounts.get(p.service.vip) ?? 0) + 1);
     const currentVips = this.readAll(m.vips);
     for (const [vip, count] of vipCounts) {
-      if (this.typed.vips.setIfChanged(vip, { services: count })) this.writes++;
+      if ((familyOf(vip) === 6 ? this.typed6!.vips : this.typed.vips).setIfChanged(vip, { services: count })) this.writes++;
     }
 
     // 4. Backends that stop taking traffic, now that no table holds them.
     for (const [id, value] of desiredBackends) {
-      if (!currentBackends.get(id)!.equals(value) && !(value[FLAGS_AT] & LB.BACKEND_F_ACTIVE)) {
+      if (!currentBackends.get(id)!.equals(value) && !(value[codecOfBackend(value).flagsAt] & LB.BACKEND_F_ACTIVE)) {
         this.write(m.backends, encodeU32(id), value);
       }
     }
@@ -491,15 +548,15 @@ export class Reconciler {
     // 5. What is gone.
     const liveServiceIds = new Set(plans.map((p) => p.id));
     for (const hex of currentVips.keys()) {
-      if (!vipCounts.has(bytesToIpv4(Buffer.from(hex, 'hex')))) this.remove(m.vips, Buffer.from(hex, 'hex'));
+      if (!vipCounts.has(vipFromKey(Buffer.from(hex, 'hex')))) this.remove(m.vips, Buffer.from(hex, 'hex'));
     }
     const desiredServiceKeys = new Set(plans.map((p) => p.key.toString('hex')));
     for (const hex of currentServices.keys()) {
       if (desiredServiceKeys.has(hex)) continue;
       // Its service_slots copy first (when the slot still holds it).
       const key = Buffer.from(hex, 'hex');
-      const index = serviceSlotIndex(key);
-      if (this.slotsMirror().get(index)?.startsWith(hex)) this.writeServiceSlot(index, desiredSlots.get(index) ?? null);
+      const index = isServiceKey4(key) ? serviceSlotIndex(key) : -1;
+      if (index >= 0 && this.slotsMirror().get(index)?.startsWith(hex)) this.writeServiceSlot(index, desiredSlots.get(index) ?? null);
       this.remove(m.services, key);
     }
     // Anything else a slot holds that the state does not want (e.g. left by another build).
@@ -543,26 +600,28 @@ export class Reconciler {
       this.reverseGrace.set(hex, until);
       // Translated as before, counted under no backend (its id may be reused) and under its
       // service only while that service lives.
-      const rev = LbReverseCodec.decode(value);
-      const kept = LbReverseCodec.encode({ ...rev, backendId: 0, serviceId: liveServiceIds.has(rev.serviceId) ? rev.serviceId : 0 });
+      const codec = codecOfReverse(value);
+      const rev = codec.decodeReverse(value);
+      const kept = codec.reverse({ ...rev, backendId: 0, serviceId: liveServiceIds.has(rev.serviceId) ? rev.serviceId : 0 });
       if (!kept.equals(value)) this.write(m.reverse, Buffer.from(hex, 'hex'), kept);
     }
     for (const hex of [...this.reverseGrace.keys()]) if (!currentReverse.has(hex)) this.reverseGrace.delete(hex);
     for (const [id, owner] of [...this.backendById]) {
       if (desiredBackends.has(id)) continue;
       const current = currentBackends.get(id) ?? ZERO_BACKEND;
-      if (current[FLAGS_AT] & LB.BACKEND_F_ACTIVE) {
+      const flagsAt = codecOfBackend(current).flagsAt;
+      if (current[flagsAt] & LB.BACKEND_F_ACTIVE) {
         const inactive = Buffer.from(current);
-        inactive[FLAGS_AT] &= ~LB.BACKEND_F_ACTIVE;
+        inactive[flagsAt] &= ~LB.BACKEND_F_ACTIVE;
         this.write(m.backends, encodeU32(id), inactive);
       }
-      if (!current.equals(ZERO_BACKEND)) this.write(m.backends, encodeU32(id), ZERO_BACKEND);
+      if (!current.equals(zeroLike(current))) this.write(m.backends, encodeU32(id), zeroLike(current));
       this.zeroStats(m.backendStats, id);
       this.backendById.delete(id);
       this.backendIds.delete(`${owner.serviceId}|${owner.key}`);
     }
     // 6. The VIP filter without the VIPs that are gone (now that nothing routes to them).
-    if (this.typed.settings.setIfChanged(0, { ...knobs, vipFilter: desiredFilter })) this.writes++;
+    if (this.typed.settings.setIfChanged(0, { ...knobs, vipFilter: desiredFilter, vipFilter6: desiredFilter6 })) this.writes++;
     return { writes: this.writes - before, tablesSwapped };
   }
 
@@ -638,7 +697,7 @@ export class Reconciler {
     for (const [hex, until] of [...this.reverseGrace]) {
       if (until > now) continue;
       this.reverseGrace.delete(hex);
-      this.removeIfPresent(this.maps.reverse, Buffer.from(hex, 'hex'));
+      this.removeIfPresent(this.fm.reverse, Buffer.from(hex, 'hex'));
       removed++;
     }
     return removed;
@@ -684,7 +743,7 @@ export class Reconciler {
     for (const s of state.services) {
       let id = this.serviceIdByName.get(s.name);
       if (id === undefined) {
-        const hex = LbServiceKeyCodec.encode(serviceKeyOf(s)).toString('hex');
+        const hex = familyCodec(s.vip).serviceKey(serviceKeyOf(s)).toString('hex');
         const recovered = this.recoveredServiceIds.get(hex);
         if (recovered !== undefined && !this.serviceNameById.has(recovered) && !claimed.has(recovered)) {
           id = recovered;
@@ -718,7 +777,7 @@ export class Reconciler {
         backends.push({
           spec: b, id: bid,
           // The owner service's key and mode ride along: the flow-cache hit path checks them.
-          value: LbBackendCodec.encode({
+          value: familyCodec(s.vip).backend({
             ip: b.address, port: b.port, flags: backendFlags(b), mode: s.mode === 'dsr' ? LB.MODE_DSR : LB.MODE_NAT,
             serviceId: id, vip: s.vip, vport: s.port, proto: PROTO_NUMBER[s.protocol],
           } satisfies LbBackend),
@@ -735,7 +794,7 @@ export class Reconciler {
       }
       plans.push({
         service: s, id, backends, table,
-        key: LbServiceKeyCodec.encode(serviceKeyOf(s)),
+        key: familyCodec(s.vip).serviceKey(serviceKeyOf(s)),
         value: { id, tableSize: table.length, mode: s.mode === 'dsr' ? LB.MODE_DSR : LB.MODE_NAT, flags: 0 },
       });
     }

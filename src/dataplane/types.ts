@@ -8,7 +8,7 @@ export type Protocol = 'tcp' | 'udp';
 export type ForwardingMode = 'nat' | 'dsr';
 
 export interface DataplaneBackend {
-  address: string;         // IPv4 dotted quad
+  address: string;         // IPv4 dotted quad or canonical IPv6 (RFC 5952); the VIP's family
   port: number;            // 0 = keep the client's destination port
   weight: number;          // integer >= 0; 0 = drained (no new flows)
   /** false = health checks say down: out of the table AND its cached flows move elsewhere. */
@@ -19,7 +19,7 @@ export interface DataplaneBackend {
 
 export interface DataplaneService {
   name: string;            // unique; stable key for ids across reconciles
-  vip: string;             // IPv4 dotted quad
+  vip: string;             // IPv4 dotted quad or canonical IPv6 (src/domain/address.ts)
   port: number;            // 0 = every port of the protocol
   protocol: Protocol;
   mode: ForwardingMode;
