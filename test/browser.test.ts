@@ -18,9 +18,9 @@ import path from 'node:path';
 import { startDevServer, DEFAULT_DEV_USERS } from './browser/dev-server';
 import { PAGES, checkBenchResults, checkClusterPage, checkHealthChangeShown, checkStreamReconnect, chromiumPath, runBrowserSuite } from './browser/suite';
 import { repoRoot } from './browser/repo-root';
-import { startDaemonLab, whyLabNotRunnable } from './browser/daemon-lab';
-import { kernelBackend } from './browser/kernel-check';
-import { runIpv6Suite } from './browser/v6-suite';
+import { V6_SERVICE, startDaemonLab, whyLabNotRunnable } from './browser/daemon-lab';
+import { kernelBackend, kernelBackends6 } from './browser/kernel-check';
+import { checkIpv6AgainstDaemon, runIpv6Suite } from './browser/v6-suite';
 
 const webBuilt = fs.existsSync(path.join(repoRoot(), 'web', 'dist', 'index.html'));
 const chromium = chromiumPath();
@@ -58,6 +58,12 @@ describe('dashboard against the real daemon', { skip: labSkip ?? false }, () => 
         },
       });
       assert.equal(report.screenshots.length, 2 * PAGES.length + 4, `screenshots: ${report.screenshots.join(', ')}`);
+
+      // IPv6 beside IPv4 against the real API and kernel maps (no IPv6 traffic in this lab).
+      await checkIpv6AgainstDaemon(lab.url, lab.creds, {
+        service: V6_SERVICE, vip: '2001:2:0:a5a5::10', backends: ['[2001:2:0:a5a5:b6b6:c7c7:d8d8:e9e9]:8080', '[2001:2::1:11]:8080'],
+        kernelBackends6: () => kernelBackends6(lab.pinDir), log,
+      });
 
       // A backend failing its health checks shows on the Overview, live, and recovers.
       const backend = lab.backends[1];

@@ -383,3 +383,130 @@ async function checkForms(page: Page, base: string, allowConsole: (re: RegExp | 
     ['[2001:2::3:1]:9000', '[2001:2::3:2]:9000']);
   allowConsole(null);
 }
+
+/**
+ * The IPv6 part against the real daemon (test/browser/daemon-lab.ts: service `web6`, VIP
+ * 2001:2:0:a5a5::10 port 80, backends [2001:2:0:a5a5:b6b6:c7c7:d8d8:e9e9]:8080 and
+ * [2001:2::1:11]:8080, no IPv6 traffic): the addresses as the real API gives them and the
+ * layout of Services, Overview, Maps and Trace at 1280 and 800 px; the Trace family filter
+ * (the lab's traffic is IPv4 only); add backend refused by the real API for an IPv4 address,
+ * then added from a non-canonical IPv6 text — listed canonical by the API and written to the
+ * kernel's backends6 (`kernelBackends6`) — and removed again; add service with an IPv6 VIP,
+ * then deleted through the API.
+ * @throws AssertionError naming the page, width and problem on the first failure.
+ */
+export async function checkIpv6AgainstDaemon(baseUrl: string, creds: BrowserSuiteCreds, opts: {
+  service: string; vip: string; backends: string[]; kernelBackends6: () => string[]; log?: (line: string) => void;
+}): Promise<void> {
+  const base = baseUrl.replace(/\/+$/, '');
+  const log = opts.log ?? (() => undefined);
+  const exe = chromiumPath();
+  const browser = await chromium.launch({ executablePath: exe, args: CHROMIUM_ARGS });
+  const errors: string[] = [];
+  let allowed: RegExp | null = null;
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('console', (msg) => { if (msg.type() === 'error' && !allowed?.test(msg.text())) errors.push(msg.text()); });
+    page.on('pageerror', (err) => errors.push(err.message));
+    await login(page, base, creds.admin);
+    const token = await page.evaluate(() => window.sessionStorage.getItem('xdplb.token')) as string;
+    const apiCall = async (method: string, route: string) => {
+      const res = await fetch(`${base}/api/v1${route}`, { method, headers: { authorization: `Bearer ${token}` } });
+      return { status: res.status, body: res.status === 204 ? null : await res.json() as any };
+    };
+    const expectLayout = async (where: string) => assert.deepEqual(await layoutProblems(page), [], `${where}: layout`);
+    assert.deepEqual(opts.kernelBackends6(), [...opts.backends].sort(), 'the kernel holds the IPv6 backends of the config');
+
+    for (const width of LAYOUT_WIDTHS) {
+      await page.setViewportSize({ width, height: 900 });
+      log(`v6 against the daemon at ${width} px`);
+      await gotoPage(page, base, 'services');
+      const panel = page.locator(`section[data-service="${opts.service}"]`);
+      await panel.waitFor({ timeout: WAIT_MS });
+      assert.equal((await panel.locator('[data-field=vip]').textContent())?.trim(), `[${opts.vip}]:80/tcp`);
+      assert.deepEqual(await panel.locator('tr[data-backend]').evaluateAll((rows) => rows.map((r: any) => r.dataset.backend).sort()), [...opts.backends].sort());
+      for (const key of opts.backends) assert.equal((await panel.locator(`tr[data-backend="${key}"] td`).first().textContent())?.trim(), key);
+      await expectLayout(`daemon services at ${width} px`);
+
+      await gotoPage(page, base, 'overview');
+      await page.locator(`tr.row-backend[data-service="${opts.service}"][data-backend="${opts.backends[0]}"]`).waitFor({ timeout: WAIT_MS });
+      await page.locator(`.chart .u-legend .u-series:has-text("${opts.service}/${opts.backends[0]}")`).waitFor({ timeout: WAIT_MS });
+      await expectLayout(`daemon overview at ${width} px`);
+
+      await gotoPage(page, base, 'maps');
+      await page.locator('button[data-map="backends6"]').click();
+      await page.locator(`#map-entries td[title="${opts.backends[0].replace(/^\[(.*)\]:\d+$/, '$1')}"]`).first().waitFor({ timeout: WAIT_MS });
+      await expectLayout(`daemon maps (backends6 entries) at ${width} px`);
+      const shotDir = path.join(repoRoot(), 'test-artifacts', 'screenshots');
+      fs.mkdirSync(shotDir, { recursive: true });
+      await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: path.join(shotDir, `daemon6-maps-${width}.png`), fullPage: true });
+
+      await gotoPage(page, base, 'trace');
+      await page.waitForSelector('tr[data-seq]', { timeout: WAIT_MS });
+      await expectLayout(`daemon trace at ${width} px`);
+    }
+
+    // The lab's load is IPv4: the IPv6 filter leaves nothing, the IPv4 one every row.
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.locator('[data-testid=pause]').click();
+    const total = await page.locator('tr[data-seq]').count();
+    await page.selectOption('#f-family', 'IPv6');
+    await page.locator('p.empty:has-text("No buffered event matches the filters.")').waitFor({ timeout: WAIT_MS });
+    await page.selectOption('#f-family', 'IPv4');
+    await page.waitForFunction((n) => document.querySelectorAll('tr[data-seq][data-family="4"]').length === n, total, { timeout: WAIT_MS });
+    await page.locator('#f-address').fill(opts.vip);
+    await page.locator('p.empty').waitFor({ timeout: WAIT_MS });
+    await page.selectOption('#f-family', '');
+    await page.locator('#f-address').fill('');
+    await page.locator('[data-testid=pause]').click();
+
+    // Forms against the real API.
+    log('v6 forms against the daemon');
+    await gotoPage(page, base, 'services');
+    const panel = page.locator(`section[data-service="${opts.service}"]`);
+    const dialog = page.locator('dialog.dialog[open]');
+    allowed = /status of (400|409)/;
+    await panel.locator('button[data-action=add-backend]').click();
+    await dialog.locator('input[name=address]').fill('198.18.1.50');
+    await dialog.locator('input[name=port]').fill('8080');
+    await dialog.locator('button[type=submit]').click();
+    await dialog.locator('.dialog-error', { hasText: /198\.18\.1\.50.*IPv4.*IPv6.*400/ }).waitFor({ timeout: WAIT_MS });
+    assert.equal(await dialog.locator('input[name=address]').getAttribute('aria-invalid'), 'true', 'the address is marked');
+    await dialog.locator('input[name=address]').fill('2001:2:0:A5A5:0:0:0:50');
+    await dialog.locator('button[type=submit]').click();
+    await page.waitForSelector('dialog.dialog', { state: 'detached', timeout: WAIT_MS });
+    const addedKey = '[2001:2:0:a5a5::50]:8080';
+    const added = panel.locator(`tr[data-backend="${addedKey}"]`);
+    await added.waitFor({ timeout: WAIT_MS });
+    const listed = (await apiCall('GET', `/services/${encodeURIComponent(opts.service)}`)).body.backends.map((b: any) => b.key);
+    assert.ok(listed.includes(addedKey), `the API lists ${addedKey}: ${listed.join(', ')}`);
+    assert.ok(opts.kernelBackends6().includes(addedKey), `the kernel's backends6 holds ${addedKey}: ${opts.kernelBackends6().join(', ')}`);
+    await added.locator('button[data-action=remove]').click();
+    await dialog.locator('button[type=submit]').click();
+    await added.waitFor({ state: 'detached', timeout: WAIT_MS });
+    assert.ok(!opts.kernelBackends6().includes(addedKey), `${addedKey} left the kernel's backends6`);
+
+    await page.locator('button[data-action=add-service]').click();
+    await dialog.locator('input[name=name]').fill('api6');
+    await dialog.locator('input[name=vip]').fill('ff02::1');
+    await dialog.locator('input[name=port]').fill('8080');
+    await dialog.locator('input[name=backends]').fill('[2001:2::3:1]:9000, [2001:2:0:0:0:0:3:2]:9000');
+    await dialog.locator('button[type=submit]').click();
+    await dialog.locator('.dialog-error', { hasText: /ff02::1.*multicast.*400/ }).waitFor({ timeout: WAIT_MS });
+    await dialog.locator('input[name=vip]').fill('2001:2:0:0:0:0:0:FF');
+    await dialog.locator('button[type=submit]').click();
+    await page.waitForSelector('dialog.dialog', { state: 'detached', timeout: WAIT_MS });
+    const svc = page.locator('section[data-service="api6"]');
+    await svc.waitFor({ timeout: WAIT_MS });
+    assert.equal((await svc.locator('[data-field=vip]').textContent())?.trim(), '[2001:2::ff]:8080/tcp');
+    assert.deepEqual(await svc.locator('tr[data-backend]').evaluateAll((rows) => rows.map((r: any) => r.dataset.backend).sort()),
+      ['[2001:2::3:1]:9000', '[2001:2::3:2]:9000']);
+    allowed = null;
+    assert.equal((await apiCall('DELETE', '/services/api6')).status, 204, 'api6 deleted again');
+    await svc.waitFor({ state: 'detached', timeout: WAIT_MS });
+    assert.deepEqual(errors, [], 'no console errors');
+  } finally {
+    await browser.close();
+  }
+}
