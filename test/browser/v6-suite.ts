@@ -58,7 +58,8 @@ export async function layoutProblems(page: Page): Promise<LayoutProblem[]> {
     const name = (el: any) => {
       const row = el.closest('tr');
       const table = el.closest('.panel, section');
-      return `${table?.getAttribute('aria-label') ?? table?.querySelector('h2')?.textContent ?? ''} ${row ? `row "${row.textContent.slice(0, 60)}"` : ''}`.trim();
+      const where = table?.getAttribute('aria-label') ?? table?.querySelector('h2')?.textContent ?? document.querySelector('main h1')?.textContent ?? '';
+      return `${where} ${row ? `row "${row.textContent.slice(0, 60)}"` : ''}`.trim();
     };
     if (doc.scrollWidth > vw) problems.push({ what: 'page scrolls sideways', detail: `${doc.scrollWidth} px in a ${vw} px window` });
     for (const table of document.querySelectorAll('main table')) {
