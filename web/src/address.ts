@@ -2,8 +2,9 @@
 // one (RFC 5952 for IPv6: lower case, no leading zeros, the longest run of two or more zero
 // groups as `::`, the first on a tie, no dotted IPv4 tail), `[v6]:port` where a port follows.
 // Pure functions without Node's Buffer (the browser bundle has none), so test/browser/*.test.ts
-// checks them under Node. The daemon's own parser is src/domain/address.ts (docs/V6 contract);
-// the two must agree on the canonical text, which test/browser/address.test.ts checks when both exist.
+// checks them under Node. The daemon's parser is src/domain/address.ts (it needs Node's Buffer,
+// so the bundle cannot import it); test/browser/address.test.ts checks that the two accept and
+// refuse the same input and print the same canonical text.
 
 export type Family = 4 | 6;
 export interface IpAddress {
