@@ -7,8 +7,9 @@
  *   the API (and the kernel's maps: see afterDrain).
  * - 'dashboard against the synthetic dev server': the UI's own behaviour (login, roles, live
  *   pages, dialogs, screenshots) against test/browser/dev-server.ts, a double of the daemon's
- *   HTTP API with made-up numbers, and the Benchmarks page with a saved result. It proves nothing
- *   about the kernel.
+ *   HTTP API with made-up numbers, the Benchmarks page with a saved result, and IPv6 beside
+ *   IPv4 (test/browser/v6-suite.ts: layout measured at 1280 and 800 px, trace filters, forms).
+ *   It proves nothing about the kernel.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,8 +18,9 @@ import path from 'node:path';
 import { startDevServer, DEFAULT_DEV_USERS } from './browser/dev-server';
 import { PAGES, checkBenchResults, checkClusterPage, checkHealthChangeShown, checkStreamReconnect, chromiumPath, runBrowserSuite } from './browser/suite';
 import { repoRoot } from './browser/repo-root';
-import { startDaemonLab, whyLabNotRunnable } from './browser/daemon-lab';
-import { kernelBackend } from './browser/kernel-check';
+import { V6_SERVICE, startDaemonLab, whyLabNotRunnable } from './browser/daemon-lab';
+import { kernelBackend, kernelBackends6 } from './browser/kernel-check';
+import { checkIpv6AgainstDaemon, runIpv6Suite } from './browser/v6-suite';
 
 const webBuilt = fs.existsSync(path.join(repoRoot(), 'web', 'dist', 'index.html'));
 const chromium = chromiumPath();
@@ -56,6 +58,12 @@ describe('dashboard against the real daemon', { skip: labSkip ?? false }, () => 
         },
       });
       assert.equal(report.screenshots.length, 2 * PAGES.length + 4, `screenshots: ${report.screenshots.join(', ')}`);
+
+      // IPv6 beside IPv4 against the real API and kernel maps (no IPv6 traffic in this lab).
+      await checkIpv6AgainstDaemon(lab.url, lab.creds, {
+        service: V6_SERVICE, vip: '2001:2:0:a5a5::10', backends: ['[2001:2:0:a5a5:b6b6:c7c7:d8d8:e9e9]:8080', '[2001:2::1:11]:8080'],
+        kernelBackends6: () => kernelBackends6(lab.pinDir), log,
+      });
 
       // A backend failing its health checks shows on the Overview, live, and recovers.
       const backend = lab.backends[1];
@@ -105,6 +113,17 @@ describe('dashboard against the synthetic dev server', { skip: skipReason }, () 
         setStoreStale: (reason) => server.setStoreStale(reason),
       }, { label: 'dev' });
       assert.equal(shots.length, 2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('IPv6 beside IPv4: canonical [addr]:port in every table, trace row and legend, layout measured at 1280 and 800 px, trace filters of both families, IPv6 in the add forms', { timeout: 180_000 }, async () => {
+    // The dev server's dual-stack fixtures (synthetic: this tests the dashboard, not the data plane).
+    const server = await startDevServer({ ipv6: true, randomEvents: false });
+    try {
+      const shots = await runIpv6Suite(server.url, devCreds, { emitEvents: (events) => server.emitEvents(events), log: (l) => process.stderr.write(`${l}\n`) });
+      assert.equal(shots.length, 2 * 5 + 1, `screenshots: ${shots.join(', ')}`);
     } finally {
       await server.close();
     }

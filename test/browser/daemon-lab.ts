@@ -19,6 +19,8 @@ import { whyKernelTestsCannotRun, freePort } from '../support/kernel-env';
 export const LAB_PREFIX = 'xlbt-ui';
 export const PIN_DIR = `/sys/fs/bpf/${LAB_PREFIX}`;
 export const VIP = '198.18.100.1';
+/** The IPv6 service of the lab config (no traffic: its addresses and the forms in the dashboard). */
+export const V6_SERVICE = 'web6';
 const API_PORT_IN_LB = 8720;
 /** Load bounds: at most this many requests, for at most this long. */
 const LOAD_MAX_REQUESTS = 4000;
@@ -121,6 +123,11 @@ export async function startDaemonLab(log: (line: string) => void = () => undefin
         // Checked on the backends' second port (80), apart from the traffic on 8080.
         healthCheck: { type: 'http', port: 80, path: '/healthz', intervalMs: 1000, timeoutMs: 500, rise: 1, fall: 2 },
         backends: topology.backends.map((be) => ({ address: be.address, port: 8080, weight: 1 })),
+      }, {
+        // IPv6 beside it (issue 15), for the dashboard's addresses and forms against the real
+        // API: no traffic and no health check (the lab's legs carry no IPv6 route to these).
+        name: V6_SERVICE, vip: '2001:2:0:a5a5::10', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 251,
+        backends: [{ address: '2001:2:0:a5a5:b6b6:c7c7:d8d8:e9e9', port: 8080, weight: 1 }, { address: '2001:2::1:11', port: 8080, weight: 1 }],
       }],
     }));
     daemon = spawnDaemon({ configPath, pinDir: PIN_DIR, netns: topology.lb.netns, detachOnExit: true });

@@ -19,12 +19,17 @@ import type { TraceEvent } from '../../src/dataplane/types';
 import { REASONS, XDP_ACTIONS } from '../../src/dataplane/types';
 import { findDisagreements, type ClusterView, type NodeStatus } from '../../src/api/cluster-view';
 import { repoRoot } from './repo-root';
+import { forbiddenAddressReason, formatHostPort as hostPort, tryParseAddress, tryParseHostPort, type ParsedAddress } from '../../src/domain/address';
 
 export interface DevUser { password: string; role: 'viewer' | 'admin' }
 export interface DevServerOptions {
   port?: number;                      // 0 = any free port (default)
   users?: Record<string, DevUser>;    // default: admin/admin-pass, viewer/viewer-pass
   bench?: unknown;                    // what /bench/latest returns (default null)
+  /** Dual stack: two IPv6 services (long and short addresses) beside the IPv4 ones. */
+  ipv6?: boolean;
+  /** Made-up trace events four times a second (default true); false: only emitEvents(). */
+  randomEvents?: boolean;
 }
 export interface DevServer {
   url: string;
@@ -34,6 +39,8 @@ export interface DevServer {
   setStoreStale(reason: string | null): void;
   /** Every accepted PUT /api/v1/nodes/{name}/drain, in order (node and body as received). */
   drainRequests: Array<{ node: string; body: Record<string, unknown> }>;
+  /** Sends these trace events on every live stream now. */
+  emitEvents(events: TraceEvent[]): void;
   close(): Promise<void>;
 }
 
@@ -71,7 +78,17 @@ class SyntheticBalancer {
       backends: [this.backend('198.18.2.21', 53, 1), this.backend('198.18.2.22', 53, 1)] },
   ];
 
-  constructor() {
+  constructor(ipv6 = false) {
+    // The IPv6 fixtures: canonical text as the daemon outputs it; the longest form a 2001:2::/48
+    // address takes (8 groups of 4 digits but the 0) next to short ones.
+    if (ipv6) {
+      this.services.push(
+        { id: 3, name: 'web6', vip: '2001:2:0:a5a5::10', port: 443, protocol: 'tcp', mode: 'nat', tableSize: 65537, baseFwdPps: 31_000, pktSize: 900,
+          backends: [this.backend('2001:2:0:a5a5:b6b6:c7c7:d8d8:e9e9', 8443, 1), this.backend('2001:2:0:a5a5:b6b6:c7c7:d8d8:e9ea', 8443, 1),
+            this.backend('2001:2::1:11', 8443, 2)] },
+        { id: 4, name: 'dns6', vip: '2001:2::53', port: 53, protocol: 'udp', mode: 'dsr', tableSize: 251, baseFwdPps: 7_000, pktSize: 104,
+          backends: [this.backend('2001:2::2:21', 53, 1), this.backend('2001:2::2:22', 53, 1)] });
+    }
     const now = Date.now();
     for (let i = 120; i > 0; i--) this.history.push(this.sample(now - i * 1000));
   }
@@ -93,7 +110,7 @@ class SyntheticBalancer {
         ? { type: 'http', path: '/healthz', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3 }
         : { type: 'tcp', intervalMs: 2000, timeoutMs: 500, rise: 2, fall: 3 },
       backends: svc.backends.map((b) => ({
-        address: b.address, port: b.port, weight: b.weight, drain: b.drain, id: b.id, key: `${b.address}:${b.port}`,
+        address: b.address, port: b.port, weight: b.weight, drain: b.drain, id: b.id, key: hostPort(b.address, b.port),
         health: b.health, draining: b.drain, inTable: eligible.includes(b),
         tableShare: eligible.includes(b) && totalWeight > 0 ? b.weight / totalWeight : 0,
       })),
@@ -160,7 +177,7 @@ class SyntheticBalancer {
     const b = this.services[0].backends[this.services[0].backends.length - 1];
     if (!b) return null;
     b.health = b.health === 'down' ? 'up' : 'down';
-    return { service: this.services[0].name, backend: `${b.address}:${b.port}`, health: b.health };
+    return { service: this.services[0].name, backend: hostPort(b.address, b.port), health: b.health };
   }
 
   randomEvent(): TraceEvent {
@@ -169,21 +186,23 @@ class SyntheticBalancer {
     const r = Math.random();
     const base = { tsNs: Number(process.hrtime.bigint()), ifindex: 3, pktLen: svc.pktSize + Math.floor(Math.random() * 40),
       serviceId: svc.id, sport: 1024 + Math.floor(Math.random() * 60000), proto: svc.protocol === 'tcp' ? 6 : 17 };
-    const client = `198.18.100.${1 + Math.floor(Math.random() * 40)}`;
+    const v6 = svc.vip.includes(':');
+    const client = v6 ? `2001:2:0:c11e:${(1 + Math.floor(Math.random() * 0xfffe)).toString(16)}::${(1 + Math.floor(Math.random() * 40)).toString(16)}`
+      : `198.18.100.${1 + Math.floor(Math.random() * 40)}`;
     if (r < 0.06 || eligible.length === 0) {
       return { ...base, service: svc.name, backend: null, backendId: 0, saddr: client, daddr: svc.vip, dport: svc.port,
         action: 'drop', reason: eligible.length === 0 ? 'no_backend' : 'fragment' };
     }
     if (r < 0.12) {
-      return { ...base, service: null, backend: null, serviceId: 0, backendId: 0, saddr: client, daddr: '198.18.0.1', dport: 22,
+      return { ...base, service: null, backend: null, serviceId: 0, backendId: 0, saddr: client, daddr: v6 ? '2001:2::1' : '198.18.0.1', dport: 22,
         proto: 6, action: 'pass', reason: 'not_vip' };
     }
     const b = eligible[Math.floor(Math.random() * eligible.length)];
     if (r < 0.5 && svc.mode === 'nat') {
-      return { ...base, service: svc.name, backend: `${b.address}:${b.port}`, backendId: b.id, saddr: b.address, sport: b.port,
+      return { ...base, service: svc.name, backend: hostPort(b.address, b.port), backendId: b.id, saddr: b.address, sport: b.port,
         daddr: client, dport: base.sport, action: 'tx', reason: 'reversed' };
     }
-    return { ...base, service: svc.name, backend: `${b.address}:${b.port}`, backendId: b.id, saddr: client, daddr: svc.vip,
+    return { ...base, service: svc.name, backend: hostPort(b.address, b.port), backendId: b.id, saddr: client, daddr: svc.vip,
       dport: svc.port, action: 'tx', reason: 'forwarded' };
   }
 
@@ -214,23 +233,34 @@ class SyntheticBalancer {
       { id: 204, name: 'reverse', type: 1, typeName: 'hash', keySize: 8, valueSize: 8, maxEntries: 4096, usedEntries: backendCount - 2 },
       { id: 205, name: 'stats', type: 6, typeName: 'percpu_array', keySize: 4, valueSize: 16, maxEntries: 8192, usedEntries: 64 },
       { id: 206, name: 'events', type: 27, typeName: 'ringbuf', keySize: 0, valueSize: 0, maxEntries: 262144, usedEntries: 0 },
+      ...(this.services.some((s) => s.vip.includes(':')) ? [
+        { id: 207, name: 'services6', type: 1, typeName: 'hash', keySize: 20, valueSize: 8, maxEntries: 512,
+          usedEntries: this.services.filter((s) => s.vip.includes(':')).length },
+        { id: 208, name: 'backends6', type: 2, typeName: 'array', keySize: 4, valueSize: 44, maxEntries: 4096,
+          usedEntries: this.services.filter((s) => s.vip.includes(':')).reduce((a, s) => a + s.backends.length, 0) },
+      ] : []),
     ];
   }
 
   mapEntries(name: string): Array<{ key: unknown; value: unknown }> {
     const views = this.views();
     switch (name) {
+      case 'services6':
+        return views.filter((s) => s.vip.includes(':')).map((s) => ({ key: { vip: s.vip, port: s.port, proto: s.protocol }, value: { serviceId: s.id, mode: s.mode, flags: 0 } }));
+      case 'backends6':
+        return views.filter((s) => s.vip.includes(':')).flatMap((s) => s.backends.map((b) => ({ key: { backendId: b.id },
+          value: { ip: b.address, port: b.port, flags: b.draining ? 'draining' : '', serviceId: s.id, vip: s.vip, vport: s.port } })));
       case 'services':
-        return views.map((s) => ({ key: { vip: s.vip, port: s.port, proto: s.protocol }, value: { serviceId: s.id, mode: s.mode, flags: 0 } }));
+        return views.filter((s) => !s.vip.includes(':')).map((s) => ({ key: { vip: s.vip, port: s.port, proto: s.protocol }, value: { serviceId: s.id, mode: s.mode, flags: 0 } }));
       case 'maglev':
         return views.map((s) => ({ key: { serviceId: s.id }, value: {
           serviceId: s.id, service: s.name, tableSize: s.tableSize,
           shares: s.backends.filter((b) => b.inTable).map((b) => ({ backend: b.key, slots: Math.round(b.tableShare * (s.tableSize ?? 0)), share: b.tableShare })),
         } }));
       case 'backends':
-        return views.flatMap((s) => s.backends.map((b) => ({ key: { backendId: b.id }, value: { ip: b.address, port: b.port, flags: b.draining ? 'draining' : '' } })));
+        return views.filter((s) => !s.vip.includes(':')).flatMap((s) => s.backends.map((b) => ({ key: { backendId: b.id }, value: { ip: b.address, port: b.port, flags: b.draining ? 'draining' : '' } })));
       case 'reverse':
-        return views.filter((s) => s.mode === 'nat').flatMap((s) => s.backends.map((b) => ({
+        return views.filter((s) => s.mode === 'nat' && !s.vip.includes(':')).flatMap((s) => s.backends.map((b) => ({
           key: { ip: b.address, port: b.port, proto: s.protocol }, value: { vip: s.vip, vport: s.port } })));
       case 'stats': {
         const last = this.history[this.history.length - 1];
@@ -257,7 +287,7 @@ class SyntheticBalancer {
         name, self: index === 1, alive: true, appliedRevision: this.revision - lag, lag,
         dataplane: { attached: true, interfaces: [`xlbdev-lb${index}`] },
         bgp: { state: 'established', peers: [{ peer: '198.18.250.1', state: 'established', bfd: 'up' }],
-          announced: drained ? [] : usable.map((s) => `${s.vip}/32`), drained },
+          announced: drained ? [] : usable.map((s) => `${s.vip}/${s.vip.includes(':') ? 128 : 32}`), drained },
         health,
         rates: { pps: Math.round((latest?.totals.pps ?? 0) * share), bps: Math.round((latest?.totals.bps ?? 0) * share) },
         cpu: +(cpu + 0.05 * Math.sin(this.tick / 7 + index)).toFixed(3),
@@ -282,23 +312,61 @@ class SyntheticBalancer {
   }
 
   findBackend(svc: ServiceState, key: string): BackendState {
-    const b = svc.backends.find((x) => `${x.address}:${x.port}` === key);
+    const parsed = tryParseHostPort(key);
+    const canonical = 'error' in parsed ? key : parsed.text;
+    const b = svc.backends.find((x) => hostPort(x.address, x.port) === canonical);
     if (!b) throw new HttpError(404, 'XDPLB_ERR_NOT_FOUND', `service "${svc.name}" has no backend "${key}"`);
     return b;
   }
 
-  addBackend(svc: ServiceState, body: Record<string, unknown>): void {
-    const address = body.address;
-    if (typeof address !== 'string' || !/^(\d{1,3})(\.\d{1,3}){3}$/.test(address) || address.split('.').some((o) => Number(o) > 255)) {
-      throw new HttpError(400, 'XDPLB_ERR_VALIDATION', 'address must be an IPv4 dotted quad', '/address');
+  addBackend(svc: ServiceState, body: Record<string, unknown>, field = ''): void {
+    const address = checkAddress(body.address, `${field}/address`);
+    const vipFamily = svc.vip.includes(':') ? 6 : 4;
+    if (address.family !== vipFamily) {
+      throw new HttpError(400, 'XDPLB_ERR_VALIDATION', `${field}/address: service "${svc.name}": backend ${address.text} is IPv${address.family} ` +
+        `but the VIP ${svc.vip} is IPv${vipFamily}; a service is one family (no NAT64/46)`, `${field}/address`);
     }
     const port = body.port;
-    if (!Number.isInteger(port) || (port as number) < 0 || (port as number) > 65535) throw new HttpError(400, 'XDPLB_ERR_VALIDATION', 'port must be an integer 0..65535', '/port');
+    if (!Number.isInteger(port) || (port as number) < 0 || (port as number) > 65535) throw new HttpError(400, 'XDPLB_ERR_VALIDATION', `${field}/port: must be an integer 0..65535`, `${field}/port`);
     const weight = body.weight ?? 1;
-    if (!Number.isInteger(weight) || (weight as number) < 0 || (weight as number) > 1000) throw new HttpError(400, 'XDPLB_ERR_VALIDATION', 'weight must be an integer 0..1000', '/weight');
-    if (svc.backends.some((b) => b.address === address && b.port === port)) throw new HttpError(409, 'XDPLB_ERR_CONFLICT', `backend ${address}:${port} already exists in "${svc.name}"`);
-    svc.backends.push({ ...this.backend(address, port as number, weight as number), drain: body.drain === true });
+    if (!Number.isInteger(weight) || (weight as number) < 0 || (weight as number) > 1000) throw new HttpError(400, 'XDPLB_ERR_VALIDATION', `${field}/weight: must be an integer 0..1000`, `${field}/weight`);
+    if (svc.backends.some((b) => b.address === address.text && b.port === port)) {
+      throw new HttpError(409, 'XDPLB_ERR_CONFLICT', `backend ${hostPort(address.text, port as number)} already exists in "${svc.name}"`);
+    }
+    svc.backends.push({ ...this.backend(address.text, port as number, weight as number), drain: body.drain === true });
   }
+
+  /** POST /services: all or nothing (a bad backend leaves no service behind). */
+  addService(body: Record<string, unknown>): ServiceState {
+    const name = body.name;
+    if (typeof name !== 'string' || !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/.test(name)) {
+      throw new HttpError(400, 'XDPLB_ERR_VALIDATION', '/name: must be 1..63 letters, digits, "_", "." or "-"', '/name');
+    }
+    if (this.services.some((s) => s.name === name)) throw new HttpError(409, 'XDPLB_ERR_CONFLICT', `service "${name}" exists`, '/name');
+    const vip = checkAddress(body.vip, '/vip');
+    const port = body.port;
+    if (!Number.isInteger(port) || (port as number) < 0 || (port as number) > 65535) throw new HttpError(400, 'XDPLB_ERR_VALIDATION', '/port: must be an integer 0..65535', '/port');
+    if (body.protocol !== 'tcp' && body.protocol !== 'udp') throw new HttpError(400, 'XDPLB_ERR_VALIDATION', '/protocol: must be "tcp" or "udp"', '/protocol');
+    if (body.mode !== 'nat' && body.mode !== 'dsr') throw new HttpError(400, 'XDPLB_ERR_VALIDATION', '/mode: must be "nat" or "dsr"', '/mode');
+    const clash = this.services.find((s) => s.vip === vip.text && s.port === port && s.protocol === body.protocol);
+    if (clash) throw new HttpError(409, 'XDPLB_ERR_CONFLICT', `${hostPort(vip.text, port as number)}/${body.protocol} is service "${clash.name}" already`, '/vip');
+    const svc: ServiceState = { id: Math.max(0, ...this.services.map((s) => s.id)) + 1, name, vip: vip.text, port: port as number,
+      protocol: body.protocol, mode: body.mode, tableSize: 251, baseFwdPps: 5_000, pktSize: 300, backends: [] };
+    const backends = body.backends ?? [];
+    if (!Array.isArray(backends)) throw new HttpError(400, 'XDPLB_ERR_VALIDATION', '/backends: must be an array', '/backends');
+    backends.forEach((b, i) => this.addBackend(svc, (b ?? {}) as Record<string, unknown>, `/backends/${i}`));
+    this.services.push(svc);
+    return svc;
+  }
+}
+
+/** The canonical address, or a 400 naming the field and what is wrong (the daemon's own rules: src/domain/address.ts). */
+function checkAddress(text: unknown, field: string): ParsedAddress {
+  const parsed = tryParseAddress(text);
+  if ('error' in parsed) throw new HttpError(400, 'XDPLB_ERR_VALIDATION', `${field}: ${parsed.error}`, field);
+  const forbidden = forbiddenAddressReason(parsed.text);
+  if (forbidden) throw new HttpError(400, 'XDPLB_ERR_VALIDATION', `${field}: ${forbidden}`, field);
+  return parsed;
 }
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -312,7 +380,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   if (!fs.existsSync(path.join(dist, 'index.html'))) throw new Error(`${dist}/index.html missing: run (cd web && npx --no-install vite build)`);
   const users = opts.users ?? DEFAULT_DEV_USERS;
   const sessions = new Map<string, { name: string; role: 'viewer' | 'admin' }>();
-  const lb = new SyntheticBalancer();
+  const lb = new SyntheticBalancer(opts.ipv6 ?? false);
   const sockets = new Set<WebSocket>();
   const drainRequests: DevServer['drainRequests'] = [];
   const broadcast = (msg: StreamMessage) => {
@@ -330,7 +398,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     if (flap) { broadcast({ type: 'health', data: flap }); broadcastState(); }
   }, 1000);
   const eventTimer = setInterval(() => {
-    if (lb.settings.sampleRate === 0) return;
+    if (lb.settings.sampleRate === 0 || opts.randomEvents === false) return;
     const n = Math.max(1, Math.round(300 / lb.settings.sampleRate));
     for (let i = 0; i < Math.min(n, 20); i++) if (Math.random() < 0.6) broadcast({ type: 'event', data: lb.randomEvent() });
   }, 250);
@@ -370,6 +438,11 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     if (is('GET', 'whoami')) return [200, user];
     if (is('GET', 'services')) return [200, { services: lb.views() }];
     if (is('GET', 'services', '*')) return [200, lb.view(lb.findService(parts[1]))];
+    if (is('POST', 'services')) {
+      const svc = lb.addService(await readBody(req));
+      broadcastState();
+      return [201, lb.view(svc)];
+    }
     if (is('POST', 'services', '*', 'backends')) {
       const svc = lb.findService(parts[1]);
       lb.addBackend(svc, await readBody(req));
@@ -495,6 +568,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
   return {
     url: `http://127.0.0.1:${port}`,
     dropStreams: () => { for (const ws of sockets) ws.terminate(); },
+    emitEvents: (events) => { for (const data of events) broadcast({ type: 'event', data }); },
     drainRequests,
     setStoreStale: (reason) => { lb.storeStale = reason; },
     close: async () => {
@@ -513,7 +587,7 @@ if (require.main === module && serveArg !== -1) {
   const port = Number(process.argv[serveArg + 1] ?? 8721);
   const benchFile = process.env.XDPLB_DEV_BENCH;
   const bench = benchFile ? JSON.parse(fs.readFileSync(benchFile, 'utf8')) as unknown : undefined;
-  startDevServer({ port, bench }).then((s) => {
+  startDevServer({ port, bench, ipv6: process.env.XDPLB_DEV_IPV6 === '1' }).then((s) => {
     console.log(`xdplb dev server (synthetic data, not a daemon): ${s.url}  users: admin/admin-pass, viewer/viewer-pass`);
   }, (err: unknown) => { console.error(err); process.exit(1); });
 }

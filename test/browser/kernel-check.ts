@@ -6,7 +6,8 @@
  */
 import path from 'node:path';
 import { BpfMap } from '../../src/bpf';
-import { LB, LbBackendCodec, LbServiceCodec } from '../../src/dataplane/abi';
+import { LB, LbBackend6Codec, LbBackendCodec, LbServiceCodec } from '../../src/dataplane/abi';
+import { formatHostPort } from '../../src/domain/address';
 
 export interface KernelBackend { id: number; flags: number; draining: boolean; maglevSlots: number; tableSize: number }
 
@@ -50,4 +51,20 @@ export function kernelBackend(pinDir: string, key: string): KernelBackend {
     return slots;
   });
   return { id: found.id, flags: found.flags, draining: (found.flags & LB.BACKEND_F_DRAINING) !== 0, maglevSlots, tableSize };
+}
+
+/**
+ * The active IPv6 backends in the `backends6` map pinned under `pinDir`, as `[addr]:port` keys
+ * (the map's codec decodes addresses to canonical text), sorted.
+ * @throws BpfError on map access.
+ */
+export function kernelBackends6(pinDir: string): string[] {
+  return withMap(BpfMap.fromPin(path.join(pinDir, 'maps', 'backends6')), (m) => {
+    const keys: string[] = [];
+    for (const [, v] of m.entries()) {
+      const be = LbBackend6Codec.decode(v);
+      if (be.flags & LB.BACKEND_F_ACTIVE) keys.push(formatHostPort(be.ip, be.port));
+    }
+    return keys.sort();
+  });
 }

@@ -605,7 +605,7 @@ export async function checkHealthChangeShown(baseUrl: string, creds: Credentials
   const shotDir = opts.screenshotDir ?? path.join(repoRoot(), 'test-artifacts', 'screenshots');
   await withLoggedInPage(base, creds, opts.chromiumPath, 900, async (page, errors) => {
     await gotoPage(page, base, 'overview');
-    const row = page.locator(`tr.row-service[data-service="${service}"] ~ tr.row-backend:has(td:text-is("${backend}"))`).first();
+    const row = page.locator(`tr.row-backend[data-service="${service}"][data-backend="${backend}"]`);
     await row.locator('.badge-ok:text-is("up")').waitFor({ timeout: WAIT_MS });
     for (const state of ['down', 'up'] as const) {
       await setHealth(state);

@@ -6,6 +6,8 @@ import { focusByKey, h } from './dom';
 export interface DialogField {
   name: string; label: string; type?: 'text' | 'number'; value?: string;
   min?: number; max?: number; required?: boolean; placeholder?: string; hint?: string;
+  /** A choice instead of a text box: a <select> with these values (the first is the default unless `value`). */
+  options?: string[];
 }
 
 export interface ConfirmOptions {
@@ -26,7 +28,13 @@ export function confirmDialog(opts: ConfirmOptions): Promise<boolean> {
     const openerKey = opener?.dataset?.focusKey;
     const error = h('p', { class: 'dialog-error', id: 'dialog-error', role: 'alert' });
     const inputs = (opts.fields ?? []).map((field) => {
-      const input = h('input', {
+      if (field.options) {
+        const input: HTMLInputElement | HTMLSelectElement = h('select', { name: field.name, id: `dlg-${field.name}`, required: field.required },
+          field.options.map((o) => h('option', { value: o }, o)));
+        if (field.value !== undefined) input.value = field.value;
+        return { field, input };
+      }
+      const input: HTMLInputElement | HTMLSelectElement = h('input', {
         name: field.name, id: `dlg-${field.name}`, type: field.type ?? 'text', value: field.value ?? '',
         min: field.min, max: field.max, required: field.required, placeholder: field.placeholder,
         autocomplete: 'off',
@@ -40,7 +48,7 @@ export function confirmDialog(opts: ConfirmOptions): Promise<boolean> {
       h('div', { class: 'dialog-body' }, opts.body),
       inputs.map(({ field, input }) => h('div', { class: 'field' },
         h('label', { for: input.id }, field.label), input,
-        field.hint ? h('small', null, field.hint) : null)),
+        field.hint ? h('small', { id: `dlg-${field.name}-hint` }, field.hint) : null)),
       error,
       h('div', { class: 'dialog-actions' }, cancel, confirm));
     const dialog = h('dialog', { class: 'dialog', 'aria-label': opts.title }, form);
@@ -66,9 +74,11 @@ export function confirmDialog(opts: ConfirmOptions): Promise<boolean> {
       opts.action(values).then(() => finish(true), (err: unknown) => {
         confirm.disabled = false;
         error.textContent = describeError(err);
-        // The API names the wrong field as a JSON pointer ("/address"): mark and focus it.
-        const name = err instanceof ApiError && err.field ? err.field.split('/').pop() : undefined;
-        const wrong = inputs.find(({ field }) => field.name === name)?.input;
+        // The API names the wrong field as a JSON pointer ("/address", "/backends/1/address"):
+        // mark and focus it (or the form field it came from).
+        const path = err instanceof ApiError && err.field ? err.field.split('/').filter(Boolean) : [];
+        const wrong = (inputs.find(({ field }) => field.name === path[path.length - 1])
+          ?? inputs.find(({ field }) => field.name === path[0]))?.input;
         if (wrong) {
           wrong.setAttribute('aria-invalid', 'true');
           wrong.setAttribute('aria-describedby', 'dialog-error');

@@ -78,3 +78,38 @@ export function focusByKey(root: ParentNode, key: string | undefined): boolean {
   el?.focus();
   return !!el;
 }
+
+/** Whether `text` is IPv6 text (an address, `[addr]:port`, `addr/len`, `[addr]:port/proto`). */
+function isIpv6Text(text: string): boolean {
+  return (text.match(/:/g)?.length ?? 0) >= 2 && /^\[?[0-9a-fA-F:.]+(\]:(\d+|\*))?(\/\w+)*$/.test(text);
+}
+
+/** Text with a <wbr> after each ':' (never inside '::'), '.' or ']': where an IPv6 address may break. */
+function breakable(el: HTMLElement, text: string): HTMLElement {
+  text.split(/(?<=[:.\]])(?!:)/).forEach((part, i) => {
+    if (i > 0) el.appendChild(document.createElement('wbr'));
+    el.appendChild(document.createTextNode(part));
+  });
+  return el;
+}
+
+/**
+ * An address, endpoint or prefix, with the full text in its title. IPv6 text
+ * (`[2001:2:0:a5a5::1]:8080`, `2001:2::10/128`) may break after a ':' or '.' when its box is
+ * narrow (style.css `.addr-v6`); IPv4 text is short and stays one unbroken text node.
+ * Copying either copies exactly the address (<wbr> adds no character).
+ */
+export function addr(text: string, cls = 'mono'): HTMLElement {
+  const el = h('span', { class: `addr ${isIpv6Text(text) ? 'addr-v6' : ''} ${cls}`.replace(/\s+/g, ' ').trim(), title: text });
+  return isIpv6Text(text) ? breakable(el, text) : (el.append(text), el);
+}
+
+/**
+ * A table cell holding an address (or a map key/value): IPv6 text wraps at its group
+ * boundaries instead of widening the table past its box; anything else stays as it was.
+ */
+export function addrCell(text: string, cls = ''): HTMLElement {
+  const v6 = isIpv6Text(text);
+  const el = h('td', { class: `mono ${v6 ? 'addr-cell' : ''} ${cls}`.replace(/\s+/g, ' ').trim(), title: text });
+  return v6 ? breakable(el, text) : (el.append(text), el);
+}

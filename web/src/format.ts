@@ -1,5 +1,6 @@
 // Number formatting for the dashboard: short, unit-bearing and stable in width.
 // Pure functions (no DOM) so test/browser/format.test.ts can check them under Node.
+import { formatHostPort } from './address';
 
 const SI_PREFIXES = ['', 'k', 'M', 'G', 'T', 'P'];
 
@@ -65,10 +66,10 @@ export function formatDateTime(ms: number): string {
 }
 /** IP protocol number -> name. */
 export function formatProto(proto: number): string {
-  return proto === 6 ? 'tcp' : proto === 17 ? 'udp' : proto === 1 ? 'icmp' : String(proto);
+  return proto === 6 ? 'tcp' : proto === 17 ? 'udp' : proto === 1 ? 'icmp' : proto === 58 ? 'icmpv6' : String(proto);
 }
-/** "198.18.0.10:80/tcp", port 0 meaning every port. */
+/** "198.18.0.10:80/tcp", "[2001:2::10]:80/tcp", port 0 meaning every port. */
 export function formatEndpoint(address: string, port: number, protocol?: string): string {
-  const portText = port === 0 ? '*' : String(port);
-  return protocol ? `${address}:${portText}/${protocol}` : `${address}:${portText}`;
+  const hostPort = formatHostPort(address, port === 0 ? '*' : port);
+  return protocol ? `${hostPort}/${protocol}` : hostPort;
 }

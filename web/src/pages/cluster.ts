@@ -5,7 +5,7 @@
 import { get, request } from '../api';
 import type { ClusterView, HealthDisagreement, NodeStatus } from '../api-types';
 import { confirmDialog } from '../dialog';
-import { badge, bar, focusByKey, h, replaceChildren, table } from '../dom';
+import { addr, addrCell, badge, bar, focusByKey, h, replaceChildren, table } from '../dom';
 import { formatBps, formatClock, formatPps } from '../format';
 import { errorBanner, markUpdated, pageHeader, poll, updatedLabel, type MountPage, type PageContext } from '../page';
 import { healthBadge } from './overview';
@@ -85,11 +85,11 @@ function nodeCard(n: NodeStatus, v: ClusterView, ctx: PageContext, reload: () =>
         ? [bgpBadge(n.bgp.state), peers.length === 0 ? h('span', { class: 'muted small' }, 'no peer') : null]
         : h('span', { class: 'muted' }, 'not running')),
       peers.length ? [h('dt', null, 'Peers'), h('dd', { 'data-field': 'peers' }, h('ul', { class: 'peer-list' }, peers.map((p) =>
-        h('li', null, h('span', { class: 'mono' }, p.peer), ' ', bgpBadge(p.state),
+        h('li', null, addr(p.peer), ' ', bgpBadge(p.state),
           p.bfd !== null ? badge(`BFD ${p.bfd}`, /^up$/i.test(p.bfd) ? 'ok' : 'bad') : h('span', { class: 'muted small' }, 'no BFD')))))] : null,
       h('dt', null, 'Announces'),
       h('dd', { 'data-field': 'announced' }, n.bgp && n.bgp.announced.length
-        ? h('span', { class: 'vip-list' }, n.bgp.announced.map((p) => h('span', { class: 'mono' }, p)))
+        ? h('span', { class: 'vip-list' }, n.bgp.announced.map((p) => addr(p)))
         : h('span', { class: 'muted' }, n.bgp ? 'nothing (withdrawn)' : '—')),
       h('dt', null, 'Revision'),
       h('dd', { 'data-field': 'revision' }, v.mode === 'file'
@@ -192,7 +192,7 @@ function healthViews(nodes: NodeStatus[], disagreements: HealthDisagreement[]): 
     ? h('details', { class: 'health-matrix', 'data-testid': 'health-matrix' },
       h('summary', null, `Every backend, as each node sees it (${rows.length})`),
       table(headers, rows.map((r) => h('tr', { 'data-health-row': `${r.service}|${r.backend}`, class: disputed.has(`${r.service}|${r.backend}`) ? 'disputed' : '' },
-        h('td', null, r.service), h('td', { class: 'mono' }, r.backend), verdicts(r.views)))))
+        h('td', null, r.service), addrCell(r.backend), verdicts(r.views)))))
     : null;
   if (disagreements.length === 0) {
     return [h('p', { class: 'muted', 'data-testid': 'no-disagreements' },
@@ -203,7 +203,7 @@ function healthViews(nodes: NodeStatus[], disagreements: HealthDisagreement[]): 
       `${disagreements.length} backend${disagreements.length === 1 ? '' : 's'} judged differently by the nodes: ` +
       'a node that sees a backend down takes it out of its own Maglev table, so the same flow may go to different backends on different nodes.'),
     table(headers, disagreements.map((d) => h('tr', { 'data-disagreement': `${d.service}|${d.backend}` },
-      h('td', null, d.service), h('td', { class: 'mono' }, d.backend), verdicts(d.views))),
+      h('td', null, d.service), addrCell(d.backend), verdicts(d.views))),
     'Backends whose health the nodes disagree on'),
     matrix,
   ];

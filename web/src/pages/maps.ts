@@ -2,7 +2,7 @@
 // share-per-backend bars, and a paged browser of decoded entries for any map.
 import { describeError, get } from '../api';
 import type { MapPage, MapView } from '../api-types';
-import { bar, focusByKey, h, replaceChildren, table } from '../dom';
+import { addrCell, bar, focusByKey, h, replaceChildren, table } from '../dom';
 import { formatCount, formatPercent } from '../format';
 import { store } from '../store';
 import { errorBanner, markUpdated, pageHeader, poll, updatedLabel, type MountPage } from '../page';
@@ -123,7 +123,7 @@ function renderMaglev(box: HTMLElement, entries: MaglevEntry[]): void {
     e.shares.length === 0
       ? h('p', { class: 'muted' }, 'No backend holds a slot: packets for this service are dropped (no_backend).')
       : table(['Backend', { text: 'Slots', num: true }, 'Share'], e.shares.map((s) => h('tr', null,
-        h('td', { class: 'mono' }, s.backend),
+        addrCell(s.backend),
         h('td', { class: 'num' }, formatCount(s.slots)),
         h('td', { class: 'bar-cell wide' }, h('div', { class: 'share' }, bar(s.share, `${formatPercent(s.share)} of slots`),
           h('span', { class: 'share-label' }, formatPercent(s.share))))))))));
@@ -147,6 +147,8 @@ function entriesTable(page: MapPage): HTMLElement {
   const valueCols = [...new Set(values.flatMap(Object.keys))];
   return table([...keyCols.map((c) => `key ${c}`.trim()), ...valueCols.map((c) => `value ${c}`.trim())],
     page.entries.map((_, i) => h('tr', null,
-      keyCols.map((c) => h('td', { class: 'mono key-col' }, keys[i][c] ?? '')),
-      valueCols.map((c) => h('td', { class: 'mono wrap' }, values[i][c] ?? '')))));
+      keyCols.map((c) => addrCell(keys[i][c] ?? '', 'key-col')),
+      // Long values (nested JSON) wrap in a column of their own; short ones and IPv6
+      // addresses (which break at their groups) leave the table narrow enough for 800 px.
+      valueCols.map((c) => addrCell(values[i][c] ?? '', (values[i][c] ?? '').length > 24 ? 'wrap' : '')))));
 }

@@ -2,8 +2,8 @@
 // backend health, and 5-minute charts seeded from the history and fed by the stream.
 import type { StatsView } from '../api-types';
 import { PALETTE, TimeChart, type SeriesData } from '../charts';
-import { badge, bar, h, replaceChildren, table } from '../dom';
-import { bitsToBytes, formatBps, formatBytes, formatBytesRate, formatClock, formatCount, formatPps } from '../format';
+import { addr, addrCell, badge, bar, h, replaceChildren, table } from '../dom';
+import { bitsToBytes, formatBps, formatBytes, formatBytesRate, formatClock, formatCount, formatEndpoint, formatPps } from '../format';
 import { markUpdated, pageHeader, updatedLabel, type MountPage } from '../page';
 import { store } from '../store';
 
@@ -121,25 +121,25 @@ function renderServices(box: HTMLElement, latest: StatsView): void {
     const view = store.services.find((s) => s.name === svc.name);
     rows.push(h('tr', { class: 'row-service', 'data-service': svc.name },
       h('th', { scope: 'row' }, svc.name,
-        view ? h('span', { class: 'muted small' }, ` ${view.vip}:${view.port || '*'}/${view.protocol} · ${view.mode}`) : null),
+        view ? h('span', { class: 'muted small service-endpoint' }, ' ', addr(formatEndpoint(view.vip, view.port, view.protocol), ''), ` · ${view.mode}`) : null),
       h('td', null, view ? `${view.backends.filter((b) => b.health === 'up' || b.health === 'unchecked').length}/${view.backends.length} healthy` : ''),
-      h('td', { class: 'num' }, formatPps(svc.fwdPps)), h('td', { class: 'num' }, formatBps(svc.fwdBps)),
-      h('td', { class: 'num' }, formatPps(svc.revPps)), h('td', { class: 'num' }, formatBps(svc.revBps)),
+      h('td', { class: 'num' }, formatPps(svc.fwdPps)), h('td', { class: 'num wide-only' }, formatBps(svc.fwdBps)),
+      h('td', { class: 'num' }, formatPps(svc.revPps)), h('td', { class: 'num wide-only' }, formatBps(svc.revBps)),
       h('td', { class: 'num' }, formatCount(svc.packets)), h('td', null)));
     for (const be of svc.backends) {
       const bv = view?.backends.find((b) => b.key === be.key);
       const share = svc.fwdPps > 0 ? be.fwdPps / svc.fwdPps : 0;
-      rows.push(h('tr', { class: 'row-backend' },
-        h('td', { class: 'indent mono' }, be.key),
+      rows.push(h('tr', { class: 'row-backend', 'data-service': svc.name, 'data-backend': be.key },
+        addrCell(be.key, 'indent'),
         h('td', null, healthBadge(be.health), bv?.draining ? badge('draining', 'warn') : null),
-        h('td', { class: 'num' }, formatPps(be.fwdPps)), h('td', { class: 'num' }, formatBps(be.fwdBps)),
-        h('td', { class: 'num' }, formatPps(be.revPps)), h('td', { class: 'num' }, formatBps(be.revBps)),
+        h('td', { class: 'num' }, formatPps(be.fwdPps)), h('td', { class: 'num wide-only' }, formatBps(be.fwdBps)),
+        h('td', { class: 'num' }, formatPps(be.revPps)), h('td', { class: 'num wide-only' }, formatBps(be.revBps)),
         h('td', { class: 'num' }, formatCount(be.packets)),
         h('td', { class: 'bar-cell' }, bar(share, `${(share * 100).toFixed(1)} % of ${svc.name}'s packets`))));
     }
   }
-  replaceChildren(box, table(['Service / backend', 'Health', { text: 'In pkt/s', num: true }, { text: 'In bytes/s', num: true },
-    { text: 'Out pkt/s', num: true }, { text: 'Out bytes/s', num: true }, { text: 'Packets', num: true }, 'Share of traffic'], rows));
+  replaceChildren(box, table(['Service / backend', 'Health', { text: 'In pkt/s', num: true }, { text: 'In bytes/s', num: true, cls: 'wide-only' },
+    { text: 'Out pkt/s', num: true }, { text: 'Out bytes/s', num: true, cls: 'wide-only' }, { text: 'Packets', num: true }, 'Share of traffic'], rows));
 }
 
 function renderHealthLog(box: HTMLElement): void {
@@ -147,7 +147,7 @@ function renderHealthLog(box: HTMLElement): void {
   replaceChildren(box, h('h3', null, 'Health changes'), log.length === 0
     ? h('p', { class: 'muted small' }, 'No health change since this page was opened.')
     : h('ul', { class: 'health-log' }, log.map((c) => h('li', null,
-      h('span', { class: 'mono muted' }, formatClock(c.at)), ' ', h('span', { class: 'mono' }, `${c.service} / ${c.backend}`), ' → ',
+      h('span', { class: 'mono muted' }, formatClock(c.at)), ' ', h('span', { class: 'mono' }, `${c.service} / `, addr(c.backend, '')), ' → ',
       healthBadge(c.health)))));
 }
 

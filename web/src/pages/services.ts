@@ -2,9 +2,10 @@
 // and Maglev share. Admins get add/remove/weight/drain controls, each behind a confirmation;
 // viewers get the same page with no controls at all.
 import { request } from '../api';
+import { splitHostPortList } from '../address';
 import type { BackendView, ServiceView, TransitionsView } from '../api-types';
 import { confirmDialog } from '../dialog';
-import { badge, bar, focusByKey, h, replaceChildren, table } from '../dom';
+import { addr, addrCell, badge, bar, focusByKey, h, replaceChildren, table } from '../dom';
 import { formatBps, formatEndpoint, formatPercent, formatPps } from '../format';
 import { errorBanner, markUpdated, pageHeader, updatedLabel, type MountPage, type PageContext } from '../page';
 import { store } from '../store';
@@ -18,7 +19,10 @@ export const mountServices: MountPage = (container, ctx) => {
   const error = errorBanner();
   const asOf = updatedLabel('stats-at');
   replaceChildren(container,
-    pageHeader('Services', asOf, ctx.isAdmin ? null : h('span', { class: 'badge badge-muted' }, 'read-only: log in as admin to change')),
+    pageHeader('Services', asOf, ctx.isAdmin
+      ? h('button', { type: 'button', class: 'btn btn-small btn-primary', 'data-action': 'add-service', 'data-focus-key': 'add-service|',
+        onclick: () => void addServiceDialog() }, '+ Add service')
+      : h('span', { class: 'badge badge-muted' }, 'read-only: log in as admin to change')),
     error, list);
   // Rate cells are updated in place every second so that buttons keep their focus.
   let cells = new Map<string, RateCells>();
@@ -95,7 +99,7 @@ function servicePanel(svc: ServiceView, ctx: PageContext, cells: Map<string, Rat
   svcRates.append('in ', svcCells.fwdPps, ' · ', svcCells.fwdBps, ' · out ', svcCells.revPps);
   const hc = svc.healthCheck;
   const meta = h('div', { class: 'service-meta' },
-    h('span', { class: 'mono' }, formatEndpoint(svc.vip, svc.port, svc.protocol)),
+    h('span', { 'data-field': 'vip' }, addr(formatEndpoint(svc.vip, svc.port, svc.protocol))),
     badge(svc.mode.toUpperCase(), svc.mode === 'nat' ? 'info' : 'warn'),
     h('span', { class: 'muted small' }, `Maglev table ${svc.tableSize ?? 'default'} slots`),
     h('span', { class: 'badge badge-warn', 'data-field': 'transition', 'data-service': svc.name, hidden: true }),
@@ -116,7 +120,7 @@ function servicePanel(svc: ServiceView, ctx: PageContext, cells: Map<string, Rat
     const rc = rateCells();
     cells.set(`${svc.name}|${b.key}`, rc);
     return h('tr', { 'data-backend': b.key },
-      h('td', { class: 'mono' }, b.key),
+      addrCell(b.key),
       h('td', { class: 'num', 'data-field': 'weight' }, ctx.isAdmin ? weightButton(svc, b) : String(b.weight)),
       h('td', { 'data-field': 'state' }, healthBadge(b.health),
         b.draining ? badge('draining', 'warn') : b.inTable ? badge('in table', 'ok') : badge('out of table', 'muted'),
@@ -180,12 +184,50 @@ function addBackendDialog(svc: ServiceView): Promise<boolean> {
     title: `Add a backend to ${svc.name}`,
     body: [`${formatEndpoint(svc.vip, svc.port, svc.protocol)}, ${svc.mode.toUpperCase()} mode.`],
     fields: [
-      { name: 'address', label: 'Address (IPv4)', required: true, placeholder: '198.18.1.20' },
+      { name: 'address', label: `Address (IPv${svc.vip.includes(':') ? '6' : '4'}, the VIP's family)`, required: true,
+        placeholder: svc.vip.includes(':') ? '2001:2::1:20' : '198.18.1.20' },
       { name: 'port', label: 'Port', type: 'number', min: 0, max: 65535, value: String(svc.backends[0]?.port ?? svc.port), hint: '0 keeps the client\'s port.' },
       { name: 'weight', label: 'Weight', type: 'number', min: 0, max: 1000, value: '1' },
     ],
     confirmLabel: 'Add backend',
     action: (v) => request('POST', `/services/${encodeURIComponent(svc.name)}/backends`,
       { address: v.address, port: Number(v.port || 0), weight: Number(v.weight || 1) }),
+  });
+}
+
+/**
+ * Backends typed in the add-service form, weight 1 each (see splitHostPortList).
+ * @throws Error "backends: ..." naming the entry that is not address:port.
+ */
+function parseBackendList(text: string): Array<{ address: string; port: number; weight: number }> {
+  try {
+    return splitHostPortList(text).map((b) => ({ ...b, weight: 1 }));
+  } catch (err) {
+    throw new Error(`backends: ${(err as Error).message}`);
+  }
+}
+
+function addServiceDialog(): Promise<boolean> {
+  return confirmDialog({
+    title: 'Add a service',
+    body: ['A VIP, port and protocol, balanced over the backends below (all of the VIP\'s family: IPv4 or IPv6). ' +
+      'More backends can be added to it afterwards.'],
+    fields: [
+      { name: 'name', label: 'Name', required: true, placeholder: 'web6' },
+      { name: 'vip', label: 'VIP (IPv4 or IPv6)', required: true, placeholder: '2001:2::10' },
+      { name: 'port', label: 'Port', type: 'number', min: 0, max: 65535, value: '80', hint: '0 = every port.' },
+      { name: 'protocol', label: 'Protocol', options: ['tcp', 'udp'] },
+      { name: 'mode', label: 'Mode', options: ['nat', 'dsr'] },
+      { name: 'backends', label: 'Backends', placeholder: '[2001:2::1:20]:8080 [2001:2::1:21]:8080',
+        hint: 'address:port, IPv6 as [address]:port; separated by spaces or commas. May stay empty.' },
+    ],
+    confirmLabel: 'Add service',
+    action: async (v) => {
+      const backends = parseBackendList(v.backends ?? '');
+      await request('POST', '/services', {
+        name: v.name, vip: v.vip, port: Number(v.port || 0), protocol: v.protocol, mode: v.mode, backends,
+      });
+      await store.reloadServices().catch(() => undefined); // the stream brings it too
+    },
   });
 }

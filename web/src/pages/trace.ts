@@ -4,8 +4,10 @@ import { describeError, get, request } from '../api';
 import type { InterfaceView, SettingsView } from '../api-types';
 import { REASONS, XDP_ACTIONS } from '../../../src/dataplane/types';
 import { confirmDialog } from '../dialog';
-import { badge, h, replaceChildren, table } from '../dom';
+import { addrCell, badge, h, replaceChildren, table } from '../dom';
 import { formatClock, formatCount, formatProto } from '../format';
+import { formatHostPort } from '../address';
+import { eventFamily, parseTraceFilter, traceEventMatches, type TraceFilter } from '../trace-filter';
 import { errorBanner, pageHeader, type MountPage } from '../page';
 import { EVENT_BUFFER, store, type BufferedEvent } from '../store';
 
@@ -29,6 +31,18 @@ export const mountTrace: MountPage = (container, ctx) => {
   const fBackend = select('f-backend', 'Backend', backendKeys());
   const fVerdict = select('f-verdict', 'Verdict', [...XDP_ACTIONS]);
   const fReason = select('f-reason', 'Reason', [...REASONS]);
+  const fFamily = select('f-family', 'Family', ['IPv4', 'IPv6']);
+  const fProto = select('f-proto', 'Protocol', ['tcp', 'udp', 'icmp', 'icmpv6']);
+  // Free-text filters: an address (any IPv4/IPv6 form, a prefix, or address:port / [v6]:port)
+  // and a port; checked as typed, refused with a message (and not applied) when invalid.
+  const textFilter = (id: string, label: string, placeholder: string, size: number) => {
+    const el = h('input', { id, 'data-filter': id, type: 'text', placeholder, size, autocomplete: 'off', spellcheck: 'false',
+      'aria-describedby': 'trace-filter-error' });
+    return { wrap: h('label', { for: id }, label, el), el };
+  };
+  const fAddress = textFilter('f-address', 'Address', 'any, e.g. 2001:2::/48', 22);
+  const fPort = textFilter('f-port', 'Port', 'any', 6);
+  const filterError = h('p', { class: 'filter-error', id: 'trace-filter-error', role: 'alert', 'data-testid': 'filter-error', hidden: true });
   const pause = h('button', { type: 'button', class: 'btn', 'aria-pressed': 'false', 'data-testid': 'pause' }, 'Pause');
   const clear = h('button', { type: 'button', class: 'btn' }, 'Clear');
   const counts = h('span', { class: 'muted small', role: 'status', 'data-testid': 'trace-count' });
@@ -37,7 +51,9 @@ export const mountTrace: MountPage = (container, ctx) => {
     pageHeader('Kernel trace', sampling, setRate),
     error,
     h('section', { class: 'panel' },
-      h('div', { class: 'filters' }, fService.wrap, fBackend.wrap, fVerdict.wrap, fReason.wrap, pause, clear, counts),
+      h('div', { class: 'filters' }, fAddress.wrap, fPort.wrap, fFamily.wrap, fProto.wrap, fService.wrap, fBackend.wrap, fVerdict.wrap, fReason.wrap,
+        pause, clear, counts),
+      filterError,
       rowsBox));
 
   let interfaces = new Map<number, string>();
@@ -76,11 +92,23 @@ export const mountTrace: MountPage = (container, ctx) => {
     },
   }));
 
-  const matches = (e: BufferedEvent) =>
-    (!fService.el.value || e.service === fService.el.value) &&
-    (!fBackend.el.value || e.backend === fBackend.el.value) &&
-    (!fVerdict.el.value || e.action === fVerdict.el.value) &&
-    (!fReason.el.value || e.reason === fReason.el.value);
+  // The filter as last read from the controls; an invalid text field is left out of it.
+  let filter: TraceFilter = {};
+  const readFilters = () => {
+    const parsed = parseTraceFilter({
+      address: fAddress.el.value, port: fPort.el.value, family: fFamily.el.value, proto: fProto.el.value,
+      service: fService.el.value, backend: fBackend.el.value, action: fVerdict.el.value, reason: fReason.el.value,
+    });
+    filter = parsed.filter;
+    for (const [field, input] of [['address', fAddress.el], ['port', fPort.el]] as const) {
+      if (parsed.errors[field]) input.setAttribute('aria-invalid', 'true');
+      else input.removeAttribute('aria-invalid');
+    }
+    const messages = Object.values(parsed.errors);
+    filterError.hidden = messages.length === 0;
+    filterError.textContent = messages.length ? `${messages.join('; ')} (not applied)` : '';
+  };
+  const matches = (e: BufferedEvent) => traceEventMatches(e, filter);
 
   const render = () => {
     window.clearTimeout(pendingTimer);
@@ -104,22 +132,24 @@ export const mountTrace: MountPage = (container, ctx) => {
     }
     replaceChildren(rowsBox, table(['Time', 'Iface', 'Verdict', 'Reason', { text: 'Proto', cls: 'wide-only' }, 'Source', 'Destination', 'Service', 'Backend',
       { text: 'Len', num: true, cls: 'wide-only' }],
-      shown.map((e) => h('tr', { 'data-seq': e.seq },
+      shown.map((e) => h('tr', { 'data-seq': e.seq, 'data-family': eventFamily(e) ?? undefined },
         h('td', { class: 'mono', title: `kernel time ${e.tsNs} ns, received ${formatClock(e.receivedAt, true)}` },
           formatClock(store.kernelClockOffsetMs === null ? e.receivedAt : e.tsNs / 1e6 + store.kernelClockOffsetMs, true)),
         h('td', null, interfaces.get(e.ifindex) ?? `#${e.ifindex}`),
         h('td', null, badge(e.action, VERDICT_KIND[e.action] ?? 'muted')),
         h('td', { class: 'mono' }, e.reason),
         h('td', { class: 'wide-only' }, formatProto(e.proto)),
-        h('td', { class: 'mono' }, `${e.saddr}:${e.sport}`),
-        h('td', { class: 'mono' }, `${e.daddr}:${e.dport}`),
+        addrCell(formatHostPort(e.saddr, e.sport), 'src'),
+        addrCell(formatHostPort(e.daddr, e.dport), 'dst'),
         h('td', null, e.service ?? '—'),
-        h('td', { class: 'mono' }, e.backend ?? '—'),
+        e.backend ? addrCell(e.backend, 'backend') : h('td', { class: 'mono' }, '—'),
         h('td', { class: 'num wide-only' }, String(e.pktLen))))));
   };
   const scheduleRender = () => { if (!pendingTimer) pendingTimer = window.setTimeout(render, RENDER_EVERY_MS); };
 
-  for (const f of [fService, fBackend, fVerdict, fReason]) f.el.addEventListener('change', render);
+  const refilter = () => { readFilters(); render(); };
+  for (const f of [fService, fBackend, fVerdict, fReason, fFamily, fProto]) f.el.addEventListener('change', refilter);
+  for (const f of [fAddress, fPort]) f.el.addEventListener('input', refilter);
   pause.addEventListener('click', () => {
     paused = !paused;
     frozen = paused ? [...store.recentEvents()] : [];
@@ -138,10 +168,12 @@ export const mountTrace: MountPage = (container, ctx) => {
       replaceChildren(f.el, h('option', { value: '' }, 'all'), options.map((o) => h('option', { value: o }, o)));
       f.el.value = options.includes(current) ? current : '';
     }
+    readFilters();
   };
   // While paused the rows stay frozen; only the "newer" count moves.
   const offEvents = store.on('events', scheduleRender);
   const offServices = store.on('services', refreshOptions);
+  readFilters();
   render();
   return () => { offEvents(); offServices(); window.clearTimeout(pendingTimer); };
 };
