@@ -147,6 +147,23 @@ describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () =>
     run(buildFrame6({ eth, ip6: { src: '2001:2:0:2::11', dst: CLIENT }, tcp: { sport: 9999, dport: 40000, flags: 0x12 } }), 'pass', 'not_vip');
   });
 
+  test('reverse NAT66 of reply fragments: the first like a whole reply, later ones through reverse_frags6; hop limit 1 passes (ttl)', () => {
+    const b1 = '2001:2:0:2::11';
+    const beth = { dst: LB_MAC, src: BACKEND_MAC[b1] };
+    const first = buildFrame6({ eth: beth, ip6: { src: b1, dst: CLIENT, ext: [{ type: NH_FRAGMENT, more: true, id: 7 }] }, tcp: { sport: 8080, dport: 40000, flags: 0x18, payload: Buffer.alloc(32, 2) } });
+    const out = run(first, 'tx', 'reversed');
+    assert.equal(addr(out, 14 + 8), VIP);
+    assert.equal(out.readUInt16BE(14 + 48), 80, 'the first fragment carries the ports: translated');
+    const later = buildFrame6({ eth: beth, ip6: { src: b1, dst: CLIENT, proto: 6, ext: [{ type: NH_FRAGMENT, fragOffset: 7, id: 7 }] }, payload: Buffer.alloc(24, 3) });
+    run(later, 'pass', 'not_vip');   // no reverse_frags6 entry yet: not ours
+    lbMap(dp!, 'reverse_frags6').set({ ip: b1, port: 0, proto: 6 }, { vip: VIP, vport: 0, serviceId: 1, backendId: 11 });
+    const out2 = run(later, 'tx', 'reversed');
+    assert.equal(addr(out2, 14 + 8), VIP);
+    assert.equal(out2[14 + 7], 63);
+    assert.ok(out2.subarray(14 + 40).equals(later.subarray(14 + 40)), 'a later fragment: the address only');
+    run(buildFrame6({ eth: beth, ip6: { src: b1, dst: CLIENT, hopLimit: 1 }, tcp: { sport: 8080, dport: 40000, flags: 0x10 } }), 'pass', 'ttl');
+  });
+
   test('DSR: only the MACs change (hop limit kept)', () => {
     const input = frame({ ip6: { src: CLIENT, dst: VIP_DSR }, tcp: { sport: 42000, dport: 80, flags: 0x18, payload } });
     const out = run(input, 'tx', 'forwarded');
@@ -177,6 +194,14 @@ describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () =>
     assert.equal(out.readUInt16BE(14 + 48 + 40), 8080, 'quoted source port: the backend');
     assert.equal(out.readUInt32BE(14 + 44), 1280, 'MTU kept');
     assert.deepEqual(checksumProblems6(out), []);
+    // To a DSR VIP the error goes to the owning backend as it is.
+    const quotedDsr = buildFrame6({ ip6: { src: VIP_DSR, dst: CLIENT }, tcp: { sport: 80, dport: sport } }).subarray(14);
+    const toDsr = frame({ ip6: { src: '2001:2:0:1::fe', dst: VIP_DSR }, icmp6: { type: 2, rest: 1400, payload: quotedDsr } });
+    const outDsr = run(toDsr, 'tx', 'icmp_error');
+    assert.equal(bufferToMac(outDsr.subarray(0, 6)), BACKEND_MAC['2001:2:0:2::12']);
+    assert.ok(outDsr.subarray(12).equals(toDsr.subarray(12)));
+    // Hop limit 1 on an error to a NAT VIP: passed (no error about an error).
+    run(frame({ ip6: { src: '2001:2:0:1::fe', dst: VIP, hopLimit: 1 }, icmp6: { type: 2, rest: 1280, payload: quoted } }), 'pass', 'ttl');
     // A quote from another source is not ours to translate.
     const other = buildFrame6({ ip6: { src: '2001:2:0:100::9', dst: CLIENT }, tcp: { sport: 80, dport: sport } }).subarray(14);
     run(frame({ ip6: { src: '2001:2:0:1::fe', dst: VIP }, icmp6: { type: 1, payload: other } }), 'drop', 'icmp_unsupported');
