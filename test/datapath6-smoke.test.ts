@@ -13,7 +13,7 @@ import { Dataplane } from '../src/dataplane/dataplane';
 import { LB, LbCounterCodec, decodePerCpuSum, encodeU32, bytesToIpv6 } from '../src/dataplane/abi';
 import { REASONS } from '../src/dataplane/types';
 import { bufferToMac } from '../src/dataplane/packet';
-import { buildFrame6, checksumProblems6, IPPROTO_ICMPV6, NH_DSTOPTS, NH_ROUTING, NH_FRAGMENT, NH_ESP, NH_HOPOPTS, NH_NONE, type Frame6Spec } from '../src/dataplane/packet6';
+import { buildFrame6, checksumProblems6, IPPROTO_ICMPV6, NH_AH, NH_DSTOPTS, NH_ROUTING, NH_FRAGMENT, NH_ESP, NH_HOPOPTS, NH_NONE, type Frame6Spec } from '../src/dataplane/packet6';
 import { flowHash6, flowCacheHash6, serviceSlotIndex6 } from '../src/dataplane/jhash';
 import { lbMap } from '../src/dataplane/typed-map';
 import { createMaglevTable, SLOT_WORDS } from '../src/dataplane/maglev-tables';
@@ -235,6 +235,11 @@ describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () =>
     const cut = frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_DSTOPTS, body: Buffer.alloc(30) }] }, tcp });
     cut.writeUInt16BE(20, 18);  // payload length ends inside the options header
     run(cut.subarray(0, 14 + 40 + 20), 'drop', 'malformed');
+    const ah = run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_AH }, { type: NH_DSTOPTS }] }, tcp }), 'tx', 'forwarded');
+    assert.equal(ah.readUInt16BE(14 + 40 + 12 + 8 + 2), 8080, 'AH counted in 4-byte units: the TCP header found after it');
+    assert.deepEqual(checksumProblems6(ah), []);
+    // A chain cut short is malformed whatever the destination.
+    run(cut.subarray(0, 14 + 40 + 20).map((b, i) => (i >= 38 && i < 54 ? 0x20 : b)) as Buffer, 'drop', 'malformed');
     // Not to a VIP: the host's business, whatever its chain.
     run(frame({ ip6: { src: CLIENT, dst: '2001:2:0:1::1', proto: NH_ESP }, payload: Buffer.alloc(24) }), 'pass', 'not_vip');
   });
