@@ -193,21 +193,32 @@ describe('reconciler on the loaded bpf/lb.o', () => {
     assert.deepEqual(snapshot(dp), before);
   });
 
-  test('a pool change swaps in a new inner table; the old one is freed', async () => {
+  test('a pool change writes the changed slots in place (no outer-map update); a size change swaps in a new inner table and the old one is freed', async () => {
     const sid = lb.reconciler.serviceId('web')!;
     const old = innerTableOf(dp, sid)!;
+    const oldMarks = dp.map('maglev_marks').lookup(encodeU32(sid));
+    assert.ok(oldMarks, 'a table comes with its marks table');
     const removedId = lb.reconciler.backendId('web', '198.18.1.3', 8080)!;
     const state = baseState();
     state.services[0].backends.splice(1, 1); // drop 198.18.1.3:8080
     const r = lb.applyState(state);
     assert.deepEqual(r.tablesSwapped, [sid]);
     checkMaps(dp, lb, state);
-    const now = innerTableOf(dp, sid)!;
-    assert.notEqual(now.id, old.id, 'outer map points at a new inner map');
-    assert.ok(await waitGone(old.id), `old inner map ${old.id} is freed`);
+    assert.equal(innerTableOf(dp, sid)!.id, old.id, 'the same inner map, written in place');
+    assert.deepEqual(dp.map('maglev_marks').lookup(encodeU32(sid)), oldMarks, 'the same marks table');
     assert.ok(dp.map('backends').lookup(encodeU32(removedId))!.every((b) => b === 0), 'removed backend zeroed');
     // Untouched services keep their tables.
     assert.deepEqual(r.tablesSwapped.includes(lb.reconciler.serviceId('dns')!), false);
+    // A size change cannot be written in place: a new table, the old one freed.
+    const resized = baseState();
+    resized.services[0].backends.splice(1, 1);
+    resized.services[0].tableSize = 257;
+    assert.deepEqual(lb.applyState(resized).tablesSwapped, [sid]);
+    checkMaps(dp, lb, resized);
+    assert.notEqual(innerTableOf(dp, sid)!.id, old.id, 'outer map points at a new inner map');
+    assert.ok(await waitGone(old.id), `old inner map ${old.id} is freed`);
+    lb.applyState(state);
+    checkMaps(dp, lb, state);
   });
 
   test('new backends take fresh ids (round-robin), not the one just freed', () => {

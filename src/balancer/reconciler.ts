@@ -7,8 +7,13 @@
  * half state:
  *   1. backends that become usable and reverse entries, then settings (whose VIP filter gains
  *      the new VIPs' bits before any of them goes live);
- *   2. per service: a NEW inner Maglev array swapped in with one outer-map update, and the
- *      service entry, ordered so service.table_size never exceeds the installed table's size;
+ *   2. per service: the slots that changed written in place in the installed inner Maglev
+ *      array (marks, then ids, then the marks that go: maglev-tables.ts writeMaglevSlotsFlat),
+ *      or for a new service or a size change a NEW inner array (and its marks array, kept while
+ *      the table lives) swapped in with one outer-map update; and the service entry, ordered so
+ *      service.table_size never exceeds the installed table's size. An outer-map update waits
+ *      for an RCU grace period in the kernel (5-20 ms), an in-place write does not
+ *      (docs/decisions.md, "Control plane at kernel speed");
  *   3. vips (a VIP goes live only once its services are complete);
  *   4. backends that stop taking traffic (unhealthy) lose ACTIVE only after leaving the tables;
  *   5. what is gone: vips, services, outer entries, reverse entries, then backends (ACTIVE
@@ -71,16 +76,18 @@ export interface ReconcilerLimits {
  * then its mark; src/dataplane/maglev-tables.ts): `fd` goes into maglev, `marksFd` (when some
  * slot is moved) into maglev_marks. */
 export interface InnerTable { fd: number; marksFd?: number | null; close(): void }
-export type CreateInnerTable = (slots: Uint32Array) => InnerTable;
+export type CreateInnerTable = (slots: Uint32Array, withMarks?: boolean) => InnerTable;
 /** Reads an installed table (flat slots) from its outer-map values (maglev's, maglev_marks' or null); null when gone. */
 export type ReadInnerTable = (outerValue: Buffer, marksOuterValue: Buffer | null) => Uint32Array | null;
-/** Writes single slots of an installed table in place; false when it is gone. */
-export type WriteInnerSlots = (outerValue: Buffer, marksOuterValue: Buffer | null, slots: Array<[number, Uint32Array]>) => boolean;
+/** Writes slots of an installed table in place (`indices`, and SLOT_WORDS `words` per slot back to
+ * back); false when it is gone or a slot would need a marks table it does not have. */
+export type WriteInnerSlots = (outerValue: Buffer, marksOuterValue: Buffer | null, indices: ArrayLike<number>, words: ArrayLike<number>) => boolean;
 
 /** What one transition sweep did (sweepTransitions). */
 export interface SweepResult { cleared: number; aged: number; marked: number }
 
-/** What one apply did. */
+/** What one apply did: map writes (an in-place table write counts its slots), and the ids of the
+ * services whose Maglev table changed (written in place or swapped: one step per service). */
 export interface ApplyResult { writes: number; tablesSwapped: number[] }
 
 const PROTO_NUMBER = { tcp: 6, udp: 17 } as const;
@@ -596,7 +603,12 @@ export class Reconciler {
       if (!outer || !kernel || kernel.length !== table.length) continue;
       const young = this.youngSince.get(id) ?? new Map<number, number>();
       const writes = sweepSlots(kernel, young, now, this.transitionMs);
-      if (writes.length && !this.writeInnerSlots(outer, marksOuter, writes)) continue;
+      if (writes.length) {
+        const indices = new Uint32Array(writes.length);
+        const words = new Uint32Array(writes.length * SLOT_WORDS);
+        writes.forEach(([i, w], k) => { indices[k] = i; words.set(w, k * SLOT_WORDS); });
+        if (!this.writeInnerSlots(outer, marksOuter, indices, words)) continue;
+      }
       this.writes += writes.length;
       table.set(kernel);
       for (const [i, words] of writes) {
@@ -608,8 +620,8 @@ export class Reconciler {
       const left = markedCount(table);
       this.markCounts.set(id, left);
       result.marked += left;
-      // The last mark gone: the marks table goes too (no slot says LB_SLOT_MOVED any more).
-      if (left === 0 && marksOuter) this.removeIfPresent(this.maps.maglevMarks!, encodeU32(id));
+      // The marks table stays (zeroed) while the table lives: the next change marks slots in
+      // place, with no outer-map update (which would wait for an RCU grace period).
     }
     return result;
   }
@@ -818,7 +830,13 @@ export class Reconciler {
     } else {
       // Without a marks map (a caller that keeps none) the table holds no moved slot.
       const slots = marksMap ? table : unmarkedSlots(Uint32Array.from({ length: table.length / SLOT_WORDS }, (_, i) => table[i * SLOT_WORDS]));
-      const inner = this.createInnerTable(slots);
+      if (this.writeInPlace(serviceId, slots)) {
+        this.installedTables.set(serviceId, slots);
+        this.markCounts.set(serviceId, markedCount(slots));
+        return;
+      }
+      // A marks table comes with every new table when slots can later be marked in place.
+      const inner = this.createInnerTable(slots, marksMap !== undefined && this.writeInnerSlots !== undefined);
       try {
         // The marks first: a slot that says LB_SLOT_MOVED finds its mark; a new table without
         // moved slots goes in before the old marks go.
@@ -832,6 +850,33 @@ export class Reconciler {
     }
     this.installedTables.set(serviceId, table);
     this.markCounts.set(serviceId, markedCount(table));
+  }
+
+  /**
+   * Writes the slots of `slots` that differ from the installed table in place (same size, the
+   * kernel holding it, a marks table there when the service keeps marks). False when it cannot:
+   * the caller swaps in a new table then.
+   */
+  private writeInPlace(serviceId: number, slots: Uint32Array): boolean {
+    const installed = this.installedTables.get(serviceId);
+    if (!this.writeInnerSlots || !installed || installed.length !== slots.length || slots.length === 0) return false;
+    const key = encodeU32(serviceId);
+    const outer = this.maps.maglev.lookup(key);
+    if (!outer) return false;
+    const marksOuter = this.maps.maglevMarks ? this.maps.maglevMarks.lookup(key) : null;
+    // A table installed without a marks table (an older build's): swapped once for a pair.
+    if (this.maps.maglevMarks && !marksOuter) return false;
+    let n = 0;
+    const changed = new Uint32Array(slots.length / SLOT_WORDS);
+    for (let i = 0, at = 0; at < slots.length; i++, at += SLOT_WORDS) {
+      if (installed[at] !== slots[at] || installed[at + 1] !== slots[at + 1] || installed[at + 2] !== slots[at + 2] || installed[at + 3] !== slots[at + 3]) changed[n++] = i;
+    }
+    const indices = changed.subarray(0, n);
+    const words = new Uint32Array(n * SLOT_WORDS);
+    for (let k = 0; k < n; k++) words.set(slots.subarray(indices[k] * SLOT_WORDS, indices[k] * SLOT_WORDS + SLOT_WORDS), k * SLOT_WORDS);
+    if (!this.writeInnerSlots(outer, marksOuter, indices, words)) return false;
+    this.writes += n;
+    return true;
   }
 
   private readAll(map: KernelMap): Map<string, Buffer> {

@@ -98,7 +98,8 @@ export interface ControlReport {
 
 export const CONTROL_METHOD = 'API->kernel: xdplb daemon (own config, pin dir, API on a free loopback port, no interface attached); '
   + 'each change is PATCH drain=true/false of one of 10 backends, timed from before the request until the pinned backends map '
-  + 'holds the new flags and the maglev outer map points at a new inner table (polled through the bridge). '
+  + 'holds the new flags and the last slot the change writes holds its new backend (the slots are written in one batch in slot order; '
+  + 'polled through the bridge; the whole table is compared with the expected one after the run). '
   + 'Maglev: buildMaglevTable in-process, median of 11 after 3 warm-up builds; M=1048573 on the shared worker thread. '
   + 'Breakdown: the daemon\'s Server-Timing steps of each change, plus request/answer transit and the poll delay measured here. '
   + 'Observability: forward topology, xdplb nat, '
@@ -138,6 +139,58 @@ async function apiTimed(url: string, token: string, method: string, path: string
 }
 
 /**
+ * One service's Maglev table in the pinned maps, polled slot by slot (the inner array is opened
+ * once, again only when the outer entry changed).
+ */
+class TableProbe {
+  private inner: BpfMap | null = null;
+  private innerId = 0;
+  private readonly key = Buffer.alloc(4);
+  constructor(private readonly maglev: BpfMap, serviceId: number) { this.key.writeUInt32LE(serviceId, 0); }
+  private table(): BpfMap | null {
+    const id = this.maglev.lookup(this.key)?.readUInt32LE(0) ?? 0;
+    if (id !== this.innerId) {
+      this.inner?.close();
+      this.inner = null;
+      this.innerId = id;
+      if (id) { try { this.inner = BpfMap.fromId(id); } catch { this.innerId = 0; } }
+    }
+    return this.inner;
+  }
+  /** The backend id in slot `i` (without LB_SLOT_MOVED), or null when there is no table. */
+  slot(i: number): number | null {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(i, 0);
+    const v = this.table()?.lookup(key);
+    return v ? v.readUInt32LE(0) & 0x7fffffff : null;
+  }
+  /** Every slot's backend id (without LB_SLOT_MOVED). */
+  all(): Uint32Array {
+    const t = this.table();
+    if (!t) return new Uint32Array(0);
+    const out = new Uint32Array(t.maxEntries);
+    for (const [k, v] of t.lookupBatch()) out[k.readUInt32LE(0)] = v.readUInt32LE(0) & 0x7fffffff;
+    return out;
+  }
+  close(): void { this.inner?.close(); this.inner = null; }
+}
+
+/** The backend ids by slot that the daemon's reconciler builds for this pool (equal weights, key
+ * order = code-point order of "address:port", the order buildMaglevTable walks). */
+function expectedIds(pool: Array<{ id: number; key: string }>, size: number): Uint32Array {
+  const byKey = [...pool].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const slots = buildMaglevTable(byKey.map((b) => ({ key: b.key, weight: 1 })), size);
+  return Uint32Array.from(slots, (i) => byKey[i].id);
+}
+
+/** The last slot whose backend differs: the reconciler writes a change's slots in one batch in
+ * ascending slot order, so the change is in the kernel once this slot holds its new backend. */
+function lastChangedSlot(before: Uint32Array, after: Uint32Array): number {
+  for (let i = after.length - 1; i >= 0; i--) if (before[i] !== after[i]) return i;
+  return -1;
+}
+
+/**
  * Times API changes until the kernel holds them (see the module comment).
  * @throws Error when the daemon does not start or a change is refused.
  */
@@ -163,8 +216,11 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
     const maglevMap = BpfMap.fromPin(join(CONTROL_PIN_DIR, 'maps', 'maglev'));
     opened.push(maglevMap);
     const key = (id: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(id, 0); return b; };
-    const innerId = () => maglevMap.lookup(key(service.id))?.readUInt32LE(0) ?? 0;
+    const probe = new TableProbe(maglevMap, service.id);
     const draining = (id: number) => ((backendsMap.lookup(key(id))?.[BACKEND_FLAGS_OFFSET] ?? 0) & BACKEND_F_DRAINING) !== 0;
+    const drained = new Set<number>();
+    let expected = expectedIds(service.backends, BENCH_TABLE_SIZE);
+    if (!probe.all().every((v, i) => v === expected[i])) throw new Error('the kernel table is not the one expected for the bench pool');
     const times: number[] = [];
     const responses: number[] = [];
     const parts = new Map<string, number[]>();
@@ -174,14 +230,17 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
       const b = service.backends[i % service.backends.length];
       // Backend i drains on even passes over the list and comes back on odd ones.
       const drain = Math.floor(i / service.backends.length) % 2 === 0;
-      const before = innerId();
+      if (drain) drained.add(b.id); else drained.delete(b.id);
+      const next = expectedIds(service.backends.filter((x) => !drained.has(x.id)), BENCH_TABLE_SIZE);
+      const slot = lastChangedSlot(expected, next);
+      expected = next;
       const started = process.hrtime.bigint();
       const startedEpoch = performance.timeOrigin + performance.now();
       const request = apiTimed(url, token, 'PATCH', `/api/v1/services/bench/backends/${encodeURIComponent(b.key)}`, { drain });
       let failed: Error | null = null;
       request.catch((err: Error) => { failed = err; });
       const changeDeadline = Date.now() + 10_000;
-      while (!(draining(b.id) === drain && innerId() !== before)) {
+      while (!(draining(b.id) === drain && (slot < 0 || probe.slot(slot) === expected[slot]))) {
         if (failed) throw failed;
         if (Date.now() > changeDeadline) throw new Error(`change ${i} (drain=${drain} on ${b.key}) not in the kernel after 10 s`);
         // ~1 ms between polls: a busy poll would take a CPU from the daemon on a small machine.
@@ -201,6 +260,9 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
       }
     }
     if (times.length === 0) throw new Error('no change completed');
+    // The poll watched one slot: the whole table must be the expected one.
+    if (!probe.all().every((v, i) => v === expected[i])) throw new Error('after the changes the kernel table is not the one expected');
+    probe.close();
     const bulk = await measureBulk(url, token, backendsMap, maglevMap, Math.min(20, changes), deadline);
     return {
       changes: times.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: Math.max(...times),
@@ -232,7 +294,7 @@ async function measureBulk(url: string, token: string, backendsMap: BpfMap, magl
   await api(url, token, 'POST', '/api/v1/services', { name: 'bulk', vip: '198.18.215.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: BENCH_TABLE_SIZE, backends });
   const service = await api(url, token, 'GET', '/api/v1/services/bulk') as { id: number; backends: Array<{ id: number; key: string }> };
   const key = (id: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(id, 0); return b; };
-  const innerId = () => maglevMap.lookup(key(service.id))?.readUInt32LE(0) ?? 0;
+  const probe = new TableProbe(maglevMap, service.id);
   const draining = (id: number) => ((backendsMap.lookup(key(id))?.[BACKEND_FLAGS_OFFSET] ?? 0) & BACKEND_F_DRAINING) !== 0;
   const batch = service.backends.slice(0, perChange);
   const last = batch[batch.length - 1];
@@ -241,13 +303,15 @@ async function measureBulk(url: string, token: string, backendsMap: BpfMap, magl
   const steps = new Map<string, number[]>();
   for (let i = 0; i < reps && Date.now() < deadline; i++) {
     const drain = i % 2 === 0;
-    const before = innerId();
+    const before = expectedIds(drain ? service.backends : service.backends.slice(perChange), BENCH_TABLE_SIZE);
+    const after = expectedIds(drain ? service.backends.slice(perChange) : service.backends, BENCH_TABLE_SIZE);
+    const slot = lastChangedSlot(before, after);
     const started = process.hrtime.bigint();
     const request = apiTimed(url, token, 'PATCH', '/api/v1/state/backends', { changes: batch.map((b) => ({ service: 'bulk', backend: b.key, drain })) });
     let failed: Error | null = null;
     request.catch((err: Error) => { failed = err; });
     const changeDeadline = Date.now() + 10_000;
-    while (!(draining(last.id) === drain && innerId() !== before)) {
+    while (!(draining(last.id) === drain && (slot < 0 || probe.slot(slot) === after[slot]))) {
       if (failed) throw failed;
       if (Date.now() > changeDeadline) throw new Error(`bulk change ${i} (drain=${drain}) not in the kernel after 10 s`);
       await sleep(0);
@@ -257,6 +321,10 @@ async function measureBulk(url: string, token: string, backendsMap: BpfMap, magl
     responses.push(Number(process.hrtime.bigint() - started) / 1e6);
     for (const [step, ms] of Object.entries(timing.steps)) (steps.get(step) ?? steps.set(step, []).get(step)!).push(ms ?? 0);
   }
+  const final = expectedIds(times.length % 2 === 1 ? service.backends.slice(perChange) : service.backends, BENCH_TABLE_SIZE);
+  const held = probe.all();
+  probe.close();
+  if (!held.every((v, i) => v === final[i])) throw new Error('after the bulk changes the kernel table is not the one expected');
   if (times.length === 0) return null;
   return {
     changes: times.length, backendsPerChange: perChange, poolSize,

@@ -95,43 +95,73 @@ function markBytes(values: Buffer, n: number, words: ArrayLike<number>, at: numb
 }
 
 /**
- * Writes single slots of an installed table in place ([slot index, its SLOT_WORDS words]): the
- * marks first, then the ids (a slot gains its moved bit only after its mark is there, and an
- * unmarked slot's stale mark is never read). False when a table is gone.
+ * Writes slots of an installed table in place: `indices` are slot indexes, `words` their new
+ * SLOT_WORDS words each, back to back. One batch update per step, in an order where a packet
+ * meets no half state (each slot is one u32 the program reads once; the marks are read only
+ * for a slot whose id says LB_SLOT_MOVED):
+ *   1. the marks of the slots that are moved after the write (a slot gains its moved bit only
+ *      after its mark is there);
+ *   2. the ids;
+ *   3. the zeroed marks of slots that are no longer moved (their moved bit is gone first).
+ * An array map update takes no RCU grace period (an outer-map update does: docs/decisions.md,
+ * "Control plane at kernel speed"). False when a table is gone, or a slot gets a mark and the
+ * service has no marks table (nothing written then).
  */
-export function writeMaglevSlots(outerValue: Buffer, marksOuterValue: Buffer | null, slots: Array<[number, Uint32Array]>): boolean {
-  if (!slots.length) return true;
-  const keys = Buffer.alloc(slots.length * 4);
-  slots.forEach(([index], n) => keys.writeUInt32LE(index, n * 4));
-  const marks = openInner(marksOuterValue);
-  if (marks) {
-    try {
-      const values = Buffer.alloc(slots.length * MARK_BYTES);
-      slots.forEach(([, words], n) => markBytes(values, n, words, 0));
-      marks.updateBatchFlat(keys, values, slots.length);
-    } finally {
-      marks.close();
-    }
-  } else if (slots.some(([, words]) => words[SLOT.prev] !== 0)) {
-    return false;
-  }
+export function writeMaglevSlotsFlat(outerValue: Buffer, marksOuterValue: Buffer | null, indices: ArrayLike<number>, words: ArrayLike<number>): boolean {
+  const n = indices.length;
+  if (!n) return true;
+  let markedN = 0;
+  for (let k = 0; k < n; k++) if (words[k * SLOT_WORDS + SLOT.prev] !== 0) markedN++;
   const inner = openInner(outerValue);
   if (!inner) return false;
+  const marks = openInner(marksOuterValue);
   try {
-    const values = Buffer.alloc(slots.length * 4);
-    slots.forEach(([, words], n) => values.writeUInt32LE(idValue(words, 0), n * 4));
-    inner.updateBatchFlat(keys, values, slots.length);
+    if (markedN && !marks) return false;
+    const markStep = (moved: boolean, count: number): void => {
+      if (!marks || !count) return;
+      const keys = Buffer.alloc(count * 4);
+      const values = Buffer.alloc(count * MARK_BYTES);
+      let m = 0;
+      for (let k = 0; k < n; k++) {
+        const at = k * SLOT_WORDS;
+        if ((words[at + SLOT.prev] !== 0) !== moved) continue;
+        keys.writeUInt32LE(indices[k], m * 4);
+        markBytes(values, m, words, at);
+        m++;
+      }
+      marks.updateBatchFlat(keys, values, count);
+    };
+    markStep(true, markedN);
+    const keys = Buffer.alloc(n * 4);
+    const ids = Buffer.alloc(n * 4);
+    for (let k = 0; k < n; k++) {
+      keys.writeUInt32LE(indices[k], k * 4);
+      ids.writeUInt32LE(idValue(words, k * SLOT_WORDS), k * 4);
+    }
+    inner.updateBatchFlat(keys, ids, n);
+    markStep(false, n - markedN);
     return true;
   } finally {
     inner.close();
+    marks?.close();
   }
+}
+
+/** writeMaglevSlotsFlat() of [slot index, its SLOT_WORDS words] pairs. */
+export function writeMaglevSlots(outerValue: Buffer, marksOuterValue: Buffer | null, slots: Array<[number, Uint32Array]>): boolean {
+  const indices = new Uint32Array(slots.length);
+  const words = new Uint32Array(slots.length * SLOT_WORDS);
+  slots.forEach(([index, w], k) => { indices[k] = index; words.set(w.subarray(0, SLOT_WORDS), k * SLOT_WORDS); });
+  return writeMaglevSlotsFlat(outerValue, marksOuterValue, indices, words);
 }
 
 /**
  * New inner arrays (BPF_F_INNER_MAP, so their size may differ from the template) holding the
- * flat `slots`: `fd` the ids (with LB_SLOT_MOVED), `marksFd` the marks (null: no slot moved).
+ * flat `slots`: `fd` the ids (with LB_SLOT_MOVED), `marksFd` the marks (null: no slot moved and
+ * not `withMarks`; with `withMarks` a marks table is made even when every mark is zero, so that
+ * later changes can mark slots in place without an outer-map update).
  */
-export function createMaglevTable(slots: Uint32Array): { fd: number; marksFd: number | null; close(): void } {
+export function createMaglevTable(slots: Uint32Array, withMarks = false): { fd: number; marksFd: number | null; close(): void } {
   const count = slots.length / SLOT_WORDS;
   const flatKeys = Buffer.from(Uint32Array.from({ length: count }, (_, i) => i).buffer);
   const made: BpfMap[] = [];
@@ -143,12 +173,16 @@ export function createMaglevTable(slots: Uint32Array): { fd: number; marksFd: nu
     for (let i = 0; i < count; i++) ids[i] = idValue(slots, i * SLOT_WORDS);
     table.updateBatchFlat(flatKeys, Buffer.from(ids.buffer), count);
     let marksFd: number | null = null;
-    if (hasMarks(slots)) {
+    if (withMarks || hasMarks(slots)) {
       const marks = BpfMap.create({ type: 'array', name: 'slot_marks', keySize: 4, valueSize: MARK_BYTES, maxEntries: count, flags: BPF_F_INNER_MAP });
       made.push(marks);
-      const values = Buffer.alloc(count * MARK_BYTES);
-      for (let i = 0; i < count; i++) markBytes(values, i, slots, i * SLOT_WORDS);
-      marks.updateBatchFlat(flatKeys, values, count);
+      // Only the marked slots: a new array is zeroed.
+      const marked: number[] = [];
+      for (let i = 0; i < count; i++) if (slots[i * SLOT_WORDS + SLOT.prev] !== 0) marked.push(i);
+      const keys = Buffer.alloc(marked.length * 4);
+      const values = Buffer.alloc(marked.length * MARK_BYTES);
+      marked.forEach((i, n) => { keys.writeUInt32LE(i, n * 4); markBytes(values, n, slots, i * SLOT_WORDS); });
+      marks.updateBatchFlat(keys, values, marked.length);
       marksFd = marks.fd;
     }
     return { fd: table.fd, marksFd, close };
