@@ -32,7 +32,7 @@ export class Balancer {
       maxVips: dp.map('vips').maxEntries,
       maxReverse: dp.map('reverse').maxEntries,
       maglevMaxSize: dp.maglevMaxSize,
-    }, (entries, withMarks) => createMaglevTable(entries, withMarks), readMaglevTable, Date.now, writeMaglevSlotsFlat);
+    }, (entries, withMarks) => createMaglevTable(entries, withMarks, dp.innerTableFlags), readMaglevTable, Date.now, writeMaglevSlotsFlat);
     if (dp.adopted) this.reconciler.recover();
   }
 

@@ -463,7 +463,8 @@ export class Reconciler {
         slots = transitionSlots(installed, p.table, known, epoch, moved);
         const young = this.youngSince.get(p.id) ?? new Map<number, number>();
         if (!installed || installed.length !== slots.length) young.clear();
-        for (const i of moved) young.set(i, this.now());
+        const startedAt = this.now();
+        for (const i of moved) young.set(i, startedAt);
         this.youngSince.set(p.id, young);
       }
       const swap = !sameTable(installed, slots!);
@@ -838,10 +839,13 @@ export class Reconciler {
       // A marks table comes with every new table when slots can later be marked in place.
       const inner = this.createInnerTable(slots, marksMap !== undefined && this.writeInnerSlots !== undefined);
       try {
-        // The marks first: a slot that says LB_SLOT_MOVED finds its mark; a new table without
-        // moved slots goes in before the old marks go.
-        if (marksMap && inner.marksFd != null) this.write(marksMap, key, encodeU32(inner.marksFd));
+        // A new table with moved slots goes in after its marks (a slot that says LB_SLOT_MOVED
+        // finds its mark); one without goes in before the old marks are replaced or go (the old
+        // table's moved slots keep theirs until it is out).
+        const moved = markedCount(slots) > 0;
+        if (marksMap && inner.marksFd != null && moved) this.write(marksMap, key, encodeU32(inner.marksFd));
         this.write(this.maps.maglev, key, encodeU32(inner.fd));
+        if (marksMap && inner.marksFd != null && !moved) this.write(marksMap, key, encodeU32(inner.marksFd));
         if (marksMap && inner.marksFd == null) this.removeIfPresent(marksMap, key);
       } finally {
         inner.close(); // the outer maps hold their own references
@@ -873,7 +877,10 @@ export class Reconciler {
     }
     const indices = changed.subarray(0, n);
     const words = new Uint32Array(n * SLOT_WORDS);
-    for (let k = 0; k < n; k++) words.set(slots.subarray(indices[k] * SLOT_WORDS, indices[k] * SLOT_WORDS + SLOT_WORDS), k * SLOT_WORDS);
+    for (let k = 0, w = 0; k < n; k++) {
+      const at = indices[k] * SLOT_WORDS;
+      words[w++] = slots[at]; words[w++] = slots[at + 1]; words[w++] = slots[at + 2]; words[w++] = slots[at + 3];
+    }
     if (!this.writeInnerSlots(outer, marksOuter, indices, words)) return false;
     this.writes += n;
     return true;

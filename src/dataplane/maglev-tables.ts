@@ -11,9 +11,14 @@
  * `seen` and second byte `flags`, as struct lb_slot_mark lies on little-endian hosts); a slot is
  * moved when its prev word is not 0.
  */
-import { BpfMap, BPF_F_INNER_MAP } from '../bpf';
+import { BpfMap } from '../bpf';
+
+/** u32 words per entry in the data of an mmapable inner table (the kernel's elem_size is
+ * round_up(value_size, 8)): ids 4 -> 8 bytes, marks 12 -> 16 bytes. */
+const ID_STRIDE = 2;
+const MARK_STRIDE = 4;
 import { decodeU32, LB } from './abi';
-import { LB_LAYOUTS } from './lb.generated';
+import { LB_LAYOUTS, LB_MAPS } from './lb.generated';
 
 /** u32 words per slot in the flat form: current backend, then struct lb_slot_mark. */
 export const SLOT_WORDS = 4;
@@ -60,14 +65,27 @@ export function readMaglevTable(outerValue: Buffer, marksOuterValue: Buffer | nu
   try {
     if (inner.valueSize !== 4) return null; // another layout: replaced by the next apply
     table = new Uint32Array(inner.maxEntries * SLOT_WORDS);
-    for (const [key, value] of inner.lookupBatch()) table[decodeU32(key) * SLOT_WORDS] = decodeU32(value);
+    if (inner.mmapable) {
+      const words = inner.readWords();
+      for (let i = 0; i < inner.maxEntries; i++) table[i * SLOT_WORDS] = words[i * ID_STRIDE];
+    } else {
+      for (const [key, value] of inner.lookupBatch()) table[decodeU32(key) * SLOT_WORDS] = decodeU32(value);
+    }
   } finally {
     inner.close();
   }
   const marks = openInner(marksOuterValue);
   const moved = (i: number) => (table[i * SLOT_WORDS] & LB.SLOT_MOVED) !== 0;
   try {
-    if (marks && marks.valueSize === MARK_BYTES && marks.maxEntries * SLOT_WORDS === table.length) {
+    if (marks && marks.valueSize === MARK_BYTES && marks.maxEntries * SLOT_WORDS === table.length && marks.mmapable) {
+      const words = marks.readWords();
+      for (let i = 0; i < marks.maxEntries; i++) {
+        if (!moved(i)) continue;
+        table[i * SLOT_WORDS + SLOT.prev] = words[i * MARK_STRIDE];
+        table[i * SLOT_WORDS + SLOT.epoch] = words[i * MARK_STRIDE + 1];
+        table[i * SLOT_WORDS + SLOT.seenFlags] = words[i * MARK_STRIDE + 2] & 0xffff;
+      }
+    } else if (marks && marks.valueSize === MARK_BYTES && marks.maxEntries * SLOT_WORDS === table.length) {
       for (const [key, value] of marks.lookupBatch()) {
         const i = decodeU32(key);
         if (!moved(i)) continue;
@@ -117,6 +135,10 @@ export function writeMaglevSlotsFlat(outerValue: Buffer, marksOuterValue: Buffer
   const marks = openInner(marksOuterValue);
   try {
     if (markedN && !marks) return false;
+    if (inner.mmapable && (!marks || marks.mmapable)) {
+      storeSlots(inner, marks, indices, words, markedN);
+      return true;
+    }
     const markStep = (moved: boolean, count: number): void => {
       if (!marks || !count) return;
       const keys = Buffer.alloc(count * 4);
@@ -147,6 +169,48 @@ export function writeMaglevSlotsFlat(outerValue: Buffer, marksOuterValue: Buffer
   }
 }
 
+/** The three steps of writeMaglevSlotsFlat() as stores through mappings of the tables. */
+function storeSlots(inner: BpfMap, marks: BpfMap | null, indices: ArrayLike<number>, words: ArrayLike<number>, markedN: number): void {
+  const n = indices.length;
+  const markStep = (moved: boolean, count: number): void => {
+    if (!marks || !count) return;
+    const offsets = new Uint32Array(count * 3);
+    const values = new Uint32Array(count * 3);
+    let m = 0;
+    for (let k = 0; k < n; k++) {
+      const at = k * SLOT_WORDS;
+      if ((words[at + SLOT.prev] !== 0) !== moved) continue;
+      const base = indices[k] * MARK_STRIDE;
+      offsets[m] = base; values[m++] = words[at + SLOT.prev];
+      offsets[m] = base + 1; values[m++] = words[at + SLOT.epoch];
+      offsets[m] = base + 2; values[m++] = words[at + SLOT.seenFlags] & 0xffff;
+    }
+    marks.storeWords(offsets, values);
+  };
+  markStep(true, markedN);
+  const offsets = new Uint32Array(n);
+  const ids = new Uint32Array(n);
+  for (let k = 0; k < n; k++) {
+    offsets[k] = indices[k] * ID_STRIDE;
+    ids[k] = idValue(words, k * SLOT_WORDS);
+  }
+  inner.storeWords(offsets, ids);
+  markStep(false, n - markedN);
+}
+
+/** Stores the marks of `indices` (SLOT_WORDS `words` each) through a mapping of the marks table. */
+function storeMarks(marks: BpfMap, indices: Uint32Array, words: Uint32Array): void {
+  const offsets = new Uint32Array(indices.length * 3);
+  const values = new Uint32Array(indices.length * 3);
+  for (let k = 0, m = 0; k < indices.length; k++) {
+    const base = indices[k] * MARK_STRIDE;
+    offsets[m] = base; values[m++] = words[k * SLOT_WORDS + SLOT.prev];
+    offsets[m] = base + 1; values[m++] = words[k * SLOT_WORDS + SLOT.epoch];
+    offsets[m] = base + 2; values[m++] = words[k * SLOT_WORDS + SLOT.seenFlags] & 0xffff;
+  }
+  marks.storeWords(offsets, values);
+}
+
 /** writeMaglevSlotsFlat() of [slot index, its SLOT_WORDS words] pairs. */
 export function writeMaglevSlots(outerValue: Buffer, marksOuterValue: Buffer | null, slots: Array<[number, Uint32Array]>): boolean {
   const indices = new Uint32Array(slots.length);
@@ -159,22 +223,25 @@ export function writeMaglevSlots(outerValue: Buffer, marksOuterValue: Buffer | n
  * New inner arrays (BPF_F_INNER_MAP, so their size may differ from the template) holding the
  * flat `slots`: `fd` the ids (with LB_SLOT_MOVED), `marksFd` the marks (null: no slot moved and
  * not `withMarks`; with `withMarks` a marks table is made even when every mark is zero, so that
- * later changes can mark slots in place without an outer-map update).
+ * later changes can mark slots in place without an outer-map update). `flags` must be the
+ * outer maps' template flags (Dataplane.innerTableFlags; default: this build's); mmapable
+ * tables are filled through a mapping, others with a batch update.
  */
-export function createMaglevTable(slots: Uint32Array, withMarks = false): { fd: number; marksFd: number | null; close(): void } {
+export function createMaglevTable(slots: Uint32Array, withMarks = false, flags: number = LB_MAPS.maglev.inner.flags): { fd: number; marksFd: number | null; close(): void } {
   const count = slots.length / SLOT_WORDS;
   const flatKeys = Buffer.from(Uint32Array.from({ length: count }, (_, i) => i).buffer);
   const made: BpfMap[] = [];
   const close = () => { for (const m of made) m.close(); };
   try {
-    const table = BpfMap.create({ type: 'array', name: 'maglev_table', keySize: 4, valueSize: 4, maxEntries: count, flags: BPF_F_INNER_MAP });
+    const table = BpfMap.create({ type: 'array', name: 'maglev_table', keySize: 4, valueSize: 4, maxEntries: count, flags });
     made.push(table);
     const ids = new Uint32Array(count);
     for (let i = 0; i < count; i++) ids[i] = idValue(slots, i * SLOT_WORDS);
-    table.updateBatchFlat(flatKeys, Buffer.from(ids.buffer), count);
+    if (table.mmapable) table.storeWords(Uint32Array.from({ length: count }, (_, i) => i * ID_STRIDE), ids);
+    else table.updateBatchFlat(flatKeys, Buffer.from(ids.buffer), count);
     let marksFd: number | null = null;
     if (withMarks || hasMarks(slots)) {
-      const marks = BpfMap.create({ type: 'array', name: 'slot_marks', keySize: 4, valueSize: MARK_BYTES, maxEntries: count, flags: BPF_F_INNER_MAP });
+      const marks = BpfMap.create({ type: 'array', name: 'slot_marks', keySize: 4, valueSize: MARK_BYTES, maxEntries: count, flags });
       made.push(marks);
       // Only the marked slots: a new array is zeroed.
       const marked: number[] = [];
@@ -182,7 +249,14 @@ export function createMaglevTable(slots: Uint32Array, withMarks = false): { fd: 
       const keys = Buffer.alloc(marked.length * 4);
       const values = Buffer.alloc(marked.length * MARK_BYTES);
       marked.forEach((i, n) => { keys.writeUInt32LE(i, n * 4); markBytes(values, n, slots, i * SLOT_WORDS); });
-      marks.updateBatchFlat(keys, values, marked.length);
+      if (marks.mmapable) {
+        const idx = Uint32Array.from(marked);
+        const words = new Uint32Array(marked.length * SLOT_WORDS);
+        marked.forEach((i, n) => words.set(slots.subarray(i * SLOT_WORDS, i * SLOT_WORDS + SLOT_WORDS), n * SLOT_WORDS));
+        storeMarks(marks, idx, words);
+      } else {
+        marks.updateBatchFlat(keys, values, marked.length);
+      }
       marksFd = marks.fd;
     }
     return { fd: table.fd, marksFd, close };
