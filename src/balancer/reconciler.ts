@@ -188,6 +188,16 @@ export class Reconciler {
   private nextServiceId = 1;
   private nextBackendId = 1;
   private writes = 0;
+  /**
+   * What the reverse and backends maps hold, as this reconciler (their only writer) last read or
+   * wrote it: reading 1000 entries back costs 1000-2000 syscalls on every apply. Filled per key
+   * on first lookup (reverse: in full on first use), kept in step by write() and remove().
+   */
+  private readonly mirrors = new Map<KernelMap, { complete: boolean; entries: Map<string, Buffer | null> }>();
+  /** Encoded map keys and values by their fields (the codecs cost ~10 us an entry), bounded. */
+  private readonly encoded = new Map<string, Buffer>();
+  /** Addresses that parsed as IPv4 (assertInvariants), bounded. */
+  private readonly goodAddresses = new Set<string>();
   /** The maps read and written in decoded values (the generated codecs of lb.o's maps). */
   private typedMaps?: { backends: LbTypedMap<'backends'>; vips: LbTypedMap<'vips'>; settings: LbTypedMap<'settings'> };
   private get typed() {
@@ -306,7 +316,7 @@ export class Reconciler {
     state.services.forEach((s, i) => {
       const where = `service "${s.name}"`;
       // What the codecs take (the config's own formats are narrower: src/config/schema.ts).
-      try { ipv4ToBytes(s.vip); } catch { broken('encodable', `${where}: vip "${s.vip}" is not an IPv4 address`); }
+      if (!this.isIpv4(s.vip)) broken('encodable', `${where}: vip "${s.vip}" is not an IPv4 address`);
       if (!Number.isInteger(s.port) || s.port < 0 || s.port > 65535) broken('encodable', `${where}: port ${s.port} is not 0..65535`);
       if (!(s.protocol in PROTO_NUMBER)) broken('encodable', `${where}: protocol "${s.protocol}" is not tcp or udp`);
       if (s.mode !== 'nat' && s.mode !== 'dsr') broken('encodable', `${where}: mode "${s.mode}" is not nat or dsr`);
@@ -325,7 +335,7 @@ export class Reconciler {
       s.backends.forEach((b, n) => {
         const bkey = backendKey(b);
         const bwhere = `${where} backend ${bkey}`;
-        try { ipv4ToBytes(b.address); } catch { broken('encodable', `${where}: backend address "${b.address}" is not IPv4`); }
+        if (!this.isIpv4(b.address)) broken('encodable', `${where}: backend address "${b.address}" is not IPv4`);
         if (!Number.isInteger(b.port) || b.port < 0 || b.port > 65535) broken('encodable', `${bwhere}: port is not 0..65535`);
         if (!Number.isInteger(b.weight) || b.weight < 0 || b.weight > MAX_WEIGHT) {
           broken('encodable', `${bwhere}: weight ${b.weight} is not an integer in 0..${MAX_WEIGHT}`);
@@ -390,7 +400,7 @@ export class Reconciler {
     for (const p of plans) for (const b of p.backends) desiredBackends.set(b.id, b.value);
     const currentBackends = new Map<number, Buffer>();
     for (const id of new Set([...desiredBackends.keys(), ...this.backendById.keys()])) {
-      currentBackends.set(id, m.backends.lookup(encodeU32(id)) ?? ZERO_BACKEND);
+      currentBackends.set(id, this.mirrorLookup(m.backends, encodeU32(id)) ?? ZERO_BACKEND);
     }
     for (const [id, value] of desiredBackends) {
       if (!currentBackends.get(id)!.equals(value) && (value[FLAGS_AT] & LB.BACKEND_F_ACTIVE)) {
@@ -401,14 +411,16 @@ export class Reconciler {
     for (const p of plans) {
       if (p.service.mode !== 'nat') continue;
       for (const b of p.backends) {
-        const key = LbReverseKeyCodec.encode({
-          ip: b.spec.address, port: b.spec.port || p.service.port, proto: PROTO_NUMBER[p.service.protocol],
-        });
-        const value = LbReverseCodec.encode({ vip: p.service.vip, vport: p.service.port, serviceId: p.id, backendId: b.id });
+        const ip = b.spec.address;
+        const port = b.spec.port || p.service.port;
+        const proto = PROTO_NUMBER[p.service.protocol];
+        const key = this.encodeOnce(`rk|${ip}|${port}|${proto}`, () => LbReverseKeyCodec.encode({ ip, port, proto }));
+        const value = this.encodeOnce(`rv|${p.service.vip}|${p.service.port}|${p.id}|${b.id}`,
+          () => LbReverseCodec.encode({ vip: p.service.vip, vport: p.service.port, serviceId: p.id, backendId: b.id }));
         desiredReverse.set(key.toString('hex'), value);
       }
     }
-    const currentReverse = this.readAll(m.reverse);
+    const currentReverse = this.mirrorAll(m.reverse);
     // A key in its grace period that a backend claims again belongs to the new owner; grace
     // entries make room (soonest to go first) when new keys would overfill the map.
     for (const hex of [...this.reverseGrace.keys()]) if (desiredReverse.has(hex)) this.reverseGrace.delete(hex);
@@ -729,10 +741,10 @@ export class Reconciler {
         backends.push({
           spec: b, id: bid,
           // The owner service's key and mode ride along: the flow-cache hit path checks them.
-          value: LbBackendCodec.encode({
+          value: this.encodeOnce(`b|${b.address}|${b.port}|${backendFlags(b)}|${s.mode}|${id}|${s.vip}|${s.port}|${s.protocol}`, () => LbBackendCodec.encode({
             ip: b.address, port: b.port, flags: backendFlags(b), mode: s.mode === 'dsr' ? LB.MODE_DSR : LB.MODE_NAT,
             serviceId: id, vip: s.vip, vport: s.port, proto: PROTO_NUMBER[s.protocol],
-          } satisfies LbBackend),
+          } satisfies LbBackend)),
         });
       }
       const usable = backends.filter((b) => inTable(b.spec));
@@ -896,17 +908,73 @@ export class Reconciler {
   }
 
   private write(map: KernelMap, key: Buffer, value: Buffer): void {
-    map.update(key, value, 'any');
+    const mirror = this.mirrors.get(map);
+    try {
+      map.update(key, value, 'any');
+    } catch (err) {
+      if (mirror) { mirror.entries.delete(key.toString('hex')); mirror.complete = false; } // unknown now
+      throw err;
+    }
+    mirror?.entries.set(key.toString('hex'), Buffer.from(value));
     this.writes++;
   }
 
   private remove(map: KernelMap, key: Buffer): void {
-    map.delete(key);
+    const mirror = this.mirrors.get(map);
+    try {
+      map.delete(key);
+    } catch (err) {
+      if (mirror) { mirror.entries.delete(key.toString('hex')); mirror.complete = false; }
+      throw err;
+    }
+    mirror?.entries.set(key.toString('hex'), null);
     this.writes++;
   }
 
   private removeIfPresent(map: KernelMap, key: Buffer): void {
-    if (map.lookup(key)) this.remove(map, key);
+    if (this.mirrors.has(map) ? this.mirrorLookup(map, key) : map.lookup(key)) this.remove(map, key);
+  }
+
+  /** map.lookup(key) through the map's mirror (reverse and backends; see `mirrors`). */
+  private mirrorLookup(map: KernelMap, key: Buffer): Buffer | null {
+    let mirror = this.mirrors.get(map);
+    if (!mirror) this.mirrors.set(map, mirror = { complete: false, entries: new Map() });
+    const hex = key.toString('hex');
+    const known = mirror.entries.get(hex);
+    if (known !== undefined) return known;
+    const value = map.lookup(key);
+    mirror.entries.set(hex, value ? Buffer.from(value) : null);
+    return value;
+  }
+
+  /** readAll(map) through its mirror: read in full once, then kept by write() and remove(). */
+  private mirrorAll(map: KernelMap): Map<string, Buffer> {
+    let mirror = this.mirrors.get(map);
+    if (!mirror?.complete) {
+      mirror = { complete: true, entries: new Map(this.readAll(map)) };
+      this.mirrors.set(map, mirror);
+    }
+    const out = new Map<string, Buffer>();
+    for (const [hex, value] of mirror.entries) if (value) out.set(hex, value);
+    return out;
+  }
+
+  /** An encoded key or value, by a string of its fields (bounded memo). */
+  private encodeOnce(fields: string, encode: () => Buffer): Buffer {
+    let buf = this.encoded.get(fields);
+    if (!buf) {
+      if (this.encoded.size > 65536) this.encoded.clear();
+      this.encoded.set(fields, buf = encode());
+    }
+    return buf;
+  }
+
+  private isIpv4(address: string): boolean {
+    if (this.goodAddresses.has(address)) return true;
+    try { ipv4ToBytes(address); } catch { return false; }
+    if (this.goodAddresses.size > 65536) this.goodAddresses.clear();
+    this.goodAddresses.add(address);
+    return true;
   }
 
   private zeroStats(map: KernelMap | undefined, id: number): void {
