@@ -10,6 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { stringify as toYaml } from 'yaml';
@@ -28,7 +30,9 @@ import { benchState, BENCH_TABLE_SIZE } from './xdplb-cases';
 import { percentile, ratio, summarize, type Summary } from './stats';
 import { withBenchLock } from './lock';
 import { sleep, stopProcess, trackChild } from './exec';
-import { BENCH_PREFIX } from './netns';
+import { BENCH_PREFIX, createNamespace, deleteNamespace, tasksCpuNs } from './netns';
+import { run } from './exec';
+import { LbServiceCodec, LbServiceKeyCodec, LbBackendCodec, LB } from '../dataplane/abi';
 import { observerCommand } from './observer';
 
 export const CONTROL_PIN_DIR = `/sys/fs/bpf/${BENCH_PREFIX}-ctl`;
@@ -46,12 +50,15 @@ export interface ControlOptions {
   /** Packets per observability repetition (default 10 M: a few seconds, so the 1 Hz reader reads). */
   packets?: number;
   seconds?: number;
-  /** Which parts to run (default all): api (API -> kernel), maglev, observability. */
+  /** Health detection flips (default 60) and seconds of the 1000-backend CPU window (default 10; 0 = skip). */
+  healthFlips?: number;
+  cpuSeconds?: number;
+  /** Which parts to run (default all): api (API -> kernel), maglev, health, observability. */
   parts?: ControlPart[];
   onProgress?: (message: string) => void;
 }
 
-export const CONTROL_PARTS = ['api', 'maglev', 'observability'] as const;
+export const CONTROL_PARTS = ['api', 'maglev', 'health', 'observability'] as const;
 export type ControlPart = typeof CONTROL_PARTS[number];
 
 export interface ControlReport {
@@ -81,6 +88,18 @@ export interface ControlReport {
       stepsP50Ms: Record<string, number> } | null;
   } | null;
   maglev: Array<{ backends: number; tableSize: number; ms: Summary; offThread?: boolean }>;
+  /**
+   * Health: the daemon in a namespace of its own checking backends that are an HTTP server of the
+   * benchmark's (every address of a /22 on the namespace's lo). Detection: a backend of 10 (M =
+   * 65537, http checks every 250 ms, fall = rise = 1) answers 503 (then 200 again); timed from
+   * the benchmark's answer to the deciding probe until the kernel holds the verdict. CPU: the
+   * daemon's CPU time (every thread, schedstat) over `cpuSeconds` with 1000 backends checked
+   * every second (http), as a share of one CPU.
+   */
+  health: {
+    flips: number; p50Ms: number; p99Ms: number; maxMs: number;
+    cpu: { backends: number; intervalMs: number; seconds: number; probes: number; cpuShare: number } | null;
+  } | null;
   observability: {
     off: { mpps: Summary; lbCpuNsPerPacket: Summary } | null;
     on: { mpps: Summary; lbCpuNsPerPacket: Summary; statsReads: number; events: number } | null;
@@ -481,6 +500,164 @@ export async function measureObservability(reps: number, packets: number, second
   };
 }
 
+export const HEALTH_NETNS = `${BENCH_PREFIX}-hc`;
+const HEALTH_PIN_DIR = `/sys/fs/bpf/${BENCH_PREFIX}-hc`;
+const HEALTH_PORT = 28510;
+
+/** An HTTP server in the health namespace answering 503 for the addresses in `down`, 200
+ * otherwise; remembers when each address was last answered and with what. */
+async function healthServer(): Promise<{ server: HttpServer; down: Set<string>; answers: Map<string, { at: number; status: number }>; count: () => number }> {
+  const down = new Set<string>();
+  const answers = new Map<string, { at: number; status: number }>();
+  let n = 0;
+  const server = createHttpServer((req, res) => {
+    const address = (req.socket.localAddress ?? '').replace(/^::ffff:/, '');
+    const status = down.has(address) ? 503 : 200;
+    res.writeHead(status, { 'content-length': '0', connection: 'close' });
+    res.end();
+    answers.set(address, { at: performance.now(), status });
+    n++;
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    // The socket is made in the namespace: listen() without a host binds synchronously (with a
+    // host it resolves it first, asynchronously, i.e. after the thread left the namespace).
+    inNetns(HEALTH_NETNS, () => server.listen(HEALTH_PORT, () => resolve()));
+  });
+  return { server, down, answers, count: () => n };
+}
+
+function healthConfig(services: unknown[], port: number): string {
+  return toYaml({ interfaces: [], hashSeed: 0, sampling: { rate: 0 }, api: { listen: `127.0.0.1:${port}` }, tokens: [], services });
+}
+
+/** CPU time of every thread of a process, ns. */
+const fmtSeconds = (ms: number) => (ms / 1000).toFixed(1);
+
+function processCpuNs(pid: number): number {
+  let tids: number[] = [];
+  try { tids = readdirSync(`/proc/${pid}/task`).map(Number); } catch { return 0; }
+  return tasksCpuNs(tids);
+}
+
+/**
+ * Health detection -> kernel and the CPU cost of 1000 checked backends (see ControlReport.health).
+ * @throws Error when the namespace, the server or the daemon cannot be set up.
+ */
+export async function measureHealth(flips: number, cpuSeconds: number, progress: (m: string) => void): Promise<NonNullable<ControlReport['health']>> {
+  const dir = mkdtempSync(join(tmpdir(), 'xlbb-hc-'));
+  createNamespace(HEALTH_NETNS);
+  const opened: BpfMap[] = [];
+  let srv: Awaited<ReturnType<typeof healthServer>> | null = null;
+  let daemon: ReturnType<typeof spawnDaemon> | null = null;
+  const stopDaemon = async () => {
+    if (daemon) await daemon.stop(10_000).catch(() => daemon!.kill());
+    daemon = null;
+    rmSync(HEALTH_PIN_DIR, { recursive: true, force: true });
+  };
+  try {
+    run('ip', ['addr', 'add', '198.18.232.0/22', 'dev', 'lo'], { netns: HEALTH_NETNS });
+    srv = await healthServer();
+    const server = srv;
+    const check = (intervalMs: number) => ({ type: 'http', port: HEALTH_PORT, intervalMs, timeoutMs: intervalMs, rise: 1, fall: 1, initialState: 'up', flap: { holdMs: 0 } });
+    const address = (i: number) => `198.18.${232 + Math.floor(i / 250)}.${(i % 250) + 1}`;
+    // 1. Detection: 10 backends, checks every 250 ms.
+    progress(`control: health detection (${flips} flips)`);
+    const pool = Array.from({ length: 10 }, (_, i) => ({ address: address(i), port: 8080, weight: 1 }));
+    writeFileSync(join(dir, 'hc.yaml'), healthConfig([{ name: 'hc', vip: '198.18.231.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: BENCH_TABLE_SIZE, backends: pool, healthCheck: check(250) }], await freePort()));
+    rmSync(HEALTH_PIN_DIR, { recursive: true, force: true });
+    daemon = spawnDaemon({ configPath: join(dir, 'hc.yaml'), pinDir: HEALTH_PIN_DIR, netns: HEALTH_NETNS, detachOnExit: true });
+    trackChild(daemon.child);
+    await daemon.ready(60_000);
+    const maps = (name: string) => { const m = BpfMap.fromPin(join(HEALTH_PIN_DIR, 'maps', name)); opened.push(m); return m; };
+    const servicesMap = maps('services');
+    const backendsMap = maps('backends');
+    const maglevMap = maps('maglev');
+    const svc = servicesMap.lookup(LbServiceKeyCodec.encode({ vip: '198.18.231.1', port: 80, proto: 6 }));
+    if (!svc) throw new Error('the health bench service is not in the kernel');
+    const serviceId = LbServiceCodec.decode(svc).id;
+    const ids = new Map<string, number>();
+    for (const [k, v] of backendsMap.lookupBatch()) {
+      const b = LbBackendCodec.decode(v);
+      if (b.serviceId === serviceId && b.ip) ids.set(`${b.ip}:${b.port}`, k.readUInt32LE(0));
+    }
+    const backends = pool.map((b) => ({ id: ids.get(`${b.address}:${b.port}`) ?? 0, key: `${b.address}:${b.port}`, address: b.address }));
+    if (backends.some((b) => b.id === 0)) throw new Error('a health bench backend is not in the kernel');
+    const key = (id: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(id, 0); return b; };
+    const active = (id: number) => ((backendsMap.lookup(key(id))?.[BACKEND_FLAGS_OFFSET] ?? 0) & LB.BACKEND_F_ACTIVE) !== 0;
+    const probe = new TableProbe(maglevMap, serviceId);
+    const times: number[] = [];
+    try {
+      // Every backend up by its checks (and being probed) before the first flip.
+      const upBy = Date.now() + 15_000;
+      while (!(backends.every((b) => active(b.id) && server.answers.get(b.address)?.status === 200))) {
+        if (Date.now() > upBy) throw new Error(`the health bench backends are not all up after 15 s (${server.count()} probes answered)`);
+        await sleep(10);
+      }
+      let expected = expectedIds(backends, BENCH_TABLE_SIZE);
+      const deadline = Date.now() + 120_000;
+      for (let i = 0; i < flips && Date.now() < deadline; i++) {
+        const b = backends[Math.floor(i / 2) % backends.length];
+        const goDown = i % 2 === 0;
+        const next = expectedIds(backends.filter((x) => x.id !== b.id || !goDown), BENCH_TABLE_SIZE);
+        const slot = lastChangedSlot(expected, next);
+        expected = next;
+        // Wait for a probe of this backend (so the flip lands between two probes), then flip.
+        const flipAt = performance.now();
+        if (goDown) server.down.add(b.address); else server.down.delete(b.address);
+        const want = goDown ? 503 : 200;
+        const changeDeadline = Date.now() + 10_000;
+        // Down: the kernel holds it once the backend lost ACTIVE (the apply's last write for it);
+        // up: once ACTIVE and the last slot the change writes holds it.
+        const held = () => (goDown ? !active(b.id) : active(b.id) && (slot < 0 || probe.slot(slot) === expected[slot]));
+        while (!held()) {
+          if (Date.now() > changeDeadline) throw new Error(`health flip ${i} (${b.key} ${goDown ? 'down' : 'up'}) not in the kernel after 10 s`);
+          await sleep(0);
+        }
+        const seen = performance.now();
+        const answer = server.answers.get(b.address);
+        if (!answer || answer.status !== want || answer.at < flipAt) throw new Error(`health flip ${i}: the kernel changed before the deciding probe (${server.count()} probes answered; last answer ${JSON.stringify(answer)})`);
+        times.push(seen - answer.at);
+        await sleep(20);
+      }
+    } finally {
+      probe.close();
+    }
+    for (const m of opened.splice(0)) m.close();
+    await stopDaemon();
+    // 2. CPU: 1000 backends, checks every second.
+    let cpu: NonNullable<ControlReport['health']>['cpu'] = null;
+    if (cpuSeconds > 0) {
+      progress(`control: health CPU (1000 backends, ${cpuSeconds} s)`);
+      const big = Array.from({ length: 1000 }, (_, i) => ({ address: address(i), port: 8080, weight: 1 }));
+      writeFileSync(join(dir, 'cpu.yaml'), healthConfig([{ name: 'cpu', vip: '198.18.231.2', port: 80, protocol: 'tcp', mode: 'nat', tableSize: BENCH_TABLE_SIZE, backends: big, healthCheck: check(1000) }], await freePort()));
+      server.down.clear();
+      daemon = spawnDaemon({ configPath: join(dir, 'cpu.yaml'), pinDir: HEALTH_PIN_DIR, netns: HEALTH_NETNS, detachOnExit: true });
+      trackChild(daemon.child);
+      await daemon.ready(60_000);
+      await sleep(3000); // start-up work and the first round of checks done
+      const probes0 = server.count();
+      const cpu0 = processCpuNs(daemon.pid);
+      const t0 = performance.now();
+      await sleep(cpuSeconds * 1000);
+      const cpuNs = processCpuNs(daemon.pid) - cpu0;
+      const wallMs = performance.now() - t0;
+      cpu = { backends: 1000, intervalMs: 1000, seconds: wallMs / 1000, probes: server.count() - probes0, cpuShare: cpuNs / 1e6 / wallMs };
+      // The figure means something only while every backend is probed about once a second.
+      if (cpu.probes < 0.8 * 1000 * cpu.seconds) throw new Error(`the 1000 backends were not all checked (${cpu.probes} probes in ${fmtSeconds(wallMs)} s)`);
+      await stopDaemon();
+    }
+    if (times.length === 0) throw new Error('no health flip completed');
+    return { flips: times.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: Math.max(...times), cpu };
+  } finally {
+    for (const m of opened) m.close();
+    await stopDaemon();
+    if (srv) await new Promise<void>((resolve) => srv!.server.close(() => resolve()));
+    deleteNamespace(HEALTH_NETNS);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /**
  * Runs the three control measurements; a part that fails is recorded and the others still run.
  * @throws Error on bad options.
@@ -498,6 +675,7 @@ async function runControlBenchLocked(options: ControlOptions): Promise<ControlRe
   const failures: ControlReport['failures'] = [];
   let apiToKernel: ControlReport['apiToKernel'] = null;
   let maglev: ControlReport['maglev'] = [];
+  let health: ControlReport['health'] = null;
   let observability: ControlReport['observability'] = null;
   const parts = new Set<ControlPart>(options.parts ?? CONTROL_PARTS);
   for (const p of parts) if (!(CONTROL_PARTS as readonly string[]).includes(p)) throw new Error(`control: unknown part "${p}" (parts: ${CONTROL_PARTS.join(', ')})`);
@@ -513,6 +691,11 @@ async function runControlBenchLocked(options: ControlOptions): Promise<ControlRe
       maglev = await measureMaglev(options.maglevReps ?? 11);
     } catch (err) { failures.push({ part: 'maglev', error: (err as Error).message }); }
   }
+  if (parts.has('health')) {
+    try {
+      health = await measureHealth(options.healthFlips ?? 60, options.cpuSeconds ?? 10, progress);
+    } catch (err) { failures.push({ part: 'health', error: (err as Error).message }); }
+  }
   if (parts.has('observability')) {
     try {
       observability = await measureObservability(options.observeReps ?? 5, options.packets ?? 10_000_000, options.seconds ?? 10, progress);
@@ -522,7 +705,7 @@ async function runControlBenchLocked(options: ControlOptions): Promise<ControlRe
   const limitTarget = (description: string, value: number | null, limit: number) => ({ description, value, limit, met: value === null ? null : value <= limit, unit: 'ms' as const });
   await sleep(0);
   return {
-    kind: 'control', apiToKernel, maglev, observability, failures,
+    kind: 'control', apiToKernel, maglev, health, observability, failures,
     targets: [
       limitTarget('API change -> kernel maps, p99 ms (10 backends, M = 65537)', apiToKernel?.p99Ms ?? null, 5),
       limitTarget('API change -> HTTP answer, p99 ms', apiToKernel?.responseP99Ms ?? null, 10),
@@ -530,6 +713,9 @@ async function runControlBenchLocked(options: ControlOptions): Promise<ControlRe
       limitTarget('Maglev build ms, M = 65537, 10 backends', build(10, BENCH_TABLE_SIZE), 2),
       limitTarget('Maglev build ms, M = 65537, 1000 backends', build(1000, BENCH_TABLE_SIZE), 5),
       limitTarget('Maglev build ms, M = 1048573, 1000 backends (worker thread)', build(1000, LARGE_TABLE_SIZE), 100),
+      limitTarget('health check detection -> kernel, p99 ms after the deciding probe', health?.p99Ms ?? null, 5),
+      { description: 'daemon CPU, 1000 backends with 1 s health checks (share of one CPU)', value: health?.cpu?.cpuShare ?? null, limit: 0.05,
+        met: health?.cpu == null ? null : health.cpu.cpuShare <= 0.05 },
       { description: 'observability cost (Mpps, 1 Hz stats + 1/1000 sampling)', value: observability?.mppsCost ?? null, limit: 0.03,
         met: observability?.mppsCost == null ? null : observability.mppsCost <= 0.03 },
       { description: 'observability cost (lb CPU per packet)', value: observability?.cpuCost ?? null, limit: 0.03,
