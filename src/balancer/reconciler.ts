@@ -38,7 +38,7 @@ import {
 } from '../dataplane/abi';
 import { typedLbMap, type LbTypedMap } from '../dataplane/typed-map';
 import { SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
-import { DEFAULT_TRANSITION_SECONDS, markedCount, sameCurrent, sweepSlots, transitionSlots, unmarkedSlots } from './transitions';
+import { DEFAULT_TRANSITION_SECONDS, idBitmap, markedCount, sameCurrent, SlotTimes, sweepSlots, transitionSlots, unmarkedSlots } from './transitions';
 
 /** The part of a bridge BpfMap the reconciler uses. */
 export interface KernelMap {
@@ -138,7 +138,11 @@ function poolSignature(byKey: Array<{ key: string; weight: number }>, size: numb
 
 /** A marked slot whose previous backend is no longer one of the service's. */
 function hasUnknownPrev(slots: Uint32Array, known: ReadonlySet<number>): boolean {
-  for (let i = SLOT.prev; i < slots.length; i += SLOT_WORDS) if (slots[i] !== 0 && !known.has(slots[i])) return true;
+  const isKnown = idBitmap(known);
+  for (let i = SLOT.prev; i < slots.length; i += SLOT_WORDS) {
+    const prev = slots[i];
+    if (prev !== 0 && !(prev < isKnown.length && isKnown[prev])) return true;
+  }
   return false;
 }
 
@@ -173,7 +177,7 @@ export class Reconciler {
   /** marked (moved) slots of each service's installed table, by service id (absent: 0) */
   private readonly markCounts = new Map<number, number>();
   /** per service id: slot -> when its transition window (re)started (ms, now()), while YOUNG */
-  private readonly youngSince = new Map<number, Map<number, number>>();
+  private readonly youngSince = new Map<number, SlotTimes>();
   /** the epoch of the last transition started (seconds of now(), strictly increasing) */
   private lastEpoch = 0;
   /** the sweep period (settings.transitionSeconds of the last apply), ms */
@@ -235,7 +239,7 @@ export class Reconciler {
         this.installedTables.set(svc.id, table);
         this.markCounts.set(svc.id, markedCount(table));
         // A window whose start is unknown (the previous daemon's) starts now.
-        const young = new Map<number, number>();
+        const young = new SlotTimes(table.length / SLOT_WORDS);
         for (let i = 0; i * SLOT_WORDS < table.length; i++) {
           if (table[i * SLOT_WORDS + SLOT.prev] !== 0 && (table[i * SLOT_WORDS + SLOT.seenFlags] >> 8) & LB.SLOT_F_YOUNG) young.set(i, this.now());
         }
@@ -292,11 +296,13 @@ export class Reconciler {
     const table = this.installedTables.get(id);
     const names = this.tableBackendKeys.get(id);
     if (!table || !names) return {};
-    const counts = new Map<number, number>();
+    let max = 0;
+    for (const bid of names.keys()) if (bid > max) max = bid;
+    const counts = new Uint32Array(max + 1);
     const slots = table.length / SLOT_WORDS;
-    for (let i = 0; i < table.length; i += SLOT_WORDS) counts.set(table[i], (counts.get(table[i]) ?? 0) + 1);
+    for (let i = 0; i < table.length; i += SLOT_WORDS) if (table[i] <= max) counts[table[i]]++;
     const out: Record<string, number> = {};
-    for (const [bid, key] of names) out[key] = slots ? (counts.get(bid) ?? 0) / slots : 0;
+    for (const [bid, key] of names) out[key] = slots ? counts[bid] / slots : 0;
     return out;
   }
 
@@ -473,7 +479,7 @@ export class Reconciler {
         const moved: number[] = [];
         if (!epoch) epoch = this.lastEpoch = Math.max(Math.floor(this.now() / 1000) >>> 0, this.lastEpoch + 1) >>> 0;
         slots = transitionSlots(installed, p.table, known, epoch, moved);
-        const young = this.youngSince.get(p.id) ?? new Map<number, number>();
+        const young = this.youngSince.get(p.id) ?? new SlotTimes(slots.length / SLOT_WORDS);
         if (!installed || installed.length !== slots.length) young.clear();
         const startedAt = this.now();
         for (const i of moved) young.set(i, startedAt);
@@ -614,7 +620,7 @@ export class Reconciler {
       const marksOuter = this.maps.maglevMarks?.lookup(encodeU32(id)) ?? null;
       const kernel = outer && this.readInnerTable(outer, marksOuter);
       if (!outer || !kernel || kernel.length !== table.length) continue;
-      const young = this.youngSince.get(id) ?? new Map<number, number>();
+      const young = this.youngSince.get(id) ?? new SlotTimes(table.length / SLOT_WORDS);
       const writes = sweepSlots(kernel, young, now, this.transitionMs);
       if (writes.length) {
         const indices = new Uint32Array(writes.length);
