@@ -38,7 +38,7 @@ import {
 } from '../dataplane/abi';
 import { typedLbMap, type LbTypedMap } from '../dataplane/typed-map';
 import { SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
-import { DEFAULT_TRANSITION_SECONDS, idBitmap, markedCount, sameCurrent, SlotTimes, sweepSlots, transitionSlots, unmarkedSlots } from './transitions';
+import { DEFAULT_TRANSITION_SECONDS, idBitmap, markedCount, sameCurrent, SlotTimes, sweepSlots, transitionSlots, unmarkedSlots, type SlotDiff } from './transitions';
 
 /** The part of a bridge BpfMap the reconciler uses. */
 export interface KernelMap {
@@ -189,6 +189,8 @@ export class Reconciler {
   private readonly prebuilt = new Map<string, Uint32Array>();
   /** reverse entries of removed NAT backends, by key hex: when they go (ms, now()) */
   private readonly reverseGrace = new Map<string, number>();
+  /** The slot diff of the last transitionSlots() (writeInPlace takes it instead of a new pass). */
+  private lastDiff: { slots: Uint32Array; diff: SlotDiff } | null = null;
   private nextServiceId = 1;
   private nextBackendId = 1;
   private writes = 0;
@@ -478,14 +480,18 @@ export class Reconciler {
       if (!installed || !sameCurrent(installed, p.table) || ((this.markCounts.get(p.id) ?? 0) > 0 && hasUnknownPrev(installed, known))) {
         const moved: number[] = [];
         if (!epoch) epoch = this.lastEpoch = Math.max(Math.floor(this.now() / 1000) >>> 0, this.lastEpoch + 1) >>> 0;
-        slots = transitionSlots(installed, p.table, known, epoch, moved);
+        const diff: SlotDiff = { changed: null, marked: 0 };
+        slots = transitionSlots(installed, p.table, known, epoch, moved, diff);
+        this.lastDiff = { slots, diff };
         const young = this.youngSince.get(p.id) ?? new SlotTimes(slots.length / SLOT_WORDS);
         if (!installed || installed.length !== slots.length) young.clear();
         const startedAt = this.now();
         for (const i of moved) young.set(i, startedAt);
         this.youngSince.set(p.id, young);
       }
-      const swap = !sameTable(installed, slots!);
+      const last = this.lastDiff;
+      const changedSlots = last && last.slots === slots ? last.diff.changed : null;
+      const swap = slots !== installed && (changedSlots ? changedSlots.length > 0 : !sameTable(installed, slots!));
       const shrinkFirst = current !== undefined && currentSize > p.table.length;
       if (shrinkFirst && !current.equals(value)) { this.write(m.services, p.key, value); syncSlot(p); }
       if (swap) {
@@ -849,9 +855,11 @@ export class Reconciler {
     } else {
       // Without a marks map (a caller that keeps none) the table holds no moved slot.
       const slots = marksMap ? table : unmarkedSlots(Uint32Array.from({ length: table.length / SLOT_WORDS }, (_, i) => table[i * SLOT_WORDS]));
-      if (this.writeInPlace(serviceId, slots)) {
+      const known = this.lastDiff?.slots === slots ? this.lastDiff.diff : null;
+      this.lastDiff = null;
+      if (this.writeInPlace(serviceId, slots, known?.changed ?? null)) {
         this.installedTables.set(serviceId, slots);
-        this.markCounts.set(serviceId, markedCount(slots));
+        this.markCounts.set(serviceId, known?.changed ? known.marked : markedCount(slots));
         return;
       }
       // A marks table comes with every new table when slots can later be marked in place.
@@ -879,7 +887,7 @@ export class Reconciler {
    * kernel holding it, a marks table there when the service keeps marks). False when it cannot:
    * the caller swaps in a new table then.
    */
-  private writeInPlace(serviceId: number, slots: Uint32Array): boolean {
+  private writeInPlace(serviceId: number, slots: Uint32Array, changedSlots: Uint32Array | null): boolean {
     const installed = this.installedTables.get(serviceId);
     if (!this.writeInnerSlots || !installed || installed.length !== slots.length || slots.length === 0) return false;
     const key = encodeU32(serviceId);
@@ -888,12 +896,16 @@ export class Reconciler {
     const marksOuter = this.maps.maglevMarks ? this.maps.maglevMarks.lookup(key) : null;
     // A table installed without a marks table (an older build's): swapped once for a pair.
     if (this.maps.maglevMarks && !marksOuter) return false;
-    let n = 0;
-    const changed = new Uint32Array(slots.length / SLOT_WORDS);
-    for (let i = 0, at = 0; at < slots.length; i++, at += SLOT_WORDS) {
-      if (installed[at] !== slots[at] || installed[at + 1] !== slots[at + 1] || installed[at + 2] !== slots[at + 2] || installed[at + 3] !== slots[at + 3]) changed[n++] = i;
+    let indices = changedSlots;
+    if (!indices) {
+      let n = 0;
+      const changed = new Uint32Array(slots.length / SLOT_WORDS);
+      for (let i = 0, at = 0; at < slots.length; i++, at += SLOT_WORDS) {
+        if (installed[at] !== slots[at] || installed[at + 1] !== slots[at + 1] || installed[at + 2] !== slots[at + 2] || installed[at + 3] !== slots[at + 3]) changed[n++] = i;
+      }
+      indices = changed.subarray(0, n);
     }
-    const indices = changed.subarray(0, n);
+    const n = indices.length;
     const words = new Uint32Array(n * SLOT_WORDS);
     for (let k = 0, w = 0; k < n; k++) {
       const at = indices[k] * SLOT_WORDS;

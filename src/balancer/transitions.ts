@@ -92,8 +92,12 @@ export function markedCount(slots: Uint32Array): number {
  * A size change (or no old table) unmarks everything: slots of different sizes hash other flows.
  * `movedSlots` receives the index of every slot whose window (re)started.
  */
-export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, known: ReadonlySet<number>, epoch: number, movedSlots?: number[]): Uint32Array {
-  if (!old || old.length !== ids.length * SLOT_WORDS) return unmarkedSlots(ids);
+export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, known: ReadonlySet<number>, epoch: number, movedSlots?: number[],
+  diff?: SlotDiff): Uint32Array {
+  if (!old || old.length !== ids.length * SLOT_WORDS) {
+    if (diff) diff.changed = null;
+    return unmarkedSlots(ids);
+  }
   const out = new Uint32Array(old.length);
   const isKnown = idBitmap(known);
   for (let i = 0, at = 0; i < ids.length; i++, at += SLOT_WORDS) {
@@ -117,8 +121,24 @@ export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, 
       movedSlots?.push(i);
     }
   }
+  if (diff) {
+    // The slots that differ from `old` and the marked count, in the same pass's cache lines.
+    const changed = new Uint32Array(ids.length);
+    let n = 0;
+    let marked = 0;
+    for (let i = 0, at = 0; i < ids.length; i++, at += SLOT_WORDS) {
+      if (out[at + 1] !== 0) marked++;
+      if (out[at] !== old[at] || out[at + 1] !== old[at + 1] || out[at + 2] !== old[at + 2] || out[at + 3] !== old[at + 3]) changed[n++] = i;
+    }
+    diff.changed = changed.subarray(0, n);
+    diff.marked = marked;
+  }
   return out;
 }
+
+/** What transitionSlots() changed against the old table: the slot indexes (null: no old table
+ * of the same size, everything is new) and how many slots of the result are marked. */
+export interface SlotDiff { changed: Uint32Array | null; marked: number }
 
 /**
  * One sweep over a table read back from the kernel: what to write, slot by slot. A YOUNG slot
