@@ -794,7 +794,9 @@ export class Reconciler {
   /** The service's table of backend ids; rebuilt only when its size or usable pool changed
    * (taken from prebuildTables() when it built that pool's table ahead). */
   private maglevTable(serviceId: number, size: number, usable: Array<{ key: string; weight: number; id: number }>): Uint32Array {
-    const signature = `${size}|${usable.map((b) => `${b.key}*${b.weight}#${b.id}`).sort().join(',')}`;
+    // In the state's order (not sorted: 1000 keys cost ~2 ms to sort on every apply); the same
+    // pool listed in another order only costs a rebuild of the same table.
+    const signature = `${size}|${usable.map((b) => `${b.key}*${b.weight}#${b.id}`).join(',')}`;
     const cached = this.builtTables.get(serviceId);
     if (cached?.signature === signature) return cached.table;
     const byKey = [...usable].sort(byMaglevKey);

@@ -98,7 +98,8 @@ export interface ControlReport {
    */
   health: {
     flips: number; p50Ms: number; p99Ms: number; maxMs: number;
-    cpu: { backends: number; intervalMs: number; seconds: number; probes: number; cpuShare: number } | null;
+    /** healthChanges: verdicts that changed in the window (each one a reconcile; 0 on a quiet machine). */
+    cpu: { backends: number; intervalMs: number; seconds: number; probes: number; cpuShare: number; healthChanges: number } | null;
   } | null;
   observability: {
     off: { mpps: Summary; lbCpuNsPerPacket: Summary } | null;
@@ -637,12 +638,14 @@ export async function measureHealth(flips: number, cpuSeconds: number, progress:
       await daemon.ready(60_000);
       await sleep(3000); // start-up work and the first round of checks done
       const probes0 = server.count();
+      const changes0 = daemon.logs.filter((l) => l.msg === 'backend health changed').length;
       const cpu0 = processCpuNs(daemon.pid);
       const t0 = performance.now();
       await sleep(cpuSeconds * 1000);
       const cpuNs = processCpuNs(daemon.pid) - cpu0;
       const wallMs = performance.now() - t0;
-      cpu = { backends: 1000, intervalMs: 1000, seconds: wallMs / 1000, probes: server.count() - probes0, cpuShare: cpuNs / 1e6 / wallMs };
+      cpu = { backends: 1000, intervalMs: 1000, seconds: wallMs / 1000, probes: server.count() - probes0, cpuShare: cpuNs / 1e6 / wallMs,
+        healthChanges: daemon.logs.filter((l) => l.msg === 'backend health changed').length - changes0 };
       // The figure means something only while every backend is probed about once a second.
       if (cpu.probes < 0.8 * 1000 * cpu.seconds) throw new Error(`the 1000 backends were not all checked (${cpu.probes} probes in ${fmtSeconds(wallMs)} s)`);
       await stopDaemon();
