@@ -634,3 +634,29 @@ describe("a removed NAT backend's reverse entry: kept for the grace period", () 
     r.apply({ services: [], settings: web(0).settings });
   });
 });
+
+describe('recently built Maglev tables (issue 16)', () => {
+  test('a pool seen again takes its table without a build, and the same table as a build', async () => {
+    const { maglevBuildTime } = await import('./maglev');
+    const d = Dataplane.load({ hashSeed: 5, maxServices: 8, maxBackends: 64, maxFlows: 256 });
+    try {
+      const lb = new Balancer(d);
+      const pool = Array.from({ length: 6 }, (_, i) => ({ address: `198.18.140.${i + 1}`, port: 8080, weight: 1, healthy: true, draining: false }));
+      const state = (downIndex: number | null): DataplaneState => ({
+        services: [{ name: 'web', vip: '198.18.139.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 65537,
+          backends: pool.map((b, i) => ({ ...b, healthy: i !== downIndex })) }],
+        settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true },
+      });
+      lb.applyState(state(null));
+      const built = (f: () => void): number => { const t = maglevBuildTime(); f(); return maglevBuildTime() - t; };
+      assert.ok(built(() => lb.applyState(state(2))) > 0, 'a new pool is built');
+      const again = built(() => lb.applyState(state(null)));
+      assert.equal(again, 0, 'the first pool again: no build');
+      checkMaps(d, lb, state(null));
+      assert.equal(built(() => lb.applyState(state(2))), 0, 'and the second');
+      checkMaps(d, lb, state(2));
+    } finally {
+      d.close();
+    }
+  });
+});

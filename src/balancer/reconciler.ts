@@ -91,6 +91,8 @@ export interface SweepResult { cleared: number; aged: number; marked: number }
 export interface ApplyResult { writes: number; tablesSwapped: number[] }
 
 const PROTO_NUMBER = { tcp: 6, udp: 17 } as const;
+/** Slots of the recently built tables kept for pools seen again (4 MiB of u32: 16 tables of 65537). */
+const RECENT_TABLE_SLOTS = 1 << 20;
 const ZERO_BACKEND = Buffer.alloc(LbBackendCodec.size);
 const FLAGS_AT = LbBackendCodec.fields.find((f) => f.c === 'flags')!.offset;
 
@@ -187,6 +189,13 @@ export class Reconciler {
   private readonly builtTables = new Map<number, { signature: string; poolSignature: string; table: Uint32Array }>();
   /** tables built ahead by prebuildTables(), by poolSignature(): slot -> index in key order */
   private readonly prebuilt = new Map<string, Uint32Array>();
+  /**
+   * Tables built recently, by poolSignature() (slot -> index in key order), least recently used
+   * first, at most RECENT_TABLE_SLOTS slots in all: a pool seen again (a backend down then up, a
+   * drain undone, a weight put back) takes its table without a build.
+   */
+  private readonly recentTables = new Map<string, Uint32Array>();
+  private recentSlots = 0;
   /** reverse entries of removed NAT backends, by key hex: when they go (ms, now()) */
   private readonly reverseGrace = new Map<string, number>();
   /** The slot diff of the last transitionSlots() (writeInPlace takes it instead of a new pass). */
@@ -801,11 +810,29 @@ export class Reconciler {
     if (cached?.signature === signature) return cached.table;
     const byKey = [...usable].sort(byMaglevKey);
     const pool = poolSignature(byKey, size);
-    const slots = this.prebuilt.get(pool) ?? buildMaglevTable(byKey, size);
+    const slots = this.prebuilt.get(pool) ?? this.recentTable(pool) ?? buildMaglevTable(byKey, size);
+    this.rememberTable(pool, slots);
     const table = new Uint32Array(slots.length);
     for (let i = 0; i < slots.length; i++) table[i] = byKey[slots[i]].id;
     this.builtTables.set(serviceId, { signature, poolSignature: pool, table });
     return table;
+  }
+
+  private recentTable(pool: string): Uint32Array | undefined {
+    const slots = this.recentTables.get(pool);
+    if (slots) { this.recentTables.delete(pool); this.recentTables.set(pool, slots); } // most recent last
+    return slots;
+  }
+
+  private rememberTable(pool: string, slots: Uint32Array): void {
+    if (this.recentTables.has(pool) || slots.length > RECENT_TABLE_SLOTS) return;
+    this.recentTables.set(pool, slots);
+    this.recentSlots += slots.length;
+    for (const [key, old] of this.recentTables) {
+      if (this.recentSlots <= RECENT_TABLE_SLOTS) break;
+      this.recentTables.delete(key);
+      this.recentSlots -= old.length;
+    }
   }
 
   /**
@@ -824,7 +851,7 @@ export class Reconciler {
       if (!(s.tableSize >= OFF_THREAD_MIN_SLOTS)) continue;
       const byKey = s.backends.filter(inTable).map((b) => ({ key: backendKey(b), weight: b.weight })).sort(byMaglevKey);
       const signature = poolSignature(byKey, s.tableSize);
-      if (byKey.length === 0 || built.has(signature) || jobs.some((j) => j.signature === signature)) continue;
+      if (byKey.length === 0 || built.has(signature) || this.recentTables.has(signature) || jobs.some((j) => j.signature === signature)) continue;
       jobs.push({ signature, backends: byKey, size: s.tableSize });
     }
     const tables = await buildMaglevTablesOffThread(jobs.map(({ backends, size }) => ({ backends, size })));
