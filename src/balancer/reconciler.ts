@@ -813,7 +813,8 @@ export class Reconciler {
     const slots = this.prebuilt.get(pool) ?? this.recentTable(pool) ?? buildMaglevTable(byKey, size);
     this.rememberTable(pool, slots);
     const table = new Uint32Array(slots.length);
-    for (let i = 0; i < slots.length; i++) table[i] = byKey[slots[i]].id;
+    const idOf = Uint32Array.from(byKey, (b) => b.id);
+    for (let i = 0; i < slots.length; i++) table[i] = idOf[slots[i]];
     this.builtTables.set(serviceId, { signature, poolSignature: pool, table });
     return table;
   }
