@@ -50,6 +50,25 @@ export interface DataplaneLoadOptions {
 export interface AttachmentInfo { ifname: string; ifindex: number; mode: XdpMode; progId: number }
 
 const META_SIZE = 16; // u32 magic, u32 hash seed, u32 maglevMaxSize, u32 flags (META_F_*)
+/**
+ * The map_flags the inner tables of `outer` (an ARRAY_OF_MAPS not yet in use) must have: this
+ * build's (BPF_F_INNER_MAP | BPF_F_MMAPABLE) when a one-entry table with them goes in at index 0
+ * (no service has id 0), else BPF_F_INNER_MAP (an older build's template).
+ */
+function innerFlagsOf(outer: BpfMap): number {
+  const flags = LB_MAPS.maglev.inner.flags;
+  const probe = BpfMap.create({ type: 'array', name: 'xdplb_probe', keySize: 4, valueSize: 4, maxEntries: 1, flags });
+  try {
+    outer.update(encodeU32(0), encodeU32(probe.fd));
+    outer.delete(encodeU32(0));
+    return flags;
+  } catch {
+    return BPF_F_INNER_MAP;
+  } finally {
+    probe.close();
+  }
+}
+
 /** meta flags: the inner tables of maglev and maglev_marks are BPF_F_MMAPABLE (written in place through a mapping). */
 const META_F_MMAPABLE_TABLES = 1;
 /** "xlb" + the maps' layout version: bumped whenever a map's type, key or value changes, so that
@@ -124,7 +143,11 @@ export class Dataplane {
     let dp: Dataplane;
     try {
       const maps = Object.fromEntries(MAP_NAMES.map((n) => [n, object.map(n)])) as Record<MapName, BpfMap>;
-      dp = new Dataplane(object, object.program(PROGRAM_NAME), maps, opts.hashSeed, maglevMaxSize);
+      // This build's lb.o has this build's inner templates; another object (an older build's)
+      // is asked which flags its maglev inner tables take.
+      const own = path.resolve(objectPath) === path.resolve(repoRoot(), 'bpf', 'lb.o');
+      dp = new Dataplane(object, object.program(PROGRAM_NAME), maps, opts.hashSeed, maglevMaxSize,
+        own ? undefined : innerFlagsOf(maps.maglev));
     } catch (err) {
       object.close();
       throw err;

@@ -6,7 +6,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { BpfMap, BPF_F_INNER_MAP, BPF_F_MMAPABLE } from '../bpf';
+import { BpfMap, BPF_F_INNER_MAP, BPF_F_MMAPABLE, repoRoot } from '../bpf';
 import { createMaglevTable, readMaglevTable, writeMaglevSlotsFlat, SLOT, SLOT_WORDS } from './maglev-tables';
 import { LB, encodeU32 } from './abi';
 
@@ -110,6 +110,18 @@ describe('which inner tables a data plane takes (meta flags)', () => {
       const older = Dataplane.adopt(pin)!;
       assert.equal(older.innerTableFlags, BPF_F_INNER_MAP);
       older.close();
+      // Another object file is asked (a one-entry table at outer index 0, which no service uses).
+      const os = await import('node:os');
+      const copy = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'xlbk-obj-')), 'lb.o');
+      fs.copyFileSync(path.join(repoRoot(), 'bpf', 'lb.o'), copy);
+      const other = Dataplane.load({ hashSeed: 1, maxServices: 8, maxBackends: 32, maxFlows: 256, objectPath: copy });
+      try {
+        assert.equal(other.innerTableFlags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
+        assert.equal(other.map('maglev').lookup(encodeU32(0)), null, 'the probe table is gone again');
+      } finally {
+        other.close();
+        fs.rmSync(path.dirname(copy), { recursive: true, force: true });
+      }
     } finally {
       dp.unpin();
       dp.close();
