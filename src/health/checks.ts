@@ -79,7 +79,8 @@ function startHttpProbe(probe: HttpProbe): RunningProbe {
   // One timer for the whole exchange (connect + status line): a server that accepts but never
   // answers must count as down.
   const timer = setTimeout(() => settle({ ok: false, detail: `timeout after ${probe.timeoutMs} ms` }), probe.timeoutMs);
-  const host = probe.port === 80 ? probe.address : `${probe.address}:${probe.port}`;
+  const name = probe.address.includes(':') ? `[${probe.address}]` : probe.address; // IPv6 in brackets
+  const host = probe.port === 80 ? name : `${name}:${probe.port}`;
   socket.once('connect', () => {
     socket.write(`GET ${probe.path} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: xdplb-health/1\r\nConnection: close\r\n\r\n`);
   });
