@@ -32,11 +32,11 @@ struct {
 } vips SEC(".maps");
 
 /* maglev_table: template of one service's inner table, slot -> backend id | LB_SLOT_MOVED (sizes
- * differ per service) */
+ * differ per service; mmapable: user space writes changed slots in place, one u32 store each) */
 struct maglev_table {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LB_MAGLEV_DEFAULT_SIZE);
-	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u32);
 };
@@ -53,7 +53,7 @@ struct {
 struct slot_marks {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LB_MAGLEV_DEFAULT_SIZE);
-	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
 	/* By sizes: clang's BTF has only a forward declaration of a struct reached through an inner
 	 * map definition, which libbpf cannot size (the layout is lb_abi.h's, generated from it). */
 	__uint(key_size, sizeof(__u32));

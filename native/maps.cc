@@ -1,6 +1,7 @@
 // maps.cc: map create/info/CRUD/iterate/batch, pinning, fds from ids, and type-name tables.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -195,6 +196,61 @@ Napi::Value MapUpdateBatch(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// The data of a BPF_F_MMAPABLE array mapped into the process for one call (the mapping holds a
+// reference on the map while it lasts; it is gone again when the call returns, so no JS object
+// can outlive it).
+class MapMapping {
+ public:
+  MapMapping(Napi::Env env, int fd, size_t bytes, bool write, const std::string &what) : bytes_(bytes) {
+    addr_ = mmap(nullptr, bytes, write ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+    if (addr_ == MAP_FAILED)
+      ThrowBpfError(env, write ? "map mmap write" : "map mmap read", what, errno,
+                    errno == EINVAL ? "the map is not a BPF_F_MMAPABLE array, or the length exceeds its data" : DefaultHint(errno));
+  }
+  ~MapMapping() { munmap(addr_, bytes_); }
+  uint32_t *words() const { return static_cast<uint32_t *>(addr_); }
+ private:
+  void *addr_;
+  size_t bytes_;
+};
+
+// mapStoreWords(fd, bytes, offsets Uint32Array, values Uint32Array, name): maps the first `bytes`
+// of an mmapable array and stores values[i] at u32 offset offsets[i], in index order, each as one
+// aligned 32-bit store (a reader of that word sees the old or the new value, never a mix).
+Napi::Value MapStoreWords(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
+  size_t bytes = static_cast<size_t>(ArgInt(info, 1, "bytes"));
+  if (!info[2].IsTypedArray() || !info[3].IsTypedArray()) throw Napi::TypeError::New(env, "offsets and values must be Uint32Arrays");
+  auto offsets = info[2].As<Napi::Uint32Array>();
+  auto values = info[3].As<Napi::Uint32Array>();
+  std::string what = Label(info, 4, "map");
+  size_t n = offsets.ElementLength();
+  if (values.ElementLength() != n) ThrowBpfError(env, "map mmap write", what, EINVAL, "as many offsets as values");
+  for (size_t i = 0; i < n; i++)
+    if (static_cast<size_t>(offsets[i]) * 4 + 4 > bytes) ThrowBpfError(env, "map mmap write", what, EINVAL, "offset " + std::to_string(offsets[i]) + " beyond the mapped words");
+  if (n == 0) return env.Undefined();
+  MapMapping m(env, fd, bytes, true, what);
+  uint32_t *w = m.words();
+  for (size_t i = 0; i < n; i++) __atomic_store_n(&w[offsets[i]], values[i], __ATOMIC_RELEASE);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  return env.Undefined();
+}
+
+// mapReadWords(fd, bytes, name) -> Buffer: a copy of the first `bytes` of an mmapable array.
+Napi::Value MapReadWords(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
+  size_t bytes = static_cast<size_t>(ArgInt(info, 1, "bytes"));
+  std::string what = Label(info, 2, "map");
+  MapMapping m(env, fd, bytes, false, what);
+  auto out = Napi::Buffer<uint8_t>::New(env, bytes);
+  const uint32_t *src = m.words();
+  uint32_t *dst = reinterpret_cast<uint32_t *>(out.Data());
+  for (size_t i = 0; i < bytes / 4; i++) dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+  return out;
+}
+
 // objPin(fd, path, what)
 Napi::Value ObjPin(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -303,6 +359,8 @@ void RegisterMaps(Napi::Env env, Napi::Object exports) {
   exports.Set("mapNextKey", Napi::Function::New(env, MapNextKey, "mapNextKey"));
   exports.Set("mapLookupBatch", Napi::Function::New(env, MapLookupBatch, "mapLookupBatch"));
   exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch, "mapUpdateBatch"));
+  exports.Set("mapStoreWords", Napi::Function::New(env, MapStoreWords, "mapStoreWords"));
+  exports.Set("mapReadWords", Napi::Function::New(env, MapReadWords, "mapReadWords"));
   exports.Set("objPin", Napi::Function::New(env, ObjPin, "objPin"));
   exports.Set("objGet", Napi::Function::New(env, ObjGet, "objGet"));
   exports.Set("progFdFromId", Napi::Function::New(env, ProgFdFromId, "progFdFromId"));

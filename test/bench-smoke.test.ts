@@ -91,7 +91,7 @@ describe('bench smoke', { skip: skipReason }, () => {
   });
 
   test('control: API changes reach the kernel, Maglev builds, observability on and off both forward', async () => {
-    control = await runControlBench({ changes: 6, maglevReps: 1, observeReps: 1, packets: 20_000, seconds: 5 });
+    control = await runControlBench({ changes: 6, maglevReps: 1, observeReps: 1, packets: 20_000, seconds: 5, healthFlips: 4, cpuSeconds: 2 });
     assert.deepEqual(control.failures, [], JSON.stringify(control.failures));
     assert.ok(control.apiToKernel, 'API part ran');
     assert.equal(control.apiToKernel.changes, 6);
@@ -102,7 +102,8 @@ describe('bench smoke', { skip: skipReason }, () => {
     assert.ok(o && o.off && o.on, 'both observability modes measured');
     assert.ok(o.off.mpps.median > 0 && o.on.mpps.median > 0);
     assert.ok(o.on.statsReads >= 1, 'the observer read the counters');
-    assert.equal(control.targets.length, 8);
+    assert.equal(control.targets.length, 10);
+    assert.ok(control.health && control.health.flips === 4 && control.health.cpu && control.health.cpu.probes > 0, 'health detection and CPU ran');
     assert.ok(control.apiToKernel.bulk && control.apiToKernel.bulk.changes >= 1, 'a bulk change reached the kernel');
     assertNothingLeft();
   });

@@ -3,7 +3,8 @@
  * needs. Tests create one, run frames through it inside their namespace, and close it.
  */
 import path from 'node:path';
-import { BpfObject, BpfMap, BPF_F_INNER_MAP, repoRoot, type Program } from '../src/bpf';
+import { BpfObject, BpfMap, repoRoot, type Program } from '../src/bpf';
+import { LB_MAPS } from '../src/dataplane/lb.generated';
 import { lbLoadOptions } from '../src/dataplane/load-options';
 import { TEST_FLOW_SETS, type MapAccess } from './datapath-harness';
 
@@ -58,7 +59,8 @@ export function loadTarget(opts: TargetOptions = {}): Target {
     lookup: (name, key) => map(name).lookup(key),
     keys: (name) => [...map(name).keys()],
     createInnerTable: (maxEntries, valueSize, values) => {
-      const inner = BpfMap.create({ type: 'array', name: 'xlbt_maglev', keySize: 4, valueSize, maxEntries, flags: BPF_F_INNER_MAP });
+      // The outer maps' template flags (BPF_F_INNER_MAP | BPF_F_MMAPABLE): an inner map must match them.
+      const inner = BpfMap.create({ type: 'array', name: 'xlbt_maglev', keySize: 4, valueSize, maxEntries, flags: LB_MAPS.maglev.inner.flags });
       const count = Math.min(maxEntries, values.length / valueSize);
       if (count) inner.updateBatchFlat(Buffer.from(Uint32Array.from({ length: count }, (_, i) => i).buffer), values.subarray(0, count * valueSize), count);
       inners.set(inner.fd, inner);

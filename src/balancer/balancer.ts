@@ -7,7 +7,7 @@
  */
 import type { Dataplane } from '../dataplane/dataplane';
 import { FAMILY6, familyCodec } from './family';
-import { createMaglevTable, readMaglevTable, writeMaglevSlots } from '../dataplane/maglev-tables';
+import { createMaglevTable, readMaglevTable, writeMaglevSlotsFlat } from '../dataplane/maglev-tables';
 import type { DataplaneState } from '../dataplane/types';
 import { Reconciler, type ApplyResult, type ReconcilerMaps } from './reconciler';
 
@@ -33,7 +33,7 @@ export class Balancer {
       maxVips: dp.map('vips').maxEntries,
       maxReverse: dp.map('reverse').maxEntries,
       maglevMaxSize: dp.maglevMaxSize,
-    }, (entries) => createMaglevTable(entries), readMaglevTable, Date.now, writeMaglevSlots);
+    }, (entries, withMarks) => createMaglevTable(entries, withMarks, dp.innerTableFlags), readMaglevTable, Date.now, writeMaglevSlotsFlat);
     if (dp.adopted) this.reconciler.recover();
   }
 

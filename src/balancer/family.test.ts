@@ -13,7 +13,7 @@ import { typedLbMap } from '../dataplane/typed-map';
 import { LB, decodeU32, encodeU32 } from '../dataplane/abi';
 import { vipFilterBit6, vipFilterWords, vipFilterWords6 } from '../dataplane/jhash';
 import { ipToU32 } from '../dataplane/packet';
-import { createMaglevTable, readMaglevTable, writeMaglevSlots } from '../dataplane/maglev-tables';
+import { createMaglevTable, readMaglevTable, writeMaglevSlotsFlat } from '../dataplane/maglev-tables';
 import type { DataplaneBackend, DataplaneState } from '../dataplane/types';
 import { Balancer } from './balancer';
 import { buildMaglevTable } from './maglev';
@@ -233,7 +233,7 @@ describe('IPv6 services through the reconciler on the loaded bpf/lb.o', () => {
       v6: { services6: dp.map('services6'), vips6: dp.map('vips6'), backends6: dp.map('backends6'), reverse6: dp.map('reverse6') },
     };
     const again = new Reconciler(maps, { maxServices: 16, maxBackends: 64, maxVips: dp.map('vips').maxEntries, maxReverse: dp.map('reverse').maxEntries, maglevMaxSize: 65537 },
-      (slots) => createMaglevTable(slots), readMaglevTable, Date.now, writeMaglevSlots);
+      (slots) => createMaglevTable(slots), readMaglevTable, Date.now, writeMaglevSlotsFlat);
     again.recover();
     for (const s of state.services) for (const b of s.backends) {
       assert.equal(again.backendId.call(again, s.name, b.address, b.port), null, 'names are learnt at the first apply');
@@ -327,7 +327,7 @@ describe('IPv6 write order', () => {
       const reconciler = new Reconciler({
         services: w('services'), vips: w('vips'), maglev: w('maglev'), maglevMarks: w('maglev_marks'), backends: w('backends'), reverse: w('reverse'), settings: w('settings'),
         v6: { services6: w('services6'), vips6: w('vips6'), backends6: w('backends6'), reverse6: w('reverse6') },
-      }, { maxServices: 16, maxBackends: 64, maxVips: 256, maxReverse: 4096, maglevMaxSize: 65537 }, createMaglevTable, readMaglevTable, Date.now, writeMaglevSlots);
+      }, { maxServices: 16, maxBackends: 64, maxVips: 256, maxReverse: 4096, maglevMaxSize: 65537 }, createMaglevTable, readMaglevTable, Date.now, writeMaglevSlotsFlat);
       const steps: Array<[string, (s: DataplaneState) => void]> = [
         ['initial', () => {}],
         ['pool change', (s) => { s.services[1].backends.splice(0, 1); }],

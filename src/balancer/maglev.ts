@@ -247,13 +247,17 @@ function fillTable(size: number, n: number, equal: boolean, maxWeight: number, c
           hits += hit;
           const c = claimed[i] + hit;
           claimed[i] = c;
-          probes[i] = r;
           active[stillActive] = i;
-          stillActive += (c - cap[i]) >>> 31;
+          const stays = (c - cap[i]) >>> 31;
+          // A backend leaving the phase keeps the round of its last turn; the others get theirs
+          // when the loop ends (one store per backend, not per turn).
+          if (stays === 0) probes[i] = r;
+          stillActive += stays;
         }
         filled += hits;
         activeCount = stillActive;
       }
+      for (let k = 0; k < activeCount; k++) probes[active[k]] = r;
     }
     let current = Infinity;
     for (let k = 0; k < activeCount; k++) {

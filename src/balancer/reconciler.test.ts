@@ -194,21 +194,32 @@ describe('reconciler on the loaded bpf/lb.o', () => {
     assert.deepEqual(snapshot(dp), before);
   });
 
-  test('a pool change swaps in a new inner table; the old one is freed', async () => {
+  test('a pool change writes the changed slots in place (no outer-map update); a size change swaps in a new inner table and the old one is freed', async () => {
     const sid = lb.reconciler.serviceId('web')!;
     const old = innerTableOf(dp, sid)!;
+    const oldMarks = dp.map('maglev_marks').lookup(encodeU32(sid));
+    assert.ok(oldMarks, 'a table comes with its marks table');
     const removedId = lb.reconciler.backendId('web', '198.18.1.3', 8080)!;
     const state = baseState();
     state.services[0].backends.splice(1, 1); // drop 198.18.1.3:8080
     const r = lb.applyState(state);
     assert.deepEqual(r.tablesSwapped, [sid]);
     checkMaps(dp, lb, state);
-    const now = innerTableOf(dp, sid)!;
-    assert.notEqual(now.id, old.id, 'outer map points at a new inner map');
-    assert.ok(await waitGone(old.id), `old inner map ${old.id} is freed`);
+    assert.equal(innerTableOf(dp, sid)!.id, old.id, 'the same inner map, written in place');
+    assert.deepEqual(dp.map('maglev_marks').lookup(encodeU32(sid)), oldMarks, 'the same marks table');
     assert.ok(dp.map('backends').lookup(encodeU32(removedId))!.every((b) => b === 0), 'removed backend zeroed');
     // Untouched services keep their tables.
     assert.deepEqual(r.tablesSwapped.includes(lb.reconciler.serviceId('dns')!), false);
+    // A size change cannot be written in place: a new table, the old one freed.
+    const resized = baseState();
+    resized.services[0].backends.splice(1, 1);
+    resized.services[0].tableSize = 257;
+    assert.deepEqual(lb.applyState(resized).tablesSwapped, [sid]);
+    checkMaps(dp, lb, resized);
+    assert.notEqual(innerTableOf(dp, sid)!.id, old.id, 'outer map points at a new inner map');
+    assert.ok(await waitGone(old.id), `old inner map ${old.id} is freed`);
+    lb.applyState(state);
+    checkMaps(dp, lb, state);
   });
 
   test('new backends take fresh ids (round-robin), not the one just freed', () => {
@@ -622,5 +633,31 @@ describe("a removed NAT backend's reverse entry: kept for the grace period", () 
     assert.ok(reverseOf('198.18.1.5'));
     assert.equal(dp.map('reverse').count(), 3);
     r.apply({ services: [], settings: web(0).settings });
+  });
+});
+
+describe('recently built Maglev tables (issue 16)', () => {
+  test('a pool seen again takes its table without a build, and the same table as a build', async () => {
+    const { maglevBuildTime } = await import('./maglev');
+    const d = Dataplane.load({ hashSeed: 5, maxServices: 8, maxBackends: 64, maxFlows: 256 });
+    try {
+      const lb = new Balancer(d);
+      const pool = Array.from({ length: 6 }, (_, i) => ({ address: `198.18.140.${i + 1}`, port: 8080, weight: 1, healthy: true, draining: false }));
+      const state = (downIndex: number | null): DataplaneState => ({
+        services: [{ name: 'web', vip: '198.18.139.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 65537,
+          backends: pool.map((b, i) => ({ ...b, healthy: i !== downIndex })) }],
+        settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true },
+      });
+      lb.applyState(state(null));
+      const built = (f: () => void): number => { const t = maglevBuildTime(); f(); return maglevBuildTime() - t; };
+      assert.ok(built(() => lb.applyState(state(2))) > 0, 'a new pool is built');
+      const again = built(() => lb.applyState(state(null)));
+      assert.equal(again, 0, 'the first pool again: no build');
+      checkMaps(d, lb, state(null));
+      assert.equal(built(() => lb.applyState(state(2))), 0, 'and the second');
+      checkMaps(d, lb, state(2));
+    } finally {
+      d.close();
+    }
   });
 });

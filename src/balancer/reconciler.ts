@@ -7,8 +7,13 @@
  * half state:
  *   1. backends that become usable and reverse entries, then settings (whose VIP filter gains
  *      the new VIPs' bits before any of them goes live);
- *   2. per service: a NEW inner Maglev array swapped in with one outer-map update, and the
- *      service entry, ordered so service.table_size never exceeds the installed table's size;
+ *   2. per service: the slots that changed written in place in the installed inner Maglev
+ *      array (marks, then ids, then the marks that go: maglev-tables.ts writeMaglevSlotsFlat),
+ *      or for a new service or a size change a NEW inner array (and its marks array, kept while
+ *      the table lives) swapped in with one outer-map update; and the service entry, ordered so
+ *      service.table_size never exceeds the installed table's size. An outer-map update waits
+ *      for an RCU grace period in the kernel (5-20 ms), an in-place write does not
+ *      (docs/decisions.md, "Control plane at kernel speed");
  *   3. vips (a VIP goes live only once its services are complete);
  *   4. backends that stop taking traffic (unhealthy) lose ACTIVE only after leaving the tables;
  *   5. what is gone: vips, services, outer entries, reverse entries, then backends (ACTIVE
@@ -40,7 +45,7 @@ import {
 } from './family';
 import { familyOf, isCanonicalAddress, joinHostPort } from '../domain/address';
 import { SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
-import { DEFAULT_TRANSITION_SECONDS, markedCount, sameCurrent, sweepSlots, transitionSlots, transitionSummary, unmarkedSlots } from './transitions';
+import { DEFAULT_TRANSITION_SECONDS, idBitmap, markedCount, sameCurrent, SlotTimes, sweepSlots, transitionSlots, transitionSummary, unmarkedSlots, type SlotDiff } from './transitions';
 import type { ServiceTransitionView } from '../domain/types';
 
 /** The part of a bridge BpfMap the reconciler uses. */
@@ -81,19 +86,23 @@ export interface ReconcilerLimits {
  * then its mark; src/dataplane/maglev-tables.ts): `fd` goes into maglev, `marksFd` (when some
  * slot is moved) into maglev_marks. */
 export interface InnerTable { fd: number; marksFd?: number | null; close(): void }
-export type CreateInnerTable = (slots: Uint32Array) => InnerTable;
+export type CreateInnerTable = (slots: Uint32Array, withMarks?: boolean) => InnerTable;
 /** Reads an installed table (flat slots) from its outer-map values (maglev's, maglev_marks' or null); null when gone. */
 export type ReadInnerTable = (outerValue: Buffer, marksOuterValue: Buffer | null) => Uint32Array | null;
-/** Writes single slots of an installed table in place; false when it is gone. */
-export type WriteInnerSlots = (outerValue: Buffer, marksOuterValue: Buffer | null, slots: Array<[number, Uint32Array]>) => boolean;
+/** Writes slots of an installed table in place (`indices`, and SLOT_WORDS `words` per slot back to
+ * back); false when it is gone or a slot would need a marks table it does not have. */
+export type WriteInnerSlots = (outerValue: Buffer, marksOuterValue: Buffer | null, indices: ArrayLike<number>, words: ArrayLike<number>) => boolean;
 
 /** What one transition sweep did (sweepTransitions). */
 export interface SweepResult { cleared: number; aged: number; marked: number }
 
-/** What one apply did. */
+/** What one apply did: map writes (an in-place table write counts its slots), and the ids of the
+ * services whose Maglev table changed (written in place or swapped: one step per service). */
 export interface ApplyResult { writes: number; tablesSwapped: number[] }
 
 const PROTO_NUMBER = { tcp: 6, udp: 17 } as const;
+/** Slots of the recently built tables kept for pools seen again (4 MiB of u32: 16 tables of 65537). */
+const RECENT_TABLE_SLOTS = 1 << 20;
 const ZERO_BACKEND = Buffer.alloc(LbBackendCodec.size);
 /** The VIP filter's input of an IPv4 VIP: its address as a host-order u32. */
 function vipKey4(vip: string): number {
@@ -144,7 +153,11 @@ function poolSignature(byKey: Array<{ key: string; weight: number }>, size: numb
 
 /** A marked slot whose previous backend is no longer one of the service's. */
 function hasUnknownPrev(slots: Uint32Array, known: ReadonlySet<number>): boolean {
-  for (let i = SLOT.prev; i < slots.length; i += SLOT_WORDS) if (slots[i] !== 0 && !known.has(slots[i])) return true;
+  const isKnown = idBitmap(known);
+  for (let i = SLOT.prev; i < slots.length; i += SLOT_WORDS) {
+    const prev = slots[i];
+    if (prev !== 0 && !(prev < isKnown.length && isKnown[prev])) return true;
+  }
   return false;
 }
 
@@ -179,7 +192,7 @@ export class Reconciler {
   /** marked (moved) slots of each service's installed table, by service id (absent: 0) */
   private readonly markCounts = new Map<number, number>();
   /** per service id: slot -> when its transition window (re)started (ms, now()), while YOUNG */
-  private readonly youngSince = new Map<number, Map<number, number>>();
+  private readonly youngSince = new Map<number, SlotTimes>();
   /** the epoch of the last transition started (seconds of now(), strictly increasing) */
   private lastEpoch = 0;
   /** the sweep period (settings.transitionSeconds of the last apply), ms */
@@ -189,11 +202,28 @@ export class Reconciler {
   private readonly builtTables = new Map<number, { signature: string; poolSignature: string; table: Uint32Array }>();
   /** tables built ahead by prebuildTables(), by poolSignature(): slot -> index in key order */
   private readonly prebuilt = new Map<string, Uint32Array>();
+  /**
+   * Tables built recently, by poolSignature() (slot -> index in key order), least recently used
+   * first, at most RECENT_TABLE_SLOTS slots in all: a pool seen again (a backend down then up, a
+   * drain undone, a weight put back) takes its table without a build.
+   */
+  private readonly recentTables = new Map<string, Uint32Array>();
+  private recentSlots = 0;
   /** reverse entries of removed NAT backends, by key hex: when they go (ms, now()) */
   private readonly reverseGrace = new Map<string, number>();
+  /** The slot diff of the last transitionSlots() (writeInPlace takes it instead of a new pass). */
+  private lastDiff: { slots: Uint32Array; diff: SlotDiff } | null = null;
   private nextServiceId = 1;
   private nextBackendId = 1;
   private writes = 0;
+  /**
+   * What the reverse and backends maps hold, as this reconciler (their only writer) last read or
+   * wrote it: reading 1000 entries back costs 1000-2000 syscalls on every apply. Filled per key
+   * on first lookup (reverse: in full on first use), kept in step by write() and remove().
+   */
+  private readonly mirrors = new Map<KernelMap, { complete: boolean; entries: Map<string, Buffer | null> }>();
+  /** Encoded map keys and values by their fields (the codecs cost ~10 us an entry), bounded. */
+  private readonly encoded = new Map<string, Buffer>();
   /** The maps read and written in decoded values (the generated codecs of lb.o's maps). */
   private typedMaps?: { backends: LbTypedMap<'backends'>; vips: LbTypedMap<'vips'>; settings: LbTypedMap<'settings'> };
   private get typed() {
@@ -244,7 +274,7 @@ export class Reconciler {
         this.installedTables.set(svc.id, table);
         this.markCounts.set(svc.id, markedCount(table));
         // A window whose start is unknown (the previous daemon's) starts now.
-        const young = new Map<number, number>();
+        const young = new SlotTimes(table.length / SLOT_WORDS);
         for (let i = 0; i * SLOT_WORDS < table.length; i++) {
           if (table[i * SLOT_WORDS + SLOT.prev] !== 0 && (table[i * SLOT_WORDS + SLOT.seenFlags] >> 8) & LB.SLOT_F_YOUNG) young.set(i, this.now());
         }
@@ -304,11 +334,13 @@ export class Reconciler {
     const table = this.installedTables.get(id);
     const names = this.tableBackendKeys.get(id);
     if (!table || !names) return {};
-    const counts = new Map<number, number>();
+    let max = 0;
+    for (const bid of names.keys()) if (bid > max) max = bid;
+    const counts = new Uint32Array(max + 1);
     const slots = table.length / SLOT_WORDS;
-    for (let i = 0; i < table.length; i += SLOT_WORDS) counts.set(table[i], (counts.get(table[i]) ?? 0) + 1);
+    for (let i = 0; i < table.length; i += SLOT_WORDS) if (table[i] <= max) counts[table[i]]++;
     const out: Record<string, number> = {};
-    for (const [bid, key] of names) out[key] = slots ? (counts.get(bid) ?? 0) / slots : 0;
+    for (const [bid, key] of names) out[key] = slots ? counts[bid] / slots : 0;
     return out;
   }
 
@@ -419,7 +451,7 @@ export class Reconciler {
     for (const p of plans) for (const b of p.backends) desiredBackends.set(b.id, b.value);
     const currentBackends = new Map<number, Buffer>();
     for (const id of new Set([...desiredBackends.keys(), ...this.backendById.keys()])) {
-      currentBackends.set(id, m.backends.lookup(encodeU32(id)) ?? ZERO_BACKEND);
+      currentBackends.set(id, this.mirrorLookup(m.backends, encodeU32(id)) ?? ZERO_BACKEND);
     }
     for (const [id, value] of desiredBackends) {
       if (!currentBackends.get(id)!.equals(value) && (value[codecOfBackend(value).flagsAt] & LB.BACKEND_F_ACTIVE)) {
@@ -431,14 +463,16 @@ export class Reconciler {
       if (p.service.mode !== 'nat') continue;
       for (const b of p.backends) {
         const family = familyCodec(p.service.vip);
-        const key = family.reverseKey({
-          ip: b.spec.address, port: b.spec.port || p.service.port, proto: PROTO_NUMBER[p.service.protocol],
-        });
-        const value = family.reverse({ vip: p.service.vip, vport: p.service.port, serviceId: p.id, backendId: b.id });
+        const ip = b.spec.address;
+        const port = b.spec.port || p.service.port;
+        const proto = PROTO_NUMBER[p.service.protocol];
+        const key = this.encodeOnce(`rk|${ip}|${port}|${proto}`, () => family.reverseKey({ ip, port, proto }));
+        const value = this.encodeOnce(`rv|${p.service.vip}|${p.service.port}|${p.id}|${b.id}`,
+          () => family.reverse({ vip: p.service.vip, vport: p.service.port, serviceId: p.id, backendId: b.id }));
         desiredReverse.set(key.toString('hex'), value);
       }
     }
-    const currentReverse = this.readAll(m.reverse);
+    const currentReverse = this.mirrorAll(m.reverse);
     // A key in its grace period that a backend claims again belongs to the new owner; grace
     // entries make room (soonest to go first) when new keys would overfill the map.
     for (const hex of [...this.reverseGrace.keys()]) if (desiredReverse.has(hex)) this.reverseGrace.delete(hex);
@@ -504,13 +538,18 @@ export class Reconciler {
       if (!installed || !sameCurrent(installed, p.table) || ((this.markCounts.get(p.id) ?? 0) > 0 && hasUnknownPrev(installed, known))) {
         const moved: number[] = [];
         if (!epoch) epoch = this.lastEpoch = Math.max(Math.floor(this.now() / 1000) >>> 0, this.lastEpoch + 1) >>> 0;
-        slots = transitionSlots(installed, p.table, known, epoch, moved);
-        const young = this.youngSince.get(p.id) ?? new Map<number, number>();
+        const diff: SlotDiff = { changed: null, marked: 0 };
+        slots = transitionSlots(installed, p.table, known, epoch, moved, diff);
+        this.lastDiff = { slots, diff };
+        const young = this.youngSince.get(p.id) ?? new SlotTimes(slots.length / SLOT_WORDS);
         if (!installed || installed.length !== slots.length) young.clear();
-        for (const i of moved) young.set(i, this.now());
+        const startedAt = this.now();
+        for (const i of moved) young.set(i, startedAt);
         this.youngSince.set(p.id, young);
       }
-      const swap = !sameTable(installed, slots!);
+      const last = this.lastDiff;
+      const changedSlots = last && last.slots === slots ? last.diff.changed : null;
+      const swap = slots !== installed && (changedSlots ? changedSlots.length > 0 : !sameTable(installed, slots!));
       const shrinkFirst = current !== undefined && currentSize > p.table.length;
       if (shrinkFirst && !current.equals(value)) { this.write(m.services, p.key, value); syncSlot(p); }
       if (swap) {
@@ -666,9 +705,14 @@ export class Reconciler {
       const marksOuter = this.maps.maglevMarks?.lookup(encodeU32(id)) ?? null;
       const kernel = outer && this.readInnerTable(outer, marksOuter);
       if (!outer || !kernel || kernel.length !== table.length) continue;
-      const young = this.youngSince.get(id) ?? new Map<number, number>();
+      const young = this.youngSince.get(id) ?? new SlotTimes(table.length / SLOT_WORDS);
       const writes = sweepSlots(kernel, young, now, this.transitionMs);
-      if (writes.length && !this.writeInnerSlots(outer, marksOuter, writes)) continue;
+      if (writes.length) {
+        const indices = new Uint32Array(writes.length);
+        const words = new Uint32Array(writes.length * SLOT_WORDS);
+        writes.forEach(([i, w], k) => { indices[k] = i; words.set(w, k * SLOT_WORDS); });
+        if (!this.writeInnerSlots(outer, marksOuter, indices, words)) continue;
+      }
       this.writes += writes.length;
       table.set(kernel);
       for (const [i, words] of writes) {
@@ -680,8 +724,8 @@ export class Reconciler {
       const left = markedCount(table);
       this.markCounts.set(id, left);
       result.marked += left;
-      // The last mark gone: the marks table goes too (no slot says LB_SLOT_MOVED any more).
-      if (left === 0 && marksOuter) this.removeIfPresent(this.maps.maglevMarks!, encodeU32(id));
+      // The marks table stays (zeroed) while the table lives: the next change marks slots in
+      // place, with no outer-map update (which would wait for an RCU grace period).
     }
     return result;
   }
@@ -788,10 +832,10 @@ export class Reconciler {
         backends.push({
           spec: b, id: bid,
           // The owner service's key and mode ride along: the flow-cache hit path checks them.
-          value: familyCodec(s.vip).backend({
+          value: this.encodeOnce(`b|${b.address}|${b.port}|${backendFlags(b)}|${s.mode}|${id}|${s.vip}|${s.port}|${s.protocol}`, () => familyCodec(s.vip).backend({
             ip: b.address, port: b.port, flags: backendFlags(b), mode: s.mode === 'dsr' ? LB.MODE_DSR : LB.MODE_NAT,
             serviceId: id, vip: s.vip, vport: s.port, proto: PROTO_NUMBER[s.protocol],
-          } satisfies LbBackend),
+          } satisfies LbBackend)),
         });
       }
       const usable = backends.filter((b) => inTable(b.spec));
@@ -829,16 +873,37 @@ export class Reconciler {
   /** The service's table of backend ids; rebuilt only when its size or usable pool changed
    * (taken from prebuildTables() when it built that pool's table ahead). */
   private maglevTable(serviceId: number, size: number, usable: Array<{ key: string; weight: number; id: number }>): Uint32Array {
-    const signature = `${size}|${usable.map((b) => `${b.key}*${b.weight}#${b.id}`).sort().join(',')}`;
+    // In the state's order (not sorted: 1000 keys cost ~2 ms to sort on every apply); the same
+    // pool listed in another order only costs a rebuild of the same table.
+    const signature = `${size}|${usable.map((b) => `${b.key}*${b.weight}#${b.id}`).join(',')}`;
     const cached = this.builtTables.get(serviceId);
     if (cached?.signature === signature) return cached.table;
     const byKey = [...usable].sort(byMaglevKey);
     const pool = poolSignature(byKey, size);
-    const slots = this.prebuilt.get(pool) ?? buildMaglevTable(byKey, size);
+    const slots = this.prebuilt.get(pool) ?? this.recentTable(pool) ?? buildMaglevTable(byKey, size);
+    this.rememberTable(pool, slots);
     const table = new Uint32Array(slots.length);
-    for (let i = 0; i < slots.length; i++) table[i] = byKey[slots[i]].id;
+    const idOf = Uint32Array.from(byKey, (b) => b.id);
+    for (let i = 0; i < slots.length; i++) table[i] = idOf[slots[i]];
     this.builtTables.set(serviceId, { signature, poolSignature: pool, table });
     return table;
+  }
+
+  private recentTable(pool: string): Uint32Array | undefined {
+    const slots = this.recentTables.get(pool);
+    if (slots) { this.recentTables.delete(pool); this.recentTables.set(pool, slots); } // most recent last
+    return slots;
+  }
+
+  private rememberTable(pool: string, slots: Uint32Array): void {
+    if (this.recentTables.has(pool) || slots.length > RECENT_TABLE_SLOTS) return;
+    this.recentTables.set(pool, slots);
+    this.recentSlots += slots.length;
+    for (const [key, old] of this.recentTables) {
+      if (this.recentSlots <= RECENT_TABLE_SLOTS) break;
+      this.recentTables.delete(key);
+      this.recentSlots -= old.length;
+    }
   }
 
   /**
@@ -857,7 +922,7 @@ export class Reconciler {
       if (!(s.tableSize >= OFF_THREAD_MIN_SLOTS)) continue;
       const byKey = s.backends.filter(inTable).map((b) => ({ key: backendKey(b), weight: b.weight })).sort(byMaglevKey);
       const signature = poolSignature(byKey, s.tableSize);
-      if (byKey.length === 0 || built.has(signature) || jobs.some((j) => j.signature === signature)) continue;
+      if (byKey.length === 0 || built.has(signature) || this.recentTables.has(signature) || jobs.some((j) => j.signature === signature)) continue;
       jobs.push({ signature, backends: byKey, size: s.tableSize });
     }
     const tables = await buildMaglevTablesOffThread(jobs.map(({ backends, size }) => ({ backends, size })));
@@ -890,12 +955,23 @@ export class Reconciler {
     } else {
       // Without a marks map (a caller that keeps none) the table holds no moved slot.
       const slots = marksMap ? table : unmarkedSlots(Uint32Array.from({ length: table.length / SLOT_WORDS }, (_, i) => table[i * SLOT_WORDS]));
-      const inner = this.createInnerTable(slots);
+      const known = this.lastDiff?.slots === slots ? this.lastDiff.diff : null;
+      this.lastDiff = null;
+      if (this.writeInPlace(serviceId, slots, known?.changed ?? null)) {
+        this.installedTables.set(serviceId, slots);
+        this.markCounts.set(serviceId, known?.changed ? known.marked : markedCount(slots));
+        return;
+      }
+      // A marks table comes with every new table when slots can later be marked in place.
+      const inner = this.createInnerTable(slots, marksMap !== undefined && this.writeInnerSlots !== undefined);
       try {
-        // The marks first: a slot that says LB_SLOT_MOVED finds its mark; a new table without
-        // moved slots goes in before the old marks go.
-        if (marksMap && inner.marksFd != null) this.write(marksMap, key, encodeU32(inner.marksFd));
+        // A new table with moved slots goes in after its marks (a slot that says LB_SLOT_MOVED
+        // finds its mark); one without goes in before the old marks are replaced or go (the old
+        // table's moved slots keep theirs until it is out).
+        const moved = markedCount(slots) > 0;
+        if (marksMap && inner.marksFd != null && moved) this.write(marksMap, key, encodeU32(inner.marksFd));
         this.write(this.maps.maglev, key, encodeU32(inner.fd));
+        if (marksMap && inner.marksFd != null && !moved) this.write(marksMap, key, encodeU32(inner.marksFd));
         if (marksMap && inner.marksFd == null) this.removeIfPresent(marksMap, key);
       } finally {
         inner.close(); // the outer maps hold their own references
@@ -904,6 +980,40 @@ export class Reconciler {
     }
     this.installedTables.set(serviceId, table);
     this.markCounts.set(serviceId, markedCount(table));
+  }
+
+  /**
+   * Writes the slots of `slots` that differ from the installed table in place (same size, the
+   * kernel holding it, a marks table there when the service keeps marks). False when it cannot:
+   * the caller swaps in a new table then.
+   */
+  private writeInPlace(serviceId: number, slots: Uint32Array, changedSlots: Uint32Array | null): boolean {
+    const installed = this.installedTables.get(serviceId);
+    if (!this.writeInnerSlots || !installed || installed.length !== slots.length || slots.length === 0) return false;
+    const key = encodeU32(serviceId);
+    const outer = this.maps.maglev.lookup(key);
+    if (!outer) return false;
+    const marksOuter = this.maps.maglevMarks ? this.maps.maglevMarks.lookup(key) : null;
+    // A table installed without a marks table (an older build's): swapped once for a pair.
+    if (this.maps.maglevMarks && !marksOuter) return false;
+    let indices = changedSlots;
+    if (!indices) {
+      let n = 0;
+      const changed = new Uint32Array(slots.length / SLOT_WORDS);
+      for (let i = 0, at = 0; at < slots.length; i++, at += SLOT_WORDS) {
+        if (installed[at] !== slots[at] || installed[at + 1] !== slots[at + 1] || installed[at + 2] !== slots[at + 2] || installed[at + 3] !== slots[at + 3]) changed[n++] = i;
+      }
+      indices = changed.subarray(0, n);
+    }
+    const n = indices.length;
+    const words = new Uint32Array(n * SLOT_WORDS);
+    for (let k = 0, w = 0; k < n; k++) {
+      const at = indices[k] * SLOT_WORDS;
+      words[w++] = slots[at]; words[w++] = slots[at + 1]; words[w++] = slots[at + 2]; words[w++] = slots[at + 3];
+    }
+    if (!this.writeInnerSlots(outer, marksOuter, indices, words)) return false;
+    this.writes += n;
+    return true;
   }
 
   private readAll(map: KernelMap): Map<string, Buffer> {
@@ -916,18 +1026,67 @@ export class Reconciler {
   }
 
   private write(map: KernelMap, key: Buffer, value: Buffer): void {
-    map.update(key, value, 'any');
+    const mirror = this.mirrors.get(map);
+    try {
+      map.update(key, value, 'any');
+    } catch (err) {
+      if (mirror) { mirror.entries.delete(key.toString('hex')); mirror.complete = false; } // unknown now
+      throw err;
+    }
+    mirror?.entries.set(key.toString('hex'), Buffer.from(value));
     this.writes++;
   }
 
   private remove(map: KernelMap, key: Buffer): void {
-    map.delete(key);
+    const mirror = this.mirrors.get(map);
+    try {
+      map.delete(key);
+    } catch (err) {
+      if (mirror) { mirror.entries.delete(key.toString('hex')); mirror.complete = false; }
+      throw err;
+    }
+    mirror?.entries.set(key.toString('hex'), null);
     this.writes++;
   }
 
   private removeIfPresent(map: KernelMap, key: Buffer): void {
-    if (map.lookup(key)) this.remove(map, key);
+    if (this.mirrors.has(map) ? this.mirrorLookup(map, key) : map.lookup(key)) this.remove(map, key);
   }
+
+  /** map.lookup(key) through the map's mirror (reverse and backends; see `mirrors`). */
+  private mirrorLookup(map: KernelMap, key: Buffer): Buffer | null {
+    let mirror = this.mirrors.get(map);
+    if (!mirror) this.mirrors.set(map, mirror = { complete: false, entries: new Map() });
+    const hex = key.toString('hex');
+    const known = mirror.entries.get(hex);
+    if (known !== undefined) return known;
+    const value = map.lookup(key);
+    mirror.entries.set(hex, value ? Buffer.from(value) : null);
+    return value;
+  }
+
+  /** readAll(map) through its mirror: read in full once, then kept by write() and remove(). */
+  private mirrorAll(map: KernelMap): Map<string, Buffer> {
+    let mirror = this.mirrors.get(map);
+    if (!mirror?.complete) {
+      mirror = { complete: true, entries: new Map(this.readAll(map)) };
+      this.mirrors.set(map, mirror);
+    }
+    const out = new Map<string, Buffer>();
+    for (const [hex, value] of mirror.entries) if (value) out.set(hex, value);
+    return out;
+  }
+
+  /** An encoded key or value, by a string of its fields (bounded memo). */
+  private encodeOnce(fields: string, encode: () => Buffer): Buffer {
+    let buf = this.encoded.get(fields);
+    if (!buf) {
+      if (this.encoded.size > 65536) this.encoded.clear();
+      this.encoded.set(fields, buf = encode());
+    }
+    return buf;
+  }
+
 
   private zeroStats(map: KernelMap | undefined, id: number): void {
     if (!map) return;

@@ -28,6 +28,48 @@ export function sameCurrent(slots: Uint32Array | undefined, ids: Uint32Array): b
   return true;
 }
 
+/** A set of backend ids as a byte per id (ids are small: below the backends map's size), so
+ * that a pass over 65537 slots does no hashing. */
+export function idBitmap(ids: ReadonlySet<number>): Uint8Array {
+  let max = 0;
+  for (const id of ids) if (id > max) max = id;
+  const out = new Uint8Array(max + 1);
+  for (const id of ids) out[id] = 1;
+  return out;
+}
+
+/**
+ * When each moved slot's YOUNG window started (ms), by slot index, in a typed array: the
+ * reconciler sets thousands of them per change (a Map of that size cost ~1 ms a change).
+ */
+export class SlotTimes {
+  private times: Float64Array;
+  private count = 0;
+  constructor(slots = 0) { this.times = new Float64Array(slots).fill(NaN); }
+  get size(): number { return this.count; }
+  get(i: number): number | undefined {
+    const t = i < this.times.length ? this.times[i] : NaN;
+    return Number.isNaN(t) ? undefined : t;
+  }
+  set(i: number, t: number): this {
+    if (i >= this.times.length) {
+      const grown = new Float64Array(Math.max(i + 1, this.times.length * 2)).fill(NaN);
+      grown.set(this.times);
+      this.times = grown;
+    }
+    if (Number.isNaN(this.times[i])) this.count++;
+    this.times[i] = t;
+    return this;
+  }
+  delete(i: number): boolean {
+    if (i >= this.times.length || Number.isNaN(this.times[i])) return false;
+    this.times[i] = NaN;
+    this.count--;
+    return true;
+  }
+  clear(): void { this.times.fill(NaN); this.count = 0; }
+}
+
 /** Number of marked (moved) slots of a table. */
 export function markedCount(slots: Uint32Array): number {
   let n = 0;
@@ -50,16 +92,21 @@ export function markedCount(slots: Uint32Array): number {
  * A size change (or no old table) unmarks everything: slots of different sizes hash other flows.
  * `movedSlots` receives the index of every slot whose window (re)started.
  */
-export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, known: ReadonlySet<number>, epoch: number, movedSlots?: number[]): Uint32Array {
-  if (!old || old.length !== ids.length * SLOT_WORDS) return unmarkedSlots(ids);
+export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, known: ReadonlySet<number>, epoch: number, movedSlots?: number[],
+  diff?: SlotDiff): Uint32Array {
+  if (!old || old.length !== ids.length * SLOT_WORDS) {
+    if (diff) diff.changed = null;
+    return unmarkedSlots(ids);
+  }
   const out = new Uint32Array(old.length);
+  const isKnown = idBitmap(known);
   for (let i = 0, at = 0; i < ids.length; i++, at += SLOT_WORDS) {
     const cur = ids[i];
     const oldCur = old[at + SLOT.backend];
     const oldPrev = old[at + SLOT.prev];
     out[at + SLOT.backend] = cur;
     if (oldPrev !== 0) {
-      out[at + SLOT.prev] = known.has(oldPrev) ? oldPrev : cur;
+      out[at + SLOT.prev] = oldPrev < isKnown.length && isKnown[oldPrev] ? oldPrev : cur;
       out[at + SLOT.epoch] = old[at + SLOT.epoch];
       if (cur !== oldCur) {
         out[at + SLOT.seenFlags] = SEEN | YOUNG;
@@ -67,15 +114,31 @@ export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, 
       } else {
         out[at + SLOT.seenFlags] = (old[at + SLOT.seenFlags] & YOUNG) | SEEN;
       }
-    } else if (cur !== oldCur && oldCur !== 0 && known.has(oldCur)) {
+    } else if (cur !== oldCur && oldCur !== 0 && oldCur < isKnown.length && isKnown[oldCur]) {
       out[at + SLOT.prev] = oldCur;
       out[at + SLOT.epoch] = epoch;
       out[at + SLOT.seenFlags] = SEEN | YOUNG;
       movedSlots?.push(i);
     }
   }
+  if (diff) {
+    // The slots that differ from `old` and the marked count, in the same pass's cache lines.
+    const changed = new Uint32Array(ids.length);
+    let n = 0;
+    let marked = 0;
+    for (let i = 0, at = 0; i < ids.length; i++, at += SLOT_WORDS) {
+      if (out[at + 1] !== 0) marked++;
+      if (out[at] !== old[at] || out[at + 1] !== old[at + 1] || out[at + 2] !== old[at + 2] || out[at + 3] !== old[at + 3]) changed[n++] = i;
+    }
+    diff.changed = changed.subarray(0, n);
+    diff.marked = marked;
+  }
   return out;
 }
+
+/** What transitionSlots() changed against the old table: the slot indexes (null: no old table
+ * of the same size, everything is new) and how many slots of the result are marked. */
+export interface SlotDiff { changed: Uint32Array | null; marked: number }
 
 /**
  * One sweep over a table read back from the kernel: what to write, slot by slot. A YOUNG slot
@@ -83,7 +146,7 @@ export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, 
  * slot that was seen is left unseen; a marked slot not seen since the last sweep (and not YOUNG)
  * is unmarked. Slots YOUNG for less than a period are left alone.
  */
-export function sweepSlots(kernel: Uint32Array, youngSince: ReadonlyMap<number, number>, now: number, periodMs: number): Array<[number, Uint32Array]> {
+export function sweepSlots(kernel: Uint32Array, youngSince: { get(i: number): number | undefined }, now: number, periodMs: number): Array<[number, Uint32Array]> {
   const writes: Array<[number, Uint32Array]> = [];
   for (let i = 0, at = 0; at < kernel.length; i++, at += SLOT_WORDS) {
     if (kernel[at + SLOT.prev] === 0) continue;

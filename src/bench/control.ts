@@ -10,6 +10,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { stringify as toYaml } from 'yaml';
@@ -28,7 +30,9 @@ import { benchState, BENCH_TABLE_SIZE } from './xdplb-cases';
 import { percentile, ratio, summarize, type Summary } from './stats';
 import { withBenchLock } from './lock';
 import { sleep, stopProcess, trackChild } from './exec';
-import { BENCH_PREFIX } from './netns';
+import { BENCH_PREFIX, createNamespace, deleteNamespace, tasksCpuNs } from './netns';
+import { run } from './exec';
+import { LbServiceCodec, LbServiceKeyCodec, LbBackendCodec, LB } from '../dataplane/abi';
 import { observerCommand } from './observer';
 
 export const CONTROL_PIN_DIR = `/sys/fs/bpf/${BENCH_PREFIX}-ctl`;
@@ -46,12 +50,15 @@ export interface ControlOptions {
   /** Packets per observability repetition (default 10 M: a few seconds, so the 1 Hz reader reads). */
   packets?: number;
   seconds?: number;
-  /** Which parts to run (default all): api (API -> kernel), maglev, observability. */
+  /** Health detection flips (default 60) and seconds of the 1000-backend CPU window (default 10; 0 = skip). */
+  healthFlips?: number;
+  cpuSeconds?: number;
+  /** Which parts to run (default all): api (API -> kernel), maglev, health, observability. */
   parts?: ControlPart[];
   onProgress?: (message: string) => void;
 }
 
-export const CONTROL_PARTS = ['api', 'maglev', 'observability'] as const;
+export const CONTROL_PARTS = ['api', 'maglev', 'health', 'observability'] as const;
 export type ControlPart = typeof CONTROL_PARTS[number];
 
 export interface ControlReport {
@@ -81,6 +88,19 @@ export interface ControlReport {
       stepsP50Ms: Record<string, number> } | null;
   } | null;
   maglev: Array<{ backends: number; tableSize: number; ms: Summary; offThread?: boolean }>;
+  /**
+   * Health: the daemon in a namespace of its own checking backends that are an HTTP server of the
+   * benchmark's (every address of a /22 on the namespace's lo). Detection: a backend of 10 (M =
+   * 65537, http checks every 250 ms, fall = rise = 1) answers 503 (then 200 again); timed from
+   * the benchmark's answer to the deciding probe until the kernel holds the verdict. CPU: the
+   * daemon's CPU time (every thread, schedstat) over `cpuSeconds` with 1000 backends checked
+   * every second (http), as a share of one CPU.
+   */
+  health: {
+    flips: number; p50Ms: number; p99Ms: number; maxMs: number;
+    /** healthChanges: verdicts that changed in the window (each one a reconcile; 0 on a quiet machine). */
+    cpu: { backends: number; intervalMs: number; seconds: number; probes: number; cpuShare: number; healthChanges: number } | null;
+  } | null;
   observability: {
     off: { mpps: Summary; lbCpuNsPerPacket: Summary } | null;
     on: { mpps: Summary; lbCpuNsPerPacket: Summary; statsReads: number; events: number } | null;
@@ -98,7 +118,8 @@ export interface ControlReport {
 
 export const CONTROL_METHOD = 'API->kernel: xdplb daemon (own config, pin dir, API on a free loopback port, no interface attached); '
   + 'each change is PATCH drain=true/false of one of 10 backends, timed from before the request until the pinned backends map '
-  + 'holds the new flags and the maglev outer map points at a new inner table (polled through the bridge). '
+  + 'holds the new flags and the last slot the change writes holds its new backend (the slots are written in one batch in slot order; '
+  + 'polled through the bridge; the whole table is compared with the expected one after the run). '
   + 'Maglev: buildMaglevTable in-process, median of 11 after 3 warm-up builds; M=1048573 on the shared worker thread. '
   + 'Breakdown: the daemon\'s Server-Timing steps of each change, plus request/answer transit and the poll delay measured here. '
   + 'Observability: forward topology, xdplb nat, '
@@ -138,6 +159,58 @@ async function apiTimed(url: string, token: string, method: string, path: string
 }
 
 /**
+ * One service's Maglev table in the pinned maps, polled slot by slot (the inner array is opened
+ * once, again only when the outer entry changed).
+ */
+class TableProbe {
+  private inner: BpfMap | null = null;
+  private innerId = 0;
+  private readonly key = Buffer.alloc(4);
+  constructor(private readonly maglev: BpfMap, serviceId: number) { this.key.writeUInt32LE(serviceId, 0); }
+  private table(): BpfMap | null {
+    const id = this.maglev.lookup(this.key)?.readUInt32LE(0) ?? 0;
+    if (id !== this.innerId) {
+      this.inner?.close();
+      this.inner = null;
+      this.innerId = id;
+      if (id) { try { this.inner = BpfMap.fromId(id); } catch { this.innerId = 0; } }
+    }
+    return this.inner;
+  }
+  /** The backend id in slot `i` (without LB_SLOT_MOVED), or null when there is no table. */
+  slot(i: number): number | null {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(i, 0);
+    const v = this.table()?.lookup(key);
+    return v ? v.readUInt32LE(0) & 0x7fffffff : null;
+  }
+  /** Every slot's backend id (without LB_SLOT_MOVED). */
+  all(): Uint32Array {
+    const t = this.table();
+    if (!t) return new Uint32Array(0);
+    const out = new Uint32Array(t.maxEntries);
+    for (const [k, v] of t.lookupBatch()) out[k.readUInt32LE(0)] = v.readUInt32LE(0) & 0x7fffffff;
+    return out;
+  }
+  close(): void { this.inner?.close(); this.inner = null; }
+}
+
+/** The backend ids by slot that the daemon's reconciler builds for this pool (equal weights, key
+ * order = code-point order of "address:port", the order buildMaglevTable walks). */
+function expectedIds(pool: Array<{ id: number; key: string }>, size: number): Uint32Array {
+  const byKey = [...pool].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const slots = buildMaglevTable(byKey.map((b) => ({ key: b.key, weight: 1 })), size);
+  return Uint32Array.from(slots, (i) => byKey[i].id);
+}
+
+/** The last slot whose backend differs: the reconciler writes a change's slots in one batch in
+ * ascending slot order, so the change is in the kernel once this slot holds its new backend. */
+function lastChangedSlot(before: Uint32Array, after: Uint32Array): number {
+  for (let i = after.length - 1; i >= 0; i--) if (before[i] !== after[i]) return i;
+  return -1;
+}
+
+/**
  * Times API changes until the kernel holds them (see the module comment).
  * @throws Error when the daemon does not start or a change is refused.
  */
@@ -163,8 +236,11 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
     const maglevMap = BpfMap.fromPin(join(CONTROL_PIN_DIR, 'maps', 'maglev'));
     opened.push(maglevMap);
     const key = (id: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(id, 0); return b; };
-    const innerId = () => maglevMap.lookup(key(service.id))?.readUInt32LE(0) ?? 0;
+    const probe = new TableProbe(maglevMap, service.id);
     const draining = (id: number) => ((backendsMap.lookup(key(id))?.[BACKEND_FLAGS_OFFSET] ?? 0) & BACKEND_F_DRAINING) !== 0;
+    const drained = new Set<number>();
+    let expected = expectedIds(service.backends, BENCH_TABLE_SIZE);
+    if (!probe.all().every((v, i) => v === expected[i])) throw new Error('the kernel table is not the one expected for the bench pool');
     const times: number[] = [];
     const responses: number[] = [];
     const parts = new Map<string, number[]>();
@@ -174,14 +250,17 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
       const b = service.backends[i % service.backends.length];
       // Backend i drains on even passes over the list and comes back on odd ones.
       const drain = Math.floor(i / service.backends.length) % 2 === 0;
-      const before = innerId();
+      if (drain) drained.add(b.id); else drained.delete(b.id);
+      const next = expectedIds(service.backends.filter((x) => !drained.has(x.id)), BENCH_TABLE_SIZE);
+      const slot = lastChangedSlot(expected, next);
+      expected = next;
       const started = process.hrtime.bigint();
       const startedEpoch = performance.timeOrigin + performance.now();
       const request = apiTimed(url, token, 'PATCH', `/api/v1/services/bench/backends/${encodeURIComponent(b.key)}`, { drain });
       let failed: Error | null = null;
       request.catch((err: Error) => { failed = err; });
       const changeDeadline = Date.now() + 10_000;
-      while (!(draining(b.id) === drain && innerId() !== before)) {
+      while (!(draining(b.id) === drain && (slot < 0 || probe.slot(slot) === expected[slot]))) {
         if (failed) throw failed;
         if (Date.now() > changeDeadline) throw new Error(`change ${i} (drain=${drain} on ${b.key}) not in the kernel after 10 s`);
         // ~1 ms between polls: a busy poll would take a CPU from the daemon on a small machine.
@@ -201,6 +280,9 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
       }
     }
     if (times.length === 0) throw new Error('no change completed');
+    // The poll watched one slot: the whole table must be the expected one.
+    if (!probe.all().every((v, i) => v === expected[i])) throw new Error('after the changes the kernel table is not the one expected');
+    probe.close();
     const bulk = await measureBulk(url, token, backendsMap, maglevMap, Math.min(20, changes), deadline);
     return {
       changes: times.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: Math.max(...times),
@@ -232,7 +314,7 @@ async function measureBulk(url: string, token: string, backendsMap: BpfMap, magl
   await api(url, token, 'POST', '/api/v1/services', { name: 'bulk', vip: '198.18.215.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: BENCH_TABLE_SIZE, backends });
   const service = await api(url, token, 'GET', '/api/v1/services/bulk') as { id: number; backends: Array<{ id: number; key: string }> };
   const key = (id: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(id, 0); return b; };
-  const innerId = () => maglevMap.lookup(key(service.id))?.readUInt32LE(0) ?? 0;
+  const probe = new TableProbe(maglevMap, service.id);
   const draining = (id: number) => ((backendsMap.lookup(key(id))?.[BACKEND_FLAGS_OFFSET] ?? 0) & BACKEND_F_DRAINING) !== 0;
   const batch = service.backends.slice(0, perChange);
   const last = batch[batch.length - 1];
@@ -241,13 +323,15 @@ async function measureBulk(url: string, token: string, backendsMap: BpfMap, magl
   const steps = new Map<string, number[]>();
   for (let i = 0; i < reps && Date.now() < deadline; i++) {
     const drain = i % 2 === 0;
-    const before = innerId();
+    const before = expectedIds(drain ? service.backends : service.backends.slice(perChange), BENCH_TABLE_SIZE);
+    const after = expectedIds(drain ? service.backends.slice(perChange) : service.backends, BENCH_TABLE_SIZE);
+    const slot = lastChangedSlot(before, after);
     const started = process.hrtime.bigint();
     const request = apiTimed(url, token, 'PATCH', '/api/v1/state/backends', { changes: batch.map((b) => ({ service: 'bulk', backend: b.key, drain })) });
     let failed: Error | null = null;
     request.catch((err: Error) => { failed = err; });
     const changeDeadline = Date.now() + 10_000;
-    while (!(draining(last.id) === drain && innerId() !== before)) {
+    while (!(draining(last.id) === drain && (slot < 0 || probe.slot(slot) === after[slot]))) {
       if (failed) throw failed;
       if (Date.now() > changeDeadline) throw new Error(`bulk change ${i} (drain=${drain}) not in the kernel after 10 s`);
       await sleep(0);
@@ -257,6 +341,10 @@ async function measureBulk(url: string, token: string, backendsMap: BpfMap, magl
     responses.push(Number(process.hrtime.bigint() - started) / 1e6);
     for (const [step, ms] of Object.entries(timing.steps)) (steps.get(step) ?? steps.set(step, []).get(step)!).push(ms ?? 0);
   }
+  const final = expectedIds(times.length % 2 === 1 ? service.backends.slice(perChange) : service.backends, BENCH_TABLE_SIZE);
+  const held = probe.all();
+  probe.close();
+  if (!held.every((v, i) => v === final[i])) throw new Error('after the bulk changes the kernel table is not the one expected');
   if (times.length === 0) return null;
   return {
     changes: times.length, backendsPerChange: perChange, poolSize,
@@ -413,6 +501,166 @@ export async function measureObservability(reps: number, packets: number, second
   };
 }
 
+export const HEALTH_NETNS = `${BENCH_PREFIX}-hc`;
+const HEALTH_PIN_DIR = `/sys/fs/bpf/${BENCH_PREFIX}-hc`;
+const HEALTH_PORT = 28510;
+
+/** An HTTP server in the health namespace answering 503 for the addresses in `down`, 200
+ * otherwise; remembers when each address was last answered and with what. */
+async function healthServer(): Promise<{ server: HttpServer; down: Set<string>; answers: Map<string, { at: number; status: number }>; count: () => number }> {
+  const down = new Set<string>();
+  const answers = new Map<string, { at: number; status: number }>();
+  let n = 0;
+  const server = createHttpServer((req, res) => {
+    const address = (req.socket.localAddress ?? '').replace(/^::ffff:/, '');
+    const status = down.has(address) ? 503 : 200;
+    res.writeHead(status, { 'content-length': '0', connection: 'close' });
+    res.end();
+    answers.set(address, { at: performance.now(), status });
+    n++;
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    // The socket is made in the namespace: listen() without a host binds synchronously (with a
+    // host it resolves it first, asynchronously, i.e. after the thread left the namespace).
+    inNetns(HEALTH_NETNS, () => server.listen(HEALTH_PORT, () => resolve()));
+  });
+  return { server, down, answers, count: () => n };
+}
+
+function healthConfig(services: unknown[], port: number): string {
+  return toYaml({ interfaces: [], hashSeed: 0, sampling: { rate: 0 }, api: { listen: `127.0.0.1:${port}` }, tokens: [], services });
+}
+
+/** CPU time of every thread of a process, ns. */
+const fmtSeconds = (ms: number) => (ms / 1000).toFixed(1);
+
+function processCpuNs(pid: number): number {
+  let tids: number[] = [];
+  try { tids = readdirSync(`/proc/${pid}/task`).map(Number); } catch { return 0; }
+  return tasksCpuNs(tids);
+}
+
+/**
+ * Health detection -> kernel and the CPU cost of 1000 checked backends (see ControlReport.health).
+ * @throws Error when the namespace, the server or the daemon cannot be set up.
+ */
+export async function measureHealth(flips: number, cpuSeconds: number, progress: (m: string) => void): Promise<NonNullable<ControlReport['health']>> {
+  const dir = mkdtempSync(join(tmpdir(), 'xlbb-hc-'));
+  createNamespace(HEALTH_NETNS);
+  const opened: BpfMap[] = [];
+  let srv: Awaited<ReturnType<typeof healthServer>> | null = null;
+  let daemon: ReturnType<typeof spawnDaemon> | null = null;
+  const stopDaemon = async () => {
+    if (daemon) await daemon.stop(10_000).catch(() => daemon!.kill());
+    daemon = null;
+    rmSync(HEALTH_PIN_DIR, { recursive: true, force: true });
+  };
+  try {
+    run('ip', ['addr', 'add', '198.18.232.0/22', 'dev', 'lo'], { netns: HEALTH_NETNS });
+    srv = await healthServer();
+    const server = srv;
+    const check = (intervalMs: number) => ({ type: 'http', port: HEALTH_PORT, intervalMs, timeoutMs: intervalMs, rise: 1, fall: 1, initialState: 'up', flap: { holdMs: 0 } });
+    const address = (i: number) => `198.18.${232 + Math.floor(i / 250)}.${(i % 250) + 1}`;
+    // 1. Detection: 10 backends, checks every 250 ms.
+    progress(`control: health detection (${flips} flips)`);
+    const pool = Array.from({ length: 10 }, (_, i) => ({ address: address(i), port: 8080, weight: 1 }));
+    writeFileSync(join(dir, 'hc.yaml'), healthConfig([{ name: 'hc', vip: '198.18.231.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: BENCH_TABLE_SIZE, backends: pool, healthCheck: check(250) }], await freePort()));
+    rmSync(HEALTH_PIN_DIR, { recursive: true, force: true });
+    daemon = spawnDaemon({ configPath: join(dir, 'hc.yaml'), pinDir: HEALTH_PIN_DIR, netns: HEALTH_NETNS, detachOnExit: true });
+    trackChild(daemon.child);
+    await daemon.ready(60_000);
+    const maps = (name: string) => { const m = BpfMap.fromPin(join(HEALTH_PIN_DIR, 'maps', name)); opened.push(m); return m; };
+    const servicesMap = maps('services');
+    const backendsMap = maps('backends');
+    const maglevMap = maps('maglev');
+    const svc = servicesMap.lookup(LbServiceKeyCodec.encode({ vip: '198.18.231.1', port: 80, proto: 6 }));
+    if (!svc) throw new Error('the health bench service is not in the kernel');
+    const serviceId = LbServiceCodec.decode(svc).id;
+    const ids = new Map<string, number>();
+    for (const [k, v] of backendsMap.lookupBatch()) {
+      const b = LbBackendCodec.decode(v);
+      if (b.serviceId === serviceId && b.ip) ids.set(`${b.ip}:${b.port}`, k.readUInt32LE(0));
+    }
+    const backends = pool.map((b) => ({ id: ids.get(`${b.address}:${b.port}`) ?? 0, key: `${b.address}:${b.port}`, address: b.address }));
+    if (backends.some((b) => b.id === 0)) throw new Error('a health bench backend is not in the kernel');
+    const key = (id: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(id, 0); return b; };
+    const active = (id: number) => ((backendsMap.lookup(key(id))?.[BACKEND_FLAGS_OFFSET] ?? 0) & LB.BACKEND_F_ACTIVE) !== 0;
+    const probe = new TableProbe(maglevMap, serviceId);
+    const times: number[] = [];
+    try {
+      // Every backend up by its checks (and being probed) before the first flip.
+      const upBy = Date.now() + 15_000;
+      while (!(backends.every((b) => active(b.id) && server.answers.get(b.address)?.status === 200))) {
+        if (Date.now() > upBy) throw new Error(`the health bench backends are not all up after 15 s (${server.count()} probes answered)`);
+        await sleep(10);
+      }
+      let expected = expectedIds(backends, BENCH_TABLE_SIZE);
+      const deadline = Date.now() + 120_000;
+      for (let i = 0; i < flips && Date.now() < deadline; i++) {
+        const b = backends[Math.floor(i / 2) % backends.length];
+        const goDown = i % 2 === 0;
+        const next = expectedIds(backends.filter((x) => x.id !== b.id || !goDown), BENCH_TABLE_SIZE);
+        const slot = lastChangedSlot(expected, next);
+        expected = next;
+        // Wait for a probe of this backend (so the flip lands between two probes), then flip.
+        const flipAt = performance.now();
+        if (goDown) server.down.add(b.address); else server.down.delete(b.address);
+        const want = goDown ? 503 : 200;
+        const changeDeadline = Date.now() + 10_000;
+        // Down: the kernel holds it once the backend lost ACTIVE (the apply's last write for it);
+        // up: once ACTIVE and the last slot the change writes holds it.
+        const held = () => (goDown ? !active(b.id) : active(b.id) && (slot < 0 || probe.slot(slot) === expected[slot]));
+        while (!held()) {
+          if (Date.now() > changeDeadline) throw new Error(`health flip ${i} (${b.key} ${goDown ? 'down' : 'up'}) not in the kernel after 10 s`);
+          await sleep(0);
+        }
+        const seen = performance.now();
+        const answer = server.answers.get(b.address);
+        if (!answer || answer.status !== want || answer.at < flipAt) throw new Error(`health flip ${i}: the kernel changed before the deciding probe (${server.count()} probes answered; last answer ${JSON.stringify(answer)})`);
+        times.push(seen - answer.at);
+        await sleep(20);
+      }
+    } finally {
+      probe.close();
+    }
+    for (const m of opened.splice(0)) m.close();
+    await stopDaemon();
+    // 2. CPU: 1000 backends, checks every second.
+    let cpu: NonNullable<ControlReport['health']>['cpu'] = null;
+    if (cpuSeconds > 0) {
+      progress(`control: health CPU (1000 backends, ${cpuSeconds} s)`);
+      const big = Array.from({ length: 1000 }, (_, i) => ({ address: address(i), port: 8080, weight: 1 }));
+      writeFileSync(join(dir, 'cpu.yaml'), healthConfig([{ name: 'cpu', vip: '198.18.231.2', port: 80, protocol: 'tcp', mode: 'nat', tableSize: BENCH_TABLE_SIZE, backends: big, healthCheck: check(1000) }], await freePort()));
+      server.down.clear();
+      daemon = spawnDaemon({ configPath: join(dir, 'cpu.yaml'), pinDir: HEALTH_PIN_DIR, netns: HEALTH_NETNS, detachOnExit: true });
+      trackChild(daemon.child);
+      await daemon.ready(60_000);
+      await sleep(3000); // start-up work and the first round of checks done
+      const probes0 = server.count();
+      const changes0 = daemon.logs.filter((l) => l.msg === 'backend health changed').length;
+      const cpu0 = processCpuNs(daemon.pid);
+      const t0 = performance.now();
+      await sleep(cpuSeconds * 1000);
+      const cpuNs = processCpuNs(daemon.pid) - cpu0;
+      const wallMs = performance.now() - t0;
+      cpu = { backends: 1000, intervalMs: 1000, seconds: wallMs / 1000, probes: server.count() - probes0, cpuShare: cpuNs / 1e6 / wallMs,
+        healthChanges: daemon.logs.filter((l) => l.msg === 'backend health changed').length - changes0 };
+      // The figure means something only while every backend is probed about once a second.
+      if (cpu.probes < 0.8 * 1000 * cpu.seconds) throw new Error(`the 1000 backends were not all checked (${cpu.probes} probes in ${fmtSeconds(wallMs)} s)`);
+      await stopDaemon();
+    }
+    if (times.length === 0) throw new Error('no health flip completed');
+    return { flips: times.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: Math.max(...times), cpu };
+  } finally {
+    for (const m of opened) m.close();
+    await stopDaemon();
+    if (srv) await new Promise<void>((resolve) => srv!.server.close(() => resolve()));
+    deleteNamespace(HEALTH_NETNS);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /**
  * Runs the three control measurements; a part that fails is recorded and the others still run.
  * @throws Error on bad options.
@@ -430,6 +678,7 @@ async function runControlBenchLocked(options: ControlOptions): Promise<ControlRe
   const failures: ControlReport['failures'] = [];
   let apiToKernel: ControlReport['apiToKernel'] = null;
   let maglev: ControlReport['maglev'] = [];
+  let health: ControlReport['health'] = null;
   let observability: ControlReport['observability'] = null;
   const parts = new Set<ControlPart>(options.parts ?? CONTROL_PARTS);
   for (const p of parts) if (!(CONTROL_PARTS as readonly string[]).includes(p)) throw new Error(`control: unknown part "${p}" (parts: ${CONTROL_PARTS.join(', ')})`);
@@ -445,6 +694,11 @@ async function runControlBenchLocked(options: ControlOptions): Promise<ControlRe
       maglev = await measureMaglev(options.maglevReps ?? 11);
     } catch (err) { failures.push({ part: 'maglev', error: (err as Error).message }); }
   }
+  if (parts.has('health')) {
+    try {
+      health = await measureHealth(options.healthFlips ?? 60, options.cpuSeconds ?? 10, progress);
+    } catch (err) { failures.push({ part: 'health', error: (err as Error).message }); }
+  }
   if (parts.has('observability')) {
     try {
       observability = await measureObservability(options.observeReps ?? 5, options.packets ?? 10_000_000, options.seconds ?? 10, progress);
@@ -454,7 +708,7 @@ async function runControlBenchLocked(options: ControlOptions): Promise<ControlRe
   const limitTarget = (description: string, value: number | null, limit: number) => ({ description, value, limit, met: value === null ? null : value <= limit, unit: 'ms' as const });
   await sleep(0);
   return {
-    kind: 'control', apiToKernel, maglev, observability, failures,
+    kind: 'control', apiToKernel, maglev, health, observability, failures,
     targets: [
       limitTarget('API change -> kernel maps, p99 ms (10 backends, M = 65537)', apiToKernel?.p99Ms ?? null, 5),
       limitTarget('API change -> HTTP answer, p99 ms', apiToKernel?.responseP99Ms ?? null, 10),
@@ -462,6 +716,9 @@ async function runControlBenchLocked(options: ControlOptions): Promise<ControlRe
       limitTarget('Maglev build ms, M = 65537, 10 backends', build(10, BENCH_TABLE_SIZE), 2),
       limitTarget('Maglev build ms, M = 65537, 1000 backends', build(1000, BENCH_TABLE_SIZE), 5),
       limitTarget('Maglev build ms, M = 1048573, 1000 backends (worker thread)', build(1000, LARGE_TABLE_SIZE), 100),
+      limitTarget('health check detection -> kernel, p99 ms after the deciding probe', health?.p99Ms ?? null, 5),
+      { description: 'daemon CPU, 1000 backends with 1 s health checks (share of one CPU)', value: health?.cpu?.cpuShare ?? null, limit: 0.05,
+        met: health?.cpu == null ? null : health.cpu.cpuShare <= 0.05 },
       { description: 'observability cost (Mpps, 1 Hz stats + 1/1000 sampling)', value: observability?.mppsCost ?? null, limit: 0.03,
         met: observability?.mppsCost == null ? null : observability.mppsCost <= 0.03 },
       { description: 'observability cost (lb CPU per packet)', value: observability?.cpuCost ?? null, limit: 0.03,

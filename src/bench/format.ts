@@ -74,6 +74,11 @@ export function formatControl(r: ControlReport): string {
     out.push(table(['Maglev build (M)', 'backends', 'ms median [min-max]'],
       r.maglev.map((m) => [`${m.tableSize}${m.offThread ? ' (worker)' : ''}`, String(m.backends), `${fmt(m.ms.median)} [${fmt(m.ms.min)}-${fmt(m.ms.max)}]`])));
   }
+  const h = r.health;
+  if (h) {
+    out.push(`health check detection -> kernel (${h.flips} flips of 1 of 10 backends, M=65537, http checks every 250 ms, fall = rise = 1): p50 ${fmt(h.p50Ms)} ms, p99 ${fmt(h.p99Ms)} ms, max ${fmt(h.maxMs)} ms after the deciding probe was answered`);
+    if (h.cpu) out.push(`daemon CPU with ${h.cpu.backends} backends checked every ${h.cpu.intervalMs} ms (http): ${fmt(h.cpu.cpuShare * 100, 2)} % of one CPU over ${fmt(h.cpu.seconds, 1)} s (${h.cpu.probes} probes, ${h.cpu.healthChanges} verdict changes)`);
+  }
   const o = r.observability;
   if (o) {
     out.push(`observability (1 Hz stats + 1/${o.sampleRate} sampling), ${o.reps} reps interleaved:`);

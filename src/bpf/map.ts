@@ -9,6 +9,8 @@ const UPDATE_FLAGS: Record<UpdateFlag, number> = { any: 0, noexist: 1, exist: 2 
 
 /** BPF_F_INNER_MAP: an inner map with this flag may be swapped for one of another max_entries. */
 export const BPF_F_INNER_MAP = 1 << 12;
+/** BPF_F_MMAPABLE: an ARRAY whose data user space can map (BpfMap.storeWords/readWords). */
+export const BPF_F_MMAPABLE = 1 << 10;
 /** BPF_F_NO_PREALLOC, needed by some hash maps and required by LPM tries. */
 export const BPF_F_NO_PREALLOC = 1 << 0;
 
@@ -248,6 +250,39 @@ export class BpfMap extends FdHandle {
     keys.forEach((k) => this.checkKey('map update batch', k));
     values.forEach((v) => this.checkValue('map update batch', v));
     this.updateBatchFlat(Buffer.concat(keys), Buffer.concat(values), keys.length, flag);
+  }
+
+  /** True for an ARRAY created with BPF_F_MMAPABLE (storeWords/readWords work on it). */
+  get mmapable(): boolean {
+    return this.typeName === 'array' && (this.flags & BPF_F_MMAPABLE) !== 0;
+  }
+
+  /** Bytes of an ARRAY's data: entries of round_up(valueSize, 8) bytes (the kernel's elem_size). */
+  get dataBytes(): number {
+    return Math.ceil(this.valueSize / 8) * 8 * this.maxEntries;
+  }
+
+  /**
+   * Stores u32 words into the data of a BPF_F_MMAPABLE array through a mapping of it (no
+   * syscall per entry, no RCU wait): values[i] at u32 offset offsets[i] (entry e starts at
+   * offset e x round_up(valueSize, 8) / 4), in index order, each one aligned 32-bit store, so a
+   * program reading a word meets the old or the new value, never a mix.
+   * @throws BpfError EINVAL when the map is not mmapable or an offset is out of its data.
+   */
+  storeWords(offsets: Uint32Array, values: Uint32Array): void {
+    if (!this.mmapable) throw bpfError('map mmap write', this.label, 'EINVAL', 'the map is not a BPF_F_MMAPABLE array');
+    native().mapStoreWords(this.fd, this.dataBytes, offsets, values, this.name);
+  }
+
+  /**
+   * A copy of the data of a BPF_F_MMAPABLE array as u32 words (entry e at e x round_up(valueSize,
+   * 8) / 4); one mapping instead of a lookup per entry.
+   * @throws BpfError EINVAL when the map is not mmapable.
+   */
+  readWords(): Uint32Array {
+    if (!this.mmapable) throw bpfError('map mmap read', this.label, 'EINVAL', 'the map is not a BPF_F_MMAPABLE array');
+    const buf = native().mapReadWords(this.fd, this.dataBytes, this.name);
+    return new Uint32Array(buf.buffer, buf.byteOffset, buf.length / 4);
   }
 
   /**

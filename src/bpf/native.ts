@@ -40,6 +40,8 @@ export interface NativeAddon {
   mapLookupBatch(fd: number, keySize: number, valueLen: number, maxEntries: number, name: string):
     { keys: Buffer; values: Buffer; count: number };
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, flags: number, name: string): void;
+  mapStoreWords(fd: number, bytes: number, offsets: Uint32Array, values: Uint32Array, name: string): void;
+  mapReadWords(fd: number, bytes: number, name: string): Buffer;
   objPin(fd: number, path: string, what: string): void;
   objGet(path: string, what: string): number;
   progFdFromId(id: number): number;

@@ -12,16 +12,18 @@
  *                     reverse_frags, if_macs, flows, settings, tx_ports, *_stats, events)
  *   links/<ifname>    one XDP bpf_link per attached interface
  *   prog              the xdp_lb program (testRun and replaceProgram after adopt)
- *   meta              a one-entry ARRAY: magic (= the maps' layout version), hash seed and
- *                     largest Maglev size, for adopt
+ *   meta              a one-entry ARRAY: magic (= the maps' layout version), hash seed,
+ *                     largest Maglev size and flags (bit 0: the inner Maglev tables are
+ *                     BPF_F_MMAPABLE; 0 in pins of older builds), for adopt
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  BpfObject, BpfMap, Program, XdpLink, xdpAttachments, ifHwAddr, repoRoot,
+  BpfObject, BpfMap, Program, XdpLink, xdpAttachments, ifHwAddr, repoRoot, BPF_F_INNER_MAP, BPF_F_MMAPABLE,
   type XdpMode, type TestRunResult, type LoadOptions,
 } from '../bpf';
 import { LB, LbIfMacCodec, decodeU32, encodeU32 } from './abi';
+import { LB_MAPS } from './lb.generated';
 import { lbLoadOptions, MAP_NAMES, type MapName } from './load-options';
 
 export const PROGRAM_NAME = 'xdp_lb';
@@ -49,7 +51,28 @@ export interface DataplaneLoadOptions {
 
 export interface AttachmentInfo { ifname: string; ifindex: number; mode: XdpMode; progId: number }
 
-const META_SIZE = 16; // u32 magic, u32 hash seed, u32 maglevMaxSize, u32 reserved
+const META_SIZE = 16; // u32 magic, u32 hash seed, u32 maglevMaxSize, u32 flags (META_F_*)
+/**
+ * The map_flags the inner tables of `outer` (an ARRAY_OF_MAPS not yet in use) must have: this
+ * build's (BPF_F_INNER_MAP | BPF_F_MMAPABLE) when a one-entry table with them goes in at index 0
+ * (no service has id 0), else BPF_F_INNER_MAP (an older build's template).
+ */
+function innerFlagsOf(outer: BpfMap): number {
+  const flags = LB_MAPS.maglev.inner.flags;
+  const probe = BpfMap.create({ type: 'array', name: 'xdplb_probe', keySize: 4, valueSize: 4, maxEntries: 1, flags });
+  try {
+    outer.update(encodeU32(0), encodeU32(probe.fd));
+    outer.delete(encodeU32(0));
+    return flags;
+  } catch {
+    return BPF_F_INNER_MAP;
+  } finally {
+    probe.close();
+  }
+}
+
+/** meta flags: the inner tables of maglev and maglev_marks are BPF_F_MMAPABLE (written in place through a mapping). */
+const META_F_MMAPABLE_TABLES = 1;
 /** "xlb" + the maps' layout version: bumped whenever a map's type, key or value changes, so that
  * adopt refuses maps it cannot use instead of misreading them. */
 const META_MAGIC = 0x786c6236; // "xlb6": IPv6 sibling maps, lb_settings.vip_filter6, family-aware lb_event
@@ -88,9 +111,14 @@ export class Dataplane {
   readonly maglevMaxSize: number;
   /** Opened from pins (adopt): its maps hold what a previous process wrote (ids to recover). */
   readonly adopted: boolean;
+  /** map_flags an inner table of maglev / maglev_marks must have (the outer maps' templates'):
+   * BPF_F_INNER_MAP, with BPF_F_MMAPABLE unless adopted from an older build's pins. */
+  readonly innerTableFlags: number;
 
   private constructor(object: BpfObject | null, prog: Program, maps: Record<MapName, BpfMap>,
-    hashSeed: number, maglevMaxSize: number) {
+    hashSeed: number, maglevMaxSize: number,
+    innerTableFlags: number = LB_MAPS.maglev.inner.flags & LB_MAPS.maglev_marks.inner.flags) {
+    this.innerTableFlags = innerTableFlags;
     this.object = object;
     this.prog = prog;
     this.maps = maps;
@@ -118,7 +146,11 @@ export class Dataplane {
     let dp: Dataplane;
     try {
       const maps = Object.fromEntries(MAP_NAMES.map((n) => [n, object.map(n)])) as Record<MapName, BpfMap>;
-      dp = new Dataplane(object, object.program(PROGRAM_NAME), maps, opts.hashSeed, maglevMaxSize);
+      // This build's lb.o has this build's inner templates; another object (an older build's)
+      // is asked which flags its maglev inner tables take.
+      const own = path.resolve(objectPath) === path.resolve(repoRoot(), 'bpf', 'lb.o');
+      dp = new Dataplane(object, object.program(PROGRAM_NAME), maps, opts.hashSeed, maglevMaxSize,
+        own ? undefined : innerFlagsOf(maps.maglev));
     } catch (err) {
       object.close();
       throw err;
@@ -160,7 +192,9 @@ export class Dataplane {
       if (magic !== META_MAGIC) throw olderLayout(pinDir, `map layout ${layout(magic)}, this build uses ${layout(META_MAGIC)}`);
       const prog = Program.fromPin(path.join(pinDir, 'prog'));
       opened.push(prog);
-      const dp = new Dataplane(null, prog, maps, decodeU32(raw, 4), decodeU32(raw, 8));
+      const metaFlags = raw.length >= 16 ? decodeU32(raw, 12) : 0;
+      const dp = new Dataplane(null, prog, maps, decodeU32(raw, 4), decodeU32(raw, 8),
+        BPF_F_INNER_MAP | (metaFlags & META_F_MMAPABLE_TABLES ? BPF_F_MMAPABLE : 0));
       dp.pinnedAt = pinDir;
       const modes = new Map(xdpAttachments().map((a) => [a.ifindex, a.mode]));
       const linkDir = path.join(pinDir, 'links');
@@ -216,6 +250,7 @@ export class Dataplane {
       encodeU32(META_MAGIC).copy(value, 0);
       encodeU32(this.hashSeed).copy(value, 4);
       encodeU32(this.maglevMaxSize).copy(value, 8);
+      encodeU32(this.innerTableFlags & BPF_F_MMAPABLE ? META_F_MMAPABLE_TABLES : 0).copy(value, 12);
       meta.update(encodeU32(0), value);
       meta.pin(path.join(pinDir, 'meta'));
     } finally {

@@ -11,9 +11,14 @@
  * `seen` and second byte `flags`, as struct lb_slot_mark lies on little-endian hosts); a slot is
  * moved when its prev word is not 0.
  */
-import { BpfMap, BPF_F_INNER_MAP } from '../bpf';
+import { BpfMap } from '../bpf';
+
+/** u32 words per entry in the data of an mmapable inner table (the kernel's elem_size is
+ * round_up(value_size, 8)): ids 4 -> 8 bytes, marks 12 -> 16 bytes. */
+const ID_STRIDE = 2;
+const MARK_STRIDE = 4;
 import { decodeU32, LB } from './abi';
-import { LB_LAYOUTS } from './lb.generated';
+import { LB_LAYOUTS, LB_MAPS } from './lb.generated';
 
 /** u32 words per slot in the flat form: current backend, then struct lb_slot_mark. */
 export const SLOT_WORDS = 4;
@@ -60,14 +65,27 @@ export function readMaglevTable(outerValue: Buffer, marksOuterValue: Buffer | nu
   try {
     if (inner.valueSize !== 4) return null; // another layout: replaced by the next apply
     table = new Uint32Array(inner.maxEntries * SLOT_WORDS);
-    for (const [key, value] of inner.lookupBatch()) table[decodeU32(key) * SLOT_WORDS] = decodeU32(value);
+    if (inner.mmapable) {
+      const words = inner.readWords();
+      for (let i = 0; i < inner.maxEntries; i++) table[i * SLOT_WORDS] = words[i * ID_STRIDE];
+    } else {
+      for (const [key, value] of inner.lookupBatch()) table[decodeU32(key) * SLOT_WORDS] = decodeU32(value);
+    }
   } finally {
     inner.close();
   }
   const marks = openInner(marksOuterValue);
   const moved = (i: number) => (table[i * SLOT_WORDS] & LB.SLOT_MOVED) !== 0;
   try {
-    if (marks && marks.valueSize === MARK_BYTES && marks.maxEntries * SLOT_WORDS === table.length) {
+    if (marks && marks.valueSize === MARK_BYTES && marks.maxEntries * SLOT_WORDS === table.length && marks.mmapable) {
+      const words = marks.readWords();
+      for (let i = 0; i < marks.maxEntries; i++) {
+        if (!moved(i)) continue;
+        table[i * SLOT_WORDS + SLOT.prev] = words[i * MARK_STRIDE];
+        table[i * SLOT_WORDS + SLOT.epoch] = words[i * MARK_STRIDE + 1];
+        table[i * SLOT_WORDS + SLOT.seenFlags] = words[i * MARK_STRIDE + 2] & 0xffff;
+      }
+    } else if (marks && marks.valueSize === MARK_BYTES && marks.maxEntries * SLOT_WORDS === table.length) {
       for (const [key, value] of marks.lookupBatch()) {
         const i = decodeU32(key);
         if (!moved(i)) continue;
@@ -95,60 +113,150 @@ function markBytes(values: Buffer, n: number, words: ArrayLike<number>, at: numb
 }
 
 /**
- * Writes single slots of an installed table in place ([slot index, its SLOT_WORDS words]): the
- * marks first, then the ids (a slot gains its moved bit only after its mark is there, and an
- * unmarked slot's stale mark is never read). False when a table is gone.
+ * Writes slots of an installed table in place: `indices` are slot indexes, `words` their new
+ * SLOT_WORDS words each, back to back. One batch update per step, in an order where a packet
+ * meets no half state (each slot is one u32 the program reads once; the marks are read only
+ * for a slot whose id says LB_SLOT_MOVED):
+ *   1. the marks of the slots that are moved after the write (a slot gains its moved bit only
+ *      after its mark is there);
+ *   2. the ids;
+ *   3. the zeroed marks of slots that are no longer moved (their moved bit is gone first).
+ * An array map update takes no RCU grace period (an outer-map update does: docs/decisions.md,
+ * "Control plane at kernel speed"). False when a table is gone, or a slot gets a mark and the
+ * service has no marks table (nothing written then).
  */
-export function writeMaglevSlots(outerValue: Buffer, marksOuterValue: Buffer | null, slots: Array<[number, Uint32Array]>): boolean {
-  if (!slots.length) return true;
-  const keys = Buffer.alloc(slots.length * 4);
-  slots.forEach(([index], n) => keys.writeUInt32LE(index, n * 4));
-  const marks = openInner(marksOuterValue);
-  if (marks) {
-    try {
-      const values = Buffer.alloc(slots.length * MARK_BYTES);
-      slots.forEach(([, words], n) => markBytes(values, n, words, 0));
-      marks.updateBatchFlat(keys, values, slots.length);
-    } finally {
-      marks.close();
-    }
-  } else if (slots.some(([, words]) => words[SLOT.prev] !== 0)) {
-    return false;
-  }
+export function writeMaglevSlotsFlat(outerValue: Buffer, marksOuterValue: Buffer | null, indices: ArrayLike<number>, words: ArrayLike<number>): boolean {
+  const n = indices.length;
+  if (!n) return true;
+  let markedN = 0;
+  for (let k = 0; k < n; k++) if (words[k * SLOT_WORDS + SLOT.prev] !== 0) markedN++;
   const inner = openInner(outerValue);
   if (!inner) return false;
+  const marks = openInner(marksOuterValue);
   try {
-    const values = Buffer.alloc(slots.length * 4);
-    slots.forEach(([, words], n) => values.writeUInt32LE(idValue(words, 0), n * 4));
-    inner.updateBatchFlat(keys, values, slots.length);
+    if (markedN && !marks) return false;
+    if (inner.mmapable && (!marks || marks.mmapable)) {
+      storeSlots(inner, marks, indices, words, markedN);
+      return true;
+    }
+    const markStep = (moved: boolean, count: number): void => {
+      if (!marks || !count) return;
+      const keys = Buffer.alloc(count * 4);
+      const values = Buffer.alloc(count * MARK_BYTES);
+      let m = 0;
+      for (let k = 0; k < n; k++) {
+        const at = k * SLOT_WORDS;
+        if ((words[at + SLOT.prev] !== 0) !== moved) continue;
+        keys.writeUInt32LE(indices[k], m * 4);
+        markBytes(values, m, words, at);
+        m++;
+      }
+      marks.updateBatchFlat(keys, values, count);
+    };
+    markStep(true, markedN);
+    const keys = Buffer.alloc(n * 4);
+    const ids = Buffer.alloc(n * 4);
+    for (let k = 0; k < n; k++) {
+      keys.writeUInt32LE(indices[k], k * 4);
+      ids.writeUInt32LE(idValue(words, k * SLOT_WORDS), k * 4);
+    }
+    inner.updateBatchFlat(keys, ids, n);
+    markStep(false, n - markedN);
     return true;
   } finally {
     inner.close();
+    marks?.close();
   }
+}
+
+/** The three steps of writeMaglevSlotsFlat() as stores through mappings of the tables. */
+function storeSlots(inner: BpfMap, marks: BpfMap | null, indices: ArrayLike<number>, words: ArrayLike<number>, markedN: number): void {
+  const n = indices.length;
+  const markStep = (moved: boolean, count: number): void => {
+    if (!marks || !count) return;
+    const offsets = new Uint32Array(count * 3);
+    const values = new Uint32Array(count * 3);
+    let m = 0;
+    for (let k = 0; k < n; k++) {
+      const at = k * SLOT_WORDS;
+      if ((words[at + SLOT.prev] !== 0) !== moved) continue;
+      const base = indices[k] * MARK_STRIDE;
+      offsets[m] = base; values[m++] = words[at + SLOT.prev];
+      offsets[m] = base + 1; values[m++] = words[at + SLOT.epoch];
+      offsets[m] = base + 2; values[m++] = words[at + SLOT.seenFlags] & 0xffff;
+    }
+    marks.storeWords(offsets, values);
+  };
+  markStep(true, markedN);
+  const offsets = new Uint32Array(n);
+  const ids = new Uint32Array(n);
+  for (let k = 0; k < n; k++) {
+    offsets[k] = indices[k] * ID_STRIDE;
+    ids[k] = idValue(words, k * SLOT_WORDS);
+  }
+  inner.storeWords(offsets, ids);
+  markStep(false, n - markedN);
+}
+
+/** Stores the marks of `indices` (SLOT_WORDS `words` each) through a mapping of the marks table. */
+function storeMarks(marks: BpfMap, indices: Uint32Array, words: Uint32Array): void {
+  const offsets = new Uint32Array(indices.length * 3);
+  const values = new Uint32Array(indices.length * 3);
+  for (let k = 0, m = 0; k < indices.length; k++) {
+    const base = indices[k] * MARK_STRIDE;
+    offsets[m] = base; values[m++] = words[k * SLOT_WORDS + SLOT.prev];
+    offsets[m] = base + 1; values[m++] = words[k * SLOT_WORDS + SLOT.epoch];
+    offsets[m] = base + 2; values[m++] = words[k * SLOT_WORDS + SLOT.seenFlags] & 0xffff;
+  }
+  marks.storeWords(offsets, values);
+}
+
+/** writeMaglevSlotsFlat() of [slot index, its SLOT_WORDS words] pairs. */
+export function writeMaglevSlots(outerValue: Buffer, marksOuterValue: Buffer | null, slots: Array<[number, Uint32Array]>): boolean {
+  const indices = new Uint32Array(slots.length);
+  const words = new Uint32Array(slots.length * SLOT_WORDS);
+  slots.forEach(([index, w], k) => { indices[k] = index; words.set(w.subarray(0, SLOT_WORDS), k * SLOT_WORDS); });
+  return writeMaglevSlotsFlat(outerValue, marksOuterValue, indices, words);
 }
 
 /**
  * New inner arrays (BPF_F_INNER_MAP, so their size may differ from the template) holding the
- * flat `slots`: `fd` the ids (with LB_SLOT_MOVED), `marksFd` the marks (null: no slot moved).
+ * flat `slots`: `fd` the ids (with LB_SLOT_MOVED), `marksFd` the marks (null: no slot moved and
+ * not `withMarks`; with `withMarks` a marks table is made even when every mark is zero, so that
+ * later changes can mark slots in place without an outer-map update). `flags` must be the
+ * outer maps' template flags (Dataplane.innerTableFlags; default: this build's); mmapable
+ * tables are filled through a mapping, others with a batch update.
  */
-export function createMaglevTable(slots: Uint32Array): { fd: number; marksFd: number | null; close(): void } {
+export function createMaglevTable(slots: Uint32Array, withMarks = false, flags: number = LB_MAPS.maglev.inner.flags): { fd: number; marksFd: number | null; close(): void } {
   const count = slots.length / SLOT_WORDS;
   const flatKeys = Buffer.from(Uint32Array.from({ length: count }, (_, i) => i).buffer);
   const made: BpfMap[] = [];
   const close = () => { for (const m of made) m.close(); };
   try {
-    const table = BpfMap.create({ type: 'array', name: 'maglev_table', keySize: 4, valueSize: 4, maxEntries: count, flags: BPF_F_INNER_MAP });
+    const table = BpfMap.create({ type: 'array', name: 'maglev_table', keySize: 4, valueSize: 4, maxEntries: count, flags });
     made.push(table);
     const ids = new Uint32Array(count);
     for (let i = 0; i < count; i++) ids[i] = idValue(slots, i * SLOT_WORDS);
-    table.updateBatchFlat(flatKeys, Buffer.from(ids.buffer), count);
+    if (table.mmapable) table.storeWords(Uint32Array.from({ length: count }, (_, i) => i * ID_STRIDE), ids);
+    else table.updateBatchFlat(flatKeys, Buffer.from(ids.buffer), count);
     let marksFd: number | null = null;
-    if (hasMarks(slots)) {
-      const marks = BpfMap.create({ type: 'array', name: 'slot_marks', keySize: 4, valueSize: MARK_BYTES, maxEntries: count, flags: BPF_F_INNER_MAP });
+    if (withMarks || hasMarks(slots)) {
+      const marks = BpfMap.create({ type: 'array', name: 'slot_marks', keySize: 4, valueSize: MARK_BYTES, maxEntries: count, flags });
       made.push(marks);
-      const values = Buffer.alloc(count * MARK_BYTES);
-      for (let i = 0; i < count; i++) markBytes(values, i, slots, i * SLOT_WORDS);
-      marks.updateBatchFlat(flatKeys, values, count);
+      // Only the marked slots: a new array is zeroed.
+      const marked: number[] = [];
+      for (let i = 0; i < count; i++) if (slots[i * SLOT_WORDS + SLOT.prev] !== 0) marked.push(i);
+      const keys = Buffer.alloc(marked.length * 4);
+      const values = Buffer.alloc(marked.length * MARK_BYTES);
+      marked.forEach((i, n) => { keys.writeUInt32LE(i, n * 4); markBytes(values, n, slots, i * SLOT_WORDS); });
+      if (marks.mmapable) {
+        const idx = Uint32Array.from(marked);
+        const words = new Uint32Array(marked.length * SLOT_WORDS);
+        marked.forEach((i, n) => words.set(slots.subarray(i * SLOT_WORDS, i * SLOT_WORDS + SLOT_WORDS), n * SLOT_WORDS));
+        storeMarks(marks, idx, words);
+      } else {
+        marks.updateBatchFlat(keys, values, marked.length);
+      }
       marksFd = marks.fd;
     }
     return { fd: table.fd, marksFd, close };

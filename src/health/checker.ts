@@ -174,11 +174,14 @@ export class HealthChecker extends EventEmitter {
 
   status(): BackendHealthStatus[] {
     const now = this.now();
-    return [...this.states.values()].map(({ backend, machine, transitions, checks, lastDetail, lastCheckAt }) =>
-      ({ backend, health: machine.health, transitions, checks, lastDetail, lastCheckAt,
-        reason: machine.heldUntil !== null && machine.heldUntil > now ? machine.reason : null,
-        heldUntil: machine.heldUntil !== null && machine.heldUntil > now ? machine.heldUntil : null,
-        weightStep: machine.weightFactor(now) }));
+    return [...this.states.values()].map((state) => statusOf(state, now));
+  }
+
+  /** One backend's entry of status(), or null for a backend this checker does not know (one
+   * lookup: a view of 1000 backends asked status() per backend, 1000 x 1000 entries). */
+  backendStatus(backend: string): BackendHealthStatus | null {
+    const state = this.states.get(backend);
+    return state ? statusOf(state, this.now()) : null;
   }
 
   /** Cancels every timer and in-flight probe; the checker can be start()ed again. */
@@ -291,4 +294,11 @@ export class HealthChecker extends EventEmitter {
       this.scheduleRamp(state, Math.max(this.now(), at + 1));
     }, Math.max(0, at - this.now()));
   }
+}
+
+function statusOf({ backend, machine, transitions, checks, lastDetail, lastCheckAt }: BackendState, now: number): BackendHealthStatus {
+  return { backend, health: machine.health, transitions, checks, lastDetail, lastCheckAt,
+    reason: machine.heldUntil !== null && machine.heldUntil > now ? machine.reason : null,
+    heldUntil: machine.heldUntil !== null && machine.heldUntil > now ? machine.heldUntil : null,
+    weightStep: machine.weightFactor(now) };
 }

@@ -3,7 +3,6 @@
  * it resolves to {ok, detail} so the checker's loop stays simple.
  */
 import net from 'node:net';
-import http from 'node:http';
 import { native } from '../bpf/native';
 
 export interface ProbeResult { ok: boolean; detail: string }
@@ -57,46 +56,52 @@ function startTcpProbe(probe: TcpProbe): RunningProbe {
   return { result, cancel: () => settle({ ok: false, detail: 'cancelled' }) };
 }
 
+/**
+ * An HTTP GET over a fresh connection (Connection: close), judged by the status line alone: the
+ * request is written as one buffer and the answer read only up to its first line (no HTTP client
+ * objects, no response parsing: ~40 % less CPU per probe than http.request, which at 1000
+ * backends checked every second was most of the daemon's CPU; docs/decisions.md).
+ */
 function startHttpProbe(probe: HttpProbe): RunningProbe {
   let finish!: (r: ProbeResult) => void;
   let done = false;
   const result = new Promise<ProbeResult>((resolve) => { finish = resolve; });
-  // agent: false -> a fresh connection per probe: a pooled keep-alive socket would hide a
-  // backend that stopped accepting new connections.
-  let markError: Error | null = null;
-  // A marked probe brings its own socket (createConnection, no agent: an agent would open its own).
-  const req = http.request({
-    host: probe.address, port: probe.port, path: probe.path, method: 'GET',
-    headers: { 'user-agent': 'xdplb-health/1', connection: 'close' },
-    ...(!probe.mark ? { agent: false } : {
-      createConnection: () => {
-        try { return connectSocket(probe.address, probe.port, probe.mark); } catch (err) {
-          markError = err as Error;
-          return new net.Socket().destroy(err as Error);
-        }
-      },
-    }),
-  });
+  let socket: net.Socket;
+  try {
+    socket = connectSocket(probe.address, probe.port, probe.mark);
+  } catch (err) {
+    return { result: Promise.resolve({ ok: false, detail: `cannot open a marked socket: ${(err as Error).message}` }), cancel: () => undefined };
+  }
   const settle = (r: ProbeResult): void => {
     if (done) return;
     done = true;
     clearTimeout(timer);
-    req.destroy();
+    socket.destroy();
     finish(r);
   };
   // One timer for the whole exchange (connect + status line): a server that accepts but never
   // answers must count as down.
   const timer = setTimeout(() => settle({ ok: false, detail: `timeout after ${probe.timeoutMs} ms` }), probe.timeoutMs);
-  req.once('response', (res) => {
-    const status = res.statusCode ?? 0;
-    res.resume();
+  const name = probe.address.includes(':') ? `[${probe.address}]` : probe.address; // IPv6 in brackets
+  const host = probe.port === 80 ? name : `${name}:${probe.port}`;
+  socket.once('connect', () => {
+    socket.write(`GET ${probe.path} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: xdplb-health/1\r\nConnection: close\r\n\r\n`);
+  });
+  let head = '';
+  socket.on('data', (chunk: Buffer) => {
+    head += chunk.toString('latin1');
+    const eol = head.indexOf('\n');
+    if (eol < 0 && head.length < 1024) return;
+    const m = /^HTTP\/\d\.\d (\d{3})/.exec(head);
+    if (!m) { settle({ ok: false, detail: 'not an HTTP response' }); return; }
+    const status = Number(m[1]);
     const [lo, hi] = probe.expectStatus;
     settle(status >= lo && status <= hi
       ? { ok: true, detail: `HTTP ${status}` }
       : { ok: false, detail: `HTTP ${status} not in ${lo}..${hi}` });
   });
-  req.once('error', (err: NodeJS.ErrnoException) => settle({ ok: false,
-    detail: markError ? `cannot open a marked socket: ${markError.message}` : err.code ?? err.message }));
-  req.end();
+  // Closed before a status line: what http.request calls "socket hang up".
+  socket.once('end', () => settle({ ok: false, detail: 'ECONNRESET' }));
+  socket.once('error', (err: NodeJS.ErrnoException) => settle({ ok: false, detail: err.code ?? err.message }));
   return { result, cancel: () => settle({ ok: false, detail: 'cancelled' }) };
 }

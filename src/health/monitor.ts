@@ -105,7 +105,7 @@ export class HealthMonitor extends EventEmitter {
 
   /** One backend's status, or null when its service has no check. */
   backendStatus(service: string, backend: string): BackendHealthStatus | null {
-    return this.status(service).find((s) => s.backend === backend) ?? null;
+    return this.checkers.get(service)?.checker.backendStatus(backend) ?? null;
   }
 
   /** Stops every checker and removes their DSR probe routes. */

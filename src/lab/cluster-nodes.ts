@@ -214,12 +214,8 @@ export class ClusterNodes {
   }
 }
 
-/**
- * "address:port" of the backend in every slot of a service's Maglev table, read from the pinned
- * kernel maps of one node (ids translated through that node's backends map).
- * @throws Error when the service or a backend id is missing.
- */
-/** How many services have transition marks (maglev_marks entries): 0 = no slot is moved on this node. */
+/** How many services have transition marks (a maglev_marks table with a slot whose prev_id is
+ * not 0; the zeroed table stays while the service's table lives): 0 = no slot is moved on this node. */
 export function transitionTables(pinDir: string): number {
   const marks = BpfMap.fromPin(path.join(pinDir, 'maps', 'maglev_marks'));
   // An array of maps: every index exists; a service with marks has an inner table there.
@@ -228,12 +224,22 @@ export function transitionTables(pinDir: string): number {
     for (const key of marks.keys()) {
       let inner: Buffer | null = null;
       try { inner = marks.lookup(key); } catch { inner = null; }
-      if (inner) n++;
+      if (!inner) continue;
+      let table: BpfMap;
+      try { table = BpfMap.fromId(inner.readUInt32LE(0)); } catch { continue; } // swapped meanwhile
+      try {
+        if (table.lookupBatch().some(([, v]) => v.readUInt32LE(0) !== 0)) n++;
+      } finally { table.close(); }
     }
     return n;
   } finally { marks.close(); }
 }
 
+/**
+ * "address:port" of the backend in every slot of a service's Maglev table, read from the pinned
+ * kernel maps of one node (ids translated through that node's backends map).
+ * @throws Error when the service or a backend id is missing.
+ */
 export function kernelMaglevTable(pinDir: string, service: { vip: string; port: number; protocol: 'tcp' | 'udp' }): string[] {
   const services = BpfMap.fromPin(path.join(pinDir, 'maps', 'services'));
   const maglev = BpfMap.fromPin(path.join(pinDir, 'maps', 'maglev'));
