@@ -143,6 +143,21 @@ const waitFor = (what: string, timeoutMs: number, pred: () => boolean, stepMs = 
   waitUntil(what, timeoutMs, pred, stepMs, () => `router IPv6 routes: ${JSON.stringify(routerEcmp6(P))}; IPv4: ${JSON.stringify(routerEcmp(P))}`);
 const same = (a: string[], b: string[]) => a.join(',') === b.join(',');
 
+/** nftables counters of IPv6 SYNs to the VIP range that the router hands to each node's bridge port. */
+const NFT_TABLE = 'xlbb6syn';
+function synCountersReset(): void {
+  run('ip', ['netns', 'exec', `${P}-router`, 'nft', 'delete', 'table', 'bridge', NFT_TABLE], { allowFail: true });
+  const rules = [1, 2].map((k) => `oifname "${P}-r${k}" ip6 daddr 2001:2:0:c100::/64 tcp flags & (syn | ack) == syn counter`);
+  run('ip', ['netns', 'exec', `${P}-router`, 'nft', '-f', '-'], {
+    input: `table bridge ${NFT_TABLE} {\n chain out {\n  type filter hook output priority 0; policy accept;\n${rules.join('\n')}\n }\n}\n`,
+  });
+}
+function synCounters(): number[] {
+  const out = run('ip', ['netns', 'exec', `${P}-router`, 'nft', '-j', 'list', 'table', 'bridge', NFT_TABLE]).stdout;
+  const items = (JSON.parse(out) as { nftables: Array<{ rule?: { expr: Array<{ counter?: { packets: number } }> } }> }).nftables;
+  return items.filter((x) => x.rule).map((x) => x.rule!.expr.find((e) => e.counter)!.counter!.packets);
+}
+
 describe('cluster: IPv6 VIPs over BGP (2 nodes, dual stack)', { skip }, () => {
   let nodes: LabNode[] = [];
   let listeners: Listener[] = [];
@@ -203,6 +218,7 @@ describe('cluster: IPv6 VIPs over BGP (2 nodes, dual stack)', { skip }, () => {
   });
 
   test('real IPv6 traffic: the lab client reaches the IPv6 VIP through the router\'s ECMP route (NAT66, both backends)', { timeout: 30_000 }, async () => {
+    synCountersReset();
     const seen = new Map<string, number>();
     for (let i = 0; i < 24; i++) {
       const r = run('ip', ['netns', 'exec', `${P}-client`, 'curl', '-s', '-m', '3', '-g', `http://[${VIP6}]:80/`], { allowFail: true });
@@ -210,6 +226,10 @@ describe('cluster: IPv6 VIPs over BGP (2 nodes, dual stack)', { skip }, () => {
       seen.set(r.stdout, (seen.get(r.stdout) ?? 0) + 1);
     }
     assert.deepEqual([...seen.keys()].sort(), ['be1', 'be2'], JSON.stringify([...seen]));
+    // The router spread the connections over both nodes (its ECMP IPv6 route, L4 hash).
+    const syns = synCounters();
+    assert.equal(syns.reduce((a, b) => a + b, 0), 24, `SYNs per node: ${syns.join(', ')}`);
+    assert.ok(syns.every((n) => n > 0), `ECMP did not spread IPv6 connections over both nodes: ${syns.join(', ')}`);
   });
 
   test('a service whose backends are all down is withdrawn by every node; the other IPv6 VIP stays', { timeout: 30_000 }, async (t) => {
@@ -244,5 +264,26 @@ describe('cluster: IPv6 VIPs over BGP (2 nodes, dual stack)', { skip }, () => {
     await nodes[1].stop();
     await waitFor('node 2 gone from the IPv6 route', 5000, () => same(hops6(VIP6), [nodeUplinkAddress6(1)]));
     assert.deepEqual(hops4(VIP4), [nodeUplinkAddress(1)]);
+  });
+
+  test('a node that dies hard (kill -9, links down) leaves the IPv6 ECMP set through BFD within about a second', { timeout: 60_000 }, async (t) => {
+    const node = nodes[1];
+    await node.start();
+    await waitFor('node 2 announcing again', 20_000, () => same(hops6(VIP6), both6), 100);
+    const bird = node.birdPid();
+    const killedAt = Date.now();
+    // Links first: a dead host sends nothing, not even the FIN its kernel would send for BIRD's sockets.
+    run('ip', ['netns', 'exec', node.netns, 'ip', 'link', 'set', `${P}-lb0`, 'down']);
+    run('ip', ['netns', 'exec', node.netns, 'ip', 'link', 'set', `${P}-lb1`, 'down']);
+    node.child!.kill('SIGKILL');
+    if (bird) process.kill(bird, 'SIGKILL');
+    node.child = null;
+    await waitFor('the router to drop the dead node from the IPv6 route', 5000, () => same(hops6(VIP6), [nodeUplinkAddress6(1)]), 10);
+    const detectMs = Date.now() - killedAt;
+    t.diagnostic(`IPv6: the router dropped the dead node after ${detectMs} ms (BFD 100 ms x 3 on the IPv6 session)`);
+    assert.ok(detectMs < 1500, `the router kept the dead node for ${detectMs} ms`);
+    // The survivor still serves the IPv6 VIP.
+    const r = run('ip', ['netns', 'exec', `${P}-client`, 'curl', '-s', '-m', '3', '-g', `http://[${VIP6}]:80/`], { allowFail: true });
+    assert.equal(r.status, 0, r.stderr);
   });
 });
