@@ -44,16 +44,22 @@ describe('announcedVips: the one announce decision', () => {
     assert.deepEqual(announcedVips({ ...ok, services }), ['198.18.99.200', '198.18.100.9', '198.18.100.10']);
   });
 
-  test('IPv6 VIPs are not announced (ipv4 sessions), and never reach BIRD\'s ipv4 static protocol', () => {
+  test('IPv6 VIPs follow the same rule, canonical, after the IPv4 ones; BIRD gets each family in its own static protocol', () => {
+    const v6 = (over: Partial<BackendView> = {}) => backend({ address: '2001:2::1', key: '[2001:2::1]:8080', ...over });
     const services = [
-      { vip: '2001:2::100', backends: [backend({ address: '2001:2::1', key: '[2001:2::1]:8080' })] },
+      { vip: '2001:2:0:c100::1', backends: [v6()] },
+      { vip: '2001:2:0:c100::2', backends: [v6({ health: 'down' }), v6({ weight: 0 })] },
+      { vip: '2001:2:0:c100::3', backends: [v6({ drain: true })] },
       { vip: '198.18.100.10', backends: [backend()] },
+      { vip: '2001:2:0:c100::1', backends: [v6({ health: 'down' })] },
       { vip: '198.18.100.9', backends: [backend()] },
     ];
-    assert.deepEqual(announcedVips({ ...ok, services }), ['198.18.100.9', '198.18.100.10']);
+    assert.deepEqual(announcedVips({ ...ok, services }), ['198.18.100.9', '198.18.100.10', '2001:2:0:c100::1']);
+    assert.deepEqual(announcedVips({ ...ok, drained: true, services }), []);
+    assert.deepEqual(announcedVips({ ...ok, attached: false, services }), []);
     const text = birdConfigText({ localAs: 65001, peers: [{ address: '198.18.10.1', as: 65000 }], bfd: false, holdTime: 3, birdBinary: '/usr/sbin/bird' },
-      ['198.18.100.9', '2001:2::100']);
-    assert.ok(text.includes('route 198.18.100.9/32 blackhole;'));
-    assert.ok(!text.includes('2001:2::100'), text);
+      announcedVips({ ...ok, services }));
+    assert.match(text, /protocol static xdplb_vips \{\n {2}ipv4;\n {2}route 198\.18\.100\.9\/32 blackhole;\n {2}route 198\.18\.100\.10\/32 blackhole;\n\}/);
+    assert.match(text, /protocol static xdplb_vips6 \{\n {2}ipv6;\n {2}route 2001:2:0:c100::1\/128 blackhole;\n\}/);
   });
 });

@@ -7,7 +7,7 @@
  * with what it observes now, and announces exactly the result.
  */
 import type { ServiceView } from '../domain/types';
-import { compareAddresses, familyOf } from '../domain/address';
+import { compareAddresses } from '../domain/address';
 
 export interface AnnounceInput {
   /** Every configured interface has the program attached (see BgpSpeaker.dataplaneAttached). */
@@ -33,15 +33,14 @@ export function withdrawReason(input: Omit<AnnounceInput, 'services'>): string {
 }
 
 /**
- * The VIPs to announce, sorted and without duplicates. IPv4 VIPs only: the BGP sessions carry
- * the ipv4 channel and BIRD's static protocol holds /32s (docs/cluster.md, "IPv6 VIPs"); an
- * IPv6 VIP is not announced (reach it through a static route or announce it by other means).
+ * The VIPs to announce, of both families, sorted (IPv4 first) and without duplicates. The same
+ * rule for both: BIRD gets IPv4 VIPs as /32s for the IPv4 peers and IPv6 VIPs as /128s for the
+ * IPv6 peers (src/cluster/bird.ts, docs/cluster.md "IPv6 VIPs").
  */
 export function announcedVips(input: AnnounceInput): string[] {
   if (withdrawReason(input) !== '') return [];
   const vips = new Set<string>();
   for (const service of input.services) {
-    if (familyOf(service.vip) !== 4) continue;
     if (service.backends.some(usableBackend)) vips.add(service.vip);
   }
   return [...vips].sort(compareAddresses);

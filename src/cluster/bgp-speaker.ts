@@ -19,8 +19,9 @@ import type { ServiceView } from '../domain/types';
 import type { BgpConfig } from '../config/schema';
 import { announcedVips, withdrawReason } from './announce';
 import {
-  birdConfigText, birdFiles, birdc, birdcBinary, parseBfdSessions, parseProtocols, parseRoutePrefixes, peerProtocol,
+  birdConfigText, birdFiles, birdc, birdcBinary, parseBfdSessions, parseProtocols, parseRoutePrefixes, peerProtocol, prefixVip,
 } from './bird';
+import { canonicalOrSelf, compareAddresses, familyOf } from '../domain/address';
 
 /** NodeStatus.bgp of the cluster contract. */
 export interface NodeBgpStatus {
@@ -83,6 +84,7 @@ export class BgpSpeaker {
   private lastSpawn = 0;
   private drainedFlag = false;
   private graceUntil = 0;
+  private readonly warnedNoPeer = new Set<4 | 6>();
 
   constructor(opts: BgpSpeakerOptions) {
     this.opts = opts;
@@ -171,18 +173,21 @@ export class BgpSpeaker {
     for (const p of this.bgp.peers) {
       const proto = protocols.find((x) => x.name === peerProtocol(p.address));
       const state = proto ? (proto.bgpState ?? proto.state) : 'unconfigured';
-      peers.push({ peer: p.address, state, bfd: this.bgp.bfd ? (bfd.get(p.address) ?? 'none') : null });
+      peers.push({ peer: p.address, state, bfd: this.bgp.bfd ? (bfd.get(canonicalOrSelf(p.address)) ?? 'none') : null });
       if (state === 'Established') {
         try {
           const text = await birdc(this.birdcPath, this.files.socket, ['show', 'route', 'export', peerProtocol(p.address)]);
-          for (const prefix of parseRoutePrefixes(text)) announced.add(prefix.replace(/\/32$/, ''));
+          for (const prefix of parseRoutePrefixes(text)) {
+            const vip = prefixVip(prefix);
+            if (vip) announced.add(vip);
+          }
         } catch { /* counted as nothing exported */ }
       }
     }
     const up = peers.filter((p) => p.state === 'Established').length;
     return {
       state: up === peers.length ? 'established' : up > 0 ? 'partial' : 'idle',
-      peers, announced: [...announced].sort(), drained: this.drainedFlag,
+      peers, announced: [...announced].sort(compareAddresses), drained: this.drainedFlag,
     };
   }
 
@@ -227,6 +232,13 @@ export class BgpSpeaker {
     if (reason !== this.lastReason) {
       if (reason) this.logger.warn({ reason }, 'withdrawing every VIP');
       this.lastReason = reason;
+    }
+    for (const family of [4, 6] as const) {
+      const orphan = vips.some((v) => familyOf(v) === family) && !this.bgp.peers.some((p) => familyOf(canonicalOrSelf(p.address)) === family);
+      if (orphan && !this.warnedNoPeer.has(family)) {
+        this.logger.warn({ family }, `IPv${family} VIPs are announced to no one: the bgp section has no IPv${family} peer (docs/cluster.md, "IPv6 VIPs")`);
+      }
+      if (orphan) this.warnedNoPeer.add(family); else this.warnedNoPeer.delete(family);
     }
     if (this.written !== null && vips.join(',') === this.lastVips.join(',')) return;
     this.writeConfig(vips);

@@ -6,22 +6,42 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import type { BgpConfig } from '../config/schema';
+import { canonicalAddress, canonicalOrSelf, compareAddresses, familyOf } from '../domain/address';
 
-/** The static protocol holding the announced VIP /32s; the only routes exported to peers. */
+/** The static protocol holding the announced IPv4 VIP /32s; exported to the IPv4 peers. */
 export const VIPS_PROTOCOL = 'xdplb_vips';
+/** The static protocol holding the announced IPv6 VIP /128s; exported to the IPv6 peers. */
+export const VIPS6_PROTOCOL = 'xdplb_vips6';
 /** BFD timers: 100 ms x 3 = a dead peer is detected in 0.3 s (docs/decisions.md). */
 export const BFD_INTERVAL_MS = 100;
 export const BFD_MULTIPLIER = 3;
 
-/** The BGP protocol name of a peer in BIRD's config (peer_198_18_10_1). */
+/** The BGP protocol name of a peer in BIRD's config (peer_198_18_10_1, peer_2001_2_0_c010__1). */
 export function peerProtocol(address: string): string {
-  return `peer_${address.replace(/\./g, '_')}`;
+  return `peer_${canonicalAddress(address).replace(/[.:]/g, '_')}`;
+}
+
+/** The route prefix of a VIP: a.b.c.d/32 or v6/128. */
+export function vipPrefix(vip: string): string {
+  return familyOf(vip) === 6 ? `${canonicalAddress(vip)}/128` : `${vip}/32`;
+}
+
+/** The VIP of a host-route prefix (the inverse of vipPrefix); undefined for any other prefix. */
+export function prefixVip(prefix: string): string | undefined {
+  const m = /^(.+)\/(32|128)$/.exec(prefix);
+  if (!m) return undefined;
+  const family = m[1].includes(':') ? 6 : 4;
+  if ((family === 6) !== (m[2] === '128')) return undefined;
+  return canonicalOrSelf(m[1]);
 }
 
 /**
- * The BIRD config announcing `vips` (host addresses) to every peer of `bgp`. Routes are static
- * blackholes in BIRD's own table only (no kernel protocol: nothing changes in this node's
- * routing table); each BGP session exports exactly them with this node as next hop.
+ * The BIRD config announcing `vips` (host addresses of either family) to the peers of `bgp`.
+ * Routes are static blackholes in BIRD's own tables only (no kernel protocol: nothing changes in
+ * this node's routing table): IPv4 VIPs as /32s in xdplb_vips (master4), IPv6 VIPs as /128s in
+ * xdplb_vips6 (master6). A peer's address family picks its session's channel: an IPv4 peer's
+ * session carries the ipv4 channel and exports the /32s, an IPv6 peer's session the ipv6
+ * channel and exports the /128s, each with this node's address on that session as next hop.
  */
 export function birdConfigText(bgp: BgpConfig, vips: readonly string[]): string {
   const lines = ['# Written by the xdplb daemon: edits are overwritten (config: bgp in the xdplb config file).'];
@@ -30,20 +50,27 @@ export function birdConfigText(bgp: BgpConfig, vips: readonly string[]): string 
   if (bgp.bfd) {
     lines.push(`protocol bfd xdplb_bfd { interface "*" { min rx interval ${BFD_INTERVAL_MS} ms; min tx interval ${BFD_INTERVAL_MS} ms; multiplier ${BFD_MULTIPLIER}; }; }`);
   }
+  // Each family in its own protocol: an IPv6 route in the ipv4 protocol (or the reverse) would
+  // make BIRD refuse the whole file.
+  const sorted = [...new Set(vips.map((v) => (familyOf(v) === 6 ? canonicalAddress(v) : v)))].sort(compareAddresses);
   lines.push(`protocol static ${VIPS_PROTOCOL} {`, '  ipv4;');
-  // IPv4 host routes only (announcedVips gives IPv4 VIPs): an IPv6 address here would make
-  // BIRD refuse the whole file.
-  for (const vip of vips) if (!vip.includes(':')) lines.push(`  route ${vip}/32 blackhole;`);
+  for (const vip of sorted) if (familyOf(vip) === 4) lines.push(`  route ${vipPrefix(vip)} blackhole;`);
+  lines.push('}');
+  lines.push(`protocol static ${VIPS6_PROTOCOL} {`, '  ipv6;');
+  for (const vip of sorted) if (familyOf(vip) === 6) lines.push(`  route ${vipPrefix(vip)} blackhole;`);
   lines.push('}');
   const keepalive = Math.max(1, Math.floor(bgp.holdTime / 3));
   for (const peer of bgp.peers) {
-    lines.push(`protocol bgp ${peerProtocol(peer.address)} {`,
+    const address = canonicalAddress(peer.address);
+    const channel = familyOf(address) === 6 ? 'ipv6' : 'ipv4';
+    const statics = channel === 'ipv6' ? VIPS6_PROTOCOL : VIPS_PROTOCOL;
+    lines.push(`protocol bgp ${peerProtocol(address)} {`,
       `  local as ${bgp.localAs};`,
-      `  neighbor ${peer.address} as ${peer.as};`,
+      `  neighbor ${address} as ${peer.as};`,
       `  hold time ${bgp.holdTime}; keepalive time ${keepalive};`,
       '  connect retry time 1; connect delay time 1; error wait time 1, 5;',
       ...(bgp.bfd ? ['  bfd on;'] : []),
-      `  ipv4 { import none; export where proto = "${VIPS_PROTOCOL}"; next hop self; };`,
+      `  ${channel} { import none; export where proto = "${statics}"; next hop self; };`,
       '}');
   }
   return lines.join('\n') + '\n';
@@ -103,21 +130,21 @@ export function parseProtocols(text: string): BirdProtocolState[] {
   return out;
 }
 
-/** Parses `show bfd sessions`: neighbor address -> state (Up, Down, Init, AdminDown). */
+/** Parses `show bfd sessions`: neighbor address (canonical text, either family) -> state (Up, Down, Init, AdminDown). */
 export function parseBfdSessions(text: string): Map<string, string> {
   const out = new Map<string, string>();
   for (const line of text.split('\n')) {
-    const m = /^(\d+\.\d+\.\d+\.\d+)\s+\S+\s+(Up|Down|Init|AdminDown)\b/.exec(line.trim());
-    if (m) out.set(m[1], m[2]);
+    const m = /^(\d+\.\d+\.\d+\.\d+|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*)\s+\S+\s+(Up|Down|Init|AdminDown)\b/.exec(line.trim());
+    if (m) out.set(canonicalOrSelf(m[1]), m[2]);
   }
   return out;
 }
 
-/** Parses `show route ...`: the IPv4 prefixes listed (routes' first column). */
+/** Parses `show route ...`: the IPv4 and IPv6 prefixes listed (routes' first column). */
 export function parseRoutePrefixes(text: string): string[] {
   const out = new Set<string>();
   for (const line of text.split('\n')) {
-    const m = /^(\d+\.\d+\.\d+\.\d+\/\d+)\s/.exec(line);
+    const m = /^(\d+\.\d+\.\d+\.\d+\/\d+|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*\/\d+)\s/.exec(line);
     if (m) out.add(m[1]);
   }
   return [...out];

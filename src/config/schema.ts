@@ -236,9 +236,9 @@ export const STORE_URL_PATTERN = '^etcd://(\\[[0-9A-Fa-f:.]{2,45}\\]|[A-Za-z0-9.
 /** A cluster node's name (default: the host name). */
 export const NODE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$';
 
-/** BGP through a local BIRD 2 (src/cluster/bgp-speaker.ts, docs/cluster.md): announce the VIPs as /32s to these peers. */
+/** BGP through a local BIRD 2 (src/cluster/bgp-speaker.ts, docs/cluster.md): announce the VIPs (IPv4 /32s to IPv4 peers, IPv6 /128s to IPv6 peers). */
 export const BgpPeerSchema = Type.Object({
-  address: Type.String({ pattern: IPV4_PATTERN, maxLength: 15, description: 'the peer (router) address, on a directly connected network' }),
+  address: Type.String({ format: UNICAST_ADDRESS_FORMAT, maxLength: 45, description: 'the peer (router) address, on a directly connected network; an IPv4 peer gets the IPv4 VIPs, an IPv6 peer the IPv6 VIPs' }),
   as: Type.Integer({ minimum: 1, maximum: U32_MAX, description: 'the peer\'s AS number' }),
 }, { additionalProperties: false });
 export const BgpSchema = Type.Object({

@@ -6,7 +6,7 @@
  */
 import type { BackendSpec, ServiceSpec, SettingsView } from '../domain/types';
 import { XdplbError } from '../domain/errors';
-import { familyOf, joinHostPort, tryParseAddress, tryParseHostPort } from '../domain/address';
+import { canonicalOrSelf, familyOf, joinHostPort, tryParseAddress, tryParseHostPort } from '../domain/address';
 import { crossServiceRuleBreaks, isPrime, serviceRuleBreaks } from './rules';
 import {
   BackendPatchSchema, BackendSpecSchema, ConfigSchema, ServiceSpecSchema, SettingsPatchSchema,
@@ -201,6 +201,12 @@ export function stateErrors(config: Config, options: ValidateOptions = {}): Xdpl
     if (ifnames.has(iface.name)) errors.push(conflict(`/interfaces/${i}/name`, `interface "${iface.name}" is listed twice`));
     ifnames.add(iface.name);
   });
+  // One BGP session per peer address (BIRD refuses two protocols of one name: peer_<address>).
+  const peers = new Set<string>();
+  config.bgp?.peers.forEach((peer, i) => {
+    if (peers.has(peer.address)) errors.push(conflict(`/bgp/peers/${i}/address`, `BGP peer ${peer.address} is listed twice`));
+    peers.add(peer.address);
+  });
   config.services.forEach((service, i) => errors.push(...serviceErrors(service, i, config)));
   errors.push(...crossServiceErrors(config.services, options.focus));
   errors.push(...capacityErrors(config.services));
@@ -220,6 +226,8 @@ export function stateErrors(config: Config, options: ValidateOptions = {}): Xdpl
 export function validateState(input: unknown, options: ValidateOptions = {}): Config {
   const config = validateInput<Config>(ConfigSchema, input ?? {});
   canonicalizeAddresses(config.services);
+  // BGP peers too: any text form of an IPv6 peer names one session (src/cluster/bird.ts).
+  for (const peer of config.bgp?.peers ?? []) peer.address = canonicalOrSelf(peer.address);
   const errors = stateErrors(config, options);
   if (errors.length > 0) throw errors[0];
   return config;

@@ -9,6 +9,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, r
 import path from 'node:path';
 import {
   clusterTopology, clusterNamespaces, isClusterNetns, routerBirdConfig, BACKEND_LAN, CLIENT_LAN, RETURN_TABLE,
+  BACKEND_LAN6, CLIENT_LAN6, CLUSTER_CLIENT_ADDRESS6, ROUTER_BACKEND_ADDRESS6, ROUTER_CLIENT_ADDRESS6, ROUTER_NODE_ADDRESS6, isLabVip6,
   type ClusterTopology, type ClusterTopologyOptions,
 } from './cluster-topology';
 import { ensureNetns, deleteNetns, ipIn, linkIn, listNetns, netnsExists, netnsPids, sysctlIn, readSysctlIn, setOffload, processGone, pidCommandLine, run } from './netns';
@@ -149,6 +150,8 @@ export async function clusterUp(options: ClusterUpOptions): Promise<ClusterStatu
   ipIn(router.netns, ['rule', 'del', 'pref', '100'], { allowFail: true });
   ipIn(router.netns, ['rule', 'add', 'pref', '100', 'iif', router.backendLeg, 'from', BACKEND_LAN, 'to', CLIENT_LAN, 'lookup', String(RETURN_TABLE)]);
 
+  setupIpv6(t);
+
   const dsr = t.mode === 'dsr';
   for (const b of backends) {
     syncAddresses(b.netns, 'lo', t.loopbackVips.map((v) => `${v}/32`), isLabVip);
@@ -219,6 +222,61 @@ export async function clusterUp(options: ClusterUpOptions): Promise<ClusterStatu
   state.etcd = readClusterState(prefix)?.etcd ?? state.etcd;
   writeState(state);
   return clusterStatus(prefix);
+}
+
+/**
+ * The lab's IPv6 half (cluster-topology.ts): a /64 per segment from 2001:2:0:c000::/52, no DAD
+ * (nodad, accept_dad 0), IPv6 forwarding on the router and the lb nodes only (inside their
+ * namespaces), the router's L4 multipath hash for IPv6 too, default routes, the NAT return rule
+ * (table 100, filled by the router's BIRD), and permanent neighbours between the hosts that
+ * talk across a node's XDP program or to the router.
+ */
+function setupIpv6(t: ClusterTopology): void {
+  const { client, router, nodes, backends } = t;
+  const addr6 = (netns: string, ifname: string, address: string) => {
+    sysctlIn(netns, `net.ipv6.conf.${ifname}.disable_ipv6`, 0);
+    sysctlIn(netns, `net.ipv6.conf.${ifname}.accept_dad`, 0);
+    const present = (linkIn(netns, ifname)?.addr_info ?? []).filter((a) => a.family === 'inet6' && a.local.startsWith('2001:2:0:c'));
+    for (const a of present) if (`${a.local}/${a.prefixlen}` !== `${address}/64`) ipIn(netns, ['-6', 'addr', 'del', `${a.local}/${a.prefixlen}`, 'dev', ifname]);
+    ipIn(netns, ['-6', 'addr', 'replace', `${address}/64`, 'dev', ifname, 'nodad']);
+  };
+  addr6(client.netns, client.ifname, CLUSTER_CLIENT_ADDRESS6);
+  addr6(router.netns, router.clientLeg, ROUTER_CLIENT_ADDRESS6);
+  addr6(router.netns, router.bridge, ROUTER_NODE_ADDRESS6);
+  addr6(router.netns, router.backendLeg, ROUTER_BACKEND_ADDRESS6);
+  for (const x of nodes) {
+    addr6(x.netns, x.uplink, x.uplinkAddress6);
+    addr6(x.netns, x.downlink, x.backendAddress6);
+    sysctlIn(x.netns, 'net.ipv6.conf.all.forwarding', 1);
+    ipIn(x.netns, ['-6', 'route', 'replace', 'default', 'via', ROUTER_NODE_ADDRESS6, 'dev', x.uplink]);
+  }
+  for (const b of backends) {
+    addr6(b.netns, b.ifname, b.address6);
+    ipIn(b.netns, ['-6', 'route', 'replace', 'default', 'via', ROUTER_BACKEND_ADDRESS6, 'dev', b.ifname]);
+  }
+  sysctlIn(router.netns, 'net.ipv6.conf.all.forwarding', 1);
+  sysctlIn(router.netns, 'net.ipv6.fib_multipath_hash_policy', 1);
+  ipIn(client.netns, ['-6', 'route', 'replace', 'default', 'via', ROUTER_CLIENT_ADDRESS6, 'dev', client.ifname]);
+  ipIn(router.netns, ['-6', 'rule', 'del', 'pref', '100'], { allowFail: true });
+  ipIn(router.netns, ['-6', 'rule', 'add', 'pref', '100', 'iif', router.backendLeg, 'from', BACKEND_LAN6, 'to', CLIENT_LAN6, 'lookup', String(RETURN_TABLE)]);
+
+  const neigh = (netns: string, address: string, mac: string, dev: string) =>
+    ipIn(netns, ['-6', 'neigh', 'replace', address, 'lladdr', mac, 'dev', dev, 'nud', 'permanent']);
+  const routerNodeMac = macOf(router.netns, router.bridge);
+  const routerBackendMac = macOf(router.netns, router.backendLeg);
+  neigh(client.netns, ROUTER_CLIENT_ADDRESS6, macOf(router.netns, router.clientLeg), client.ifname);
+  neigh(router.netns, CLUSTER_CLIENT_ADDRESS6, macOf(client.netns, client.ifname), router.clientLeg);
+  for (const x of nodes) {
+    neigh(x.netns, ROUTER_NODE_ADDRESS6, routerNodeMac, x.uplink);
+    neigh(router.netns, x.uplinkAddress6, macOf(x.netns, x.uplink), router.bridge);
+    neigh(router.netns, x.backendAddress6, macOf(x.netns, x.downlink), router.backendLeg);
+    for (const b of backends) neigh(x.netns, b.address6, macOf(b.netns, b.ifname), x.downlink);
+  }
+  for (const b of backends) {
+    neigh(b.netns, ROUTER_BACKEND_ADDRESS6, routerBackendMac, b.ifname);
+    neigh(router.netns, b.address6, macOf(b.netns, b.ifname), router.backendLeg);
+    for (const x of nodes) neigh(b.netns, x.backendAddress6, macOf(x.netns, x.downlink), b.ifname);
+  }
 }
 
 /**
@@ -352,6 +410,19 @@ export function routerEcmp(prefix: string): Record<string, string[]> {
   return out;
 }
 
+/** The router's kernel routes to the cluster lab's IPv6 VIPs (2001:2:0:c100::/64): VIP -> next hops. */
+export function routerEcmp6(prefix: string): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  const r = ipIn(`${prefix}-router`, ['-6', '-j', 'route', 'show', 'proto', 'bird'], { allowFail: true });
+  if (r.status !== 0 || !r.stdout.trim()) return out;
+  for (const route of JSON.parse(r.stdout) as Array<{ dst: string; gateway?: string; nexthops?: Array<{ gateway: string }> }>) {
+    const vip = route.dst.replace(/\/128$/, '');
+    if (!isLabVip6(vip)) continue;
+    out[vip] = (route.nexthops ? route.nexthops.map((n) => n.gateway) : route.gateway ? [route.gateway] : []).sort();
+  }
+  return out;
+}
+
 /** The cluster lab as it is now. */
 export function clusterStatus(prefix: string): ClusterStatus {
   const state = readClusterState(prefix);
@@ -380,7 +451,7 @@ export function clusterStatus(prefix: string): ClusterStatus {
     if (!alive) problems.push(`etcd member ${e.host} is not running`);
     return { host: e.host, url: e.clientUrl, pid: rec?.pid ?? null, alive };
   });
-  return { prefix, up: problems.length === 0, nodes: t.nodes.length, mode: t.mode, router, routes: routerEcmp(prefix), etcd, problems };
+  return { prefix, up: problems.length === 0, nodes: t.nodes.length, mode: t.mode, router, routes: { ...routerEcmp(prefix), ...routerEcmp6(prefix) }, etcd, problems };
 }
 
 export function formatClusterStatus(s: ClusterStatus): string {

@@ -12,6 +12,11 @@
  * NAT replies (from a backend's own address to the client) are policy-routed by the router
  * through table 100, an ECMP route over every live lb node (BIRD static with BFD per next hop),
  * and any node translates them (reverse NAT is stateless).
+ *
+ * Dual stack: every segment also has an IPv6 /64 from 2001:2:0:c000::/52 (the cluster lab's
+ * part of 2001:2::/48; the single-node lab uses 2001:2::/64, 2001:2:0:1::/64, 2001:2:0:100::/64).
+ * Each node has a second BGP session (IPv6, with BFD) to the router's 2001:2:0:c010::1 carrying
+ * the ipv6 channel: IPv6 VIP /128s (2001:2:0:c100::/64) become one ECMP IPv6 route the same way.
  */
 import { validatePrefix, backendAddress, DEFAULT_DSR_VIPS, isLabVip, VIP_SUBNET, MAX_BACKENDS, type LabMode } from './topology';
 
@@ -29,6 +34,17 @@ export const BACKEND_LAN = '198.18.1.0/24';
 export const CLIENT_LAN = '198.18.0.0/24';
 /** The kernel table (router namespace) of the NAT return route over the lb nodes. */
 export const RETURN_TABLE = 100;
+/** The cluster lab's IPv6 (inside 2001:2::/48, apart from the single-node lab's /64s). */
+export const CLIENT_LAN6 = '2001:2:0:c000::/64';
+export const CLUSTER_CLIENT_ADDRESS6 = '2001:2:0:c000::2';
+export const ROUTER_CLIENT_ADDRESS6 = '2001:2:0:c000::1';
+export const BACKEND_LAN6 = '2001:2:0:c001::/64';
+export const ROUTER_BACKEND_ADDRESS6 = '2001:2:0:c001::fe';
+export const NODE_SUBNET6 = '2001:2:0:c010::/64';
+/** The router's IPv6 address on the lb nodes' segment: every node's IPv6 BGP peer. */
+export const ROUTER_NODE_ADDRESS6 = '2001:2:0:c010::1';
+/** Where the cluster lab's IPv6 VIPs live (host addresses ::1..::fffe). */
+export const VIP_SUBNET6 = '2001:2:0:c100::/64';
 export const ETCD_CLIENT_PORT = 2379;
 export const ETCD_PEER_PORT = 2380;
 
@@ -36,11 +52,22 @@ export const ETCD_PEER_PORT = 2380;
 export function nodeUplinkAddress(k: number): string { return `198.18.10.${10 + k}`; }
 /** lb node k's address on the backend LAN: 198.18.1.k. */
 export function nodeBackendAddress(k: number): string { return `198.18.1.${k}`; }
+/** lb node k's IPv6 address towards the router: 2001:2:0:c010::(10+k) (the digits as in IPv4). */
+export function nodeUplinkAddress6(k: number): string { return `2001:2:0:c010::${10 + k}`; }
+/** lb node k's IPv6 address on the backend LAN: 2001:2:0:c001::k. */
+export function nodeBackendAddress6(k: number): string { return `2001:2:0:c001::${k}`; }
+/** Backend i's IPv6 address: 2001:2:0:c001::(10+i) (the digits of its IPv4 198.18.1.(10+i)). */
+export function backendAddress6(i: number): string { return `2001:2:0:c001::${10 + i}`; }
+/** Whether an address is a host address of the cluster lab's IPv6 VIP subnet (canonical text). */
+export function isLabVip6(address: string): boolean {
+  const m = /^2001:2:0:c100::([0-9a-f]{1,4})$/.exec(address);
+  return m !== null && parseInt(m[1], 16) >= 1 && parseInt(m[1], 16) <= 0xfffe;
+}
 /** etcd member i's address on the backend LAN: 198.18.1.(200+i). */
 export function etcdAddress(i: number): string { return `198.18.1.${200 + i}`; }
 
-export interface ClusterNode { index: number; host: string; netns: string; uplink: string; downlink: string; uplinkAddress: string; backendAddress: string; routerPort: string; switchPort: string }
-export interface ClusterBackend { index: number; host: string; netns: string; ifname: string; address: string; switchPort: string }
+export interface ClusterNode { index: number; host: string; netns: string; uplink: string; downlink: string; uplinkAddress: string; backendAddress: string; uplinkAddress6: string; backendAddress6: string; routerPort: string; switchPort: string }
+export interface ClusterBackend { index: number; host: string; netns: string; ifname: string; address: string; address6: string; switchPort: string }
 export interface ClusterEtcd { index: number; host: string; netns: string; ifname: string; address: string; switchPort: string; clientUrl: string; peerUrl: string }
 
 export interface ClusterTopology {
@@ -78,12 +105,13 @@ export function clusterTopology(options: ClusterTopologyOptions): ClusterTopolog
   for (let k = 1; k <= n; k++) {
     nodes.push({
       index: k, host: `lb${k}`, netns: ns(`lb${k}`), uplink: `${prefix}-lb0`, downlink: `${prefix}-lb1`,
-      uplinkAddress: nodeUplinkAddress(k), backendAddress: nodeBackendAddress(k), routerPort: `${prefix}-r${k}`, switchPort: `${prefix}-sl${k}`,
+      uplinkAddress: nodeUplinkAddress(k), backendAddress: nodeBackendAddress(k),
+      uplinkAddress6: nodeUplinkAddress6(k), backendAddress6: nodeBackendAddress6(k), routerPort: `${prefix}-r${k}`, switchPort: `${prefix}-sl${k}`,
     });
   }
   const backends: ClusterBackend[] = [];
   for (let i = 1; i <= count; i++) {
-    backends.push({ index: i, host: `be${i}`, netns: ns(`be${i}`), ifname: `${prefix}-b${i}`, address: backendAddress(i), switchPort: `${prefix}-sb${i}` });
+    backends.push({ index: i, host: `be${i}`, netns: ns(`be${i}`), ifname: `${prefix}-b${i}`, address: backendAddress(i), address6: backendAddress6(i), switchPort: `${prefix}-sb${i}` });
   }
   const etcd: ClusterEtcd[] = [];
   for (let i = 1; i <= etcdCount; i++) {
@@ -112,26 +140,38 @@ export function isClusterNetns(prefix: string, netns: string): boolean {
   return new RegExp(`^${prefix.replace(/-/g, '\\-')}-(client|router|sw|lb[1-9]|be[1-9][0-9]?|etcd[1-9])$`).test(netns);
 }
 
-/** The router's BIRD config: eBGP + BFD to every node, ECMP into the kernel, the NAT return route. */
+/**
+ * The router's BIRD config: eBGP + BFD to every node over IPv4 (ipv4 channel) and over IPv6
+ * (ipv6 channel), ECMP into the kernel for both families, the NAT return routes (table 100).
+ */
 export function routerBirdConfig(t: ClusterTopology): string {
   const lines = [
     '# xdplb lab router (src/lab/cluster-topology.ts)',
     `router id ${ROUTER_NODE_ADDRESS};`,
     'ipv4 table xret;',
+    'ipv6 table xret6;',
     'protocol device { scan time 1; }',
     'protocol bfd { interface "*" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; }; }',
     'protocol kernel kmain { ipv4 { import none; export all; }; merge paths on; }',
+    'protocol kernel kmain6 { ipv6 { import none; export all; }; merge paths on; }',
     `protocol kernel kret { kernel table ${RETURN_TABLE}; ipv4 { table xret; import none; export all; }; merge paths on; }`,
+    `protocol kernel kret6 { kernel table ${RETURN_TABLE}; ipv6 { table xret6; import none; export all; }; merge paths on; }`,
     `protocol static sret { ipv4 { table xret; }; route ${CLIENT_LAN} ${t.nodes.map((x) => `via ${x.uplinkAddress} bfd`).join(' ')}; }`,
+    `protocol static sret6 { ipv6 { table xret6; }; route ${CLIENT_LAN6} ${t.nodes.map((x) => `via ${x.uplinkAddress6} bfd`).join(' ')}; }`,
   ];
+  const timers = 'hold time 3; keepalive time 1; connect retry time 1; connect delay time 1; error wait time 1, 2; bfd on;';
   for (const x of t.nodes) {
-    lines.push(`protocol bgp ${x.host} { local as ${ROUTER_AS}; neighbor ${x.uplinkAddress} as ${NODE_AS}; hold time 3; keepalive time 1; ` +
-      'connect retry time 1; connect delay time 1; error wait time 1, 2; bfd on; ipv4 { import all; export none; }; }');
+    lines.push(`protocol bgp ${x.host} { local as ${ROUTER_AS}; neighbor ${x.uplinkAddress} as ${NODE_AS}; ${timers} ipv4 { import all; export none; }; }`);
+  }
+  for (const x of t.nodes) {
+    // IPv6 session: only the cluster lab's IPv6 VIP /128s are taken.
+    lines.push(`protocol bgp ${x.host}_6 { local as ${ROUTER_AS}; neighbor ${x.uplinkAddress6} as ${NODE_AS}; ${timers} ` +
+      `ipv6 { import where net ~ [ ${VIP_SUBNET6}{128,128} ]; export none; }; }`);
   }
   return lines.join('\n') + '\n';
 }
 
-/** The node config's bgp: section for this lab (the same on every node). */
+/** The node config's bgp: section for this lab (the same on every node): an IPv4 and an IPv6 session to the router. */
 export function labNodeBgp(): { localAs: number; peers: Array<{ address: string; as: number }>; bfd: boolean; holdTime: number } {
-  return { localAs: NODE_AS, peers: [{ address: ROUTER_NODE_ADDRESS, as: ROUTER_AS }], bfd: true, holdTime: 3 };
+  return { localAs: NODE_AS, peers: [{ address: ROUTER_NODE_ADDRESS, as: ROUTER_AS }, { address: ROUTER_NODE_ADDRESS6, as: ROUTER_AS }], bfd: true, holdTime: 3 };
 }
