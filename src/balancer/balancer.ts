@@ -25,7 +25,7 @@ export class Balancer {
       services: dp.map('services'), vips: dp.map('vips'), maglev: dp.map('maglev'), maglevMarks: dp.map('maglev_marks'), serviceSlots: dp.map('service_slots'), backends: dp.map('backends'),
       reverse: dp.map('reverse'), settings: dp.map('settings'), serviceStats: dp.map('service_stats'),
       backendStats: dp.map('backend_stats'),
-      v6: { services6: dp.map('services6'), vips6: dp.map('vips6'), backends6: dp.map('backends6'), reverse6: dp.map('reverse6') },
+      v6: { services6: dp.map('services6'), vips6: dp.map('vips6'), backends6: dp.map('backends6'), reverse6: dp.map('reverse6'), serviceSlots6: dp.map('service_slots6') },
     };
     this.reconciler = new Reconciler(maps, {
       maxServices: dp.map('services').maxEntries,

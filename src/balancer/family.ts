@@ -12,10 +12,11 @@
  * the FamilyCodec of a service's VIP to build its keys and values.
  */
 import {
-  LbBackendCodec, LbBackend6Codec, LbReverseCodec, LbReverse6Codec, LbReverseKeyCodec, LbReverse6KeyCodec,
-  LbServiceKeyCodec, LbService6KeyCodec,
+  LB, LbBackendCodec, LbBackend6Codec, LbReverseCodec, LbReverse6Codec, LbReverseKeyCodec, LbReverse6KeyCodec,
+  LbServiceCodec, LbServiceKeyCodec, LbService6KeyCodec, LbServiceSlotCodec, LbService6SlotCodec, decodeU32, encodeU32,
   type LbBackend, type LbReverse, type LbReverseKey, type LbServiceKey,
 } from '../dataplane/abi';
+import { serviceSlotIndex, serviceSlotIndex6 } from '../dataplane/jhash';
 import { addressBytes, addressFromBytes, familyOf, type AddressFamily } from '../domain/address';
 
 /** The part of a bridge BpfMap the reconciler uses (reconciler.ts's KernelMap). */
@@ -32,6 +33,8 @@ export interface Family6Maps {
   vips6: FamilyKernelMap;
   backends6: FamilyKernelMap;
   reverse6: FamilyKernelMap;
+  /** service_slots6: direct-indexed copies of services6 entries (absent: none kept) */
+  serviceSlots6?: FamilyKernelMap;
 }
 
 /** How one family's keys and values are built. Field names are the same for both families. */
@@ -43,6 +46,10 @@ export interface FamilyCodec {
   readonly flagsAt: number;
   readonly reverseKeySize: number;
   readonly reverseSize: number;
+  /** size of a service_slots(6) value: the service key, then its lb_service */
+  readonly slotSize: number;
+  /** the service_slots(6) index of an encoded service key (the program's lookup_service(6)) */
+  slotIndex(serviceKey: Buffer): number;
   serviceKey(key: LbServiceKey): Buffer;
   backend(value: LbBackend): Buffer;
   decodeBackend(value: Buffer): LbBackend;
@@ -62,6 +69,8 @@ export const FAMILY4: FamilyCodec = {
   flagsAt: offsetOf(LbBackendCodec.fields, 'flags'),
   reverseKeySize: LbReverseKeyCodec.size,
   reverseSize: LbReverseCodec.size,
+  slotSize: LbServiceSlotCodec.size,
+  slotIndex: (k) => serviceSlotIndex(k),
   serviceKey: (k) => LbServiceKeyCodec.encode(k),
   backend: (v) => LbBackendCodec.encode(v),
   decodeBackend: (v) => LbBackendCodec.decode(v),
@@ -77,6 +86,9 @@ export const FAMILY6: FamilyCodec = {
   flagsAt: offsetOf(LbBackend6Codec.fields, 'flags'),
   reverseKeySize: LbReverse6KeyCodec.size,
   reverseSize: LbReverse6Codec.size,
+  slotSize: LbService6SlotCodec.size,
+  // lb_service6_key: vip (16 bytes), port (network order), proto
+  slotIndex: (k) => serviceSlotIndex6(k.subarray(0, 16), k.readUInt16BE(16), k[18]),
   serviceKey: (k) => LbService6KeyCodec.encode(k),
   backend: (v) => LbBackend6Codec.encode(v),
   decodeBackend: (v) => LbBackend6Codec.decode(v),
@@ -88,6 +100,11 @@ export const FAMILY6: FamilyCodec = {
 // The dispatch by size needs the two families' sizes to differ (true of the ABI; asserted at load).
 for (const k of ['serviceKeySize', 'backendSize', 'reverseKeySize', 'reverseSize'] as const) {
   if (FAMILY4[k] === FAMILY6[k]) throw new Error(`family: ${k} is the same for IPv4 and IPv6 (${FAMILY4[k]}); the maps cannot be told apart by size`);
+}
+
+// A slot value is the service key followed by its lb_service (no padding between).
+for (const f of [FAMILY4, FAMILY6]) {
+  if (f.slotSize !== f.serviceKeySize + LbServiceCodec.size) throw new Error(`family: the IPv${f.family} service slot is not key + lb_service (${f.slotSize} bytes)`);
 }
 
 /** The codec of a validated address's family. */
@@ -105,7 +122,7 @@ export function codecOfReverse(value: Buffer): FamilyCodec {
   return value.length === FAMILY6.reverseSize ? FAMILY6 : FAMILY4;
 }
 
-/** True for an IPv4 services key (service_slots holds IPv4 services only). */
+/** True for an IPv4 services key (8 bytes; an IPv6 one is 20). */
 export function isServiceKey4(key: Buffer): boolean {
   return key.length === FAMILY4.serviceKeySize;
 }
@@ -187,4 +204,54 @@ export function familyUnionMaps<M extends { services: FamilyKernelMap; vips: Fam
     backends: new FamilyUnionMap(maps.backends, v6?.backends6, { value: FAMILY6.backendSize }),
     reverse: new FamilyUnionMap(maps.reverse, v6?.reverse6, { key: FAMILY6.reverseKeySize }),
   };
+}
+
+/**
+ * service_slots and service_slots6 as one ARRAY of 2 * LB_SERVICE_SLOTS slots: the IPv4 slots
+ * at 0..LB_SERVICE_SLOTS-1, the IPv6 ones after them (each family's slots are its own: an IPv4
+ * and an IPv6 service never compete for a slot). The reconciler keeps one code path (which
+ * service a slot holds, its read-back mirror, the write order) for both families over it. A
+ * family without its map keeps no slots (slotOf is -1).
+ */
+export class ServiceSlotsUnion implements FamilyKernelMap {
+  constructor(private readonly v4: FamilyKernelMap | undefined, private readonly v6: FamilyKernelMap | undefined) {}
+
+  /** The union slot of an encoded services / services6 key, or -1 when its family keeps no slots. */
+  slotOf(serviceKey: Buffer): number {
+    if (isServiceKey4(serviceKey)) return this.v4 ? FAMILY4.slotIndex(serviceKey) : -1;
+    return this.v6 ? LB.SERVICE_SLOTS + FAMILY6.slotIndex(serviceKey) : -1;
+  }
+
+  /** An empty slot's value (all zero) for a union slot. */
+  empty(slot: number): Buffer {
+    return Buffer.alloc(slot < LB.SERVICE_SLOTS ? FAMILY4.slotSize : FAMILY6.slotSize);
+  }
+
+  /** The family's map and its own index of a union slot key. */
+  private at(key: Buffer): [FamilyKernelMap, Buffer] {
+    const slot = decodeU32(key);
+    const map = slot < LB.SERVICE_SLOTS ? this.v4 : this.v6;
+    if (!map || slot >= 2 * LB.SERVICE_SLOTS) throw new Error(`family: no service slot ${slot}`);
+    return [map, slot < LB.SERVICE_SLOTS ? key : encodeU32(slot - LB.SERVICE_SLOTS)];
+  }
+
+  lookup(key: Buffer): Buffer | null {
+    const [map, k] = this.at(key);
+    return map.lookup(k);
+  }
+
+  update(key: Buffer, value: Buffer, flag?: 'any' | 'noexist' | 'exist'): void {
+    const [map, k] = this.at(key);
+    map.update(k, value, flag);
+  }
+
+  delete(key: Buffer): boolean | void {
+    const [map, k] = this.at(key);
+    return map.delete(k);
+  }
+
+  *keys(): Iterable<Buffer> {
+    if (this.v4) yield* this.v4.keys();
+    if (this.v6) for (const k of this.v6.keys()) yield encodeU32(decodeU32(k) + LB.SERVICE_SLOTS);
+  }
 }

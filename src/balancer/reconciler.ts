@@ -25,23 +25,23 @@
  *   6. settings again: the VIP filter loses the bits of the VIPs that are gone.
  * Ids: services 1..maxServices-1 and backends 1..maxBackends-1, allocated round-robin so a
  * freed id is reused as late as possible (flow caches may still name it).
- * IPv6 services go to the sibling maps (services6, vips6, backends6, reverse6, settings'
- * vip_filter6) in the same steps and order (src/balancer/family.ts); ids are one space over both
+ * IPv6 services go to the sibling maps (services6, service_slots6, vips6, backends6, reverse6,
+ * settings' vip_filter6) in the same steps and order (src/balancer/family.ts); ids are one space over both
  * families, so the Maglev tables and their transition marks are the same code for both.
  */
 import { buildMaglevTable, MAX_WEIGHT, type MaglevBackend } from './maglev';
 import { buildMaglevTablesOffThread, OFF_THREAD_MIN_SLOTS } from './maglev-offthread';
 import { crossServiceRuleBreaks, serviceRuleBreaks } from '../config/rules';
 import { DEFAULT_REVERSE_GRACE_SECONDS, type DataplaneBackend, type DataplaneService, type DataplaneState } from '../dataplane/types';
-import { serviceSlotIndex, vipFilterWords, vipFilterWords6 } from '../dataplane/jhash';
+import { vipFilterWords, vipFilterWords6 } from '../dataplane/jhash';
 import {
-  LB, LbBackendCodec, LbServiceCodec, LbServiceKeyCodec,
+  LB, LbBackendCodec, LbServiceCodec,
   encodeU32, decodeU32, ipv4ToBytes,
   type LbBackend, type LbService, type LbServiceKey,
 } from '../dataplane/abi';
 import { typedLbMap, type LbTypedMap } from '../dataplane/typed-map';
 import {
-  codecOfBackend, codecOfReverse, familyCodec, familyUnionMaps, isServiceKey4, vipFromKey, zeroLike, FAMILY6, type Family6Maps,
+  codecOfBackend, codecOfReverse, familyCodec, familyUnionMaps, isServiceKey4, vipFromKey, zeroLike, FAMILY6, ServiceSlotsUnion, type Family6Maps,
 } from './family';
 import { familyOf, isCanonicalAddress, joinHostPort } from '../domain/address';
 import { SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
@@ -60,7 +60,7 @@ export interface ReconcilerMaps {
   services: KernelMap;
   vips: KernelMap;
   maglev: KernelMap;
-  /** service_slots: direct-indexed copies of services entries (absent: none kept) */
+  /** service_slots: direct-indexed copies of services entries (absent: none kept; IPv6: v6.serviceSlots6) */
   serviceSlots?: KernelMap;
   /** maglev_marks: service id -> the transition marks of its moved slots (absent: no marks kept) */
   maglevMarks?: KernelMap;
@@ -237,6 +237,11 @@ export class Reconciler {
   private unionMaps?: ReconcilerMaps;
   private get fm(): ReconcilerMaps {
     return this.unionMaps ??= familyUnionMaps(this.maps);
+  }
+  /** service_slots and service_slots6 as one array of slots (src/balancer/family.ts). */
+  private slotsUnion?: ServiceSlotsUnion;
+  private get slots(): ServiceSlotsUnion {
+    return this.slotsUnion ??= new ServiceSlotsUnion(this.maps.serviceSlots, this.maps.v6?.serviceSlots6);
   }
   private typedMaps6?: { backends: LbTypedMap<'backends6'>; vips: LbTypedMap<'vips6'> } | null;
   private get typed6() {
@@ -512,17 +517,17 @@ export class Reconciler {
     // 2. Tables and service entries.
     const currentServices = this.readAll(m.services);
     this.transitionMs = (state.settings.transitionSeconds ?? DEFAULT_TRANSITION_SECONDS) * 1000;
-    // service_slots: each slot holds the first service (in the state's order) whose key lands
-    // there, with the same entry as services; written right after its services entry.
+    // service_slots (IPv4) / service_slots6 (IPv6): each slot holds the first service (in the
+    // state's order) of its family whose key lands there, with the same entry as services(6);
+    // written right after its services(6) entry.
     const desiredSlots = new Map<number, Buffer>();
     for (const p of plans) {
-      if (!isServiceKey4(p.key)) continue;   // service_slots is IPv4 only
-      const index = serviceSlotIndex(p.key);
-      if (!desiredSlots.has(index)) desiredSlots.set(index, Buffer.concat([p.key, LbServiceCodec.encode(p.value)]));
+      const index = this.slots.slotOf(p.key);
+      if (index >= 0 && !desiredSlots.has(index)) desiredSlots.set(index, Buffer.concat([p.key, LbServiceCodec.encode(p.value)]));
     }
     const syncSlot = (p: ServicePlan): void => {
-      if (!isServiceKey4(p.key)) return;
-      const index = serviceSlotIndex(p.key);
+      const index = this.slots.slotOf(p.key);
+      if (index < 0) return;
       const want = desiredSlots.get(index)!;
       if (want.subarray(0, p.key.length).equals(p.key)) this.writeServiceSlot(index, want);
     };
@@ -584,9 +589,9 @@ export class Reconciler {
     const desiredServiceKeys = new Set(plans.map((p) => p.key.toString('hex')));
     for (const hex of currentServices.keys()) {
       if (desiredServiceKeys.has(hex)) continue;
-      // Its service_slots copy first (when the slot still holds it).
+      // Its service_slots(6) copy first (when the slot still holds it).
       const key = Buffer.from(hex, 'hex');
-      const index = isServiceKey4(key) ? serviceSlotIndex(key) : -1;
+      const index = this.slots.slotOf(key);
       if (index >= 0 && this.slotsMirror().get(index)?.startsWith(hex)) this.writeServiceSlot(index, desiredSlots.get(index) ?? null);
       this.remove(m.services, key);
     }
@@ -758,28 +763,24 @@ export class Reconciler {
     return removed;
   }
 
-  /** service_slots as the map holds it (read once, then kept in step by writeServiceSlot). */
+  /** service_slots and service_slots6 (union slots) as the maps hold them (read once, e.g. the
+   * previous daemon's after recover(), then kept in step by writeServiceSlot). */
   private slotsMirror(): Map<number, string> {
     if (this.serviceSlotsMirror) return this.serviceSlotsMirror;
     const mirror = new Map<number, string>();
-    const map = this.maps.serviceSlots;
-    if (map) {
-      for (const key of map.keys()) {
-        const v = map.lookup(key);
-        if (v && v.some((b) => b !== 0)) mirror.set(decodeU32(key), v.toString('hex'));
-      }
+    for (const key of this.slots.keys()) {
+      const v = this.slots.lookup(key);
+      if (v && v.some((b) => b !== 0)) mirror.set(decodeU32(key), v.toString('hex'));
     }
     return this.serviceSlotsMirror = mirror;
   }
 
-  /** Makes service_slots[index] hold `value` (null: zero), writing only a difference. */
+  /** Makes union slot `index` (ServiceSlotsUnion) hold `value` (null: empty), writing only a difference. */
   private writeServiceSlot(index: number, value: Buffer | null): void {
-    const map = this.maps.serviceSlots;
-    if (!map) return;
     const mirror = this.slotsMirror();
     const hex = value?.toString('hex');
     if (mirror.get(index) === hex) return;
-    this.write(map, encodeU32(index), value ?? Buffer.alloc(LbServiceKeyCodec.size + LbServiceCodec.size));
+    this.write(this.slots, encodeU32(index), value ?? this.slots.empty(index));
     if (hex) mirror.set(index, hex);
     else mirror.delete(index);
   }

@@ -10,8 +10,8 @@
  *
  * It runs in its own namespace (xlbb-prog): one veth carries the client /24 and the backend /16
  * with permanent neighbours, so bpf_fib_lookup succeeds and the balancer answers XDP_TX; for the
- * IPv6 cases ("v6 ..."), the client and backend /64s of 2001:2::/48 the same way (IPv6 services
- * written as map rows, src/bench/v6-rows.ts).
+ * IPv6 cases ("v6 ..."), the client and backend /64s of 2001:2::/48 the same way. Both families'
+ * services are written by the Balancer (the reconciler: services6, service_slots6, vips6, ...).
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -21,7 +21,6 @@ import { Balancer } from '../balancer/balancer';
 import type { DataplaneBackend, DataplaneState } from '../dataplane/types';
 import { buildFrame, ipToU32, u32ToIp, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../dataplane/packet';
 import { buildFrame6 } from '../dataplane/packet6';
-import { installService6 } from './v6-rows';
 import { run } from './exec';
 import { createNamespace, createVeth, deleteNamespace, setSysctls } from './netns';
 import { summarize, type Summary } from './stats';
@@ -38,10 +37,7 @@ const TABLE_SIZE = 65537;
 const CLIENT6 = '2001:2::10';
 const VIP6_NAT = '2001:2:0:100::1';
 const VIP6_DSR = '2001:2:0:100::2';
-/** IPv6 service ids (the v4 ones come from the Balancer: 1..3) and the first IPv6 backend id
- * (above the v4 backends' 3 x 1000). */
-const V6_SERVICE_ID = 101;
-const V6_BACKEND_ID = 5000;
+/** Backend ids for 3 IPv4 and 3 IPv6 services of up to 1000 backends each. */
 const MAX_BACKENDS = 8192;
 
 /** Targets the figures are held to (reported, not enforced): v4 NAT TCP ns over the empty program;
@@ -90,23 +86,24 @@ function backendIp6(i: number): string {
   return `2001:2:1::${i.toString(16)}`; // i >= 1; inside 2001:2:1::/64 on the veth
 }
 
-/** The IPv6 services of a plane with `backendCount` backends each (NAT TCP :80, NAT UDP :53, DSR TCP :80). */
-function installV6(dp: Dataplane, backendCount: number): void {
-  const backends = (first: number, port: number) => Array.from({ length: backendCount }, (_, i) => ({ id: first + i, ip: backendIp6(i + 1), port }));
-  installService6(dp, { id: V6_SERVICE_ID, vip: VIP6_NAT, port: 80, proto: 6, mode: 'nat', tableSize: TABLE_SIZE, backends: backends(V6_BACKEND_ID, 0) });
-  installService6(dp, { id: V6_SERVICE_ID + 1, vip: VIP6_NAT, port: 53, proto: 17, mode: 'nat', tableSize: TABLE_SIZE, backends: backends(V6_BACKEND_ID + backendCount, 0) });
-  installService6(dp, { id: V6_SERVICE_ID + 2, vip: VIP6_DSR, port: 80, proto: 6, mode: 'dsr', tableSize: TABLE_SIZE, backends: backends(V6_BACKEND_ID + 2 * backendCount, 0) });
-}
-
-function stateFor(backendCount: number, flowCache: boolean): DataplaneState {
-  const backends: DataplaneBackend[] = Array.from({ length: backendCount }, (_, i) => ({
-    address: backendIp(i + 1), port: 0, weight: 1, healthy: true, draining: false,
+/** The services of a plane with `backendCount` backends each: NAT TCP :80, NAT UDP :53, DSR TCP :80,
+ * and with `v6` the same three on IPv6 VIPs (after the IPv4 ones: those keep ids 1..3). */
+function stateFor(backendCount: number, flowCache: boolean, v6: boolean): DataplaneState {
+  const pool = (ip: (i: number) => string): DataplaneBackend[] => Array.from({ length: backendCount }, (_, i) => ({
+    address: ip(i + 1), port: 0, weight: 1, healthy: true, draining: false,
   }));
+  const backends = pool(backendIp);
+  const backends6 = pool(backendIp6);
   return {
     services: [
       { name: 'tcp', vip: VIP_NAT, port: 80, protocol: 'tcp', mode: 'nat', tableSize: TABLE_SIZE, backends },
       { name: 'udp', vip: VIP_NAT, port: 53, protocol: 'udp', mode: 'nat', tableSize: TABLE_SIZE, backends },
       { name: 'dsr', vip: VIP_DSR, port: 80, protocol: 'tcp', mode: 'dsr', tableSize: TABLE_SIZE, backends },
+      ...(v6 ? [
+        { name: 'tcp6', vip: VIP6_NAT, port: 80, protocol: 'tcp', mode: 'nat', tableSize: TABLE_SIZE, backends: backends6 },
+        { name: 'udp6', vip: VIP6_NAT, port: 53, protocol: 'udp', mode: 'nat', tableSize: TABLE_SIZE, backends: backends6 },
+        { name: 'dsr6', vip: VIP6_DSR, port: 80, protocol: 'tcp', mode: 'dsr', tableSize: TABLE_SIZE, backends: backends6 },
+      ] as const : []),
     ],
     settings: { fragPolicy: 'drop', sampleRate: 0, flowCache },
   };
@@ -212,8 +209,7 @@ export function runProgBench(opts: ProgBenchOptions = {}): ProgBenchResult {
     const planes = builds.flatMap((build) => backendCounts.flatMap((n) => Array.from({ length: loads }, () => {
       const dp = Dataplane.load({ hashSeed: 0, objectPath: build.objectPath, maxBackends: MAX_BACKENDS });
       opened.push(dp);
-      new Balancer(dp).applyState(stateFor(n, flowCache));
-      if (build.v6) installV6(dp, n);
+      new Balancer(dp).applyState(stateFor(n, flowCache, build.v6));
       // As at attach: the program knows the interface's MAC, so every frame takes the MAC check.
       dp.writeInterfaceMac(IFNAME, ifindex);
       return { suffix: build.suffix, backends: n, program: dp.program, v6: build.v6 };

@@ -1,7 +1,10 @@
 /**
  * IPv6 services written straight into the data plane's maps as TypedMap rows (services6, vips6,
- * backends6, reverse6, maglev, settings.vip_filter6), for `bench prog` and the IPv6 data-path
- * tests: the IPv6 reconciler is the control plane's (v6cp), these rows are what it writes.
+ * backends6, reverse6, maglev, settings.vip_filter6), for the IPv6 data-path smoke test
+ * (test/datapath6-smoke.test.ts), which needs FIXED service and backend ids, a service without
+ * its slot copy, and hand-made moved-slot tables next to these rows. Everything else (the daemon,
+ * `bench prog`) writes IPv6 services through the reconciler (src/balancer/reconciler.ts), which
+ * allocates its own ids; these rows are what it writes for such a service.
  */
 import type { BpfMap } from '../bpf';
 import { buildMaglevTable } from '../balancer/maglev';
