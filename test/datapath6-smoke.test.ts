@@ -14,7 +14,9 @@ import { LB, LbCounterCodec, decodePerCpuSum, encodeU32, bytesToIpv6 } from '../
 import { REASONS } from '../src/dataplane/types';
 import { bufferToMac } from '../src/dataplane/packet';
 import { buildFrame6, checksumProblems6, IPPROTO_ICMPV6, NH_DSTOPTS, NH_ROUTING, NH_FRAGMENT, NH_ESP, NH_HOPOPTS, NH_NONE, type Frame6Spec } from '../src/dataplane/packet6';
-import { flowHash6 } from '../src/dataplane/jhash';
+import { flowHash6, flowCacheHash6, serviceSlotIndex6 } from '../src/dataplane/jhash';
+import { lbMap } from '../src/dataplane/typed-map';
+import { createMaglevTable, SLOT_WORDS } from '../src/dataplane/maglev-tables';
 import { buildMaglevTable } from '../src/balancer/maglev';
 import { installService6, type Service6Row } from '../src/bench/v6-rows';
 import { kernelTestSkip } from './support/kernel-env';
@@ -210,6 +212,61 @@ describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () =>
     run(cut.subarray(0, 14 + 40 + 20), 'drop', 'malformed');
     // Not to a VIP: the host's business, whatever its chain.
     run(frame({ ip6: { src: CLIENT, dst: '2001:2:0:1::1', proto: NH_ESP }, payload: Buffer.alloc(24) }), 'pass', 'not_vip');
+  });
+
+  test('service_slots6: a slot copy answers before services6 (index as serviceSlotIndex6 computes it); a slot of another key does not', () => {
+    const vip3 = '2001:2:0:100::3';
+    installService6(dp!, { id: 4, vip: vip3, port: 80, proto: 6, mode: 'nat', tableSize: TABLE, backends: [{ id: 15, ip: '2001:2:0:2::11', port: 8080 }] }, { slot: false });
+    const input = frame({ ip6: { src: CLIENT, dst: vip3 }, tcp: { sport: 46000, dport: 80, flags: 0x18, payload } });
+    assert.equal(run(input, 'tx', 'forwarded').readUInt16BE(14 + 40 + 2), 8080, 'no slot: services6 (NAT)');
+    const slots = lbMap(dp!, 'service_slots6');
+    const index = serviceSlotIndex6(vip3, 80, 6);
+    assert.equal(slots.get(index)!.key.proto, 0, 'the slot was empty');
+    const dsr = { id: 4, tableSize: TABLE, mode: LB.MODE_DSR, flags: 0 };
+    slots.set(index, { key: { vip: vip3, port: 80, proto: 6 }, svc: dsr });
+    assert.ok(run(input, 'tx', 'forwarded').subarray(12).equals(input.subarray(12)), 'the slot copy (DSR) answered');
+    slots.set(index, { key: { vip: vip3, port: 81, proto: 6 }, svc: dsr });
+    assert.equal(run(input, 'tx', 'forwarded').readUInt16BE(14 + 40 + 2), 8080, 'another key in the slot: services6 again');
+  });
+
+  test('moved Maglev slots: flows6 remembers a mid-connection flow on the previous backend (set and check as flowCacheHash6), a SYN takes the current one', () => {
+    // Service 5, every slot moved from backend 16 (prev) to backend 17 (current), epoch 9.
+    const vip4 = '2001:2:0:100::4';
+    installService6(dp!, { id: 5, vip: vip4, port: 80, proto: 6, mode: 'nat', tableSize: 7, backends: [{ id: 16, ip: '2001:2:0:2::11', port: 0 }, { id: 17, ip: '2001:2:0:2::12', port: 0 }] });
+    const flat = new Uint32Array(7 * SLOT_WORDS);
+    for (let i = 0; i < 7; i++) flat.set([17, 16, 9, 0], i * SLOT_WORDS);
+    const table = createMaglevTable(flat);
+    try {
+      dp!.map('maglev_marks').update(encodeU32(5), encodeU32(table.marksFd!));
+      dp!.map('maglev').update(encodeU32(5), encodeU32(table.fd));
+    } finally {
+      table.close();
+    }
+    const settings = lbMap(dp!, 'settings');
+    // Flow cache off (pure Maglev): the slot's current backend, nothing remembered.
+    settings.set(0, { ...settings.get(0)!, flowCache: 0 });
+    const pure = run(frame({ ip6: { src: CLIENT, dst: vip4 }, tcp: { sport: 46999, dport: 80, flags: 0x18 } }), 'tx', 'forwarded');
+    assert.equal(addr(pure, 14 + 24), '2001:2:0:2::12', 'flow cache off: the current backend');
+    settings.set(0, { ...settings.get(0)!, flowCache: 1 });
+    const ack = run(frame({ ip6: { src: CLIENT, dst: vip4 }, tcp: { sport: 47000, dport: 80, flags: 0x18 } }), 'tx', 'forwarded');
+    assert.equal(addr(ack, 14 + 24), '2001:2:0:2::11', 'no remembered flow, not a SYN: the previous backend');
+    const syn = run(frame({ ip6: { src: CLIENT, dst: vip4 }, tcp: { sport: 47001, dport: 80, flags: 0x02 } }), 'tx', 'forwarded');
+    assert.equal(addr(syn, 14 + 24), '2001:2:0:2::12', 'a SYN: the current backend');
+    const flows6 = lbMap(dp!, 'flows6');
+    const sets = dp!.map('flows6').maxEntries;
+    for (const [sport, backendId] of [[47000, 16], [47001, 17]]) {
+      const hash = flowCacheHash6(CLIENT, vip4, sport, 80, 6, 0x5eed);
+      const set = flows6.get(hash & (sets - 1))!;
+      const way = set.way.find((w) => w.key.sport === sport && w.key.daddr === vip4);
+      assert.ok(way, `flow :${sport} in the set flowCacheHash6 picks`);
+      assert.equal(way.backendId, backendId);
+      assert.equal(way.epoch, 9);
+      assert.equal(way.check, (hash ^ Math.imul(backendId, 0x9e3779b1) ^ 9) >>> 0, 'check word');
+      assert.equal(way.key.saddr, CLIENT);
+    }
+    // The remembered flow keeps its backend (prev) even though its slot's current backend is 17.
+    const again = run(frame({ ip6: { src: CLIENT, dst: vip4 }, tcp: { sport: 47000, dport: 80, flags: 0x18 } }), 'tx', 'forwarded');
+    assert.equal(addr(again, 14 + 24), '2001:2:0:2::11');
   });
 
   test('neighbour discovery passes untouched even to a VIP; martians, bad headers, host traffic', () => {
