@@ -68,18 +68,20 @@ static __always_inline int icmp_checksum_ok(struct packet *p)
 /* TTL and tos of the ICMP errors the program sends (tos: precedence internetwork control, as
  * Linux's own ICMP errors). */
 #define ICMP_ERROR_TTL 64
+#define ICMP_FRAG_NEEDED 4   /* destination unreachable code: fragmentation needed and DF set */
 #define ICMP_ERROR_TOS 0xc0
 #define ICMP_TIME_EXCEEDED_LEN (sizeof(struct iphdr) + sizeof(struct icmphdr))  /* prepended: 28 */
 
-/* A NAT packet to a VIP whose TTL would expire here (<= 1): as a router (RFC 1812 5.3.1), the
- * program answers ICMP time exceeded (in transit) itself, quoting the IP header as received and
- * 8 bytes of its payload (RFC 792), from the VIP (the address the client sent to: its traceroute
- * shows the VIP, and the answer passes source filters that an interface address might not),
- * back out the ingress interface (send_back: XDP_TX, or a redirect with settings.tx_redirect).
- * The frame is cut to the quote and grown at the front
- * by the new IP and ICMP headers. Packet pointers are invalid afterwards (only scalars of p are
- * used after the call). Needs >= 8 payload bytes (callers have a TCP/UDP header). */
-static __noinline int ttl_expired(struct packet *p)
+/* An ICMP error (`type`, `code`, the 4 bytes after the checksum `rest`) about a packet to a VIP
+ * that the program answers itself as a router (RFC 1812 4.3.2), quoting the IP header as
+ * received and 8 bytes of its payload (RFC 792), from the VIP (the address the client sent to:
+ * its traceroute shows the VIP, and the answer passes source filters that an interface address
+ * might not), back out the ingress interface (send_back: XDP_TX, or a redirect with
+ * settings.tx_redirect), counted under `reason`. The packet must be as the client sent it (not
+ * rewritten). The frame is cut to the quote and grown at the front by the new IP and ICMP
+ * headers. Packet pointers are invalid afterwards (only scalars of p are used after the call).
+ * Needs >= 8 payload bytes (callers have a TCP/UDP header). */
+static __noinline int icmp_error_from_vip(struct packet *p, __u8 type, __u8 code, __be32 rest, __u8 reason)
 {
 	struct xdp_md *ctx = p->ctx;
 	struct mac_pair macs __attribute__((aligned(8)));
@@ -96,16 +98,16 @@ static __noinline int ttl_expired(struct packet *p)
 	__builtin_memcpy(macs.dest, p->eth->h_source, ETH_ALEN);
 	__builtin_memcpy(macs.source, p->eth->h_dest, ETH_ALEN);
 	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(*eth) + quoted) - (int)(p->data_end - (void *)p->eth)))
-		return verdict(p, XDP_DROP, LB_REASON_TTL);
+		return verdict(p, XDP_DROP, reason);
 	if (bpf_xdp_adjust_head(ctx, -(int)ICMP_TIME_EXCEEDED_LEN))
-		return verdict(p, XDP_DROP, LB_REASON_TTL);
+		return verdict(p, XDP_DROP, reason);
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	eth = data;
 	ip = data + sizeof(*eth);
 	icmp = (void *)(ip + 1);
 	if ((void *)(icmp + 1) > end)
-		return verdict(p, XDP_DROP, LB_REASON_TTL);
+		return verdict(p, XDP_DROP, reason);
 	copy_macs(eth, &macs);
 	eth->h_proto = bpf_htons(ETH_P_IP);
 	*(__u8 *)ip = 0x45;
@@ -120,24 +122,41 @@ static __noinline int ttl_expired(struct packet *p)
 	ip->daddr = client;
 	w = (const void *)ip;
 	ip->check = ~csum_fold64((__u64)w[0] + w[1] + w[2] + w[3] + w[4]);
-	icmp->type = ICMP_TIME_EXCEEDED;
-	icmp->code = 0;
+	icmp->type = type;
+	icmp->code = code;
 	icmp->checksum = 0;
-	icmp->rest = 0;
-	/* The ICMP checksum: type/code and the quote (header as received + 8 bytes, whole words). */
-	sum = *(__u16 *)icmp;
+	icmp->rest = rest;
+	/* The ICMP checksum: type/code, rest and the quote (header as received + 8 bytes, whole words). */
+	sum = (__u64)*(__u16 *)icmp + rest;
 	w = (const void *)(icmp + 1);
 	for (i = 0; i < 17 && i < words; i++) {
 		/* Walked as a pointer checked against the end each time (hidden from the compiler,
 		 * which would otherwise turn the check into a count the verifier cannot follow). */
 		asm volatile("" : "+r"(w));
 		if ((void *)(w + 1) > end)
-			return verdict(p, XDP_DROP, LB_REASON_TTL);
+			return verdict(p, XDP_DROP, reason);
 		sum += *w++;
 	}
 	icmp->checksum = ~csum_fold64(sum);
 	/* As an echo reply: XDP_TX, or the redirect that wakes a veth peer (settings.tx_redirect). */
-	return send_back(p, LB_REASON_TTL);
+	return send_back(p, reason);
+}
+
+/* A NAT packet to a VIP whose TTL would expire here (<= 1): ICMP time exceeded (in transit),
+ * as a router (RFC 1812 5.3.1). */
+static __always_inline int ttl_expired(struct packet *p)
+{
+	return icmp_error_from_vip(p, ICMP_TIME_EXCEEDED, 0, 0, LB_REASON_TTL);
+}
+
+/* A packet to a VIP (NAT: not yet rewritten; DSR) with DF set, longer than the MTU `mtu` of the
+ * next hop toward its backend: ICMP destination unreachable, fragmentation needed (type 3 code 4)
+ * with the next-hop MTU (RFC 1191), from the VIP, quoting the packet as the client sent it, so
+ * that the client's path MTU discovery toward the VIP learns it (the kernel's own answer would
+ * quote the rewritten client -> backend packet, which the client does not know). */
+static __always_inline int frag_needed(struct packet *p, __u32 mtu)
+{
+	return icmp_error_from_vip(p, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, bpf_htonl(mtu & 0xffff), LB_REASON_TOO_BIG);
 }
 
 /* Echo request to a VIP: answered in place and sent back out the ingress interface. */

@@ -24,10 +24,11 @@ static __always_inline __u64 pseudo6_sum(const lb_in6 *src, const lb_in6 *dst, _
 	       dst->w[3] + bpf_htonl(len) + bpf_htonl(nh);
 }
 
-/* A NAT66 TCP/UDP packet to a VIP whose hop limit would expire here (<= 1): ICMPv6 time exceeded
- * (type 3, code 0) from the VIP to the client, quoting the invoking packet as received up to
- * ICMP6_QUOTE_MAX bytes, back out the ingress interface (as ttl_expired). */
-static __noinline int ttl_expired6(struct packet *p)
+/* An ICMPv6 error (`type`, code 0, the 4 bytes after the checksum `rest`) about a TCP/UDP
+ * packet to a VIP, from the VIP to the client, quoting the invoking packet as received (not
+ * rewritten) up to ICMP6_QUOTE_MAX bytes, back out the ingress interface, counted under `reason`
+ * (as icmp_error_from_vip). */
+static __noinline int icmp6_error_from_vip(struct packet *p, __u8 type, __be32 rest, __u8 reason)
 {
 	struct xdp_md *ctx = p->ctx;
 	struct mac_pair macs __attribute__((aligned(8)));
@@ -43,9 +44,9 @@ static __noinline int ttl_expired6(struct packet *p)
 	__builtin_memcpy(macs.dest, p->eth->h_source, ETH_ALEN);
 	__builtin_memcpy(macs.source, p->eth->h_dest, ETH_ALEN);
 	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(*eth) + quoted) - (int)(p->data_end - (void *)p->eth)))
-		return verdict(p, XDP_DROP, LB_REASON_TTL);
+		return verdict(p, XDP_DROP, reason);
 	if (bpf_xdp_adjust_head(ctx, -(int)ICMP6_ERROR_LEN))
-		return verdict(p, XDP_DROP, LB_REASON_TTL);
+		return verdict(p, XDP_DROP, reason);
 	data = (void *)(long)ctx->data;
 	end = (void *)(long)ctx->data_end;
 	eth = data;
@@ -53,7 +54,7 @@ static __noinline int ttl_expired6(struct packet *p)
 	icmp = (void *)(ip6 + 1);
 	invoking = (void *)(icmp + 1);   /* the quote begins with the invoking header: its addresses */
 	if ((void *)(invoking + 1) > end)
-		return verdict(p, XDP_DROP, LB_REASON_TTL);
+		return verdict(p, XDP_DROP, reason);
 	copy_macs(eth, &macs);
 	eth->h_proto = bpf_htons(ETH_P_IPV6);
 	ip6->vtc_flow = bpf_htonl(0x60000000);
@@ -62,16 +63,31 @@ static __noinline int ttl_expired6(struct packet *p)
 	ip6->hop_limit = ICMP6_ERROR_HOP_LIMIT;
 	ip6->saddr = invoking->daddr;    /* from the VIP */
 	ip6->daddr = invoking->saddr;    /* to the client */
-	icmp->type = ICMPV6_TIME_EXCEED;
+	icmp->type = type;
 	icmp->code = 0;
 	icmp->checksum = 0;
-	icmp->rest = 0;
+	icmp->rest = rest;
 	folded = csum_region(ctx, (void *)icmp - data, sizeof(*icmp) + quoted,
 			     pseudo6_sum(&ip6->saddr, &ip6->daddr, sizeof(*icmp) + quoted, NH_ICMPV6));
 	if (folded < 0)
-		return verdict(p, XDP_DROP, LB_REASON_TTL);
+		return verdict(p, XDP_DROP, reason);
 	icmp->checksum = ~(__u16)folded;
-	return send_back(p, LB_REASON_TTL);
+	return send_back(p, reason);
+}
+
+/* A NAT66 TCP/UDP packet to a VIP whose hop limit would expire here (<= 1): ICMPv6 time exceeded
+ * (type 3, code 0) from the VIP to the client. */
+static __always_inline int ttl_expired6(struct packet *p)
+{
+	return icmp6_error_from_vip(p, ICMPV6_TIME_EXCEED, 0, LB_REASON_TTL);
+}
+
+/* A packet to an IPv6 VIP (NAT66: not yet rewritten; DSR) longer than the MTU `mtu` of the next
+ * hop toward its backend: ICMPv6 Packet Too Big (type 2, code 0) with that MTU (RFC 4443 3.2,
+ * RFC 8201), from the VIP, quoting the packet as the client sent it (see frag_needed). */
+static __always_inline int packet_too_big6(struct packet *p, __u32 mtu)
+{
+	return icmp6_error_from_vip(p, ICMPV6_PKT_TOOBIG, bpf_htonl(mtu), LB_REASON_TOO_BIG);
 }
 
 /* Echo request to a VIP: verified over the pseudo-header, answered in place (echo reply from the

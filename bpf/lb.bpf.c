@@ -353,8 +353,7 @@ static __always_inline int to_backend(struct packet *p, __u32 service_id, __u8 m
 		return forward(p, addr, LB_REASON_FORWARDED);
 	if (p->ip->ttl <= 1)
 		return ttl_expired(p);
-	nat_to_backend(p, b, addr);
-	return forward(p, addr, LB_REASON_FORWARDED);
+	return nat_forward(p, b, addr);    /* nat.h: rewrite, or frag_needed from the VIP */
 }
 
 /* TCP/UDP to a VIP with its service (or NULL: none): Maglev picks the backend (in a moved slot

@@ -74,8 +74,7 @@ static __always_inline int to_service6(struct packet *p, const struct lb_service
 		return forward6(p, &b->ip, LB_REASON_FORWARDED);
 	if (p->ip6->hop_limit <= 1)
 		return ttl_expired6(p);
-	nat66_to_backend(p, b);
-	return forward6(p, &b->ip, LB_REASON_FORWARDED);
+	return nat66_forward(p, b);     /* nat6.h: rewrite, or packet_too_big6 from the VIP */
 }
 
 /* The upper-layer header at frame offset `off` (<= 0x3fff) when `size` bytes of it lie inside both

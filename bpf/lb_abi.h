@@ -73,7 +73,11 @@
 #define LB_REASON_EXT_HEADER 19   /* DROP: IPv6 to a VIP (or a NAT reply) whose extension-header chain the policy
                                    * refuses: routing header with segments left, ESP, no-next-header,
                                    * an unknown header, more than LB_EXT_HEADERS_MAX headers */
-#define LB_REASON_COUNT 20
+#define LB_REASON_TOO_BIG 20      /* longer than the MTU of the next hop toward the backend: a VIP packet (NAT
+                                   * before its rewrite, DSR) with IPv4 DF or IPv6 answered from the VIP with
+                                   * ICMP fragmentation needed / ICMPv6 Packet Too Big (TX/REDIRECT); anything
+                                   * else (IPv4 without DF, a NAT reply) PASSed to the kernel to fragment */
+#define LB_REASON_COUNT 21
 #define LB_REASON_SLOTS 32
 
 /* XDP actions: the kernel's enum xdp_action, named here so that user space has names and numbers

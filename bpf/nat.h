@@ -59,6 +59,46 @@ static __always_inline void nat_to_backend(struct packet *p, const struct lb_bac
 	update_l4_check(p, l4_diff);
 }
 
+/* nat_forward() without a fresh next hop: asks the kernel's FIB BEFORE the rewrite (same
+ * destination, length and source as after it; the backend's port for the lookup), so that a
+ * packet too big for the next hop is answered from the VIP quoting the packet as the client sent
+ * it (frag_needed, DF set); otherwise as forward_via_fib after nat_to_backend. */
+static __noinline int nat_forward_fib(struct packet *p, struct cached_next_hop *hop,
+				      const struct lb_backend *b, __be32 addr)
+{
+	struct bpf_fib_lookup fib = {};
+	int rc;
+
+	next_hop_params(p, addr, &fib);
+	if (b->port && p->has_ports)
+		fib.dport = b->port;
+	rc = bpf_fib_lookup(p->ctx, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && ip_dont_fragment(p))
+		return TOO_BIG_ACTION(fib.mtu_result);     /* nat_forward answers */
+	nat_to_backend(p, b, addr);
+	if (hop && rc == BPF_FIB_LKUP_RET_SUCCESS)
+		remember_next_hop(p, hop, addr, &fib);
+	return send(p, rc, &fib, LB_REASON_FORWARDED);
+}
+
+/* NAT forward to backend p->backend_id `b` at `addr`: through its remembered next hop while
+ * fresh (it passed the kernel's MTU check for a packet at least this long: the rewrite keeps the
+ * length), else nat_forward_fib. */
+static __always_inline int nat_forward(struct packet *p, const struct lb_backend *b, __be32 addr)
+{
+	struct cached_next_hop *hop = next_hop_slot(&next_hops, p->backend_id);
+	int action;
+
+	if (hop && next_hop_fresh(p, hop, addr)) {
+		nat_to_backend(p, b, addr);
+		return send_to(p, hop->egress_ifindex, &hop->macs, LB_REASON_FORWARDED);
+	}
+	action = nat_forward_fib(p, hop, b, addr);
+	if (action < 0)
+		return frag_needed(p, TOO_BIG_MTU(action));
+	return action;
+}
+
 /* NAT reply: source backend(:port) -> VIP(:vport), TTL - 1, checksums (as nat_to_backend).
  * A reply fragment: every fragment gets the address (and its IP checksum); only the first
  * carries the L4 header, whose checksum covers the whole datagram: the incremental update by

@@ -70,6 +70,9 @@ static __noinline int forward6_fib(struct packet *p, struct cached_next_hop6 *ho
 	int rc;
 
 	rc = next_hop6(p, dst, &fib);
+	/* A DSR packet (FORWARDED, not rewritten) too big for the next hop: Packet Too Big from the VIP. */
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && sent_reason == LB_REASON_FORWARDED)
+		return TOO_BIG_ACTION(fib.mtu_result);    /* forward6 answers */
 	if (hop && rc == BPF_FIB_LKUP_RET_SUCCESS)
 		remember_next_hop6(p, hop, dst, &fib);
 	return send(p, rc, &fib, sent_reason);
@@ -79,10 +82,14 @@ static __noinline int forward6_fib(struct packet *p, struct cached_next_hop6 *ho
 static __always_inline int forward6(struct packet *p, const lb_in6 *dst, __u8 sent_reason)
 {
 	struct cached_next_hop6 *hop = next_hop6_slot(&next_hops6, p->backend_id);
+	int action;
 
 	if (hop && next_hop6_fresh(p, hop, dst))
 		return send_to(p, hop->egress_ifindex, &hop->macs, sent_reason);
-	return forward6_fib(p, hop, dst, sent_reason);
+	action = forward6_fib(p, hop, dst, sent_reason);
+	if (action < 0)
+		return packet_too_big6(p, TOO_BIG_MTU(action));
+	return action;
 }
 
 /* The client_next_hops6 slot of a client address. */
@@ -140,6 +147,42 @@ static __always_inline void nat66_to_backend(struct packet *p, const struct lb_b
 		ports->dest = b->port;
 	}
 	update_l4_check6(p, diff);
+}
+
+/* nat66_forward() without a fresh next hop: the FIB lookup BEFORE the rewrite (as
+ * nat_forward_fib): too big for the next hop -> Packet Too Big from the VIP quoting the packet as
+ * the client sent it; otherwise rewrite and send. */
+static __noinline int nat66_forward_fib(struct packet *p, struct cached_next_hop6 *hop,
+					const struct lb_backend6 *b)
+{
+	struct bpf_fib_lookup fib = {};
+	lb_in6 dst = b->ip;
+	int rc;
+
+	rc = next_hop6(p, &dst, &fib);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return TOO_BIG_ACTION(fib.mtu_result);    /* nat66_forward answers */
+	nat66_to_backend(p, b);
+	if (hop && rc == BPF_FIB_LKUP_RET_SUCCESS)
+		remember_next_hop6(p, hop, &dst, &fib);
+	return send(p, rc, &fib, LB_REASON_FORWARDED);
+}
+
+/* NAT66 forward to backend p->backend_id `b`: through its remembered next hop while fresh (the
+ * rewrite keeps the length), else nat66_forward_fib. */
+static __always_inline int nat66_forward(struct packet *p, const struct lb_backend6 *b)
+{
+	struct cached_next_hop6 *hop = next_hop6_slot(&next_hops6, p->backend_id);
+	int action;
+
+	if (hop && next_hop6_fresh(p, hop, &b->ip)) {
+		nat66_to_backend(p, b);
+		return send_to(p, hop->egress_ifindex, &hop->macs, LB_REASON_FORWARDED);
+	}
+	action = nat66_forward_fib(p, hop, b);
+	if (action < 0)
+		return packet_too_big6(p, TOO_BIG_MTU(action));
+	return action;
 }
 
 /* NAT66 reply: source backend(:port) -> VIP(:vport), hop limit - 1, L4 checksum; a later fragment

@@ -11,8 +11,8 @@
  * the TTL is then never longer than nexthop_ttl_ns, and shorter at higher HZ (40% at HZ 250). */
 #define LONGEST_TICK_NS (10 * 1000 * 1000)
 
-/* Asks the kernel's FIB and neighbour tables for the next hop of `dst` (fills `fib`). */
-static __always_inline int next_hop(struct packet *p, __be32 dst, struct bpf_fib_lookup *fib)
+/* Fills `fib` for a lookup of the next hop of `dst` for this packet (next_hop()). */
+static __always_inline void next_hop_params(struct packet *p, __be32 dst, struct bpf_fib_lookup *fib)
 {
 	struct iphdr *ip = p->ip;
 
@@ -28,7 +28,33 @@ static __always_inline int next_hop(struct packet *p, __be32 dst, struct bpf_fib
 		fib->sport = ports->source;
 		fib->dport = ports->dest;
 	}
+}
+
+/* Asks the kernel's FIB and neighbour tables for the next hop of `dst` (fills `fib`). */
+static __always_inline int next_hop(struct packet *p, __be32 dst, struct bpf_fib_lookup *fib)
+{
+	next_hop_params(p, dst, fib);
 	return bpf_fib_lookup(p->ctx, fib, sizeof(*fib), 0);
+}
+
+/* The answers from the VIP to a packet too big for the next hop (icmp.h, icmp6.h). The FIB
+ * subprograms (forward_via_fib, nat_forward_fib and their IPv6 siblings) do not call them: they
+ * return TOO_BIG_ACTION(mtu) (negative) and their inlined caller answers, so that the answer
+ * (and csum_region under it) is one call deep as the TTL answer is (the stack of nested calls
+ * is limited to 512 bytes). */
+static __always_inline int frag_needed(struct packet *p, __u32 mtu);
+static __always_inline int packet_too_big6(struct packet *p, __u32 mtu);
+#define TOO_BIG_ACTION(mtu) (-(int)((mtu) & 0xffff) - 1)
+#define TOO_BIG_MTU(action) ((__u32)(-(action) - 1))
+
+#ifndef IP_DF
+#define IP_DF 0x4000    /* IPv4 "don't fragment" (frag_off, host order) */
+#endif
+
+/* IPv4 with DF set: fragmenting is forbidden, the sender must be told (RFC 1191). */
+static __always_inline int ip_dont_fragment(const struct packet *p)
+{
+	return (p->ip->frag_off & bpf_htons(IP_DF)) != 0;
 }
 
 /* Writes both MACs (12 bytes) as one u64 and one u32: the frame needs no alignment for that on
@@ -76,6 +102,10 @@ static __always_inline int send(struct packet *p, int rc, struct bpf_fib_lookup 
 
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return verdict(p, XDP_PASS, LB_REASON_NO_NEIGH);
+	/* Longer than the next hop's MTU and may be fragmented (IPv4 without DF; an answer from the
+	 * VIP was not due): the kernel fragments it (as it would forward it). */
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return verdict(p, XDP_PASS, LB_REASON_TOO_BIG);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return verdict(p, XDP_PASS, LB_REASON_NO_ROUTE);
 	__builtin_memcpy(macs.dest, fib->dmac, ETH_ALEN);
@@ -125,6 +155,10 @@ static __noinline int forward_via_fib(struct packet *p, struct cached_next_hop *
 	int rc;
 
 	rc = next_hop(p, dst, &fib);
+	/* A DSR packet (FORWARDED, not rewritten: still client -> VIP) too big for the next hop
+	 * with DF: answered from the VIP as a NAT one is (nat_forward_fib). */
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && sent_reason == LB_REASON_FORWARDED && ip_dont_fragment(p))
+		return TOO_BIG_ACTION(fib.mtu_result);
 	if (hop && rc == BPF_FIB_LKUP_RET_SUCCESS)
 		remember_next_hop(p, hop, dst, &fib);
 	return send(p, rc, &fib, sent_reason);
@@ -135,9 +169,14 @@ static __noinline int forward_via_fib(struct packet *p, struct cached_next_hop *
 static __always_inline int forward_via(struct packet *p, struct cached_next_hop *hop, __be32 dst,
 				       __u8 sent_reason)
 {
+	int action;
+
 	if (hop && next_hop_fresh(p, hop, dst))
 		return send_to(p, hop->egress_ifindex, &hop->macs, sent_reason);
-	return forward_via_fib(p, hop, dst, sent_reason);
+	action = forward_via_fib(p, hop, dst, sent_reason);
+	if (action < 0)
+		return frag_needed(p, TOO_BIG_MTU(action));
+	return action;
 }
 
 /* Sends the packet to backend p->backend_id at `dst` (next hop remembered per backend). */

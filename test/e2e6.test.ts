@@ -338,14 +338,12 @@ describe('xdplb IPv6 end to end (dual-stack lab, daemon, real traffic)', { skip:
 
   // The other side: the narrow link is the backends' own (lb backend leg, switch, backends at
   // 1280) and the backends advertise an MSS of 1440, so the client's full-size segments must be
-  // cut down. The lb is the router that has to say so: bpf_fib_lookup answers FRAG_NEEDED for the
-  // rewritten packet, the program passes it to the kernel (as for IPv4), and the kernel's Packet
-  // Too Big to the client quotes the packet as rewritten (client -> backend:8080): the client has
-  // no such flow and ignores it. It would need the program to answer FRAG_NEEDED itself with a
-  // Packet Too Big from the VIP quoting the packet as the client sent it (as it answers hop limit
-  // expiry), which the IPv6 contract (notes/V6.md) does not ask for: a known gap, kept visible.
-  test('path MTU discovery with the narrow link on the backend side: the lb\'s Packet Too Big reaches the client translated',
-    { todo: 'the data plane passes FRAG_NEEDED to the kernel after the NAT rewrite (IPv4 and IPv6 alike): the client gets a PTB about client -> backend, not about its flow to the VIP' }, async () => {
+  // cut down. The lb is the router that has to say so: bpf_fib_lookup answers FRAG_NEEDED toward
+  // the backend, and the program answers the client itself with a Packet Too Big from the VIP
+  // quoting the packet as the client sent it (looked up before the NAT rewrite; reason too_big).
+  // The kernel's own answer would quote the rewritten packet (client -> backend:8080), which the
+  // client has no flow for and ignores: the upload would stall.
+  test('path MTU discovery with the narrow link on the backend side: the lb\'s Packet Too Big from the VIP reaches the client, a 1 MB upload completes', async () => {
       // (The bridge follows its ports' smallest MTU by itself.)
       const links: Array<[string, string]> = [[topology.lb.netns, topology.lb.backendLeg],
         ...topology.switch.interfaces.map((i): [string, string] => [topology.switch.netns, i.name]),
@@ -360,6 +358,7 @@ describe('xdplb IPv6 end to end (dual-stack lab, daemon, real traffic)', { skip:
         assert.equal(up.error, undefined, `the upload failed: ${JSON.stringify(up)}; the lb's kernel sent ${pktTooBigsSent(topology.lb.netns) - lbSent} `
           + `Packet Too Big, the client received ${pktTooBigsSent(topology.client.netns, 'In') - clientGot} (about its flow to the backend, not to the VIP)`);
         assert.match(up.body, / 1000000\n$/);
+        assert.ok(pktTooBigsSent(topology.client.netns, 'In') > clientGot, 'the client received no Packet Too Big: the test did not exercise PMTU discovery');
         assert.equal(cachedMtu(topology.client.netns, NAT_VIP), NARROW_MTU, 'the client holds no lowered path MTU toward the VIP');
       } finally {
         for (const b of topology.backends) ipIn(b.netns, ['-6', 'route', 'replace', 'default', 'via', b.gateway6]);
