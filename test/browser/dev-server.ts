@@ -469,6 +469,11 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
       broadcastState();
       return [204, null];
     }
+    if (is('GET', 'transitions')) {
+      // Synthetic: every service at rest (the real view comes from the kernel's tables).
+      const services = lb.views().map((v) => ({ service: v.name, tableSize: v.tableSize ?? 65537, movedSlots: 0, movedShare: 0, seenSlots: 0, youngSlots: 0, since: null }));
+      return [200, { transitionSeconds: 60, nextSweepAt: null, flowCache: true, services }];
+    }
     if (is('GET', 'settings')) return [200, lb.settings];
     if (is('PATCH', 'settings')) {
       const body = await readBody(req);

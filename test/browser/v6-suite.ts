@@ -448,14 +448,25 @@ export async function checkIpv6AgainstDaemon(baseUrl: string, creds: BrowserSuit
       await expectLayout(`daemon trace at ${width} px`);
     }
 
-    // The lab's load is IPv4: the IPv6 filter leaves nothing, the IPv4 one every row.
+    // The lab carries both families (IPv4 load; IPv6 health checks of the IPv6 service's backends):
+    // the family filter splits the paused buffer exactly, each side holding only its own family.
     await page.setViewportSize({ width: 1280, height: 900 });
     await page.locator('[data-testid=pause]').click();
     const total = await page.locator('tr[data-seq]').count();
-    await page.selectOption('#f-family', 'IPv6');
-    await page.locator('p.empty:has-text("No buffered event matches the filters.")').waitFor({ timeout: WAIT_MS });
+    const noFamily = await page.locator('tr[data-seq]:not([data-family])').count();   // frames never IP (ARP)
+    const familyRows = async (family: '4' | '6') => {
+      await page.selectOption('#f-family', family === '4' ? 'IPv4' : 'IPv6');
+      await page.waitForFunction((f) => {
+        const rows = document.querySelectorAll('tr[data-seq]');
+        return document.querySelector('p.empty') !== null || (rows.length > 0 && [...rows].every((r) => r.getAttribute('data-family') === f));
+      }, family, { timeout: WAIT_MS });
+      return page.locator('tr[data-seq]').count();
+    };
+    const v4 = await familyRows('4');
+    const v6 = await familyRows('6');
+    assert.ok(v4 > 0, 'the lab\'s IPv4 load is in the trace');
+    assert.equal(v4 + v6 + noFamily, total, `the family filter splits the ${total} buffered rows (IPv4 ${v4}, IPv6 ${v6}, neither ${noFamily})`);
     await page.selectOption('#f-family', 'IPv4');
-    await page.waitForFunction((n) => document.querySelectorAll('tr[data-seq][data-family="4"]').length === n, total, { timeout: WAIT_MS });
     await page.locator('#f-address').fill(opts.vip);
     await page.locator('p.empty').waitFor({ timeout: WAIT_MS });
     await page.selectOption('#f-family', '');
