@@ -54,6 +54,9 @@ const volatile __u64 nexthop_ttl_ns = 100 * 1000 * 1000;
 /* Load-time knob, from the flows map's size: flows holds flow_sets_mask + 1 sets (a power of two). */
 const volatile __u32 flow_sets_mask = LB_MAX_FLOWS / LB_FLOW_WAYS - 1;
 
+/* Load-time knob, from the flows6 map's size: flows6 holds flow_sets_mask6 + 1 sets. */
+const volatile __u32 flow_sets_mask6 = LB_MAX_FLOWS6 / LB_FLOW_WAYS - 1;
+
 /* What the program runs with if the settings entry cannot be read (it always can: ARRAY[1]). */
 static const struct lb_settings no_settings = {};
 
@@ -80,6 +83,7 @@ struct packet {
 	 * TCP/UDP. */
 	struct lb_flow_key flow __attribute__((aligned(8)));  /* read as two u64 (flow_word) */
 	__u8 reason;
+	__u8 family;            /* LB_FAMILY_* once the EtherType is known, else 0 (events) */
 	__u32 service_id;
 	__u32 backend_id;
 };
@@ -341,8 +345,12 @@ static __always_inline int process(struct packet *p)
 		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
 	if (eth_type == ETH_P_8021Q || eth_type == ETH_P_8021AD)
 		return verdict(p, XDP_PASS, LB_REASON_VLAN);
-	if (eth_type != ETH_P_IP)
-		return verdict(p, XDP_PASS, LB_REASON_NOT_IPV4);
+	if (eth_type != ETH_P_IP) {
+		if (eth_type == ETH_P_IPV6)
+			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
+		return verdict(p, XDP_PASS, LB_REASON_NOT_IP);
+	}
+	p->family = LB_FAMILY_IPV4;
 	/* Only frames addressed to this interface are ours: a flooded or promiscuously received
 	 * frame would otherwise be forwarded twice (by us and by the host it was meant for). */
 	if (!to_our_mac(p))
@@ -458,14 +466,21 @@ static __always_inline void emit_event(struct packet *p, int action)
 	e->pkt_len = p->frame_len;
 	e->service_id = p->service_id;
 	e->backend_id = p->backend_id;
-	e->saddr = p->flow.saddr;
-	e->daddr = p->flow.daddr;
+	/* IPv4 as the v4-mapped ::ffff:a.b.c.d (the TS decoder turns family 4 back into dotted text) */
+	e->saddr.w[0] = 0;
+	e->saddr.w[1] = 0;
+	e->saddr.w[2] = bpf_htonl(0xffff);
+	e->saddr.w[3] = p->flow.saddr;
+	e->daddr.w[0] = 0;
+	e->daddr.w[1] = 0;
+	e->daddr.w[2] = bpf_htonl(0xffff);
+	e->daddr.w[3] = p->flow.daddr;
 	e->sport = p->flow.sport;
 	e->dport = p->flow.dport;
 	e->proto = p->flow.proto;
 	e->action = action;
 	e->reason = p->reason;
-	e->pad = 0;
+	e->family = p->family;
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -500,6 +515,7 @@ int xdp_lb(struct xdp_md *ctx)
 	__builtin_memset(&p.flow, 0, sizeof(p.flow));
 	p.has_ports = 0;
 	p.syn = 0;
+	p.family = 0;
 	p.service_id = 0;
 	p.backend_id = 0;
 

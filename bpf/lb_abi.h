@@ -12,6 +12,7 @@
 #define LB_MAX_REVERSE 16384      /* reverse: 4x the backends, so hash chains stay short */
 #define LB_MAX_TX_PORTS 64        /* tx_ports DEVMAP_HASH */
 #define LB_MAX_FLOWS 262144       /* flows the affinity cache holds (flows has /LB_FLOW_WAYS sets) */
+#define LB_MAX_FLOWS6 65536       /* flows6 (IPv6 flows): the same, /LB_FLOW_WAYS sets */
 #define LB_FLOW_WAYS_BITS 2
 #define LB_FLOW_WAYS 4            /* flows: entries per set, 1 << LB_FLOW_WAYS_BITS */
 #define LB_MAGLEV_DEFAULT_SIZE 65537 /* inner maglev table entries (prime) */
@@ -26,6 +27,13 @@
 #define LB_FRAG_DROP 0
 #define LB_FRAG_PASS 1
 
+/* IPv6: the most extension headers the program walks before the L4 header (docs/decisions.md). */
+#define LB_EXT_HEADERS_MAX 4
+
+/* Address families (lb_event.family). */
+#define LB_FAMILY_IPV4 4
+#define LB_FAMILY_IPV6 6
+
 /* lb_backend.flags */
 #define LB_BACKEND_F_ACTIVE 1   /* entry in use; flows cached on it keep going to it */
 #define LB_BACKEND_F_DRAINING 2 /* informational: draining backends are not in the maglev table,
@@ -37,9 +45,9 @@
 #define LB_REASON_REVERSED 1       /* NAT reply rewritten to the VIP and sent on */
 #define LB_REASON_ICMP_ECHO 2      /* echo request to a VIP answered by the program */
 #define LB_REASON_ICMP_ERROR 3     /* ICMP error quoting a VIP flow sent to its backend */
-#define LB_REASON_NOT_IPV4 4       /* PASS: not an IPv4 frame (ARP, IPv6, ...) */
+#define LB_REASON_NOT_IP 4         /* PASS: neither an IPv4 nor an IPv6 frame (ARP, LLDP, ...) */
 #define LB_REASON_VLAN 5           /* PASS: 802.1Q/802.1ad tagged frame */
-#define LB_REASON_NOT_VIP 6        /* PASS: IPv4 but not for a VIP and not a NAT reply */
+#define LB_REASON_NOT_VIP 6        /* PASS: IP but not for a VIP and not a NAT reply (IPv6: also ND, types 133..137) */
 #define LB_REASON_MALFORMED 7      /* DROP: truncated header, IPv4 version != 4, IHL < 5, bad total length */
 #define LB_REASON_FRAGMENT 8       /* DROP or PASS (per lb_settings.frag_policy): VIP fragment */
 #define LB_REASON_NO_SERVICE 9     /* DROP: VIP address, but no service for this port/proto */
@@ -62,7 +70,10 @@
                                    * itself) or martian destination of a NAT reply (0/8, 127/8, 224/4, 240/4) */
 #define LB_REASON_BAD_CHECKSUM 18 /* DROP: IPv4 header checksum wrong (RFC 1812 5.2.2), or the ICMP
                                    * checksum of an echo request to a VIP */
-#define LB_REASON_COUNT 19
+#define LB_REASON_EXT_HEADER 19   /* DROP: IPv6 to a VIP (or a NAT reply) whose extension-header chain the policy
+                                   * refuses: routing header with segments left, ESP, no-next-header,
+                                   * an unknown header, more than LB_EXT_HEADERS_MAX headers */
+#define LB_REASON_COUNT 20
 #define LB_REASON_SLOTS 32
 
 /* XDP actions: the kernel's enum xdp_action, named here so that user space has names and numbers
@@ -77,6 +88,12 @@
 /* verdict_stats: one counter per {reason, action}, at index reason * LB_ACTION_SLOTS + action
  * (one per-CPU update per packet; user space sums it per action and per reason). */
 #define LB_VERDICT_SLOTS 256       /* LB_REASON_SLOTS * LB_ACTION_SLOTS */
+
+/* An IPv6 address as it sits in the packet: four network-order words (gen-abi's field kind 'ipv6',
+ * canonical RFC 5952 text in TypeScript). */
+typedef struct {
+	__be32 w[4];
+} lb_in6;
 
 /* services: key */
 struct lb_service_key {
@@ -146,6 +163,45 @@ struct lb_reverse {
 	__u32 backend_id;
 };
 
+/* services6: key (an IPv6 service); value struct lb_service, as for IPv4 */
+struct lb_service6_key {
+	lb_in6 vip;
+	__be16 port;   /* 0 = every port of proto */
+	__u8 proto;
+	__u8 pad;
+};
+
+/* backends6: ARRAY indexed by backend id (one id space with backends: an id is used in one of
+ * the two), the IPv6 sibling of lb_backend */
+struct lb_backend6 {
+	lb_in6 ip;
+	__be16 port;       /* 0 = keep the client's destination port */
+	__u8 flags;        /* LB_BACKEND_F_* */
+	__u8 mode;         /* the owner service's LB_MODE_* */
+	__u32 service_id;  /* owner service */
+	lb_in6 vip;        /* the owner service's key: VIP, */
+	__be16 vport;      /* port (0 = every port), */
+	__u8 proto;        /* protocol */
+	__u8 pad;
+};
+
+/* reverse6 (and reverse_frags6, port 0): key, the source of an IPv6 NAT-mode reply */
+struct lb_reverse6_key {
+	lb_in6 ip;         /* backend address */
+	__be16 port;       /* backend port; 0 = any source port (wildcard service, port kept) */
+	__u8 proto;
+	__u8 pad;
+};
+
+/* reverse6 (and reverse_frags6, vport 0): value */
+struct lb_reverse6 {
+	lb_in6 vip;
+	__be16 vport;      /* 0 = keep the reply's source port */
+	__u16 pad;
+	__u32 service_id;
+	__u32 backend_id;
+};
+
 /* if_macs: ARRAY value, slot ifindex & (LB_IF_SLOTS - 1): the unicast MAC of an interface the
  * program is attached to, written by user space right after it attaches (Dataplane.attach;
  * unknown, so unchecked, until then) and refreshed on adopt. A slot whose ifindex is not the ingress interface's (0 = empty) means
@@ -179,6 +235,8 @@ struct lb_settings {
 	                      * (veth: XDP_TX wakes a peer without an XDP program only when something
 	                      * else does, see docs/datapath.md); 0 = XDP_TX */
 	__u32 vip_filter[LB_VIP_FILTER_WORDS];
+	__u32 vip_filter6[LB_VIP_FILTER_WORDS]; /* the same for IPv6 VIPs: bit (fold6(vip) * LB_VIP_FILTER_MUL) >> 24,
+	                      * fold6 = the xor of the address's four host-order words */
 };
 
 /* The client->VIP 5-tuple as received: the flow cache's key */
@@ -212,6 +270,31 @@ struct lb_flow_entry {
  * taken (not-recently-used: flows in use survive a burst of new ones). */
 struct lb_flow_set {
 	struct lb_flow_entry way[LB_FLOW_WAYS];
+};
+
+/* The client->VIP 5-tuple of an IPv6 packet: the flows6 key */
+struct lb_flow_key6 {
+	lb_in6 saddr;
+	lb_in6 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* flows6: one remembered IPv6 flow (the rules of lb_flow_entry; check uses the flows6 hash,
+ * bpf/flow_cache6.h flow_cache_hash6) */
+struct lb_flow_entry6 {
+	struct lb_flow_key6 key;
+	__u32 backend_id;
+	__u32 epoch;
+	__u32 check;
+	__u32 referenced;
+};
+
+/* flows6: ARRAY value, index = flows6 hash & (sets - 1); the NRU policy of lb_flow_set */
+struct lb_flow_set6 {
+	struct lb_flow_entry6 way[LB_FLOW_WAYS];
 };
 
 /* maglev inner tables: ARRAY value, one u32 per slot (4 bytes: a 65537-slot table is 256 KiB, the
@@ -254,21 +337,21 @@ struct lb_counter {
 	__u64 bytes;
 };
 
-/* events: ring buffer record */
+/* events: ring buffer record (64 bytes) */
 struct lb_event {
 	__u64 ts_ns;        /* bpf_ktime_get_ns() */
 	__u32 ifindex;      /* ingress interface */
 	__u32 pkt_len;      /* frame length */
 	__u32 service_id;   /* 0 = none */
 	__u32 backend_id;   /* 0 = none */
-	__be32 saddr;       /* as received */
-	__be32 daddr;
+	lb_in6 saddr;       /* as received; IPv4 as ::ffff:a.b.c.d (v4-mapped) */
+	lb_in6 daddr;
 	__be16 sport;       /* 0 when not TCP/UDP */
 	__be16 dport;
 	__u8 proto;
 	__u8 action;        /* XDP action */
 	__u8 reason;        /* LB_REASON_* */
-	__u8 pad;
+	__u8 family;        /* LB_FAMILY_IPV4 or LB_FAMILY_IPV6 (0 = neither: not IP, VLAN, too short) */
 };
 
 #endif

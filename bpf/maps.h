@@ -110,6 +110,57 @@ struct {
 	__type(value, struct lb_flow_set);
 } flows SEC(".maps");
 
+/* ---- IPv6 siblings of the maps keyed or valued by an address (docs/decisions.md "IPv6: sibling
+ * maps"): the IPv4 maps keep their 4-byte keys, so the IPv4 path's lookups cost what they did. ---- */
+
+/* services6: {vip, port, proto} -> service (same lb_service, same id space as services) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, struct lb_service6_key);
+	__type(value, struct lb_service);
+} services6 SEC(".maps");
+
+/* vips6: every IPv6 VIP address */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_VIPS);
+	__type(key, lb_in6);
+	__type(value, struct lb_vip);
+} vips6 SEC(".maps");
+
+/* backends6: backend id -> IPv6 address, port, flags, owner service (an id is in backends or here) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct lb_backend6);
+} backends6 SEC(".maps");
+
+/* reverse6: source {backend ip, port, proto} of an IPv6 NAT-mode reply -> the VIP it answers for */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_REVERSE);
+	__type(key, struct lb_reverse6_key);
+	__type(value, struct lb_reverse6);
+} reverse6 SEC(".maps");
+
+/* reverse_frags6: {backend ip, 0, proto} -> the backend address's only IPv6 VIP */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB_MAX_BACKENDS);
+	__type(key, struct lb_reverse6_key);
+	__type(value, struct lb_reverse6);
+} reverse_frags6 SEC(".maps");
+
+/* flows6: the IPv6 transition cache (sets of LB_FLOW_WAYS lb_flow_entry6) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_FLOWS6 / LB_FLOW_WAYS);
+	__type(key, __u32);
+	__type(value, struct lb_flow_set6);
+} flows6 SEC(".maps");
+
 /* settings: the run-time knobs, one entry */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -166,6 +217,33 @@ struct {
 	__type(key, __u32);
 	__type(value, struct cached_next_hop);
 } client_next_hops SEC(".maps");
+
+/* The IPv6 sibling of cached_next_hop (kernel-internal too). */
+struct cached_next_hop6 {
+	__u64 expires_jiffies;  /* bpf_jiffies64() deadline */
+	struct mac_pair macs;
+	__u32 ingress_ifindex;
+	lb_in6 dst;             /* the address looked up */
+	__u32 egress_ifindex;
+	__u16 max_tot_len;      /* IPv6 packet length (40 + payload) the kernel's MTU check passed */
+	__u16 pad;
+};
+
+/* next_hops6: per-CPU, backend id -> its last next hop (IPv6 backends) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct cached_next_hop6);
+} next_hops6 SEC(".maps");
+
+/* client_next_hops6: per-CPU, hash of an IPv6 client address -> its last next hop (NAT replies) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1 << CLIENT_NEXT_HOPS_BITS);
+	__type(key, __u32);
+	__type(value, struct cached_next_hop6);
+} client_next_hops6 SEC(".maps");
 
 /* service_stats: per-CPU forward/reverse packets and bytes by service id */
 struct {

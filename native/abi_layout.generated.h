@@ -46,17 +46,48 @@ ABI_FIELD(lb_reverse, pad, 6, 2);
 ABI_FIELD(lb_reverse, service_id, 8, 4);
 ABI_FIELD(lb_reverse, backend_id, 12, 4);
 
+static_assert(sizeof(struct lb_service6_key) == 20, "lb_service6_key size");
+ABI_FIELD(lb_service6_key, vip, 0, 16);
+ABI_FIELD(lb_service6_key, port, 16, 2);
+ABI_FIELD(lb_service6_key, proto, 18, 1);
+ABI_FIELD(lb_service6_key, pad, 19, 1);
+
+static_assert(sizeof(struct lb_backend6) == 44, "lb_backend6 size");
+ABI_FIELD(lb_backend6, ip, 0, 16);
+ABI_FIELD(lb_backend6, port, 16, 2);
+ABI_FIELD(lb_backend6, flags, 18, 1);
+ABI_FIELD(lb_backend6, mode, 19, 1);
+ABI_FIELD(lb_backend6, service_id, 20, 4);
+ABI_FIELD(lb_backend6, vip, 24, 16);
+ABI_FIELD(lb_backend6, vport, 40, 2);
+ABI_FIELD(lb_backend6, proto, 42, 1);
+ABI_FIELD(lb_backend6, pad, 43, 1);
+
+static_assert(sizeof(struct lb_reverse6_key) == 20, "lb_reverse6_key size");
+ABI_FIELD(lb_reverse6_key, ip, 0, 16);
+ABI_FIELD(lb_reverse6_key, port, 16, 2);
+ABI_FIELD(lb_reverse6_key, proto, 18, 1);
+ABI_FIELD(lb_reverse6_key, pad, 19, 1);
+
+static_assert(sizeof(struct lb_reverse6) == 28, "lb_reverse6 size");
+ABI_FIELD(lb_reverse6, vip, 0, 16);
+ABI_FIELD(lb_reverse6, vport, 16, 2);
+ABI_FIELD(lb_reverse6, pad, 18, 2);
+ABI_FIELD(lb_reverse6, service_id, 20, 4);
+ABI_FIELD(lb_reverse6, backend_id, 24, 4);
+
 static_assert(sizeof(struct lb_if_mac) == 12, "lb_if_mac size");
 ABI_FIELD(lb_if_mac, ifindex, 0, 4);
 ABI_FIELD(lb_if_mac, mac, 4, 6);
 ABI_FIELD(lb_if_mac, pad, 10, 2);
 
-static_assert(sizeof(struct lb_settings) == 48, "lb_settings size");
+static_assert(sizeof(struct lb_settings) == 80, "lb_settings size");
 ABI_FIELD(lb_settings, frag_policy, 0, 4);
 ABI_FIELD(lb_settings, sample_rate, 4, 4);
 ABI_FIELD(lb_settings, flow_cache, 8, 4);
 ABI_FIELD(lb_settings, tx_redirect, 12, 4);
 ABI_FIELD(lb_settings, vip_filter, 16, 32);
+ABI_FIELD(lb_settings, vip_filter6, 48, 32);
 
 static_assert(sizeof(struct lb_flow_key) == 16, "lb_flow_key size");
 ABI_FIELD(lb_flow_key, saddr, 0, 4);
@@ -76,6 +107,24 @@ ABI_FIELD(lb_flow_entry, referenced, 28, 4);
 static_assert(sizeof(struct lb_flow_set) == 128, "lb_flow_set size");
 ABI_FIELD(lb_flow_set, way, 0, 128);
 
+static_assert(sizeof(struct lb_flow_key6) == 40, "lb_flow_key6 size");
+ABI_FIELD(lb_flow_key6, saddr, 0, 16);
+ABI_FIELD(lb_flow_key6, daddr, 16, 16);
+ABI_FIELD(lb_flow_key6, sport, 32, 2);
+ABI_FIELD(lb_flow_key6, dport, 34, 2);
+ABI_FIELD(lb_flow_key6, proto, 36, 1);
+ABI_FIELD(lb_flow_key6, pad, 37, 3);
+
+static_assert(sizeof(struct lb_flow_entry6) == 56, "lb_flow_entry6 size");
+ABI_FIELD(lb_flow_entry6, key, 0, 40);
+ABI_FIELD(lb_flow_entry6, backend_id, 40, 4);
+ABI_FIELD(lb_flow_entry6, epoch, 44, 4);
+ABI_FIELD(lb_flow_entry6, check, 48, 4);
+ABI_FIELD(lb_flow_entry6, referenced, 52, 4);
+
+static_assert(sizeof(struct lb_flow_set6) == 224, "lb_flow_set6 size");
+ABI_FIELD(lb_flow_set6, way, 0, 224);
+
 static_assert(sizeof(struct lb_slot_mark) == 12, "lb_slot_mark size");
 ABI_FIELD(lb_slot_mark, prev_id, 0, 4);
 ABI_FIELD(lb_slot_mark, epoch, 4, 4);
@@ -93,17 +142,17 @@ static_assert(sizeof(struct lb_counter) == 16, "lb_counter size");
 ABI_FIELD(lb_counter, packets, 0, 8);
 ABI_FIELD(lb_counter, bytes, 8, 8);
 
-static_assert(sizeof(struct lb_event) == 40, "lb_event size");
+static_assert(sizeof(struct lb_event) == 64, "lb_event size");
 ABI_FIELD(lb_event, ts_ns, 0, 8);
 ABI_FIELD(lb_event, ifindex, 8, 4);
 ABI_FIELD(lb_event, pkt_len, 12, 4);
 ABI_FIELD(lb_event, service_id, 16, 4);
 ABI_FIELD(lb_event, backend_id, 20, 4);
-ABI_FIELD(lb_event, saddr, 24, 4);
-ABI_FIELD(lb_event, daddr, 28, 4);
-ABI_FIELD(lb_event, sport, 32, 2);
-ABI_FIELD(lb_event, dport, 34, 2);
-ABI_FIELD(lb_event, proto, 36, 1);
-ABI_FIELD(lb_event, action, 37, 1);
-ABI_FIELD(lb_event, reason, 38, 1);
-ABI_FIELD(lb_event, pad, 39, 1);
+ABI_FIELD(lb_event, saddr, 24, 16);
+ABI_FIELD(lb_event, daddr, 40, 16);
+ABI_FIELD(lb_event, sport, 56, 2);
+ABI_FIELD(lb_event, dport, 58, 2);
+ABI_FIELD(lb_event, proto, 60, 1);
+ABI_FIELD(lb_event, action, 61, 1);
+ABI_FIELD(lb_event, reason, 62, 1);
+ABI_FIELD(lb_event, family, 63, 1);

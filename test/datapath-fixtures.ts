@@ -227,8 +227,8 @@ export function fixtures(): Fixture[] {
   const tcpIn = (sport: number, x: Extra = {}) => tcpFrame(CLIENT, VIP.web, { sport, dport: 80, payload: PAYLOAD }, x);
 
   // -- not ours: other EtherTypes and tags
-  F.push({ name: 'ARP request passes (not IPv4)', ingress: 'a', input: buildArpRequest(CLIENT, '198.18.0.1', MAC.client), action: 'pass', reason: 'not_ipv4', output: 'unchanged' });
-  F.push({ name: 'IPv6 passes (not IPv4)', ingress: 'a', input: buildIpv6Udp(1000, 53), action: 'pass', reason: 'not_ipv4', output: 'unchanged' });
+  F.push({ name: 'ARP request passes (not IPv4)', ingress: 'a', input: buildArpRequest(CLIENT, '198.18.0.1', MAC.client), action: 'pass', reason: 'not_ip', output: 'unchanged' });
+  F.push({ name: 'IPv6 not to a VIP passes (not_vip)', ingress: 'a', input: buildIpv6Udp(1000, 53), action: 'pass', reason: 'not_vip', output: 'unchanged' });
   F.push({ name: '802.1Q-tagged frame to a VIP passes (vlan)', ingress: 'a', input: tcpIn(1000, { eth: { vlan: 10 } }), action: 'pass', reason: 'vlan', output: 'unchanged' });
   F.push({ name: '802.1ad-tagged frame passes (vlan)', ingress: 'a', input: tcpIn(1000, { eth: { vlan: 10, tpid: ETH_P_8021AD } }), action: 'pass', reason: 'vlan', output: 'unchanged' });
 
@@ -481,7 +481,7 @@ function verdictFixtures(web: (sport: number) => BackendDef): Fixture[] {
   }
   F.push({ name: "backend reply to another host's MAC passes unprocessed (other_mac)", ingress: 'b', input: tcpFrame('198.18.1.10', CLIENT, { sport: 80, dport: 11001 }, { eth: { dst: '02:00:00:0b:00:99' } }), action: 'pass', reason: 'other_mac', output: 'unchanged' });
   F.push({ name: 'ICMP echo to a VIP sent to the broadcast MAC is not answered (other_mac)', ingress: 'a', input: buildFrame({ eth: { dst: 'ff:ff:ff:ff:ff:ff' }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_ICMP }, icmp: { type: 8 } }), action: 'pass', reason: 'other_mac', output: 'unchanged' });
-  F.push({ name: 'ARP broadcast still passes as not_ipv4 (the MAC check is for IPv4 only)', ingress: 'b', input: buildArpRequest('198.18.1.10', '198.18.1.1', MAC.b10), action: 'pass', reason: 'not_ipv4', output: 'unchanged' });
+  F.push({ name: 'ARP broadcast still passes as not_ip (the MAC check is for IPv4 only)', ingress: 'b', input: buildArpRequest('198.18.1.10', '198.18.1.1', MAC.b10), action: 'pass', reason: 'not_ip', output: 'unchanged' });
 
   // -- martian sources toward a VIP (every class), and martian clients of NAT replies
   for (const src of ['0.0.0.0', '0.1.2.3', '127.0.0.1', '127.255.0.9', '224.0.0.5', '239.255.255.250', '240.0.0.1', '255.255.255.255', VIP.web]) {

@@ -4,7 +4,7 @@
  * maps directly (exact ids, inactive backends, odd table sizes) instead of going through the
  * reconciler, so that every branch of the program can be reached on purpose.
  */
-import { flowCacheHash, serviceSlotIndex, vipFilterWords } from '../src/dataplane/jhash';
+import { flowCacheHash, serviceSlotIndex, vipFilterWords, vipFilterWords6 } from '../src/dataplane/jhash';
 import { LB, LbFlowEntryCodec } from '../src/dataplane/abi';
 import { type ModelMark, type ModelService, type ModelState } from './refmodel';
 
@@ -61,10 +61,11 @@ export function reverseValue(vip: number, vport: number, serviceId: number, back
   return v;
 }
 /** The settings entry; `vips` (host-order addresses) fill its VIP filter, as the reconciler does. */
-export function settingsValue(fragPolicy: number, sampleRate: number, flowCache: boolean, vips: Iterable<number>): Buffer {
-  const v = Buffer.alloc(16 + 4 * LB.VIP_FILTER_WORDS);
+export function settingsValue(fragPolicy: number, sampleRate: number, flowCache: boolean, vips: Iterable<number>, vips6: Iterable<string> = []): Buffer {
+  const v = Buffer.alloc(16 + 8 * LB.VIP_FILTER_WORDS);
   v.writeUInt32LE(fragPolicy, 0); v.writeUInt32LE(sampleRate, 4); v.writeUInt32LE(flowCache ? 1 : 0, 8);
   vipFilterWords(vips).forEach((w, i) => v.writeUInt32LE(w, 16 + 4 * i));
+  vipFilterWords6(vips6).forEach((w, i) => v.writeUInt32LE(w, 16 + 4 * LB.VIP_FILTER_WORDS + 4 * i));
   return v;
 }
 export function flowKeyBytes(saddr: number, daddr: number, sport: number, dport: number, proto: number): Buffer {

@@ -10,7 +10,7 @@ import { enterNetns, RingBuffer } from '../src/bpf';
 import {
   checksumProblems, parseFrame, buildFrame, buildIpv4, buildEthernet, internetChecksum, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
 } from '../src/dataplane/packet';
-import { LB, LbEventCodec, LbFlowEntryCodec } from '../src/dataplane/abi';
+import { LB, LbEventCodec, LbFlowEntryCodec, ipv6ToBytes } from '../src/dataplane/abi';
 import { flowCacheHash, flowHash, serviceSlotIndex } from '../src/dataplane/jhash';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
 import {
@@ -29,24 +29,32 @@ const BACKEND_IDS = Array.from({ length: 14 }, (_, i) => i);
 interface DecodedEvent {
   ifindex: number; pktLen: number; serviceId: number; backendId: number;
   saddr: string; daddr: string; sport: number; dport: number; proto: number; action: number; reason: number;
+  family: number;
 }
 
 function decodeEvent(rec: Buffer): DecodedEvent {
   assert.equal(rec.length, LbEventCodec.size, `lb_event is ${LbEventCodec.size} bytes`);
   const { tsNs: _ts, ...fields } = LbEventCodec.decode(rec);
+  // IPv4 (and not-IP) events carry ::ffff:a.b.c.d: compared as the dotted IPv4 the TS decoder makes of them.
+  const v4 = (a: string) => { const b = ipv6ToBytes(a); return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`; };
+  if (fields.family !== LB.FAMILY_IPV6) {
+    assert.match(fields.saddr, /^::ffff:/, 'a family-4 event stores v4-mapped addresses');
+    return { ...fields, saddr: v4(fields.saddr), daddr: v4(fields.daddr) };
+  }
   return fields;
 }
 
 /** What the event records "as received": addresses of a valid IPv4 header, ports of a whole TCP/UDP header. */
-function receivedFields(frame: Buffer, reason: string): Pick<DecodedEvent, 'saddr' | 'daddr' | 'sport' | 'dport' | 'proto'> {
-  const none = { saddr: '0.0.0.0', daddr: '0.0.0.0', sport: 0, dport: 0, proto: 0 };
+function receivedFields(frame: Buffer, reason: string): Pick<DecodedEvent, 'saddr' | 'daddr' | 'sport' | 'dport' | 'proto' | 'family'> {
+  const family = frame.length >= 14 && frame.readUInt16BE(12) === ETH_P_IP ? 4 : 0;
+  const none = { saddr: '0.0.0.0', daddr: '0.0.0.0', sport: 0, dport: 0, proto: 0, family };
   // Frames to another MAC are not parsed at all.
   if (frame.length < 34 || frame.readUInt16BE(12) !== ETH_P_IP || reason === 'other_mac') return none;
   const ihl = (frame[14] & 0x0f) * 4;
   const totLen = frame.readUInt16BE(16);
   if (frame[14] >> 4 !== 4 || ihl < 20 || 14 + ihl > frame.length || totLen < ihl || totLen > frame.length - 14) return none;
   const proto = frame[23];
-  const out = { saddr: u32ToIp(frame.readUInt32BE(26)), daddr: u32ToIp(frame.readUInt32BE(30)), sport: 0, dport: 0, proto };
+  const out = { saddr: u32ToIp(frame.readUInt32BE(26)), daddr: u32ToIp(frame.readUInt32BE(30)), sport: 0, dport: 0, proto, family };
   // Ports of a first fragment are read only when it is not to a VIP (a NAT reply's first fragment).
   const fragOff = frame.readUInt16BE(20);
   const firstReplyFragment = (fragOff & 0x1fff) === 0 && !(Object.values(VIP) as string[]).includes(out.daddr);

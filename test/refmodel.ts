@@ -198,7 +198,7 @@ class Run {
     if (end < 14) return this.verdict(XDP_DROP, 'malformed');
     const type = f.readUInt16BE(12);
     if (type === 0x8100 || type === 0x88a8) return this.verdict(XDP_PASS, 'vlan');
-    if (type !== 0x0800) return this.verdict(XDP_PASS, 'not_ipv4');
+    if (type !== 0x0800) return this.verdict(XDP_PASS, type === 0x86dd ? 'not_vip' : 'not_ip');
     const ownMac = this.st.ifMacs.get(this.ingress);
     if (ownMac && !ownMac.equals(f.subarray(0, 6))) return this.verdict(XDP_PASS, 'other_mac');
 

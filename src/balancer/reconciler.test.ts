@@ -166,6 +166,7 @@ function checkMaps(dp: Dataplane, lb: Balancer, state: DataplaneState): void {
   assert.deepEqual(LbSettingsCodec.decode(dp.map('settings').lookup(encodeU32(0))!), {
     fragPolicy: st.fragPolicy === 'pass' ? 1 : 0, sampleRate: st.sampleRate, flowCache: st.flowCache ? 1 : 0,
     txRedirect: st.txRedirect ? 1 : 0, vipFilter: vipFilterWords(state.services.map((s) => ipToU32(s.vip))),
+    vipFilter6: new Array<number>(LB.VIP_FILTER_WORDS).fill(0),
   });
 }
 

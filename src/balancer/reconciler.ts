@@ -421,6 +421,8 @@ export class Reconciler {
       sampleRate: state.settings.sampleRate,
       flowCache: state.settings.flowCache ? 1 : 0,
       txRedirect: state.settings.txRedirect ? 1 : 0,
+      // IPv6 VIP filter: kept as it is here (v6: the IPv6 reconciler's to write).
+      vipFilter6: this.typed.settings.get(0)?.vipFilter6 ?? new Array<number>(LB.VIP_FILTER_WORDS).fill(0),
     };
     const desiredFilter = vipFilterWords(plans.map((p) => ipv4ToBytes(p.service.vip).readUInt32BE(0)));
     const currentFilter = this.typed.settings.get(0)?.vipFilter ?? desiredFilter;

@@ -8,7 +8,7 @@ import { btfStructLayout, possibleCpus, repoRoot } from '../bpf';
 import {
   LB, STRUCT_CODECS, LbServiceKeyCodec, LbServiceCodec, LbBackendCodec, LbReverseCodec, LbFlowKeyCodec,
   LbEventCodec, LbFlowStatsCodec, LbSettingsCodec, decodePerCpuSum, encodePerCpu, encodeU32, decodeU32,
-  ipv4ToBytes,
+  ipv4ToBytes, ipv6ToBytes, bytesToIpv6, canonicalIpv6, LbService6KeyCodec, LbBackend6Codec, LbFlowKey6Codec,
 } from './abi';
 import { REASONS } from './types';
 
@@ -72,8 +72,9 @@ describe('ABI vs bpf/lb_abi.h and the BTF of bpf/lb.o', () => {
     for (const [k, v] of named) assert.equal(REASONS[v], k.slice('REASON_'.length).toLowerCase(), `LB_${k} = ${v}`);
     assert.equal(named.length, REASONS.length);
     // Numbers are stable across releases (dashboards and stored metrics key on the names).
-    assert.deepEqual(REASONS.slice(0, 19), ['forwarded', 'reversed', 'icmp_echo', 'icmp_error', 'not_ipv4', 'vlan', 'not_vip', 'malformed',
+    assert.deepEqual(REASONS.slice(0, 19), ['forwarded', 'reversed', 'icmp_echo', 'icmp_error', 'not_ip', 'vlan', 'not_vip', 'malformed',
       'fragment', 'no_service', 'no_backend', 'ttl', 'no_neigh', 'no_route', 'no_tx_port', 'icmp_unsupported', 'other_mac', 'martian', 'bad_checksum']);
+    assert.equal(REASONS[19], 'ext_header');
   });
 
   test('every struct of the header has a codec', () => {
@@ -118,13 +119,43 @@ describe('codecs', () => {
     assert.deepEqual(LbReverseCodec.decode(LbReverseCodec.encode(rev)), rev);
     const flow = { saddr: '198.18.0.2', daddr: '198.18.100.1', sport: 40000, dport: 53, proto: 6 };
     assert.deepEqual(LbFlowKeyCodec.decode(LbFlowKeyCodec.encode(flow)), flow);
-    const settings = { fragPolicy: LB.FRAG_PASS, sampleRate: 100, flowCache: 1, txRedirect: 1, vipFilter: [1, 0, 0, 0x80000000, 0, 0, 0, 7] };
+    const settings = { fragPolicy: LB.FRAG_PASS, sampleRate: 100, flowCache: 1, txRedirect: 1, vipFilter: [1, 0, 0, 0x80000000, 0, 0, 0, 7], vipFilter6: [0, 2, 0, 0, 0, 0, 0x80000000, 0] };
     assert.deepEqual(LbSettingsCodec.decode(LbSettingsCodec.encode(settings)), settings);
     const ev = {
-      tsNs: 123456789012, ifindex: 5, pktLen: 98, serviceId: 1, backendId: 2, saddr: '198.18.0.2',
-      daddr: '198.18.100.1', sport: 1234, dport: 80, proto: 6, action: 3, reason: LB.REASON_FORWARDED,
+      tsNs: 123456789012, ifindex: 5, pktLen: 98, serviceId: 1, backendId: 2, saddr: '2001:2::5',
+      daddr: '::ffff:c612:6401', sport: 1234, dport: 80, proto: 6, action: 3, reason: LB.REASON_FORWARDED, family: 6,
     };
+    assert.equal(LbEventCodec.size % 8, 0);
     assert.deepEqual(LbEventCodec.decode(LbEventCodec.encode(ev)), ev);
+  });
+
+  test('IPv6 fields: any valid text in, canonical RFC 5952 text out', () => {
+    const cases: Array<[string, string]> = [
+      ['2001:0002:0000:0000:0000:0000:0000:0005', '2001:2::5'],
+      ['2001:2:0:0:1:0:0:1', '2001:2::1:0:0:1'],       // first of two equal runs
+      ['2001:2:0:1:0:0:0:1', '2001:2:0:1::1'],         // the longest run, not the first
+      ['2001:2:0:1:2:3:4:5', '2001:2:0:1:2:3:4:5'],    // one zero group is not ::
+      ['::', '::'], ['::1', '::1'], ['1::', '1::'], ['FE80::ABCD', 'fe80::abcd'],
+      ['::ffff:198.18.0.1', '::ffff:c612:1'],          // a dotted tail in, hex out
+      ['2001:2::198.18.0.1', '2001:2::c612:1'],
+      ['0:0:0:0:0:0:0:0', '::'],
+    ];
+    for (const [input, canonical] of cases) assert.equal(canonicalIpv6(input), canonical, input);
+    assert.deepEqual([...ipv6ToBytes('2001:2::5')], [0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5]);
+    assert.equal(bytesToIpv6(Buffer.from('00000000000000000000ffffc6120001', 'hex')), '::ffff:c612:1');
+    for (const bad of ['', ':', ':::', '1:2:3:4:5:6:7', '1:2:3:4:5:6:7:8:9', '1::2::3', '12345::', 'g::1', '::1.2.3', '::01.2.3.4',
+      '1.2.3.4::', '1:2:3:4:5:6:7::8:9', 'fe80::1%eth0', '2001:2::/48', ' ::1']) {
+      assert.throws(() => ipv6ToBytes(bad), /is not an IPv6 address/, JSON.stringify(bad));
+    }
+    const key = { vip: '2001:2::10', port: 443, proto: 6 };
+    const enc = LbService6KeyCodec.encode({ ...key, vip: '2001:0002::0010' });
+    assert.equal(enc.length, 20);
+    assert.deepEqual(LbService6KeyCodec.decode(enc), key);
+    const b6 = { ip: '2001:2:1::a', port: 8080, flags: LB.BACKEND_F_ACTIVE, mode: LB.MODE_NAT, serviceId: 9, vip: '2001:2::10', vport: 443, proto: 6 };
+    assert.deepEqual(LbBackend6Codec.decode(LbBackend6Codec.encode(b6)), b6);
+    const f6 = { saddr: '2001:2:ff::1', daddr: '2001:2::10', sport: 1, dport: 2, proto: 17 };
+    assert.equal(LbFlowKey6Codec.size, 40);
+    assert.deepEqual(LbFlowKey6Codec.decode(LbFlowKey6Codec.encode(f6)), f6);
   });
 
   test('bad values are refused, naming the field', () => {

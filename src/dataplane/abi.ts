@@ -6,7 +6,8 @@
  * turns each layout into an encode/decode pair. lb-generated.test.ts regenerates the file and
  * fails when it differs, abi.test.ts compares the codecs with the BTF through libbpf.
  * Byte order: `__be*` fields are network order (addresses as dotted quads, ports as numbers),
- * every other field is host order.
+ * lb_in6 fields are 16 network-order bytes (canonical RFC 5952 text; encoded from any valid
+ * RFC 4291 text form), every other field is host order.
  */
 import * as os from 'node:os';
 import {
@@ -21,6 +22,7 @@ export type { FieldKind };
 export type {
   LbServiceKey, LbService, LbVip, LbBackend, LbReverseKey, LbReverse, LbIfMac, LbSettings, LbFlowKey,
   LbFlowEntry, LbFlowSet, LbFlowStats, LbCounter, LbEvent,
+  LbService6Key, LbBackend6, LbReverse6Key, LbReverse6, LbFlowKey6, LbFlowEntry6, LbFlowSet6,
 } from './lb.generated';
 
 export interface FieldSpec {
@@ -61,6 +63,74 @@ export function ipv4ToBytes(address: string): Buffer {
 
 export function bytesToIpv4(buf: Buffer, offset = 0): string {
   return `${buf[offset]}.${buf[offset + 1]}.${buf[offset + 2]}.${buf[offset + 3]}`;
+}
+
+/**
+ * Any valid RFC 4291 text form of an IPv6 address (hex groups, one `::`, an optional dotted IPv4
+ * tail; no zone, no prefix) -> its 16 network-order bytes.
+ * @throws Error naming the bad address
+ */
+export function ipv6ToBytes(address: string): Buffer {
+  const bad = (): never => { throw new Error(`abi: "${address}" is not an IPv6 address`); };
+  if (typeof address !== 'string' || address.length > 45 || !/^[0-9A-Fa-f:.]+$/.test(address)) bad();
+  const halves = address.split('::');
+  if (halves.length > 2) bad();
+  const groups = (text: string, last: boolean): number[] => {
+    if (text === '') return [];
+    const parts = text.split(':');
+    const out: number[] = [];
+    parts.forEach((part, i) => {
+      if (last && i === parts.length - 1 && part.includes('.')) {
+        if (!/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/.test(part)) bad();
+        const v4 = ipv4ToBytes(part);
+        out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
+        return;
+      }
+      if (!/^[0-9A-Fa-f]{1,4}$/.test(part)) bad();
+      out.push(parseInt(part, 16));
+    });
+    return out;
+  };
+  let words: number[];
+  try {
+    if (halves.length === 2) {
+      const head = groups(halves[0], false);
+      const tail = groups(halves[1], true);
+      if (head.length + tail.length > 7) bad();
+      words = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+    } else {
+      words = groups(address, true);
+      if (words.length !== 8) bad();
+    }
+  } catch {
+    return bad();
+  }
+  const buf = Buffer.alloc(16);
+  words.forEach((w, i) => buf.writeUInt16BE(w, i * 2));
+  return buf;
+}
+
+/** 16 network-order bytes -> the canonical text form (RFC 5952: lower case, no leading zeros,
+ * the longest run of two or more zero groups as `::`, the first on a tie; no dotted tail). */
+export function bytesToIpv6(buf: Buffer, offset = 0): string {
+  const words = Array.from({ length: 8 }, (_, i) => buf.readUInt16BE(offset + i * 2));
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (words[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
+  if (best < 0) return hex(words);
+  return `${hex(words.slice(0, best))}::${hex(words.slice(best + bestLen))}`;
+}
+
+/** Any valid IPv6 text -> its canonical form. @throws Error naming the bad address */
+export function canonicalIpv6(address: string): string {
+  return bytesToIpv6(ipv6ToBytes(address));
 }
 
 function checkInt(value: unknown, bits: number, field: string): number {
@@ -110,6 +180,10 @@ function writeField(buf: Buffer, f: FieldSpec, value: unknown, where: string): v
       if (typeof value !== 'string') throw new Error(`abi: ${label} must be a dotted quad string`);
       ipv4ToBytes(value).copy(buf, f.offset);
       return;
+    case 'ipv6':
+      if (typeof value !== 'string') throw new Error(`abi: ${label} must be an IPv6 address string`);
+      ipv6ToBytes(value).copy(buf, f.offset);
+      return;
   }
 }
 
@@ -131,6 +205,7 @@ function readField(buf: Buffer, at: number, f: FieldSpec): unknown {
     case 'u64': return Number(HOST_LE ? buf.readBigUInt64LE(at) : buf.readBigUInt64BE(at));
     case 'be16': return buf.readUInt16BE(at);
     case 'ipv4': return bytesToIpv4(buf, at);
+    case 'ipv6': return bytesToIpv6(buf, at);
     case 'pad': return 0;
   }
 }
@@ -193,6 +268,13 @@ export const LbFlowSetCodec = CODECS.lb_flow_set;
 export const LbFlowStatsCodec = CODECS.lb_flow_stats;
 export const LbCounterCodec = CODECS.lb_counter;
 export const LbEventCodec = CODECS.lb_event;
+export const LbService6KeyCodec = CODECS.lb_service6_key;
+export const LbBackend6Codec = CODECS.lb_backend6;
+export const LbReverse6KeyCodec = CODECS.lb_reverse6_key;
+export const LbReverse6Codec = CODECS.lb_reverse6;
+export const LbFlowKey6Codec = CODECS.lb_flow_key6;
+export const LbFlowEntry6Codec = CODECS.lb_flow_entry6;
+export const LbFlowSet6Codec = CODECS.lb_flow_set6;
 
 /** Every struct codec of the header (the ABI test walks this list). */
 export const STRUCT_CODECS: readonly StructCodec<unknown>[] = Object.values(CODECS) as StructCodec<unknown>[];
@@ -225,6 +307,11 @@ export function decodeU32(buf: Buffer, offset = 0): number {
 /** The vips map key: a __be32 address. */
 export function encodeIpv4Key(address: string): Buffer {
   return ipv4ToBytes(address);
+}
+
+/** The vips6 map key: an lb_in6 address. */
+export function encodeIpv6Key(address: string): Buffer {
+  return ipv6ToBytes(address);
 }
 
 /**

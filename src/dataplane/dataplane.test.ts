@@ -86,7 +86,7 @@ describe('Dataplane on the real kernel', () => {
     const opts = dp!.reloadOptions();
     assert.deepEqual(Object.keys(opts.reuseMaps!).sort(), [...MAP_NAMES].sort());
     assert.equal(opts.reuseMaps!.flows, path.join(PIN, 'maps', 'flows'));
-    assert.deepEqual(opts.maxEntries, { next_hops: 32 }, 'only the unpinned next-hop cache is sized: one slot per backend');
+    assert.deepEqual(opts.maxEntries, { next_hops: 32, next_hops6: 32 }, 'only the unpinned next-hop caches are sized: one slot per backend');
     assert.deepEqual(opts.globals!.flow_sets_mask, encodeU32(256 / LB.FLOW_WAYS - 1), 'the pinned flows map\'s sets');
     assert.deepEqual(opts.globals!.hash_seed, encodeU32(42));
     assert.deepEqual(opts.innerMaxEntries, { maglev: dp!.maglevMaxSize, maglev_marks: dp!.maglevMaxSize });
@@ -289,7 +289,7 @@ describe('Dataplane on the real kernel', () => {
     older.writeUInt32LE(0x786c6232, 0); // "xlb2": the layout before verdict_stats
     meta.update(encodeU32(0), older);
     try {
-      assert.throws(() => Dataplane.adopt(PIN), /made by another xdplb build \(map layout 2, this build uses 5\).*Remove/);
+      assert.throws(() => Dataplane.adopt(PIN), /made by another xdplb build \(map layout 2, this build uses 6\).*Remove/);
     } finally {
       meta.update(encodeU32(0), original);
       meta.close();

@@ -37,6 +37,8 @@ export interface DataplaneLoadOptions {
   maxBackends?: number;
   /** flows the affinity cache holds: rounded up to LB.FLOW_WAYS x a power of two */
   maxFlows?: number;
+  /** IPv6 flows the flows6 cache holds (default LB.MAX_FLOWS6): rounded like maxFlows */
+  maxFlows6?: number;
   maxVips?: number;
   maxReverse?: number;
   /** largest Maglev table accepted (and the inner template's size) */
@@ -50,7 +52,7 @@ export interface AttachmentInfo { ifname: string; ifindex: number; mode: XdpMode
 const META_SIZE = 16; // u32 magic, u32 hash seed, u32 maglevMaxSize, u32 reserved
 /** "xlb" + the maps' layout version: bumped whenever a map's type, key or value changes, so that
  * adopt refuses maps it cannot use instead of misreading them. */
-const META_MAGIC = 0x786c6235; // "xlb5": Maglev slots carry transition marks (struct lb_maglev_slot), flow entries an epoch
+const META_MAGIC = 0x786c6236; // "xlb6": IPv6 sibling maps, lb_settings.vip_filter6, family-aware lb_event
 const META_MAGIC_PREFIX = 0x786c6200; // "xlb\0"
 
 /** The error for pins made by another build whose maps this one cannot reuse. */
@@ -107,8 +109,9 @@ export class Dataplane {
     const maxBackends = positive(opts.maxBackends, LB.MAX_BACKENDS, 'maxBackends');
     const maglevMaxSize = positive(opts.maglevMaxSize, LB.MAGLEV_DEFAULT_SIZE, 'maglevMaxSize');
     const sets = flowSets(positive(opts.maxFlows, LB.MAX_FLOWS, 'maxFlows'));
+    const sets6 = flowSets(positive(opts.maxFlows6, LB.MAX_FLOWS6, 'maxFlows6'));
     const object = BpfObject.load(objectPath, lbLoadOptions({
-      hashSeed: opts.hashSeed, flowSets: sets, maglevMaxSize, maxServices, maxBackends,
+      hashSeed: opts.hashSeed, flowSets: sets, flowSets6: sets6, maglevMaxSize, maxServices, maxBackends,
       maxVips: positive(opts.maxVips, LB.MAX_VIPS, 'maxVips'),
       maxReverse: positive(opts.maxReverse, LB.MAX_REVERSE, 'maxReverse'),
     }));
@@ -249,7 +252,7 @@ export class Dataplane {
     const dir = this.pinnedAt;
     if (!dir) throw new Error('dataplane: replaceProgram needs pinned maps: pin() first');
     return lbLoadOptions({
-      hashSeed, flowSets: this.maps.flows.maxEntries, maglevMaxSize: this.maglevMaxSize,
+      hashSeed, flowSets: this.maps.flows.maxEntries, flowSets6: this.maps.flows6.maxEntries, maglevMaxSize: this.maglevMaxSize,
       maxBackends: this.maps.backends.maxEntries, reusePinDir: dir,
     });
   }

@@ -4,7 +4,8 @@
  * events only while settings.sampleRate > 0.
  */
 import { RingBuffer } from '../bpf';
-import { LbEventCodec } from './abi';
+import { LbEventCodec, ipv6ToBytes } from './abi';
+import { LB } from './lb.generated';
 import { REASONS, XDP_ACTIONS, type TraceEvent } from './types';
 import type { Dataplane } from './dataplane';
 import type { IdNames } from './inspect';
@@ -48,16 +49,7 @@ export class TraceEvents {
   }
 
   decodeEvent(rec: Buffer): TraceEvent {
-    const e = LbEventCodec.decode(rec);
-    return {
-      tsNs: e.tsNs, ifindex: e.ifindex, pktLen: e.pktLen,
-      service: e.serviceId ? this.names.serviceName(e.serviceId) : null,
-      backend: e.backendId ? this.names.backendName(e.backendId) : null,
-      serviceId: e.serviceId, backendId: e.backendId, saddr: e.saddr, daddr: e.daddr,
-      sport: e.sport, dport: e.dport, proto: e.proto,
-      action: XDP_ACTIONS[e.action] ?? 'aborted',
-      reason: REASONS[e.reason] ?? 'malformed',
-    };
+    return decodeTraceEvent(rec, this.names);
   }
 
   /** Stops consuming (an open ring keeps the event loop alive) and forgets every subscriber. */
@@ -66,4 +58,28 @@ export class TraceEvents {
     this.ring = null;
     this.listeners.clear();
   }
+}
+
+/** An event address as text: family 6 canonical IPv6 (RFC 5952); otherwise (IPv4, stored as
+ * ::ffff:a.b.c.d, or a frame that was not IP, all zero) the dotted IPv4 of the last 4 bytes. */
+function eventAddress(text: string, family: number): string {
+  if (family === LB.FAMILY_IPV6) return text;
+  const b = ipv6ToBytes(text);
+  return `${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+}
+
+/** One ring-buffer record as a TraceEvent, ids resolved through `names`. */
+export function decodeTraceEvent(rec: Buffer, names: Pick<IdNames, 'serviceName' | 'backendName'>): TraceEvent {
+  const e = LbEventCodec.decode(rec);
+  return {
+    tsNs: e.tsNs, ifindex: e.ifindex, pktLen: e.pktLen,
+    service: e.serviceId ? names.serviceName(e.serviceId) : null,
+    backend: e.backendId ? names.backendName(e.backendId) : null,
+    serviceId: e.serviceId, backendId: e.backendId,
+    saddr: eventAddress(e.saddr, e.family), daddr: eventAddress(e.daddr, e.family),
+    sport: e.sport, dport: e.dport, proto: e.proto,
+    ...(e.family === LB.FAMILY_IPV4 || e.family === LB.FAMILY_IPV6 ? { family: e.family as 4 | 6 } : {}),
+    action: XDP_ACTIONS[e.action] ?? 'aborted',
+    reason: REASONS[e.reason] ?? 'malformed',
+  };
 }

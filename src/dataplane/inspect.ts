@@ -7,7 +7,8 @@ import { possibleCpus, type BpfMap } from '../bpf';
 import {
   LB, LbCounterCodec, LbFlowStatsCodec, LbServiceKeyCodec, LbServiceCodec, LbBackendCodec,
   LbReverseKeyCodec, LbReverseCodec, LbFlowSetCodec, LbServiceSlotCodec, LbSettingsCodec, LbVipCodec, LbIfMacCodec,
-  bytesToIpv4, decodePerCpuSum, decodeU32, encodeU32,
+  LbService6KeyCodec, LbBackend6Codec, LbReverse6KeyCodec, LbReverse6Codec, LbFlowSet6Codec,
+  bytesToIpv4, bytesToIpv6, decodePerCpuSum, decodeU32, encodeU32,
 } from './abi';
 import {
   REASONS, XDP_ACTIONS, type FlowCounters, type PacketCounter, type StatsSnapshot, type XdpAction, type Reason,
@@ -165,6 +166,15 @@ export class DataplaneInspector {
       case 'flows': return {
         key: index,
         value: LbFlowSetCodec.decode(value).way.filter((w) => w.backendId !== 0)
+          .map((w) => ({ ...w.key, backendId: w.backendId, epoch: w.epoch, backend: this.names.backendName(w.backendId), referenced: w.referenced === 1 })),
+      };
+      case 'services6': return { key: LbService6KeyCodec.decode(key), value: { ...LbServiceCodec.decode(value), name: this.names.serviceName(LbServiceCodec.decode(value).id) } };
+      case 'vips6': return { key: bytesToIpv6(key), value: LbVipCodec.decode(value) };
+      case 'backends6': return { key: index, value: { ...LbBackend6Codec.decode(value), name: this.names.backendName(index) } };
+      case 'reverse6': case 'reverse_frags6': return { key: LbReverse6KeyCodec.decode(key), value: LbReverse6Codec.decode(value) };
+      case 'flows6': return {
+        key: index,
+        value: LbFlowSet6Codec.decode(value).way.filter((w) => w.backendId !== 0)
           .map((w) => ({ ...w.key, backendId: w.backendId, epoch: w.epoch, backend: this.names.backendName(w.backendId), referenced: w.referenced === 1 })),
       };
       case 'settings': return { key: index, value: LbSettingsCodec.decode(value) };

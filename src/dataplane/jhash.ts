@@ -1,9 +1,10 @@
 /**
  * Bob Jenkins' lookup3 as the kernel's jhash2(), bit-identical to bpf/jhash.h, and the flow
  * hash the XDP program picks Maglev slots with (test/datapath.test.ts checks both agree); also
- * the program's other two hashes: the flow cache's and the VIP filter's.
+ * the program's other two hashes: the flow cache's and the VIP filter's. The IPv6 siblings
+ * (fold6, flowHash6, flowCacheHash6, vipFilterBit6) take addresses as IPv6 text or 16 bytes.
  */
-import { LB } from './abi';
+import { LB, ipv6ToBytes } from './abi';
 
 const JHASH_INITVAL = 0xdeadbeef;
 
@@ -114,4 +115,78 @@ export function vipFilterWords(addresses: Iterable<number>): number[] {
 export function serviceSlotIndex(key: Buffer): number {
   const h = (Math.imul(key.readUInt32LE(0), LB.SERVICE_SLOT_MUL) ^ Math.imul(key.readUInt32LE(4), LB.SERVICE_SLOT_MUL2)) >>> 0;
   return h >>> (32 - LB.SERVICE_SLOTS_BITS);
+}
+
+/** An IPv6 address as text (any valid form) or its 16 network-order bytes. */
+export type Ipv6Input = string | Uint8Array;
+
+function v6Bytes(a: Ipv6Input): Buffer {
+  if (typeof a === 'string') return ipv6ToBytes(a);
+  if (a.length !== 16) throw new Error(`jhash: an IPv6 address is 16 bytes, got ${a.length}`);
+  return Buffer.from(a.buffer, a.byteOffset, 16);
+}
+
+/** fold6 (docs/datapath.md, IPv6): the xor of an IPv6 address's four words, each host order
+ * (bpf_ntohl of the network word), as bpf/lb6.h fold6() computes it. */
+export function fold6(address: Ipv6Input): number {
+  const b = v6Bytes(address);
+  return (b.readUInt32BE(0) ^ b.readUInt32BE(4) ^ b.readUInt32BE(8) ^ b.readUInt32BE(12)) >>> 0;
+}
+
+/** Seed xor of every IPv6 Maglev flow hash: keeps a v6 flow's hash apart from a v4 flow whose
+ * words equal the folds. */
+export const FLOW_HASH6_SALT = 0x60000000;
+
+/**
+ * The program's IPv6 flow hash (bpf/lb6.h flow_hash6): jhash_3words(fold6(saddr), fold6(daddr),
+ * sport << 16 | dport, seed ^ proto ^ 0x60000000) for TCP/UDP, jhash_3words(fold6(saddr),
+ * fold6(daddr), proto, seed ^ 0x60000000) otherwise.
+ */
+export function flowHash6(saddr: Ipv6Input, daddr: Ipv6Input, sport: number, dport: number, proto: number, seed: number): number {
+  const s = fold6(saddr);
+  const d = fold6(daddr);
+  if (proto === 6 || proto === 17) return jhash2([s, d, ((sport << 16) | dport) >>> 0], (seed ^ proto ^ FLOW_HASH6_SALT) >>> 0);
+  return jhash2([s, d, proto], (seed ^ FLOW_HASH6_SALT) >>> 0);
+}
+
+/**
+ * The program's flows6 hash (bpf/lb6.h flow_cache_hash6): the 40-byte struct lb_flow_key6 as
+ * five 64-bit words w0..w4 as they sit in memory (little-endian host): {saddr} = w0, w1,
+ * {daddr} = w2, w3, {sport, dport, proto, pad} = w4; h = (w0 ^ w1) * K1 ^ (w2 ^ w3) * K2 ^
+ * (w4 ^ seed) * K3, then h ^= h >> 32, h *= K4, and the high 32 bits. Picks a flows6 set and
+ * seeds the entry's check word (the rules of flowCacheHash).
+ */
+export function flowCacheHash6(saddr: Ipv6Input, daddr: Ipv6Input, sport: number, dport: number, proto: number, seed: number): number {
+  const key = Buffer.alloc(40);
+  v6Bytes(saddr).copy(key, 0);
+  v6Bytes(daddr).copy(key, 16);
+  key.writeUInt16BE(sport, 32);
+  key.writeUInt16BE(dport, 34);
+  key.writeUInt8(proto, 36);
+  const w = (i: number) => key.readBigUInt64LE(i * 8);
+  let h = (((w(0) ^ w(1)) * FLOW6_K1) & MASK64) ^ (((w(2) ^ w(3)) * FLOW6_K2) & MASK64)
+    ^ (((w(4) ^ BigInt(seed >>> 0)) * FLOW6_K3) & MASK64);
+  h ^= h >> 32n;
+  h = (h * FLOW6_K4) & MASK64;
+  return Number(h >> 32n);
+}
+
+const FLOW6_K1 = 0x9e3779b97f4a7c15n;
+const FLOW6_K2 = 0xc2b2ae3d27d4eb4fn;
+const FLOW6_K3 = 0x165667b19e3779f9n;
+const FLOW6_K4 = 0x27d4eb2f165667c5n;
+
+/** The settings.vip_filter6 bit of an IPv6 VIP: (fold6(vip) * LB_VIP_FILTER_MUL) >> 24. */
+export function vipFilterBit6(address: Ipv6Input): number {
+  return Math.imul(fold6(address), LB.VIP_FILTER_MUL) >>> 24;
+}
+
+/** settings.vip_filter6 words (LB.VIP_FILTER_WORDS x u32) with the bit of every IPv6 address set. */
+export function vipFilterWords6(addresses: Iterable<Ipv6Input>): number[] {
+  const words = new Array<number>(LB.VIP_FILTER_WORDS).fill(0);
+  for (const a of addresses) {
+    const bit = vipFilterBit6(a);
+    words[bit >>> 5] = (words[bit >>> 5] | (1 << (bit & 31))) >>> 0;
+  }
+  return words;
 }

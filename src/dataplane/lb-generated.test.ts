@@ -51,18 +51,18 @@ describe('generated ABI bindings vs bpf/lb.o and bpf/lb_abi.h', () => {
 
   test('a new reason in the header changes the bindings (names and numbers together)', () => {
     const header = editedHeader((t) => t
-      .replace('#define LB_REASON_COUNT 19', '#define LB_REASON_PROBE_ONLY 19 /* test */\n#define LB_REASON_COUNT 20'));
+      .replace('#define LB_REASON_COUNT 20', '#define LB_REASON_PROBE_ONLY 20 /* test */\n#define LB_REASON_COUNT 21'));
     const r = gen('--print', 'ts', '--header', header);
     assert.equal(r.status, 0, r.stderr);
     assert.notEqual(r.stdout, fs.readFileSync(path.join(ROOT, 'src/dataplane/lb.generated.ts'), 'utf8'));
-    assert.match(r.stdout, /'probe_only', \/\/ 19: test/);
-    assert.match(r.stdout, /REASON_COUNT: 20,/);
+    assert.match(r.stdout, /'probe_only', \/\/ 20: test/);
+    assert.match(r.stdout, /REASON_COUNT: 21,/);
   });
 
   test('a reason count that disagrees with the reasons, or a gap in the numbers, is refused by name', () => {
-    let r = gen('--print', 'ts', '--header', editedHeader((t) => t.replace('#define LB_REASON_COUNT 19', '#define LB_REASON_COUNT 18')));
+    let r = gen('--print', 'ts', '--header', editedHeader((t) => t.replace('#define LB_REASON_COUNT 20', '#define LB_REASON_COUNT 19')));
     assert.equal(r.status, 2);
-    assert.match(r.stderr, /^gen-abi: LB_REASON_COUNT is 18, but 19 LB_REASON_\* are defined$/m);
+    assert.match(r.stderr, /^gen-abi: LB_REASON_COUNT is 19, but 20 LB_REASON_\* are defined$/m);
     r = gen('--print', 'ts', '--header', editedHeader((t) => t.replace('#define LB_REASON_VLAN 5', '#define LB_REASON_VLAN 25')));
     assert.equal(r.status, 2);
     assert.match(r.stderr, /^gen-abi: no LB_REASON_\* is 5 \(numbers must be dense from 0\)$/m);
@@ -74,10 +74,12 @@ describe('generated ABI bindings vs bpf/lb.o and bpf/lb_abi.h', () => {
     assert.equal(r.status, 2);
     assert.match(r.stderr, /^gen-abi: struct lb_service: lb\.o and lb_abi\.h disagree \(rebuild bpf\/lb\.o\)$/m);
     // lb_event reaches user space only through the ring buffer, so its layout comes from the header.
-    r = gen('--print', 'ts', '--header', editedHeader((t) => t.replace('\t__u8 reason;        /* LB_REASON_* */\n\t__u8 pad;', '\t__u8 reason;        /* LB_REASON_* */\n\t__u8 pad;\n\t__u32 extra;')));
+    r = gen('--print', 'ts', '--header', editedHeader((t) => t.replace('\t__u8 reason;        /* LB_REASON_* */\n\t__u8 family;', '\t__u8 reason;        /* LB_REASON_* */\n\t__u8 family;\n\t__u32 extra;')));
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /lb_event: \{ cName: 'lb_event', size: 48,/);
-    assert.match(r.stdout, /\{ c: 'extra', name: 'extra', kind: 'u32', offset: 40, size: 4 \}/);
+    assert.match(r.stdout, /lb_event: \{ cName: 'lb_event', size: 72,/);
+    assert.match(r.stdout, /\{ c: 'extra', name: 'extra', kind: 'u32', offset: 64, size: 4 \}/);
+    // lb_in6 members are the 'ipv6' kind (16 bytes, 4-aligned).
+    assert.match(r.stdout, /\{ c: 'saddr', name: 'saddr', kind: 'ipv6', offset: 24, size: 16 \}/);
   });
 
   test('a missing object is one line naming it', () => {
@@ -105,6 +107,9 @@ describe('what the rest of the code takes from the generated file', () => {
     assert.equal(LB_MAPS.maglev.inner?.maxEntries, LB.MAGLEV_DEFAULT_SIZE);
     assert.equal(LB_MAPS.events.type, 'ringbuf');
     assert.equal(LB_MAPS.flows.maxEntries, LB.MAX_FLOWS / LB.FLOW_WAYS);
+    assert.equal(LB_MAPS.flows6.maxEntries, LB.MAX_FLOWS6 / LB.FLOW_WAYS);
+    assert.deepEqual(LB_MAPS.vips6.key, { kind: 'ipv6', size: 16 });
+    assert.deepEqual(LB_MAPS.services6.key, { kind: 'struct', struct: 'lb_service6_key', size: 20 });
     for (const m of Object.values(LB_MAPS)) {
       for (const slot of [m.key, m.value]) {
         if (slot && slot.kind === 'struct') assert.equal(LB_LAYOUTS[slot.struct as keyof typeof LB_LAYOUTS].size, slot.size);
@@ -116,5 +121,6 @@ describe('what the rest of the code takes from the generated file', () => {
     assert.deepEqual(LB_GLOBALS.hash_seed, { section: '.rodata', linkage: 'global', kind: 'u32', size: 4 });
     assert.equal(LB_GLOBALS.nexthop_ttl_ns.size, 8);
     assert.equal(LB_GLOBALS.flow_sets_mask.size, 4);
+    assert.equal(LB_GLOBALS.flow_sets_mask6.size, 4);
   });
 });

@@ -11,6 +11,7 @@ export const LB = {
   MAX_REVERSE: 16384, // reverse: 4x the backends, so hash chains stay short
   MAX_TX_PORTS: 64, // tx_ports DEVMAP_HASH
   MAX_FLOWS: 262144, // flows the affinity cache holds (flows has /LB_FLOW_WAYS sets)
+  MAX_FLOWS6: 65536, // flows6 (IPv6 flows): the same, /LB_FLOW_WAYS sets
   FLOW_WAYS_BITS: 2,
   FLOW_WAYS: 4, // flows: entries per set, 1 << LB_FLOW_WAYS_BITS
   MAGLEV_DEFAULT_SIZE: 65537, // inner maglev table entries (prime)
@@ -20,15 +21,18 @@ export const LB = {
   MODE_DSR: 1,
   FRAG_DROP: 0,
   FRAG_PASS: 1,
+  EXT_HEADERS_MAX: 4,
+  FAMILY_IPV4: 4,
+  FAMILY_IPV6: 6,
   BACKEND_F_ACTIVE: 1, // entry in use; flows cached on it keep going to it
   BACKEND_F_DRAINING: 2, // informational: draining backends are not in the maglev table, ...
   REASON_FORWARDED: 0, // VIP traffic sent to a backend (TX or REDIRECT)
   REASON_REVERSED: 1, // NAT reply rewritten to the VIP and sent on
   REASON_ICMP_ECHO: 2, // echo request to a VIP answered by the program
   REASON_ICMP_ERROR: 3, // ICMP error quoting a VIP flow sent to its backend
-  REASON_NOT_IPV4: 4, // PASS: not an IPv4 frame (ARP, IPv6, ...)
+  REASON_NOT_IP: 4, // PASS: neither an IPv4 nor an IPv6 frame (ARP, LLDP, ...)
   REASON_VLAN: 5, // PASS: 802.1Q/802.1ad tagged frame
-  REASON_NOT_VIP: 6, // PASS: IPv4 but not for a VIP and not a NAT reply
+  REASON_NOT_VIP: 6, // PASS: IP but not for a VIP and not a NAT reply (IPv6: also ND, types 133..137)
   REASON_MALFORMED: 7, // DROP: truncated header, IPv4 version != 4, IHL < 5, bad total length
   REASON_FRAGMENT: 8, // DROP or PASS (per lb_settings.frag_policy): VIP fragment
   REASON_NO_SERVICE: 9, // DROP: VIP address, but no service for this port/proto
@@ -41,7 +45,8 @@ export const LB = {
   REASON_OTHER_MAC: 16, // PASS: IPv4 frame whose destination MAC is not the ingress interface's ...
   REASON_MARTIAN: 17, // DROP: martian source toward a VIP (0/8, 127/8, 224/4, 240/4, the VIP ...
   REASON_BAD_CHECKSUM: 18, // DROP: IPv4 header checksum wrong (RFC 1812 5.2.2), or the ICMP ...
-  REASON_COUNT: 19,
+  REASON_EXT_HEADER: 19, // DROP: IPv6 to a VIP (or a NAT reply) whose extension-header chain the policy ...
+  REASON_COUNT: 20,
   REASON_SLOTS: 32,
   ACTION_ABORTED: 0,
   ACTION_DROP: 1,
@@ -68,9 +73,9 @@ export const LB_REASONS = [
   'reversed', // 1: NAT reply rewritten to the VIP and sent on
   'icmp_echo', // 2: echo request to a VIP answered by the program
   'icmp_error', // 3: ICMP error quoting a VIP flow sent to its backend
-  'not_ipv4', // 4: PASS: not an IPv4 frame (ARP, IPv6, ...)
+  'not_ip', // 4: PASS: neither an IPv4 nor an IPv6 frame (ARP, LLDP, ...)
   'vlan', // 5: PASS: 802.1Q/802.1ad tagged frame
-  'not_vip', // 6: PASS: IPv4 but not for a VIP and not a NAT reply
+  'not_vip', // 6: PASS: IP but not for a VIP and not a NAT reply (IPv6: also ND, types 133..137)
   'malformed', // 7: DROP: truncated header, IPv4 version != 4, IHL < 5, bad total length
   'fragment', // 8: DROP or PASS (per lb_settings.frag_policy): VIP fragment
   'no_service', // 9: DROP: VIP address, but no service for this port/proto
@@ -83,6 +88,7 @@ export const LB_REASONS = [
   'other_mac', // 16: PASS: IPv4 frame whose destination MAC is not the ingress interface's ...
   'martian', // 17: DROP: martian source toward a VIP (0/8, 127/8, 224/4, 240/4, the VIP ...
   'bad_checksum', // 18: DROP: IPv4 header checksum wrong (RFC 1812 5.2.2), or the ICMP ...
+  'ext_header', // 19: DROP: IPv6 to a VIP (or a NAT reply) whose extension-header chain the policy ...
 ] as const;
 
 /** XDP actions by number (LB_ACTION_*, the kernel's enum xdp_action): lb_event.action and the verdict_stats column. */
@@ -94,9 +100,10 @@ export const LB_ACTIONS = [
   'redirect', // 4
 ] as const;
 
-/** How a field's bytes map to a JS value: `ipv4` is a network-order __be32 address, `be16` a
- * network-order __be16, u8..u64 host order, `struct` a nested struct (or an array of them). */
-export type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'ipv4' | 'pad' | 'struct';
+/** How a field's bytes map to a JS value: `ipv4` is a network-order __be32 address (dotted quad),
+ * `ipv6` a 16-byte lb_in6 address (canonical RFC 5952 text), `be16` a network-order __be16, u8..u64
+ * host order, `struct` a nested struct (or an array of them). */
+export type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'be16' | 'ipv4' | 'ipv6' | 'pad' | 'struct';
 
 export interface FieldLayout {
   /** member name in lb_abi.h */
@@ -185,6 +192,47 @@ export interface LbReverse {
   serviceId: number;
   backendId: number;
 }
+/** struct lb_service6_key: services6: key (an IPv6 service); value struct lb_service, as for IPv4 */
+export interface LbService6Key {
+  vip: string;
+  /** 0 = every port of proto */
+  port: number;
+  proto: number;
+}
+/** struct lb_backend6: backends6: ARRAY indexed by backend id (one id space with backends: an id is used in one of the two), the IPv6 sibling of lb_backend */
+export interface LbBackend6 {
+  ip: string;
+  /** 0 = keep the client's destination port */
+  port: number;
+  /** LB_BACKEND_F_* */
+  flags: number;
+  /** the owner service's LB_MODE_* */
+  mode: number;
+  /** owner service */
+  serviceId: number;
+  /** the owner service's key: VIP, */
+  vip: string;
+  /** port (0 = every port), */
+  vport: number;
+  /** protocol */
+  proto: number;
+}
+/** struct lb_reverse6_key: reverse6 (and reverse_frags6, port 0): key, the source of an IPv6 NAT-mode reply */
+export interface LbReverse6Key {
+  /** backend address */
+  ip: string;
+  /** backend port; 0 = any source port (wildcard service, port kept) */
+  port: number;
+  proto: number;
+}
+/** struct lb_reverse6: reverse6 (and reverse_frags6, vport 0): value */
+export interface LbReverse6 {
+  vip: string;
+  /** 0 = keep the reply's source port */
+  vport: number;
+  serviceId: number;
+  backendId: number;
+}
 /** struct lb_if_mac: if_macs: ARRAY value, slot ifindex & (LB_IF_SLOTS - 1): the unicast MAC of an interface the program is attached to, written by user space right after it attaches (Dataplane.attach; unknown, so unchecked, until then) and refreshed on adopt. A slot whose ifindex is not the ingress interface's (0 = empty) means "unknown interface": its frames are not MAC-checked (BPF_PROG_TEST_RUN, foreign attach). */
 export interface LbIfMac {
   ifindex: number;
@@ -201,6 +249,8 @@ export interface LbSettings {
   /** 1 = send back out the ingress interface with bpf_redirect_map, not XDP_TX ... */
   txRedirect: number;
   vipFilter: number[];
+  /** the same for IPv6 VIPs: bit (fold6(vip) * LB_VIP_FILTER_MUL) >> 24, ... */
+  vipFilter6: number[];
 }
 /** struct lb_flow_key: The client->VIP 5-tuple as received: the flow cache's key */
 export interface LbFlowKey {
@@ -223,6 +273,26 @@ export interface LbFlowEntry {
 /** struct lb_flow_set: flows: ARRAY value, index = flow cache hash & (sets - 1), sets a power of two (the flow cache hash: lb.bpf.c flow_cache_hash). A new flow (referenced 0) takes the way already holding its key, else the first empty way, else the first unreferenced way from way (flow cache hash >> (32 - LB_FLOW_WAYS_BITS)) on; when all four are referenced, all are cleared and that way is taken (not-recently-used: flows in use survive a burst of new ones). */
 export interface LbFlowSet {
   way: LbFlowEntry[];
+}
+/** struct lb_flow_key6: The client->VIP 5-tuple of an IPv6 packet: the flows6 key */
+export interface LbFlowKey6 {
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+  proto: number;
+}
+/** struct lb_flow_entry6: flows6: one remembered IPv6 flow (the rules of lb_flow_entry; check uses the flows6 hash, bpf/flow_cache6.h flow_cache_hash6) */
+export interface LbFlowEntry6 {
+  key: LbFlowKey6;
+  backendId: number;
+  epoch: number;
+  check: number;
+  referenced: number;
+}
+/** struct lb_flow_set6: flows6: ARRAY value, index = flows6 hash & (sets - 1); the NRU policy of lb_flow_set */
+export interface LbFlowSet6 {
+  way: LbFlowEntry6[];
 }
 /** struct lb_slot_mark: maglev_marks inner tables (same size as the service's maglev table, present only while some slot is moved): ARRAY value, the transition of a moved slot. With the flow cache on, a packet of a moved slot consults flows: a TCP SYN goes to the current backend and is remembered; a packet whose flow is remembered in this transition (same epoch) keeps that backend while it is usable; another miss goes to prev_id (TCP without SYN always, UDP only while LB_SLOT_F_YOUNG) when usable, else to the current backend, and is remembered. User space ends the transition (clears LB_SLOT_MOVED, zeroes the mark) once a sweep finds `seen` clear (docs/decisions.md, "Stateless steady state"). */
 export interface LbSlotMark {
@@ -249,7 +319,7 @@ export interface LbCounter {
   packets: number;
   bytes: number;
 }
-/** struct lb_event: events: ring buffer record */
+/** struct lb_event: events: ring buffer record (64 bytes) */
 export interface LbEvent {
   /** bpf_ktime_get_ns() */
   tsNs: number;
@@ -261,7 +331,7 @@ export interface LbEvent {
   serviceId: number;
   /** 0 = none */
   backendId: number;
-  /** as received */
+  /** as received; IPv4 as ::ffff:a.b.c.d (v4-mapped) */
   saddr: string;
   daddr: string;
   /** 0 when not TCP/UDP */
@@ -272,6 +342,8 @@ export interface LbEvent {
   action: number;
   /** LB_REASON_* */
   reason: number;
+  /** LB_FAMILY_IPV4 or LB_FAMILY_IPV6 (0 = neither: not IP, VLAN, too short) */
+  family: number;
 }
 
 /** Every struct of bpf/lb_abi.h in header order, as the compiler laid it out. */
@@ -320,17 +392,48 @@ export const LB_LAYOUTS = {
     { c: 'service_id', name: 'serviceId', kind: 'u32', offset: 8, size: 4 },
     { c: 'backend_id', name: 'backendId', kind: 'u32', offset: 12, size: 4 },
   ] },
+  lb_service6_key: { cName: 'lb_service6_key', size: 20, align: 4, btf: 'lb.o', fields: [
+    { c: 'vip', name: 'vip', kind: 'ipv6', offset: 0, size: 16 },
+    { c: 'port', name: 'port', kind: 'be16', offset: 16, size: 2 },
+    { c: 'proto', name: 'proto', kind: 'u8', offset: 18, size: 1 },
+    { c: 'pad', name: '', kind: 'pad', offset: 19, size: 1 },
+  ] },
+  lb_backend6: { cName: 'lb_backend6', size: 44, align: 4, btf: 'lb.o', fields: [
+    { c: 'ip', name: 'ip', kind: 'ipv6', offset: 0, size: 16 },
+    { c: 'port', name: 'port', kind: 'be16', offset: 16, size: 2 },
+    { c: 'flags', name: 'flags', kind: 'u8', offset: 18, size: 1 },
+    { c: 'mode', name: 'mode', kind: 'u8', offset: 19, size: 1 },
+    { c: 'service_id', name: 'serviceId', kind: 'u32', offset: 20, size: 4 },
+    { c: 'vip', name: 'vip', kind: 'ipv6', offset: 24, size: 16 },
+    { c: 'vport', name: 'vport', kind: 'be16', offset: 40, size: 2 },
+    { c: 'proto', name: 'proto', kind: 'u8', offset: 42, size: 1 },
+    { c: 'pad', name: '', kind: 'pad', offset: 43, size: 1 },
+  ] },
+  lb_reverse6_key: { cName: 'lb_reverse6_key', size: 20, align: 4, btf: 'lb.o', fields: [
+    { c: 'ip', name: 'ip', kind: 'ipv6', offset: 0, size: 16 },
+    { c: 'port', name: 'port', kind: 'be16', offset: 16, size: 2 },
+    { c: 'proto', name: 'proto', kind: 'u8', offset: 18, size: 1 },
+    { c: 'pad', name: '', kind: 'pad', offset: 19, size: 1 },
+  ] },
+  lb_reverse6: { cName: 'lb_reverse6', size: 28, align: 4, btf: 'lb.o', fields: [
+    { c: 'vip', name: 'vip', kind: 'ipv6', offset: 0, size: 16 },
+    { c: 'vport', name: 'vport', kind: 'be16', offset: 16, size: 2 },
+    { c: 'pad', name: '', kind: 'pad', offset: 18, size: 2 },
+    { c: 'service_id', name: 'serviceId', kind: 'u32', offset: 20, size: 4 },
+    { c: 'backend_id', name: 'backendId', kind: 'u32', offset: 24, size: 4 },
+  ] },
   lb_if_mac: { cName: 'lb_if_mac', size: 12, align: 4, btf: 'lb.o', fields: [
     { c: 'ifindex', name: 'ifindex', kind: 'u32', offset: 0, size: 4 },
     { c: 'mac', name: 'mac', kind: 'u8', offset: 4, size: 6, count: 6 },
     { c: 'pad', name: '', kind: 'pad', offset: 10, size: 2 },
   ] },
-  lb_settings: { cName: 'lb_settings', size: 48, align: 4, btf: 'lb.o', fields: [
+  lb_settings: { cName: 'lb_settings', size: 80, align: 4, btf: 'lb.o', fields: [
     { c: 'frag_policy', name: 'fragPolicy', kind: 'u32', offset: 0, size: 4 },
     { c: 'sample_rate', name: 'sampleRate', kind: 'u32', offset: 4, size: 4 },
     { c: 'flow_cache', name: 'flowCache', kind: 'u32', offset: 8, size: 4 },
     { c: 'tx_redirect', name: 'txRedirect', kind: 'u32', offset: 12, size: 4 },
     { c: 'vip_filter', name: 'vipFilter', kind: 'u32', offset: 16, size: 32, count: 8 },
+    { c: 'vip_filter6', name: 'vipFilter6', kind: 'u32', offset: 48, size: 32, count: 8 },
   ] },
   lb_flow_key: { cName: 'lb_flow_key', size: 16, align: 4, btf: 'lb.o', fields: [
     { c: 'saddr', name: 'saddr', kind: 'ipv4', offset: 0, size: 4 },
@@ -350,6 +453,24 @@ export const LB_LAYOUTS = {
   lb_flow_set: { cName: 'lb_flow_set', size: 128, align: 4, btf: 'lb.o', fields: [
     { c: 'way', name: 'way', kind: 'struct', offset: 0, size: 128, count: 4, struct: 'lb_flow_entry' },
   ] },
+  lb_flow_key6: { cName: 'lb_flow_key6', size: 40, align: 4, btf: 'lb.o', fields: [
+    { c: 'saddr', name: 'saddr', kind: 'ipv6', offset: 0, size: 16 },
+    { c: 'daddr', name: 'daddr', kind: 'ipv6', offset: 16, size: 16 },
+    { c: 'sport', name: 'sport', kind: 'be16', offset: 32, size: 2 },
+    { c: 'dport', name: 'dport', kind: 'be16', offset: 34, size: 2 },
+    { c: 'proto', name: 'proto', kind: 'u8', offset: 36, size: 1 },
+    { c: 'pad', name: '', kind: 'pad', offset: 37, size: 3 },
+  ] },
+  lb_flow_entry6: { cName: 'lb_flow_entry6', size: 56, align: 4, btf: 'lb.o', fields: [
+    { c: 'key', name: 'key', kind: 'struct', offset: 0, size: 40, struct: 'lb_flow_key6' },
+    { c: 'backend_id', name: 'backendId', kind: 'u32', offset: 40, size: 4 },
+    { c: 'epoch', name: 'epoch', kind: 'u32', offset: 44, size: 4 },
+    { c: 'check', name: 'check', kind: 'u32', offset: 48, size: 4 },
+    { c: 'referenced', name: 'referenced', kind: 'u32', offset: 52, size: 4 },
+  ] },
+  lb_flow_set6: { cName: 'lb_flow_set6', size: 224, align: 4, btf: 'lb.o', fields: [
+    { c: 'way', name: 'way', kind: 'struct', offset: 0, size: 224, count: 4, struct: 'lb_flow_entry6' },
+  ] },
   lb_slot_mark: { cName: 'lb_slot_mark', size: 12, align: 4, btf: 'lb_abi.h', fields: [
     { c: 'prev_id', name: 'prevId', kind: 'u32', offset: 0, size: 4 },
     { c: 'epoch', name: 'epoch', kind: 'u32', offset: 4, size: 4 },
@@ -367,20 +488,20 @@ export const LB_LAYOUTS = {
     { c: 'packets', name: 'packets', kind: 'u64', offset: 0, size: 8 },
     { c: 'bytes', name: 'bytes', kind: 'u64', offset: 8, size: 8 },
   ] },
-  lb_event: { cName: 'lb_event', size: 40, align: 8, btf: 'lb_abi.h', fields: [
+  lb_event: { cName: 'lb_event', size: 64, align: 8, btf: 'lb_abi.h', fields: [
     { c: 'ts_ns', name: 'tsNs', kind: 'u64', offset: 0, size: 8 },
     { c: 'ifindex', name: 'ifindex', kind: 'u32', offset: 8, size: 4 },
     { c: 'pkt_len', name: 'pktLen', kind: 'u32', offset: 12, size: 4 },
     { c: 'service_id', name: 'serviceId', kind: 'u32', offset: 16, size: 4 },
     { c: 'backend_id', name: 'backendId', kind: 'u32', offset: 20, size: 4 },
-    { c: 'saddr', name: 'saddr', kind: 'ipv4', offset: 24, size: 4 },
-    { c: 'daddr', name: 'daddr', kind: 'ipv4', offset: 28, size: 4 },
-    { c: 'sport', name: 'sport', kind: 'be16', offset: 32, size: 2 },
-    { c: 'dport', name: 'dport', kind: 'be16', offset: 34, size: 2 },
-    { c: 'proto', name: 'proto', kind: 'u8', offset: 36, size: 1 },
-    { c: 'action', name: 'action', kind: 'u8', offset: 37, size: 1 },
-    { c: 'reason', name: 'reason', kind: 'u8', offset: 38, size: 1 },
-    { c: 'pad', name: '', kind: 'pad', offset: 39, size: 1 },
+    { c: 'saddr', name: 'saddr', kind: 'ipv6', offset: 24, size: 16 },
+    { c: 'daddr', name: 'daddr', kind: 'ipv6', offset: 40, size: 16 },
+    { c: 'sport', name: 'sport', kind: 'be16', offset: 56, size: 2 },
+    { c: 'dport', name: 'dport', kind: 'be16', offset: 58, size: 2 },
+    { c: 'proto', name: 'proto', kind: 'u8', offset: 60, size: 1 },
+    { c: 'action', name: 'action', kind: 'u8', offset: 61, size: 1 },
+    { c: 'reason', name: 'reason', kind: 'u8', offset: 62, size: 1 },
+    { c: 'family', name: 'family', kind: 'u8', offset: 63, size: 1 },
   ] },
 } as const satisfies Record<string, StructLayout>;
 export type LbStructName = keyof typeof LB_LAYOUTS;
@@ -394,11 +515,18 @@ export interface LbStructs {
   lb_backend: LbBackend;
   lb_reverse_key: LbReverseKey;
   lb_reverse: LbReverse;
+  lb_service6_key: LbService6Key;
+  lb_backend6: LbBackend6;
+  lb_reverse6_key: LbReverse6Key;
+  lb_reverse6: LbReverse6;
   lb_if_mac: LbIfMac;
   lb_settings: LbSettings;
   lb_flow_key: LbFlowKey;
   lb_flow_entry: LbFlowEntry;
   lb_flow_set: LbFlowSet;
+  lb_flow_key6: LbFlowKey6;
+  lb_flow_entry6: LbFlowEntry6;
+  lb_flow_set6: LbFlowSet6;
   lb_slot_mark: LbSlotMark;
   lb_flow_stats: LbFlowStats;
   lb_counter: LbCounter;
@@ -421,7 +549,7 @@ export interface MapLayout {
 
 /** Every map of bpf/lb.o (its .maps section). */
 export const LB_MAPS = {
-  settings: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_settings', size: 48 }, maxEntries: 1, flags: 0, inner: null },
+  settings: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_settings', size: 80 }, maxEntries: 1, flags: 0, inner: null },
   services: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_service_key', size: 8 }, value: { kind: 'struct', struct: 'lb_service', size: 12 }, maxEntries: 256, flags: 0, inner: null },
   service_slots: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_service_slot', size: 20 }, maxEntries: 1024, flags: 0, inner: null },
   vips: { type: 'hash', perCpu: false, key: { kind: 'ipv4', size: 4 }, value: { kind: 'struct', struct: 'lb_vip', size: 4 }, maxEntries: 256, flags: 0, inner: null },
@@ -432,9 +560,17 @@ export const LB_MAPS = {
   reverse_frags: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_reverse_key', size: 8 }, value: { kind: 'struct', struct: 'lb_reverse', size: 16 }, maxEntries: 4096, flags: 0, inner: null },
   if_macs: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_if_mac', size: 12 }, maxEntries: 1024, flags: 0, inner: null },
   flows: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_flow_set', size: 128 }, maxEntries: 65536, flags: 0, inner: null },
+  services6: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_service6_key', size: 20 }, value: { kind: 'struct', struct: 'lb_service', size: 12 }, maxEntries: 256, flags: 0, inner: null },
+  vips6: { type: 'hash', perCpu: false, key: { kind: 'ipv6', size: 16 }, value: { kind: 'struct', struct: 'lb_vip', size: 4 }, maxEntries: 256, flags: 0, inner: null },
+  backends6: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_backend6', size: 44 }, maxEntries: 4096, flags: 0, inner: null },
+  reverse6: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_reverse6_key', size: 20 }, value: { kind: 'struct', struct: 'lb_reverse6', size: 28 }, maxEntries: 16384, flags: 0, inner: null },
+  reverse_frags6: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_reverse6_key', size: 20 }, value: { kind: 'struct', struct: 'lb_reverse6', size: 28 }, maxEntries: 4096, flags: 0, inner: null },
+  flows6: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_flow_set6', size: 224 }, maxEntries: 16384, flags: 0, inner: null },
   tx_ports: { type: 'devmap_hash', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 64, flags: 0, inner: null },
   next_hops: { type: 'percpu_array', perCpu: true, key: { kind: 'u32', size: 4 }, value: { kind: 'bytes', size: 40, struct: 'cached_next_hop' }, maxEntries: 4096, flags: 0, inner: null },
   client_next_hops: { type: 'percpu_array', perCpu: true, key: { kind: 'u32', size: 4 }, value: { kind: 'bytes', size: 40, struct: 'cached_next_hop' }, maxEntries: 1024, flags: 0, inner: null },
+  next_hops6: { type: 'percpu_array', perCpu: true, key: { kind: 'u32', size: 4 }, value: { kind: 'bytes', size: 48, struct: 'cached_next_hop6' }, maxEntries: 4096, flags: 0, inner: null },
+  client_next_hops6: { type: 'percpu_array', perCpu: true, key: { kind: 'u32', size: 4 }, value: { kind: 'bytes', size: 48, struct: 'cached_next_hop6' }, maxEntries: 1024, flags: 0, inner: null },
   service_stats: { type: 'percpu_array', perCpu: true, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_flow_stats', size: 32 }, maxEntries: 256, flags: 0, inner: null },
   backend_stats: { type: 'percpu_array', perCpu: true, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_flow_stats', size: 32 }, maxEntries: 4096, flags: 0, inner: null },
   verdict_stats: { type: 'percpu_array', perCpu: true, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_counter', size: 16 }, maxEntries: 256, flags: 0, inner: null },
@@ -455,9 +591,17 @@ export interface LbMapTypes {
   reverse_frags: { key: LbReverseKey; value: LbReverse };
   if_macs: { key: number; value: LbIfMac };
   flows: { key: number; value: LbFlowSet };
+  services6: { key: LbService6Key; value: LbService };
+  vips6: { key: string; value: LbVip };
+  backends6: { key: number; value: LbBackend6 };
+  reverse6: { key: LbReverse6Key; value: LbReverse6 };
+  reverse_frags6: { key: LbReverse6Key; value: LbReverse6 };
+  flows6: { key: number; value: LbFlowSet6 };
   tx_ports: { key: number; value: number };
   next_hops: { key: number; value: Uint8Array };
   client_next_hops: { key: number; value: Uint8Array };
+  next_hops6: { key: number; value: Uint8Array };
+  client_next_hops6: { key: number; value: Uint8Array };
   service_stats: { key: number; value: LbFlowStats };
   backend_stats: { key: number; value: LbFlowStats };
   verdict_stats: { key: number; value: LbCounter };
@@ -469,6 +613,7 @@ export const LB_GLOBALS = {
   hash_seed: { section: '.rodata', linkage: 'global', kind: 'u32', size: 4 },
   nexthop_ttl_ns: { section: '.rodata', linkage: 'global', kind: 'u64', size: 8 },
   flow_sets_mask: { section: '.rodata', linkage: 'global', kind: 'u32', size: 4 },
-  no_settings: { section: '.rodata', linkage: 'static', kind: 'struct', struct: 'lb_settings', size: 48 },
+  flow_sets_mask6: { section: '.rodata', linkage: 'global', kind: 'u32', size: 4 },
+  no_settings: { section: '.rodata', linkage: 'static', kind: 'struct', struct: 'lb_settings', size: 80 },
 } as const;
 export type LbGlobalName = keyof typeof LB_GLOBALS;

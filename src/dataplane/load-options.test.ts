@@ -9,17 +9,18 @@ import { lbLoadOptions, MAP_NAMES } from './load-options';
 
 test('a fresh load sizes every map group and sets hash_seed and flow_sets_mask', () => {
   const o = lbLoadOptions({
-    hashSeed: 0xdeadbeef, flowSets: 64, maglevMaxSize: 65537,
+    hashSeed: 0xdeadbeef, flowSets: 64, flowSets6: 32, maglevMaxSize: 65537,
     maxServices: 8, maxBackends: 32, maxVips: 5, maxReverse: 9,
   });
   assert.deepEqual(o.maxEntries, {
-    flows: 64,
-    services: 8, maglev: 8, maglev_marks: 8, service_stats: 8,
-    backends: 32, backend_stats: 32, next_hops: 32, reverse_frags: 32,
-    vips: 5, reverse: 9,
+    flows: 64, flows6: 32,
+    services: 8, maglev: 8, maglev_marks: 8, service_stats: 8, services6: 8,
+    backends: 32, backend_stats: 32, next_hops: 32, reverse_frags: 32, backends6: 32, next_hops6: 32, reverse_frags6: 32,
+    vips: 5, vips6: 5, reverse: 9, reverse6: 9,
   });
   assert.deepEqual(o.innerMaxEntries, { maglev: 65537, maglev_marks: 65537 });
-  assert.deepEqual(o.globals, { hash_seed: encodeU32(0xdeadbeef), flow_sets_mask: encodeU32(63) });
+  assert.deepEqual(o.globals, { hash_seed: encodeU32(0xdeadbeef), flow_sets_mask: encodeU32(63), flow_sets_mask6: encodeU32(31) });
+  assert.throws(() => lbLoadOptions({ hashSeed: 0, flowSets: 64, flowSets6: 48 }), /IPv6 flow sets 48 is not a power of two/);
   assert.equal(o.reuseMaps, undefined);
 });
 
@@ -32,10 +33,10 @@ test('sizes not given are left to the object; nexthop_ttl_ns is a little-endian 
 });
 
 test('over pinned maps: every map reused, only the unpinned ones (next_hops) sized, globals as fresh', () => {
-  const o = lbLoadOptions({ hashSeed: 3, flowSets: 128, maglevMaxSize: 251, maxServices: 8, maxBackends: 40, reusePinDir: '/sys/fs/bpf/x' });
+  const o = lbLoadOptions({ hashSeed: 3, flowSets: 128, flowSets6: 16, maglevMaxSize: 251, maxServices: 8, maxBackends: 40, reusePinDir: '/sys/fs/bpf/x' });
   assert.deepEqual(o.reuseMaps, Object.fromEntries(MAP_NAMES.map((n) => [n, path.join('/sys/fs/bpf/x', 'maps', n)])));
-  assert.deepEqual(o.maxEntries, { next_hops: 40 });
-  assert.deepEqual(o.globals, { hash_seed: encodeU32(3), flow_sets_mask: encodeU32(127) });
+  assert.deepEqual(o.maxEntries, { next_hops: 40, next_hops6: 40 });
+  assert.deepEqual(o.globals, { hash_seed: encodeU32(3), flow_sets_mask: encodeU32(127), flow_sets_mask6: encodeU32(15) });
   assert.deepEqual(o.innerMaxEntries, { maglev: 251, maglev_marks: 251 });
 });
 

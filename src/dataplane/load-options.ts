@@ -12,6 +12,7 @@ import type { LbGlobalName, LbMapName } from './lb.generated';
 export const MAP_NAMES = [
   'services', 'vips', 'maglev', 'backends', 'reverse', 'flows', 'settings', 'tx_ports',
   'service_stats', 'backend_stats', 'verdict_stats', 'events', 'reverse_frags', 'if_macs', 'maglev_marks', 'service_slots',
+  'services6', 'vips6', 'backends6', 'reverse6', 'reverse_frags6', 'flows6',
 ] as const satisfies readonly LbMapName[];
 export type MapName = (typeof MAP_NAMES)[number];
 
@@ -20,6 +21,8 @@ export interface LbLoadParams {
   hashSeed: number;
   /** sets of the flows map (a power of two): its size, and the flow_sets_mask global */
   flowSets: number;
+  /** sets of the flows6 map (a power of two): its size, and flow_sets_mask6; default: the object's */
+  flowSets6?: number;
   /** the Maglev inner template's size (largest table accepted); default: the object's */
   maglevMaxSize?: number;
   /** services, maglev, service_stats; default: the object's */
@@ -53,6 +56,9 @@ export function lbLoadOptions(p: LbLoadParams): LoadOptions {
   if (!Number.isInteger(p.flowSets) || p.flowSets < 1 || (p.flowSets & (p.flowSets - 1)) !== 0) {
     throw new Error(`dataplane: flow sets ${p.flowSets} is not a power of two`);
   }
+  if (p.flowSets6 !== undefined && (!Number.isInteger(p.flowSets6) || p.flowSets6 < 1 || (p.flowSets6 & (p.flowSets6 - 1)) !== 0)) {
+    throw new Error(`dataplane: IPv6 flow sets ${p.flowSets6} is not a power of two`);
+  }
   const globals: Partial<Record<LbGlobalName, Buffer>> = {
     hash_seed: u32Global(p.hashSeed, 'hashSeed'),
     flow_sets_mask: encodeU32(p.flowSets - 1),
@@ -62,13 +68,17 @@ export function lbLoadOptions(p: LbLoadParams): LoadOptions {
     globals.nexthop_ttl_ns.writeBigUInt64LE(p.nexthopTtlNs);
   }
   const sizes: Partial<Record<LbMapName, number>> = { flows: p.flowSets };
+  if (p.flowSets6 !== undefined) {
+    globals.flow_sets_mask6 = encodeU32(p.flowSets6 - 1);
+    sizes.flows6 = p.flowSets6;
+  }
   const set = (value: number | undefined, names: LbMapName[]) => {
     if (value !== undefined) for (const n of names) sizes[n] = value;
   };
-  set(p.maxServices, ['services', 'maglev', 'maglev_marks', 'service_stats']);
-  set(p.maxBackends, ['backends', 'backend_stats', 'next_hops', 'reverse_frags']);
-  set(p.maxVips, ['vips']);
-  set(p.maxReverse, ['reverse']);
+  set(p.maxServices, ['services', 'maglev', 'maglev_marks', 'service_stats', 'services6']);
+  set(p.maxBackends, ['backends', 'backend_stats', 'next_hops', 'reverse_frags', 'backends6', 'next_hops6', 'reverse_frags6']);
+  set(p.maxVips, ['vips', 'vips6']);
+  set(p.maxReverse, ['reverse', 'reverse6']);
   const options: LoadOptions = { globals };
   const dir = p.reusePinDir;
   if (dir !== undefined) {

@@ -45,7 +45,7 @@ describe('TypedMap over a map of lb.o by name', () => {
     vips.set('198.18.100.7', { services: 2 });
     assert.deepEqual(vips.raw.lookup(encodeIpv4Key('198.18.100.7')), Buffer.from([2, 0, 0, 0]));
     const settings = typedLbMap('settings', memoryMap());
-    const knobs = { fragPolicy: LB.FRAG_PASS, sampleRate: 0, flowCache: 1, txRedirect: 0, vipFilter: [0, 1, 2, 3, 4, 5, 6, 7] };
+    const knobs = { fragPolicy: LB.FRAG_PASS, sampleRate: 0, flowCache: 1, txRedirect: 0, vipFilter: [0, 1, 2, 3, 4, 5, 6, 7], vipFilter6: [7, 6, 5, 4, 3, 2, 1, 0] };
     settings.set(0, knobs);
     assert.deepEqual(settings.raw.lookup(encodeU32(0)), LbSettingsCodec.encode(knobs));
   });

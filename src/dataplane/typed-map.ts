@@ -6,7 +6,7 @@
  */
 import * as os from 'node:os';
 import { LB_MAPS, type LbMapName, type LbMapTypes, type MapLayout, type MapSlot } from './lb.generated';
-import { CODECS, bytesToIpv4, ipv4ToBytes } from './abi';
+import { CODECS, bytesToIpv4, bytesToIpv6, ipv4ToBytes, ipv6ToBytes } from './abi';
 
 const HOST_LE = os.endianness() === 'LE';
 
@@ -72,6 +72,15 @@ const IPV4: Codec<string> = {
   },
 };
 
+const IPV6: Codec<string> = {
+  size: 16,
+  encode: (value) => ipv6ToBytes(value),
+  decode(buf, at = 0) {
+    need(buf, at, 16, 'ipv6');
+    return bytesToIpv6(buf, at);
+  },
+};
+
 function bytes(size: number, what: string): Codec<Uint8Array> {
   return {
     size,
@@ -97,6 +106,7 @@ export function slotCodec(slot: MapSlot, what: string): Codec<unknown> {
     case 'be16': return uint(16, true, what) as Codec<unknown>;
     case 'u64': return U64 as Codec<unknown>;
     case 'ipv4': return IPV4 as Codec<unknown>;
+    case 'ipv6': return IPV6 as Codec<unknown>;
     case 'bytes': return bytes(slot.size, what) as Codec<unknown>;
     default: throw new Error(`typed map: ${what} of kind ${slot.kind} has no codec`);
   }

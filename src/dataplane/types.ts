@@ -80,6 +80,9 @@ export interface TraceEvent {
   tsNs: number; ifindex: number; pktLen: number;
   service: string | null; backend: string | null;   // names resolved by the data plane
   serviceId: number; backendId: number;
+  /** dotted IPv4 (family 4, or a frame that was not IP: 0.0.0.0), canonical IPv6 (family 6) */
   saddr: string; daddr: string; sport: number; dport: number; proto: number;
+  /** 4 or 6; absent when the frame was not IP (not_ip, vlan, a truncated Ethernet header) */
+  family?: 4 | 6;
   action: XdpAction; reason: Reason;
 }

@@ -140,7 +140,7 @@ class SyntheticBalancer {
     const actionPps: Record<string, number> = { aborted: 0, drop: dropPps, pass: passPps, tx: forwarded, redirect: 0 };
     const reasonPps: Record<string, number> = {
       forwarded: forwarded - Math.round(forwarded * 0.46), reversed: Math.round(forwarded * 0.46), not_vip: passPps - 12,
-      not_ipv4: 12, no_backend: Math.round(dropPps * 0.2), malformed: Math.round(dropPps * 0.1), fragment: dropPps - Math.round(dropPps * 0.2) - Math.round(dropPps * 0.1),
+      not_ip: 12, no_backend: Math.round(dropPps * 0.2), malformed: Math.round(dropPps * 0.1), fragment: dropPps - Math.round(dropPps * 0.2) - Math.round(dropPps * 0.1),
     };
     const totalPps = forwarded + passPps + dropPps;
     const totalBps = forwardedBytes + passPps * 300 + dropPps * 100;

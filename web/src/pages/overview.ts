@@ -48,7 +48,7 @@ export const mountOverview: MountPage = (container) => {
     renderHealthLog(healthBox);
     replaceChildren(actionsBox, counterTable(latest.actions, (n) => ACTION_KIND[n] ?? ''));
     replaceChildren(reasonsBox, counterTable(latest.reasons, (n) =>
-      n === 'forwarded' || n === 'reversed' ? 'ok' : n === 'not_vip' || n === 'not_ipv4' ? 'info' : 'bad'));
+      n === 'forwarded' || n === 'reversed' ? 'ok' : n === 'not_vip' || n === 'not_ip' ? 'info' : 'bad'));
   };
   const offStats = store.on('stats', render);
   const offServices = store.on('services', render);
