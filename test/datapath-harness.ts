@@ -5,7 +5,8 @@
  * reconciler, so that every branch of the program can be reached on purpose.
  */
 import { flowCacheHash, serviceSlotIndex, vipFilterWords, vipFilterWords6 } from '../src/dataplane/jhash';
-import { LB, LbFlowEntryCodec } from '../src/dataplane/abi';
+import { LB, LbFlowEntryCodec, LbService6KeyCodec, LbServiceCodec, LbBackend6Codec, LbReverse6KeyCodec, LbReverse6Codec, LbVipCodec } from '../src/dataplane/abi';
+import { bufferToIp6 } from '../src/dataplane/packet';
 import { type ModelMark, type ModelService, type ModelState } from './refmodel';
 
 /** Sets of the flows map in the data-path tests (program and model alike). */
@@ -102,6 +103,46 @@ export function slotMarkBytes(size: number, marks: Map<number, ModelMark>): Buff
   return out;
 }
 
+/** The v6 VIPs of a state as text (for settings.vip_filter6). */
+export function vips6Of(state: ModelState): string[] {
+  return [...(state.v6?.vips ?? [])].map((h) => bufferToIp6(Buffer.from(h, 'hex')));
+}
+
+/** The settings entry for `state`'s VIPs (both families) with the given knobs. */
+export function settingsFor(state: ModelState, s: { fragPolicy: number; sampleRate: number; flowCache: boolean }): Buffer {
+  return settingsValue(s.fragPolicy, s.sampleRate, s.flowCache, state.vips, vips6Of(state));
+}
+
+/** Writes the IPv6 maps of `state.v6` (services6, vips6, backends6, reverse6, reverse_frags6), replacing what they held. */
+function installState6(maps: MapAccess, state: ModelState): void {
+  for (const name of ['services6', 'vips6', 'reverse6', 'reverse_frags6']) {
+    for (const k of maps.keys(name)) maps.delete(name, k);
+  }
+  const v6 = state.v6;
+  if (!v6) return;
+  const text = (b: Buffer) => bufferToIp6(b);
+  for (const s of v6.services) {
+    maps.update('services6', LbService6KeyCodec.encode({ vip: text(s.vip), port: s.port, proto: s.proto }), LbServiceCodec.encode({ id: s.id, tableSize: s.tableSize, mode: s.mode, flags: 0 }));
+  }
+  for (const h of v6.vips) {
+    const vip = Buffer.from(h, 'hex');
+    maps.update('vips6', vip, LbVipCodec.encode({ services: v6.services.filter((s) => s.vip.equals(vip)).length }));
+  }
+  for (const b of v6.backends.values()) {
+    const svc = v6.services.find((s) => s.id === b.serviceId);
+    maps.update('backends6', u32le(b.id), LbBackend6Codec.encode({
+      ip: text(b.ip), port: b.port, flags: b.flags, mode: svc?.mode ?? 0, serviceId: b.serviceId,
+      vip: text(svc?.vip ?? Buffer.alloc(16)), vport: svc?.port ?? 0, proto: svc?.proto ?? 0,
+    }));
+  }
+  for (const r of v6.reverse) {
+    maps.update('reverse6', LbReverse6KeyCodec.encode({ ip: text(r.ip), port: r.port, proto: r.proto }), LbReverse6Codec.encode({ vip: text(r.vip), vport: r.vport, serviceId: r.serviceId, backendId: r.backendId }));
+  }
+  for (const r of v6.reverseFrags) {
+    maps.update('reverse_frags6', LbReverse6KeyCodec.encode({ ip: text(r.ip), port: 0, proto: r.proto }), LbReverse6Codec.encode({ vip: text(r.vip), vport: 0, serviceId: r.serviceId, backendId: r.backendId }));
+  }
+}
+
 /** Makes the flows map hold exactly the model's flow cache (zeroes every set in use first). */
 export function installFlows(maps: MapAccess, state: ModelState): void {
   for (const k of maps.keys('flows')) {
@@ -196,7 +237,8 @@ export function installState(maps: MapAccess, state: ModelState, previous?: Inst
   }
   for (const fd of previous?.innerFds ?? []) maps.closeFd(fd);
 
-  maps.update('settings', u32le(0), settingsValue(state.settings.fragPolicy, state.settings.sampleRate, state.settings.flowCache, state.vips));
+  maps.update('settings', u32le(0), settingsFor(state, state.settings));
+  installState6(maps, state);
   // service_slots: every slot zeroed, then the first service of each slot (as the reconciler).
   for (const k of maps.keys('service_slots')) {
     const v = maps.lookup('service_slots', k);

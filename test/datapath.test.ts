@@ -8,23 +8,25 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { enterNetns, RingBuffer } from '../src/bpf';
 import {
-  checksumProblems, parseFrame, buildFrame, buildIpv4, buildEthernet, internetChecksum, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
+  checksumProblems, checksumProblemsAny, bufferToIp6, ETH_P_IPV6, parseFrame, buildFrame, buildIpv4, buildEthernet, internetChecksum, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
 } from '../src/dataplane/packet';
 import { LB, LbEventCodec, LbFlowEntryCodec, ipv6ToBytes } from '../src/dataplane/abi';
 import { flowCacheHash, flowHash, serviceSlotIndex } from '../src/dataplane/jhash';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
 import {
-  installState, installFlows, readFlows, readCounters, counterDeltas, settingsValue, backendValue, readSeen, serviceKey, serviceValue, TEST_FLOW_SETS, type Installed,
+  installState, installFlows, settingsFor, readFlows, readCounters, counterDeltas, settingsValue, backendValue, readSeen, serviceKey, serviceValue, TEST_FLOW_SETS, type Installed,
 } from './datapath-harness';
 import { loadTarget, type Target } from './datapath-target';
 import {
   DP_NETNS, PORTS, NEIGHBOURS, DEFAULT_SETTINGS, ACTION_NUMBER, CLIENT, VIP, MAC, FIXTURE_EPOCH, fixtureState, fixtures, fixtureSlot, fragmentDatagram, type Fixture,
 } from './datapath-fixtures';
-import { reasonNumber } from './refmodel6';
-import { REASON, runModel, BACKEND_ACTIVE, MODE_NAT, FlowCacheModel, flowKey, type ModelState } from './refmodel';
+import { reasonNumber, type ModelResult6Fields } from './refmodel6';
+import { fixtures6, withV6 } from './datapath-fixtures6';
+import { REASON, runModel, type ModelResult, BACKEND_ACTIVE, MODE_NAT, FlowCacheModel, flowKey, type ModelState } from './refmodel';
 
-const SERVICE_IDS = Array.from({ length: 12 }, (_, i) => i);
-const BACKEND_IDS = Array.from({ length: 14 }, (_, i) => i);
+// IPv4 fixture ids 1..13, IPv6 ones 21..32 (one id space).
+const SERVICE_IDS = Array.from({ length: 33 }, (_, i) => i);
+const BACKEND_IDS = Array.from({ length: 33 }, (_, i) => i);
 
 interface DecodedEvent {
   ifindex: number; pktLen: number; serviceId: number; backendId: number;
@@ -67,6 +69,15 @@ function receivedFields(frame: Buffer, reason: string): Pick<DecodedEvent, 'sadd
   return out;
 }
 
+const isIpv6 = (frame: Buffer): boolean => frame.length >= 14 && frame.readUInt16BE(12) === ETH_P_IPV6;
+
+/** The event fields of an IPv6 frame: family 6, the addresses of a valid fixed header, the next
+ * header where the extension-header walk stopped, ports of a whole TCP/UDP header (the model's). */
+function receivedFields6(reason: string, model: ModelResult & Partial<ModelResult6Fields>): Pick<DecodedEvent, 'saddr' | 'daddr' | 'sport' | 'dport' | 'proto' | 'family'> {
+  if (reason === 'other_mac') return { saddr: '::', daddr: '::', sport: 0, dport: 0, proto: 0, family: 6 };
+  return { saddr: bufferToIp6(model.saddr6!), daddr: bufferToIp6(model.daddr6!), sport: model.sport, dport: model.dport, proto: model.proto, family: 6 };
+}
+
 function expectedDeltas(fx: Fixture): string[] {
   const len = fx.input.length;
   const a = ACTION_NUMBER[fx.action];
@@ -103,7 +114,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     lab = createDatapathLab(DP_NETNS, PORTS, NEIGHBOURS);
     restore = enterNetns(DP_NETNS); // tx_ports and the test-run ingress ifindex live in the namespace
     target = loadTarget();
-    state = fixtureState(lab);
+    state = withV6(fixtureState(lab), lab);
     installed = installState(target.maps, state); // the inner tables close with the target
     ring = new RingBuffer(target.map('events'), (rec) => events.push(rec));
   });
@@ -115,7 +126,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     lab?.destroy();
   });
 
-  const table = fixtures();
+  const table = [...fixtures(), ...fixtures6()];
   test('the table has at least 40 rows with distinct names', () => {
     assert.ok(table.length >= 40, `only ${table.length} fixtures`);
     assert.equal(new Set(table.map((f) => f.name)).size, table.length);
@@ -124,7 +135,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   for (const fx of table) {
     test(fx.name, () => {
       const settings = { ...DEFAULT_SETTINGS, ...fx.settings };
-      target.maps.update('settings', Buffer.alloc(4), settingsValue(settings.fragPolicy, settings.sampleRate, settings.flowCache, state.vips));
+      target.maps.update('settings', Buffer.alloc(4), settingsFor(state, settings));
       const flows = new FlowCacheModel(TEST_FLOW_SETS);
       for (const f of fx.flows ?? []) {
         const key = [ipToU32(f.saddr), ipToU32(f.daddr), f.sport, f.dport, f.proto] as const;
@@ -142,21 +153,21 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
       const want = fx.output === 'unchanged' ? fx.input : fx.output;
       assert.ok(res.data.equals(want), `output frame differs: ${frameDiff(res.data, want)}`);
       if (fx.output !== 'unchanged' && fx.action !== 'drop') {
-        assert.deepEqual(checksumProblems(res.data), [], 'checksums of the output, recomputed from scratch');
+        assert.deepEqual(checksumProblemsAny(res.data), [], 'checksums of the output, recomputed from scratch');
       }
 
       const after = readCounters(target.maps, SERVICE_IDS, BACKEND_IDS);
       assert.deepEqual(counterDeltas(before, after), expectedDeltas(fx), 'counters moved exactly as expected');
 
+      // The reference model (used by the fuzz test) must agree on every fixture too (below).
+      const model = runModel({ ...state, settings, flows }, fx.input, ingress);
       ring.consume();
       assert.equal(events.length, 1, 'one sampled event (sample_rate 1)');
       assert.deepEqual(decodeEvent(events[0]), {
         ifindex: ingress, pktLen: fx.input.length, serviceId: fx.serviceId ?? 0, backendId: fx.backendId ?? 0,
-        ...receivedFields(fx.input, fx.reason), action: ACTION_NUMBER[fx.action], reason: reasonNumber(fx.reason),
+        ...(isIpv6(fx.input) ? receivedFields6(fx.reason, model) : receivedFields(fx.input, fx.reason)), action: ACTION_NUMBER[fx.action], reason: reasonNumber(fx.reason),
       });
 
-      // The reference model (used by the fuzz test) must agree on every fixture too.
-      const model = runModel({ ...state, settings, flows }, fx.input, ingress);
       assert.equal(model.action, res.retval, 'reference model action');
       assert.equal(model.reason, reasonNumber(fx.reason), 'reference model reason');
       assert.ok(model.frame.equals(res.data), 'reference model frame');
@@ -164,7 +175,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   }
 
   test('a NAT UDP reply fragmented by the backend reassembles at the client: VIP source, VIP port, valid checksum', () => {
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, false, state.vips));
+    target.maps.update('settings', Buffer.alloc(4), settingsFor(state, { fragPolicy: 0, sampleRate: 0, flowCache: false }));
     // 3000 bytes of answer from backend 198.18.1.12:5353 (service 2: VIP.web:53), cut in three.
     const data = Buffer.alloc(3000); for (let i = 0; i < data.length; i++) data[i] = (i * 13 + 7) & 0xff;
     const datagram = buildIpv4({ ip: { src: '198.18.1.12', dst: CLIENT, proto: IPPROTO_UDP, id: 0x5151 }, udp: { sport: 5353, dport: 40404, payload: data } });
@@ -195,7 +206,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   });
 
   test('sample_rate 0 emits no events', () => {
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, false, state.vips));
+    target.maps.update('settings', Buffer.alloc(4), settingsFor(state, { fragPolicy: 0, sampleRate: 0, flowCache: false }));
     ring.consume();
     events.length = 0;
     const frame = buildFrame({ eth: { dst: PORTS[0].mac }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 1, dport: 80 } });
@@ -216,7 +227,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   const webKey = (sport: number) => flowKey(ipToU32(CLIENT), ipToU32(VIP.web), sport, 80, IPPROTO_TCP);
 
   test('moved slots remember flows (with the transition\'s epoch) and use them; unmoved slots remember nothing', () => {
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true, state.vips));
+    target.maps.update('settings', Buffer.alloc(4), settingsFor(state, { fragPolicy: 0, sampleRate: 0, flowCache: true }));
     installFlows(target.maps, { ...state, flows: new FlowCacheModel(TEST_FLOW_SETS) });
     // Unmoved slot 3 (backend 2): a SYN and an ACK, nothing remembered.
     const still = webPortIn(3, 4000);
@@ -243,7 +254,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   });
 
   test('a full set evicts a flow nobody used since it was remembered, not the ones in use', () => {
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true, state.vips));
+    target.maps.update('settings', Buffer.alloc(4), settingsFor(state, { fragPolicy: 0, sampleRate: 0, flowCache: true }));
     installFlows(target.maps, { ...state, flows: new FlowCacheModel(TEST_FLOW_SETS) });
     // Five client ports of moved slot 0 whose flows share one set of the (TEST_FLOW_SETS-set) flows map.
     const hashOf = (sport: number) => flowCacheHash(ipToU32(CLIENT), ipToU32(VIP.web), sport, 80, IPPROTO_TCP, state.seed);
@@ -268,7 +279,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   });
 
   test('the program reads a service from its service_slots slot (the index user space computes)', () => {
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, false, state.vips));
+    target.maps.update('settings', Buffer.alloc(4), settingsFor(state, { fragPolicy: 0, sampleRate: 0, flowCache: false }));
     const key = serviceKey(ipToU32(VIP.web), 80, IPPROTO_TCP);
     const index = Buffer.alloc(4);
     index.writeUInt32LE(serviceSlotIndex(key));
@@ -287,7 +298,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   });
 
   test('a flow cache entry whose check word does not match (a torn write) is ignored and rewritten', () => {
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true, state.vips));
+    target.maps.update('settings', Buffer.alloc(4), settingsFor(state, { fragPolicy: 0, sampleRate: 0, flowCache: true }));
     // Moved slot 2 (current 1; its previous backend 10 is not usable): a hit would say 2.
     const sport = webPortIn(2, 5000);
     const key = [ipToU32(CLIENT), ipToU32(VIP.web), sport, 80, IPPROTO_TCP] as const;

@@ -19,7 +19,7 @@ import {
   IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP,
 } from '../src/dataplane/packet';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
-import { installState, readCounters, readFlows, readSeen, settingsValue, backendValue, type Counters, type Installed } from './datapath-harness';
+import { installState, settingsFor, readCounters, readFlows, readSeen, settingsValue, backendValue, type Counters, type Installed } from './datapath-harness';
 import { LB, LbEventCodec, ipv6ToBytes } from '../src/dataplane/abi';
 import { loadTarget, type Target } from './datapath-target';
 import { DP_NETNS, PORTS, NEIGHBOURS, VIP, BACKENDS, CLIENT, ROUTER, fixtureState, fragmentDatagram } from './datapath-fixtures';
@@ -242,7 +242,7 @@ function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, installed
 
   const enterPhase = (n: number): void => {
     state.settings = { fragPolicy: n === 0 ? 0 : 1, sampleRate: n >= 2 ? 1 : 0, flowCache: n >= 2 };
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(state.settings.fragPolicy, state.settings.sampleRate, state.settings.flowCache, state.vips));
+    target.maps.update('settings', Buffer.alloc(4), settingsFor(state, state.settings));
     if (n === 3) {
       const b2 = state.backends.get(2)!;
       b2.flags = 0;
