@@ -182,6 +182,7 @@ export function fixtures6(): Fixture[] {
   pass('v6: link-local TCP passes (not_vip)', tcp6('fe80::10', 'fe80::1', { sport: 101, dport: 80 }), 'not_vip');
   pass('v6: TCP to the v4-mapped form of a v4 VIP (::ffff:198.18.100.1) passes (not_vip)', tcp6(CLIENT6, `::ffff:${VIP.web}`, { sport: 102, dport: 80 }), 'not_vip');
   pass('v6: ESP to a non-VIP passes (not_vip, the chain is not ours to judge)', buildFrame6({ ip: { src: CLIENT6, dst: '2001:2:0:b::10', proto: 50 }, payload: Buffer.alloc(24, 7) }), 'not_vip');
+  drop('v6: a truncated extension header to a non-VIP is malformed', tcp6(CLIENT6, '2001:2:0:b::10', { sport: 107, dport: 80 }, { ext: [{ type: 60, lengthByte: 9 }] }), 'malformed');
   pass('v6: five extension headers to a non-VIP pass (not_vip)', tcp6(CLIENT6, '2001:2:0:b::10', { sport: 103, dport: 80 }, { ext: [{ type: 0 }, { type: 60 }, { type: 60 }, { type: 60 }, { type: 60 }] }), 'not_vip');
   pass('v6: VIP TCP to another MAC passes unprocessed (other_mac)', tcpIn(104, { eth: { dst: '02:00:00:0b:00:99' } }), 'other_mac');
   drop('v4: TCP to a v4 VIP on a port only its v6 sibling serves (443): no_service', buildFrame({ ip: { src: '198.18.0.10', dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 105, dport: 443 } }), 'no_service');
@@ -215,7 +216,7 @@ export function fixtures6(): Fixture[] {
     F.push({ name: 'v6: NAT UDP with backend port translation 53 -> 5353', ingress: 'a', input: udp6(CLIENT6, VIP6.web, { sport: 311, dport: 53, payload: Buffer.from('query') }),
       action: 'redirect', reason: 'forwarded', serviceId: 22, backendId: 23,
       output: udp6(CLIENT6, b.ip, { sport: 311, dport: 5353, payload: Buffer.from('query') }, { eth: { dst: MAC.b12, src: portMac('b') }, ip: { hopLimit: 63 } }) });
-    drop('v6: NAT UDP with checksum 0 (forbidden over IPv6) is dropped (bad_checksum)', udp6(CLIENT6, VIP6.web, { sport: 312, dport: 53, payload: Buffer.from('query'), checksum: 0 }), 'bad_checksum', { serviceId: 22 });
+    drop('v6: NAT UDP with checksum 0 (forbidden over IPv6) is dropped (bad_checksum)', udp6(CLIENT6, VIP6.web, { sport: 312, dport: 53, payload: Buffer.from('query'), checksum: 0 }), 'bad_checksum');
     const b4 = BACKENDS6.find((x) => x.id === 24)!;
     F.push({ name: 'v6: every-port service takes any port, port kept', ingress: 'a', input: tcp6(CLIENT6, VIP6.any, { sport: 313, dport: 12345 }),
       action: 'redirect', reason: 'forwarded', serviceId: 23, backendId: 24, output: natOut6(CLIENT6, b4, { sport: 313, dport: 12345 }) });
@@ -226,18 +227,22 @@ export function fixtures6(): Fixture[] {
 
   // -- hop limit expiry: ICMPv6 time exceeded from the VIP
   {
-    const timeExceeded = (input: Buffer, quoteEnd: number, tc = 0xc0): Buffer => buildFrame6({ eth: toClient(), ip: { src: VIP6.web, dst: CLIENT6, hopLimit: 64, trafficClass: tc },
-      icmp6: { type: 3, code: 0, rest: 0, payload: input.subarray(14, quoteEnd) } });
+    // The quote: the packet as received (its payload length; no Ethernet padding), at most 1232 bytes.
+    const timeExceeded = (input: Buffer): Buffer => buildFrame6({ eth: toClient(), ip: { src: VIP6.web, dst: CLIENT6, hopLimit: 64 },
+      icmp6: { type: 3, code: 0, rest: 0, payload: input.subarray(14, Math.min(14 + 40 + input.readUInt16BE(18), 14 + 1232)) } });
     for (const hop of [0, 1]) {
       const sp = 400 + hop; const b = web(sp);
       const input = tcpIn(sp, { eth: { src: MAC.client }, ip: { hopLimit: hop } });
-      F.push({ name: `v6: NAT TCP with hop limit ${hop} is answered with ICMPv6 time exceeded from the VIP (ttl, TX)`, ingress: 'a', input, action: 'tx', reason: 'ttl', serviceId: 21, backendId: b.id, output: timeExceeded(input, 14 + 40 + 8) });
+      F.push({ name: `v6: NAT TCP with hop limit ${hop} is answered with ICMPv6 time exceeded from the VIP (ttl, TX)`, ingress: 'a', input, action: 'tx', reason: 'ttl', serviceId: 21, backendId: b.id, output: timeExceeded(input) });
     }
     const sp = 402; const b = web(sp);
     const withExt = tcpIn(sp, { eth: { src: MAC.client }, ip: { hopLimit: 1, trafficClass: 0x12 }, ext: [{ type: 60 }], trailer: Buffer.alloc(6) });
-    F.push({ name: 'v6: hop limit 1 with a dest options header and padding: the quote holds the headers + 8 bytes', ingress: 'a', input: withExt, action: 'tx', reason: 'ttl', serviceId: 21, backendId: b.id, output: timeExceeded(withExt, 14 + 40 + 8 + 8, 0xd2) });
+    F.push({ name: 'v6: hop limit 1 with a dest options header, traffic class and padding: the whole packet quoted, padding not', ingress: 'a', input: withExt, action: 'tx', reason: 'ttl', serviceId: 21, backendId: b.id, output: timeExceeded(withExt) });
+    const sp2 = 404; const bBig = web(sp2);
+    const big = tcp6(CLIENT6, VIP6.web, { sport: sp2, dport: 80, payload: Buffer.alloc(1400, 0x61) }, { eth: { src: MAC.client }, ip: { hopLimit: 1 } });
+    F.push({ name: 'v6: hop limit 1 on a 1460-byte packet: the quote is cut at 1232 bytes (the reply fits 1280)', ingress: 'a', input: big, action: 'tx', reason: 'ttl', serviceId: 21, backendId: bBig.id, output: timeExceeded(big) });
     const udpIn = udp6(CLIENT6, VIP6.web, { sport: 403, dport: 53, payload: Buffer.from('q') }, { eth: { src: MAC.client }, ip: { hopLimit: 1 } });
-    F.push({ name: 'v6: NAT UDP with hop limit 1 is answered with time exceeded (ttl, TX)', ingress: 'a', input: udpIn, action: 'tx', reason: 'ttl', serviceId: 22, backendId: 23, output: timeExceeded(udpIn, 14 + 48) });
+    F.push({ name: 'v6: NAT UDP with hop limit 1 is answered with time exceeded (ttl, TX)', ingress: 'a', input: udpIn, action: 'tx', reason: 'ttl', serviceId: 22, backendId: 23, output: timeExceeded(udpIn) });
   }
 
   // -- extension header refusals (to a VIP)
@@ -255,7 +260,8 @@ export function fixtures6(): Fixture[] {
     drop('v6: first fragment to a VIP is dropped (fragment, policy drop)', buildEthernet({ etherType: ETH_P_IPV6 }, frs[0]), 'fragment', { settings: { fragPolicy: 0 } });
     pass('v6: first fragment to a VIP passes (fragment, policy pass)', buildEthernet({ etherType: ETH_P_IPV6 }, frs[0]), 'fragment', { settings: { fragPolicy: 1 } });
     drop('v6: later fragment to a VIP is dropped (fragment, policy drop)', buildEthernet({ etherType: ETH_P_IPV6 }, frs[1]), 'fragment', { settings: { fragPolicy: 0 } });
-    drop('v6: atomic fragment (offset 0, M 0) to a VIP follows the fragment policy', tcpIn(601, { ext: [{ type: 44 }] }), 'fragment', { settings: { fragPolicy: 0 } });
+    fwd('v6: atomic fragment (offset 0, M 0; RFC 6946) to a VIP is a whole packet: forwarded, fragment header kept', 601, { ext: [{ type: 44 }] });
+    pass('v6: later fragment to a VIP passes (fragment, policy pass)', buildEthernet({ etherType: ETH_P_IPV6 }, frs[1]), 'fragment', { settings: { fragPolicy: 1 } });
   }
 
   // -- classification misses and forwarding failures
@@ -305,7 +311,7 @@ export function fixtures6(): Fixture[] {
     F.push({ name: 'v6: reply toward a link-local client is dropped (martian)', ingress: 'b', input: tcp6('2001:2:0:b::10', 'fe80::10', { sport: 80, dport: 907 }), action: 'drop', reason: 'martian', output: 'unchanged' });
     F.push({ name: 'v6: reply toward a v4-mapped client is dropped (martian)', ingress: 'b', input: tcp6('2001:2:0:b::10', '::ffff:198.18.0.10', { sport: 80, dport: 908 }), action: 'drop', reason: 'martian', output: 'unchanged' });
     F.push({ name: 'v6: UDP reply with checksum 0 is dropped (bad_checksum)', ingress: 'b', input: udp6('2001:2:0:b::12', CLIENT6, { sport: 5353, dport: 909, payload: Buffer.from('x'), checksum: 0 }),
-      action: 'drop', reason: 'bad_checksum', serviceId: 22, backendId: 23, output: 'unchanged' });
+      action: 'drop', reason: 'bad_checksum', output: 'unchanged' });
   }
 
   // -- NAT66 reply fragments

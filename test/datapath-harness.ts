@@ -113,6 +113,16 @@ export function settingsFor(state: ModelState, s: { fragPolicy: number; sampleRa
   return settingsValue(s.fragPolicy, s.sampleRate, s.flowCache, state.vips, vips6Of(state));
 }
 
+/** A backends6 entry; the owner service's key and mode come from `state.v6` (zeros if absent). */
+export function backend6Value(state: ModelState, id: number): Buffer {
+  const b = state.v6!.backends.get(id)!;
+  const svc = state.v6!.services.find((s) => s.id === b.serviceId);
+  return LbBackend6Codec.encode({
+    ip: bufferToIp6(b.ip), port: b.port, flags: b.flags, mode: svc?.mode ?? 0, serviceId: b.serviceId,
+    vip: bufferToIp6(svc?.vip ?? Buffer.alloc(16)), vport: svc?.port ?? 0, proto: svc?.proto ?? 0,
+  });
+}
+
 /** Writes the IPv6 maps of `state.v6` (services6, vips6, backends6, reverse6, reverse_frags6), replacing what they held. */
 function installState6(maps: MapAccess, state: ModelState): void {
   for (const name of ['services6', 'vips6', 'reverse6', 'reverse_frags6']) {
@@ -128,13 +138,7 @@ function installState6(maps: MapAccess, state: ModelState): void {
     const vip = Buffer.from(h, 'hex');
     maps.update('vips6', vip, LbVipCodec.encode({ services: v6.services.filter((s) => s.vip.equals(vip)).length }));
   }
-  for (const b of v6.backends.values()) {
-    const svc = v6.services.find((s) => s.id === b.serviceId);
-    maps.update('backends6', u32le(b.id), LbBackend6Codec.encode({
-      ip: text(b.ip), port: b.port, flags: b.flags, mode: svc?.mode ?? 0, serviceId: b.serviceId,
-      vip: text(svc?.vip ?? Buffer.alloc(16)), vport: svc?.port ?? 0, proto: svc?.proto ?? 0,
-    }));
-  }
+  for (const id of v6.backends.keys()) maps.update('backends6', u32le(id), backend6Value(state, id));
   for (const r of v6.reverse) {
     maps.update('reverse6', LbReverse6KeyCodec.encode({ ip: text(r.ip), port: r.port, proto: r.proto }), LbReverse6Codec.encode({ vip: text(r.vip), vport: r.vport, serviceId: r.serviceId, backendId: r.backendId }));
   }

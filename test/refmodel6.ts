@@ -162,26 +162,27 @@ class Run6 {
       off += len;
       count++;
     }
+    // An atomic fragment (offset 0, M 0: RFC 6946) is a whole packet.
+    const isFragment = frag !== null && (frag.offset !== 0 || frag.more);
     const laterFragment = frag !== null && frag.offset !== 0;
-    if (!err && !laterFragment && nh !== IPPROTO_TCP && nh !== IPPROTO_UDP && nh !== IPPROTO_ICMPV6) err = 'ext_header';
+    const walked = err === null;
+    if (walked && nh !== IPPROTO_TCP && nh !== IPPROTO_UDP && nh !== IPPROTO_ICMPV6) err = 'ext_header';
     this.r.proto = nh;
     this.l4 = off;
     this.payloadLen = this.l3end - off;
     const proto = nh;
+    const tcpUdp = walked && (proto === IPPROTO_TCP || proto === IPPROTO_UDP);
     const isVip = this.v6.vips.has(hex(this.daddr));
-    if (err) return isVip ? this.verdict(XDP_DROP, err) : this.verdict(XDP_PASS, 'not_vip');
 
-    // Neighbour discovery is the kernel's, whatever the address.
-    if (proto === IPPROTO_ICMPV6 && !laterFragment && this.l4Fits(proto) && f[this.l4] >= 133 && f[this.l4] <= 137) return this.verdict(XDP_PASS, 'not_vip');
-
-    if (!frag && (proto === IPPROTO_TCP || proto === IPPROTO_UDP) && this.l4Fits(proto)) {
+    if (tcpUdp && !isFragment && this.l4Fits(proto)) {
       this.readPorts();
       const exact = this.v6.services.find((s) => s.vip.equals(this.daddr) && s.port === this.r.dport && s.proto === proto);
       if (exact) return this.toService(exact);
     }
     if (!isVip) {
       if (this.hasPorts) return this.fromBackend();
-      if (!frag || (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP)) return this.verdict(XDP_PASS, 'not_vip');
+      if (err === 'malformed') return this.verdict(XDP_DROP, 'malformed');
+      if (!tcpUdp || !isFragment) return this.verdict(XDP_PASS, 'not_vip');
       if (laterFragment) {
         const rev = this.v6.reverseFrags.find((e) => e.ip.equals(this.saddr) && e.proto === proto);
         if (!rev) return this.verdict(XDP_PASS, 'not_vip');
@@ -191,13 +192,18 @@ class Run6 {
       this.readPorts();
       return this.fromBackend();
     }
+    if (err) return this.verdict(XDP_DROP, err);
+    if (proto === IPPROTO_ICMPV6 && !isFragment) {
+      if (!this.l4Fits(proto)) return this.verdict(XDP_DROP, 'malformed');
+      // Neighbour discovery is the kernel's, whoever sends it.
+      if (f[this.l4] >= 133 && f[this.l4] <= 137) return this.verdict(XDP_PASS, 'not_vip');
+    }
     if (this.martianToVip()) return this.verdict(XDP_DROP, 'martian');
-    if (frag) return this.verdict(this.st.settings.fragPolicy === 1 ? XDP_PASS : XDP_DROP, 'fragment');
-    if (proto === IPPROTO_TCP || proto === IPPROTO_UDP) {
+    if (isFragment) return this.verdict(this.st.settings.fragPolicy === 1 ? XDP_PASS : XDP_DROP, 'fragment');
+    if (tcpUdp) {
       if (!this.hasPorts) return this.verdict(XDP_DROP, 'malformed');
       return this.toService(this.v6.services.find((s) => s.vip.equals(this.daddr) && s.port === 0 && s.proto === proto));
     }
-    if (!this.l4Fits(proto)) return this.verdict(XDP_DROP, 'malformed');
     return this.icmpToVip();
   }
 
@@ -256,8 +262,8 @@ class Run6 {
   toService(svc: ModelService6 | undefined): number {
     if (!svc) return this.verdict(XDP_DROP, 'no_service');
     if (this.martianToVip()) return this.verdict(XDP_DROP, 'martian');
-    this.r.serviceId = svc.id;
     if (this.udpZero()) return this.verdict(XDP_DROP, 'bad_checksum');
+    this.r.serviceId = svc.id;
     const b = this.pickBackend(svc, this.saddr, this.daddr, this.r.sport, this.r.dport, this.r.proto);
     if (!b) return this.verdict(XDP_DROP, 'no_backend');
     if (svc.mode === MODE_DSR) return this.forward(b.ip, 'forwarded');
@@ -282,16 +288,16 @@ class Run6 {
     else f.writeUInt16BE(applyUdp(f.readUInt16BE(this.l4 + 6), diff), this.l4 + 6);
   }
 
-  /** ICMPv6 time exceeded (3/0) from the VIP to the client quoting the headers as received and 8 bytes. */
+  /** ICMPv6 time exceeded (3/0) from the VIP to the client quoting as much of the packet as
+   * fits in 1280 bytes (RFC 4443 2.4(c)): the IPv6 packet as received (no Ethernet padding). */
   timeExceeded(): number {
     const f = this.f;
-    const quote = f.subarray(this.ip, this.l4 + 8);
+    const quote = f.subarray(this.ip, Math.min(this.l3end, this.ip + 1280 - 48));
     const out = Buffer.alloc(14 + 40 + 8 + quote.length);
     f.copy(out, 0, 6, 12);
     f.copy(out, 6, 0, 6);
     out.writeUInt16BE(0x86dd, 12);
-    const tc = ((f.readUInt16BE(this.ip) >> 4) & 0x1e) | 0xc0;
-    out.writeUInt32BE(((6 << 28) | (tc << 20)) >>> 0, 14);
+    out.writeUInt32BE(0x60000000, 14);
     out.writeUInt16BE(8 + quote.length, 18);
     out[20] = IPPROTO_ICMPV6;
     out[21] = 64;
@@ -314,11 +320,11 @@ class Run6 {
 
   replyToClient(rev: ModelReverse6): number {
     if (martianAddr6(this.daddr)) return this.verdict(XDP_DROP, 'martian');
+    if (this.udpZero()) return this.verdict(XDP_DROP, 'bad_checksum');
     const kind = this.v6.fib(this.daddr, this.ingress).kind;
     if (kind === 'local' || kind === 'no_route') return this.verdict(XDP_PASS, 'not_vip');
     this.r.serviceId = rev.serviceId;
     this.r.backendId = rev.backendId;
-    if (this.udpZero()) return this.verdict(XDP_DROP, 'bad_checksum');
     if (this.f[this.ip + 7] <= 1) return this.verdict(XDP_PASS, 'ttl');
     this.natRewrite(this.ip + 8, rev.vip, this.l4, rev.vport);
     return this.forward(this.daddr, 'reversed');
