@@ -262,6 +262,10 @@ export function fixtures6(): Fixture[] {
     drop('v6: later fragment to a VIP is dropped (fragment, policy drop)', buildEthernet({ etherType: ETH_P_IPV6 }, frs[1]), 'fragment', { settings: { fragPolicy: 0 } });
     fwd('v6: atomic fragment (offset 0, M 0; RFC 6946) to a VIP is a whole packet: forwarded, fragment header kept', 601, { ext: [{ type: 44 }] });
     pass('v6: later fragment to a VIP passes (fragment, policy pass)', buildEthernet({ etherType: ETH_P_IPV6 }, frs[1]), 'fragment', { settings: { fragPolicy: 1 } });
+    // A datagram whose fragmentable part starts with a destination options header: later
+    // fragments carry data after the fragment header (next header 60), not a header to walk.
+    const withDo = fragmentDatagram6(buildIpv6({ ip: { src: CLIENT6, dst: VIP6.web }, ext: [{ type: 60 }], tcp: { sport: 602, dport: 80, payload: Buffer.alloc(64, 0x22) } }), [48]);
+    pass('v6: later fragment whose fragmentable part began with dest options passes (fragment, policy pass; the data is not walked)', buildEthernet({ etherType: ETH_P_IPV6 }, withDo[1]), 'fragment', { settings: { fragPolicy: 1 } });
   }
 
   // -- classification misses and forwarding failures

@@ -166,7 +166,9 @@ class Run6 {
     const isFragment = frag !== null && (frag.offset !== 0 || frag.more);
     const laterFragment = frag !== null && frag.offset !== 0;
     const walked = err === null;
-    if (walked && nh !== IPPROTO_TCP && nh !== IPPROTO_UDP && nh !== IPPROTO_ICMPV6) err = 'ext_header';
+    // (A later fragment's next header names the first header of the fragmentable part, which is
+    // in the first fragment: an extension header there is no reason to refuse this one.)
+    if (walked && nh !== IPPROTO_TCP && nh !== IPPROTO_UDP && nh !== IPPROTO_ICMPV6 && !(laterFragment && EXT_HEADERS.has(nh))) err = 'ext_header';
     this.r.proto = nh;
     this.l4 = off;
     this.payloadLen = this.l3end - off;
