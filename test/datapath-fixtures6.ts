@@ -11,7 +11,8 @@ import {
   type Frame6Spec, type TcpSpec, type UdpSpec, type Ext6Spec, type Ipv6Spec, type EthernetSpec,
 } from '../src/dataplane/packet';
 import type { DatapathLab } from './datapath-lab';
-import { BACKEND_ACTIVE, MODE_DSR, MODE_NAT, type ModelState } from './refmodel';
+import { BACKEND_ACTIVE, MODE_DSR, MODE_NAT, FlowCacheModel, type ModelState } from './refmodel';
+import { TEST_FLOW_SETS } from './datapath-harness';
 import { flowHash6, type ModelState6 } from './refmodel6';
 import { MAC, NEIGHBOURS, PORTS, VIP, type Fixture } from './datapath-fixtures';
 
@@ -64,7 +65,17 @@ export const BACKENDS6: BackendDef6[] = [
   { id: 30, ip: '2001:2:0:b::15', port: 0, flags: 0, service: 30 },
   { id: 31, ip: '2001:2:0:b::12', port: 0, service: 31 },
   { id: 32, ip: '2001:2:0:b::10', port: 0, service: 32 },
+  { id: 33, ip: '2001:2:0:b::13', port: 5353, service: 22 }, // ACTIVE, in no table (draining): service 22's previous backend
+  { id: 34, ip: '2001:2:0:b::14', port: 0, service: 23 },    // ACTIVE, in no table (draining)
 ];
+
+/** Moved slots of the IPv6 tables (epoch FIXTURE_EPOCH6): they matter only with the flow cache on. */
+export const FIXTURE_EPOCH6 = 9;
+const MARKS6: Record<number, Record<number, { prev: number; young: boolean }>> = {
+  21: { 0: { prev: 22, young: false }, 1: { prev: 21, young: true }, 2: { prev: 30, young: true } },
+  22: { 0: { prev: 33, young: true }, 1: { prev: 33, young: false } },
+  23: { 0: { prev: 34, young: false } },
+};
 
 const REVERSE6 = [
   { ip: '2001:2:0:b::10', port: 80, proto: IPPROTO_TCP, vip: VIP6.web, vport: 80, serviceId: 21, backendId: 21 },
@@ -98,10 +109,15 @@ export function withV6(state: ModelState, lab: DatapathLab): ModelState {
     reverse: REVERSE6.map((r) => ({ ...r, ip: b6(r.ip), vip: b6(r.vip) })),
     reverseFrags: reverseFragsOf6(REVERSE6).map((r) => ({ ...r, ip: b6(r.ip), vip: b6(r.vip) })),
     fib: lab.fib6,
+    flows: new FlowCacheModel(TEST_FLOW_SETS),
   };
   const maglev = new Map(state.maglev);
   for (const s of SERVICES6) maglev.set(s.id, [...s.table]);
-  return { ...state, maglev, v6 };
+  const marks = new Map(state.marks ?? []);
+  for (const [id, slots] of Object.entries(MARKS6)) {
+    marks.set(Number(id), new Map(Object.entries(slots).map(([slot, m]) => [Number(slot), { prev: m.prev, epoch: FIXTURE_EPOCH6, seen: false, young: m.young }])));
+  }
+  return { ...state, maglev, marks, v6 };
 }
 
 /** The backend Maglev gives an IPv6 flow of service `serviceId` (seed 0). */
@@ -266,6 +282,40 @@ export function fixtures6(): Fixture[] {
     // fragments carry data after the fragment header (next header 60), not a header to walk.
     const withDo = fragmentDatagram6(buildIpv6({ ip: { src: CLIENT6, dst: VIP6.web }, ext: [{ type: 60 }], tcp: { sport: 602, dport: 80, payload: Buffer.alloc(64, 0x22) } }), [48]);
     pass('v6: later fragment whose fragmentable part began with dest options passes (fragment, policy pass; the data is not walked)', buildEthernet({ etherType: ETH_P_IPV6 }, withDo[1]), 'fragment', { settings: { fragPolicy: 1 } });
+  }
+
+  // -- transitions (flow cache on, flows6 empty at the start of each row): moved and unmoved slots
+  {
+    const on = { flowCache: true };
+    const portIn = (id: number, daddr: string, dport: number, proto: number, slot: number, from: number): number => {
+      const svc = SERVICES6.find((x) => x.id === id)!;
+      let sp = from;
+      while (flowHash6(ip6ToBuffer(CLIENT6), ip6ToBuffer(daddr), sp, dport, proto, 0) % svc.table.length !== slot) sp++;
+      return sp;
+    };
+    const be = (id: number) => BACKENDS6.find((x) => x.id === id)!;
+    const webRow = (name: string, slot: number, flags: number, backendId: number) => {
+      const sp = portIn(21, VIP6.web, 80, IPPROTO_TCP, slot, 1500);
+      F.push({ name, ingress: 'a', settings: on, input: tcp6(CLIENT6, VIP6.web, { sport: sp, dport: 80, flags, payload: PAYLOAD }),
+        action: 'redirect', reason: 'forwarded', serviceId: 21, backendId, output: natOut6(CLIENT6, be(backendId), { sport: sp, dport: 80, flags, payload: PAYLOAD }) });
+    };
+    // Service 21 (table 21,22,21,22,21,22,21): slot 0 moved 22 -> 21, slot 2 moved from 30 (not usable) -> 21.
+    webRow('v6 transition: unmoved slot, an established segment goes to the slot\'s backend', 3, 0x10, 22);
+    webRow('v6 transition: moved slot, an established segment missing in flows6 goes to the previous backend', 0, 0x10, 22);
+    webRow('v6 transition: moved slot, a SYN takes the current backend', 0, 0x02, 21);
+    webRow('v6 transition: moved slot whose previous backend is not usable: the current backend', 2, 0x10, 21);
+    const udpRow = (name: string, slot: number, backendId: number) => {
+      const sp = portIn(22, VIP6.web, 53, IPPROTO_UDP, slot, 1600);
+      F.push({ name, ingress: 'a', settings: on, input: udp6(CLIENT6, VIP6.web, { sport: sp, dport: 53, payload: Buffer.from('q6') }),
+        action: 'redirect', reason: 'forwarded', serviceId: 22, backendId,
+        output: udp6(CLIENT6, be(backendId).ip, { sport: sp, dport: 5353, payload: Buffer.from('q6') }, { eth: { dst: backendMac(be(backendId).ip), src: portMac('b') }, ip: { hopLimit: 63 } }) });
+    };
+    udpRow('v6 transition: UDP, moved slot in its young phase: a miss goes to the previous backend', 0, 33);
+    udpRow('v6 transition: UDP, moved slot past its young phase: a miss is a new flow (current backend)', 1, 23);
+    const sp = portIn(23, VIP6.any, 2222, IPPROTO_TCP, 0, 1700);
+    F.push({ name: 'v6 transition: every-port service, moved slot: an established segment goes to the draining previous backend', ingress: 'a', settings: on,
+      input: tcp6(CLIENT6, VIP6.any, { sport: sp, dport: 2222, flags: 0x10 }), action: 'redirect', reason: 'forwarded', serviceId: 23, backendId: 34,
+      output: natOut6(CLIENT6, be(34), { sport: sp, dport: 2222, flags: 0x10 }) });
   }
 
   // -- classification misses and forwarding failures

@@ -4,8 +4,8 @@
  * maps directly (exact ids, inactive backends, odd table sizes) instead of going through the
  * reconciler, so that every branch of the program can be reached on purpose.
  */
-import { flowCacheHash, serviceSlotIndex, vipFilterWords, vipFilterWords6 } from '../src/dataplane/jhash';
-import { LB, LbFlowEntryCodec, LbService6KeyCodec, LbServiceCodec, LbBackend6Codec, LbReverse6KeyCodec, LbReverse6Codec, LbVipCodec } from '../src/dataplane/abi';
+import { flowCacheHash, flowCacheHash6, serviceSlotIndex, vipFilterWords, vipFilterWords6 } from '../src/dataplane/jhash';
+import { LB, LbFlowEntryCodec, LbFlowEntry6Codec, LbService6KeyCodec, LbServiceCodec, LbBackend6Codec, LbReverse6KeyCodec, LbReverse6Codec, LbVipCodec } from '../src/dataplane/abi';
 import { bufferToIp6 } from '../src/dataplane/packet';
 import { type ModelMark, type ModelService, type ModelState } from './refmodel';
 
@@ -147,8 +147,57 @@ function installState6(maps: MapAccess, state: ModelState): void {
   }
 }
 
-/** Makes the flows map hold exactly the model's flow cache (zeroes every set in use first). */
+/** sizeof(struct lb_flow_entry6) and its fields' offsets (from the codec, checked against the BTF). */
+const FLOW6_ENTRY_BYTES = LbFlowEntry6Codec.size;
+const FLOW6_AT = Object.fromEntries(LbFlowEntry6Codec.fields.map((f) => [f.c, f.offset])) as Record<'backend_id' | 'epoch' | 'check' | 'referenced', number>;
+
+/** Makes the flows6 map hold exactly `state.v6.flows` (keys flowKey6: hex addresses). */
+export function installFlows6(maps: MapAccess, state: ModelState): void {
+  for (const k of maps.keys('flows6')) {
+    const v = maps.lookup('flows6', k);
+    if (v && v.some((byte) => byte !== 0)) maps.update('flows6', k, Buffer.alloc(v.length));
+  }
+  const sets = new Map<number, Buffer>();
+  for (const e of state.v6?.flows.entries() ?? []) {
+    const [s, d, sport, dport, proto] = e.key.split(':');
+    const saddr = Buffer.from(s, 'hex');
+    const daddr = Buffer.from(d, 'hex');
+    const set = sets.get(e.set) ?? Buffer.alloc(LB.FLOW_WAYS * FLOW6_ENTRY_BYTES);
+    const at = e.way * FLOW6_ENTRY_BYTES;
+    saddr.copy(set, at); daddr.copy(set, at + 16);
+    set.writeUInt16BE(Number(sport), at + 32); set.writeUInt16BE(Number(dport), at + 34); set[at + 36] = Number(proto);
+    set.writeUInt32LE(e.backendId, at + FLOW6_AT.backend_id);
+    set.writeUInt32LE(e.epoch >>> 0, at + FLOW6_AT.epoch);
+    set.writeUInt32LE(flowCheck(flowCacheHash6(saddr, daddr, Number(sport), Number(dport), Number(proto), state.seed), e.backendId, e.epoch), at + FLOW6_AT.check);
+    set.writeUInt32LE(e.referenced ? 1 : 0, at + FLOW6_AT.referenced);
+    sets.set(e.set, set);
+  }
+  for (const [index, set] of sets) maps.update('flows6', u32le(index), set);
+}
+
+/** The flows6 map's flows as `flowKey6=backendId@epoch` (`*` referenced, ' (bad check)' marked). */
+export function readFlows6(maps: MapAccess, seed: number): string[] {
+  const out: string[] = [];
+  for (const k of maps.keys('flows6')) {
+    const v = maps.lookup('flows6', k);
+    if (!v) continue;
+    for (let at = 0; at + FLOW6_ENTRY_BYTES <= v.length; at += FLOW6_ENTRY_BYTES) {
+      const backendId = v.readUInt32LE(at + FLOW6_AT.backend_id);
+      if (backendId === 0) continue;
+      const saddr = Buffer.from(v.subarray(at, at + 16));
+      const daddr = Buffer.from(v.subarray(at + 16, at + 32));
+      const sport = v.readUInt16BE(at + 32); const dport = v.readUInt16BE(at + 34); const proto = v[at + 36];
+      const epoch = v.readUInt32LE(at + FLOW6_AT.epoch);
+      const good = v.readUInt32LE(at + FLOW6_AT.check) === flowCheck(flowCacheHash6(saddr, daddr, sport, dport, proto, seed), backendId, epoch);
+      out.push(`${saddr.toString('hex')}:${daddr.toString('hex')}:${sport}:${dport}:${proto}=${backendId}@${epoch}${v.readUInt32LE(at + FLOW6_AT.referenced) ? '*' : ''}${good ? '' : ' (bad check)'}`);
+    }
+  }
+  return out;
+}
+
+/** Makes the flows map hold exactly the model's flow cache (zeroes every set in use first; flows6 too, from state.v6). */
 export function installFlows(maps: MapAccess, state: ModelState): void {
+  if (state.v6) installFlows6(maps, state);
   for (const k of maps.keys('flows')) {
     const v = maps.lookup('flows', k);
     if (v && v.some((byte) => byte !== 0)) maps.update('flows', k, Buffer.alloc(v.length));

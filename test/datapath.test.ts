@@ -141,7 +141,8 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
         const key = [ipToU32(f.saddr), ipToU32(f.daddr), f.sport, f.dport, f.proto] as const;
         flows.remember(flowCacheHash(...key, state.seed), flowKey(...key), f.backendId, f.epoch ?? FIXTURE_EPOCH);
       }
-      installFlows(target.maps, { ...state, flows });
+      const rowState: ModelState = { ...state, settings, flows, v6: state.v6 && { ...state.v6, flows: new FlowCacheModel(TEST_FLOW_SETS) } };
+      installFlows(target.maps, rowState);
       ring.consume();
       events.length = 0;
       const ingress = lab.ports[fx.ingress].ifindex;
@@ -160,7 +161,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
       assert.deepEqual(counterDeltas(before, after), expectedDeltas(fx), 'counters moved exactly as expected');
 
       // The reference model (used by the fuzz test) must agree on every fixture too (below).
-      const model = runModel({ ...state, settings, flows }, fx.input, ingress);
+      const model = runModel(rowState, fx.input, ingress);
       ring.consume();
       assert.equal(events.length, 1, 'one sampled event (sample_rate 1)');
       assert.deepEqual(decodeEvent(events[0]), {

@@ -19,7 +19,7 @@ import {
   IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP,
 } from '../src/dataplane/packet';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
-import { installState, settingsFor, backend6Value, readCounters, readFlows, readSeen, settingsValue, backendValue, type Counters, type Installed } from './datapath-harness';
+import { installState, settingsFor, backend6Value, readCounters, readFlows, readFlows6, readSeen, settingsValue, backendValue, type Counters, type Installed } from './datapath-harness';
 import { LB, LbEventCodec, ipv6ToBytes } from '../src/dataplane/abi';
 import { loadTarget, type Target } from './datapath-target';
 import { DP_NETNS, PORTS, NEIGHBOURS, VIP, BACKENDS, CLIENT, ROUTER, fixtureState, fragmentDatagram } from './datapath-fixtures';
@@ -226,6 +226,12 @@ export function runFuzz(opts: FuzzOptions): FuzzResult {
       [2, 2, 13, true], [2, 3, 13, false], [3, 1, 12, true], [3, 2, 2, false],
     ];
     for (const [id, slot, prev, young] of more) state.marks!.get(id)!.set(slot, { prev, epoch: 0x5eed + id, seen: false, young });
+    // The same for the IPv6 services (flows6): every slot of VIP6.web:80 moved.
+    const more6: Array<[number, number, number, boolean]> = [
+      [21, 3, 21, false], [21, 4, 22, true], [21, 5, 21, true], [21, 6, 24, false],
+      [22, 2, 33, true], [22, 3, 33, false], [23, 1, 34, true], [23, 2, 22, false],
+    ];
+    for (const [id, slot, prev, young] of more6) state.marks!.get(id)!.set(slot, { prev, epoch: 0x6eed + id, seen: false, young });
     const installed = installState(target.maps, state);
     return fuzzLoop(target, lab, state, installed, frames, seed, v6Share, log);
   } finally {
@@ -344,6 +350,16 @@ function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, installed
     const unreached6 = v6Reasons.slice(0, LB.REASON_COUNT).map((c, k) => (c === 0 && k !== reasonNumber('not_ip') ? k : -1)).filter((k) => k >= 0);
     if (unreached6.length) problems.push(`reasons never produced by the IPv6 frames: ${unreached6.join(', ')}`);
   }
+  // And flows6 exactly the IPv6 flows the model remembered.
+  const flows6 = state.v6!.flows;
+  const cached6 = new Set(readFlows6(target.maps, state.seed));
+  const modelled6 = new Set(flows6.entries().map((e) => `${e.key}=${e.backendId}@${e.epoch}${e.referenced ? '*' : ''}`));
+  log(`fuzz: flows6: ${modelled6.size} flows cached at the end, ${flows6.evictions} evicted, ${flows6.hotHits} packets sent from the cache`);
+  if (v6Frames >= 10_000 && !(flows6.hotHits > 100 && flows6.evictions > 50)) problems.push(`flows6 was not exercised (${flows6.hotHits} hits, ${flows6.evictions} evictions)`);
+  const extra6Map = [...cached6].filter((x) => !modelled6.has(x));
+  const extra6Model = [...modelled6].filter((x) => !cached6.has(x));
+  if (extra6Map.length) problems.push(`flows in flows6 but not in the model: ${extra6Map.slice(0, 5).join(' ')}`);
+  if (extra6Model.length) problems.push(`IPv6 flows in the model but not in flows6: ${extra6Model.slice(0, 5).join(' ')}`);
   const extraMap = [...cached].filter((x) => !modelled.has(x));
   const extraModel = [...modelled].filter((x) => !cached.has(x));
   if (extraMap.length) problems.push(`flows in the map but not in the model: ${extraMap.slice(0, 5).join(' ')}`);

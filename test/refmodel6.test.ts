@@ -11,7 +11,8 @@ import {
   ip6ToBuffer, bufferToIp6, buildIpv6, buildFrame6, checksumProblems6, l4Checksum6, ipToU32, macToBuffer, parseFrame6,
   IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6,
 } from '../src/dataplane/packet';
-import { connectedFib, type ModelState } from './refmodel';
+import { connectedFib, FlowCacheModel, type ModelState } from './refmodel';
+import { TEST_FLOW_SETS } from './datapath-harness';
 import { connectedFib6, fold6, flowHash6, martianAddr6, reasonNumber } from './refmodel6';
 import { runModel } from './refmodel';
 import { ACTION_NUMBER, DEFAULT_SETTINGS, NEIGHBOURS, PORTS, fixtureState } from './datapath-fixtures';
@@ -110,7 +111,7 @@ describe('IPv6 reference model (test/refmodel6.ts)', () => {
   });
   for (const fx of rows) {
     test(`model: ${fx.name}`, () => {
-      const st: ModelState = { ...base, settings: { ...DEFAULT_SETTINGS, ...fx.settings } };
+      const st: ModelState = { ...base, settings: { ...DEFAULT_SETTINGS, ...fx.settings }, v6: { ...base.v6!, flows: new FlowCacheModel(TEST_FLOW_SETS) } };
       const res = runModel(st, fx.input, lab.ports[fx.ingress].ifindex);
       assert.equal(res.action, ACTION_NUMBER[fx.action], 'action');
       assert.equal(res.reason, reasonNumber(fx.reason), 'reason');

@@ -4,10 +4,10 @@
  * "Hashing") as plain TypeScript, byte for byte as the program should leave each frame. Same
  * structure as the IPv4 model: parse, classify, NAT66 / DSR / reverse NAT / ICMPv6, forward.
  */
-import { jhash2 } from '../src/dataplane/jhash';
+import { jhash2, flowCacheHash6 } from '../src/dataplane/jhash';
 import {
   REASON, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT, MODE_DSR, BACKEND_ACTIVE,
-  type ModelState, type ModelResult, type FibResult, type ReasonName,
+  type ModelState, type ModelResult, type FibResult, type ReasonName, type ModelMark, type FlowCacheModel,
 } from './refmodel';
 
 export interface ModelService6 { id: number; vip: Buffer; port: number; proto: number; tableSize: number; mode: number }
@@ -23,6 +23,13 @@ export interface ModelState6 {
   reverse: ModelReverse6[];
   reverseFrags: ModelReverse6[];
   fib: (dst: Buffer, ingressIfindex: number) => FibResult;
+  /** the flows6 map (the flows rules; keys flowKey6()), used in moved slots with settings.flowCache */
+  flows: FlowCacheModel;
+}
+
+/** The flows6 cache key of an IPv6 5-tuple. */
+export function flowKey6(saddr: Buffer, daddr: Buffer, sport: number, dport: number, proto: number): string {
+  return `${saddr.toString('hex')}:${daddr.toString('hex')}:${sport}:${dport}:${proto}`;
 }
 
 /** Reasons by name, including the ones the v6 ABI adds or renames (numbers per V6.md). */
@@ -233,21 +240,45 @@ class Run6 {
     return s.find((x) => x.vip.equals(vip) && x.port === port && x.proto === proto) ?? s.find((x) => x.vip.equals(vip) && x.port === 0 && x.proto === proto);
   }
 
-  pickBackend(svc: ModelService6, saddr: Buffer, daddr: Buffer, sport: number, dport: number, proto: number): ModelBackend6 | undefined {
+  usableBackend(id: number, serviceId: number): ModelBackend6 | undefined {
+    if (id === 0) return undefined;
+    const b = this.v6.backends.get(id);
+    if (!b || !(b.flags & BACKEND_ACTIVE) || b.serviceId !== serviceId) return undefined;
+    return b;
+  }
+
+  /** pick_backend6(): the slot's backend, or in a moved slot with the flow cache on, the flows6 rules of the IPv4 model. */
+  pickBackend(svc: ModelService6, saddr: Buffer, daddr: Buffer, sport: number, dport: number, proto: number, syn = false, remember = false): ModelBackend6 | undefined {
     const hash = flowHash6(saddr, daddr, sport, dport, proto, this.st.seed);
     const table = this.st.maglev.get(svc.id);
     if (!table || svc.tableSize === 0) return undefined;
     const slot = hash % svc.tableSize;
     if (slot >= table.length) return undefined;
+    let id = table[slot];
     const mark = this.st.marks?.get(svc.id)?.get(slot);
-    if (mark && mark.prev !== 0 && this.st.settings.flowCache) {
-      throw new Error(`refmodel6: service ${svc.id} slot ${slot} is moved; the flows6 cache is not modelled`);
-    }
-    const id = table[slot];
-    const b = id === 0 ? undefined : this.v6.backends.get(id);
-    if (!b || !(b.flags & BACKEND_ACTIVE) || b.serviceId !== svc.id) return undefined;
+    if (mark && mark.prev !== 0 && this.st.settings.flowCache) id = this.movedSlot(svc, [saddr, daddr, sport, dport, proto], id, mark, syn, remember);
+    const b = this.usableBackend(id, svc.id);
+    if (!b) return undefined;
     this.r.backendId = id;
     return b;
+  }
+
+  movedSlot(svc: ModelService6, key: [Buffer, Buffer, number, number, number], current: number, mark: ModelMark, syn: boolean, remember: boolean): number {
+    const flows = this.v6.flows;
+    const k = flowKey6(...key);
+    const cacheHash = flowCacheHash6(...key, this.st.seed);
+    let id = current;
+    if (!syn) {
+      const cached = flows.find(cacheHash, k, mark.epoch);
+      if (cached && this.usableBackend(cached.backendId, svc.id)) {
+        if (cached.backendId !== current && remember) mark.seen = true;
+        flows.hotHits++;
+        return cached.backendId;
+      }
+      if ((key[4] === IPPROTO_TCP || mark.young) && this.usableBackend(mark.prev, svc.id)) id = mark.prev;
+    }
+    if (remember) flows.remember(cacheHash, k, id, mark.epoch);
+    return id;
   }
 
   forward(dst: Buffer, sent: Reason6): number {
@@ -266,7 +297,8 @@ class Run6 {
     if (this.martianToVip()) return this.verdict(XDP_DROP, 'martian');
     if (this.udpZero()) return this.verdict(XDP_DROP, 'bad_checksum');
     this.r.serviceId = svc.id;
-    const b = this.pickBackend(svc, this.saddr, this.daddr, this.r.sport, this.r.dport, this.r.proto);
+    const syn = this.r.proto === IPPROTO_TCP && (this.f[this.l4 + 13] & 0x12) === 0x02;
+    const b = this.pickBackend(svc, this.saddr, this.daddr, this.r.sport, this.r.dport, this.r.proto, syn, true);
     if (!b) return this.verdict(XDP_DROP, 'no_backend');
     if (svc.mode === MODE_DSR) return this.forward(b.ip, 'forwarded');
     if (this.f[this.ip + 7] <= 1) return this.timeExceeded();
