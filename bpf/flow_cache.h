@@ -60,70 +60,92 @@ static __always_inline struct lb_flow_set *flow_set(__u32 hash)
 	return bpf_map_lookup_elem(&flows, &index);
 }
 
-/* The entry remembering the flow in `set` during the transition `epoch`, NULL when none (or a
- * torn or stale entry); marks the entry referenced (a write only the first time after each
- * eviction sweep of its set). */
-static __always_inline struct lb_flow_entry *flow_cache_find(struct lb_flow_set *set,
-							     const struct lb_flow_key *key, __u32 hash, __u32 epoch)
+/* The IPv6 key as five 64-bit words; pad is always 0. */
+static __always_inline int same_flow6(const struct lb_flow_key6 *a, const struct lb_flow_key6 *b)
 {
-#pragma unroll
-	for (int w = 0; w < LB_FLOW_WAYS; w++) {
-		struct lb_flow_entry *e = &set->way[w];
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
 
-		if (!same_flow(&e->key, key))
-			continue;
-		if (e->backend_id == 0 || e->epoch != epoch || e->check != flow_check(hash, e->backend_id, epoch))
-			return NULL;
-		if (!e->referenced)
-			e->referenced = 1;
-		return e;
-	}
-	return NULL;
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3] && x[4] == y[4];
 }
 
-/* Remembers the flow's backend (unreferenced): in the way holding the flow, else the first empty
- * way, else the first unreferenced way from way (hash >> 30) on, else (all referenced) way
- * (hash >> 30) after clearing every way's mark: not-recently-used, decided by the set's
- * contents alone (test/refmodel.ts mirrors it). */
-static __always_inline void flow_cache_remember(struct lb_flow_set *set, const struct lb_flow_key *key,
-						__u32 hash, __u32 backend_id, __u32 epoch)
+/* The flows6 set of a flows6 hash (bpf/hash6.h flow_cache_hash6). */
+static __always_inline struct lb_flow_set6 *flow_set6(__u32 hash)
 {
-	struct lb_flow_entry *e;
-	int victim = -1;
+	__u32 index = hash & flow_sets_mask6;
 
-#pragma unroll
-	for (int w = 0; w < LB_FLOW_WAYS; w++) {
-		if (victim < 0 && same_flow(&set->way[w].key, key))
-			victim = w;
-	}
-#pragma unroll
-	for (int w = 0; w < LB_FLOW_WAYS; w++) {
-		if (victim < 0 && set->way[w].backend_id == 0)
-			victim = w;
-	}
-	if (victim < 0) {
-		__u32 start = hash >> (32 - LB_FLOW_WAYS_BITS);
-
-#pragma unroll
-		for (int i = 0; i < LB_FLOW_WAYS; i++) {
-			__u32 w = (start + i) & (LB_FLOW_WAYS - 1);
-
-			if (victim < 0 && !set->way[w].referenced)
-				victim = w;
-		}
-		if (victim < 0) {
-#pragma unroll
-			for (int w = 0; w < LB_FLOW_WAYS; w++)
-				set->way[w].referenced = 0;
-			victim = start;
-		}
-	}
-	e = &set->way[victim & (LB_FLOW_WAYS - 1)];
-	e->key = *key;
-	e->backend_id = backend_id;
-	e->epoch = epoch;
-	e->check = flow_check(hash, backend_id, epoch);
-	e->referenced = 0;
+	return bpf_map_lookup_elem(&flows6, &index);
 }
+
+/* flow_cache_find##SFX and flow_cache_remember##SFX over one family's key, set and entry types
+ * (IPv4: no suffix, flows; IPv6: 6, flows6): one policy, written once. */
+#define FLOW_CACHE_FUNCS(SFX, KEY, SET, ENTRY)								\
+/* The entry remembering the flow in `set` during the transition `epoch`, NULL when none (or a	\
+ * torn or stale entry); marks the entry referenced (a write only the first time after each	\
+ * eviction sweep of its set). */									\
+static __always_inline struct ENTRY *flow_cache_find##SFX(struct SET *set, const struct KEY *key,	\
+							  __u32 hash, __u32 epoch)			\
+{													\
+	_Pragma("unroll")										\
+	for (int w = 0; w < LB_FLOW_WAYS; w++) {							\
+		struct ENTRY *e = &set->way[w];								\
+													\
+		if (!same_flow##SFX(&e->key, key))							\
+			continue;									\
+		if (e->backend_id == 0 || e->epoch != epoch || e->check != flow_check(hash, e->backend_id, epoch)) \
+			return NULL;									\
+		if (!e->referenced)									\
+			e->referenced = 1;								\
+		return e;										\
+	}												\
+	return NULL;											\
+}													\
+													\
+/* Remembers the flow's backend (unreferenced): in the way holding the flow, else the first empty	\
+ * way, else the first unreferenced way from way (hash >> 30) on, else (all referenced) way		\
+ * (hash >> 30) after clearing every way's mark: not-recently-used, decided by the set's		\
+ * contents alone (test/refmodel.ts mirrors it). */							\
+static __always_inline void flow_cache_remember##SFX(struct SET *set, const struct KEY *key,		\
+						     __u32 hash, __u32 backend_id, __u32 epoch)		\
+{													\
+	struct ENTRY *e;										\
+	int victim = -1;										\
+													\
+	_Pragma("unroll")										\
+	for (int w = 0; w < LB_FLOW_WAYS; w++) {							\
+		if (victim < 0 && same_flow##SFX(&set->way[w].key, key))				\
+			victim = w;									\
+	}												\
+	_Pragma("unroll")										\
+	for (int w = 0; w < LB_FLOW_WAYS; w++) {							\
+		if (victim < 0 && set->way[w].backend_id == 0)						\
+			victim = w;									\
+	}												\
+	if (victim < 0) {										\
+		__u32 start = hash >> (32 - LB_FLOW_WAYS_BITS);						\
+													\
+		_Pragma("unroll")									\
+		for (int i = 0; i < LB_FLOW_WAYS; i++) {						\
+			__u32 w = (start + i) & (LB_FLOW_WAYS - 1);					\
+													\
+			if (victim < 0 && !set->way[w].referenced)					\
+				victim = w;								\
+		}											\
+		if (victim < 0) {									\
+			_Pragma("unroll")								\
+			for (int w = 0; w < LB_FLOW_WAYS; w++)						\
+				set->way[w].referenced = 0;						\
+			victim = start;									\
+		}											\
+	}												\
+	e = &set->way[victim & (LB_FLOW_WAYS - 1)];							\
+	e->key = *key;											\
+	e->backend_id = backend_id;									\
+	e->epoch = epoch;										\
+	e->check = flow_check(hash, backend_id, epoch);							\
+	e->referenced = 0;										\
+}
+
+FLOW_CACHE_FUNCS(, lb_flow_key, lb_flow_set, lb_flow_entry)
+FLOW_CACHE_FUNCS(6, lb_flow_key6, lb_flow_set6, lb_flow_entry6)
 
 #endif /* XDPLB_FLOW_CACHE_H */

@@ -14,6 +14,8 @@
 #include "parse.h"
 #include "csum.h"
 #include "jhash.h"
+#include "hash6.h"
+#include "parse6.h"
 
 #define AF_INET 2
 #define IP_MF 0x2000         /* frag_off flags/offset, host order */
@@ -73,6 +75,7 @@ struct packet {
 	__u32 ingress_ifindex;  /* read once: each ctx->ingress_ifindex is a chain of loads */
 	struct ethhdr *eth;
 	struct iphdr *ip;
+	struct ipv6_fixed *ip6;  /* IPv6 (family 6): the fixed header; ip is unset */
 	void *l4;               /* TCP/UDP/ICMP fixed header inside the frame, or NULL */
 	__u32 payload_len;      /* IP payload bytes according to tot_len */
 	__u8 has_ports;         /* l4 is a whole TCP/UDP header (ports in flow) */
@@ -81,7 +84,10 @@ struct packet {
 	const struct lb_settings *settings;
 	/* The 5-tuple as received (the flow cache's key and the trace event's); ports 0 unless
 	 * TCP/UDP. */
-	struct lb_flow_key flow __attribute__((aligned(8)));  /* read as two u64 (flow_word) */
+	union {
+		struct lb_flow_key flow;    /* IPv4: read as two u64 (flow_word) */
+		struct lb_flow_key6 flow6;  /* IPv6 (zeroed by process6) */
+	} __attribute__((aligned(8)));
 	__u8 reason;
 	__u8 family;            /* LB_FAMILY_* once the EtherType is known, else 0 (events) */
 	__u32 service_id;
@@ -160,44 +166,66 @@ static __always_inline struct lb_service *find_service(__be32 vip, __be16 port, 
 
 #include "flow_cache.h"
 
-/* The backend of a flow in a moved slot (its mark m, current backend `id`), flow cache on: a SYN
+/* An IPv6 backend may take a packet of a service while ACTIVE and owned by that service. */
+static __always_inline struct lb_backend6 *usable_backend6(__u32 id, __u32 service_id)
+{
+	struct lb_backend6 *b;
+
+	if (id == 0)
+		return NULL;
+	b = bpf_map_lookup_elem(&backends6, &id);
+	if (!b || !(b->flags & LB_BACKEND_F_ACTIVE) || b->service_id != service_id)
+		return NULL;
+	return b;
+}
+
+/* moved_slot_backend##SFX for one family (IPv4: no suffix, flows, backends; IPv6: 6, flows6,
+ * backends6), written once:
+ * The backend of a flow in a moved slot (its mark m, current backend `id`), flow cache on: a SYN
  * takes the current backend; a flow remembered in this transition keeps its backend while usable
  * (and marks the slot seen when that is not the current one); another miss goes to the previous
  * backend (TCP always, UDP only while the slot is YOUNG) when usable, else to the current one. A
  * SYN or a miss is remembered when `remember` (ICMP errors only look). */
-static __always_inline __u32 moved_slot_backend(struct lb_slot_mark *m, __u32 id, const struct lb_service *svc,
-						const struct lb_flow_key *key, int syn, int remember)
-{
-	__u32 hash = flow_cache_hash(key), epoch = m->epoch;
-	struct lb_flow_set *set = flow_set(hash);
-	struct lb_flow_entry *e;
-
-	if (!set)
-		return id;
-	if (!syn) {
-		e = flow_cache_find(set, key, hash, epoch);
-		if (e && usable_backend(e->backend_id, svc->id)) {
-			__u32 kept = e->backend_id;
-
-			if (kept != id && remember && !m->seen)
-				m->seen = 1;
-			return kept;
-		}
-		if ((key->proto == IPPROTO_TCP || (m->flags & LB_SLOT_F_YOUNG)) && usable_backend(m->prev_id, svc->id))
-			id = m->prev_id;
-	}
-	if (remember)
-		flow_cache_remember(set, key, hash, id, epoch);
-	return id;
+#define MOVED_SLOT_BACKEND(SFX, KEY, SET, ENTRY, HASH)							\
+static __always_inline __u32 moved_slot_backend##SFX(struct lb_slot_mark *m, __u32 id,			\
+						     const struct lb_service *svc, const struct KEY *key, \
+						     int syn, int remember)				\
+{													\
+	__u32 hash = HASH, epoch = m->epoch;								\
+	struct SET *set = flow_set##SFX(hash);								\
+	struct ENTRY *e;										\
+													\
+	if (!set)											\
+		return id;										\
+	if (!syn) {											\
+		e = flow_cache_find##SFX(set, key, hash, epoch);					\
+		if (e && usable_backend##SFX(e->backend_id, svc->id)) {				\
+			__u32 kept = e->backend_id;							\
+													\
+			if (kept != id && remember && !m->seen)						\
+				m->seen = 1;								\
+			return kept;									\
+		}											\
+		if ((key->proto == IPPROTO_TCP || (m->flags & LB_SLOT_F_YOUNG)) &&			\
+		    usable_backend##SFX(m->prev_id, svc->id))						\
+			id = m->prev_id;								\
+	}												\
+	if (remember)											\
+		flow_cache_remember##SFX(set, key, hash, id, epoch);					\
+	return id;											\
 }
 
-/* The backend of svc for the flow `key`: its Maglev slot's current backend, or in a moved slot
- * with the flow cache on, moved_slot_backend()'s choice. `hash` is flow_hash() of key. */
-static __always_inline struct lb_backend *pick_backend(struct packet *p, const struct lb_service *svc,
-						       const struct lb_flow_key *key, __u32 hash, int syn,
-						       int remember)
+MOVED_SLOT_BACKEND(, lb_flow_key, lb_flow_set, lb_flow_entry, flow_cache_hash(key))
+MOVED_SLOT_BACKEND(6, lb_flow_key6, lb_flow_set6, lb_flow_entry6, flow_cache_hash6(key, hash_seed))
+
+/* The backend of svc for the flow `key` (struct lb_flow_key, or lb_flow_key6 when v6, a
+ * constant): its Maglev slot's current backend, or in a moved slot with the flow cache on,
+ * moved_slot_backend()'s choice. `hash` is the family's flow hash of key. Returns the
+ * struct lb_backend (v6: lb_backend6) and sets p->backend_id. */
+static __always_inline void *pick_backend_of(struct packet *p, const struct lb_service *svc, const void *key,
+					     __u32 hash, int syn, int remember, const int v6)
 {
-	struct lb_backend *b;
+	void *b;
 	__u32 slot, id, *value;
 	void *table;
 
@@ -216,14 +244,29 @@ static __always_inline struct lb_backend *pick_backend(struct packet *p, const s
 			struct lb_slot_mark *m = marks ? bpf_map_lookup_elem(marks, &slot) : NULL;
 
 			if (m && m->prev_id)
-				id = moved_slot_backend(m, id, svc, key, syn, remember);
+				id = v6 ? moved_slot_backend6(m, id, svc, key, syn, remember)
+					: moved_slot_backend(m, id, svc, key, syn, remember);
 		}
 	}
-	b = usable_backend(id, svc->id);
+	b = v6 ? (void *)usable_backend6(id, svc->id) : (void *)usable_backend(id, svc->id);
 	if (!b)
 		return NULL;
 	p->backend_id = id;
 	return b;
+}
+
+static __always_inline struct lb_backend *pick_backend(struct packet *p, const struct lb_service *svc,
+						       const struct lb_flow_key *key, __u32 hash, int syn,
+						       int remember)
+{
+	return pick_backend_of(p, svc, key, hash, syn, remember, 0);
+}
+
+static __always_inline struct lb_backend6 *pick_backend6(struct packet *p, const struct lb_service *svc,
+							 const struct lb_flow_key6 *key, __u32 hash, int syn,
+							 int remember)
+{
+	return pick_backend_of(p, svc, key, hash, syn, remember, 1);
 }
 
 /* ---- sanity checks ----------------------------------------------------------------------- */
@@ -296,6 +339,7 @@ static __always_inline int martian_to_vip(const struct packet *p)
 #include "next_hop.h"
 #include "nat.h"
 #include "icmp.h"
+#include "lb6.h"
 
 /* ---- the packet classes ------------------------------------------------------------------ */
 
@@ -347,7 +391,7 @@ static __always_inline int process(struct packet *p)
 		return verdict(p, XDP_PASS, LB_REASON_VLAN);
 	if (eth_type != ETH_P_IP) {
 		if (eth_type == ETH_P_IPV6)
-			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
+			return process6(p, &c);
 		return verdict(p, XDP_PASS, LB_REASON_NOT_IP);
 	}
 	p->family = LB_FAMILY_IPV4;
@@ -466,6 +510,14 @@ static __always_inline void emit_event(struct packet *p, int action)
 	e->pkt_len = p->frame_len;
 	e->service_id = p->service_id;
 	e->backend_id = p->backend_id;
+	if (p->family == LB_FAMILY_IPV6) {
+		e->saddr = p->flow6.saddr;
+		e->daddr = p->flow6.daddr;
+		e->sport = p->flow6.sport;
+		e->dport = p->flow6.dport;
+		e->proto = p->flow6.proto;
+		goto verdict;
+	}
 	/* IPv4 as the v4-mapped ::ffff:a.b.c.d (the TS decoder turns family 4 back into dotted text) */
 	e->saddr.w[0] = 0;
 	e->saddr.w[1] = 0;
@@ -478,6 +530,7 @@ static __always_inline void emit_event(struct packet *p, int action)
 	e->sport = p->flow.sport;
 	e->dport = p->flow.dport;
 	e->proto = p->flow.proto;
+verdict:
 	e->action = action;
 	e->reason = p->reason;
 	e->family = p->family;

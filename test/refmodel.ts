@@ -192,15 +192,44 @@ class Run {
     return action;
   }
 
+  /**
+   * IPv6 (bpf/lb6.h) for a state with NO IPv6 service, VIP or reverse entry (this model's state has
+   * none; the IPv6 model proper is test/refmodel's IPv6 sibling): a bad fixed header (version,
+   * payload length 0 or beyond the frame) or an extension header cut by the payload or the frame
+   * (bpf/parse6.h walk_ext6) is malformed; everything else is not a VIP. Addresses are not modelled.
+   */
+  ipv6WithoutServices(): number {
+    const f = this.f;
+    if (f.length < 54 || f[14] >> 4 !== 6) return this.verdict(XDP_DROP, 'malformed');
+    const len = f.readUInt16BE(18);
+    if (len === 0 || len > f.length - 54) return this.verdict(XDP_DROP, 'malformed');
+    let nh = f[20];
+    let off = 54;
+    let left = len;
+    for (let i = 0; i <= 4; i++) {
+      if (nh === 0 ? i !== 0 : ![60, 43, 44, 51].includes(nh)) break;
+      if (i === 4) break;
+      if (off + 8 > f.length || left < 8) return this.verdict(XDP_DROP, 'malformed');
+      const l = nh === 44 ? 8 : nh === 51 ? (f[off + 1] + 2) * 4 : (f[off + 1] + 1) * 8;
+      if (nh === 43 && f[off + 3] !== 0) break;
+      if (l > left || off + l > f.length) return this.verdict(XDP_DROP, 'malformed');
+      nh = f[off];
+      off += l;
+      left -= l;
+    }
+    return this.verdict(XDP_PASS, 'not_vip');
+  }
+
   process(): number {
     const f = this.f;
     const end = f.length;
     if (end < 14) return this.verdict(XDP_DROP, 'malformed');
     const type = f.readUInt16BE(12);
     if (type === 0x8100 || type === 0x88a8) return this.verdict(XDP_PASS, 'vlan');
-    if (type !== 0x0800) return this.verdict(XDP_PASS, type === 0x86dd ? 'not_vip' : 'not_ip');
+    if (type !== 0x0800 && type !== 0x86dd) return this.verdict(XDP_PASS, 'not_ip');
     const ownMac = this.st.ifMacs.get(this.ingress);
     if (ownMac && !ownMac.equals(f.subarray(0, 6))) return this.verdict(XDP_PASS, 'other_mac');
+    if (type === 0x86dd) return this.ipv6WithoutServices();
 
     // parse_iphdr
     const ip = 14;

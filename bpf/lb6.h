@@ -1,0 +1,189 @@
+/* lb6.h: the IPv6 packet path (docs/datapath.md "IPv6"): classify -> service (services6) ->
+ * Maglev (pick_backend6: the shared maglev / maglev_marks maps, flows6) -> NAT66 or DSR ->
+ * forward; NAT66 replies (reverse6, reverse_frags6); ICMPv6 to a VIP. process6() is entered from
+ * process() for EtherType 0x86DD. */
+#ifndef XDPLB_LB6_H
+#define XDPLB_LB6_H
+
+/* Included once by lb.bpf.c, after icmp.h. */
+
+/* False when the destination is surely not an IPv6 VIP (settings.vip_filter6). */
+static __always_inline int maybe_vip6(const struct packet *p)
+{
+	__u32 bit = (__u32)(fold6(&p->flow6.daddr) * LB_VIP_FILTER_MUL) >> 24;
+
+	return (p->settings->vip_filter6[(bit >> 5) & (LB_VIP_FILTER_WORDS - 1)] >> (bit & 31)) & 1;
+}
+
+/* The IPv6 service of {vip, port, proto}, else the VIP's every-port service of proto. */
+static __always_inline struct lb_service *find_service6(const lb_in6 *vip, __be16 port, __u8 proto)
+{
+	struct lb_service6_key key = {};
+	struct lb_service *svc;
+
+	key.vip = *vip;
+	key.port = port;
+	key.proto = proto;
+	svc = bpf_map_lookup_elem(&services6, &key);
+	if (svc || port == 0)
+		return svc;
+	key.port = 0;
+	return bpf_map_lookup_elem(&services6, &key);
+}
+
+/* A packet to an IPv6 VIP from a martian source, or from the VIP itself. */
+static __always_inline int martian_to_vip6(const struct packet *p)
+{
+	return martian6(&p->flow6.saddr) || same_in6(&p->flow6.saddr, &p->flow6.daddr);
+}
+
+#include "nat6.h"
+#include "icmp6.h"
+
+/* TCP/UDP to an IPv6 VIP with its service (or NULL): Maglev picks the backend; NAT66 or DSR. */
+static __always_inline int to_service6(struct packet *p, const struct lb_service *svc)
+{
+	const struct lb_flow_key6 *key = &p->flow6;
+	struct lb_backend6 *b;
+
+	if (!svc)
+		return verdict(p, XDP_DROP, LB_REASON_NO_SERVICE);
+	if (martian_to_vip6(p))
+		return verdict(p, XDP_DROP, LB_REASON_MARTIAN);
+	if (udp6_zero_checksum(p))
+		return verdict(p, XDP_DROP, LB_REASON_BAD_CHECKSUM);
+	p->service_id = svc->id;
+	b = pick_backend6(p, svc, key, flow_hash6(&key->saddr, &key->daddr, key->sport, key->dport, key->proto, hash_seed),
+			  p->syn, 1);
+	if (!b)
+		return verdict(p, XDP_DROP, LB_REASON_NO_BACKEND);
+	if (svc->mode == LB_MODE_DSR)
+		return forward6(p, &b->ip, LB_REASON_FORWARDED);
+	if (p->ip6->hop_limit <= 1)
+		return ttl_expired6(p);
+	nat66_to_backend(p, b);
+	return forward6(p, &b->ip, LB_REASON_FORWARDED);
+}
+
+/* The upper-layer header at frame offset `off` (<= 0x3fff) when `size` bytes of it lie inside both
+ * the payload (`left` bytes from there) and the frame; NULL otherwise. The pointer is derived and
+ * checked in one register (the verifier then knows its range wherever it is spilled). */
+static __always_inline void *l4_at6(struct packet *p, __u32 off, __u32 size, __u32 left)
+{
+	void *h = (void *)(long)p->ctx->data + off;
+
+	if (size > left || h + size > (void *)(long)p->ctx->data_end)
+		return NULL;
+	return h;
+}
+
+/* Sets l4, has_ports, the flow's ports and syn from a whole TCP/UDP header at `off`. */
+static __always_inline int take_ports6(struct packet *p, __u32 off, __u8 proto, __u32 left)
+{
+	__u8 *h;
+
+	if (proto == IPPROTO_TCP) {
+		h = l4_at6(p, off, sizeof(struct tcphdr), left);
+		if (!h)
+			return PARSE_ERROR;
+		p->syn = (h[TCP_FLAGS_OFF] & (TCP_SYN | TCP_ACK)) == TCP_SYN;
+	} else {
+		h = l4_at6(p, off, sizeof(struct udphdr), left);
+		if (!h)
+			return PARSE_ERROR;
+	}
+	p->l4 = h;
+	p->has_ports = 1;
+	*(__u32 *)&p->flow6.sport = *(__u32 *)h;   /* sport, dport as they sit in the header */
+	return 0;
+}
+
+/* The IPv6 path, from the fixed header on (cursor after Ethernet). A subprogram: the IPv4 path's
+ * code stays as it was. Every exit is a verdict. */
+static __noinline int process6(struct packet *p, struct cursor *c)
+{
+	__u32 left, off;
+	__u16 frag;
+	__u8 proto;
+	int nh, walk, vip, is_fragment, tcp_udp;
+	struct lb_service *svc;
+	__u64 w;
+
+	p->family = LB_FAMILY_IPV6;
+	__builtin_memset(&p->flow6, 0, sizeof(p->flow6));
+	if (!to_our_mac(p))
+		return verdict(p, XDP_PASS, LB_REASON_OTHER_MAC);
+	nh = parse_ipv6hdr(c, &p->ip6, &left);
+	if (nh == PARSE_ERROR)
+		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
+	p->flow6.saddr = p->ip6->saddr;
+	p->flow6.daddr = p->ip6->daddr;
+	w = walk_ext6(p->ctx, c->pos - (void *)(long)p->ctx->data, nh, left);
+	walk = WALK6_STATUS(w);
+	proto = WALK6_PROTO(w);
+	frag = WALK6_FRAG(w);
+	left = WALK6_LEFT(w);
+	off = WALK6_OFF(w);
+	/* One packet state from here on: headers re-derived from the walk's (bounded) offset. */
+	if (off > 0x3fff)
+		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
+	p->flow6.proto = proto;
+	p->payload_len = left;
+	is_fragment = (frag & (FRAG6_OFFSET | FRAG6_MORE)) != 0;
+	tcp_udp = walk == EXT6_OK && (proto == IPPROTO_TCP || proto == IPPROTO_UDP);
+	vip = maybe_vip6(p);
+
+	/* Whole TCP/UDP packets: the exact service (a match proves a VIP), or a NAT66 reply. */
+	if (tcp_udp && !is_fragment && take_ports6(p, off, proto, left) == 0) {
+		if (!vip)
+			return from_backend6(p);
+		svc = find_service6(&p->flow6.daddr, p->flow6.dport, proto);
+		if (svc)
+			return to_service6(p, svc);
+	}
+
+	if (!vip || !bpf_map_lookup_elem(&vips6, &p->flow6.daddr)) {
+		if (p->has_ports)
+			return from_backend6(p);
+		if (walk == EXT6_TRUNCATED)
+			return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
+		if (!tcp_udp || !is_fragment)
+			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
+		if (frag & FRAG6_OFFSET)
+			return fragment_from_backend6(p);
+		/* A first fragment of a reply: its L4 header (ports) is there. */
+		if (take_ports6(p, off, proto, left) != 0)
+			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
+		return from_backend6(p);
+	}
+
+	/* To a VIP. */
+	if (walk == EXT6_TRUNCATED)
+		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
+	if (walk == EXT6_REFUSED || (!tcp_udp && proto != NH_ICMPV6))
+		return verdict(p, XDP_DROP, LB_REASON_EXT_HEADER);
+	if (proto == NH_ICMPV6 && !is_fragment) {
+		struct icmp6_fixed *icmp;
+
+		icmp = l4_at6(p, off, sizeof(*icmp), left);
+		if (!icmp)
+			return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
+		p->l4 = icmp;
+		/* Neighbour discovery is the kernel's, whoever it comes from (fe80::, ::). */
+		if (icmp->type >= ICMPV6_ND_FIRST && icmp->type <= ICMPV6_ND_LAST)
+			return verdict(p, XDP_PASS, LB_REASON_NOT_VIP);
+	}
+	if (martian_to_vip6(p))
+		return verdict(p, XDP_DROP, LB_REASON_MARTIAN);
+	if (is_fragment)
+		return verdict(p, p->settings->frag_policy == LB_FRAG_PASS ? XDP_PASS : XDP_DROP, LB_REASON_FRAGMENT);
+	if (tcp_udp) {
+		if (!p->has_ports)
+			return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
+		/* The exact {vip, port, proto} missed above: only the every-port service is left. */
+		return to_service6(p, find_service6(&p->flow6.daddr, 0, proto));
+	}
+	return icmp6_to_vip(p);
+}
+
+#endif /* XDPLB_LB6_H */

@@ -1,0 +1,61 @@
+/**
+ * IPv6 services written straight into the data plane's maps as TypedMap rows (services6, vips6,
+ * backends6, reverse6, maglev, settings.vip_filter6), for `bench prog` and the IPv6 data-path
+ * tests: the IPv6 reconciler is the control plane's (v6cp), these rows are what it writes.
+ */
+import type { BpfMap } from '../bpf';
+import { buildMaglevTable } from '../balancer/maglev';
+import { LB, encodeU32, canonicalIpv6 } from '../dataplane/abi';
+import { createMaglevTable, SLOT_WORDS } from '../dataplane/maglev-tables';
+import { lbMap } from '../dataplane/typed-map';
+import { vipFilterBit6 } from '../dataplane/jhash';
+
+export interface Backend6Row { id: number; ip: string; port: number }
+export interface Service6Row {
+  id: number;
+  vip: string;
+  port: number;
+  proto: 6 | 17;
+  mode: 'nat' | 'dsr';
+  tableSize: number;          // a prime
+  backends: Backend6Row[];
+}
+
+/** What the rows are written through: the data plane (or a test target) by map name. */
+export interface MapSource { map(name: string): BpfMap }
+
+/**
+ * Writes one IPv6 service with its backends: services6, vips6 (services count), backends6
+ * (ACTIVE, owner), reverse6 (NAT: {backend ip, port (0 = any), proto} -> VIP), the Maglev table
+ * (buildMaglevTable over the backends' "[ip]:port" keys, weight 1) into maglev[id], and the VIP's
+ * bit in settings.vip_filter6 (the other settings kept). @throws Error for a bad address or table size
+ */
+export function installService6(dp: MapSource, svc: Service6Row): void {
+  const src = dp as unknown as { map(name: never): never };
+  const vip = canonicalIpv6(svc.vip);
+  const mode = svc.mode === 'dsr' ? LB.MODE_DSR : LB.MODE_NAT;
+  lbMap(src, 'services6').set({ vip, port: svc.port, proto: svc.proto }, { id: svc.id, tableSize: svc.tableSize, mode, flags: 0 });
+  const vips6 = lbMap(src, 'vips6');
+  vips6.set(vip, { services: (vips6.get(vip)?.services ?? 0) + 1 });
+  const backends6 = lbMap(src, 'backends6');
+  const reverse6 = lbMap(src, 'reverse6');
+  for (const b of svc.backends) {
+    backends6.set(b.id, { ip: b.ip, port: b.port, flags: LB.BACKEND_F_ACTIVE, mode, serviceId: svc.id, vip, vport: svc.port, proto: svc.proto });
+    if (mode === LB.MODE_NAT) reverse6.set({ ip: b.ip, port: b.port || svc.port, proto: svc.proto }, { vip, vport: svc.port, serviceId: svc.id, backendId: b.id });
+  }
+  const indexes = buildMaglevTable(svc.backends.map((b) => ({ key: `[${canonicalIpv6(b.ip)}]:${b.port}`, weight: 1 })), svc.tableSize);
+  const flat = new Uint32Array(svc.tableSize * SLOT_WORDS);
+  for (let s = 0; s < indexes.length; s++) flat[s * SLOT_WORDS] = svc.backends[indexes[s]].id;
+  const table = createMaglevTable(flat);
+  try {
+    dp.map('maglev').update(encodeU32(svc.id), encodeU32(table.fd));
+  } finally {
+    table.close();   // the outer map holds the inner table
+  }
+  const settings = lbMap(src, 'settings');
+  const current = settings.get(0)!;
+  const bit = vipFilterBit6(vip);
+  const words = [...current.vipFilter6];
+  words[bit >>> 5] = (words[bit >>> 5] | (1 << (bit & 31))) >>> 0;
+  settings.set(0, { ...current, vipFilter6: words });
+}

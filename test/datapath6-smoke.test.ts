@@ -1,0 +1,228 @@
+/**
+ * The IPv6 packet path of bpf/lb.o through BPF_PROG_TEST_RUN (namespace xlbd6, one veth pair
+ * xlbd6-a/xlbd6-ap with the client and backend /64s of 2001:2::/48 and permanent neighbours, so
+ * bpf_fib_lookup AF_INET6 answers): every main path once, output frames checked field by field
+ * with checksums recomputed from scratch, verdicts by their verdict_stats row. IPv6 rows are
+ * written as the control plane writes them (src/bench/v6-rows.ts).
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { enterNetns } from '../src/bpf';
+import { Dataplane } from '../src/dataplane/dataplane';
+import { LB, LbCounterCodec, decodePerCpuSum, encodeU32, bytesToIpv6 } from '../src/dataplane/abi';
+import { REASONS } from '../src/dataplane/types';
+import { bufferToMac } from '../src/dataplane/packet';
+import { buildFrame6, checksumProblems6, IPPROTO_ICMPV6, NH_DSTOPTS, NH_ROUTING, NH_FRAGMENT, NH_ESP, NH_HOPOPTS, NH_NONE, type Frame6Spec } from '../src/dataplane/packet6';
+import { flowHash6 } from '../src/dataplane/jhash';
+import { buildMaglevTable } from '../src/balancer/maglev';
+import { installService6, type Service6Row } from '../src/bench/v6-rows';
+import { kernelTestSkip } from './support/kernel-env';
+
+const NETNS = 'xlbd6';
+const IF = 'xlbd6-a';
+const PEER = 'xlbd6-ap';
+const LB_MAC = '02:00:00:d6:00:01';
+const CLIENT = '2001:2:0:1::10';
+const CLIENT_MAC = '02:00:00:d6:00:0a';
+const VIP = '2001:2:0:100::1';
+const VIP_DSR = '2001:2:0:100::2';
+const BACKENDS = [{ id: 11, ip: '2001:2:0:2::11', port: 8080 }, { id: 12, ip: '2001:2:0:2::12', port: 8080 }];
+const BACKEND_MAC: Record<string, string> = { '2001:2:0:2::11': '02:00:00:d6:01:11', '2001:2:0:2::12': '02:00:00:d6:01:12' };
+const TABLE = 251;
+const SERVICES: Service6Row[] = [
+  { id: 1, vip: VIP, port: 80, proto: 6, mode: 'nat', tableSize: TABLE, backends: BACKENDS },
+  { id: 2, vip: VIP, port: 53, proto: 17, mode: 'nat', tableSize: TABLE, backends: [{ id: 13, ip: '2001:2:0:2::11', port: 5353 }] },
+  { id: 3, vip: VIP_DSR, port: 80, proto: 6, mode: 'dsr', tableSize: TABLE, backends: [{ id: 14, ip: '2001:2:0:2::12', port: 0 }] },
+];
+const XDP = { drop: 1, pass: 2, tx: 3 } as const;
+
+const skipReason = kernelTestSkip('the IPv6 data-path smoke test');
+
+function sh(cmd: string, args: string[], input?: string): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], timeout: 10_000 });
+}
+
+function cleanup(): void {
+  try { sh('ip', ['netns', 'del', NETNS]); } catch { /* not there */ }
+}
+
+describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () => {
+  let dp: Dataplane | null = null;
+  let restore = (): void => {};
+  let ifindex = 0;
+
+  before(() => {
+    cleanup();
+    sh('ip', ['netns', 'add', NETNS]);
+    sh('ip', ['-n', NETNS, '-batch', '-'], [
+      `link add ${IF} address ${LB_MAC} type veth peer name ${PEER} address 02:00:00:d6:00:02`,
+      `link set ${IF} up`, `link set ${PEER} up`, 'link set lo up',
+      `addr add 2001:2:0:1::1/64 dev ${IF} nodad`, `addr add 2001:2:0:2::1/64 dev ${IF} nodad`,
+      `neigh replace ${CLIENT} lladdr ${CLIENT_MAC} dev ${IF} nud permanent`,
+      ...Object.entries(BACKEND_MAC).map(([a, m]) => `neigh replace ${a} lladdr ${m} dev ${IF} nud permanent`),
+    ].join('\n') + '\n');
+    sh('ip', ['netns', 'exec', NETNS, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
+    ifindex = (JSON.parse(sh('ip', ['-n', NETNS, '-j', 'link', 'show', IF])) as Array<{ ifindex: number }>)[0].ifindex;
+    restore = enterNetns(NETNS);
+    dp = Dataplane.load({ hashSeed: 0x5eed });
+    dp.writeInterfaceMac(IF, ifindex);
+    for (const s of SERVICES) installService6(dp, s);
+  });
+
+  after(() => {
+    dp?.close();
+    restore();
+    cleanup();
+  });
+
+  const verdicts = (): number[] => {
+    const m = dp!.map('verdict_stats');
+    return Array.from({ length: LB.REASON_COUNT * LB.ACTION_SLOTS }, (_, i) => decodePerCpuSum(LbCounterCodec, m.lookup(encodeU32(i))!).packets);
+  };
+
+  /** Runs `frame`; asserts the action and that exactly one verdict {reason, action} was counted. */
+  function run(frame: Buffer, action: keyof typeof XDP, reason: (typeof REASONS)[number]): Buffer {
+    const before = verdicts();
+    const res = dp!.program.testRun(frame, { ingressIfindex: ifindex });
+    const after = verdicts();
+    const moved = after.map((v, i) => v - before[i]).flatMap((d, i) => (d ? [`${REASONS[Math.floor(i / LB.ACTION_SLOTS)]}/${i % LB.ACTION_SLOTS}`] : []));
+    assert.deepEqual(moved, [`${reason}/${XDP[action]}`], 'one verdict, this reason');
+    assert.equal(res.retval, XDP[action]);
+    return res.data;
+  }
+
+  const eth = { dst: LB_MAC, src: CLIENT_MAC };
+  const frame = (spec: Omit<Frame6Spec, 'eth'>) => buildFrame6({ eth, ...spec });
+  const payload = Buffer.from('hello over IPv6!');
+  const addr = (f: Buffer, at: number) => bytesToIpv6(f.subarray(at, at + 16));
+  /** The backend Maglev picks for a client flow to VIP:80/tcp, from the TS hash and table. */
+  const predicted = (sport: number) => {
+    const table = buildMaglevTable(BACKENDS.map((b) => ({ key: `[${b.ip}]:${b.port}`, weight: 1 })), TABLE);
+    return BACKENDS[table[flowHash6(CLIENT, VIP, sport, 80, 6, 0x5eed) % TABLE]];
+  };
+
+  test('NAT66 TCP: to the backend Maglev picks (TS hash agrees), address/port/hop limit rewritten, checksum verifies', () => {
+    const seen = new Set<string>();
+    for (let sport = 40000; sport < 40040; sport++) {
+      const out = run(frame({ ip6: { src: CLIENT, dst: VIP }, tcp: { sport, dport: 80, flags: 0x18, payload } }), 'tx', 'forwarded');
+      const b = predicted(sport);
+      seen.add(b.ip);
+      assert.equal(addr(out, 14 + 24), b.ip, `sport ${sport}`);
+      assert.equal(bufferToMac(out.subarray(0, 6)), BACKEND_MAC[b.ip]);
+      assert.equal(bufferToMac(out.subarray(6, 12)), LB_MAC);
+      assert.equal(out.readUInt16BE(14 + 40 + 2), 8080);
+      assert.equal(out[14 + 7], 63, 'hop limit - 1');
+      assert.equal(addr(out, 14 + 8), CLIENT);
+      assert.deepEqual(checksumProblems6(out), []);
+    }
+    assert.equal(seen.size, 2, 'both backends get flows');
+  });
+
+  test('NAT66 keeps extension headers (destination options): the L4 offset accounts for them', () => {
+    const out = run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_DSTOPTS }] }, tcp: { sport: 41000, dport: 80, flags: 0x18, payload } }), 'tx', 'forwarded');
+    assert.equal(out[14 + 6], NH_DSTOPTS);
+    assert.equal(out.readUInt16BE(14 + 48 + 2), 8080);
+    assert.deepEqual(checksumProblems6(out), []);
+  });
+
+  test('NAT66 UDP forwarded; UDP checksum 0 dropped (bad_checksum)', () => {
+    const out = run(frame({ ip6: { src: CLIENT, dst: VIP }, udp: { sport: 5000, dport: 53, payload } }), 'tx', 'forwarded');
+    assert.equal(out.readUInt16BE(14 + 40 + 2), 5353);
+    assert.deepEqual(checksumProblems6(out), []);
+    run(frame({ ip6: { src: CLIENT, dst: VIP }, udp: { sport: 5000, dport: 53, payload, checksum: 0 } }), 'drop', 'bad_checksum');
+  });
+
+  test('reverse NAT66: a backend reply leaves from the VIP:80, checksum verifies', () => {
+    const out = run(buildFrame6({ eth: { dst: LB_MAC, src: BACKEND_MAC['2001:2:0:2::11'] }, ip6: { src: '2001:2:0:2::11', dst: CLIENT }, tcp: { sport: 8080, dport: 40000, flags: 0x12, payload } }), 'tx', 'reversed');
+    assert.equal(addr(out, 14 + 8), VIP);
+    assert.equal(out.readUInt16BE(14 + 40), 80);
+    assert.equal(out[14 + 7], 63);
+    assert.equal(bufferToMac(out.subarray(0, 6)), CLIENT_MAC);
+    assert.deepEqual(checksumProblems6(out), []);
+    // A reply toward a martian destination is dropped; from an unknown port it is not ours.
+    run(buildFrame6({ eth, ip6: { src: '2001:2:0:2::11', dst: 'ff02::1' }, tcp: { sport: 8080, dport: 40000, flags: 0x12 } }), 'drop', 'martian');
+    run(buildFrame6({ eth, ip6: { src: '2001:2:0:2::11', dst: CLIENT }, tcp: { sport: 9999, dport: 40000, flags: 0x12 } }), 'pass', 'not_vip');
+  });
+
+  test('DSR: only the MACs change (hop limit kept)', () => {
+    const input = frame({ ip6: { src: CLIENT, dst: VIP_DSR }, tcp: { sport: 42000, dport: 80, flags: 0x18, payload } });
+    const out = run(input, 'tx', 'forwarded');
+    assert.equal(bufferToMac(out.subarray(0, 6)), BACKEND_MAC['2001:2:0:2::12']);
+    assert.ok(out.subarray(12).equals(input.subarray(12)), 'IPv6 packet untouched');
+  });
+
+  test('ICMPv6 echo to a VIP answered from the VIP (checksum over the pseudo-header); a bad checksum is dropped', () => {
+    const out = run(frame({ ip6: { src: CLIENT, dst: VIP }, icmp6: { type: 128, rest: 0x00070001, payload } }), 'tx', 'icmp_echo');
+    assert.equal(addr(out, 14 + 8), VIP);
+    assert.equal(addr(out, 14 + 24), CLIENT);
+    assert.equal(out[14 + 40], 129);
+    assert.equal(out[14 + 7], 64);
+    assert.equal(bufferToMac(out.subarray(0, 6)), CLIENT_MAC);
+    assert.deepEqual(checksumProblems6(out), []);
+    run(frame({ ip6: { src: CLIENT, dst: VIP }, icmp6: { type: 128, rest: 1, payload, checksum: 0x1234 } }), 'drop', 'bad_checksum');
+    run(frame({ ip6: { src: CLIENT, dst: VIP }, icmp6: { type: 129, payload } }), 'drop', 'icmp_unsupported');
+  });
+
+  test('Packet Too Big quoting a VIP flow goes to the backend owning it, translated (PMTU through the VIP)', () => {
+    const sport = 43000;
+    const b = predicted(sport);
+    // What the VIP sent the client: VIP:80 -> CLIENT:43000 (a translated reply), as a router quotes it.
+    const quoted = buildFrame6({ ip6: { src: VIP, dst: CLIENT, hopLimit: 60 }, tcp: { sport: 80, dport: sport, flags: 0x18, payload: Buffer.alloc(64, 1) } }).subarray(14);
+    const out = run(frame({ ip6: { src: '2001:2:0:1::fe', dst: VIP }, icmp6: { type: 2, rest: 1280, payload: quoted } }), 'tx', 'icmp_error');
+    assert.equal(addr(out, 14 + 24), b.ip, 'outer destination: the backend');
+    assert.equal(addr(out, 14 + 48 + 8), b.ip, 'quoted source: the backend');
+    assert.equal(out.readUInt16BE(14 + 48 + 40), 8080, 'quoted source port: the backend');
+    assert.equal(out.readUInt32BE(14 + 44), 1280, 'MTU kept');
+    assert.deepEqual(checksumProblems6(out), []);
+    // A quote from another source is not ours to translate.
+    const other = buildFrame6({ ip6: { src: '2001:2:0:100::9', dst: CLIENT }, tcp: { sport: 80, dport: sport } }).subarray(14);
+    run(frame({ ip6: { src: '2001:2:0:1::fe', dst: VIP }, icmp6: { type: 1, payload: other } }), 'drop', 'icmp_unsupported');
+  });
+
+  test('hop limit 1 to a NAT VIP: ICMPv6 time exceeded from the VIP, quoting the packet', () => {
+    const input = frame({ ip6: { src: CLIENT, dst: VIP, hopLimit: 1 }, tcp: { sport: 44000, dport: 80, flags: 0x18, payload } });
+    const out = run(input, 'tx', 'ttl');
+    assert.equal(out[14 + 6], IPPROTO_ICMPV6);
+    assert.equal(addr(out, 14 + 8), VIP);
+    assert.equal(addr(out, 14 + 24), CLIENT);
+    assert.equal(out[14 + 40], 3);
+    assert.equal(out[14 + 41], 0);
+    assert.ok(out.subarray(14 + 48).equals(input.subarray(14)), 'the whole invoking packet is quoted');
+    assert.equal(bufferToMac(out.subarray(0, 6)), CLIENT_MAC);
+    assert.deepEqual(checksumProblems6(out), []);
+  });
+
+  test('extension header policy toward a VIP', () => {
+    const tcp = { sport: 45000, dport: 80, flags: 0x18, payload };
+    run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_ROUTING, body: Buffer.from([4, 1, 0, 0, 0, 0]) }] }, tcp }), 'drop', 'ext_header');
+    run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_ROUTING, body: Buffer.from([4, 0, 0, 0, 0, 0]) }] }, tcp }), 'tx', 'forwarded');
+    run(frame({ ip6: { src: CLIENT, dst: VIP, proto: NH_ESP }, payload: Buffer.alloc(24) }), 'drop', 'ext_header');
+    run(frame({ ip6: { src: CLIENT, dst: VIP, proto: NH_NONE }, payload: Buffer.alloc(8) }), 'drop', 'ext_header');
+    run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_DSTOPTS }, { type: NH_HOPOPTS }] }, tcp }), 'drop', 'ext_header');
+    run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_HOPOPTS }, { type: NH_DSTOPTS }, { type: NH_DSTOPTS }, { type: NH_DSTOPTS }] }, tcp }), 'tx', 'forwarded');
+    run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_HOPOPTS }, { type: NH_DSTOPTS }, { type: NH_DSTOPTS }, { type: NH_DSTOPTS }, { type: NH_DSTOPTS }] }, tcp }), 'drop', 'ext_header');
+    run(frame({ ip6: { src: CLIENT, dst: VIP, proto: 132 }, payload: Buffer.alloc(12) }), 'drop', 'ext_header');
+    run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_FRAGMENT, fragOffset: 0, more: true }] }, tcp }), 'drop', 'fragment');
+    run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_FRAGMENT }] }, tcp }), 'tx', 'forwarded');  // atomic fragment
+    const cut = frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_DSTOPTS, body: Buffer.alloc(30) }] }, tcp });
+    cut.writeUInt16BE(20, 18);  // payload length ends inside the options header
+    run(cut.subarray(0, 14 + 40 + 20), 'drop', 'malformed');
+    // Not to a VIP: the host's business, whatever its chain.
+    run(frame({ ip6: { src: CLIENT, dst: '2001:2:0:1::1', proto: NH_ESP }, payload: Buffer.alloc(24) }), 'pass', 'not_vip');
+  });
+
+  test('neighbour discovery passes untouched even to a VIP; martians, bad headers, host traffic', () => {
+    const ns = frame({ ip6: { src: 'fe80::a', dst: VIP, hopLimit: 255 }, icmp6: { type: 135, payload: Buffer.alloc(16) } });
+    assert.ok(run(ns, 'pass', 'not_vip').equals(ns));
+    run(frame({ ip6: { src: 'fe80::a', dst: VIP }, tcp: { sport: 1, dport: 80 } }), 'drop', 'martian');
+    run(frame({ ip6: { src: '::ffff:198.18.0.1', dst: VIP }, tcp: { sport: 1, dport: 80 } }), 'drop', 'martian');
+    run(frame({ ip6: { src: VIP, dst: VIP }, tcp: { sport: 1, dport: 80 } }), 'drop', 'martian');
+    run(frame({ ip6: { src: CLIENT, dst: VIP, payloadLength: 0 }, tcp: { sport: 1, dport: 80 } }), 'drop', 'malformed');
+    run(frame({ ip6: { src: CLIENT, dst: VIP, payloadLength: 200 }, tcp: { sport: 1, dport: 80 } }), 'drop', 'malformed');
+    run(frame({ ip6: { src: CLIENT, dst: VIP, version: 4 }, tcp: { sport: 1, dport: 80 } }), 'drop', 'malformed');
+    run(frame({ ip6: { src: CLIENT, dst: VIP }, tcp: { sport: 1, dport: 81 } }), 'drop', 'no_service');
+    run(frame({ ip6: { src: CLIENT, dst: '2001:2:0:1::1' }, tcp: { sport: 1, dport: 22 } }), 'pass', 'not_vip');
+    run(buildFrame6({ eth: { dst: '33:33:ff:00:00:01', src: CLIENT_MAC }, ip6: { src: CLIENT, dst: 'ff02::1:ff00:1' }, icmp6: { type: 135 } }), 'pass', 'other_mac');
+  });
+});
