@@ -21,12 +21,12 @@ import {
   DP_NETNS, PORTS, NEIGHBOURS, DEFAULT_SETTINGS, ACTION_NUMBER, CLIENT, VIP, MAC, FIXTURE_EPOCH, fixtureState, fixtures, fixtureSlot, fragmentDatagram, type Fixture,
 } from './datapath-fixtures';
 import { reasonNumber, type ModelResult6Fields } from './refmodel6';
-import { fixtures6, withV6 } from './datapath-fixtures6';
+import { fixtures6, withV6, VIP6 } from './datapath-fixtures6';
 import { REASON, runModel, type ModelResult, BACKEND_ACTIVE, MODE_NAT, FlowCacheModel, flowKey, type ModelState } from './refmodel';
 
 // IPv4 fixture ids 1..13, IPv6 ones 21..32 (one id space).
 const SERVICE_IDS = Array.from({ length: 33 }, (_, i) => i);
-const BACKEND_IDS = Array.from({ length: 33 }, (_, i) => i);
+const BACKEND_IDS = Array.from({ length: 35 }, (_, i) => i);
 
 interface DecodedEvent {
   ifindex: number; pktLen: number; serviceId: number; backendId: number;
@@ -73,7 +73,7 @@ function receivedFields6(frame: Buffer, reason: string): Pick<DecodedEvent, 'sad
   }
   out.proto = nh;
   const need = nh === 6 ? 20 : nh === 17 ? 8 : 0;
-  const firstReplyFragment = (frag & 0xfff8) === 0 && !(Object.values(VIP) as string[]).includes(out.daddr);
+  const firstReplyFragment = (frag & 0xfff8) === 0 && !(Object.values(VIP6) as string[]).includes(out.daddr);
   if (need && (frag & 0xfff9) === 0 || (need && firstReplyFragment)) {
     if (need <= left && off + need <= frame.length) {
       out.sport = frame.readUInt16BE(off);
