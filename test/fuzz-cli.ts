@@ -53,7 +53,7 @@ function main(): number {
   }
   const seed = args.seed ?? randomInt(1, 0x100000000);
   console.log(`fuzz: seed 0x${seed.toString(16)}, ${args.frames} frames (reproduce: npm run fuzz -- --frames ${args.frames} --seed 0x${seed.toString(16)} --v6-share ${args.v6Share})`);
-  const res = runFuzz({ frames: args.frames, seed, v6Share: args.v6Share, log: (line) => console.log(line) });
+  const res = runFuzz({ frames: args.frames, seed, v6Share: args.v6Share, show: Number(process.env.XDPLB_FUZZ_SHOW ?? 10), log: (line) => console.log(line) });
   for (const p of res.problems) console.log(`fuzz: FAILED CHECK ${p}`);
   const ok = res.mismatchCount === 0 && res.problems.length === 0;
   console.log(`fuzz: ${ok ? 'OK' : 'FAILED'}: ${res.frames} frames (${res.v6Frames} IPv6, ${res.v6Mismatches} of their mismatches), seed 0x${seed.toString(16)}, ${res.mismatchCount} mismatches, ${res.problems.length} failed checks, ${(res.ms / 1000).toFixed(1)} s`);

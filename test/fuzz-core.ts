@@ -180,6 +180,8 @@ export interface FuzzOptions {
   v6Share?: number;
   /** progress and summary lines (default: none) */
   log?: (line: string) => void;
+  /** how many mismatches are logged and returned whole (default 10) */
+  show?: number;
 }
 
 export interface FuzzResult {
@@ -233,7 +235,7 @@ export function runFuzz(opts: FuzzOptions): FuzzResult {
     ];
     for (const [id, slot, prev, young] of more6) state.marks!.get(id)!.set(slot, { prev, epoch: 0x6eed + id, seen: false, young });
     const installed = installState(target.maps, state);
-    return fuzzLoop(target, lab, state, installed, frames, seed, v6Share, log);
+    return fuzzLoop(target, lab, state, installed, frames, seed, v6Share, log, opts.show ?? 10);
   } finally {
     target?.close();
     restore();
@@ -241,7 +243,7 @@ export function runFuzz(opts: FuzzOptions): FuzzResult {
   }
 }
 
-function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, installed: Installed, frames: number, seed: number, v6Share: number, log: (line: string) => void): FuzzResult {
+function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, installed: Installed, frames: number, seed: number, v6Share: number, log: (line: string) => void, show: number): FuzzResult {
   const r = new Rng(seed);
   const gen = new Generator(r);
   const gen6 = new Generator6(r);
@@ -321,7 +323,7 @@ function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, installed
       if (problem) {
         mismatchCount++;
         const line = `#${i} (seed 0x${seed.toString(16)}) ingress ${base.ingress}: ${problem}; program ${got.retval}, model ${want.action} (reason ${want.reason})\n in  ${frame.toString('hex')}\n got ${got.data.toString('hex')}\n want ${want.frame.toString('hex')}`;
-        if (mismatches.length < 10) {
+        if (mismatches.length < show) {
           mismatches.push(line);
           log(`fuzz: MISMATCH ${line}`);
         }

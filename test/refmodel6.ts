@@ -161,10 +161,12 @@ class Run6 {
         if (frag.offset !== 0) break;            // what follows is payload, not headers
         continue;
       }
-      if (off + 2 > this.l3end) { err = 'malformed'; break; }
+      // Every extension header has at least 8 bytes; a routing header with segments left is
+      // refused before its length is looked at.
+      if (off + 8 > this.l3end) { err = 'malformed'; break; }
+      if (nh === 43 && f[off + 3] !== 0) { err = 'ext_header'; break; }
       const len = nh === 51 ? (f[off + 1] + 2) * 4 : (f[off + 1] + 1) * 8;
       if (off + len > this.l3end) { err = 'malformed'; break; }
-      if (nh === 43 && f[off + 3] !== 0) { err = 'ext_header'; break; }
       nh = f[off];
       off += len;
       count++;
