@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { enterNetns, RingBuffer } from '../src/bpf';
 import {
-  checksumProblems, checksumProblemsAny, bufferToIp6, ETH_P_IPV6, parseFrame, buildFrame, buildIpv4, buildEthernet, internetChecksum, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
+  checksumProblems, checksumProblemsAny, bufferToIp6, ip6ToBuffer, buildFrame6, parseFrame6, parseFrame, buildFrame, buildIpv4, buildEthernet, internetChecksum, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
 } from '../src/dataplane/packet';
 import { LB, LbEventCodec, LbFlowEntryCodec, ipv6ToBytes, bytesToIpv6 } from '../src/dataplane/abi';
 import { flowCacheHash, flowHash, serviceSlotIndex } from '../src/dataplane/jhash';
@@ -20,7 +20,7 @@ import { loadTarget, type Target } from './datapath-target';
 import {
   DP_NETNS, PORTS, NEIGHBOURS, DEFAULT_SETTINGS, ACTION_NUMBER, CLIENT, VIP, MAC, FIXTURE_EPOCH, fixtureState, fixtures, fixtureSlot, fragmentDatagram, type Fixture,
 } from './datapath-fixtures';
-import { reasonNumber, type ModelResult6Fields } from './refmodel6';
+import { reasonNumber, flowHash6 } from './refmodel6';
 import { fixtures6, withV6, VIP6 } from './datapath-fixtures6';
 import { REASON, runModel, type ModelResult, BACKEND_ACTIVE, MODE_NAT, FlowCacheModel, flowKey, type ModelState } from './refmodel';
 
@@ -129,7 +129,7 @@ function frameDiff(got: Buffer, want: Buffer): string {
   return `length ${got.length} vs ${want.length}; ${bytes.slice(0, 12).join(', ')}\n got ${JSON.stringify(parseFrame(got))}\nwant ${JSON.stringify(parseFrame(want))}`;
 }
 
-describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
+describe(`XDP data path: fixture table (bpf/lb.o in netns ${DP_NETNS})`, () => {
   let lab: DatapathLab;
   let target: Target;
   let restore: () => void = () => {};
@@ -391,6 +391,45 @@ describe('XDP data path: flow hash agrees with src/dataplane/jhash.ts', () => {
           assert.equal(res.retval, ACTION_NUMBER.pass);
           const slot = ipToU32(parseFrame(res.data).ipv4!.dst) - ipToU32('198.19.0.0') - 1;
           assert.equal(slot, flowHash(ipToU32(src), vip, sport, dport, proto, seed) % TABLE, `flow ${src}:${sport} -> :${dport}`);
+        }
+      } finally {
+        target.close();
+      }
+    });
+  }
+
+  for (const [seed, proto] of [[0, IPPROTO_TCP], [0x9e3779b9, IPPROTO_UDP]] as const) {
+    test(`IPv6: 2000 ${proto === IPPROTO_TCP ? 'TCP' : 'UDP'} flows land on the slot flowHash6 (fold6, 0x60000000) predicts (hash_seed 0x${seed.toString(16)})`, () => {
+      // Backends 2001:2:50::<slot+1> (no route): the NAT-ed destination names the slot.
+      const target = loadTarget({ seed, innerMaxEntries: TABLE });
+      try {
+        const vip = ip6ToBuffer('2001:2:100::20');
+        const backendIp = (id: number) => { const b = ip6ToBuffer('2001:2:50::'); b.writeUInt16BE(id, 14); return b; };
+        const state: ModelState = {
+          seed, settings: { fragPolicy: 0, sampleRate: 0, flowCache: false },
+          services: [], vips: new Set(), backends: new Map(), reverse: [], reverseFrags: [], ifMacs: new Map(),
+          maglev: new Map([[1, Array.from({ length: TABLE }, (_, i) => i + 1)]]),
+          flows: new FlowCacheModel(TEST_FLOW_SETS), txPorts: new Set(), fib: lab.fib,
+          v6: {
+            services: [{ id: 1, vip, port: 0, proto, tableSize: TABLE, mode: MODE_NAT }],
+            vips: new Set([vip.toString('hex')]),
+            backends: new Map(Array.from({ length: TABLE }, (_, i) => [i + 1, { id: i + 1, ip: backendIp(i + 1), port: 0, flags: BACKEND_ACTIVE, serviceId: 1 }])),
+            reverse: [], reverseFrags: [], fib: lab.fib6, flows: new FlowCacheModel(TEST_FLOW_SETS),
+          },
+        };
+        installState(target.maps, state);
+        let x = 54321;
+        const rnd = () => { x = (Math.imul(x, 1103515245) + 12345) >>> 0; return x; };
+        for (let i = 0; i < 2000; i++) {
+          const src = ip6ToBuffer('2001:2:0:a::');
+          src.writeUInt32BE(rnd(), 8); src.writeUInt32BE(rnd(), 12);
+          const sport = rnd() & 0xffff;
+          const dport = rnd() & 0xffff;
+          const l4 = proto === IPPROTO_TCP ? { tcp: { sport, dport } } : { udp: { sport, dport } };
+          const res = target.program.testRun(buildFrame6({ ip: { src: bufferToIp6(src), dst: '2001:2:100::20' }, ...l4 }), { ingressIfindex: lab.ports.a.ifindex });
+          assert.equal(res.retval, ACTION_NUMBER.pass);
+          const slot = parseFrame6(res.data).ipv6 ? ip6ToBuffer(parseFrame6(res.data).ipv6!.dst).readUInt16BE(14) - 1 : -1;
+          assert.equal(slot, flowHash6(src, vip, sport, dport, proto, seed) % TABLE, `flow [${bufferToIp6(src)}]:${sport} -> :${dport}`);
         }
       } finally {
         target.close();
