@@ -281,11 +281,13 @@ function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, installed
     for (let i = 0; i < frames; i++) {
       if (i > 0 && phase(i) !== phase(i - 1)) enterPhase(phase(i));
       if (i > 0 && i % progressEvery === 0) log(`fuzz: ${i} frames, ${mismatchCount} mismatches, ${Math.round((Date.now() - started) / 1000)} s`);
-      const v6 = isV6Frame(i);
-      const base = v6 ? gen6.basePacket() : gen.basePacket();
+      const fromGen6 = isV6Frame(i);
+      const base = fromGen6 ? gen6.basePacket() : gen.basePacket();
+      // (Counted as IPv6: every frame of the IPv6 generator but its IPv4 cross-family class.)
+      const v6 = fromGen6 && !('v4' in base && base.v4);
       base.frame = Buffer.from(base.frame);
       gen.destMac(base.ingress).copy(base.frame, 0);
-      const frame = v6 ? gen6.mutate(base.frame) : gen.mutate(base.frame);
+      const frame = fromGen6 ? gen6.mutate(base.frame) : gen.mutate(base.frame);
       const ingress = ifindex[base.ingress];
       const got = target.program.testRun(frame, { ingressIfindex: ingress });
       const want = runModel(state, frame, ingress);

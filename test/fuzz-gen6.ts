@@ -81,7 +81,8 @@ export class Generator6 {
       : { udp: { sport, dport, payload, checksum: zeroUdp ? 0 : undefined } };
   }
 
-  basePacket(): { frame: Buffer; ingress: 'a' | 'b' } {
+  /** A base frame; `v4` marks the one IPv4 class (a port only the v6 sibling serves). */
+  basePacket(): { frame: Buffer; ingress: 'a' | 'b'; v4?: true } {
     const r = this.r;
     const kind = r.int(14);
     const payload = r.bytes(r.chance(0.5) ? 0 : r.int(64));
@@ -147,7 +148,7 @@ export class Generator6 {
         return { ingress: 'a', frame: buildFrame6({ eth: { vlan: r.int(4096), etherType: ETH_P_IPV6 }, ip: { src: CLIENT6, dst: VIP6.web }, tcp: { sport: r.int(65536), dport: 80 } }) };
       }
       default: // IPv4 to a port only the v6 sibling of its VIP serves (VIP.web tcp/443)
-        return { ingress: 'a', frame: buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP, ttl: this.hop() }, tcp: { sport: r.int(65536), dport: 443, payload } }) };
+        return { ingress: 'a', v4: true, frame: buildFrame({ ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP, ttl: this.hop() }, tcp: { sport: r.int(65536), dport: 443, payload } }) };
     }
   }
 
