@@ -118,12 +118,20 @@ static __noinline int process6(struct packet *p, struct cursor *c)
 		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
 	p->flow6.saddr = p->ip6->saddr;
 	p->flow6.daddr = p->ip6->daddr;
-	w = walk_ext6(p->ctx, c->pos - (void *)(long)p->ctx->data, nh, left);
-	walk = WALK6_STATUS(w);
-	proto = WALK6_PROTO(w);
-	frag = WALK6_FRAG(w);
-	left = WALK6_LEFT(w);
-	off = WALK6_OFF(w);
+	if (nh == IPPROTO_TCP || nh == IPPROTO_UDP || nh == NH_ICMPV6) {
+		/* No extension header (the common case): no walk. */
+		walk = EXT6_OK;
+		proto = nh;
+		frag = 0;
+		off = sizeof(struct ethhdr) + sizeof(struct ipv6_fixed);
+	} else {
+		w = walk_ext6(p->ctx, sizeof(struct ethhdr) + sizeof(struct ipv6_fixed), nh, left);
+		walk = WALK6_STATUS(w);
+		proto = WALK6_PROTO(w);
+		frag = WALK6_FRAG(w);
+		left = WALK6_LEFT(w);
+		off = WALK6_OFF(w);
+	}
 	/* One packet state from here on: headers re-derived from the walk's (bounded) offset. */
 	if (off > 0x3fff)
 		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
@@ -183,6 +191,10 @@ static __noinline int process6(struct packet *p, struct cursor *c)
 		/* The exact {vip, port, proto} missed above: only the every-port service is left. */
 		return to_service6(p, find_service6(&p->flow6.daddr, 0, proto));
 	}
+	/* A whole ICMPv6 message (the checks above let nothing else through). */
+	p->l4 = l4_at6(p, off, sizeof(struct icmp6_fixed), left);
+	if (!p->l4)
+		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
 	return icmp6_to_vip(p);
 }
 
