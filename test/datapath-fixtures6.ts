@@ -7,7 +7,7 @@
  */
 import {
   buildFrame6, buildIpv6, buildFrame, buildEthernet, ip6ToBuffer, macToBuffer, DEFAULT_DST_MAC, ETH_P_IPV6,
-  IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6, IPPROTO_FRAGMENT,
+  IPPROTO_TCP, IPPROTO_UDP, IPPROTO_FRAGMENT,
   type Frame6Spec, type TcpSpec, type UdpSpec, type Ext6Spec, type Ipv6Spec, type EthernetSpec,
 } from '../src/dataplane/packet';
 import type { DatapathLab } from './datapath-lab';

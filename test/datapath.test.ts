@@ -14,7 +14,7 @@ import { LB, LbEventCodec, LbFlowEntryCodec, ipv6ToBytes, bytesToIpv6 } from '..
 import { flowCacheHash, flowHash, serviceSlotIndex } from '../src/dataplane/jhash';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
 import {
-  installState, installFlows, settingsFor, readFlows, readCounters, counterDeltas, settingsValue, backendValue, readSeen, serviceKey, serviceValue, TEST_FLOW_SETS, type Installed,
+  installState, installFlows, settingsFor, readFlows, readCounters, counterDeltas, backendValue, readSeen, serviceKey, serviceValue, TEST_FLOW_SETS, type Installed,
 } from './datapath-harness';
 import { loadTarget, type Target } from './datapath-target';
 import {
@@ -22,7 +22,7 @@ import {
 } from './datapath-fixtures';
 import { reasonNumber, flowHash6 } from './refmodel6';
 import { fixtures6, withV6, VIP6 } from './datapath-fixtures6';
-import { REASON, runModel, type ModelResult, BACKEND_ACTIVE, MODE_NAT, FlowCacheModel, flowKey, type ModelState } from './refmodel';
+import { runModel, BACKEND_ACTIVE, MODE_NAT, FlowCacheModel, flowKey, type ModelState } from './refmodel';
 
 // IPv4 fixture ids 1..13, IPv6 ones 21..32 (one id space).
 const SERVICE_IDS = Array.from({ length: 33 }, (_, i) => i);

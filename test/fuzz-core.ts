@@ -19,7 +19,7 @@ import {
   IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP,
 } from '../src/dataplane/packet';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
-import { installState, settingsFor, backend6Value, readCounters, readFlows, readFlows6, readSeen, settingsValue, backendValue, type Counters, type Installed } from './datapath-harness';
+import { installState, settingsFor, backend6Value, readCounters, readFlows, readFlows6, readSeen, backendValue, type Counters, type Installed } from './datapath-harness';
 import { LB, LbEventCodec, ipv6ToBytes } from '../src/dataplane/abi';
 import { loadTarget, type Target } from './datapath-target';
 import { DP_NETNS, PORTS, NEIGHBOURS, VIP, BACKENDS, CLIENT, ROUTER, fixtureState, fragmentDatagram } from './datapath-fixtures';
