@@ -391,7 +391,7 @@ static __always_inline int process(struct packet *p)
 		return verdict(p, XDP_PASS, LB_REASON_VLAN);
 	if (eth_type != ETH_P_IP) {
 		if (eth_type == ETH_P_IPV6)
-			return process6(p, &c);
+			return process6(p);
 		return verdict(p, XDP_PASS, LB_REASON_NOT_IP);
 	}
 	p->family = LB_FAMILY_IPV4;

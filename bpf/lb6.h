@@ -15,20 +15,33 @@ static __always_inline int maybe_vip6(const struct packet *p)
 	return (p->settings->vip_filter6[(bit >> 5) & (LB_VIP_FILTER_WORDS - 1)] >> (bit & 31)) & 1;
 }
 
-/* The IPv6 service of {vip, port, proto}, else the VIP's every-port service of proto. */
-static __always_inline struct lb_service *find_service6(const lb_in6 *vip, __be16 port, __u8 proto)
+/* The IPv6 service of exactly {vip, port, proto}: its service_slots6 copy when the slot holds it,
+ * else the services6 hash map. */
+static __always_inline struct lb_service *lookup_service6(const lb_in6 *vip, __be16 port, __u8 proto)
 {
 	struct lb_service6_key key = {};
-	struct lb_service *svc;
+	struct lb_service6_slot *slot;
+	__u32 index;
 
+	index = (fold6(vip) * (__u32)LB_SERVICE_SLOT_MUL ^
+		 (((__u32)bpf_ntohs(port) << 8) | proto) * (__u32)LB_SERVICE_SLOT_MUL2) >> (32 - LB_SERVICE_SLOTS_BITS);
+	slot = bpf_map_lookup_elem(&service_slots6, &index);
+	if (slot && same_in6(&slot->key.vip, vip) && slot->key.port == port && slot->key.proto == proto)
+		return &slot->svc;
 	key.vip = *vip;
 	key.port = port;
 	key.proto = proto;
-	svc = bpf_map_lookup_elem(&services6, &key);
+	return bpf_map_lookup_elem(&services6, &key);
+}
+
+/* The IPv6 service of {vip, port, proto}, else the VIP's every-port service of proto. */
+static __always_inline struct lb_service *find_service6(const lb_in6 *vip, __be16 port, __u8 proto)
+{
+	struct lb_service *svc = lookup_service6(vip, port, proto);
+
 	if (svc || port == 0)
 		return svc;
-	key.port = 0;
-	return bpf_map_lookup_elem(&services6, &key);
+	return lookup_service6(vip, 0, proto);
 }
 
 /* A packet to an IPv6 VIP from a martian source, or from the VIP itself. */
@@ -98,10 +111,13 @@ static __always_inline int take_ports6(struct packet *p, __u32 off, __u8 proto, 
 	return 0;
 }
 
-/* The IPv6 path, from the fixed header on (cursor after Ethernet). A subprogram: the IPv4 path's
- * code stays as it was. Every exit is a verdict. */
-static __noinline int process6(struct packet *p, struct cursor *c)
+/* The IPv6 path, from the fixed header on. A subprogram: the IPv4 path's code stays as it was.
+ * Every exit is a verdict. */
+static __noinline int process6(struct packet *p)
 {
+	/* The cursor starts after the (untagged) Ethernet header again: taking the caller's by
+	 * address would keep it in memory on the IPv4 path too. */
+	struct cursor cur = { .pos = (void *)(long)p->ctx->data + sizeof(struct ethhdr), .end = p->data_end }, *c = &cur;
 	__u32 left, off;
 	__u16 frag;
 	__u8 proto;

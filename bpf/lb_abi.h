@@ -171,6 +171,16 @@ struct lb_service6_key {
 	__u8 pad;
 };
 
+/* service_slots6: ARRAY[LB_SERVICE_SLOTS], the IPv6 sibling of service_slots (a direct-indexed
+ * copy of services6 entries in front of the hash map): slot = (fold6(vip) * LB_SERVICE_SLOT_MUL ^
+ * (host-order port << 8 | proto) * LB_SERVICE_SLOT_MUL2) >> (32 - LB_SERVICE_SLOTS_BITS). Key all
+ * zero = empty; user space keeps a slot equal to its services6 entry (or empty: then the hash map
+ * answers, only slower). */
+struct lb_service6_slot {
+	struct lb_service6_key key;
+	struct lb_service svc;
+};
+
 /* backends6: ARRAY indexed by backend id (one id space with backends: an id is used in one of
  * the two), the IPv6 sibling of lb_backend */
 struct lb_backend6 {

@@ -121,6 +121,14 @@ struct {
 	__type(value, struct lb_service);
 } services6 SEC(".maps");
 
+/* service_slots6: direct-indexed copies of services6 entries (see lb_abi.h) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_SERVICE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct lb_service6_slot);
+} service_slots6 SEC(".maps");
+
 /* vips6: every IPv6 VIP address */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -52,6 +52,10 @@ ABI_FIELD(lb_service6_key, port, 16, 2);
 ABI_FIELD(lb_service6_key, proto, 18, 1);
 ABI_FIELD(lb_service6_key, pad, 19, 1);
 
+static_assert(sizeof(struct lb_service6_slot) == 32, "lb_service6_slot size");
+ABI_FIELD(lb_service6_slot, key, 0, 20);
+ABI_FIELD(lb_service6_slot, svc, 20, 12);
+
 static_assert(sizeof(struct lb_backend6) == 44, "lb_backend6 size");
 ABI_FIELD(lb_backend6, ip, 0, 16);
 ABI_FIELD(lb_backend6, port, 16, 2);

@@ -13,8 +13,10 @@ import { Dataplane } from '../src/dataplane/dataplane';
 import { LB, LbCounterCodec, decodePerCpuSum, encodeU32, bytesToIpv6 } from '../src/dataplane/abi';
 import { REASONS } from '../src/dataplane/types';
 import { bufferToMac } from '../src/dataplane/packet';
-import { buildFrame6, checksumProblems6, IPPROTO_ICMPV6, NH_DSTOPTS, NH_ROUTING, NH_FRAGMENT, NH_ESP, NH_HOPOPTS, NH_NONE, type Frame6Spec } from '../src/dataplane/packet6';
-import { flowHash6 } from '../src/dataplane/jhash';
+import { buildFrame6, checksumProblems6, IPPROTO_ICMPV6, NH_AH, NH_DSTOPTS, NH_ROUTING, NH_FRAGMENT, NH_ESP, NH_HOPOPTS, NH_NONE, type Frame6Spec } from '../src/dataplane/packet6';
+import { flowHash6, flowCacheHash6, serviceSlotIndex6 } from '../src/dataplane/jhash';
+import { lbMap } from '../src/dataplane/typed-map';
+import { createMaglevTable, SLOT_WORDS } from '../src/dataplane/maglev-tables';
 import { buildMaglevTable } from '../src/balancer/maglev';
 import { installService6, type Service6Row } from '../src/bench/v6-rows';
 import { kernelTestSkip } from './support/kernel-env';
@@ -145,6 +147,23 @@ describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () =>
     run(buildFrame6({ eth, ip6: { src: '2001:2:0:2::11', dst: CLIENT }, tcp: { sport: 9999, dport: 40000, flags: 0x12 } }), 'pass', 'not_vip');
   });
 
+  test('reverse NAT66 of reply fragments: the first like a whole reply, later ones through reverse_frags6; hop limit 1 passes (ttl)', () => {
+    const b1 = '2001:2:0:2::11';
+    const beth = { dst: LB_MAC, src: BACKEND_MAC[b1] };
+    const first = buildFrame6({ eth: beth, ip6: { src: b1, dst: CLIENT, ext: [{ type: NH_FRAGMENT, more: true, id: 7 }] }, tcp: { sport: 8080, dport: 40000, flags: 0x18, payload: Buffer.alloc(32, 2) } });
+    const out = run(first, 'tx', 'reversed');
+    assert.equal(addr(out, 14 + 8), VIP);
+    assert.equal(out.readUInt16BE(14 + 48), 80, 'the first fragment carries the ports: translated');
+    const later = buildFrame6({ eth: beth, ip6: { src: b1, dst: CLIENT, proto: 6, ext: [{ type: NH_FRAGMENT, fragOffset: 7, id: 7 }] }, payload: Buffer.alloc(24, 3) });
+    run(later, 'pass', 'not_vip');   // no reverse_frags6 entry yet: not ours
+    lbMap(dp!, 'reverse_frags6').set({ ip: b1, port: 0, proto: 6 }, { vip: VIP, vport: 0, serviceId: 1, backendId: 11 });
+    const out2 = run(later, 'tx', 'reversed');
+    assert.equal(addr(out2, 14 + 8), VIP);
+    assert.equal(out2[14 + 7], 63);
+    assert.ok(out2.subarray(14 + 40).equals(later.subarray(14 + 40)), 'a later fragment: the address only');
+    run(buildFrame6({ eth: beth, ip6: { src: b1, dst: CLIENT, hopLimit: 1 }, tcp: { sport: 8080, dport: 40000, flags: 0x10 } }), 'pass', 'ttl');
+  });
+
   test('DSR: only the MACs change (hop limit kept)', () => {
     const input = frame({ ip6: { src: CLIENT, dst: VIP_DSR }, tcp: { sport: 42000, dport: 80, flags: 0x18, payload } });
     const out = run(input, 'tx', 'forwarded');
@@ -175,6 +194,14 @@ describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () =>
     assert.equal(out.readUInt16BE(14 + 48 + 40), 8080, 'quoted source port: the backend');
     assert.equal(out.readUInt32BE(14 + 44), 1280, 'MTU kept');
     assert.deepEqual(checksumProblems6(out), []);
+    // To a DSR VIP the error goes to the owning backend as it is.
+    const quotedDsr = buildFrame6({ ip6: { src: VIP_DSR, dst: CLIENT }, tcp: { sport: 80, dport: sport } }).subarray(14);
+    const toDsr = frame({ ip6: { src: '2001:2:0:1::fe', dst: VIP_DSR }, icmp6: { type: 2, rest: 1400, payload: quotedDsr } });
+    const outDsr = run(toDsr, 'tx', 'icmp_error');
+    assert.equal(bufferToMac(outDsr.subarray(0, 6)), BACKEND_MAC['2001:2:0:2::12']);
+    assert.ok(outDsr.subarray(12).equals(toDsr.subarray(12)));
+    // Hop limit 1 on an error to a NAT VIP: passed (no error about an error).
+    run(frame({ ip6: { src: '2001:2:0:1::fe', dst: VIP, hopLimit: 1 }, icmp6: { type: 2, rest: 1280, payload: quoted } }), 'pass', 'ttl');
     // A quote from another source is not ours to translate.
     const other = buildFrame6({ ip6: { src: '2001:2:0:100::9', dst: CLIENT }, tcp: { sport: 80, dport: sport } }).subarray(14);
     run(frame({ ip6: { src: '2001:2:0:1::fe', dst: VIP }, icmp6: { type: 1, payload: other } }), 'drop', 'icmp_unsupported');
@@ -208,8 +235,68 @@ describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () =>
     const cut = frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_DSTOPTS, body: Buffer.alloc(30) }] }, tcp });
     cut.writeUInt16BE(20, 18);  // payload length ends inside the options header
     run(cut.subarray(0, 14 + 40 + 20), 'drop', 'malformed');
+    const ah = run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_AH }, { type: NH_DSTOPTS }] }, tcp }), 'tx', 'forwarded');
+    assert.equal(ah.readUInt16BE(14 + 40 + 12 + 8 + 2), 8080, 'AH counted in 4-byte units: the TCP header found after it');
+    assert.deepEqual(checksumProblems6(ah), []);
+    // A chain cut short is malformed whatever the destination.
+    run(cut.subarray(0, 14 + 40 + 20).map((b, i) => (i >= 38 && i < 54 ? 0x20 : b)) as Buffer, 'drop', 'malformed');
     // Not to a VIP: the host's business, whatever its chain.
     run(frame({ ip6: { src: CLIENT, dst: '2001:2:0:1::1', proto: NH_ESP }, payload: Buffer.alloc(24) }), 'pass', 'not_vip');
+  });
+
+  test('service_slots6: a slot copy answers before services6 (index as serviceSlotIndex6 computes it); a slot of another key does not', () => {
+    const vip3 = '2001:2:0:100::3';
+    installService6(dp!, { id: 4, vip: vip3, port: 80, proto: 6, mode: 'nat', tableSize: TABLE, backends: [{ id: 15, ip: '2001:2:0:2::11', port: 8080 }] }, { slot: false });
+    const input = frame({ ip6: { src: CLIENT, dst: vip3 }, tcp: { sport: 46000, dport: 80, flags: 0x18, payload } });
+    assert.equal(run(input, 'tx', 'forwarded').readUInt16BE(14 + 40 + 2), 8080, 'no slot: services6 (NAT)');
+    const slots = lbMap(dp!, 'service_slots6');
+    const index = serviceSlotIndex6(vip3, 80, 6);
+    assert.equal(slots.get(index)!.key.proto, 0, 'the slot was empty');
+    const dsr = { id: 4, tableSize: TABLE, mode: LB.MODE_DSR, flags: 0 };
+    slots.set(index, { key: { vip: vip3, port: 80, proto: 6 }, svc: dsr });
+    assert.ok(run(input, 'tx', 'forwarded').subarray(12).equals(input.subarray(12)), 'the slot copy (DSR) answered');
+    slots.set(index, { key: { vip: vip3, port: 81, proto: 6 }, svc: dsr });
+    assert.equal(run(input, 'tx', 'forwarded').readUInt16BE(14 + 40 + 2), 8080, 'another key in the slot: services6 again');
+  });
+
+  test('moved Maglev slots: flows6 remembers a mid-connection flow on the previous backend (set and check as flowCacheHash6), a SYN takes the current one', () => {
+    // Service 5, every slot moved from backend 16 (prev) to backend 17 (current), epoch 9.
+    const vip4 = '2001:2:0:100::4';
+    installService6(dp!, { id: 5, vip: vip4, port: 80, proto: 6, mode: 'nat', tableSize: 7, backends: [{ id: 16, ip: '2001:2:0:2::11', port: 0 }, { id: 17, ip: '2001:2:0:2::12', port: 0 }] });
+    const flat = new Uint32Array(7 * SLOT_WORDS);
+    for (let i = 0; i < 7; i++) flat.set([17, 16, 9, 0], i * SLOT_WORDS);
+    const table = createMaglevTable(flat);
+    try {
+      dp!.map('maglev_marks').update(encodeU32(5), encodeU32(table.marksFd!));
+      dp!.map('maglev').update(encodeU32(5), encodeU32(table.fd));
+    } finally {
+      table.close();
+    }
+    const settings = lbMap(dp!, 'settings');
+    // Flow cache off (pure Maglev): the slot's current backend, nothing remembered.
+    settings.set(0, { ...settings.get(0)!, flowCache: 0 });
+    const pure = run(frame({ ip6: { src: CLIENT, dst: vip4 }, tcp: { sport: 46999, dport: 80, flags: 0x18 } }), 'tx', 'forwarded');
+    assert.equal(addr(pure, 14 + 24), '2001:2:0:2::12', 'flow cache off: the current backend');
+    settings.set(0, { ...settings.get(0)!, flowCache: 1 });
+    const ack = run(frame({ ip6: { src: CLIENT, dst: vip4 }, tcp: { sport: 47000, dport: 80, flags: 0x18 } }), 'tx', 'forwarded');
+    assert.equal(addr(ack, 14 + 24), '2001:2:0:2::11', 'no remembered flow, not a SYN: the previous backend');
+    const syn = run(frame({ ip6: { src: CLIENT, dst: vip4 }, tcp: { sport: 47001, dport: 80, flags: 0x02 } }), 'tx', 'forwarded');
+    assert.equal(addr(syn, 14 + 24), '2001:2:0:2::12', 'a SYN: the current backend');
+    const flows6 = lbMap(dp!, 'flows6');
+    const sets = dp!.map('flows6').maxEntries;
+    for (const [sport, backendId] of [[47000, 16], [47001, 17]]) {
+      const hash = flowCacheHash6(CLIENT, vip4, sport, 80, 6, 0x5eed);
+      const set = flows6.get(hash & (sets - 1))!;
+      const way = set.way.find((w) => w.key.sport === sport && w.key.daddr === vip4);
+      assert.ok(way, `flow :${sport} in the set flowCacheHash6 picks`);
+      assert.equal(way.backendId, backendId);
+      assert.equal(way.epoch, 9);
+      assert.equal(way.check, (hash ^ Math.imul(backendId, 0x9e3779b1) ^ 9) >>> 0, 'check word');
+      assert.equal(way.key.saddr, CLIENT);
+    }
+    // The remembered flow keeps its backend (prev) even though its slot's current backend is 17.
+    const again = run(frame({ ip6: { src: CLIENT, dst: vip4 }, tcp: { sport: 47000, dport: 80, flags: 0x18 } }), 'tx', 'forwarded');
+    assert.equal(addr(again, 14 + 24), '2001:2:0:2::11');
   });
 
   test('neighbour discovery passes untouched even to a VIP; martians, bad headers, host traffic', () => {

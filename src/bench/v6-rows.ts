@@ -8,7 +8,7 @@ import { buildMaglevTable } from '../balancer/maglev';
 import { LB, encodeU32, canonicalIpv6 } from '../dataplane/abi';
 import { createMaglevTable, SLOT_WORDS } from '../dataplane/maglev-tables';
 import { lbMap } from '../dataplane/typed-map';
-import { vipFilterBit6 } from '../dataplane/jhash';
+import { serviceSlotIndex6, vipFilterBit6 } from '../dataplane/jhash';
 
 export interface Backend6Row { id: number; ip: string; port: number }
 export interface Service6Row {
@@ -24,17 +24,31 @@ export interface Service6Row {
 /** What the rows are written through: the data plane (or a test target) by map name. */
 export interface MapSource { map(name: string): BpfMap }
 
+export interface Install6Options {
+  /** also write the service's service_slots6 copy when its slot is empty (default true) */
+  slot?: boolean;
+}
+
 /**
  * Writes one IPv6 service with its backends: services6, vips6 (services count), backends6
  * (ACTIVE, owner), reverse6 (NAT: {backend ip, port (0 = any), proto} -> VIP), the Maglev table
- * (buildMaglevTable over the backends' "[ip]:port" keys, weight 1) into maglev[id], and the VIP's
+ * (buildMaglevTable over the backends' "[ip]:port" keys, weight 1) into maglev[id], the
+ * service_slots6 copy (first come: a taken slot is left to its service, that one is found in
+ * services6), and the VIP's
  * bit in settings.vip_filter6 (the other settings kept). @throws Error for a bad address or table size
  */
-export function installService6(dp: MapSource, svc: Service6Row): void {
+export function installService6(dp: MapSource, svc: Service6Row, opts: Install6Options = {}): void {
   const src = dp as unknown as { map(name: never): never };
   const vip = canonicalIpv6(svc.vip);
   const mode = svc.mode === 'dsr' ? LB.MODE_DSR : LB.MODE_NAT;
-  lbMap(src, 'services6').set({ vip, port: svc.port, proto: svc.proto }, { id: svc.id, tableSize: svc.tableSize, mode, flags: 0 });
+  const key = { vip, port: svc.port, proto: svc.proto };
+  const value = { id: svc.id, tableSize: svc.tableSize, mode, flags: 0 };
+  lbMap(src, 'services6').set(key, value);
+  if (opts.slot ?? true) {
+    const slots = lbMap(src, 'service_slots6');
+    const index = serviceSlotIndex6(vip, svc.port, svc.proto);
+    if (slots.get(index)?.key.proto === 0) slots.set(index, { key, svc: value });
+  }
   const vips6 = lbMap(src, 'vips6');
   vips6.set(vip, { services: (vips6.get(vip)?.services ?? 0) + 1 });
   const backends6 = lbMap(src, 'backends6');

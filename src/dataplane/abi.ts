@@ -22,7 +22,7 @@ export type { FieldKind };
 export type {
   LbServiceKey, LbService, LbVip, LbBackend, LbReverseKey, LbReverse, LbIfMac, LbSettings, LbFlowKey,
   LbFlowEntry, LbFlowSet, LbFlowStats, LbCounter, LbEvent,
-  LbService6Key, LbBackend6, LbReverse6Key, LbReverse6, LbFlowKey6, LbFlowEntry6, LbFlowSet6,
+  LbService6Key, LbService6Slot, LbBackend6, LbReverse6Key, LbReverse6, LbFlowKey6, LbFlowEntry6, LbFlowSet6,
 } from './lb.generated';
 
 export interface FieldSpec {
@@ -269,6 +269,7 @@ export const LbFlowStatsCodec = CODECS.lb_flow_stats;
 export const LbCounterCodec = CODECS.lb_counter;
 export const LbEventCodec = CODECS.lb_event;
 export const LbService6KeyCodec = CODECS.lb_service6_key;
+export const LbService6SlotCodec = CODECS.lb_service6_slot;
 export const LbBackend6Codec = CODECS.lb_backend6;
 export const LbReverse6KeyCodec = CODECS.lb_reverse6_key;
 export const LbReverse6Codec = CODECS.lb_reverse6;

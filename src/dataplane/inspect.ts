@@ -7,7 +7,7 @@ import { possibleCpus, type BpfMap } from '../bpf';
 import {
   LB, LbCounterCodec, LbFlowStatsCodec, LbServiceKeyCodec, LbServiceCodec, LbBackendCodec,
   LbReverseKeyCodec, LbReverseCodec, LbFlowSetCodec, LbServiceSlotCodec, LbSettingsCodec, LbVipCodec, LbIfMacCodec,
-  LbService6KeyCodec, LbBackend6Codec, LbReverse6KeyCodec, LbReverse6Codec, LbFlowSet6Codec,
+  LbService6KeyCodec, LbService6SlotCodec, LbBackend6Codec, LbReverse6KeyCodec, LbReverse6Codec, LbFlowSet6Codec,
   bytesToIpv4, bytesToIpv6, decodePerCpuSum, decodeU32, encodeU32,
 } from './abi';
 import {
@@ -170,6 +170,7 @@ export class DataplaneInspector {
       };
       case 'services6': return { key: LbService6KeyCodec.decode(key), value: { ...LbServiceCodec.decode(value), name: this.names.serviceName(LbServiceCodec.decode(value).id) } };
       case 'vips6': return { key: bytesToIpv6(key), value: LbVipCodec.decode(value) };
+      case 'service_slots6': return { key: index, value: LbService6SlotCodec.decode(value) };
       case 'backends6': return { key: index, value: { ...LbBackend6Codec.decode(value), name: this.names.backendName(index) } };
       case 'reverse6': case 'reverse_frags6': return { key: LbReverse6KeyCodec.decode(key), value: LbReverse6Codec.decode(value) };
       case 'flows6': return {

@@ -190,3 +190,10 @@ export function vipFilterWords6(addresses: Iterable<Ipv6Input>): number[] {
   }
   return words;
 }
+
+/** The service_slots6 index of an IPv6 service key (bpf/lb6.h lookup_service6):
+ * (fold6(vip) * LB_SERVICE_SLOT_MUL ^ (port << 8 | proto) * LB_SERVICE_SLOT_MUL2) >> (32 - bits). */
+export function serviceSlotIndex6(vip: Ipv6Input, port: number, proto: number): number {
+  const h = (Math.imul(fold6(vip), LB.SERVICE_SLOT_MUL) ^ Math.imul(((port << 8) | proto) >>> 0, LB.SERVICE_SLOT_MUL2)) >>> 0;
+  return h >>> (32 - LB.SERVICE_SLOTS_BITS);
+}

@@ -199,6 +199,11 @@ export interface LbService6Key {
   port: number;
   proto: number;
 }
+/** struct lb_service6_slot: service_slots6: ARRAY[LB_SERVICE_SLOTS], the IPv6 sibling of service_slots (a direct-indexed copy of services6 entries in front of the hash map): slot = (fold6(vip) * LB_SERVICE_SLOT_MUL ^ (host-order port << 8 | proto) * LB_SERVICE_SLOT_MUL2) >> (32 - LB_SERVICE_SLOTS_BITS). Key all zero = empty; user space keeps a slot equal to its services6 entry (or empty: then the hash map answers, only slower). */
+export interface LbService6Slot {
+  key: LbService6Key;
+  svc: LbService;
+}
 /** struct lb_backend6: backends6: ARRAY indexed by backend id (one id space with backends: an id is used in one of the two), the IPv6 sibling of lb_backend */
 export interface LbBackend6 {
   ip: string;
@@ -398,6 +403,10 @@ export const LB_LAYOUTS = {
     { c: 'proto', name: 'proto', kind: 'u8', offset: 18, size: 1 },
     { c: 'pad', name: '', kind: 'pad', offset: 19, size: 1 },
   ] },
+  lb_service6_slot: { cName: 'lb_service6_slot', size: 32, align: 4, btf: 'lb.o', fields: [
+    { c: 'key', name: 'key', kind: 'struct', offset: 0, size: 20, struct: 'lb_service6_key' },
+    { c: 'svc', name: 'svc', kind: 'struct', offset: 20, size: 12, struct: 'lb_service' },
+  ] },
   lb_backend6: { cName: 'lb_backend6', size: 44, align: 4, btf: 'lb.o', fields: [
     { c: 'ip', name: 'ip', kind: 'ipv6', offset: 0, size: 16 },
     { c: 'port', name: 'port', kind: 'be16', offset: 16, size: 2 },
@@ -516,6 +525,7 @@ export interface LbStructs {
   lb_reverse_key: LbReverseKey;
   lb_reverse: LbReverse;
   lb_service6_key: LbService6Key;
+  lb_service6_slot: LbService6Slot;
   lb_backend6: LbBackend6;
   lb_reverse6_key: LbReverse6Key;
   lb_reverse6: LbReverse6;
@@ -561,6 +571,7 @@ export const LB_MAPS = {
   if_macs: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_if_mac', size: 12 }, maxEntries: 1024, flags: 0, inner: null },
   flows: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_flow_set', size: 128 }, maxEntries: 65536, flags: 0, inner: null },
   services6: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_service6_key', size: 20 }, value: { kind: 'struct', struct: 'lb_service', size: 12 }, maxEntries: 256, flags: 0, inner: null },
+  service_slots6: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_service6_slot', size: 32 }, maxEntries: 1024, flags: 0, inner: null },
   vips6: { type: 'hash', perCpu: false, key: { kind: 'ipv6', size: 16 }, value: { kind: 'struct', struct: 'lb_vip', size: 4 }, maxEntries: 256, flags: 0, inner: null },
   backends6: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_backend6', size: 44 }, maxEntries: 4096, flags: 0, inner: null },
   reverse6: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_reverse6_key', size: 20 }, value: { kind: 'struct', struct: 'lb_reverse6', size: 28 }, maxEntries: 16384, flags: 0, inner: null },
@@ -592,6 +603,7 @@ export interface LbMapTypes {
   if_macs: { key: number; value: LbIfMac };
   flows: { key: number; value: LbFlowSet };
   services6: { key: LbService6Key; value: LbService };
+  service_slots6: { key: number; value: LbService6Slot };
   vips6: { key: string; value: LbVip };
   backends6: { key: number; value: LbBackend6 };
   reverse6: { key: LbReverse6Key; value: LbReverse6 };

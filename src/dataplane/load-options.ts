@@ -12,7 +12,7 @@ import type { LbGlobalName, LbMapName } from './lb.generated';
 export const MAP_NAMES = [
   'services', 'vips', 'maglev', 'backends', 'reverse', 'flows', 'settings', 'tx_ports',
   'service_stats', 'backend_stats', 'verdict_stats', 'events', 'reverse_frags', 'if_macs', 'maglev_marks', 'service_slots',
-  'services6', 'vips6', 'backends6', 'reverse6', 'reverse_frags6', 'flows6',
+  'services6', 'vips6', 'backends6', 'reverse6', 'reverse_frags6', 'flows6', 'service_slots6',
 ] as const satisfies readonly LbMapName[];
 export type MapName = (typeof MAP_NAMES)[number];
 
