@@ -4,8 +4,8 @@
  * maps directly (exact ids, inactive backends, odd table sizes) instead of going through the
  * reconciler, so that every branch of the program can be reached on purpose.
  */
-import { flowCacheHash, flowCacheHash6, serviceSlotIndex, vipFilterWords, vipFilterWords6 } from '../src/dataplane/jhash';
-import { LB, LbFlowEntryCodec, LbFlowEntry6Codec, LbService6KeyCodec, LbServiceCodec, LbBackend6Codec, LbReverse6KeyCodec, LbReverse6Codec, LbVipCodec } from '../src/dataplane/abi';
+import { flowCacheHash, flowCacheHash6, serviceSlotIndex, serviceSlotIndex6, vipFilterWords, vipFilterWords6 } from '../src/dataplane/jhash';
+import { LB, LbFlowEntryCodec, LbFlowEntry6Codec, LbService6SlotCodec, LbService6KeyCodec, LbServiceCodec, LbBackend6Codec, LbReverse6KeyCodec, LbReverse6Codec, LbVipCodec } from '../src/dataplane/abi';
 import { bufferToIp6 } from '../src/dataplane/packet';
 import { type ModelMark, type ModelService, type ModelState } from './refmodel';
 
@@ -131,8 +131,21 @@ function installState6(maps: MapAccess, state: ModelState): void {
   const v6 = state.v6;
   if (!v6) return;
   const text = (b: Buffer) => bufferToIp6(b);
+  // service_slots6: every slot emptied, then the first service of each slot (as the reconciler).
+  for (const k of maps.keys('service_slots6')) {
+    const v = maps.lookup('service_slots6', k);
+    if (v && v.some((byte) => byte !== 0)) maps.update('service_slots6', k, Buffer.alloc(v.length));
+  }
+  const slotted = new Set<number>();
   for (const s of v6.services) {
-    maps.update('services6', LbService6KeyCodec.encode({ vip: text(s.vip), port: s.port, proto: s.proto }), LbServiceCodec.encode({ id: s.id, tableSize: s.tableSize, mode: s.mode, flags: 0 }));
+    const key = { vip: text(s.vip), port: s.port, proto: s.proto };
+    const svc = { id: s.id, tableSize: s.tableSize, mode: s.mode, flags: 0 };
+    maps.update('services6', LbService6KeyCodec.encode(key), LbServiceCodec.encode(svc));
+    const index = serviceSlotIndex6(s.vip, s.port, s.proto);
+    if (!slotted.has(index)) {
+      slotted.add(index);
+      maps.update('service_slots6', u32le(index), LbService6SlotCodec.encode({ key, svc }));
+    }
   }
   for (const h of v6.vips) {
     const vip = Buffer.from(h, 'hex');

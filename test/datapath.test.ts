@@ -10,8 +10,8 @@ import { enterNetns, RingBuffer } from '../src/bpf';
 import {
   checksumProblems, checksumProblemsAny, bufferToIp6, ip6ToBuffer, buildFrame6, parseFrame6, parseFrame, buildFrame, buildIpv4, buildEthernet, internetChecksum, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
 } from '../src/dataplane/packet';
-import { LB, LbEventCodec, LbFlowEntryCodec, ipv6ToBytes, bytesToIpv6 } from '../src/dataplane/abi';
-import { flowCacheHash, flowHash, serviceSlotIndex } from '../src/dataplane/jhash';
+import { LB, LbEventCodec, LbFlowEntryCodec, LbService6SlotCodec, ipv6ToBytes, bytesToIpv6 } from '../src/dataplane/abi';
+import { flowCacheHash, flowHash, serviceSlotIndex, serviceSlotIndex6 } from '../src/dataplane/jhash';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
 import {
   installState, installFlows, settingsFor, readFlows, readCounters, counterDeltas, backendValue, readSeen, serviceKey, serviceValue, TEST_FLOW_SETS, type Installed,
@@ -323,6 +323,23 @@ describe(`XDP data path: fixture table (bpf/lb.o in netns ${DP_NETNS})`, () => {
       assert.equal(parseFrame(res.data).ipv4!.dst, u32ToIp(state.backends.get(6)!.ip));
     } finally {
       target.maps.update('service_slots', index, saved);
+    }
+  });
+
+  test('IPv6: the program reads a service from its service_slots6 slot (the index user space computes)', () => {
+    target.maps.update('settings', Buffer.alloc(4), settingsFor(state, { fragPolicy: 0, sampleRate: 0, flowCache: false }));
+    const index = Buffer.alloc(4);
+    index.writeUInt32LE(serviceSlotIndex6(VIP6.web, 80, IPPROTO_TCP));
+    const saved = target.maps.lookup('service_slots6', index)!;
+    assert.equal(LbService6SlotCodec.decode(saved).svc.id, 21, 'the harness put VIP6.web:80 (service 21) in its slot');
+    // The slot says service 25 (VIP6.tx's table, backend 26 on port a): only a read of that very
+    // slot sends a VIP6.web:80 packet there (services6 says service 21).
+    target.maps.update('service_slots6', index, LbService6SlotCodec.encode({ key: { vip: VIP6.web, port: 80, proto: IPPROTO_TCP }, svc: { id: 25, tableSize: 3, mode: MODE_NAT, flags: 0 } }));
+    try {
+      const res = target.program.testRun(buildFrame6({ eth: { dst: PORTS[0].mac }, ip: { src: '2001:2:0:a::10', dst: VIP6.web }, tcp: { sport: 7777, dport: 80 } }), { ingressIfindex: lab.ports.a.ifindex });
+      assert.equal(parseFrame6(res.data).ipv6!.dst, '2001:2:0:a::50');
+    } finally {
+      target.maps.update('service_slots6', index, saved);
     }
   });
 
