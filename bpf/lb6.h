@@ -183,7 +183,10 @@ static __noinline int process6(struct packet *p)
 	/* To a VIP. */
 	if (walk == EXT6_TRUNCATED)
 		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
-	if (walk == EXT6_REFUSED || (!tcp_udp && proto != NH_ICMPV6))
+	/* A later fragment's next header may name an extension header of the first fragment: that is
+	 * no reason to refuse it (the fragment policy decides below). */
+	if (walk == EXT6_REFUSED ||
+	    (!tcp_udp && proto != NH_ICMPV6 && !((frag & FRAG6_OFFSET) && NH_IS_EXT(proto))))
 		return verdict(p, XDP_DROP, LB_REASON_EXT_HEADER);
 	if (proto == NH_ICMPV6 && !is_fragment) {
 		struct icmp6_fixed *icmp;

@@ -68,6 +68,9 @@ static __always_inline int parse_ipv6hdr(struct cursor *c, struct ipv6_fixed **i
 #define FRAG6_OFFSET 0xfff8
 #define FRAG6_MORE 0x0001
 
+/* An extension header type the walk knows (hop-by-hop, routing, fragment, AH, destination options). */
+#define NH_IS_EXT(nh) ((nh) == 0 || (nh) == 43 || (nh) == 44 || (nh) == 51 || (nh) == 60)
+
 /* Walks at most LB_EXT_HEADERS_MAX extension headers from frame offset `off` (the first header
  * after the fixed one; `nh` = the fixed header's next header; `left` = the payload bytes from
  * there): hop-by-hop (first only), destination options, routing (segments left 0 only), fragment,
@@ -130,6 +133,11 @@ __noinline __u64 walk_ext6(struct xdp_md *ctx, __u32 off, __u32 nh, __u32 left)
 		next = h[0];
 		off += len;
 		left -= len;
+		/* A later fragment: what follows its fragment header is fragment data (RFC 8200 4.5:
+		 * the next header names the first header of the fragmentable part, which only the
+		 * first fragment carries). Nothing more to walk. */
+		if (frag & FRAG6_OFFSET)
+			return WALK6(EXT6_OK, next, frag, off, left);
 	}
 	return WALK6(EXT6_REFUSED, next, frag, off, left);
 }

@@ -15,13 +15,15 @@ import { LB } from '../src/dataplane/abi';
 import type { LabNeighbour, PortSpec, DatapathLab } from './datapath-lab';
 import { BACKEND_ACTIVE, MODE_DSR, MODE_NAT, FlowCacheModel, type ModelSettings, type ModelState, type ReasonName } from './refmodel';
 import { TEST_FLOW_SETS } from './datapath-harness';
+import type { Reason6 } from './refmodel6';
 
-export const DP_NETNS = 'xlbt-dp';
+/** The namespace of the data-path tests (XDPLB_DP_NETNS: another name, for a second run beside). */
+export const DP_NETNS = process.env.XDPLB_DP_NETNS ?? 'xlbt-dp';
 
 export const PORTS: PortSpec[] = [
-  { suffix: 'a', mac: '02:00:00:0a:00:01', address: '198.18.0.1' },  // clients; in tx_ports
-  { suffix: 'b', mac: '02:00:00:0b:00:01', address: '198.18.1.1' },  // backends; in tx_ports
-  { suffix: 'c', mac: '02:00:00:0c:00:01', address: '198.18.2.1' },  // NOT in tx_ports
+  { suffix: 'a', mac: '02:00:00:0a:00:01', address: '198.18.0.1', address6: '2001:2:0:a::1' },  // clients; in tx_ports
+  { suffix: 'b', mac: '02:00:00:0b:00:01', address: '198.18.1.1', address6: '2001:2:0:b::1' },  // backends; in tx_ports
+  { suffix: 'c', mac: '02:00:00:0c:00:01', address: '198.18.2.1', address6: '2001:2:0:c::1' },  // NOT in tx_ports
 ];
 
 export const CLIENT = '198.18.0.10';
@@ -43,6 +45,16 @@ export const NEIGHBOURS: LabNeighbour[] = [
   { port: 'b', ip: '198.18.1.13', mac: MAC.b13 },
   { port: 'b', ip: '198.18.1.14', mac: MAC.b14 },
   { port: 'c', ip: '198.18.2.10', mac: MAC.c10 },
+  // IPv6 (test/datapath-fixtures6.ts): the same hosts, dual-stack.
+  { port: 'a', ip: '2001:2:0:a::10', mac: MAC.client },
+  { port: 'a', ip: '2001:2:0:a::fe', mac: MAC.routerA },
+  { port: 'a', ip: '2001:2:0:a::50', mac: MAC.beOnA },
+  { port: 'b', ip: '2001:2:0:b::10', mac: MAC.b10 },
+  { port: 'b', ip: '2001:2:0:b::11', mac: MAC.b11 },
+  { port: 'b', ip: '2001:2:0:b::12', mac: MAC.b12 },
+  { port: 'b', ip: '2001:2:0:b::13', mac: MAC.b13 },
+  { port: 'b', ip: '2001:2:0:b::14', mac: MAC.b14 },
+  { port: 'c', ip: '2001:2:0:c::10', mac: MAC.c10 },
 ];
 
 export const VIP = {
@@ -181,7 +193,7 @@ export interface Fixture {
   /** flow-cache entries installed before the run: client 5-tuple -> backend id (epoch: FIXTURE_EPOCH unless given). */
   flows?: Array<{ saddr: string; daddr: string; sport: number; dport: number; proto: number; backendId: number; epoch?: number }>;
   action: Action;
-  reason: ReasonName;
+  reason: Reason6;
   serviceId?: number;
   backendId?: number;
   /** The whole expected output frame, or 'unchanged'. */

@@ -4,8 +4,9 @@
  * maps directly (exact ids, inactive backends, odd table sizes) instead of going through the
  * reconciler, so that every branch of the program can be reached on purpose.
  */
-import { flowCacheHash, serviceSlotIndex, vipFilterWords, vipFilterWords6 } from '../src/dataplane/jhash';
-import { LB, LbFlowEntryCodec } from '../src/dataplane/abi';
+import { flowCacheHash, flowCacheHash6, serviceSlotIndex, serviceSlotIndex6, vipFilterWords, vipFilterWords6 } from '../src/dataplane/jhash';
+import { LB, LbFlowEntryCodec, LbFlowEntry6Codec, LbService6SlotCodec, LbService6KeyCodec, LbServiceCodec, LbBackend6Codec, LbReverse6KeyCodec, LbReverse6Codec, LbVipCodec } from '../src/dataplane/abi';
+import { bufferToIp6 } from '../src/dataplane/packet';
 import { type ModelMark, type ModelService, type ModelState } from './refmodel';
 
 /** Sets of the flows map in the data-path tests (program and model alike). */
@@ -102,8 +103,114 @@ export function slotMarkBytes(size: number, marks: Map<number, ModelMark>): Buff
   return out;
 }
 
-/** Makes the flows map hold exactly the model's flow cache (zeroes every set in use first). */
+/** The v6 VIPs of a state as text (for settings.vip_filter6). */
+export function vips6Of(state: ModelState): string[] {
+  return [...(state.v6?.vips ?? [])].map((h) => bufferToIp6(Buffer.from(h, 'hex')));
+}
+
+/** The settings entry for `state`'s VIPs (both families) with the given knobs. */
+export function settingsFor(state: ModelState, s: { fragPolicy: number; sampleRate: number; flowCache: boolean }): Buffer {
+  return settingsValue(s.fragPolicy, s.sampleRate, s.flowCache, state.vips, vips6Of(state));
+}
+
+/** A backends6 entry; the owner service's key and mode come from `state.v6` (zeros if absent). */
+export function backend6Value(state: ModelState, id: number): Buffer {
+  const b = state.v6!.backends.get(id)!;
+  const svc = state.v6!.services.find((s) => s.id === b.serviceId);
+  return LbBackend6Codec.encode({
+    ip: bufferToIp6(b.ip), port: b.port, flags: b.flags, mode: svc?.mode ?? 0, serviceId: b.serviceId,
+    vip: bufferToIp6(svc?.vip ?? Buffer.alloc(16)), vport: svc?.port ?? 0, proto: svc?.proto ?? 0,
+  });
+}
+
+/** Writes the IPv6 maps of `state.v6` (services6, vips6, backends6, reverse6, reverse_frags6), replacing what they held. */
+function installState6(maps: MapAccess, state: ModelState): void {
+  for (const name of ['services6', 'vips6', 'reverse6', 'reverse_frags6']) {
+    for (const k of maps.keys(name)) maps.delete(name, k);
+  }
+  const v6 = state.v6;
+  if (!v6) return;
+  const text = (b: Buffer) => bufferToIp6(b);
+  // service_slots6: every slot emptied, then the first service of each slot (as the reconciler).
+  for (const k of maps.keys('service_slots6')) {
+    const v = maps.lookup('service_slots6', k);
+    if (v && v.some((byte) => byte !== 0)) maps.update('service_slots6', k, Buffer.alloc(v.length));
+  }
+  const slotted = new Set<number>();
+  for (const s of v6.services) {
+    const key = { vip: text(s.vip), port: s.port, proto: s.proto };
+    const svc = { id: s.id, tableSize: s.tableSize, mode: s.mode, flags: 0 };
+    maps.update('services6', LbService6KeyCodec.encode(key), LbServiceCodec.encode(svc));
+    const index = serviceSlotIndex6(s.vip, s.port, s.proto);
+    if (!slotted.has(index)) {
+      slotted.add(index);
+      maps.update('service_slots6', u32le(index), LbService6SlotCodec.encode({ key, svc }));
+    }
+  }
+  for (const h of v6.vips) {
+    const vip = Buffer.from(h, 'hex');
+    maps.update('vips6', vip, LbVipCodec.encode({ services: v6.services.filter((s) => s.vip.equals(vip)).length }));
+  }
+  for (const id of v6.backends.keys()) maps.update('backends6', u32le(id), backend6Value(state, id));
+  for (const r of v6.reverse) {
+    maps.update('reverse6', LbReverse6KeyCodec.encode({ ip: text(r.ip), port: r.port, proto: r.proto }), LbReverse6Codec.encode({ vip: text(r.vip), vport: r.vport, serviceId: r.serviceId, backendId: r.backendId }));
+  }
+  for (const r of v6.reverseFrags) {
+    maps.update('reverse_frags6', LbReverse6KeyCodec.encode({ ip: text(r.ip), port: 0, proto: r.proto }), LbReverse6Codec.encode({ vip: text(r.vip), vport: 0, serviceId: r.serviceId, backendId: r.backendId }));
+  }
+}
+
+/** sizeof(struct lb_flow_entry6) and its fields' offsets (from the codec, checked against the BTF). */
+const FLOW6_ENTRY_BYTES = LbFlowEntry6Codec.size;
+const FLOW6_AT = Object.fromEntries(LbFlowEntry6Codec.fields.map((f) => [f.c, f.offset])) as Record<'backend_id' | 'epoch' | 'check' | 'referenced', number>;
+
+/** Makes the flows6 map hold exactly `state.v6.flows` (keys flowKey6: hex addresses). */
+export function installFlows6(maps: MapAccess, state: ModelState): void {
+  for (const k of maps.keys('flows6')) {
+    const v = maps.lookup('flows6', k);
+    if (v && v.some((byte) => byte !== 0)) maps.update('flows6', k, Buffer.alloc(v.length));
+  }
+  const sets = new Map<number, Buffer>();
+  for (const e of state.v6?.flows.entries() ?? []) {
+    const [s, d, sport, dport, proto] = e.key.split(':');
+    const saddr = Buffer.from(s, 'hex');
+    const daddr = Buffer.from(d, 'hex');
+    const set = sets.get(e.set) ?? Buffer.alloc(LB.FLOW_WAYS * FLOW6_ENTRY_BYTES);
+    const at = e.way * FLOW6_ENTRY_BYTES;
+    saddr.copy(set, at); daddr.copy(set, at + 16);
+    set.writeUInt16BE(Number(sport), at + 32); set.writeUInt16BE(Number(dport), at + 34); set[at + 36] = Number(proto);
+    set.writeUInt32LE(e.backendId, at + FLOW6_AT.backend_id);
+    set.writeUInt32LE(e.epoch >>> 0, at + FLOW6_AT.epoch);
+    set.writeUInt32LE(flowCheck(flowCacheHash6(saddr, daddr, Number(sport), Number(dport), Number(proto), state.seed), e.backendId, e.epoch), at + FLOW6_AT.check);
+    set.writeUInt32LE(e.referenced ? 1 : 0, at + FLOW6_AT.referenced);
+    sets.set(e.set, set);
+  }
+  for (const [index, set] of sets) maps.update('flows6', u32le(index), set);
+}
+
+/** The flows6 map's flows as `flowKey6=backendId@epoch` (`*` referenced, ' (bad check)' marked). */
+export function readFlows6(maps: MapAccess, seed: number): string[] {
+  const out: string[] = [];
+  for (const k of maps.keys('flows6')) {
+    const v = maps.lookup('flows6', k);
+    if (!v) continue;
+    for (let at = 0; at + FLOW6_ENTRY_BYTES <= v.length; at += FLOW6_ENTRY_BYTES) {
+      const backendId = v.readUInt32LE(at + FLOW6_AT.backend_id);
+      if (backendId === 0) continue;
+      const saddr = Buffer.from(v.subarray(at, at + 16));
+      const daddr = Buffer.from(v.subarray(at + 16, at + 32));
+      const sport = v.readUInt16BE(at + 32); const dport = v.readUInt16BE(at + 34); const proto = v[at + 36];
+      const epoch = v.readUInt32LE(at + FLOW6_AT.epoch);
+      const good = v.readUInt32LE(at + FLOW6_AT.check) === flowCheck(flowCacheHash6(saddr, daddr, sport, dport, proto, seed), backendId, epoch);
+      out.push(`${saddr.toString('hex')}:${daddr.toString('hex')}:${sport}:${dport}:${proto}=${backendId}@${epoch}${v.readUInt32LE(at + FLOW6_AT.referenced) ? '*' : ''}${good ? '' : ' (bad check)'}`);
+    }
+  }
+  return out;
+}
+
+/** Makes the flows map hold exactly the model's flow cache (zeroes every set in use first; flows6 too, from state.v6). */
 export function installFlows(maps: MapAccess, state: ModelState): void {
+  if (state.v6) installFlows6(maps, state);
   for (const k of maps.keys('flows')) {
     const v = maps.lookup('flows', k);
     if (v && v.some((byte) => byte !== 0)) maps.update('flows', k, Buffer.alloc(v.length));
@@ -196,7 +303,8 @@ export function installState(maps: MapAccess, state: ModelState, previous?: Inst
   }
   for (const fd of previous?.innerFds ?? []) maps.closeFd(fd);
 
-  maps.update('settings', u32le(0), settingsValue(state.settings.fragPolicy, state.settings.sampleRate, state.settings.flowCache, state.vips));
+  maps.update('settings', u32le(0), settingsFor(state, state.settings));
+  installState6(maps, state);
   // service_slots: every slot zeroed, then the first service of each slot (as the reconciler).
   for (const k of maps.keys('service_slots')) {
     const v = maps.lookup('service_slots', k);

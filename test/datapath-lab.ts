@@ -6,8 +6,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { ipToU32, macToBuffer } from '../src/dataplane/packet';
+import { ipToU32, ip6ToBuffer, macToBuffer } from '../src/dataplane/packet';
 import { connectedFib, type FibInterface, type FibNeighbour, type FibResult } from './refmodel';
+import { connectedFib6 } from './refmodel6';
 
 function sh(cmd: string, args: string[]): string {
   try {
@@ -24,11 +25,13 @@ export interface LabPort {
   ifindex: number;
   mac: string;
   address: string;       // our address; the subnet is /24
+  address6?: string;     // our IPv6 address; the subnet is /64
 }
 
 export interface LabNeighbour { port: string; ip: string; mac: string }
 
-export interface PortSpec { suffix: string; mac: string; address: string }
+/** address6: an IPv6 address (its /64 connected); neighbours with ':' in their address are IPv6. */
+export interface PortSpec { suffix: string; mac: string; address: string; address6?: string }
 
 export interface DatapathLab {
   netns: string;
@@ -36,6 +39,8 @@ export interface DatapathLab {
   neighbours: LabNeighbour[];
   /** The FIB as the program will see it (for the reference model). */
   fib: (dst: number, ingress: number) => FibResult;
+  /** bpf_fib_lookup(AF_INET6) as the program will see it. */
+  fib6: (dst: Buffer, ingress: number) => FibResult;
   destroy(): void;
 }
 
@@ -59,22 +64,28 @@ export function createDatapathLab(netns: string, ports: PortSpec[], neighbours: 
       if (peer.length > 15) throw new Error(`interface name ${peer} is longer than 15 characters`);
       ip('link', 'add', name, 'address', p.mac, 'type', 'veth', 'peer', 'name', peer);
       ip('addr', 'add', `${p.address}/24`, 'dev', name);
+      if (p.address6) ip('-6', 'addr', 'add', `${p.address6}/64`, 'dev', name, 'nodad');
       ip('link', 'set', name, 'up');
       ip('link', 'set', peer, 'up');
       const info = JSON.parse(ip('-j', 'link', 'show', name)) as Array<{ ifindex: number }>;
-      out[p.suffix] = { name, peer, ifindex: info[0].ifindex, mac: p.mac, address: p.address };
+      out[p.suffix] = { name, peer, ifindex: info[0].ifindex, mac: p.mac, address: p.address, address6: p.address6 };
     }
     sh('ip', ['netns', 'exec', netns, 'sysctl', '-q', '-w', 'net.ipv4.conf.all.forwarding=1']);
+    sh('ip', ['netns', 'exec', netns, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
     for (const n of neighbours) {
       ip('neigh', 'replace', n.ip, 'lladdr', n.mac, 'dev', out[n.port].name, 'nud', 'permanent');
     }
     const fibIfaces: FibInterface[] = Object.values(out).map((p) => ({
       ifindex: p.ifindex, mac: macToBuffer(p.mac), address: ipToU32(p.address), prefixLen: 24,
     }));
-    const fibNeighbours: FibNeighbour[] = neighbours.map((n) => ({
+    const fibNeighbours: FibNeighbour[] = neighbours.filter((n) => !n.ip.includes(':')).map((n) => ({
       ifindex: out[n.port].ifindex, ip: ipToU32(n.ip), mac: macToBuffer(n.mac),
     }));
-    return { netns, ports: out, neighbours, fib: connectedFib(fibIfaces, fibNeighbours), destroy };
+    const fib6 = connectedFib6(
+      Object.values(out).filter((p) => p.address6).map((p) => ({ ifindex: p.ifindex, mac: macToBuffer(p.mac), address: ip6ToBuffer(p.address6!), prefixLen: 64 as const })),
+      neighbours.filter((n) => n.ip.includes(':')).map((n) => ({ ifindex: out[n.port].ifindex, ip: ip6ToBuffer(n.ip), mac: macToBuffer(n.mac) })),
+    );
+    return { netns, ports: out, neighbours, fib: connectedFib(fibIfaces, fibNeighbours), fib6, destroy };
   } catch (err) {
     destroy();
     throw err;

@@ -30,7 +30,7 @@ export interface TargetOptions {
 export function loadTarget(opts: TargetOptions = {}): Target {
   // A small flows map (TEST_FLOW_SETS sets, as the model's): the fuzz test fills sets and evicts.
   const load = lbLoadOptions({
-    hashSeed: (opts.seed ?? 0) >>> 0, flowSets: TEST_FLOW_SETS, nexthopTtlNs: opts.nexthopTtlNs,
+    hashSeed: (opts.seed ?? 0) >>> 0, flowSets: TEST_FLOW_SETS, flowSets6: TEST_FLOW_SETS, nexthopTtlNs: opts.nexthopTtlNs,
     maglevMaxSize: opts.innerMaxEntries || undefined,
   });
   load.maxEntries = { ...load.maxEntries, ...opts.maxEntries };

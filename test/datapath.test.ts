@@ -8,22 +8,25 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { enterNetns, RingBuffer } from '../src/bpf';
 import {
-  checksumProblems, parseFrame, buildFrame, buildIpv4, buildEthernet, internetChecksum, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
+  checksumProblems, checksumProblemsAny, bufferToIp6, ip6ToBuffer, buildFrame6, parseFrame6, parseFrame, buildFrame, buildIpv4, buildEthernet, internetChecksum, ipToU32, u32ToIp, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IP,
 } from '../src/dataplane/packet';
-import { LB, LbEventCodec, LbFlowEntryCodec, ipv6ToBytes, bytesToIpv6 } from '../src/dataplane/abi';
-import { flowCacheHash, flowHash, serviceSlotIndex } from '../src/dataplane/jhash';
+import { LB, LbEventCodec, LbFlowEntryCodec, LbService6SlotCodec, ipv6ToBytes, bytesToIpv6 } from '../src/dataplane/abi';
+import { flowCacheHash, flowHash, serviceSlotIndex, serviceSlotIndex6 } from '../src/dataplane/jhash';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
 import {
-  installState, installFlows, readFlows, readCounters, counterDeltas, settingsValue, backendValue, readSeen, serviceKey, serviceValue, TEST_FLOW_SETS, type Installed,
+  installState, installFlows, settingsFor, readFlows, readCounters, counterDeltas, backendValue, readSeen, serviceKey, serviceValue, TEST_FLOW_SETS, type Installed,
 } from './datapath-harness';
 import { loadTarget, type Target } from './datapath-target';
 import {
   DP_NETNS, PORTS, NEIGHBOURS, DEFAULT_SETTINGS, ACTION_NUMBER, CLIENT, VIP, MAC, FIXTURE_EPOCH, fixtureState, fixtures, fixtureSlot, fragmentDatagram, type Fixture,
 } from './datapath-fixtures';
-import { REASON, runModel, BACKEND_ACTIVE, MODE_NAT, FlowCacheModel, flowKey, type ModelState } from './refmodel';
+import { reasonNumber, flowHash6 } from './refmodel6';
+import { fixtures6, withV6, VIP6 } from './datapath-fixtures6';
+import { runModel, BACKEND_ACTIVE, MODE_NAT, FlowCacheModel, flowKey, type ModelState } from './refmodel';
 
-const SERVICE_IDS = Array.from({ length: 12 }, (_, i) => i);
-const BACKEND_IDS = Array.from({ length: 14 }, (_, i) => i);
+// IPv4 fixture ids 1..13, IPv6 ones 21..32 (one id space).
+const SERVICE_IDS = Array.from({ length: 33 }, (_, i) => i);
+const BACKEND_IDS = Array.from({ length: 35 }, (_, i) => i);
 
 interface DecodedEvent {
   ifindex: number; pktLen: number; serviceId: number; backendId: number;
@@ -70,7 +73,7 @@ function receivedFields6(frame: Buffer, reason: string): Pick<DecodedEvent, 'sad
   }
   out.proto = nh;
   const need = nh === 6 ? 20 : nh === 17 ? 8 : 0;
-  const firstReplyFragment = (frag & 0xfff8) === 0 && !(Object.values(VIP) as string[]).includes(out.daddr);
+  const firstReplyFragment = (frag & 0xfff8) === 0 && !(Object.values(VIP6) as string[]).includes(out.daddr);
   if (need && (frag & 0xfff9) === 0 || (need && firstReplyFragment)) {
     if (need <= left && off + need <= frame.length) {
       out.sport = frame.readUInt16BE(off);
@@ -106,7 +109,7 @@ function receivedFields(frame: Buffer, reason: string): Pick<DecodedEvent, 'sadd
 function expectedDeltas(fx: Fixture): string[] {
   const len = fx.input.length;
   const a = ACTION_NUMBER[fx.action];
-  const r = REASON[fx.reason];
+  const r = reasonNumber(fx.reason);
   const v = r * LB.ACTION_SLOTS + a;
   const out = [`verdict_stats[${v}].packets: +1`, `verdict_stats[${v}].bytes: +${len}`];
   const dir = fx.reason === 'reversed' ? 'rev' : fx.reason === 'forwarded' || fx.reason === 'icmp_error' ? 'fwd' : null;
@@ -126,7 +129,7 @@ function frameDiff(got: Buffer, want: Buffer): string {
   return `length ${got.length} vs ${want.length}; ${bytes.slice(0, 12).join(', ')}\n got ${JSON.stringify(parseFrame(got))}\nwant ${JSON.stringify(parseFrame(want))}`;
 }
 
-describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
+describe(`XDP data path: fixture table (bpf/lb.o in netns ${DP_NETNS})`, () => {
   let lab: DatapathLab;
   let target: Target;
   let restore: () => void = () => {};
@@ -139,7 +142,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     lab = createDatapathLab(DP_NETNS, PORTS, NEIGHBOURS);
     restore = enterNetns(DP_NETNS); // tx_ports and the test-run ingress ifindex live in the namespace
     target = loadTarget();
-    state = fixtureState(lab);
+    state = withV6(fixtureState(lab), lab);
     installed = installState(target.maps, state); // the inner tables close with the target
     ring = new RingBuffer(target.map('events'), (rec) => events.push(rec));
   });
@@ -151,7 +154,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     lab?.destroy();
   });
 
-  const table = fixtures();
+  const table = [...fixtures(), ...fixtures6()];
   test('the table has at least 40 rows with distinct names', () => {
     assert.ok(table.length >= 40, `only ${table.length} fixtures`);
     assert.equal(new Set(table.map((f) => f.name)).size, table.length);
@@ -160,13 +163,14 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   for (const fx of table) {
     test(fx.name, () => {
       const settings = { ...DEFAULT_SETTINGS, ...fx.settings };
-      target.maps.update('settings', Buffer.alloc(4), settingsValue(settings.fragPolicy, settings.sampleRate, settings.flowCache, state.vips));
+      target.maps.update('settings', Buffer.alloc(4), settingsFor(state, settings));
       const flows = new FlowCacheModel(TEST_FLOW_SETS);
       for (const f of fx.flows ?? []) {
         const key = [ipToU32(f.saddr), ipToU32(f.daddr), f.sport, f.dport, f.proto] as const;
         flows.remember(flowCacheHash(...key, state.seed), flowKey(...key), f.backendId, f.epoch ?? FIXTURE_EPOCH);
       }
-      installFlows(target.maps, { ...state, flows });
+      const rowState: ModelState = { ...state, settings, flows, v6: state.v6 && { ...state.v6, flows: new FlowCacheModel(TEST_FLOW_SETS) } };
+      installFlows(target.maps, rowState);
       ring.consume();
       events.length = 0;
       const ingress = lab.ports[fx.ingress].ifindex;
@@ -178,29 +182,29 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
       const want = fx.output === 'unchanged' ? fx.input : fx.output;
       assert.ok(res.data.equals(want), `output frame differs: ${frameDiff(res.data, want)}`);
       if (fx.output !== 'unchanged' && fx.action !== 'drop') {
-        assert.deepEqual(checksumProblems(res.data), [], 'checksums of the output, recomputed from scratch');
+        assert.deepEqual(checksumProblemsAny(res.data), [], 'checksums of the output, recomputed from scratch');
       }
 
       const after = readCounters(target.maps, SERVICE_IDS, BACKEND_IDS);
       assert.deepEqual(counterDeltas(before, after), expectedDeltas(fx), 'counters moved exactly as expected');
 
+      // The reference model (used by the fuzz test) must agree on every fixture too (below).
+      const model = runModel(rowState, fx.input, ingress);
       ring.consume();
       assert.equal(events.length, 1, 'one sampled event (sample_rate 1)');
       assert.deepEqual(decodeEvent(events[0]), {
         ifindex: ingress, pktLen: fx.input.length, serviceId: fx.serviceId ?? 0, backendId: fx.backendId ?? 0,
-        ...receivedFields(fx.input, fx.reason), action: ACTION_NUMBER[fx.action], reason: REASON[fx.reason],
+        ...receivedFields(fx.input, fx.reason), action: ACTION_NUMBER[fx.action], reason: reasonNumber(fx.reason),
       });
 
-      // The reference model (used by the fuzz test) must agree on every fixture too.
-      const model = runModel({ ...state, settings, flows }, fx.input, ingress);
       assert.equal(model.action, res.retval, 'reference model action');
-      assert.equal(model.reason, REASON[fx.reason], 'reference model reason');
+      assert.equal(model.reason, reasonNumber(fx.reason), 'reference model reason');
       assert.ok(model.frame.equals(res.data), 'reference model frame');
     });
   }
 
   test('a NAT UDP reply fragmented by the backend reassembles at the client: VIP source, VIP port, valid checksum', () => {
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, false, state.vips));
+    target.maps.update('settings', Buffer.alloc(4), settingsFor(state, { fragPolicy: 0, sampleRate: 0, flowCache: false }));
     // 3000 bytes of answer from backend 198.18.1.12:5353 (service 2: VIP.web:53), cut in three.
     const data = Buffer.alloc(3000); for (let i = 0; i < data.length; i++) data[i] = (i * 13 + 7) & 0xff;
     const datagram = buildIpv4({ ip: { src: '198.18.1.12', dst: CLIENT, proto: IPPROTO_UDP, id: 0x5151 }, udp: { sport: 5353, dport: 40404, payload: data } });
@@ -231,7 +235,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   });
 
   test('sample_rate 0 emits no events', () => {
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, false, state.vips));
+    target.maps.update('settings', Buffer.alloc(4), settingsFor(state, { fragPolicy: 0, sampleRate: 0, flowCache: false }));
     ring.consume();
     events.length = 0;
     const frame = buildFrame({ eth: { dst: PORTS[0].mac }, ip: { src: CLIENT, dst: VIP.web, proto: IPPROTO_TCP }, tcp: { sport: 1, dport: 80 } });
@@ -252,7 +256,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   const webKey = (sport: number) => flowKey(ipToU32(CLIENT), ipToU32(VIP.web), sport, 80, IPPROTO_TCP);
 
   test('moved slots remember flows (with the transition\'s epoch) and use them; unmoved slots remember nothing', () => {
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true, state.vips));
+    target.maps.update('settings', Buffer.alloc(4), settingsFor(state, { fragPolicy: 0, sampleRate: 0, flowCache: true }));
     installFlows(target.maps, { ...state, flows: new FlowCacheModel(TEST_FLOW_SETS) });
     // Unmoved slot 3 (backend 2): a SYN and an ACK, nothing remembered.
     const still = webPortIn(3, 4000);
@@ -279,7 +283,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   });
 
   test('a full set evicts a flow nobody used since it was remembered, not the ones in use', () => {
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true, state.vips));
+    target.maps.update('settings', Buffer.alloc(4), settingsFor(state, { fragPolicy: 0, sampleRate: 0, flowCache: true }));
     installFlows(target.maps, { ...state, flows: new FlowCacheModel(TEST_FLOW_SETS) });
     // Five client ports of moved slot 0 whose flows share one set of the (TEST_FLOW_SETS-set) flows map.
     const hashOf = (sport: number) => flowCacheHash(ipToU32(CLIENT), ipToU32(VIP.web), sport, 80, IPPROTO_TCP, state.seed);
@@ -304,7 +308,7 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
   });
 
   test('the program reads a service from its service_slots slot (the index user space computes)', () => {
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, false, state.vips));
+    target.maps.update('settings', Buffer.alloc(4), settingsFor(state, { fragPolicy: 0, sampleRate: 0, flowCache: false }));
     const key = serviceKey(ipToU32(VIP.web), 80, IPPROTO_TCP);
     const index = Buffer.alloc(4);
     index.writeUInt32LE(serviceSlotIndex(key));
@@ -322,8 +326,25 @@ describe('XDP data path: fixture table (bpf/lb.o in netns xlbt-dp)', () => {
     }
   });
 
+  test('IPv6: the program reads a service from its service_slots6 slot (the index user space computes)', () => {
+    target.maps.update('settings', Buffer.alloc(4), settingsFor(state, { fragPolicy: 0, sampleRate: 0, flowCache: false }));
+    const index = Buffer.alloc(4);
+    index.writeUInt32LE(serviceSlotIndex6(VIP6.web, 80, IPPROTO_TCP));
+    const saved = target.maps.lookup('service_slots6', index)!;
+    assert.equal(LbService6SlotCodec.decode(saved).svc.id, 21, 'the harness put VIP6.web:80 (service 21) in its slot');
+    // The slot says service 25 (VIP6.tx's table, backend 26 on port a): only a read of that very
+    // slot sends a VIP6.web:80 packet there (services6 says service 21).
+    target.maps.update('service_slots6', index, LbService6SlotCodec.encode({ key: { vip: VIP6.web, port: 80, proto: IPPROTO_TCP }, svc: { id: 25, tableSize: 3, mode: MODE_NAT, flags: 0 } }));
+    try {
+      const res = target.program.testRun(buildFrame6({ eth: { dst: PORTS[0].mac }, ip: { src: '2001:2:0:a::10', dst: VIP6.web }, tcp: { sport: 7777, dport: 80 } }), { ingressIfindex: lab.ports.a.ifindex });
+      assert.equal(parseFrame6(res.data).ipv6!.dst, '2001:2:0:a::50');
+    } finally {
+      target.maps.update('service_slots6', index, saved);
+    }
+  });
+
   test('a flow cache entry whose check word does not match (a torn write) is ignored and rewritten', () => {
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(0, 0, true, state.vips));
+    target.maps.update('settings', Buffer.alloc(4), settingsFor(state, { fragPolicy: 0, sampleRate: 0, flowCache: true }));
     // Moved slot 2 (current 1; its previous backend 10 is not usable): a hit would say 2.
     const sport = webPortIn(2, 5000);
     const key = [ipToU32(CLIENT), ipToU32(VIP.web), sport, 80, IPPROTO_TCP] as const;
@@ -387,6 +408,45 @@ describe('XDP data path: flow hash agrees with src/dataplane/jhash.ts', () => {
           assert.equal(res.retval, ACTION_NUMBER.pass);
           const slot = ipToU32(parseFrame(res.data).ipv4!.dst) - ipToU32('198.19.0.0') - 1;
           assert.equal(slot, flowHash(ipToU32(src), vip, sport, dport, proto, seed) % TABLE, `flow ${src}:${sport} -> :${dport}`);
+        }
+      } finally {
+        target.close();
+      }
+    });
+  }
+
+  for (const [seed, proto] of [[0, IPPROTO_TCP], [0x9e3779b9, IPPROTO_UDP]] as const) {
+    test(`IPv6: 2000 ${proto === IPPROTO_TCP ? 'TCP' : 'UDP'} flows land on the slot flowHash6 (fold6, 0x60000000) predicts (hash_seed 0x${seed.toString(16)})`, () => {
+      // Backends 2001:2:50::<slot+1> (no route): the NAT-ed destination names the slot.
+      const target = loadTarget({ seed, innerMaxEntries: TABLE });
+      try {
+        const vip = ip6ToBuffer('2001:2:100::20');
+        const backendIp = (id: number) => { const b = ip6ToBuffer('2001:2:50::'); b.writeUInt16BE(id, 14); return b; };
+        const state: ModelState = {
+          seed, settings: { fragPolicy: 0, sampleRate: 0, flowCache: false },
+          services: [], vips: new Set(), backends: new Map(), reverse: [], reverseFrags: [], ifMacs: new Map(),
+          maglev: new Map([[1, Array.from({ length: TABLE }, (_, i) => i + 1)]]),
+          flows: new FlowCacheModel(TEST_FLOW_SETS), txPorts: new Set(), fib: lab.fib,
+          v6: {
+            services: [{ id: 1, vip, port: 0, proto, tableSize: TABLE, mode: MODE_NAT }],
+            vips: new Set([vip.toString('hex')]),
+            backends: new Map(Array.from({ length: TABLE }, (_, i) => [i + 1, { id: i + 1, ip: backendIp(i + 1), port: 0, flags: BACKEND_ACTIVE, serviceId: 1 }])),
+            reverse: [], reverseFrags: [], fib: lab.fib6, flows: new FlowCacheModel(TEST_FLOW_SETS),
+          },
+        };
+        installState(target.maps, state);
+        let x = 54321;
+        const rnd = () => { x = (Math.imul(x, 1103515245) + 12345) >>> 0; return x; };
+        for (let i = 0; i < 2000; i++) {
+          const src = ip6ToBuffer('2001:2:0:a::');
+          src.writeUInt32BE(rnd(), 8); src.writeUInt32BE(rnd(), 12);
+          const sport = rnd() & 0xffff;
+          const dport = rnd() & 0xffff;
+          const l4 = proto === IPPROTO_TCP ? { tcp: { sport, dport } } : { udp: { sport, dport } };
+          const res = target.program.testRun(buildFrame6({ ip: { src: bufferToIp6(src), dst: '2001:2:100::20' }, ...l4 }), { ingressIfindex: lab.ports.a.ifindex });
+          assert.equal(res.retval, ACTION_NUMBER.pass);
+          const slot = parseFrame6(res.data).ipv6 ? ip6ToBuffer(parseFrame6(res.data).ipv6!.dst).readUInt16BE(14) - 1 : -1;
+          assert.equal(slot, flowHash6(src, vip, sport, dport, proto, seed) % TABLE, `flow [${bufferToIp6(src)}]:${sport} -> :${dport}`);
         }
       } finally {
         target.close();

@@ -15,15 +15,18 @@
  */
 import { enterNetns, RingBuffer } from '../src/bpf';
 import {
-  buildFrame, buildIpv4, buildArpRequest, buildEthernet, checksumProblems, buildIpv6Udp, internetChecksum, macToBuffer, u32ToIp, ipToU32,
+  buildFrame, buildIpv4, buildArpRequest, buildEthernet, checksumProblemsAny, buildIpv6Udp, internetChecksum, macToBuffer, u32ToIp, ipToU32,
   IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP,
 } from '../src/dataplane/packet';
 import { createDatapathLab, type DatapathLab } from './datapath-lab';
-import { installState, readCounters, readFlows, readSeen, settingsValue, backendValue, type Counters, type Installed } from './datapath-harness';
+import { installState, settingsFor, backend6Value, readCounters, readFlows, readFlows6, readSeen, backendValue, type Counters, type Installed } from './datapath-harness';
 import { LB, LbEventCodec, ipv6ToBytes } from '../src/dataplane/abi';
 import { loadTarget, type Target } from './datapath-target';
 import { DP_NETNS, PORTS, NEIGHBOURS, VIP, BACKENDS, CLIENT, ROUTER, fixtureState, fragmentDatagram } from './datapath-fixtures';
 import { runModel, type ModelState } from './refmodel';
+import { reasonNumber, type ModelResult6Fields } from './refmodel6';
+import { withV6 } from './datapath-fixtures6';
+import { Generator6 } from './fuzz-gen6';
 
 const u32le = (v: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b; };
 
@@ -173,8 +176,12 @@ class Generator {
 export interface FuzzOptions {
   frames: number;
   seed: number;
+  /** the share of IPv6 frames (test/fuzz-gen6.ts), 0..1, spread evenly over the run (default 0.5) */
+  v6Share?: number;
   /** progress and summary lines (default: none) */
   log?: (line: string) => void;
+  /** how many mismatches are logged and returned whole (default 10) */
+  show?: number;
 }
 
 export interface FuzzResult {
@@ -187,6 +194,10 @@ export interface FuzzResult {
   checkedSums: number;
   reasons: number[];
   actions: number[];
+  /** IPv6 frames run, their mismatches, their reasons */
+  v6Frames: number;
+  v6Mismatches: number;
+  v6Reasons: number[];
 }
 
 /**
@@ -196,6 +207,8 @@ export interface FuzzResult {
 export function runFuzz(opts: FuzzOptions): FuzzResult {
   const { frames, log = () => {} } = opts;
   const seed = opts.seed >>> 0;
+  const v6Share = opts.v6Share ?? 0.5;
+  if (!(v6Share >= 0 && v6Share <= 1)) throw new Error(`fuzz: v6Share must be in 0..1, got ${v6Share}`);
   if (!Number.isInteger(frames) || frames < 4 || frames > MAX_FUZZ_FRAMES) {
     throw new Error(`fuzz: frames must be an integer in 4..${MAX_FUZZ_FRAMES}, got ${frames}`);
   }
@@ -206,7 +219,7 @@ export function runFuzz(opts: FuzzOptions): FuzzResult {
     lab = createDatapathLab(DP_NETNS, PORTS, NEIGHBOURS);
     restore = enterNetns(DP_NETNS);
     target = loadTarget();
-    const state = fixtureState(lab);
+    const state = withV6(fixtureState(lab), lab);
     state.settings = { fragPolicy: 0, sampleRate: 0, flowCache: false };
     // More moved slots than the fixture's (every kind: young or not, previous backend usable,
     // draining, of another service), so that the flow cache fills, hits and evicts.
@@ -215,8 +228,14 @@ export function runFuzz(opts: FuzzOptions): FuzzResult {
       [2, 2, 13, true], [2, 3, 13, false], [3, 1, 12, true], [3, 2, 2, false],
     ];
     for (const [id, slot, prev, young] of more) state.marks!.get(id)!.set(slot, { prev, epoch: 0x5eed + id, seen: false, young });
+    // The same for the IPv6 services (flows6): every slot of VIP6.web:80 moved.
+    const more6: Array<[number, number, number, boolean]> = [
+      [21, 3, 21, false], [21, 4, 22, true], [21, 5, 21, true], [21, 6, 24, false],
+      [22, 2, 33, true], [22, 3, 33, false], [23, 1, 34, true], [23, 2, 22, false],
+    ];
+    for (const [id, slot, prev, young] of more6) state.marks!.get(id)!.set(slot, { prev, epoch: 0x6eed + id, seen: false, young });
     const installed = installState(target.maps, state);
-    return fuzzLoop(target, lab, state, installed, frames, seed, log);
+    return fuzzLoop(target, lab, state, installed, frames, seed, v6Share, log, opts.show ?? 10);
   } finally {
     target?.close();
     restore();
@@ -224,9 +243,14 @@ export function runFuzz(opts: FuzzOptions): FuzzResult {
   }
 }
 
-function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, installed: Installed, frames: number, seed: number, log: (line: string) => void): FuzzResult {
+function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, installed: Installed, frames: number, seed: number, v6Share: number, log: (line: string) => void, show: number): FuzzResult {
   const r = new Rng(seed);
   const gen = new Generator(r);
+  const gen6 = new Generator6(r);
+  const isV6Frame = (i: number) => Math.floor((i + 1) * v6Share) > Math.floor(i * v6Share);
+  let v6Frames = 0;
+  let v6Mismatches = 0;
+  const v6Reasons = new Array<number>(32).fill(0);
   const ifindex = { a: lab.ports.a.ifindex, b: lab.ports.b.ifindex };
   const tally = { actions: new Array<number>(8).fill(0), reasons: new Array<number>(32).fill(0), verdicts: new Array<number>(LB.VERDICT_SLOTS).fill(0), bytes: 0 };
   const mismatches: string[] = [];
@@ -242,11 +266,14 @@ function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, installed
 
   const enterPhase = (n: number): void => {
     state.settings = { fragPolicy: n === 0 ? 0 : 1, sampleRate: n >= 2 ? 1 : 0, flowCache: n >= 2 };
-    target.maps.update('settings', Buffer.alloc(4), settingsValue(state.settings.fragPolicy, state.settings.sampleRate, state.settings.flowCache, state.vips));
+    target.maps.update('settings', Buffer.alloc(4), settingsFor(state, state.settings));
     if (n === 3) {
       const b2 = state.backends.get(2)!;
       b2.flags = 0;
       target.maps.update('backends', u32le(2), backendValue(b2.ip, b2.port, 0, b2.serviceId, state.services));
+      // and its IPv6 sibling (VIP6.web's second backend)
+      state.v6!.backends.get(22)!.flags = 0;
+      target.maps.update('backends6', u32le(22), backend6Value(state, 22));
     }
   };
 
@@ -254,10 +281,13 @@ function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, installed
     for (let i = 0; i < frames; i++) {
       if (i > 0 && phase(i) !== phase(i - 1)) enterPhase(phase(i));
       if (i > 0 && i % progressEvery === 0) log(`fuzz: ${i} frames, ${mismatchCount} mismatches, ${Math.round((Date.now() - started) / 1000)} s`);
-      const base = gen.basePacket();
+      const fromGen6 = isV6Frame(i);
+      const base = fromGen6 ? gen6.basePacket() : gen.basePacket();
+      // (Counted as IPv6: every frame of the IPv6 generator but its IPv4 cross-family class.)
+      const v6 = fromGen6 && !('v4' in base && base.v4);
       base.frame = Buffer.from(base.frame);
       gen.destMac(base.ingress).copy(base.frame, 0);
-      const frame = gen.mutate(base.frame);
+      const frame = fromGen6 ? gen6.mutate(base.frame) : gen.mutate(base.frame);
       const ingress = ifindex[base.ingress];
       const got = target.program.testRun(frame, { ingressIfindex: ingress });
       const want = runModel(state, frame, ingress);
@@ -268,28 +298,34 @@ function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, installed
       let problem = '';
       if (got.retval !== want.action || !got.data.equals(want.frame)) problem = 'verdict or frame';
       // Independently of the model: what leaves with valid checksums in came in with them.
-      if ((got.retval === 3 || got.retval === 4) && checksumProblems(frame).length === 0) {
-        const bad = checksumProblems(got.data);
+      if ((got.retval === 3 || got.retval === 4) && checksumProblemsAny(frame).length === 0) {
+        const bad = checksumProblemsAny(got.data);
         if (bad.length) problem += ` checksums: ${bad.join('; ')}`;
         checkedSums++;
       }
       if (state.settings.sampleRate === 1) {
         ring.consume();
         const e = events.length === 1 ? events[0] : null;
-        const wantEvent = [ingress, frame.length, want.serviceId, want.backendId, want.saddr, want.daddr, want.sport, want.dport, want.proto, want.action, want.reason];
+        // An IPv6 verdict's event: family 6 and the 16-byte addresses (hex); IPv4: the mapped form's last word.
+        const w6 = want as typeof want & Partial<ModelResult6Fields>;
+        const family = w6.family === 6 ? 6 : frame.length >= 14 && frame.readUInt16BE(12) === 0x0800 ? 4 : frame.length >= 14 && frame.readUInt16BE(12) === 0x86dd ? 6 : 0;
+        const wantAddr = family === 6 ? [w6.saddr6?.toString('hex') ?? '0'.repeat(32), w6.daddr6?.toString('hex') ?? '0'.repeat(32)] : [want.saddr, want.daddr];
+        const wantEvent = [ingress, frame.length, want.serviceId, want.backendId, ...wantAddr, want.sport, want.dport, want.proto, want.action, want.reason, family];
         const ev = e && e.length === LbEventCodec.size ? LbEventCodec.decode(e) : null;
-        // (An IPv6 event's addresses, ports and protocol are not modelled here: compared as the model's.)
-        const v6 = ev?.family === LB.FAMILY_IPV6;
-        const gotEvent = ev && [ev.ifindex, ev.pktLen, ev.serviceId, ev.backendId,
-          v6 ? want.saddr : ipv6ToBytes(ev.saddr).readUInt32BE(12), v6 ? want.daddr : ipv6ToBytes(ev.daddr).readUInt32BE(12),
-          v6 ? want.sport : ev.sport, v6 ? want.dport : ev.dport, v6 ? want.proto : ev.proto, ev.action, ev.reason];
+        const gotAddr = (a: string) => (ev!.family === 6 ? ipv6ToBytes(a).toString('hex') : ipv6ToBytes(a).readUInt32BE(12));
+        const gotEvent = ev && [ev.ifindex, ev.pktLen, ev.serviceId, ev.backendId, gotAddr(ev.saddr), gotAddr(ev.daddr), ev.sport, ev.dport, ev.proto, ev.action, ev.reason, ev.family];
         if (!gotEvent || gotEvent.join() !== wantEvent.join()) problem += ` event ${gotEvent?.join() ?? `x${events.length}`} != ${wantEvent.join()}`;
         events.length = 0;
+      }
+      if (v6) {
+        v6Frames++;
+        v6Reasons[want.reason]++;
+        if (problem) v6Mismatches++;
       }
       if (problem) {
         mismatchCount++;
         const line = `#${i} (seed 0x${seed.toString(16)}) ingress ${base.ingress}: ${problem}; program ${got.retval}, model ${want.action} (reason ${want.reason})\n in  ${frame.toString('hex')}\n got ${got.data.toString('hex')}\n want ${want.frame.toString('hex')}`;
-        if (mismatches.length < 10) {
+        if (mismatches.length < show) {
           mismatches.push(line);
           log(`fuzz: MISMATCH ${line}`);
         }
@@ -304,16 +340,34 @@ function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, installed
   const modelled = new Set(state.flows.entries().map((e) => `${e.key}=${e.backendId}@${e.epoch}${e.referenced ? '*' : ''}`));
   log(`fuzz: ${modelled.size} flows cached at the end, ${state.flows.evictions} evicted from full sets, ${state.flows.hotHits} packets sent from the cache`);
   if (frames >= 10_000) {
-    if (modelled.size <= 100) problems.push(`only ${modelled.size} flows cached`);
-    if (!(state.flows.hotHits > 200 && state.flows.evictions > 100)) problems.push(`the cache was not exercised (${state.flows.hotHits} hits, ${state.flows.evictions} evictions)`);
+    // (The IPv4 flow cache's thresholds need IPv4 traffic: a mostly-IPv6 run checks flows6 below.)
+    if (frames - v6Frames >= 50_000) {
+      if (modelled.size <= 100) problems.push(`only ${modelled.size} flows cached`);
+      if (!(state.flows.hotHits > 200 && state.flows.evictions > 100)) problems.push(`the cache was not exercised (${state.flows.hotHits} hits, ${state.flows.evictions} evictions)`);
+    }
     if (checkedSums <= frames / 50) problems.push(`only ${checkedSums} sent frames had their checksums recomputed`);
     // Every reason the program has must have been reached at least once.
-    // (ext_header is IPv6-only: an IPv4 corpus cannot reach it; an IPv6 corpus must.)
+    // (ext_header is IPv6-only: an IPv4-only run cannot reach it; a run with IPv6 frames must.)
     // (too_big needs a route narrower than the packet: the corpus' routes are not; see test/pmtu-datapath.test.ts.)
-    const v6Only: number[] = [LB.REASON_EXT_HEADER, LB.REASON_TOO_BIG];
-    const unreached = tally.reasons.slice(0, LB.REASON_COUNT).map((c, k) => (c === 0 && !v6Only.includes(k) ? k : -1)).filter((k) => k >= 0);
+    const exempt: number[] = [LB.REASON_TOO_BIG, ...(v6Frames >= 10_000 ? [] : [LB.REASON_EXT_HEADER])];
+    const unreached = tally.reasons.slice(0, LB.REASON_COUNT).map((c, k) => (c === 0 && !exempt.includes(k) ? k : -1)).filter((k) => k >= 0);
     if (unreached.length) problems.push(`reasons never produced by the fuzz corpus: ${unreached.join(', ')}`);
   }
+  if (v6Frames >= 10_000) {
+    // The IPv6 frames alone reach every reason of the IPv6 path (all but not_ip).
+    const unreached6 = v6Reasons.slice(0, LB.REASON_COUNT).map((c, k) => (c === 0 && k !== reasonNumber('not_ip') ? k : -1)).filter((k) => k >= 0);
+    if (unreached6.length) problems.push(`reasons never produced by the IPv6 frames: ${unreached6.join(', ')}`);
+  }
+  // And flows6 exactly the IPv6 flows the model remembered.
+  const flows6 = state.v6!.flows;
+  const cached6 = new Set(readFlows6(target.maps, state.seed));
+  const modelled6 = new Set(flows6.entries().map((e) => `${e.key}=${e.backendId}@${e.epoch}${e.referenced ? '*' : ''}`));
+  log(`fuzz: flows6: ${modelled6.size} flows cached at the end, ${flows6.evictions} evicted, ${flows6.hotHits} packets sent from the cache`);
+  if (v6Frames >= 10_000 && !(flows6.hotHits > 100 && flows6.evictions > 50)) problems.push(`flows6 was not exercised (${flows6.hotHits} hits, ${flows6.evictions} evictions)`);
+  const extra6Map = [...cached6].filter((x) => !modelled6.has(x));
+  const extra6Model = [...modelled6].filter((x) => !cached6.has(x));
+  if (extra6Map.length) problems.push(`flows in flows6 but not in the model: ${extra6Map.slice(0, 5).join(' ')}`);
+  if (extra6Model.length) problems.push(`IPv6 flows in the model but not in flows6: ${extra6Model.slice(0, 5).join(' ')}`);
   const extraMap = [...cached].filter((x) => !modelled.has(x));
   const extraModel = [...modelled].filter((x) => !cached.has(x));
   if (extraMap.length) problems.push(`flows in the map but not in the model: ${extraMap.slice(0, 5).join(' ')}`);
@@ -336,6 +390,7 @@ function fuzzLoop(target: Target, lab: DatapathLab, state: ModelState, installed
   const bytes = after.actions.reduce((s, c, a) => s + Number(c[1] - before.actions[a][1]), 0);
   if (bytes !== tally.bytes) problems.push(`verdict_stats bytes ${bytes} != sum of frame lengths ${tally.bytes}`);
   const ms = Date.now() - started;
+  log(`fuzz: ${v6Frames} of them IPv6, ${v6Mismatches} IPv6 mismatches; IPv6 reasons ${JSON.stringify(v6Reasons.slice(0, LB.REASON_COUNT))}`);
   log(`fuzz: ${frames} frames in ${ms} ms; ${mismatchCount} mismatches; ${checkedSums} sent frames re-checksummed; actions ${JSON.stringify(tally.actions.slice(0, 5))}; reasons ${JSON.stringify(tally.reasons.slice(0, LB.REASON_COUNT))}`);
-  return { frames, seed, ms, mismatches, mismatchCount, problems, checkedSums, reasons: tally.reasons.slice(0, LB.REASON_COUNT), actions: tally.actions.slice(0, 5) };
+  return { frames, seed, ms, mismatches, mismatchCount, problems, checkedSums, reasons: tally.reasons.slice(0, LB.REASON_COUNT), actions: tally.actions.slice(0, 5), v6Frames, v6Mismatches, v6Reasons: v6Reasons.slice(0, LB.REASON_COUNT) };
 }

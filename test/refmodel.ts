@@ -7,6 +7,7 @@
 import { LB } from '../src/dataplane/abi';
 import { LB_REASONS } from '../src/dataplane/lb.generated';
 import { flowCacheHash, flowHash } from '../src/dataplane/jhash';
+import { runModel6, type ModelState6 } from './refmodel6';
 
 export const XDP_DROP = LB.ACTION_DROP;
 export const XDP_PASS = LB.ACTION_PASS;
@@ -54,6 +55,8 @@ export interface ModelState {
   flows: FlowCacheModel;
   txPorts: Set<number>;
   fib: (dst: number, ingressIfindex: number) => FibResult;
+  /** The IPv6 maps and FIB (test/refmodel6.ts); without them an IPv6 frame is not_ip. */
+  v6?: ModelState6;
 }
 
 export interface ModelResult {
@@ -550,6 +553,7 @@ class Run {
  * updated as the program updates its flow cache.
  */
 export function runModel(state: ModelState, frame: Buffer, ingressIfindex: number): ModelResult {
+  if (state.v6 && frame.length >= 14 && frame.readUInt16BE(12) === 0x86dd) return runModel6(state, frame, ingressIfindex);
   const run = new Run(state, Buffer.from(frame), ingressIfindex);
   run.r.action = run.process();
   return run.r;

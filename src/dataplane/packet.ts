@@ -388,3 +388,359 @@ export function checksumProblems(frame: Buffer): string[] {
   }
   return problems;
 }
+
+// ---- IPv6 (beside the IPv4 functions above, which stay as they are) ---------------------------
+
+export const IPPROTO_HOPOPTS = 0;
+export const IPPROTO_ROUTING = 43;
+export const IPPROTO_FRAGMENT = 44;
+export const IPPROTO_ESP = 50;
+export const IPPROTO_AH = 51;
+export const IPPROTO_ICMPV6 = 58;
+export const IPPROTO_NONE = 59;
+export const IPPROTO_DSTOPTS = 60;
+
+/**
+ * Parses IPv6 text (RFC 4291 2.2: hex groups, one `::`, an optional dotted IPv4 tail) into its
+ * 16 bytes. @throws Error naming the text on anything else.
+ */
+export function ip6ToBuffer(text: string): Buffer {
+  const bad = () => new Error(`invalid IPv6 address: ${JSON.stringify(text)}`);
+  if (typeof text !== 'string' || text.length === 0 || text.length > 45) throw bad();
+  let groups: number[] = [];
+  const halves = text.split('::');
+  if (halves.length > 2) throw bad();
+  const parseSide = (side: string, last: boolean): number[] => {
+    if (side === '') return [];
+    const parts = side.split(':');
+    const out: number[] = [];
+    parts.forEach((p, i) => {
+      if (last && i === parts.length - 1 && p.includes('.')) {
+        const v4 = ipToU32(p);
+        out.push(v4 >>> 16, v4 & 0xffff);
+        return;
+      }
+      if (!/^[0-9a-f]{1,4}$/i.test(p)) throw bad();
+      out.push(parseInt(p, 16));
+    });
+    return out;
+  };
+  try {
+    if (halves.length === 2) {
+      const head = parseSide(halves[0], false);
+      const tail = parseSide(halves[1], true);
+      if (head.length + tail.length > 7) throw bad();
+      groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+    } else {
+      groups = parseSide(text, true);
+      if (groups.length !== 8) throw bad();
+    }
+  } catch {
+    throw bad();
+  }
+  const out = Buffer.alloc(16);
+  groups.forEach((g, i) => out.writeUInt16BE(g, i * 2));
+  return out;
+}
+
+/** The canonical text of 16 address bytes (RFC 5952: lower case, the longest run of >= 2 zero groups as `::`, the first on a tie). */
+export function bufferToIp6(buf: Buffer): string {
+  if (buf.length < 16) throw new Error(`bufferToIp6: ${buf.length} bytes, need 16`);
+  const g = Array.from({ length: 8 }, (_, i) => buf.readUInt16BE(i * 2));
+  let best = -1; let bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (g[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
+  if (best < 0) return hex(g);
+  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+}
+
+/** Sum of the IPv6 pseudo-header (RFC 8200 8.1): addresses, upper-layer length, next header. */
+function pseudoHeaderSum6(src: Buffer, dst: Buffer, proto: number, length: number): number {
+  let sum = 0;
+  for (let i = 0; i < 16; i += 2) sum += src.readUInt16BE(i) + dst.readUInt16BE(i);
+  return sum + Math.floor(length / 0x10000) + (length & 0xffff) + proto;
+}
+
+const checkOffset6 = (proto: number): number => (proto === IPPROTO_TCP ? 16 : proto === IPPROTO_UDP ? 6 : 2);
+const headerLen6 = (proto: number): number => (proto === IPPROTO_TCP ? 20 : 8);
+
+/**
+ * TCP, UDP or ICMPv6 checksum of `segment` over the IPv6 pseudo-header (its checksum field is
+ * excluded). UDP: a computed 0 is sent as 0xffff. @throws Error for another protocol or a segment
+ * shorter than its header.
+ */
+export function l4Checksum6(src: Buffer, dst: Buffer, proto: number, segment: Buffer): number {
+  if (proto !== IPPROTO_TCP && proto !== IPPROTO_UDP && proto !== IPPROTO_ICMPV6) throw new Error(`l4Checksum6: protocol ${proto} has no checksum here`);
+  if (segment.length < headerLen6(proto)) throw new Error(`l4Checksum6: ${segment.length}-byte segment is shorter than its ${headerLen6(proto)}-byte header`);
+  const copy = Buffer.from(segment);
+  copy.writeUInt16BE(0, checkOffset6(proto));
+  const sum = internetChecksum(copy, pseudoHeaderSum6(src, dst, proto, segment.length));
+  return proto === IPPROTO_UDP && sum === 0 ? 0xffff : sum;
+}
+
+/** The receiver's check of a TCP/UDP/ICMPv6 segment over the IPv6 pseudo-header. */
+export function l4ChecksumValid6(src: Buffer, dst: Buffer, proto: number, segment: Buffer): boolean {
+  return onesComplementSum(segment, pseudoHeaderSum6(src, dst, proto, segment.length)) === 0xffff;
+}
+
+/**
+ * One IPv6 extension header. The next-header byte is filled in from what follows. Hop-by-hop
+ * (0), destination options (60): `body` after the 2 fixed bytes (padded with PadN to a multiple
+ * of 8). Routing (43): type `routingType` (default 4, segment routing), `segmentsLeft`, `body`
+ * after the 4 fixed bytes. Fragment (44): offset in 8-byte units, M flag, id. AH (51): `body`
+ * (ICV etc.) after 12 fixed bytes. `raw` replaces the whole header (its first byte is still
+ * set to the next header unless `keepNext`).
+ */
+export interface Ext6Spec {
+  type: number;
+  body?: Buffer;
+  segmentsLeft?: number;
+  routingType?: number;
+  fragOffset?: number;
+  more?: boolean;
+  id?: number;
+  raw?: Buffer;
+  keepNext?: boolean;
+  /** override of the length byte (hdr ext len) */
+  lengthByte?: number;
+}
+
+export interface Ipv6Spec {
+  src: string;
+  dst: string;
+  /** upper-layer protocol for raw payloads (default from tcp/udp/icmp6; 59 with no payload) */
+  proto?: number;
+  hopLimit?: number;      // default 64
+  trafficClass?: number;
+  flowLabel?: number;
+  version?: number;       // override (default 6)
+  payloadLength?: number; // override (default: extension headers + L4)
+  /** override of the first next-header byte (default: the first extension header's type, or the protocol) */
+  nextHeader?: number;
+}
+
+export interface Ipv6PacketSpec {
+  ip: Ipv6Spec;
+  ext?: Ext6Spec[];
+  tcp?: TcpSpec;
+  udp?: UdpSpec;
+  icmp6?: IcmpSpec;
+  payload?: Buffer;       // raw upper-layer bytes when no tcp/udp/icmp6 is given
+}
+
+export interface Frame6Spec extends Ipv6PacketSpec {
+  eth?: EthernetSpec;
+  trailer?: Buffer;
+  truncate?: number;
+}
+
+function padOptions(body: Buffer, fixed: number, unit: number): Buffer {
+  const total = Math.ceil((fixed + body.length) / unit) * unit;
+  const pad = total - fixed - body.length;
+  if (pad === 0) return body;
+  // Pad1 for one byte, PadN otherwise (RFC 8200 4.2).
+  const p = pad === 1 ? Buffer.from([0]) : Buffer.concat([Buffer.from([1, pad - 2]), Buffer.alloc(pad - 2)]);
+  return Buffer.concat([body, p]);
+}
+
+function buildExt6(e: Ext6Spec, next: number): Buffer {
+  let h: Buffer;
+  if (e.raw) {
+    h = Buffer.from(e.raw);
+    if (!e.keepNext && h.length) h[0] = next;
+    return h;
+  }
+  if (e.type === IPPROTO_FRAGMENT) {
+    h = Buffer.alloc(8);
+    h.writeUInt16BE((((e.fragOffset ?? 0) & 0x1fff) << 3) | (e.more ? 1 : 0), 2);
+    h.writeUInt32BE((e.id ?? 0x12345678) >>> 0, 4);
+  } else if (e.type === IPPROTO_ROUTING) {
+    const body = padOptions(e.body ?? Buffer.alloc(4), 4, 8);
+    h = Buffer.concat([Buffer.alloc(4), body]);
+    h[2] = e.routingType ?? 4;
+    h[3] = e.segmentsLeft ?? 0;
+    h[1] = h.length / 8 - 1;
+  } else if (e.type === IPPROTO_AH) {
+    const body = padOptions(e.body ?? Buffer.alloc(12), 12, 8); // SPI, sequence, ICV
+    h = Buffer.concat([Buffer.alloc(12), body]);
+    h.writeUInt32BE(0x100, 4); // SPI
+    h[1] = h.length / 4 - 2;
+  } else {
+    const body = padOptions(e.body ?? Buffer.alloc(0), 2, 8);
+    h = Buffer.concat([Buffer.alloc(2), body]);
+    h[1] = h.length / 8 - 1;
+  }
+  h[0] = next;
+  if (e.lengthByte !== undefined) h[1] = e.lengthByte;
+  return h;
+}
+
+function buildL4v6(spec: Ipv6PacketSpec, src: Buffer, dst: Buffer): { proto: number; bytes: Buffer } {
+  if (spec.tcp || spec.udp) {
+    // The v4 builder writes the same bytes; only the checksum differs (over the v6 pseudo-header).
+    const proto = spec.tcp ? IPPROTO_TCP : IPPROTO_UDP;
+    const given = spec.tcp ? spec.tcp.checksum : spec.udp!.checksum;
+    const seg = buildL4(spec.tcp ? { ip: { src: '0.0.0.0', dst: '0.0.0.0', proto }, tcp: { ...spec.tcp, checksum: 0 } } : { ip: { src: '0.0.0.0', dst: '0.0.0.0', proto }, udp: { ...spec.udp!, checksum: 0 } }, 0, 0);
+    seg.writeUInt16BE(given ?? l4Checksum6(src, dst, proto, seg), checkOffset6(proto));
+    return { proto, bytes: seg };
+  }
+  if (spec.icmp6) {
+    const msg = buildL4({ ip: { src: '0.0.0.0', dst: '0.0.0.0', proto: IPPROTO_ICMP }, icmp: { ...spec.icmp6, checksum: 0 } }, 0, 0);
+    msg.writeUInt16BE(spec.icmp6.checksum ?? l4Checksum6(src, dst, IPPROTO_ICMPV6, msg), 2);
+    return { proto: IPPROTO_ICMPV6, bytes: msg };
+  }
+  return { proto: spec.ip.proto ?? IPPROTO_NONE, bytes: spec.payload ?? Buffer.alloc(0) };
+}
+
+/** An IPv6 packet (no Ethernet header): fixed header, extension headers, upper layer. Throws on invalid addresses. */
+export function buildIpv6(spec: Ipv6PacketSpec): Buffer {
+  const ip = spec.ip;
+  const src = ip6ToBuffer(ip.src);
+  const dst = ip6ToBuffer(ip.dst);
+  const l4 = buildL4v6(spec, src, dst);
+  const exts = spec.ext ?? [];
+  const parts = exts.map((e, i) => buildExt6(e, i + 1 < exts.length ? exts[i + 1].type : l4.proto));
+  const payload = Buffer.concat([...parts, l4.bytes]);
+  const h = Buffer.alloc(40);
+  h.writeUInt32BE((((ip.version ?? 6) & 0xf) << 28 | ((ip.trafficClass ?? 0) & 0xff) << 20 | ((ip.flowLabel ?? 0) & 0xfffff)) >>> 0, 0);
+  h.writeUInt16BE((ip.payloadLength ?? payload.length) & 0xffff, 4);
+  h[6] = ip.nextHeader ?? (exts.length ? exts[0].type : l4.proto);
+  h[7] = ip.hopLimit ?? 64;
+  src.copy(h, 8);
+  dst.copy(h, 24);
+  return Buffer.concat([h, payload]);
+}
+
+/** A whole Ethernet + IPv6 frame. Throws on invalid addresses. */
+export function buildFrame6(spec: Frame6Spec): Buffer {
+  const frame = buildEthernet({ ...spec.eth, etherType: spec.eth?.etherType ?? ETH_P_IPV6 }, Buffer.concat([buildIpv6(spec), spec.trailer ?? Buffer.alloc(0)]));
+  return spec.truncate === undefined ? frame : frame.subarray(0, spec.truncate);
+}
+
+export interface ParsedExt6 { type: number; offset: number; length: number; segmentsLeft?: number; fragOffset?: number; more?: boolean; id?: number }
+
+export interface ParsedIpv6 {
+  offset: number;         // of the IPv6 header in the buffer
+  version: number; trafficClass: number; flowLabel: number;
+  payloadLength: number; nextHeader: number; hopLimit: number;
+  src: string; dst: string;
+  /** the extension headers walked (as far as the bytes allow; at most 8) */
+  ext: ParsedExt6[];
+  /** the upper-layer protocol (the next header after the last extension header walked) and its offset */
+  proto: number; l4Offset: number;
+  /** the fragment header, if any */
+  fragment?: ParsedExt6;
+}
+
+export interface ParsedFrame6 {
+  dst: string; src: string; etherType: number;
+  ipv6?: ParsedIpv6;
+  tcp?: ParsedPorts & { seq: number; ack: number; flags: number };
+  udp?: ParsedPorts & { length: number };
+  icmp6?: ParsedIcmp;
+  /** For ICMPv6 errors (types 1..4): the quoted packet's fixed header and ports, when present. */
+  quoted?: { ipv6: ParsedIpv6; ports?: ParsedPorts };
+}
+
+const EXT6 = new Set([IPPROTO_HOPOPTS, IPPROTO_ROUTING, IPPROTO_FRAGMENT, IPPROTO_DSTOPTS, IPPROTO_AH]);
+
+function parseIpv6At(buf: Buffer, off: number): ParsedIpv6 | undefined {
+  if (buf.length < off + 40 || buf[off] >> 4 !== 6) return undefined;
+  const w = buf.readUInt32BE(off);
+  const out: ParsedIpv6 = {
+    offset: off, version: 6, trafficClass: (w >>> 20) & 0xff, flowLabel: w & 0xfffff,
+    payloadLength: buf.readUInt16BE(off + 4), nextHeader: buf[off + 6], hopLimit: buf[off + 7],
+    src: bufferToIp6(buf.subarray(off + 8, off + 24)), dst: bufferToIp6(buf.subarray(off + 24, off + 40)),
+    ext: [], proto: buf[off + 6], l4Offset: off + 40,
+  };
+  const end = Math.min(buf.length, off + 40 + out.payloadLength);
+  let at = off + 40;
+  let nh = out.nextHeader;
+  while (EXT6.has(nh) && out.ext.length < 8 && at + 8 <= end) {
+    const len = nh === IPPROTO_FRAGMENT ? 8 : nh === IPPROTO_AH ? (buf[at + 1] + 2) * 4 : (buf[at + 1] + 1) * 8;
+    const e: ParsedExt6 = { type: nh, offset: at, length: len };
+    if (nh === IPPROTO_ROUTING) e.segmentsLeft = buf[at + 3];
+    if (nh === IPPROTO_FRAGMENT) {
+      const fo = buf.readUInt16BE(at + 2);
+      e.fragOffset = fo >> 3; e.more = (fo & 1) === 1; e.id = buf.readUInt32BE(at + 4);
+      out.fragment = e;
+    }
+    out.ext.push(e);
+    nh = buf[at];
+    at += len;
+  }
+  out.proto = nh;
+  out.l4Offset = at;
+  return out;
+}
+
+/** Parses an Ethernet + IPv6 frame as far as the bytes allow. Throws if shorter than 14 bytes. */
+export function parseFrame6(buf: Buffer): ParsedFrame6 {
+  if (buf.length < ETH_HLEN) throw new Error(`frame too short: ${buf.length} bytes`);
+  const out: ParsedFrame6 = { dst: bufferToMac(buf.subarray(0, 6)), src: bufferToMac(buf.subarray(6, 12)), etherType: buf.readUInt16BE(12) };
+  if (out.etherType !== ETH_P_IPV6) return out;
+  const ip = parseIpv6At(buf, ETH_HLEN);
+  if (!ip) return out;
+  out.ipv6 = ip;
+  if (ip.fragment && ip.fragment.fragOffset !== 0) return out;
+  const l4 = ip.l4Offset;
+  if (ip.proto === IPPROTO_TCP && buf.length >= l4 + 20) {
+    out.tcp = { ...parsePortsAt(buf, l4, IPPROTO_TCP)!, seq: buf.readUInt32BE(l4 + 4), ack: buf.readUInt32BE(l4 + 8), flags: buf[l4 + 13] };
+  } else if (ip.proto === IPPROTO_UDP && buf.length >= l4 + 8) {
+    out.udp = { ...parsePortsAt(buf, l4, IPPROTO_UDP)!, length: buf.readUInt16BE(l4 + 4) };
+  } else if (ip.proto === IPPROTO_ICMPV6 && buf.length >= l4 + 8) {
+    out.icmp6 = { offset: l4, type: buf[l4], code: buf[l4 + 1], checksum: buf.readUInt16BE(l4 + 2), rest: buf.readUInt32BE(l4 + 4) };
+    if (out.icmp6.type >= 1 && out.icmp6.type <= 4) {
+      const inner = parseIpv6At(buf, l4 + 8);
+      if (inner) out.quoted = { ipv6: inner, ports: parsePortsAt(buf, inner.l4Offset, inner.proto) };
+    }
+  }
+  return out;
+}
+
+/**
+ * Recomputes every checksum an IPv6 frame carries (TCP/UDP/ICMPv6 over the v6 pseudo-header,
+ * unless the packet is a fragment other than an atomic one; for ICMPv6 errors, a completely
+ * quoted TCP/UDP segment's checksum over the quoted addresses) and describes each that is
+ * wrong. UDP checksum 0 is wrong over IPv6 (RFC 8200 8.1). Not IPv6: []. Throws if shorter than 14 bytes.
+ */
+export function checksumProblems6(frame: Buffer): string[] {
+  const parsed = parseFrame6(frame);
+  const ip = parsed.ipv6;
+  if (!ip) return [];
+  const problems: string[] = [];
+  const end = Math.min(frame.length, ip.offset + 40 + ip.payloadLength);
+  const seg = frame.subarray(ip.l4Offset, end);
+  const src = ip6ToBuffer(ip.src);
+  const dst = ip6ToBuffer(ip.dst);
+  const whole = !ip.fragment || (ip.fragment.fragOffset === 0 && !ip.fragment.more);
+  const name = (p: number) => (p === IPPROTO_TCP ? 'TCP' : p === IPPROTO_UDP ? 'UDP' : 'ICMPv6');
+  if ((parsed.tcp || parsed.udp || parsed.icmp6) && whole) {
+    const proto = ip.proto;
+    const got = parsed.tcp?.checksum ?? parsed.udp?.checksum ?? parsed.icmp6!.checksum;
+    if (seg.length < headerLen6(proto)) problems.push(`${name(proto)} segment of ${seg.length} bytes (per payload length) is shorter than its header`);
+    else if (proto === IPPROTO_UDP && got === 0) problems.push('UDP checksum 0 over IPv6');
+    else if (!l4ChecksumValid6(src, dst, proto, seg)) problems.push(`${name(proto)} checksum 0x${got.toString(16)}, expected 0x${l4Checksum6(src, dst, proto, seg).toString(16)}`);
+  }
+  const q = parsed.quoted;
+  if (q && (q.ipv6.proto === IPPROTO_TCP || q.ipv6.proto === IPPROTO_UDP) && q.ports && q.ports.checksum >= 0 && !q.ipv6.fragment) {
+    const qEnd = q.ipv6.offset + 40 + q.ipv6.payloadLength;
+    const qSeg = frame.subarray(q.ipv6.l4Offset, qEnd);
+    if (qEnd <= end && qSeg.length >= headerLen6(q.ipv6.proto) && !(q.ipv6.proto === IPPROTO_UDP && q.ports.checksum === 0)) {
+      const qs = ip6ToBuffer(q.ipv6.src); const qd = ip6ToBuffer(q.ipv6.dst);
+      if (!l4ChecksumValid6(qs, qd, q.ipv6.proto, qSeg)) problems.push(`quoted ${name(q.ipv6.proto)} checksum 0x${q.ports.checksum.toString(16)}, expected 0x${l4Checksum6(qs, qd, q.ipv6.proto, qSeg).toString(16)}`);
+    }
+  }
+  return problems;
+}
+
+/** checksumProblems() for IPv4 frames, checksumProblems6() for IPv6 frames. */
+export function checksumProblemsAny(frame: Buffer): string[] {
+  return frame.length >= ETH_HLEN && frame.readUInt16BE(12) === ETH_P_IPV6 ? checksumProblems6(frame) : checksumProblems(frame);
+}
