@@ -31,7 +31,13 @@ static __always_inline __u64 pseudo6_sum(const lb_in6 *src, const lb_in6 *dst, _
 static __noinline int icmp6_error_from_vip(struct packet *p, __u8 type, __be32 rest, __u8 reason)
 {
 	struct xdp_md *ctx = p->ctx;
-	struct mac_pair macs __attribute__((aligned(8)));
+	/* The MACs as three words (not 12 bytes, each of which would be spilled across the
+	 * helper calls below: this function is the leaf of the deepest call chain, whose combined
+	 * stack the verifier limits to 512 bytes). The frame needs no alignment for that (see
+	 * copy_macs). */
+	const void *old = p->eth;
+	__u32 dest_lo = *(const __u32 *)old, source_hi = *(const __u32 *)(old + 8);
+	__u32 macs_mid = *(const __u32 *)(old + 4);     /* dest[4..5], source[0..1] */
 	__u32 quoted = ip6_len(p);
 	struct ethhdr *eth;
 	struct ipv6_fixed *ip6, *invoking;
@@ -41,9 +47,7 @@ static __noinline int icmp6_error_from_vip(struct packet *p, __u8 type, __be32 r
 
 	if (quoted > ICMP6_QUOTE_MAX)
 		quoted = ICMP6_QUOTE_MAX;
-	__builtin_memcpy(macs.dest, p->eth->h_source, ETH_ALEN);
-	__builtin_memcpy(macs.source, p->eth->h_dest, ETH_ALEN);
-	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(*eth) + quoted) - (int)(p->data_end - (void *)p->eth)))
+	if (bpf_xdp_adjust_tail(ctx, (int)(sizeof(*eth) + quoted) - (int)(p->data_end - old)))
 		return verdict(p, XDP_DROP, reason);
 	if (bpf_xdp_adjust_head(ctx, -(int)ICMP6_ERROR_LEN))
 		return verdict(p, XDP_DROP, reason);
@@ -55,7 +59,11 @@ static __noinline int icmp6_error_from_vip(struct packet *p, __u8 type, __be32 r
 	invoking = (void *)(icmp + 1);   /* the quote begins with the invoking header: its addresses */
 	if ((void *)(invoking + 1) > end)
 		return verdict(p, XDP_DROP, reason);
-	copy_macs(eth, &macs);
+	/* destination <- the received source, source <- the received destination */
+	*(__u16 *)eth = (__u16)(macs_mid >> 16 * (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__));
+	*(__u32 *)((void *)eth + 2) = source_hi;
+	*(__u32 *)((void *)eth + 6) = dest_lo;
+	*(__u16 *)((void *)eth + 10) = (__u16)(macs_mid >> 16 * (__BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__));
 	eth->h_proto = bpf_htons(ETH_P_IPV6);
 	ip6->vtc_flow = bpf_htonl(0x60000000);
 	ip6->payload_len = bpf_htons(sizeof(*icmp) + quoted);
@@ -219,7 +227,11 @@ static __always_inline int icmp6_error_to_backend(struct packet *p)
 	return forward6(p, &b->ip, LB_REASON_ICMP_ERROR);
 }
 
-static __always_inline int icmp6_to_vip(struct packet *p)
+/* A whole ICMPv6 message to a VIP (p->l4: its fixed header, checked). A subprogram called by
+ * xdp_lb (process() after process6 returns PROCESS6_ICMP_TO_VIP), not by process6: the error
+ * translation's many live values would otherwise grow process6's frame, which sits under every
+ * FIB leaf of the deepest call chain (the verifier limits the combined stack to 512 bytes). */
+static __noinline int icmp6_to_vip(struct packet *p)
 {
 	struct icmp6_fixed *icmp = p->l4;
 

@@ -69,10 +69,13 @@ struct l4_ports {
 };
 
 /* The packet in flight and the bookkeeping of its verdict. */
+/* Without holes (frame_len beside ingress_ifindex, the bytes together): it is most of xdp_lb's
+ * stack frame, under every call chain whose combined stack the verifier limits to 512 bytes. */
 struct packet {
 	struct xdp_md *ctx;
 	void *data_end;
 	__u32 ingress_ifindex;  /* read once: each ctx->ingress_ifindex is a chain of loads */
+	__u32 frame_len;
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	struct ipv6_fixed *ip6;  /* IPv6 (family 6): the fixed header; ip is unset */
@@ -80,7 +83,8 @@ struct packet {
 	__u32 payload_len;      /* IP payload bytes according to tot_len */
 	__u8 has_ports;         /* l4 is a whole TCP/UDP header (ports in flow) */
 	__u8 syn;               /* a TCP SYN without ACK (opens a connection), set with has_ports */
-	__u32 frame_len;
+	__u8 reason;
+	__u8 family;            /* LB_FAMILY_* once the EtherType is known, else 0 (events) */
 	const struct lb_settings *settings;
 	/* The 5-tuple as received (the flow cache's key and the trace event's); ports 0 unless
 	 * TCP/UDP. */
@@ -88,8 +92,6 @@ struct packet {
 		struct lb_flow_key flow;    /* IPv4: read as two u64 (flow_word) */
 		struct lb_flow_key6 flow6;  /* IPv6 (zeroed by process6) */
 	} __attribute__((aligned(8)));
-	__u8 reason;
-	__u8 family;            /* LB_FAMILY_* once the EtherType is known, else 0 (events) */
 	__u32 service_id;
 	__u32 backend_id;
 };
@@ -389,8 +391,13 @@ static __always_inline int process(struct packet *p)
 	if (eth_type == ETH_P_8021Q || eth_type == ETH_P_8021AD)
 		return verdict(p, XDP_PASS, LB_REASON_VLAN);
 	if (eth_type != ETH_P_IP) {
-		if (eth_type == ETH_P_IPV6)
-			return process6(p);
+		if (eth_type == ETH_P_IPV6) {
+			int action = process6(p);
+
+			if (action == PROCESS6_ICMP_TO_VIP)
+				return icmp6_to_vip(p);
+			return action;
+		}
 		return verdict(p, XDP_PASS, LB_REASON_NOT_IP);
 	}
 	p->family = LB_FAMILY_IPV4;

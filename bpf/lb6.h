@@ -110,8 +110,13 @@ static __always_inline int take_ports6(struct packet *p, __u32 off, __u8 proto, 
 	return 0;
 }
 
+/* process6()'s one exit that is not a verdict: a whole ICMPv6 message to a VIP, p->l4 set; the
+ * caller goes on with icmp6_to_vip() (a sibling subprogram, not a callee: see there). Not an
+ * enum xdp_action. */
+#define PROCESS6_ICMP_TO_VIP (-1)
+
 /* The IPv6 path, from the fixed header on. A subprogram: the IPv4 path's code stays as it was.
- * Every exit is a verdict. */
+ * Every exit is a verdict, except PROCESS6_ICMP_TO_VIP. */
 static __noinline int process6(struct packet *p)
 {
 	/* The cursor starts after the (untagged) Ethernet header again: taking the caller's by
@@ -213,7 +218,7 @@ static __noinline int process6(struct packet *p)
 	p->l4 = l4_at6(p, off, sizeof(struct icmp6_fixed), left);
 	if (!p->l4)
 		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
-	return icmp6_to_vip(p);
+	return PROCESS6_ICMP_TO_VIP;    /* process() calls icmp6_to_vip() */
 }
 
 #endif /* XDPLB_LB6_H */
