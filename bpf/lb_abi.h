@@ -318,8 +318,8 @@ struct lb_flow_set6 {
 #define LB_SLOT_MOVED 2147483648 /* 1 << 31 */
 #define LB_SLOT_ID_MASK 2147483647
 
-/* maglev_marks inner tables (same size as the service's maglev table, present only while some
- * slot is moved): ARRAY value, the transition of a moved slot. With the flow cache on, a packet of
+/* maglev_marks inner tables (same size as the service's maglev table, installed with it and kept
+ * as long as it lives, all zero while no slot is moved): ARRAY value, the transition of a moved slot. With the flow cache on, a packet of
  * a moved slot consults flows: a TCP SYN goes to the current backend and is remembered; a packet
  * whose flow is remembered in this transition (same epoch) keeps that backend while it is usable;
  * another miss goes to prev_id (TCP without SYN always, UDP only while LB_SLOT_F_YOUNG) when

@@ -60,8 +60,8 @@ struct slot_marks {
 	__uint(value_size, sizeof(struct lb_slot_mark));
 };
 
-/* maglev_marks: service id -> its transition marks (installed before a table whose slots say
- * LB_SLOT_MOVED, removed after the last mark is gone) */
+/* maglev_marks: service id -> its transition marks (installed with the service's table and kept
+ * while it lives; a mark is written before its slot says LB_SLOT_MOVED and zeroed after) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, LB_MAX_SERVICES);

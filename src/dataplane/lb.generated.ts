@@ -301,7 +301,7 @@ export interface LbFlowEntry6 {
 export interface LbFlowSet6 {
   way: LbFlowEntry6[];
 }
-/** struct lb_slot_mark: maglev_marks inner tables (same size as the service's maglev table, present only while some slot is moved): ARRAY value, the transition of a moved slot. With the flow cache on, a packet of a moved slot consults flows: a TCP SYN goes to the current backend and is remembered; a packet whose flow is remembered in this transition (same epoch) keeps that backend while it is usable; another miss goes to prev_id (TCP without SYN always, UDP only while LB_SLOT_F_YOUNG) when usable, else to the current backend, and is remembered. User space ends the transition (clears LB_SLOT_MOVED, zeroes the mark) once a sweep finds `seen` clear (docs/decisions.md, "Stateless steady state"). */
+/** struct lb_slot_mark: maglev_marks inner tables (same size as the service's maglev table, installed with it and kept as long as it lives, all zero while no slot is moved): ARRAY value, the transition of a moved slot. With the flow cache on, a packet of a moved slot consults flows: a TCP SYN goes to the current backend and is remembered; a packet whose flow is remembered in this transition (same epoch) keeps that backend while it is usable; another miss goes to prev_id (TCP without SYN always, UDP only while LB_SLOT_F_YOUNG) when usable, else to the current backend, and is remembered. User space ends the transition (clears LB_SLOT_MOVED, zeroes the mark) once a sweep finds `seen` clear (docs/decisions.md, "Stateless steady state"). */
 export interface LbSlotMark {
   /** the backend the slot had before the transition (0: none) */
   prevId: number;
