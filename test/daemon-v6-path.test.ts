@@ -23,7 +23,7 @@ import { ApiClient } from '../src/cli/client';
 import { LB, LbCounterCodec, bytesToIpv6, decodePerCpuSum, encodeU32 } from '../src/dataplane/abi';
 import { BpfMap } from '../src/bpf';
 import { REASONS } from '../src/dataplane/types';
-import { buildFrame6, checksumProblems6 } from '../src/dataplane/packet6';
+import { buildFrame6, checksumProblems6 } from '../src/dataplane/packet';
 import { flowHash6 } from '../src/dataplane/jhash';
 import { buildMaglevTable } from '../src/balancer/maglev';
 import { kernelTestSkip } from './support/kernel-env';
@@ -112,7 +112,7 @@ describe('an IPv6 service through the daemon, served by the program', { skip: sk
     const reason = Object.keys(after).filter((r) => after[r] !== (before[r] ?? 0));
     return { ...res, reason: reason.join(',') };
   };
-  const syn = (dst: string, sport: number) => buildFrame6({ eth: { dst: LB_MAC, src: CLIENT_MAC }, ip6: { src: CLIENT, dst }, tcp: { sport, dport: 80, flags: 0x02 } });
+  const syn = (dst: string, sport: number) => buildFrame6({ eth: { dst: LB_MAC, src: CLIENT_MAC }, ip: { src: CLIENT, dst }, tcp: { sport, dport: 80, flags: 0x02 } });
 
   test('NAT66 to the backend the API\'s view predicts; the reply leaves from the VIP', async () => {
     const view = await api.createService({
@@ -136,7 +136,7 @@ describe('an IPv6 service through the daemon, served by the program', { skip: sk
       seen.add(dst);
     }
     assert.equal(seen.size, 2, 'both backends take flows');
-    const reply = run(buildFrame6({ eth: { dst: LB_MAC, src: BACKEND_MAC['2001:2:0:62::11'] }, ip6: { src: '2001:2:0:62::11', dst: CLIENT }, tcp: { sport: 8080, dport: 40000, flags: 0x12 } }));
+    const reply = run(buildFrame6({ eth: { dst: LB_MAC, src: BACKEND_MAC['2001:2:0:62::11'] }, ip: { src: '2001:2:0:62::11', dst: CLIENT }, tcp: { sport: 8080, dport: 40000, flags: 0x12 } }));
     assert.equal(reply.reason, 'reversed');
     assert.equal(reply.retval, XDP.tx);
     assert.equal(bytesToIpv6(reply.data.subarray(14 + 8, 14 + 24)), '2001:2:0:63::1', 'from the VIP');

@@ -16,8 +16,7 @@ import { enterNetns } from '../src/bpf';
 import { Dataplane } from '../src/dataplane/dataplane';
 import { LB, LbCounterCodec, decodePerCpuSum, encodeU32, bytesToIpv6 } from '../src/dataplane/abi';
 import { REASONS } from '../src/dataplane/types';
-import { buildFrame, bufferToMac, checksumProblems, ipToU32, IPPROTO_ICMP, u32ToIp } from '../src/dataplane/packet';
-import { buildFrame6, checksumProblems6, IPPROTO_ICMPV6 } from '../src/dataplane/packet6';
+import { buildFrame, bufferToMac, checksumProblems, ipToU32, IPPROTO_ICMP, u32ToIp, buildFrame6, checksumProblems6, IPPROTO_ICMPV6 } from '../src/dataplane/packet';
 import { lbMap } from '../src/dataplane/typed-map';
 import { createMaglevTable, SLOT_WORDS } from '../src/dataplane/maglev-tables';
 import { vipFilterBit } from '../src/dataplane/jhash';
@@ -184,11 +183,11 @@ describe('path MTU through a VIP: too big for the backend side (bpf/lb.o in netn
   const frame6 = (dst: string, proto: 6 | 17, dport: number, length: number): Buffer => {
     const payload = Buffer.alloc(length - 40 - (proto === 6 ? 20 : 8), 0xa5);
     const l4 = proto === 6 ? { tcp: { sport: 40001, dport, flags: 0x18, payload } } : { udp: { sport: 40001, dport, payload } };
-    return buildFrame6({ eth: toLb, ip6: { src: CLIENT6, dst, hopLimit: 64, trafficClass: 0x28, flowLabel: 0x12345 }, ...l4 });
+    return buildFrame6({ eth: toLb, ip: { src: CLIENT6, dst, hopLimit: 64, trafficClass: 0x28, flowLabel: 0x12345 }, ...l4 });
   };
   /** Packet Too Big from the VIP with the MTU, quoting the packet as sent up to 1232 bytes. */
   const tooBig6 = (sent: Buffer, vip: string, mtu: number): Buffer =>
-    buildFrame6({ eth: toClient, ip6: { src: vip, dst: CLIENT6, hopLimit: 64 },
+    buildFrame6({ eth: toClient, ip: { src: vip, dst: CLIENT6, hopLimit: 64 },
       icmp6: { type: 2, code: 0, rest: mtu, payload: sent.subarray(14, 14 + Math.min(sent.length - 14, 1232)) } });
 
   test('IPv6 NAT66 TCP one byte over the route MTU: Packet Too Big from the VIP (MTU 1380), quoting the packet as the client sent it', () => {
