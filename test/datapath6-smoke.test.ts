@@ -7,8 +7,6 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { enterNetns } from '../src/bpf';
 import { Dataplane } from '../src/dataplane/dataplane';
 import { LB, LbCounterCodec, decodePerCpuSum, encodeU32, bytesToIpv6 } from '../src/dataplane/abi';
 import { REASONS } from '../src/dataplane/types';
@@ -19,10 +17,8 @@ import { createMaglevTable, SLOT_WORDS } from '../src/dataplane/maglev-tables';
 import { buildMaglevTable } from '../src/balancer/maglev';
 import { installService6, type Service6Row } from '../src/bench/v6-rows';
 import { kernelTestSkip } from './support/kernel-env';
+import { enterV6TestRunNetns, removeV6TestRunNetns, type V6TestRunNetns } from './support/v6-testrun-netns';
 
-const NETNS = 'xlbd6';
-const IF = 'xlbd6-a';
-const PEER = 'xlbd6-ap';
 const LB_MAC = '02:00:00:d6:00:01';
 const CLIENT = '2001:2:0:1::10';
 const CLIENT_MAC = '02:00:00:d6:00:0a';
@@ -37,16 +33,14 @@ const SERVICES: Service6Row[] = [
   { id: 3, vip: VIP_DSR, port: 80, proto: 6, mode: 'dsr', tableSize: TABLE, backends: [{ id: 14, ip: '2001:2:0:2::12', port: 0 }] },
 ];
 const XDP = { drop: 1, pass: 2, tx: 3 } as const;
+/** namespace xlbd6, veth xlbd6-a / xlbd6-ap */
+const NET: V6TestRunNetns = {
+  ns: 'xlbd6', dev: 'xlbd6-a', mac: LB_MAC, peerMac: '02:00:00:d6:00:02',
+  addresses: ['2001:2:0:1::1/64', '2001:2:0:2::1/64'],
+  neighbours: { [CLIENT]: CLIENT_MAC, ...BACKEND_MAC },
+};
 
 const skipReason = kernelTestSkip('the IPv6 data-path smoke test');
-
-function sh(cmd: string, args: string[], input?: string): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], timeout: 10_000 });
-}
-
-function cleanup(): void {
-  try { sh('ip', ['netns', 'del', NETNS]); } catch { /* not there */ }
-}
 
 describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () => {
   let dp: Dataplane | null = null;
@@ -54,27 +48,16 @@ describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () =>
   let ifindex = 0;
 
   before(() => {
-    cleanup();
-    sh('ip', ['netns', 'add', NETNS]);
-    sh('ip', ['-n', NETNS, '-batch', '-'], [
-      `link add ${IF} address ${LB_MAC} type veth peer name ${PEER} address 02:00:00:d6:00:02`,
-      `link set ${IF} up`, `link set ${PEER} up`, 'link set lo up',
-      `addr add 2001:2:0:1::1/64 dev ${IF} nodad`, `addr add 2001:2:0:2::1/64 dev ${IF} nodad`,
-      `neigh replace ${CLIENT} lladdr ${CLIENT_MAC} dev ${IF} nud permanent`,
-      ...Object.entries(BACKEND_MAC).map(([a, m]) => `neigh replace ${a} lladdr ${m} dev ${IF} nud permanent`),
-    ].join('\n') + '\n');
-    sh('ip', ['netns', 'exec', NETNS, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
-    ifindex = (JSON.parse(sh('ip', ['-n', NETNS, '-j', 'link', 'show', IF])) as Array<{ ifindex: number }>)[0].ifindex;
-    restore = enterNetns(NETNS);
+    ({ ifindex, restore } = enterV6TestRunNetns(NET));
     dp = Dataplane.load({ hashSeed: 0x5eed });
-    dp.writeInterfaceMac(IF, ifindex);
+    dp.writeInterfaceMac(NET.dev, ifindex);
     for (const s of SERVICES) installService6(dp, s);
   });
 
   after(() => {
     dp?.close();
     restore();
-    cleanup();
+    removeV6TestRunNetns(NET);
   });
 
   const verdicts = (): number[] => {

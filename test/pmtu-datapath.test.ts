@@ -11,8 +11,6 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { enterNetns } from '../src/bpf';
 import { Dataplane } from '../src/dataplane/dataplane';
 import { LB, LbCounterCodec, decodePerCpuSum, encodeU32, bytesToIpv6 } from '../src/dataplane/abi';
 import { REASONS } from '../src/dataplane/types';
@@ -22,10 +20,8 @@ import { createMaglevTable, SLOT_WORDS } from '../src/dataplane/maglev-tables';
 import { vipFilterBit } from '../src/dataplane/jhash';
 import { installService6 } from '../src/bench/v6-rows';
 import { kernelTestSkip } from './support/kernel-env';
+import { enterV6TestRunNetns, removeV6TestRunNetns, type V6TestRunNetns } from './support/v6-testrun-netns';
 
-const NETNS = 'xlbp6';
-const IF = 'xlbp6-a';
-const PEER = 'xlbp6-ap';
 const LB_MAC = '02:00:00:b6:00:01';
 const CLIENT_MAC = '02:00:00:b6:00:0a';
 const BACKEND_MAC = '02:00:00:b6:01:11';
@@ -43,15 +39,16 @@ const VIP6 = '2001:2:0:100::1';
 const VIP6_DSR = '2001:2:0:100::2';
 const BACKEND6 = '2001:2:0:2::11';
 
+/** namespace xlbp6, veth xlbp6-a / xlbp6-ap; the backends' networks behind routes of a locked, smaller MTU */
+const NET: V6TestRunNetns = {
+  ns: 'xlbp6', dev: 'xlbp6-a', mac: LB_MAC, peerMac: '02:00:00:b6:00:02',
+  addresses: ['198.18.1.1/24', '198.18.2.1/32', '2001:2:0:1::1/64', '2001:2:0:2::1/128'],
+  routes: [{ prefix: '198.18.2.0/24', mtuLock: MTU4 }, { prefix: '2001:2:0:2::/64', mtuLock: MTU6 }],
+  neighbours: { [CLIENT4]: CLIENT_MAC, [BACKEND4]: BACKEND_MAC, [CLIENT6]: CLIENT_MAC, [BACKEND6]: BACKEND_MAC },
+  ipv4Forwarding: true,
+};
+
 const skipReason = kernelTestSkip('the path MTU data-path test');
-
-function sh(cmd: string, args: string[], input?: string): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], timeout: 10_000 });
-}
-
-function cleanup(): void {
-  try { sh('ip', ['netns', 'del', NETNS]); } catch { /* not there */ }
-}
 
 /** An IPv4 service with one backend, as the reconciler writes it (services, vips, backends,
  * reverse for NAT, a one-backend Maglev table, the VIP's filter bit). */
@@ -82,25 +79,9 @@ describe('path MTU through a VIP: too big for the backend side (bpf/lb.o in netn
   let ifindex = 0;
 
   before(() => {
-    cleanup();
-    sh('ip', ['netns', 'add', NETNS]);
-    sh('ip', ['-n', NETNS, '-batch', '-'], [
-      `link add ${IF} address ${LB_MAC} type veth peer name ${PEER} address 02:00:00:b6:00:02`,
-      `link set ${IF} up`, `link set ${PEER} up`, 'link set lo up',
-      `addr add 198.18.1.1/24 dev ${IF}`, `addr add 198.18.2.1/32 dev ${IF}`,
-      `route add 198.18.2.0/24 dev ${IF} mtu lock ${MTU4}`,
-      `addr add 2001:2:0:1::1/64 dev ${IF} nodad`, `addr add 2001:2:0:2::1/128 dev ${IF} nodad`,
-      `route add 2001:2:0:2::/64 dev ${IF} mtu lock ${MTU6}`,
-      `neigh replace ${CLIENT4} lladdr ${CLIENT_MAC} dev ${IF} nud permanent`,
-      `neigh replace ${BACKEND4} lladdr ${BACKEND_MAC} dev ${IF} nud permanent`,
-      `neigh replace ${CLIENT6} lladdr ${CLIENT_MAC} dev ${IF} nud permanent`,
-      `neigh replace ${BACKEND6} lladdr ${BACKEND_MAC} dev ${IF} nud permanent`,
-    ].join('\n') + '\n');
-    sh('ip', ['netns', 'exec', NETNS, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
-    ifindex = (JSON.parse(sh('ip', ['-n', NETNS, '-j', 'link', 'show', IF])) as Array<{ ifindex: number }>)[0].ifindex;
-    restore = enterNetns(NETNS);
+    ({ ifindex, restore } = enterV6TestRunNetns(NET));
     dp = Dataplane.load({ hashSeed: 0x5eed });
-    dp.writeInterfaceMac(IF, ifindex);
+    dp.writeInterfaceMac(NET.dev, ifindex);
     installService4(dp, { id: 1, backendId: 11, vip: VIP4, port: 80, proto: 6, mode: 'nat', backend: BACKEND4, backendPort: 8080 });
     installService4(dp, { id: 2, backendId: 12, vip: VIP4, port: 53, proto: 17, mode: 'nat', backend: BACKEND4, backendPort: 5353 });
     installService4(dp, { id: 3, backendId: 13, vip: VIP4_DSR, port: 80, proto: 6, mode: 'dsr', backend: BACKEND4, backendPort: 0 });
@@ -112,7 +93,7 @@ describe('path MTU through a VIP: too big for the backend side (bpf/lb.o in netn
   after(() => {
     dp?.close();
     restore();
-    cleanup();
+    removeV6TestRunNetns(NET);
   });
 
   const verdicts = (): number[] => {
