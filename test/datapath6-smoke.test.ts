@@ -8,7 +8,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane } from '../src/dataplane/dataplane';
-import { LB, LbCounterCodec, decodePerCpuSum, encodeU32, bytesToIpv6 } from '../src/dataplane/abi';
+import { LB, encodeU32, bytesToIpv6 } from '../src/dataplane/abi';
 import { REASONS } from '../src/dataplane/types';
 import { bufferToMac, buildFrame6, checksumProblems6, IPPROTO_ICMPV6, IPPROTO_AH, IPPROTO_DSTOPTS, IPPROTO_ROUTING, IPPROTO_FRAGMENT, IPPROTO_ESP, IPPROTO_HOPOPTS, IPPROTO_NONE, type Frame6Spec } from '../src/dataplane/packet';
 import { flowHash6, flowCacheHash6, serviceSlotIndex6 } from '../src/dataplane/jhash';
@@ -17,6 +17,7 @@ import { createMaglevTable, SLOT_WORDS } from '../src/dataplane/maglev-tables';
 import { buildMaglevTable } from '../src/balancer/maglev';
 import { installService6, type Service6Row } from '../src/bench/v6-rows';
 import { kernelTestSkip } from './support/kernel-env';
+import { runWithVerdict, type XDP } from './support/verdict-run';
 import { enterV6TestRunNetns, removeV6TestRunNetns, type V6TestRunNetns } from './support/v6-testrun-netns';
 
 const LB_MAC = '02:00:00:d6:00:01';
@@ -32,7 +33,6 @@ const SERVICES: Service6Row[] = [
   { id: 2, vip: VIP, port: 53, proto: 17, mode: 'nat', tableSize: TABLE, backends: [{ id: 13, ip: '2001:2:0:2::11', port: 5353 }] },
   { id: 3, vip: VIP_DSR, port: 80, proto: 6, mode: 'dsr', tableSize: TABLE, backends: [{ id: 14, ip: '2001:2:0:2::12', port: 0 }] },
 ];
-const XDP = { drop: 1, pass: 2, tx: 3 } as const;
 /** namespace xlbd6, veth xlbd6-a / xlbd6-ap */
 const NET: V6TestRunNetns = {
   ns: 'xlbd6', dev: 'xlbd6-a', mac: LB_MAC, peerMac: '02:00:00:d6:00:02',
@@ -60,21 +60,8 @@ describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () =>
     removeV6TestRunNetns(NET);
   });
 
-  const verdicts = (): number[] => {
-    const m = dp!.map('verdict_stats');
-    return Array.from({ length: LB.REASON_COUNT * LB.ACTION_SLOTS }, (_, i) => decodePerCpuSum(LbCounterCodec, m.lookup(encodeU32(i))!).packets);
-  };
-
   /** Runs `frame`; asserts the action and that exactly one verdict {reason, action} was counted. */
-  function run(frame: Buffer, action: keyof typeof XDP, reason: (typeof REASONS)[number]): Buffer {
-    const before = verdicts();
-    const res = dp!.program.testRun(frame, { ingressIfindex: ifindex });
-    const after = verdicts();
-    const moved = after.map((v, i) => v - before[i]).flatMap((d, i) => (d ? [`${REASONS[Math.floor(i / LB.ACTION_SLOTS)]}/${i % LB.ACTION_SLOTS}`] : []));
-    assert.deepEqual(moved, [`${reason}/${XDP[action]}`], 'one verdict, this reason');
-    assert.equal(res.retval, XDP[action]);
-    return res.data;
-  }
+  const run = (frame: Buffer, action: keyof typeof XDP, reason: (typeof REASONS)[number]): Buffer => runWithVerdict(dp!, ifindex, frame, action, reason);
 
   const eth = { dst: LB_MAC, src: CLIENT_MAC };
   const frame = (spec: Omit<Frame6Spec, 'eth'>) => buildFrame6({ eth, ...spec });

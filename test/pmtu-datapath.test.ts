@@ -12,7 +12,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dataplane } from '../src/dataplane/dataplane';
-import { LB, LbCounterCodec, decodePerCpuSum, encodeU32, bytesToIpv6 } from '../src/dataplane/abi';
+import { LB, encodeU32, bytesToIpv6 } from '../src/dataplane/abi';
 import { REASONS } from '../src/dataplane/types';
 import { buildFrame, bufferToMac, checksumProblems, ipToU32, IPPROTO_ICMP, u32ToIp, buildFrame6, checksumProblems6, IPPROTO_ICMPV6 } from '../src/dataplane/packet';
 import { lbMap } from '../src/dataplane/typed-map';
@@ -20,6 +20,7 @@ import { createMaglevTable, SLOT_WORDS } from '../src/dataplane/maglev-tables';
 import { vipFilterBit } from '../src/dataplane/jhash';
 import { installService6 } from '../src/bench/v6-rows';
 import { kernelTestSkip } from './support/kernel-env';
+import { runWithVerdict, type XDP } from './support/verdict-run';
 import { enterV6TestRunNetns, removeV6TestRunNetns, type V6TestRunNetns } from './support/v6-testrun-netns';
 
 const LB_MAC = '02:00:00:b6:00:01';
@@ -27,7 +28,6 @@ const CLIENT_MAC = '02:00:00:b6:00:0a';
 const BACKEND_MAC = '02:00:00:b6:01:11';
 const MTU4 = 1400;
 const MTU6 = 1380;
-const XDP = { drop: 1, pass: 2, tx: 3 } as const;
 
 const CLIENT4 = '198.18.1.10';
 const VIP4 = '198.18.100.1';       // NAT tcp/80 -> BACKEND4:8080, udp/53 -> BACKEND4:5353
@@ -96,21 +96,8 @@ describe('path MTU through a VIP: too big for the backend side (bpf/lb.o in netn
     removeV6TestRunNetns(NET);
   });
 
-  const verdicts = (): number[] => {
-    const m = dp!.map('verdict_stats');
-    return Array.from({ length: LB.REASON_COUNT * LB.ACTION_SLOTS }, (_, i) => decodePerCpuSum(LbCounterCodec, m.lookup(encodeU32(i))!).packets);
-  };
-
   /** Runs `frame`; asserts the action and that exactly one verdict {reason, action} was counted. */
-  function run(frame: Buffer, action: keyof typeof XDP, reason: (typeof REASONS)[number]): Buffer {
-    const before = verdicts();
-    const res = dp!.program.testRun(frame, { ingressIfindex: ifindex });
-    const after = verdicts();
-    const moved = after.map((v, i) => v - before[i]).flatMap((d, i) => (d ? [`${REASONS[Math.floor(i / LB.ACTION_SLOTS)]}/${i % LB.ACTION_SLOTS}`] : []));
-    assert.deepEqual(moved, [`${reason}/${XDP[action]}`], 'one verdict, this reason');
-    assert.equal(res.retval, XDP[action]);
-    return res.data;
-  }
+  const run = (frame: Buffer, action: keyof typeof XDP, reason: (typeof REASONS)[number]): Buffer => runWithVerdict(dp!, ifindex, frame, action, reason);
 
   const toLb = { dst: LB_MAC, src: CLIENT_MAC };
   const toClient = { dst: CLIENT_MAC, src: LB_MAC };
