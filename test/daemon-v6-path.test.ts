@@ -14,23 +14,20 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
 import YAML from 'yaml';
 import pino from 'pino';
-import { enterNetns, Program } from '../src/bpf';
+import { Program } from '../src/bpf';
 import { startDaemon, type RunningDaemon } from '../src/cli/daemon-process';
 import { ApiClient } from '../src/cli/client';
 import { LB, LbCounterCodec, bytesToIpv6, decodePerCpuSum, encodeU32 } from '../src/dataplane/abi';
 import { BpfMap } from '../src/bpf';
 import { REASONS } from '../src/dataplane/types';
-import { buildFrame6, checksumProblems6 } from '../src/dataplane/packet6';
+import { buildFrame6, checksumProblems6 } from '../src/dataplane/packet';
 import { flowHash6 } from '../src/dataplane/jhash';
 import { buildMaglevTable } from '../src/balancer/maglev';
 import { kernelTestSkip } from './support/kernel-env';
+import { enterV6TestRunNetns, removeV6TestRunNetns, type V6TestRunNetns } from './support/v6-testrun-netns';
 
-const NETNS = 'xlbc6-p';
-const IF = 'xlbc6-a';
-const PEER = 'xlbc6-ap';
 const PIN = '/sys/fs/bpf/xlbc6-path';
 const PORT = 28602;
 const TOKEN = 'xlbc6-path-admin-token-0123456789';
@@ -42,11 +39,14 @@ const BACKEND_MAC: Record<string, string> = { '2001:2:0:62::11': '02:00:00:c6:01
 const XDP = { drop: 1, pass: 2, tx: 3 } as const;
 const skipReason = kernelTestSkip('the IPv6 daemon data-path test');
 
-function sh(cmd: string, args: string[], input?: string): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], timeout: 10_000 });
-}
+/** namespace xlbc6-p, veth xlbc6-a / xlbc6-ap */
+const NET: V6TestRunNetns = {
+  ns: 'xlbc6-p', dev: 'xlbc6-a', mac: LB_MAC, peerMac: '02:00:00:c6:00:02',
+  addresses: ['2001:2:0:61::1/64', '2001:2:0:62::1/64'],
+  neighbours: { [CLIENT]: CLIENT_MAC, ...BACKEND_MAC },
+};
 function cleanup(): void {
-  try { sh('ip', ['netns', 'del', NETNS]); } catch { /* not there */ }
+  removeV6TestRunNetns(NET);
   fs.rmSync(PIN, { recursive: true, force: true });
 }
 const mac = (b: Buffer) => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
@@ -61,17 +61,7 @@ describe('an IPv6 service through the daemon, served by the program', { skip: sk
 
   before(async () => {
     cleanup();
-    sh('ip', ['netns', 'add', NETNS]);
-    sh('ip', ['-n', NETNS, '-batch', '-'], [
-      `link add ${IF} address ${LB_MAC} type veth peer name ${PEER} address 02:00:00:c6:00:02`,
-      `link set ${IF} up`, `link set ${PEER} up`, 'link set lo up',
-      `addr add 2001:2:0:61::1/64 dev ${IF} nodad`, `addr add 2001:2:0:62::1/64 dev ${IF} nodad`,
-      `neigh replace ${CLIENT} lladdr ${CLIENT_MAC} dev ${IF} nud permanent`,
-      ...Object.entries(BACKEND_MAC).map(([a, m]) => `neigh replace ${a} lladdr ${m} dev ${IF} nud permanent`),
-    ].join('\n') + '\n');
-    sh('ip', ['netns', 'exec', NETNS, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
-    ifindex = (JSON.parse(sh('ip', ['-n', NETNS, '-j', 'link', 'show', IF])) as Array<{ ifindex: number }>)[0].ifindex;
-    restore = enterNetns(NETNS);
+    ({ ifindex, restore } = enterV6TestRunNetns(NET));
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbc6-path-'));
     fs.writeFileSync(path.join(dir, 'xdplb.yaml'), YAML.stringify({
       hashSeed: SEED, reverseGraceSeconds: 0, interfaces: [], allowEmpty: true,
@@ -112,7 +102,7 @@ describe('an IPv6 service through the daemon, served by the program', { skip: sk
     const reason = Object.keys(after).filter((r) => after[r] !== (before[r] ?? 0));
     return { ...res, reason: reason.join(',') };
   };
-  const syn = (dst: string, sport: number) => buildFrame6({ eth: { dst: LB_MAC, src: CLIENT_MAC }, ip6: { src: CLIENT, dst }, tcp: { sport, dport: 80, flags: 0x02 } });
+  const syn = (dst: string, sport: number) => buildFrame6({ eth: { dst: LB_MAC, src: CLIENT_MAC }, ip: { src: CLIENT, dst }, tcp: { sport, dport: 80, flags: 0x02 } });
 
   test('NAT66 to the backend the API\'s view predicts; the reply leaves from the VIP', async () => {
     const view = await api.createService({
@@ -136,7 +126,7 @@ describe('an IPv6 service through the daemon, served by the program', { skip: sk
       seen.add(dst);
     }
     assert.equal(seen.size, 2, 'both backends take flows');
-    const reply = run(buildFrame6({ eth: { dst: LB_MAC, src: BACKEND_MAC['2001:2:0:62::11'] }, ip6: { src: '2001:2:0:62::11', dst: CLIENT }, tcp: { sport: 8080, dport: 40000, flags: 0x12 } }));
+    const reply = run(buildFrame6({ eth: { dst: LB_MAC, src: BACKEND_MAC['2001:2:0:62::11'] }, ip: { src: '2001:2:0:62::11', dst: CLIENT }, tcp: { sport: 8080, dport: 40000, flags: 0x12 } }));
     assert.equal(reply.reason, 'reversed');
     assert.equal(reply.retval, XDP.tx);
     assert.equal(bytesToIpv6(reply.data.subarray(14 + 8, 14 + 24)), '2001:2:0:63::1', 'from the VIP');

@@ -7,23 +7,19 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { enterNetns } from '../src/bpf';
 import { Dataplane } from '../src/dataplane/dataplane';
-import { LB, LbCounterCodec, decodePerCpuSum, encodeU32, bytesToIpv6 } from '../src/dataplane/abi';
+import { LB, encodeU32, bytesToIpv6 } from '../src/dataplane/abi';
 import { REASONS } from '../src/dataplane/types';
-import { bufferToMac } from '../src/dataplane/packet';
-import { buildFrame6, checksumProblems6, IPPROTO_ICMPV6, NH_AH, NH_DSTOPTS, NH_ROUTING, NH_FRAGMENT, NH_ESP, NH_HOPOPTS, NH_NONE, type Frame6Spec } from '../src/dataplane/packet6';
+import { bufferToMac, buildFrame6, checksumProblems6, IPPROTO_ICMPV6, IPPROTO_AH, IPPROTO_DSTOPTS, IPPROTO_ROUTING, IPPROTO_FRAGMENT, IPPROTO_ESP, IPPROTO_HOPOPTS, IPPROTO_NONE, type Frame6Spec } from '../src/dataplane/packet';
 import { flowHash6, flowCacheHash6, serviceSlotIndex6 } from '../src/dataplane/jhash';
 import { lbMap } from '../src/dataplane/typed-map';
 import { createMaglevTable, SLOT_WORDS } from '../src/dataplane/maglev-tables';
 import { buildMaglevTable } from '../src/balancer/maglev';
 import { installService6, type Service6Row } from '../src/bench/v6-rows';
 import { kernelTestSkip } from './support/kernel-env';
+import { runWithVerdict, type XDP } from './support/verdict-run';
+import { enterV6TestRunNetns, removeV6TestRunNetns, type V6TestRunNetns } from './support/v6-testrun-netns';
 
-const NETNS = 'xlbd6';
-const IF = 'xlbd6-a';
-const PEER = 'xlbd6-ap';
 const LB_MAC = '02:00:00:d6:00:01';
 const CLIENT = '2001:2:0:1::10';
 const CLIENT_MAC = '02:00:00:d6:00:0a';
@@ -37,17 +33,14 @@ const SERVICES: Service6Row[] = [
   { id: 2, vip: VIP, port: 53, proto: 17, mode: 'nat', tableSize: TABLE, backends: [{ id: 13, ip: '2001:2:0:2::11', port: 5353 }] },
   { id: 3, vip: VIP_DSR, port: 80, proto: 6, mode: 'dsr', tableSize: TABLE, backends: [{ id: 14, ip: '2001:2:0:2::12', port: 0 }] },
 ];
-const XDP = { drop: 1, pass: 2, tx: 3 } as const;
+/** namespace xlbd6, veth xlbd6-a / xlbd6-ap */
+const NET: V6TestRunNetns = {
+  ns: 'xlbd6', dev: 'xlbd6-a', mac: LB_MAC, peerMac: '02:00:00:d6:00:02',
+  addresses: ['2001:2:0:1::1/64', '2001:2:0:2::1/64'],
+  neighbours: { [CLIENT]: CLIENT_MAC, ...BACKEND_MAC },
+};
 
 const skipReason = kernelTestSkip('the IPv6 data-path smoke test');
-
-function sh(cmd: string, args: string[], input?: string): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], timeout: 10_000 });
-}
-
-function cleanup(): void {
-  try { sh('ip', ['netns', 'del', NETNS]); } catch { /* not there */ }
-}
 
 describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () => {
   let dp: Dataplane | null = null;
@@ -55,44 +48,20 @@ describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () =>
   let ifindex = 0;
 
   before(() => {
-    cleanup();
-    sh('ip', ['netns', 'add', NETNS]);
-    sh('ip', ['-n', NETNS, '-batch', '-'], [
-      `link add ${IF} address ${LB_MAC} type veth peer name ${PEER} address 02:00:00:d6:00:02`,
-      `link set ${IF} up`, `link set ${PEER} up`, 'link set lo up',
-      `addr add 2001:2:0:1::1/64 dev ${IF} nodad`, `addr add 2001:2:0:2::1/64 dev ${IF} nodad`,
-      `neigh replace ${CLIENT} lladdr ${CLIENT_MAC} dev ${IF} nud permanent`,
-      ...Object.entries(BACKEND_MAC).map(([a, m]) => `neigh replace ${a} lladdr ${m} dev ${IF} nud permanent`),
-    ].join('\n') + '\n');
-    sh('ip', ['netns', 'exec', NETNS, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
-    ifindex = (JSON.parse(sh('ip', ['-n', NETNS, '-j', 'link', 'show', IF])) as Array<{ ifindex: number }>)[0].ifindex;
-    restore = enterNetns(NETNS);
+    ({ ifindex, restore } = enterV6TestRunNetns(NET));
     dp = Dataplane.load({ hashSeed: 0x5eed });
-    dp.writeInterfaceMac(IF, ifindex);
+    dp.writeInterfaceMac(NET.dev, ifindex);
     for (const s of SERVICES) installService6(dp, s);
   });
 
   after(() => {
     dp?.close();
     restore();
-    cleanup();
+    removeV6TestRunNetns(NET);
   });
 
-  const verdicts = (): number[] => {
-    const m = dp!.map('verdict_stats');
-    return Array.from({ length: LB.REASON_COUNT * LB.ACTION_SLOTS }, (_, i) => decodePerCpuSum(LbCounterCodec, m.lookup(encodeU32(i))!).packets);
-  };
-
   /** Runs `frame`; asserts the action and that exactly one verdict {reason, action} was counted. */
-  function run(frame: Buffer, action: keyof typeof XDP, reason: (typeof REASONS)[number]): Buffer {
-    const before = verdicts();
-    const res = dp!.program.testRun(frame, { ingressIfindex: ifindex });
-    const after = verdicts();
-    const moved = after.map((v, i) => v - before[i]).flatMap((d, i) => (d ? [`${REASONS[Math.floor(i / LB.ACTION_SLOTS)]}/${i % LB.ACTION_SLOTS}`] : []));
-    assert.deepEqual(moved, [`${reason}/${XDP[action]}`], 'one verdict, this reason');
-    assert.equal(res.retval, XDP[action]);
-    return res.data;
-  }
+  const run = (frame: Buffer, action: keyof typeof XDP, reason: (typeof REASONS)[number]): Buffer => runWithVerdict(dp!, ifindex, frame, action, reason);
 
   const eth = { dst: LB_MAC, src: CLIENT_MAC };
   const frame = (spec: Omit<Frame6Spec, 'eth'>) => buildFrame6({ eth, ...spec });
@@ -107,7 +76,7 @@ describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () =>
   test('NAT66 TCP: to the backend Maglev picks (TS hash agrees), address/port/hop limit rewritten, checksum verifies', () => {
     const seen = new Set<string>();
     for (let sport = 40000; sport < 40040; sport++) {
-      const out = run(frame({ ip6: { src: CLIENT, dst: VIP }, tcp: { sport, dport: 80, flags: 0x18, payload } }), 'tx', 'forwarded');
+      const out = run(frame({ ip: { src: CLIENT, dst: VIP }, tcp: { sport, dport: 80, flags: 0x18, payload } }), 'tx', 'forwarded');
       const b = predicted(sport);
       seen.add(b.ip);
       assert.equal(addr(out, 14 + 24), b.ip, `sport ${sport}`);
@@ -122,93 +91,93 @@ describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () =>
   });
 
   test('NAT66 keeps extension headers (destination options): the L4 offset accounts for them', () => {
-    const out = run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_DSTOPTS }] }, tcp: { sport: 41000, dport: 80, flags: 0x18, payload } }), 'tx', 'forwarded');
-    assert.equal(out[14 + 6], NH_DSTOPTS);
+    const out = run(frame({ ip: { src: CLIENT, dst: VIP }, ext: [{ type: IPPROTO_DSTOPTS }], tcp: { sport: 41000, dport: 80, flags: 0x18, payload } }), 'tx', 'forwarded');
+    assert.equal(out[14 + 6], IPPROTO_DSTOPTS);
     assert.equal(out.readUInt16BE(14 + 48 + 2), 8080);
     assert.deepEqual(checksumProblems6(out), []);
   });
 
   test('NAT66 UDP forwarded; UDP checksum 0 dropped (bad_checksum)', () => {
-    const out = run(frame({ ip6: { src: CLIENT, dst: VIP }, udp: { sport: 5000, dport: 53, payload } }), 'tx', 'forwarded');
+    const out = run(frame({ ip: { src: CLIENT, dst: VIP }, udp: { sport: 5000, dport: 53, payload } }), 'tx', 'forwarded');
     assert.equal(out.readUInt16BE(14 + 40 + 2), 5353);
     assert.deepEqual(checksumProblems6(out), []);
-    run(frame({ ip6: { src: CLIENT, dst: VIP }, udp: { sport: 5000, dport: 53, payload, checksum: 0 } }), 'drop', 'bad_checksum');
+    run(frame({ ip: { src: CLIENT, dst: VIP }, udp: { sport: 5000, dport: 53, payload, checksum: 0 } }), 'drop', 'bad_checksum');
   });
 
   test('reverse NAT66: a backend reply leaves from the VIP:80, checksum verifies', () => {
-    const out = run(buildFrame6({ eth: { dst: LB_MAC, src: BACKEND_MAC['2001:2:0:2::11'] }, ip6: { src: '2001:2:0:2::11', dst: CLIENT }, tcp: { sport: 8080, dport: 40000, flags: 0x12, payload } }), 'tx', 'reversed');
+    const out = run(buildFrame6({ eth: { dst: LB_MAC, src: BACKEND_MAC['2001:2:0:2::11'] }, ip: { src: '2001:2:0:2::11', dst: CLIENT }, tcp: { sport: 8080, dport: 40000, flags: 0x12, payload } }), 'tx', 'reversed');
     assert.equal(addr(out, 14 + 8), VIP);
     assert.equal(out.readUInt16BE(14 + 40), 80);
     assert.equal(out[14 + 7], 63);
     assert.equal(bufferToMac(out.subarray(0, 6)), CLIENT_MAC);
     assert.deepEqual(checksumProblems6(out), []);
     // A reply toward a martian destination is dropped; from an unknown port it is not ours.
-    run(buildFrame6({ eth, ip6: { src: '2001:2:0:2::11', dst: 'ff02::1' }, tcp: { sport: 8080, dport: 40000, flags: 0x12 } }), 'drop', 'martian');
-    run(buildFrame6({ eth, ip6: { src: '2001:2:0:2::11', dst: CLIENT }, tcp: { sport: 9999, dport: 40000, flags: 0x12 } }), 'pass', 'not_vip');
+    run(buildFrame6({ eth, ip: { src: '2001:2:0:2::11', dst: 'ff02::1' }, tcp: { sport: 8080, dport: 40000, flags: 0x12 } }), 'drop', 'martian');
+    run(buildFrame6({ eth, ip: { src: '2001:2:0:2::11', dst: CLIENT }, tcp: { sport: 9999, dport: 40000, flags: 0x12 } }), 'pass', 'not_vip');
   });
 
   test('reverse NAT66 of reply fragments: the first like a whole reply, later ones through reverse_frags6; hop limit 1 passes (ttl)', () => {
     const b1 = '2001:2:0:2::11';
     const beth = { dst: LB_MAC, src: BACKEND_MAC[b1] };
-    const first = buildFrame6({ eth: beth, ip6: { src: b1, dst: CLIENT, ext: [{ type: NH_FRAGMENT, more: true, id: 7 }] }, tcp: { sport: 8080, dport: 40000, flags: 0x18, payload: Buffer.alloc(32, 2) } });
+    const first = buildFrame6({ eth: beth, ip: { src: b1, dst: CLIENT }, ext: [{ type: IPPROTO_FRAGMENT, more: true, id: 7 }], tcp: { sport: 8080, dport: 40000, flags: 0x18, payload: Buffer.alloc(32, 2) } });
     const out = run(first, 'tx', 'reversed');
     assert.equal(addr(out, 14 + 8), VIP);
     assert.equal(out.readUInt16BE(14 + 48), 80, 'the first fragment carries the ports: translated');
-    const later = buildFrame6({ eth: beth, ip6: { src: b1, dst: CLIENT, proto: 6, ext: [{ type: NH_FRAGMENT, fragOffset: 7, id: 7 }] }, payload: Buffer.alloc(24, 3) });
+    const later = buildFrame6({ eth: beth, ip: { src: b1, dst: CLIENT, proto: 6 }, ext: [{ type: IPPROTO_FRAGMENT, fragOffset: 7, id: 7 }], payload: Buffer.alloc(24, 3) });
     run(later, 'pass', 'not_vip');   // no reverse_frags6 entry yet: not ours
     lbMap(dp!, 'reverse_frags6').set({ ip: b1, port: 0, proto: 6 }, { vip: VIP, vport: 0, serviceId: 1, backendId: 11 });
     const out2 = run(later, 'tx', 'reversed');
     assert.equal(addr(out2, 14 + 8), VIP);
     assert.equal(out2[14 + 7], 63);
     assert.ok(out2.subarray(14 + 40).equals(later.subarray(14 + 40)), 'a later fragment: the address only');
-    run(buildFrame6({ eth: beth, ip6: { src: b1, dst: CLIENT, hopLimit: 1 }, tcp: { sport: 8080, dport: 40000, flags: 0x10 } }), 'pass', 'ttl');
+    run(buildFrame6({ eth: beth, ip: { src: b1, dst: CLIENT, hopLimit: 1 }, tcp: { sport: 8080, dport: 40000, flags: 0x10 } }), 'pass', 'ttl');
   });
 
   test('DSR: only the MACs change (hop limit kept)', () => {
-    const input = frame({ ip6: { src: CLIENT, dst: VIP_DSR }, tcp: { sport: 42000, dport: 80, flags: 0x18, payload } });
+    const input = frame({ ip: { src: CLIENT, dst: VIP_DSR }, tcp: { sport: 42000, dport: 80, flags: 0x18, payload } });
     const out = run(input, 'tx', 'forwarded');
     assert.equal(bufferToMac(out.subarray(0, 6)), BACKEND_MAC['2001:2:0:2::12']);
     assert.ok(out.subarray(12).equals(input.subarray(12)), 'IPv6 packet untouched');
   });
 
   test('ICMPv6 echo to a VIP answered from the VIP (checksum over the pseudo-header); a bad checksum is dropped', () => {
-    const out = run(frame({ ip6: { src: CLIENT, dst: VIP }, icmp6: { type: 128, rest: 0x00070001, payload } }), 'tx', 'icmp_echo');
+    const out = run(frame({ ip: { src: CLIENT, dst: VIP }, icmp6: { type: 128, rest: 0x00070001, payload } }), 'tx', 'icmp_echo');
     assert.equal(addr(out, 14 + 8), VIP);
     assert.equal(addr(out, 14 + 24), CLIENT);
     assert.equal(out[14 + 40], 129);
     assert.equal(out[14 + 7], 64);
     assert.equal(bufferToMac(out.subarray(0, 6)), CLIENT_MAC);
     assert.deepEqual(checksumProblems6(out), []);
-    run(frame({ ip6: { src: CLIENT, dst: VIP }, icmp6: { type: 128, rest: 1, payload, checksum: 0x1234 } }), 'drop', 'bad_checksum');
-    run(frame({ ip6: { src: CLIENT, dst: VIP }, icmp6: { type: 129, payload } }), 'drop', 'icmp_unsupported');
+    run(frame({ ip: { src: CLIENT, dst: VIP }, icmp6: { type: 128, rest: 1, payload, checksum: 0x1234 } }), 'drop', 'bad_checksum');
+    run(frame({ ip: { src: CLIENT, dst: VIP }, icmp6: { type: 129, payload } }), 'drop', 'icmp_unsupported');
   });
 
   test('Packet Too Big quoting a VIP flow goes to the backend owning it, translated (PMTU through the VIP)', () => {
     const sport = 43000;
     const b = predicted(sport);
     // What the VIP sent the client: VIP:80 -> CLIENT:43000 (a translated reply), as a router quotes it.
-    const quoted = buildFrame6({ ip6: { src: VIP, dst: CLIENT, hopLimit: 60 }, tcp: { sport: 80, dport: sport, flags: 0x18, payload: Buffer.alloc(64, 1) } }).subarray(14);
-    const out = run(frame({ ip6: { src: '2001:2:0:1::fe', dst: VIP }, icmp6: { type: 2, rest: 1280, payload: quoted } }), 'tx', 'icmp_error');
+    const quoted = buildFrame6({ ip: { src: VIP, dst: CLIENT, hopLimit: 60 }, tcp: { sport: 80, dport: sport, flags: 0x18, payload: Buffer.alloc(64, 1) } }).subarray(14);
+    const out = run(frame({ ip: { src: '2001:2:0:1::fe', dst: VIP }, icmp6: { type: 2, rest: 1280, payload: quoted } }), 'tx', 'icmp_error');
     assert.equal(addr(out, 14 + 24), b.ip, 'outer destination: the backend');
     assert.equal(addr(out, 14 + 48 + 8), b.ip, 'quoted source: the backend');
     assert.equal(out.readUInt16BE(14 + 48 + 40), 8080, 'quoted source port: the backend');
     assert.equal(out.readUInt32BE(14 + 44), 1280, 'MTU kept');
     assert.deepEqual(checksumProblems6(out), []);
     // To a DSR VIP the error goes to the owning backend as it is.
-    const quotedDsr = buildFrame6({ ip6: { src: VIP_DSR, dst: CLIENT }, tcp: { sport: 80, dport: sport } }).subarray(14);
-    const toDsr = frame({ ip6: { src: '2001:2:0:1::fe', dst: VIP_DSR }, icmp6: { type: 2, rest: 1400, payload: quotedDsr } });
+    const quotedDsr = buildFrame6({ ip: { src: VIP_DSR, dst: CLIENT }, tcp: { sport: 80, dport: sport } }).subarray(14);
+    const toDsr = frame({ ip: { src: '2001:2:0:1::fe', dst: VIP_DSR }, icmp6: { type: 2, rest: 1400, payload: quotedDsr } });
     const outDsr = run(toDsr, 'tx', 'icmp_error');
     assert.equal(bufferToMac(outDsr.subarray(0, 6)), BACKEND_MAC['2001:2:0:2::12']);
     assert.ok(outDsr.subarray(12).equals(toDsr.subarray(12)));
     // Hop limit 1 on an error to a NAT VIP: passed (no error about an error).
-    run(frame({ ip6: { src: '2001:2:0:1::fe', dst: VIP, hopLimit: 1 }, icmp6: { type: 2, rest: 1280, payload: quoted } }), 'pass', 'ttl');
+    run(frame({ ip: { src: '2001:2:0:1::fe', dst: VIP, hopLimit: 1 }, icmp6: { type: 2, rest: 1280, payload: quoted } }), 'pass', 'ttl');
     // A quote from another source is not ours to translate.
-    const other = buildFrame6({ ip6: { src: '2001:2:0:100::9', dst: CLIENT }, tcp: { sport: 80, dport: sport } }).subarray(14);
-    run(frame({ ip6: { src: '2001:2:0:1::fe', dst: VIP }, icmp6: { type: 1, payload: other } }), 'drop', 'icmp_unsupported');
+    const other = buildFrame6({ ip: { src: '2001:2:0:100::9', dst: CLIENT }, tcp: { sport: 80, dport: sport } }).subarray(14);
+    run(frame({ ip: { src: '2001:2:0:1::fe', dst: VIP }, icmp6: { type: 1, payload: other } }), 'drop', 'icmp_unsupported');
   });
 
   test('hop limit 1 to a NAT VIP: ICMPv6 time exceeded from the VIP, quoting the packet', () => {
-    const input = frame({ ip6: { src: CLIENT, dst: VIP, hopLimit: 1 }, tcp: { sport: 44000, dport: 80, flags: 0x18, payload } });
+    const input = frame({ ip: { src: CLIENT, dst: VIP, hopLimit: 1 }, tcp: { sport: 44000, dport: 80, flags: 0x18, payload } });
     const out = run(input, 'tx', 'ttl');
     assert.equal(out[14 + 6], IPPROTO_ICMPV6);
     assert.equal(addr(out, 14 + 8), VIP);
@@ -222,32 +191,32 @@ describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () =>
 
   test('extension header policy toward a VIP', () => {
     const tcp = { sport: 45000, dport: 80, flags: 0x18, payload };
-    run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_ROUTING, body: Buffer.from([4, 1, 0, 0, 0, 0]) }] }, tcp }), 'drop', 'ext_header');
-    run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_ROUTING, body: Buffer.from([4, 0, 0, 0, 0, 0]) }] }, tcp }), 'tx', 'forwarded');
-    run(frame({ ip6: { src: CLIENT, dst: VIP, proto: NH_ESP }, payload: Buffer.alloc(24) }), 'drop', 'ext_header');
-    run(frame({ ip6: { src: CLIENT, dst: VIP, proto: NH_NONE }, payload: Buffer.alloc(8) }), 'drop', 'ext_header');
-    run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_DSTOPTS }, { type: NH_HOPOPTS }] }, tcp }), 'drop', 'ext_header');
-    run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_HOPOPTS }, { type: NH_DSTOPTS }, { type: NH_DSTOPTS }, { type: NH_DSTOPTS }] }, tcp }), 'tx', 'forwarded');
-    run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_HOPOPTS }, { type: NH_DSTOPTS }, { type: NH_DSTOPTS }, { type: NH_DSTOPTS }, { type: NH_DSTOPTS }] }, tcp }), 'drop', 'ext_header');
-    run(frame({ ip6: { src: CLIENT, dst: VIP, proto: 132 }, payload: Buffer.alloc(12) }), 'drop', 'ext_header');
-    run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_FRAGMENT, fragOffset: 0, more: true }] }, tcp }), 'drop', 'fragment');
-    run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_FRAGMENT }] }, tcp }), 'tx', 'forwarded');  // atomic fragment
-    const cut = frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_DSTOPTS, body: Buffer.alloc(30) }] }, tcp });
+    run(frame({ ip: { src: CLIENT, dst: VIP }, ext: [{ type: IPPROTO_ROUTING, segmentsLeft: 1 }], tcp }), 'drop', 'ext_header');
+    run(frame({ ip: { src: CLIENT, dst: VIP }, ext: [{ type: IPPROTO_ROUTING, segmentsLeft: 0 }], tcp }), 'tx', 'forwarded');
+    run(frame({ ip: { src: CLIENT, dst: VIP, proto: IPPROTO_ESP }, payload: Buffer.alloc(24) }), 'drop', 'ext_header');
+    run(frame({ ip: { src: CLIENT, dst: VIP, proto: IPPROTO_NONE }, payload: Buffer.alloc(8) }), 'drop', 'ext_header');
+    run(frame({ ip: { src: CLIENT, dst: VIP }, ext: [{ type: IPPROTO_DSTOPTS }, { type: IPPROTO_HOPOPTS }], tcp }), 'drop', 'ext_header');
+    run(frame({ ip: { src: CLIENT, dst: VIP }, ext: [{ type: IPPROTO_HOPOPTS }, { type: IPPROTO_DSTOPTS }, { type: IPPROTO_DSTOPTS }, { type: IPPROTO_DSTOPTS }], tcp }), 'tx', 'forwarded');
+    run(frame({ ip: { src: CLIENT, dst: VIP }, ext: [{ type: IPPROTO_HOPOPTS }, { type: IPPROTO_DSTOPTS }, { type: IPPROTO_DSTOPTS }, { type: IPPROTO_DSTOPTS }, { type: IPPROTO_DSTOPTS }], tcp }), 'drop', 'ext_header');
+    run(frame({ ip: { src: CLIENT, dst: VIP, proto: 132 }, payload: Buffer.alloc(12) }), 'drop', 'ext_header');
+    run(frame({ ip: { src: CLIENT, dst: VIP }, ext: [{ type: IPPROTO_FRAGMENT, fragOffset: 0, more: true }], tcp }), 'drop', 'fragment');
+    run(frame({ ip: { src: CLIENT, dst: VIP }, ext: [{ type: IPPROTO_FRAGMENT }], tcp }), 'tx', 'forwarded');  // atomic fragment
+    const cut = frame({ ip: { src: CLIENT, dst: VIP }, ext: [{ type: IPPROTO_DSTOPTS, body: Buffer.alloc(30) }], tcp });
     cut.writeUInt16BE(20, 18);  // payload length ends inside the options header
     run(cut.subarray(0, 14 + 40 + 20), 'drop', 'malformed');
-    const ah = run(frame({ ip6: { src: CLIENT, dst: VIP, ext: [{ type: NH_AH }, { type: NH_DSTOPTS }] }, tcp }), 'tx', 'forwarded');
+    const ah = run(frame({ ip: { src: CLIENT, dst: VIP }, ext: [{ type: IPPROTO_AH, raw: Buffer.from([0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) }, { type: IPPROTO_DSTOPTS }], tcp }), 'tx', 'forwarded');
     assert.equal(ah.readUInt16BE(14 + 40 + 12 + 8 + 2), 8080, 'AH counted in 4-byte units: the TCP header found after it');
     assert.deepEqual(checksumProblems6(ah), []);
     // A chain cut short is malformed whatever the destination.
     run(cut.subarray(0, 14 + 40 + 20).map((b, i) => (i >= 38 && i < 54 ? 0x20 : b)) as Buffer, 'drop', 'malformed');
     // Not to a VIP: the host's business, whatever its chain.
-    run(frame({ ip6: { src: CLIENT, dst: '2001:2:0:1::1', proto: NH_ESP }, payload: Buffer.alloc(24) }), 'pass', 'not_vip');
+    run(frame({ ip: { src: CLIENT, dst: '2001:2:0:1::1', proto: IPPROTO_ESP }, payload: Buffer.alloc(24) }), 'pass', 'not_vip');
   });
 
   test('service_slots6: a slot copy answers before services6 (index as serviceSlotIndex6 computes it); a slot of another key does not', () => {
     const vip3 = '2001:2:0:100::3';
     installService6(dp!, { id: 4, vip: vip3, port: 80, proto: 6, mode: 'nat', tableSize: TABLE, backends: [{ id: 15, ip: '2001:2:0:2::11', port: 8080 }] }, { slot: false });
-    const input = frame({ ip6: { src: CLIENT, dst: vip3 }, tcp: { sport: 46000, dport: 80, flags: 0x18, payload } });
+    const input = frame({ ip: { src: CLIENT, dst: vip3 }, tcp: { sport: 46000, dport: 80, flags: 0x18, payload } });
     assert.equal(run(input, 'tx', 'forwarded').readUInt16BE(14 + 40 + 2), 8080, 'no slot: services6 (NAT)');
     const slots = lbMap(dp!, 'service_slots6');
     const index = serviceSlotIndex6(vip3, 80, 6);
@@ -275,12 +244,12 @@ describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () =>
     const settings = lbMap(dp!, 'settings');
     // Flow cache off (pure Maglev): the slot's current backend, nothing remembered.
     settings.set(0, { ...settings.get(0)!, flowCache: 0 });
-    const pure = run(frame({ ip6: { src: CLIENT, dst: vip4 }, tcp: { sport: 46999, dport: 80, flags: 0x18 } }), 'tx', 'forwarded');
+    const pure = run(frame({ ip: { src: CLIENT, dst: vip4 }, tcp: { sport: 46999, dport: 80, flags: 0x18 } }), 'tx', 'forwarded');
     assert.equal(addr(pure, 14 + 24), '2001:2:0:2::12', 'flow cache off: the current backend');
     settings.set(0, { ...settings.get(0)!, flowCache: 1 });
-    const ack = run(frame({ ip6: { src: CLIENT, dst: vip4 }, tcp: { sport: 47000, dport: 80, flags: 0x18 } }), 'tx', 'forwarded');
+    const ack = run(frame({ ip: { src: CLIENT, dst: vip4 }, tcp: { sport: 47000, dport: 80, flags: 0x18 } }), 'tx', 'forwarded');
     assert.equal(addr(ack, 14 + 24), '2001:2:0:2::11', 'no remembered flow, not a SYN: the previous backend');
-    const syn = run(frame({ ip6: { src: CLIENT, dst: vip4 }, tcp: { sport: 47001, dport: 80, flags: 0x02 } }), 'tx', 'forwarded');
+    const syn = run(frame({ ip: { src: CLIENT, dst: vip4 }, tcp: { sport: 47001, dport: 80, flags: 0x02 } }), 'tx', 'forwarded');
     assert.equal(addr(syn, 14 + 24), '2001:2:0:2::12', 'a SYN: the current backend');
     const flows6 = lbMap(dp!, 'flows6');
     const sets = dp!.map('flows6').maxEntries;
@@ -295,21 +264,21 @@ describe('IPv6 data path (bpf/lb.o in netns xlbd6)', { skip: skipReason }, () =>
       assert.equal(way.key.saddr, CLIENT);
     }
     // The remembered flow keeps its backend (prev) even though its slot's current backend is 17.
-    const again = run(frame({ ip6: { src: CLIENT, dst: vip4 }, tcp: { sport: 47000, dport: 80, flags: 0x18 } }), 'tx', 'forwarded');
+    const again = run(frame({ ip: { src: CLIENT, dst: vip4 }, tcp: { sport: 47000, dport: 80, flags: 0x18 } }), 'tx', 'forwarded');
     assert.equal(addr(again, 14 + 24), '2001:2:0:2::11');
   });
 
   test('neighbour discovery passes untouched even to a VIP; martians, bad headers, host traffic', () => {
-    const ns = frame({ ip6: { src: 'fe80::a', dst: VIP, hopLimit: 255 }, icmp6: { type: 135, payload: Buffer.alloc(16) } });
+    const ns = frame({ ip: { src: 'fe80::a', dst: VIP, hopLimit: 255 }, icmp6: { type: 135, payload: Buffer.alloc(16) } });
     assert.ok(run(ns, 'pass', 'not_vip').equals(ns));
-    run(frame({ ip6: { src: 'fe80::a', dst: VIP }, tcp: { sport: 1, dport: 80 } }), 'drop', 'martian');
-    run(frame({ ip6: { src: '::ffff:198.18.0.1', dst: VIP }, tcp: { sport: 1, dport: 80 } }), 'drop', 'martian');
-    run(frame({ ip6: { src: VIP, dst: VIP }, tcp: { sport: 1, dport: 80 } }), 'drop', 'martian');
-    run(frame({ ip6: { src: CLIENT, dst: VIP, payloadLength: 0 }, tcp: { sport: 1, dport: 80 } }), 'drop', 'malformed');
-    run(frame({ ip6: { src: CLIENT, dst: VIP, payloadLength: 200 }, tcp: { sport: 1, dport: 80 } }), 'drop', 'malformed');
-    run(frame({ ip6: { src: CLIENT, dst: VIP, version: 4 }, tcp: { sport: 1, dport: 80 } }), 'drop', 'malformed');
-    run(frame({ ip6: { src: CLIENT, dst: VIP }, tcp: { sport: 1, dport: 81 } }), 'drop', 'no_service');
-    run(frame({ ip6: { src: CLIENT, dst: '2001:2:0:1::1' }, tcp: { sport: 1, dport: 22 } }), 'pass', 'not_vip');
-    run(buildFrame6({ eth: { dst: '33:33:ff:00:00:01', src: CLIENT_MAC }, ip6: { src: CLIENT, dst: 'ff02::1:ff00:1' }, icmp6: { type: 135 } }), 'pass', 'other_mac');
+    run(frame({ ip: { src: 'fe80::a', dst: VIP }, tcp: { sport: 1, dport: 80 } }), 'drop', 'martian');
+    run(frame({ ip: { src: '::ffff:198.18.0.1', dst: VIP }, tcp: { sport: 1, dport: 80 } }), 'drop', 'martian');
+    run(frame({ ip: { src: VIP, dst: VIP }, tcp: { sport: 1, dport: 80 } }), 'drop', 'martian');
+    run(frame({ ip: { src: CLIENT, dst: VIP, payloadLength: 0 }, tcp: { sport: 1, dport: 80 } }), 'drop', 'malformed');
+    run(frame({ ip: { src: CLIENT, dst: VIP, payloadLength: 200 }, tcp: { sport: 1, dport: 80 } }), 'drop', 'malformed');
+    run(frame({ ip: { src: CLIENT, dst: VIP, version: 4 }, tcp: { sport: 1, dport: 80 } }), 'drop', 'malformed');
+    run(frame({ ip: { src: CLIENT, dst: VIP }, tcp: { sport: 1, dport: 81 } }), 'drop', 'no_service');
+    run(frame({ ip: { src: CLIENT, dst: '2001:2:0:1::1' }, tcp: { sport: 1, dport: 22 } }), 'pass', 'not_vip');
+    run(buildFrame6({ eth: { dst: '33:33:ff:00:00:01', src: CLIENT_MAC }, ip: { src: CLIENT, dst: 'ff02::1:ff00:1' }, icmp6: { type: 135 } }), 'pass', 'other_mac');
   });
 });

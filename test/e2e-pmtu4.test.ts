@@ -13,19 +13,18 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import YAML from 'yaml';
 import { labUp, labDown } from '../src/lab/lab';
 import { labTopology } from '../src/lab/topology';
 import { ipIn, execIn } from '../src/lab/netns';
 import { spawnDaemon, type SpawnedDaemon } from '../src/daemon/spawn';
-import { repoPath } from '../src/daemon/paths';
 import { ApiClient } from '../src/cli/client';
 import { BpfMap } from '../src/bpf';
 import { LB, LbCounterCodec, decodePerCpuSum, encodeU32 } from '../src/dataplane/abi';
 import { REASONS, XDP_ACTIONS } from '../src/dataplane/types';
 import type { HttpGetReport } from './e2e/http-get';
 import { kernelTestSkip } from './support/kernel-env';
+import { e2eScriptIn, waitFor } from './support/e2e-script';
 
 const PREFIX = 'xlbp6';
 const PIN_DIR = `/sys/fs/bpf/${PREFIX}`;
@@ -43,23 +42,7 @@ let tmpDir = '';
 let daemon: SpawnedDaemon | null = null;
 
 /** Runs an e2e helper script in the client namespace, bounded by 60 s; its last stdout line is JSON. */
-function inClient<T>(name: string, args: string[]): Promise<T> {
-  const ts = __filename.endsWith('.ts');
-  const file = path.join(__dirname, 'e2e', `${name}${ts ? '.ts' : '.js'}`);
-  const argv = ['netns', 'exec', topology.client.netns, process.execPath, ...(ts ? ['--import', 'tsx'] : []), file, ...args];
-  return new Promise((resolve, reject) => {
-    const child = spawn('ip', argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoPath('.') });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      try { resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '') as T); } catch { reject(new Error(`${name} failed (exit ${code}): ${err.slice(-500)}`)); }
-    });
-  });
-}
+const inClient = <T>(name: string, args: string[]) => e2eScriptIn<T>(topology.client.netns, name, args, 60_000);
 
 /** IcmpInDestUnreachs of a namespace (/proc/net/snmp): ICMP destination unreachable messages it received. */
 function destUnreachsIn(netns: string): number {
@@ -92,16 +75,6 @@ async function cleanup(): Promise<void> {
   await labDown(PREFIX).catch(() => undefined);
   fs.rmSync(PIN_DIR, { recursive: true, force: true });
   if (tmpDir) fs.rmSync(tmpDir, { recursive: true, force: true });
-}
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('IPv4 path MTU through a NAT VIP, narrow backend side (lab xlbp6, daemon, real TCP)', { skip: skipReason, concurrency: false }, () => {

@@ -17,20 +17,19 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import YAML from 'yaml';
 import { labUp, labDown } from '../src/lab/lab';
 import { labTopology } from '../src/lab/topology';
 import { runTraffic } from '../src/lab/traffic';
 import { ipIn, execIn, run, netnsExists, setOffload, sysctlIn, linkIn } from '../src/lab/netns';
 import { spawnDaemon, type SpawnedDaemon } from '../src/daemon/spawn';
-import { repoPath } from '../src/daemon/paths';
 import { ApiClient } from '../src/cli/client';
 import { BpfMap } from '../src/bpf';
 import type { DriverReport } from './e2e/conn-driver';
 import type { UdpProbeReport } from './e2e/udp-probe';
 import type { HttpGetReport } from './e2e/http-get';
 import { kernelTestSkip } from './support/kernel-env';
+import { e2eScriptIn, waitFor } from './support/e2e-script';
 
 const PREFIX = 'xlbl6';
 const PIN_DIR = `/sys/fs/bpf/${PREFIX}`;
@@ -96,29 +95,8 @@ async function startDaemon(): Promise<SpawnedDaemon> {
   return d;
 }
 
-/** argv running one of the e2e helper scripts with this node (tsx for .ts, plain for compiled). */
-function scriptArgv(name: string, args: string[]): string[] {
-  const ts = __filename.endsWith('.ts');
-  const file = path.join(__dirname, 'e2e', `${name}${ts ? '.ts' : '.js'}`);
-  return [process.execPath, ...(ts ? ['--import', 'tsx'] : []), file, ...args];
-}
-
 /** Runs a helper script in a namespace (async, so this process keeps working), bounded by 150 s. */
-function inNetns<T>(netns: string, name: string, args: string[]): Promise<T> {
-  const argv = ['netns', 'exec', netns, ...scriptArgv(name, args)];
-  return new Promise((resolve, reject) => {
-    const child = spawn('ip', argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: repoPath('.') });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      try { resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '') as T); } catch { reject(new Error(`${name} in ${netns} failed (exit ${code}): ${err.slice(-500)}`)); }
-    });
-  });
-}
+const inNetns = <T>(netns: string, name: string, args: string[]) => e2eScriptIn<T>(netns, name, args, 150_000);
 const inClient = <T>(name: string, args: string[]) => inNetns<T>(topology.client.netns, name, args);
 
 /** A test that failed halfway (a kill -9 without its restart) leaves no daemon: the next one starts it. */
@@ -127,16 +105,6 @@ async function ensureDaemon(): Promise<void> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** Every balancer map of both families except counters and flow caches, hex, for before/after checks. */
 function kernelSnapshot(): Record<string, string[]> {

@@ -11,28 +11,23 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { enterNetns } from '../src/bpf';
 import { Dataplane } from '../src/dataplane/dataplane';
-import { LB, LbCounterCodec, decodePerCpuSum, encodeU32, bytesToIpv6 } from '../src/dataplane/abi';
+import { LB, encodeU32, bytesToIpv6 } from '../src/dataplane/abi';
 import { REASONS } from '../src/dataplane/types';
-import { buildFrame, bufferToMac, checksumProblems, ipToU32, IPPROTO_ICMP, u32ToIp } from '../src/dataplane/packet';
-import { buildFrame6, checksumProblems6, IPPROTO_ICMPV6 } from '../src/dataplane/packet6';
+import { buildFrame, bufferToMac, checksumProblems, ipToU32, IPPROTO_ICMP, u32ToIp, buildFrame6, checksumProblems6, IPPROTO_ICMPV6 } from '../src/dataplane/packet';
 import { lbMap } from '../src/dataplane/typed-map';
 import { createMaglevTable, SLOT_WORDS } from '../src/dataplane/maglev-tables';
 import { vipFilterBit } from '../src/dataplane/jhash';
 import { installService6 } from '../src/bench/v6-rows';
 import { kernelTestSkip } from './support/kernel-env';
+import { runWithVerdict, type XDP } from './support/verdict-run';
+import { enterV6TestRunNetns, removeV6TestRunNetns, type V6TestRunNetns } from './support/v6-testrun-netns';
 
-const NETNS = 'xlbp6';
-const IF = 'xlbp6-a';
-const PEER = 'xlbp6-ap';
 const LB_MAC = '02:00:00:b6:00:01';
 const CLIENT_MAC = '02:00:00:b6:00:0a';
 const BACKEND_MAC = '02:00:00:b6:01:11';
 const MTU4 = 1400;
 const MTU6 = 1380;
-const XDP = { drop: 1, pass: 2, tx: 3 } as const;
 
 const CLIENT4 = '198.18.1.10';
 const VIP4 = '198.18.100.1';       // NAT tcp/80 -> BACKEND4:8080, udp/53 -> BACKEND4:5353
@@ -44,15 +39,16 @@ const VIP6 = '2001:2:0:100::1';
 const VIP6_DSR = '2001:2:0:100::2';
 const BACKEND6 = '2001:2:0:2::11';
 
+/** namespace xlbp6, veth xlbp6-a / xlbp6-ap; the backends' networks behind routes of a locked, smaller MTU */
+const NET: V6TestRunNetns = {
+  ns: 'xlbp6', dev: 'xlbp6-a', mac: LB_MAC, peerMac: '02:00:00:b6:00:02',
+  addresses: ['198.18.1.1/24', '198.18.2.1/32', '2001:2:0:1::1/64', '2001:2:0:2::1/128'],
+  routes: [{ prefix: '198.18.2.0/24', mtuLock: MTU4 }, { prefix: '2001:2:0:2::/64', mtuLock: MTU6 }],
+  neighbours: { [CLIENT4]: CLIENT_MAC, [BACKEND4]: BACKEND_MAC, [CLIENT6]: CLIENT_MAC, [BACKEND6]: BACKEND_MAC },
+  ipv4Forwarding: true,
+};
+
 const skipReason = kernelTestSkip('the path MTU data-path test');
-
-function sh(cmd: string, args: string[], input?: string): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], timeout: 10_000 });
-}
-
-function cleanup(): void {
-  try { sh('ip', ['netns', 'del', NETNS]); } catch { /* not there */ }
-}
 
 /** An IPv4 service with one backend, as the reconciler writes it (services, vips, backends,
  * reverse for NAT, a one-backend Maglev table, the VIP's filter bit). */
@@ -83,25 +79,9 @@ describe('path MTU through a VIP: too big for the backend side (bpf/lb.o in netn
   let ifindex = 0;
 
   before(() => {
-    cleanup();
-    sh('ip', ['netns', 'add', NETNS]);
-    sh('ip', ['-n', NETNS, '-batch', '-'], [
-      `link add ${IF} address ${LB_MAC} type veth peer name ${PEER} address 02:00:00:b6:00:02`,
-      `link set ${IF} up`, `link set ${PEER} up`, 'link set lo up',
-      `addr add 198.18.1.1/24 dev ${IF}`, `addr add 198.18.2.1/32 dev ${IF}`,
-      `route add 198.18.2.0/24 dev ${IF} mtu lock ${MTU4}`,
-      `addr add 2001:2:0:1::1/64 dev ${IF} nodad`, `addr add 2001:2:0:2::1/128 dev ${IF} nodad`,
-      `route add 2001:2:0:2::/64 dev ${IF} mtu lock ${MTU6}`,
-      `neigh replace ${CLIENT4} lladdr ${CLIENT_MAC} dev ${IF} nud permanent`,
-      `neigh replace ${BACKEND4} lladdr ${BACKEND_MAC} dev ${IF} nud permanent`,
-      `neigh replace ${CLIENT6} lladdr ${CLIENT_MAC} dev ${IF} nud permanent`,
-      `neigh replace ${BACKEND6} lladdr ${BACKEND_MAC} dev ${IF} nud permanent`,
-    ].join('\n') + '\n');
-    sh('ip', ['netns', 'exec', NETNS, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
-    ifindex = (JSON.parse(sh('ip', ['-n', NETNS, '-j', 'link', 'show', IF])) as Array<{ ifindex: number }>)[0].ifindex;
-    restore = enterNetns(NETNS);
+    ({ ifindex, restore } = enterV6TestRunNetns(NET));
     dp = Dataplane.load({ hashSeed: 0x5eed });
-    dp.writeInterfaceMac(IF, ifindex);
+    dp.writeInterfaceMac(NET.dev, ifindex);
     installService4(dp, { id: 1, backendId: 11, vip: VIP4, port: 80, proto: 6, mode: 'nat', backend: BACKEND4, backendPort: 8080 });
     installService4(dp, { id: 2, backendId: 12, vip: VIP4, port: 53, proto: 17, mode: 'nat', backend: BACKEND4, backendPort: 5353 });
     installService4(dp, { id: 3, backendId: 13, vip: VIP4_DSR, port: 80, proto: 6, mode: 'dsr', backend: BACKEND4, backendPort: 0 });
@@ -113,24 +93,11 @@ describe('path MTU through a VIP: too big for the backend side (bpf/lb.o in netn
   after(() => {
     dp?.close();
     restore();
-    cleanup();
+    removeV6TestRunNetns(NET);
   });
 
-  const verdicts = (): number[] => {
-    const m = dp!.map('verdict_stats');
-    return Array.from({ length: LB.REASON_COUNT * LB.ACTION_SLOTS }, (_, i) => decodePerCpuSum(LbCounterCodec, m.lookup(encodeU32(i))!).packets);
-  };
-
   /** Runs `frame`; asserts the action and that exactly one verdict {reason, action} was counted. */
-  function run(frame: Buffer, action: keyof typeof XDP, reason: (typeof REASONS)[number]): Buffer {
-    const before = verdicts();
-    const res = dp!.program.testRun(frame, { ingressIfindex: ifindex });
-    const after = verdicts();
-    const moved = after.map((v, i) => v - before[i]).flatMap((d, i) => (d ? [`${REASONS[Math.floor(i / LB.ACTION_SLOTS)]}/${i % LB.ACTION_SLOTS}`] : []));
-    assert.deepEqual(moved, [`${reason}/${XDP[action]}`], 'one verdict, this reason');
-    assert.equal(res.retval, XDP[action]);
-    return res.data;
-  }
+  const run = (frame: Buffer, action: keyof typeof XDP, reason: (typeof REASONS)[number]): Buffer => runWithVerdict(dp!, ifindex, frame, action, reason);
 
   const toLb = { dst: LB_MAC, src: CLIENT_MAC };
   const toClient = { dst: CLIENT_MAC, src: LB_MAC };
@@ -184,11 +151,11 @@ describe('path MTU through a VIP: too big for the backend side (bpf/lb.o in netn
   const frame6 = (dst: string, proto: 6 | 17, dport: number, length: number): Buffer => {
     const payload = Buffer.alloc(length - 40 - (proto === 6 ? 20 : 8), 0xa5);
     const l4 = proto === 6 ? { tcp: { sport: 40001, dport, flags: 0x18, payload } } : { udp: { sport: 40001, dport, payload } };
-    return buildFrame6({ eth: toLb, ip6: { src: CLIENT6, dst, hopLimit: 64, trafficClass: 0x28, flowLabel: 0x12345 }, ...l4 });
+    return buildFrame6({ eth: toLb, ip: { src: CLIENT6, dst, hopLimit: 64, trafficClass: 0x28, flowLabel: 0x12345 }, ...l4 });
   };
   /** Packet Too Big from the VIP with the MTU, quoting the packet as sent up to 1232 bytes. */
   const tooBig6 = (sent: Buffer, vip: string, mtu: number): Buffer =>
-    buildFrame6({ eth: toClient, ip6: { src: vip, dst: CLIENT6, hopLimit: 64 },
+    buildFrame6({ eth: toClient, ip: { src: vip, dst: CLIENT6, hopLimit: 64 },
       icmp6: { type: 2, code: 0, rest: mtu, payload: sent.subarray(14, 14 + Math.min(sent.length - 14, 1232)) } });
 
   test('IPv6 NAT66 TCP one byte over the route MTU: Packet Too Big from the VIP (MTU 1380), quoting the packet as the client sent it', () => {

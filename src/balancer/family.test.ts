@@ -15,10 +15,9 @@ import { Dataplane, MAP_NAMES } from '../dataplane/dataplane';
 import { typedLbMap } from '../dataplane/typed-map';
 import { LB, decodeU32, encodeU32 } from '../dataplane/abi';
 import { serviceSlotIndex, serviceSlotIndex6, vipFilterBit6, vipFilterWords, vipFilterWords6 } from '../dataplane/jhash';
-import { buildFrame6, checksumProblems6 } from '../dataplane/packet6';
 import { kernelTestSkip } from '../../test/support/kernel-env';
 import { enterV6TestRunNetns, removeV6TestRunNetns } from '../../test/support/v6-testrun-netns';
-import { ipToU32 } from '../dataplane/packet';
+import { buildFrame6, checksumProblems6, ipToU32 } from '../dataplane/packet';
 import { createMaglevTable, readMaglevTable, writeMaglevSlotsFlat } from '../dataplane/maglev-tables';
 import type { DataplaneBackend, DataplaneState } from '../dataplane/types';
 import { Balancer } from './balancer';
@@ -534,8 +533,8 @@ describe('a frame to an IPv6 service is forwarded the same with and without its 
 
   test('NAT66 TCP and DSR UDP: the reconciler wrote the slots; emptied, services6 answers with the same bytes', () => {
     const frames = [
-      ...Array.from({ length: 24 }, (_, i) => buildFrame6({ eth: { dst: LB_MAC, src: CLIENT_MAC }, ip6: { src: CLIENT, dst: VIP }, tcp: { sport: 42000 + i, dport: 80, flags: 0x18, payload: Buffer.from('slot6') } })),
-      buildFrame6({ eth: { dst: LB_MAC, src: CLIENT_MAC }, ip6: { src: CLIENT, dst: VIP }, udp: { sport: 5300, dport: 53, payload: Buffer.from('q') } }),
+      ...Array.from({ length: 24 }, (_, i) => buildFrame6({ eth: { dst: LB_MAC, src: CLIENT_MAC }, ip: { src: CLIENT, dst: VIP }, tcp: { sport: 42000 + i, dport: 80, flags: 0x18, payload: Buffer.from('slot6') } })),
+      buildFrame6({ eth: { dst: LB_MAC, src: CLIENT_MAC }, ip: { src: CLIENT, dst: VIP }, udp: { sport: 5300, dport: 53, payload: Buffer.from('q') } }),
     ];
     const run = () => frames.map((f) => {
       const r = dp!.program.testRun(f, { ingressIfindex: ifindex });

@@ -19,8 +19,7 @@ import { BpfObject, enterNetns, repoRoot, type Program } from '../bpf';
 import { Dataplane } from '../dataplane/dataplane';
 import { Balancer } from '../balancer/balancer';
 import type { DataplaneBackend, DataplaneState } from '../dataplane/types';
-import { buildFrame, ipToU32, u32ToIp, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../dataplane/packet';
-import { buildFrame6 } from '../dataplane/packet6';
+import { buildFrame, ipToU32, u32ToIp, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, buildFrame6 } from '../dataplane/packet';
 import { run } from './exec';
 import { createNamespace, createVeth, deleteNamespace, setSysctls } from './netns';
 import { summarize, type Summary } from './stats';
@@ -125,11 +124,11 @@ function packetCases(): PacketCase[] {
     { name: 'DSR', action: 3, frame: buildFrame({ eth, ip: { src: CLIENT, dst: VIP_DSR, proto: IPPROTO_TCP }, tcp: { sport: 40000, dport: 80, flags: 0x18, payload } }) },
     { name: 'ICMP echo', action: 3, frame: buildFrame({ eth, ip: { src: CLIENT, dst: VIP_NAT, proto: IPPROTO_ICMP }, icmp: { type: 8, rest: 0x00010001, payload } }) },
     // IPv6: the same classes (frames as long as their IPv4 siblings' L4 part).
-    { name: 'v6 NAT TCP', action: 3, frame: buildFrame6({ eth, ip6: { src: CLIENT6, dst: VIP6_NAT }, tcp: { sport: 40000, dport: 80, flags: 0x18, payload } }) },
-    { name: 'v6 NAT UDP', action: 3, frame: buildFrame6({ eth, ip6: { src: CLIENT6, dst: VIP6_NAT }, udp: { sport: 40000, dport: 53, payload } }) },
-    { name: 'v6 reverse NAT', action: 3, frame: buildFrame6({ eth, ip6: { src: backendIp6(1), dst: CLIENT6 }, tcp: { sport: 80, dport: 40000, flags: 0x12, payload } }) },
-    { name: 'v6 DSR', action: 3, frame: buildFrame6({ eth, ip6: { src: CLIENT6, dst: VIP6_DSR }, tcp: { sport: 40000, dport: 80, flags: 0x18, payload } }) },
-    { name: 'v6 ICMPv6 echo', action: 3, frame: buildFrame6({ eth, ip6: { src: CLIENT6, dst: VIP6_NAT }, icmp6: { type: 128, rest: 0x00010001, payload } }) },
+    { name: 'v6 NAT TCP', action: 3, frame: buildFrame6({ eth, ip: { src: CLIENT6, dst: VIP6_NAT }, tcp: { sport: 40000, dport: 80, flags: 0x18, payload } }) },
+    { name: 'v6 NAT UDP', action: 3, frame: buildFrame6({ eth, ip: { src: CLIENT6, dst: VIP6_NAT }, udp: { sport: 40000, dport: 53, payload } }) },
+    { name: 'v6 reverse NAT', action: 3, frame: buildFrame6({ eth, ip: { src: backendIp6(1), dst: CLIENT6 }, tcp: { sport: 80, dport: 40000, flags: 0x12, payload } }) },
+    { name: 'v6 DSR', action: 3, frame: buildFrame6({ eth, ip: { src: CLIENT6, dst: VIP6_DSR }, tcp: { sport: 40000, dport: 80, flags: 0x18, payload } }) },
+    { name: 'v6 ICMPv6 echo', action: 3, frame: buildFrame6({ eth, ip: { src: CLIENT6, dst: VIP6_NAT }, icmp6: { type: 128, rest: 0x00010001, payload } }) },
   ];
 }
 
