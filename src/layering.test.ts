@@ -93,12 +93,24 @@ test('only src/api and src/cli import from src/api (their test files too; test/ 
   assert.deepEqual(offenders, [], 'domain types and errors live in src/domain; the daemon process is wired in src/cli/daemon-process.ts');
 });
 
-test('src/domain imports only the types of the layers below it (bpf, dataplane)', () => {
+test('src/domain imports only the types of the layers below it (bpf, dataplane), and the address codec', () => {
   const allowed = new Set(['domain', 'bpf', 'dataplane']);   // type-only: trace events, stats, program and map info
-  const offenders = importsOf(SRC, (file) => layerOf(file, SRC) === 'domain')
+  // The one value it takes from below: the address text <-> bytes codec (a leaf without imports,
+  // in src/dataplane because src/dataplane, which needs it, cannot import src/domain).
+  const valueImports = new Set([path.join('dataplane', 'address-text')]);
+  const domainFiles = (file: string) => layerOf(file, SRC) === 'domain';
+  const offenders = importsOf(SRC, domainFiles)
     .filter((i) => !allowed.has(i.to.split(path.sep)[0]))
     .map((i) => `${i.from} imports ${i.specifier}`);
   assert.deepEqual(offenders, []);
+  const values = sourceFiles(path.join(SRC, 'domain')).flatMap((file) => fs.readFileSync(file, 'utf8')
+    .split('\n').filter((line) => /^import (?!type )/.test(line) && /from '\.\.\//.test(line))
+    .map((line) => ({ file: path.relative(SRC, file), to: /from '\.\.\/([^']+)'/.exec(line)![1] })))
+    .filter((i) => !i.file.endsWith('.test.ts') && !valueImports.has(i.to))
+    .map((i) => `${i.file} imports a value from ../${i.to}`);
+  assert.deepEqual(values, [], 'src/domain takes only types from below (and the address codec)');
+  const codec = fs.readFileSync(path.join(SRC, 'dataplane', 'address-text.ts'), 'utf8');
+  assert.deepEqual(relativeImports(path.join(SRC, 'dataplane', 'address-text.ts'), codec), [], 'the address codec is a leaf');
 });
 
 test('no circle of folders in src/ (test files aside)', (t) => {

@@ -43,7 +43,7 @@ describe('IPv6 frame helpers (src/dataplane/packet.ts)', () => {
     ];
     for (const [text, canon] of cases) assert.equal(bufferToIp6(ip6ToBuffer(text)), canon, text);
     for (const bad of ['', '1::2::3', '12345::', '1:2:3:4:5:6:7:8:9', 'g::1', '::1.2.3', '1:2:3:4:5:6:7']) {
-      assert.throws(() => ip6ToBuffer(bad), /invalid IPv6 address/, bad);
+      assert.throws(() => ip6ToBuffer(bad), (e: Error) => e.message.includes(`"${bad}"`), bad);
     }
   });
 

@@ -17,7 +17,7 @@ import { LB, decodeU32, encodeU32 } from '../dataplane/abi';
 import { serviceSlotIndex, serviceSlotIndex6, vipFilterBit6, vipFilterWords, vipFilterWords6 } from '../dataplane/jhash';
 import { kernelTestSkip } from '../../test/support/kernel-env';
 import { enterV6TestRunNetns, removeV6TestRunNetns } from '../../test/support/v6-testrun-netns';
-import { buildFrame6, checksumProblems6, ipToU32 } from '../dataplane/packet';
+import { ETH_P_IPV6, buildFrame6, checksumProblems6, ipToU32 } from '../dataplane/packet';
 import { createMaglevTable, readMaglevTable, writeMaglevSlotsFlat } from '../dataplane/maglev-tables';
 import type { DataplaneBackend, DataplaneState } from '../dataplane/types';
 import { Balancer } from './balancer';
@@ -551,7 +551,11 @@ describe('a frame to an IPv6 service is forwarded the same with and without its 
     const withSlot = run();
     const backends = new Set(withSlot.slice(0, 24).map((f) => f.subarray(14 + 24, 14 + 40).toString('hex')));
     assert.equal(backends.size, 2, 'both NAT backends get flows');
-    for (const f of withSlot) assert.deepEqual(checksumProblems6(f), []);
+    for (const f of withSlot) {
+      // checksumProblems6 says [] of a frame that is not IPv6 at all: make sure it is.
+      assert.equal(f.readUInt16BE(12), ETH_P_IPV6, 'an IPv6 frame out (EtherType 0x86dd)');
+      assert.deepEqual(checksumProblems6(f), []);
+    }
     assert.equal(withSlot[24].readUInt16BE(14 + 40 + 2), 53, 'DSR keeps the port');
     for (const index of indexes) slots.update(encodeU32(index), Buffer.alloc(FAMILY6.slotSize));
     const without = run();

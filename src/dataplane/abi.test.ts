@@ -145,7 +145,8 @@ describe('codecs', () => {
     assert.equal(bytesToIpv6(Buffer.from('00000000000000000000ffffc6120001', 'hex')), '::ffff:c612:1');
     for (const bad of ['', ':', ':::', '1:2:3:4:5:6:7', '1:2:3:4:5:6:7:8:9', '1::2::3', '12345::', 'g::1', '::1.2.3', '::01.2.3.4',
       '1.2.3.4::', '1:2:3:4:5:6:7::8:9', 'fe80::1%eth0', '2001:2::/48', ' ::1']) {
-      assert.throws(() => ipv6ToBytes(bad), /is not an IPv6 address/, JSON.stringify(bad));
+      // the one codec's reason, naming the bad text (address-text.ts)
+      assert.throws(() => ipv6ToBytes(bad), (e: Error) => e.message.includes(`"${bad}"`), JSON.stringify(bad));
     }
     const key = { vip: '2001:2::10', port: 443, proto: 6 };
     const enc = LbService6KeyCodec.encode({ ...key, vip: '2001:0002::0010' });

@@ -13,6 +13,7 @@ import * as os from 'node:os';
 import {
   LB, LB_LAYOUTS, type FieldKind, type LbStructName, type LbStructs, type StructLayout,
 } from './lb.generated';
+import { ipv6ToBytes, bytesToIpv6 } from './address-text';
 
 const HOST_LE = os.endianness() === 'LE';
 
@@ -66,67 +67,11 @@ export function bytesToIpv4(buf: Buffer, offset = 0): string {
 }
 
 /**
- * Any valid RFC 4291 text form of an IPv6 address (hex groups, one `::`, an optional dotted IPv4
- * tail; no zone, no prefix) -> its 16 network-order bytes.
- * @throws Error naming the bad address
+ * lb_in6 text <-> bytes: the one IPv6 codec (address-text.ts, also behind src/domain/address.ts).
+ * ipv6ToBytes takes any RFC 4291 text form and throws a one-line reason naming the bad text;
+ * bytesToIpv6(buf, offset) gives the canonical RFC 5952 text.
  */
-export function ipv6ToBytes(address: string): Buffer {
-  const bad = (): never => { throw new Error(`abi: "${address}" is not an IPv6 address`); };
-  if (typeof address !== 'string' || address.length > 45 || !/^[0-9A-Fa-f:.]+$/.test(address)) bad();
-  const halves = address.split('::');
-  if (halves.length > 2) bad();
-  const groups = (text: string, last: boolean): number[] => {
-    if (text === '') return [];
-    const parts = text.split(':');
-    const out: number[] = [];
-    parts.forEach((part, i) => {
-      if (last && i === parts.length - 1 && part.includes('.')) {
-        if (!/^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/.test(part)) bad();
-        const v4 = ipv4ToBytes(part);
-        out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
-        return;
-      }
-      if (!/^[0-9A-Fa-f]{1,4}$/.test(part)) bad();
-      out.push(parseInt(part, 16));
-    });
-    return out;
-  };
-  let words: number[];
-  try {
-    if (halves.length === 2) {
-      const head = groups(halves[0], false);
-      const tail = groups(halves[1], true);
-      if (head.length + tail.length > 7) bad();
-      words = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
-    } else {
-      words = groups(address, true);
-      if (words.length !== 8) bad();
-    }
-  } catch {
-    return bad();
-  }
-  const buf = Buffer.alloc(16);
-  words.forEach((w, i) => buf.writeUInt16BE(w, i * 2));
-  return buf;
-}
-
-/** 16 network-order bytes -> the canonical text form (RFC 5952: lower case, no leading zeros,
- * the longest run of two or more zero groups as `::`, the first on a tie; no dotted tail). */
-export function bytesToIpv6(buf: Buffer, offset = 0): string {
-  const words = Array.from({ length: 8 }, (_, i) => buf.readUInt16BE(offset + i * 2));
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (words[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(':');
-  if (best < 0) return hex(words);
-  return `${hex(words.slice(0, best))}::${hex(words.slice(best + bestLen))}`;
-}
+export { ipv6ToBytes, bytesToIpv6 } from './address-text';
 
 /** Any valid IPv6 text -> its canonical form. @throws Error naming the bad address */
 export function canonicalIpv6(address: string): string {

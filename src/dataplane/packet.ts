@@ -3,6 +3,7 @@
  * Builders write exactly what they are told (arbitrary IHL, total length, fragment bits,
  * checksums), so tests can craft malformed packets; checksums default to the correct value.
  */
+import { ipv6ToBytes as ip6ToBuffer, bytesToIpv6 as bufferToIp6 } from './address-text';
 
 export const ETH_P_IP = 0x0800;
 export const ETH_P_ARP = 0x0806;
@@ -401,64 +402,11 @@ export const IPPROTO_NONE = 59;
 export const IPPROTO_DSTOPTS = 60;
 
 /**
- * Parses IPv6 text (RFC 4291 2.2: hex groups, one `::`, an optional dotted IPv4 tail) into its
- * 16 bytes. @throws Error naming the text on anything else.
+ * IPv6 text (any RFC 4291 form) -> its 16 bytes, and 16 bytes -> the canonical RFC 5952 text:
+ * the one codec of address-text.ts under this module's names (its frame builders and parsers,
+ * and the tests that craft frames, use them). ip6ToBuffer throws a reason naming the bad text.
  */
-export function ip6ToBuffer(text: string): Buffer {
-  const bad = () => new Error(`invalid IPv6 address: ${JSON.stringify(text)}`);
-  if (typeof text !== 'string' || text.length === 0 || text.length > 45) throw bad();
-  let groups: number[] = [];
-  const halves = text.split('::');
-  if (halves.length > 2) throw bad();
-  const parseSide = (side: string, last: boolean): number[] => {
-    if (side === '') return [];
-    const parts = side.split(':');
-    const out: number[] = [];
-    parts.forEach((p, i) => {
-      if (last && i === parts.length - 1 && p.includes('.')) {
-        const v4 = ipToU32(p);
-        out.push(v4 >>> 16, v4 & 0xffff);
-        return;
-      }
-      if (!/^[0-9a-f]{1,4}$/i.test(p)) throw bad();
-      out.push(parseInt(p, 16));
-    });
-    return out;
-  };
-  try {
-    if (halves.length === 2) {
-      const head = parseSide(halves[0], false);
-      const tail = parseSide(halves[1], true);
-      if (head.length + tail.length > 7) throw bad();
-      groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
-    } else {
-      groups = parseSide(text, true);
-      if (groups.length !== 8) throw bad();
-    }
-  } catch {
-    throw bad();
-  }
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(g, i * 2));
-  return out;
-}
-
-/** The canonical text of 16 address bytes (RFC 5952: lower case, the longest run of >= 2 zero groups as `::`, the first on a tie). */
-export function bufferToIp6(buf: Buffer): string {
-  if (buf.length < 16) throw new Error(`bufferToIp6: ${buf.length} bytes, need 16`);
-  const g = Array.from({ length: 8 }, (_, i) => buf.readUInt16BE(i * 2));
-  let best = -1; let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
-  if (best < 0) return hex(g);
-  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
-}
+export { ipv6ToBytes as ip6ToBuffer, bytesToIpv6 as bufferToIp6 } from './address-text';
 
 /** Sum of the IPv6 pseudo-header (RFC 8200 8.1): addresses, upper-layer length, next header. */
 function pseudoHeaderSum6(src: Buffer, dst: Buffer, proto: number, length: number): number {

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import {
   labTopology, labHosts, findHost, isLabNetns, validatePrefix, backendAddress, isLabVip,
   DEFAULT_DSR_VIPS, DEFAULT_DSR_VIPS6, MAX_BACKENDS, TEST_LAB_PREFIX, backendAddress6, isLabVip6, isLabAddress6,
-  canonicalIpv6, ipv6Groups, isIpv6Text,
+  ipv6Groups, isIpv6Text,
 } from './topology';
+import { canonicalAddress } from '../domain/address';
 
 function inBenchmarkRange(address: string): boolean {
   const [a, b] = address.split('.').map(Number);
@@ -64,7 +65,7 @@ describe('lab topology', () => {
       const [address, len] = cidr.split('/');
       assert.ok(isLabAddress6(address), address);
       assert.equal(len, '64');
-      assert.equal(canonicalIpv6(address), address, `${address} is canonical`);
+      assert.equal(canonicalAddress(address), address, `${address} is canonical`);
     }
     for (const v of t.loopbackVips.filter(isIpv6Text)) assert.ok(isLabVip6(v), v);
     assert.equal(t.client.address6, '2001:2::2');
@@ -83,10 +84,10 @@ describe('lab topology', () => {
     assert.equal(ipv6Groups('198.18.0.1'), undefined);
     assert.equal(ipv6Groups('::ffff:1.2.3.4'), undefined, 'no dotted tail in the lab');
     assert.equal(ipv6Groups('2001:2::1::2'), undefined);
-    assert.equal(canonicalIpv6('2001:DB8:0:0:1:0:0:1'), '2001:db8::1:0:0:1', 'first of two equal runs');
-    assert.equal(canonicalIpv6('2001:2:0:1:0:0:0:11'), '2001:2:0:1::11');
-    assert.equal(canonicalIpv6('2001:2:0:1:1:1:1:1'), '2001:2:0:1:1:1:1:1', 'a single zero group stays');
-    assert.equal(canonicalIpv6('0:0:0:0:0:0:0:1'), '::1');
+    assert.equal(canonicalAddress('2001:DB8:0:0:1:0:0:1'), '2001:db8::1:0:0:1', 'first of two equal runs');
+    assert.equal(canonicalAddress('2001:2:0:1:0:0:0:11'), '2001:2:0:1::11');
+    assert.equal(canonicalAddress('2001:2:0:1:1:1:1:1'), '2001:2:0:1:1:1:1:1', 'a single zero group stays');
+    assert.equal(canonicalAddress('0:0:0:0:0:0:0:1'), '::1');
     assert.equal(isLabVip6('2001:2:0:100::1'), true);
     assert.equal(isLabVip6('2001:2:0:100::'), false, 'the subnet itself');
     assert.equal(isLabVip6('2001:2:0:101::1'), false);

@@ -9,7 +9,8 @@
  * (client 2001:2::/64, backends 2001:2:0:1::/64, VIPs 2001:2:0:100::/64). Every namespace and
  * interface name starts with the lab prefix, so `lab down` can remove exactly what `lab up` made.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4 } from 'node:net';
+import { canonicalAddress, tryParseAddress } from '../domain/address';
 
 /** The real lab's prefix (demo, manual use). */
 export const DEFAULT_LAB_PREFIX = 'xlb';
@@ -141,32 +142,15 @@ export function isLabVip(address: string): boolean {
   return m !== null && Number(m[1]) >= 1 && Number(m[1]) <= 254;
 }
 
-/** The 8 groups of an IPv6 address as numbers, or undefined when it is not IPv6 text (no dotted tail). */
+/**
+ * The 8 groups of an IPv6 address as numbers (parsed by src/domain/address.ts), or undefined
+ * when it is not IPv6 text or has a dotted IPv4 tail (the lab writes none).
+ */
 export function ipv6Groups(address: string): number[] | undefined {
-  if (typeof address !== 'string' || !isIPv6(address) || address.includes('.') || address.includes('%')) return undefined;
-  const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
-  const left = head ? head.split(':') : [];
-  const right = tail === undefined ? [] : tail ? tail.split(':') : [];
-  const zeros = tail === undefined ? 0 : 8 - left.length - right.length;
-  return [...left, ...Array(zeros).fill('0'), ...right].map((g) => parseInt(g, 16));
-}
-
-/** Canonical (RFC 5952) text of an IPv6 address; undefined when it is not IPv6 text. */
-export function canonicalIpv6(address: string): string | undefined {
-  const g = ipv6Groups(address);
-  if (!g) return undefined;
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  if (typeof address !== 'string' || address.includes('.')) return undefined;
+  const parsed = tryParseAddress(address);
+  if ('error' in parsed || parsed.family !== 6) return undefined;
+  return Array.from({ length: 8 }, (_, i) => parsed.bytes.readUInt16BE(i * 2));
 }
 
 /** Whether an address lies inside the IPv6 VIP subnet 2001:2:0:100::/64 (not its all-zero host part). */
@@ -201,7 +185,7 @@ export function labTopology(options: TopologyOptions = {}): LabTopology {
   if (mode !== 'nat' && mode !== 'dsr') throw new Error(`lab mode ${JSON.stringify(mode)} must be "nat" or "dsr"`);
   const vips = [...(options.vips ?? [...DEFAULT_DSR_VIPS, ...DEFAULT_DSR_VIPS6])].map((vip) => {
     if (isLabVip(vip)) return vip;
-    if (isLabVip6(vip)) return canonicalIpv6(vip)!;
+    if (isLabVip6(vip)) return canonicalAddress(vip);
     throw new Error(`VIP ${JSON.stringify(vip)} must be a host address in ${VIP_SUBNET} or ${VIP_SUBNET6}`);
   });
 
