@@ -3,7 +3,7 @@
  * xlbd6-a/xlbd6-ap with the client and backend /64s of 2001:2::/48 and permanent neighbours, so
  * bpf_fib_lookup AF_INET6 answers): every main path once, output frames checked field by field
  * with checksums recomputed from scratch, verdicts by their verdict_stats row. IPv6 rows are
- * written as the control plane writes them (src/bench/v6-rows.ts).
+ * written as the control plane writes them (test/support/v6-rows.ts).
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +15,7 @@ import { flowHash6, flowCacheHash6, serviceSlotIndex6 } from '../src/dataplane/j
 import { lbMap } from '../src/dataplane/typed-map';
 import { createMaglevTable, SLOT_WORDS } from '../src/dataplane/maglev-tables';
 import { buildMaglevTable } from '../src/balancer/maglev';
-import { installService6, type Service6Row } from '../src/bench/v6-rows';
+import { installService6, type Service6Row } from './support/v6-rows';
 import { kernelTestSkip } from './support/kernel-env';
 import { runWithVerdict, type XDP } from './support/verdict-run';
 import { enterV6TestRunNetns, removeV6TestRunNetns, type V6TestRunNetns } from './support/v6-testrun-netns';

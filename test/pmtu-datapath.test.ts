@@ -18,7 +18,7 @@ import { buildFrame, bufferToMac, checksumProblems, ipToU32, IPPROTO_ICMP, u32To
 import { lbMap } from '../src/dataplane/typed-map';
 import { createMaglevTable, SLOT_WORDS } from '../src/dataplane/maglev-tables';
 import { vipFilterBit } from '../src/dataplane/jhash';
-import { installService6 } from '../src/bench/v6-rows';
+import { installService6 } from './support/v6-rows';
 import { kernelTestSkip } from './support/kernel-env';
 import { runWithVerdict, type XDP } from './support/verdict-run';
 import { enterV6TestRunNetns, removeV6TestRunNetns, type V6TestRunNetns } from './support/v6-testrun-netns';

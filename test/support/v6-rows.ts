@@ -6,12 +6,13 @@
  * `bench prog`) writes IPv6 services through the reconciler (src/balancer/reconciler.ts), which
  * allocates its own ids; these rows are what it writes for such a service.
  */
-import type { BpfMap } from '../bpf';
-import { buildMaglevTable } from '../balancer/maglev';
-import { LB, encodeU32, canonicalIpv6 } from '../dataplane/abi';
-import { createMaglevTable, SLOT_WORDS } from '../dataplane/maglev-tables';
-import { lbMap } from '../dataplane/typed-map';
-import { serviceSlotIndex6, vipFilterBit6 } from '../dataplane/jhash';
+import type { BpfMap } from '../../src/bpf';
+import { buildMaglevTable } from '../../src/balancer/maglev';
+import { LB, encodeU32, canonicalIpv6 } from '../../src/dataplane/abi';
+import { createMaglevTable, SLOT_WORDS } from '../../src/dataplane/maglev-tables';
+import { lbMap } from '../../src/dataplane/typed-map';
+import { serviceSlotIndex6, vipFilterBit6 } from '../../src/dataplane/jhash';
+import { joinHostPort } from '../../src/domain/address';
 
 export interface Backend6Row { id: number; ip: string; port: number }
 export interface Service6Row {
@@ -60,7 +61,7 @@ export function installService6(dp: MapSource, svc: Service6Row, opts: Install6O
     backends6.set(b.id, { ip: b.ip, port: b.port, flags: LB.BACKEND_F_ACTIVE, mode, serviceId: svc.id, vip, vport: svc.port, proto: svc.proto });
     if (mode === LB.MODE_NAT) reverse6.set({ ip: b.ip, port: b.port || svc.port, proto: svc.proto }, { vip, vport: svc.port, serviceId: svc.id, backendId: b.id });
   }
-  const indexes = buildMaglevTable(svc.backends.map((b) => ({ key: `[${canonicalIpv6(b.ip)}]:${b.port}`, weight: 1 })), svc.tableSize);
+  const indexes = buildMaglevTable(svc.backends.map((b) => ({ key: joinHostPort(canonicalIpv6(b.ip), b.port), weight: 1 })), svc.tableSize);
   const flat = new Uint32Array(svc.tableSize * SLOT_WORDS);
   for (let s = 0; s < indexes.length; s++) flat[s * SLOT_WORDS] = svc.backends[indexes[s]].id;
   const table = createMaglevTable(flat);
