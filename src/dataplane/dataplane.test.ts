@@ -216,6 +216,9 @@ describe('Dataplane on the real kernel', () => {
 
   test('attach pins the link; replaceProgram swaps the program in place, reusing the maps', () => {
     sh('ip', 'netns', 'add', NETNS);
+    // No IPv6 here: the kernel's own router solicitations and MLD reports on the new veth would
+    // reach the program beside the test's frames (counted as other_mac).
+    sh('ip', 'netns', 'exec', NETNS, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1');
     sh('ip', 'netns', 'exec', NETNS, 'ip', 'link', 'add', 'xlbt-dv-p0', 'type', 'veth', 'peer', 'name', 'xlbt-dv-p1');
     sh('ip', 'netns', 'exec', NETNS, 'ip', 'link', 'set', 'xlbt-dv-p0', 'up');
     sh('ip', 'netns', 'exec', NETNS, 'ip', 'link', 'set', 'xlbt-dv-p1', 'up');
