@@ -8,21 +8,30 @@
 
 #define FLOW_HASH6_SALT 0x60000000 /* a v6 flow's Maglev hash never equals a v4 flow's with equal words */
 
-/* fold6: the xor of the address's four words, each in host order. */
+/* fold6: the xor of the address's four words, each in host order (xor commutes with the byte
+ * swap: one swap of the xor of the words as loaded). */
 static __always_inline __u32 fold6(const lb_in6 *a)
 {
-	return bpf_ntohl(a->w[0]) ^ bpf_ntohl(a->w[1]) ^ bpf_ntohl(a->w[2]) ^ bpf_ntohl(a->w[3]);
+	return bpf_ntohl(a->w[0] ^ a->w[1] ^ a->w[2] ^ a->w[3]);
 }
 
-/* The Maglev flow hash of an IPv6 flow (docs/datapath.md "IPv6"): jhash_3words over the folded
- * addresses and the ports (TCP/UDP, proto in the seed) or proto, seed salted. */
+/* The Maglev flow hash of an IPv6 flow from its folded addresses (fold6 of each; the packet path
+ * folds each address once): jhash_3words over the folded addresses and the ports (TCP/UDP, proto
+ * in the seed) or proto, seed salted (docs/datapath.md "IPv6"). */
+static __always_inline __u32 flow_hash6_folded(__u32 fsaddr, __u32 fdaddr, __be16 sport, __be16 dport,
+					       __u8 proto, __u32 seed)
+{
+	if (proto == 6 || proto == 17)
+		return jhash_3words(fsaddr, fdaddr, ((__u32)bpf_ntohs(sport) << 16) | bpf_ntohs(dport),
+				    seed ^ proto ^ FLOW_HASH6_SALT);
+	return jhash_3words(fsaddr, fdaddr, proto, seed ^ FLOW_HASH6_SALT);
+}
+
+/* The Maglev flow hash of an IPv6 flow. */
 static __always_inline __u32 flow_hash6(const lb_in6 *saddr, const lb_in6 *daddr, __be16 sport, __be16 dport,
 					__u8 proto, __u32 seed)
 {
-	if (proto == 6 || proto == 17)
-		return jhash_3words(fold6(saddr), fold6(daddr), ((__u32)bpf_ntohs(sport) << 16) | bpf_ntohs(dport),
-				    seed ^ proto ^ FLOW_HASH6_SALT);
-	return jhash_3words(fold6(saddr), fold6(daddr), proto, seed ^ FLOW_HASH6_SALT);
+	return flow_hash6_folded(fold6(saddr), fold6(daddr), sport, dport, proto, seed);
 }
 
 /* The flows6 hash: the 40-byte key as five u64 words as they sit in memory; the two words of

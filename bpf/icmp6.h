@@ -148,10 +148,10 @@ static __always_inline void nat66_icmp_error(struct packet *p, struct ipv6_fixed
 	if ((void *)(icmp + 1) > p->data_end)
 		return;
 	ip6->hop_limit--;
-	icmp_diff = csum_diff_in6(0, &ip6->daddr, &b->ip);
+	icmp_diff = csum_diff_in6(&ip6->daddr, &b->ip);
 	ip6->daddr = b->ip;
 
-	inner_diff = csum_diff_in6(0, &inner->saddr, &b->ip);
+	inner_diff = csum_diff_in6(&inner->saddr, &b->ip);
 	l4_diff = inner_diff;
 	icmp_diff += inner_diff;
 	inner->saddr = b->ip;
@@ -202,7 +202,7 @@ static __always_inline int icmp6_error_to_backend(struct packet *p)
 	    !same_in6(&inner->saddr, &p->flow6.daddr))
 		return verdict(p, XDP_DROP, LB_REASON_ICMP_UNSUPPORTED);
 
-	svc = find_service6(&inner->saddr, ports->source, inner->nexthdr);
+	svc = find_service6(&inner->saddr, fold6(&inner->saddr), ports->source, inner->nexthdr);
 	if (!svc)
 		return verdict(p, XDP_DROP, LB_REASON_NO_SERVICE);
 	p->service_id = svc->id;

@@ -15,6 +15,7 @@
 #include "csum.h"
 #include "jhash.h"
 #include "hash6.h"
+#include "fastmod.h"
 #include "parse6.h"
 
 #define AF_INET 2
@@ -77,8 +78,12 @@ struct packet {
 	__u32 ingress_ifindex;  /* read once: each ctx->ingress_ifindex is a chain of loads */
 	__u32 frame_len;
 	struct ethhdr *eth;
-	struct iphdr *ip;
-	struct ipv6_fixed *ip6;  /* IPv6 (family 6): the fixed header; ip is unset */
+	/* The network header of the packet's family (one slot: this frame sits under every call
+	 * chain, whose combined stack the verifier limits to 512 bytes). */
+	union {
+		struct iphdr *ip;        /* IPv4 */
+		struct ipv6_fixed *ip6;  /* IPv6 (family 6): the fixed header */
+	};
 	void *l4;               /* TCP/UDP/ICMP fixed header inside the frame, or NULL */
 	__u32 payload_len;      /* IP payload bytes according to tot_len */
 	__u8 has_ports;         /* l4 is a whole TCP/UDP header (ports in flow) */
@@ -234,7 +239,7 @@ static __always_inline void *pick_backend_of(struct packet *p, const struct lb_s
 	table = bpf_map_lookup_elem(&maglev, &svc->id);
 	if (!table || svc->table_size == 0)
 		return NULL;
-	slot = hash % svc->table_size;
+	slot = maglev_slot(hash, svc->table_size);    /* fastmod.h: hash % table_size */
 	value = bpf_map_lookup_elem(table, &slot);
 	if (!value)
 		return NULL;

@@ -8,22 +8,22 @@
 /* Included once by lb.bpf.c, after icmp.h. */
 
 /* False when the destination is surely not an IPv6 VIP (settings.vip_filter6). */
-static __always_inline int maybe_vip6(const struct packet *p)
+static __always_inline int maybe_vip6(const struct packet *p, __u32 fdaddr)
 {
-	__u32 bit = (__u32)(fold6(&p->flow6.daddr) * LB_VIP_FILTER_MUL) >> 24;
+	__u32 bit = (__u32)(fdaddr * LB_VIP_FILTER_MUL) >> 24;
 
 	return (p->settings->vip_filter6[(bit >> 5) & (LB_VIP_FILTER_WORDS - 1)] >> (bit & 31)) & 1;
 }
 
-/* The IPv6 service of exactly {vip, port, proto}: its service_slots6 copy when the slot holds it,
- * else the services6 hash map. */
-static __always_inline struct lb_service *lookup_service6(const lb_in6 *vip, __be16 port, __u8 proto)
+/* The IPv6 service of exactly {vip, port, proto} (fvip = fold6(vip)): its service_slots6 copy when
+ * the slot holds it, else the services6 hash map. */
+static __always_inline struct lb_service *lookup_service6(const lb_in6 *vip, __u32 fvip, __be16 port, __u8 proto)
 {
 	struct lb_service6_key key = {};
 	struct lb_service6_slot *slot;
 	__u32 index;
 
-	index = (fold6(vip) * (__u32)LB_SERVICE_SLOT_MUL ^
+	index = (fvip * (__u32)LB_SERVICE_SLOT_MUL ^
 		 (((__u32)bpf_ntohs(port) << 8) | proto) * (__u32)LB_SERVICE_SLOT_MUL2) >> (32 - LB_SERVICE_SLOTS_BITS);
 	slot = bpf_map_lookup_elem(&service_slots6, &index);
 	if (slot && same_in6(&slot->key.vip, vip) && slot->key.port == port && slot->key.proto == proto)
@@ -35,13 +35,13 @@ static __always_inline struct lb_service *lookup_service6(const lb_in6 *vip, __b
 }
 
 /* The IPv6 service of {vip, port, proto}, else the VIP's every-port service of proto. */
-static __always_inline struct lb_service *find_service6(const lb_in6 *vip, __be16 port, __u8 proto)
+static __always_inline struct lb_service *find_service6(const lb_in6 *vip, __u32 fvip, __be16 port, __u8 proto)
 {
-	struct lb_service *svc = lookup_service6(vip, port, proto);
+	struct lb_service *svc = lookup_service6(vip, fvip, port, proto);
 
 	if (svc || port == 0)
 		return svc;
-	return lookup_service6(vip, 0, proto);
+	return lookup_service6(vip, fvip, 0, proto);
 }
 
 /* A packet to an IPv6 VIP from a martian source, or from the VIP itself. */
@@ -53,8 +53,10 @@ static __always_inline int martian_to_vip6(const struct packet *p)
 #include "nat6.h"
 #include "icmp6.h"
 
-/* TCP/UDP to an IPv6 VIP with its service (or NULL): Maglev picks the backend; NAT66 or DSR. */
-static __always_inline int to_service6(struct packet *p, const struct lb_service *svc)
+/* TCP/UDP to an IPv6 VIP with its service (or NULL): Maglev picks the backend; NAT66 or DSR.
+ * fsaddr, fdaddr: fold6 of the flow's addresses. */
+static __always_inline int to_service6(struct packet *p, const struct lb_service *svc, __u32 fsaddr,
+				       __u32 fdaddr)
 {
 	const struct lb_flow_key6 *key = &p->flow6;
 	struct lb_backend6 *b;
@@ -66,7 +68,7 @@ static __always_inline int to_service6(struct packet *p, const struct lb_service
 	if (udp6_zero_checksum(p))
 		return verdict(p, XDP_DROP, LB_REASON_BAD_CHECKSUM);
 	p->service_id = svc->id;
-	b = pick_backend6(p, svc, key, flow_hash6(&key->saddr, &key->daddr, key->sport, key->dport, key->proto, hash_seed),
+	b = pick_backend6(p, svc, key, flow_hash6_folded(fsaddr, fdaddr, key->sport, key->dport, key->proto, hash_seed),
 			  p->syn, 1);
 	if (!b)
 		return verdict(p, XDP_DROP, LB_REASON_NO_BACKEND);
@@ -115,14 +117,16 @@ static __always_inline int take_ports6(struct packet *p, __u32 off, __u8 proto, 
  * enum xdp_action. */
 #define PROCESS6_ICMP_TO_VIP (-1)
 
-/* The IPv6 path, from the fixed header on. A subprogram: the IPv4 path's code stays as it was.
- * Every exit is a verdict, except PROCESS6_ICMP_TO_VIP. */
-static __noinline int process6(struct packet *p)
+/* The IPv6 path, from the fixed header on. Every exit is a verdict, except PROCESS6_ICMP_TO_VIP.
+ * Inlined into xdp_lb, not a subprogram: a BPF-to-BPF call and its return cost ~18 ns on a CPU
+ * whose kernel returns through a mitigation thunk (AMD's "Safe RET"), a third of the IPv6 path's
+ * cost in `xdplb bench prog` (docs/datapath.md "Calls on the packet path"). */
+static __always_inline int process6(struct packet *p)
 {
 	/* The cursor starts after the (untagged) Ethernet header again: taking the caller's by
 	 * address would keep it in memory on the IPv4 path too. */
 	struct cursor cur = { .pos = (void *)(long)p->ctx->data + sizeof(struct ethhdr), .end = p->data_end }, *c = &cur;
-	__u32 left, off;
+	__u32 left, off, fsaddr, fdaddr;
 	__u16 frag;
 	__u8 proto;
 	int nh, walk, vip, is_fragment, tcp_udp;
@@ -138,6 +142,9 @@ static __noinline int process6(struct packet *p)
 		return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
 	p->flow6.saddr = p->ip6->saddr;
 	p->flow6.daddr = p->ip6->daddr;
+	/* Each address folded once (the VIP filter, the service slot and the flow hash use them). */
+	fsaddr = fold6(&p->flow6.saddr);
+	fdaddr = fold6(&p->flow6.daddr);
 	if (nh == IPPROTO_TCP || nh == IPPROTO_UDP || nh == NH_ICMPV6) {
 		/* No extension header (the common case): no walk. */
 		walk = EXT6_OK;
@@ -159,15 +166,15 @@ static __noinline int process6(struct packet *p)
 	p->payload_len = left;
 	is_fragment = (frag & (FRAG6_OFFSET | FRAG6_MORE)) != 0;
 	tcp_udp = walk == EXT6_OK && (proto == IPPROTO_TCP || proto == IPPROTO_UDP);
-	vip = maybe_vip6(p);
+	vip = maybe_vip6(p, fdaddr);
 
 	/* Whole TCP/UDP packets: the exact service (a match proves a VIP), or a NAT66 reply. */
 	if (tcp_udp && !is_fragment && take_ports6(p, off, proto, left) == 0) {
 		if (!vip)
 			return from_backend6(p);
-		svc = find_service6(&p->flow6.daddr, p->flow6.dport, proto);
+		svc = find_service6(&p->flow6.daddr, fdaddr, p->flow6.dport, proto);
 		if (svc)
-			return to_service6(p, svc);
+			return to_service6(p, svc, fsaddr, fdaddr);
 	}
 
 	if (!vip || !bpf_map_lookup_elem(&vips6, &p->flow6.daddr)) {
@@ -212,7 +219,7 @@ static __noinline int process6(struct packet *p)
 		if (!p->has_ports)
 			return verdict(p, XDP_DROP, LB_REASON_MALFORMED);
 		/* The exact {vip, port, proto} missed above: only the every-port service is left. */
-		return to_service6(p, find_service6(&p->flow6.daddr, 0, proto));
+		return to_service6(p, find_service6(&p->flow6.daddr, fdaddr, 0, proto), fsaddr, fdaddr);
 	}
 	/* A whole ICMPv6 message (the checks above let nothing else through). */
 	p->l4 = l4_at6(p, off, sizeof(struct icmp6_fixed), left);
