@@ -233,16 +233,28 @@ static __always_inline void *pick_backend_of(struct packet *p, const struct lb_s
 					     __u32 hash, int syn, int remember, const int v6)
 {
 	void *b;
-	__u32 slot, id, *value;
+	__u32 slot, id, *value = NULL;
 	void *table;
 
-	table = bpf_map_lookup_elem(&maglev, &svc->id);
-	if (!table || svc->table_size == 0)
+	if (svc->table_size == 0)
 		return NULL;
 	slot = maglev_slot(hash, svc->table_size);    /* fastmod.h: hash % table_size */
-	value = bpf_map_lookup_elem(table, &slot);
-	if (!value)
-		return NULL;
+	/* A table of the default size is in maglev_std (maps.h): a fixed-size inner array, whose
+	 * lookup the verifier inlines. Else, or not there (pins of a build without maglev_std, a
+	 * table moving between the two), in maglev: tables of any size, a lookup is a call. */
+	if (svc->table_size == LB_MAGLEV_DEFAULT_SIZE) {
+		table = bpf_map_lookup_elem(&maglev_std, &svc->id);
+		if (table)
+			value = bpf_map_lookup_elem(table, &slot);
+	}
+	if (!value) {
+		table = bpf_map_lookup_elem(&maglev, &svc->id);
+		if (!table)
+			return NULL;
+		value = bpf_map_lookup_elem(table, &slot);
+		if (!value)
+			return NULL;
+	}
 	id = *value;
 	if (id & LB_SLOT_MOVED) {
 		id &= LB_SLOT_ID_MASK;

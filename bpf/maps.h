@@ -49,6 +49,28 @@ struct {
 	__array(values, struct maglev_table);
 } maglev SEC(".maps");
 
+/* maglev_std_table: template of the inner table of a service at the default size
+ * (LB_MAGLEV_DEFAULT_SIZE), every such table exactly that size: without BPF_F_INNER_MAP the
+ * verifier inlines a lookup in it (a few instructions) where a lookup in a maglev_table is a
+ * call to the kernel (~18 ns with a return thunk: docs/datapath.md "Calls on the packet path") */
+struct maglev_std_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAGLEV_DEFAULT_SIZE);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u32);
+};
+
+/* maglev_std: service id -> its inner table when the service's table has the default size (the
+ * program looks there first for such a service, then in maglev: pins of a build without
+ * maglev_std, or a table being moved between the two) */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, __u32);
+	__array(values, struct maglev_std_table);
+} maglev_std SEC(".maps");
+
 /* slot_marks: template of a service's transition marks, slot -> struct lb_slot_mark */
 struct slot_marks {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -47,12 +47,13 @@ function rawSnapshot(): string {
 
 /** The slots' backend ids of a service's installed Maglev table. */
 function tableIds(serviceId: number): number[] {
-  return withMap('maglev', (m) => {
-    const outer = m.lookup(encodeU32(serviceId));
+  {
+    // maglev_std holds a table of the default size, maglev any other (MaglevOuterMaps)
+    const outer = withMap('maglev_std', (m) => m.lookup(encodeU32(serviceId))) ?? withMap('maglev', (m) => m.lookup(encodeU32(serviceId)));
     if (!outer) return [];
     const words = readMaglevTable(outer)!;
     return Array.from({ length: words.length / SLOT_WORDS }, (_, i) => words[i * SLOT_WORDS] & LB.SLOT_ID_MASK);
-  });
+  }
 }
 
 /** What the kernel holds of one IPv6 service, checked against the API's view of it. */

@@ -20,6 +20,7 @@ import { labUp, labDown, readLabState } from '../src/lab/lab';
 import { startTraffic, type TrafficSummary } from '../src/lab/traffic';
 import { BpfMap } from '../src/bpf';
 import { LB, LbBackendCodec, LbServiceCodec, LbServiceKeyCodec, encodeU32, decodeU32 } from '../src/dataplane/abi';
+import { pinnedTableOuterValue } from '../src/dataplane/maglev-tables';
 import { kernelTestSkip } from './support/kernel-env';
 
 const PREFIX = 'xlbt-hc';
@@ -69,7 +70,7 @@ function kernelView(): { inTable: Set<string>; active: Set<string> } {
       const b = LbBackendCodec.decode(v);
       if (b.serviceId === id && (b.flags & LB.BACKEND_F_ACTIVE) !== 0) active.add(`${b.ip}:${b.port}`);
     }
-    const outer = maglev.lookup(encodeU32(id));
+    const outer = pinnedTableOuterValue(path.join(PIN_DIR, 'maps'), id);
     if (!outer) return { inTable, active };
     const inner = BpfMap.fromId(decodeU32(outer));
     try {

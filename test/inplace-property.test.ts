@@ -137,7 +137,7 @@ function kernelService(dp: Dataplane, s: { vip: string; port: number; protocol: 
   };
   return {
     id: svc.id, tableSize: svc.tableSize,
-    table: words(dp.map('maglev').lookup(encodeU32(svc.id))),
+    table: words(dp.serviceTable(svc.id)),
     marks: words(dp.map('maglev_marks').lookup(encodeU32(svc.id))),
   };
 }

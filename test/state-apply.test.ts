@@ -44,7 +44,7 @@ function rawSnapshot(pinDir: string): Record<string, string[]> {
     if (name === 'events') continue;
     out[name] = readMap(pinDir, name).map(([k, v]) => `${k.toString('hex')}=${v.toString('hex')}`).sort();
   }
-  out.maglevInner = readMap(pinDir, 'maglev').map(([k, v]) => `${k.toString('hex')}=${Buffer.from(readMaglevTable(v)!.buffer).toString('hex')}`).sort();
+  out.maglevInner = [...readMap(pinDir, 'maglev'), ...readMap(pinDir, 'maglev_std')].map(([k, v]) => `${k.toString('hex')}=${Buffer.from(readMaglevTable(v)!.buffer).toString('hex')}`).sort();
   return out;
 }
 
@@ -74,7 +74,7 @@ function namedSnapshot(pinDir: string): { maps: Record<string, string[]>; tables
   }
   const tables = new Map<string, string[]>();
   const emptyTables = new Set<string>();
-  for (const [k, v] of readMap(pinDir, 'maglev')) {
+  for (const [k, v] of [...readMap(pinDir, 'maglev'), ...readMap(pinDir, 'maglev_std')]) {
     // The backend id of each slot (the top bit marks a slot moved by a recent change: a
     // transition, which a fresh load has not had).
     // Only the service's tableSize slots are its table (an inner array may be larger).

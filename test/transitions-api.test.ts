@@ -19,7 +19,7 @@ import { startDaemon, type RunningDaemon } from '../src/cli/daemon-process';
 import { ApiClient } from '../src/cli/client';
 import { BpfMap } from '../src/bpf';
 import { encodeU32 } from '../src/dataplane/abi';
-import { readMaglevTable, SLOT, SLOT_WORDS } from '../src/dataplane/maglev-tables';
+import { pinnedTableOuterValue, readMaglevTable, SLOT, SLOT_WORDS } from '../src/dataplane/maglev-tables';
 import { repoPath } from '../src/paths';
 import { waitFor } from '../src/lab/wait';
 import type { TransitionsView } from '../src/domain/types';
@@ -40,7 +40,7 @@ function kernelMoved(id: number): { slots: number; moved: number; marked: number
   const maglev = BpfMap.fromPin(path.join(PIN_DIR, 'maps', 'maglev'));
   const marks = BpfMap.fromPin(path.join(PIN_DIR, 'maps', 'maglev_marks'));
   try {
-    const outer = maglev.lookup(encodeU32(id));
+    const outer = pinnedTableOuterValue(path.join(PIN_DIR, 'maps'), id);
     const marksOuter = marks.lookup(encodeU32(id));
     assert.ok(outer, `service ${id} has a maglev table`);
     const table = readMaglevTable(outer, marksOuter);

@@ -7,7 +7,8 @@
  */
 import type { Dataplane } from '../dataplane/dataplane';
 import { FAMILY6, familyCodec } from './family';
-import { createMaglevTable, readMaglevTable, writeMaglevSlotsFlat } from '../dataplane/maglev-tables';
+import { createMaglevTable, MaglevOuterMaps, readMaglevTable, writeMaglevSlotsFlat } from '../dataplane/maglev-tables';
+import { LB_MAPS } from '../dataplane/lb.generated';
 import type { DataplaneState } from '../dataplane/types';
 import { Reconciler, type ApplyResult, type ReconcilerMaps } from './reconciler';
 
@@ -21,8 +22,11 @@ export class Balancer {
    * @throws BpfError when the adopted maps cannot be read
    */
   constructor(private readonly dp: Dataplane) {
+    // maglev_std is absent from the pins of a build without it: every table goes into maglev then.
+    const std = dp.optionalMap('maglev_std');
+    const tables = new MaglevOuterMaps(dp.map('maglev'), std);
     const maps: ReconcilerMaps = {
-      services: dp.map('services'), vips: dp.map('vips'), maglev: dp.map('maglev'), maglevMarks: dp.map('maglev_marks'), serviceSlots: dp.map('service_slots'), backends: dp.map('backends'),
+      services: dp.map('services'), vips: dp.map('vips'), maglev: tables, maglevMarks: dp.map('maglev_marks'), serviceSlots: dp.map('service_slots'), backends: dp.map('backends'),
       reverse: dp.map('reverse'), settings: dp.map('settings'), serviceStats: dp.map('service_stats'),
       backendStats: dp.map('backend_stats'),
       v6: { services6: dp.map('services6'), vips6: dp.map('vips6'), backends6: dp.map('backends6'), reverse6: dp.map('reverse6'), serviceSlots6: dp.map('service_slots6') },
@@ -33,7 +37,7 @@ export class Balancer {
       maxVips: dp.map('vips').maxEntries,
       maxReverse: dp.map('reverse').maxEntries,
       maglevMaxSize: dp.maglevMaxSize,
-    }, (entries, withMarks) => createMaglevTable(entries, withMarks, dp.innerTableFlags), readMaglevTable, Date.now, writeMaglevSlotsFlat);
+    }, (entries, withMarks) => createMaglevTable(entries, withMarks, dp.innerTableFlags, std ? LB_MAPS.maglev_std.inner.flags : null), readMaglevTable, Date.now, writeMaglevSlotsFlat);
     if (dp.adopted) this.reconciler.recover();
   }
 

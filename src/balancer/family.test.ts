@@ -61,7 +61,7 @@ function snapshot(dp: Dataplane): string {
 }
 
 function innerTable(dp: Dataplane, serviceId: number): number[] | null {
-  const v = dp.map('maglev').lookup(encodeU32(serviceId));
+  const v = dp.serviceTable(serviceId);
   if (!v) return null;
   const inner = BpfMap.fromId(decodeU32(v));
   try {

@@ -65,7 +65,7 @@ function snapshot(dp: Dataplane): Record<string, string[]> {
 }
 
 function innerTableOf(dp: Dataplane, serviceId: number): { id: number; entries: number[] } | null {
-  const v = dp.map('maglev').lookup(encodeU32(serviceId));
+  const v = dp.serviceTable(serviceId);
   if (!v) return null;
   const id = decodeU32(v);
   const inner = BpfMap.fromId(id);
@@ -242,7 +242,7 @@ describe('reconciler on the loaded bpf/lb.o', () => {
       state.services[0].tableSize = size;
       lb.applyState(state);
       checkMaps(dp, lb, state);
-      const inner = BpfMap.fromId(decodeU32(dp.map('maglev').lookup(encodeU32(lb.reconciler.serviceId('web')!))!));
+      const inner = BpfMap.fromId(decodeU32(dp.serviceTable(lb.reconciler.serviceId('web')!)!));
       assert.equal(inner.maxEntries, size);
       inner.close();
     }
@@ -264,13 +264,13 @@ describe('reconciler on the loaded bpf/lb.o', () => {
     state.services.splice(1, 1);
     lb.applyState(state);
     checkMaps(dp, lb, state);
-    assert.equal(dp.map('maglev').lookup(encodeU32(dnsId)), null);
+    assert.equal(dp.serviceTable(dnsId), null);
     assert.equal(lb.reconciler.serviceId('dns'), null);
     for (const id of dnsBackends) assert.ok(dp.map('backends').lookup(encodeU32(id))!.every((b) => b === 0));
     const allGone = { services: [], settings: state.settings };
     lb.applyState(allGone);
     checkMaps(dp, lb, allGone);
-    for (let id = 1; id < 8; id++) assert.equal(dp.map('maglev').lookup(encodeU32(id)), null);
+    for (let id = 1; id < 8; id++) assert.equal(dp.serviceTable(id), null);
     lb.applyState(baseState());
     checkMaps(dp, lb, baseState());
   });
@@ -373,7 +373,7 @@ describe('reconciler write order', () => {
           const vip = LbServiceKeyCodec.decode(key).vip;
           const live = dp.map('vips').lookup(encodeIpv4Key(vip)) !== null;
           if (!live || svc.tableSize === 0) continue;
-          const outer = dp.map('maglev').lookup(encodeU32(svc.id));
+          const outer = dp.serviceTable(svc.id);
           if (!outer) { violations.push(`${after}: service ${svc.id} table_size ${svc.tableSize} without a table`); continue; }
           const inner = BpfMap.fromId(decodeU32(outer));
           try {

@@ -54,6 +54,9 @@ export interface KernelMap {
   update(key: Buffer, value: Buffer, flag?: 'any' | 'noexist' | 'exist'): void;
   delete(key: Buffer): boolean | void;
   keys(): Iterable<Buffer>;
+  /** The Maglev outer maps (MaglevOuterMaps): the table at `key` of `size` slots is not in the
+   * map for its size (written anew, not in place). */
+  misplaced?(key: Buffer, size: number): boolean;
 }
 
 export interface ReconcilerMaps {
@@ -993,7 +996,7 @@ export class Reconciler {
     if (!this.writeInnerSlots || !installed || installed.length !== slots.length || slots.length === 0) return false;
     const key = encodeU32(serviceId);
     const outer = this.maps.maglev.lookup(key);
-    if (!outer) return false;
+    if (!outer || this.maps.maglev.misplaced?.(key, slots.length / SLOT_WORDS)) return false;
     const marksOuter = this.maps.maglevMarks ? this.maps.maglevMarks.lookup(key) : null;
     // A table installed without a marks table (an older build's): swapped once for a pair.
     if (this.maps.maglevMarks && !marksOuter) return false;

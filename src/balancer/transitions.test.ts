@@ -90,7 +90,7 @@ describe('transition marks on bpf/lb.o', () => {
   const sentTo = (dp: Dataplane, f: Buffer) => parseFrame(dp.testRun(f).data).ipv4!.dst;
   const tableOf = (dp: Dataplane, r: Reconciler) => {
     const key = encodeU32(r.serviceId('web')!);
-    return readMaglevTable(dp.map('maglev').lookup(key)!, dp.map('maglev_marks').lookup(key))!;
+    return readMaglevTable(dp.serviceTable(key.readUInt32LE(0))!, dp.map('maglev_marks').lookup(key))!;
   };
 
   before(() => {

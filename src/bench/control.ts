@@ -17,6 +17,7 @@ import { spawn } from 'node:child_process';
 import { stringify as toYaml } from 'yaml';
 import { BpfMap } from '../bpf';
 import { buildMaglevTable } from '../balancer/maglev';
+import { MaglevOuterMaps } from '../dataplane/maglev-tables';
 import { buildMaglevTablesOffThread } from '../balancer/maglev-offthread';
 import { parseServerTiming, CHANGE_STEPS } from '../domain/timing';
 import { Dataplane } from '../dataplane/dataplane';
@@ -166,7 +167,7 @@ class TableProbe {
   private inner: BpfMap | null = null;
   private innerId = 0;
   private readonly key = Buffer.alloc(4);
-  constructor(private readonly maglev: BpfMap, serviceId: number) { this.key.writeUInt32LE(serviceId, 0); }
+  constructor(private readonly maglev: { lookup(key: Buffer): Buffer | null }, serviceId: number) { this.key.writeUInt32LE(serviceId, 0); }
   private table(): BpfMap | null {
     const id = this.maglev.lookup(this.key)?.readUInt32LE(0) ?? 0;
     if (id !== this.innerId) {
@@ -233,8 +234,11 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
     const service = await api(url, token, 'GET', '/api/v1/services/bench') as { id: number; backends: Array<{ id: number; key: string }> };
     const backendsMap = BpfMap.fromPin(join(CONTROL_PIN_DIR, 'maps', 'backends'));
     opened.push(backendsMap);
-    const maglevMap = BpfMap.fromPin(join(CONTROL_PIN_DIR, 'maps', 'maglev'));
-    opened.push(maglevMap);
+    const maglevStd = BpfMap.fromPin(join(CONTROL_PIN_DIR, 'maps', 'maglev_std'));
+    opened.push(maglevStd);
+    const maglevGeneric = BpfMap.fromPin(join(CONTROL_PIN_DIR, 'maps', 'maglev'));
+    opened.push(maglevGeneric);
+    const maglevMap = new MaglevOuterMaps(maglevGeneric, maglevStd);   // a table of the default size is in maglev_std
     const key = (id: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(id, 0); return b; };
     const probe = new TableProbe(maglevMap, service.id);
     const draining = (id: number) => ((backendsMap.lookup(key(id))?.[BACKEND_FLAGS_OFFSET] ?? 0) & BACKEND_F_DRAINING) !== 0;
@@ -307,7 +311,7 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
  * holds each (new inner table, the flags of the last backend of the batch). Returns null when
  * the time is up before the first one.
  */
-async function measureBulk(url: string, token: string, backendsMap: BpfMap, maglevMap: BpfMap, reps: number, deadline: number): Promise<NonNullable<ControlReport['apiToKernel']>['bulk']> {
+async function measureBulk(url: string, token: string, backendsMap: BpfMap, maglevMap: MaglevOuterMaps, reps: number, deadline: number): Promise<NonNullable<ControlReport['apiToKernel']>['bulk']> {
   const poolSize = 1000;
   const perChange = 100;
   const backends = Array.from({ length: poolSize }, (_, i) => ({ address: `198.18.${216 + Math.floor(i / 250)}.${(i % 250) + 1}`, port: 8080, weight: 1 }));

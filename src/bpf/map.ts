@@ -107,6 +107,11 @@ export class BpfMap extends FdHandle {
     return new BpfMap(native().mapFdFromId(id));
   }
 
+  /** The kernel's view of the map behind `fd` (not owned: left open). @throws BpfError */
+  static infoOfFd(fd: number): MapInfo {
+    return native().mapInfo(fd, `fd ${fd}`);
+  }
+
   /** The kernel's current view of the map. @throws BpfError */
   info(): MapInfo {
     return native().mapInfo(this.fd, this.name);

@@ -351,7 +351,7 @@ export class DaemonController implements Controller {
   transitions(): TransitionsView { return transitionsFor(this.desired.config, this.driver.transitions?.() ?? null); }
   mapEntries(name: string, offset: number, limit: number): MapPage {
     const page = this.driver.mapEntries(name, offset, limit);
-    return name === 'maglev' ? { ...page, entries: page.entries.map((e) => this.withMaglevShares(e)) } : page;
+    return name === 'maglev' || name === 'maglev_std' ? { ...page, entries: page.entries.map((e) => this.withMaglevShares(e)) } : page;
   }
   interfaces(): Array<{ ifname: string; ifindex: number; mode: string; progId: number }> { return this.driver.interfaces(); }
 

@@ -24,7 +24,7 @@ import {
 } from '../bpf';
 import { LB, LbIfMacCodec, decodeU32, encodeU32 } from './abi';
 import { LB_MAPS } from './lb.generated';
-import { lbLoadOptions, MAP_NAMES, type MapName } from './load-options';
+import { lbLoadOptions, MAP_NAMES, OPTIONAL_MAPS, type MapName } from './load-options';
 
 export const PROGRAM_NAME = 'xdp_lb';
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/xdplb';
@@ -104,6 +104,7 @@ interface Attached { link: XdpLink; ifindex: number; mode: XdpMode }
 export class Dataplane {
   private object: BpfObject | null;
   private prog: Program;
+  /** Every map of MAP_NAMES, but for OPTIONAL_MAPS the adopted pins lacked. */
   private readonly maps: Record<MapName, BpfMap>;
   private readonly links = new Map<string, Attached>();
   private pinnedAt: string | null = null;
@@ -176,9 +177,11 @@ export class Dataplane {
     const opened: Array<{ close(): void }> = [];
     try {
       const maps = {} as Record<MapName, BpfMap>;
-      const missing = MAP_NAMES.filter((name) => !fs.existsSync(path.join(pinDir, 'maps', name)));
+      const absent = MAP_NAMES.filter((name) => !fs.existsSync(path.join(pinDir, 'maps', name)));
+      const missing = absent.filter((name) => !OPTIONAL_MAPS.has(name));
       if (missing.length) throw olderLayout(pinDir, `no pinned ${missing.join(', ')}`);
       for (const name of MAP_NAMES) {
+        if (absent.includes(name)) continue;   // an optional map: replaceProgram adds it
         maps[name] = BpfMap.fromPin(path.join(pinDir, 'maps', name));
         opened.push(maps[name]);
       }
@@ -242,7 +245,7 @@ export class Dataplane {
     fs.mkdirSync(path.join(pinDir, 'maps'), { recursive: true });
     fs.mkdirSync(path.join(pinDir, 'links'), { recursive: true });
     this.pinnedAt = pinDir;
-    for (const name of MAP_NAMES) this.maps[name].pin(path.join(pinDir, 'maps', name));
+    for (const name of MAP_NAMES) this.maps[name]?.pin(path.join(pinDir, 'maps', name));
     this.prog.pin(path.join(pinDir, 'prog'));
     const meta = BpfMap.create({ type: 'array', name: 'xdplb_meta', keySize: 4, valueSize: META_SIZE, maxEntries: 1 });
     try {
@@ -288,7 +291,7 @@ export class Dataplane {
     if (!dir) throw new Error('dataplane: replaceProgram needs pinned maps: pin() first');
     return lbLoadOptions({
       hashSeed, flowSets: this.maps.flows.maxEntries, flowSets6: this.maps.flows6.maxEntries, maglevMaxSize: this.maglevMaxSize,
-      maxBackends: this.maps.backends.maxEntries, reusePinDir: dir,
+      maxBackends: this.maps.backends.maxEntries, maxServices: this.maps.services.maxEntries, reusePinDir: dir,
     });
   }
 
@@ -311,6 +314,13 @@ export class Dataplane {
     } catch (err) {
       object.close();
       throw err;
+    }
+    // Maps this build added (OPTIONAL_MAPS) that the pins lacked: created by this load, pinned now.
+    for (const name of OPTIONAL_MAPS) {
+      if (this.maps[name]) continue;
+      const m = object.map(name);
+      m.pin(path.join(dir, 'maps', name));
+      this.maps[name] = m;
     }
     fs.rmSync(path.join(dir, 'prog'), { force: true });
     prog.pin(path.join(dir, 'prog'));
@@ -398,6 +408,18 @@ export class Dataplane {
     const m = this.maps[name];
     if (!m) throw new Error(`dataplane: no map named "${name}"`);
     return m;
+  }
+
+  /** The outer-map value (inner table id) of service `serviceId`'s Maglev table (maglev_std,
+   * then maglev: MaglevOuterMaps), or null. */
+  serviceTable(serviceId: number): Buffer | null {
+    const key = encodeU32(serviceId);
+    return this.maps.maglev_std?.lookup(key) ?? this.maps.maglev.lookup(key);
+  }
+
+  /** An OPTIONAL_MAPS map, or null when the adopted pins lack it (until replaceProgram). */
+  optionalMap(name: MapName): BpfMap | null {
+    return this.maps[name] ?? null;
   }
 
   /** BPF_PROG_TEST_RUN of the balancer program on one frame. @throws BpfError */

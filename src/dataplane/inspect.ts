@@ -71,7 +71,7 @@ export class DataplaneInspector {
 
   /** The balancer's maps with kernel info and how many entries are in use. @throws BpfError */
   mapView(): MapSummary[] {
-    return MAP_NAMES.map((name) => {
+    return MAP_NAMES.filter((name) => this.dp.optionalMap(name)).map((name) => {
       const m = this.dp.map(name);
       const info = m.info();
       return {
@@ -92,7 +92,7 @@ export class DataplaneInspector {
       throw new Error(`dataplane: offset ${offset} / limit ${limit} must be integers >= 0`);
     }
     const mapName = name as MapName;
-    if (mapName === 'events') return { name, total: 0, offset, entries: [] };
+    if (mapName === 'events' || !this.dp.optionalMap(mapName)) return { name, total: 0, offset, entries: [] };
     const used = this.usedEntries(mapName);
     const entries = used.slice(offset, offset + limit).map(([key, value]) => this.decodeEntry(mapName, key, value));
     return { name, total: used.length, offset, entries };
@@ -154,7 +154,8 @@ export class DataplaneInspector {
     switch (name) {
       case 'services': return { key: LbServiceKeyCodec.decode(key), value: { ...LbServiceCodec.decode(value), name: this.names.serviceName(LbServiceCodec.decode(value).id) } };
       case 'vips': return { key: bytesToIpv4(key), value: LbVipCodec.decode(value) };
-      case 'maglev': return { key: index, value: { innerMapId: decodeU32(value), tableSize: innerTableSize(decodeU32(value)), service: this.names.serviceName(index) } };
+      case 'maglev':
+      case 'maglev_std': return { key: index, value: { innerMapId: decodeU32(value), tableSize: innerTableSize(decodeU32(value)), service: this.names.serviceName(index) } };
       case 'service_slots': return { key: index, value: LbServiceSlotCodec.decode(value) };
       case 'maglev_marks': return { key: index, value: { innerMapId: decodeU32(value), tableSize: innerTableSize(decodeU32(value)), service: this.names.serviceName(index) } };
       case 'backends': return { key: index, value: { ...LbBackendCodec.decode(value), name: this.names.backendName(index) } };

@@ -566,6 +566,7 @@ export const LB_MAPS = {
   service_slots: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_service_slot', size: 20 }, maxEntries: 1024, flags: 0, inner: null },
   vips: { type: 'hash', perCpu: false, key: { kind: 'ipv4', size: 4 }, value: { kind: 'struct', struct: 'lb_vip', size: 4 }, maxEntries: 256, flags: 0, inner: null },
   maglev: { type: 'array_of_maps', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 256, flags: 0, inner: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 65537, flags: 5120, inner: null } },
+  maglev_std: { type: 'array_of_maps', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 256, flags: 0, inner: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 65537, flags: 1024, inner: null } },
   maglev_marks: { type: 'array_of_maps', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'u32', size: 4 }, maxEntries: 256, flags: 0, inner: { type: 'array', perCpu: false, key: { kind: 'bytes', size: 4 }, value: { kind: 'bytes', size: 12 }, maxEntries: 65537, flags: 5120, inner: null } },
   backends: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_backend', size: 20 }, maxEntries: 4096, flags: 0, inner: null },
   reverse: { type: 'hash', perCpu: false, key: { kind: 'struct', struct: 'lb_reverse_key', size: 8 }, value: { kind: 'struct', struct: 'lb_reverse', size: 16 }, maxEntries: 16384, flags: 0, inner: null },
@@ -598,6 +599,7 @@ export interface LbMapTypes {
   service_slots: { key: number; value: LbServiceSlot };
   vips: { key: string; value: LbVip };
   maglev: { key: number; value: number };
+  maglev_std: { key: number; value: number };
   maglev_marks: { key: number; value: number };
   backends: { key: number; value: LbBackend };
   reverse: { key: LbReverseKey; value: LbReverse };

@@ -3,9 +3,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodeU32 } from './abi';
-import { lbLoadOptions, MAP_NAMES } from './load-options';
+import { lbLoadOptions, MAP_NAMES, OPTIONAL_MAPS } from './load-options';
 
 test('a fresh load sizes every map group and sets hash_seed and flow_sets_mask', () => {
   const o = lbLoadOptions({
@@ -14,7 +16,7 @@ test('a fresh load sizes every map group and sets hash_seed and flow_sets_mask',
   });
   assert.deepEqual(o.maxEntries, {
     flows: 64, flows6: 32,
-    services: 8, maglev: 8, maglev_marks: 8, service_stats: 8, services6: 8,
+    services: 8, maglev: 8, maglev_marks: 8, service_stats: 8, services6: 8, maglev_std: 8,
     backends: 32, backend_stats: 32, next_hops: 32, reverse_frags: 32, backends6: 32, next_hops6: 32, reverse_frags6: 32,
     vips: 5, vips6: 5, reverse: 9, reverse6: 9,
   });
@@ -33,9 +35,22 @@ test('sizes not given are left to the object; nexthop_ttl_ns is a little-endian 
 });
 
 test('over pinned maps: every map reused, only the unpinned ones (next_hops) sized, globals as fresh', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xdplb-pins-'));
+  try {
+    // An optional map (maglev_std) is reused when pinned...
+    fs.mkdirSync(path.join(dir, 'maps'));
+    fs.writeFileSync(path.join(dir, 'maps', 'maglev_std'), '');
+    const o = lbLoadOptions({ hashSeed: 3, flowSets: 128, maxServices: 8, maxBackends: 40, reusePinDir: dir });
+    assert.deepEqual(o.reuseMaps, Object.fromEntries(MAP_NAMES.map((n) => [n, path.join(dir, 'maps', n)])));
+    assert.deepEqual(o.maxEntries, { next_hops: 40, next_hops6: 40 });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  // ... and created (sized like the other per-service maps) over the pins of a build without it.
   const o = lbLoadOptions({ hashSeed: 3, flowSets: 128, flowSets6: 16, maglevMaxSize: 251, maxServices: 8, maxBackends: 40, reusePinDir: '/sys/fs/bpf/x' });
-  assert.deepEqual(o.reuseMaps, Object.fromEntries(MAP_NAMES.map((n) => [n, path.join('/sys/fs/bpf/x', 'maps', n)])));
-  assert.deepEqual(o.maxEntries, { next_hops: 40, next_hops6: 40 });
+  assert.deepEqual(o.reuseMaps, Object.fromEntries(MAP_NAMES.filter((n) => !OPTIONAL_MAPS.has(n)).map((n) => [n, path.join('/sys/fs/bpf/x', 'maps', n)])));
+  assert.ok(OPTIONAL_MAPS.has('maglev_std'));
+  assert.deepEqual(o.maxEntries, { next_hops: 40, next_hops6: 40, maglev_std: 8 });
   assert.deepEqual(o.globals, { hash_seed: encodeU32(3), flow_sets_mask: encodeU32(127), flow_sets_mask6: encodeU32(15) });
   assert.deepEqual(o.innerMaxEntries, { maglev: 251, maglev_marks: 251 });
 });

@@ -3,6 +3,7 @@
  * (Dataplane.load), a program replacement over pinned maps (Dataplane.replaceProgram), the
  * daemon's "is the pinned program current" probe, and the test harness (test/datapath-target.ts).
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LoadOptions } from '../bpf';
 import { encodeU32 } from './abi';
@@ -12,9 +13,12 @@ import type { LbGlobalName, LbMapName } from './lb.generated';
 export const MAP_NAMES = [
   'services', 'vips', 'maglev', 'backends', 'reverse', 'flows', 'settings', 'tx_ports',
   'service_stats', 'backend_stats', 'verdict_stats', 'events', 'reverse_frags', 'if_macs', 'maglev_marks', 'service_slots',
-  'services6', 'vips6', 'backends6', 'reverse6', 'reverse_frags6', 'flows6', 'service_slots6',
+  'services6', 'vips6', 'backends6', 'reverse6', 'reverse_frags6', 'flows6', 'service_slots6', 'maglev_std',
 ] as const satisfies readonly LbMapName[];
 export type MapName = (typeof MAP_NAMES)[number];
+/** Maps a later build added without changing the layout of the others: pins of an earlier build
+ * lack them and are adopted all the same (the data plane works without them). */
+export const OPTIONAL_MAPS: ReadonlySet<MapName> = new Set<MapName>(['maglev_std']);
 
 export interface LbLoadParams {
   /** the hash_seed global: every node behind one ECMP group must use the same */
@@ -75,15 +79,17 @@ export function lbLoadOptions(p: LbLoadParams): LoadOptions {
   const set = (value: number | undefined, names: LbMapName[]) => {
     if (value !== undefined) for (const n of names) sizes[n] = value;
   };
-  set(p.maxServices, ['services', 'maglev', 'maglev_marks', 'service_stats', 'services6']);
+  set(p.maxServices, ['services', 'maglev', 'maglev_marks', 'service_stats', 'services6', 'maglev_std']);
   set(p.maxBackends, ['backends', 'backend_stats', 'next_hops', 'reverse_frags', 'backends6', 'next_hops6', 'reverse_frags6']);
   set(p.maxVips, ['vips', 'vips6']);
   set(p.maxReverse, ['reverse', 'reverse6']);
   const options: LoadOptions = { globals };
   const dir = p.reusePinDir;
   if (dir !== undefined) {
-    options.reuseMaps = Object.fromEntries(MAP_NAMES.map((n) => [n, path.join(dir, 'maps', n)]));
-    for (const n of MAP_NAMES) delete sizes[n];
+    // A map the pins lack (OPTIONAL_MAPS: new in a later build) is created by this load.
+    const pinned = MAP_NAMES.filter((n) => !OPTIONAL_MAPS.has(n) || fs.existsSync(path.join(dir, 'maps', n)));
+    options.reuseMaps = Object.fromEntries(pinned.map((n) => [n, path.join(dir, 'maps', n)]));
+    for (const n of pinned) delete sizes[n];
   }
   options.maxEntries = sizes;
   if (p.maglevMaxSize !== undefined) options.innerMaxEntries = { maglev: p.maglevMaxSize, maglev_marks: p.maglevMaxSize };

@@ -11,6 +11,8 @@
  * `seen` and second byte `flags`, as struct lb_slot_mark lies on little-endian hosts); a slot is
  * moved when its prev word is not 0.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { BpfMap } from '../bpf';
 
 /** u32 words per entry in the data of an mmapable inner table (the kernel's elem_size is
@@ -26,6 +28,96 @@ const MARK_BYTES = 12;
 if (LB_LAYOUTS.lb_slot_mark.size !== MARK_BYTES) throw new Error('lb_slot_mark is not 12 bytes');
 /** Word offsets of a slot's fields in the flat table. */
 export const SLOT = { backend: 0, prev: 1, epoch: 2, seenFlags: 3 } as const;
+
+/** The part of a BpfMap the service table outer maps are used through (the reconciler's KernelMap). */
+export interface OuterMap {
+  lookup(key: Buffer): Buffer | null;
+  update(key: Buffer, value: Buffer, flag?: 'any' | 'noexist' | 'exist'): void;
+  delete(key: Buffer): boolean | void;
+  keys(): Iterable<Buffer>;
+}
+
+/**
+ * The two outer maps of the services' Maglev tables as one: `maglev_std` holds a table of the
+ * default size (LB.MAGLEV_DEFAULT_SIZE, a fixed-size inner array the program's lookup is inlined
+ * for), `maglev` a table of any other size (BPF_F_INNER_MAP: a lookup is a kernel call). The
+ * program looks in maglev_std first for a service of the default size, then in maglev, so:
+ * - update() puts the table into the map of its size and only then takes the service's entry
+ *   out of the other one (a packet finds the old table or the new one, never none);
+ * - lookup() answers from maglev_std, else maglev; delete() removes from both.
+ * Without maglev_std (`std` null: pins of a build without it) it is maglev alone.
+ */
+export class MaglevOuterMaps implements OuterMap {
+  constructor(readonly maglev: OuterMap, readonly std: OuterMap | null) {}
+
+  /** True when a table of `size` slots goes into maglev_std. */
+  isStd(size: number): boolean {
+    return this.std !== null && size === LB.MAGLEV_DEFAULT_SIZE;
+  }
+
+  lookup(key: Buffer): Buffer | null {
+    return this.std?.lookup(key) ?? this.maglev.lookup(key);
+  }
+
+  /** True when the service's table of `size` slots belongs in maglev_std but is not there (one
+   * installed by a build without maglev_std): the next change swaps in a new table rather than
+   * writing slots in place, and so moves it. */
+  misplaced(key: Buffer, size: number): boolean {
+    return this.isStd(size) && !this.std!.lookup(key);
+  }
+
+  /** `value`: the inner table's fd (as an outer-map update takes it). */
+  update(key: Buffer, value: Buffer, flag?: 'any' | 'noexist' | 'exist'): void {
+    const std = this.isStd(BpfMap.infoOfFd(decodeU32(value)).maxEntries);
+    const into = std ? this.std! : this.maglev;
+    const other = std ? this.maglev : this.std;
+    into.update(key, value, flag);
+    if (other?.lookup(key)) other.delete(key);
+  }
+
+  delete(key: Buffer): boolean {
+    let found = false;
+    for (const m of [this.std, this.maglev]) {
+      if (m?.lookup(key)) {
+        m.delete(key);
+        found = true;
+      }
+    }
+    return found;
+  }
+
+  *keys(): Iterable<Buffer> {
+    const seen = new Set<string>();
+    for (const m of [this.std, this.maglev]) {
+      if (!m) continue;
+      for (const k of m.keys()) {
+        const hex = k.toString('hex');
+        if (!seen.has(hex) && m.lookup(k)) { seen.add(hex); yield k; }
+      }
+    }
+  }
+}
+
+/**
+ * The outer-map value (inner table id) of service `serviceId`'s Maglev table in the maps pinned
+ * under `mapsDir` (maglev_std, then maglev), or null.
+ */
+export function pinnedTableOuterValue(mapsDir: string, serviceId: number): Buffer | null {
+  const key = Buffer.alloc(4);
+  key.writeUInt32LE(serviceId, 0);
+  for (const name of ['maglev_std', 'maglev']) {
+    const file = path.join(mapsDir, name);
+    if (!fs.existsSync(file)) continue;
+    const m = BpfMap.fromPin(file);
+    try {
+      const v = m.lookup(key);
+      if (v) return v;
+    } finally {
+      m.close();
+    }
+  }
+  return null;
+}
 
 /** Entries of the inner map with this id, or null when it is gone. */
 export function innerTableSize(id: number): number | null {
@@ -220,20 +312,24 @@ export function writeMaglevSlots(outerValue: Buffer, marksOuterValue: Buffer | n
 }
 
 /**
- * New inner arrays (BPF_F_INNER_MAP, so their size may differ from the template) holding the
+ * New inner arrays (BPF_F_INNER_MAP, so their size may differ from the template; the ids array of
+ * a default-size table with `stdFlags`, maglev_std's template flags, when given) holding the
  * flat `slots`: `fd` the ids (with LB_SLOT_MOVED), `marksFd` the marks (null: no slot moved and
  * not `withMarks`; with `withMarks` a marks table is made even when every mark is zero, so that
  * later changes can mark slots in place without an outer-map update). `flags` must be the
  * outer maps' template flags (Dataplane.innerTableFlags; default: this build's); mmapable
  * tables are filled through a mapping, others with a batch update.
  */
-export function createMaglevTable(slots: Uint32Array, withMarks = false, flags: number = LB_MAPS.maglev.inner.flags): { fd: number; marksFd: number | null; close(): void } {
+export function createMaglevTable(slots: Uint32Array, withMarks = false, flags: number = LB_MAPS.maglev.inner.flags,
+  stdFlags: number | null = null): { fd: number; marksFd: number | null; close(): void } {
   const count = slots.length / SLOT_WORDS;
+  // A table of the default size for maglev_std (stdFlags: its template's flags, no BPF_F_INNER_MAP).
+  const idFlags = stdFlags !== null && count === LB.MAGLEV_DEFAULT_SIZE ? stdFlags : flags;
   const flatKeys = Buffer.from(Uint32Array.from({ length: count }, (_, i) => i).buffer);
   const made: BpfMap[] = [];
   const close = () => { for (const m of made) m.close(); };
   try {
-    const table = BpfMap.create({ type: 'array', name: 'maglev_table', keySize: 4, valueSize: 4, maxEntries: count, flags });
+    const table = BpfMap.create({ type: 'array', name: 'maglev_table', keySize: 4, valueSize: 4, maxEntries: count, flags: idFlags });
     made.push(table);
     const ids = new Uint32Array(count);
     for (let i = 0; i < count; i++) ids[i] = idValue(slots, i * SLOT_WORDS);

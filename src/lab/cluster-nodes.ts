@@ -11,6 +11,7 @@ import path from 'node:path';
 import { BpfMap, Program, inNetns } from '../bpf';
 import { buildFrame, parseFrame, IPPROTO_TCP } from '../dataplane/packet';
 import { LB, LbBackendCodec, LbServiceCodec, LbServiceKeyCodec, decodeU32, encodeU32 } from '../dataplane/abi';
+import { pinnedTableOuterValue } from '../dataplane/maglev-tables';
 import { clusterTopology } from './cluster-topology';
 import { readClusterState, startLabProcess } from './cluster-lab';
 import { startHostForward } from './host-forward';
@@ -242,7 +243,6 @@ export function transitionTables(pinDir: string): number {
  */
 export function kernelMaglevTable(pinDir: string, service: { vip: string; port: number; protocol: 'tcp' | 'udp' }): string[] {
   const services = BpfMap.fromPin(path.join(pinDir, 'maps', 'services'));
-  const maglev = BpfMap.fromPin(path.join(pinDir, 'maps', 'maglev'));
   const backends = BpfMap.fromPin(path.join(pinDir, 'maps', 'backends'));
   try {
     const sv = services.lookup(LbServiceKeyCodec.encode({ vip: service.vip, port: service.port, proto: PROTO[service.protocol] } as never));
@@ -252,7 +252,7 @@ export function kernelMaglevTable(pinDir: string, service: { vip: string; port: 
     // from the outer map can be gone a moment later; read the outer map again then.
     let inner: BpfMap | null = null;
     for (let attempt = 0; !inner; attempt++) {
-      const outer = maglev.lookup(encodeU32(id));
+      const outer = pinnedTableOuterValue(path.join(pinDir, 'maps'), id);
       if (!outer) throw new Error(`no Maglev table for service id ${id} in ${pinDir}`);
       try {
         inner = BpfMap.fromId(decodeU32(outer));
@@ -276,7 +276,7 @@ export function kernelMaglevTable(pinDir: string, service: { vip: string; port: 
         return name;
       });
     } finally { inner!.close(); }
-  } finally { services.close(); maglev.close(); backends.close(); }
+  } finally { services.close(); backends.close(); }
 }
 
 /** The recorded lab exists with etcd. @throws Error naming what is missing. */

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { BpfMap } from '../../src/bpf';
 import { LB, LbBackend6Codec, LbBackendCodec, LbServiceCodec } from '../../src/dataplane/abi';
+import { pinnedTableOuterValue } from '../../src/dataplane/maglev-tables';
 import { formatHostPort } from '../../src/domain/address';
 
 export interface KernelBackend { id: number; flags: number; draining: boolean; maglevSlots: number; tableSize: number }
@@ -42,7 +43,7 @@ export function kernelBackend(pinDir: string, key: string): KernelBackend {
     }
     throw new Error(`service id ${found.serviceId} of backend ${key} is not in ${maps}/services`);
   });
-  const innerId = withMap(BpfMap.fromPin(path.join(maps, 'maglev')), (m) => m.lookup(u32(found.serviceId))?.readUInt32LE(0));
+  const innerId = pinnedTableOuterValue(maps, found.serviceId)?.readUInt32LE(0);
   if (innerId === undefined) throw new Error(`no maglev table for service id ${found.serviceId}`);
   const maglevSlots = withMap(BpfMap.fromId(innerId), (inner) => {
     let slots = 0;
