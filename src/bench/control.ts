@@ -577,7 +577,7 @@ export async function measureHealth(flips: number, cpuSeconds: number, progress:
     const maps = (name: string) => { const m = BpfMap.fromPin(join(HEALTH_PIN_DIR, 'maps', name)); opened.push(m); return m; };
     const servicesMap = maps('services');
     const backendsMap = maps('backends');
-    const maglevMap = maps('maglev');
+    const maglevMap = new MaglevOuterMaps(maps('maglev'), maps('maglev_std'));   // a default-size table is in maglev_std
     const svc = servicesMap.lookup(LbServiceKeyCodec.encode({ vip: '198.18.231.1', port: 80, proto: 6 }));
     if (!svc) throw new Error('the health bench service is not in the kernel');
     const serviceId = LbServiceCodec.decode(svc).id;
