@@ -19,6 +19,7 @@ import { startDaemon, type RunningDaemon } from '../cli/daemon-process';
 import { cliCommand } from '../daemon/spawn';
 import { BpfMap } from '../bpf';
 import { LB, LbBackendCodec, decodeU32, encodeU32 } from '../dataplane/abi';
+import { pinnedTableOuterValue } from '../dataplane/maglev-tables';
 import { parseConfigText } from '../config/config';
 import { clusterPart } from './layout';
 import { seedStore } from './etcd';
@@ -50,10 +51,9 @@ services:
 
 /** "address:port" of the backend in every slot of the service's kernel Maglev table. */
 function kernelTable(pinDir: string, serviceId: number): string[] {
-  const maglev = BpfMap.fromPin(path.join(pinDir, 'maps', 'maglev'));
   const backends = BpfMap.fromPin(path.join(pinDir, 'maps', 'backends'));
   try {
-    const outer = maglev.lookup(encodeU32(serviceId));
+    const outer = pinnedTableOuterValue(path.join(pinDir, 'maps'), serviceId);
     assert.ok(outer, `no Maglev table for service id ${serviceId} in ${pinDir}`);
     const inner = BpfMap.fromId(decodeU32(outer));
     try {
@@ -66,7 +66,7 @@ function kernelTable(pinDir: string, serviceId: number): string[] {
         return `${b.ip}:${b.port}`;
       });
     } finally { inner.close(); }
-  } finally { maglev.close(); backends.close(); }
+  } finally { backends.close(); }
 }
 
 function tableOf(d: RunningDaemon, pinDir: string, service = 'web'): string[] {
