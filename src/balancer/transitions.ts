@@ -93,18 +93,22 @@ export function markedCount(slots: Uint32Array): number {
  * `movedSlots` receives the index of every slot whose window (re)started.
  */
 export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, known: ReadonlySet<number>, epoch: number, movedSlots?: number[],
-  diff?: SlotDiff): Uint32Array {
+  diff?: SlotDiff, buffers?: SlotBuffers): Uint32Array {
   if (!old || old.length !== ids.length * SLOT_WORDS) {
     if (diff) diff.changed = null;
     return unmarkedSlots(ids);
   }
-  const out = new Uint32Array(old.length);
+  // Every word of `out` is written below: a reused buffer needs no clearing.
+  const out = buffers?.out && buffers.out.length === old.length && buffers.out !== old ? buffers.out : new Uint32Array(old.length);
   const isKnown = idBitmap(known);
   for (let i = 0, at = 0; i < ids.length; i++, at += SLOT_WORDS) {
     const cur = ids[i];
     const oldCur = old[at + SLOT.backend];
     const oldPrev = old[at + SLOT.prev];
     out[at + SLOT.backend] = cur;
+    out[at + SLOT.prev] = 0;
+    out[at + SLOT.epoch] = 0;
+    out[at + SLOT.seenFlags] = 0;
     if (oldPrev !== 0) {
       out[at + SLOT.prev] = oldPrev < isKnown.length && isKnown[oldPrev] ? oldPrev : cur;
       out[at + SLOT.epoch] = old[at + SLOT.epoch];
@@ -123,7 +127,8 @@ export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, 
   }
   if (diff) {
     // The slots that differ from `old` and the marked count, in the same pass's cache lines.
-    const changed = new Uint32Array(ids.length);
+    const changed = buffers?.changed && buffers.changed.length >= ids.length ? buffers.changed : new Uint32Array(ids.length);
+    if (buffers) buffers.changed = changed;
     let n = 0;
     let marked = 0;
     for (let i = 0, at = 0; i < ids.length; i++, at += SLOT_WORDS) {
@@ -135,6 +140,14 @@ export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, 
   }
   return out;
 }
+
+/**
+ * Arrays transitionSlots() may write into instead of allocating (a 65537-slot table is 1 MiB:
+ * one per change kept the garbage collector busy, and its pauses landed on changes): `out`, a
+ * table of the same size that nothing else holds (never `old`), and `changed`, a scratch array
+ * the result's `diff.changed` is then a view of (valid until the next call with these buffers).
+ */
+export interface SlotBuffers { out?: Uint32Array; changed?: Uint32Array }
 
 /** What transitionSlots() changed against the old table: the slot indexes (null: no old table
  * of the same size, everything is new) and how many slots of the result are marked. */
