@@ -101,8 +101,8 @@ export interface SweepResult { cleared: number; aged: number; marked: number }
 export interface ApplyResult { writes: number; tablesSwapped: number[] }
 
 const PROTO_NUMBER = { tcp: 6, udp: 17 } as const;
-/** Slots of the recently built tables kept for pools seen again (4 MiB of u32: 16 tables of 65537). */
-const RECENT_TABLE_SLOTS = 1 << 20;
+/** Slots of the recently built tables kept for pools seen again (8 MiB of u32: 32 tables of 65537). */
+const RECENT_TABLE_SLOTS = 1 << 21;
 /** Spare slot tables kept for reuse (Reconciler.spareTables), words in all: 16 MiB. */
 const SPARE_TABLE_WORDS = 1 << 22;
 const ZERO_BACKEND = Buffer.alloc(LbBackendCodec.size);
@@ -899,7 +899,9 @@ export class Reconciler {
     const pool = poolSignature(byKey, size);
     const slots = this.prebuilt.get(pool) ?? this.recentTable(pool) ?? buildMaglevTable(byKey, size);
     this.rememberTable(pool, slots);
-    const table = new Uint32Array(slots.length);
+    // The service's previous table of ids is held only by builtTables (installed tables are
+    // transitionSlots' own arrays): it takes the new ids (no 4 bytes per slot allocated).
+    const table = cached && cached.table.length === slots.length ? cached.table : new Uint32Array(slots.length);
     const idOf = Uint32Array.from(byKey, (b) => b.id);
     for (let i = 0; i < slots.length; i++) table[i] = idOf[slots[i]];
     this.builtTables.set(serviceId, { signature, poolSignature: pool, table });

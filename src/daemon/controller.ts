@@ -9,6 +9,7 @@
  * Health transitions re-reconcile (not persisted: health is not configuration).
  */
 import fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type {
@@ -156,7 +157,7 @@ export class DaemonController implements Controller {
       if (change.health === 'up' || change.health === 'down') {
         this.broadcast({ type: 'health', data: { service: change.service, backend: change.backend, health: change.health } });
       }
-      void this.reconcileHealth();
+      void this.reconcileHealth(performance.now());
     });
     this.health.on('ramp', (ramp) => {
       this.logger.info({ ...ramp }, 'slow start: backend weight step');
@@ -584,10 +585,13 @@ export class DaemonController implements Controller {
   }
 
   /** A health verdict changed: the same desired state, reconciled with the new verdicts. */
-  private reconcileHealth(): Promise<void> {
+  private reconcileHealth(verdictAt?: number): Promise<void> {
     return this.queue.run(async () => {
       try {
+        const queuedMs = verdictAt === undefined ? 0 : performance.now() - verdictAt;
         await this.applyOrThrow(this.desired);
+        // From the verdict to the kernel holding it (the health -> kernel latency, issue 16).
+        if (verdictAt !== undefined) this.logger.debug({ ms: performance.now() - verdictAt, queuedMs }, 'health verdict in the kernel');
         this.broadcast({ type: 'state', data: { services: this.listServices() } });
       } catch (err) {
         this.logger.error({ err: (err as Error).message }, 'health reconcile failed');
