@@ -101,41 +101,48 @@ export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, 
   // Every word of `out` is written below: a reused buffer needs no clearing.
   const out = buffers?.out && buffers.out.length === old.length && buffers.out !== old ? buffers.out : new Uint32Array(old.length);
   const isKnown = idBitmap(known);
+  const knownLength = isKnown.length;
+  // The slots that differ from `old` and the marked count, worked out in the same pass.
+  let changed: Uint32Array | null = null;
+  if (diff) {
+    changed = buffers?.changed && buffers.changed.length >= ids.length ? buffers.changed : new Uint32Array(ids.length);
+    if (buffers) buffers.changed = changed;
+  }
+  let n = 0;
+  let marked = 0;
   for (let i = 0, at = 0; i < ids.length; i++, at += SLOT_WORDS) {
     const cur = ids[i];
-    const oldCur = old[at + SLOT.backend];
-    const oldPrev = old[at + SLOT.prev];
-    out[at + SLOT.backend] = cur;
-    out[at + SLOT.prev] = 0;
-    out[at + SLOT.epoch] = 0;
-    out[at + SLOT.seenFlags] = 0;
+    const oldCur = old[at];
+    const oldPrev = old[at + 1];
+    const oldEpoch = old[at + 2];
+    const oldSeen = old[at + 3];
+    let prev = 0;
+    let ep = 0;
+    let seen = 0;
     if (oldPrev !== 0) {
-      out[at + SLOT.prev] = oldPrev < isKnown.length && isKnown[oldPrev] ? oldPrev : cur;
-      out[at + SLOT.epoch] = old[at + SLOT.epoch];
+      prev = oldPrev < knownLength && isKnown[oldPrev] ? oldPrev : cur;
+      ep = oldEpoch;
       if (cur !== oldCur) {
-        out[at + SLOT.seenFlags] = SEEN | YOUNG;
+        seen = SEEN | YOUNG;
         movedSlots?.push(i);
       } else {
-        out[at + SLOT.seenFlags] = (old[at + SLOT.seenFlags] & YOUNG) | SEEN;
+        seen = (oldSeen & YOUNG) | SEEN;
       }
-    } else if (cur !== oldCur && oldCur !== 0 && oldCur < isKnown.length && isKnown[oldCur]) {
-      out[at + SLOT.prev] = oldCur;
-      out[at + SLOT.epoch] = epoch;
-      out[at + SLOT.seenFlags] = SEEN | YOUNG;
+    } else if (cur !== oldCur && oldCur !== 0 && oldCur < knownLength && isKnown[oldCur]) {
+      prev = oldCur;
+      ep = epoch;
+      seen = SEEN | YOUNG;
       movedSlots?.push(i);
     }
+    out[at] = cur;
+    out[at + 1] = prev;
+    out[at + 2] = ep;
+    out[at + 3] = seen;
+    if (prev !== 0) marked++;
+    if (changed !== null && (cur !== oldCur || prev !== oldPrev || ep !== oldEpoch || seen !== oldSeen)) changed[n++] = i;
   }
   if (diff) {
-    // The slots that differ from `old` and the marked count, in the same pass's cache lines.
-    const changed = buffers?.changed && buffers.changed.length >= ids.length ? buffers.changed : new Uint32Array(ids.length);
-    if (buffers) buffers.changed = changed;
-    let n = 0;
-    let marked = 0;
-    for (let i = 0, at = 0; i < ids.length; i++, at += SLOT_WORDS) {
-      if (out[at + 1] !== 0) marked++;
-      if (out[at] !== old[at] || out[at + 1] !== old[at + 1] || out[at + 2] !== old[at + 2] || out[at + 3] !== old[at + 3]) changed[n++] = i;
-    }
-    diff.changed = changed.subarray(0, n);
+    diff.changed = changed!.subarray(0, n);
     diff.marked = marked;
   }
   return out;

@@ -334,7 +334,7 @@ export class DaemonController implements Controller {
       }
       this.desired = next;
       this.logger.warn({ from, to: seed }, 'hash seed changed: every flow re-hashes (set the same seed on every node behind ECMP)');
-      this.broadcast({ type: 'state', data: { services: this.listServices() } });
+      this.broadcastState();
       return { hashSeed: seed };
     });
   }
@@ -506,6 +506,12 @@ export class DaemonController implements Controller {
 
   // ---- internals --------------------------------------------------------------------------
 
+  /** {type:'state'} to the stream's listeners; with none, the views (every backend's share) are not even worked out. */
+  private broadcastState(): void {
+    if (this.listeners.size === 0) return;
+    this.broadcast({ type: 'state', data: { services: this.listServices() } });
+  }
+
   private broadcast(msg: StreamMessage): void {
     for (const listener of [...this.listeners]) {
       try { listener(msg); } catch (err) { this.logger.warn({ err: (err as Error).message }, 'stream listener failed'); }
@@ -566,7 +572,7 @@ export class DaemonController implements Controller {
     }
     this.desired = next;
     this.logger.info({ services: next.services.length, writes }, 'desired state applied');
-    this.broadcast({ type: 'state', data: { services: this.listServices() } });
+    this.broadcastState();
   }
 
   private async applyOrThrow(state: DesiredState): Promise<{ writes: number }> {
@@ -592,7 +598,7 @@ export class DaemonController implements Controller {
         await this.applyOrThrow(this.desired);
         // From the verdict to the kernel holding it (the health -> kernel latency, issue 16).
         if (verdictAt !== undefined) this.logger.debug({ ms: performance.now() - verdictAt, queuedMs }, 'health verdict in the kernel');
-        this.broadcast({ type: 'state', data: { services: this.listServices() } });
+        this.broadcastState();
       } catch (err) {
         this.logger.error({ err: (err as Error).message }, 'health reconcile failed');
       }
