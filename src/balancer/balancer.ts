@@ -10,6 +10,7 @@ import { FAMILY6, familyCodec } from './family';
 import { createMaglevTable, readMaglevTable, writeMaglevSlotsFlat } from '../dataplane/maglev-tables';
 import type { DataplaneState } from '../dataplane/types';
 import { Reconciler, type ApplyResult, type ReconcilerMaps } from './reconciler';
+import { warmUpApplyPath, type WarmUpResult } from './warm-up';
 
 export class Balancer {
   /** Ids, names, Maglev shares and the reverse grace period (see reconciler.ts). */
@@ -35,6 +36,18 @@ export class Balancer {
       maglevMaxSize: dp.maglevMaxSize,
     }, (entries, withMarks) => createMaglevTable(entries, withMarks, dp.innerTableFlags), readMaglevTable, Date.now, writeMaglevSlotsFlat);
     if (dp.adopted) this.reconciler.recover();
+  }
+
+  /**
+   * Warms the JIT on the apply path (src/balancer/warm-up.ts) with real inner tables of
+   * `tableSizes` slots that are never in this data plane's outer maps, then freed.
+   * @throws BpfError when the kernel refuses a throwaway table (nothing of the data plane changed)
+   */
+  warmUp(tableSizes: number[]): WarmUpResult {
+    return warmUpApplyPath(tableSizes, undefined, {
+      createInnerTable: (entries, withMarks) => createMaglevTable(entries, withMarks, this.dp.innerTableFlags),
+      writeInnerSlots: writeMaglevSlotsFlat,
+    });
   }
 
   /**

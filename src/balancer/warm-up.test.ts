@@ -22,3 +22,25 @@ test('warm-up leaves Maglev tables as they are (same table for the same pool aft
   warmUpApplyPath([251], 6);
   assert.deepEqual(Array.from(buildMaglevTable(pool, 251)), Array.from(before));
 });
+
+test('Balancer.warmUp: real throwaway tables written in place, the data plane\'s maps untouched', async () => {
+  const { Dataplane } = await import('../dataplane/dataplane');
+  const { Balancer } = await import('./balancer');
+  const d = Dataplane.load({ hashSeed: 5, maxServices: 8, maxBackends: 64, maxFlows: 256 });
+  try {
+    const lb = new Balancer(d);
+    const { openFdCount } = await import('../bpf');
+    const fds = openFdCount();
+    const r = lb.warmUp([65537]);
+    // No fd of a throwaway table is left open (nothing else holds them: the kernel frees them).
+    assert.equal(openFdCount(), fds, 'no throwaway table left open');
+    assert.equal(r.applies, 13);
+    // writeMaglevSlotsFlat returned true for every change: the real arrays existed and took the slots.
+    assert.ok(r.slotsWritten > 12 * 65537 / 20, `slots written in place: ${r.slotsWritten}`);
+    for (const name of ['maglev', 'maglev_marks', 'services', 'backends', 'reverse', 'vips'] as const) {
+      assert.equal([...d.map(name).keys()].filter((k) => d.map(name).lookup(k)?.some((b) => b !== 0)).length, 0, `${name} untouched`);
+    }
+  } finally {
+    d.close();
+  }
+});

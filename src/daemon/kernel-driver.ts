@@ -13,7 +13,6 @@ import { Dataplane, MAP_NAMES, PROGRAM_NAME } from '../dataplane/dataplane';
 import { DataplaneInspector } from '../dataplane/inspect';
 import { TraceEvents } from '../dataplane/events';
 import { Balancer } from '../balancer/balancer';
-import { warmUpApplyPath } from '../balancer/warm-up';
 import { OFF_THREAD_MIN_SLOTS } from '../balancer/maglev-offthread';
 import { maglevBuildTime } from '../balancer/maglev';
 import { changeTimers } from '../domain/timing';
@@ -204,7 +203,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   // The apply path's loops compiled before the first change (a cold first change took 15-40 ms).
   try {
     const sizes = config.services.map((s) => effectiveTableSize(s, config)).filter((n) => n < OFF_THREAD_MIN_SLOTS);
-    const warm = warmUpApplyPath(sizes.length ? sizes : [Math.min(config.maglev.tableSize, LB.MAGLEV_DEFAULT_SIZE)]);
+    const warm = balancer.warmUp(sizes.length ? sizes : [Math.min(config.maglev.tableSize, LB.MAGLEV_DEFAULT_SIZE)]);
     logger.debug({ ...warm }, 'apply path warmed up');
   } catch (err) {
     logger.warn({ err: (err as Error).message }, 'apply path warm-up failed (first changes may be slower)');
