@@ -546,7 +546,7 @@ export class DaemonController implements Controller {
         if (h === 'up' || h === 'down') verdicts.set(`${s.name}|${backendKey(b)}`, h);
       }
     }
-    this.health.sync(next.toConfig().services);
+    this.health.sync([...next.services]);   // read only: no clone of the whole config
     try {
       try {
         writes = (await this.applyOrThrow(next)).writes;
