@@ -264,31 +264,3 @@ describe('a config path that is not a config never leaks its content', () => {
   });
 });
 
-describe('background writes: the directory fsync', () => {
-  const dirFds = (dir: string) => fs.readdirSync('/proc/self/fd').filter((fd) => {
-    try { return fs.readlinkSync(`/proc/self/fd/${fd}`) === dir; } catch { return false; }
-  }).length;
-
-  test('one handle of the directory is kept for its fsyncs; a replaced directory is opened again', async () => {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbt-dirsync-'));
-    const dir = path.join(root, 'etc');
-    fs.mkdirSync(dir);
-    const file = path.join(dir, 'xdplb.yaml');
-    const config = parseConfigText(realistic());
-    try {
-      for (let i = 0; i < 3; i++) await prepareConfigFile(file, { ...config, hashSeed: i }, { background: true }).commit();
-      assert.equal(dirFds(dir), 1, 'the directory is held open once (not opened and closed per write)');
-      assert.equal(loadConfigFile(file).hashSeed, 2);
-      // The directory replaced by another one at the same path: the next write syncs the new one.
-      fs.renameSync(dir, path.join(root, 'old'));
-      fs.mkdirSync(dir);
-      await prepareConfigFile(file, { ...config, hashSeed: 9 }, { background: true }).commit();
-      assert.equal(loadConfigFile(file).hashSeed, 9);
-      await new Promise((resolve) => setTimeout(resolve, 50));   // the old handle's close
-      assert.equal(dirFds(path.join(root, 'old')), 0, 'the old directory\'s handle was closed');
-      assert.equal(dirFds(dir), 1);
-    } finally {
-      fs.rmSync(root, { recursive: true, force: true });
-    }
-  });
-});

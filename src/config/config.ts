@@ -411,32 +411,6 @@ function storageError(file: string, error: unknown): XdplbError {
 }
 
 /**
- * The directory last fsynced after a rename, kept open (the daemon writes to one directory: an
- * open and a close fewer on the thread pool per change). Reopened when another directory is
- * asked for or the path now names another inode (the directory was replaced).
- */
-let dirHandle: { dir: string; dev: number; ino: number; handle: Promise<fs.promises.FileHandle> } | null = null;
-
-/** fsync of a directory (the rename in it made durable). @throws the fsync's or the open's error */
-async function syncDirectory(dir: string): Promise<void> {
-  const st = fs.statSync(dir);
-  let entry = dirHandle;
-  if (!entry || entry.dir !== dir || entry.dev !== st.dev || entry.ino !== st.ino) {
-    if (entry) entry.handle.then((h) => h.close(), () => undefined).catch(() => undefined);
-    entry = dirHandle = { dir, dev: st.dev, ino: st.ino, handle: fs.promises.open(dir, 'r') };
-  }
-  try {
-    await (await entry.handle).sync();
-  } catch (err) {
-    if (dirHandle === entry) {
-      dirHandle = null;
-      entry.handle.then((h) => h.close(), () => undefined).catch(() => undefined);
-    }
-    throw err;
-  }
-}
-
-/**
  * First half of an atomic write: validates `config` and writes it, fsynced, to a temporary
  * file in the config's directory; commit() renames it over the config. The daemon applies a
  * change to the kernel between the two, so a change that cannot be made durable never
@@ -513,7 +487,10 @@ export function prepareConfigFile(file: string, config: Config, options: { backg
           throw error;
         }
         place();
-        try { await syncDirectory(dir); } catch { /* best effort */ }
+        try {
+          const dirHandle = await fs.promises.open(dir, 'r');
+          try { await dirHandle.sync(); } finally { await dirHandle.close(); }
+        } catch { /* best effort */ }
       },
     };
   }
