@@ -69,7 +69,7 @@ export class Balancer {
   async applyStateAsync(state: DataplaneState): Promise<ApplyResult> {
     this.reconciler.assertInvariants(state);
     await this.reconciler.prebuildTables(state);
-    const result = this.reconciler.apply(state);
+    const result = this.reconciler.applyAsserted(state);
     this.syncReverseFrags(state);
     return result;
   }
