@@ -11,6 +11,7 @@ import { createMaglevTable, MaglevOuterMaps, readMaglevTable, writeMaglevSlotsFl
 import { LB_MAPS } from '../dataplane/lb.generated';
 import type { DataplaneState } from '../dataplane/types';
 import { Reconciler, type ApplyResult, type ReconcilerMaps } from './reconciler';
+import { warmUpApplyPath, type WarmUpResult } from './warm-up';
 
 export class Balancer {
   /** Ids, names, Maglev shares and the reverse grace period (see reconciler.ts). */
@@ -42,6 +43,18 @@ export class Balancer {
   }
 
   /**
+   * Warms the JIT on the apply path (src/balancer/warm-up.ts) with real inner tables of
+   * `tableSizes` slots that are never in this data plane's outer maps, then freed.
+   * @throws BpfError when the kernel refuses a throwaway table (nothing of the data plane changed)
+   */
+  warmUp(tableSizes: number[]): WarmUpResult {
+    return warmUpApplyPath(tableSizes, undefined, {
+      createInnerTable: (entries, withMarks) => createMaglevTable(entries, withMarks, this.dp.innerTableFlags),
+      writeInnerSlots: writeMaglevSlotsFlat,
+    });
+  }
+
+  /**
    * Makes the maps hold `state` (see src/balancer/reconciler.ts for order and ids).
    * @throws ReconcileError before any write when the kernel side cannot express the state
    */
@@ -60,7 +73,7 @@ export class Balancer {
   async applyStateAsync(state: DataplaneState): Promise<ApplyResult> {
     this.reconciler.assertInvariants(state);
     await this.reconciler.prebuildTables(state);
-    const result = this.reconciler.apply(state);
+    const result = this.reconciler.applyAsserted(state);
     this.syncReverseFrags(state);
     return result;
   }
@@ -87,17 +100,18 @@ export class Balancer {
         groups.set(key, g);
       }
     }
-    const desired = new Map<string, Buffer>();
-    for (const g of groups.values()) {
-      if (g.vips.size !== 1 || !g.best) continue;
-      const family = familyCodec(g.ip);   // reverse_frags or reverse_frags6 (the key's size tells)
-      const key = family.reverseKey({ ip: g.ip, port: 0, proto: g.proto });
-      desired.set(key.toString('hex'), family.reverse({ vip: [...g.vips][0], vport: 0, serviceId: g.best.serviceId, backendId: g.best.backendId }));
-    }
     // Only this Balancer writes reverse_frags: when the entries are the ones it last wrote, the
     // map holds them (reading 1000 entries back costs ~10-20 ms of syscalls on every change).
-    const signature = [...desired].map(([hex, value]) => `${hex}=${value.toString('hex')}`).sort().join(',');
+    // The entries' fields say so before any is encoded (encoding 1000 cost ~2 ms a change).
+    const wanted = [...groups.values()].filter((g) => g.vips.size === 1 && g.best);
+    const signature = wanted.map((g) => `${g.ip}/${g.proto}>${[...g.vips][0]}#${g.best!.serviceId}#${g.best!.backendId}`).sort().join(',');
     if (signature === this.reverseFragsWritten) return;
+    const desired = new Map<string, Buffer>();
+    for (const g of wanted) {
+      const family = familyCodec(g.ip);   // reverse_frags or reverse_frags6 (the key's size tells)
+      const key = family.reverseKey({ ip: g.ip, port: 0, proto: g.proto });
+      desired.set(key.toString('hex'), family.reverse({ vip: [...g.vips][0], vport: 0, serviceId: g.best!.serviceId, backendId: g.best!.backendId }));
+    }
     this.reverseFragsWritten = null;
     for (const [name, family] of [['reverse_frags', 4], ['reverse_frags6', 6]] as const) {
       const m = this.dp.map(name);

@@ -660,4 +660,27 @@ describe('recently built Maglev tables (issue 16)', () => {
       d.close();
     }
   });
+
+  test('a cycle of 24 pools of 65537 slots (drain each of 12 backends, then undrain each) is built once', async () => {
+    const { maglevBuildTime } = await import('./maglev');
+    const d = Dataplane.load({ hashSeed: 5, maxServices: 8, maxBackends: 64, maxFlows: 256 });
+    try {
+      const lb = new Balancer(d);
+      const drained = new Set<number>();
+      const state = (): DataplaneState => ({
+        services: [{ name: 'web', vip: '198.18.139.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 65537,
+          backends: Array.from({ length: 12 }, (_, i) => ({ address: `198.18.141.${i + 1}`, port: 8080, weight: 1, healthy: true, draining: drained.has(i) })) }],
+        settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true },
+      });
+      lb.applyState(state());
+      const step = (k: number) => { const i = k % 12; if (Math.floor(k / 12) % 2 === 0) drained.add(i); else drained.delete(i); lb.applyState(state()); };
+      for (let k = 0; k < 24; k++) step(k);
+      const t = maglevBuildTime();
+      for (let k = 24; k < 48; k++) step(k);
+      assert.equal(maglevBuildTime() - t, 0, 'the second pass over the 24 pools: every table kept');
+      checkMaps(d, lb, state());
+    } finally {
+      d.close();
+    }
+  });
 });

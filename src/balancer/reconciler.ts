@@ -45,7 +45,7 @@ import {
 } from './family';
 import { familyOf, isCanonicalAddress, joinHostPort } from '../domain/address';
 import { SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
-import { DEFAULT_TRANSITION_SECONDS, idBitmap, markedCount, sameCurrent, SlotTimes, sweepSlots, transitionSlots, transitionSummary, unmarkedSlots, type SlotDiff } from './transitions';
+import { DEFAULT_TRANSITION_SECONDS, idBitmap, markedCount, sameCurrent, SlotTimes, sweepSlots, transitionSlots, transitionSummary, unmarkedSlots, type SlotBuffers, type SlotDiff } from './transitions';
 import type { ServiceTransitionView } from '../domain/types';
 
 /** The part of a bridge BpfMap the reconciler uses. */
@@ -104,8 +104,10 @@ export interface SweepResult { cleared: number; aged: number; marked: number }
 export interface ApplyResult { writes: number; tablesSwapped: number[] }
 
 const PROTO_NUMBER = { tcp: 6, udp: 17 } as const;
-/** Slots of the recently built tables kept for pools seen again (4 MiB of u32: 16 tables of 65537). */
-const RECENT_TABLE_SLOTS = 1 << 20;
+/** Slots of the recently built tables kept for pools seen again (8 MiB of u32: 32 tables of 65537). */
+const RECENT_TABLE_SLOTS = 1 << 21;
+/** Spare slot tables kept for reuse (Reconciler.spareTables), words in all: 16 MiB. */
+const SPARE_TABLE_WORDS = 1 << 22;
 const ZERO_BACKEND = Buffer.alloc(LbBackendCodec.size);
 /** The VIP filter's input of an IPv4 VIP: its address as a host-order u32. */
 function vipKey4(vip: string): number {
@@ -216,6 +218,16 @@ export class Reconciler {
   private readonly reverseGrace = new Map<string, number>();
   /** The slot diff of the last transitionSlots() (writeInPlace takes it instead of a new pass). */
   private lastDiff: { slots: Uint32Array; diff: SlotDiff } | null = null;
+  /**
+   * Per service id: the table installed before the current one (nothing else holds it), which
+   * the next change's transitionSlots() writes into instead of allocating 16 bytes per slot
+   * (at most SPARE_TABLE_WORDS words in all); and the scratch arrays of a change's slot diff
+   * and in-place words. Fewer large allocations per change, fewer GC pauses on the kernel path.
+   */
+  private readonly spareTables = new Map<number, Uint32Array>();
+  private spareWords = 0;
+  private readonly slotBuffers: SlotBuffers = {};
+  private wordsScratch = new Uint32Array(0);
   private nextServiceId = 1;
   private nextBackendId = 1;
   private writes = 0;
@@ -448,6 +460,14 @@ export class Reconciler {
    */
   apply(state: DataplaneState): ApplyResult {
     this.assertInvariants(state);
+    return this.applyAsserted(state);
+  }
+
+  /**
+   * apply() of a state whose assertInvariants() the caller has just run (Balancer.applyStateAsync:
+   * the check costs ~1 ms at 1000 backends, once is enough). The state must not have changed since.
+   */
+  applyAsserted(state: DataplaneState): ApplyResult {
     const before = this.writes;
     const plans = this.plan(state);
     this.prebuilt.clear();   // plan() took what it needed
@@ -547,7 +567,10 @@ export class Reconciler {
         const moved: number[] = [];
         if (!epoch) epoch = this.lastEpoch = Math.max(Math.floor(this.now() / 1000) >>> 0, this.lastEpoch + 1) >>> 0;
         const diff: SlotDiff = { changed: null, marked: 0 };
-        slots = transitionSlots(installed, p.table, known, epoch, moved, diff);
+        this.slotBuffers.out = this.spareTables.get(p.id);
+        slots = transitionSlots(installed, p.table, known, epoch, moved, diff, this.slotBuffers);
+        this.slotBuffers.out = undefined;
+        if (slots === this.spareTables.get(p.id)) this.takeSpare(p.id);   // in use now: not spare any more
         this.lastDiff = { slots, diff };
         const young = this.youngSince.get(p.id) ?? new SlotTimes(slots.length / SLOT_WORDS);
         if (!installed || installed.length !== slots.length) young.clear();
@@ -607,6 +630,7 @@ export class Reconciler {
       this.removeIfPresent(m.maglev, encodeU32(id));
       if (m.maglevMarks) this.removeIfPresent(m.maglevMarks, encodeU32(id));
       this.installedTables.delete(id);
+      this.takeSpare(id);
       this.markCounts.delete(id);
       this.youngSince.delete(id);
     }
@@ -886,7 +910,9 @@ export class Reconciler {
     const pool = poolSignature(byKey, size);
     const slots = this.prebuilt.get(pool) ?? this.recentTable(pool) ?? buildMaglevTable(byKey, size);
     this.rememberTable(pool, slots);
-    const table = new Uint32Array(slots.length);
+    // The service's previous table of ids is held only by builtTables (installed tables are
+    // transitionSlots' own arrays): it takes the new ids (no 4 bytes per slot allocated).
+    const table = cached && cached.table.length === slots.length ? cached.table : new Uint32Array(slots.length);
     const idOf = Uint32Array.from(byKey, (b) => b.id);
     for (let i = 0; i < slots.length; i++) table[i] = idOf[slots[i]];
     this.builtTables.set(serviceId, { signature, poolSignature: pool, table });
@@ -961,8 +987,10 @@ export class Reconciler {
       const slots = marksMap ? table : unmarkedSlots(Uint32Array.from({ length: table.length / SLOT_WORDS }, (_, i) => table[i * SLOT_WORDS]));
       const known = this.lastDiff?.slots === slots ? this.lastDiff.diff : null;
       this.lastDiff = null;
+      const replaced = this.installedTables.get(serviceId);
       if (this.writeInPlace(serviceId, slots, known?.changed ?? null)) {
         this.installedTables.set(serviceId, slots);
+        if (replaced && replaced !== slots) this.keepSpare(serviceId, replaced);
         this.markCounts.set(serviceId, known?.changed ? known.marked : markedCount(slots));
         return;
       }
@@ -1010,7 +1038,8 @@ export class Reconciler {
       indices = changed.subarray(0, n);
     }
     const n = indices.length;
-    const words = new Uint32Array(n * SLOT_WORDS);
+    if (this.wordsScratch.length < n * SLOT_WORDS) this.wordsScratch = new Uint32Array(slots.length);
+    const words = this.wordsScratch.subarray(0, n * SLOT_WORDS);
     for (let k = 0, w = 0; k < n; k++) {
       const at = indices[k] * SLOT_WORDS;
       words[w++] = slots[at]; words[w++] = slots[at + 1]; words[w++] = slots[at + 2]; words[w++] = slots[at + 3];
@@ -1018,6 +1047,22 @@ export class Reconciler {
     if (!this.writeInnerSlots(outer, marksOuter, indices, words)) return false;
     this.writes += n;
     return true;
+  }
+
+  /** Keeps `table` (replaced, held by nothing else) as the service's spare, within the bound. */
+  private keepSpare(serviceId: number, table: Uint32Array): void {
+    this.takeSpare(serviceId);
+    if (this.spareWords + table.length > SPARE_TABLE_WORDS) return;
+    this.spareTables.set(serviceId, table);
+    this.spareWords += table.length;
+  }
+
+  /** Forgets the service's spare table (it is in use, or the service is gone). */
+  private takeSpare(serviceId: number): void {
+    const spare = this.spareTables.get(serviceId);
+    if (!spare) return;
+    this.spareTables.delete(serviceId);
+    this.spareWords -= spare.length;
   }
 
   private readAll(map: KernelMap): Map<string, Buffer> {

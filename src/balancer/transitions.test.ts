@@ -52,6 +52,36 @@ describe('transition marks (pure)', () => {
   });
 });
 
+test('transitionSlots into reused buffers: the same slots as fresh arrays, written into the given table (never the old one)', () => {
+  // Random sequences of tables over a small pool; each step once fresh, once into a dirty buffer.
+  let seed = 7;
+  const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) >>> 0; return seed % n; };
+  const size = 257;
+  const ids = () => Uint32Array.from({ length: size }, () => 1 + rnd(5));
+  let fresh = transitionSlots(undefined, ids(), new Set([1, 2, 3, 4, 5]), 1);
+  let reused = Uint32Array.from(fresh);
+  const buffers: { out?: Uint32Array; changed?: Uint32Array } = { changed: new Uint32Array(size).fill(0xdead) };
+  let spare = new Uint32Array(fresh.length).fill(0xffffffff);   // garbage in every word
+  for (let step = 0; step < 40; step++) {
+    const next = ids();
+    const known = new Set([1, 2, 3, 4, 5].filter(() => rnd(4) !== 0));
+    const d1 = { changed: null as Uint32Array | null, marked: 0 };
+    const d2 = { changed: null as Uint32Array | null, marked: 0 };
+    const a = transitionSlots(fresh, next, known, 10 + step, undefined, d1);
+    buffers.out = spare;
+    const b = transitionSlots(reused, next, known, 10 + step, undefined, d2, buffers);
+    assert.equal(b, spare, `step ${step}: written into the spare table`);
+    assert.deepEqual(Array.from(b), Array.from(a), `step ${step}: same slots`);
+    assert.deepEqual(Array.from(d2.changed!), Array.from(d1.changed!), `step ${step}: same changed slots`);
+    assert.equal(d2.marked, d1.marked);
+    spare = reused;   // the replaced table is the next spare
+    reused = b;
+    fresh = a;
+  }
+  buffers.out = reused;
+  assert.notEqual(transitionSlots(reused, ids(), new Set([1]), 99, undefined, undefined, buffers), reused, 'the old table itself is never the output');
+});
+
 test('transitionSummary: moved, seen and young slots, the share, the oldest epoch', () => {
   const t = Uint32Array.from([
     1, 2, 12, 1 | YOUNG, // moved at epoch 12, seen, young

@@ -93,48 +93,68 @@ export function markedCount(slots: Uint32Array): number {
  * `movedSlots` receives the index of every slot whose window (re)started.
  */
 export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, known: ReadonlySet<number>, epoch: number, movedSlots?: number[],
-  diff?: SlotDiff): Uint32Array {
+  diff?: SlotDiff, buffers?: SlotBuffers): Uint32Array {
   if (!old || old.length !== ids.length * SLOT_WORDS) {
     if (diff) diff.changed = null;
     return unmarkedSlots(ids);
   }
-  const out = new Uint32Array(old.length);
+  // Every word of `out` is written below: a reused buffer needs no clearing.
+  const out = buffers?.out && buffers.out.length === old.length && buffers.out !== old ? buffers.out : new Uint32Array(old.length);
   const isKnown = idBitmap(known);
+  const knownLength = isKnown.length;
+  // The slots that differ from `old` and the marked count, worked out in the same pass.
+  let changed: Uint32Array | null = null;
+  if (diff) {
+    changed = buffers?.changed && buffers.changed.length >= ids.length ? buffers.changed : new Uint32Array(ids.length);
+    if (buffers) buffers.changed = changed;
+  }
+  let n = 0;
+  let marked = 0;
   for (let i = 0, at = 0; i < ids.length; i++, at += SLOT_WORDS) {
     const cur = ids[i];
-    const oldCur = old[at + SLOT.backend];
-    const oldPrev = old[at + SLOT.prev];
-    out[at + SLOT.backend] = cur;
+    const oldCur = old[at];
+    const oldPrev = old[at + 1];
+    const oldEpoch = old[at + 2];
+    const oldSeen = old[at + 3];
+    let prev = 0;
+    let ep = 0;
+    let seen = 0;
     if (oldPrev !== 0) {
-      out[at + SLOT.prev] = oldPrev < isKnown.length && isKnown[oldPrev] ? oldPrev : cur;
-      out[at + SLOT.epoch] = old[at + SLOT.epoch];
+      prev = oldPrev < knownLength && isKnown[oldPrev] ? oldPrev : cur;
+      ep = oldEpoch;
       if (cur !== oldCur) {
-        out[at + SLOT.seenFlags] = SEEN | YOUNG;
+        seen = SEEN | YOUNG;
         movedSlots?.push(i);
       } else {
-        out[at + SLOT.seenFlags] = (old[at + SLOT.seenFlags] & YOUNG) | SEEN;
+        seen = (oldSeen & YOUNG) | SEEN;
       }
-    } else if (cur !== oldCur && oldCur !== 0 && oldCur < isKnown.length && isKnown[oldCur]) {
-      out[at + SLOT.prev] = oldCur;
-      out[at + SLOT.epoch] = epoch;
-      out[at + SLOT.seenFlags] = SEEN | YOUNG;
+    } else if (cur !== oldCur && oldCur !== 0 && oldCur < knownLength && isKnown[oldCur]) {
+      prev = oldCur;
+      ep = epoch;
+      seen = SEEN | YOUNG;
       movedSlots?.push(i);
     }
+    out[at] = cur;
+    out[at + 1] = prev;
+    out[at + 2] = ep;
+    out[at + 3] = seen;
+    if (prev !== 0) marked++;
+    if (changed !== null && (cur !== oldCur || prev !== oldPrev || ep !== oldEpoch || seen !== oldSeen)) changed[n++] = i;
   }
   if (diff) {
-    // The slots that differ from `old` and the marked count, in the same pass's cache lines.
-    const changed = new Uint32Array(ids.length);
-    let n = 0;
-    let marked = 0;
-    for (let i = 0, at = 0; i < ids.length; i++, at += SLOT_WORDS) {
-      if (out[at + 1] !== 0) marked++;
-      if (out[at] !== old[at] || out[at + 1] !== old[at + 1] || out[at + 2] !== old[at + 2] || out[at + 3] !== old[at + 3]) changed[n++] = i;
-    }
-    diff.changed = changed.subarray(0, n);
+    diff.changed = changed!.subarray(0, n);
     diff.marked = marked;
   }
   return out;
 }
+
+/**
+ * Arrays transitionSlots() may write into instead of allocating (a 65537-slot table is 1 MiB:
+ * one per change kept the garbage collector busy, and its pauses landed on changes): `out`, a
+ * table of the same size that nothing else holds (never `old`), and `changed`, a scratch array
+ * the result's `diff.changed` is then a view of (valid until the next call with these buffers).
+ */
+export interface SlotBuffers { out?: Uint32Array; changed?: Uint32Array }
 
 /** What transitionSlots() changed against the old table: the slot indexes (null: no old table
  * of the same size, everything is new) and how many slots of the result are marked. */

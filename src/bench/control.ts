@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, Agent as HttpAgent, type Server as HttpServer } from 'node:http';
 import { readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
@@ -120,7 +120,7 @@ export interface ControlReport {
 export const CONTROL_METHOD = 'API->kernel: xdplb daemon (own config, pin dir, API on a free loopback port, no interface attached); '
   + 'each change is PATCH drain=true/false of one of 10 backends, timed from before the request until the pinned backends map '
   + 'holds the new flags and the last slot the change writes holds its new backend (the slots are written in one batch in slot order; '
-  + 'polled through the bridge; the whole table is compared with the expected one after the run). '
+  + 'polled through the bridge every ~50-100 us, the thread sleeping between polls; the whole table is compared with the expected one after the run). '
   + 'Maglev: buildMaglevTable in-process, median of 11 after 3 warm-up builds; M=1048573 on the shared worker thread. '
   + 'Breakdown: the daemon\'s Server-Timing steps of each change, plus request/answer transit and the poll delay measured here. '
   + 'Observability: forward topology, xdplb nat, '
@@ -148,15 +148,38 @@ async function api(url: string, token: string, method: string, path: string, bod
   return text ? JSON.parse(text) : null;
 }
 
-/** api() that also returns the answer's Server-Timing header. */
-async function apiTimed(url: string, token: string, method: string, path: string, body?: unknown): Promise<{ body: unknown; timing: string | null }> {
-  const res = await fetch(url + path, {
-    method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
+/** One kept-alive connection for the timed changes: a change's request leaves in the tick it is made. */
+const timedAgent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
+
+/**
+ * api() that also returns the answer's Server-Timing header, through node:http on a kept-alive
+ * connection: the request is written before the caller's next await (fetch() took several
+ * event-loop turns, ~0.2-0.3 ms, before its bytes left; that is the client library, not the
+ * daemon).
+ */
+function apiTimed(url: string, token: string, method: string, path: string, body?: unknown): Promise<{ body: unknown; timing: string | null }> {
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url + path, {
+      method, agent: timedAgent,
+      headers: { authorization: `Bearer ${token}`, ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}) },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        if ((res.statusCode ?? 0) < 200 || (res.statusCode ?? 0) >= 300) { reject(new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 300)}`)); return; }
+        try {
+          const timing = res.headers['server-timing'];
+          resolve({ body: text ? JSON.parse(text) : null, timing: Array.isArray(timing) ? timing.join(', ') : timing ?? null });
+        } catch (err) { reject(err as Error); }
+      });
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error(`${method} ${path}: no answer after 30 s`)));
+    req.on('error', reject);
+    req.end(payload);
   });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text.slice(0, 300)}`);
-  return { body: text ? JSON.parse(text) : null, timing: res.headers.get('server-timing') };
 }
 
 /**
@@ -179,10 +202,10 @@ class TableProbe {
     return this.inner;
   }
   /** The backend id in slot `i` (without LB_SLOT_MOVED), or null when there is no table. */
+  private readonly slotKey = Buffer.alloc(4);
   slot(i: number): number | null {
-    const key = Buffer.alloc(4);
-    key.writeUInt32LE(i, 0);
-    const v = this.table()?.lookup(key);
+    this.slotKey.writeUInt32LE(i, 0);
+    const v = this.table()?.lookup(this.slotKey);
     return v ? v.readUInt32LE(0) & 0x7fffffff : null;
   }
   /** Every slot's backend id (without LB_SLOT_MOVED). */
@@ -209,6 +232,30 @@ function expectedIds(pool: Array<{ id: number; key: string }>, size: number): Ui
 function lastChangedSlot(before: Uint32Array, after: Uint32Array): number {
   for (let i = after.length - 1; i >= 0; i--) if (before[i] !== after[i]) return i;
   return -1;
+}
+
+/** Shared word for Atomics.wait: a sleep of microseconds that gives the CPU back (no timer). */
+const NAP = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Waits until `held()` (a read of the real kernel maps) is true, checking it every ~50-100 us:
+ * between checks the thread sleeps 50 us (Atomics.wait, the CPU goes to the daemon; not in the
+ * first 0.3 ms, while the request goes out) and lets its event loop take I/O once (setImmediate:
+ * the request goes out, the answer comes in). A
+ * 1 ms timer between checks (setTimeout) added up to a timer tick, and a late timer's whole
+ * delay, to what was measured. Bounded by `deadline` (Date.now() ms).
+ * @throws the request's error when it failed; Error(`what`) after the deadline
+ */
+async function pollKernel(held: () => boolean, failed: () => Error | null, deadline: number, what: () => string): Promise<void> {
+  const started = performance.now();
+  while (!held()) {
+    const err = failed();
+    if (err) throw err;
+    if (Date.now() > deadline) throw new Error(what());
+    // Not in the first 0.3 ms: the request is still on its way out through the event loop.
+    if (performance.now() - started > 0.3) Atomics.wait(NAP, 0, 0, 0.05);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
 }
 
 /**
@@ -263,13 +310,8 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
       const request = apiTimed(url, token, 'PATCH', `/api/v1/services/bench/backends/${encodeURIComponent(b.key)}`, { drain });
       let failed: Error | null = null;
       request.catch((err: Error) => { failed = err; });
-      const changeDeadline = Date.now() + 10_000;
-      while (!(draining(b.id) === drain && (slot < 0 || probe.slot(slot) === expected[slot]))) {
-        if (failed) throw failed;
-        if (Date.now() > changeDeadline) throw new Error(`change ${i} (drain=${drain} on ${b.key}) not in the kernel after 10 s`);
-        // ~1 ms between polls: a busy poll would take a CPU from the daemon on a small machine.
-        await sleep(0);
-      }
+      await pollKernel(() => draining(b.id) === drain && (slot < 0 || probe.slot(slot) === expected[slot]), () => failed, Date.now() + 10_000,
+        () => `change ${i} (drain=${drain} on ${b.key}) not in the kernel after 10 s`);
       const seenEpoch = performance.timeOrigin + performance.now();
       times.push(Number(process.hrtime.bigint() - started) / 1e6);
       const timing = parseServerTiming((await request).timing);
@@ -298,6 +340,7 @@ export async function measureApiToKernel(changes: number, maxSeconds: number): P
       }),
     };
   } finally {
+    timedAgent.destroy();
     for (const m of opened) m.close();
     await daemon.stop(10_000).catch(() => daemon.kill());
     rmSync(CONTROL_PIN_DIR, { recursive: true, force: true });
@@ -334,12 +377,8 @@ async function measureBulk(url: string, token: string, backendsMap: BpfMap, magl
     const request = apiTimed(url, token, 'PATCH', '/api/v1/state/backends', { changes: batch.map((b) => ({ service: 'bulk', backend: b.key, drain })) });
     let failed: Error | null = null;
     request.catch((err: Error) => { failed = err; });
-    const changeDeadline = Date.now() + 10_000;
-    while (!(draining(last.id) === drain && (slot < 0 || probe.slot(slot) === after[slot]))) {
-      if (failed) throw failed;
-      if (Date.now() > changeDeadline) throw new Error(`bulk change ${i} (drain=${drain}) not in the kernel after 10 s`);
-      await sleep(0);
-    }
+    await pollKernel(() => draining(last.id) === drain && (slot < 0 || probe.slot(slot) === after[slot]), () => failed, Date.now() + 10_000,
+      () => `bulk change ${i} (drain=${drain}) not in the kernel after 10 s`);
     times.push(Number(process.hrtime.bigint() - started) / 1e6);
     const timing = parseServerTiming((await request).timing);
     responses.push(Number(process.hrtime.bigint() - started) / 1e6);
@@ -611,14 +650,10 @@ export async function measureHealth(flips: number, cpuSeconds: number, progress:
         const flipAt = performance.now();
         if (goDown) server.down.add(b.address); else server.down.delete(b.address);
         const want = goDown ? 503 : 200;
-        const changeDeadline = Date.now() + 10_000;
         // Down: the kernel holds it once the backend lost ACTIVE (the apply's last write for it);
         // up: once ACTIVE and the last slot the change writes holds it.
         const held = () => (goDown ? !active(b.id) : active(b.id) && (slot < 0 || probe.slot(slot) === expected[slot]));
-        while (!held()) {
-          if (Date.now() > changeDeadline) throw new Error(`health flip ${i} (${b.key} ${goDown ? 'down' : 'up'}) not in the kernel after 10 s`);
-          await sleep(0);
-        }
+        await pollKernel(held, () => null, Date.now() + 10_000, () => `health flip ${i} (${b.key} ${goDown ? 'down' : 'up'}) not in the kernel after 10 s`);
         const seen = performance.now();
         const answer = server.answers.get(b.address);
         if (!answer || answer.status !== want || answer.at < flipAt) throw new Error(`health flip ${i}: the kernel changed before the deciding probe (${server.count()} probes answered; last answer ${JSON.stringify(answer)})`);

@@ -263,3 +263,32 @@ describe('a config path that is not a config never leaks its content', () => {
     });
   });
 });
+
+
+describe('background writes: the directory handle', () => {
+  const dirFds = (dir: string) => fs.readdirSync('/proc/self/fd').filter((fd) => {
+    try { return fs.readlinkSync(`/proc/self/fd/${fd}`) === dir; } catch { return false; }
+  }).length;
+
+  test('opened for one write only: closed after the commit and after an abort (the file system is never held busy)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbt-dirsync-'));
+    const file = path.join(dir, 'xdplb.yaml');
+    const config = parseConfigText(realistic());
+    const settle = async () => { for (let i = 0; i < 50 && dirFds(dir) > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10)); };
+    try {
+      for (let i = 0; i < 3; i++) await prepareConfigFile(file, { ...config, hashSeed: i }, { background: true }).commit();
+      await settle();
+      assert.equal(dirFds(dir), 0, 'no handle of the directory left after commits');
+      assert.equal(loadConfigFile(file).hashSeed, 2);
+      const pending = prepareConfigFile(file, { ...config, hashSeed: 9 }, { background: true });
+      await pending.durable;
+      pending.abort();
+      await settle();
+      assert.equal(dirFds(dir), 0, 'none after an abort');
+      assert.equal(loadConfigFile(file).hashSeed, 2, 'the aborted write changed nothing');
+      assert.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')), []);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

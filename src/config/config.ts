@@ -436,8 +436,9 @@ export function prepareConfigFile(file: string, config: Config, options: { backg
       fd = undefined;
       durable = new Promise<void>((resolve, reject) => {
         fs.fsync(syncing, (error) => {
+          // Durable once fsync returned: the close need not be waited for.
+          if (!error) { resolve(); fs.close(syncing, () => {}); return; }
           fs.close(syncing, () => {
-            if (!error) { resolve(); return; }
             fs.rm(temp, { force: true }, () => reject(storageError(file, error)));
           });
         });
@@ -454,9 +455,16 @@ export function prepareConfigFile(file: string, config: Config, options: { backg
     throw storageError(file, error);
   }
   let done = false;
+  // Background mode: the directory is opened while the kernel takes the change, so the commit
+  // only renames and fsyncs it (held for this one write: never across changes, which would keep
+  // the config's file system busy).
+  const dirOpen = durable ? fs.promises.open(dir, 'r') : null;
+  dirOpen?.catch(() => { /* the commit's fsync is best effort */ });
+  const closeDir = (): void => { dirOpen?.then((h) => h.close()).catch(() => undefined); };
   const abort = (): void => {
     if (done) return;
     done = true;
+    closeDir();
     try { fs.rmSync(temp, { force: true }); } catch { /* read-only now: nothing more to do */ }
   };
   // Renames the temp file into place (a failure removes it: nothing changed), then fsyncs the
@@ -487,9 +495,10 @@ export function prepareConfigFile(file: string, config: Config, options: { backg
         }
         place();
         try {
-          const dirHandle = await fs.promises.open(dir, 'r');
-          try { await dirHandle.sync(); } finally { await dirHandle.close(); }
-        } catch { /* best effort */ }
+          await (await dirOpen!).sync();
+        } catch { /* best effort */ } finally {
+          closeDir();   // not waited for: the rename is durable once the fsync returned
+        }
       },
     };
   }

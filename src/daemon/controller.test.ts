@@ -47,6 +47,23 @@ function ownAddress(): string | undefined {
 }
 
 describe('DaemonController', () => {
+  test('with nobody on the stream a change works out no state views beyond its own answer', async () => {
+    const { driver, controller, messages } = setup({ services: [web, { ...web, name: 'api', vip: '198.18.100.2', backends: [{ address: '198.18.1.21', port: 8080, weight: 1 }] }] });
+    await controller.start();
+    const placement = driver.placement.bind(driver);
+    const asked: string[] = [];
+    driver.placement = (service: string) => { asked.push(service); return placement(service); };
+    await controller.patchBackend('web', '198.18.1.11:8080', { drain: true });
+    assert.deepEqual(asked, ['web'], 'only the answer\'s view of "web" (no broadcast of every service)');
+    const unsubscribe = controller.subscribe((m) => messages.push(m));
+    asked.length = 0;
+    await controller.patchBackend('web', '198.18.1.11:8080', { drain: false });
+    assert.deepEqual(asked.sort(), ['api', 'web', 'web'], 'a listener gets every service');
+    assert.equal(messages.filter((m) => m.type === 'state').length, 1);
+    unsubscribe();
+    controller.stop();
+  });
+
   test('a mutation reconciles, persists and broadcasts the new state', async () => {
     const { driver, saved, controller, messages } = setup();
     await controller.start();

@@ -9,6 +9,7 @@
  * Health transitions re-reconcile (not persisted: health is not configuration).
  */
 import fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type {
@@ -156,7 +157,7 @@ export class DaemonController implements Controller {
       if (change.health === 'up' || change.health === 'down') {
         this.broadcast({ type: 'health', data: { service: change.service, backend: change.backend, health: change.health } });
       }
-      void this.reconcileHealth();
+      void this.reconcileHealth(performance.now());
     });
     this.health.on('ramp', (ramp) => {
       this.logger.info({ ...ramp }, 'slow start: backend weight step');
@@ -333,7 +334,7 @@ export class DaemonController implements Controller {
       }
       this.desired = next;
       this.logger.warn({ from, to: seed }, 'hash seed changed: every flow re-hashes (set the same seed on every node behind ECMP)');
-      this.broadcast({ type: 'state', data: { services: this.listServices() } });
+      this.broadcastState();
       return { hashSeed: seed };
     });
   }
@@ -444,12 +445,19 @@ export class DaemonController implements Controller {
     await this.mutate((state) => {
       const config = state.toConfig();
       const seen = new Set<string>();
+      // Backends by key, per service named (a scan per change was 100 x 1000 key strings).
+      const byKey = new Map<string, Map<string, Config['services'][number]['backends'][number]>>();
+      const backendsOf = (service: Config['services'][number]) => {
+        let keys = byKey.get(service.name);
+        if (!keys) byKey.set(service.name, keys = new Map(service.backends.map((b) => [backendKey(b), b])));
+        return keys;
+      };
       changes.forEach((c, i) => {
         const at = `/changes/${i}`;
         const service = config.services.find((s) => s.name === c.service);
         if (!service) throw new XdplbError('XDPLB_ERR_NOT_FOUND', `${at}: service "${c.service}" does not exist`, at);
         const wanted = canonicalBackendKey(c.backend);
-        const backend = service.backends.find((b) => backendKey(b) === wanted);
+        const backend = backendsOf(service).get(wanted);
         if (!backend) throw new XdplbError('XDPLB_ERR_NOT_FOUND', `${at}: service "${c.service}" has no backend "${c.backend}"`, at);
         if (seen.has(`${c.service}|${wanted}`)) {
           throw new XdplbError('XDPLB_ERR_VALIDATION', `${at}: backend "${wanted}" of service "${c.service}" is named twice`, at);
@@ -505,6 +513,12 @@ export class DaemonController implements Controller {
 
   // ---- internals --------------------------------------------------------------------------
 
+  /** {type:'state'} to the stream's listeners; with none, the views (every backend's share) are not even worked out. */
+  private broadcastState(): void {
+    if (this.listeners.size === 0) return;
+    this.broadcast({ type: 'state', data: { services: this.listServices() } });
+  }
+
   private broadcast(msg: StreamMessage): void {
     for (const listener of [...this.listeners]) {
       try { listener(msg); } catch (err) { this.logger.warn({ err: (err as Error).message }, 'stream listener failed'); }
@@ -539,7 +553,7 @@ export class DaemonController implements Controller {
         if (h === 'up' || h === 'down') verdicts.set(`${s.name}|${backendKey(b)}`, h);
       }
     }
-    this.health.sync(next.toConfig().services);
+    this.health.sync([...next.services]);   // read only: no clone of the whole config
     try {
       try {
         writes = (await this.applyOrThrow(next)).writes;
@@ -565,7 +579,7 @@ export class DaemonController implements Controller {
     }
     this.desired = next;
     this.logger.info({ services: next.services.length, writes }, 'desired state applied');
-    this.broadcast({ type: 'state', data: { services: this.listServices() } });
+    this.broadcastState();
   }
 
   private async applyOrThrow(state: DesiredState): Promise<{ writes: number }> {
@@ -584,11 +598,14 @@ export class DaemonController implements Controller {
   }
 
   /** A health verdict changed: the same desired state, reconciled with the new verdicts. */
-  private reconcileHealth(): Promise<void> {
+  private reconcileHealth(verdictAt?: number): Promise<void> {
     return this.queue.run(async () => {
       try {
+        const queuedMs = verdictAt === undefined ? 0 : performance.now() - verdictAt;
         await this.applyOrThrow(this.desired);
-        this.broadcast({ type: 'state', data: { services: this.listServices() } });
+        // From the verdict to the kernel holding it (the health -> kernel latency, issue 16).
+        if (verdictAt !== undefined) this.logger.debug({ ms: performance.now() - verdictAt, queuedMs }, 'health verdict in the kernel');
+        this.broadcastState();
       } catch (err) {
         this.logger.error({ err: (err as Error).message }, 'health reconcile failed');
       }
