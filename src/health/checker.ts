@@ -14,7 +14,7 @@
 import { EventEmitter } from 'node:events';
 import type { HealthCheckSpec } from '../domain/types';
 import { joinHostPort } from '../domain/address';
-import { startProbe, type Probe, type RunningProbe } from './checks';
+import { startProbe, KeptConnection, type Probe, type RunningProbe } from './checks';
 import { HealthMachine, policyOf, type Health } from './state';
 import type { DsrProbeRoutes, ArpAnswerers } from './dsr-routes';
 
@@ -82,6 +82,8 @@ interface BackendState {
   timer: NodeJS.Timeout | null;
   rampTimer: NodeJS.Timeout | null;
   probe: RunningProbe | null;
+  /** healthCheck.reuseConnection (http): the connection kept between this backend's probes. */
+  conn: KeptConnection | null;
   /** DSR: the probe socket's mark, or why the route through the backend could not be made. */
   mark: number | null;
   routeError: string | null;
@@ -153,6 +155,7 @@ export class HealthChecker extends EventEmitter {
         backend: key, target, machine: new HealthMachine(policyOf(this.spec), initial), transitions: 0, checks: 0,
         lastDetail: target.initial ? `${target.initial} as found in the data plane, not checked yet` : 'not checked yet',
         lastCheckAt: null, timer: null, rampTimer: null, probe: null, mark: null, routeError: null,
+        conn: this.spec.type === 'http' && this.spec.reuseConnection ? new KeptConnection() : null,
       };
       if (this.dsr) {
         try { state.mark = this.dsr.routes.acquire(this.dsr.vip, target.address); } catch (err) { state.routeError = (err as Error).message; }
@@ -209,6 +212,7 @@ export class HealthChecker extends EventEmitter {
     const probe = state.probe;
     state.probe = null;   // cleared first: the cancelled result must not be recorded
     probe?.cancel();
+    state.conn?.close();
   }
 
   private schedule(state: BackendState, delayMs: number): void {
@@ -226,6 +230,7 @@ export class HealthChecker extends EventEmitter {
     return {
       type: 'http', address, port, timeoutMs: this.spec.timeoutMs, ...mark,
       path: this.spec.path ?? '/', expectStatus: this.spec.expectStatus ?? DEFAULT_EXPECT_STATUS,
+      ...(state.conn ? { connection: state.conn } : {}),
     };
   }
 
