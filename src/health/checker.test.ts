@@ -396,3 +396,24 @@ describe('HTTP reuseConnection', () => {
     await server.close();
   });
 });
+
+test('start() spreads the first probes of n backends over one interval; each is then probed every interval', async () => {
+  const server = new FlipTcpServer();
+  await server.up();
+  const n = 4;
+  // n backends (distinct keys), every check to the server's port.
+  const checker = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ intervalMs: 400, rise: 1, port: server.port }),
+    backends: Array.from({ length: n }, (_, i) => ({ address: LOCAL, port: i + 1 })) });
+  toStop.push(checker);
+  const firsts = new Map<string, number>();
+  checker.on('change', (c) => { assert.equal(c.health, 'up'); if (!firsts.has(c.backend)) firsts.set(c.backend, Date.now()); });
+  checker.start();
+  await waitFor('every backend checked', () => firsts.size === n, 3000);
+  const times = [...firsts.values()].sort((a, b) => a - b);
+  // 0, 100, 200, 300 ms after start: not one burst (the last first probe well after the first one).
+  assert.ok(times[n - 1] - times[0] >= 250, `first probes within ${times[n - 1] - times[0]} ms`);
+  for (let k = 1; k < n; k++) assert.ok(times[k] - times[k - 1] >= 50, `gap ${times[k] - times[k - 1]} ms`);
+  await waitFor('second round', () => checker.status().every((st) => st.checks >= 2), 3000);
+  checker.stop();
+  await server.down();
+});

@@ -136,10 +136,17 @@ export class HealthChecker extends EventEmitter {
   /** Total state transitions over all backends since construction. */
   get transitions(): number { return this.transitionCount; }
 
+  /**
+   * Starts probing, the backends' first probes spread evenly over one interval (backend i of n
+   * after i/n of it): each backend is still probed every intervalMs, but n backends never probe
+   * in one burst (1000 connects in one event-loop turn hold every API answer behind them).
+   */
   start(): void {
     if (this.running) return;
     this.running = true;
-    for (const state of this.states.values()) this.schedule(state, 0);
+    const n = this.states.size;
+    let i = 0;
+    for (const state of this.states.values()) this.schedule(state, Math.floor((i++ * this.spec.intervalMs) / n));
   }
 
   /** Replaces the set of probed backends; backends kept keep their health and counters. */
