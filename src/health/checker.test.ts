@@ -417,3 +417,29 @@ test('start() spreads the first probes of n backends over one interval; each is 
   checker.stop();
   await server.down();
 });
+
+test('a probe slower than the interval defers the next one to its end: a backend\'s probes never overlap', async () => {
+  let inFlight = 0;
+  let most = 0;
+  const sockets = new Set<net.Socket>();
+  const server = http.createServer((_req, res) => {
+    most = Math.max(most, ++inFlight);
+    setTimeout(() => { inFlight--; res.writeHead(200).end(); }, 80);
+  });
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  await new Promise<void>((resolve) => server.listen(0, LOCAL, resolve));
+  server.unref();
+  const port = (server.address() as AddressInfo).port;
+  const checker = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ type: 'http', intervalMs: 20, timeoutMs: 500, rise: 1 }), backends: [{ address: LOCAL, port }] });
+  toStop.push(checker);
+  const started = Date.now();
+  checker.start();
+  await waitFor('4 checks', () => checker.status()[0].checks >= 4, 3000);
+  const elapsed = Date.now() - started;
+  checker.stop();
+  assert.equal(most, 1, 'one probe at a time');
+  assert.ok(elapsed >= 4 * 80 - 10, `4 probes of 80 ms took ${elapsed} ms`);
+  assert.ok(elapsed < 4 * 80 + 400, `the next probe starts when the slow one ends (${elapsed} ms)`);
+  for (const s of sockets) s.destroy();
+  await new Promise<void>((r) => server.close(() => r()));
+});

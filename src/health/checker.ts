@@ -79,7 +79,10 @@ interface BackendState {
   checks: number;
   lastDetail: string;
   lastCheckAt: number | null;
+  /** The backend's probe timer: a timeout to its first probe, then an interval of intervalMs. */
   timer: NodeJS.Timeout | null;
+  /** The interval fired while a probe was still in flight: the next one starts when it ends. */
+  due: boolean;
   rampTimer: NodeJS.Timeout | null;
   probe: RunningProbe | null;
   /** healthCheck.reuseConnection (http): the connection kept between this backend's probes. */
@@ -161,7 +164,7 @@ export class HealthChecker extends EventEmitter {
       const state: BackendState = {
         backend: key, target, machine: new HealthMachine(policyOf(this.spec), initial), transitions: 0, checks: 0,
         lastDetail: target.initial ? `${target.initial} as found in the data plane, not checked yet` : 'not checked yet',
-        lastCheckAt: null, timer: null, rampTimer: null, probe: null, mark: null, routeError: null,
+        lastCheckAt: null, timer: null, due: false, rampTimer: null, probe: null, mark: null, routeError: null,
         conn: this.spec.type === 'http' && this.spec.reuseConnection ? new KeptConnection() : null,
       };
       if (this.dsr) {
@@ -214,6 +217,7 @@ export class HealthChecker extends EventEmitter {
   private cancel(state: BackendState): void {
     if (state.timer) clearTimeout(state.timer);
     state.timer = null;
+    state.due = false;
     if (state.rampTimer) clearTimeout(state.rampTimer);
     state.rampTimer = null;
     const probe = state.probe;
@@ -222,8 +226,26 @@ export class HealthChecker extends EventEmitter {
     state.conn?.close();
   }
 
+  /**
+   * The backend's first probe after delayMs, then one every intervalMs from a single interval
+   * timer (not a new timer per probe: 1000 backends re-armed 1000 timers a second, each of its
+   * own duration). A probe still in flight when the interval fires (timeout > interval, only
+   * outside the daemon's validation) defers the next one to its end: probes of a backend never
+   * overlap, and the next starts at max(start + interval, end) as before.
+   */
   private schedule(state: BackendState, delayMs: number): void {
-    state.timer = setTimeout(() => { state.timer = null; void this.runProbe(state); }, delayMs);
+    const tick = (): void => {
+      if (state.probe) { state.due = true; return; }
+      void this.runProbe(state);
+    };
+    state.timer = setTimeout(() => { state.timer = setInterval(tick, this.spec.intervalMs); tick(); }, delayMs);
+  }
+
+  /** After a probe: the next one at once when the interval fired while it ran. */
+  private afterProbe(state: BackendState): void {
+    if (!state.due || !this.running) return;
+    state.due = false;
+    void this.runProbe(state);
   }
 
   private probeFor(state: BackendState): Probe | null {
@@ -242,17 +264,17 @@ export class HealthChecker extends EventEmitter {
   }
 
   private async runProbe(state: BackendState): Promise<void> {
-    const startedAt = Date.now();
     if (this.dsr && state.mark === null) {
       // No route through this backend: it cannot be proven to serve the VIP (fail closed).
       this.record(state, false, state.routeError ?? 'no DSR probe route');
-      if (this.running) this.schedule(state, this.spec.intervalMs);
       return;
     }
     const probe = this.probeFor(state);
     if (!probe) {
       // Service port 0 (any) and backend port 0 (keep the client's): nothing to connect to.
       state.lastDetail = 'no port to probe: set healthCheck.port';
+      if (state.timer) clearTimeout(state.timer);
+      state.timer = null;
       return;
     }
     if (this.dsr) {
@@ -263,7 +285,6 @@ export class HealthChecker extends EventEmitter {
       const arp = this.arpAnswering.get(state.target.address);
       if (arp) {
         this.record(state, false, arp);
-        if (this.running) this.schedule(state, this.spec.intervalMs);
         return;
       }
     }
@@ -273,7 +294,7 @@ export class HealthChecker extends EventEmitter {
     if (state.probe !== running || !this.states.has(state.backend)) return; // cancelled or removed
     state.probe = null;
     this.record(state, result.ok, result.detail);
-    if (this.running) this.schedule(state, Math.max(0, startedAt + this.spec.intervalMs - Date.now()));
+    this.afterProbe(state);
   }
 
   private record(state: BackendState, ok: boolean, detail: string): void {
