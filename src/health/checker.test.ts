@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HealthChecker, type HealthChange } from './checker';
+import { HealthChecker, PROBE_BATCH, type HealthChange } from './checker';
 import { HealthMonitor } from './monitor';
 import type { HealthCheckSpec } from '../domain/types';
 
@@ -397,22 +397,26 @@ describe('HTTP reuseConnection', () => {
   });
 });
 
-test('start() spreads the first probes of n backends over one interval; each is then probed every interval', async () => {
+test('start() spreads the first probes over one interval in batches of PROBE_BATCH backends; each is then probed every interval', async () => {
   const server = new FlipTcpServer();
   await server.up();
-  const n = 4;
+  const n = 3 * PROBE_BATCH;
   // n backends (distinct keys), every check to the server's port.
-  const checker = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ intervalMs: 400, rise: 1, port: server.port }),
+  const checker = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ intervalMs: 600, rise: 1, port: server.port }),
     backends: Array.from({ length: n }, (_, i) => ({ address: LOCAL, port: i + 1 })) });
   toStop.push(checker);
   const firsts = new Map<string, number>();
-  checker.on('change', (c) => { assert.equal(c.health, 'up'); if (!firsts.has(c.backend)) firsts.set(c.backend, Date.now()); });
+  const started = Date.now();
+  checker.on('change', (c) => { assert.equal(c.health, 'up'); if (!firsts.has(c.backend)) firsts.set(c.backend, Date.now() - started); });
   checker.start();
   await waitFor('every backend checked', () => firsts.size === n, 3000);
-  const times = [...firsts.values()].sort((a, b) => a - b);
-  // 0, 100, 200, 300 ms after start: not one burst (the last first probe well after the first one).
-  assert.ok(times[n - 1] - times[0] >= 250, `first probes within ${times[n - 1] - times[0]} ms`);
-  for (let k = 1; k < n; k++) assert.ok(times[k] - times[k - 1] >= 50, `gap ${times[k] - times[k - 1]} ms`);
+  // Three batches at 0, 200 and 400 ms: backend i in batch i % 3, not one burst of n.
+  const batchOf = (port: number) => (port - 1) % 3;
+  const byBatch = [0, 1, 2].map((b) => [...firsts].filter(([key]) => batchOf(Number(key.split(':')[1])) === b).map(([, t]) => t));
+  assert.deepEqual(byBatch.map((t) => t.length), [PROBE_BATCH, PROBE_BATCH, PROBE_BATCH]);
+  for (let b = 1; b < 3; b++) {
+    assert.ok(Math.min(...byBatch[b]) - Math.max(...byBatch[b - 1]) >= 100, `batch ${b} ${Math.min(...byBatch[b])} ms after batch ${b - 1} ended at ${Math.max(...byBatch[b - 1])} ms`);
+  }
   await waitFor('second round', () => checker.status().every((st) => st.checks >= 2), 3000);
   checker.stop();
   await server.down();
