@@ -95,12 +95,14 @@ export interface ControlReport {
    * 65537, http checks every 250 ms, fall = rise = 1) answers 503 (then 200 again); timed from
    * the benchmark's answer to the deciding probe until the kernel holds the verdict. CPU: the
    * daemon's CPU time (every thread, schedstat) over `cpuSeconds` with 1000 backends checked
-   * every second (http), as a share of one CPU.
+   * every second (http), as a share of one CPU: `cpu` with a new connection per probe (the
+   * default), `cpuReused` with healthCheck.reuseConnection (one kept-alive connection per backend).
    */
   health: {
     flips: number; p50Ms: number; p99Ms: number; maxMs: number;
     /** healthChanges: verdicts that changed in the window (each one a reconcile; 0 on a quiet machine). */
     cpu: { backends: number; intervalMs: number; seconds: number; probes: number; cpuShare: number; healthChanges: number } | null;
+    cpuReused?: { backends: number; intervalMs: number; seconds: number; probes: number; cpuShare: number; healthChanges: number } | null;
   } | null;
   observability: {
     off: { mpps: Summary; lbCpuNsPerPacket: Summary } | null;
@@ -557,7 +559,8 @@ async function healthServer(): Promise<{ server: HttpServer; down: Set<string>; 
   const server = createHttpServer((req, res) => {
     const address = (req.socket.localAddress ?? '').replace(/^::ffff:/, '');
     const status = down.has(address) ? 503 : 200;
-    res.writeHead(status, { 'content-length': '0', connection: 'close' });
+    // No `connection: close` of its own: a probe asking for it gets it, a kept-alive one (reuseConnection) keeps the connection.
+    res.writeHead(status, { 'content-length': '0' });
     res.end();
     answers.set(address, { at: performance.now(), status });
     n++;
@@ -665,12 +668,14 @@ export async function measureHealth(flips: number, cpuSeconds: number, progress:
     }
     for (const m of opened.splice(0)) m.close();
     await stopDaemon();
-    // 2. CPU: 1000 backends, checks every second.
+    // 2. CPU: 1000 backends, checks every second: a new connection per probe (the default), then kept connections.
     let cpu: NonNullable<ControlReport['health']>['cpu'] = null;
-    if (cpuSeconds > 0) {
-      progress(`control: health CPU (1000 backends, ${cpuSeconds} s)`);
+    let cpuReused: NonNullable<ControlReport['health']>['cpu'] = null;
+    const measureCpu = async (reuseConnection: boolean): Promise<NonNullable<NonNullable<ControlReport['health']>['cpu']>> => {
+      progress(`control: health CPU (1000 backends, ${cpuSeconds} s${reuseConnection ? ', reuseConnection' : ''})`);
       const big = Array.from({ length: 1000 }, (_, i) => ({ address: address(i), port: 8080, weight: 1 }));
-      writeFileSync(join(dir, 'cpu.yaml'), healthConfig([{ name: 'cpu', vip: '198.18.231.2', port: 80, protocol: 'tcp', mode: 'nat', tableSize: BENCH_TABLE_SIZE, backends: big, healthCheck: check(1000) }], await freePort()));
+      const healthCheck = reuseConnection ? { ...check(1000), reuseConnection } : check(1000);
+      writeFileSync(join(dir, 'cpu.yaml'), healthConfig([{ name: 'cpu', vip: '198.18.231.2', port: 80, protocol: 'tcp', mode: 'nat', tableSize: BENCH_TABLE_SIZE, backends: big, healthCheck }], await freePort()));
       server.down.clear();
       daemon = spawnDaemon({ configPath: join(dir, 'cpu.yaml'), pinDir: HEALTH_PIN_DIR, netns: HEALTH_NETNS, detachOnExit: true });
       trackChild(daemon.child);
@@ -683,14 +688,19 @@ export async function measureHealth(flips: number, cpuSeconds: number, progress:
       await sleep(cpuSeconds * 1000);
       const cpuNs = processCpuNs(daemon.pid) - cpu0;
       const wallMs = performance.now() - t0;
-      cpu = { backends: 1000, intervalMs: 1000, seconds: wallMs / 1000, probes: server.count() - probes0, cpuShare: cpuNs / 1e6 / wallMs,
+      const m = { backends: 1000, intervalMs: 1000, seconds: wallMs / 1000, probes: server.count() - probes0, cpuShare: cpuNs / 1e6 / wallMs,
         healthChanges: daemon.logs.filter((l) => l.msg === 'backend health changed').length - changes0 };
       // The figure means something only while every backend is probed about once a second.
-      if (cpu.probes < 0.8 * 1000 * cpu.seconds) throw new Error(`the 1000 backends were not all checked (${cpu.probes} probes in ${fmtSeconds(wallMs)} s)`);
+      if (m.probes < 0.8 * 1000 * m.seconds) throw new Error(`the 1000 backends were not all checked (${m.probes} probes in ${fmtSeconds(wallMs)} s${reuseConnection ? ', reuseConnection' : ''})`);
       await stopDaemon();
+      return m;
+    };
+    if (cpuSeconds > 0) {
+      cpu = await measureCpu(false);
+      cpuReused = await measureCpu(true);
     }
     if (times.length === 0) throw new Error('no health flip completed');
-    return { flips: times.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: Math.max(...times), cpu };
+    return { flips: times.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: Math.max(...times), cpu, cpuReused };
   } finally {
     for (const m of opened) m.close();
     await stopDaemon();

@@ -197,6 +197,16 @@ describe('xdplb CLI', () => {
     assert.deepEqual((JSON.parse(checked.stdout) as ServiceView).healthCheck,
       { type: 'http', path: '/ready', port: 9000, expectStatus: [200, 204], intervalMs: 1000, timeoutMs: 500, rise: 3, fall: 2 });
     assert.equal((await xdplb(['service', 'del', 'api'])).code, 0);
+    const kept = await xdplb(['service', 'add', 'api', '--vip', '198.18.100.3', '--port', '443', '--backend', '198.18.1.21:8443',
+      '--check', 'http', '--check-reuse-connection', '--json']);
+    assert.equal(kept.code, 0, kept.stderr);
+    assert.equal((JSON.parse(kept.stdout) as ServiceView).healthCheck!.reuseConnection, true);
+    assert.equal((await xdplb(['service', 'del', 'api'])).code, 0);
+    const tcpKept = await xdplb(['service', 'add', 'api', '--vip', '198.18.100.3', '--port', '443', '--backend', '198.18.1.21:8443',
+      '--check', 'tcp', '--check-reuse-connection']);
+    assert.notEqual(tcpKept.code, 0);
+    assert.match(tcpKept.stderr, /reuseConnection.*only applies to http checks/);
+    assert.ok(!controller.listServices().some((s) => s.name === 'api'), 'nothing added');
 
     const deleted = await xdplb(['service', 'del', 'dns']);
     assert.equal(deleted.code, 0);

@@ -37,7 +37,7 @@ interface AddFlags extends ClientFlags {
   backend?: Array<{ address: string; port: number; weight: number }>; tableSize?: number;
   check?: 'tcp' | 'http'; checkPath?: string; checkPort?: number; checkStatus?: [number, number];
   checkInterval: number; checkTimeout: number; rise: number; fall: number;
-  initialState?: 'up' | 'down'; slowStart?: number;
+  initialState?: 'up' | 'down'; slowStart?: number; checkReuseConnection?: boolean;
 }
 
 /** "200-299" or "204" -> [lo, hi]. @throws InvalidArgumentError on anything else. */
@@ -55,6 +55,8 @@ function healthCheckFrom(flags: AddFlags): HealthCheckSpec | undefined {
   if (flags.checkPort !== undefined) spec.port = flags.checkPort;
   if (flags.initialState) spec.initialState = flags.initialState;
   if (flags.slowStart !== undefined) spec.slowStart = { durationMs: flags.slowStart };
+  // Passed on for a tcp check too: the daemon refuses it with a one-line error naming the field.
+  if (flags.checkReuseConnection) spec.reuseConnection = true;
   if (flags.check === 'http') {
     spec.path = flags.checkPath ?? '/';
     if (flags.checkStatus) spec.expectStatus = flags.checkStatus;
@@ -99,6 +101,7 @@ export function registerServiceCommands(program: Command): void {
     .option('--fall <n>', 'failures in a row to mark a backend down', integerArg('--fall'), CHECK_DEFAULTS.fall)
     .addOption(new Option('--initial-state <state>', 'a new backend before its first verdict: down ("checking", enters the table after --rise successes; default) or up (enters at once)').choices(['up', 'down']))
     .option('--slow-start <ms>', 'a backend coming up ramps its weight over this time (4 steps; default off)', integerArg('--slow-start'))
+    .option('--check-reuse-connection', 'http checks: keep each backend\'s connection open between probes (keep-alive; far less CPU with many backends; default a new connection per probe)')
     .action(action(async (name: string, flags: AddFlags) => {
       const spec: ServiceSpec = {
         name, vip: flags.vip, port: flags.port, protocol: flags.proto, mode: flags.mode,

@@ -65,6 +65,7 @@ describe('validateState: whole-config rejections name the field', () => {
     ['health interval too short', (c) => { c.services[0].healthCheck = { type: 'tcp', intervalMs: 10 }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/intervalMs'],
     ['health timeout above interval', (c) => { c.services[0].healthCheck = { type: 'tcp', intervalMs: 1000, timeoutMs: 2000 }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/timeoutMs'],
     ['health path on a tcp check', (c) => { c.services[0].healthCheck = { type: 'tcp', path: '/' }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/path'],
+    ['reuseConnection on a tcp check', (c) => { c.services[0].healthCheck = { type: 'tcp', reuseConnection: true }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/reuseConnection'],
     ['empty expectStatus range', (c) => { c.services[0].healthCheck = { type: 'http', expectStatus: [399, 200] }; }, 'XDPLB_ERR_VALIDATION', '/services/0/healthCheck/expectStatus'],
     ['non-prime service table size', (c) => { c.services[0].tableSize = 1000; }, 'XDPLB_ERR_VALIDATION', '/services/0/tableSize'],
     ['table size below 13', (c) => { c.services[0].tableSize = 11; }, 'XDPLB_ERR_VALIDATION', '/services/0/tableSize'],

@@ -98,6 +98,7 @@ function serviceErrors(service: ServiceSpec, index: number, config: Config): Xdp
     const hAt = `${at}/healthCheck`;
     if (check.type === 'tcp' && check.path !== undefined) errors.push(invalid(`${hAt}/path`, 'only applies to http checks'));
     if (check.type === 'tcp' && check.expectStatus !== undefined) errors.push(invalid(`${hAt}/expectStatus`, 'only applies to http checks'));
+    if (check.type === 'tcp' && check.reuseConnection !== undefined) errors.push(invalid(`${hAt}/reuseConnection`, 'only applies to http checks'));
     if (check.dsrProbe !== undefined && service.mode !== 'dsr') errors.push(invalid(`${hAt}/dsrProbe`, 'only applies to dsr services'));
     if (check.expectStatus && check.expectStatus[0] > check.expectStatus[1]) {
       errors.push(invalid(`${hAt}/expectStatus`, `range [${check.expectStatus.join(', ')}] is empty (low > high)`));

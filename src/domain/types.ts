@@ -20,6 +20,8 @@ export interface HealthCheckSpec {
   slowStart?: { durationMs: number; steps?: number };
   /** DSR services: 'vip' (default) probes VIP:port through each backend; 'address' the backend's own address. */
   dsrProbe?: 'vip' | 'address';
+  /** http: keep each backend's connection open between probes (HTTP/1.1 keep-alive) instead of one connection per probe. */
+  reuseConnection?: boolean;
 }
 /** 'checking': a checked backend without a verdict yet (not in the table); 'unchecked': its service has no check. */
 export type BackendHealthState = 'up' | 'down' | 'checking' | 'unchecked';

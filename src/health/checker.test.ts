@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HealthChecker, type HealthChange } from './checker';
+import { HealthChecker, PROBE_BATCH, type HealthChange } from './checker';
 import { HealthMonitor } from './monitor';
 import type { HealthCheckSpec } from '../domain/types';
 
@@ -275,4 +275,175 @@ test('slow start: a timer that fires before its step by the checker\'s clock sti
   assert.deepEqual(ramps, ['2/3', '1/1']);
   checker.stop();
   await server.down();
+});
+
+/**
+ * A raw HTTP/1.1 server: `answer(request, nOnConnection)` gives the bytes to send for each request
+ * ('drop' destroys the connection without answering, 'silent' never answers); records the
+ * connections it accepted and the requests' heads.
+ */
+async function rawHttpServer(answer: (head: string, nOnConn: number) => string | 'drop' | 'silent'): Promise<{ port: number; connections: () => number; heads: string[]; close: () => Promise<void> }> {
+  const heads: string[] = [];
+  let connections = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    connections++;
+    s.unref(); // a failed assertion must not leave the run hanging on an open server
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    let buf = '';
+    let n = 0;
+    s.on('data', (chunk) => {
+      buf += chunk.toString('latin1');
+      for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
+        const head = buf.slice(0, end);
+        buf = buf.slice(end + 4);
+        heads.push(head);
+        const a = answer(head, n++);
+        if (a === 'drop') { s.destroy(); return; }
+        if (a !== 'silent') s.write(a, 'latin1');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, LOCAL, resolve));
+  server.unref();
+  return {
+    port: (server.address() as AddressInfo).port, connections: () => connections, heads,
+    close: async () => { for (const s of sockets) s.destroy(); await new Promise<void>((r) => server.close(() => r())); },
+  };
+}
+
+const OK = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+
+describe('HTTP reuseConnection', () => {
+  test('probes go over one kept connection, without Connection: close; off, one connection per probe', async () => {
+    const server = await rawHttpServer(() => OK);
+    const kept = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ type: 'http', reuseConnection: true, intervalMs: 20 }), backends: [{ address: LOCAL, port: server.port }] });
+    toStop.push(kept);
+    kept.start();
+    await waitFor('8 checks', () => kept.status()[0].checks >= 8);
+    kept.stop();
+    assert.equal(kept.health(`${LOCAL}:${server.port}`), 'up');
+    assert.equal(server.connections(), 1, 'one connection for every probe');
+    assert.ok(server.heads.length >= 8);
+    assert.ok(server.heads.every((h) => !/connection: close/i.test(h)), 'keep-alive requests');
+    const fresh = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ type: 'http', intervalMs: 20 }), backends: [{ address: LOCAL, port: server.port }] });
+    toStop.push(fresh);
+    const before = server.connections();
+    fresh.start();
+    await waitFor('4 checks', () => fresh.status()[0].checks >= 4);
+    fresh.stop();
+    assert.ok(server.connections() - before >= 4, 'default: a new connection per probe');
+    await server.close();
+  });
+
+  test('a kept connection the server drops before answering is retried at once on a fresh one (no failed check)', async () => {
+    // Every connection answers its first request and drops on the second: the idle-close race.
+    const server = await rawHttpServer((_, n) => (n === 0 ? OK : 'drop'));
+    const checker = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ type: 'http', reuseConnection: true, intervalMs: 20, rise: 1, fall: 1, initialState: 'up' }), backends: [{ address: LOCAL, port: server.port }] });
+    toStop.push(checker);
+    const changes: HealthChange[] = [];
+    checker.on('change', (c) => changes.push(c));
+    checker.start();
+    await waitFor('6 checks', () => checker.status()[0].checks >= 6);
+    checker.stop();
+    assert.deepEqual(changes, [], 'never down');
+    assert.equal(checker.status()[0].lastDetail, 'HTTP 200');
+    assert.ok(server.connections() >= 6, 'a fresh connection after each drop');
+    await server.close();
+  });
+
+  test('status rules, Connection: close, chunked and over-long answers on a kept connection', async () => {
+    let status = 200;
+    const answers: Record<string, () => string> = {
+      '/len': () => `HTTP/1.1 ${status} X\r\nContent-Length: 0\r\n\r\n`,
+      '/close': () => 'HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n',
+      '/chunked': () => 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      '/v10': () => 'HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n',
+    };
+    const server = await rawHttpServer((head) => answers[head.split(' ')[1]]());
+    const run = async (path: string, n: number) => {
+      const before = server.connections();
+      const checker = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ type: 'http', path, reuseConnection: true, intervalMs: 20, rise: 1, fall: 1 }), backends: [{ address: LOCAL, port: server.port }] });
+      toStop.push(checker);
+      checker.start();
+      await waitFor(`${n} checks of ${path}`, () => checker.status()[0].checks >= n);
+      checker.stop();
+      return { health: checker.health(`${LOCAL}:${server.port}`), detail: checker.status()[0].lastDetail, connections: server.connections() - before };
+    };
+    assert.deepEqual(await run('/len', 4), { health: 'up', detail: 'HTTP 200', connections: 1 });
+    status = 503;
+    assert.deepEqual(await run('/len', 4), { health: 'down', detail: 'HTTP 503 not in 200..399', connections: 1 });
+    for (const path of ['/close', '/chunked', '/v10']) {
+      const r = await run(path, 3);
+      assert.equal(r.health, 'up', path);
+      assert.ok(r.connections >= 3, `${path}: not reused (${r.connections} connections)`);
+    }
+    await server.close();
+  });
+
+  test('a kept connection that stops answering is down after the timeout', async () => {
+    const server = await rawHttpServer((_, n) => (n < 2 ? OK : 'silent'));
+    const key = `${LOCAL}:${server.port}`;
+    const checker = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ type: 'http', reuseConnection: true, intervalMs: 100, timeoutMs: 60, rise: 1, fall: 1 }), backends: [{ address: LOCAL, port: server.port }] });
+    toStop.push(checker);
+    checker.start();
+    await waitFor('up', () => checker.health(key) === 'up');
+    await waitFor('down', () => checker.health(key) === 'down', 3000);
+    assert.match(checker.status()[0].lastDetail, /timeout after 60 ms/);
+    checker.stop();
+    await server.close();
+  });
+});
+
+test('start() spreads the first probes over one interval in batches of PROBE_BATCH backends; each is then probed every interval', async () => {
+  const server = new FlipTcpServer();
+  await server.up();
+  const n = 3 * PROBE_BATCH;
+  // n backends (distinct keys), every check to the server's port.
+  const checker = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ intervalMs: 600, rise: 1, port: server.port }),
+    backends: Array.from({ length: n }, (_, i) => ({ address: LOCAL, port: i + 1 })) });
+  toStop.push(checker);
+  const firsts = new Map<string, number>();
+  const started = Date.now();
+  checker.on('change', (c) => { assert.equal(c.health, 'up'); if (!firsts.has(c.backend)) firsts.set(c.backend, Date.now() - started); });
+  checker.start();
+  await waitFor('every backend checked', () => firsts.size === n, 3000);
+  // Three batches at 0, 200 and 400 ms: backend i in batch i % 3, not one burst of n.
+  const batchOf = (port: number) => (port - 1) % 3;
+  const byBatch = [0, 1, 2].map((b) => [...firsts].filter(([key]) => batchOf(Number(key.split(':')[1])) === b).map(([, t]) => t));
+  assert.deepEqual(byBatch.map((t) => t.length), [PROBE_BATCH, PROBE_BATCH, PROBE_BATCH]);
+  for (let b = 1; b < 3; b++) {
+    assert.ok(Math.min(...byBatch[b]) - Math.max(...byBatch[b - 1]) >= 100, `batch ${b} ${Math.min(...byBatch[b])} ms after batch ${b - 1} ended at ${Math.max(...byBatch[b - 1])} ms`);
+  }
+  await waitFor('second round', () => checker.status().every((st) => st.checks >= 2), 3000);
+  checker.stop();
+  await server.down();
+});
+
+test('a probe slower than the interval defers the next one to its end: a backend\'s probes never overlap', async () => {
+  let inFlight = 0;
+  let most = 0;
+  const sockets = new Set<net.Socket>();
+  const server = http.createServer((_req, res) => {
+    most = Math.max(most, ++inFlight);
+    setTimeout(() => { inFlight--; res.writeHead(200).end(); }, 80);
+  });
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  await new Promise<void>((resolve) => server.listen(0, LOCAL, resolve));
+  server.unref();
+  const port = (server.address() as AddressInfo).port;
+  const checker = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ type: 'http', intervalMs: 20, timeoutMs: 500, rise: 1 }), backends: [{ address: LOCAL, port }] });
+  toStop.push(checker);
+  const started = Date.now();
+  checker.start();
+  await waitFor('4 checks', () => checker.status()[0].checks >= 4, 3000);
+  const elapsed = Date.now() - started;
+  checker.stop();
+  assert.equal(most, 1, 'one probe at a time');
+  assert.ok(elapsed >= 4 * 80 - 10, `4 probes of 80 ms took ${elapsed} ms`);
+  assert.ok(elapsed < 4 * 80 + 400, `the next probe starts when the slow one ends (${elapsed} ms)`);
+  for (const s of sockets) s.destroy();
+  await new Promise<void>((r) => server.close(() => r()));
 });

@@ -14,7 +14,7 @@
 import { EventEmitter } from 'node:events';
 import type { HealthCheckSpec } from '../domain/types';
 import { joinHostPort } from '../domain/address';
-import { startProbe, type Probe, type RunningProbe } from './checks';
+import { startProbe, KeptConnection, type Probe, type RunningProbe } from './checks';
 import { HealthMachine, policyOf, type Health } from './state';
 import type { DsrProbeRoutes, ArpAnswerers } from './dsr-routes';
 
@@ -79,15 +79,23 @@ interface BackendState {
   checks: number;
   lastDetail: string;
   lastCheckAt: number | null;
+  /** The backend's probe timer: a timeout to its first probe, then an interval of intervalMs. */
   timer: NodeJS.Timeout | null;
+  /** The interval fired while a probe was still in flight: the next one starts when it ends. */
+  due: boolean;
   rampTimer: NodeJS.Timeout | null;
   probe: RunningProbe | null;
+  /** healthCheck.reuseConnection (http): the connection kept between this backend's probes. */
+  conn: KeptConnection | null;
   /** DSR: the probe socket's mark, or why the route through the backend could not be made. */
   mark: number | null;
   routeError: string | null;
 }
 
 export const DEFAULT_EXPECT_STATUS: [number, number] = [200, 399];
+
+/** Backends whose probes start together (start() spreads the batches over one interval). */
+export const PROBE_BATCH = 64;
 
 /** "address:port", "[v6]:port" for IPv6 (the state's canonical backend key). */
 export function backendKey(target: HealthTarget): string {
@@ -134,10 +142,19 @@ export class HealthChecker extends EventEmitter {
   /** Total state transitions over all backends since construction. */
   get transitions(): number { return this.transitionCount; }
 
+  /**
+   * Starts probing, the backends' first probes spread over one interval in batches of at most
+   * PROBE_BATCH (batch k of m after k/m of it): each backend is still probed every intervalMs,
+   * but 1000 backends never probe in one burst (1000 connects in one event-loop turn held every
+   * API answer ~10 ms behind them), and a batch's sockets still share the loop's wake-ups (one
+   * probe per turn cost ~2 % more CPU of one core than the burst at 1000 backends).
+   */
   start(): void {
     if (this.running) return;
     this.running = true;
-    for (const state of this.states.values()) this.schedule(state, 0);
+    const batches = Math.ceil(this.states.size / PROBE_BATCH);
+    let i = 0;
+    for (const state of this.states.values()) this.schedule(state, Math.floor(((i++ % batches) * this.spec.intervalMs) / batches));
   }
 
   /** Replaces the set of probed backends; backends kept keep their health and counters. */
@@ -152,7 +169,8 @@ export class HealthChecker extends EventEmitter {
       const state: BackendState = {
         backend: key, target, machine: new HealthMachine(policyOf(this.spec), initial), transitions: 0, checks: 0,
         lastDetail: target.initial ? `${target.initial} as found in the data plane, not checked yet` : 'not checked yet',
-        lastCheckAt: null, timer: null, rampTimer: null, probe: null, mark: null, routeError: null,
+        lastCheckAt: null, timer: null, due: false, rampTimer: null, probe: null, mark: null, routeError: null,
+        conn: this.spec.type === 'http' && this.spec.reuseConnection ? new KeptConnection() : null,
       };
       if (this.dsr) {
         try { state.mark = this.dsr.routes.acquire(this.dsr.vip, target.address); } catch (err) { state.routeError = (err as Error).message; }
@@ -204,15 +222,35 @@ export class HealthChecker extends EventEmitter {
   private cancel(state: BackendState): void {
     if (state.timer) clearTimeout(state.timer);
     state.timer = null;
+    state.due = false;
     if (state.rampTimer) clearTimeout(state.rampTimer);
     state.rampTimer = null;
     const probe = state.probe;
     state.probe = null;   // cleared first: the cancelled result must not be recorded
     probe?.cancel();
+    state.conn?.close();
   }
 
+  /**
+   * The backend's first probe after delayMs, then one every intervalMs from a single interval
+   * timer (not a new timer per probe: 1000 backends re-armed 1000 timers a second, each of its
+   * own duration). A probe still in flight when the interval fires (timeout > interval, only
+   * outside the daemon's validation) defers the next one to its end: probes of a backend never
+   * overlap, and the next starts at max(start + interval, end) as before.
+   */
   private schedule(state: BackendState, delayMs: number): void {
-    state.timer = setTimeout(() => { state.timer = null; void this.runProbe(state); }, delayMs);
+    const tick = (): void => {
+      if (state.probe) { state.due = true; return; }
+      void this.runProbe(state);
+    };
+    state.timer = setTimeout(() => { state.timer = setInterval(tick, this.spec.intervalMs); tick(); }, delayMs);
+  }
+
+  /** After a probe: the next one at once when the interval fired while it ran. */
+  private afterProbe(state: BackendState): void {
+    if (!state.due || !this.running) return;
+    state.due = false;
+    void this.runProbe(state);
   }
 
   private probeFor(state: BackendState): Probe | null {
@@ -226,21 +264,22 @@ export class HealthChecker extends EventEmitter {
     return {
       type: 'http', address, port, timeoutMs: this.spec.timeoutMs, ...mark,
       path: this.spec.path ?? '/', expectStatus: this.spec.expectStatus ?? DEFAULT_EXPECT_STATUS,
+      ...(state.conn ? { connection: state.conn } : {}),
     };
   }
 
   private async runProbe(state: BackendState): Promise<void> {
-    const startedAt = Date.now();
     if (this.dsr && state.mark === null) {
       // No route through this backend: it cannot be proven to serve the VIP (fail closed).
       this.record(state, false, state.routeError ?? 'no DSR probe route');
-      if (this.running) this.schedule(state, this.spec.intervalMs);
       return;
     }
     const probe = this.probeFor(state);
     if (!probe) {
       // Service port 0 (any) and backend port 0 (keep the client's): nothing to connect to.
       state.lastDetail = 'no port to probe: set healthCheck.port';
+      if (state.timer) clearTimeout(state.timer);
+      state.timer = null;
       return;
     }
     if (this.dsr) {
@@ -251,7 +290,6 @@ export class HealthChecker extends EventEmitter {
       const arp = this.arpAnswering.get(state.target.address);
       if (arp) {
         this.record(state, false, arp);
-        if (this.running) this.schedule(state, this.spec.intervalMs);
         return;
       }
     }
@@ -261,7 +299,7 @@ export class HealthChecker extends EventEmitter {
     if (state.probe !== running || !this.states.has(state.backend)) return; // cancelled or removed
     state.probe = null;
     this.record(state, result.ok, result.detail);
-    if (this.running) this.schedule(state, Math.max(0, startedAt + this.spec.intervalMs - Date.now()));
+    this.afterProbe(state);
   }
 
   private record(state: BackendState, ok: boolean, detail: string): void {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { startProbe } from './checks';
+import { startProbe, KeptConnection } from './checks';
 import { HealthChecker, backendKey } from './checker';
 
 function listen<T extends net.Server>(server: T): Promise<number> {
@@ -50,6 +50,31 @@ describe('health probes over IPv6', () => {
     assert.deepEqual(marked, { ok: true, detail: 'connected' });
     const markedHttp = await startProbe({ type: 'http', address: '::1', port: (web.address() as AddressInfo).port, path: '/ok', expectStatus: [200, 399], timeoutMs: 2000, mark: 0x58480fff }).result;
     assert.deepEqual(markedHttp, { ok: true, detail: 'HTTP 200' });
+  });
+
+  test('reuseConnection: kept-alive GETs to [::1]:port over one connection, marked (DSR) or not', async () => {
+    const port = (web.address() as AddressInfo).port;
+    let accepted = 0;
+    const count = (): void => { accepted++; };
+    web.on('connection', count);
+    try {
+      for (const mark of [{}, { mark: 0x58480fff }]) {
+        const connection = new KeptConnection();
+        const before = accepted;
+        for (let i = 0; i < 3; i++) {
+          const r = await startProbe({ type: 'http', address: '::1', port, path: '/ok', expectStatus: [200, 399], timeoutMs: 2000, connection, ...mark }).result;
+          assert.deepEqual(r, { ok: true, detail: 'HTTP 200' });
+          // The verdict comes with the status line; the rest of the answer is read before the next probe reuses it.
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        assert.equal(accepted - before, 1, `one connection for three probes (${JSON.stringify(mark)})`);
+        assert.deepEqual([connection.opened, connection.reused], [1, 2]);
+        connection.close();
+      }
+      assert.equal(hosts.at(-1), `[::1]:${port}`);
+    } finally {
+      web.off('connection', count);
+    }
   });
 
   test('the checker brings an IPv6 backend up under its "[v6]:port" key', async () => {
