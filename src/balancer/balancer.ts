@@ -49,7 +49,7 @@ export class Balancer {
    */
   warmUp(tableSizes: number[]): WarmUpResult {
     return warmUpApplyPath(tableSizes, undefined, {
-      createInnerTable: (entries, withMarks) => createMaglevTable(entries, withMarks, this.dp.innerTableFlags),
+      createInnerTable: (entries, withMarks) => createMaglevTable(entries, withMarks, this.dp.innerTableFlags, this.dp.optionalMap('maglev_std') ? LB_MAPS.maglev_std.inner.flags : null),
       writeInnerSlots: writeMaglevSlotsFlat,
     });
   }

@@ -95,14 +95,14 @@ export interface ControlReport {
    * 65537, http checks every 250 ms, fall = rise = 1) answers 503 (then 200 again); timed from
    * the benchmark's answer to the deciding probe until the kernel holds the verdict. CPU: the
    * daemon's CPU time (every thread, schedstat) over `cpuSeconds` with 1000 backends checked
-   * every second (http), as a share of one CPU: `cpu` with a new connection per probe (the
-   * default), `cpuReused` with healthCheck.reuseConnection (one kept-alive connection per backend).
+   * every second (http), as a share of one CPU: `cpu` with the default check (healthCheck.reuseConnection:
+   * one kept-alive connection per backend), `cpuFresh` with reuseConnection: false (a new connection per probe).
    */
   health: {
     flips: number; p50Ms: number; p99Ms: number; maxMs: number;
     /** healthChanges: verdicts that changed in the window (each one a reconcile; 0 on a quiet machine). */
     cpu: { backends: number; intervalMs: number; seconds: number; probes: number; cpuShare: number; healthChanges: number } | null;
-    cpuReused?: { backends: number; intervalMs: number; seconds: number; probes: number; cpuShare: number; healthChanges: number } | null;
+    cpuFresh?: { backends: number; intervalMs: number; seconds: number; probes: number; cpuShare: number; healthChanges: number } | null;
   } | null;
   observability: {
     off: { mpps: Summary; lbCpuNsPerPacket: Summary } | null;
@@ -668,13 +668,13 @@ export async function measureHealth(flips: number, cpuSeconds: number, progress:
     }
     for (const m of opened.splice(0)) m.close();
     await stopDaemon();
-    // 2. CPU: 1000 backends, checks every second: a new connection per probe (the default), then kept connections.
+    // 2. CPU: 1000 backends, checks every second: the default (kept connections), then a new connection per probe.
     let cpu: NonNullable<ControlReport['health']>['cpu'] = null;
-    let cpuReused: NonNullable<ControlReport['health']>['cpu'] = null;
-    const measureCpu = async (reuseConnection: boolean): Promise<NonNullable<NonNullable<ControlReport['health']>['cpu']>> => {
-      progress(`control: health CPU (1000 backends, ${cpuSeconds} s${reuseConnection ? ', reuseConnection' : ''})`);
+    let cpuFresh: NonNullable<ControlReport['health']>['cpu'] = null;
+    const measureCpu = async (reuseConnection: boolean | undefined): Promise<NonNullable<NonNullable<ControlReport['health']>['cpu']>> => {
+      progress(`control: health CPU (1000 backends, ${cpuSeconds} s${reuseConnection === false ? ', reuseConnection: false' : ''})`);
       const big = Array.from({ length: 1000 }, (_, i) => ({ address: address(i), port: 8080, weight: 1 }));
-      const healthCheck = reuseConnection ? { ...check(1000), reuseConnection } : check(1000);
+      const healthCheck = reuseConnection === undefined ? check(1000) : { ...check(1000), reuseConnection };
       writeFileSync(join(dir, 'cpu.yaml'), healthConfig([{ name: 'cpu', vip: '198.18.231.2', port: 80, protocol: 'tcp', mode: 'nat', tableSize: BENCH_TABLE_SIZE, backends: big, healthCheck }], await freePort()));
       server.down.clear();
       daemon = spawnDaemon({ configPath: join(dir, 'cpu.yaml'), pinDir: HEALTH_PIN_DIR, netns: HEALTH_NETNS, detachOnExit: true });
@@ -691,16 +691,16 @@ export async function measureHealth(flips: number, cpuSeconds: number, progress:
       const m = { backends: 1000, intervalMs: 1000, seconds: wallMs / 1000, probes: server.count() - probes0, cpuShare: cpuNs / 1e6 / wallMs,
         healthChanges: daemon.logs.filter((l) => l.msg === 'backend health changed').length - changes0 };
       // The figure means something only while every backend is probed about once a second.
-      if (m.probes < 0.8 * 1000 * m.seconds) throw new Error(`the 1000 backends were not all checked (${m.probes} probes in ${fmtSeconds(wallMs)} s${reuseConnection ? ', reuseConnection' : ''})`);
+      if (m.probes < 0.8 * 1000 * m.seconds) throw new Error(`the 1000 backends were not all checked (${m.probes} probes in ${fmtSeconds(wallMs)} s${reuseConnection === false ? ', reuseConnection: false' : ''})`);
       await stopDaemon();
       return m;
     };
     if (cpuSeconds > 0) {
-      cpu = await measureCpu(false);
-      cpuReused = await measureCpu(true);
+      cpu = await measureCpu(undefined);
+      cpuFresh = await measureCpu(false);
     }
     if (times.length === 0) throw new Error('no health flip completed');
-    return { flips: times.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: Math.max(...times), cpu, cpuReused };
+    return { flips: times.length, p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: Math.max(...times), cpu, cpuFresh };
   } finally {
     for (const m of opened) m.close();
     await stopDaemon();

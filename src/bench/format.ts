@@ -77,8 +77,8 @@ export function formatControl(r: ControlReport): string {
   const h = r.health;
   if (h) {
     out.push(`health check detection -> kernel (${h.flips} flips of 1 of 10 backends, M=65537, http checks every 250 ms, fall = rise = 1): p50 ${fmt(h.p50Ms)} ms, p99 ${fmt(h.p99Ms)} ms, max ${fmt(h.maxMs)} ms after the deciding probe was answered`);
-    if (h.cpu) out.push(`daemon CPU with ${h.cpu.backends} backends checked every ${h.cpu.intervalMs} ms (http): ${fmt(h.cpu.cpuShare * 100, 2)} % of one CPU over ${fmt(h.cpu.seconds, 1)} s (${h.cpu.probes} probes, ${h.cpu.healthChanges} verdict changes)`);
-    if (h.cpuReused) out.push(`daemon CPU with ${h.cpuReused.backends} backends checked every ${h.cpuReused.intervalMs} ms (http, reuseConnection: kept connections): ${fmt(h.cpuReused.cpuShare * 100, 2)} % of one CPU over ${fmt(h.cpuReused.seconds, 1)} s (${h.cpuReused.probes} probes, ${h.cpuReused.healthChanges} verdict changes)`);
+    if (h.cpu) out.push(`daemon CPU with ${h.cpu.backends} backends checked every ${h.cpu.intervalMs} ms (http, the default check: kept connections): ${fmt(h.cpu.cpuShare * 100, 2)} % of one CPU over ${fmt(h.cpu.seconds, 1)} s (${h.cpu.probes} probes, ${h.cpu.healthChanges} verdict changes)`);
+    if (h.cpuFresh) out.push(`daemon CPU with ${h.cpuFresh.backends} backends checked every ${h.cpuFresh.intervalMs} ms (http, reuseConnection: false: a new connection per probe): ${fmt(h.cpuFresh.cpuShare * 100, 2)} % of one CPU over ${fmt(h.cpuFresh.seconds, 1)} s (${h.cpuFresh.probes} probes, ${h.cpuFresh.healthChanges} verdict changes)`);
   }
   const o = r.observability;
   if (o) {

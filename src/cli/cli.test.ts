@@ -202,6 +202,11 @@ describe('xdplb CLI', () => {
     assert.equal(kept.code, 0, kept.stderr);
     assert.equal((JSON.parse(kept.stdout) as ServiceView).healthCheck!.reuseConnection, true);
     assert.equal((await xdplb(['service', 'del', 'api'])).code, 0);
+    const fresh = await xdplb(['service', 'add', 'api', '--vip', '198.18.100.3', '--port', '443', '--backend', '198.18.1.21:8443',
+      '--check', 'http', '--no-check-reuse-connection', '--json']);
+    assert.equal(fresh.code, 0, fresh.stderr);
+    assert.equal((JSON.parse(fresh.stdout) as ServiceView).healthCheck!.reuseConnection, false);
+    assert.equal((await xdplb(['service', 'del', 'api'])).code, 0);
     const tcpKept = await xdplb(['service', 'add', 'api', '--vip', '198.18.100.3', '--port', '443', '--backend', '198.18.1.21:8443',
       '--check', 'tcp', '--check-reuse-connection']);
     assert.notEqual(tcpKept.code, 0);

@@ -56,7 +56,7 @@ function healthCheckFrom(flags: AddFlags): HealthCheckSpec | undefined {
   if (flags.initialState) spec.initialState = flags.initialState;
   if (flags.slowStart !== undefined) spec.slowStart = { durationMs: flags.slowStart };
   // Passed on for a tcp check too: the daemon refuses it with a one-line error naming the field.
-  if (flags.checkReuseConnection) spec.reuseConnection = true;
+  if (flags.checkReuseConnection !== undefined) spec.reuseConnection = flags.checkReuseConnection;
   if (flags.check === 'http') {
     spec.path = flags.checkPath ?? '/';
     if (flags.checkStatus) spec.expectStatus = flags.checkStatus;
@@ -101,7 +101,8 @@ export function registerServiceCommands(program: Command): void {
     .option('--fall <n>', 'failures in a row to mark a backend down', integerArg('--fall'), CHECK_DEFAULTS.fall)
     .addOption(new Option('--initial-state <state>', 'a new backend before its first verdict: down ("checking", enters the table after --rise successes; default) or up (enters at once)').choices(['up', 'down']))
     .option('--slow-start <ms>', 'a backend coming up ramps its weight over this time (4 steps; default off)', integerArg('--slow-start'))
-    .option('--check-reuse-connection', 'http checks: keep each backend\'s connection open between probes (keep-alive; far less CPU with many backends; default a new connection per probe)')
+    .option('--check-reuse-connection', 'http checks: keep each backend\'s connection open between probes (keep-alive; the default)')
+    .option('--no-check-reuse-connection', 'http checks: a new connection per probe (also proves the backend accepts new connections; ~3x the CPU per probe)')
     .action(action(async (name: string, flags: AddFlags) => {
       const spec: ServiceSpec = {
         name, vip: flags.vip, port: flags.port, protocol: flags.proto, mode: flags.mode,

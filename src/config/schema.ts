@@ -134,7 +134,7 @@ export const HealthCheckSpecSchema = Type.Object({
     steps: Type.Optional(Type.Integer({ minimum: 2, maximum: 20, description: 'weight steps, each one table swap (default 4)' })),
   }, { additionalProperties: false, description: 'off by default: a backend coming up ramps its weight over durationMs' })),
   dsrProbe: Type.Optional(StringEnum(['vip', 'address'], { description: 'DSR services: vip (default) probes VIP:port through each backend (proves the VIP is served); address probes the backend\'s own address' })),
-  reuseConnection: Type.Optional(Type.Boolean({ description: 'http only (default false): keep each backend\'s connection open between probes (HTTP/1.1 keep-alive; a new one when the server closes it) instead of a new connection per probe: far less CPU per probe, but a server that stops accepting new connections while serving the kept one stays up' })),
+  reuseConnection: Type.Optional(Type.Boolean({ description: 'http only (default true): keep each backend\'s connection open between probes (HTTP/1.1 keep-alive; a new one when the server closes it) instead of a new connection per probe: far less CPU per probe, but a server that stops accepting new connections while serving the kept one stays up; false: a new connection per probe' })),
 }, { $id: 'HealthCheckSpec', additionalProperties: false });
 
 export const BackendSpecSchema = Type.Object({

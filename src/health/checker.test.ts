@@ -317,9 +317,9 @@ async function rawHttpServer(answer: (head: string, nOnConn: number) => string |
 const OK = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
 
 describe('HTTP reuseConnection', () => {
-  test('probes go over one kept connection, without Connection: close; off, one connection per probe', async () => {
+  test('probes go over one kept connection (the default), without Connection: close; false, one connection per probe', async () => {
     const server = await rawHttpServer(() => OK);
-    const kept = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ type: 'http', reuseConnection: true, intervalMs: 20 }), backends: [{ address: LOCAL, port: server.port }] });
+    const kept = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ type: 'http', intervalMs: 20 }), backends: [{ address: LOCAL, port: server.port }] });
     toStop.push(kept);
     kept.start();
     await waitFor('8 checks', () => kept.status()[0].checks >= 8);
@@ -328,13 +328,13 @@ describe('HTTP reuseConnection', () => {
     assert.equal(server.connections(), 1, 'one connection for every probe');
     assert.ok(server.heads.length >= 8);
     assert.ok(server.heads.every((h) => !/connection: close/i.test(h)), 'keep-alive requests');
-    const fresh = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ type: 'http', intervalMs: 20 }), backends: [{ address: LOCAL, port: server.port }] });
+    const fresh = new HealthChecker({ service: 's', servicePort: 80, spec: spec({ type: 'http', reuseConnection: false, intervalMs: 20 }), backends: [{ address: LOCAL, port: server.port }] });
     toStop.push(fresh);
     const before = server.connections();
     fresh.start();
     await waitFor('4 checks', () => fresh.status()[0].checks >= 4);
     fresh.stop();
-    assert.ok(server.connections() - before >= 4, 'default: a new connection per probe');
+    assert.ok(server.connections() - before >= 4, 'reuseConnection false: a new connection per probe');
     await server.close();
   });
 

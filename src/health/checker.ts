@@ -170,7 +170,7 @@ export class HealthChecker extends EventEmitter {
         backend: key, target, machine: new HealthMachine(policyOf(this.spec), initial), transitions: 0, checks: 0,
         lastDetail: target.initial ? `${target.initial} as found in the data plane, not checked yet` : 'not checked yet',
         lastCheckAt: null, timer: null, due: false, rampTimer: null, probe: null, mark: null, routeError: null,
-        conn: this.spec.type === 'http' && this.spec.reuseConnection ? new KeptConnection() : null,
+        conn: this.spec.type === 'http' && (this.spec.reuseConnection ?? true) ? new KeptConnection() : null,   // reuseConnection: default true
       };
       if (this.dsr) {
         try { state.mark = this.dsr.routes.acquire(this.dsr.vip, target.address); } catch (err) { state.routeError = (err as Error).message; }
