@@ -286,6 +286,16 @@ describe('cluster: 3 nodes in etcd mode with BIRD, real traffic', { skip }, () =
     }
     const f = failures(report);
     t.diagnostic(`rolling upgrade: ${report.long.reduce((n, c) => n + c.ok, 0)} requests on ${report.long.length} long connections, ${report.fresh.length} fresh connections`);
+    if (f.long || f.moved || f.fresh) {
+      // What each node's program did with the packets it did not forward (a PASS to a node's own
+      // kernel answers an unknown connection with a reset), and when the driver saw the errors.
+      t.diagnostic(`driver ${report.startedAt}..${report.endedAt}; router next hops now: ${nextHops().join(', ')}`);
+      for (const k of [1, 2, 3]) {
+        const stats = (await nodes.api(k, 'GET', '/api/v1/stats')).body as { reasons?: Array<{ name: string; packets: number }> };
+        const notForwarded = (stats.reasons ?? []).filter((r) => r.packets > 0 && r.name !== 'forwarded' && r.name !== 'reversed').map((r) => `${r.name} ${r.packets}`);
+        t.diagnostic(`lb${k} verdicts other than forwarded/reversed: ${notForwarded.join(', ') || 'none'}`);
+      }
+    }
     assert.equal(f.long, 0, `failed requests on long connections: ${f.detail}`);
     assert.equal(f.moved, 0, `long connections reset or moved: ${f.detail}`);
     assert.equal(f.fresh, 0, `failed fresh connections: ${f.detail}`);
