@@ -13,16 +13,9 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../paths';
+import { haveCc } from '../../test/support/cc';
 import { LB } from './abi';
 
-function haveCc(): boolean {
-  try {
-    execFileSync('cc', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const PROGRAM = `#include <stdio.h>
 #include <stdint.h>

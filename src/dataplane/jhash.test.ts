@@ -7,16 +7,9 @@ import path from 'node:path';
 import { jhash2, flowHash, fold6, flowHash6, flowCacheHash6, vipFilterBit6, vipFilterWords6 } from './jhash';
 import { bytesToIpv6 } from './abi';
 import { repoRoot } from '../paths';
+import { haveCc } from '../../test/support/cc';
 
 
-function haveCc(): boolean {
-  try {
-    execFileSync('cc', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('jhash2 matches vectors of the kernel-style lookup3 (from bpf/jhash.h built natively)', () => {
   assert.equal(jhash2([1, 2, 3], 0), 2757843189);
