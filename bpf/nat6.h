@@ -62,26 +62,6 @@ static __always_inline struct cached_next_hop6 *next_hop6_slot(void *cache, __u3
 	return bpf_map_lookup_elem(cache, &index);
 }
 
-/* send() for the IPv6 FIB subprograms: the MACs go from `fib` straight into the frame (no
- * mac_pair copy on the stack: these are the leaves of the deepest call chain, xdp_lb ->
- * process6 -> *_fib, whose combined stack the verifier limits to 512 bytes). */
-static __always_inline int send6(struct packet *p, int rc, const struct bpf_fib_lookup *fib, __u8 sent_reason)
-{
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return verdict(p, XDP_PASS, LB_REASON_NO_NEIGH);
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-		return verdict(p, XDP_PASS, LB_REASON_TOO_BIG);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return verdict(p, XDP_PASS, LB_REASON_NO_ROUTE);
-	__builtin_memcpy(p->eth->h_dest, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(p->eth->h_source, fib->smac, ETH_ALEN);
-	if (fib->ifindex == p->ingress_ifindex)
-		return send_back(p, sent_reason);
-	if (bpf_redirect_map(&tx_ports, fib->ifindex, XDP_PASS) != XDP_REDIRECT)
-		return verdict(p, XDP_PASS, LB_REASON_NO_TX_PORT);
-	return verdict(p, XDP_REDIRECT, sent_reason);
-}
-
 /* forward6() without a fresh next hop (a subprogram, as forward_via_fib). */
 static __noinline int forward6_fib(struct packet *p, struct cached_next_hop6 *hop, const lb_in6 *dst,
 				   __u8 sent_reason)
@@ -95,7 +75,7 @@ static __noinline int forward6_fib(struct packet *p, struct cached_next_hop6 *ho
 		return TOO_BIG_ACTION(fib.mtu_result);    /* forward6 answers */
 	if (hop && rc == BPF_FIB_LKUP_RET_SUCCESS)
 		remember_next_hop6(p, hop, dst, &fib);
-	return send6(p, rc, &fib, sent_reason);
+	return send(p, rc, &fib, sent_reason);
 }
 
 /* Sends the packet to IPv6 backend p->backend_id at `dst` (next hop remembered per backend). */
@@ -188,7 +168,7 @@ static __noinline int nat66_forward_fib(struct packet *p, struct cached_next_hop
 	nat66_to_backend(p, b);
 	if (hop && rc == BPF_FIB_LKUP_RET_SUCCESS)
 		remember_next_hop6(p, hop, &b->ip, &fib);
-	return send6(p, rc, &fib, LB_REASON_FORWARDED);
+	return send(p, rc, &fib, LB_REASON_FORWARDED);
 }
 
 /* NAT66 forward to backend p->backend_id `b`: through its remembered next hop while fresh (the
@@ -252,7 +232,7 @@ static __noinline int from_backend6_fib(struct packet *p, const struct lb_revers
 		return action;
 	if (hop && rc == BPF_FIB_LKUP_RET_SUCCESS)
 		remember_next_hop6(p, hop, &p->flow6.daddr, &fib);
-	return send6(p, rc, &fib, LB_REASON_REVERSED);
+	return send(p, rc, &fib, LB_REASON_REVERSED);
 }
 
 /* A NAT66 reply (reverse6 entry rev) toward its client (the rules of reply_to_client). */

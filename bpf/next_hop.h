@@ -78,39 +78,42 @@ static __always_inline int send_back(struct packet *p, __u8 reason)
 	return verdict(p, XDP_TX, reason);
 }
 
-/* Writes the next hop's MACs (`macs`: destination then source) and sends the packet: TX on the
- * ingress interface, REDIRECT through tx_ports otherwise (PASS when the egress is not there). */
-static __always_inline int send_to(struct packet *p, __u32 egress_ifindex,
-				   const struct mac_pair *macs, __u8 sent_reason)
+/* Sends the packet, its MACs written: TX on the ingress interface, REDIRECT through tx_ports
+ * otherwise (PASS when the egress is not there). */
+static __always_inline int send_out(struct packet *p, __u32 egress_ifindex, __u8 sent_reason)
 {
-	int action;
-
-	copy_macs(p->eth, macs);
 	if (egress_ifindex == p->ingress_ifindex)
 		return send_back(p, sent_reason);
-	action = bpf_redirect_map(&tx_ports, egress_ifindex, XDP_PASS);
-	if (action != XDP_REDIRECT)
+	if (bpf_redirect_map(&tx_ports, egress_ifindex, XDP_PASS) != XDP_REDIRECT)
 		return verdict(p, XDP_PASS, LB_REASON_NO_TX_PORT);
 	return verdict(p, XDP_REDIRECT, sent_reason);
 }
 
-/* Sends the packet to the next hop bpf_fib_lookup found (rc, fib); the packet goes to the
- * kernel when there is none. */
-static __always_inline int send(struct packet *p, int rc, struct bpf_fib_lookup *fib, __u8 sent_reason)
+/* Writes a remembered next hop's MACs (`macs`: destination then source) and sends the packet. */
+static __always_inline int send_to(struct packet *p, __u32 egress_ifindex,
+				   const struct mac_pair *macs, __u8 sent_reason)
 {
-	struct mac_pair macs __attribute__((aligned(8)));  /* copy_macs reads it as u64 + u32 */
+	copy_macs(p->eth, macs);
+	return send_out(p, egress_ifindex, sent_reason);
+}
 
+/* Sends the packet to the next hop bpf_fib_lookup found (rc, fib), both families; the packet goes
+ * to the kernel when there is none. The MACs go from `fib` straight into the frame (no copy on
+ * the stack: the FIB subprograms calling this are the leaves of the deepest call chain, whose
+ * combined stack the verifier limits to 512 bytes). */
+static __always_inline int send(struct packet *p, int rc, const struct bpf_fib_lookup *fib, __u8 sent_reason)
+{
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return verdict(p, XDP_PASS, LB_REASON_NO_NEIGH);
-	/* Longer than the next hop's MTU and may be fragmented (IPv4 without DF; an answer from the
-	 * VIP was not due): the kernel fragments it (as it would forward it). */
+	/* Longer than the next hop's MTU and no answer from the VIP was due (IPv4 without DF, a
+	 * reply): the kernel fragments it or answers (as it would forward it). */
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
 		return verdict(p, XDP_PASS, LB_REASON_TOO_BIG);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return verdict(p, XDP_PASS, LB_REASON_NO_ROUTE);
-	__builtin_memcpy(macs.dest, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(macs.source, fib->smac, ETH_ALEN);
-	return send_to(p, fib->ifindex, &macs, sent_reason);
+	__builtin_memcpy(p->eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(p->eth->h_source, fib->smac, ETH_ALEN);
+	return send_out(p, fib->ifindex, sent_reason);
 }
 
 /* A remembered next hop answers for this packet: same destination and ingress, not longer than

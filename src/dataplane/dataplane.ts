@@ -25,6 +25,7 @@ import {
 import { LB, LbIfMacCodec, decodeU32, encodeU32 } from './abi';
 import { LB_MAPS } from './lb.generated';
 import { lbLoadOptions, MAP_NAMES, OPTIONAL_MAPS, type MapName } from './load-options';
+import { MaglevOuterMaps } from './maglev-tables';
 
 export const PROGRAM_NAME = 'xdp_lb';
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/xdplb';
@@ -413,8 +414,7 @@ export class Dataplane {
   /** The outer-map value (inner table id) of service `serviceId`'s Maglev table (maglev_std,
    * then maglev: MaglevOuterMaps), or null. */
   serviceTable(serviceId: number): Buffer | null {
-    const key = encodeU32(serviceId);
-    return this.maps.maglev_std?.lookup(key) ?? this.maps.maglev.lookup(key);
+    return new MaglevOuterMaps(this.maps.maglev, this.maps.maglev_std ?? null).lookup(encodeU32(serviceId));
   }
 
   /** An OPTIONAL_MAPS map, or null when the adopted pins lack it (until replaceProgram). */

@@ -19,7 +19,7 @@ import { BpfMap } from '../bpf';
  * round_up(value_size, 8)): ids 4 -> 8 bytes, marks 12 -> 16 bytes. */
 const ID_STRIDE = 2;
 const MARK_STRIDE = 4;
-import { decodeU32, LB } from './abi';
+import { decodeU32, encodeU32, LB } from './abi';
 import { LB_LAYOUTS, LB_MAPS } from './lb.generated';
 
 /** u32 words per slot in the flat form: current backend, then struct lb_slot_mark. */
@@ -103,20 +103,15 @@ export class MaglevOuterMaps implements OuterMap {
  * under `mapsDir` (maglev_std, then maglev), or null.
  */
 export function pinnedTableOuterValue(mapsDir: string, serviceId: number): Buffer | null {
-  const key = Buffer.alloc(4);
-  key.writeUInt32LE(serviceId, 0);
-  for (const name of ['maglev_std', 'maglev']) {
-    const file = path.join(mapsDir, name);
-    if (!fs.existsSync(file)) continue;
-    const m = BpfMap.fromPin(file);
-    try {
-      const v = m.lookup(key);
-      if (v) return v;
-    } finally {
-      m.close();
-    }
+  const open = (name: string) => (fs.existsSync(path.join(mapsDir, name)) ? BpfMap.fromPin(path.join(mapsDir, name)) : null);
+  const maglev = open('maglev');
+  const std = open('maglev_std');
+  try {
+    return maglev ? new MaglevOuterMaps(maglev, std).lookup(encodeU32(serviceId)) : null;
+  } finally {
+    maglev?.close();
+    std?.close();
   }
-  return null;
 }
 
 /** Entries of the inner map with this id, or null when it is gone. */
