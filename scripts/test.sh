@@ -48,5 +48,20 @@ fi
 total() { cat "$logs"/*.tap | sed -n "s/^# $1 \([0-9]*\)$/\1/p" | awk '{s += $1} END {print s + 0}'; }
 passed=$(total pass) failed=$(total fail) skipped=$(total skipped) cancelled=$(total cancelled)
 [[ $failed -eq 0 && $cancelled -eq 0 ]] || status=1
+# The failures again at the very end, where a reader of only the log's tail sees them: each failing
+# test's "not ok" line, the first lines of its error and location, and its diagnostics, bounded.
+if [[ $((failed + cancelled)) -gt 0 ]]; then
+  echo "== failures"
+  for tap in "$logs"/*.tap; do
+    awk -v pass="$(basename "$tap" .tap)" '
+      /^ *not ok / { n = 0; nd = 0; post = 0; shown++; keep = shown <= 20; if (keep) print pass ": " $0; next }
+      # after the failure block, the test'"'"'s own diagnostics ("# ..." lines, t.diagnostic), up to 12
+      keep && /^ *\.\.\.$/ { keep = 0; post = shown <= 20; next }
+      keep && n < 16 { print pass ":   " $0; n++; next }
+      post && /^ *# / && !/^ *# Subtest:/ && nd < 12 { print pass ":   " $0; nd++; next }
+      post && !/^ *# / { post = 0 }
+    ' "$tap"
+  done
+fi
 echo "tests: $passed passed, $((failed + cancelled)) failed, $skipped skipped"
 exit $status
