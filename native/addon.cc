@@ -15,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterNetns(env, exports);
   RegisterBtf(env, exports);
   RegisterSocket(env, exports);
+  RegisterMaglev(env, exports);
   return exports;
 }
 

@@ -50,5 +50,6 @@ void RegisterRingBuffer(Napi::Env env, Napi::Object exports);
 void RegisterNetns(Napi::Env env, Napi::Object exports);
 void RegisterSocket(Napi::Env env, Napi::Object exports);
 void RegisterBtf(Napi::Env env, Napi::Object exports);
+void RegisterMaglev(Napi::Env env, Napi::Object exports);
 
 }  // namespace xdplb

@@ -2,11 +2,12 @@
  * The fast Maglev builder (maglev.ts) against the plain turn-by-turn loop it replaced, kept
  * here verbatim as the reference: every node of a cluster must compute the same table, so the
  * output must stay byte-identical for every input (weights 0, key orders, sizes from small
- * primes to 1048573).
+ * primes to 1048573). Both engines are checked: the TypeScript turn loop and its C++ twin in
+ * the addon (native/maglev.cc), which the daemon uses.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildMaglevTable, isPrime, murmur3, MAX_WEIGHT, type MaglevBackend } from './maglev';
+import { buildMaglevTable, isPrime, maglevEngine, murmur3, MAX_WEIGHT, type MaglevBackend } from './maglev';
 import { buildMaglevTablesOffThread } from './maglev-offthread';
 import { rng } from '../../test/support/rng';
 
@@ -117,9 +118,11 @@ function firstDifference(a: Uint32Array, b: Uint32Array): string {
 
 function assertSame(backends: MaglevBackend[], size: number, what: string): void {
   const want = referenceMaglevTable(backends, size);
-  const got = buildMaglevTable(backends, size);
-  assert.ok(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(want.buffer, want.byteOffset, want.byteLength)),
-    `${what}: first difference ${firstDifference(got, want)}`);
+  for (const engine of ['js', 'native'] as const) {
+    const got = buildMaglevTable(backends, size, engine);
+    assert.ok(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(want.buffer, want.byteOffset, want.byteLength)),
+      `${what} (${engine}): first difference ${firstDifference(got, want)}`);
+  }
 }
 
 /** A random pool: address-like keys (or arbitrary text), weights incl. 0 and large ones. */
@@ -151,6 +154,10 @@ function shuffled<T>(r: () => number, xs: T[]): T[] {
 }
 
 describe('buildMaglevTable is byte-identical to the reference builder', () => {
+  test('the addon is built, so the native engine is the one in use (else this file would compare js with js)', () => {
+    assert.equal(maglevEngine(), 'native');
+  });
+
   test('small primes, random pools (weights 0, unequal, equal), any key order', () => {
     for (let seed = 1; seed <= 400; seed++) {
       const r = rng(seed);

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { stringify as toYaml } from 'yaml';
 import { BpfMap } from '../bpf';
-import { buildMaglevTable } from '../balancer/maglev';
+import { buildMaglevTable, maglevEngine, type MaglevEngine } from '../balancer/maglev';
 import { MaglevOuterMaps } from '../dataplane/maglev-tables';
 import { buildMaglevTablesOffThread } from '../balancer/maglev-offthread';
 import { parseServerTiming, CHANGE_STEPS } from '../domain/timing';
@@ -88,7 +88,8 @@ export interface ControlReport {
       /** The daemon's steps (Server-Timing), p50 ms each. */
       stepsP50Ms: Record<string, number> } | null;
   } | null;
-  maglev: Array<{ backends: number; tableSize: number; ms: Summary; offThread?: boolean }>;
+  /** engine: the one the daemon uses ('native' where the addon is built) and, beside it, the TypeScript loop. */
+  maglev: Array<{ backends: number; tableSize: number; ms: Summary; offThread?: boolean; engine: MaglevEngine }>;
   /**
    * Health: the daemon in a namespace of its own checking backends that are an HTTP server of the
    * benchmark's (every address of a /22 on the namespace's lo). Detection: a backend of 10 (M =
@@ -408,18 +409,22 @@ export const LARGE_TABLE_SIZE = 1048573;
  */
 export async function measureMaglev(reps: number): Promise<ControlReport['maglev']> {
   const pool = (n: number) => Array.from({ length: n }, (_, i) => ({ key: `198.18.${214 + (i >> 8)}.${i & 255}:8080`, weight: 1 }));
-  const out: ControlReport['maglev'] = [10, 100, 1000].map((n) => {
+  const inUse = maglevEngine();
+  // The engine in use at 10, 100 and 1000 backends; the TypeScript loop beside it (same run).
+  const cases: Array<[number, MaglevEngine]> = [[10, inUse], [100, inUse], [1000, inUse]];
+  if (inUse !== 'js') cases.push([10, 'js'], [1000, 'js']);
+  const out: ControlReport['maglev'] = cases.map(([n, engine]) => {
     const backends = pool(n);
     // Warm-up: the first builds run before the JIT has optimised the turn loop (a daemon
     // builds tables all its life, so the warm figure is the one that matters).
-    for (let w = 0; w < 3; w++) buildMaglevTable(backends, BENCH_TABLE_SIZE);
+    for (let w = 0; w < 3; w++) buildMaglevTable(backends, BENCH_TABLE_SIZE, engine);
     const ms: number[] = [];
     for (let r = 0; r < reps; r++) {
       const started = process.hrtime.bigint();
-      buildMaglevTable(backends, BENCH_TABLE_SIZE);
+      buildMaglevTable(backends, BENCH_TABLE_SIZE, engine);
       ms.push(Number(process.hrtime.bigint() - started) / 1e6);
     }
-    return { backends: n, tableSize: BENCH_TABLE_SIZE, ms: summarize(ms) };
+    return { backends: n, tableSize: BENCH_TABLE_SIZE, ms: summarize(ms), engine };
   });
   const large = pool(1000);
   await buildMaglevTablesOffThread([{ backends: large, size: LARGE_TABLE_SIZE }]);
@@ -429,7 +434,7 @@ export async function measureMaglev(reps: number): Promise<ControlReport['maglev
     await buildMaglevTablesOffThread([{ backends: large, size: LARGE_TABLE_SIZE }]);
     ms.push(Number(process.hrtime.bigint() - started) / 1e6);
   }
-  out.push({ backends: 1000, tableSize: LARGE_TABLE_SIZE, ms: summarize(ms), offThread: true });
+  out.push({ backends: 1000, tableSize: LARGE_TABLE_SIZE, ms: summarize(ms), offThread: true, engine: inUse });
   return out;
 }
 
@@ -753,7 +758,7 @@ async function runControlBenchLocked(options: ControlOptions): Promise<ControlRe
       observability = await measureObservability(options.observeReps ?? 5, options.packets ?? 10_000_000, options.seconds ?? 10, progress);
     } catch (err) { failures.push({ part: 'observability', error: (err as Error).message }); }
   }
-  const build = (n: number, size: number) => maglev.find((m) => m.backends === n && m.tableSize === size)?.ms.median ?? null;
+  const build = (n: number, size: number) => maglev.find((m) => m.backends === n && m.tableSize === size && m.engine === maglevEngine())?.ms.median ?? null;
   const limitTarget = (description: string, value: number | null, limit: number) => ({ description, value, limit, met: value === null ? null : value <= limit, unit: 'ms' as const });
   await sleep(0);
   return {

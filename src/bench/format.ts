@@ -72,7 +72,7 @@ export function formatControl(r: ControlReport): string {
   }
   if (r.maglev.length) {
     out.push(table(['Maglev build (M)', 'backends', 'ms median [min-max]'],
-      r.maglev.map((m) => [`${m.tableSize}${m.offThread ? ' (worker)' : ''}`, String(m.backends), `${fmt(m.ms.median)} [${fmt(m.ms.min)}-${fmt(m.ms.max)}]`])));
+      r.maglev.map((m) => [`${m.tableSize}${m.offThread ? ' (worker)' : ''}${m.engine === 'js' ? ' (TypeScript loop)' : ''}`, String(m.backends), `${fmt(m.ms.median)} [${fmt(m.ms.min)}-${fmt(m.ms.max)}]`])));
   }
   const h = r.health;
   if (h) {

@@ -16,6 +16,7 @@ export {
 export { enterNetns, inNetns } from './netns';
 export { btfStructLayout, type StructLayout, type StructMember } from './btf';
 export { repoRoot } from './native';
+export { nativeMaglevFill, type MaglevFill } from './maglev-fill';
 
 /** XDP actions (retval of an XDP program). */
 export const XDP_ACTIONS = { ABORTED: 0, DROP: 1, PASS: 2, TX: 3, REDIRECT: 4 } as const;

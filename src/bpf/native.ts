@@ -76,6 +76,9 @@ export interface NativeAddon {
   socketWithMark(mark: number, family?: 4 | 6): number;
   netnsRestore(savedFd: number): void;
   btfStructLayout(objectPath: string, structName: string): RawStructLayout;
+  /** The Maglev turn loop (src/balancer/maglev.ts fillTable) in C++: fills `table` with `owner` indexes. */
+  maglevFill(size: number, n: number, equal: boolean, maxWeight: number, cap: Int32Array, position: Int32Array, skip: Int32Array,
+    weight: Float64Array, owner: Uint32Array, table: Uint32Array): void;
 }
 
 let addon: NativeAddon | undefined;
