@@ -258,17 +258,25 @@ describe('cluster: 3 nodes in etcd mode with BIRD, real traffic', { skip }, () =
     await waitFor('three next hops', 20_000, () => nextHops().length === 3, 100);
     const tagsBefore = [1, 2, 3].map((k) => nodes.programTag(k));
     const driver = startDriver({ longConns: 60, intervalMs: 200, newConnRps: 10 });
+    // When each step happened (epoch ms), printed beside the driver's error times on a failure.
+    const events: string[] = [];
+    const mark = (what: string) => events.push(`${what} ${Date.now()}`);
     let report: FlowReport;
     try {
       await sleep(1500);
       for (const k of [1, 2, 3]) {
         const t0 = Date.now();
         const other = k === 1 ? 2 : 1;
+        mark(`lb${k} drain`);
         assert.equal((await nodes.api(other, 'PUT', `/api/v1/nodes/lb${k}/drain`, { drain: true, graceSeconds: 2 })).status, 200);
         await waitFor(`lb${k} withdrawn`, 5000, () => !nextHops().includes(nodeUplinkAddress(k)), 10);
+        mark(`lb${k} withdrawn`);
         await sleep(2000);   // the grace period: what the router sent before the withdrawal is forwarded
+        mark(`lb${k} stop`);
         await nodes.stop(k);
+        mark(`lb${k} start`);
         await nodes.start(k, { object });
+        mark(`lb${k} started`);
         const tag = nodes.programTag(k);
         assert.notEqual(tag.tag, tagsBefore[k - 1].tag, `lb${k}'s program was not replaced`);
         assert.deepEqual(tag.attachedIds, [tag.id, tag.id], `lb${k}'s interfaces do not run the pinned program`);
@@ -276,8 +284,10 @@ describe('cluster: 3 nodes in etcd mode with BIRD, real traffic', { skip }, () =
         // The drain lives in etcd: the restarted node stays withdrawn until undrained.
         await sleep(1000);
         assert.ok(!nextHops().includes(nodeUplinkAddress(k)), `lb${k} announced before its undrain`);
+        mark(`lb${k} undrain`);
         assert.equal((await nodes.api(k, 'PUT', `/api/v1/nodes/lb${k}/drain`, { drain: false })).status, 200);
         await waitFor(`lb${k} announced again`, 20_000, () => nextHops().includes(nodeUplinkAddress(k)), 50);
+        mark(`lb${k} announced`);
         t.diagnostic(`lb${k}: drained, upgraded (tag ${tagsBefore[k - 1].tag} -> ${tag.tag}) and announced again in ${Date.now() - t0} ms`);
         await sleep(1000);
       }
@@ -290,6 +300,7 @@ describe('cluster: 3 nodes in etcd mode with BIRD, real traffic', { skip }, () =
       // What each node's program did with the packets it did not forward (a PASS to a node's own
       // kernel answers an unknown connection with a reset), and when the driver saw the errors.
       t.diagnostic(`driver ${report.startedAt}..${report.endedAt}; router next hops now: ${nextHops().join(', ')}`);
+      t.diagnostic(`steps: ${events.join(', ')}`);
       for (const k of [1, 2, 3]) {
         const stats = (await nodes.api(k, 'GET', '/api/v1/stats')).body as { reasons?: Array<{ name: string; packets: number }> };
         const notForwarded = (stats.reasons ?? []).filter((r) => r.packets > 0 && r.name !== 'forwarded' && r.name !== 'reversed').map((r) => `${r.name} ${r.packets}`);
