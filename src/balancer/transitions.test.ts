@@ -11,7 +11,7 @@ import { buildFrame, parseFrame, IPPROTO_TCP, IPPROTO_UDP } from '../dataplane/p
 import { encodeU32, LB, LbServiceKeyCodec } from '../dataplane/abi';
 import { serviceSlotIndex } from '../dataplane/jhash';
 import { Reconciler } from './reconciler';
-import { markedCount, sweepSlots, transitionSlots, transitionSummary } from './transitions';
+import { markedCount, SlotTimes, startWindows, sweepSlots, transitionSlots, transitionSummary } from './transitions';
 import type { DataplaneState } from '../dataplane/types';
 
 const YOUNG = LB.SLOT_F_YOUNG << 8;
@@ -80,6 +80,26 @@ test('transitionSlots into reused buffers: the same slots as fresh arrays, writt
   }
   buffers.out = reused;
   assert.notEqual(transitionSlots(reused, ids(), new Set([1]), 99, undefined, undefined, buffers), reused, 'the old table itself is never the output');
+});
+
+test('startWindows starts exactly the windows transitionSlots lists as moved (random tables, marks and removed backends)', () => {
+  let seed = 77;
+  const rand = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
+  const size = 257;
+  let table = transitionSlots(undefined, Uint32Array.from({ length: size }, () => 1 + rand(6)), new Set([1, 2, 3, 4, 5, 6]), 1);
+  for (let round = 0; round < 40; round++) {
+    const known = new Set(Array.from({ length: 8 }, (_, i) => i + 1).filter(() => rand(5) !== 0));
+    const ids = Uint32Array.from({ length: size }, (_, i) => (rand(3) === 0 ? [...known][rand(known.size)] ?? 0 : table[i * SLOT_WORDS]));
+    const moved: number[] = [];
+    const diff = { changed: null as Uint32Array | null, marked: 0 };
+    const next = transitionSlots(table, ids, known, 2 + round, moved, diff);
+    const young = new SlotTimes(size);
+    startWindows(table, next, diff.changed!, young, 1000 + round);
+    const started = Array.from({ length: size }, (_, i) => i).filter((i) => young.get(i) !== undefined);
+    assert.deepEqual(started, moved, `round ${round}`);
+    assert.ok(started.every((i) => young.get(i) === 1000 + round));
+    table = next;
+  }
 });
 
 test('transitionSummary: moved, seen and young slots, the share, the oldest epoch', () => {

@@ -149,6 +149,19 @@ export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, 
 }
 
 /**
+ * Starts at `now` the window of every slot whose window transitionSlots() (re)started going
+ * from `old` to `slots` (the slots its `movedSlots` lists: backend changed, marked before or
+ * after), looking only at `changed` (its diff.changed): no list of thousands of indexes built
+ * per change.
+ */
+export function startWindows(old: Uint32Array, slots: Uint32Array, changed: ArrayLike<number>, young: SlotTimes, now: number): void {
+  for (let k = 0; k < changed.length; k++) {
+    const at = changed[k] * SLOT_WORDS;
+    if (slots[at] !== old[at] && (old[at + 1] !== 0 || slots[at + 1] !== 0)) young.set(changed[k], now);
+  }
+}
+
+/**
  * Arrays transitionSlots() may write into instead of allocating (a 65537-slot table is 1 MiB:
  * one per change kept the garbage collector busy, and its pauses landed on changes): `out`, a
  * table of the same size that nothing else holds (never `old`), and `changed`, a scratch array
