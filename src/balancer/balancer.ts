@@ -11,7 +11,7 @@ import { createMaglevTable, MaglevOuterMaps, readMaglevTable, writeMaglevSlotsFl
 import { LB_MAPS } from '../dataplane/lb.generated';
 import type { DataplaneState } from '../dataplane/types';
 import { Reconciler, type ApplyResult, type ReconcilerMaps } from './reconciler';
-import { warmUpApplyPath, type WarmUpResult } from './warm-up';
+import { warmUpApplyPath, warmUpMaglevBuild, type WarmUpResult } from './warm-up';
 
 export class Balancer {
   /** Ids, names, Maglev shares and the reverse grace period (see reconciler.ts). */
@@ -48,10 +48,12 @@ export class Balancer {
    * @throws BpfError when the kernel refuses a throwaway table (nothing of the data plane changed)
    */
   warmUp(tableSizes: number[]): WarmUpResult {
-    return warmUpApplyPath(tableSizes, undefined, {
+    const result = warmUpApplyPath(tableSizes, undefined, {
       createInnerTable: (entries, withMarks) => createMaglevTable(entries, withMarks, this.dp.innerTableFlags, this.dp.optionalMap('maglev_std') ? LB_MAPS.maglev_std.inner.flags : null),
       writeInnerSlots: writeMaglevSlotsFlat,
     });
+    // And the build of a large pool at the largest of these sizes (a bulk change's rebuild).
+    return { ...result, ms: result.ms + warmUpMaglevBuild(Math.max(0, ...tableSizes)) };
   }
 
   /**

@@ -4,8 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { warmUpApplyPath } from './warm-up';
-import { buildMaglevTable } from './maglev';
+import { warmUpApplyPath, warmUpMaglevBuild, WARM_UP_POOL } from './warm-up';
+import { buildMaglevTable, maglevBuildTime } from './maglev';
 
 test('warm-up: one install and `rounds` in-place changes per table size, over maps in memory', () => {
   const r = warmUpApplyPath([65537, 65537, 251], 4);
@@ -14,6 +14,23 @@ test('warm-up: one install and `rounds` in-place changes per table size, over ma
   assert.ok(r.slotsWritten > 4 * 65537 / 20, `slots written in place: ${r.slotsWritten}`);
   const none = warmUpApplyPath([], 4);
   assert.deepEqual({ applies: none.applies, slotsWritten: none.slotsWritten }, { applies: 0, slotsWritten: 0 });
+});
+
+test('warmUpMaglevBuild: one build of a large pool whose slots left after the equal shares are walked (not only claimed sparsely), nothing else', () => {
+  // The build's phase 2 hands out the M mod n slots left; it walks the permutations (the loop a
+  // 1000-backend pool at 65537 slots runs, cold otherwise: ~20 ms instead of ~4) unless so few are
+  // left that it claims them directly (left x (n + 2 left) < M), as with 1024 backends (1 left).
+  const left = 65537 % WARM_UP_POOL;
+  assert.ok(left * (WARM_UP_POOL + 2 * left) >= 65537, `${left} slots left: walked`);
+  const pool = Array.from({ length: 10 }, (_, i) => ({ key: `198.18.7.${i + 1}:80`, weight: 1 }));
+  const before = buildMaglevTable(pool, 65537);
+  const t = maglevBuildTime();
+  assert.ok(warmUpMaglevBuild(65537) > 0);
+  assert.ok(maglevBuildTime() > t, 'a build ran');
+  assert.deepEqual(Array.from(buildMaglevTable(pool, 65537)), Array.from(before), 'tables as before');
+  const t2 = maglevBuildTime();
+  assert.deepEqual([warmUpMaglevBuild(WARM_UP_POOL), warmUpMaglevBuild(65536), warmUpMaglevBuild(0)], [0, 0, 0], 'not above the pool, not a prime');
+  assert.equal(maglevBuildTime(), t2, 'no build for those');
 });
 
 test('warm-up leaves Maglev tables as they are (same table for the same pool after it)', () => {
