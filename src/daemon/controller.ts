@@ -61,6 +61,7 @@ export interface DaemonControllerOptions {
  * runs while the change goes to the kernel, and a failed one rolls the kernel back (STORAGE).
  */
 export interface PendingWrite { commit(): unknown; abort(): unknown; durable?: Promise<void> }
+/** Called with the config of a DesiredState (validated whole): it need not validate it again. */
 export type PersistHook = (config: Config) => PendingWrite | void | Promise<PendingWrite | void>;
 /** replaceConfig options: seed 'apply' takes a new hashSeed too (etcd mode: the store is the source). */
 export interface ReplaceOptions { seed?: 'refuse' | 'apply'; onApplied?: (changed: boolean) => void }
