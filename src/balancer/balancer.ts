@@ -11,7 +11,7 @@ import { createMaglevTable, MaglevOuterMaps, readMaglevTable, writeMaglevSlotsFl
 import { LB_MAPS } from '../dataplane/lb.generated';
 import type { DataplaneState } from '../dataplane/types';
 import { Reconciler, type ApplyResult, type ReconcilerMaps } from './reconciler';
-import { warmUpApplyPath, warmUpMaglevBuild, type WarmUpResult } from './warm-up';
+import { warmUpApplyPath, warmUpBulkPath, type WarmUpResult } from './warm-up';
 
 export class Balancer {
   /** Ids, names, Maglev shares and the reverse grace period (see reconciler.ts). */
@@ -48,12 +48,14 @@ export class Balancer {
    * @throws BpfError when the kernel refuses a throwaway table (nothing of the data plane changed)
    */
   warmUp(tableSizes: number[]): WarmUpResult {
-    const result = warmUpApplyPath(tableSizes, undefined, {
-      createInnerTable: (entries, withMarks) => createMaglevTable(entries, withMarks, this.dp.innerTableFlags, this.dp.optionalMap('maglev_std') ? LB_MAPS.maglev_std.inner.flags : null),
+    const kernel = {
+      createInnerTable: (entries: Uint32Array, withMarks?: boolean) => createMaglevTable(entries, withMarks, this.dp.innerTableFlags, this.dp.optionalMap('maglev_std') ? LB_MAPS.maglev_std.inner.flags : null),
       writeInnerSlots: writeMaglevSlotsFlat,
-    });
-    // And the build of a large pool at the largest of these sizes (a bulk change's rebuild).
-    return { ...result, ms: result.ms + warmUpMaglevBuild(Math.max(0, ...tableSizes)) };
+    };
+    const result = warmUpApplyPath(tableSizes, undefined, kernel);
+    // And a bulk change at the largest of these sizes (100 of 1000 backends drained, undrained).
+    const bulk = warmUpBulkPath(Math.max(0, ...tableSizes));
+    return { ms: result.ms + bulk.ms, applies: result.applies + bulk.applies, slotsWritten: result.slotsWritten + bulk.slotsWritten };
   }
 
   /**

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { warmUpApplyPath, warmUpMaglevBuild, WARM_UP_POOL } from './warm-up';
+import { warmUpApplyPath, warmUpBulkPath, WARM_UP_POOL } from './warm-up';
 import { buildMaglevTable, maglevBuildTime } from './maglev';
 
 test('warm-up: one install and `rounds` in-place changes per table size, over maps in memory', () => {
@@ -16,7 +16,7 @@ test('warm-up: one install and `rounds` in-place changes per table size, over ma
   assert.deepEqual({ applies: none.applies, slotsWritten: none.slotsWritten }, { applies: 0, slotsWritten: 0 });
 });
 
-test('warmUpMaglevBuild: one build of a large pool whose slots left after the equal shares are walked (not only claimed sparsely), nothing else', () => {
+test('warmUpBulkPath: a pool of 1000 whose slots left after the equal shares are walked, 100 drained and undrained; nothing else', () => {
   // The build's phase 2 hands out the M mod n slots left; it walks the permutations (the loop a
   // 1000-backend pool at 65537 slots runs, cold otherwise: ~20 ms instead of ~4) unless so few are
   // left that it claims them directly (left x (n + 2 left) < M), as with 1024 backends (1 left).
@@ -25,12 +25,13 @@ test('warmUpMaglevBuild: one build of a large pool whose slots left after the eq
   const pool = Array.from({ length: 10 }, (_, i) => ({ key: `198.18.7.${i + 1}:80`, weight: 1 }));
   const before = buildMaglevTable(pool, 65537);
   const t = maglevBuildTime();
-  assert.ok(warmUpMaglevBuild(65537) > 0);
-  assert.ok(maglevBuildTime() > t, 'a build ran');
+  const r = warmUpBulkPath(65537);
+  assert.equal(r.applies, 3, 'installed, drained, undrained');
+  // 100 of 1000 drained moves about a tenth of the slots, and undrained moves them back.
+  assert.ok(r.slotsWritten > 2 * 65537 / 20, `slots written in place: ${r.slotsWritten}`);
+  assert.ok(maglevBuildTime() > t, 'its pools were built');
   assert.deepEqual(Array.from(buildMaglevTable(pool, 65537)), Array.from(before), 'tables as before');
-  const t2 = maglevBuildTime();
-  assert.deepEqual([warmUpMaglevBuild(WARM_UP_POOL), warmUpMaglevBuild(65536), warmUpMaglevBuild(0)], [0, 0, 0], 'not above the pool, not a prime');
-  assert.equal(maglevBuildTime(), t2, 'no build for those');
+  for (const size of [WARM_UP_POOL, 65536, 0]) assert.deepEqual(warmUpBulkPath(size), { ms: 0, applies: 0, slotsWritten: 0 }, `size ${size}`);
 });
 
 test('warm-up leaves Maglev tables as they are (same table for the same pool after it)', () => {
@@ -51,7 +52,7 @@ test('Balancer.warmUp: real throwaway tables written in place, the data plane\'s
     const r = lb.warmUp([65537]);
     // No fd of a throwaway table is left open (nothing else holds them: the kernel frees them).
     assert.equal(openFdCount(), fds, 'no throwaway table left open');
-    assert.equal(r.applies, 13);
+    assert.equal(r.applies, 13 + 3, '13 single changes at 10 backends, then a bulk change at 1000 installed, drained and undrained');
     // writeMaglevSlotsFlat returned true for every change: the real arrays existed and took the slots.
     assert.ok(r.slotsWritten > 12 * 65537 / 20, `slots written in place: ${r.slotsWritten}`);
     for (const name of ['maglev', 'maglev_marks', 'services', 'backends', 'reverse', 'vips'] as const) {
