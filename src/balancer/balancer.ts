@@ -48,11 +48,10 @@ export class Balancer {
    * @throws BpfError when the kernel refuses a throwaway table (nothing of the data plane changed)
    */
   warmUp(tableSizes: number[]): WarmUpResult {
-    const kernel = {
-      createInnerTable: (entries: Uint32Array, withMarks?: boolean) => createMaglevTable(entries, withMarks, this.dp.innerTableFlags, this.dp.optionalMap('maglev_std') ? LB_MAPS.maglev_std.inner.flags : null),
+    const result = warmUpApplyPath(tableSizes, undefined, {
+      createInnerTable: (entries, withMarks) => createMaglevTable(entries, withMarks, this.dp.innerTableFlags, this.dp.optionalMap('maglev_std') ? LB_MAPS.maglev_std.inner.flags : null),
       writeInnerSlots: writeMaglevSlotsFlat,
-    };
-    const result = warmUpApplyPath(tableSizes, undefined, kernel);
+    });
     // And a bulk change at the largest of these sizes (100 of 1000 backends drained, undrained).
     const bulk = warmUpBulkPath(Math.max(0, ...tableSizes));
     return { ms: result.ms + bulk.ms, applies: result.applies + bulk.applies, slotsWritten: result.slotsWritten + bulk.slotsWritten };
