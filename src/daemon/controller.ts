@@ -61,7 +61,8 @@ export interface DaemonControllerOptions {
  * runs while the change goes to the kernel, and a failed one rolls the kernel back (STORAGE).
  */
 export interface PendingWrite { commit(): unknown; abort(): unknown; durable?: Promise<void> }
-/** Called with the config of a DesiredState (validated whole): it need not validate it again. */
+/** Called with the config of a DesiredState (validated whole: it need not validate it again;
+ * frozen: it only reads it). */
 export type PersistHook = (config: Config) => PendingWrite | void | Promise<PendingWrite | void>;
 /** replaceConfig options: seed 'apply' takes a new hashSeed too (etcd mode: the store is the source). */
 export interface ReplaceOptions { seed?: 'refuse' | 'apply'; onApplied?: (changed: boolean) => void }
@@ -543,7 +544,9 @@ export class DaemonController implements Controller {
   private async commit(next: DesiredState, persist: boolean): Promise<void> {
     const previous = this.desired;
     let writes = 0;
-    const pending = persist && this.persist ? (await this.persist(next.toConfig())) ?? null : null;
+    // The state's own frozen config (no clone: the hook only reads; the file's formatting then
+    // reuses the lines of the backends this change left alone).
+    const pending = persist && this.persist ? (await this.persist(next.config as Config)) ?? null : null;
     markChange('persist');
     // The verdicts before the change: a refused change restores them (sync() forgets the
     // backends and services `next` drops, and would bring them back 'checking', out of the table).
