@@ -49,6 +49,13 @@ describe('/api/v1/state', () => {
       assert.deepEqual(controller.getService('web').backends.map((b) => [b.draining, b.weight]), [[true, 1], [false, 3]]);
       assert.equal((await call('PATCH', '/api/v1/state/backends', ADMIN, { changes: [{ service: 'web', backend: '198.18.1.11:8080' }] })).statusCode, 400,
         'a change without weight or drain');
+      // A weight the route takes but a backend cannot have: the change that has it is named, nothing changes.
+      const heavy = await call('PATCH', '/api/v1/state/backends', ADMIN, { changes: [
+        { service: 'web', backend: '198.18.1.12:8080', drain: true }, { service: 'web', backend: '198.18.1.11:8080', weight: 100_000 }] });
+      assert.equal(heavy.statusCode, 400, heavy.body);
+      assert.equal((heavy.json() as { error: { field?: string } }).error.field, '/changes/1/weight', heavy.body);
+      assert.equal(driver.applyCount, applies + 1, 'nothing applied');
+      assert.deepEqual(controller.getService('web').backends.map((b) => [b.draining, b.weight]), [[true, 1], [false, 3]]);
 
       // 2 MiB: refused by size everywhere else, read (and judged on its content) here.
       const padded = JSON.stringify({ services: [{ ...web, name: 'x'.repeat(2 * 1024 * 1024) }] });

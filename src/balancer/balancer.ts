@@ -11,7 +11,7 @@ import { createMaglevTable, MaglevOuterMaps, readMaglevTable, writeMaglevSlotsFl
 import { LB_MAPS } from '../dataplane/lb.generated';
 import type { DataplaneState } from '../dataplane/types';
 import { Reconciler, type ApplyResult, type ReconcilerMaps } from './reconciler';
-import { warmUpApplyPath, type WarmUpResult } from './warm-up';
+import { warmUpApplyPath, warmUpBulkPath, type WarmUpResult } from './warm-up';
 
 export class Balancer {
   /** Ids, names, Maglev shares and the reverse grace period (see reconciler.ts). */
@@ -48,10 +48,13 @@ export class Balancer {
    * @throws BpfError when the kernel refuses a throwaway table (nothing of the data plane changed)
    */
   warmUp(tableSizes: number[]): WarmUpResult {
-    return warmUpApplyPath(tableSizes, undefined, {
+    const result = warmUpApplyPath(tableSizes, undefined, {
       createInnerTable: (entries, withMarks) => createMaglevTable(entries, withMarks, this.dp.innerTableFlags, this.dp.optionalMap('maglev_std') ? LB_MAPS.maglev_std.inner.flags : null),
       writeInnerSlots: writeMaglevSlotsFlat,
     });
+    // And a bulk change at the largest of these sizes (100 of 1000 backends drained, undrained).
+    const bulk = warmUpBulkPath(Math.max(0, ...tableSizes));
+    return { ms: result.ms + bulk.ms, applies: result.applies + bulk.applies, slotsWritten: result.slotsWritten + bulk.slotsWritten };
   }
 
   /**
@@ -60,7 +63,7 @@ export class Balancer {
    */
   applyState(state: DataplaneState): ApplyResult {
     const result = this.reconciler.apply(state);
-    this.syncReverseFrags(state);
+    this.syncReverseFrags(state, result.sameKeys);
     return result;
   }
 
@@ -74,7 +77,7 @@ export class Balancer {
     this.reconciler.assertInvariants(state);
     await this.reconciler.prebuildTables(state);
     const result = this.reconciler.applyAsserted(state);
-    this.syncReverseFrags(state);
+    this.syncReverseFrags(state, result.sameKeys);
     return result;
   }
 
@@ -83,9 +86,12 @@ export class Balancer {
    * all have one VIP, {address, 0, proto} -> that VIP (counted under the lowest service id
    * among them and its backend there); addresses serving several VIPs get no entry, so their
    * non-first reply fragments pass untranslated (not_vip). Written after the reconciler, so
-   * the ids exist; stale entries are removed.
+   * the ids exist; stale entries are removed. `sameKeys` (the reconciler's: every service and
+   * backend key and id unchanged since its last apply) with that apply's entries written:
+   * nothing to work out (1000 backends' groups and signature cost ~1 ms a change).
    */
-  private syncReverseFrags(state: DataplaneState): void {
+  private syncReverseFrags(state: DataplaneState, sameKeys = false): void {
+    if (sameKeys && this.reverseFragsWritten !== null) return;
     const PROTO: Record<string, number> = { tcp: 6, udp: 17 };
     const groups = new Map<string, { ip: string; proto: number; vips: Set<string>; best: { serviceId: number; backendId: number } | null }>();
     for (const s of state.services) {

@@ -684,3 +684,140 @@ describe('recently built Maglev tables (issue 16)', () => {
     }
   });
 });
+
+describe('a change costs what changed, not the pool (issue 16 bulk)', () => {
+  const pool = (n: number) => Array.from({ length: n }, (_, i) => up(`198.18.${150 + Math.floor(i / 250)}.${(i % 250) + 1}`, 8080));
+  const state = (backends: DataplaneBackend[], extra: DataplaneService[] = []): DataplaneState => ({
+    services: [{ name: 'bulk', vip: '198.18.149.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 10007, backends }, ...extra],
+    settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true, reverseGraceSeconds: 0 },
+  });
+
+  test('draining 100 of 1000 backends compares those 100; weights, health, removals and additions keep the maps those of the state', () => {
+    const d = Dataplane.load({ hashSeed: 11, maxServices: 8, maxBackends: 2048, maxFlows: 256, maglevMaxSize: 65537 });
+    try {
+      const lb = new Balancer(d);
+      const backends = pool(1000);
+      const first = lb.applyState(state(backends));
+      assert.equal(first.backendsCompared, 1000, 'the first apply compares every backend');
+      assert.equal(first.sameKeys, false);
+      for (const b of backends.slice(0, 100)) b.draining = true;
+      const drain = lb.applyState(state(backends));
+      assert.deepEqual({ compared: drain.backendsCompared, sameKeys: drain.sameKeys, swapped: drain.tablesSwapped.length }, { compared: 100, sameKeys: true, swapped: 1 });
+      checkMaps(d, lb, state(backends));
+      for (const b of backends.slice(0, 100)) b.draining = false;
+      assert.equal(lb.applyState(state(backends)).backendsCompared, 100);
+      checkMaps(d, lb, state(backends));
+      // A weight is not in the backend's entry: nothing to compare, only the table changes.
+      backends[7].weight = 3;
+      const weighted = lb.applyState(state(backends));
+      assert.deepEqual({ compared: weighted.backendsCompared, swapped: weighted.tablesSwapped.length }, { compared: 0, swapped: 1 });
+      checkMaps(d, lb, state(backends));
+      backends[500].healthy = false;
+      assert.equal(lb.applyState(state(backends)).backendsCompared, 1);
+      checkMaps(d, lb, state(backends));
+      // A backend removed: the keys changed (the backends after it are compared again).
+      backends.splice(900, 1);
+      const removed = lb.applyState(state(backends));
+      assert.equal(removed.sameKeys, false);
+      checkMaps(d, lb, state(backends));
+      backends.push(up('198.18.160.1', 8080));
+      assert.equal(lb.applyState(state(backends)).backendsCompared, 1, 'one backend added at the end');
+      checkMaps(d, lb, state(backends));
+      // The same state again: nothing compared, nothing written.
+      const again = lb.applyState(state(backends));
+      assert.deepEqual({ compared: again.backendsCompared, writes: again.writes }, { compared: 0, writes: 0 });
+    } finally {
+      d.close();
+    }
+  });
+
+  test('an apply the kernel refuses half-way leaves the next one comparing every backend with the maps', () => {
+    const d = Dataplane.load({ hashSeed: 12, maxServices: 8, maxBackends: 64, maxFlows: 64, maglevMaxSize: 65537 });
+    try {
+      let failAfter = Infinity;
+      const backendsMap = d.map('backends');
+      const failing = new Proxy(backendsMap, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          if (prop === 'update') {
+            return (...args: unknown[]) => {
+              if (failAfter-- <= 0) throw new Error('refused (test)');
+              return (v as (...a: unknown[]) => unknown).apply(target, args);
+            };
+          }
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      const reconciler = new Reconciler({
+        services: d.map('services'), vips: d.map('vips'), maglev: d.map('maglev'), serviceSlots: d.map('service_slots'), backends: failing,
+        reverse: d.map('reverse'), settings: d.map('settings'),
+      }, { maxServices: 8, maxBackends: 64, maxVips: 256, maxReverse: 4096, maglevMaxSize: 65537 }, createMaglevTable);
+      const lb = { reconciler } as unknown as Balancer;
+      const backends = pool(40);
+      reconciler.apply(state(backends));
+      for (const b of backends.slice(0, 10)) b.draining = true;
+      failAfter = 4;   // 4 of the 10 drained backends' entries written, then a refusal
+      assert.throws(() => reconciler.apply(state(backends)), /refused \(test\)/);
+      failAfter = Infinity;
+      // The caller restores the previous state: every backend compared, the maps are that state's.
+      for (const b of backends.slice(0, 10)) b.draining = false;
+      const restored = reconciler.apply(state(backends));
+      assert.equal(restored.backendsCompared, 40);
+      checkMaps(d, lb, state(backends));
+    } finally {
+      d.close();
+    }
+  });
+
+  test('any sequence of bulk and single changes leaves the maps those of a fresh build of the final state', () => {
+    const d = Dataplane.load({ hashSeed: 13, maxServices: 8, maxBackends: 256, maxFlows: 64, maglevMaxSize: 65537 });
+    try {
+      const lb = new Balancer(d);
+      let seed = 0x5eed;
+      const rand = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
+      let next = 0;
+      const fresh = (): DataplaneBackend => { next++; return up(`198.18.${170 + Math.floor(next / 250)}.${(next % 250) + 1}`, 8080); };
+      const web = Array.from({ length: 60 }, fresh);
+      const dns: DataplaneService = { name: 'dns', vip: '198.18.149.2', port: 53, protocol: 'udp', mode: 'dsr', tableSize: 251, backends: Array.from({ length: 5 }, () => ({ ...fresh(), port: 53 })) };
+      let withDns = true;
+      const current = (): DataplaneState => state(web.map((b) => ({ ...b })), withDns ? [{ ...dns, backends: dns.backends.map((b) => ({ ...b })) }] : []);
+      lb.applyState(current());
+      const ops: Array<[string, () => void]> = [
+        ['bulk drain flip', () => { const from = rand(web.length); for (let k = 0; k < 20; k++) { const b = web[(from + k) % web.length]; b.draining = !b.draining; } }],
+        ['one drain flip', () => { const b = web[rand(web.length)]; b.draining = !b.draining; }],
+        ['bulk weights', () => { for (let k = 0; k < 15; k++) web[rand(web.length)].weight = rand(4); }],
+        ['health flips', () => { for (let k = 0; k < 5; k++) { const b = web[rand(web.length)]; b.healthy = !b.healthy; } }],
+        ['remove one', () => { if (web.length > 2) web.splice(rand(web.length), 1); }],
+        ['add one', () => { web.splice(rand(web.length + 1), 0, fresh()); }],
+        ['swap two', () => { const i = rand(web.length); const j = rand(web.length); [web[i], web[j]] = [web[j], web[i]]; }],
+        ['dns drained', () => { dns.backends[rand(dns.backends.length)].draining = rand(2) === 0; }],
+        ['dns service removed or back', () => { withDns = !withDns; }],
+        ['nothing', () => {}],
+      ];
+      const done: string[] = [];
+      for (let step = 0; step < 80; step++) {
+        const [what, op] = ops[rand(ops.length)];
+        op();
+        done.push(what);
+        lb.applyState(current());
+        checkMaps(d, lb, current());
+        // A second reconciler over fresh maps, given only the final state, holds the same tables.
+        if (step % 20 === 19) {
+          const d2 = Dataplane.load({ hashSeed: 13, maxServices: 8, maxBackends: 256, maxFlows: 64, maglevMaxSize: 65537 });
+          try {
+            const lb2 = new Balancer(d2);
+            lb2.applyState(current());
+            for (const s of current().services) {
+              const name = (lb1: Balancer, dp: Dataplane) => innerTableOf(dp, lb1.reconciler.serviceId(s.name)!)?.entries.map((id) => id && lb1.reconciler.backendName(id));
+              assert.deepEqual(name(lb, d), name(lb2, d2), `${s.name} after ${done.join(', ')}`);
+            }
+          } finally {
+            d2.close();
+          }
+        }
+      }
+    } finally {
+      d.close();
+    }
+  });
+});

@@ -45,7 +45,7 @@ import {
 } from './family';
 import { familyOf, isCanonicalAddress, joinHostPort } from '../domain/address';
 import { SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
-import { DEFAULT_TRANSITION_SECONDS, idBitmap, markedCount, sameCurrent, SlotTimes, sweepSlots, transitionSlots, transitionSummary, unmarkedSlots, type SlotBuffers, type SlotDiff } from './transitions';
+import { DEFAULT_TRANSITION_SECONDS, idBitmap, markedCount, sameCurrent, SlotTimes, startWindows, sweepSlots, transitionSlots, transitionSummary, unmarkedSlots, type SlotBuffers, type SlotDiff } from './transitions';
 import type { ServiceTransitionView } from '../domain/types';
 
 /** The part of a bridge BpfMap the reconciler uses. */
@@ -101,7 +101,16 @@ export interface SweepResult { cleared: number; aged: number; marked: number }
 
 /** What one apply did: map writes (an in-place table write counts its slots), and the ids of the
  * services whose Maglev table changed (written in place or swapped: one step per service). */
-export interface ApplyResult { writes: number; tablesSwapped: number[] }
+export interface ApplyResult {
+  writes: number;
+  tablesSwapped: number[];
+  /** Every service and backend kept its key and id since the last completed apply (only
+   * flags, weights or tables changed): what depends on keys and ids alone is unchanged. */
+  sameKeys: boolean;
+  /** Backends whose entry was encoded and compared with the map: those whose id or entry is not
+   * the last completed apply's (the others are known to be in the map as they are). */
+  backendsCompared: number;
+}
 
 const PROTO_NUMBER = { tcp: 6, udp: 17 } as const;
 /** Slots of the recently built tables kept for pools seen again (8 MiB of u32: 32 tables of 65537). */
@@ -175,12 +184,32 @@ function sameTable(a: Uint32Array | undefined, b: Uint32Array): boolean {
 /** Plan of one service: ids and the bytes it should produce. */
 interface ServicePlan {
   service: DataplaneService;
+  /** service's fields as they were at plan time */
+  fields: PlannedService;
   id: number;
   key: Buffer;
   value: LbService;
   table: Uint32Array; // backend ids by slot (empty: no usable backend)
-  backends: Array<{ spec: DataplaneBackend; id: number; value: Buffer }>;
+  backends: PlannedBackend[];
+  /**
+   * The service's key, mode and id, and its backends' addresses, ports and ids in order, are
+   * those of the last completed apply (Reconciler.settled): its reverse entries, reverse_frags
+   * and backend ids are unchanged, and no backend of it is gone.
+   */
+  sameKeys: boolean;
 }
+
+/** One backend of a ServicePlan. `same`: its id and map value are those of the last completed
+ * apply, so the backends map holds them (nothing to compare, nothing to write). `address`,
+ * `port`, `flags` and `poolWeight` (its weight in the table, -1 when out of it) are copies: the
+ * next apply compares with them, whatever the caller did with `spec` since. */
+interface PlannedBackend {
+  spec: DataplaneBackend; id: number; value: Buffer; same: boolean;
+  address: string; port: number; flags: number; poolWeight: number;
+}
+
+/** The fields of a service the backends' entries and the table depend on, copied at plan time. */
+interface PlannedService { name: string; vip: string; port: number; protocol: string; mode: string; tableSize: number }
 
 export class Reconciler {
   private readonly serviceIdByName = new Map<string, number>();
@@ -228,6 +257,14 @@ export class Reconciler {
   private spareWords = 0;
   private readonly slotBuffers: SlotBuffers = {};
   private wordsScratch = new Uint32Array(0);
+  /**
+   * The plans of the last apply that completed, by service id: the maps hold what they say
+   * (this reconciler is their only writer). The next apply encodes and compares only the
+   * backends that differ from them (position by position), so a change's cost follows what
+   * changed, not the pool. Null before the first apply and while an apply runs (one that
+   * throws leaves it null: the next compares everything with the maps).
+   */
+  private settled: Map<number, ServicePlan> | null = null;
   private nextServiceId = 1;
   private nextBackendId = 1;
   private writes = 0;
@@ -469,54 +506,67 @@ export class Reconciler {
    */
   applyAsserted(state: DataplaneState): ApplyResult {
     const before = this.writes;
-    const plans = this.plan(state);
+    // What the last completed apply planned; none while this one runs, so that one that throws
+    // half-way leaves the next to compare everything with the maps again.
+    const settled = this.settled;
+    this.settled = null;
+    const plans = this.plan(state, settled);
     this.prebuilt.clear();   // plan() took what it needed
     const tablesSwapped: number[] = [];
     const m = this.fm;   // services, vips, backends, reverse: both families (src/balancer/family.ts)
+    // Every service and every backend with the key and id of the last completed apply (e.g. a
+    // bulk drain, weights, health): no backend, reverse entry or service is new or gone, and
+    // the reverse entries are the ones the maps hold. Only what changed is compared below.
+    const sameKeys = settled !== null && plans.length === settled.size && plans.every((p) => p.sameKeys);
 
     // 1. Backends that become usable, reverse entries, settings.
-    const desiredBackends = new Map<number, Buffer>();
-    for (const p of plans) for (const b of p.backends) desiredBackends.set(b.id, b.value);
-    const currentBackends = new Map<number, Buffer>();
-    for (const id of new Set([...desiredBackends.keys(), ...this.backendById.keys()])) {
-      currentBackends.set(id, this.mirrorLookup(m.backends, encodeU32(id)) ?? ZERO_BACKEND);
+    // The backends whose id or value is not the last completed apply's (the others are in the
+    // map as planned), with what the map holds for them before this apply.
+    const changedBackends: Array<{ id: number; value: Buffer; current: Buffer }> = [];
+    for (const p of plans) {
+      for (const b of p.backends) {
+        if (!b.same) changedBackends.push({ id: b.id, value: b.value, current: this.mirrorLookup(m.backends, encodeU32(b.id)) ?? ZERO_BACKEND });
+      }
     }
-    for (const [id, value] of desiredBackends) {
-      if (!currentBackends.get(id)!.equals(value) && (value[codecOfBackend(value).flagsAt] & LB.BACKEND_F_ACTIVE)) {
+    for (const { id, value, current } of changedBackends) {
+      if (!current.equals(value) && (value[codecOfBackend(value).flagsAt] & LB.BACKEND_F_ACTIVE)) {
         this.write(m.backends, encodeU32(id), value);
       }
     }
     const desiredReverse = new Map<string, Buffer>();
-    for (const p of plans) {
-      if (p.service.mode !== 'nat') continue;
-      for (const b of p.backends) {
-        const family = familyCodec(p.service.vip);
-        const ip = b.spec.address;
-        const port = b.spec.port || p.service.port;
-        const proto = PROTO_NUMBER[p.service.protocol];
-        const key = this.encodeOnce(`rk|${ip}|${port}|${proto}`, () => family.reverseKey({ ip, port, proto }));
-        const value = this.encodeOnce(`rv|${p.service.vip}|${p.service.port}|${p.id}|${b.id}`,
-          () => family.reverse({ vip: p.service.vip, vport: p.service.port, serviceId: p.id, backendId: b.id }));
-        desiredReverse.set(key.toString('hex'), value);
+    let currentReverse = new Map<string, Buffer>();
+    if (!sameKeys) {
+      for (const p of plans) {
+        if (p.service.mode !== 'nat') continue;
+        for (const b of p.backends) {
+          const family = familyCodec(p.service.vip);
+          const ip = b.spec.address;
+          const port = b.spec.port || p.service.port;
+          const proto = PROTO_NUMBER[p.service.protocol];
+          const key = this.encodeOnce(`rk|${ip}|${port}|${proto}`, () => family.reverseKey({ ip, port, proto }));
+          const value = this.encodeOnce(`rv|${p.service.vip}|${p.service.port}|${p.id}|${b.id}`,
+            () => family.reverse({ vip: p.service.vip, vport: p.service.port, serviceId: p.id, backendId: b.id }));
+          desiredReverse.set(key.toString('hex'), value);
+        }
       }
-    }
-    const currentReverse = this.mirrorAll(m.reverse);
-    // A key in its grace period that a backend claims again belongs to the new owner; grace
-    // entries make room (soonest to go first) when new keys would overfill the map.
-    for (const hex of [...this.reverseGrace.keys()]) if (desiredReverse.has(hex)) this.reverseGrace.delete(hex);
-    // Counted per family: reverse and reverse6 are two maps of maxReverse entries each (a key's
-    // hex length tells its family).
-    const familyOfHex = (hex: string): number => (hex.length === FAMILY6.reverseKeySize * 2 ? 6 : 4);
-    const reverseCounts = new Map<number, number>([[4, 0], [6, 0]]);
-    for (const hex of new Set([...currentReverse.keys(), ...desiredReverse.keys()])) reverseCounts.set(familyOfHex(hex), reverseCounts.get(familyOfHex(hex))! + 1);
-    for (const [hex] of [...this.reverseGrace].sort((a, b) => a[1] - b[1])) {
-      const family = familyOfHex(hex);
-      if (reverseCounts.get(family)! <= this.limits.maxReverse) continue;
-      if (currentReverse.delete(hex)) { this.remove(m.reverse, Buffer.from(hex, 'hex')); reverseCounts.set(family, reverseCounts.get(family)! - 1); }
-      this.reverseGrace.delete(hex);
-    }
-    for (const [hex, value] of desiredReverse) {
-      if (!currentReverse.get(hex)?.equals(value)) this.write(m.reverse, Buffer.from(hex, 'hex'), value);
+      currentReverse = this.mirrorAll(m.reverse);
+      // A key in its grace period that a backend claims again belongs to the new owner; grace
+      // entries make room (soonest to go first) when new keys would overfill the map.
+      for (const hex of [...this.reverseGrace.keys()]) if (desiredReverse.has(hex)) this.reverseGrace.delete(hex);
+      // Counted per family: reverse and reverse6 are two maps of maxReverse entries each (a key's
+      // hex length tells its family).
+      const familyOfHex = (hex: string): number => (hex.length === FAMILY6.reverseKeySize * 2 ? 6 : 4);
+      const reverseCounts = new Map<number, number>([[4, 0], [6, 0]]);
+      for (const hex of new Set([...currentReverse.keys(), ...desiredReverse.keys()])) reverseCounts.set(familyOfHex(hex), reverseCounts.get(familyOfHex(hex))! + 1);
+      for (const [hex] of [...this.reverseGrace].sort((a, b) => a[1] - b[1])) {
+        const family = familyOfHex(hex);
+        if (reverseCounts.get(family)! <= this.limits.maxReverse) continue;
+        if (currentReverse.delete(hex)) { this.remove(m.reverse, Buffer.from(hex, 'hex')); reverseCounts.set(family, reverseCounts.get(family)! - 1); }
+        this.reverseGrace.delete(hex);
+      }
+      for (const [hex, value] of desiredReverse) {
+        if (!currentReverse.get(hex)?.equals(value)) this.write(m.reverse, Buffer.from(hex, 'hex'), value);
+      }
     }
     // settings.vip_filter must cover every live VIP at every moment: here it takes the new
     // VIPs' bits on top of the current ones; step 6 drops the bits of VIPs that are gone.
@@ -561,21 +611,22 @@ export class Reconciler {
       const value = LbServiceCodec.encode(p.value);
       // The slots: current backends, and the transition marks of the slots that moved.
       const installed = this.installedTables.get(p.id);
-      const known = new Set(p.backends.map((b) => b.id));
+      let known: Set<number> | undefined;
+      const knownIds = (): Set<number> => (known ??= new Set(p.backends.map((b) => b.id)));
       let slots = installed;
-      if (!installed || !sameCurrent(installed, p.table) || ((this.markCounts.get(p.id) ?? 0) > 0 && hasUnknownPrev(installed, known))) {
-        const moved: number[] = [];
+      // Marks whose backend is gone: none when the service's backend ids are those of the last
+      // completed apply (it left every mark on one of them).
+      if (!installed || !sameCurrent(installed, p.table) || (!p.sameKeys && (this.markCounts.get(p.id) ?? 0) > 0 && hasUnknownPrev(installed, knownIds()))) {
         if (!epoch) epoch = this.lastEpoch = Math.max(Math.floor(this.now() / 1000) >>> 0, this.lastEpoch + 1) >>> 0;
         const diff: SlotDiff = { changed: null, marked: 0 };
         this.slotBuffers.out = this.spareTables.get(p.id);
-        slots = transitionSlots(installed, p.table, known, epoch, moved, diff, this.slotBuffers);
+        slots = transitionSlots(installed, p.table, knownIds(), epoch, undefined, diff, this.slotBuffers);
         this.slotBuffers.out = undefined;
         if (slots === this.spareTables.get(p.id)) this.takeSpare(p.id);   // in use now: not spare any more
         this.lastDiff = { slots, diff };
         const young = this.youngSince.get(p.id) ?? new SlotTimes(slots.length / SLOT_WORDS);
         if (!installed || installed.length !== slots.length) young.clear();
-        const startedAt = this.now();
-        for (const i of moved) young.set(i, startedAt);
+        else startWindows(installed, slots, diff.changed ?? [], young, this.now());
         this.youngSince.set(p.id, young);
       }
       const last = this.lastDiff;
@@ -589,7 +640,7 @@ export class Reconciler {
       }
       if (!shrinkFirst && !current?.equals(value)) this.write(m.services, p.key, value);
       syncSlot(p);
-      this.tableBackendKeys.set(p.id, new Map(p.backends.map((b) => [b.id, backendKey(b.spec)])));
+      if (!p.sameKeys || !this.tableBackendKeys.has(p.id)) this.tableBackendKeys.set(p.id, new Map(p.backends.map((b) => [b.id, backendKey(b.spec)])));
     }
 
     // 3. VIPs.
@@ -601,8 +652,8 @@ export class Reconciler {
     }
 
     // 4. Backends that stop taking traffic, now that no table holds them.
-    for (const [id, value] of desiredBackends) {
-      if (!currentBackends.get(id)!.equals(value) && !(value[codecOfBackend(value).flagsAt] & LB.BACKEND_F_ACTIVE)) {
+    for (const { id, value, current } of changedBackends) {
+      if (!current.equals(value) && !(value[codecOfBackend(value).flagsAt] & LB.BACKEND_F_ACTIVE)) {
         this.write(m.backends, encodeU32(id), value);
       }
     }
@@ -652,6 +703,17 @@ export class Reconciler {
     }
     const graceMs = (state.settings.reverseGraceSeconds ?? DEFAULT_REVERSE_GRACE_SECONDS) * 1000;
     const now = this.now();
+    if (sameKeys) {
+      // The map holds the desired entries and those in their grace period, kept as the live
+      // services were then (the same ones): only a shorter grace period may end some now.
+      for (const [hex, graceUntil] of [...this.reverseGrace]) {
+        const until = Math.min(graceUntil, now + graceMs);
+        if (until <= now) {
+          this.removeIfPresent(m.reverse, Buffer.from(hex, 'hex'));
+          this.reverseGrace.delete(hex);
+        } else this.reverseGrace.set(hex, until);
+      }
+    }
     for (const [hex, value] of currentReverse) {
       if (desiredReverse.has(hex)) continue;
       const until = Math.min(this.reverseGrace.get(hex) ?? Infinity, now + graceMs);
@@ -668,10 +730,13 @@ export class Reconciler {
       const kept = codec.reverse({ ...rev, backendId: 0, serviceId: liveServiceIds.has(rev.serviceId) ? rev.serviceId : 0 });
       if (!kept.equals(value)) this.write(m.reverse, Buffer.from(hex, 'hex'), kept);
     }
-    for (const hex of [...this.reverseGrace.keys()]) if (!currentReverse.has(hex)) this.reverseGrace.delete(hex);
-    for (const [id, owner] of [...this.backendById]) {
-      if (desiredBackends.has(id)) continue;
-      const current = currentBackends.get(id) ?? ZERO_BACKEND;
+    if (!sameKeys) for (const hex of [...this.reverseGrace.keys()]) if (!currentReverse.has(hex)) this.reverseGrace.delete(hex);
+    // Backends gone (none when every key is the last apply's).
+    const desiredBackendIds = new Set<number>();
+    if (!sameKeys) for (const p of plans) for (const b of p.backends) desiredBackendIds.add(b.id);
+    for (const [id, owner] of sameKeys ? [] : [...this.backendById]) {
+      if (desiredBackendIds.has(id)) continue;
+      const current = this.mirrorLookup(m.backends, encodeU32(id)) ?? ZERO_BACKEND;
       const flagsAt = codecOfBackend(current).flagsAt;
       if (current[flagsAt] & LB.BACKEND_F_ACTIVE) {
         const inactive = Buffer.from(current);
@@ -685,7 +750,8 @@ export class Reconciler {
     }
     // 6. The VIP filter without the VIPs that are gone (now that nothing routes to them).
     if (this.typed.settings.setIfChanged(0, { ...knobs, vipFilter: desiredFilter, vipFilter6: desiredFilter6 })) this.writes++;
-    return { writes: this.writes - before, tablesSwapped };
+    this.settled = new Map(plans.map((p) => [p.id, p]));
+    return { writes: this.writes - before, tablesSwapped, sameKeys, backendsCompared: changedBackends.length };
   }
 
   /** Slots marked as moved (in a transition), over every service's installed table. */
@@ -817,7 +883,7 @@ export class Reconciler {
     return this.writes;
   }
 
-  private plan(state: DataplaneState): ServicePlan[] {
+  private plan(state: DataplaneState, settled: ReadonlyMap<number, ServicePlan> | null): ServicePlan[] {
     // Service ids first (names keep theirs; pinned ids are claimed by service key).
     const live = new Set(state.services.map((s) => s.name));
     const claimed = new Set<number>();
@@ -845,29 +911,59 @@ export class Reconciler {
     }
 
     // Backend ids: per service id + address:port, round-robin over the ids nobody holds.
-    const busyBackendIds = new Set<number>(this.backendById.keys());
+    let busyBackendIds: Set<number> | null = null;   // made on the first new backend
     const plans: ServicePlan[] = [];
     for (const s of state.services) {
       const id = ids.get(s.name)!;
-      const backends: ServicePlan['backends'] = [];
-      for (const b of s.backends) {
+      // The same service in the last completed apply (same name, id, key and mode): a backend at
+      // the same index with the same address, port and flags has the same id and value there
+      // (a bulk change of 100 of 1000 backends encodes 100, not 1000).
+      const last = settled?.get(id)?.fields;
+      const fields: PlannedService = { name: s.name, vip: s.vip, port: s.port, protocol: s.protocol, mode: s.mode, tableSize: s.tableSize };
+      const prev = last && last.name === s.name && last.vip === s.vip && last.port === s.port
+        && last.protocol === s.protocol && last.mode === s.mode ? settled!.get(id)! : undefined;
+      let sameKeys = prev !== undefined && prev.backends.length === s.backends.length;
+      // The usable pool (ids and weights, in order) and the size are the last apply's: same table.
+      let samePool = sameKeys && last!.tableSize === s.tableSize;
+      const backends: PlannedBackend[] = [];
+      for (let n = 0; n < s.backends.length; n++) {
+        const b = s.backends[n];
+        const pb = prev?.backends[n];
+        const flags = backendFlags(b);
+        const poolWeight = inTable(b) ? b.weight : -1;
+        if (pb && pb.address === b.address && pb.port === b.port) {
+          if (poolWeight !== pb.poolWeight) samePool = false;
+          if (pb.flags === flags) {
+            backends.push({ spec: b, id: pb.id, value: pb.value, same: true, address: b.address, port: b.port, flags, poolWeight });
+            continue;
+          }
+        } else {
+          sameKeys = false;
+          samePool = false;
+        }
         const mapKey = `${id}|${backendKey(b)}`;
         let bid = this.backendIds.get(mapKey);
         if (bid === undefined) {
+          busyBackendIds ??= new Set<number>(this.backendById.keys());
           bid = this.allocate('backend', busyBackendIds, this.limits.maxBackends);
           busyBackendIds.add(bid);
         }
         backends.push({
-          spec: b, id: bid,
+          spec: b, id: bid, same: false, address: b.address, port: b.port, flags, poolWeight,
           // The owner service's key and mode ride along: the flow-cache hit path checks them.
-          value: this.encodeOnce(`b|${b.address}|${b.port}|${backendFlags(b)}|${s.mode}|${id}|${s.vip}|${s.port}|${s.protocol}`, () => familyCodec(s.vip).backend({
-            ip: b.address, port: b.port, flags: backendFlags(b), mode: s.mode === 'dsr' ? LB.MODE_DSR : LB.MODE_NAT,
+          value: this.encodeOnce(`b|${b.address}|${b.port}|${flags}|${s.mode}|${id}|${s.vip}|${s.port}|${s.protocol}`, () => familyCodec(s.vip).backend({
+            ip: b.address, port: b.port, flags, mode: s.mode === 'dsr' ? LB.MODE_DSR : LB.MODE_NAT,
             serviceId: id, vip: s.vip, vport: s.port, proto: PROTO_NUMBER[s.protocol],
           } satisfies LbBackend)),
         });
       }
-      const usable = backends.filter((b) => inTable(b.spec));
-      let table = this.maglevTable(id, s.tableSize, usable.map((b) => ({ key: backendKey(b.spec), weight: b.spec.weight, id: b.id })));
+      let table: Uint32Array;
+      if (samePool && prev!.table.length > 0 && this.builtTables.get(id)?.table === prev!.table) {
+        table = prev!.table;   // the table of the same pool (no signature of 1000 keys to compare)
+      } else {
+        const usable = backends.filter((b) => inTable(b.spec));
+        table = this.maglevTable(id, s.tableSize, usable.map((b) => ({ key: backendKey(b.spec), weight: b.spec.weight, id: b.id })));
+      }
       // The last usable backend drained (or weighted 0) while a table is installed: a table of
       // no current backend (new flows: no_backend) keeps the slots' marks, so that the drained
       // backend's established flows still reach it. (Down or removed: nothing to keep.)
@@ -876,8 +972,8 @@ export class Reconciler {
         table = new Uint32Array(s.tableSize);
       }
       plans.push({
-        service: s, id, backends, table,
-        key: familyCodec(s.vip).serviceKey(serviceKeyOf(s)),
+        service: s, fields, id, backends, table, sameKeys,
+        key: prev ? prev.key : familyCodec(s.vip).serviceKey(serviceKeyOf(s)),
         value: { id, tableSize: table.length, mode: s.mode === 'dsr' ? LB.MODE_DSR : LB.MODE_NAT, flags: 0 },
       });
     }
@@ -890,6 +986,7 @@ export class Reconciler {
       this.serviceIdByName.set(p.service.name, p.id);
       this.serviceNameById.set(p.id, p.service.name);
       for (const b of p.backends) {
+        if (b.same) continue;   // held since the last completed apply
         this.backendIds.set(`${p.id}|${backendKey(b.spec)}`, b.id);
         this.backendById.set(b.id, { serviceId: p.id, key: backendKey(b.spec) });
       }

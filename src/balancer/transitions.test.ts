@@ -11,7 +11,7 @@ import { buildFrame, parseFrame, IPPROTO_TCP, IPPROTO_UDP } from '../dataplane/p
 import { encodeU32, LB, LbServiceKeyCodec } from '../dataplane/abi';
 import { serviceSlotIndex } from '../dataplane/jhash';
 import { Reconciler } from './reconciler';
-import { markedCount, sweepSlots, transitionSlots, transitionSummary } from './transitions';
+import { markedCount, SlotTimes, startWindows, sweepSlots, transitionSlots, transitionSummary } from './transitions';
 import type { DataplaneState } from '../dataplane/types';
 
 const YOUNG = LB.SLOT_F_YOUNG << 8;
@@ -80,6 +80,41 @@ test('transitionSlots into reused buffers: the same slots as fresh arrays, writt
   }
   buffers.out = reused;
   assert.notEqual(transitionSlots(reused, ids(), new Set([1]), 99, undefined, undefined, buffers), reused, 'the old table itself is never the output');
+});
+
+test('startWindows starts exactly the windows transitionSlots lists as moved (random tables, marks and removed backends)', () => {
+  let seed = 77;
+  const rand = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
+  const size = 257;
+  let table = transitionSlots(undefined, Uint32Array.from({ length: size }, () => 1 + rand(6)), new Set([1, 2, 3, 4, 5, 6]), 1);
+  for (let round = 0; round < 40; round++) {
+    const known = new Set(Array.from({ length: 8 }, (_, i) => i + 1).filter(() => rand(5) !== 0));
+    const ids = Uint32Array.from({ length: size }, (_, i) => (rand(3) === 0 ? [...known][rand(known.size)] ?? 0 : table[i * SLOT_WORDS]));
+    const moved: number[] = [];
+    const diff = { changed: null as Uint32Array | null, marked: 0 };
+    const next = transitionSlots(table, ids, known, 2 + round, moved, diff, { out: Uint32Array.from(table, () => rand(9)) });
+    // Slot by slot as documented (every slot worked out, none copied).
+    const want = new Uint32Array(table.length);
+    const wantChanged: number[] = [];
+    for (let i = 0, at = 0; i < size; i++, at += SLOT_WORDS) {
+      const [oldCur, oldPrev, oldEpoch, oldSeen] = table.subarray(at, at + SLOT_WORDS);
+      let w = [ids[i], 0, 0, 0];
+      if (oldPrev !== 0) w = [ids[i], known.has(oldPrev) ? oldPrev : ids[i], oldEpoch, ids[i] !== oldCur ? 1 | YOUNG : (oldSeen & YOUNG) | 1];
+      else if (ids[i] !== oldCur && oldCur !== 0 && known.has(oldCur)) w = [ids[i], oldCur, 2 + round, 1 | YOUNG];
+      want.set(w, at);
+      if (w.some((x, k) => x !== table[at + k])) wantChanged.push(i);
+    }
+    assert.deepEqual(Array.from(next), Array.from(want), `round ${round}: slots`);
+    assert.deepEqual(Array.from(diff.changed!), wantChanged, `round ${round}: changed`);
+    // Leftovers in an unmarked slot (e.g. read back from the kernel) are cleared.
+    if (round % 10 === 9) next[rand(size) * SLOT_WORDS + SLOT.seenFlags] = 1;
+    const young = new SlotTimes(size);
+    startWindows(table, next, diff.changed!, young, 1000 + round);
+    const started = Array.from({ length: size }, (_, i) => i).filter((i) => young.get(i) !== undefined);
+    assert.deepEqual(started, moved, `round ${round}`);
+    assert.ok(started.every((i) => young.get(i) === 1000 + round));
+    table = next;
+  }
 });
 
 test('transitionSummary: moved, seen and young slots, the share, the oldest epoch', () => {

@@ -98,8 +98,10 @@ export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, 
     if (diff) diff.changed = null;
     return unmarkedSlots(ids);
   }
-  // Every word of `out` is written below: a reused buffer needs no clearing.
+  // `out` starts as a copy of `old` (one memory copy): the loop writes only the slots that
+  // differ, most slots of a change keep their backend and carry no mark.
   const out = buffers?.out && buffers.out.length === old.length && buffers.out !== old ? buffers.out : new Uint32Array(old.length);
+  out.set(old);
   const isKnown = idBitmap(known);
   const knownLength = isKnown.length;
   // The slots that differ from `old` and the marked count, worked out in the same pass.
@@ -116,6 +118,7 @@ export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, 
     const oldPrev = old[at + 1];
     const oldEpoch = old[at + 2];
     const oldSeen = old[at + 3];
+    if (cur === oldCur && (oldPrev | oldEpoch | oldSeen) === 0) continue;   // unmarked, unchanged: `out` holds it
     let prev = 0;
     let ep = 0;
     let seen = 0;
@@ -134,18 +137,33 @@ export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, 
       seen = SEEN | YOUNG;
       movedSlots?.push(i);
     }
-    out[at] = cur;
-    out[at + 1] = prev;
-    out[at + 2] = ep;
-    out[at + 3] = seen;
     if (prev !== 0) marked++;
-    if (changed !== null && (cur !== oldCur || prev !== oldPrev || ep !== oldEpoch || seen !== oldSeen)) changed[n++] = i;
+    if (cur !== oldCur || prev !== oldPrev || ep !== oldEpoch || seen !== oldSeen) {
+      out[at] = cur;
+      out[at + 1] = prev;
+      out[at + 2] = ep;
+      out[at + 3] = seen;
+      if (changed !== null) changed[n++] = i;
+    }
   }
   if (diff) {
     diff.changed = changed!.subarray(0, n);
     diff.marked = marked;
   }
   return out;
+}
+
+/**
+ * Starts at `now` the window of every slot whose window transitionSlots() (re)started going
+ * from `old` to `slots` (the slots its `movedSlots` lists: backend changed, marked before or
+ * after), looking only at `changed` (its diff.changed): no list of thousands of indexes built
+ * per change.
+ */
+export function startWindows(old: Uint32Array, slots: Uint32Array, changed: ArrayLike<number>, young: SlotTimes, now: number): void {
+  for (let k = 0; k < changed.length; k++) {
+    const at = changed[k] * SLOT_WORDS;
+    if (slots[at] !== old[at] && (old[at + 1] !== 0 || slots[at + 1] !== 0)) young.set(changed[k], now);
+  }
 }
 
 /**

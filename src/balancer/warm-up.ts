@@ -14,6 +14,7 @@ import type { DataplaneState } from '../dataplane/types';
 import { BpfMap } from '../bpf';
 import { native } from '../bpf/native';
 import { Reconciler, type CreateInnerTable, type KernelMap, type WriteInnerSlots } from './reconciler';
+import { isPrime } from '../config/rules';
 
 /** A map in memory with a KernelMap's interface (keys and values as the kernel's bytes). */
 class MemoryMap implements KernelMap {
@@ -53,7 +54,7 @@ export interface WarmUpResult { ms: number; applies: number; slotsWritten: numbe
  * path is warm too. Sizes are Maglev table sizes (primes); 0 or none: nothing is done.
  * @throws Error only on a bug (the state is valid by construction)
  */
-export function warmUpApplyPath(tableSizes: number[], rounds = 12, kernel?: WarmUpKernel): WarmUpResult {
+export function warmUpApplyPath(tableSizes: number[], rounds = 12, kernel?: WarmUpKernel, shape: { backends: number; perRound: number } = { backends: 10, perRound: 1 }): WarmUpResult {
   const started = performance.now();
   let applies = 0;
   let slotsWritten = 0;
@@ -64,7 +65,7 @@ export function warmUpApplyPath(tableSizes: number[], rounds = 12, kernel?: Warm
       backends: new MemoryMap(), reverse: new MemoryMap(), settings: new MemoryMap(),
     };
     let fd = 0;
-    const reconciler = new Reconciler(maps, { maxServices: 4, maxBackends: 64, maxVips: 4, maxReverse: 64, maglevMaxSize: size },
+    const reconciler = new Reconciler(maps, { maxServices: 4, maxBackends: shape.backends + 64, maxVips: 4, maxReverse: shape.backends + 64, maglevMaxSize: size },
       kernel ? kernel.createInnerTable : () => ({ fd: ++fd, marksFd: ++fd, close: () => {} }), undefined, () => 1_000_000 + applies * 1000,
       (outerValue, marksValue, indices, words) => {
         if (kernel && !kernel.writeInnerSlots(outerValue, marksValue, indices, words)) return false;
@@ -72,7 +73,7 @@ export function warmUpApplyPath(tableSizes: number[], rounds = 12, kernel?: Warm
         return true;
       });
     try {
-    const backends = Array.from({ length: 10 }, (_, i) => ({ address: `198.18.0.${i + 1}`, port: 8080, weight: 1, healthy: true, draining: false }));
+    const backends = Array.from({ length: shape.backends }, (_, i) => ({ address: `198.18.${1 + Math.floor(i / 250)}.${(i % 250) + 1}`, port: 8080, weight: 1, healthy: true, draining: false }));
     const state = (): DataplaneState => ({
       services: [{ name: 'warm-up', vip: '198.18.0.100', port: 80, protocol: 'tcp', mode: 'nat', tableSize: size, backends: backends.map((b) => ({ ...b })) }],
       settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true },
@@ -80,8 +81,12 @@ export function warmUpApplyPath(tableSizes: number[], rounds = 12, kernel?: Warm
       reconciler.apply(state());
       applies++;
       for (let r = 0; r < rounds; r++) {
-        const b = backends[r % backends.length];
-        b.draining = !b.draining;
+        // One backend per round: a new one each time; a batch: drained, then undrained (a bulk change).
+        const batch = shape.perRound > 1 ? Math.floor(r / 2) : r;
+        for (let k = 0; k < shape.perRound; k++) {
+          const b = backends[(batch * shape.perRound + k) % backends.length];
+          b.draining = !b.draining;
+        }
         reconciler.apply(state());
         applies++;
       }
@@ -92,4 +97,21 @@ export function warmUpApplyPath(tableSizes: number[], rounds = 12, kernel?: Warm
     }
   }
   return { ms: performance.now() - started, applies, slotsWritten };
+}
+
+/** Backends of the bulk warm-up's service (warmUpBulkPath). */
+export const WARM_UP_POOL = 1000;
+
+/**
+ * The rounds above at the scale of a bulk change: a throwaway service of WARM_UP_POOL backends
+ * at `size` slots, installed, then 100 of them drained and undrained (over maps in memory). The
+ * 10-backend rounds leave cold what only large pools run: the Maglev build's phases for them
+ * (its phase 2 walks the 537 slots left at 65537; the first two builds of a 1000-backend pool
+ * took ~20 ms each instead of ~4) and the per-backend passes of plan and apply: the first bulk
+ * change of `xdplb bench control` (issue 16) took 17-22 ms, 8-14 after. ~80-90 ms once, at
+ * start. A size not above the pool or not a prime: nothing done.
+ */
+export function warmUpBulkPath(size: number): WarmUpResult {
+  if (!(size > WARM_UP_POOL) || !isPrime(size)) return { ms: 0, applies: 0, slotsWritten: 0 };
+  return warmUpApplyPath([size], 2, undefined, { backends: WARM_UP_POOL, perRound: 100 });
 }

@@ -182,7 +182,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       : kernel.upAtAdopt.has(`${service}|${backend}`) ? 'up' : undefined),
     benchDir: opts.benchDir ?? repoPath('bench-results'),
     // File mode: written before the kernel, fsynced while the kernel takes the change (docs/decisions.md).
-    persist: store ? store.persist : (next: Config) => prepareConfigFile(configPath, next, { background: true }),
+    persist: store ? store.persist : (next: Config) => prepareConfigFile(configPath, next, { background: true, validated: true }),
   });
   const auth = new AuthStore(initial.config.users, initial.config.tokens);
   let server: ReturnType<typeof createApiServer> | null = null;

@@ -188,6 +188,24 @@ describe('half-written files are never applied', () => {
   });
 });
 
+test("the daemon's write of a DesiredState's config (validated: not validated again) is the file a validating write makes", async () => {
+  const { DesiredState } = await import('./state');
+  withTempDir((dir) => {
+    const state = new DesiredState(parseConfigText(realistic()));
+    const checked = path.join(dir, 'checked.yaml');
+    const trusted = path.join(dir, 'trusted.yaml');
+    prepareConfigFile(checked, state.toConfig()).commit();
+    prepareConfigFile(trusted, state.toConfig(), { validated: true }).commit();
+    assert.equal(fs.readFileSync(trusted, 'utf8'), fs.readFileSync(checked, 'utf8'));
+    assert.deepEqual(loadConfigFile(trusted), state.toConfig());
+    // Without the option a config is still validated first: nothing written for a bad one.
+    const bad = state.toConfig();
+    bad.services[0].backends[0].weight = -1;
+    assert.throws(() => prepareConfigFile(path.join(dir, 'bad.yaml'), bad), XdplbError);
+    assert.equal(fs.existsSync(path.join(dir, 'bad.yaml')), false);
+  });
+});
+
 describe('a config path that is not a config never leaks its content', () => {
   const secretFiles: string[] = [
     'root:$6$SECRETSALT$SECRETHASHSECRETHASH:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n',

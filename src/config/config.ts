@@ -314,12 +314,13 @@ const FLOW_ITEM_LISTS = new Set(['interfaces', 'backends', 'users', 'tokens']);
  * line, the document, and the end line with the SHA-256 of everything before it (checkComplete).
  */
 export function formatConfig(config: Config, options: { plainYaml?: boolean } = {}): string {
-  const clone = hashPlainSecrets(structuredClone(config));
+  // Backend lists are most of a large file and cost the YAML library ~13 ms per 1000 backends:
+  // they are written here, line for line as it writes them (format-fast.test compares the two),
+  // before the copy (which then has no backends to clone).
+  const lists = new Map<string, string[]>();
+  const clone = hashPlainSecrets(structuredClone(options.plainYaml ? config : takeBackendLists(config, lists)));
   // What xdplb writes, xdplb loads: emptied through the API (explicit), the file says so.
   if (isEmptyConfig(clone)) clone.allowEmpty = true;
-  // Backend lists are most of a large file and cost the YAML library ~13 ms per 1000 backends:
-  // they are written here, line for line as it writes them (format-fast.test compares the two).
-  const lists = options.plainYaml ? new Map<string, string[]>() : takeBackendLists(clone);
   const copy = orderLikeSchema(clone, ConfigSchema as SchemaNode);
   const doc = new Document(copy);
   visit(doc, {
@@ -346,42 +347,62 @@ export function formatConfig(config: Config, options: { plainYaml?: boolean } = 
 /** BackendSpec's keys in schema order (the order the file lists them in). */
 const BACKEND_KEYS = ['address', 'port', 'weight', 'drain'];
 
+/** Flow lines of frozen backend objects (null: not plain). A DesiredState's config is frozen and
+ * shares its untouched backends with the next one: a bulk change formats 100 lines of 1000. */
+const backendLines = new WeakMap<object, string | null>();
+
+/** A backend's flow line (`{ address: 198.18.1.1, port: 80, weight: 1 }`), or null when it is not
+ * a plain {address, port, weight, drain} (IPv4 or IPv6 text, integers, booleans). */
+function backendLine(b: unknown): string | null {
+  if (b === null || typeof b !== 'object') return null;
+  const frozen = Object.isFrozen(b);
+  if (frozen) {
+    const known = backendLines.get(b);
+    if (known !== undefined) return known;
+  }
+  const record = b as Record<string, unknown>;
+  let line: string | null = null;
+  if (!Object.keys(record).some((k) => !BACKEND_KEYS.includes(k))) {
+    const parts: string[] = [];
+    for (const k of BACKEND_KEYS) {
+      if (!(k in record) || record[k] === undefined) continue;
+      const v = record[k];
+      // IPv6 text is quoted: a plain scalar may not start with ':' (and reads as text either way).
+      const v6 = k === 'address' && typeof v === 'string' && /^[0-9a-f:]{2,39}$/.test(v);
+      if (k === 'address' ? !(typeof v === 'string' && (v6 || /^\d{1,3}(\.\d{1,3}){3}$/.test(v)))
+        : k === 'drain' ? typeof v !== 'boolean' : !Number.isSafeInteger(v)) { parts.length = 0; break; }
+      parts.push(`${k}: ${v6 ? JSON.stringify(v) : String(v)}`);
+    }
+    if (parts.length > 0) line = `{ ${parts.join(', ')} }`;
+  }
+  if (frozen) backendLines.set(b, line);
+  return line;
+}
+
 /**
- * Replaces each service's non-empty backend list whose items are plain {address, port, weight,
- * drain} (IPv4 or IPv6 text, integers, booleans) by a placeholder token, and returns each list's flow
- * lines (`{ address: 198.18.1.1, port: 80, weight: 1 }`) by token. Anything else stays for the
- * YAML library.
+ * A shallow copy of `config` (nothing of it is changed) in which each service's non-empty
+ * backend list whose items all have a flow line (backendLine) is a placeholder token; each
+ * list's lines go into `out` by token. Anything else stays for the YAML library.
  */
-function takeBackendLists(copy: unknown): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  const services = (copy as { services?: unknown }).services;
-  if (!Array.isArray(services)) return out;
+function takeBackendLists(config: Config, out: Map<string, string[]>): Config {
+  const services = (config as { services?: unknown }).services;
+  if (!Array.isArray(services)) return config;
   const salt = randomBytes(4).toString('hex');
+  let copy: unknown[] | null = null;
   services.forEach((service: Record<string, unknown>, i) => {
     const backends = service?.backends;
     if (!Array.isArray(backends) || backends.length === 0) return;
     const lines: string[] = [];
-    for (const b of backends as Array<Record<string, unknown>>) {
-      if (b === null || typeof b !== 'object') return;
-      const parts: string[] = [];
-      if (Object.keys(b).some((k) => !BACKEND_KEYS.includes(k))) return;
-      for (const k of BACKEND_KEYS) {
-        if (!(k in b) || b[k] === undefined) continue;
-        const v = b[k];
-        // IPv6 text is quoted: a plain scalar may not start with ':' (and reads as text either way).
-        const v6 = k === 'address' && typeof v === 'string' && /^[0-9a-f:]{2,39}$/.test(v);
-        if (k === 'address' ? !(typeof v === 'string' && (v6 || /^\d{1,3}(\.\d{1,3}){3}$/.test(v)))
-          : k === 'drain' ? typeof v !== 'boolean' : !Number.isSafeInteger(v)) return;
-        parts.push(`${k}: ${v6 ? JSON.stringify(v) : String(v)}`);
-      }
-      if (parts.length === 0) return;
-      lines.push(`{ ${parts.join(', ')} }`);
+    for (const b of backends) {
+      const line = backendLine(b);
+      if (line === null) return;
+      lines.push(line);
     }
     const token = `__xdplb_backends_${salt}_${i}__`;
-    service.backends = token;
+    (copy ??= [...services])[i] = { ...service, backends: token };
     out.set(token, lines);
   });
-  return out;
+  return copy ? { ...config, services: copy } as unknown as Config : config;
 }
 
 export interface PreparedConfigWrite {
@@ -418,8 +439,10 @@ function storageError(file: string, error: unknown): XdplbError {
  * @throws XdplbError VALIDATION / CONFLICT when the config is invalid (nothing is written);
  *   XDPLB_ERR_STORAGE when writing fails (disk full, read-only: the temporary file is removed).
  */
-export function prepareConfigFile(file: string, config: Config, options: { background?: boolean } = {}): PreparedConfigWrite {
-  const text = formatConfig(validateState(config));
+export function prepareConfigFile(file: string, config: Config, options: { background?: boolean; validated?: boolean } = {}): PreparedConfigWrite {
+  // `validated`: the config is a DesiredState's (validated whole when it was made; at 1000
+  // backends a second validation cost ~1 ms a change).
+  const text = formatConfig(options.validated ? config : validateState(config));
   const dir = path.dirname(path.resolve(file));
   const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   let fd: number | undefined;

@@ -41,6 +41,22 @@ describe('formatConfig: backend lists written directly', () => {
     }
   });
 
+  test("a DesiredState's frozen config (lines remembered per backend) through bulk changes: the text of its plain copy, loading back", () => {
+    const backends = Array.from({ length: 300 }, (_, i) => ({ address: `198.18.${216 + Math.floor(i / 250)}.${(i % 250) + 1}`, port: 8080, weight: 1 + (i % 3) }));
+    let state = new DesiredState({ services: [{ name: 'bulk', vip: '198.18.215.1', port: 80, protocol: 'tcp', mode: 'nat', backends },
+      { name: 'v6', vip: '2001:2::1', port: 443, protocol: 'tcp', mode: 'nat', backends: [{ address: '2001:2::10', port: 8443, weight: 2 }] }] });
+    const r = rng(7);
+    for (let round = 0; round < 12; round++) {
+      const picked = [...new Set(Array.from({ length: 1 + Math.floor(r() * 30) }, () => Math.floor(r() * 300)))];
+      state = state.patchBackends(picked.map((b, k) => ({ service: 0, backend: b, patch: r() < 0.5 ? { drain: r() < 0.5 } : { weight: Math.floor(r() * 5) }, at: `/changes/${k}` })));
+      const before = JSON.stringify(state.config);
+      const text = formatConfig(state.config as never);
+      assert.equal(JSON.stringify(state.config), before, 'the config is not changed');
+      assert.equal(text, formatConfig(state.toConfig()), `round ${round}: as its unfrozen copy`);
+      assert.deepEqual(parseConfigText(text, 'x.yaml').services, state.toConfig().services, `round ${round}: loads back`);
+    }
+  });
+
   test('1000 backends: same text, and faster than the library alone', () => {
     const backends = Array.from({ length: 1000 }, (_, i) => ({ address: `198.18.${216 + Math.floor(i / 250)}.${(i % 250) + 1}`, port: 8080, weight: 1 + (i % 3), ...(i % 7 === 0 ? { drain: true } : {}) }));
     const config = new DesiredState({ services: [{ name: 'bulk', vip: '198.18.215.1', port: 80, protocol: 'tcp', mode: 'nat', backends }] }).toConfig();

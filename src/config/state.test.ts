@@ -203,3 +203,48 @@ function expectErrorOrNotFound(fn: () => unknown, code: string, field: string | 
   assert.equal(caught.code, code, caught.message);
   assert.equal(caught.field, field, caught.message);
 }
+
+describe('DesiredState.patchBackends: weights and drains of several backends at once (issue 16 bulk)', () => {
+  const big = () => {
+    const config = base();
+    config.services[0].backends = Array.from({ length: 300 }, (_, i) => ({ address: `198.18.${10 + Math.floor(i / 250)}.${(i % 250) + 1}`, port: 8080, weight: 1 + (i % 3) }));
+    return new DesiredState(config);
+  };
+
+  test('the result is the config validateState makes of the same changes; untouched parts are shared, nothing of the old state changes', () => {
+    const state = big();
+    const before = JSON.stringify(state.config);
+    let seed = 3;
+    const rand = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
+    for (let round = 0; round < 20; round++) {
+      const picked = [...new Set(Array.from({ length: 1 + rand(60) }, () => rand(300)))];
+      const changes = picked.map((backend, k) => {
+        const patch: { weight?: number; drain?: boolean } = {};
+        if (rand(2)) patch.weight = rand(5);
+        if (rand(2) || patch.weight === undefined) patch.drain = rand(2) === 0;
+        return { service: 0, backend, patch, at: `/changes/${k}` };
+      });
+      const next = state.patchBackends(changes);
+      const config = state.toConfig();
+      for (const c of changes) Object.assign(config.services[0].backends[c.backend], c.patch);
+      assert.deepEqual(next.config, validateState(config), `round ${round}`);
+      assert.ok(Object.isFrozen(next.config.services[0].backends[picked[0]]), 'the new state is frozen too');
+      assert.equal(next.config.services[1], state.config.services[1], 'an untouched service is shared');
+      const untouched = [...Array(300).keys()].find((i) => !picked.includes(i))!;
+      assert.equal(next.config.services[0].backends[untouched], state.config.services[0].backends[untouched], 'an untouched backend is shared');
+    }
+    assert.equal(JSON.stringify(state.config), before, 'the old state is as it was');
+  });
+
+  test('a bad change is refused whole, naming its field under the change', () => {
+    const state = big();
+    const before = JSON.stringify(state.config);
+    const error = expectError(() => state.patchBackends([
+      { service: 0, backend: 1, patch: { drain: true }, at: '/changes/0' },
+      { service: 0, backend: 2, patch: { weight: 100_000 }, at: '/changes/1' },
+    ]), 'XDPLB_ERR_VALIDATION', '/changes/1/weight');
+    assert.match(error.message, /^\/changes\/1\/weight/);
+    expectError(() => state.patchBackends([{ service: 0, backend: 1, patch: { drain: 'yes' }, at: '/changes/0' }]), 'XDPLB_ERR_VALIDATION', '/changes/0/drain');
+    assert.equal(JSON.stringify(state.config), before);
+  });
+});

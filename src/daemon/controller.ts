@@ -61,6 +61,8 @@ export interface DaemonControllerOptions {
  * runs while the change goes to the kernel, and a failed one rolls the kernel back (STORAGE).
  */
 export interface PendingWrite { commit(): unknown; abort(): unknown; durable?: Promise<void> }
+/** Called with the config of a DesiredState (validated whole: it need not validate it again;
+ * frozen: it only reads it). */
 export type PersistHook = (config: Config) => PendingWrite | void | Promise<PendingWrite | void>;
 /** replaceConfig options: seed 'apply' takes a new hashSeed too (etcd mode: the store is the source). */
 export interface ReplaceOptions { seed?: 'refuse' | 'apply'; onApplied?: (changed: boolean) => void }
@@ -443,30 +445,30 @@ export class DaemonController implements Controller {
     let before: Readonly<Config> | null = null;
     let after: Readonly<Config> | null = null;
     await this.mutate((state) => {
-      const config = state.toConfig();
+      const services = state.config.services;
       const seen = new Set<string>();
-      // Backends by key, per service named (a scan per change was 100 x 1000 key strings).
-      const byKey = new Map<string, Map<string, Config['services'][number]['backends'][number]>>();
-      const backendsOf = (service: Config['services'][number]) => {
-        let keys = byKey.get(service.name);
-        if (!keys) byKey.set(service.name, keys = new Map(service.backends.map((b) => [backendKey(b), b])));
-        return keys;
-      };
-      changes.forEach((c, i) => {
+      // Backend indexes by key, per service named (a scan per change was 100 x 1000 key strings).
+      const byKey = new Map<number, Map<string, number>>();
+      const patches = changes.map((c, i) => {
         const at = `/changes/${i}`;
-        const service = config.services.find((s) => s.name === c.service);
-        if (!service) throw new XdplbError('XDPLB_ERR_NOT_FOUND', `${at}: service "${c.service}" does not exist`, at);
+        const index = services.findIndex((s) => s.name === c.service);
+        if (index < 0) throw new XdplbError('XDPLB_ERR_NOT_FOUND', `${at}: service "${c.service}" does not exist`, at);
+        let keys = byKey.get(index);
+        if (!keys) byKey.set(index, keys = new Map(services[index].backends.map((b, n) => [backendKey(b), n])));
         const wanted = canonicalBackendKey(c.backend);
-        const backend = backendsOf(service).get(wanted);
-        if (!backend) throw new XdplbError('XDPLB_ERR_NOT_FOUND', `${at}: service "${c.service}" has no backend "${c.backend}"`, at);
+        const backend = keys.get(wanted);
+        if (backend === undefined) throw new XdplbError('XDPLB_ERR_NOT_FOUND', `${at}: service "${c.service}" has no backend "${c.backend}"`, at);
         if (seen.has(`${c.service}|${wanted}`)) {
           throw new XdplbError('XDPLB_ERR_VALIDATION', `${at}: backend "${wanted}" of service "${c.service}" is named twice`, at);
         }
         seen.add(`${c.service}|${wanted}`);
-        if (c.weight !== undefined) backend.weight = c.weight;
-        if (c.drain !== undefined) backend.drain = c.drain;
+        const patch: { weight?: number; drain?: boolean } = {};
+        if (c.weight !== undefined) patch.weight = c.weight;
+        if (c.drain !== undefined) patch.drain = c.drain;
+        return { service: index, backend, patch, at };
       });
-      const next = new DesiredState(config);   // validates the whole result (weights' range...)
+      // Validates the changes (weights' range...); the rest of the state is as valid as it was.
+      const next = state.patchBackends(patches);
       before = state.config;
       after = next.config;
       return next;
@@ -542,7 +544,9 @@ export class DaemonController implements Controller {
   private async commit(next: DesiredState, persist: boolean): Promise<void> {
     const previous = this.desired;
     let writes = 0;
-    const pending = persist && this.persist ? (await this.persist(next.toConfig())) ?? null : null;
+    // The state's own frozen config (no clone: the hook only reads; the file's formatting then
+    // reuses the lines of the backends this change left alone).
+    const pending = persist && this.persist ? (await this.persist(next.config as Config)) ?? null : null;
     markChange('persist');
     // The verdicts before the change: a refused change restores them (sync() forgets the
     // backends and services `next` drops, and would bring them back 'checking', out of the table).
