@@ -426,6 +426,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
         dataplane.unpin();
       }
       events.close();
+      balancer.close();   // the kept table mappings: an unpinned data plane's tables go with them
       dataplane.close();
     },
   };
