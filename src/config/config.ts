@@ -387,6 +387,8 @@ function takeBackendLists(copy: unknown): Map<string, string[]> {
 export interface PreparedConfigWrite {
   /** The temporary file holding the new config, written and fsynced. */
   readonly temp: string;
+  /** The file's new text (what commit() puts in place). */
+  readonly text: string;
   /**
    * With `{ background: true }`: resolves once the temporary file is fsynced (the fsync runs on
    * the thread pool meanwhile); rejects with XdplbError STORAGE (the temporary file removed).
@@ -483,6 +485,7 @@ export function prepareConfigFile(file: string, config: Config, options: { backg
     const synced = durable;
     return {
       temp,
+      text,
       durable: synced,
       abort,
       async commit() {
@@ -504,6 +507,7 @@ export function prepareConfigFile(file: string, config: Config, options: { backg
   }
   return {
     temp,
+    text,
     abort,
     commit() {
       place();
