@@ -1,7 +1,8 @@
 /**
  * The config watcher and the daemon's own writes (issue 16): the file event of an API change's
  * write is recognised by its bytes and not parsed again, while an operator's edit, even one made
- * right after an API write, and a file put back to older bytes are still reloaded.
+ * right after an API write, and a file put back to older bytes are still reloaded. Also: the
+ * start-up's full garbage collection before the daemon says ready.
  *
  * Names (prefix xlbq): pins /sys/fs/bpf/xlbq-ow, temporary dirs os.tmpdir()/xlbq-ow-*, API port
  * 28810. Removed by name in after(), also on failure.
@@ -67,6 +68,9 @@ describe('config watcher: own writes and operator edits (kernel, in process)', {
     const sink = new Writable({ write(chunk, _enc, done) { for (const l of String(chunk).split('\n')) if (l.trim()) logs.push(JSON.parse(l) as LogLine); done(); } });
     daemon = await startDaemon({ configPath: file, pinDir: PIN, listen: `127.0.0.1:${PORT}`, logger: pino({ level: 'debug' }, sink), reloadDebounceMs: 50 });
     const api = new ApiClient({ baseUrl: daemon.url, token: TOKEN });
+    // Start-up's garbage was collected before the daemon said ready (not during its first changes).
+    const ready = logs.find((l) => l.msg === 'xdplb daemon ready');
+    assert.equal(typeof ready?.gcMs, 'number', 'a full collection ran at the end of start-up');
     const weights = async () => (await api.getService('web')).backends.map((b) => b.weight);
 
     // 1. An API change: the watcher sees the daemon's write and leaves it (no reload of any kind).
