@@ -19,9 +19,6 @@ import dns from 'node:dns/promises';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import pino, { type Logger } from 'pino';
 import { loadConfigFile, parseConfigText, prepareConfigFile, readConfigText } from '../config/config';
 import { DesiredState } from '../config/state';
@@ -275,10 +272,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
   const address = server.server.address();
   const bound = typeof address === 'object' && address ? address : { address: '127.0.0.1', port: 0 };
   const url = `http://${bound.address.includes(':') ? `[${bound.address}]` : bound.address}:${bound.port}`;
-  // Start-up's garbage (modules, compiled schemas, the warm-up's tables) is collected now, not
-  // by an old-space collection whose marking steps land on the first changes (issue 16).
-  const gcMs = collectStartupGarbage();
-  logger.info({ url, interfaces: controller.interfaces(), gcMs }, 'xdplb daemon ready');
+  logger.info({ url, interfaces: controller.interfaces(), gcMs: kernel.startupGcMs }, 'xdplb daemon ready');
 
   let reloading: Promise<ReloadOutcome> = Promise.resolve('unchanged');
   const reloadOnce = async (reason: string): Promise<ReloadOutcome> => {
@@ -387,25 +381,6 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
       logger.info({ detached: detach }, detach ? 'stopped; program detached and unpinned' : 'stopped; program stays attached and pinned');
     },
   };
-}
-
-/**
- * One full garbage collection (the daemon's start-up, before it serves): ms taken, or null
- * when this V8 offers no way to ask for one.
- */
-function collectStartupGarbage(): number | null {
-  try {
-    // --expose-gc for a new context only: the function is taken from it, the flag put back.
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as (() => void) | undefined;
-    v8.setFlagsFromString('--no-expose-gc');
-    if (typeof gc !== 'function') return null;
-    const started = performance.now();
-    gc();
-    return Math.round((performance.now() - started) * 10) / 10;
-  } catch {
-    return null;
-  }
 }
 
 /**
