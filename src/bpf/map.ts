@@ -291,6 +291,18 @@ export class BpfMap extends FdHandle {
   }
 
   /**
+   * mapData() of the map behind an fd this process does not wrap (e.g. one just put into an
+   * outer map); the fd stays the caller's.
+   * @throws BpfError EINVAL when the map is not a BPF_F_MMAPABLE array.
+   */
+  static mapDataOfFd(fd: number): MappedWords {
+    const info = BpfMap.infoOfFd(fd);
+    if (info.typeName !== 'array' || (info.flags & BPF_F_MMAPABLE) === 0) throw bpfError('map mmap', `map '${info.name}'`, 'EINVAL', 'the map is not a BPF_F_MMAPABLE array');
+    const bytes = Math.ceil(info.valueSize / 8) * 8 * info.maxEntries;
+    return new MappedWords(native().mapMmap(fd, bytes, info.name), bytes, info.id);
+  }
+
+  /**
    * A mapping of the data of a BPF_F_MMAPABLE array kept until its close(): storeWords() and
    * readWords() without an mmap/munmap (and the page faults of a fresh mapping) per call. The
    * mapping holds its own reference on the map: the map (and its id) lives at least until the

@@ -171,6 +171,7 @@ describe('kept mappings of installed tables (InnerTableMappings, issue 16)', () 
     try {
       const a = install(1);
       const aMarks = marksMap.lookup(key)!.readUInt32LE(0);
+      assert.ok(mappings.has(a) && mappings.has(aMarks), 'mapped when installed (pages populated), before any write');
       assert.equal(write(3, 2), true);
       assert.equal(slotOf(a, 3), 2, 'the store reached the installed table');
       assert.ok(mappings.has(a) && mappings.has(aMarks), 'both tables are mapped, and stay mapped');

@@ -13,7 +13,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BpfMap, type MappedWords } from '../bpf';
+import { BpfMap, BPF_F_MMAPABLE, type MappedWords } from '../bpf';
 
 /** u32 words per entry in the data of an mmapable inner table (the kernel's elem_size is
  * round_up(value_size, 8)): ids 4 -> 8 bytes, marks 12 -> 16 bytes. */
@@ -79,6 +79,7 @@ export class MaglevOuterMaps implements OuterMap {
     const moved = other?.lookup(key);
     if (moved) other!.delete(key);
     for (const gone of [replaced, moved]) if (gone && decodeU32(gone) !== info.id) this.mappings?.forget(gone);
+    this.mappings?.installed(decodeU32(value));
   }
 
   delete(key: Buffer): boolean {
@@ -154,13 +155,32 @@ export class InnerTableMappings {
     } finally {
       inner.close();   // the mapping keeps its own reference on the map
     }
+    this.keep(id, table);
+    return table;
+  }
+
+  private keep(id: number, table: KeptTable): void {
     this.kept.set(id, table);
     this.bytes += table.words.bytes;
     for (const [old, t] of this.kept) {
       if (this.bytes <= this.maxBytes || old === id) break;
       this.drop(old, t);
     }
-    return table;
+  }
+
+  /**
+   * Maps a table just installed (its fd), pages populated, so that the first change written
+   * into it does not pay the mapping (outer-map writers call it after the update; an install
+   * pays an RCU grace period anyway). Tables that are not mmapable are left alone.
+   */
+  installed(fd: number): void {
+    try {
+      const info = BpfMap.infoOfFd(fd);
+      if (this.kept.has(info.id) || info.typeName !== 'array' || (info.flags & BPF_F_MMAPABLE) === 0) return;
+      this.keep(info.id, { words: BpfMap.mapDataOfFd(fd), maxEntries: info.maxEntries, valueSize: info.valueSize });
+    } catch {
+      // Best effort: the table is installed either way; its first write maps it then.
+    }
   }
 
   /** Unmaps the table an outer-map value (or id) names, if mapped. */
@@ -194,6 +214,7 @@ export class TrackedOuterMap implements OuterMap {
     const replaced = this.map.lookup(key);
     this.map.update(key, value, flag);
     if (replaced && decodeU32(replaced) !== BpfMap.infoOfFd(decodeU32(value)).id) this.mappings.forget(replaced);
+    this.mappings.installed(decodeU32(value));
   }
   delete(key: Buffer): boolean | void {
     const gone = this.map.lookup(key);
