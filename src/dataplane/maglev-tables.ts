@@ -376,7 +376,8 @@ export function writeMaglevSlotsFlat(outerValue: Buffer, marksOuterValue: Buffer
     // Through the tables' kept mappings (both mmapable and there); otherwise as below.
     const kept = mappings.get(outerValue);
     const keptMarks = kept && marksOuterValue ? mappings.get(marksOuterValue) : null;
-    if (kept && (keptMarks || !marksOuterValue)) {
+    // (Both still open: a bound smaller than the pair could have unmapped the first.)
+    if (kept && kept.words.isOpen && (keptMarks || !marksOuterValue)) {
       if (markedN && !keptMarks) return false;
       storeSlots(kept.words, keptMarks?.words ?? null, indices, words, markedN);
       return true;
