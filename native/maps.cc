@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <unordered_map>
 
 #include "common.h"
 
@@ -251,6 +252,87 @@ Napi::Value MapReadWords(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// Kept mappings (mapMmap / mapMmapStore / mapMmapRead / mapMunmap): the data of a
+// BPF_F_MMAPABLE array mapped once and used by many calls. JS holds only a handle number,
+// never the address, so no JS object can reach the memory after mapMunmap; a handle that was
+// unmapped (or never made) throws EBADF. The mapping holds its own reference on the map (the
+// map and its id live at least as long as it), so the fd may be closed after mapMmap.
+struct KeptMapping {
+  uint32_t *words;
+  size_t bytes;
+};
+std::unordered_map<uint32_t, KeptMapping> &KeptMappings() {
+  static std::unordered_map<uint32_t, KeptMapping> kept;
+  return kept;
+}
+uint32_t nextMappingHandle = 1;
+
+const KeptMapping &FindMapping(Napi::Env env, const Napi::CallbackInfo &info, const char *op) {
+  uint32_t handle = static_cast<uint32_t>(ArgInt(info, 0, "mapping handle"));
+  auto it = KeptMappings().find(handle);
+  if (it == KeptMappings().end()) ThrowBpfError(env, op, "mapping " + std::to_string(handle), EBADF, "no such mapping (unmapped already)");
+  return it->second;
+}
+
+// mapMmap(fd, bytes, name) -> handle: maps the first `bytes` of an mmapable array, read-write,
+// its pages populated.
+Napi::Value MapMmap(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd = static_cast<int>(ArgInt(info, 0, "map fd"));
+  size_t bytes = static_cast<size_t>(ArgInt(info, 1, "bytes"));
+  std::string what = Label(info, 2, "map");
+  if (bytes == 0) ThrowBpfError(env, "map mmap", what, EINVAL, "nothing to map (0 bytes)");
+  // MAP_POPULATE: every page mapped now, in one pass, not by a fault on a change's first stores.
+  void *addr = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  if (addr == MAP_FAILED)
+    ThrowBpfError(env, "map mmap", what, errno,
+                  errno == EINVAL ? "the map is not a BPF_F_MMAPABLE array, or the length exceeds its data" : DefaultHint(errno));
+  uint32_t handle = nextMappingHandle++;
+  if (nextMappingHandle == 0) nextMappingHandle = 1;
+  KeptMappings()[handle] = KeptMapping{static_cast<uint32_t *>(addr), bytes};
+  return Napi::Number::New(env, handle);
+}
+
+// mapMmapStore(handle, offsets Uint32Array, values Uint32Array): as mapStoreWords, through a
+// kept mapping (every offset checked before the first store: all or nothing).
+Napi::Value MapMmapStore(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  const KeptMapping &m = FindMapping(env, info, "map mmap write");
+  if (!info[1].IsTypedArray() || !info[2].IsTypedArray()) throw Napi::TypeError::New(env, "offsets and values must be Uint32Arrays");
+  auto offsets = info[1].As<Napi::Uint32Array>();
+  auto values = info[2].As<Napi::Uint32Array>();
+  size_t n = offsets.ElementLength();
+  std::string what = "mapping " + std::to_string(static_cast<uint32_t>(ArgInt(info, 0, "mapping handle")));
+  if (values.ElementLength() != n) ThrowBpfError(env, "map mmap write", what, EINVAL, "as many offsets as values");
+  for (size_t i = 0; i < n; i++)
+    if (static_cast<size_t>(offsets[i]) * 4 + 4 > m.bytes) ThrowBpfError(env, "map mmap write", what, EINVAL, "offset " + std::to_string(offsets[i]) + " beyond the mapped words");
+  uint32_t *w = m.words;
+  for (size_t i = 0; i < n; i++) __atomic_store_n(&w[offsets[i]], values[i], __ATOMIC_RELEASE);
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  return env.Undefined();
+}
+
+// mapMmapRead(handle) -> Buffer: a copy of the mapped words.
+Napi::Value MapMmapRead(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  const KeptMapping &m = FindMapping(env, info, "map mmap read");
+  auto out = Napi::Buffer<uint8_t>::New(env, m.bytes);
+  uint32_t *dst = reinterpret_cast<uint32_t *>(out.Data());
+  for (size_t i = 0; i < m.bytes / 4; i++) dst[i] = __atomic_load_n(&m.words[i], __ATOMIC_RELAXED);
+  return out;
+}
+
+// mapMunmap(handle) -> bool: unmaps a kept mapping (false when there was none).
+Napi::Value MapMunmap(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  uint32_t handle = static_cast<uint32_t>(ArgInt(info, 0, "mapping handle"));
+  auto it = KeptMappings().find(handle);
+  if (it == KeptMappings().end()) return Napi::Boolean::New(env, false);
+  munmap(it->second.words, it->second.bytes);
+  KeptMappings().erase(it);
+  return Napi::Boolean::New(env, true);
+}
+
 // objPin(fd, path, what)
 Napi::Value ObjPin(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -361,6 +443,10 @@ void RegisterMaps(Napi::Env env, Napi::Object exports) {
   exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch, "mapUpdateBatch"));
   exports.Set("mapStoreWords", Napi::Function::New(env, MapStoreWords, "mapStoreWords"));
   exports.Set("mapReadWords", Napi::Function::New(env, MapReadWords, "mapReadWords"));
+  exports.Set("mapMmap", Napi::Function::New(env, MapMmap, "mapMmap"));
+  exports.Set("mapMmapStore", Napi::Function::New(env, MapMmapStore, "mapMmapStore"));
+  exports.Set("mapMmapRead", Napi::Function::New(env, MapMmapRead, "mapMmapRead"));
+  exports.Set("mapMunmap", Napi::Function::New(env, MapMunmap, "mapMunmap"));
   exports.Set("objPin", Napi::Function::New(env, ObjPin, "objPin"));
   exports.Set("objGet", Napi::Function::New(env, ObjGet, "objGet"));
   exports.Set("progFdFromId", Napi::Function::New(env, ProgFdFromId, "progFdFromId"));

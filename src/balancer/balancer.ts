@@ -7,7 +7,7 @@
  */
 import type { Dataplane } from '../dataplane/dataplane';
 import { FAMILY6, familyCodec } from './family';
-import { createMaglevTable, MaglevOuterMaps, readMaglevTable, writeMaglevSlotsFlat } from '../dataplane/maglev-tables';
+import { createMaglevTable, InnerTableMappings, MaglevOuterMaps, readMaglevTable, TrackedOuterMap, writeMaglevSlotsFlat } from '../dataplane/maglev-tables';
 import { LB_MAPS } from '../dataplane/lb.generated';
 import type { DataplaneState } from '../dataplane/types';
 import { Reconciler, type ApplyResult, type ReconcilerMaps } from './reconciler';
@@ -16,6 +16,12 @@ import { warmUpApplyPath, warmUpBulkPath, type WarmUpResult } from './warm-up';
 export class Balancer {
   /** Ids, names, Maglev shares and the reverse grace period (see reconciler.ts). */
   readonly reconciler: Reconciler;
+  /**
+   * Mappings of the installed Maglev tables and marks tables, kept between changes (the
+   * in-place writes store through them; a table swapped out or removed loses its mapping).
+   * close() unmaps them.
+   */
+  readonly mappings = new InnerTableMappings();
 
   /**
    * The reconciler over `dp`'s maps; for an adopted data plane it re-learns the service and
@@ -25,9 +31,9 @@ export class Balancer {
   constructor(private readonly dp: Dataplane) {
     // maglev_std is absent from the pins of a build without it: every table goes into maglev then.
     const std = dp.optionalMap('maglev_std');
-    const tables = new MaglevOuterMaps(dp.map('maglev'), std);
+    const tables = new MaglevOuterMaps(dp.map('maglev'), std, this.mappings);
     const maps: ReconcilerMaps = {
-      services: dp.map('services'), vips: dp.map('vips'), maglev: tables, maglevMarks: dp.map('maglev_marks'), serviceSlots: dp.map('service_slots'), backends: dp.map('backends'),
+      services: dp.map('services'), vips: dp.map('vips'), maglev: tables, maglevMarks: new TrackedOuterMap(dp.map('maglev_marks'), this.mappings), serviceSlots: dp.map('service_slots'), backends: dp.map('backends'),
       reverse: dp.map('reverse'), settings: dp.map('settings'), serviceStats: dp.map('service_stats'),
       backendStats: dp.map('backend_stats'),
       v6: { services6: dp.map('services6'), vips6: dp.map('vips6'), backends6: dp.map('backends6'), reverse6: dp.map('reverse6'), serviceSlots6: dp.map('service_slots6') },
@@ -38,8 +44,15 @@ export class Balancer {
       maxVips: dp.map('vips').maxEntries,
       maxReverse: dp.map('reverse').maxEntries,
       maglevMaxSize: dp.maglevMaxSize,
-    }, (entries, withMarks) => createMaglevTable(entries, withMarks, dp.innerTableFlags, std ? LB_MAPS.maglev_std.inner.flags : null), readMaglevTable, Date.now, writeMaglevSlotsFlat);
+    }, (entries, withMarks) => createMaglevTable(entries, withMarks, dp.innerTableFlags, std ? LB_MAPS.maglev_std.inner.flags : null),
+    (outer, marks) => readMaglevTable(outer, marks, this.mappings), Date.now,
+    (outer, marks, indices, words) => writeMaglevSlotsFlat(outer, marks, indices, words, this.mappings));
     if (dp.adopted) this.reconciler.recover();
+  }
+
+  /** Unmaps the kept table mappings (the data plane's maps stay as they are). */
+  close(): void {
+    this.mappings.clear();
   }
 
   /**

@@ -2,7 +2,7 @@
 export * from './api';
 export { BpfError } from './errors';
 export { BpfObject } from './object';
-export { BpfMap, BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, mapTypeNumber, type UpdateFlag } from './map';
+export { BpfMap, MappedWords, BPF_F_INNER_MAP, BPF_F_MMAPABLE, BPF_F_NO_PREALLOC, mapTypeNumber, type UpdateFlag } from './map';
 export {
   Program, BPF_F_TEST_XDP_LIVE_FRAMES,
   type TestRunManyOptions, type TestRunManyResult, type TestRunLiveOptions, type TestRunLiveResult,

@@ -291,6 +291,30 @@ export class BpfMap extends FdHandle {
   }
 
   /**
+   * mapData() of the map behind an fd this process does not wrap (e.g. one just put into an
+   * outer map); the fd stays the caller's.
+   * @throws BpfError EINVAL when the map is not a BPF_F_MMAPABLE array.
+   */
+  static mapDataOfFd(fd: number): MappedWords {
+    const info = BpfMap.infoOfFd(fd);
+    if (info.typeName !== 'array' || (info.flags & BPF_F_MMAPABLE) === 0) throw bpfError('map mmap', `map '${info.name}'`, 'EINVAL', 'the map is not a BPF_F_MMAPABLE array');
+    const bytes = Math.ceil(info.valueSize / 8) * 8 * info.maxEntries;
+    return new MappedWords(native().mapMmap(fd, bytes, info.name), bytes, info.id);
+  }
+
+  /**
+   * A mapping of the data of a BPF_F_MMAPABLE array kept until its close(): storeWords() and
+   * readWords() without an mmap/munmap (and the page faults of a fresh mapping) per call. The
+   * mapping holds its own reference on the map: the map (and its id) lives at least until the
+   * mapping is closed, even after this BpfMap is closed.
+   * @throws BpfError EINVAL when the map is not mmapable.
+   */
+  mapData(): MappedWords {
+    if (!this.mmapable) throw bpfError('map mmap', this.label, 'EINVAL', 'the map is not a BPF_F_MMAPABLE array');
+    return new MappedWords(native().mapMmap(this.fd, this.dataBytes, this.name), this.dataBytes, this.id);
+  }
+
+  /**
    * updateBatch() of `count` entries laid out back to back: keys[i] at i * keySize, values[i] at
    * i * valueBufferSize (no per-entry Buffer: a 1M-entry Maglev table is written ~4x faster).
    * @throws BpfError EINVAL before the syscall when a length is not count x the size.
@@ -310,5 +334,35 @@ export class BpfMap extends FdHandle {
    */
   pin(pinPath: string): void {
     native().objPin(this.fd, pinPath, 'map');
+  }
+}
+
+/**
+ * A kept mapping of a BPF_F_MMAPABLE array's data (BpfMap.mapData()). The address stays in the
+ * native addon: after close() no call can reach the memory (they throw EBADF).
+ */
+export class MappedWords {
+  private open = true;
+  constructor(private readonly handle: number, readonly bytes: number, readonly mapId: number) {}
+  /** True until close(). */
+  get isOpen(): boolean { return this.open; }
+  /**
+   * values[i] at u32 offset offsets[i], in index order, each one aligned 32-bit store (as
+   * BpfMap.storeWords); every offset is checked before the first store.
+   * @throws BpfError EINVAL (an offset beyond the data), EBADF after close()
+   */
+  storeWords(offsets: Uint32Array, values: Uint32Array): void {
+    native().mapMmapStore(this.handle, offsets, values);
+  }
+  /** A copy of the data as u32 words. @throws BpfError EBADF after close() */
+  readWords(): Uint32Array {
+    const buf = native().mapMmapRead(this.handle);
+    return new Uint32Array(buf.buffer, buf.byteOffset, buf.length / 4);
+  }
+  /** Unmaps (idempotent): the mapping's reference on the map goes. */
+  close(): void {
+    if (!this.open) return;
+    this.open = false;
+    native().mapMunmap(this.handle);
   }
 }

@@ -42,6 +42,10 @@ export interface NativeAddon {
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, flags: number, name: string): void;
   mapStoreWords(fd: number, bytes: number, offsets: Uint32Array, values: Uint32Array, name: string): void;
   mapReadWords(fd: number, bytes: number, name: string): Buffer;
+  mapMmap(fd: number, bytes: number, name: string): number;
+  mapMmapStore(handle: number, offsets: Uint32Array, values: Uint32Array): void;
+  mapMmapRead(handle: number): Buffer;
+  mapMunmap(handle: number): boolean;
   objPin(fd: number, path: string, what: string): void;
   objGet(path: string, what: string): number;
   progFdFromId(id: number): number;

@@ -408,6 +408,8 @@ function takeBackendLists(config: Config, out: Map<string, string[]>): Config {
 export interface PreparedConfigWrite {
   /** The temporary file holding the new config, written and fsynced. */
   readonly temp: string;
+  /** The file's new text (what commit() puts in place). */
+  readonly text: string;
   /**
    * With `{ background: true }`: resolves once the temporary file is fsynced (the fsync runs on
    * the thread pool meanwhile); rejects with XdplbError STORAGE (the temporary file removed).
@@ -506,6 +508,7 @@ export function prepareConfigFile(file: string, config: Config, options: { backg
     const synced = durable;
     return {
       temp,
+      text,
       durable: synced,
       abort,
       async commit() {
@@ -527,6 +530,7 @@ export function prepareConfigFile(file: string, config: Config, options: { backg
   }
   return {
     temp,
+    text,
     abort,
     commit() {
       place();

@@ -13,6 +13,7 @@ import { Dataplane, MAP_NAMES, PROGRAM_NAME } from '../dataplane/dataplane';
 import { DataplaneInspector } from '../dataplane/inspect';
 import { TraceEvents } from '../dataplane/events';
 import { Balancer } from '../balancer/balancer';
+import { collectStartupGarbage } from './startup-gc';
 import { OFF_THREAD_MIN_SLOTS } from '../balancer/maglev-offthread';
 import { maglevBuildTime } from '../balancer/maglev';
 import { changeTimers } from '../domain/timing';
@@ -44,6 +45,8 @@ export interface KernelSession {
   downAtAdopt: Set<string>;
   /** "service|address:port" of configured backends the adopted maps held as ACTIVE (serving). */
   upAtAdopt: Set<string>;
+  /** ms of the full garbage collection before the warm-up (src/daemon/startup-gc.ts), null: none. */
+  startupGcMs: number | null;
   /** Attaches to exactly these interfaces (keeps matching attachments). @throws BpfError */
   syncInterfaces(interfaces: Config['interfaces']): Promise<void>;
   /** Closes every handle; with detach, detaches from every interface and removes the pins first. */
@@ -200,6 +203,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
     throw err;
   }
   const reconciler = balancer.reconciler;
+  const startupGcMs = collectStartupGarbage();
   // The apply path's loops compiled before the first change (a cold first change took 15-40 ms).
   try {
     // The two table sizes most services use (~50-80 ms each at 65537 slots, once).
@@ -411,7 +415,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   };
 
   return {
-    dataplane, balancer, driver, origin, downAtAdopt, upAtAdopt, syncInterfaces,
+    dataplane, balancer, driver, origin, downAtAdopt, upAtAdopt, syncInterfaces, startupGcMs,
     close({ detach }) {
       closed = true;
       if (expiryTimer) clearTimeout(expiryTimer);
@@ -426,6 +430,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
         dataplane.unpin();
       }
       events.close();
+      balancer.close();   // the kept table mappings: an unpinned data plane's tables go with them
       dataplane.close();
     },
   };

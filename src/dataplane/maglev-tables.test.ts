@@ -7,7 +7,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfMap, BPF_F_INNER_MAP, BPF_F_MMAPABLE, repoRoot } from '../bpf';
-import { createMaglevTable, readMaglevTable, writeMaglevSlotsFlat, SLOT, SLOT_WORDS } from './maglev-tables';
+import { createMaglevTable, InnerTableMappings, MaglevOuterMaps, readMaglevTable, TrackedOuterMap, writeMaglevSlotsFlat, SLOT, SLOT_WORDS } from './maglev-tables';
 import { LB, encodeU32 } from './abi';
 
 describe('mapped stores into a BPF_F_MMAPABLE array', () => {
@@ -127,5 +127,127 @@ describe('which inner tables a data plane takes (meta flags)', () => {
       dp.close();
       fs.rmSync(pin, { recursive: true, force: true });
     }
+  });
+});
+
+describe('kept mappings of installed tables (InnerTableMappings, issue 16)', () => {
+  const mapGone = async (id: number): Promise<boolean> => {
+    for (let i = 0; i < 250; i++) {   // freed after an RCU grace period: up to 5 s
+      try { BpfMap.fromId(id).close(); } catch { return true; }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return false;
+  };
+  const slotOf = (id: number, i: number): number => {
+    const m = BpfMap.fromId(id);
+    try { return m.lookup(encodeU32(i))!.readUInt32LE(0); } finally { m.close(); }
+  };
+  const one = (i: number, backend: number) => ({ indices: Uint32Array.of(i), words: Uint32Array.of(backend, 0, 0, 0) });
+
+  test('writes go through a kept mapping; after a swap to a new inner table a write goes to the new one, the old mapping is dropped and the old table freed', async () => {
+    const flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE;
+    const tmplIds = BpfMap.create({ type: 'array', name: 'xlbq_ti', keySize: 4, valueSize: 4, maxEntries: 1, flags });
+    const tmplMarks = BpfMap.create({ type: 'array', name: 'xlbq_tm', keySize: 4, valueSize: 12, maxEntries: 1, flags });
+    const outer = BpfMap.create({ type: 'array_of_maps', name: 'xlbq_om', keySize: 4, valueSize: 4, maxEntries: 4, innerMapFd: tmplIds.fd });
+    const outerMarks = BpfMap.create({ type: 'array_of_maps', name: 'xlbq_omm', keySize: 4, valueSize: 4, maxEntries: 4, innerMapFd: tmplMarks.fd });
+    const mappings = new InnerTableMappings();
+    const tables = new MaglevOuterMaps(outer, null, mappings);
+    const marksMap = new TrackedOuterMap(outerMarks, mappings);
+    const key = encodeU32(1);
+    const install = (backend: number): number => {
+      const slots = new Uint32Array(251 * SLOT_WORDS);
+      for (let i = 0; i < 251; i++) slots[i * SLOT_WORDS] = backend;
+      const inner = createMaglevTable(slots, true, flags);
+      try {
+        marksMap.update(key, encodeU32(inner.marksFd!));
+        tables.update(key, encodeU32(inner.fd));
+      } finally { inner.close(); }
+      return tables.lookup(key)!.readUInt32LE(0);
+    };
+    const write = (i: number, backend: number): boolean => {
+      const { indices, words } = one(i, backend);
+      return writeMaglevSlotsFlat(tables.lookup(key)!, marksMap.lookup(key), indices, words, mappings);
+    };
+    try {
+      const a = install(1);
+      const aMarks = marksMap.lookup(key)!.readUInt32LE(0);
+      assert.ok(mappings.has(a) && mappings.has(aMarks), 'mapped when installed (pages populated), before any write');
+      assert.equal(write(3, 2), true);
+      assert.equal(slotOf(a, 3), 2, 'the store reached the installed table');
+      assert.ok(mappings.has(a) && mappings.has(aMarks), 'both tables are mapped, and stay mapped');
+      assert.equal(write(4, 2), true);
+      assert.equal(slotOf(a, 4), 2);
+      // A swap: the next write goes to the new table, never to the old one's mapping.
+      const b = install(5);
+      assert.notEqual(b, a);
+      assert.ok(!mappings.has(a) && !mappings.has(aMarks), 'the swapped-out tables lost their mappings');
+      assert.equal(write(6, 7), true);
+      assert.equal(slotOf(b, 6), 7, 'written into the new table');
+      assert.equal(slotOf(b, 3), 5, 'the new table holds its own slots');
+      assert.ok(await mapGone(a), `the old table ${a} is freed (no mapping holds it)`);
+      assert.ok(await mapGone(aMarks), `the old marks table ${aMarks} is freed`);
+      // A table replaced behind the mappings' back (not through their writers): the outer
+      // map's new value is another id, so the write still goes to the table installed now.
+      const slots = new Uint32Array(251 * SLOT_WORDS).fill(0);
+      for (let i = 0; i < 251; i++) slots[i * SLOT_WORDS] = 9;
+      const c = createMaglevTable(slots, false, flags);
+      outer.update(key, encodeU32(c.fd));
+      c.close();
+      const cId = outer.lookup(key)!.readUInt32LE(0);
+      assert.equal(write(8, 3), true);
+      assert.equal(slotOf(cId, 8), 3, 'the write went to the table the outer map names');
+      assert.equal(slotOf(b, 8) & LB.SLOT_ID_MASK, 5, 'not to the stale mapping');
+      // Removal through the writer drops the mapping; clear() drops the rest.
+      tables.delete(key);
+      assert.ok(!mappings.has(cId));
+      mappings.clear();
+      assert.equal(mappings.size, 0);
+      assert.ok(await mapGone(b), 'clear() let the stale table go');
+    } finally {
+      mappings.clear();
+      for (const m of [outer, outerMarks, tmplIds, tmplMarks]) m.close();
+    }
+  });
+
+  test('the mapped bytes are bounded (least recently used out); reads through the mappings equal reads by syscall', () => {
+    const flags = BPF_F_INNER_MAP | BPF_F_MMAPABLE;
+    const made: number[] = [];
+    const fds: Array<{ fd: number; close(): void }> = [];
+    // 251 ids x 8 bytes = 2008 bytes of data per table: a bound of 3 tables.
+    const mappings = new InnerTableMappings(3 * 2008);
+    try {
+      for (let t = 0; t < 5; t++) {
+        const slots = new Uint32Array(251 * SLOT_WORDS);
+        for (let i = 0; i < 251; i++) slots[i * SLOT_WORDS] = 1 + ((i + t) % 4);
+        const inner = createMaglevTable(slots, false, flags);
+        fds.push(inner);
+        const id = BpfMap.infoOfFd(inner.fd).id;
+        made.push(id);
+        assert.deepEqual(readMaglevTable(encodeU32(id), null, mappings), readMaglevTable(encodeU32(id), null), `table ${t} reads the same either way`);
+      }
+      assert.equal(mappings.size, 3);
+      assert.deepEqual(made.map((id) => mappings.has(id)), [false, false, true, true, true]);
+    } finally {
+      mappings.clear();
+      for (const f of fds) f.close();
+    }
+  });
+
+  test('bad input: a mapping refuses an offset beyond the data (nothing stored) and any use after close', () => {
+    const m = BpfMap.create({ type: 'array', name: 'xlbq_mw', keySize: 4, valueSize: 4, maxEntries: 8, flags: BPF_F_MMAPABLE });
+    const plain = BpfMap.create({ type: 'array', name: 'xlbq_pl', keySize: 4, valueSize: 4, maxEntries: 8 });
+    try {
+      assert.throws(() => plain.mapData(), /not a BPF_F_MMAPABLE array/);
+      const words = m.mapData();
+      words.storeWords(Uint32Array.of(2), Uint32Array.of(42));
+      assert.equal(m.lookup(encodeU32(1))!.readUInt32LE(0), 42, 'entry 1 starts at word 2');
+      assert.throws(() => words.storeWords(Uint32Array.of(4, 16), Uint32Array.of(1, 2)), /offset 16 beyond the mapped words/);
+      assert.throws(() => words.storeWords(Uint32Array.of(4), Uint32Array.of(1, 2)), /as many offsets as values/);
+      assert.equal(m.lookup(encodeU32(2))!.readUInt32LE(0), 0, 'a refused store wrote nothing');
+      words.close();
+      words.close();   // idempotent
+      assert.throws(() => words.storeWords(Uint32Array.of(0), Uint32Array.of(1)), /EBADF/);
+      assert.throws(() => words.readWords(), /EBADF/);
+    } finally { m.close(); plain.close(); }
   });
 });

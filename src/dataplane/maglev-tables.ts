@@ -13,7 +13,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BpfMap } from '../bpf';
+import { BpfMap, BPF_F_MMAPABLE, type MappedWords } from '../bpf';
 
 /** u32 words per entry in the data of an mmapable inner table (the kernel's elem_size is
  * round_up(value_size, 8)): ids 4 -> 8 bytes, marks 12 -> 16 bytes. */
@@ -48,7 +48,9 @@ export interface OuterMap {
  * Without maglev_std (`std` null: pins of a build without it) it is maglev alone.
  */
 export class MaglevOuterMaps implements OuterMap {
-  constructor(readonly maglev: OuterMap, readonly std: OuterMap | null) {}
+  /** `mappings`: kept mappings of the tables (InnerTableMappings); a table this object swaps
+   * out or removes loses its mapping. */
+  constructor(readonly maglev: OuterMap, readonly std: OuterMap | null, private readonly mappings: InnerTableMappings | null = null) {}
 
   /** True when a table of `size` slots goes into maglev_std. */
   isStd(size: number): boolean {
@@ -68,18 +70,25 @@ export class MaglevOuterMaps implements OuterMap {
 
   /** `value`: the inner table's fd (as an outer-map update takes it). */
   update(key: Buffer, value: Buffer, flag?: 'any' | 'noexist' | 'exist'): void {
-    const std = this.isStd(BpfMap.infoOfFd(decodeU32(value)).maxEntries);
+    const info = BpfMap.infoOfFd(decodeU32(value));
+    const std = this.isStd(info.maxEntries);
     const into = std ? this.std! : this.maglev;
     const other = std ? this.maglev : this.std;
+    const replaced = this.mappings ? into.lookup(key) : null;
     into.update(key, value, flag);
-    if (other?.lookup(key)) other.delete(key);
+    const moved = other?.lookup(key);
+    if (moved) other!.delete(key);
+    for (const gone of [replaced, moved]) if (gone && decodeU32(gone) !== info.id) this.mappings?.forget(gone);
+    this.mappings?.installed(decodeU32(value));
   }
 
   delete(key: Buffer): boolean {
     let found = false;
     for (const m of [this.std, this.maglev]) {
-      if (m?.lookup(key)) {
-        m.delete(key);
+      const gone = m?.lookup(key);
+      if (gone) {
+        m!.delete(key);
+        this.mappings?.forget(gone);
         found = true;
       }
     }
@@ -96,6 +105,124 @@ export class MaglevOuterMaps implements OuterMap {
       }
     }
   }
+}
+
+/** A kept mapping of one inner table (InnerTableMappings). */
+interface KeptTable { words: MappedWords; maxEntries: number; valueSize: number }
+
+/**
+ * Mappings of installed inner tables (maglev's and maglev_marks' mmapable arrays) kept between
+ * changes, by map id: a change's in-place stores go through the table's mapping without an
+ * mmap/munmap (and the page faults of a fresh mapping) for each of its three steps. An id names
+ * one map for as long as the map lives, and a kept mapping holds a reference on its map, so a
+ * kept mapping is always that of the table the outer map's value names: a table swapped in
+ * has a new id and gets a mapping of its own. The outer maps' writers (MaglevOuterMaps,
+ * TrackedOuterMap) forget the mapping of a table they swap out or remove (it would keep the
+ * old table alive); a bound on the bytes mapped (least recently used out) covers tables
+ * replaced behind their back. clear() when the data plane is closed.
+ */
+export class InnerTableMappings {
+  private readonly kept = new Map<number, KeptTable>();
+  private bytes = 0;
+  /** `maxBytes`: mapped bytes kept in all (default 256 MiB: 4 tables of 1048573 slots with
+   * their marks, or 170 of 65537). */
+  constructor(private readonly maxBytes = 256 << 20) {}
+
+  /** Tables mapped now. */
+  get size(): number { return this.kept.size; }
+
+  /** True when the table with this id has a kept mapping. */
+  has(id: number): boolean { return this.kept.has(id); }
+
+  /**
+   * The kept mapping of the table an outer-map value names (made on first use), or null when
+   * the table is gone or not mmapable (the caller goes the syscall way then).
+   */
+  get(outerValue: Buffer): KeptTable | null {
+    const id = decodeU32(outerValue);
+    const hit = this.kept.get(id);
+    if (hit) {
+      this.kept.delete(id);   // most recently used last
+      this.kept.set(id, hit);
+      return hit;
+    }
+    const inner = openInner(outerValue);
+    if (!inner) return null;
+    let table: KeptTable;
+    try {
+      if (!inner.mmapable) return null;
+      table = { words: inner.mapData(), maxEntries: inner.maxEntries, valueSize: inner.valueSize };
+    } finally {
+      inner.close();   // the mapping keeps its own reference on the map
+    }
+    this.keep(id, table);
+    return table;
+  }
+
+  private keep(id: number, table: KeptTable): void {
+    this.kept.set(id, table);
+    this.bytes += table.words.bytes;
+    for (const [old, t] of this.kept) {
+      if (this.bytes <= this.maxBytes || old === id) break;
+      this.drop(old, t);
+    }
+  }
+
+  /**
+   * Maps a table just installed (its fd), pages populated, so that the first change written
+   * into it does not pay the mapping (outer-map writers call it after the update; an install
+   * pays an RCU grace period anyway). Tables that are not mmapable are left alone.
+   */
+  installed(fd: number): void {
+    try {
+      const info = BpfMap.infoOfFd(fd);
+      if (this.kept.has(info.id) || info.typeName !== 'array' || (info.flags & BPF_F_MMAPABLE) === 0) return;
+      this.keep(info.id, { words: BpfMap.mapDataOfFd(fd), maxEntries: info.maxEntries, valueSize: info.valueSize });
+    } catch {
+      // Best effort: the table is installed either way; its first write maps it then.
+    }
+  }
+
+  /** Unmaps the table an outer-map value (or id) names, if mapped. */
+  forget(outerValue: Buffer | number): void {
+    const id = typeof outerValue === 'number' ? outerValue : decodeU32(outerValue);
+    const t = this.kept.get(id);
+    if (t) this.drop(id, t);
+  }
+
+  /** Unmaps every table. */
+  clear(): void {
+    for (const [id, t] of [...this.kept]) this.drop(id, t);
+  }
+
+  private drop(id: number, t: KeptTable): void {
+    this.kept.delete(id);
+    this.bytes -= t.words.bytes;
+    t.words.close();
+  }
+}
+
+/**
+ * An outer map (maglev_marks) whose update() and delete() forget the kept mapping of the table
+ * they replace or remove (see InnerTableMappings).
+ */
+export class TrackedOuterMap implements OuterMap {
+  constructor(private readonly map: OuterMap, private readonly mappings: InnerTableMappings) {}
+  lookup(key: Buffer): Buffer | null { return this.map.lookup(key); }
+  /** `value`: the inner table's fd. */
+  update(key: Buffer, value: Buffer, flag?: 'any' | 'noexist' | 'exist'): void {
+    const replaced = this.map.lookup(key);
+    this.map.update(key, value, flag);
+    if (replaced && decodeU32(replaced) !== BpfMap.infoOfFd(decodeU32(value)).id) this.mappings.forget(replaced);
+    this.mappings.installed(decodeU32(value));
+  }
+  delete(key: Buffer): boolean | void {
+    const gone = this.map.lookup(key);
+    const result = this.map.delete(key);
+    if (gone) this.mappings.forget(gone);
+    return result;
+  }
+  keys(): Iterable<Buffer> { return this.map.keys(); }
 }
 
 /**
@@ -145,7 +272,11 @@ export function hasMarks(slots: Uint32Array): boolean {
  * The flat slots of an installed table from its outer-map values (maglev's, and maglev_marks' or
  * null); null when the table is gone or has another layout.
  */
-export function readMaglevTable(outerValue: Buffer, marksOuterValue: Buffer | null = null): Uint32Array | null {
+export function readMaglevTable(outerValue: Buffer, marksOuterValue: Buffer | null = null, mappings: InnerTableMappings | null = null): Uint32Array | null {
+  if (mappings) {
+    const table = readKept(mappings, outerValue, marksOuterValue);
+    if (table) return table;
+  }
   const inner = openInner(outerValue);
   if (!inner) return null;
   let table: Uint32Array;
@@ -188,6 +319,29 @@ export function readMaglevTable(outerValue: Buffer, marksOuterValue: Buffer | nu
   return table;
 }
 
+/** readMaglevTable() through kept mappings; null when the tables cannot be read that way. */
+function readKept(mappings: InnerTableMappings, outerValue: Buffer, marksOuterValue: Buffer | null): Uint32Array | null {
+  const inner = mappings.get(outerValue);
+  if (!inner || inner.valueSize !== 4) return null;
+  const marks = marksOuterValue ? mappings.get(marksOuterValue) : null;
+  if (marksOuterValue && !marks) return null;
+  const count = inner.maxEntries;
+  const table = new Uint32Array(count * SLOT_WORDS);
+  const ids = inner.words.readWords();
+  for (let i = 0; i < count; i++) table[i * SLOT_WORDS] = ids[i * ID_STRIDE];
+  if (marks && marks.valueSize === MARK_BYTES && marks.maxEntries === count) {
+    const words = marks.words.readWords();
+    for (let i = 0; i < count; i++) {
+      if ((table[i * SLOT_WORDS] & LB.SLOT_MOVED) === 0) continue;
+      table[i * SLOT_WORDS + SLOT.prev] = words[i * MARK_STRIDE];
+      table[i * SLOT_WORDS + SLOT.epoch] = words[i * MARK_STRIDE + 1];
+      table[i * SLOT_WORDS + SLOT.seenFlags] = words[i * MARK_STRIDE + 2] & 0xffff;
+    }
+  }
+  for (let at = 0; at < table.length; at += SLOT_WORDS) table[at] &= LB.SLOT_ID_MASK;
+  return table;
+}
+
 function idValue(words: ArrayLike<number>, at: number): number {
   return (words[at + SLOT.prev] !== 0 ? (words[at] | LB.SLOT_MOVED) : words[at]) >>> 0;
 }
@@ -212,11 +366,23 @@ function markBytes(values: Buffer, n: number, words: ArrayLike<number>, at: numb
  * "Control plane at kernel speed"). False when a table is gone, or a slot gets a mark and the
  * service has no marks table (nothing written then).
  */
-export function writeMaglevSlotsFlat(outerValue: Buffer, marksOuterValue: Buffer | null, indices: ArrayLike<number>, words: ArrayLike<number>): boolean {
+export function writeMaglevSlotsFlat(outerValue: Buffer, marksOuterValue: Buffer | null, indices: ArrayLike<number>, words: ArrayLike<number>,
+  mappings: InnerTableMappings | null = null): boolean {
   const n = indices.length;
   if (!n) return true;
   let markedN = 0;
   for (let k = 0; k < n; k++) if (words[k * SLOT_WORDS + SLOT.prev] !== 0) markedN++;
+  if (mappings) {
+    // Through the tables' kept mappings (both mmapable and there); otherwise as below.
+    const kept = mappings.get(outerValue);
+    const keptMarks = kept && marksOuterValue ? mappings.get(marksOuterValue) : null;
+    // (Both still open: a bound smaller than the pair could have unmapped the first.)
+    if (kept && kept.words.isOpen && (keptMarks || !marksOuterValue)) {
+      if (markedN && !keptMarks) return false;
+      storeSlots(kept.words, keptMarks?.words ?? null, indices, words, markedN);
+      return true;
+    }
+  }
   const inner = openInner(outerValue);
   if (!inner) return false;
   const marks = openInner(marksOuterValue);
@@ -256,13 +422,26 @@ export function writeMaglevSlotsFlat(outerValue: Buffer, marksOuterValue: Buffer
   }
 }
 
+/** What storeSlots() stores through: a BpfMap (a mapping per call) or a kept mapping. */
+interface WordStore { storeWords(offsets: Uint32Array, values: Uint32Array): void }
+
+/** Scratch offsets/values of storeSlots() (kept between changes: no garbage per change). */
+let scratchOffsets = new Uint32Array(0);
+let scratchValues = new Uint32Array(0);
+function scratch(words: number): { offsets: Uint32Array; values: Uint32Array } {
+  if (scratchOffsets.length < words) {
+    scratchOffsets = new Uint32Array(words);
+    scratchValues = new Uint32Array(words);
+  }
+  return { offsets: scratchOffsets.subarray(0, words), values: scratchValues.subarray(0, words) };
+}
+
 /** The three steps of writeMaglevSlotsFlat() as stores through mappings of the tables. */
-function storeSlots(inner: BpfMap, marks: BpfMap | null, indices: ArrayLike<number>, words: ArrayLike<number>, markedN: number): void {
+function storeSlots(inner: WordStore, marks: WordStore | null, indices: ArrayLike<number>, words: ArrayLike<number>, markedN: number): void {
   const n = indices.length;
   const markStep = (moved: boolean, count: number): void => {
     if (!marks || !count) return;
-    const offsets = new Uint32Array(count * 3);
-    const values = new Uint32Array(count * 3);
+    const { offsets, values } = scratch(count * 3);
     let m = 0;
     for (let k = 0; k < n; k++) {
       const at = k * SLOT_WORDS;
@@ -275,8 +454,7 @@ function storeSlots(inner: BpfMap, marks: BpfMap | null, indices: ArrayLike<numb
     marks.storeWords(offsets, values);
   };
   markStep(true, markedN);
-  const offsets = new Uint32Array(n);
-  const ids = new Uint32Array(n);
+  const { offsets, values: ids } = scratch(n);
   for (let k = 0; k < n; k++) {
     offsets[k] = indices[k] * ID_STRIDE;
     ids[k] = idValue(words, k * SLOT_WORDS);
