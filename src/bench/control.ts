@@ -86,7 +86,9 @@ export interface ControlReport {
      */
     bulk: { changes: number; backendsPerChange: number; poolSize: number; p50Ms: number; p99Ms: number; responseP50Ms: number; responseP99Ms: number;
       /** The daemon's steps (Server-Timing), p50 ms each. */
-      stepsP50Ms: Record<string, number> } | null;
+      stepsP50Ms: Record<string, number>;
+      /** Each change's time to the kernel (ms, in order) and its slowest daemon step: with 20 changes the p99 is one of them. */
+      each: Array<{ ms: number; slowestStep: string; stepMs: number }> } | null;
   } | null;
   /** engine: the one the daemon uses ('native' where the addon is built) and, beside it, the TypeScript loop. */
   maglev: Array<{ backends: number; tableSize: number; ms: Summary; offThread?: boolean; engine: MaglevEngine }>;
@@ -371,6 +373,7 @@ async function measureBulk(url: string, token: string, backendsMap: BpfMap, magl
   const times: number[] = [];
   const responses: number[] = [];
   const steps = new Map<string, number[]>();
+  const each: NonNullable<NonNullable<ControlReport['apiToKernel']>['bulk']>['each'] = [];
   for (let i = 0; i < reps && Date.now() < deadline; i++) {
     const drain = i % 2 === 0;
     const before = expectedIds(drain ? service.backends : service.backends.slice(perChange), BENCH_TABLE_SIZE);
@@ -385,7 +388,12 @@ async function measureBulk(url: string, token: string, backendsMap: BpfMap, magl
     times.push(Number(process.hrtime.bigint() - started) / 1e6);
     const timing = parseServerTiming((await request).timing);
     responses.push(Number(process.hrtime.bigint() - started) / 1e6);
-    for (const [step, ms] of Object.entries(timing.steps)) (steps.get(step) ?? steps.set(step, []).get(step)!).push(ms ?? 0);
+    let slowest = { slowestStep: '', stepMs: 0 };
+    for (const [step, ms] of Object.entries(timing.steps)) {
+      (steps.get(step) ?? steps.set(step, []).get(step)!).push(ms ?? 0);
+      if ((ms ?? 0) > slowest.stepMs) slowest = { slowestStep: step, stepMs: Number((ms ?? 0).toFixed(3)) };
+    }
+    each.push({ ms: Number(times[times.length - 1].toFixed(3)), ...slowest });
   }
   const final = expectedIds(times.length % 2 === 1 ? service.backends.slice(perChange) : service.backends, BENCH_TABLE_SIZE);
   const held = probe.all();
@@ -396,6 +404,7 @@ async function measureBulk(url: string, token: string, backendsMap: BpfMap, magl
     changes: times.length, backendsPerChange: perChange, poolSize,
     p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), responseP50Ms: percentile(responses, 50), responseP99Ms: percentile(responses, 99),
     stepsP50Ms: Object.fromEntries(CHANGE_STEPS.filter((st) => steps.has(st)).map((st) => [st, percentile(steps.get(st)!, 50)])),
+    each,
   };
 }
 

@@ -64,6 +64,10 @@ export function formatControl(r: ControlReport): string {
     if (a.bulk) {
       out.push(`bulk change (${a.bulk.backendsPerChange} of ${a.bulk.poolSize} backends drained/undrained in one PATCH /api/v1/state/backends, ${a.bulk.changes} changes): kernel p50 ${fmt(a.bulk.p50Ms)} ms, p99 ${fmt(a.bulk.p99Ms)} ms (HTTP response: p50 ${fmt(a.bulk.responseP50Ms)} ms, p99 ${fmt(a.bulk.responseP99Ms)} ms)`);
       out.push(`  its daemon steps, p50 ms: ${Object.entries(a.bulk.stepsP50Ms ?? {}).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}`);
+      if (a.bulk.each?.length) {
+        const worst = [...a.bulk.each].sort((x, y) => y.ms - x.ms).slice(0, 3);
+        out.push(`  its slowest changes: ${worst.map((w) => `${fmt(w.ms)} ms (change ${a.bulk!.each.indexOf(w) + 1}, slowest step ${w.slowestStep} ${fmt(w.stepMs)})`).join('; ')}`);
+      }
     }
     if (a.breakdown?.length) {
       out.push(table(['where the time goes', 'p50 ms', 'p99 ms', 'mean ms'], a.breakdown.map((b) => [b.part, fmt(b.p50Ms, 3), fmt(b.p99Ms, 3), fmt(b.meanMs, 3)])));
