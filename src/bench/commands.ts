@@ -100,7 +100,7 @@ export function registerHttpCommand(bench: Command): void {
 /** `xdplb bench control`. */
 export function registerControlCommand(bench: Command): void {
   bench.command('control')
-    .description('API change -> kernel map latency, Maglev build time, cost of live observability')
+    .description('API change -> kernel map latency (single and bulk changes, with where the time goes), Maglev build time (the engine in use and the TypeScript loop beside it), health check detection and CPU, cost of live observability')
     .option('--json', 'print the result as JSON')
     .option('--changes <n>', 'API changes to time', positiveInt('--changes'), 1000)
     .option('--reps <n>', 'observability repetitions (off/on interleaved)', positiveInt('--reps'), 5)

@@ -126,7 +126,7 @@ export const CONTROL_METHOD = 'API->kernel: xdplb daemon (own config, pin dir, A
   + 'each change is PATCH drain=true/false of one of 10 backends, timed from before the request until the pinned backends map '
   + 'holds the new flags and the last slot the change writes holds its new backend (the slots are written in one batch in slot order; '
   + 'polled through the bridge every ~50-100 us, the thread sleeping between polls; the whole table is compared with the expected one after the run). '
-  + 'Maglev: buildMaglevTable in-process, median of 11 after 3 warm-up builds; M=1048573 on the shared worker thread. '
+  + 'Maglev: buildMaglevTable in-process, median of 11 after 3 warm-up builds, with the engine the daemon uses (the addon\'s turn loop where it is built) and the TypeScript loop beside it; M=1048573 on the shared worker thread. '
   + 'Breakdown: the daemon\'s Server-Timing steps of each change, plus request/answer transit and the poll delay measured here. '
   + 'Observability: forward topology, xdplb nat, '
   + 'interleaved off (sampling 0, no reader) / on (sampling 1/1000, a separate process reading counters at 1 Hz and draining the ring); '
