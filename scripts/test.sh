@@ -54,12 +54,14 @@ if [[ $((failed + cancelled)) -gt 0 ]]; then
   echo "== failures"
   for tap in "$logs"/*.tap; do
     awk -v pass="$(basename "$tap" .tap)" '
-      /^ *not ok / { n = 0; nd = 0; post = 0; shown++; keep = shown <= 20; if (keep) print pass ": " $0; next }
-      # after the failure block, the test'"'"'s own diagnostics ("# ..." lines, t.diagnostic), up to 12
-      keep && /^ *\.\.\.$/ { keep = 0; post = shown <= 20; next }
+      function indent(line) { match(line, /^ */); return RLENGTH }
+      /^ *not ok / { n = 0; nd = 0; post = 0; at = indent($0); shown++; keep = shown <= 20; if (keep) print pass ": " $0; next }
+      # after the failure block, the test'"'"'s own diagnostics ("# ..." lines at its indentation:
+      # t.diagnostic), up to 12; not after a file'"'"'s top-level result (what follows is the next file'"'"'s)
+      keep && /^ *\.\.\.$/ { keep = 0; post = shown <= 20 && at > 0; next }
       keep && n < 16 { print pass ":   " $0; n++; next }
-      post && /^ *# / && !/^ *# Subtest:/ && nd < 12 { print pass ":   " $0; nd++; next }
-      post && !/^ *# / { post = 0 }
+      post && /^ *# / && !/^ *# Subtest:/ && indent($0) == at && nd < 12 { print pass ":   " $0; nd++; next }
+      post { post = 0 }
     ' "$tap"
   done
 fi
