@@ -15,6 +15,9 @@ import { ApiClient } from '../src/cli/client';
 import { labUp, labDown, readLabState } from '../src/lab/lab';
 import { runTraffic, startTraffic } from '../src/lab/traffic';
 import { kernelTestSkip } from './support/kernel-env';
+import { BpfMap } from '../src/bpf';
+import { LbIfMacCodec } from '../src/dataplane/abi';
+import { ipIn } from '../src/lab/netns';
 
 const PREFIX = 'xlbt-dm';
 const PIN_DIR = '/sys/fs/bpf/xlbt-dm-lab';
@@ -119,5 +122,33 @@ describe('xdplb daemon over the lab (NAT, health checks)', { skip: skipReason },
     // 500 planned; the generator shares 2 CPUs with a daemon starting up, so not all are sent.
     assert.ok(summary.ok >= 250, `answered: ${JSON.stringify(summary)}`);
     assert.deepEqual(Object.keys(summary.byBackend).sort(), ['be1', 'be2']);
+  });
+
+  test("an interface's new MAC reaches the program on SIGHUP, with the config file unchanged", async () => {
+    const ifname = `${PREFIX}-lb0`;
+    const link = () => (JSON.parse(ipIn(`${PREFIX}-lb`, ['-j', 'link', 'show', 'dev', ifname]).stdout) as Array<{ ifindex: number; address: string }>)[0];
+    const { ifindex, address: original } = link();
+    const ifMacs = BpfMap.fromPin(path.join(PIN_DIR, 'maps', 'if_macs'));
+    const held = (): string => {
+      const value = ifMacs.lookup(Buffer.from(new Uint32Array([ifindex & 1023]).buffer));
+      const entry = value ? LbIfMacCodec.decode(value) : null;
+      return entry && entry.ifindex === ifindex ? entry.mac.map((b) => b.toString(16).padStart(2, '0')).join(':') : 'none';
+    };
+    const reloadUntil = async (mac: string) => {
+      daemon!.child.kill('SIGHUP');
+      await until(`if_macs holds ${mac} for ${ifname} (holds ${held()})`, async () => held() === mac, 5000);
+    };
+    try {
+      assert.equal(held(), original);
+      ipIn(`${PREFIX}-lb`, ['link', 'set', 'dev', ifname, 'address', '02:00:5e:10:00:99']);
+      assert.equal(link().address, '02:00:5e:10:00:99');
+      await reloadUntil('02:00:5e:10:00:99');
+    } finally {
+      ipIn(`${PREFIX}-lb`, ['link', 'set', 'dev', ifname, 'address', original]);
+      try { await reloadUntil(original); } finally { ifMacs.close(); }
+    }
+    // The balancer forwards again once the program knows the interface's MAC.
+    const summary = await runTraffic({ prefix: PREFIX, kind: 'http', target: 'http://198.18.100.1/', durationSec: 1, rps: 20 });
+    assert.equal(summary.failed, 0, `errors: ${summary.errors.join('; ')}`);
   });
 });

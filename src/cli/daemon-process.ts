@@ -333,9 +333,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<RunningDaemon> {
     if (!follower) syncedText = checkedText;
     if (parsedLocal) localConfig = parsedLocal;
     auth.update(applied.users, applied.tokens);
-    if (!changed) return 'unchanged';
+    // Also when nothing changed: a reload is how an operator tells the program an interface's
+    // new MAC (`ip link set dev X address ...`; docs/operations.md), and the re-sync rewrites
+    // every attached interface's MAC in if_macs (attaching or detaching only what changed).
     await kernel.syncInterfaces(applied.interfaces).catch((err: Error) =>
       logger.error({ err: err.message }, 'could not attach to the configured interfaces'));
+    if (!changed) return 'unchanged';
     if (applied.api.listen !== (before as unknown as Config).api.listen) logger.warn({ listen: applied.api.listen }, 'api.listen changed: takes effect at the next start');
     if (bgp && applied.bgp) await bgp.reconfigure(applied.bgp);
     else if (!!bgp !== !!applied.bgp) logger.warn('bgp: added or removed: takes effect at the next start');
