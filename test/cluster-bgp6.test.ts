@@ -270,6 +270,15 @@ describe('cluster: IPv6 VIPs over BGP (2 nodes, dual stack)', { skip }, () => {
     const node = nodes[1];
     await node.start();
     await waitFor('node 2 announcing again', 20_000, () => same(hops6(VIP6), both6), 100);
+    // BGP announces before BFD is up (BFD's handshake starts once the session is established):
+    // a kill in between is detected by the hold time (3 s; seen once in CI), not by BFD.
+    const bfdBy = Date.now() + 10_000;
+    for (;;) {
+      const status = (await node.command('status')).status as { peers: Array<{ peer: string; state: string; bfd: string }> };
+      if (status.peers.length === 2 && status.peers.every((p) => p.state === 'Established' && p.bfd === 'Up')) break;
+      if (Date.now() > bfdBy) throw new Error(`BFD not up on node 2's sessions after 10 s: ${JSON.stringify(status.peers)}`);
+      await sleep(100);
+    }
     const bird = node.birdPid();
     const killedAt = Date.now();
     // Links first: a dead host sends nothing, not even the FIN its kernel would send for BIRD's sockets.
