@@ -273,7 +273,10 @@ describe('health checks that protect, over the lab (NAT, real traffic)', { skip:
   });
 
   test('slow start: the share of new connections to a recovering backend rises in steps', async (t) => {
-    const STEP_MS = 3000;
+    // Each step leaves ~3.5 s after its 1.5 s of traffic: on a loaded CI run the traffic run's
+    // start-up and end took long enough with 3 s steps that the next step's table was measured
+    // after the one after it (table shares 0.247, 0.498, 0.498).
+    const STEP_MS = 5000;
     const STEPS = 3;
     await api.patchBackend('web', BE2, { drain: true });   // two backends in the table: be1 and be3
     await webWithCheck({ rise: 1, fall: 1, flap: { holdMs: 0 }, slowStart: { durationMs: STEP_MS * STEPS, steps: STEPS } });
