@@ -6,20 +6,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { diffConfigs } from './state-diff';
 import { DesiredState } from '../config/state';
 import type { Config } from '../config/schema';
 import type { StateDiff } from '../domain/types';
-
-function canonical(value: unknown): string {
-  const sort = (v: unknown): unknown => {
-    if (Array.isArray(v)) return v.map(sort);
-    if (v === null || typeof v !== 'object') return v;
-    const r = v as Record<string, unknown>;
-    return Object.fromEntries(Object.keys(r).sort().filter((k) => r[k] !== undefined).map((k) => [k, sort(r[k])]));
-  };
-  return JSON.stringify(sort(value));
-}
+import { canonical, diffConfigs } from './state-diff';
 
 function reference(before: Readonly<Config>, after: Readonly<Config>): StateDiff['changed'] {
   const key = (b: { address: string; port: number }) => `${b.address}:${b.port}`;

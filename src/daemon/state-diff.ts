@@ -14,8 +14,8 @@ import { joinHostPort } from '../domain/address';
 
 const key = (b: { address: string; port: number }) => joinHostPort(b.address, b.port);
 
-/** Canonical JSON (object keys sorted), to compare specs. */
-function canonical(value: unknown): string {
+/** Canonical JSON (object keys sorted), to compare specs (and the plain rule state-diff.test.ts checks the fast comparison against). */
+export function canonical(value: unknown): string {
   const sort = (v: unknown): unknown => {
     if (Array.isArray(v)) return v.map(sort);
     if (v === null || typeof v !== 'object') return v;
