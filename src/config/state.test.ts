@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { XdplbError } from '../domain/errors';
-import { DesiredState, stateErrors, validateState } from './state';
+import { DesiredState, backendKey, stateErrors, validateState } from './state';
 
 const WEB = {
   name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat',
@@ -233,6 +233,31 @@ describe('DesiredState.patchBackends: weights and drains of several backends at 
       const untouched = [...Array(300).keys()].find((i) => !picked.includes(i))!;
       assert.equal(next.config.services[0].backends[untouched], state.config.services[0].backends[untouched], 'an untouched backend is shared');
     }
+    assert.equal(JSON.stringify(state.config), before, 'the old state is as it was');
+  });
+
+  test('patchBackend (one weight or drain, the API\'s PATCH) is that path too: the config validateState makes, everything else shared, errors relative to the patch', () => {
+    const state = big();
+    const before = JSON.stringify(state.config);
+    for (const [b, patch] of [[0, { drain: true }], [7, { weight: 0 }], [299, { weight: 4, drain: false }], [5, {}]] as const) {
+      const key = backendKey(state.config.services[0].backends[b]);
+      const next = state.patchBackend(state.config.services[0].name, key, patch);
+      const config = state.toConfig();
+      Object.assign(config.services[0].backends[b], patch);
+      assert.deepEqual(next.config, validateState(config), key);
+      assert.ok(Object.isFrozen(next.config.services[0].backends[b]) && Object.isFrozen(next.config.services[0]), 'frozen');
+      assert.equal(next.config.services[1], state.config.services[1], 'an untouched service is shared');
+      assert.equal(next.config.services[0].backends[b === 0 ? 1 : 0], state.config.services[0].backends[b === 0 ? 1 : 0], 'an untouched backend is shared');
+      assert.equal(next.config.users, state.config.users, 'the rest of the config is shared');
+      // The next change finds its backend in the new state by key (the key index carried over).
+      const again = next.patchBackend(next.config.services[0].name, key, { weight: 9 });
+      assert.equal(again.config.services[0].backends[b].weight, 9);
+    }
+    const name = state.config.services[0].name;
+    expectError(() => state.patchBackend(name, '198.18.10.1:8080', { weight: 1001 }), 'XDPLB_ERR_VALIDATION', '/weight');
+    expectError(() => state.patchBackend(name, '198.18.10.1:8080', { drain: 'yes' }), 'XDPLB_ERR_VALIDATION', '/drain');
+    expectError(() => state.patchBackend(name, '198.18.10.1:8080', { color: 'red' }), 'XDPLB_ERR_VALIDATION', '/color');
+    assert.throws(() => state.patchBackend(name, '198.18.99.1:8080', { weight: 1 }), (e: XdplbError) => e.code === 'XDPLB_ERR_NOT_FOUND');
     assert.equal(JSON.stringify(state.config), before, 'the old state is as it was');
   });
 

@@ -247,7 +247,7 @@ function deepFreeze<T>(value: T): T {
  * POSTed ServiceSpec at /services/3 reports "/backends/0/port"), so that the API names the
  * field in the request body. Errors elsewhere keep their full pointer.
  */
-function relativeTo(prefix: string, fn: () => Config): Config {
+function relativeTo<T>(prefix: string, fn: () => T): T {
   try {
     return fn();
   } catch (error) {
@@ -263,6 +263,10 @@ function relativeTo(prefix: string, fn: () => Config): Config {
 function notFound(what: string): XdplbError {
   return new XdplbError('XDPLB_ERR_NOT_FOUND', what);
 }
+
+/** Backend index by key (backendKey) of a frozen service of a DesiredState: a change names its
+ * backend by key, a scan built every key string (1000 at 1000 backends) per change. */
+const backendIndexes = new WeakMap<ServiceSpec, Map<string, number>>();
 
 /** An immutable, valid desired state. Every mutation returns a new DesiredState. */
 export class DesiredState {
@@ -335,17 +339,17 @@ export class DesiredState {
     });
   }
 
-  /** @throws XdplbError NOT_FOUND (service or backend), VALIDATION, CONFLICT */
+  /**
+   * A weight or a drain: as patchBackends (only the patch is validated, every rule holds as
+   * before; the new config shares all but the backend's service and its list), the field
+   * relative to the patch.
+   * @throws XdplbError NOT_FOUND (service or backend), VALIDATION
+   */
   patchBackend(serviceName: string, key: string, patch: unknown): DesiredState {
     const index = this.serviceIndex(serviceName);
     const b = this.backendIndex(index, key);
-    const config = this.toConfig();
     const at = `/services/${index}/backends/${b}`;
-    return this.next(at, () => {
-      const changes = validateInput<{ weight?: number; drain?: boolean }>(BackendPatchSchema, patch, at);
-      Object.assign(config.services[index].backends[b], changes);
-      return validateState(config, { focus: index });
-    });
+    return relativeTo(at, () => this.patchBackends([{ service: index, backend: b, patch, at }]));
   }
 
   /**
@@ -365,9 +369,13 @@ export class DesiredState {
     changes.forEach((c, k) => {
       let backends = copied.get(c.service);
       if (!backends) {
-        backends = [...services[c.service].backends];
+        const service = services[c.service];
+        backends = [...service.backends];
         copied.set(c.service, backends);
-        services[c.service] = { ...services[c.service], backends };
+        services[c.service] = { ...service, backends };
+        // The same addresses and ports at the same places: the key index carries over.
+        const keys = backendIndexes.get(service);
+        if (keys) backendIndexes.set(services[c.service], keys);
       }
       backends[c.backend] = { ...backends[c.backend], ...valid[k] };
     });
@@ -414,9 +422,10 @@ export class DesiredState {
 
   private backendIndex(serviceIndex: number, key: string): number {
     const service = this.config.services[serviceIndex];
-    const canonical = canonicalBackendKey(key);
-    const index = service.backends.findIndex((b) => backendKey(b) === canonical);
-    if (index < 0) throw notFound(`backend "${key}" does not exist in service "${service.name}"`);
+    let keys = backendIndexes.get(service);
+    if (!keys) backendIndexes.set(service, keys = new Map(service.backends.map((b, i) => [backendKey(b), i])));
+    const index = keys.get(canonicalBackendKey(key));
+    if (index === undefined) throw notFound(`backend "${key}" does not exist in service "${service.name}"`);
     return index;
   }
 }

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
-import { DaemonController, buildDataplaneState } from './controller';
+import { DaemonController, buildDataplaneState, sameChecks } from './controller';
 import { MemoryDriver } from './memory-driver';
 import { HealthMonitor } from '../health/monitor';
 import { DesiredState } from '../config/state';
@@ -134,6 +134,62 @@ describe('DaemonController', () => {
     } finally {
       controller.stop();
     }
+  });
+
+  test('a weight or drain change leaves the health checks alone (no sync); any other change syncs them, a refused one restores', async () => {
+    const checked = { ...web, healthCheck: { type: 'tcp' as const, intervalMs: 60000, fall: 10 } };
+    const driver = new MemoryDriver();
+    const health = new HealthMonitor();
+    const controller = new DaemonController({
+      state: new DesiredState({ services: [checked, { ...web, name: 'api', vip: '198.18.100.2', backends: [{ address: '198.18.1.21', port: 8080, weight: 1 }, { address: '198.18.1.22', port: 8080, weight: 1 }] }] }),
+      driver, health, logger: pino({ level: 'silent' }),
+      seedHealth: () => 'up', persist: null,
+    });
+    await controller.start();
+    try {
+      const synced: number[] = [];
+      const sync = health.sync.bind(health);
+      health.sync = (services, seed) => { synced.push(services.length); sync(services, seed); };
+      await controller.patchBackend('web', '198.18.1.11:8080', { drain: true });
+      await controller.patchBackend('api', '198.18.1.22:8080', { weight: 7 });
+      await controller.patchBackends([{ service: 'web', backend: '198.18.1.12:8080', weight: 2 }, { service: 'api', backend: '198.18.1.21:8080', drain: true }]);
+      assert.deepEqual(synced, [], 'weights and drains: no sync');
+      assert.deepEqual(controller.getService('web').backends.map((b) => [b.health, b.draining, b.weight]), [['up', true, 1], ['up', false, 2]]);
+      await controller.addBackend('web', { address: '198.18.1.13', port: 8080, weight: 1 });
+      assert.deepEqual(synced, [2], 'a new backend: synced');
+      driver.refuseNext = 'EINVAL: map full';
+      await assert.rejects(controller.deleteBackend('web', '198.18.1.11:8080'), (e: XdplbError) => e.code === 'XDPLB_ERR_DATAPLANE');
+      assert.deepEqual(synced, [2, 2, 2], 'a refused delete: synced, then restored');
+      assert.equal(controller.getService('web').backends[0].health, 'up');
+      driver.refuseNext = 'EINVAL: map full';
+      await assert.rejects(controller.patchBackend('web', '198.18.1.11:8080', { drain: false }), (e: XdplbError) => e.code === 'XDPLB_ERR_DATAPLANE');
+      assert.deepEqual(synced, [2, 2, 2], 'a refused drain: nothing to restore');
+      assert.equal(controller.getService('web').backends[0].draining, true, 'the refused drain changed nothing');
+      assert.equal(driver.applied!.services[0].backends[0].draining, true, 'the kernel has the previous state again');
+    } finally {
+      controller.stop();
+    }
+  });
+
+  test('sameChecks: only names, VIPs, ports, modes, the check (by object) and backend addresses/ports count', () => {
+    const a = new DesiredState({ services: [{ ...web, healthCheck: { type: 'tcp' } }] });
+    const s0 = a.services[0];
+    // What a weight/drain change makes: the check shared, backends copied at the same addresses.
+    const other = (change: Record<string, unknown>) => [{ ...s0, backends: s0.backends.map((b) => ({ ...b, weight: 9, drain: true })), ...change }];
+    assert.equal(sameChecks(a.services, a.patchBackend('web', '198.18.1.11:8080', { weight: 5, drain: true }).services), true);
+    assert.equal(sameChecks(a.services, other({ tableSize: 17, protocol: 'udp' }) as never), true, 'table size and protocol: no check changes');
+    for (const [what, change] of [
+      ['port', { port: 81 }], ['vip', { vip: '198.18.100.9' }], ['mode', { mode: 'dsr' }], ['name', { name: 'www' }],
+      ['an equal check, another object', { healthCheck: { ...s0.healthCheck } }], ['no check', { healthCheck: undefined }],
+      ['backend port', { backends: [{ ...s0.backends[0], port: 8081 }, s0.backends[1]] }],
+      ['backend address', { backends: [{ ...s0.backends[0], address: '198.18.1.99' }, s0.backends[1]] }],
+      ['backend added', { backends: [...s0.backends, { address: '198.18.1.99', port: 8080, weight: 1 }] }],
+      ['backend order', { backends: [s0.backends[1], s0.backends[0]] }],
+    ] as const) {
+      assert.equal(sameChecks(a.services, other(change) as never), false, what);
+    }
+    assert.equal(sameChecks(a.services, [...a.services, { ...s0, name: 'x' }]), false, 'a new service');
+    assert.equal(sameChecks(a.services, []), false, 'a service deleted');
   });
 
   test('a change that cannot be written never reaches the data plane', async () => {

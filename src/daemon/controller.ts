@@ -80,13 +80,14 @@ export function buildDataplaneState(config: Readonly<Config>, health: (service: 
   weightStep: WeightStep = () => ({ step: 1, steps: 1 })): DataplaneState {
   return {
     services: config.services.map((s) => {
-      const steps = s.backends.map((b) => weightStep(s.name, backendKey(b)));
+      const keys = s.backends.map(backendKey);
+      const steps = s.backends.map((_b, i) => weightStep(s.name, keys[i]));
       const scale = steps.reduce((m, st) => (st.steps > 1 ? lcm(m, st.steps) : m), 1);
       return {
         name: s.name, vip: s.vip, port: s.port, protocol: s.protocol, mode: s.mode,
         tableSize: effectiveTableSize(s, config),
         backends: s.backends.map((b, i) => {
-          const h = health(s.name, backendKey(b));
+          const h = health(s.name, keys[i]);
           return {
             address: b.address, port: b.port, weight: (b.weight * scale * steps[i].step) / steps[i].steps,
             healthy: h === 'up' || h === 'unchecked',
@@ -106,6 +107,26 @@ export function buildDataplaneState(config: Readonly<Config>, health: (service: 
 function lcm(a: number, b: number): number {
   const gcd = (x: number, y: number): number => (y === 0 ? x : gcd(y, x % y));
   return (a / gcd(a, b)) * b;
+}
+
+/**
+ * True when the health monitor's sync() would leave every checker as it is for `next`: the same
+ * services with the same checks (the same objects: a DesiredState shares what a change leaves
+ * alone), names, VIPs, ports, modes, and backends at the same addresses and ports in the same order.
+ */
+export function sameChecks(previous: readonly ServiceSpec[], next: readonly ServiceSpec[]): boolean {
+  if (previous.length !== next.length) return false;
+  for (let i = 0; i < next.length; i++) {
+    const [a, b] = [previous[i], next[i]];
+    if (a === b) continue;
+    if (a.name !== b.name || a.vip !== b.vip || a.port !== b.port || a.mode !== b.mode || a.healthCheck !== b.healthCheck) return false;
+    if (a.backends.length !== b.backends.length) return false;
+    for (let k = 0; k < a.backends.length; k++) {
+      const [x, y] = [a.backends[k], b.backends[k]];
+      if (x !== y && (x.address !== y.address || x.port !== y.port)) return false;
+    }
+  }
+  return true;
 }
 
 /** Canonical JSON (object keys sorted): a file's key order is not a change. */
@@ -548,16 +569,22 @@ export class DaemonController implements Controller {
     // reuses the lines of the backends this change left alone).
     const pending = persist && this.persist ? (await this.persist(next.config as Config)) ?? null : null;
     markChange('persist');
+    // A change of weights and drains leaves every check as it is (the health monitor probes the
+    // same backends the same way): nothing to sync, nothing to restore.
+    const checksChange = !sameChecks(previous.services, next.services);
     // The verdicts before the change: a refused change restores them (sync() forgets the
     // backends and services `next` drops, and would bring them back 'checking', out of the table).
     const verdicts = new Map<string, 'up' | 'down'>();
-    for (const s of previous.services) {
-      for (const b of s.backends) {
-        const h = this.health.health(s.name, backendKey(b));
-        if (h === 'up' || h === 'down') verdicts.set(`${s.name}|${backendKey(b)}`, h);
+    if (checksChange) {
+      for (const s of previous.services) {
+        for (const b of s.backends) {
+          const key = backendKey(b);
+          const h = this.health.health(s.name, key);
+          if (h === 'up' || h === 'down') verdicts.set(`${s.name}|${key}`, h);
+        }
       }
+      this.health.sync([...next.services]);   // read only: no clone of the whole config
     }
-    this.health.sync([...next.services]);   // read only: no clone of the whole config
     try {
       try {
         writes = (await this.applyOrThrow(next)).writes;
@@ -573,7 +600,7 @@ export class DaemonController implements Controller {
       await pending?.commit();
       markChange('commit');
     } catch (err) {
-      this.health.sync(previous.toConfig().services, (service, backend) => verdicts.get(`${service}|${backend}`));
+      if (checksChange) this.health.sync(previous.toConfig().services, (service, backend) => verdicts.get(`${service}|${backend}`));
       try {
         await this.driver.applyState(this.dataplaneState(previous));
       } catch (restoreErr) {
