@@ -579,8 +579,9 @@ export function prepareConfigFile(file: string, config: Config, options: { backg
       fd = undefined;
       durable = new Promise<void>((resolve, reject) => {
         fs.fsync(syncing, (error) => {
-          // Durable once fsync returned: the close need not be waited for.
-          if (!error) { resolve(); fs.close(syncing, () => {}); return; }
+          // Durable once fsync returned. Closed here (a few us): a close on the thread pool woke a
+          // pool thread while the kernel took the change (see commit).
+          if (!error) { resolve(); try { fs.closeSync(syncing); } catch { /* durable already */ } return; }
           fs.close(syncing, () => {
             fs.rm(temp, { force: true }, () => reject(storageError(file, error)));
           });
@@ -598,16 +599,9 @@ export function prepareConfigFile(file: string, config: Config, options: { backg
     throw storageError(file, error);
   }
   let done = false;
-  // Background mode: the directory is opened while the kernel takes the change, so the commit
-  // only renames and fsyncs it (held for this one write: never across changes, which would keep
-  // the config's file system busy).
-  const dirOpen = durable ? fs.promises.open(dir, 'r') : null;
-  dirOpen?.catch(() => { /* the commit's fsync is best effort */ });
-  const closeDir = (): void => { dirOpen?.then((h) => h.close()).catch(() => undefined); };
   const abort = (): void => {
     if (done) return;
     done = true;
-    closeDir();
     try { fs.rmSync(temp, { force: true }); } catch { /* read-only now: nothing more to do */ }
   };
   // Renames the temp file into place (a failure removes it: nothing changed), then fsyncs the
@@ -638,10 +632,17 @@ export function prepareConfigFile(file: string, config: Config, options: { backg
           throw error;
         }
         place();
+        // The directory is opened here, after the kernel took the change (~20 us): an open on
+        // the thread pool before it woke a pool thread that, on a busy 2-vCPU host, could take
+        // the CPU from the change for a millisecond or more (issue 16's tail). Only the fsync
+        // waits on the pool.
+        let dirFd: number | undefined;
         try {
-          await (await dirOpen!).sync();
+          dirFd = fs.openSync(dir, 'r');
+          const fd = dirFd;
+          await new Promise<void>((resolve) => { fs.fsync(fd, () => resolve()); });
         } catch { /* best effort */ } finally {
-          closeDir();   // not waited for: the rename is durable once the fsync returned
+          if (dirFd !== undefined) try { fs.closeSync(dirFd); } catch { /* best effort */ }
         }
       },
     };
