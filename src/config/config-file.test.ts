@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { createHook } from 'node:async_hooks';
 import YAML from 'yaml';
 import { XdplbError } from '../domain/errors';
 import {
@@ -287,6 +288,30 @@ describe('background writes: the directory handle', () => {
   const dirFds = (dir: string) => fs.readdirSync('/proc/self/fd').filter((fd) => {
     try { return fs.readlinkSync(`/proc/self/fd/${fd}`) === dir; } catch { return false; }
   }).length;
+
+  test('before the commit (while the kernel takes the change) the one thread-pool job is the fsync: no directory handle yet', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbp-pool-'));
+    const file = path.join(dir, 'xdplb.yaml');
+    const config = parseConfigText(realistic());
+    saveConfigFile(file, config);
+    const jobs: string[] = [];
+    // Every libuv file-system request started while prepareConfigFile runs and until its fsync is done.
+    const hook = createHook({ init(_id, type) { if (type.startsWith('FSREQ') || type === 'FILEHANDLE') jobs.push(type); } });
+    try {
+      hook.enable();
+      const pending = prepareConfigFile(file, { ...config, hashSeed: 4 }, { background: true });
+      await pending.durable;
+      hook.disable();
+      assert.deepEqual(jobs, ['FSREQCALLBACK'], 'one request (the fsync), no open of the directory on the thread pool');
+      assert.equal(dirFds(dir), 0, 'the directory is not open before the commit');
+      await pending.commit();
+      assert.equal(loadConfigFile(file).hashSeed, 4);
+      assert.equal(dirFds(dir), 0, 'nor after it');
+    } finally {
+      hook.disable();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   test('opened for one write only: closed after the commit and after an abort (the file system is never held busy)', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xlbt-dirsync-'));
