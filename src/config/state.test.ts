@@ -273,3 +273,89 @@ describe('DesiredState.patchBackends: weights and drains of several backends at 
     assert.equal(JSON.stringify(state.config), before);
   });
 });
+
+describe('addBackend and deleteBackend share the untouched config; the same result and errors as a whole validation (issue 16)', () => {
+  const states = () => [
+    new DesiredState(base()),
+    new DesiredState({ ...base(), users: [{ name: 'a', role: 'admin', passwordHash: 'scrypt$16384$8$1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA' }],
+      services: [...base().services, { name: 'api', vip: '198.18.100.3', port: 443, protocol: 'tcp', mode: 'nat', tableSize: 13,
+        backends: Array.from({ length: 12 }, (_, i) => ({ address: `198.18.2.${i + 1}`, port: 8443 })) },
+      { name: 'v6', vip: '2001:2::100', port: 80, protocol: 'tcp', mode: 'nat', backends: [{ address: '2001:2::1:2', port: 8080 }] }] }),
+  ];
+  /** What addBackend did before: the whole config copied, the backend pushed, validateState of it all. */
+  const reference = (state: DesiredState, name: string, spec: unknown): Record<string, unknown> | XdplbError => {
+    const config = state.toConfig();
+    const index = config.services.findIndex((s) => s.name === name);
+    config.services[index].backends.push(structuredClone(spec) as never);
+    try { return validateState(config, { focus: index }) as never; } catch (error) { return error as XdplbError; }
+  };
+  const specs: Array<[string, string, unknown]> = [
+    ['a new backend', 'web', { address: '198.18.1.4', port: 8080 }],
+    ['weight and drain', 'web', { address: '198.18.1.5', port: 8081, weight: 7, drain: true }],
+    ['IPv6, any text form', 'v6', { address: '2001:0002:0:0::1:3', port: 8080 }],
+    ['a duplicate', 'web', { address: '198.18.1.2', port: 8080 }],
+    ['a VIP as backend', 'web', { address: '198.18.100.2', port: 53 }],
+    ['the other family', 'web', { address: '2001:2::9', port: 8080 }],
+    ['a DSR port', 'dns', { address: '198.18.1.11', port: 54 }],
+    ['a reverse clash with another NAT service', 'api', { address: '198.18.1.2', port: 8080 }],
+    ['a table too small', 'api', { address: '198.18.2.99', port: 8443 }],
+    ['a bad port', 'web', { address: '198.18.1.6', port: 70000 }],
+    ['an unknown field', 'web', { address: '198.18.1.6', port: 80, color: 'red' }],
+    ['not an address', 'web', { address: 'web-1', port: 80 }],
+    ['a loopback address', 'web', { address: '127.0.0.1', port: 80 }],
+  ];
+  test('every kind of backend, good and bad', () => {
+    for (const state of states()) {
+      for (const [what, name, spec] of specs) {
+        if (!state.services.some((s) => s.name === name)) continue;
+        const index = state.services.findIndex((s) => s.name === name);
+        const at = `/services/${index}/backends/${state.services[index].backends.length}`;
+        const before = JSON.stringify(state.config);
+        const expected = reference(state, name, spec);
+        let got: DesiredState | XdplbError;
+        try { got = state.addBackend(name, spec); } catch (error) { got = error as XdplbError; }
+        assert.equal(JSON.stringify(state.config), before, `${what}: the state is as it was`);
+        if (expected instanceof XdplbError) {
+          assert.ok(got instanceof XdplbError, `${what}: refused (${expected.message})`);
+          assert.equal(got.code, expected.code, what);
+          const field = expected.field!.startsWith(`${at}/`) || expected.field === at ? expected.field!.slice(at.length) : expected.field;
+          assert.equal(got.field, field, `${what}: ${got.message}`);
+          assert.equal(got.message.slice(got.message.indexOf(': ')), expected.message.slice(expected.message.indexOf(': ')), what);
+        } else {
+          assert.ok(got instanceof DesiredState, `${what}: accepted (${(got as Error).message})`);
+          assert.deepEqual(got.config, expected, what);
+          assert.ok(Object.isFrozen(got.config.services[index].backends.at(-1)), `${what}: frozen`);
+          state.services.forEach((s, i) => { if (i !== index) assert.equal(got.config.services[i], s, `${what}: service ${i} shared`); });
+        }
+      }
+    }
+  });
+
+  test('a service at its maximum of backends: the schema\'s error, as before', () => {
+    const config = base();
+    config.services[0].backends = Array.from({ length: 1000 }, (_, i) => ({ address: `198.18.${10 + Math.floor(i / 250)}.${(i % 250) + 1}`, port: 8080 }));
+    const state = new DesiredState(config);
+    const spec = { address: '198.18.9.1', port: 8080 };
+    const expected = reference(state, 'web', spec) as XdplbError;
+    assert.ok(expected instanceof XdplbError);
+    expectError(() => state.addBackend('web', spec), expected.code, expected.field!);
+  });
+
+  test('deleteBackend: every backend of every service, as validateState of the copy', () => {
+    for (const state of states()) {
+      state.services.forEach((service, index) => {
+        service.backends.forEach((backend, b) => {
+          const next = state.deleteBackend(service.name, backendKey(backend));
+          const config = state.toConfig();
+          config.services[index].backends.splice(b, 1);
+          assert.deepEqual(next.config, validateState(config), `${service.name} ${backendKey(backend)}`);
+          assert.ok(Object.isFrozen(next.config.services[index].backends));
+          state.services.forEach((s, i) => { if (i !== index) assert.equal(next.config.services[i], s, 'shared'); });
+          // The new state finds its backends by key (no stale index: the list moved up by one).
+          const last = next.config.services[index].backends.at(-1);
+          if (last) assert.equal(next.patchBackend(service.name, backendKey(last), { weight: 3 }).config.services[index].backends.at(-1)!.weight, 3);
+        });
+      });
+    }
+  });
+});

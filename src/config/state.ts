@@ -10,7 +10,7 @@ import { canonicalOrSelf, familyOf, joinHostPort, tryParseAddress, tryParseHostP
 import { crossServiceRuleBreaks, isPrime, serviceRuleBreaks } from './rules';
 import {
   BackendPatchSchema, BackendSpecSchema, ConfigSchema, ServiceSpecSchema, SettingsPatchSchema,
-  MAX_REVERSE_ENTRIES, MAX_TOTAL_BACKENDS, MAX_VIPS, parseListen, validateInput, type Config,
+  MAX_BACKENDS_PER_SERVICE, MAX_REVERSE_ENTRIES, MAX_TOTAL_BACKENDS, MAX_VIPS, parseListen, validateInput, type Config,
 } from './schema';
 
 /** The stable identity of a backend within a service: "address:port", "[v6]:port" for IPv6 (canonical). */
@@ -28,13 +28,15 @@ export function canonicalBackendKey(key: string): string {
   return 'error' in parsed ? key : parsed.text;
 }
 
+/** The canonical text of an address (RFC 5952 for IPv6); text that does not parse as it is. */
+function canonical(text: string): string {
+  if (!text.includes(':')) return text;   // IPv4: the schema takes the canonical dotted quad only
+  const parsed = tryParseAddress(text);
+  return 'error' in parsed ? text : parsed.text;
+}
+
 /** The canonical text of every address of the services (RFC 5952 for IPv6), in place. */
 function canonicalizeAddresses(services: ServiceSpec[]): void {
-  const canonical = (text: string): string => {
-    if (!text.includes(':')) return text;   // IPv4: the schema takes the canonical dotted quad only
-    const parsed = tryParseAddress(text);
-    return 'error' in parsed ? text : parsed.text;
-  };
   for (const service of services) {
     service.vip = canonical(service.vip);
     for (const backend of service.backends) backend.address = canonical(backend.address);
@@ -327,15 +329,33 @@ export class DesiredState {
     return DesiredState.fromValid(validateState(config));
   }
 
-  /** @throws XdplbError NOT_FOUND, VALIDATION (field relative to the spec), CONFLICT */
+  /**
+   * The new backend is validated by its schema, then every rule (stateErrors) over the whole
+   * result, which shares the rest of this (valid, frozen) config: no clone, and no schema pass
+   * over what was validated before (state.test compares with validateState of a copy). A
+   * service already at MAX_BACKENDS_PER_SERVICE goes the whole way (the schema's error).
+   * @throws XdplbError NOT_FOUND, VALIDATION (field relative to the spec), CONFLICT
+   */
   addBackend(serviceName: string, spec: unknown): DesiredState {
     const index = this.serviceIndex(serviceName);
-    const config = this.toConfig();
-    const backends = config.services[index].backends;
-    const at = `/services/${index}/backends/${backends.length}`;
+    const service = this.config.services[index];
+    const at = `/services/${index}/backends/${service.backends.length}`;
+    if (service.backends.length >= MAX_BACKENDS_PER_SERVICE) {
+      const config = this.toConfig();
+      return this.next(at, () => {
+        config.services[index].backends.push(validateInput<BackendSpec>(BackendSpecSchema, spec, at));
+        return validateState(config, { focus: index });
+      });
+    }
     return this.next(at, () => {
-      backends.push(validateInput<BackendSpec>(BackendSpecSchema, spec, at));
-      return validateState(config, { focus: index });
+      const backend = validateInput<BackendSpec>(BackendSpecSchema, spec, at);
+      backend.address = canonical(backend.address);
+      const services = [...this.config.services];
+      services[index] = { ...service, backends: [...service.backends, backend] };
+      const config = { ...this.config, services } as Config;
+      const errors = stateErrors(config, { focus: index });
+      if (errors.length > 0) throw errors[0];
+      return config;
     });
   }
 
@@ -382,13 +402,21 @@ export class DesiredState {
     return DesiredState.fromValid({ ...this.config, services } as Config);
   }
 
-  /** @throws XdplbError NOT_FOUND (service or backend) */
+  /**
+   * No rule of the config (stateErrors, src/config/rules.ts) can break by a backend less (each
+   * forbids something backends bring: duplicates, clashes, too many), so the result of a valid
+   * state is valid: it shares all but the service and its list (state.test compares with
+   * validateState of a copy).
+   * @throws XdplbError NOT_FOUND (service or backend)
+   */
   deleteBackend(serviceName: string, key: string): DesiredState {
     const index = this.serviceIndex(serviceName);
     const b = this.backendIndex(index, key);
-    const config = this.toConfig();
-    config.services[index].backends.splice(b, 1);
-    return DesiredState.fromValid(validateState(config));
+    const services = [...this.config.services];
+    const backends = [...services[index].backends];
+    backends.splice(b, 1);
+    services[index] = { ...services[index], backends };
+    return DesiredState.fromValid({ ...this.config, services } as Config);
   }
 
   /** @throws XdplbError VALIDATION (field relative to the patch) */
