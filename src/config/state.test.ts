@@ -359,3 +359,27 @@ describe('addBackend and deleteBackend share the untouched config; the same resu
     }
   });
 });
+
+describe('DesiredState.findBackend: by canonical key, through every kind of change', () => {
+  test('the index follows weights, drains, adds and deletes (IPv6 keys canonical); -1 for none', () => {
+    let state = new DesiredState({ services: [WEB, { name: 'v6', vip: '2001:2::100', port: 80, protocol: 'tcp', mode: 'nat',
+      backends: [{ address: '2001:2::1:2', port: 8080 }, { address: '2001:2::1:3', port: 8080 }] }] });
+    const check = (what: string) => state.services.forEach((s, i) => {
+      s.backends.forEach((b, n) => assert.equal(state.findBackend(i, backendKey(b)), n, `${what}: ${s.name} ${backendKey(b)}`));
+      assert.equal(state.findBackend(i, '198.18.99.99:1'), -1, what);
+    });
+    check('start');
+    state = state.patchBackends([{ service: 1, backend: 0, patch: { drain: true }, at: '/changes/0' }]);
+    check('bulk drain');
+    assert.equal(state.findBackend(1, '[2001:2::1:3]:8080'), 1);
+    state = state.addBackend('v6', { address: '2001:0002::1:1', port: 8080 });
+    check('added');
+    assert.equal(state.findBackend(1, '[2001:2::1:1]:8080'), 2);
+    state = state.deleteBackend('v6', '[2001:2::1:2]:8080');
+    check('deleted');
+    assert.equal(state.findBackend(1, '[2001:2::1:2]:8080'), -1);
+    assert.equal(state.findBackend(1, '[2001:2::1:1]:8080'), 1, 'moved up by one');
+    state = state.patchBackend('web', '198.18.1.3:8080', { weight: 5 });
+    check('patched');
+  });
+});

@@ -449,11 +449,16 @@ export class DesiredState {
   }
 
   private backendIndex(serviceIndex: number, key: string): number {
+    const index = this.findBackend(serviceIndex, canonicalBackendKey(key));
+    if (index < 0) throw notFound(`backend "${key}" does not exist in service "${this.config.services[serviceIndex].name}"`);
+    return index;
+  }
+
+  /** The index of the backend with canonical key `key` (backendKey) in a service, or -1. */
+  findBackend(serviceIndex: number, key: string): number {
     const service = this.config.services[serviceIndex];
     let keys = backendIndexes.get(service);
     if (!keys) backendIndexes.set(service, keys = new Map(service.backends.map((b, i) => [backendKey(b), i])));
-    const index = keys.get(canonicalBackendKey(key));
-    if (index === undefined) throw notFound(`backend "${key}" does not exist in service "${service.name}"`);
-    return index;
+    return keys.get(key) ?? -1;
   }
 }
