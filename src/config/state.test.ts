@@ -383,3 +383,76 @@ describe('DesiredState.findBackend: by canonical key, through every kind of chan
     check('patched');
   });
 });
+
+describe('createService, replaceService and deleteService share the other services; the same result and errors as a whole validation (issue 16)', () => {
+  const state = () => new DesiredState({ ...base(), services: [...base().services,
+    { name: 'v6', vip: '2001:2::100', port: 80, protocol: 'tcp', mode: 'nat', backends: [{ address: '2001:2::1:2', port: 8080 }] }] });
+  /** What they did before: the whole config copied, the service put in, validateState of it all. */
+  const reference = (s: DesiredState, index: number, spec: unknown): Record<string, unknown> | XdplbError => {
+    const config = s.toConfig();
+    config.services[index] = structuredClone(spec) as never;
+    try { return validateState(config, { focus: index }) as never; } catch (error) { return error as XdplbError; }
+  };
+  const web = (change: Record<string, unknown>) => ({ ...structuredClone(WEB), ...change });
+  const specs: Array<[string, Record<string, unknown>]> = [
+    ['a new service', web({ name: 'new', vip: '198.18.100.9' })],
+    ['IPv6 in any text form, a check with defaults', { name: 'new6', vip: '2001:0002::0200', port: 443, protocol: 'tcp', mode: 'nat',
+      backends: [{ address: '2001:0002:0:0::1:9', port: 8443, weight: 3 }], healthCheck: { type: 'http', path: '/h' } }],
+    ['a DSR service', { name: 'dsr2', vip: '198.18.100.8', port: 80, protocol: 'tcp', mode: 'dsr', backends: [{ address: '198.18.3.1', port: 0 }] }],
+    ['a name taken', web({ vip: '198.18.100.9' })],
+    ['a listener taken', web({ name: 'new', port: 80 })],
+    ['a backend that is a VIP', web({ name: 'new', vip: '198.18.100.9', backends: [{ address: '198.18.100.2', port: 53 }] })],
+    ['a reverse clash', web({ name: 'new', vip: '198.18.100.9', backends: [{ address: '198.18.1.2', port: 8080 }] })],
+    ['a table too small', web({ name: 'new', vip: '198.18.100.9', tableSize: 2 })],
+    ['a table not prime', web({ name: 'new', vip: '198.18.100.9', tableSize: 15 })],
+    ['a check timeout over its interval', web({ name: 'new', vip: '198.18.100.9', healthCheck: { type: 'tcp', intervalMs: 1000, timeoutMs: 2000 } })],
+    ['families mixed', web({ name: 'new', vip: '2001:2::300' })],
+    ['a bad port', web({ name: 'new', vip: '198.18.100.9', port: 70000 })],
+    ['an unknown field', web({ name: 'new', vip: '198.18.100.9', color: 'red' })],
+  ];
+  const compare = (what: string, s: DesiredState, index: number, spec: unknown, run: () => DesiredState) => {
+    const before = JSON.stringify(s.config);
+    const expected = reference(s, index, spec);
+    let got: DesiredState | XdplbError;
+    try { got = run(); } catch (error) { got = error as XdplbError; }
+    assert.equal(JSON.stringify(s.config), before, `${what}: the state is as it was`);
+    const at = `/services/${index}`;
+    if (expected instanceof XdplbError) {
+      assert.ok(got instanceof XdplbError, `${what}: refused (${expected.message})`);
+      assert.equal(got.code, expected.code, what);
+      const field = expected.field!.startsWith(`${at}/`) || expected.field === at ? expected.field!.slice(at.length) : expected.field;
+      assert.equal(got.field, field, `${what}: ${got.message}`);
+      assert.equal(got.message.slice(got.message.indexOf(': ')), expected.message.slice(expected.message.indexOf(': ')), what);
+    } else {
+      assert.ok(got instanceof DesiredState, `${what}: accepted (${(got as Error).message})`);
+      assert.deepEqual(got.config, expected, what);
+      assert.ok(Object.isFrozen(got.config.services[index]), `${what}: frozen`);
+      s.services.forEach((x, i) => { if (i !== index) assert.equal(got.config.services[i], x, `${what}: service ${i} shared`); });
+    }
+  };
+
+  test('create: every kind of spec, good and bad', () => {
+    const s = state();
+    for (const [what, spec] of specs) compare(what, s, s.services.length, spec, () => s.createService(spec));
+  });
+
+  test('replace: every kind of spec in place of "web" (its own name), and a rename refused', () => {
+    const s = state();
+    for (const [what, spec] of specs) {
+      const named = { ...spec, name: 'web' };
+      compare(`replace: ${what}`, s, 0, named, () => s.replaceService('web', named));
+    }
+    expectError(() => s.replaceService('web', web({ name: 'www' })), 'XDPLB_ERR_VALIDATION', '/name');
+  });
+
+  test('delete: every service, as validateState of the copy', () => {
+    const s = state();
+    s.services.forEach((service, index) => {
+      const next = s.deleteService(service.name);
+      const config = s.toConfig();
+      config.services.splice(index, 1);
+      assert.deepEqual(next.config, validateState(config), service.name);
+      next.services.forEach((x) => assert.equal(x, s.services.find((y) => y.name === x.name), 'shared'));
+    });
+  });
+});

@@ -10,7 +10,7 @@ import { canonicalOrSelf, familyOf, joinHostPort, tryParseAddress, tryParseHostP
 import { crossServiceRuleBreaks, isPrime, serviceRuleBreaks } from './rules';
 import {
   BackendPatchSchema, BackendSpecSchema, ConfigSchema, ServiceSpecSchema, SettingsPatchSchema,
-  MAX_BACKENDS_PER_SERVICE, MAX_REVERSE_ENTRIES, MAX_TOTAL_BACKENDS, MAX_VIPS, parseListen, validateInput, type Config,
+  MAX_BACKENDS_PER_SERVICE, MAX_REVERSE_ENTRIES, MAX_SERVICES, MAX_TOTAL_BACKENDS, MAX_VIPS, parseListen, validateInput, type Config,
 } from './schema';
 
 /** The stable identity of a backend within a service: "address:port", "[v6]:port" for IPv6 (canonical). */
@@ -299,34 +299,59 @@ export class DesiredState {
     return { fragPolicy: this.config.fragments, sampleRate: this.config.sampling.rate, flowCache: this.config.flowCache };
   }
 
-  /** @throws XdplbError VALIDATION (field relative to the spec), CONFLICT */
+  /**
+   * The spec is validated by its schema, then every rule over the result, which shares the
+   * other services (as addBackend; a config at MAX_SERVICES goes the whole way).
+   * @throws XdplbError VALIDATION (field relative to the spec), CONFLICT
+   */
   createService(spec: unknown): DesiredState {
-    const config = this.toConfig();
-    const index = config.services.length;
-    return this.next(`/services/${index}`, () => {
-      config.services.push(validateInput<ServiceSpec>(ServiceSpecSchema, spec, `/services/${index}`));
-      return validateState(config, { focus: index });
-    });
+    const index = this.config.services.length;
+    if (index >= MAX_SERVICES) {
+      const config = this.toConfig();
+      return this.next(`/services/${index}`, () => {
+        config.services.push(validateInput<ServiceSpec>(ServiceSpecSchema, spec, `/services/${index}`));
+        return validateState(config, { focus: index });
+      });
+    }
+    return this.next(`/services/${index}`, () => this.withService(index, validateInput<ServiceSpec>(ServiceSpecSchema, spec, `/services/${index}`)));
   }
 
   /** @throws XdplbError NOT_FOUND, VALIDATION (name must match, field relative to the spec), CONFLICT */
   replaceService(name: string, spec: unknown): DesiredState {
     const index = this.serviceIndex(name);
-    const config = this.toConfig();
     return this.next(`/services/${index}`, () => {
       const service = validateInput<ServiceSpec>(ServiceSpecSchema, spec, `/services/${index}`);
       if (service.name !== name) throw invalid(`/services/${index}/name`, `must match the service being replaced ("${name}"); delete and create to rename`);
-      config.services[index] = service;
-      return validateState(config, { focus: index });
+      return this.withService(index, service);
     });
   }
 
-  /** @throws XdplbError NOT_FOUND */
+  /**
+   * No rule can break by a service less (each forbids something services bring), so the result
+   * of a valid state is valid, sharing the other services (state.test compares with validateState).
+   * @throws XdplbError NOT_FOUND
+   */
   deleteService(name: string): DesiredState {
     const index = this.serviceIndex(name);
-    const config = this.toConfig();
-    config.services.splice(index, 1);
-    return DesiredState.fromValid(validateState(config));
+    const services = [...this.config.services];
+    services.splice(index, 1);
+    return DesiredState.fromValid({ ...this.config, services } as Config);
+  }
+
+  /**
+   * This config with `service` (schema-valid, a private copy) at `index` (replaced, or added at
+   * the end), its addresses canonical, if every rule holds over the whole result (stateErrors):
+   * the rest is shared, not copied nor validated by the schema again (it was when it was made).
+   * @throws XdplbError the first broken rule
+   */
+  private withService(index: number, service: ServiceSpec): Config {
+    canonicalizeAddresses([service]);
+    const services = [...this.config.services];
+    services[index] = service;
+    const config = { ...this.config, services } as Config;
+    const errors = stateErrors(config, { focus: index });
+    if (errors.length > 0) throw errors[0];
+    return config;
   }
 
   /**
