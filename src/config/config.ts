@@ -431,7 +431,8 @@ function snapshotData(value: unknown): unknown {
   }
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return NOT_DATA;
-  const copy: Record<string, unknown> = {};
+  // No prototype: a key "__proto__" is a key like any other.
+  const copy = Object.create(null) as Record<string, unknown>;
   for (const key of Object.keys(value)) {
     const item = snapshotData((value as Record<string, unknown>)[key]);
     if (item === NOT_DATA) return NOT_DATA;

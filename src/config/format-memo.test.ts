@@ -207,3 +207,19 @@ describe('formatConfig: the text around the backend lists is remembered', () => 
     assert.equal(formatMemoStats().hits - before, 1000);
   });
 });
+
+describe('formatConfig memo: unusual data', () => {
+  test('a "__proto__" key is compared as data, a Date is not remembered: the text is the library path\'s', () => {
+    const base = new DesiredState({ services: [{ name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat', backends: [{ address: '198.18.1.1', port: 8080 }] }] }).toConfig();
+    const odd = JSON.parse(JSON.stringify(base).replace('{"name":"web"', '{"__proto__":{"x":1},"name":"web"')) as Config;
+    assert.ok(Object.keys(odd.services[0]).includes('__proto__'));
+    const first = formatConfig(odd);
+    assert.equal(first, formatConfig(odd, { memo: false }));
+    const changed = JSON.parse(JSON.stringify(odd).replace('"x":1', '"x":2')) as Config;
+    assert.equal(formatConfig(changed), formatConfig(changed, { memo: false }), 'a change under "__proto__" is a change');
+    const dated = { ...base, when: new Date(0) } as unknown as Config;
+    assert.equal(formatConfig(dated), formatConfig(dated, { memo: false }));
+    const later = { ...base, when: new Date(1000) } as unknown as Config;
+    assert.equal(formatConfig(later), formatConfig(later, { memo: false }), 'a Date is never remembered');
+  });
+});
