@@ -1,7 +1,8 @@
 /**
- * The addon's Maglev turn loop (native/maglev.cc), for src/balancer/maglev.ts: the same steps
- * and arithmetic as its TypeScript fillTable, ~2x faster (no bounds checks or tagged integers
- * in a loop of ~M ln M dependent loads and stores).
+ * The addon's Maglev loops: the turn loop (native/maglev.cc) for src/balancer/maglev.ts, the same
+ * steps and arithmetic as its TypeScript fillTable, ~2x faster (no bounds checks or tagged
+ * integers in a loop of ~M ln M dependent loads and stores); and the transition pass
+ * (native/slots.cc) for src/balancer/transitions.ts transitionSlots.
  */
 import { native, type NativeAddon } from './native';
 
@@ -19,4 +20,20 @@ export function nativeMaglevFill(): MaglevFill | null {
     }
   }
   return fill;
+}
+
+export type TransitionPass = NativeAddon['transitionPass'];
+
+let pass: TransitionPass | null | undefined;
+
+/** The addon's transitionSlots loop (native/slots.cc), or null when the addon is not built. */
+export function nativeTransitionPass(): TransitionPass | null {
+  if (pass === undefined) {
+    try {
+      pass = native().transitionPass ?? null;
+    } catch {
+      pass = null;
+    }
+  }
+  return pass;
 }
