@@ -7,33 +7,26 @@
 import { native, type NativeAddon } from './native';
 
 export type MaglevFill = NativeAddon['maglevFill'];
-
-let fill: MaglevFill | null | undefined;
-
-/** The native fill, or null when the addon is not built (a tool that only validates configs). */
-export function nativeMaglevFill(): MaglevFill | null {
-  if (fill === undefined) {
-    try {
-      fill = native().maglevFill ?? null;
-    } catch {
-      fill = null;
-    }
-  }
-  return fill;
-}
-
 export type TransitionPass = NativeAddon['transitionPass'];
 
-let pass: TransitionPass | null | undefined;
-
-/** The addon's transitionSlots loop (native/slots.cc), or null when the addon is not built. */
-export function nativeTransitionPass(): TransitionPass | null {
-  if (pass === undefined) {
-    try {
-      pass = native().transitionPass ?? null;
-    } catch {
-      pass = null;
+/** A getter of one addon function, looked up once: null when the addon is not built (a tool
+ * that only validates configs). */
+function optionalNative<K extends 'maglevFill' | 'transitionPass'>(name: K): () => NativeAddon[K] | null {
+  let fn: NativeAddon[K] | null | undefined;
+  return () => {
+    if (fn === undefined) {
+      try {
+        fn = native()[name] ?? null;
+      } catch {
+        fn = null;
+      }
     }
-  }
-  return pass;
+    return fn;
+  };
 }
+
+/** The native fill, or null when the addon is not built. */
+export const nativeMaglevFill: () => MaglevFill | null = optionalNative('maglevFill');
+
+/** The addon's transitionSlots loop, or null when the addon is not built. */
+export const nativeTransitionPass: () => TransitionPass | null = optionalNative('transitionPass');
