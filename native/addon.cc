@@ -16,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterBtf(env, exports);
   RegisterSocket(env, exports);
   RegisterMaglev(env, exports);
+  RegisterSlots(env, exports);
   return exports;
 }
 

@@ -51,5 +51,6 @@ void RegisterNetns(Napi::Env env, Napi::Object exports);
 void RegisterSocket(Napi::Env env, Napi::Object exports);
 void RegisterBtf(Napi::Env env, Napi::Object exports);
 void RegisterMaglev(Napi::Env env, Napi::Object exports);
+void RegisterSlots(Napi::Env env, Napi::Object exports);
 
 }  // namespace xdplb

@@ -312,6 +312,67 @@ Napi::Value MapMmapStore(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// mapMmapStoreSlots(idsHandle, marksHandle (0: none), indices Uint32Array, words Uint32Array,
+// idStride, markStride, movedBit): writes Maglev slots in place through kept mappings of a
+// table's ids array and marks array (src/dataplane/maglev-tables.ts writeMaglevSlotsFlat has
+// the layout and why the order): slot indices[k] takes words[4k..4k+3] = {backend, prev, epoch,
+// seen | flags << 8}. Three steps, each store a release store: 1. the marks {prev, epoch, seen}
+// of the slots that are moved after the write (prev != 0); 2. every slot's id (backend, with
+// movedBit when moved); 3. the marks of the slots that are not moved. Every offset is checked
+// before the first store (all or nothing). False (nothing stored) when a slot is moved and
+// there is no marks mapping.
+Napi::Value MapMmapStoreSlots(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  const KeptMapping &ids = FindMapping(env, info, "map mmap write");
+  uint32_t marksHandle = static_cast<uint32_t>(ArgInt(info, 1, "marks mapping handle"));
+  const KeptMapping *marks = nullptr;
+  if (marksHandle != 0) {
+    auto it = KeptMappings().find(marksHandle);
+    if (it == KeptMappings().end()) ThrowBpfError(env, "map mmap write", "mapping " + std::to_string(marksHandle), EBADF, "no such mapping (unmapped already)");
+    marks = &it->second;
+  }
+  if (!info[2].IsTypedArray() || !info[3].IsTypedArray()) throw Napi::TypeError::New(env, "indices and words must be Uint32Arrays");
+  auto indices = info[2].As<Napi::Uint32Array>();
+  auto words = info[3].As<Napi::Uint32Array>();
+  size_t idStride = static_cast<size_t>(ArgInt(info, 4, "id stride"));
+  size_t markStride = static_cast<size_t>(ArgInt(info, 5, "mark stride"));
+  uint32_t movedBit = static_cast<uint32_t>(ArgInt(info, 6, "moved bit"));
+  size_t n = indices.ElementLength();
+  std::string what = "mapping " + std::to_string(static_cast<uint32_t>(ArgInt(info, 0, "mapping handle")));
+  if (words.ElementLength() < n * 4) ThrowBpfError(env, "map mmap write", what, EINVAL, "4 words per slot index");
+  const uint32_t *idx = indices.Data();
+  const uint32_t *w = words.Data();
+  size_t moved = 0;
+  for (size_t k = 0; k < n; k++) {
+    if (static_cast<size_t>(idx[k]) * idStride * 4 + 4 > ids.bytes)
+      ThrowBpfError(env, "map mmap write", what, EINVAL, "slot " + std::to_string(idx[k]) + " beyond the mapped table");
+    if (marks && static_cast<size_t>(idx[k]) * markStride * 4 + 12 > marks->bytes)
+      ThrowBpfError(env, "map mmap write", what, EINVAL, "slot " + std::to_string(idx[k]) + " beyond the mapped marks");
+    if (w[k * 4 + 1] != 0) moved++;
+  }
+  if (moved && !marks) return Napi::Boolean::New(env, false);
+  auto markStep = [&](bool movedSlots) {
+    if (!marks) return;
+    for (size_t k = 0; k < n; k++) {
+      const uint32_t *s = w + k * 4;
+      if ((s[1] != 0) != movedSlots) continue;
+      uint32_t *m = marks->words + static_cast<size_t>(idx[k]) * markStride;
+      __atomic_store_n(&m[0], s[1], __ATOMIC_RELEASE);
+      __atomic_store_n(&m[1], s[2], __ATOMIC_RELEASE);
+      __atomic_store_n(&m[2], s[3] & 0xffff, __ATOMIC_RELEASE);
+    }
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  };
+  markStep(true);
+  for (size_t k = 0; k < n; k++) {
+    const uint32_t *s = w + k * 4;
+    __atomic_store_n(&ids.words[static_cast<size_t>(idx[k]) * idStride], s[1] != 0 ? (s[0] | movedBit) : s[0], __ATOMIC_RELEASE);
+  }
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+  markStep(false);
+  return Napi::Boolean::New(env, true);
+}
+
 // mapMmapRead(handle) -> Buffer: a copy of the mapped words.
 Napi::Value MapMmapRead(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -441,6 +502,7 @@ void RegisterMaps(Napi::Env env, Napi::Object exports) {
   exports.Set("mapNextKey", Napi::Function::New(env, MapNextKey, "mapNextKey"));
   exports.Set("mapLookupBatch", Napi::Function::New(env, MapLookupBatch, "mapLookupBatch"));
   exports.Set("mapUpdateBatch", Napi::Function::New(env, MapUpdateBatch, "mapUpdateBatch"));
+  exports.Set("mapMmapStoreSlots", Napi::Function::New(env, MapMmapStoreSlots, "mapMmapStoreSlots"));
   exports.Set("mapStoreWords", Napi::Function::New(env, MapStoreWords, "mapStoreWords"));
   exports.Set("mapReadWords", Napi::Function::New(env, MapReadWords, "mapReadWords"));
   exports.Set("mapMmap", Napi::Function::New(env, MapMmap, "mapMmap"));

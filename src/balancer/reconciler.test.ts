@@ -731,6 +731,28 @@ describe('a change costs what changed, not the pool (issue 16 bulk)', () => {
     }
   });
 
+  test("a new service's first changes allocate no table-sized array: its change buffers are made with its table", () => {
+    const d = Dataplane.load({ hashSeed: 13, maxServices: 8, maxBackends: 256, maxFlows: 64, maglevMaxSize: 65537 });
+    try {
+      const lb = new Balancer(d);
+      const backends = pool(100);
+      const big = (b: DataplaneBackend[]): DataplaneState => ({ ...state([]), services: [{ ...state([]).services[0], tableSize: 65537, backends: b }] });
+      lb.applyState(big(backends));
+      // A flat table of 65537 slots is 1 MiB (4 words a slot); each drain below builds one new
+      // pool's table (65537 u32, 256 KiB) and nothing else of that size.
+      for (let k = 1; k <= 3; k++) {
+        backends.forEach((b, i) => { b.draining = i < 10 * k; });
+        const before = process.memoryUsage().arrayBuffers;
+        lb.applyState(big(backends));
+        const grown = process.memoryUsage().arrayBuffers - before;
+        assert.ok(grown < 1 << 20, `change ${k} allocated ${grown} bytes of arrays (a 65537-slot flat table is ${1 << 20})`);
+        checkMaps(d, lb, big(backends));
+      }
+    } finally {
+      d.close();
+    }
+  });
+
   test('an apply the kernel refuses half-way leaves the next one comparing every backend with the maps', () => {
     const d = Dataplane.load({ hashSeed: 12, maxServices: 8, maxBackends: 64, maxFlows: 64, maglevMaxSize: 65537 });
     try {

@@ -11,7 +11,8 @@ import { buildFrame, parseFrame, IPPROTO_TCP, IPPROTO_UDP } from '../dataplane/p
 import { encodeU32, LB, LbServiceKeyCodec } from '../dataplane/abi';
 import { serviceSlotIndex } from '../dataplane/jhash';
 import { Reconciler } from './reconciler';
-import { markedCount, SlotTimes, startWindows, sweepSlots, transitionSlots, transitionSummary } from './transitions';
+import { markedCount, SlotTimes, startWindows, sweepSlots, transitionSlots, transitionSummary, type SlotBuffers } from './transitions';
+import { nativeTransitionPass } from '../bpf/maglev-fill';
 import type { DataplaneState } from '../dataplane/types';
 
 const YOUNG = LB.SLOT_F_YOUNG << 8;
@@ -82,6 +83,53 @@ test('transitionSlots into reused buffers: the same slots as fresh arrays, writt
   assert.notEqual(transitionSlots(reused, ids(), new Set([1]), 99, undefined, undefined, buffers), reused, 'the old table itself is never the output');
 });
 
+/** transitionSlots() slot by slot as documented (every slot worked out, none copied): the reference. */
+function plainTransition(table: Uint32Array, ids: Uint32Array, known: ReadonlySet<number>, epoch: number): { slots: Uint32Array; changed: number[]; marked: number } {
+  const slots = new Uint32Array(table.length);
+  const changed: number[] = [];
+  let marked = 0;
+  for (let i = 0, at = 0; i < ids.length; i++, at += SLOT_WORDS) {
+    const [oldCur, oldPrev, oldEpoch, oldSeen] = table.subarray(at, at + SLOT_WORDS);
+    let w = [ids[i], 0, 0, 0];
+    if (oldPrev !== 0) w = [ids[i], known.has(oldPrev) ? oldPrev : ids[i], oldEpoch, ids[i] !== oldCur ? 1 | YOUNG : (oldSeen & YOUNG) | 1];
+    else if (ids[i] !== oldCur && oldCur !== 0 && known.has(oldCur)) w = [ids[i], oldCur, epoch, 1 | YOUNG];
+    slots.set(w, at);
+    if (w[1] !== 0) marked++;
+    if (w.some((x, k) => x !== table[at + k])) changed.push(i);
+  }
+  return { slots, changed, marked };
+}
+
+test('both transitionSlots engines (the addon and the TypeScript loop) give the slots, changed slots and marked count of the reference', () => {
+  assert.ok(nativeTransitionPass(), 'the addon transition pass is built (the daemon uses it)');
+  for (const engine of ['native', 'js'] as const) {
+    let seed = 4242;
+    const rand = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
+    const size = 1021;
+    let table = transitionSlots(undefined, Uint32Array.from({ length: size }, () => 1 + rand(6)), new Set([1, 2, 3, 4, 5, 6]), 1, undefined, undefined, undefined, engine);
+    const buffers: SlotBuffers = { changed: new Uint32Array(size).fill(0xdead) };
+    for (let round = 0; round < 60; round++) {
+      // Backends come and go (ids up to 300: the known bitmap is longer than the table's ids),
+      // a third of the slots move, and now and then a slot holds leftovers read back from a kernel.
+      const known = new Set(Array.from({ length: 10 }, (_, i) => (i < 8 ? i + 1 : 290 + i)).filter(() => rand(5) !== 0));
+      const ids = Uint32Array.from({ length: size }, (_, i) => (rand(3) === 0 ? [...known][rand(known.size)] ?? 0 : table[i * SLOT_WORDS]));
+      if (round % 7 === 6) table[rand(size) * SLOT_WORDS + SLOT.seenFlags] = 1 | YOUNG;
+      if (round % 11 === 10) table[rand(size) * SLOT_WORDS + SLOT.epoch] = 3;
+      const want = plainTransition(table, ids, known, 100 + round);
+      const diff = { changed: null as Uint32Array | null, marked: 0 };
+      buffers.out = Uint32Array.from(table, () => rand(1 << 30));   // garbage in every word
+      const next = transitionSlots(table, ids, known, 100 + round, undefined, diff, buffers, engine);
+      assert.equal(next, buffers.out, `${engine} round ${round}: written into the given table`);
+      assert.deepEqual(Array.from(next), Array.from(want.slots), `${engine} round ${round}: slots`);
+      assert.deepEqual(Array.from(diff.changed!), want.changed, `${engine} round ${round}: changed slots`);
+      assert.equal(diff.marked, want.marked, `${engine} round ${round}: marked slots`);
+      // Without a diff asked for: the same slots.
+      assert.deepEqual(Array.from(transitionSlots(table, ids, known, 100 + round, undefined, undefined, undefined, engine)), Array.from(want.slots));
+      table = next;
+    }
+  }
+});
+
 test('startWindows starts exactly the windows transitionSlots lists as moved (random tables, marks and removed backends)', () => {
   let seed = 77;
   const rand = (n: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 8) % n; };
@@ -93,19 +141,9 @@ test('startWindows starts exactly the windows transitionSlots lists as moved (ra
     const moved: number[] = [];
     const diff = { changed: null as Uint32Array | null, marked: 0 };
     const next = transitionSlots(table, ids, known, 2 + round, moved, diff, { out: Uint32Array.from(table, () => rand(9)) });
-    // Slot by slot as documented (every slot worked out, none copied).
-    const want = new Uint32Array(table.length);
-    const wantChanged: number[] = [];
-    for (let i = 0, at = 0; i < size; i++, at += SLOT_WORDS) {
-      const [oldCur, oldPrev, oldEpoch, oldSeen] = table.subarray(at, at + SLOT_WORDS);
-      let w = [ids[i], 0, 0, 0];
-      if (oldPrev !== 0) w = [ids[i], known.has(oldPrev) ? oldPrev : ids[i], oldEpoch, ids[i] !== oldCur ? 1 | YOUNG : (oldSeen & YOUNG) | 1];
-      else if (ids[i] !== oldCur && oldCur !== 0 && known.has(oldCur)) w = [ids[i], oldCur, 2 + round, 1 | YOUNG];
-      want.set(w, at);
-      if (w.some((x, k) => x !== table[at + k])) wantChanged.push(i);
-    }
-    assert.deepEqual(Array.from(next), Array.from(want), `round ${round}: slots`);
-    assert.deepEqual(Array.from(diff.changed!), wantChanged, `round ${round}: changed`);
+    const want = plainTransition(table, ids, known, 2 + round);
+    assert.deepEqual(Array.from(next), Array.from(want.slots), `round ${round}: slots`);
+    assert.deepEqual(Array.from(diff.changed!), want.changed, `round ${round}: changed`);
     // Leftovers in an unmarked slot (e.g. read back from the kernel) are cleared.
     if (round % 10 === 9) next[rand(size) * SLOT_WORDS + SLOT.seenFlags] = 1;
     const young = new SlotTimes(size);

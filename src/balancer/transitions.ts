@@ -7,6 +7,7 @@
  */
 import { LB } from '../dataplane/abi';
 import { SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
+import { nativeTransitionPass } from '../bpf/maglev-fill';
 
 /** Default settings.transitionSeconds: the sweep period (a mark lasts >= 2 periods). */
 export const DEFAULT_TRANSITION_SECONDS = 60;
@@ -93,7 +94,7 @@ export function markedCount(slots: Uint32Array): number {
  * `movedSlots` receives the index of every slot whose window (re)started.
  */
 export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, known: ReadonlySet<number>, epoch: number, movedSlots?: number[],
-  diff?: SlotDiff, buffers?: SlotBuffers): Uint32Array {
+  diff?: SlotDiff, buffers?: SlotBuffers, engine: TransitionEngine = 'native'): Uint32Array {
   if (!old || old.length !== ids.length * SLOT_WORDS) {
     if (diff) diff.changed = null;
     return unmarkedSlots(ids);
@@ -109,6 +110,16 @@ export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, 
   if (diff) {
     changed = buffers?.changed && buffers.changed.length >= ids.length ? buffers.changed : new Uint32Array(ids.length);
     if (buffers) buffers.changed = changed;
+  }
+  // The addon's twin of the loop below (native/slots.cc), when nobody asks for movedSlots.
+  const pass = !movedSlots && engine === 'native' ? nativeTransitionPass() : null;
+  if (pass) {
+    const [n, marked] = pass(old, ids, isKnown, epoch >>> 0, YOUNG, out, changed ?? scratchChanged(ids.length));
+    if (diff) {
+      diff.changed = changed!.subarray(0, n);
+      diff.marked = marked;
+    }
+    return out;
   }
   let n = 0;
   let marked = 0;
@@ -151,6 +162,16 @@ export function transitionSlots(old: Uint32Array | undefined, ids: Uint32Array, 
     diff.marked = marked;
   }
   return out;
+}
+
+/** Which loop transitionSlots() runs: the addon's (when built) or the TypeScript one. */
+export type TransitionEngine = 'native' | 'js';
+
+/** A `changed` array for the addon's pass when the caller wants no diff (kept: no garbage). */
+let scratch = new Uint32Array(0);
+function scratchChanged(length: number): Uint32Array {
+  if (scratch.length < length) scratch = new Uint32Array(length);
+  return scratch;
 }
 
 /**

@@ -354,6 +354,18 @@ export class MappedWords {
   storeWords(offsets: Uint32Array, values: Uint32Array): void {
     native().mapMmapStore(this.handle, offsets, values);
   }
+  /**
+   * Maglev slots written in place through this mapping (a table's ids) and `marks` (its marks
+   * array; null: none): slot indices[k] takes words[4k..4k+3] = {backend, prev, epoch, seen}, in
+   * the three steps native/maps.cc mapMmapStoreSlots describes; ids every `idStride` words, marks
+   * every `markStride`; a moved slot's id gets `movedBit`. False, nothing stored, when a slot is
+   * moved and there is no marks mapping.
+   * @throws BpfError EINVAL (a slot beyond either mapping: nothing stored), EBADF after close()
+   */
+  storeSlots(marks: MappedWords | null, indices: Uint32Array, words: Uint32Array, idStride: number, markStride: number, movedBit: number): boolean {
+    if (marks && !marks.open) throw bpfError('map mmap write', `mapping of map ${marks.mapId}`, 'EBADF', 'unmapped already');
+    return native().mapMmapStoreSlots(this.handle, marks ? marks.handle : 0, indices, words, idStride, markStride, movedBit);
+  }
   /** A copy of the data as u32 words. @throws BpfError EBADF after close() */
   readWords(): Uint32Array {
     const buf = native().mapMmapRead(this.handle);

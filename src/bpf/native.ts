@@ -44,6 +44,9 @@ export interface NativeAddon {
   mapReadWords(fd: number, bytes: number, name: string): Buffer;
   mapMmap(fd: number, bytes: number, name: string): number;
   mapMmapStore(handle: number, offsets: Uint32Array, values: Uint32Array): void;
+  /** Maglev slots written in place through kept mappings of a table's ids and marks (native/maps.cc has the steps). */
+  mapMmapStoreSlots(idsHandle: number, marksHandle: number, indices: Uint32Array, words: Uint32Array, idStride: number, markStride: number,
+    movedBit: number): boolean;
   mapMmapRead(handle: number): Buffer;
   mapMunmap(handle: number): boolean;
   objPin(fd: number, path: string, what: string): void;
@@ -83,6 +86,9 @@ export interface NativeAddon {
   /** The Maglev turn loop (src/balancer/maglev.ts fillTable) in C++: fills `table` with `owner` indexes. */
   maglevFill(size: number, n: number, equal: boolean, maxWeight: number, cap: Int32Array, position: Int32Array, skip: Int32Array,
     weight: Float64Array, owner: Uint32Array, table: Uint32Array): void;
+  /** transitionSlots' loop (src/balancer/transitions.ts) in C++: [slots changed, slots marked]. */
+  transitionPass(old: Uint32Array, ids: Uint32Array, isKnown: Uint8Array, epoch: number, young: number, out: Uint32Array,
+    changed: Uint32Array): [number, number];
 }
 
 let addon: NativeAddon | undefined;

@@ -42,6 +42,35 @@ describe('mapped stores into a BPF_F_MMAPABLE array', () => {
       assert.ok(m.readWords().every((x) => x === 0), 'a refused store writes nothing');
     } finally { plain.close(); m.close(); }
   });
+  test('storeSlots through kept mappings: marks, then ids (moved bit), then unmarks; a slot beyond either table or a closed mapping is refused, nothing written', () => {
+    const ids = BpfMap.create({ type: 'array', name: 'xlbk_si', keySize: 4, valueSize: 4, maxEntries: 16, flags: BPF_F_MMAPABLE });
+    const marks = BpfMap.create({ type: 'array', name: 'xlbk_sm', keySize: 4, valueSize: 12, maxEntries: 8, flags: BPF_F_MMAPABLE });
+    const idWords = ids.mapData();
+    const markWords = marks.mapData();
+    try {
+      // Slot 2 moved (prev 4), slot 3 not (its old mark zeroed); ids every 2 words, marks every 4.
+      assert.equal(idWords.storeSlots(markWords, Uint32Array.of(2, 3), Uint32Array.of(7, 4, 9, 0x105, 8, 0, 0, 0), 2, 4, LB.SLOT_MOVED), true);
+      assert.equal(ids.lookup(encodeU32(2))!.readUInt32LE(0), (7 | LB.SLOT_MOVED) >>> 0);
+      assert.equal(ids.lookup(encodeU32(3))!.readUInt32LE(0), 8);
+      const m2 = marks.lookup(encodeU32(2))!;
+      assert.deepEqual([m2.readUInt32LE(0), m2.readUInt32LE(4), m2.readUInt32LE(8)], [4, 9, 0x105]);
+      const before = [ids.readWords().slice(), marks.readWords().slice()];
+      // Slot 8 is inside the ids (16) but beyond the marks (8); slot 16 beyond both.
+      assert.throws(() => idWords.storeSlots(markWords, Uint32Array.of(1, 8), Uint32Array.of(1, 0, 0, 0, 2, 0, 0, 0), 2, 4, LB.SLOT_MOVED), /slot 8 beyond the mapped marks/);
+      assert.throws(() => idWords.storeSlots(null, Uint32Array.of(1, 16), Uint32Array.of(1, 0, 0, 0, 2, 0, 0, 0), 2, 4, LB.SLOT_MOVED), /slot 16 beyond the mapped table/);
+      assert.throws(() => idWords.storeSlots(null, Uint32Array.of(1, 2), Uint32Array.of(1, 0, 0, 0), 2, 4, LB.SLOT_MOVED), /4 words per slot/);
+      // A moved slot and no marks: false.
+      assert.equal(idWords.storeSlots(null, Uint32Array.of(1), Uint32Array.of(1, 3, 0, 1), 2, 4, LB.SLOT_MOVED), false);
+      assert.deepEqual([ids.readWords(), marks.readWords()], before, 'refused stores wrote nothing');
+      markWords.close();
+      assert.throws(() => idWords.storeSlots(markWords, Uint32Array.of(1), Uint32Array.of(1, 0, 0, 0), 2, 4, LB.SLOT_MOVED), /EBADF|unmapped/);
+    } finally {
+      idWords.close();
+      markWords.close();
+      ids.close();
+      marks.close();
+    }
+  });
 });
 
 describe('writeMaglevSlotsFlat on installed tables', () => {

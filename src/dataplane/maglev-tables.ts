@@ -379,8 +379,7 @@ export function writeMaglevSlotsFlat(outerValue: Buffer, marksOuterValue: Buffer
     // (Both still open: a bound smaller than the pair could have unmapped the first.)
     if (kept && kept.words.isOpen && (keptMarks || !marksOuterValue)) {
       if (markedN && !keptMarks) return false;
-      storeSlots(kept.words, keptMarks?.words ?? null, indices, words, markedN);
-      return true;
+      return storeSlots(kept.words, keptMarks?.words ?? null, indices, words);
     }
   }
   const inner = openInner(outerValue);
@@ -389,8 +388,15 @@ export function writeMaglevSlotsFlat(outerValue: Buffer, marksOuterValue: Buffer
   try {
     if (markedN && !marks) return false;
     if (inner.mmapable && (!marks || marks.mmapable)) {
-      storeSlots(inner, marks, indices, words, markedN);
-      return true;
+      // Mappings for this one write (the daemon keeps them: InnerTableMappings).
+      const innerWords = inner.mapData();
+      const markWords = marks ? marks.mapData() : null;
+      try {
+        return storeSlots(innerWords, markWords, indices, words);
+      } finally {
+        innerWords.close();
+        markWords?.close();
+      }
     }
     const markStep = (moved: boolean, count: number): void => {
       if (!marks || !count) return;
@@ -422,45 +428,14 @@ export function writeMaglevSlotsFlat(outerValue: Buffer, marksOuterValue: Buffer
   }
 }
 
-/** What storeSlots() stores through: a BpfMap (a mapping per call) or a kept mapping. */
-interface WordStore { storeWords(offsets: Uint32Array, values: Uint32Array): void }
-
-/** Scratch offsets/values of storeSlots() (kept between changes: no garbage per change). */
-let scratchOffsets = new Uint32Array(0);
-let scratchValues = new Uint32Array(0);
-function scratch(words: number): { offsets: Uint32Array; values: Uint32Array } {
-  if (scratchOffsets.length < words) {
-    scratchOffsets = new Uint32Array(words);
-    scratchValues = new Uint32Array(words);
-  }
-  return { offsets: scratchOffsets.subarray(0, words), values: scratchValues.subarray(0, words) };
-}
-
-/** The three steps of writeMaglevSlotsFlat() as stores through mappings of the tables. */
-function storeSlots(inner: WordStore, marks: WordStore | null, indices: ArrayLike<number>, words: ArrayLike<number>, markedN: number): void {
-  const n = indices.length;
-  const markStep = (moved: boolean, count: number): void => {
-    if (!marks || !count) return;
-    const { offsets, values } = scratch(count * 3);
-    let m = 0;
-    for (let k = 0; k < n; k++) {
-      const at = k * SLOT_WORDS;
-      if ((words[at + SLOT.prev] !== 0) !== moved) continue;
-      const base = indices[k] * MARK_STRIDE;
-      offsets[m] = base; values[m++] = words[at + SLOT.prev];
-      offsets[m] = base + 1; values[m++] = words[at + SLOT.epoch];
-      offsets[m] = base + 2; values[m++] = words[at + SLOT.seenFlags] & 0xffff;
-    }
-    marks.storeWords(offsets, values);
-  };
-  markStep(true, markedN);
-  const { offsets, values: ids } = scratch(n);
-  for (let k = 0; k < n; k++) {
-    offsets[k] = indices[k] * ID_STRIDE;
-    ids[k] = idValue(words, k * SLOT_WORDS);
-  }
-  inner.storeWords(offsets, ids);
-  markStep(false, n - markedN);
+/**
+ * The three steps of writeMaglevSlotsFlat() as stores through mappings of the tables, in the
+ * addon (native/maps.cc mapMmapStoreSlots: the JIT's loops building offsets for thousands of
+ * slots cost more than the stores). False when a slot is moved and there are no marks.
+ */
+function storeSlots(inner: MappedWords, marks: MappedWords | null, indices: ArrayLike<number>, words: ArrayLike<number>): boolean {
+  return inner.storeSlots(marks, indices instanceof Uint32Array ? indices : Uint32Array.from(indices),
+    words instanceof Uint32Array ? words : Uint32Array.from(words), ID_STRIDE, MARK_STRIDE, LB.SLOT_MOVED);
 }
 
 /** Stores the marks of `indices` (SLOT_WORDS `words` each) through a mapping of the marks table. */
