@@ -111,6 +111,7 @@ describe('dashboard against the synthetic dev server', { skip: skipReason }, () 
         disagreement: { service: 'web', backend: '198.18.1.12:8080', views: { lb1: 'up', lb2: 'up', lb3: 'down' } },
         sentDrains: () => server.drainRequests,
         setStoreStale: (reason) => server.setStoreStale(reason),
+        setMovedSlots: (node, slots) => server.setMovedSlots(node, slots),
       }, { label: 'dev' });
       assert.equal(shots.length, 2);
     } finally {

@@ -6,7 +6,7 @@ import { findDisagreements, type NodeStatus } from './cluster-view';
 describe('findDisagreements', () => {
   const node = (name: string, health: NodeStatus['health'], alive = true): NodeStatus => ({
     name, self: false, alive, appliedRevision: 1, lag: 0, dataplane: { attached: true, interfaces: [] }, bgp: null,
-    health, rates: { pps: 0, bps: 0 }, cpu: 0, updatedAt: new Date(0).toISOString(),
+    health, rates: { pps: 0, bps: 0 }, cpu: 0, movedSlots: 0, updatedAt: new Date(0).toISOString(),
   });
 
   test('lists each backend that alive nodes judge differently, with every node\'s view, sorted', () => {

@@ -9,6 +9,7 @@ import { describeChanges, mergeConfig, parseStoreUrl, clusterPart, localPart } f
 import { parseConfigText } from '../config/config';
 import { validateState } from '../config/state';
 import { XdplbError } from '../domain/errors';
+import type { TransitionsView } from '../domain/types';
 
 const WEB = {
   name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp' as const, mode: 'nat' as const,
@@ -87,8 +88,9 @@ describe('cluster view', () => {
     assert.equal(view.revision, 0);
     assert.deepEqual(view.store, { url: null, connected: true, stale: false });
     assert.equal(view.nodes.length, 1);
-    assert.deepEqual(Object.keys(view.nodes[0]).sort(), ['alive', 'appliedRevision', 'bgp', 'cpu', 'dataplane', 'health', 'lag', 'name', 'rates', 'self', 'updatedAt']);
+    assert.deepEqual(Object.keys(view.nodes[0]).sort(), ['alive', 'appliedRevision', 'bgp', 'cpu', 'dataplane', 'health', 'lag', 'movedSlots', 'name', 'rates', 'self', 'updatedAt']);
     assert.deepEqual(view.nodes[0].health, { web: { '198.18.1.11:8080': 'unchecked', '198.18.1.12:8080': 'unchecked' } });
+    assert.equal(view.nodes[0].movedSlots, 0);
     assert.deepEqual(view.disagreements, []);
     assert.equal(res.headers['x-xdplb-stale'], undefined);
     assert.equal((await app.inject({ method: 'GET', url: '/api/v1/cluster' })).statusCode, 401);
@@ -113,5 +115,38 @@ describe('cluster view', () => {
     assert.equal((await put('lb1', { drain: true, extra: 1 })).statusCode, 400);
     assert.equal((await put('bad%20name', { drain: true })).statusCode, 400);
     assert.deepEqual(drains, [[true, 30], [false, 0]], 'refused requests changed nothing');
+  });
+
+  test('a drain during a Maglev transition is refused (409, nothing changes) unless force; undrain always goes; with the flow cache off nothing is held', async () => {
+    const controller = new MemoryController({ services: [WEB] });
+    const drains: Array<[boolean, number]> = [];
+    let view: TransitionsView = { transitionSeconds: 60, nextSweepAt: null, flowCache: true, services: [
+      { service: 'web', tableSize: 251, movedSlots: 17, movedShare: 17 / 251, seenSlots: 3, youngSlots: 17, since: Date.now() },
+    ] };
+    const source = { listServices: () => controller.listServices(), stats: () => controller.stats(), interfaces: () => controller.interfaces(), transitions: () => view };
+    const cluster = new ClusterService({ nodeName: 'lb1', source, store: null, logger: pino({ level: 'silent' }), hooks: { onDrain: (d, g) => { drains.push([d, g]); } } });
+    const app = createApiServer(controller, { auth: new AuthStore([], [{ name: 'ops', role: 'admin', token: TOKEN }]), cluster });
+    const put = (body: unknown) => app.inject({ method: 'PUT', url: '/api/v1/nodes/lb1/drain', headers: as(TOKEN), payload: body as object });
+    assert.equal(cluster.selfStatus().movedSlots, 17);
+    const refused = await put({ drain: true, graceSeconds: 5 });
+    assert.equal(refused.statusCode, 409, refused.body);
+    assert.equal(refused.json().error.code, 'XDPLB_ERR_CONFLICT');
+    assert.match(refused.json().error.message, /^node "lb1" is in a Maglev transition \(17 moved slots\): .*reset them; drain when `xdplb transitions` shows no moved slots \(at most 120 s after the last change\), or with force/);
+    assert.deepEqual([drains, cluster.drained()], [[], { drain: false, graceSeconds: 0 }], 'a refused drain changes nothing');
+    assert.equal((await put({ drain: true, force: 'yes' })).statusCode, 400);
+    const forced = await put({ drain: true, graceSeconds: 5, force: true });
+    assert.equal(forced.statusCode, 200, forced.body);
+    assert.deepEqual(drains, [[true, 5]]);
+    assert.equal((await put({ drain: true, graceSeconds: 5 })).statusCode, 200, 'the node is drained already: nothing to protect');
+    assert.equal((await put({ drain: false })).statusCode, 200, 'an undrain is never refused');
+    // The flow cache off: no node remembers a flow, so none holds what the others lack.
+    view = { ...view, flowCache: false };
+    assert.equal(cluster.selfStatus().movedSlots, 0);
+    assert.equal((await put({ drain: true })).statusCode, 200);
+    assert.equal((await put({ drain: false })).statusCode, 200);
+    // The transition over: a drain goes.
+    view = { ...view, flowCache: true, services: view.services.map((s) => ({ ...s, movedSlots: 0, movedShare: 0, seenSlots: 0, youngSlots: 0, since: null })) };
+    assert.equal((await put({ drain: true })).statusCode, 200);
+    assert.deepEqual(drains, [[true, 5], [false, 0], [true, 0], [false, 0], [true, 0]]);
   });
 });

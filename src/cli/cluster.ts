@@ -1,9 +1,10 @@
 /**
- * Cluster verbs (issue 13): `xdplb cluster status [--json]`, `xdplb node drain [NAME] [--grace S]`,
+ * Cluster verbs (issue 13): `xdplb cluster status [--json]`, `xdplb node drain [NAME] [--grace S] [--wait S] [--force]`,
  * `xdplb node undrain [NAME]` (through any node's API), and `xdplb store init` (seeds an empty
  * etcd prefix with the desired state of a config file; talks to etcd, not to a daemon).
  */
 import { Command } from 'commander';
+import { ApiError } from './client';
 import { withClientOptions, clientFrom, action, integerArg, type ClientFlags } from './common';
 import { formatTable, humanBits, humanNumber, printJson } from './output';
 import type { ClusterView, NodeStatus } from '../cluster/status';
@@ -42,16 +43,30 @@ export function registerClusterCommands(program: Command): void {
     }));
 
   const node = program.command('node').description('drain or undrain a node (its VIPs are withdrawn; it keeps forwarding flows that still arrive)');
-  const drainVerb = (drain: boolean) => async (name: string | undefined, flags: ClientFlags & { grace?: number }) => {
+  const drainVerb = (drain: boolean) => async (name: string | undefined, flags: ClientFlags & { grace?: number; force?: boolean; wait?: number }) => {
     const client = clientFrom(flags);
     const target = name ?? (await client.request<ClusterView>('GET', '/api/v1/cluster')).self;
-    const status = await client.request<NodeStatus>('PUT', `/api/v1/nodes/${encodeURIComponent(target)}/drain`,
-      drain ? { drain: true, graceSeconds: flags.grace ?? 0 } : { drain: false });
+    const body = drain ? { drain: true, graceSeconds: flags.grace ?? 0, ...(flags.force ? { force: true } : {}) } : { drain: false };
+    // --wait: a drain refused because the node is in a Maglev transition is asked again each
+    // second until the transition is over or the time is up (then the last refusal stands).
+    const until = Date.now() + (drain ? flags.wait ?? 0 : 0) * 1000;
+    let status: NodeStatus;
+    for (;;) {
+      try {
+        status = await client.request<NodeStatus>('PUT', `/api/v1/nodes/${encodeURIComponent(target)}/drain`, body);
+        break;
+      } catch (err) {
+        if (!(err instanceof ApiError && err.code === 'XDPLB_ERR_CONFLICT' && /Maglev transition/.test(err.message)) || Date.now() + 1000 > until) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
     if (flags.json) printJson(status);
     else console.log(`node ${status.name}: ${drain ? `drained${flags.grace ? ` (forwarding in-flight flows for ${flags.grace} s)` : ''}` : 'undrained'}`);
   };
-  withClientOptions(node.command('drain [name]').description('drain a node (default: the node at --api)'))
+  withClientOptions(node.command('drain [name]').description('drain a node (default: the node at --api); refused while the node is in a Maglev transition (connections opened since the last backend change may be known only to it) unless --force'))
     .option('--grace <seconds>', 'keep forwarding in-flight flows this long after the withdrawal', integerArg('--grace', 0, 86400))
+    .option('--wait <seconds>', 'while the node is in a Maglev transition, ask again each second for up to this long', integerArg('--wait', 0, 86400))
+    .option('--force', 'drain even during a Maglev transition (connections only this node remembers may be reset)')
     .action(action(drainVerb(true)));
   withClientOptions(node.command('undrain [name]').description('announce a drained node\'s VIPs again (default: the node at --api)'))
     .action(action(drainVerb(false)));

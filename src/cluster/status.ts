@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import { XdplbError } from '../domain/errors';
-import type { ServiceView, StatsView } from '../domain/types';
+import type { ServiceView, StatsView, TransitionsView } from '../domain/types';
 import type { DrainState, EtcdStore } from '../store/etcd';
 import { computeDisagreements, type BgpStatus, type ClusterView, type HealthWord, type NodeStatus } from '../domain/cluster';
 
@@ -33,6 +33,15 @@ export interface StatusSource {
   listServices(): ServiceView[];
   stats(): StatsView;
   interfaces(): Array<{ ifname: string }>;
+  /** The data plane's transitions (GET /api/v1/transitions); absent: none. */
+  transitions?(): TransitionsView;
+}
+
+/** Moved Maglev slots over every service of a transitions view; 0 with the flow cache off (no
+ * node remembers a flow then, so no node holds what another lacks). */
+export function movedSlotsOf(view: TransitionsView | null | undefined): number {
+  if (!view || !view.flowCache) return 0;
+  return view.services.reduce((n, s) => n + s.movedSlots, 0);
 }
 
 export const NODE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
@@ -153,6 +162,36 @@ export class ClusterService extends EventEmitter {
     await this.publish();
   }
 
+  private ownMovedSlots(): number {
+    try {
+      return movedSlotsOf(this.source.transitions?.());
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'cannot read the transitions');
+      return 0;
+    }
+  }
+
+  /**
+   * Refuses to drain `name` while it may hold connections no other node knows: a connection
+   * opened during a Maglev transition is remembered only by the node that saw its SYN; once that
+   * node is withdrawn, ECMP sends it to the others, which send its packets to the slot's previous
+   * backend, and that backend resets it (docs/cluster.md "Transitions and ECMP"). The target's
+   * published count and this node's own are both checked: every node applies the same changes,
+   * so its own marks stand for a target whose published status is a moment old.
+   * @throws XdplbError CONFLICT naming the node, the moved slots and the way out
+   */
+  private assertQuiet(name: string, target: NodeStatus | null): void {
+    const own = this.ownMovedSlots();
+    const published = target && typeof target.movedSlots === 'number' ? target.movedSlots : 0;
+    const moved = Math.max(own, published);
+    if (moved === 0) return;
+    const period = this.source.transitions?.().transitionSeconds;
+    throw new XdplbError('XDPLB_ERR_CONFLICT', `node "${name}" is in a Maglev transition (${moved} moved slots${target?.self === false && published < own ? ' on this node' : ''}): `
+      + 'connections opened since the last backend change may be known only to it, and once it is withdrawn the other nodes would send '
+      + 'them to the slots\' previous backends, which reset them; drain when `xdplb transitions` shows no moved slots'
+      + `${period ? ` (at most ${2 * period} s after the last change)` : ''}, or with force (the CLI's --force)`, '/force');
+  }
+
   /** This node's status now. */
   selfStatus(): NodeStatus {
     const health: NodeStatus['health'] = {};
@@ -171,6 +210,7 @@ export class ClusterService extends EventEmitter {
       bgp, health,
       rates: { pps: totals?.pps ?? 0, bps: totals?.bps ?? 0 },
       cpu: Math.round(this.cpuShare * 1000) / 1000,
+      movedSlots: this.ownMovedSlots(),
       updatedAt: new Date().toISOString(),
     };
   }
@@ -227,13 +267,15 @@ export class ClusterService extends EventEmitter {
 
   /**
    * PUT /api/v1/nodes/{name}/drain: etcd mode writes PREFIX/drain/NAME (the node applies it
-   * from its watch, this one at once); file mode sets this node's flag.
-   * @throws XdplbError NOT_FOUND (no such node), UNAVAILABLE (etcd unreachable)
+   * from its watch, this one at once); file mode sets this node's flag. A drain during a Maglev
+   * transition is refused unless `force` (assertQuiet); an undrain never is.
+   * @throws XdplbError NOT_FOUND (no such node), CONFLICT (in a transition), UNAVAILABLE (etcd unreachable)
    */
-  async setDrain(name: string, drain: boolean, graceSeconds = 0): Promise<NodeStatus> {
+  async setDrain(name: string, drain: boolean, graceSeconds = 0, force = false): Promise<NodeStatus> {
     const state: DrainState = { drain, graceSeconds: drain ? graceSeconds : 0, at: new Date().toISOString() };
     if (!this.store) {
       if (name !== this.nodeName) throw new XdplbError('XDPLB_ERR_NOT_FOUND', `no node "${name}": this daemon runs in file mode, its only node is "${this.nodeName}"`);
+      if (drain && !force && !this.drain.drain) this.assertQuiet(name, null);
       await this.applyDrain(state);
       return this.selfStatus();
     }
@@ -241,9 +283,11 @@ export class ClusterService extends EventEmitter {
       const known = (await this.store.nodes()).map((n) => n as unknown as NodeStatus);
       const found = known.find((n) => n.name === name);
       if (!found) throw new XdplbError('XDPLB_ERR_NOT_FOUND', `no node "${name}" in the cluster (alive nodes: ${known.map((n) => n.name).sort().join(', ') || 'none'})`);
+      if (drain && !force && found.bgp?.drained !== true) this.assertQuiet(name, { ...found, self: false });
       await this.store.setDrain(name, state);
       return { ...found, self: false };
     }
+    if (drain && !force && !this.drain.drain) this.assertQuiet(name, null);
     await this.store.setDrain(name, state);
     await this.applyDrain(state);
     return this.selfStatus();

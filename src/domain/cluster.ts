@@ -25,6 +25,12 @@ export interface NodeStatus {
   rates: { pps: number; bps: number };
   /** Host CPU busy (softirq included, where XDP runs) as a share of one CPU (0..number of CPUs). */
   cpu: number;
+  /**
+   * Maglev slots in a transition on this node (GET /api/v1/transitions), 0 with the flow cache
+   * off. While any is moved, the node may hold connections no other node knows: a drain refuses
+   * without `force` (docs/cluster.md "Transitions and ECMP").
+   */
+  movedSlots: number;
   updatedAt: string;
 }
 

@@ -37,6 +37,8 @@ export interface DevServer {
   dropStreams(): void;
   /** Makes the synthetic cluster's store unreachable (reason) or reachable again (null). */
   setStoreStale(reason: string | null): void;
+  /** Gives a node of the synthetic cluster this many moved Maglev slots (0: steady). */
+  setMovedSlots(node: string, slots: number): void;
   /** Every accepted PUT /api/v1/nodes/{name}/drain, in order (node and body as received). */
   drainRequests: Array<{ node: string; body: Record<string, unknown> }>;
   /** Sends these trace events on every live stream now. */
@@ -274,6 +276,8 @@ class SyntheticBalancer {
 
   /** Synthetic cluster: lb1 is this balancer, lb2 lags one revision, lb3 sees 198.18.1.12 down (a disagreement). */
   readonly drained = new Map<string, boolean>([['lb1', false], ['lb2', false], ['lb3', false]]);
+  /** Moved Maglev slots per node (a drain without force is refused while > 0, as the daemon does). */
+  readonly movedSlots = new Map<string, number>();
   private readonly revision = 1042;
   storeStale: string | null = null;
 
@@ -291,6 +295,7 @@ class SyntheticBalancer {
         health,
         rates: { pps: Math.round((latest?.totals.pps ?? 0) * share), bps: Math.round((latest?.totals.bps ?? 0) * share) },
         cpu: +(cpu + 0.05 * Math.sin(this.tick / 7 + index)).toFixed(3),
+        movedSlots: this.movedSlots.get(name) ?? 0,
         updatedAt: new Date(Date.now() - 300 * index).toISOString(),
       };
     };
@@ -508,12 +513,17 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     if (is('PUT', 'nodes', '*', 'drain')) {
       if (!lb.drained.has(parts[1])) throw new HttpError(404, 'XDPLB_ERR_NOT_FOUND', `no node named "${parts[1]}"`);
       const body = await readBody(req);
-      const extra = Object.keys(body).find((k) => k !== 'drain' && k !== 'graceSeconds');
+      const extra = Object.keys(body).find((k) => k !== 'drain' && k !== 'graceSeconds' && k !== 'force');
       if (extra) throw new HttpError(400, 'XDPLB_ERR_VALIDATION', `/${extra}: is not a known field`, `/${extra}`);
       if (typeof body.drain !== 'boolean') throw new HttpError(400, 'XDPLB_ERR_VALIDATION', '/drain: must be a boolean', '/drain');
       const grace = body.graceSeconds;
       if (grace !== undefined && (!Number.isInteger(grace) || (grace as number) < 0 || (grace as number) > 86400)) {
         throw new HttpError(400, 'XDPLB_ERR_VALIDATION', '/graceSeconds: must be an integer 0..86400', '/graceSeconds');
+      }
+      if (body.force !== undefined && typeof body.force !== 'boolean') throw new HttpError(400, 'XDPLB_ERR_VALIDATION', '/force: must be a boolean', '/force');
+      const moved = lb.movedSlots.get(parts[1]) ?? 0;
+      if (body.drain && !body.force && !lb.drained.get(parts[1]) && moved > 0) {
+        throw new HttpError(409, 'XDPLB_ERR_CONFLICT', `node "${parts[1]}" is in a Maglev transition (${moved} moved slots): drain when it is over, or with force`, '/force');
       }
       lb.drained.set(parts[1], body.drain);
       drainRequests.push({ node: parts[1], body });
@@ -576,6 +586,7 @@ export async function startDevServer(opts: DevServerOptions = {}): Promise<DevSe
     emitEvents: (events) => { for (const data of events) broadcast({ type: 'event', data }); },
     drainRequests,
     setStoreStale: (reason) => { lb.storeStale = reason; },
+    setMovedSlots: (node, slots) => { lb.movedSlots.set(node, slots); },
     close: async () => {
       clearInterval(statsTimer);
       clearInterval(eventTimer);

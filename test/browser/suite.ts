@@ -460,6 +460,8 @@ export async function checkClusterPage(baseUrl: string, creds: BrowserSuiteCreds
   sentDrains: () => Array<{ node: string; body: Record<string, unknown> }>;
   /** Makes the server's store unreachable with this reason (null: reachable again). */
   setStoreStale?: (reason: string | null) => void;
+  /** Gives a node moved Maglev slots (a drain then needs force). */
+  setMovedSlots?: (node: string, slots: number) => void;
 }, opts: Pick<BrowserSuiteOptions, 'chromiumPath' | 'label' | 'screenshotDir'> = {}): Promise<string[]> {
   const base = baseUrl.replace(/\/+$/, '');
   const shotDir = opts.screenshotDir ?? path.join(repoRoot(), 'test-artifacts', 'screenshots');
@@ -546,6 +548,29 @@ export async function checkClusterPage(baseUrl: string, creds: BrowserSuiteCreds
     assert.deepEqual(expect.sentDrains().slice(before + 1), [{ node: expect.drainNode, body: { drain: false } }], 'one undrain PUT');
     await card.locator('button[data-action=drain-node]').waitFor({ timeout: WAIT_MS });
     assert.equal(await card.locator('.badge:text-is("drained")').count(), 0, 'no longer drained');
+
+    if (expect.setMovedSlots) {
+      // In a Maglev transition: the card says so, the dialog warns and offers force; without it
+      // the API's refusal shows in the dialog and nothing is drained; with it the drain goes.
+      expect.setMovedSlots(expect.drainNode, 42);
+      await card.locator('[data-field=transition] .badge:text-is("in transition")').waitFor({ timeout: WAIT_MS });
+      await card.locator('button[data-action=drain-node]').click();
+      await page.locator('dialog.dialog[open] [data-testid=drain-transition-warning]:has-text("42 moved slots")').waitFor({ timeout: WAIT_MS });
+      await page.locator('dialog.dialog[open] input[name=graceSeconds]').fill('9');
+      await page.locator('dialog.dialog[open] button[type=submit]').click();
+      await page.locator('dialog.dialog[open] .dialog-error:has-text("Maglev transition")').waitFor({ timeout: WAIT_MS });
+      assert.equal(expect.sentDrains().length, before + 2, 'a refused drain is not accepted');
+      await page.locator('dialog.dialog[open] select[name=force]').selectOption('drain anyway');
+      await page.locator('dialog.dialog[open] button[type=submit]').click();
+      await page.waitForSelector('dialog.dialog', { state: 'detached', timeout: WAIT_MS });
+      assert.deepEqual(expect.sentDrains().slice(before + 2), [{ node: expect.drainNode, body: { drain: true, graceSeconds: 9, force: true } }], 'one forced drain');
+      await card.locator('.badge:text-is("drained")').waitFor({ timeout: WAIT_MS });
+      expect.setMovedSlots(expect.drainNode, 0);
+      await card.locator('button[data-action=undrain-node]').click();
+      await page.locator('dialog.dialog[open] button[type=submit]').click();
+      await page.waitForSelector('dialog.dialog', { state: 'detached', timeout: WAIT_MS });
+      await card.locator('[data-field=transition] .badge:text-is("steady")').waitFor({ timeout: WAIT_MS });
+    }
     assert.deepEqual(errors, [], 'no console errors (admin)');
   });
   return shots;

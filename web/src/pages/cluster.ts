@@ -100,6 +100,10 @@ function nodeCard(n: NodeStatus, v: ClusterView, ctx: PageContext, reload: () =>
       h('dd', { 'data-field': 'dataplane' }, n.dataplane.attached
         ? [badge('attached', 'ok'), h('span', { class: 'mono small' }, n.dataplane.interfaces.join(', '))]
         : badge('not attached', 'bad')),
+      h('dt', null, 'Maglev'),
+      h('dd', { 'data-field': 'transition' }, (n.movedSlots ?? 0) > 0
+        ? [badge('in transition', 'warn'), h('span', { class: 'muted small' }, `${n.movedSlots} moved slots: a drain now needs force`)]
+        : badge('steady', 'ok')),
       h('dt', null, 'Health view'),
       h('dd', { 'data-field': 'health' }, healthSummary(n)),
       h('dt', null, 'Reported'),
@@ -123,11 +127,19 @@ function drainButton(n: NodeStatus, reload: () => Promise<void>): HTMLElement {
       : confirmDialog({
         title: `Drain node ${n.name}?`,
         body: [`It withdraws every VIP it announces (${n.bgp?.announced.length ?? 0}) from the routers: new flows go to the other nodes. ` +
-          'Flows already on it keep being forwarded for the grace period. The node keeps its data plane and stays drained until undrained.'],
+          'Flows already on it keep being forwarded for the grace period. The node keeps its data plane and stays drained until undrained.',
+          ...(n.movedSlots > 0 ? [h('p', { class: 'dialog-warning', 'data-testid': 'drain-transition-warning' },
+            `It is in a Maglev transition (${n.movedSlots} moved slots): connections opened since the last backend change may be known only to it, ` +
+            'and the other nodes would send them to the previous backends, which reset them. The API refuses the drain until the transition is over, unless forced.')] : [])],
         fields: [{ name: 'graceSeconds', label: 'Grace period (seconds)', type: 'number', value: String(DEFAULT_GRACE_SECONDS), min: 0, max: 86400,
-          required: true, hint: 'How long in-flight flows keep being forwarded after the withdrawal (0..86400).' }],
+          required: true, hint: 'How long in-flight flows keep being forwarded after the withdrawal (0..86400).' },
+        ...(n.movedSlots > 0 ? [{ name: 'force', label: 'During the transition', options: ['refuse', 'drain anyway'],
+          hint: 'drain anyway: connections only this node remembers may be reset.' }] : [])],
         confirmLabel: 'Drain node', danger: true,
-        action: async (values) => { await request('PUT', path, { drain: true, graceSeconds: Number(values.graceSeconds) }); await reload(); },
+        action: async (values) => {
+          await request('PUT', path, { drain: true, graceSeconds: Number(values.graceSeconds), ...(values.force === 'drain anyway' ? { force: true } : {}) });
+          await reload();
+        },
       })),
   }, drained ? 'Undrain' : 'Drain');
 }
