@@ -292,9 +292,12 @@ describe('health checks that protect, over the lab (NAT, real traffic)', { skip:
     // be3 at k/3 of be1's weight: 1/4, 2/5, 3/6 of the slots, then 1/2 for good.
     const expected = [1 / 4, 2 / 5, 1 / 2, 1 / 2];
     const share3 = async () => (await api.getService('web')).backends.find((b) => b.key === BE3)!.tableShare;
+    // When each measurement began (ms after the up verdict), printed with the daemon's be3 lines on a failure.
+    const began: number[] = [];
     for (let k = 0; k < STEPS; k++) {
       const wait = upAt + k * STEP_MS + 300 - Date.now();
       if (wait > 0) await sleep(wait);
+      began.push(Date.now() - upAt);
       // A step's timer may fire late on a loaded machine: wait (bounded) for the step's table
       // before measuring it; the share itself is still asserted below.
       const by = Date.now() + STEP_MS;
@@ -309,7 +312,10 @@ describe('health checks that protect, over the lab (NAT, real traffic)', { skip:
     tableShares.push((await api.getService('web')).backends.find((b) => b.key === BE3)!.tableShare);
     const full = await startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${VIP}/`, durationSec: 1.5, rps: 200 }).done;
     measured.push((full.byBackend.be3 ?? 0) / full.ok);
-    const msg = `table shares ${tableShares.map((x) => x.toFixed(3))}, measured ${measured.map((x) => x.toFixed(3))}`;
+    // The daemon's lines about be3 since the up verdict (health changes, weight steps, reconciles), ms after it.
+    const be3Lines = daemon!.logs.filter((l) => daemon!.logs.indexOf(l) >= logsBefore && (l.backend === BE3 || /reconcile|kernel refused/.test(String(l.msg))))
+      .map((l) => `${Number(l.time) - upAt} ms ${l.msg}${l.step ? ` ${l.step}/${l.steps}` : ''}${l.health ? ` ${l.health}` : ''}`);
+    const msg = `table shares ${tableShares.map((x) => x.toFixed(3))}, measured ${measured.map((x) => x.toFixed(3))}; measurements began at ${began.join(', ')} ms; daemon: ${be3Lines.join('; ')}`;
     t.diagnostic(msg);
     tableShares.forEach((share, i) => assert.ok(Math.abs(share - expected[i]) < 0.01, msg));
     measured.forEach((share, i) => assert.ok(Math.abs(share - expected[i]) < 0.12, msg));
