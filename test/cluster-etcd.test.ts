@@ -169,6 +169,8 @@ describe('cluster: 3 nodes in etcd mode with BIRD, real traffic', { skip }, () =
       // connections that started on lb2 after the change to nodes that send their non-SYN
       // packets to the previous backend (docs/cluster.md). Drain once every node's marks are gone.
       await waitFor('the transition to end on every node', 20_000, () => [1, 2, 3].every((k) => transitionTables(nodes.pinDir(k)) === 0), 100);
+      // And published so (a drain during a transition is refused: NodeStatus.movedSlots).
+      await waitFor('every node published as steady', 10_000, async () => (await view(1)).nodes.every((n) => n.movedSlots === 0), 100);
       const t0 = Date.now();
       const res = await nodes.api(1, 'PUT', '/api/v1/nodes/lb2/drain', { drain: true, graceSeconds: 30 });
       assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -269,6 +271,7 @@ describe('cluster: 3 nodes in etcd mode with BIRD, real traffic', { skip }, () =
       // others send their non-SYN packets to the previous backend, which resets them (seen in
       // CI: one reset 27 ms after lb1's drain; docs/cluster.md). Drain once the marks are gone.
       await waitFor('the transition to end on every node', 20_000, () => [1, 2, 3].every((k) => transitionTables(nodes.pinDir(k)) === 0), 100);
+      await waitFor('every node published as steady', 10_000, async () => (await view(1)).nodes.every((n) => n.movedSlots === 0), 100);
       mark('transition over');
       for (const k of [1, 2, 3]) {
         const t0 = Date.now();

@@ -14,6 +14,7 @@ import { AuthStore } from '../api/auth';
 import { DaemonController } from '../daemon/controller';
 import { MemoryDriver } from '../daemon/memory-driver';
 import { HealthMonitor } from '../health/monitor';
+import { ClusterService } from '../cluster/status';
 import { DesiredState } from '../config/state';
 import { cliCommand } from '../daemon/spawn';
 import { formatTraceEvent } from './observe';
@@ -423,5 +424,47 @@ describe('xdplb CLI', () => {
     const until2 = Date.now() + 5000;
     while (subscribers() !== 0 && Date.now() < until2) await new Promise((r) => setTimeout(r, 20));
     assert.equal(subscribers(), 0, 'the daemon stops decoding events when nobody listens');
+  });
+});
+
+describe('xdplb node drain during a Maglev transition', () => {
+  test('refused with the API message (exit 1, nothing drained); --wait asks again until the transition is over; --force drains at once', async () => {
+    const memory = new MemoryDriver();
+    const logger = pino({ level: 'silent' });
+    const state = new DesiredState({ services: [{ name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 13,
+      backends: [{ address: '198.18.1.11', port: 8080, weight: 1 }] }] });
+    const ctl = new DaemonController({ state, driver: memory, health: new HealthMonitor(), logger, persist: null });
+    await ctl.start();
+    let moved = 9;
+    const drains: boolean[] = [];
+    const cluster = new ClusterService({ nodeName: 'lb1', store: null, logger, hooks: { onDrain: (d) => { drains.push(d); } },
+      source: { listServices: () => ctl.listServices(), stats: () => ctl.stats(), interfaces: () => ctl.interfaces(),
+        transitions: () => ({ transitionSeconds: 1, nextSweepAt: null, flowCache: true,
+          services: [{ service: 'web', tableSize: 13, movedSlots: moved, movedShare: moved / 13, seenSlots: 0, youngSlots: 0, since: null }] }) } });
+    const app = createApiServer(ctl, { auth: new AuthStore([], [{ name: 'ci', role: 'admin', token: ADMIN_TOKEN }]), logger, cluster });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const env = { XDPLB_API: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` };
+    try {
+      assertFails(await xdplb(['node', 'drain'], { env }), 1, /^xdplb: XDPLB_ERR_CONFLICT: node "lb1" is in a Maglev transition \(9 moved slots\): .* or with force \(the CLI's --force\)$/);
+      const started = Date.now();
+      const short = await xdplb(['node', 'drain', '--wait', '2'], { env });
+      assert.equal(short.code, 1, short.stderr);
+      assert.ok(Date.now() - started >= 1500, 'it asked again for ~2 s before giving up');
+      assert.deepEqual(drains, [], 'nothing drained');
+      // The transition ends 1.5 s into a --wait: the drain goes then.
+      setTimeout(() => { moved = 0; }, 1500);
+      const waited = await xdplb(['node', 'drain', '--wait', '20', '--grace', '3'], { env });
+      assert.equal(waited.code, 0, waited.stderr);
+      assert.match(waited.stdout, /^node lb1: drained \(forwarding in-flight flows for 3 s\)$/m);
+      assert.deepEqual(drains, [true]);
+      assert.equal((await xdplb(['node', 'undrain'], { env })).code, 0);
+      moved = 4;
+      const forced = await xdplb(['node', 'drain', '--force'], { env });
+      assert.equal(forced.code, 0, forced.stderr);
+      assert.deepEqual(drains, [true, false, true]);
+    } finally {
+      ctl.stop();
+      await app.close();
+    }
   });
 });

@@ -56,8 +56,9 @@ export function registerClusterCommands(program: Command): void {
         status = await client.request<NodeStatus>('PUT', `/api/v1/nodes/${encodeURIComponent(target)}/drain`, body);
         break;
       } catch (err) {
-        if (!(err instanceof ApiError && err.code === 'XDPLB_ERR_CONFLICT' && /Maglev transition/.test(err.message)) || Date.now() + 1000 > until) throw err;
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+        const left = until - Date.now();
+        if (!(err instanceof ApiError && err.code === 'XDPLB_ERR_CONFLICT' && /Maglev transition/.test(err.message)) || left <= 0) throw err;
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, left)));
       }
     }
     if (flags.json) printJson(status);

@@ -189,7 +189,7 @@ export class ClusterService extends EventEmitter {
     throw new XdplbError('XDPLB_ERR_CONFLICT', `node "${name}" is in a Maglev transition (${moved} moved slots${target?.self === false && published < own ? ' on this node' : ''}): `
       + 'connections opened since the last backend change may be known only to it, and once it is withdrawn the other nodes would send '
       + 'them to the slots\' previous backends, which reset them; drain when `xdplb transitions` shows no moved slots'
-      + `${period ? ` (at most ${2 * period} s after the last change)` : ''}, or with force (the CLI's --force)`, '/force');
+      + `${period ? ` (at most ${2 * period} s after the last change)` : ''}, or with force (the CLI's --force)`);
   }
 
   /** This node's status now. */
