@@ -337,6 +337,10 @@ describe('xdplb IPv6 end to end (dual-stack lab, daemon, real traffic)', { skip:
 
   test('bad IPv6 input is refused with a clear error and changes no kernel map', async () => {
     await ensureDaemon();
+    // The backend the test before re-added must have its verdict first: its health check
+    // making it active during the refusals below is not what this test is about (seen in CI).
+    const api = admin();
+    await waitFor('every web6 backend up', 10_000, async () => (await api.getService('web6')).backends.every((b) => b.health === 'up') || null);
     const snapshot = kernelSnapshot();
     const good = { name: 'x6', vip: '2001:2:0:100::9', port: 81, protocol: 'tcp', mode: 'nat', backends: [{ address: be[0], port: 8080, weight: 1 }] };
     const bad: Array<[string, string, unknown, number]> = [

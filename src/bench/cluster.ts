@@ -265,7 +265,9 @@ async function forwarding(prefix: string, nodes: ClusterNodes, o: { packets: num
     const cpu = os.cpus().length - 1;
     for (const n of [1, 2, 3]) {
       for (let k = 1; k <= 3; k++) {
-        const res = await nodes.api(1, 'PUT', `/api/v1/nodes/lb${k}/drain`, { drain: k > n, graceSeconds: 0 });
+        // force: the parts before may have left moved slots, and a drain during a transition is refused
+        // to protect connections only that node knows; this part sends connectionless frames.
+        const res = await nodes.api(1, 'PUT', `/api/v1/nodes/lb${k}/drain`, { drain: k > n, graceSeconds: 0, force: true });
         if (res.status !== 200) throw new Error(`drain lb${k}: ${res.status} ${JSON.stringify(res.body)}`);
       }
       await waitFor(`${n} node(s) at the router`, 20_000, () => hops().length === n, 50);
