@@ -83,6 +83,20 @@ describe('HealthMachine (fake clock)', () => {
     assert.deepEqual(new HealthMachine(policy({ slowStart: { durationMs: 8000 } }), 'up').weightFactor(0), { step: 1, steps: 1 });
   });
 
+  test('slow start: a step announced at its time stays taken when the clock is read a moment earlier (a timer that fired early)', () => {
+    const m = new HealthMachine(policy({ rise: 1, fall: 1, slowStart: { durationMs: 15_000, steps: 3 } }), 'down');
+    m.record(true, 1000);
+    assert.deepEqual(m.weightFactor(1000), { step: 1, steps: 3 });
+    // The step timer asks at the step's time (6000); the reconcile then reads a clock 1 ms behind.
+    assert.deepEqual(m.weightFactor(6000), { step: 2, steps: 3 });
+    assert.deepEqual(m.weightFactor(5999), { step: 2, steps: 3 }, 'the announced step is not taken back');
+    assert.deepEqual(m.weightFactor(10_999), { step: 2, steps: 3 });
+    // A new ramp (down, then up again) starts from its own first step.
+    m.record(false, 12_000);
+    m.record(true, 30_000);
+    assert.deepEqual([m.weightFactor(30_000), m.weightFactor(34_999), m.weightFactor(35_000)], [{ step: 1, steps: 3 }, { step: 1, steps: 3 }, { step: 2, steps: 3 }]);
+  });
+
   test('slow start: the recovering backend\'s Maglev share rises in steps (weights as the daemon builds them)', () => {
     const m = new HealthMachine(policy({ rise: 1, slowStart: { durationMs: 4000, steps: 4 } }), 'down');
     m.record(true, 0);

@@ -59,6 +59,14 @@ export class HealthMachine {
   failures = 0;
   /** Start of the current slow-start ramp; null when not ramping. */
   rampFrom: number | null = null;
+  /**
+   * The latest time weightFactor() was asked about in this ramp. The checker's step timer asks
+   * at its step's time although it may fire a millisecond before it by the wall clock; the
+   * reconcile that follows asks at the clock, and must not get the step before back (it built
+   * the old table again, and the ramp skipped that step until the next one: health-lab saw
+   * shares 1/4, 1/2 where 1/4, 2/5, 1/2 were due).
+   */
+  private rampSeen = 0;
   private flips: number[] = [];
 
   constructor(private readonly policy: HealthPolicy, initial: Health = 'checking') {
@@ -96,6 +104,7 @@ export class HealthMachine {
     }
     this.health = next;
     this.rampFrom = next === 'up' && this.policy.slowStart ? now : null;
+    this.rampSeen = 0;
     return { previous, health: next, reason: null };
   }
 
@@ -106,6 +115,7 @@ export class HealthMachine {
   weightFactor(now: number): { step: number; steps: number } {
     const ss = this.policy.slowStart;
     if (!ss || this.rampFrom === null || this.health !== 'up') return { step: 1, steps: 1 };
+    if (now < this.rampSeen) now = this.rampSeen; else this.rampSeen = now;
     const stepMs = ss.durationMs / ss.steps;
     const step = Math.floor((now - this.rampFrom) / stepMs) + 1;
     if (step >= ss.steps) { this.rampFrom = null; return { step: 1, steps: 1 }; }
