@@ -23,6 +23,27 @@ function expectError(fn: () => unknown, code: string, field: string): XdplbError
   return caught;
 }
 
+/**
+ * A state change's result `got` is what the reference (validateState of a changed copy) says:
+ * the same error, its field relative to `at` (the changed part), or the same config, with the
+ * new part (`part`) frozen and every other service shared with `state`.
+ */
+function assertAsReference(what: string, state: DesiredState, index: number, at: string, expected: unknown, got: DesiredState | XdplbError,
+  part: (config: DesiredState['config']) => unknown): void {
+  if (expected instanceof XdplbError) {
+    assert.ok(got instanceof XdplbError, `${what}: refused (${expected.message})`);
+    assert.equal(got.code, expected.code, what);
+    const field = expected.field!.startsWith(`${at}/`) || expected.field === at ? expected.field!.slice(at.length) : expected.field;
+    assert.equal(got.field, field, `${what}: ${got.message}`);
+    assert.equal(got.message.slice(got.message.indexOf(': ')), expected.message.slice(expected.message.indexOf(': ')), what);
+    return;
+  }
+  assert.ok(got instanceof DesiredState, `${what}: accepted (${(got as Error).message})`);
+  assert.deepEqual(got.config, expected, what);
+  assert.ok(Object.isFrozen(part(got.config)), `${what}: frozen`);
+  state.services.forEach((s, i) => { if (i !== index) assert.equal(got.config.services[i], s, `${what}: service ${i} shared`); });
+}
+
 describe('validateState: whole-config rejections name the field', () => {
   // [description, mutate(config), code, field]
   const cases: Array<[string, (c: ReturnType<typeof base>) => void, string, string]> = [
@@ -315,18 +336,7 @@ describe('addBackend and deleteBackend share the untouched config; the same resu
         let got: DesiredState | XdplbError;
         try { got = state.addBackend(name, spec); } catch (error) { got = error as XdplbError; }
         assert.equal(JSON.stringify(state.config), before, `${what}: the state is as it was`);
-        if (expected instanceof XdplbError) {
-          assert.ok(got instanceof XdplbError, `${what}: refused (${expected.message})`);
-          assert.equal(got.code, expected.code, what);
-          const field = expected.field!.startsWith(`${at}/`) || expected.field === at ? expected.field!.slice(at.length) : expected.field;
-          assert.equal(got.field, field, `${what}: ${got.message}`);
-          assert.equal(got.message.slice(got.message.indexOf(': ')), expected.message.slice(expected.message.indexOf(': ')), what);
-        } else {
-          assert.ok(got instanceof DesiredState, `${what}: accepted (${(got as Error).message})`);
-          assert.deepEqual(got.config, expected, what);
-          assert.ok(Object.isFrozen(got.config.services[index].backends.at(-1)), `${what}: frozen`);
-          state.services.forEach((s, i) => { if (i !== index) assert.equal(got.config.services[i], s, `${what}: service ${i} shared`); });
-        }
+        assertAsReference(what, state, index, at, expected, got, (c) => c.services[index].backends.at(-1));
       }
     }
   });
@@ -416,19 +426,7 @@ describe('createService, replaceService and deleteService share the other servic
     let got: DesiredState | XdplbError;
     try { got = run(); } catch (error) { got = error as XdplbError; }
     assert.equal(JSON.stringify(s.config), before, `${what}: the state is as it was`);
-    const at = `/services/${index}`;
-    if (expected instanceof XdplbError) {
-      assert.ok(got instanceof XdplbError, `${what}: refused (${expected.message})`);
-      assert.equal(got.code, expected.code, what);
-      const field = expected.field!.startsWith(`${at}/`) || expected.field === at ? expected.field!.slice(at.length) : expected.field;
-      assert.equal(got.field, field, `${what}: ${got.message}`);
-      assert.equal(got.message.slice(got.message.indexOf(': ')), expected.message.slice(expected.message.indexOf(': ')), what);
-    } else {
-      assert.ok(got instanceof DesiredState, `${what}: accepted (${(got as Error).message})`);
-      assert.deepEqual(got.config, expected, what);
-      assert.ok(Object.isFrozen(got.config.services[index]), `${what}: frozen`);
-      s.services.forEach((x, i) => { if (i !== index) assert.equal(got.config.services[i], x, `${what}: service ${i} shared`); });
-    }
+    assertAsReference(what, s, index, `/services/${index}`, expected, got, (c) => c.services[index]);
   };
 
   test('create: every kind of spec, good and bad', () => {
