@@ -162,12 +162,13 @@ export class ClusterService extends EventEmitter {
     await this.publish();
   }
 
-  private ownMovedSlots(): number {
+  /** This node's transitions, or null (none kept, or unreadable: logged). */
+  private ownTransitions(): TransitionsView | null {
     try {
-      return movedSlotsOf(this.source.transitions?.());
+      return this.source.transitions?.() ?? null;
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'cannot read the transitions');
-      return 0;
+      return null;
     }
   }
 
@@ -181,11 +182,12 @@ export class ClusterService extends EventEmitter {
    * @throws XdplbError CONFLICT naming the node, the moved slots and the way out
    */
   private assertQuiet(name: string, target: NodeStatus | null): void {
-    const own = this.ownMovedSlots();
+    const view = this.ownTransitions();
+    const own = movedSlotsOf(view);
     const published = target && typeof target.movedSlots === 'number' ? target.movedSlots : 0;
     const moved = Math.max(own, published);
     if (moved === 0) return;
-    const period = this.source.transitions?.().transitionSeconds;
+    const period = view?.transitionSeconds;
     throw new XdplbError('XDPLB_ERR_CONFLICT', `node "${name}" is in a Maglev transition (${moved} moved slots${target?.self === false && published < own ? ' on this node' : ''}): `
       + 'connections opened since the last backend change may be known only to it, and once it is withdrawn the other nodes would send '
       + 'them to the slots\' previous backends, which reset them; drain when `xdplb transitions` shows no moved slots'
@@ -210,7 +212,7 @@ export class ClusterService extends EventEmitter {
       bgp, health,
       rates: { pps: totals?.pps ?? 0, bps: totals?.bps ?? 0 },
       cpu: Math.round(this.cpuShare * 1000) / 1000,
-      movedSlots: this.ownMovedSlots(),
+      movedSlots: movedSlotsOf(this.ownTransitions()),
       updatedAt: new Date().toISOString(),
     };
   }

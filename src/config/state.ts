@@ -35,6 +35,12 @@ function canonical(text: string): string {
   return 'error' in parsed ? text : parsed.text;
 }
 
+/** `service` (a private copy) with its addresses canonical, in place. */
+function canonicalService(service: ServiceSpec): ServiceSpec {
+  canonicalizeAddresses([service]);
+  return service;
+}
+
 /** The canonical text of every address of the services (RFC 5952 for IPv6), in place. */
 function canonicalizeAddresses(services: ServiceSpec[]): void {
   for (const service of services) {
@@ -313,7 +319,7 @@ export class DesiredState {
         return validateState(config, { focus: index });
       });
     }
-    return this.next(`/services/${index}`, () => this.withService(index, validateInput<ServiceSpec>(ServiceSpecSchema, spec, `/services/${index}`)));
+    return this.next(`/services/${index}`, () => this.withService(index, canonicalService(validateInput<ServiceSpec>(ServiceSpecSchema, spec, `/services/${index}`))));
   }
 
   /** @throws XdplbError NOT_FOUND, VALIDATION (name must match, field relative to the spec), CONFLICT */
@@ -322,7 +328,7 @@ export class DesiredState {
     return this.next(`/services/${index}`, () => {
       const service = validateInput<ServiceSpec>(ServiceSpecSchema, spec, `/services/${index}`);
       if (service.name !== name) throw invalid(`/services/${index}/name`, `must match the service being replaced ("${name}"); delete and create to rename`);
-      return this.withService(index, service);
+      return this.withService(index, canonicalService(service));
     });
   }
 
@@ -339,13 +345,12 @@ export class DesiredState {
   }
 
   /**
-   * This config with `service` (schema-valid, a private copy) at `index` (replaced, or added at
-   * the end), its addresses canonical, if every rule holds over the whole result (stateErrors):
-   * the rest is shared, not copied nor validated by the schema again (it was when it was made).
+   * This config with `service` (schema-valid, addresses canonical) at `index` (replaced, or added
+   * at the end), if every rule holds over the whole result (stateErrors): the rest is shared, not
+   * copied nor validated by the schema again (it was when it was made).
    * @throws XdplbError the first broken rule
    */
   private withService(index: number, service: ServiceSpec): Config {
-    canonicalizeAddresses([service]);
     const services = [...this.config.services];
     services[index] = service;
     const config = { ...this.config, services } as Config;
@@ -375,12 +380,7 @@ export class DesiredState {
     return this.next(at, () => {
       const backend = validateInput<BackendSpec>(BackendSpecSchema, spec, at);
       backend.address = canonical(backend.address);
-      const services = [...this.config.services];
-      services[index] = { ...service, backends: [...service.backends, backend] };
-      const config = { ...this.config, services } as Config;
-      const errors = stateErrors(config, { focus: index });
-      if (errors.length > 0) throw errors[0];
-      return config;
+      return this.withService(index, { ...service, backends: [...service.backends, backend] });
     });
   }
 
