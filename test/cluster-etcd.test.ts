@@ -271,13 +271,17 @@ describe('cluster: 3 nodes in etcd mode with BIRD, real traffic', { skip }, () =
       // others send their non-SYN packets to the previous backend, which resets them (seen in
       // CI: one reset 27 ms after lb1's drain; docs/cluster.md). Drain once the marks are gone.
       await waitFor('the transition to end on every node', 20_000, () => [1, 2, 3].every((k) => transitionTables(nodes.pinDir(k)) === 0), 100);
-      await waitFor('every node published as steady', 10_000, async () => (await view(1)).nodes.every((n) => n.movedSlots === 0), 100);
+      // Every node's view: the drains below go through another node, which reads the drained
+      // one's published status (a CI run had lb2 refuse lb1's drain: lb2 still held lb1's status from before the sweep).
+      await waitFor('every node published as steady, in every node\'s view', 10_000,
+        async () => (await Promise.all([1, 2, 3].map(view))).every((v) => v.nodes.every((n) => n.movedSlots === 0)), 100);
       mark('transition over');
       for (const k of [1, 2, 3]) {
         const t0 = Date.now();
         const other = k === 1 ? 2 : 1;
         mark(`lb${k} drain`);
-        assert.equal((await nodes.api(other, 'PUT', `/api/v1/nodes/lb${k}/drain`, { drain: true, graceSeconds: 2 })).status, 200);
+        const drained = await nodes.api(other, 'PUT', `/api/v1/nodes/lb${k}/drain`, { drain: true, graceSeconds: 2 });
+        assert.equal(drained.status, 200, JSON.stringify(drained.body));
         await waitFor(`lb${k} withdrawn`, 5000, () => !nextHops().includes(nodeUplinkAddress(k)), 10);
         mark(`lb${k} withdrawn`);
         await sleep(2000);   // the grace period: what the router sent before the withdrawal is forwarded

@@ -1,5 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import pino from 'pino';
 import { createApiServer } from './server';
 import { AuthStore } from './auth';
@@ -10,6 +11,7 @@ import { parseConfigText } from '../config/config';
 import { validateState } from '../config/state';
 import { XdplbError } from '../domain/errors';
 import type { TransitionsView } from '../domain/types';
+import type { EtcdStore } from '../store/etcd';
 
 const WEB = {
   name: 'web', vip: '198.18.100.1', port: 80, protocol: 'tcp' as const, mode: 'nat' as const,
@@ -148,5 +150,38 @@ describe('cluster view', () => {
     view = { ...view, flowCache: true, services: view.services.map((s) => ({ ...s, movedSlots: 0, movedShare: 0, seenSlots: 0, youngSlots: 0, since: null })) };
     assert.equal((await put({ drain: true })).statusCode, 200);
     assert.deepEqual(drains, [[true, 5], [false, 0], [true, 0], [false, 0], [true, 0]]);
+  });
+
+  test('the end of a transition is published at once (a sweep that clears slots), not at the next period; stop() unsubscribes', async () => {
+    const controller = new MemoryController({ services: [WEB] });
+    let view: TransitionsView = { transitionSeconds: 1, nextSweepAt: null, flowCache: true, services: [
+      { service: 'web', tableSize: 251, movedSlots: 9, movedShare: 9 / 251, seenSlots: 0, youngSlots: 9, since: Date.now() },
+    ] };
+    const listeners = new Set<() => void>();
+    const source = {
+      listServices: () => controller.listServices(), stats: () => controller.stats(), interfaces: () => controller.interfaces(),
+      transitions: () => view,
+      onTransitionsSwept: (l: () => void) => { listeners.add(l); return () => { listeners.delete(l); }; },
+    };
+    // The store's side ClusterService uses (src/store/etcd.ts): what it publishes is recorded.
+    const published: NodeStatus[] = [];
+    const store = Object.assign(new EventEmitter(), {
+      readDrain: async () => ({ drain: false, graceSeconds: 0 }),
+      publish: async (s: NodeStatus) => { published.push(s); },
+      fresh: () => true, appliedModRevision: 1, latestModRevision: 1,
+    });
+    const cluster = new ClusterService({ nodeName: 'lb1', source, store: store as unknown as EtcdStore, logger: pino({ level: 'silent' }), publishIntervalMs: 60_000 });
+    await cluster.start();
+    try {
+      assert.deepEqual(published.map((s) => s.movedSlots), [9]);
+      assert.equal(listeners.size, 1);
+      view = { ...view, services: view.services.map((s) => ({ ...s, movedSlots: 0, movedShare: 0, youngSlots: 0, since: null })) };
+      for (const l of listeners) l();
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(published.map((s) => s.movedSlots), [9, 0], 'published within 200 ms, with publishIntervalMs 60 s');
+    } finally {
+      cluster.stop();
+    }
+    assert.equal(listeners.size, 0, 'stop() unsubscribes');
   });
 });

@@ -35,6 +35,8 @@ export interface StatusSource {
   interfaces(): Array<{ ifname: string }>;
   /** The data plane's transitions (GET /api/v1/transitions); absent: none. */
   transitions?(): TransitionsView;
+  /** Calls `listener` when a sweep clears moved slots; returns the unsubscribe function. */
+  onTransitionsSwept?(listener: () => void): () => void;
 }
 
 /** Moved Maglev slots over every service of a transitions view; 0 with the flow cache off (no
@@ -86,6 +88,7 @@ export class ClusterService extends EventEmitter {
   private readonly aliveWindowMs: number;
   private drain: DrainState = { drain: false, graceSeconds: 0 };
   private timer: NodeJS.Timeout | null = null;
+  private unsubscribeSwept: (() => void) | null = null;
   private cpuMark = readHostCpu() ?? { busy: 0, total: 0 };
   private cpuShare = 0;
   private lastNodes: NodeStatus[] = [];
@@ -124,10 +127,15 @@ export class ClusterService extends EventEmitter {
     }
     this.timer = setInterval(() => { this.sampleCpu(); void this.publish(); }, this.publishIntervalMs);
     this.timer.unref();
+    // The end of a transition is published at once, not up to publishIntervalMs later: until
+    // the others read it, they refuse to drain this node (assertQuiet).
+    this.unsubscribeSwept ??= this.source.onTransitionsSwept?.(() => this.publishSoon()) ?? null;
     await this.publish();
   }
 
   stop(): void {
+    this.unsubscribeSwept?.();
+    this.unsubscribeSwept = null;
     if (this.timer) clearInterval(this.timer);
     if (this.publishTimer) clearTimeout(this.publishTimer);
     this.timer = null;

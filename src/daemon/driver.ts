@@ -37,4 +37,6 @@ export interface DataplaneDriver {
   setHashSeed?(seed: number): void | Promise<void>;
   /** The services' Maglev transitions and the sweep's schedule (absent: the data plane has none). */
   transitions?(): TransitionsView;
+  /** Calls `listener` when a sweep clears moved slots (applies are seen through the store); returns the unsubscribe function. */
+  onTransitionsSwept?(listener: () => void): () => void;
 }

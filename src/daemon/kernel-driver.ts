@@ -260,6 +260,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   // (Reconciler.sweepTransitions: quiet slots go back to touching no per-flow state).
   let sweepTimer: NodeJS.Timeout | null = null;
   let nextSweepAt: number | null = null;
+  const sweptListeners = new Set<() => void>();
   const scheduleSweep = (): void => {
     if (sweepTimer || closed || reconciler.transitionSlotCount() === 0) return;
     nextSweepAt = Date.now() + Math.min(reconciler.transitionPeriodMs, 2 ** 31 - 1);
@@ -269,7 +270,10 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
       if (closed) return;
       try {
         const swept = reconciler.sweepTransitions();
-        if (swept.cleared) logger.info(swept, 'moved Maglev slots went quiet: no per-flow state for them any more');
+        if (swept.cleared) {
+          logger.info(swept, 'moved Maglev slots went quiet: no per-flow state for them any more');
+          for (const listener of sweptListeners) listener();
+        }
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'cannot sweep the moved Maglev slots; retrying next period');
       }
@@ -406,6 +410,10 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
         flowCache: lastState?.settings.flowCache ?? true,
         services: transitionsCache.services,
       };
+    },
+    onTransitionsSwept: (listener: () => void) => {
+      sweptListeners.add(listener);
+      return () => { sweptListeners.delete(listener); };
     },
     setHashSeed: (seed: number) => {
       const from = dataplane.hashSeed;
