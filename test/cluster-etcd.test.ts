@@ -30,6 +30,7 @@ import { repoPath } from '../src/daemon/paths';
 import type { FlowReport } from './cluster/flow-driver';
 import type { ClusterView } from '../src/domain/cluster';
 import { waitFor as waitUntil } from '../src/lab/wait';
+import { buildVariantObject } from './support/variant-object';
 
 const P = 'xlbc';
 const VIP = '198.18.100.1';
@@ -84,16 +85,6 @@ function failures(report: FlowReport, since = 0): { long: number; fresh: number;
     moved: report.long.filter((c) => c.backends.length > 1 || c.sockets > 1).length,
     detail: JSON.stringify({ long: bad.slice(0, 3), fresh: fresh.slice(0, 3) }),
   };
-}
-
-/** Another build of the BPF object: the same source compiled for BPF ISA v2 (other jump instructions, so another tag). */
-function buildVariantObject(dir: string): string {
-  const out = path.join(dir, 'lb-v2.o');
-  const arch = os.arch() === 'arm64' ? 'arm64' : 'x86';
-  const multiarch = os.arch() === 'arm64' ? 'aarch64-linux-gnu' : 'x86_64-linux-gnu';
-  run('clang', ['-O2', '-g', '-target', 'bpf', '-mcpu=v2', '-Wall', '-Werror', `-D__TARGET_ARCH_${arch}`, `-I/usr/include/${multiarch}`,
-    `-I${repoPath('bpf')}`, '-c', repoPath('bpf/lb.bpf.c'), '-o', out], { timeoutMs: 120_000 });
-  return out;
 }
 
 describe('cluster: 3 nodes in etcd mode with BIRD, real traffic', { skip }, () => {

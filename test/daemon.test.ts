@@ -19,6 +19,7 @@ import { repoPath } from '../src/daemon/paths';
 import { BpfMap } from '../src/bpf';
 import { LbServiceKeyCodec, LbServiceCodec } from '../src/dataplane/abi';
 import { kernelTestSkip } from './support/kernel-env';
+import { buildVariantObject } from './support/variant-object';
 
 const NS = 'xlbt-dm-t';
 const HOST_IF = 'xlbt-dm-h';
@@ -228,11 +229,8 @@ describe('xdplb daemon (kernel, netns)', { skip: skipReason, concurrency: false 
   });
 
   test('a different build replaces the pinned program in place through the pinned link', async () => {
-    // Same source, other instruction set (-mcpu=v3): another program tag.
-    const variant = path.join(tmpDir, 'lb-v3.o');
-    sh('clang', ['-O2', '-g', '-target', 'bpf', '-mcpu=v3', `-D__TARGET_ARCH_${os.arch() === 'arm64' ? 'arm64' : 'x86'}`,
-      `-I/usr/include/${os.arch() === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`, '-I', repoPath('bpf'),
-      '-c', repoPath('bpf/lb.bpf.c'), '-o', variant]);
+    // Same source, other instruction set: another program tag.
+    const variant = buildVariantObject(tmpDir);
     const first = await start({ objectPath: variant });
     const replaced = first.d.logs.find((l) => l.msg === 'replaced the pinned program in place');
     assert.ok(replaced, `replaced; logs: ${JSON.stringify(first.d.logs.slice(0, 4))}`);

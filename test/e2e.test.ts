@@ -26,6 +26,7 @@ import { BpfMap } from '../src/bpf';
 import type { DriverReport } from './e2e/conn-driver';
 import type { UdpProbeReport } from './e2e/udp-probe';
 import { kernelTestSkip, freePort } from './support/kernel-env';
+import { buildVariantObject } from './support/variant-object';
 
 const PREFIX = 'xlbt-e2e';
 const PIN_DIR = `/sys/fs/bpf/${PREFIX}`;
@@ -301,11 +302,8 @@ describe('xdplb end to end (lab, daemon, real traffic)', { skip: skipReason, con
   });
 
   test('a newer build replaces the program in place under traffic: 0 failed', async () => {
-    const variant = path.join(tmpDir, 'lb-newer.o');
     // A different build of the same source: another instruction set level gives another tag.
-    execFileSync('clang', ['-O2', '-g', '-target', 'bpf', '-mcpu=v3', '-Wall', '-Werror', '-D__TARGET_ARCH_x86',
-      `-I/usr/include/${process.arch === 'x64' ? 'x86_64' : 'aarch64'}-linux-gnu`, `-I${repoPath('bpf')}`,
-      '-c', repoPath('bpf/lb.bpf.c'), '-o', variant]);
+    const variant = buildVariantObject(tmpDir);
     const before = attachedProgIds();
     const load = startTraffic({ prefix: PREFIX, kind: 'http', target: `http://${NAT_VIP}:80/`, durationSec: 6, rps: 100 });
     await sleep(1500);
