@@ -514,6 +514,15 @@ function verdictFixtures(web: (sport: number) => BackendDef): Fixture[] {
     const bad = Buffer.from(good); bad[34 + 2] ^= 0x40;
     F.push({ name: 'VIP TCP whose IP option bytes were corrupted is dropped (bad_checksum)', ingress: 'a', input: bad, action: 'drop', reason: 'bad_checksum', output: 'unchanged' });
   }
+  {
+    // One off either way: the nearest wrong sums (the program tests the sum for divisibility by
+    // 65535, bpf/lb.bpf.c ip_checksum_ok; the model folds it).
+    for (const [delta, sp] of [[1, 11306], [-1, 11307]] as const) {
+      const frame = tcpTo(CLIENT, VIP.web, sp);
+      frame.writeUInt16BE((frame.readUInt16BE(24) + delta + 0x10000) & 0xffff, 24);
+      F.push({ name: `VIP TCP whose IP header checksum is ${delta > 0 ? 'one more' : 'one less'} than right is dropped (bad_checksum)`, ingress: 'a', input: frame, action: 'drop', reason: 'bad_checksum', output: 'unchanged' });
+    }
+  }
   F.push({ name: 'NAT reply with a wrong IP header checksum is dropped (bad_checksum)', ingress: 'b', input: tcpFrame('198.18.1.10', CLIENT, { sport: 80, dport: 11303 }, { ip: { checksum: 0xffff } }), action: 'drop', reason: 'bad_checksum', output: 'unchanged' });
   F.push({ name: 'non-VIP IPv4 with a wrong header checksum is dropped (bad_checksum)', ingress: 'a', input: tcpFrame(CLIENT, '198.18.7.7', { sport: 11304, dport: 80 }, { ip: { checksum: 1 } }), action: 'drop', reason: 'bad_checksum', output: 'unchanged' });
   {
