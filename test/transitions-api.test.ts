@@ -114,10 +114,11 @@ describe('transitions API (kernel maps)', { skip: skipReason, concurrency: false
 
   test('a drain moves slots: the API, /metrics and the CLI count what the kernel holds; the sweeps bring them to 0', async () => {
     const t0 = Date.now();
-    // What a cluster node publishes at once (ClusterService): each sweep that clears slots, with the count after it.
-    const swept: number[] = [];
-    const unsubscribe = daemon!.controller.onTransitionsSwept(() => {
-      swept.push(daemon!.controller.transitions().services.find((s) => s.service === 'web')!.movedSlots);
+    // When a cluster node publishes its status at once (ClusterService): each change of the
+    // moved-slot count, here with the count it changed to.
+    const told: number[] = [];
+    const unsubscribe = daemon!.controller.onTransitionsChange(() => {
+      told.push(daemon!.controller.transitions().services.find((s) => s.service === 'web')!.movedSlots);
     });
     const web = await api.patchBackend('web', `${BACKENDS[1]}:8080`, { drain: true });
     const kernel = kernelMoved(web.id);
@@ -156,7 +157,8 @@ describe('transitions API (kernel maps)', { skip: skipReason, concurrency: false
     assert.equal(kernelMoved(web.id).marked, 0, 'every mark was zeroed with the last sweep');
     assert.equal(await metricsMoved('web'), 0);
     unsubscribe();
-    assert.ok(swept.length >= 1 && swept.at(-1) === 0, `the sweep listener saw ${JSON.stringify(swept)}; the last must be 0`);
+    assert.ok(told.length >= 2 && told[0] === kernel.moved && told.at(-1) === 0,
+      `the listener saw ${JSON.stringify(told)}: first the drain's ${kernel.moved}, last 0`);
     const cleared = await cli('service', 'show', 'web');
     assert.match(cleared.stdout, /^transition: none \(steady state\)$/m);
   });

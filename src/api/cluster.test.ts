@@ -152,16 +152,16 @@ describe('cluster view', () => {
     assert.deepEqual(drains, [[true, 5], [false, 0], [true, 0], [false, 0], [true, 0]]);
   });
 
-  test('the end of a transition is published at once (a sweep that clears slots), not at the next period; stop() unsubscribes', async () => {
+  test('a transition\'s start and end are published at once (the moved-slot count changed), not at the next period; stop() unsubscribes', async () => {
     const controller = new MemoryController({ services: [WEB] });
     let view: TransitionsView = { transitionSeconds: 1, nextSweepAt: null, flowCache: true, services: [
-      { service: 'web', tableSize: 251, movedSlots: 9, movedShare: 9 / 251, seenSlots: 0, youngSlots: 9, since: Date.now() },
+      { service: 'web', tableSize: 251, movedSlots: 0, movedShare: 0, seenSlots: 0, youngSlots: 0, since: null },
     ] };
     const listeners = new Set<() => void>();
     const source = {
       listServices: () => controller.listServices(), stats: () => controller.stats(), interfaces: () => controller.interfaces(),
       transitions: () => view,
-      onTransitionsSwept: (l: () => void) => { listeners.add(l); return () => { listeners.delete(l); }; },
+      onTransitionsChange: (l: () => void) => { listeners.add(l); return () => { listeners.delete(l); }; },
     };
     // The store's side ClusterService uses (src/store/etcd.ts): what it publishes is recorded.
     const published: NodeStatus[] = [];
@@ -173,12 +173,18 @@ describe('cluster view', () => {
     const cluster = new ClusterService({ nodeName: 'lb1', source, store: store as unknown as EtcdStore, logger: pino({ level: 'silent' }), publishIntervalMs: 60_000 });
     await cluster.start();
     try {
-      assert.deepEqual(published.map((s) => s.movedSlots), [9]);
+      assert.deepEqual(published.map((s) => s.movedSlots), [0]);
       assert.equal(listeners.size, 1);
+      // A change moved slots (an API change or a health check's: no store revision says so).
+      view = { ...view, services: view.services.map((s) => ({ ...s, movedSlots: 9, movedShare: 9 / 251, youngSlots: 9, since: Date.now() })) };
+      for (const l of listeners) l();
+      await new Promise((r) => setTimeout(r, 200));
+      assert.deepEqual(published.map((s) => s.movedSlots), [0, 9], 'the start, published within 200 ms with publishIntervalMs 60 s');
+      // A sweep cleared them.
       view = { ...view, services: view.services.map((s) => ({ ...s, movedSlots: 0, movedShare: 0, youngSlots: 0, since: null })) };
       for (const l of listeners) l();
       await new Promise((r) => setTimeout(r, 200));
-      assert.deepEqual(published.map((s) => s.movedSlots), [9, 0], 'published within 200 ms, with publishIntervalMs 60 s');
+      assert.deepEqual(published.map((s) => s.movedSlots), [0, 9, 0], 'the end, likewise');
     } finally {
       cluster.stop();
     }

@@ -35,8 +35,8 @@ export interface StatusSource {
   interfaces(): Array<{ ifname: string }>;
   /** The data plane's transitions (GET /api/v1/transitions); absent: none. */
   transitions?(): TransitionsView;
-  /** Calls `listener` when a sweep clears moved slots; returns the unsubscribe function. */
-  onTransitionsSwept?(listener: () => void): () => void;
+  /** Calls `listener` when the moved-slot count changes; returns the unsubscribe function. */
+  onTransitionsChange?(listener: () => void): () => void;
 }
 
 /** Moved Maglev slots over every service of a transitions view; 0 with the flow cache off (no
@@ -88,7 +88,7 @@ export class ClusterService extends EventEmitter {
   private readonly aliveWindowMs: number;
   private drain: DrainState = { drain: false, graceSeconds: 0 };
   private timer: NodeJS.Timeout | null = null;
-  private unsubscribeSwept: (() => void) | null = null;
+  private unsubscribeTransitions: (() => void) | null = null;
   private cpuMark = readHostCpu() ?? { busy: 0, total: 0 };
   private cpuShare = 0;
   private lastNodes: NodeStatus[] = [];
@@ -127,15 +127,16 @@ export class ClusterService extends EventEmitter {
     }
     this.timer = setInterval(() => { this.sampleCpu(); void this.publish(); }, this.publishIntervalMs);
     this.timer.unref();
-    // The end of a transition is published at once, not up to publishIntervalMs later: until
-    // the others read it, they refuse to drain this node (assertQuiet).
-    this.unsubscribeSwept ??= this.source.onTransitionsSwept?.(() => this.publishSoon()) ?? null;
+    // A transition's start and end are published at once, not up to publishIntervalMs later:
+    // the others refuse to drain this node by its published count (assertQuiet), and a
+    // health check's change, which no store revision announces, starts one too.
+    this.unsubscribeTransitions ??= this.source.onTransitionsChange?.(() => this.publishSoon()) ?? null;
     await this.publish();
   }
 
   stop(): void {
-    this.unsubscribeSwept?.();
-    this.unsubscribeSwept = null;
+    this.unsubscribeTransitions?.();
+    this.unsubscribeTransitions = null;
     if (this.timer) clearInterval(this.timer);
     if (this.publishTimer) clearTimeout(this.publishTimer);
     this.timer = null;

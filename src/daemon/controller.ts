@@ -373,8 +373,8 @@ export class DaemonController implements Controller {
   setProgramStats(enabled: boolean): void { this.driver.setProgramStats(enabled); }
   maps(): MapView[] { return this.driver.maps(); }
   transitions(): TransitionsView { return transitionsFor(this.desired.config, this.driver.transitions?.() ?? null); }
-  /** Calls `listener` when the data plane's sweep clears moved slots; returns the unsubscribe function. */
-  onTransitionsSwept(listener: () => void): () => void { return this.driver.onTransitionsSwept?.(listener) ?? (() => {}); }
+  /** Calls `listener` when the data plane's moved-slot count changes; returns the unsubscribe function. */
+  onTransitionsChange(listener: () => void): () => void { return this.driver.onTransitionsChange?.(listener) ?? (() => {}); }
   mapEntries(name: string, offset: number, limit: number): MapPage {
     const page = this.driver.mapEntries(name, offset, limit);
     return name === 'maglev' || name === 'maglev_std' ? { ...page, entries: page.entries.map((e) => this.withMaglevShares(e)) } : page;

@@ -37,6 +37,9 @@ export interface DataplaneDriver {
   setHashSeed?(seed: number): void | Promise<void>;
   /** The services' Maglev transitions and the sweep's schedule (absent: the data plane has none). */
   transitions?(): TransitionsView;
-  /** Calls `listener` when a sweep clears moved slots (applies are seen through the store); returns the unsubscribe function. */
-  onTransitionsSwept?(listener: () => void): () => void;
+  /**
+   * Calls `listener` when the number of moved Maglev slots changes: an apply that moves slots
+   * (an API change or a health check's) or a sweep that clears them. Returns the unsubscribe function.
+   */
+  onTransitionsChange?(listener: () => void): () => void;
 }

@@ -260,7 +260,15 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
   // (Reconciler.sweepTransitions: quiet slots go back to touching no per-flow state).
   let sweepTimer: NodeJS.Timeout | null = null;
   let nextSweepAt: number | null = null;
-  const sweptListeners = new Set<() => void>();
+  // Told when the moved-slot count changes (ClusterService publishes the node's status then).
+  const transitionListeners = new Set<() => void>();
+  let toldSlots = 0;
+  const tellTransitions = (): void => {
+    const slots = reconciler.transitionSlotCount();
+    if (slots === toldSlots) return;
+    toldSlots = slots;
+    for (const listener of transitionListeners) listener();
+  };
   const scheduleSweep = (): void => {
     if (sweepTimer || closed || reconciler.transitionSlotCount() === 0) return;
     nextSweepAt = Date.now() + Math.min(reconciler.transitionPeriodMs, 2 ** 31 - 1);
@@ -270,10 +278,8 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
       if (closed) return;
       try {
         const swept = reconciler.sweepTransitions();
-        if (swept.cleared) {
-          logger.info(swept, 'moved Maglev slots went quiet: no per-flow state for them any more');
-          for (const listener of sweptListeners) listener();
-        }
+        if (swept.cleared) logger.info(swept, 'moved Maglev slots went quiet: no per-flow state for them any more');
+        tellTransitions();
       } catch (err) {
         logger.error({ err: (err as Error).message }, 'cannot sweep the moved Maglev slots; retrying next period');
       }
@@ -295,6 +301,7 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
     } finally {
       scheduleReverseExpiry();
       scheduleSweep();
+      tellTransitions();
     }
   };
   const syncInterfaces = async (interfaces: Config['interfaces']): Promise<void> => {
@@ -411,9 +418,9 @@ export async function openKernel(opts: OpenKernelOptions): Promise<KernelSession
         services: transitionsCache.services,
       };
     },
-    onTransitionsSwept: (listener: () => void) => {
-      sweptListeners.add(listener);
-      return () => { sweptListeners.delete(listener); };
+    onTransitionsChange: (listener: () => void) => {
+      transitionListeners.add(listener);
+      return () => { transitionListeners.delete(listener); };
     },
     setHashSeed: (seed: number) => {
       const from = dataplane.hashSeed;
