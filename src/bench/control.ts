@@ -51,7 +51,7 @@ export interface ControlOptions {
   /** Packets per observability repetition (default 10 M: a few seconds, so the 1 Hz reader reads). */
   packets?: number;
   seconds?: number;
-  /** Health detection flips (default 60) and seconds of the 1000-backend CPU window (default 10; 0 = skip). */
+  /** Health detection flips (default 200: its p99 is then the 3rd slowest, not the slowest) and seconds of the 1000-backend CPU window (default 10; 0 = skip). */
   healthFlips?: number;
   cpuSeconds?: number;
   /** Which parts to run (default all): api (API -> kernel), maglev, health, observability. */
@@ -759,7 +759,7 @@ async function runControlBenchLocked(options: ControlOptions): Promise<ControlRe
   }
   if (parts.has('health')) {
     try {
-      health = await measureHealth(options.healthFlips ?? 60, options.cpuSeconds ?? 10, progress);
+      health = await measureHealth(options.healthFlips ?? 200, options.cpuSeconds ?? 10, progress);
     } catch (err) { failures.push({ part: 'health', error: (err as Error).message }); }
   }
   if (parts.has('observability')) {
