@@ -185,20 +185,15 @@ export class ClusterService extends EventEmitter {
    * Refuses to drain `name` while it may hold connections no other node knows: a connection
    * opened during a Maglev transition is remembered only by the node that saw its SYN; once that
    * node is withdrawn, ECMP sends it to the others, which send its packets to the slot's previous
-   * backend, and that backend resets it (docs/cluster.md "Transitions and ECMP"). A node
-   * publishes its count whenever it changes, so another node's published status is its count
-   * once it has applied every store change this node has (appliedRevision); until then (a
-   * moment after a change) this node's own count stands for it, since every node applies the
-   * same changes. Once covered, this node's own marks say nothing about the target: each node
-   * sweeps on its own clock, up to a period apart.
+   * backend, and that backend resets it (docs/cluster.md "Transitions and ECMP"). The target's
+   * published count and this node's own are both checked: every node applies the same changes,
+   * so its own marks stand for a target whose published status is a moment old.
    * @throws XdplbError CONFLICT naming the node, the moved slots and the way out
    */
   private assertQuiet(name: string, target: NodeStatus | null): void {
     const view = this.ownTransitions();
+    const own = movedSlotsOf(view);
     const published = target && typeof target.movedSlots === 'number' ? target.movedSlots : 0;
-    const covered = target?.self === false && this.store !== null && typeof target.appliedRevision === 'number'
-      && target.appliedRevision >= this.store.appliedModRevision;
-    const own = covered ? 0 : movedSlotsOf(view);
     const moved = Math.max(own, published);
     if (moved === 0) return;
     const period = view?.transitionSeconds;
