@@ -39,6 +39,7 @@ _Static_assert(sizeof(struct lb_service_key) == 8 && __builtin_offsetof(struct l
 _Static_assert(sizeof(struct lb_reverse_key) == 8 && __builtin_offsetof(struct lb_reverse_key, port) == 4 &&
 	       __builtin_offsetof(struct lb_reverse_key, proto) == 6, "addr_port_key() builds lb_reverse_key");
 _Static_assert(LB_VERDICT_SLOTS == LB_REASON_SLOTS * LB_ACTION_SLOTS, "one verdict slot per {reason, action}");
+_Static_assert(LB_FAST_STATS_SLOTS == LB_MAX_BACKENDS * 2, "two backend_fast_stats slots per backend id");
 _Static_assert(LB_ACTION_ABORTED == XDP_ABORTED && LB_ACTION_DROP == XDP_DROP && LB_ACTION_PASS == XDP_PASS &&
 	       LB_ACTION_TX == XDP_TX && LB_ACTION_REDIRECT == XDP_REDIRECT, "LB_ACTION_* are enum xdp_action");
 _Static_assert(__builtin_offsetof(struct lb_flow_stats, rev_packets) == sizeof(struct lb_counter) &&
@@ -560,15 +561,24 @@ verdict:
 	bpf_ringbuf_submit(e, 0);
 }
 
-/* Counts the verdict ({reason, action}, and the service/backend that carried the packet). */
+/* Counts the verdict ({reason, action}, and the service/backend that carried the packet). A
+ * packet to or from a backend that left with TX or REDIRECT (nearly every packet) is one update of
+ * backend_fast_stats, which user space adds to its service's and its verdict's totals; any other
+ * is counted under its verdict, and its service and backend when it has them. */
 static __always_inline int finish(struct packet *p, int action)
 {
-	count(&verdict_stats, p->reason * LB_ACTION_SLOTS + ((__u32)action & (LB_ACTION_SLOTS - 1)), p->frame_len);
-	if (p->reason == LB_REASON_FORWARDED || p->reason == LB_REASON_ICMP_ERROR ||
-	    p->reason == LB_REASON_REVERSED) {
-		int reply = p->reason == LB_REASON_REVERSED;
-		count_flow(&service_stats, p->service_id, p->frame_len, reply);
-		count_flow(&backend_stats, p->backend_id, p->frame_len, reply);
+	int reply = p->reason == LB_REASON_REVERSED;
+
+	if ((p->reason == LB_REASON_FORWARDED || reply) && p->backend_id != 0 &&
+	    (action == XDP_TX || action == XDP_REDIRECT)) {
+		count_flow(&backend_fast_stats, p->backend_id * 2 + (action == XDP_REDIRECT), p->frame_len, reply);
+	} else {
+		count(&verdict_stats, p->reason * LB_ACTION_SLOTS + ((__u32)action & (LB_ACTION_SLOTS - 1)),
+		      p->frame_len);
+		if (p->reason == LB_REASON_FORWARDED || p->reason == LB_REASON_ICMP_ERROR || reply) {
+			count_flow(&service_stats, p->service_id, p->frame_len, reply);
+			count_flow(&backend_stats, p->backend_id, p->frame_len, reply);
+		}
 	}
 	emit_event(p, action);
 	return action;

@@ -291,6 +291,23 @@ struct {
 	__type(value, struct lb_flow_stats);
 } backend_stats SEC(".maps");
 
+/* backend_fast_stats: per-CPU forward/reverse packets and bytes of packets sent to or from a
+ * backend with XDP_TX/XDP_REDIRECT, at backend id * 2 + (action == XDP_REDIRECT) (lb_abi.h) */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LB_FAST_STATS_SLOTS);
+	__type(key, __u32);
+	__type(value, struct lb_flow_stats);
+} backend_fast_stats SEC(".maps");
+
+/* retired_stats: removed backends' backend_fast_stats by service id, written by user space only */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, LB_MAX_SERVICES);
+	__type(key, __u32);
+	__type(value, struct lb_retired_stats);
+} retired_stats SEC(".maps");
+
 /* verdict_stats: per-CPU packets and bytes by {verdict reason (LB_REASON_*), XDP action}, at
  * index reason * LB_ACTION_SLOTS + action */
 struct {

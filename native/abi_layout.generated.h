@@ -146,6 +146,10 @@ static_assert(sizeof(struct lb_counter) == 16, "lb_counter size");
 ABI_FIELD(lb_counter, packets, 0, 8);
 ABI_FIELD(lb_counter, bytes, 8, 8);
 
+static_assert(sizeof(struct lb_retired_stats) == 64, "lb_retired_stats size");
+ABI_FIELD(lb_retired_stats, tx, 0, 32);
+ABI_FIELD(lb_retired_stats, redirect, 32, 32);
+
 static_assert(sizeof(struct lb_event) == 64, "lb_event size");
 ABI_FIELD(lb_event, ts_ns, 0, 8);
 ABI_FIELD(lb_event, ifindex, 8, 4);

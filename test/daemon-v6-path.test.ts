@@ -19,8 +19,8 @@ import pino from 'pino';
 import { Program } from '../src/bpf';
 import { startDaemon, type RunningDaemon } from '../src/cli/daemon-process';
 import { ApiClient } from '../src/cli/client';
-import { LB, LbCounterCodec, bytesToIpv6, decodePerCpuSum, encodeU32 } from '../src/dataplane/abi';
-import { BpfMap } from '../src/bpf';
+import { LB, bytesToIpv6 } from '../src/dataplane/abi';
+import { pinnedVerdictRows } from './support/verdict-run';
 import { REASONS } from '../src/dataplane/types';
 import { buildFrame6, checksumProblems6 } from '../src/dataplane/packet';
 import { flowHash6 } from '../src/dataplane/jhash';
@@ -81,17 +81,12 @@ describe('an IPv6 service through the daemon, served by the program', { skip: sk
 
   /** The program's verdict reasons counted so far, by name. */
   const reasons = (): Record<string, number> => {
-    const m = BpfMap.fromPin(path.join(PIN, 'maps', 'verdict_stats'));
-    try {
-      const out: Record<string, number> = {};
-      for (let i = 0; i < LB.REASON_COUNT * LB.ACTION_SLOTS; i++) {
-        const n = decodePerCpuSum(LbCounterCodec, m.lookup(encodeU32(i))!).packets;
-        if (n) out[REASONS[Math.floor(i / LB.ACTION_SLOTS)]] = (out[REASONS[Math.floor(i / LB.ACTION_SLOTS)]] ?? 0) + n;
-      }
-      return out;
-    } finally {
-      m.close();
+    const out: Record<string, number> = {};
+    for (const [i, c] of pinnedVerdictRows(PIN)) {
+      const name = REASONS[Math.floor(i / LB.ACTION_SLOTS)];
+      if (c.packets && name) out[name] = (out[name] ?? 0) + c.packets;
     }
+    return out;
   };
   /** Runs a frame; the result and the one reason it was counted under. */
   const run = (frame: Buffer) => {

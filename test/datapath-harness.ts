@@ -360,21 +360,41 @@ function perCpuSum(maps: MapAccess, map: string, index: number, fields: number):
 }
 
 export interface Counters {
-  verdicts: bigint[][];    // [reason * LB.ACTION_SLOTS + action][packets, bytes]
+  /** [reason * LB.ACTION_SLOTS + action][packets, bytes]: the verdicts as reported (verdict_stats
+   * with the backend_fast_stats slots read added as forwarded/reversed, tx/redirect:
+   * src/dataplane/counters.ts) */
+  verdicts: bigint[][];
   actions: bigint[][];     // [action][packets, bytes]: verdicts summed per action
   reasons: bigint[][];     // [reason][packets, bytes]: verdicts summed per reason
-  services: Map<number, bigint[]>;   // id -> [fwdP, fwdB, revP, revB]
-  backends: Map<number, bigint[]>;
+  /** The maps as they are: verdict_stats by slot, backend_fast_stats by slot (those read) */
+  verdictStats: bigint[][];
+  fast: Map<number, bigint[]>;   // backend id * 2 + redirect -> [fwdP, fwdB, revP, revB]
+  services: Map<number, bigint[]>;   // service_stats: id -> [fwdP, fwdB, revP, revB]
+  backends: Map<number, bigint[]>;   // backend_stats
 }
 
 /** Reads the verdict counters (and their per-action, per-reason sums) and the service/backend
- * counters of the given ids. */
+ * counters of the given ids; the fast counters of `backendIds`, or of every backend id when
+ * none is given. */
 export function readCounters(maps: MapAccess, serviceIds: number[], backendIds: number[]): Counters {
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const verdicts = range(LB.VERDICT_SLOTS).map((i) => perCpuSum(maps, 'verdict_stats', i, 2));
+  const verdictStats = range(LB.VERDICT_SLOTS).map((i) => perCpuSum(maps, 'verdict_stats', i, 2));
+  const fastSlots = backendIds.length
+    ? backendIds.flatMap((id) => [id * 2, id * 2 + 1])
+    : maps.keys('backend_fast_stats').map((k) => k.readUInt32LE(0));
+  const fast = new Map(fastSlots.map((i) => [i, perCpuSum(maps, 'backend_fast_stats', i, 4)]));
+  const verdicts = verdictStats.map((c) => [...c]);
+  for (const [slot, c] of fast) {
+    const action = slot & 1 ? LB.ACTION_REDIRECT : LB.ACTION_TX;
+    for (const [reason, p, b] of [[LB.REASON_FORWARDED, c[0], c[1]], [LB.REASON_REVERSED, c[2], c[3]]] as const) {
+      const row = verdicts[reason * LB.ACTION_SLOTS + action];
+      row[0] += p;
+      row[1] += b;
+    }
+  }
   const total = (slots: number[]) => slots.reduce((s, i) => [s[0] + verdicts[i][0], s[1] + verdicts[i][1]], [0n, 0n]);
   return {
-    verdicts,
+    verdicts, verdictStats, fast,
     actions: range(LB.ACTION_SLOTS).map((a) => total(range(LB.REASON_SLOTS).map((r) => r * LB.ACTION_SLOTS + a))),
     reasons: range(LB.REASON_SLOTS).map((r) => total(range(LB.ACTION_SLOTS).map((a) => r * LB.ACTION_SLOTS + a))),
     services: new Map(serviceIds.map((id) => [id, perCpuSum(maps, 'service_stats', id, 4)])),
@@ -382,15 +402,16 @@ export function readCounters(maps: MapAccess, serviceIds: number[], backendIds: 
   };
 }
 
-/** Every counter that differs between two reads, as "map[index].field: +delta". */
+/** Every map counter that differs between two reads, as "map[index].field: +delta". */
 export function counterDeltas(before: Counters, after: Counters): string[] {
   const out: string[] = [];
   const cmp = (name: string, fields: string[], a: bigint[], b: bigint[], index: number) => {
     fields.forEach((f, i) => { if (b[i] !== a[i]) out.push(`${name}[${index}].${f}: +${b[i] - a[i]}`); });
   };
-  before.verdicts.forEach((a, i) => cmp('verdict_stats', ['packets', 'bytes'], a, after.verdicts[i], i));
+  before.verdictStats.forEach((a, i) => cmp('verdict_stats', ['packets', 'bytes'], a, after.verdictStats[i], i));
   const flowFields = ['fwd_packets', 'fwd_bytes', 'rev_packets', 'rev_bytes'];
   for (const [id, a] of before.services) cmp('service_stats', flowFields, a, after.services.get(id)!, id);
   for (const [id, a] of before.backends) cmp('backend_stats', flowFields, a, after.backends.get(id)!, id);
+  for (const [slot, a] of before.fast) cmp('backend_fast_stats', flowFields, a, after.fast.get(slot)!, slot);
   return out.sort();
 }

@@ -111,8 +111,13 @@ function expectedDeltas(fx: Fixture): string[] {
   const a = ACTION_NUMBER[fx.action];
   const r = reasonNumber(fx.reason);
   const v = r * LB.ACTION_SLOTS + a;
-  const out = [`verdict_stats[${v}].packets: +1`, `verdict_stats[${v}].bytes: +${len}`];
   const dir = fx.reason === 'reversed' ? 'rev' : fx.reason === 'forwarded' || fx.reason === 'icmp_error' ? 'fwd' : null;
+  // To or from a backend, sent on: its one fast counter (src/dataplane/counters.ts).
+  if ((fx.reason === 'forwarded' || fx.reason === 'reversed') && fx.backendId && (fx.action === 'tx' || fx.action === 'redirect')) {
+    const slot = fx.backendId * 2 + (fx.action === 'redirect' ? 1 : 0);
+    return [`backend_fast_stats[${slot}].${dir}_packets: +1`, `backend_fast_stats[${slot}].${dir}_bytes: +${len}`].sort();
+  }
+  const out = [`verdict_stats[${v}].packets: +1`, `verdict_stats[${v}].bytes: +${len}`];
   if (dir) {
     out.push(`service_stats[${fx.serviceId}].${dir}_packets: +1`, `service_stats[${fx.serviceId}].${dir}_bytes: +${len}`);
     out.push(`backend_stats[${fx.backendId}].${dir}_packets: +1`, `backend_stats[${fx.backendId}].${dir}_bytes: +${len}`);

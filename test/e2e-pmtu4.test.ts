@@ -19,8 +19,8 @@ import { labTopology } from '../src/lab/topology';
 import { ipIn, execIn } from '../src/lab/netns';
 import { spawnDaemon, type SpawnedDaemon } from '../src/daemon/spawn';
 import { ApiClient } from '../src/cli/client';
-import { BpfMap } from '../src/bpf';
-import { LB, LbCounterCodec, decodePerCpuSum, encodeU32 } from '../src/dataplane/abi';
+import { LB } from '../src/dataplane/abi';
+import { pinnedVerdictRows } from './support/verdict-run';
 import { REASONS, XDP_ACTIONS } from '../src/dataplane/types';
 import type { HttpGetReport } from './e2e/http-get';
 import { kernelTestSkip } from './support/kernel-env';
@@ -58,15 +58,10 @@ function cachedMtu(netns: string, address: string): number | null {
   return m ? Number(m[1]) : null;
 }
 
-/** Packets counted under reason `reason` with any of `actions` in the pinned verdict_stats. */
+/** Packets counted under reason `reason` with any of `actions`, as reported from the pinned maps. */
 function verdictPackets(reason: (typeof REASONS)[number], actions: Array<(typeof XDP_ACTIONS)[number]>): number {
-  const map = BpfMap.fromPin(path.join(PIN_DIR, 'maps', 'verdict_stats'));
-  try {
-    return actions.reduce((sum, a) => {
-      const index = REASONS.indexOf(reason) * LB.ACTION_SLOTS + XDP_ACTIONS.indexOf(a);
-      return sum + decodePerCpuSum(LbCounterCodec, map.lookup(encodeU32(index))!).packets;
-    }, 0);
-  } finally { map.close(); }
+  const rows = pinnedVerdictRows(PIN_DIR);
+  return actions.reduce((sum, a) => sum + (rows.get(REASONS.indexOf(reason) * LB.ACTION_SLOTS + XDP_ACTIONS.indexOf(a))?.packets ?? 0), 0);
 }
 
 async function cleanup(): Promise<void> {

@@ -36,6 +36,7 @@ export class Balancer {
       services: dp.map('services'), vips: dp.map('vips'), maglev: tables, maglevMarks: new TrackedOuterMap(dp.map('maglev_marks'), this.mappings), serviceSlots: dp.map('service_slots'), backends: dp.map('backends'),
       reverse: dp.map('reverse'), settings: dp.map('settings'), serviceStats: dp.map('service_stats'),
       backendStats: dp.map('backend_stats'),
+      backendFastStats: dp.optionalMap('backend_fast_stats') ?? undefined, retiredStats: dp.optionalMap('retired_stats') ?? undefined,
       v6: { services6: dp.map('services6'), vips6: dp.map('vips6'), backends6: dp.map('backends6'), reverse6: dp.map('reverse6'), serviceSlots6: dp.map('service_slots6') },
     };
     this.reconciler = new Reconciler(maps, {

@@ -2,7 +2,7 @@
  * The address families of the reconciler (issue 15, /work/wt/notes/V6.md): IPv4 services live in
  * services / vips / backends / reverse (/ reverse_frags), IPv6 services in their siblings
  * services6 / vips6 / backends6 / reverse6 (/ reverse_frags6). Everything without an address is
- * shared (maglev, maglev_marks, service_stats, backend_stats, settings), and service and backend
+ * shared (maglev, maglev_marks, service_stats, backend_stats, backend_fast_stats, retired_stats, settings), and service and backend
  * ids are one id space over both families.
  *
  * The reconciler keeps one code path for both: it works on FamilyUnionMap views that hold the v4

@@ -35,8 +35,8 @@ import { crossServiceRuleBreaks, serviceRuleBreaks } from '../config/rules';
 import { DEFAULT_REVERSE_GRACE_SECONDS, type DataplaneBackend, type DataplaneService, type DataplaneState } from '../dataplane/types';
 import { vipFilterWords, vipFilterWords6 } from '../dataplane/jhash';
 import {
-  LB, LbBackendCodec, LbServiceCodec,
-  encodeU32, decodeU32, ipv4ToBytes,
+  LB, LbBackendCodec, LbServiceCodec, LbFlowStatsCodec, LbRetiredStatsCodec,
+  encodeU32, decodeU32, decodePerCpuSum, ipv4ToBytes,
   type LbBackend, type LbService, type LbServiceKey,
 } from '../dataplane/abi';
 import { typedLbMap, type LbTypedMap } from '../dataplane/typed-map';
@@ -45,6 +45,7 @@ import {
 } from './family';
 import { familyOf, isCanonicalAddress, joinHostPort } from '../domain/address';
 import { SLOT, SLOT_WORDS } from '../dataplane/maglev-tables';
+import { addFast, fastSlot, ZERO_FLOW, type FastCounters } from '../dataplane/counters';
 import { DEFAULT_TRANSITION_SECONDS, idBitmap, markedCount, sameCurrent, SlotTimes, startWindows, sweepSlots, transitionSlots, transitionSummary, unmarkedSlots, type SlotBuffers, type SlotDiff } from './transitions';
 import type { ServiceTransitionView } from '../domain/types';
 
@@ -72,6 +73,11 @@ export interface ReconcilerMaps {
   settings: KernelMap;
   serviceStats?: KernelMap;
   backendStats?: KernelMap;
+  /** backend_fast_stats and retired_stats (src/dataplane/counters.ts): a removed backend's fast
+   * counters are carried into retired_stats under its service (absent: pins of a build before
+   * them, nothing to carry) */
+  backendFastStats?: KernelMap;
+  retiredStats?: KernelMap;
   /** The IPv6 siblings (src/balancer/family.ts); absent: IPv6 services are refused. */
   v6?: Family6Maps;
 }
@@ -693,6 +699,7 @@ export class Reconciler {
       this.tableBackendKeys.delete(id);
       this.builtTables.delete(id);
       this.zeroStats(m.serviceStats, id);
+      this.retireService(m, id);
     }
     for (const [hex, id] of [...this.recoveredServiceIds]) {
       if (liveServiceIds.has(id)) continue;
@@ -700,6 +707,7 @@ export class Reconciler {
       this.removeIfPresent(m.maglev, encodeU32(id));
       if (m.maglevMarks) this.removeIfPresent(m.maglevMarks, encodeU32(id));
       this.zeroStats(m.serviceStats, id);
+      this.retireService(m, id);
       this.recoveredServiceIds.delete(hex);
     }
     const graceMs = (state.settings.reverseGraceSeconds ?? DEFAULT_REVERSE_GRACE_SECONDS) * 1000;
@@ -746,6 +754,7 @@ export class Reconciler {
       }
       if (!current.equals(zeroLike(current))) this.write(m.backends, encodeU32(id), zeroLike(current));
       this.zeroStats(m.backendStats, id);
+      this.retireBackend(m, id, liveServiceIds.has(owner.serviceId) ? owner.serviceId : 0);
       this.backendById.delete(id);
       this.backendIds.delete(`${owner.serviceId}|${owner.key}`);
     }
@@ -1250,6 +1259,40 @@ export class Reconciler {
     return buf;
   }
 
+
+  /**
+   * Carries backend `id`'s fast counters (both backend_fast_stats slots, summed over CPUs) into
+   * retired_stats[serviceId] and zeroes them, so that its service's and the verdicts' totals
+   * keep what it carried (src/dataplane/counters.ts). Called once the backend is out of the
+   * tables and inactive: a packet the program was counting at that moment may be missed.
+   */
+  private retireBackend(m: ReconcilerMaps, id: number, serviceId: number): void {
+    if (!m.backendFastStats || !m.retiredStats) return;
+    const read = (redirect: boolean) => {
+      const value = m.backendFastStats!.lookup(encodeU32(fastSlot(id, redirect)));
+      return value && value.some((byte) => byte !== 0) ? decodePerCpuSum(LbFlowStatsCodec, value) : null;
+    };
+    const tx = read(false), redirect = read(true);
+    if (!tx && !redirect) return;
+    this.addRetired(m.retiredStats, serviceId, { tx: tx ?? { ...ZERO_FLOW }, redirect: redirect ?? { ...ZERO_FLOW } });
+    this.zeroStats(m.backendFastStats, fastSlot(id, false));
+    this.zeroStats(m.backendFastStats, fastSlot(id, true));
+  }
+
+  /** Moves retired_stats[id] of a removed service to retired_stats[0] (the verdicts keep it). */
+  private retireService(m: ReconcilerMaps, id: number): void {
+    if (!m.retiredStats || id === 0) return;
+    const value = m.retiredStats.lookup(encodeU32(id));
+    if (!value || !value.some((byte) => byte !== 0)) return;
+    this.addRetired(m.retiredStats, 0, LbRetiredStatsCodec.decode(value));
+    this.write(m.retiredStats, encodeU32(id), Buffer.alloc(value.length));
+  }
+
+  private addRetired(map: KernelMap, serviceId: number, add: FastCounters): void {
+    const value = map.lookup(encodeU32(serviceId));
+    const current = value ? LbRetiredStatsCodec.decode(value) : { tx: { ...ZERO_FLOW }, redirect: { ...ZERO_FLOW } };
+    this.write(map, encodeU32(serviceId), LbRetiredStatsCodec.encode(addFast(current, add)));
+  }
 
   private zeroStats(map: KernelMap | undefined, id: number): void {
     if (!map) return;

@@ -212,6 +212,7 @@ export const LbFlowEntryCodec = CODECS.lb_flow_entry;
 export const LbFlowSetCodec = CODECS.lb_flow_set;
 export const LbFlowStatsCodec = CODECS.lb_flow_stats;
 export const LbCounterCodec = CODECS.lb_counter;
+export const LbRetiredStatsCodec = CODECS.lb_retired_stats;
 export const LbEventCodec = CODECS.lb_event;
 export const LbService6KeyCodec = CODECS.lb_service6_key;
 export const LbService6SlotCodec = CODECS.lb_service6_slot;

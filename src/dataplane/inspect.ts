@@ -5,7 +5,7 @@
  */
 import { possibleCpus, type BpfMap } from '../bpf';
 import {
-  LB, LbCounterCodec, LbFlowStatsCodec, LbServiceKeyCodec, LbServiceCodec, LbBackendCodec,
+  LB, LbCounterCodec, LbFlowStatsCodec, LbRetiredStatsCodec, LbServiceKeyCodec, LbServiceCodec, LbBackendCodec,
   LbReverseKeyCodec, LbReverseCodec, LbFlowSetCodec, LbServiceSlotCodec, LbSettingsCodec, LbVipCodec, LbIfMacCodec,
   LbService6KeyCodec, LbService6SlotCodec, LbBackend6Codec, LbReverse6KeyCodec, LbReverse6Codec, LbFlowSet6Codec,
   bytesToIpv4, bytesToIpv6, decodePerCpuSum, decodeU32, encodeU32,
@@ -14,6 +14,7 @@ import {
   REASONS, XDP_ACTIONS, type FlowCounters, type PacketCounter, type StatsSnapshot, type XdpAction, type Reason,
 } from './types';
 import { MAP_NAMES, type MapName } from './load-options';
+import { addFast, addFastToVerdicts, addFlow, fastSlot, fastTotal, readVerdictRows, ZERO_FLOW, type FastCounters } from './counters';
 import { innerTableSize } from './maglev-tables';
 import type { Dataplane } from './dataplane';
 
@@ -42,31 +43,75 @@ export class DataplaneInspector {
   /** Reads `dp`'s maps (which stay the data plane's); `names` resolves the ids in them. */
   constructor(private readonly dp: Dataplane, private readonly names: IdNames) {}
 
-  /** Every counter summed over CPUs, names resolved. @throws BpfError */
+  /** Every counter summed over CPUs, names resolved (src/dataplane/counters.ts: how the maps
+   * add up). @throws BpfError */
   readStats(): StatsSnapshot {
     const services: Record<string, FlowCounters> = {};
     const backends: Record<string, Record<string, FlowCounters>> = {};
-    const zeroFlow: FlowCounters = { fwdPackets: 0, fwdBytes: 0, revPackets: 0, revBytes: 0 };
     const serviceIds = this.names.services();
     const serviceValues = this.perCpuValues(this.dp.map('service_stats'), serviceIds.map(([id]) => id));
+    const retired = this.retiredStats();
+    const nameOf = new Map<number, string>();
     for (const [id, name] of serviceIds) {
       const value = serviceValues.get(id);
-      services[name] = value ? decodePerCpuSum(LbFlowStatsCodec, value, this.cpus) : { ...zeroFlow };
+      const own = value ? decodePerCpuSum(LbFlowStatsCodec, value, this.cpus) : { ...ZERO_FLOW };
+      const gone = retired.get(id);
+      services[name] = gone ? addFlow(own, fastTotal(gone)) : own;
       backends[name] = {};
+      nameOf.set(id, name);
     }
     const backendIds = this.names.backends();
     const ids: Record<string, Record<string, number>> = {};
     const backendValues = this.perCpuValues(this.dp.map('backend_stats'), backendIds.map(([id]) => id));
+    const fast = this.fastStats(backendIds.map(([id]) => id));
+    let allFast: FastCounters = { tx: { ...ZERO_FLOW }, redirect: { ...ZERO_FLOW } };
     for (const [id, b] of backendIds) {
-      const service = this.names.serviceName(b.serviceId);
+      const f = fast.get(id);
+      if (f) allFast = addFast(allFast, f);
+      const service = nameOf.get(b.serviceId) ?? this.names.serviceName(b.serviceId);
       if (service === null) continue;
       const value = backendValues.get(id);
+      const own = value ? decodePerCpuSum(LbFlowStatsCodec, value, this.cpus) : { ...ZERO_FLOW };
+      const total = f ? addFlow(own, fastTotal(f)) : own;
       backends[service] ??= {};
-      backends[service][b.key] = value ? decodePerCpuSum(LbFlowStatsCodec, value, this.cpus) : { ...zeroFlow };
+      backends[service][b.key] = total;
+      if (f && services[service]) services[service] = addFlow(services[service], fastTotal(f));
       (ids[service] ??= {})[b.key] = id;
     }
-    const { actions, reasons } = this.verdictTotals();
+    for (const r of retired.values()) allFast = addFast(allFast, r);
+    const { actions, reasons } = this.verdictTotals(allFast);
     return { at: Date.now(), services, backends, backendIds: ids, actions, reasons };
+  }
+
+  /** backend_fast_stats of backends `ids`, summed over CPUs (none when the map is absent: pins of
+   * a build before it). */
+  private fastStats(ids: number[]): Map<number, FastCounters> {
+    const out = new Map<number, FastCounters>();
+    const map = this.dp.optionalMap('backend_fast_stats');
+    if (!map) return out;
+    const values = this.perCpuValues(map, ids.flatMap((id) => [fastSlot(id, false), fastSlot(id, true)]));
+    for (const id of ids) {
+      const tx = values.get(fastSlot(id, false));
+      const redirect = values.get(fastSlot(id, true));
+      if (!tx && !redirect) continue;
+      out.set(id, {
+        tx: tx ? decodePerCpuSum(LbFlowStatsCodec, tx, this.cpus) : { ...ZERO_FLOW },
+        redirect: redirect ? decodePerCpuSum(LbFlowStatsCodec, redirect, this.cpus) : { ...ZERO_FLOW },
+      });
+    }
+    return out;
+  }
+
+  /** retired_stats by service id (0: of removed services), the entries in use. */
+  private retiredStats(): Map<number, FastCounters> {
+    const out = new Map<number, FastCounters>();
+    const map = this.dp.optionalMap('retired_stats');
+    if (!map) return out;
+    for (const [key, value] of map.lookupBatch()) {
+      if (!value.some((byte) => byte !== 0)) continue;
+      out.set(decodeU32(key), LbRetiredStatsCodec.decode(value));
+    }
+    return out;
   }
 
   /** The balancer's maps with kernel info and how many entries are in use. @throws BpfError */
@@ -116,14 +161,19 @@ export class DataplaneInspector {
     return out;
   }
 
-  /** verdict_stats (one batch read) summed per XDP action and per reason. */
-  private verdictTotals(): { actions: Record<XdpAction, PacketCounter>; reasons: Record<Reason, PacketCounter> } {
+  /** verdict_stats (one batch read) with the fast counters `fast` (every backend's and retired
+   * entry's, summed), per XDP action and per reason. */
+  private verdictTotals(fast: FastCounters): { actions: Record<XdpAction, PacketCounter>; reasons: Record<Reason, PacketCounter> } {
     const actions = Object.fromEntries(XDP_ACTIONS.map((a) => [a, { packets: 0, bytes: 0 }])) as Record<XdpAction, PacketCounter>;
     const reasons = Object.fromEntries(REASONS.map((r) => [r, { packets: 0, bytes: 0 }])) as Record<Reason, PacketCounter>;
+    const rows = new Map<number, PacketCounter>();
     for (const [key, value] of this.dp.map('verdict_stats').lookupBatch()) {
-      const { reason, action } = verdictSlot(decodeU32(key));
       const c = decodePerCpuSum(LbCounterCodec, value, this.cpus);
-      if (c.packets === 0 && c.bytes === 0) continue;
+      if (c.packets !== 0 || c.bytes !== 0) rows.set(decodeU32(key), c);
+    }
+    addFastToVerdicts(rows, fast);
+    for (const [index, c] of rows) {
+      const { reason, action } = verdictSlot(index);
       for (const sum of [actions[XDP_ACTIONS[action]], reasons[REASONS[reason]]]) {
         if (!sum) continue;   // a slot past the named actions/reasons: never written by the program
         sum.packets += c.packets;
@@ -183,6 +233,11 @@ export class DataplaneInspector {
       case 'tx_ports': return { key: index, value: decodeU32(value) };
       case 'service_stats': return { key: index, value: { ...decodePerCpuSum(LbFlowStatsCodec, value, this.cpus), service: this.names.serviceName(index) } };
       case 'backend_stats': return { key: index, value: { ...decodePerCpuSum(LbFlowStatsCodec, value, this.cpus), backend: this.names.backendName(index) } };
+      case 'backend_fast_stats': return {
+        key: index,
+        value: { ...decodePerCpuSum(LbFlowStatsCodec, value, this.cpus), backend: this.names.backendName(index >> 1), action: index & 1 ? 'redirect' : 'tx' },
+      };
+      case 'retired_stats': return { key: index, value: { ...LbRetiredStatsCodec.decode(value), service: index === 0 ? null : this.names.serviceName(index) } };
       case 'verdict_stats': {
         const { reason, action } = verdictSlot(index);
         return { key: `${REASONS[reason] ?? reason}/${XDP_ACTIONS[action] ?? action}`, value: decodePerCpuSum(LbCounterCodec, value, this.cpus) };
@@ -195,4 +250,14 @@ export class DataplaneInspector {
 /** The {reason, action} of a verdict_stats index (lb_abi.h LB_VERDICT_SLOTS). */
 export function verdictSlot(index: number): { reason: number; action: number } {
   return { reason: Math.floor(index / LB.ACTION_SLOTS), action: index % LB.ACTION_SLOTS };
+}
+
+/** The verdict rows as reported, read from the maps of `dp` (counters.ts readVerdictRows). */
+export function dataplaneVerdictRows(dp: Pick<Dataplane, 'map' | 'optionalMap'>): Map<number, PacketCounter> {
+  const cpus = possibleCpus();
+  return readVerdictRows(dp.map('verdict_stats'), dp.optionalMap('backend_fast_stats'), dp.optionalMap('retired_stats'), {
+    counter: (v) => decodePerCpuSum(LbCounterCodec, v, cpus),
+    flow: (v) => decodePerCpuSum(LbFlowStatsCodec, v, cpus),
+    retired: (v) => LbRetiredStatsCodec.decode(v),
+  });
 }

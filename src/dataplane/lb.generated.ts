@@ -66,6 +66,7 @@ export const LB = {
   SLOT_MOVED: 2147483648, // 1 << 31
   SLOT_ID_MASK: 2147483647,
   SLOT_F_YOUNG: 1, // the first sweep period of a transition: a UDP miss goes to prev_id too (UDP has ...
+  FAST_STATS_SLOTS: 8192, // LB_MAX_BACKENDS * 2
 } as const;
 
 /** Verdict reasons by number (LB_REASON_*): lb_event.reason and the verdict_stats row. */
@@ -326,6 +327,13 @@ export interface LbCounter {
   packets: number;
   bytes: number;
 }
+/** struct lb_retired_stats: retired_stats: ARRAY (user space's only: the program never writes it) by service id, what the backends removed from that service had counted in backend_fast_stats (carried at removal, so that the service's and the verdicts' totals keep it); id 0: of services removed since. */
+export interface LbRetiredStats {
+  /** left with XDP_TX */
+  tx: LbFlowStats;
+  /** left with XDP_REDIRECT */
+  redirect: LbFlowStats;
+}
 /** struct lb_event: events: ring buffer record (64 bytes) */
 export interface LbEvent {
   /** bpf_ktime_get_ns() */
@@ -499,6 +507,10 @@ export const LB_LAYOUTS = {
     { c: 'packets', name: 'packets', kind: 'u64', offset: 0, size: 8 },
     { c: 'bytes', name: 'bytes', kind: 'u64', offset: 8, size: 8 },
   ] },
+  lb_retired_stats: { cName: 'lb_retired_stats', size: 64, align: 8, btf: 'lb.o', fields: [
+    { c: 'tx', name: 'tx', kind: 'struct', offset: 0, size: 32, struct: 'lb_flow_stats' },
+    { c: 'redirect', name: 'redirect', kind: 'struct', offset: 32, size: 32, struct: 'lb_flow_stats' },
+  ] },
   lb_event: { cName: 'lb_event', size: 64, align: 8, btf: 'lb_abi.h', fields: [
     { c: 'ts_ns', name: 'tsNs', kind: 'u64', offset: 0, size: 8 },
     { c: 'ifindex', name: 'ifindex', kind: 'u32', offset: 8, size: 4 },
@@ -542,6 +554,7 @@ export interface LbStructs {
   lb_slot_mark: LbSlotMark;
   lb_flow_stats: LbFlowStats;
   lb_counter: LbCounter;
+  lb_retired_stats: LbRetiredStats;
   lb_event: LbEvent;
 }
 
@@ -587,6 +600,8 @@ export const LB_MAPS = {
   client_next_hops6: { type: 'percpu_array', perCpu: true, key: { kind: 'u32', size: 4 }, value: { kind: 'bytes', size: 48, struct: 'cached_next_hop6' }, maxEntries: 1024, flags: 0, inner: null },
   service_stats: { type: 'percpu_array', perCpu: true, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_flow_stats', size: 32 }, maxEntries: 256, flags: 0, inner: null },
   backend_stats: { type: 'percpu_array', perCpu: true, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_flow_stats', size: 32 }, maxEntries: 4096, flags: 0, inner: null },
+  backend_fast_stats: { type: 'percpu_array', perCpu: true, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_flow_stats', size: 32 }, maxEntries: 8192, flags: 0, inner: null },
+  retired_stats: { type: 'array', perCpu: false, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_retired_stats', size: 64 }, maxEntries: 256, flags: 0, inner: null },
   verdict_stats: { type: 'percpu_array', perCpu: true, key: { kind: 'u32', size: 4 }, value: { kind: 'struct', struct: 'lb_counter', size: 16 }, maxEntries: 256, flags: 0, inner: null },
   events: { type: 'ringbuf', perCpu: false, key: null, value: null, maxEntries: 1048576, flags: 0, inner: null },
 } as const satisfies Record<string, MapLayout>;
@@ -620,6 +635,8 @@ export interface LbMapTypes {
   client_next_hops6: { key: number; value: Uint8Array };
   service_stats: { key: number; value: LbFlowStats };
   backend_stats: { key: number; value: LbFlowStats };
+  backend_fast_stats: { key: number; value: LbFlowStats };
+  retired_stats: { key: number; value: LbRetiredStats };
   verdict_stats: { key: number; value: LbCounter };
   events: { key: never; value: never };
 }

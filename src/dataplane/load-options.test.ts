@@ -16,8 +16,9 @@ test('a fresh load sizes every map group and sets hash_seed and flow_sets_mask',
   });
   assert.deepEqual(o.maxEntries, {
     flows: 64, flows6: 32,
-    services: 8, maglev: 8, maglev_marks: 8, service_stats: 8, services6: 8, maglev_std: 8,
+    services: 8, maglev: 8, maglev_marks: 8, service_stats: 8, services6: 8, maglev_std: 8, retired_stats: 8,
     backends: 32, backend_stats: 32, next_hops: 32, reverse_frags: 32, backends6: 32, next_hops6: 32, reverse_frags6: 32,
+    backend_fast_stats: 64,
     vips: 5, vips6: 5, reverse: 9, reverse6: 9,
   });
   assert.deepEqual(o.innerMaxEntries, { maglev: 65537, maglev_marks: 65537 });
@@ -37,9 +38,9 @@ test('sizes not given are left to the object; nexthop_ttl_ns is a little-endian 
 test('over pinned maps: every map reused, only the unpinned ones (next_hops) sized, globals as fresh', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xdplb-pins-'));
   try {
-    // An optional map (maglev_std) is reused when pinned...
+    // An optional map (maglev_std, backend_fast_stats, retired_stats) is reused when pinned...
     fs.mkdirSync(path.join(dir, 'maps'));
-    fs.writeFileSync(path.join(dir, 'maps', 'maglev_std'), '');
+    for (const n of OPTIONAL_MAPS) fs.writeFileSync(path.join(dir, 'maps', n), '');
     const o = lbLoadOptions({ hashSeed: 3, flowSets: 128, maxServices: 8, maxBackends: 40, reusePinDir: dir });
     assert.deepEqual(o.reuseMaps, Object.fromEntries(MAP_NAMES.map((n) => [n, path.join(dir, 'maps', n)])));
     assert.deepEqual(o.maxEntries, { next_hops: 40, next_hops6: 40 });
@@ -49,8 +50,8 @@ test('over pinned maps: every map reused, only the unpinned ones (next_hops) siz
   // ... and created (sized like the other per-service maps) over the pins of a build without it.
   const o = lbLoadOptions({ hashSeed: 3, flowSets: 128, flowSets6: 16, maglevMaxSize: 251, maxServices: 8, maxBackends: 40, reusePinDir: '/sys/fs/bpf/x' });
   assert.deepEqual(o.reuseMaps, Object.fromEntries(MAP_NAMES.filter((n) => !OPTIONAL_MAPS.has(n)).map((n) => [n, path.join('/sys/fs/bpf/x', 'maps', n)])));
-  assert.ok(OPTIONAL_MAPS.has('maglev_std'));
-  assert.deepEqual(o.maxEntries, { next_hops: 40, next_hops6: 40, maglev_std: 8 });
+  assert.deepEqual([...OPTIONAL_MAPS].sort(), ['backend_fast_stats', 'maglev_std', 'retired_stats']);
+  assert.deepEqual(o.maxEntries, { next_hops: 40, next_hops6: 40, maglev_std: 8, retired_stats: 8, backend_fast_stats: 80 });
   assert.deepEqual(o.globals, { hash_seed: encodeU32(3), flow_sets_mask: encodeU32(127), flow_sets_mask6: encodeU32(15) });
   assert.deepEqual(o.innerMaxEntries, { maglev: 251, maglev_marks: 251 });
 });

@@ -14,11 +14,12 @@ export const MAP_NAMES = [
   'services', 'vips', 'maglev', 'backends', 'reverse', 'flows', 'settings', 'tx_ports',
   'service_stats', 'backend_stats', 'verdict_stats', 'events', 'reverse_frags', 'if_macs', 'maglev_marks', 'service_slots',
   'services6', 'vips6', 'backends6', 'reverse6', 'reverse_frags6', 'flows6', 'service_slots6', 'maglev_std',
+  'backend_fast_stats', 'retired_stats',
 ] as const satisfies readonly LbMapName[];
 export type MapName = (typeof MAP_NAMES)[number];
 /** Maps a later build added without changing the layout of the others: pins of an earlier build
  * lack them and are adopted all the same (the data plane works without them). */
-export const OPTIONAL_MAPS: ReadonlySet<MapName> = new Set<MapName>(['maglev_std']);
+export const OPTIONAL_MAPS: ReadonlySet<MapName> = new Set<MapName>(['maglev_std', 'backend_fast_stats', 'retired_stats']);
 
 export interface LbLoadParams {
   /** the hash_seed global: every node behind one ECMP group must use the same */
@@ -29,9 +30,10 @@ export interface LbLoadParams {
   flowSets6?: number;
   /** the Maglev inner template's size (largest table accepted); default: the object's */
   maglevMaxSize?: number;
-  /** services, maglev, service_stats; default: the object's */
+  /** services, maglev, service_stats, retired_stats; default: the object's */
   maxServices?: number;
-  /** backends, backend_stats, next_hops (one cache slot per backend id), reverse_frags */
+  /** backends, backend_stats, next_hops (one cache slot per backend id), reverse_frags;
+   * backend_fast_stats twice that (two slots per backend id) */
   maxBackends?: number;
   maxVips?: number;
   maxReverse?: number;
@@ -79,8 +81,9 @@ export function lbLoadOptions(p: LbLoadParams): LoadOptions {
   const set = (value: number | undefined, names: LbMapName[]) => {
     if (value !== undefined) for (const n of names) sizes[n] = value;
   };
-  set(p.maxServices, ['services', 'maglev', 'maglev_marks', 'service_stats', 'services6', 'maglev_std']);
+  set(p.maxServices, ['services', 'maglev', 'maglev_marks', 'service_stats', 'services6', 'maglev_std', 'retired_stats']);
   set(p.maxBackends, ['backends', 'backend_stats', 'next_hops', 'reverse_frags', 'backends6', 'next_hops6', 'reverse_frags6']);
+  set(p.maxBackends === undefined ? undefined : p.maxBackends * 2, ['backend_fast_stats']);
   set(p.maxVips, ['vips', 'vips6']);
   set(p.maxReverse, ['reverse', 'reverse6']);
   const options: LoadOptions = { globals };
