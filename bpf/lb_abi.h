@@ -337,7 +337,8 @@ struct lb_slot_mark {
 #define LB_SLOT_F_YOUNG 1  /* the first sweep period of a transition: a UDP miss goes to prev_id too (UDP has
                             * no SYN that tells a new flow from an old one) */
 
-/* service_stats and backend_stats: PERCPU_ARRAY values (index = id) */
+/* service_stats and backend_stats: PERCPU_ARRAY values (index = id): packets with a service that
+ * are not counted in backend_fast_stats (below), and what a build before it counted */
 struct lb_flow_stats {
 	__u64 fwd_packets;   /* client -> backend */
 	__u64 fwd_bytes;

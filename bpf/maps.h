@@ -275,7 +275,7 @@ struct {
 	__type(value, struct cached_next_hop6);
 } client_next_hops6 SEC(".maps");
 
-/* service_stats: per-CPU forward/reverse packets and bytes by service id */
+/* service_stats: per-CPU forward/reverse packets and bytes by service id (those not in backend_fast_stats) */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, LB_MAX_SERVICES);
@@ -283,7 +283,7 @@ struct {
 	__type(value, struct lb_flow_stats);
 } service_stats SEC(".maps");
 
-/* backend_stats: per-CPU forward/reverse packets and bytes by backend id */
+/* backend_stats: per-CPU forward/reverse packets and bytes by backend id (those not in backend_fast_stats) */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, LB_MAX_BACKENDS);

@@ -152,6 +152,46 @@ describe('cluster view', () => {
     assert.deepEqual(drains, [[true, 5], [false, 0], [true, 0], [false, 0], [true, 0]]);
   });
 
+  test('etcd mode: a drain is refused while any alive, undrained node that would take the flows has moved slots, though neither the target nor this node has', async () => {
+    const controller = new MemoryController({ services: [WEB] });
+    const steady: TransitionsView = { transitionSeconds: 60, nextSweepAt: null, flowCache: true, services: [
+      { service: 'web', tableSize: 251, movedSlots: 0, movedShare: 0, seenSlots: 0, youngSlots: 0, since: null },
+    ] };
+    const source = { listServices: () => controller.listServices(), stats: () => controller.stats(), interfaces: () => controller.interfaces(), transitions: () => steady };
+    const now = () => new Date().toISOString();
+    const status = (name: string, movedSlots: number, extra: Partial<NodeStatus> = {}) => ({ name, movedSlots, updatedAt: now(), bgp: null, ...extra });
+    // lb2 is the target (steady); lb3 saw a health check's change alone: its slots moved.
+    let nodes: unknown[] = [];
+    const written: Array<[string, unknown]> = [];
+    const store = Object.assign(new EventEmitter(), {
+      readDrain: async () => ({ drain: false, graceSeconds: 0 }),
+      publish: async () => undefined,
+      nodes: async () => nodes,
+      setDrain: async (name: string, state: unknown) => { written.push([name, state]); },
+      fresh: () => true, connected: true, appliedModRevision: 1, latestModRevision: 1,
+    });
+    const cluster = new ClusterService({ nodeName: 'lb1', source, store: store as unknown as EtcdStore, logger: pino({ level: 'silent' }), publishIntervalMs: 60_000, hooks: { onDrain: () => undefined } });
+    const drain = (name: string, force = false) => cluster.setDrain(name, true, 5, force);
+    nodes = [status('lb1', 0), status('lb2', 0), status('lb3', 7)];
+    await assert.rejects(drain('lb2'), (err: XdplbError) => err.code === 'XDPLB_ERR_CONFLICT'
+      && /^node "lb2" cannot be drained now: node "lb3", which would take its flows, is in a Maglev transition \(7 moved slots\): /.test(err.message));
+    await assert.rejects(drain('lb1'), /^XdplbError: node "lb1" cannot be drained now: node "lb3"|node "lb1" cannot be drained now: node "lb3"/, 'this node too: lb3 would take its flows');
+    assert.equal(written.length, 0, 'a refused drain writes nothing');
+    // lb3 itself may go: no other node holds moved slots (its own are what it would take along).
+    await assert.rejects(drain('lb3'), /node "lb3" is in a Maglev transition \(7 moved slots\)/, 'the target\'s own count, as before');
+    // A node that is not alive, or is drained, takes no flows: it does not hold a drain back.
+    nodes = [status('lb1', 0), status('lb2', 0), status('lb3', 7, { updatedAt: new Date(Date.now() - 3_600_000).toISOString() })];
+    await drain('lb2');
+    nodes = [status('lb1', 0), status('lb2', 0), status('lb3', 7, { bgp: { drained: true } as NodeStatus['bgp'] })];
+    await drain('lb2');
+    nodes = [status('lb1', 0), status('lb2', 0), status('lb3', 7)];
+    await drain('lb2', true);
+    assert.deepEqual(written.map(([n]) => n), ['lb2', 'lb2', 'lb2'], 'stale, drained or forced: written');
+    nodes = [status('lb1', 0), status('lb2', 0), status('lb3', 0)];
+    await drain('lb2');
+    assert.equal(written.length, 4, 'steady everywhere: written');
+  });
+
   test('a transition\'s start and end are published at once (the moved-slot count changed), not at the next period; stop() unsubscribes', async () => {
     const controller = new MemoryController({ services: [WEB] });
     let view: TransitionsView = { transitionSeconds: 1, nextSweepAt: null, flowCache: true, services: [

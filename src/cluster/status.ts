@@ -182,25 +182,44 @@ export class ClusterService extends EventEmitter {
   }
 
   /**
-   * Refuses to drain `name` while it may hold connections no other node knows: a connection
-   * opened during a Maglev transition is remembered only by the node that saw its SYN; once that
-   * node is withdrawn, ECMP sends it to the others, which send its packets to the slot's previous
-   * backend, and that backend resets it (docs/cluster.md "Transitions and ECMP"). The target's
-   * published count and this node's own are both checked: every node applies the same changes,
-   * so its own marks stand for a target whose published status is a moment old.
-   * @throws XdplbError CONFLICT naming the node, the moved slots and the way out
+   * Refuses to drain `name` while a connection it carries could be reset once it is withdrawn:
+   * a connection opened during a Maglev transition is remembered only by the node that saw its
+   * SYN, and ECMP then sends it to the other nodes, which send a packet they do not remember in a
+   * moved slot to the slot's previous backend, and that backend resets it (docs/cluster.md
+   * "Transitions and ECMP"). So no node may have moved slots: not the target (its published
+   * count), not this node (its own count, which also stands for a target whose published status
+   * is a moment old: every node applies the same changes), and not any other alive node that
+   * would take the target's flows (`others`, their published counts; a drained node takes none: a
+   * health check's change is one node's alone).
+   * @throws XdplbError CONFLICT naming the node with moved slots, their count and the way out
    */
-  private assertQuiet(name: string, target: NodeStatus | null): void {
+  private assertQuiet(name: string, target: NodeStatus | null, others: NodeStatus[] = []): void {
     const view = this.ownTransitions();
     const own = movedSlotsOf(view);
     const published = target && typeof target.movedSlots === 'number' ? target.movedSlots : 0;
     const moved = Math.max(own, published);
-    if (moved === 0) return;
+    const receiver = others
+      .filter((n) => n.alive && n.bgp?.drained !== true && n.name !== name && n.name !== this.nodeName && typeof n.movedSlots === 'number' && n.movedSlots > 0)
+      .sort((a, b) => b.movedSlots! - a.movedSlots! || (a.name < b.name ? -1 : 1))[0];
+    if (moved === 0 && !receiver) return;
     const period = view?.transitionSeconds;
-    throw new XdplbError('XDPLB_ERR_CONFLICT', `node "${name}" is in a Maglev transition (${moved} moved slots${target?.self === false && published < own ? ' on this node' : ''}): `
-      + 'connections opened since the last backend change may be known only to it, and once it is withdrawn the other nodes would send '
+    const why = 'connections opened since the last backend change may be known only to it, and once it is withdrawn the other nodes would send '
       + 'them to the slots\' previous backends, which reset them; drain when `xdplb transitions` shows no moved slots'
-      + `${period ? ` (at most ${2 * period} s after the last change)` : ''}, or with force (the CLI's --force)`);
+      + `${period ? ` (at most ${2 * period} s after the last change)` : ''}, or with force (the CLI's --force)`;
+    if (moved > 0) {
+      throw new XdplbError('XDPLB_ERR_CONFLICT', `node "${name}" is in a Maglev transition (${moved} moved slots${target?.self === false && published < own ? ' on this node' : ''}): ${why}`);
+    }
+    throw new XdplbError('XDPLB_ERR_CONFLICT', `node "${name}" cannot be drained now: node "${receiver!.name}", which would take its flows, `
+      + `is in a Maglev transition (${receiver!.movedSlots} moved slots): a connection of "${name}" in one of those slots would be sent `
+      + 'to the slot\'s previous backend there, which resets it; drain when `xdplb cluster status` shows no node with moved slots, or with force (the CLI\'s --force)');
+  }
+
+  /** The other nodes' published statuses, each marked alive when published within the alive window. */
+  private others(raw: unknown[], now = Date.now()): NodeStatus[] {
+    return raw.map((r) => r as NodeStatus).filter((n) => n.name !== this.nodeName).map((n) => {
+      const age = now - Date.parse(n.updatedAt);
+      return { ...n, self: false, alive: Number.isFinite(age) && age < this.aliveWindowMs };
+    });
   }
 
   /** This node's status now. */
@@ -254,12 +273,7 @@ export class ClusterService extends EventEmitter {
       // Known unreachable (the probe says so): answer at once from what was last seen.
       if (!this.store.connected) throw new Error('unreachable');
       await this.store.read();   // the desired revision now (for every node's lag)
-      const now = Date.now();
-      others = (await this.store.nodes()).filter((n) => n.name !== this.nodeName).map((raw) => {
-        const n = raw as unknown as NodeStatus;
-        const age = now - Date.parse(n.updatedAt);
-        return { ...n, self: false, alive: Number.isFinite(age) && age < this.aliveWindowMs };
-      });
+      others = this.others(await this.store.nodes());
       this.lastNodes = others;
     } catch {
       // Unreachable: the last nodes seen, not alive as far as this node can tell.
@@ -290,15 +304,17 @@ export class ClusterService extends EventEmitter {
       await this.applyDrain(state);
       return this.selfStatus();
     }
+    const raw = await this.store.nodes();
+    const others = this.others(raw);
     if (name !== this.nodeName) {
-      const known = (await this.store.nodes()).map((n) => n as unknown as NodeStatus);
+      const known = raw.map((n) => n as unknown as NodeStatus);
       const found = known.find((n) => n.name === name);
       if (!found) throw new XdplbError('XDPLB_ERR_NOT_FOUND', `no node "${name}" in the cluster (alive nodes: ${known.map((n) => n.name).sort().join(', ') || 'none'})`);
-      if (drain && !force && found.bgp?.drained !== true) this.assertQuiet(name, { ...found, self: false });
+      if (drain && !force && found.bgp?.drained !== true) this.assertQuiet(name, { ...found, self: false }, others);
       await this.store.setDrain(name, state);
       return { ...found, self: false };
     }
-    if (drain && !force && !this.drain.drain) this.assertQuiet(name, null);
+    if (drain && !force && !this.drain.drain) this.assertQuiet(name, null, others);
     await this.store.setDrain(name, state);
     await this.applyDrain(state);
     return this.selfStatus();

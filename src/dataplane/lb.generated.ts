@@ -313,7 +313,7 @@ export interface LbSlotMark {
   /** LB_SLOT_F_*, user space's */
   flags: number;
 }
-/** struct lb_flow_stats: service_stats and backend_stats: PERCPU_ARRAY values (index = id) */
+/** struct lb_flow_stats: service_stats and backend_stats: PERCPU_ARRAY values (index = id): packets with a service that are not counted in backend_fast_stats (below), and what a build before it counted */
 export interface LbFlowStats {
   /** client -> backend */
   fwdPackets: number;
