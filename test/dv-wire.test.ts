@@ -166,6 +166,14 @@ describe('issue 11 data-plane verdicts on the wire (namespaces xlbt-dvw-*)', () 
     // Three fragments per answer (1480 + 1480 + 1048 bytes of UDP datagram), all reversed.
     const reversed = after.reasons.reversed.packets - before.reasons.reversed.packets;
     assert.ok(reversed >= 3, `${reversed} reply frames reversed`);
+    // The service's and its backends' counters saw the same packets as the verdicts (each packet
+    // counted once, in its backend's fast slot: src/dataplane/counters.ts).
+    const delta = (a: { fwdPackets: number; revPackets: number }, b: { fwdPackets: number; revPackets: number }) => ({ fwd: a.fwdPackets - b.fwdPackets, rev: a.revPackets - b.revPackets });
+    const service = delta(after.services['udp-big'], before.services['udp-big']);
+    const backends = Object.keys(after.backends['udp-big']).map((k) => delta(after.backends['udp-big'][k], before.backends['udp-big'][k] ?? { fwdPackets: 0, revPackets: 0 }));
+    assert.deepEqual(service, { fwd: after.reasons.forwarded.packets - before.reasons.forwarded.packets, rev: reversed }, 'the service counted what was forwarded and reversed');
+    assert.deepEqual(backends.reduce((s, b) => ({ fwd: s.fwd + b.fwd, rev: s.rev + b.rev }), { fwd: 0, rev: 0 }), service, 'its backends add up to it');
+    assert.ok(service.fwd >= 1, 'queries forwarded');
     assert.equal(after.reasons.not_vip.packets - before.reasons.not_vip.packets, 0, 'no fragment left untranslated');
   });
 
