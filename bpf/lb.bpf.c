@@ -55,6 +55,10 @@ const volatile __u32 hash_seed = 0;
  * old way. */
 const volatile __u64 nexthop_ttl_ns = 100 * 1000 * 1000;
 
+/* Load-time knob, from the backends map's size: backend_fast_stats holds the XDP_TX slots of backend
+ * ids 0..fast_redirect_base-1, then their XDP_REDIRECT slots. */
+const volatile __u32 fast_redirect_base = LB_MAX_BACKENDS;
+
 /* Load-time knob, from the flows map's size: flows holds flow_sets_mask + 1 sets (a power of two). */
 const volatile __u32 flow_sets_mask = LB_MAX_FLOWS / LB_FLOW_WAYS - 1;
 
@@ -571,7 +575,8 @@ static __always_inline int finish(struct packet *p, int action)
 
 	if ((p->reason == LB_REASON_FORWARDED || reply) && p->backend_id != 0 &&
 	    (action == XDP_TX || action == XDP_REDIRECT)) {
-		count_flow(&backend_fast_stats, p->backend_id * 2 + (action == XDP_REDIRECT), p->frame_len, reply);
+		count_flow(&backend_fast_stats, p->backend_id + (action == XDP_REDIRECT ? fast_redirect_base : 0),
+			   p->frame_len, reply);
 	} else {
 		count(&verdict_stats, p->reason * LB_ACTION_SLOTS + ((__u32)action & (LB_ACTION_SLOTS - 1)),
 		      p->frame_len);

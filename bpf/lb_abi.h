@@ -352,13 +352,14 @@ struct lb_counter {
 	__u64 bytes;
 };
 
-/* backend_fast_stats: PERCPU_ARRAY of struct lb_flow_stats, at index backend id * 2 + (action ==
- * XDP_REDIRECT). A packet forwarded to a backend (reason forwarded) or reversed from one (reason
+/* backend_fast_stats: PERCPU_ARRAY of struct lb_flow_stats, at index backend id, plus the size of
+ * the backends map (the load-time fast_redirect_base) for XDP_REDIRECT: the XDP_TX slots of all
+ * backends side by side, two to a cache line as in backend_stats. A packet forwarded to a backend (reason forwarded) or reversed from one (reason
  * reversed) and sent with XDP_TX or XDP_REDIRECT is counted here and nowhere else: one per-CPU
  * update per packet. Its service's totals and its verdict {reason, action} are summed in user
  * space (src/dataplane/counters.ts); every other packet is counted in verdict_stats (and, with a
  * service, service_stats and backend_stats) as before. */
-#define LB_FAST_STATS_SLOTS 8192   /* LB_MAX_BACKENDS * 2 */
+#define LB_FAST_STATS_SLOTS 8192   /* LB_MAX_BACKENDS * 2: the TX half, then the REDIRECT half */
 
 /* retired_stats: ARRAY (user space's only: the program never writes it) by service id, what the
  * backends removed from that service had counted in backend_fast_stats (carried at removal, so

@@ -292,7 +292,7 @@ struct {
 } backend_stats SEC(".maps");
 
 /* backend_fast_stats: per-CPU forward/reverse packets and bytes of packets sent to or from a
- * backend with XDP_TX/XDP_REDIRECT, at backend id * 2 + (action == XDP_REDIRECT) (lb_abi.h) */
+ * backend with XDP_TX/XDP_REDIRECT, at backend id (+ fast_redirect_base for REDIRECT; lb_abi.h) */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, LB_FAST_STATS_SLOTS);

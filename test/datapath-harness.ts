@@ -23,6 +23,8 @@ export interface MapAccess {
   /** Raw value bytes; per-CPU maps return every CPU's value, each padded to 8 bytes. */
   lookup(map: string, key: Buffer): Buffer | null;
   keys(map: string): Buffer[];
+  /** The map's max_entries. */
+  maxEntries(map: string): number;
   /** Creates an ARRAY u32 -> `valueSize` bytes (flags BPF_F_INNER_MAP) holding `values`: an
    * inner maglev table (4-byte ids) or maglev_marks table (struct lb_slot_mark); returns its fd. */
   createInnerTable(maxEntries: number, valueSize: number, values: Buffer): number;
@@ -368,9 +370,14 @@ export interface Counters {
   reasons: bigint[][];     // [reason][packets, bytes]: verdicts summed per reason
   /** The maps as they are: verdict_stats by slot, backend_fast_stats by slot (those read) */
   verdictStats: bigint[][];
-  fast: Map<number, bigint[]>;   // backend id * 2 + redirect -> [fwdP, fwdB, revP, revB]
+  fast: Map<number, bigint[]>;   // backend id (+ half the map for REDIRECT) -> [fwdP, fwdB, revP, revB]
   services: Map<number, bigint[]>;   // service_stats: id -> [fwdP, fwdB, revP, revB]
   backends: Map<number, bigint[]>;   // backend_stats
+}
+
+/** The program's fast_redirect_base: half of backend_fast_stats (its REDIRECT slots' offset). */
+export function fastRedirectBase(maps: MapAccess): number {
+  return maps.maxEntries('backend_fast_stats') / 2;
 }
 
 /** Reads the verdict counters (and their per-action, per-reason sums) and the service/backend
@@ -379,13 +386,14 @@ export interface Counters {
 export function readCounters(maps: MapAccess, serviceIds: number[], backendIds: number[]): Counters {
   const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const verdictStats = range(LB.VERDICT_SLOTS).map((i) => perCpuSum(maps, 'verdict_stats', i, 2));
+  const base = fastRedirectBase(maps);
   const fastSlots = backendIds.length
-    ? backendIds.flatMap((id) => [id * 2, id * 2 + 1])
+    ? backendIds.flatMap((id) => [id, id + base])
     : maps.keys('backend_fast_stats').map((k) => k.readUInt32LE(0));
   const fast = new Map(fastSlots.map((i) => [i, perCpuSum(maps, 'backend_fast_stats', i, 4)]));
   const verdicts = verdictStats.map((c) => [...c]);
   for (const [slot, c] of fast) {
-    const action = slot & 1 ? LB.ACTION_REDIRECT : LB.ACTION_TX;
+    const action = slot >= base ? LB.ACTION_REDIRECT : LB.ACTION_TX;
     for (const [reason, p, b] of [[LB.REASON_FORWARDED, c[0], c[1]], [LB.REASON_REVERSED, c[2], c[3]]] as const) {
       const row = verdicts[reason * LB.ACTION_SLOTS + action];
       row[0] += p;

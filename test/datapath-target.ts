@@ -58,6 +58,7 @@ export function loadTarget(opts: TargetOptions = {}): Target {
     delete: (name, key) => { map(name).delete(key); },
     lookup: (name, key) => map(name).lookup(key),
     keys: (name) => [...map(name).keys()],
+    maxEntries: (name) => map(name).maxEntries,
     createInnerTable: (maxEntries, valueSize, values) => {
       // The outer maps' template flags (BPF_F_INNER_MAP | BPF_F_MMAPABLE): an inner map must match them.
       const inner = BpfMap.create({ type: 'array', name: 'xlbt_maglev', keySize: 4, valueSize, maxEntries, flags: LB_MAPS.maglev.inner.flags });

@@ -1269,14 +1269,14 @@ export class Reconciler {
   private retireBackend(m: ReconcilerMaps, id: number, serviceId: number): void {
     if (!m.backendFastStats || !m.retiredStats) return;
     const read = (redirect: boolean) => {
-      const value = m.backendFastStats!.lookup(encodeU32(fastSlot(id, redirect)));
+      const value = m.backendFastStats!.lookup(encodeU32(fastSlot(id, redirect, this.limits.maxBackends)));
       return value && value.some((byte) => byte !== 0) ? decodePerCpuSum(LbFlowStatsCodec, value) : null;
     };
     const tx = read(false), redirect = read(true);
     if (!tx && !redirect) return;
     this.addRetired(m.retiredStats, serviceId, { tx: tx ?? { ...ZERO_FLOW }, redirect: redirect ?? { ...ZERO_FLOW } });
-    this.zeroStats(m.backendFastStats, fastSlot(id, false));
-    this.zeroStats(m.backendFastStats, fastSlot(id, true));
+    this.zeroStats(m.backendFastStats, fastSlot(id, false, this.limits.maxBackends));
+    this.zeroStats(m.backendFastStats, fastSlot(id, true, this.limits.maxBackends));
   }
 
   /** Moves retired_stats[id] of a removed service to retired_stats[0] (the verdicts keep it). */

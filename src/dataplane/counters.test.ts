@@ -32,8 +32,8 @@ test('fast counters add to the forwarded and reversed verdict rows of their acti
     [verdictIndex(LB.REASON_REVERSED, LB.ACTION_TX)]: { packets: 3, bytes: 30 },
     [verdictIndex(LB.REASON_FORWARDED, LB.ACTION_REDIRECT)]: { packets: 4, bytes: 40 },
   }, 'zero counters add no row');
-  assert.equal(fastSlot(7, false), 14);
-  assert.equal(fastSlot(7, true), 15);
+  assert.equal(fastSlot(7, false, 32), 7);
+  assert.equal(fastSlot(7, true, 32), 39, 'the REDIRECT half starts at the backends map\'s size');
 });
 
 test('readVerdictRows: verdict_stats, every fast slot by its action, every retired entry', () => {
@@ -46,7 +46,7 @@ test('readVerdictRows: verdict_stats, every fast slot by its action, every retir
   };
   const rows = readVerdictRows(
     { lookupBatch: () => [[key(verdictIndex(LB.REASON_NO_SERVICE, LB.ACTION_DROP)), val({ packets: 5, bytes: 50 })], [key(0), val({ packets: 0, bytes: 0 })]] },
-    { lookupBatch: () => [[key(fastSlot(3, false)), val(flow(1, 100, 2, 200))], [key(fastSlot(3, true)), val(flow(1, 60))], [key(8), val(ZERO_FLOW)]] },
+    { lookupBatch: () => [...Array(8).keys()].map((i) => [key(i), val(i === 3 ? flow(1, 100, 2, 200) : i === 7 ? flow(1, 60) : ZERO_FLOW)] as [Buffer, Buffer]) },
     { lookupBatch: () => [[key(0), val({ tx: flow(10, 1000), redirect: ZERO_FLOW })]] },
     decode);
   assert.deepEqual(Object.fromEntries(rows), {
@@ -91,7 +91,7 @@ describe('fast counters on the real kernel', { skip }, () => {
 
   /** What the program would have counted: `value` on every CPU of backend id's slot. */
   const count = (id: number, redirect: boolean, value: FlowCounters) =>
-    dp!.map('backend_fast_stats').update(encodeU32(fastSlot(id, redirect)), encodePerCpu(LbFlowStatsCodec, value, cpus));
+    dp!.map('backend_fast_stats').update(encodeU32(fastSlot(id, redirect, 32)), encodePerCpu(LbFlowStatsCodec, value, cpus));
   const verdicts = (s: StatsSnapshot) => ({ reasons: s.reasons, actions: s.actions });
 
   test('a backend\'s, its service\'s and the verdicts\' totals include its fast counters', () => {
@@ -129,7 +129,7 @@ describe('fast counters on the real kernel', { skip }, () => {
     assert.deepEqual(s.services.dns, before.services.dns, 'the service keeps what the removed backend carried');
     assert.deepEqual(verdicts(s), verdicts(before), 'so do the verdicts');
     for (const redirect of [false, true]) {
-      const v = dp!.map('backend_fast_stats').lookup(encodeU32(fastSlot(b2, redirect)))!;
+      const v = dp!.map('backend_fast_stats').lookup(encodeU32(fastSlot(b2, redirect, 32)))!;
       assert.ok(v.every((byte) => byte === 0), 'the freed id\'s fast slots are zero (a reuse starts from 0)');
     }
     assert.ok(dp!.map('retired_stats').lookup(encodeU32(dnsId))!.some((byte) => byte !== 0));
@@ -198,7 +198,7 @@ describe('pins of a build before the fast counters', { skip }, () => {
       dp = Dataplane.adopt(DIR)!;
       lb = new Balancer(dp);
       lb.applyState(state());
-      dp.map('backend_fast_stats').update(encodeU32(fastSlot(b2, false)), encodePerCpu(LbFlowStatsCodec, flow(6, 600), cpus));
+      dp.map('backend_fast_stats').update(encodeU32(fastSlot(b2, false, 32)), encodePerCpu(LbFlowStatsCodec, flow(6, 600), cpus));
       const s = new DataplaneInspector(dp, lb.reconciler).readStats();
       assert.deepEqual(s.services.dns, times(flow(10, 1000), cpus));
       assert.deepEqual(s.backends.dns['198.18.1.2:5353'], times(flow(10, 1000), cpus));

@@ -1,8 +1,8 @@
 /**
  * The packet counters' one contract between the program's maps and what user space reports
  * (bpf/lb_abi.h, docs/datapath.md "Counters"). The program counts a packet to or from a backend
- * that left with XDP_TX or XDP_REDIRECT only in backend_fast_stats (at backend id * 2 +
- * (action == REDIRECT)); every other packet in verdict_stats, and with a service in
+ * that left with XDP_TX or XDP_REDIRECT only in backend_fast_stats (at backend id, plus `base`,
+ * the backends map's size, for REDIRECT); every other packet in verdict_stats, and with a service in
  * service_stats and backend_stats. A removed backend's fast counters are carried into
  * retired_stats under its service (id 0 once the service is gone too). From these:
  *   backend  = backend_stats + its two fast slots
@@ -20,9 +20,10 @@ export const ZERO_FLOW: Readonly<FlowCounters> = Object.freeze({ fwdPackets: 0, 
 /** The fast counters of one backend (or one retired_stats entry): by the action it left with. */
 export interface FastCounters { tx: FlowCounters; redirect: FlowCounters }
 
-/** backend_fast_stats index of backend `id` (redirect: the XDP_REDIRECT slot). */
-export function fastSlot(id: number, redirect: boolean): number {
-  return id * 2 + (redirect ? 1 : 0);
+/** backend_fast_stats index of backend `id` (redirect: the XDP_REDIRECT slot); `base` is the
+ * program's fast_redirect_base, the backends map's size: half of backend_fast_stats. */
+export function fastSlot(id: number, redirect: boolean, base: number): number {
+  return id + (redirect ? base : 0);
 }
 
 export function addFlow(a: FlowCounters, b: FlowCounters): FlowCounters {
@@ -84,10 +85,11 @@ export function readVerdictRows(verdictStats: BatchReadable, fastStats: BatchRea
     const c = decode.counter(value);
     if (c.packets !== 0 || c.bytes !== 0) rows.set(key.readUInt32LE(0), c);
   }
-  for (const [key, value] of fastStats?.lookupBatch() ?? []) {
+  const fast = fastStats?.lookupBatch() ?? [];
+  for (const [key, value] of fast) {
     const c = decode.flow(value);
     if (isZeroFlow(c)) continue;
-    const redirect = (key.readUInt32LE(0) & 1) === 1;
+    const redirect = key.readUInt32LE(0) >= fast.length / 2;
     addFastToVerdicts(rows, redirect ? { tx: { ...ZERO_FLOW }, redirect: c } : { tx: c, redirect: { ...ZERO_FLOW } });
   }
   for (const [, value] of retired?.lookupBatch() ?? []) addFastToVerdicts(rows, decode.retired(value));

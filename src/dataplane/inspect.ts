@@ -89,10 +89,11 @@ export class DataplaneInspector {
     const out = new Map<number, FastCounters>();
     const map = this.dp.optionalMap('backend_fast_stats');
     if (!map) return out;
-    const values = this.perCpuValues(map, ids.flatMap((id) => [fastSlot(id, false), fastSlot(id, true)]));
+    const base = map.maxEntries / 2;
+    const values = this.perCpuValues(map, ids.flatMap((id) => [fastSlot(id, false, base), fastSlot(id, true, base)]));
     for (const id of ids) {
-      const tx = values.get(fastSlot(id, false));
-      const redirect = values.get(fastSlot(id, true));
+      const tx = values.get(fastSlot(id, false, base));
+      const redirect = values.get(fastSlot(id, true, base));
       if (!tx && !redirect) continue;
       out.set(id, {
         tx: tx ? decodePerCpuSum(LbFlowStatsCodec, tx, this.cpus) : { ...ZERO_FLOW },
@@ -100,6 +101,12 @@ export class DataplaneInspector {
       });
     }
     return out;
+  }
+
+  /** The backend and action of a backend_fast_stats index (its TX half, then its REDIRECT half). */
+  private fastSlotOwner(index: number): { backend: string | null; action: 'tx' | 'redirect' } {
+    const base = this.dp.map('backend_fast_stats').maxEntries / 2;
+    return index < base ? { backend: this.names.backendName(index), action: 'tx' } : { backend: this.names.backendName(index - base), action: 'redirect' };
   }
 
   /** retired_stats by service id (0: of removed services), the entries in use. */
@@ -235,7 +242,7 @@ export class DataplaneInspector {
       case 'backend_stats': return { key: index, value: { ...decodePerCpuSum(LbFlowStatsCodec, value, this.cpus), backend: this.names.backendName(index) } };
       case 'backend_fast_stats': return {
         key: index,
-        value: { ...decodePerCpuSum(LbFlowStatsCodec, value, this.cpus), backend: this.names.backendName(index >> 1), action: index & 1 ? 'redirect' : 'tx' },
+        value: { ...decodePerCpuSum(LbFlowStatsCodec, value, this.cpus), ...this.fastSlotOwner(index) },
       };
       case 'retired_stats': return { key: index, value: { ...LbRetiredStatsCodec.decode(value), service: index === 0 ? null : this.names.serviceName(index) } };
       case 'verdict_stats': {

@@ -66,7 +66,7 @@ export const LB = {
   SLOT_MOVED: 2147483648, // 1 << 31
   SLOT_ID_MASK: 2147483647,
   SLOT_F_YOUNG: 1, // the first sweep period of a transition: a UDP miss goes to prev_id too (UDP has ...
-  FAST_STATS_SLOTS: 8192, // LB_MAX_BACKENDS * 2
+  FAST_STATS_SLOTS: 8192, // LB_MAX_BACKENDS * 2: the TX half, then the REDIRECT half
 } as const;
 
 /** Verdict reasons by number (LB_REASON_*): lb_event.reason and the verdict_stats row. */
@@ -645,6 +645,7 @@ export interface LbMapTypes {
 export const LB_GLOBALS = {
   hash_seed: { section: '.rodata', linkage: 'global', kind: 'u32', size: 4 },
   nexthop_ttl_ns: { section: '.rodata', linkage: 'global', kind: 'u64', size: 8 },
+  fast_redirect_base: { section: '.rodata', linkage: 'global', kind: 'u32', size: 4 },
   flow_sets_mask: { section: '.rodata', linkage: 'global', kind: 'u32', size: 4 },
   flow_sets_mask6: { section: '.rodata', linkage: 'global', kind: 'u32', size: 4 },
   no_settings: { section: '.rodata', linkage: 'static', kind: 'struct', struct: 'lb_settings', size: 80 },

@@ -22,7 +22,7 @@ test('a fresh load sizes every map group and sets hash_seed and flow_sets_mask',
     vips: 5, vips6: 5, reverse: 9, reverse6: 9,
   });
   assert.deepEqual(o.innerMaxEntries, { maglev: 65537, maglev_marks: 65537 });
-  assert.deepEqual(o.globals, { hash_seed: encodeU32(0xdeadbeef), flow_sets_mask: encodeU32(63), flow_sets_mask6: encodeU32(31) });
+  assert.deepEqual(o.globals, { hash_seed: encodeU32(0xdeadbeef), flow_sets_mask: encodeU32(63), flow_sets_mask6: encodeU32(31), fast_redirect_base: encodeU32(32) });
   assert.throws(() => lbLoadOptions({ hashSeed: 0, flowSets: 64, flowSets6: 48 }), /IPv6 flow sets 48 is not a power of two/);
   assert.equal(o.reuseMaps, undefined);
 });
@@ -52,7 +52,7 @@ test('over pinned maps: every map reused, only the unpinned ones (next_hops) siz
   assert.deepEqual(o.reuseMaps, Object.fromEntries(MAP_NAMES.filter((n) => !OPTIONAL_MAPS.has(n)).map((n) => [n, path.join('/sys/fs/bpf/x', 'maps', n)])));
   assert.deepEqual([...OPTIONAL_MAPS].sort(), ['backend_fast_stats', 'maglev_std', 'retired_stats']);
   assert.deepEqual(o.maxEntries, { next_hops: 40, next_hops6: 40, maglev_std: 8, retired_stats: 8, backend_fast_stats: 80 });
-  assert.deepEqual(o.globals, { hash_seed: encodeU32(3), flow_sets_mask: encodeU32(127), flow_sets_mask6: encodeU32(15) });
+  assert.deepEqual(o.globals, { hash_seed: encodeU32(3), flow_sets_mask: encodeU32(127), flow_sets_mask6: encodeU32(15), fast_redirect_base: encodeU32(40) });
   assert.deepEqual(o.innerMaxEntries, { maglev: 251, maglev_marks: 251 });
 });
 

@@ -33,7 +33,8 @@ export interface LbLoadParams {
   /** services, maglev, service_stats, retired_stats; default: the object's */
   maxServices?: number;
   /** backends, backend_stats, next_hops (one cache slot per backend id), reverse_frags;
-   * backend_fast_stats twice that (two slots per backend id) */
+   * backend_fast_stats twice that (a TX and a REDIRECT slot per backend id; the fast_redirect_base
+   * global) */
   maxBackends?: number;
   maxVips?: number;
   maxReverse?: number;
@@ -84,6 +85,7 @@ export function lbLoadOptions(p: LbLoadParams): LoadOptions {
   set(p.maxServices, ['services', 'maglev', 'maglev_marks', 'service_stats', 'services6', 'maglev_std', 'retired_stats']);
   set(p.maxBackends, ['backends', 'backend_stats', 'next_hops', 'reverse_frags', 'backends6', 'next_hops6', 'reverse_frags6']);
   set(p.maxBackends === undefined ? undefined : p.maxBackends * 2, ['backend_fast_stats']);
+  if (p.maxBackends !== undefined) globals.fast_redirect_base = u32Global(p.maxBackends, 'maxBackends');
   set(p.maxVips, ['vips', 'vips6']);
   set(p.maxReverse, ['reverse', 'reverse6']);
   const options: LoadOptions = { globals };
