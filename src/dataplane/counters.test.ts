@@ -17,8 +17,9 @@ import { addFastToVerdicts, fastSlot, readVerdictRows, verdictIndex, ZERO_FLOW, 
 import { Dataplane } from './dataplane';
 import { Balancer } from '../balancer/balancer';
 import { DataplaneInspector, dataplaneVerdictRows } from './inspect';
-import type { DataplaneState, FlowCounters, PacketCounter, StatsSnapshot } from './types';
+import type { FlowCounters, PacketCounter, StatsSnapshot } from './types';
 import { kernelTestSkip } from '../../test/support/kernel-env';
+import { twoServicesState } from '../../test/support/two-services';
 
 const flow = (fwdPackets: number, fwdBytes: number, revPackets = 0, revBytes = 0): FlowCounters => ({ fwdPackets, fwdBytes, revPackets, revBytes });
 const times = (c: FlowCounters, n: number) => flow(c.fwdPackets * n, c.fwdBytes * n, c.revPackets * n, c.revBytes * n);
@@ -61,24 +62,7 @@ test('readVerdictRows: verdict_stats, every fast slot by its action, every retir
 const PIN = '/sys/fs/bpf/xlbt-fc-pin';
 const skip = kernelTestSkip('fast counters kernel test');
 
-function state(): DataplaneState {
-  return {
-    services: [
-      {
-        name: 'dns', vip: '198.18.100.1', port: 53, protocol: 'udp', mode: 'nat', tableSize: 251,
-        backends: [
-          { address: '198.18.1.2', port: 5353, weight: 1, healthy: true, draining: false },
-          { address: '198.18.1.3', port: 5353, weight: 1, healthy: true, draining: false },
-        ],
-      },
-      {
-        name: 'web', vip: '198.18.100.2', port: 80, protocol: 'tcp', mode: 'nat', tableSize: 13,
-        backends: [{ address: '198.18.1.4', port: 0, weight: 1, healthy: true, draining: false }],
-      },
-    ],
-    settings: { fragPolicy: 'drop', sampleRate: 0, flowCache: true },
-  };
-}
+const state = twoServicesState;
 
 describe('fast counters on the real kernel', { skip }, () => {
   const cpus = possibleCpus();

@@ -18,28 +18,12 @@ import { buildFrame, IPPROTO_UDP, ipToU32 } from './packet';
 import { flowHash } from './jhash';
 import { buildMaglevTable, tableShares } from '../balancer/maglev';
 import type { DataplaneState, TraceEvent } from './types';
+import { twoServicesState } from '../../test/support/two-services';
 
 const PIN = '/sys/fs/bpf/xlbt-dv-pin';
 const NETNS = 'xlbt-dv-p';
 
-function state(): DataplaneState {
-  return {
-    services: [
-      {
-        name: 'dns', vip: '198.18.100.1', port: 53, protocol: 'udp', mode: 'nat', tableSize: 251,
-        backends: [
-          { address: '198.18.1.2', port: 5353, weight: 1, healthy: true, draining: false },
-          { address: '198.18.1.3', port: 5353, weight: 3, healthy: true, draining: false },
-        ],
-      },
-      {
-        name: 'web', vip: '198.18.100.2', port: 80, protocol: 'tcp', mode: 'dsr', tableSize: 13,
-        backends: [{ address: '198.18.1.4', port: 0, weight: 1, healthy: true, draining: false }],
-      },
-    ],
-    settings: { fragPolicy: 'drop', sampleRate: 1, flowCache: true },
-  };
-}
+const state = twoServicesState;
 
 function dnsQuery(sport: number): Buffer {
   return buildFrame({
