@@ -64,9 +64,9 @@ export function registerClusterCommands(program: Command): void {
     if (flags.json) printJson(status);
     else console.log(`node ${status.name}: ${drain ? `drained${flags.grace ? ` (forwarding in-flight flows for ${flags.grace} s)` : ''}` : 'undrained'}`);
   };
-  withClientOptions(node.command('drain [name]').description('drain a node (default: the node at --api); refused while the node is in a Maglev transition (connections opened since the last backend change may be known only to it) unless --force'))
+  withClientOptions(node.command('drain [name]').description('drain a node (default: the node at --api); refused while the node, or another node that would take its flows, is in a Maglev transition (connections opened since the last backend change may be known only to the node that saw them) unless --force'))
     .option('--grace <seconds>', 'keep forwarding in-flight flows this long after the withdrawal', integerArg('--grace', 0, 86400))
-    .option('--wait <seconds>', 'while the node is in a Maglev transition, ask again each second for up to this long', integerArg('--wait', 0, 86400))
+    .option('--wait <seconds>', 'while a Maglev transition refuses the drain, ask again each second for up to this long', integerArg('--wait', 0, 86400))
     .option('--force', 'drain even during a Maglev transition (connections only this node remembers may be reset)')
     .action(action(drainVerb(true)));
   withClientOptions(node.command('undrain [name]').description('announce a drained node\'s VIPs again (default: the node at --api)'))
