@@ -51,14 +51,12 @@ export class DataplaneInspector {
     const serviceIds = this.names.services();
     const serviceValues = this.perCpuValues(this.dp.map('service_stats'), serviceIds.map(([id]) => id));
     const retired = this.retiredStats();
-    const nameOf = new Map<number, string>();
     for (const [id, name] of serviceIds) {
       const value = serviceValues.get(id);
       const own = value ? decodePerCpuSum(LbFlowStatsCodec, value, this.cpus) : { ...ZERO_FLOW };
       const gone = retired.get(id);
       services[name] = gone ? addFlow(own, fastTotal(gone)) : own;
       backends[name] = {};
-      nameOf.set(id, name);
     }
     const backendIds = this.names.backends();
     const ids: Record<string, Record<string, number>> = {};
@@ -68,7 +66,7 @@ export class DataplaneInspector {
     for (const [id, b] of backendIds) {
       const f = fast.get(id);
       if (f) allFast = addFast(allFast, f);
-      const service = nameOf.get(b.serviceId) ?? this.names.serviceName(b.serviceId);
+      const service = this.names.serviceName(b.serviceId);
       if (service === null) continue;
       const value = backendValues.get(id);
       const own = value ? decodePerCpuSum(LbFlowStatsCodec, value, this.cpus) : { ...ZERO_FLOW };
@@ -173,12 +171,7 @@ export class DataplaneInspector {
   private verdictTotals(fast: FastCounters): { actions: Record<XdpAction, PacketCounter>; reasons: Record<Reason, PacketCounter> } {
     const actions = Object.fromEntries(XDP_ACTIONS.map((a) => [a, { packets: 0, bytes: 0 }])) as Record<XdpAction, PacketCounter>;
     const reasons = Object.fromEntries(REASONS.map((r) => [r, { packets: 0, bytes: 0 }])) as Record<Reason, PacketCounter>;
-    const rows = new Map<number, PacketCounter>();
-    for (const [key, value] of this.dp.map('verdict_stats').lookupBatch()) {
-      const c = decodePerCpuSum(LbCounterCodec, value, this.cpus);
-      if (c.packets !== 0 || c.bytes !== 0) rows.set(decodeU32(key), c);
-    }
-    addFastToVerdicts(rows, fast);
+    const rows = addFastToVerdicts(readVerdictRows(this.dp.map('verdict_stats'), null, null, counterDecoders(this.cpus)), fast);
     for (const [index, c] of rows) {
       const { reason, action } = verdictSlot(index);
       for (const sum of [actions[XDP_ACTIONS[action]], reasons[REASONS[reason]]]) {
@@ -261,10 +254,14 @@ export function verdictSlot(index: number): { reason: number; action: number } {
 
 /** The verdict rows as reported, read from the maps of `dp` (counters.ts readVerdictRows). */
 export function dataplaneVerdictRows(dp: Pick<Dataplane, 'map' | 'optionalMap'>): Map<number, PacketCounter> {
-  const cpus = possibleCpus();
-  return readVerdictRows(dp.map('verdict_stats'), dp.optionalMap('backend_fast_stats'), dp.optionalMap('retired_stats'), {
+  return readVerdictRows(dp.map('verdict_stats'), dp.optionalMap('backend_fast_stats'), dp.optionalMap('retired_stats'), counterDecoders(possibleCpus()));
+}
+
+/** The counter maps' values decoded (per-CPU ones summed over `cpus`), as readVerdictRows takes them. */
+function counterDecoders(cpus: number): Parameters<typeof readVerdictRows>[3] {
+  return {
     counter: (v) => decodePerCpuSum(LbCounterCodec, v, cpus),
     flow: (v) => decodePerCpuSum(LbFlowStatsCodec, v, cpus),
     retired: (v) => LbRetiredStatsCodec.decode(v),
-  });
+  };
 }
